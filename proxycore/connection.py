@@ -1,0 +1,180 @@
+"""Client and server connection objects shared by layers, flows and the driver.
+
+Layers only read and write these attributes; the driver is the one that turns
+them into sockets.  Equality is by ``id`` so a connection can be used as a key
+and survives copies made by get_state/set_state.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+Address = tuple[str, int]
+
+
+class ConnectionState(enum.Flag):
+    """Which directions of a connection are still usable."""
+
+    CLOSED = 0
+    CAN_READ = 1
+    CAN_WRITE = 2
+    OPEN = CAN_READ | CAN_WRITE
+
+
+class TransportProtocol(enum.StrEnum):
+    TCP = "tcp"
+    UDP = "udp"
+
+
+@dataclass(eq=False, repr=False, kw_only=True)
+class Connection:
+    """Fields common to both ends of a proxied connection (mitmproxy's names)."""
+
+    peername: Address | None = None
+    sockname: Address | None = None
+    state: ConnectionState = ConnectionState.CLOSED
+    transport_protocol: TransportProtocol = TransportProtocol.TCP
+    error: str | None = None
+    tls: bool = False
+    certificate_list: list[Any] = field(default_factory=list)
+    alpn: bytes | None = None
+    alpn_offers: list[bytes] = field(default_factory=list)
+    cipher: str | None = None
+    cipher_list: list[str] = field(default_factory=list)
+    tls_version: str | None = None
+    sni: str | None = None
+    timestamp_start: float | None = None
+    timestamp_end: float | None = None
+    timestamp_tls_setup: float | None = None
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Connection) and self.id == other.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def connected(self) -> bool:
+        return self.state is ConnectionState.OPEN
+
+    @property
+    def tls_established(self) -> bool:
+        return self.timestamp_tls_setup is not None
+
+    def _state_common(self) -> dict[str, Any]:
+        return {
+            "peername": self.peername,
+            "sockname": self.sockname,
+            "id": self.id,
+            "transport_protocol": str(self.transport_protocol),
+            "error": self.error,
+            "tls": self.tls,
+            "certificate_list": list(self.certificate_list),
+            "alpn": self.alpn,
+            "alpn_offers": list(self.alpn_offers),
+            "cipher": self.cipher,
+            "cipher_list": list(self.cipher_list),
+            "tls_version": self.tls_version,
+            "sni": self.sni,
+            "timestamp_start": self.timestamp_start,
+            "timestamp_end": self.timestamp_end,
+            "timestamp_tls_setup": self.timestamp_tls_setup,
+        }
+
+    def _set_state_common(self, state: dict[str, Any]) -> None:
+        self.id = state["id"]
+        self.peername = _address(state.get("peername"))
+        self.sockname = _address(state.get("sockname"))
+        self.error = state.get("error")
+        self.alpn = state.get("alpn")
+        self.alpn_offers = list(state.get("alpn_offers") or [])
+        self.cipher = state.get("cipher")
+        self.cipher_list = list(state.get("cipher_list") or [])
+        self.tls_version = state.get("tls_version")
+        self.sni = state.get("sni")
+        self.timestamp_start = state.get("timestamp_start")
+        self.timestamp_end = state.get("timestamp_end")
+        self.timestamp_tls_setup = state.get("timestamp_tls_setup")
+        self.transport_protocol = TransportProtocol(state.get("transport_protocol") or "tcp")
+        self.tls = bool(state.get("tls"))
+        self.certificate_list = list(state.get("certificate_list") or [])
+
+    def __repr__(self) -> str:
+        name = type(self).__name__
+        return f"{name}({self._describe()}, state={self.state.name or 'CLOSED'})"
+
+    def _describe(self) -> str:  # pragma: no cover - overridden
+        return self.id
+
+
+def _address(value: Any) -> Address | None:
+    if value is None:
+        return None
+    return (value[0], value[1])
+
+
+@dataclass(eq=False, repr=False, kw_only=True)
+class Client(Connection):
+    """The connection from the proxy's user (browser, curl…) to the proxy."""
+
+    proxy_mode: str = "regular"
+    mitmcert: Any = None
+
+    def __post_init__(self) -> None:
+        if self.timestamp_start is None:
+            self.timestamp_start = time.time()
+
+    def _describe(self) -> str:
+        return f"peer={self.peername}"
+
+    def get_state(self) -> dict[str, Any]:
+        state = self._state_common()
+        state["mitmcert"] = self.mitmcert
+        state["proxy_mode"] = self.proxy_mode
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._set_state_common(state)
+        self.proxy_mode = state.get("proxy_mode") or "regular"
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Client:
+        client = cls()
+        client.set_state(state)
+        return client
+
+
+@dataclass(eq=False, repr=False, kw_only=True)
+class Server(Connection):
+    """The connection from the proxy to the upstream server (or upstream proxy)."""
+
+    address: Address | None = None
+    via: Any = None
+    timestamp_tcp_setup: float | None = None
+
+    def _describe(self) -> str:
+        return f"address={self.address}"
+
+    def get_state(self) -> dict[str, Any]:
+        state = self._state_common()
+        state["address"] = self.address
+        state["timestamp_tcp_setup"] = self.timestamp_tcp_setup
+        state["via"] = self.via
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._set_state_common(state)
+        self.address = _address(state.get("address"))
+        self.timestamp_tcp_setup = state.get("timestamp_tcp_setup")
+        self.via = state.get("via")
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Server:
+        server = cls()
+        server.set_state(state)
+        return server

@@ -1,0 +1,84 @@
+"""Events: what the driver (or a parent layer) feeds into a layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from proxycore import commands
+from proxycore.connection import Connection
+
+
+class Event:
+    """Base class of everything a layer can be told."""
+
+    __slots__ = ()
+
+
+@dataclass(slots=True)
+class Start(Event):
+    """The layer has been put into the stack and may now act."""
+
+
+@dataclass(slots=True)
+class ConnectionEvent(Event):
+    connection: Connection
+
+
+@dataclass(slots=True)
+class DataReceived(ConnectionEvent):
+    """Bytes arrived from ``connection``."""
+
+    data: bytes
+
+    def __repr__(self) -> str:
+        target = type(self.connection).__name__.lower()
+        return f"DataReceived({target}, {self.data!r})"
+
+
+@dataclass(slots=True)
+class ConnectionClosed(ConnectionEvent):
+    """The peer will send no more data (its read side ended; may be a half-close)."""
+
+
+@dataclass(slots=True, repr=False)
+class CommandCompleted(Event):
+    """The reply to a blocking command; matched to it by identity."""
+
+    command: commands.Command
+    reply: Any
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.command!r}, reply={self.reply!r})"
+
+
+@dataclass(slots=True, repr=False)
+class OpenConnectionCompleted(CommandCompleted):
+    """``reply`` is None on success, else an error message."""
+
+    command: commands.OpenConnection
+    reply: str | None
+
+
+@dataclass(slots=True, repr=False)
+class HookCompleted(CommandCompleted):
+    """All addons handled the hook (and an intercepted flow was resumed)."""
+
+    command: commands.StartHook
+    reply: None = None
+
+
+@dataclass(slots=True, repr=False)
+class Wakeup(CommandCompleted):
+    """The delay asked for with RequestWakeup has passed."""
+
+    command: commands.RequestWakeup
+    reply: None = None
+
+
+@dataclass(slots=True)
+class MessageInjected(Event):
+    """An addon asked to inject a message into a live flow (TCP/WebSocket)."""
+
+    flow: Any
+    message: Any

@@ -1,0 +1,76 @@
+"""Hook definitions: the names and arguments addons implement.
+
+Every hook is a small dataclass; its fields are the arguments handed to an
+addon's method of the same ``name``.  Hooks that layers start are also
+blocking commands (see :class:`proxycore.commands.StartHook`); lifecycle
+hooks such as ``configure`` are only ever dispatched by the master.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+all_hooks: dict[str, type[Hook]] = {}
+
+
+@dataclasses.dataclass
+class Hook:
+    """Base of every hook; subclasses set ``name`` and declare their arguments as fields."""
+
+    name: ClassVar[str]
+
+    def args(self) -> list[Any]:
+        return [getattr(self, f.name) for f in dataclasses.fields(self)]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if name:
+            all_hooks[name] = cls
+
+
+@dataclasses.dataclass
+class LoadHook(Hook):
+    """Called once when an addon is added; declare options and commands on ``loader``."""
+
+    name = "load"
+    loader: Any
+
+
+@dataclasses.dataclass
+class RunningHook(Hook):
+    """The proxy is fully up (listeners bound, all startup addons loaded)."""
+
+    name = "running"
+
+
+@dataclasses.dataclass
+class ConfigureHook(Hook):
+    """Options changed; ``updated`` holds the names that did."""
+
+    name = "configure"
+    updated: set[str]
+
+
+@dataclasses.dataclass
+class DoneHook(Hook):
+    """The addon is being removed or the proxy shuts down."""
+
+    name = "done"
+
+
+@dataclasses.dataclass
+class UpdateHook(Hook):
+    """Flows were changed by an addon or a hook; views refresh themselves on this."""
+
+    name = "update"
+    flows: list[Any]
+
+
+@dataclasses.dataclass
+class AddLogHook(Hook):
+    """Deprecated in mitmproxy in favour of ``logging``; kept for old addons."""
+
+    name = "add_log"
+    entry: Any

@@ -1,0 +1,172 @@
+"""The sans-io Layer base class, and NextLayer, which decides what comes next.
+
+A layer is a generator-based state machine: ``handle_event`` takes an event
+and returns an iterator of commands.  Subclasses write ``_handle_event`` as a
+generator; when it yields a blocking command, ``yield`` evaluates to the reply
+once the matching ``CommandCompleted`` comes back.  Until then every other
+event for this layer is queued, so a layer never sees events out of order
+while it waits, and a sibling layer (another HTTP stream) is never held up.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+from proxycore import commands, events
+from proxycore.commands import Command, StartHook, hook_dataclass
+from proxycore.connection import Connection
+from proxycore.context import Context
+
+CommandGenerator = Generator[Command, Any, None]
+
+
+@dataclass(slots=True)
+class _Paused:
+    """A layer suspended on a blocking command: the command and the generator to resume."""
+
+    command: Command
+    generator: CommandGenerator
+
+
+class Layer:
+    """Base class of every protocol layer (see module docstring)."""
+
+    context: Context
+    _paused: _Paused | None
+    _paused_event_queue: collections.deque[events.Event]
+    debug: str | None = None
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self.context.layers.append(self)
+        self._paused = None
+        self._paused_event_queue = collections.deque()
+
+    def __repr__(self) -> str:
+        state = getattr(self._handle_event, "__name__", "")
+        state = state.replace("state_", "")
+        if state == "_handle_event":
+            state = ""
+        return f"{type(self).__name__}({state})" if state else type(self).__name__
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        """Override this (or rebind it per state) with a generator of commands."""
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def handle_event(self, event: events.Event) -> CommandGenerator:
+        if self._paused is not None:
+            if (
+                isinstance(event, events.CommandCompleted)
+                and event.command is self._paused.command
+            ):
+                paused, self._paused = self._paused, None
+                yield from self._run(paused.generator, event.reply)
+                yield from self._drain_queue()
+            else:
+                self._paused_event_queue.append(event)
+            return
+        yield from self._run(self._handle_event(event), None)
+
+    def _drain_queue(self) -> CommandGenerator:
+        while self._paused is None and self._paused_event_queue:
+            event = self._paused_event_queue.popleft()
+            yield from self._run(self._handle_event(event), None)
+
+    def _run(self, generator: CommandGenerator, send: Any) -> CommandGenerator:
+        """Drive ``generator``, passing its commands up until it blocks or ends."""
+        try:
+            command = generator.send(send)
+        except StopIteration:
+            return
+        while True:
+            if command.blocking is True:
+                command.blocking = self
+                self._paused = _Paused(command, generator)
+                yield command
+                return
+            yield command
+            try:
+                command = next(generator)
+            except StopIteration:
+                return
+
+
+@hook_dataclass
+class NextLayerHook(StartHook):
+    """Addons decide which layer handles the connection next by setting ``data.layer``."""
+
+    name = "next_layer"
+    data: NextLayer
+
+
+class NextLayer(Layer):
+    """Buffers events until an addon (via ``next_layer``) picks the real layer.
+
+    The hook fires on start (when ``ask_on_start``) and on every new chunk of
+    data; once ``layer`` is set, the buffered events are replayed into it and
+    this layer becomes a transparent pass-through.
+    """
+
+    layer: Layer | None
+    events: list[events.Event]
+
+    def __init__(self, context: Context, ask_on_start: bool = False) -> None:
+        super().__init__(context)
+        self.context.layers.remove(self)
+        self.layer = None
+        self.events = []
+        self._ask_on_start = ask_on_start
+        self._asking = False
+
+    def __repr__(self) -> str:
+        return f"NextLayer:{self.layer!r}"
+
+    def handle_event(self, event: events.Event) -> CommandGenerator:
+        # While our own hook is pending, its reply (and queued events) go through
+        # the base class; after that everything belongs to the chosen layer.
+        if self.layer is not None and self._paused is None:
+            yield from self.layer.handle_event(event)
+            return
+        yield from super().handle_event(event)
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if self.layer is not None:
+            yield from self.layer.handle_event(event)
+            return
+        self.events.append(event)
+        if isinstance(event, events.Start) and not self._ask_on_start:
+            return
+        if isinstance(event, events.ConnectionClosed) and event.connection == self.context.client:
+            # Nothing was decided and the client is gone: there is nothing left to do.
+            if not self.data_client():
+                yield commands.CloseConnection(self.context.client)
+                if self.context.server.connected:
+                    yield commands.CloseConnection(self.context.server)
+                return
+        if isinstance(event, (events.DataReceived, events.Start, events.ConnectionClosed)):
+            yield from self._ask()
+
+    def _ask(self) -> CommandGenerator:
+        yield NextLayerHook(self)
+        if self.layer is not None:
+            buffered, self.events = self.events, []
+            for event in buffered:
+                yield from self.layer.handle_event(event)
+
+    def _data(self, connection: Connection) -> bytes:
+        return b"".join(
+            e.data
+            for e in self.events
+            if isinstance(e, events.DataReceived) and e.connection == connection
+        )
+
+    def data_client(self) -> bytes:
+        """Everything the client sent so far, for peeking (TLS ClientHello, HTTP verb…)."""
+        return self._data(self.context.client)
+
+    def data_server(self) -> bytes:
+        return self._data(self.context.server)
