@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 all_hooks: dict[str, type[Hook]] = {}
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class Hook:
     """Base of every hook; subclasses set ``name`` and declare their arguments as fields."""
 

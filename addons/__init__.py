@@ -1,0 +1,1 @@
+"""Built-in addons, installed as proxycore.addons."""

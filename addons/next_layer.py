@@ -1,0 +1,89 @@
+"""Default ``next_layer`` decisions: which layer handles a connection (or tunnel) next."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from proxycore.layer import Layer
+from proxycore.layer import NextLayer as NextLayerData
+from proxycore.layers.http import HttpLayer, HTTPMode
+from proxycore.layers.modes import HttpProxy
+from proxycore.layers.tcp import TCPLayer
+
+_HTTP_METHOD = re.compile(rb"^[A-Za-z]{1,16} \S")
+
+
+def looks_like_tls(data: bytes) -> bool:
+    """A TLS handshake record: content type 22, version 3.0–3.3."""
+    return len(data) >= 3 and data[0] == 0x16 and data[1] == 0x03 and data[2] <= 0x03
+
+
+def looks_like_http(data: bytes) -> bool:
+    return bool(_HTTP_METHOD.match(data[:32]))
+
+
+class NextLayer:
+    """Picks layers the way mitmproxy does for the modes proxycore supports so far."""
+
+    def __init__(self) -> None:
+        self._ignore: list[re.Pattern[str]] = []
+        self._allow: list[re.Pattern[str]] = []
+        self._tcp: list[re.Pattern[str]] = []
+
+    def configure(self, updated: set[str]) -> None:
+        from proxycore import ctx
+
+        options = ctx.options
+        if "ignore_hosts" in updated or "allow_hosts" in updated or "tcp_hosts" in updated:
+            self._ignore = _compile(options.ignore_hosts)
+            self._allow = _compile(options.allow_hosts)
+            self._tcp = _compile(options.tcp_hosts)
+
+    def next_layer(self, nextlayer: NextLayerData) -> None:
+        if nextlayer.layer is None:
+            nextlayer.layer = self.decide(nextlayer)
+
+    def decide(self, nextlayer: NextLayerData) -> Layer | None:
+        context = nextlayer.context
+        parent = context.layers[-1] if context.layers else None
+        client_data = nextlayer.data_client()
+        if isinstance(parent, HttpProxy):
+            return HttpLayer(context, HTTPMode.regular)
+        hosts = _host_candidates(nextlayer)
+        if self._ignored(hosts):
+            return TCPLayer(context, ignore=True)
+        server_data = nextlayer.data_server()
+        if server_data and not client_data:
+            return TCPLayer(context)  # the server speaks first: not HTTP
+        if not client_data:
+            return None
+        if looks_like_tls(client_data):
+            # Until TLS interception lands, TLS inside a tunnel is passed through untouched.
+            return TCPLayer(context, ignore=True)
+        if any(p.search(h) for p in self._tcp for h in hosts):
+            return TCPLayer(context)
+        if looks_like_http(client_data):
+            return HttpLayer(context, HTTPMode.transparent)
+        if len(client_data) < 3 and client_data.isalpha():
+            return None  # could still become an HTTP verb
+        return TCPLayer(context)
+
+    def _ignored(self, hosts: Sequence[str]) -> bool:
+        if self._ignore and any(p.search(h) for p in self._ignore for h in hosts):
+            return True
+        if self._allow and not any(p.search(h) for p in self._allow for h in hosts):
+            return True
+        return False
+
+
+def _compile(patterns: Sequence[str]) -> list[re.Pattern[str]]:
+    return [re.compile(p, re.IGNORECASE) for p in patterns]
+
+
+def _host_candidates(nextlayer: NextLayerData) -> list[str]:
+    address = nextlayer.context.server.address
+    if address is None:
+        return []
+    host, port = address
+    return [f"{host}:{port}", host]

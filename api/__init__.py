@@ -1,0 +1,1 @@
+"""Web API (Tornado), installed as proxycore.api."""

@@ -1,0 +1,46 @@
+"""Content-Encoding codecs: gzip, deflate, br, zstd and identity."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+
+import brotli
+import zstandard
+
+
+def decode(data: bytes, encoding: str) -> bytes:
+    """Undo a Content-Encoding; ValueError on an unknown coding or corrupt data."""
+    coding = encoding.strip().lower()
+    try:
+        if coding in ("", "identity", "none"):
+            return data
+        if coding in ("gzip", "x-gzip"):
+            return gzip.decompress(data)
+        if coding == "deflate":
+            try:
+                return zlib.decompress(data)
+            except zlib.error:
+                return zlib.decompress(data, -zlib.MAX_WBITS)  # raw deflate, as some servers send
+        if coding == "br":
+            return brotli.decompress(data)
+        if coding == "zstd":
+            return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    except Exception as e:
+        raise ValueError(f"cannot decode {coding} content: {e}") from e
+    raise ValueError(f"unknown content encoding: {encoding}")
+
+
+def encode(data: bytes, encoding: str) -> bytes:
+    coding = encoding.strip().lower()
+    if coding in ("", "identity", "none"):
+        return data
+    if coding in ("gzip", "x-gzip"):
+        return gzip.compress(data, mtime=0)
+    if coding == "deflate":
+        return zlib.compress(data)
+    if coding == "br":
+        return brotli.compress(data)
+    if coding == "zstd":
+        return zstandard.ZstdCompressor().compress(data)
+    raise ValueError(f"unknown content encoding: {encoding}")

@@ -1,0 +1,176 @@
+"""The Flow base class and Error, shared by HTTP and TCP flows (mitmproxy's shape)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+import uuid
+from typing import Any, ClassVar
+
+from proxycore.connection import Client, Server
+
+FLOW_FORMAT_VERSION = 21
+
+
+class Error:
+    """Why a flow failed; ``msg`` is shown to users, ``timestamp`` says when."""
+
+    KILLED_MESSAGE: ClassVar[str] = "Connection killed."
+
+    def __init__(self, msg: str, timestamp: float | None = None) -> None:
+        self.msg = msg
+        self.timestamp = timestamp if timestamp is not None else time.time()
+
+    def __str__(self) -> str:
+        return self.msg
+
+    def __repr__(self) -> str:
+        return f"Error({self.msg!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Error) and self.get_state() == other.get_state()
+
+    def get_state(self) -> dict[str, Any]:
+        return {"msg": self.msg, "timestamp": self.timestamp}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.msg = state["msg"]
+        self.timestamp = state["timestamp"]
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Error:
+        return cls(state["msg"], state["timestamp"])
+
+
+class Flow:
+    """A proxied exchange between a client and a server, with intercept and undo support."""
+
+    type: ClassVar[str] = "flow"
+
+    def __init__(self, client_conn: Client, server_conn: Server, live: bool = False) -> None:
+        self.id = str(uuid.uuid4())
+        self.client_conn = client_conn
+        self.server_conn = server_conn
+        self.live = live
+        self.error: Error | None = None
+        self.intercepted = False
+        self.marked = ""
+        self.is_replay: str | None = None
+        self.metadata: dict[str, Any] = {}
+        self.comment = ""
+        self.timestamp_created = time.time()
+        self._backup: dict[str, Any] | None = None
+        self._resume_event: asyncio.Event | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id[:8]}>"
+
+    # state -------------------------------------------------------------------
+
+    def get_state(self) -> dict[str, Any]:
+        return {
+            "version": FLOW_FORMAT_VERSION,
+            "type": self.type,
+            "id": self.id,
+            "error": self.error.get_state() if self.error else None,
+            "client_conn": self.client_conn.get_state(),
+            "server_conn": self.server_conn.get_state(),
+            "intercepted": self.intercepted,
+            "is_replay": self.is_replay,
+            "marked": self.marked,
+            "metadata": copy.deepcopy(self.metadata),
+            "comment": self.comment,
+            "timestamp_created": self.timestamp_created,
+            "backup": self._backup,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        state.pop("version", None)
+        state.pop("type", None)
+        self.id = state["id"]
+        self.error = Error.from_state(state["error"]) if state.get("error") else None
+        self.client_conn = Client.from_state(state["client_conn"])
+        self.server_conn = Server.from_state(state["server_conn"])
+        self.intercepted = state.get("intercepted", False)
+        self.is_replay = state.get("is_replay")
+        marked = state.get("marked", "")
+        self.marked = ":default:" if marked is True else (marked or "")
+        self.metadata = copy.deepcopy(state.get("metadata") or {})
+        self.comment = state.get("comment", "")
+        self.timestamp_created = state.get("timestamp_created", time.time())
+        self._backup = state.get("backup")
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Flow:
+        flow = cls(Client(), Server())
+        flow.set_state(state)
+        return flow
+
+    def copy(self) -> Flow:
+        """A copy with a new id that is not live (e.g. for replay)."""
+        state = self.get_state()
+        duplicate = type(self).from_state(state)
+        duplicate.id = str(uuid.uuid4())
+        duplicate.live = False
+        return duplicate
+
+    # modification tracking ----------------------------------------------------
+
+    def _state_without_backup(self) -> dict[str, Any]:
+        state = self.get_state()
+        state["backup"] = None
+        return state
+
+    def modified(self) -> bool:
+        return self._backup is not None and self._backup != self._state_without_backup()
+
+    def backup(self, force: bool = False) -> None:
+        """Remember the current state once, so ``revert`` can undo later edits."""
+        if self._backup is None or force:
+            self._backup = self._state_without_backup()
+
+    def revert(self) -> None:
+        if self._backup is not None:
+            backup = self._backup
+            self.set_state(backup)
+            self._backup = None
+
+    # interception --------------------------------------------------------------
+
+    @property
+    def killable(self) -> bool:
+        return self.live and not (self.error is not None and self.error.msg == Error.KILLED_MESSAGE)
+
+    def kill(self) -> None:
+        """Abort the flow; an intercepted flow is released so its connection can close."""
+        self.error = Error(Error.KILLED_MESSAGE)
+        self.intercepted = False
+        self.live = False
+        if self._resume_event is not None:
+            self._resume_event.set()
+
+    def intercept(self) -> None:
+        if self.intercepted:
+            return
+        self.intercepted = True
+        if self._resume_event is not None:
+            self._resume_event.clear()
+
+    def resume(self) -> None:
+        if not self.intercepted:
+            return
+        self.intercepted = False
+        if self._resume_event is not None:
+            self._resume_event.set()
+
+    async def wait_for_resume(self) -> None:
+        """Return once the flow is not intercepted (immediately in the common case)."""
+        if not self.intercepted:
+            return
+        if self._resume_event is None:
+            self._resume_event = asyncio.Event()
+        while self.intercepted:
+            self._resume_event.clear()
+            await self._resume_event.wait()

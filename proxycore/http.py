@@ -1,0 +1,1022 @@
+"""The HTTP flow model: Headers, Request, Response and HTTPFlow, shaped like mitmproxy.http.
+
+Everything is stored as bytes, the way it came off the wire (``message.data``),
+and exposed as str properties, so addons written for mitmproxy work unchanged
+while the proxy's hot path never re-encodes what it only forwards.
+"""
+
+from __future__ import annotations
+
+import codecs
+import http as _stdlib_http
+import json
+import re
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from proxycore import encoding
+from proxycore.connection import Client, Server
+from proxycore.flow import Flow
+
+_REASON_OVERRIDES = {
+    413: "Payload Too Large",
+    414: "URI Too Long",
+    416: "Range Not Satisfiable",
+    418: "I'm a teapot",
+}
+
+
+def reason_phrase(status_code: int) -> str:
+    """Standard reason phrase for a status code ("Unknown" when there is none)."""
+    if status_code in _REASON_OVERRIDES:
+        return _REASON_OVERRIDES[status_code]
+    try:
+        return _stdlib_http.HTTPStatus(status_code).phrase
+    except ValueError:
+        return "Unknown"
+
+
+def _b(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+
+
+def _s(value: bytes) -> str:
+    return value.decode("utf-8", "surrogateescape")
+
+
+class Headers:
+    """Ordered, case-insensitive multi-dict of header fields, stored as (bytes, bytes).
+
+    ``h[name]`` joins repeated fields with ", "; ``h[name] = v`` replaces them
+    all, keeping the first one's position; ``get_all``/``set_all`` handle
+    fields that must stay separate, such as Set-Cookie.
+    """
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: Iterable[tuple[bytes | str, bytes | str]] = (), **headers: str | bytes) -> None:
+        self.fields: list[tuple[bytes, bytes]] = [(_b(k), _b(v)) for k, v in fields]
+        for name, value in headers.items():
+            self.fields.append((name.replace("_", "-").encode(), _b(value)))
+
+    # mapping protocol
+    def __getitem__(self, name: str | bytes) -> str:
+        values = self.get_all(name)
+        if not values:
+            raise KeyError(name)
+        return ", ".join(values)
+
+    def __setitem__(self, name: str | bytes, value: str | bytes) -> None:
+        key = _b(name)
+        lower = key.lower()
+        new: list[tuple[bytes, bytes]] = []
+        placed = False
+        for k, v in self.fields:
+            if k.lower() == lower:
+                if not placed:
+                    new.append((k, _b(value)))
+                    placed = True
+            else:
+                new.append((k, v))
+        if not placed:
+            new.append((key, _b(value)))
+        self.fields = new
+
+    def __delitem__(self, name: str | bytes) -> None:
+        lower = _b(name).lower()
+        before = len(self.fields)
+        self.fields = [(k, v) for k, v in self.fields if k.lower() != lower]
+        if len(self.fields) == before:
+            raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, (str, bytes)):
+            return False
+        lower = _b(name).lower()
+        return any(k.lower() == lower for k, _ in self.fields)
+
+    def __iter__(self) -> Iterator[str]:
+        seen: set[bytes] = set()
+        for k, _ in self.fields:
+            lower = k.lower()
+            if lower not in seen:
+                seen.add(lower)
+                yield _s(k)
+
+    def __len__(self) -> int:
+        return len({k.lower() for k, _ in self.fields})
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Headers):
+            return self.fields == other.fields
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"Headers[{', '.join(f'({_s(k)!r}, {_s(v)!r})' for k, v in self.fields)}]"
+
+    def __bytes__(self) -> bytes:
+        return b"\r\n".join(b"%s: %s" % (k, v) for k, v in self.fields)
+
+    def get(self, name: str | bytes, default: Any = None) -> Any:
+        values = self.get_all(name)
+        return ", ".join(values) if values else default
+
+    def keys(self) -> list[str]:
+        return list(self)
+
+    def values(self) -> list[str]:
+        return [self[k] for k in self]
+
+    def items(self, multi: bool = False) -> list[tuple[str, str]]:
+        if multi:
+            return [(_s(k), _s(v)) for k, v in self.fields]
+        return [(k, self[k]) for k in self]
+
+    def get_all(self, name: str | bytes) -> list[str]:
+        lower = _b(name).lower()
+        return [_s(v) for k, v in self.fields if k.lower() == lower]
+
+    def set_all(self, name: str | bytes, values: Iterable[str | bytes]) -> None:
+        key = _b(name)
+        lower = key.lower()
+        new_values = [_b(v) for v in values]
+        result: list[tuple[bytes, bytes]] = []
+        inserted = False
+        for k, v in self.fields:
+            if k.lower() == lower:
+                if not inserted:
+                    result.extend((key, nv) for nv in new_values)
+                    inserted = True
+            else:
+                result.append((k, v))
+        if not inserted:
+            result.extend((key, nv) for nv in new_values)
+        self.fields = result
+
+    def add(self, name: str | bytes, value: str | bytes) -> None:
+        self.fields.append((_b(name), _b(value)))
+
+    def insert(self, index: int, name: str | bytes, value: str | bytes) -> None:
+        self.fields.insert(index, (_b(name), _b(value)))
+
+    def pop(self, name: str | bytes, *default: Any) -> Any:
+        try:
+            value = self[name]
+        except KeyError:
+            if default:
+                return default[0]
+            raise
+        del self[name]
+        return value
+
+    def setdefault(self, name: str | bytes, default: str | bytes) -> str:
+        if name not in self:
+            self[name] = default
+        return self[name]
+
+    def update(self, other: Mapping[str, str] | Iterable[tuple[str, str]] = (), **kw: str) -> None:
+        pairs = other.items() if isinstance(other, Mapping) else other
+        for k, v in [*pairs, *kw.items()]:
+            self[k] = v
+
+    def copy(self) -> Headers:
+        h = Headers()
+        h.fields = list(self.fields)
+        return h
+
+    def get_state(self) -> list[tuple[bytes, bytes]]:
+        return list(self.fields)
+
+    @classmethod
+    def from_state(cls, state: Iterable[tuple[bytes | str, bytes | str]]) -> Headers:
+        return cls(tuple(pair) for pair in state)  # type: ignore[misc]
+
+
+def _as_headers(value: Headers | Mapping[str, str] | Iterable[tuple[Any, Any]] | None) -> Headers:
+    if isinstance(value, Headers):
+        return value
+    if value is None:
+        return Headers()
+    if isinstance(value, Mapping):
+        return Headers(value.items())
+    return Headers(value)
+
+
+class MultiDictView:
+    """A live, editable multi-dict over a list of (str, str) pairs kept elsewhere.
+
+    Used for query strings, cookies and forms: every change is written back
+    through ``setter`` at once, so ``flow.request.query["a"] = "1"`` edits the path.
+    """
+
+    def __init__(
+        self,
+        getter: Callable[[], list[tuple[str, str]]],
+        setter: Callable[[list[tuple[str, str]]], None],
+    ) -> None:
+        self._getter = getter
+        self._setter = setter
+
+    @property
+    def fields(self) -> tuple[tuple[str, str], ...]:
+        return tuple(self._getter())
+
+    def __getitem__(self, key: str) -> str:
+        for k, v in self._getter():
+            if k == key:
+                return v
+        raise KeyError(key)
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self.set_all(key, [value])
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self:
+            raise KeyError(key)
+        self._setter([(k, v) for k, v in self._getter() if k != key])
+
+    def __contains__(self, key: object) -> bool:
+        return any(k == key for k, _ in self._getter())
+
+    def __iter__(self) -> Iterator[str]:
+        seen: list[str] = []
+        for k, _ in self._getter():
+            if k not in seen:
+                seen.append(k)
+        return iter(seen)
+
+    def __len__(self) -> int:
+        return len(list(iter(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, MultiDictView):
+            return self.fields == other.fields
+        if isinstance(other, Mapping):
+            return dict(self.items()) == dict(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"MultiDictView{list(self._getter())!r}"
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def get_all(self, key: str) -> list[str]:
+        return [v for k, v in self._getter() if k == key]
+
+    def set_all(self, key: str, values: list[str]) -> None:
+        pairs = self._getter()
+        result: list[tuple[str, str]] = []
+        inserted = False
+        for k, v in pairs:
+            if k == key:
+                if not inserted:
+                    result.extend((key, nv) for nv in values)
+                    inserted = True
+            else:
+                result.append((k, v))
+        if not inserted:
+            result.extend((key, nv) for nv in values)
+        self._setter(result)
+
+    def add(self, key: str, value: str) -> None:
+        self._setter([*self._getter(), (key, value)])
+
+    def keys(self) -> list[str]:
+        return list(self)
+
+    def values(self) -> list[str]:
+        return [self[k] for k in self]
+
+    def items(self, multi: bool = False) -> list[tuple[str, str]]:
+        if multi:
+            return list(self._getter())
+        return [(k, self[k]) for k in self]
+
+    def update(self, other: Mapping[str, str]) -> None:
+        for k, v in other.items():
+            self[k] = v
+
+
+class _MessageData:
+    """Raw fields of a request or response, as they appear on the wire."""
+
+    __slots__ = (
+        "http_version",
+        "headers",
+        "content",
+        "trailers",
+        "timestamp_start",
+        "timestamp_end",
+        "host",
+        "port",
+        "method",
+        "scheme",
+        "authority",
+        "path",
+        "status_code",
+        "reason",
+    )
+
+
+_CHARSET = re.compile(r";\s*charset\s*=\s*([^\s;]+)", re.IGNORECASE)
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+class Message:
+    """What requests and responses share: version, headers, body, trailers, timestamps."""
+
+    data: _MessageData
+    stream: bool | Callable[[bytes], bytes | Iterable[bytes]] = False
+
+    @property
+    def http_version(self) -> str:
+        return self.data.http_version.decode("ascii", "replace")
+
+    @http_version.setter
+    def http_version(self, value: str | bytes) -> None:
+        self.data.http_version = _b(value)
+
+    @property
+    def is_http10(self) -> bool:
+        return self.data.http_version == b"HTTP/1.0"
+
+    @property
+    def is_http11(self) -> bool:
+        return self.data.http_version == b"HTTP/1.1"
+
+    @property
+    def is_http2(self) -> bool:
+        return self.data.http_version == b"HTTP/2.0"
+
+    @property
+    def is_http3(self) -> bool:
+        return self.data.http_version == b"HTTP/3"
+
+    @property
+    def headers(self) -> Headers:
+        return self.data.headers
+
+    @headers.setter
+    def headers(self, value: Headers) -> None:
+        self.data.headers = _as_headers(value)
+
+    @property
+    def trailers(self) -> Headers | None:
+        return self.data.trailers
+
+    @trailers.setter
+    def trailers(self, value: Headers | None) -> None:
+        self.data.trailers = None if value is None else _as_headers(value)
+
+    @property
+    def timestamp_start(self) -> float:
+        return self.data.timestamp_start
+
+    @timestamp_start.setter
+    def timestamp_start(self, value: float) -> None:
+        self.data.timestamp_start = value
+
+    @property
+    def timestamp_end(self) -> float | None:
+        return self.data.timestamp_end
+
+    @timestamp_end.setter
+    def timestamp_end(self, value: float | None) -> None:
+        self.data.timestamp_end = value
+
+    # body ------------------------------------------------------------------
+
+    @property
+    def raw_content(self) -> bytes | None:
+        """The body as sent (still Content-Encoded); None if it was not kept (streamed)."""
+        return self.data.content
+
+    @raw_content.setter
+    def raw_content(self, value: bytes | None) -> None:
+        self.data.content = value
+
+    def get_content(self, strict: bool = True) -> bytes | None:
+        content = self.data.content
+        if content is None:
+            return None
+        coding = self.headers.get("content-encoding")
+        if not coding:
+            return content
+        try:
+            return encoding.decode(content, coding)
+        except ValueError:
+            if strict:
+                raise
+            return content
+
+    def set_content(self, value: bytes | None) -> None:
+        if value is None:
+            self.data.content = None
+            return
+        if not isinstance(value, bytes):
+            raise TypeError(f"content must be bytes, not {type(value).__name__}")
+        coding = self.headers.get("content-encoding")
+        if coding:
+            try:
+                value = encoding.encode(value, coding)
+            except ValueError:
+                del self.headers["content-encoding"]
+        self.data.content = value
+        if "transfer-encoding" not in self.headers:
+            self.headers["content-length"] = str(len(value))
+
+    content = property(get_content, set_content)
+
+    def _charset(self, content: bytes) -> str:
+        for bom, name in _BOMS:
+            if content.startswith(bom):
+                return name
+        content_type = self.headers.get("content-type", "")
+        match = _CHARSET.search(content_type)
+        if match:
+            return match.group(1).strip("\"'")
+        if "json" in content_type or "javascript" in content_type or "ecmascript" in content_type:
+            return "utf-8"
+        if "text/css" in content_type:
+            return "utf-8"
+        return "latin-1"
+
+    def get_text(self, strict: bool = True) -> str | None:
+        content = self.get_content(strict)
+        if content is None:
+            return None
+        charset = self._charset(content)
+        try:
+            return content.decode(charset, "strict" if strict else "surrogateescape")
+        except (UnicodeDecodeError, LookupError):
+            if strict:
+                raise
+            return content.decode("latin-1")
+
+    def set_text(self, text: str | None) -> None:
+        if text is None:
+            self.set_content(None)
+            return
+        charset = self._charset(b"")
+        try:
+            data = text.encode(charset)
+        except (UnicodeEncodeError, LookupError):
+            data = text.encode("utf-8")
+            if "content-type" in self.headers:
+                base = _CHARSET.sub("", self.headers["content-type"])
+                self.headers["content-type"] = f"{base}; charset=utf-8"
+        self.set_content(data)
+
+    text = property(get_text, set_text)
+
+    def json(self, **kwargs: Any) -> Any:
+        content = self.get_content(strict=False)
+        if content is None:
+            raise TypeError("Message content is not available (streamed or missing).")
+        return json.loads(content, **kwargs)
+
+    def decode(self, strict: bool = True) -> None:
+        """Remove the Content-Encoding, keeping the decoded body."""
+        decoded = self.get_content(strict)
+        self.headers.pop("content-encoding", None)
+        self.set_content(decoded)
+
+    def encode(self, coding: str) -> None:
+        self.decode(strict=False)
+        if coding not in ("gzip", "deflate", "br", "zstd", "identity"):
+            raise ValueError(f"invalid content encoding {coding!r}")
+        self.headers["content-encoding"] = coding
+        self.set_content(self.data.content)
+
+    def _common_state(self) -> dict[str, Any]:
+        d = self.data
+        return {
+            "http_version": d.http_version,
+            "headers": d.headers.get_state(),
+            "content": d.content,
+            "trailers": d.trailers.get_state() if d.trailers is not None else None,
+            "timestamp_start": d.timestamp_start,
+            "timestamp_end": d.timestamp_end,
+        }
+
+    def _set_common_state(self, state: Mapping[str, Any]) -> None:
+        d = self.data
+        d.http_version = _b(state["http_version"])
+        d.headers = Headers.from_state(state["headers"])
+        d.content = state["content"]
+        d.trailers = Headers.from_state(state["trailers"]) if state.get("trailers") is not None else None
+        d.timestamp_start = state["timestamp_start"]
+        d.timestamp_end = state["timestamp_end"]
+
+
+def _default_port(scheme: str) -> int:
+    return 443 if scheme == "https" else 80
+
+
+def _hostport(scheme: str, host: str, port: int) -> str:
+    host = f"[{host}]" if ":" in host else host
+    return host if port == _default_port(scheme) else f"{host}:{port}"
+
+
+class Request(Message):
+    """An HTTP request; ``host``/``port`` say where it goes, the Host header what it asks for."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        method: bytes | str,
+        scheme: bytes | str,
+        authority: bytes | str,
+        path: bytes | str,
+        http_version: bytes | str,
+        headers: Headers | Iterable[tuple[bytes, bytes]] | Mapping[str, str],
+        content: bytes | None,
+        trailers: Headers | None,
+        timestamp_start: float,
+        timestamp_end: float | None,
+    ) -> None:
+        d = self.data = _MessageData()
+        d.host = host.decode("idna") if isinstance(host, bytes) else host
+        d.port = port
+        d.method = _b(method)
+        d.scheme = _b(scheme)
+        d.authority = _b(authority)
+        d.path = _b(path)
+        d.http_version = _b(http_version)
+        d.headers = _as_headers(headers)
+        d.content = content
+        d.trailers = None if trailers is None else _as_headers(trailers)
+        d.timestamp_start = timestamp_start
+        d.timestamp_end = timestamp_end
+        self.stream = False
+
+    def __repr__(self) -> str:
+        return f"Request({self.method} {self.host}:{self.port}{self.path})"
+
+    @classmethod
+    def make(
+        cls,
+        method: str,
+        url: str,
+        content: bytes | str = b"",
+        headers: Headers | Mapping[str, str] | Iterable[tuple[Any, Any]] = (),
+    ) -> Request:
+        """A complete HTTP/1.1 request for ``url`` (for replays and addons)."""
+        parts = urllib.parse.urlsplit(url)
+        scheme = parts.scheme or "http"
+        if not parts.hostname:
+            raise ValueError(f"invalid URL: {url!r}")
+        port = parts.port or _default_port(scheme)
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        request = cls(
+            parts.hostname,
+            port,
+            method.upper(),
+            scheme,
+            "",
+            path,
+            "HTTP/1.1",
+            _as_headers(headers),
+            b"",
+            None,
+            time.time(),
+            time.time(),
+        )
+        if "host" not in request.headers:
+            request.headers.insert(0, "Host", _hostport(scheme, parts.hostname, port))
+        if isinstance(content, str):
+            content = content.encode()
+        if content or "content-length" in request.headers:
+            request.content = content
+        return request
+
+    # simple fields -------------------------------------------------------------
+
+    @property
+    def method(self) -> str:
+        return self.data.method.decode("ascii", "replace")
+
+    @method.setter
+    def method(self, value: str | bytes) -> None:
+        self.data.method = _b(value)
+
+    @property
+    def scheme(self) -> str:
+        return self.data.scheme.decode("ascii", "replace")
+
+    @scheme.setter
+    def scheme(self, value: str | bytes) -> None:
+        self.data.scheme = _b(value)
+
+    @property
+    def authority(self) -> str:
+        return _s(self.data.authority)
+
+    @authority.setter
+    def authority(self, value: str | bytes) -> None:
+        self.data.authority = _b(value)
+
+    @property
+    def path(self) -> str:
+        return _s(self.data.path)
+
+    @path.setter
+    def path(self, value: str | bytes) -> None:
+        self.data.path = _b(value)
+
+    @property
+    def host(self) -> str:
+        return self.data.host
+
+    @host.setter
+    def host(self, value: str) -> None:
+        self.data.host = value
+        self._update_host_references()
+
+    @property
+    def port(self) -> int:
+        return self.data.port
+
+    @port.setter
+    def port(self, value: int) -> None:
+        self.data.port = value
+        self._update_host_references()
+
+    def _update_host_references(self) -> None:
+        """Keep Host header and authority pointing where host/port now point."""
+        hostport = _hostport(self.scheme or "http", self.data.host, self.data.port)
+        if self.data.authority:
+            self.data.authority = _b(hostport)
+        if "host" in self.headers:
+            self.headers["Host"] = hostport
+
+    @property
+    def host_header(self) -> str | None:
+        if self.is_http2 or self.is_http3:
+            return self.authority or self.headers.get("host")
+        return self.headers.get("host") or self.authority or None
+
+    @host_header.setter
+    def host_header(self, value: str | None) -> None:
+        if value is None:
+            self.headers.pop("host", None)
+            if self.is_http2 or self.is_http3:
+                self.authority = ""
+        elif self.is_http2 or self.is_http3:
+            self.authority = value
+            if "host" in self.headers:
+                self.headers["host"] = value
+        else:
+            self.headers["Host"] = value
+
+    @property
+    def url(self) -> str:
+        if self.data.method.upper() == b"CONNECT" or not self.data.scheme:
+            return self.authority or f"{self.host}:{self.port}"
+        return f"{self.scheme}://{_hostport(self.scheme, self.host, self.port)}{self.path}"
+
+    @url.setter
+    def url(self, value: str) -> None:
+        parts = urllib.parse.urlsplit(value)
+        if not parts.scheme or not parts.hostname:
+            raise ValueError(f"invalid URL: {value!r}")
+        self.scheme = parts.scheme
+        self.data.host = parts.hostname
+        self.data.port = parts.port or _default_port(parts.scheme)
+        self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._update_host_references()
+
+    @property
+    def pretty_host(self) -> str:
+        """The host the client asked for (Host header or authority), else ``host``."""
+        hostport = self.host_header
+        if not hostport:
+            return self.host
+        if hostport.startswith("["):
+            return hostport[1 : hostport.find("]")]
+        return hostport.rsplit(":", 1)[0] if hostport.count(":") == 1 else hostport
+
+    @property
+    def pretty_url(self) -> str:
+        if self.data.method.upper() == b"CONNECT":
+            return self.url
+        hostport = self.host_header
+        if not hostport or not self.data.scheme:
+            return self.url
+        pretty_port = self.port
+        if ":" in hostport.rsplit("]", 1)[-1]:
+            try:
+                pretty_port = int(hostport.rsplit(":", 1)[1])
+            except ValueError:
+                pass
+        return f"{self.scheme}://{_hostport(self.scheme, self.pretty_host, pretty_port)}{self.path}"
+
+    # views ---------------------------------------------------------------------
+
+    @property
+    def path_components(self) -> tuple[str, ...]:
+        path = urllib.parse.urlsplit(self.path).path
+        return tuple(urllib.parse.unquote(p) for p in path.split("/") if p)
+
+    @path_components.setter
+    def path_components(self, components: Iterable[str]) -> None:
+        query = urllib.parse.urlsplit(self.path).query
+        path = "/" + "/".join(urllib.parse.quote(c, safe="") for c in components)
+        self.path = path + (f"?{query}" if query else "")
+
+    def _get_query(self) -> list[tuple[str, str]]:
+        query = urllib.parse.urlsplit(self.path).query
+        return urllib.parse.parse_qsl(query, keep_blank_values=True)
+
+    def _set_query(self, pairs: list[tuple[str, str]]) -> None:
+        base = self.path.split("?", 1)[0]
+        query = urllib.parse.urlencode(pairs)
+        self.path = f"{base}?{query}" if query else base
+
+    @property
+    def query(self) -> MultiDictView:
+        return MultiDictView(self._get_query, self._set_query)
+
+    @query.setter
+    def query(self, value: Iterable[tuple[str, str]] | Mapping[str, str]) -> None:
+        self._set_query(list(value.items()) if isinstance(value, Mapping) else list(value))
+
+    def _get_cookies(self) -> list[tuple[str, str]]:
+        pairs: list[tuple[str, str]] = []
+        for header in self.headers.get_all("cookie"):
+            for part in header.split(";"):
+                name, sep, value = part.strip().partition("=")
+                if name:
+                    pairs.append((name, value))
+        return pairs
+
+    def _set_cookies(self, pairs: list[tuple[str, str]]) -> None:
+        if pairs:
+            self.headers["cookie"] = "; ".join(f"{k}={v}" for k, v in pairs)
+        else:
+            self.headers.pop("cookie", None)
+
+    @property
+    def cookies(self) -> MultiDictView:
+        return MultiDictView(self._get_cookies, self._set_cookies)
+
+    @cookies.setter
+    def cookies(self, value: Iterable[tuple[str, str]] | Mapping[str, str]) -> None:
+        self._set_cookies(list(value.items()) if isinstance(value, Mapping) else list(value))
+
+    def _get_urlencoded_form(self) -> list[tuple[str, str]]:
+        if "application/x-www-form-urlencoded" not in self.headers.get("content-type", "").lower():
+            return []
+        content = self.get_content(strict=False) or b""
+        return urllib.parse.parse_qsl(content.decode("latin-1"), keep_blank_values=True)
+
+    def _set_urlencoded_form(self, pairs: list[tuple[str, str]]) -> None:
+        self.headers["content-type"] = "application/x-www-form-urlencoded"
+        self.set_content(urllib.parse.urlencode(pairs).encode())
+
+    @property
+    def urlencoded_form(self) -> MultiDictView:
+        return MultiDictView(self._get_urlencoded_form, self._set_urlencoded_form)
+
+    @urlencoded_form.setter
+    def urlencoded_form(self, value: Iterable[tuple[str, str]] | Mapping[str, str]) -> None:
+        self._set_urlencoded_form(list(value.items()) if isinstance(value, Mapping) else list(value))
+
+    def _get_multipart_form(self) -> list[tuple[str, str]]:
+        content_type = self.headers.get("content-type", "")
+        match = re.search(r'boundary="?([^";]+)"?', content_type)
+        if "multipart/form-data" not in content_type.lower() or not match:
+            return []
+        boundary = b"--" + match.group(1).encode()
+        fields: list[tuple[str, str]] = []
+        for part in (self.get_content(strict=False) or b"").split(boundary)[1:]:
+            head, sep, body = part.partition(b"\r\n\r\n")
+            name = re.search(rb'name="([^"]*)"', head)
+            if sep and name:
+                fields.append((_s(name.group(1)), _s(body.rsplit(b"\r\n", 1)[0])))
+        return fields
+
+    def _set_multipart_form(self, pairs: list[tuple[str, str]]) -> None:
+        boundary = "proxycore-boundary"
+        body = b"".join(
+            b'--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
+            % (boundary.encode(), _b(k), _b(v))
+            for k, v in pairs
+        ) + b"--%s--\r\n" % boundary.encode()
+        self.headers["content-type"] = f"multipart/form-data; boundary={boundary}"
+        self.set_content(body)
+
+    @property
+    def multipart_form(self) -> MultiDictView:
+        return MultiDictView(self._get_multipart_form, self._set_multipart_form)
+
+    def anticache(self) -> None:
+        """Strip headers that let a server answer 304, so the full body is seen."""
+        for header in ("if-modified-since", "if-none-match"):
+            self.headers.pop(header, None)
+
+    def anticomp(self) -> None:
+        """Ask for an uncompressed body."""
+        self.headers["accept-encoding"] = "identity"
+
+    def constrain_encoding(self) -> None:
+        """Limit Accept-Encoding to codings proxycore can decode."""
+        accept = self.headers.get("accept-encoding")
+        if accept:
+            supported = [c for c in re.split(r"\s*,\s*", accept) if c.split(";")[0].strip() in ("gzip", "deflate", "br", "zstd", "identity")]
+            self.headers["accept-encoding"] = ", ".join(supported) or "identity"
+
+    def get_state(self) -> dict[str, Any]:
+        state = self._common_state()
+        d = self.data
+        state.update(
+            host=d.host,
+            port=d.port,
+            method=d.method,
+            scheme=d.scheme,
+            authority=d.authority,
+            path=d.path,
+        )
+        return state
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        self._set_common_state(state)
+        d = self.data
+        host = state["host"]
+        d.host = host.decode("idna") if isinstance(host, bytes) else host
+        d.port = state["port"]
+        d.method = _b(state["method"])
+        d.scheme = _b(state["scheme"])
+        d.authority = _b(state["authority"])
+        d.path = _b(state["path"])
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Request:
+        request = cls("", 0, b"", b"", b"", b"", b"HTTP/1.1", Headers(), None, None, 0.0, None)
+        request.set_state(state)
+        return request
+
+
+class Response(Message):
+    """An HTTP response."""
+
+    def __init__(
+        self,
+        http_version: bytes | str,
+        status_code: int,
+        reason: bytes | str,
+        headers: Headers | Iterable[tuple[bytes, bytes]] | Mapping[str, str],
+        content: bytes | None,
+        trailers: Headers | None,
+        timestamp_start: float,
+        timestamp_end: float | None,
+    ) -> None:
+        d = self.data = _MessageData()
+        d.http_version = _b(http_version)
+        d.status_code = status_code
+        d.reason = _b(reason)
+        d.headers = _as_headers(headers)
+        d.content = content
+        d.trailers = None if trailers is None else _as_headers(trailers)
+        d.timestamp_start = timestamp_start
+        d.timestamp_end = timestamp_end
+        self.stream = False
+
+    def __repr__(self) -> str:
+        size = len(self.data.content) if self.data.content is not None else "?"
+        return f"Response({self.status_code} {self.reason}, {size} bytes)"
+
+    @classmethod
+    def make(
+        cls,
+        status_code: int = 200,
+        content: bytes | str = b"",
+        headers: Headers | Mapping[str, str] | Iterable[tuple[Any, Any]] = (),
+    ) -> Response:
+        """A complete HTTP/1.1 response with the standard reason and a Content-Length."""
+        now = time.time()
+        response = cls(
+            b"HTTP/1.1", status_code, reason_phrase(status_code), _as_headers(headers), b"", None, now, now
+        )
+        if isinstance(content, str):
+            content = content.encode()
+        elif not isinstance(content, bytes):
+            raise TypeError(f"Expected content to be str or bytes, but is {type(content).__name__}.")
+        response.content = content
+        return response
+
+    @property
+    def status_code(self) -> int:
+        return self.data.status_code
+
+    @status_code.setter
+    def status_code(self, value: int) -> None:
+        self.data.status_code = value
+
+    @property
+    def reason(self) -> str:
+        return self.data.reason.decode("iso-8859-1")
+
+    @reason.setter
+    def reason(self, value: str | bytes) -> None:
+        self.data.reason = value if isinstance(value, bytes) else value.encode("iso-8859-1", "replace")
+
+    def _get_cookies(self) -> list[tuple[str, tuple[str, dict[str, str]]]]:
+        result = []
+        for header in self.headers.get_all("set-cookie"):
+            first, *attrs = header.split(";")
+            name, _, value = first.strip().partition("=")
+            attributes: dict[str, str] = {}
+            for attr in attrs:
+                k, _, v = attr.strip().partition("=")
+                if k:
+                    attributes[k] = v
+            result.append((name, (value, attributes)))
+        return result
+
+    def _set_cookies(self, pairs: list[tuple[str, tuple[str, dict[str, str]]]]) -> None:
+        values = []
+        for name, (value, attributes) in pairs:
+            attr_text = "".join(f"; {k}={v}" if v else f"; {k}" for k, v in attributes.items())
+            values.append(f"{name}={value}{attr_text}")
+        self.headers.set_all("set-cookie", values)
+
+    @property
+    def cookies(self) -> MultiDictView:
+        return MultiDictView(self._get_cookies, self._set_cookies)  # type: ignore[arg-type]
+
+    def refresh(self, now: float | None = None) -> None:
+        """Shift date-like headers so a replayed response looks fresh."""
+        now = time.time() if now is None else now
+        delta = now - (self.timestamp_start or now)
+        from email.utils import formatdate, parsedate_to_datetime
+
+        for header in ("date", "expires", "last-modified"):
+            if header in self.headers:
+                try:
+                    stamp = parsedate_to_datetime(self.headers[header]).timestamp() + delta
+                except (TypeError, ValueError):
+                    continue
+                self.headers[header] = formatdate(stamp, usegmt=True)
+
+    def get_state(self) -> dict[str, Any]:
+        state = self._common_state()
+        state.update(status_code=self.data.status_code, reason=self.data.reason)
+        return state
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        self._set_common_state(state)
+        self.data.status_code = state["status_code"]
+        self.data.reason = _b(state["reason"])
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Response:
+        response = cls(b"HTTP/1.1", 0, b"", Headers(), None, None, 0.0, None)
+        response.set_state(state)
+        return response
+
+
+class HTTPFlow(Flow):
+    """One HTTP request/response exchange (possibly upgraded to WebSocket)."""
+
+    type = "http"
+    request: Request
+    response: Response | None
+
+    def __init__(self, client_conn: Client, server_conn: Server, live: bool = False) -> None:
+        super().__init__(client_conn, server_conn, live)
+        self.request = None  # type: ignore[assignment]
+        self.response = None
+        self.websocket: Any = None
+
+    def __repr__(self) -> str:
+        return f"<HTTPFlow {self.request!r} -> {self.response!r}>"
+
+    @property
+    def timestamp_start(self) -> float:
+        return self.request.timestamp_start
+
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        state["request"] = self.request.get_state() if self.request is not None else None
+        state["response"] = self.response.get_state() if self.response is not None else None
+        state["websocket"] = self.websocket.get_state() if self.websocket is not None else None
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        request = state.pop("request")
+        response = state.pop("response", None)
+        state.pop("websocket", None)
+        self.request = Request.from_state(request)
+        self.response = Response.from_state(response) if response is not None else None
+        super().set_state(state)

@@ -1,0 +1,644 @@
+"""The HTTP layer: one HttpLayer per client connection, multiplexing HttpStreams.
+
+Connection layers (Http1Server facing the client, HttpClient/Http1Client
+facing servers) turn bytes into HTTP events and back.  Each request/response
+exchange is an HttpStream with its own flow and its own blocking state, so one
+stream waiting on a hook never stalls another.  The HttpLayer routes events by
+connection or stream id, and routes command replies to whichever child asked.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+
+from proxycore import commands, events
+from proxycore.connection import Connection, Server
+from proxycore.context import Context
+from proxycore.flow import Error
+from proxycore.http import HTTPFlow, Response
+from proxycore.layer import CommandGenerator, Layer, NextLayer
+from proxycore.layers.http._commands import (
+    DropStream,
+    GetHttpConnection,
+    ReceiveHttp,
+    RegisterHttpConnection,
+    SendHttp,
+)
+from proxycore.layers.http._events import (
+    ErrorCode,
+    HttpEvent,
+    RequestData,
+    RequestEndOfMessage,
+    RequestHeaders,
+    RequestProtocolError,
+    RequestTrailers,
+    ResponseData,
+    ResponseEndOfMessage,
+    ResponseHeaders,
+    ResponseProtocolError,
+    ResponseTrailers,
+)
+from proxycore.layers.http._hooks import (
+    HttpConnectedHook,
+    HttpConnectErrorHook,
+    HttpConnectHook,
+    HttpErrorHook,
+    HttpRequestHeadersHook,
+    HttpRequestHook,
+    HttpResponseHeadersHook,
+    HttpResponseHook,
+)
+from proxycore.layers.http._http1 import Http1Client, Http1Server, make_error_response
+from proxycore.net.http1 import ProtocolError, parse_authority
+
+__all__ = [
+    "HTTPMode",
+    "HttpLayer",
+    "HttpStream",
+    "HttpClient",
+    "ErrorCode",
+    "make_error_response",
+]
+
+
+class HTTPMode(enum.Enum):
+    regular = 1  # explicit proxy: absolute-form requests and CONNECT
+    transparent = 2  # origin-form requests; the destination is known or in the Host header
+    upstream = 3  # explicit proxy that forwards to another proxy
+
+
+def _parse_size(value: object) -> int | None:
+    """Options like stream_large_bodies accept "10", "3k", "5m", "1g"."""
+    if value in (None, ""):
+        return None
+    text = str(value).strip().lower()
+    factor = {"k": 1024, "m": 1024**2, "g": 1024**3}.get(text[-1:], 1)
+    if factor != 1:
+        text = text[:-1]
+    return int(text) * factor
+
+
+class HttpStream(Layer):
+    """One request/response exchange, from request head to the end of the response."""
+
+    flow: HTTPFlow
+    child_layer: Layer | None
+
+    def __init__(self, context: Context, stream_id: int, mode: HTTPMode) -> None:
+        super().__init__(context)
+        self.stream_id = stream_id
+        self.mode = mode
+        self.request_body: list[bytes] = []
+        self.response_body: list[bytes] = []
+        self.child_layer = None
+        self.server_conn: Server | None = None
+        self.request_complete = False
+        self.response_headers_sent = False
+        self.response_hook_done = False
+        self.error_hook_done = False
+        self._handle_event = self.state_start
+
+    def __repr__(self) -> str:
+        return f"HttpStream(id={self.stream_id}, {self._handle_event.__name__})"
+
+    @property
+    def _killed(self) -> bool:
+        return self.flow.error is not None and self.flow.error.msg == Error.KILLED_MESSAGE
+
+    # Request side -----------------------------------------------------------
+
+    def state_start(self, event: events.Event) -> CommandGenerator:
+        assert isinstance(event, RequestHeaders), event
+        request = event.request
+        self.flow = HTTPFlow(self.context.client, self.context.server, live=True)
+        self.flow.request = request
+        if event.replay_flow is not None:
+            self.flow = event.replay_flow
+            self.flow.live = True
+        if request.method.upper() == "CONNECT" and self.mode is not HTTPMode.transparent:
+            yield from self.handle_connect()
+            return
+        problem = self._prepare_request()
+        if problem:
+            yield from self.fail_request(problem, ErrorCode.DESTINATION_UNKNOWN)
+            return
+        yield HttpRequestHeadersHook(self.flow)
+        if self._killed:
+            yield from self.kill()
+            return
+        if request.headers.get("expect", "").lower() == "100-continue":
+            del request.headers["expect"]
+            if not event.end_stream:
+                continue_ = Response.make(100)
+                del continue_.headers["content-length"]
+                yield SendHttp(ResponseHeaders(self.stream_id, continue_), self.context.client)
+        self._handle_event = self.state_consume_request
+        if request.stream:
+            yield from self.start_request_stream(event.end_stream)
+
+    def _prepare_request(self) -> str | None:
+        """Fill in the destination; an error message if the request cannot be routed."""
+        request = self.flow.request
+        if self.mode is HTTPMode.transparent:
+            if not request.scheme:
+                request.scheme = "https" if self.context.client.tls else "http"
+            address = self.context.server.address
+            if address is not None:
+                request.host, request.port = address
+            else:
+                host_header = request.host_header
+                if not host_header:
+                    return "HTTP request has no Host header, destination unknown."
+                try:
+                    default = 443 if request.scheme == "https" else 80
+                    request.host, request.port = parse_authority(host_header.encode(), default)
+                except ProtocolError as e:
+                    return str(e)
+            return None
+        if not request.scheme or not request.host:
+            return (
+                "Invalid HTTP request form (expected authority or absolute form, got "
+                f"origin form {request.path!r}). Is this a request to the proxy itself?"
+            )
+        if self.mode is HTTPMode.regular and (request.is_http11 or request.is_http10):
+            # As mitmproxy: an HTTP/1 absolute-form target is kept as scheme + host only.
+            request.authority = ""
+        return None
+
+    def start_request_stream(self, end_stream: bool) -> CommandGenerator:
+        """Open the server connection now and forward the body as it arrives."""
+        self._handle_event = self.state_stream_request
+        if not (yield from self.connect_to_server()):
+            return
+        yield SendHttp(RequestHeaders(self.stream_id, self.flow.request, end_stream), self.server_conn)
+        if self.request_body:
+            body, self.request_body = b"".join(self.request_body), []
+            yield from self.stream_request_chunk(body)
+
+    def state_consume_request(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, RequestData):
+            self.request_body.append(event.data)
+            limit = _parse_size(self.context.options.stream_large_bodies)
+            if limit is not None and sum(map(len, self.request_body)) > limit:
+                self.flow.request.stream = True
+                yield from self.start_request_stream(False)
+        elif isinstance(event, RequestTrailers):
+            self.flow.request.trailers = event.trailers
+        elif isinstance(event, RequestEndOfMessage):
+            self.request_complete = True
+            request = self.flow.request
+            request.data.content = b"".join(self.request_body)
+            self.request_body = []
+            request.timestamp_end = time.time()
+            yield HttpRequestHook(self.flow)
+            if self._killed:
+                yield from self.kill()
+            elif self.flow.response is not None:
+                # An addon answered: pretend the response came in, without a server.
+                self.flow.response.timestamp_start = self.flow.response.timestamp_start or time.time()
+                yield HttpResponseHeadersHook(self.flow)
+                if self._killed:
+                    yield from self.kill()
+                    return
+                yield from self.send_response()
+            else:
+                yield from self.send_request_to_server()
+        elif isinstance(event, RequestProtocolError):
+            yield from self.client_error(event)
+        else:
+            yield from self.handle_response_side(event)
+
+    def state_stream_request(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, RequestData):
+            yield from self.stream_request_chunk(event.data)
+        elif isinstance(event, RequestTrailers):
+            self.flow.request.trailers = event.trailers
+            yield SendHttp(RequestTrailers(self.stream_id, event.trailers), self.server_conn)
+        elif isinstance(event, RequestEndOfMessage):
+            self.request_complete = True
+            self.flow.request.timestamp_end = time.time()
+            self._handle_event = self.state_wait_for_response
+            yield SendHttp(RequestEndOfMessage(self.stream_id), self.server_conn)
+            yield HttpRequestHook(self.flow)
+            if self._killed:
+                yield from self.kill()
+        elif isinstance(event, RequestProtocolError):
+            yield from self.client_error(event)
+        else:
+            yield from self.handle_response_side(event)
+
+    def stream_request_chunk(self, data: bytes) -> CommandGenerator:
+        stream = self.flow.request.stream
+        if callable(stream):
+            data = stream(data) or b""
+        if data:
+            yield SendHttp(RequestData(self.stream_id, data), self.server_conn)
+
+    def connect_to_server(self) -> CommandGenerator:
+        """Get an upstream connection for the request; False (after failing the flow) if none."""
+        request = self.flow.request
+        reply = yield GetHttpConnection(
+            (request.host, request.port), request.scheme == "https", None
+        )
+        connection, err = reply
+        if err:
+            message = f"Cannot connect to {request.host}:{request.port}: {err}"
+            yield from self.fail_response(message, ErrorCode.CONNECT_FAILED)
+            return False
+        self.server_conn = connection
+        self.flow.server_conn = connection
+        return True
+
+    def send_request_to_server(self) -> CommandGenerator:
+        self._handle_event = self.state_wait_for_response
+        if not (yield from self.connect_to_server()):
+            return
+        request = self.flow.request
+        content = request.raw_content or b""
+        yield SendHttp(RequestHeaders(self.stream_id, request, not content), self.server_conn)
+        if content:
+            yield SendHttp(RequestData(self.stream_id, content), self.server_conn)
+        if request.trailers:
+            yield SendHttp(RequestTrailers(self.stream_id, request.trailers), self.server_conn)
+        yield SendHttp(RequestEndOfMessage(self.stream_id), self.server_conn)
+
+    # Response side ----------------------------------------------------------
+
+    def state_wait_for_response(self, event: events.Event) -> CommandGenerator:
+        yield from self.handle_response_side(event)
+
+    def handle_response_side(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, ResponseHeaders):
+            yield from self.receive_response_headers(event)
+        elif isinstance(event, ResponseData):
+            yield from self.receive_response_data(event.data)
+        elif isinstance(event, ResponseTrailers):
+            self.flow.response.trailers = event.trailers
+            if self.flow.response.stream:
+                yield SendHttp(ResponseTrailers(self.stream_id, event.trailers), self.context.client)
+        elif isinstance(event, ResponseEndOfMessage):
+            yield from self.receive_response_end()
+        elif isinstance(event, ResponseProtocolError):
+            yield from self.fail_response(event.message, event.code)
+        elif isinstance(event, RequestProtocolError):
+            yield from self.client_error(event)
+        elif isinstance(event, (RequestData, RequestEndOfMessage)):
+            pass  # the client's body after an early response: nothing left to do with it
+
+    def receive_response_headers(self, event: ResponseHeaders) -> CommandGenerator:
+        response = event.response
+        self.flow.response = response
+        if response.timestamp_start is None or not response.timestamp_start:
+            response.timestamp_start = time.time()
+        yield HttpResponseHeadersHook(self.flow)
+        if self._killed:
+            yield from self.kill()
+            return
+        if response.status_code == 101:
+            yield from self.upgrade_to_passthrough()
+            return
+        if response.stream:
+            yield from self.start_response_stream()
+
+    def start_response_stream(self) -> CommandGenerator:
+        self.response_headers_sent = True
+        yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
+        if self.response_body:
+            body, self.response_body = b"".join(self.response_body), []
+            yield from self.stream_response_chunk(body)
+
+    def receive_response_data(self, data: bytes) -> CommandGenerator:
+        if self.response_headers_sent:
+            yield from self.stream_response_chunk(data)
+            return
+        self.response_body.append(data)
+        limit = _parse_size(self.context.options.stream_large_bodies)
+        if limit is not None and sum(map(len, self.response_body)) > limit:
+            self.flow.response.stream = True
+            yield from self.start_response_stream()
+
+    def stream_response_chunk(self, data: bytes) -> CommandGenerator:
+        stream = self.flow.response.stream
+        if callable(stream):
+            data = stream(data) or b""
+        if data:
+            yield SendHttp(ResponseData(self.stream_id, data), self.context.client)
+
+    def receive_response_end(self) -> CommandGenerator:
+        response = self.flow.response
+        response.timestamp_end = time.time()
+        if self.response_headers_sent:
+            stream = response.stream
+            if callable(stream):
+                tail = stream(b"")
+                if tail:
+                    yield SendHttp(ResponseData(self.stream_id, tail), self.context.client)
+            yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
+            self.response_hook_done = True
+            yield HttpResponseHook(self.flow)
+            yield from self.finish()
+            return
+        response.data.content = b"".join(self.response_body)
+        self.response_body = []
+        yield from self.send_response()
+
+    def send_response(self) -> CommandGenerator:
+        """Run the response hook on a complete response and write it to the client."""
+        self.response_hook_done = True
+        yield HttpResponseHook(self.flow)
+        if self._killed:
+            yield from self.kill()
+            return
+        response = self.flow.response
+        content = response.raw_content
+        self.response_headers_sent = True
+        yield SendHttp(ResponseHeaders(self.stream_id, response, not content), self.context.client)
+        if content:
+            yield SendHttp(ResponseData(self.stream_id, content), self.context.client)
+        if response.trailers:
+            yield SendHttp(ResponseTrailers(self.stream_id, response.trailers), self.context.client)
+        yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
+        yield from self.finish()
+
+    def finish(self) -> CommandGenerator:
+        self.flow.live = False
+        self._handle_event = self.state_done
+        yield DropStream(self.stream_id)
+
+    def state_done(self, event: events.Event) -> CommandGenerator:
+        # Late body bytes of a request that was answered early, or a disconnect: ignore.
+        return
+        yield
+
+    # Errors -----------------------------------------------------------------
+
+    def fire_error_hook(self, message: str) -> CommandGenerator:
+        if self.flow.error is None:
+            self.flow.error = Error(message)
+        if not self.response_hook_done and not self.error_hook_done:
+            self.error_hook_done = True
+            yield HttpErrorHook(self.flow)
+
+    def fail_request(self, message: str, code: ErrorCode) -> CommandGenerator:
+        """The request can't be handled; answer the client with an error page."""
+        yield commands.Log(f"{self._client_addr()}: {message}", "info")
+        yield from self.fire_error_hook(message)
+        yield SendHttp(ResponseProtocolError(self.stream_id, message, code), self.context.client)
+        yield from self.finish()
+
+    def fail_response(self, message: str, code: ErrorCode) -> CommandGenerator:
+        """The server side failed: error page (or close if headers went out), then done."""
+        yield from self.fire_error_hook(message)
+        yield SendHttp(ResponseProtocolError(self.stream_id, message, code), self.context.client)
+        if self.server_conn is not None and not self.request_complete:
+            yield SendHttp(RequestProtocolError(self.stream_id, message, code), self.server_conn)
+        yield from self.finish()
+
+    def client_error(self, event: RequestProtocolError) -> CommandGenerator:
+        message = event.message
+        if event.code is ErrorCode.CLIENT_DISCONNECTED:
+            message = "Client disconnected."
+        yield from self.fire_error_hook(message)
+        if self.server_conn is not None:
+            yield SendHttp(RequestProtocolError(self.stream_id, message, event.code), self.server_conn)
+        yield SendHttp(ResponseProtocolError(self.stream_id, event.message, event.code), self.context.client)
+        yield from self.finish()
+
+    def kill(self) -> CommandGenerator:
+        """An addon killed the flow: reset both sides without an answer."""
+        yield from self.fire_error_hook(Error.KILLED_MESSAGE)
+        yield SendHttp(ResponseProtocolError(self.stream_id, "killed", ErrorCode.KILL), self.context.client)
+        if self.server_conn is not None:
+            yield SendHttp(RequestProtocolError(self.stream_id, "killed", ErrorCode.KILL), self.server_conn)
+        yield from self.finish()
+
+    def _client_addr(self) -> str:
+        peer = self.context.client.peername
+        return f"{peer[0]}:{peer[1]}" if peer else "client"
+
+    # CONNECT and upgrades: the stream becomes a tunnel to a child layer --------
+
+    def handle_connect(self) -> CommandGenerator:
+        request = self.flow.request
+        yield HttpConnectHook(self.flow)
+        if self._killed:
+            yield from self.kill()
+            return
+        if self.flow.response is not None and not 200 <= self.flow.response.status_code < 300:
+            # Refused by an addon (e.g. proxy authentication).
+            yield HttpConnectErrorHook(self.flow)
+            yield from self.send_response_as_is()
+            return
+        self.context.server = Server(address=(request.host, request.port))
+        self.flow.server_conn = self.context.server
+        if self.context.options.connection_strategy == "eager":
+            err = yield commands.OpenConnection(self.context.server)
+            if err:
+                message = f"Cannot connect to {request.host}:{request.port}: {err}"
+                self.flow.error = Error(message)
+                self.flow.response = make_error_response(502, message)
+                yield HttpConnectErrorHook(self.flow)
+                yield from self.send_response_as_is()
+                return
+        if self.flow.response is None:
+            self.flow.response = Response(
+                http_version=request.data.http_version,
+                status_code=200,
+                reason=b"Connection established",
+                headers=(),
+                content=b"",
+                trailers=None,
+                timestamp_start=time.time(),
+                timestamp_end=time.time(),
+            )
+        yield from self.start_tunnel(HttpConnectedHook(self.flow))
+
+    def send_response_as_is(self) -> CommandGenerator:
+        response = self.flow.response
+        yield SendHttp(ResponseHeaders(self.stream_id, response, False), self.context.client)
+        if response.raw_content:
+            yield SendHttp(ResponseData(self.stream_id, response.raw_content), self.context.client)
+        yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
+        yield from self.finish()
+
+    def start_tunnel(self, hook: commands.StartHook | None) -> CommandGenerator:
+        """Hand the connection to a NextLayer: set up the child before any byte can reach it."""
+        self.child_layer = NextLayer(self.context)
+        self._handle_event = self.state_passthrough
+        yield from self.child_layer.handle_event(events.Start())
+        if hook is not None:
+            yield hook
+        self.flow.live = False
+        yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
+
+    def upgrade_to_passthrough(self) -> CommandGenerator:
+        """A 101 response: both connections become a raw tunnel after the handshake."""
+        self.response_hook_done = True
+        yield HttpResponseHook(self.flow)
+        from proxycore.layers.tcp import TCPLayer
+
+        self.child_layer = TCPLayer(self.context, ignore=True)
+        self.child_layer.context.server = self.server_conn
+        self._handle_event = self.state_passthrough
+        yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
+        self.flow.live = False
+        yield from self.child_layer.handle_event(events.Start())
+
+    def state_passthrough(self, event: events.Event) -> CommandGenerator:
+        assert self.child_layer is not None
+        client = self.context.client
+        if isinstance(event, RequestData):
+            event = events.DataReceived(client, event.data)
+        elif isinstance(event, RequestEndOfMessage):
+            if not self.request_complete:
+                # The end of the CONNECT request itself, queued while its hooks ran.
+                self.request_complete = True
+                return
+            event = events.ConnectionClosed(client)
+        elif isinstance(event, ResponseData) and self.server_conn is not None:
+            event = events.DataReceived(self.server_conn, event.data)
+        elif isinstance(event, ResponseEndOfMessage) and self.server_conn is not None:
+            event = events.ConnectionClosed(self.server_conn)
+        elif isinstance(event, HttpEvent):
+            return
+        yield from self.child_layer.handle_event(event)
+
+
+class HttpClient(Layer):
+    """The server-facing stack entry: opens the connection, then speaks HTTP/1 on it."""
+
+    child_layer: Http1Client | None
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        self.child_layer = None
+
+    @property
+    def reusable(self) -> bool:
+        return self.child_layer is not None and self.child_layer.reusable
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, events.Start):
+            err = None
+            if not self.context.server.connected:
+                err = yield commands.OpenConnection(self.context.server)
+            if not err:
+                self.child_layer = Http1Client(self.context)
+                yield from self.child_layer.handle_event(events.Start())
+            self._handle_event = self.state_open
+            yield RegisterHttpConnection(self.context.server, err)
+        else:
+            yield from self.state_open(event)
+
+    def state_open(self, event: events.Event) -> CommandGenerator:
+        if self.child_layer is not None:
+            yield from self.child_layer.handle_event(event)
+
+
+class HttpLayer(Layer):
+    """Multiplexes HTTP exchanges of one client connection (see module docstring)."""
+
+    def __init__(self, context: Context, mode: HTTPMode) -> None:
+        super().__init__(context)
+        self.mode = mode
+        self.streams: dict[int, HttpStream] = {}
+        self.connections: dict[Connection, Layer] = {}
+        self.command_sources: dict[commands.Command, Layer] = {}
+        self.waiting_for_connection: dict[Connection, list[GetHttpConnection]] = {}
+
+    def __repr__(self) -> str:
+        return f"HttpLayer({self.mode.name}, streams={len(self.streams)})"
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, events.Start):
+            client_layer = Http1Server(self.context.fork())
+            self.connections[self.context.client] = client_layer
+            yield from self.event_to_child(client_layer, event)
+        elif isinstance(event, events.CommandCompleted):
+            child = self.command_sources.pop(event.command, None)
+            if child is not None:
+                yield from self.event_to_child(child, event)
+        elif isinstance(event, events.ConnectionEvent):
+            child = self.connections.get(event.connection)
+            if child is not None:
+                yield from self.event_to_child(child, event)
+        elif isinstance(event, events.MessageInjected):
+            for stream in self.streams.values():
+                if stream.flow is event.flow and stream.child_layer is not None:
+                    yield from self.event_to_child(stream, event)
+
+    def event_to_child(self, child: Layer, event: events.Event) -> CommandGenerator:
+        for command in child.handle_event(event):
+            if command.blocking or isinstance(command, commands.RequestWakeup):
+                self.command_sources[command] = child
+            if isinstance(command, ReceiveHttp):
+                yield from self.receive_http(command.event)
+            elif isinstance(command, SendHttp):
+                target = self.connections.get(command.connection)
+                if target is not None:
+                    yield from self.event_to_child(target, command.event)
+            elif isinstance(command, GetHttpConnection):
+                yield from self.get_connection(command)
+            elif isinstance(command, RegisterHttpConnection):
+                yield from self.register_connection(command)
+            elif isinstance(command, DropStream):
+                self.streams.pop(command.stream_id, None)
+            elif isinstance(command, commands.OpenConnection):
+                self.connections[command.connection] = child
+                yield command
+            else:
+                yield command
+
+    def receive_http(self, event: HttpEvent) -> CommandGenerator:
+        if isinstance(event, RequestHeaders):
+            stream = HttpStream(self.context.fork(), event.stream_id, self.mode)
+            self.streams[event.stream_id] = stream
+        else:
+            stream = self.streams.get(event.stream_id)
+            if stream is None:
+                return
+        yield from self.event_to_child(stream, event)
+
+    def get_connection(self, command: GetHttpConnection) -> CommandGenerator:
+        for connection, layer in self.connections.items():
+            if not isinstance(connection, Server) or not command.connection_spec_matches(connection):
+                continue
+            if connection in self.waiting_for_connection:
+                self.waiting_for_connection[connection].append(command)
+                return
+            if isinstance(layer, HttpClient) and layer.reusable:
+                yield from self.reply(command, (connection, None))
+                return
+        # Inside a CONNECT tunnel the context's server is the one the client asked for.
+        server = self.context.server
+        reuse_context = (
+            server.address == command.address
+            and server.via == command.via
+            and server not in self.connections
+            and (server.connected or server.timestamp_start is None)
+        )
+        if reuse_context:
+            server.tls = command.tls
+        else:
+            server = Server(address=command.address, tls=command.tls, via=command.via)
+        context = self.context.fork()
+        context.server = server
+        client_layer = HttpClient(context)
+        self.connections[server] = client_layer
+        self.waiting_for_connection[server] = [command]
+        yield from self.event_to_child(client_layer, events.Start())
+
+    def register_connection(self, command: RegisterHttpConnection) -> CommandGenerator:
+        waiting = self.waiting_for_connection.pop(command.connection, [])
+        if command.err:
+            self.connections.pop(command.connection, None)
+            reply = (None, command.err)
+        else:
+            reply = (command.connection, None)
+        for get in waiting:
+            yield from self.reply(get, reply)
+
+    def reply(self, command: GetHttpConnection, reply: object) -> CommandGenerator:
+        child = self.command_sources.pop(command)
+        yield from self.event_to_child(child, events.CommandCompleted(command, reply))

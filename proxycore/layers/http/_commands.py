@@ -1,0 +1,71 @@
+"""Commands exchanged between HTTP connection layers, streams and the HttpLayer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from proxycore.commands import Command
+from proxycore.connection import Address, Connection, Server
+from proxycore.layers.http._events import HttpEvent
+
+
+class ReceiveHttp(Command):
+    """A connection layer parsed ``event``; the HttpLayer hands it to the stream."""
+
+    def __init__(self, event: HttpEvent) -> None:
+        self.event = event
+
+    def __repr__(self) -> str:
+        return f"ReceiveHttp({self.event!r})"
+
+
+class SendHttp(Command):
+    """A stream wants ``event`` written to ``connection`` by its connection layer."""
+
+    def __init__(self, event: HttpEvent, connection: Connection) -> None:
+        self.event = event
+        self.connection = connection
+
+    def __repr__(self) -> str:
+        return f"SendHttp({self.event!r}, {self.connection!r})"
+
+
+class GetHttpConnection(Command):
+    """Ask for a (possibly reused) upstream connection; replied with (conn, None) or (None, err)."""
+
+    blocking: Any = True
+
+    def __init__(self, address: Address, tls: bool, via: Any = None) -> None:
+        self.address = address
+        self.tls = tls
+        self.via = via
+        self.blocking = True
+
+    def connection_spec_matches(self, connection: Server) -> bool:
+        return (
+            connection.address == self.address
+            and connection.tls == self.tls
+            and connection.via == self.via
+        )
+
+
+class RegisterHttpConnection(Command):
+    """An upstream connection finished opening (``err`` None) or failed."""
+
+    def __init__(self, connection: Server, err: str | None) -> None:
+        self.connection = connection
+        self.err = err
+
+
+class DropStream(Command):
+    """The stream is finished; the HttpLayer forgets it."""
+
+    def __init__(self, stream_id: int) -> None:
+        self.stream_id = stream_id
+
+
+class TakeOverClient(Command):
+    """After CONNECT/101 a stream becomes the owner of the client connection's traffic."""
+
+    def __init__(self, stream_id: int) -> None:
+        self.stream_id = stream_id

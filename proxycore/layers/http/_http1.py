@@ -1,0 +1,464 @@
+"""HTTP/1 connection layers: Http1Server faces the client, Http1Client faces a server.
+
+They translate bytes into HTTP events (``ReceiveHttp``) and HTTP events into
+bytes (``SendData``).  HTTP/1 has one exchange at a time per connection, so a
+new request is only read once the previous response is complete (bytes sent
+early stay buffered).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import time
+
+from proxycore import commands, events
+from proxycore.connection import Connection
+from proxycore.context import Context
+from proxycore.http import Headers, Request, Response
+from proxycore.layer import CommandGenerator, Layer
+from proxycore.layers.http._commands import ReceiveHttp
+from proxycore.layers.http._events import (
+    ErrorCode,
+    HttpEvent,
+    RequestData,
+    RequestEndOfMessage,
+    RequestHeaders,
+    RequestProtocolError,
+    RequestTrailers,
+    ResponseData,
+    ResponseEndOfMessage,
+    ResponseHeaders,
+    ResponseProtocolError,
+    ResponseTrailers,
+)
+from proxycore.net import http1
+from proxycore.net.http1 import BodyData, BodyReader, ProtocolError
+
+MAX_HEAD_SIZE = 256 * 1024
+
+
+def make_error_response(status_code: int, message: str) -> Response:
+    """A small HTML page explaining why the proxy answered instead of the server."""
+    reason = Response.make(status_code).reason
+    body = (
+        f"<!DOCTYPE html>\n<html><head><title>{status_code} {html.escape(reason)}</title></head>\n"
+        f"<body><h1>{status_code} {html.escape(reason)}</h1><p>{html.escape(message)}</p>"
+        "<hr><p><small>proxycore</small></p></body></html>\n"
+    )
+    return Response.make(
+        status_code,
+        body.encode(),
+        {"Server": "proxycore", "Connection": "close", "Content-Type": "text/html"},
+    )
+
+
+class Http1Connection(Layer):
+    """State shared by both directions: the connection, its read buffer and body reader."""
+
+    conn: Connection
+    stream_id: int | None
+
+    def __init__(self, context: Context, conn: Connection) -> None:
+        super().__init__(context)
+        self.conn = conn
+        self.stream_id = None
+        self.buf = b""
+        self.body_reader: BodyReader | None = None
+        self.request: Request | None = None
+        self.response: Response | None = None
+        # How outgoing message bodies are framed: "length", "chunked", "none" or "eof".
+        self.send_framing = "length"
+        self.pending_trailers: Headers | None = None
+
+    def _send_body(self, data: bytes) -> CommandGenerator:
+        if not data or self.send_framing == "none":
+            return
+        if self.send_framing == "chunked":
+            yield commands.SendData(self.conn, http1.chunk(data))
+        else:
+            yield commands.SendData(self.conn, data)
+
+    def _send_end(self) -> CommandGenerator:
+        if self.send_framing == "chunked":
+            yield commands.SendData(self.conn, http1.last_chunk(self.pending_trailers))
+        self.pending_trailers = None
+
+
+def _outgoing_framing(headers: Headers, bodiless: bool) -> str:
+    if bodiless:
+        return "none"
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        return "chunked"
+    if "content-length" in headers:
+        return "length"
+    return "eof"
+
+
+class Http1Server(Http1Connection):
+    """Reads requests from the client and writes responses back."""
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context, context.client)
+        self.state = "read_headers"
+        self.next_stream_id = 1
+        self.request_done = False
+        self.client_closed = False
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, events.DataReceived):
+            if self.state == "passthrough":
+                yield ReceiveHttp(RequestData(self.stream_id, event.data))
+                return
+            self.buf += event.data
+            yield from self._read()
+        elif isinstance(event, events.ConnectionClosed):
+            yield from self._client_closed()
+        elif isinstance(event, HttpEvent):
+            yield from self._send(event)
+        elif isinstance(event, events.Start):
+            return
+
+    def _read(self) -> CommandGenerator:
+        while True:
+            if self.state == "read_headers":
+                if not (yield from self._read_head()):
+                    return
+            elif self.state == "read_body":
+                if not (yield from self._read_body()):
+                    return
+            else:
+                return
+
+    def _read_head(self) -> CommandGenerator:
+        buf = self.buf.lstrip(b"\r\n")  # stray CRLFs between requests are allowed
+        end = http1.find_head_end(buf)
+        if end == -1:
+            self.buf = buf
+            if len(buf) > MAX_HEAD_SIZE:
+                yield from self._bad_request("request head too large", 431)
+            return False
+        head, self.buf = buf[:end], buf[end:]
+        try:
+            request = http1.parse_request_head(head)
+            size = http1.request_body_size(request)
+        except ProtocolError as e:
+            yield from self._bad_request(str(e), 400)
+            return False
+        request.timestamp_start = time.time()
+        self.stream_id = self.next_stream_id
+        self.next_stream_id += 2
+        self.request, self.response = request, None
+        self.request_done = size == 0
+        yield ReceiveHttp(RequestHeaders(self.stream_id, request, end_stream=size == 0))
+        if size == 0:
+            self.state = "wait"
+            yield ReceiveHttp(RequestEndOfMessage(self.stream_id))
+        else:
+            self.body_reader = BodyReader(size)
+            self.state = "read_body"
+        return True
+
+    def _read_body(self) -> CommandGenerator:
+        assert self.body_reader is not None and self.stream_id is not None
+        stream_id = self.stream_id
+        try:
+            parts, self.buf = self.body_reader.feed(self.buf)
+        except ProtocolError as e:
+            self.state = "errored"
+            yield ReceiveHttp(RequestProtocolError(stream_id, f"Bad request body: {e}"))
+            return False
+        for part in parts:
+            if isinstance(part, BodyData):
+                yield ReceiveHttp(RequestData(stream_id, part.data))
+            else:
+                self.request_done = True
+                if self.state == "read_body":
+                    self.state = "wait"
+                if part.trailers:
+                    yield ReceiveHttp(RequestTrailers(stream_id, part.trailers))
+                yield ReceiveHttp(RequestEndOfMessage(stream_id))
+        return self.state not in ("read_body", "errored")
+
+    def _bad_request(self, reason: str, status: int) -> CommandGenerator:
+        """Garbage before any flow exists: answer with an error page and hang up."""
+        yield commands.Log(f"client sent an invalid request: {reason}", logging.INFO)
+        response = make_error_response(status, f"Bad request: {reason}")
+        yield commands.SendData(self.conn, http1.assemble_response_head(response) + response.raw_content)
+        yield commands.CloseConnection(self.conn)
+        self.state = "done"
+
+    def _client_closed(self) -> CommandGenerator:
+        self.client_closed = True
+        state = self.state
+        if state == "passthrough":
+            yield ReceiveHttp(RequestEndOfMessage(self.stream_id))
+        elif state == "read_body":
+            assert self.body_reader is not None and self.stream_id is not None
+            self.state = "done"
+            yield ReceiveHttp(
+                RequestProtocolError(
+                    self.stream_id,
+                    "Client disconnected before the request body was complete.",
+                    ErrorCode.CLIENT_DISCONNECTED,
+                )
+            )
+            yield commands.CloseConnection(self.conn)
+        elif state in ("read_headers", "done", "errored"):
+            # Idle keep-alive connection (or half a request head): nothing to answer.
+            if state == "read_headers" and self.buf.strip():
+                yield commands.Log("client closed the connection mid-request", logging.DEBUG)
+            self.state = "done"
+            yield commands.CloseConnection(self.conn)
+        # state "wait": a half-close after a full request; the response still goes out.
+
+    def _send(self, event: HttpEvent) -> CommandGenerator:
+        if isinstance(event, ResponseHeaders):
+            yield from self._send_headers(event)
+        elif isinstance(event, ResponseData):
+            if self.state != "passthrough":
+                yield from self._send_body(event.data)
+            else:
+                yield commands.SendData(self.conn, event.data)
+        elif isinstance(event, ResponseTrailers):
+            self.pending_trailers = event.trailers
+        elif isinstance(event, ResponseEndOfMessage):
+            if self.state == "passthrough":
+                yield commands.CloseConnection(self.conn, half_close=True)
+                return
+            yield from self._send_end()
+            yield from self._response_done()
+        elif isinstance(event, ResponseProtocolError):
+            yield from self._send_error(event)
+
+    def _send_headers(self, event: ResponseHeaders) -> CommandGenerator:
+        response = event.response
+        if response.status_code < 200 and response.status_code != 101:
+            yield commands.SendData(self.conn, http1.assemble_response_head(response))
+            return
+        assert self.request is not None
+        self.response = response
+        method = self.request.method.upper()
+        bodiless = (
+            method == "HEAD"
+            or response.status_code in (204, 304)
+            or (method == "CONNECT" and 200 <= response.status_code < 300)
+        )
+        self.send_framing = _outgoing_framing(response.headers, bodiless)
+        yield commands.SendData(self.conn, http1.assemble_response_head(response))
+        if response.status_code == 101 or (method == "CONNECT" and 200 <= response.status_code < 300):
+            self.state = "passthrough"
+            if self.buf:
+                data, self.buf = self.buf, b""
+                yield ReceiveHttp(RequestData(self.stream_id, data))
+
+    def _response_done(self) -> CommandGenerator:
+        request, response = self.request, self.response
+        assert request is not None and response is not None
+        close = (
+            self.client_closed
+            or not self.request_done
+            or self.send_framing == "eof"
+            or http1.connection_close(request.http_version, request.headers)
+            or http1.connection_close(response.http_version, response.headers)
+        )
+        if close:
+            self.state = "done"
+            yield commands.CloseConnection(self.conn)
+            return
+        self.state = "read_headers"
+        self.request = self.response = None
+        self.body_reader = None
+        if self.buf:
+            yield from self._read()
+
+    def _send_error(self, event: ResponseProtocolError) -> CommandGenerator:
+        if self.state == "done":
+            return  # already hung up
+        status = event.code.http_status_code()
+        if self.response is None and status is not None and self.state != "passthrough":
+            page = make_error_response(status, event.message)
+            yield commands.SendData(self.conn, http1.assemble_response_head(page) + page.raw_content)
+        self.state = "done"
+        yield commands.CloseConnection(self.conn)
+
+
+class Http1Client(Http1Connection):
+    """Writes requests to a server and reads its responses."""
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context, context.server)
+        self.state = "idle"
+        self.response_size = 0
+
+    @property
+    def reusable(self) -> bool:
+        return self.state == "idle" and self.conn.connected
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, events.DataReceived):
+            if self.state == "passthrough":
+                yield ReceiveHttp(ResponseData(self.stream_id, event.data))
+                return
+            self.buf += event.data
+            yield from self._read()
+        elif isinstance(event, events.ConnectionClosed):
+            yield from self._server_closed()
+        elif isinstance(event, HttpEvent):
+            yield from self._send(event)
+        elif isinstance(event, events.Start):
+            return
+
+    def _send(self, event: HttpEvent) -> CommandGenerator:
+        if isinstance(event, RequestHeaders):
+            request = event.request
+            self.stream_id = event.stream_id
+            self.request, self.response = request, None
+            self.state = "wait"
+            bodiless = event.end_stream and "content-length" not in request.headers
+            framing = _outgoing_framing(request.headers, bodiless)
+            # A request body must be delimited: an unknown length is sent chunked.
+            if framing == "eof":
+                request.headers["transfer-encoding"] = "chunked"
+                framing = "chunked"
+            self.send_framing = framing
+            yield commands.SendData(self.conn, http1.assemble_origin_request_head(request))
+        elif isinstance(event, RequestData):
+            if self.state == "passthrough":
+                yield commands.SendData(self.conn, event.data)
+            else:
+                yield from self._send_body(event.data)
+        elif isinstance(event, RequestTrailers):
+            self.pending_trailers = event.trailers
+        elif isinstance(event, RequestEndOfMessage):
+            if self.state == "passthrough":
+                yield commands.CloseConnection(self.conn, half_close=True)
+            else:
+                yield from self._send_end()
+        elif isinstance(event, RequestProtocolError):
+            # The client went away or the request was killed: this connection is unusable.
+            self.state = "done"
+            yield commands.CloseConnection(self.conn)
+
+    def _read(self) -> CommandGenerator:
+        while self.buf:
+            if self.state == "wait":
+                end = http1.find_head_end(self.buf)
+                if end == -1:
+                    if len(self.buf) > MAX_HEAD_SIZE:
+                        yield from self._fail("response head too large")
+                    return
+                head, self.buf = self.buf[:end], self.buf[end:]
+                if not (yield from self._read_head(head)):
+                    return
+            elif self.state == "read_body":
+                yield from self._read_body()
+                if self.state == "read_body":
+                    return
+            elif self.state == "idle":
+                yield commands.Log(
+                    f"server sent unexpected data: {self.buf[:40]!r}", logging.DEBUG
+                )
+                self.buf = b""
+                self.state = "done"
+                yield commands.CloseConnection(self.conn)
+                return
+            else:
+                return
+
+    def _read_head(self, head: bytes) -> CommandGenerator:
+        assert self.request is not None and self.stream_id is not None
+        try:
+            response = http1.parse_response_head(head)
+            size = http1.response_body_size(self.request.method, response)
+        except ProtocolError as e:
+            yield from self._fail(f"Bad response from server: {e}")
+            return False
+        if response.status_code < 200 and response.status_code != 101:
+            return True  # interim response (100, 103…): not forwarded, the final one follows
+        response.timestamp_start = time.time()
+        self.response = response
+        self.response_size = size
+        yield ReceiveHttp(ResponseHeaders(self.stream_id, response, end_stream=size == 0))
+        if response.status_code == 101:
+            self.state = "passthrough"
+            if self.buf:
+                data, self.buf = self.buf, b""
+                yield ReceiveHttp(ResponseData(self.stream_id, data))
+            return False
+        if size == 0:
+            yield from self._response_complete()
+        else:
+            self.body_reader = BodyReader(size)
+            self.state = "read_body"
+        return True
+
+    def _read_body(self) -> CommandGenerator:
+        assert self.body_reader is not None and self.stream_id is not None
+        try:
+            parts, self.buf = self.body_reader.feed(self.buf)
+        except ProtocolError as e:
+            yield from self._fail(f"Bad response body: {e}")
+            return
+        yield from self._body_parts(parts)
+
+    def _body_parts(self, parts: list) -> CommandGenerator:
+        stream_id = self.stream_id
+        assert stream_id is not None
+        for part in parts:
+            if isinstance(part, BodyData):
+                yield ReceiveHttp(ResponseData(stream_id, part.data))
+            else:
+                if part.trailers:
+                    yield ReceiveHttp(ResponseTrailers(stream_id, part.trailers))
+                yield from self._response_complete()
+
+    def _response_complete(self) -> CommandGenerator:
+        request, response = self.request, self.response
+        assert request is not None and response is not None and self.stream_id is not None
+        stream_id = self.stream_id
+        close = (
+            self.response_size == http1.UNTIL_EOF
+            or http1.connection_close(request.http_version, request.headers)
+            or http1.connection_close(response.http_version, response.headers)
+        )
+        # Decide before telling the stream, which may immediately ask for a connection again.
+        if close:
+            self.state = "done"
+            if self.conn.connected or self.response_size != http1.UNTIL_EOF:
+                yield commands.CloseConnection(self.conn)
+        else:
+            self.state = "idle"
+            self.request = self.response = None
+            self.body_reader = None
+        yield ReceiveHttp(ResponseEndOfMessage(stream_id))
+
+    def _server_closed(self) -> CommandGenerator:
+        state = self.state
+        if state == "passthrough":
+            yield ReceiveHttp(ResponseEndOfMessage(self.stream_id))
+            return
+        if state == "read_body":
+            assert self.body_reader is not None
+            try:
+                parts = self.body_reader.eof()
+            except ProtocolError:
+                yield from self._fail("Server closed the connection before the response was complete.")
+                return
+            self.state = "done"
+            yield commands.CloseConnection(self.conn)
+            yield from self._body_parts(parts)
+            return
+        if state == "wait":
+            yield from self._fail("Server disconnected without sending a response.")
+            return
+        self.state = "done"
+        yield commands.CloseConnection(self.conn)
+
+    def _fail(self, message: str) -> CommandGenerator:
+        stream_id = self.stream_id
+        self.state = "done"
+        self.buf = b""
+        yield commands.CloseConnection(self.conn)
+        if stream_id is not None:
+            yield ReceiveHttp(ResponseProtocolError(stream_id, message))

@@ -1,0 +1,1 @@
+"""Wire formats, independent of layers and sockets."""

@@ -1,0 +1,541 @@
+"""Playbook tests of the HTTP layer with HTTP/1 on both sides (regular proxy mode)."""
+
+import pytest
+
+from proxycore import commands, events
+from proxycore.connection import ConnectionState, Server
+from proxycore.http import HTTPFlow, Response
+from proxycore.layer import NextLayer, NextLayerHook
+from proxycore.layers.http import HttpLayer, HTTPMode
+from proxycore.layers.http._hooks import (
+    HttpConnectedHook,
+    HttpConnectHook,
+    HttpErrorHook,
+    HttpRequestHeadersHook,
+    HttpRequestHook,
+    HttpResponseHeadersHook,
+    HttpResponseHook,
+)
+from proxycore.layers.tcp import TCPLayer
+from proxycore.testing import BytesMatching, Placeholder, Playbook, make_context, reply
+
+
+@pytest.fixture
+def tctx():
+    return make_context()
+
+
+def get_flow_playbook(tctx, request: bytes, upstream_request: bytes):
+    """A playbook up to the request having been written upstream."""
+    flow = Placeholder(HTTPFlow)
+    server = Placeholder(Server)
+    playbook = (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(tctx.client, request)
+        << HttpRequestHeadersHook(flow)
+        >> reply()
+        << HttpRequestHook(flow)
+        >> reply()
+        << commands.OpenConnection(server)
+        >> reply(None)
+        << commands.SendData(server, upstream_request)
+    )
+    return playbook, flow, server
+
+
+def test_simple_get(tctx):
+    playbook, flow, server = get_flow_playbook(
+        tctx,
+        b"GET http://example.com/path?q=1 HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        b"GET /path?q=1 HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    )
+    assert (
+        playbook
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+        << HttpResponseHeadersHook(flow)
+        >> reply()
+        << HttpResponseHook(flow)
+        >> reply()
+        << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+    )
+    assert server().address == ("example.com", 80)
+    assert flow().request.url == "http://example.com/path?q=1"
+    assert flow().request.authority == ""
+    assert flow().response.content == b"hello"
+    assert not flow().live
+
+
+def test_keep_alive_reuses_upstream_connection(tctx):
+    playbook, flow, server = get_flow_playbook(
+        tctx,
+        b"GET http://example.com/a HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        b"GET /a HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    )
+    assert (
+        playbook
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
+        << HttpResponseHeadersHook(flow)
+        >> reply()
+        << HttpResponseHook(flow)
+        >> reply()
+        << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
+    )
+    playbook.hooks = False
+    assert (
+        playbook
+        >> events.DataReceived(tctx.client, b"GET http://example.com/b HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        << commands.SendData(server, b"GET /b HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb")
+        << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb")
+    )
+
+
+def auto(tctx, mode=HTTPMode.regular):
+    return Playbook(HttpLayer(tctx, mode), hooks=False)
+
+
+def open_and_send(playbook, tctx, request, upstream_request):
+    server = Placeholder(Server)
+    return (
+        playbook
+        >> events.DataReceived(tctx.client, request)
+        << commands.OpenConnection(server)
+        >> reply(None)
+        << commands.SendData(server, upstream_request)
+    ), server
+
+
+def open_and_send_checked(playbook, tctx, request, upstream_request):
+    """Like open_and_send, but runs (and checks) those steps before hooks are turned on."""
+    pb, server = open_and_send(playbook, tctx, request, upstream_request)
+    assert pb
+    return pb, server
+
+
+def test_head_response_has_no_body(tctx):
+    pb, server = open_and_send(
+        auto(tctx),
+        tctx,
+        b"HEAD http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        b"HEAD / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    )
+    assert (
+        pb
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+        << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+        # the connection is reusable right away: no body was expected
+        >> events.DataReceived(tctx.client, b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        << commands.SendData(server, b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+    )
+
+
+@pytest.mark.parametrize("status", [204, 304])
+def test_bodiless_status(tctx, status):
+    pb, server = open_and_send(
+        auto(tctx),
+        tctx,
+        b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    )
+    head = b"HTTP/1.1 %d X\r\n\r\n" % status
+    assert pb >> events.DataReceived(server, head) << commands.SendData(tctx.client, head)
+    assert tctx.client.state is ConnectionState.OPEN
+
+
+def test_interim_responses_are_skipped(tctx):
+    pb, server = open_and_send(
+        auto(tctx),
+        tctx,
+        b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    )
+    assert (
+        pb
+        >> events.DataReceived(server, b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\n")
+        >> events.DataReceived(server, b"Content-Length: 2\r\n\r\nok")
+        << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    )
+
+
+def test_expect_100_continue_answered_by_proxy(tctx):
+    flow = Placeholder(HTTPFlow)
+    server = Placeholder(Server)
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(
+            tctx.client,
+            b"POST http://example.com/ HTTP/1.1\r\nHost: example.com\r\n"
+            b"Content-Length: 3\r\nExpect: 100-continue\r\n\r\n",
+        )
+        << HttpRequestHeadersHook(flow)
+        >> reply()
+        << commands.SendData(tctx.client, b"HTTP/1.1 100 Continue\r\n\r\n")
+        >> events.DataReceived(tctx.client, b"abc")
+        << HttpRequestHook(flow)
+        >> reply()
+        << commands.OpenConnection(server)
+        >> reply(None)
+        << commands.SendData(
+            server, b"POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 3\r\n\r\nabc"
+        )
+    )
+    assert "expect" not in flow().request.headers
+
+
+def test_chunked_request_with_extensions_and_trailers(tctx):
+    pb, server = open_and_send(
+        auto(tctx),
+        tctx,
+        b"POST http://example.com/ HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: yes\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nabcde\r\n0\r\nX-Trailer: yes\r\n\r\n",
+    )
+    assert pb
+
+
+def test_chunked_response_is_rechunked(tctx):
+    flow = Placeholder(HTTPFlow)
+    layer = HttpLayer(tctx, HTTPMode.regular)
+    pb, server = open_and_send(
+        Playbook(layer, hooks=False),
+        tctx,
+        b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    )
+    assert (
+        pb
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n")
+        >> events.DataReceived(server, b"5\r\npedia\r\n0\r\n\r\n")
+        << commands.SendData(
+            tctx.client,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nWikipedia\r\n0\r\n\r\n",
+        )
+    )
+    del flow
+
+
+def test_connection_close_closes_both_sides(tctx):
+    pb, server = open_and_send(
+        auto(tctx),
+        tctx,
+        b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n",
+    )
+    assert (
+        pb
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        << commands.CloseConnection(server)
+        << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        << commands.CloseConnection(tctx.client)
+    )
+
+
+def test_http10_closes_after_response(tctx):
+    pb, server = open_and_send(
+        auto(tctx),
+        tctx,
+        b"GET http://example.com/ HTTP/1.0\r\n\r\n",
+        b"GET / HTTP/1.0\r\n\r\n",
+    )
+    assert (
+        pb
+        >> events.DataReceived(server, b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nhi")
+        << commands.CloseConnection(server)
+        << commands.SendData(tctx.client, b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nhi")
+        << commands.CloseConnection(tctx.client)
+    )
+
+
+def test_response_until_eof(tctx):
+    pb, server = open_and_send(
+        auto(tctx),
+        tctx,
+        b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    )
+    assert (
+        pb
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\n\r\nsome")
+        >> events.DataReceived(server, b" data")
+        >> events.ConnectionClosed(server)
+        << commands.CloseConnection(server)
+        << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\n\r\nsome data")
+        << commands.CloseConnection(tctx.client)
+    )
+
+
+def test_upstream_closes_mid_body_gives_502(tctx):
+    flow = Placeholder(HTTPFlow)
+    layer = HttpLayer(tctx, HTTPMode.regular)
+    pb, server = open_and_send_checked(
+        Playbook(layer, hooks=False),
+        tctx,
+        b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    )
+    pb.hooks = True
+    assert (
+        pb
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+        << HttpResponseHeadersHook(flow)
+        >> reply()
+        >> events.ConnectionClosed(server)
+        << commands.CloseConnection(server)
+        << HttpErrorHook(flow)
+        >> reply()
+        << commands.SendData(tctx.client, BytesMatching(rb"^HTTP/1.1 502 Bad Gateway.*closed the connection"))
+        << commands.CloseConnection(tctx.client)
+    )
+    assert "closed the connection" in flow().error.msg
+
+
+def test_refused_upstream_gives_502(tctx):
+    flow = Placeholder(HTTPFlow)
+    server = Placeholder(Server)
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(tctx.client, b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        << HttpRequestHeadersHook(flow)
+        >> reply()
+        << HttpRequestHook(flow)
+        >> reply()
+        << commands.OpenConnection(server)
+        >> reply("Connection refused")
+        << HttpErrorHook(flow)
+        >> reply()
+        << commands.SendData(tctx.client, BytesMatching(rb"^HTTP/1.1 502 .*Cannot connect to example.com:80: Connection refused"))
+        << commands.CloseConnection(tctx.client)
+    )
+    assert flow().error.msg == "Cannot connect to example.com:80: Connection refused"
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\x16\x03\x01\x00garbage\r\n\r\n",
+        b"GET\r\n\r\n",
+        b"GET http://example.com/ HTTP/1.1\r\nbad header\r\n\r\n",
+        b"GET http://example.com/ HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        b"GET http://example.com:99999/ HTTP/1.1\r\n\r\n",
+        b"POST http://example.com/ HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+    ],
+)
+def test_garbage_request_gives_400(tctx, garbage):
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular), hooks=False)
+        >> events.DataReceived(tctx.client, garbage)
+        << commands.SendData(tctx.client, BytesMatching(rb"^HTTP/1.1 400 Bad Request\r\n.*Bad request"))
+        << commands.CloseConnection(tctx.client)
+    )
+
+
+def test_origin_form_to_regular_proxy_is_rejected(tctx):
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular), hooks=False)
+        >> events.DataReceived(tctx.client, b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        << commands.SendData(tctx.client, BytesMatching(rb"^HTTP/1.1 400 .*origin form"))
+        << commands.CloseConnection(tctx.client)
+    )
+
+
+def test_pipelined_requests_are_answered_in_order(tctx):
+    two = (
+        b"GET http://example.com/1 HTTP/1.1\r\nHost: example.com\r\n\r\n"
+        b"GET http://example.com/2 HTTP/1.1\r\nHost: example.com\r\n\r\n"
+    )
+    pb, server = open_and_send(auto(tctx), tctx, two, b"GET /1 HTTP/1.1\r\nHost: example.com\r\n\r\n")
+    assert (
+        pb
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
+        << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
+        << commands.SendData(server, b"GET /2 HTTP/1.1\r\nHost: example.com\r\n\r\n")
+    )
+
+
+def test_client_half_close_after_request_still_gets_response(tctx):
+    pb, server = open_and_send(
+        auto(tctx),
+        tctx,
+        b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    )
+    assert (
+        pb
+        >> events.ConnectionClosed(tctx.client)
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        << commands.CloseConnection(tctx.client)
+    )
+
+
+def test_client_disconnects_mid_body(tctx):
+    flow = Placeholder(HTTPFlow)
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(
+            tctx.client, b"POST http://example.com/ HTTP/1.1\r\nHost: example.com\r\nContent-Length: 10\r\n\r\nab"
+        )
+        << HttpRequestHeadersHook(flow)
+        >> reply()
+        >> events.ConnectionClosed(tctx.client)
+        << HttpErrorHook(flow)
+        << commands.CloseConnection(tctx.client)
+        >> reply(to=HttpErrorHook)
+    )
+    assert flow().error.msg == "Client disconnected."
+
+
+def test_response_from_addon_skips_server(tctx):
+    def answer(flow):
+        flow.response = Response.make(418, b"teapot", {"X-From": "addon"})
+
+    flow = Placeholder(HTTPFlow)
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(tctx.client, b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        << HttpRequestHeadersHook(flow)
+        >> reply()
+        << HttpRequestHook(flow)
+        >> reply(side_effect=answer)
+        << HttpResponseHeadersHook(flow)
+        >> reply()
+        << HttpResponseHook(flow)
+        >> reply()
+        << commands.SendData(tctx.client, BytesMatching(rb"^HTTP/1.1 418 I'm a teapot\r\n.*x-from: addon.*\r\n\r\nteapot$|^HTTP/1.1 418 I'm a teapot\r\n.*X-From: addon.*\r\n\r\nteapot$"))
+    )
+
+
+def test_kill_in_requestheaders(tctx):
+    flow = Placeholder(HTTPFlow)
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(tctx.client, b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        << HttpRequestHeadersHook(flow)
+        >> reply(side_effect=lambda f: f.kill())
+        << HttpErrorHook(flow)
+        >> reply()
+        << commands.CloseConnection(tctx.client)
+    )
+    assert flow().error.msg == "Connection killed."
+
+
+def test_streamed_request_body(tctx):
+    flow = Placeholder(HTTPFlow)
+    server = Placeholder(Server)
+
+    def stream(f):
+        f.request.stream = True
+
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(
+            tctx.client,
+            b"POST http://example.com/ HTTP/1.1\r\nHost: example.com\r\nContent-Length: 6\r\n\r\nabc",
+        )
+        << HttpRequestHeadersHook(flow)
+        >> reply(side_effect=stream)
+        << commands.OpenConnection(server)
+        >> reply(None)
+        << commands.SendData(
+            server, b"POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 6\r\n\r\nabc"
+        )
+        >> events.DataReceived(tctx.client, b"def")
+        << commands.SendData(server, b"def")
+        << HttpRequestHook(flow)
+        >> reply()
+    )
+    assert flow().request.raw_content is None or flow().request.raw_content == b""
+
+
+def test_streamed_response_body(tctx):
+    flow = Placeholder(HTTPFlow)
+
+    def stream(f):
+        f.response.stream = True
+
+    pb, server = open_and_send_checked(
+        Playbook(HttpLayer(tctx, HTTPMode.regular), hooks=False),
+        tctx,
+        b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    )
+    pb.hooks = True
+    assert (
+        pb
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nabc")
+        << HttpResponseHeadersHook(flow)
+        >> reply(side_effect=stream)
+        << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nabc")
+        >> events.DataReceived(server, b"def")
+        << commands.SendData(tctx.client, b"def")
+        << HttpResponseHook(flow)
+        >> reply()
+    )
+
+
+def test_connect_then_raw_passthrough(tctx):
+    flow = Placeholder(HTTPFlow)
+    server = Placeholder(Server)
+    nl = Placeholder(NextLayer)
+
+    def choose_tcp(data):
+        data.layer = TCPLayer(data.context, ignore=True)
+
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(tctx.client, b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+        << HttpConnectHook(flow)
+        >> reply()
+        << commands.OpenConnection(server)
+        >> reply(None)
+        << HttpConnectedHook(flow)
+        >> reply()
+        << commands.SendData(tctx.client, b"HTTP/1.1 200 Connection established\r\n\r\n")
+        >> events.DataReceived(tctx.client, b"\x16\x03\x01hello")
+        << NextLayerHook(nl)
+        >> reply(side_effect=choose_tcp)
+        << commands.SendData(server, b"\x16\x03\x01hello")
+        >> events.DataReceived(server, b"\x16\x03\x03reply")
+        << commands.SendData(tctx.client, b"\x16\x03\x03reply")
+        >> events.ConnectionClosed(server)
+        << commands.CloseConnection(tctx.client, half_close=True)
+        >> events.ConnectionClosed(tctx.client)
+        << commands.CloseConnection(tctx.client)
+        << commands.CloseConnection(server)
+    )
+    assert server().address == ("example.com", 443)
+    assert flow().request.method == "CONNECT"
+
+
+def test_connect_to_unreachable_host(tctx):
+    flow = Placeholder(HTTPFlow)
+    server = Placeholder(Server)
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular), hooks=False)
+        >> events.DataReceived(tctx.client, b"CONNECT example.com:443 HTTP/1.1\r\n\r\n")
+        << commands.OpenConnection(server)
+        >> reply("Connection refused")
+        << commands.SendData(tctx.client, BytesMatching(rb"^HTTP/1.1 502 .*Connection refused"))
+        << commands.CloseConnection(tctx.client)
+    )
+    del flow
+
+
+def test_data_pipelined_after_connect_reaches_the_tunnel(tctx):
+    nl = Placeholder(NextLayer)
+    server = Placeholder(Server)
+    flow = Placeholder(HTTPFlow)
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(tctx.client, b"CONNECT example.com:80 HTTP/1.1\r\n\r\nearly bytes")
+        << HttpConnectHook(flow)
+        >> reply()
+        << commands.OpenConnection(server)
+        >> reply(None)
+        << HttpConnectedHook(flow)
+        >> reply()
+        << commands.SendData(tctx.client, b"HTTP/1.1 200 Connection established\r\n\r\n")
+        << NextLayerHook(nl)
+    )
+    assert nl().data_client() == b"early bytes"

@@ -1,0 +1,178 @@
+"""HTTP/1 wire format: head parsing, body framing, chunked decoding (incl. properties)."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from proxycore.http import Headers, Request, Response
+from proxycore.net import http1
+from proxycore.net.http1 import BodyData, BodyEnd, BodyReader, ProtocolError
+
+
+def test_parse_absolute_form():
+    r = http1.parse_request_head(b"GET http://Example.com:8080/a/b?c=d HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (r.method, r.scheme, r.host, r.port, r.path) == ("GET", "http", "example.com", 8080, "/a/b?c=d")
+    assert r.headers["host"] == "x"
+
+
+def test_parse_absolute_form_without_path():
+    r = http1.parse_request_head(b"GET https://example.com?x HTTP/1.1\r\n\r\n")
+    assert (r.scheme, r.port, r.path) == ("https", 443, "/?x")
+
+
+def test_parse_connect_and_ipv6():
+    r = http1.parse_request_head(b"CONNECT [::1]:443 HTTP/1.1\r\n\r\n")
+    assert (r.host, r.port, r.authority) == ("::1", 443, "[::1]:443")
+
+
+def test_parse_origin_form():
+    r = http1.parse_request_head(b"GET /index.html HTTP/1.0\r\n\r\n")
+    assert (r.path, r.host, r.http_version) == ("/index.html", "", "HTTP/1.0")
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET / HTTP/1.1 extra\r\n\r\n",
+        b"GET / HTTP/x\r\n\r\n",
+        b"G(T / HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\n folded\r\n\r\n",
+        b"GET / HTTP/1.1\r\nno colon\r\n\r\n",
+        b"CONNECT example.com HTTP/1.1\r\n\r\n",
+        b"GET ftp://x/ HTTP/1.1\r\n\r\n",
+    ],
+)
+def test_parse_request_errors(head):
+    with pytest.raises(ProtocolError):
+        http1.parse_request_head(head)
+
+
+def test_parse_response():
+    r = http1.parse_response_head(b"HTTP/1.1 404 Not Found\r\nA: b\r\n\r\n")
+    assert (r.status_code, r.reason, r.headers["a"]) == (404, "Not Found", "b")
+    assert http1.parse_response_head(b"HTTP/1.1 200\r\n\r\n").reason == ""
+
+
+def req(head: bytes) -> Request:
+    return http1.parse_request_head(head)
+
+
+def resp(head: bytes) -> Response:
+    return http1.parse_response_head(head)
+
+
+def test_request_body_size():
+    assert http1.request_body_size(req(b"GET / HTTP/1.1\r\n\r\n")) == 0
+    assert http1.request_body_size(req(b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n")) == 5
+    assert http1.request_body_size(req(b"POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n")) == 5
+    assert http1.request_body_size(req(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")) == http1.CHUNKED
+    for bad in [
+        b"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+        b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+    ]:
+        with pytest.raises(ProtocolError):
+            http1.request_body_size(req(bad))
+
+
+def test_response_body_size():
+    ok = resp(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n")
+    assert http1.response_body_size("GET", ok) == 9
+    assert http1.response_body_size("HEAD", ok) == 0
+    assert http1.response_body_size("CONNECT", ok) == 0
+    assert http1.response_body_size("GET", resp(b"HTTP/1.1 304 X\r\nContent-Length: 9\r\n\r\n")) == 0
+    assert http1.response_body_size("GET", resp(b"HTTP/1.1 101 X\r\n\r\n")) == 0
+    assert http1.response_body_size("GET", resp(b"HTTP/1.1 200 X\r\n\r\n")) == http1.UNTIL_EOF
+    assert http1.response_body_size("GET", resp(b"HTTP/1.1 200 X\r\nTransfer-Encoding: gzip\r\n\r\n")) == http1.UNTIL_EOF
+
+
+def read_all(reader: BodyReader, chunks: list[bytes]) -> tuple[bytes, Headers | None, bytes, bool]:
+    body, trailers, rest, done = b"", None, b"", False
+    for c in chunks:
+        parts, leftover = reader.feed(c)
+        rest += leftover
+        for p in parts:
+            if isinstance(p, BodyData):
+                body += p.data
+            else:
+                assert isinstance(p, BodyEnd)
+                trailers, done = p.trailers, True
+    return body, trailers, rest, done
+
+
+def test_chunked_with_extensions_and_trailers():
+    data = b"4;name=value\r\nWiki\r\n5\r\npedia\r\n0\r\nExpires: never\r\n\r\nNEXT"
+    body, trailers, rest, done = read_all(BodyReader(http1.CHUNKED), [data])
+    assert (body, rest, done) == (b"Wikipedia", b"NEXT", True)
+    assert trailers["expires"] == "never"
+
+
+@pytest.mark.parametrize("bad", [b"zz\r\n", b"-1\r\n", b"0x1\r\n", b"3\r\nabcX\r\n", b"1" * 5000])
+def test_chunked_errors(bad):
+    with pytest.raises(ProtocolError):
+        read_all(BodyReader(http1.CHUNKED), [bad])
+
+
+def test_eof_framing():
+    reader = BodyReader(http1.UNTIL_EOF)
+    body, _, _, done = read_all(reader, [b"a", b"b"])
+    assert body == b"ab" and not done
+    assert reader.eof() == [BodyEnd()]
+    with pytest.raises(ProtocolError):
+        BodyReader(10).eof()
+
+
+def split_points(data: bytes):
+    return st.lists(st.integers(0, len(data)), max_size=8).map(
+        lambda cuts: [data[a:b] for a, b in zip([0, *sorted(cuts)], [*sorted(cuts), len(data)], strict=True)]
+    )
+
+
+@given(
+    st.lists(st.binary(min_size=1, max_size=50), max_size=6),
+    st.data(),
+)
+def test_chunked_roundtrip_any_split(chunks, data):
+    encoded = b"".join(http1.chunk(c) for c in chunks) + http1.last_chunk(Headers(x_t="1")) + b"rest"
+    pieces = data.draw(split_points(encoded))
+    body, trailers, rest, done = read_all(BodyReader(http1.CHUNKED), pieces)
+    assert done and body == b"".join(chunks) and rest == b"rest"
+    assert trailers is not None and trailers["x-t"] == "1"
+
+
+@given(st.binary(max_size=300), st.data())
+def test_body_reader_never_raises_unexpectedly(blob, data):
+    for size in (http1.CHUNKED, http1.UNTIL_EOF, 0, 10):
+        reader = BodyReader(size)
+        try:
+            read_all(reader, data.draw(split_points(blob)))
+            reader.eof()
+        except ProtocolError:
+            pass
+
+
+@given(st.binary(max_size=200))
+def test_head_parsers_only_raise_protocol_error(blob):
+    for parse in (http1.parse_request_head, http1.parse_response_head):
+        try:
+            parse(blob)
+        except ProtocolError:
+            pass
+
+
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "OPTIONS"]),
+    path=st.from_regex(r"\A/[a-zA-Z0-9/_.~%-]{0,20}(\?[a-z0-9=&]{0,10})?\Z"),
+    headers=st.lists(
+        st.tuples(st.from_regex(r"\A[A-Za-z][A-Za-z0-9-]{0,10}\Z"), st.from_regex(r"\A[ -~]{0,20}\Z").map(str.strip)),
+        max_size=5,
+    ),
+)
+def test_request_head_roundtrip(method, path, headers):
+    raw = f"{method} {path} HTTP/1.1\r\n".encode() + b"".join(
+        f"{k}: {v}\r\n".encode() for k, v in headers
+    ) + b"\r\n"
+    r = http1.parse_request_head(raw)
+    assert http1.assemble_origin_request_head(r) == raw

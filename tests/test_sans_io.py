@@ -1,0 +1,33 @@
+"""Layers must stay sans-io: no module under proxycore/layers may import I/O machinery."""
+
+import ast
+import pathlib
+
+import proxycore.layers
+
+FORBIDDEN = {"asyncio", "socket", "selectors", "ssl", "threading"}
+
+
+def imported_modules(path: pathlib.Path) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_no_layer_module_imports_io():
+    root = pathlib.Path(proxycore.layers.__file__).parent
+    files = sorted(root.rglob("*.py"))
+    assert files, "no layer modules found"
+    offenders = {str(f.relative_to(root)): imported_modules(f) & FORBIDDEN for f in files}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_kernel_modules_are_sans_io_too():
+    root = pathlib.Path(proxycore.layers.__file__).parent.parent
+    for name in ("layer.py", "events.py", "commands.py", "context.py", "testing.py", "net/http1.py"):
+        assert not imported_modules(root / name) & FORBIDDEN, name
