@@ -1,0 +1,93 @@
+"""Loads user scripts (``-s file.py``): each module becomes an addon, as in mitmproxy."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sys
+import traceback
+import types
+from typing import Any
+
+from proxycore import ctx
+from proxycore.exceptions import OptionsError
+
+logger = logging.getLogger("proxycore.script")
+
+
+def load_script(path: str) -> types.ModuleType | None:
+    """Import ``path`` as a fresh module; log one clear error and return None if it fails."""
+    fullpath = os.path.abspath(os.path.expanduser(path))
+    name = "__proxycore_script__" + os.path.splitext(os.path.basename(fullpath))[0]
+    directory = os.path.dirname(fullpath)
+    sys.path.insert(0, directory)
+    try:
+        spec = importlib.util.spec_from_file_location(name, fullpath)
+        if spec is None or spec.loader is None:
+            logger.error(f"Script error in {path}: cannot be imported")
+            return None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+    except Exception as e:
+        where = ""
+        tb = traceback.extract_tb(e.__traceback__)
+        frames = [f for f in tb if os.path.abspath(f.filename) == fullpath]
+        if isinstance(e, SyntaxError) and e.lineno:
+            where = f" (line {e.lineno})"
+        elif frames:
+            where = f" (line {frames[-1].lineno})"
+        logger.error(f"Script error in {path}{where}: {type(e).__name__}: {e}")
+        sys.modules.pop(name, None)
+        return None
+    finally:
+        if sys.path and sys.path[0] == directory:
+            sys.path.pop(0)
+
+
+class Script:
+    """One loaded script; the module (or its ``addons`` list) hangs below it in the chain."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.name = f"scriptmanager:{path}"
+        self.addons: list[Any] = []
+        module = load_script(path)
+        if module is not None:
+            self.addons = [module]
+
+
+class ScriptLoader:
+    """Owns the ``scripts`` option and keeps one Script addon per path."""
+
+    def __init__(self) -> None:
+        self.addons: list[Script] = []
+        self._running = False
+
+    def configure(self, updated: set[str]) -> None:
+        if "scripts" not in updated:
+            return
+        paths = ctx.options.scripts
+        for path in paths:
+            if not os.path.isfile(os.path.expanduser(path)):
+                raise OptionsError(f"No such script: {path}")
+        current = {s.path: s for s in self.addons}
+        for path, script in current.items():
+            if path not in paths:
+                self.addons.remove(script)
+                ctx.master.addons.unregister_nested(script)
+        for path in paths:
+            if path not in current:
+                script = Script(path)
+                self.addons.append(script)
+                ctx.master.addons.register_nested(self, script)
+                if self._running:
+                    for module in script.addons:
+                        running = getattr(module, "running", None)
+                        if callable(running):
+                            running()
+
+    def running(self) -> None:
+        self._running = True

@@ -1,0 +1,190 @@
+"""Calls addons' hook handlers, in chain order, cheaply and without letting one addon break others."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import traceback
+import types
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from proxycore import hooks
+from proxycore.exceptions import AddonHalt, OptionsError
+
+logger = logging.getLogger("proxycore.addons")
+
+
+def addon_name(addon: Any) -> str:
+    name = getattr(addon, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    if isinstance(addon, types.ModuleType):
+        return addon.__name__
+    return type(addon).__name__.lower()
+
+
+def _traverse(addons: Sequence[Any]) -> list[Any]:
+    """The addons and their nested ``addons`` lists, parent first."""
+    result: list[Any] = []
+    for addon in addons:
+        result.append(addon)
+        children = getattr(addon, "addons", None)
+        if isinstance(children, (list, tuple)):
+            result.extend(_traverse(children))
+    return result
+
+
+class Loader:
+    """Handed to an addon's ``load``: declares its options and commands."""
+
+    def __init__(self, master: Any) -> None:
+        self.master = master
+
+    def add_option(
+        self,
+        name: str,
+        typespec: Any,
+        default: Any,
+        help: str,
+        choices: Sequence[str] | None = None,
+    ) -> None:
+        options = self.master.options
+        if name in options:
+            if options.typespec(name) != typespec:
+                raise OptionsError(f"Option {name} is already declared with another type")
+            return
+        options.add_option(name, typespec, default, help, choices)
+
+    def add_command(self, path: str, func: Callable[..., Any]) -> None:
+        self.master.commands.add(path, func)
+
+
+class AddonManager:
+    """The chain of addons; ``trigger_event`` runs a hook through every addon that has it."""
+
+    def __init__(self, master: Any) -> None:
+        self.master = master
+        self.chain: list[Any] = []
+        self.lookup: dict[str, Any] = {}
+        self._handlers: dict[str, list[tuple[Any, Callable[..., Any]]]] = {}
+        master.options.changed.append(self._options_changed)
+
+    # chain management ----------------------------------------------------------
+
+    def get(self, name: str) -> Any:
+        return self.lookup.get(name.lower())
+
+    def add(self, *addons: Any) -> None:
+        for addon in addons:
+            self._register(addon)
+            self.chain.append(addon)
+        self._rebuild_index()
+        for addon in addons:
+            for item in _traverse([addon]):
+                self._call_sync(item, "configure", set(self.master.options.keys()))
+
+    def _register(self, addon: Any) -> None:
+        loader = Loader(self.master)
+        for item in _traverse([addon]):
+            name = addon_name(item).lower()
+            if name in self.lookup:
+                raise ValueError(f"An addon called '{name}' already exists.")
+            self.lookup[name] = item
+            self._call_sync(item, "load", loader)
+            self.master.commands.collect_commands(item)
+
+    def register_nested(self, parent: Any, child: Any) -> None:
+        """Add ``child`` below ``parent`` at run time (used by the script loader)."""
+        self._register(child)
+        self._rebuild_index()
+        for item in _traverse([child]):
+            self._call_sync(item, "configure", set(self.master.options.keys()))
+
+    def unregister_nested(self, child: Any) -> None:
+        for item in _traverse([child]):
+            self.lookup.pop(addon_name(item).lower(), None)
+            self._call_sync(item, "done")
+        self._rebuild_index()
+
+    def remove(self, addon: Any) -> None:
+        self.unregister_nested(addon)
+        self.chain.remove(addon)
+        self._rebuild_index()
+
+    def _rebuild_index(self) -> None:
+        index: dict[str, list[tuple[Any, Callable[..., Any]]]] = {}
+        for addon in _traverse(self.chain):
+            for name in hooks.all_hooks:
+                handler = getattr(addon, name, None)
+                if handler is not None and callable(handler):
+                    index.setdefault(name, []).append((addon, handler))
+        self._handlers = index
+
+    def has_handlers(self, name: str) -> bool:
+        return name in self._handlers
+
+    # dispatch ------------------------------------------------------------------
+
+    def _report(self, addon: Any, hook_name: str, e: BaseException) -> None:
+        tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+        logger.error(f"Addon error in {addon_name(addon)}.{hook_name}: {e}\n{tb.rstrip()}")
+
+    def _call_sync(self, addon: Any, name: str, *args: Any) -> None:
+        handler = getattr(addon, name, None)
+        if handler is None or not callable(handler):
+            return
+        try:
+            result = handler(*args)
+        except OptionsError:
+            raise
+        except Exception as e:
+            self._report(addon, name, e)
+            return
+        if inspect.isawaitable(result):
+            logger.error(f"Addon error in {addon_name(addon)}.{name}: {name} must not be async")
+            close = getattr(result, "close", None)
+            if close:
+                close()
+
+    def trigger(self, hook: hooks.Hook) -> None:
+        """Synchronous dispatch, for lifecycle hooks outside the event loop."""
+        args = hook.args()
+        for addon, handler in self._handlers.get(hook.name, ()):
+            try:
+                handler(*args)
+            except AddonHalt:
+                return
+            except OptionsError:
+                raise
+            except Exception as e:
+                self._report(addon, hook.name, e)
+
+    async def trigger_event(self, hook: hooks.Hook) -> None:
+        handlers = self._handlers.get(hook.name)
+        if not handlers:
+            return
+        args = hook.args()
+        for addon, handler in handlers:
+            try:
+                result = handler(*args)
+                if inspect.isawaitable(result):
+                    await result
+            except AddonHalt:
+                return
+            except Exception as e:
+                self._report(addon, hook.name, e)
+
+    async def handle_lifecycle(self, hook: hooks.Hook) -> None:
+        """Run a hook, then tell ``update`` listeners about the flow it concerned."""
+        await self.trigger_event(hook)
+        if "update" in self._handlers:
+            from proxycore.flow import Flow
+
+            flows = [a for a in hook.args() if isinstance(a, Flow)]
+            if flows:
+                await self.trigger_event(hooks.UpdateHook(flows))
+
+    def _options_changed(self, updated: set[str]) -> None:
+        for addon in _traverse(self.chain):
+            self._call_sync(addon, "configure", updated)

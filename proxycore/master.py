@@ -1,0 +1,46 @@
+"""The Master ties options, addons and commands together and runs the event loop's lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+
+from proxycore import ctx, hooks
+from proxycore.addonmanager import AddonManager
+from proxycore.command import CommandManager
+from proxycore.options import Options
+
+
+class Master:
+    def __init__(self, options: Options | None = None) -> None:
+        self.options = options if options is not None else Options()
+        self.commands = CommandManager(self)
+        self.addons = AddonManager(self)
+        self.exit_code = 0
+        self.should_exit: asyncio.Event | None = None
+        self.event_loop: asyncio.AbstractEventLoop | None = None
+        self._exit_requested = False
+        ctx.master = self
+        ctx.options = self.options
+
+    async def run(self) -> None:
+        """Tell addons we're running, wait for ``shutdown()``, then let them clean up."""
+        self.event_loop = asyncio.get_running_loop()
+        self.should_exit = asyncio.Event()
+        if self._exit_requested:
+            self.should_exit.set()
+        await self.addons.trigger_event(hooks.RunningHook())
+        await self.should_exit.wait()
+        await self.addons.trigger_event(hooks.DoneHook())
+
+    def shutdown(self) -> None:
+        self._exit_requested = True
+        if self.should_exit is None or self.event_loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.event_loop:
+            self.should_exit.set()
+        else:
+            self.event_loop.call_soon_threadsafe(self.should_exit.set)

@@ -1,0 +1,84 @@
+"""The engine's own options, with mitmproxy's names, types and defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from proxycore.exceptions import OptionsError
+from proxycore.optmanager import OptManager
+
+LOG_VERBOSITY = ["error", "warn", "info", "alert", "debug"]
+
+
+def parse_size(value: str | None) -> int | None:
+    """'10' → 10, '3k' → 3072, '5m', '1g'; None stays None."""
+    if value is None or value == "":
+        return None
+    text = value.strip().lower()
+    factor = {"k": 1024, "m": 1024**2, "g": 1024**3}.get(text[-1:], 1)
+    number = text[:-1] if factor != 1 else text
+    if not number.isdigit():
+        raise OptionsError(f"Invalid size specification: {value!r} (examples: 100, 3k, 5m, 1g)")
+    return int(number) * factor
+
+
+class Options(OptManager):
+    """All options the core engine reads; addons declare theirs in ``load``."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__()
+        add = self.add_option
+        add("server", bool, True, "Start a proxy server. Enabled by default.")
+        add("mode", Sequence[str], ["regular"],
+            "The proxy server type(s) to spawn, as mode[:data][@[host:]port], e.g. regular@8081.")
+        add("listen_host", str, "", "Address to bind proxy server(s) to (may be overridden per mode).")
+        add("listen_port", int | None, None,
+            "Port to bind proxy server(s) to (may be overridden per mode). "
+            "By default, the port is mode-specific (8080 for regular).")
+        add("connection_strategy", str, "eager",
+            "Whether to connect to upstream servers as soon as possible (eager) "
+            "or only when required (lazy).", choices=("eager", "lazy"))
+        add("ignore_hosts", Sequence[str], [],
+            "Ignore host and forward all traffic without processing it (regex on host:port).")
+        add("allow_hosts", Sequence[str], [], "Opposite of ignore_hosts: only intercept matching hosts.")
+        add("tcp_hosts", Sequence[str], [], "Generic TCP SSL proxy mode for matching hosts (regex).")
+        add("confdir", str, "~/.proxycore", "Location of the default proxycore configuration files.")
+        add("ssl_insecure", bool, False, "Do not verify upstream server SSL/TLS certificates.")
+        add("upstream_cert", bool, True, "Connect to upstream server to look up certificate details.")
+        add("key_size", int, 2048, "TLS key size for certificates and CA.")
+        add("certs", Sequence[str], [], "SSL certificates of the form \"[domain=]path\".")
+        add("http2", bool, True, "Enable/disable HTTP/2 support.")
+        add("http2_ping_keepalive", int, 58, "Send a PING frame on idle HTTP/2 connections (seconds, 0 = off).")
+        add("websocket", bool, True, "Enable/disable WebSocket support.")
+        add("rawtcp", bool, True, "Enable/disable raw TCP connections.")
+        add("tcp_timeout", int, 600, "Close idle TCP connections after this many seconds.")
+        add("stream_large_bodies", str | None, None,
+            "Stream data to the client if the body exceeds this size (e.g. 3m, 1k).")
+        add("body_size_limit", str | None, None, "Byte size limit of HTTP request and response bodies.")
+        add("store_streamed_bodies", bool, False, "Store HTTP request and response bodies when streamed.")
+        add("keep_host_header", bool, False, "Reverse proxy: keep the original Host header.")
+        add("validate_inbound_headers", bool, True, "Make sure that incoming HTTP requests are not malformed.")
+        add("showhost", bool, False, "Use the Host header to construct URLs for display.")
+        add("anticache", bool, False, "Strip out request headers that might cause the server to return 304.")
+        add("anticomp", bool, False, "Try to convince servers to send us un-compressed data.")
+        add("proxyauth", str | None, None, "Require proxy authentication (user:pass, any, @htpasswd).")
+        add("upstream_auth", str | None, None, "Add HTTP Basic auth to upstream proxy requests (user:pass).")
+        add("scripts", Sequence[str], [], "Execute a script.")
+        add("rfile", str | None, None, "Read flows from file.")
+        add("save_stream_file", str | None, None, "Stream flows to file as they arrive (prefix + to append).")
+        add("intercept", str | None, None, "Intercept filter expression.")
+        add("keepserving", bool, False, "Continue serving after client playback, server playback or file read.")
+        add("proxy_debug", bool, False, "Enable debug logs in the proxy core.")
+        add("content_view_lines_cutoff", int, 512, "Flow content view lines limit.")
+        add("server_replay", Sequence[str], [], "Replay server responses from a saved file.")
+        add("client_replay", Sequence[str], [], "Replay client requests from a saved file.")
+        add("readfile_filter", str | None, None, "Read only matching flows.")
+        add("save_stream_filter", str | None, None, "Filter which flows are written to file.")
+        self.changed.append(self._check_sizes)
+        if kwargs:
+            self.update(**kwargs)
+
+    def _check_sizes(self, updated: set[str]) -> None:
+        for name in ("stream_large_bodies", "body_size_limit"):
+            if name in updated:
+                parse_size(getattr(self, name))
