@@ -331,9 +331,11 @@ def test_garbage_request_gives_400(tctx, garbage):
 
 
 def test_origin_form_to_regular_proxy_is_rejected(tctx):
+    """Answered with 400 and one log line; no hook sees a request that has no destination."""
     assert (
-        Playbook(HttpLayer(tctx, HTTPMode.regular), hooks=False)
+        Playbook(HttpLayer(tctx, HTTPMode.regular), logs=True)
         >> events.DataReceived(tctx.client, b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        << commands.Log(Placeholder(str), "info")
         << commands.SendData(tctx.client, BytesMatching(rb"^HTTP/1.1 400 .*origin form"))
         << commands.CloseConnection(tctx.client)
     )

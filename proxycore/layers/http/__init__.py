@@ -381,9 +381,11 @@ class HttpStream(Layer):
             yield HttpErrorHook(self.flow)
 
     def fail_request(self, message: str, code: ErrorCode) -> CommandGenerator:
-        """The request can't be handled; answer the client with an error page."""
-        yield commands.Log(f"{self._client_addr()}: {message}", "info")
-        yield from self.fire_error_hook(message)
+        """The request can't be routed: answer with an error page before any hook ran.
+
+        No hook fires, as in mitmproxy: addons never see a request without a destination."""
+        yield commands.Log(message, "info")
+        self.flow.error = Error(message)
         yield SendHttp(ResponseProtocolError(self.stream_id, message, code), self.context.client)
         yield from self.finish()
 
@@ -412,10 +414,6 @@ class HttpStream(Layer):
         if self.server_conn is not None:
             yield SendHttp(RequestProtocolError(self.stream_id, "killed", ErrorCode.KILL), self.server_conn)
         yield from self.finish()
-
-    def _client_addr(self) -> str:
-        peer = self.context.client.peername
-        return f"{peer[0]}:{peer[1]}" if peer else "client"
 
     # CONNECT and upgrades: the stream becomes a tunnel to a child layer --------
 

@@ -1,0 +1,84 @@
+"""Starts and stops the proxy listeners named by the ``mode`` option."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from proxycore.server import ProxyListener
+
+logger = logging.getLogger("proxycore.proxyserver")
+
+DEFAULT_PORTS = {"regular": 8080}
+
+
+def _top_layer(mode: str) -> Any:
+    from proxycore.layers.modes import HttpProxy
+
+    if mode == "regular":
+        return HttpProxy
+    from proxycore.exceptions import OptionsError
+
+    raise OptionsError(f"mode {mode!r} is not supported yet (only 'regular' is)")
+
+
+class Proxyserver:
+    """Owns the listeners; (re)binds them when the relevant options change while running."""
+
+    def __init__(self) -> None:
+        self.listeners: list[ProxyListener] = []
+        self._running = False
+
+    def configure(self, updated: set[str]) -> None:
+        from proxycore import ctx
+
+        if "mode" in updated:
+            for spec in ctx.options.mode:
+                _top_layer(spec.split("@", 1)[0])
+        if self._running and updated & {"mode", "listen_host", "listen_port", "server"}:
+            import asyncio
+
+            asyncio.get_running_loop().create_task(self._restart())
+
+    async def running(self) -> None:
+        self._running = True
+        await self._restart()
+
+    async def _restart(self) -> None:
+        from proxycore import ctx
+
+        await self._stop()
+        options = ctx.options
+        if not options.server:
+            return
+        for spec in options.mode:
+            mode, _, listen = spec.partition("@")
+            host, port = options.listen_host, options.listen_port
+            if listen:
+                h, _, p = listen.rpartition(":")
+                host, port = (h or host), int(p)
+            if port is None:
+                port = DEFAULT_PORTS.get(mode, 8080)
+            listener = ProxyListener(ctx.master, _top_layer(mode), mode)
+            try:
+                await listener.start(host, port)
+            except OSError as e:
+                logger.error(f"Error starting proxy server: {e}")
+                ctx.master.exit_code = 1
+                ctx.master.shutdown()
+                return
+            self.listeners.append(listener)
+            shown = f"{host}:{port}" if host else f"*:{port}"
+            logger.info(f"HTTP(S) proxy listening at {shown}.")
+
+    def listen_addrs(self) -> list[tuple[str, int]]:
+        return [addr for listener in self.listeners for addr in listener.addresses]
+
+    async def _stop(self) -> None:
+        listeners, self.listeners = self.listeners, []
+        for listener in listeners:
+            await listener.stop()
+
+    async def done(self) -> None:
+        self._running = False
+        await self._stop()
