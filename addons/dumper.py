@@ -1,0 +1,482 @@
+"""Per-flow output of proxydump, in mitmdump's format.
+
+``flow_detail`` picks how much is shown:
+
+0. nothing (the flow hooks are not even implemented then, see below)
+1. ``client: METHOD url`` and `` << STATUS REASON SIZE`` (or `` << error``)
+2. 1 + request and response headers (and trailers)
+3. 2 + bodies, cut after ``content_view_lines_cutoff`` lines
+4. 3 uncut
+
+Each flow is written with a single ``write`` and one ``flush``, so output stays
+line-atomic and costs one system call per flow.  Colours only on a terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import IO, Any
+
+from proxycore.addons.termlog import format_address
+
+CONTENT_VIEW_LINES_CUTOFF = 512
+
+FLOW_DETAIL_HELP = """
+The display detail level for flows in proxydump: 0 (quiet) to 4 (very verbose).
+  0: no output
+  1: shortened request URL with response status code
+  2: full request URL with response status code and HTTP headers
+  3: 2 + truncated response content, content of WebSocket and TCP messages
+  4: 3 + nothing is truncated
+"""
+
+# Hooks the dumper prints on; they exist on the instance only while flow_detail > 0,
+# so an addon manager that indexes handlers never calls the dumper in quiet mode.
+FLOW_HOOKS = (
+    "response",
+    "error",
+    "http_connect_error",
+    "websocket_message",
+    "websocket_end",
+    "tcp_message",
+    "tcp_error",
+)
+
+_FG = {
+    "red": "31",
+    "green": "32",
+    "yellow": "33",
+    "blue": "34",
+    "magenta": "35",
+    "cyan": "36",
+    "bright_blue": "94",
+}
+
+# Reason phrases shown for HTTP/2 and HTTP/3 responses, which carry none on the wire:
+# Python's table, with the phrases mitmdump prints where they differ.
+_REASONS: dict[int, str] | None = None
+_MITMDUMP_REASONS = {
+    408: "Request Time-out",
+    413: "Payload Too Large",
+    416: "Requested Range not satisfiable",
+    418: "I'm a teapot",
+    422: "Unprocessable Content",
+    444: "No Response",
+    499: "Client Closed Request",
+    504: "Gateway Time-out",
+    505: "HTTP Version not supported",
+    507: "Insufficient Storage Space",
+}
+
+
+def standard_reason(code: int) -> str:
+    global _REASONS
+    if _REASONS is None:
+        from http import HTTPStatus
+
+        _REASONS = {s.value: s.phrase for s in HTTPStatus}
+        _REASONS.update(_MITMDUMP_REASONS)
+    return _REASONS.get(code, "")
+
+
+def pretty_size(size: int) -> str:
+    """Byte counts as mitmdump prints them: ``13b``, ``1.2k``, ``340k``, ``12.0m`` (<= 5 chars)."""
+    if size < 1024:
+        return f"{size}b"
+    value = float(size)
+    for unit in ("k", "m", "g", "t"):
+        value /= 1024
+        if value < 99.95:
+            return f"{value:.1f}{unit}"
+        if value < 1024 or unit == "t":
+            return f"{value:.0f}{unit}"
+    raise AssertionError("unreachable")
+
+
+_CONTROL = str.maketrans({i: "." for i in (*range(32), 127) if chr(i) not in "\r\n\t"})
+_CONTROL_ALL = str.maketrans({i: "." for i in (*range(32), 127)})
+
+
+def escape_control(text: str, keep_spacing: bool = True) -> str:
+    """Replace control characters with "." so a hostile URL cannot drive the terminal."""
+    return text.translate(_CONTROL if keep_spacing else _CONTROL_ALL)
+
+
+def escape_bytes(data: bytes) -> str:
+    """Header names and values: printable ASCII as is, everything else as Python escapes."""
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        pass
+    else:
+        if text.isprintable() and "\\" not in text:
+            return text
+    out = []
+    for b in data:
+        if b == 0x5C:
+            out.append("\\\\")
+        elif 0x20 <= b < 0x7F:
+            out.append(chr(b))
+        elif b == 0x09:
+            out.append("\\t")
+        elif b == 0x0A:
+            out.append("\\n")
+        elif b == 0x0D:
+            out.append("\\r")
+        else:
+            out.append(f"\\x{b:02x}")
+    return "".join(out)
+
+
+def indent(n: int, text: str) -> str:
+    pad = " " * n
+    return "\n".join(pad + line for line in str(text).strip().splitlines())
+
+
+def cut_after_lines(text: str, n: int) -> str:
+    """The first ``n`` lines of ``text`` (with their newlines)."""
+    pos = -1
+    for _ in range(max(n, 1)):
+        pos = text.find("\n", pos + 1)
+        if pos < 0:
+            return text
+    return text[: pos + 1]
+
+
+def _mostly_binary(data: bytes) -> bool:
+    """Decide between a text and a hex rendering from the first ~100 bytes."""
+    if not data:
+        return False
+    head = data[:100]
+    low = sum(1 for b in head if b < 9 or 13 < b < 32)
+    high = sum(1 for b in head if b > 126)
+    printable = len(head) - low - high
+    if printable / len(head) > 0.7:
+        return False
+    if (printable + high) / len(head) > 0.95:
+        try:
+            head.decode()
+        except UnicodeDecodeError:
+            pass
+        else:
+            return False
+    return True
+
+
+def hexdump(data: bytes) -> str:
+    lines = []
+    for off in range(0, len(data), 16):
+        part = data[off : off + 16]
+        hexes = " ".join(f"{b:02x}" for b in part).ljust(47)
+        text = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in part)
+        lines.append(f"{off:010x}: {hexes} {text}")
+    return "\n".join(lines)
+
+
+def message_data(message: Any) -> bytes | None:
+    """Body bytes to show: HTTP bodies with Content-Encoding undone (the raw bytes if that
+    fails), TCP/WebSocket messages as they are; None when the body was not kept."""
+    if not hasattr(message, "raw_content"):
+        return message.content
+    raw = message.raw_content
+    if raw is None:
+        return None
+    try:
+        data = message.content
+    except ValueError:
+        return raw
+    return raw if data is None else data
+
+
+def render_body(message: Any) -> str:
+    """Text of a message body for levels 3 and 4: decoded text, or a hex dump of binary data.
+
+    Stands in for mitmproxy's content views until proxycore has them."""
+    data = message_data(message)
+    if data is None:
+        return "Content is missing."
+    if _mostly_binary(data):
+        return hexdump(data)
+    return escape_control(data.decode("utf-8", "backslashreplace"))
+
+
+class Dumper:
+    """Prints flows to stdout as mitmdump does; add it after the other addons."""
+
+    def __init__(self, outfile: IO[str] | None = None) -> None:
+        self.out: IO[str] = outfile if outfile is not None else sys.stdout
+        try:
+            self.colour = self.out.isatty()
+        except (AttributeError, ValueError):
+            self.colour = False
+        self.flow_detail = 1
+        self.showhost = False
+        self.cutoff = CONTENT_VIEW_LINES_CUTOFF
+        self._url_limit: int | None = None
+        self._set_hooks(True)
+
+    # ------------------------------------------------------------ options
+    def load(self, loader: Any) -> None:
+        loader.add_option("flow_detail", int, 1, FLOW_DETAIL_HELP)
+        loader.add_option("dumper_filter", str | None, None, "Limit which flows are dumped.")
+
+    def configure(self, updated: set[str]) -> None:
+        from proxycore import ctx
+        from proxycore.exceptions import OptionsError
+
+        opts = ctx.options
+        if "dumper_filter" in updated and opts.dumper_filter:
+            raise OptionsError("filter expressions are not supported yet")
+        if "flow_detail" in updated:
+            self.set_flow_detail(opts.flow_detail)
+        if "showhost" in updated:
+            self.showhost = bool(opts.showhost)
+        if "content_view_lines_cutoff" in updated:
+            self.cutoff = opts.content_view_lines_cutoff
+
+    def set_flow_detail(self, detail: int) -> None:
+        self.flow_detail = detail
+        self._set_hooks(detail != 0)  # like mitmdump, only 0 is silent
+
+    def _set_hooks(self, enabled: bool) -> None:
+        for name in FLOW_HOOKS:
+            if enabled:
+                setattr(self, name, getattr(self, "_on_" + name))
+            else:
+                self.__dict__.pop(name, None)
+
+    # ------------------------------------------------------------ styling
+    def style(
+        self, text: str, fg: str | None = None, bold: bool = False, dim: bool = False, blink: bool = False
+    ) -> str:
+        if not self.colour:
+            return text
+        codes = []
+        if fg:
+            codes.append(_FG[fg])
+        if bold:
+            codes.append("1")
+        if dim:
+            codes.append("2")
+        if blink:
+            codes.append("5")
+        if not codes:
+            return text
+        return f"\x1b[{';'.join(codes)}m{text}\x1b[0m"
+
+    def _write(self, lines: list[str]) -> None:
+        self.out.write("\n".join(lines) + "\n")
+        self.out.flush()
+
+    def url_limit(self) -> int:
+        """URL length kept at flow_detail 1: the terminal width minus 25, at least 50."""
+        if self._url_limit is not None:
+            return self._url_limit
+        columns = 0
+        try:
+            columns = int(os.environ.get("COLUMNS", "0"))
+        except ValueError:
+            pass
+        is_tty = False
+        if columns <= 0:
+            try:
+                fd = sys.__stdout__.fileno()  # type: ignore[union-attr]
+                is_tty = os.isatty(fd)
+                columns = os.get_terminal_size(fd).columns
+            except (AttributeError, ValueError, OSError):
+                columns = 0
+        if columns <= 0:
+            columns = 80
+        limit = max(columns - 25, 50)
+        if not is_tty:
+            self._url_limit = limit  # cannot change: only a terminal is resized
+        return limit
+
+    # ------------------------------------------------------------ HTTP
+    def _client(self, flow: Any) -> str:
+        if getattr(flow, "is_replay", None) == "request":
+            return self.style("[replay]", fg="yellow", bold=True)
+        peer = flow.client_conn.peername
+        if peer:
+            return escape_control(format_address(peer))
+        return ""
+
+    def _headers(self, lines: list[str], headers: Any) -> None:
+        blue = self.colour
+        for k, v in headers.fields:
+            ks = escape_bytes(k if isinstance(k, bytes) else k.encode())
+            if blue:
+                ks = self.style(ks, fg="blue")
+            vs = escape_bytes(v if isinstance(v, bytes) else v.encode())
+            lines.append(f"    {ks}: {vs}")
+
+    def _trailers(self, lines: list[str], trailers: Any) -> None:
+        if trailers:
+            lines.append(self.style("    --- HTTP Trailers", fg="magenta"))
+            self._headers(lines, trailers)
+
+    def _body(self, lines: list[str], message: Any) -> None:
+        text = render_body(message)
+        shown = cut_after_lines(text, self.cutoff) if self.flow_detail == 3 else text
+        if shown:
+            lines.append("")
+            lines.append(indent(4, shown))
+        if len(shown) < len(text):
+            lines.append(self.style("    (cut off)", dim=True))
+        if self.flow_detail >= 2:
+            lines.append("")
+
+    def _request_line(self, flow: Any) -> str:
+        request = flow.request
+        method = request.method
+        if "h2-pushed-stream" in getattr(flow, "metadata", ()):
+            method += " PUSH_PROMISE"
+        method = escape_control(method)
+        if self.colour:
+            colour = "green" if method.upper() == "GET" else "red" if method.upper() == "DELETE" else "magenta"
+            method = self.style(method, fg=colour, bold=True)
+        url = request.pretty_url if self.showhost else request.url
+        if self.flow_detail == 1:
+            limit = self.url_limit()
+            if len(url) > limit:
+                url = url[:limit] + "…"
+        url = self.style(escape_control(url), bold=True)
+        version = request.http_version
+        response = flow.response
+        shown_version = ""
+        if version not in ("HTTP/1.0", "HTTP/1.1") or version != (
+            response.http_version if response is not None else "HTTP/1.1"
+        ):
+            shown_version = " " + version  # h1 <-> h1 hides it
+        return f"{self._client(flow)}: {method} {url}{shown_version}"
+
+    def _response_line(self, flow: Any) -> str:
+        response = flow.response
+        replay_str = "[replay]" if getattr(flow, "is_replay", None) == "response" else ""
+        replay = self.style(replay_str, fg="yellow", bold=True) if replay_str else ""
+        code = response.status_code
+        version = response.http_version
+        if version in ("HTTP/2.0", "HTTP/3", "HTTP/2", "HTTP/3.0"):
+            reason = standard_reason(code)
+        else:
+            reason = response.reason
+        raw = response.raw_content
+        size = "(content missing)" if raw is None else pretty_size(len(raw))
+        shown_version = ""
+        if version not in ("HTTP/1.0", "HTTP/1.1") or flow.request.http_version != version:
+            shown_version = version + " "
+        arrows = " <<"
+        if self.flow_detail == 1:
+            # Line the status code up under the request method.
+            pad = len(format_address(flow.client_conn.peername)) - (2 + len(shown_version) + len(replay_str))
+            if pad > 0:
+                arrows = " " * pad + arrows
+        if self.colour:
+            colour = "green" if 200 <= code < 300 else "magenta" if 300 <= code < 400 else "red" if 400 <= code < 600 else None
+            arrows = self.style(arrows, bold=True)
+            code_s = self.style(str(code), fg=colour, bold=True, blink=code == 418)
+            reason = self.style(escape_control(reason), fg=colour, bold=True)
+            size = self.style(size, bold=True)
+        else:
+            code_s = str(code)
+            reason = escape_control(reason)
+        return f"{replay}{arrows} {shown_version}{code_s} {reason} {size}"
+
+    def flow_lines(self, flow: Any) -> list[str]:
+        """Everything printed for one HTTP flow (exposed for tests)."""
+        detail = self.flow_detail
+        lines: list[str] = []
+        request = flow.request
+        if request is not None:
+            lines.append(self._request_line(flow))
+            if detail >= 2:
+                self._headers(lines, request.headers)
+            if detail >= 3:
+                self._body(lines, request)
+            if detail >= 2:
+                self._trailers(lines, getattr(request, "trailers", None))
+        response = flow.response
+        if response is not None:
+            lines.append(self._response_line(flow))
+            if detail >= 2:
+                self._headers(lines, response.headers)
+            if detail >= 3:
+                self._body(lines, response)
+            if detail >= 2:
+                self._trailers(lines, getattr(response, "trailers", None))
+        if flow.error is not None:
+            lines.append(self.style(f" << {escape_control(flow.error.msg)}", fg="red", bold=True))
+        return lines
+
+    def echo_flow(self, flow: Any) -> None:
+        self._write(self.flow_lines(flow))
+
+    def _on_response(self, flow: Any) -> None:
+        self._write(self.flow_lines(flow))
+
+    _on_error = _on_response
+    _on_http_connect_error = _on_response
+
+    # ------------------------------------------------------------ WebSocket and TCP
+    def _on_websocket_message(self, flow: Any) -> None:
+        message = flow.websocket.messages[-1]
+        arrow = "->" if message.from_client else "<-"
+        kind = _message_type(message)
+        server = format_address(flow.server_conn.address)
+        lines = [
+            f"{format_address(flow.client_conn.peername)} {arrow} WebSocket {kind} message "
+            f"{arrow} {server}{flow.request.path}"
+        ]
+        if self.flow_detail >= 3:
+            self._body(lines, message)
+        self._write(lines)
+
+    def _on_websocket_end(self, flow: Any) -> None:
+        ws = flow.websocket
+        if ws.close_code in (1000, 1001, 1005):
+            side = "client" if ws.closed_by_client else "server"
+            line = f"WebSocket connection closed by {side}: {ws.close_code} {ws.close_reason}"
+        else:
+            server = format_address(flow.server_conn.address)
+            line = self.style(
+                f"Error in WebSocket connection to {server}: WebSocket Error: {_close_name(ws)}", fg="red"
+            )
+        self._write([line])
+
+    def _on_tcp_message(self, flow: Any) -> None:
+        message = flow.messages[-1]
+        arrow = "->" if message.from_client else "<-"
+        lines = [
+            f"{format_address(flow.client_conn.peername)} {arrow} {flow.type} {arrow} "
+            f"{format_address(flow.server_conn.address)}"
+        ]
+        if self.flow_detail >= 3:
+            self._body(lines, message)
+        self._write(lines)
+
+    def _on_tcp_error(self, flow: Any) -> None:
+        server = format_address(flow.server_conn.address)
+        line = f"Error in {flow.type.upper()} connection to {server}: {flow.error}"
+        self._write([self.style(line, fg="red")])
+
+
+def _message_type(message: Any) -> str:
+    kind = message.type
+    name = getattr(kind, "name", None)
+    if name:
+        return name.lower()
+    return {1: "text", 2: "binary"}.get(int(kind), str(kind))
+
+
+def _close_name(ws: Any) -> str:
+    """wsproto's name for a close code, ``UNKNOWN_ERROR=<code>`` otherwise, plus the reason."""
+    try:
+        from wsproto.frame_protocol import CloseReason
+
+        text = CloseReason(ws.close_code).name
+    except (ImportError, ValueError):
+        text = f"UNKNOWN_ERROR={ws.close_code}"
+    if ws.close_reason:
+        text += f" (reason: {ws.close_reason})"
+    return text

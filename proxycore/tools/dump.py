@@ -1,0 +1,249 @@
+"""proxydump: the command-line proxy, a drop-in for mitmdump.
+
+Only argparse is imported at module level: ``--version`` and ``--help`` answer
+without loading the engine, and everything else is imported once the
+arguments are known to be valid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+PROG = "proxydump"
+
+# Boolean options with flags: (option, short flag, help).  Each gets --name and --no-name
+# as in mitmdump; the short flag and the help go to the form that changes the default.
+_BOOL_FLAGS = (
+    ("showhost", None, "Use the Host header to construct URLs for display."),
+    ("server", "n", "Do not start a proxy server (e.g. only run scripts)."),
+    ("ssl_insecure", "k", "Do not verify upstream server SSL/TLS certificates."),
+)
+# Options that default to True; their --no- form is the one that does something.
+_TRUE_BY_DEFAULT = {"server"}
+
+
+class _Terminated(BaseException):
+    """Raised by the early SIGTERM handler so that a stop during startup exits cleanly."""
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        usage="%(prog)s [options] [filter]",
+        description="An intercepting HTTP proxy that prints one line per flow (like mitmdump).",
+    )
+    parser.add_argument("--version", action="store_true", help="show version information and exit")
+    parser.add_argument(
+        "--options", action="store_true", help="show all options with their defaults and help, then exit"
+    )
+    parser.add_argument(
+        "--set",
+        dest="setoptions",
+        action="append",
+        default=[],
+        metavar="option[=value]",
+        help="Set an option. Without a value, booleans become true, optional strings and "
+        "integers None, and sequences empty. Booleans take true, false or toggle. "
+        "Repeat --set for each item of a sequence option.",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="Quiet: no per-flow output, errors only.")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="Debug log output and flow_detail 2."
+    )
+    parser.add_argument(
+        "-m",
+        "--mode",
+        action="append",
+        metavar="MODE",
+        help="The proxy server type(s) to spawn, e.g. regular or regular@8081. "
+        "May be passed multiple times.",
+    )
+    parser.add_argument(
+        "-s",
+        "--scripts",
+        action="append",
+        metavar="SCRIPT",
+        help="Execute a script. May be passed multiple times.",
+    )
+    parser.add_argument(
+        "--flow-detail",
+        dest="flow_detail",
+        type=int,
+        metavar="LEVEL",
+        help="Display detail for flows: 0 (quiet) to 4 (very verbose); see --options.",
+    )
+    for name, short, text in _BOOL_FLAGS:
+        _bool_flag(parser, name, short, text)
+
+    group = parser.add_argument_group("Proxy Options")
+    group.add_argument("--listen-host", dest="listen_host", metavar="HOST", help="Address to bind the proxy to.")
+    group.add_argument("-p", "--listen-port", dest="listen_port", type=int, metavar="PORT", help="Proxy service port.")
+    parser.add_argument(
+        "filter_args",
+        nargs="...",
+        help="Filter expression (not supported yet).",
+    )
+    return parser
+
+
+def _bool_flag(parser: argparse.ArgumentParser, name: str, short: str | None, text: str) -> None:
+    flag = name.replace("_", "-")
+    group = parser.add_mutually_exclusive_group()
+    on, off = [f"--{flag}"], [f"--no-{flag}"]
+    useful, other = (off, on) if name in _TRUE_BY_DEFAULT else (on, off)
+    if short:
+        useful.insert(0, f"-{short}")
+    group.add_argument(*off, dest=name, action="store_false", help=text if useful is off else argparse.SUPPRESS)
+    group.add_argument(*on, dest=name, action="store_true", help=text if useful is on else argparse.SUPPRESS)
+    parser.set_defaults(**{name: None})
+
+
+def flag_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Options named by explicit flags, with -q/-v overriding as mitmdump does."""
+    if args.quiet or args.options:
+        # --options prints the defaults; startup chatter would only get in the way.
+        args.termlog_verbosity = "error"
+        args.flow_detail = 0
+    if args.verbose:
+        args.termlog_verbosity = "debug"
+        args.flow_detail = 2
+    names = (
+        "mode",
+        "scripts",
+        "flow_detail",
+        "listen_host",
+        "listen_port",
+        "termlog_verbosity",
+        *(n for n, _, _ in _BOOL_FLAGS),
+    )
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def version_text() -> str:
+    import platform
+
+    from proxycore import __version__
+
+    return "\n".join(
+        (
+            f"proxycore: {__version__}",
+            f"Python:    {platform.python_version()}",
+            f"Platform:  {platform.platform()}",
+        )
+    )
+
+
+def error(message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = make_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse already printed usage and "proxydump: error: ..."
+        return e.code if isinstance(e.code, int) else 2
+    if args.version:
+        print(version_text())
+        return 0
+    if args.filter_args:
+        error(f"filter expressions are not supported yet: {' '.join(args.filter_args)}")
+        return 2
+
+    import signal
+
+    def terminate(*_: object) -> None:
+        raise _Terminated()
+
+    # Until the event loop takes over, make SIGTERM behave like Ctrl-C: a quiet exit.
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        import asyncio
+
+        return asyncio.run(_run(args))
+    except (KeyboardInterrupt, _Terminated):
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+    import signal
+
+    from proxycore.addons.termlog import TermLog
+    from proxycore.exceptions import OptionsError
+    from proxycore.options import Options
+    from proxycore.tools.errorcheck import StartupErrorCheck
+
+    # Third-party chatter stays out of -v output, as in mitmdump.
+    for name in ("asyncio", "hpack", "h2", "tornado"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+    termlog = TermLog(manage_root_level=True)
+    termlog.set_verbosity("info")
+    errorcheck = StartupErrorCheck()
+    try:
+        opts = Options()
+        master = make_master(opts, termlog, errorcheck)
+        try:
+            opts.set(*args.setoptions)
+            opts.update(**flag_options(args))
+            if args.options:
+                text = opts.dump_options()
+                sys.stdout.write(text if text.endswith("\n") else text + "\n")
+                return 0
+        except OptionsError as e:
+            error(str(e))
+            return 1
+
+        await asyncio.sleep(0)  # let work queued by configure (script loading) run first
+        if errorcheck.failed():  # e.g. a script that does not load: never start listening
+            return errorcheck.exit_now()
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, master.shutdown)
+        try:
+            await master.run()
+        except OSError as e:  # a listener that cannot bind, if the server raises instead of logging
+            error(str(e))
+            return 1
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        return errorcheck.exit_code or int(getattr(master, "exit_code", 0) or 0)
+    finally:
+        errorcheck.uninstall()
+        termlog.uninstall()
+
+
+def make_master(opts: Any, termlog: Any, errorcheck: Any) -> Any:
+    """mitmdump's addon chain: TermLog, the defaults (Core, ..., Proxyserver, ScriptLoader,
+    NextLayer, ...), then Dumper, and the startup error check last of all."""
+    from proxycore.addons.dumper import Dumper
+    from proxycore.master import Master
+
+    master = Master(opts)
+    errorcheck.master = master
+    master.addons.add(termlog)
+    master.addons.add(*_default_addons())
+    master.addons.add(Dumper(), errorcheck)
+    return master
+
+
+def _default_addons() -> list[Any]:
+    try:
+        from proxycore.addons import default_addons  # type: ignore[attr-defined]
+    except ImportError:
+        from proxycore.addons.core import Core
+        from proxycore.addons.next_layer import NextLayer
+        from proxycore.addons.proxyserver import Proxyserver
+        from proxycore.addons.script import ScriptLoader
+
+        return [Core(), Proxyserver(), ScriptLoader(), NextLayer()]
+    return list(default_addons())
