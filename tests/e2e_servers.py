@@ -1,0 +1,133 @@
+"""Real local upstream servers for end-to-end tests (HTTP/1.1 and HTTPS on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import datetime
+import http.server
+import ipaddress
+import json
+import socket
+import ssl
+import threading
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    """Routes: /get, /post (echo), /chunked-echo, /status/N, /big/N, /conn (client port)."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "e2e-upstream"
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            out = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return out
+                out += self.rfile.read(size)
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, status: int, body: bytes, content_type: str = "application/json", **extra: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in extra.items():
+            self.send_header(k.replace("_", "-"), v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _info(self, body: bytes = b"") -> bytes:
+        return json.dumps(
+            {
+                "method": self.command,
+                "path": self.path,
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+                "body": body.decode("latin-1"),
+                "client_port": self.client_address[1],
+            }
+        ).encode()
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/status/"):
+            code = int(self.path.split("/")[2])
+            self._send(code, b"status %d" % code, "text/plain")
+        elif self.path.startswith("/big/"):
+            self._send(200, b"x" * int(self.path.split("/")[2]), "application/octet-stream")
+        else:
+            self._send(200, self._info())
+
+    do_HEAD = do_GET
+    do_DELETE = do_GET
+
+    def do_POST(self) -> None:
+        body = self._body()
+        self._send(200, self._info(body))
+
+    do_PUT = do_POST
+
+
+class ThreadingServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+def start_http(tls_dir: Path | None = None) -> tuple[ThreadingServer, int]:
+    """Start an HTTP (or HTTPS, with a self-signed cert) server on a free port."""
+    server = ThreadingServer(("127.0.0.1", 0), Handler)
+    if tls_dir is not None:
+        cert, key = make_self_signed(tls_dir)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, server.server_address[1]
+
+
+def make_self_signed(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "upstream.e2e")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "upstream.crt", directory / "upstream.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,234 @@
+"""End-to-end: the real proxydump process, real curl, real local servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e_servers import free_port, start_http
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (.ci/run installs it)"),
+]
+
+
+class Proxy:
+    def __init__(self, args: list[str], tmp: Path) -> None:
+        self.port = free_port()
+        self.stdout_path = tmp / f"proxy-{self.port}.out"
+        self.stderr_path = tmp / f"proxy-{self.port}.err"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "proxycore", "--listen-host", "127.0.0.1", "-p", str(self.port), *args],
+            stdout=self.stdout_path.open("wb"),
+            stderr=self.stderr_path.open("wb"),
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"proxy exited early:\n{self.stderr()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"proxy did not start listening:\n{self.stderr()}")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def wait_output(self, needle: str, timeout: float = 5) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = self.stdout()
+            if needle in out:
+                return out
+            time.sleep(0.05)
+        raise AssertionError(f"{needle!r} not in proxy output:\n{self.stdout()}\n{self.stderr()}")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[int]:
+    server, port = start_http()
+    yield port
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def tls_upstream(tmp_path_factory) -> Iterator[int]:
+    server, port = start_http(tmp_path_factory.mktemp("tls"))
+    yield port
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory) -> Iterator[Proxy]:
+    p = Proxy([], tmp_path_factory.mktemp("proxy"))
+    yield p
+    assert p.stop() == 0
+    assert "Traceback" not in p.stderr(), p.stderr()
+
+
+def curl(proxy: Proxy, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        ["curl", "-sS", "--max-time", "15", "-x", proxy.url, *args],
+        capture_output=True,
+        timeout=timeout,
+    )
+
+
+def test_get(proxy, upstream):
+    r = curl(proxy, f"http://127.0.0.1:{upstream}/get?a=1", "-H", "X-Test: yes")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["path"] == "/get?a=1" and info["headers"]["x-test"] == "yes"
+    out = proxy.wait_output(f"GET http://127.0.0.1:{upstream}/get?a=1")
+    assert " << 200 OK" in out
+
+
+def test_post_form(proxy, upstream):
+    r = curl(proxy, "-d", "name=proxy&x=1", f"http://127.0.0.1:{upstream}/post")
+    info = json.loads(r.stdout)
+    assert info["body"] == "name=proxy&x=1"
+    assert info["headers"]["content-type"] == "application/x-www-form-urlencoded"
+
+
+def test_chunked_upload(proxy, upstream, tmp_path):
+    data = tmp_path / "upload.bin"
+    data.write_bytes(bytes(range(256)) * 300)
+    r = curl(
+        proxy,
+        "-H", "Transfer-Encoding: chunked",
+        "--data-binary", f"@{data}",
+        f"http://127.0.0.1:{upstream}/post",
+    )
+    info = json.loads(r.stdout)
+    assert info["body"].encode("latin-1") == data.read_bytes()
+    assert info["headers"]["transfer-encoding"] == "chunked"
+
+
+def test_head(proxy, upstream):
+    r = curl(proxy, "-I", f"http://127.0.0.1:{upstream}/big/5000")
+    assert r.returncode == 0, r.stderr
+    assert b"200 OK" in r.stdout and b"Content-Length: 5000" in r.stdout
+
+
+def test_404(proxy, upstream):
+    r = curl(proxy, "-w", "%{http_code}", "-o", "/dev/null", f"http://127.0.0.1:{upstream}/status/404")
+    assert r.stdout == b"404"
+    assert " << 404 Not Found" in proxy.wait_output("/status/404")
+
+
+def test_keep_alive_reuses_both_connections(proxy, upstream):
+    url = f"http://127.0.0.1:{upstream}/get"
+    r = curl(proxy, "-v", url, url, url)
+    assert r.returncode == 0, r.stderr
+    bodies = [json.loads(x) for x in r.stdout.replace(b"}{", b"}\n{").splitlines()]
+    assert len(bodies) == 3
+    # one upstream connection served all three requests ...
+    assert len({b["client_port"] for b in bodies}) == 1
+    # ... and curl reused its connection to the proxy
+    assert r.stderr.count(b"Connected to") == 1 or b"Re-using existing connection" in r.stderr
+
+
+def test_large_body(proxy, upstream):
+    r = curl(proxy, f"http://127.0.0.1:{upstream}/big/3000000")
+    assert r.stdout == b"x" * 3000000
+
+
+def test_refused_upstream_gives_502(proxy):
+    dead = free_port()
+    r = curl(proxy, "-w", "\n%{http_code}", f"http://127.0.0.1:{dead}/")
+    body, _, code = r.stdout.rpartition(b"\n")
+    assert code == b"502"
+    assert b"Cannot connect to 127.0.0.1" in body
+    assert f"127.0.0.1:{dead}" in proxy.wait_output(f"http://127.0.0.1:{dead}/")
+
+
+def test_garbage_request_gives_400_and_proxy_keeps_serving(proxy, upstream):
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as s:
+        s.sendall(b"THIS IS NOT HTTP\r\n\r\n")
+        answer = s.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request")
+    r = curl(proxy, f"http://127.0.0.1:{upstream}/get")
+    assert r.returncode == 0 and json.loads(r.stdout)["method"] == "GET"
+
+
+def test_connect_tls_passthrough(proxy, tls_upstream):
+    # The TLS inside the tunnel is passed through untouched: curl sees the upstream's own cert.
+    r = curl(proxy, "-k", "-v", f"https://127.0.0.1:{tls_upstream}/get")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["path"] == "/get"
+    assert b"upstream.e2e" in r.stderr
+
+
+def test_connect_plain_http_is_intercepted(proxy, upstream):
+    r = curl(proxy, "-p", f"http://127.0.0.1:{upstream}/get?tunnel=1")
+    assert json.loads(r.stdout)["path"] == "/get?tunnel=1"
+    out = proxy.wait_output("tunnel=1")
+    assert "GET http://127.0.0.1" in out
+
+
+def test_addon_script_adds_header(tmp_path, upstream):
+    script = tmp_path / "addheader.py"
+    script.write_text(
+        "from proxycore import http\n\n"
+        "def request(flow: http.HTTPFlow) -> None:\n"
+        "    flow.request.headers['X-Added'] = 'by-script'\n\n"
+        "def response(flow):\n"
+        "    flow.response.headers['X-Seen'] = flow.request.path\n"
+    )
+    p = Proxy(["-s", str(script)], tmp_path)
+    try:
+        r = curl(p, "-D", "-", f"http://127.0.0.1:{upstream}/get")
+        head, _, body = r.stdout.partition(b"\r\n\r\n")
+        assert json.loads(body)["headers"]["x-added"] == "by-script"
+        assert b"X-Seen: /get" in head
+    finally:
+        assert p.stop() == 0
+
+
+def test_addon_script_answers_with_response_make(tmp_path):
+    script = tmp_path / "answer.py"
+    script.write_text(
+        "from proxycore import http\n\n"
+        "class Answer:\n"
+        "    def request(self, flow):\n"
+        "        if flow.request.pretty_host == 'answer.invalid':\n"
+        "            flow.response = http.Response.make(200, b'from the proxy', {'Content-Type': 'text/plain'})\n\n"
+        "addons = [Answer()]\n"
+    )
+    p = Proxy(["-s", str(script)], tmp_path)
+    try:
+        r = curl(p, "http://answer.invalid/anything")
+        assert r.stdout == b"from the proxy"
+    finally:
+        assert p.stop() == 0
