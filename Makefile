@@ -1,0 +1,58 @@
+# proxycore developer tasks.  `make run` and `make test` are all a newcomer needs.
+#
+#   make install   create .venv (Python >= 3.11) and install proxycore[dev] into it
+#   make run       start proxydump on its defaults (port 8080); extra flags: make run ARGS='-v'
+#   make test      the test suite
+#   make lint      ruff
+#   make bench     benchmark against mitmdump (see ../shared/bench/README.md)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT := $(CURDIR)
+VENV := $(ROOT)/.venv
+VPY := $(VENV)/bin/python
+# The stamp lives inside the venv so that deleting .venv also forgets the install.
+STAMP := $(VENV)/.install-stamp
+BENCH := ../shared/bench
+BENCH_SYSTEMS := $(ROOT)/bench/systems.txt
+ARGS ?=
+
+.PHONY: help install run test lint bench
+
+help:
+	@sed -n 's/^#   make /make /p' Makefile
+
+# First interpreter that is Python >= 3.11 (override: make install PYTHON=/path/to/python3).
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	  command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	  && { command -v $$p; break; }; done)
+
+$(VPY):
+	@test -n "$(PYTHON)" || { echo "make: no python3 >= 3.11 found (set PYTHON=...)" >&2; exit 1; }
+	"$(PYTHON)" -m venv "$(VENV)"
+
+$(STAMP): pyproject.toml | $(VPY)
+	"$(VPY)" -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch "$@"
+
+install: $(STAMP)
+
+run: install
+	"$(VENV)/bin/proxydump" $(ARGS)
+
+test: install
+	"$(VENV)/bin/pytest" -q
+
+lint: install
+	"$(VENV)/bin/ruff" check .
+
+# Needs root for apt (setup.sh installs nginx, wrk, go, curl if missing); results land in
+# $$BENCH_WORK (default /tmp/proxybench).  bench/systems.txt refers to this checkout as
+# $$PROXYCORE_ROOT, which bash expands when bench.py starts the proxy.
+bench: install
+	"$(BENCH)/setup.sh" --venvs
+	"$(BENCH)/origin.sh" start
+	PROXYCORE_ROOT="$(ROOT)" python3 "$(BENCH)/bench.py" matrix --rounds 2 \
+	  --only direct,mitm-q,proxycore "$(BENCH_SYSTEMS)"
