@@ -86,9 +86,7 @@ class ConnectionHandler:
         self._pending_hooks = 0
         self._last_activity = time.monotonic()
         self._watchdog: asyncio.TimerHandle | None = None
-        self._log_prefix = (
-            f"{client.peername[0]}:{client.peername[1]}" if client.peername else "client"
-        )
+        self._log_extra = {"client": client.peername}
 
     # lifecycle -------------------------------------------------------------
 
@@ -96,7 +94,7 @@ class ConnectionHandler:
         self._arm_watchdog()
         await self._run_hook(ClientConnectedHook(self.client))
         if self.client.error:
-            logger.info(f"{self._log_prefix}: client refused: {self.client.error}")
+            logger.info(f"client refused: {self.client.error}", extra=self._log_extra)
             self._close(self.client)
         else:
             self.feed(events.Start())
@@ -127,8 +125,8 @@ class ConnectionHandler:
                         self._execute(command)
                 except Exception:
                     logger.exception(
-                        f"{self._log_prefix}: proxycore has crashed handling {current!r}; "
-                        "closing this connection"
+                        f"proxycore has crashed handling {current!r}; closing this connection",
+                        extra=self._log_extra,
                     )
                     self._queue.clear()
                     for connection in list(self.transports):
@@ -155,13 +153,13 @@ class ConnectionHandler:
             else:
                 self._close(command.connection)
         elif isinstance(command, commands.Log):
-            logger.log(command.level, f"{self._log_prefix}: {command.message}")
+            logger.log(command.level, command.message, extra=self._log_extra)
         elif isinstance(command, commands.RequestWakeup):
             asyncio.get_running_loop().call_later(
                 command.delay, self.feed, events.Wakeup(command)
             )
         else:
-            logger.error(f"{self._log_prefix}: unexpected command {command!r}")
+            logger.error(f"unexpected command {command!r}", extra=self._log_extra)
 
     # hooks ---------------------------------------------------------------------
 
@@ -282,7 +280,7 @@ class ConnectionHandler:
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            logger.error(f"{self._log_prefix}: internal error", exc_info=task.exception())
+            logger.error("internal error", exc_info=task.exception(), extra=self._log_extra)
 
     # idle timeout ----------------------------------------------------------------
 
@@ -299,7 +297,7 @@ class ConnectionHandler:
                 max(timeout - idle, 1.0), self._check_idle
             )
             return
-        logger.info(f"{self._log_prefix}: closing idle connection after {timeout} s")
+        logger.info(f"closing idle connection after {timeout} s", extra=self._log_extra)
         for connection in list(self.transports):
             self._close(connection)
 
