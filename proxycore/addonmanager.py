@@ -79,10 +79,10 @@ class AddonManager:
         for addon in addons:
             self._register(addon)
             self.chain.append(addon)
-        self._rebuild_index()
         for addon in addons:
             for item in _traverse([addon]):
                 self._call_sync(item, "configure", set(self.master.options.keys()))
+        self._rebuild_index()  # after configure: an addon may add or drop hooks there
 
     def _register(self, addon: Any) -> None:
         loader = Loader(self.master)
@@ -97,9 +97,9 @@ class AddonManager:
     def register_nested(self, parent: Any, child: Any) -> None:
         """Add ``child`` below ``parent`` at run time (used by the script loader)."""
         self._register(child)
-        self._rebuild_index()
         for item in _traverse([child]):
             self._call_sync(item, "configure", set(self.master.options.keys()))
+        self._rebuild_index()
 
     def unregister_nested(self, child: Any) -> None:
         for item in _traverse([child]):
@@ -113,16 +113,23 @@ class AddonManager:
         self._rebuild_index()
 
     def _rebuild_index(self) -> None:
-        index: dict[str, list[tuple[Any, Callable[..., Any]]]] = {}
-        for addon in _traverse(self.chain):
-            for name in hooks.all_hooks:
+        """Forget the hook index; it is rebuilt one hook name at a time, on first use."""
+        self._handlers = {}
+
+    def handlers(self, name: str) -> list[tuple[Any, Callable[..., Any]]]:
+        """(addon, bound method) for every addon implementing hook ``name``, in chain order."""
+        found = self._handlers.get(name)
+        if found is None:
+            found = []
+            for addon in _traverse(self.chain):
                 handler = getattr(addon, name, None)
                 if handler is not None and callable(handler):
-                    index.setdefault(name, []).append((addon, handler))
-        self._handlers = index
+                    found.append((addon, handler))
+            self._handlers[name] = found
+        return found
 
     def has_handlers(self, name: str) -> bool:
-        return name in self._handlers
+        return bool(self.handlers(name))
 
     # dispatch ------------------------------------------------------------------
 
@@ -150,7 +157,7 @@ class AddonManager:
     def trigger(self, hook: hooks.Hook) -> None:
         """Synchronous dispatch, for lifecycle hooks outside the event loop."""
         args = hook.args()
-        for addon, handler in self._handlers.get(hook.name, ()):
+        for addon, handler in self.handlers(hook.name):
             try:
                 handler(*args)
             except AddonHalt:
@@ -161,7 +168,7 @@ class AddonManager:
                 self._report(addon, hook.name, e)
 
     async def trigger_event(self, hook: hooks.Hook) -> None:
-        handlers = self._handlers.get(hook.name)
+        handlers = self.handlers(hook.name)
         if not handlers:
             return
         args = hook.args()
@@ -178,7 +185,7 @@ class AddonManager:
     async def handle_lifecycle(self, hook: hooks.Hook) -> None:
         """Run a hook, then tell ``update`` listeners about the flow it concerned."""
         await self.trigger_event(hook)
-        if "update" in self._handlers:
+        if self.has_handlers("update"):
             from proxycore.flow import Flow
 
             flows = [a for a in hook.args() if isinstance(a, Flow)]
@@ -188,3 +195,4 @@ class AddonManager:
     def _options_changed(self, updated: set[str]) -> None:
         for addon in _traverse(self.chain):
             self._call_sync(addon, "configure", updated)
+        self._rebuild_index()

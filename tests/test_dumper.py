@@ -251,3 +251,16 @@ def test_tcp_message_and_error_lines():
         "\n"
         "Error in TCP connection to 10.0.0.2:22: connection reset\n"
     )
+
+
+def test_quiet_dumper_is_not_dispatched_to():
+    """With flow_detail 0 the addon manager's hook index no longer lists the dumper."""
+    from proxycore.master import Master
+
+    master = Master()
+    master.addons.add(Dumper(io.StringIO()))
+    assert master.addons.has_handlers("response")
+    master.options.update(flow_detail=0)
+    assert not master.addons.has_handlers("response")
+    master.options.update(flow_detail=1)
+    assert master.addons.has_handlers("response")
