@@ -12,6 +12,7 @@ import dataclasses
 from typing import Any, ClassVar
 
 all_hooks: dict[str, type[Hook]] = {}
+_ARG_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 @dataclasses.dataclass(eq=False)
@@ -21,7 +22,11 @@ class Hook:
     name: ClassVar[str]
 
     def args(self) -> list[Any]:
-        return [getattr(self, f.name) for f in dataclasses.fields(self)]
+        cls = type(self)
+        names = _ARG_NAMES.get(cls)
+        if names is None:  # dataclasses.fields() is slow; this runs for every hook
+            names = _ARG_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+        return [getattr(self, name) for name in names]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

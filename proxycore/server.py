@@ -41,15 +41,46 @@ MAX_CONNECTIONS_PER_ADDRESS = 5
 LayerFactory = Callable[[Context], Layer]
 
 
-class _Transport:
-    """The stream pair and read task of one open connection."""
+class _ConnectionProtocol(asyncio.Protocol):
+    """Hands one connection's socket events to its handler; no buffering of its own."""
 
-    __slots__ = ("reader", "writer", "closed")
+    handler: ConnectionHandler
+    connection: Connection
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
+    def __init__(self, handler: ConnectionHandler | None, connection: Connection | None) -> None:
+        """Handler and connection are None for an accepted client until the listener adopts it."""
+        if handler is not None and connection is not None:
+            self.handler = handler
+            self.connection = connection
+        self.transport: asyncio.Transport | None = None
         self.closed = asyncio.Event()
+        self.adopt: Callable[[_ConnectionProtocol], None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        if self.adopt is not None:
+            self.adopt(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.handler.data_received(self.connection, data)
+
+    def eof_received(self) -> bool:
+        self.handler.read_closed(self.connection, None)
+        return True  # keep our writing side open: the layers decide when to close it
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed.set()
+        self.handler.read_closed(self.connection, exc)
+        self.handler.lost(self.connection)
+        self.handler.writable(self, True)
+
+    def pause_writing(self) -> None:
+        self.handler.writable(self, False)
+
+    def resume_writing(self) -> None:
+        self.handler.writable(self, True)
 
 
 def _error_text(e: OSError) -> str:
@@ -64,50 +95,94 @@ def _error_text(e: OSError) -> str:
 class ConnectionHandler:
     """Drives the layer stack of one client connection."""
 
-    def __init__(
-        self,
-        master: Any,
-        client: Client,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        make_layer: LayerFactory,
-    ) -> None:
+    def __init__(self, master: Any, client: Client, make_layer: LayerFactory) -> None:
         self.master = master
         self.options = master.options
         self.client = client
         self.context = Context(client, self.options)
         self.layer = make_layer(self.context)
-        self.transports: dict[Connection, _Transport] = {client: _Transport(reader, writer)}
+        self.protocols: dict[Connection, _ConnectionProtocol] = {}
         self._queue: collections.deque[events.Event] = collections.deque()
         self._processing = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._semaphores: dict[Any, asyncio.Semaphore] = {}
         self._client_done = asyncio.Event()
+        self._full_writers: set[_ConnectionProtocol] = set()
         self._pending_hooks = 0
         self._last_activity = time.monotonic()
         self._watchdog: asyncio.TimerHandle | None = None
         self._log_extra = {"client": client.peername}
 
+    def adopt_client(self, protocol: _ConnectionProtocol) -> None:
+        """Take over the accepted client socket; reading waits until ``run`` starts the layers."""
+        protocol.handler = self
+        protocol.connection = self.client
+        self.protocols[self.client] = protocol
+        assert protocol.transport is not None
+        protocol.transport.pause_reading()  # nothing reaches the layers before Start
+
     # lifecycle -------------------------------------------------------------
 
-    async def handle_client(self) -> None:
+    async def run(self) -> None:
         self._arm_watchdog()
         await self._run_hook(ClientConnectedHook(self.client))
         if self.client.error:
             logger.info(f"client refused: {self.client.error}", extra=self._log_extra)
             self._close(self.client)
-        else:
+        elif self.client.state & ConnectionState.CAN_READ:
             self.feed(events.Start())
-            await self._read_loop(self.client)
-            if self.client.state is not ConnectionState.CLOSED:
-                await self._client_done.wait()
+            self._update_reading()
+        await self._client_done.wait()
         if self._watchdog is not None:
             self._watchdog.cancel()
-        for connection in list(self.transports):
-            self._close(connection)
+        self.close_all()
         for task in list(self._tasks):
             task.cancel()
         await self._run_hook(ClientDisconnectedHook(self.client))
+
+    def close_all(self) -> None:
+        for connection in list(self.protocols):
+            self._close(connection)
+        self._client_done.set()
+
+    # socket events -------------------------------------------------------------
+
+    def data_received(self, connection: Connection, data: bytes) -> None:
+        self._last_activity = time.monotonic()
+        self.feed(events.DataReceived(connection, data))
+
+    def read_closed(self, connection: Connection, exc: Exception | None) -> None:
+        """EOF or a lost connection: the layers hear about it once."""
+        if exc is not None and connection.error is None and not isinstance(exc, ConnectionResetError):
+            if isinstance(exc, OSError):
+                connection.error = _error_text(exc)
+        if connection.state & ConnectionState.CAN_READ:
+            connection.state &= ~ConnectionState.CAN_READ
+            self.feed(events.ConnectionClosed(connection))
+
+    def lost(self, connection: Connection) -> None:
+        """The socket is gone both ways (reset, or closed after our close())."""
+        if connection in self.protocols:
+            self._close(connection)
+
+    def writable(self, protocol: _ConnectionProtocol, ok: bool) -> None:
+        """Backpressure: while any peer's write buffer is full, read from no one."""
+        if ok:
+            self._full_writers.discard(protocol)
+        else:
+            self._full_writers.add(protocol)
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        pause = bool(self._full_writers)
+        for protocol in self.protocols.values():
+            transport = protocol.transport
+            if transport is None or transport.is_closing():
+                continue
+            if pause and transport.is_reading():
+                transport.pause_reading()
+            elif not pause and not transport.is_reading():
+                transport.resume_reading()
 
     # feeding events ------------------------------------------------------------
 
@@ -129,17 +204,15 @@ class ConnectionHandler:
                         extra=self._log_extra,
                     )
                     self._queue.clear()
-                    for connection in list(self.transports):
-                        self._close(connection)
-                    self._client_done.set()
+                    self.close_all()
         finally:
             self._processing = False
 
     def _execute(self, command: commands.Command) -> None:
         if isinstance(command, commands.SendData):
-            transport = self.transports.get(command.connection)
-            if transport is not None and command.connection.state & ConnectionState.CAN_WRITE:
-                transport.writer.write(command.data)
+            protocol = self.protocols.get(command.connection)
+            if protocol is not None and command.connection.state & ConnectionState.CAN_WRITE:
+                protocol.transport.write(command.data)  # type: ignore[union-attr]
         elif isinstance(command, commands.StartHook):
             if self._hook_is_trivial(command):
                 self._queue.append(events.HookCompleted(command))
@@ -187,33 +260,6 @@ class ConnectionHandler:
 
     # connections ---------------------------------------------------------------
 
-    async def _read_loop(self, connection: Connection) -> None:
-        transport = self.transports[connection]
-        reader = transport.reader
-        try:
-            while True:
-                data = await reader.read(READ_SIZE)
-                if not data:
-                    break
-                self._last_activity = time.monotonic()
-                self.feed(events.DataReceived(connection, data))
-                await self._drain()
-        except (OSError, asyncio.IncompleteReadError) as e:
-            if connection.error is None and not isinstance(e, ConnectionResetError):
-                connection.error = _error_text(e)
-        if connection.state & ConnectionState.CAN_READ:
-            connection.state &= ~ConnectionState.CAN_READ
-            self.feed(events.ConnectionClosed(connection))
-
-    async def _drain(self) -> None:
-        """Backpressure: don't read more while any peer has a full write buffer."""
-        for transport in list(self.transports.values()):
-            if transport.writer.transport.get_write_buffer_size() > WRITE_HIGH_WATER:
-                try:
-                    await transport.writer.drain()
-                except OSError:
-                    pass
-
     async def _open_connection(self, command: commands.OpenConnection) -> None:
         server: Server = command.connection
         if server.address is None:
@@ -229,34 +275,43 @@ class ConnectionHandler:
         )
         async with semaphore:
             host, port = server.address
+            protocol = _ConnectionProtocol(self, server)
             try:
-                reader, writer = await asyncio.open_connection(host, port, limit=READ_SIZE * 4)
+                transport, _ = await asyncio.get_running_loop().create_connection(
+                    lambda: protocol, host, port
+                )
             except OSError as e:
                 server.error = _error_text(e)
                 await self._run_hook(ServerConnectErrorHook(data))
                 self.feed(events.OpenConnectionCompleted(command, server.error))
                 return
+            if self._client_done.is_set():  # the client left while we were connecting
+                transport.close()
+                return
             now = time.time()
             server.timestamp_start = server.timestamp_tcp_setup = now
-            server.peername = writer.get_extra_info("peername")[:2]
-            server.sockname = writer.get_extra_info("sockname")[:2]
+            server.peername = transport.get_extra_info("peername")[:2]
+            server.sockname = transport.get_extra_info("sockname")[:2]
             server.state = ConnectionState.OPEN
-            transport = self.transports[server] = _Transport(reader, writer)
+            self.protocols[server] = protocol
+            transport.pause_reading()  # the layers learn about the connection first
             await self._run_hook(ServerConnectedHook(data))
             self.feed(events.OpenConnectionCompleted(command, None))
-            await self._read_loop(server)
-            # The server stopped sending; linger until the layers close our side too.
-            await transport.closed.wait()
+            if self.protocols.get(server) is protocol:
+                self._update_reading()
+            # Linger until the connection is gone on both sides.
+            await protocol.closed.wait()
             await self._run_hook(ServerDisconnectedHook(data))
 
     def _half_close(self, connection: Connection) -> None:
-        transport = self.transports.get(connection)
-        if transport is None or not connection.state & ConnectionState.CAN_WRITE:
+        protocol = self.protocols.get(connection)
+        if protocol is None or not connection.state & ConnectionState.CAN_WRITE:
             return
         connection.state &= ~ConnectionState.CAN_WRITE
+        transport = protocol.transport
         try:
-            if transport.writer.can_write_eof():
-                transport.writer.write_eof()
+            if transport is not None and transport.can_write_eof():
+                transport.write_eof()
         except OSError:
             pass
         if connection.state is ConnectionState.CLOSED:
@@ -265,10 +320,13 @@ class ConnectionHandler:
     def _close(self, connection: Connection) -> None:
         connection.state = ConnectionState.CLOSED
         connection.timestamp_end = connection.timestamp_end or time.time()
-        transport = self.transports.pop(connection, None)
-        if transport is not None:
-            transport.writer.close()
-            transport.closed.set()
+        protocol = self.protocols.pop(connection, None)
+        if protocol is not None:
+            self._full_writers.discard(protocol)
+            if protocol.transport is not None:
+                protocol.transport.close()
+            else:
+                protocol.closed.set()
         if connection is self.client:
             self._client_done.set()
 
@@ -298,8 +356,7 @@ class ConnectionHandler:
             )
             return
         logger.info(f"closing idle connection after {timeout} s", extra=self._log_extra)
-        for connection in list(self.transports):
-            self._close(connection)
+        self.close_all()
 
 
 class ProxyListener:
@@ -310,11 +367,12 @@ class ProxyListener:
         self.make_layer = make_layer
         self.mode = mode
         self.server: asyncio.base_events.Server | None = None
-        self.handlers: set[asyncio.Task[None]] = set()
+        self.handlers: dict[asyncio.Task[None], ConnectionHandler] = {}
 
     async def start(self, host: str, port: int) -> None:
-        self.server = await asyncio.start_server(
-            self._handle, host or None, port, limit=READ_SIZE * 4, reuse_address=True
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(
+            self._new_connection, host or None, port, reuse_address=True
         )
 
     @property
@@ -323,34 +381,42 @@ class ProxyListener:
             return []
         return [s.getsockname()[:2] for s in self.server.sockets]
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peername = writer.get_extra_info("peername")
-        sockname = writer.get_extra_info("sockname")
+    def _new_connection(self) -> asyncio.Protocol:
+        protocol = _ConnectionProtocol(None, None)
+        protocol.adopt = self._start_handler
+        return protocol
+
+    def _start_handler(self, protocol: _ConnectionProtocol) -> None:
+        transport = protocol.transport
+        assert transport is not None
+        peername = transport.get_extra_info("peername")
+        sockname = transport.get_extra_info("sockname")
         client = Client(
             peername=tuple(peername[:2]) if peername else None,  # type: ignore[arg-type]
             sockname=tuple(sockname[:2]) if sockname else None,  # type: ignore[arg-type]
             state=ConnectionState.OPEN,
             proxy_mode=self.mode,
         )
-        handler = ConnectionHandler(self.master, client, reader, writer, self.make_layer)
-        task = asyncio.current_task()
-        assert task is not None
-        self.handlers.add(task)
-        try:
-            await handler.handle_client()
-        except asyncio.CancelledError:
-            for connection in list(handler.transports):
-                handler._close(connection)
-            raise
-        finally:
-            self.handlers.discard(task)
+        handler = ConnectionHandler(self.master, client, self.make_layer)
+        handler.adopt_client(protocol)
+        task = asyncio.get_running_loop().create_task(handler.run())
+        self.handlers[task] = handler
+        task.add_done_callback(self._handler_done)
+
+    def _handler_done(self, task: asyncio.Task[None]) -> None:
+        self.handlers.pop(task, None)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("internal error", exc_info=task.exception())
 
     async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            for task in list(self.handlers):
-                task.cancel()
-            if self.handlers:
-                await asyncio.wait(list(self.handlers), timeout=5)
-            await self.server.wait_closed()
-            self.server = None
+        if self.server is None:
+            return
+        self.server.close()
+        for handler in list(self.handlers.values()):
+            handler.close_all()
+        if self.handlers:
+            await asyncio.wait(list(self.handlers), timeout=5)
+        for task in list(self.handlers):
+            task.cancel()
+        await self.server.wait_closed()
+        self.server = None

@@ -13,5 +13,9 @@ class HttpProxy(Layer):
         super().__init__(context)
         self.child_layer = NextLayer(self.context)
 
+    def handle_event(self, event: events.Event) -> CommandGenerator:
+        # Never blocks itself, so the child's generator can be handed up unwrapped.
+        return self.child_layer.handle_event(event)
+
     def _handle_event(self, event: events.Event) -> CommandGenerator:
-        yield from self.child_layer.handle_event(event)
+        return self.child_layer.handle_event(event)
