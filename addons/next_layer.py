@@ -10,6 +10,8 @@ from proxycore.layer import NextLayer as NextLayerData
 from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.layers.modes import HttpProxy
 from proxycore.layers.tcp import TCPLayer
+from proxycore.layers.tls import ClientTLSLayer, ServerTLSLayer
+from proxycore.net.tls import parse_client_hello
 
 _HTTP_METHOD = re.compile(rb"^[A-Za-z]{1,16} \S")
 
@@ -49,8 +51,26 @@ class NextLayer:
         parent = context.layers[-1] if context.layers else None
         client_data = nextlayer.data_client()
         if isinstance(parent, HttpProxy):
+            if looks_like_tls(client_data):
+                # TLS straight to the proxy port: a "secure web proxy" client.
+                client_tls = ClientTLSLayer(context)
+                client_tls.child_layer = HttpLayer(context, HTTPMode.regular)
+                return client_tls
             return HttpLayer(context, HTTPMode.regular)
         hosts = _host_candidates(nextlayer)
+        is_tls = looks_like_tls(client_data) and not isinstance(parent, ClientTLSLayer)
+        if is_tls and (self._ignore or self._allow):
+            try:
+                hello = parse_client_hello(client_data)
+            except ValueError:
+                hello = None
+            else:
+                if hello is None:
+                    return None  # wait for the whole ClientHello: its SNI decides
+            if hello is not None and hello.sni:
+                address = context.server.address
+                port = address[1] if address else 443
+                hosts = [f"{hello.sni}:{port}", hello.sni, *hosts]
         if self._ignored(hosts):
             return TCPLayer(context, ignore=True)
         server_data = nextlayer.data_server()
@@ -58,9 +78,10 @@ class NextLayer:
             return TCPLayer(context)  # the server speaks first: not HTTP
         if not client_data:
             return None
-        if looks_like_tls(client_data):
-            # Until TLS interception lands, TLS inside a tunnel is passed through untouched.
-            return TCPLayer(context, ignore=True)
+        if is_tls:
+            server_tls = ServerTLSLayer(context)
+            server_tls.child_layer = ClientTLSLayer(context)
+            return server_tls
         if any(p.search(h) for p in self._tcp for h in hosts):
             return TCPLayer(context)
         if looks_like_http(client_data):

@@ -26,10 +26,14 @@ pytestmark = [
 class Proxy:
     def __init__(self, args: list[str], tmp: Path) -> None:
         self.port = free_port()
+        self.confdir = tmp / "conf"  # never the user's ~/.proxycore
         self.stdout_path = tmp / f"proxy-{self.port}.out"
         self.stderr_path = tmp / f"proxy-{self.port}.err"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "proxycore", "--listen-host", "127.0.0.1", "-p", str(self.port), *args],
+            [
+                sys.executable, "-m", "proxycore", "--listen-host", "127.0.0.1", "-p", str(self.port),
+                "--set", f"confdir={self.confdir}", *args,
+            ],
             stdout=self.stdout_path.open("wb"),
             stderr=self.stderr_path.open("wb"),
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -44,6 +48,10 @@ class Proxy:
             except OSError:
                 time.sleep(0.05)
         raise AssertionError(f"proxy did not start listening:\n{self.stderr()}")
+
+    @property
+    def ca(self) -> str:
+        return str(self.confdir / "proxycore-ca-cert.pem")
 
     @property
     def url(self) -> str:
@@ -182,12 +190,99 @@ def test_garbage_request_gives_400_and_proxy_keeps_serving(proxy, upstream):
     assert r.returncode == 0 and json.loads(r.stdout)["method"] == "GET"
 
 
-def test_connect_tls_passthrough(proxy, tls_upstream):
-    # The TLS inside the tunnel is passed through untouched: curl sees the upstream's own cert.
-    r = curl(proxy, "-k", "-v", f"https://127.0.0.1:{tls_upstream}/get")
+@pytest.fixture(scope="module")
+def insecure_proxy(tmp_path_factory) -> Iterator[Proxy]:
+    """A proxy that accepts the test upstream's self-signed certificate."""
+    p = Proxy(["--set", "ssl_insecure=true"], tmp_path_factory.mktemp("insecure"))
+    yield p
+    assert p.stop() == 0
+    assert "Traceback" not in p.stderr(), p.stderr()
+
+
+def test_https_is_intercepted_with_our_ca(insecure_proxy, tls_upstream):
+    r = curl(insecure_proxy, "--cacert", insecure_proxy.ca, "-v", f"https://127.0.0.1:{tls_upstream}/get?tls=1")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["path"] == "/get"
-    assert b"upstream.e2e" in r.stderr
+    assert json.loads(r.stdout)["path"] == "/get?tls=1"
+    assert b"issuer: CN=proxycore; O=proxycore" in r.stderr
+    # The upstream negotiates no ALPN, so neither do we (mirrored, as mitmproxy does).
+    assert b"ALPN: server did not agree" in r.stderr, r.stderr
+    out = insecure_proxy.wait_output("tls=1")
+    assert f"GET https://127.0.0.1:{tls_upstream}/get?tls=1" in out
+
+
+def test_https_by_hostname_passes_python_default_verification(insecure_proxy, tls_upstream):
+    """Python's ssl with hostname checking on accepts our leaf for a DNS name (SNI)."""
+    import http.client
+    import ssl
+
+    context = ssl.create_default_context(cafile=insecure_proxy.ca)
+    assert context.check_hostname and context.verify_mode == ssl.CERT_REQUIRED
+    conn = http.client.HTTPSConnection("127.0.0.1", insecure_proxy.port, context=context, timeout=10)
+    conn.set_tunnel("localhost", tls_upstream)
+    conn.request("GET", "/get?pyssl=1")
+    response = conn.getresponse()
+    assert response.status == 200
+    assert json.loads(response.read())["path"] == "/get?pyssl=1"
+    cert = conn.sock.getpeercert()
+    assert ("DNS", "localhost") in cert["subjectAltName"]
+    assert dict(x[0] for x in cert["issuer"])["commonName"] == "proxycore"
+    conn.close()
+
+
+def test_upstream_with_untrusted_certificate_gives_502_with_reason(proxy, tls_upstream):
+    r = curl(proxy, "--cacert", proxy.ca, f"https://localhost:{tls_upstream}/get", "-w", "\n%{http_code}")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.endswith(b"\n502")
+    assert b"Certificate verify failed: self-signed certificate" in r.stdout
+    deadline = time.monotonic() + 5
+    while "Certificate verify failed" not in proxy.stderr() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "Server TLS handshake failed with localhost" in proxy.stderr()
+
+
+def test_client_that_rejects_our_certificate_is_logged_with_a_hint(insecure_proxy, tls_upstream):
+    r = curl(insecure_proxy, f"https://127.0.0.1:{tls_upstream}/get?untrusted=1")
+    assert r.returncode == 60  # curl: peer certificate cannot be authenticated
+    deadline = time.monotonic() + 5
+    while "Client TLS handshake failed" not in insecure_proxy.stderr() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "does not trust the proxycore CA" in insecure_proxy.stderr()
+
+
+def test_ignore_hosts_passes_tls_through_untouched(tmp_path, tls_upstream):
+    p = Proxy(["--set", "ignore_hosts=^127\\.0\\.0\\.1:"], tmp_path)
+    try:
+        r = curl(p, "-k", "-v", f"https://127.0.0.1:{tls_upstream}/get")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["path"] == "/get"
+        assert b"upstream.e2e" in r.stderr  # the upstream's own certificate reached curl
+    finally:
+        assert p.stop() == 0
+
+
+def test_ignore_hosts_matches_sni(tmp_path, tls_upstream):
+    p = Proxy(["--set", "ignore_hosts=^localhost:"], tmp_path)
+    try:
+        r = curl(p, "-k", "-v", f"https://localhost:{tls_upstream}/get")
+        assert r.returncode == 0, r.stderr
+        assert b"upstream.e2e" in r.stderr
+        r = curl(p, "-k", "-v", "--connect-to", f"other.test:{tls_upstream}:localhost:{tls_upstream}",
+                 f"https://127.0.0.1:{tls_upstream}/get")
+        assert b"issuer: CN=proxycore" in r.stderr  # not ignored: intercepted (and 502, untrusted)
+    finally:
+        assert p.stop() == 0
+
+
+def test_garbage_after_connect_ends_only_that_connection(proxy, upstream):
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as s:
+        s.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\n" % upstream)
+        assert s.recv(1024).startswith(b"HTTP/1.1 200")
+        s.sendall(b"\x16\x03\x01\x00\x05garbage-that-is-no-hello")
+        s.settimeout(5)
+        while s.recv(65536):
+            pass
+    r = curl(proxy, f"http://127.0.0.1:{upstream}/get?after-garbage=1")
+    assert json.loads(r.stdout)["path"] == "/get?after-garbage=1"
 
 
 def test_connect_plain_http_is_intercepted(proxy, upstream):

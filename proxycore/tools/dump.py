@@ -244,6 +244,7 @@ def _default_addons() -> list[Any]:
         from proxycore.addons.next_layer import NextLayer
         from proxycore.addons.proxyserver import Proxyserver
         from proxycore.addons.script import ScriptLoader
+        from proxycore.addons.tlsconfig import TlsConfig
 
-        return [Core(), Proxyserver(), ScriptLoader(), NextLayer()]
+        return [Core(), Proxyserver(), ScriptLoader(), NextLayer(), TlsConfig()]
     return list(default_addons())

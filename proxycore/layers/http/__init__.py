@@ -544,6 +544,8 @@ class HttpLayer(Layer):
         self.connections: dict[Connection, Layer] = {}
         self.command_sources: dict[commands.Command, Layer] = {}
         self.waiting_for_connection: dict[Connection, list[GetHttpConnection]] = {}
+        # The HttpClient of each server connection (under a ServerTLSLayer for https).
+        self.http_clients: dict[Connection, HttpClient] = {}
 
     def __repr__(self) -> str:
         return f"HttpLayer({self.mode.name}, streams={len(self.streams)})"
@@ -599,13 +601,14 @@ class HttpLayer(Layer):
         yield from self.event_to_child(stream, event)
 
     def get_connection(self, command: GetHttpConnection) -> CommandGenerator:
-        for connection, layer in self.connections.items():
+        for connection in self.connections:
             if not isinstance(connection, Server) or not command.connection_spec_matches(connection):
                 continue
             if connection in self.waiting_for_connection:
                 self.waiting_for_connection[connection].append(command)
                 return
-            if isinstance(layer, HttpClient) and layer.reusable:
+            client = self.http_clients.get(connection)
+            if client is not None and client.reusable:
                 yield from self.reply(command, (connection, None))
                 return
         # Inside a CONNECT tunnel the context's server is the one the client asked for.
@@ -613,24 +616,38 @@ class HttpLayer(Layer):
         reuse_context = (
             server.address == command.address
             and server.via == command.via
+            and server.tls == command.tls
             and server not in self.connections
             and (server.connected or server.timestamp_start is None)
         )
-        if reuse_context:
-            server.tls = command.tls
-        else:
-            server = Server(address=command.address, tls=command.tls, via=command.via)
         context = self.context.fork()
-        context.server = server
-        client_layer = HttpClient(context)
-        self.connections[server] = client_layer
+        top: Layer
+        if reuse_context:
+            # TLS to this server, if any, is the business of a layer above us.
+            context.server = server
+            top = client_layer = HttpClient(context)
+        else:
+            server = Server(address=command.address, via=command.via)
+            context.server = server
+            if command.tls:
+                from proxycore.layers.tls import ServerTLSLayer
+
+                top = ServerTLSLayer(context)
+                server.sni = command.address[0] if command.address else None
+                client_layer = HttpClient(context)
+                top.child_layer = client_layer
+            else:
+                top = client_layer = HttpClient(context)
+        self.connections[server] = top
+        self.http_clients[server] = client_layer
         self.waiting_for_connection[server] = [command]
-        yield from self.event_to_child(client_layer, events.Start())
+        yield from self.event_to_child(top, events.Start())
 
     def register_connection(self, command: RegisterHttpConnection) -> CommandGenerator:
         waiting = self.waiting_for_connection.pop(command.connection, [])
         if command.err:
             self.connections.pop(command.connection, None)
+            self.http_clients.pop(command.connection, None)
             reply = (None, command.err)
         else:
             reply = (command.connection, None)

@@ -1,0 +1,524 @@
+"""TLS on either side of the proxy: pyOpenSSL driven over memory BIOs.
+
+A TLS layer wraps one connection (the client for :class:`ClientTLSLayer`, the
+server for :class:`ServerTLSLayer`) and sits between its parent and a child
+layer: ciphertext for that connection arrives as events and leaves as
+``SendData``; the child only ever sees and sends plaintext on the same
+connection object. The layer never builds an ``SSL.Connection`` itself: the
+``tls_start_client``/``tls_start_server`` hooks must supply one (the TlsConfig
+addon does), so addons control certificates, ALPN and verification.
+
+The server side intercepts its child's ``OpenConnection`` for the wrapped
+connection: it opens the TCP connection if needed, runs the handshake, and
+only then answers the child, so layers below see an already-secured server.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any
+
+from OpenSSL import SSL
+
+from proxycore import commands, events
+from proxycore.commands import StartHook, hook_dataclass
+from proxycore.connection import Connection, Server
+from proxycore.context import Context
+from proxycore.layer import CommandGenerator, Layer, NextLayer
+from proxycore.net import tls as tls_parse
+
+READ_CHUNK = 65536
+
+
+# Hook data and hooks -------------------------------------------------------------
+
+
+@dataclasses.dataclass(eq=False)
+class ClientHelloData:
+    """What the ``tls_clienthello`` hook sees and may change."""
+
+    context: Context
+    client_hello: tls_parse.ClientHello
+    ignore_connection: bool = False
+    """Set to pass the connection through untouched (no interception)."""
+    establish_server_tls_first: bool = False
+    """Set to handshake with the server before answering the client (upstream cert sniffing)."""
+
+
+@dataclasses.dataclass(eq=False)
+class TlsData:
+    """A connection about to handshake; ``tls_start_*`` hooks set ``ssl_conn``."""
+
+    conn: Connection
+    context: Context
+    ssl_conn: SSL.Connection | None = None
+    is_dtls: bool = False
+
+
+@hook_dataclass
+class TlsClienthelloHook(StartHook):
+    """The client's ClientHello was read; decide whether and how to intercept."""
+
+    name = "tls_clienthello"
+    data: ClientHelloData
+
+
+@hook_dataclass
+class TlsStartClientHook(StartHook):
+    name = "tls_start_client"
+    data: TlsData
+
+
+@hook_dataclass
+class TlsStartServerHook(StartHook):
+    name = "tls_start_server"
+    data: TlsData
+
+
+@hook_dataclass
+class TlsEstablishedClientHook(StartHook):
+    name = "tls_established_client"
+    data: TlsData
+
+
+@hook_dataclass
+class TlsEstablishedServerHook(StartHook):
+    name = "tls_established_server"
+    data: TlsData
+
+
+@hook_dataclass
+class TlsFailedClientHook(StartHook):
+    name = "tls_failed_client"
+    data: TlsData
+
+
+@hook_dataclass
+class TlsFailedServerHook(StartHook):
+    name = "tls_failed_server"
+    data: TlsData
+
+
+# Errors ---------------------------------------------------------------------------
+
+# OpenSSL's X509_V_ERR_* texts for the codes upstream verification usually produces,
+# used when the library cannot be asked directly.
+_VERIFY_ERRORS = {
+    2: "unable to get issuer certificate",
+    9: "certificate is not yet valid",
+    10: "certificate has expired",
+    18: "self-signed certificate",
+    19: "self-signed certificate in certificate chain",
+    20: "unable to get local issuer certificate",
+    21: "unable to verify the first certificate",
+    26: "unsupported certificate purpose",
+    62: "hostname mismatch",
+    64: "IP address mismatch",
+}
+
+
+def verify_error(conn: SSL.Connection) -> str | None:
+    """OpenSSL's certificate verification result for ``conn``, None if it passed."""
+    try:
+        lib, ffi = SSL._lib, SSL._ffi  # type: ignore[attr-defined]
+        code = lib.SSL_get_verify_result(conn._ssl)  # type: ignore[attr-defined]
+    except AttributeError:
+        return None
+    if code == 0:
+        return None
+    try:
+        return ffi.string(lib.X509_verify_cert_error_string(code)).decode()
+    except Exception:
+        return _VERIFY_ERRORS.get(code, f"verification error {code}")
+
+
+def describe_ssl_error(e: SSL.Error) -> str:
+    """``SSL.Error`` carries a list of (lib, func, reason) tuples; keep the reasons."""
+    parts = []
+    for item in e.args[0] if e.args and isinstance(e.args[0], list) else []:
+        if isinstance(item, tuple) and item:
+            parts.append(str(item[-1]))
+    return ", ".join(parts) or str(e) or type(e).__name__
+
+
+# The layers ---------------------------------------------------------------------------
+
+
+class TLSLayer(Layer):
+    """Encrypts and decrypts one connection for its child layer."""
+
+    conn: Connection
+    tls: SSL.Connection | None
+    child_layer: Layer
+
+    def __init__(self, context: Context, conn: Connection, child: Layer | None = None) -> None:
+        super().__init__(context)
+        self.conn = conn
+        self.tls = None
+        self.state = "inactive"  # inactive, handshaking, open, closed, passthrough
+        self.child_layer = child if child is not None else NextLayer(context)
+        self._close_forwarded = False
+        conn.tls = True
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.state})"
+
+    # ciphertext and plaintext plumbing ------------------------------------------
+
+    def flush(self) -> CommandGenerator:
+        """Send whatever OpenSSL has written into the outgoing BIO."""
+        assert self.tls is not None
+        out = []
+        while True:
+            try:
+                chunk = self.tls.bio_read(READ_CHUNK)
+            except SSL.WantReadError:
+                break
+            if not chunk:
+                break
+            out.append(chunk)
+        if out:
+            yield commands.SendData(self.conn, b"".join(out))
+
+    def event_to_child(self, event: events.Event) -> CommandGenerator:
+        for command in self.child_layer.handle_event(event):
+            if isinstance(command, commands.ConnectionCommand) and command.connection is self.conn:
+                if self.state == "passthrough":
+                    yield command
+                elif isinstance(command, commands.SendData):
+                    yield from self.send_plaintext(command.data)
+                elif isinstance(command, commands.OpenConnection):
+                    yield from self.child_opens(command)
+                elif isinstance(command, commands.CloseConnection):
+                    yield from self.close(command)
+                else:
+                    yield command
+            else:
+                yield command
+
+    def send_plaintext(self, data: bytes) -> CommandGenerator:
+        if self.state != "open" or self.tls is None:
+            return  # nothing can be sent on a connection whose handshake failed or closed
+        try:
+            self.tls.sendall(data)
+        except SSL.Error as e:
+            yield commands.Log(f"TLS error while sending to {_who(self.conn)}: {describe_ssl_error(e)}", logging.DEBUG)
+        yield from self.flush()
+
+    def close(self, command: commands.CloseConnection) -> CommandGenerator:
+        if self.state == "open" and self.tls is not None and not command.half_close:
+            try:
+                self.tls.shutdown()  # close_notify, so the peer knows the data is complete
+            except SSL.Error:
+                pass
+            yield from self.flush()
+        if not command.half_close:
+            self.state = "closed"
+        yield command
+
+    def receive_ciphertext(self, data: bytes) -> CommandGenerator:
+        assert self.tls is not None
+        self.tls.bio_write(data)
+        if self.state == "handshaking":
+            yield from self.continue_handshake()
+        if self.state == "open":
+            yield from self.read_plaintext()
+
+    def read_plaintext(self) -> CommandGenerator:
+        assert self.tls is not None
+        chunks = []
+        peer_closed = False
+        while True:
+            try:
+                chunk = self.tls.recv(READ_CHUNK)
+            except SSL.WantReadError:
+                break
+            except SSL.ZeroReturnError:
+                peer_closed = True
+                break
+            except SSL.Error as e:
+                yield commands.Log(f"TLS error from {_who(self.conn)}: {describe_ssl_error(e)}", logging.INFO)
+                peer_closed = True
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        yield from self.flush()  # e.g. key updates or session tickets
+        if chunks:
+            yield from self.event_to_child(events.DataReceived(self.conn, b"".join(chunks)))
+        if peer_closed:
+            yield from self.forward_close()
+
+    def forward_close(self) -> CommandGenerator:
+        if not self._close_forwarded:
+            self._close_forwarded = True
+            yield from self.event_to_child(events.ConnectionClosed(self.conn))
+
+    # handshake --------------------------------------------------------------------
+
+    def start_handshake(self, start_hook: type[StartHook], connect: bool) -> CommandGenerator:
+        """Ask addons for an SSL connection object, then send the first flight."""
+        data = TlsData(self.conn, self.context)
+        yield start_hook(data)
+        if data.ssl_conn is None:
+            yield from self.handshake_failed(
+                self.conn.error or "No TLS context was provided by the tls_start hook."
+            )
+            return
+        self.tls = data.ssl_conn
+        if connect:
+            self.tls.set_connect_state()
+        else:
+            self.tls.set_accept_state()
+        self.state = "handshaking"
+        self.tls_data = data
+
+    def continue_handshake(self) -> CommandGenerator:
+        assert self.tls is not None
+        try:
+            self.tls.do_handshake()
+        except SSL.WantReadError:
+            yield from self.flush()
+            return
+        except SSL.Error as e:
+            yield from self.flush()  # the alert, so the peer learns why
+            yield from self.handshake_failed(self.explain_failure(e))
+            return
+        yield from self.flush()
+        self.state = "open"
+        self.record_connection_details()
+        yield from self.handshake_done()
+
+    def record_connection_details(self) -> None:
+        assert self.tls is not None
+        conn = self.conn
+        conn.timestamp_tls_setup = time.time()
+        conn.alpn = self.tls.get_alpn_proto_negotiated() or b""
+        conn.cipher = self.tls.get_cipher_name()
+        conn.tls_version = self.tls.get_protocol_version_name()
+        chain = self.tls.get_peer_cert_chain()
+        if chain:
+            conn.certificate_list = [_to_cert(c) for c in chain]
+
+    def explain_failure(self, e: SSL.Error) -> str:
+        return describe_ssl_error(e)
+
+    def handshake_failed(self, message: str) -> CommandGenerator:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def handshake_done(self) -> CommandGenerator:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def child_opens(self, command: commands.OpenConnection) -> CommandGenerator:
+        yield command
+
+
+class ServerTLSLayer(TLSLayer):
+    """TLS toward the server: handshakes when the connection is opened (or at once, if open)."""
+
+    def __init__(self, context: Context, child: Layer | None = None) -> None:
+        super().__init__(context, context.server, child)
+        self.waiting_child: commands.OpenConnection | None = None
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, events.Start):
+            yield from self.event_to_child(event)
+            if (
+                self.conn.connected
+                and self.state == "inactive"
+                and not isinstance(self.child_layer, ClientTLSLayer)
+            ):
+                # Opened before us (eager CONNECT) and nobody will ask: secure it now.
+                yield from self.handshake()
+        elif isinstance(event, events.ConnectionEvent) and event.connection is self.conn:
+            if self.state == "passthrough" or self.state == "inactive":
+                yield from self.event_to_child(event)
+            elif isinstance(event, events.DataReceived):
+                yield from self.receive_ciphertext(event.data)
+            elif isinstance(event, events.ConnectionClosed):
+                if self.state == "handshaking":
+                    yield from self.handshake_failed("Server closed the connection during the TLS handshake.")
+                else:
+                    if self.state == "open":
+                        yield from self.read_plaintext()
+                    yield from self.forward_close()
+        else:
+            yield from self.event_to_child(event)
+
+    def child_opens(self, command: commands.OpenConnection) -> CommandGenerator:
+        if self.state == "open":
+            yield from self.event_to_child(events.OpenConnectionCompleted(command, None))
+            return
+        if self.state == "closed" or self.conn.error:
+            yield from self.event_to_child(
+                events.OpenConnectionCompleted(command, self.conn.error or "connection closed")
+            )
+            return
+        self.waiting_child = command
+        if self.state == "handshaking":
+            return  # answered when the running handshake ends
+        if not self.conn.connected:
+            err = yield commands.OpenConnection(self.conn)
+            if err:
+                yield from self.answer_child(err)
+                return
+        yield from self.handshake()
+
+    def handshake(self) -> CommandGenerator:
+        yield from self.start_handshake(TlsStartServerHook, connect=True)
+        if self.state == "handshaking":
+            yield from self.continue_handshake()
+
+    def handshake_done(self) -> CommandGenerator:
+        yield TlsEstablishedServerHook(self.tls_data)
+        yield from self.answer_child(None)
+
+    def explain_failure(self, e: SSL.Error) -> str:
+        assert self.tls is not None
+        problem = verify_error(self.tls)
+        if problem:
+            return f"Certificate verify failed: {problem}"
+        return f"TLS handshake failed: {describe_ssl_error(e)}"
+
+    def handshake_failed(self, message: str) -> CommandGenerator:
+        self.conn.error = message
+        self.state = "closed"
+        yield commands.Log(f"Server TLS handshake failed with {_who(self.conn)}: {message}", logging.WARNING)
+        yield TlsFailedServerHook(getattr(self, "tls_data", TlsData(self.conn, self.context)))
+        yield commands.CloseConnection(self.conn)
+        yield from self.answer_child(message)
+
+    def answer_child(self, err: str | None) -> CommandGenerator:
+        command, self.waiting_child = self.waiting_child, None
+        if command is not None:
+            yield from self.event_to_child(events.OpenConnectionCompleted(command, err))
+
+
+class ClientTLSLayer(TLSLayer):
+    """TLS toward the client: reads its ClientHello, then plays the server with our certificate."""
+
+    def __init__(self, context: Context, child: Layer | None = None) -> None:
+        super().__init__(context, context.client, child)
+        self.hello_buffer = bytearray()
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, events.Start):
+            return  # the child starts once the handshake is done
+        if isinstance(event, events.ConnectionEvent) and event.connection is self.conn:
+            if self.state == "passthrough":
+                yield from self.event_to_child(event)
+            elif isinstance(event, events.DataReceived):
+                if self.state == "inactive":
+                    yield from self.receive_hello(event.data)
+                elif self.state in ("handshaking", "open"):
+                    yield from self.receive_ciphertext(event.data)
+            elif isinstance(event, events.ConnectionClosed):
+                if self.state in ("inactive", "handshaking"):
+                    if self.state == "handshaking":
+                        yield from self.handshake_failed("The client disconnected during the handshake.")
+                    else:
+                        yield commands.CloseConnection(self.conn)
+                        self.state = "closed"
+                else:
+                    if self.state == "open":
+                        yield from self.read_plaintext()
+                    yield from self.forward_close()
+        elif self.state in ("open", "passthrough", "closed"):
+            yield from self.event_to_child(event)
+
+    def receive_hello(self, data: bytes) -> CommandGenerator:
+        self.hello_buffer += data
+        try:
+            hello = tls_parse.parse_client_hello(bytes(self.hello_buffer))
+        except ValueError as e:
+            yield commands.Log(f"Client sent an invalid TLS ClientHello: {e}", logging.INFO)
+            yield commands.CloseConnection(self.conn)
+            self.state = "closed"
+            return
+        if hello is None:
+            return
+        self.conn.sni = hello.sni
+        self.conn.alpn_offers = list(hello.alpn_protocols)
+        hello_data = ClientHelloData(self.context, hello)
+        yield TlsClienthelloHook(hello_data)
+        if hello_data.ignore_connection:
+            yield from self.pass_through()
+            return
+        if hello_data.establish_server_tls_first and not self.context.server.tls_established:
+            err = yield commands.OpenConnection(self.context.server)
+            if err:
+                yield commands.Log(
+                    f"Unable to establish TLS with the server ({err}); "
+                    "continuing the client handshake without its certificate details.",
+                    logging.DEBUG,
+                )
+        yield from self.start_handshake(TlsStartClientHook, connect=False)
+        if self.state != "handshaking":
+            return
+        assert self.tls is not None
+        self.tls.bio_write(bytes(self.hello_buffer))
+        self.hello_buffer.clear()
+        yield from self.continue_handshake()
+        if self.state == "open":
+            yield from self.read_plaintext()
+
+    def pass_through(self) -> CommandGenerator:
+        """Not intercepted after all: this layer and a ServerTLS parent step aside."""
+        from proxycore.layers.tcp import TCPLayer
+
+        self.state = "passthrough"
+        self.conn.tls = False
+        index = self.context.layers.index(self) if self in self.context.layers else 0
+        parent = self.context.layers[index - 1] if index > 0 else None
+        if isinstance(parent, ServerTLSLayer) and parent.state == "inactive":
+            parent.state = "passthrough"
+            parent.conn.tls = False
+        self.child_layer = TCPLayer(self.context, ignore=True)
+        yield from self.event_to_child(events.Start())
+        data, self.hello_buffer = bytes(self.hello_buffer), bytearray()
+        yield from self.event_to_child(events.DataReceived(self.conn, data))
+
+    def handshake_done(self) -> CommandGenerator:
+        yield TlsEstablishedClientHook(self.tls_data)
+        yield from self.event_to_child(events.Start())
+
+    def handshake_failed(self, message: str) -> CommandGenerator:
+        self.conn.error = message
+        self.state = "closed"
+        where = self.conn.sni or _server_name(self.context.server) or "this host"
+        yield commands.Log(
+            f"Client TLS handshake failed: {message} If this happens for every connection to "
+            f"{where}, the client probably does not trust the proxycore CA: install it "
+            "(see docs/tls.md).",
+            logging.WARNING,
+        )
+        yield TlsFailedClientHook(getattr(self, "tls_data", TlsData(self.conn, self.context)))
+        yield commands.CloseConnection(self.conn)
+
+    def explain_failure(self, e: SSL.Error) -> str:
+        return f"{describe_ssl_error(e)}."
+
+
+def _who(conn: Connection) -> str:
+    if isinstance(conn, Server):
+        return _server_name(conn) or "server"
+    return "client"
+
+
+def _server_name(server: Server) -> str | None:
+    if server.sni:
+        return server.sni
+    if server.address:
+        return f"{server.address[0]}:{server.address[1]}"
+    return None
+
+
+def _to_cert(x509: Any) -> Any:
+    """pyOpenSSL X509 -> proxycore.certs.Cert (what mitmproxy keeps in certificate_list)."""
+    from proxycore.certs import Cert
+
+    return Cert(x509.to_cryptography())
