@@ -23,7 +23,7 @@ import logging
 import os
 from typing import Any
 
-from OpenSSL import SSL, crypto
+from OpenSSL import SSL
 
 from proxycore import ctx
 from proxycore.exceptions import OptionsError
@@ -228,10 +228,10 @@ class TlsConfig:
         context.set_min_proto_version(_TLS_VERSIONS[opts.tls_version_client_min])
         if opts.ciphers_client:
             context.set_cipher_list(opts.ciphers_client.encode())
-        context.use_certificate(crypto.X509.from_cryptography(entry.cert.to_cryptography()))
-        context.use_privatekey(crypto.PKey.from_cryptography_key(entry.privatekey))
+        context.use_certificate(entry.cert.to_cryptography())
+        context.use_privatekey(entry.privatekey)
         for extra in (*entry.chain_certs, *chain_extra):
-            context.add_extra_chain_cert(crypto.X509.from_cryptography(extra.to_cryptography()))
+            context.add_extra_chain_cert(extra.to_cryptography())
         context.set_alpn_select_callback(_select_alpn)
         context.set_options(SSL.OP_NO_TICKET | SSL.OP_CIPHER_SERVER_PREFERENCE)
         context.set_session_cache_mode(SSL.SESS_CACHE_OFF)

@@ -1,0 +1,470 @@
+"""ClientTLS/ServerTLS layers against Python ``ssl`` peers over memory BIOs: no sockets.
+
+A small pump plays the driver: it feeds events to the layer, answers hooks
+through the real TlsConfig addon, opens connections instantly, and carries
+ciphertext between the layer and ``ssl.SSLObject`` peers.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proxycore import commands, events
+from proxycore.addons.tlsconfig import TlsConfig
+from proxycore.connection import ConnectionState, Server
+from proxycore.layer import CommandGenerator, Layer
+from proxycore.layers.tcp import TCPLayer
+from proxycore.layers.tls import ClientTLSLayer, ServerTLSLayer
+from proxycore.master import Master
+from proxycore.testing import make_context
+
+
+class Echo(Layer):
+    """Child layer: answers every plaintext chunk from the client with b"echo:" + chunk."""
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self.started = False
+        self.closed = False
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, events.Start):
+            self.started = True
+        elif isinstance(event, events.DataReceived) and event.connection is self.context.client:
+            yield commands.SendData(self.context.client, b"echo:" + event.data)
+        elif isinstance(event, events.ConnectionClosed):
+            self.closed = True
+            yield commands.CloseConnection(event.connection)
+
+
+class OpenAndGreet(Layer):
+    """Child layer for the server side: opens the server connection, sends b"hi", keeps replies."""
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self.open_error: str | None = "not answered"
+        self.received = b""
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, events.Start):
+            err = yield commands.OpenConnection(self.context.server)
+            self.open_error = err
+            if not err:
+                yield commands.SendData(self.context.server, b"hi")
+        elif isinstance(event, events.DataReceived):
+            self.received += event.data
+
+
+class Pump:
+    """Runs a layer with real hooks (TlsConfig) and ssl peers on the other end of each connection."""
+
+    def __init__(self, layer: Layer, master: Master) -> None:
+        self.layer = layer
+        self.master = master
+        self.context = layer.context
+        self.to_client = bytearray()
+        self.to_server = bytearray()
+        self.hooks: list[str] = []
+        self.logs: list[str] = []
+        self.closed: set[str] = set()
+        self.hook_handler: Callable[[commands.StartHook], None] | None = None
+        self.feed(events.Start())
+
+    def feed(self, event: events.Event) -> None:
+        queue = [event]
+        while queue:
+            current = queue.pop(0)
+            for command in self.layer.handle_event(current):
+                reply = self.execute(command)
+                if reply is not None:
+                    queue.append(reply)
+
+    def execute(self, command: commands.Command) -> events.Event | None:
+        if isinstance(command, commands.SendData):
+            target = self.to_client if command.connection is self.context.client else self.to_server
+            target += command.data
+        elif isinstance(command, commands.OpenConnection):
+            command.connection.state = ConnectionState.OPEN
+            command.connection.timestamp_start = 1.0
+            return events.OpenConnectionCompleted(command, None)
+        elif isinstance(command, commands.CloseConnection):
+            who = "client" if command.connection is self.context.client else "server"
+            self.closed.add(who)
+        elif isinstance(command, commands.Log):
+            self.logs.append(command.message)
+        elif isinstance(command, commands.StartHook):
+            self.hooks.append(command.name)
+            if self.hook_handler is not None:
+                self.hook_handler(command)
+            for _addon, handler in self.master.addons.handlers(command.name):
+                handler(*command.args())
+            return events.HookCompleted(command)
+        return None
+
+    def client_sends(self, data: bytes) -> None:
+        self.feed(events.DataReceived(self.context.client, data))
+
+    def server_sends(self, data: bytes) -> None:
+        self.feed(events.DataReceived(self.context.server, data))
+
+
+class Peer:
+    """An ssl.SSLObject over memory BIOs: the real client or server on the other side."""
+
+    def __init__(self, context: ssl.SSLContext, server_side: bool, server_hostname: str | None = None) -> None:
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.obj = context.wrap_bio(self.incoming, self.outgoing, server_side, server_hostname)
+        self.done = False
+        self.error: ssl.SSLError | None = None
+
+    def step(self, received: bytes = b"") -> bytes:
+        """Take ciphertext in, advance the handshake, return ciphertext to send."""
+        if received:
+            self.incoming.write(received)
+        if not self.done and self.error is None:
+            try:
+                self.obj.do_handshake()
+                self.done = True
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLError as e:
+                self.error = e
+        return self.outgoing.read()
+
+    def read(self) -> bytes:
+        out = b""
+        while True:
+            try:
+                chunk = self.obj.read(65536)
+            except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                return out
+            if not chunk:
+                return out
+            out += chunk
+
+
+@pytest.fixture
+def master(tmp_path: Path) -> Master:
+    m = Master()
+    m.options.update(confdir=str(tmp_path / "conf"))
+    m.addons.add(TlsConfig())
+    return m
+
+
+def ca_file(master: Master) -> str:
+    return str(Path(master.options.confdir) / "proxycore-ca-cert.pem")
+
+
+def client_ssl_context(master: Master, alpn: list[str] | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=ca_file(master))
+    if alpn:
+        context.set_alpn_protocols(alpn)
+    return context
+
+
+def exchange(pump: Pump, peer: Peer, rounds: int = 10) -> None:
+    """Shuttle bytes between the layer's client side and the peer until both are quiet."""
+    data = peer.step()
+    for _ in range(rounds):
+        if data:
+            pump.client_sends(data)
+        reply = bytes(pump.to_client)
+        pump.to_client.clear()
+        data = peer.step(reply)
+        if not data and not reply:
+            return
+
+
+def client_tls(master: Master, server_address=("example.com", 443)) -> tuple[ClientTLSLayer, Echo]:
+    context = make_context(master.options)
+    context.server = Server(address=server_address)
+    layer = ClientTLSLayer(context)
+    child = Echo(context)
+    layer.child_layer = child
+    return layer, child
+
+
+# client side ---------------------------------------------------------------------------
+
+
+def test_client_handshake_with_sni_and_alpn(master):
+    layer, child = client_tls(master)
+    pump = Pump(layer, master)
+    peer = Peer(client_ssl_context(master, ["h2", "http/1.1"]), False, "example.com")
+    exchange(pump, peer)
+    assert peer.done, peer.error
+    assert pump.hooks == ["tls_clienthello", "tls_start_client", "tls_established_client"]
+    client = layer.context.client
+    assert client.sni == "example.com"
+    assert client.alpn_offers == [b"h2", b"http/1.1"]
+    assert client.alpn == b"http/1.1"  # no h2 until HTTP/2 lands
+    assert peer.obj.selected_alpn_protocol() == "http/1.1"
+    assert client.tls_established and client.tls_version and client.cipher
+    cert = peer.obj.getpeercert()
+    assert ("DNS", "example.com") in cert["subjectAltName"]
+    assert child.started
+    # Application data both ways.
+    peer.obj.write(b"ping")
+    pump.client_sends(peer.outgoing.read())
+    peer.step(bytes(pump.to_client))
+    pump.to_client.clear()
+    assert peer.read() == b"echo:ping"
+
+
+def test_client_without_sni_gets_a_cert_for_the_address(master):
+    layer, child = client_tls(master, server_address=("10.1.2.3", 443))
+    pump = Pump(layer, master)
+    context = client_ssl_context(master)
+    context.check_hostname = False
+    peer = Peer(context, False, None)
+    exchange(pump, peer)
+    assert peer.done, peer.error
+    assert layer.context.client.sni is None
+    names = peer.obj.getpeercert()["subjectAltName"]
+    assert ("IP Address", "10.1.2.3") in names and ("IP Address", "127.0.0.1") in names
+    assert layer.context.client.alpn == b""
+
+
+def test_alpn_mismatch_means_no_alpn(master):
+    layer, _ = client_tls(master)
+    pump = Pump(layer, master)
+    peer = Peer(client_ssl_context(master, ["spdy/3"]), False, "example.com")
+    exchange(pump, peer)
+    assert peer.done, peer.error
+    assert peer.obj.selected_alpn_protocol() is None
+    assert layer.context.client.alpn == b""
+
+
+def test_alpn_mirrors_the_server_choice(master):
+    layer, _ = client_tls(master)
+    server = layer.context.server
+    server.tls = True
+    server.timestamp_tls_setup = 1.0
+    server.alpn = b"http/1.0"
+    pump = Pump(layer, master)
+    peer = Peer(client_ssl_context(master, ["http/1.1", "http/1.0"]), False, "example.com")
+    exchange(pump, peer)
+    assert peer.obj.selected_alpn_protocol() == "http/1.0"
+
+
+def test_client_that_does_not_trust_us_fails_cleanly(master):
+    layer, child = client_tls(master)
+    pump = Pump(layer, master)
+    peer = Peer(ssl.create_default_context(), False, "example.com")  # system roots only
+    exchange(pump, peer)
+    assert peer.error is not None
+    assert "tls_failed_client" in pump.hooks and "tls_established_client" not in pump.hooks
+    assert "client" in pump.closed
+    assert any("does not trust the proxycore CA" in m for m in pump.logs)
+    assert not child.started
+
+
+def test_client_disconnecting_mid_handshake(master):
+    layer, _ = client_tls(master)
+    pump = Pump(layer, master)
+    peer = Peer(client_ssl_context(master), False, "example.com")
+    pump.client_sends(peer.step())
+    layer.context.client.state &= ~ConnectionState.CAN_READ
+    pump.feed(events.ConnectionClosed(layer.context.client))
+    assert "tls_failed_client" in pump.hooks
+    assert layer.context.client.error == "The client disconnected during the handshake."
+
+
+def test_garbage_instead_of_a_client_hello_closes_the_client(master):
+    layer, child = client_tls(master)
+    pump = Pump(layer, master)
+    pump.client_sends(b"\x16\x03\x01\x00\x04\x02\x00\x00\x00")  # a ServerHello type, not a hello
+    assert pump.closed == {"client"}
+    assert any("invalid TLS ClientHello" in m for m in pump.logs)
+    assert not child.started and "tls_start_client" not in pump.hooks
+
+
+def test_clienthello_hook_can_ignore_the_connection(master):
+    layer, _ = client_tls(master)
+    pump = Pump(layer, master)
+
+    def ignore(hook: commands.StartHook) -> None:
+        if hook.name == "tls_clienthello":
+            hook.data.ignore_connection = True
+
+    pump.hook_handler = ignore
+    hello = Peer(client_ssl_context(master), False, "example.com").step()
+    pump.client_sends(hello)
+    assert isinstance(layer.child_layer, TCPLayer) and layer.child_layer.ignore
+    assert bytes(pump.to_server) == hello  # replayed untouched toward the server
+    assert not layer.context.client.tls
+
+
+@settings(max_examples=25, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=1, max_value=400), max_size=8))
+def test_handshake_survives_any_chunking(cuts, tmp_path_factory):
+    master = Master()
+    master.options.update(confdir=str(tmp_path_factory.getbasetemp() / "chunking-conf"))
+    master.addons.add(TlsConfig())
+    layer, child = client_tls(master)
+    pump = Pump(layer, master)
+    peer = Peer(client_ssl_context(master), False, "example.com")
+    data = peer.step()
+    for _ in range(10):
+        pos = 0
+        for cut in cuts:
+            if pos >= len(data):
+                break
+            pump.client_sends(data[pos : pos + cut])
+            pos += cut
+        if pos < len(data):
+            pump.client_sends(data[pos:])
+        reply = bytes(pump.to_client)
+        pump.to_client.clear()
+        data = peer.step(reply)
+        if not data and not reply:
+            break
+    assert peer.done and child.started
+
+
+# server side -------------------------------------------------------------------------------
+
+
+def make_server_cert(directory: Path, names: list[str]) -> tuple[str, str]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    now = datetime.datetime.now(datetime.UTC)
+    sans: list[x509.GeneralName] = []
+    for n in names:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(n)))
+        except ValueError:
+            sans.append(x509.DNSName(n))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = directory / "server.pem"
+    key_path = directory / "server.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+def server_tls(master: Master, address=("upstream.test", 443)) -> tuple[ServerTLSLayer, OpenAndGreet]:
+    context = make_context(master.options)
+    context.server = Server(address=address)
+    context.client.alpn_offers = [b"h2", b"http/1.1"]
+    layer = ServerTLSLayer(context)
+    child = OpenAndGreet(context)
+    layer.child_layer = child
+    return layer, child
+
+
+def server_exchange(pump: Pump, peer: Peer) -> None:
+    for _ in range(10):
+        data = bytes(pump.to_server)
+        pump.to_server.clear()
+        reply = peer.step(data)
+        if reply:
+            pump.server_sends(reply)
+        if not data and not reply:
+            return
+
+
+@pytest.fixture
+def upstream_cert(tmp_path: Path) -> tuple[str, str]:
+    return make_server_cert(tmp_path, ["upstream.test", "127.0.0.1"])
+
+
+def server_peer(upstream_cert: tuple[str, str], alpn: list[str] | None = None) -> Peer:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*upstream_cert)
+    if alpn:
+        context.set_alpn_protocols(alpn)
+    return Peer(context, True)
+
+
+def test_server_handshake_verified_against_a_trusted_ca(master, upstream_cert):
+    master.options.update(ssl_verify_upstream_trusted_ca=upstream_cert[0])
+    layer, child = server_tls(master)
+    pump = Pump(layer, master)
+    peer = server_peer(upstream_cert, ["http/1.1"])
+    server_exchange(pump, peer)
+    assert child.open_error is None
+    assert pump.hooks == ["tls_start_server", "tls_established_server"]
+    server = layer.context.server
+    assert server.sni == "upstream.test"
+    assert server.alpn == b"http/1.1"
+    assert server.certificate_list[0].cn == "upstream.test"
+    assert peer.read() == b"hi"
+    # Offered ALPNs: the client's, minus h2 (not supported yet).
+    assert peer.obj.selected_alpn_protocol() == "http/1.1"
+
+
+def test_server_with_untrusted_certificate_fails_with_the_reason(master, upstream_cert):
+    layer, child = server_tls(master)
+    pump = Pump(layer, master)
+    server_exchange(pump, server_peer(upstream_cert))
+    assert child.open_error == "Certificate verify failed: self-signed certificate"
+    assert layer.context.server.error == child.open_error
+    assert "tls_failed_server" in pump.hooks and "server" in pump.closed
+
+
+def test_server_hostname_mismatch_is_refused(master, upstream_cert):
+    master.options.update(ssl_verify_upstream_trusted_ca=upstream_cert[0])
+    layer, child = server_tls(master, address=("other.test", 443))
+    pump = Pump(layer, master)
+    server_exchange(pump, server_peer(upstream_cert))
+    assert child.open_error == "Certificate verify failed: hostname mismatch"
+
+
+def test_ip_target_gets_no_sni_and_is_verified_as_ip(master, upstream_cert):
+    master.options.update(ssl_verify_upstream_trusted_ca=upstream_cert[0])
+    layer, child = server_tls(master, address=("127.0.0.1", 443))
+    pump = Pump(layer, master)
+    sni_seen: list[str | None] = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*upstream_cert)
+    context.sni_callback = lambda obj, name, ctx: sni_seen.append(name)
+    server_exchange(pump, Peer(context, True))
+    assert child.open_error is None
+    assert sni_seen == [None]
+
+
+def test_ssl_insecure_accepts_anything(master, upstream_cert):
+    master.options.update(ssl_insecure=True)
+    layer, child = server_tls(master, address=("wrong.test", 443))
+    pump = Pump(layer, master)
+    server_exchange(pump, server_peer(upstream_cert))
+    assert child.open_error is None
+
+
+def test_server_closing_during_handshake(master, upstream_cert):
+    layer, child = server_tls(master)
+    pump = Pump(layer, master)
+    assert pump.to_server  # our ClientHello went out
+    layer.context.server.state &= ~ConnectionState.CAN_READ
+    pump.feed(events.ConnectionClosed(layer.context.server))
+    assert child.open_error == "Server closed the connection during the TLS handshake."
+    assert "tls_failed_server" in pump.hooks
