@@ -193,7 +193,7 @@ def dummy_cert(
         .public_key(privkey.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - BACKDATE)
-        .not_valid_after(now + LEAF_VALIDITY)
+        .not_valid_after(now - BACKDATE + LEAF_VALIDITY)  # the whole period stays under 200 days
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     )
