@@ -229,6 +229,43 @@ def test_https_by_hostname_passes_python_default_verification(insecure_proxy, tl
     conn.close()
 
 
+def test_leaf_copies_the_upstream_certificate_names(insecure_proxy, tls_upstream):
+    """Eager strategy: the server handshake comes first, so our leaf carries its CN and SANs."""
+    r = curl(insecure_proxy, "--cacert", insecure_proxy.ca, "-v", f"https://127.0.0.1:{tls_upstream}/get")
+    assert r.returncode == 0, r.stderr
+    assert b"subject: CN=upstream.e2e" in r.stderr
+
+
+def test_secure_web_proxy(insecure_proxy, upstream):
+    """TLS to the proxy port itself, then plain proxying inside it."""
+    r = subprocess.run(
+        [
+            "curl", "-sS", "--max-time", "15", "--proxy", f"https://127.0.0.1:{insecure_proxy.port}",
+            "--proxy-cacert", insecure_proxy.ca, f"http://127.0.0.1:{upstream}/get?swp=1",
+        ],
+        capture_output=True,
+        timeout=20,
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["path"] == "/get?swp=1"
+
+
+def test_sslkeylogfile(tmp_path, tls_upstream):
+    keylog = tmp_path / "keys.log"
+    os.environ["SSLKEYLOGFILE"] = str(keylog)
+    try:
+        p = Proxy(["--set", "ssl_insecure=true"], tmp_path)
+    finally:
+        del os.environ["SSLKEYLOGFILE"]
+    try:
+        r = curl(p, "--cacert", p.ca, f"https://127.0.0.1:{tls_upstream}/get")
+        assert r.returncode == 0, r.stderr
+    finally:
+        assert p.stop() == 0
+    lines = keylog.read_text().splitlines()
+    assert any(line.startswith(("CLIENT_RANDOM ", "CLIENT_TRAFFIC_SECRET_0 ")) for line in lines), lines
+
+
 def test_upstream_with_untrusted_certificate_gives_502_with_reason(proxy, tls_upstream):
     r = curl(proxy, "--cacert", proxy.ca, f"https://localhost:{tls_upstream}/get", "-w", "\n%{http_code}")
     assert r.returncode == 0, r.stderr
