@@ -115,8 +115,13 @@ class TlsConfig:
             from proxycore.certs import CertStore
 
             confdir = os.path.expanduser(opts.confdir)
+            basename = CA_BASENAME
+            if not os.path.exists(os.path.join(confdir, f"{CA_BASENAME}-ca.pem")) and os.path.exists(
+                os.path.join(confdir, "mitmproxy-ca.pem")
+            ):
+                basename = "mitmproxy"  # a mitmproxy confdir: keep using the CA clients already trust
             try:
-                store = CertStore.from_store(confdir, CA_BASENAME, opts.key_size)
+                store = CertStore.from_store(confdir, basename, opts.key_size)
             except (OSError, ValueError) as e:
                 raise OptionsError(f"Cannot load or create the CA in {confdir}: {e}") from e
             for spec in opts.certs:

@@ -468,3 +468,16 @@ def test_server_closing_during_handshake(master, upstream_cert):
     pump.feed(events.ConnectionClosed(layer.context.server))
     assert child.open_error == "Server closed the connection during the TLS handshake."
     assert "tls_failed_server" in pump.hooks
+
+
+def test_a_mitmproxy_confdir_is_used(tmp_path):
+    from proxycore.certs import CertStore
+
+    CertStore.create_store(str(tmp_path), "mitmproxy", 2048)
+    master = Master()
+    master.options.update(confdir=str(tmp_path))
+    addon = TlsConfig()
+    master.addons.add(addon)
+    ca = (tmp_path / "mitmproxy-ca-cert.pem").read_bytes()
+    assert addon.certstore.ca_pem() == ca
+    assert not (tmp_path / "proxycore-ca.pem").exists()
