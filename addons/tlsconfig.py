@@ -229,10 +229,7 @@ class TlsConfig:
         if cached is not None:
             return cached
         opts = ctx.options
-        context = SSL.Context(SSL.TLS_METHOD)
-        context.set_min_proto_version(_TLS_VERSIONS[opts.tls_version_client_min])
-        if opts.ciphers_client:
-            context.set_cipher_list(opts.ciphers_client.encode())
+        context = _new_context(opts.tls_version_client_min, opts.ciphers_client)
         context.use_certificate(entry.cert.to_cryptography())
         context.use_privatekey(entry.privatekey)
         for extra in (*entry.chain_certs, *chain_extra):
@@ -240,9 +237,6 @@ class TlsConfig:
         context.set_alpn_select_callback(_select_alpn)
         context.set_options(SSL.OP_NO_TICKET | SSL.OP_CIPHER_SERVER_PREFERENCE)
         context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
-        keylog = _keylog_callback()
-        if keylog is not None:
-            context.set_keylog_callback(keylog)
         if len(self._client_contexts) > 200:
             self._client_contexts.clear()
         self._client_contexts[key] = context
@@ -254,10 +248,7 @@ class TlsConfig:
         if cached is not None:
             return cached
         opts = ctx.options
-        context = SSL.Context(SSL.TLS_METHOD)
-        context.set_min_proto_version(_TLS_VERSIONS[opts.tls_version_server_min])
-        if opts.ciphers_server:
-            context.set_cipher_list(opts.ciphers_server.encode())
+        context = _new_context(opts.tls_version_server_min, opts.ciphers_server)
         if verify:
             context.set_verify(SSL.VERIFY_PEER, lambda _conn, _cert, _errno, _depth, ok: bool(ok))
             ca_file = opts.ssl_verify_upstream_trusted_ca
@@ -276,9 +267,6 @@ class TlsConfig:
         if client_cert:
             context.use_certificate_chain_file(client_cert)
             context.use_privatekey_file(client_cert)
-        keylog = _keylog_callback()
-        if keylog is not None:
-            context.set_keylog_callback(keylog)
         self._server_contexts[key] = context
         return context
 
@@ -291,6 +279,18 @@ class TlsConfig:
             return path
         candidate = os.path.join(path, f"{host}.pem")
         return candidate if os.path.isfile(candidate) else None
+
+
+def _new_context(min_version: str, ciphers: str | None) -> SSL.Context:
+    """What both sides share: the version floor, the cipher list and key logging."""
+    context = SSL.Context(SSL.TLS_METHOD)
+    context.set_min_proto_version(_TLS_VERSIONS[min_version])
+    if ciphers:
+        context.set_cipher_list(ciphers.encode())
+    keylog = _keylog_callback()
+    if keylog is not None:
+        context.set_keylog_callback(keylog)
+    return context
 
 
 class _AlpnChoice:

@@ -97,9 +97,18 @@ def start_http(tls_dir: Path | None = None) -> tuple[ThreadingServer, int]:
     return server, server.server_address[1]
 
 
-def make_self_signed(directory: Path) -> tuple[Path, Path]:
+def make_self_signed(
+    directory: Path, cn: str = "upstream.e2e", names: tuple[str, ...] = ("localhost", "127.0.0.1")
+) -> tuple[Path, Path]:
+    """A self-signed ECDSA certificate (its own CA) for ``names``: DNS names and IPs."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "upstream.e2e")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    sans: list[x509.GeneralName] = []
+    for n in names:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(n)))
+        except ValueError:
+            sans.append(x509.DNSName(n))
     now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -109,10 +118,8 @@ def make_self_signed(directory: Path) -> tuple[Path, Path]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = directory / "upstream.crt", directory / "upstream.key"

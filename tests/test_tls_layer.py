@@ -7,17 +7,11 @@ ciphertext between the layer and ``ssl.SSLObject`` peers.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import ssl
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,6 +23,7 @@ from proxycore.layers.tcp import TCPLayer
 from proxycore.layers.tls import ClientTLSLayer, ServerTLSLayer
 from proxycore.master import Master
 from proxycore.testing import make_context
+from tests.e2e_servers import make_self_signed
 
 
 class Echo(Layer):
@@ -338,39 +333,6 @@ def test_handshake_survives_any_chunking(cuts, tmp_path_factory):
 # server side -------------------------------------------------------------------------------
 
 
-def make_server_cert(directory: Path, names: list[str]) -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
-    now = datetime.datetime.now(datetime.UTC)
-    sans: list[x509.GeneralName] = []
-    for n in names:
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(n)))
-        except ValueError:
-            sans.append(x509.DNSName(n))
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path = directory / "server.pem"
-    key_path = directory / "server.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return str(cert_path), str(key_path)
-
-
 def server_tls(master: Master, address=("upstream.test", 443)) -> tuple[ServerTLSLayer, OpenAndGreet]:
     context = make_context(master.options)
     context.server = Server(address=address)
@@ -394,7 +356,8 @@ def server_exchange(pump: Pump, peer: Peer) -> None:
 
 @pytest.fixture
 def upstream_cert(tmp_path: Path) -> tuple[str, str]:
-    return make_server_cert(tmp_path, ["upstream.test", "127.0.0.1"])
+    cert, key = make_self_signed(tmp_path, "upstream.test", ("upstream.test", "127.0.0.1"))
+    return str(cert), str(key)
 
 
 def server_peer(upstream_cert: tuple[str, str], alpn: list[str] | None = None) -> Peer:

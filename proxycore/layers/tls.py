@@ -404,6 +404,7 @@ class ClientTLSLayer(TLSLayer):
     def __init__(self, context: Context, child: Layer | None = None) -> None:
         super().__init__(context, context.client, child)
         self.hello_buffer = bytearray()
+        self.child_started = False
 
     def _handle_event(self, event: events.Event) -> CommandGenerator:
         if isinstance(event, events.Start):
@@ -427,8 +428,9 @@ class ClientTLSLayer(TLSLayer):
                     if self.state == "open":
                         yield from self.read_plaintext()
                     yield from self.forward_close()
-        elif self.state in ("open", "passthrough", "closed"):
+        elif self.child_started:
             yield from self.event_to_child(event)
+        # Before the handshake (or after it failed) the child has not started: nothing for it.
 
     def receive_hello(self, data: bytes) -> CommandGenerator:
         self.hello_buffer += data
@@ -478,12 +480,14 @@ class ClientTLSLayer(TLSLayer):
             parent.state = "passthrough"
             parent.conn.tls = False
         self.child_layer = TCPLayer(self.context, ignore=True)
+        self.child_started = True
         yield from self.event_to_child(events.Start())
         data, self.hello_buffer = bytes(self.hello_buffer), bytearray()
         yield from self.event_to_child(events.DataReceived(self.conn, data))
 
     def handshake_done(self) -> CommandGenerator:
         yield TlsEstablishedClientHook(self.tls_data)
+        self.child_started = True
         yield from self.event_to_child(events.Start())
 
     def handshake_failed(self, message: str) -> CommandGenerator:
