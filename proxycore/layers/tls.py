@@ -29,7 +29,7 @@ from proxycore.context import Context
 from proxycore.layer import CommandGenerator, Layer, NextLayer
 from proxycore.net import tls as tls_parse
 
-READ_CHUNK = 65536
+READ_CHUNK = 65536  # plaintext per SSL_read call (a TLS record is at most 16 KiB)
 
 
 # Hook data and hooks -------------------------------------------------------------
@@ -180,7 +180,7 @@ class TLSLayer(Layer):
                 break
             out.append(chunk)
         if out:
-            yield commands.SendData(self.conn, b"".join(out))
+            yield commands.SendData(self.conn, out[0] if len(out) == 1 else b"".join(out))
 
     def event_to_child(self, event: events.Event) -> CommandGenerator:
         for command in self.child_layer.handle_event(event):
