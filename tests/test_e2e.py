@@ -287,7 +287,7 @@ def test_client_that_rejects_our_certificate_is_logged_with_a_hint(insecure_prox
 
 
 def test_ignore_hosts_passes_tls_through_untouched(tmp_path, tls_upstream):
-    p = Proxy(["--set", "ignore_hosts=^127\\.0\\.0\\.1:"], tmp_path)
+    p = Proxy(["--ignore-hosts", "^127\\.0\\.0\\.1:"], tmp_path)
     try:
         r = curl(p, "-k", "-v", f"https://127.0.0.1:{tls_upstream}/get")
         assert r.returncode == 0, r.stderr
@@ -306,6 +306,23 @@ def test_ignore_hosts_matches_sni(tmp_path, tls_upstream):
         r = curl(p, "-k", "-v", "--connect-to", f"other.test:{tls_upstream}:localhost:{tls_upstream}",
                  f"https://127.0.0.1:{tls_upstream}/get")
         assert b"issuer: CN=proxycore" in r.stderr  # not ignored: intercepted (and 502, untrusted)
+    finally:
+        assert p.stop() == 0
+
+
+def test_custom_certificate_with_certs_flag(tmp_path, tls_upstream):
+    """--certs domain=path serves that certificate (and its key) for the domain."""
+    from tests.e2e_servers import make_self_signed
+
+    cert, key = make_self_signed(tmp_path, "custom.e2e", ("localhost",))
+    pem = tmp_path / "custom.pem"
+    pem.write_bytes(cert.read_bytes() + key.read_bytes())
+    p = Proxy(["-k", "--certs", f"localhost={pem}"], tmp_path)
+    try:
+        r = curl(p, "--cacert", str(cert), "-v", f"https://localhost:{tls_upstream}/get?custom=1")
+        assert r.returncode == 0, r.stderr
+        assert b"subject: CN=custom.e2e" in r.stderr
+        assert json.loads(r.stdout)["path"] == "/get?custom=1"
     finally:
         assert p.stop() == 0
 

@@ -444,3 +444,33 @@ def test_a_mitmproxy_confdir_is_used(tmp_path):
     ca = (tmp_path / "mitmproxy-ca-cert.pem").read_bytes()
     assert addon.certstore.ca_pem() == ca
     assert not (tmp_path / "proxycore-ca.pem").exists()
+
+
+def test_client_certificate_is_presented_to_servers_that_ask(master, upstream_cert, tmp_path):
+    client_dir = tmp_path / "client"
+    client_dir.mkdir()
+    cert, key = make_self_signed(client_dir, "proxy-client", ("client.test",))
+    pem = client_dir / "client.pem"
+    pem.write_bytes(cert.read_bytes() + key.read_bytes())
+
+    def demanding_server() -> Peer:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*upstream_cert)
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(str(cert))
+        return Peer(context, True)
+
+    master.options.update(ssl_insecure=True)
+    layer, child = server_tls(master)
+    pump = Pump(layer, master)
+    peer = demanding_server()
+    server_exchange(pump, peer)
+    assert child.open_error is not None or peer.error is not None  # no certificate: refused
+
+    master.options.update(client_certs=str(pem))
+    layer, child = server_tls(master)
+    pump = Pump(layer, master)
+    peer = demanding_server()
+    server_exchange(pump, peer)
+    assert child.open_error is None and peer.error is None
+    assert peer.obj.getpeercert()["subject"] == ((("commonName", "proxy-client"),),)

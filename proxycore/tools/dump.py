@@ -81,6 +81,23 @@ def make_parser() -> argparse.ArgumentParser:
     group = parser.add_argument_group("Proxy Options")
     group.add_argument("--listen-host", dest="listen_host", metavar="HOST", help="Address to bind the proxy to.")
     group.add_argument("-p", "--listen-port", dest="listen_port", type=int, metavar="PORT", help="Proxy service port.")
+    group.add_argument(
+        "--ignore-hosts", dest="ignore_hosts", action="append", metavar="HOST",
+        help="Pass matching hosts through untouched (regex on host:port); repeatable.",
+    )
+    group.add_argument(
+        "--allow-hosts", dest="allow_hosts", action="append", metavar="HOST",
+        help="Intercept only matching hosts (regex on host:port); repeatable.",
+    )
+    group.add_argument(
+        "--tcp-hosts", dest="tcp_hosts", action="append", metavar="HOST",
+        help="Treat matching hosts as raw TCP (regex on host:port); repeatable.",
+    )
+    tls = parser.add_argument_group("SSL")
+    tls.add_argument(
+        "--certs", dest="certs", action="append", metavar="SPEC",
+        help='SSL certificates of the form "[domain=]path" (PEM with key); repeatable.',
+    )
     parser.add_argument(
         "filter_args",
         nargs="...",
@@ -116,6 +133,10 @@ def flag_options(args: argparse.Namespace) -> dict[str, Any]:
         "flow_detail",
         "listen_host",
         "listen_port",
+        "ignore_hosts",
+        "allow_hosts",
+        "tcp_hosts",
+        "certs",
         "termlog_verbosity",
         *(n for n, _, _ in _BOOL_FLAGS),
     )
