@@ -6,57 +6,75 @@ from the client's first flight alone. This parser reassembles the ClientHello
 from however many records and chunks it arrives in, and reads the fields that
 matter. For any input it returns a result, ``None`` (need more bytes), or
 raises ``ValueError``: nothing else, since the input comes straight off the
-network.
+network and callers treat ``ValueError`` as "not (valid) TLS".
+
+Wire formats: RFC 8446 section 5.1 (records), 4.1.2 (ClientHello), 4.2
+(extensions); RFC 6066 section 3 (server_name); RFC 7301 section 3.1 (ALPN).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import struct
 
 RECORD_HEADER = 5
+HANDSHAKE_HEADER = 4
 HANDSHAKE = 0x16
 CLIENT_HELLO = 0x01
+# A TLSCiphertext may carry up to 2^14 + 2048 bytes; a plaintext record (which
+# a ClientHello is) only 2^14, so anything beyond the larger bound is nonsense.
 MAX_RECORD = 2**14 + 2048
-MAX_HELLO = 2**16  # real hellos are a few KiB; refuse to buffer megabytes for one
+MAX_PLAIN_RECORD = 2**14
+# The handshake length field allows 2^24 - 1, but real hellos are a few KiB
+# (about 2 KiB with a post-quantum key share); refuse to buffer more than this.
+MAX_HELLO = 2**16
 
 EXT_SERVER_NAME = 0
 EXT_ALPN = 16
+SNI_HOST_NAME = 0
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
 def starts_like_tls(data: bytes) -> bool:
-    """The first bytes form a TLS handshake record header (versions SSL 3.0 to TLS 1.3's 3.4)."""
+    """The first bytes form a TLS handshake record header.
+
+    mitmproxy accepts record versions 3.0 to 3.3; 3.4 is accepted here as well
+    because nothing else could plausibly start with these bytes, and a client
+    that (wrongly) puts TLS 1.3's number in the record header is still TLS.
+    """
     return len(data) >= 3 and data[0] == HANDSHAKE and data[1] == 0x03 and data[2] <= 0x04
 
 
 def get_client_hello(data: bytes) -> bytes | None:
-    """The ClientHello body (after its 4-byte handshake header), or None if incomplete."""
-    fragments = bytearray()
-    needed: int | None = None
+    """The ClientHello body (after its 4-byte handshake header), or None if incomplete.
+
+    ``data`` is everything the client has sent so far. Records are checked as
+    soon as their header is in, so garbage is rejected without waiting for
+    more bytes; bytes after the end of the ClientHello are ignored.
+    """
+    message = bytearray()
+    needed: int | None = None  # full handshake message length, once known
     pos = 0
-    while True:
-        if len(data) - pos < RECORD_HEADER:
-            return None
-        content_type, major, _minor, length = struct.unpack_from("!BBBH", data, pos)
+    while len(data) - pos >= RECORD_HEADER:
+        content_type, major, minor = data[pos], data[pos + 1], data[pos + 2]
+        length = int.from_bytes(data[pos + 3 : pos + 5], "big")
         if content_type != HANDSHAKE:
             raise ValueError(f"expected a TLS handshake record, got content type {content_type}")
         if major != 3:
-            raise ValueError(f"unsupported TLS record version {major}.{_minor}")
+            raise ValueError(f"unsupported TLS record version {major}.{minor}")
         if length == 0 or length > MAX_RECORD:
             raise ValueError(f"invalid TLS record length {length}")
-        body_start = pos + RECORD_HEADER
-        fragments += data[body_start : body_start + length]
-        if needed is None and len(fragments) >= 4:
-            if fragments[0] != CLIENT_HELLO:
-                raise ValueError(f"expected a ClientHello, got handshake message type {fragments[0]}")
-            needed = 4 + int.from_bytes(fragments[1:4], "big")
+        start = pos + RECORD_HEADER
+        message += data[start : start + length]
+        if message and message[0] != CLIENT_HELLO:
+            raise ValueError(f"expected a ClientHello, got handshake message type {message[0]}")
+        if needed is None and len(message) >= HANDSHAKE_HEADER:
+            needed = HANDSHAKE_HEADER + int.from_bytes(message[1:4], "big")
             if needed > MAX_HELLO:
                 raise ValueError(f"ClientHello of {needed} bytes is too large")
-        if needed is not None and len(fragments) >= needed:
-            return bytes(fragments[4:needed])
-        if len(data) < body_start + length:
-            return None
-        pos = body_start + length
+        if needed is not None and len(message) >= needed:
+            return bytes(message[HANDSHAKE_HEADER:needed])
+        pos = start + length
+    return None
 
 
 class _Reader:
@@ -70,7 +88,7 @@ class _Reader:
         self.end = len(data) if end is None else end
 
     def take(self, n: int) -> bytes:
-        if self.pos + n > self.end:
+        if n > self.end - self.pos:
             raise ValueError("truncated ClientHello")
         chunk = self.data[self.pos : self.pos + n]
         self.pos += n
@@ -80,11 +98,13 @@ class _Reader:
         return int.from_bytes(self.take(size), "big")
 
     def vector(self, length_size: int) -> bytes:
+        """A byte string preceded by its length in ``length_size`` bytes."""
         return self.take(self.uint(length_size))
 
     def sub(self, length_size: int) -> _Reader:
+        """A reader confined to the next length-prefixed block, which is skipped here."""
         length = self.uint(length_size)
-        if self.pos + length > self.end:
+        if length > self.end - self.pos:
             raise ValueError("truncated ClientHello")
         reader = _Reader(self.data, self.pos, self.pos + length)
         self.pos += length
@@ -97,7 +117,7 @@ class _Reader:
 
 @dataclasses.dataclass
 class ClientHello:
-    """The fields of a ClientHello that decide how a connection is handled."""
+    """The fields of a ClientHello, named as in mitmproxy's ``ClientHello``."""
 
     legacy_version: tuple[int, int]
     random: bytes
@@ -107,47 +127,73 @@ class ClientHello:
     extensions: list[tuple[int, bytes]]
     body: bytes = dataclasses.field(repr=False)
 
-    @property
-    def sni(self) -> str | None:
-        """The host name from the server_name extension, if the client sent one."""
-        for ext_type, ext_data in self.extensions:
-            if ext_type == EXT_SERVER_NAME:
-                return _parse_sni(ext_data)
+    def _extension(self, ext_type: int) -> bytes | None:
+        for t, ext_data in self.extensions:
+            if t == ext_type:
+                return ext_data
         return None
 
     @property
+    def sni(self) -> str | None:
+        """The host name from the server_name extension, if the client sent one."""
+        ext_data = self._extension(EXT_SERVER_NAME)
+        return None if ext_data is None else _parse_sni(ext_data)
+
+    @property
     def alpn_protocols(self) -> list[bytes]:
-        for ext_type, ext_data in self.extensions:
-            if ext_type == EXT_ALPN:
-                return _parse_alpn(ext_data)
-        return []
+        """The protocols offered via ALPN, in the client's order of preference."""
+        ext_data = self._extension(EXT_ALPN)
+        return [] if ext_data is None else _parse_alpn(ext_data)
 
     def raw_bytes(self, wrap_in_record: bool = True) -> bytes:
-        """The hello as a handshake message, by default inside a single TLS record."""
+        """The hello as a handshake message, by default inside a TLS record.
+
+        This is what gets replayed into a fresh TLS server connection once the
+        proxy has decided to intercept. A message larger than a plaintext record
+        may hold (2^14 bytes, never seen in practice) is split over several
+        records, since a single oversized record would be refused by OpenSSL.
+        """
         message = bytes([CLIENT_HELLO]) + len(self.body).to_bytes(3, "big") + self.body
         if not wrap_in_record:
             return message
-        if len(message) > 0xFFFF:
-            raise ValueError("ClientHello too large for a single record")
-        return bytes([HANDSHAKE, 3, 1]) + len(message).to_bytes(2, "big") + message
+        # Record version 3.1 is what clients put on their first flight (RFC 8446 5.1).
+        return b"".join(
+            bytes([HANDSHAKE, 3, 1])
+            + len(message[i : i + MAX_PLAIN_RECORD]).to_bytes(2, "big")
+            + message[i : i + MAX_PLAIN_RECORD]
+            for i in range(0, len(message), MAX_PLAIN_RECORD)
+        )
 
 
 def parse_hello_body(body: bytes) -> ClientHello:
-    """Parse a ClientHello message body (without the handshake header)."""
+    """Parse a ClientHello message body (without the handshake header).
+
+    Structure errors are ``ValueError``, as are the things a TLS server would
+    refuse anyway and that could make the proxy and the server disagree about
+    the hello: bytes after the extensions, and repeated extension types.
+    """
     r = _Reader(body)
     version = r.take(2)
     random = r.take(32)
     session_id = r.vector(1)
+    if len(session_id) > 32:
+        raise ValueError(f"session id of {len(session_id)} bytes is too long")
     suites = r.vector(2)
     if len(suites) % 2:
         raise ValueError("odd cipher suite list length")
     compression = r.vector(1)
     extensions: list[tuple[int, bytes]] = []
-    if r.remaining:
-        ext = r.sub(2)
-        while ext.remaining:
-            ext_type = ext.uint(2)
-            extensions.append((ext_type, ext.vector(2)))
+    if r.remaining:  # the extensions block may be absent altogether (old clients)
+        block = r.sub(2)
+        if r.remaining:
+            raise ValueError(f"{r.remaining} unexpected bytes after the ClientHello extensions")
+        seen: set[int] = set()
+        while block.remaining:
+            ext_type = block.uint(2)
+            if ext_type in seen:
+                raise ValueError(f"extension {ext_type} appears more than once")
+            seen.add(ext_type)
+            extensions.append((ext_type, block.vector(2)))
     return ClientHello(
         legacy_version=(version[0], version[1]),
         random=random,
@@ -165,28 +211,56 @@ def parse_client_hello(data: bytes) -> ClientHello | None:
     if body is None:
         return None
     hello = parse_hello_body(body)
-    _ = hello.sni, hello.alpn_protocols  # malformed extensions fail here, not later
+    # Fail here on malformed SNI/ALPN, rather than later at an attribute access.
+    _ = hello.sni, hello.alpn_protocols
     return hello
 
 
 def _parse_sni(data: bytes) -> str | None:
-    names = _Reader(data).sub(2)
+    """The host_name of a server_name extension (RFC 6066 section 3), if it is usable.
+
+    A malformed extension is a ValueError; a well-formed one whose name could
+    not be a DNS name, or that holds several names, gives None (as mitmproxy
+    does): the connection is still intercepted, just without an SNI. Names are
+    returned in their ASCII form (IDNA A-labels, ``xn--...``), lowercased.
+    """
+    outer = _Reader(data)
+    names = outer.sub(2)
+    if outer.remaining or not names.remaining:
+        raise ValueError("malformed server_name extension")
+    hosts: list[bytes] = []
     while names.remaining:
         name_type = names.uint(1)
         name = names.vector(2)
-        if name_type == 0:  # host_name
-            try:
-                host = name.decode("ascii")
-            except UnicodeDecodeError:
-                raise ValueError("server name is not ASCII") from None
-            if not host or any(c in host for c in "\x00/\\ ") or not host.isprintable():
-                raise ValueError(f"invalid server name {host!r}")
-            return host.lower()
-    return None
+        if name_type == SNI_HOST_NAME:
+            hosts.append(name)
+    if len(hosts) != 1:
+        return None
+    return _valid_host_name(hosts[0])
+
+
+def _valid_host_name(name: bytes) -> str | None:
+    try:
+        host = name.decode("ascii").lower()
+    except UnicodeDecodeError:
+        return None
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    if (
+        not host
+        or len(host) > 253
+        or not set(host) <= _HOST_CHARS
+        or any(not label or len(label) > 63 for label in labels)
+    ):
+        return None
+    return host
 
 
 def _parse_alpn(data: bytes) -> list[bytes]:
-    protocols = _Reader(data).sub(2)
+    """The protocol names of an ALPN extension (RFC 7301 section 3.1)."""
+    outer = _Reader(data)
+    protocols = outer.sub(2)
+    if outer.remaining or not protocols.remaining:
+        raise ValueError("malformed ALPN extension")
     result = []
     while protocols.remaining:
         proto = protocols.vector(1)
