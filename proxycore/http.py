@@ -14,11 +14,14 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from proxycore import encoding
 from proxycore.connection import Client, Server
 from proxycore.flow import Flow
+
+if TYPE_CHECKING:
+    from proxycore.websocket import WebSocketData
 
 _REASON_OVERRIDES = {
     413: "Payload Too Large",
@@ -996,7 +999,7 @@ class HTTPFlow(Flow):
         super().__init__(client_conn, server_conn, live)
         self.request = None  # type: ignore[assignment]
         self.response = None
-        self.websocket: Any = None
+        self.websocket: WebSocketData | None = None
 
     def __repr__(self) -> str:
         return f"<HTTPFlow {self.request!r} -> {self.response!r}>"
@@ -1016,7 +1019,13 @@ class HTTPFlow(Flow):
         state = dict(state)
         request = state.pop("request")
         response = state.pop("response", None)
-        state.pop("websocket", None)
+        websocket = state.pop("websocket", None)
         self.request = Request.from_state(request)
         self.response = Response.from_state(response) if response is not None else None
+        if websocket is not None:
+            from proxycore.websocket import WebSocketData
+
+            self.websocket = WebSocketData.from_state(websocket)
+        else:
+            self.websocket = None
         super().set_state(state)
