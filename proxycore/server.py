@@ -106,6 +106,7 @@ class ConnectionHandler:
         self._queue: collections.deque[events.Event] = collections.deque()
         self._processing = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._hook_tasks: set[asyncio.Task[Any]] = set()
         self._semaphores: dict[Any, asyncio.Semaphore] = {}
         self._client_done = asyncio.Event()
         self._full_writers: set[_ConnectionProtocol] = set()
@@ -137,8 +138,11 @@ class ConnectionHandler:
         if self._watchdog is not None:
             self._watchdog.cancel()
         self.close_all()
+        # Connection tasks end with their sockets; hook tasks run to the end, so the last
+        # hooks (websocket_end, tcp_end, error...) reach addons even when the client left first.
         for task in list(self._tasks):
-            task.cancel()
+            if task not in self._hook_tasks:
+                task.cancel()
         await self._run_hook(ClientDisconnectedHook(self.client))
 
     def close_all(self) -> None:
@@ -218,7 +222,7 @@ class ConnectionHandler:
             if self._hook_is_trivial(command):
                 self._queue.append(events.HookCompleted(command))
             else:
-                self._spawn(self._hook_task(command))
+                self._hook_tasks.add(self._spawn(self._hook_task(command)))
         elif isinstance(command, commands.OpenConnection):
             self._spawn(self._open_connection(command))
         elif isinstance(command, commands.CloseConnection):
@@ -331,13 +335,15 @@ class ConnectionHandler:
         if connection is self.client:
             self._client_done.set()
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
+        self._hook_tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("internal error", exc_info=task.exception(), extra=self._log_extra)
 

@@ -281,3 +281,36 @@ def test_stop_closes_open_connections():
         origin.close()
 
     run(main())
+
+
+def test_last_hooks_run_even_though_the_client_is_gone():
+    """tcp_end fires as the connection closes; the handler must not cancel it on the way out."""
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.ended = asyncio.Event()
+
+        async def tcp_end(self, flow) -> None:
+            await asyncio.sleep(0.05)  # still running when the handler tears down
+            self.ended.set()
+
+    async def close_at_once(reader, writer):
+        await reader.read()
+        writer.close()
+
+    async def main():
+        origin, origin_port = await serve(close_at_once)
+        recorder = Recorder()
+        master = Master()
+        master.addons.add(recorder)
+        listener, port = await proxy(master, tcp_to(origin_port))
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"x")
+        writer.write_eof()
+        assert await read_all(reader) == b""
+        await asyncio.wait_for(recorder.ended.wait(), 5)
+        writer.close()
+        await listener.stop()
+        origin.close()
+
+    run(main())
