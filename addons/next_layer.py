@@ -88,6 +88,8 @@ class NextLayer:
             return HttpLayer(context, HTTPMode.transparent)
         if len(client_data) < 3 and client_data.isalpha():
             return None  # could still become an HTTP verb
+        if not context.options.rawtcp:
+            return HttpLayer(context, HTTPMode.transparent)  # no raw TCP: treat it as (bad) HTTP
         return TCPLayer(context)
 
     def _ignored(self, hosts: Sequence[str]) -> bool:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from proxycore import command
+from proxycore.flow import Flow
+from proxycore.http import HTTPFlow
 from proxycore.server import ProxyListener
 
 logger = logging.getLogger("proxycore.proxyserver")
@@ -70,6 +73,43 @@ class Proxyserver:
             self.listeners.append(listener)
             shown = f"{host}:{port}" if host else f"*:{port}"
             logger.info(f"HTTP(S) proxy listening at {shown}.")
+
+    # injection ---------------------------------------------------------------------
+
+    def inject_event(self, event: Any) -> None:
+        """Hand an event to the connection that carries ``event.flow``."""
+        from proxycore.exceptions import CommandError
+
+        client = event.flow.client_conn
+        for listener in self.listeners:
+            for handler in listener.handlers.values():
+                if handler.client is client:
+                    handler.feed(event)
+                    return
+        raise CommandError("Flow is not from a live connection.")
+
+    @command.command("inject.websocket")
+    def inject_websocket(self, flow: Flow, to_client: bool, message: bytes, is_text: bool = True) -> None:
+        """Send a WebSocket message to the client or the server of a live flow."""
+        from proxycore.events import MessageInjected
+        from proxycore.exceptions import CommandError
+        from proxycore.websocket import Opcode, WebSocketMessage
+
+        if not isinstance(flow, HTTPFlow) or flow.websocket is None:
+            raise CommandError("Not a WebSocket flow.")
+        opcode = Opcode.TEXT if is_text else Opcode.BINARY
+        self.inject_event(MessageInjected(flow, WebSocketMessage(opcode, not to_client, message)))
+
+    @command.command("inject.tcp")
+    def inject_tcp(self, flow: Flow, to_client: bool, message: bytes) -> None:
+        """Send bytes to the client or the server of a live TCP flow."""
+        from proxycore.events import MessageInjected
+        from proxycore.exceptions import CommandError
+        from proxycore.tcp import TCPFlow, TCPMessage
+
+        if not isinstance(flow, TCPFlow):
+            raise CommandError("Not a TCP flow.")
+        self.inject_event(MessageInjected(flow, TCPMessage(not to_client, message)))
 
     def listen_addrs(self) -> list[tuple[str, int]]:
         return [addr for listener in self.listeners for addr in listener.addresses]

@@ -55,9 +55,11 @@ class TCPLayer(Layer):
             yield from self.relay(event.connection, event.data)
         elif isinstance(event, events.ConnectionClosed):
             yield from self.side_closed(event.connection)
-        elif isinstance(event, events.MessageInjected) and self.flow is not None:
+        elif isinstance(event, events.MessageInjected) and event.flow is self.flow and self.flow is not None:
+            # A message "from the client" goes to the server, and the other way round.
             message = event.message
-            yield from self.send(message.from_client, message.content)
+            self.flow.messages.append(message)
+            yield from self.send(not message.from_client, message.content)
 
     def start(self) -> CommandGenerator:
         client, server = self.context.client, self.context.server

@@ -16,7 +16,7 @@ from proxycore import commands, events
 from proxycore.connection import Connection, Server
 from proxycore.context import Context
 from proxycore.flow import Error
-from proxycore.http import HTTPFlow, Response
+from proxycore.http import Headers, HTTPFlow, Response
 from proxycore.layer import CommandGenerator, Layer, NextLayer
 from proxycore.layers.http._commands import (
     DropStream,
@@ -92,6 +92,7 @@ class HttpStream(Layer):
         self.request_body: list[bytes] = []
         self.response_body: list[bytes] = []
         self.child_layer = None
+        self.upgraded = False  # a 101 turned this stream into a WebSocket/raw relay
         self.server_conn: Server | None = None
         self.request_complete = False
         self.response_headers_sent = False
@@ -296,6 +297,10 @@ class HttpStream(Layer):
             yield from self.kill()
             return
         if response.status_code == 101:
+            if is_websocket_handshake(self.flow) and self.context.options.websocket:
+                from proxycore.websocket import WebSocketData
+
+                self.flow.websocket = WebSocketData()  # before the response hook, as in mitmproxy
             yield from self.upgrade_to_passthrough()
             return
         if response.stream:
@@ -471,17 +476,54 @@ class HttpStream(Layer):
         yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
 
     def upgrade_to_passthrough(self) -> CommandGenerator:
-        """A 101 response: both connections become a raw tunnel after the handshake."""
+        """A 101 response: WebSocket frames (or raw bytes) flow on both connections now."""
+        if self.flow.response.raw_content is None:
+            self.flow.response.data.content = b""  # a 101 has no body: what follows is the new protocol
         self.response_hook_done = True
         yield HttpResponseHook(self.flow)
-        from proxycore.layers.tcp import TCPLayer
+        if self._killed:
+            yield from self.kill()
+            return
+        context = self.context.fork()
+        context.server = self.server_conn
+        if self.flow.websocket is not None:
+            from proxycore.layers.websocket import WebsocketLayer
 
-        self.child_layer = TCPLayer(self.context, ignore=True)
-        self.child_layer.context.server = self.server_conn
+            self.child_layer = WebsocketLayer(context, self.flow)
+        else:
+            from proxycore.layers.tcp import TCPLayer
+
+            self.child_layer = TCPLayer(context, ignore=True)
+        self.upgraded = True
         self._handle_event = self.state_passthrough
         yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
-        self.flow.live = False
-        yield from self.child_layer.handle_event(events.Start())
+        if self.flow.websocket is None:
+            self.flow.live = False
+        yield from self.from_upgraded_child(self.child_layer.handle_event(events.Start()))
+
+    def from_upgraded_child(self, commands_: CommandGenerator) -> CommandGenerator:
+        """After an upgrade both connections belong to HTTP/1 layers (maybe below TLS):
+        raw bytes and closes are handed to them as HTTP events."""
+        for command in commands_:
+            if isinstance(command, commands.SendData):
+                if command.connection is self.context.client:
+                    yield SendHttp(ResponseData(self.stream_id, command.data), self.context.client)
+                elif command.connection is self.server_conn:
+                    yield SendHttp(RequestData(self.stream_id, command.data), self.server_conn)
+                else:
+                    yield command
+            elif isinstance(command, commands.CloseConnection) and command.connection in (
+                self.context.client,
+                self.server_conn,
+            ):
+                if command.connection is self.context.client:
+                    yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
+                else:
+                    yield SendHttp(RequestEndOfMessage(self.stream_id), self.server_conn)
+                if not command.half_close:
+                    yield command
+            else:
+                yield command
 
     def state_passthrough(self, event: events.Event) -> CommandGenerator:
         assert self.child_layer is not None
@@ -500,7 +542,26 @@ class HttpStream(Layer):
             event = events.ConnectionClosed(self.server_conn)
         elif isinstance(event, HttpEvent):
             return
-        yield from self.child_layer.handle_event(event)
+        if self.upgraded:
+            yield from self.from_upgraded_child(self.child_layer.handle_event(event))
+        else:
+            yield from self.child_layer.handle_event(event)
+
+
+def is_websocket_handshake(flow: HTTPFlow) -> bool:
+    """Request asked for a WebSocket upgrade and the server switched protocols to it."""
+
+    def upgrades_to_websocket(headers: Headers) -> bool:
+        connection = {t.strip().lower() for t in headers.get("connection", "").split(",")}
+        return "upgrade" in connection and headers.get("upgrade", "").strip().lower() == "websocket"
+
+    response = flow.response
+    return (
+        response is not None
+        and response.status_code == 101
+        and upgrades_to_websocket(flow.request.headers)
+        and upgrades_to_websocket(response.headers)
+    )
 
 
 class HttpClient(Layer):
@@ -564,8 +625,10 @@ class HttpLayer(Layer):
             if child is not None:
                 yield from self.event_to_child(child, event)
         elif isinstance(event, events.MessageInjected):
-            for stream in self.streams.values():
-                if stream.flow is event.flow and stream.child_layer is not None:
+            # The flow may be the stream's own (WebSocket) or one inside its tunnel (TCP
+            # after CONNECT): every tunnel gets to see it, the owner picks it up.
+            for stream in list(self.streams.values()):
+                if stream.child_layer is not None:
                     yield from self.event_to_child(stream, event)
 
     def event_to_child(self, child: Layer, event: events.Event) -> CommandGenerator:

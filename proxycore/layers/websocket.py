@@ -1,0 +1,259 @@
+"""WebSocket relay after a successful HTTP/1 upgrade, one wsproto connection per side.
+
+The HTTP layer has done the handshake (the flow's request and 101 response);
+this layer parses frames from each side, reassembles messages, runs the
+``websocket_message`` hook on each, and re-frames what is forwarded. Frame
+boundaries of a message are kept when the hook leaves its content alone.
+Pings and pongs are forwarded as they are; a close from either side is
+forwarded to the other with its code and reason; a protocol error from a peer
+closes that peer with 1002 and the other side with 1001 ("going away").
+"""
+
+from __future__ import annotations
+
+import time
+
+import wsproto
+import wsproto.events as ws
+import wsproto.extensions
+import wsproto.frame_protocol
+import wsproto.utilities
+
+from proxycore import commands, events
+from proxycore.commands import StartHook, hook_dataclass
+from proxycore.connection import Connection
+from proxycore.context import Context
+from proxycore.flow import Error
+from proxycore.http import HTTPFlow
+from proxycore.layer import CommandGenerator, Layer
+from proxycore.websocket import Opcode, WebSocketData, WebSocketMessage
+
+# A changed message is sent in fragments of this size (mitmproxy uses about 4 KB).
+FRAGMENT_SIZE = 4096
+ABNORMAL_CLOSURE = 1006
+
+
+@hook_dataclass
+class WebsocketStartHook(StartHook):
+    """The WebSocket connection is established (after the 101 response)."""
+
+    name = "websocket_start"
+    flow: HTTPFlow
+
+
+@hook_dataclass
+class WebsocketMessageHook(StartHook):
+    """A complete message arrived (``flow.websocket.messages[-1]``); it may be changed or dropped."""
+
+    name = "websocket_message"
+    flow: HTTPFlow
+
+
+@hook_dataclass
+class WebsocketEndHook(StartHook):
+    """The WebSocket connection ended (close handshake, or one side vanished)."""
+
+    name = "websocket_end"
+    flow: HTTPFlow
+
+
+class _Side:
+    """One peer: its connection, its wsproto state machine, and the message being reassembled."""
+
+    def __init__(self, conn: Connection, ws_conn: wsproto.Connection, from_client: bool) -> None:
+        self.conn = conn
+        self.ws = ws_conn
+        self.from_client = from_client
+        self.frame: list[bytes] = []  # pieces of the frame being received
+        self.fragments: list[bytes] = []  # whole frames of the message being received
+        self.close_sent = False
+        self.close_received = False
+        self.gone = False
+
+
+def _extensions(header: str | None) -> list[wsproto.extensions.Extension]:
+    """permessage-deflate configured with what the server accepted (the only extension we speak)."""
+    if not header or not header.strip().lower().startswith("permessage-deflate"):
+        return []
+    deflate = wsproto.extensions.PerMessageDeflate()
+    deflate.finalize(header)
+    return [deflate]
+
+
+class WebsocketLayer(Layer):
+    """Relays messages between client and server of an upgraded HTTP flow."""
+
+    def __init__(self, context: Context, flow: HTTPFlow) -> None:
+        super().__init__(context)
+        self.flow = flow
+        if flow.websocket is None:
+            flow.websocket = WebSocketData()
+        response_ext = flow.response.headers.get("sec-websocket-extensions") if flow.response else None
+        client_ws = wsproto.Connection(wsproto.ConnectionType.SERVER, extensions=_extensions(response_ext))
+        server_ws = wsproto.Connection(wsproto.ConnectionType.CLIENT, extensions=_extensions(response_ext))
+        self.client = _Side(context.client, client_ws, from_client=True)
+        self.server = _Side(flow.server_conn, server_ws, from_client=False)
+        self.ended = False
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, events.Start):
+            yield WebsocketStartHook(self.flow)
+        elif isinstance(event, events.DataReceived):
+            side = self._side(event.connection)
+            if side is not None:
+                yield from self.receive(side, event.data)
+        elif isinstance(event, events.ConnectionClosed):
+            side = self._side(event.connection)
+            if side is not None:
+                yield from self.peer_gone(side)
+        elif isinstance(event, events.MessageInjected) and event.flow is self.flow:
+            message: WebSocketMessage = event.message
+            yield from self.inject(message)
+
+    def _side(self, conn: Connection) -> _Side | None:
+        if conn is self.client.conn:
+            return self.client
+        if conn is self.server.conn:
+            return self.server
+        return None
+
+    def _other(self, side: _Side) -> _Side:
+        return self.server if side is self.client else self.client
+
+    # receiving ------------------------------------------------------------------
+
+    def receive(self, side: _Side, data: bytes) -> CommandGenerator:
+        if self.ended:
+            return
+        side.ws.receive_data(data)
+        for event in side.ws.events():
+            if isinstance(event, ws.Message):
+                # wsproto hands out frames in pieces as bytes arrive: rebuild whole frames.
+                side.frame.append(event.data.encode() if isinstance(event.data, str) else bytes(event.data))
+                if event.frame_finished:
+                    side.fragments.append(b"".join(side.frame))
+                    side.frame = []
+                if event.message_finished:
+                    yield from self.message_complete(side, isinstance(event, ws.TextMessage))
+            elif isinstance(event, ws.Ping):
+                yield from self.send(self._other(side), ws.Ping(event.payload))
+            elif isinstance(event, ws.Pong):
+                yield from self.send(self._other(side), ws.Pong(event.payload))
+            elif isinstance(event, ws.CloseConnection):
+                yield from self.close_received(side, event)
+
+    def message_complete(self, side: _Side, is_text: bool) -> CommandGenerator:
+        raw, side.fragments = side.fragments, []
+        content = b"".join(raw)
+        message = WebSocketMessage(Opcode.TEXT if is_text else Opcode.BINARY, side.from_client, content)
+        assert self.flow.websocket is not None
+        self.flow.websocket.messages.append(message)
+        yield WebsocketMessageHook(self.flow)
+        if message.dropped:
+            return
+        other = self._other(side)
+        if message.content == content:
+            chunks = raw  # untouched: keep the sender's frame boundaries
+        else:
+            body = message.content
+            chunks = [body[i : i + FRAGMENT_SIZE] for i in range(0, len(body), FRAGMENT_SIZE)] or [b""]
+        yield from self.send_message(other, message.is_text, chunks)
+
+    def send_message(self, side: _Side, is_text: bool, chunks: list[bytes]) -> CommandGenerator:
+        if is_text:
+            # Frame boundaries may split a UTF-8 sequence; wsproto wants str per frame, so
+            # decode incrementally and carry incomplete bytes into the next frame.
+            import codecs
+
+            decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+            for i, chunk in enumerate(chunks):
+                last = i == len(chunks) - 1
+                text = decoder.decode(chunk, final=last)
+                yield from self.send(side, ws.TextMessage(data=text, message_finished=last))
+        else:
+            for i, chunk in enumerate(chunks):
+                last = i == len(chunks) - 1
+                yield from self.send(side, ws.BytesMessage(data=chunk, message_finished=last))
+
+    def send(self, side: _Side, event: ws.Event) -> CommandGenerator:
+        if side.gone or side.close_sent:
+            return
+        try:
+            data = side.ws.send(event)
+        except wsproto.utilities.LocalProtocolError as e:
+            yield commands.Log(f"WebSocket: cannot send to {_who(side)}: {e}", "debug")
+            return
+        if isinstance(event, ws.CloseConnection):
+            side.close_sent = True
+        if data:
+            yield commands.SendData(side.conn, data)
+
+    # injection ----------------------------------------------------------------------
+
+    def inject(self, message: WebSocketMessage) -> CommandGenerator:
+        """Send an addon's message to one side; it is recorded but does not run the hook."""
+        assert self.flow.websocket is not None
+        message.injected = True
+        self.flow.websocket.messages.append(message)
+        target = self.server if message.from_client else self.client
+        yield from self.send_message(target, message.is_text, [message.content])
+
+    # closing ----------------------------------------------------------------------------
+
+    def close_received(self, side: _Side, event: ws.CloseConnection) -> CommandGenerator:
+        side.close_received = True
+        websocket = self.flow.websocket
+        assert websocket is not None
+        if websocket.close_code is None:
+            websocket.closed_by_client = side.from_client
+            websocket.close_code = event.code
+            websocket.close_reason = event.reason or ""
+        other = self._other(side)
+        protocol_error = event.code == wsproto.frame_protocol.CloseReason.PROTOCOL_ERROR and not side.close_sent
+        # Answer the closer (wsproto expects the reply), then pass the close on.
+        if not side.close_sent:
+            yield from self.send(side, event.response())
+        if not other.close_sent:
+            code = 1001 if protocol_error else event.code
+            reason = "" if protocol_error else (event.reason or "")
+            yield from self.send(other, ws.CloseConnection(code=code, reason=reason))
+        # Both TCP connections stay open until both close handshakes are done: the
+        # client connection's end would end the whole proxied connection.
+        if other.close_received or other.gone:
+            yield from self.end()
+
+    def peer_gone(self, side: _Side) -> CommandGenerator:
+        """The TCP connection of one side ended: an abnormal close unless the handshake finished."""
+        side.gone = True
+        websocket = self.flow.websocket
+        assert websocket is not None
+        if websocket.close_code is None:
+            websocket.closed_by_client = side.from_client
+            websocket.close_code = ABNORMAL_CLOSURE
+            websocket.close_reason = ""
+            self.flow.error = Error("Connection closed.")
+        other = self._other(side)
+        if not other.gone:
+            if not other.close_sent and not side.close_received:
+                yield from self.send(other, ws.CloseConnection(code=1001, reason=""))
+            yield commands.CloseConnection(other.conn)
+            other.gone = True
+        yield commands.CloseConnection(side.conn)
+        yield from self.end()
+
+    def end(self) -> CommandGenerator:
+        if self.ended:
+            return
+        self.ended = True
+        for side in (self.client, self.server):
+            if not side.gone:
+                yield commands.CloseConnection(side.conn)
+                side.gone = True
+        assert self.flow.websocket is not None
+        self.flow.websocket.timestamp_end = time.time()
+        self.flow.live = False
+        yield WebsocketEndHook(self.flow)
+
+
+def _who(side: _Side) -> str:
+    return "client" if side.from_client else "server"

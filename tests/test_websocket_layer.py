@@ -1,0 +1,223 @@
+"""WebsocketLayer against wsproto peers: frames in, frames out, hooks in between. No sockets."""
+
+from __future__ import annotations
+
+import wsproto
+import wsproto.events as ws
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from wsproto.extensions import PerMessageDeflate
+
+from proxycore import commands, events
+from proxycore.connection import ConnectionState, Server
+from proxycore.http import HTTPFlow, Request, Response
+from proxycore.layers.websocket import WebsocketLayer
+from proxycore.testing import make_context
+from proxycore.websocket import Opcode, WebSocketMessage
+
+DEFLATE = "permessage-deflate"
+
+
+def make_flow(extensions: str | None = None) -> tuple[HTTPFlow, object]:
+    context = make_context()
+    context.server = Server(address=("example.com", 80), state=ConnectionState.OPEN)
+    flow = HTTPFlow(context.client, context.server, live=True)
+    flow.request = Request.make("GET", "http://example.com/ws", headers={"upgrade": "websocket", "connection": "Upgrade"})
+    headers = {"upgrade": "websocket", "connection": "Upgrade"}
+    if extensions:
+        headers["sec-websocket-extensions"] = extensions
+    flow.response = Response.make(101, b"", headers)
+    return flow, context
+
+
+class Relay:
+    """Runs a WebsocketLayer between a wsproto client and a wsproto server."""
+
+    def __init__(self, extensions: str | None = None, on_message=None) -> None:
+        self.flow, context = make_flow(extensions)
+        self.context = context
+        self.layer = WebsocketLayer(context, self.flow)
+        exts_c = [PerMessageDeflate()] if extensions else []
+        exts_s = [PerMessageDeflate()] if extensions else []
+        if extensions:
+            exts_c[0].finalize(extensions)
+            exts_s[0].finalize(extensions)
+        self.client = wsproto.Connection(wsproto.ConnectionType.CLIENT, extensions=exts_c)
+        self.server = wsproto.Connection(wsproto.ConnectionType.SERVER, extensions=exts_s)
+        self.hooks: list[str] = []
+        self.closed: set[str] = set()
+        self.on_message = on_message
+        self.feed(events.Start())
+
+    def feed(self, event: events.Event) -> None:
+        queue = [event]
+        while queue:
+            current = queue.pop(0)
+            for command in self.layer.handle_event(current):
+                if isinstance(command, commands.SendData):
+                    peer = self.client if command.connection is self.context.client else self.server
+                    peer.receive_data(command.data)
+                elif isinstance(command, commands.CloseConnection):
+                    self.closed.add("client" if command.connection is self.context.client else "server")
+                elif isinstance(command, commands.StartHook):
+                    self.hooks.append(command.name)
+                    if command.name == "websocket_message" and self.on_message:
+                        self.on_message(self.flow.websocket.messages[-1])
+                    queue.append(events.HookCompleted(command))
+
+    def from_client(self, *evs: ws.Event, split: int | None = None) -> None:
+        data = b"".join(self.client.send(e) for e in evs)
+        self._deliver(self.context.client, data, split)
+
+    def from_server(self, *evs: ws.Event, split: int | None = None) -> None:
+        data = b"".join(self.server.send(e) for e in evs)
+        self._deliver(self.context.server, data, split)
+
+    def _deliver(self, conn, data: bytes, split: int | None) -> None:
+        step = split or len(data) or 1
+        for i in range(0, len(data), step):
+            self.feed(events.DataReceived(conn, data[i : i + step]))
+
+    @staticmethod
+    def received(peer: wsproto.Connection) -> list[ws.Event]:
+        return list(peer.events())
+
+
+def messages(evs: list[ws.Event]) -> list[tuple[type, object, bool]]:
+    return [(type(e), e.data, e.message_finished) for e in evs if isinstance(e, ws.Message)]
+
+
+def test_text_and_binary_messages_both_ways():
+    relay = Relay()
+    relay.from_client(ws.TextMessage("hello"))
+    relay.from_server(ws.BytesMessage(b"\x00\x01"))
+    assert messages(relay.received(relay.server)) == [(ws.TextMessage, "hello", True)]
+    assert messages(relay.received(relay.client)) == [(ws.BytesMessage, bytearray(b"\x00\x01"), True)]
+    assert relay.hooks == ["websocket_start", "websocket_message", "websocket_message"]
+    first, second = relay.flow.websocket.messages
+    assert (first.type, first.from_client, first.content) == (Opcode.TEXT, True, b"hello")
+    assert (second.type, second.from_client, second.content) == (Opcode.BINARY, False, b"\x00\x01")
+
+
+def test_fragmented_message_is_one_hook_and_keeps_its_fragments():
+    relay = Relay()
+    relay.from_client(
+        ws.TextMessage("ab", message_finished=False),
+        ws.Ping(b"p"),  # control frames may sit between fragments
+        ws.TextMessage("cd", message_finished=False),
+        ws.TextMessage("ef"),
+    )
+    got = relay.received(relay.server)
+    assert [e.payload for e in got if isinstance(e, ws.Ping)] == [bytearray(b"p")]
+    assert messages(got) == [(ws.TextMessage, "ab", False), (ws.TextMessage, "cd", False), (ws.TextMessage, "ef", True)]
+    assert relay.hooks.count("websocket_message") == 1
+    assert relay.flow.websocket.messages[0].content == b"abcdef"
+
+
+def test_pings_and_pongs_are_forwarded():
+    relay = Relay()
+    relay.from_client(ws.Ping(b"x"))
+    assert [type(e) for e in relay.received(relay.server)] == [ws.Ping]
+    relay.from_server(ws.Pong(b"x"))
+    assert [type(e) for e in relay.received(relay.client)] == [ws.Pong]
+
+
+def test_addon_can_rewrite_and_drop():
+    def rewrite(message: WebSocketMessage) -> None:
+        if message.content == b"drop me":
+            message.drop()
+        else:
+            message.text = message.text.upper() * 3000
+
+    relay = Relay(on_message=rewrite)
+    relay.from_client(ws.TextMessage("drop me"))
+    assert messages(relay.received(relay.server)) == []
+    relay.from_client(ws.TextMessage("ab", message_finished=False), ws.TextMessage("c"))
+    got = messages(relay.received(relay.server))
+    assert "".join(str(d) for _, d, _ in got) == "ABC" * 3000
+    assert len(got) == 3  # changed content: re-fragmented in 4 KiB pieces
+    assert relay.flow.websocket.messages[0].dropped
+
+
+def test_close_from_client_with_code_and_reason():
+    relay = Relay()
+    relay.from_client(ws.CloseConnection(code=4000, reason="bye"))
+    got = relay.received(relay.server)
+    assert [(e.code, e.reason) for e in got if isinstance(e, ws.CloseConnection)] == [(4000, "bye")]
+    assert "websocket_end" not in relay.hooks  # waiting for the server's close reply
+    relay.from_server(ws.CloseConnection(code=4000, reason="bye"))
+    assert relay.hooks[-1] == "websocket_end"
+    websocket = relay.flow.websocket
+    assert (websocket.closed_by_client, websocket.close_code, websocket.close_reason) == (True, 4000, "bye")
+    assert relay.closed == {"client", "server"}
+    assert relay.client.state.name in ("CLOSED", "REMOTE_CLOSING", "LOCAL_CLOSING")
+
+
+def test_close_from_server():
+    relay = Relay()
+    relay.from_server(ws.CloseConnection(code=1001, reason="restart"))
+    relay.from_client(ws.CloseConnection(code=1001, reason="restart"))
+    websocket = relay.flow.websocket
+    assert (websocket.closed_by_client, websocket.close_code) == (False, 1001)
+    assert relay.hooks[-1] == "websocket_end"
+
+
+def test_tcp_drop_is_an_abnormal_close():
+    relay = Relay()
+    relay.context.server.state &= ~ConnectionState.CAN_READ
+    relay.feed(events.ConnectionClosed(relay.context.server))
+    assert relay.flow.websocket.close_code == 1006
+    assert relay.flow.error is not None
+    assert relay.hooks[-1] == "websocket_end" and relay.closed == {"client", "server"}
+    assert [e.code for e in relay.received(relay.client) if isinstance(e, ws.CloseConnection)] == [1001]
+
+
+def test_invalid_frame_gets_a_protocol_close_and_the_layer_survives():
+    relay = Relay()
+    # A masked-bit-less client frame is a protocol violation (clients must mask).
+    relay.feed(events.DataReceived(relay.context.client, b"\x81\x05hello"))
+    to_client = [e for e in relay.received(relay.client) if isinstance(e, ws.CloseConnection)]
+    to_server = [e for e in relay.received(relay.server) if isinstance(e, ws.CloseConnection)]
+    assert [e.code for e in to_client] == [1002]
+    assert [e.code for e in to_server] == [1001]
+    assert relay.flow.websocket.close_code == 1002
+
+
+def test_compressed_messages():
+    offer = "permessage-deflate; client_max_window_bits=15; server_max_window_bits=15"
+    relay = Relay(offer)
+    relay.from_client(ws.TextMessage("compress me " * 100))
+    relay.from_server(ws.BytesMessage(b"\x00" * 5000))
+    assert messages(relay.received(relay.server)) == [(ws.TextMessage, "compress me " * 100, True)]
+    assert relay.flow.websocket.messages[1].content == b"\x00" * 5000
+
+
+def test_injection_goes_to_one_side_without_the_hook():
+    relay = Relay()
+    relay.feed(events.MessageInjected(relay.flow, WebSocketMessage(Opcode.TEXT, False, b"injected")))
+    assert messages(relay.received(relay.client)) == [(ws.TextMessage, "injected", True)]
+    assert relay.flow.websocket.messages[-1].injected
+    assert "websocket_message" not in relay.hooks
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=400), st.integers(min_value=1, max_value=50))
+def test_arbitrary_bytes_never_raise(data, step):
+    relay = Relay()
+    for i in range(0, len(data), step):
+        relay.feed(events.DataReceived(relay.context.client, data[i : i + step]))
+        relay.feed(events.DataReceived(relay.context.server, data[i : i + step]))
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.one_of(st.text(max_size=300), st.binary(max_size=300)), max_size=12),
+    st.integers(min_value=1, max_value=97),
+)
+def test_random_message_sequences_arrive_identical(payloads, split):
+    relay = Relay()
+    for payload in payloads:
+        event = ws.TextMessage(payload) if isinstance(payload, str) else ws.BytesMessage(payload)
+        relay.from_client(event, split=split)
+    got = messages(relay.received(relay.server))
+    assert [bytes(d) if isinstance(d, bytearray) else d for _, d, _ in got] == payloads
