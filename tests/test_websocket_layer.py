@@ -183,6 +183,16 @@ def test_invalid_frame_gets_a_protocol_close_and_the_layer_survives():
     assert relay.flow.websocket.close_code == 1002
 
 
+def test_oversized_frame_length_is_a_protocol_error():
+    relay = Relay()
+    # 64-bit length with the most significant bit set: not a valid frame length.
+    relay.feed(events.DataReceived(relay.context.server, b"\x82\x7f\x80" + b"\x00" * 7))
+    to_server = [e.code for e in relay.received(relay.server) if isinstance(e, ws.CloseConnection)]
+    assert to_server == [1002]
+    assert relay.flow.websocket.close_code == 1002 and relay.flow.websocket.closed_by_client is False
+    relay.from_client(ws.TextMessage("after"))  # the other side lives on until it closes too
+
+
 def test_compressed_messages():
     offer = "permessage-deflate; client_max_window_bits=15; server_max_window_bits=15"
     relay = Relay(offer)
