@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from proxycore.connection import Client, Server
 
 if TYPE_CHECKING:
-    from proxycore.commands import StartHook
     from proxycore.layer import Layer
 
 
@@ -20,17 +18,13 @@ class Context:
     the client and options.
     """
 
-    __slots__ = ("client", "server", "options", "layers", "hook_is_trivial")
+    __slots__ = ("client", "server", "options", "layers")
 
     def __init__(self, client: Client, options: Any) -> None:
         self.client = client
         self.options = options
         self.server = Server(address=None)
         self.layers: list[Layer] = []
-        # Set by the driver: tells a layer that a hook has nobody to run it (no addon
-        # implements it, no flow is intercepted), so the layer can carry on without
-        # the round trip. None (as in tests) means every hook is yielded.
-        self.hook_is_trivial: Callable[[StartHook], bool] | None = None
 
     def fork(self) -> Context:
         forked = object.__new__(Context)
@@ -38,7 +32,6 @@ class Context:
         forked.options = self.options
         forked.server = self.server
         forked.layers = list(self.layers)
-        forked.hook_is_trivial = self.hook_is_trivial
         return forked
 
     def __repr__(self) -> str:

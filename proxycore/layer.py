@@ -83,15 +83,8 @@ class Layer:
             command = generator.send(send)
         except StopIteration:
             return
-        trivial = self.context.hook_is_trivial
         while True:
             if command.blocking is True:
-                if trivial is not None and isinstance(command, StartHook) and trivial(command):
-                    try:  # nobody to run the hook: its reply is None, right away
-                        command = generator.send(None)
-                    except StopIteration:
-                        return
-                    continue
                 command.blocking = self
                 self._paused = _Paused(command, generator)
                 yield command
