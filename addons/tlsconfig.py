@@ -31,9 +31,14 @@ from proxycore.layers.tls import ClientHelloData, TlsData
 
 logger = logging.getLogger("proxycore.tls")
 
-# HTTP/2 is not implemented yet: never negotiate it on either side.
-SUPPORTED_HTTP_ALPNS = (b"http/1.1", b"http/1.0")
 HTTP_ALPNS = (b"h2", b"http/1.1", b"http/1.0", b"http/0.9")
+
+
+def supported_http_alpns() -> tuple[bytes, ...]:
+    """The HTTP versions we speak, in order of preference; h2 unless the http2 option is off."""
+    if ctx.options is not None and not ctx.options.http2:
+        return (b"http/1.1", b"http/1.0")
+    return (b"h2", b"http/1.1", b"http/1.0")
 CA_BASENAME = "proxycore"
 
 _TLS_VERSIONS = {
@@ -194,8 +199,11 @@ class TlsConfig:
                 server.error = "Cannot verify the server's certificate without a hostname."
                 return
             _check_hostname(conn, target)
-        offers = [p for p in client.alpn_offers if p not in HTTP_ALPNS or p in SUPPORTED_HTTP_ALPNS]
-        if client.alpn_offers and not offers:
+        supported = supported_http_alpns()
+        # An addon may have chosen the offers already (server.alpn_offers); else the client's.
+        wanted = server.alpn_offers or client.alpn_offers
+        offers = [p for p in wanted if p not in HTTP_ALPNS or p in supported]
+        if wanted and not offers:
             offers = [b"http/1.1"]  # the client only offered protocols we cannot speak
         if offers:
             conn.set_alpn_protos(offers)
@@ -322,8 +330,9 @@ def _select_alpn(conn: SSL.Connection, offers: list[bytes]) -> bytes:
             return server.alpn
         if not server.alpn:
             return SSL.NO_OVERLAPPING_PROTOCOLS  # the server picked none: neither do we
+    supported = supported_http_alpns()
     for proto in offers:
-        if proto in SUPPORTED_HTTP_ALPNS:
+        if proto in supported:
             return proto
     return SSL.NO_OVERLAPPING_PROTOCOLS
 

@@ -10,6 +10,7 @@ import socket
 import ssl
 import threading
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -138,3 +139,97 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def start_h2(tls_dir: Path) -> tuple[Any, int]:
+    """An HTTP/2-only TLS server (ALPN h2) in a background thread.
+
+    Every request is answered with JSON describing it; ``/size/N`` sends N bytes
+    instead (flow-controlled), and a path containing ``trailers`` adds a trailer."""
+    import asyncio
+    import ssl
+
+    import h2.config
+    import h2.connection
+    import h2.events
+    import h2.exceptions
+
+    cert, key = make_self_signed(tls_dir)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+    context.set_alpn_protocols(["h2"])
+    started = threading.Event()
+    state: dict[str, Any] = {}
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding=None))
+        conn.initiate_connection()
+        writer.write(conn.data_to_send())
+        requests: dict[int, dict[str, Any]] = {}
+        window_open = asyncio.Event()
+
+        async def respond(stream_id: int, info: dict[str, Any]) -> None:
+            path = info["path"]
+            if path.startswith("/size/"):
+                body = b"x" * int(path.split("/")[2])
+                content_type = "application/octet-stream"
+            else:
+                body = json.dumps(
+                    {"path": path, "method": info["method"], "protocol": "h2", "body": info["body"].decode(errors="replace")}
+                ).encode()
+                content_type = "application/json"
+            conn.send_headers(stream_id, [(b":status", b"200"), (b"content-type", content_type.encode())])
+            while body:
+                window = min(conn.local_flow_control_window(stream_id), conn.max_outbound_frame_size)
+                if window <= 0:
+                    window_open.clear()
+                    writer.write(conn.data_to_send())
+                    await window_open.wait()
+                    continue
+                conn.send_data(stream_id, body[:window])
+                body = body[window:]
+            if "trailers" in path:
+                conn.send_headers(stream_id, [(b"x-trailer", b"yes")], end_stream=True)
+            else:
+                conn.end_stream(stream_id)
+            writer.write(conn.data_to_send())
+
+        try:
+            while data := await reader.read(65536):
+                for event in conn.receive_data(data):
+                    if isinstance(event, h2.events.RequestReceived):
+                        headers = dict(event.headers)
+                        requests[event.stream_id] = {
+                            "path": headers[b":path"].decode(),
+                            "method": headers[b":method"].decode(),
+                            "body": b"",
+                        }
+                    elif isinstance(event, h2.events.DataReceived):
+                        conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                        requests[event.stream_id]["body"] += event.data
+                    elif isinstance(event, h2.events.StreamEnded):
+                        if event.stream_id in requests:
+                            asyncio.ensure_future(respond(event.stream_id, requests[event.stream_id]))
+                    elif isinstance(event, h2.events.WindowUpdated):
+                        window_open.set()
+                writer.write(conn.data_to_send())
+        except (ConnectionError, h2.exceptions.ProtocolError):
+            pass
+        finally:
+            writer.close()
+
+    def serve() -> None:
+        loop = asyncio.new_event_loop()
+        state["loop"] = loop
+
+        async def main() -> None:
+            server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
+            state["port"] = server.sockets[0].getsockname()[1]
+            started.set()
+            await asyncio.Event().wait()
+
+        loop.run_until_complete(main())
+
+    threading.Thread(target=serve, daemon=True).start()
+    started.wait(10)
+    return state["loop"], state["port"]

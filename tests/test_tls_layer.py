@@ -205,8 +205,8 @@ def test_client_handshake_with_sni_and_alpn(master):
     client = layer.context.client
     assert client.sni == "example.com"
     assert client.alpn_offers == [b"h2", b"http/1.1"]
-    assert client.alpn == b"http/1.1"  # no h2 until HTTP/2 lands
-    assert peer.obj.selected_alpn_protocol() == "http/1.1"
+    assert client.alpn == b"h2"  # nothing known about the server: the client's first choice
+    assert peer.obj.selected_alpn_protocol() == "h2"
     assert client.tls_established and client.tls_version and client.cipher
     cert = peer.obj.getpeercert()
     assert ("DNS", "example.com") in cert["subjectAltName"]
@@ -217,6 +217,15 @@ def test_client_handshake_with_sni_and_alpn(master):
     peer.step(bytes(pump.to_client))
     pump.to_client.clear()
     assert peer.read() == b"echo:ping"
+
+
+def test_http2_option_off_means_no_h2(master):
+    master.options.update(http2=False)
+    layer, _ = client_tls(master)
+    pump = Pump(layer, master)
+    peer = Peer(client_ssl_context(master, ["h2", "http/1.1"]), False, "example.com")
+    exchange(pump, peer)
+    assert peer.obj.selected_alpn_protocol() == "http/1.1"
 
 
 def test_client_without_sni_gets_a_cert_for_the_address(master):
@@ -381,7 +390,7 @@ def test_server_handshake_verified_against_a_trusted_ca(master, upstream_cert):
     assert server.alpn == b"http/1.1"
     assert server.certificate_list[0].cn == "upstream.test"
     assert peer.read() == b"hi"
-    # Offered ALPNs: the client's, minus h2 (not supported yet).
+    # Offered ALPNs: the client's (h2, http/1.1); this server only speaks http/1.1.
     assert peer.obj.selected_alpn_protocol() == "http/1.1"
 
 

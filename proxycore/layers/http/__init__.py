@@ -50,6 +50,7 @@ from proxycore.layers.http._hooks import (
     HttpResponseHook,
 )
 from proxycore.layers.http._http1 import Http1Client, Http1Server, make_error_response
+from proxycore.layers.http._http2 import Http2Client, Http2Server
 from proxycore.net.http1 import ProtocolError, parse_authority
 
 __all__ = [
@@ -567,7 +568,7 @@ def is_websocket_handshake(flow: HTTPFlow) -> bool:
 class HttpClient(Layer):
     """The server-facing stack entry: opens the connection, then speaks HTTP/1 on it."""
 
-    child_layer: Http1Client | None
+    child_layer: Http1Client | Http2Client | None
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
@@ -583,7 +584,10 @@ class HttpClient(Layer):
             if not self.context.server.connected:
                 err = yield commands.OpenConnection(self.context.server)
             if not err:
-                self.child_layer = Http1Client(self.context)
+                if self.context.server.alpn == b"h2":
+                    self.child_layer = Http2Client(self.context)
+                else:
+                    self.child_layer = Http1Client(self.context)
                 yield from self.child_layer.handle_event(events.Start())
             self._handle_event = self.state_open
             yield RegisterHttpConnection(self.context.server, err)
@@ -613,7 +617,11 @@ class HttpLayer(Layer):
 
     def _handle_event(self, event: events.Event) -> CommandGenerator:
         if isinstance(event, events.Start):
-            client_layer = Http1Server(self.context.fork())
+            client_layer: Layer
+            if self.context.client.alpn == b"h2":
+                client_layer = Http2Server(self.context.fork())
+            else:
+                client_layer = Http1Server(self.context.fork())
             self.connections[self.context.client] = client_layer
             yield from self.event_to_child(client_layer, event)
         elif isinstance(event, events.CommandCompleted):
@@ -711,11 +719,21 @@ class HttpLayer(Layer):
         if command.err:
             self.connections.pop(command.connection, None)
             self.http_clients.pop(command.connection, None)
-            reply = (None, command.err)
-        else:
-            reply = (command.connection, None)
-        for get in waiting:
-            yield from self.reply(get, reply)
+            for get in waiting:
+                yield from self.reply(get, (None, command.err))
+            return
+        client = self.http_clients.get(command.connection)
+        multiplexed = client is not None and isinstance(client.child_layer, Http2Client)
+        if multiplexed or not waiting:
+            for get in waiting:
+                yield from self.reply(get, (command.connection, None))
+            return
+        # HTTP/1 carries one exchange at a time: the first stream gets this connection,
+        # the others look again (and open their own).
+        first, *others = waiting
+        yield from self.reply(first, (command.connection, None))
+        for get in others:
+            yield from self.get_connection(get)
 
     def reply(self, command: GetHttpConnection, reply: object) -> CommandGenerator:
         child = self.command_sources.pop(command)

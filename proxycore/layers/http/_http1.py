@@ -95,6 +95,22 @@ def _outgoing_framing(headers: Headers, bodiless: bool) -> str:
     return "eof"
 
 
+def _as_http1(request: Request) -> Request:
+    """An HTTP/2 request as HTTP/1 wants it on the wire: Host from :authority, one Cookie header.
+
+    The flow keeps the request as the client sent it; only a copy is changed."""
+    if request.is_http10 or request.is_http11:
+        return request
+    wire = Request.from_state(request.get_state())
+    headers = wire.headers
+    cookies = headers.get_all("cookie")
+    if len(cookies) > 1:
+        headers["cookie"] = "; ".join(cookies)
+    if "host" not in headers and request.data.authority:
+        headers.fields.insert(0, (b"Host", request.data.authority))
+    return wire
+
+
 class Http1Server(Http1Connection):
     """Reads requests from the client and writes responses back."""
 
@@ -244,6 +260,19 @@ class Http1Server(Http1Connection):
             or response.status_code in (204, 304)
             or (method == "CONNECT" and 200 <= response.status_code < 300)
         )
+        headers = response.headers
+        if (
+            not bodiless
+            and not (response.is_http10 or response.is_http11)
+            and "content-length" not in headers
+            and "transfer-encoding" not in headers
+        ):
+            # From HTTP/2, where DATA frames delimit the body: give HTTP/1 a length (or
+            # chunks, when streamed) instead of closing the connection to mark the end.
+            if response.raw_content is not None:
+                headers["content-length"] = str(len(response.raw_content))
+            elif self.request.is_http11:
+                headers["transfer-encoding"] = "chunked"
         self.send_framing = _outgoing_framing(response.headers, bodiless)
         yield commands.SendData(self.conn, http1.assemble_response_head(response))
         if response.status_code == 101 or (method == "CONNECT" and 200 <= response.status_code < 300):
@@ -322,7 +351,7 @@ class Http1Client(Http1Connection):
                 request.headers["transfer-encoding"] = "chunked"
                 framing = "chunked"
             self.send_framing = framing
-            yield commands.SendData(self.conn, http1.assemble_origin_request_head(request))
+            yield commands.SendData(self.conn, http1.assemble_origin_request_head(_as_http1(request)))
         elif isinstance(event, RequestData):
             if self.state == "passthrough":
                 yield commands.SendData(self.conn, event.data)

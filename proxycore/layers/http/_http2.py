@@ -1,0 +1,619 @@
+"""HTTP/2 connection layers on the ``h2`` library: Http2Server faces the client, Http2Client a server.
+
+Like the HTTP/1 layers they turn bytes into HTTP events (``ReceiveHttp``) and
+HTTP events into bytes, but many streams share one connection:
+
+- Each client stream is its own HttpStream and flow; the server side maps our
+  stream ids to its own and queues streams beyond the server's
+  MAX_CONCURRENT_STREAMS.
+- Flow control: we advertise large windows and acknowledge data as soon as it
+  is handed on (buffering is the HTTP layer's business). Outgoing DATA beyond
+  the peer's window waits per stream and goes out as WINDOW_UPDATEs arrive, so
+  one slow stream never blocks its siblings.
+- Trailers are sent once a stream's buffered data has gone out.
+- RST_STREAM ends one exchange with an error; GOAWAY or a protocol error ends
+  the connection and fails every open exchange on it.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+
+from proxycore import commands, events
+from proxycore.connection import Connection
+from proxycore.context import Context
+from proxycore.http import Headers, Request, Response, reason_phrase
+from proxycore.layer import CommandGenerator, Layer
+from proxycore.layers.http._commands import ReceiveHttp
+from proxycore.layers.http._events import (
+    ErrorCode,
+    HttpEvent,
+    RequestData,
+    RequestEndOfMessage,
+    RequestHeaders,
+    RequestProtocolError,
+    RequestTrailers,
+    ResponseData,
+    ResponseEndOfMessage,
+    ResponseHeaders,
+    ResponseProtocolError,
+    ResponseTrailers,
+)
+
+WINDOW_SIZE = 2**31 - 1
+MAX_FRAME_SIZE = 2**17
+PROVISIONAL_MAX_CONCURRENT_STREAMS = 10
+
+# Headers that mean something only to one HTTP/1 connection (RFC 9113 section 8.2.2).
+CONNECTION_SPECIFIC = frozenset(
+    [b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"host"]
+)
+
+
+def _config(client_side: bool, validate: bool = True) -> h2.config.H2Configuration:
+    return h2.config.H2Configuration(
+        client_side=client_side,
+        header_encoding=None,
+        validate_outbound_headers=False,
+        validate_inbound_headers=validate,
+        normalize_inbound_headers=False,
+        normalize_outbound_headers=False,
+    )
+
+
+class BufferedH2Connection(h2.connection.H2Connection):
+    """An H2Connection that queues DATA (and trailers behind it) beyond the flow-control window."""
+
+    def __init__(self, config: h2.config.H2Configuration) -> None:
+        super().__init__(config)
+        self.local_settings.initial_window_size = WINDOW_SIZE
+        self.local_settings.max_frame_size = MAX_FRAME_SIZE
+        self.local_settings.max_concurrent_streams = 1000
+        self.local_settings.enable_push = 0
+        # Applied now rather than on the peer's ACK: the peer may use them as soon as it
+        # has read our SETTINGS frame, before we see its acknowledgement.
+        self.local_settings.acknowledge()
+        self.max_inbound_frame_size = MAX_FRAME_SIZE
+        self.pending: dict[int, collections.deque[tuple[bytes, bool]]] = {}
+        self.pending_trailers: dict[int, list[tuple[bytes, bytes]]] = {}
+
+    def initiate(self) -> None:
+        self.initiate_connection()
+        self.increment_flow_control_window(WINDOW_SIZE - 65535)
+
+    def send_data_buffered(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        queue = self.pending.get(stream_id)
+        if queue is None:
+            queue = self.pending[stream_id] = collections.deque()
+        queue.append((data, end_stream))
+        self.flush_stream(stream_id)
+
+    def send_trailers(self, stream_id: int, trailers: list[tuple[bytes, bytes]]) -> None:
+        if self.pending.get(stream_id):
+            self.pending_trailers[stream_id] = trailers
+        else:
+            self.send_headers(stream_id, trailers, end_stream=True)
+
+    def end_stream_buffered(self, stream_id: int) -> None:
+        if self.pending.get(stream_id):
+            self.send_data_buffered(stream_id, b"", end_stream=True)
+        elif stream_id in self.pending_trailers:
+            pass  # the trailers end the stream
+        else:
+            self.end_stream(stream_id)
+
+    def flush_stream(self, stream_id: int) -> None:
+        queue = self.pending.get(stream_id)
+        while queue:
+            data, end_stream = queue[0]
+            window = self.local_flow_control_window(stream_id)
+            size = min(len(data), window, self.max_outbound_frame_size)
+            if data and size <= 0:
+                return  # wait for WINDOW_UPDATE
+            chunk, rest = data[:size], data[size:]
+            last = not rest
+            self.send_data(stream_id, chunk, end_stream=end_stream and last)
+            if last:
+                queue.popleft()
+            else:
+                queue[0] = (rest, end_stream)
+        if queue is not None:
+            del self.pending[stream_id]
+        trailers = self.pending_trailers.pop(stream_id, None)
+        if trailers is not None:
+            self.send_headers(stream_id, trailers, end_stream=True)
+
+    def flush_all(self) -> None:
+        for stream_id in list(self.pending):
+            try:
+                self.flush_stream(stream_id)
+            except h2.exceptions.StreamClosedError:
+                self.pending.pop(stream_id, None)
+                self.pending_trailers.pop(stream_id, None)
+
+    def forget(self, stream_id: int) -> None:
+        self.pending.pop(stream_id, None)
+        self.pending_trailers.pop(stream_id, None)
+
+
+def _split_pseudo(headers: list[tuple[bytes, bytes]]) -> tuple[dict[bytes, bytes], Headers]:
+    pseudo: dict[bytes, bytes] = {}
+    fields = []
+    for name, value in headers:
+        if name.startswith(b":"):
+            if name in pseudo:
+                raise ValueError(f"duplicate pseudo-header {name.decode(errors='replace')}")
+            pseudo[name] = value
+        else:
+            fields.append((name, value))
+    return pseudo, Headers(fields)
+
+
+def _plain_fields(headers: Headers) -> list[tuple[bytes, bytes]]:
+    """Header fields for an HTTP/2 frame: lowercase names, no connection-specific headers.
+
+    HTTP/1 Cookie headers stay separate fields (allowed in HTTP/2)."""
+    out = []
+    connection_tokens = {t.strip().lower().encode() for t in headers.get("connection", "").split(",") if t.strip()}
+    for name, value in headers.fields:
+        lower = name.lower()
+        if lower in CONNECTION_SPECIFIC or lower in connection_tokens:
+            continue
+        if lower == b"te" and value.strip().lower() != b"trailers":
+            continue
+        out.append((lower, value))
+    return out
+
+
+class Http2Connection(Layer):
+    """What both sides share: the h2 state machine and turning its events into HTTP events."""
+
+    conn: Connection
+    h2_conn: BufferedH2Connection
+    client_side: bool
+
+    def __init__(self, context: Context, conn: Connection) -> None:
+        super().__init__(context)
+        self.conn = conn
+        validate = bool(getattr(context.options, "validate_inbound_headers", True))
+        self.h2_conn = BufferedH2Connection(_config(self.client_side, validate))
+        self.streams: dict[int, str] = {}  # h2 stream id -> "headers" | "body" | "done"
+        self.ended_locally: set[int] = set()  # streams we have sent END_STREAM on
+        self.closed = False
+
+    def flush(self) -> CommandGenerator:
+        data = self.h2_conn.data_to_send()
+        if data:
+            yield commands.SendData(self.conn, data)
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, events.Start):
+            self.h2_conn.initiate()
+            yield from self.flush()
+        elif isinstance(event, events.DataReceived) and event.connection is self.conn:
+            yield from self.receive(event.data)
+        elif isinstance(event, events.ConnectionClosed) and event.connection is self.conn:
+            yield from self.fail_all("Connection closed.", peer_closed=True)
+        elif isinstance(event, HttpEvent):
+            if self.closed:
+                return
+            try:
+                yield from self.send(event)
+            except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError) as e:
+                # The peer reset or closed the stream meanwhile: nothing more goes out on it.
+                yield commands.Log(f"HTTP/2: cannot send on stream: {e}", "debug")
+            yield from self.flush()
+
+    def receive(self, data: bytes) -> CommandGenerator:
+        if self.closed:
+            return
+        try:
+            h2_events = self.h2_conn.receive_data(data)
+        except h2.exceptions.ProtocolError as e:
+            code = getattr(e, "error_code", h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            try:
+                self.h2_conn.close_connection(code, str(e).encode()[:200])
+            except h2.exceptions.ProtocolError:
+                pass
+            yield from self.flush()
+            yield commands.Log(f"HTTP/2 protocol error from {self._who()}: {e}", "info")
+            yield from self.fail_all(f"HTTP/2 protocol error: {e}")
+            return
+        for h2_event in h2_events:
+            yield from self.handle_h2_event(h2_event)
+        yield from self.flush()
+
+    def handle_h2_event(self, event: h2.events.Event) -> CommandGenerator:
+        if isinstance(event, h2.events.DataReceived):
+            self.h2_conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            if event.data:
+                yield from self.data_received(event.stream_id, event.data)
+            if event.stream_ended:
+                yield from self.stream_ended(event.stream_id)
+        elif isinstance(event, h2.events.StreamEnded):
+            yield from self.stream_ended(event.stream_id)
+        elif isinstance(event, h2.events.TrailersReceived):
+            yield from self.trailers_received(event.stream_id, Headers(event.headers))
+            if event.stream_ended:
+                yield from self.stream_ended(event.stream_id)
+        elif isinstance(event, h2.events.StreamReset):
+            self.h2_conn.forget(event.stream_id)
+            yield from self.stream_reset(event.stream_id, event.error_code)
+        elif isinstance(event, h2.events.WindowUpdated):
+            if event.stream_id:
+                try:
+                    self.h2_conn.flush_stream(event.stream_id)
+                except h2.exceptions.StreamClosedError:
+                    self.h2_conn.forget(event.stream_id)
+            else:
+                self.h2_conn.flush_all()
+        elif isinstance(event, h2.events.RemoteSettingsChanged):
+            self.h2_conn.flush_all()  # a larger initial window may free buffered data
+            yield from self.settings_changed()
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            yield from self.fail_all(
+                f"HTTP/2 connection closed by {self._who()}: {_error_name(event.error_code)}",
+                last_stream_id=event.last_stream_id,
+            )
+        elif isinstance(event, (h2.events.RequestReceived, h2.events.ResponseReceived)):
+            yield from self.headers_received(event)
+        elif isinstance(event, h2.events.InformationalResponseReceived):
+            pass  # 1xx upstream: dropped, as mitmproxy does
+        # Pings are answered by h2 itself; settings acks and priority need nothing from us.
+
+    def _who(self) -> str:
+        return "server" if self.client_side else "client"
+
+    def fail_all(self, message: str, peer_closed: bool = False, last_stream_id: int | None = None) -> CommandGenerator:
+        """The connection is over: every exchange still open on it fails."""
+        if not self.closed:
+            self.closed = True
+            # Streams at or below a GOAWAY's last_stream_id could still finish, but we close
+            # the connection now, so every open exchange fails with the reason.
+            for h2_id, state in list(self.streams.items()):
+                if state != "done":
+                    self.streams[h2_id] = "done"
+                    yield from self.stream_failed(h2_id, message)
+            yield commands.CloseConnection(self.conn)
+
+    # hooks for the two sides
+    def headers_received(self, event: Any) -> CommandGenerator:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def data_received(self, h2_id: int, data: bytes) -> CommandGenerator:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def trailers_received(self, h2_id: int, trailers: Headers) -> CommandGenerator:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def stream_ended(self, h2_id: int) -> CommandGenerator:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def stream_reset(self, h2_id: int, code: int) -> CommandGenerator:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def stream_failed(self, h2_id: int, message: str) -> CommandGenerator:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def settings_changed(self) -> CommandGenerator:
+        return
+        yield
+
+    def send(self, event: HttpEvent) -> CommandGenerator:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+
+def _error_name(code: int) -> str:
+    try:
+        return h2.errors.ErrorCodes(code).name
+    except ValueError:
+        return f"error code {code}"
+
+
+class Http2Server(Http2Connection):
+    """Client-facing HTTP/2: requests in, responses out; stream ids are the client's."""
+
+    client_side = False
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context, context.client)
+        self.headers_sent: set[int] = set()
+
+    def headers_received(self, event: Any) -> CommandGenerator:
+        h2_id = event.stream_id
+        try:
+            request = self.make_request(event.headers)
+        except ValueError as e:
+            self.h2_conn.reset_stream(h2_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            yield commands.Log(f"Invalid HTTP/2 request headers: {e}", "info")
+            return
+        ended = bool(event.stream_ended)
+        self.streams[h2_id] = "done" if ended else "body"
+        yield ReceiveHttp(RequestHeaders(h2_id, request, ended))
+        if ended:
+            yield ReceiveHttp(RequestEndOfMessage(h2_id))
+
+    @staticmethod
+    def make_request(h2_headers: list[tuple[bytes, bytes]]) -> Request:
+        pseudo, headers = _split_pseudo(h2_headers)
+        method = pseudo.get(b":method")
+        if not method:
+            raise ValueError("missing :method")
+        scheme = pseudo.get(b":scheme", b"")
+        authority = pseudo.get(b":authority", b"")
+        path = pseudo.get(b":path", b"")
+        if method != b"CONNECT" and (not scheme or not path):
+            raise ValueError("missing :scheme or :path")
+        if method == b"CONNECT":
+            raise ValueError("CONNECT over HTTP/2 is not supported")
+        host, port = "", 0
+        if authority:
+            from proxycore.net.http1 import parse_authority
+
+            try:
+                host, port = parse_authority(authority, 443 if scheme == b"https" else 80)
+            except Exception as e:
+                raise ValueError(f"invalid :authority {authority!r}") from e
+        request = Request(
+            host=host,
+            port=port,
+            method=method,
+            scheme=scheme,
+            authority=authority,
+            path=path,
+            http_version=b"HTTP/2.0",
+            headers=headers,
+            content=None,
+            trailers=None,
+            timestamp_start=time.time(),
+            timestamp_end=None,
+        )
+        return request
+
+    def data_received(self, h2_id: int, data: bytes) -> CommandGenerator:
+        if self.streams.get(h2_id) == "body":
+            yield ReceiveHttp(RequestData(h2_id, data))
+
+    def trailers_received(self, h2_id: int, trailers: Headers) -> CommandGenerator:
+        if self.streams.get(h2_id) == "body":
+            yield ReceiveHttp(RequestTrailers(h2_id, trailers))
+
+    def stream_ended(self, h2_id: int) -> CommandGenerator:
+        if self.streams.get(h2_id) == "body":
+            self.streams[h2_id] = "done"
+            yield ReceiveHttp(RequestEndOfMessage(h2_id))
+
+    def stream_reset(self, h2_id: int, code: int) -> CommandGenerator:
+        if h2_id in self.streams:
+            self.streams[h2_id] = "done"
+            yield ReceiveHttp(
+                RequestProtocolError(h2_id, f"Stream reset by client ({_error_name(code)}).", ErrorCode.CLIENT_DISCONNECTED)
+            )
+
+    def stream_failed(self, h2_id: int, message: str) -> CommandGenerator:
+        yield ReceiveHttp(RequestProtocolError(h2_id, message, ErrorCode.CLIENT_DISCONNECTED))
+
+    def send(self, event: HttpEvent) -> CommandGenerator:
+        h2_id = event.stream_id
+        conn = self.h2_conn
+        if isinstance(event, ResponseHeaders):
+            response = event.response
+            if response.status_code < 200:
+                return  # no interim responses toward HTTP/2 clients (100-continue is implied)
+            fields = [(b":status", b"%d" % response.status_code), *_plain_fields(response.headers)]
+            conn.send_headers(h2_id, fields, end_stream=event.end_stream)
+            self.headers_sent.add(h2_id)
+            if event.end_stream:
+                self.ended_locally.add(h2_id)
+        elif isinstance(event, ResponseData):
+            conn.send_data_buffered(h2_id, event.data)
+        elif isinstance(event, ResponseTrailers):
+            conn.send_trailers(h2_id, _plain_fields(event.trailers))
+        elif isinstance(event, ResponseEndOfMessage):
+            if h2_id not in self.ended_locally:
+                conn.end_stream_buffered(h2_id)
+            self.ended_locally.discard(h2_id)
+            self.streams.pop(h2_id, None)
+            self.headers_sent.discard(h2_id)
+        elif isinstance(event, ResponseProtocolError):
+            yield from self.send_error(h2_id, event)
+        return
+        yield
+
+    def send_error(self, h2_id: int, event: ResponseProtocolError) -> CommandGenerator:
+        status = event.code.http_status_code()
+        if h2_id not in self.headers_sent and status is not None:
+            from proxycore.layers.http._http1 import make_error_response
+
+            page = make_error_response(status, event.message)
+            fields = [(b":status", b"%d" % status), *_plain_fields(page.headers)]
+            self.h2_conn.send_headers(h2_id, fields)
+            self.h2_conn.send_data_buffered(h2_id, page.raw_content or b"", end_stream=True)
+        else:
+            code = h2.errors.ErrorCodes.CANCEL if event.code is ErrorCode.KILL else h2.errors.ErrorCodes.INTERNAL_ERROR
+            self.h2_conn.forget(h2_id)
+            self.h2_conn.reset_stream(h2_id, code)
+        self.streams.pop(h2_id, None)
+        self.headers_sent.discard(h2_id)
+        self.ended_locally.discard(h2_id)
+        return
+        yield
+
+
+class Http2Client(Http2Connection):
+    """Server-facing HTTP/2: our streams are mapped onto the server's stream ids."""
+
+    client_side = True
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context, context.server)
+        self.our_to_h2: dict[int, int] = {}
+        self.h2_to_our: dict[int, int] = {}
+        self.queued: collections.OrderedDict[int, list[HttpEvent]] = collections.OrderedDict()
+        self.open_streams = 0
+
+    @property
+    def reusable(self) -> bool:
+        return not self.closed and self.conn.connected
+
+    @property
+    def max_streams(self) -> int:
+        value = self.h2_conn.remote_settings.max_concurrent_streams
+        if value is None or value > 2**31:
+            return PROVISIONAL_MAX_CONCURRENT_STREAMS * 10
+        return value
+
+    def send(self, event: HttpEvent) -> CommandGenerator:
+        our_id = event.stream_id
+        if isinstance(event, RequestHeaders) and our_id not in self.our_to_h2:
+            if self.open_streams >= self.max_streams:
+                self.queued[our_id] = [event]
+                return
+            self.open_stream(event)
+        elif our_id in self.queued:
+            self.queued[our_id].append(event)
+            return
+        elif our_id in self.our_to_h2:
+            yield from self.send_on_stream(self.our_to_h2[our_id], event)
+        return
+        yield
+
+    def open_stream(self, event: RequestHeaders) -> None:
+        h2_id = self.h2_conn.get_next_available_stream_id()
+        self.our_to_h2[event.stream_id] = h2_id
+        self.h2_to_our[h2_id] = event.stream_id
+        self.streams[h2_id] = "headers"
+        self.open_streams += 1
+        request = event.request
+        authority = request.data.authority or request.headers.get("host", "").encode() or (
+            request.host.encode() if request.port in (80, 443) else b"%s:%d" % (request.host.encode(), request.port)
+        )
+        fields = [
+            (b":method", request.data.method),
+            (b":scheme", request.data.scheme or b"https"),
+            (b":authority", authority),
+            (b":path", request.data.path or b"/"),
+            *_plain_fields(request.headers),
+        ]
+        self.h2_conn.send_headers(h2_id, fields, end_stream=event.end_stream)
+        if event.end_stream:
+            self.ended_locally.add(h2_id)
+
+    def send_on_stream(self, h2_id: int, event: HttpEvent) -> CommandGenerator:
+        conn = self.h2_conn
+        if isinstance(event, RequestData):
+            conn.send_data_buffered(h2_id, event.data)
+        elif isinstance(event, RequestTrailers):
+            conn.send_trailers(h2_id, _plain_fields(event.trailers))
+        elif isinstance(event, RequestEndOfMessage):
+            if h2_id not in self.ended_locally:
+                self.ended_locally.add(h2_id)
+                conn.end_stream_buffered(h2_id)
+        elif isinstance(event, RequestProtocolError):
+            conn.forget(h2_id)
+            try:
+                conn.reset_stream(h2_id, h2.errors.ErrorCodes.CANCEL)
+            except h2.exceptions.ProtocolError:
+                pass
+            yield from self.stream_done(h2_id)
+        return
+        yield
+
+    def headers_received(self, event: Any) -> CommandGenerator:
+        h2_id = event.stream_id
+        our_id = self.h2_to_our.get(h2_id)
+        if our_id is None:
+            return
+        try:
+            pseudo, headers = _split_pseudo(event.headers)
+            status = int(pseudo[b":status"])
+        except (KeyError, ValueError) as e:
+            yield from self.stream_failed(h2_id, f"Invalid HTTP/2 response headers: {e}")
+            self.h2_conn.reset_stream(h2_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            return
+        response = Response(
+            http_version=b"HTTP/2.0",
+            status_code=status,
+            reason=reason_phrase(status).encode(),
+            headers=headers,
+            content=None,
+            trailers=None,
+            timestamp_start=time.time(),
+            timestamp_end=None,
+        )
+        ended = bool(event.stream_ended)
+        self.streams[h2_id] = "body"
+        yield ReceiveHttp(ResponseHeaders(our_id, response, ended))
+        if ended:
+            yield from self.stream_ended(h2_id)
+
+    def data_received(self, h2_id: int, data: bytes) -> CommandGenerator:
+        our_id = self.h2_to_our.get(h2_id)
+        if our_id is not None and self.streams.get(h2_id) == "body":
+            yield ReceiveHttp(ResponseData(our_id, data))
+
+    def trailers_received(self, h2_id: int, trailers: Headers) -> CommandGenerator:
+        our_id = self.h2_to_our.get(h2_id)
+        if our_id is not None and self.streams.get(h2_id) == "body":
+            yield ReceiveHttp(ResponseTrailers(our_id, trailers))
+
+    def stream_ended(self, h2_id: int) -> CommandGenerator:
+        our_id = self.h2_to_our.get(h2_id)
+        if our_id is not None and self.streams.get(h2_id) == "body":
+            self.streams[h2_id] = "done"
+            yield ReceiveHttp(ResponseEndOfMessage(our_id))
+            yield from self.stream_done(h2_id)
+
+    def stream_reset(self, h2_id: int, code: int) -> CommandGenerator:
+        if self.streams.get(h2_id) not in (None, "done"):
+            yield from self.stream_failed(h2_id, f"Stream reset by server ({_error_name(code)}).")
+
+    def stream_failed(self, h2_id: int, message: str) -> CommandGenerator:
+        our_id = self.h2_to_our.get(h2_id)
+        self.streams[h2_id] = "done"
+        if our_id is not None:
+            yield ReceiveHttp(ResponseProtocolError(our_id, message, ErrorCode.GENERIC_SERVER_ERROR))
+        yield from self.stream_done(h2_id)
+
+    def fail_all(self, message: str, peer_closed: bool = False, last_stream_id: int | None = None) -> CommandGenerator:
+        queued, self.queued = self.queued, collections.OrderedDict()
+        for our_id in queued:
+            yield ReceiveHttp(ResponseProtocolError(our_id, message, ErrorCode.GENERIC_SERVER_ERROR))
+        yield from super().fail_all(message, peer_closed, last_stream_id)
+
+    def stream_done(self, h2_id: int) -> CommandGenerator:
+        our_id = self.h2_to_our.pop(h2_id, None)
+        if our_id is not None:
+            self.our_to_h2.pop(our_id, None)
+            self.open_streams -= 1
+        self.streams.pop(h2_id, None)
+        self.ended_locally.discard(h2_id)
+        yield from self.start_queued()
+
+    def settings_changed(self) -> CommandGenerator:
+        yield from self.start_queued()
+
+    def start_queued(self) -> CommandGenerator:
+        while self.queued and self.open_streams < self.max_streams and not self.closed:
+            our_id, pending = self.queued.popitem(last=False)
+            first = pending[0]
+            assert isinstance(first, RequestHeaders)
+            self.open_stream(first)
+            for event in pending[1:]:
+                yield from self.send_on_stream(self.our_to_h2[our_id], event)
