@@ -74,7 +74,7 @@ class Connection:
             "transport_protocol": str(self.transport_protocol),
             "error": self.error,
             "tls": self.tls,
-            "certificate_list": list(self.certificate_list),
+            "certificate_list": [_cert_state(c) for c in self.certificate_list],
             "alpn": self.alpn,
             "alpn_offers": list(self.alpn_offers),
             "cipher": self.cipher,
@@ -102,7 +102,7 @@ class Connection:
         self.timestamp_tls_setup = state.get("timestamp_tls_setup")
         self.transport_protocol = TransportProtocol(state.get("transport_protocol") or "tcp")
         self.tls = bool(state.get("tls"))
-        self.certificate_list = list(state.get("certificate_list") or [])
+        self.certificate_list = [_cert_from_state(c) for c in state.get("certificate_list") or []]
 
     def __repr__(self) -> str:
         name = type(self).__name__
@@ -115,7 +115,21 @@ class Connection:
 def _address(value: Any) -> Address | None:
     if value is None:
         return None
-    return (value[0], value[1])
+    # IPv6 peernames may carry (host, port, flowinfo, scope_id); keep them all.
+    return tuple(value)  # type: ignore[return-value]
+
+
+def _cert_state(cert: Any) -> Any:
+    """Certificates are stored as PEM bytes (proxycore.certs.Cert in memory)."""
+    return cert.to_pem() if hasattr(cert, "to_pem") else cert
+
+
+def _cert_from_state(value: Any) -> Any:
+    if isinstance(value, bytes):
+        from proxycore.certs import Cert
+
+        return Cert.from_pem(value)
+    return value
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
@@ -134,13 +148,14 @@ class Client(Connection):
 
     def get_state(self) -> dict[str, Any]:
         state = self._state_common()
-        state["mitmcert"] = self.mitmcert
+        state["mitmcert"] = _cert_state(self.mitmcert)
         state["proxy_mode"] = self.proxy_mode
         return state
 
     def set_state(self, state: dict[str, Any]) -> None:
         self._set_state_common(state)
         self.proxy_mode = state.get("proxy_mode") or "regular"
+        self.mitmcert = _cert_from_state(state.get("mitmcert"))
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Client:

@@ -1,0 +1,222 @@
+"""Reading and writing mitmproxy flow files (``.mitm``, format version 21).
+
+A flow file is a plain concatenation of tnetstring-encoded dicts, one per
+flow, each being ``flow.get_state()``.  There is no header, so appending to a
+file and concatenating files both give valid files, and an empty file holds
+no flows.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, BinaryIO
+
+from proxycore.exceptions import ProxycoreError
+from proxycore.flow import Flow
+from proxycore.io import compat, schema, tnetstring
+
+#: flow types mitmproxy writes that proxycore has no model for (yet)
+UNSUPPORTED_TYPES = frozenset({"udp", "dns"})
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+class FlowReadException(ProxycoreError):
+    """A flow file could not be read.
+
+    ``offset`` is the byte position in the file where the record that could
+    not be read starts (every flow before it was delivered), or None when the
+    problem is not tied to a position (e.g. the file cannot be opened).
+    """
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+def _flow_classes() -> dict[str, type[Flow]]:
+    from proxycore.http import HTTPFlow
+    from proxycore.tcp import TCPFlow
+
+    return {"http": HTTPFlow, "tcp": TCPFlow}
+
+
+class _CountingReader:
+    """Wraps a binary file: counts bytes consumed and can un-read a prefix."""
+
+    def __init__(self, fo: BinaryIO) -> None:
+        self._fo = fo
+        self._pending = b""
+        self.position = 0
+
+    def peek(self, n: int) -> bytes:
+        while len(self._pending) < n:
+            more = self._fo.read(n - len(self._pending))
+            if not more:
+                break
+            self._pending += more
+        return self._pending[:n]
+
+    def read(self, n: int = -1) -> bytes:
+        if self._pending:
+            if n < 0:
+                data = self._pending + self._fo.read()
+                self._pending = b""
+            else:
+                data = self._pending[:n]
+                self._pending = self._pending[n:]
+        else:
+            data = self._fo.read(n)
+        self.position += len(data)
+        return data
+
+
+class FlowReader:
+    """Reads flows from a binary file object.
+
+    ``stream()`` yields one flow object (:class:`~proxycore.http.HTTPFlow` or
+    :class:`~proxycore.tcp.TCPFlow`) per record, upgrading records of older
+    format versions (7 and later, see :mod:`proxycore.io.compat`).  A record
+    that cannot be read raises :class:`FlowReadException` after all flows
+    before it were yielded; its ``offset`` says where that record starts.
+
+    mitmproxy can also save UDP and DNS flows.  proxycore has no model for
+    them: by default such a record raises FlowReadException naming its type;
+    with ``skip_unsupported=True`` it is skipped and noted in ``skipped``
+    as ``(offset, type)``.
+    """
+
+    def __init__(self, fo: BinaryIO, *, skip_unsupported: bool = False) -> None:
+        self.fo = fo
+        self.skip_unsupported = skip_unsupported
+        self.skipped: list[tuple[int, str]] = []
+
+    def stream(self) -> Iterator[Flow]:
+        reader = _CountingReader(self.fo)
+        head = reader.peek(4)
+        if head.startswith(b"{") or head.startswith(_UTF8_BOM + b"{"):
+            raise FlowReadException(
+                "this looks like a HAR (JSON) file, not a mitmproxy flow file; "
+                "proxycore's flow reader only reads flow files",
+                0,
+            )
+        migrator = compat.Migrator()
+        classes = _flow_classes()
+        number = 0
+        while True:
+            start = reader.position
+            number += 1
+            where = f"flow #{number} (the record at byte offset {start})"
+            try:
+                raw = tnetstring.read_raw(reader)  # type: ignore[arg-type]
+                if raw is None:
+                    return
+                state = tnetstring.loads(raw)
+            except ValueError as e:
+                raise FlowReadException(_describe_damage(e, start, number), start) from e
+            if not isinstance(state, dict):
+                raise FlowReadException(
+                    f"Invalid flow file: {where} is a {type(state).__name__}, not a dict", start
+                )
+            try:
+                state = migrator.migrate(state)
+            except compat.FlowVersionError as e:
+                raise FlowReadException(f"Cannot read {where}: {e}", start) from e
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+                raise FlowReadException(
+                    f"Invalid flow file: {where} could not be upgraded from format version "
+                    f"{state.get('version')!r}: {type(e).__name__}: {e}",
+                    start,
+                ) from e
+            flow_type = state.get("type")
+            if not isinstance(flow_type, str):
+                raise FlowReadException(
+                    f"Invalid flow file: {where} has no valid 'type' field ({flow_type!r:.40})",
+                    start,
+                )
+            if flow_type not in classes:
+                if flow_type in UNSUPPORTED_TYPES:
+                    if self.skip_unsupported:
+                        self.skipped.append((start, flow_type))
+                        continue
+                    raise FlowReadException(
+                        f"Cannot read {where}: it is a {flow_type.upper()} flow and proxycore has "
+                        f"no {flow_type.upper()} flow model (pass skip_unsupported=True to skip "
+                        f"such flows)",
+                        start,
+                    )
+                raise FlowReadException(
+                    f"Invalid flow file: {where} has unknown flow type {flow_type!r}", start
+                )
+            try:
+                schema.check_flow_state(state)
+                flow = classes[flow_type].from_state(state)
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+                raise FlowReadException(f"Invalid flow file: {where}: {e}", start) from e
+            yield flow
+
+
+def _describe_damage(error: ValueError, start: int, number: int) -> str:
+    if isinstance(error, tnetstring.TnetstringError):
+        reason = error.reason
+        detail = ""
+        if error.offset:
+            detail = f", problem at byte offset {start + error.offset}"
+    else:
+        reason, detail = str(error), ""
+    return (
+        f"Invalid flow file: flow #{number} (the record at byte offset {start}) "
+        f"is truncated or corrupt: {reason}{detail}"
+    )
+
+
+class FlowWriter:
+    """Appends flows to a binary file object, in the format mitmproxy reads."""
+
+    def __init__(self, fo: BinaryIO) -> None:
+        self.fo = fo
+
+    def add(self, flow: Flow) -> None:
+        self.fo.write(tnetstring.dumps(flow.get_state()))
+
+
+class FilteredFlowWriter:
+    """A FlowWriter that only writes flows for which ``flt(flow)`` is true.
+
+    ``flt`` may be any callable taking a flow (e.g. a parsed filter
+    expression) or None to write everything.
+    """
+
+    def __init__(self, fo: BinaryIO, flt: Callable[[Flow], Any] | None) -> None:
+        if flt is not None and not callable(flt):
+            raise TypeError(f"flt must be callable or None, not {type(flt).__name__}")
+        self.fo = fo
+        self.flt = flt
+
+    def add(self, flow: Flow) -> None:
+        if self.flt is not None and not self.flt(flow):
+            return
+        self.fo.write(tnetstring.dumps(flow.get_state()))
+
+
+def read_flows_from_paths(
+    paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
+) -> list[Flow]:
+    """Read every flow of every file; any problem raises FlowReadException at once.
+
+    ``~`` in paths is expanded.  A message names the file it is about.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    flows: list[Flow] = []
+    for path in paths:
+        path = os.path.expanduser(os.fspath(path))
+        try:
+            with open(path, "rb") as fo:
+                flows.extend(FlowReader(fo).stream())
+        except OSError as e:
+            raise FlowReadException(f"{path}: {e.strerror or e}") from e
+        except FlowReadException as e:
+            raise FlowReadException(f"{path}: {e}", e.offset) from e
+    return flows

@@ -1,0 +1,315 @@
+"""Typed netstrings as mitmproxy writes them in flow files.
+
+A value is ``LENGTH ":" PAYLOAD TAG``: ``LENGTH`` is the payload size in
+ASCII decimal and ``TAG`` is one byte naming the type:
+
+=====  ==========================  =====================================
+tag    Python type                 payload
+=====  ==========================  =====================================
+``,``  bytes                       the raw bytes
+``;``  str                         UTF-8 text (mitmproxy's extension)
+``#``  int                         decimal digits, optional ``-``
+``^``  float                       ``repr()`` of the float
+``!``  bool                        ``true`` / ``false``
+``~``  None                        nothing (always ``0:~``)
+``]``  list (tuples become lists)  the items, one after another
+``}``  dict                        key, value, key, value, ...
+=====  ==========================  =====================================
+
+Dict entries go to the output in *reverse* insertion order, as mitmproxy's
+dumper does, and :func:`loads` reverses them back.  So ``loads(dumps(d))``
+iterates in the same order as ``d`` and ``dumps(loads(data)) == data`` for
+anything mitmproxy (or this module) wrote.
+
+Every problem with the input is reported as :class:`ValueError` (never
+IndexError, RecursionError, ...); :class:`TnetstringError` is the subclass
+used, and its ``offset`` tells where in the input the problem is.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, BinaryIO
+
+__all__ = ["TnetstringError", "dump", "dumps", "load", "loads", "pop", "read_raw"]
+
+#: A length prefix has at most this many digits (as in mitmproxy's reader).
+MAX_LENGTH_DIGITS = 12
+
+# Reading a payload happens in slices of this size, so that a damaged length
+# prefix claiming terabytes does not make us allocate terabytes up front.
+_READ_CHUNK = 1 << 20
+
+_CONTAINER_TAGS = frozenset(b"]}")
+_INT_RE = re.compile(rb"-?[0-9]+")
+_FLOAT_RE = re.compile(
+    rb"[-+]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|inf|infinity|nan)",
+    re.IGNORECASE,
+)
+_HASHABLE_KEY_TYPES = (str, bytes, int, float, bool, type(None))
+
+
+class TnetstringError(ValueError):
+    """Malformed tnetstring data; ``offset`` is the byte position of the problem."""
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        self.offset = offset
+        self.reason = message
+        if offset is not None:
+            message = f"{message} (at byte offset {offset})"
+        super().__init__(message)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def dumps(value: Any) -> bytes:
+    """Encode ``value`` (None, bool, int, float, bytes, str, list, tuple, dict)."""
+    try:
+        return _encode(value)
+    except RecursionError:
+        raise ValueError("cannot encode value: nested too deeply (or it contains itself)") from None
+
+
+def dump(value: Any, file: BinaryIO) -> None:
+    """Write ``dumps(value)`` to a binary file object."""
+    file.write(dumps(value))
+
+
+def _frame(payload: bytes, tag: bytes) -> bytes:
+    return b"%d:%b%b" % (len(payload), payload, tag)
+
+
+def _encode(value: Any) -> bytes:
+    # bool is checked before int: True must never become ``1:1#``.
+    if value is None:
+        return b"0:~"
+    if value is True:
+        return b"4:true!"
+    if value is False:
+        return b"5:false!"
+    if isinstance(value, int):
+        return _frame(b"%d" % value, b"#")
+    if isinstance(value, float):
+        return _frame(repr(float(value)).encode("ascii"), b"^")
+    if isinstance(value, bytes):
+        return _frame(value, b",")
+    if isinstance(value, str):
+        try:
+            encoded = value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(f"cannot encode str as UTF-8: {e}") from None
+        return _frame(encoded, b";")
+    if isinstance(value, (list, tuple)):
+        return _frame(b"".join([_encode(item) for item in value]), b"]")
+    if isinstance(value, dict):
+        parts = []
+        for key, item in reversed(value.items()):
+            parts.append(_encode(key))
+            parts.append(_encode(item))
+        return _frame(b"".join(parts), b"}")
+    raise ValueError(f"cannot encode object of type {type(value).__name__}: {value!r:.80}")
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def loads(data: bytes | bytearray | memoryview) -> Any:
+    """Decode exactly one value; trailing bytes are an error."""
+    buf = bytes(data)
+    if not buf:
+        raise TnetstringError("not a tnetstring: empty input", 0)
+    value, end = _parse(buf, 0, len(buf))
+    if end != len(buf):
+        raise TnetstringError(f"{len(buf) - end} trailing byte(s) after the value", end)
+    return value
+
+
+def pop(data: bytes | bytearray | memoryview) -> tuple[Any, bytes]:
+    """Decode the first value of ``data``; return it and the bytes after it."""
+    buf = bytes(data)
+    if not buf:
+        raise TnetstringError("not a tnetstring: empty input", 0)
+    value, end = _parse(buf, 0, len(buf))
+    return value, buf[end:]
+
+
+def _header(buf: bytes, pos: int, limit: int) -> tuple[int, int, int]:
+    """Parse ``LENGTH:`` at ``pos``; return (payload start, payload end, tag byte)."""
+    colon = buf.find(b":", pos, min(limit, pos + MAX_LENGTH_DIGITS + 1))
+    if colon < 0:
+        if pos >= limit:
+            raise TnetstringError("expected a value, found the end of the data", pos)
+        digits = buf[pos : min(limit, pos + MAX_LENGTH_DIGITS + 1)]
+        if digits.isdigit() and len(digits) > MAX_LENGTH_DIGITS:
+            raise TnetstringError("length prefix is absurdly long", pos)
+        if digits.isdigit():
+            raise TnetstringError("data ends inside a length prefix", pos)
+        raise TnetstringError(f"missing or invalid length prefix: {digits[:16]!r}", pos)
+    digits = buf[pos:colon]
+    if not digits or not digits.isdigit():
+        raise TnetstringError(f"invalid length prefix: {digits[:16]!r}", pos)
+    start = colon + 1
+    end = start + int(digits)
+    if end >= limit:
+        raise TnetstringError(
+            f"value announces {int(digits)} bytes of payload plus a type tag, "
+            f"but only {max(limit - start, 0)} byte(s) remain",
+            pos,
+        )
+    return start, end, buf[end]
+
+
+def _scalar(buf: bytes, start: int, end: int, tag: int, pos: int) -> Any:
+    payload = buf[start:end]
+    if tag == 0x2C:  # ,
+        return payload
+    if tag == 0x3B:  # ;
+        try:
+            return payload.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise TnetstringError(
+                f"str payload is not valid UTF-8: {e.reason}", start + e.start
+            ) from None
+    if tag == 0x23:  # #
+        if not _INT_RE.fullmatch(payload):
+            raise TnetstringError(f"invalid integer literal: {payload[:32]!r}", pos)
+        try:
+            return int(payload)
+        except ValueError:  # more digits than Python converts by default
+            raise TnetstringError(f"integer literal too long ({len(payload)} bytes)", pos) from None
+    if tag == 0x5E:  # ^
+        if not _FLOAT_RE.fullmatch(payload):
+            raise TnetstringError(f"invalid float literal: {payload[:32]!r}", pos)
+        return float(payload)
+    if tag == 0x21:  # !
+        if payload == b"true":
+            return True
+        if payload == b"false":
+            return False
+        raise TnetstringError(f"invalid boolean literal: {payload[:32]!r}", pos)
+    if tag == 0x7E:  # ~
+        if payload:
+            raise TnetstringError("null value with a non-empty payload", pos)
+        return None
+    raise TnetstringError(f"unknown type tag {bytes([tag])!r}", end)
+
+
+def _finish(tag: int, items: list[Any], pos: int) -> Any:
+    if tag == 0x5D:  # ]
+        return items
+    if len(items) % 2:
+        raise TnetstringError("dict has a key without a value", pos)
+    result: dict[Any, Any] = {}
+    # Entries are stored last-inserted first: walk backwards to restore the
+    # original order.  With duplicate keys the one stored last wins, as in
+    # mitmproxy's reader.
+    for i in range(len(items) - 2, -1, -2):
+        key = items[i]
+        if not isinstance(key, _HASHABLE_KEY_TYPES):
+            raise TnetstringError(f"dict key of type {type(key).__name__} is not allowed", pos)
+        if key not in result:
+            result[key] = items[i + 1]
+    return result
+
+
+def _parse(buf: bytes, pos: int, limit: int) -> tuple[Any, int]:
+    """Decode the value at ``pos`` (which must end before ``limit``).
+
+    Containers are handled with an explicit stack, so deep nesting in hostile
+    input cannot exhaust Python's recursion limit.
+    """
+    start, end, tag = _header(buf, pos, limit)
+    if tag not in _CONTAINER_TAGS:
+        return _scalar(buf, start, end, tag, pos), end + 1
+    # each frame: [tag, items, cursor, end of payload, position of the value]
+    stack: list[list[Any]] = [[tag, [], start, end, pos]]
+    while True:
+        frame = stack[-1]
+        cursor, frame_end = frame[2], frame[3]
+        if cursor == frame_end:
+            stack.pop()
+            value = _finish(frame[0], frame[1], frame[4])
+            if not stack:
+                return value, frame_end + 1
+            stack[-1][1].append(value)
+            continue
+        start, end, tag = _header(buf, cursor, frame_end)
+        frame[2] = end + 1
+        if tag in _CONTAINER_TAGS:
+            stack.append([tag, [], start, end, cursor])
+        else:
+            frame[1].append(_scalar(buf, start, end, tag, cursor))
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _read_exactly(file: BinaryIO, n: int) -> bytes:
+    if n <= _READ_CHUNK:
+        first = file.read(n)
+        if len(first) == n or not first:
+            return first
+        chunks = [first]
+        remaining = n - len(first)
+    else:
+        chunks = []
+        remaining = n
+    while remaining > 0:
+        chunk = file.read(min(remaining, _READ_CHUNK))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_raw(file: BinaryIO) -> bytes | None:
+    """Read the bytes of exactly one value from ``file`` without decoding it.
+
+    Returns None at a clean end of file (nothing at all left to read).  A
+    value cut short by the end of the file, or a broken length prefix, raises
+    :class:`TnetstringError` whose ``offset`` is relative to where this call
+    started reading.  Never reads past the end of the value.
+    """
+    first = file.read(1)
+    if not first:
+        return None
+    digits = b""
+    c = first
+    while c.isdigit():
+        digits += c
+        if len(digits) > MAX_LENGTH_DIGITS:
+            raise TnetstringError("length prefix is absurdly long", 0)
+        c = file.read(1)
+    if c != b":":
+        if not c:
+            raise TnetstringError("file ends inside a length prefix", 0)
+        if not digits:
+            raise TnetstringError(f"not a tnetstring: expected a digit, found {c!r}", 0)
+        raise TnetstringError(f"invalid character {c!r} in length prefix", len(digits))
+    length = int(digits)
+    payload = _read_exactly(file, length)
+    header_len = len(digits) + 1
+    if len(payload) < length:
+        raise TnetstringError(
+            f"file ends inside a value: {length} bytes of payload announced, "
+            f"only {len(payload)} present",
+            0,
+        )
+    tag = file.read(1)
+    if not tag:
+        raise TnetstringError("file ends just before the type tag of a value", header_len + length)
+    return digits + b":" + payload + tag
+
+
+def load(file: BinaryIO) -> Any:
+    """Read and decode exactly one value from a binary file object.
+
+    At a clean end of file this raises ``TnetstringError`` (a ValueError) with
+    the message "not a tnetstring: empty file".
+    """
+    raw = read_raw(file)
+    if raw is None:
+        raise TnetstringError("not a tnetstring: empty file")
+    return loads(raw)
