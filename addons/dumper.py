@@ -211,6 +211,7 @@ class Dumper:
         except (AttributeError, ValueError):
             self.colour = False
         self.flow_detail = 1
+        self.filter: Any = None
         self.showhost = False
         self.cutoff = CONTENT_VIEW_LINES_CUTOFF
         self._url_limit: int | None = None
@@ -226,8 +227,13 @@ class Dumper:
         from proxycore.exceptions import OptionsError
 
         opts = ctx.options
-        if "dumper_filter" in updated and opts.dumper_filter:
-            raise OptionsError("filter expressions are not supported yet")
+        if "dumper_filter" in updated:
+            from proxycore import flowfilter
+
+            try:
+                self.filter = flowfilter.parse(opts.dumper_filter) if opts.dumper_filter else None
+            except flowfilter.FilterError as e:
+                raise OptionsError(str(e)) from e
         if "flow_detail" in updated:
             self.set_flow_detail(opts.flow_detail)
         if "showhost" in updated:
@@ -413,13 +419,16 @@ class Dumper:
         self._write(self.flow_lines(flow))
 
     def _on_response(self, flow: Any) -> None:
-        self._write(self.flow_lines(flow))
+        if self.filter is None or self.filter(flow):
+            self._write(self.flow_lines(flow))
 
     _on_error = _on_response
     _on_http_connect_error = _on_response
 
     # ------------------------------------------------------------ WebSocket and TCP
     def _on_websocket_message(self, flow: Any) -> None:
+        if self.filter is not None and not self.filter(flow):
+            return
         message = flow.websocket.messages[-1]
         arrow = "->" if message.from_client else "<-"
         kind = _message_type(message)
@@ -433,6 +442,8 @@ class Dumper:
         self._write(lines)
 
     def _on_websocket_end(self, flow: Any) -> None:
+        if self.filter is not None and not self.filter(flow):
+            return
         ws = flow.websocket
         if ws.close_code in (1000, 1001, 1005):
             side = "client" if ws.closed_by_client else "server"
@@ -445,6 +456,8 @@ class Dumper:
         self._write([line])
 
     def _on_tcp_message(self, flow: Any) -> None:
+        if self.filter is not None and not self.filter(flow):
+            return
         message = flow.messages[-1]
         arrow = "->" if message.from_client else "<-"
         lines = [
@@ -456,6 +469,8 @@ class Dumper:
         self._write(lines)
 
     def _on_tcp_error(self, flow: Any) -> None:
+        if self.filter is not None and not self.filter(flow):
+            return
         server = format_address(flow.server_conn.address)
         line = f"Error in {flow.type.upper()} connection to {server}: {flow.error}"
         self._write([self.style(line, fg="red")])

@@ -92,10 +92,10 @@ def test_bad_flag_value():
     assert_clean_failure(r, "proxydump: error:", "eighty")
 
 
-def test_filter_expressions_not_supported_yet():
-    r = run("~m", "POST")
-    assert r.returncode == 2
-    assert_clean_failure(r, "filter expressions are not supported yet")
+def test_bad_filter_expression():
+    r = run("-n", "~m", "POST", "&")
+    assert r.returncode == 1
+    assert_clean_failure(r, "Invalid filter expression")
 
 
 def test_unknown_option():

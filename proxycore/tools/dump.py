@@ -93,6 +93,19 @@ def make_parser() -> argparse.ArgumentParser:
         "--tcp-hosts", dest="tcp_hosts", action="append", metavar="HOST",
         help="Treat matching hosts as raw TCP (regex on host:port); repeatable.",
     )
+    files = parser.add_argument_group("Flow files")
+    files.add_argument(
+        "-w", "--save-stream-file", dest="save_stream_file", metavar="PATH",
+        help="Stream flows to file as they arrive. Prefix path with + to append.",
+    )
+    files.add_argument(
+        "-r", "--rfile", dest="rfile", metavar="PATH",
+        help="Read flows from file (- for stdin) and run them through the addons.",
+    )
+    files.add_argument(
+        "--keepserving", dest="keepserving", action="store_true", default=None,
+        help="Keep serving after reading a flow file (-r).",
+    )
     tls = parser.add_argument_group("SSL")
     tls.add_argument(
         "--certs", dest="certs", action="append", metavar="SPEC",
@@ -101,7 +114,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "filter_args",
         nargs="...",
-        help="Filter expression (not supported yet).",
+        help="Filter expression: limits which flows are shown, saved (-w) and read (-r).",
     )
     return parser
 
@@ -137,6 +150,9 @@ def flag_options(args: argparse.Namespace) -> dict[str, Any]:
         "allow_hosts",
         "tcp_hosts",
         "certs",
+        "save_stream_file",
+        "rfile",
+        "keepserving",
         "termlog_verbosity",
         *(n for n, _, _ in _BOOL_FLAGS),
     )
@@ -170,9 +186,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.version:
         print(version_text())
         return 0
-    if args.filter_args:
-        error(f"filter expressions are not supported yet: {' '.join(args.filter_args)}")
-        return 2
 
     import signal
 
@@ -213,7 +226,12 @@ async def _run(args: argparse.Namespace) -> int:
         master = make_master(opts, termlog, errorcheck)
         try:
             opts.set(*args.setoptions)
-            opts.update(**flag_options(args))
+            updates = flag_options(args)
+            if args.filter_args:
+                expression = " ".join(args.filter_args)
+                for name in ("dumper_filter", "save_stream_filter", "readfile_filter"):
+                    updates[name] = expression
+            opts.update(**updates)
             if args.options:
                 text = opts.dump_options()
                 sys.stdout.write(text if text.endswith("\n") else text + "\n")
@@ -222,6 +240,10 @@ async def _run(args: argparse.Namespace) -> int:
             error(str(e))
             return 1
 
+        if args.filter_args:
+            logging.getLogger("proxycore").info(
+                f'Only processing flows that match "{" ".join(args.filter_args)}"'
+            )
         await asyncio.sleep(0)  # let work queued by configure (script loading) run first
         if errorcheck.failed():  # e.g. a script that does not load: never start listening
             return errorcheck.exit_now()
@@ -264,8 +286,10 @@ def _default_addons() -> list[Any]:
         from proxycore.addons.core import Core
         from proxycore.addons.next_layer import NextLayer
         from proxycore.addons.proxyserver import Proxyserver
+        from proxycore.addons.readfile import ReadFile
+        from proxycore.addons.save import Save
         from proxycore.addons.script import ScriptLoader
         from proxycore.addons.tlsconfig import TlsConfig
 
-        return [Core(), Proxyserver(), ScriptLoader(), NextLayer(), TlsConfig()]
+        return [Core(), Proxyserver(), ScriptLoader(), NextLayer(), TlsConfig(), Save(), ReadFile()]
     return list(default_addons())

@@ -1,0 +1,75 @@
+"""Writes finished flows to a file as they complete (``-w FILE``, ``+FILE`` appends)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import IO, Any
+
+from proxycore import ctx, flowfilter
+from proxycore.exceptions import OptionsError
+from proxycore.io import FilteredFlowWriter
+
+logger = logging.getLogger("proxycore.save")
+
+
+class Save:
+    """mitmdump's stream-to-file: each flow is written once, when it is over."""
+
+    def __init__(self) -> None:
+        self.file: IO[bytes] | None = None
+        self.writer: FilteredFlowWriter | None = None
+        self.filter: flowfilter.Filter | None = None
+
+    def configure(self, updated: set[str]) -> None:
+        opts = ctx.options
+        if "save_stream_filter" in updated:
+            try:
+                self.filter = flowfilter.parse(opts.save_stream_filter) if opts.save_stream_filter else None
+            except flowfilter.FilterError as e:
+                raise OptionsError(str(e)) from e
+            if self.writer is not None:
+                self.writer.flt = self.filter
+        if "save_stream_file" in updated:
+            self.close()
+            path = opts.save_stream_file
+            if path:
+                mode = "ab" if path.startswith("+") else "wb"
+                path = os.path.expanduser(path.removeprefix("+"))
+                try:
+                    self.file = open(path, mode)  # noqa: SIM115 - open until done or reconfigured
+                except OSError as e:
+                    raise OptionsError(f"Cannot open {path} for writing: {e.strerror}") from e
+                self.writer = FilteredFlowWriter(self.file, self.filter)
+
+    def save(self, flow: Any) -> None:
+        if self.writer is not None:
+            self.writer.add(flow)
+            assert self.file is not None
+            self.file.flush()
+
+    # An HTTP flow is saved at its end: response, error, or the end of its WebSocket.
+    def response(self, flow: Any) -> None:
+        if flow.websocket is None:
+            self.save(flow)
+
+    def error(self, flow: Any) -> None:
+        self.save(flow)
+
+    def websocket_end(self, flow: Any) -> None:
+        self.save(flow)
+
+    def tcp_end(self, flow: Any) -> None:
+        self.save(flow)
+
+    def tcp_error(self, flow: Any) -> None:
+        self.save(flow)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        self.file = None
+        self.writer = None
+
+    def done(self) -> None:
+        self.close()

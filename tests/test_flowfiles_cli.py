@@ -1,0 +1,114 @@
+"""proxydump -r / -w / filter expressions, checked against what mitmdump 12.3.1 prints."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from proxycore.io import FlowReader
+from tests.e2e_servers import start_http
+from tests.test_e2e import Proxy
+
+DATA = Path(__file__).parent / "data"
+CORPUS = DATA / "corpus-all.mitm"
+
+
+def proxydump(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "proxycore", *args],
+        capture_output=True,
+        input=stdin,
+        timeout=60,
+    )
+    return subprocess.CompletedProcess(
+        result.args, result.returncode, result.stdout.decode(), result.stderr.decode()
+    )
+
+
+def without_log_times(text: str) -> str:
+    return re.sub(r"^\[\d\d:\d\d:\d\d\.\d+\] ", "", text, flags=re.M)
+
+
+@pytest.mark.parametrize("detail", [1, 2])
+def test_read_prints_what_mitmdump_prints(detail):
+    r = proxydump("-n", "-r", str(CORPUS), "--flow-detail", str(detail))
+    assert r.returncode == 0, r.stderr
+    expected = (DATA / f"mitmdump-12.3.1-all-detail{detail}.txt").read_text()
+    assert r.stdout == expected
+
+
+def test_filter_expression_limits_output_like_mitmdump():
+    r = proxydump("-n", "-r", str(CORPUS), "~m POST")
+    assert r.returncode == 0, r.stderr
+    expected = (DATA / "mitmdump-12.3.1-all-post-filter.txt").read_text()
+    # mitmdump logs to stdout; proxydump keeps the log on stderr.
+    assert without_log_times(r.stderr) + r.stdout == expected
+
+
+def test_read_from_stdin():
+    r = proxydump("-n", "-r", "-", stdin=CORPUS.read_bytes())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == (DATA / "mitmdump-12.3.1-all-detail1.txt").read_text()
+
+
+def test_read_and_write_with_a_filter_selects_flows(tmp_path):
+    out = tmp_path / "tcp.mitm"
+    r = proxydump("-n", "-q", "-r", str(CORPUS), "-w", str(out), "~tcp")
+    assert r.returncode == 0, r.stderr
+    with out.open("rb") as f:
+        flows = list(FlowReader(f).stream())
+    assert flows and all(f.type == "tcp" for f in flows)
+
+
+def test_append_with_plus(tmp_path):
+    out = tmp_path / "twice.mitm"
+    for _ in range(2):
+        assert proxydump("-n", "-q", "-r", str(CORPUS), "-w", f"+{out}", "~websocket").returncode == 0
+    with out.open("rb") as f:
+        flows = list(FlowReader(f).stream())
+    with CORPUS.open("rb") as f:
+        websockets = [fl for fl in FlowReader(f).stream() if getattr(fl, "websocket", None) is not None]
+    assert len(flows) == 2 * len(websockets) > 0
+
+
+def test_bad_inputs_exit_non_zero_with_one_line(tmp_path):
+    missing = proxydump("-n", "-r", str(tmp_path / "nope.mitm"))
+    assert missing.returncode == 1 and "Cannot read flow file" in missing.stderr
+    bad_filter = proxydump("-n", "-r", str(CORPUS), "~nope")
+    assert bad_filter.returncode == 1 and "unknown operator" in bad_filter.stderr
+    truncated = tmp_path / "cut.mitm"
+    truncated.write_bytes(CORPUS.read_bytes()[:5000])
+    cut = proxydump("-n", "-r", str(truncated))
+    assert cut.returncode == 1
+    assert "byte offset" in cut.stderr and cut.stdout.count("<<") == 2  # the flows before the cut
+    for r in (missing, bad_filter, cut):
+        assert "Traceback" not in r.stderr
+
+
+@pytest.mark.e2e
+def test_live_flows_written_with_w_read_back(tmp_path):
+    server, port = start_http()
+    out = tmp_path / "live.mitm"
+    p = Proxy(["-w", str(out)], tmp_path)
+    try:
+        for path in ("/get?one=1", "/status/404"):
+            subprocess.run(
+                ["curl", "-sS", "--max-time", "10", "-x", p.url, f"http://127.0.0.1:{port}{path}"],
+                capture_output=True, timeout=20, check=True,
+            )
+        p.wait_output("404")
+    finally:
+        assert p.stop() == 0
+        server.shutdown()
+    with out.open("rb") as f:
+        flows = list(FlowReader(f).stream())
+    assert [f.request.path for f in flows] == ["/get?one=1", "/status/404"]
+    assert json.loads(flows[0].response.content)["path"] == "/get?one=1"
+    assert flows[1].response.status_code == 404
+    r = proxydump("-n", "-r", str(out))
+    assert r.stdout.count("<<") == 2
