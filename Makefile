@@ -5,6 +5,7 @@
 #   make test      the test suite
 #   make lint      ruff
 #   make bench     benchmark against mitmdump (see ../shared/bench/README.md)
+#   make bench-h2  HTTP/2 through the proxy next to mitmdump (bench/h2bench.py; after make bench set up)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -19,7 +20,7 @@ BENCH := ../shared/bench
 BENCH_SYSTEMS := $(ROOT)/bench/systems.txt
 ARGS ?=
 
-.PHONY: help install run test lint bench
+.PHONY: help install run test lint bench bench-h2
 
 help:
 	@sed -n 's/^#   make /make /p' Makefile
@@ -56,3 +57,9 @@ bench: install
 	"$(BENCH)/origin.sh" start
 	PROXYCORE_ROOT="$(ROOT)" python3 "$(BENCH)/bench.py" matrix --rounds 2 \
 	  --only direct,mitm-q,proxycore "$(BENCH_SYSTEMS)"
+
+# HTTP/2 (the shared harness's clients speak HTTP/1.1 only): bench/h2load.go through each proxy.
+bench-h2: install
+	"$(BENCH)/setup.sh" --venvs
+	"$(BENCH)/origin.sh" start
+	python3 bench/h2bench.py --rounds 2

@@ -115,17 +115,20 @@ class BufferedH2Connection(h2.connection.H2Connection):
         queue = self.pending.get(stream_id)
         while queue:
             data, end_stream = queue[0]
-            window = self.local_flow_control_window(stream_id)
-            size = min(len(data), window, self.max_outbound_frame_size)
-            if data and size <= 0:
-                return  # wait for WINDOW_UPDATE
-            chunk, rest = data[:size], data[size:]
-            last = not rest
-            self.send_data(stream_id, chunk, end_stream=end_stream and last)
-            if last:
-                queue.popleft()
-            else:
-                queue[0] = (rest, end_stream)
+            view = memoryview(data)  # slicing a view copies nothing; big bodies go out in many frames
+            pos = 0
+            while True:
+                window = self.local_flow_control_window(stream_id)
+                size = min(len(view) - pos, window, self.max_outbound_frame_size)
+                if pos < len(view) and size <= 0:
+                    queue[0] = (bytes(view[pos:]), end_stream)
+                    return  # wait for WINDOW_UPDATE
+                last = pos + size >= len(view)
+                self.send_data(stream_id, view[pos : pos + size], end_stream=end_stream and last)
+                pos += size
+                if last:
+                    break
+            queue.popleft()
         if queue is not None:
             del self.pending[stream_id]
         trailers = self.pending_trailers.pop(stream_id, None)
