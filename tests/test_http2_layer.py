@@ -300,3 +300,22 @@ def test_bodies_arrive_intact_under_random_windows(bodies, window):
     for i, body in enumerate(bodies):
         assert by_path[f"/r{i}".encode()] == body
     assert len(sids) == len(bodies)
+
+
+def test_idle_upstream_gets_keepalive_pings():
+    from proxycore.layers.http._http2 import Http2Client
+
+    context = make_context()
+    context.options.update(http2_ping_keepalive=58)
+    context.server = Server(address=("example.com", 443), state=ConnectionState.OPEN)
+    layer = Http2Client(context)
+    start = list(layer.handle_event(events.Start()))
+    wakeups = [c for c in start if isinstance(c, commands.RequestWakeup)]
+    assert [w.delay for w in wakeups] == [58.0]
+    layer.last_activity -= 60  # nothing happened for a minute
+    out = list(layer.handle_event(events.Wakeup(wakeups[0])))
+    peer = h2_peer(client_side=False)
+    sent = b"".join(c.data for c in start + out if isinstance(c, commands.SendData))
+    received = peer.receive_data(sent)
+    assert any(isinstance(e, h2.events.PingReceived) for e in received)
+    assert any(isinstance(c, commands.RequestWakeup) for c in out)  # re-armed

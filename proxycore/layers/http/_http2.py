@@ -470,10 +470,31 @@ class Http2Client(Http2Connection):
         self.h2_to_our: dict[int, int] = {}
         self.queued: collections.OrderedDict[int, list[HttpEvent]] = collections.OrderedDict()
         self.open_streams = 0
+        self.last_activity = time.monotonic()
 
     @property
     def reusable(self) -> bool:
         return not self.closed and self.conn.connected
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        yield from super()._handle_event(event)
+        if isinstance(event, events.Start):
+            yield from self.arm_keepalive()
+        elif isinstance(event, events.Wakeup) and not self.closed:
+            # Idle upstream connections get a PING so middleboxes and servers keep them open.
+            if time.monotonic() - self.last_activity >= self.keepalive_interval() * 0.9:
+                self.h2_conn.ping(b"prxycore")
+                yield from self.flush()
+            yield from self.arm_keepalive()
+        elif isinstance(event, (events.DataReceived, HttpEvent)):
+            self.last_activity = time.monotonic()
+
+    def keepalive_interval(self) -> float:
+        return float(getattr(self.context.options, "http2_ping_keepalive", 0) or 0)
+
+    def arm_keepalive(self) -> CommandGenerator:
+        if self.keepalive_interval() > 0:
+            yield commands.RequestWakeup(self.keepalive_interval())
 
     @property
     def max_streams(self) -> int:
