@@ -4,14 +4,9 @@ chunking, record splitting and arbitrary input."""
 
 from __future__ import annotations
 
-import datetime
 import ssl
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from OpenSSL import SSL
@@ -171,22 +166,15 @@ def test_pyopenssl_hellos(sni, alpn) -> None:
 
 
 def _server_context() -> SSL.Context:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "example.com")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    import tempfile
+    from pathlib import Path
+
+    from tests.e2e_servers import make_self_signed
+
+    cert, key = make_self_signed(Path(tempfile.mkdtemp()), "example.com", ("example.com",))
     ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
-    ctx.use_certificate(cert)
-    ctx.use_privatekey(key)
+    ctx.use_certificate_file(str(cert))
+    ctx.use_privatekey_file(str(key))
     return ctx
 
 
