@@ -1,46 +1,76 @@
 """Our certificate authority and the leaf certificates it signs on the fly.
 
-Interception needs a certificate for every host a client visits, signed by a
-CA the client trusts. The CA lives in the confdir; leaves are made on demand
-and cached. Leaves reuse the CA's key pair instead of generating one per host:
-signing is then the only cost (a few milliseconds), which is what keeps
-new-connection rates high. Validity, extensions and file names follow
-mitmproxy, so clients that accept mitmproxy's certificates accept ours, and an
-existing mitmproxy CA directory can be used as is.
+To intercept TLS we must present, for every host a client visits, a
+certificate signed by a CA the client trusts. The CA lives in the confdir and
+is created on first start; leaves are made on demand and cached.
+
+Leaves reuse the CA's own key pair instead of getting a fresh key per host, as
+mitmproxy does: a new host then costs one signature (about a millisecond)
+rather than an RSA key generation (tens to hundreds of milliseconds), which is
+what keeps new-connection rates high. Validity periods, extensions and file
+names follow mitmproxy, so clients that accept mitmproxy's certificates accept
+ours and an existing ``~/.mitmproxy`` CA can be used unchanged.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime
 import ipaddress
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    CertificatePublicKeyTypes,
+)
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+if TYPE_CHECKING:
+    from OpenSSL import crypto
 
 logger = logging.getLogger("proxycore.certs")
 
 CA_VALIDITY = datetime.timedelta(days=10 * 365)
-LEAF_VALIDITY = datetime.timedelta(days=199)  # strict clients (Apple, Chrome) reject >= 200 days
-BACKDATE = datetime.timedelta(days=2)  # tolerate clients whose clock runs slow
+# Apple and Chrome reject server certificates valid for 200 days or more, so the
+# whole notBefore..notAfter span of a leaf stays below that.
+LEAF_VALIDITY = datetime.timedelta(days=199)
+# Start validity in the past so that clients whose clock runs slow still accept it.
+BACKDATE = datetime.timedelta(days=2)
+# RFC 5280 upper bound for a CN is 64 characters; longer names go only into the SAN.
 MAX_CN_LENGTH = 64
+# Generated leaves kept in memory; the oldest is dropped first (read at call time).
 CACHE_SIZE = 100
 
-PrivateKey = rsa.RSAPrivateKey
+PrivateKey = CertificateIssuerPrivateKeyTypes
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _name_pairs(name: x509.Name) -> list[tuple[str, str]]:
+    return [(attr.rfc4514_attribute_name, str(attr.value)) for attr in name]
 
 
 class Cert:
-    """An X.509 certificate with the accessors mitmproxy addons use."""
+    """An X.509 certificate with the accessors mitmproxy addons expect."""
 
     def __init__(self, cert: x509.Certificate) -> None:
+        if not isinstance(cert, x509.Certificate):
+            raise TypeError(f"expected a cryptography Certificate, got {type(cert).__name__}")
         self._cert = cert
+
+    # conversions ------------------------------------------------------------------------
 
     @classmethod
     def from_pem(cls, data: bytes) -> Cert:
@@ -50,14 +80,45 @@ class Cert:
     def from_der(cls, data: bytes) -> Cert:
         return cls(x509.load_der_x509_certificate(data))
 
+    @classmethod
+    def from_pyopenssl(cls, cert: crypto.X509) -> Cert:
+        return cls(cert.to_cryptography())
+
+    @classmethod
+    def from_state(cls, state: bytes) -> Cert:
+        """Flow files store certificates as PEM."""
+        return cls.from_pem(state)
+
+    def get_state(self) -> bytes:
+        return self.to_pem()
+
+    def set_state(self, state: bytes) -> None:
+        self._cert = x509.load_pem_x509_certificate(state)
+
     def to_pem(self) -> bytes:
         return self._cert.public_bytes(serialization.Encoding.PEM)
+
+    def to_der(self) -> bytes:
+        return self._cert.public_bytes(serialization.Encoding.DER)
 
     def to_cryptography(self) -> x509.Certificate:
         return self._cert
 
+    def to_pyopenssl(self) -> crypto.X509:
+        from OpenSSL import crypto
+
+        return crypto.X509.from_cryptography(self._cert)
+
+    # identity ---------------------------------------------------------------------------
+
+    def fingerprint(self) -> bytes:
+        """SHA-256 over the DER encoding (a method, as in mitmproxy)."""
+        return self._cert.fingerprint(hashes.SHA256())
+
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Cert) and self.fingerprint() == other.fingerprint()
+        if not isinstance(other, Cert):
+            return NotImplemented
+        return self.fingerprint() == other.fingerprint()
 
     def __hash__(self) -> int:
         return hash(self.fingerprint())
@@ -65,8 +126,10 @@ class Cert:
     def __repr__(self) -> str:
         return f"<Cert(cn={self.cn!r}, altnames={self.altnames!r})>"
 
-    def fingerprint(self) -> bytes:
-        return self._cert.fingerprint(hashes.SHA256())
+    # fields -----------------------------------------------------------------------------
+
+    def public_key(self) -> CertificatePublicKeyTypes:
+        return self._cert.public_key()
 
     @property
     def serial(self) -> int:
@@ -80,52 +143,83 @@ class Cert:
     def notafter(self) -> datetime.datetime:
         return self._cert.not_valid_after_utc
 
-    @property
     def has_expired(self) -> bool:
-        return datetime.datetime.now(datetime.UTC) > self.notafter
+        """True once notAfter has passed (a method, as in mitmproxy)."""
+        return _utcnow() > self.notafter
 
     @property
     def subject(self) -> list[tuple[str, str]]:
-        return [(a.rfc4514_attribute_name, str(a.value)) for a in self._cert.subject]
+        return _name_pairs(self._cert.subject)
 
     @property
     def issuer(self) -> list[tuple[str, str]]:
-        return [(a.rfc4514_attribute_name, str(a.value)) for a in self._cert.issuer]
+        return _name_pairs(self._cert.issuer)
 
-    def _name_attribute(self, oid: x509.ObjectIdentifier) -> str | None:
-        values = self._cert.subject.get_attributes_for_oid(oid)
-        return str(values[0].value) if values else None
+    def _first_subject_value(self, oid: x509.ObjectIdentifier) -> str | None:
+        found = self._cert.subject.get_attributes_for_oid(oid)
+        return str(found[0].value) if found else None
 
     @property
     def cn(self) -> str | None:
-        return self._name_attribute(NameOID.COMMON_NAME)
+        return self._first_subject_value(NameOID.COMMON_NAME)
 
     @property
     def organization(self) -> str | None:
-        return self._name_attribute(NameOID.ORGANIZATION_NAME)
+        return self._first_subject_value(NameOID.ORGANIZATION_NAME)
+
+    def _extension(self, kind: type[Any]) -> Any:
+        try:
+            return self._cert.extensions.get_extension_for_class(kind).value
+        except x509.ExtensionNotFound:
+            return None
 
     @property
     def altnames(self) -> list[str]:
-        """DNS names and IP addresses from subjectAltName, in order."""
-        try:
-            san = self._cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        except x509.ExtensionNotFound:
+        """DNS names and IP addresses (as text) from subjectAltName, in certificate order."""
+        san = self._extension(x509.SubjectAlternativeName)
+        if san is None:
             return []
-        names: list[str] = []
-        for name in san:
-            if isinstance(name, x509.DNSName):
-                names.append(name.value)
-            elif isinstance(name, x509.IPAddress):
-                names.append(str(name.value))
-        return names
+        return [
+            str(entry.value) for entry in san if isinstance(entry, x509.DNSName | x509.IPAddress)
+        ]
+
+    @property
+    def is_ca(self) -> bool:
+        constraints = self._extension(x509.BasicConstraints)
+        return bool(constraints is not None and constraints.ca)
+
+    @property
+    def keyinfo(self) -> tuple[str, int]:
+        """Key algorithm and size, e.g. ``("RSA", 2048)``, for display."""
+        key = self._cert.public_key()
+        if isinstance(key, rsa.RSAPublicKey):
+            return "RSA", key.key_size
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            return f"EC ({key.curve.name})", key.key_size
+        if isinstance(key, dsa.DSAPublicKey):
+            return "DSA", key.key_size
+        return type(key).__name__.removesuffix("PublicKey").strip("_"), getattr(key, "key_size", -1)
+
+    @property
+    def crl_distribution_points(self) -> list[str]:
+        points = self._extension(x509.CRLDistributionPoints)
+        if points is None:
+            return []
+        return [
+            name.value
+            for point in points
+            for name in point.full_name or ()
+            if isinstance(name, x509.UniformResourceIdentifier)
+        ]
 
 
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
+# -- creating certificates ------------------------------------------------------------------
 
 
-def create_ca(organization: str, cn: str, key_size: int = 2048) -> tuple[PrivateKey, x509.Certificate]:
-    """A new CA key pair and self-signed certificate."""
+def create_ca(
+    organization: str, cn: str, key_size: int = 2048
+) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    """A fresh RSA key and a self-signed CA certificate for it, valid for ten years."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
     name = x509.Name(
         [
@@ -133,42 +227,62 @@ def create_ca(organization: str, cn: str, key_size: int = 2048) -> tuple[Private
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
         ]
     )
-    now = _now()
-    cert = (
+    start = _utcnow() - BACKDATE
+    usage = x509.KeyUsage(
+        digital_signature=False,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=True,
+        crl_sign=True,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - BACKDATE)
-        .not_valid_after(now + CA_VALIDITY)
+        .not_valid_before(start)
+        .not_valid_after(start + BACKDATE + CA_VALIDITY)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(usage, critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
     )
-    return key, cert
+    return key, builder.sign(key, hashes.SHA256())
 
 
-def _san_entry(name: str) -> x509.GeneralName:
+def _general_name(name: str) -> x509.GeneralName:
+    """An IPAddress entry for an IP literal, else a DNSName (A-label form for IDNs)."""
     try:
         return x509.IPAddress(ipaddress.ip_address(name))
     except ValueError:
-        return x509.DNSName(name)
+        pass
+    if not name.isascii():
+        with contextlib.suppress(UnicodeError):
+            name = name.encode("idna").decode("ascii")
+    return x509.DNSName(name)
+
+
+def _authority_key_id(cacert: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+    """Point at the CA's SKI so clients pick the right issuer when several share a subject."""
+    try:
+        ski = cacert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return x509.AuthorityKeyIdentifier.from_issuer_public_key(cacert.public_key())  # type: ignore[arg-type]
+    return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+
+
+def _signature_hash(key: PrivateKey) -> hashes.SHA256 | None:
+    # Ed25519/Ed448 keys sign without a separate digest.
+    return (
+        hashes.SHA256()
+        if isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | dsa.DSAPrivateKey)
+        else None
+    )
 
 
 def dummy_cert(
@@ -177,183 +291,298 @@ def dummy_cert(
     commonname: str | None,
     sans: Iterable[str],
     organization: str | None = None,
+    crl_url: str | None = None,
 ) -> Cert:
-    """A leaf for ``sans``, signed by the CA and carrying the CA's own public key."""
-    now = _now()
+    """A leaf for ``sans`` signed by the CA and carrying the CA's own public key.
+
+    Reusing the CA key pair means no key generation per host. The leaf gets no
+    SKI of its own: identical SKIs on CA and leaf confuse Windows SChannel.
+    """
     subject = []
     if commonname is not None and len(commonname) < MAX_CN_LENGTH:
         subject.append(x509.NameAttribute(NameOID.COMMON_NAME, commonname))
-    if organization:
+    if organization is not None:
         subject.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
-    names = list(dict.fromkeys(sans))
+    has_cn = bool(subject) and subject[0].oid == NameOID.COMMON_NAME
+    start = _utcnow() - BACKDATE
     builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name(subject))
         .issuer_name(cacert.subject)
-        .public_key(privkey.public_key())
+        .public_key(cacert.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - BACKDATE)
-        .not_valid_after(now - BACKDATE + LEAF_VALIDITY)  # the whole period stays under 200 days
+        .not_valid_before(start)
+        .not_valid_after(start + LEAF_VALIDITY)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(_authority_key_id(cacert), critical=False)
     )
-    try:
-        ski = cacert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    general_names = list(dict.fromkeys(_general_name(n) for n in sans))
+    if general_names:
+        # RFC 5280 4.2.1.6: with an empty subject the SAN carries the identity and is critical.
         builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
+            x509.SubjectAlternativeName(general_names), critical=not has_cn
         )
-    except x509.ExtensionNotFound:
-        pass
-    if names:
-        # Without a subject CN, the SAN is the certificate's identity and must be critical.
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([_san_entry(n) for n in names]), critical=not subject
+    if crl_url:
+        point = x509.DistributionPoint(
+            full_name=[x509.UniformResourceIdentifier(crl_url)],
+            relative_name=None,
+            reasons=None,
+            crl_issuer=None,
         )
-    return Cert(builder.sign(privkey, hashes.SHA256()))
+        builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
+    return Cert(builder.sign(privkey, _signature_hash(privkey)))  # type: ignore[arg-type]
 
 
-@dataclass
+# -- the store ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
 class CertStoreEntry:
-    """A certificate with its private key and the chain served after it."""
+    """What a TLS server context needs: certificate, key and the chain sent after the leaf.
+
+    ``chain_file`` is the CA file when it holds more than one certificate
+    (mitmproxy's field); ``chain_certs`` are those certificates, already parsed.
+    """
 
     cert: Cert
     privatekey: PrivateKey
+    chain_file: Path | None = None
     chain_certs: list[Cert] = field(default_factory=list)
 
 
-def _wildcards(name: str) -> list[str]:
-    """``a.b.c`` -> ``a.b.c``, ``*.b.c``, ``*.c`` (the forms a custom certificate may be keyed by)."""
-    parts = name.split(".")
-    return [name] + ["*." + ".".join(parts[i:]) for i in range(1, len(parts))]
+def _load_private_key(data: bytes, passphrase: bytes | None) -> PrivateKey:
+    """Load a PEM key; a passphrase given for an unencrypted key is ignored (as mitmproxy does)."""
+    try:
+        key = serialization.load_pem_private_key(data, passphrase)
+    except TypeError:
+        if passphrase is None:
+            raise
+        key = serialization.load_pem_private_key(data, None)
+    if not isinstance(
+        key,
+        rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | dsa.DSAPrivateKey,
+    ):
+        raise ValueError(f"unsupported private key type for signing: {type(key).__name__}")
+    return key
+
+
+def _same_public_key(a: CertificatePublicKeyTypes, b: Any) -> bool:
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    return a.public_bytes(serialization.Encoding.DER, spki) == b.public_bytes(
+        serialization.Encoding.DER, spki
+    )
+
+
+@contextlib.contextmanager
+def _private_umask() -> Iterator[None]:
+    """Files created inside are readable by their owner only (umask |= 077)."""
+    previous = os.umask(0o077)
+    os.umask(previous | 0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def _write(path: Path, data: bytes, private: bool) -> None:
+    if private:
+        with _private_umask():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # A file left over from an earlier attempt keeps its mode under O_TRUNC; tighten it.
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    else:
+        path.write_bytes(data)
 
 
 class CertStore:
-    """The CA plus a cache of leaves; custom certificates (``--certs``) take precedence."""
+    """The CA plus a FIFO cache of generated leaves; ``--certs`` files take precedence."""
 
     def __init__(
         self,
         default_privatekey: PrivateKey,
         default_ca: Cert,
-        default_chain_certs: list[Cert] | None = None,
+        default_chain_file: Path | str | None = None,
     ) -> None:
         self.default_privatekey = default_privatekey
         self.default_ca = default_ca
-        self.default_chain_certs = default_chain_certs if default_chain_certs is not None else [default_ca]
+        self.default_chain_file = Path(default_chain_file) if default_chain_file else None
+        if self.default_chain_file is not None:
+            raw = self.default_chain_file.read_bytes()
+            self.default_chain_certs = [Cert(c) for c in x509.load_pem_x509_certificates(raw)]
+        else:
+            self.default_chain_certs = [default_ca]
+        # Custom certificates by name ("a.b.c", "*.b.c", "*") and generated ones by (cn, sans).
         self.custom: dict[str, CertStoreEntry] = {}
-        self.generated: collections.OrderedDict[tuple[str | None, tuple[str, ...], str | None], CertStoreEntry] = (
-            collections.OrderedDict()
-        )
+        self.generated: collections.OrderedDict[
+            tuple[str | None, tuple[str, ...]], CertStoreEntry
+        ] = collections.OrderedDict()
 
-    # the CA on disk ------------------------------------------------------------------
+    # the CA on disk -----------------------------------------------------------------------
 
     @classmethod
     def from_store(
-        cls, path: str, basename: str = "proxycore", key_size: int = 2048, passphrase: bytes | None = None
+        cls,
+        path: Path | str,
+        basename: str = "proxycore",
+        key_size: int = 2048,
+        passphrase: bytes | None = None,
     ) -> CertStore:
-        """Load ``{basename}-ca.pem`` from ``path``, creating the CA files on first use."""
-        ca_file = os.path.join(path, f"{basename}-ca.pem")
-        if not os.path.exists(ca_file):
-            cls.create_store(path, basename, key_size, passphrase)
+        """Load ``{basename}-ca.pem`` from ``path``, creating the CA file set on first start."""
+        path = Path(path)
+        ca_file = path / f"{basename}-ca.pem"
+        if not ca_file.exists():
+            cls.create_store(path, basename, key_size)
         return cls.from_files(ca_file, passphrase)
 
     @classmethod
-    def from_files(cls, ca_file: str, passphrase: bytes | None = None) -> CertStore:
-        with open(ca_file, "rb") as f:
-            raw = f.read()
-        key = serialization.load_pem_private_key(raw, passphrase)
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise ValueError(f"{ca_file}: the CA key must be an RSA key")
-        certs = [Cert(c) for c in x509.load_pem_x509_certificates(raw)]
-        if not certs:
-            raise ValueError(f"{ca_file}: no certificate found")
-        ca = certs[0]
-        if ca.has_expired:
+    def from_files(cls, ca_file: Path | str, passphrase: bytes | None = None) -> CertStore:
+        """A store from a PEM file holding the CA key, the CA certificate and optional chain."""
+        ca_file = Path(ca_file)
+        raw = ca_file.read_bytes()
+        key = _load_private_key(raw, passphrase)
+        certs = x509.load_pem_x509_certificates(raw)  # raises ValueError when there is none
+        ca = Cert(certs[0])
+        if ca.has_expired():
             logger.warning(
-                f"The proxycore CA in {ca_file} expired on {ca.notafter:%Y-%m-%d}: clients will "
-                "reject intercepted connections. Move the file away to create a new CA."
+                "The CA certificate in %s expired on %s; clients will reject intercepted "
+                "connections. Move the file away to have a new CA created.",
+                ca_file,
+                ca.notafter.date().isoformat(),
             )
-        return cls(key, ca, certs)
+        return cls(key, ca, ca_file if len(certs) > 1 else None)
 
     @staticmethod
-    def create_store(path: str, basename: str, key_size: int, passphrase: bytes | None = None) -> None:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        key, ca = create_ca(organization=basename, cn=basename, key_size=key_size)
-        encryption: serialization.KeySerializationEncryption = (
-            serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
-        )
+    def create_store(
+        path: Path | str,
+        basename: str,
+        key_size: int = 2048,
+        organization: str | None = None,
+        cn: str | None = None,
+    ) -> None:
+        """Create a CA and write it in every format clients need (key files owner-only)."""
+        path = Path(path)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        key, ca = create_ca(organization or basename, cn or basename, key_size)
         key_pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, encryption
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
         )
         cert_pem = ca.public_bytes(serialization.Encoding.PEM)
-
-        def write(name: str, data: bytes, private: bool) -> None:
-            target = os.path.join(path, name)
-            # Key files are created 0600 from the start, never readable by others even briefly.
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-
-        write(f"{basename}-ca.pem", key_pem + cert_pem, private=True)
-        write(f"{basename}-ca-cert.pem", cert_pem, private=False)
-        write(f"{basename}-ca-cert.cer", cert_pem, private=False)  # the name Android wants
-        write(
-            f"{basename}-ca-cert.p12",
-            pkcs12.serialize_key_and_certificates(
-                basename.encode(), None, ca, None, serialization.NoEncryption()
-            ),
-            private=False,
-        )
-        write(
-            f"{basename}-ca.p12",
-            pkcs12.serialize_key_and_certificates(basename.encode(), key, ca, None, encryption),
+        label = basename.encode()
+        no_password = serialization.NoEncryption()
+        _write(path / f"{basename}-ca.pem", key_pem + cert_pem, private=True)
+        _write(
+            path / f"{basename}-ca.p12",
+            pkcs12.serialize_key_and_certificates(label, key, ca, None, no_password),
             private=True,
         )
-
-    # lookups ----------------------------------------------------------------------------
-
-    def add_cert_file(self, spec: str, path: str, passphrase: bytes | None = None) -> None:
-        """A custom certificate (PEM with key) for ``spec`` (a name, ``*.domain`` or ``*``)."""
-        with open(path, "rb") as f:
-            raw = f.read()
-        certs = [Cert(c) for c in x509.load_pem_x509_certificates(raw)]
-        key = serialization.load_pem_private_key(raw, passphrase)
-        entry = CertStoreEntry(certs[0], key, certs)  # type: ignore[arg-type]
-        self.add_cert(entry, spec)
-
-    def add_cert(self, entry: CertStoreEntry, *names: str) -> None:
-        keys = [*names]
-        if entry.cert.cn:
-            keys.append(entry.cert.cn)
-        keys.extend(entry.cert.altnames)
-        for key in keys:
-            self.custom[key] = entry
-
-    def get_cert(
-        self, commonname: str | None, sans: list[str], organization: str | None = None
-    ) -> CertStoreEntry:
-        """The certificate to present for these names: custom if one matches, else a cached leaf."""
-        if self.custom:
-            for name in [commonname, *sans]:
-                if not name:
-                    continue
-                for candidate in _wildcards(name):
-                    entry = self.custom.get(candidate)
-                    if entry is not None:
-                        return entry
-            entry = self.custom.get("*")
-            if entry is not None:
-                return entry
-        key = (commonname, tuple(sans), organization)
-        entry = self.generated.get(key)
-        if entry is None:
-            cert = dummy_cert(
-                self.default_privatekey, self.default_ca.to_cryptography(), commonname, sans, organization
-            )
-            entry = CertStoreEntry(cert, self.default_privatekey, list(self.default_chain_certs))
-            self.generated[key] = entry
-            while len(self.generated) > CACHE_SIZE:
-                self.generated.popitem(last=False)  # first in, first out
-        return entry
+        _write(path / f"{basename}-ca-cert.pem", cert_pem, private=False)
+        _write(path / f"{basename}-ca-cert.cer", cert_pem, private=False)  # Android wants .cer
+        _write(
+            path / f"{basename}-ca-cert.p12",
+            pkcs12.serialize_key_and_certificates(label, None, ca, None, no_password),
+            private=False,
+        )
 
     def ca_pem(self) -> bytes:
+        """The CA certificate as PEM, for serving to clients that install it."""
         return self.default_ca.to_pem()
+
+    # custom certificates ------------------------------------------------------------------
+
+    def add_cert_file(self, spec: str, path: Path | str, passphrase: bytes | None = None) -> None:
+        """Register a ``--certs [spec=]path`` PEM (certificate, its key, optional chain).
+
+        Without a key in the file, the certificate must belong to the CA key.
+        """
+        path = Path(path)
+        raw = path.read_bytes()
+        chain = [Cert(c) for c in x509.load_pem_x509_certificates(raw)]
+        cert = chain[0]
+        try:
+            key = _load_private_key(raw, passphrase)
+        except ValueError as e:
+            if not _same_public_key(cert.public_key(), self.default_privatekey.public_key()):
+                raise ValueError(f"no usable private key in {path}: {e}") from e
+            key = self.default_privatekey
+        else:
+            if not _same_public_key(cert.public_key(), key.public_key()):
+                raise ValueError(f"the private key in {path} does not match its certificate")
+        if cert.is_ca:
+            logger.warning(
+                "%s holds a CA certificate, not a leaf: --certs expects the certificate to present "
+                "for a domain, the CA goes into the confdir.",
+                path,
+            )
+        self.add_cert(CertStoreEntry(cert, key, path, chain), spec or "*")
+
+    def add_cert(self, entry: CertStoreEntry, *names: str) -> None:
+        """Index ``entry`` by its CN, each SAN and the extra ``names`` (later ones win)."""
+        if entry.cert.cn:
+            self.custom[entry.cert.cn] = entry
+        for altname in entry.cert.altnames:
+            self.custom[altname] = entry
+        for name in names:
+            self.custom[name] = entry
+
+    @staticmethod
+    def asterisk_forms(name: str) -> list[str]:
+        """``a.b.c`` -> ``["a.b.c", "*.b.c", "*.c"]``; an IP address only matches itself."""
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            labels = name.split(".")
+            return [name] + ["*." + ".".join(labels[i:]) for i in range(1, len(labels))]
+        return [name]
+
+    def _custom_match(self, commonname: str | None, sans: Iterable[str]) -> CertStoreEntry | None:
+        names = [commonname, *sans] if commonname else list(sans)
+        for name in names:
+            for key in self.asterisk_forms(name):
+                entry = self.custom.get(key)
+                if entry is not None:
+                    return entry
+        return self.custom.get("*")
+
+    # leaves -------------------------------------------------------------------------------
+
+    def get_cert(
+        self,
+        commonname: str | None,
+        sans: Iterable[str],
+        organization: str | None = None,
+        crl_url: str | None = None,
+    ) -> CertStoreEntry:
+        """The entry to present for these names: a matching custom one, else a (cached) leaf.
+
+        Lookup order follows mitmproxy: the CN and each SAN in their wildcard forms,
+        then ``*``, then the exact ``(cn, sans)`` pair. Misses are generated and cached.
+        """
+        sans = tuple(sans)
+        if self.custom:
+            entry = self._custom_match(commonname, sans)
+            if entry is not None:
+                return entry
+        key = (commonname, sans)
+        entry = self.generated.get(key)
+        if entry is not None:
+            return entry
+        cert = dummy_cert(
+            self.default_privatekey,
+            self.default_ca.to_cryptography(),
+            commonname,
+            sans,
+            organization,
+            crl_url,
+        )
+        entry = CertStoreEntry(
+            cert, self.default_privatekey, self.default_chain_file, self.default_chain_certs
+        )
+        self.generated[key] = entry
+        while len(self.generated) > CACHE_SIZE:
+            self.generated.popitem(last=False)
+        return entry
