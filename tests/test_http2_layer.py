@@ -319,3 +319,20 @@ def test_idle_upstream_gets_keepalive_pings():
     received = peer.receive_data(sent)
     assert any(isinstance(e, h2.events.PingReceived) for e in received)
     assert any(isinstance(c, commands.RequestWakeup) for c in out)  # re-armed
+
+
+def test_stream_large_bodies_streams_over_http2():
+    pump = H2Pump()
+    pump.context.options.update(stream_large_bodies="10k")
+    sid = pump.request("/streamed")
+    (server_sid,) = pump.server_requests()
+    pump.server.send_headers(server_sid, [(b":status", b"200")])
+    pump.server.send_data(server_sid, b"a" * 12000)
+    pump.pump_peers()
+    got = pump.client_responses()
+    assert got[sid]["body"] == b"a" * 12000  # already forwarded: past the limit, streaming began
+    pump.server.send_data(server_sid, b"b" * 5000, end_stream=True)
+    pump.pump_peers()
+    got = pump.client_responses()
+    assert got[sid]["body"] == b"a" * 12000 + b"b" * 5000 and got[sid]["ended"]
+    assert not pump.layer.streams and "response" in pump.hooks  # done: the stream is gone
