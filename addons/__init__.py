@@ -1,1 +1,26 @@
 """Built-in addons, installed as proxycore.addons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def default_addons() -> list[Any]:
+    """The addons every front end (proxydump, proxyweb) loads, in mitmproxy's order."""
+    from proxycore.addons.core import Core
+    from proxycore.addons.next_layer import NextLayer
+    from proxycore.addons.proxyserver import Proxyserver
+    from proxycore.addons.readfile import ReadFile
+    from proxycore.addons.save import Save
+    from proxycore.addons.script import ScriptLoader
+    from proxycore.addons.tlsconfig import TlsConfig
+
+    return [
+        Core(),
+        Proxyserver(),
+        ScriptLoader(),
+        NextLayer(),
+        TlsConfig(),
+        Save(),
+        ReadFile(),
+    ]

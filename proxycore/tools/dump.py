@@ -280,16 +280,6 @@ def make_master(opts: Any, termlog: Any, errorcheck: Any) -> Any:
 
 
 def _default_addons() -> list[Any]:
-    try:
-        from proxycore.addons import default_addons  # type: ignore[attr-defined]
-    except ImportError:
-        from proxycore.addons.core import Core
-        from proxycore.addons.next_layer import NextLayer
-        from proxycore.addons.proxyserver import Proxyserver
-        from proxycore.addons.readfile import ReadFile
-        from proxycore.addons.save import Save
-        from proxycore.addons.script import ScriptLoader
-        from proxycore.addons.tlsconfig import TlsConfig
+    from proxycore.addons import default_addons
 
-        return [Core(), Proxyserver(), ScriptLoader(), NextLayer(), TlsConfig(), Save(), ReadFile()]
-    return list(default_addons())
+    return default_addons()
