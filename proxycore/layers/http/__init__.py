@@ -80,6 +80,12 @@ def _parse_size(value: object) -> int | None:
     return int(text) * factor
 
 
+def _declared_size(headers: Headers) -> int | None:
+    """The Content-Length a message announces, if it gives a usable one."""
+    value = headers.get("content-length", "").strip()
+    return int(value) if value.isdigit() else None
+
+
 class HttpStream(Layer):
     """One request/response exchange, from request head to the end of the response."""
 
@@ -124,6 +130,9 @@ class HttpStream(Layer):
         problem = self._prepare_request()
         if problem:
             yield from self.fail_request(problem, ErrorCode.DESTINATION_UNKNOWN)
+            return
+        if not event.end_stream and self._over_size_limit(_declared_size(request.headers)):
+            yield from self.body_too_large(request=True, headers_hook=True)
             return
         yield HttpRequestHeadersHook(self.flow)
         if self._killed:
@@ -181,8 +190,12 @@ class HttpStream(Layer):
     def state_consume_request(self, event: events.Event) -> CommandGenerator:
         if isinstance(event, RequestData):
             self.request_body.append(event.data)
+            size = sum(map(len, self.request_body))
+            if self._over_size_limit(size):
+                yield from self.body_too_large(request=True, headers_hook=False)
+                return
             limit = _parse_size(self.context.options.stream_large_bodies)
-            if limit is not None and sum(map(len, self.request_body)) > limit:
+            if limit is not None and size > limit:
                 self.flow.request.stream = True
                 yield from self.start_request_stream(False)
         elif isinstance(event, RequestTrailers):
@@ -293,6 +306,9 @@ class HttpStream(Layer):
         self.flow.response = response
         if response.timestamp_start is None or not response.timestamp_start:
             response.timestamp_start = time.time()
+        if not event.end_stream and self._over_size_limit(_declared_size(response.headers)):
+            yield from self.body_too_large(request=False, headers_hook=True)
+            return
         yield HttpResponseHeadersHook(self.flow)
         if self._killed:
             yield from self.kill()
@@ -319,8 +335,12 @@ class HttpStream(Layer):
             yield from self.stream_response_chunk(data)
             return
         self.response_body.append(data)
+        size = sum(map(len, self.response_body))
+        if self._over_size_limit(size):
+            yield from self.body_too_large(request=False, headers_hook=False)
+            return
         limit = _parse_size(self.context.options.stream_large_bodies)
-        if limit is not None and sum(map(len, self.response_body)) > limit:
+        if limit is not None and size > limit:
             self.flow.response.stream = True
             yield from self.start_response_stream()
 
@@ -411,6 +431,29 @@ class HttpStream(Layer):
         if self.server_conn is not None:
             yield SendHttp(RequestProtocolError(self.stream_id, message, event.code), self.server_conn)
         yield SendHttp(ResponseProtocolError(self.stream_id, event.message, event.code), self.context.client)
+        yield from self.finish()
+
+    def _over_size_limit(self, size: int | None) -> bool:
+        limit = _parse_size(self.context.options.body_size_limit)
+        return limit is not None and size is not None and size > limit
+
+    def body_too_large(self, request: bool, headers_hook: bool) -> CommandGenerator:
+        """A body over body_size_limit: 413 (request) or 502 (response) and the flow fails.
+
+        As in mitmproxy, a size known from Content-Length fails the flow before its body is
+        read, after the headers hook, so addons see the flow; the upstream side is dropped."""
+        what, code = ("Request", ErrorCode.REQUEST_TOO_LARGE) if request else ("Response", ErrorCode.RESPONSE_TOO_LARGE)
+        message = f"{what} body exceeds mitmproxy's body_size_limit."
+        self.request_body, self.response_body = [], []
+        if headers_hook:
+            yield HttpRequestHeadersHook(self.flow) if request else HttpResponseHeadersHook(self.flow)
+            if self._killed:
+                yield from self.kill()
+                return
+        yield from self.fire_error_hook(message)
+        yield SendHttp(ResponseProtocolError(self.stream_id, message, code), self.context.client)
+        if self.server_conn is not None:
+            yield SendHttp(RequestProtocolError(self.stream_id, message, code), self.server_conn)
         yield from self.finish()
 
     def kill(self) -> CommandGenerator:
