@@ -156,7 +156,8 @@ class HttpStream(Layer):
                 request.scheme = "https" if self.context.client.tls else "http"
             address = self.context.server.address
             if address is not None:
-                request.host, request.port = address
+                # Where the connection goes; the Host header keeps what the client asked for.
+                request.data.host, request.data.port = address
             else:
                 host_header = request.host_header
                 if not host_header:
@@ -660,12 +661,14 @@ class HttpLayer(Layer):
 
     def _handle_event(self, event: events.Event) -> CommandGenerator:
         if isinstance(event, events.Start):
-            client_layer: Layer
-            if self.context.client.alpn == b"h2":
-                client_layer = Http2Server(self.context.fork())
-            else:
-                client_layer = Http1Server(self.context.fork())
-            self.connections[self.context.client] = client_layer
+            # A client layer set beforehand (client replay's stand-in for a client) is kept.
+            client_layer = self.connections.get(self.context.client)
+            if client_layer is None:
+                if self.context.client.alpn == b"h2":
+                    client_layer = Http2Server(self.context.fork())
+                else:
+                    client_layer = Http1Server(self.context.fork())
+                self.connections[self.context.client] = client_layer
             yield from self.event_to_child(client_layer, event)
         elif isinstance(event, events.CommandCompleted):
             child = self.command_sources.pop(event.command, None)
