@@ -109,15 +109,14 @@ class ReplayHandler(ConnectionHandler):
         ]
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
+        finally:  # also when cancelled (shutdown): no socket is left behind
             for waiter in waiters:
                 waiter.cancel()
-        self.close_all()
-        if self._watchdog is not None:
-            self._watchdog.cancel()
+            self.close_all()
+            if self._watchdog is not None:
+                self._watchdog.cancel()
         # Hooks still running (e.g. server_disconnected) finish before the next replay starts.
-        current = asyncio.current_task()
-        await asyncio.gather(*(t for t in list(self._tasks) if t is not current), return_exceptions=True)
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def _hook_is_trivial(self, hook: Any) -> bool:
         # The response/error hook always gets a task: its end is how we know the replay is over.

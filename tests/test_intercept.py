@@ -255,3 +255,28 @@ def test_tcp_messages_wait_for_resume(tmp_path):
         echo.close()
 
     run(main())
+
+
+@pytest.mark.e2e
+def test_the_documented_example_holds_and_releases(tmp_path, origin):
+    import re
+
+    doc = (Path(__file__).parent.parent / "docs" / "replay.md").read_text()
+    (source,) = re.findall(r"```python\n(# release\.py.*?)```", doc, re.S)
+    script = tmp_path / "release.py"
+    script.write_text(source)
+
+    async def main() -> None:
+        async with Proxy(tmp_path, scripts=[str(script)]) as proxy:
+            assert proxy.master.options.intercept == "~q & ~u /admin"
+            curl = await proxy.curl(f"http://127.0.0.1:{origin}/get/admin")
+            flow = await proxy.first_flow()
+            while not flow.intercepted:
+                await asyncio.sleep(0.01)
+            out, err = await curl.communicate()
+            assert curl.returncode == 0, err
+            assert b'"path": "/get/admin"' in out
+            other = await proxy.curl(f"http://127.0.0.1:{origin}/get/public")
+            assert (await other.communicate())[0] and not proxy.seen.flows[1].intercepted
+
+    run(main())

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from proxycore.addons.serverplayback import ServerPlayback
+from proxycore.addons.serverplayback import ServerPlayback, request_key
 from proxycore.connection import Client, Server
 from proxycore.exceptions import CommandError, OptionsError
 from proxycore.http import HTTPFlow, Request, Response
@@ -281,3 +283,37 @@ def test_bad_files_are_clear_errors(tmp_path):
     garbage.write_bytes(b"12:not a flow,")
     with pytest.raises(OptionsError, match="garbage.mitm"):
         master.options.update(server_replay=[str(garbage)])
+
+
+# properties ---------------------------------------------------------------------------------
+
+CONTENT_TYPES = st.sampled_from(
+    ["", "application/x-www-form-urlencoded", "multipart/form-data; boundary=b", "text/plain"]
+)
+PATHS = st.text(alphabet="/abc?=&%;#+ éx1", max_size=30).map(lambda p: "/" + p)
+
+
+@given(path=PATHS, body=st.binary(max_size=200), content_type=CONTENT_TYPES,
+       ignored=st.lists(st.sampled_from(["a", "b", "x"]), max_size=2))
+def test_any_request_gets_a_key_and_a_recorded_copy_matches_it(path, body, content_type, ignored):
+    options = Options()
+    master = Master(options)
+    master.addons.add(ServerPlayback())
+    options.update(server_replay_ignore_payload_params=ignored, server_replay_ignore_params=ignored)
+    headers = {"content-type": content_type} if content_type else {}
+    flow = tflow("http://example.com" + path, "POST", body, headers)
+    recorded = HTTPFlow.from_state(flow.get_state())
+    assert request_key(flow.request, options) == request_key(recorded.request, options)
+    hash(request_key(flow.request, options))
+
+
+@given(value=st.text(max_size=20))
+def test_ignored_query_parameters_never_change_the_key(value):
+    options = Options()
+    master = Master(options)
+    master.addons.add(ServerPlayback())
+    options.update(server_replay_ignore_params=["cb"])
+    base = tflow("http://example.com/p?q=1").request
+    other = tflow("http://example.com/p?q=1").request
+    other.query["cb"] = value
+    assert request_key(base, options) == request_key(other, options)
