@@ -280,3 +280,35 @@ def test_the_documented_example_holds_and_releases(tmp_path, origin):
             assert (await other.communicate())[0] and not proxy.seen.flows[1].intercepted
 
     run(main())
+
+
+@pytest.mark.e2e
+def test_websocket_messages_wait_for_resume(tmp_path):
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+
+    async def echo(ws: Any) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    async def main() -> None:
+        async with serve(echo, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            async with Proxy(tmp_path, intercept="~websocket & ~b ping") as proxy:
+                url = f"ws://127.0.0.1:{port}/echo"
+                async with connect(url, proxy=f"http://127.0.0.1:{proxy.port}") as ws:
+                    flow = await proxy.first_flow()
+                    await ws.send("ping")
+                    while not flow.intercepted:
+                        await asyncio.sleep(0.01)
+                    with pytest.raises(TimeoutError):
+                        await asyncio.wait_for(ws.recv(), 0.3)
+                    flow.websocket.messages[-1].text = "ping, edited"
+                    flow.resume()
+                    # The echo matches the filter too and is held in turn.
+                    while not flow.intercepted:
+                        await asyncio.sleep(0.01)
+                    flow.resume()
+                    assert await asyncio.wait_for(ws.recv(), 5) == "ping, edited"
+
+    run(main())
