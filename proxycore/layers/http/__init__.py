@@ -98,6 +98,9 @@ class HttpStream(Layer):
         self.mode = mode
         self.request_body: list[bytes] = []
         self.response_body: list[bytes] = []
+        # Bytes buffered so far, for body_size_limit and stream_large_bodies.
+        self.request_body_size = 0
+        self.response_body_size = 0
         self.child_layer = None
         self.upgraded = False  # a 101 turned this stream into a WebSocket/raw relay
         self.server_conn: Server | None = None
@@ -191,7 +194,8 @@ class HttpStream(Layer):
     def state_consume_request(self, event: events.Event) -> CommandGenerator:
         if isinstance(event, RequestData):
             self.request_body.append(event.data)
-            size = sum(map(len, self.request_body))
+            self.request_body_size += len(event.data)
+            size = self.request_body_size
             if self._over_size_limit(size):
                 yield from self.body_too_large(request=True, headers_hook=False)
                 return
@@ -336,7 +340,8 @@ class HttpStream(Layer):
             yield from self.stream_response_chunk(data)
             return
         self.response_body.append(data)
-        size = sum(map(len, self.response_body))
+        self.response_body_size += len(data)
+        size = self.response_body_size
         if self._over_size_limit(size):
             yield from self.body_too_large(request=False, headers_hook=False)
             return
