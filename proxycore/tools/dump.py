@@ -21,8 +21,14 @@ _BOOL_FLAGS = (
     ("server", "n", "Do not start a proxy server (e.g. only run scripts)."),
     ("ssl_insecure", "k", "Do not verify upstream server SSL/TLS certificates."),
 )
+# Server replay switches (declared by the ServerPlayback addon), in the "Server Replay" group.
+_REPLAY_BOOL_FLAGS = (
+    ("server_replay_kill_extra", "Kill extra requests during replay (deprecated: --server-replay-extra kill)."),
+    ("server_replay_reuse", "Keep recorded responses after use, so they can be replayed several times."),
+    ("server_replay_refresh", "Do not adjust date, expires, last-modified and cookie expiry of replayed responses."),
+)
 # Options that default to True; their --no- form is the one that does something.
-_TRUE_BY_DEFAULT = {"server"}
+_TRUE_BY_DEFAULT = {"server", "server_replay_refresh"}
 
 
 class _Terminated(BaseException):
@@ -104,8 +110,26 @@ def make_parser() -> argparse.ArgumentParser:
     )
     files.add_argument(
         "--keepserving", dest="keepserving", action="store_true", default=None,
-        help="Keep serving after reading a flow file (-r).",
+        help="Keep serving after reading a flow file (-r) and after client/server replay (-C/-S).",
     )
+    replay = parser.add_argument_group("Client Replay")
+    replay.add_argument(
+        "-C", "--client-replay", dest="client_replay", action="append", metavar="PATH",
+        help="Replay client requests from a saved file; repeatable.",
+    )
+    replay = parser.add_argument_group("Server Replay")
+    replay.add_argument(
+        "-S", "--server-replay", dest="server_replay", action="append", metavar="PATH",
+        help="Replay server responses from a saved file; repeatable.",
+    )
+    replay.add_argument(
+        "--server-replay-extra", dest="server_replay_extra",
+        choices=("forward", "kill", "204", "400", "404", "500"),
+        help="What to do with requests no recorded response matches: forward them (default), "
+        "kill them, or answer with an empty response of that status.",
+    )
+    for name, text in _REPLAY_BOOL_FLAGS:
+        _bool_flag(replay, name, None, text)
     tls = parser.add_argument_group("SSL")
     tls.add_argument(
         "--certs", dest="certs", action="append", metavar="SPEC",
@@ -119,7 +143,7 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _bool_flag(parser: argparse.ArgumentParser, name: str, short: str | None, text: str) -> None:
+def _bool_flag(parser: Any, name: str, short: str | None, text: str) -> None:
     flag = name.replace("_", "-")
     group = parser.add_mutually_exclusive_group()
     on, off = [f"--{flag}"], [f"--no-{flag}"]
@@ -154,7 +178,11 @@ def flag_options(args: argparse.Namespace) -> dict[str, Any]:
         "rfile",
         "keepserving",
         "termlog_verbosity",
+        "client_replay",
+        "server_replay",
+        "server_replay_extra",
         *(n for n, _, _ in _BOOL_FLAGS),
+        *(n for n, _ in _REPLAY_BOOL_FLAGS),
     )
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
@@ -267,15 +295,16 @@ async def _run(args: argparse.Namespace) -> int:
 
 def make_master(opts: Any, termlog: Any, errorcheck: Any) -> Any:
     """mitmdump's addon chain: TermLog, the defaults (Core, ..., Proxyserver, ScriptLoader,
-    NextLayer, ...), then Dumper, and the startup error check last of all."""
+    NextLayer, ...), then Dumper, KeepServing, and the startup error check last of all."""
     from proxycore.addons.dumper import Dumper
+    from proxycore.addons.keepserving import KeepServing
     from proxycore.master import Master
 
     master = Master(opts)
     errorcheck.master = master
     master.addons.add(termlog)
     master.addons.add(*_default_addons())
-    master.addons.add(Dumper(), errorcheck)
+    master.addons.add(Dumper(), KeepServing(), errorcheck)
     return master
 
 
