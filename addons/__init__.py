@@ -14,6 +14,7 @@ def default_addons() -> list[Any]:
     from proxycore.addons.save import Save
     from proxycore.addons.script import ScriptLoader
     from proxycore.addons.tlsconfig import TlsConfig
+    from proxycore.addons.upstream_auth import UpstreamAuth
 
     return [
         Core(),
@@ -21,6 +22,7 @@ def default_addons() -> list[Any]:
         ScriptLoader(),
         NextLayer(),
         TlsConfig(),
+        UpstreamAuth(),
         Save(),
         ReadFile(),
     ]
