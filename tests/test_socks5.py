@@ -12,6 +12,7 @@ from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.layers.http._hooks import HttpRequestHeadersHook
 from proxycore.layers.modes import Socks5AuthData, Socks5AuthHook, Socks5Proxy
 from proxycore.layers.tcp import TCPLayer
+from proxycore.mode_specs import ProxyMode
 from proxycore.net import socks5
 from proxycore.testing import Placeholder, Playbook, make_context, reply, run_events
 from tests.test_http_fuzz import split
@@ -158,7 +159,7 @@ def test_parsing_does_not_depend_on_chunking(data, cuts, with_auth):
 
 def socks_context(**options: object):
     tctx = make_context()
-    tctx.client.proxy_mode = "socks5"  # type: ignore[assignment]
+    tctx.client.proxy_mode = ProxyMode.parse("socks5")
     tctx.options.update(**options)
     return tctx
 

@@ -151,7 +151,8 @@ class HttpStream(Layer):
                 # The scheme toward the server is ours to say (e.g. https behind a plain
                 # reverse proxy listener), whatever the client used.
                 request.scheme = "https" if server.tls else "http"
-                request.host, request.port = address
+                # Not the host/port setters: those would rewrite the Host header too.
+                request.data.host, request.data.port = address[0], address[1]
                 if isinstance(self.context.client.proxy_mode, ReverseMode):
                     if not self.context.options.keep_host_header:
                         request.host_header = _hostport(request.scheme, *address)
