@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ipaddress
 import logging
 import os
 import socket
@@ -84,6 +85,22 @@ class _ConnectionProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.handler.writable(self, True)
+
+
+def _same_address(a: tuple[str, int], b: Any) -> bool:
+    """Same host and port, an IPv4-mapped IPv6 address counting as its IPv4 form."""
+    if not b or a[1] != b[1]:
+        return False
+
+    def plain(host: str) -> str:
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return host
+        mapped = getattr(ip, "ipv4_mapped", None)
+        return str(mapped or ip)
+
+    return plain(a[0]) == plain(b[0])
 
 
 def _free_port() -> int:
@@ -444,6 +461,14 @@ class ProxyListener:
                 destination = platform.original_addr(transport.get_extra_info("socket"))
             except (OSError, AssertionError) as e:
                 logger.error(f"Transparent mode failure: {e!r}", extra={"client": client.peername})
+                transport.close()
+                return
+            if _same_address(destination, sockname):
+                logger.warning(
+                    f"Transparent mode failure: the connection to {destination[0]}:{destination[1]} "
+                    "was not redirected (a client connected to the proxy port directly?)",
+                    extra={"client": client.peername},
+                )
                 transport.close()
                 return
             client.sockname = destination
