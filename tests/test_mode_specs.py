@@ -281,3 +281,50 @@ def test_requests_to_the_proxy_itself_are_refused():
 
 def test_socks5_mode_spec_type():
     assert isinstance(ProxyMode.parse("SOCKS5@1080"), Socks5Mode)
+
+
+# proxydump --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--mode", "foo"], "proxydump: error: Invalid proxy mode specification: foo (unknown mode)"),
+        (["-m", "reverse:tcp://example.com"],
+         "proxydump: error: Invalid proxy mode specification: reverse:tcp://example.com (Port specification missing.)"),
+        (["--set", "mode=socks5@99999"],
+         "proxydump: error: Invalid proxy mode specification: socks5@99999 (invalid port: 99999)"),
+        (["--upstream-auth", "nocolon"], "proxydump: error: Invalid upstream auth specification: nocolon"),
+        (["--set", "upstream_auth=nocolon"], "proxydump: error: Invalid upstream auth specification: nocolon"),
+    ],
+)
+def test_proxydump_rejects_bad_modes_with_one_line(args, message):
+    from tests.test_cli import run
+
+    r = run(*args)
+    assert r.returncode == 1
+    assert r.stderr.strip() == message
+    assert r.stdout == ""
+
+
+def test_proxydump_starts_every_mode_given(tmp_path):
+    """-m and --set mode= both work; each listener announces itself as mitmdump does."""
+    from tests.test_cli import start, wait_listening
+
+    regular, socks, reverse = free_port(), free_port(), free_port()
+    proc = start(
+        "--listen-host", "127.0.0.1", "--set", f"confdir={tmp_path}",
+        "-m", f"regular@{regular}", "--mode", f"socks5@{socks}",
+        "--mode", f"reverse:http://example.com@{reverse}", "--upstream-auth", "u:p",
+    )
+    try:
+        for port in (regular, socks, reverse):
+            wait_listening(proc, port)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    text = err.decode()
+    assert f"HTTP(S) proxy listening at 127.0.0.1:{regular}." in text
+    assert f"SOCKS v5 proxy listening at 127.0.0.1:{socks}." in text
+    assert f"reverse proxy to http://example.com listening at 127.0.0.1:{reverse}." in text
