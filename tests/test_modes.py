@@ -4,6 +4,8 @@ transparent, and the next_layer decisions made under each of them."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from proxycore import commands, events
 from proxycore.addons.next_layer import NextLayer as NextLayerAddon
@@ -29,7 +31,8 @@ from proxycore.layers.tcp import TCPLayer, TcpMessageHook, TcpStartHook
 from proxycore.layers.tls import ClientTLSLayer, ServerTLSLayer
 from proxycore.mode_specs import ProxyMode
 from proxycore.tcp import TCPFlow
-from proxycore.testing import BytesMatching, Placeholder, Playbook, make_context, reply
+from proxycore.testing import BytesMatching, Placeholder, Playbook, make_context, reply, run_events
+from tests.test_http_fuzz import split
 
 TLS_HELLO_START = b"\x16\x03\x01\x00\x05hello"
 
@@ -222,6 +225,7 @@ def test_connect_without_host_header_when_disabled():
         (b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n",
          rb"Upstream proxy proxy\.test:3128 refused HTTP CONNECT request: 407 Proxy Authentication Required"),
         (b"SSH-2.0-OpenSSH\r\n\r\n", rb"Error connecting to proxy\.test:3128: bad HTTP response line"),
+        (b"x" * 70000, rb"Error connecting to proxy\.test:3128: response head too long"),
     ],
 )
 def test_upstream_refusing_connect_gives_502_with_its_reason(answer, reason):
@@ -531,3 +535,38 @@ def test_transparent_unreachable_destination_closes_the_client():
         >> reply("No route to host")
         << commands.CloseConnection(tctx.client)
     )
+
+
+connect_answers = st.one_of(
+    st.binary(max_size=120),
+    st.sampled_from([
+        b"HTTP/1.1 200 Connection established\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\nProxy-Agent: x\r\n\r\nbanner",
+        b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 502 Bad Gateway\r\n\r\n",
+    ]).flatmap(lambda answer: st.binary(max_size=20).map(lambda extra: answer + extra)),
+)
+
+
+def tunnel_outcome(chunks: list[bytes], close: bool):
+    """Run a TCP child through a tunnel whose proxy answers with ``chunks``."""
+    tctx = make_context()
+    tctx.server = Server(address=("example.com", 22), via=("http", ("proxy.test", 3128)))
+    proxy = Server(address=("proxy.test", 3128))
+    tunnel = HttpUpstreamTunnel(tctx, proxy, True, TCPLayer(tctx, ignore=True))
+    evs: list[events.Event] = [events.DataReceived(proxy, chunk) for chunk in chunks]
+    if close:
+        evs.append(events.ConnectionClosed(proxy))
+    issued = run_events(tunnel, evs)
+    to_client = b"".join(c.data for c in issued if isinstance(c, commands.SendData) and c.connection is tctx.client)
+    return tunnel.state, tctx.server.error, to_client
+
+
+@given(connect_answers, st.lists(st.integers(0, 200), max_size=8), st.booleans())
+def test_tunnel_never_raises_and_does_not_depend_on_chunking(data, cuts, close):
+    outcome = tunnel_outcome(split(data, cuts), close)
+    assert outcome == tunnel_outcome([data], close)
+    state, error, to_client = outcome
+    if data.startswith(b"HTTP/1.1 200 Connection established\r\n\r\n"):
+        assert state in ("open", "closed") and error is None
+        assert to_client == data[len(b"HTTP/1.1 200 Connection established\r\n\r\n"):]

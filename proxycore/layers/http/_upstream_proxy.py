@@ -24,6 +24,8 @@ from proxycore.layer import CommandGenerator, Layer, NextLayer
 from proxycore.layers.http._hooks import HttpConnectUpstreamHook
 from proxycore.net import http1
 
+MAX_RESPONSE_HEAD = 64 * 1024  # an upstream proxy's answer to CONNECT is a few hundred bytes
+
 
 def connect_authority(address: tuple[str, int]) -> bytes:
     """``host:port`` for a CONNECT request line, IPv6 literals in brackets (RFC 3986)."""
@@ -165,6 +167,8 @@ class HttpUpstreamTunnel(Layer):
         self.buf += data
         end = http1.find_head_end(self.buf)
         if end == -1:
+            if len(self.buf) > MAX_RESPONSE_HEAD:
+                yield from self.tunnel_failed(f"Error connecting to {self.proxy_name}: response head too long")
             return
         head, rest = self.buf[:end], self.buf[end:]
         self.buf = b""
