@@ -119,7 +119,28 @@ def test_upstream_absolute_form_follows_a_changed_host():
     )
 
 
-def connect_through_upstream(tctx, **hook_effects):
+def test_upstream_absolute_form_without_authority():
+    """A request that lost its authority (e.g. recorded in regular mode) still goes out in full."""
+    tctx = mode_context("upstream:http://proxy.test:3128")
+    proxy = Placeholder(Server)
+
+    def drop_authority(flow: HTTPFlow) -> None:
+        flow.request.authority = ""
+
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.upstream))
+        >> events.DataReceived(tctx.client, b"GET http://example.com:8080/p HTTP/1.1\r\nHost: example.com:8080\r\n\r\n")
+        << HttpRequestHeadersHook(Placeholder(HTTPFlow))
+        >> reply(side_effect=drop_authority)
+        << HttpRequestHook(Placeholder(HTTPFlow))
+        >> reply()
+        << commands.OpenConnection(proxy)
+        >> reply(None)
+        << commands.SendData(proxy, b"GET http://example.com:8080/p HTTP/1.1\r\nHost: example.com:8080\r\n\r\n")
+    )
+
+
+def connect_through_upstream(tctx):
     """A client CONNECT in upstream mode with plain HTTP inside, up to the CONNECT we send."""
     proxy = Placeholder(Server)
     playbook = (
