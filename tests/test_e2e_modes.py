@@ -336,3 +336,17 @@ def test_socks5_with_credentials(tmp_path, origin):
         logged(proxy, "authentication failed")
     finally:
         stop(proxy)
+
+
+def test_socks5_ipv6_target(socks):
+    try:
+        server, port = start_http(host="::1")
+    except OSError as e:
+        pytest.skip(f"no IPv6 loopback here: {e}")
+    try:
+        r = run_curl("--socks5", f"127.0.0.1:{socks.port}", f"http://[::1]:{port}/v6")
+        assert json.loads(r.stdout)["path"] == "/v6", r
+        socks.wait_output(f"GET http://[::1]:{port}/v6")
+    finally:
+        server.shutdown()
+        server.server_close()
