@@ -17,6 +17,7 @@ def default_addons() -> list[Any]:
     from proxycore.addons.script import ScriptLoader
     from proxycore.addons.serverplayback import ServerPlayback
     from proxycore.addons.tlsconfig import TlsConfig
+    from proxycore.addons.upstream_auth import UpstreamAuth
 
     return [
         Core(),
@@ -24,6 +25,7 @@ def default_addons() -> list[Any]:
         ScriptLoader(),
         NextLayer(),
         TlsConfig(),
+        UpstreamAuth(),
         Save(),
         ReadFile(),
         ServerPlayback(),

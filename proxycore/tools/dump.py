@@ -64,7 +64,8 @@ def make_parser() -> argparse.ArgumentParser:
         "--mode",
         action="append",
         metavar="MODE",
-        help="The proxy server type(s) to spawn, e.g. regular or regular@8081. "
+        help="The proxy server type(s) to spawn, as mode[:data][@[host:]port]: regular, "
+        "upstream:URL, reverse:URL, socks5, transparent, e.g. socks5@1080. "
         "May be passed multiple times.",
     )
     parser.add_argument(
@@ -98,6 +99,10 @@ def make_parser() -> argparse.ArgumentParser:
     group.add_argument(
         "--tcp-hosts", dest="tcp_hosts", action="append", metavar="HOST",
         help="Treat matching hosts as raw TCP (regex on host:port); repeatable.",
+    )
+    group.add_argument(
+        "--upstream-auth", dest="upstream_auth", metavar="USER:PASS",
+        help="HTTP Basic credentials for the upstream proxy (upstream mode) or the target (reverse mode).",
     )
     files = parser.add_argument_group("Flow files")
     files.add_argument(
@@ -173,6 +178,7 @@ def flag_options(args: argparse.Namespace) -> dict[str, Any]:
         "ignore_hosts",
         "allow_hosts",
         "tcp_hosts",
+        "upstream_auth",
         "certs",
         "save_stream_file",
         "rfile",
