@@ -136,7 +136,8 @@ class HttpStream(Layer):
                 del continue_.headers["content-length"]
                 yield SendHttp(ResponseHeaders(self.stream_id, continue_), self.context.client)
         self._handle_event = self.state_consume_request
-        if request.stream:
+        # An addon that already answered (e.g. proxyauth's 407) must not be bypassed by streaming.
+        if request.stream and self.flow.response is None:
             yield from self.start_request_stream(event.end_stream)
 
     def _prepare_request(self) -> str | None:
@@ -182,7 +183,8 @@ class HttpStream(Layer):
         if isinstance(event, RequestData):
             self.request_body.append(event.data)
             limit = _parse_size(self.context.options.stream_large_bodies)
-            if limit is not None and sum(map(len, self.request_body)) > limit:
+            answered = self.flow.response is not None
+            if limit is not None and not answered and sum(map(len, self.request_body)) > limit:
                 self.flow.request.stream = True
                 yield from self.start_request_stream(False)
         elif isinstance(event, RequestTrailers):
