@@ -85,9 +85,11 @@ class ThreadingServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
 
-def start_http(tls_dir: Path | None = None) -> tuple[ThreadingServer, int]:
+def start_http(
+    tls_dir: Path | None = None, handler: type[Handler] = Handler
+) -> tuple[ThreadingServer, int]:
     """Start an HTTP (or HTTPS, with a self-signed cert) server on a free port."""
-    server = ThreadingServer(("127.0.0.1", 0), Handler)
+    server = ThreadingServer(("127.0.0.1", 0), handler)
     if tls_dir is not None:
         cert, key = make_self_signed(tls_dir)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
