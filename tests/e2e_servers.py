@@ -81,6 +81,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_PUT = do_POST
 
 
+class RecordingHandler(Handler):
+    """The echo server, remembering every request path it was sent (to prove one never came)."""
+
+    seen: list[str] = []
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()
+        if ok:
+            self.seen.append(self.path)
+        return ok
+
+
 class ThreadingServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 

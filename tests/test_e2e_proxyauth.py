@@ -15,7 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e_servers import Handler, start_http
+from tests.e2e_servers import RecordingHandler as Recording
+from tests.e2e_servers import start_http
 from tests.test_cli import assert_clean_failure, run
 from tests.test_e2e import Proxy
 from tests.test_htpasswd import KNOWN, PASSWORD
@@ -30,18 +31,6 @@ GOOD = "Basic " + base64.b64encode(f"{USER}:{SECRET}".encode()).decode()
 WRONG = "Basic " + base64.b64encode(f"{USER}:nope".encode()).decode()
 # Valid base64 followed by junk: a lenient decoder (binascii.a2b_base64) would still read it.
 SLOPPY = GOOD + "!!"
-
-
-class Recording(Handler):
-    """The usual echo server, remembering every request path it was sent."""
-
-    seen: list[str] = []
-
-    def parse_request(self) -> bool:
-        ok = super().parse_request()
-        if ok:
-            self.seen.append(self.path)
-        return ok
 
 
 @pytest.fixture(scope="module")
