@@ -55,12 +55,12 @@ class ProxyAuth:
             )
 
     def http_connect(self, flow: HTTPFlow) -> None:
-        if self.validator is not None and self.authenticate_http(flow):
+        if self.validator is not None and flow.live and self.authenticate_http(flow):
             self.authenticated[flow.client_conn] = flow.metadata["proxyauth"]
 
     def requestheaders(self, flow: HTTPFlow) -> None:
-        if self.validator is None:
-            return
+        if self.validator is None or not flow.live:
+            return  # flows read from a file never reach the network
         if flow.client_conn in self.authenticated:
             flow.metadata["proxyauth"] = self.authenticated[flow.client_conn]
         elif not flow.is_replay:

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -337,3 +338,12 @@ def test_malformed_htpasswd_exits_with_one_line(tmp_path):
     path.write_text("alice:plain-text-password\n")
     r = run("-p", "0", "--proxyauth", f"@{path}")
     assert_clean_failure(r, "proxydump: error:", "unsupported hash for user 'alice'")
+
+
+def test_flows_read_from_a_file_are_not_challenged(tmp_path):
+    corpus = str(Path(__file__).parent / "data" / "corpus-all.mitm")
+    plain = run("-n", "-r", corpus, "--set", f"confdir={tmp_path}")
+    with_auth = run("-n", "-r", corpus, "--set", f"confdir={tmp_path}", "--proxyauth", "a:b")
+    assert plain.returncode == with_auth.returncode == 0
+    assert " << 200 " in plain.stdout
+    assert with_auth.stdout == plain.stdout

@@ -268,6 +268,14 @@ def test_replayed_flows_are_not_challenged(auth):
     assert flow.response is None
 
 
+def test_flows_read_from_a_file_are_left_alone(auth):
+    flow = tflow()
+    flow.live = False
+    auth.requestheaders(flow)
+    auth.http_connect(flow)
+    assert flow.response is None
+
+
 def test_reverse_mode_uses_401_and_authorization(auth):
     flow = tflow(mode="reverse:http://127.0.0.1:9", headers=(("Proxy-Authorization", GOOD),))
     auth.requestheaders(flow)
