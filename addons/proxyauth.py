@@ -8,12 +8,14 @@ carry credentials on every request, as clients do.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
 import logging
 import weakref
-from collections.abc import Callable, MutableMapping
+from collections import OrderedDict
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +29,6 @@ logger = logging.getLogger("proxycore.proxyauth")
 
 REALM = "mitmproxy"  # what mitmproxy announces; clients may have remembered credentials for it
 
-Validator = Callable[[str, str], bool]
-
-
 class ProxyAuth:
     def __init__(self) -> None:
         self.validator: Validator | None = None
@@ -41,11 +40,12 @@ class ProxyAuth:
         if "proxyauth" in updated:
             self.validator = make_validator(ctx.options.proxyauth)
 
-    def socks5_auth(self, data: Any) -> None:
+    async def socks5_auth(self, data: Any) -> None:
         """SOCKS5 username/password sub-negotiation: set ``data.valid`` for good credentials."""
-        if self.validator is None:
+        validator = self.validator
+        if validator is None:
             return
-        if self.validator(data.username, data.password):
+        if await validator.check(data.username, data.password):
             data.valid = True
             self.authenticated[data.client_conn] = (data.username, data.password)
         else:
@@ -54,26 +54,27 @@ class ProxyAuth:
                 f"from {_peer(data.client_conn)}."
             )
 
-    def http_connect(self, flow: HTTPFlow) -> None:
-        if self.validator is not None and flow.live and self.authenticate_http(flow):
+    async def http_connect(self, flow: HTTPFlow) -> None:
+        if self.validator is not None and flow.live and await self.authenticate_http(flow):
             self.authenticated[flow.client_conn] = flow.metadata["proxyauth"]
 
-    def requestheaders(self, flow: HTTPFlow) -> None:
+    async def requestheaders(self, flow: HTTPFlow) -> None:
         if self.validator is None or not flow.live:
             return  # flows read from a file never reach the network
         if flow.client_conn in self.authenticated:
             flow.metadata["proxyauth"] = self.authenticated[flow.client_conn]
         elif not flow.is_replay:
-            self.authenticate_http(flow)
+            await self.authenticate_http(flow)
 
-    def authenticate_http(self, flow: HTTPFlow) -> bool:
+    async def authenticate_http(self, flow: HTTPFlow) -> bool:
         """Check the flow's credentials: strip the header if they are good, else answer 401/407."""
-        assert self.validator is not None
+        validator = self.validator
+        assert validator is not None
         is_proxy = is_http_proxy(flow)
         header = "Proxy-Authorization" if is_proxy else "Authorization"
         values = flow.request.headers.get_all(header)
         credentials = parse_basic_auth(values[0]) if len(values) == 1 else None
-        if credentials is not None and self.validator(*credentials):
+        if credentials is not None and await validator.check(*credentials):
             flow.metadata["proxyauth"] = credentials
             del flow.request.headers[header]
             return True
@@ -89,45 +90,95 @@ class ProxyAuth:
         return False
 
 
+class Validator:
+    """Checks a username and password. ``check`` is what the proxy awaits."""
+
+    def __call__(self, username: str, password: str) -> bool:
+        raise NotImplementedError
+
+    async def check(self, username: str, password: str) -> bool:
+        return self(username, password)
+
+
+class AcceptAll(Validator):
+    def __call__(self, username: str, password: str) -> bool:
+        return True
+
+
+class SingleUser(Validator):
+    def __init__(self, spec: str) -> None:
+        username, _, _ = spec.partition(":")
+        if not username:
+            raise OptionsError("Invalid single-user auth specification: the username is empty.")
+        self.username = username
+        self._expected = spec.encode("utf-8", "surrogateescape")
+
+    def __call__(self, username: str, password: str) -> bool:
+        given = f"{username}:{password}".encode("utf-8", "surrogateescape")
+        return username == self.username and hmac.compare_digest(given, self._expected)
+
+
+class Htpasswd(Validator):
+    """Users of an htpasswd file.
+
+    Password hashes are made to be slow (bcrypt at cost 12 takes a third of a second), so
+    ``check`` hashes in a worker thread, never stalling other connections, and remembers the
+    last credentials that were right: a client sending them with every request pays once.
+    """
+
+    REMEMBERED = 256
+
+    def __init__(self, path_text: str) -> None:
+        path = Path(path_text).expanduser()
+        try:
+            self.htpasswd = HtpasswdFile.from_file(path)
+        except OSError as e:
+            raise OptionsError(f"Could not open htpasswd file: {path} ({e.strerror or e})") from None
+        except HtpasswdError as e:
+            raise OptionsError(f"Invalid htpasswd file {path}: {e}") from None
+        self._verified: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    def __call__(self, username: str, password: str) -> bool:
+        return self._remembered(username, password) or self._remember(
+            username, password, self.htpasswd.check_password(username, password)
+        )
+
+    async def check(self, username: str, password: str) -> bool:
+        if self._remembered(username, password):
+            return True
+        valid = await asyncio.to_thread(self.htpasswd.check_password, username, password)
+        return self._remember(username, password, valid)
+
+    def _remembered(self, username: str, password: str) -> bool:
+        key = (username, password)
+        if key in self._verified:
+            self._verified.move_to_end(key)
+            return True
+        return False
+
+    def _remember(self, username: str, password: str, valid: bool) -> bool:
+        if valid:
+            self._verified[(username, password)] = None
+            while len(self._verified) > self.REMEMBERED:
+                self._verified.popitem(last=False)
+        return valid
+
+
 def make_validator(spec: str | None) -> Validator | None:
     """The credential check for a ``proxyauth`` value; OptionsError if it cannot be used."""
     if not spec:
         return None
     if spec == "any":
-        return lambda username, password: True
+        return AcceptAll()
     if spec.startswith("@"):
-        return htpasswd_validator(spec[1:])
+        return Htpasswd(spec[1:])
     if spec.startswith(("ldap:", "ldaps:")):
         raise OptionsError("LDAP proxy authentication (proxyauth=ldap:...) is not supported.")
     if ":" in spec:
-        return single_user_validator(spec)
+        return SingleUser(spec)
     raise OptionsError(
         f"Invalid proxyauth specification {spec!r}: expected user:pass, any or @path/to/htpasswd."
     )
-
-
-def single_user_validator(spec: str) -> Validator:
-    username, _, password = spec.partition(":")
-    if not username:
-        raise OptionsError("Invalid single-user auth specification: the username is empty.")
-    expected = spec.encode("utf-8", "surrogateescape")
-
-    def check(user: str, pw: str) -> bool:
-        given = f"{user}:{pw}".encode("utf-8", "surrogateescape")
-        return user == username and hmac.compare_digest(given, expected)
-
-    return check
-
-
-def htpasswd_validator(path_text: str) -> Validator:
-    path = Path(path_text).expanduser()
-    try:
-        htpasswd = HtpasswdFile.from_file(path)
-    except OSError as e:
-        raise OptionsError(f"Could not open htpasswd file: {path} ({e.strerror or e})") from None
-    except HtpasswdError as e:
-        raise OptionsError(f"Invalid htpasswd file {path}: {e}") from None
-    return htpasswd.check_password
 
 
 def parse_basic_auth(value: str) -> tuple[str, str] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from dataclasses import dataclass
@@ -35,6 +36,11 @@ class Socks5AuthData:
     username: str
     password: str
     valid: bool = False
+
+
+def run(hook_call):
+    """Hooks of this addon are coroutines: run one to completion."""
+    return asyncio.run(hook_call)
 
 
 @pytest.fixture
@@ -106,6 +112,40 @@ def test_htpasswd_errors(tmp_path):
         make_validator(f"@{bad}")
 
 
+def test_htpasswd_hashes_off_the_event_loop_and_remembers_good_credentials(tmp_path, monkeypatch):
+    import threading
+
+    path = tmp_path / "users"
+    path.write_text(SHA1_HTPASSWD)
+    validator = make_validator(f"@{path}")
+    calls: list[tuple[str, int]] = []
+    original = validator.htpasswd.check_password
+
+    def recording(username, password):
+        calls.append((password, threading.get_ident()))
+        return original(username, password)
+
+    monkeypatch.setattr(validator.htpasswd, "check_password", recording)
+    assert run(validator.check("alice", "secret"))
+    assert calls[0][1] != threading.get_ident()  # hashed in a worker thread
+    assert run(validator.check("alice", "secret"))
+    assert validator("alice", "secret")
+    assert len(calls) == 1  # remembered
+    assert not run(validator.check("alice", "wrong"))
+    assert not run(validator.check("alice", "wrong"))
+    assert [c[0] for c in calls] == ["secret", "wrong", "wrong"]  # failures are never remembered
+
+
+def test_htpasswd_remembers_a_bounded_number(tmp_path, monkeypatch):
+    path = tmp_path / "users"
+    path.write_text(SHA1_HTPASSWD)
+    validator = make_validator(f"@{path}")
+    monkeypatch.setattr(validator.htpasswd, "check_password", lambda u, p: True)
+    for i in range(validator.REMEMBERED + 50):
+        assert run(validator.check("alice", str(i)))
+    assert len(validator._verified) == validator.REMEMBERED
+
+
 def test_bad_option_is_refused_and_the_old_one_kept(auth):
     from proxycore import ctx
 
@@ -113,7 +153,7 @@ def test_bad_option_is_refused_and_the_old_one_kept(auth):
         ctx.options.update(proxyauth="@/does/not/exist")
     assert ctx.options.proxyauth == "alice:secret"
     flow = tflow(headers=(("Proxy-Authorization", GOOD),))
-    auth.requestheaders(flow)
+    run(auth.requestheaders(flow))
     assert flow.response is None
 
 
@@ -176,7 +216,7 @@ def test_basic_auth_round_trip(user, password):
 
 def test_missing_credentials_get_407(auth):
     flow = tflow()
-    auth.requestheaders(flow)
+    run(auth.requestheaders(flow))
     assert flow.response.status_code == 407
     assert flow.response.reason == "Proxy Authentication Required"
     assert flow.response.headers["Proxy-Authenticate"] == 'Basic realm="mitmproxy"'
@@ -185,7 +225,7 @@ def test_missing_credentials_get_407(auth):
 
 def test_good_credentials_pass_and_are_stripped(auth):
     flow = tflow(headers=(("proxy-AUTHORIZATION", GOOD), ("X-Other", "1")))
-    auth.requestheaders(flow)
+    run(auth.requestheaders(flow))
     assert flow.response is None
     assert "proxy-authorization" not in flow.request.headers
     assert flow.request.headers["x-other"] == "1"
@@ -205,16 +245,16 @@ def test_good_credentials_pass_and_are_stripped(auth):
 )
 def test_bad_credentials_get_407(auth, headers):
     flow = tflow(headers=headers)
-    auth.requestheaders(flow)
+    run(auth.requestheaders(flow))
     assert flow.response.status_code == 407
     assert flow.request.headers.get_all("proxy-authorization") == [v for k, v in headers if k.lower() == "proxy-authorization"]
 
 
 def test_failures_are_logged_without_the_password(auth, caplog):
     with caplog.at_level(logging.DEBUG, logger="proxycore.proxyauth"):
-        auth.requestheaders(tflow(headers=(("Proxy-Authorization", make_basic_auth("alice", "hunter2")),)))
-        auth.requestheaders(tflow(headers=(("Proxy-Authorization", "Basic %%%"),)))
-        auth.requestheaders(tflow())
+        run(auth.requestheaders(tflow(headers=(("Proxy-Authorization", make_basic_auth("alice", "hunter2")),))))
+        run(auth.requestheaders(tflow(headers=(("Proxy-Authorization", "Basic %%%"),))))
+        run(auth.requestheaders(tflow()))
     messages = [(r.levelname, r.getMessage()) for r in caplog.records]
     assert messages == [
         ("WARNING", "Authentication failed for user 'alice' from 127.0.0.1:50000."),
@@ -227,10 +267,10 @@ def test_failures_are_logged_without_the_password(auth, caplog):
 def test_every_plain_request_needs_credentials(auth):
     client = Client(peername=("127.0.0.1", 1), proxy_mode="regular")
     first = tflow(client=client, headers=(("Proxy-Authorization", GOOD),))
-    auth.requestheaders(first)
+    run(auth.requestheaders(first))
     assert first.response is None
     second = tflow(client=client)  # same keep-alive connection, no credentials
-    auth.requestheaders(second)
+    run(auth.requestheaders(second))
     assert second.response.status_code == 407
 
 
@@ -238,15 +278,15 @@ def test_connect_authenticates_the_connection(auth):
     client = Client(peername=("127.0.0.1", 1), proxy_mode="regular")
     connect = tflow("http://example.com:443/", method="CONNECT", client=client,
                     headers=(("Proxy-Authorization", GOOD),))
-    auth.http_connect(connect)
+    run(auth.http_connect(connect))
     assert connect.response is None
     assert "proxy-authorization" not in connect.request.headers
     inner = tflow("https://example.com/secret", client=client)
-    auth.requestheaders(inner)
+    run(auth.requestheaders(inner))
     assert inner.response is None
     assert inner.metadata["proxyauth"] == ("alice", "secret")
     other_client = tflow("https://other.example/", method="CONNECT")
-    auth.http_connect(other_client)
+    run(auth.http_connect(other_client))
     assert other_client.response.status_code == 407
 
 
@@ -254,38 +294,38 @@ def test_refused_connect_does_not_authenticate(auth):
     client = Client(peername=("127.0.0.1", 1), proxy_mode="regular")
     connect = tflow("http://example.com:443/", method="CONNECT", client=client,
                     headers=(("Proxy-Authorization", make_basic_auth("alice", "nope")),))
-    auth.http_connect(connect)
+    run(auth.http_connect(connect))
     assert connect.response.status_code == 407
     inner = tflow("https://example.com/", client=client)
-    auth.requestheaders(inner)
+    run(auth.requestheaders(inner))
     assert inner.response.status_code == 407
 
 
 def test_replayed_flows_are_not_challenged(auth):
     flow = tflow()
     flow.is_replay = "request"
-    auth.requestheaders(flow)
+    run(auth.requestheaders(flow))
     assert flow.response is None
 
 
 def test_flows_read_from_a_file_are_left_alone(auth):
     flow = tflow()
     flow.live = False
-    auth.requestheaders(flow)
-    auth.http_connect(flow)
+    run(auth.requestheaders(flow))
+    run(auth.http_connect(flow))
     assert flow.response is None
 
 
 def test_reverse_mode_uses_401_and_authorization(auth):
     flow = tflow(mode="reverse:http://127.0.0.1:9", headers=(("Proxy-Authorization", GOOD),))
-    auth.requestheaders(flow)
+    run(auth.requestheaders(flow))
     assert flow.response.status_code == 401
     assert flow.response.headers["WWW-Authenticate"] == 'Basic realm="mitmproxy"'
     assert "Proxy-Authenticate" not in flow.response.headers
     assert b"401 Unauthorized" in flow.response.content
 
     ok = tflow(mode="reverse:http://127.0.0.1:9", headers=(("Authorization", GOOD),))
-    auth.requestheaders(ok)
+    run(auth.requestheaders(ok))
     assert ok.response is None
     assert "authorization" not in ok.request.headers
 
@@ -303,7 +343,7 @@ def test_reverse_mode_uses_401_and_authorization(auth):
 )
 def test_modes(auth, mode, proxy):
     flow = tflow(mode=mode)
-    auth.requestheaders(flow)
+    run(auth.requestheaders(flow))
     assert flow.response.status_code == (407 if proxy else 401)
 
 
@@ -319,15 +359,15 @@ def test_off_means_no_checks():
     addon = ProxyAuth()
     master = load(addon)
     flow = tflow()
-    addon.requestheaders(flow)
-    addon.http_connect(flow)
+    run(addon.requestheaders(flow))
+    run(addon.http_connect(flow))
     assert flow.response is None
     master.options.update(proxyauth="any")
-    addon.requestheaders(flow)
+    run(addon.requestheaders(flow))
     assert flow.response.status_code == 407  # "any" still needs a well-formed header
     master.options.update(proxyauth=None)
     good = tflow()
-    addon.requestheaders(good)
+    run(addon.requestheaders(good))
     assert good.response is None
 
 
@@ -337,15 +377,15 @@ def test_off_means_no_checks():
 def test_socks5_auth(auth, caplog):
     client = Client(peername=("127.0.0.1", 7), proxy_mode="socks5")
     data = Socks5AuthData(client, "alice", "secret")
-    auth.socks5_auth(data)
+    run(auth.socks5_auth(data))
     assert data.valid
     inner = tflow(client=client)
-    auth.requestheaders(inner)
+    run(auth.requestheaders(inner))
     assert inner.response is None and inner.metadata["proxyauth"] == ("alice", "secret")
 
     with caplog.at_level(logging.WARNING):
         bad = Socks5AuthData(Client(peername=("127.0.0.1", 8)), "alice", "wrong")
-        auth.socks5_auth(bad)
+        run(auth.socks5_auth(bad))
     assert not bad.valid
     assert "SOCKS5 authentication failed for user 'alice' from 127.0.0.1:8." in caplog.text
 
@@ -354,5 +394,5 @@ def test_socks5_without_proxyauth_leaves_data_alone():
     addon = ProxyAuth()
     load(addon)
     data = Socks5AuthData(Client(), "a", "b")
-    addon.socks5_auth(data)
+    run(addon.socks5_auth(data))
     assert not data.valid
