@@ -126,6 +126,18 @@ def test_parse_modify_spec_raises_only_spec_error(text):
 
 
 @given(st.text())
+def test_map_rule_parsers_raise_only_spec_error(text):
+    from proxycore.addons.maplocal import parse_map_local_spec
+    from proxycore.addons.mapremote import parse_map_remote_spec
+
+    for parse in (parse_map_remote_spec, parse_map_local_spec):  # map_local only stats the path
+        try:
+            parse(text)
+        except SpecError:
+            pass
+
+
+@given(st.text())
 def test_unescape_raises_only_spec_error(text):
     try:
         unescape(text)
