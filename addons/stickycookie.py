@@ -64,6 +64,8 @@ class StickyCookie:
         if self.flt is None or flow.response is None:
             return
         for name, (value, raw_attrs) in flow.response.cookies.items(multi=True):
+            if not name:
+                continue  # "Set-Cookie: =x" or an empty header: nothing to send back
             attrs = {k.lower(): v for k, v in raw_attrs.items()}
             key = jar_key(attrs, flow)
             if not domain_match(flow.request.host, key[0]):

@@ -463,6 +463,17 @@ def test_stickycookie_expiry_removes():
     assert "cookie" not in request.request.headers
 
 
+def test_stickycookie_ignores_nameless_cookies():
+    addon = StickyCookie()
+    load(addon, stickycookie=".*")
+    flow = tflow()
+    flow.response = tresponse(headers=(("Set-Cookie", "=x"), ("Set-Cookie", ""), ("Set-Cookie", "ok=1")))
+    addon.response(flow)
+    request = tflow()
+    addon.request(request)
+    assert request.request.headers["cookie"] == "ok=1"
+
+
 def test_cookie_expiry_rules():
     now = 1_700_000_000.0
     assert not is_expired({}, now)
