@@ -20,6 +20,23 @@ _BOOL_FLAGS = (
     ("showhost", None, "Use the Host header to construct URLs for display."),
     ("server", "n", "Do not start a proxy server (e.g. only run scripts)."),
     ("ssl_insecure", "k", "Do not verify upstream server SSL/TLS certificates."),
+    ("anticache", None, "Strip out request headers that might cause the server to return 304-not-modified."),
+    ("anticomp", None, "Try to convince servers to send us un-compressed data."),
+)
+# Rule options of the map/modify addons: (group title, short flag, flag, help); repeatable.
+_PATTERN_FLAGS = (
+    ("Map Remote", "M", "--map-remote",
+     'Map remote resources to another remote URL: "[/flow-filter]/url-regex/replacement"; '
+     "the separator can be any character. Repeatable."),
+    ("Map Local", None, "--map-local",
+     'Map remote resources to a local file or directory: '
+     '"[/flow-filter]/url-regex/file-or-directory-path". Repeatable.'),
+    ("Modify Body", "B", "--modify-body",
+     'Replace in bodies: "[/flow-filter]/regex/[@]replacement" (@ reads the replacement from '
+     "a file). Repeatable."),
+    ("Modify Headers", "H", "--modify-headers",
+     'Set headers: "[/flow-filter]/header-name/[@]header-value" (@ reads the value from a '
+     "file; an empty value removes the header). Repeatable."),
 )
 # Server replay switches (declared by the ServerPlayback addon), in the "Server Replay" group.
 _REPLAY_BOOL_FLAGS = (
@@ -84,6 +101,14 @@ def make_parser() -> argparse.ArgumentParser:
     )
     for name, short, text in _BOOL_FLAGS:
         _bool_flag(parser, name, short, text)
+    parser.add_argument(
+        "--stickycookie", dest="stickycookie", metavar="FILTER",
+        help="Set sticky cookie filter. Matched against requests.",
+    )
+    parser.add_argument(
+        "--stickyauth", dest="stickyauth", metavar="FILTER",
+        help="Set sticky auth filter. Matched against requests.",
+    )
 
     group = parser.add_argument_group("Proxy Options")
     group.add_argument("--listen-host", dest="listen_host", metavar="HOST", help="Address to bind the proxy to.")
@@ -103,6 +128,11 @@ def make_parser() -> argparse.ArgumentParser:
     group.add_argument(
         "--upstream-auth", dest="upstream_auth", metavar="USER:PASS",
         help="HTTP Basic credentials for the upstream proxy (upstream mode) or the target (reverse mode).",
+    )
+    group.add_argument(
+        "--proxyauth", dest="proxyauth", metavar="SPEC",
+        help='Require proxy authentication: "username:pass", "any" to accept any user/pass '
+        'combination, or "@path" to use an Apache htpasswd file.',
     )
     files = parser.add_argument_group("Flow files")
     files.add_argument(
@@ -140,6 +170,11 @@ def make_parser() -> argparse.ArgumentParser:
         "--certs", dest="certs", action="append", metavar="SPEC",
         help='SSL certificates of the form "[domain=]path" (PEM with key); repeatable.',
     )
+    for title, short, flag, text in _PATTERN_FLAGS:
+        names = [f"-{short}", flag] if short else [flag]
+        parser.add_argument_group(title).add_argument(
+            *names, dest=flag[2:].replace("-", "_"), action="append", metavar="PATTERN", help=text
+        )
     parser.add_argument(
         "filter_args",
         nargs="...",
@@ -187,6 +222,10 @@ def flag_options(args: argparse.Namespace) -> dict[str, Any]:
         "client_replay",
         "server_replay",
         "server_replay_extra",
+        "proxyauth",
+        "stickycookie",
+        "stickyauth",
+        *(flag[2:].replace("-", "_") for _, _, flag, _ in _PATTERN_FLAGS),
         *(n for n, _, _ in _BOOL_FLAGS),
         *(n for n, _ in _REPLAY_BOOL_FLAGS),
     )

@@ -150,7 +150,8 @@ class HttpStream(Layer):
                 del continue_.headers["content-length"]
                 yield SendHttp(ResponseHeaders(self.stream_id, continue_), self.context.client)
         self._handle_event = self.state_consume_request
-        if request.stream:
+        # An addon that already answered (e.g. proxyauth's 407) must not be bypassed by streaming.
+        if request.stream and self.flow.response is None:
             yield from self.start_request_stream(event.end_stream)
 
     def _prepare_request(self) -> str | None:
@@ -209,7 +210,8 @@ class HttpStream(Layer):
                 yield from self.body_too_large(request=True, headers_hook=False)
                 return
             limit = _parse_size(self.context.options.stream_large_bodies)
-            if limit is not None and size > limit:
+            answered = self.flow.response is not None
+            if limit is not None and not answered and size > limit:
                 self.flow.request.stream = True
                 yield from self.start_request_stream(False)
         elif isinstance(event, RequestTrailers):
