@@ -46,13 +46,6 @@ def requestheaders(flow):
         _refuse(flow)
 '''
 
-# Answers the socks5_auth hook (what the proxyauth addon does for SOCKS5 clients).
-SOCKS5_AUTH = '''
-def socks5_auth(data):
-    data.valid = (data.username, data.password) == ("user", "pass")
-'''
-
-
 def run_curl(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(["curl", "-sS", "--max-time", "20", *args], capture_output=True, timeout=timeout)
 
@@ -320,11 +313,8 @@ def test_socks5_connection_refused_reply(socks):
     assert b"(5)" in r.stderr  # reply code 5: connection refused
 
 
-def test_socks5_with_credentials(tmp_path, origin):
-    proxy = Proxy(
-        ["--mode", "socks5", "--set", "proxyauth=user:pass", "-s", script(tmp_path, "socks_auth.py", SOCKS5_AUTH)],
-        tmp_path,
-    )
+def test_socks5_with_credentials_checked_by_proxyauth(tmp_path, origin):
+    proxy = Proxy(["--mode", "socks5", "--proxyauth", "user:pass"], tmp_path)
     try:
         url = f"http://localhost:{origin}/secret"
         r = run_curl("--socks5-hostname", f"user:pass@127.0.0.1:{proxy.port}", url)
