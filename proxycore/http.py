@@ -328,7 +328,69 @@ class _MessageData:
 
 
 _CHARSET = re.compile(r";\s*charset\s*=\s*([^\s;]+)", re.IGNORECASE)
-_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def parse_content_type(value: str) -> tuple[str, str, dict[str, str]] | None:
+    """``text/html; charset=UTF-8`` -> ``("text", "html", {"charset": "UTF-8"})``; None if no ``/``."""
+    kind, _, params = value.partition(";")
+    main, slash, sub = kind.partition("/")
+    if not slash:
+        return None
+    parameters: dict[str, str] = {}
+    if params:
+        for clause in params.split(";"):
+            name, eq, val = clause.partition("=")
+            if eq:
+                parameters[name.strip()] = val.strip()
+    return main.lower(), sub.lower(), parameters
+
+
+_HTML_META_CHARSET = re.compile(rb"""<meta[^>]+charset=['"]?([^'">]+)""", re.IGNORECASE)
+_XML_DECLARED_ENCODING = re.compile(rb"""<\?xml[^\?>]+encoding=['"]([^'"\?>]+)""", re.IGNORECASE)
+_CSS_CHARSET_RULE = re.compile(rb"""@charset "([^"]+)";""", re.IGNORECASE)
+_BOM_CHARSETS = (
+    (b"\x00\x00\xfe\xff", "utf-32be"),
+    (b"\xff\xfe\x00\x00", "utf-32le"),
+    (b"\xfe\xff", "utf-16be"),
+    (b"\xff\xfe", "utf-16le"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+)
+
+
+def infer_content_encoding(content_type: str, content: bytes = b"") -> str:
+    """The character set of a body, decided as mitmproxy decides it.
+
+    A byte order mark wins, then the Content-Type charset; without one, JSON, HTML,
+    XML, JavaScript and CSS default to UTF-8 (HTML/XML/CSS first look for an in-document
+    declaration) and everything else to latin-1.  GB2312/GBK become their superset GB18030.
+    """
+    charset: str | None = None
+    for bom, name in _BOM_CHARSETS:
+        if content.startswith(bom):
+            charset = name
+            break
+    else:
+        parsed = parse_content_type(content_type)
+        if parsed:
+            charset = parsed[2].get("charset")
+    if not charset and "json" in content_type:
+        charset = "utf8"
+    if not charset and "html" in content_type:
+        found = _HTML_META_CHARSET.search(content)
+        charset = found.group(1).decode("ascii", "ignore") if found else "utf8"
+    if not charset and "xml" in content_type:
+        found = _XML_DECLARED_ENCODING.search(content)
+        charset = found.group(1).decode("ascii", "ignore") if found else "utf8"
+    if not charset and ("javascript" in content_type or "ecmascript" in content_type):
+        charset = "utf8"
+    if not charset and "text/css" in content_type:
+        found = _CSS_CHARSET_RULE.match(content)
+        charset = found.group(1).decode("ascii", "ignore") if found else "utf8"
+    if not charset:
+        charset = "latin-1"
+    if charset.lower() in ("gb2312", "gbk"):
+        charset = "gb18030"
+    return charset
 
 
 class Message:
@@ -437,30 +499,18 @@ class Message:
     content = property(get_content, set_content)
 
     def _charset(self, content: bytes) -> str:
-        for bom, name in _BOMS:
-            if content.startswith(bom):
-                return name
-        content_type = self.headers.get("content-type", "")
-        match = _CHARSET.search(content_type)
-        if match:
-            return match.group(1).strip("\"'")
-        if "json" in content_type or "javascript" in content_type or "ecmascript" in content_type:
-            return "utf-8"
-        if "text/css" in content_type:
-            return "utf-8"
-        return "latin-1"
+        return infer_content_encoding(self.headers.get("content-type", ""), content)
 
     def get_text(self, strict: bool = True) -> str | None:
         content = self.get_content(strict)
         if content is None:
             return None
-        charset = self._charset(content)
         try:
-            return content.decode(charset, "strict" if strict else "surrogateescape")
+            return content.decode(self._charset(content))
         except (UnicodeDecodeError, LookupError):
             if strict:
                 raise
-            return content.decode("latin-1")
+            return content.decode("utf-8", "surrogateescape")
 
     def set_text(self, text: str | None) -> None:
         if text is None:
