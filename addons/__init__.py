@@ -12,6 +12,7 @@ def default_addons() -> list[Any]:
     from proxycore.addons.proxyserver import Proxyserver
     from proxycore.addons.readfile import ReadFile
     from proxycore.addons.save import Save
+    from proxycore.addons.savehar import SaveHar
     from proxycore.addons.script import ScriptLoader
     from proxycore.addons.tlsconfig import TlsConfig
 
@@ -23,4 +24,5 @@ def default_addons() -> list[Any]:
         TlsConfig(),
         Save(),
         ReadFile(),
+        SaveHar(),
     ]

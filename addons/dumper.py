@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from proxycore import contentviews
 from proxycore.addons.termlog import format_address
+from proxycore.http import status_reason as standard_reason
 from proxycore.textutils import cut_after_lines, escape_bytes, escape_control
 
 CONTENT_VIEW_LINES_CUTOFF = 512
@@ -55,33 +56,6 @@ _FG = {
     "cyan": "36",
     "bright_blue": "94",
 }
-
-# Reason phrases shown for HTTP/2 and HTTP/3 responses, which carry none on the wire:
-# Python's table, with the phrases mitmdump prints where they differ.
-_REASONS: dict[int, str] | None = None
-_MITMDUMP_REASONS = {
-    408: "Request Time-out",
-    413: "Payload Too Large",
-    416: "Requested Range not satisfiable",
-    418: "I'm a teapot",
-    422: "Unprocessable Content",
-    444: "No Response",
-    499: "Client Closed Request",
-    504: "Gateway Time-out",
-    505: "HTTP Version not supported",
-    507: "Insufficient Storage Space",
-}
-
-
-def standard_reason(code: int) -> str:
-    global _REASONS
-    if _REASONS is None:
-        from http import HTTPStatus
-
-        _REASONS = {s.value: s.phrase for s in HTTPStatus}
-        _REASONS.update(_MITMDUMP_REASONS)
-    return _REASONS.get(code, "")
-
 
 def pretty_size(size: int) -> str:
     """Byte counts as mitmdump prints them: ``13b``, ``1.2k``, ``340k``, ``12.0m`` (<= 5 chars)."""

@@ -31,6 +31,32 @@ _REASON_OVERRIDES = {
 }
 
 
+# The phrases mitmproxy's status code table has where Python's differs.
+_MITMPROXY_REASONS = {
+    408: "Request Time-out",
+    413: "Payload Too Large",
+    416: "Requested Range not satisfiable",
+    418: "I'm a teapot",
+    422: "Unprocessable Content",
+    444: "No Response",
+    499: "Client Closed Request",
+    504: "Gateway Time-out",
+    505: "HTTP Version not supported",
+    507: "Insufficient Storage Space",
+}
+_STATUS_REASONS: dict[int, str] | None = None
+
+
+def status_reason(code: int) -> str:
+    """mitmproxy's reason phrase for a status code, "" for codes it does not know
+    (shown for HTTP/2 and HTTP/3 responses, and used for imported HAR responses)."""
+    global _STATUS_REASONS
+    if _STATUS_REASONS is None:
+        _STATUS_REASONS = {s.value: s.phrase for s in _stdlib_http.HTTPStatus}
+        _STATUS_REASONS.update(_MITMPROXY_REASONS)
+    return _STATUS_REASONS.get(code, "")
+
+
 def reason_phrase(status_code: int) -> str:
     """Standard reason phrase for a status code ("Unknown" when there is none)."""
     if status_code in _REASON_OVERRIDES:
@@ -535,7 +561,12 @@ class Message:
         return json.loads(content, **kwargs)
 
     def decode(self, strict: bool = True) -> None:
-        """Remove the Content-Encoding, keeping the decoded body."""
+        """Remove the Content-Encoding, keeping the decoded body.
+
+        Without a body (streamed, or the answer to HEAD) nothing changes, as the
+        Content-Length could not be made right."""
+        if not self.data.content:
+            return
         decoded = self.get_content(strict)
         self.headers.pop("content-encoding", None)
         self.set_content(decoded)
@@ -804,13 +835,9 @@ class Request(Message):
         self._set_query(list(value.items()) if isinstance(value, Mapping) else list(value))
 
     def _get_cookies(self) -> list[tuple[str, str]]:
-        pairs: list[tuple[str, str]] = []
-        for header in self.headers.get_all("cookie"):
-            for part in header.split(";"):
-                name, sep, value = part.strip().partition("=")
-                if name:
-                    pairs.append((name, value))
-        return pairs
+        from proxycore.cookies import parse_cookie_header
+
+        return [pair for header in self.headers.get_all("cookie") for pair in parse_cookie_header(header)]
 
     def _set_cookies(self, pairs: list[tuple[str, str]]) -> None:
         if pairs:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 FOLD_OVER = 600  # bodies longer than this many lines are kept as a line count and hash
 
@@ -44,3 +45,14 @@ def cut_bodies(text: str, cutoff: int = 512) -> str:
             del out[start + 1 + cutoff :]
         out.append(line)
     return "\n".join(out)
+
+
+def fold_long_strings(value: Any, limit: int = 100_000) -> Any:
+    """A JSON value with every string longer than ``limit`` replaced by its length and SHA-256."""
+    if isinstance(value, dict):
+        return {k: fold_long_strings(v, limit) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fold_long_strings(v, limit) for v in value]
+    if isinstance(value, str) and len(value) > limit:
+        return f"<{len(value)} characters, sha256 {hashlib.sha256(value.encode()).hexdigest()}>"
+    return value
