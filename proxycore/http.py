@@ -531,11 +531,12 @@ class Message:
         content = self.get_content(strict)
         if content is None:
             return None
+        charset = self._charset(content)
         try:
-            return content.decode(self._charset(content))
-        except (UnicodeDecodeError, LookupError):
+            return content.decode(charset)
+        except (UnicodeDecodeError, LookupError) as e:
             if strict:
-                raise
+                raise ValueError(f"cannot decode the body as {charset}: {e}") from e
             return content.decode("utf-8", "surrogateescape")
 
     def set_text(self, text: str | None) -> None:

@@ -193,3 +193,24 @@ def test_xml_formatter_keeps_every_non_space_character(doc):
 def test_yaml_dumps_any_mapping(data):
     text = yamlout.dumps(data)
     assert text == "" if not data else text.endswith("\n")
+
+
+@pytest.mark.parametrize(
+    "content_type, content, charset",
+    [("", b"", "latin-1"), ("text/html", b"", "utf8"), ("text/html", b'<meta charset="iso-8859-2">', "iso-8859-2"),
+     ("application/xml", b'<?xml version="1.0" encoding="windows-1252"?>', "windows-1252"),
+     ("text/css", b'@charset "utf-16";', "utf-16"), ("text/plain; charset=GBK", b"", "gb18030"),
+     ("application/json", b"", "utf8"), ("text/plain", b"\xef\xbb\xbfx", "utf-8-sig"),
+     ("text/plain", b"\xff\xfe\x00\x00", "utf-32le"), ("application/javascript", b"", "utf8"),
+     ('text/plain; charset="utf-8"', b"", '"utf-8"')],  # quotes kept, as mitmproxy does
+)
+def test_charset_inference_like_mitmproxy(content_type, content, charset):
+    assert http.infer_content_encoding(content_type, content) == charset
+
+
+def test_get_text_falls_back_to_utf8_with_surrogates():
+    response = http.Response.make(200, b"", {"content-type": "text/plain; charset=nope"})
+    response.raw_content = b"caf\xc3\xa9 \xff"
+    assert response.get_text(strict=False) == "café \udcff"
+    with pytest.raises(ValueError, match="nope"):
+        response.get_text()  # ValueError as in mitmproxy, also for an unknown charset
