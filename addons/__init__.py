@@ -22,6 +22,7 @@ def default_addons() -> list[Any]:
     from proxycore.addons.proxyserver import Proxyserver
     from proxycore.addons.readfile import ReadFile
     from proxycore.addons.save import Save
+    from proxycore.addons.savehar import SaveHar
     from proxycore.addons.script import ScriptLoader
     from proxycore.addons.serverplayback import ServerPlayback
     from proxycore.addons.stickyauth import StickyAuth
@@ -47,6 +48,7 @@ def default_addons() -> list[Any]:
         StickyAuth(),
         StickyCookie(),
         Save(),
+        SaveHar(),
         TlsConfig(),
         UpstreamAuth(),
         ReadFile(),

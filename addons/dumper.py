@@ -5,7 +5,8 @@
 0. nothing (the flow hooks are not even implemented then, see below)
 1. ``client: METHOD url`` and `` << STATUS REASON SIZE`` (or `` << error``)
 2. 1 + request and response headers (and trailers)
-3. 2 + bodies, cut after ``content_view_lines_cutoff`` lines
+3. 2 + bodies through the content views (:mod:`proxycore.contentviews`), cut after
+   ``content_view_lines_cutoff`` lines
 4. 3 uncut
 
 Each flow is written with a single ``write`` and one ``flush``, so output stays
@@ -18,7 +19,10 @@ import os
 import sys
 from typing import IO, Any
 
+from proxycore import contentviews
 from proxycore.addons.termlog import format_address
+from proxycore.http import status_reason as standard_reason
+from proxycore.textutils import cut_after_lines, escape_bytes, escape_control
 
 CONTENT_VIEW_LINES_CUTOFF = 512
 
@@ -53,33 +57,6 @@ _FG = {
     "bright_blue": "94",
 }
 
-# Reason phrases shown for HTTP/2 and HTTP/3 responses, which carry none on the wire:
-# Python's table, with the phrases mitmdump prints where they differ.
-_REASONS: dict[int, str] | None = None
-_MITMDUMP_REASONS = {
-    408: "Request Time-out",
-    413: "Payload Too Large",
-    416: "Requested Range not satisfiable",
-    418: "I'm a teapot",
-    422: "Unprocessable Content",
-    444: "No Response",
-    499: "Client Closed Request",
-    504: "Gateway Time-out",
-    505: "HTTP Version not supported",
-    507: "Insufficient Storage Space",
-}
-
-
-def standard_reason(code: int) -> str:
-    global _REASONS
-    if _REASONS is None:
-        from http import HTTPStatus
-
-        _REASONS = {s.value: s.phrase for s in HTTPStatus}
-        _REASONS.update(_MITMDUMP_REASONS)
-    return _REASONS.get(code, "")
-
-
 def pretty_size(size: int) -> str:
     """Byte counts as mitmdump prints them: ``13b``, ``1.2k``, ``340k``, ``12.0m`` (<= 5 chars)."""
     if size < 1024:
@@ -94,111 +71,9 @@ def pretty_size(size: int) -> str:
     raise AssertionError("unreachable")
 
 
-_CONTROL = str.maketrans({i: "." for i in (*range(32), 127) if chr(i) not in "\r\n\t"})
-_CONTROL_ALL = str.maketrans({i: "." for i in (*range(32), 127)})
-
-
-def escape_control(text: str, keep_spacing: bool = True) -> str:
-    """Replace control characters with "." so a hostile URL cannot drive the terminal."""
-    return text.translate(_CONTROL if keep_spacing else _CONTROL_ALL)
-
-
-def escape_bytes(data: bytes) -> str:
-    """Header names and values: printable ASCII as is, everything else as Python escapes."""
-    try:
-        text = data.decode("ascii")
-    except UnicodeDecodeError:
-        pass
-    else:
-        if text.isprintable() and "\\" not in text:
-            return text
-    out = []
-    for b in data:
-        if b == 0x5C:
-            out.append("\\\\")
-        elif 0x20 <= b < 0x7F:
-            out.append(chr(b))
-        elif b == 0x09:
-            out.append("\\t")
-        elif b == 0x0A:
-            out.append("\\n")
-        elif b == 0x0D:
-            out.append("\\r")
-        else:
-            out.append(f"\\x{b:02x}")
-    return "".join(out)
-
-
 def indent(n: int, text: str) -> str:
     pad = " " * n
     return "\n".join(pad + line for line in str(text).strip().splitlines())
-
-
-def cut_after_lines(text: str, n: int) -> str:
-    """The first ``n`` lines of ``text`` (with their newlines)."""
-    pos = -1
-    for _ in range(max(n, 1)):
-        pos = text.find("\n", pos + 1)
-        if pos < 0:
-            return text
-    return text[: pos + 1]
-
-
-def _mostly_binary(data: bytes) -> bool:
-    """Decide between a text and a hex rendering from the first ~100 bytes."""
-    if not data:
-        return False
-    head = data[:100]
-    low = sum(1 for b in head if b < 9 or 13 < b < 32)
-    high = sum(1 for b in head if b > 126)
-    printable = len(head) - low - high
-    if printable / len(head) > 0.7:
-        return False
-    if (printable + high) / len(head) > 0.95:
-        try:
-            head.decode()
-        except UnicodeDecodeError:
-            pass
-        else:
-            return False
-    return True
-
-
-def hexdump(data: bytes) -> str:
-    lines = []
-    for off in range(0, len(data), 16):
-        part = data[off : off + 16]
-        hexes = " ".join(f"{b:02x}" for b in part).ljust(47)
-        text = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in part)
-        lines.append(f"{off:010x}: {hexes} {text}")
-    return "\n".join(lines)
-
-
-def message_data(message: Any) -> bytes | None:
-    """Body bytes to show: HTTP bodies with Content-Encoding undone (the raw bytes if that
-    fails), TCP/WebSocket messages as they are; None when the body was not kept."""
-    if not hasattr(message, "raw_content"):
-        return message.content
-    raw = message.raw_content
-    if raw is None:
-        return None
-    try:
-        data = message.content
-    except ValueError:
-        return raw
-    return raw if data is None else data
-
-
-def render_body(message: Any) -> str:
-    """Text of a message body for levels 3 and 4: decoded text, or a hex dump of binary data.
-
-    Stands in for mitmproxy's content views until proxycore has them."""
-    data = message_data(message)
-    if data is None:
-        return "Content is missing."
-    if _mostly_binary(data):
-        return hexdump(data)
-    return escape_control(data.decode("utf-8", "backslashreplace"))
 
 
 class Dumper:
@@ -214,6 +89,7 @@ class Dumper:
         self.filter: Any = None
         self.showhost = False
         self.cutoff = CONTENT_VIEW_LINES_CUTOFF
+        self.default_view = "auto"
         self._url_limit: int | None = None
         self._set_hooks(True)
 
@@ -221,6 +97,13 @@ class Dumper:
     def load(self, loader: Any) -> None:
         loader.add_option("flow_detail", int, 1, FLOW_DETAIL_HELP)
         loader.add_option("dumper_filter", str | None, None, "Limit which flows are dumped.")
+        loader.add_option(
+            "dumper_default_contentview",
+            str,
+            "auto",
+            "The default content view mode.",
+            choices=contentviews.registry.available_views(),
+        )
 
     def configure(self, updated: set[str]) -> None:
         from proxycore import ctx
@@ -240,6 +123,8 @@ class Dumper:
             self.showhost = bool(opts.showhost)
         if "content_view_lines_cutoff" in updated:
             self.cutoff = opts.content_view_lines_cutoff
+        if "dumper_default_contentview" in updated:
+            self.default_view = opts.dumper_default_contentview
 
     def set_flow_detail(self, detail: int) -> None:
         self.flow_detail = detail
@@ -322,12 +207,21 @@ class Dumper:
             lines.append(self.style("    --- HTTP Trailers", fg="magenta"))
             self._headers(lines, trailers)
 
-    def _body(self, lines: list[str], message: Any) -> None:
-        text = render_body(message)
+    def _body(self, lines: list[str], message: Any, flow: Any) -> None:
+        """A body (or WebSocket/TCP message) through the content views, as mitmdump shows it.
+
+        At level 3 the text is cut after ``content_view_lines_cutoff`` lines and marked
+        "(cut off)".  (mitmdump 12.3.1 prints the marker but then the uncut text; proxydump
+        cuts, as the option's help promises.)"""
+        pretty = contentviews.prettify_message(message, flow, self.default_view)
+        text = pretty.text
         shown = cut_after_lines(text, self.cutoff) if self.flow_detail == 3 else text
         if shown:
             lines.append("")
-            lines.append(indent(4, shown))
+            if self.colour and pretty.syntax_highlight == "error":
+                lines.append(self.style(indent(4, shown), fg="red"))
+            else:
+                lines.append(indent(4, shown))
         if len(shown) < len(text):
             lines.append(self.style("    (cut off)", dim=True))
         if self.flow_detail >= 2:
@@ -399,7 +293,7 @@ class Dumper:
             if detail >= 2:
                 self._headers(lines, request.headers)
             if detail >= 3:
-                self._body(lines, request)
+                self._body(lines, request, flow)
             if detail >= 2:
                 self._trailers(lines, getattr(request, "trailers", None))
         response = flow.response
@@ -408,7 +302,7 @@ class Dumper:
             if detail >= 2:
                 self._headers(lines, response.headers)
             if detail >= 3:
-                self._body(lines, response)
+                self._body(lines, response, flow)
             if detail >= 2:
                 self._trailers(lines, getattr(response, "trailers", None))
         if flow.error is not None:
@@ -438,7 +332,7 @@ class Dumper:
             f"{arrow} {server}{flow.request.path}"
         ]
         if self.flow_detail >= 3:
-            self._body(lines, message)
+            self._body(lines, message, flow)
         self._write(lines)
 
     def _on_websocket_end(self, flow: Any) -> None:
@@ -465,7 +359,7 @@ class Dumper:
             f"{format_address(flow.server_conn.address)}"
         ]
         if self.flow_detail >= 3:
-            self._body(lines, message)
+            self._body(lines, message, flow)
         self._write(lines)
 
     def _on_tcp_error(self, flow: Any) -> None:

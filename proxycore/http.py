@@ -31,6 +31,32 @@ _REASON_OVERRIDES = {
 }
 
 
+# The phrases mitmproxy's status code table has where Python's differs.
+_MITMPROXY_REASONS = {
+    408: "Request Time-out",
+    413: "Payload Too Large",
+    416: "Requested Range not satisfiable",
+    418: "I'm a teapot",
+    422: "Unprocessable Content",
+    444: "No Response",
+    499: "Client Closed Request",
+    504: "Gateway Time-out",
+    505: "HTTP Version not supported",
+    507: "Insufficient Storage Space",
+}
+_STATUS_REASONS: dict[int, str] | None = None
+
+
+def status_reason(code: int) -> str:
+    """mitmproxy's reason phrase for a status code, "" for codes it does not know
+    (shown for HTTP/2 and HTTP/3 responses, and used for imported HAR responses)."""
+    global _STATUS_REASONS
+    if _STATUS_REASONS is None:
+        _STATUS_REASONS = {s.value: s.phrase for s in _stdlib_http.HTTPStatus}
+        _STATUS_REASONS.update(_MITMPROXY_REASONS)
+    return _STATUS_REASONS.get(code, "")
+
+
 def reason_phrase(status_code: int) -> str:
     """Standard reason phrase for a status code ("Unknown" when there is none)."""
     if status_code in _REASON_OVERRIDES:
@@ -328,7 +354,69 @@ class _MessageData:
 
 
 _CHARSET = re.compile(r";\s*charset\s*=\s*([^\s;]+)", re.IGNORECASE)
-_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def parse_content_type(value: str) -> tuple[str, str, dict[str, str]] | None:
+    """``text/html; charset=UTF-8`` -> ``("text", "html", {"charset": "UTF-8"})``; None if no ``/``."""
+    kind, _, params = value.partition(";")
+    main, slash, sub = kind.partition("/")
+    if not slash:
+        return None
+    parameters: dict[str, str] = {}
+    if params:
+        for clause in params.split(";"):
+            name, eq, val = clause.partition("=")
+            if eq:
+                parameters[name.strip()] = val.strip()
+    return main.lower(), sub.lower(), parameters
+
+
+_HTML_META_CHARSET = re.compile(rb"""<meta[^>]+charset=['"]?([^'">]+)""", re.IGNORECASE)
+_XML_DECLARED_ENCODING = re.compile(rb"""<\?xml[^\?>]+encoding=['"]([^'"\?>]+)""", re.IGNORECASE)
+_CSS_CHARSET_RULE = re.compile(rb"""@charset "([^"]+)";""", re.IGNORECASE)
+_BOM_CHARSETS = (
+    (b"\x00\x00\xfe\xff", "utf-32be"),
+    (b"\xff\xfe\x00\x00", "utf-32le"),
+    (b"\xfe\xff", "utf-16be"),
+    (b"\xff\xfe", "utf-16le"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+)
+
+
+def infer_content_encoding(content_type: str, content: bytes = b"") -> str:
+    """The character set of a body, decided as mitmproxy decides it.
+
+    A byte order mark wins, then the Content-Type charset; without one, JSON, HTML,
+    XML, JavaScript and CSS default to UTF-8 (HTML/XML/CSS first look for an in-document
+    declaration) and everything else to latin-1.  GB2312/GBK become their superset GB18030.
+    """
+    charset: str | None = None
+    for bom, name in _BOM_CHARSETS:
+        if content.startswith(bom):
+            charset = name
+            break
+    else:
+        parsed = parse_content_type(content_type)
+        if parsed:
+            charset = parsed[2].get("charset")
+    if not charset and "json" in content_type:
+        charset = "utf8"
+    if not charset and "html" in content_type:
+        found = _HTML_META_CHARSET.search(content)
+        charset = found.group(1).decode("ascii", "ignore") if found else "utf8"
+    if not charset and "xml" in content_type:
+        found = _XML_DECLARED_ENCODING.search(content)
+        charset = found.group(1).decode("ascii", "ignore") if found else "utf8"
+    if not charset and ("javascript" in content_type or "ecmascript" in content_type):
+        charset = "utf8"
+    if not charset and "text/css" in content_type:
+        found = _CSS_CHARSET_RULE.match(content)
+        charset = found.group(1).decode("ascii", "ignore") if found else "utf8"
+    if not charset:
+        charset = "latin-1"
+    if charset.lower() in ("gb2312", "gbk"):
+        charset = "gb18030"
+    return charset
 
 
 class Message:
@@ -437,18 +525,7 @@ class Message:
     content = property(get_content, set_content)
 
     def _charset(self, content: bytes) -> str:
-        for bom, name in _BOMS:
-            if content.startswith(bom):
-                return name
-        content_type = self.headers.get("content-type", "")
-        match = _CHARSET.search(content_type)
-        if match:
-            return match.group(1).strip("\"'")
-        if "json" in content_type or "javascript" in content_type or "ecmascript" in content_type:
-            return "utf-8"
-        if "text/css" in content_type:
-            return "utf-8"
-        return "latin-1"
+        return infer_content_encoding(self.headers.get("content-type", ""), content)
 
     def get_text(self, strict: bool = True) -> str | None:
         content = self.get_content(strict)
@@ -456,11 +533,11 @@ class Message:
             return None
         charset = self._charset(content)
         try:
-            return content.decode(charset, "strict" if strict else "surrogateescape")
-        except (UnicodeDecodeError, LookupError):
+            return content.decode(charset)
+        except (UnicodeDecodeError, LookupError) as e:
             if strict:
-                raise
-            return content.decode("latin-1")
+                raise ValueError(f"cannot decode the body as {charset}: {e}") from e
+            return content.decode("utf-8", "surrogateescape")
 
     def set_text(self, text: str | None) -> None:
         if text is None:
@@ -485,7 +562,12 @@ class Message:
         return json.loads(content, **kwargs)
 
     def decode(self, strict: bool = True) -> None:
-        """Remove the Content-Encoding, keeping the decoded body."""
+        """Remove the Content-Encoding, keeping the decoded body.
+
+        Without a body (streamed, or the answer to HEAD) nothing changes, as the
+        Content-Length could not be made right."""
+        if not self.data.content:
+            return
         decoded = self.get_content(strict)
         self.headers.pop("content-encoding", None)
         self.set_content(decoded)
@@ -754,13 +836,9 @@ class Request(Message):
         self._set_query(list(value.items()) if isinstance(value, Mapping) else list(value))
 
     def _get_cookies(self) -> list[tuple[str, str]]:
-        pairs: list[tuple[str, str]] = []
-        for header in self.headers.get_all("cookie"):
-            for part in header.split(";"):
-                name, sep, value = part.strip().partition("=")
-                if name:
-                    pairs.append((name, value))
-        return pairs
+        from proxycore.cookies import parse_cookie_header
+
+        return [pair for header in self.headers.get_all("cookie") for pair in parse_cookie_header(header)]
 
     def _set_cookies(self, pairs: list[tuple[str, str]]) -> None:
         if pairs:

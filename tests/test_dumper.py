@@ -12,7 +12,6 @@ from proxycore.addons.dumper import (
     cut_after_lines,
     escape_bytes,
     pretty_size,
-    render_body,
 )
 from proxycore.addons.termlog import format_address
 
@@ -170,8 +169,8 @@ def test_level3_bodies_cut_after_cutoff():
 
 
 def test_level3_binary_body_is_hexdumped():
-    text = render_body(http.Response.make(200, bytes(range(16))))
-    assert text.startswith("0000000000: 00 01 02 03")
+    f = make_flow(body=bytes(range(16)), response_headers=())
+    assert "    0000:   00 01 02 03  04 05 06 07  08 09 0a 0b  0c 0d 0e 0f   ................\n" in dump(f, detail=3)
 
 
 def test_flow_detail_0_removes_flow_hooks():

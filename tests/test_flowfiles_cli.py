@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from proxycore.io import FlowReader
+from tests.data.dumptext import fold_long_bodies
 from tests.e2e_servers import start_http
 from tests.test_e2e import Proxy
 
@@ -40,6 +41,27 @@ def test_read_prints_what_mitmdump_prints(detail):
     assert r.returncode == 0, r.stderr
     expected = (DATA / f"mitmdump-12.3.1-all-detail{detail}.txt").read_text()
     assert r.stdout == expected
+
+
+@pytest.mark.parametrize("detail", [3, 4])
+def test_bodies_print_what_mitmdump_prints(detail):
+    """Bodies through the content views: JSON, forms, XML, a 1 MiB hex dump (compared by
+    hash), WebSocket and TCP messages.  Level 3 cuts bodies after 512 lines."""
+    r = proxydump("-n", "-r", str(CORPUS), "--flow-detail", str(detail))
+    assert r.returncode == 0, r.stderr
+    expected = (DATA / f"mitmdump-12.3.1-all-detail{detail}.txt").read_text()
+    assert fold_long_bodies(r.stdout) == expected
+
+
+def test_flow_detail_3_honours_content_view_lines_cutoff_and_default_view():
+    r = proxydump("-n", "-r", str(CORPUS), "--flow-detail", "3", "--set", "content_view_lines_cutoff=2",
+                  "--set", "dumper_default_contentview=hex stream", "~u /binary")
+    assert r.returncode == 0, r.stderr
+    body = r.stdout.split("\n\n")[2]
+    assert body.startswith("    02bd94bd00974bf10256f8c6") and "\n" not in body.strip()
+    assert r.stdout.count("    (cut off)") == 0  # one long line is not cut
+    r = proxydump("-n", "-r", str(CORPUS), "--flow-detail", "3", "--set", "content_view_lines_cutoff=2", "~u /binary")
+    assert "    000010:   " in r.stdout and "    000020:   " not in r.stdout and "    (cut off)" in r.stdout
 
 
 def test_filter_expression_limits_output_like_mitmdump():

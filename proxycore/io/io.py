@@ -14,12 +14,10 @@ from typing import Any, BinaryIO
 
 from proxycore.exceptions import ProxycoreError
 from proxycore.flow import Flow
-from proxycore.io import compat, schema, tnetstring
+from proxycore.io import compat, har, schema, tnetstring
 
 #: flow types mitmproxy writes that proxycore has no model for (yet)
 UNSUPPORTED_TYPES = frozenset({"udp", "dns"})
-
-_UTF8_BOM = b"\xef\xbb\xbf"
 
 
 class FlowReadException(ProxycoreError):
@@ -73,7 +71,7 @@ class _CountingReader:
 
 
 class FlowReader:
-    """Reads flows from a binary file object.
+    """Reads flows from a binary file object: a flow file, or a HAR file (see :mod:`proxycore.io.har`).
 
     ``stream()`` yields one flow object (:class:`~proxycore.http.HTTPFlow` or
     :class:`~proxycore.tcp.TCPFlow`) per record, upgrading records of older
@@ -95,12 +93,12 @@ class FlowReader:
     def stream(self) -> Iterator[Flow]:
         reader = _CountingReader(self.fo)
         head = reader.peek(4)
-        if head.startswith(b"{") or head.startswith(_UTF8_BOM + b"{"):
-            raise FlowReadException(
-                "this looks like a HAR (JSON) file, not a mitmproxy flow file; "
-                "proxycore's flow reader only reads flow files",
-                0,
-            )
+        if har.looks_like_har(head):
+            try:
+                yield from har.read_har(reader.read())
+            except har.HARError as e:
+                raise FlowReadException(str(e)) from e
+            return
         migrator = compat.Migrator()
         classes = _flow_classes()
         number = 0
