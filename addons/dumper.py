@@ -80,7 +80,7 @@ class Dumper:
     """Prints flows to stdout as mitmdump does; add it after the other addons."""
 
     def __init__(self, outfile: IO[str] | None = None) -> None:
-        self.out: IO[str] = outfile if outfile is not None else sys.stdout
+        self.out: IO[str] | None = outfile if outfile is not None else sys.stdout
         try:
             self.colour = self.out.isatty()
         except (AttributeError, ValueError):
@@ -157,8 +157,28 @@ class Dumper:
         return f"\x1b[{';'.join(codes)}m{text}\x1b[0m"
 
     def _write(self, lines: list[str]) -> None:
-        self.out.write("\n".join(lines) + "\n")
-        self.out.flush()
+        if self.out is None:
+            return
+        try:
+            self.out.write("\n".join(lines) + "\n")
+            self.out.flush()
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        """Whoever read our output (``proxydump ... | head``) is gone: stop quietly, as a
+        Unix tool does on SIGPIPE, instead of failing on every further flow."""
+        import os
+
+        from proxycore import ctx
+
+        was_stdout, self.out = self.out is sys.stdout, None
+        if was_stdout:
+            # Python flushes stdout at exit; point it somewhere that cannot break again.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        ctx.master.shutdown()
 
     def url_limit(self) -> int:
         """URL length kept at flow_detail 1: the terminal width minus 25, at least 50."""

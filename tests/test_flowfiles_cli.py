@@ -134,3 +134,20 @@ def test_live_flows_written_with_w_read_back(tmp_path):
     assert flows[1].response.status_code == 404
     r = proxydump("-n", "-r", str(out))
     assert r.stdout.count("<<") == 2
+
+
+def test_output_to_a_closed_pipe_ends_quietly():
+    """`proxydump -r file | head -1`: no traceback per remaining flow, exit status 0."""
+    proc = subprocess.Popen(
+        # Level 4 prints megabytes (a 1 MiB hex dump): far more than a pipe buffer holds.
+        [sys.executable, "-m", "proxycore", "-n", "--flow-detail", "4", "-r", str(CORPUS)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away after one line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=30) == 0
+    assert b"GET http://127.0.0.1:28001/get" in first
+    assert err == b"", err.decode()
