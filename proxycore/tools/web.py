@@ -1,0 +1,74 @@
+"""proxyweb: the proxy plus mitmweb's web API (a drop-in for mitmweb's back end).
+
+Takes the flags proxydump shares with mitmdump (``proxycore.tools.dump``) plus
+mitmweb's own: ``--web-host``, ``--web-port``, ``--web-open-browser`` and
+``--intercept``.  Flows are kept in the view, so a ``-r`` file stays loaded and
+the tool keeps serving until stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+from proxycore.tools import dump
+
+PROG = "proxyweb"
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        usage="%(prog)s [options]",
+        description="An intercepting HTTP proxy with mitmweb's web API and UI back end.",
+    )
+    web = parser.add_argument_group("Web")
+    browser = web.add_mutually_exclusive_group()
+    browser.add_argument(
+        "--web-open-browser", dest="web_open_browser", action="store_true",
+        help="Open the web UI in a browser at start (the default).",
+    )
+    browser.add_argument(
+        "--no-web-open-browser", dest="web_open_browser", action="store_false",
+        help="Do not open a browser.",
+    )
+    parser.set_defaults(web_open_browser=None)
+    web.add_argument("--web-port", dest="web_port", type=int, metavar="PORT", help="Web UI port (8081).")
+    web.add_argument("--web-host", dest="web_host", metavar="HOST", help="Web UI host (127.0.0.1).")
+    dump.add_common_arguments(parser)
+    filters = parser.add_argument_group("Filters", "See docs/cli.md for the filter syntax.")
+    filters.add_argument("--intercept", dest="intercept", metavar="FILTER", help="Intercept filter expression.")
+    return parser
+
+
+def make_master(opts: Any, termlog: Any, errorcheck: Any) -> Any:
+    """mitmweb's chain: TermLog, the defaults, the view, the event store, the web API."""
+    from proxycore.addons import default_addons
+    from proxycore.addons.eventstore import EventStore
+    from proxycore.addons.view import View
+    from proxycore.api.auth import WebAuth
+    from proxycore.api.webaddon import WebAddon
+    from proxycore.master import Master
+
+    master = Master(opts)
+    errorcheck.master = master
+    master.view = View()
+    master.addons.add(termlog)
+    master.addons.add(*default_addons())
+    master.addons.add(master.view, EventStore(), WebAuth(), WebAddon(), errorcheck)
+    return master
+
+
+# An interactive tool keeps serving after reading a file (-r), as mitmweb does.
+WEB = dump.Tool(
+    PROG,
+    make_parser,
+    make_master,
+    flags=("web_open_browser", "web_port", "web_host", "intercept"),
+    defaults={"keepserving": True},
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return dump.main(argv, WEB)
