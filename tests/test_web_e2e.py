@@ -1,0 +1,218 @@
+"""End to end: real traffic (curl) through the proxy shows up over /updates; the proxyweb CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e_servers import free_port, start_http
+from tests.webapi import WebServer, request, ws_connect, ws_recv, ws_until
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (.ci/run installs it)"),
+]
+CORPUS = Path(__file__).parent / "data" / "corpus-all.mitm"
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[int]:
+    server, port = start_http()
+    yield port
+    server.shutdown()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[WebServer]:
+    s = WebServer(tmp_path)
+    yield s
+    s.stop()
+
+
+def curl(proxy_port: int, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        ["curl", "-sS", "--max-time", "60", "-x", f"http://127.0.0.1:{proxy_port}", *args],
+        capture_output=True, timeout=120,
+    )
+
+
+def test_live_flow_appears_over_updates(server: WebServer, upstream: int) -> None:
+    with ws_connect(server.port) as ws:
+        r = curl(server.proxy_port, f"http://127.0.0.1:{upstream}/get?live=1", "-H", "X-Live: yes")
+        assert r.returncode == 0, r.stderr
+        added = ws_recv(ws)
+        assert added["type"] == "flows/add"
+        flow = added["payload"]["flow"]
+        assert flow["request"]["path"] == "/get?live=1" and "response" not in flow
+        final = flow
+        while "response" not in final:
+            message = ws_recv(ws)
+            assert message["type"] == "flows/update" and message["payload"]["flow"]["id"] == flow["id"]
+            final = message["payload"]["flow"]
+        assert final["response"]["status_code"] == 200
+        assert ["X-Live", "yes"] in final["request"]["headers"]
+    (listed,) = request(server.port, "GET", "/flows").json()
+    assert listed["id"] == flow["id"] and listed["response"]["status_code"] == 200
+
+
+def test_thousand_flows_none_lost(server: WebServer, upstream: int) -> None:
+    """1,000 requests through the proxy: every flow is added once and ends complete."""
+    count = 1000
+    with ws_connect(server.port) as ws:
+        ws.send(json.dumps({"type": "flows/updateFilter", "payload": {"name": "search", "expr": "~s"}}))
+        ws_until(ws, "flows/filterUpdate")
+        # 20 at a time: the test origin answers each request only after a delayed ACK
+        r = curl(server.proxy_port, "-Z", "--parallel-max", "20", "-o", "/dev/null",
+                 f"http://127.0.0.1:{upstream}/get?n=[1-{count}]")
+        assert r.returncode == 0, r.stderr
+        added: list[str] = []
+        complete: set[str] = set()
+        deadline = time.monotonic() + 60
+        while len(complete) < count and time.monotonic() < deadline:
+            message = ws_recv(ws, timeout=20)
+            if message["type"] == "flows/add":
+                added.append(message["payload"]["flow"]["id"])
+            elif message["type"] == "flows/update":
+                payload = message["payload"]
+                if "response" in payload["flow"]:
+                    assert payload["matching_filters"] == {"search": True}
+                    complete.add(payload["flow"]["id"])
+    assert len(added) == len(set(added)) == count
+    assert complete == set(added)
+    flows = request(server.port, "GET", "/flows").json()
+    paths = sorted(int(f["request"]["path"].split("=")[1]) for f in flows)
+    assert paths == list(range(1, count + 1))
+
+
+# the proxyweb command ----------------------------------------------------------------
+
+
+class ProxyWeb:
+    def __init__(self, tmp: Path, *args: str) -> None:
+        self.port, self.web_port = free_port(), free_port()
+        self.err = tmp / f"proxyweb-{self.web_port}.err"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from proxycore.tools.web import main; sys.exit(main())",
+             "--no-web-open-browser", "--listen-host", "127.0.0.1", "-p", str(self.port),
+             "--web-port", str(self.web_port), "--set", f"confdir={tmp / 'conf'}", *args],
+            stdout=subprocess.DEVNULL, stderr=self.err.open("wb"),
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            found = re.search(r"Web server listening at (\S+)", self.stderr())
+            if found:
+                self.url = found.group(1)
+                break
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"proxyweb did not start:\n{self.stderr()}")
+            time.sleep(0.05)
+
+    def stderr(self) -> str:
+        return self.err.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def test_proxyweb_serves_a_flow_file_and_live_traffic(tmp_path: Path, upstream: int) -> None:
+    pw = ProxyWeb(tmp_path, "-r", str(CORPUS))
+    try:
+        match = re.fullmatch(rf"http://127\.0\.0\.1:{pw.web_port}/\?token=([0-9a-f]{{32}})", pw.url)
+        assert match, pw.url
+        token = match.group(1)
+        headers = {"Authorization": f"Bearer {token}"}
+        deadline = time.monotonic() + 10
+        while len(request(pw.web_port, "GET", "/flows", headers=headers, auth=False).json()) < 16:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert request(pw.web_port, "GET", "/flows", auth=False).status == 403
+        page = request(pw.web_port, "GET", f"/?token={token}", auth=False)
+        assert page.status == 200 and "web_static" in page.text
+        with ws_connect(pw.web_port, token=token) as ws:
+            assert curl(pw.port, f"http://127.0.0.1:{upstream}/get?via=proxyweb").returncode == 0
+            added, _ = ws_until(ws, "flows/add")
+            assert added["payload"]["flow"]["request"]["path"] == "/get?via=proxyweb"
+        assert len(request(pw.web_port, "GET", "/flows", headers=headers, auth=False).json()) == 17
+    finally:
+        assert pw.stop() == 0
+    assert "Traceback" not in pw.stderr(), pw.stderr()
+
+
+def test_proxyweb_password_is_not_printed(tmp_path: Path) -> None:
+    pw = ProxyWeb(tmp_path, "--set", "web_password=s3cret")
+    try:
+        assert pw.url == f"http://127.0.0.1:{pw.web_port}/"
+        assert "s3cret" not in pw.stderr()
+        r = request(pw.web_port, "GET", "/state", headers={"Authorization": "Bearer s3cret"}, auth=False)
+        assert r.status == 200
+    finally:
+        assert pw.stop() == 0
+
+
+def test_proxyweb_argon2_password(tmp_path: Path) -> None:
+    argon2 = pytest.importorskip("argon2")
+    hashed = argon2.PasswordHasher().hash("hunter2")
+    pw = ProxyWeb(tmp_path, "--set", f"web_password={hashed}")
+    try:
+        ok = request(pw.web_port, "GET", "/state", headers={"Authorization": "Bearer hunter2"}, auth=False)
+        bad = request(pw.web_port, "GET", "/state", headers={"Authorization": "Bearer hunter3"}, auth=False)
+        assert (ok.status, bad.status) == (200, 403)
+    finally:
+        assert pw.stop() == 0
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from proxycore.tools.web import main; sys.exit(main())", *args],
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_proxyweb_help_and_bad_flags() -> None:
+    r = run_cli("--help")
+    assert r.returncode == 0
+    for flag in ("--web-host", "--web-port", "--no-web-open-browser", "--intercept", "-r", "--mode", "--set"):
+        assert flag in r.stdout, flag
+    assert "--flow-detail" not in r.stdout
+    r = run_cli("--web-port", "x")
+    assert r.returncode == 2 and "proxyweb: error:" in r.stderr
+    r = run_cli("--no-web-open-browser", "--set", "web_static=/nonexistent")
+    assert r.returncode == 1 and r.stderr.strip() == "proxyweb: error: web_static: no index.html in /nonexistent"
+    r = run_cli("--no-web-open-browser", "--set", "web_password=$argon2id$nope")
+    assert r.returncode == 1 and "not a valid argon2 hash" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("--options")
+    assert r.returncode == 0 and "web_port: 8081" in r.stdout and "view_order: time" in r.stdout
+
+
+def test_proxyweb_web_port_in_use(tmp_path: Path) -> None:
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        r = run_cli("--no-web-open-browser", "--listen-host", "127.0.0.1", "-p", str(free_port()),
+                    "--web-port", str(port), "--set", f"confdir={tmp_path}")
+    finally:
+        busy.close()
+    assert r.returncode == 1
+    assert f"Web server failed to listen on 127.0.0.1:{port}" in r.stderr
+    assert "Traceback" not in r.stderr
