@@ -12,6 +12,7 @@ import inspect
 import pathlib
 import textwrap
 import typing
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -69,11 +70,25 @@ def marker_char(marked: str) -> str:
     return MARKERS.get(marked, RED_CIRCLE)
 
 
+# Certificates are immutable and shared by many flows; reading one for display is slow.
+# Keyed by identity (hashing a Cert computes its fingerprint), dropped when it dies.
+_cert_json: dict[int, tuple[weakref.ref[Any], dict[str, Any]]] = {}
+
+
 def cert_to_json(certificates: Sequence[Any]) -> dict[str, Any] | None:
     """The first certificate of a connection's chain, or None."""
     if not certificates:
         return None
     cert = certificates[0]
+    key = id(cert)
+    entry = _cert_json.get(key)
+    if entry is None or entry[0]() is not cert:
+        ref = weakref.ref(cert, lambda _, key=key: _cert_json.pop(key, None))
+        entry = _cert_json[key] = (ref, _cert_fields(cert))
+    return entry[1]
+
+
+def _cert_fields(cert: Any) -> dict[str, Any]:
     return {
         "keyinfo": list(cert.keyinfo),
         "sha256": cert.fingerprint().hex(),
@@ -122,11 +137,23 @@ def _connection(conn: Any, server: bool) -> dict[str, Any]:
     return data
 
 
+# message -> (the body it had, that body's SHA-256): /flows is fetched again and again,
+# bodies rarely change, and hashing megabyte bodies each time would dominate it.
+_hashes: weakref.WeakKeyDictionary[Any, tuple[bytes, str]] = weakref.WeakKeyDictionary()
+
+
 def _content_meta(message: Any) -> tuple[int | None, str | None]:
     raw = message.raw_content
     if raw is None:
         return None, None
-    return len(raw), hashlib.sha256(raw).hexdigest()
+    cached = _hashes.get(message)
+    if cached is None or cached[0] is not raw:
+        cached = (raw, hashlib.sha256(raw).hexdigest())
+        try:
+            _hashes[message] = cached
+        except TypeError:  # a message type that cannot be weakly referenced
+            pass
+    return len(raw), cached[1]
 
 
 def _messages_meta(messages: Sequence[Any]) -> dict[str, Any]:
@@ -135,6 +162,14 @@ def _messages_meta(messages: Sequence[Any]) -> dict[str, Any]:
         "count": len(messages),
         "timestamp_last": messages[-1].timestamp if messages else None,
     }
+
+
+def _fields(headers: Any) -> list[list[str]]:
+    """Header fields in order, duplicates kept (``items(multi=True)``, without the detour)."""
+    return [
+        [name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape")]
+        for name, value in headers.fields
+    ]
 
 
 def _request(request: Any) -> dict[str, Any]:
@@ -146,7 +181,7 @@ def _request(request: Any) -> dict[str, Any]:
         "port": request.port,
         "path": request.path,
         "http_version": request.http_version,
-        "headers": [list(h) for h in request.headers.items(multi=True)],
+        "headers": _fields(request.headers),
         "contentLength": length,
         "contentHash": digest,
         "timestamp_start": request.timestamp_start,
@@ -161,14 +196,14 @@ def _response(response: Any) -> dict[str, Any]:
         "http_version": response.http_version,
         "status_code": response.status_code,
         "reason": response.reason,
-        "headers": [list(h) for h in response.headers.items(multi=True)],
+        "headers": _fields(response.headers),
         "contentLength": length,
         "contentHash": digest,
         "timestamp_start": response.timestamp_start,
         "timestamp_end": response.timestamp_end,
     }
     if response.trailers:
-        data["trailers"] = [list(h) for h in response.trailers.items(multi=True)]
+        data["trailers"] = _fields(response.trailers)
     return data
 
 

@@ -194,3 +194,14 @@ def test_state_update_on_mode_change(server: WebServer) -> None:
         assert final["regular@127.0.0.1:0"]["is_running"] is True
     state = request(server.port, "GET", "/state").json()
     assert state["servers"] == final
+
+
+def test_flow_commands_send_updates(server: WebServer) -> None:
+    flow = http_flow()
+    add(server, flow)
+    with ws_connect(server.port) as ws:
+        body = json.dumps({"arguments": [f"@{flow.id}", ":green_circle:"]})
+        r = request(server.port, "POST", "/commands/flow.mark", body, {"Content-Type": "application/json"})
+        assert r.json() == {"value": None}
+        message, _ = ws_until(ws, "flows/update")
+        assert message["payload"]["flow"]["marked"] == "\U0001f7e2"
