@@ -216,3 +216,71 @@ def test_proxyweb_web_port_in_use(tmp_path: Path) -> None:
     assert r.returncode == 1
     assert f"Web server failed to listen on 127.0.0.1:{port}" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_intercept_hold_and_resume(server: WebServer, upstream: int) -> None:
+    """PUT intercept=~q: a request is held (flows/update intercepted) until /resume."""
+    from tests.webapi import put_json, ws_drain
+
+    with ws_connect(server.port) as ws:
+        assert put_json(server.port, "/options", {"intercept": "~q & ~u held"}).status == 200
+        updates = [m for m in ws_drain(ws) if m["type"] == "options/update"]
+        assert [list(m["payload"]) for m in updates] == [["intercept_active"], ["intercept"]]
+        proc = subprocess.Popen(
+            ["curl", "-sS", "--max-time", "30", "-x", f"http://127.0.0.1:{server.proxy_port}",
+             f"http://127.0.0.1:{upstream}/get?held=1"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        try:
+            while True:
+                message = ws_recv(ws)
+                if message["type"] == "flows/update" and message["payload"]["flow"]["intercepted"]:
+                    break
+            flow_id = message["payload"]["flow"]["id"]
+            assert "response" not in message["payload"]["flow"]
+            time.sleep(0.3)
+            assert proc.poll() is None  # held
+            assert request(server.port, "POST", f"/flows/{flow_id}/resume").status == 200
+            out, err = proc.communicate(timeout=30)
+            assert proc.returncode == 0, err
+            assert b"held=1" in out
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        (flow,) = request(server.port, "GET", "/flows").json()
+        assert flow["intercepted"] is False and flow["response"]["status_code"] == 200
+    assert server.master.options.intercept_active is True
+    put_json(server.port, "/options", {"intercept": None})
+    assert server.master.options.intercept_active is False
+
+
+def test_kill_intercepted_flow(server: WebServer, upstream: int) -> None:
+    from tests.webapi import put_json
+
+    with ws_connect(server.port) as ws:
+        put_json(server.port, "/options", {"intercept": "~q"})
+        proc = subprocess.Popen(
+            ["curl", "-sS", "--max-time", "30", "-x", f"http://127.0.0.1:{server.proxy_port}",
+             f"http://127.0.0.1:{upstream}/get?killme=1"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        try:
+            while True:
+                message = ws_recv(ws)
+                if message["type"] == "flows/update" and message["payload"]["flow"]["intercepted"]:
+                    break
+            flow_id = message["payload"]["flow"]["id"]
+            assert request(server.port, "POST", f"/flows/{flow_id}/kill").status == 200
+            proc.communicate(timeout=30)
+            assert proc.returncode != 0  # the client's connection was dropped, no answer
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        while True:
+            message = ws_recv(ws)
+            flow = message["payload"]["flow"] if message["type"] == "flows/update" else {}
+            if flow.get("error"):
+                break
+        assert flow["error"]["msg"] == "Connection killed." and flow["intercepted"] is False

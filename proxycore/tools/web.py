@@ -43,9 +43,10 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def make_master(opts: Any, termlog: Any, errorcheck: Any) -> Any:
-    """mitmweb's chain: TermLog, the defaults, the view, the event store, the web API."""
+    """mitmweb's chain: TermLog, the defaults, intercept, the view, the event store, the web API."""
     from proxycore.addons import default_addons
     from proxycore.addons.eventstore import EventStore
+    from proxycore.addons.intercept import Intercept
     from proxycore.addons.view import View
     from proxycore.api.auth import WebAuth
     from proxycore.api.webaddon import WebAddon
@@ -56,7 +57,7 @@ def make_master(opts: Any, termlog: Any, errorcheck: Any) -> Any:
     master.view = View()
     master.addons.add(termlog)
     master.addons.add(*default_addons())
-    master.addons.add(master.view, EventStore(), WebAuth(), WebAddon(), errorcheck)
+    master.addons.add(Intercept(), master.view, EventStore(), WebAuth(), WebAddon(), errorcheck)
     return master
 
 
