@@ -522,3 +522,22 @@ def test_flow_json_for_websocket_and_tcp_flows(server: WebServer) -> None:
     shown = get(server, "/flows").json()
     assert shown[0]["websocket"]["messages_meta"]["count"] == 2
     assert shown[1]["type"] == "tcp" and shown[1]["messages_meta"]["contentLength"] == len(b"ping requestpong reply")
+
+
+def test_command_history_as_the_command_bar_uses_it(server: WebServer) -> None:
+    def run(cmd: str, *args: str) -> Any:
+        body = json.dumps({"arguments": list(args)})
+        return post(server, f"/commands/{cmd}", body, headers={"Content-Type": "application/json"}).json()
+
+    assert run("commands.history.get") == {"value": []}
+    run("commands.history.add", "view.clear")
+    run("commands.history.add", "   ")  # blank: ignored
+    run("commands.history.add", "view.flows.create get https://example.com/")
+    assert run("commands.history.get") == {"value": ["view.clear", "view.flows.create get https://example.com/"]}
+    history_file = Path(server.master.options.confdir) / "command_history"
+    assert history_file.read_text().splitlines() == ["view.clear", "view.flows.create get https://example.com/"]
+    run("commands.history.filter", "view.c")
+    assert run("commands.history.prev") == {"value": "view.clear"}
+    assert run("commands.history.next") == {"value": "view.c"}
+    run("commands.history.clear")
+    assert run("commands.history.get") == {"value": []} and not history_file.exists()
