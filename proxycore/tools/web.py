@@ -43,12 +43,11 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def make_master(opts: Any, termlog: Any, errorcheck: Any) -> Any:
-    """mitmweb's chain: TermLog, the defaults, command history (the UI's command bar),
-    intercept, the view, the event store, the web API, and the startup error check."""
+    """mitmweb's chain: TermLog, the defaults (with intercept), command history (the UI's
+    command bar), the view, the event store, the web API, and the startup error check."""
     from proxycore.addons import default_addons
     from proxycore.addons.command_history import CommandHistory
     from proxycore.addons.eventstore import EventStore
-    from proxycore.addons.intercept import Intercept
     from proxycore.addons.view import View
     from proxycore.api.auth import WebAuth
     from proxycore.api.webaddon import WebAddon
@@ -59,7 +58,7 @@ def make_master(opts: Any, termlog: Any, errorcheck: Any) -> Any:
     master.view = View()
     master.addons.add(termlog)
     master.addons.add(*default_addons())
-    master.addons.add(CommandHistory(), Intercept(), master.view, EventStore(), WebAuth(), WebAddon())
+    master.addons.add(CommandHistory(), master.view, EventStore(), WebAuth(), WebAddon())
     master.addons.add(errorcheck)
     return master
 
