@@ -7,12 +7,15 @@ from typing import Any
 
 def default_addons() -> list[Any]:
     """The addons every front end (proxydump, proxyweb) loads, in mitmproxy's order."""
+    from proxycore.addons.clientplayback import ClientPlayback
     from proxycore.addons.core import Core
+    from proxycore.addons.intercept import Intercept
     from proxycore.addons.next_layer import NextLayer
     from proxycore.addons.proxyserver import Proxyserver
     from proxycore.addons.readfile import ReadFile
     from proxycore.addons.save import Save
     from proxycore.addons.script import ScriptLoader
+    from proxycore.addons.serverplayback import ServerPlayback
     from proxycore.addons.tlsconfig import TlsConfig
 
     return [
@@ -23,4 +26,7 @@ def default_addons() -> list[Any]:
         TlsConfig(),
         Save(),
         ReadFile(),
+        ServerPlayback(),
+        ClientPlayback(),
+        Intercept(),
     ]

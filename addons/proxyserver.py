@@ -111,6 +111,11 @@ class Proxyserver:
             raise CommandError("Not a TCP flow.")
         self.inject_event(MessageInjected(flow, TCPMessage(not to_client, message)))
 
+    @command.command("proxyserver.active_connections")
+    def active_connections(self) -> int:
+        """Number of client connections the listeners are serving."""
+        return sum(len(listener.handlers) for listener in self.listeners)
+
     def listen_addrs(self) -> list[tuple[str, int]]:
         return [addr for listener in self.listeners for addr in listener.addresses]
 

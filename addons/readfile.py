@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from proxycore import ctx, flowfilter
+from proxycore import command, ctx, flowfilter
 from proxycore.exceptions import OptionsError
 from proxycore.flow import Flow
 from proxycore.io import FlowReader, FlowReadException
@@ -70,6 +70,7 @@ class _Append:
 class ReadFile:
     def __init__(self) -> None:
         self.filter: flowfilter.Filter | None = None
+        self._reading = False
 
     def configure(self, updated: set[str]) -> None:
         opts = ctx.options
@@ -86,6 +87,7 @@ class ReadFile:
         if not path:
             return
         master = ctx.master
+        self._reading = True
         try:
             count = await self.load_path(path)
         except (OSError, FlowReadException) as e:
@@ -93,9 +95,15 @@ class ReadFile:
             master.exit_code = 1
             master.shutdown()
             return
+        finally:
+            self._reading = False
+        # Whether to exit now is KeepServing's call (proxydump): replays may still run.
         logger.debug(f"Read {count} flows from {path}.")
-        if not ctx.options.keepserving:
-            master.shutdown()
+
+    @command.command("readfile.reading")
+    def reading(self) -> bool:
+        """True while a flow file is being read."""
+        return self._reading
 
     async def load_path(self, path: str) -> int:
         count = 0

@@ -970,6 +970,9 @@ class Response(Message):
                 except (TypeError, ValueError):
                     continue
                 self.headers[header] = formatdate(stamp, usegmt=True)
+        cookies = self.headers.get_all("set-cookie")
+        if cookies:
+            self.headers.set_all("set-cookie", [_shift_cookie_expiry(c, delta) for c in cookies])
 
     def get_state(self) -> dict[str, Any]:
         state = self._common_state()
@@ -986,6 +989,23 @@ class Response(Message):
         response = cls(b"HTTP/1.1", 0, b"", Headers(), None, None, 0.0, None)
         response.set_state(state)
         return response
+
+
+_COOKIE_EXPIRES = re.compile(r";\s*expires\s*=\s*([^;]*)", re.IGNORECASE)
+
+
+def _shift_cookie_expiry(header: str, delta: float) -> str:
+    """A Set-Cookie value with its Expires moved by ``delta`` seconds (dropped if unreadable)."""
+    from email.utils import formatdate, parsedate_to_datetime
+
+    def shift(match: re.Match[str]) -> str:
+        try:
+            stamp = parsedate_to_datetime(match.group(1).strip()).timestamp() + delta
+        except (TypeError, ValueError, IndexError):
+            return ""
+        return f"; Expires={formatdate(stamp, usegmt=True)}"
+
+    return _COOKIE_EXPIRES.sub(shift, header)
 
 
 class HTTPFlow(Flow):

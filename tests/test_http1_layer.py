@@ -541,3 +541,22 @@ def test_data_pipelined_after_connect_reaches_the_tunnel(tctx):
         << NextLayerHook(nl)
     )
     assert nl().data_client() == b"early bytes"
+
+
+def test_transparent_request_keeps_its_host_header():
+    """The connection goes to the original destination; Host still names what the client asked for."""
+    tctx = make_context()
+    tctx.server = Server(address=("10.0.0.1", 80))
+    flow = Placeholder(HTTPFlow)
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.transparent))
+        >> events.DataReceived(tctx.client, b"GET /x HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        << HttpRequestHeadersHook(flow)
+        >> reply()
+        << HttpRequestHook(flow)
+        >> reply()
+        << commands.OpenConnection(tctx.server)
+        >> reply(None)
+        << commands.SendData(tctx.server, b"GET /x HTTP/1.1\r\nHost: example.com\r\n\r\n")
+    )
+    assert flow().request.host == "10.0.0.1" and flow().request.pretty_host == "example.com"

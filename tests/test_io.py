@@ -1056,3 +1056,47 @@ def test_reader_on_wrong_structures_only_raises_flow_read_exception(data: st.Dat
             flow.get_state()
     except FlowReadException:
         pass
+
+
+def _careful(data: bytes) -> Any:
+    value, end = tnetstring._parse(data, 0, len(data))
+    if end != len(data):
+        raise ValueError("trailing bytes")
+    return value
+
+
+def _near_valid() -> st.SearchStrategy[bytes]:
+    """Valid encodings with one byte replaced, dropped or inserted: inputs both parsers half-accept."""
+
+    def mutate(args: tuple[bytes, int, int, str]) -> bytes:
+        data, index, byte, how = args
+        i = index % (len(data) + 1)
+        if how == "replace" and i < len(data):
+            return data[:i] + bytes([byte]) + data[i + 1 :]
+        if how == "drop":
+            return data[:i] + data[i + 1 :]
+        return data[:i] + bytes([byte]) + data[i:]
+
+    return st.tuples(
+        values.map(tnetstring.dumps),
+        st.integers(0, 10_000),
+        st.sampled_from(b"0123456789:,;#^!~]}-.et"),
+        st.sampled_from(["replace", "drop", "insert"]),
+    ).map(mutate)
+
+
+@given(st.binary(max_size=200) | _near_valid() | values.map(tnetstring.dumps))
+def test_tnetstring_fast_parser_accepts_exactly_what_the_careful_one_does(data: bytes) -> None:
+    try:
+        fast, end = tnetstring._parse_fast(data, 0, 0)
+        fast_ok = end == len(data)
+    except Exception:
+        fast_ok = False
+    try:
+        careful = _careful(data)
+    except ValueError:
+        assert not fast_ok, "the fast parser accepted input the careful one rejects"
+        return
+    if fast_ok:
+        assert _same(fast, careful)
+    assert _same(tnetstring.loads(data), careful)

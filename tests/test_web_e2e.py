@@ -284,3 +284,20 @@ def test_kill_intercepted_flow(server: WebServer, upstream: int) -> None:
             if flow.get("error"):
                 break
         assert flow["error"]["msg"] == "Connection killed." and flow["intercepted"] is False
+
+
+def test_replay_from_the_api(server: WebServer, upstream: int) -> None:
+    """view.flows.create (the UI's "n" key), then /replay: the flow is sent and updated in place."""
+    body = json.dumps({"arguments": ["get", f"http://127.0.0.1:{upstream}/get?replayed=1"]})
+    r = request(server.port, "POST", "/commands/view.flows.create", body, {"Content-Type": "application/json"})
+    assert r.json() == {"value": None}
+    (flow,) = request(server.port, "GET", "/flows").json()
+    with ws_connect(server.port) as ws:
+        assert request(server.port, "POST", f"/flows/{flow['id']}/replay").status == 200
+        while True:
+            message, _ = ws_until(ws, "flows/update")
+            shown = message["payload"]["flow"]
+            if "response" in shown:
+                break
+        assert shown["id"] == flow["id"] and shown["is_replay"] == "request"
+        assert shown["response"]["status_code"] == 200

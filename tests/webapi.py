@@ -42,7 +42,6 @@ class WebServer:
             "listen_host": "127.0.0.1",
             "listen_port": 0,
             "confdir": str(tmp / "conf"),
-            "keepserving": True,
         }
         settings.update(options)
         opts.update(**settings)

@@ -119,6 +119,12 @@ def loads(data: bytes | bytearray | memoryview) -> Any:
     buf = bytes(data)
     if not buf:
         raise TnetstringError("not a tnetstring: empty input", 0)
+    try:
+        value, end = _parse_fast(buf, 0, 0)
+        if end == len(buf):
+            return value
+    except Exception:
+        pass  # the careful parser below names the problem and where it is
     value, end = _parse(buf, 0, len(buf))
     if end != len(buf):
         raise TnetstringError(f"{len(buf) - end} trailing byte(s) after the value", end)
@@ -211,6 +217,93 @@ def _finish(tag: int, items: list[Any], pos: int) -> Any:
         if key not in result:
             result[key] = items[i + 1]
     return result
+
+
+class _NotFast(Exception):
+    """Input the fast parser leaves to :func:`_parse` (which says what is wrong with it)."""
+
+
+#: Nesting the fast parser follows by recursion; deeper values go to :func:`_parse`.
+_FAST_MAX_DEPTH = 64
+
+
+def _parse_fast(buf: bytes, pos: int, depth: int) -> tuple[Any, int]:
+    """Decode the value at ``pos`` by plain recursion, a few times faster than :func:`_parse`.
+
+    Accepts exactly what :func:`_parse` accepts: anything unusual (a bad literal,
+    a child running past its container, deep nesting, an index out of range)
+    raises, and :func:`loads` then runs the careful parser for the error message.
+    Scalars inside containers are decoded in the container's loop, which saves a
+    function call for most values.
+    """
+    colon = buf.index(b":", pos, pos + MAX_LENGTH_DIGITS + 1)
+    digits = buf[pos:colon]
+    if not digits.isdigit():
+        raise _NotFast
+    start = colon + 1
+    end = start + int(digits)
+    tag = buf[end]
+    if tag != 0x5D and tag != 0x7D:  # ] }
+        return _fast_scalar(buf[start:end], tag), end + 1
+    if depth >= _FAST_MAX_DEPTH:
+        raise _NotFast
+    items = []
+    append = items.append
+    cursor = start
+    while cursor < end:
+        colon = buf.index(b":", cursor, cursor + MAX_LENGTH_DIGITS + 1)
+        digits = buf[cursor:colon]
+        if not digits.isdigit():
+            raise _NotFast
+        item_end = colon + 1 + int(digits)
+        item_tag = buf[item_end]
+        if item_tag == 0x3B:  # ; (the most common: every dict key)
+            append(buf[colon + 1 : item_end].decode("utf-8"))
+            cursor = item_end + 1
+        elif item_tag == 0x2C:  # ,
+            append(buf[colon + 1 : item_end])
+            cursor = item_end + 1
+        elif item_tag == 0x5D or item_tag == 0x7D:
+            item, cursor = _parse_fast(buf, cursor, depth + 1)
+            append(item)
+        else:
+            append(_fast_scalar(buf[colon + 1 : item_end], item_tag))
+            cursor = item_end + 1
+    if cursor != end:
+        raise _NotFast
+    if tag == 0x5D:
+        return items, end + 1
+    if len(items) % 2:
+        raise _NotFast
+    result: dict[Any, Any] = {}
+    for i in range(len(items) - 2, -1, -2):  # stored last-inserted first
+        key = items[i]
+        if not isinstance(key, _HASHABLE_KEY_TYPES):
+            raise _NotFast
+        if key not in result:
+            result[key] = items[i + 1]
+    return result, end + 1
+
+
+def _fast_scalar(payload: bytes, tag: int) -> Any:
+    if tag == 0x3B:  # ;
+        return payload.decode("utf-8")
+    if tag == 0x2C:  # ,
+        return payload
+    if tag == 0x7E and not payload:  # ~
+        return None
+    if tag == 0x23:  # #
+        if payload.isdigit() or (payload[:1] == b"-" and payload[1:].isdigit()):
+            return int(payload)
+    elif tag == 0x5E:  # ^
+        if _FLOAT_RE.fullmatch(payload):
+            return float(payload)
+    elif tag == 0x21:  # !
+        if payload == b"true":
+            return True
+        if payload == b"false":
+            return False
+    raise _NotFast
 
 
 def _parse(buf: bytes, pos: int, limit: int) -> tuple[Any, int]:

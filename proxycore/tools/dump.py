@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 PROG = "proxydump"
@@ -22,8 +22,14 @@ _BOOL_FLAGS = (
     ("server", "n", "Do not start a proxy server (e.g. only run scripts)."),
     ("ssl_insecure", "k", "Do not verify upstream server SSL/TLS certificates."),
 )
+# Server replay switches (declared by the ServerPlayback addon), in the "Server Replay" group.
+_REPLAY_BOOL_FLAGS = (
+    ("server_replay_kill_extra", "Kill extra requests during replay (deprecated: --server-replay-extra kill)."),
+    ("server_replay_reuse", "Keep recorded responses after use, so they can be replayed several times."),
+    ("server_replay_refresh", "Do not adjust date, expires, last-modified and cookie expiry of replayed responses."),
+)
 # Options that default to True; their --no- form is the one that does something.
-_TRUE_BY_DEFAULT = {"server"}
+_TRUE_BY_DEFAULT = {"server", "server_replay_refresh"}
 
 
 class _Terminated(BaseException):
@@ -116,8 +122,26 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     )
     files.add_argument(
         "--keepserving", dest="keepserving", action="store_true", default=None,
-        help="Keep serving after reading a flow file (-r).",
+        help="Keep serving after reading a flow file (-r) and after client/server replay (-C/-S).",
     )
+    replay = parser.add_argument_group("Client Replay")
+    replay.add_argument(
+        "-C", "--client-replay", dest="client_replay", action="append", metavar="PATH",
+        help="Replay client requests from a saved file; repeatable.",
+    )
+    replay = parser.add_argument_group("Server Replay")
+    replay.add_argument(
+        "-S", "--server-replay", dest="server_replay", action="append", metavar="PATH",
+        help="Replay server responses from a saved file; repeatable.",
+    )
+    replay.add_argument(
+        "--server-replay-extra", dest="server_replay_extra",
+        choices=("forward", "kill", "204", "400", "404", "500"),
+        help="What to do with requests no recorded response matches: forward them (default), "
+        "kill them, or answer with an empty response of that status.",
+    )
+    for name, text in _REPLAY_BOOL_FLAGS:
+        _bool_flag(replay, name, None, text)
     tls = parser.add_argument_group("SSL")
     tls.add_argument(
         "--certs", dest="certs", action="append", metavar="SPEC",
@@ -125,7 +149,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _bool_flag(parser: argparse.ArgumentParser, name: str, short: str | None, text: str) -> None:
+def _bool_flag(parser: Any, name: str, short: str | None, text: str) -> None:
     flag = name.replace("_", "-")
     group = parser.add_mutually_exclusive_group()
     on, off = [f"--{flag}"], [f"--no-{flag}"]
@@ -164,7 +188,11 @@ def flag_options(args: argparse.Namespace, extra: Sequence[str] = ()) -> dict[st
         "rfile",
         "keepserving",
         "termlog_verbosity",
+        "client_replay",
+        "server_replay",
+        "server_replay_extra",
         *(n for n, _, _ in _BOOL_FLAGS),
+        *(n for n, _ in _REPLAY_BOOL_FLAGS),
         *extra,
     )
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
@@ -196,7 +224,6 @@ class Tool:
     make_parser: Callable[[], argparse.ArgumentParser]
     make_master: Callable[[Any, Any, Any], Any]
     flags: tuple[str, ...] = ()  # options set by the tool's own flags
-    defaults: dict[str, Any] = field(default_factory=dict)  # option values before any flag
 
 
 def main(argv: Sequence[str] | None = None, tool: Tool | None = None) -> int:
@@ -248,7 +275,6 @@ async def _run(args: argparse.Namespace, tool: Tool) -> int:
         opts = Options()
         master = tool.make_master(opts, termlog, errorcheck)
         try:
-            opts.update(**tool.defaults)
             opts.set(*args.setoptions)
             updates = flag_options(args, tool.flags)
             filter_args = getattr(args, "filter_args", None)
@@ -292,15 +318,16 @@ async def _run(args: argparse.Namespace, tool: Tool) -> int:
 
 def make_master(opts: Any, termlog: Any, errorcheck: Any) -> Any:
     """mitmdump's addon chain: TermLog, the defaults (Core, ..., Proxyserver, ScriptLoader,
-    NextLayer, ...), then Dumper, and the startup error check last of all."""
+    NextLayer, ...), then Dumper, KeepServing, and the startup error check last of all."""
     from proxycore.addons.dumper import Dumper
+    from proxycore.addons.keepserving import KeepServing
     from proxycore.master import Master
 
     master = Master(opts)
     errorcheck.master = master
     master.addons.add(termlog)
     master.addons.add(*_default_addons())
-    master.addons.add(Dumper(), errorcheck)
+    master.addons.add(Dumper(), KeepServing(), errorcheck)
     return master
 
 

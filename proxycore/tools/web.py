@@ -2,8 +2,8 @@
 
 Takes the flags proxydump shares with mitmdump (``proxycore.tools.dump``) plus
 mitmweb's own: ``--web-host``, ``--web-port``, ``--web-open-browser`` and
-``--intercept``.  Flows are kept in the view, so a ``-r`` file stays loaded and
-the tool keeps serving until stopped.
+``--intercept``.  Flows are kept in the view, and unlike proxydump it keeps
+serving after ``-r``, ``-C`` or ``-S`` (it has no KeepServing addon), as mitmweb does.
 """
 
 from __future__ import annotations
@@ -63,14 +63,7 @@ def make_master(opts: Any, termlog: Any, errorcheck: Any) -> Any:
     return master
 
 
-# An interactive tool keeps serving after reading a file (-r), as mitmweb does.
-WEB = dump.Tool(
-    PROG,
-    make_parser,
-    make_master,
-    flags=("web_open_browser", "web_port", "web_host", "intercept"),
-    defaults={"keepserving": True},
-)
+WEB = dump.Tool(PROG, make_parser, make_master, flags=("web_open_browser", "web_port", "web_host", "intercept"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -80,6 +80,12 @@ def _parse_size(value: object) -> int | None:
     return int(text) * factor
 
 
+def _declared_size(headers: Headers) -> int | None:
+    """The Content-Length a message announces, if it gives a usable one."""
+    value = headers.get("content-length", "").strip()
+    return int(value) if value.isdigit() else None
+
+
 class HttpStream(Layer):
     """One request/response exchange, from request head to the end of the response."""
 
@@ -92,6 +98,9 @@ class HttpStream(Layer):
         self.mode = mode
         self.request_body: list[bytes] = []
         self.response_body: list[bytes] = []
+        # Bytes buffered so far, for body_size_limit and stream_large_bodies.
+        self.request_body_size = 0
+        self.response_body_size = 0
         self.child_layer = None
         self.upgraded = False  # a 101 turned this stream into a WebSocket/raw relay
         self.server_conn: Server | None = None
@@ -125,6 +134,9 @@ class HttpStream(Layer):
         if problem:
             yield from self.fail_request(problem, ErrorCode.DESTINATION_UNKNOWN)
             return
+        if not event.end_stream and self._over_size_limit(_declared_size(request.headers)):
+            yield from self.body_too_large(request=True, headers_hook=True)
+            return
         yield HttpRequestHeadersHook(self.flow)
         if self._killed:
             yield from self.kill()
@@ -147,7 +159,8 @@ class HttpStream(Layer):
                 request.scheme = "https" if self.context.client.tls else "http"
             address = self.context.server.address
             if address is not None:
-                request.host, request.port = address
+                # Where the connection goes; the Host header keeps what the client asked for.
+                request.data.host, request.data.port = address
             else:
                 host_header = request.host_header
                 if not host_header:
@@ -181,8 +194,13 @@ class HttpStream(Layer):
     def state_consume_request(self, event: events.Event) -> CommandGenerator:
         if isinstance(event, RequestData):
             self.request_body.append(event.data)
+            self.request_body_size += len(event.data)
+            size = self.request_body_size
+            if self._over_size_limit(size):
+                yield from self.body_too_large(request=True, headers_hook=False)
+                return
             limit = _parse_size(self.context.options.stream_large_bodies)
-            if limit is not None and sum(map(len, self.request_body)) > limit:
+            if limit is not None and size > limit:
                 self.flow.request.stream = True
                 yield from self.start_request_stream(False)
         elif isinstance(event, RequestTrailers):
@@ -293,6 +311,9 @@ class HttpStream(Layer):
         self.flow.response = response
         if response.timestamp_start is None or not response.timestamp_start:
             response.timestamp_start = time.time()
+        if not event.end_stream and self._over_size_limit(_declared_size(response.headers)):
+            yield from self.body_too_large(request=False, headers_hook=True)
+            return
         yield HttpResponseHeadersHook(self.flow)
         if self._killed:
             yield from self.kill()
@@ -319,8 +340,13 @@ class HttpStream(Layer):
             yield from self.stream_response_chunk(data)
             return
         self.response_body.append(data)
+        self.response_body_size += len(data)
+        size = self.response_body_size
+        if self._over_size_limit(size):
+            yield from self.body_too_large(request=False, headers_hook=False)
+            return
         limit = _parse_size(self.context.options.stream_large_bodies)
-        if limit is not None and sum(map(len, self.response_body)) > limit:
+        if limit is not None and size > limit:
             self.flow.response.stream = True
             yield from self.start_response_stream()
 
@@ -411,6 +437,29 @@ class HttpStream(Layer):
         if self.server_conn is not None:
             yield SendHttp(RequestProtocolError(self.stream_id, message, event.code), self.server_conn)
         yield SendHttp(ResponseProtocolError(self.stream_id, event.message, event.code), self.context.client)
+        yield from self.finish()
+
+    def _over_size_limit(self, size: int | None) -> bool:
+        limit = _parse_size(self.context.options.body_size_limit)
+        return limit is not None and size is not None and size > limit
+
+    def body_too_large(self, request: bool, headers_hook: bool) -> CommandGenerator:
+        """A body over body_size_limit: 413 (request) or 502 (response) and the flow fails.
+
+        As in mitmproxy, a size known from Content-Length fails the flow before its body is
+        read, after the headers hook, so addons see the flow; the upstream side is dropped."""
+        what, code = ("Request", ErrorCode.REQUEST_TOO_LARGE) if request else ("Response", ErrorCode.RESPONSE_TOO_LARGE)
+        message = f"{what} body exceeds mitmproxy's body_size_limit."
+        self.request_body, self.response_body = [], []
+        if headers_hook:
+            yield HttpRequestHeadersHook(self.flow) if request else HttpResponseHeadersHook(self.flow)
+            if self._killed:
+                yield from self.kill()
+                return
+        yield from self.fire_error_hook(message)
+        yield SendHttp(ResponseProtocolError(self.stream_id, message, code), self.context.client)
+        if self.server_conn is not None:
+            yield SendHttp(RequestProtocolError(self.stream_id, message, code), self.server_conn)
         yield from self.finish()
 
     def kill(self) -> CommandGenerator:
@@ -617,12 +666,14 @@ class HttpLayer(Layer):
 
     def _handle_event(self, event: events.Event) -> CommandGenerator:
         if isinstance(event, events.Start):
-            client_layer: Layer
-            if self.context.client.alpn == b"h2":
-                client_layer = Http2Server(self.context.fork())
-            else:
-                client_layer = Http1Server(self.context.fork())
-            self.connections[self.context.client] = client_layer
+            # A client layer set beforehand (client replay's stand-in for a client) is kept.
+            client_layer = self.connections.get(self.context.client)
+            if client_layer is None:
+                if self.context.client.alpn == b"h2":
+                    client_layer = Http2Server(self.context.fork())
+                else:
+                    client_layer = Http1Server(self.context.fork())
+                self.connections[self.context.client] = client_layer
             yield from self.event_to_child(client_layer, event)
         elif isinstance(event, events.CommandCompleted):
             child = self.command_sources.pop(event.command, None)

@@ -36,6 +36,8 @@ from proxycore.net import http1
 from proxycore.net.http1 import BodyData, BodyReader, ProtocolError
 
 MAX_HEAD_SIZE = 256 * 1024
+# How long a client may go on uploading after an error page answered its unfinished request.
+LINGER_SECONDS = 30
 
 
 def make_error_response(status_code: int, message: str) -> Response:
@@ -126,12 +128,18 @@ class Http1Server(Http1Connection):
             if self.state == "passthrough":
                 yield ReceiveHttp(RequestData(self.stream_id, event.data))
                 return
+            if self.state == "discard":
+                return
             self.buf += event.data
             yield from self._read()
         elif isinstance(event, events.ConnectionClosed):
             yield from self._client_closed()
         elif isinstance(event, HttpEvent):
             yield from self._send(event)
+        elif isinstance(event, events.Wakeup):
+            if self.state == "discard":  # the client kept sending for too long after our answer
+                self.state = "done"
+                yield commands.CloseConnection(self.conn)
         elif isinstance(event, events.Start):
             return
 
@@ -220,7 +228,7 @@ class Http1Server(Http1Connection):
                 )
             )
             yield commands.CloseConnection(self.conn)
-        elif state in ("read_headers", "done", "errored"):
+        elif state in ("read_headers", "done", "errored", "discard"):
             # Idle keep-alive connection (or half a request head): nothing to answer.
             if state == "read_headers" and self.buf.strip():
                 yield commands.Log("client closed the connection mid-request", logging.DEBUG)
@@ -302,12 +310,20 @@ class Http1Server(Http1Connection):
             yield from self._read()
 
     def _send_error(self, event: ResponseProtocolError) -> CommandGenerator:
-        if self.state == "done":
+        if self.state in ("done", "discard"):
             return  # already hung up
         status = event.code.http_status_code()
         if self.response is None and status is not None and self.state != "passthrough":
             page = make_error_response(status, event.message)
             yield commands.SendData(self.conn, http1.assemble_response_head(page) + page.raw_content)
+            if self.state == "read_body":
+                # The client is still uploading (e.g. a body over body_size_limit). Closing now
+                # would reset the connection and could destroy the page before the client reads
+                # it, so only send FIN and drop what still arrives until the client hangs up.
+                self.state = "discard"
+                yield commands.CloseConnection(self.conn, half_close=True)
+                yield commands.RequestWakeup(LINGER_SECONDS)
+                return
         self.state = "done"
         yield commands.CloseConnection(self.conn)
 

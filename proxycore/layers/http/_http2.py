@@ -448,6 +448,9 @@ class Http2Server(Http2Connection):
             fields = [(b":status", b"%d" % status), *_plain_fields(page.headers)]
             self.h2_conn.send_headers(h2_id, fields)
             self.h2_conn.send_data_buffered(h2_id, page.raw_content or b"", end_stream=True)
+            if self.streams.get(h2_id) == "body" and not self.h2_conn.pending.get(h2_id):
+                # The client is still sending a body nobody will read (RFC 9113 section 8.1).
+                self.h2_conn.reset_stream(h2_id, h2.errors.ErrorCodes.NO_ERROR)
         else:
             code = h2.errors.ErrorCodes.CANCEL if event.code is ErrorCode.KILL else h2.errors.ErrorCodes.INTERNAL_ERROR
             self.h2_conn.forget(h2_id)

@@ -1,0 +1,257 @@
+"""Client playback (``-C FILE``): send recorded requests to their servers again, for real.
+
+Each replay runs through the same layers as live traffic, driven by the same driver,
+only with no client socket: a stand-in client layer hands the recorded request to an
+HttpLayer as if a client had just sent it. Upstream TLS, HTTP/2, connection hooks and
+every HTTP hook therefore behave as for live flows, and the flow is marked
+``is_replay == "request"``. Flows are replayed one at a time in queue order
+(``client_replay_concurrency`` 1), or all at once with -1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from proxycore import command, ctx, events, hooks
+from proxycore.addons.termlog import ALERT
+from proxycore.connection import Client, ConnectionState, Server
+from proxycore.context import Context
+from proxycore.exceptions import CommandError, OptionsError
+from proxycore.flow import Flow
+from proxycore.http import HTTPFlow
+from proxycore.io import FlowReadException, read_flows_from_paths
+from proxycore.layer import CommandGenerator, Layer
+from proxycore.layers.http import HttpLayer, HTTPMode
+from proxycore.layers.http._commands import ReceiveHttp
+from proxycore.layers.http._events import (
+    RequestData,
+    RequestEndOfMessage,
+    RequestHeaders,
+    RequestTrailers,
+)
+from proxycore.layers.http._hooks import HttpErrorHook, HttpResponseHook
+from proxycore.server import ConnectionHandler
+
+logger = logging.getLogger("proxycore.clientplayback")
+
+STREAM_ID = 1
+
+
+class ReplayClient(Layer):
+    """Stands where Http1Server would: "receives" the recorded request, drops the answer."""
+
+    def __init__(self, context: Context, flow: HTTPFlow) -> None:
+        super().__init__(context)
+        self.flow = flow
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if not isinstance(event, events.Start):
+            return  # the response (or error page) would go to the client: there is none
+        request = self.flow.request
+        request.timestamp_start = request.timestamp_end = time.time()
+        content = request.raw_content
+        yield ReceiveHttp(
+            RequestHeaders(
+                STREAM_ID, request, end_stream=not (content or request.trailers), replay_flow=self.flow
+            )
+        )
+        if content:
+            yield ReceiveHttp(RequestData(STREAM_ID, content))
+        if request.trailers:
+            yield ReceiveHttp(RequestTrailers(STREAM_ID, request.trailers))
+        yield ReceiveHttp(RequestEndOfMessage(STREAM_ID))
+
+
+def replay_stack(flow: HTTPFlow) -> Any:
+    """The layers for one replay: HTTP toward the recorded destination, TLS below for https."""
+
+    def make(context: Context) -> Layer:
+        request = flow.request
+        context.server = Server(address=(request.host, request.port))
+        http = HttpLayer(context, HTTPMode.transparent)
+        http.connections[context.client] = ReplayClient(context.fork(), flow)
+        if request.scheme != "https":
+            return http
+        from proxycore.layers.tls import ServerTLSLayer
+
+        context.server.sni = request.pretty_host
+        return ServerTLSLayer(context, http)
+
+    return make
+
+
+class ReplayHandler(ConnectionHandler):
+    """A connection handler with no client socket; done once the flow's last hook ran."""
+
+    def __init__(self, master: Any, flow: HTTPFlow) -> None:
+        # A copy of the recorded client (its TLS details, ALPN offers and SNI shape the
+        # upstream handshake), so the flow's own client_conn stays as recorded.
+        client = Client.from_state(flow.client_conn.get_state())
+        client.id = str(uuid.uuid4())
+        client.state = ConnectionState.OPEN
+        super().__init__(master, client, replay_stack(flow))
+        self.flow = flow
+        self.finished = asyncio.Event()
+        self._log_extra = {"client": "replay"}
+
+    async def replay(self) -> None:
+        self._arm_watchdog()
+        self.feed(events.Start())
+        waiters = [
+            asyncio.ensure_future(self.finished.wait()),
+            asyncio.ensure_future(self._client_done.wait()),  # the layers gave up (crash, timeout)
+        ]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when cancelled (shutdown): no socket is left behind
+            for waiter in waiters:
+                waiter.cancel()
+            self.close_all()
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+        # Hooks still running (e.g. server_disconnected) finish before the next replay starts.
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _hook_is_trivial(self, hook: Any) -> bool:
+        # The response/error hook always gets a task: its end is how we know the replay is over.
+        return not isinstance(hook, (HttpResponseHook, HttpErrorHook)) and super()._hook_is_trivial(hook)
+
+    async def _hook_task(self, hook: Any) -> None:
+        await super()._hook_task(hook)
+        if isinstance(hook, (HttpResponseHook, HttpErrorHook)) and hook.flow is self.flow:
+            self.finished.set()
+
+    def close_all(self) -> None:
+        # Upstream connections that are still readable are reported closed first, so a
+        # replay cut short (idle timeout) ends its flow with an error instead of hanging.
+        for connection in list(self.protocols):
+            if connection is not self.client:
+                self.read_closed(connection, None)
+        super().close_all()
+
+
+class ClientPlayback:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[HTTPFlow] = asyncio.Queue()
+        self.inflight: list[HTTPFlow] = []
+        self.playback_task: asyncio.Task[None] | None = None
+        self.replay_tasks: set[asyncio.Task[None]] = set()
+
+    def load(self, loader: Any) -> None:
+        # ``client_replay`` itself is one of the engine's options.
+        loader.add_option(
+            "client_replay_concurrency", int, 1,
+            "Concurrency limit on in-flight client replay requests. "
+            "Currently the only valid values are 1 and -1 (no limit).",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if "client_replay_concurrency" in updated and ctx.options.client_replay_concurrency not in (1, -1):
+            raise OptionsError("Currently the only valid client_replay_concurrency values are -1 and 1.")
+        if "client_replay" in updated and ctx.options.client_replay:
+            try:
+                flows = read_flows_from_paths(ctx.options.client_replay)
+            except FlowReadException as e:
+                raise OptionsError(f"Cannot read client replay file {e}") from e
+            self.start_replay(flows)
+
+    def running(self) -> None:
+        if self.playback_task is None:
+            self.playback_task = asyncio.get_running_loop().create_task(self.playback())
+
+    async def done(self) -> None:
+        tasks = [t for t in (self.playback_task, *self.replay_tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.playback_task = None
+
+    async def playback(self) -> None:
+        while True:
+            flow = await self.queue.get()
+            self.inflight.append(flow)
+            if ctx.options.client_replay_concurrency == -1:
+                task = asyncio.get_running_loop().create_task(self.replay(flow))
+                self.replay_tasks.add(task)
+                task.add_done_callback(self.replay_tasks.discard)
+            else:
+                await self.replay(flow)
+
+    async def replay(self, flow: HTTPFlow) -> None:
+        try:
+            await ReplayHandler(ctx.master, flow).replay()
+        except Exception:
+            logger.exception("Client replay has crashed!")
+        finally:
+            self.inflight.remove(flow)
+            self.queue.task_done()
+
+    def check(self, flow: Flow) -> str | None:
+        """Why this flow cannot be replayed, or None."""
+        if flow.live or flow in self.inflight:
+            return "Can't replay live flow."
+        if flow.intercepted:
+            return "Can't replay intercepted flow."
+        if not isinstance(flow, HTTPFlow):
+            return "Can only replay HTTP flows."
+        if flow.request is None:
+            return "Can't replay flow with missing request."
+        if flow.request.raw_content is None:
+            return "Can't replay flow with missing content."
+        if flow.websocket is not None:
+            return "Can't replay WebSocket flows."
+        if flow.request.method.upper() == "CONNECT":
+            return "Can't replay CONNECT requests."
+        return None
+
+    # commands ---------------------------------------------------------------------
+
+    @command.command("replay.client.count")
+    def count(self) -> int:
+        """Number of flows queued for replay or being replayed."""
+        return self.queue.qsize() + len(self.inflight)
+
+    @command.command("replay.client.stop")
+    def stop_replay(self) -> None:
+        """Clear the replay queue (replays already under way finish)."""
+        cleared: list[Flow] = []
+        while not self.queue.empty():
+            flow = self.queue.get_nowait()
+            self.queue.task_done()
+            flow.revert()
+            cleared.append(flow)
+        ctx.master.addons.trigger(hooks.UpdateHook(cleared))
+        logger.log(ALERT, "Client replay queue cleared.")
+
+    @command.command("replay.client")
+    def start_replay(self, flows: Sequence[Flow]) -> None:
+        """Queue flows for replay, skipping (with a warning) the ones that can't be replayed."""
+        queued: list[Flow] = []
+        for flow in flows:
+            problem = self.check(flow)
+            if problem:
+                logger.warning(problem)
+                continue
+            assert isinstance(flow, HTTPFlow)
+            flow.backup()
+            flow.is_replay = "request"
+            flow.response = None
+            flow.error = None
+            self.queue.put_nowait(flow)
+            queued.append(flow)
+        ctx.master.addons.trigger(hooks.UpdateHook(queued))
+
+    @command.command("replay.client.file")
+    def load_file(self, path: Path) -> None:
+        """Queue the flows of a file for replay."""
+        try:
+            flows = read_flows_from_paths([path])
+        except FlowReadException as e:
+            raise CommandError(f"Cannot read client replay file {e}") from e
+        self.start_replay(flows)

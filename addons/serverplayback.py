@@ -1,0 +1,219 @@
+"""Server playback (``-S FILE``): answer requests with responses recorded in flow files.
+
+Each recorded flow is filed under a key built from its request (scheme, method, path,
+query, host, port, body, selected headers; which parts count is set by the
+``server_replay_*`` options, with mitmproxy's names and meaning). A live request with
+the same key gets a copy of the recorded response without any upstream connection,
+marked ``is_replay == "response"``. Recorded responses are used once, in file order,
+unless ``server_replay_reuse`` is set. Requests with no match follow
+``server_replay_extra``: forward them, kill them, or answer with an empty 204/400/404/500.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+from collections.abc import Hashable, Sequence
+from pathlib import Path
+from typing import Any
+
+from proxycore import command, ctx, hooks
+from proxycore.exceptions import CommandError, OptionsError
+from proxycore.flow import Flow
+from proxycore.http import HTTPFlow, Request, Response
+from proxycore.io import FlowReadException, read_flows_from_paths
+
+logger = logging.getLogger("proxycore.serverplayback")
+
+# Options that change how a request is keyed: the recorded flows are filed again.
+KEY_OPTIONS = frozenset(
+    {
+        "server_replay_ignore_content",
+        "server_replay_ignore_host",
+        "server_replay_ignore_params",
+        "server_replay_ignore_payload_params",
+        "server_replay_ignore_port",
+        "server_replay_use_headers",
+    }
+)
+
+
+def request_key(request: Request, options: Any) -> Hashable:
+    """What a recorded request and a live one must share to be a match."""
+    parts = urllib.parse.urlsplit(request.url)
+    key: list[Any] = [request.scheme, request.method, parts.path]
+    if not options.server_replay_ignore_content:
+        ignored_payload = options.server_replay_ignore_payload_params
+        form: list[tuple[Any, Any]] = []
+        if ignored_payload:
+            form = request.multipart_form.items(multi=True) or request.urlencoded_form.items(multi=True)
+        if form:
+            key.append(tuple((k, v) for k, v in form if _text(k) not in ignored_payload))
+        else:
+            key.append(request.raw_content)
+    if not options.server_replay_ignore_host:
+        key.append(request.pretty_host)
+    if not options.server_replay_ignore_port:
+        key.append(request.port)
+    ignored_params = options.server_replay_ignore_params
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    key.append(tuple((k, v) for k, v in query if k not in ignored_params))
+    if options.server_replay_use_headers:
+        key.append(tuple((name, request.headers.get(name)) for name in options.server_replay_use_headers))
+    return tuple(key)
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+class ServerPlayback:
+    def __init__(self) -> None:
+        self.flowmap: dict[Hashable, list[HTTPFlow]] = {}
+
+    def load(self, loader: Any) -> None:
+        # ``server_replay`` itself is one of the engine's options.
+        loader.add_option(
+            "server_replay_kill_extra", bool, False,
+            "Kill extra requests during replay (for which no replayable response was found). "
+            "[Deprecated, prefer to use server_replay_extra='kill']",
+        )
+        loader.add_option(
+            "server_replay_extra", str, "forward",
+            "Behaviour for extra requests during replay for which no replayable response was "
+            "found. A status code answers them with an empty response of that status.",
+            choices=("forward", "kill", "204", "400", "404", "500"),
+        )
+        loader.add_option(
+            "server_replay_reuse", bool, False,
+            "Keep flows in the server replay state after use, so that a response can be "
+            "replayed several times.",
+        )
+        loader.add_option("server_replay_nopop", bool, False, "Deprecated alias for `server_replay_reuse`.")
+        loader.add_option(
+            "server_replay_refresh", bool, True,
+            "Refresh server replay responses: shift date, expires and last-modified headers "
+            "and cookie expiry by the time since recording.",
+        )
+        loader.add_option(
+            "server_replay_use_headers", Sequence[str], [],
+            "Request headers that need to match while searching for a saved flow to replay.",
+        )
+        loader.add_option(
+            "server_replay_ignore_content", bool, False,
+            "Ignore request content while searching for a saved flow to replay.",
+        )
+        loader.add_option(
+            "server_replay_ignore_params", Sequence[str], [],
+            "Request query parameters to ignore while searching for a saved flow to replay.",
+        )
+        loader.add_option(
+            "server_replay_ignore_payload_params", Sequence[str], [],
+            "Request payload parameters (application/x-www-form-urlencoded or "
+            "multipart/form-data) to ignore while searching for a saved flow to replay.",
+        )
+        loader.add_option(
+            "server_replay_ignore_host", bool, False,
+            "Ignore the request's destination host while searching for a saved flow to replay.",
+        )
+        loader.add_option(
+            "server_replay_ignore_port", bool, False,
+            "Ignore the request's destination port while searching for a saved flow to replay.",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        opts = ctx.options
+        if "server_replay_kill_extra" in updated and opts.server_replay_kill_extra:
+            logger.warning(
+                "server_replay_kill_extra is deprecated, use server_replay_extra=kill instead."
+            )
+        if "server_replay_nopop" in updated and opts.server_replay_nopop:
+            logger.warning("server_replay_nopop is deprecated, use server_replay_reuse instead.")
+        if "server_replay" in updated and opts.server_replay:
+            try:
+                flows = read_flows_from_paths(opts.server_replay)
+            except FlowReadException as e:
+                raise OptionsError(f"Cannot read server replay file {e}") from e
+            self.load_flows(flows)
+        elif updated & KEY_OPTIONS:
+            self.load_flows([f for flows in self.flowmap.values() for f in flows])
+
+    # commands ---------------------------------------------------------------------
+
+    @command.command("replay.server")
+    def load_flows(self, flows: Sequence[Flow]) -> None:
+        """Replay server responses from these flows (replacing the ones loaded before)."""
+        self.flowmap = {}
+        self.add_flows(flows)
+
+    @command.command("replay.server.add")
+    def add_flows(self, flows: Sequence[Flow]) -> None:
+        """Add the responses of these flows to the server replay list."""
+        for flow in flows:
+            if isinstance(flow, HTTPFlow):
+                self.flowmap.setdefault(request_key(flow.request, ctx.options), []).append(flow)
+        ctx.master.addons.trigger(hooks.UpdateHook([]))
+
+    @command.command("replay.server.file")
+    def load_file(self, path: Path) -> None:
+        """Replay server responses from the flows in a file."""
+        try:
+            flows = read_flows_from_paths([path])
+        except FlowReadException as e:
+            raise CommandError(f"Cannot read server replay file {e}") from e
+        self.load_flows(flows)
+
+    @command.command("replay.server.stop")
+    def clear(self) -> None:
+        """Stop server replay."""
+        self.flowmap = {}
+        ctx.master.addons.trigger(hooks.UpdateHook([]))
+
+    @command.command("replay.server.count")
+    def count(self) -> int:
+        """Number of recorded flows still waiting to be replayed."""
+        return sum(len(flows) for flows in self.flowmap.values())
+
+    # matching ---------------------------------------------------------------------
+
+    def next_flow(self, flow: HTTPFlow) -> HTTPFlow | None:
+        """The recorded flow answering this request, if any (taken off the list unless reused)."""
+        key = request_key(flow.request, ctx.options)
+        candidates = self.flowmap.get(key)
+        if not candidates:
+            return None
+        if ctx.options.server_replay_reuse or ctx.options.server_replay_nopop:
+            return next((f for f in candidates if f.response is not None), None)
+        while candidates:
+            recorded = candidates.pop(0)
+            if recorded.response is not None:
+                break
+        else:
+            recorded = None
+        if not candidates:
+            del self.flowmap[key]
+        return recorded
+
+    def request(self, flow: HTTPFlow) -> None:
+        if not self.flowmap:
+            return
+        recorded = self.next_flow(flow)
+        if recorded is not None:
+            assert recorded.response is not None
+            response = Response.from_state(recorded.response.get_state())
+            if ctx.options.server_replay_refresh:
+                response.refresh()
+            flow.response = response
+            flow.is_replay = "response"
+            return
+        opts = ctx.options
+        if opts.server_replay_kill_extra or opts.server_replay_extra == "kill":
+            logger.warning(f"server_playback: killed non-replay request {flow.request.url}")
+            flow.kill()
+        elif opts.server_replay_extra != "forward":
+            logger.warning(
+                f"server_playback: returned {opts.server_replay_extra} non-replay request "
+                f"{flow.request.url}"
+            )
+            flow.response = Response.make(int(opts.server_replay_extra))
+            flow.is_replay = "response"
