@@ -35,10 +35,11 @@ class Pretty:
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+MISSING = Pretty("Content is missing.", None, "error", "")
+
+
 def _raw(message: Any) -> Pretty:
     """Fallback view: the decoded body as text, control characters shown as dots."""
-    if getattr(message, "raw_content", b"") is None:
-        return Pretty("Content is missing.", None, "error", "")
     if hasattr(message, "get_content"):
         content = message.get_content(strict=False) or b""
         coding = message.headers.get("content-encoding")
@@ -66,6 +67,8 @@ def view_names() -> list[str]:
 
 
 def prettify(message: Any, flow: Flow, view_name: str) -> Pretty:
+    if getattr(message, "raw_content", b"") is None:  # a streamed body that was not kept
+        return MISSING
     registry = _registry()
     if registry is None:
         return _raw(message)
