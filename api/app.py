@@ -223,40 +223,61 @@ class KillFlow(RequestHandler):
             self.view.update([flow])
 
 
-def _headers(value: Any) -> Headers:
+def _headers(where: str, value: Any) -> Headers:
+    """``[[name, value], ...]`` (order and repeats kept) as Headers."""
+    if not isinstance(value, list) or not all(isinstance(p, list) and len(p) == 2 for p in value):
+        raise APIError(400, f"Invalid update {where}: expected a list of [name, value] pairs.")
     return Headers([(str(name), str(val)) for name, val in value])
+
+
+def _integer(where: str, value: Any, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except (ValueError, TypeError, OverflowError):
+        number = None
+    if number is None or not low <= number <= high:
+        raise APIError(400, f"Invalid update {where}: {value}")
+    return number
+
+
+def _text(where: str, value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise APIError(400, f"Invalid update {where}: expected a string.")
+    return value
 
 
 def _edit_request(request: Any, changes: dict[str, Any]) -> None:
     for key, value in changes.items():
+        where = f"request.{key}"
         if key in ("method", "scheme", "host", "path", "http_version"):
             setattr(request, key, str(value))
         elif key == "port":
-            request.port = int(value)
+            request.port = _integer(where, value, 0, 65535)
         elif key == "headers":
-            request.headers = _headers(value)
+            request.headers = _headers(where, value)
         elif key == "trailers":
-            request.trailers = _headers(value)
+            request.trailers = _headers(where, value)
         elif key == "content":
-            request.text = value
+            request.text = _text(where, value)
         else:
-            raise APIError(400, f"Unknown update request.{key}: {value}")
+            raise APIError(400, f"Unknown update {where}: {value}")
 
 
 def _edit_response(response: Any, changes: dict[str, Any]) -> None:
     for key, value in changes.items():
+        where = f"response.{key}"
         if key in ("reason", "http_version"):
             setattr(response, key, str(value))
         elif key == "code":
-            response.status_code = int(value)
+            response.status_code = _integer(where, value, 100, 999)
         elif key == "headers":
-            response.headers = _headers(value)
+            response.headers = _headers(where, value)
         elif key == "trailers":
-            response.trailers = _headers(value)
+            response.trailers = _headers(where, value)
         elif key == "content":
-            response.text = value
+            response.text = _text(where, value)
         else:
-            raise APIError(400, f"Unknown update response.{key}: {value}")
+            raise APIError(400, f"Unknown update {where}: {value}")
 
 
 class FlowHandler(RequestHandler):
@@ -293,7 +314,7 @@ class FlowHandler(RequestHandler):
         except APIError:
             flow.revert()
             raise
-        except (ValueError, TypeError) as e:  # e.g. a port that is not a number
+        except ValueError as e:  # a value the flow model refuses (e.g. a port out of range)
             flow.revert()
             raise APIError(400, f"Invalid update: {e}") from None
         self.view.update([flow])

@@ -255,7 +255,13 @@ def test_put_edits_request_response_marks_and_comment(server: WebServer) -> None
         ({"nope": 1}, "Unknown update nope: 1"),
         ({"request": {"bogus": "x"}}, "Unknown update request.bogus: x"),
         ({"response": {"bogus": "x"}}, "Unknown update response.bogus: x"),
-        ({"comment": "kept?", "request": {"port": "notanumber"}}, None),
+        ({"comment": "kept?", "request": {"port": "notanumber"}}, "Invalid update request.port: notanumber"),
+        ({"request": {"port": 70000}}, "Invalid update request.port: 70000"),
+        ({"response": {"code": 1e400}}, "Invalid update response.code: inf"),
+        ({"response": {"content": 5}}, "Invalid update response.content: expected a string."),
+        ({"request": {"headers": [["a"]]}}, "Invalid update request.headers: expected a list of [name, value] pairs."),
+        ({"request": {"trailers": "x"}}, "Invalid update request.trailers: expected a list of [name, value] pairs."),
+        ({"request": []}, "Unknown update request: []"),
     ],
 )
 def test_put_errors_are_400_and_roll_back(server: WebServer, body: Any, message: str | None) -> None:
