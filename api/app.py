@@ -30,6 +30,7 @@ from proxycore.exceptions import OptionsError
 from proxycore.flow import Flow
 from proxycore.http import Headers, HTTPFlow
 from proxycore.io import FlowReader, FlowReadException, FlowWriter
+from proxycore.io.har import looks_like_har, read_har
 from proxycore.optmanager import check_value
 
 logger = logging.getLogger("proxycore.web")
@@ -177,8 +178,12 @@ class DumpFlows(RequestHandler):
         from proxycore.addons.readfile import load_flow
 
         # Read everything first, so that a broken file leaves the view as it was.
+        data = self.filecontents
         try:
-            flows = list(FlowReader(BytesIO(self.filecontents)).stream())
+            if looks_like_har(data):
+                flows = read_har(data)
+            else:
+                flows = list(FlowReader(BytesIO(data)).stream())
         except FlowReadException as e:
             raise APIError(400, f"Invalid flow file: {e}") from None
         self.view.clear()
