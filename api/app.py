@@ -153,7 +153,9 @@ class FilterHelp(RequestHandler):
 
 class Flows(RequestHandler):
     def get(self) -> None:
-        self.write([serialize.flow_to_json(f) for f in self.view])
+        cache = self.application.flow_json
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.write("[" + ", ".join(cache.text(f) for f in self.view) + "]")
 
 
 class DumpFlows(RequestHandler):
@@ -578,6 +580,7 @@ class Application(tornado.web.Application):
         self.auth = auth
         self.static_dir = static_dir
         self.connections: set[ClientConnection] = set()
+        self.flow_json = serialize.FlowJsonCache()
         handlers: list[Any] = list(HANDLERS)
         if static_dir:
             static = os.path.join(static_dir, "static")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import pathlib
 import textwrap
 import typing
@@ -245,6 +246,46 @@ def flow_to_json(flow: Flow) -> dict[str, Any]:
         if response is not None:
             data["response"] = response.to_json()
     return data
+
+
+class FlowJsonCache:
+    """The JSON text of each shown flow, kept until the view says the flow changed.
+
+    ``GET /flows`` re-serialises every flow, and with thousands of flows that
+    takes seconds; most of them have not changed since the last request.  The
+    view's signals cover every change a client can see live (they are what the
+    WebSocket sends), so entries are dropped on add/update/remove and all of them
+    on a refresh (a flow may have changed while it was hidden).
+    """
+
+    def __init__(self) -> None:
+        self._text: dict[str, str] = {}
+
+    def text(self, flow: Flow) -> str:
+        text = self._text.get(flow.id)
+        if text is None:
+            # Tornado's JSON for handlers: ASCII only, "</" escaped.
+            text = self._text[flow.id] = json.dumps(flow_to_json(flow)).replace("</", "<\\/")
+        return text
+
+    def forget(self, flow: Flow, *args: Any) -> None:
+        self._text.pop(flow.id, None)
+
+    def clear(self) -> None:
+        self._text.clear()
+
+    def connect(self, view: Any, on: bool = True) -> None:
+        pairs = [
+            (view.sig_view_add, self.forget),
+            (view.sig_view_update, self.forget),
+            (view.sig_view_remove, self.forget),
+            (view.sig_store_remove, self.forget),
+            (view.sig_view_refresh, self.clear),
+            (view.sig_store_refresh, self.clear),
+        ]
+        for signal, receiver in pairs:
+            (signal.connect if on else signal.disconnect)(receiver)
+        self.clear()
 
 
 def logentry_to_json(entry: Any) -> dict[str, Any]:

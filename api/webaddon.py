@@ -156,6 +156,7 @@ class WebAddon:
         ]
         for signal, receiver in pairs:
             (signal.connect if on else signal.disconnect)(receiver)
+        self.app.flow_json.connect(view, on)
         changed = ctx.master.options.changed
         if on:
             changed.append(self._options_changed)

@@ -5,7 +5,8 @@
 Writes a flow file of N flows (copies of the test corpus, so HTTP/1, HTTP/2,
 WebSocket, TCP and error flows), starts ``proxyweb -r`` on it, waits until the
 view holds all of them, then times sequential ``GET /flows`` requests and
-prints the response size and p50/p90/p99/max latency.
+prints the response size and p50/p90/p99/max latency, overall and after the first
+request (which fills the per-flow JSON cache).
 """
 
 from __future__ import annotations
@@ -118,9 +119,13 @@ def main() -> int:
     print(f"proxyweb start + -r of {args.flows} flows: {load_time:.1f} s")
     print(f"GET /flows with {args.flows} flows: {size / 1e6:.1f} MB per response, {args.requests} requests")
     print(
-        f"  p50 {statistics.median(times):.0f} ms   p90 {percentile(times, 90):.0f} ms   "
+        f"  all:   p50 {statistics.median(times):.0f} ms   p90 {percentile(times, 90):.0f} ms   "
         f"p99 {percentile(times, 99):.0f} ms   max {max(times):.0f} ms"
     )
+    # The first request serialises every flow; later ones reuse the JSON of unchanged flows.
+    warm = times[1:]
+    print(f"  first: {times[0]:.0f} ms;  after it: p50 {statistics.median(warm):.0f} ms   "
+          f"p99 {percentile(warm, 99):.0f} ms")
     return 0
 
 

@@ -547,3 +547,43 @@ def test_command_history_as_the_command_bar_uses_it(server: WebServer) -> None:
     assert run("commands.history.next") == {"value": "view.c"}
     run("commands.history.clear")
     assert run("commands.history.get") == {"value": []} and not history_file.exists()
+
+
+def test_flow_list_is_fresh_after_every_kind_of_change(server: WebServer) -> None:
+    """GET /flows reuses each flow's JSON until the view reports a change: check the paths."""
+    get_flow, post_flow = http_flow(method="GET"), http_flow(method="POST")
+    add(server, get_flow, post_flow)
+
+    def listed() -> dict[str, Any]:
+        return {f["id"]: f for f in get(server, "/flows").json()}
+
+    assert listed()[get_flow.id]["comment"] == ""
+    put_json(server.port, f"/flows/{get_flow.id}", {"comment": "one"})
+    assert listed()[get_flow.id]["comment"] == "one"
+
+    # hidden by the view filter, changed while hidden, shown again
+    put_json(server.port, "/options", {"view_filter": "~m POST"})
+    assert list(listed()) == [post_flow.id]
+
+    def change_hidden() -> None:
+        get_flow.comment = "changed while hidden"
+        server.view.update([get_flow])
+
+    server.call(change_hidden)
+    put_json(server.port, "/options", {"view_filter": None})
+    assert listed()[get_flow.id]["comment"] == "changed while hidden"
+
+    # a hook-driven change (the update hook after it)
+    from proxycore.layers.http._hooks import HttpResponseHook
+
+    def respond() -> Any:
+        from proxycore.http import Response
+
+        post_flow.response = Response.make(201, b"made")
+        return server.master.addons.handle_lifecycle(HttpResponseHook(post_flow))
+
+    server.call(respond)
+    assert listed()[post_flow.id]["response"]["status_code"] == 201
+    post(server, f"/flows/{post_flow.id}/revert")
+    post(server, "/clear")
+    assert listed() == {}
