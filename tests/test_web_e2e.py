@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e_servers import free_port, start_http
+from tests.test_e2e import Proxy, curl
 from tests.webapi import WebServer, request, ws_connect, ws_recv, ws_until
 
 pytestmark = [
@@ -40,16 +39,9 @@ def server(tmp_path: Path) -> Iterator[WebServer]:
     s.stop()
 
 
-def curl(proxy_port: int, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        ["curl", "-sS", "--max-time", "60", "-x", f"http://127.0.0.1:{proxy_port}", *args],
-        capture_output=True, timeout=120,
-    )
-
-
 def test_live_flow_appears_over_updates(server: WebServer, upstream: int) -> None:
     with ws_connect(server.port) as ws:
-        r = curl(server.proxy_port, f"http://127.0.0.1:{upstream}/get?live=1", "-H", "X-Live: yes")
+        r = curl(server, f"http://127.0.0.1:{upstream}/get?live=1", "-H", "X-Live: yes")
         assert r.returncode == 0, r.stderr
         added = ws_recv(ws)
         assert added["type"] == "flows/add"
@@ -73,7 +65,7 @@ def test_thousand_flows_none_lost(server: WebServer, upstream: int) -> None:
         ws.send(json.dumps({"type": "flows/updateFilter", "payload": {"name": "search", "expr": "~s"}}))
         ws_until(ws, "flows/filterUpdate")
         # 20 at a time: the test origin answers each request only after a delayed ACK
-        r = curl(server.proxy_port, "-Z", "--parallel-max", "20", "-o", "/dev/null",
+        r = curl(server, "-Z", "--parallel-max", "20", "-o", "/dev/null",
                  f"http://127.0.0.1:{upstream}/get?n=[1-{count}]")
         assert r.returncode == 0, r.stderr
         added: list[str] = []
@@ -98,46 +90,26 @@ def test_thousand_flows_none_lost(server: WebServer, upstream: int) -> None:
 # the proxyweb command ----------------------------------------------------------------
 
 
-class ProxyWeb:
+class ProxyWeb(Proxy):
+    """The proxyweb command, with the web API on a free port; ``url`` is the printed one."""
+
     def __init__(self, tmp: Path, *args: str) -> None:
-        self.port, self.web_port = free_port(), free_port()
-        self.err = tmp / f"proxyweb-{self.web_port}.err"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from proxycore.tools.web import main; sys.exit(main())",
-             "--no-web-open-browser", "--listen-host", "127.0.0.1", "-p", str(self.port),
-             "--web-port", str(self.web_port), "--set", f"confdir={tmp / 'conf'}", *args],
-            stdout=subprocess.DEVNULL, stderr=self.err.open("wb"),
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        self.web_port = free_port()
+        super().__init__(["--no-web-open-browser", "--web-port", str(self.web_port), *args], tmp,
+                         module="proxycore.tools.web")
         deadline = time.monotonic() + 20
-        while True:
-            found = re.search(r"Web server listening at (\S+)", self.stderr())
-            if found:
-                self.url = found.group(1)
-                break
+        while not (found := re.search(r"Web server listening at (\S+)", self.stderr())):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"proxyweb did not start:\n{self.stderr()}")
             time.sleep(0.05)
-
-    def stderr(self) -> str:
-        return self.err.read_text(errors="replace")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        self.web_url = found.group(1)
 
 
 def test_proxyweb_serves_a_flow_file_and_live_traffic(tmp_path: Path, upstream: int) -> None:
     pw = ProxyWeb(tmp_path, "-r", str(CORPUS))
     try:
-        match = re.fullmatch(rf"http://127\.0\.0\.1:{pw.web_port}/\?token=([0-9a-f]{{32}})", pw.url)
-        assert match, pw.url
+        match = re.fullmatch(rf"http://127\.0\.0\.1:{pw.web_port}/\?token=([0-9a-f]{{32}})", pw.web_url)
+        assert match, pw.web_url
         token = match.group(1)
         headers = {"Authorization": f"Bearer {token}"}
         deadline = time.monotonic() + 10
@@ -148,7 +120,7 @@ def test_proxyweb_serves_a_flow_file_and_live_traffic(tmp_path: Path, upstream: 
         page = request(pw.web_port, "GET", f"/?token={token}", auth=False)
         assert page.status == 200 and "web_static" in page.text
         with ws_connect(pw.web_port, token=token) as ws:
-            assert curl(pw.port, f"http://127.0.0.1:{upstream}/get?via=proxyweb").returncode == 0
+            assert curl(pw, f"http://127.0.0.1:{upstream}/get?via=proxyweb").returncode == 0
             added, _ = ws_until(ws, "flows/add")
             assert added["payload"]["flow"]["request"]["path"] == "/get?via=proxyweb"
         assert len(request(pw.web_port, "GET", "/flows", headers=headers, auth=False).json()) == 17
@@ -160,7 +132,7 @@ def test_proxyweb_serves_a_flow_file_and_live_traffic(tmp_path: Path, upstream: 
 def test_proxyweb_password_is_not_printed(tmp_path: Path) -> None:
     pw = ProxyWeb(tmp_path, "--set", "web_password=s3cret")
     try:
-        assert pw.url == f"http://127.0.0.1:{pw.web_port}/"
+        assert pw.web_url == f"http://127.0.0.1:{pw.web_port}/"
         assert "s3cret" not in pw.stderr()
         r = request(pw.web_port, "GET", "/state", headers={"Authorization": "Bearer s3cret"}, auth=False)
         assert r.status == 200
@@ -182,7 +154,7 @@ def test_proxyweb_argon2_password(tmp_path: Path) -> None:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "import sys; from proxycore.tools.web import main; sys.exit(main())", *args],
+        [sys.executable, "-m", "proxycore.tools.web", *args],
         capture_output=True, text=True, timeout=60,
     )
 

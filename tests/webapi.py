@@ -66,6 +66,11 @@ class WebServer:
         proxyserver = self.master.addons.get("proxyserver")
         return proxyserver.listen_addrs()[0][1]
 
+    @property
+    def url(self) -> str:
+        """The proxy's URL (what tests.test_e2e.curl passes to curl -x)."""
+        return f"http://127.0.0.1:{self.proxy_port}"
+
     def call(self, func: Callable[[], Any]) -> Any:
         """Run ``func`` on the server's loop (the view is not thread-safe) and return its result."""
 

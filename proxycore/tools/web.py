@@ -68,3 +68,9 @@ WEB = dump.Tool(PROG, make_parser, make_master, flags=("web_open_browser", "web_
 
 def main(argv: Sequence[str] | None = None) -> int:
     return dump.main(argv, WEB)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
