@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from proxycore.io import FlowReadException
 from proxycore.io.har import looks_like_har, read_har
-from tests.webapi import WebServer, request
+from tests.webapi import WebServer, request, running
 
 PNG = bytes.fromhex("89504e470d0a1a0a")
 
@@ -106,9 +106,8 @@ def test_detection() -> None:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[WebServer]:
-    s = WebServer(tmp_path)
-    yield s
-    s.stop()
+    with running(tmp_path) as s:
+        yield s
 
 
 def test_upload_har_through_the_api(server: WebServer) -> None:

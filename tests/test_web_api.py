@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 from proxycore.flow import Error
 from proxycore.io import FlowReader
 from tests.test_flowfilter import http_flow, tcp_flow, ws_flow
-from tests.webapi import TOKEN, WebServer, put_json, request
+from tests.webapi import TOKEN, WebServer, put_json, request, running
 
 DATA = Path(__file__).parent / "data"
 CORPUS = DATA / "corpus-all.mitm"
@@ -22,14 +21,13 @@ CORPUS = DATA / "corpus-all.mitm"
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[WebServer]:
-    s = WebServer(tmp_path)
-    yield s
-    s.stop()
+    with running(tmp_path) as s:
+        yield s
     assert "Traceback" not in s.log.getvalue(), s.log.getvalue()
 
 
 def add(server: WebServer, *flows: Any) -> None:
-    server.call(lambda: server.view.add(list(flows)))
+    server.add(*flows)
 
 
 def get(server: WebServer, path: str, **kw: Any) -> Any:
@@ -135,12 +133,9 @@ def shape(value: Any) -> Any:
 
 @pytest.fixture
 def corpus(tmp_path: Path) -> Iterator[WebServer]:
-    s = WebServer(tmp_path, rfile=str(CORPUS))
-    deadline = time.monotonic() + 10
-    while s.call(lambda: len(s.view)) < 16 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield s
-    s.stop()
+    with running(tmp_path, rfile=str(CORPUS)) as s:
+        s.wait_for_flows(16)
+        yield s
 
 
 def test_flows_match_mitmweb_for_the_corpus(corpus: WebServer) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 
 from proxycore.websocket import Opcode, WebSocketMessage
 from tests.test_flowfilter import http_flow, tcp_flow, ws_flow
-from tests.webapi import WebServer, request
+from tests.webapi import WebServer, request, running
 
 DATA = Path(__file__).parent / "data"
 KEYS = ["text", "view_name", "syntax_highlight", "description"]
@@ -21,12 +20,9 @@ KEYS = ["text", "view_name", "syntax_highlight", "description"]
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[WebServer]:
-    s = WebServer(tmp_path, rfile=str(DATA / "corpus-all.mitm"))
-    deadline = time.monotonic() + 10
-    while s.call(lambda: len(s.view)) < 16 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield s
-    s.stop()
+    with running(tmp_path, rfile=str(DATA / "corpus-all.mitm")) as s:
+        s.wait_for_flows(16)
+        yield s
 
 
 def get(server: WebServer, path: str) -> Any:
@@ -34,7 +30,7 @@ def get(server: WebServer, path: str) -> Any:
 
 
 def add(server: WebServer, *flows: Any) -> None:
-    server.call(lambda: server.view.add(list(flows)))
+    server.add(*flows)
 
 
 def test_every_route_the_ui_fetched_from_mitmweb(server: WebServer) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from tests.e2e_servers import free_port, start_http
 from tests.test_e2e import Proxy, curl
-from tests.webapi import WebServer, request, ws_connect, ws_recv, ws_until
+from tests.webapi import WebServer, request, running, ws_connect, ws_recv, ws_until
 
 pytestmark = [
     pytest.mark.e2e,
@@ -34,9 +34,8 @@ def upstream() -> Iterator[int]:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[WebServer]:
-    s = WebServer(tmp_path)
-    yield s
-    s.stop()
+    with running(tmp_path) as s:
+        yield s
 
 
 def test_live_flow_appears_over_updates(server: WebServer, upstream: int) -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosedError
 
 from tests.test_flowfilter import http_flow, tcp_flow
-from tests.webapi import WebServer, put_json, request, ws_connect, ws_recv
+from tests.webapi import WebServer, put_json, request, running, ws_connect, ws_recv
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -44,11 +44,10 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
-    s = WebServer(tmp_path_factory.mktemp("fuzz"))
-    s.flows = [http_flow(response=True), http_flow(), tcp_flow()]
-    s.call(lambda: s.view.add(s.flows))
-    yield s
-    s.stop()
+    with running(tmp_path_factory.mktemp("fuzz")) as s:
+        s.flows = [http_flow(response=True), http_flow(), tcp_flow()]
+        s.add(*s.flows)
+        yield s
     assert "Traceback" not in s.log.getvalue(), s.log.getvalue()
 
 

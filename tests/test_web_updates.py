@@ -11,18 +11,26 @@ import pytest
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
 from tests.test_flowfilter import http_flow
-from tests.webapi import WebServer, put_json, request, ws_connect, ws_drain, ws_recv, ws_until
+from tests.webapi import (
+    WebServer,
+    put_json,
+    request,
+    running,
+    ws_connect,
+    ws_drain,
+    ws_recv,
+    ws_until,
+)
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[WebServer]:
-    s = WebServer(tmp_path)
-    yield s
-    s.stop()
+    with running(tmp_path) as s:
+        yield s
 
 
 def add(server: WebServer, *flows) -> None:
-    server.call(lambda: server.view.add(list(flows)))
+    server.add(*flows)
 
 
 def test_handshake_needs_auth(server: WebServer) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import http.client
 import io
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,17 @@ class WebServer:
         """The proxy's URL (what tests.test_e2e.curl passes to curl -x)."""
         return f"http://127.0.0.1:{self.proxy_port}"
 
+    def add(self, *flows: Any) -> None:
+        """Put flows into the view (on the server's loop)."""
+        self.call(lambda: self.view.add(list(flows)))
+
+    def wait_for_flows(self, count: int, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while self.call(lambda: len(self.view)) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"only {self.call(lambda: len(self.view))} of {count} flows loaded")
+            time.sleep(0.02)
+
     def call(self, func: Callable[[], Any]) -> Any:
         """Run ``func`` on the server's loop (the view is not thread-safe) and return its result."""
 
@@ -89,6 +101,16 @@ class WebServer:
         self.termlog.uninstall()
         self.errorcheck.uninstall()
         self.loop.close()
+
+
+@contextlib.contextmanager
+def running(tmp: Path, **options: Any) -> Iterator[WebServer]:
+    """A WebServer for the duration of a with block (fixtures: ``with running(...) as s: yield s``)."""
+    server = WebServer(tmp, **options)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 class Response:
