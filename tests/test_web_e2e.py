@@ -170,6 +170,8 @@ def test_proxyweb_help_and_bad_flags() -> None:
     assert r.returncode == 1 and r.stderr.strip() == "proxyweb: error: web_static: no index.html in /nonexistent"
     r = run_cli("--no-web-open-browser", "--set", "web_password=$argon2id$nope")
     assert r.returncode == 1 and "not a valid argon2 hash" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("--no-web-open-browser", "--intercept", "~q (")  # the flag reaches the option
+    assert r.returncode == 1 and "proxyweb: error: intercept: Invalid filter expression: '~q ('" in r.stderr
     r = run_cli("--options")
     assert r.returncode == 0 and "web_port: 8081" in r.stdout and "view_order: time" in r.stdout
 
