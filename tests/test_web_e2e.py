@@ -274,3 +274,39 @@ def test_replay_from_the_api(server: WebServer, upstream: int) -> None:
                 break
         assert shown["id"] == flow["id"] and shown["is_replay"] == "request"
         assert shown["response"]["status_code"] == 200
+
+
+def test_websocket_flow_updates_per_message(server: WebServer) -> None:
+    """A WebSocket session through the proxy: one update per message, then the close."""
+    import asyncio
+
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+
+    from tests.test_e2e_websocket import echo
+
+    async def session() -> None:
+        async with serve(echo, "127.0.0.1", 0) as origin:
+            port = origin.sockets[0].getsockname()[1]
+            async with connect(f"ws://127.0.0.1:{port}/chat", proxy=server.url) as ws:
+                for text in ("one", "two", "three"):
+                    await ws.send(text)
+                    assert await ws.recv() == text
+
+    with ws_connect(server.port) as updates:
+        asyncio.run(asyncio.wait_for(session(), 30))
+        counts = []
+        while True:
+            message = ws_recv(updates)
+            shown = message["payload"]["flow"] if message["type"] == "flows/update" else {}
+            websocket = shown.get("websocket")
+            if websocket:
+                counts.append(websocket["messages_meta"]["count"])
+                if websocket["close_code"] is not None:
+                    break
+    assert counts[-1] == 6 and set(range(1, 7)) <= set(counts)
+    assert websocket["close_code"] == 1000 and websocket["closed_by_client"] is True
+    messages = request(server.port, "GET", f"/flows/{shown['id']}/messages/content/auto.json").json()
+    assert [(m["from_client"], m["text"]) for m in messages] == [
+        (True, "one"), (False, "one"), (True, "two"), (False, "two"), (True, "three"), (False, "three")
+    ]
