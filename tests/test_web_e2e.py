@@ -310,3 +310,34 @@ def test_websocket_flow_updates_per_message(server: WebServer) -> None:
     assert [(m["from_client"], m["text"]) for m in messages] == [
         (True, "one"), (False, "one"), (True, "two"), (False, "two"), (True, "three"), (False, "three")
     ]
+
+
+def test_raw_tcp_flow_appears(server: WebServer) -> None:
+    """Non-HTTP bytes after CONNECT become a TCP flow: added at tcp_start, updated per message."""
+    import asyncio
+
+    from tests.test_intercept import _echo
+
+    async def session() -> None:
+        origin = await asyncio.start_server(_echo, "127.0.0.1", 0)
+        port = origin.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.proxy_port)
+        writer.write(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\n".encode())
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
+        writer.write(b"\x00\x01 raw bytes")
+        assert await asyncio.wait_for(reader.readexactly(12), 10) == b"\x00\x01 raw bytes"
+        writer.close()
+        origin.close()
+
+    with ws_connect(server.port) as updates:
+        asyncio.run(asyncio.wait_for(session(), 30))
+        added, _ = ws_until(updates, "flows/add")
+        flow = added["payload"]["flow"]
+        while flow["type"] != "tcp":  # the CONNECT itself is no flow of the view
+            added, _ = ws_until(updates, "flows/add")
+            flow = added["payload"]["flow"]
+        while flow["messages_meta"]["count"] < 2:
+            flow = ws_until(updates, "flows/update")[0]["payload"]["flow"]
+    assert flow["messages_meta"]["contentLength"] == 24
+    (listed,) = request(server.port, "GET", "/flows").json()
+    assert listed["type"] == "tcp" and listed["id"] == flow["id"]
