@@ -7,26 +7,48 @@ from typing import Any
 
 def default_addons() -> list[Any]:
     """The addons every front end (proxydump, proxyweb) loads, in mitmproxy's order."""
+    from proxycore.addons.anticache import AntiCache
+    from proxycore.addons.anticomp import AntiComp
+    from proxycore.addons.block import Block
     from proxycore.addons.clientplayback import ClientPlayback
     from proxycore.addons.core import Core
     from proxycore.addons.intercept import Intercept
+    from proxycore.addons.maplocal import MapLocal
+    from proxycore.addons.mapremote import MapRemote
+    from proxycore.addons.modifybody import ModifyBody
+    from proxycore.addons.modifyheaders import ModifyHeaders
     from proxycore.addons.next_layer import NextLayer
+    from proxycore.addons.proxyauth import ProxyAuth
     from proxycore.addons.proxyserver import Proxyserver
     from proxycore.addons.readfile import ReadFile
     from proxycore.addons.save import Save
     from proxycore.addons.script import ScriptLoader
     from proxycore.addons.serverplayback import ServerPlayback
+    from proxycore.addons.stickyauth import StickyAuth
+    from proxycore.addons.stickycookie import StickyCookie
     from proxycore.addons.tlsconfig import TlsConfig
+    from proxycore.addons.upstream_auth import UpstreamAuth
 
     return [
         Core(),
+        Block(),
+        AntiCache(),
+        AntiComp(),
+        ClientPlayback(),
+        ProxyAuth(),
         Proxyserver(),
         ScriptLoader(),
         NextLayer(),
-        TlsConfig(),
-        Save(),
-        ReadFile(),
         ServerPlayback(),
-        ClientPlayback(),
+        MapRemote(),
+        MapLocal(),
+        ModifyBody(),
+        ModifyHeaders(),
+        StickyAuth(),
+        StickyCookie(),
+        Save(),
+        TlsConfig(),
+        UpstreamAuth(),
+        ReadFile(),
         Intercept(),
     ]

@@ -36,6 +36,7 @@ from proxycore.layers.http._events import (
     RequestTrailers,
 )
 from proxycore.layers.http._hooks import HttpErrorHook, HttpResponseHook
+from proxycore.mode_specs import ProxyMode, UpstreamMode
 from proxycore.server import ConnectionHandler
 
 logger = logging.getLogger("proxycore.clientplayback")
@@ -73,6 +74,14 @@ def replay_stack(flow: HTTPFlow) -> Any:
 
     def make(context: Context) -> Layer:
         request = flow.request
+        upstream = _upstream_proxy()
+        if upstream is not None:
+            # As a client of upstream mode would: absolute form for http, CONNECT for https.
+            # No address on the context's server, so the HttpLayer opens (and tunnels) its own.
+            context.server = Server(address=None, via=(upstream.scheme, upstream.address))
+            http = HttpLayer(context, HTTPMode.upstream)
+            http.connections[context.client] = ReplayClient(context.fork(), flow)
+            return http
         context.server = Server(address=(request.host, request.port))
         http = HttpLayer(context, HTTPMode.transparent)
         http.connections[context.client] = ReplayClient(context.fork(), flow)
@@ -84,6 +93,18 @@ def replay_stack(flow: HTTPFlow) -> Any:
         return ServerTLSLayer(context, http)
 
     return make
+
+
+def _upstream_proxy() -> UpstreamMode | None:
+    """The upstream proxy replays go through: the first mode's, if it is upstream mode (as mitmproxy)."""
+    modes = ctx.options.mode
+    if not modes:
+        return None
+    try:
+        mode = ProxyMode.parse(modes[0])
+    except ValueError:
+        return None
+    return mode if isinstance(mode, UpstreamMode) else None
 
 
 class ReplayHandler(ConnectionHandler):

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from proxycore.layer import Layer
 from proxycore.layer import NextLayer as NextLayerData
 from proxycore.layers.http import HttpLayer, HTTPMode
-from proxycore.layers.modes import HttpProxy
+from proxycore.layers.modes import HttpProxy, HttpUpstreamProxy, ReverseProxy
 from proxycore.layers.tcp import TCPLayer
 from proxycore.layers.tls import ClientTLSLayer, ServerTLSLayer
+from proxycore.mode_specs import ReverseMode
 from proxycore.net.tls import parse_client_hello
 
 _HTTP_METHOD = re.compile(rb"^[A-Za-z]{1,16} \S")
@@ -51,12 +52,11 @@ class NextLayer:
         parent = context.layers[-1] if context.layers else None
         client_data = nextlayer.data_client()
         if isinstance(parent, HttpProxy):
+            mode = HTTPMode.upstream if isinstance(parent, HttpUpstreamProxy) else HTTPMode.regular
             if looks_like_tls(client_data):
                 # TLS straight to the proxy port: a "secure web proxy" client.
-                client_tls = ClientTLSLayer(context)
-                client_tls.child_layer = HttpLayer(context, HTTPMode.regular)
-                return client_tls
-            return HttpLayer(context, HTTPMode.regular)
+                return _stack(ClientTLSLayer(context), HttpLayer(context, mode))
+            return HttpLayer(context, mode)
         hosts = _host_candidates(nextlayer)
         is_tls = looks_like_tls(client_data) and not isinstance(parent, ClientTLSLayer)
         if is_tls and (self._ignore or self._allow):
@@ -73,15 +73,15 @@ class NextLayer:
                 hosts = [f"{hello.sni}:{port}", hello.sni, *hosts]
         if self._ignored(hosts):
             return TCPLayer(context, ignore=True)
+        if isinstance(parent, ReverseProxy) and len(context.layers) == 1:
+            return _reverse_proxy_stack(nextlayer)
         server_data = nextlayer.data_server()
         if server_data and not client_data:
             return TCPLayer(context)  # the server speaks first: not HTTP
         if not client_data:
             return None
         if is_tls:
-            server_tls = ServerTLSLayer(context)
-            server_tls.child_layer = ClientTLSLayer(context)
-            return server_tls
+            return _stack(ServerTLSLayer(context), ClientTLSLayer(context))
         if any(p.search(h) for p in self._tcp for h in hosts):
             return TCPLayer(context)
         if looks_like_http(client_data):
@@ -98,6 +98,35 @@ class NextLayer:
         if self._allow and not any(p.search(h) for p in self._allow for h in hosts):
             return True
         return False
+
+
+def _stack(*layers: Layer) -> Layer:
+    """Chain layers created top-down (so each one's context lists its parents) and return the top."""
+    for parent, child in zip(layers, layers[1:], strict=False):
+        parent.child_layer = child  # type: ignore[attr-defined]
+    return layers[0]
+
+
+def _reverse_proxy_stack(nextlayer: NextLayerData) -> Layer | None:
+    """The target's scheme says what we speak to it; the client may or may not use TLS to us
+    (plain HTTP to an https reverse proxy works, as in mitmproxy)."""
+    context = nextlayer.context
+    client_data = nextlayer.data_client()
+    if client_data[:1] == b"\x16" and len(client_data) < 3 and not nextlayer.data_server():
+        return None  # could be the start of a TLS record: wait for the rest of its header
+    spec = context.client.proxy_mode
+    assert isinstance(spec, ReverseMode)
+    client_tls = looks_like_tls(client_data)
+    layers: list[Layer] = []
+    if spec.scheme in ("https", "tls"):
+        layers.append(ServerTLSLayer(context))
+    if client_tls:
+        layers.append(ClientTLSLayer(context))
+    if spec.scheme in ("http", "https"):
+        layers.append(HttpLayer(context, HTTPMode.transparent))
+    else:
+        layers.append(TCPLayer(context))
+    return _stack(*layers)
 
 
 def _compile(patterns: Sequence[str]) -> list[re.Pattern[str]]:

@@ -1,28 +1,67 @@
-"""Starts and stops the proxy listeners named by the ``mode`` option."""
+"""Starts and stops the proxy listeners, one per ``mode`` entry (mitmproxy's mode specs).
+
+Specs are checked when the option is set (a bad one is an OptionsError with
+mitmproxy's text, so proxydump prints one line and exits 1).  While running,
+a change of ``mode`` starts the new listeners and stops the removed ones;
+listeners whose spec did not change keep their connections.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from proxycore import command
+from proxycore.addons.termlog import format_address
+from proxycore.exceptions import OptionsError
 from proxycore.flow import Flow
 from proxycore.http import HTTPFlow
-from proxycore.server import ProxyListener
+from proxycore.mode_specs import ProxyMode, ReverseMode
+from proxycore.server import LayerFactory, ProxyListener
 
 logger = logging.getLogger("proxycore.proxyserver")
 
-DEFAULT_PORTS = {"regular": 8080}
+# The schemes a reverse proxy serves over TCP; the UDP/QUIC/DNS ones are not implemented.
+REVERSE_SCHEMES = ("http", "https", "tls", "tcp")
 
 
-def _top_layer(mode: str) -> Any:
-    from proxycore.layers.modes import HttpProxy
+def top_layer(mode: ProxyMode) -> LayerFactory:
+    """The first layer of every connection to a listener of ``mode``."""
+    from proxycore.layers import modes
 
-    if mode == "regular":
-        return HttpProxy
-    from proxycore.exceptions import OptionsError
+    factories: dict[str, LayerFactory] = {
+        "regular": modes.HttpProxy,
+        "upstream": modes.HttpUpstreamProxy,
+        "reverse": modes.ReverseProxy,
+        "transparent": modes.TransparentProxy,
+        "socks5": modes.Socks5Proxy,
+    }
+    return factories[mode.type_name]
 
-    raise OptionsError(f"mode {mode!r} is not supported yet (only 'regular' is)")
+
+def parse_modes(specs: Sequence[str]) -> list[ProxyMode]:
+    """Parse and check every spec; OptionsError naming the first bad one."""
+    from proxycore import platform
+
+    modes = []
+    for spec in specs:
+        try:
+            mode = ProxyMode.parse(spec)
+        except ValueError as e:
+            raise OptionsError(f"Invalid proxy mode specification: {spec} ({e})") from None
+        if isinstance(mode, ReverseMode) and mode.scheme not in REVERSE_SCHEMES:
+            problem = f"reverse proxy scheme {mode.scheme} is not supported by proxycore"
+            raise OptionsError(f"Invalid proxy mode specification: {spec} ({problem})")
+        if mode.type_name not in ("regular", "upstream", "reverse", "transparent", "socks5"):
+            problem = f"{mode.type_name} mode is not supported by proxycore"
+            raise OptionsError(f"Invalid proxy mode specification: {spec} ({problem})")
+        if mode.type_name == "transparent" and platform.original_addr is None:
+            raise OptionsError("Transparent mode not supported on this platform.")
+        modes.append(mode)
+    return modes
 
 
 class Proxyserver:
@@ -31,48 +70,91 @@ class Proxyserver:
     def __init__(self) -> None:
         self.listeners: list[ProxyListener] = []
         self._running = False
+        self._lock = asyncio.Lock()
 
     def configure(self, updated: set[str]) -> None:
         from proxycore import ctx
 
-        if "mode" in updated:
-            for spec in ctx.options.mode:
-                _top_layer(spec.split("@", 1)[0])
+        options = ctx.options
+        if "mode" in updated or "server" in updated or "listen_host" in updated or "listen_port" in updated:
+            modes = parse_modes(options.mode)
+            seen: set[tuple[str, int]] = set()
+            for mode in modes:
+                host = mode.listen_host(options.listen_host)
+                port = mode.listen_port(options.listen_port)
+                if not port:
+                    continue  # port 0: each listener gets its own free port
+                if (host, port) in seen:
+                    shown = format_address((host or "0.0.0.0", port))
+                    raise OptionsError(f"Cannot spawn multiple servers on the same address: {shown}")
+                seen.add((host, port))
         if self._running and updated & {"mode", "listen_host", "listen_port", "server"}:
-            import asyncio
-
-            asyncio.get_running_loop().create_task(self._restart())
+            restart = bool(updated & {"listen_host", "listen_port"})
+            asyncio.get_running_loop().create_task(self.update_servers(restart))
 
     async def running(self) -> None:
         self._running = True
-        await self._restart()
+        await self.update_servers()
 
-    async def _restart(self) -> None:
+    async def update_servers(self, restart: bool = False) -> None:
+        """Bring the listeners in line with the options: stop removed modes, start new ones."""
         from proxycore import ctx
 
-        await self._stop()
         options = ctx.options
-        if not options.server:
+        async with self._lock:
+            wanted = parse_modes(options.mode) if options.server else []
+            current = {} if restart else {listener.mode: listener for listener in self.listeners}
+            keep = [current[mode] for mode in wanted if mode in current]
+            for listener in self.listeners:
+                if listener not in keep:
+                    await self._stop_listener(listener)
+            self.listeners = keep
+            for mode in wanted:
+                if mode not in current:
+                    listener = ProxyListener(ctx.master, top_layer(mode), mode)
+                    await self._start_listener(listener)
+                    self.listeners.append(listener)
+
+    async def _start_listener(self, listener: ProxyListener) -> None:
+        from proxycore import ctx
+
+        mode = listener.mode
+        host = mode.listen_host(ctx.options.listen_host)
+        port = mode.listen_port(ctx.options.listen_port)
+        assert port is not None
+        try:
+            await listener.start(host.strip("[]"), port)
+        except OSError as e:
+            listener.last_exception = e
+            message = f"{mode.description} failed to listen on {host or '*'}:{port} with {e}"
+            if e.errno == errno.EADDRINUSE and mode.custom_listen_port is None:
+                message += f"\nTry specifying a different port by using `--mode {mode.full_spec}@{port + 2}`."
+            logger.error(message)
             return
-        for spec in options.mode:
-            mode, _, listen = spec.partition("@")
-            host, port = options.listen_host, options.listen_port
-            if listen:
-                h, _, p = listen.rpartition(":")
-                host, port = (h or host), int(p)
-            if port is None:
-                port = DEFAULT_PORTS.get(mode, 8080)
-            listener = ProxyListener(ctx.master, _top_layer(mode), mode)
-            try:
-                await listener.start(host, port)
-            except OSError as e:
-                logger.error(f"Error starting proxy server: {e}")
-                ctx.master.exit_code = 1
-                ctx.master.shutdown()
-                return
-            self.listeners.append(listener)
-            shown = f"{host}:{port}" if host else f"*:{port}"
-            logger.info(f"HTTP(S) proxy listening at {shown}.")
+        listener.last_exception = None
+        logger.info(f"{mode.description} listening at {_addresses(listener)}.")
+
+    async def _stop_listener(self, listener: ProxyListener) -> None:
+        if not listener.is_running:
+            return
+        addresses = _addresses(listener)
+        await listener.stop()
+        logger.info(f"{listener.mode.description} at {addresses} stopped.")
+
+    def server_connect(self, data: Any) -> None:
+        """Refuse to connect to one of our own listeners (a request to the proxy itself)."""
+        server = data.server
+        if server.address is None:
+            return
+        host, port = server.address[0], server.address[1]
+        for listener in self.listeners:
+            for listen_host, listen_port in listener.addresses:
+                if port == listen_port and host in ("localhost", "127.0.0.1", "::1", listen_host):
+                    server.error = (
+                        "Request destination unknown. "
+                        "Unable to figure out where this request should be forwarded to."
+                    )
+                    return
 
     # injection ---------------------------------------------------------------------
 
@@ -119,11 +201,14 @@ class Proxyserver:
     def listen_addrs(self) -> list[tuple[str, int]]:
         return [addr for listener in self.listeners for addr in listener.addresses]
 
-    async def _stop(self) -> None:
+    async def done(self) -> None:
+        self._running = False
         listeners, self.listeners = self.listeners, []
         for listener in listeners:
             await listener.stop()
 
-    async def done(self) -> None:
-        self._running = False
-        await self._stop()
+
+def _addresses(listener: ProxyListener) -> str:
+    """``*:8080``, or several joined with " and " (each shown once)."""
+    shown = dict.fromkeys(format_address(address) for address in listener.addresses)
+    return " and ".join(shown)

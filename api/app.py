@@ -464,41 +464,22 @@ class SaveOptions(RequestHandler):
 
 
 def servers_json(master: Any) -> dict[str, Any]:
-    """``{full_spec: server}`` for the listeners the ``mode`` option asks for."""
+    """``{full_spec: server}`` for the proxy listeners (one per ``mode`` entry)."""
     proxyserver = master.addons.get("proxyserver")
-    if proxyserver is None:
-        return {}
-    servers = getattr(proxyserver, "servers", None)
-    if servers is not None and all(hasattr(s, "to_json") for s in servers):
-        return {s.mode.full_spec: s.to_json() for s in servers}
-    listeners = {getattr(li, "spec", li.mode): li for li in getattr(proxyserver, "listeners", [])}
     result = {}
-    for spec in master.options.mode:
-        mode = spec.split("@", 1)[0].split(":", 1)[0]
-        listener = listeners.get(spec) or listeners.get(mode)
-        addresses = [list(a) for a in listener.addresses] if listener is not None else []
-        result[spec] = {
-            "type": mode,
-            "description": MODE_DESCRIPTIONS.get(mode, mode),
-            "full_spec": spec,
+    for listener in getattr(proxyserver, "listeners", []):
+        mode = listener.mode
+        addresses = [list(a) for a in listener.addresses]
+        error = getattr(listener, "last_exception", None)
+        result[mode.full_spec] = {
+            "type": mode.type_name,
+            "description": mode.description,
+            "full_spec": mode.full_spec,
             "is_running": bool(addresses),
-            "last_exception": None,
+            "last_exception": str(error) if error else None,
             "listen_addrs": addresses,
         }
     return result
-
-
-MODE_DESCRIPTIONS = {
-    "regular": "HTTP(S) proxy",
-    "transparent": "Transparent Proxy",
-    "upstream": "HTTP(S) proxy (upstream mode)",
-    "reverse": "reverse proxy",
-    "socks5": "SOCKS v5 proxy",
-    "dns": "DNS server",
-    "wireguard": "WireGuard server",
-    "local": "Local redirector",
-    "tun": "TUN interface",
-}
 
 
 class State(RequestHandler):

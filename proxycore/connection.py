@@ -7,11 +7,14 @@ and survives copies made by get_state/set_state.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+
+from proxycore.mode_specs import ProxyMode
 
 Address = tuple[str, int]
 
@@ -136,12 +139,15 @@ def _cert_from_state(value: Any) -> Any:
 class Client(Connection):
     """The connection from the proxy's user (browser, curl…) to the proxy."""
 
-    proxy_mode: str = "regular"
+    proxy_mode: ProxyMode = dataclasses.field(default_factory=lambda: ProxyMode.parse("regular"))
+    """The mode of the listener this client connected to (a spec string is parsed)."""
     mitmcert: Any = None
 
     def __post_init__(self) -> None:
         if self.timestamp_start is None:
             self.timestamp_start = time.time()
+        if isinstance(self.proxy_mode, str):
+            self.proxy_mode = ProxyMode.parse(self.proxy_mode)
 
     def _describe(self) -> str:
         return f"peer={self.peername}"
@@ -149,12 +155,12 @@ class Client(Connection):
     def get_state(self) -> dict[str, Any]:
         state = self._state_common()
         state["mitmcert"] = _cert_state(self.mitmcert)
-        state["proxy_mode"] = self.proxy_mode
+        state["proxy_mode"] = self.proxy_mode.full_spec
         return state
 
     def set_state(self, state: dict[str, Any]) -> None:
         self._set_state_common(state)
-        self.proxy_mode = state.get("proxy_mode") or "regular"
+        self.proxy_mode = ProxyMode.from_state(state.get("proxy_mode") or "regular")
         self.mitmcert = _cert_from_state(state.get("mitmcert"))
 
     @classmethod

@@ -74,6 +74,8 @@ class Options(OptManager):
         add("client_replay", Sequence[str], [], "Replay client requests from a saved file.")
         add("readfile_filter", str | None, None, "Read only matching flows.")
         add("save_stream_filter", str | None, None, "Filter which flows are written to file.")
+        add("http_connect_send_host_header", bool, True,
+            "Include host header with CONNECT requests. Enabled by default.")
         self.changed.append(self._check_sizes)
         if kwargs:
             self.update(**kwargs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ipaddress
 import logging
 import os
 import socket
@@ -17,11 +18,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from proxycore import commands, events
+from proxycore import commands, events, platform
 from proxycore.connection import Client, Connection, ConnectionState, Server
 from proxycore.context import Context
 from proxycore.flow import Flow
 from proxycore.layer import Layer
+from proxycore.mode_specs import ProxyMode, TransparentMode
 from proxycore.server_hooks import (
     ClientConnectedHook,
     ClientDisconnectedHook,
@@ -72,6 +74,8 @@ class _ConnectionProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed.set()
+        if not hasattr(self, "handler"):
+            return  # refused before any handler adopted it (transparent mode failure)
         self.handler.read_closed(self.connection, exc)
         self.handler.lost(self.connection)
         self.handler.writable(self, True)
@@ -81,6 +85,28 @@ class _ConnectionProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.handler.writable(self, True)
+
+
+def _same_address(a: tuple[str, int], b: Any) -> bool:
+    """Same host and port, an IPv4-mapped IPv6 address counting as its IPv4 form."""
+    if not b or a[1] != b[1]:
+        return False
+
+    def plain(host: str) -> str:
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return host
+        mapped = getattr(ip, "ipv4_mapped", None)
+        return str(mapped or ip)
+
+    return plain(a[0]) == plain(b[0])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
 
 
 def _error_text(e: OSError) -> str:
@@ -368,18 +394,43 @@ class ConnectionHandler:
 class ProxyListener:
     """A bound TCP listener that hands each connection to a ConnectionHandler."""
 
-    def __init__(self, master: Any, make_layer: LayerFactory, mode: str = "regular") -> None:
+    def __init__(self, master: Any, make_layer: LayerFactory, mode: ProxyMode | str = "regular") -> None:
         self.master = master
         self.make_layer = make_layer
-        self.mode = mode
+        self.mode = mode if isinstance(mode, ProxyMode) else ProxyMode.parse(mode)
         self.server: asyncio.base_events.Server | None = None
         self.handlers: dict[asyncio.Task[None], ConnectionHandler] = {}
+        self.last_exception: Exception | None = None
 
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
+        if port == 0 and not host:
+            # On all interfaces asyncio binds IPv4 and IPv6 separately: give both one free port.
+            try:
+                self.server = await loop.create_server(
+                    self._new_connection, None, _free_port(), reuse_address=True
+                )
+                return
+            except OSError:
+                pass
         self.server = await loop.create_server(
             self._new_connection, host or None, port, reuse_address=True
         )
+
+    @property
+    def is_running(self) -> bool:
+        return self.server is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """What mitmproxy's web API shows for a server (``/state`` -> ``servers``)."""
+        return {
+            "type": self.mode.type_name,
+            "description": self.mode.description,
+            "full_spec": self.mode.full_spec,
+            "is_running": self.is_running,
+            "last_exception": str(self.last_exception) if self.last_exception else None,
+            "listen_addrs": self.addresses,
+        }
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -404,6 +455,24 @@ class ProxyListener:
             proxy_mode=self.mode,
         )
         handler = ConnectionHandler(self.master, client, self.make_layer)
+        if isinstance(self.mode, TransparentMode):
+            try:
+                assert platform.original_addr is not None
+                destination = platform.original_addr(transport.get_extra_info("socket"))
+            except (OSError, AssertionError) as e:
+                logger.error(f"Transparent mode failure: {e!r}", extra={"client": client.peername})
+                transport.close()
+                return
+            if _same_address(destination, sockname):
+                logger.warning(
+                    f"Transparent mode failure: the connection to {destination[0]}:{destination[1]} "
+                    "was not redirected (a client connected to the proxy port directly?)",
+                    extra={"client": client.peername},
+                )
+                transport.close()
+                return
+            client.sockname = destination
+            handler.context.server.address = destination
         handler.adopt_client(protocol)
         task = asyncio.get_running_loop().create_task(handler.run())
         self.handlers[task] = handler

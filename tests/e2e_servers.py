@@ -81,15 +81,39 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_PUT = do_POST
 
 
+class RecordingHandler(Handler):
+    """The echo server, remembering every request path it was sent (to prove one never came)."""
+
+    seen: list[str] = []
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()
+        if ok:
+            self.seen.append(self.path)
+        return ok
+
+
 class ThreadingServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
 
-def start_http(tls_dir: Path | None = None) -> tuple[ThreadingServer, int]:
-    """Start an HTTP (or HTTPS, with a self-signed cert) server on a free port."""
-    server = ThreadingServer(("127.0.0.1", 0), Handler)
+class ThreadingServer6(ThreadingServer):
+    address_family = socket.AF_INET6
+
+
+def start_http(
+    tls_dir: Path | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    names: tuple[str, ...] = ("localhost", "127.0.0.1"),
+    handler: type[Handler] = Handler,
+) -> tuple[ThreadingServer, int]:
+    """Start an HTTP (or HTTPS, with a self-signed cert for ``names``) server, by default
+    on a free port of 127.0.0.1."""
+    server_class = ThreadingServer6 if ":" in host else ThreadingServer
+    server = server_class((host, port), handler)
     if tls_dir is not None:
-        cert, key = make_self_signed(tls_dir)
+        cert, key = make_self_signed(tls_dir, names=names)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
         server.socket = context.wrap_socket(server.socket, server_side=True)

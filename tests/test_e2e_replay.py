@@ -112,6 +112,28 @@ def test_client_replay_with_keepserving_keeps_the_proxy_up(tmp_path, origin):
         assert p.stop() == 0
 
 
+def test_client_replay_in_upstream_mode_goes_through_the_upstream_proxy(tmp_path, origin):
+    upstream = Proxy([], tmp_path)
+    try:
+        flows = write_flows(
+            tmp_path / "flows.mitm", tflow(f"http://127.0.0.1:{origin}/get?via=upstream")
+        )
+        saved = tmp_path / "replayed.mitm"
+        r = proxydump(
+            "-n", "-C", str(flows), "-w", str(saved), "--mode", f"upstream:http://127.0.0.1:{upstream.port}"
+        )
+        assert r.returncode == 0, r.stderr
+        assert "<< 200 OK" in r.stdout
+        # The upstream proxy saw (and forwarded) the replayed request.
+        upstream.wait_output(f"GET http://127.0.0.1:{origin}/get?via=upstream")
+        (replayed,) = read_flows(saved)
+        scheme, address = replayed.server_conn.via
+        assert (scheme, tuple(address)) == ("http", ("127.0.0.1", upstream.port))
+        assert json.loads(replayed.response.content)["path"] == "/get?via=upstream"
+    finally:
+        assert upstream.stop() == 0
+
+
 @pytest.mark.parametrize("flag,kind", [("-C", "client"), ("-S", "server")])
 def test_missing_replay_file_is_one_clear_error(tmp_path, flag, kind):
     r = proxydump("-n", flag, str(tmp_path / "nope.mitm"))

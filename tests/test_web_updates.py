@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -213,3 +214,26 @@ def test_flow_commands_send_updates(server: WebServer) -> None:
         assert r.json() == {"value": None}
         message, _ = ws_until(ws, "flows/update")
         assert message["payload"]["flow"]["marked"] == "\U0001f7e2"
+
+
+def test_state_shows_a_listener_that_failed(server: WebServer) -> None:
+    import socket
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    spec = f"regular@127.0.0.1:{busy.getsockname()[1]}"
+    try:
+        assert put_json(server.port, "/options", {"mode": [spec]}).status == 200
+        deadline = time.monotonic() + 10
+        while True:
+            servers = request(server.port, "GET", "/state").json()["servers"]
+            if spec in servers and servers[spec]["last_exception"]:
+                break
+            assert time.monotonic() < deadline, servers
+            time.sleep(0.05)
+    finally:
+        busy.close()
+    entry = servers[spec]
+    assert entry["is_running"] is False and entry["listen_addrs"] == []
+    assert entry["type"] == "regular" and entry["description"] == "HTTP(S) proxy"

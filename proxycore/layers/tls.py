@@ -323,17 +323,26 @@ class ServerTLSLayer(TLSLayer):
     def __init__(self, context: Context, child: Layer | None = None) -> None:
         super().__init__(context, context.server, child)
         self.waiting_child: commands.OpenConnection | None = None
+        # Events for a child that starts only after the handshake we began on Start.
+        self.held_events: list[events.Event] | None = None
 
     def _handle_event(self, event: events.Event) -> CommandGenerator:
         if isinstance(event, events.Start):
-            yield from self.event_to_child(event)
             if (
                 self.conn.connected
                 and self.state == "inactive"
                 and not isinstance(self.child_layer, ClientTLSLayer)
             ):
-                # Opened before us (eager CONNECT) and nobody will ask: secure it now.
+                # Opened before us (eager connect) and nobody will ask: secure it now. The
+                # child starts once that is done, so it never writes into a handshake.
+                self.held_events = [event]
                 yield from self.handshake()
+            else:
+                yield from self.event_to_child(event)
+        elif self.held_events is not None and not (
+            isinstance(event, events.ConnectionEvent) and event.connection is self.conn
+        ):
+            self.held_events.append(event)
         elif isinstance(event, events.ConnectionEvent) and event.connection is self.conn:
             if self.state == "passthrough" or self.state == "inactive":
                 yield from self.event_to_child(event)
@@ -396,6 +405,9 @@ class ServerTLSLayer(TLSLayer):
         command, self.waiting_child = self.waiting_child, None
         if command is not None:
             yield from self.event_to_child(events.OpenConnectionCompleted(command, err))
+        held, self.held_events = self.held_events, None
+        for event in held or ():
+            yield from self.event_to_child(event)
 
 
 class ClientTLSLayer(TLSLayer):

@@ -21,6 +21,23 @@ _BOOL_FLAGS = (
     ("showhost", None, "Use the Host header to construct URLs for display."),
     ("server", "n", "Do not start a proxy server (e.g. only run scripts)."),
     ("ssl_insecure", "k", "Do not verify upstream server SSL/TLS certificates."),
+    ("anticache", None, "Strip out request headers that might cause the server to return 304-not-modified."),
+    ("anticomp", None, "Try to convince servers to send us un-compressed data."),
+)
+# Rule options of the map/modify addons: (group title, short flag, flag, help); repeatable.
+_PATTERN_FLAGS = (
+    ("Map Remote", "M", "--map-remote",
+     'Map remote resources to another remote URL: "[/flow-filter]/url-regex/replacement"; '
+     "the separator can be any character. Repeatable."),
+    ("Map Local", None, "--map-local",
+     'Map remote resources to a local file or directory: '
+     '"[/flow-filter]/url-regex/file-or-directory-path". Repeatable.'),
+    ("Modify Body", "B", "--modify-body",
+     'Replace in bodies: "[/flow-filter]/regex/[@]replacement" (@ reads the replacement from '
+     "a file). Repeatable."),
+    ("Modify Headers", "H", "--modify-headers",
+     'Set headers: "[/flow-filter]/header-name/[@]header-value" (@ reads the value from a '
+     "file; an empty value removes the header). Repeatable."),
 )
 # Server replay switches (declared by the ServerPlayback addon), in the "Server Replay" group.
 _REPLAY_BOOL_FLAGS = (
@@ -83,7 +100,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "--mode",
         action="append",
         metavar="MODE",
-        help="The proxy server type(s) to spawn, e.g. regular or regular@8081. "
+        help="The proxy server type(s) to spawn, as mode[:data][@[host:]port]: regular, "
+        "upstream:URL, reverse:URL, socks5, transparent, e.g. socks5@1080. "
         "May be passed multiple times.",
     )
     parser.add_argument(
@@ -95,6 +113,14 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     )
     for name, short, text in _BOOL_FLAGS:
         _bool_flag(parser, name, short, text)
+    parser.add_argument(
+        "--stickycookie", dest="stickycookie", metavar="FILTER",
+        help="Set sticky cookie filter. Matched against requests.",
+    )
+    parser.add_argument(
+        "--stickyauth", dest="stickyauth", metavar="FILTER",
+        help="Set sticky auth filter. Matched against requests.",
+    )
 
     group = parser.add_argument_group("Proxy Options")
     group.add_argument("--listen-host", dest="listen_host", metavar="HOST", help="Address to bind the proxy to.")
@@ -110,6 +136,15 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--tcp-hosts", dest="tcp_hosts", action="append", metavar="HOST",
         help="Treat matching hosts as raw TCP (regex on host:port); repeatable.",
+    )
+    group.add_argument(
+        "--upstream-auth", dest="upstream_auth", metavar="USER:PASS",
+        help="HTTP Basic credentials for the upstream proxy (upstream mode) or the target (reverse mode).",
+    )
+    group.add_argument(
+        "--proxyauth", dest="proxyauth", metavar="SPEC",
+        help='Require proxy authentication: "username:pass", "any" to accept any user/pass '
+        'combination, or "@path" to use an Apache htpasswd file.',
     )
     files = parser.add_argument_group("Flow files")
     files.add_argument(
@@ -147,6 +182,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "--certs", dest="certs", action="append", metavar="SPEC",
         help='SSL certificates of the form "[domain=]path" (PEM with key); repeatable.',
     )
+    for title, short, flag, text in _PATTERN_FLAGS:
+        names = [f"-{short}", flag] if short else [flag]
+        parser.add_argument_group(title).add_argument(
+            *names, dest=flag[2:].replace("-", "_"), action="append", metavar="PATTERN", help=text
+        )
 
 
 def _bool_flag(parser: Any, name: str, short: str | None, text: str) -> None:
@@ -183,6 +223,7 @@ def flag_options(args: argparse.Namespace, extra: Sequence[str] = ()) -> dict[st
         "ignore_hosts",
         "allow_hosts",
         "tcp_hosts",
+        "upstream_auth",
         "certs",
         "save_stream_file",
         "rfile",
@@ -191,6 +232,10 @@ def flag_options(args: argparse.Namespace, extra: Sequence[str] = ()) -> dict[st
         "client_replay",
         "server_replay",
         "server_replay_extra",
+        "proxyauth",
+        "stickycookie",
+        "stickyauth",
+        *(flag[2:].replace("-", "_") for _, _, flag, _ in _PATTERN_FLAGS),
         *(n for n, _, _ in _BOOL_FLAGS),
         *(n for n, _ in _REPLAY_BOOL_FLAGS),
         *extra,

@@ -16,7 +16,7 @@ from proxycore import commands, events
 from proxycore.connection import Connection, Server
 from proxycore.context import Context
 from proxycore.flow import Error
-from proxycore.http import Headers, HTTPFlow, Response
+from proxycore.http import Headers, HTTPFlow, Response, _hostport
 from proxycore.layer import CommandGenerator, Layer, NextLayer
 from proxycore.layers.http._commands import (
     DropStream,
@@ -51,6 +51,8 @@ from proxycore.layers.http._hooks import (
 )
 from proxycore.layers.http._http1 import Http1Client, Http1Server, make_error_response
 from proxycore.layers.http._http2 import Http2Client, Http2Server
+from proxycore.layers.http._upstream_proxy import HttpUpstreamTunnel
+from proxycore.mode_specs import ReverseMode, UpstreamMode
 from proxycore.net.http1 import ProtocolError, parse_authority
 
 __all__ = [
@@ -148,20 +150,28 @@ class HttpStream(Layer):
                 del continue_.headers["content-length"]
                 yield SendHttp(ResponseHeaders(self.stream_id, continue_), self.context.client)
         self._handle_event = self.state_consume_request
-        if request.stream:
+        # An addon that already answered (e.g. proxyauth's 407) must not be bypassed by streaming.
+        if request.stream and self.flow.response is None:
             yield from self.start_request_stream(event.end_stream)
 
     def _prepare_request(self) -> str | None:
         """Fill in the destination; an error message if the request cannot be routed."""
         request = self.flow.request
         if self.mode is HTTPMode.transparent:
-            if not request.scheme:
-                request.scheme = "https" if self.context.client.tls else "http"
-            address = self.context.server.address
+            server = self.context.server
+            address = server.address
             if address is not None:
-                # Where the connection goes; the Host header keeps what the client asked for.
-                request.data.host, request.data.port = address
+                # The scheme toward the server is ours to say (e.g. https behind a plain
+                # reverse proxy listener), whatever the client used.
+                request.scheme = "https" if server.tls else "http"
+                # Not the host/port setters: those would rewrite the Host header too.
+                request.data.host, request.data.port = address[0], address[1]
+                if isinstance(self.context.client.proxy_mode, ReverseMode):
+                    if not self.context.options.keep_host_header:
+                        request.host_header = _hostport(request.scheme, *address)
             else:
+                if not request.scheme:
+                    request.scheme = "https" if self.context.client.tls else "http"
                 host_header = request.host_header
                 if not host_header:
                     return "HTTP request has no Host header, destination unknown."
@@ -200,7 +210,8 @@ class HttpStream(Layer):
                 yield from self.body_too_large(request=True, headers_hook=False)
                 return
             limit = _parse_size(self.context.options.stream_large_bodies)
-            if limit is not None and size > limit:
+            answered = self.flow.response is not None
+            if limit is not None and not answered and size > limit:
                 self.flow.request.stream = True
                 yield from self.start_request_stream(False)
         elif isinstance(event, RequestTrailers):
@@ -259,7 +270,7 @@ class HttpStream(Layer):
         """Get an upstream connection for the request; False (after failing the flow) if none."""
         request = self.flow.request
         reply = yield GetHttpConnection(
-            (request.host, request.port), request.scheme == "https", None
+            (request.host, request.port), request.scheme == "https", self.context.server.via
         )
         connection, err = reply
         if err:
@@ -483,8 +494,16 @@ class HttpStream(Layer):
             yield HttpConnectErrorHook(self.flow)
             yield from self.send_response_as_is()
             return
-        self.context.server = Server(address=(request.host, request.port))
+        self.context.server = Server(address=(request.host, request.port), via=self.context.server.via)
         self.flow.server_conn = self.context.server
+        if self.mode is HTTPMode.upstream:
+            # The upstream proxy is asked to CONNECT once a layer inside opens the server.
+            self.set_connect_response()
+            yield from self.start_tunnel(
+                HttpConnectedHook(self.flow),
+                HttpUpstreamTunnel.make(self.context, True, NextLayer(self.context)),
+            )
+            return
         if self.context.options.connection_strategy == "eager":
             err = yield commands.OpenConnection(self.context.server)
             if err:
@@ -494,6 +513,12 @@ class HttpStream(Layer):
                 yield HttpConnectErrorHook(self.flow)
                 yield from self.send_response_as_is()
                 return
+        self.set_connect_response()
+        yield from self.start_tunnel(HttpConnectedHook(self.flow))
+
+    def set_connect_response(self) -> None:
+        """``200 Connection established`` without headers, unless an addon answered already."""
+        request = self.flow.request
         if self.flow.response is None:
             self.flow.response = Response(
                 http_version=request.data.http_version,
@@ -505,7 +530,6 @@ class HttpStream(Layer):
                 timestamp_start=time.time(),
                 timestamp_end=time.time(),
             )
-        yield from self.start_tunnel(HttpConnectedHook(self.flow))
 
     def send_response_as_is(self) -> CommandGenerator:
         response = self.flow.response
@@ -515,9 +539,10 @@ class HttpStream(Layer):
         yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
         yield from self.finish()
 
-    def start_tunnel(self, hook: commands.StartHook | None) -> CommandGenerator:
-        """Hand the connection to a NextLayer: set up the child before any byte can reach it."""
-        self.child_layer = NextLayer(self.context)
+    def start_tunnel(self, hook: commands.StartHook | None, child: Layer | None = None) -> CommandGenerator:
+        """Hand the connection to ``child`` (a NextLayer by default): set up the child before
+        any byte can reach it."""
+        self.child_layer = child if child is not None else NextLayer(self.context)
         self._handle_event = self.state_passthrough
         yield from self.child_layer.handle_event(events.Start())
         if hook is not None:
@@ -615,13 +640,17 @@ def is_websocket_handshake(flow: HTTPFlow) -> bool:
 
 
 class HttpClient(Layer):
-    """The server-facing stack entry: opens the connection, then speaks HTTP/1 on it."""
+    """The server-facing stack entry: opens the connection, then speaks HTTP/1 on it.
+
+    ``absolute_form``: the connection goes to an upstream proxy without a CONNECT
+    tunnel, so HTTP/1 request lines carry the full URL."""
 
     child_layer: Http1Client | Http2Client | None
 
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: Context, absolute_form: bool = False) -> None:
         super().__init__(context)
         self.child_layer = None
+        self.absolute_form = absolute_form
 
     @property
     def reusable(self) -> bool:
@@ -636,7 +665,7 @@ class HttpClient(Layer):
                 if self.context.server.alpn == b"h2":
                     self.child_layer = Http2Client(self.context)
                 else:
-                    self.child_layer = Http1Client(self.context)
+                    self.child_layer = Http1Client(self.context, self.absolute_form)
                 yield from self.child_layer.handle_event(events.Start())
             self._handle_event = self.state_open
             yield RegisterHttpConnection(self.context.server, err)
@@ -666,6 +695,10 @@ class HttpLayer(Layer):
 
     def _handle_event(self, event: events.Event) -> CommandGenerator:
         if isinstance(event, events.Start):
+            if self.mode is HTTPMode.upstream:
+                proxy_mode = self.context.client.proxy_mode
+                if isinstance(proxy_mode, UpstreamMode):
+                    self.context.server.via = (proxy_mode.scheme, proxy_mode.address)
             # A client layer set beforehand (client replay's stand-in for a client) is kept.
             client_layer = self.connections.get(self.context.client)
             if client_layer is None:
@@ -751,15 +784,16 @@ class HttpLayer(Layer):
         else:
             server = Server(address=command.address, via=command.via)
             context.server = server
+            # Plain HTTP in upstream mode goes to the proxy as is; anything else is tunneled.
+            send_connect = command.tls or self.mode is not HTTPMode.upstream
+            top = client_layer = HttpClient(context, absolute_form=bool(command.via) and not send_connect)
             if command.tls:
                 from proxycore.layers.tls import ServerTLSLayer
 
-                top = ServerTLSLayer(context)
                 server.sni = command.address[0] if command.address else None
-                client_layer = HttpClient(context)
-                top.child_layer = client_layer
-            else:
-                top = client_layer = HttpClient(context)
+                top = ServerTLSLayer(context, top)
+            if command.via:
+                top = HttpUpstreamTunnel.make(context, send_connect, top)
         self.connections[server] = top
         self.http_clients[server] = client_layer
         self.waiting_for_connection[server] = [command]

@@ -15,7 +15,7 @@ import time
 from proxycore import commands, events
 from proxycore.connection import Connection
 from proxycore.context import Context
-from proxycore.http import Headers, Request, Response
+from proxycore.http import Headers, Request, Response, _hostport
 from proxycore.layer import CommandGenerator, Layer
 from proxycore.layers.http._commands import ReceiveHttp
 from proxycore.layers.http._events import (
@@ -110,6 +110,16 @@ def _as_http1(request: Request) -> Request:
         headers["cookie"] = "; ".join(cookies)
     if "host" not in headers and request.data.authority:
         headers.fields.insert(0, (b"Host", request.data.authority))
+    return wire
+
+
+def _with_authority(request: Request) -> Request:
+    """A request line in absolute form needs an authority; rebuild it from host and port if unset."""
+    if request.data.authority and request.data.scheme:
+        return request
+    wire = Request.from_state(request.get_state())
+    wire.scheme = request.scheme or "http"
+    wire.authority = _hostport(wire.scheme, request.host, request.port)
     return wire
 
 
@@ -331,10 +341,11 @@ class Http1Server(Http1Connection):
 class Http1Client(Http1Connection):
     """Writes requests to a server and reads its responses."""
 
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: Context, absolute_form: bool = False) -> None:
         super().__init__(context, context.server)
         self.state = "idle"
         self.response_size = 0
+        self.absolute_form = absolute_form  # talking to an upstream proxy: full URLs
 
     @property
     def reusable(self) -> bool:
@@ -367,7 +378,11 @@ class Http1Client(Http1Connection):
                 request.headers["transfer-encoding"] = "chunked"
                 framing = "chunked"
             self.send_framing = framing
-            yield commands.SendData(self.conn, http1.assemble_origin_request_head(_as_http1(request)))
+            if self.absolute_form:
+                head = http1.assemble_request_head(_with_authority(_as_http1(request)))
+            else:
+                head = http1.assemble_origin_request_head(_as_http1(request))
+            yield commands.SendData(self.conn, head)
         elif isinstance(event, RequestData):
             if self.state == "passthrough":
                 yield commands.SendData(self.conn, event.data)

@@ -1,0 +1,12 @@
+"""Option ``anticomp``: ask servers for uncompressed bodies (``Accept-Encoding: identity``)."""
+
+from __future__ import annotations
+
+from proxycore import ctx
+from proxycore.http import HTTPFlow
+
+
+class AntiComp:
+    def request(self, flow: HTTPFlow) -> None:
+        if ctx.options.anticomp:
+            flow.request.anticomp()

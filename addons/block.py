@@ -1,0 +1,46 @@
+"""Options ``block_global`` and ``block_private``: refuse clients by the kind of address they
+come from, so a proxy that is reachable from the internet is not an open proxy by accident.
+
+A refused client's connection is closed before a byte is read (``client.error`` set in
+``client_connected``). Loopback clients are always let in.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+from proxycore import ctx
+from proxycore.addons.proxyauth import proxy_mode_name
+from proxycore.connection import Client
+
+logger = logging.getLogger("proxycore.block")
+
+
+class Block:
+    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+        loader.add_option("block_global", bool, True, "Block connections from public IP addresses.")
+        loader.add_option(
+            "block_private", bool, False,
+            "Block connections from local (private) IP addresses. This option does not affect "
+            "loopback addresses (connections from the local machine), which are always permitted.",
+        )
+
+    def client_connected(self, client: Client) -> None:
+        if not client.peername:
+            return
+        host = str(client.peername[0]).split("%", 1)[0]  # drop an IPv6 zone index
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return  # not an IP peer (e.g. a Unix socket)
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if address.is_loopback or proxy_mode_name(client.proxy_mode) == "local":
+            return
+        if ctx.options.block_private and address.is_private:
+            logger.warning(f"Client connection from {host} killed by block_private option.")
+            client.error = "Connection killed by block_private."
+        if ctx.options.block_global and address.is_global:
+            logger.warning(f"Client connection from {host} killed by block_global option.")
+            client.error = "Connection killed by block_global."

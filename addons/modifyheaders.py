@@ -1,0 +1,82 @@
+"""Option ``modify_headers``: set or remove headers with ``[/flow-filter]/name/[@]value`` rules.
+
+Each matching rule first removes every ``name`` header, then adds ``value`` unless it is
+empty, so an empty value deletes the header. ``@path`` reads the value from a file on every
+use (a trailing line break is dropped). Rules apply to requests in ``requestheaders`` and to
+responses in ``responseheaders``; filters are evaluated before any rule changes the flow.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from proxycore import ctx
+from proxycore.exceptions import OptionsError
+from proxycore.http import Headers, HTTPFlow
+from proxycore.spec import ModifySpec, SpecError, parse_modify_spec
+
+logger = logging.getLogger("proxycore.modifyheaders")
+
+
+def parse_rules(option_name: str, values: Sequence[str], subject_is_regex: bool) -> list[ModifySpec]:
+    """Every rule of a modify option, or an OptionsError naming the bad one."""
+    rules = []
+    for value in values:
+        try:
+            rules.append(parse_modify_spec(value, subject_is_regex))
+        except SpecError as e:
+            raise OptionsError(f"Cannot parse {option_name} option {value}: {e}") from None
+    return rules
+
+
+def read_replacement(rule: ModifySpec) -> bytes | None:
+    """The rule's replacement, or None (after a warning) if its file cannot be read now."""
+    try:
+        return rule.read_replacement()
+    except OSError as e:
+        logger.warning(f"Could not read replacement file: {e}")
+        return None
+
+
+class ModifyHeaders:
+    def __init__(self) -> None:
+        self.rules: list[ModifySpec] = []
+
+    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+        loader.add_option(
+            "modify_headers", Sequence[str], [],
+            'Header modify pattern of the form "[/flow-filter]/header-name/[@]header-value", where '
+            "the separator can be any character. The @ allows to provide a file path that is used "
+            "to read the header value string. An empty header-value removes existing header-name "
+            "headers.",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if "modify_headers" in updated:
+            rules = parse_rules("modify_headers", ctx.options.modify_headers, False)
+            for value, rule in zip(ctx.options.modify_headers, rules, strict=True):
+                if not rule.subject.strip():
+                    raise OptionsError(f"Cannot parse modify_headers option {value}: empty header name")
+            self.rules = rules
+
+    def requestheaders(self, flow: HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        self.run(flow, flow.request.headers)
+
+    def responseheaders(self, flow: HTTPFlow) -> None:
+        if flow.error or not flow.live or flow.response is None:
+            return
+        self.run(flow, flow.response.headers)
+
+    def run(self, flow: HTTPFlow, headers: Headers) -> None:
+        matching = [rule for rule in self.rules if rule.matches(flow)]
+        for rule in matching:
+            headers.pop(rule.subject, None)
+        for rule in matching:
+            value = read_replacement(rule)
+            if value and rule.replacement_str.startswith("@"):
+                value = value.rstrip(b"\r\n")
+            if value:
+                headers.add(rule.subject, value)
