@@ -1,7 +1,7 @@
 # proxycore developer tasks.  `make run` and `make test` are all a newcomer needs.
 #
 #   make install   create .venv (Python >= 3.11) and install proxycore[dev] into it
-#   make run       start proxydump on its defaults (port 8080); extra flags: make run ARGS='-v'
+#   make run       start proxyweb: proxy on 8080, web API/UI on 127.0.0.1:8081; flags: make run ARGS='-v'
 #   make test      the test suite
 #   make lint      ruff
 #   make bench     benchmark against mitmdump (see ../shared/bench/README.md)
@@ -41,7 +41,7 @@ $(STAMP): pyproject.toml | $(VPY)
 install: $(STAMP)
 
 run: install
-	"$(VENV)/bin/proxydump" $(ARGS)
+	"$(VENV)/bin/proxyweb" $(ARGS)
 
 test: install
 	"$(VENV)/bin/pytest" -q

@@ -8,6 +8,7 @@ from proxycore import ctx
 from proxycore.command import command
 from proxycore.exceptions import CommandError, OptionsError
 from proxycore.flow import Flow
+from proxycore.hooks import UpdateHook
 
 
 class Core:
@@ -33,16 +34,25 @@ class Core:
         """Resume intercepted flows."""
         for flow in flows:
             flow.resume()
+        _updated(flows)
 
     @command("flow.kill")
     def kill(self, flows: Sequence[Flow]) -> None:
         """Kill live flows."""
-        for flow in flows:
-            if flow.killable:
-                flow.kill()
+        killed = [flow for flow in flows if flow.killable]
+        for flow in killed:
+            flow.kill()
+        _updated(killed)
 
     @command("flow.mark")
     def mark(self, flows: Sequence[Flow], marker: str = ":default:") -> None:
         """Mark flows (an empty marker unmarks)."""
         for flow in flows:
             flow.marked = marker
+        _updated(flows)
+
+
+def _updated(flows: Sequence[Flow]) -> None:
+    """Tell views (the web UI) that these flows changed, as mitmproxy's commands do."""
+    if flows:
+        ctx.master.addons.trigger(UpdateHook(list(flows)))

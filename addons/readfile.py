@@ -120,9 +120,14 @@ class ReadFile:
             if self.filter is not None and not self.filter(flow):
                 continue
             count += 1
-            flow.live = False
-            for hook in hook_sequence(flow):
-                if isinstance(hook, _Append):
-                    hook = hook.prepare()
-                await ctx.master.addons.handle_lifecycle(hook)
+            await load_flow(flow)
         return count
+
+
+async def load_flow(flow: Flow) -> None:
+    """Run a flow read from a file through every addon, as if it had just passed the proxy."""
+    flow.live = False
+    for hook in hook_sequence(flow):
+        if isinstance(hook, _Append):
+            hook = hook.prepare()
+        await ctx.master.addons.handle_lifecycle(hook)

@@ -29,6 +29,7 @@ _LEVEL_NUMBERS = {
     "debug": logging.DEBUG,
 }
 
+_FORMATTER = logging.Formatter()  # only for its traceback formatting (Handlers have none)
 _COLOURS = {logging.ERROR: "31", logging.CRITICAL: "31", logging.WARNING: "33", ALERT: "35"}
 
 
@@ -104,7 +105,7 @@ class TermLogHandler(logging.Handler):
         """One line per exception unless debugging: users of the CLI should never see a
         traceback for a broken script or a busy port, but developers can ask for it with -v."""
         if self.full_tracebacks:
-            return f"{message}\n{self.formatException(record.exc_info)}"  # type: ignore[arg-type]
+            return f"{message}\n{_FORMATTER.formatException(record.exc_info)}"  # type: ignore[arg-type]
         exc = record.exc_info[1]  # type: ignore[index]
         text = f"{message}: {type(exc).__name__}: {exc}"
         if not isinstance(exc, SyntaxError):  # SyntaxError's text already names file and line

@@ -24,14 +24,15 @@ pytestmark = [
 
 
 class Proxy:
-    def __init__(self, args: list[str], tmp: Path) -> None:
+    def __init__(self, args: list[str], tmp: Path, module: str = "proxycore") -> None:
+        """Run ``python -m module`` (proxydump; proxyweb is ``proxycore.tools.web``)."""
         self.port = free_port()
         self.confdir = tmp / "conf"  # never the user's ~/.proxycore
         self.stdout_path = tmp / f"proxy-{self.port}.out"
         self.stderr_path = tmp / f"proxy-{self.port}.err"
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "proxycore", "--listen-host", "127.0.0.1", "-p", str(self.port),
+                sys.executable, "-m", module, "--listen-host", "127.0.0.1", "-p", str(self.port),
                 "--set", f"confdir={self.confdir}", *args,
             ],
             stdout=self.stdout_path.open("wb"),

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 PROG = "proxydump"
@@ -58,6 +59,24 @@ def make_parser() -> argparse.ArgumentParser:
         usage="%(prog)s [options] [filter]",
         description="An intercepting HTTP proxy that prints one line per flow (like mitmdump).",
     )
+    add_common_arguments(parser)
+    parser.add_argument(
+        "--flow-detail",
+        dest="flow_detail",
+        type=int,
+        metavar="LEVEL",
+        help="Display detail for flows: 0 (quiet) to 4 (very verbose); see --options.",
+    )
+    parser.add_argument(
+        "filter_args",
+        nargs="...",
+        help="Filter expression: limits which flows are shown, saved (-w) and read (-r).",
+    )
+    return parser
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags every proxycore tool shares (proxydump, proxyweb), as mitmproxy's tools do."""
     parser.add_argument("--version", action="store_true", help="show version information and exit")
     parser.add_argument(
         "--options", action="store_true", help="show all options with their defaults and help, then exit"
@@ -91,13 +110,6 @@ def make_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="SCRIPT",
         help="Execute a script. May be passed multiple times.",
-    )
-    parser.add_argument(
-        "--flow-detail",
-        dest="flow_detail",
-        type=int,
-        metavar="LEVEL",
-        help="Display detail for flows: 0 (quiet) to 4 (very verbose); see --options.",
     )
     for name, short, text in _BOOL_FLAGS:
         _bool_flag(parser, name, short, text)
@@ -175,12 +187,6 @@ def make_parser() -> argparse.ArgumentParser:
         parser.add_argument_group(title).add_argument(
             *names, dest=flag[2:].replace("-", "_"), action="append", metavar="PATTERN", help=text
         )
-    parser.add_argument(
-        "filter_args",
-        nargs="...",
-        help="Filter expression: limits which flows are shown, saved (-w) and read (-r).",
-    )
-    return parser
 
 
 def _bool_flag(parser: Any, name: str, short: str | None, text: str) -> None:
@@ -195,15 +201,19 @@ def _bool_flag(parser: Any, name: str, short: str | None, text: str) -> None:
     parser.set_defaults(**{name: None})
 
 
-def flag_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Options named by explicit flags, with -q/-v overriding as mitmdump does."""
+def flag_options(args: argparse.Namespace, extra: Sequence[str] = ()) -> dict[str, Any]:
+    """Options named by explicit flags (the common ones and ``extra``), with -q/-v
+    overriding as mitmdump does."""
+    has_detail = "flow_detail" in args  # only tools that print flows have the option
     if args.quiet or args.options:
         # --options prints the defaults; startup chatter would only get in the way.
         args.termlog_verbosity = "error"
-        args.flow_detail = 0
+        if has_detail:
+            args.flow_detail = 0
     if args.verbose:
         args.termlog_verbosity = "debug"
-        args.flow_detail = 2
+        if has_detail:
+            args.flow_detail = 2
     names = (
         "mode",
         "scripts",
@@ -228,6 +238,7 @@ def flag_options(args: argparse.Namespace) -> dict[str, Any]:
         *(flag[2:].replace("-", "_") for _, _, flag, _ in _PATTERN_FLAGS),
         *(n for n, _, _ in _BOOL_FLAGS),
         *(n for n, _ in _REPLAY_BOOL_FLAGS),
+        *extra,
     )
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
@@ -246,12 +257,23 @@ def version_text() -> str:
     )
 
 
-def error(message: str) -> None:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+def error(message: str, prog: str = PROG) -> None:
+    print(f"{prog}: error: {message}", file=sys.stderr)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = make_parser()
+@dataclass(frozen=True)
+class Tool:
+    """What makes one command-line tool: its parser, its addon chain, its own flags."""
+
+    prog: str
+    make_parser: Callable[[], argparse.ArgumentParser]
+    make_master: Callable[[Any, Any, Any], Any]
+    flags: tuple[str, ...] = ()  # options set by the tool's own flags
+
+
+def main(argv: Sequence[str] | None = None, tool: Tool | None = None) -> int:
+    tool = tool or DUMP
+    parser = tool.make_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse already printed usage and "proxydump: error: ..."
@@ -270,14 +292,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import asyncio
 
-        return asyncio.run(_run(args))
+        return asyncio.run(_run(args, tool))
     except (KeyboardInterrupt, _Terminated):
         return 0
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-async def _run(args: argparse.Namespace) -> int:
+async def _run(args: argparse.Namespace, tool: Tool) -> int:
     import asyncio
     import logging
     import signal
@@ -296,11 +318,12 @@ async def _run(args: argparse.Namespace) -> int:
     errorcheck = StartupErrorCheck()
     try:
         opts = Options()
-        master = make_master(opts, termlog, errorcheck)
+        master = tool.make_master(opts, termlog, errorcheck)
         try:
             opts.set(*args.setoptions)
-            updates = flag_options(args)
-            if args.filter_args:
+            updates = flag_options(args, tool.flags)
+            filter_args = getattr(args, "filter_args", None)
+            if filter_args:
                 expression = " ".join(args.filter_args)
                 for name in ("dumper_filter", "save_stream_filter", "readfile_filter"):
                     updates[name] = expression
@@ -310,10 +333,10 @@ async def _run(args: argparse.Namespace) -> int:
                 sys.stdout.write(text if text.endswith("\n") else text + "\n")
                 return 0
         except OptionsError as e:
-            error(str(e))
+            error(str(e), tool.prog)
             return 1
 
-        if args.filter_args:
+        if filter_args:
             logging.getLogger("proxycore").info(
                 f'Only processing flows that match "{" ".join(args.filter_args)}"'
             )
@@ -327,7 +350,7 @@ async def _run(args: argparse.Namespace) -> int:
         try:
             await master.run()
         except OSError as e:  # a listener that cannot bind, if the server raises instead of logging
-            error(str(e))
+            error(str(e), tool.prog)
             return 1
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -357,3 +380,6 @@ def _default_addons() -> list[Any]:
     from proxycore.addons import default_addons
 
     return default_addons()
+
+
+DUMP = Tool(PROG, make_parser, make_master)

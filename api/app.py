@@ -1,0 +1,580 @@
+"""The Tornado application: every route of mitmweb 12's REST API (web API spec, section 3).
+
+Handlers are thin: they find the flow, change it through the flow model, and
+tell the view (``view.update``), whose signals reach WebSocket clients through
+:mod:`proxycore.api.updates`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+import os
+import re
+import secrets
+import sys
+from collections.abc import Callable
+from io import BytesIO
+from typing import Any
+
+import tornado.escape
+import tornado.web
+
+from proxycore import __version__, flowfilter
+from proxycore.api import serialize
+from proxycore.api.auth import AuthMixin
+from proxycore.api.pages import login_page, no_frontend_page
+from proxycore.api.updates import ClientConnection
+from proxycore.exceptions import OptionsError
+from proxycore.flow import Flow
+from proxycore.http import Headers, HTTPFlow
+from proxycore.io import FlowReader, FlowReadException, FlowWriter
+from proxycore.optmanager import check_value
+
+logger = logging.getLogger("proxycore.web")
+
+# ES modules are refused by browsers unless served as JavaScript.
+mimetypes.add_type("text/javascript", ".js")
+
+SERVER_HEADER = f"proxycore {__version__}"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; "
+    "connect-src 'self' ws:; "
+    "img-src 'self' data:; "
+    "style-src   'self' 'unsafe-inline'"
+)
+TRANSPARENT_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010804000000b51c0c02"
+    "0000000b4944415478da63fcff0700020001fca8510d680000000049454e44ae426082"
+)
+
+
+class APIError(tornado.web.HTTPError):
+    """An error whose message is the response body (plain text, as mitmweb sends it)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        # Tornado %-formats log_message when logging it; keep user text literal.
+        super().__init__(status, message.replace("%", "%%"))
+        self.message = message
+
+
+class RequestHandler(AuthMixin, tornado.web.RequestHandler):
+    """Base of every REST handler: auth, CSRF guard, security headers, JSON and errors."""
+
+    application: Application
+
+    def set_default_headers(self) -> None:
+        self.set_header("Server", SERVER_HEADER)
+        self.set_header("X-Frame-Options", "DENY")
+        self.set_header("X-XSS-Protection", "1; mode=block")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+
+    def prepare(self) -> None:
+        # The XSRF cookie check already ran (Tornado does it before prepare).  Browsers
+        # also say where a request comes from: refuse cross-site writes outright.
+        if self.request.method not in ("GET", "HEAD", "OPTIONS"):
+            site = self.request.headers.get("Sec-Fetch-Site")
+            if site is not None and site not in ("same-origin", "none"):
+                raise APIError(403, "Cross-site request refused.")
+        method = getattr(type(self), self.request.method.lower(), None)
+        if method is None or method is tornado.web.RequestHandler._unimplemented_method:
+            return  # Tornado answers 405 for methods a route does not have
+        self.authenticate()
+
+    def write(self, chunk: str | bytes | dict[str, Any] | list[Any]) -> None:
+        if isinstance(chunk, list):
+            chunk = tornado.escape.json_encode(chunk)
+            self.set_header("Content-Type", "application/json; charset=UTF-8")
+        super().write(chunk)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        error = kwargs.get("exc_info", (None, None))[1]
+        if isinstance(error, APIError):
+            self.finish(error.message)
+        else:
+            super().write_error(status_code, **kwargs)
+
+    @property
+    def json(self) -> Any:
+        if not self.request.headers.get("Content-Type", "").startswith("application/json"):
+            raise APIError(400, "Invalid Content-Type, expected application/json.")
+        try:
+            return json.loads(self.request.body.decode())
+        except Exception as e:
+            raise APIError(400, f"Malformed JSON: {e}") from None
+
+    @property
+    def filecontents(self) -> bytes:
+        """The first file of a multipart upload, or else the raw body."""
+        if self.request.files:
+            return next(iter(self.request.files.values()))[0].body
+        return self.request.body
+
+    @property
+    def master(self) -> Any:
+        return self.application.master
+
+    @property
+    def view(self) -> Any:
+        return self.application.view
+
+    @property
+    def flow(self) -> Flow:
+        flow = self.view.get_by_id(str(self.path_kwargs["flow_id"]))
+        if flow is None:
+            raise APIError(404, "Flow not found.")
+        return flow
+
+
+class IndexHandler(RequestHandler):
+    def auth_fail(self, invalid_password: bool) -> None:
+        self.finish(login_page(invalid_password, self.xsrf_form_html()))
+
+    def get(self) -> None:
+        static = self.application.static_dir
+        index = os.path.join(static, "index.html") if static else None
+        if index and os.path.isfile(index):
+            with open(index, "rb") as f:
+                self.set_header("Content-Type", "text/html; charset=UTF-8")
+                self.write(f.read())
+        else:
+            self.write(no_frontend_page())
+
+    post = get  # the login form posts the token here
+
+
+class FilterHelp(RequestHandler):
+    def get(self) -> None:
+        self.write({"commands": [list(row) for row in flowfilter.help]})
+
+
+class Flows(RequestHandler):
+    def get(self) -> None:
+        cache = self.application.flow_json
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.write("[" + ", ".join(cache.text(f) for f in self.view) + "]")
+
+
+class DumpFlows(RequestHandler):
+    def get(self) -> None:
+        self.set_header("Content-Disposition", "attachment; filename=flows")
+        self.set_header("Content-Type", "application/octet-stream")
+        match: Callable[[Flow], bool] = flowfilter.match_all
+        expressions = self.request.arguments.get("filter")
+        if expressions:
+            try:
+                match = flowfilter.parse(expressions[0].decode("utf-8", "replace"))
+            except ValueError:
+                raise APIError(400, "Invalid filter argument / regex") from None
+        out = BytesIO()
+        writer = FlowWriter(out)
+        for flow in self.view:
+            if match(flow):
+                writer.add(flow)
+        self.write(out.getvalue())
+
+    async def post(self) -> None:
+        from proxycore.addons.readfile import load_flow
+
+        # Read everything first, so that a broken file leaves the view as it was.
+        data = self.filecontents
+        try:  # a flow file or a HAR export: FlowReader tells them apart
+            flows = list(FlowReader(BytesIO(data)).stream())
+        except FlowReadException as e:
+            raise APIError(400, f"Invalid flow file: {e}") from None
+        self.view.clear()
+        for flow in flows:
+            await load_flow(flow)
+
+
+class ClearAll(RequestHandler):
+    def post(self) -> None:
+        self.view.clear()
+        self.application.events.clear()
+
+
+class ResumeFlows(RequestHandler):
+    def post(self) -> None:
+        for flow in list(self.view):
+            if flow.intercepted:
+                flow.resume()
+                self.view.update([flow])
+
+
+class KillFlows(RequestHandler):
+    def post(self) -> None:
+        for flow in list(self.view):
+            if flow.killable:
+                flow.kill()
+                self.view.update([flow])
+
+
+class ResumeFlow(RequestHandler):
+    def post(self, flow_id: str) -> None:
+        flow = self.flow
+        flow.resume()
+        self.view.update([flow])
+
+
+class KillFlow(RequestHandler):
+    def post(self, flow_id: str) -> None:
+        flow = self.flow
+        if flow.killable:
+            flow.kill()
+            self.view.update([flow])
+
+
+def _headers(where: str, value: Any) -> Headers:
+    """``[[name, value], ...]`` (order and repeats kept) as Headers."""
+    if not isinstance(value, list) or not all(isinstance(p, list) and len(p) == 2 for p in value):
+        raise APIError(400, f"Invalid update {where}: expected a list of [name, value] pairs.")
+    return Headers([(str(name), str(val)) for name, val in value])
+
+
+def _integer(where: str, value: Any, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except (ValueError, TypeError, OverflowError):
+        number = None
+    if number is None or not low <= number <= high:
+        raise APIError(400, f"Invalid update {where}: {value}")
+    return number
+
+
+def _text(where: str, value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise APIError(400, f"Invalid update {where}: expected a string.")
+    return value
+
+
+def _edit_request(request: Any, changes: dict[str, Any]) -> None:
+    for key, value in changes.items():
+        where = f"request.{key}"
+        if key in ("method", "scheme", "host", "path", "http_version"):
+            setattr(request, key, str(value))
+        elif key == "port":
+            request.port = _integer(where, value, 0, 65535)
+        elif key == "headers":
+            request.headers = _headers(where, value)
+        elif key == "trailers":
+            request.trailers = _headers(where, value)
+        elif key == "content":
+            request.text = _text(where, value)
+        else:
+            raise APIError(400, f"Unknown update {where}: {value}")
+
+
+def _edit_response(response: Any, changes: dict[str, Any]) -> None:
+    for key, value in changes.items():
+        where = f"response.{key}"
+        if key in ("reason", "http_version"):
+            setattr(response, key, str(value))
+        elif key == "code":
+            response.status_code = _integer(where, value, 100, 999)
+        elif key == "headers":
+            response.headers = _headers(where, value)
+        elif key == "trailers":
+            response.trailers = _headers(where, value)
+        elif key == "content":
+            response.text = _text(where, value)
+        else:
+            raise APIError(400, f"Unknown update {where}: {value}")
+
+
+class FlowHandler(RequestHandler):
+    def delete(self, flow_id: str) -> None:
+        flow = self.flow
+        if flow.killable:
+            flow.kill()
+        self.view.remove([flow])
+
+    def put(self, flow_id: str) -> None:
+        flow = self.flow
+        changes = self.json
+        if not isinstance(changes, dict):
+            raise APIError(400, "Expected a JSON object.")
+        flow.backup()
+        try:
+            for key, value in changes.items():
+                if key == "request" and hasattr(flow, "request"):
+                    if not isinstance(value, dict):
+                        raise APIError(400, f"Unknown update request: {value}")
+                    _edit_request(flow.request, value)
+                elif key == "response" and hasattr(flow, "response"):
+                    if flow.response is None:
+                        raise APIError(400, "This flow has no response.")
+                    if not isinstance(value, dict):
+                        raise APIError(400, f"Unknown update response: {value}")
+                    _edit_response(flow.response, value)
+                elif key == "marked":
+                    flow.marked = str(value) if value not in (None, False) else ""
+                elif key == "comment":
+                    flow.comment = str(value)
+                else:
+                    raise APIError(400, f"Unknown update {key}: {value}")
+        except APIError:
+            flow.revert()
+            raise
+        except ValueError as e:  # a value the flow model refuses (e.g. a port out of range)
+            flow.revert()
+            raise APIError(400, f"Invalid update: {e}") from None
+        self.view.update([flow])
+
+
+class DuplicateFlow(RequestHandler):
+    def post(self, flow_id: str) -> None:
+        copy = self.flow.copy()
+        self.view.add([copy])
+        self.write(copy.id)
+
+
+class RevertFlow(RequestHandler):
+    def post(self, flow_id: str) -> None:
+        flow = self.flow
+        if flow.modified():
+            flow.revert()
+            self.view.update([flow])
+
+
+class ReplayFlow(RequestHandler):
+    def post(self, flow_id: str) -> None:
+        from proxycore.exceptions import CommandError
+
+        flow = self.flow
+        try:
+            self.master.commands.call("replay.client", [flow])
+        except CommandError as e:
+            raise APIError(400, str(e)) from None
+
+
+def _message(flow: Flow, part: str) -> Any:
+    """The request or response of an HTTP flow (500 for anything else, as in mitmweb)."""
+    if not isinstance(flow, HTTPFlow) or part == "messages":
+        raise APIError(400, f"This flow has no {part} content.")
+    message = getattr(flow, part)
+    if message is None:
+        raise APIError(400, f"This flow has no {part}.")
+    return message
+
+
+class FlowContent(RequestHandler):
+    def post(self, flow_id: str, message: str) -> None:
+        flow = self.flow
+        target = _message(flow, message)
+        flow.backup()
+        target.content = self.filecontents
+        self.view.update([flow])
+
+    def get(self, flow_id: str, message: str) -> None:
+        flow = self.flow
+        target = _message(flow, message)
+        filename = None
+        disposition = target.headers.get("Content-Disposition")
+        if disposition:
+            found = re.search(r'filename=([-\w" .()]+)', disposition)
+            if found:
+                filename = found.group(1)
+        if not filename:
+            filename = flow.request.path.split("?")[0].split("/")[-1]  # type: ignore[attr-defined]
+        filename = re.sub(r'[^-\w" .()]', "", filename)
+        self.set_header("Content-Disposition", f"attachment; filename={filename}")
+        self.set_header("Content-Type", "application/text")
+        self.write(target.get_content(strict=False) or b"")
+
+
+class FlowContentView(RequestHandler):
+    def get(self, flow_id: str, message: str, content_view: str) -> None:
+        from proxycore.api import contentview
+
+        lines_arg = self.get_query_argument("lines", None)
+        try:
+            max_lines = int(lines_arg) if lines_arg else None
+        except ValueError:
+            raise APIError(400, f"Invalid lines argument: {lines_arg}") from None
+        try:
+            self.write(contentview.render(self.flow, message, content_view, max_lines))
+        except contentview.NoContent as e:
+            raise APIError(400, str(e)) from None
+
+
+class Commands(RequestHandler):
+    def get(self) -> None:
+        self.write(serialize.commands_to_json(self.master.commands.commands))
+
+
+class ExecuteCommand(RequestHandler):
+    def post(self, cmd: str) -> None:
+        try:
+            body = self.json
+        except APIError:
+            body = {}
+        arguments = body.get("arguments", []) if isinstance(body, dict) else []
+        try:
+            if not isinstance(arguments, list):
+                raise ValueError("arguments must be a list of strings")
+            result = self.master.commands.call_strings(cmd, [str(a) for a in arguments])
+        except Exception as e:
+            self.write({"error": str(e)})
+        else:
+            self.write({"value": serialize.to_jsonable(result)})
+
+
+class Events(RequestHandler):
+    def get(self) -> None:
+        self.write([serialize.logentry_to_json(e) for e in self.application.events.data])
+
+
+def _option_type_error(name: str, typespec: Any, value: Any) -> str:
+    shown = f"<class '{typespec.__name__}'>" if isinstance(typespec, type) else str(typespec)
+    return f"Expected {shown} for {name}, but got {type(value)}."
+
+
+class Options(RequestHandler):
+    def get(self) -> None:
+        self.write(serialize.options_to_json(self.master.options))
+
+    def put(self) -> None:
+        update = self.json
+        if not isinstance(update, dict):
+            raise APIError(400, "Expected a JSON object.")
+        options = self.master.options
+        unknown = [name for name in update if name not in options]
+        if unknown:
+            raise APIError(400, repr(f"Unknown options: {', '.join(unknown)}"))
+        for name, value in update.items():
+            try:
+                check_value(name, options.typespec(name), value)
+            except OptionsError:
+                raise APIError(400, _option_type_error(name, options.typespec(name), value)) from None
+        try:
+            options.update(**update)
+        except OptionsError as e:
+            raise APIError(400, str(e)) from None
+
+
+class SaveOptions(RequestHandler):
+    def post(self) -> None:
+        """Accepted and ignored, as in mitmweb (the UI does not use it)."""
+
+
+def servers_json(master: Any) -> dict[str, Any]:
+    """``{full_spec: server}`` for the proxy listeners (one per ``mode`` entry)."""
+    proxyserver = master.addons.get("proxyserver")
+    result = {}
+    for listener in getattr(proxyserver, "listeners", []):
+        mode = listener.mode
+        addresses = [list(a) for a in listener.addresses]
+        error = getattr(listener, "last_exception", None)
+        result[mode.full_spec] = {
+            "type": mode.type_name,
+            "description": mode.description,
+            "full_spec": mode.full_spec,
+            "is_running": bool(addresses),
+            "last_exception": str(error) if error else None,
+            "listen_addrs": addresses,
+        }
+    return result
+
+
+class State(RequestHandler):
+    def get(self) -> None:
+        from proxycore.api import contentview
+
+        self.write(
+            {
+                "version": __version__,
+                "contentViews": contentview.view_names(),
+                "servers": servers_json(self.master),
+                "platform": sys.platform,
+                "localModeUnavailable": "Local capture mode is not supported by proxycore.",
+            }
+        )
+
+
+class ProcessList(RequestHandler):
+    def get(self) -> None:
+        self.write([])  # local capture mode is not supported, so there is nothing to pick
+
+
+class ProcessImage(RequestHandler):
+    def get(self) -> None:
+        if not self.get_query_argument("path", None):
+            raise APIError(400, "Missing 'path' parameter.")
+        self.set_header("Content-Type", "image/png")
+        self.set_header("Cache-Control", "max-age=604800")
+        self.write(TRANSPARENT_PNG)
+
+
+class StaticFiles(tornado.web.StaticFileHandler):
+    """The front end's files; no auth, like mitmweb (they hold no data)."""
+
+
+class GZipContentAndFlowFiles(tornado.web.GZipContentEncoding):
+    CONTENT_TYPES = {"application/octet-stream", *tornado.web.GZipContentEncoding.CONTENT_TYPES}
+
+
+FID = r"(?P<flow_id>[0-9a-f\-]+)"
+HANDLERS: list[tuple[str, type[tornado.web.RequestHandler]]] = [
+    (r"/", IndexHandler),
+    (r"/filter-help(?:\.json)?", FilterHelp),
+    (r"/updates", ClientConnection),
+    (r"/commands(?:\.json)?", Commands),
+    (r"/commands/(?P<cmd>[a-z.]+)", ExecuteCommand),
+    (r"/events(?:\.json)?", Events),
+    (r"/flows(?:\.json)?", Flows),
+    (r"/flows/dump", DumpFlows),
+    (r"/flows/resume", ResumeFlows),
+    (r"/flows/kill", KillFlows),
+    (rf"/flows/{FID}", FlowHandler),
+    (rf"/flows/{FID}/resume", ResumeFlow),
+    (rf"/flows/{FID}/kill", KillFlow),
+    (rf"/flows/{FID}/duplicate", DuplicateFlow),
+    (rf"/flows/{FID}/replay", ReplayFlow),
+    (rf"/flows/{FID}/revert", RevertFlow),
+    (rf"/flows/{FID}/(?P<message>request|response|messages)/content.data", FlowContent),
+    (
+        rf"/flows/{FID}/(?P<message>request|response|messages)/content/(?P<content_view>[0-9a-zA-Z\-\_%]+)(?:\.json)?",
+        FlowContentView,
+    ),
+    (r"/clear", ClearAll),
+    (r"/options(?:\.json)?", Options),
+    (r"/options/save", SaveOptions),
+    (r"/state(?:\.json)?", State),
+    (r"/processes", ProcessList),
+    (r"/executable-icon", ProcessImage),
+]
+
+
+class Application(tornado.web.Application):
+    """The web API for one master: its view, event store, auth and WebSocket clients."""
+
+    def __init__(self, master: Any, view: Any, events: Any, auth: Any, static_dir: str | None = None, debug: bool = False) -> None:
+        self.master = master
+        self.view = view
+        self.events = events
+        self.auth = auth
+        self.static_dir = static_dir
+        self.connections: set[ClientConnection] = set()
+        self.flow_json = serialize.FlowJsonCache()
+        handlers: list[Any] = list(HANDLERS)
+        if static_dir:
+            static = os.path.join(static_dir, "static")
+            handlers += [
+                (r"/static/(.*)", StaticFiles, {"path": static}),
+                (r"/(favicon\.ico|robots\.txt)", StaticFiles, {"path": static}),
+            ]
+        super().__init__(
+            handlers=handlers,
+            xsrf_cookies=True,
+            xsrf_cookie_name="_mitmproxy_xsrf",
+            xsrf_cookie_kwargs={"samesite": "Strict"},
+            cookie_secret=secrets.token_bytes(32),
+            debug=debug,
+            autoreload=False,
+            transforms=[GZipContentAndFlowFiles],
+        )
+
+    def auth_cookie_name(self) -> str:
+        return f"mitmproxy-auth-{self.master.options.web_port}"

@@ -1,0 +1,390 @@
+"""The JSON shapes of mitmproxy's web API: flows, certificates, log entries, options, commands.
+
+Shapes and key order follow mitmweb 12.3.1 (see the web API spec, section 5),
+because its front end and its users' scripts read them.  Message bodies are
+never sent, only their length and SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import pathlib
+import textwrap
+import typing
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+from proxycore.flow import Flow
+from proxycore.optmanager import OptManager, _type_name
+
+# Flow markers as the UI shows them.  mitmproxy looks names up in GitHub's emoji list;
+# this table has the markers its web UI offers and common ones scripts use.  Unknown
+# names show as a red circle, like mitmproxy's fallback.
+MARKERS: dict[str, str] = {
+    ":default:": "\u25cf",
+    ":red_circle:": "\U0001f534",
+    ":orange_circle:": "\U0001f7e0",
+    ":yellow_circle:": "\U0001f7e1",
+    ":green_circle:": "\U0001f7e2",
+    ":large_blue_circle:": "\U0001f535",
+    ":blue_circle:": "\U0001f535",
+    ":purple_circle:": "\U0001f7e3",
+    ":brown_circle:": "\U0001f7e4",
+    ":black_circle:": "\u26ab",
+    ":white_circle:": "\u26aa",
+    ":red_square:": "\U0001f7e5",
+    ":orange_square:": "\U0001f7e7",
+    ":yellow_square:": "\U0001f7e8",
+    ":green_square:": "\U0001f7e9",
+    ":blue_square:": "\U0001f7e6",
+    ":purple_square:": "\U0001f7ea",
+    ":brown_square:": "\U0001f7eb",
+    ":heart:": "\u2764",
+    ":star:": "\u2b50",
+    ":warning:": "\u26a0",
+    ":x:": "\u274c",
+    ":heavy_check_mark:": "\u2714",
+    ":white_check_mark:": "\u2705",
+    ":exclamation:": "\u2757",
+    ":question:": "\u2753",
+    ":fire:": "\U0001f525",
+    ":bug:": "\U0001f41b",
+    ":lock:": "\U0001f512",
+    ":eyes:": "\U0001f440",
+    ":+1:": "\U0001f44d",
+    ":-1:": "\U0001f44e",
+    ":bookmark:": "\U0001f516",
+    ":pushpin:": "\U0001f4cc",
+}
+RED_CIRCLE = MARKERS[":red_circle:"]
+
+
+def marker_char(marked: str) -> str:
+    """What the UI shows for a flow's ``marked`` value ('' when unmarked)."""
+    if not marked:
+        return ""
+    if len(marked) == 1 and marked.isascii() and marked.isalnum():
+        return marked  # single letters and digits are markers of their own
+    return MARKERS.get(marked, RED_CIRCLE)
+
+
+# Certificates are immutable and shared by many flows; reading one for display is slow.
+# Keyed by identity (hashing a Cert computes its fingerprint), dropped when it dies.
+_cert_json: dict[int, tuple[weakref.ref[Any], dict[str, Any]]] = {}
+
+
+def cert_to_json(certificates: Sequence[Any]) -> dict[str, Any] | None:
+    """The first certificate of a connection's chain, or None."""
+    if not certificates:
+        return None
+    cert = certificates[0]
+    key = id(cert)
+    entry = _cert_json.get(key)
+    if entry is None or entry[0]() is not cert:
+        ref = weakref.ref(cert, lambda _, key=key: _cert_json.pop(key, None))
+        entry = _cert_json[key] = (ref, _cert_fields(cert))
+    return entry[1]
+
+
+def _cert_fields(cert: Any) -> dict[str, Any]:
+    return {
+        "keyinfo": list(cert.keyinfo),
+        "sha256": cert.fingerprint().hex(),
+        "notbefore": int(cert.notbefore.timestamp()),
+        "notafter": int(cert.notafter.timestamp()),
+        "serial": str(cert.serial),
+        "subject": [list(pair) for pair in cert.subject],
+        "issuer": [list(pair) for pair in cert.issuer],
+        "altnames": [str(name) for name in cert.altnames],
+    }
+
+
+def _address(address: Any) -> list[Any] | None:
+    return list(address) if address is not None else None
+
+
+def _alpn(value: bytes | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return value.decode("ascii", "backslashreplace")
+
+
+def _connection(conn: Any, server: bool) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": conn.id,
+        "peername": _address(conn.peername),
+        "sockname": _address(conn.sockname),
+    }
+    if server:
+        data["address"] = _address(conn.address)
+    data.update(
+        tls_established=conn.timestamp_tls_setup is not None,
+        cert=cert_to_json(conn.certificate_list),
+        sni=conn.sni,
+        cipher=conn.cipher,
+        alpn=_alpn(conn.alpn),
+        tls_version=conn.tls_version,
+        timestamp_start=conn.timestamp_start,
+    )
+    if server:
+        data["timestamp_tcp_setup"] = conn.timestamp_tcp_setup
+    data["timestamp_tls_setup"] = conn.timestamp_tls_setup
+    data["timestamp_end"] = conn.timestamp_end
+    return data
+
+
+# message -> (the body it had, that body's SHA-256): /flows is fetched again and again,
+# bodies rarely change, and hashing megabyte bodies each time would dominate it.
+_hashes: weakref.WeakKeyDictionary[Any, tuple[bytes, str]] = weakref.WeakKeyDictionary()
+
+
+def _content_meta(message: Any) -> tuple[int | None, str | None]:
+    raw = message.raw_content
+    if raw is None:
+        return None, None
+    cached = _hashes.get(message)
+    if cached is None or cached[0] is not raw:
+        cached = (raw, hashlib.sha256(raw).hexdigest())
+        try:
+            _hashes[message] = cached
+        except TypeError:  # a message type that cannot be weakly referenced
+            pass
+    return len(raw), cached[1]
+
+
+def _messages_meta(messages: Sequence[Any]) -> dict[str, Any]:
+    return {
+        "contentLength": sum(len(m.content) for m in messages),
+        "count": len(messages),
+        "timestamp_last": messages[-1].timestamp if messages else None,
+    }
+
+
+def _fields(headers: Any) -> list[list[str]]:
+    """Header fields in order, duplicates kept (``items(multi=True)``, without the detour)."""
+    return [
+        [name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape")]
+        for name, value in headers.fields
+    ]
+
+
+def _request(request: Any) -> dict[str, Any]:
+    length, digest = _content_meta(request)
+    return {
+        "method": request.method,
+        "scheme": request.scheme,
+        "host": request.host,
+        "port": request.port,
+        "path": request.path,
+        "http_version": request.http_version,
+        "headers": _fields(request.headers),
+        "contentLength": length,
+        "contentHash": digest,
+        "timestamp_start": request.timestamp_start,
+        "timestamp_end": request.timestamp_end,
+        "pretty_host": request.pretty_host,
+    }
+
+
+def _response(response: Any) -> dict[str, Any]:
+    length, digest = _content_meta(response)
+    data = {
+        "http_version": response.http_version,
+        "status_code": response.status_code,
+        "reason": response.reason,
+        "headers": _fields(response.headers),
+        "contentLength": length,
+        "contentHash": digest,
+        "timestamp_start": response.timestamp_start,
+        "timestamp_end": response.timestamp_end,
+    }
+    if response.trailers:
+        data["trailers"] = _fields(response.trailers)
+    return data
+
+
+def flow_to_json(flow: Flow) -> dict[str, Any]:
+    """One flow as ``GET /flows`` and the ``flows/add|update`` messages carry it."""
+    data: dict[str, Any] = {
+        "id": flow.id,
+        "intercepted": flow.intercepted,
+        "is_replay": flow.is_replay,
+        "type": flow.type,
+        "modified": flow.modified(),
+        "marked": marker_char(flow.marked),
+        "comment": flow.comment,
+        "timestamp_created": flow.timestamp_created,
+        "client_conn": _connection(flow.client_conn, server=False),
+        "server_conn": _connection(flow.server_conn, server=True),
+    }
+    if flow.error:
+        data["error"] = flow.error.get_state()
+    if flow.type == "http":
+        data["request"] = _request(flow.request)  # type: ignore[attr-defined]
+        response = flow.response  # type: ignore[attr-defined]
+        if response is not None:
+            data["response"] = _response(response)
+        websocket = flow.websocket  # type: ignore[attr-defined]
+        if websocket is not None:
+            data["websocket"] = {
+                "messages_meta": _messages_meta(websocket.messages),
+                "closed_by_client": websocket.closed_by_client,
+                "close_code": websocket.close_code,
+                "close_reason": websocket.close_reason,
+                "timestamp_end": websocket.timestamp_end,
+            }
+    elif flow.type in ("tcp", "udp"):
+        data["messages_meta"] = _messages_meta(flow.messages)  # type: ignore[attr-defined]
+    elif flow.type == "dns":
+        request, response = flow.request, flow.response  # type: ignore[attr-defined]
+        data["request"] = request.to_json()
+        if response is not None:
+            data["response"] = response.to_json()
+    return data
+
+
+class FlowJsonCache:
+    """The JSON text of each shown flow, kept until the view says the flow changed.
+
+    ``GET /flows`` re-serialises every flow, and with thousands of flows that
+    takes seconds; most of them have not changed since the last request.  The
+    view's signals cover every change a client can see live (they are what the
+    WebSocket sends), so entries are dropped on add/update/remove and all of them
+    on a refresh (a flow may have changed while it was hidden).
+    """
+
+    def __init__(self) -> None:
+        self._text: dict[str, str] = {}
+
+    def text(self, flow: Flow) -> str:
+        text = self._text.get(flow.id)
+        if text is None:
+            # Tornado's JSON for handlers: ASCII only, "</" escaped.
+            text = self._text[flow.id] = json.dumps(flow_to_json(flow)).replace("</", "<\\/")
+        return text
+
+    def forget(self, flow: Flow, *args: Any) -> None:
+        self._text.pop(flow.id, None)
+
+    def clear(self) -> None:
+        self._text.clear()
+
+    def connect(self, view: Any, on: bool = True) -> None:
+        pairs = [
+            (view.sig_view_add, self.forget),
+            (view.sig_view_update, self.forget),
+            (view.sig_view_remove, self.forget),
+            (view.sig_store_remove, self.forget),
+            (view.sig_view_refresh, self.clear),
+            (view.sig_store_refresh, self.clear),
+        ]
+        for signal, receiver in pairs:
+            (signal.connect if on else signal.disconnect)(receiver)
+        self.clear()
+
+
+def logentry_to_json(entry: Any) -> dict[str, Any]:
+    return {"id": entry.id, "message": entry.msg, "level": entry.level}
+
+
+def options_to_json(options: OptManager, names: Sequence[str] | set[str] | None = None) -> dict[str, Any]:
+    """``GET /options`` (all options) or the payload of ``options/update`` (``names``)."""
+    result = {}
+    for name in sorted(options.keys() if names is None else names):
+        if name not in options:
+            continue
+        choices = options.choices(name)
+        result[name] = {
+            "type": _type_name(options.typespec(name)),
+            "default": options.default(name),
+            "value": getattr(options, name),
+            "help": options.help(name),
+            "choices": list(choices) if choices is not None else None,
+        }
+    return result
+
+
+# commands ------------------------------------------------------------------------------
+
+_SIMPLE_TYPES = {str: "str", int: "int", bool: "bool", bytes: "bytes", pathlib.Path: "path"}
+
+
+def type_name(hint: Any) -> str:
+    """The type names mitmproxy's command catalogue uses (``flow[]``, ``str[]``, ``path``…)."""
+    if hint in _SIMPLE_TYPES:
+        return _SIMPLE_TYPES[hint]
+    if isinstance(hint, type) and issubclass(hint, Flow):
+        return "flow"
+    origin = typing.get_origin(hint)
+    if origin in (list, tuple, Sequence, typing.Sequence):
+        args = typing.get_args(hint)
+        inner = args[0] if args else str
+        if isinstance(inner, type) and issubclass(inner, Flow):
+            return "flow[]"
+        if typing.get_origin(inner) in (list, tuple, Sequence, typing.Sequence):
+            return "data[][]"
+        return f"{type_name(inner)}[]"
+    name = getattr(hint, "display", None)  # a choice or cut type object, mitmproxy style
+    if isinstance(name, str):
+        return name
+    return "unknown"
+
+
+def _hints(func: Any) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(func)
+    except Exception:  # an annotation that does not resolve: show what we can
+        return {}
+
+
+def command_to_json(name: str, func: Any) -> dict[str, Any]:
+    hints = _hints(func)
+    parameters = []
+    shown = []
+    for param in inspect.signature(func).parameters.values():
+        parameters.append(
+            {
+                "name": param.name,
+                "type": type_name(hints.get(param.name, str)),
+                "kind": param.kind.name,
+            }
+        )
+        shown.append(f"*{param.name}" if param.kind is param.VAR_POSITIONAL else param.name)
+    returns = hints.get("return")
+    return_type = type_name(returns) if returns not in (None, type(None)) else None
+    signature = f"{name} {' '.join(shown)}"
+    if return_type:
+        signature += f" -> {return_type}"
+    doc = func.__doc__
+    return {
+        "help": "\n".join(textwrap.wrap(doc.strip())) if doc else None,
+        "parameters": parameters,
+        "return_type": return_type,
+        "signature_help": signature,
+    }
+
+
+def commands_to_json(commands: dict[str, Any]) -> dict[str, Any]:
+    return {name: command_to_json(name, commands[name]) for name in sorted(commands)}
+
+
+def to_jsonable(value: Any) -> Any:
+    """A command's result as JSON: flows become flow JSON, bytes text, tuples lists."""
+    if isinstance(value, Flow):
+        return flow_to_json(value)
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, pathlib.Path):
+        return str(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)

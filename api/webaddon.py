@@ -1,0 +1,200 @@
+"""Addon that runs the web API next to the proxy: options, HTTP server, live updates."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import webbrowser
+from collections.abc import Sequence
+from typing import Any
+
+from proxycore import ctx
+from proxycore.exceptions import OptionsError
+
+logger = logging.getLogger("proxycore.web")
+
+WEB_COLUMNS = [
+    "icon", "index", "method", "version", "path", "quickactions",
+    "size", "status", "time", "timestamp", "tls", "comment",
+]
+_SERVER_OPTIONS = {"mode", "listen_host", "listen_port", "server"}
+
+# Graphical browsers only: on a headless machine webbrowser.open() would start lynx.
+_BROWSERS = (
+    "windows-default", "macosx", "wslview %s", "gio", "x-www-browser", "gnome-open %s",
+    "xdg-open", "google-chrome", "chrome", "chromium", "chromium-browser", "firefox",
+    "opera", "safari",
+)
+
+
+def open_browser(url: str) -> bool:
+    for name in _BROWSERS:
+        try:
+            browser = webbrowser.get(name)
+        except webbrowser.Error:
+            continue
+        if browser.open(url):
+            return True
+    return False
+
+
+class WebAddon:
+    """Serves the API on ``web_host:web_port`` from ``running`` until ``done``.
+
+    Needs the ``view``, ``eventstore`` and ``webauth`` addons in the same master.
+    """
+
+    name = "web"
+
+    def __init__(self) -> None:
+        self.app: Any = None
+        self.server: Any = None
+        self.addresses: list[tuple[str, int]] = []
+        self._broadcaster: Any = None
+        self._servers_task: asyncio.Task[None] | None = None
+
+    def load(self, loader: Any) -> None:
+        loader.add_option("web_open_browser", bool, True, "Start a browser.")
+        loader.add_option("web_debug", bool, False, "Enable web server debugging.")
+        loader.add_option("web_port", int, 8081, "Web UI port.")
+        loader.add_option("web_host", str, "127.0.0.1", "Web UI host.")
+        loader.add_option(
+            "web_columns",
+            Sequence[str],
+            ["tls", "icon", "path", "method", "status", "size", "time"],
+            f"Columns to show in the flow list. Can be one of the following: {', '.join(WEB_COLUMNS)}",
+        )
+        loader.add_option(
+            "web_theme",
+            str,
+            "system",
+            "Preferred color theme for the web user interface.",
+            choices=["system", "dark", "light"],
+        )
+        loader.add_option(
+            "web_static",
+            str | None,
+            None,
+            "Directory with the web front end to serve: its index.html and static/ folder "
+            "(for example mitmproxy/tools/web from a mitmproxy install). "
+            "Unset: / explains where to get one.",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        opts = ctx.options
+        if "web_static" in updated and opts.web_static:
+            index = os.path.join(os.path.expanduser(opts.web_static), "index.html")
+            if not os.path.isfile(index):
+                raise OptionsError(f"web_static: no index.html in {opts.web_static}")
+        if "web_columns" in updated:
+            unknown = [c for c in opts.web_columns if c not in WEB_COLUMNS]
+            if unknown:
+                raise OptionsError(f"Unknown web_columns: {', '.join(unknown)}")
+        if self.app is not None and updated & _SERVER_OPTIONS:
+            self._watch_servers()
+
+    # serving ----------------------------------------------------------------------
+
+    @property
+    def web_url(self) -> str:
+        opts = ctx.options
+        host = opts.web_host or "127.0.0.1"
+        port = self.addresses[0][1] if self.addresses else opts.web_port
+        if ":" in host:
+            host = f"[{host}]"
+        token = ctx.master.addons.get("webauth").token
+        return f"http://{host}:{port}/" + (f"?token={token}" if token else "")
+
+    async def running(self) -> None:
+        import tornado.httpserver
+        import tornado.netutil
+
+        from proxycore.api.app import Application
+        from proxycore.api.updates import Broadcaster
+
+        master = ctx.master
+        opts = ctx.options
+        addons = master.addons
+        static = os.path.expanduser(opts.web_static) if opts.web_static else None
+        self.app = Application(
+            master, addons.get("view"), addons.get("eventstore"), addons.get("webauth"),
+            static_dir=static, debug=opts.web_debug,
+        )
+        try:
+            sockets = tornado.netutil.bind_sockets(opts.web_port, opts.web_host or None)
+        except OSError as e:
+            message = f"Web server failed to listen on {opts.web_host or '*'}:{opts.web_port} with {e}"
+            if e.errno == errno.EADDRINUSE:
+                message += f"\nTry a different port: --set web_port={opts.web_port + 2}"
+            logger.error(message)
+            self.app = None
+            master.exit_code = 1
+            master.shutdown()
+            return
+        self.server = tornado.httpserver.HTTPServer(self.app, max_buffer_size=2**32)
+        self.server.add_sockets(sockets)
+        self.addresses = [s.getsockname()[:2] for s in sockets]
+        self._broadcaster = Broadcaster(self.app.connections)
+        self._connect(True)
+        logger.info(f"Web server listening at {self.web_url}")
+        if opts.web_open_browser and not open_browser(self.web_url):
+            logger.info(f"No web browser found. Please open a browser and point it to {self.web_url}")
+
+    def _connect(self, on: bool) -> None:
+        """Wire (or unwire) the view, event store and options to the WebSocket clients."""
+        b = self._broadcaster
+        view, events = self.app.view, self.app.events
+        pairs = [
+            (view.sig_view_add, b.view_add),
+            (view.sig_view_update, b.view_update),
+            (view.sig_view_remove, b.view_remove),
+            (view.sig_view_refresh, b.view_refresh),
+            (events.sig_add, b.events_add),
+            (events.sig_refresh, b.events_refresh),
+        ]
+        for signal, receiver in pairs:
+            (signal.connect if on else signal.disconnect)(receiver)
+        self.app.flow_json.connect(view, on)
+        changed = ctx.master.options.changed
+        if on:
+            changed.append(self._options_changed)
+        elif self._options_changed in changed:
+            changed.remove(self._options_changed)
+
+    def _options_changed(self, updated: set[str]) -> None:
+        self._broadcaster.options_changed(ctx.master.options, updated)
+
+    def _watch_servers(self) -> None:
+        """Announce the servers now (likely restarting) and again once they settled.
+
+        The proxyserver addon restarts listeners in a task of its own and has no
+        signal for it, so watch the state for a few seconds and report changes.
+        """
+        if self._servers_task is not None:
+            self._servers_task.cancel()
+        self._servers_task = asyncio.get_running_loop().create_task(self._report_servers())
+
+    async def _report_servers(self) -> None:
+        from proxycore.api.app import servers_json
+
+        last = None
+        for _ in range(50):
+            current = servers_json(ctx.master)
+            if current != last:
+                self._broadcaster.servers_changed(current)
+                last = current
+            await asyncio.sleep(0.1)
+
+    async def done(self) -> None:
+        if self.app is None:
+            return
+        self._connect(False)
+        if self._servers_task is not None:
+            self._servers_task.cancel()
+        for conn in list(self.app.connections):
+            conn.close()
+        self.server.stop()
+        await self.server.close_all_connections()
+        self.app = None

@@ -1,0 +1,239 @@
+"""The /updates WebSocket with a real client: handshake security and every message type."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from websockets.exceptions import ConnectionClosedError, InvalidStatus
+
+from tests.test_flowfilter import http_flow
+from tests.webapi import (
+    WebServer,
+    put_json,
+    request,
+    running,
+    ws_connect,
+    ws_drain,
+    ws_recv,
+    ws_until,
+)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[WebServer]:
+    with running(tmp_path) as s:
+        yield s
+
+
+def add(server: WebServer, *flows) -> None:
+    server.add(*flows)
+
+
+def test_handshake_needs_auth(server: WebServer) -> None:
+    with pytest.raises(InvalidStatus) as e:
+        ws_connect(server.port, token=None)
+    assert e.value.response.status_code == 403
+    with pytest.raises(InvalidStatus) as e:
+        ws_connect(server.port, token="wrong")
+    assert e.value.response.status_code == 403
+
+
+def test_handshake_checks_origin_and_sets_xsrf_cookie(server: WebServer) -> None:
+    with pytest.raises(InvalidStatus) as e:
+        ws_connect(server.port, origin="http://evil.example")
+    assert e.value.response.status_code == 403
+    with ws_connect(server.port, origin=f"http://127.0.0.1:{server.port}") as ws:
+        cookies = ws.response.headers.get_all("Set-Cookie")
+        xsrf = next(c for c in cookies if c.startswith("_mitmproxy_xsrf="))
+        assert "SameSite=Strict" in xsrf and "Path=/" in xsrf and "HttpOnly" not in xsrf
+        token = xsrf.split(";")[0].split("=", 1)[1]
+        assert token[-1].isalnum()  # the UI's cookie regex ends at a word character
+    # that cookie, echoed in X-XSRFToken, is what the front end sends on writes
+    r = request(server.port, "POST", "/clear", xsrf=False,
+                headers={"Cookie": f"_mitmproxy_xsrf={token}", "X-XSRFToken": token})
+    assert r.status == 200
+    # no Origin header at all (non-browser clients) is fine
+    with ws_connect(server.port):
+        pass
+
+
+def test_nothing_is_sent_on_connect(server: WebServer) -> None:
+    with ws_connect(server.port) as ws:
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=0.3)
+
+
+def test_flow_add_update_remove(server: WebServer) -> None:
+    with ws_connect(server.port) as ws:
+        flow = http_flow(method="POST")
+        add(server, flow)
+        message = ws_recv(ws)
+        assert message["type"] == "flows/add"
+        assert message["payload"]["flow"]["id"] == flow.id and message["payload"]["matching_filters"] == {}
+        assert message["payload"]["flow"] == request(server.port, "GET", "/flows").json()[0]
+        r = put_json(server.port, f"/flows/{flow.id}", {"comment": "hi"})
+        assert r.status == 200
+        message, _ = ws_until(ws, "flows/update")
+        assert message["payload"]["flow"]["comment"] == "hi" and message["payload"]["flow"]["modified"]
+        assert request(server.port, "DELETE", f"/flows/{flow.id}").status == 200
+        message, _ = ws_until(ws, "flows/remove")
+        assert message["payload"] == flow.id
+
+
+def test_update_filter_search_and_highlight(server: WebServer) -> None:
+    get_flow, post_flow = http_flow(method="GET"), http_flow(method="POST")
+    add(server, get_flow, post_flow)
+    with ws_connect(server.port) as ws:
+        ws.send(json.dumps({"type": "flows/updateFilter", "payload": {"name": "search", "expr": "~m POST"}}))
+        assert ws_recv(ws) == {"type": "flows/filterUpdate", "payload": {"name": "search", "matching_flow_ids": [post_flow.id]}}
+        # the UI's grammar accepts these; so does ours
+        ws.send(json.dumps({"type": "flows/updateFilter", "payload": {"name": "highlight", "expr": "(~m GET)"}}))
+        assert ws_recv(ws)["payload"] == {"name": "highlight", "matching_flow_ids": [get_flow.id]}
+        new = http_flow(method="POST")
+        add(server, new)
+        message = ws_recv(ws)
+        assert message["type"] == "flows/add"
+        assert message["payload"]["matching_filters"] == {"search": True, "highlight": False}
+        ws.send(json.dumps({"type": "flows/updateFilter", "payload": {"name": "search", "expr": ""}}))
+        assert ws_recv(ws)["payload"] == {"name": "search", "matching_flow_ids": None}
+        add(server, http_flow())
+        assert ws_recv(ws)["payload"]["matching_filters"] == {"highlight": True}
+
+
+def test_invalid_filter_keeps_the_socket_open(server: WebServer) -> None:
+    add(server, http_flow())
+    with ws_connect(server.port) as ws:
+        ws.send(json.dumps({"type": "flows/updateFilter", "payload": {"name": "search", "expr": "~m ("}}))
+        assert ws_recv(ws)["payload"] == {"name": "search", "matching_flow_ids": []}
+        ws.send(json.dumps({"type": "flows/updateFilter", "payload": {"name": "search", "expr": "~q"}}))
+        message, before = ws_until(ws, "flows/filterUpdate")
+        assert len(message["payload"]["matching_flow_ids"]) == 1
+        assert [m["type"] for m in before] == ["events/add"]  # the warning about the filter
+    events = request(server.port, "GET", "/events").json()
+    assert any("Invalid search filter" in e["message"] for e in events)
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["not json", json.dumps({"type": "flows/other"}), json.dumps({"type": "flows/updateFilter", "payload": {}})],
+)
+def test_malformed_messages_close_with_1011(server: WebServer, message: str) -> None:
+    with ws_connect(server.port) as ws:
+        ws.send(message)
+        with pytest.raises(ConnectionClosedError) as e:
+            ws.recv(timeout=5)
+        assert e.value.rcvd.code == 1011 and e.value.rcvd.reason == "Internal server error."
+    assert request(server.port, "GET", "/flows").status == 200  # the server is fine
+    with ws_connect(server.port):
+        pass
+
+
+def test_view_filter_change_order_reset_filter_update_options(server: WebServer) -> None:
+    get_flow, post_flow = http_flow(method="GET"), http_flow(method="POST")
+    add(server, get_flow, post_flow)
+    with ws_connect(server.port) as ws:
+        ws.send(json.dumps({"type": "flows/updateFilter", "payload": {"name": "search", "expr": "~m GET"}}))
+        ws_recv(ws)
+        assert put_json(server.port, "/options", {"view_filter": "~m POST"}).status == 200
+        messages = ws_drain(ws)
+        kinds = [m["type"] for m in messages]
+        assert kinds == ["flows/reset", "flows/filterUpdate", "options/update"]
+        assert messages[1]["payload"] == {"name": "search", "matching_flow_ids": []}
+        assert list(messages[2]["payload"]) == ["view_filter"]
+        assert messages[2]["payload"]["view_filter"]["value"] == "~m POST"
+        assert [f["id"] for f in request(server.port, "GET", "/flows").json()] == [post_flow.id]
+        # a flow that stops matching the view filter is removed, one that starts is added
+        put_json(server.port, f"/flows/{post_flow.id}", {"request": {"method": "GET"}})
+        assert ws_until(ws, "flows/remove")[0]["payload"] == post_flow.id
+
+
+def test_intercept_option_updates_and_reversed_order_reset(server: WebServer) -> None:
+    with ws_connect(server.port) as ws:
+        put_json(server.port, "/options", {"view_order_reversed": True})
+        kinds = [m["type"] for m in ws_drain(ws)]
+        assert kinds == ["flows/reset", "options/update"]
+        put_json(server.port, "/options", {"view_order": "size"})
+        assert [m["type"] for m in ws_drain(ws)] == ["options/update"]  # no reset for a new order
+
+
+def test_clear_resets_flows_and_events(server: WebServer) -> None:
+    add(server, http_flow())
+    with ws_connect(server.port) as ws:
+        assert request(server.port, "POST", "/clear").status == 200
+        kinds = [m["type"] for m in ws_drain(ws)]
+        assert kinds[:2] == ["flows/reset", "events/reset"]
+
+
+def test_events_add(server: WebServer) -> None:
+    with ws_connect(server.port) as ws:
+        server.call(lambda: logging.getLogger("proxycore.test").warning("something to see ünïcode"))
+        message, _ = ws_until(ws, "events/add")
+        payload = message["payload"]
+        assert list(payload) == ["id", "message", "level"]
+        assert payload["level"] == "warn" and payload["message"].endswith("] something to see ünïcode")
+    assert request(server.port, "GET", "/events").json()[-1]["message"] == payload["message"]
+
+
+def test_non_ascii_is_sent_as_utf8_and_broken_text_escaped(server: WebServer) -> None:
+    flow = http_flow(url="http://example.com/ünï")
+    flow.request.headers["x-raw"] = "\udcff"  # undecodable byte, kept as a surrogate
+    with ws_connect(server.port) as ws:
+        add(server, flow)
+        raw = ws.recv(timeout=5)
+        assert json.loads(raw)["payload"]["flow"]["request"]["headers"][-1] == ["x-raw", "\udcff"]
+        ok = http_flow(url="http://example.com/ünï")
+        add(server, ok)
+        raw = ws.recv(timeout=5)
+        assert "ünï" in raw  # not \\u-escaped
+
+
+def test_state_update_on_mode_change(server: WebServer) -> None:
+    with ws_connect(server.port) as ws:
+        put_json(server.port, "/options", {"mode": ["regular@127.0.0.1:0"]})
+        messages = ws_drain(ws, quiet=1.0)
+        states = [m["payload"] for m in messages if m["type"] == "state/update"]
+        assert states, messages
+        final = states[-1]["servers"]
+        assert list(final) == ["regular@127.0.0.1:0"]
+        assert final["regular@127.0.0.1:0"]["is_running"] is True
+    state = request(server.port, "GET", "/state").json()
+    assert state["servers"] == final
+
+
+def test_flow_commands_send_updates(server: WebServer) -> None:
+    flow = http_flow()
+    add(server, flow)
+    with ws_connect(server.port) as ws:
+        body = json.dumps({"arguments": [f"@{flow.id}", ":green_circle:"]})
+        r = request(server.port, "POST", "/commands/flow.mark", body, {"Content-Type": "application/json"})
+        assert r.json() == {"value": None}
+        message, _ = ws_until(ws, "flows/update")
+        assert message["payload"]["flow"]["marked"] == "\U0001f7e2"
+
+
+def test_state_shows_a_listener_that_failed(server: WebServer) -> None:
+    import socket
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    spec = f"regular@127.0.0.1:{busy.getsockname()[1]}"
+    try:
+        assert put_json(server.port, "/options", {"mode": [spec]}).status == 200
+        deadline = time.monotonic() + 10
+        while True:
+            servers = request(server.port, "GET", "/state").json()["servers"]
+            if spec in servers and servers[spec]["last_exception"]:
+                break
+            assert time.monotonic() < deadline, servers
+            time.sleep(0.05)
+    finally:
+        busy.close()
+    entry = servers[spec]
+    assert entry["is_running"] is False and entry["listen_addrs"] == []
+    assert entry["type"] == "regular" and entry["description"] == "HTTP(S) proxy"
