@@ -485,7 +485,12 @@ class Message:
         return json.loads(content, **kwargs)
 
     def decode(self, strict: bool = True) -> None:
-        """Remove the Content-Encoding, keeping the decoded body."""
+        """Remove the Content-Encoding, keeping the decoded body.
+
+        Without a body (streamed, or the answer to HEAD) nothing changes, as the
+        Content-Length could not be made right."""
+        if not self.data.content:
+            return
         decoded = self.get_content(strict)
         self.headers.pop("content-encoding", None)
         self.set_content(decoded)
