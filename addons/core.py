@@ -12,34 +12,15 @@ from proxycore.exceptions import CommandError, OptionsError
 from proxycore.flow import Flow
 from proxycore.hooks import UpdateHook
 
-logger = logging.getLogger("proxycore.core")
-
-FLOW_SET_ATTRIBUTES = ("host", "status_code", "method", "path", "url", "reason")
-ENCODINGS = ("gzip", "deflate", "br", "zstd")
-DEFAULT_MARKER = types.Marker(":default:")
-
-
-def _is_sequence_option(name: str) -> bool:
-    return optmanager._is_sequence(ctx.options.typespec(name))
-
-
-def _message(flow: Flow, part: str) -> http.Message | None:
-    """``flow.request`` or ``flow.response`` when ``part`` names one that exists."""
-    message = getattr(flow, part, None) if part in ("request", "response") else None
-    return message if isinstance(message, http.Message) else None
-
-
-def _set_request(request: object, attr: str, value: str) -> None:
-    if attr == "url":
-        try:
-            request.url = value  # type: ignore[attr-defined]
-        except ValueError as e:
-            raise CommandError(f"URL {value!r} is invalid: {e}") from e
-    else:
-        setattr(request, attr, value)
-
 
 class Core:
+    """set, options.*, and the flow.* commands that change flows."""
+
+    # Flow changes are logged at ALERT level, as mitmproxy does.
+    log = logging.getLogger("proxycore.core")
+    FLOW_SET_ATTRIBUTES = ("host", "status_code", "method", "path", "url", "reason")
+    ENCODINGS = ("gzip", "deflate", "br", "zstd")
+
     @command("set")
     def set(self, option: str, *value: str) -> None:
         """Set an option: ``set name value``. Without a value, booleans become true,
@@ -47,7 +28,8 @@ class Core:
         true, false or toggle. Each value of a sequence option is a word of its own.
         """
         try:
-            if len(value) > 1 and option in ctx.options and not _is_sequence_option(option):
+            several = len(value) > 1 and option in ctx.options
+            if several and not optmanager._is_sequence(ctx.options.typespec(option)):
                 raise OptionsError(f"Received multiple values for {option}: {list(value)}")
             ctx.options.set(*[f"{option}={v}" for v in value] or [option])
         except OptionsError as e:
@@ -97,13 +79,13 @@ class Core:
         reverted = [flow for flow in flows if flow.modified()]
         for flow in reverted:
             flow.revert()
-        logger.log(ALERT, f"Reverted {len(reverted)} flows.")
+        self.log.log(ALERT, f"Reverted {len(reverted)} flows.")
         _updated(reverted)
 
     @command("flow.set.options")
     def flow_set_options(self) -> Sequence[str]:
         """The attributes flow.set can change."""
-        return list(FLOW_SET_ATTRIBUTES)
+        return list(self.FLOW_SET_ATTRIBUTES)
 
     @command("flow.set")
     @argument("attr", types.Choice("flow.set.options"))
@@ -111,8 +93,8 @@ class Core:
         """Set a request attribute (method, host, path, url) or a response one
         (status_code, reason) on flows.
         """
-        if attr not in FLOW_SET_ATTRIBUTES:
-            raise CommandError(f"Invalid attribute: {attr} (one of {', '.join(FLOW_SET_ATTRIBUTES)})")
+        if attr not in self.FLOW_SET_ATTRIBUTES:
+            raise CommandError(f"Invalid attribute: {attr} (one of {', '.join(self.FLOW_SET_ATTRIBUTES)})")
         status = 0
         if attr == "status_code":
             try:
@@ -124,7 +106,7 @@ class Core:
             request = getattr(flow, "request", None)
             response = getattr(flow, "response", None)
             if attr in ("method", "host", "path", "url") and request is not None:
-                _set_request(request, attr, value)
+                self._set_request(request, attr, value)
             elif attr == "status_code" and response is not None:
                 response.status_code = status
                 if http.reason_phrase(status) != "Unknown":
@@ -135,14 +117,14 @@ class Core:
                 continue
             changed.append(flow)
         _updated(changed)
-        logger.log(ALERT, f"Set {attr} on {len(changed)} flows.")
+        self.log.log(ALERT, f"Set {attr} on {len(changed)} flows.")
 
     @command("flow.decode")
     def decode(self, flows: Sequence[Flow], part: str) -> None:
         """Remove the Content-Encoding of the request or response of flows."""
         changed = []
         for flow in flows:
-            message = _message(flow, part)
+            message = self._message(flow, part)
             if message is not None:
                 flow.backup()
                 try:
@@ -151,14 +133,14 @@ class Core:
                     raise CommandError(f"Cannot decode the {part} of flow {flow.id}: {e}") from e
                 changed.append(flow)
         _updated(changed)
-        logger.log(ALERT, f"Decoded {len(changed)} flows.")
+        self.log.log(ALERT, f"Decoded {len(changed)} flows.")
 
     @command("flow.encode.toggle")
     def encode_toggle(self, flows: Sequence[Flow], part: str) -> None:
         """Decode encoded request or response bodies; encode the others with deflate."""
         changed = []
         for flow in flows:
-            message = _message(flow, part)
+            message = self._message(flow, part)
             if message is not None:
                 flow.backup()
                 if message.headers.get("content-encoding", "identity") == "identity":
@@ -167,28 +149,44 @@ class Core:
                     message.decode(strict=False)
                 changed.append(flow)
         _updated(changed)
-        logger.log(ALERT, f"Toggled encoding on {len(changed)} flows.")
+        self.log.log(ALERT, f"Toggled encoding on {len(changed)} flows.")
 
     @command("flow.encode")
     @argument("encoding", types.Choice("flow.encode.options"))
     def encode(self, flows: Sequence[Flow], part: str, encoding: str) -> None:
         """Encode the request or response body of flows that are not encoded yet."""
-        if encoding not in ENCODINGS:
-            raise CommandError(f"Invalid encoding: {encoding} (one of {', '.join(ENCODINGS)})")
+        if encoding not in self.ENCODINGS:
+            raise CommandError(f"Invalid encoding: {encoding} (one of {', '.join(self.ENCODINGS)})")
         changed = []
         for flow in flows:
-            message = _message(flow, part)
+            message = self._message(flow, part)
             if message is not None and message.headers.get("content-encoding", "identity") == "identity":
                 flow.backup()
                 message.encode(encoding)
                 changed.append(flow)
         _updated(changed)
-        logger.log(ALERT, f"Encoded {len(changed)} flows.")
+        self.log.log(ALERT, f"Encoded {len(changed)} flows.")
 
     @command("flow.encode.options")
     def encode_options(self) -> Sequence[str]:
         """The encodings flow.encode can apply."""
-        return list(ENCODINGS)
+        return list(self.ENCODINGS)
+
+    @staticmethod
+    def _message(flow: Flow, part: str) -> http.Message | None:
+        """``flow.request`` or ``flow.response`` when ``part`` names one that exists."""
+        message = getattr(flow, part, None) if part in ("request", "response") else None
+        return message if isinstance(message, http.Message) else None
+
+    @staticmethod
+    def _set_request(request: http.Request, attr: str, value: str) -> None:
+        if attr == "url":
+            try:
+                request.url = value
+            except ValueError as e:
+                raise CommandError(f"URL {value!r} is invalid: {e}") from e
+        else:
+            setattr(request, attr, value)
 
     @command("flow.resume")
     def resume(self, flows: Sequence[Flow]) -> None:
@@ -206,7 +204,7 @@ class Core:
         _updated(killed)
 
     @command("flow.mark")
-    def mark(self, flows: Sequence[Flow], marker: types.Marker = DEFAULT_MARKER) -> None:
+    def mark(self, flows: Sequence[Flow], marker: types.Marker = ":default:") -> None:  # type: ignore[assignment]
         """Mark flows with a marker name such as :red_circle: (an empty marker unmarks)."""
         if marker and marker not in markers.MARKERS:
             raise CommandError("invalid marker value")
