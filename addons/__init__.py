@@ -8,7 +8,10 @@ from typing import Any
 def default_addons() -> list[Any]:
     """The addons every front end (proxydump, proxyweb) loads, in mitmproxy's order."""
     from proxycore.addons.clientplayback import ClientPlayback
+    from proxycore.addons.comment import Comment
     from proxycore.addons.core import Core
+    from proxycore.addons.cut import Cut
+    from proxycore.addons.export import Export
     from proxycore.addons.intercept import Intercept
     from proxycore.addons.next_layer import NextLayer
     from proxycore.addons.proxyserver import Proxyserver
@@ -30,5 +33,8 @@ def default_addons() -> list[Any]:
         ReadFile(),
         ServerPlayback(),
         ClientPlayback(),
+        Comment(),
+        Cut(),
+        Export(),
         Intercept(),
     ]
