@@ -156,6 +156,11 @@ def lex(cmdstr: str) -> list[str]:
     return _LEXER.findall(cmdstr)
 
 
+def words(cmdstr: str) -> list[str]:
+    """The words of a command line: pieces that are not whitespace, unquoted."""
+    return [unquote(p) for p in lex(cmdstr) if p.strip(" \r\n\t")]
+
+
 def quote(word: str) -> str:
     """Quote a word so that ``lex`` gives it back as one piece."""
     if word and not any(c in word for c in "'\" \r\n\t"):
@@ -220,10 +225,10 @@ class CommandManager:
 
     def execute(self, cmdstr: str) -> Any:
         """Run a command line such as ``flow.mark @all :red_circle:``."""
-        words = [unquote(p) for p in lex(cmdstr) if not p.isspace()]
-        if not words:
+        parts = words(cmdstr)
+        if not parts:
             raise CommandError(f"Invalid command: {cmdstr!r}")
-        return self.call_strings(words[0], words[1:])
+        return self.call_strings(parts[0], parts[1:])
 
     def dump(self) -> str:
         """Every command with its help as comments, as ``--commands`` prints it."""

@@ -14,6 +14,7 @@ import os
 import pathlib
 import re
 import typing
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -148,7 +149,9 @@ def unescape(text: str) -> str:
 def escaped_to_bytes(text: str) -> bytes:
     """A command word with byte escapes (``\\x00``) as bytes."""
     try:
-        return codecs.escape_decode(text.encode("utf-8", "surrogateescape"))[0]  # type: ignore[attr-defined]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # "\\8" stays as it is
+            return codecs.escape_decode(text.encode("utf-8", "surrogateescape"))[0]  # type: ignore[attr-defined]
     except ValueError as e:
         raise ValueError(f"Invalid escape sequence: {e}") from e
 

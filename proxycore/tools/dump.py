@@ -46,6 +46,9 @@ def make_parser() -> argparse.ArgumentParser:
         "--options", action="store_true", help="show all options with their defaults and help, then exit"
     )
     parser.add_argument(
+        "--commands", action="store_true", help="show all commands with their signatures and help, then exit"
+    )
+    parser.add_argument(
         "--set",
         dest="setoptions",
         action="append",
@@ -162,7 +165,7 @@ def _bool_flag(parser: Any, name: str, short: str | None, text: str) -> None:
 
 def flag_options(args: argparse.Namespace) -> dict[str, Any]:
     """Options named by explicit flags, with -q/-v overriding as mitmdump does."""
-    if args.quiet or args.options:
+    if args.quiet or args.options or args.commands:
         # --options prints the defaults; startup chatter would only get in the way.
         args.termlog_verbosity = "error"
         args.flow_detail = 0
@@ -269,6 +272,9 @@ async def _run(args: argparse.Namespace) -> int:
             if args.options:
                 text = opts.dump_options()
                 sys.stdout.write(text if text.endswith("\n") else text + "\n")
+                return 0
+            if args.commands:
+                sys.stdout.write(master.commands.dump())
                 return 0
         except OptionsError as e:
             error(str(e))
