@@ -595,3 +595,16 @@ def test_flow_view_types_are_http_flows() -> None:
     assert types.typename(Sequence[HTTPFlow]) == "flow[]"
     with pytest.raises(CommandError, match="unsupported type: dict"):
         types.typename(dict)
+
+
+def test_docs_example_runs(master: Master, tmp_path: pathlib.Path) -> None:
+    doc = (pathlib.Path(__file__).parent.parent / "docs" / "commands.md").read_text()
+    source = doc.split("```python\n", 1)[1].split("```", 1)[0].replace("/tmp/", f"{tmp_path}/")
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "commands.md", "exec"), namespace)
+    flow = http_flow(response=True)
+    namespace["response"](flow)
+    namespace["response"](flow)
+    assert (tmp_path / "last-request.sh").read_text() == master.commands.call("export", "curl", flow)
+    with open(tmp_path / "all.mitm", "rb") as fp:
+        assert len(list(FlowReader(fp).stream())) == 2
