@@ -165,7 +165,7 @@ def _bool_flag(parser: Any, name: str, short: str | None, text: str) -> None:
 
 def flag_options(args: argparse.Namespace) -> dict[str, Any]:
     """Options named by explicit flags, with -q/-v overriding as mitmdump does."""
-    if args.quiet or args.options or args.commands:
+    if args.quiet or args.options:
         # --options prints the defaults; startup chatter would only get in the way.
         args.termlog_verbosity = "error"
         args.flow_detail = 0
@@ -273,7 +273,7 @@ async def _run(args: argparse.Namespace) -> int:
                 text = opts.dump_options()
                 sys.stdout.write(text if text.endswith("\n") else text + "\n")
                 return 0
-            if args.commands:
+            if getattr(args, "commands", False):  # proxydump only
                 sys.stdout.write(master.commands.dump())
                 return 0
         except OptionsError as e:
