@@ -108,3 +108,76 @@ def test_cut_matches_mitmproxy(flow_id: str, kind: str, spec: str) -> None:
         assert "error" in got, expected["crash"]
     else:
         assert got == expected
+
+
+# properties ---------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from proxycore.http import HTTPFlow, Request, Response  # noqa: E402
+from tests.test_flowfilter import http_flow  # noqa: E402
+
+header_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12)
+header_values = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF, blacklist_characters="\x7f"), max_size=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]),
+    body=st.binary(max_size=64) | st.text(max_size=64).map(str.encode),
+    headers=st.lists(st.tuples(header_names, header_values), max_size=5),
+    encoding=st.sampled_from([None, "gzip", "br", "deflate", "zstd", "bogus"]),
+)
+def test_export_raises_only_command_errors(exporter: Export, method: str, body: bytes, headers: list, encoding: str | None) -> None:
+    flow = http_flow(response=True, method=method, req_body=b"", req_headers=dict(headers) or {"x": "y"})
+    if encoding:
+        flow.request.headers["content-encoding"] = encoding
+    flow.request.content = body
+    for name in export.FORMATS:
+        try:
+            text = exporter.export_str(name, flow)
+        except CommandError:
+            assert name in ("curl", "httpie")  # only a body that is not text is refused
+            continue
+        text.encode("utf-8")  # never lone surrogates
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    body=st.text(alphabet=st.characters(min_codepoint=32, blacklist_categories=["Cs"]), min_size=1, max_size=64),
+    headers=st.lists(st.tuples(header_names, header_values), max_size=5),
+)
+def test_curl_words_give_back_the_request(exporter: Export, body: str, headers: list) -> None:
+    import shlex
+
+    flow = http_flow(method="POST", req_body=b"", req_headers=headers or [("x", "y")])
+    flow.request.headers["content-type"] = "text/plain; charset=utf-8"
+    flow.request.text = body
+    words = shlex.split(exporter.export_str("curl", flow))
+    assert words[-2:] == ["-d", body]
+    sent = [words[i + 1] for i, w in enumerate(words) if w == "-H"]
+    redundant = {"content-length", "accept-encoding"} | ({"host"} if flow.request.headers.get("host") == flow.request.host else set())
+    expected = [f"{k}: {v}" for k, v in flow.request.headers.items(multi=True) if k.lower() not in redundant]
+    assert sent == expected
+    assert words[words.index("-X") + 1] == "POST" and words[-3] == flow.request.pretty_url
+
+
+@settings(max_examples=200, deadline=None)
+@given(spec=st.text(max_size=40), which=st.sampled_from(["http", "ws", "tcp", "undecodable"]))
+def test_cut_raises_only_command_errors(spec: str, which: str) -> None:
+    from tests.test_flowfilter import tcp_flow, ws_flow
+
+    def undecodable() -> HTTPFlow:
+        flow = http_flow()
+        flow.request = Request.make("GET", "http://x/")
+        flow.response = Response.make(200, b"\xff\xfe\x00", {"content-type": "text/html; charset=utf-16"})
+        return flow
+
+    flow = {"http": lambda: http_flow(response=True), "ws": ws_flow, "tcp": tcp_flow, "undecodable": undecodable}[which]()
+    for cut_spec in (spec, "request." + spec, "response." + spec, "request.header[" + spec + "]"):
+        try:
+            value = cut.extract(cut_spec, flow)
+        except CommandError:
+            continue
+        assert isinstance(value, (str, bytes))
