@@ -7,6 +7,7 @@ from typing import Any
 
 def default_addons() -> list[Any]:
     """The addons every front end (proxydump, proxyweb) loads, in mitmproxy's order."""
+    from proxycore.addons.browser import Browser
     from proxycore.addons.clientplayback import ClientPlayback
     from proxycore.addons.comment import Comment
     from proxycore.addons.core import Core
@@ -24,6 +25,7 @@ def default_addons() -> list[Any]:
 
     return [
         Core(),
+        Browser(),
         Proxyserver(),
         ScriptLoader(),
         NextLayer(),

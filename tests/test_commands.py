@@ -608,3 +608,59 @@ def test_docs_example_runs(master: Master, tmp_path: pathlib.Path) -> None:
     assert (tmp_path / "last-request.sh").read_text() == master.commands.call("export", "curl", flow)
     with open(tmp_path / "all.mitm", "rb") as fp:
         assert len(list(FlowReader(fp).stream())) == 2
+
+
+# browser.start ------------------------------------------------------------------------
+
+
+def fake_browser(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, name: str) -> pathlib.Path:
+    """A browser executable on PATH that records its arguments and its profile, then waits."""
+    record = tmp_path / f"{name}.args"
+    tool = tmp_path / "bin" / name
+    tool.parent.mkdir(exist_ok=True)
+    tool.write_text(
+        "#!/bin/sh\n"
+        f'for a in "$@"; do echo "$a"; done > "{record}.tmp"\n'
+        f'if [ "$1" = --profile ]; then cat "$2/prefs.js" >> "{record}.tmp"; fi\n'
+        f'mv "{record}.tmp" "{record}"\n'
+        "exec sleep 60\n"
+    )
+    tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{tool.parent}:/usr/bin:/bin")
+    return record
+
+
+def wait_for(path: pathlib.Path) -> str:
+    import time
+
+    deadline = time.monotonic() + 10
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return path.read_text()
+
+
+def test_browser_start(master: Master, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    chromium = fake_browser(tmp_path, monkeypatch, "chromium")
+    firefox = fake_browser(tmp_path, monkeypatch, "firefox")
+    master.options.update(listen_host="127.0.0.2", listen_port=9091)
+    master.commands.execute("browser.start")
+    args = wait_for(chromium).splitlines()
+    assert "--proxy-server=127.0.0.2:9091" in args and args[-1] == "about:blank"
+    profile = pathlib.Path(args[0].removeprefix("--user-data-dir="))
+    assert profile.is_dir()
+    with caplog.at_level(logging.INFO):
+        master.commands.execute("browser.start firefox")
+    assert "Starting additional browser" in caplog.text
+    text = wait_for(firefox)
+    assert 'user_pref("network.proxy.ssl", "127.0.0.2");' in text and 'user_pref("network.proxy.http_port", 9091);' in text
+    browser = master.addons.get("browser")
+    processes = list(browser.browsers)
+    browser.done()
+    assert all(p.poll() is not None for p in processes) and not profile.exists()
+    with caplog.at_level(logging.INFO):
+        master.commands.execute("browser.start netscape")
+    assert "Invalid browser name." in caplog.text
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with caplog.at_level(logging.INFO):
+        master.commands.execute("browser.start chrome")
+    assert "Could not find Chrome or Chromium" in caplog.text
