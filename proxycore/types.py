@@ -248,14 +248,13 @@ def _of(cls: type | tuple[type, ...]) -> Callable[[CommandManager, Any, Any], bo
     return lambda manager, t, value: isinstance(value, cls)
 
 
-_STR = TypeHandler("str", lambda m, t, s: unescape(s), _of(str))
-_PATH = TypeHandler("path", lambda m, t, s: Path(os.path.expanduser(s)), _of(str))
+# Keyed by annotation; flows and sequences are matched by handler() below.
 _HANDLERS: dict[Any, TypeHandler] = {
-    str: _STR,
+    str: TypeHandler("str", lambda m, t, s: unescape(s), _of(str)),
     int: TypeHandler("int", lambda m, t, s: int(s), lambda m, t, v: isinstance(v, int) and not isinstance(v, bool)),
     bool: TypeHandler("bool", _parse_bool, lambda m, t, v: v in (True, False)),
     bytes: TypeHandler("bytes", lambda m, t, s: escaped_to_bytes(s), _of(bytes)),
-    Path: _PATH,
+    Path: TypeHandler("path", lambda m, t, s: Path(os.path.expanduser(s)), _of(str)),
     # Addons written for proxycore may use pathlib; they get a pathlib.Path.
     pathlib.Path: TypeHandler(
         "path", lambda m, t, s: pathlib.Path(os.path.expanduser(s)), _of((str, os.PathLike))
