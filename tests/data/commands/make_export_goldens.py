@@ -5,6 +5,10 @@ Run with a Python that has mitmproxy installed (not proxycore's venv), once per 
     .cache/mitmproxy-11.0.2/bin/python tests/data/commands/make_export_goldens.py
     /path/to/mitmproxy-12.3.1/bin/python tests/data/commands/make_export_goldens.py
 
+mitmproxy 12 needs Python 3.12 or later (e.g. ``python3.12 -m venv m12 && m12/bin/pip
+install mitmproxy==12.3.1``; if its certifi pin is newer than the index has, install
+mitmproxy with ``--no-deps`` and its requirements with certifi unpinned).
+
 Each run writes ``export-<version>.json`` next to this file: for every flow of
 ``tests/data/corpus-all.mitm`` and of ``export-flows.mitm`` (made-up requests:
 control characters, binary bodies, other methods, repeated headers), the result of every
