@@ -10,8 +10,12 @@ def default_addons() -> list[Any]:
     from proxycore.addons.anticache import AntiCache
     from proxycore.addons.anticomp import AntiComp
     from proxycore.addons.block import Block
+    from proxycore.addons.browser import Browser
     from proxycore.addons.clientplayback import ClientPlayback
+    from proxycore.addons.comment import Comment
     from proxycore.addons.core import Core
+    from proxycore.addons.cut import Cut
+    from proxycore.addons.export import Export
     from proxycore.addons.intercept import Intercept
     from proxycore.addons.maplocal import MapLocal
     from proxycore.addons.mapremote import MapRemote
@@ -32,10 +36,14 @@ def default_addons() -> list[Any]:
 
     return [
         Core(),
+        Browser(),
         Block(),
         AntiCache(),
         AntiComp(),
         ClientPlayback(),
+        Comment(),
+        Cut(),
+        Export(),
         ProxyAuth(),
         Proxyserver(),
         ScriptLoader(),

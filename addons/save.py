@@ -1,14 +1,19 @@
-"""Writes finished flows to a file as they complete (``-w FILE``, ``+FILE`` appends)."""
+"""Writes finished flows to a file as they complete (``-w FILE``, ``+FILE`` appends),
+and the ``save.file`` command that writes chosen flows at once."""
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from typing import IO, Any
 
-from proxycore import ctx, flowfilter
-from proxycore.exceptions import OptionsError
-from proxycore.io import FilteredFlowWriter
+from proxycore import ctx, flowfilter, types
+from proxycore.addons.termlog import ALERT
+from proxycore.command import command
+from proxycore.exceptions import CommandError, OptionsError
+from proxycore.flow import Flow
+from proxycore.io import FilteredFlowWriter, FlowWriter
 
 logger = logging.getLogger("proxycore.save")
 
@@ -64,6 +69,23 @@ class Save:
 
     def tcp_error(self, flow: Any) -> None:
         self.save(flow)
+
+    @command("save.file")
+    def save_file(self, flows: Sequence[Flow], path: types.Path) -> None:
+        """Save flows to a flow file; a path starting with + appends instead of overwriting."""
+        mode = "ab" if path.startswith("+") else "wb"
+        target = os.path.expanduser(path.removeprefix("+"))
+        try:
+            with open(target, mode) as fp:
+                writer = FlowWriter(fp)
+                for flow in flows:
+                    writer.add(flow)
+        except OSError as e:
+            raise CommandError(str(e)) from e
+        if target.endswith((".har", ".zhar")):
+            logger.log(ALERT, "Saved as mitmproxy dump file. To save HAR files, use the `save.har` command.")
+        else:
+            logger.log(ALERT, f"Saved {len(flows)} flows.")
 
     def close(self) -> None:
         if self.file is not None:

@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Sequence
 from typing import Any
 
-from proxycore import ctx, flowfilter
+from proxycore import ctx, flowfilter, types
 from proxycore.addons.dumper import pretty_size
 from proxycore.addons.termlog import ALERT
 from proxycore.command import command
@@ -50,7 +50,7 @@ class SaveHar:
             self.flows = []
 
     @command("save.har")
-    def export_har(self, flows: Sequence[Flow], path: str) -> None:
+    def export_har(self, flows: Sequence[Flow], path: types.Path) -> None:
         """Export flows to an HAR (HTTP Archive) file."""
         data = self._har_bytes(flows)
         if path.endswith(".zhar"):

@@ -8,10 +8,14 @@ import os
 import sys
 import traceback
 import types
+from collections.abc import Sequence
 from typing import Any
 
-from proxycore import ctx
+from proxycore import ctx, hooks
+from proxycore import types as command_types
+from proxycore.command import command
 from proxycore.exceptions import OptionsError
+from proxycore.flow import Flow
 
 logger = logging.getLogger("proxycore.script")
 
@@ -91,3 +95,29 @@ class ScriptLoader:
 
     def running(self) -> None:
         self._running = True
+
+    @command("script.run")
+    def script_run(self, flows: Sequence[Flow], path: command_types.Path) -> None:
+        """Run a script on flows: it is configured with the current options, then sees
+        every hook each flow went through (load is not called). The script is not kept.
+        """
+        from proxycore.addons.readfile import _Append, hook_sequence
+
+        if not os.path.isfile(path):
+            logger.error(f"No such script: {path}")
+            return
+        module = load_script(path)
+        if module is None:
+            return
+        manager = ctx.master.addons
+        try:
+            manager.invoke_addon_sync(module, hooks.ConfigureHook(set(ctx.options.keys())))
+        except OptionsError as e:
+            logger.error(f"Script error in {path}: {e}")
+            return
+        manager.invoke_addon_sync(module, hooks.RunningHook())
+        for flow in flows:
+            for hook in hook_sequence(flow):
+                if isinstance(hook, _Append):
+                    hook = hook.prepare()
+                manager.invoke_addon_sync(module, hook)

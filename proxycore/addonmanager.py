@@ -154,6 +154,11 @@ class AddonManager:
             if close:
                 close()
 
+    def invoke_addon_sync(self, addon: Any, hook: hooks.Hook) -> None:
+        """Run one hook on one addon and its nested addons only (errors are logged)."""
+        for item in _traverse([addon]):
+            self._call_sync(item, hook.name, *hook.args())
+
     def trigger(self, hook: hooks.Hook) -> None:
         """Synchronous dispatch, for lifecycle hooks outside the event loop."""
         args = hook.args()

@@ -797,7 +797,8 @@ class Request(Message):
         hostport = self.host_header
         if not hostport or not self.data.scheme:
             return self.url
-        pretty_port = self.port
+        # A Host header without a port means the scheme's default port, as in mitmproxy.
+        pretty_port = _default_port(self.scheme)
         if ":" in hostport.rsplit("]", 1)[-1]:
             try:
                 pretty_port = int(hostport.rsplit(":", 1)[1])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import os
+import pathlib
 import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -295,3 +297,91 @@ def _yaml(value: Any) -> str:
     if plain and text.lower() not in ("true", "false", "null", "yes", "no", "~"):
         return text
     return "'" + text.replace("'", "''") + "'"
+
+
+# option files (YAML, as mitmproxy's config.yaml) -----------------------------------------
+
+
+def parse_yaml(text: str) -> dict[str, Any]:
+    """The mapping in an option file; OptionsError with the line for broken YAML."""
+    import yaml
+
+    if not text:
+        return {}
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        if mark is None:
+            raise OptionsError("Could not parse options.") from None
+        snippet = mark.get_snippet() or ""
+        raise OptionsError(f"Config error at line {mark.line + 1}:\n{snippet}\n{e.problem or ''}") from None
+    except yaml.YAMLError:
+        raise OptionsError("Could not parse options.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise OptionsError("Config error - no keys found.")
+    return data
+
+
+def load_text(opts: OptManager, text: str, cwd: str | os.PathLike[str] | None = None) -> None:
+    """Apply an option file's text; options no addon declared yet are kept for later.
+
+    Relative ``scripts`` paths are taken relative to ``cwd`` (the file's folder).
+    """
+    data = parse_yaml(text)
+    scripts = data.get("scripts")
+    if cwd is not None and isinstance(scripts, list):
+        data["scripts"] = [
+            str(pathlib.Path(cwd, os.path.expanduser(s)).absolute()) if isinstance(s, str) else s
+            for s in scripts
+        ]
+    opts.update_defer(**data)
+
+
+def load_paths(opts: OptManager, *paths: str | os.PathLike[str]) -> None:
+    """Load option files in order (later ones win); paths that do not exist are skipped."""
+    for p in paths:
+        path = pathlib.Path(p).expanduser()
+        if not path.is_file():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise OptionsError(f"Error reading {path}: {e}") from e
+        try:
+            load_text(opts, text, cwd=path.absolute().parent)
+        except OptionsError as e:
+            raise OptionsError(f"Error reading {path}: {e}") from e
+
+
+def serialize(opts: OptManager, previous: str = "", defaults: bool = False) -> str:
+    """YAML for the options that differ from their defaults (all with ``defaults``).
+
+    ``previous`` is the file's earlier text: its values for options that are now at
+    their default stay, keys that are not options are dropped.
+    """
+    import yaml
+
+    data = parse_yaml(previous)
+    for name in opts.keys():
+        if defaults or opts.has_changed(name):
+            data[name] = getattr(opts, name)
+    data = {k: v for k, v in data.items() if k in opts}
+    if not data:
+        return "{}\n"
+    return yaml.safe_dump(data, default_flow_style=False, sort_keys=False, allow_unicode=True)
+
+
+def save(opts: OptManager, path: str | os.PathLike[str], defaults: bool = False) -> None:
+    """Write the options to ``path``, updating the file in place if it exists."""
+    target = pathlib.Path(path).expanduser()
+    previous = ""
+    if target.is_file():
+        try:
+            previous = target.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise OptionsError(f"Error trying to modify {target}: {e}") from e
+    text = serialize(opts, previous, defaults)
+    target.write_text(text, encoding="utf-8")

@@ -82,6 +82,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "--options", action="store_true", help="show all options with their defaults and help, then exit"
     )
     parser.add_argument(
+        "--commands", action="store_true", help="show all commands with their signatures and help, then exit"
+    )
+    parser.add_argument(
         "--set",
         dest="setoptions",
         action="append",
@@ -331,6 +334,9 @@ async def _run(args: argparse.Namespace, tool: Tool) -> int:
             if args.options:
                 text = opts.dump_options()
                 sys.stdout.write(text if text.endswith("\n") else text + "\n")
+                return 0
+            if getattr(args, "commands", False):  # proxydump only
+                sys.stdout.write(master.commands.dump())
                 return 0
         except OptionsError as e:
             error(str(e), tool.prog)
