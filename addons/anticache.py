@@ -8,6 +8,11 @@ from proxycore.http import HTTPFlow
 
 
 class AntiCache:
+    @property
+    def hooks_active(self) -> bool:
+        """Only with ``anticache`` set (see AddonManager.handlers)."""
+        return bool(ctx.options.anticache)
+
     def request(self, flow: HTTPFlow) -> None:
         if ctx.options.anticache:
             flow.request.anticache()

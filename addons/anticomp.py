@@ -7,6 +7,11 @@ from proxycore.http import HTTPFlow
 
 
 class AntiComp:
+    @property
+    def hooks_active(self) -> bool:
+        """Only with ``anticomp`` set (see AddonManager.handlers)."""
+        return bool(ctx.options.anticomp)
+
     def request(self, flow: HTTPFlow) -> None:
         if ctx.options.anticomp:
             flow.request.anticomp()

@@ -15,6 +15,11 @@ from proxycore.exceptions import OptionsError
 
 
 class Intercept:
+    @property
+    def hooks_active(self) -> bool:
+        """Only while a filter is set and interception is on."""
+        return self.filter is not None and bool(ctx.options.intercept_active)
+
     def __init__(self) -> None:
         self.filter: flowfilter.Filter | None = None
 

@@ -82,6 +82,11 @@ def _is_file(path: Path) -> bool:
 
 
 class MapLocal:
+    @property
+    def hooks_active(self) -> bool:
+        """Only with rules configured."""
+        return bool(self.rules)
+
     def __init__(self) -> None:
         self.rules: list[MapLocalSpec] = []
 

@@ -26,6 +26,11 @@ def parse_map_remote_spec(option: str) -> Spec:
 
 
 class MapRemote:
+    @property
+    def hooks_active(self) -> bool:
+        """Only with rules configured."""
+        return bool(self.rules)
+
     def __init__(self) -> None:
         self.rules: list[Spec] = []
 

@@ -20,6 +20,11 @@ logger = logging.getLogger("proxycore.modifybody")
 
 
 class ModifyBody:
+    @property
+    def hooks_active(self) -> bool:
+        """Only with rules configured."""
+        return bool(self.rules)
+
     def __init__(self) -> None:
         self.rules: list[ModifySpec] = []
 

@@ -40,6 +40,11 @@ def read_replacement(rule: ModifySpec) -> bytes | None:
 
 
 class ModifyHeaders:
+    @property
+    def hooks_active(self) -> bool:
+        """Only with rules configured."""
+        return bool(self.rules)
+
     def __init__(self) -> None:
         self.rules: list[ModifySpec] = []
 

@@ -30,6 +30,11 @@ logger = logging.getLogger("proxycore.proxyauth")
 REALM = "mitmproxy"  # what mitmproxy announces; clients may have remembered credentials for it
 
 class ProxyAuth:
+    @property
+    def hooks_active(self) -> bool:
+        """Only with ``proxyauth`` set."""
+        return self.validator is not None
+
     def __init__(self) -> None:
         self.validator: Validator | None = None
         # Client connections authenticated by a CONNECT or a SOCKS5 handshake: the requests

@@ -20,6 +20,11 @@ logger = logging.getLogger("proxycore.save")
 
 class Save:
     """mitmdump's stream-to-file: each flow is written once, when it is over."""
+    @property
+    def hooks_active(self) -> bool:
+        """Only while streaming to a file."""
+        return self.writer is not None
+
 
     def __init__(self) -> None:
         self.file: IO[bytes] | None = None

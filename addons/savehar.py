@@ -32,6 +32,11 @@ For proxydump, enabling this option will mean that flows are kept in memory.
 
 
 class SaveHar:
+    @property
+    def hooks_active(self) -> bool:
+        """Only flows for ``hardump`` are collected by hooks; ``save.har`` needs none."""
+        return bool(ctx.options.hardump)
+
     def __init__(self) -> None:
         self.flows: list[Flow] = []
         self.filter: flowfilter.Filter | None = None

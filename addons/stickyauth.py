@@ -9,6 +9,11 @@ from proxycore.http import HTTPFlow
 
 
 class StickyAuth:
+    @property
+    def hooks_active(self) -> bool:
+        """Only with a ``stickyauth`` filter."""
+        return self.flt is not None
+
     def __init__(self) -> None:
         self.flt: flowfilter.Filter | None = None
         self.hosts: dict[str, str] = {}

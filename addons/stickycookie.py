@@ -47,6 +47,11 @@ def is_expired(attrs: dict[str, str], now: float | None = None) -> bool:
 
 
 class StickyCookie:
+    @property
+    def hooks_active(self) -> bool:
+        """Only with a ``stickycookie`` filter."""
+        return self.flt is not None
+
     def __init__(self) -> None:
         self.jar: defaultdict[Origin, dict[str, str]] = defaultdict(dict)
         self.flt: flowfilter.Filter | None = None

@@ -24,6 +24,11 @@ def parse_upstream_auth(auth: str) -> bytes:
 
 
 class UpstreamAuth:
+    @property
+    def hooks_active(self) -> bool:
+        """Only with ``upstream_auth`` set."""
+        return self.auth is not None
+
     def __init__(self) -> None:
         self.auth: bytes | None = None
 

@@ -60,6 +60,10 @@ class Loader:
         self.master.commands.add(path, func)
 
 
+#: Hooks every addon gets, whatever its ``hooks_active`` says.
+LIFECYCLE_HOOKS = frozenset({"load", "configure", "running", "done"})
+
+
 class AddonManager:
     """The chain of addons; ``trigger_event`` runs a hook through every addon that has it."""
 
@@ -117,11 +121,20 @@ class AddonManager:
         self._handlers = {}
 
     def handlers(self, name: str) -> list[tuple[Any, Callable[..., Any]]]:
-        """(addon, bound method) for every addon implementing hook ``name``, in chain order."""
+        """(addon, bound method) for every addon implementing hook ``name``, in chain order.
+
+        An addon whose ``hooks_active`` is false (read when the index is built, i.e. after
+        each configure) gets only the lifecycle hooks: a default addon switched off by its
+        options then costs nothing per request, and a hook nobody wants is answered by the
+        driver without a task.
+        """
         found = self._handlers.get(name)
         if found is None:
             found = []
+            lifecycle = name in LIFECYCLE_HOOKS
             for addon in _traverse(self.chain):
+                if not lifecycle and not getattr(addon, "hooks_active", True):
+                    continue
                 handler = getattr(addon, name, None)
                 if handler is not None and callable(handler):
                     found.append((addon, handler))
