@@ -55,7 +55,9 @@ def unavailable(why: str) -> None:
 
 
 def find_tools() -> tuple[str, str, Path]:
-    """node, chromium and the playwright-core module directory."""
+    """node, chromium and the playwright-core module directory (and curl for the traffic)."""
+    if shutil.which("curl") is None:
+        unavailable("curl is not installed")
     node = shutil.which("node")
     if node is None:
         unavailable("node is not installed")
