@@ -1,0 +1,155 @@
+"""mitmproxy 12.3.1's own web front end against proxyweb, in headless Chromium.
+
+Runs tests/ui/ui_check.mjs (node + playwright-core + Debian chromium) against a proxyweb
+serving the front end from the mitmproxy wheel, with the test corpus loaded and live
+traffic (HTTP GET and POST, HTTPS, a WebSocket session) sent through its proxy port.
+Screenshots and the front end's traffic log stay in .cache/ui-shots/ after the run.
+
+The tools are looked for where .ci/run installs them; when one is missing the test is
+skipped on a developer machine but fails under CI (``CI`` or ``PROXYCORE_UI_CHECK`` set).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from websockets.sync.server import ServerConnection, serve
+
+from tests.e2e_servers import start_http
+from tests.test_web_e2e import CORPUS, ProxyWeb
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / ".cache"
+SCRIPT = Path(__file__).parent / "ui" / "ui_check.mjs"
+SHOTS = CACHE / "ui-shots"
+FRONTEND_VERSION = "12.3.1"
+CHECKS = ["page-load", "flow-list", "flow-detail", "other-flow-views", "filter", "live-update",
+          "options-dialog", "no-js-errors"]
+# one WebSocket session through the proxy: argv = ws URL, proxy URL
+WS_CLIENT = (
+    "import sys\n"
+    "from websockets.sync.client import connect\n"
+    "with connect(sys.argv[1], proxy=sys.argv[2], open_timeout=10) as ws:\n"
+    "    ws.send('live text')\n"
+    "    assert ws.recv(timeout=10) == 'live text'\n"
+)
+
+
+def unavailable(why: str) -> None:
+    """Skip on a developer machine; fail in CI, where .ci/run provides every tool."""
+    if os.environ.get("CI") or os.environ.get("PROXYCORE_UI_CHECK"):
+        pytest.fail(f"{why} (.ci/run installs it)")
+    pytest.skip(f"{why}; .ci/run installs it")
+
+
+def find_tools() -> tuple[str, str, Path]:
+    """node, chromium and the playwright-core module directory (and curl for the traffic)."""
+    if shutil.which("curl") is None:
+        unavailable("curl is not installed")
+    node = shutil.which("node")
+    if node is None:
+        unavailable("node is not installed")
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not os.access(chromium, os.X_OK):
+        unavailable("chromium is not installed")
+    candidates = [os.environ.get("PLAYWRIGHT_CORE"), str(CACHE / "node" / "node_modules" / "playwright-core")]
+    for candidate in filter(None, candidates):
+        if (Path(candidate) / "package.json").is_file():
+            return str(node), chromium, Path(candidate)
+    unavailable("playwright-core is not installed (set PLAYWRIGHT_CORE or npm install it into .cache/node)")
+    raise AssertionError("unreachable")
+
+
+def mitmproxy_frontend() -> Path:
+    """index.html and static/ of the mitmproxy wheel's web front end, downloaded once into .cache."""
+    target = CACHE / f"mitmproxy-{FRONTEND_VERSION}-web"
+    if (target / "index.html").is_file():
+        return target
+    CACHE.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        download = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps",
+             "--python-version", "3.12", "--only-binary=:all:", f"mitmproxy=={FRONTEND_VERSION}", "-d", tmp],
+            capture_output=True, text=True, timeout=300,
+        )
+        wheels = list(Path(tmp).glob("mitmproxy-*.whl"))
+        if download.returncode != 0 or not wheels:
+            unavailable(f"pip download mitmproxy=={FRONTEND_VERSION} failed: {download.stderr.strip()[-300:]}")
+        prefix = "mitmproxy/tools/web/"
+        unpacked = Path(tmp) / "web"
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            for name in wheel.namelist():
+                rel = name.removeprefix(prefix)
+                if name.startswith(prefix) and (rel == "index.html" or rel.startswith("static/")):
+                    assert ".." not in Path(rel).parts, name
+                    out = unpacked / rel
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    out.write_bytes(wheel.read(name))
+        assert (unpacked / "index.html").is_file(), "the wheel has no mitmproxy/tools/web/index.html"
+        unpacked.rename(target)  # whole or not at all: a half-extracted copy is never reused
+    return target
+
+
+@pytest.fixture
+def ws_echo() -> Iterator[int]:
+    def echo(ws: ServerConnection) -> None:
+        for message in ws:
+            ws.send(message)
+
+    with serve(echo, "127.0.0.1", 0) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        yield server.socket.getsockname()[1]
+        server.shutdown()
+    thread.join(5)
+
+
+@pytest.mark.timeout(360)
+def test_mitmproxy_front_end_in_chromium(tmp_path: Path, ws_echo: int) -> None:
+    node, chromium, playwright = find_tools()
+    frontend = mitmproxy_frontend()
+    http_server, http_port = start_http()
+    https_server, https_port = start_http(tmp_path)
+    pw = ProxyWeb(tmp_path, "-r", str(CORPUS), "--set", f"web_static={frontend}",
+                  "--set", "ssl_insecure=true")
+    try:
+        base, _, token = pw.web_url.partition("?token=")
+        assert token, pw.web_url
+        curl = f"curl -sS --max-time 15 -o /dev/null -x {pw.url}"
+        traffic = " && ".join([
+            f"{curl} http://127.0.0.1:{http_port}/get?live=1",
+            f"{curl} -d live=post http://127.0.0.1:{http_port}/post",
+            f"{curl} --cacert {shlex.quote(pw.ca)} https://127.0.0.1:{https_port}/get?live=https",
+            shlex.join([sys.executable, "-c", WS_CLIENT, f"ws://127.0.0.1:{ws_echo}/live", pw.url]),
+        ])
+        shutil.rmtree(SHOTS, ignore_errors=True)
+        run = subprocess.run(
+            [node, str(SCRIPT), base, str(SHOTS), "--token", token, "--traffic-cmd", traffic,
+             "--expect-new", "4", "--chromium", chromium, "--playwright", str(playwright),
+             "--profile-root", str(tmp_path)],
+            capture_output=True, text=True, timeout=300,
+        )
+    finally:
+        status = pw.stop()
+        http_server.shutdown()
+        https_server.shutdown()
+    print(run.stdout, run.stderr, f"screenshots and traffic log: {SHOTS}", sep="\n")
+    lines = run.stdout.splitlines()
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr}\nscreenshots: {SHOTS}"
+    assert lines[-1] == f"{len(CHECKS)} passed, 0 failed", run.stdout
+    assert [line.split()[1] for line in lines[:-1]] == CHECKS, run.stdout
+    assert all(line.startswith("PASS ") for line in lines[:-1]), run.stdout
+    assert "4 new flow(s) appeared" in run.stdout, run.stdout
+    assert status == 0 and "Traceback" not in pw.stderr(), pw.stderr()
