@@ -10,11 +10,14 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from proxycore import flowfilter
+from proxycore.exceptions import OptionsError
 from proxycore.spec import (
     SpecError,
     check_regex,
     format_spec,
+    matching,
     parse_modify_spec,
+    parse_option,
     parse_spec,
     unescape,
 )
@@ -97,6 +100,23 @@ def test_modify_spec_errors(tmp_path):
     with pytest.raises(SpecError, match="Invalid regular expression"):
         parse_modify_spec("/(unclosed/x", subject_is_regex=True)
     assert parse_modify_spec("/(unclosed/x", subject_is_regex=False).subject == b"(unclosed"
+
+
+def test_parse_option_names_the_bad_pattern():
+    assert [s.subject for s in parse_option("map_remote", ["/a/b", "|c|d"], parse_spec)] == ["a", "c"]
+    with pytest.raises(OptionsError, match=r"^Cannot parse map_remote option /only: Invalid number"):
+        parse_option("map_remote", ["/a/b", "/only"], parse_spec)
+
+
+def test_matching_keeps_order_and_evaluates_filters_lazily():
+    flow = tflow("http://example.com/api")
+    rules = [parse_spec("|~d example.com|1|x"), parse_spec("|~d other.org|2|x"), parse_spec("/3/x")]
+    assert [r.subject for r in matching(rules, flow)] == ["1", "3"]
+    seen = []
+    for rule in matching(rules, flow):
+        seen.append(rule.subject)
+        flow.request.host = "other.org"  # the next filter sees the change
+    assert seen == ["1", "2", "3"]
 
 
 def test_check_regex_refuses_overflowing_repeats():
