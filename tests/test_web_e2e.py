@@ -158,6 +158,15 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_proxyweb_open_browser_flags() -> None:
+    from proxycore.tools.web import make_parser
+
+    parser = make_parser()
+    assert parser.parse_args([]).web_open_browser is None  # left to the option's default
+    assert parser.parse_args(["--web-open-browser"]).web_open_browser is True
+    assert parser.parse_args(["--no-web-open-browser"]).web_open_browser is False
+
+
 def test_proxyweb_help_and_bad_flags() -> None:
     r = run_cli("--help")
     assert r.returncode == 0
