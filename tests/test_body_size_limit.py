@@ -249,10 +249,7 @@ def test_h2_response_over_the_limit_gets_502_and_the_upstream_stream_is_reset():
     pump = h2_pump("1k")
     sid = pump.request("/download")
     (server_sid,) = pump.server_requests()
-    pump.server.send_headers(server_sid, [(b":status", b"200")])
-    pump.server.send_data(server_sid, b"q" * 2000)
-    pump.pump_peers()
-    got = pump.client_responses()
+    got = pump.respond_partly(server_sid, b"q" * 2000)
     assert got[sid]["status"] == b"502" and b"Response body exceeds" in got[sid]["body"]
     resets = [e for e in pump.server_events if type(e).__name__ == "StreamReset"]
     assert [e.stream_id for e in resets] == [server_sid]
