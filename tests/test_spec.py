@@ -10,6 +10,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from proxycore import flowfilter
+from proxycore.addons.maplocal import parse_map_local_spec
+from proxycore.addons.mapremote import parse_map_remote_spec
 from proxycore.exceptions import OptionsError
 from proxycore.spec import (
     SpecError,
@@ -127,40 +129,30 @@ def test_check_regex_refuses_overflowing_repeats():
 # properties -------------------------------------------------------------------------------
 
 
-@given(st.text())
-def test_parse_spec_raises_only_spec_error(text):
+def modify_spec_without_files(subject_is_regex: bool):
+    def parse(text: str) -> object:
+        assume("@" not in text)  # file names are tested above; keep arbitrary paths off the disk
+        return parse_modify_spec(text, subject_is_regex)
+
+    return parse
+
+
+@pytest.mark.parametrize(
+    "parse",
+    [
+        parse_spec,
+        unescape,
+        modify_spec_without_files(True),
+        modify_spec_without_files(False),
+        parse_map_remote_spec,
+        parse_map_local_spec,  # only stats the path
+    ],
+    ids=["spec", "unescape", "modify-regex", "modify-plain", "map_remote", "map_local"],
+)
+@given(text=st.text())
+def test_parsers_raise_only_spec_error(parse, text):
     try:
-        parse_spec(text)
-    except SpecError:
-        pass
-
-
-@given(st.text())
-def test_parse_modify_spec_raises_only_spec_error(text):
-    assume("@" not in text)  # file names are tested above; keep arbitrary paths off the disk
-    for regex in (True, False):
-        try:
-            parse_modify_spec(text, regex)
-        except SpecError:
-            pass
-
-
-@given(st.text())
-def test_map_rule_parsers_raise_only_spec_error(text):
-    from proxycore.addons.maplocal import parse_map_local_spec
-    from proxycore.addons.mapremote import parse_map_remote_spec
-
-    for parse in (parse_map_remote_spec, parse_map_local_spec):  # map_local only stats the path
-        try:
-            parse(text)
-        except SpecError:
-            pass
-
-
-@given(st.text())
-def test_unescape_raises_only_spec_error(text):
-    try:
-        unescape(text)
+        parse(text)
     except SpecError:
         pass
 
