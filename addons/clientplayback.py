@@ -25,7 +25,7 @@ from proxycore.context import Context
 from proxycore.exceptions import CommandError, OptionsError
 from proxycore.flow import Flow
 from proxycore.http import HTTPFlow
-from proxycore.io import FlowReadException, read_flows_from_paths
+from proxycore.io import read_flows_for
 from proxycore.layer import CommandGenerator, Layer
 from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.layers.http._commands import ReceiveHttp
@@ -176,11 +176,7 @@ class ClientPlayback:
         if "client_replay_concurrency" in updated and ctx.options.client_replay_concurrency not in (1, -1):
             raise OptionsError("Currently the only valid client_replay_concurrency values are -1 and 1.")
         if "client_replay" in updated and ctx.options.client_replay:
-            try:
-                flows = read_flows_from_paths(ctx.options.client_replay)
-            except FlowReadException as e:
-                raise OptionsError(f"Cannot read client replay file {e}") from e
-            self.start_replay(flows)
+            self.start_replay(read_flows_for("client replay", ctx.options.client_replay, OptionsError))
 
     def running(self) -> None:
         if self.playback_task is None:
@@ -271,8 +267,4 @@ class ClientPlayback:
     @command.command("replay.client.file")
     def load_file(self, path: Path) -> None:
         """Queue the flows of a file for replay."""
-        try:
-            flows = read_flows_from_paths([path])
-        except FlowReadException as e:
-            raise CommandError(f"Cannot read client replay file {e}") from e
-        self.start_replay(flows)
+        self.start_replay(read_flows_for("client replay", [path], CommandError))

@@ -107,16 +107,12 @@ class Dumper:
 
     def configure(self, updated: set[str]) -> None:
         from proxycore import ctx
-        from proxycore.exceptions import OptionsError
 
         opts = ctx.options
         if "dumper_filter" in updated:
             from proxycore import flowfilter
 
-            try:
-                self.filter = flowfilter.parse(opts.dumper_filter) if opts.dumper_filter else None
-            except flowfilter.FilterError as e:
-                raise OptionsError(str(e)) from e
+            self.filter = flowfilter.parse_option(opts.dumper_filter)
         if "flow_detail" in updated:
             self.set_flow_detail(opts.flow_detail)
         if "showhost" in updated:

@@ -19,10 +19,9 @@ from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
 from proxycore import __version__, ctx
-from proxycore.exceptions import OptionsError
 from proxycore.flowfilter import Filter
 from proxycore.http import HTTPFlow, Response
-from proxycore.spec import SpecError, check_regex, parse_spec
+from proxycore.spec import SpecError, check_regex, matching, parse_option, parse_spec
 
 logger = logging.getLogger("proxycore.maplocal")
 
@@ -100,21 +99,15 @@ class MapLocal:
 
     def configure(self, updated: set[str]) -> None:
         if "map_local" in updated:
-            rules = []
-            for value in ctx.options.map_local:
-                try:
-                    rules.append(parse_map_local_spec(value))
-                except SpecError as e:
-                    raise OptionsError(f"Cannot parse map_local option {value}: {e}") from None
-            self.rules = rules
+            self.rules = parse_option("map_local", ctx.options.map_local, parse_map_local_spec)
 
     def request(self, flow: HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
         url = flow.request.pretty_url
         tried: list[Path] = []
-        for rule in self.rules:
-            if not (rule.matches(flow) and re.search(rule.regex, url)):
+        for rule in matching(self.rules, flow):
+            if not re.search(rule.regex, url):
                 continue
             candidates = [rule.local_path] if _is_file(rule.local_path) else file_candidates(url, rule)
             tried += candidates

@@ -12,9 +12,8 @@ import re
 from collections.abc import Sequence
 
 from proxycore import ctx
-from proxycore.exceptions import OptionsError
 from proxycore.http import HTTPFlow
-from proxycore.spec import Spec, SpecError, check_regex, parse_spec
+from proxycore.spec import Spec, check_regex, matching, parse_option, parse_spec
 
 logger = logging.getLogger("proxycore.mapremote")
 
@@ -43,20 +42,12 @@ class MapRemote:
 
     def configure(self, updated: set[str]) -> None:
         if "map_remote" in updated:
-            rules = []
-            for value in ctx.options.map_remote:
-                try:
-                    rules.append(parse_map_remote_spec(value))
-                except SpecError as e:
-                    raise OptionsError(f"Cannot parse map_remote option {value}: {e}") from None
-            self.rules = rules
+            self.rules = parse_option("map_remote", ctx.options.map_remote, parse_map_remote_spec)
 
     def request(self, flow: HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
-        for rule in self.rules:
-            if not rule.matches(flow):
-                continue
+        for rule in matching(self.rules, flow):
             url = flow.request.pretty_url
             try:
                 new_url = re.sub(rule.subject, rule.replacement, url)

@@ -12,11 +12,15 @@ import re
 from collections.abc import Sequence
 
 from proxycore import ctx
-from proxycore.addons.modifyheaders import parse_rules, read_replacement
+from proxycore.addons.modifyheaders import read_replacement
 from proxycore.http import HTTPFlow, Message
-from proxycore.spec import ModifySpec
+from proxycore.spec import ModifySpec, matching, parse_modify_spec, parse_option
 
 logger = logging.getLogger("proxycore.modifybody")
+
+
+def parse_modify_body_spec(option: str) -> ModifySpec:
+    return parse_modify_spec(option, subject_is_regex=True)
 
 
 class ModifyBody:
@@ -38,7 +42,7 @@ class ModifyBody:
 
     def configure(self, updated: set[str]) -> None:
         if "modify_body" in updated:
-            self.rules = parse_rules("modify_body", ctx.options.modify_body, True)
+            self.rules = parse_option("modify_body", ctx.options.modify_body, parse_modify_body_spec)
         if (
             ctx.options.modify_body
             and ctx.options.stream_large_bodies
@@ -60,9 +64,7 @@ class ModifyBody:
         self.run(flow, flow.response)
 
     def run(self, flow: HTTPFlow, message: Message) -> None:
-        for rule in self.rules:
-            if not rule.matches(flow):
-                continue
+        for rule in matching(self.rules, flow):
             replacement = read_replacement(rule)
             if replacement is None:
                 continue

@@ -12,22 +12,17 @@ import logging
 from collections.abc import Sequence
 
 from proxycore import ctx
-from proxycore.exceptions import OptionsError
 from proxycore.http import Headers, HTTPFlow
-from proxycore.spec import ModifySpec, SpecError, parse_modify_spec
+from proxycore.spec import ModifySpec, SpecError, matching, parse_modify_spec, parse_option
 
 logger = logging.getLogger("proxycore.modifyheaders")
 
 
-def parse_rules(option_name: str, values: Sequence[str], subject_is_regex: bool) -> list[ModifySpec]:
-    """Every rule of a modify option, or an OptionsError naming the bad one."""
-    rules = []
-    for value in values:
-        try:
-            rules.append(parse_modify_spec(value, subject_is_regex))
-        except SpecError as e:
-            raise OptionsError(f"Cannot parse {option_name} option {value}: {e}") from None
-    return rules
+def parse_modify_headers_spec(option: str) -> ModifySpec:
+    spec = parse_modify_spec(option, subject_is_regex=False)
+    if not spec.subject.strip():
+        raise SpecError("empty header name")
+    return spec
 
 
 def read_replacement(rule: ModifySpec) -> bytes | None:
@@ -59,11 +54,7 @@ class ModifyHeaders:
 
     def configure(self, updated: set[str]) -> None:
         if "modify_headers" in updated:
-            rules = parse_rules("modify_headers", ctx.options.modify_headers, False)
-            for value, rule in zip(ctx.options.modify_headers, rules, strict=True):
-                if not rule.subject.strip():
-                    raise OptionsError(f"Cannot parse modify_headers option {value}: empty header name")
-            self.rules = rules
+            self.rules = parse_option("modify_headers", ctx.options.modify_headers, parse_modify_headers_spec)
 
     def requestheaders(self, flow: HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
@@ -76,10 +67,10 @@ class ModifyHeaders:
         self.run(flow, flow.response.headers)
 
     def run(self, flow: HTTPFlow, headers: Headers) -> None:
-        matching = [rule for rule in self.rules if rule.matches(flow)]
-        for rule in matching:
+        rules = list(matching(self.rules, flow))  # every filter sees the flow as it came in
+        for rule in rules:
             headers.pop(rule.subject, None)
-        for rule in matching:
+        for rule in rules:
             value = read_replacement(rule)
             if value and rule.replacement_str.startswith("@"):
                 value = value.rstrip(b"\r\n")

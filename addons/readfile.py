@@ -75,10 +75,7 @@ class ReadFile:
     def configure(self, updated: set[str]) -> None:
         opts = ctx.options
         if "readfile_filter" in updated:
-            try:
-                self.filter = flowfilter.parse(opts.readfile_filter) if opts.readfile_filter else None
-            except flowfilter.FilterError as e:
-                raise OptionsError(str(e)) from e
+            self.filter = flowfilter.parse_option(opts.readfile_filter)
         if "rfile" in updated and opts.rfile and opts.rfile != "-" and not os.path.isfile(os.path.expanduser(opts.rfile)):
             raise OptionsError(f"Cannot read flow file {opts.rfile}: no such file")
 

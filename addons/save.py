@@ -34,10 +34,7 @@ class Save:
     def configure(self, updated: set[str]) -> None:
         opts = ctx.options
         if "save_stream_filter" in updated:
-            try:
-                self.filter = flowfilter.parse(opts.save_stream_filter) if opts.save_stream_filter else None
-            except flowfilter.FilterError as e:
-                raise OptionsError(str(e)) from e
+            self.filter = flowfilter.parse_option(opts.save_stream_filter)
             if self.writer is not None:
                 self.writer.flt = self.filter
         if "save_stream_file" in updated:

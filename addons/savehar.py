@@ -18,7 +18,7 @@ from proxycore import ctx, flowfilter, types
 from proxycore.addons.dumper import pretty_size
 from proxycore.addons.termlog import ALERT
 from proxycore.command import command
-from proxycore.exceptions import CommandError, OptionsError
+from proxycore.exceptions import CommandError
 from proxycore.flow import Flow
 from proxycore.io import har
 
@@ -46,11 +46,7 @@ class SaveHar:
 
     def configure(self, updated: set[str]) -> None:
         if "save_stream_filter" in updated:
-            spec = ctx.options.save_stream_filter
-            try:
-                self.filter = flowfilter.parse(spec) if spec else None
-            except flowfilter.FilterError as e:
-                raise OptionsError(str(e)) from e
+            self.filter = flowfilter.parse_option(ctx.options.save_stream_filter)
         if "hardump" in updated and not ctx.options.hardump:
             self.flows = []
 

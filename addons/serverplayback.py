@@ -21,7 +21,7 @@ from proxycore import command, ctx, hooks
 from proxycore.exceptions import CommandError, OptionsError
 from proxycore.flow import Flow
 from proxycore.http import HTTPFlow, Request, Response
-from proxycore.io import FlowReadException, read_flows_from_paths
+from proxycore.io import read_flows_for
 
 logger = logging.getLogger("proxycore.serverplayback")
 
@@ -130,11 +130,7 @@ class ServerPlayback:
         if "server_replay_nopop" in updated and opts.server_replay_nopop:
             logger.warning("server_replay_nopop is deprecated, use server_replay_reuse instead.")
         if "server_replay" in updated and opts.server_replay:
-            try:
-                flows = read_flows_from_paths(opts.server_replay)
-            except FlowReadException as e:
-                raise OptionsError(f"Cannot read server replay file {e}") from e
-            self.load_flows(flows)
+            self.load_flows(read_flows_for("server replay", opts.server_replay, OptionsError))
         elif updated & KEY_OPTIONS:
             self.load_flows([f for flows in self.flowmap.values() for f in flows])
 
@@ -157,11 +153,7 @@ class ServerPlayback:
     @command.command("replay.server.file")
     def load_file(self, path: Path) -> None:
         """Replay server responses from the flows in a file."""
-        try:
-            flows = read_flows_from_paths([path])
-        except FlowReadException as e:
-            raise CommandError(f"Cannot read server replay file {e}") from e
-        self.load_flows(flows)
+        self.load_flows(read_flows_for("server replay", [path], CommandError))
 
     @command.command("replay.server.stop")
     def clear(self) -> None:

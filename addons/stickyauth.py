@@ -4,7 +4,6 @@ to later requests to that host that match the filter and carry none."""
 from __future__ import annotations
 
 from proxycore import ctx, flowfilter
-from proxycore.addons.stickycookie import parse_filter_option
 from proxycore.http import HTTPFlow
 
 
@@ -25,7 +24,7 @@ class StickyAuth:
 
     def configure(self, updated: set[str]) -> None:
         if "stickyauth" in updated:
-            self.flt = parse_filter_option(ctx.options.stickyauth)
+            self.flt = flowfilter.parse_option(ctx.options.stickyauth)
 
     def request(self, flow: HTTPFlow) -> None:
         if self.flt is None:

@@ -16,7 +16,6 @@ from collections import defaultdict
 from http import cookiejar
 
 from proxycore import ctx, flowfilter
-from proxycore.exceptions import OptionsError
 from proxycore.http import HTTPFlow
 
 Origin = tuple[str, int, str]
@@ -63,7 +62,7 @@ class StickyCookie:
 
     def configure(self, updated: set[str]) -> None:
         if "stickycookie" in updated:
-            self.flt = parse_filter_option(ctx.options.stickycookie)
+            self.flt = flowfilter.parse_option(ctx.options.stickycookie)
 
     def response(self, flow: HTTPFlow) -> None:
         if self.flt is None or flow.response is None:
@@ -93,12 +92,3 @@ class StickyCookie:
         if cookies:
             flow.metadata["stickycookie"] = True
             request.headers["cookie"] = "; ".join(f"{k}={v}" for k, v in cookies)
-
-
-def parse_filter_option(expression: str | None) -> flowfilter.Filter | None:
-    if not expression:
-        return None
-    try:
-        return flowfilter.parse(expression)
-    except ValueError as e:
-        raise OptionsError(str(e)) from None

@@ -32,7 +32,7 @@ from typing import Any
 
 from proxycore import ctx, flowfilter
 from proxycore.command import command
-from proxycore.exceptions import CommandError, OptionsError
+from proxycore.exceptions import CommandError
 from proxycore.flow import Flow
 from proxycore.signals import Signal
 
@@ -113,12 +113,7 @@ class View(Sequence[Flow]):
     def configure(self, updated: set[str]) -> None:
         opts = ctx.options
         if "view_filter" in updated:
-            expression = opts.view_filter
-            try:
-                flt = flowfilter.parse(expression) if expression else None
-            except flowfilter.FilterError as e:
-                raise OptionsError(str(e)) from e
-            self.set_filter(flt)
+            self.set_filter(flowfilter.parse_option(opts.view_filter))
         if "view_order" in updated:
             self.set_order(opts.view_order)
         if "view_order_reversed" in updated:

@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from proxycore.exceptions import OptionsError
 from proxycore.flow import Flow
 from proxycore.http import HTTPFlow, Message
 from proxycore.tcp import TCPFlow
@@ -853,6 +854,16 @@ def parse(expr: str) -> Filter:
     result = _Parser(expr, tokenize(expr)).parse()
     result.pattern = expr
     return result
+
+
+def parse_option(expression: str | None) -> Filter | None:
+    """A filter option's value compiled: None when unset or empty (every flow), OptionsError if invalid."""
+    if not expression:
+        return None
+    try:
+        return parse(expression)
+    except FilterError as e:
+        raise OptionsError(str(e)) from None
 
 
 def match(flt: str | Filter | Callable[[Flow], bool] | None, flow: Flow) -> bool:

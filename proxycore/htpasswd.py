@@ -40,6 +40,30 @@ def _b64_from_24bit(b2: int, b1: int, b0: int, n: int) -> str:
     return "".join(chars)
 
 
+def _encode(digest: bytes, order: list[tuple[int, int, int]]) -> str:
+    """Four crypt-base64 characters for each byte triple of ``order``."""
+    return "".join(_b64_from_24bit(digest[x], digest[y], digest[z], 4) for x, y, z in order)
+
+
+def _stretch(
+    algorithm: Callable[[bytes], Any], digest: bytes, password: bytes, salt: bytes, rounds: int
+) -> bytes:
+    """The key-stretching loop MD5 crypt and SHA crypt share: each round hashes the previous
+    digest with the password and, on rounds not divisible by 3 or 7, the salt and password."""
+    for i in range(rounds):
+        round_input = password if i & 1 else digest
+        if i % 3:
+            round_input += salt
+        if i % 7:
+            round_input += password
+        round_input += digest if i & 1 else password
+        digest = algorithm(round_input).digest()
+    return digest
+
+
+_MD5_ORDER = [(0, 6, 12), (1, 7, 13), (2, 8, 14), (3, 9, 15), (4, 10, 5)]
+
+
 def md5_crypt(password: bytes, salt: bytes, magic: bytes = b"$apr1$") -> str:
     """Poul-Henning Kamp's MD5 crypt; Apache's ``$apr1$`` differs only in the magic string."""
     salt = salt[:8]
@@ -51,24 +75,8 @@ def md5_crypt(password: bytes, salt: bytes, magic: bytes = b"$apr1$") -> str:
     while length:
         ctx += b"\0" if length & 1 else password[:1]
         length >>= 1
-    final = hashlib.md5(ctx).digest()
-    for i in range(1000):
-        round_input = password if i & 1 else final
-        if i % 3:
-            round_input += salt
-        if i % 7:
-            round_input += password
-        round_input += final if i & 1 else password
-        final = hashlib.md5(round_input).digest()
-    f = final
-    encoded = (
-        _b64_from_24bit(f[0], f[6], f[12], 4)
-        + _b64_from_24bit(f[1], f[7], f[13], 4)
-        + _b64_from_24bit(f[2], f[8], f[14], 4)
-        + _b64_from_24bit(f[3], f[9], f[15], 4)
-        + _b64_from_24bit(f[4], f[10], f[5], 4)
-        + _b64_from_24bit(0, 0, f[11], 2)
-    )
+    final = _stretch(hashlib.md5, hashlib.md5(ctx).digest(), password, salt, 1000)
+    encoded = _encode(final, _MD5_ORDER) + _b64_from_24bit(0, 0, final[11], 2)
     return f"{magic.decode()}{salt.decode('ascii', 'replace')}${encoded}"
 
 
@@ -112,22 +120,12 @@ def sha_crypt(password: bytes, setting: str) -> str:
     a = algorithm(ctx).digest()
     p_seq = _repeat_to(algorithm(p * len(p)).digest(), len(p))
     s_seq = _repeat_to(algorithm(salt * (16 + a[0])).digest(), len(salt))
-    c = a
-    for i in range(rounds):
-        round_input = p_seq if i & 1 else c
-        if i % 3:
-            round_input += s_seq
-        if i % 7:
-            round_input += p_seq
-        round_input += c if i & 1 else p_seq
-        c = algorithm(round_input).digest()
+    c = _stretch(algorithm, a, p_seq, s_seq, rounds)
 
     if magic == "$5$":
-        encoded = "".join(_b64_from_24bit(c[x], c[y], c[z], 4) for x, y, z in _SHA256_ORDER)
-        encoded += _b64_from_24bit(0, c[31], c[30], 3)
+        encoded = _encode(c, _SHA256_ORDER) + _b64_from_24bit(0, c[31], c[30], 3)
     else:
-        encoded = "".join(_b64_from_24bit(c[x], c[y], c[z], 4) for x, y, z in _SHA512_ORDER)
-        encoded += _b64_from_24bit(0, 0, c[63], 2)
+        encoded = _encode(c, _SHA512_ORDER) + _b64_from_24bit(0, 0, c[63], 2)
     rounds_part = f"rounds={rounds}$" if explicit_rounds else ""
     return f"{magic}{rounds_part}{salt.decode()}${encoded}"
 

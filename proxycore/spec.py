@@ -12,10 +12,12 @@ filter may contain the separator in its replacement.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from proxycore import flowfilter
+from proxycore.exceptions import OptionsError
 
 _SIMPLE_ESCAPES = {
     "\\": 0x5C, "'": 0x27, '"': 0x22, "a": 0x07, "b": 0x08, "f": 0x0C,
@@ -33,6 +35,37 @@ class Spec(NamedTuple):
     matches: flowfilter.Filter
     subject: str
     replacement: str
+
+
+class _Rule(Protocol):
+    matches: flowfilter.Filter
+
+
+T = TypeVar("T")
+R = TypeVar("R", bound=_Rule)
+
+
+def parse_option(option_name: str, values: Sequence[str], parse: Callable[[str], T]) -> list[T]:
+    """Every pattern of a list option parsed with ``parse``, or an OptionsError naming the bad one.
+
+    All four pattern addons call this from ``configure`` so a bad pattern is reported the same way.
+    """
+    rules = []
+    for value in values:
+        try:
+            rules.append(parse(value))
+        except SpecError as e:
+            raise OptionsError(f"Cannot parse {option_name} option {value}: {e}") from None
+    return rules
+
+
+def matching(rules: Iterable[R], flow: Any) -> Iterator[R]:
+    """The rules whose filter matches ``flow``, in option order.
+
+    Lazy: each filter sees the flow as the rules before it left it (wrap in ``list`` to
+    evaluate every filter first).
+    """
+    return (rule for rule in rules if rule.matches(flow))
 
 
 def parse_spec(option: str) -> Spec:

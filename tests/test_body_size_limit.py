@@ -9,19 +9,18 @@ from __future__ import annotations
 import pytest
 
 from proxycore import commands, events
-from proxycore.connection import Server
 from proxycore.exceptions import OptionsError
 from proxycore.http import HTTPFlow
 from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.layers.http._hooks import (
     HttpErrorHook,
     HttpRequestHeadersHook,
-    HttpRequestHook,
     HttpResponseHeadersHook,
 )
 from proxycore.layers.http._http1 import LINGER_SECONDS
 from proxycore.options import Options
 from proxycore.testing import BytesMatching, Placeholder, Playbook, make_context, reply
+from tests.test_http1_layer import auto, get_flow_playbook, open_and_send
 from tests.test_http2_layer import H2Pump
 
 REQUEST_MESSAGE = "Request body exceeds mitmproxy's body_size_limit."
@@ -39,14 +38,21 @@ def page(status: int, message: str) -> BytesMatching:
     return BytesMatching(rb"HTTP/1.1 %d .*\r\n\r\n.*%s" % (status, message.replace("'", "&#x27;").encode()))
 
 
-def test_request_with_content_length_over_the_limit_gets_413_before_its_body(tctx):
-    flow = Placeholder(HTTPFlow)
-    assert (
+def post_over_the_limit(tctx, flow):
+    """A POST announcing 11 bytes (over the fixture's limit of 10), up to its requestheaders hook."""
+    return (
         Playbook(HttpLayer(tctx, HTTPMode.regular))
         >> events.DataReceived(
             tctx.client, b"POST http://example.com/ HTTP/1.1\r\nContent-Length: 11\r\n\r\n"
         )
         << HttpRequestHeadersHook(flow)
+    )
+
+
+def test_request_with_content_length_over_the_limit_gets_413_before_its_body(tctx):
+    flow = Placeholder(HTTPFlow)
+    assert (
+        post_over_the_limit(tctx, flow)
         >> reply()
         << HttpErrorHook(flow)
         >> reply()
@@ -78,16 +84,12 @@ def test_a_client_that_keeps_sending_is_cut_off_after_lingering(tctx):
 
 
 def test_request_exactly_at_the_limit_passes(tctx):
-    server = Placeholder(Server)
-    assert (
-        Playbook(HttpLayer(tctx, HTTPMode.regular), hooks=False)
-        >> events.DataReceived(
-            tctx.client, b"POST http://example.com/ HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789"
-        )
-        << commands.OpenConnection(server)
-        >> reply(None)
-        << commands.SendData(server, b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789")
+    playbook, _ = open_and_send(
+        auto(tctx), tctx,
+        b"POST http://example.com/ HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789",
+        b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789",
     )
+    assert playbook
 
 
 def test_chunked_request_fails_once_the_buffered_body_passes_the_limit(tctx):
@@ -112,18 +114,11 @@ def test_chunked_request_fails_once_the_buffered_body_passes_the_limit(tctx):
 
 
 def test_response_with_content_length_over_the_limit_gets_502(tctx):
-    flow = Placeholder(HTTPFlow)
-    server = Placeholder(Server)
+    playbook, flow, server = get_flow_playbook(
+        tctx, b"GET http://example.com/ HTTP/1.1\r\n\r\n", b"GET / HTTP/1.1\r\n\r\n"
+    )
     assert (
-        Playbook(HttpLayer(tctx, HTTPMode.regular))
-        >> events.DataReceived(tctx.client, b"GET http://example.com/ HTTP/1.1\r\n\r\n")
-        << HttpRequestHeadersHook(flow)
-        >> reply()
-        << HttpRequestHook(flow)
-        >> reply()
-        << commands.OpenConnection(server)
-        >> reply(None)
-        << commands.SendData(server, b"GET / HTTP/1.1\r\n\r\n")
+        playbook
         >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello")
         << HttpResponseHeadersHook(flow)
         >> reply()
@@ -138,13 +133,11 @@ def test_response_with_content_length_over_the_limit_gets_502(tctx):
 
 
 def test_chunked_response_fails_once_the_buffered_body_passes_the_limit(tctx):
-    server = Placeholder(Server)
+    playbook, server = open_and_send(
+        auto(tctx), tctx, b"GET http://example.com/ HTTP/1.1\r\n\r\n", b"GET / HTTP/1.1\r\n\r\n"
+    )
     assert (
-        Playbook(HttpLayer(tctx, HTTPMode.regular), hooks=False)
-        >> events.DataReceived(tctx.client, b"GET http://example.com/ HTTP/1.1\r\n\r\n")
-        << commands.OpenConnection(server)
-        >> reply(None)
-        << commands.SendData(server, b"GET / HTTP/1.1\r\n\r\n")
+        playbook
         >> events.DataReceived(
             server, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n01234567\r\n"
         )
@@ -156,13 +149,11 @@ def test_chunked_response_fails_once_the_buffered_body_passes_the_limit(tctx):
 
 
 def test_head_response_announcing_a_large_body_is_fine(tctx):
-    server = Placeholder(Server)
+    playbook, server = open_and_send(
+        auto(tctx), tctx, b"HEAD http://example.com/ HTTP/1.1\r\n\r\n", b"HEAD / HTTP/1.1\r\n\r\n"
+    )
     assert (
-        Playbook(HttpLayer(tctx, HTTPMode.regular), hooks=False)
-        >> events.DataReceived(tctx.client, b"HEAD http://example.com/ HTTP/1.1\r\n\r\n")
-        << commands.OpenConnection(server)
-        >> reply(None)
-        << commands.SendData(server, b"HEAD / HTTP/1.1\r\n\r\n")
+        playbook
         >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 99999\r\n\r\n")
         << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\nContent-Length: 99999\r\n\r\n")
     )
@@ -170,27 +161,19 @@ def test_head_response_announcing_a_large_body_is_fine(tctx):
 
 def test_no_limit_by_default():
     tctx = make_context()
-    server = Placeholder(Server)
     body = b"x" * 100_000
-    assert (
-        Playbook(HttpLayer(tctx, HTTPMode.regular), hooks=False)
-        >> events.DataReceived(
-            tctx.client, b"POST http://example.com/ HTTP/1.1\r\nContent-Length: 100000\r\n\r\n" + body
-        )
-        << commands.OpenConnection(server)
-        >> reply(None)
-        << commands.SendData(server, b"POST / HTTP/1.1\r\nContent-Length: 100000\r\n\r\n" + body)
+    playbook, _ = open_and_send(
+        auto(tctx), tctx,
+        b"POST http://example.com/ HTTP/1.1\r\nContent-Length: 100000\r\n\r\n" + body,
+        b"POST / HTTP/1.1\r\nContent-Length: 100000\r\n\r\n" + body,
     )
+    assert playbook
 
 
 def test_killed_in_the_headers_hook_stays_killed(tctx):
     flow = Placeholder(HTTPFlow)
     assert (
-        Playbook(HttpLayer(tctx, HTTPMode.regular))
-        >> events.DataReceived(
-            tctx.client, b"POST http://example.com/ HTTP/1.1\r\nContent-Length: 11\r\n\r\n"
-        )
-        << HttpRequestHeadersHook(flow)
+        post_over_the_limit(tctx, flow)
         >> reply(side_effect=lambda f: f.kill())
         << HttpErrorHook(flow)
         >> reply()
@@ -266,10 +249,7 @@ def test_h2_response_over_the_limit_gets_502_and_the_upstream_stream_is_reset():
     pump = h2_pump("1k")
     sid = pump.request("/download")
     (server_sid,) = pump.server_requests()
-    pump.server.send_headers(server_sid, [(b":status", b"200")])
-    pump.server.send_data(server_sid, b"q" * 2000)
-    pump.pump_peers()
-    got = pump.client_responses()
+    got = pump.respond_partly(server_sid, b"q" * 2000)
     assert got[sid]["status"] == b"502" and b"Response body exceeds" in got[sid]["body"]
     resets = [e for e in pump.server_events if type(e).__name__ == "StreamReset"]
     assert [e.stream_id for e in resets] == [server_sid]

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -198,13 +199,22 @@ def h2_origin(tmp_path_factory) -> tuple[int, Path]:
     return port, directory / "upstream.crt"
 
 
-def test_reverse_https_with_http2_client(tmp_path, h2_origin):
-    port, origin_ca = h2_origin
+@contextlib.contextmanager
+def reverse_https_proxy(tmp: Path, port: int, origin_ca: Path) -> Iterator[Proxy]:
+    """proxydump in reverse:https mode to the local TLS origin on ``port`` (trusting its CA)."""
     proxy = Proxy(
         ["--mode", f"reverse:https://localhost:{port}", "--set", f"ssl_verify_upstream_trusted_ca={origin_ca}"],
-        tmp_path,
+        tmp,
     )
     try:
+        yield proxy
+    finally:
+        stop(proxy)
+
+
+def test_reverse_https_with_http2_client(tmp_path, h2_origin):
+    port, origin_ca = h2_origin
+    with reverse_https_proxy(tmp_path, port, origin_ca) as proxy:
         url = f"https://localhost:{proxy.port}/rev?h2=1"
         r = run_curl("--http2", "--cacert", proxy.ca, "-w", "\\n%{http_version}", url)
         assert r.returncode == 0, r.stderr
@@ -213,17 +223,11 @@ def test_reverse_https_with_http2_client(tmp_path, h2_origin):
         assert json.loads(body) == {"path": "/rev?h2=1", "method": "GET", "protocol": "h2", "body": ""}
         proxy.wait_output(f"GET https://localhost:{port}/rev?h2=1 HTTP/2.0")
         logged(proxy, f"reverse proxy to https://localhost:{port} listening at 127.0.0.1:{proxy.port}.")
-    finally:
-        stop(proxy)
 
 
 def test_reverse_https_accepts_tls_and_plain_clients(tmp_path, tls_origin):
     port, origin_ca = tls_origin
-    proxy = Proxy(
-        ["--mode", f"reverse:https://localhost:{port}", "--set", f"ssl_verify_upstream_trusted_ca={origin_ca}"],
-        tmp_path,
-    )
-    try:
+    with reverse_https_proxy(tmp_path, port, origin_ca) as proxy:
         r = run_curl("--cacert", proxy.ca, f"https://localhost:{proxy.port}/over-tls")
         seen = json.loads(r.stdout)
         assert seen["path"] == "/over-tls" and seen["headers"]["host"] == f"localhost:{port}"
@@ -231,8 +235,6 @@ def test_reverse_https_accepts_tls_and_plain_clients(tmp_path, tls_origin):
         seen = json.loads(r.stdout)
         assert seen["path"] == "/plain-client" and seen["headers"]["host"] == f"localhost:{port}"
         proxy.wait_output(f"GET https://localhost:{port}/plain-client")
-    finally:
-        stop(proxy)
 
 
 @pytest.mark.parametrize("keep_host_header", [False, True])

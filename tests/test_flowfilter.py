@@ -748,3 +748,13 @@ def test_quote_round_trip(text):
     f = parse("~u " + flowfilter.quote(re.escape(text)))
     assert f.expr == re.escape(text)
     assert f.regex.search(text)
+
+
+def test_parse_option_unset_is_none_and_bad_is_an_options_error():
+    from proxycore.exceptions import OptionsError
+
+    assert flowfilter.parse_option(None) is None
+    assert flowfilter.parse_option("") is None
+    assert flowfilter.parse_option("~q").pattern == "~q"
+    with pytest.raises(OptionsError, match="unbalanced"):
+        flowfilter.parse_option("~q )")

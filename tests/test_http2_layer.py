@@ -128,6 +128,14 @@ class H2Pump:
             self.server.end_stream(server_stream)
         self.pump_peers()
 
+    def respond_partly(self, server_stream: int, body: bytes) -> dict[int, dict]:
+        """A 200 and ``body`` from the server without ending the stream; then client_responses()."""
+        assert self.server is not None
+        self.server.send_headers(server_stream, [(b":status", b"200")])
+        self.server.send_data(server_stream, body)
+        self.pump_peers()
+        return self.client_responses()
+
     def client_responses(self) -> dict[int, dict]:
         got: dict[int, dict] = {}
         for e in self.client_events:
@@ -326,10 +334,7 @@ def test_stream_large_bodies_streams_over_http2():
     pump.context.options.update(stream_large_bodies="10k")
     sid = pump.request("/streamed")
     (server_sid,) = pump.server_requests()
-    pump.server.send_headers(server_sid, [(b":status", b"200")])
-    pump.server.send_data(server_sid, b"a" * 12000)
-    pump.pump_peers()
-    got = pump.client_responses()
+    got = pump.respond_partly(server_sid, b"a" * 12000)
     assert got[sid]["body"] == b"a" * 12000  # already forwarded: past the limit, streaming began
     pump.server.send_data(server_sid, b"b" * 5000, end_stream=True)
     pump.pump_peers()

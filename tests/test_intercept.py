@@ -157,6 +157,18 @@ class Proxy:
             await asyncio.sleep(0.01)
         return self.seen.flows[0]
 
+    async def held_curl(self, url: str) -> tuple[asyncio.subprocess.Process, Any]:
+        """curl ``url`` through the proxy; the process and its flow, once intercept holds it."""
+        curl = await self.curl(url)
+        return curl, await until_held(await self.first_flow())
+
+
+async def until_held(flow: Any) -> Any:
+    """``flow`` once intercept holds it (run()'s timeout bounds the wait)."""
+    while not flow.intercepted:
+        await asyncio.sleep(0.01)
+    return flow
+
 
 @pytest.fixture(scope="module")
 def origin() -> Iterator[int]:
@@ -177,8 +189,7 @@ async def still_waiting(process: asyncio.subprocess.Process) -> bool:
 def test_curl_hangs_until_the_flow_is_resumed(tmp_path, origin):
     async def main() -> None:
         async with Proxy(tmp_path, intercept="~q") as proxy:
-            curl = await proxy.curl(f"http://127.0.0.1:{origin}/get?held=1")
-            flow = await proxy.first_flow()
+            curl, flow = await proxy.held_curl(f"http://127.0.0.1:{origin}/get?held=1")
             assert await still_waiting(curl)
             assert flow.intercepted and flow.response is None
             proxy.call("flow.resume", [flow])
@@ -193,8 +204,7 @@ def test_curl_hangs_until_the_flow_is_resumed(tmp_path, origin):
 def test_killing_an_intercepted_flow_gives_the_client_an_error(tmp_path, origin):
     async def main() -> None:
         async with Proxy(tmp_path, intercept="~q") as proxy:
-            curl = await proxy.curl(f"http://127.0.0.1:{origin}/get")
-            flow = await proxy.first_flow()
+            curl, flow = await proxy.held_curl(f"http://127.0.0.1:{origin}/get")
             assert await still_waiting(curl)
             proxy.call("flow.kill", [flow])
             out, err = await curl.communicate()
@@ -208,10 +218,7 @@ def test_killing_an_intercepted_flow_gives_the_client_an_error(tmp_path, origin)
 def test_an_intercepted_response_can_be_edited_before_it_is_resumed(tmp_path, origin):
     async def main() -> None:
         async with Proxy(tmp_path, intercept="~s") as proxy:
-            curl = await proxy.curl(f"http://127.0.0.1:{origin}/status/404")
-            flow = await proxy.first_flow()
-            while not flow.intercepted:
-                await asyncio.sleep(0.01)
+            curl, flow = await proxy.held_curl(f"http://127.0.0.1:{origin}/status/404")
             assert flow.response.status_code == 404 and await still_waiting(curl)
             flow.response.status_code = 200
             flow.response.text = "edited while held"
@@ -241,14 +248,12 @@ def test_tcp_messages_wait_for_resume(tmp_path):
             writer.write(b"\x00\x01 raw bytes")
             flow = await proxy.first_flow()
             assert isinstance(flow, TCPFlow)
-            while not flow.intercepted:
-                await asyncio.sleep(0.01)
+            await until_held(flow)
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(reader.read(100), 0.3)
             flow.resume()
             # The echo comes back as a second message, intercepted in turn.
-            while not flow.intercepted:
-                await asyncio.sleep(0.01)
+            await until_held(flow)
             flow.resume()
             assert await asyncio.wait_for(reader.read(100), 5) == b"\x00\x01 raw bytes"
             writer.close()
@@ -269,10 +274,7 @@ def test_the_documented_example_holds_and_releases(tmp_path, origin):
     async def main() -> None:
         async with Proxy(tmp_path, scripts=[str(script)]) as proxy:
             assert proxy.master.options.intercept == "~q & ~u /admin"
-            curl = await proxy.curl(f"http://127.0.0.1:{origin}/get/admin")
-            flow = await proxy.first_flow()
-            while not flow.intercepted:
-                await asyncio.sleep(0.01)
+            curl, _ = await proxy.held_curl(f"http://127.0.0.1:{origin}/get/admin")
             out, err = await curl.communicate()
             assert curl.returncode == 0, err
             assert b'"path": "/get/admin"' in out
@@ -299,15 +301,13 @@ def test_websocket_messages_wait_for_resume(tmp_path):
                 async with connect(url, proxy=f"http://127.0.0.1:{proxy.port}") as ws:
                     flow = await proxy.first_flow()
                     await ws.send("ping")
-                    while not flow.intercepted:
-                        await asyncio.sleep(0.01)
+                    await until_held(flow)
                     with pytest.raises(TimeoutError):
                         await asyncio.wait_for(ws.recv(), 0.3)
                     flow.websocket.messages[-1].text = "ping, edited"
                     flow.resume()
                     # The echo matches the filter too and is held in turn.
-                    while not flow.intercepted:
-                        await asyncio.sleep(0.01)
+                    await until_held(flow)
                     flow.resume()
                     assert await asyncio.wait_for(ws.recv(), 5) == "ping, edited"
 

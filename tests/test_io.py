@@ -681,6 +681,17 @@ def test_read_flows_from_paths(tmp_path: Path) -> None:
     assert info.value.offset == len(a.read_bytes())
 
 
+def test_read_flows_for_raises_the_callers_error(tmp_path: Path) -> None:
+    from proxycore.exceptions import CommandError
+    from proxycore.io import read_flows_for
+
+    path = tmp_path / "a.mitm"
+    path.write_bytes(write_all([make_http_flow()]))
+    assert len(read_flows_for("client replay", [path], CommandError)) == 1
+    with pytest.raises(CommandError, match=r"^Cannot read client replay file .*missing\.mitm"):
+        read_flows_for("client replay", [tmp_path / "missing.mitm"], CommandError)
+
+
 def test_append_mode_gives_a_valid_file(tmp_path: Path) -> None:
     path = tmp_path / "flows.mitm"
     for flow in (make_http_flow(), make_tcp_flow()):

@@ -140,8 +140,9 @@ def test_upstream_absolute_form_without_authority():
     )
 
 
-def connect_through_upstream(tctx):
-    """A client CONNECT in upstream mode with plain HTTP inside, up to the CONNECT we send."""
+def connect_through_upstream(tctx, connect_flow=None, on_connect_upstream=None):
+    """A client CONNECT in upstream mode with plain HTTP inside, up to the CONNECT we send
+    (``on_connect_upstream`` is the http_connect_upstream hook's side effect)."""
     proxy = Placeholder(Server)
     playbook = (
         Playbook(HttpLayer(tctx, HTTPMode.upstream))
@@ -160,8 +161,8 @@ def connect_through_upstream(tctx):
         >> reply()
         << commands.OpenConnection(proxy)
         >> reply(None)
-        << HttpConnectUpstreamHook(Placeholder(HTTPFlow))
-        >> reply()
+        << HttpConnectUpstreamHook(connect_flow or Placeholder(HTTPFlow))
+        >> reply(side_effect=on_connect_upstream)
     )
     return playbook, proxy
 
@@ -200,35 +201,15 @@ def test_upstream_connect_response_and_data_in_one_segment():
 
 def test_http_connect_upstream_hook_can_add_headers():
     tctx = mode_context("upstream:http://proxy.test:3128")
-    proxy = Placeholder(Server)
     connect_flow = Placeholder(HTTPFlow)
 
     def add_auth(flow: HTTPFlow) -> None:
         flow.request.headers["Proxy-Authorization"] = "Basic dTpw"
 
-    assert (
-        Playbook(HttpLayer(tctx, HTTPMode.upstream))
-        >> events.DataReceived(tctx.client, b"CONNECT example.com:80 HTTP/1.1\r\n\r\n")
-        << HttpConnectHook(Placeholder(HTTPFlow))
-        >> reply()
-        << HttpConnectedHook(Placeholder(HTTPFlow))
-        >> reply()
-        << commands.SendData(tctx.client, b"HTTP/1.1 200 Connection established\r\n\r\n")
-        >> events.DataReceived(tctx.client, b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
-        << NextLayerHook(Placeholder(NextLayer))
-        >> reply(side_effect=choose(lambda ctx: HttpLayer(ctx, HTTPMode.transparent)))
-        << HttpRequestHeadersHook(Placeholder(HTTPFlow))
-        >> reply()
-        << HttpRequestHook(Placeholder(HTTPFlow))
-        >> reply()
-        << commands.OpenConnection(proxy)
-        >> reply(None)
-        << HttpConnectUpstreamHook(connect_flow)
-        >> reply(side_effect=add_auth)
-        << commands.SendData(
-            proxy,
-            b"CONNECT example.com:80 HTTP/1.1\r\nHost: example.com:80\r\nProxy-Authorization: Basic dTpw\r\n\r\n",
-        )
+    playbook, proxy = connect_through_upstream(tctx, connect_flow, add_auth)
+    assert playbook << commands.SendData(
+        proxy,
+        b"CONNECT example.com:80 HTTP/1.1\r\nHost: example.com:80\r\nProxy-Authorization: Basic dTpw\r\n\r\n",
     )
     assert connect_flow().request.method == "CONNECT"
     assert connect_flow().server_conn is proxy()
@@ -388,24 +369,35 @@ def test_upstream_auth_headers(spec, url, via_tunnel, header):
 # Reverse mode ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("keep_host_header, host", [(False, b"example.com:8000"), (True, b"proxy.local")])
-def test_reverse_http_rewrites_host_unless_keep_host_header(keep_host_header, host):
-    tctx = mode_context("reverse:http://example.com:8000", keep_host_header=keep_host_header)
+def forward_one_request(layer, request: bytes, sent: bytes) -> HTTPFlow:
+    """Drive a mode layer that connects at start through one plain HTTP request; its flow."""
+    tctx = layer.context
     flow = Placeholder(HTTPFlow)
     assert (
-        Playbook(ReverseProxy(tctx))
+        Playbook(layer)
         << commands.OpenConnection(tctx.server)
         >> reply(None)
-        >> events.DataReceived(tctx.client, b"GET /a HTTP/1.1\r\nHost: proxy.local\r\n\r\n")
+        >> events.DataReceived(tctx.client, request)
         << NextLayerHook(Placeholder(NextLayer))
         >> reply(side_effect=default_choice)
         << HttpRequestHeadersHook(flow)
         >> reply()
         << HttpRequestHook(flow)
         >> reply()
-        << commands.SendData(tctx.server, b"GET /a HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+        << commands.SendData(tctx.server, sent)
     )
-    assert flow().request.url == "http://example.com:8000/a"
+    return flow()
+
+
+@pytest.mark.parametrize("keep_host_header, host", [(False, b"example.com:8000"), (True, b"proxy.local")])
+def test_reverse_http_rewrites_host_unless_keep_host_header(keep_host_header, host):
+    tctx = mode_context("reverse:http://example.com:8000", keep_host_header=keep_host_header)
+    flow = forward_one_request(
+        ReverseProxy(tctx),
+        b"GET /a HTTP/1.1\r\nHost: proxy.local\r\n\r\n",
+        b"GET /a HTTP/1.1\r\nHost: " + host + b"\r\n\r\n",
+    )
+    assert flow.request.url == "http://example.com:8000/a"
     assert tctx.server.address == ("example.com", 8000)
     assert tctx.server.sni is None
 
@@ -522,22 +514,10 @@ def test_reverse_waits_for_a_whole_tls_record_header():
 def test_transparent_connects_to_the_original_destination():
     tctx = mode_context("transparent")
     tctx.server.address = ("10.0.0.7", 80)
-    flow = Placeholder(HTTPFlow)
-    assert (
-        Playbook(TransparentProxy(tctx))
-        << commands.OpenConnection(tctx.server)
-        >> reply(None)
-        >> events.DataReceived(tctx.client, b"GET /t HTTP/1.1\r\nHost: example.com\r\n\r\n")
-        << NextLayerHook(Placeholder(NextLayer))
-        >> reply(side_effect=default_choice)
-        << HttpRequestHeadersHook(flow)
-        >> reply()
-        << HttpRequestHook(flow)
-        >> reply()
-        << commands.SendData(tctx.server, b"GET /t HTTP/1.1\r\nHost: example.com\r\n\r\n")
-    )
-    assert flow().request.url == "http://10.0.0.7/t"
-    assert flow().request.pretty_url == "http://example.com/t"
+    request = b"GET /t HTTP/1.1\r\nHost: example.com\r\n\r\n"
+    flow = forward_one_request(TransparentProxy(tctx), request, request)
+    assert flow.request.url == "http://10.0.0.7/t"
+    assert flow.request.pretty_url == "http://example.com/t"
 
 
 def test_transparent_tls_gets_both_tls_layers():

@@ -10,11 +10,16 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from proxycore import flowfilter
+from proxycore.addons.maplocal import parse_map_local_spec
+from proxycore.addons.mapremote import parse_map_remote_spec
+from proxycore.exceptions import OptionsError
 from proxycore.spec import (
     SpecError,
     check_regex,
     format_spec,
+    matching,
     parse_modify_spec,
+    parse_option,
     parse_spec,
     unescape,
 )
@@ -99,6 +104,23 @@ def test_modify_spec_errors(tmp_path):
     assert parse_modify_spec("/(unclosed/x", subject_is_regex=False).subject == b"(unclosed"
 
 
+def test_parse_option_names_the_bad_pattern():
+    assert [s.subject for s in parse_option("map_remote", ["/a/b", "|c|d"], parse_spec)] == ["a", "c"]
+    with pytest.raises(OptionsError, match=r"^Cannot parse map_remote option /only: Invalid number"):
+        parse_option("map_remote", ["/a/b", "/only"], parse_spec)
+
+
+def test_matching_keeps_order_and_evaluates_filters_lazily():
+    flow = tflow("http://example.com/api")
+    rules = [parse_spec("|~d example.com|1|x"), parse_spec("|~d other.org|2|x"), parse_spec("/3/x")]
+    assert [r.subject for r in matching(rules, flow)] == ["1", "3"]
+    seen = []
+    for rule in matching(rules, flow):
+        seen.append(rule.subject)
+        flow.request.host = "other.org"  # the next filter sees the change
+    assert seen == ["1", "2", "3"]
+
+
 def test_check_regex_refuses_overflowing_repeats():
     with pytest.raises(SpecError):
         check_regex("a{99999999999}")
@@ -107,40 +129,30 @@ def test_check_regex_refuses_overflowing_repeats():
 # properties -------------------------------------------------------------------------------
 
 
-@given(st.text())
-def test_parse_spec_raises_only_spec_error(text):
+def modify_spec_without_files(subject_is_regex: bool):
+    def parse(text: str) -> object:
+        assume("@" not in text)  # file names are tested above; keep arbitrary paths off the disk
+        return parse_modify_spec(text, subject_is_regex)
+
+    return parse
+
+
+@pytest.mark.parametrize(
+    "parse",
+    [
+        parse_spec,
+        unescape,
+        modify_spec_without_files(True),
+        modify_spec_without_files(False),
+        parse_map_remote_spec,
+        parse_map_local_spec,  # only stats the path
+    ],
+    ids=["spec", "unescape", "modify-regex", "modify-plain", "map_remote", "map_local"],
+)
+@given(text=st.text())
+def test_parsers_raise_only_spec_error(parse, text):
     try:
-        parse_spec(text)
-    except SpecError:
-        pass
-
-
-@given(st.text())
-def test_parse_modify_spec_raises_only_spec_error(text):
-    assume("@" not in text)  # file names are tested above; keep arbitrary paths off the disk
-    for regex in (True, False):
-        try:
-            parse_modify_spec(text, regex)
-        except SpecError:
-            pass
-
-
-@given(st.text())
-def test_map_rule_parsers_raise_only_spec_error(text):
-    from proxycore.addons.maplocal import parse_map_local_spec
-    from proxycore.addons.mapremote import parse_map_remote_spec
-
-    for parse in (parse_map_remote_spec, parse_map_local_spec):  # map_local only stats the path
-        try:
-            parse(text)
-        except SpecError:
-            pass
-
-
-@given(st.text())
-def test_unescape_raises_only_spec_error(text):
-    try:
-        unescape(text)
+        parse(text)
     except SpecError:
         pass
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -9,8 +10,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -158,6 +160,15 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_proxyweb_open_browser_flags() -> None:
+    from proxycore.tools.web import make_parser
+
+    parser = make_parser()
+    assert parser.parse_args([]).web_open_browser is None  # left to the option's default
+    assert parser.parse_args(["--web-open-browser"]).web_open_browser is True
+    assert parser.parse_args(["--no-web-open-browser"]).web_open_browser is False
+
+
 def test_proxyweb_help_and_bad_flags() -> None:
     r = run_cli("--help")
     assert r.returncode == 0
@@ -191,6 +202,31 @@ def test_proxyweb_web_port_in_use(tmp_path: Path) -> None:
     assert "Traceback" not in r.stderr
 
 
+def updated_flow(ws: Any, until: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The first flow a flows/update message carries for which ``until`` holds."""
+    while True:
+        message = ws_recv(ws)
+        flow = message["payload"]["flow"] if message["type"] == "flows/update" else {}
+        if flow and until(flow):
+            return flow
+
+
+@contextlib.contextmanager
+def held_curl(server: WebServer, ws: Any, url: str) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, Any]]]:
+    """curl ``url`` through the proxy (intercept on): the process and its flow once held;
+    a curl still running at the end is killed."""
+    proc = subprocess.Popen(
+        ["curl", "-sS", "--max-time", "30", "-x", f"http://127.0.0.1:{server.proxy_port}", url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        yield proc, updated_flow(ws, lambda flow: flow["intercepted"])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_intercept_hold_and_resume(server: WebServer, upstream: int) -> None:
     """PUT intercept=~q: a request is held (flows/update intercepted) until /resume."""
     from tests.webapi import put_json, ws_drain
@@ -199,28 +235,14 @@ def test_intercept_hold_and_resume(server: WebServer, upstream: int) -> None:
         assert put_json(server.port, "/options", {"intercept": "~q & ~u held"}).status == 200
         updates = [m for m in ws_drain(ws) if m["type"] == "options/update"]
         assert [list(m["payload"]) for m in updates] == [["intercept_active"], ["intercept"]]
-        proc = subprocess.Popen(
-            ["curl", "-sS", "--max-time", "30", "-x", f"http://127.0.0.1:{server.proxy_port}",
-             f"http://127.0.0.1:{upstream}/get?held=1"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
-        try:
-            while True:
-                message = ws_recv(ws)
-                if message["type"] == "flows/update" and message["payload"]["flow"]["intercepted"]:
-                    break
-            flow_id = message["payload"]["flow"]["id"]
-            assert "response" not in message["payload"]["flow"]
+        with held_curl(server, ws, f"http://127.0.0.1:{upstream}/get?held=1") as (proc, held):
+            assert "response" not in held
             time.sleep(0.3)
             assert proc.poll() is None  # held
-            assert request(server.port, "POST", f"/flows/{flow_id}/resume").status == 200
+            assert request(server.port, "POST", f"/flows/{held['id']}/resume").status == 200
             out, err = proc.communicate(timeout=30)
             assert proc.returncode == 0, err
             assert b"held=1" in out
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
         (flow,) = request(server.port, "GET", "/flows").json()
         assert flow["intercepted"] is False and flow["response"]["status_code"] == 200
     assert server.master.options.intercept_active is True
@@ -233,29 +255,11 @@ def test_kill_intercepted_flow(server: WebServer, upstream: int) -> None:
 
     with ws_connect(server.port) as ws:
         put_json(server.port, "/options", {"intercept": "~q"})
-        proc = subprocess.Popen(
-            ["curl", "-sS", "--max-time", "30", "-x", f"http://127.0.0.1:{server.proxy_port}",
-             f"http://127.0.0.1:{upstream}/get?killme=1"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
-        try:
-            while True:
-                message = ws_recv(ws)
-                if message["type"] == "flows/update" and message["payload"]["flow"]["intercepted"]:
-                    break
-            flow_id = message["payload"]["flow"]["id"]
-            assert request(server.port, "POST", f"/flows/{flow_id}/kill").status == 200
+        with held_curl(server, ws, f"http://127.0.0.1:{upstream}/get?killme=1") as (proc, held):
+            assert request(server.port, "POST", f"/flows/{held['id']}/kill").status == 200
             proc.communicate(timeout=30)
             assert proc.returncode != 0  # the client's connection was dropped, no answer
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        while True:
-            message = ws_recv(ws)
-            flow = message["payload"]["flow"] if message["type"] == "flows/update" else {}
-            if flow.get("error"):
-                break
+        flow = updated_flow(ws, lambda flow: bool(flow.get("error")))
         assert flow["error"]["msg"] == "Connection killed." and flow["intercepted"] is False
 
 

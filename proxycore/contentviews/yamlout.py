@@ -11,7 +11,7 @@ following the rules of ruamel.yaml's emitter.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 WIDTH = 80
@@ -184,6 +184,25 @@ def _escape(ch: str) -> str:
     return f"\\U{code:08X}"
 
 
+def _runs(text: str, singles: str = "") -> Iterator[tuple[int, int, str]]:
+    """``text`` as (start, end, kind) runs for the scalar writers: maximal runs of spaces
+    (kind ``" "``), of line breaks (``"\\n"``) and of other characters (``""``); each
+    character of ``singles`` is a run of its own, with itself as the kind."""
+
+    def kind_of(ch: str) -> str:
+        return " " if ch == " " else "\n" if ch in _BREAKS else ch if ch in singles else ""
+
+    start = 0
+    while start < len(text):
+        kind = kind_of(text[start])
+        end = start + 1
+        if kind in ("", " ", "\n"):  # a ``singles`` character stands alone
+            while end < len(text) and kind_of(text[end]) == kind:
+                end += 1
+        yield start, end, kind
+        start = end
+
+
 class _Writer:
     """Emitter state: the output so far, the column, the current indentation, and
     whether the last thing written was whitespace / only indentation."""
@@ -279,60 +298,37 @@ class _Writer:
         if not self.whitespace:
             self.write(" ")
         self.whitespace = self.indention = False
-        spaces = breaks = False
-        start = 0
-        for end in range(len(text) + 1):
-            ch = text[end] if end < len(text) else None
-            if spaces:
-                if ch != " ":
-                    if start + 1 == end and self.column >= WIDTH and split:
-                        self.write_indent()
-                        self.whitespace = self.indention = False
-                    else:
-                        self.write(text[start:end])
-                    start = end
-            elif breaks:
-                if ch is None or ch not in _BREAKS:
-                    self.breaks(text[start:end])
+        for start, end, kind in _runs(text):
+            run = text[start:end]
+            if kind == " ":
+                if end - start == 1 and self.column >= WIDTH and split:
+                    self.write_indent()
                     self.whitespace = self.indention = False
-                    start = end
-            elif ch is None or ch in " " + _BREAKS:
-                word = text[start:end]
-                if len(word) + self.column > WIDTH and self.column > self.indent:
+                else:
+                    self.write(run)
+            elif kind == "\n":
+                self.breaks(run)
+                self.whitespace = self.indention = False
+            else:
+                if len(run) + self.column > WIDTH and self.column > self.indent:
                     self.write_indent()  # a word too long for the line gets a line of its own
-                self.write(word)
-                start = end
-            if ch is not None:
-                spaces = ch == " "
-                breaks = ch in _BREAKS
+                self.write(run)
 
     def single_quoted(self, text: str, split: bool) -> None:
         self.indicator("'", True)
-        spaces = breaks = False
-        start = 0
-        for end in range(len(text) + 1):
-            ch = text[end] if end < len(text) else None
-            if spaces:
-                if ch is None or ch != " ":
-                    if start + 1 == end and self.column > WIDTH and split and start != 0 and end != len(text):
-                        self.write_indent()
-                    else:
-                        self.write(text[start:end])
-                    start = end
-            elif breaks:
-                if ch is None or ch not in _BREAKS:
-                    self.breaks(text[start:end])
-                    start = end
-            elif ch is None or ch in " '" + _BREAKS:
-                if start < end:
-                    self.write(text[start:end])
-                    start = end
-            if ch == "'":
+        for start, end, kind in _runs(text, singles="'"):
+            run = text[start:end]
+            if kind == " ":
+                if end - start == 1 and self.column > WIDTH and split and start != 0 and end != len(text):
+                    self.write_indent()
+                else:
+                    self.write(run)
+            elif kind == "\n":
+                self.breaks(run)
+            elif kind == "'":
                 self.write("''")
-                start = end + 1
-            if ch is not None:
-                spaces = ch == " "
-                breaks = ch in _BREAKS
+            else:
+                self.write(run)
         self.indicator("'", False)
 
     def double_quoted(self, text: str, split: bool) -> None:

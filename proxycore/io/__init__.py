@@ -11,6 +11,7 @@ from proxycore.io.io import (
     FlowReader,
     FlowReadException,
     FlowWriter,
+    read_flows_for,
     read_flows_from_paths,
 )
 
@@ -19,5 +20,6 @@ __all__ = [
     "FlowReadException",
     "FlowReader",
     "FlowWriter",
+    "read_flows_for",
     "read_flows_from_paths",
 ]

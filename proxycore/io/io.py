@@ -218,3 +218,16 @@ def read_flows_from_paths(
         except FlowReadException as e:
             raise FlowReadException(f"{path}: {e}", e.offset) from e
     return flows
+
+
+def read_flows_for(
+    what: str,
+    paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
+    error: type[ProxycoreError],
+) -> list[Flow]:
+    """``read_flows_from_paths`` for an option or a command: a problem is raised as ``error``
+    (OptionsError, CommandError) with a message naming what the file was for ("client replay")."""
+    try:
+        return read_flows_from_paths(paths)
+    except FlowReadException as e:
+        raise error(f"Cannot read {what} file {e}") from e

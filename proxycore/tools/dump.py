@@ -46,7 +46,7 @@ _REPLAY_BOOL_FLAGS = (
     ("server_replay_refresh", "Do not adjust date, expires, last-modified and cookie expiry of replayed responses."),
 )
 # Options that default to True; their --no- form is the one that does something.
-_TRUE_BY_DEFAULT = {"server", "server_replay_refresh"}
+_TRUE_BY_DEFAULT = {"server", "server_replay_refresh", "web_open_browser"}
 
 
 class _Terminated(BaseException):

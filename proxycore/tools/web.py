@@ -24,16 +24,7 @@ def make_parser() -> argparse.ArgumentParser:
         description="An intercepting HTTP proxy with mitmweb's web API and UI back end.",
     )
     web = parser.add_argument_group("Web")
-    browser = web.add_mutually_exclusive_group()
-    browser.add_argument(
-        "--web-open-browser", dest="web_open_browser", action="store_true",
-        help="Open the web UI in a browser at start (the default).",
-    )
-    browser.add_argument(
-        "--no-web-open-browser", dest="web_open_browser", action="store_false",
-        help="Do not open a browser.",
-    )
-    parser.set_defaults(web_open_browser=None)
+    dump._bool_flag(web, "web_open_browser", None, "Do not open the web UI in a browser at start.")
     web.add_argument("--web-port", dest="web_port", type=int, metavar="PORT", help="Web UI port (8081).")
     web.add_argument("--web-host", dest="web_host", metavar="HOST", help="Web UI host (127.0.0.1).")
     dump.add_common_arguments(parser)
