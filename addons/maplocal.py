@@ -21,7 +21,7 @@ from typing import NamedTuple
 from proxycore import __version__, ctx
 from proxycore.flowfilter import Filter
 from proxycore.http import HTTPFlow, Response
-from proxycore.spec import SpecError, check_regex, matching, parse_option, parse_spec
+from proxycore.spec import RuleAddon, SpecError, check_regex, matching, parse_option, parse_spec
 
 logger = logging.getLogger("proxycore.maplocal")
 
@@ -80,15 +80,7 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-class MapLocal:
-    @property
-    def hooks_active(self) -> bool:
-        """Only with rules configured."""
-        return bool(self.rules)
-
-    def __init__(self) -> None:
-        self.rules: list[MapLocalSpec] = []
-
+class MapLocal(RuleAddon[MapLocalSpec]):
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option(
             "map_local", Sequence[str], [],

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from proxycore import ctx
 from proxycore.http import HTTPFlow
-from proxycore.spec import Spec, check_regex, matching, parse_option, parse_spec
+from proxycore.spec import RuleAddon, Spec, check_regex, matching, parse_option, parse_spec
 
 logger = logging.getLogger("proxycore.mapremote")
 
@@ -24,15 +24,7 @@ def parse_map_remote_spec(option: str) -> Spec:
     return spec
 
 
-class MapRemote:
-    @property
-    def hooks_active(self) -> bool:
-        """Only with rules configured."""
-        return bool(self.rules)
-
-    def __init__(self) -> None:
-        self.rules: list[Spec] = []
-
+class MapRemote(RuleAddon[Spec]):
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option(
             "map_remote", Sequence[str], [],

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from proxycore import ctx
 from proxycore.addons.modifyheaders import read_replacement
 from proxycore.http import HTTPFlow, Message
-from proxycore.spec import ModifySpec, matching, parse_modify_spec, parse_option
+from proxycore.spec import ModifySpec, RuleAddon, matching, parse_modify_spec, parse_option
 
 logger = logging.getLogger("proxycore.modifybody")
 
@@ -23,15 +23,7 @@ def parse_modify_body_spec(option: str) -> ModifySpec:
     return parse_modify_spec(option, subject_is_regex=True)
 
 
-class ModifyBody:
-    @property
-    def hooks_active(self) -> bool:
-        """Only with rules configured."""
-        return bool(self.rules)
-
-    def __init__(self) -> None:
-        self.rules: list[ModifySpec] = []
-
+class ModifyBody(RuleAddon[ModifySpec]):
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option(
             "modify_body", Sequence[str], [],

@@ -13,7 +13,14 @@ from collections.abc import Sequence
 
 from proxycore import ctx
 from proxycore.http import Headers, HTTPFlow
-from proxycore.spec import ModifySpec, SpecError, matching, parse_modify_spec, parse_option
+from proxycore.spec import (
+    ModifySpec,
+    RuleAddon,
+    SpecError,
+    matching,
+    parse_modify_spec,
+    parse_option,
+)
 
 logger = logging.getLogger("proxycore.modifyheaders")
 
@@ -34,15 +41,7 @@ def read_replacement(rule: ModifySpec) -> bytes | None:
         return None
 
 
-class ModifyHeaders:
-    @property
-    def hooks_active(self) -> bool:
-        """Only with rules configured."""
-        return bool(self.rules)
-
-    def __init__(self) -> None:
-        self.rules: list[ModifySpec] = []
-
+class ModifyHeaders(RuleAddon[ModifySpec]):
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option(
             "modify_headers", Sequence[str], [],

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from proxycore import flowfilter
 from proxycore.exceptions import OptionsError
@@ -66,6 +66,18 @@ def matching(rules: Iterable[R], flow: Any) -> Iterator[R]:
     evaluate every filter first).
     """
     return (rule for rule in rules if rule.matches(flow))
+
+
+class RuleAddon(Generic[R]):
+    """Base of the pattern addons (map_local, map_remote, modify_body, modify_headers):
+    the rules parsed from their option; their hooks only run while there are any."""
+
+    def __init__(self) -> None:
+        self.rules: list[R] = []
+
+    @property
+    def hooks_active(self) -> bool:
+        return bool(self.rules)
 
 
 def parse_spec(option: str) -> Spec:
