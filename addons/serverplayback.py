@@ -71,6 +71,11 @@ class ServerPlayback:
     def __init__(self) -> None:
         self.flowmap: dict[Hashable, list[HTTPFlow]] = {}
 
+    @property
+    def hooks_active(self) -> bool:
+        """Only with recorded flows loaded (commands that load them refresh the hook index)."""
+        return bool(self.flowmap)
+
     def load(self, loader: Any) -> None:
         # ``server_replay`` itself is one of the engine's options.
         loader.add_option(
@@ -148,6 +153,7 @@ class ServerPlayback:
         for flow in flows:
             if isinstance(flow, HTTPFlow):
                 self.flowmap.setdefault(request_key(flow.request, ctx.options), []).append(flow)
+        ctx.master.addons.refresh_hooks()
         ctx.master.addons.trigger(hooks.UpdateHook([]))
 
     @command.command("replay.server.file")
@@ -159,6 +165,7 @@ class ServerPlayback:
     def clear(self) -> None:
         """Stop server replay."""
         self.flowmap = {}
+        ctx.master.addons.refresh_hooks()
         ctx.master.addons.trigger(hooks.UpdateHook([]))
 
     @command.command("replay.server.count")

@@ -116,6 +116,11 @@ class AddonManager:
         self.chain.remove(addon)
         self._rebuild_index()
 
+    def refresh_hooks(self) -> None:
+        """Re-read every addon's ``hooks_active``: for state that changes outside configure
+        (e.g. flows loaded for server replay by a command)."""
+        self._rebuild_index()
+
     def _rebuild_index(self) -> None:
         """Forget the hook index; it is rebuilt one hook name at a time, on first use."""
         self._handlers = {}

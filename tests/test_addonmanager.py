@@ -27,11 +27,10 @@ def names(master: Master, hook: str) -> list[str]:
 
 
 def test_default_proxy_runs_no_addon_per_request(master: Master) -> None:
-    """With default options every per-request hook is answered without an addon call
-    (ServerPlayback's request hook excepted: it has nothing to replay and returns)."""
+    """With default options every per-request hook is answered without an addon call."""
     assert {hook: names(master, hook) for hook in PER_REQUEST_HOOKS} == {
         "requestheaders": [],
-        "request": ["ServerPlayback"],
+        "request": [],
         "responseheaders": [],
         "response": [],
         "http_connect": [],
@@ -87,3 +86,16 @@ def test_inactive_addons_still_get_lifecycle_hooks() -> None:
     m.addons.add(Sleeper())
     assert names(m, "running") == ["Sleeper"]
     assert names(m, "request") == []
+
+
+def test_server_replay_hooks_follow_the_loaded_flows(master: Master) -> None:
+    from proxycore.connection import Client, Server
+    from proxycore.http import HTTPFlow, Request, Response
+
+    flow = HTTPFlow(Client(peername=("127.0.0.1", 1), sockname=("127.0.0.1", 8080)), Server(address=None))
+    flow.request = Request.make("GET", "http://example.com/")
+    flow.response = Response.make(200, b"recorded")
+    master.commands.call("replay.server", [flow])
+    assert "ServerPlayback" in names(master, "request")
+    master.commands.call("replay.server.stop")
+    assert "ServerPlayback" not in names(master, "request")
