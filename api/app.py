@@ -249,36 +249,24 @@ def _text(where: str, value: Any) -> str | None:
     return value
 
 
-def _edit_request(request: Any, changes: dict[str, Any]) -> None:
-    for key, value in changes.items():
-        where = f"request.{key}"
-        if key in ("method", "scheme", "host", "path", "http_version"):
-            setattr(request, key, str(value))
-        elif key == "port":
-            request.port = _integer(where, value, 0, 65535)
-        elif key == "headers":
-            request.headers = _headers(where, value)
-        elif key == "trailers":
-            request.trailers = _headers(where, value)
-        elif key == "content":
-            request.text = _text(where, value)
-        else:
-            raise APIError(400, f"Unknown update {where}: {value}")
+# PUT /flows/<id>: what each part accepts (spec section 4): fields set via str(), and the
+# one number field as (key in the JSON, attribute, lowest, highest).
+_REQUEST_EDITS = (("method", "scheme", "host", "path", "http_version"), ("port", "port", 0, 65535))
+_RESPONSE_EDITS = (("reason", "http_version"), ("code", "status_code", 100, 999))
 
 
-def _edit_response(response: Any, changes: dict[str, Any]) -> None:
+def _edit_message(message: Any, part: str, changes: dict[str, Any], edits: tuple[Any, Any]) -> None:
+    text_fields, (number_key, number_attr, low, high) = edits
     for key, value in changes.items():
-        where = f"response.{key}"
-        if key in ("reason", "http_version"):
-            setattr(response, key, str(value))
-        elif key == "code":
-            response.status_code = _integer(where, value, 100, 999)
-        elif key == "headers":
-            response.headers = _headers(where, value)
-        elif key == "trailers":
-            response.trailers = _headers(where, value)
+        where = f"{part}.{key}"
+        if key in text_fields:
+            setattr(message, key, str(value))
+        elif key == number_key:
+            setattr(message, number_attr, _integer(where, value, low, high))
+        elif key in ("headers", "trailers"):
+            setattr(message, key, _headers(where, value))
         elif key == "content":
-            response.text = _text(where, value)
+            message.text = _text(where, value)
         else:
             raise APIError(400, f"Unknown update {where}: {value}")
 
@@ -301,13 +289,13 @@ class FlowHandler(RequestHandler):
                 if key == "request" and hasattr(flow, "request"):
                     if not isinstance(value, dict):
                         raise APIError(400, f"Unknown update request: {value}")
-                    _edit_request(flow.request, value)
+                    _edit_message(flow.request, "request", value, _REQUEST_EDITS)
                 elif key == "response" and hasattr(flow, "response"):
                     if flow.response is None:
                         raise APIError(400, "This flow has no response.")
                     if not isinstance(value, dict):
                         raise APIError(400, f"Unknown update response: {value}")
-                    _edit_response(flow.response, value)
+                    _edit_message(flow.response, "response", value, _RESPONSE_EDITS)
                 elif key == "marked":
                     flow.marked = str(value) if value not in (None, False) else ""
                 elif key == "comment":

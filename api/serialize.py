@@ -17,6 +17,7 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
+from proxycore import signals
 from proxycore.flow import Flow
 from proxycore.optmanager import OptManager, _type_name
 
@@ -283,8 +284,7 @@ class FlowJsonCache:
             (view.sig_view_refresh, self.clear),
             (view.sig_store_refresh, self.clear),
         ]
-        for signal, receiver in pairs:
-            (signal.connect if on else signal.disconnect)(receiver)
+        signals.wire(pairs, on)
         self.clear()
 
 

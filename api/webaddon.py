@@ -10,7 +10,7 @@ import webbrowser
 from collections.abc import Sequence
 from typing import Any
 
-from proxycore import ctx
+from proxycore import ctx, signals
 from proxycore.exceptions import OptionsError
 
 logger = logging.getLogger("proxycore.web")
@@ -154,8 +154,7 @@ class WebAddon:
             (events.sig_add, b.events_add),
             (events.sig_refresh, b.events_refresh),
         ]
-        for signal, receiver in pairs:
-            (signal.connect if on else signal.disconnect)(receiver)
+        signals.wire(pairs, on)
         self.app.flow_json.connect(view, on)
         changed = ctx.master.options.changed
         if on:

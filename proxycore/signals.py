@@ -33,3 +33,9 @@ class Signal:
                 receiver(*args, **kwargs)
             except Exception:
                 logger.exception(f"Signal receiver {receiver!r} failed")
+
+
+def wire(pairs: list[tuple[Signal, Callable[..., Any]]], on: bool) -> None:
+    """Connect (``on``) or disconnect each receiver from its signal."""
+    for signal, receiver in pairs:
+        (signal.connect if on else signal.disconnect)(receiver)
