@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from proxycore.exceptions import OptionsError
@@ -10,8 +11,10 @@ from proxycore.optmanager import OptManager
 LOG_VERBOSITY = ["error", "warn", "info", "alert", "debug"]
 
 
+@functools.lru_cache(maxsize=32)
 def parse_size(value: str | None) -> int | None:
-    """'10' → 10, '3k' → 3072, '5m', '1g'; None stays None."""
+    """'10' → 10, '3k' → 3072, '5m', '1g'; None stays None.  Cached: the HTTP layers ask
+    for body_size_limit and stream_large_bodies on every body chunk."""
     if value is None or value == "":
         return None
     text = value.strip().lower()

@@ -54,6 +54,7 @@ from proxycore.layers.http._http2 import Http2Client, Http2Server
 from proxycore.layers.http._upstream_proxy import HttpUpstreamTunnel
 from proxycore.mode_specs import ReverseMode, UpstreamMode
 from proxycore.net.http1 import ProtocolError, parse_authority
+from proxycore.options import parse_size
 
 __all__ = [
     "HTTPMode",
@@ -69,17 +70,6 @@ class HTTPMode(enum.Enum):
     regular = 1  # explicit proxy: absolute-form requests and CONNECT
     transparent = 2  # origin-form requests; the destination is known or in the Host header
     upstream = 3  # explicit proxy that forwards to another proxy
-
-
-def _parse_size(value: object) -> int | None:
-    """Options like stream_large_bodies accept "10", "3k", "5m", "1g"."""
-    if value in (None, ""):
-        return None
-    text = str(value).strip().lower()
-    factor = {"k": 1024, "m": 1024**2, "g": 1024**3}.get(text[-1:], 1)
-    if factor != 1:
-        text = text[:-1]
-    return int(text) * factor
 
 
 def _declared_size(headers: Headers) -> int | None:
@@ -209,7 +199,7 @@ class HttpStream(Layer):
             if self._over_size_limit(size):
                 yield from self.body_too_large(request=True, headers_hook=False)
                 return
-            limit = _parse_size(self.context.options.stream_large_bodies)
+            limit = parse_size(self.context.options.stream_large_bodies)
             answered = self.flow.response is not None
             if limit is not None and not answered and size > limit:
                 self.flow.request.stream = True
@@ -356,7 +346,7 @@ class HttpStream(Layer):
         if self._over_size_limit(size):
             yield from self.body_too_large(request=False, headers_hook=False)
             return
-        limit = _parse_size(self.context.options.stream_large_bodies)
+        limit = parse_size(self.context.options.stream_large_bodies)
         if limit is not None and size > limit:
             self.flow.response.stream = True
             yield from self.start_response_stream()
@@ -451,7 +441,7 @@ class HttpStream(Layer):
         yield from self.finish()
 
     def _over_size_limit(self, size: int | None) -> bool:
-        limit = _parse_size(self.context.options.body_size_limit)
+        limit = parse_size(self.context.options.body_size_limit)
         return limit is not None and size is not None and size > limit
 
     def body_too_large(self, request: bool, headers_hook: bool) -> CommandGenerator:
