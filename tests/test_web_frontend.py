@@ -1,7 +1,7 @@
 """proxyweb's first-use fetch of mitmproxy's web front end (proxycore.api.frontend).
 
-A package index on loopback serves the real pinned wheel (downloaded once into .cache, see
-tests/downloads.py), so the whole path runs here: index page, download, sha256 check,
+A package index on loopback (tests/package_index.py) serves the real pinned wheel (downloaded
+once into .cache, see tests/downloads.py), so the whole path runs here: index page, download, sha256 check,
 extraction, and proxyweb serving the result.
 """
 
@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import re
-import threading
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,19 +19,9 @@ import pytest
 from proxycore.api import frontend
 from tests.downloads import pinned_wheel
 from tests.e2e_servers import free_port
+from tests.package_index import Index, serve_index
 from tests.test_web_e2e import ProxyWeb
 from tests.webapi import request
-
-
-@dataclass
-class Index:
-    """A package index on 127.0.0.1 with one project page, mitmproxy's."""
-
-    wheel: bytes
-    json_pages: bool = False
-    listed: bool = True
-    requests: list[str] = field(default_factory=list)
-    url: str = ""
 
 
 @pytest.fixture(scope="session")
@@ -45,42 +31,8 @@ def real_wheel(request: pytest.FixtureRequest) -> bytes:
 
 @pytest.fixture
 def index(real_wheel: bytes) -> Iterator[Index]:
-    state = Index(real_wheel)
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            state.requests.append(self.path)
-            if self.path == "/simple/mitmproxy/":
-                name = frontend.WHEEL if state.listed else "mitmproxy-0.1-py3-none-any.whl"
-                if state.json_pages and "json" in self.headers.get("Accept", ""):
-                    files = [{"filename": name, "url": f"../../files/{name}", "hashes": {}}]
-                    self.reply(json.dumps({"files": files}).encode(), "application/vnd.pypi.simple.v1+json")
-                else:
-                    page = f'<html><body><a href="/files/{name}#sha256=00">{name}</a><br/></body></html>'
-                    self.reply(page.encode(), "text/html")
-            elif self.path == f"/files/{frontend.WHEEL}":
-                self.reply(state.wheel, "application/octet-stream")
-            else:
-                self.send_error(404)
-
-        def reply(self, body: bytes, content_type: str) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/simple"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with serve_index(real_wheel) as served:
+        yield served
 
 
 def fetch(tmp_path: Path, index: Index) -> tuple[Path, list[str]]:
