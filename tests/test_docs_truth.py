@@ -1,4 +1,5 @@
-"""Every repository path README.md and docs/*.md cite exists.
+"""Docs that are true: every repository path README.md and docs/*.md cite exists, and the
+test suite's downloads docs/testing.md lists are the pinned ones.
 
 A path is a `code span` or a link target that is relative and slash-separated, like
 `proxycore/layers/http/_http1.py`, `bench/` or `docs/web.md`, and that either starts with a
@@ -57,3 +58,12 @@ def test_every_cited_path_exists(doc: Path) -> None:
 def test_docs_cite_paths_at_all() -> None:
     """The check above is not vacuous."""
     assert sum(len(cited_paths(d.read_text())) for d in DOCS) > 30
+
+
+def test_testing_md_lists_every_pinned_download() -> None:
+    """docs/testing.md's table of first-run downloads is the list tests/downloads.py pins."""
+    from tests.downloads import PINNED
+
+    text = (ROOT / "docs" / "testing.md").read_text()
+    for filename, sha256 in PINNED.items():
+        assert f"`{filename}`" in text and sha256 in text, filename
