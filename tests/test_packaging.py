@@ -56,7 +56,9 @@ def test_wheel_holds_every_module_and_data_file(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel) as z:
         names = {n for n in z.namelist() if ".dist-info/" not in n}
         entry_points = z.read(next(n for n in z.namelist() if n.endswith("entry_points.txt"))).decode()
-    assert names == tree_files()
+    tree = tree_files()
+    assert sorted(tree - names) == [], "in the tree but missing from the wheel"
+    assert sorted(names - tree) == [], "in the wheel but not in the tree"
     assert "proxycore/py.typed" in names
     assert "proxycore/contentviews/__init__.py" in names
     assert "proxydump = proxycore.tools.dump:main" in entry_points
