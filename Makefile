@@ -1,8 +1,9 @@
 # proxycore developer tasks.  `make run` and `make test` are all a newcomer needs.
 #
 #   make install   create .venv (Python >= 3.11) and install proxycore[dev] into it
-#   make run       start proxyweb: proxy on 8080, web API/UI on 127.0.0.1:8081; flags: make run ARGS='-v'
-#   make test      the test suite
+#   make run       start proxyweb: proxy on 8080, web UI on 127.0.0.1:8081; flags: make run ARGS='-v'
+#                  (the first run fetches mitmproxy's web front end into ~/.proxycore/web/)
+#   make test      the test suite (the first run downloads what docs/testing.md lists into .cache/)
 #   make lint      ruff
 #   make bench     benchmark against mitmdump (see bench/README.md)
 #   make bench-h2  HTTP/2 through the proxy next to mitmdump (bench/h2bench.py; after make bench set up)
