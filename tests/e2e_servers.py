@@ -165,11 +165,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_h2(tls_dir: Path) -> tuple[Any, int]:
+def start_h2(tls_dir: Path, seen: list[str] | None = None) -> tuple[Any, int]:
     """An HTTP/2-only TLS server (ALPN h2) in a background thread.
 
     Every request is answered with JSON describing it; ``/size/N`` sends N bytes
-    instead (flow-controlled), and a path containing ``trailers`` adds a trailer."""
+    instead (flow-controlled), and a path containing ``trailers`` adds a trailer.
+    The path of every request whose headers arrive is appended to ``seen``."""
     import asyncio
     import ssl
 
@@ -193,6 +194,12 @@ def start_h2(tls_dir: Path) -> tuple[Any, int]:
         window_open = asyncio.Event()
 
         async def respond(stream_id: int, info: dict[str, Any]) -> None:
+            try:
+                await send_response(stream_id, info)
+            except h2.exceptions.ProtocolError:
+                pass  # the client reset the stream meanwhile
+
+        async def send_response(stream_id: int, info: dict[str, Any]) -> None:
             path = info["path"]
             if path.startswith("/size/"):
                 body = b"x" * int(path.split("/")[2])
@@ -228,6 +235,8 @@ def start_h2(tls_dir: Path) -> tuple[Any, int]:
                             "method": headers[b":method"].decode(),
                             "body": b"",
                         }
+                        if seen is not None:
+                            seen.append(headers[b":path"].decode())
                     elif isinstance(event, h2.events.DataReceived):
                         conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                         requests[event.stream_id]["body"] += event.data

@@ -257,8 +257,11 @@ class HttpStream(Layer):
             yield SendHttp(RequestData(self.stream_id, data), self.server_conn)
 
     def connect_to_server(self) -> CommandGenerator:
-        """Get an upstream connection for the request; False (after failing the flow) if none."""
+        """Get an upstream connection for the request; False (after failing the flow) if none,
+        or if the client cancelled the request meanwhile (its error is handled next)."""
         request = self.flow.request
+        if self._client_cancelled():
+            return False
         reply = yield GetHttpConnection(
             (request.host, request.port), request.scheme == "https", self.context.server.via
         )
@@ -267,9 +270,17 @@ class HttpStream(Layer):
             message = f"Cannot connect to {request.host}:{request.port}: {err}"
             yield from self.fail_response(message, ErrorCode.CONNECT_FAILED)
             return False
+        if self._client_cancelled():
+            return False
         self.server_conn = connection
         self.flow.server_conn = connection
         return True
+
+    def _client_cancelled(self) -> bool:
+        """The client gave up on the request (an HTTP/2 RST_STREAM, a disconnect) while we
+        waited for a hook or a connection: its error is queued for after the current step,
+        and nothing of the request may reach the server any more."""
+        return any(isinstance(e, RequestProtocolError) for e in self._paused_event_queue)
 
     def send_request_to_server(self) -> CommandGenerator:
         self._handle_event = self.state_wait_for_response

