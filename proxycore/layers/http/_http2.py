@@ -323,11 +323,11 @@ class Http2Connection(Layer):
         if not self.closed:
             self.closed = True
             # Streams at or below a GOAWAY's last_stream_id could still finish, but we close
-            # the connection now, so every open exchange fails with the reason.
-            for h2_id, state in list(self.streams.items()):
-                if state != "done":
-                    self.streams[h2_id] = "done"
-                    yield from self.stream_failed(h2_id, message)
+            # the connection now, so every open exchange fails with the reason (also one
+            # whose request is complete: its answer could not be delivered).
+            for h2_id in list(self.streams):
+                self.streams[h2_id] = "done"
+                yield from self.stream_failed(h2_id, message)
             yield commands.CloseConnection(self.conn)
 
     # hooks for the two sides
@@ -473,16 +473,16 @@ class Http2Server(Http2Connection):
             yield ReceiveHttp(RequestEndOfMessage(h2_id))
 
     def stream_reset(self, h2_id: int, code: int) -> CommandGenerator:
-        # Every RST_STREAM from the client counts, as in the servers' fixes for rapid reset:
-        # a stream opened and cancelled at once costs us far more than it costs the client.
-        if self.resets.add():
-            yield from self.too_many_resets()
-            return
-        yield from self.arm_reset_tick()
         if self.streams.pop(h2_id, None) is not None:
             yield ReceiveHttp(
                 RequestProtocolError(h2_id, f"Stream reset by client ({_error_name(code)}).", ErrorCode.CLIENT_DISCONNECTED)
             )
+        # Every RST_STREAM from the client counts, as in the servers' fixes for rapid reset:
+        # a stream opened and cancelled at once costs us far more than it costs the client.
+        if self.resets.add():
+            yield from self.too_many_resets()
+        else:
+            yield from self.arm_reset_tick()
 
     def too_many_resets(self) -> CommandGenerator:
         message = (
