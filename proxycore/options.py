@@ -57,6 +57,11 @@ class Options(OptManager):
             "streams beyond it are refused with RST_STREAM(REFUSED_STREAM).")
         add("http2_max_header_list_size", int, 65536,
             "Largest HTTP/2 header list accepted, in bytes (SETTINGS_MAX_HEADER_LIST_SIZE).")
+        add("http2_stream_window", int, 2**20,
+            "HTTP/2 flow-control window per stream, in bytes: how much of a body a peer may send "
+            "before the proxy has passed it on.")
+        add("http2_connection_window", int, 2**24,
+            "HTTP/2 flow-control window of a whole connection, in bytes (all its streams together).")
         add("http2_max_resets", int, 200,
             "Close an HTTP/2 client connection with GOAWAY(ENHANCE_YOUR_CALM) once the client has "
             "reset more than this many streams within http2_reset_window seconds (0 = no limit).")

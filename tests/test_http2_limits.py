@@ -188,3 +188,76 @@ def test_continuation_flood_is_cut_off_by_size():
     pump.pump_peers()
     assert goaway(pump).error_code == ENHANCE_YOUR_CALM
     assert "client" in pump.closed and pump.hooks == []
+
+
+def upload_what_the_window_allows(pump: H2Pump, sid: int, body: bytes, sent: int) -> int:
+    """Send as much of ``body`` as the client's windows allow now; the new offset."""
+    while sent < len(body):
+        room = min(pump.client.local_flow_control_window(sid), pump.client.max_outbound_frame_size)
+        if room <= 0:
+            break
+        pump.client.send_data(sid, body[sent : sent + room], end_stream=sent + room >= len(body))
+        sent += min(room, len(body) - sent)
+        pump.pump_peers()
+    return sent
+
+
+def test_streamed_upload_to_a_slow_server_stops_the_client():
+    """The server takes 1000 bytes and no more: the client must run out of window, not
+    the proxy fill up with the rest of a big upload."""
+    window = 16384
+    pump = H2Pump(server_window=1000, stream_large_bodies="1k",
+                  http2_stream_window=window, http2_connection_window=4 * window)
+    body = bytes(range(256)) * 4096  # 1 MiB
+    sid = pump.request("/upload", end=False)
+    sent = upload_what_the_window_allows(pump, sid, body, 0)
+    (server_sid,) = pump.server_requests()
+    # Before the server's SETTINGS arrive the default 64 KiB window applies, then 1000 bytes.
+    taken = len(pump.server_requests()[server_sid]["body"])
+    assert taken <= 65535
+    assert sent - taken <= 3 * window, sent  # the proxy holds at most about two windows of it
+    assert upload_what_the_window_allows(pump, sid, body, sent) == sent  # and stays stuck
+    # The server catches up: the proxy passes the credit on and the upload completes intact.
+    for _ in range(2000):
+        pump.server.increment_flow_control_window(65535, server_sid)
+        pump.server.increment_flow_control_window(65535)
+        pump.pump_peers()
+        sent = upload_what_the_window_allows(pump, sid, body, sent)
+        if pump.server_requests()[server_sid]["ended"]:
+            break
+    assert sent == len(body)
+    assert pump.server_requests()[server_sid]["body"] == body
+    assert not pump.layer.connections[pump.context.client].held  # nothing left held back
+
+
+def test_streamed_download_to_a_slow_client_stops_the_server():
+    """The client reads nothing: the server must run out of window toward the proxy."""
+    window = 16384
+    pump = H2Pump(stream_large_bodies="1k", http2_stream_window=window, http2_connection_window=4 * window)
+    sid = pump.request("/download")
+    (server_sid,) = pump.server_requests()
+    body = bytes(range(256)) * 4096  # 1 MiB
+    pump.server.send_headers(server_sid, [(b":status", b"200")])
+    sent = 0
+    for _ in range(100):
+        room = min(pump.server.local_flow_control_window(server_sid), pump.server.max_outbound_frame_size)
+        if room <= 0:
+            break
+        pump.server.send_data(server_sid, body[sent : sent + room])
+        sent += room
+        pump.pump_peers()
+    assert sent <= 65535 + 3 * window, sent  # the client's window, plus about two of ours
+    # The client reads it all: credit flows back to the server and the body arrives intact.
+    for _ in range(2000):
+        pump.client_responses()  # acknowledges what arrived
+        pump.pump_peers()
+        room = min(pump.server.local_flow_control_window(server_sid), pump.server.max_outbound_frame_size,
+                   len(body) - sent)
+        if room > 0:
+            pump.server.send_data(server_sid, body[sent : sent + room], end_stream=sent + room == len(body))
+            sent += room
+            pump.pump_peers()
+        got = pump.client_responses().get(sid, {})
+        if got.get("ended"):
+            break
+    assert pump.client_responses()[sid]["body"] == body

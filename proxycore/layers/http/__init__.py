@@ -26,6 +26,7 @@ from proxycore.layers.http._commands import (
     SendHttp,
 )
 from proxycore.layers.http._events import (
+    BodyBackpressure,
     ErrorCode,
     HttpEvent,
     RequestData,
@@ -747,6 +748,9 @@ class HttpLayer(Layer):
                 yield command
 
     def receive_http(self, event: HttpEvent) -> CommandGenerator:
+        if isinstance(event, BodyBackpressure):
+            yield from self.relay_backpressure(event)
+            return
         if isinstance(event, RequestHeaders):
             stream = HttpStream(self.context.fork(), event.stream_id, self.mode)
             self.streams[event.stream_id] = stream
@@ -755,6 +759,23 @@ class HttpLayer(Layer):
             if stream is None:
                 return
         yield from self.event_to_child(stream, event)
+
+    def relay_backpressure(self, event: BodyBackpressure) -> CommandGenerator:
+        """To the connection the body comes from, when that one speaks HTTP/2 (an HTTP/1
+        peer is slowed down by the driver, which stops reading while a write buffer is full)."""
+        stream = self.streams.get(event.stream_id)
+        if stream is None:
+            return
+        if event.request:
+            source = self.context.client
+            multiplexed = isinstance(self.connections.get(source), Http2Server)
+        else:
+            source = stream.server_conn
+            client = self.http_clients.get(source) if source is not None else None
+            multiplexed = client is not None and isinstance(client.child_layer, Http2Client)
+        target = self.connections.get(source) if multiplexed and source is not None else None
+        if target is not None:
+            yield from self.event_to_child(target, event)
 
     def get_connection(self, command: GetHttpConnection) -> CommandGenerator:
         for connection in self.connections:

@@ -6,10 +6,13 @@ HTTP events into bytes, but many streams share one connection:
 - Each client stream is its own HttpStream and flow; the server side maps our
   stream ids to its own and queues streams beyond the server's
   MAX_CONCURRENT_STREAMS.
-- Flow control: we advertise large windows and acknowledge data as soon as it
-  is handed on (buffering is the HTTP layer's business). Outgoing DATA beyond
+- Flow control: received data is acknowledged as soon as it is handed on
+  (buffering whole bodies is the HTTP layer's business). Outgoing DATA beyond
   the peer's window waits per stream and goes out as WINDOW_UPDATEs arrive, so
-  one slow stream never blocks its siblings.
+  one slow stream never blocks its siblings. When more than a stream window of
+  a body waits so, the side it comes from is told (BodyBackpressure) and stops
+  acknowledging that stream's data until the queue has drained: the sender then
+  runs out of window, and memory per connection stays bounded by the windows.
 - Trailers are sent once a stream's buffered data has gone out.
 - RST_STREAM ends one exchange with an error; GOAWAY or a protocol error ends
   the connection and fails every open exchange on it.
@@ -40,6 +43,7 @@ from proxycore.http import Headers, Request, Response, reason_phrase
 from proxycore.layer import CommandGenerator, Layer
 from proxycore.layers.http._commands import ReceiveHttp
 from proxycore.layers.http._events import (
+    BodyBackpressure,
     ErrorCode,
     HttpEvent,
     RequestData,
@@ -55,7 +59,6 @@ from proxycore.layers.http._events import (
 )
 from proxycore.layers.http._reset_window import ResetWindow
 
-WINDOW_SIZE = 2**31 - 1
 MAX_FRAME_SIZE = 2**17
 PROVISIONAL_MAX_CONCURRENT_STREAMS = 10
 # After GOAWAY for too many resets: how long what the client still sends is read and dropped,
@@ -101,10 +104,16 @@ class BufferedH2Connection(h2.connection.H2Connection):
     """An H2Connection that queues DATA (and trailers behind it) beyond the flow-control window."""
 
     def __init__(
-        self, config: h2.config.H2Configuration, max_streams: int = 100, max_header_list_size: int = 2**16
+        self,
+        config: h2.config.H2Configuration,
+        max_streams: int = 100,
+        max_header_list_size: int = 2**16,
+        stream_window: int = 2**20,
+        connection_window: int = 2**24,
     ) -> None:
         super().__init__(config)
-        self.local_settings.initial_window_size = WINDOW_SIZE
+        self.connection_window = connection_window
+        self.local_settings.initial_window_size = stream_window
         self.local_settings.max_frame_size = MAX_FRAME_SIZE
         self.local_settings.max_concurrent_streams = max_streams
         self.local_settings.max_header_list_size = max_header_list_size
@@ -116,11 +125,13 @@ class BufferedH2Connection(h2.connection.H2Connection):
         self.incoming_buffer = BoundedFrameBuffer(not config.client_side, max_header_list_size)
         self.max_inbound_frame_size = MAX_FRAME_SIZE
         self.pending: dict[int, collections.deque[tuple[bytes, bool]]] = {}
+        self.pending_size: dict[int, int] = {}
         self.pending_trailers: dict[int, list[tuple[bytes, bytes]]] = {}
 
     def initiate(self) -> None:
         self.initiate_connection()
-        self.increment_flow_control_window(WINDOW_SIZE - 65535)
+        if self.connection_window > 65535:  # the initial connection window, not a setting
+            self.increment_flow_control_window(self.connection_window - 65535)
         # Our SETTINGS (with the advertised stream limit) are on their way. h2 would treat
         # a stream over that limit as a connection error; the layer refuses such a stream
         # on its own instead (RFC 9113 section 5.1.2), so h2's check is lifted.
@@ -132,7 +143,12 @@ class BufferedH2Connection(h2.connection.H2Connection):
         if queue is None:
             queue = self.pending[stream_id] = collections.deque()
         queue.append((data, end_stream))
+        self.pending_size[stream_id] = self.pending_size.get(stream_id, 0) + len(data)
         self.flush_stream(stream_id)
+
+    def buffered(self, stream_id: int) -> int:
+        """Bytes of DATA waiting for the peer's window on this stream."""
+        return self.pending_size.get(stream_id, 0)
 
     def send_trailers(self, stream_id: int, trailers: list[tuple[bytes, bytes]]) -> None:
         if self.pending.get(stream_id):
@@ -162,12 +178,14 @@ class BufferedH2Connection(h2.connection.H2Connection):
                     return  # wait for WINDOW_UPDATE
                 last = pos + size >= len(view)
                 self.send_data(stream_id, view[pos : pos + size], end_stream=end_stream and last)
+                self.pending_size[stream_id] -= size
                 pos += size
                 if last:
                     break
             queue.popleft()
         if queue is not None:
             del self.pending[stream_id]
+            del self.pending_size[stream_id]
         trailers = self.pending_trailers.pop(stream_id, None)
         if trailers is not None:
             self.send_headers(stream_id, trailers, end_stream=True)
@@ -177,11 +195,11 @@ class BufferedH2Connection(h2.connection.H2Connection):
             try:
                 self.flush_stream(stream_id)
             except h2.exceptions.StreamClosedError:
-                self.pending.pop(stream_id, None)
-                self.pending_trailers.pop(stream_id, None)
+                self.forget(stream_id)
 
     def forget(self, stream_id: int) -> None:
         self.pending.pop(stream_id, None)
+        self.pending_size.pop(stream_id, None)
         self.pending_trailers.pop(stream_id, None)
 
 
@@ -227,12 +245,21 @@ class Http2Connection(Layer):
         options = context.options
         validate = bool(getattr(options, "validate_inbound_headers", True))
         self.max_streams_in = int(getattr(options, "http2_max_concurrent_streams", 100))
+        self.stream_window = int(getattr(options, "http2_stream_window", 2**20))
         self.h2_conn = BufferedH2Connection(
             _config(self.client_side, validate),
             max_streams=self.max_streams_in,
             max_header_list_size=int(getattr(options, "http2_max_header_list_size", 2**16)),
+            stream_window=self.stream_window,
+            connection_window=int(getattr(options, "http2_connection_window", 2**24)),
         )
         self.streams: dict[int, str] = {}  # h2 stream id -> "headers" | "body" | "done"
+        # Backpressure: data received on these streams but not acknowledged to the peer yet,
+        # because the other side cannot send it on as fast (h2 id -> flow-controlled bytes).
+        self.held: dict[int, int] = {}
+        # Streams whose body queues here for the peer's window, beyond a stream window: the
+        # side the body comes from has been told to pause.
+        self.backpressured: set[int] = set()
         self.ended_locally: set[int] = set()  # streams we have sent END_STREAM on
         self.closed = False
 
@@ -253,7 +280,10 @@ class Http2Connection(Layer):
             if self.closed:
                 return
             try:
-                yield from self.send(event)
+                if isinstance(event, BodyBackpressure):
+                    self.hold(event.stream_id, event.paused)
+                else:
+                    yield from self.send(event)
             except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError) as e:
                 # The peer reset or closed the stream meanwhile: nothing more goes out on it.
                 yield commands.Log(f"HTTP/2: cannot send on stream: {e}", "debug")
@@ -282,7 +312,10 @@ class Http2Connection(Layer):
 
     def handle_h2_event(self, event: h2.events.Event) -> CommandGenerator:
         if isinstance(event, h2.events.DataReceived):
-            self.h2_conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            if event.stream_id in self.held:
+                self.held[event.stream_id] += event.flow_controlled_length
+            else:
+                self.h2_conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             if event.data:
                 yield from self.data_received(event.stream_id, event.data)
             if event.stream_ended:
@@ -304,8 +337,10 @@ class Http2Connection(Layer):
                     self.h2_conn.forget(event.stream_id)
             else:
                 self.h2_conn.flush_all()
+            yield from self.check_all_backpressure()
         elif isinstance(event, h2.events.RemoteSettingsChanged):
             self.h2_conn.flush_all()  # a larger initial window may free buffered data
+            yield from self.check_all_backpressure()
             yield from self.settings_changed()
         elif isinstance(event, h2.events.ConnectionTerminated):
             yield from self.fail_all(
@@ -320,6 +355,57 @@ class Http2Connection(Layer):
 
     def _who(self) -> str:
         return "server" if self.client_side else "client"
+
+    # Backpressure ----------------------------------------------------------------
+
+    def hold(self, our_id: int, paused: bool) -> None:
+        """The other side has too much of this stream's body queued: stop (or resume)
+        acknowledging its data, so the peer's window closes (or opens again)."""
+        h2_id = self.h2_id_of(our_id)
+        if h2_id is None:
+            return
+        if paused:
+            if h2_id in self.streams:
+                self.held.setdefault(h2_id, 0)
+        else:
+            self.release(h2_id)
+
+    def release(self, h2_id: int) -> None:
+        """Acknowledge what was held back (also when the stream is over: the connection
+        window must get the bytes back)."""
+        size = self.held.pop(h2_id, 0)
+        if size and not self.closed:
+            self.h2_conn.acknowledge_received_data(size, h2_id)
+
+    def check_backpressure(self, h2_id: int) -> CommandGenerator:
+        """After this stream's outgoing queue grew or shrank: pause or resume its source."""
+        our_id = self.our_id_of(h2_id)
+        if our_id is None:
+            self.backpressured.discard(h2_id)
+            return
+        queued = self.h2_conn.buffered(h2_id)
+        if queued > self.stream_window and h2_id not in self.backpressured:
+            self.backpressured.add(h2_id)
+            yield ReceiveHttp(BodyBackpressure(our_id, request=self.client_side, paused=True))
+        elif queued <= self.stream_window // 2 and h2_id in self.backpressured:
+            self.backpressured.discard(h2_id)
+            yield ReceiveHttp(BodyBackpressure(our_id, request=self.client_side, paused=False))
+
+    def check_all_backpressure(self) -> CommandGenerator:
+        for h2_id in list(self.backpressured):
+            yield from self.check_backpressure(h2_id)
+
+    def stream_over(self, h2_id: int) -> None:
+        """Nothing more will be read or queued on this stream."""
+        self.streams.pop(h2_id, None)
+        self.release(h2_id)
+        self.backpressured.discard(h2_id)
+
+    def h2_id_of(self, our_id: int) -> int | None:
+        return our_id
+
+    def our_id_of(self, h2_id: int) -> int | None:
+        return h2_id
 
     def fail_all(self, message: str, peer_closed: bool = False, last_stream_id: int | None = None) -> CommandGenerator:
         """The connection is over: every exchange still open on it fails."""
@@ -486,7 +572,9 @@ class Http2Server(Http2Connection):
             yield ReceiveHttp(RequestEndOfMessage(h2_id))
 
     def stream_reset(self, h2_id: int, code: int) -> CommandGenerator:
-        if self.streams.pop(h2_id, None) is not None:
+        known = h2_id in self.streams
+        self.stream_over(h2_id)
+        if known:
             yield ReceiveHttp(
                 RequestProtocolError(h2_id, f"Stream reset by client ({_error_name(code)}).", ErrorCode.CLIENT_DISCONNECTED)
             )
@@ -528,13 +616,14 @@ class Http2Server(Http2Connection):
                 self.ended_locally.add(h2_id)
         elif isinstance(event, ResponseData):
             conn.send_data_buffered(h2_id, event.data)
+            yield from self.check_backpressure(h2_id)
         elif isinstance(event, ResponseTrailers):
             conn.send_trailers(h2_id, _plain_fields(event.trailers))
         elif isinstance(event, ResponseEndOfMessage):
             if h2_id not in self.ended_locally:
                 conn.end_stream_buffered(h2_id)
             self.ended_locally.discard(h2_id)
-            self.streams.pop(h2_id, None)
+            self.stream_over(h2_id)
             self.headers_sent.discard(h2_id)
         elif isinstance(event, ResponseProtocolError):
             yield from self.send_error(h2_id, event)
@@ -561,7 +650,7 @@ class Http2Server(Http2Connection):
         except h2.exceptions.StreamClosedError:
             self.h2_conn.forget(h2_id)  # the client reset it: nobody to tell
         finally:
-            self.streams.pop(h2_id, None)
+            self.stream_over(h2_id)
             self.headers_sent.discard(h2_id)
             self.ended_locally.discard(h2_id)
         return
@@ -655,6 +744,7 @@ class Http2Client(Http2Connection):
         conn = self.h2_conn
         if isinstance(event, RequestData):
             conn.send_data_buffered(h2_id, event.data)
+            yield from self.check_backpressure(h2_id)
         elif isinstance(event, RequestTrailers):
             conn.send_trailers(h2_id, _plain_fields(event.trailers))
         elif isinstance(event, RequestEndOfMessage):
@@ -733,12 +823,18 @@ class Http2Client(Http2Connection):
             yield ReceiveHttp(ResponseProtocolError(our_id, message, ErrorCode.GENERIC_SERVER_ERROR))
         yield from super().fail_all(message, peer_closed, last_stream_id)
 
+    def h2_id_of(self, our_id: int) -> int | None:
+        return self.our_to_h2.get(our_id)
+
+    def our_id_of(self, h2_id: int) -> int | None:
+        return self.h2_to_our.get(h2_id)
+
     def stream_done(self, h2_id: int) -> CommandGenerator:
+        self.stream_over(h2_id)
         our_id = self.h2_to_our.pop(h2_id, None)
         if our_id is not None:
             self.our_to_h2.pop(our_id, None)
             self.open_streams -= 1
-        self.streams.pop(h2_id, None)
         self.ended_locally.discard(h2_id)
         yield from self.start_queued()
 
