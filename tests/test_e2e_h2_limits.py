@@ -7,13 +7,14 @@ tests/e2e_servers.py, which records every request whose headers reach it.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
 import pytest
 
 from tests.e2e_servers import start_h2
-from tests.h2_rapid_reset import h2_get, rapid_reset, rss_kib
+from tests.h2_clients import h2_get, h2_upload, rapid_reset, rss_kib
 from tests.test_e2e import Proxy
 
 pytestmark = pytest.mark.e2e
@@ -79,3 +80,33 @@ def test_without_the_limit_reset_streams_still_do_not_reach_the_origin(tmp_path,
     finally:
         assert proxy.stop() == 0
     assert "Traceback" not in proxy.stderr(), proxy.stderr()
+
+
+@pytest.fixture(scope="module")
+def streaming_proxy(tmp_path_factory):
+    proxy = Proxy(["-k", "--set", "stream_large_bodies=1m"], tmp_path_factory.mktemp("h2stream"))
+    yield proxy
+    assert proxy.stop() == 0
+    assert "Traceback" not in proxy.stderr(), proxy.stderr()
+
+
+def test_big_h2_upload_is_streamed_not_buffered(streaming_proxy, origin):
+    port, _seen = origin
+    size = 128 * 2**20
+    before = rss_kib(streaming_proxy.proc.pid)
+    result = h2_upload(streaming_proxy.port, "localhost", port, "/sink", size)
+    assert result.status == 200 and json.loads(result.body)["received"] == size, result
+    # Before: the proxy granted a 2 GiB window and queued what the origin had not taken yet
+    # (a 500 MB upload peaked at 521 MB of RSS); now about the windows' worth.
+    assert rss_kib(streaming_proxy.proc.pid, "VmHWM") - before < 48 * 1024
+
+
+def test_h2_upload_to_a_slow_origin_stops_the_client(streaming_proxy, origin):
+    """The origin hands back credit slowly: the client must be held back by flow control."""
+    port, _seen = origin
+    result = h2_upload(streaming_proxy.port, "localhost", port, "/slow-sink", 64 * 2**20, give_up_after=3)
+    assert result.status == 0  # still uploading when it gave up
+    # What the origin took in those seconds, plus a stream window and a queue's worth in the
+    # proxy (4 MiB measured); before, the proxy took all 64 MiB at once.
+    assert result.sent < 12 * 2**20, result.sent
+    assert h2_get(streaming_proxy.port, "localhost", port, "/after")[0] == 200

@@ -1,12 +1,14 @@
-"""An HTTP/2 rapid-reset client (CVE-2023-44487) for end-to-end tests and measurements.
+"""Raw HTTP/2 clients for end-to-end tests and measurements, through the proxy's CONNECT tunnel.
 
-It opens a CONNECT tunnel through the proxy, speaks h2 over TLS inside it and
-sends HEADERS immediately followed by RST_STREAM(CANCEL), as fast as the socket
-takes them, noting between batches what the proxy answers (GOAWAY, refusals).
+- ``rapid_reset``: the rapid-reset attack (CVE-2023-44487): HEADERS immediately
+  followed by RST_STREAM(CANCEL), as fast as the socket takes them, noting between
+  batches what the proxy answers (GOAWAY, refusals).
+- ``h2_get``: one ordinary request on a fresh connection (the canary).
+- ``h2_upload``: a big request body, sent as fast as flow control allows.
 
-Run by hand against a proxy and origin started here, to measure:
+Run by hand against a proxy and origin started here, to measure the attack:
 
-    .venv/bin/python -m tests.h2_rapid_reset [STREAMS]
+    .venv/bin/python -m tests.h2_clients [STREAMS] [proxy options...]
 """
 
 from __future__ import annotations
@@ -157,10 +159,63 @@ def h2_get(proxy_port: int, host: str, port: int, path: str, timeout: float = 30
         tls.close()
 
 
-def rss_kib(pid: int) -> int:
-    """Resident memory of a process (Linux /proc), in KiB."""
+@dataclass
+class UploadResult:
+    sent: int = 0
+    status: int = 0
+    body: bytes = b""
+    seconds: float = 0.0
+
+
+def h2_upload(proxy_port: int, host: str, port: int, path: str, size: int, give_up_after: float = 120) -> UploadResult:
+    """POST ``size`` bytes on a fresh connection as fast as the windows allow; stops (and says
+    how far it got) when no credit came for ``give_up_after`` seconds."""
+    result = UploadResult()
+    tls = open_h2_tunnel(proxy_port, host, port)
+    conn = h2_client()
+    stream_id = conn.get_next_available_stream_id()
+    conn.send_headers(stream_id, [*request_headers(host, port, path, "POST"), (b"content-length", b"%d" % size)])
+    chunk = bytes(range(256)) * 1024  # more than any frame
+    start = time.monotonic()
+    ended = False
+    try:
+        tls.sendall(conn.data_to_send())
+        while not ended:
+            room = min(conn.local_flow_control_window(stream_id), conn.max_outbound_frame_size, size - result.sent)
+            if room > 0:
+                last = result.sent + room >= size
+                conn.send_data(stream_id, chunk[:room], end_stream=last)
+                result.sent += room
+                tls.sendall(conn.data_to_send())
+                if not last and not (tls.pending() or select.select([tls], [], [], 0)[0]):
+                    continue
+            elif not (tls.pending() or select.select([tls], [], [], give_up_after)[0]):
+                break  # stuck: no credit, no answer
+            try:
+                data = tls.recv(65536)
+            except TimeoutError:
+                break
+            if not data:
+                break
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.ResponseReceived):
+                    result.status = int(dict(event.headers)[b":status"])
+                elif isinstance(event, h2.events.DataReceived):
+                    result.body += event.data
+                    conn.acknowledge_received_data(event.flow_controlled_length, stream_id)
+                elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset, h2.events.ConnectionTerminated)):
+                    ended = True
+            tls.sendall(conn.data_to_send())
+    finally:
+        result.seconds = time.monotonic() - start
+        tls.close()
+    return result
+
+
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """Resident memory of a process (Linux /proc), in KiB; ``VmHWM`` for its peak."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
     return 0
 
