@@ -261,3 +261,51 @@ def test_streamed_download_to_a_slow_client_stops_the_server():
         if got.get("ended"):
             break
     assert pump.client_responses()[sid]["body"] == body
+
+
+def test_upload_waiting_for_the_server_connection_stops_the_client():
+    window = 16384
+    pump = H2Pump(hold_connects=True, stream_large_bodies="1k",
+                  http2_stream_window=window, http2_connection_window=4 * window)
+    body = bytes(range(256)) * 4096  # 1 MiB
+    sid = pump.request("/upload", end=False)
+    sent = upload_what_the_window_allows(pump, sid, body, 0)
+    assert pump.held_connects and sent <= 2 * window, sent  # no credit while connecting
+    pump.release_connects()
+    (server_sid,) = pump.server_requests()
+    for _ in range(400):
+        sent = upload_what_the_window_allows(pump, sid, body, sent)
+        pump.server.increment_flow_control_window(65535, server_sid)
+        pump.server.increment_flow_control_window(65535)
+        pump.pump_peers()
+        if pump.server_requests()[server_sid]["ended"]:
+            break
+    assert sent == len(body) and pump.server_requests()[server_sid]["body"] == body
+
+
+def test_upload_queued_for_a_free_server_stream_stops_the_client():
+    """The server runs one stream at a time: a second upload waits, and so must its client."""
+    window = 16384
+    pump = H2Pump(stream_large_bodies="1k", http2_stream_window=window, http2_connection_window=8 * window)
+    pump.server.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1})
+    pump.pump_peers()
+    first = pump.request("/first")
+    body = bytes(range(256)) * 4096  # 1 MiB
+    second = pump.request("/second", end=False)
+    sent = upload_what_the_window_allows(pump, second, body, 0)
+    assert [r["path"] for r in pump.server_requests().values()] == [b"/first"]
+    assert sent <= 3 * window, sent
+    (server_first,) = pump.server_requests()
+    pump.respond(server_first, b"one")
+    assert pump.client_responses()[first]["body"] == b"one"
+    for _ in range(400):
+        for server_sid in pump.server_requests():
+            if server_sid != server_first:
+                pump.server.increment_flow_control_window(65535, server_sid)
+        pump.server.increment_flow_control_window(65535)
+        pump.pump_peers()
+        sent = upload_what_the_window_allows(pump, second, body, sent)
+        seen = [r for r in pump.server_requests().values() if r["path"] == b"/second"]
+        if seen and seen[0]["ended"]:
+            break
+    assert sent == len(body) and seen[0]["body"] == body

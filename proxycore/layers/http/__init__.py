@@ -185,7 +185,12 @@ class HttpStream(Layer):
     def start_request_stream(self, end_stream: bool) -> CommandGenerator:
         """Open the server connection now and forward the body as it arrives."""
         self._handle_event = self.state_stream_request
-        if not (yield from self.connect_to_server()):
+        # While the connection opens the body can only queue up here: an HTTP/2 client is
+        # asked to pause meanwhile (this layer has no way to pause an HTTP/1 client).
+        yield SendHttp(BodyBackpressure(self.stream_id, request=True, paused=True), self.context.client)
+        connected = yield from self.connect_to_server()
+        yield SendHttp(BodyBackpressure(self.stream_id, request=True, paused=False), self.context.client)
+        if not connected:
             return
         yield SendHttp(RequestHeaders(self.stream_id, self.flow.request, end_stream), self.server_conn)
         if self.request_body:
@@ -732,6 +737,9 @@ class HttpLayer(Layer):
             if isinstance(command, ReceiveHttp):
                 yield from self.receive_http(command.event)
             elif isinstance(command, SendHttp):
+                if isinstance(command.event, BodyBackpressure):
+                    yield from self.relay_backpressure(command.event)
+                    continue
                 target = self.connections.get(command.connection)
                 if target is not None:
                     yield from self.event_to_child(target, command.event)

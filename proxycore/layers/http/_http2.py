@@ -667,6 +667,7 @@ class Http2Client(Http2Connection):
         self.our_to_h2: dict[int, int] = {}
         self.h2_to_our: dict[int, int] = {}
         self.queued: collections.OrderedDict[int, list[HttpEvent]] = collections.OrderedDict()
+        self.queued_paused: set[int] = set()  # queued requests whose client was asked to pause
         self.open_streams = 0
         self.last_activity = time.monotonic()
 
@@ -711,13 +712,23 @@ class Http2Client(Http2Connection):
         elif our_id in self.queued:
             if isinstance(event, RequestProtocolError):
                 del self.queued[our_id]  # cancelled while waiting for a free stream: never sent
+                self.queued_paused.discard(our_id)
             else:
                 self.queued[our_id].append(event)
+                yield from self.hold_back_queued(our_id)
             return
         elif our_id in self.our_to_h2:
             yield from self.send_on_stream(self.our_to_h2[our_id], event)
         return
         yield
+
+    def hold_back_queued(self, our_id: int) -> CommandGenerator:
+        """A request waiting for a free stream keeps its body here: past a stream window of
+        it, its client is asked to pause, as for a stream whose data waits for a window."""
+        size = sum(len(e.data) for e in self.queued[our_id] if isinstance(e, RequestData))
+        if size > self.stream_window and our_id not in self.queued_paused:
+            self.queued_paused.add(our_id)
+            yield ReceiveHttp(BodyBackpressure(our_id, request=True, paused=True))
 
     def open_stream(self, event: RequestHeaders) -> None:
         h2_id = self.h2_conn.get_next_available_stream_id()
@@ -819,6 +830,7 @@ class Http2Client(Http2Connection):
 
     def fail_all(self, message: str, peer_closed: bool = False, last_stream_id: int | None = None) -> CommandGenerator:
         queued, self.queued = self.queued, collections.OrderedDict()
+        self.queued_paused.clear()
         for our_id in queued:
             yield ReceiveHttp(ResponseProtocolError(our_id, message, ErrorCode.GENERIC_SERVER_ERROR))
         yield from super().fail_all(message, peer_closed, last_stream_id)
@@ -847,5 +859,11 @@ class Http2Client(Http2Connection):
             first = pending[0]
             assert isinstance(first, RequestHeaders)
             self.open_stream(first)
+            h2_id = self.our_to_h2[our_id]
             for event in pending[1:]:
-                yield from self.send_on_stream(self.our_to_h2[our_id], event)
+                yield from self.send_on_stream(h2_id, event)
+            if our_id in self.queued_paused:
+                # Its client stays paused until what it sent meanwhile has gone out.
+                self.queued_paused.discard(our_id)
+                self.backpressured.add(h2_id)
+                yield from self.check_backpressure(h2_id)
