@@ -30,6 +30,7 @@ from proxycore.layers.http._events import (
     HttpEvent,
     RequestData,
     RequestEndOfMessage,
+    RequestHalfClosed,
     RequestHeaders,
     RequestProtocolError,
     RequestTrailers,
@@ -133,6 +134,9 @@ class HttpStream(Layer):
         if self._killed:
             yield from self.kill()
             return
+        if self.flow.response is not None and not event.end_stream:
+            yield from self.answer_before_body()
+            return
         if request.headers.get("expect", "").lower() == "100-continue":
             del request.headers["expect"]
             if not event.end_stream:
@@ -143,6 +147,21 @@ class HttpStream(Layer):
         # An addon that already answered (e.g. proxyauth's 407) must not be bypassed by streaming.
         if request.stream and self.flow.response is None:
             yield from self.start_request_stream(event.end_stream)
+
+    def answer_before_body(self) -> CommandGenerator:
+        """An addon answered at requestheaders time (proxyauth's 407): reply now, unread body.
+
+        Neither 100 Continue nor the body is waited for, so a client cannot make us buffer
+        an upload nobody wants; the client connection ends after the answer."""
+        request = self.flow.request
+        request.headers.pop("expect", None)
+        request.timestamp_end = time.time()
+        self._handle_event = self.state_consume_request
+        yield HttpRequestHook(self.flow)
+        if self._killed:
+            yield from self.kill()
+            return
+        yield from self.send_addon_response()
 
     def _prepare_request(self) -> str | None:
         """Fill in the destination; an error message if the request cannot be routed."""
@@ -216,19 +235,22 @@ class HttpStream(Layer):
             if self._killed:
                 yield from self.kill()
             elif self.flow.response is not None:
-                # An addon answered: pretend the response came in, without a server.
-                self.flow.response.timestamp_start = self.flow.response.timestamp_start or time.time()
-                yield HttpResponseHeadersHook(self.flow)
-                if self._killed:
-                    yield from self.kill()
-                    return
-                yield from self.send_response()
+                yield from self.send_addon_response()
             else:
                 yield from self.send_request_to_server()
         elif isinstance(event, RequestProtocolError):
             yield from self.client_error(event)
         else:
             yield from self.handle_response_side(event)
+
+    def send_addon_response(self) -> CommandGenerator:
+        """An addon answered: pretend the response came in, without a server."""
+        self.flow.response.timestamp_start = self.flow.response.timestamp_start or time.time()
+        yield HttpResponseHeadersHook(self.flow)
+        if self._killed:
+            yield from self.kill()
+            return
+        yield from self.send_response()
 
     def state_stream_request(self, event: events.Event) -> CommandGenerator:
         if isinstance(event, RequestData):
@@ -304,6 +326,13 @@ class HttpStream(Layer):
             yield from self.fail_response(event.message, event.code)
         elif isinstance(event, RequestProtocolError):
             yield from self.client_error(event)
+        elif isinstance(event, RequestHalfClosed):
+            # A FIN right after the request still gets the answer (nc, some scripts). Once the
+            # server's response is arriving, the client is gone, as mitmproxy sees it: keep
+            # downloading (maybe without end) for nobody, no.
+            if self.server_conn is not None and self.flow.response is not None:
+                gone = RequestProtocolError(self.stream_id, "Client disconnected.", ErrorCode.CLIENT_DISCONNECTED)
+                yield from self.client_error(gone)
         elif isinstance(event, (RequestData, RequestEndOfMessage)):
             pass  # the client's body after an early response: nothing left to do with it
 

@@ -23,6 +23,7 @@ from proxycore.layers.http._events import (
     HttpEvent,
     RequestData,
     RequestEndOfMessage,
+    RequestHalfClosed,
     RequestHeaders,
     RequestProtocolError,
     RequestTrailers,
@@ -244,7 +245,10 @@ class Http1Server(Http1Connection):
                 yield commands.Log("client closed the connection mid-request", logging.DEBUG)
             self.state = "done"
             yield commands.CloseConnection(self.conn)
-        # state "wait": a half-close after a full request; the response still goes out.
+        elif state == "wait":
+            # The stream decides: a half-close right after the request still gets the
+            # response; a FIN while the response is arriving means the client is gone.
+            yield ReceiveHttp(RequestHalfClosed(self.stream_id))
 
     def _send(self, event: HttpEvent) -> CommandGenerator:
         if isinstance(event, ResponseHeaders):
@@ -309,6 +313,9 @@ class Http1Server(Http1Connection):
             or http1.connection_close(request.http_version, request.headers)
             or http1.connection_close(response.http_version, response.headers)
         )
+        if close and self.state == "read_body" and not self.client_closed:
+            yield from self._discard_rest()  # answered before the body (proxyauth's 407)
+            return
         if close:
             self.state = "done"
             yield commands.CloseConnection(self.conn)
@@ -327,15 +334,18 @@ class Http1Server(Http1Connection):
             page = make_error_response(status, event.message)
             yield commands.SendData(self.conn, http1.assemble_response_head(page) + page.raw_content)
             if self.state == "read_body":
-                # The client is still uploading (e.g. a body over body_size_limit). Closing now
-                # would reset the connection and could destroy the page before the client reads
-                # it, so only send FIN and drop what still arrives until the client hangs up.
-                self.state = "discard"
-                yield commands.CloseConnection(self.conn, half_close=True)
-                yield commands.RequestWakeup(LINGER_SECONDS)
+                yield from self._discard_rest()  # e.g. a body over body_size_limit
                 return
         self.state = "done"
         yield commands.CloseConnection(self.conn)
+
+    def _discard_rest(self) -> CommandGenerator:
+        """Answered while the client is still uploading. Closing now would reset the
+        connection and could destroy the answer before the client reads it, so only send
+        FIN and drop what still arrives until the client hangs up (or LINGER_SECONDS)."""
+        self.state = "discard"
+        yield commands.CloseConnection(self.conn, half_close=True)
+        yield commands.RequestWakeup(LINGER_SECONDS)
 
 
 class Http1Client(Http1Connection):

@@ -1,0 +1,184 @@
+"""Playbook tests of the per-connection limits that live in the HTTP layers (docs/hardening.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from proxycore import commands, events
+from proxycore.addons.proxyauth import make_auth_required_response
+from proxycore.connection import Server
+from proxycore.http import HTTPFlow
+from proxycore.layers.http import HttpLayer, HTTPMode
+from proxycore.layers.http._hooks import (
+    HttpErrorHook,
+    HttpRequestHeadersHook,
+    HttpRequestHook,
+    HttpResponseHeadersHook,
+    HttpResponseHook,
+)
+from proxycore.layers.http._http1 import LINGER_SECONDS
+from proxycore.testing import BytesMatching, Placeholder, Playbook, make_context, reply
+
+
+@pytest.fixture
+def tctx():
+    return make_context()
+
+
+# Answering at requestheaders time (proxyauth's 407) --------------------------------------
+
+BIG_UPLOAD_HEAD = (
+    b"POST http://example.com/upload HTTP/1.1\r\nHost: example.com\r\n"
+    b"Content-Length: 200000000\r\nExpect: 100-continue\r\n\r\n"
+)
+
+
+def challenge(flow: HTTPFlow) -> None:
+    flow.response = make_auth_required_response(is_proxy=True)
+
+
+def test_answer_at_requestheaders_goes_out_before_the_body_without_100_continue(tctx):
+    flow = Placeholder(HTTPFlow)
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(tctx.client, BIG_UPLOAD_HEAD)
+        << HttpRequestHeadersHook(flow)
+        >> reply(side_effect=challenge)
+        << HttpRequestHook(flow)
+        >> reply()
+        << HttpResponseHeadersHook(flow)
+        >> reply()
+        << HttpResponseHook(flow)
+        >> reply()
+        << commands.SendData(tctx.client, BytesMatching(rb"^HTTP/1.1 407 Proxy Authentication Required\r\n"))
+        << commands.CloseConnection(tctx.client, half_close=True)
+        << commands.RequestWakeup(LINGER_SECONDS)
+        # The body the client sends anyway is dropped, never buffered or forwarded.
+        >> events.DataReceived(tctx.client, b"x" * 65536)
+        >> events.DataReceived(tctx.client, b"x" * 65536)
+        >> events.ConnectionClosed(tctx.client)
+        << commands.CloseConnection(tctx.client)
+    )
+    assert flow().request.raw_content is None  # never read
+    assert "expect" not in flow().request.headers
+    assert flow().response.status_code == 407
+
+
+def test_client_that_waits_for_100_continue_is_answered_and_never_sends_the_body(tctx):
+    """curl's large uploads: it waits for 100 Continue; the 407 must come without it."""
+    sent = Placeholder(bytes)
+    flow = Placeholder(HTTPFlow)
+    playbook = (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(tctx.client, BIG_UPLOAD_HEAD)
+        << HttpRequestHeadersHook(flow)
+        >> reply(side_effect=challenge)
+        << HttpRequestHook(flow)
+        >> reply()
+        << HttpResponseHeadersHook(flow)
+        >> reply()
+        << HttpResponseHook(flow)
+        >> reply()
+        << commands.SendData(tctx.client, sent)
+        << commands.CloseConnection(tctx.client, half_close=True)
+        << commands.RequestWakeup(LINGER_SECONDS)
+        >> reply(to=commands.RequestWakeup)
+        << commands.CloseConnection(tctx.client)
+    )
+    assert playbook
+    assert sent().startswith(b"HTTP/1.1 407 ") and b"100 Continue" not in sent()
+
+
+def test_answer_at_requestheaders_without_a_body_keeps_the_connection(tctx):
+    """A bodiless request answered early is an ordinary addon answer: keep-alive stays."""
+    flow = Placeholder(HTTPFlow)
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(tctx.client, b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        << HttpRequestHeadersHook(flow)
+        >> reply(side_effect=challenge)
+        << HttpRequestHook(flow)
+        >> reply()
+        << HttpResponseHeadersHook(flow)
+        >> reply()
+        << HttpResponseHook(flow)
+        >> reply()
+        << commands.SendData(tctx.client, BytesMatching(rb"^HTTP/1.1 407 "))
+    )
+
+
+# A client FIN while the response is arriving ---------------------------------------------
+
+
+def request_sent(tctx):
+    flow = Placeholder(HTTPFlow)
+    server = Placeholder(Server)
+    playbook = (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(tctx.client, b"GET http://example.com/big HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        << HttpRequestHeadersHook(flow)
+        >> reply()
+        << HttpRequestHook(flow)
+        >> reply()
+        << commands.OpenConnection(server)
+        >> reply(None)
+        << commands.SendData(server, b"GET /big HTTP/1.1\r\nHost: example.com\r\n\r\n")
+    )
+    return playbook, flow, server
+
+
+def test_client_fin_while_a_buffered_response_arrives_closes_the_server(tctx):
+    playbook, flow, server = request_sent(tctx)
+    assert (
+        playbook
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n")
+        << HttpResponseHeadersHook(flow)
+        >> reply()
+        >> events.DataReceived(server, b"x" * 1000)
+        >> events.ConnectionClosed(tctx.client)
+        << HttpErrorHook(flow)
+        >> reply()
+        << commands.CloseConnection(server)
+        << commands.CloseConnection(tctx.client)
+        # Whatever the server still had in flight goes nowhere.
+        >> events.DataReceived(server, b"x" * 1000)
+    )
+    assert flow().error.msg == "Client disconnected."
+
+
+def test_client_fin_while_a_streamed_response_arrives_closes_the_server(tctx):
+    def stream(flow: HTTPFlow) -> None:
+        flow.response.stream = True
+
+    playbook, flow, server = request_sent(tctx)
+    assert (
+        playbook
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        << HttpResponseHeadersHook(flow)
+        >> reply(side_effect=stream)
+        << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        >> events.DataReceived(server, b"3\r\nabc\r\n")
+        << commands.SendData(tctx.client, b"3\r\nabc\r\n")
+        >> events.ConnectionClosed(tctx.client)
+        << HttpErrorHook(flow)
+        >> reply()
+        << commands.CloseConnection(server)
+        << commands.CloseConnection(tctx.client)
+    )
+    assert flow().error.msg == "Client disconnected."
+
+
+def test_client_half_close_before_the_response_head_still_gets_the_response(tctx):
+    playbook, flow, server = request_sent(tctx)
+    assert (
+        playbook
+        >> events.ConnectionClosed(tctx.client)
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        << HttpResponseHeadersHook(flow)
+        >> reply()
+        << HttpResponseHook(flow)
+        >> reply()
+        << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        << commands.CloseConnection(tctx.client)
+    )
+    assert flow().error is None
