@@ -14,7 +14,7 @@ LOG_VERBOSITY = ["error", "warn", "info", "alert", "debug"]
 @functools.lru_cache(maxsize=32)
 def parse_size(value: str | None) -> int | None:
     """'10' → 10, '3k' → 3072, '5m', '1g'; None stays None.  Cached: the HTTP layers ask
-    for body_size_limit and stream_large_bodies on every body chunk."""
+    for body_size_limit, stream_large_bodies and body_buffer_limit on every body chunk."""
     if value is None or value == "":
         return None
     text = value.strip().lower()
@@ -58,6 +58,9 @@ class Options(OptManager):
         add("stream_large_bodies", str | None, None,
             "Stream data to the client if the body exceeds this size (e.g. 3m, 1k).")
         add("body_size_limit", str | None, None, "Byte size limit of HTTP request and response bodies.")
+        add("body_buffer_limit", str | None, "32m",
+            "Stream (rather than hold in memory) HTTP bodies larger than this, whatever "
+            "stream_large_bodies says; empty or 0 turns the cap off (proxycore only).")
         add("store_streamed_bodies", bool, False, "Store HTTP request and response bodies when streamed.")
         add("keep_host_header", bool, False, "Reverse proxy: keep the original Host header.")
         add("validate_inbound_headers", bool, True, "Make sure that incoming HTTP requests are not malformed.")
@@ -84,6 +87,6 @@ class Options(OptManager):
             self.update(**kwargs)
 
     def _check_sizes(self, updated: set[str]) -> None:
-        for name in ("stream_large_bodies", "body_size_limit"):
+        for name in ("stream_large_bodies", "body_size_limit", "body_buffer_limit"):
             if name in updated:
                 parse_size(getattr(self, name))

@@ -182,3 +182,77 @@ def test_client_half_close_before_the_response_head_still_gets_the_response(tctx
         << commands.CloseConnection(tctx.client)
     )
     assert flow().error is None
+
+
+# body_buffer_limit: big bodies are streamed, not held in memory ---------------------------
+
+
+def test_response_over_body_buffer_limit_is_streamed(tctx):
+    tctx.options.update(body_buffer_limit="10")
+    playbook, flow, server = request_sent(tctx)
+    assert (
+        playbook
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\n0123456789")
+        << HttpResponseHeadersHook(flow)
+        >> reply()
+        >> events.DataReceived(server, b"abcdefghij")  # 20 bytes buffered: over the cap
+        << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\n0123456789abcdefghij")
+        >> events.DataReceived(server, b"ABCDEFGHIJ")
+        << commands.SendData(tctx.client, b"ABCDEFGHIJ")
+        << HttpResponseHook(flow)
+        >> reply()
+    )
+    assert flow().response.stream is True
+
+
+def test_request_over_body_buffer_limit_is_streamed(tctx):
+    tctx.options.update(body_buffer_limit="10")
+    flow = Placeholder(HTTPFlow)
+    server = Placeholder(Server)
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(
+            tctx.client, b"POST http://example.com/ HTTP/1.1\r\nHost: example.com\r\nContent-Length: 25\r\n\r\n"
+        )
+        << HttpRequestHeadersHook(flow)
+        >> reply()
+        >> events.DataReceived(tctx.client, b"0123456789abcdef")
+        << commands.OpenConnection(server)
+        >> reply(None)
+        << commands.SendData(
+            server, b"POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 25\r\n\r\n0123456789abcdef"
+        )
+        >> events.DataReceived(tctx.client, b"ghijklmno")
+        << commands.SendData(server, b"ghijklmno")
+        << HttpRequestHook(flow)
+        >> reply()
+    )
+    assert flow().request.stream is True
+
+
+@pytest.mark.parametrize("off", [None, "0"])
+def test_body_buffer_limit_can_be_turned_off(tctx, off):
+    tctx.options.update(body_buffer_limit=off)
+    playbook, flow, server = request_sent(tctx)
+    assert playbook
+    playbook.hooks = False
+    assert (
+        playbook
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 40000000\r\n\r\n")
+        >> events.DataReceived(server, b"x" * 40_000_000)
+        << commands.SendData(tctx.client, BytesMatching(rb"^HTTP/1.1 200 OK\r\nContent-Length: 40000000\r\n\r\nx"))
+    )
+    assert not flow().response.stream
+
+
+def test_the_lower_of_stream_large_bodies_and_body_buffer_limit_wins(tctx):
+    tctx.options.update(body_buffer_limit="1m", stream_large_bodies="5")
+    playbook, flow, server = request_sent(tctx)
+    assert playbook
+    playbook.hooks = False
+    assert (
+        playbook
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n01234567")
+        << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n01234567")
+    )
+    assert flow().response.stream is True

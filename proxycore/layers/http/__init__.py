@@ -91,7 +91,7 @@ class HttpStream(Layer):
         self.mode = mode
         self.request_body: list[bytes] = []
         self.response_body: list[bytes] = []
-        # Bytes buffered so far, for body_size_limit and stream_large_bodies.
+        # Bytes buffered so far, for body_size_limit and the streaming threshold.
         self.request_body_size = 0
         self.response_body_size = 0
         self.child_layer = None
@@ -218,7 +218,7 @@ class HttpStream(Layer):
             if self._over_size_limit(size):
                 yield from self.body_too_large(request=True, headers_hook=False)
                 return
-            limit = parse_size(self.context.options.stream_large_bodies)
+            limit = self._stream_threshold()
             answered = self.flow.response is not None
             if limit is not None and not answered and size > limit:
                 self.flow.request.stream = True
@@ -375,7 +375,7 @@ class HttpStream(Layer):
         if self._over_size_limit(size):
             yield from self.body_too_large(request=False, headers_hook=False)
             return
-        limit = parse_size(self.context.options.stream_large_bodies)
+        limit = self._stream_threshold()
         if limit is not None and size > limit:
             self.flow.response.stream = True
             yield from self.start_response_stream()
@@ -468,6 +468,13 @@ class HttpStream(Layer):
             yield SendHttp(RequestProtocolError(self.stream_id, message, event.code), self.server_conn)
         yield SendHttp(ResponseProtocolError(self.stream_id, event.message, event.code), self.context.client)
         yield from self.finish()
+
+    def _stream_threshold(self) -> int | None:
+        """Above this many buffered bytes a body is streamed: stream_large_bodies (mitmproxy's
+        option) or body_buffer_limit (ours, on by default), whichever is lower."""
+        options = self.context.options
+        limits = [parse_size(options.stream_large_bodies), parse_size(options.body_buffer_limit) or None]
+        return min((x for x in limits if x is not None), default=None)
 
     def _over_size_limit(self, size: int | None) -> bool:
         limit = parse_size(self.context.options.body_size_limit)
