@@ -56,6 +56,7 @@ class _ConnectionProtocol(asyncio.Protocol):
             self.connection = connection
         self.transport: asyncio.Transport | None = None
         self.closed = asyncio.Event()
+        self.read_while_full = 0  # bytes read from this peer while we could not write to it
         self.adopt: Callable[[_ConnectionProtocol], None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -179,6 +180,11 @@ class ConnectionHandler:
 
     def data_received(self, connection: Connection, data: bytes) -> None:
         self._last_activity = time.monotonic()
+        protocol = self.protocols.get(connection)
+        if protocol is not None and protocol in self._full_writers:
+            protocol.read_while_full += len(data)
+            if protocol.read_while_full > WRITE_HIGH_WATER:
+                self._update_reading()
         self.feed(events.DataReceived(connection, data))
 
     def read_closed(self, connection: Connection, exc: Exception | None) -> None:
@@ -196,19 +202,27 @@ class ConnectionHandler:
             self._close(connection)
 
     def writable(self, protocol: _ConnectionProtocol, ok: bool) -> None:
-        """Backpressure: while any peer's write buffer is full, read from no one."""
+        """Backpressure: while a peer's write buffer is full, read from no one else.
+
+        The full peer itself is still read, a little: its FIN (a client that gave up on
+        an endless response) must reach the layers, or we would wait on it forever."""
         if ok:
             self._full_writers.discard(protocol)
+            protocol.read_while_full = 0
         else:
             self._full_writers.add(protocol)
         self._update_reading()
 
     def _update_reading(self) -> None:
-        pause = bool(self._full_writers)
+        others_full = bool(self._full_writers)
         for protocol in self.protocols.values():
             transport = protocol.transport
             if transport is None or transport.is_closing():
                 continue
+            if protocol in self._full_writers:
+                pause = protocol.read_while_full > WRITE_HIGH_WATER
+            else:
+                pause = others_full
             if pause and transport.is_reading():
                 transport.pause_reading()
             elif not pause and not transport.is_reading():

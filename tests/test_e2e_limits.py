@@ -9,7 +9,11 @@ from __future__ import annotations
 import shutil
 import socket
 import ssl
+import subprocess
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -65,3 +69,203 @@ def test_many_snis_through_one_origin_each_get_their_own_certificate(tmp_path, t
     finally:
         assert proxy.stop() == 0
     assert "Traceback" not in proxy.stderr(), proxy.stderr()
+
+
+# Helpers for the HTTP items ------------------------------------------------------------------
+
+
+def peak_rss_mb(proxy: Proxy) -> float:
+    """The proxy process's peak resident set size (VmHWM), in MiB."""
+    for line in Path(f"/proc/{proxy.proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM in /proc status")
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+
+
+class Origin:
+    """A raw HTTP/1 origin on 127.0.0.1:0 that answers every request with ``head`` and then
+    ``body_size`` bytes (None: without end), and notes when each connection is gone."""
+
+    def __init__(self, head: bytes, body_size: int | None) -> None:
+        self.head, self.body_size = head, body_size
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.closed_at: list[float] = []
+        self.sent: list[int] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        conn.settimeout(30)
+        sent = 0
+        chunk = b"x" * 65536
+        try:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                head += data
+            conn.sendall(self.head)
+            while self.body_size is None or sent < self.body_size:
+                part = chunk if self.body_size is None else chunk[: self.body_size - sent]
+                conn.sendall(part)
+                sent += len(part)
+            time.sleep(30)  # leave closing to the proxy
+        except OSError:
+            pass
+        finally:
+            self.sent.append(sent)
+            self.closed_at.append(time.monotonic())
+            conn.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def read_head(sock: socket.socket) -> tuple[bytes, bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed before a response head: {data!r}"
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
+
+
+# A client FIN while the response is arriving ------------------------------------------------
+
+
+@needs_proc
+@pytest.mark.parametrize("how", ["shutdown", "close"])
+def test_client_fin_during_an_endless_response_closes_the_origin(tmp_path, how):
+    origin = Origin(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n", None)
+    proxy = Proxy([], tmp_path)
+    try:
+        client = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+        client.sendall(f"GET http://127.0.0.1:{origin.port}/endless HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        head, _ = read_head(client)  # arrives once body_buffer_limit turned buffering into streaming
+        assert head.startswith(b"HTTP/1.1 200")
+        fin_at = time.monotonic()
+        if how == "shutdown":
+            client.shutdown(socket.SHUT_WR)  # FIN, but never reads again
+        else:
+            client.close()
+        deadline = fin_at + 5
+        while not origin.closed_at and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert origin.closed_at, "the proxy kept the origin connection open"
+        assert origin.closed_at[0] - fin_at < 1.0
+        time.sleep(0.5)
+        assert peak_rss_mb(proxy) < 250, f"peak RSS {peak_rss_mb(proxy):.0f} MiB"
+        client.close()
+    finally:
+        assert proxy.stop() == 0
+        origin.close()
+    assert "Traceback" not in proxy.stderr(), proxy.stderr()
+
+
+@needs_proc
+def test_a_client_that_does_not_read_a_200mb_response_does_not_grow_the_proxy(tmp_path):
+    size = 200 * 1024 * 1024
+    origin = Origin(f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n".encode(), size)
+    proxy = Proxy([], tmp_path)
+    try:
+        client = socket.create_connection(("127.0.0.1", proxy.port), timeout=30)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        client.sendall(f"GET http://127.0.0.1:{origin.port}/big HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        time.sleep(2)  # not reading: only backpressure keeps the proxy from buffering it all
+        assert peak_rss_mb(proxy) < 250, f"peak RSS {peak_rss_mb(proxy):.0f} MiB"
+        head, rest = read_head(client)
+        assert f"Content-Length: {size}".encode() in head
+        received = len(rest)
+        while received < size:
+            chunk = client.recv(1 << 20)
+            assert chunk, f"response cut short at {received} bytes"
+            received += len(chunk)
+        assert received == size
+        assert peak_rss_mb(proxy) < 250, f"peak RSS {peak_rss_mb(proxy):.0f} MiB"
+        client.close()
+    finally:
+        assert proxy.stop() == 0
+        origin.close()
+
+
+# Proxy authentication answers before the body --------------------------------------------
+
+
+@pytest.fixture
+def auth_proxy(tmp_path) -> Iterator[Proxy]:
+    proxy = Proxy(["--proxyauth", "alice:s3cret"], tmp_path)
+    yield proxy
+    assert proxy.stop() == 0
+    assert "Traceback" not in proxy.stderr(), proxy.stderr()
+
+
+@needs_proc
+@needs_curl
+def test_a_200mb_post_without_credentials_gets_407_at_once(auth_proxy, tmp_path):
+    origin = Origin(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0)
+    upload = tmp_path / "upload.bin"
+    with upload.open("wb") as f:
+        f.truncate(200 * 1024 * 1024)  # sparse: costs no disk
+    try:
+        started = time.monotonic()
+        result = subprocess.run(
+            ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "20",
+             "-x", auth_proxy.url, "-X", "POST", "-T", str(upload), f"http://127.0.0.1:{origin.port}/post"],
+            capture_output=True,
+            timeout=30,
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        origin.close()
+    assert result.stdout == b"407", result
+    assert elapsed < 3, f"407 took {elapsed:.1f} s"
+    assert not origin.sent, "the refused request reached the origin"
+    assert peak_rss_mb(auth_proxy) < 200, f"peak RSS {peak_rss_mb(auth_proxy):.0f} MiB"
+
+
+@needs_proc
+def test_a_client_that_sends_the_body_anyway_reads_the_407_and_nothing_is_buffered(auth_proxy):
+    origin = Origin(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0)
+    size = 200 * 1024 * 1024
+    client = socket.create_connection(("127.0.0.1", auth_proxy.port), timeout=10)
+    client.sendall(
+        f"POST http://127.0.0.1:{origin.port}/post HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n".encode()
+    )
+    stop = threading.Event()
+
+    def upload() -> None:
+        chunk = b"y" * 65536
+        try:
+            for _ in range(size // len(chunk)):
+                if stop.is_set():
+                    return
+                client.sendall(chunk)
+        except OSError:
+            pass
+
+    sender = threading.Thread(target=upload, daemon=True)
+    sender.start()
+    try:
+        head, _ = read_head(client)
+        assert head.startswith(b"HTTP/1.1 407 ")
+        assert b"100 Continue" not in head
+    finally:
+        stop.set()
+        sender.join(10)
+        client.close()
+        origin.close()
+    assert not origin.sent
+    assert peak_rss_mb(auth_proxy) < 200, f"peak RSS {peak_rss_mb(auth_proxy):.0f} MiB"
