@@ -55,6 +55,12 @@ class Options(OptManager):
         add("websocket", bool, True, "Enable/disable WebSocket support.")
         add("rawtcp", bool, True, "Enable/disable raw TCP connections.")
         add("tcp_timeout", int, 600, "Close idle TCP connections after this many seconds.")
+        add("request_head_timeout", int, 30,
+            "Seconds a client has to send a complete HTTP/1 request head, from connecting "
+            "or from its first byte (0 = no limit; proxycore only).")
+        add("keepalive_timeout", int, 120,
+            "Close an HTTP/1 client connection idle between requests after this many seconds "
+            "(0 = only tcp_timeout; proxycore only).")
         add("stream_large_bodies", str | None, None,
             "Stream data to the client if the body exceeds this size (e.g. 3m, 1k).")
         add("body_size_limit", str | None, None, "Byte size limit of HTTP request and response bodies.")

@@ -269,3 +269,77 @@ def test_a_client_that_sends_the_body_anyway_reads_the_407_and_nothing_is_buffer
         origin.close()
     assert not origin.sent
     assert peak_rss_mb(auth_proxy) < 200, f"peak RSS {peak_rss_mb(auth_proxy):.0f} MiB"
+
+
+# Slowloris: request_head_timeout and keepalive_timeout ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def plain_upstream() -> Iterator[int]:
+    server, port = start_http()
+    yield port
+    server.shutdown()
+
+
+def closed_by_peer(sock: socket.socket) -> bool:
+    """True once the peer closed (EOF or reset); reads and drops whatever it sent."""
+    try:
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return True
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def test_slowloris_connections_are_closed_after_request_head_timeout(tmp_path, plain_upstream):
+    proxy = Proxy(["--set", "request_head_timeout=2"], tmp_path)
+    clients: list[socket.socket] = []
+    try:
+        for _ in range(200):
+            sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
+            sock.sendall(b"GET http://127.0.0.1/ HTTP/1.1\r\n")
+            sock.setblocking(False)
+            clients.append(sock)
+        started = time.monotonic()
+        open_ = list(clients)
+        while open_ and time.monotonic() - started < 6:
+            for sock in open_:
+                try:
+                    sock.send(b"X: y\r\n")  # a trickle, never the end of the head
+                except OSError:
+                    pass
+            time.sleep(0.25)
+            open_ = [s for s in open_ if not closed_by_peer(s)]
+        assert not open_, f"{len(open_)} slowloris connections still open after 6 s"
+        assert time.monotonic() - started > 1.0  # not closed before their time
+        # The proxy serves as before.
+        ok = subprocess.run(
+            ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-x", proxy.url,
+             f"http://127.0.0.1:{plain_upstream}/get"],
+            capture_output=True, timeout=20,
+        )
+        assert ok.stdout == b"200", ok
+    finally:
+        for sock in clients:
+            sock.close()
+        assert proxy.stop() == 0
+    assert "Traceback" not in proxy.stderr(), proxy.stderr()
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_keepalive_timeout(tmp_path, plain_upstream):
+    proxy = Proxy(["--set", "keepalive_timeout=1"], tmp_path)
+    try:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
+            sock.sendall(f"GET http://127.0.0.1:{plain_upstream}/get HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            head, rest = read_head(sock)
+            assert head.startswith(b"HTTP/1.1 200")
+            started = time.monotonic()
+            while sock.recv(65536):
+                pass  # the rest of the body, then EOF when the proxy gives up on us
+            idle = time.monotonic() - started
+        assert 0.8 < idle < 4, idle
+    finally:
+        assert proxy.stop() == 0

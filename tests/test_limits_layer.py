@@ -256,3 +256,99 @@ def test_the_lower_of_stream_large_bodies_and_body_buffer_limit_wins(tctx):
         << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n01234567")
     )
     assert flow().response.stream is True
+
+
+# request_head_timeout and keepalive_timeout ---------------------------------------------------
+
+
+def timers(playbook: Playbook) -> list[commands.RequestTimeout]:
+    return [c for c in playbook.issued if isinstance(c, commands.RequestTimeout)]
+
+
+def test_a_head_not_complete_in_time_gets_408_and_the_connection_closes(tctx):
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular), timeouts=True)
+        << commands.RequestTimeout(30)
+        >> events.DataReceived(tctx.client, b"GET http://example.com/ HTTP/1.1\r\n")
+        >> events.DataReceived(tctx.client, b"X-Slow: 1\r\n")
+        >> reply(to=commands.RequestTimeout)
+        << commands.SendData(tctx.client, BytesMatching(rb"^HTTP/1.1 408 Request Timeout\r\n"))
+        << commands.CloseConnection(tctx.client)
+        # Late bytes change nothing.
+        >> events.DataReceived(tctx.client, b"\r\n")
+    )
+
+
+def test_a_connection_that_never_sends_anything_is_closed_silently(tctx):
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular), timeouts=True)
+        << commands.RequestTimeout(30)
+        >> reply(to=commands.RequestTimeout)
+        << commands.CloseConnection(tctx.client)
+    )
+
+
+def test_a_head_completed_in_time_outdates_its_timer(tctx):
+    server = Placeholder(Server)
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular), hooks=False, timeouts=True)
+        << commands.RequestTimeout(30)
+        >> events.DataReceived(tctx.client, b"GET http://example.com/ HTTP/1.1\r\n")
+        >> events.DataReceived(tctx.client, b"Host: example.com\r\n\r\n")
+        << commands.OpenConnection(server)
+        >> reply(None)
+        << commands.SendData(server, b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        >> reply(to=commands.RequestTimeout)  # fires while the request is answered: nothing happens
+    )
+
+
+def answered_once(tctx) -> Playbook:
+    server = Placeholder(Server)
+    playbook = (
+        Playbook(HttpLayer(tctx, HTTPMode.regular), hooks=False, timeouts=True)
+        << commands.RequestTimeout(tctx.options.request_head_timeout)
+        >> events.DataReceived(tctx.client, b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        << commands.OpenConnection(server)
+        >> reply(None)
+        << commands.SendData(server, b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    )
+    return playbook
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_keepalive_timeout(tctx):
+    tctx.options.update(keepalive_timeout=7)
+    assert (
+        answered_once(tctx)
+        << commands.RequestTimeout(7)
+        >> reply(to=commands.RequestTimeout)
+        << commands.CloseConnection(tctx.client)
+    )
+
+
+def test_after_an_idle_wait_a_started_head_gets_request_head_timeout(tctx):
+    tctx.options.update(keepalive_timeout=7, request_head_timeout=3)
+    playbook = (
+        answered_once(tctx)
+        << commands.RequestTimeout(7)
+        >> events.DataReceived(tctx.client, b"GET http://example.com/")
+        << commands.RequestTimeout(3)
+    )
+    assert playbook
+    first, idle, head = timers(playbook)
+    assert (
+        playbook
+        >> events.Wakeup(idle)  # outdated: nothing happens
+        >> events.Wakeup(head)
+        << commands.SendData(tctx.client, BytesMatching(rb"^HTTP/1.1 408 "))
+        << commands.CloseConnection(tctx.client)
+    )
+
+
+def test_head_timeouts_can_be_turned_off(tctx):
+    tctx.options.update(keepalive_timeout=0, request_head_timeout=0)
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular), timeouts=True)
+        >> events.DataReceived(tctx.client, b"GET http://example.com/ HTTP/1.1\r\n")
+    )
