@@ -58,6 +58,9 @@ class Options(OptManager):
         add("request_head_timeout", int, 30,
             "Seconds a client has to send a complete HTTP/1 request head, from connecting "
             "or from its first byte (0 = no limit; proxycore only).")
+        add("max_connections", int, 10000,
+            "Most client connections open at once; beyond it new ones wait to be accepted. "
+            "Also kept below half the file-descriptor limit (0 = only that; proxycore only).")
         add("keepalive_timeout", int, 120,
             "Close an HTTP/1 client connection idle between requests after this many seconds "
             "(0 = only tcp_timeout; proxycore only).")

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import ipaddress
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -39,6 +41,12 @@ logger = logging.getLogger("proxycore.proxy")
 READ_SIZE = 65536
 WRITE_HIGH_WATER = 256 * 1024
 MAX_CONNECTIONS_PER_ADDRESS = 5
+LISTEN_BACKLOG = 1024
+# File descriptors kept for everything but client connections (listeners, logs, flow files).
+FD_RESERVE = 64
+# Seconds without accepting after the process ran out of file descriptors.
+ACCEPT_PAUSE = 1.0
+OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 LayerFactory = Callable[[Context], Layer]
 
@@ -405,35 +413,152 @@ class ConnectionHandler:
         self.close_all()
 
 
+class _ClientSlots:
+    """Client connections open in this process, held against the connection limit.
+
+    Counted per process, as file descriptors are.  A listener over the limit waits for a
+    slot instead of accepting: new clients wait in the kernel's backlog meanwhile."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def full(self, limit: int) -> bool:
+        return self.count >= limit
+
+    async def wait_for_room(self, limit: int) -> None:
+        while self.count >= limit:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+
+    def release(self) -> None:
+        self.count -= 1
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+_client_slots = _ClientSlots()
+
+
+def connection_limit(max_connections: int) -> int:
+    """``max_connections`` (0: none), kept below what the file-descriptor limit allows:
+    a client connection usually needs a server connection too."""
+    limit = max_connections or sys.maxsize
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return limit
+    if soft == resource.RLIM_INFINITY:
+        return limit
+    return max(1, min(limit, (soft - FD_RESERVE) // 2))
+
+
+def _bind(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets for ``host`` (all interfaces if empty), IPv4 and IPv6 on one port."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:  # the other family: the port the first one got
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            try:
+                sock.bind(address)
+            except OSError as e:  # worded as asyncio's create_server (and so mitmproxy) words it
+                reason = (e.strerror or str(e)).lower()
+                raise OSError(e.errno, f"error while attempting to bind on address {address!r}: {reason}") from None
+            sock.listen(LISTEN_BACKLOG)
+            sock.setblocking(False)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
 class ProxyListener:
-    """A bound TCP listener that hands each connection to a ConnectionHandler."""
+    """Listening sockets that hand each connection to a ConnectionHandler.
+
+    Accepting is ours (not asyncio's create_server) so that it can stop: at the
+    connection limit, and for a moment when the process runs out of file descriptors
+    (logged once, where asyncio would log every failed accept)."""
 
     def __init__(self, master: Any, make_layer: LayerFactory, mode: ProxyMode | str = "regular") -> None:
         self.master = master
         self.make_layer = make_layer
         self.mode = mode if isinstance(mode, ProxyMode) else ProxyMode.parse(mode)
-        self.server: asyncio.base_events.Server | None = None
+        self.sockets: list[socket.socket] = []
+        self._accept_tasks: list[asyncio.Task[None]] = []
         self.handlers: dict[asyncio.Task[None], ConnectionHandler] = {}
         self.last_exception: Exception | None = None
 
     async def start(self, host: str, port: int) -> None:
+        try:
+            self.sockets = _bind(host, port)
+        except OSError:
+            if port != 0 or host:
+                raise
+            # One family refused the other's port: give both a port free on both.
+            self.sockets = _bind(host, _free_port())
         loop = asyncio.get_running_loop()
-        if port == 0 and not host:
-            # On all interfaces asyncio binds IPv4 and IPv6 separately: give both one free port.
-            try:
-                self.server = await loop.create_server(
-                    self._new_connection, None, _free_port(), reuse_address=True
+        self._accept_tasks = [loop.create_task(self._accept_loop(sock)) for sock in self.sockets]
+
+    async def _accept_loop(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        out_of_fds = False
+        while True:
+            limit = connection_limit(getattr(self.master.options, "max_connections", 0))
+            if _client_slots.full(limit):
+                logger.warning(
+                    f"{_client_slots.count} client connections open (limit {limit}, see "
+                    "max_connections): new connections wait until some close."
                 )
-                return
-            except OSError:
-                pass
-        self.server = await loop.create_server(
-            self._new_connection, host or None, port, reuse_address=True
-        )
+                await _client_slots.wait_for_room(limit)
+            try:
+                conn, _ = await loop.sock_accept(sock)
+            except OSError as e:
+                if e.errno not in OUT_OF_RESOURCES:
+                    if sock.fileno() == -1:
+                        return  # closed by stop()
+                    logger.debug(f"accept failed: {e}")
+                    continue
+                if not out_of_fds:
+                    out_of_fds = True
+                    logger.error(
+                        f"Cannot accept connections: {_error_text(e)}. Pausing new connections "
+                        "until descriptors are free again (raise `ulimit -n` or lower max_connections)."
+                    )
+                await asyncio.sleep(ACCEPT_PAUSE)
+                continue
+            if out_of_fds:
+                out_of_fds = False
+                logger.info("Accepting connections again.")
+            _client_slots.count += 1
+            loop.create_task(self._serve(conn))
+
+    async def _serve(self, conn: socket.socket) -> None:
+        """One accepted socket: its protocol adopts it; the slot is freed when it is gone."""
+        protocol = self._new_connection()
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(lambda: protocol, conn)
+            await protocol.closed.wait()
+        except OSError:
+            conn.close()
+        finally:
+            _client_slots.release()
 
     @property
     def is_running(self) -> bool:
-        return self.server is not None
+        return bool(self.sockets)
 
     def to_json(self) -> dict[str, Any]:
         """What mitmproxy's web API shows for a server (``/state`` -> ``servers``)."""
@@ -448,9 +573,7 @@ class ProxyListener:
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
-        if self.server is None:
-            return []
-        return [s.getsockname()[:2] for s in self.server.sockets]
+        return [s.getsockname()[:2] for s in self.sockets]
 
     def _new_connection(self) -> asyncio.Protocol:
         protocol = _ConnectionProtocol(None, None)
@@ -498,14 +621,17 @@ class ProxyListener:
             logger.error("internal error", exc_info=task.exception())
 
     async def stop(self) -> None:
-        if self.server is None:
+        if not self.sockets:
             return
-        self.server.close()
+        for task in self._accept_tasks:
+            task.cancel()
+        await asyncio.gather(*self._accept_tasks, return_exceptions=True)
+        for sock in self.sockets:
+            sock.close()
         for handler in list(self.handlers.values()):
             handler.close_all()
         if self.handlers:
             await asyncio.wait(list(self.handlers), timeout=5)
         for task in list(self.handlers):
             task.cancel()
-        await self.server.wait_closed()
-        self.server = None
+        self.sockets, self._accept_tasks = [], []

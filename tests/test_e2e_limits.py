@@ -6,6 +6,7 @@ origin servers on 127.0.0.1.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import ssl
@@ -343,3 +344,91 @@ def test_an_idle_keep_alive_connection_is_closed_after_keepalive_timeout(tmp_pat
         assert 0.8 < idle < 4, idle
     finally:
         assert proxy.stop() == 0
+
+
+# Connection limit and running out of file descriptors ----------------------------------------
+
+
+def fd_limited_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nofile: int, *args: str) -> Proxy:
+    monkeypatch.setenv("PROXYCORE_TEST_NOFILE", str(nofile))
+    return Proxy(list(args), tmp_path, module="tests.fd_limited_proxydump")
+
+
+def connect_status(sock: socket.socket, port: int, timeout: float) -> bytes | None:
+    """Send CONNECT and return the status line, or None if nothing came within ``timeout``."""
+    sock.settimeout(timeout)
+    try:
+        sock.sendall(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        head, _ = read_head(sock)
+    except TimeoutError:
+        return None
+    return head.split(b"\r\n", 1)[0]
+
+
+def test_over_the_connection_limit_clients_wait_and_are_served_later(tmp_path, monkeypatch, plain_upstream):
+    proxy = fd_limited_proxy(tmp_path, monkeypatch, 1024, "--set", "max_connections=10")
+    first = [socket.create_connection(("127.0.0.1", proxy.port), timeout=5) for _ in range(10)]
+    try:
+        for sock in first:
+            assert connect_status(sock, plain_upstream, 5) == b"HTTP/1.1 200 Connection established"
+        waiting = [socket.create_connection(("127.0.0.1", proxy.port), timeout=5) for _ in range(5)]
+        assert all(connect_status(sock, plain_upstream, 0.3) is None for sock in waiting)
+        for sock in first:
+            sock.close()
+        for sock in waiting:
+            sock.settimeout(5)
+            head, _ = read_head(sock)
+            assert head.startswith(b"HTTP/1.1 200 Connection established")
+            sock.close()
+    finally:
+        for sock in first:
+            sock.close()
+        assert proxy.stop() == 0
+    log = proxy.stdout() + proxy.stderr()
+    assert "Traceback" not in log
+    assert 1 <= log.count("new connections wait until some close") <= 3
+
+
+def open_fds(proxy: Proxy) -> int:
+    return len(os.listdir(f"/proc/{proxy.proc.pid}/fd"))
+
+
+@needs_proc
+def test_out_of_file_descriptors_logs_one_line_and_recovers(tmp_path, monkeypatch):
+    # One client keeps a server connection open to each of many origins, until the proxy
+    # has almost no descriptor left; the clients that come next find accept() failing.
+    origins = [Origin(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", 2) for _ in range(130)]
+    nofile = 128
+    proxy = fd_limited_proxy(tmp_path, monkeypatch, nofile)
+    hungry = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+    others: list[socket.socket] = []
+    try:
+        for origin in origins:
+            if open_fds(proxy) >= nofile - 1:
+                break
+            hungry.sendall(f"GET http://127.0.0.1:{origin.port}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            head, rest = read_head(hungry)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            while len(rest) < 2:
+                rest += hungry.recv(65536)
+        assert open_fds(proxy) >= nofile - 1, "the proxy never ran short of descriptors: test is void"
+        for _ in range(20):
+            others.append(socket.create_connection(("127.0.0.1", proxy.port), timeout=5))
+        time.sleep(2.5)  # accept() fails all this time
+        assert "Cannot accept connections" in proxy.stdout() + proxy.stderr()
+        hungry.close()  # frees a server descriptor per origin
+        answers = [connect_status(sock, origins[0].port, 10) for sock in others]
+        assert None not in answers, answers  # every waiting client was taken in
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as fresh:
+            assert connect_status(fresh, origins[0].port, 5) == b"HTTP/1.1 200 Connection established"
+    finally:
+        hungry.close()
+        for sock in others:
+            sock.close()
+        assert proxy.stop() == 0
+        for origin in origins:
+            origin.close()
+    log = proxy.stdout() + proxy.stderr()
+    assert "Traceback" not in log and "socket.accept() out of system resource" not in log
+    assert log.count("Cannot accept connections") <= 2, log[-3000:]
+    assert len(log.splitlines()) < 400, f"{len(log.splitlines())} log lines"
