@@ -53,6 +53,9 @@ class Options(OptManager):
         add("http2", bool, True, "Enable/disable HTTP/2 support.")
         add("http2_ping_keepalive", int, 58, "Send a PING frame on idle HTTP/2 connections (seconds, 0 = off).")
         add("websocket", bool, True, "Enable/disable WebSocket support.")
+        add("websocket_message_size_limit", str | None, "32m",
+            "Close a WebSocket (code 1009 to both sides) when a message exceeds this size "
+            "(e.g. 3m; empty or 0 = no limit; proxycore only).")
         add("rawtcp", bool, True, "Enable/disable raw TCP connections.")
         add("tcp_timeout", int, 600, "Close idle TCP connections after this many seconds.")
         add("request_head_timeout", int, 30,
@@ -96,6 +99,6 @@ class Options(OptManager):
             self.update(**kwargs)
 
     def _check_sizes(self, updated: set[str]) -> None:
-        for name in ("stream_large_bodies", "body_size_limit", "body_buffer_limit"):
+        for name in ("stream_large_bodies", "body_size_limit", "body_buffer_limit", "websocket_message_size_limit"):
             if name in updated:
                 parse_size(getattr(self, name))

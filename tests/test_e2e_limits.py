@@ -432,3 +432,49 @@ def test_out_of_file_descriptors_logs_one_line_and_recovers(tmp_path, monkeypatc
     assert "Traceback" not in log and "socket.accept() out of system resource" not in log
     assert log.count("Cannot accept connections") <= 2, log[-3000:]
     assert len(log.splitlines()) < 400, f"{len(log.splitlines())} log lines"
+
+
+# WebSocket message size limit ---------------------------------------------------------------
+
+
+def test_a_websocket_message_over_the_limit_closes_both_sides_with_1009(tmp_path):
+    import asyncio
+
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+    from websockets.exceptions import ConnectionClosed
+
+    proxy = Proxy(["--set", "websocket_message_size_limit=64k"], tmp_path)
+    server_saw: list[int | None] = []
+
+    async def handler(ws) -> None:
+        try:
+            async for message in ws:
+                await ws.send(message)
+        except ConnectionClosed:
+            pass
+        server_saw.append(ws.close_code)
+
+    async def main() -> int | None:
+        async with serve(handler, "127.0.0.1", 0, max_size=None) as server:
+            port = server.sockets[0].getsockname()[1]
+            async with connect(f"ws://127.0.0.1:{port}/", proxy=proxy.url, max_size=None) as ws:
+                await ws.send(b"small")
+                assert await ws.recv() == b"small"
+                await ws.send(b"x" * 200_000)
+                with pytest.raises(ConnectionClosed):
+                    await ws.recv()
+                code = ws.close_code
+            for _ in range(50):
+                if server_saw:
+                    break
+                await asyncio.sleep(0.05)
+            return code
+
+    try:
+        client_code = asyncio.run(asyncio.wait_for(main(), 30))
+    finally:
+        assert proxy.stop() == 0
+    assert client_code == 1009
+    assert server_saw == [1009]
+    assert "Traceback" not in proxy.stderr(), proxy.stderr()

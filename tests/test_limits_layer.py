@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import wsproto.events as ws
 
 from proxycore import commands, events
 from proxycore.addons.proxyauth import make_auth_required_response
@@ -17,7 +18,9 @@ from proxycore.layers.http._hooks import (
     HttpResponseHook,
 )
 from proxycore.layers.http._http1 import LINGER_SECONDS
+from proxycore.layers.websocket import CLOSE_TIMEOUT
 from proxycore.testing import BytesMatching, Placeholder, Playbook, make_context, reply
+from tests.test_websocket_layer import DEFLATE, Relay, messages
 
 
 @pytest.fixture
@@ -352,3 +355,65 @@ def test_head_timeouts_can_be_turned_off(tctx):
         Playbook(HttpLayer(tctx, HTTPMode.regular), timeouts=True)
         >> events.DataReceived(tctx.client, b"GET http://example.com/ HTTP/1.1\r\n")
     )
+
+
+# websocket_message_size_limit ---------------------------------------------------------------
+
+
+def closes(peer) -> list[tuple[int, str]]:
+    return [(e.code, e.reason) for e in peer.events() if isinstance(e, ws.CloseConnection)]
+
+
+def test_a_websocket_message_over_the_limit_closes_both_sides_with_1009():
+    relay = Relay()
+    relay.context.options.update(websocket_message_size_limit="10")
+    relay.from_client(ws.BytesMessage(b"0123456", message_finished=False), ws.BytesMessage(b"789ab"), split=3)
+    assert relay.layer.client.frame == [] and relay.layer.client.fragments == []
+    # Sent before the peers read our close: dropped unread, never relayed.
+    relay.from_client(ws.BytesMessage(b"more of it"))
+    relay.from_server(ws.BytesMessage(b"late"))
+    assert not relay.closed and relay.layer.client.fragments == []
+    assert closes(relay.client) == [(1009, "Message too big")]
+    assert closes(relay.server) == [(1009, "Message too big")]
+    relay.from_client(ws.CloseConnection(code=1009, reason="Message too big"))
+    relay.from_server(ws.CloseConnection(code=1009, reason="Message too big"))
+    assert relay.closed == {"client", "server"}
+    assert messages(relay.received(relay.client)) == [] and messages(relay.received(relay.server)) == []
+    assert relay.hooks == ["websocket_start", "websocket_end"]  # never relayed, never hooked
+    assert relay.flow.websocket.close_code == 1009
+    assert "websocket_message_size_limit" in relay.flow.error.msg
+
+
+def test_peers_that_do_not_answer_the_1009_close_are_cut_off():
+    relay = Relay()
+    relay.context.options.update(websocket_message_size_limit="10")
+    relay.from_server(ws.BytesMessage(b"x" * 11))
+    timer = relay.layer.close_timer
+    assert timer is not None and timer.delay == CLOSE_TIMEOUT
+    relay.feed(events.Wakeup(timer))
+    assert relay.closed == {"client", "server"}
+    assert relay.hooks[-1] == "websocket_end"
+
+
+def test_a_websocket_message_at_the_limit_passes():
+    relay = Relay()
+    relay.context.options.update(websocket_message_size_limit="10")
+    relay.from_server(ws.TextMessage("0123456789"))
+    relay.from_server(ws.TextMessage("0123456789"))  # the count starts again per message
+    assert messages(relay.received(relay.client)) == [(ws.TextMessage, "0123456789", True)] * 2
+    assert not relay.closed
+
+
+def test_the_websocket_limit_counts_decompressed_bytes():
+    relay = Relay(extensions=DEFLATE)
+    relay.context.options.update(websocket_message_size_limit="1k")
+    relay.from_client(ws.BytesMessage(b"\0" * 100_000))  # a few hundred bytes on the wire
+    assert closes(relay.server) == [(1009, "Message too big")]
+
+
+@pytest.mark.parametrize("off", [None, "0"])
+def test_the_websocket_limit_can_be_turned_off(off):
+    relay = Relay()
+    relay.context.options.update(websocket_message_size_limit=off)
+    relay.from_client(ws.BytesMessage(b"x" * 40_000_000))
+    assert not relay.closed and relay.flow.websocket.messages[0].content == b"x" * 40_000_000
