@@ -478,3 +478,26 @@ def test_a_websocket_message_over_the_limit_closes_both_sides_with_1009(tmp_path
     assert client_code == 1009
     assert server_saw == [1009]
     assert "Traceback" not in proxy.stderr(), proxy.stderr()
+
+
+# SOCKS5 username/password version byte -------------------------------------------------------
+
+
+@pytest.mark.parametrize("version, accepted", [(0x01, True), (0x05, False)])
+def test_socks5_auth_subnegotiation_version_is_checked(tmp_path, plain_upstream, version, accepted):
+    proxy = Proxy(["--mode", "socks5", "--proxyauth", "user:pass"], tmp_path)
+    try:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
+            sock.sendall(b"\x05\x01\x02")
+            assert sock.recv(2) == b"\x05\x02"
+            sock.sendall(bytes([version]) + b"\x04user\x04pass")
+            answer = sock.recv(2)
+            if accepted:
+                assert answer == b"\x01\x00"
+                sock.sendall(b"\x05\x01\x00\x01\x7f\x00\x00\x01" + plain_upstream.to_bytes(2, "big"))
+                assert sock.recv(10)[:2] == b"\x05\x00"
+            else:
+                assert answer == b""  # closed without a word
+    finally:
+        assert proxy.stop() == 0
+    assert "Traceback" not in proxy.stderr(), proxy.stderr()
