@@ -20,13 +20,13 @@ from proxycore.layers.http._hooks import (
 from proxycore.layers.http._http1 import LINGER_SECONDS
 from proxycore.layers.websocket import CLOSE_TIMEOUT
 from proxycore.testing import BytesMatching, Placeholder, Playbook, make_context, reply
+from tests.test_http1_layer import get_flow_playbook
 from tests.test_websocket_layer import DEFLATE, Relay, messages
 
 
 @pytest.fixture
 def tctx():
     return make_context()
-
 
 # Answering at requestheaders time (proxyauth's 407) --------------------------------------
 
@@ -40,11 +40,11 @@ def challenge(flow: HTTPFlow) -> None:
     flow.response = make_auth_required_response(is_proxy=True)
 
 
-def test_answer_at_requestheaders_goes_out_before_the_body_without_100_continue(tctx):
-    flow = Placeholder(HTTPFlow)
-    assert (
+def challenged(tctx, head: bytes, flow: Placeholder[HTTPFlow], answer: Placeholder[bytes]) -> Playbook:
+    """Up to the 407 an addon set at requestheaders time, written to the client."""
+    return (
         Playbook(HttpLayer(tctx, HTTPMode.regular))
-        >> events.DataReceived(tctx.client, BIG_UPLOAD_HEAD)
+        >> events.DataReceived(tctx.client, head)
         << HttpRequestHeadersHook(flow)
         >> reply(side_effect=challenge)
         << HttpRequestHook(flow)
@@ -53,7 +53,14 @@ def test_answer_at_requestheaders_goes_out_before_the_body_without_100_continue(
         >> reply()
         << HttpResponseHook(flow)
         >> reply()
-        << commands.SendData(tctx.client, BytesMatching(rb"^HTTP/1.1 407 Proxy Authentication Required\r\n"))
+        << commands.SendData(tctx.client, answer)
+    )
+
+
+def test_answer_at_requestheaders_goes_out_before_the_body_without_100_continue(tctx):
+    flow, answer = Placeholder(HTTPFlow), Placeholder(bytes)
+    assert (
+        challenged(tctx, BIG_UPLOAD_HEAD, flow, answer)
         << commands.CloseConnection(tctx.client, half_close=True)
         << commands.RequestWakeup(LINGER_SECONDS)
         # The body the client sends anyway is dropped, never buffered or forwarded.
@@ -62,72 +69,41 @@ def test_answer_at_requestheaders_goes_out_before_the_body_without_100_continue(
         >> events.ConnectionClosed(tctx.client)
         << commands.CloseConnection(tctx.client)
     )
+    assert answer().startswith(b"HTTP/1.1 407 Proxy Authentication Required\r\n")
+    assert b"100 Continue" not in answer()
     assert flow().request.raw_content is None  # never read
     assert "expect" not in flow().request.headers
-    assert flow().response.status_code == 407
 
 
-def test_client_that_waits_for_100_continue_is_answered_and_never_sends_the_body(tctx):
+def test_client_that_waits_for_100_continue_is_answered_and_cut_off_after_lingering(tctx):
     """curl's large uploads: it waits for 100 Continue; the 407 must come without it."""
-    sent = Placeholder(bytes)
-    flow = Placeholder(HTTPFlow)
-    playbook = (
-        Playbook(HttpLayer(tctx, HTTPMode.regular))
-        >> events.DataReceived(tctx.client, BIG_UPLOAD_HEAD)
-        << HttpRequestHeadersHook(flow)
-        >> reply(side_effect=challenge)
-        << HttpRequestHook(flow)
-        >> reply()
-        << HttpResponseHeadersHook(flow)
-        >> reply()
-        << HttpResponseHook(flow)
-        >> reply()
-        << commands.SendData(tctx.client, sent)
+    flow, answer = Placeholder(HTTPFlow), Placeholder(bytes)
+    assert (
+        challenged(tctx, BIG_UPLOAD_HEAD, flow, answer)
         << commands.CloseConnection(tctx.client, half_close=True)
         << commands.RequestWakeup(LINGER_SECONDS)
         >> reply(to=commands.RequestWakeup)
         << commands.CloseConnection(tctx.client)
     )
-    assert playbook
-    assert sent().startswith(b"HTTP/1.1 407 ") and b"100 Continue" not in sent()
 
 
 def test_answer_at_requestheaders_without_a_body_keeps_the_connection(tctx):
     """A bodiless request answered early is an ordinary addon answer: keep-alive stays."""
-    flow = Placeholder(HTTPFlow)
-    assert (
-        Playbook(HttpLayer(tctx, HTTPMode.regular))
-        >> events.DataReceived(tctx.client, b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n")
-        << HttpRequestHeadersHook(flow)
-        >> reply(side_effect=challenge)
-        << HttpRequestHook(flow)
-        >> reply()
-        << HttpResponseHeadersHook(flow)
-        >> reply()
-        << HttpResponseHook(flow)
-        >> reply()
-        << commands.SendData(tctx.client, BytesMatching(rb"^HTTP/1.1 407 "))
-    )
+    head = b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n"
+    flow, answer = Placeholder(HTTPFlow), Placeholder(bytes)
+    assert challenged(tctx, head, flow, answer)
+    assert answer().startswith(b"HTTP/1.1 407 ")
 
 
 # A client FIN while the response is arriving ---------------------------------------------
 
 
 def request_sent(tctx):
-    flow = Placeholder(HTTPFlow)
-    server = Placeholder(Server)
-    playbook = (
-        Playbook(HttpLayer(tctx, HTTPMode.regular))
-        >> events.DataReceived(tctx.client, b"GET http://example.com/big HTTP/1.1\r\nHost: example.com\r\n\r\n")
-        << HttpRequestHeadersHook(flow)
-        >> reply()
-        << HttpRequestHook(flow)
-        >> reply()
-        << commands.OpenConnection(server)
-        >> reply(None)
-        << commands.SendData(server, b"GET /big HTTP/1.1\r\nHost: example.com\r\n\r\n")
+    return get_flow_playbook(
+        tctx,
+        b"GET http://example.com/big HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        b"GET /big HTTP/1.1\r\nHost: example.com\r\n\r\n",
     )
-    return playbook, flow, server
 
 
 def test_client_fin_while_a_buffered_response_arrives_closes_the_server(tctx):
