@@ -498,6 +498,7 @@ class ProxyListener:
         self.mode = mode if isinstance(mode, ProxyMode) else ProxyMode.parse(mode)
         self.sockets: list[socket.socket] = []
         self._accept_tasks: list[asyncio.Task[None]] = []
+        self._serving: set[asyncio.Task[None]] = set()  # strong references, as asyncio asks
         self.handlers: dict[asyncio.Task[None], ConnectionHandler] = {}
         self.last_exception: Exception | None = None
 
@@ -543,7 +544,9 @@ class ProxyListener:
                 out_of_fds = False
                 logger.info("Accepting connections again.")
             _client_slots.count += 1
-            loop.create_task(self._serve(conn))
+            task = loop.create_task(self._serve(conn))
+            self._serving.add(task)
+            task.add_done_callback(self._serving.discard)
 
     async def _serve(self, conn: socket.socket) -> None:
         """One accepted socket: its protocol adopts it; the slot is freed when it is gone."""
