@@ -147,6 +147,10 @@ class ConnectionHandler:
         self._pending_hooks = 0
         self._last_activity = time.monotonic()
         self._watchdog: asyncio.TimerHandle | None = None
+        self._client_silent = True  # no byte from the client and none to it yet
+        # Wakeups the layers asked for; cancelled with the connection, so that a pending
+        # timeout does not keep the handler (and its flows) alive after the client left.
+        self._wakeups: dict[commands.RequestWakeup, asyncio.TimerHandle] = {}
         self._log_extra = {"client": client.peername}
 
     def adopt_client(self, protocol: _ConnectionProtocol) -> None:
@@ -161,6 +165,10 @@ class ConnectionHandler:
 
     async def run(self) -> None:
         self._arm_watchdog()
+        head_timeout = getattr(self.options, "request_head_timeout", 0)
+        silence = None
+        if head_timeout:
+            silence = asyncio.get_running_loop().call_later(head_timeout, self._check_silent, head_timeout)
         await self._run_hook(ClientConnectedHook(self.client))
         if self.client.error:
             logger.info(f"client refused: {self.client.error}", extra=self._log_extra)
@@ -171,6 +179,11 @@ class ConnectionHandler:
         await self._client_done.wait()
         if self._watchdog is not None:
             self._watchdog.cancel()
+        if silence is not None:
+            silence.cancel()
+        for timer in self._wakeups.values():
+            timer.cancel()
+        self._wakeups.clear()
         self.close_all()
         # Connection tasks end with their sockets; hook tasks run to the end, so the last
         # hooks (websocket_end, tcp_end, error...) reach addons even when the client left first.
@@ -188,6 +201,8 @@ class ConnectionHandler:
 
     def data_received(self, connection: Connection, data: bytes) -> None:
         self._last_activity = time.monotonic()
+        if connection is self.client:
+            self._client_silent = False
         protocol = self.protocols.get(connection)
         if protocol is not None and protocol in self._full_writers:
             protocol.read_while_full += len(data)
@@ -265,6 +280,8 @@ class ConnectionHandler:
             protocol = self.protocols.get(command.connection)
             if protocol is not None and command.connection.state & ConnectionState.CAN_WRITE:
                 protocol.transport.write(command.data)  # type: ignore[union-attr]
+                if command.connection is self.client:
+                    self._client_silent = False  # a server-first protocol: the client may wait
         elif isinstance(command, commands.StartHook):
             if self._hook_is_trivial(command):
                 self._queue.append(events.HookCompleted(command))
@@ -280,11 +297,16 @@ class ConnectionHandler:
         elif isinstance(command, commands.Log):
             logger.log(command.level, command.message, extra=self._log_extra)
         elif isinstance(command, commands.RequestWakeup):
-            asyncio.get_running_loop().call_later(
-                command.delay, self.feed, events.Wakeup(command)
-            )
+            if not self._client_done.is_set():
+                self._wakeups[command] = asyncio.get_running_loop().call_later(
+                    command.delay, self._wake, command
+                )
         else:
             logger.error(f"unexpected command {command!r}", extra=self._log_extra)
+
+    def _wake(self, command: commands.RequestWakeup) -> None:
+        del self._wakeups[command]
+        self.feed(events.Wakeup(command))
 
     # hooks ---------------------------------------------------------------------
 
@@ -394,7 +416,14 @@ class ConnectionHandler:
         if not task.cancelled() and task.exception() is not None:
             logger.error("internal error", exc_info=task.exception(), extra=self._log_extra)
 
-    # idle timeout ----------------------------------------------------------------
+    # timeouts ------------------------------------------------------------------------
+
+    def _check_silent(self, timeout: int) -> None:
+        """request_head_timeout for a client that has not said a word: before its first
+        bytes no layer can time a request head (none knows yet what protocol it speaks)."""
+        if self._client_silent and not self._client_done.is_set():
+            logger.debug(f"closing client connection silent for {timeout} s", extra=self._log_extra)
+            self.close_all()
 
     def _arm_watchdog(self) -> None:
         timeout = getattr(self.options, "tcp_timeout", 600)
