@@ -152,7 +152,7 @@ class HttpStream(Layer):
         """An addon answered at requestheaders time (proxyauth's 407): reply now, unread body.
 
         Neither 100 Continue nor the body is waited for, so a client cannot make us buffer
-        an upload nobody wants; the client connection ends after the answer."""
+        an upload nobody wants; an HTTP/1 client connection ends after the answer."""
         request = self.flow.request
         request.headers.pop("expect", None)
         request.timestamp_end = time.time()
@@ -328,8 +328,8 @@ class HttpStream(Layer):
             yield from self.client_error(event)
         elif isinstance(event, RequestHalfClosed):
             # A FIN right after the request still gets the answer (nc, some scripts). Once the
-            # server's response is arriving, the client is gone, as mitmproxy sees it: keep
-            # downloading (maybe without end) for nobody, no.
+            # server's response is arriving, the client is gone (as mitmproxy sees it): stop
+            # downloading, maybe without end, for nobody.
             if self.server_conn is not None and self.flow.response is not None:
                 gone = RequestProtocolError(self.stream_id, "Client disconnected.", ErrorCode.CLIENT_DISCONNECTED)
                 yield from self.client_error(gone)
