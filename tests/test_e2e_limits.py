@@ -349,7 +349,7 @@ def test_an_idle_keep_alive_connection_is_closed_after_keepalive_timeout(tmp_pat
 # Connection limit and running out of file descriptors ----------------------------------------
 
 
-def fd_limited_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nofile: int, *args: str) -> Proxy:
+def fd_limited_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nofile: int | str, *args: str) -> Proxy:
     monkeypatch.setenv("PROXYCORE_TEST_NOFILE", str(nofile))
     return Proxy(list(args), tmp_path, module="tests.fd_limited_proxydump")
 
@@ -501,3 +501,14 @@ def test_socks5_auth_subnegotiation_version_is_checked(tmp_path, plain_upstream,
     finally:
         assert proxy.stop() == 0
     assert "Traceback" not in proxy.stderr(), proxy.stderr()
+
+
+@needs_proc
+def test_the_soft_fd_limit_is_raised_to_the_hard_one(tmp_path, monkeypatch):
+    proxy = fd_limited_proxy(tmp_path, monkeypatch, "256:4096")
+    try:
+        limits = Path(f"/proc/{proxy.proc.pid}/limits").read_text()
+        line = next(x for x in limits.splitlines() if x.startswith("Max open files"))
+        assert line.split()[3:5] == ["4096", "4096"], line
+    finally:
+        assert proxy.stop() == 0
