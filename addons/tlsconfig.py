@@ -13,7 +13,8 @@ This addon answers the TLS layers' hooks the way mitmproxy's does:
   hostname (or IP) check, offering the client's ALPN protocols.
 
 SSL contexts are cached: building one (loading certifi's bundle in particular)
-costs far more than a handshake.
+costs far more than a handshake.  The client-side cache is keyed by the
+certificate fingerprints and options that shape a context.
 """
 
 from __future__ import annotations
@@ -232,11 +233,18 @@ class TlsConfig:
         return self.certstore.get_cert(names[0] if names else None, names, organization)
 
     def _client_context(self, entry: Any, chain_extra: tuple[Any, ...]) -> SSL.Context:
-        key = (id(entry), tuple(id(c) for c in chain_extra))
+        # Keyed by what the context presents, never by id(): the store evicts leaves and a
+        # new leaf may reuse an evicted one's id, which handed clients another host's cert.
+        opts = ctx.options
+        key = (
+            entry.cert.fingerprint(),
+            tuple(c.fingerprint() for c in (*entry.chain_certs, *chain_extra)),
+            opts.tls_version_client_min,
+            opts.ciphers_client,
+        )
         cached = self._client_contexts.get(key)
         if cached is not None:
             return cached
-        opts = ctx.options
         context = _new_context(opts.tls_version_client_min, opts.ciphers_client)
         context.use_certificate(entry.cert.to_cryptography())
         context.use_privatekey(entry.privatekey)

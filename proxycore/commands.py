@@ -35,6 +35,11 @@ class RequestWakeup(Command):
         self.delay = delay
 
 
+class RequestTimeout(RequestWakeup):
+    """A wakeup that arms a timeout (e.g. for a request head): usually outdated before it
+    fires, so Playbook lists it only when asked to (``timeouts=True``)."""
+
+
 class ConnectionCommand(Command):
     def __init__(self, connection: Connection) -> None:
         self.connection = connection

@@ -14,7 +14,7 @@ LOG_VERBOSITY = ["error", "warn", "info", "alert", "debug"]
 @functools.lru_cache(maxsize=32)
 def parse_size(value: str | None) -> int | None:
     """'10' → 10, '3k' → 3072, '5m', '1g'; None stays None.  Cached: the HTTP layers ask
-    for body_size_limit and stream_large_bodies on every body chunk."""
+    for body_size_limit, stream_large_bodies and body_buffer_limit on every body chunk."""
     if value is None or value == "":
         return None
     text = value.strip().lower()
@@ -67,11 +67,26 @@ class Options(OptManager):
         add("http2", bool, True, "Enable/disable HTTP/2 support.")
         add("http2_ping_keepalive", int, 58, "Send a PING frame on idle HTTP/2 connections (seconds, 0 = off).")
         add("websocket", bool, True, "Enable/disable WebSocket support.")
+        add("websocket_message_size_limit", str | None, "32m",
+            "Close a WebSocket (code 1009 to both sides) when a message exceeds this size "
+            "(e.g. 3m; empty or 0 = no limit; proxycore only).")
         add("rawtcp", bool, True, "Enable/disable raw TCP connections.")
         add("tcp_timeout", int, 600, "Close idle TCP connections after this many seconds.")
+        add("request_head_timeout", int, 30,
+            "Seconds a client has to send a complete HTTP/1 request head, from connecting "
+            "or from its first byte (0 = no limit; proxycore only).")
+        add("max_connections", int, 10000,
+            "Most client connections open at once; beyond it new ones wait to be accepted. "
+            "Also kept below half the file-descriptor limit (0 = only that; proxycore only).")
+        add("keepalive_timeout", int, 120,
+            "Close an HTTP/1 client connection idle between requests after this many seconds "
+            "(0 = only tcp_timeout; proxycore only).")
         add("stream_large_bodies", str | None, None,
             "Stream data to the client if the body exceeds this size (e.g. 3m, 1k).")
         add("body_size_limit", str | None, None, "Byte size limit of HTTP request and response bodies.")
+        add("body_buffer_limit", str | None, "32m",
+            "Stream (rather than hold in memory) HTTP bodies larger than this, whatever "
+            "stream_large_bodies says; empty or 0 turns the cap off (proxycore only).")
         add("store_streamed_bodies", bool, False, "Store HTTP request and response bodies when streamed.")
         add("keep_host_header", bool, False, "Reverse proxy: keep the original Host header.")
         add("validate_inbound_headers", bool, True, "Make sure that incoming HTTP requests are not malformed.")
@@ -98,6 +113,6 @@ class Options(OptManager):
             self.update(**kwargs)
 
     def _check_sizes(self, updated: set[str]) -> None:
-        for name in ("stream_large_bodies", "body_size_limit"):
+        for name in ("stream_large_bodies", "body_size_limit", "body_buffer_limit", "websocket_message_size_limit"):
             if name in updated:
                 parse_size(getattr(self, name))

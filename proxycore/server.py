@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import ipaddress
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -39,6 +41,14 @@ logger = logging.getLogger("proxycore.proxy")
 READ_SIZE = 65536
 WRITE_HIGH_WATER = 256 * 1024
 MAX_CONNECTIONS_PER_ADDRESS = 5
+LISTEN_BACKLOG = 1024
+# File descriptors kept for everything but client connections (listeners, logs, flow files).
+FD_RESERVE = 64
+# The soft file-descriptor limit a listener raises the process's to (if the hard one allows).
+FD_LIMIT_TARGET = 65536
+# Seconds without accepting after the process ran out of file descriptors.
+ACCEPT_PAUSE = 1.0
+OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 LayerFactory = Callable[[Context], Layer]
 
@@ -56,6 +66,7 @@ class _ConnectionProtocol(asyncio.Protocol):
             self.connection = connection
         self.transport: asyncio.Transport | None = None
         self.closed = asyncio.Event()
+        self.read_while_full = 0  # bytes read from this peer while we could not write to it
         self.adopt: Callable[[_ConnectionProtocol], None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -138,6 +149,10 @@ class ConnectionHandler:
         self._pending_hooks = 0
         self._last_activity = time.monotonic()
         self._watchdog: asyncio.TimerHandle | None = None
+        self._client_silent = True  # no byte from the client and none to it yet
+        # Wakeups the layers asked for; cancelled with the connection, so that a pending
+        # timeout does not keep the handler (and its flows) alive after the client left.
+        self._wakeups: dict[commands.RequestWakeup, asyncio.TimerHandle] = {}
         self._log_extra = {"client": client.peername}
 
     def adopt_client(self, protocol: _ConnectionProtocol) -> None:
@@ -152,6 +167,10 @@ class ConnectionHandler:
 
     async def run(self) -> None:
         self._arm_watchdog()
+        head_timeout = getattr(self.options, "request_head_timeout", 0)
+        silence = None
+        if head_timeout:
+            silence = asyncio.get_running_loop().call_later(head_timeout, self._check_silent, head_timeout)
         await self._run_hook(ClientConnectedHook(self.client))
         if self.client.error:
             logger.info(f"client refused: {self.client.error}", extra=self._log_extra)
@@ -162,6 +181,11 @@ class ConnectionHandler:
         await self._client_done.wait()
         if self._watchdog is not None:
             self._watchdog.cancel()
+        if silence is not None:
+            silence.cancel()
+        for timer in self._wakeups.values():
+            timer.cancel()
+        self._wakeups.clear()
         self.close_all()
         # Connection tasks end with their sockets; hook tasks run to the end, so the last
         # hooks (websocket_end, tcp_end, error...) reach addons even when the client left first.
@@ -179,6 +203,13 @@ class ConnectionHandler:
 
     def data_received(self, connection: Connection, data: bytes) -> None:
         self._last_activity = time.monotonic()
+        if connection is self.client:
+            self._client_silent = False
+        protocol = self.protocols.get(connection)
+        if protocol is not None and protocol in self._full_writers:
+            protocol.read_while_full += len(data)
+            if protocol.read_while_full > WRITE_HIGH_WATER:
+                self._update_reading()
         self.feed(events.DataReceived(connection, data))
 
     def read_closed(self, connection: Connection, exc: Exception | None) -> None:
@@ -196,19 +227,27 @@ class ConnectionHandler:
             self._close(connection)
 
     def writable(self, protocol: _ConnectionProtocol, ok: bool) -> None:
-        """Backpressure: while any peer's write buffer is full, read from no one."""
+        """Backpressure: while a peer's write buffer is full, read from no one else.
+
+        The full peer itself is still read, a little: its FIN (a client that gave up on
+        an endless response) must reach the layers, or we would wait on it forever."""
         if ok:
             self._full_writers.discard(protocol)
+            protocol.read_while_full = 0
         else:
             self._full_writers.add(protocol)
         self._update_reading()
 
     def _update_reading(self) -> None:
-        pause = bool(self._full_writers)
+        others_full = bool(self._full_writers)
         for protocol in self.protocols.values():
             transport = protocol.transport
             if transport is None or transport.is_closing():
                 continue
+            if protocol in self._full_writers:
+                pause = protocol.read_while_full > WRITE_HIGH_WATER
+            else:
+                pause = others_full
             if pause and transport.is_reading():
                 transport.pause_reading()
             elif not pause and not transport.is_reading():
@@ -243,6 +282,8 @@ class ConnectionHandler:
             protocol = self.protocols.get(command.connection)
             if protocol is not None and command.connection.state & ConnectionState.CAN_WRITE:
                 protocol.transport.write(command.data)  # type: ignore[union-attr]
+                if command.connection is self.client:
+                    self._client_silent = False  # a server-first protocol: the client may wait
         elif isinstance(command, commands.StartHook):
             if self._hook_is_trivial(command):
                 self._queue.append(events.HookCompleted(command))
@@ -258,11 +299,16 @@ class ConnectionHandler:
         elif isinstance(command, commands.Log):
             logger.log(command.level, command.message, extra=self._log_extra)
         elif isinstance(command, commands.RequestWakeup):
-            asyncio.get_running_loop().call_later(
-                command.delay, self.feed, events.Wakeup(command)
-            )
+            if not self._client_done.is_set():
+                self._wakeups[command] = asyncio.get_running_loop().call_later(
+                    command.delay, self._wake, command
+                )
         else:
             logger.error(f"unexpected command {command!r}", extra=self._log_extra)
+
+    def _wake(self, command: commands.RequestWakeup) -> None:
+        del self._wakeups[command]
+        self.feed(events.Wakeup(command))
 
     # hooks ---------------------------------------------------------------------
 
@@ -372,7 +418,14 @@ class ConnectionHandler:
         if not task.cancelled() and task.exception() is not None:
             logger.error("internal error", exc_info=task.exception(), extra=self._log_extra)
 
-    # idle timeout ----------------------------------------------------------------
+    # timeouts ------------------------------------------------------------------------
+
+    def _check_silent(self, timeout: int) -> None:
+        """request_head_timeout for a client that has not said a word: before its first
+        bytes no layer can time a request head (none knows yet what protocol it speaks)."""
+        if self._client_silent and not self._client_done.is_set():
+            logger.debug(f"closing client connection silent for {timeout} s", extra=self._log_extra)
+            self.close_all()
 
     def _arm_watchdog(self) -> None:
         timeout = getattr(self.options, "tcp_timeout", 600)
@@ -391,35 +444,171 @@ class ConnectionHandler:
         self.close_all()
 
 
+class _ClientSlots:
+    """Client connections open in this process, held against the connection limit.
+
+    Counted per process, as file descriptors are.  A listener over the limit waits for a
+    slot instead of accepting: new clients wait in the kernel's backlog meanwhile."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def full(self, limit: int) -> bool:
+        return self.count >= limit
+
+    async def wait_for_room(self, limit: int) -> None:
+        while self.count >= limit:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+
+    def release(self) -> None:
+        self.count -= 1
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+_client_slots = _ClientSlots()
+
+
+def connection_limit(max_connections: int) -> int:
+    """``max_connections`` (0: none), kept below what the file-descriptor limit allows:
+    a client connection usually needs a server connection too."""
+    limit = max_connections or sys.maxsize
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return limit
+    if soft == resource.RLIM_INFINITY:
+        return limit
+    return max(1, min(limit, (soft - FD_RESERVE) // 2))
+
+
+def raise_fd_limit() -> None:
+    """Lift the soft file-descriptor limit to the hard one (at most FD_LIMIT_TARGET), as Go
+    and nginx servers do: the usual soft limit of 1024 allows fewer than 500 proxied
+    connections, while the hard limit is commonly far higher."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = FD_LIMIT_TARGET if hard == resource.RLIM_INFINITY else min(hard, FD_LIMIT_TARGET)
+        if soft != resource.RLIM_INFINITY and soft < target:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ImportError, OSError, ValueError):
+        pass  # not on this platform, or not allowed: connection_limit() follows what is
+
+
+def _bind(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets for ``host`` (all interfaces if empty), IPv4 and IPv6 on one port."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:  # the other family: the port the first one got
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            try:
+                sock.bind(address)
+            except OSError as e:  # worded as asyncio's create_server (and so mitmproxy) words it
+                reason = (e.strerror or str(e)).lower()
+                raise OSError(e.errno, f"error while attempting to bind on address {address!r}: {reason}") from None
+            sock.listen(LISTEN_BACKLOG)
+            sock.setblocking(False)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
 class ProxyListener:
-    """A bound TCP listener that hands each connection to a ConnectionHandler."""
+    """Listening sockets that hand each connection to a ConnectionHandler.
+
+    Accepting is ours (not asyncio's create_server) so that it can stop: at the
+    connection limit, and for a moment when the process runs out of file descriptors
+    (logged once, where asyncio would log every failed accept)."""
 
     def __init__(self, master: Any, make_layer: LayerFactory, mode: ProxyMode | str = "regular") -> None:
         self.master = master
         self.make_layer = make_layer
         self.mode = mode if isinstance(mode, ProxyMode) else ProxyMode.parse(mode)
-        self.server: asyncio.base_events.Server | None = None
+        self.sockets: list[socket.socket] = []
+        self._accept_tasks: list[asyncio.Task[None]] = []
+        self._serving: set[asyncio.Task[None]] = set()  # strong references, as asyncio asks
         self.handlers: dict[asyncio.Task[None], ConnectionHandler] = {}
         self.last_exception: Exception | None = None
 
     async def start(self, host: str, port: int) -> None:
+        raise_fd_limit()
+        try:
+            self.sockets = _bind(host, port)
+        except OSError:
+            if port != 0 or host:
+                raise
+            # One family refused the other's port: give both a port free on both.
+            self.sockets = _bind(host, _free_port())
         loop = asyncio.get_running_loop()
-        if port == 0 and not host:
-            # On all interfaces asyncio binds IPv4 and IPv6 separately: give both one free port.
-            try:
-                self.server = await loop.create_server(
-                    self._new_connection, None, _free_port(), reuse_address=True
+        self._accept_tasks = [loop.create_task(self._accept_loop(sock)) for sock in self.sockets]
+
+    async def _accept_loop(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        out_of_fds = False
+        while True:
+            limit = connection_limit(getattr(self.master.options, "max_connections", 0))
+            if _client_slots.full(limit):
+                logger.warning(
+                    f"{_client_slots.count} client connections open (limit {limit}, see "
+                    "max_connections): new connections wait until some close."
                 )
-                return
-            except OSError:
-                pass
-        self.server = await loop.create_server(
-            self._new_connection, host or None, port, reuse_address=True
-        )
+                await _client_slots.wait_for_room(limit)
+            try:
+                conn, _ = await loop.sock_accept(sock)
+            except OSError as e:
+                if e.errno not in OUT_OF_RESOURCES:
+                    if sock.fileno() == -1:
+                        return  # closed by stop()
+                    logger.debug(f"accept failed: {e}")
+                    continue
+                if not out_of_fds:
+                    out_of_fds = True
+                    logger.error(
+                        f"Cannot accept connections: {_error_text(e)}. Pausing new connections "
+                        "until descriptors are free again (raise `ulimit -n` or lower max_connections)."
+                    )
+                await asyncio.sleep(ACCEPT_PAUSE)
+                continue
+            if out_of_fds:
+                out_of_fds = False
+                logger.info("Accepting connections again.")
+            _client_slots.count += 1
+            task = loop.create_task(self._serve(conn))
+            self._serving.add(task)
+            task.add_done_callback(self._serving.discard)
+
+    async def _serve(self, conn: socket.socket) -> None:
+        """One accepted socket: its protocol adopts it; the slot is freed when it is gone."""
+        protocol = self._new_connection()
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(lambda: protocol, conn)
+            await protocol.closed.wait()
+        except OSError:
+            conn.close()
+        finally:
+            _client_slots.release()
 
     @property
     def is_running(self) -> bool:
-        return self.server is not None
+        return bool(self.sockets)
 
     def to_json(self) -> dict[str, Any]:
         """What mitmproxy's web API shows for a server (``/state`` -> ``servers``)."""
@@ -434,9 +623,7 @@ class ProxyListener:
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
-        if self.server is None:
-            return []
-        return [s.getsockname()[:2] for s in self.server.sockets]
+        return [s.getsockname()[:2] for s in self.sockets]
 
     def _new_connection(self) -> asyncio.Protocol:
         protocol = _ConnectionProtocol(None, None)
@@ -484,14 +671,17 @@ class ProxyListener:
             logger.error("internal error", exc_info=task.exception())
 
     async def stop(self) -> None:
-        if self.server is None:
+        if not self.sockets:
             return
-        self.server.close()
+        for task in self._accept_tasks:
+            task.cancel()
+        await asyncio.gather(*self._accept_tasks, return_exceptions=True)
+        for sock in self.sockets:
+            sock.close()
         for handler in list(self.handlers.values()):
             handler.close_all()
         if self.handlers:
             await asyncio.wait(list(self.handlers), timeout=5)
         for task in list(self.handlers):
             task.cancel()
-        await self.server.wait_closed()
-        self.server = None
+        self.sockets, self._accept_tasks = [], []

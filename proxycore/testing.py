@@ -187,10 +187,11 @@ def _emulate_state(command: Command) -> None:
 class Playbook:
     """Feeds queued events into a layer and checks the commands it emits (see module doc)."""
 
-    def __init__(self, layer: Layer, hooks: bool = True, logs: bool = False) -> None:
+    def __init__(self, layer: Layer, hooks: bool = True, logs: bool = False, timeouts: bool = False) -> None:
         self.layer = layer
         self.hooks = hooks
         self.logs = logs
+        self.timeouts = timeouts
         self.expected: list[Any] = [events.Start()]
         self.actual: list[Any] = []
         self.issued: list[Command] = []
@@ -225,6 +226,8 @@ class Playbook:
                 auto.append(events.HookCompleted(command))
                 continue
             if isinstance(command, commands.Log) and not self.logs:
+                continue
+            if isinstance(command, commands.RequestTimeout) and not self.timeouts:
                 continue
             previous = self.actual[-1] if self.actual else None
             if (

@@ -314,3 +314,41 @@ def test_last_hooks_run_even_though_the_client_is_gone():
         origin.close()
 
     run(main())
+
+
+def test_a_closed_connection_leaves_no_pending_wakeup_behind():
+    """The HTTP/1 layer arms request_head_timeout with the first bytes: the timer must go
+    with the connection, not keep its handler alive for 30 seconds."""
+
+    async def main():
+        listener, port = await proxy(http_master(), HttpProxy)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET http://example.com/ HTTP/1.1\r\n")
+        await asyncio.sleep(0.1)
+        (handler,) = listener.handlers.values()
+        assert handler._wakeups  # the head timeout is pending
+        writer.close()
+        for _ in range(100):
+            if not listener.handlers:
+                break
+            await asyncio.sleep(0.01)
+        assert not listener.handlers
+        assert not handler._wakeups
+        await listener.stop()
+
+    run(main())
+
+
+def test_a_client_that_never_says_anything_is_closed_after_request_head_timeout():
+    async def main():
+        master = http_master()
+        master.options.update(request_head_timeout=1)
+        listener, port = await proxy(master, HttpProxy)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        started = time.monotonic()
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        assert 0.9 < time.monotonic() - started < 3
+        writer.close()
+        await listener.stop()
+
+    run(main())

@@ -57,6 +57,9 @@ def test_parse_credentials():
     assert socks5.parse_credentials(b"\x01\x00\x00") == (socks5.Credentials("", ""), 3)
     # Not UTF-8: kept readable instead of failing.
     assert socks5.parse_credentials(b"\x01\x01\xff\x01\xfe")[0].username == "\\xff"
+    with pytest.raises(socks5.Socks5Error, match="Expected 0x01, got 0x5") as e:
+        socks5.parse_credentials(b"\x05\x04user\x04pass")
+    assert e.value.reply_code is None
 
 
 @pytest.mark.parametrize(
@@ -330,6 +333,20 @@ def test_username_password_accepted():
     )
     assert data().client_conn is tctx.client
     assert (data().username, data().password, data().valid) == ("user", "pass", True)
+
+
+@pytest.mark.parametrize("version", [0x00, 0x02, 0x05])
+def test_username_password_with_a_wrong_version_byte_is_refused(version):
+    tctx = socks_context(proxyauth="user:pass")
+    assert (
+        Playbook(Socks5Proxy(tctx), logs=True)
+        >> events.DataReceived(tctx.client, GREETING_AUTH)
+        << commands.SendData(tctx.client, b"\x05\x02")
+        >> events.DataReceived(tctx.client, bytes([version]))  # refused before the rest arrives
+        << commands.CloseConnection(tctx.client)
+        << commands.Log(f"Invalid SOCKS5 username/password version. Expected 0x01, got 0x{version:x}", "info")
+        >> events.DataReceived(tctx.client, b"\x04user\x04pass" + CONNECT_V4)
+    )
 
 
 def test_username_password_rejected():

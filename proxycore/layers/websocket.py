@@ -6,7 +6,8 @@ this layer parses frames from each side, reassembles messages, runs the
 boundaries of a message are kept when the hook leaves its content alone.
 Pings and pongs are forwarded as they are; a close from either side is
 forwarded to the other with its code and reason; a protocol error from a peer
-closes that peer with 1002 and the other side with 1001 ("going away").
+closes that peer with 1002 and the other side with 1001 ("going away"); a message
+over ``websocket_message_size_limit`` closes both with 1009 ("message too big").
 """
 
 from __future__ import annotations
@@ -26,11 +27,15 @@ from proxycore.context import Context
 from proxycore.flow import Error
 from proxycore.http import HTTPFlow
 from proxycore.layer import CommandGenerator, Layer
+from proxycore.options import parse_size
 from proxycore.websocket import Opcode, WebSocketData, WebSocketMessage
 
 # A changed message is sent in fragments of this size (mitmproxy uses about 4 KB).
 FRAGMENT_SIZE = 4096
 ABNORMAL_CLOSURE = 1006
+MESSAGE_TOO_BIG = 1009
+# Seconds the peers get to answer our close before their connections are cut.
+CLOSE_TIMEOUT = 10
 
 
 @hook_dataclass
@@ -66,6 +71,7 @@ class _Side:
         self.from_client = from_client
         self.frame: list[bytes] = []  # pieces of the frame being received
         self.fragments: list[bytes] = []  # whole frames of the message being received
+        self.size = 0  # bytes of the message being received (after decompression)
         self.close_sent = False
         self.close_received = False
         self.gone = False
@@ -94,6 +100,8 @@ class WebsocketLayer(Layer):
         self.client = _Side(context.client, client_ws, from_client=True)
         self.server = _Side(flow.server_conn, server_ws, from_client=False)
         self.ended = False
+        # Set once a message was too big: messages still arriving are dropped unread.
+        self.close_timer: commands.RequestWakeup | None = None
 
     def _handle_event(self, event: events.Event) -> CommandGenerator:
         if isinstance(event, events.Start):
@@ -106,6 +114,8 @@ class WebsocketLayer(Layer):
             side = self._side(event.connection)
             if side is not None:
                 yield from self.peer_gone(side)
+        elif isinstance(event, events.Wakeup) and event.command is self.close_timer:
+            yield from self.end()  # a peer did not answer our close in time
         elif isinstance(event, events.MessageInjected) and event.flow is self.flow:
             message: WebSocketMessage = event.message
             yield from self.inject(message)
@@ -128,8 +138,16 @@ class WebsocketLayer(Layer):
         side.ws.receive_data(data)
         for event in side.ws.events():
             if isinstance(event, ws.Message):
+                if self.close_timer is not None:
+                    continue
                 # wsproto hands out frames in pieces as bytes arrive: rebuild whole frames.
-                side.frame.append(event.data.encode() if isinstance(event.data, str) else bytes(event.data))
+                piece = event.data.encode() if isinstance(event.data, str) else bytes(event.data)
+                side.frame.append(piece)
+                side.size += len(piece)
+                limit = parse_size(self.context.options.websocket_message_size_limit)
+                if limit and side.size > limit:
+                    yield from self.message_too_big(side, limit)
+                    return
                 if event.frame_finished:
                     side.fragments.append(b"".join(side.frame))
                     side.frame = []
@@ -142,8 +160,28 @@ class WebsocketLayer(Layer):
             elif isinstance(event, ws.CloseConnection):
                 yield from self.close_received(side, event)
 
+    def message_too_big(self, side: _Side, limit: int) -> CommandGenerator:
+        """A message over websocket_message_size_limit: close both sides with 1009 rather
+        than hold it all in memory (it is only relayed once complete).  The TCP connections
+        end with the close handshakes, or after CLOSE_TIMEOUT: cutting them at once could
+        reset the connection of a peer still sending and lose our close frame."""
+        side.frame, side.fragments, side.size = [], [], 0
+        websocket = self.flow.websocket
+        assert websocket is not None
+        message = f"WebSocket message from the {_who(side)} exceeds websocket_message_size_limit ({limit} bytes)."
+        if websocket.close_code is None:
+            websocket.close_code = MESSAGE_TOO_BIG
+            websocket.close_reason = "Message too big"
+        self.flow.error = Error(message)
+        yield commands.Log(message, "info")
+        for target in (side, self._other(side)):
+            yield from self.send(target, ws.CloseConnection(code=MESSAGE_TOO_BIG, reason="Message too big"))
+        self.close_timer = commands.RequestWakeup(CLOSE_TIMEOUT)
+        yield self.close_timer
+
     def message_complete(self, side: _Side, is_text: bool) -> CommandGenerator:
         raw, side.fragments = side.fragments, []
+        side.size = 0
         content = b"".join(raw)
         message = WebSocketMessage(Opcode.TEXT if is_text else Opcode.BINARY, side.from_client, content)
         assert self.flow.websocket is not None

@@ -82,7 +82,10 @@ def parse_greeting(buf: bytes) -> tuple[Greeting, int] | None:
 
 
 def parse_credentials(buf: bytes) -> tuple[Credentials, int] | None:
-    """Username/password subnegotiation (the version byte is not checked, as in mitmproxy)."""
+    """Username/password subnegotiation. Its version byte must be 0x01 (RFC 1929);
+    mitmproxy does not check it."""
+    if buf and buf[0] != AUTH_VERSION:
+        raise Socks5Error(f"Invalid SOCKS5 username/password version. Expected 0x01, got 0x{buf[0]:x}")
     if len(buf) < 2:
         return None
     user_end = 2 + buf[1]

@@ -31,6 +31,7 @@ from proxycore.layers.http._events import (
     HttpEvent,
     RequestData,
     RequestEndOfMessage,
+    RequestHalfClosed,
     RequestHeaders,
     RequestProtocolError,
     RequestTrailers,
@@ -91,7 +92,7 @@ class HttpStream(Layer):
         self.mode = mode
         self.request_body: list[bytes] = []
         self.response_body: list[bytes] = []
-        # Bytes buffered so far, for body_size_limit and stream_large_bodies.
+        # Bytes buffered so far, for body_size_limit and the streaming threshold.
         self.request_body_size = 0
         self.response_body_size = 0
         self.child_layer = None
@@ -134,6 +135,9 @@ class HttpStream(Layer):
         if self._killed:
             yield from self.kill()
             return
+        if self.flow.response is not None and not event.end_stream:
+            yield from self.answer_before_body()
+            return
         if request.headers.get("expect", "").lower() == "100-continue":
             del request.headers["expect"]
             if not event.end_stream:
@@ -144,6 +148,21 @@ class HttpStream(Layer):
         # An addon that already answered (e.g. proxyauth's 407) must not be bypassed by streaming.
         if request.stream and self.flow.response is None:
             yield from self.start_request_stream(event.end_stream)
+
+    def answer_before_body(self) -> CommandGenerator:
+        """An addon answered at requestheaders time (proxyauth's 407): reply now, unread body.
+
+        Neither 100 Continue nor the body is waited for, so a client cannot make us buffer
+        an upload nobody wants; an HTTP/1 client connection ends after the answer."""
+        request = self.flow.request
+        request.headers.pop("expect", None)
+        request.timestamp_end = time.time()
+        self._handle_event = self.state_consume_request
+        yield HttpRequestHook(self.flow)
+        if self._killed:
+            yield from self.kill()
+            return
+        yield from self.send_addon_response()
 
     def _prepare_request(self) -> str | None:
         """Fill in the destination; an error message if the request cannot be routed."""
@@ -205,7 +224,7 @@ class HttpStream(Layer):
             if self._over_size_limit(size):
                 yield from self.body_too_large(request=True, headers_hook=False)
                 return
-            limit = parse_size(self.context.options.stream_large_bodies)
+            limit = self._stream_threshold()
             answered = self.flow.response is not None
             if limit is not None and not answered and size > limit:
                 self.flow.request.stream = True
@@ -222,19 +241,22 @@ class HttpStream(Layer):
             if self._killed:
                 yield from self.kill()
             elif self.flow.response is not None:
-                # An addon answered: pretend the response came in, without a server.
-                self.flow.response.timestamp_start = self.flow.response.timestamp_start or time.time()
-                yield HttpResponseHeadersHook(self.flow)
-                if self._killed:
-                    yield from self.kill()
-                    return
-                yield from self.send_response()
+                yield from self.send_addon_response()
             else:
                 yield from self.send_request_to_server()
         elif isinstance(event, RequestProtocolError):
             yield from self.client_error(event)
         else:
             yield from self.handle_response_side(event)
+
+    def send_addon_response(self) -> CommandGenerator:
+        """An addon answered: pretend the response came in, without a server."""
+        self.flow.response.timestamp_start = self.flow.response.timestamp_start or time.time()
+        yield HttpResponseHeadersHook(self.flow)
+        if self._killed:
+            yield from self.kill()
+            return
+        yield from self.send_response()
 
     def state_stream_request(self, event: events.Event) -> CommandGenerator:
         if isinstance(event, RequestData):
@@ -321,6 +343,13 @@ class HttpStream(Layer):
             yield from self.fail_response(event.message, event.code)
         elif isinstance(event, RequestProtocolError):
             yield from self.client_error(event)
+        elif isinstance(event, RequestHalfClosed):
+            # A FIN right after the request still gets the answer (nc, some scripts). Once the
+            # server's response is arriving, the client is gone (as mitmproxy sees it): stop
+            # downloading, maybe without end, for nobody.
+            if self.server_conn is not None and self.flow.response is not None:
+                gone = RequestProtocolError(self.stream_id, "Client disconnected.", ErrorCode.CLIENT_DISCONNECTED)
+                yield from self.client_error(gone)
         elif isinstance(event, (RequestData, RequestEndOfMessage)):
             pass  # the client's body after an early response: nothing left to do with it
 
@@ -363,7 +392,7 @@ class HttpStream(Layer):
         if self._over_size_limit(size):
             yield from self.body_too_large(request=False, headers_hook=False)
             return
-        limit = parse_size(self.context.options.stream_large_bodies)
+        limit = self._stream_threshold()
         if limit is not None and size > limit:
             self.flow.response.stream = True
             yield from self.start_response_stream()
@@ -456,6 +485,13 @@ class HttpStream(Layer):
             yield SendHttp(RequestProtocolError(self.stream_id, message, event.code), self.server_conn)
         yield SendHttp(ResponseProtocolError(self.stream_id, event.message, event.code), self.context.client)
         yield from self.finish()
+
+    def _stream_threshold(self) -> int | None:
+        """Above this many buffered bytes a body is streamed: stream_large_bodies (mitmproxy's
+        option) or body_buffer_limit (ours, on by default), whichever is lower."""
+        options = self.context.options
+        limits = [parse_size(options.stream_large_bodies), parse_size(options.body_buffer_limit) or None]
+        return min((x for x in limits if x is not None), default=None)
 
     def _over_size_limit(self, size: int | None) -> bool:
         limit = parse_size(self.context.options.body_size_limit)

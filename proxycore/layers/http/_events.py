@@ -97,6 +97,11 @@ class ResponseEndOfMessage(HttpEvent):
 
 
 @dataclass(slots=True)
+class RequestHalfClosed(HttpEvent):
+    """HTTP/1: the client sent FIN after a complete request; it may still read the answer."""
+
+
+@dataclass(slots=True)
 class RequestProtocolError(HttpEvent):
     message: str
     code: ErrorCode = ErrorCode.GENERIC_CLIENT_ERROR

@@ -23,6 +23,7 @@ from proxycore.layers.http._events import (
     HttpEvent,
     RequestData,
     RequestEndOfMessage,
+    RequestHalfClosed,
     RequestHeaders,
     RequestProtocolError,
     RequestTrailers,
@@ -132,6 +133,31 @@ class Http1Server(Http1Connection):
         self.next_stream_id = 1
         self.request_done = False
         self.client_closed = False
+        # The timeout for the next request head; outdated once replaced or the head is in.
+        self.head_timer: commands.RequestTimeout | None = None
+        self.head_timer_idle = False
+
+    def _arm_head_timer(self, idle: bool) -> CommandGenerator:
+        """Wait for the next request head: keepalive_timeout for its first byte after a
+        response (idle), request_head_timeout for all of it (slowloris)."""
+        options = self.context.options
+        delay = options.keepalive_timeout if idle else options.request_head_timeout
+        self.head_timer, self.head_timer_idle = None, idle
+        if delay:
+            self.head_timer = commands.RequestTimeout(delay)
+            yield self.head_timer
+
+    def _head_timed_out(self) -> CommandGenerator:
+        assert self.head_timer is not None
+        delay = self.head_timer.delay
+        self.state = "done"
+        if self.buf.strip():
+            yield commands.Log(f"client did not complete its request head within {delay} s", logging.INFO)
+            page = make_error_response(408, f"No complete request head within {delay} seconds.")
+            yield commands.SendData(self.conn, http1.assemble_response_head(page) + page.raw_content)
+        else:
+            yield commands.Log(f"closing client connection idle for {delay} s", logging.DEBUG)
+        yield commands.CloseConnection(self.conn)
 
     def _handle_event(self, event: events.Event) -> CommandGenerator:
         if isinstance(event, events.DataReceived):
@@ -147,11 +173,14 @@ class Http1Server(Http1Connection):
         elif isinstance(event, HttpEvent):
             yield from self._send(event)
         elif isinstance(event, events.Wakeup):
-            if self.state == "discard":  # the client kept sending for too long after our answer
+            if event.command is self.head_timer:
+                if self.state == "read_headers":
+                    yield from self._head_timed_out()
+            elif self.state == "discard":  # the client kept sending for too long after our answer
                 self.state = "done"
                 yield commands.CloseConnection(self.conn)
         elif isinstance(event, events.Start):
-            return
+            yield from self._arm_head_timer(idle=False)
 
     def _read(self) -> CommandGenerator:
         while True:
@@ -171,7 +200,10 @@ class Http1Server(Http1Connection):
             self.buf = buf
             if len(buf) > MAX_HEAD_SIZE:
                 yield from self._bad_request("request head too large", 431)
+            elif buf and self.head_timer_idle:
+                yield from self._arm_head_timer(idle=False)  # a head has begun: time it
             return False
+        self.head_timer = None
         head, self.buf = buf[:end], buf[end:]
         try:
             request = http1.parse_request_head(head)
@@ -244,7 +276,10 @@ class Http1Server(Http1Connection):
                 yield commands.Log("client closed the connection mid-request", logging.DEBUG)
             self.state = "done"
             yield commands.CloseConnection(self.conn)
-        # state "wait": a half-close after a full request; the response still goes out.
+        elif state == "wait":
+            # The stream decides: a half-close right after the request still gets the
+            # response; a FIN while the response is arriving means the client is gone.
+            yield ReceiveHttp(RequestHalfClosed(self.stream_id))
 
     def _send(self, event: HttpEvent) -> CommandGenerator:
         if isinstance(event, ResponseHeaders):
@@ -309,6 +344,9 @@ class Http1Server(Http1Connection):
             or http1.connection_close(request.http_version, request.headers)
             or http1.connection_close(response.http_version, response.headers)
         )
+        if close and self.state == "read_body" and not self.client_closed:
+            yield from self._discard_rest()  # answered before the body (proxyauth's 407)
+            return
         if close:
             self.state = "done"
             yield commands.CloseConnection(self.conn)
@@ -316,6 +354,7 @@ class Http1Server(Http1Connection):
         self.state = "read_headers"
         self.request = self.response = None
         self.body_reader = None
+        yield from self._arm_head_timer(idle=not self.buf.lstrip(b"\r\n"))
         if self.buf:
             yield from self._read()
 
@@ -327,15 +366,18 @@ class Http1Server(Http1Connection):
             page = make_error_response(status, event.message)
             yield commands.SendData(self.conn, http1.assemble_response_head(page) + page.raw_content)
             if self.state == "read_body":
-                # The client is still uploading (e.g. a body over body_size_limit). Closing now
-                # would reset the connection and could destroy the page before the client reads
-                # it, so only send FIN and drop what still arrives until the client hangs up.
-                self.state = "discard"
-                yield commands.CloseConnection(self.conn, half_close=True)
-                yield commands.RequestWakeup(LINGER_SECONDS)
+                yield from self._discard_rest()  # e.g. a body over body_size_limit
                 return
         self.state = "done"
         yield commands.CloseConnection(self.conn)
+
+    def _discard_rest(self) -> CommandGenerator:
+        """Answered while the client is still uploading. Closing now would reset the
+        connection and could destroy the answer before the client reads it, so only send
+        FIN and drop what still arrives until the client hangs up (or LINGER_SECONDS)."""
+        self.state = "discard"
+        yield commands.CloseConnection(self.conn, half_close=True)
+        yield commands.RequestWakeup(LINGER_SECONDS)
 
 
 class Http1Client(Http1Connection):
