@@ -423,7 +423,7 @@ class Options(RequestHandler):
     def get(self) -> None:
         self.write(serialize.options_to_json(self.master.options))
 
-    def put(self) -> None:
+    async def put(self) -> None:
         update = self.json
         if not isinstance(update, dict):
             raise APIError(400, "Expected a JSON object.")
@@ -436,10 +436,19 @@ class Options(RequestHandler):
                 check_value(name, options.typespec(name), value)
             except OptionsError:
                 raise APIError(400, _option_type_error(name, options.typespec(name), value)) from None
+        proxyserver = self.master.addons.get("proxyserver")
+        pending = getattr(proxyserver, "update_task", None)
         try:
             options.update(**update)
         except OptionsError as e:
             raise APIError(400, str(e)) from None
+        # A listener change is applied in a task: wait for it, so that a port that cannot be
+        # bound is this request's error (the old listener keeps serving, the options revert).
+        task = getattr(proxyserver, "update_task", None)
+        if task is not None and task is not pending:
+            error = await task
+            if error:
+                raise APIError(400, error)
 
 
 class SaveOptions(RequestHandler):

@@ -12,6 +12,7 @@ from typing import Any
 
 from proxycore import ctx, signals
 from proxycore.exceptions import OptionsError
+from proxycore.optmanager import PORT
 
 logger = logging.getLogger("proxycore.web")
 
@@ -58,7 +59,7 @@ class WebAddon:
     def load(self, loader: Any) -> None:
         loader.add_option("web_open_browser", bool, True, "Start a browser.")
         loader.add_option("web_debug", bool, False, "Enable web server debugging.")
-        loader.add_option("web_port", int, 8081, "Web UI port.")
+        loader.add_option("web_port", int, 8081, "Web UI port.", check=PORT)
         loader.add_option("web_host", str, "127.0.0.1", "Web UI host.")
         loader.add_option(
             "web_columns",

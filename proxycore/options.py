@@ -6,7 +6,7 @@ import functools
 from collections.abc import Sequence
 
 from proxycore.exceptions import OptionsError
-from proxycore.optmanager import OptManager
+from proxycore.optmanager import PORT, OptManager, in_range
 
 LOG_VERBOSITY = ["error", "warn", "info", "alert", "debug"]
 
@@ -37,7 +37,7 @@ class Options(OptManager):
         add("listen_host", str, "", "Address to bind proxy server(s) to (may be overridden per mode).")
         add("listen_port", int | None, None,
             "Port to bind proxy server(s) to (may be overridden per mode). "
-            "By default, the port is mode-specific (8080 for regular).")
+            "By default, the port is mode-specific (8080 for regular).", check=PORT)
         add("connection_strategy", str, "eager",
             "Whether to connect to upstream servers as soon as possible (eager) "
             "or only when required (lazy).", choices=("eager", "lazy"))
@@ -51,10 +51,11 @@ class Options(OptManager):
         add("key_size", int, 2048, "TLS key size for certificates and CA.")
         add("certs", Sequence[str], [], "SSL certificates of the form \"[domain=]path\".")
         add("http2", bool, True, "Enable/disable HTTP/2 support.")
-        add("http2_ping_keepalive", int, 58, "Send a PING frame on idle HTTP/2 connections (seconds, 0 = off).")
+        add("http2_ping_keepalive", int, 58, "Send a PING frame on idle HTTP/2 connections (seconds, 0 = off).",
+            check=in_range(0))
         add("websocket", bool, True, "Enable/disable WebSocket support.")
         add("rawtcp", bool, True, "Enable/disable raw TCP connections.")
-        add("tcp_timeout", int, 600, "Close idle TCP connections after this many seconds.")
+        add("tcp_timeout", int, 600, "Close idle TCP connections after this many seconds.", check=in_range(0))
         add("stream_large_bodies", str | None, None,
             "Stream data to the client if the body exceeds this size (e.g. 3m, 1k).")
         add("body_size_limit", str | None, None, "Byte size limit of HTTP request and response bodies.")
@@ -72,7 +73,7 @@ class Options(OptManager):
         add("intercept", str | None, None, "Intercept filter expression.")
         add("keepserving", bool, False, "Continue serving after client playback, server playback or file read.")
         add("proxy_debug", bool, False, "Enable debug logs in the proxy core.")
-        add("content_view_lines_cutoff", int, 512, "Flow content view lines limit.")
+        add("content_view_lines_cutoff", int, 512, "Flow content view lines limit.", check=in_range(0))
         add("server_replay", Sequence[str], [], "Replay server responses from a saved file.")
         add("client_replay", Sequence[str], [], "Replay client requests from a saved file.")
         add("readfile_filter", str | None, None, "Read only matching flows.")
