@@ -7,6 +7,7 @@ tell the view (``view.update``), whose signals reach WebSocket clients through
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import mimetypes
@@ -24,6 +25,7 @@ import tornado.web
 from proxycore import __version__, flowfilter
 from proxycore.api import serialize
 from proxycore.api.auth import AuthMixin
+from proxycore.api.gate import Gate
 from proxycore.api.pages import login_page, no_frontend_page
 from proxycore.api.updates import ClientConnection
 from proxycore.exceptions import OptionsError
@@ -554,6 +556,8 @@ class Application(tornado.web.Application):
         self.auth = auth
         self.static_dir = static_dir
         self.connections: set[ClientConnection] = set()
+        self.listen_addresses: list[tuple[str, int]] = []  # set by the web addon once bound
+        self.background: set[asyncio.Task[None]] = set()  # refusals still closing (api.gate)
         self.flow_json = serialize.FlowJsonCache()
         handlers: list[Any] = list(HANDLERS)
         if static_dir:
@@ -572,6 +576,10 @@ class Application(tornado.web.Application):
             autoreload=False,
             transforms=[GZipContentAndFlowFiles],
         )
+
+    def start_request(self, server_conn: object, request_conn: Any) -> Any:
+        # Host and body-size checks run on the head, before Tornado reads the body.
+        return Gate(self, super().start_request(server_conn, request_conn), request_conn)
 
     def auth_cookie_name(self) -> str:
         return f"mitmproxy-auth-{self.master.options.web_port}"

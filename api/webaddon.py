@@ -12,6 +12,7 @@ from typing import Any
 
 from proxycore import ctx, signals
 from proxycore.exceptions import OptionsError
+from proxycore.options import parse_size
 from proxycore.optmanager import PORT
 
 logger = logging.getLogger("proxycore.web")
@@ -41,6 +42,15 @@ def open_browser(url: str) -> bool:
     return False
 
 
+def _size(value: str) -> None:
+    try:
+        size = parse_size(value)
+    except OptionsError as e:
+        raise ValueError(str(e)) from None
+    if not size:
+        raise ValueError("must be a size above 0, e.g. 500m")
+
+
 class WebAddon:
     """Serves the API on ``web_host:web_port`` from ``running`` until ``done``.
 
@@ -61,6 +71,22 @@ class WebAddon:
         loader.add_option("web_debug", bool, False, "Enable web server debugging.")
         loader.add_option("web_port", int, 8081, "Web UI port.", check=PORT)
         loader.add_option("web_host", str, "127.0.0.1", "Web UI host.")
+        loader.add_option(
+            "web_allowed_hosts",
+            Sequence[str],
+            [],
+            "Extra names the web interface may be reached by (the Host header), for a reverse "
+            "proxy in front of it; localhost, 127.0.0.1, [::1] and web_host are always allowed. "
+            "'*' allows any name (no DNS rebinding protection, as mitmweb).",
+        )
+        loader.add_option(
+            "web_max_body_size",
+            str,
+            "1g",
+            "Largest request body the web API accepts (flow file uploads), e.g. 200m. Bodies "
+            "over 64k are refused unless the request carries credentials in its head.",
+            check=_size,
+        )
         loader.add_option(
             "web_columns",
             Sequence[str],
@@ -137,6 +163,7 @@ class WebAddon:
         self.server = tornado.httpserver.HTTPServer(self.app, max_buffer_size=2**32)
         self.server.add_sockets(sockets)
         self.addresses = [s.getsockname()[:2] for s in sockets]
+        self.app.listen_addresses = self.addresses
         self._broadcaster = Broadcaster(self.app.connections)
         self._connect(True)
         logger.info(f"Web server listening at {self.web_url}")
@@ -195,6 +222,9 @@ class WebAddon:
             self._servers_task.cancel()
         for conn in list(self.app.connections):
             conn.close()
+        for task in list(self.app.background):
+            task.cancel()
+        await asyncio.gather(*self.app.background, return_exceptions=True)
         self.server.stop()
         await self.server.close_all_connections()
         self.app = None
