@@ -228,11 +228,37 @@ class KillFlow(RequestHandler):
             self.view.update([flow])
 
 
+# What an edited field may hold, so that an edit cannot smuggle a second request into a
+# replay: no CR, LF or NUL anywhere; no controls or spaces in request-line parts; header
+# names are tokens (RFC 9110 5.6.2).
+_CONTROLS = "".join(map(chr, range(32))) + "\x7f"
+_REQUEST_LINE_BAD = re.compile(f"[{re.escape(_CONTROLS)} ]")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_LINE_BREAKS = re.compile("[\r\n\x00]")
+
+
+def _field(where: str, value: Any) -> str:
+    """A request-line or status-line part: no control characters, no spaces (reason: spaces)."""
+    text = str(value)
+    bad = _LINE_BREAKS if where.endswith(".reason") else _REQUEST_LINE_BAD
+    if where.endswith(".method") and not _TOKEN.fullmatch(text):
+        raise APIError(400, f"Invalid update {where}: {text!r} is not an HTTP method (a token).")
+    if bad.search(text):
+        raise APIError(400, f"Invalid update {where}: control characters or spaces in {text!r}.")
+    return text
+
+
 def _headers(where: str, value: Any) -> Headers:
     """``[[name, value], ...]`` (order and repeats kept) as Headers."""
     if not isinstance(value, list) or not all(isinstance(p, list) and len(p) == 2 for p in value):
         raise APIError(400, f"Invalid update {where}: expected a list of [name, value] pairs.")
-    return Headers([(str(name), str(val)) for name, val in value])
+    fields = [(str(name), str(val)) for name, val in value]
+    for name, val in fields:
+        if not _TOKEN.fullmatch(name):
+            raise APIError(400, f"Invalid update {where}: {name!r} is not a header name.")
+        if _LINE_BREAKS.search(val):
+            raise APIError(400, f"Invalid update {where}: CR, LF or NUL in the value of {name}.")
+    return Headers(fields)
 
 
 def _integer(where: str, value: Any, low: int, high: int) -> int:
@@ -262,7 +288,7 @@ def _edit_message(message: Any, part: str, changes: dict[str, Any], edits: tuple
     for key, value in changes.items():
         where = f"{part}.{key}"
         if key in text_fields:
-            setattr(message, key, str(value))
+            setattr(message, key, _field(where, value))
         elif key == number_key:
             setattr(message, number_attr, _integer(where, value, low, high))
         elif key in ("headers", "trailers"):
