@@ -13,7 +13,7 @@ from typing import Any
 from proxycore import ctx, signals
 from proxycore.exceptions import OptionsError
 from proxycore.options import parse_size
-from proxycore.optmanager import PORT
+from proxycore.optmanager import PORT, in_range
 
 logger = logging.getLogger("proxycore.web")
 
@@ -85,6 +85,21 @@ class WebAddon:
             "1g",
             "Largest request body the web API accepts (flow file uploads), e.g. 200m. Bodies "
             "over 64k are refused unless the request carries credentials in its head.",
+            check=_size,
+        )
+        loader.add_option(
+            "web_updates_max_queue",
+            int,
+            20000,
+            "Updates (/updates WebSocket messages) that may wait for one web client; a client "
+            "that falls further behind is disconnected, and the web interface reconnects.",
+            check=in_range(1),
+        )
+        loader.add_option(
+            "web_updates_max_queue_bytes",
+            str,
+            "64m",
+            "Bytes of updates that may wait for one web client (see web_updates_max_queue).",
             check=_size,
         )
         loader.add_option(
