@@ -235,6 +235,7 @@ _CONTROLS = "".join(map(chr, range(32))) + "\x7f"
 _REQUEST_LINE_BAD = re.compile(f"[{re.escape(_CONTROLS)} ]")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _LINE_BREAKS = re.compile("[\r\n\x00]")
+_CONTROL_OR_BACKSLASH = re.compile(f"[{re.escape(_CONTROLS)}\\\\]")
 
 
 def _field(where: str, value: Any) -> str:
@@ -533,7 +534,21 @@ class ProcessImage(RequestHandler):
 
 
 class StaticFiles(tornado.web.StaticFileHandler):
-    """The front end's files; no auth, like mitmweb (they hold no data)."""
+    """The front end's files; no auth, like mitmweb (they hold no data).
+
+    A path that cannot name a file below the folder (NUL and other control characters,
+    backslashes, empty, ``.`` or ``..`` segments) is a 404 before the file system is
+    asked: os.path rejects NUL with an exception, which Tornado turned into a 500.
+    """
+
+    def parse_url_path(self, url_path: str) -> str:
+        segments = url_path.split("/")
+        if (
+            _CONTROL_OR_BACKSLASH.search(url_path)
+            or any(segment in ("", ".", "..") for segment in segments)
+        ):
+            raise tornado.web.HTTPError(404)
+        return super().parse_url_path(url_path)
 
 
 class GZipContentAndFlowFiles(tornado.web.GZipContentEncoding):
