@@ -209,11 +209,7 @@ class WebAddon:
         self._broadcaster.options_changed(ctx.master.options, updated)
 
     def _watch_servers(self) -> None:
-        """Announce the servers now (likely restarting) and again once they settled.
-
-        The proxyserver addon restarts listeners in a task of its own and has no
-        signal for it, so watch the state for a few seconds and report changes.
-        """
+        """Announce the servers now (likely restarting) and again once the change settled."""
         if self._servers_task is not None:
             self._servers_task.cancel()
         self._servers_task = asyncio.get_running_loop().create_task(self._report_servers())
@@ -221,13 +217,14 @@ class WebAddon:
     async def _report_servers(self) -> None:
         from proxycore.api.app import servers_json
 
-        last = None
-        for _ in range(50):
-            current = servers_json(ctx.master)
-            if current != last:
-                self._broadcaster.servers_changed(current)
-                last = current
-            await asyncio.sleep(0.1)
+        self._broadcaster.servers_changed(servers_json(ctx.master))
+        proxyserver = ctx.master.addons.get("proxyserver")
+        seen = None
+        # A failed change puts the options back, which schedules one more (empty) update.
+        while proxyserver is not None and proxyserver.update_task not in (None, seen):
+            seen = proxyserver.update_task
+            await asyncio.shield(seen)
+        self._broadcaster.servers_changed(servers_json(ctx.master))
 
     async def done(self) -> None:
         if self.app is None:
