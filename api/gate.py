@@ -16,7 +16,6 @@ reading the body (past what a lingering close discards).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 from collections.abc import Awaitable
@@ -27,6 +26,7 @@ import tornado.iostream
 import tornado.web
 from tornado import httputil
 
+from proxycore.addons.tlsconfig import is_ip
 from proxycore.options import parse_size
 
 logger = logging.getLogger("proxycore.web")
@@ -51,14 +51,6 @@ def host_name(header: str) -> str | None:
     return parts.hostname or None
 
 
-def _is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
-
-
 def host_allowed(name: str, web_host: str, listen_hosts: list[str], extra: list[str]) -> bool:
     if "*" in extra:
         return True
@@ -66,7 +58,7 @@ def host_allowed(name: str, web_host: str, listen_hosts: list[str], extra: list[
         return True
     if web_host.strip("[]").lower() in _WILDCARDS:
         # Every address of the machine is a listen address; an IP literal cannot be rebound.
-        return _is_ip(name) or name == socket.gethostname().lower()
+        return is_ip(name) or name == socket.gethostname().lower()
     return name == web_host.strip("[]").lower() or name in listen_hosts
 
 

@@ -7,7 +7,9 @@ before any addon's configure runs.
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -59,6 +61,15 @@ def test_check_runs_for_options_declared_later() -> None:
 # the listener: a bad change keeps the old one serving --------------------------------------
 
 
+@contextlib.contextmanager
+def busy_port() -> Iterator[int]:
+    """A port some other program is listening on."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        yield busy.getsockname()[1]
+
+
 def _connects(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(2)
@@ -81,10 +92,7 @@ def test_web_api_refuses_port_out_of_range_and_keeps_listener(server: WebServer)
 
 def test_port_in_use_is_a_400_and_the_old_listener_keeps_serving(server: WebServer) -> None:
     port = server.proxy_port
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        taken = busy.getsockname()[1]
+    with busy_port() as taken:
         r = put_json(server.port, "/options", {"listen_port": taken})
         assert r.status == 400, r
         assert f"failed to listen on 127.0.0.1:{taken}" in r.text
@@ -106,10 +114,7 @@ def test_listener_moves_to_a_free_port(server: WebServer) -> None:
 
 def test_set_command_with_port_in_use_reverts_and_logs(server: WebServer) -> None:
     port = server.proxy_port
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        taken = busy.getsockname()[1]
+    with busy_port() as taken:
         proxyserver = server.master.addons.get("proxyserver")
 
         async def set_and_wait() -> str | None:
