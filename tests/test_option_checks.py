@@ -125,3 +125,10 @@ def test_set_command_with_port_in_use_reverts_and_logs(server: WebServer) -> Non
     assert server.master.options.listen_port == 0
     assert _connects(port)
     assert "failed to listen" in server.log.getvalue()
+
+
+def test_bad_host_regex_is_a_400_not_an_addon_crash(server: WebServer) -> None:
+    r = put_json(server.port, "/options", {"ignore_hosts": ["["]})
+    assert r.status == 400 and "Invalid regular expression in ignore_hosts: '['" in r.text
+    assert server.master.options.ignore_hosts == []
+    assert "Traceback" not in server.log.getvalue()
