@@ -27,6 +27,7 @@ import tornado.web
 from tornado import httputil
 
 from proxycore.addons.tlsconfig import is_ip
+from proxycore.api.auth import AUTH_COOKIE_VALUE
 from proxycore.options import parse_size
 
 logger = logging.getLogger("proxycore.web")
@@ -116,7 +117,7 @@ class Gate(httputil.HTTPMessageDelegate):
             value = tornado.web.decode_signed_value(
                 app.settings["cookie_secret"], app.auth_cookie_name(), cookie, min_version=2
             )
-            if value == b"y":
+            if value == AUTH_COOKIE_VALUE:
                 return True
         scheme, _, password = headers.get("Authorization", "").partition(" ")
         if scheme != "Bearer" or not password:
