@@ -138,7 +138,7 @@ class Proxyserver:
             unwanted = [li for key, li in current.items() if key not in wanted]
             unwanted += [li for li in self.listeners if not li.is_running]
             # A new listener on the address of one going away can only bind once it is gone.
-            in_the_way = [li for li in unwanted if _blocks(self._keys[li], missing)]
+            in_the_way = [li for li in unwanted if _blocks(li, missing)]
             for listener in in_the_way:
                 await self._stop_listener(listener)
             started: dict[ListenerKey, ProxyListener] = {}
@@ -261,10 +261,15 @@ class Proxyserver:
             await listener.stop()
 
 
-def _blocks(key: ListenerKey, others: list[ListenerKey]) -> bool:
-    """Whether a listener bound for ``key`` holds an address one of ``others`` needs."""
-    _, host, port = key
-    return port != 0 and any(port == p and (host == h or not host or not h) for _, h, p in others)
+def _blocks(listener: ProxyListener, wanted: list[ListenerKey]) -> bool:
+    """Whether ``listener`` holds an address (port 0 resolved) that one of ``wanted`` needs."""
+    anywhere = ("", "0.0.0.0", "::")
+    return any(
+        port == p and (host == h or host in anywhere or h in anywhere)
+        for _, h, p in wanted
+        if p != 0
+        for host, port in listener.addresses
+    )
 
 
 def _addresses(listener: ProxyListener) -> str:

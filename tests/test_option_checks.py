@@ -132,3 +132,14 @@ def test_bad_host_regex_is_a_400_not_an_addon_crash(server: WebServer) -> None:
     assert r.status == 400 and "Invalid regular expression in ignore_hosts: '['" in r.text
     assert server.master.options.ignore_hosts == []
     assert "Traceback" not in server.log.getvalue()
+
+
+def test_mode_change_on_the_same_address_swaps_listeners(server: WebServer) -> None:
+    port = server.proxy_port
+    r = put_json(server.port, "/options", {"mode": [f"socks5@127.0.0.1:{port}", "regular@127.0.0.1:0"]})
+    assert r.status == 200, r
+    proxyserver = server.master.addons.get("proxyserver")
+    listeners = server.call(lambda: [(li.mode.type_name, li.addresses) for li in proxyserver.listeners])
+    assert listeners[0] == ("socks5", [("127.0.0.1", port)])
+    assert listeners[1][0] == "regular" and listeners[1][1][0][1] != port
+    assert _connects(port)
