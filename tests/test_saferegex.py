@@ -110,3 +110,16 @@ def test_same_answers_as_re_on_the_common_subset(pattern: str, flags: int, subje
         compiled_pattern, text = pattern, subject
     expected = re.search(compiled_pattern, text, flags) is not None
     assert (saferegex.compile(compiled_pattern, flags).search(text) is not None) is expected
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # re's notes on [a--b] and friends
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("a()[]{}*+?|\\^$.1,-:=!<>P#bdswZ"), max_size=16))
+def test_any_text_compiles_or_raises_the_documented_errors(pattern: str) -> None:
+    try:
+        compiled = saferegex.compile(pattern, re.IGNORECASE)
+    except (re.error, saferegex.SlowPatternError, OverflowError, RecursionError):
+        return
+    compiled.search("aaa-bbb 111")  # searching never raises
+    expr = '~u "' + pattern.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    assert parse(expr).pattern == expr
