@@ -11,7 +11,7 @@ queue is bounded (``web_updates_max_queue`` messages, ``web_updates_max_queue_by
 bytes): a client that stops reading is disconnected (close code 1008) instead of
 growing it without end; mitmweb's front end reconnects and fetches ``/flows`` again.
 
-Evaluating a search over the whole view is limited to :data:`FILTER_TIME_BUDGET`
+Evaluating a search over the whole view is limited to ``web_filter_time_budget``
 seconds; a slower filter is refused like an invalid one (it matches no flow, the
 log says why, and ``flows/filterUpdate`` carries an ``error``).
 """
@@ -36,11 +36,9 @@ from proxycore.options import parse_size
 
 logger = logging.getLogger("proxycore.web")
 
-FILTER_TIME_BUDGET = 2.0
-
 
 class TooSlow(Exception):
-    """A filter did not get through the view within FILTER_TIME_BUDGET."""
+    """A filter did not get through the view within web_filter_time_budget."""
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -181,25 +179,26 @@ class ClientConnection(AuthMixin, tornado.websocket.WebSocketHandler):
             self._evaluate(name, flt)
 
     def _evaluate(self, name: str, flt: Callable[[Flow], bool]) -> None:
+        budget = self.application.master.options.web_filter_time_budget
         try:
-            ids = self._matching_ids(flt)
+            ids = self._matching_ids(flt, budget)
         except TooSlow:
             self._refuse_filter(
                 name,
                 f"The {name} filter {getattr(flt, 'pattern', '')!r} is too slow for this view "
-                f"(over {FILTER_TIME_BUDGET:g} s); it is not applied. Try a narrower one.",
+                f"(over {budget:g} s); it is not applied. Try a narrower one.",
             )
         else:
             self._send_filter_update(name, ids)
 
-    def _matching_ids(self, flt: Callable[[Flow], bool]) -> list[str]:
-        """Ids of the flows ``flt`` matches; TooSlow once FILTER_TIME_BUDGET is spent."""
-        deadline = time.monotonic() + FILTER_TIME_BUDGET
+    def _matching_ids(self, flt: Callable[[Flow], bool], budget: float) -> list[str]:
+        """Ids of the flows ``flt`` matches; TooSlow once ``budget`` seconds are spent."""
+        deadline = time.monotonic() + budget
         ids = []
         for flow in self.application.view:
             if flt(flow):
                 ids.append(flow.id)
-            if time.monotonic() > deadline:
+            if time.monotonic() >= deadline:
                 raise TooSlow()
         return ids
 

@@ -103,6 +103,14 @@ class WebAddon:
             check=_size,
         )
         loader.add_option(
+            "web_filter_time_budget",
+            int,
+            2,
+            "Seconds a web client's search or highlight filter may take over the whole view; "
+            "a slower filter is refused like an invalid one.",
+            check=in_range(0),
+        )
+        loader.add_option(
             "web_columns",
             Sequence[str],
             ["tls", "icon", "path", "method", "status", "size", "time"],

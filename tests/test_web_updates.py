@@ -298,13 +298,9 @@ def test_client_that_does_not_read_is_dropped_and_its_queue_stays_bounded(tmp_pa
             assert close[2:4] == (1008).to_bytes(2, "big")
 
 
-def test_filter_too_slow_for_the_view_is_refused_like_an_invalid_one(
-    server: WebServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from proxycore.api import updates
-
+def test_filter_too_slow_for_the_view_is_refused_like_an_invalid_one(server: WebServer) -> None:
     add(server, http_flow(), http_flow())
-    monkeypatch.setattr(updates, "FILTER_TIME_BUDGET", -1)  # every evaluation overruns
+    server.call(lambda: server.master.options.update(web_filter_time_budget=0))  # every evaluation overruns
     with ws_connect(server.port) as ws:
         ws.send(json.dumps({"type": "flows/updateFilter", "payload": {"name": "search", "expr": "~b x"}}))
         message, _ = ws_until(ws, "flows/filterUpdate")
@@ -314,7 +310,7 @@ def test_filter_too_slow_for_the_view_is_refused_like_an_invalid_one(
         add(server, http_flow(req_body=b"x"))  # later flows do not match the refused filter
         message, _ = ws_until(ws, "flows/add")
         assert message["payload"]["matching_filters"] == {"search": False}
-        monkeypatch.setattr(updates, "FILTER_TIME_BUDGET", 2.0)
+        server.call(lambda: server.master.options.update(web_filter_time_budget=2))
         ws.send(json.dumps({"type": "flows/updateFilter", "payload": {"name": "search", "expr": "~b x"}}))
         message, _ = ws_until(ws, "flows/filterUpdate")
         assert len(message["payload"]["matching_flow_ids"]) == 1 and "error" not in message["payload"]
