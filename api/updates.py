@@ -105,7 +105,9 @@ class ClientConnection(AuthMixin, tornado.websocket.WebSocketHandler):
     def send(self, message: bytes) -> None:
         if self._dropped:
             return
-        if len(self._queue) >= self._max_messages or self._queued_bytes + len(message) > self._max_bytes:
+        # An empty queue takes any message: one large reply must not drop a client that reads.
+        full = len(self._queue) >= self._max_messages or self._queued_bytes + len(message) > self._max_bytes
+        if full and self._queue:
             self._drop()
             return
         self._queue.append(message)

@@ -321,3 +321,13 @@ def test_refused_filter_reports_why(server: WebServer) -> None:
         ws.send(json.dumps({"type": "flows/updateFilter", "payload": {"name": "search", "expr": r'~u "(\\d+)+\\1"'}}))
         message, _ = ws_until(ws, "flows/filterUpdate")
         assert "exponential time" in message["payload"]["error"]
+
+
+def test_one_message_larger_than_the_queue_limit_still_reaches_a_reading_client(server: WebServer) -> None:
+    server.call(lambda: server.master.options.update(web_updates_max_queue_bytes="1"))
+    add(server, http_flow())
+    with ws_connect(server.port) as ws:
+        ws.send(json.dumps({"type": "flows/updateFilter", "payload": {"name": "search", "expr": "~q"}}))
+        message, _ = ws_until(ws, "flows/filterUpdate")
+        assert len(message["payload"]["matching_flow_ids"]) == 1
+    assert "fell behind" not in server.log.getvalue()
