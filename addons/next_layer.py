@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from proxycore.exceptions import OptionsError
 from proxycore.layer import Layer
 from proxycore.layer import NextLayer as NextLayerData
 from proxycore.layers.http import HttpLayer, HTTPMode
@@ -39,9 +40,9 @@ class NextLayer:
 
         options = ctx.options
         if "ignore_hosts" in updated or "allow_hosts" in updated or "tcp_hosts" in updated:
-            self._ignore = _compile(options.ignore_hosts)
-            self._allow = _compile(options.allow_hosts)
-            self._tcp = _compile(options.tcp_hosts)
+            self._ignore = _compile("ignore_hosts", options.ignore_hosts)
+            self._allow = _compile("allow_hosts", options.allow_hosts)
+            self._tcp = _compile("tcp_hosts", options.tcp_hosts)
 
     def next_layer(self, nextlayer: NextLayerData) -> None:
         if nextlayer.layer is None:
@@ -129,8 +130,15 @@ def _reverse_proxy_stack(nextlayer: NextLayerData) -> Layer | None:
     return _stack(*layers)
 
 
-def _compile(patterns: Sequence[str]) -> list[re.Pattern[str]]:
-    return [re.compile(p, re.IGNORECASE) for p in patterns]
+def _compile(option: str, patterns: Sequence[str]) -> list[re.Pattern[str]]:
+    """The option's regexes; a bad one is an OptionsError (the update is refused), not a crash."""
+    compiled = []
+    for pattern in patterns:
+        try:
+            compiled.append(re.compile(pattern, re.IGNORECASE))
+        except (re.error, OverflowError, RecursionError) as e:
+            raise OptionsError(f"Invalid regular expression in {option}: {pattern!r}: {e}") from None
+    return compiled
 
 
 def _host_candidates(nextlayer: NextLayerData) -> list[str]:

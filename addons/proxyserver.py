@@ -64,11 +64,26 @@ def parse_modes(specs: Sequence[str]) -> list[ProxyMode]:
     return modes
 
 
+# What a listener serves: its mode and the address it binds (port 0: any free port).
+ListenerKey = tuple[ProxyMode, str, int]
+_SERVER_OPTIONS = ("mode", "listen_host", "listen_port", "server")
+
+
 class Proxyserver:
-    """Owns the listeners; (re)binds them when the relevant options change while running."""
+    """Owns the listeners; (re)binds them when the relevant options change while running.
+
+    A change never leaves the proxy without its old listeners: new listeners are bound
+    before the ones they replace are stopped (except where they need the same address),
+    and if one cannot bind, the new ones are closed, the old ones keep serving and the
+    options go back to the values they serve.  ``update_task`` lets a caller (the web
+    API) wait for the outcome: the task's result is None or the error message.
+    """
 
     def __init__(self) -> None:
         self.listeners: list[ProxyListener] = []
+        self.update_task: asyncio.Task[str | None] | None = None
+        self._keys: dict[ProxyListener, ListenerKey] = {}
+        self._applied: dict[str, Any] = {}  # the option values the listeners serve
         self._running = False
         self._lock = asyncio.Lock()
 
@@ -76,8 +91,6 @@ class Proxyserver:
         from proxycore import ctx
 
         options = ctx.options
-        if "listen_port" in updated and options.listen_port is not None and not 0 <= options.listen_port <= 65535:
-            raise OptionsError(f"listen_port: invalid port {options.listen_port}: must be 0-65535")
         if "mode" in updated or "server" in updated or "listen_host" in updated or "listen_port" in updated:
             modes = parse_modes(options.mode)
             seen: set[tuple[str, int]] = set()
@@ -90,40 +103,77 @@ class Proxyserver:
                     shown = format_address((host or "0.0.0.0", port))
                     raise OptionsError(f"Cannot spawn multiple servers on the same address: {shown}")
                 seen.add((host, port))
-        if self._running and updated & {"mode", "listen_host", "listen_port", "server"}:
-            restart = bool(updated & {"listen_host", "listen_port"})
-            asyncio.get_running_loop().create_task(self.update_servers(restart))
+        if self._running and updated.intersection(_SERVER_OPTIONS):
+            self.update_task = asyncio.get_running_loop().create_task(self.update_servers())
 
     async def running(self) -> None:
         self._running = True
-        await self.update_servers()
+        await self.update_servers(initial=True)
 
-    async def update_servers(self, restart: bool = False) -> None:
-        """Bring the listeners in line with the options: stop removed modes, start new ones."""
+    def _wanted(self) -> list[ListenerKey]:
         from proxycore import ctx
 
         options = ctx.options
-        async with self._lock:
-            wanted = parse_modes(options.mode) if options.server else []
-            current = {} if restart else {listener.mode: listener for listener in self.listeners}
-            keep = [current[mode] for mode in wanted if mode in current]
-            for listener in self.listeners:
-                if listener not in keep:
-                    await self._stop_listener(listener)
-            self.listeners = keep
-            for mode in wanted:
-                if mode not in current:
-                    listener = ProxyListener(ctx.master, top_layer(mode), mode)
-                    await self._start_listener(listener)
-                    self.listeners.append(listener)
+        if not options.server:
+            return []
+        keys = []
+        for mode in parse_modes(options.mode):
+            port = mode.listen_port(options.listen_port)
+            assert port is not None
+            keys.append((mode, mode.listen_host(options.listen_host), port))
+        return keys
 
-    async def _start_listener(self, listener: ProxyListener) -> None:
+    async def update_servers(self, initial: bool = False) -> str | None:
+        """Bring the listeners in line with the options; None, or why they could not be.
+
+        At start (``initial``) a listener that cannot bind is kept with its error (the
+        start-up check reports it); later, a failed change is undone as a whole.
+        """
         from proxycore import ctx
 
-        mode = listener.mode
-        host = mode.listen_host(ctx.options.listen_host)
-        port = mode.listen_port(ctx.options.listen_port)
-        assert port is not None
+        async with self._lock:
+            wanted = self._wanted()
+            current = {self._keys[li]: li for li in self.listeners if li.is_running}
+            missing = [key for key in wanted if key not in current]
+            unwanted = [li for key, li in current.items() if key not in wanted]
+            unwanted += [li for li in self.listeners if not li.is_running]
+            # A new listener on the address of one going away can only bind once it is gone.
+            in_the_way = [li for li in unwanted if _blocks(li, missing)]
+            for listener in in_the_way:
+                await self._stop_listener(listener)
+            started: dict[ListenerKey, ProxyListener] = {}
+            error = None
+            for key in missing:
+                listener = ProxyListener(ctx.master, top_layer(key[0]), key[0])
+                self._keys[listener] = key
+                error = await self._start_listener(listener, key)
+                if error is not None and not initial:
+                    self._keys.pop(listener)
+                    break
+                started[key] = listener
+            if error is not None and not initial:
+                for listener in started.values():
+                    await self._stop_listener(listener)
+                    self._keys.pop(listener)
+                for listener in in_the_way:
+                    await self._start_listener(listener, self._keys[listener])
+                self.listeners = [li for li in self.listeners if li.is_running]
+                restore = {k: v for k, v in self._applied.items() if getattr(ctx.options, k) != v}
+            else:
+                for listener in unwanted:
+                    await self._stop_listener(listener)
+                    self._keys.pop(listener, None)
+                everything = {**current, **started}
+                self.listeners = [everything[key] for key in wanted]
+                self._applied = {name: getattr(ctx.options, name) for name in _SERVER_OPTIONS}
+                return None
+        # Outside the lock: putting the options back schedules an update that finds nothing to do.
+        ctx.options.update(**restore)
+        return error
+
+    async def _start_listener(self, listener: ProxyListener, key: ListenerKey) -> str | None:
+        """Bind ``listener``; None, or the error (logged, and kept in ``last_exception``)."""
+        mode, host, port = key
         try:
             await listener.start(host.strip("[]"), port)
         except OSError as e:
@@ -132,9 +182,10 @@ class Proxyserver:
             if e.errno == errno.EADDRINUSE and mode.custom_listen_port is None:
                 message += f"\nTry specifying a different port by using `--mode {mode.full_spec}@{port + 2}`."
             logger.error(message)
-            return
+            return message
         listener.last_exception = None
         logger.info(f"{mode.description} listening at {_addresses(listener)}.")
+        return None
 
     async def _stop_listener(self, listener: ProxyListener) -> None:
         if not listener.is_running:
@@ -208,6 +259,17 @@ class Proxyserver:
         listeners, self.listeners = self.listeners, []
         for listener in listeners:
             await listener.stop()
+
+
+def _blocks(listener: ProxyListener, wanted: list[ListenerKey]) -> bool:
+    """Whether ``listener`` holds an address (port 0 resolved) that one of ``wanted`` needs."""
+    anywhere = ("", "0.0.0.0", "::")
+    return any(
+        port == p and (host == h or host in anywhere or h in anywhere)
+        for _, h, p in wanted
+        if p != 0
+        for host, port in listener.addresses
+    )
 
 
 def _addresses(listener: ProxyListener) -> str:

@@ -7,6 +7,7 @@ tell the view (``view.update``), whose signals reach WebSocket clients through
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import mimetypes
@@ -24,6 +25,7 @@ import tornado.web
 from proxycore import __version__, flowfilter
 from proxycore.api import serialize
 from proxycore.api.auth import AuthMixin
+from proxycore.api.gate import Gate
 from proxycore.api.pages import login_page, no_frontend_page
 from proxycore.api.updates import ClientConnection
 from proxycore.exceptions import OptionsError
@@ -226,11 +228,38 @@ class KillFlow(RequestHandler):
             self.view.update([flow])
 
 
+# What an edited field may hold, so that an edit cannot smuggle a second request into a
+# replay: no CR, LF or NUL anywhere; no controls or spaces in request-line parts; header
+# names are tokens (RFC 9110 5.6.2).
+_CONTROLS = "".join(map(chr, range(32))) + "\x7f"
+_REQUEST_LINE_BAD = re.compile(f"[{re.escape(_CONTROLS)} ]")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_LINE_BREAKS = re.compile("[\r\n\x00]")
+_CONTROL_OR_BACKSLASH = re.compile(f"[{re.escape(_CONTROLS)}\\\\]")
+
+
+def _field(where: str, value: Any) -> str:
+    """A request-line or status-line part: no control characters, no spaces (reason: spaces)."""
+    text = str(value)
+    bad = _LINE_BREAKS if where.endswith(".reason") else _REQUEST_LINE_BAD
+    if where.endswith(".method") and not _TOKEN.fullmatch(text):
+        raise APIError(400, f"Invalid update {where}: {text!r} is not an HTTP method (a token).")
+    if bad.search(text):
+        raise APIError(400, f"Invalid update {where}: control characters or spaces in {text!r}.")
+    return text
+
+
 def _headers(where: str, value: Any) -> Headers:
     """``[[name, value], ...]`` (order and repeats kept) as Headers."""
     if not isinstance(value, list) or not all(isinstance(p, list) and len(p) == 2 for p in value):
         raise APIError(400, f"Invalid update {where}: expected a list of [name, value] pairs.")
-    return Headers([(str(name), str(val)) for name, val in value])
+    fields = [(str(name), str(val)) for name, val in value]
+    for name, val in fields:
+        if not _TOKEN.fullmatch(name):
+            raise APIError(400, f"Invalid update {where}: {name!r} is not a header name.")
+        if _LINE_BREAKS.search(val):
+            raise APIError(400, f"Invalid update {where}: CR, LF or NUL in the value of {name}.")
+    return Headers(fields)
 
 
 def _integer(where: str, value: Any, low: int, high: int) -> int:
@@ -260,7 +289,7 @@ def _edit_message(message: Any, part: str, changes: dict[str, Any], edits: tuple
     for key, value in changes.items():
         where = f"{part}.{key}"
         if key in text_fields:
-            setattr(message, key, str(value))
+            setattr(message, key, _field(where, value))
         elif key == number_key:
             setattr(message, number_attr, _integer(where, value, low, high))
         elif key in ("headers", "trailers"):
@@ -423,7 +452,7 @@ class Options(RequestHandler):
     def get(self) -> None:
         self.write(serialize.options_to_json(self.master.options))
 
-    def put(self) -> None:
+    async def put(self) -> None:
         update = self.json
         if not isinstance(update, dict):
             raise APIError(400, "Expected a JSON object.")
@@ -436,10 +465,19 @@ class Options(RequestHandler):
                 check_value(name, options.typespec(name), value)
             except OptionsError:
                 raise APIError(400, _option_type_error(name, options.typespec(name), value)) from None
+        proxyserver = self.master.addons.get("proxyserver")
+        pending = getattr(proxyserver, "update_task", None)
         try:
             options.update(**update)
         except OptionsError as e:
             raise APIError(400, str(e)) from None
+        # A listener change is applied in a task: wait for it, so that a port that cannot be
+        # bound is this request's error (the old listener keeps serving, the options revert).
+        task = getattr(proxyserver, "update_task", None)
+        if task is not None and task is not pending:
+            error = await task
+            if error:
+                raise APIError(400, error)
 
 
 class SaveOptions(RequestHandler):
@@ -496,7 +534,21 @@ class ProcessImage(RequestHandler):
 
 
 class StaticFiles(tornado.web.StaticFileHandler):
-    """The front end's files; no auth, like mitmweb (they hold no data)."""
+    """The front end's files; no auth, like mitmweb (they hold no data).
+
+    A path that cannot name a file below the folder (NUL and other control characters,
+    backslashes, empty, ``.`` or ``..`` segments) is a 404 before the file system is
+    asked: os.path rejects NUL with an exception, which Tornado turned into a 500.
+    """
+
+    def parse_url_path(self, url_path: str) -> str:
+        segments = url_path.split("/")
+        if (
+            _CONTROL_OR_BACKSLASH.search(url_path)
+            or any(segment in ("", ".", "..") for segment in segments)
+        ):
+            raise tornado.web.HTTPError(404)
+        return super().parse_url_path(url_path)
 
 
 class GZipContentAndFlowFiles(tornado.web.GZipContentEncoding):
@@ -545,6 +597,8 @@ class Application(tornado.web.Application):
         self.auth = auth
         self.static_dir = static_dir
         self.connections: set[ClientConnection] = set()
+        self.listen_addresses: list[tuple[str, int]] = []  # set by the web addon once bound
+        self.background: set[asyncio.Task[None]] = set()  # refusals still closing (api.gate)
         self.flow_json = serialize.FlowJsonCache()
         handlers: list[Any] = list(HANDLERS)
         if static_dir:
@@ -563,6 +617,10 @@ class Application(tornado.web.Application):
             autoreload=False,
             transforms=[GZipContentAndFlowFiles],
         )
+
+    def start_request(self, server_conn: object, request_conn: Any) -> Any:
+        # Host and body-size checks run on the head, before Tornado reads the body.
+        return Gate(self, super().start_request(server_conn, request_conn), request_conn)
 
     def auth_cookie_name(self) -> str:
         return f"mitmproxy-auth-{self.master.options.web_port}"

@@ -6,14 +6,23 @@ boxes), set with ``flows/updateFilter`` and evaluated here, so every
 ``flows/add``/``flows/update`` says which of them the flow matches.
 
 Messages go through a per-connection queue drained by one task that awaits
-each write: order is kept, and a slow browser slows only its own queue.
+each write: order is kept, and a slow browser slows only its own queue.  The
+queue is bounded (``web_updates_max_queue`` messages, ``web_updates_max_queue_bytes``
+bytes): a client that stops reading is disconnected (close code 1008) instead of
+growing it without end; mitmweb's front end reconnects and fetches ``/flows`` again.
+
+Evaluating a search over the whole view is limited to ``web_filter_time_budget``
+seconds; a slower filter is refused like an invalid one (it matches no flow, the
+log says why, and ``flows/filterUpdate`` carries an ``error``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -23,8 +32,13 @@ from proxycore import flowfilter
 from proxycore.api import serialize
 from proxycore.api.auth import AuthMixin
 from proxycore.flow import Flow
+from proxycore.options import parse_size
 
 logger = logging.getLogger("proxycore.web")
+
+
+class TooSlow(Exception):
+    """A filter did not get through the view within web_filter_time_budget."""
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -46,8 +60,13 @@ class ClientConnection(AuthMixin, tornado.websocket.WebSocketHandler):
 
     def initialize(self) -> None:
         self.filters: dict[str, Callable[[Flow], bool]] = {}
-        self._queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self._queue: collections.deque[bytes] = collections.deque()
+        self._queued_bytes = 0
+        self._ready = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
+        self._dropped = False
+        self._max_messages = 0
+        self._max_bytes = 0
 
     # handshake: same auth as the REST routes; the 101 answer sets the XSRF cookie -------
 
@@ -61,26 +80,65 @@ class ClientConnection(AuthMixin, tornado.websocket.WebSocketHandler):
     # lifecycle -------------------------------------------------------------------
 
     def open(self, *args: Any, **kwargs: Any) -> None:
+        options = self.application.master.options
+        self._max_messages = options.web_updates_max_queue
+        self._max_bytes = parse_size(options.web_updates_max_queue_bytes) or 0
         self.application.connections.add(self)
         self._sender = asyncio.get_running_loop().create_task(self._send_loop())
 
     def on_close(self) -> None:
         self.application.connections.discard(self)
+        self._stop_sending()
+
+    def _stop_sending(self) -> None:
         if self._sender is not None:
             self._sender.cancel()
             self._sender = None
+        self._queue.clear()
+        self._queued_bytes = 0
+
+    @property
+    def queued(self) -> tuple[int, int]:
+        """Messages and bytes waiting for this client."""
+        return len(self._queue), self._queued_bytes
 
     def send(self, message: bytes) -> None:
-        self._queue.put_nowait(message)
+        if self._dropped:
+            return
+        # An empty queue takes any message: one large reply must not drop a client that reads.
+        full = len(self._queue) >= self._max_messages or self._queued_bytes + len(message) > self._max_bytes
+        if full and self._queue:
+            self._drop()
+            return
+        self._queue.append(message)
+        self._queued_bytes += len(message)
+        self._ready.set()
+
+    def _drop(self) -> None:
+        """Disconnect a client that does not keep up (once; its queue is freed at once)."""
+        count, size = self.queued
+        self._dropped = True
+        self.application.connections.discard(self)
+        self._stop_sending()
+        logger.warning(
+            f"Web client {self.request.remote_ip} fell behind ({count} updates, {size} bytes "
+            "unsent): disconnected. The web interface reconnects and reloads the flows."
+        )
+        # Tornado gives the close handshake 5 s, then drops the connection.
+        self.close(code=1008, reason="Too far behind on updates.")
 
     async def _send_loop(self) -> None:
         while True:
-            message = await self._queue.get()
-            try:
-                await self.write_message(message)
-            except tornado.websocket.WebSocketClosedError:
-                self.on_close()
-                return
+            await self._ready.wait()
+            while self._queue:
+                message = self._queue.popleft()
+                self._queued_bytes -= len(message)
+                try:
+                    await self.write_message(message)
+                except tornado.websocket.WebSocketClosedError:
+                    self.on_close()
+                    return
+            self._ready.clear()
 
     # client -> server --------------------------------------------------------------
 
@@ -106,24 +164,57 @@ class ClientConnection(AuthMixin, tornado.websocket.WebSocketHandler):
         flow; the connection stays open (mitmweb closes it, which the UI cannot
         recover from).
         """
-        ids: list[str] | None
-        if expr:
-            try:
-                flt: Callable[[Flow], bool] = flowfilter.parse(expr)
-            except flowfilter.FilterError as e:
-                logger.warning(f"Invalid {name} filter: {e}")
-                flt = _match_nothing
-            self.filters[name] = flt
-            ids = [f.id for f in self.application.view if flt(f)]
-        else:
+        if not expr:
             self.filters.pop(name, None)
-            ids = None
-        self.send(encode({"type": "flows/filterUpdate", "payload": {"name": name, "matching_flow_ids": ids}}))
+            self._send_filter_update(name, None)
+            return
+        try:
+            flt: Callable[[Flow], bool] = flowfilter.parse(expr)
+        except flowfilter.FilterError as e:
+            self._refuse_filter(name, f"Invalid {name} filter: {e}")
+            return
+        self.filters[name] = flt
+        self._evaluate(name, flt)
 
     def refresh_filters(self) -> None:
         for name, flt in list(self.filters.items()):
-            ids = [f.id for f in self.application.view if flt(f)]
-            self.send(encode({"type": "flows/filterUpdate", "payload": {"name": name, "matching_flow_ids": ids}}))
+            self._evaluate(name, flt)
+
+    def _evaluate(self, name: str, flt: Callable[[Flow], bool]) -> None:
+        budget = self.application.master.options.web_filter_time_budget
+        try:
+            ids = self._matching_ids(flt, budget)
+        except TooSlow:
+            self._refuse_filter(
+                name,
+                f"The {name} filter {getattr(flt, 'pattern', '')!r} is too slow for this view "
+                f"(over {budget:g} s); it is not applied. Try a narrower one.",
+            )
+        else:
+            self._send_filter_update(name, ids)
+
+    def _matching_ids(self, flt: Callable[[Flow], bool], budget: float) -> list[str]:
+        """Ids of the flows ``flt`` matches; TooSlow once ``budget`` seconds are spent."""
+        deadline = time.monotonic() + budget
+        ids = []
+        for flow in self.application.view:
+            if flt(flow):
+                ids.append(flow.id)
+            if time.monotonic() >= deadline:
+                raise TooSlow()
+        return ids
+
+    def _refuse_filter(self, name: str, message: str) -> None:
+        """Set a filter that matches nothing, say why in the log and in the reply."""
+        logger.warning(message)
+        self.filters[name] = _match_nothing
+        self._send_filter_update(name, [], error=message)
+
+    def _send_filter_update(self, name: str, ids: list[str] | None, error: str | None = None) -> None:
+        payload: dict[str, Any] = {"name": name, "matching_flow_ids": ids}
+        if error is not None:
+            payload["error"] = error
+        self.send(encode({"type": "flows/filterUpdate", "payload": payload}))
 
     def send_flow(self, kind: str, flow: Flow, flow_json: dict[str, Any]) -> None:
         matching = {name: bool(flt(flow)) for name, flt in self.filters.items()}

@@ -12,6 +12,8 @@ from typing import Any
 
 from proxycore import ctx, signals
 from proxycore.exceptions import OptionsError
+from proxycore.options import parse_size
+from proxycore.optmanager import PORT, in_range
 
 logger = logging.getLogger("proxycore.web")
 
@@ -38,6 +40,15 @@ def open_browser(url: str) -> bool:
         if browser.open(url):
             return True
     return False
+
+
+def _size(value: str) -> None:
+    try:
+        size = parse_size(value)
+    except OptionsError as e:
+        raise ValueError(str(e)) from None
+    if not size:
+        raise ValueError("must be a size above 0, e.g. 500m")
 
 
 async def _fetched_frontend(confdir: str) -> str | None:
@@ -74,8 +85,47 @@ class WebAddon:
     def load(self, loader: Any) -> None:
         loader.add_option("web_open_browser", bool, True, "Start a browser.")
         loader.add_option("web_debug", bool, False, "Enable web server debugging.")
-        loader.add_option("web_port", int, 8081, "Web UI port.")
+        loader.add_option("web_port", int, 8081, "Web UI port.", check=PORT)
         loader.add_option("web_host", str, "127.0.0.1", "Web UI host.")
+        loader.add_option(
+            "web_allowed_hosts",
+            Sequence[str],
+            [],
+            "Extra names the web interface may be reached by (the Host header), for a reverse "
+            "proxy in front of it; localhost, 127.0.0.1, [::1] and web_host are always allowed. "
+            "'*' allows any name (no DNS rebinding protection, as mitmweb).",
+        )
+        loader.add_option(
+            "web_max_body_size",
+            str,
+            "1g",
+            "Largest request body the web API accepts (flow file uploads), e.g. 200m. Bodies "
+            "over 64k are refused unless the request carries credentials in its head.",
+            check=_size,
+        )
+        loader.add_option(
+            "web_updates_max_queue",
+            int,
+            20000,
+            "Updates (/updates WebSocket messages) that may wait for one web client; a client "
+            "that falls further behind is disconnected, and the web interface reconnects.",
+            check=in_range(1),
+        )
+        loader.add_option(
+            "web_updates_max_queue_bytes",
+            str,
+            "64m",
+            "Bytes of updates that may wait for one web client (see web_updates_max_queue).",
+            check=_size,
+        )
+        loader.add_option(
+            "web_filter_time_budget",
+            int,
+            2,
+            "Seconds a web client's search or highlight filter may take over the whole view; "
+            "a slower filter is refused like an invalid one.",
+            check=in_range(0),
+        )
         loader.add_option(
             "web_columns",
             Sequence[str],
@@ -165,6 +215,7 @@ class WebAddon:
         self.server = tornado.httpserver.HTTPServer(self.app, max_buffer_size=2**32)
         self.server.add_sockets(sockets)
         self.addresses = [s.getsockname()[:2] for s in sockets]
+        self.app.listen_addresses = self.addresses
         self._broadcaster = Broadcaster(self.app.connections)
         self._connect(True)
         logger.info(f"Web server listening at {self.web_url}")
@@ -195,11 +246,7 @@ class WebAddon:
         self._broadcaster.options_changed(ctx.master.options, updated)
 
     def _watch_servers(self) -> None:
-        """Announce the servers now (likely restarting) and again once they settled.
-
-        The proxyserver addon restarts listeners in a task of its own and has no
-        signal for it, so watch the state for a few seconds and report changes.
-        """
+        """Announce the servers now (likely restarting) and again once the change settled."""
         if self._servers_task is not None:
             self._servers_task.cancel()
         self._servers_task = asyncio.get_running_loop().create_task(self._report_servers())
@@ -207,13 +254,14 @@ class WebAddon:
     async def _report_servers(self) -> None:
         from proxycore.api.app import servers_json
 
-        last = None
-        for _ in range(50):
-            current = servers_json(ctx.master)
-            if current != last:
-                self._broadcaster.servers_changed(current)
-                last = current
-            await asyncio.sleep(0.1)
+        self._broadcaster.servers_changed(servers_json(ctx.master))
+        proxyserver = ctx.master.addons.get("proxyserver")
+        seen = None
+        # A failed change puts the options back, which schedules one more (empty) update.
+        while proxyserver is not None and proxyserver.update_task not in (None, seen):
+            seen = proxyserver.update_task
+            await asyncio.shield(seen)
+        self._broadcaster.servers_changed(servers_json(ctx.master))
 
     async def done(self) -> None:
         if self.app is None:
@@ -223,6 +271,9 @@ class WebAddon:
             self._servers_task.cancel()
         for conn in list(self.app.connections):
             conn.close()
+        for task in list(self.app.background):
+            task.cancel()
+        await asyncio.gather(*self.app.background, return_exceptions=True)
         self.server.stop()
         await self.server.close_all_connections()
         self.app = None

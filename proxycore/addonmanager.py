@@ -48,13 +48,14 @@ class Loader:
         default: Any,
         help: str,
         choices: Sequence[str] | None = None,
+        check: Callable[[Any], None] | None = None,
     ) -> None:
         options = self.master.options
         if name in options:
             if options.typespec(name) != typespec:
                 raise OptionsError(f"Option {name} is already declared with another type")
             return
-        options.add_option(name, typespec, default, help, choices)
+        options.add_option(name, typespec, default, help, choices, check)
 
     def add_command(self, path: str, func: Callable[..., Any]) -> None:
         self.master.commands.add(path, func)

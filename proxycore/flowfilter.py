@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from proxycore import saferegex
 from proxycore.exceptions import OptionsError
 from proxycore.flow import Flow
 from proxycore.http import HTTPFlow, Message
@@ -216,10 +217,11 @@ class RegexPredicate(Predicate):
     """An operator with a regex argument, such as ``~d example\\.com``.
 
     ``expr`` is the regex as written (after unquoting), ``regex`` the compiled
-    pattern (a bytes pattern for body, header, method and content-type tests).
+    pattern (a bytes pattern for body, header, method and content-type tests), run by
+    :mod:`proxycore.saferegex` so that no pattern can backtrack for minutes.
     """
 
-    def __init__(self, operator: _Operator, expr: str, regex: re.Pattern[Any]) -> None:
+    def __init__(self, operator: _Operator, expr: str, regex: saferegex.Pattern) -> None:
         super().__init__(operator)
         self.expr = expr
         self.regex = regex
@@ -834,12 +836,14 @@ class _Parser:
         flags = op.flags | _ignore_case()
         try:
             pattern: str | bytes = expr.encode("utf-8") if op.binary else expr
-            compiled = re.compile(pattern, flags)
+            compiled = saferegex.compile(pattern, flags)
         except re.error as e:
             # Inside an unquoted argument the regex offset maps straight onto the input.
             exact = not quoted and (not op.binary or expr.isascii())
             where = pos + e.pos if e.pos is not None and exact else pos
             raise self.error(f"invalid regular expression {expr!r}: {e.msg}", where) from None
+        except saferegex.SlowPatternError as e:
+            raise self.error(f"regular expression {expr!r} refused: {e}", pos) from None
         except Exception as e:  # unencodable text, overflowing repeats, deep nesting...
             raise self.error(f"invalid regular expression {expr!r}: {e}", pos) from None
         return RegexPredicate(op, expr, compiled)

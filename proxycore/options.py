@@ -6,7 +6,7 @@ import functools
 from collections.abc import Sequence
 
 from proxycore.exceptions import OptionsError
-from proxycore.optmanager import OptManager
+from proxycore.optmanager import PORT, OptManager, in_range
 
 LOG_VERBOSITY = ["error", "warn", "info", "alert", "debug"]
 
@@ -37,7 +37,7 @@ class Options(OptManager):
         add("listen_host", str, "", "Address to bind proxy server(s) to (may be overridden per mode).")
         add("listen_port", int | None, None,
             "Port to bind proxy server(s) to (may be overridden per mode). "
-            "By default, the port is mode-specific (8080 for regular).")
+            "By default, the port is mode-specific (8080 for regular).", check=PORT)
         add("connection_strategy", str, "eager",
             "Whether to connect to upstream servers as soon as possible (eager) "
             "or only when required (lazy).", choices=("eager", "lazy"))
@@ -52,35 +52,45 @@ class Options(OptManager):
         add("certs", Sequence[str], [], "SSL certificates of the form \"[domain=]path\".")
         add("http2_max_concurrent_streams", int, 100,
             "HTTP/2 streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); "
-            "streams beyond it are refused with RST_STREAM(REFUSED_STREAM).")
+            "streams beyond it are refused with RST_STREAM(REFUSED_STREAM).",
+            check=in_range(1, 2**31 - 1))
         add("http2_max_header_list_size", int, 65536,
-            "Largest HTTP/2 header list accepted, in bytes (SETTINGS_MAX_HEADER_LIST_SIZE).")
+            "Largest HTTP/2 header list accepted, in bytes (SETTINGS_MAX_HEADER_LIST_SIZE).",
+            check=in_range(1024))
         add("http2_stream_window", int, 2**20,
             "HTTP/2 flow-control window per stream, in bytes: how much of a body a peer may send "
-            "before the proxy has passed it on.")
+            "before the proxy has passed it on.",
+            check=in_range(1024, 2**31 - 1))
         add("http2_connection_window", int, 2**24,
-            "HTTP/2 flow-control window of a whole connection, in bytes (all its streams together).")
+            "HTTP/2 flow-control window of a whole connection, in bytes (all its streams together).",
+            check=in_range(65535, 2**31 - 1))
         add("http2_max_resets", int, 200,
             "Close an HTTP/2 client connection with GOAWAY(ENHANCE_YOUR_CALM) once the client has "
-            "reset more than this many streams within http2_reset_window seconds (0 = no limit).")
-        add("http2_reset_window", int, 30, "The sliding window of http2_max_resets, in seconds.")
+            "reset more than this many streams within http2_reset_window seconds (0 = no limit).",
+            check=in_range(0))
+        add("http2_reset_window", int, 30, "The sliding window of http2_max_resets, in seconds.",
+            check=in_range(1))
         add("http2", bool, True, "Enable/disable HTTP/2 support.")
-        add("http2_ping_keepalive", int, 58, "Send a PING frame on idle HTTP/2 connections (seconds, 0 = off).")
+        add("http2_ping_keepalive", int, 58, "Send a PING frame on idle HTTP/2 connections (seconds, 0 = off).",
+            check=in_range(0))
         add("websocket", bool, True, "Enable/disable WebSocket support.")
         add("websocket_message_size_limit", str | None, "32m",
             "Close a WebSocket (code 1009 to both sides) when a message exceeds this size "
             "(e.g. 3m; empty or 0 = no limit; proxycore only).")
         add("rawtcp", bool, True, "Enable/disable raw TCP connections.")
-        add("tcp_timeout", int, 600, "Close idle TCP connections after this many seconds.")
+        add("tcp_timeout", int, 600, "Close idle TCP connections after this many seconds.", check=in_range(0))
         add("request_head_timeout", int, 30,
             "Seconds a client has to send a complete HTTP/1 request head, from connecting "
-            "or from its first byte (0 = no limit; proxycore only).")
+            "or from its first byte (0 = no limit; proxycore only).",
+            check=in_range(0))
         add("max_connections", int, 10000,
             "Most client connections open at once; beyond it new ones wait to be accepted. "
-            "Also kept below half the file-descriptor limit (0 = only that; proxycore only).")
+            "Also kept below half the file-descriptor limit (0 = only that; proxycore only).",
+            check=in_range(0))
         add("keepalive_timeout", int, 120,
             "Close an HTTP/1 client connection idle between requests after this many seconds "
-            "(0 = only tcp_timeout; proxycore only).")
+            "(0 = only tcp_timeout; proxycore only).",
+            check=in_range(0))
         add("stream_large_bodies", str | None, None,
             "Stream data to the client if the body exceeds this size (e.g. 3m, 1k).")
         add("body_size_limit", str | None, None, "Byte size limit of HTTP request and response bodies.")
@@ -101,7 +111,7 @@ class Options(OptManager):
         add("intercept", str | None, None, "Intercept filter expression.")
         add("keepserving", bool, False, "Continue serving after client playback, server playback or file read.")
         add("proxy_debug", bool, False, "Enable debug logs in the proxy core.")
-        add("content_view_lines_cutoff", int, 512, "Flow content view lines limit.")
+        add("content_view_lines_cutoff", int, 512, "Flow content view lines limit.", check=in_range(0))
         add("server_replay", Sequence[str], [], "Replay server responses from a saved file.")
         add("client_replay", Sequence[str], [], "Replay client requests from a saved file.")
         add("readfile_filter", str | None, None, "Read only matching flows.")

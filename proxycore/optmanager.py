@@ -21,6 +21,7 @@ class _Option:
     help: str
     choices: Sequence[str] | None
     value: Any
+    check: Callable[[Any], None] | None = None
 
     def current(self) -> Any:
         return copy.copy(self.value) if isinstance(self.value, list) else self.value
@@ -79,6 +80,19 @@ def check_value(name: str, typespec: Any, value: Any) -> Any:
     return value
 
 
+def in_range(low: int, high: int | None = None) -> Callable[[Any], None]:
+    """A ``check`` for ``add_option``: a number from ``low`` to ``high`` (no upper bound if None)."""
+
+    def check(value: Any) -> None:
+        if value < low or (high is not None and value > high):
+            raise ValueError(f"must be {low} or more" if high is None else f"must be from {low} to {high}")
+
+    return check
+
+
+PORT = in_range(0, 65535)
+
+
 class OptManager:
     """A set of typed options.
 
@@ -102,11 +116,14 @@ class OptManager:
         default: Any,
         help: str,
         choices: Sequence[str] | None = None,
+        check: Callable[[Any], None] | None = None,
     ) -> None:
+        """Declare an option.  ``check`` refines the type (a port range, say): it gets every
+        non-None value before any listener sees it and raises ValueError to refuse it."""
         if name in self._options:
             raise ValueError(f"Option {name} already exists")
         default = check_value(name, typespec, default)
-        self._options[name] = _Option(name, typespec, default, help, choices, copy.copy(default))
+        self._options[name] = _Option(name, typespec, default, help, choices, copy.copy(default), check)
         if name in self._deferred:
             value = self._deferred.pop(name)
             if isinstance(value, str) and typespec is not str:
@@ -175,6 +192,11 @@ class OptManager:
                 raise OptionsError(
                     f"Invalid value {value!r} for {name}: must be one of {', '.join(option.choices)}"
                 )
+            if option.check is not None and value is not None:
+                try:
+                    option.check(value)
+                except ValueError as e:
+                    raise OptionsError(f"Invalid value {value!r} for {name}: {e}") from None
             new_values[name] = value
         changed = {k for k, v in new_values.items() if self._options[k].value != v}
         if not new_values:

@@ -193,7 +193,7 @@ def test_port_out_of_range_is_refused_not_replaced(value):
     assert r.returncode == 2
     assert_clean_failure(r, "proxydump: error:", f"invalid port '{value}': must be 0-65535")
     r = run("--set", f"listen_port={value}")
-    assert_clean_failure(r, "proxydump: error: listen_port: invalid port", "must be 0-65535")
+    assert_clean_failure(r, f"proxydump: error: Invalid value {int(value)} for listen_port: must be from 0 to 65535")
     assert "listening" not in r.stderr + r.stdout
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
 from tests.test_flowfilter import http_flow
 from tests.webapi import (
+    TOKEN,
     WebServer,
     put_json,
     request,
@@ -109,7 +111,8 @@ def test_invalid_filter_keeps_the_socket_open(server: WebServer) -> None:
     add(server, http_flow())
     with ws_connect(server.port) as ws:
         ws.send(json.dumps({"type": "flows/updateFilter", "payload": {"name": "search", "expr": "~m ("}}))
-        assert ws_recv(ws)["payload"] == {"name": "search", "matching_flow_ids": []}
+        payload = ws_recv(ws)["payload"]
+        assert payload["matching_flow_ids"] == [] and payload["error"].startswith("Invalid search filter")
         ws.send(json.dumps({"type": "flows/updateFilter", "payload": {"name": "search", "expr": "~q"}}))
         message, before = ws_until(ws, "flows/filterUpdate")
         assert len(message["payload"]["matching_flow_ids"]) == 1
@@ -216,7 +219,7 @@ def test_flow_commands_send_updates(server: WebServer) -> None:
         assert message["payload"]["flow"]["marked"] == "\U0001f7e2"
 
 
-def test_state_shows_a_listener_that_failed(server: WebServer) -> None:
+def test_mode_change_that_cannot_bind_is_refused_and_state_keeps_the_old_listener(server: WebServer) -> None:
     import socket
 
     busy = socket.socket()
@@ -224,16 +227,107 @@ def test_state_shows_a_listener_that_failed(server: WebServer) -> None:
     busy.listen()
     spec = f"regular@127.0.0.1:{busy.getsockname()[1]}"
     try:
-        assert put_json(server.port, "/options", {"mode": [spec]}).status == 200
-        deadline = time.monotonic() + 10
-        while True:
-            servers = request(server.port, "GET", "/state").json()["servers"]
-            if spec in servers and servers[spec]["last_exception"]:
-                break
-            assert time.monotonic() < deadline, servers
-            time.sleep(0.05)
+        r = put_json(server.port, "/options", {"mode": [spec]})
     finally:
         busy.close()
-    entry = servers[spec]
-    assert entry["is_running"] is False and entry["listen_addrs"] == []
+    assert r.status == 400 and "failed to listen" in r.text and "address already in use" in r.text
+    assert server.master.options.mode == ["regular"]
+    servers = request(server.port, "GET", "/state").json()["servers"]
+    assert list(servers) == ["regular"]
+    entry = servers["regular"]
+    assert entry["is_running"] is True and entry["last_exception"] is None
     assert entry["type"] == "regular" and entry["description"] == "HTTP(S) proxy"
+
+
+# a client that stops reading ------------------------------------------------------------
+
+
+def _raw_websocket(port: int) -> socket.socket:
+    """A handshaken /updates connection that reads nothing unless told (small receive buffer)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(
+        (
+            f"GET /updates HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)  # byte by byte: nothing after the head is consumed
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    return sock
+
+
+def test_client_that_does_not_read_is_dropped_and_its_queue_stays_bounded(tmp_path: Path) -> None:
+    limits = {"web_updates_max_queue": 1000, "web_updates_max_queue_bytes": "1m"}
+    with running(tmp_path, **limits) as server:
+        stalled = _raw_websocket(server.port)
+        deadline = time.monotonic() + 10
+        while len(server.web.app.connections) < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        conn = next(iter(server.web.app.connections))
+        with ws_connect(server.port) as reader:  # a client that reads keeps getting everything
+            most = (0, 0)
+            for _ in range(40):
+                server.add(*[http_flow(url="http://example.com/" + "x" * 8000) for _ in range(50)])
+                count, size = server.call(lambda: conn.queued)
+                most = (max(most[0], count), max(most[1], size))
+                time.sleep(0.02)  # the reading client keeps up between bursts
+            assert most[0] <= 1000 and most[1] <= 1024 * 1024, most
+            assert server.call(lambda: conn not in server.web.app.connections)
+            assert server.call(lambda: conn.queued) == (0, 0)
+            received = ws_drain(reader)
+            assert sum(m["type"] == "flows/add" for m in received) == 2000
+        assert server.log.getvalue().count("fell behind") == 1
+        # The dropped client finds its connection closed once it reads (1008, or cut after 5 s).
+        stalled.settimeout(15)
+        data = b""
+        try:
+            while chunk := stalled.recv(65536):
+                data += chunk
+        except ConnectionResetError:
+            pass
+        stalled.close()
+        if b"\x88" in data:
+            close = data[data.rindex(b"\x88"):]
+            assert close[2:4] == (1008).to_bytes(2, "big")
+
+
+def test_filter_too_slow_for_the_view_is_refused_like_an_invalid_one(server: WebServer) -> None:
+    add(server, http_flow(), http_flow())
+    server.call(lambda: server.master.options.update(web_filter_time_budget=0))  # every evaluation overruns
+    with ws_connect(server.port) as ws:
+        ws.send(json.dumps({"type": "flows/updateFilter", "payload": {"name": "search", "expr": "~b x"}}))
+        message, _ = ws_until(ws, "flows/filterUpdate")
+        payload = message["payload"]
+        assert payload["matching_flow_ids"] == []
+        assert "'~b x' is too slow" in payload["error"]
+        add(server, http_flow(req_body=b"x"))  # later flows do not match the refused filter
+        message, _ = ws_until(ws, "flows/add")
+        assert message["payload"]["matching_filters"] == {"search": False}
+        server.call(lambda: server.master.options.update(web_filter_time_budget=2))
+        ws.send(json.dumps({"type": "flows/updateFilter", "payload": {"name": "search", "expr": "~b x"}}))
+        message, _ = ws_until(ws, "flows/filterUpdate")
+        assert len(message["payload"]["matching_flow_ids"]) == 1 and "error" not in message["payload"]
+
+
+def test_refused_filter_reports_why(server: WebServer) -> None:
+    with ws_connect(server.port) as ws:
+        ws.send(json.dumps({"type": "flows/updateFilter", "payload": {"name": "search", "expr": r'~u "(\\d+)+\\1"'}}))
+        message, _ = ws_until(ws, "flows/filterUpdate")
+        assert "exponential time" in message["payload"]["error"]
+
+
+def test_one_message_larger_than_the_queue_limit_still_reaches_a_reading_client(server: WebServer) -> None:
+    server.call(lambda: server.master.options.update(web_updates_max_queue_bytes="1"))
+    add(server, http_flow())
+    with ws_connect(server.port) as ws:
+        ws.send(json.dumps({"type": "flows/updateFilter", "payload": {"name": "search", "expr": "~q"}}))
+        message, _ = ws_until(ws, "flows/filterUpdate")
+        assert len(message["payload"]["matching_flow_ids"]) == 1
+    assert "fell behind" not in server.log.getvalue()
