@@ -308,6 +308,7 @@ async def _run(args: argparse.Namespace, tool: Tool) -> int:
     import signal
 
     from proxycore.addons.termlog import TermLog
+    from proxycore.compat import install_mitmproxy_alias
     from proxycore.exceptions import OptionsError
     from proxycore.options import Options
     from proxycore.tools.errorcheck import StartupErrorCheck
@@ -318,12 +319,14 @@ async def _run(args: argparse.Namespace, tool: Tool) -> int:
 
     termlog = TermLog(manage_root_level=True)
     termlog.set_verbosity("info")
+    install_mitmproxy_alias()  # scripts written for mitmproxy import mitmproxy
     errorcheck = StartupErrorCheck()
     try:
         opts = Options()
         master = tool.make_master(opts, termlog, errorcheck)
         try:
-            opts.set(*args.setoptions)
+            # Options a script declares get their --set value when the script loads.
+            opts.set(*args.setoptions, defer=True)
             updates = flag_options(args, tool.flags)
             filter_args = getattr(args, "filter_args", None)
             if filter_args:
@@ -331,6 +334,8 @@ async def _run(args: argparse.Namespace, tool: Tool) -> int:
                 for name in ("dumper_filter", "save_stream_filter", "readfile_filter"):
                     updates[name] = expression
             opts.update(**updates)
+            if opts.deferred_names():  # scripts (loaded by the update above) declared none of them
+                raise OptionsError(f"Unknown option: {', '.join(opts.deferred_names())}")
             if args.options:
                 text = opts.dump_options()
                 sys.stdout.write(text if text.endswith("\n") else text + "\n")
