@@ -198,6 +198,12 @@ class Proxyserver:
         """Number of client connections the listeners are serving."""
         return sum(len(listener.handlers) for listener in self.listeners)
 
+    @property
+    def servers(self) -> list[ProxyListener]:
+        """The listeners, one per mode (``mode``, ``is_running``, ``last_exception``), under
+        mitmproxy's name for them."""
+        return list(self.listeners)
+
     def listen_addrs(self) -> list[tuple[str, int]]:
         return [addr for listener in self.listeners for addr in listener.addresses]
 

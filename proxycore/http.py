@@ -332,6 +332,28 @@ class MultiDictView:
             self[k] = v
 
 
+class _BytesMultiDictView(MultiDictView):
+    """``multipart_form``: bytes keys and values as in mitmproxy; str keys are looked up as UTF-8."""
+
+    def __getitem__(self, key: Any) -> Any:
+        return super().__getitem__(_b(key))
+
+    def __delitem__(self, key: Any) -> None:
+        super().__delitem__(_b(key))
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(_b(key) if isinstance(key, str) else key)
+
+    def get_all(self, key: Any) -> list[Any]:
+        return super().get_all(_b(key))
+
+    def set_all(self, key: Any, values: list[Any]) -> None:
+        super().set_all(_b(key), [_b(v) for v in values])
+
+    def add(self, key: Any, value: Any) -> None:
+        super().add(_b(key), _b(value))
+
+
 class _MessageData:
     """Raw fields of a request or response, as they appear on the wire."""
 
@@ -873,21 +895,21 @@ class Request(Message):
     def urlencoded_form(self, value: Iterable[tuple[str, str]] | Mapping[str, str]) -> None:
         self._set_urlencoded_form(list(value.items()) if isinstance(value, Mapping) else list(value))
 
-    def _get_multipart_form(self) -> list[tuple[str, str]]:
+    def _get_multipart_form(self) -> list[tuple[bytes, bytes]]:
         content_type = self.headers.get("content-type", "")
         match = re.search(r'boundary="?([^";]+)"?', content_type)
         if "multipart/form-data" not in content_type.lower() or not match:
             return []
         boundary = b"--" + match.group(1).encode()
-        fields: list[tuple[str, str]] = []
+        fields: list[tuple[bytes, bytes]] = []
         for part in (self.get_content(strict=False) or b"").split(boundary)[1:]:
             head, sep, body = part.partition(b"\r\n\r\n")
             name = re.search(rb'name="([^"]*)"', head)
             if sep and name:
-                fields.append((_s(name.group(1)), _s(body.rsplit(b"\r\n", 1)[0])))
+                fields.append((name.group(1), body.rsplit(b"\r\n", 1)[0]))
         return fields
 
-    def _set_multipart_form(self, pairs: list[tuple[str, str]]) -> None:
+    def _set_multipart_form(self, pairs: list[tuple[bytes | str, bytes | str]]) -> None:
         boundary = "proxycore-boundary"
         body = b"".join(
             b'--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
@@ -899,7 +921,11 @@ class Request(Message):
 
     @property
     def multipart_form(self) -> MultiDictView:
-        return MultiDictView(self._get_multipart_form, self._set_multipart_form)
+        return _BytesMultiDictView(self._get_multipart_form, self._set_multipart_form)  # type: ignore[arg-type]
+
+    @multipart_form.setter
+    def multipart_form(self, value: Iterable[tuple[Any, Any]] | Mapping[Any, Any]) -> None:
+        self._set_multipart_form(list(value.items()) if isinstance(value, Mapping) else list(value))
 
     def anticache(self) -> None:
         """Strip headers that let a server answer 304, so the full body is seen."""
