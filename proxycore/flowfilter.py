@@ -876,3 +876,10 @@ def match(flt: str | Filter | Callable[[Flow], bool] | None, flow: Flow) -> bool
 
 
 match_all: Filter = parse("~all")
+
+
+# mitmproxy's names: scripts annotate with TFilter; FAnd/FOr/FNot are its junction classes.
+TFilter = Filter
+FAnd = And
+FOr = Or
+FNot = Not
