@@ -72,6 +72,10 @@ class Proxyserver:
         self._running = False
         self._lock = asyncio.Lock()
 
+    def load(self, loader: Any) -> None:
+        """Nothing to declare: the server's options are core options (proxycore.options).
+        Here because mitmproxy's Proxyserver declares them in ``load`` and tests call it."""
+
     def configure(self, updated: set[str]) -> None:
         from proxycore import ctx
 

@@ -644,3 +644,7 @@ class Http2Client(Http2Connection):
             self.open_stream(first)
             for event in pending[1:]:
                 yield from self.send_on_stream(self.our_to_h2[our_id], event)
+
+
+# mitmproxy's name (its tests and some addons import it).
+split_pseudo_headers = _split_pseudo
