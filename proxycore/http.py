@@ -8,13 +8,14 @@ while the proxy's hot path never re-encodes what it only forwards.
 from __future__ import annotations
 
 import codecs
+import copy
 import http as _stdlib_http
 import json
 import re
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from proxycore import encoding
 from proxycore.connection import Client, Server
@@ -374,6 +375,13 @@ class _MessageData:
         "reason",
     )
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _MessageData):
+            return NotImplemented
+        return all(getattr(self, n, None) == getattr(other, n, None) for n in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment] - mutable
+
 
 _CHARSET = re.compile(r";\s*charset\s*=\s*([^\s;]+)", re.IGNORECASE)
 
@@ -446,6 +454,10 @@ class Message:
 
     data: _MessageData
     stream: bool | Callable[[bytes], bytes | Iterable[bytes]] = False
+
+    def copy(self) -> Self:
+        """An independent copy (headers and body included), as mitmproxy's ``copy()``."""
+        return copy.deepcopy(self)
 
     @property
     def http_version(self) -> str:
@@ -569,10 +581,12 @@ class Message:
         try:
             data = text.encode(charset)
         except (UnicodeEncodeError, LookupError):
-            data = text.encode("utf-8")
-            if "content-type" in self.headers:
-                base = _CHARSET.sub("", self.headers["content-type"])
-                self.headers["content-type"] = f"{base}; charset=utf-8"
+            # Say so in Content-Type (other parameters keep their place), as mitmproxy does;
+            # a missing or unreadable Content-Type becomes text/plain.
+            data = text.encode("utf-8", "surrogateescape")
+            kind, sub, params = parse_content_type(self.headers.get("content-type", "")) or ("text", "plain", {})
+            params["charset"] = "utf-8"
+            self.headers["content-type"] = "; ".join([f"{kind}/{sub}", *(f"{k}={v}" for k, v in params.items())])
         self.set_content(data)
 
     text = property(get_text, set_text)
@@ -714,7 +728,7 @@ class Request(Message):
 
     @method.setter
     def method(self, value: str | bytes) -> None:
-        self.data.method = _b(value)
+        self.data.method = _b(value).upper()  # "post" is POST, as in mitmproxy
 
     @property
     def scheme(self) -> str:
@@ -792,7 +806,9 @@ class Request(Message):
         return f"{self.scheme}://{_hostport(self.scheme, self.host, self.port)}{self.path}"
 
     @url.setter
-    def url(self, value: str) -> None:
+    def url(self, value: str | bytes) -> None:
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "surrogateescape")
         parts = urllib.parse.urlsplit(value)
         if not parts.scheme or not parts.hostname:
             raise ValueError(f"invalid URL: {value!r}")
