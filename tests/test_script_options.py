@@ -7,6 +7,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from proxycore.exceptions import OptionsError
 from proxycore.options import Options
 
@@ -93,3 +95,60 @@ def test_deferred_bad_value_fails_when_declared():
         assert "later_int" in str(e)
     else:
         raise AssertionError("a bad deferred value must be refused")
+
+
+def test_config_yaml_in_confdir_is_read_and_the_command_line_wins(tmp_path):
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "config.yaml").write_text(
+        "tag_value: from-file\ntag_count: 7\nweb_port: 9999  # another tool's option: ignored\n"
+    )
+    r = proxydump(tmp_path, "--set", f"confdir={conf}", "--set", "tag_count=8")
+    assert r.returncode == 0, r.stderr
+    assert "TAG 'from-file' 8 False []" in r.stdout + r.stderr
+
+
+def test_broken_config_yaml_is_a_clean_error(tmp_path):
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "config.yml").write_text("tag_value: [unclosed\n")
+    r = proxydump(tmp_path, "--set", f"confdir={conf}")
+    assert r.returncode == 1
+    assert "config.yml" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.e2e
+def test_script_reloads_when_its_file_changes(tmp_path):
+    import os
+    import time
+    import urllib.request
+
+    from tests.e2e_servers import start_http
+    from tests.test_e2e import Proxy
+
+    script = tmp_path / "version.py"
+    script.write_text("def response(flow):\n    flow.response.headers['x-version'] = '1'\n")
+    origin, port = start_http()
+    proxy = Proxy(["-s", str(script)], tmp_path)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy.url}))
+
+    def version() -> str | None:
+        with opener.open(f"http://127.0.0.1:{port}/get", timeout=10) as response:
+            return response.headers.get("x-version")
+
+    try:
+        assert version() == "1"
+        script.write_text(
+            "from mitmproxy import http\n\n"
+            "def response(flow: http.HTTPFlow):\n    flow.response.headers['x-version'] = '2'\n"
+        )
+        stat = script.stat()
+        os.utime(script, (stat.st_atime, stat.st_mtime + 5))  # a new mtime even on coarse clocks
+        deadline = time.monotonic() + 15
+        while version() != "2":
+            assert time.monotonic() < deadline, proxy.stderr()
+            time.sleep(0.2)
+        assert "Reloading script" in proxy.stderr()
+    finally:
+        assert proxy.stop() == 0
+        origin.shutdown()
