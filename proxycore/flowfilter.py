@@ -126,6 +126,10 @@ class Filter:
     def __repr__(self) -> str:
         return self.render()
 
+    def __str__(self) -> str:
+        """What the filter matches, in words, as mitmproxy says it ("url matches /foo/i")."""
+        return describe(self)
+
     def _render_child(self, child: Filter) -> str:
         text = child.render()
         return f"({text})" if child.precedence < self.precedence else text
@@ -883,3 +887,42 @@ TFilter = Filter
 FAnd = And
 FOr = Or
 FNot = Not
+
+
+# str(filter): mitmproxy's wording -----------------------------------------------------------
+
+_WORDS = {
+    "all": "all flows", "a": "is asset", "e": "has error", "marked": "is marked",
+    "http": "is an HTTP Flow", "websocket": "is a Websocket Flow", "tcp": "is a TCP Flow",
+    "udp": "is a UDP Flow", "dns": "is a DNS Flow", "q": "has no response", "s": "has response",
+    "replay": "flow has been replayed", "replayq": "request has been replayed",
+    "replays": "response has been replayed",
+    "t": "content type", "tq": "req. content type", "ts": "resp. content type",
+    "h": "header", "hq": "req. header", "hs": "resp. header",
+    "b": "body", "bq": "body request", "bs": "body response",
+    "m": "method", "d": "domain", "u": "url", "src": "source address",
+    "dst": "destination address", "meta": "flow metadata", "marker": "marker",
+    "comment": "comment", "c": "response code is",
+}
+_FLAG_LETTERS = ((re.IGNORECASE, "i"), (re.MULTILINE, "m"), (re.DOTALL, "s"))
+
+
+def describe(f: Filter) -> str:
+    """``f`` in words; junctions inside others are parenthesised."""
+
+    def inner(child: Filter) -> str:
+        return f"({describe(child)})" if isinstance(child, _Junction) else describe(child)
+
+    if isinstance(f, _Junction):
+        return (" and " if isinstance(f, And) else " or ").join(inner(c) for c in f.filters)
+    if isinstance(f, Not):
+        return f"not {inner(f.filter)}"
+    if isinstance(f, Predicate) and f.code in _WORDS:
+        words = _WORDS[f.code]
+        if isinstance(f, RegexPredicate):
+            flags = "".join(letter for flag, letter in _FLAG_LETTERS if f.regex.flags & flag)
+            return f"{words} matches /{f.expr}/{flags}"
+        if isinstance(f, IntPredicate):
+            return f"{words} {f.num}"
+        return words
+    return repr(f)

@@ -337,3 +337,23 @@ def test_helpers_make_fresh_objects():
     assert [type(f).__name__ for f in tflow.tflows()] == ["HTTPFlow"] * 3 + ["TCPFlow"] * 2
     with pytest.raises(TypeError):
         tflow.tflow(resp="yes")
+
+
+@pytest.mark.parametrize(
+    ("expr", "words"),
+    [
+        ("~s", "has response"),
+        ("~u foo", "url matches /foo/i"),
+        ("~hq rex", "req. header matches /rex/im"),
+        ("~bs x", "body response matches /x/is"),
+        ("~c 404", "response code is 404"),
+        ("!~h test", "not header matches /test/im"),
+        ("~u foo & ~c 200", "url matches /foo/i and response code is 200"),
+        ("!(~u foo | ~c 200)", "not (url matches /foo/i or response code is 200)"),
+        ("~q & (~m get | ~m head)", "has no response and (method matches /get/i or method matches /head/i)"),
+    ],
+)
+def test_str_of_a_filter_is_mitmproxys_description(expr, words):
+    f = flowfilter.parse(expr)
+    assert str(f) == words
+    assert repr(f) == f.pattern == expr or flowfilter.parse(repr(f)).pattern  # repr stays the expression
