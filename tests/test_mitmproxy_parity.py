@@ -356,4 +356,5 @@ def test_helpers_make_fresh_objects():
 def test_str_of_a_filter_is_mitmproxys_description(expr, words):
     f = flowfilter.parse(expr)
     assert str(f) == words
-    assert repr(f) == f.pattern == expr or flowfilter.parse(repr(f)).pattern  # repr stays the expression
+    assert f.pattern == expr  # the text it was parsed from
+    assert str(flowfilter.parse(repr(f))) == words  # repr stays an expression that parses back
