@@ -461,7 +461,7 @@ class Message:
 
     @property
     def http_version(self) -> str:
-        return self.data.http_version.decode("ascii", "replace")
+        return _s(self.data.http_version)
 
     @http_version.setter
     def http_version(self, value: str | bytes) -> None:
@@ -724,15 +724,16 @@ class Request(Message):
 
     @property
     def method(self) -> str:
-        return self.data.method.decode("ascii", "replace")
+        # Upper case when read, as is on the wire ("post" set by a script reads as POST).
+        return _s(self.data.method).upper()
 
     @method.setter
     def method(self, value: str | bytes) -> None:
-        self.data.method = _b(value).upper()  # "post" is POST, as in mitmproxy
+        self.data.method = _b(value)
 
     @property
     def scheme(self) -> str:
-        return self.data.scheme.decode("ascii", "replace")
+        return _s(self.data.scheme)
 
     @scheme.setter
     def scheme(self, value: str | bytes) -> None:

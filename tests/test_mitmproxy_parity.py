@@ -18,12 +18,14 @@ from proxycore.test import taddons, tflow, tutils
 # Request / Response -------------------------------------------------------------------------
 
 
-def test_method_setter_uppercases():
+def test_method_reads_upper_case_and_keeps_the_raw_bytes():
     request = tutils.treq()
     request.method = "post"
-    assert request.method == "POST"
-    request.method = b"patch"
-    assert request.data.method == b"PATCH"
+    assert request.method == "POST"  # as mitmproxy: the getter upper-cases
+    assert request.data.method == b"post"  # what was set is what goes on the wire
+    request.data.method = b"FOO\xbf\x00BAR"
+    request.method = request.method  # no side effect, even for bytes that are not UTF-8
+    assert request.data.method == b"FOO\xbf\x00BAR"
 
 
 def test_text_setter_falls_back_to_utf8_and_says_so():
