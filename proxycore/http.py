@@ -22,6 +22,7 @@ from proxycore.connection import Client, Server
 from proxycore.flow import Flow
 
 if TYPE_CHECKING:
+    from proxycore.cookies import CookieAttrs
     from proxycore.websocket import WebSocketData
 
 _REASON_OVERRIDES = {
@@ -1055,24 +1056,19 @@ class Response(Message):
     def reason(self, value: str | bytes) -> None:
         self.data.reason = value if isinstance(value, bytes) else value.encode("iso-8859-1", "replace")
 
-    def _get_cookies(self) -> list[tuple[str, tuple[str, dict[str, str]]]]:
-        result = []
-        for header in self.headers.get_all("set-cookie"):
-            first, *attrs = header.split(";")
-            name, _, value = first.strip().partition("=")
-            attributes: dict[str, str] = {}
-            for attr in attrs:
-                k, _, v = attr.strip().partition("=")
-                if k:
-                    attributes[k] = v
-            result.append((name, (value, attributes)))
-        return result
+    def _get_cookies(self) -> list[tuple[str, tuple[str | None, CookieAttrs]]]:
+        """(name, (value, attributes)) per cookie set, parsed as mitmproxy does."""
+        from proxycore.cookies import parse_set_cookie_headers
 
-    def _set_cookies(self, pairs: list[tuple[str, tuple[str, dict[str, str]]]]) -> None:
+        headers = self.headers.get_all("set-cookie")
+        return [(name, (value, attrs)) for name, value, attrs in parse_set_cookie_headers(headers)]
+
+    def _set_cookies(self, pairs: list[tuple[str, tuple[str | None, Any]]]) -> None:
         values = []
         for name, (value, attributes) in pairs:
-            attr_text = "".join(f"; {k}={v}" if v else f"; {k}" for k, v in attributes.items())
-            values.append(f"{name}={value}{attr_text}")
+            fields = attributes.fields if hasattr(attributes, "fields") else list(attributes.items())
+            attr_text = "".join(f"; {k}" if v is None else f"; {k}={v}" for k, v in fields)
+            values.append(f"{name}={value or ''}{attr_text}")
         self.headers.set_all("set-cookie", values)
 
     @property

@@ -360,3 +360,20 @@ def test_str_of_a_filter_is_mitmproxys_description(expr, words):
     assert str(f) == words
     assert f.pattern == expr  # the text it was parsed from
     assert str(flowfilter.parse(repr(f))) == words  # repr stays an expression that parses back
+
+
+def test_response_cookies_have_cookie_attrs():
+    from proxycore.cookies import CookieAttrs
+
+    response = tutils.tresp()
+    response.headers = http.Headers(
+        set_cookie="name=value;domain=example.com;expires=Wed Oct  21 16:29:41 2015;path=/; HttpOnly"
+    )
+    value, attrs = response.cookies["name"]
+    assert value == "value" and isinstance(attrs, CookieAttrs) and len(attrs) == 4
+    assert attrs["Domain"] == "example.com" and attrs["httponly"] is None
+    response.cookies["other"] = ("x", CookieAttrs([("Path", "/"), ("Secure", None)]))
+    assert response.headers.get_all("set-cookie")[-1] == "other=x; Path=/; Secure"
+    empty = tutils.tresp()
+    empty.headers = http.Headers(set_cookie="")
+    assert not empty.cookies
