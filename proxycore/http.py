@@ -70,7 +70,11 @@ def reason_phrase(status_code: int) -> str:
 
 
 def _b(value: str | bytes) -> bytes:
-    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    raise TypeError(f"expected str or bytes, not {type(value).__name__}")
 
 
 def _s(value: bytes) -> str:
@@ -1074,6 +1078,10 @@ class Response(Message):
     @property
     def cookies(self) -> MultiDictView:
         return MultiDictView(self._get_cookies, self._set_cookies)  # type: ignore[arg-type]
+
+    @cookies.setter
+    def cookies(self, value: Iterable[tuple[str, Any]] | Mapping[str, Any]) -> None:
+        self._set_cookies(list(value.items()) if isinstance(value, Mapping) else list(value))
 
     def refresh(self, now: float | None = None) -> None:
         """Shift date-like headers so a replayed response looks fresh."""

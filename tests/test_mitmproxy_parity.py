@@ -377,3 +377,18 @@ def test_response_cookies_have_cookie_attrs():
     empty = tutils.tresp()
     empty.headers = http.Headers(set_cookie="")
     assert not empty.cookies
+
+
+def test_header_values_must_be_str_or_bytes():
+    headers = http.Headers()
+    headers["a"] = "1"
+    headers[b"b"] = b"2"
+    with pytest.raises(TypeError):
+        headers["c"] = 42
+    assert len(headers) == 2
+
+
+def test_response_cookies_setter():
+    response = tutils.tresp()
+    response.cookies = [("a", ("1", {"Path": "/"})), ("b", ("2", {}))]
+    assert response.headers.get_all("set-cookie") == ["a=1; Path=/", "b=2"]
