@@ -15,6 +15,7 @@ from typing import Any
 from proxycore import ctx, hooks
 from proxycore import types as command_types
 from proxycore.command import command
+from proxycore.compat import install_mitmproxy_alias
 from proxycore.exceptions import OptionsError
 from proxycore.flow import Flow
 
@@ -32,7 +33,10 @@ def _mtime(path: str) -> float | None:
 
 
 def load_script(path: str) -> types.ModuleType | None:
-    """Import ``path`` as a fresh module; log one clear error and return None if it fails."""
+    """Import ``path`` as a fresh module; log one clear error and return None if it fails.
+
+    Scripts written for mitmproxy import ``mitmproxy``: the alias is installed first."""
+    install_mitmproxy_alias()
     fullpath = os.path.abspath(os.path.expanduser(path))
     name = "__proxycore_script__" + os.path.splitext(os.path.basename(fullpath))[0]
     directory = os.path.dirname(fullpath)
