@@ -392,3 +392,55 @@ def test_response_cookies_setter():
     response = tutils.tresp()
     response.cookies = [("a", ("1", {"Path": "/"})), ("b", ("2", {}))]
     assert response.headers.get_all("set-cookie") == ["a=1; Path=/", "b=2"]
+
+
+# Layers -------------------------------------------------------------------------------------
+
+
+def test_declared_size_over_stream_large_bodies_streams_before_the_headers_hooks():
+    from proxycore import commands, events
+    from proxycore.connection import Server
+    from proxycore.layers.http import HttpLayer, HTTPMode
+    from proxycore.layers.http._hooks import (
+        HttpRequestHeadersHook,
+        HttpRequestHook,
+        HttpResponseHeadersHook,
+        HttpResponseHook,
+    )
+    from proxycore.testing import Placeholder, Playbook, make_context, reply
+
+    tctx = make_context()
+    tctx.options.stream_large_bodies = "10"
+    flow, server = Placeholder(http.HTTPFlow), Placeholder(Server)
+    seen = {}
+
+    def note(what):
+        def side_effect(f):
+            seen[what] = getattr(f, what).stream
+
+        return side_effect
+
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(
+            tctx.client,
+            b"POST http://example.com/ HTTP/1.1\r\nHost: example.com\r\nContent-Length: 20\r\n\r\n0123456789",
+        )
+        << HttpRequestHeadersHook(flow)
+        >> reply(side_effect=note("request"))
+        << commands.OpenConnection(server)
+        >> reply(None)
+        << commands.SendData(server, b"POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 20\r\n\r\n0123456789")
+        >> events.DataReceived(tctx.client, b"abcdefghij")
+        << commands.SendData(server, b"abcdefghij")
+        << HttpRequestHook(flow)
+        >> reply()
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n")
+        << HttpResponseHeadersHook(flow)
+        >> reply(side_effect=note("response"))
+        << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n")
+        >> events.DataReceived(server, b"hello world!")
+        << commands.SendData(tctx.client, b"hello world!")
+        << HttpResponseHook(flow)
+    )
+    assert seen == {"request": True, "response": True}

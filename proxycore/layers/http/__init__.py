@@ -129,6 +129,8 @@ class HttpStream(Layer):
         if not event.end_stream and self._over_size_limit(_declared_size(request.headers)):
             yield from self.body_too_large(request=True, headers_hook=True)
             return
+        if not event.end_stream and self._declared_over_stream_limit(request.headers):
+            request.stream = True
         yield HttpRequestHeadersHook(self.flow)
         if self._killed:
             yield from self.kill()
@@ -180,6 +182,13 @@ class HttpStream(Layer):
             # As mitmproxy: an HTTP/1 absolute-form target is kept as scheme + host only.
             request.authority = ""
         return None
+
+    def _declared_over_stream_limit(self, headers: Headers) -> bool:
+        """A Content-Length above stream_large_bodies: the message streams, and the headers
+        hook already sees ``stream = True`` (mitmproxy's order; addons may switch it off)."""
+        limit = parse_size(self.context.options.stream_large_bodies)
+        size = _declared_size(headers)
+        return limit is not None and size is not None and size > limit
 
     def start_request_stream(self, end_stream: bool) -> CommandGenerator:
         """Open the server connection now and forward the body as it arrives."""
@@ -315,6 +324,8 @@ class HttpStream(Layer):
         if not event.end_stream and self._over_size_limit(_declared_size(response.headers)):
             yield from self.body_too_large(request=False, headers_hook=True)
             return
+        if not event.end_stream and self._declared_over_stream_limit(response.headers):
+            response.stream = True
         yield HttpResponseHeadersHook(self.flow)
         if self._killed:
             yield from self.kill()
