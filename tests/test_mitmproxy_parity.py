@@ -444,3 +444,44 @@ def test_declared_size_over_stream_large_bodies_streams_before_the_headers_hooks
         << HttpResponseHook(flow)
     )
     assert seen == {"request": True, "response": True}
+
+
+def test_streamed_request_ends_after_the_request_hook_and_flushes_the_modifier():
+    from proxycore import commands, events
+    from proxycore.connection import Server
+    from proxycore.layers.http import HttpLayer, HTTPMode
+    from proxycore.layers.http._hooks import HttpRequestHeadersHook, HttpRequestHook
+    from proxycore.testing import Placeholder, Playbook, make_context, reply
+
+    tctx = make_context()
+    flow, server = Placeholder(http.HTTPFlow), Placeholder(Server)
+    calls: list[bytes] = []
+
+    def upper(data: bytes) -> bytes:
+        calls.append(data)
+        return data.upper() if data else b"!"  # b"" at the end: flush one last byte
+
+    def stream_it(f):
+        f.request.stream = upper
+
+    def add_trailer(f):
+        f.request.trailers = http.Headers(x_checked="yes")
+
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(
+            tctx.client,
+            b"POST http://example.com/ HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+        )
+        << HttpRequestHeadersHook(flow)
+        >> reply(side_effect=stream_it)
+        << commands.OpenConnection(server)
+        >> reply(None)
+        << commands.SendData(server, b"POST / HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nABC\r\n")
+        >> events.DataReceived(tctx.client, b"0\r\n\r\n")
+        << commands.SendData(server, b"1\r\n!\r\n")
+        << HttpRequestHook(flow)
+        >> reply(side_effect=add_trailer)
+        << commands.SendData(server, b"0\r\nx-checked: yes\r\n\r\n")
+    )
+    assert calls == [b"abc", b""]

@@ -243,16 +243,25 @@ class HttpStream(Layer):
         if isinstance(event, RequestData):
             yield from self.stream_request_chunk(event.data)
         elif isinstance(event, RequestTrailers):
-            self.flow.request.trailers = event.trailers
-            yield SendHttp(RequestTrailers(self.stream_id, event.trailers), self.server_conn)
+            self.flow.request.trailers = event.trailers  # sent after the request hook (may change them)
         elif isinstance(event, RequestEndOfMessage):
+            # As mitmproxy: a stream modifier gets b"" to flush, then the request hook runs,
+            # and only then does the request end upstream (trailers included).
+            stream = self.flow.request.stream
+            if callable(stream):
+                tail = stream(b"")
+                if tail:
+                    yield SendHttp(RequestData(self.stream_id, tail), self.server_conn)
             self.request_complete = True
             self.flow.request.timestamp_end = time.time()
             self._handle_event = self.state_wait_for_response
-            yield SendHttp(RequestEndOfMessage(self.stream_id), self.server_conn)
             yield HttpRequestHook(self.flow)
             if self._killed:
                 yield from self.kill()
+                return
+            if self.flow.request.trailers:
+                yield SendHttp(RequestTrailers(self.stream_id, self.flow.request.trailers), self.server_conn)
+            yield SendHttp(RequestEndOfMessage(self.stream_id), self.server_conn)
         elif isinstance(event, RequestProtocolError):
             yield from self.client_error(event)
         else:
