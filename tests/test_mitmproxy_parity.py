@@ -485,3 +485,45 @@ def test_streamed_request_ends_after_the_request_hook_and_flushes_the_modifier()
         << commands.SendData(server, b"0\r\nx-checked: yes\r\n\r\n")
     )
     assert calls == [b"abc", b""]
+
+
+def test_streamed_response_ends_after_the_response_hook():
+    from proxycore import commands, events
+    from proxycore.connection import Server
+    from proxycore.layers.http import HttpLayer, HTTPMode
+    from proxycore.layers.http._hooks import (
+        HttpRequestHeadersHook,
+        HttpRequestHook,
+        HttpResponseHeadersHook,
+        HttpResponseHook,
+    )
+    from proxycore.testing import Placeholder, Playbook, make_context, reply
+
+    tctx = make_context()
+    flow, server = Placeholder(http.HTTPFlow), Placeholder(Server)
+
+    def stream_it(f):
+        f.response.stream = True
+
+    def add_trailer(f):
+        f.response.trailers = http.Headers(x_done="1")
+
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(tctx.client, b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\nTE: trailers\r\n\r\n")
+        << HttpRequestHeadersHook(flow)
+        >> reply()
+        << HttpRequestHook(flow)
+        >> reply()
+        << commands.OpenConnection(server)
+        >> reply(None)
+        << commands.SendData(server, b"GET / HTTP/1.1\r\nHost: example.com\r\nTE: trailers\r\n\r\n")
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        << HttpResponseHeadersHook(flow)
+        >> reply(side_effect=stream_it)
+        << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        >> events.DataReceived(server, b"0\r\n\r\n")
+        << HttpResponseHook(flow)
+        >> reply(side_effect=add_trailer)
+        << commands.SendData(tctx.client, b"0\r\nx-done: 1\r\n\r\n")
+    )

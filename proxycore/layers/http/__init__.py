@@ -313,9 +313,7 @@ class HttpStream(Layer):
         elif isinstance(event, ResponseData):
             yield from self.receive_response_data(event.data)
         elif isinstance(event, ResponseTrailers):
-            self.flow.response.trailers = event.trailers
-            if self.flow.response.stream:
-                yield SendHttp(ResponseTrailers(self.stream_id, event.trailers), self.context.client)
+            self.flow.response.trailers = event.trailers  # a streamed response sends them after its hook
         elif isinstance(event, ResponseEndOfMessage):
             yield from self.receive_response_end()
         elif isinstance(event, ResponseProtocolError):
@@ -387,9 +385,16 @@ class HttpStream(Layer):
                 tail = stream(b"")
                 if tail:
                     yield SendHttp(ResponseData(self.stream_id, tail), self.context.client)
-            yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
+            # As mitmproxy: the response hook runs before the response ends at the client,
+            # so it may still set trailers.
             self.response_hook_done = True
             yield HttpResponseHook(self.flow)
+            if self._killed:
+                yield from self.kill()
+                return
+            if response.trailers:
+                yield SendHttp(ResponseTrailers(self.stream_id, response.trailers), self.context.client)
+            yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
             yield from self.finish()
             return
         response.data.content = b"".join(self.response_body)
