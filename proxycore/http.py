@@ -725,6 +725,14 @@ class Request(Message):
             request.content = content
         return request
 
+    @property
+    def first_line_format(self) -> str:
+        """The request target's form: "authority" (CONNECT), "absolute" (a proxy request
+        naming its host) or "relative" (origin form)."""
+        if self.method == "CONNECT":
+            return "authority"
+        return "absolute" if self.authority else "relative"
+
     # simple fields -------------------------------------------------------------
 
     @property

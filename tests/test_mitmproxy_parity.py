@@ -527,3 +527,9 @@ def test_streamed_response_ends_after_the_response_hook():
         >> reply(side_effect=add_trailer)
         << commands.SendData(tctx.client, b"0\r\nx-done: 1\r\n\r\n")
     )
+
+
+def test_first_line_format():
+    assert tutils.treq(method=b"CONNECT").first_line_format == "authority"
+    assert tutils.treq(authority=b"example.com:80").first_line_format == "absolute"
+    assert tutils.treq().first_line_format == "relative"
