@@ -754,10 +754,18 @@ class Request(Message):
 
     @property
     def authority(self) -> str:
-        return _s(self.data.authority)
+        try:  # an internationalised name reads as Unicode, as in mitmproxy
+            return self.data.authority.decode("idna")
+        except UnicodeError:
+            return _s(self.data.authority)
 
     @authority.setter
     def authority(self, value: str | bytes) -> None:
+        if isinstance(value, str):
+            try:
+                value = value.encode("idna")
+            except UnicodeError:
+                value = _b(value)
         self.data.authority = _b(value)
 
     @property
@@ -773,7 +781,9 @@ class Request(Message):
         return self.data.host
 
     @host.setter
-    def host(self, value: str) -> None:
+    def host(self, value: str | bytes) -> None:
+        if isinstance(value, bytes):
+            value = value.decode("idna")  # b"xn--..." is the ASCII form of a Unicode name
         self.data.host = value
         self._update_host_references()
 

@@ -533,3 +533,15 @@ def test_first_line_format():
     assert tutils.treq(method=b"CONNECT").first_line_format == "authority"
     assert tutils.treq(authority=b"example.com:80").first_line_format == "absolute"
     assert tutils.treq().first_line_format == "relative"
+
+
+def test_idna_for_host_and_authority():
+    request = tutils.treq()
+    request.authority = "ídna.example"
+    assert request.data.authority == b"xn--dna-qma.example"
+    request.data.authority = b"xn--idn-gla.example"
+    assert request.authority == "idná.example"
+    request.data.authority = b"\xff:80"  # not IDNA: read back losslessly
+    assert request.authority.encode("utf-8", "surrogateescape") == b"\xff:80"
+    request.host = b"xn--eckwd4c7c.xn--zckzah"
+    assert request.host == "ドメイン.テスト"
