@@ -149,6 +149,11 @@ class Not(Filter):
     def render(self) -> str:
         return "!" + self._render_child(self.filter)
 
+    @property
+    def itm(self) -> Filter:
+        """mitmproxy's name for the negated filter."""
+        return self.filter
+
 
 class _Junction(Filter):
     """Common part of And and Or: an n-ary list of filters."""
@@ -163,6 +168,11 @@ class _Junction(Filter):
 
     def render(self) -> str:
         return self._symbol.join(self._render_child(f) for f in self.filters)
+
+    @property
+    def lst(self) -> list[Filter]:
+        """mitmproxy's name for the joined filters."""
+        return self.filters
 
 
 class And(_Junction):

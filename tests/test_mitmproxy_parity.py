@@ -545,3 +545,9 @@ def test_idna_for_host_and_authority():
     assert request.authority.encode("utf-8", "surrogateescape") == b"\xff:80"
     request.host = b"xn--eckwd4c7c.xn--zckzah"
     assert request.host == "ドメイン.テスト"
+
+
+def test_filter_parts_under_mitmproxys_names():
+    f = flowfilter.parse("~u foo & !(~h a | ~h b)")
+    assert [type(x).__name__ for x in f.lst] == ["RegexPredicate", "Not"]
+    assert f.lst[1].itm.lst[0].expr == "a"
