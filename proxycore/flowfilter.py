@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -129,6 +130,10 @@ class Filter:
     def __str__(self) -> str:
         """What the filter matches, in words, as mitmproxy says it ("url matches /foo/i")."""
         return describe(self)
+
+    def dump(self, indent: int = 0, fp: Any = None) -> None:
+        """Print the filter as an indented tree, one node a line (mitmproxy's debugging aid)."""
+        print_tree(self, indent, fp)
 
     def _render_child(self, child: Filter) -> str:
         text = child.render()
@@ -936,3 +941,18 @@ def describe(f: Filter) -> str:
             return f"{words} {f.num}"
         return words
     return repr(f)
+
+
+def print_tree(f: Filter, indent: int = 0, fp: Any = None) -> None:
+    """``f`` as a tree: "&", "|" and "!" nodes with their children indented by a tab."""
+    out = fp if fp is not None else sys.stdout
+    pad = "\t" * indent
+    if isinstance(f, _Junction):
+        print(pad + f._symbol.strip(), file=out)
+        for child in f.filters:
+            print_tree(child, indent + 1, out)
+    elif isinstance(f, Not):
+        print(pad + "!", file=out)
+        print_tree(f.filter, indent + 1, out)
+    else:
+        print(pad + f.render(), file=out)

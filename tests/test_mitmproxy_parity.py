@@ -551,3 +551,11 @@ def test_filter_parts_under_mitmproxys_names():
     f = flowfilter.parse("~u foo & !(~h a | ~h b)")
     assert [type(x).__name__ for x in f.lst] == ["RegexPredicate", "Not"]
     assert f.lst[1].itm.lst[0].expr == "a"
+
+
+def test_filter_dump_prints_a_tree():
+    import io
+
+    out = io.StringIO()
+    flowfilter.parse("~u foo & !(~h a | ~s)").dump(fp=out)
+    assert out.getvalue() == "&\n\t~u foo\n\t!\n\t\t|\n\t\t\t~h a\n\t\t\t~s\n"
