@@ -1,10 +1,11 @@
 # proxycore developer tasks.  `make run` and `make test` are all a newcomer needs.
 #
 #   make install   create .venv (Python >= 3.11) and install proxycore[dev] into it
-#   make run       start proxyweb: proxy on 8080, web API/UI on 127.0.0.1:8081; flags: make run ARGS='-v'
-#   make test      the test suite
+#   make run       start proxyweb: proxy on 8080, web UI on 127.0.0.1:8081; flags: make run ARGS='-v'
+#                  (the first run fetches mitmproxy's web front end into ~/.proxycore/web/)
+#   make test      the test suite (the first run downloads what docs/testing.md lists into .cache/)
 #   make lint      ruff
-#   make bench     benchmark against mitmdump (see ../shared/bench/README.md)
+#   make bench     benchmark against mitmdump (see bench/README.md)
 #   make bench-h2  HTTP/2 through the proxy next to mitmdump (bench/h2bench.py; after make bench set up)
 
 SHELL := /bin/bash
@@ -16,7 +17,7 @@ VENV := $(ROOT)/.venv
 VPY := $(VENV)/bin/python
 # The stamp lives inside the venv so that deleting .venv also forgets the install.
 STAMP := $(VENV)/.install-stamp
-BENCH := ../shared/bench
+BENCH := $(ROOT)/bench
 BENCH_SYSTEMS := $(ROOT)/bench/systems.txt
 ARGS ?=
 
@@ -58,7 +59,7 @@ bench: install
 	PROXYCORE_ROOT="$(ROOT)" python3 "$(BENCH)/bench.py" matrix --rounds 2 \
 	  --only direct,mitm-q,proxycore "$(BENCH_SYSTEMS)"
 
-# HTTP/2 (the shared harness's clients speak HTTP/1.1 only): bench/h2load.go through each proxy.
+# HTTP/2 (bench.py's clients speak HTTP/1.1 only): bench/h2load.go through each proxy.
 bench-h2: install
 	"$(BENCH)/setup.sh" --venvs
 	"$(BENCH)/origin.sh" start

@@ -80,6 +80,8 @@ class Proxyserver:
         from proxycore import ctx
 
         options = ctx.options
+        if "listen_port" in updated and options.listen_port is not None and not 0 <= options.listen_port <= 65535:
+            raise OptionsError(f"listen_port: invalid port {options.listen_port}: must be 0-65535")
         if "mode" in updated or "server" in updated or "listen_host" in updated or "listen_port" in updated:
             modes = parse_modes(options.mode)
             seen: set[tuple[str, int]] = set()

@@ -76,8 +76,12 @@ class ReadFile:
         opts = ctx.options
         if "readfile_filter" in updated:
             self.filter = flowfilter.parse_option(opts.readfile_filter)
-        if "rfile" in updated and opts.rfile and opts.rfile != "-" and not os.path.isfile(os.path.expanduser(opts.rfile)):
-            raise OptionsError(f"Cannot read flow file {opts.rfile}: no such file")
+        if "rfile" in updated and opts.rfile and opts.rfile != "-":
+            path = os.path.expanduser(opts.rfile)
+            if os.path.isdir(path):
+                raise OptionsError(f"Cannot read flow file {opts.rfile}: it is a directory, not a flow file")
+            if not os.path.isfile(path):
+                raise OptionsError(f"Cannot read flow file {opts.rfile}: no such file")
 
     async def running(self) -> None:
         path = ctx.options.rfile

@@ -38,7 +38,7 @@ def login_page(invalid_password: bool, xsrf_form_html: str) -> str:
 
 
 def no_frontend_page() -> str:
-    """``/`` when the ``web_static`` option names no front end."""
+    """``/`` when there is no front end: ``web_static`` unset and the first-use fetch off or failed."""
     example = html.escape("proxyweb --set web_static=/path/to/mitmproxy/tools/web")
     return f"""<!doctype html>
 <html lang="en">
@@ -49,10 +49,14 @@ def no_frontend_page() -> str:
 </head>
 <body>
 <h1>proxycore web API</h1>
-<p>The API is running, but no front end is configured.</p>
-<p>proxycore speaks mitmweb's web API, so mitmproxy's own web front end works with it:
-point the <code>web_static</code> option at a directory holding its <code>index.html</code>
-and <code>static/</code> folder, e.g. from the mitmproxy wheel on PyPI:</p>
+<p>The API is running, but there is no web front end to show.</p>
+<p>proxyweb serves mitmproxy's own front end: when the <code>web_static</code> option is unset,
+it downloads mitmproxy's release from the package index into its confdir on first use.
+That did not happen this time (the reason is in proxyweb's log), or
+<code>web_fetch_frontend</code> is off.</p>
+<p>To get the UI, restart proxyweb with access to the package index (or with
+<code>PIP_INDEX_URL</code> naming a mirror), or point <code>web_static</code> at a directory
+holding mitmproxy's <code>index.html</code> and <code>static/</code> folder:</p>
 <p><code>{example}</code></p>
 <p>See docs/web.md in proxycore for details.</p>
 </body>

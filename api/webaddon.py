@@ -40,6 +40,22 @@ def open_browser(url: str) -> bool:
     return False
 
 
+async def _fetched_frontend(confdir: str) -> str | None:
+    """mitmproxy's front end from confdir, downloaded first if needed; None (logged) if offline."""
+    from proxycore.api import frontend
+
+    try:
+        path = await asyncio.to_thread(frontend.ensure, confdir, logger.info)
+    except (frontend.FrontendUnavailable, OSError) as e:
+        logger.warning(
+            f"No web front end: {e}. The web API works without it; to get the UI, restart with "
+            f"access to the package index (or PIP_INDEX_URL set to a mirror), or set web_static "
+            f"to a directory holding mitmproxy/tools/web (see docs/web.md)."
+        )
+        return None
+    return str(path)
+
+
 class WebAddon:
     """Serves the API on ``web_host:web_port`` from ``running`` until ``done``.
 
@@ -79,7 +95,14 @@ class WebAddon:
             None,
             "Directory with the web front end to serve: its index.html and static/ folder "
             "(for example mitmproxy/tools/web from a mitmproxy install). "
-            "Unset: / explains where to get one.",
+            "Unset: mitmproxy's front end, fetched into confdir on first use (web_fetch_frontend).",
+        )
+        loader.add_option(
+            "web_fetch_frontend",
+            bool,
+            True,
+            "When web_static is unset, download mitmproxy's web front end (a pinned, "
+            "sha256-checked release) from the package index into confdir/web/ on first use.",
         )
 
     def configure(self, updated: set[str]) -> None:
@@ -118,10 +141,6 @@ class WebAddon:
         opts = ctx.options
         addons = master.addons
         static = os.path.expanduser(opts.web_static) if opts.web_static else None
-        self.app = Application(
-            master, addons.get("view"), addons.get("eventstore"), addons.get("webauth"),
-            static_dir=static, debug=opts.web_debug,
-        )
         try:
             sockets = tornado.netutil.bind_sockets(opts.web_port, opts.web_host or None)
         except OSError as e:
@@ -129,10 +148,20 @@ class WebAddon:
             if e.errno == errno.EADDRINUSE:
                 message += f"\nTry a different port: --set web_port={opts.web_port + 2}"
             logger.error(message)
-            self.app = None
             master.exit_code = 1
             master.shutdown()
             return
+        if static is None and opts.web_fetch_frontend:
+            try:
+                static = await _fetched_frontend(opts.confdir)
+            except asyncio.CancelledError:  # stopped during the first download
+                for sock in sockets:
+                    sock.close()
+                raise
+        self.app = Application(
+            master, addons.get("view"), addons.get("eventstore"), addons.get("webauth"),
+            static_dir=static, debug=opts.web_debug,
+        )
         self.server = tornado.httpserver.HTTPServer(self.app, max_buffer_size=2**32)
         self.server.add_sockets(sockets)
         self.addresses = [s.getsockname()[:2] for s in sockets]

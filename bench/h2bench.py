@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""HTTP/2 through the proxy, next to mitmdump: the shared harness's clients speak HTTP/1.1 only.
+"""HTTP/2 through the proxy, next to mitmdump: bench.py's clients speak HTTP/1.1 only.
 
 For each round and scenario, every system is started fresh (pinned to core 1), loaded with
-bench/h2load.go (pinned to core 0, with the nginx origin from ../shared/bench/origin.sh), and
+bench/h2load.go (pinned to core 0, with the nginx origin from bench/origin.sh), and
 stopped. Prints one line per run and the medians.
 
     python3 bench/h2bench.py [--rounds 2] [--duration 10]

@@ -50,6 +50,20 @@ class Options(OptManager):
         add("upstream_cert", bool, True, "Connect to upstream server to look up certificate details.")
         add("key_size", int, 2048, "TLS key size for certificates and CA.")
         add("certs", Sequence[str], [], "SSL certificates of the form \"[domain=]path\".")
+        add("http2_max_concurrent_streams", int, 100,
+            "HTTP/2 streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); "
+            "streams beyond it are refused with RST_STREAM(REFUSED_STREAM).")
+        add("http2_max_header_list_size", int, 65536,
+            "Largest HTTP/2 header list accepted, in bytes (SETTINGS_MAX_HEADER_LIST_SIZE).")
+        add("http2_stream_window", int, 2**20,
+            "HTTP/2 flow-control window per stream, in bytes: how much of a body a peer may send "
+            "before the proxy has passed it on.")
+        add("http2_connection_window", int, 2**24,
+            "HTTP/2 flow-control window of a whole connection, in bytes (all its streams together).")
+        add("http2_max_resets", int, 200,
+            "Close an HTTP/2 client connection with GOAWAY(ENHANCE_YOUR_CALM) once the client has "
+            "reset more than this many streams within http2_reset_window seconds (0 = no limit).")
+        add("http2_reset_window", int, 30, "The sliding window of http2_max_resets, in seconds.")
         add("http2", bool, True, "Enable/disable HTTP/2 support.")
         add("http2_ping_keepalive", int, 58, "Send a PING frame on idle HTTP/2 connections (seconds, 0 = off).")
         add("websocket", bool, True, "Enable/disable WebSocket support.")

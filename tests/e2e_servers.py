@@ -165,11 +165,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_h2(tls_dir: Path) -> tuple[Any, int]:
+def start_h2(tls_dir: Path, seen: list[str] | None = None) -> tuple[Any, int]:
     """An HTTP/2-only TLS server (ALPN h2) in a background thread.
 
     Every request is answered with JSON describing it; ``/size/N`` sends N bytes
-    instead (flow-controlled), and a path containing ``trailers`` adds a trailer."""
+    instead (flow-controlled), and a path containing ``trailers`` adds a trailer.
+    ``/sink`` counts the request body instead of keeping it and answers with the count;
+    ``/slow-sink`` does too, but hands back flow-control credit only 0.2 s after each chunk.
+    The path of every request whose headers arrive is appended to ``seen``."""
     import asyncio
     import ssl
 
@@ -192,9 +195,25 @@ def start_h2(tls_dir: Path) -> tuple[Any, int]:
         requests: dict[int, dict[str, Any]] = {}
         window_open = asyncio.Event()
 
+        def acknowledge(size: int, stream_id: int) -> None:
+            try:
+                conn.acknowledge_received_data(size, stream_id)
+                writer.write(conn.data_to_send())
+            except (h2.exceptions.ProtocolError, ConnectionError):
+                pass
+
         async def respond(stream_id: int, info: dict[str, Any]) -> None:
+            try:
+                await send_response(stream_id, info)
+            except h2.exceptions.ProtocolError:
+                pass  # the client reset the stream meanwhile
+
+        async def send_response(stream_id: int, info: dict[str, Any]) -> None:
             path = info["path"]
-            if path.startswith("/size/"):
+            if path.startswith(("/sink", "/slow-sink")):
+                body = json.dumps({"path": path, "received": info["received"]}).encode()
+                content_type = "application/json"
+            elif path.startswith("/size/"):
                 body = b"x" * int(path.split("/")[2])
                 content_type = "application/octet-stream"
             else:
@@ -227,10 +246,21 @@ def start_h2(tls_dir: Path) -> tuple[Any, int]:
                             "path": headers[b":path"].decode(),
                             "method": headers[b":method"].decode(),
                             "body": b"",
+                            "received": 0,
                         }
+                        if seen is not None:
+                            seen.append(headers[b":path"].decode())
                     elif isinstance(event, h2.events.DataReceived):
-                        conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-                        requests[event.stream_id]["body"] += event.data
+                        info = requests[event.stream_id]
+                        info["received"] += len(event.data)
+                        if info["path"].startswith("/slow-sink"):
+                            asyncio.get_running_loop().call_later(
+                                0.2, acknowledge, event.flow_controlled_length, event.stream_id
+                            )
+                        else:
+                            conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                        if not info["path"].startswith(("/sink", "/slow-sink")):
+                            info["body"] += event.data
                     elif isinstance(event, h2.events.StreamEnded):
                         if event.stream_id in requests:
                             asyncio.ensure_future(respond(event.stream_id, requests[event.stream_id]))

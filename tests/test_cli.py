@@ -184,3 +184,27 @@ def test_version_does_not_import_the_engine():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT)
     assert r.stdout.strip().endswith("[]"), r.stdout
+
+
+@pytest.mark.parametrize("value", ["-5", "99999", "65536"])
+def test_port_out_of_range_is_refused_not_replaced(value):
+    """Never a resolver error, never a random port instead of the one asked for."""
+    r = run("-p", value)
+    assert r.returncode == 2
+    assert_clean_failure(r, "proxydump: error:", f"invalid port '{value}': must be 0-65535")
+    r = run("--set", f"listen_port={value}")
+    assert_clean_failure(r, "proxydump: error: listen_port: invalid port", "must be 0-65535")
+    assert "listening" not in r.stderr + r.stdout
+
+
+def test_web_port_out_of_range_is_refused():
+    r = subprocess.run([sys.executable, "-m", "proxycore.tools.web", "--web-port", "70000"],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 2
+    assert_clean_failure(r, "proxyweb: error:", "invalid port '70000'")
+
+
+def test_rfile_directory_is_one_clear_error(tmp_path):
+    r = run("-n", "-r", str(tmp_path))
+    assert_clean_failure(r, f"Cannot read flow file {tmp_path}: it is a directory")
+    assert "no such file" not in r.stderr

@@ -34,8 +34,19 @@ def h2_peer(client_side: bool, window: int | None = None, lax: bool = False) -> 
 class H2Pump:
     """Runs an HttpLayer(transparent) for an h2 client; the server is an h2 (or HTTP/1) peer."""
 
-    def __init__(self, server_h2: bool = True, server_window: int | None = None, lax_client: bool = False) -> None:
+    def __init__(
+        self,
+        server_h2: bool = True,
+        server_window: int | None = None,
+        lax_client: bool = False,
+        hold_hooks: bool = False,
+        hold_connects: bool = False,
+        **options: object,
+    ) -> None:
+        """``hold_hooks``: hooks wait in ``held`` until ``release_hooks`` (an addon taking its
+        time); ``hold_connects``: connections open only on ``release_connects``."""
         self.context = make_context()
+        self.context.options.update(**options)
         self.context.client.alpn = b"h2"
         self.context.server = Server(address=("example.com", 80))
         self.layer = HttpLayer(self.context, HTTPMode.transparent)
@@ -44,6 +55,11 @@ class H2Pump:
         self.server_h2 = server_h2
         self.to_server_raw = b""
         self.hooks: list[str] = []
+        self.hold_hooks = hold_hooks
+        self.held: list[commands.StartHook] = []
+        self.hold_connects = hold_connects
+        self.held_connects: list[commands.OpenConnection] = []
+        self.wakeups: list[commands.RequestWakeup] = []
         self.closed: set[str] = set()
         self.client_events: list[h2.events.Event] = []
         self.server_events: list[h2.events.Event] = []
@@ -62,6 +78,8 @@ class H2Pump:
                         self.server_events += self.server.receive_data(command.data)
                     else:
                         self.to_server_raw += command.data
+                elif isinstance(command, commands.OpenConnection) and self.hold_connects:
+                    self.held_connects.append(command)
                 elif isinstance(command, commands.OpenConnection):
                     command.connection.state = ConnectionState.OPEN
                     command.connection.timestamp_start = 1.0
@@ -69,10 +87,29 @@ class H2Pump:
                     queue.append(events.OpenConnectionCompleted(command, None))
                 elif isinstance(command, commands.StartHook):
                     self.hooks.append(command.name)
-                    queue.append(events.HookCompleted(command))
+                    if self.hold_hooks:
+                        self.held.append(command)
+                    else:
+                        queue.append(events.HookCompleted(command))
+                elif isinstance(command, commands.RequestWakeup):
+                    self.wakeups.append(command)
                 elif isinstance(command, commands.CloseConnection):
                     self.closed.add("client" if command.connection is self.context.client else "server")
             self.pump_peers()
+
+    def release_connects(self) -> None:
+        self.hold_connects = False
+        while self.held_connects:
+            command = self.held_connects.pop(0)
+            command.connection.state = ConnectionState.OPEN
+            command.connection.alpn = b"h2" if self.server_h2 else b""
+            self.feed(events.OpenConnectionCompleted(command, None))
+
+    def release_hooks(self) -> None:
+        """Answer the held hooks (and any they lead to) until none is left."""
+        self.hold_hooks = False
+        while self.held:
+            self.feed(events.HookCompleted(self.held.pop(0)))
 
     def pump_peers(self) -> None:
         data = self.client.data_to_send()

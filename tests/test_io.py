@@ -32,9 +32,11 @@ from proxycore.io.schema import InvalidFlowState, check_flow_state
 from proxycore.tcp import TCPFlow, TCPMessage
 from proxycore.websocket import WebSocketData, WebSocketMessage
 
-CORPUS = Path("/work/shared/interop/corpus")
-CORPUS_FILES = sorted(CORPUS.glob("*.mitm")) if CORPUS.is_dir() else []
-needs_corpus = pytest.mark.skipif(not CORPUS_FILES, reason="mitmproxy corpus not available")
+# Flow files written by mitmdump 11 (tests/data/README.md), each next to the JSON of what
+# mitmproxy's own reader makes of it: one file per scenario, and all of them concatenated.
+DATA = Path(__file__).parent / "data"
+ALL = DATA / "corpus-all.mitm"
+CORPUS_FILES = [*sorted((DATA / "corpus").glob("*.mitm")), ALL]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -396,7 +398,12 @@ def test_tnetstring_mutated_input_only_raises_value_error(value: Any, data: st.D
 # --------------------------------------------------------------------------- the corpus
 
 
-@needs_corpus
+def test_corpus_is_all_there() -> None:
+    """The parametrized tests below cannot shrink unnoticed if files go missing."""
+    assert len(CORPUS_FILES) == 16
+    assert all(p.is_file() and p.with_suffix(".json").is_file() for p in CORPUS_FILES)
+
+
 @pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda p: p.name)
 def test_corpus_file_state_matches_mitmproxy(path: Path) -> None:
     expected = json.loads(path.with_suffix(".json").read_text())
@@ -408,7 +415,6 @@ def test_corpus_file_state_matches_mitmproxy(path: Path) -> None:
         assert diff_state(as_json(flow.get_state()), want) == []
 
 
-@needs_corpus
 @pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda p: p.name)
 def test_corpus_write_read_roundtrip_is_byte_identical(path: Path) -> None:
     original = path.read_bytes()
@@ -419,9 +425,8 @@ def test_corpus_write_read_roundtrip_is_byte_identical(path: Path) -> None:
     assert rewritten == original
 
 
-@needs_corpus
 def test_corpus_objects_look_right() -> None:
-    flows = read_all((CORPUS / "all.mitm").read_bytes())
+    flows = read_all(ALL.read_bytes())
     assert len(flows) == 16
     by_type = {f.type for f in flows}
     assert by_type == {"http", "tcp"}
@@ -438,19 +443,17 @@ def test_corpus_objects_look_right() -> None:
     assert refused.response is None and "Connect call failed" in refused.error.msg
 
 
-@needs_corpus
 def test_corpus_all_is_the_concatenation() -> None:
-    names = [p for p in CORPUS_FILES if p.name != "all.mitm"]
+    names = [p for p in CORPUS_FILES if p != ALL]
     total = sum(len(read_all(p.read_bytes())) for p in names)
-    assert len(read_flows_from_paths([CORPUS / "all.mitm"])) == total
+    assert len(read_flows_from_paths([ALL])) == total
 
 
 # --------------------------------------------------------------------------- damaged files
 
 
-@needs_corpus
 def test_truncated_file_delivers_earlier_flows_then_names_the_offset() -> None:
-    data = (CORPUS / "all.mitm").read_bytes()
+    data = ALL.read_bytes()
     offsets = record_offsets(data)
     assert len(offsets) == 16
     for index in (0, 1, 5, 15):
@@ -464,9 +467,8 @@ def test_truncated_file_delivers_earlier_flows_then_names_the_offset() -> None:
             assert "truncated or corrupt" in str(error)
 
 
-@needs_corpus
 def test_cut_at_a_record_boundary_is_a_clean_end() -> None:
-    data = (CORPUS / "all.mitm").read_bytes()
+    data = ALL.read_bytes()
     offsets = record_offsets(data)
     delivered, error = read_until_error(data[: offsets[3]])
     assert error is None and len(delivered) == 3

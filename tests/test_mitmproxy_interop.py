@@ -1,4 +1,4 @@
-"""Interop with real mitmproxy 11.0.2 (installed into .cache/ on first run, as CI does):
+"""Interop with real mitmproxy 11.0.2 (installed into .cache/ on first run, see docs/testing.md):
 files we write are read back by mitmproxy with equal state, and the filter language
 selects the same flows as mitmproxy's."""
 
@@ -15,9 +15,11 @@ import pytest
 
 from proxycore import flowfilter
 from proxycore.io import FlowReader, FlowWriter
+from tests.downloads import announce, pinned_wheel
 
 ROOT = Path(__file__).parent.parent
 MITM_VENV = ROOT / ".cache" / "mitmproxy-11.0.2"
+MITM_WHEEL = "mitmproxy-11.0.2-py3-none-any.whl"
 CORPUS = Path(__file__).parent / "data" / "corpus-all.mitm"
 
 # Runs inside mitmproxy's venv: read flows and print their state (and filter matches) as JSON.
@@ -66,12 +68,15 @@ def plain(value: object) -> object:
 
 
 @pytest.fixture(scope="module")
-def mitm_python() -> Path:
+def mitm_python(request: pytest.FixtureRequest) -> Path:
+    """mitmproxy 11.0.2 in its own venv: the sha256-pinned wheel, its dependencies from the index."""
     python = MITM_VENV / "bin" / "python"
     if not python.exists():
+        wheel = pinned_wheel(MITM_WHEEL, request.config)
+        announce(request.config, f"tests: installing {wheel.name} and its dependencies into {MITM_VENV} (once)")
         subprocess.run([sys.executable, "-m", "venv", str(MITM_VENV)], check=True, timeout=300)
         subprocess.run(
-            [str(MITM_VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", "mitmproxy==11.0.2"],
+            [str(MITM_VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", str(wheel)],
             check=True,
             timeout=900,
         )

@@ -1,9 +1,12 @@
 """mitmproxy 12.3.1's own web front end against proxyweb, in headless Chromium.
 
-Runs tests/ui/ui_check.mjs (node + playwright-core + Debian chromium) against a proxyweb
-serving the front end from the mitmproxy wheel, with the test corpus loaded and live
-traffic (HTTP GET and POST, HTTPS, a WebSocket session) sent through its proxy port.
-Screenshots and the front end's traffic log stay in .cache/ui-shots/ after the run.
+Runs tests/ui/ui_check.mjs (node + playwright-core + Debian chromium) against proxyweb as
+``make run`` starts it: no ``web_static``, so proxyweb fetches mitmproxy's front end itself on
+first use, through the package index in ``PIP_INDEX_URL``.  Here that index is a loopback one
+(tests/package_index.py) serving the pinned wheel from .cache/downloads, the same bytes PyPI
+serves.  The test corpus is loaded and live traffic (HTTP GET and POST, HTTPS, a WebSocket
+session) goes through the proxy port.  Screenshots and the front end's traffic log stay in
+.cache/ui-shots/ after the run.
 
 The tools are looked for where .ci/run installs them; when one is missing the test is
 skipped on a developer machine but fails under CI (``CI`` or ``PROXYCORE_UI_CHECK`` set).
@@ -16,16 +19,17 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from websockets.sync.server import ServerConnection, serve
 
+from proxycore.api import frontend
+from tests.downloads import pinned_wheel
 from tests.e2e_servers import start_http
+from tests.package_index import serve_index
 from tests.test_web_e2e import CORPUS, ProxyWeb
 
 pytestmark = pytest.mark.e2e
@@ -34,7 +38,6 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache"
 SCRIPT = Path(__file__).parent / "ui" / "ui_check.mjs"
 SHOTS = CACHE / "ui-shots"
-FRONTEND_VERSION = "12.3.1"
 CHECKS = ["page-load", "flow-list", "flow-detail", "other-flow-views", "filter", "live-update",
           "options-dialog", "no-js-errors"]
 # one WebSocket session through the proxy: argv = ws URL, proxy URL
@@ -72,36 +75,6 @@ def find_tools() -> tuple[str, str, Path]:
     raise AssertionError("unreachable")
 
 
-def mitmproxy_frontend() -> Path:
-    """index.html and static/ of the mitmproxy wheel's web front end, downloaded once into .cache."""
-    target = CACHE / f"mitmproxy-{FRONTEND_VERSION}-web"
-    if (target / "index.html").is_file():
-        return target
-    CACHE.mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-        download = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps",
-             "--python-version", "3.12", "--only-binary=:all:", f"mitmproxy=={FRONTEND_VERSION}", "-d", tmp],
-            capture_output=True, text=True, timeout=300,
-        )
-        wheels = list(Path(tmp).glob("mitmproxy-*.whl"))
-        if download.returncode != 0 or not wheels:
-            unavailable(f"pip download mitmproxy=={FRONTEND_VERSION} failed: {download.stderr.strip()[-300:]}")
-        prefix = "mitmproxy/tools/web/"
-        unpacked = Path(tmp) / "web"
-        with zipfile.ZipFile(wheels[0]) as wheel:
-            for name in wheel.namelist():
-                rel = name.removeprefix(prefix)
-                if name.startswith(prefix) and (rel == "index.html" or rel.startswith("static/")):
-                    assert ".." not in Path(rel).parts, name
-                    out = unpacked / rel
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    out.write_bytes(wheel.read(name))
-        assert (unpacked / "index.html").is_file(), "the wheel has no mitmproxy/tools/web/index.html"
-        unpacked.rename(target)  # whole or not at all: a half-extracted copy is never reused
-    return target
-
-
 @pytest.fixture
 def ws_echo() -> Iterator[int]:
     def echo(ws: ServerConnection) -> None:
@@ -117,13 +90,17 @@ def ws_echo() -> Iterator[int]:
 
 
 @pytest.mark.timeout(360)
-def test_mitmproxy_front_end_in_chromium(tmp_path: Path, ws_echo: int) -> None:
+def test_mitmproxy_front_end_in_chromium(
+    tmp_path: Path, ws_echo: int, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
     node, chromium, playwright = find_tools()
-    frontend = mitmproxy_frontend()
+    wheel = pinned_wheel(frontend.WHEEL, request.config).read_bytes()
     http_server, http_port = start_http()
     https_server, https_port = start_http(tmp_path)
-    pw = ProxyWeb(tmp_path, "-r", str(CORPUS), "--set", f"web_static={frontend}",
-                  "--set", "ssl_insecure=true")
+    with serve_index(wheel) as index:
+        monkeypatch.setenv("PIP_INDEX_URL", index.url)
+        pw = ProxyWeb(tmp_path, "-r", str(CORPUS), "--set", "ssl_insecure=true", fetch_frontend=True)
+    assert "Fetching the web front end once" in pw.stderr(), pw.stderr()
     try:
         base, _, token = pw.web_url.partition("?token=")
         assert token, pw.web_url

@@ -92,11 +92,16 @@ def test_thousand_flows_none_lost(server: WebServer, upstream: int) -> None:
 
 
 class ProxyWeb(Proxy):
-    """The proxyweb command, with the web API on a free port; ``url`` is the printed one."""
+    """The proxyweb command, with the web API on a free port; ``url`` is the printed one.
 
-    def __init__(self, tmp: Path, *args: str) -> None:
+    The first-use download of the front end is off unless ``fetch_frontend`` (then it comes
+    from the index in ``PIP_INDEX_URL``, see tests/test_web_frontend.py).
+    """
+
+    def __init__(self, tmp: Path, *args: str, fetch_frontend: bool = False) -> None:
         self.web_port = free_port()
-        super().__init__(["--no-web-open-browser", "--web-port", str(self.web_port), *args], tmp,
+        fetch = ["--set", f"web_fetch_frontend={str(fetch_frontend).lower()}"]
+        super().__init__(["--no-web-open-browser", "--web-port", str(self.web_port), *fetch, *args], tmp,
                          module="proxycore.tools.web")
         deadline = time.monotonic() + 20
         while not (found := re.search(r"Web server listening at (\S+)", self.stderr())):

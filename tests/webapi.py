@@ -40,6 +40,7 @@ class WebServer:
             "web_port": 0,
             "web_open_browser": False,
             "web_password": TOKEN,
+            "web_fetch_frontend": False,  # never the network; tests/test_web_frontend.py covers it
             "listen_host": "127.0.0.1",
             "listen_port": 0,
             "confdir": str(tmp / "conf"),

@@ -75,6 +75,15 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def port(text: str) -> int:
+    """A ``-p``-style port, 0-65535 (0: any free port).  argparse reports a bad one as
+    "invalid port value" with exit status 2, instead of the proxy binding something else."""
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: must be 0-65535")
+    return value
+
+
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags every proxycore tool shares (proxydump, proxyweb), as mitmproxy's tools do."""
     parser.add_argument("--version", action="store_true", help="show version information and exit")
@@ -127,7 +136,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
     group = parser.add_argument_group("Proxy Options")
     group.add_argument("--listen-host", dest="listen_host", metavar="HOST", help="Address to bind the proxy to.")
-    group.add_argument("-p", "--listen-port", dest="listen_port", type=int, metavar="PORT", help="Proxy service port.")
+    group.add_argument("-p", "--listen-port", dest="listen_port", type=port, metavar="PORT", help="Proxy service port.")
     group.add_argument(
         "--ignore-hosts", dest="ignore_hosts", action="append", metavar="HOST",
         help="Pass matching hosts through untouched (regex on host:port); repeatable.",

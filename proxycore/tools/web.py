@@ -25,7 +25,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     web = parser.add_argument_group("Web")
     dump._bool_flag(web, "web_open_browser", None, "Do not open the web UI in a browser at start.")
-    web.add_argument("--web-port", dest="web_port", type=int, metavar="PORT", help="Web UI port (8081).")
+    web.add_argument("--web-port", dest="web_port", type=dump.port, metavar="PORT", help="Web UI port (8081).")
     web.add_argument("--web-host", dest="web_host", metavar="HOST", help="Web UI host (127.0.0.1).")
     dump.add_common_arguments(parser)
     filters = parser.add_argument_group("Filters", "See docs/cli.md for the filter syntax.")

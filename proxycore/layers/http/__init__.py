@@ -26,6 +26,7 @@ from proxycore.layers.http._commands import (
     SendHttp,
 )
 from proxycore.layers.http._events import (
+    BodyBackpressure,
     ErrorCode,
     HttpEvent,
     RequestData,
@@ -193,7 +194,12 @@ class HttpStream(Layer):
     def start_request_stream(self, end_stream: bool) -> CommandGenerator:
         """Open the server connection now and forward the body as it arrives."""
         self._handle_event = self.state_stream_request
-        if not (yield from self.connect_to_server()):
+        # While the connection opens the body can only queue up here: an HTTP/2 client is
+        # asked to pause meanwhile (this layer has no way to pause an HTTP/1 client).
+        yield SendHttp(BodyBackpressure(self.stream_id, request=True, paused=True), self.context.client)
+        connected = yield from self.connect_to_server()
+        yield SendHttp(BodyBackpressure(self.stream_id, request=True, paused=False), self.context.client)
+        if not connected:
             return
         yield SendHttp(RequestHeaders(self.stream_id, self.flow.request, end_stream), self.server_conn)
         if self.request_body:
@@ -275,8 +281,11 @@ class HttpStream(Layer):
             yield SendHttp(RequestData(self.stream_id, data), self.server_conn)
 
     def connect_to_server(self) -> CommandGenerator:
-        """Get an upstream connection for the request; False (after failing the flow) if none."""
+        """Get an upstream connection for the request; False (after failing the flow) if none,
+        or if the client cancelled the request meanwhile (its error is handled next)."""
         request = self.flow.request
+        if self._client_cancelled():
+            return False
         reply = yield GetHttpConnection(
             (request.host, request.port), request.scheme == "https", self.context.server.via
         )
@@ -285,9 +294,17 @@ class HttpStream(Layer):
             message = f"Cannot connect to {request.host}:{request.port}: {err}"
             yield from self.fail_response(message, ErrorCode.CONNECT_FAILED)
             return False
+        if self._client_cancelled():
+            return False
         self.server_conn = connection
         self.flow.server_conn = connection
         return True
+
+    def _client_cancelled(self) -> bool:
+        """The client gave up on the request (an HTTP/2 RST_STREAM, a disconnect) while we
+        waited for a hook or a connection: its error is queued for after the current step,
+        and nothing of the request may reach the server any more."""
+        return any(isinstance(e, RequestProtocolError) for e in self._paused_event_queue)
 
     def send_request_to_server(self) -> CommandGenerator:
         self._handle_event = self.state_wait_for_response
@@ -745,6 +762,9 @@ class HttpLayer(Layer):
             if isinstance(command, ReceiveHttp):
                 yield from self.receive_http(command.event)
             elif isinstance(command, SendHttp):
+                if isinstance(command.event, BodyBackpressure):
+                    yield from self.relay_backpressure(command.event)
+                    continue
                 target = self.connections.get(command.connection)
                 if target is not None:
                     yield from self.event_to_child(target, command.event)
@@ -761,6 +781,9 @@ class HttpLayer(Layer):
                 yield command
 
     def receive_http(self, event: HttpEvent) -> CommandGenerator:
+        if isinstance(event, BodyBackpressure):
+            yield from self.relay_backpressure(event)
+            return
         if isinstance(event, RequestHeaders):
             stream = HttpStream(self.context.fork(), event.stream_id, self.mode)
             self.streams[event.stream_id] = stream
@@ -769,6 +792,23 @@ class HttpLayer(Layer):
             if stream is None:
                 return
         yield from self.event_to_child(stream, event)
+
+    def relay_backpressure(self, event: BodyBackpressure) -> CommandGenerator:
+        """To the connection the body comes from, when that one speaks HTTP/2 (an HTTP/1
+        peer is slowed down by the driver, which stops reading while a write buffer is full)."""
+        stream = self.streams.get(event.stream_id)
+        if stream is None:
+            return
+        if event.request:
+            source = self.context.client
+            multiplexed = isinstance(self.connections.get(source), Http2Server)
+        else:
+            source = stream.server_conn
+            client = self.http_clients.get(source) if source is not None else None
+            multiplexed = client is not None and isinstance(client.child_layer, Http2Client)
+        target = self.connections.get(source) if multiplexed and source is not None else None
+        if target is not None:
+            yield from self.event_to_child(target, event)
 
     def get_connection(self, command: GetHttpConnection) -> CommandGenerator:
         for connection in self.connections:

@@ -106,3 +106,15 @@ class RequestProtocolError(HttpEvent):
 class ResponseProtocolError(HttpEvent):
     message: str
     code: ErrorCode = ErrorCode.GENERIC_SERVER_ERROR
+
+
+@dataclass(slots=True)
+class BodyBackpressure(HttpEvent):
+    """From the connection a body is sent out on to the one it comes in on (HTTP/2 only).
+
+    ``paused``: more of the body is queued for the peer than a stream window, so the
+    receiving side stops granting flow-control credit for it until a second event with
+    ``paused=False`` says the queue has drained. ``request`` tells which body it is."""
+
+    request: bool
+    paused: bool

@@ -6,13 +6,20 @@ HTTP events into bytes, but many streams share one connection:
 - Each client stream is its own HttpStream and flow; the server side maps our
   stream ids to its own and queues streams beyond the server's
   MAX_CONCURRENT_STREAMS.
-- Flow control: we advertise large windows and acknowledge data as soon as it
-  is handed on (buffering is the HTTP layer's business). Outgoing DATA beyond
+- Flow control: received data is acknowledged as soon as it is handed on
+  (buffering whole bodies is the HTTP layer's business). Outgoing DATA beyond
   the peer's window waits per stream and goes out as WINDOW_UPDATEs arrive, so
-  one slow stream never blocks its siblings.
+  one slow stream never blocks its siblings. When more than a stream window of
+  a body waits so, the side it comes from is told (BodyBackpressure) and stops
+  acknowledging that stream's data until the queue has drained: the sender then
+  runs out of window, and memory per connection stays bounded by the windows.
 - Trailers are sent once a stream's buffered data has gone out.
 - RST_STREAM ends one exchange with an error; GOAWAY or a protocol error ends
   the connection and fails every open exchange on it.
+- Limits toward clients (options http2_*): streams beyond the advertised
+  MAX_CONCURRENT_STREAMS are refused one by one, header blocks are bounded in
+  bytes, and a client that resets too many streams in a window (the HTTP/2
+  "rapid reset" attack, CVE-2023-44487) gets GOAWAY(ENHANCE_YOUR_CALM).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
+import h2.frame_buffer
 import h2.settings
 
 from proxycore import commands, events
@@ -35,6 +43,7 @@ from proxycore.http import Headers, Request, Response, reason_phrase
 from proxycore.layer import CommandGenerator, Layer
 from proxycore.layers.http._commands import ReceiveHttp
 from proxycore.layers.http._events import (
+    BodyBackpressure,
     ErrorCode,
     HttpEvent,
     RequestData,
@@ -48,10 +57,13 @@ from proxycore.layers.http._events import (
     ResponseProtocolError,
     ResponseTrailers,
 )
+from proxycore.layers.http._reset_window import ResetWindow
 
-WINDOW_SIZE = 2**31 - 1
 MAX_FRAME_SIZE = 2**17
 PROVISIONAL_MAX_CONCURRENT_STREAMS = 10
+# After GOAWAY for too many resets: how long what the client still sends is read and dropped,
+# so that our GOAWAY is not lost to a TCP reset before the client has read it.
+GOAWAY_LINGER_SECONDS = 2
 
 # Headers that mean something only to one HTTP/1 connection (RFC 9113 section 8.2.2).
 CONNECTION_SPECIFIC = frozenset(
@@ -70,32 +82,73 @@ def _config(client_side: bool, validate: bool = True) -> h2.config.H2Configurati
     )
 
 
+class BoundedFrameBuffer(h2.frame_buffer.FrameBuffer):
+    """h2's frame buffer, with the header block of HEADERS+CONTINUATION frames bounded in bytes.
+
+    h2 only caps the number of CONTINUATION frames (64 of up to MAX_FRAME_SIZE each: 8 MiB
+    held per connection before anything is decoded). An encoder never makes a block larger
+    than the header list it encodes, so twice the list limit leaves room for odd encoders."""
+
+    def __init__(self, server: bool, max_header_list_size: int) -> None:
+        super().__init__(server=server)
+        self.max_block = 2 * max_header_list_size
+
+    def _update_header_buffer(self, f: Any) -> Any:
+        frame = super()._update_header_buffer(f)
+        if self._headers_buffer and sum(len(x.data) for x in self._headers_buffer) > self.max_block:
+            raise h2.exceptions.DenialOfServiceError(f"Header block larger than {self.max_block} bytes.")
+        return frame
+
+
 class BufferedH2Connection(h2.connection.H2Connection):
     """An H2Connection that queues DATA (and trailers behind it) beyond the flow-control window."""
 
-    def __init__(self, config: h2.config.H2Configuration) -> None:
+    def __init__(
+        self,
+        config: h2.config.H2Configuration,
+        max_streams: int = 100,
+        max_header_list_size: int = 2**16,
+        stream_window: int = 2**20,
+        connection_window: int = 2**24,
+    ) -> None:
         super().__init__(config)
-        self.local_settings.initial_window_size = WINDOW_SIZE
+        self.connection_window = connection_window
+        self.local_settings.initial_window_size = stream_window
         self.local_settings.max_frame_size = MAX_FRAME_SIZE
-        self.local_settings.max_concurrent_streams = 1000
+        self.local_settings.max_concurrent_streams = max_streams
+        self.local_settings.max_header_list_size = max_header_list_size
         self.local_settings.enable_push = 0
         # Applied now rather than on the peer's ACK: the peer may use them as soon as it
         # has read our SETTINGS frame, before we see its acknowledgement.
         self.local_settings.acknowledge()
+        self.decoder.max_header_list_size = max_header_list_size
+        self.incoming_buffer = BoundedFrameBuffer(not config.client_side, max_header_list_size)
         self.max_inbound_frame_size = MAX_FRAME_SIZE
         self.pending: dict[int, collections.deque[tuple[bytes, bool]]] = {}
+        self.pending_size: dict[int, int] = {}
         self.pending_trailers: dict[int, list[tuple[bytes, bytes]]] = {}
 
     def initiate(self) -> None:
         self.initiate_connection()
-        self.increment_flow_control_window(WINDOW_SIZE - 65535)
+        if self.connection_window > 65535:  # the initial connection window, not a setting
+            self.increment_flow_control_window(self.connection_window - 65535)
+        # Our SETTINGS (with the advertised stream limit) are on their way. h2 would treat
+        # a stream over that limit as a connection error; the layer refuses such a stream
+        # on its own instead (RFC 9113 section 5.1.2), so h2's check is lifted.
+        self.local_settings.max_concurrent_streams = 2**31 - 1
+        self.local_settings.acknowledge()
 
     def send_data_buffered(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         queue = self.pending.get(stream_id)
         if queue is None:
             queue = self.pending[stream_id] = collections.deque()
         queue.append((data, end_stream))
+        self.pending_size[stream_id] = self.pending_size.get(stream_id, 0) + len(data)
         self.flush_stream(stream_id)
+
+    def buffered(self, stream_id: int) -> int:
+        """Bytes of DATA waiting for the peer's window on this stream."""
+        return self.pending_size.get(stream_id, 0)
 
     def send_trailers(self, stream_id: int, trailers: list[tuple[bytes, bytes]]) -> None:
         if self.pending.get(stream_id):
@@ -125,12 +178,14 @@ class BufferedH2Connection(h2.connection.H2Connection):
                     return  # wait for WINDOW_UPDATE
                 last = pos + size >= len(view)
                 self.send_data(stream_id, view[pos : pos + size], end_stream=end_stream and last)
+                self.pending_size[stream_id] -= size
                 pos += size
                 if last:
                     break
             queue.popleft()
         if queue is not None:
             del self.pending[stream_id]
+            del self.pending_size[stream_id]
         trailers = self.pending_trailers.pop(stream_id, None)
         if trailers is not None:
             self.send_headers(stream_id, trailers, end_stream=True)
@@ -140,11 +195,11 @@ class BufferedH2Connection(h2.connection.H2Connection):
             try:
                 self.flush_stream(stream_id)
             except h2.exceptions.StreamClosedError:
-                self.pending.pop(stream_id, None)
-                self.pending_trailers.pop(stream_id, None)
+                self.forget(stream_id)
 
     def forget(self, stream_id: int) -> None:
         self.pending.pop(stream_id, None)
+        self.pending_size.pop(stream_id, None)
         self.pending_trailers.pop(stream_id, None)
 
 
@@ -187,9 +242,24 @@ class Http2Connection(Layer):
     def __init__(self, context: Context, conn: Connection) -> None:
         super().__init__(context)
         self.conn = conn
-        validate = bool(getattr(context.options, "validate_inbound_headers", True))
-        self.h2_conn = BufferedH2Connection(_config(self.client_side, validate))
+        options = context.options
+        validate = bool(getattr(options, "validate_inbound_headers", True))
+        self.max_streams_in = int(getattr(options, "http2_max_concurrent_streams", 100))
+        self.stream_window = int(getattr(options, "http2_stream_window", 2**20))
+        self.h2_conn = BufferedH2Connection(
+            _config(self.client_side, validate),
+            max_streams=self.max_streams_in,
+            max_header_list_size=int(getattr(options, "http2_max_header_list_size", 2**16)),
+            stream_window=self.stream_window,
+            connection_window=int(getattr(options, "http2_connection_window", 2**24)),
+        )
         self.streams: dict[int, str] = {}  # h2 stream id -> "headers" | "body" | "done"
+        # Backpressure: data received on these streams but not acknowledged to the peer yet,
+        # because the other side cannot send it on as fast (h2 id -> flow-controlled bytes).
+        self.held: dict[int, int] = {}
+        # Streams whose body queues here for the peer's window, beyond a stream window: the
+        # side the body comes from has been told to pause.
+        self.backpressured: set[int] = set()
         self.ended_locally: set[int] = set()  # streams we have sent END_STREAM on
         self.closed = False
 
@@ -210,7 +280,10 @@ class Http2Connection(Layer):
             if self.closed:
                 return
             try:
-                yield from self.send(event)
+                if isinstance(event, BodyBackpressure):
+                    self.hold(event.stream_id, event.paused)
+                else:
+                    yield from self.send(event)
             except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError) as e:
                 # The peer reset or closed the stream meanwhile: nothing more goes out on it.
                 yield commands.Log(f"HTTP/2: cannot send on stream: {e}", "debug")
@@ -232,12 +305,17 @@ class Http2Connection(Layer):
             yield from self.fail_all(f"HTTP/2 protocol error: {e}")
             return
         for h2_event in h2_events:
+            if self.closed:
+                break  # e.g. GOAWAY for too many resets: the rest of the batch is not looked at
             yield from self.handle_h2_event(h2_event)
         yield from self.flush()
 
     def handle_h2_event(self, event: h2.events.Event) -> CommandGenerator:
         if isinstance(event, h2.events.DataReceived):
-            self.h2_conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            if event.stream_id in self.held:
+                self.held[event.stream_id] += event.flow_controlled_length
+            else:
+                self.h2_conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             if event.data:
                 yield from self.data_received(event.stream_id, event.data)
             if event.stream_ended:
@@ -259,8 +337,10 @@ class Http2Connection(Layer):
                     self.h2_conn.forget(event.stream_id)
             else:
                 self.h2_conn.flush_all()
+            yield from self.check_all_backpressure()
         elif isinstance(event, h2.events.RemoteSettingsChanged):
             self.h2_conn.flush_all()  # a larger initial window may free buffered data
+            yield from self.check_all_backpressure()
             yield from self.settings_changed()
         elif isinstance(event, h2.events.ConnectionTerminated):
             yield from self.fail_all(
@@ -276,17 +356,71 @@ class Http2Connection(Layer):
     def _who(self) -> str:
         return "server" if self.client_side else "client"
 
+    # Backpressure ----------------------------------------------------------------
+
+    def hold(self, our_id: int, paused: bool) -> None:
+        """The other side has too much of this stream's body queued: stop (or resume)
+        acknowledging its data, so the peer's window closes (or opens again)."""
+        h2_id = self.h2_id_of(our_id)
+        if h2_id is None:
+            return
+        if paused:
+            if h2_id in self.streams:
+                self.held.setdefault(h2_id, 0)
+        else:
+            self.release(h2_id)
+
+    def release(self, h2_id: int) -> None:
+        """Acknowledge what was held back (also when the stream is over: the connection
+        window must get the bytes back)."""
+        size = self.held.pop(h2_id, 0)
+        if size and not self.closed:
+            self.h2_conn.acknowledge_received_data(size, h2_id)
+
+    def check_backpressure(self, h2_id: int) -> CommandGenerator:
+        """After this stream's outgoing queue grew or shrank: pause or resume its source."""
+        our_id = self.our_id_of(h2_id)
+        if our_id is None:
+            self.backpressured.discard(h2_id)
+            return
+        queued = self.h2_conn.buffered(h2_id)
+        if queued > self.stream_window and h2_id not in self.backpressured:
+            self.backpressured.add(h2_id)
+            yield ReceiveHttp(BodyBackpressure(our_id, request=self.client_side, paused=True))
+        elif queued <= self.stream_window // 2 and h2_id in self.backpressured:
+            self.backpressured.discard(h2_id)
+            yield ReceiveHttp(BodyBackpressure(our_id, request=self.client_side, paused=False))
+
+    def check_all_backpressure(self) -> CommandGenerator:
+        for h2_id in list(self.backpressured):
+            yield from self.check_backpressure(h2_id)
+
+    def stream_over(self, h2_id: int) -> None:
+        """Nothing more will be read or queued on this stream."""
+        self.streams.pop(h2_id, None)
+        self.release(h2_id)
+        self.backpressured.discard(h2_id)
+
+    def h2_id_of(self, our_id: int) -> int | None:
+        return our_id
+
+    def our_id_of(self, h2_id: int) -> int | None:
+        return h2_id
+
     def fail_all(self, message: str, peer_closed: bool = False, last_stream_id: int | None = None) -> CommandGenerator:
         """The connection is over: every exchange still open on it fails."""
         if not self.closed:
-            self.closed = True
-            # Streams at or below a GOAWAY's last_stream_id could still finish, but we close
-            # the connection now, so every open exchange fails with the reason.
-            for h2_id, state in list(self.streams.items()):
-                if state != "done":
-                    self.streams[h2_id] = "done"
-                    yield from self.stream_failed(h2_id, message)
+            yield from self.fail_streams(message)
             yield commands.CloseConnection(self.conn)
+
+    def fail_streams(self, message: str) -> CommandGenerator:
+        self.closed = True
+        # Streams at or below a GOAWAY's last_stream_id could still finish, but we close
+        # the connection now, so every open exchange fails with the reason (also one
+        # whose request is complete: its answer could not be delivered).
+        for h2_id in list(self.streams):
+            self.streams[h2_id] = "done"
+            yield from self.stream_failed(h2_id, message)
 
     # hooks for the two sides
     def headers_received(self, event: Any) -> CommandGenerator:
@@ -337,9 +471,44 @@ class Http2Server(Http2Connection):
     def __init__(self, context: Context) -> None:
         super().__init__(context, context.client)
         self.headers_sent: set[int] = set()
+        options = context.options
+        self.resets = ResetWindow(
+            int(getattr(options, "http2_max_resets", 200)), float(getattr(options, "http2_reset_window", 30))
+        )
+        self.reset_tick: commands.RequestWakeup | None = None
+        self.linger: commands.RequestWakeup | None = None
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, events.Wakeup) and event.command is self.reset_tick:
+            self.reset_tick = None
+            self.resets.tick()
+            yield from self.arm_reset_tick()
+        elif self.linger is not None and (
+            (isinstance(event, events.Wakeup) and event.command is self.linger)
+            or (isinstance(event, events.ConnectionClosed) and event.connection is self.conn)
+        ):
+            self.linger = None
+            yield commands.CloseConnection(self.conn)
+        else:
+            yield from super()._handle_event(event)
+
+    def arm_reset_tick(self) -> CommandGenerator:
+        """Keep the reset window sliding while it holds any reset."""
+        if self.resets.enabled and self.resets.counting and self.reset_tick is None and not self.closed:
+            self.reset_tick = commands.RequestWakeup(self.resets.tick_interval)
+            yield self.reset_tick
 
     def headers_received(self, event: Any) -> CommandGenerator:
         h2_id = event.stream_id
+        if len(self.streams) >= self.max_streams_in:
+            # Over the limit we advertised (or sent before our SETTINGS arrived): only this
+            # stream fails, and the client may retry it later (RFC 9113 section 5.1.2).
+            try:
+                self.h2_conn.reset_stream(h2_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            except h2.exceptions.StreamClosedError:
+                pass  # the client reset it already
+            yield commands.Log(f"HTTP/2: refused stream {h2_id} over the limit of {self.max_streams_in}", "debug")
+            return
         try:
             request = self.make_request(event.headers)
         except ValueError as e:
@@ -403,11 +572,32 @@ class Http2Server(Http2Connection):
             yield ReceiveHttp(RequestEndOfMessage(h2_id))
 
     def stream_reset(self, h2_id: int, code: int) -> CommandGenerator:
-        if h2_id in self.streams:
-            self.streams[h2_id] = "done"
+        known = h2_id in self.streams
+        self.stream_over(h2_id)
+        if known:
             yield ReceiveHttp(
                 RequestProtocolError(h2_id, f"Stream reset by client ({_error_name(code)}).", ErrorCode.CLIENT_DISCONNECTED)
             )
+        # Every RST_STREAM from the client counts, as in the servers' fixes for rapid reset:
+        # a stream opened and cancelled at once costs us far more than it costs the client.
+        if self.resets.add():
+            yield from self.too_many_resets()
+        else:
+            yield from self.arm_reset_tick()
+
+    def too_many_resets(self) -> CommandGenerator:
+        message = (
+            f"HTTP/2 client reset more than {self.resets.limit} streams within {self.resets.window:g} s "
+            "(rapid reset): closing the connection."
+        )
+        yield commands.Log(message, "warn")
+        self.h2_conn.close_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, b"too many stream resets")
+        yield from self.flush()
+        yield from self.fail_streams(message)
+        # FIN after the GOAWAY; what the client still sends is dropped unread until it hangs up.
+        yield commands.CloseConnection(self.conn, half_close=True)
+        self.linger = commands.RequestWakeup(GOAWAY_LINGER_SECONDS)
+        yield self.linger
 
     def stream_failed(self, h2_id: int, message: str) -> CommandGenerator:
         yield ReceiveHttp(RequestProtocolError(h2_id, message, ErrorCode.CLIENT_DISCONNECTED))
@@ -426,13 +616,14 @@ class Http2Server(Http2Connection):
                 self.ended_locally.add(h2_id)
         elif isinstance(event, ResponseData):
             conn.send_data_buffered(h2_id, event.data)
+            yield from self.check_backpressure(h2_id)
         elif isinstance(event, ResponseTrailers):
             conn.send_trailers(h2_id, _plain_fields(event.trailers))
         elif isinstance(event, ResponseEndOfMessage):
             if h2_id not in self.ended_locally:
                 conn.end_stream_buffered(h2_id)
             self.ended_locally.discard(h2_id)
-            self.streams.pop(h2_id, None)
+            self.stream_over(h2_id)
             self.headers_sent.discard(h2_id)
         elif isinstance(event, ResponseProtocolError):
             yield from self.send_error(h2_id, event)
@@ -441,23 +632,27 @@ class Http2Server(Http2Connection):
 
     def send_error(self, h2_id: int, event: ResponseProtocolError) -> CommandGenerator:
         status = event.code.http_status_code()
-        if h2_id not in self.headers_sent and status is not None:
-            from proxycore.layers.http._http1 import make_error_response
+        try:
+            if h2_id not in self.headers_sent and status is not None:
+                from proxycore.layers.http._http1 import make_error_response
 
-            page = make_error_response(status, event.message)
-            fields = [(b":status", b"%d" % status), *_plain_fields(page.headers)]
-            self.h2_conn.send_headers(h2_id, fields)
-            self.h2_conn.send_data_buffered(h2_id, page.raw_content or b"", end_stream=True)
-            if self.streams.get(h2_id) == "body" and not self.h2_conn.pending.get(h2_id):
-                # The client is still sending a body nobody will read (RFC 9113 section 8.1).
-                self.h2_conn.reset_stream(h2_id, h2.errors.ErrorCodes.NO_ERROR)
-        else:
-            code = h2.errors.ErrorCodes.CANCEL if event.code is ErrorCode.KILL else h2.errors.ErrorCodes.INTERNAL_ERROR
-            self.h2_conn.forget(h2_id)
-            self.h2_conn.reset_stream(h2_id, code)
-        self.streams.pop(h2_id, None)
-        self.headers_sent.discard(h2_id)
-        self.ended_locally.discard(h2_id)
+                page = make_error_response(status, event.message)
+                fields = [(b":status", b"%d" % status), *_plain_fields(page.headers)]
+                self.h2_conn.send_headers(h2_id, fields)
+                self.h2_conn.send_data_buffered(h2_id, page.raw_content or b"", end_stream=True)
+                if self.streams.get(h2_id) == "body" and not self.h2_conn.pending.get(h2_id):
+                    # The client is still sending a body nobody will read (RFC 9113 section 8.1).
+                    self.h2_conn.reset_stream(h2_id, h2.errors.ErrorCodes.NO_ERROR)
+            else:
+                code = h2.errors.ErrorCodes.CANCEL if event.code is ErrorCode.KILL else h2.errors.ErrorCodes.INTERNAL_ERROR
+                self.h2_conn.forget(h2_id)
+                self.h2_conn.reset_stream(h2_id, code)
+        except h2.exceptions.StreamClosedError:
+            self.h2_conn.forget(h2_id)  # the client reset it: nobody to tell
+        finally:
+            self.stream_over(h2_id)
+            self.headers_sent.discard(h2_id)
+            self.ended_locally.discard(h2_id)
         return
         yield
 
@@ -472,6 +667,7 @@ class Http2Client(Http2Connection):
         self.our_to_h2: dict[int, int] = {}
         self.h2_to_our: dict[int, int] = {}
         self.queued: collections.OrderedDict[int, list[HttpEvent]] = collections.OrderedDict()
+        self.queued_paused: set[int] = set()  # queued requests whose client was asked to pause
         self.open_streams = 0
         self.last_activity = time.monotonic()
 
@@ -514,12 +710,25 @@ class Http2Client(Http2Connection):
                 return
             self.open_stream(event)
         elif our_id in self.queued:
-            self.queued[our_id].append(event)
+            if isinstance(event, RequestProtocolError):
+                del self.queued[our_id]  # cancelled while waiting for a free stream: never sent
+                self.queued_paused.discard(our_id)
+            else:
+                self.queued[our_id].append(event)
+                yield from self.hold_back_queued(our_id)
             return
         elif our_id in self.our_to_h2:
             yield from self.send_on_stream(self.our_to_h2[our_id], event)
         return
         yield
+
+    def hold_back_queued(self, our_id: int) -> CommandGenerator:
+        """A request waiting for a free stream keeps its body here: past a stream window of
+        it, its client is asked to pause, as for a stream whose data waits for a window."""
+        size = sum(len(e.data) for e in self.queued[our_id] if isinstance(e, RequestData))
+        if size > self.stream_window and our_id not in self.queued_paused:
+            self.queued_paused.add(our_id)
+            yield ReceiveHttp(BodyBackpressure(our_id, request=True, paused=True))
 
     def open_stream(self, event: RequestHeaders) -> None:
         h2_id = self.h2_conn.get_next_available_stream_id()
@@ -546,6 +755,7 @@ class Http2Client(Http2Connection):
         conn = self.h2_conn
         if isinstance(event, RequestData):
             conn.send_data_buffered(h2_id, event.data)
+            yield from self.check_backpressure(h2_id)
         elif isinstance(event, RequestTrailers):
             conn.send_trailers(h2_id, _plain_fields(event.trailers))
         elif isinstance(event, RequestEndOfMessage):
@@ -620,16 +830,23 @@ class Http2Client(Http2Connection):
 
     def fail_all(self, message: str, peer_closed: bool = False, last_stream_id: int | None = None) -> CommandGenerator:
         queued, self.queued = self.queued, collections.OrderedDict()
+        self.queued_paused.clear()
         for our_id in queued:
             yield ReceiveHttp(ResponseProtocolError(our_id, message, ErrorCode.GENERIC_SERVER_ERROR))
         yield from super().fail_all(message, peer_closed, last_stream_id)
 
+    def h2_id_of(self, our_id: int) -> int | None:
+        return self.our_to_h2.get(our_id)
+
+    def our_id_of(self, h2_id: int) -> int | None:
+        return self.h2_to_our.get(h2_id)
+
     def stream_done(self, h2_id: int) -> CommandGenerator:
+        self.stream_over(h2_id)
         our_id = self.h2_to_our.pop(h2_id, None)
         if our_id is not None:
             self.our_to_h2.pop(our_id, None)
             self.open_streams -= 1
-        self.streams.pop(h2_id, None)
         self.ended_locally.discard(h2_id)
         yield from self.start_queued()
 
@@ -642,8 +859,14 @@ class Http2Client(Http2Connection):
             first = pending[0]
             assert isinstance(first, RequestHeaders)
             self.open_stream(first)
+            h2_id = self.our_to_h2[our_id]
             for event in pending[1:]:
-                yield from self.send_on_stream(self.our_to_h2[our_id], event)
+                yield from self.send_on_stream(h2_id, event)
+            if our_id in self.queued_paused:
+                # Its client stays paused until what it sent meanwhile has gone out.
+                self.queued_paused.discard(our_id)
+                self.backpressured.add(h2_id)
+                yield from self.check_backpressure(h2_id)
 
 
 # mitmproxy's name (its tests and some addons import it).
