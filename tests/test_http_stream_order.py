@@ -2,7 +2,8 @@
 
 - a Content-Length above stream_large_bodies: ``stream`` is already True in the headers hooks;
 - a streamed request or response ends only after its request/response hook, so the hook may
-  still add trailers; a stream modifier gets ``b""`` at the end to flush.
+  still add trailers; a stream modifier gets ``b""`` at the end to flush;
+- a 101 (WebSocket handshake) response is complete with its head: it has a ``timestamp_end``.
 """
 
 from proxycore import commands, events, http
@@ -14,6 +15,7 @@ from proxycore.layers.http._hooks import (
     HttpResponseHeadersHook,
     HttpResponseHook,
 )
+from proxycore.layers.websocket import WebsocketStartHook
 from proxycore.testing import Placeholder, Playbook, make_context, reply
 
 
@@ -119,3 +121,41 @@ def test_streamed_response_ends_after_the_response_hook():
         >> reply(side_effect=add_trailer)
         << commands.SendData(tctx.client, b"0\r\nx-done: 1\r\n\r\n")
     )
+
+
+def test_websocket_handshake_response_is_complete_with_its_head():
+    tctx = make_context()
+    flow, server = Placeholder(http.HTTPFlow), Placeholder(Server)
+    seen = {}
+
+    def note(f):
+        seen["end"], seen["start"] = f.response.timestamp_end, f.response.timestamp_start
+
+    upgrade = b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(tctx.client, b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n" + upgrade + b"\r\n")
+        << HttpRequestHeadersHook(flow)
+        >> reply()
+        << HttpRequestHook(flow)
+        >> reply()
+        << commands.OpenConnection(server)
+        >> reply(None)
+        << commands.SendData(server, b"GET / HTTP/1.1\r\nHost: example.com\r\n" + upgrade + b"\r\n")
+        >> events.DataReceived(
+            server,
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+        )
+        << HttpResponseHeadersHook(flow)
+        >> reply()
+        << HttpResponseHook(flow)
+        >> reply(side_effect=note)
+        << commands.SendData(
+            tctx.client,
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+        )
+        << WebsocketStartHook(flow)
+    )
+    assert seen["end"] is not None and seen["end"] == seen["start"]

@@ -584,8 +584,11 @@ class HttpStream(Layer):
 
     def upgrade_to_passthrough(self) -> CommandGenerator:
         """A 101 response: WebSocket frames (or raw bytes) flow on both connections now."""
-        if self.flow.response.raw_content is None:
-            self.flow.response.data.content = b""  # a 101 has no body: what follows is the new protocol
+        response = self.flow.response
+        if response.raw_content is None:
+            response.data.content = b""  # a 101 has no body: what follows is the new protocol
+        if response.timestamp_end is None:
+            response.timestamp_end = response.timestamp_start  # complete with its head, as in mitmproxy
         self.response_hook_done = True
         yield HttpResponseHook(self.flow)
         if self._killed:
