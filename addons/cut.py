@@ -34,6 +34,9 @@ def header_name(spec: str) -> str:
     return spec[len("header[") : -1].strip()
 
 
+headername = header_name  # mitmproxy's name
+
+
 def _is_address(value: Any) -> bool:
     return isinstance(value, tuple) and len(value) > 1
 

@@ -41,6 +41,11 @@ class Intercept:
             self.filter = None
             ctx.options.intercept_active = False
 
+    @property
+    def filt(self) -> flowfilter.Filter | None:
+        """mitmproxy's name for ``filter``."""
+        return self.filter
+
     def should_intercept(self, flow: Any) -> bool:
         return bool(
             ctx.options.intercept_active

@@ -210,6 +210,25 @@ def make_basic_auth(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
 
 
+def http_auth_header(is_proxy: bool) -> str:
+    """The request header that carries credentials: to a proxy, or to a web server."""
+    return "Proxy-Authorization" if is_proxy else "Authorization"
+
+
+def mkauth(username: str, password: str, scheme: str = "basic") -> str:
+    """An Authorization value for these credentials, as mitmproxy's helper writes it
+    (with its trailing newline; ``make_basic_auth`` is the header-ready form)."""
+    return f"{scheme} {base64.b64encode(f'{username}:{password}'.encode()).decode('ascii')}\n"
+
+
+def parse_http_basic_auth(s: str) -> tuple[str, str, str]:
+    """(scheme, username, password) of a Basic credentials value; ValueError if it is not one."""
+    parsed = parse_basic_auth(s)
+    if parsed is None:
+        raise ValueError(f"Invalid basic auth credential: {s!r}")
+    return s.split()[0], *parsed
+
+
 def is_http_proxy(flow: HTTPFlow) -> bool:
     """True if the client talks to us as to a proxy (407), False as to a web server (401)."""
     return proxy_mode_name(flow.client_conn.proxy_mode) in ("regular", "upstream")

@@ -87,6 +87,10 @@ class Proxyserver:
         self._running = False
         self._lock = asyncio.Lock()
 
+    def load(self, loader: Any) -> None:
+        """Nothing to declare: the server's options are core options (proxycore.options).
+        Here because mitmproxy's Proxyserver declares them in ``load`` and tests call it."""
+
     def configure(self, updated: set[str]) -> None:
         from proxycore import ctx
 
@@ -250,6 +254,12 @@ class Proxyserver:
     def active_connections(self) -> int:
         """Number of client connections the listeners are serving."""
         return sum(len(listener.handlers) for listener in self.listeners)
+
+    @property
+    def servers(self) -> list[ProxyListener]:
+        """The listeners, one per mode (``mode``, ``is_running``, ``last_exception``), under
+        mitmproxy's name for them."""
+        return list(self.listeners)
 
     def listen_addrs(self) -> list[tuple[str, int]]:
         return [addr for listener in self.listeners for addr in listener.addresses]

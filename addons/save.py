@@ -49,6 +49,11 @@ class Save:
                     raise OptionsError(f"Cannot open {path} for writing: {e.strerror}") from e
                 self.writer = FilteredFlowWriter(self.file, self.filter)
 
+    @property
+    def filt(self) -> flowfilter.Filter | None:
+        """mitmproxy's name for ``filter``."""
+        return self.filter
+
     def save(self, flow: Any) -> None:
         if self.writer is not None:
             self.writer.add(flow)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import logging
 import os
@@ -14,14 +15,28 @@ from typing import Any
 from proxycore import ctx, hooks
 from proxycore import types as command_types
 from proxycore.command import command
+from proxycore.compat import install_mitmproxy_alias
 from proxycore.exceptions import OptionsError
 from proxycore.flow import Flow
 
 logger = logging.getLogger("proxycore.script")
 
+#: Seconds between checks whether a loaded script file changed (mitmproxy checks every second).
+RELOAD_INTERVAL = 1.0
+
+
+def _mtime(path: str) -> float | None:
+    try:
+        return os.stat(os.path.expanduser(path)).st_mtime
+    except OSError:
+        return None
+
 
 def load_script(path: str) -> types.ModuleType | None:
-    """Import ``path`` as a fresh module; log one clear error and return None if it fails."""
+    """Import ``path`` as a fresh module; log one clear error and return None if it fails.
+
+    Scripts written for mitmproxy import ``mitmproxy``: the alias is installed first."""
+    install_mitmproxy_alias()
     fullpath = os.path.abspath(os.path.expanduser(path))
     name = "__proxycore_script__" + os.path.splitext(os.path.basename(fullpath))[0]
     directory = os.path.dirname(fullpath)
@@ -58,6 +73,7 @@ class Script:
         self.path = path
         self.name = f"scriptmanager:{path}"
         self.addons: list[Any] = []
+        self.mtime = _mtime(path)  # read before loading: an edit during the load still counts
         module = load_script(path)
         if module is not None:
             self.addons = [module]
@@ -69,6 +85,7 @@ class ScriptLoader:
     def __init__(self) -> None:
         self.addons: list[Script] = []
         self._running = False
+        self._watcher: asyncio.Task[None] | None = None
 
     def configure(self, updated: set[str]) -> None:
         if "scripts" not in updated:
@@ -86,15 +103,47 @@ class ScriptLoader:
             if path not in current:
                 script = Script(path)
                 self.addons.append(script)
-                ctx.master.addons.register_nested(self, script)
-                if self._running:
-                    for module in script.addons:
-                        running = getattr(module, "running", None)
-                        if callable(running):
-                            running()
+                self._start(script)
+
+    def _start(self, script: Script) -> None:
+        ctx.master.addons.register_nested(self, script)
+        if self._running:
+            for module in script.addons:
+                running = getattr(module, "running", None)
+                if callable(running):
+                    running()
 
     def running(self) -> None:
         self._running = True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # driven synchronously (tests): nothing to watch with
+            return
+        if self._watcher is None:
+            self._watcher = loop.create_task(self._watch_files())
+
+    def done(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
+
+    async def _watch_files(self) -> None:
+        """Reload a script when its file changes, as mitmproxy does while it runs."""
+        while True:
+            await asyncio.sleep(RELOAD_INTERVAL)
+            for script in list(self.addons):
+                mtime = _mtime(script.path)
+                if mtime is not None and mtime != script.mtime:
+                    self.reload(script)
+
+    def reload(self, script: Script) -> None:
+        """Replace ``script`` by a freshly loaded copy (its old module gets ``done``)."""
+        logger.info(f"Reloading script {script.path}")
+        index = self.addons.index(script)
+        ctx.master.addons.unregister_nested(script)
+        fresh = Script(script.path)
+        self.addons[index] = fresh
+        self._start(fresh)
 
     @command("script.run")
     def script_run(self, flows: Sequence[Flow], path: command_types.Path) -> None:

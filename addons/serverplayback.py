@@ -193,6 +193,10 @@ class ServerPlayback:
             del self.flowmap[key]
         return recorded
 
+    def _hash(self, flow: HTTPFlow) -> Hashable:
+        """What a recorded request and ``flow``'s must share to match (mitmproxy's name)."""
+        return request_key(flow.request, ctx.options)
+
     def request(self, flow: HTTPFlow) -> None:
         if not self.flowmap:
             return

@@ -80,6 +80,15 @@ class AddonManager:
     def get(self, name: str) -> Any:
         return self.lookup.get(name.lower())
 
+    def __contains__(self, addon: Any) -> bool:
+        """Whether an addon of this name is loaded (mitmproxy compares names, not objects)."""
+        return addon_name(addon).lower() in self.lookup
+
+    def register(self, addon: Any) -> None:
+        """Load ``addon`` (options, commands) without putting it in the chain, as mitmproxy's
+        ``register``: test helpers then call its hooks one at a time."""
+        self._register(addon)
+
     def add(self, *addons: Any) -> None:
         for addon in addons:
             self._register(addon)
@@ -177,6 +186,15 @@ class AddonManager:
         """Run one hook on one addon and its nested addons only (errors are logged)."""
         for item in _traverse([addon]):
             self._call_sync(item, hook.name, *hook.args())
+
+    async def invoke_addon(self, addon: Any, hook: hooks.Hook) -> None:
+        """Run one hook on one addon and its nested addons, awaiting async handlers."""
+        for item in _traverse([addon]):
+            handler = getattr(item, hook.name, None)
+            if handler is not None and callable(handler):
+                result = handler(*hook.args())
+                if inspect.isawaitable(result):
+                    await result
 
     def trigger(self, hook: hooks.Hook) -> None:
         """Synchronous dispatch, for lifecycle hooks outside the event loop."""

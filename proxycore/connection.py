@@ -152,6 +152,15 @@ class Client(Connection):
     def _describe(self) -> str:
         return f"peer={self.peername}"
 
+    @property
+    def address(self) -> Address | None:
+        """mitmproxy's older name for ``peername``, still used by scripts."""
+        return self.peername
+
+    @address.setter
+    def address(self, value: Address | None) -> None:
+        self.peername = value
+
     def get_state(self) -> dict[str, Any]:
         state = self._state_common()
         state["mitmcert"] = _cert_state(self.mitmcert)

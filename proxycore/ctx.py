@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
+
+from proxycore.log import Log
 
 if TYPE_CHECKING:
     from proxycore.master import Master
@@ -11,4 +12,4 @@ if TYPE_CHECKING:
 
 master: Master | None = None
 options: Options | None = None
-log = logging.getLogger("proxycore.addons")
+log = Log()  # ctx.log.info(...) / .alert(...) as in mitmproxy scripts

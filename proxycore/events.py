@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,12 @@ class Event:
     """Base class of everything a layer can be told."""
 
     __slots__ = ()
+
+    @property
+    def __dict__(self) -> dict[str, Any]:  # type: ignore[override]
+        """The fields by name, as ``vars(event)`` gives them for mitmproxy's unslotted events
+        (its Playbook test helper compares events that way)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
 
 
 @dataclass(slots=True)
@@ -82,3 +89,11 @@ class MessageInjected(Event):
 
     flow: Any
     message: Any
+
+
+#: Which event answers which blocking command (mitmproxy's table of the same name).
+command_reply_subclasses: dict[type[commands.Command], type[CommandCompleted]] = {
+    commands.OpenConnection: OpenConnectionCompleted,
+    commands.StartHook: HookCompleted,
+    commands.RequestWakeup: Wakeup,
+}

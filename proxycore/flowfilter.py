@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -127,6 +128,14 @@ class Filter:
     def __repr__(self) -> str:
         return self.render()
 
+    def __str__(self) -> str:
+        """What the filter matches, in words, as mitmproxy says it ("url matches /foo/i")."""
+        return describe(self)
+
+    def dump(self, indent: int = 0, fp: Any = None) -> None:
+        """Print the filter as an indented tree, one node a line (mitmproxy's debugging aid)."""
+        print_tree(self, indent, fp)
+
     def _render_child(self, child: Filter) -> str:
         text = child.render()
         return f"({text})" if child.precedence < self.precedence else text
@@ -146,6 +155,11 @@ class Not(Filter):
     def render(self) -> str:
         return "!" + self._render_child(self.filter)
 
+    @property
+    def itm(self) -> Filter:
+        """mitmproxy's name for the negated filter."""
+        return self.filter
+
 
 class _Junction(Filter):
     """Common part of And and Or: an n-ary list of filters."""
@@ -160,6 +174,11 @@ class _Junction(Filter):
 
     def render(self) -> str:
         return self._symbol.join(self._render_child(f) for f in self.filters)
+
+    @property
+    def lst(self) -> list[Filter]:
+        """mitmproxy's name for the joined filters."""
+        return self.filters
 
 
 class And(_Junction):
@@ -880,3 +899,64 @@ def match(flt: str | Filter | Callable[[Flow], bool] | None, flow: Flow) -> bool
 
 
 match_all: Filter = parse("~all")
+
+
+# mitmproxy's names: scripts annotate with TFilter; FAnd/FOr/FNot are its junction classes.
+TFilter = Filter
+FAnd = And
+FOr = Or
+FNot = Not
+
+
+# str(filter): mitmproxy's wording -----------------------------------------------------------
+
+_WORDS = {
+    "all": "all flows", "a": "is asset", "e": "has error", "marked": "is marked",
+    "http": "is an HTTP Flow", "websocket": "is a Websocket Flow", "tcp": "is a TCP Flow",
+    "udp": "is a UDP Flow", "dns": "is a DNS Flow", "q": "has no response", "s": "has response",
+    "replay": "flow has been replayed", "replayq": "request has been replayed",
+    "replays": "response has been replayed",
+    "t": "content type", "tq": "req. content type", "ts": "resp. content type",
+    "h": "header", "hq": "req. header", "hs": "resp. header",
+    "b": "body", "bq": "body request", "bs": "body response",
+    "m": "method", "d": "domain", "u": "url", "src": "source address",
+    "dst": "destination address", "meta": "flow metadata", "marker": "marker",
+    "comment": "comment", "c": "response code is",
+}
+_FLAG_LETTERS = ((re.IGNORECASE, "i"), (re.MULTILINE, "m"), (re.DOTALL, "s"))
+
+
+def describe(f: Filter) -> str:
+    """``f`` in words; junctions inside others are parenthesised."""
+
+    def inner(child: Filter) -> str:
+        return f"({describe(child)})" if isinstance(child, _Junction) else describe(child)
+
+    if isinstance(f, _Junction):
+        return (" and " if isinstance(f, And) else " or ").join(inner(c) for c in f.filters)
+    if isinstance(f, Not):
+        return f"not {inner(f.filter)}"
+    if isinstance(f, Predicate) and f.code in _WORDS:
+        words = _WORDS[f.code]
+        if isinstance(f, RegexPredicate):
+            flags = "".join(letter for flag, letter in _FLAG_LETTERS if f.regex.flags & flag)
+            return f"{words} matches /{f.expr}/{flags}"
+        if isinstance(f, IntPredicate):
+            return f"{words} {f.num}"
+        return words
+    return repr(f)
+
+
+def print_tree(f: Filter, indent: int = 0, fp: Any = None) -> None:
+    """``f`` as a tree: "&", "|" and "!" nodes with their children indented by a tab."""
+    out = fp if fp is not None else sys.stdout
+    pad = "\t" * indent
+    if isinstance(f, _Junction):
+        print(pad + f._symbol.strip(), file=out)
+        for child in f.filters:
+            print_tree(child, indent + 1, out)
+    elif isinstance(f, Not):
+        print(pad + "!", file=out)
+        print_tree(f.filter, indent + 1, out)
+    else:
+        print(pad + f.render(), file=out)

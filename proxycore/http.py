@@ -8,19 +8,21 @@ while the proxy's hot path never re-encodes what it only forwards.
 from __future__ import annotations
 
 import codecs
+import copy
 import http as _stdlib_http
 import json
 import re
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from proxycore import encoding
 from proxycore.connection import Client, Server
 from proxycore.flow import Flow
 
 if TYPE_CHECKING:
+    from proxycore.cookies import CookieAttrs
     from proxycore.websocket import WebSocketData
 
 _REASON_OVERRIDES = {
@@ -68,7 +70,11 @@ def reason_phrase(status_code: int) -> str:
 
 
 def _b(value: str | bytes) -> bytes:
-    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    raise TypeError(f"expected str or bytes, not {type(value).__name__}")
 
 
 def _s(value: bytes) -> str:
@@ -332,6 +338,28 @@ class MultiDictView:
             self[k] = v
 
 
+class _BytesMultiDictView(MultiDictView):
+    """``multipart_form``: bytes keys and values as in mitmproxy; str keys are looked up as UTF-8."""
+
+    def __getitem__(self, key: Any) -> Any:
+        return super().__getitem__(_b(key))
+
+    def __delitem__(self, key: Any) -> None:
+        super().__delitem__(_b(key))
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(_b(key) if isinstance(key, str) else key)
+
+    def get_all(self, key: Any) -> list[Any]:
+        return super().get_all(_b(key))
+
+    def set_all(self, key: Any, values: list[Any]) -> None:
+        super().set_all(_b(key), [_b(v) for v in values])
+
+    def add(self, key: Any, value: Any) -> None:
+        super().add(_b(key), _b(value))
+
+
 class _MessageData:
     """Raw fields of a request or response, as they appear on the wire."""
 
@@ -351,6 +379,13 @@ class _MessageData:
         "status_code",
         "reason",
     )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _MessageData):
+            return NotImplemented
+        return all(getattr(self, n, None) == getattr(other, n, None) for n in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment] - mutable
 
 
 _CHARSET = re.compile(r";\s*charset\s*=\s*([^\s;]+)", re.IGNORECASE)
@@ -425,9 +460,13 @@ class Message:
     data: _MessageData
     stream: bool | Callable[[bytes], bytes | Iterable[bytes]] = False
 
+    def copy(self) -> Self:
+        """An independent copy (headers and body included), as mitmproxy's ``copy()``."""
+        return copy.deepcopy(self)
+
     @property
     def http_version(self) -> str:
-        return self.data.http_version.decode("ascii", "replace")
+        return _s(self.data.http_version)
 
     @http_version.setter
     def http_version(self, value: str | bytes) -> None:
@@ -547,10 +586,12 @@ class Message:
         try:
             data = text.encode(charset)
         except (UnicodeEncodeError, LookupError):
-            data = text.encode("utf-8")
-            if "content-type" in self.headers:
-                base = _CHARSET.sub("", self.headers["content-type"])
-                self.headers["content-type"] = f"{base}; charset=utf-8"
+            # Say so in Content-Type (other parameters keep their place), as mitmproxy does;
+            # a missing or unreadable Content-Type becomes text/plain.
+            data = text.encode("utf-8", "surrogateescape")
+            kind, sub, params = parse_content_type(self.headers.get("content-type", "")) or ("text", "plain", {})
+            params["charset"] = "utf-8"
+            self.headers["content-type"] = "; ".join([f"{kind}/{sub}", *(f"{k}={v}" for k, v in params.items())])
         self.set_content(data)
 
     text = property(get_text, set_text)
@@ -684,11 +725,20 @@ class Request(Message):
             request.content = content
         return request
 
+    @property
+    def first_line_format(self) -> str:
+        """The request target's form: "authority" (CONNECT), "absolute" (a proxy request
+        naming its host) or "relative" (origin form)."""
+        if self.method == "CONNECT":
+            return "authority"
+        return "absolute" if self.authority else "relative"
+
     # simple fields -------------------------------------------------------------
 
     @property
     def method(self) -> str:
-        return self.data.method.decode("ascii", "replace")
+        # Upper case when read, as is on the wire ("post" set by a script reads as POST).
+        return _s(self.data.method).upper()
 
     @method.setter
     def method(self, value: str | bytes) -> None:
@@ -696,7 +746,7 @@ class Request(Message):
 
     @property
     def scheme(self) -> str:
-        return self.data.scheme.decode("ascii", "replace")
+        return _s(self.data.scheme)
 
     @scheme.setter
     def scheme(self, value: str | bytes) -> None:
@@ -704,10 +754,18 @@ class Request(Message):
 
     @property
     def authority(self) -> str:
-        return _s(self.data.authority)
+        try:  # an internationalised name reads as Unicode, as in mitmproxy
+            return self.data.authority.decode("idna")
+        except UnicodeError:
+            return _s(self.data.authority)
 
     @authority.setter
     def authority(self, value: str | bytes) -> None:
+        if isinstance(value, str):
+            try:
+                value = value.encode("idna")
+            except UnicodeError:
+                value = _b(value)
         self.data.authority = _b(value)
 
     @property
@@ -723,7 +781,9 @@ class Request(Message):
         return self.data.host
 
     @host.setter
-    def host(self, value: str) -> None:
+    def host(self, value: str | bytes) -> None:
+        if isinstance(value, bytes):
+            value = value.decode("idna")  # b"xn--..." is the ASCII form of a Unicode name
         self.data.host = value
         self._update_host_references()
 
@@ -770,7 +830,9 @@ class Request(Message):
         return f"{self.scheme}://{_hostport(self.scheme, self.host, self.port)}{self.path}"
 
     @url.setter
-    def url(self, value: str) -> None:
+    def url(self, value: str | bytes) -> None:
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "surrogateescape")
         parts = urllib.parse.urlsplit(value)
         if not parts.scheme or not parts.hostname:
             raise ValueError(f"invalid URL: {value!r}")
@@ -873,21 +935,21 @@ class Request(Message):
     def urlencoded_form(self, value: Iterable[tuple[str, str]] | Mapping[str, str]) -> None:
         self._set_urlencoded_form(list(value.items()) if isinstance(value, Mapping) else list(value))
 
-    def _get_multipart_form(self) -> list[tuple[str, str]]:
+    def _get_multipart_form(self) -> list[tuple[bytes, bytes]]:
         content_type = self.headers.get("content-type", "")
         match = re.search(r'boundary="?([^";]+)"?', content_type)
         if "multipart/form-data" not in content_type.lower() or not match:
             return []
         boundary = b"--" + match.group(1).encode()
-        fields: list[tuple[str, str]] = []
+        fields: list[tuple[bytes, bytes]] = []
         for part in (self.get_content(strict=False) or b"").split(boundary)[1:]:
             head, sep, body = part.partition(b"\r\n\r\n")
             name = re.search(rb'name="([^"]*)"', head)
             if sep and name:
-                fields.append((_s(name.group(1)), _s(body.rsplit(b"\r\n", 1)[0])))
+                fields.append((name.group(1), body.rsplit(b"\r\n", 1)[0]))
         return fields
 
-    def _set_multipart_form(self, pairs: list[tuple[str, str]]) -> None:
+    def _set_multipart_form(self, pairs: list[tuple[bytes | str, bytes | str]]) -> None:
         boundary = "proxycore-boundary"
         body = b"".join(
             b'--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
@@ -899,7 +961,11 @@ class Request(Message):
 
     @property
     def multipart_form(self) -> MultiDictView:
-        return MultiDictView(self._get_multipart_form, self._set_multipart_form)
+        return _BytesMultiDictView(self._get_multipart_form, self._set_multipart_form)  # type: ignore[arg-type]
+
+    @multipart_form.setter
+    def multipart_form(self, value: Iterable[tuple[Any, Any]] | Mapping[Any, Any]) -> None:
+        self._set_multipart_form(list(value.items()) if isinstance(value, Mapping) else list(value))
 
     def anticache(self) -> None:
         """Strip headers that let a server answer 304, so the full body is seen."""
@@ -1012,29 +1078,28 @@ class Response(Message):
     def reason(self, value: str | bytes) -> None:
         self.data.reason = value if isinstance(value, bytes) else value.encode("iso-8859-1", "replace")
 
-    def _get_cookies(self) -> list[tuple[str, tuple[str, dict[str, str]]]]:
-        result = []
-        for header in self.headers.get_all("set-cookie"):
-            first, *attrs = header.split(";")
-            name, _, value = first.strip().partition("=")
-            attributes: dict[str, str] = {}
-            for attr in attrs:
-                k, _, v = attr.strip().partition("=")
-                if k:
-                    attributes[k] = v
-            result.append((name, (value, attributes)))
-        return result
+    def _get_cookies(self) -> list[tuple[str, tuple[str | None, CookieAttrs]]]:
+        """(name, (value, attributes)) per cookie set, parsed as mitmproxy does."""
+        from proxycore.cookies import parse_set_cookie_headers
 
-    def _set_cookies(self, pairs: list[tuple[str, tuple[str, dict[str, str]]]]) -> None:
+        headers = self.headers.get_all("set-cookie")
+        return [(name, (value, attrs)) for name, value, attrs in parse_set_cookie_headers(headers)]
+
+    def _set_cookies(self, pairs: list[tuple[str, tuple[str | None, Any]]]) -> None:
         values = []
         for name, (value, attributes) in pairs:
-            attr_text = "".join(f"; {k}={v}" if v else f"; {k}" for k, v in attributes.items())
-            values.append(f"{name}={value}{attr_text}")
+            fields = attributes.fields if hasattr(attributes, "fields") else list(attributes.items())
+            attr_text = "".join(f"; {k}" if v is None else f"; {k}={v}" for k, v in fields)
+            values.append(f"{name}={value or ''}{attr_text}")
         self.headers.set_all("set-cookie", values)
 
     @property
     def cookies(self) -> MultiDictView:
         return MultiDictView(self._get_cookies, self._set_cookies)  # type: ignore[arg-type]
+
+    @cookies.setter
+    def cookies(self, value: Iterable[tuple[str, Any]] | Mapping[str, Any]) -> None:
+        self._set_cookies(list(value.items()) if isinstance(value, Mapping) else list(value))
 
     def refresh(self, now: float | None = None) -> None:
         """Shift date-like headers so a replayed response looks fresh."""

@@ -13,14 +13,17 @@ from __future__ import annotations
 import collections
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from proxycore import commands, events
 from proxycore.commands import Command, StartHook, hook_dataclass
 from proxycore.connection import Connection
 from proxycore.context import Context
 
-CommandGenerator = Generator[Command, Any, None]
+T = TypeVar("T")
+#: A layer's event handler: yields commands, gets replies, returns a T (usually None).
+#: Generic as in mitmproxy, so ``CommandGenerator[bool]`` annotations work.
+CommandGenerator = Generator[Command, Any, T]
 
 
 @dataclass(slots=True)

@@ -93,6 +93,10 @@ def in_range(low: int, high: int | None = None) -> Callable[[Any], None]:
 PORT = in_range(0, 65535)
 
 
+class _SetSpecs(list):
+    """Raw ``--set`` values kept for an option no addon has declared yet."""
+
+
 class OptManager:
     """A set of typed options.
 
@@ -126,8 +130,8 @@ class OptManager:
         self._options[name] = _Option(name, typespec, default, help, choices, copy.copy(default), check)
         if name in self._deferred:
             value = self._deferred.pop(name)
-            if isinstance(value, str) and typespec is not str:
-                self.set(f"{name}={value}")
+            if isinstance(value, _SetSpecs):  # from set(..., defer=True): parse as --set does
+                self.set(*(name if v is None else f"{name}={v}" for v in value))
             else:
                 self.update(**{name: value})
 
@@ -222,6 +226,10 @@ class OptManager:
         """Like update, but keep unknown options until an addon declares them."""
         self._deferred.update(self.update_known(**kwargs))
 
+    def deferred_names(self) -> list[str]:
+        """Options set before any addon declared them (e.g. ``--set`` for a script's option)."""
+        return sorted(self._deferred)
+
     def _notify(self, changed: set[str]) -> None:
         for func in list(self.changed):
             func(changed)
@@ -278,7 +286,7 @@ class OptManager:
             value = raw if sep else None
             if name not in self._options:
                 if defer:
-                    deferred[name] = value
+                    deferred.setdefault(name, _SetSpecs()).append(value)
                     continue
                 raise OptionsError(f"Unknown option: {name}")
             if _is_sequence(self._options[name].typespec):

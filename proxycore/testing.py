@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
 import re
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -45,6 +46,12 @@ __all__ = [
     "BytesMatching",
     "make_context",
     "run_events",
+    "header_names",
+    "header_values",
+    "headers",
+    "requests",
+    "responses",
+    "chunkings",
 ]
 
 
@@ -350,3 +357,94 @@ def run_events(
             pending.append(reply_event)
         queue[0:0] = pending
     return issued
+
+
+# hypothesis strategies ------------------------------------------------------------------------
+#
+# For property tests of addons and layers: ``@given(testing.requests())``.  hypothesis is a test
+# dependency, imported when a strategy is first asked for, so importing this module stays cheap.
+
+_TOKEN = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def header_names() -> Any:
+    """Header field names: RFC 9110 tokens, as bytes."""
+    from hypothesis import strategies as st
+
+    return st.text(_TOKEN, min_size=1, max_size=20).map(str.encode)
+
+
+def header_values() -> Any:
+    """Header field values: visible ASCII with inner spaces and tabs, no CR/LF, as bytes."""
+    from hypothesis import strategies as st
+
+    visible = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=30)
+    return st.tuples(visible, st.sampled_from(["", " ", "\t"]), visible).map(
+        lambda parts: (parts[0] + parts[1] + parts[2]).strip(" \t").encode()
+    )
+
+
+def headers(max_fields: int = 8) -> Any:
+    """``proxycore.http.Headers`` with repeated names possible, in any case."""
+    from hypothesis import strategies as st
+
+    from proxycore.http import Headers
+
+    return st.lists(st.tuples(header_names(), header_values()), max_size=max_fields).map(Headers)
+
+
+def requests() -> Any:
+    """``proxycore.http.Request`` objects: any token method, http(s), host, port, path,
+    headers and body (Content-Length set to match the body)."""
+    from hypothesis import strategies as st
+
+    from proxycore.http import Request
+
+    hosts = st.from_regex(r"\A[a-z][a-z0-9-]{0,15}(\.[a-z][a-z0-9-]{0,15}){0,2}\Z")
+    paths = st.text("abcdefghijklmnopqrstuvwxyz0123456789-._~/%=&?", max_size=40).map(lambda p: "/" + p)
+
+    def build(method: str, scheme: str, host: str, port: int, path: str, fields: Any, body: bytes) -> Request:
+        fields.pop("content-length", None)
+        fields.pop("transfer-encoding", None)
+        fields["content-length"] = str(len(body))
+        return Request(host, port, method, scheme, f"{host}:{port}", path, "HTTP/1.1", fields, body, None, 0.0, 1.0)
+
+    return st.builds(
+        build,
+        st.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"])
+        | st.text(_TOKEN.upper()[:40], min_size=1, max_size=10),
+        st.sampled_from(["http", "https"]),
+        hosts,
+        st.integers(1, 65535),
+        paths,
+        headers(),
+        st.binary(max_size=200),
+    )
+
+
+def responses() -> Any:
+    """``proxycore.http.Response`` objects: status 100-599 with a reason, headers, a body."""
+    from hypothesis import strategies as st
+
+    from proxycore.http import Response
+
+    def build(status: int, reason: str, fields: Any, body: bytes) -> Response:
+        fields.pop("content-length", None)
+        fields.pop("transfer-encoding", None)
+        fields["content-length"] = str(len(body))
+        return Response("HTTP/1.1", status, reason, fields, body, None, 2.0, 3.0)
+
+    reasons = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=20).map(str.strip)
+    return st.builds(build, st.integers(100, 599), reasons, headers(), st.binary(max_size=200))
+
+
+def chunkings(data: bytes, max_chunks: int = 10) -> Any:
+    """Ways to cut ``data`` into consecutive pieces (empty ones included), for checking that
+    a parser gives the same result however the bytes arrive."""
+    from hypothesis import strategies as st
+
+    def cut(points: list[int]) -> list[bytes]:
+        edges = [0, *sorted(points), len(data)]
+        return [data[a:b] for a, b in itertools.pairwise(edges)]
+
+    return st.lists(st.integers(0, len(data)), max_size=max_chunks).map(cut)

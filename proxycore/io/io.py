@@ -12,25 +12,12 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
-from proxycore.exceptions import ProxycoreError
+from proxycore.exceptions import FlowReadException, ProxycoreError  # noqa: F401 - FlowReadException re-exported
 from proxycore.flow import Flow
 from proxycore.io import compat, har, schema, tnetstring
 
 #: flow types mitmproxy writes that proxycore has no model for (yet)
 UNSUPPORTED_TYPES = frozenset({"udp", "dns"})
-
-
-class FlowReadException(ProxycoreError):
-    """A flow file could not be read.
-
-    ``offset`` is the byte position in the file where the record that could
-    not be read starts (every flow before it was delivered), or None when the
-    problem is not tied to a position (e.g. the file cannot be opened).
-    """
-
-    def __init__(self, message: str, offset: int | None = None) -> None:
-        super().__init__(message)
-        self.offset = offset
 
 
 def _flow_classes() -> dict[str, type[Flow]]:

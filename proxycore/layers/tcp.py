@@ -112,3 +112,9 @@ class TCPLayer(Layer):
                 yield TcpEndHook(self.flow)
         else:
             yield commands.CloseConnection(other, half_close=True)
+
+
+class TcpMessageInjected(events.MessageInjected):
+    """An addon injected a TCP message (mitmproxy's name for this event)."""
+
+    __slots__ = ()

@@ -295,3 +295,9 @@ class WebsocketLayer(Layer):
 
 def _who(side: _Side) -> str:
     return "client" if side.from_client else "server"
+
+
+class WebSocketMessageInjected(events.MessageInjected):
+    """An addon injected a WebSocket message (mitmproxy's name for this event)."""
+
+    __slots__ = ()

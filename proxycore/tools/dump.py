@@ -317,6 +317,7 @@ async def _run(args: argparse.Namespace, tool: Tool) -> int:
     import signal
 
     from proxycore.addons.termlog import TermLog
+    from proxycore.compat import install_mitmproxy_alias
     from proxycore.exceptions import OptionsError
     from proxycore.options import Options
     from proxycore.tools.errorcheck import StartupErrorCheck
@@ -327,12 +328,16 @@ async def _run(args: argparse.Namespace, tool: Tool) -> int:
 
     termlog = TermLog(manage_root_level=True)
     termlog.set_verbosity("info")
+    install_mitmproxy_alias()  # scripts written for mitmproxy import mitmproxy
     errorcheck = StartupErrorCheck()
     try:
         opts = Options()
         master = tool.make_master(opts, termlog, errorcheck)
         try:
-            opts.set(*args.setoptions)
+            # Options a script declares get their --set value when the script loads.
+            opts.set(*args.setoptions, defer=True)  # first for confdir
+            load_config_file(opts)
+            opts.set(*args.setoptions, defer=True)  # the command line wins over the file
             updates = flag_options(args, tool.flags)
             filter_args = getattr(args, "filter_args", None)
             if filter_args:
@@ -340,6 +345,11 @@ async def _run(args: argparse.Namespace, tool: Tool) -> int:
                 for name in ("dumper_filter", "save_stream_filter", "readfile_filter"):
                     updates[name] = expression
             opts.update(**updates)
+            # --set names that no script (loaded by the update above) declared are typos; a
+            # config file may hold other tools' options (proxyweb's), which are ignored.
+            unknown = set(opts.deferred_names()) & {spec.partition("=")[0] for spec in args.setoptions}
+            if unknown:
+                raise OptionsError(f"Unknown option: {', '.join(sorted(unknown))}")
             if args.options:
                 text = opts.dump_options()
                 sys.stdout.write(text if text.endswith("\n") else text + "\n")
@@ -374,6 +384,17 @@ async def _run(args: argparse.Namespace, tool: Tool) -> int:
     finally:
         errorcheck.uninstall()
         termlog.uninstall()
+
+
+def load_config_file(opts: Any) -> None:
+    """Options from ``config.yaml`` (or ``config.yml``) in the confdir, as mitmdump reads them;
+    with ``--set confdir=~/.mitmproxy`` that is mitmproxy's own file."""
+    import os
+
+    from proxycore import optmanager
+
+    confdir = os.path.expanduser(opts.confdir)
+    optmanager.load_paths(opts, os.path.join(confdir, "config.yaml"), os.path.join(confdir, "config.yml"))
 
 
 def make_master(opts: Any, termlog: Any, errorcheck: Any) -> Any:

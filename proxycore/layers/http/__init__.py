@@ -131,6 +131,8 @@ class HttpStream(Layer):
         if not event.end_stream and self._over_size_limit(_declared_size(request.headers)):
             yield from self.body_too_large(request=True, headers_hook=True)
             return
+        if not event.end_stream and self._declared_over_stream_limit(request.headers):
+            request.stream = True
         yield HttpRequestHeadersHook(self.flow)
         if self._killed:
             yield from self.kill()
@@ -201,6 +203,13 @@ class HttpStream(Layer):
             request.authority = ""
         return None
 
+    def _declared_over_stream_limit(self, headers: Headers) -> bool:
+        """A Content-Length above stream_large_bodies: the message streams, and the headers
+        hook already sees ``stream = True`` (mitmproxy's order; addons may switch it off)."""
+        limit = parse_size(self.context.options.stream_large_bodies)
+        size = _declared_size(headers)
+        return limit is not None and size is not None and size > limit
+
     def start_request_stream(self, end_stream: bool) -> CommandGenerator:
         """Open the server connection now and forward the body as it arrives."""
         self._handle_event = self.state_stream_request
@@ -262,16 +271,25 @@ class HttpStream(Layer):
         if isinstance(event, RequestData):
             yield from self.stream_request_chunk(event.data)
         elif isinstance(event, RequestTrailers):
-            self.flow.request.trailers = event.trailers
-            yield SendHttp(RequestTrailers(self.stream_id, event.trailers), self.server_conn)
+            self.flow.request.trailers = event.trailers  # sent after the request hook (may change them)
         elif isinstance(event, RequestEndOfMessage):
+            # As mitmproxy: a stream modifier gets b"" to flush, then the request hook runs,
+            # and only then does the request end upstream (trailers included).
+            stream = self.flow.request.stream
+            if callable(stream):
+                tail = stream(b"")
+                if tail:
+                    yield SendHttp(RequestData(self.stream_id, tail), self.server_conn)
             self.request_complete = True
             self.flow.request.timestamp_end = time.time()
             self._handle_event = self.state_wait_for_response
-            yield SendHttp(RequestEndOfMessage(self.stream_id), self.server_conn)
             yield HttpRequestHook(self.flow)
             if self._killed:
                 yield from self.kill()
+                return
+            if self.flow.request.trailers:
+                yield SendHttp(RequestTrailers(self.stream_id, self.flow.request.trailers), self.server_conn)
+            yield SendHttp(RequestEndOfMessage(self.stream_id), self.server_conn)
         elif isinstance(event, RequestProtocolError):
             yield from self.client_error(event)
         else:
@@ -334,9 +352,7 @@ class HttpStream(Layer):
         elif isinstance(event, ResponseData):
             yield from self.receive_response_data(event.data)
         elif isinstance(event, ResponseTrailers):
-            self.flow.response.trailers = event.trailers
-            if self.flow.response.stream:
-                yield SendHttp(ResponseTrailers(self.stream_id, event.trailers), self.context.client)
+            self.flow.response.trailers = event.trailers  # a streamed response sends them after its hook
         elif isinstance(event, ResponseEndOfMessage):
             yield from self.receive_response_end()
         elif isinstance(event, ResponseProtocolError):
@@ -361,6 +377,8 @@ class HttpStream(Layer):
         if not event.end_stream and self._over_size_limit(_declared_size(response.headers)):
             yield from self.body_too_large(request=False, headers_hook=True)
             return
+        if not event.end_stream and self._declared_over_stream_limit(response.headers):
+            response.stream = True
         yield HttpResponseHeadersHook(self.flow)
         if self._killed:
             yield from self.kill()
@@ -413,9 +431,16 @@ class HttpStream(Layer):
                 tail = stream(b"")
                 if tail:
                     yield SendHttp(ResponseData(self.stream_id, tail), self.context.client)
-            yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
+            # As mitmproxy: the response hook runs before the response ends at the client,
+            # so it may still set trailers.
             self.response_hook_done = True
             yield HttpResponseHook(self.flow)
+            if self._killed:
+                yield from self.kill()
+                return
+            if response.trailers:
+                yield SendHttp(ResponseTrailers(self.stream_id, response.trailers), self.context.client)
+            yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
             yield from self.finish()
             return
         response.data.content = b"".join(self.response_body)
@@ -595,8 +620,11 @@ class HttpStream(Layer):
 
     def upgrade_to_passthrough(self) -> CommandGenerator:
         """A 101 response: WebSocket frames (or raw bytes) flow on both connections now."""
-        if self.flow.response.raw_content is None:
-            self.flow.response.data.content = b""  # a 101 has no body: what follows is the new protocol
+        response = self.flow.response
+        if response.raw_content is None:
+            response.data.content = b""  # a 101 has no body: what follows is the new protocol
+        if response.timestamp_end is None:
+            response.timestamp_end = response.timestamp_start  # complete with its head, as in mitmproxy
         self.response_hook_done = True
         yield HttpResponseHook(self.flow)
         if self._killed:

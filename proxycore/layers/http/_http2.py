@@ -867,3 +867,7 @@ class Http2Client(Http2Connection):
                 self.queued_paused.discard(our_id)
                 self.backpressured.add(h2_id)
                 yield from self.check_backpressure(h2_id)
+
+
+# mitmproxy's name (its tests and some addons import it).
+split_pseudo_headers = _split_pseudo

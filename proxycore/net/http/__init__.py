@@ -1,0 +1,1 @@
+"""HTTP helpers at mitmproxy's paths: ``mitmproxy.net.http.status_codes`` and ``.url``."""

@@ -1,0 +1,1 @@
+"""Small helpers at the paths mitmproxy scripts import them from (``mitmproxy.utils.*``)."""
