@@ -68,6 +68,15 @@ class OpenConnection(ConnectionCommand):
         self.blocking = True
 
 
+class PauseReading(ConnectionCommand):
+    """Stop reading from ``connection`` until a ResumeReading for it: a layer that holds as
+    much unsent data from a peer as it will buffer asks for this instead of buffering more."""
+
+
+class ResumeReading(ConnectionCommand):
+    """Read from ``connection`` again after a PauseReading."""
+
+
 class CloseConnection(ConnectionCommand):
     """Close ``connection`` fully, or only our write side when ``half_close``."""
 

@@ -146,6 +146,7 @@ class ConnectionHandler:
         self._semaphores: dict[Any, asyncio.Semaphore] = {}
         self._client_done = asyncio.Event()
         self._full_writers: set[_ConnectionProtocol] = set()
+        self._paused_by_layers: set[Connection] = set()  # PauseReading without ResumeReading yet
         self._pending_hooks = 0
         self._last_activity = time.monotonic()
         self._watchdog: asyncio.TimerHandle | None = None
@@ -244,7 +245,9 @@ class ConnectionHandler:
             transport = protocol.transport
             if transport is None or transport.is_closing():
                 continue
-            if protocol in self._full_writers:
+            if protocol.connection in self._paused_by_layers:
+                pause = True
+            elif protocol in self._full_writers:
                 pause = protocol.read_while_full > WRITE_HIGH_WATER
             else:
                 pause = others_full
@@ -296,6 +299,12 @@ class ConnectionHandler:
                 self._half_close(command.connection)
             else:
                 self._close(command.connection)
+        elif isinstance(command, commands.PauseReading):
+            self._paused_by_layers.add(command.connection)
+            self._update_reading()
+        elif isinstance(command, commands.ResumeReading):
+            self._paused_by_layers.discard(command.connection)
+            self._update_reading()
         elif isinstance(command, commands.Log):
             logger.log(command.level, command.message, extra=self._log_extra)
         elif isinstance(command, commands.RequestWakeup):
