@@ -783,6 +783,8 @@ class HttpLayer(Layer):
             child = self.command_sources.pop(event.command, None)
             if child is not None:
                 yield from self.event_to_child(child, event)
+            elif isinstance(event, events.Wakeup):
+                yield from self.unsourced_wakeup(event)
         elif isinstance(event, events.ConnectionEvent):
             child = self.connections.get(event.connection)
             if child is not None:
@@ -793,6 +795,17 @@ class HttpLayer(Layer):
             for stream in list(self.streams.values()):
                 if stream.child_layer is not None:
                     yield from self.event_to_child(stream, event)
+
+    def unsourced_wakeup(self, event: events.Wakeup) -> CommandGenerator:
+        """A timer no layer yielded: the client's request-head timer, which the driver arms
+        (see Http1Server._arm_head_timer). Its owner is the client's connection layer here
+        or, inside a CONNECT tunnel, one further down; the others ignore it."""
+        client_layer = self.connections.get(self.context.client)
+        if client_layer is not None:
+            yield from self.event_to_child(client_layer, event)
+        for stream in list(self.streams.values()):
+            if stream.child_layer is not None:
+                yield from self.event_to_child(stream, event)
 
     def event_to_child(self, child: Layer, event: events.Event) -> CommandGenerator:
         for command in child.handle_event(event):
