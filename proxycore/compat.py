@@ -36,7 +36,6 @@ ALIASES: dict[str, str] = {
     "mitmproxy.proxy.server_hooks": "proxycore.server_hooks",
     "mitmproxy.proxy.server": "proxycore.server",
     # net
-    "mitmproxy.net.http.http1": "proxycore.net.http1",
     "mitmproxy.net.http.cookies": "proxycore.cookies",
     "mitmproxy.net.encoding": "proxycore.encoding",
     # utils that proxycore keeps at its top level

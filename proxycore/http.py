@@ -89,12 +89,23 @@ class Headers:
     fields that must stay separate, such as Set-Cookie.
     """
 
-    __slots__ = ("fields",)
+    __slots__ = ("_fields",)
 
     def __init__(self, fields: Iterable[tuple[bytes | str, bytes | str]] = (), **headers: str | bytes) -> None:
-        self.fields: list[tuple[bytes, bytes]] = [(_b(k), _b(v)) for k, v in fields]
-        for name, value in headers.items():
-            self.fields.append((name.replace("_", "-").encode(), _b(value)))
+        self._fields: tuple[tuple[bytes, bytes], ...] = (
+            *((_b(k), _b(v)) for k, v in fields),
+            *((name.replace("_", "-").encode(), _b(value)) for name, value in headers.items()),
+        )
+
+    @property
+    def fields(self) -> tuple[tuple[bytes, bytes], ...]:
+        """The raw (name, value) pairs in order: a tuple, as in mitmproxy, so that a caller
+        cannot change the headers behind the methods' back; assign a new sequence instead."""
+        return self._fields
+
+    @fields.setter
+    def fields(self, value: Iterable[tuple[bytes, bytes]]) -> None:
+        self._fields = tuple(value)
 
     # mapping protocol
     def __getitem__(self, name: str | bytes) -> str:
@@ -152,7 +163,8 @@ class Headers:
         return f"Headers[{', '.join(f'({_s(k)!r}, {_s(v)!r})' for k, v in self.fields)}]"
 
     def __bytes__(self) -> bytes:
-        return b"\r\n".join(b"%s: %s" % (k, v) for k, v in self.fields)
+        """The header block as on the wire: each field ends with CRLF (as in mitmproxy)."""
+        return b"".join(b"%s: %s\r\n" % (k, v) for k, v in self._fields)
 
     def get(self, name: str | bytes, default: Any = None) -> Any:
         values = self.get_all(name)
@@ -191,10 +203,12 @@ class Headers:
         self.fields = result
 
     def add(self, name: str | bytes, value: str | bytes) -> None:
-        self.fields.append((_b(name), _b(value)))
+        self._fields = (*self._fields, (_b(name), _b(value)))
 
     def insert(self, index: int, name: str | bytes, value: str | bytes) -> None:
-        self.fields.insert(index, (_b(name), _b(value)))
+        fields = list(self._fields)
+        fields.insert(index, (_b(name), _b(value)))
+        self._fields = tuple(fields)
 
     def pop(self, name: str | bytes, *default: Any) -> Any:
         try:

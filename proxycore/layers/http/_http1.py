@@ -110,7 +110,7 @@ def _as_http1(request: Request) -> Request:
     if len(cookies) > 1:
         headers["cookie"] = "; ".join(cookies)
     if "host" not in headers and request.data.authority:
-        headers.fields.insert(0, (b"Host", request.data.authority))
+        headers.fields = ((b"Host", request.data.authority), *headers.fields)
     return wire
 
 
