@@ -226,6 +226,8 @@ class ConnectionHandler:
         if connection.state & ConnectionState.CAN_READ:
             connection.state &= ~ConnectionState.CAN_READ
             self.feed(events.ConnectionClosed(connection))
+            if connection.state is ConnectionState.CLOSED and connection in self.protocols:
+                self._close(connection)  # we had sent our FIN already: done both ways
 
     def lost(self, connection: Connection) -> None:
         """The socket is gone both ways (reset, or closed after our close())."""
