@@ -483,3 +483,38 @@ def test_client_certificate_is_presented_to_servers_that_ask(master, upstream_ce
     server_exchange(pump, peer)
     assert child.open_error is None and peer.error is None
     assert peer.obj.getpeercert()["subject"] == ((("commonName", "proxy-client"),),)
+
+
+def test_a_client_that_left_during_the_hooks_gets_no_server_hello(master):
+    layer, _ = client_tls(master)
+    pump = Pump(layer, master)
+    peer = Peer(client_ssl_context(master), False, "example.com")
+
+    def leave(hook: commands.StartHook) -> None:
+        if hook.name == "tls_clienthello":
+            layer.context.client.state &= ~ConnectionState.CAN_READ
+
+    pump.hook_handler = leave
+    pump.client_sends(peer.step())
+    assert pump.hooks == ["tls_clienthello", "tls_start_client", "tls_failed_client"]
+    assert pump.to_client == b"" and pump.closed == {"client"}
+    assert layer.context.client.error == "The client disconnected during the handshake."
+
+
+def test_our_last_flight_goes_out_after_the_established_hook(master):
+    layer, _ = client_tls(master)
+    pump = Pump(layer, master)
+    peer = Peer(client_ssl_context(master), False, "example.com")
+    at_hook: list[int] = []
+
+    def note(hook: commands.StartHook) -> None:
+        if hook.name == "tls_established_client":
+            at_hook.append(len(pump.to_client))
+
+    pump.hook_handler = note
+    exchange(pump, peer)
+    assert peer.done, peer.error
+    # TLS 1.3: the flight after the client's Finished (session tickets) is written only
+    # once the hook has run, as mitmproxy does.
+    assert at_hook == [0]
+    assert layer.context.client.tls_version == "TLSv1.3"

@@ -24,7 +24,7 @@ from OpenSSL import SSL
 
 from proxycore import commands, events
 from proxycore.commands import StartHook, hook_dataclass
-from proxycore.connection import Connection, Server
+from proxycore.connection import Connection, ConnectionState, Server
 from proxycore.context import Context
 from proxycore.layer import CommandGenerator, Layer, NextLayer
 from proxycore.net import tls as tls_parse
@@ -286,7 +286,8 @@ class TLSLayer(Layer):
             yield from self.flush()  # the alert, so the peer learns why
             yield from self.handshake_failed(self.explain_failure(e))
             return
-        yield from self.flush()
+        # Our last flight (Finished) is sent by handshake_done, after the established hook, as
+        # mitmproxy does: an addon sees the connection before the peer can use it.
         self.state = "open"
         self.record_connection_details()
         yield from self.handshake_done()
@@ -384,6 +385,7 @@ class ServerTLSLayer(TLSLayer):
 
     def handshake_done(self) -> CommandGenerator:
         yield TlsEstablishedServerHook(self.tls_data)
+        yield from self.flush()
         yield from self.answer_child(None)
 
     def explain_failure(self, e: SSL.Error) -> str:
@@ -430,6 +432,8 @@ class ClientTLSLayer(TLSLayer):
                 elif self.state in ("handshaking", "open"):
                     yield from self.receive_ciphertext(event.data)
             elif isinstance(event, events.ConnectionClosed):
+                if self.state == "closed" and not self.child_started:
+                    return  # failed already (e.g. it left while our hooks ran)
                 if self.state in ("inactive", "handshaking"):
                     if self.state == "handshaking":
                         yield from self.handshake_failed("The client disconnected during the handshake.")
@@ -473,6 +477,13 @@ class ClientTLSLayer(TLSLayer):
         yield from self.start_handshake(TlsStartClientHook, connect=False)
         if self.state != "handshaking":
             return
+        if not self.conn.state & ConnectionState.CAN_READ:
+            # It hung up while the hooks ran: nothing to answer (mitmproxy sends nothing either).
+            self.conn.error = "The client disconnected during the handshake."
+            self.state = "closed"
+            yield TlsFailedClientHook(self.tls_data)
+            yield commands.CloseConnection(self.conn)
+            return
         assert self.tls is not None
         self.tls.bio_write(bytes(self.hello_buffer))
         self.hello_buffer.clear()
@@ -499,6 +510,7 @@ class ClientTLSLayer(TLSLayer):
 
     def handshake_done(self) -> CommandGenerator:
         yield TlsEstablishedClientHook(self.tls_data)
+        yield from self.flush()
         self.child_started = True
         yield from self.event_to_child(events.Start())
 
