@@ -518,3 +518,26 @@ def test_our_last_flight_goes_out_after_the_established_hook(master):
     # once the hook has run, as mitmproxy does.
     assert at_hook == [0]
     assert layer.context.client.tls_version == "TLSv1.3"
+
+
+def test_mitmproxy_clienthello_helpers_work_on_records():
+    from proxycore.layers.tls import get_client_hello, handshake_record_contents, parse_client_hello
+
+    ctx = ssl.create_default_context()
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client = ctx.wrap_bio(incoming, outgoing, server_hostname="helpers.example")
+    with pytest.raises(ssl.SSLWantReadError):
+        client.do_handshake()
+    records = outgoing.read()
+    (payload,) = handshake_record_contents(records)
+    assert get_client_hello(records) == payload and payload[0] == 1  # header included
+    # the same message cut into two records
+    cut = 40
+    two = b"\x16\x03\x01" + cut.to_bytes(2, "big") + payload[:cut]
+    two += b"\x16\x03\x01" + (len(payload) - cut).to_bytes(2, "big") + payload[cut:]
+    assert get_client_hello(two) == payload and get_client_hello(two[:50]) is None
+    assert parse_client_hello(two).sni == "helpers.example"
+    assert list(handshake_record_contents(records[:4])) == []
+    for bad in (b"GET / HTTP/1.1\r\n", b"\x16\x03\x01\x00\x00"):
+        with pytest.raises(ValueError):
+            next(handshake_record_contents(bad))

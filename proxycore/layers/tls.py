@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from OpenSSL import SSL
@@ -550,3 +551,38 @@ def _to_cert(x509: Any) -> Any:
     from proxycore.certs import Cert
 
     return Cert(x509.to_cryptography())
+
+
+# mitmproxy's module-level ClientHello helpers (code written for mitmproxy imports them from
+# here); the parsing itself is proxycore.net.tls's.
+
+
+def handshake_record_contents(data: bytes) -> Iterator[bytes]:
+    """Payloads of the complete TLS handshake records at the start of ``data``."""
+    offset = 0
+    while len(data) - offset >= 5:
+        header = data[offset : offset + 5]
+        if not tls_parse.starts_like_tls(header):
+            raise ValueError(f"Expected TLS record, got {header!r}")
+        length = int.from_bytes(header[3:5], "big")
+        if length == 0:
+            raise ValueError("Record must not be empty")
+        end = offset + 5 + length
+        if end > len(data):
+            return
+        yield data[offset + 5 : end]
+        offset = end
+
+
+def get_client_hello(data: bytes) -> bytes | None:
+    """The ClientHello handshake message (with its 4-byte header) from the client's first
+    records, or None while it is incomplete."""
+    body = tls_parse.get_client_hello(data)
+    if body is None:
+        return None
+    return bytes([tls_parse.CLIENT_HELLO]) + len(body).to_bytes(3, "big") + body
+
+
+def parse_client_hello(data: bytes) -> tls_parse.ClientHello | None:
+    """The parsed ClientHello from the client's first records, None while incomplete."""
+    return tls_parse.parse_client_hello(data)
