@@ -659,7 +659,8 @@ def _default_port(scheme: str) -> int:
     return 443 if scheme == "https" else 80
 
 
-def _hostport(scheme: str, host: str, port: int) -> str:
+def _hostport(scheme: str, host: str | None, port: int) -> str:
+    host = host or ""  # mitmproxy allows request.host = None
     host = f"[{host}]" if ":" in host else host
     return host if port == _default_port(scheme) else f"{host}:{port}"
 
@@ -698,7 +699,8 @@ class Request(Message):
         self.stream = False
 
     def __repr__(self) -> str:
-        return f"Request({self.method} {self.host}:{self.port}{self.path})"
+        where = f"{self.host}:{self.port}" if self.host else ""
+        return f"Request({self.method} {where}{self.path})"
 
     @classmethod
     def make(
@@ -807,6 +809,8 @@ class Request(Message):
 
     @port.setter
     def port(self, value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"invalid port: {value!r}")
         self.data.port = value
         self._update_host_references()
 
@@ -841,7 +845,12 @@ class Request(Message):
     def url(self) -> str:
         if self.data.method.upper() == b"CONNECT" or not self.data.scheme:
             return self.authority or f"{self.host}:{self.port}"
-        return f"{self.scheme}://{_hostport(self.scheme, self.host, self.port)}{self.path}"
+        return f"{self.scheme}://{_hostport(self.scheme, self.host, self.port)}{self._url_path}"
+
+    @property
+    def _url_path(self) -> str:
+        # ``OPTIONS * HTTP/1.1`` asks about the server itself: its URL has no path
+        return "" if self.data.path == b"*" else self.path
 
     @url.setter
     def url(self, value: str | bytes) -> None:
@@ -880,7 +889,7 @@ class Request(Message):
                 pretty_port = int(hostport.rsplit(":", 1)[1])
             except ValueError:
                 pass
-        return f"{self.scheme}://{_hostport(self.scheme, self.pretty_host, pretty_port)}{self.path}"
+        return f"{self.scheme}://{_hostport(self.scheme, self.pretty_host, pretty_port)}{self._url_path}"
 
     # views ---------------------------------------------------------------------
 
@@ -950,28 +959,22 @@ class Request(Message):
         self._set_urlencoded_form(list(value.items()) if isinstance(value, Mapping) else list(value))
 
     def _get_multipart_form(self) -> list[tuple[bytes, bytes]]:
+        from proxycore.net.http import multipart  # looked up at call time: tests patch it
+
         content_type = self.headers.get("content-type", "")
-        match = re.search(r'boundary="?([^";]+)"?', content_type)
-        if "multipart/form-data" not in content_type.lower() or not match:
+        if "multipart/form-data" not in content_type.lower():
             return []
-        boundary = b"--" + match.group(1).encode()
-        fields: list[tuple[bytes, bytes]] = []
-        for part in (self.get_content(strict=False) or b"").split(boundary)[1:]:
-            head, sep, body = part.partition(b"\r\n\r\n")
-            name = re.search(rb'name="([^"]*)"', head)
-            if sep and name:
-                fields.append((name.group(1), body.rsplit(b"\r\n", 1)[0]))
-        return fields
+        try:
+            return multipart.decode_multipart(content_type, self.get_content(strict=False) or b"")
+        except ValueError:
+            return []
 
     def _set_multipart_form(self, pairs: list[tuple[bytes | str, bytes | str]]) -> None:
-        boundary = "proxycore-boundary"
-        body = b"".join(
-            b'--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
-            % (boundary.encode(), _b(k), _b(v))
-            for k, v in pairs
-        ) + b"--%s--\r\n" % boundary.encode()
-        self.headers["content-type"] = f"multipart/form-data; boundary={boundary}"
-        self.set_content(body)
+        from proxycore.net.http import multipart
+
+        content_type = "multipart/form-data; boundary=proxycore-boundary"
+        self.headers["content-type"] = content_type
+        self.set_content(multipart.encode_multipart(content_type, [(_b(k), _b(v)) for k, v in pairs]))
 
     @property
     def multipart_form(self) -> MultiDictView:
@@ -1128,9 +1131,17 @@ class Response(Message):
                 except (TypeError, ValueError):
                     continue
                 self.headers[header] = formatdate(stamp, usegmt=True)
+        from proxycore import cookies as cookie_module  # looked up at call time: tests patch it
+
         cookies = self.headers.get_all("set-cookie")
         if cookies:
-            self.headers.set_all("set-cookie", [_shift_cookie_expiry(c, delta) for c in cookies])
+            refreshed = []
+            for c in cookies:
+                try:
+                    refreshed.append(cookie_module.refresh_set_cookie_header(c, delta))
+                except ValueError:
+                    refreshed.append(c)
+            self.headers.set_all("set-cookie", refreshed)
 
     def get_state(self) -> dict[str, Any]:
         state = self._common_state()
