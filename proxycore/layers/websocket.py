@@ -107,7 +107,9 @@ def _ws_connection(kind: wsproto.ConnectionType, deflate: list[str]) -> wsproto.
 
 class Fragmentizer:
     """Frames for a message to send: the sender's frame sizes when the content kept its
-    length (an addon that changed a few bytes), else FRAGMENT_SIZE pieces."""
+    length (an addon that changed a few bytes), else FRAGMENT_SIZE pieces. mitmproxy's
+    helper, for code that frames messages itself; the layer keeps a changed message's
+    frames only when its content is unchanged."""
 
     FRAGMENT_SIZE = FRAGMENT_SIZE
 
@@ -253,8 +255,29 @@ class WebsocketLayer(Layer):
         yield WebsocketMessageHook(self.flow)
         if message.dropped:
             return
-        for frame in Fragmentizer(raw, message.is_text)(message.content):
-            yield from self.send(self._other(side), frame)
+        other = self._other(side)
+        if message.content == content:
+            chunks = raw  # untouched: keep the sender's frame boundaries
+        else:
+            body = message.content
+            chunks = [body[i : i + FRAGMENT_SIZE] for i in range(0, len(body), FRAGMENT_SIZE)] or [b""]
+        yield from self.send_message(other, message.is_text, chunks)
+
+    def send_message(self, side: _Side, is_text: bool, chunks: list[bytes]) -> CommandGenerator:
+        if is_text:
+            # Frame boundaries may split a UTF-8 sequence; wsproto wants str per frame, so
+            # decode incrementally and carry incomplete bytes into the next frame.
+            import codecs
+
+            decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+            for i, chunk in enumerate(chunks):
+                last = i == len(chunks) - 1
+                text = decoder.decode(chunk, final=last)
+                yield from self.send(side, ws.TextMessage(data=text, message_finished=last))
+        else:
+            for i, chunk in enumerate(chunks):
+                last = i == len(chunks) - 1
+                yield from self.send(side, ws.BytesMessage(data=chunk, message_finished=last))
 
     def send(self, side: _Side, event: ws.Event) -> CommandGenerator:
         if side.gone or side.close_sent:
@@ -280,8 +303,7 @@ class WebsocketLayer(Layer):
         if message.dropped:
             return
         target = self.server if message.from_client else self.client
-        for frame in Fragmentizer([], message.is_text)(message.content):
-            yield from self.send(target, frame)
+        yield from self.send_message(target, message.is_text, [message.content])
 
     # closing ----------------------------------------------------------------------------
 
