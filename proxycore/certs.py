@@ -441,6 +441,7 @@ class CertStore:
         self.default_privatekey = default_privatekey
         self.default_ca = default_ca
         self.default_chain_file = Path(default_chain_file) if default_chain_file else None
+        self.dhparams: Path | None = None
         if self.default_chain_file is not None:
             raw = self.default_chain_file.read_bytes()
             self.default_chain_certs = [Cert(c) for c in x509.load_pem_x509_certificates(raw)]
@@ -467,11 +468,16 @@ class CertStore:
         ca_file = path / f"{basename}-ca.pem"
         if not ca_file.exists():
             cls.create_store(path, basename, key_size)
-        return cls.from_files(ca_file, passphrase)
+        return cls.from_files(ca_file, passphrase=passphrase)
 
     @classmethod
-    def from_files(cls, ca_file: Path | str, passphrase: bytes | None = None) -> CertStore:
-        """A store from a PEM file holding the CA key, the CA certificate and optional chain."""
+    def from_files(
+        cls, ca_file: Path | str, dhparam_file: Path | str | None = None, passphrase: bytes | None = None
+    ) -> CertStore:
+        """A store from a PEM file holding the CA key, the CA certificate and optional chain.
+
+        ``dhparam_file`` (mitmproxy's second argument) is kept as ``dhparams`` for contexts
+        built with proxycore.net.tls_contexts; proxycore's own contexts use ECDHE only."""
         ca_file = Path(ca_file)
         raw = ca_file.read_bytes()
         key = _load_private_key(raw, passphrase)
@@ -484,7 +490,9 @@ class CertStore:
                 ca_file,
                 ca.notafter.date().isoformat(),
             )
-        return cls(key, ca, ca_file if len(certs) > 1 else None)
+        store = cls(key, ca, ca_file if len(certs) > 1 else None)
+        store.dhparams = Path(dhparam_file) if dhparam_file else None
+        return store
 
     @staticmethod
     def create_store(

@@ -38,6 +38,7 @@ ALIASES: dict[str, str] = {
     # net
     "mitmproxy.net.http.cookies": "proxycore.cookies",
     "mitmproxy.net.encoding": "proxycore.encoding",
+    "mitmproxy.net.tls": "proxycore.net.tls_contexts",
     # utils that proxycore keeps at its top level
     "mitmproxy.utils.spec": "proxycore.spec",
     "mitmproxy.utils.htpasswd": "proxycore.htpasswd",
