@@ -643,10 +643,21 @@ class HttpStream(Layer):
             from proxycore.layers.websocket import WebsocketLayer
 
             self.child_layer = WebsocketLayer(context, self.flow)
-        else:
+        elif self.context.options.rawtcp:
             from proxycore.layers.tcp import TCPLayer
 
-            self.child_layer = TCPLayer(context, ignore=True)
+            self.child_layer = TCPLayer(context)  # a TCP flow with its hooks, as mitmproxy
+        else:
+            # Nothing may relay what follows the 101: the client gets it, then the end.
+            yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
+            self.flow.live = False
+            yield commands.Log(
+                "A 101 response was passed on, but neither the websocket nor the rawtcp option "
+                "is on to relay what follows it: closing the connection.",
+                "warn",
+            )
+            yield commands.CloseConnection(self.context.client)
+            return
         self.upgraded = True
         self._handle_event = self.state_passthrough
         yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
