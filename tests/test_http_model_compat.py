@@ -49,3 +49,8 @@ def test_refresh_moves_cookie_expiry_and_survives_a_failing_helper(monkeypatch):
     kept = response.headers["set-cookie"]
     response.refresh()
     assert response.headers["set-cookie"] == kept
+
+
+def test_multipart_parts_with_bare_lf_line_ends():
+    body = b'--b\nContent-Disposition: form-data; name="x"\n\none\n--b\nContent-Disposition: form-data; name="y"\n\ntwo\n--b--\n'
+    assert multipart.decode_multipart("multipart/form-data; boundary=b", body) == [(b"x", b"one"), (b"y", b"two")]

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
 _NAME = re.compile(rb'name="([^"]*)"')
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 
 
 def decode_multipart(content_type: str | None, content: bytes) -> list[tuple[bytes, bytes]]:
@@ -17,10 +18,13 @@ def decode_multipart(content_type: str | None, content: bytes) -> list[tuple[byt
     boundary = b"--" + match.group(1).encode("ascii", "replace")
     fields: list[tuple[bytes, bytes]] = []
     for part in content.split(boundary)[1:]:
-        head, sep, body = part.partition(b"\r\n\r\n")
-        name = _NAME.search(head)
-        if sep and name:
-            fields.append((name.group(1), body.rsplit(b"\r\n", 1)[0]))
+        # Heads end with a blank line; some clients write bare LF line ends.
+        match = _BLANK_LINE.search(part)
+        name = _NAME.search(part[: match.start()]) if match else None
+        if match and name:
+            body = part[match.end() :]
+            body = body[:-2] if body.endswith(b"\r\n") else body[:-1] if body.endswith(b"\n") else body
+            fields.append((name.group(1), body))
     return fields
 
 
