@@ -210,6 +210,9 @@ class Headers:
         fields.insert(index, (_b(name), _b(value)))
         self._fields = tuple(fields)
 
+    def clear(self) -> None:
+        self._fields = ()
+
     def pop(self, name: str | bytes, *default: Any) -> Any:
         try:
             value = self[name]

@@ -78,3 +78,9 @@ def test_headers_fields_is_a_tuple_and_bytes_end_each_line():
     headers.fields = [(b"x", b"y")]
     assert headers.fields == ((b"x", b"y"),)
     assert bytes(headers) == b"x: y\r\n" and bytes(Headers()) == b""
+
+
+def test_headers_clear_empties_them():
+    headers = Headers(a="1", b="2")
+    headers.clear()
+    assert headers.fields == () and len(headers) == 0 and bytes(headers) == b""
