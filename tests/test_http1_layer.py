@@ -595,3 +595,17 @@ def test_a_flow_killed_at_its_response_closes_only_the_http1_client(tctx):
         # with the client's
         << commands.CloseConnection(tctx.client)
     )
+
+
+def test_lazy_transparent_tls_keeps_the_client_sni_for_the_server():
+    tctx = make_context()
+    tctx.client.sni = "sni.example"
+    tctx.server = Server(address=("192.0.2.42", 443))
+    tctx.server.tls = True
+    server = Placeholder(Server)
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.transparent), hooks=False)
+        >> events.DataReceived(tctx.client, b"GET / HTTP/1.1\r\n\r\n")
+        << commands.OpenConnection(server)
+    )
+    assert server().address == ("192.0.2.42", 443) and server().sni == "sni.example"

@@ -903,8 +903,11 @@ class HttpLayer(Layer):
         context = self.context.fork()
         top: Layer
         if reuse_context:
-            # TLS to this server, if any, is the business of a layer above us.
+            # TLS to this server, if any, is the business of a layer above us; it names the
+            # server as the client did (transparent mode knows only an address).
             context.server = server
+            if server.tls and server.sni is None and self.context.client.sni:
+                server.sni = self.context.client.sni
             top = client_layer = HttpClient(context)
         else:
             server = Server(address=command.address, via=command.via)
