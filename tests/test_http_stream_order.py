@@ -201,3 +201,35 @@ def test_an_upgrade_nothing_can_relay_closes_the_client():
     playbook, flow = _upgraded(tctx, websocket=False, rawtcp=False)
     assert playbook << commands.CloseConnection(tctx.client)
     assert not flow().live
+
+
+def test_store_streamed_bodies_keeps_what_was_sent_on():
+    tctx = make_context()
+    tctx.options.update(store_streamed_bodies=True)
+    flow, server = Placeholder(http.HTTPFlow), Placeholder(Server)
+
+    def stream_upper(f):
+        message = f.response or f.request
+        message.stream = lambda data: data.upper() + (b"!" if not data else b"")
+
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(
+            tctx.client, b"POST http://example.com/ HTTP/1.1\r\nHost: example.com\r\nContent-Length: 3\r\n\r\nabc"
+        )
+        << HttpRequestHeadersHook(flow)
+        >> reply(side_effect=stream_upper)
+        << commands.OpenConnection(server)
+        >> reply(None)
+        << commands.SendData(server, b"POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 3\r\n\r\nABC!")
+        << HttpRequestHook(flow)
+        >> reply()
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nwxyz")
+        << HttpResponseHeadersHook(flow)
+        >> reply(side_effect=stream_upper)
+        << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nWXYZ!")
+        << HttpResponseHook(flow)
+        >> reply()
+    )
+    # the bodies as they went on, stream modifier and its final flush included
+    assert flow().request.data.content == b"ABC!" and flow().response.data.content == b"WXYZ!"

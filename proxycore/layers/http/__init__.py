@@ -95,6 +95,8 @@ class HttpStream(Layer):
         # Bytes buffered so far, for body_size_limit and the streaming threshold.
         self.request_body_size = 0
         self.response_body_size = 0
+        # What was streamed on (after the stream modifier), kept when store_streamed_bodies is on.
+        self.streamed: dict[str, list[bytes]] = {"request": [], "response": []}
         self.child_layer = None
         self.upgraded = False  # a 101 turned this stream into a WebSocket/raw relay
         self.server_conn: Server | None = None
@@ -279,7 +281,9 @@ class HttpStream(Layer):
             if callable(stream):
                 tail = stream(b"")
                 if tail:
+                    self._keep_streamed("request", tail)
                     yield SendHttp(RequestData(self.stream_id, tail), self.server_conn)
+            self._store_streamed("request")
             self.request_complete = True
             self.flow.request.timestamp_end = time.time()
             self._handle_event = self.state_wait_for_response
@@ -300,7 +304,20 @@ class HttpStream(Layer):
         if callable(stream):
             data = stream(data) or b""
         if data:
+            self._keep_streamed("request", data)
             yield SendHttp(RequestData(self.stream_id, data), self.server_conn)
+
+    def _keep_streamed(self, which: str, data: bytes) -> None:
+        if self.context.options.store_streamed_bodies:
+            self.streamed[which].append(data)
+
+    def _store_streamed(self, which: str) -> None:
+        """With store_streamed_bodies, the flow gets the body as it was sent on."""
+        if self.context.options.store_streamed_bodies:
+            message = self.flow.request if which == "request" else self.flow.response
+            if message is not None:
+                message.data.content = b"".join(self.streamed[which])
+            self.streamed[which] = []
 
     def connect_to_server(self) -> CommandGenerator:
         """Get an upstream connection for the request; False (after failing the flow) if none,
@@ -420,6 +437,7 @@ class HttpStream(Layer):
         if callable(stream):
             data = stream(data) or b""
         if data:
+            self._keep_streamed("response", data)
             yield SendHttp(ResponseData(self.stream_id, data), self.context.client)
 
     def receive_response_end(self) -> CommandGenerator:
@@ -430,7 +448,9 @@ class HttpStream(Layer):
             if callable(stream):
                 tail = stream(b"")
                 if tail:
+                    self._keep_streamed("response", tail)
                     yield SendHttp(ResponseData(self.stream_id, tail), self.context.client)
+            self._store_streamed("response")
             # As mitmproxy: the response hook runs before the response ends at the client,
             # so it may still set trailers.
             self.response_hook_done = True
