@@ -609,3 +609,24 @@ def test_lazy_transparent_tls_keeps_the_client_sni_for_the_server():
         << commands.OpenConnection(server)
     )
     assert server().address == ("192.0.2.42", 443) and server().sni == "sni.example"
+
+
+def test_a_flow_killed_in_its_error_hook_gets_no_error_page(tctx):
+    server = Placeholder(Server)
+    flow = Placeholder(HTTPFlow)
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(tctx.client, b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        << HttpRequestHeadersHook(flow)
+        >> reply()
+        << HttpRequestHook(flow)
+        >> reply()
+        << commands.OpenConnection(server)
+        >> reply(None)
+        << commands.SendData(server, b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        >> events.ConnectionClosed(server)
+        << commands.CloseConnection(server)
+        << HttpErrorHook(flow)
+        >> reply(side_effect=lambda f: f.kill())
+        << commands.CloseConnection(tctx.client)
+    )

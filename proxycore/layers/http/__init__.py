@@ -516,6 +516,8 @@ class HttpStream(Layer):
     def fail_response(self, message: str, code: ErrorCode) -> CommandGenerator:
         """The server side failed: error page (or close if headers went out), then done."""
         yield from self.fire_error_hook(message)
+        if self._killed:  # in the error hook: no error page, as mitmproxy
+            message, code = "killed", ErrorCode.KILL
         yield SendHttp(ResponseProtocolError(self.stream_id, message, code), self.context.client)
         if self.server_conn is not None and not self.request_complete:
             yield SendHttp(RequestProtocolError(self.stream_id, message, code), self.server_conn)
