@@ -630,3 +630,13 @@ def test_a_flow_killed_in_its_error_hook_gets_no_error_page(tctx):
         >> reply(side_effect=lambda f: f.kill())
         << commands.CloseConnection(tctx.client)
     )
+
+
+def test_an_unused_server_connection_closed_by_the_server_is_closed(tctx):
+    tctx.server = Server(address=("192.0.2.1", 80))
+    tctx.server.state = ConnectionState.OPEN
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.transparent))
+        >> events.ConnectionClosed(tctx.server)
+        << commands.CloseConnection(tctx.server)
+    )

@@ -829,6 +829,10 @@ class HttpLayer(Layer):
             child = self.connections.get(event.connection)
             if child is not None:
                 yield from self.event_to_child(child, event)
+            elif isinstance(event, events.ConnectionClosed) and event.connection is self.context.server:
+                # The server connection opened before us (transparent mode), not used yet,
+                # was closed by the server: close our side too.
+                yield commands.CloseConnection(event.connection)
         elif isinstance(event, events.MessageInjected):
             # The flow may be the stream's own (WebSocket) or one inside its tunnel (TCP
             # after CONNECT): every tunnel gets to see it, the owner picks it up.
