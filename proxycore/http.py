@@ -92,9 +92,12 @@ class Headers:
     __slots__ = ("_fields",)
 
     def __init__(self, fields: Iterable[tuple[bytes | str, bytes | str]] = (), **headers: str | bytes) -> None:
+        named = tuple((name.replace("_", "-").encode(), _b(value)) for name, value in headers.items())
+        # As mitmproxy: a header given by keyword replaces fields of that name.
+        replaced = {name.lower() for name, _ in named}
         self._fields: tuple[tuple[bytes, bytes], ...] = (
-            *((_b(k), _b(v)) for k, v in fields),
-            *((name.replace("_", "-").encode(), _b(value)) for name, value in headers.items()),
+            *((_b(k), _b(v)) for k, v in fields if not replaced or _b(k).lower() not in replaced),
+            *named,
         )
 
     @property

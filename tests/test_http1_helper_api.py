@@ -84,3 +84,8 @@ def test_headers_clear_empties_them():
     headers = Headers(a="1", b="2")
     headers.clear()
     assert headers.fields == () and len(headers) == 0 and bytes(headers) == b""
+
+
+def test_keyword_headers_replace_fields_of_that_name():
+    headers = Headers([(b"Host", b"old"), (b"Accept", b"*/*")], host="new", x_extra="1")
+    assert headers.fields == ((b"Accept", b"*/*"), (b"host", b"new"), (b"x-extra", b"1"))
