@@ -111,6 +111,11 @@ class Cert:
 
     @classmethod
     def from_pyopenssl(cls, cert: crypto.X509) -> Cert:
+        """Deprecated, as in mitmproxy (pyOpenSSL's X509 is on its way out): use ``Cert(x509)``."""
+        import warnings
+
+        warnings.warn("Cert.from_pyopenssl is deprecated: pass a cryptography certificate to Cert()",
+                      DeprecationWarning, stacklevel=2)
         return cls(cert.to_cryptography())
 
     @classmethod
