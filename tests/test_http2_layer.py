@@ -378,3 +378,19 @@ def test_stream_large_bodies_streams_over_http2():
     got = pump.client_responses()
     assert got[sid]["body"] == b"a" * 12000 + b"b" * 5000 and got[sid]["ended"]
     assert not pump.layer.streams and "response" in pump.hooks  # done: the stream is gone
+
+
+def test_a_killed_stream_is_reset_with_internal_error_and_its_server_stream_too():
+    pump = H2Pump(hold_hooks=True)
+    sid = pump.request("/kill-me")
+    while pump.held:
+        hook = pump.held.pop(0)
+        if hook.name == "request":
+            hook.flow.kill()
+        pump.feed(events.HookCompleted(hook))
+    resets = [e for e in pump.client_events if isinstance(e, h2.events.StreamReset)]
+    assert [(r.stream_id, r.error_code) for r in resets] == [(sid, h2.errors.ErrorCodes.INTERNAL_ERROR)]
+    assert "client" not in pump.closed  # only the stream ends: other streams go on
+    other = pump.request("/next")
+    pump.release_hooks()
+    assert any(r["path"] == b"/next" for r in pump.server_requests().values()) and other != sid

@@ -159,3 +159,77 @@ def test_websocket_handshake_response_is_complete_with_its_head():
         << WebsocketStartHook(flow)
     )
     assert seen["end"] is not None and seen["end"] == seen["start"]
+
+
+def _upgraded(tctx, **options):
+    tctx.options.update(**options)
+    flow, server = Placeholder(http.HTTPFlow), Placeholder(Server)
+    answer = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    playbook = (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(
+            tctx.client, b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+        )
+        << HttpRequestHeadersHook(flow)
+        >> reply()
+        << HttpRequestHook(flow)
+        >> reply()
+        << commands.OpenConnection(server)
+        >> reply(None)
+        << commands.SendData(server, b"GET / HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        >> events.DataReceived(server, answer)
+        << HttpResponseHeadersHook(flow)
+        >> reply()
+        << HttpResponseHook(flow)
+        >> reply()
+        << commands.SendData(tctx.client, answer)
+    )
+    return playbook, flow
+
+
+def test_an_upgrade_without_websocket_becomes_a_tcp_flow_with_hooks():
+    from proxycore.layers.tcp import TcpStartHook
+    from proxycore.tcp import TCPFlow
+
+    tctx = make_context()
+    playbook, _ = _upgraded(tctx, websocket=False)
+    assert playbook << TcpStartHook(Placeholder(TCPFlow))
+
+
+def test_an_upgrade_nothing_can_relay_closes_the_client():
+    tctx = make_context()
+    playbook, flow = _upgraded(tctx, websocket=False, rawtcp=False)
+    assert playbook << commands.CloseConnection(tctx.client)
+    assert not flow().live
+
+
+def test_store_streamed_bodies_keeps_what_was_sent_on():
+    tctx = make_context()
+    tctx.options.update(store_streamed_bodies=True)
+    flow, server = Placeholder(http.HTTPFlow), Placeholder(Server)
+
+    def stream_upper(f):
+        message = f.response or f.request
+        message.stream = lambda data: data.upper() + (b"!" if not data else b"")
+
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(
+            tctx.client, b"POST http://example.com/ HTTP/1.1\r\nHost: example.com\r\nContent-Length: 3\r\n\r\nabc"
+        )
+        << HttpRequestHeadersHook(flow)
+        >> reply(side_effect=stream_upper)
+        << commands.OpenConnection(server)
+        >> reply(None)
+        << commands.SendData(server, b"POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 3\r\n\r\nABC!")
+        << HttpRequestHook(flow)
+        >> reply()
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nwxyz")
+        << HttpResponseHeadersHook(flow)
+        >> reply(side_effect=stream_upper)
+        << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nWXYZ!")
+        << HttpResponseHook(flow)
+        >> reply()
+    )
+    # the bodies as they went on, stream modifier and its final flush included
+    assert flow().request.data.content == b"ABC!" and flow().response.data.content == b"WXYZ!"

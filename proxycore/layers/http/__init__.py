@@ -95,6 +95,8 @@ class HttpStream(Layer):
         # Bytes buffered so far, for body_size_limit and the streaming threshold.
         self.request_body_size = 0
         self.response_body_size = 0
+        # What was streamed on (after the stream modifier), kept when store_streamed_bodies is on.
+        self.streamed: dict[str, list[bytes]] = {"request": [], "response": []}
         self.child_layer = None
         self.upgraded = False  # a 101 turned this stream into a WebSocket/raw relay
         self.server_conn: Server | None = None
@@ -279,7 +281,9 @@ class HttpStream(Layer):
             if callable(stream):
                 tail = stream(b"")
                 if tail:
+                    self._keep_streamed("request", tail)
                     yield SendHttp(RequestData(self.stream_id, tail), self.server_conn)
+            self._store_streamed("request")
             self.request_complete = True
             self.flow.request.timestamp_end = time.time()
             self._handle_event = self.state_wait_for_response
@@ -300,7 +304,20 @@ class HttpStream(Layer):
         if callable(stream):
             data = stream(data) or b""
         if data:
+            self._keep_streamed("request", data)
             yield SendHttp(RequestData(self.stream_id, data), self.server_conn)
+
+    def _keep_streamed(self, which: str, data: bytes) -> None:
+        if self.context.options.store_streamed_bodies:
+            self.streamed[which].append(data)
+
+    def _store_streamed(self, which: str) -> None:
+        """With store_streamed_bodies, the flow gets the body as it was sent on."""
+        if self.context.options.store_streamed_bodies:
+            message = self.flow.request if which == "request" else self.flow.response
+            if message is not None:
+                message.data.content = b"".join(self.streamed[which])
+            self.streamed[which] = []
 
     def connect_to_server(self) -> CommandGenerator:
         """Get an upstream connection for the request; False (after failing the flow) if none,
@@ -420,6 +437,7 @@ class HttpStream(Layer):
         if callable(stream):
             data = stream(data) or b""
         if data:
+            self._keep_streamed("response", data)
             yield SendHttp(ResponseData(self.stream_id, data), self.context.client)
 
     def receive_response_end(self) -> CommandGenerator:
@@ -430,7 +448,9 @@ class HttpStream(Layer):
             if callable(stream):
                 tail = stream(b"")
                 if tail:
+                    self._keep_streamed("response", tail)
                     yield SendHttp(ResponseData(self.stream_id, tail), self.context.client)
+            self._store_streamed("response")
             # As mitmproxy: the response hook runs before the response ends at the client,
             # so it may still set trailers.
             self.response_hook_done = True
@@ -496,6 +516,8 @@ class HttpStream(Layer):
     def fail_response(self, message: str, code: ErrorCode) -> CommandGenerator:
         """The server side failed: error page (or close if headers went out), then done."""
         yield from self.fire_error_hook(message)
+        if self._killed:  # in the error hook: no error page, as mitmproxy
+            message, code = "killed", ErrorCode.KILL
         yield SendHttp(ResponseProtocolError(self.stream_id, message, code), self.context.client)
         if self.server_conn is not None and not self.request_complete:
             yield SendHttp(RequestProtocolError(self.stream_id, message, code), self.server_conn)
@@ -541,11 +563,18 @@ class HttpStream(Layer):
             yield SendHttp(RequestProtocolError(self.stream_id, message, code), self.server_conn)
         yield from self.finish()
 
-    def kill(self) -> CommandGenerator:
-        """An addon killed the flow: reset both sides without an answer."""
-        yield from self.fire_error_hook(Error.KILLED_MESSAGE)
+    def kill(self, error_hook: bool = True) -> CommandGenerator:
+        """An addon killed the flow: reset the client without an answer (as mitmproxy, a
+        CONNECT killed in its hook fires no error hook)."""
+        if error_hook:
+            yield from self.fire_error_hook(Error.KILLED_MESSAGE)
+        elif self.flow.error is None:
+            self.flow.error = Error(Error.KILLED_MESSAGE)
         yield SendHttp(ResponseProtocolError(self.stream_id, "killed", ErrorCode.KILL), self.context.client)
-        if self.server_conn is not None:
+        if self.server_conn is not None and self.context.client.alpn == b"h2":
+            # An HTTP/1 client connection closes here, and its server connections with it.
+            # Over HTTP/2 only this stream ends: its server connection, perhaps mid-response,
+            # must end too so that it is never reused.
             yield SendHttp(RequestProtocolError(self.stream_id, "killed", ErrorCode.KILL), self.server_conn)
         yield from self.finish()
 
@@ -555,7 +584,7 @@ class HttpStream(Layer):
         request = self.flow.request
         yield HttpConnectHook(self.flow)
         if self._killed:
-            yield from self.kill()
+            yield from self.kill(error_hook=False)
             return
         if self.flow.response is not None and not 200 <= self.flow.response.status_code < 300:
             # Refused by an addon (e.g. proxy authentication).
@@ -636,10 +665,21 @@ class HttpStream(Layer):
             from proxycore.layers.websocket import WebsocketLayer
 
             self.child_layer = WebsocketLayer(context, self.flow)
-        else:
+        elif self.context.options.rawtcp:
             from proxycore.layers.tcp import TCPLayer
 
-            self.child_layer = TCPLayer(context, ignore=True)
+            self.child_layer = TCPLayer(context)  # a TCP flow with its hooks, as mitmproxy
+        else:
+            # Nothing may relay what follows the 101: the client gets it, then the end.
+            yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
+            self.flow.live = False
+            yield commands.Log(
+                "A 101 response was passed on, but neither the websocket nor the rawtcp option "
+                "is on to relay what follows it: closing the connection.",
+                "warn",
+            )
+            yield commands.CloseConnection(self.context.client)
+            return
         self.upgraded = True
         self._handle_event = self.state_passthrough
         yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
@@ -783,16 +823,33 @@ class HttpLayer(Layer):
             child = self.command_sources.pop(event.command, None)
             if child is not None:
                 yield from self.event_to_child(child, event)
+            elif isinstance(event, events.Wakeup):
+                yield from self.unsourced_wakeup(event)
         elif isinstance(event, events.ConnectionEvent):
             child = self.connections.get(event.connection)
             if child is not None:
                 yield from self.event_to_child(child, event)
+            elif isinstance(event, events.ConnectionClosed) and event.connection is self.context.server:
+                # The server connection opened before us (transparent mode), not used yet,
+                # was closed by the server: close our side too.
+                yield commands.CloseConnection(event.connection)
         elif isinstance(event, events.MessageInjected):
             # The flow may be the stream's own (WebSocket) or one inside its tunnel (TCP
             # after CONNECT): every tunnel gets to see it, the owner picks it up.
             for stream in list(self.streams.values()):
                 if stream.child_layer is not None:
                     yield from self.event_to_child(stream, event)
+
+    def unsourced_wakeup(self, event: events.Wakeup) -> CommandGenerator:
+        """A timer no layer yielded: the client's request-head timer, which the driver arms
+        (see Http1Server._arm_head_timer). Its owner is the client's connection layer here
+        or, inside a CONNECT tunnel, one further down; the others ignore it."""
+        client_layer = self.connections.get(self.context.client)
+        if client_layer is not None:
+            yield from self.event_to_child(client_layer, event)
+        for stream in list(self.streams.values()):
+            if stream.child_layer is not None:
+                yield from self.event_to_child(stream, event)
 
     def event_to_child(self, child: Layer, event: events.Event) -> CommandGenerator:
         for command in child.handle_event(event):
@@ -872,8 +929,11 @@ class HttpLayer(Layer):
         context = self.context.fork()
         top: Layer
         if reuse_context:
-            # TLS to this server, if any, is the business of a layer above us.
+            # TLS to this server, if any, is the business of a layer above us; it names the
+            # server as the client did (transparent mode knows only an address).
             context.server = server
+            if server.tls and server.sni is None and self.context.client.sni:
+                server.sni = self.context.client.sni
             top = client_layer = HttpClient(context)
         else:
             server = Server(address=command.address, via=command.via)

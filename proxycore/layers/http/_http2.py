@@ -644,7 +644,7 @@ class Http2Server(Http2Connection):
                     # The client is still sending a body nobody will read (RFC 9113 section 8.1).
                     self.h2_conn.reset_stream(h2_id, h2.errors.ErrorCodes.NO_ERROR)
             else:
-                code = h2.errors.ErrorCodes.CANCEL if event.code is ErrorCode.KILL else h2.errors.ErrorCodes.INTERNAL_ERROR
+                code = h2.errors.ErrorCodes.INTERNAL_ERROR  # a killed flow too, as mitmproxy
                 self.h2_conn.forget(h2_id)
                 self.h2_conn.reset_stream(h2_id, code)
         except h2.exceptions.StreamClosedError:
