@@ -4,6 +4,7 @@
 #   make run       start proxyweb: proxy on 8080, web UI on 127.0.0.1:8081; flags: make run ARGS='-v'
 #                  (the first run fetches mitmproxy's web front end into ~/.proxycore/web/)
 #   make test      the test suite (the first run downloads what docs/testing.md lists into .cache/)
+#   make test-adversarial  only the attack battery (tests/adversarial, docs/adversarial.md)
 #   make lint      ruff
 #   make bench     benchmark against mitmdump (see bench/README.md)
 #   make bench-h2  HTTP/2 through the proxy next to mitmdump (bench/h2bench.py; after make bench set up)
@@ -21,7 +22,7 @@ BENCH := $(ROOT)/bench
 BENCH_SYSTEMS := $(ROOT)/bench/systems.txt
 ARGS ?=
 
-.PHONY: help install run test lint bench bench-h2
+.PHONY: help install run test test-adversarial lint bench bench-h2
 
 help:
 	@sed -n 's/^#   make /make /p' Makefile
@@ -46,6 +47,9 @@ run: install
 
 test: install
 	"$(VENV)/bin/pytest" -q
+
+test-adversarial: install
+	"$(VENV)/bin/pytest" -q -m adversarial tests/adversarial
 
 lint: install
 	"$(VENV)/bin/ruff" check .
