@@ -40,7 +40,7 @@ LIMITS: dict[str, int] = {
     "nul_and_bad_idna_hosts": 100,
     "unicode_digits_and_odd_chunk_sizes": 100,
     "xchunked_transfer_coding": 100,
-    "updates_client_that_does_not_read": 250,  # 100,000 flows' updates not read
+    "updates_client_that_does_not_read": 100,  # 64 MB of updates not read (120 MiB without the cap)
     "slowloris_request_heads": 100,  # 400 connections
     "pipelining_flood_behind_a_slow_request": 120,  # up to 200 MB pipelined
     "client_that_does_not_read_a_200mb_response": 180,  # 200 MB response
@@ -52,8 +52,10 @@ LIMITS: dict[str, int] = {
     "crlf_in_api_edits_and_replay": 120,
     "socks5_auth_version_byte": 100,
     "static_path_with_nul": 120,
-    "websocket_huge_message": 130,  # 64 MiB message, limit 32 MiB
-    "websocket_large_message_relayed": 240,  # 64 MiB message, limit raised to 100 MiB
+    "websocket_huge_message": 130,  # 64 MiB message, websocket_message_size_limit 32 MiB
+    # The flow keeps the message, and up to as much again waits in the socket's write
+    # buffer for the origin; wsproto's framing peaked at 365 MiB here.
+    "websocket_large_message_relayed": 210,  # 64 MiB message, the limit raised to 100 MiB
 }
 
 ROWS: list[dict[str, Any]] = []
@@ -81,9 +83,9 @@ _CALL_REPORT = pytest.StashKey[pytest.TestReport]()
 class Attack:
     """One attack's proxy, canary and result."""
 
-    def __init__(self, name: str, tmp_path: Path, canary_origin: CanaryOrigin) -> None:
+    def __init__(self, name: str, limit: int, tmp_path: Path, canary_origin: CanaryOrigin) -> None:
         self.name = name
-        self.limit = LIMITS[name]
+        self.limit = limit
         self.tmp_path = tmp_path
         self.canary_origin = canary_origin
         self.proxies: list[Proxy] = []
@@ -172,8 +174,8 @@ def canary_origin() -> Iterator[CanaryOrigin]:
 
 @pytest.fixture
 def attack(request: pytest.FixtureRequest, tmp_path: Path, canary_origin: CanaryOrigin) -> Iterator[Attack]:
-    name = request.node.originalname.removeprefix("test_")
-    current = Attack(name, tmp_path, canary_origin)
+    limit = LIMITS[request.node.originalname.removeprefix("test_")]
+    current = Attack(request.node.name.removeprefix("test_"), limit, tmp_path, canary_origin)
     yield current
     current.close(request.node.stash.get(_CALL_REPORT, None))
 

@@ -18,7 +18,7 @@ def send_raw(port: int, data: bytes, timeout: float = 5) -> socket.socket:
     return sock
 
 
-def read_all(sock: socket.socket, timeout: float = 5) -> bytes:
+def read_all(sock: socket.socket, timeout: float = 2) -> bytes:
     """Everything the proxy sends until it closes (or goes quiet for ``timeout`` seconds)."""
     sock.settimeout(timeout)
     data = b""
