@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.adversarial.harness import Canary, CanaryOrigin, Proxy, peak_rss_mib
+from tests.adversarial.harness import Canary, CanaryOrigin, Proxy, cpu_seconds, peak_rss_mib
 
 ROOT = Path(__file__).resolve().parents[2]
 SUMMARY = ROOT / ".cache" / "adversarial-summary.jsonl"
@@ -138,6 +138,7 @@ class Attack:
 
     def _record(self, passed: bool) -> None:
         canary = self.canary
+        alive = bool(self.proxies) and self.proxies[0].proc.poll() is None
         ROWS[:] = [r for r in ROWS if r["attack"] != self.name]
         ROWS.append(
             {
@@ -146,7 +147,8 @@ class Attack:
                 "canary_requests": canary.sent if canary else 0,
                 "canary_failures": len(canary.failures) if canary else 0,
                 "canary_slowest_s": round(canary.slowest, 2) if canary else None,
-                "peak_rss_mib": round(self.peak_rss, 1) if self.proxies and self.proxies[0].proc.poll() is None else None,
+                "peak_rss_mib": round(self.peak_rss, 1) if alive else None,
+                "proxy_cpu_s": round(cpu_seconds(self.proxies[0].proc.pid), 1) if alive else None,
                 "limit_mib": self.limit,
                 "seconds": round(time.monotonic() - self.started, 1),
                 "passed": passed,
@@ -185,16 +187,18 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         return
     write = terminalreporter.write_line
     terminalreporter.section("adversarial battery")
-    write(f"{'attack':<46} {'outcome':<70} {'canary':>9} {'peak RSS':>13} {'s':>5}")
+    write(f"{'attack':<46} {'outcome':<70} {'canary':>9} {'peak RSS':>13} {'cpu':>5} {'s':>5}")
     for row in ROWS:
         rss = "-" if row["peak_rss_mib"] is None else f"{row['peak_rss_mib']:.0f}"
         canary = f"{row['canary_failures']}/{row['canary_requests']}"
         mark = "" if row["passed"] else "  FAILED"
         if not row["passed"]:
             write(f"  {row['outcome']}")
+        cpu = "-" if row["proxy_cpu_s"] is None else f"{row['proxy_cpu_s']:.1f}"
         write(f"{row['attack']:<46} {row['outcome'][:70]:<70} {canary:>9} {rss:>6}/{row['limit_mib']:<4} MiB "
-              f"{row['seconds']:>5}{mark}")
-    write(f"(canary: failed/sent requests; summary in {SUMMARY.relative_to(ROOT)})")
+              f"{cpu:>5} {row['seconds']:>5}{mark}")
+    write(f"(canary: failed/sent requests; peak RSS/bound; cpu: the proxy's CPU seconds; s: wall seconds. "
+          f"Rows in {SUMMARY.relative_to(ROOT)})")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import os
 import socket
 import threading
 import time
@@ -26,6 +27,12 @@ def peak_rss_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise AssertionError("no VmHWM in /proc/PID/status")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def read_head(sock: socket.socket, limit: int = 1 << 20) -> tuple[bytes, bytes]:
@@ -190,4 +197,4 @@ class CanaryOrigin:
         self.server.server_close()
 
 
-__all__ = ["Canary", "CanaryOrigin", "Proxy", "RecordingOrigin", "answer", "peak_rss_mib", "read_head", "status_of"]
+__all__ = ["Canary", "CanaryOrigin", "Proxy", "RecordingOrigin", "answer", "cpu_seconds", "peak_rss_mib", "read_head", "status_of"]
