@@ -73,7 +73,8 @@ def test_bare_lf_hides_a_header_in_a_response_head(attack):
     finally:
         evil.close()
     assert seen.startswith(b"HTTP/1.1 502 "), seen[:200]
-    assert b"evil" not in seen
+    head = seen.partition(b"\r\n\r\n")[0].lower()
+    assert b"set-cookie" not in head and b"evil" not in head  # (the error page may quote the line)
     attack.outcome = "502; the hidden Set-Cookie never reached the client"
     attack.check()
 
