@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import base64
 import http.client
+import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.e2e_servers import start_http
 from tests.test_e2e import Proxy
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -62,6 +68,25 @@ def answer(sock: socket.socket, timeout: float = 5) -> int | None:
     except ConnectionError:
         return None
     return status_of(head)
+
+
+def run_client(function: str, *args: object, timeout: float = 120) -> dict[str, Any]:
+    """Run ``tests.h2_clients.<function>(*args)`` in a fresh interpreter and return its result
+    (a dataclass) as a dict. A busy client in the test process would hold the GIL that the
+    origins' threads need, and stall the origin rather than the proxy."""
+    script = (
+        "import dataclasses, json, sys; from tests import h2_clients; "
+        f"r = h2_clients.{function}(*json.loads(sys.argv[1])); "
+        "d = dataclasses.asdict(r); "
+        "d = {k: v.decode('latin-1') if isinstance(v, bytes) else v for k, v in d.items()}; "
+        "print(json.dumps(d))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(list(args))],
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.splitlines()[-1])
 
 
 class RecordingOrigin:
@@ -197,4 +222,5 @@ class CanaryOrigin:
         self.server.server_close()
 
 
-__all__ = ["Canary", "CanaryOrigin", "Proxy", "RecordingOrigin", "answer", "cpu_seconds", "peak_rss_mib", "read_head", "status_of"]
+__all__ = ["Canary", "CanaryOrigin", "Proxy", "RecordingOrigin", "answer", "cpu_seconds", "peak_rss_mib", "read_head", "run_client",
+           "status_of"]

@@ -11,8 +11,9 @@ import time
 import pytest
 from cryptography import x509
 
+from tests.adversarial.harness import run_client
 from tests.e2e_servers import start_h2, start_http
-from tests.h2_clients import h2_get, h2_upload, rapid_reset
+from tests.h2_clients import h2_get
 from tests.test_e2e_limits import connect_tunnel
 
 ENHANCE_YOUR_CALM = 0xB
@@ -58,17 +59,17 @@ def test_http2_rapid_reset(attack, h2_origin):
     proxy = attack.proxy("-k")
     assert h2_get(proxy.port, "localhost", port, "/warmup")[0] == 200
     before = sum(1 for path in seen if path.startswith("/reset/"))
-    result = rapid_reset(proxy.port, "localhost", port, 20_000)
+    result = run_client("rapid_reset", proxy.port, "localhost", port, 20_000)
     reached = sum(1 for path in seen if path.startswith("/reset/")) - before
-    assert result.goaway_code == ENHANCE_YOUR_CALM, result
-    assert result.streams_sent < 20_000
+    assert result["goaway_code"] == ENHANCE_YOUR_CALM, result
+    assert result["streams_sent"] < 20_000
     # Only a stream whose RST_STREAM was not read yet when it was forwarded can get there.
     assert reached <= 20, reached
     canary_started = time.monotonic()
     assert h2_get(proxy.port, "localhost", port, "/after")[0] == 200
     assert time.monotonic() - canary_started < 3
     attack.outcome = (
-        f"GOAWAY ENHANCE_YOUR_CALM after {result.streams_sent} streams, {result.goaway_seconds:.2f} s; "
+        f"GOAWAY ENHANCE_YOUR_CALM after {result['streams_sent']} streams, {result['goaway_seconds']:.2f} s; "
         f"{reached} reached the origin"
     )
     attack.check()
@@ -78,8 +79,8 @@ def test_http2_500mb_upload(attack, h2_origin):
     port, _seen = h2_origin
     proxy = attack.proxy("-k")
     size = 500 * 1024 * 1024
-    result = h2_upload(proxy.port, "localhost", port, "/sink", size, give_up_after=30)
-    assert result.status == 200, result
-    assert json.loads(result.body)["received"] == size
-    attack.outcome = f"{size >> 20} MiB streamed to the origin in {result.seconds:.1f} s"
+    result = run_client("h2_upload", proxy.port, "localhost", port, "/sink", size, 30)
+    assert result["status"] == 200, result
+    assert json.loads(result["body"])["received"] == size
+    attack.outcome = f"{size >> 20} MiB streamed to the origin in {result['seconds']:.1f} s"
     attack.check()
