@@ -46,7 +46,7 @@ LIMITS: dict[str, int] = {
     "client_that_does_not_read_a_200mb_response": 180,  # 200 MB response
     "http2_500mb_upload": 200,  # 500 MB request body (32 MiB buffered, then streamed)
     "file_descriptor_exhaustion": 100,
-    "catastrophic_backtracking_filter": 150,
+    "catastrophic_backtracking_filter": 100,
     "unauthenticated_90mb_api_body": 120,  # 90 MB body
     "foreign_host_header_on_the_api": 120,
     "crlf_in_api_edits_and_replay": 120,
