@@ -22,7 +22,7 @@ BENCH := $(ROOT)/bench
 BENCH_SYSTEMS := $(ROOT)/bench/systems.txt
 ARGS ?=
 
-.PHONY: help install run test test-adversarial lint bench bench-h2
+.PHONY: help install run test lint bench bench-h2
 
 help:
 	@sed -n 's/^#   make /make /p' Makefile
@@ -48,6 +48,7 @@ run: install
 test: install
 	"$(VENV)/bin/pytest" -q
 
+.PHONY: test-adversarial
 test-adversarial: install
 	"$(VENV)/bin/pytest" -q -m adversarial tests/adversarial
 
