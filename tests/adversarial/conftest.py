@@ -26,7 +26,8 @@ SUMMARY = ROOT / ".cache" / "adversarial-summary.jsonl"
 # Peak RSS (VmHWM, MiB) each attack may cost the proxy process, start-up included: an
 # idle proxydump peaks at about 50 MiB, proxyweb at about 60 MiB. The keys are the test
 # names without "test_". A bound well under what the attack pushes at the proxy is what
-# makes it a memory test: the data each attack sends is in its comment.
+# makes it a memory test: the data each attack sends is in its comment. A parametrized
+# attack may have a bound per case, keyed "name[case]".
 LIMITS: dict[str, int] = {
     "bare_lf_smuggling_in_a_request_head": 100,
     "bare_lf_hides_a_header_in_a_response_head": 100,
@@ -180,8 +181,9 @@ def canary_origin() -> Iterator[CanaryOrigin]:
 
 @pytest.fixture
 def attack(request: pytest.FixtureRequest, tmp_path: Path, canary_origin: CanaryOrigin) -> Iterator[Attack]:
-    limit = LIMITS[request.node.originalname.removeprefix("test_")]
-    current = Attack(request.node.name.removeprefix("test_"), limit, tmp_path, canary_origin)
+    name = request.node.name.removeprefix("test_")
+    limit = LIMITS.get(name) or LIMITS[request.node.originalname.removeprefix("test_")]
+    current = Attack(name, limit, tmp_path, canary_origin)
     yield current
     current.close(request.node.stash.get(_CALL_REPORT, None))
 

@@ -14,9 +14,12 @@ from websockets.exceptions import ConnectionClosed
 MESSAGE = 64 * 1024 * 1024
 
 
-async def send_through(proxy_url: str, fragmented: bool) -> tuple[int | None, list[int], int | None, bytes | None]:
+async def send_through(
+    proxy_url: str, fragmented: bool, download: bool = False
+) -> tuple[int | None, list[int], int | None, bytes | None]:
     """Send one 64 MiB message through the proxy to a server that answers with the size it
-    got; returns (client close code, sizes the server got, server close code, the answer)."""
+    got (with ``download``, the client sends b"go" and the server answers with the 64 MiB);
+    returns (client close code, sizes the server got, server close code, the answer)."""
     got: list[int] = []
     server_close: list[int | None] = []
 
@@ -24,7 +27,7 @@ async def send_through(proxy_url: str, fragmented: bool) -> tuple[int | None, li
         try:
             async for message in ws:
                 got.append(len(message))
-                await ws.send(str(len(message)).encode())
+                await ws.send(b"d" * MESSAGE if download else str(len(message)).encode())
         except ConnectionClosed:
             pass
         server_close.append(ws.close_code)
@@ -34,7 +37,7 @@ async def send_through(proxy_url: str, fragmented: bool) -> tuple[int | None, li
         answer = None
         async with connect(f"ws://127.0.0.1:{port}/", proxy=proxy_url, max_size=None, compression=None,
                            open_timeout=10, close_timeout=10) as ws:
-            payload = b"w" * MESSAGE
+            payload = b"go" if download else b"w" * MESSAGE
             try:
                 if fragmented:
                     await ws.send([payload[i : i + (1 << 20)] for i in range(0, MESSAGE, 1 << 20)])
@@ -64,10 +67,17 @@ def test_websocket_huge_message(attack, how):
     attack.check()
 
 
-def test_websocket_large_message_relayed(attack):
+@pytest.mark.parametrize("direction", ["to server", "to client"])
+def test_websocket_large_message_relayed(attack, direction):
     proxy = attack.proxy("--set", "websocket_message_size_limit=100m")
-    client_close, got, server_close, answer = asyncio.run(asyncio.wait_for(send_through(proxy.url, False), 60))
-    assert got == [MESSAGE] and answer == str(MESSAGE).encode()
+    download = direction == "to client"
+    client_close, got, server_close, answer = asyncio.run(
+        asyncio.wait_for(send_through(proxy.url, False, download=download), 60)
+    )
+    if download:
+        assert got == [2] and answer == b"d" * MESSAGE
+    else:
+        assert got == [MESSAGE] and answer == str(MESSAGE).encode()
     assert client_close == 1000
-    attack.outcome = f"one {MESSAGE >> 20} MiB frame relayed whole, peak {attack.peak_rss:.0f} MiB"
+    attack.outcome = f"one {MESSAGE >> 20} MiB frame relayed {direction}, peak {attack.peak_rss:.0f} MiB"
     attack.check()
