@@ -8,6 +8,7 @@
 #   make lint      ruff
 #   make bench     benchmark against mitmdump (see bench/README.md)
 #   make bench-h2  HTTP/2 through the proxy next to mitmdump (bench/h2bench.py; after make bench set up)
+#   make conformance  mitmproxy's own unit tests, unmodified, against proxycore (conformance/run.sh)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -22,7 +23,7 @@ BENCH := $(ROOT)/bench
 BENCH_SYSTEMS := $(ROOT)/bench/systems.txt
 ARGS ?=
 
-.PHONY: help install run test lint bench bench-h2
+.PHONY: help install run test lint bench bench-h2 conformance
 
 help:
 	@sed -n 's/^#   make /make /p' Makefile
@@ -69,3 +70,6 @@ bench-h2: install
 	"$(BENCH)/setup.sh" --venvs
 	"$(BENCH)/origin.sh" start
 	python3 bench/h2bench.py --rounds 2
+
+conformance: install
+	"$(ROOT)/conformance/run.sh"

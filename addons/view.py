@@ -36,10 +36,13 @@ from proxycore.exceptions import CommandError
 from proxycore.flow import Flow
 from proxycore.signals import Signal
 
+from .view_focus import Focus, Settings, _Order
+
 logger = logging.getLogger("proxycore.view")
 
 ORDERS = ("time", "method", "url", "size")
 _ID_LIST = re.compile(r"@[0-9a-f\-,]{36,}")
+_HOST = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[^\x00-\x20/\\?#@\[\]]+)$")
 
 
 def _method_key(flow: Flow) -> str:
@@ -78,6 +81,22 @@ _KEYS: dict[str, Callable[[Flow], Any]] = {
 }
 
 
+class OrderRequestStart(_Order):
+    key = _KEYS["time"]
+
+
+class OrderRequestMethod(_Order):
+    key = _method_key
+
+
+class OrderRequestURL(_Order):
+    key = _url_key
+
+
+class OrderKeySize(_Order):
+    key = _size_key
+
+
 class View(Sequence[Flow]):
     """Addon holding the flows; see the module docstring."""
 
@@ -101,6 +120,10 @@ class View(Sequence[Flow]):
         self.sig_view_refresh = Signal()
         self.sig_store_remove = Signal()
         self.sig_store_refresh = Signal()
+        # mitmproxy console's cursor and per-flow notes (see view_focus)
+        self.focus_follow = False
+        self.focus = Focus(self)
+        self.settings = Settings(self)
 
     # options -----------------------------------------------------------------
 
@@ -118,6 +141,8 @@ class View(Sequence[Flow]):
             self.set_order(opts.view_order)
         if "view_order_reversed" in updated:
             self.set_reversed(opts.view_order_reversed)
+        if "console_focus_follow" in updated:
+            self.focus_follow = opts.console_focus_follow
 
     # sequence protocol: the view in display order ---------------------------------
 
@@ -173,6 +198,13 @@ class View(Sequence[Flow]):
         if i < len(self._entries) and self._flows[i] is flow:
             return i
         return None  # pragma: no cover - the cached entry is always where we left it
+
+    def _bisect(self, flow: Flow) -> int:
+        """The display position just after where ``flow`` sorts (shown or not)."""
+        entry = self._entry(flow)
+        if self.order_reversed:
+            return len(self._entries) - bisect.bisect_left(self._entries, entry)
+        return bisect.bisect_right(self._entries, entry)
 
     def _insert(self, flow: Flow) -> None:
         entry = self._entry(flow)
@@ -368,6 +400,8 @@ class View(Sequence[Flow]):
         copies = [f.copy() for f in flows]
         if copies:
             self.add(copies)
+            if copies[0] in self:
+                self.focus.flow = copies[0]
             logger.info(f"Duplicated {len(copies)} flows")
 
     @command("view.flows.remove")
@@ -384,6 +418,8 @@ class View(Sequence[Flow]):
         """
         if flow_spec == "@all":
             return list(self._store.values())
+        if flow_spec == "@focus":
+            return [self.focus.flow] if self.focus.flow is not None else []
         if flow_spec == "@shown":
             return list(self)
         if flow_spec == "@hidden":
@@ -411,6 +447,8 @@ class View(Sequence[Flow]):
             request = Request.make(method.upper(), url)
         except ValueError as e:
             raise CommandError(f"Invalid URL: {e}") from e
+        if not _HOST.match(request.host):
+            raise CommandError(f"Invalid URL: {url!r} has no valid host")
         client = Client(
             peername=("", 0), sockname=("", 0), timestamp_start=request.timestamp_start - 0.0001
         )
@@ -448,6 +486,47 @@ class View(Sequence[Flow]):
         """Toggle showing only marked flows."""
         self.show_marked = not self.show_marked
         self._refilter()
+
+    # the focus and per-flow settings (mitmproxy console's commands) ----------------------
+
+    @command("view.focus.go")
+    def go(self, offset: int) -> None:
+        """Focus the flow at this position (negative: from the end), clamped to the view."""
+        if not len(self):
+            return
+        if offset < 0:
+            offset += len(self)
+        self.focus.index = max(0, min(offset, len(self) - 1))
+
+    @command("view.focus.next")
+    def focus_next(self) -> None:
+        """Focus the next flow of the view."""
+        if self.focus.index is not None and self.focus.index + 1 < len(self):
+            self.focus.index += 1
+
+    @command("view.focus.prev")
+    def focus_prev(self) -> None:
+        """Focus the previous flow of the view."""
+        if self.focus.index is not None and self.focus.index > 0:
+            self.focus.index -= 1
+
+    @command("view.settings.getval")
+    def getvalue(self, flow: Flow, key: str, default: str) -> str:
+        """A per-flow setting, or ``default``."""
+        return self.settings[flow].get(key, default)
+
+    @command("view.settings.setval")
+    def setvalue(self, flows: Sequence[Flow], key: str, value: str) -> None:
+        """Set a per-flow setting on each flow."""
+        for flow in flows:
+            self.settings[flow][key] = value
+
+    @command("view.settings.setval.toggle")
+    def setvalue_toggle(self, flows: Sequence[Flow], key: str) -> None:
+        """Flip a per-flow setting between "true" and "false" (unset or other: "true")."""
+        for flow in flows:
+            values = self.settings[flow]
+            values[key] = "false" if values.get(key) == "true" else "true"
 
     @command("view.properties.inbounds")
     def inbounds(self, index: int) -> bool:

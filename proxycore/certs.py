@@ -44,6 +44,7 @@ CA_VALIDITY = datetime.timedelta(days=10 * 365)
 # Apple and Chrome reject server certificates valid for 200 days or more, so the
 # whole notBefore..notAfter span of a leaf stays below that.
 LEAF_VALIDITY = datetime.timedelta(days=199)
+CERT_EXPIRY = LEAF_VALIDITY  # mitmproxy's name
 # Start validity in the past so that clients whose clock runs slow still accept it.
 BACKDATE = datetime.timedelta(days=2)
 # RFC 5280 upper bound for a CN is 64 characters; longer names go only into the SAN.
@@ -60,6 +61,34 @@ def _utcnow() -> datetime.datetime:
 
 def _name_pairs(name: x509.Name) -> list[tuple[str, str]]:
     return [(attr.rfc4514_attribute_name, str(attr.value)) for attr in name]
+
+
+def _name_text(name: str | x509.GeneralName) -> str:
+    """A SAN as text: the name, or the IP address; strings stay as they are."""
+    if isinstance(name, x509.DNSName | x509.IPAddress):
+        return str(name.value)
+    return name if isinstance(name, str) else str(name.value)
+
+
+class AltNames(list[str]):
+    """Subject alternative names as text (proxycore's form) that also compare equal to, and
+    contain, cryptography's GeneralName objects (what mitmproxy's Cert.altnames returns)."""
+
+    def __init__(self, names: Iterable[x509.GeneralName]) -> None:
+        self.general_names = list(names)
+        super().__init__(_name_text(n) for n in self.general_names)
+
+    def __contains__(self, item: object) -> bool:
+        if isinstance(item, x509.GeneralName):
+            return item in self.general_names
+        return super().__contains__(item)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, x509.GeneralNames):
+            return list(other) == self.general_names
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 class Cert:
@@ -94,6 +123,9 @@ class Cert:
 
     def set_state(self, state: bytes) -> None:
         self._cert = x509.load_pem_x509_certificate(state)
+
+    def copy(self) -> Cert:
+        return Cert(self._cert)
 
     def to_pem(self) -> bytes:
         return self._cert.public_bytes(serialization.Encoding.PEM)
@@ -174,14 +206,12 @@ class Cert:
             return None
 
     @property
-    def altnames(self) -> list[str]:
-        """DNS names and IP addresses (as text) from subjectAltName, in certificate order."""
+    def altnames(self) -> AltNames:
+        """DNS names and IP addresses from subjectAltName, in certificate order."""
         san = self._extension(x509.SubjectAlternativeName)
         if san is None:
-            return []
-        return [
-            str(entry.value) for entry in san if isinstance(entry, x509.DNSName | x509.IPAddress)
-        ]
+            return AltNames([])
+        return AltNames([entry for entry in san if isinstance(entry, x509.DNSName | x509.IPAddress)])
 
     @property
     def is_ca(self) -> bool:
@@ -255,8 +285,10 @@ def create_ca(
     return key, builder.sign(key, hashes.SHA256())
 
 
-def _general_name(name: str) -> x509.GeneralName:
+def _general_name(name: str | x509.GeneralName) -> x509.GeneralName:
     """An IPAddress entry for an IP literal, else a DNSName (A-label form for IDNs)."""
+    if isinstance(name, x509.GeneralName):
+        return name
     try:
         return x509.IPAddress(ipaddress.ip_address(name))
     except ValueError:
@@ -289,7 +321,7 @@ def dummy_cert(
     privkey: PrivateKey,
     cacert: x509.Certificate,
     commonname: str | None,
-    sans: Iterable[str],
+    sans: Iterable[str | x509.GeneralName],
     organization: str | None = None,
     crl_url: str | None = None,
 ) -> Cert:
@@ -409,6 +441,7 @@ class CertStore:
         self.default_privatekey = default_privatekey
         self.default_ca = default_ca
         self.default_chain_file = Path(default_chain_file) if default_chain_file else None
+        self.dhparams: Path | None = None
         if self.default_chain_file is not None:
             raw = self.default_chain_file.read_bytes()
             self.default_chain_certs = [Cert(c) for c in x509.load_pem_x509_certificates(raw)]
@@ -435,11 +468,16 @@ class CertStore:
         ca_file = path / f"{basename}-ca.pem"
         if not ca_file.exists():
             cls.create_store(path, basename, key_size)
-        return cls.from_files(ca_file, passphrase)
+        return cls.from_files(ca_file, passphrase=passphrase)
 
     @classmethod
-    def from_files(cls, ca_file: Path | str, passphrase: bytes | None = None) -> CertStore:
-        """A store from a PEM file holding the CA key, the CA certificate and optional chain."""
+    def from_files(
+        cls, ca_file: Path | str, dhparam_file: Path | str | None = None, passphrase: bytes | None = None
+    ) -> CertStore:
+        """A store from a PEM file holding the CA key, the CA certificate and optional chain.
+
+        ``dhparam_file`` (mitmproxy's second argument) is kept as ``dhparams`` for contexts
+        built with proxycore.net.tls_contexts; proxycore's own contexts use ECDHE only."""
         ca_file = Path(ca_file)
         raw = ca_file.read_bytes()
         key = _load_private_key(raw, passphrase)
@@ -452,7 +490,9 @@ class CertStore:
                 ca_file,
                 ca.notafter.date().isoformat(),
             )
-        return cls(key, ca, ca_file if len(certs) > 1 else None)
+        store = cls(key, ca, ca_file if len(certs) > 1 else None)
+        store.dhparams = Path(dhparam_file) if dhparam_file else None
+        return store
 
     @staticmethod
     def create_store(
@@ -501,8 +541,14 @@ class CertStore:
         """
         path = Path(path)
         raw = path.read_bytes()
-        chain = [Cert(c) for c in x509.load_pem_x509_certificates(raw)]
-        cert = chain[0]
+        cert = Cert(x509.load_pem_x509_certificate(raw))
+        chain_file: Path | None = path
+        try:
+            chain = [Cert(c) for c in x509.load_pem_x509_certificates(raw)]
+        except ValueError as e:
+            # The leaf is usable; a broken chain after it only costs clients the intermediates.
+            logger.warning("Failed to read certificate chain of %s (%s): presenting the certificate alone.", path, e)
+            chain, chain_file = [cert], None
         try:
             key = _load_private_key(raw, passphrase)
         except ValueError as e:
@@ -518,7 +564,7 @@ class CertStore:
                 "for a domain, the CA goes into the confdir.",
                 path,
             )
-        self.add_cert(CertStoreEntry(cert, key, path, chain), spec or "*")
+        self.add_cert(CertStoreEntry(cert, key, chain_file, chain), spec or "*")
 
     def add_cert(self, entry: CertStoreEntry, *names: str) -> None:
         """Index ``entry`` by its CN, each SAN and the extra ``names`` (later ones win)."""
@@ -530,8 +576,9 @@ class CertStore:
             self.custom[name] = entry
 
     @staticmethod
-    def asterisk_forms(name: str) -> list[str]:
+    def asterisk_forms(name: str | x509.GeneralName) -> list[str]:
         """``a.b.c`` -> ``["a.b.c", "*.b.c", "*.c"]``; an IP address only matches itself."""
+        name = _name_text(name)
         try:
             ipaddress.ip_address(name)
         except ValueError:
@@ -553,7 +600,7 @@ class CertStore:
     def get_cert(
         self,
         commonname: str | None,
-        sans: Iterable[str],
+        sans: Iterable[str | x509.GeneralName],
         organization: str | None = None,
         crl_url: str | None = None,
     ) -> CertStoreEntry:
@@ -562,7 +609,7 @@ class CertStore:
         Lookup order follows mitmproxy: the CN and each SAN in their wildcard forms,
         then ``*``, then the exact ``(cn, sans)`` pair. Misses are generated and cached.
         """
-        sans = tuple(sans)
+        sans = tuple(_name_text(n) for n in sans)  # text, or mitmproxy's GeneralName objects
         if self.custom:
             entry = self._custom_match(commonname, sans)
             if entry is not None:

@@ -36,9 +36,9 @@ ALIASES: dict[str, str] = {
     "mitmproxy.proxy.server_hooks": "proxycore.server_hooks",
     "mitmproxy.proxy.server": "proxycore.server",
     # net
-    "mitmproxy.net.http.http1": "proxycore.net.http1",
     "mitmproxy.net.http.cookies": "proxycore.cookies",
     "mitmproxy.net.encoding": "proxycore.encoding",
+    "mitmproxy.net.tls": "proxycore.net.tls_contexts",
     # utils that proxycore keeps at its top level
     "mitmproxy.utils.spec": "proxycore.spec",
     "mitmproxy.utils.htpasswd": "proxycore.htpasswd",

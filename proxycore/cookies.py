@@ -138,3 +138,11 @@ def parse_set_cookie_header(line: str) -> list[tuple[str, str | None, CookieAttr
 
 def parse_set_cookie_headers(lines: Iterable[str]) -> list[tuple[str, str | None, CookieAttrs]]:
     return [cookie for line in lines for cookie in parse_set_cookie_header(line)]
+
+
+def refresh_set_cookie_header(header: str, delta: float) -> str:
+    """A Set-Cookie value with its Expires moved ``delta`` seconds later (mitmproxy's name;
+    a response replayed later keeps its cookies' lifetimes)."""
+    from proxycore.http import _shift_cookie_expiry
+
+    return _shift_cookie_expiry(header, delta)

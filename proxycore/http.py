@@ -89,12 +89,23 @@ class Headers:
     fields that must stay separate, such as Set-Cookie.
     """
 
-    __slots__ = ("fields",)
+    __slots__ = ("_fields",)
 
     def __init__(self, fields: Iterable[tuple[bytes | str, bytes | str]] = (), **headers: str | bytes) -> None:
-        self.fields: list[tuple[bytes, bytes]] = [(_b(k), _b(v)) for k, v in fields]
-        for name, value in headers.items():
-            self.fields.append((name.replace("_", "-").encode(), _b(value)))
+        self._fields: tuple[tuple[bytes, bytes], ...] = (
+            *((_b(k), _b(v)) for k, v in fields),
+            *((name.replace("_", "-").encode(), _b(value)) for name, value in headers.items()),
+        )
+
+    @property
+    def fields(self) -> tuple[tuple[bytes, bytes], ...]:
+        """The raw (name, value) pairs in order: a tuple, as in mitmproxy, so that a caller
+        cannot change the headers behind the methods' back; assign a new sequence instead."""
+        return self._fields
+
+    @fields.setter
+    def fields(self, value: Iterable[tuple[bytes, bytes]]) -> None:
+        self._fields = tuple(value)
 
     # mapping protocol
     def __getitem__(self, name: str | bytes) -> str:
@@ -152,7 +163,8 @@ class Headers:
         return f"Headers[{', '.join(f'({_s(k)!r}, {_s(v)!r})' for k, v in self.fields)}]"
 
     def __bytes__(self) -> bytes:
-        return b"\r\n".join(b"%s: %s" % (k, v) for k, v in self.fields)
+        """The header block as on the wire: each field ends with CRLF (as in mitmproxy)."""
+        return b"".join(b"%s: %s\r\n" % (k, v) for k, v in self._fields)
 
     def get(self, name: str | bytes, default: Any = None) -> Any:
         values = self.get_all(name)
@@ -191,10 +203,12 @@ class Headers:
         self.fields = result
 
     def add(self, name: str | bytes, value: str | bytes) -> None:
-        self.fields.append((_b(name), _b(value)))
+        self._fields = (*self._fields, (_b(name), _b(value)))
 
     def insert(self, index: int, name: str | bytes, value: str | bytes) -> None:
-        self.fields.insert(index, (_b(name), _b(value)))
+        fields = list(self._fields)
+        fields.insert(index, (_b(name), _b(value)))
+        self._fields = tuple(fields)
 
     def pop(self, name: str | bytes, *default: Any) -> Any:
         try:
@@ -645,7 +659,8 @@ def _default_port(scheme: str) -> int:
     return 443 if scheme == "https" else 80
 
 
-def _hostport(scheme: str, host: str, port: int) -> str:
+def _hostport(scheme: str, host: str | None, port: int) -> str:
+    host = host or ""  # mitmproxy allows request.host = None
     host = f"[{host}]" if ":" in host else host
     return host if port == _default_port(scheme) else f"{host}:{port}"
 
@@ -684,7 +699,8 @@ class Request(Message):
         self.stream = False
 
     def __repr__(self) -> str:
-        return f"Request({self.method} {self.host}:{self.port}{self.path})"
+        where = f"{self.host}:{self.port}" if self.host else ""
+        return f"Request({self.method} {where}{self.path})"
 
     @classmethod
     def make(
@@ -793,6 +809,8 @@ class Request(Message):
 
     @port.setter
     def port(self, value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"invalid port: {value!r}")
         self.data.port = value
         self._update_host_references()
 
@@ -827,7 +845,12 @@ class Request(Message):
     def url(self) -> str:
         if self.data.method.upper() == b"CONNECT" or not self.data.scheme:
             return self.authority or f"{self.host}:{self.port}"
-        return f"{self.scheme}://{_hostport(self.scheme, self.host, self.port)}{self.path}"
+        return f"{self.scheme}://{_hostport(self.scheme, self.host, self.port)}{self._url_path}"
+
+    @property
+    def _url_path(self) -> str:
+        # ``OPTIONS * HTTP/1.1`` asks about the server itself: its URL has no path
+        return "" if self.data.path == b"*" else self.path
 
     @url.setter
     def url(self, value: str | bytes) -> None:
@@ -866,7 +889,7 @@ class Request(Message):
                 pretty_port = int(hostport.rsplit(":", 1)[1])
             except ValueError:
                 pass
-        return f"{self.scheme}://{_hostport(self.scheme, self.pretty_host, pretty_port)}{self.path}"
+        return f"{self.scheme}://{_hostport(self.scheme, self.pretty_host, pretty_port)}{self._url_path}"
 
     # views ---------------------------------------------------------------------
 
@@ -936,28 +959,22 @@ class Request(Message):
         self._set_urlencoded_form(list(value.items()) if isinstance(value, Mapping) else list(value))
 
     def _get_multipart_form(self) -> list[tuple[bytes, bytes]]:
+        from proxycore.net.http import multipart  # looked up at call time: tests patch it
+
         content_type = self.headers.get("content-type", "")
-        match = re.search(r'boundary="?([^";]+)"?', content_type)
-        if "multipart/form-data" not in content_type.lower() or not match:
+        if "multipart/form-data" not in content_type.lower():
             return []
-        boundary = b"--" + match.group(1).encode()
-        fields: list[tuple[bytes, bytes]] = []
-        for part in (self.get_content(strict=False) or b"").split(boundary)[1:]:
-            head, sep, body = part.partition(b"\r\n\r\n")
-            name = re.search(rb'name="([^"]*)"', head)
-            if sep and name:
-                fields.append((name.group(1), body.rsplit(b"\r\n", 1)[0]))
-        return fields
+        try:
+            return multipart.decode_multipart(content_type, self.get_content(strict=False) or b"")
+        except ValueError:
+            return []
 
     def _set_multipart_form(self, pairs: list[tuple[bytes | str, bytes | str]]) -> None:
-        boundary = "proxycore-boundary"
-        body = b"".join(
-            b'--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
-            % (boundary.encode(), _b(k), _b(v))
-            for k, v in pairs
-        ) + b"--%s--\r\n" % boundary.encode()
-        self.headers["content-type"] = f"multipart/form-data; boundary={boundary}"
-        self.set_content(body)
+        from proxycore.net.http import multipart
+
+        content_type = "multipart/form-data; boundary=proxycore-boundary"
+        self.headers["content-type"] = content_type
+        self.set_content(multipart.encode_multipart(content_type, [(_b(k), _b(v)) for k, v in pairs]))
 
     @property
     def multipart_form(self) -> MultiDictView:
@@ -1114,9 +1131,17 @@ class Response(Message):
                 except (TypeError, ValueError):
                     continue
                 self.headers[header] = formatdate(stamp, usegmt=True)
+        from proxycore import cookies as cookie_module  # looked up at call time: tests patch it
+
         cookies = self.headers.get_all("set-cookie")
         if cookies:
-            self.headers.set_all("set-cookie", [_shift_cookie_expiry(c, delta) for c in cookies])
+            refreshed = []
+            for c in cookies:
+                try:
+                    refreshed.append(cookie_module.refresh_set_cookie_header(c, delta))
+                except ValueError:
+                    refreshed.append(c)
+            self.headers.set_all("set-cookie", refreshed)
 
     def get_state(self) -> dict[str, Any]:
         state = self._common_state()

@@ -154,6 +154,8 @@ class ConnectionHandler:
         # Wakeups the layers asked for; cancelled with the connection, so that a pending
         # timeout does not keep the handler (and its flows) alive after the client left.
         self._wakeups: dict[commands.RequestWakeup, asyncio.TimerHandle] = {}
+        # The HTTP/1 request-head timer the layers publish on the client (client.head_timer).
+        self._head_timer: tuple[commands.RequestTimeout, asyncio.TimerHandle] | None = None
         self._log_extra = {"client": client.peername}
 
     def adopt_client(self, protocol: _ConnectionProtocol) -> None:
@@ -187,6 +189,9 @@ class ConnectionHandler:
         for timer in self._wakeups.values():
             timer.cancel()
         self._wakeups.clear()
+        if self._head_timer is not None:
+            self._head_timer[1].cancel()
+            self._head_timer = None
         self.close_all()
         # Connection tasks end with their sockets; hook tasks run to the end, so the last
         # hooks (websocket_end, tcp_end, error...) reach addons even when the client left first.
@@ -221,6 +226,8 @@ class ConnectionHandler:
         if connection.state & ConnectionState.CAN_READ:
             connection.state &= ~ConnectionState.CAN_READ
             self.feed(events.ConnectionClosed(connection))
+            if connection.state is ConnectionState.CLOSED and connection in self.protocols:
+                self._close(connection)  # we had sent our FIN already: done both ways
 
     def lost(self, connection: Connection) -> None:
         """The socket is gone both ways (reset, or closed after our close())."""
@@ -277,8 +284,28 @@ class ConnectionHandler:
                     )
                     self._queue.clear()
                     self.close_all()
+            self._sync_head_timer()
         finally:
             self._processing = False
+
+    def _sync_head_timer(self) -> None:
+        """Arm the timer the HTTP/1 layer published on the client, once per new timer (the
+        layer does not yield it as a command: see Http1Server._arm_head_timer)."""
+        timer = getattr(self.client, "head_timer", None)
+        current = self._head_timer
+        if current is not None and current[0] is timer:
+            return
+        if current is not None:
+            current[1].cancel()
+            self._head_timer = None
+        if isinstance(timer, commands.RequestTimeout) and not self._client_done.is_set():
+            handle = asyncio.get_running_loop().call_later(timer.delay, self._head_timer_fired, timer)
+            self._head_timer = (timer, handle)
+
+    def _head_timer_fired(self, timer: commands.RequestTimeout) -> None:
+        self._head_timer = None
+        if getattr(self.client, "head_timer", None) is timer:
+            self.feed(events.Wakeup(timer))
 
     def _execute(self, command: commands.Command) -> None:
         if isinstance(command, commands.SendData):

@@ -245,8 +245,18 @@ class Playbook:
                 self.actual[-1] = commands.SendData(command.connection, previous.data + command.data)
             else:
                 self.actual.append(command)
+        if self.timeouts:
+            self._show_head_timer()
         for completion in auto:
             self._feed(completion, record=False)
+
+    def _show_head_timer(self) -> None:
+        """List the request-head timer the HTTP/1 layer published on the client (the driver
+        arms it; the layer does not yield it) as if it were a command, when it is new."""
+        timer = getattr(self.layer.context.client, "head_timer", None)
+        if isinstance(timer, commands.RequestTimeout) and not any(c is timer for c in self.issued):
+            self.issued.append(timer)
+            self.actual.append(timer)
 
     def __bool__(self) -> bool:
         """Run the queued steps, comparing as we go so placeholders bind before later events."""

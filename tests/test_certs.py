@@ -577,3 +577,33 @@ def test_cert_round_trips_and_accessors(store: CertStore):
     assert Cert.from_pyopenssl(cert.to_pyopenssl()) == cert
     assert "wrap.test" in repr(cert)
     assert cert != store.default_ca and cert != "not a cert"
+
+
+# mitmproxy's forms: SANs as cryptography GeneralName objects, a broken chain file -----------
+
+
+def test_sans_may_be_general_names_and_altnames_compare_both_ways(store):
+    names = [x509.DNSName("gn.example"), x509.IPAddress(ipaddress.ip_address("192.0.2.7"))]
+    entry = store.get_cert("gn.example", names)
+    assert entry is store.get_cert("gn.example", ["gn.example", "192.0.2.7"])  # same cache key
+    altnames = entry.cert.altnames
+    assert altnames == ["gn.example", "192.0.2.7"]
+    assert altnames == x509.GeneralNames(names)
+    assert x509.DNSName("gn.example") in altnames and "192.0.2.7" in altnames
+    assert x509.DNSName("other.example") not in altnames
+    assert CertStore.asterisk_forms(x509.DNSName("a.b.example")) == ["a.b.example", "*.b.example", "*.example"]
+    assert entry.cert.copy() == entry.cert and entry.cert.copy() is not entry.cert
+    assert certs.CERT_EXPIRY == certs.LEAF_VALIDITY
+
+
+def test_a_broken_chain_after_the_leaf_is_a_warning_and_the_leaf_is_used(store, tmp_path, caplog):
+    entry = store.get_cert("chain.example", ["chain.example"])
+    pem = entry.cert.to_pem() + pem_key(store.default_privatekey)
+    pem += b"-----BEGIN CERTIFICATE-----\nMAMCAQ==\n-----END CERTIFICATE-----\n"  # truncated DER
+    path = tmp_path / "broken-chain.pem"
+    path.write_bytes(pem)
+    with caplog.at_level(logging.WARNING):
+        store.add_cert_file("chain.example", path)
+    assert "Failed to read certificate chain" in caplog.text
+    custom = store.get_cert("chain.example", [])
+    assert custom.cert == entry.cert and custom.chain_certs == [entry.cert] and custom.chain_file is None

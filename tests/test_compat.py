@@ -208,3 +208,30 @@ def test_user_addon_test_fails_without_the_plugin(tmp_path):
     )
     assert result.returncode != 0
     assert "No module named 'mitmproxy'" in result.stdout
+
+
+def test_console_marker_rendering_and_console_options_load_without_a_console():
+    from proxycore.addons.view import View
+    from proxycore.test import taddons
+    from proxycore.tools.console.common import SYMBOL_MARK, render_marker
+    from proxycore.tools.console.consoleaddons import ConsoleAddon
+
+    assert render_marker(":grapes:") == "\N{GRAPES}"
+    assert render_marker(":no such marker:") == SYMBOL_MARK == render_marker(":default:")
+    view = View()
+    with taddons.context(view) as tctx:
+        console = ConsoleAddon(tctx.master)
+        tctx.master.addons.add(console)
+        tctx.configure(console, console_layout="vertical", console_focus_follow=True)
+        assert tctx.options.console_layout == "vertical" and tctx.options.console_focus_follow
+
+
+def test_mitmproxy_http1_and_console_paths_resolve():
+    result = run_python(
+        "from proxycore.compat import install_mitmproxy_alias; install_mitmproxy_alias()\n"
+        "from mitmproxy.net.http.http1.read import read_request_head\n"
+        "from mitmproxy.net.http.http1 import assemble_request\n"
+        "from mitmproxy.tools.console import consoleaddons\n"
+        "print(read_request_head([b'GET / HTTP/1.1']).method, consoleaddons.__name__)\n"
+    )
+    assert result.stdout.split() == ["GET", "proxycore.tools.console.consoleaddons"], result.stderr

@@ -501,9 +501,8 @@ def test_connect_then_raw_passthrough(tctx):
         >> events.DataReceived(server, b"\x16\x03\x03reply")
         << commands.SendData(tctx.client, b"\x16\x03\x03reply")
         >> events.ConnectionClosed(server)
-        << commands.CloseConnection(tctx.client, half_close=True)
+        << commands.CloseTcpConnection(tctx.client, half_close=True)
         >> events.ConnectionClosed(tctx.client)
-        << commands.CloseConnection(tctx.client)
         << commands.CloseConnection(server)
     )
     assert server().address == ("example.com", 443)
@@ -560,3 +559,39 @@ def test_transparent_request_keeps_its_host_header():
         << commands.SendData(tctx.server, b"GET /x HTTP/1.1\r\nHost: example.com\r\n\r\n")
     )
     assert flow().request.host == "10.0.0.1" and flow().request.pretty_host == "example.com"
+
+
+def test_a_connect_killed_in_its_hook_closes_the_client_without_an_error_hook(tctx):
+    flow = Placeholder(HTTPFlow)
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(tctx.client, b"CONNECT example.com:443 HTTP/1.1\r\n\r\n")
+        << HttpConnectHook(flow)
+        >> reply(side_effect=lambda f: f.kill())
+        << commands.CloseConnection(tctx.client)
+    )
+    assert flow().error is not None and not flow().live
+
+
+def test_a_flow_killed_at_its_response_closes_only_the_http1_client(tctx):
+    server = Placeholder(Server)
+    flow = Placeholder(HTTPFlow)
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(tctx.client, b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        << HttpRequestHeadersHook(flow)
+        >> reply()
+        << HttpRequestHook(flow)
+        >> reply()
+        << commands.OpenConnection(server)
+        >> reply(None)
+        << commands.SendData(server, b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        << HttpResponseHeadersHook(flow)
+        >> reply()
+        << HttpResponseHook(flow)
+        >> reply(side_effect=lambda f: f.kill())
+        # no error hook after the response hook; the driver drops the server connection
+        # with the client's
+        << commands.CloseConnection(tctx.client)
+    )

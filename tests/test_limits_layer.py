@@ -325,6 +325,19 @@ def test_after_an_idle_wait_a_started_head_gets_request_head_timeout(tctx):
     )
 
 
+def test_the_head_timer_is_published_for_the_driver_not_yielded(tctx):
+    # mitmproxy's layer playbooks list every command: a timer command would break them all.
+    layer = HttpLayer(tctx, HTTPMode.regular)
+    emitted = list(layer.handle_event(events.Start()))
+    assert not any(isinstance(c, commands.RequestWakeup) for c in emitted)
+    first = tctx.client.head_timer
+    assert isinstance(first, commands.RequestTimeout) and first.delay == 30
+    list(layer.handle_event(events.DataReceived(tctx.client, b"GET http://example.com/ HTTP/1.1\r\n\r\n")))
+    assert tctx.client.head_timer is None  # the head is in: the driver cancels its timer
+    # A Wakeup for it that arrives late (the driver raced the head) is ignored.
+    assert not [c for c in layer.handle_event(events.Wakeup(first)) if not isinstance(c, commands.Log)]
+
+
 def test_head_timeouts_can_be_turned_off(tctx):
     tctx.options.update(keepalive_timeout=0, request_head_timeout=0)
     assert (

@@ -326,14 +326,14 @@ def test_a_closed_connection_leaves_no_pending_wakeup_behind():
         writer.write(b"GET http://example.com/ HTTP/1.1\r\n")
         await asyncio.sleep(0.1)
         (handler,) = listener.handlers.values()
-        assert handler._wakeups  # the head timeout is pending
+        assert handler._head_timer is not None  # the head timeout is pending
         writer.close()
         for _ in range(100):
             if not listener.handlers:
                 break
             await asyncio.sleep(0.01)
         assert not listener.handlers
-        assert not handler._wakeups
+        assert not handler._wakeups and handler._head_timer is None
         await listener.stop()
 
     run(main())

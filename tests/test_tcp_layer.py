@@ -2,8 +2,15 @@
 
 from proxycore import commands, events
 from proxycore.connection import Server
-from proxycore.layers.tcp import TcpEndHook, TcpErrorHook, TCPLayer, TcpMessageHook, TcpStartHook
-from proxycore.tcp import TCPFlow
+from proxycore.layers.tcp import (
+    TcpEndHook,
+    TcpErrorHook,
+    TCPLayer,
+    TcpMessageHook,
+    TcpMessageInjected,
+    TcpStartHook,
+)
+from proxycore.tcp import TCPFlow, TCPMessage
 from proxycore.testing import Placeholder, Playbook, make_context, reply
 
 
@@ -26,13 +33,13 @@ def test_relay_with_hooks_and_half_close():
         >> reply()
         << commands.SendData(tctx.client, b"world")
         >> events.ConnectionClosed(tctx.server)
-        << commands.CloseConnection(tctx.client, half_close=True)
+        << commands.CloseTcpConnection(tctx.client, half_close=True)
         >> events.DataReceived(tctx.client, b"still talking")
         << TcpMessageHook(flow)
         >> reply()
         << commands.SendData(tctx.server, b"still talking")
         >> events.ConnectionClosed(tctx.client)
-        << commands.CloseConnection(tctx.client)
+        # the client, half-closed before, is done both ways with its FIN: only the server is left
         << commands.CloseConnection(tctx.server)
         << TcpEndHook(flow)
         >> reply()
@@ -92,8 +99,38 @@ def test_ignore_has_no_hooks():
         >> events.DataReceived(tctx.client, b"x")
         << commands.SendData(tctx.server, b"x")
         >> events.ConnectionClosed(tctx.client)
-        << commands.CloseConnection(tctx.server, half_close=True)
+        << commands.CloseTcpConnection(tctx.server, half_close=True)
         >> events.ConnectionClosed(tctx.server)
         << commands.CloseConnection(tctx.client)
-        << commands.CloseConnection(tctx.server)
+    )
+
+
+def test_an_injected_message_passes_the_tcp_message_hook_before_it_is_sent():
+    tctx = make_context()
+    tctx.server = Server(address=("example.com", 22))
+    flow = Placeholder(TCPFlow)
+    playbook = (
+        Playbook(TCPLayer(tctx))
+        << TcpStartHook(flow)
+        >> reply()
+        << commands.OpenConnection(tctx.server)
+        >> reply(None)
+    )
+    assert playbook
+    message = TCPMessage(False, b"from the server, says the addon")
+    assert (
+        playbook
+        >> TcpMessageInjected(flow(), message)
+        << TcpMessageHook(flow)
+        >> reply(side_effect=lambda f: setattr(f.messages[-1], "content", b"changed"))
+        << commands.SendData(tctx.client, b"changed")
+    )
+    assert flow().messages == [message]
+
+
+def test_a_server_that_was_connected_before_is_not_opened_again():
+    tctx = make_context()
+    tctx.server = Server(address=("example.com", 22), timestamp_start=1.0)
+    assert Playbook(TCPLayer(tctx, ignore=True)) >> events.DataReceived(tctx.client, b"x") << commands.SendData(
+        tctx.server, b"x"
     )

@@ -483,3 +483,61 @@ def test_client_certificate_is_presented_to_servers_that_ask(master, upstream_ce
     server_exchange(pump, peer)
     assert child.open_error is None and peer.error is None
     assert peer.obj.getpeercert()["subject"] == ((("commonName", "proxy-client"),),)
+
+
+def test_a_client_that_left_during_the_hooks_gets_no_server_hello(master):
+    layer, _ = client_tls(master)
+    pump = Pump(layer, master)
+    peer = Peer(client_ssl_context(master), False, "example.com")
+
+    def leave(hook: commands.StartHook) -> None:
+        if hook.name == "tls_clienthello":
+            layer.context.client.state &= ~ConnectionState.CAN_READ
+
+    pump.hook_handler = leave
+    pump.client_sends(peer.step())
+    assert pump.hooks == ["tls_clienthello", "tls_start_client", "tls_failed_client"]
+    assert pump.to_client == b"" and pump.closed == {"client"}
+    assert layer.context.client.error == "The client disconnected during the handshake."
+
+
+def test_our_last_flight_goes_out_after_the_established_hook(master):
+    layer, _ = client_tls(master)
+    pump = Pump(layer, master)
+    peer = Peer(client_ssl_context(master), False, "example.com")
+    at_hook: list[int] = []
+
+    def note(hook: commands.StartHook) -> None:
+        if hook.name == "tls_established_client":
+            at_hook.append(len(pump.to_client))
+
+    pump.hook_handler = note
+    exchange(pump, peer)
+    assert peer.done, peer.error
+    # TLS 1.3: the flight after the client's Finished (session tickets) is written only
+    # once the hook has run, as mitmproxy does.
+    assert at_hook == [0]
+    assert layer.context.client.tls_version == "TLSv1.3"
+
+
+def test_mitmproxy_clienthello_helpers_work_on_records():
+    from proxycore.layers.tls import get_client_hello, handshake_record_contents, parse_client_hello
+
+    ctx = ssl.create_default_context()
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client = ctx.wrap_bio(incoming, outgoing, server_hostname="helpers.example")
+    with pytest.raises(ssl.SSLWantReadError):
+        client.do_handshake()
+    records = outgoing.read()
+    (payload,) = handshake_record_contents(records)
+    assert get_client_hello(records) == payload and payload[0] == 1  # header included
+    # the same message cut into two records
+    cut = 40
+    two = b"\x16\x03\x01" + cut.to_bytes(2, "big") + payload[:cut]
+    two += b"\x16\x03\x01" + (len(payload) - cut).to_bytes(2, "big") + payload[cut:]
+    assert get_client_hello(two) == payload and get_client_hello(two[:50]) is None
+    assert parse_client_hello(two).sni == "helpers.example"
+    assert list(handshake_record_contents(records[:4])) == []
+    for bad in (b"GET / HTTP/1.1\r\n", b"\x16\x03\x01\x00\x00"):
+        with pytest.raises(ValueError):
+            next(handshake_record_contents(bad))

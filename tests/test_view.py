@@ -297,3 +297,79 @@ def test_large_view_stays_sorted(view: View) -> None:
     assert time.perf_counter() - start < 5
     expected = sorted((f for f in flows if view.get_by_id(f.id)), key=lambda f: f.timestamp_created)
     assert ids(view) == ids(expected)
+
+
+# focus and per-flow settings (mitmproxy console's API) -----------------------------------
+
+
+def _flows(*starts: float) -> list:
+    from proxycore.test import tflow
+
+    out = []
+    for start in starts:
+        f = tflow.tflow()
+        f.timestamp_created = start
+        out.append(f)
+    return out
+
+
+def test_focus_stays_on_a_shown_flow_as_the_view_changes():
+    from proxycore import flowfilter
+    from proxycore.addons.view import View
+
+    v = View()
+    assert v.focus.flow is None and v.focus.index is None
+    a, b, c = _flows(1, 2, 3)
+    v.add([b])
+    assert v.focus.flow is b  # the first shown flow gets the focus
+    v.add([a, c])
+    assert v.focus.index == 1  # still b, now in the middle
+    v.go(-1)
+    assert v.focus.flow is c
+    v.focus_next()
+    assert v.focus.flow is c  # at the end already
+    v.remove([c])
+    assert v.focus.flow is b  # the neighbour takes over
+    b.request.method = "PUT"
+    v.set_filter(flowfilter.parse("~m GET"))
+    assert v.focus.flow is a
+    v.clear()
+    assert v.focus.flow is None
+    v.go(3)  # an empty view: nothing to focus, no error
+
+
+def test_focus_follow_and_duplicate_move_the_focus_to_new_flows():
+    from proxycore.addons.view import View
+    from proxycore.test import taddons
+
+    v = View()
+    with taddons.context(v) as tctx:
+        a, b = _flows(1, 2)
+        v.add([a, b])
+        assert v.focus.flow is a
+        tctx.configure(v, console_focus_follow=True)
+        (c,) = _flows(3)
+        v.add([c])
+        assert v.focus.flow is c
+        v.duplicate([a])
+        assert v.focus.flow.id != a.id and v.focus.flow.request.url == a.request.url
+
+
+def test_per_flow_settings_live_and_die_with_the_flow():
+    import pytest
+
+    from proxycore.addons.view import View
+
+    v = View()
+    (f,) = _flows(1)
+    with pytest.raises(KeyError):
+        v.settings[f]
+    v.add([f])
+    v.setvalue([f], "k", "v")
+    assert v.getvalue(f, "k", "d") == "v" and v.getvalue(f, "other", "d") == "d"
+    v.setvalue_toggle([f], "k")
+    assert v.getvalue(f, "k", "d") == "true"
+    v.setvalue_toggle([f], "k")
+    assert v.getvalue(f, "k", "d") == "false"
+    v.remove([f])
+    assert len(v.settings) == 0

@@ -11,7 +11,7 @@ from wsproto.extensions import PerMessageDeflate
 from proxycore import commands, events
 from proxycore.connection import ConnectionState, Server
 from proxycore.http import HTTPFlow, Request, Response
-from proxycore.layers.websocket import WebsocketLayer
+from proxycore.layers.websocket import FRAGMENT_SIZE, Fragmentizer, WebsocketLayer
 from proxycore.testing import make_context
 from proxycore.websocket import Opcode, WebSocketMessage
 
@@ -144,8 +144,8 @@ def test_close_from_client_with_code_and_reason():
     relay.from_client(ws.CloseConnection(code=4000, reason="bye"))
     got = relay.received(relay.server)
     assert [(e.code, e.reason) for e in got if isinstance(e, ws.CloseConnection)] == [(4000, "bye")]
-    assert "websocket_end" not in relay.hooks  # waiting for the server's close reply
-    relay.from_server(ws.CloseConnection(code=4000, reason="bye"))
+    # As mitmproxy: the closer gets its reply and both connections end at once.
+    assert [(e.code, e.reason) for e in relay.received(relay.client)] == [(4000, "bye")]
     assert relay.hooks[-1] == "websocket_end"
     websocket = relay.flow.websocket
     assert (websocket.closed_by_client, websocket.close_code, websocket.close_reason) == (True, 4000, "bye")
@@ -169,7 +169,8 @@ def test_tcp_drop_is_an_abnormal_close():
     assert relay.flow.websocket.close_code == 1006
     assert relay.flow.error is not None
     assert relay.hooks[-1] == "websocket_end" and relay.closed == {"client", "server"}
-    assert [e.code for e in relay.received(relay.client) if isinstance(e, ws.CloseConnection)] == [1001]
+    # mitmproxy sends the side that is left a normal close (the flow records 1006)
+    assert [e.code for e in relay.received(relay.client) if isinstance(e, ws.CloseConnection)] == [1000]
 
 
 def test_invalid_frame_gets_a_protocol_close_and_the_layer_survives():
@@ -179,7 +180,9 @@ def test_invalid_frame_gets_a_protocol_close_and_the_layer_survives():
     to_client = [e for e in relay.received(relay.client) if isinstance(e, ws.CloseConnection)]
     to_server = [e for e in relay.received(relay.server) if isinstance(e, ws.CloseConnection)]
     assert [e.code for e in to_client] == [1002]
-    assert [e.code for e in to_server] == [1001]
+    assert [e.code for e in to_server] == [1002]  # the protocol error's close goes to both
+    assert to_server[0].reason == to_client[0].reason != ""
+    assert relay.closed == {"client", "server"}
     assert relay.flow.websocket.close_code == 1002
 
 
@@ -202,12 +205,30 @@ def test_compressed_messages():
     assert relay.flow.websocket.messages[1].content == b"\x00" * 5000
 
 
-def test_injection_goes_to_one_side_without_the_hook():
+def test_injection_goes_to_one_side_after_the_hook():
     relay = Relay()
     relay.feed(events.MessageInjected(relay.flow, WebSocketMessage(Opcode.TEXT, False, b"injected")))
     assert messages(relay.received(relay.client)) == [(ws.TextMessage, "injected", True)]
     assert relay.flow.websocket.messages[-1].injected
-    assert "websocket_message" not in relay.hooks
+    assert relay.hooks[-1] == "websocket_message"
+    assert relay.received(relay.server) == []
+
+
+def test_a_changed_message_of_the_same_length_keeps_the_frame_sizes():
+    frames = list(Fragmentizer([b"ab", b"cde"], True)(b"xyzzy"))
+    assert [(f.data, f.message_finished) for f in frames] == [("xy", False), ("zzy", True)]
+    frames = list(Fragmentizer([b"ab"], False)(b"\x00" * 9000))
+    assert [len(f.data) for f in frames] == [FRAGMENT_SIZE, FRAGMENT_SIZE, 9000 - 2 * FRAGMENT_SIZE]
+    # a UTF-8 character split across frames is carried into the next one
+    frames = list(Fragmentizer([b"a\xc3", b"\xa9b"], True)("aéb".encode()))
+    assert "".join(f.data for f in frames) == "aéb"
+
+
+def test_unknown_extensions_are_logged_and_ignored():
+    flow, _ = make_flow("x-funky; a=1, permessage-deflate")
+    layer = WebsocketLayer(make_context(), flow)
+    logs = [c.message for c in layer.handle_event(events.Start()) if isinstance(c, commands.Log)]
+    assert logs == ["Ignoring unknown WebSocket extension 'x-funky'."]
 
 
 @settings(max_examples=100, deadline=None)

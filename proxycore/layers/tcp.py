@@ -57,8 +57,10 @@ class TCPLayer(Layer):
             yield from self.side_closed(event.connection)
         elif isinstance(event, events.MessageInjected) and event.flow is self.flow and self.flow is not None:
             # A message "from the client" goes to the server, and the other way round.
+            # It passes the tcp_message hook like any other message (addons may change it).
             message = event.message
             self.flow.messages.append(message)
+            yield TcpMessageHook(self.flow)
             yield from self.send(not message.from_client, message.content)
 
     def start(self) -> CommandGenerator:
@@ -66,7 +68,7 @@ class TCPLayer(Layer):
         if not self.ignore:
             self.flow = TCPFlow(client, server, live=True)
             yield TcpStartHook(self.flow)
-        if not server.connected:
+        if not server.connected and server.timestamp_start is None:  # never opened yet
             err = yield commands.OpenConnection(server)
             if err:
                 if self.flow is not None:
@@ -104,14 +106,15 @@ class TCPLayer(Layer):
         self.read_closed.add("client" if is_client else "server")
         other = self.context.server if is_client else self.context.client
         if len(self.read_closed) == 2:
-            yield commands.CloseConnection(self.context.client)
-            yield commands.CloseConnection(self.context.server)
+            # We half-closed `connection` when `other` ended: with its FIN in, it is closed
+            # both ways (the driver drops its socket); only `other` is left to close.
+            yield commands.CloseConnection(other)
             self._handle_event = self.state_done
             if self.flow is not None:
                 self.flow.live = False
                 yield TcpEndHook(self.flow)
         else:
-            yield commands.CloseConnection(other, half_close=True)
+            yield commands.CloseTcpConnection(other, half_close=True)
 
 
 class TcpMessageInjected(events.MessageInjected):

@@ -18,13 +18,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from OpenSSL import SSL
 
 from proxycore import commands, events
 from proxycore.commands import StartHook, hook_dataclass
-from proxycore.connection import Connection, Server
+from proxycore.connection import Connection, ConnectionState, Server
 from proxycore.context import Context
 from proxycore.layer import CommandGenerator, Layer, NextLayer
 from proxycore.net import tls as tls_parse
@@ -286,7 +287,8 @@ class TLSLayer(Layer):
             yield from self.flush()  # the alert, so the peer learns why
             yield from self.handshake_failed(self.explain_failure(e))
             return
-        yield from self.flush()
+        # Our last flight (Finished) is sent by handshake_done, after the established hook, as
+        # mitmproxy does: an addon sees the connection before the peer can use it.
         self.state = "open"
         self.record_connection_details()
         yield from self.handshake_done()
@@ -384,6 +386,7 @@ class ServerTLSLayer(TLSLayer):
 
     def handshake_done(self) -> CommandGenerator:
         yield TlsEstablishedServerHook(self.tls_data)
+        yield from self.flush()
         yield from self.answer_child(None)
 
     def explain_failure(self, e: SSL.Error) -> str:
@@ -430,6 +433,8 @@ class ClientTLSLayer(TLSLayer):
                 elif self.state in ("handshaking", "open"):
                     yield from self.receive_ciphertext(event.data)
             elif isinstance(event, events.ConnectionClosed):
+                if self.state == "closed" and not self.child_started:
+                    return  # failed already (e.g. it left while our hooks ran)
                 if self.state in ("inactive", "handshaking"):
                     if self.state == "handshaking":
                         yield from self.handshake_failed("The client disconnected during the handshake.")
@@ -473,6 +478,13 @@ class ClientTLSLayer(TLSLayer):
         yield from self.start_handshake(TlsStartClientHook, connect=False)
         if self.state != "handshaking":
             return
+        if not self.conn.state & ConnectionState.CAN_READ:
+            # It hung up while the hooks ran: nothing to answer (mitmproxy sends nothing either).
+            self.conn.error = "The client disconnected during the handshake."
+            self.state = "closed"
+            yield TlsFailedClientHook(self.tls_data)
+            yield commands.CloseConnection(self.conn)
+            return
         assert self.tls is not None
         self.tls.bio_write(bytes(self.hello_buffer))
         self.hello_buffer.clear()
@@ -499,6 +511,7 @@ class ClientTLSLayer(TLSLayer):
 
     def handshake_done(self) -> CommandGenerator:
         yield TlsEstablishedClientHook(self.tls_data)
+        yield from self.flush()
         self.child_started = True
         yield from self.event_to_child(events.Start())
 
@@ -538,3 +551,38 @@ def _to_cert(x509: Any) -> Any:
     from proxycore.certs import Cert
 
     return Cert(x509.to_cryptography())
+
+
+# mitmproxy's module-level ClientHello helpers (code written for mitmproxy imports them from
+# here); the parsing itself is proxycore.net.tls's.
+
+
+def handshake_record_contents(data: bytes) -> Iterator[bytes]:
+    """Payloads of the complete TLS handshake records at the start of ``data``."""
+    offset = 0
+    while len(data) - offset >= 5:
+        header = data[offset : offset + 5]
+        if not tls_parse.starts_like_tls(header):
+            raise ValueError(f"Expected TLS record, got {header!r}")
+        length = int.from_bytes(header[3:5], "big")
+        if length == 0:
+            raise ValueError("Record must not be empty")
+        end = offset + 5 + length
+        if end > len(data):
+            return
+        yield data[offset + 5 : end]
+        offset = end
+
+
+def get_client_hello(data: bytes) -> bytes | None:
+    """The ClientHello handshake message (with its 4-byte header) from the client's first
+    records, or None while it is incomplete."""
+    body = tls_parse.get_client_hello(data)
+    if body is None:
+        return None
+    return bytes([tls_parse.CLIENT_HELLO]) + len(body).to_bytes(3, "big") + body
+
+
+def parse_client_hello(data: bytes) -> tls_parse.ClientHello | None:
+    """The parsed ClientHello from the client's first records, None while incomplete."""
+    return tls_parse.parse_client_hello(data)

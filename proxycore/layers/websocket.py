@@ -4,16 +4,21 @@ The HTTP layer has done the handshake (the flow's request and 101 response);
 this layer parses frames from each side, reassembles messages, runs the
 ``websocket_message`` hook on each, and re-frames what is forwarded. Frame
 boundaries of a message are kept when the hook leaves its content alone.
-Pings and pongs are forwarded as they are; a close from either side is
-forwarded to the other with its code and reason; a protocol error from a peer
-closes that peer with 1002 and the other side with 1001 ("going away"); a message
-over ``websocket_message_size_limit`` closes both with 1009 ("message too big").
+Pings and pongs are forwarded as they are. As in mitmproxy, a close from either side
+(a protocol error is a close with 1002) ends both at once: the close goes to the server
+and to the client, then both connections close; a side whose TCP connection drops
+leaves the other a 1000 close. A message over ``websocket_message_size_limit`` closes
+both with 1009 ("message too big"), and there the handshakes get CLOSE_TIMEOUT to finish.
 """
 
 from __future__ import annotations
 
+import codecs
 import io
+import itertools
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import wsproto
 import wsproto.connection
@@ -83,13 +88,68 @@ class _Side:
         self.gone = False
 
 
-def _extensions(header: str | None) -> list[wsproto.extensions.Extension]:
-    """permessage-deflate configured with what the server accepted (the only extension we speak)."""
-    if not header or not header.strip().lower().startswith("permessage-deflate"):
-        return []
-    deflate = wsproto.extensions.PerMessageDeflate()
-    deflate.finalize(header)
-    return [deflate]
+def _extensions(header: str | None) -> tuple[list[str], list[str]]:
+    """The offers of a Sec-WebSocket-Extensions response header: (permessage-deflate
+    parameter strings, names of the extensions we do not speak)."""
+    deflate: list[str] = []
+    unknown: list[str] = []
+    for offer in (header or "").split(","):
+        name = offer.split(";", 1)[0].strip()
+        if name.lower() == "permessage-deflate":
+            deflate.append(offer.strip())
+        elif name:
+            unknown.append(name)
+    return deflate, unknown
+
+
+def _ws_connection(kind: wsproto.ConnectionType, deflate: list[str]) -> wsproto.Connection:
+    extensions: list[wsproto.extensions.Extension] = []
+    for params in deflate[:1]:
+        extension = wsproto.extensions.PerMessageDeflate()
+        extension.finalize(params)
+        extensions.append(extension)
+    return wsproto.Connection(kind, extensions=extensions)
+
+
+class Fragmentizer:
+    """Frames for a message to send: the sender's frame sizes when the content kept its
+    length (an addon that changed a few bytes), else FRAGMENT_SIZE pieces. mitmproxy's
+    helper, for code that frames messages itself; the layer keeps a changed message's
+    frames only when its content is unchanged."""
+
+    FRAGMENT_SIZE = FRAGMENT_SIZE
+
+    def __init__(self, fragments: list[bytes], is_text: bool) -> None:
+        self.sizes = [len(f) for f in fragments]
+        self.is_text = is_text
+
+    def __call__(self, content: bytes) -> Iterator[ws.Message]:
+        if len(content) == sum(self.sizes) and self.sizes:
+            cuts = list(itertools.accumulate(self.sizes))
+            chunks = [content[a:b] for a, b in zip([0, *cuts[:-1]], cuts, strict=True)]
+        else:
+            step = self.FRAGMENT_SIZE
+            chunks = [content[i : i + step] for i in range(0, len(content), step)] or [b""]
+        # Frame boundaries may split a UTF-8 sequence; wsproto wants str per frame, so
+        # decode incrementally and carry incomplete bytes into the next frame.
+        decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        for i, chunk in enumerate(chunks):
+            last = i == len(chunks) - 1
+            if self.is_text:
+                yield ws.TextMessage(data=decoder.decode(chunk, final=last), message_finished=last)
+            else:
+                yield ws.BytesMessage(data=chunk, message_finished=last)
+
+
+class WebsocketConnection(wsproto.Connection):
+    """A wsproto connection that knows its proxycore connection (mitmproxy's helper type)."""
+
+    def __init__(self, *args: Any, conn: Connection, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.conn = conn
+
+    def __repr__(self) -> str:
+        return f"WebsocketConnection<{self.state.name}, {self.conn}>"
 
 
 class WebsocketLayer(Layer):
@@ -100,19 +160,24 @@ class WebsocketLayer(Layer):
         self.flow = flow
         if flow.websocket is None:
             flow.websocket = WebSocketData()
-        response_ext = flow.response.headers.get("sec-websocket-extensions") if flow.response else None
+        # The wsproto state machines get the negotiated extensions at Start.
+        self.client = _Side(context.client, wsproto.Connection(wsproto.ConnectionType.SERVER), from_client=True)
+        self.server = _Side(flow.server_conn, wsproto.Connection(wsproto.ConnectionType.CLIENT), from_client=False)
         # Without permessage-deflate, data frames are written by send_frames, not wsproto.
-        self.deflate = bool(_extensions(response_ext))
-        client_ws = wsproto.Connection(wsproto.ConnectionType.SERVER, extensions=_extensions(response_ext))
-        server_ws = wsproto.Connection(wsproto.ConnectionType.CLIENT, extensions=_extensions(response_ext))
-        self.client = _Side(context.client, client_ws, from_client=True)
-        self.server = _Side(flow.server_conn, server_ws, from_client=False)
+        self.deflate = False
         self.ended = False
         # Set once a message was too big: messages still arriving are dropped unread.
         self.close_timer: commands.RequestWakeup | None = None
 
     def _handle_event(self, event: events.Event) -> CommandGenerator:
         if isinstance(event, events.Start):
+            header = self.flow.response.headers.get("sec-websocket-extensions") if self.flow.response else None
+            deflate, unknown = _extensions(header)
+            for name in unknown:
+                yield commands.Log(f"Ignoring unknown WebSocket extension {name!r}.", "info")
+            self.client.ws = _ws_connection(wsproto.ConnectionType.SERVER, deflate)
+            self.deflate = bool(deflate)
+            self.server.ws = _ws_connection(wsproto.ConnectionType.CLIENT, deflate)
             yield WebsocketStartHook(self.flow)
         elif isinstance(event, events.DataReceived):
             side = self._side(event.connection)
@@ -163,8 +228,10 @@ class WebsocketLayer(Layer):
                 if event.message_finished:
                     yield from self.message_complete(side, isinstance(event, ws.TextMessage))
             elif isinstance(event, ws.Ping):
+                yield commands.Log(f"Received WebSocket ping from {_who(side)} (payload: {bytes(event.payload)!r})", "info")
                 yield from self.send(self._other(side), ws.Ping(event.payload))
             elif isinstance(event, ws.Pong):
+                yield commands.Log(f"Received WebSocket pong from {_who(side)} (payload: {bytes(event.payload)!r})", "info")
                 yield from self.send(self._other(side), ws.Pong(event.payload))
             elif isinstance(event, ws.CloseConnection):
                 yield from self.close_received(side, event)
@@ -219,8 +286,6 @@ class WebsocketLayer(Layer):
         if is_text:
             # Frame boundaries may split a UTF-8 sequence; wsproto wants str per frame, so
             # decode incrementally and carry incomplete bytes into the next frame.
-            import codecs
-
             decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
             for i, chunk in enumerate(chunks):
                 last = i == len(chunks) - 1
@@ -265,10 +330,13 @@ class WebsocketLayer(Layer):
     # injection ----------------------------------------------------------------------
 
     def inject(self, message: WebSocketMessage) -> CommandGenerator:
-        """Send an addon's message to one side; it is recorded but does not run the hook."""
+        """Send an addon's message to one side, after the websocket_message hook (as mitmproxy)."""
         assert self.flow.websocket is not None
         message.injected = True
         self.flow.websocket.messages.append(message)
+        yield WebsocketMessageHook(self.flow)
+        if message.dropped:
+            return
         target = self.server if message.from_client else self.client
         yield from self.send_message(target, message.is_text, message.content, [len(message.content)])
 
@@ -282,22 +350,29 @@ class WebsocketLayer(Layer):
             websocket.closed_by_client = side.from_client
             websocket.close_code = event.code
             websocket.close_reason = event.reason or ""
-        other = self._other(side)
-        protocol_error = event.code == wsproto.frame_protocol.CloseReason.PROTOCOL_ERROR and not side.close_sent
-        # Answer the closer (wsproto expects the reply), then pass the close on.
-        if not side.close_sent:
-            yield from self.send(side, event.response())
-        if not other.close_sent:
-            code = 1001 if protocol_error else event.code
-            reason = "" if protocol_error else (event.reason or "")
-            yield from self.send(other, ws.CloseConnection(code=code, reason=reason))
-        # Both TCP connections stay open until both close handshakes are done: the
-        # client connection's end would end the whole proxied connection.
-        if other.close_received or other.gone:
-            yield from self.end()
+        if self.close_timer is not None:
+            # We closed both for a message over the limit: wait for both replies (or the timer).
+            if not side.close_sent:
+                yield from self.send(side, event.response())
+            if self._other(side).close_received or self._other(side).gone:
+                yield from self.end()
+            return
+        # As mitmproxy: the close goes on to the other side and back to the closer (server
+        # first), and both connections end now.
+        for target in (self.server, self.client):
+            if target is side:
+                yield from self.send(target, event.response())
+            else:
+                yield from self.send(target, ws.CloseConnection(code=event.code, reason=event.reason or ""))
+            if not target.gone:
+                yield commands.CloseConnection(target.conn)
+                target.gone = True
+        yield from self.end()
 
     def peer_gone(self, side: _Side) -> CommandGenerator:
         """The TCP connection of one side ended: an abnormal close unless the handshake finished."""
+        if side.gone:
+            return  # we closed it ourselves
         side.gone = True
         websocket = self.flow.websocket
         assert websocket is not None
@@ -306,13 +381,14 @@ class WebsocketLayer(Layer):
             websocket.close_code = ABNORMAL_CLOSURE
             websocket.close_reason = ""
             self.flow.error = Error("Connection closed.")
+        yield commands.CloseConnection(side.conn)
         other = self._other(side)
         if not other.gone:
-            if not other.close_sent and not side.close_received:
-                yield from self.send(other, ws.CloseConnection(code=1001, reason=""))
+            if not side.close_received:
+                # mitmproxy's choice: a normal close (1000) for the side that is left
+                yield from self.send(other, ws.CloseConnection(code=1000, reason=""))
             yield commands.CloseConnection(other.conn)
             other.gone = True
-        yield commands.CloseConnection(side.conn)
         yield from self.end()
 
     def end(self) -> CommandGenerator:

@@ -541,11 +541,18 @@ class HttpStream(Layer):
             yield SendHttp(RequestProtocolError(self.stream_id, message, code), self.server_conn)
         yield from self.finish()
 
-    def kill(self) -> CommandGenerator:
-        """An addon killed the flow: reset both sides without an answer."""
-        yield from self.fire_error_hook(Error.KILLED_MESSAGE)
+    def kill(self, error_hook: bool = True) -> CommandGenerator:
+        """An addon killed the flow: reset the client without an answer (as mitmproxy, a
+        CONNECT killed in its hook fires no error hook)."""
+        if error_hook:
+            yield from self.fire_error_hook(Error.KILLED_MESSAGE)
+        elif self.flow.error is None:
+            self.flow.error = Error(Error.KILLED_MESSAGE)
         yield SendHttp(ResponseProtocolError(self.stream_id, "killed", ErrorCode.KILL), self.context.client)
-        if self.server_conn is not None:
+        if self.server_conn is not None and self.context.client.alpn == b"h2":
+            # An HTTP/1 client connection closes here, and its server connections with it.
+            # Over HTTP/2 only this stream ends: its server connection, perhaps mid-response,
+            # must end too so that it is never reused.
             yield SendHttp(RequestProtocolError(self.stream_id, "killed", ErrorCode.KILL), self.server_conn)
         yield from self.finish()
 
@@ -555,7 +562,7 @@ class HttpStream(Layer):
         request = self.flow.request
         yield HttpConnectHook(self.flow)
         if self._killed:
-            yield from self.kill()
+            yield from self.kill(error_hook=False)
             return
         if self.flow.response is not None and not 200 <= self.flow.response.status_code < 300:
             # Refused by an addon (e.g. proxy authentication).
@@ -783,6 +790,8 @@ class HttpLayer(Layer):
             child = self.command_sources.pop(event.command, None)
             if child is not None:
                 yield from self.event_to_child(child, event)
+            elif isinstance(event, events.Wakeup):
+                yield from self.unsourced_wakeup(event)
         elif isinstance(event, events.ConnectionEvent):
             child = self.connections.get(event.connection)
             if child is not None:
@@ -793,6 +802,17 @@ class HttpLayer(Layer):
             for stream in list(self.streams.values()):
                 if stream.child_layer is not None:
                     yield from self.event_to_child(stream, event)
+
+    def unsourced_wakeup(self, event: events.Wakeup) -> CommandGenerator:
+        """A timer no layer yielded: the client's request-head timer, which the driver arms
+        (see Http1Server._arm_head_timer). Its owner is the client's connection layer here
+        or, inside a CONNECT tunnel, one further down; the others ignore it."""
+        client_layer = self.connections.get(self.context.client)
+        if client_layer is not None:
+            yield from self.event_to_child(client_layer, event)
+        for stream in list(self.streams.values()):
+            if stream.child_layer is not None:
+                yield from self.event_to_child(stream, event)
 
     def event_to_child(self, child: Layer, event: events.Event) -> CommandGenerator:
         for command in child.handle_event(event):

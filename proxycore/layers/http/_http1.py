@@ -110,7 +110,7 @@ def _as_http1(request: Request) -> Request:
     if len(cookies) > 1:
         headers["cookie"] = "; ".join(cookies)
     if "host" not in headers and request.data.authority:
-        headers.fields.insert(0, (b"Host", request.data.authority))
+        headers.fields = ((b"Host", request.data.authority), *headers.fields)
     return wire
 
 
@@ -136,16 +136,24 @@ class Http1Server(Http1Connection):
         # The timeout for the next request head; outdated once replaced or the head is in.
         self.head_timer: commands.RequestTimeout | None = None
         self.head_timer_idle = False
+        self.linger_timer: commands.RequestWakeup | None = None
 
-    def _arm_head_timer(self, idle: bool) -> CommandGenerator:
+    def _arm_head_timer(self, idle: bool) -> None:
         """Wait for the next request head: keepalive_timeout for its first byte after a
-        response (idle), request_head_timeout for all of it (slowloris)."""
+        response (idle), request_head_timeout for all of it (slowloris).
+
+        The timer is published on the client connection (``client.head_timer``) instead of
+        being yielded: the driver arms it and feeds its Wakeup back. Layer playbooks (ours
+        and mitmproxy's) then see only the protocol's own commands, as in mitmproxy,
+        whose layers have no such timer; ``Playbook(timeouts=True)`` shows it."""
         options = self.context.options
         delay = options.keepalive_timeout if idle else options.request_head_timeout
-        self.head_timer, self.head_timer_idle = None, idle
-        if delay:
-            self.head_timer = commands.RequestTimeout(delay)
-            yield self.head_timer
+        self.head_timer_idle = idle
+        self._publish_head_timer(commands.RequestTimeout(delay) if delay else None)
+
+    def _publish_head_timer(self, timer: commands.RequestTimeout | None) -> None:
+        self.head_timer = timer
+        self.conn.head_timer = timer  # type: ignore[attr-defined]  # read by the driver
 
     def _head_timed_out(self) -> CommandGenerator:
         assert self.head_timer is not None
@@ -176,11 +184,12 @@ class Http1Server(Http1Connection):
             if event.command is self.head_timer:
                 if self.state == "read_headers":
                     yield from self._head_timed_out()
-            elif self.state == "discard":  # the client kept sending for too long after our answer
+            elif self.state == "discard" and event.command is self.linger_timer:
+                # the client kept sending for too long after our answer
                 self.state = "done"
                 yield commands.CloseConnection(self.conn)
         elif isinstance(event, events.Start):
-            yield from self._arm_head_timer(idle=False)
+            self._arm_head_timer(idle=False)
 
     def _read(self) -> CommandGenerator:
         while True:
@@ -201,9 +210,9 @@ class Http1Server(Http1Connection):
             if len(buf) > MAX_HEAD_SIZE:
                 yield from self._bad_request("request head too large", 431)
             elif buf and self.head_timer_idle:
-                yield from self._arm_head_timer(idle=False)  # a head has begun: time it
+                self._arm_head_timer(idle=False)  # a head has begun: time it
             return False
-        self.head_timer = None
+        self._publish_head_timer(None)
         head, self.buf = buf[:end], buf[end:]
         try:
             request = http1.parse_request_head(head)
@@ -354,7 +363,7 @@ class Http1Server(Http1Connection):
         self.state = "read_headers"
         self.request = self.response = None
         self.body_reader = None
-        yield from self._arm_head_timer(idle=not self.buf.lstrip(b"\r\n"))
+        self._arm_head_timer(idle=not self.buf.lstrip(b"\r\n"))
         if self.buf:
             yield from self._read()
 
@@ -377,7 +386,8 @@ class Http1Server(Http1Connection):
         FIN and drop what still arrives until the client hangs up (or LINGER_SECONDS)."""
         self.state = "discard"
         yield commands.CloseConnection(self.conn, half_close=True)
-        yield commands.RequestWakeup(LINGER_SECONDS)
+        self.linger_timer = commands.RequestWakeup(LINGER_SECONDS)
+        yield self.linger_timer
 
 
 class Http1Client(Http1Connection):

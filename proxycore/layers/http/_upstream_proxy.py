@@ -144,7 +144,7 @@ class HttpUpstreamTunnel(Layer):
         authority = connect_authority(self.conn.address)
         headers = Headers()
         if getattr(self.context.options, "http_connect_send_host_header", True):
-            headers.fields.append((b"Host", authority))
+            headers.fields = (*headers.fields, (b"Host", authority))
         now = time.time()
         flow = HTTPFlow(self.context.client, self.tunnel_conn)
         flow.request = Request(
