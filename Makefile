@@ -4,6 +4,7 @@
 #   make run       start proxyweb: proxy on 8080, web UI on 127.0.0.1:8081; flags: make run ARGS='-v'
 #                  (the first run fetches mitmproxy's web front end into ~/.proxycore/web/)
 #   make test      the test suite (the first run downloads what docs/testing.md lists into .cache/)
+#   make test-adversarial  only the attack battery (tests/adversarial, docs/adversarial.md)
 #   make lint      ruff
 #   make bench     benchmark against mitmdump (see bench/README.md)
 #   make bench-h2  HTTP/2 through the proxy next to mitmdump (bench/h2bench.py; after make bench set up)
@@ -47,6 +48,10 @@ run: install
 
 test: install
 	"$(VENV)/bin/pytest" -q
+
+.PHONY: test-adversarial
+test-adversarial: install
+	"$(VENV)/bin/pytest" -q -m adversarial tests/adversarial
 
 lint: install
 	"$(VENV)/bin/ruff" check .

@@ -9,6 +9,7 @@ characters written as ``$(printf ...)`` so that the shell restores them.
 
 from __future__ import annotations
 
+import codecs
 import logging
 import shlex
 from collections.abc import Callable, Sequence
@@ -59,6 +60,9 @@ def _shell_body(request: Request) -> str:
         text = request.get_text(strict=True) or ""
     except ValueError:
         raise CommandError("Request content must be valid unicode") from None
+    if (request.content or b"").startswith(codecs.BOM_UTF8) and not text.startswith("\ufeff"):
+        # Decoding as utf-8-sig drops a leading byte order mark; the command must send it.
+        text = "\ufeff" + text
     escaped = "".join(f"\\x{ord(c):02x}" if ord(c) < 32 else c for c in text)
     if escaped != text:
         return f'"$(printf {shlex.quote(escaped)})"'

@@ -112,7 +112,7 @@ def test_cut_matches_mitmproxy(flow_id: str, kind: str, spec: str) -> None:
 
 # properties ---------------------------------------------------------------------------
 
-from hypothesis import given, settings  # noqa: E402
+from hypothesis import example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from proxycore.http import HTTPFlow, Request, Response  # noqa: E402
@@ -148,6 +148,7 @@ def test_export_raises_only_command_errors(exporter: Export, method: str, body: 
     body=st.text(alphabet=st.characters(min_codepoint=32, blacklist_categories=["Cs"]), min_size=1, max_size=64),
     headers=st.lists(st.tuples(header_names, header_values), max_size=5),
 )
+@example(body="\ufeff", headers=[])  # a byte order mark alone once exported as -d ''
 def test_curl_words_give_back_the_request(exporter: Export, body: str, headers: list) -> None:
     import shlex
 
@@ -181,3 +182,12 @@ def test_cut_raises_only_command_errors(spec: str, which: str) -> None:
         except CommandError:
             continue
         assert isinstance(value, (str, bytes))
+
+
+@pytest.mark.parametrize("body", ["\ufeff", "\ufeffa=1", "a\ufeff"])
+def test_a_byte_order_mark_stays_in_the_exported_body(exporter: Export, body: str) -> None:
+    import shlex
+
+    flow = http_flow(method="POST", req_body=body.encode(), req_headers={"content-type": "text/plain; charset=utf-8"})
+    assert shlex.split(exporter.export_str("curl", flow))[-2:] == ["-d", body]
+    assert shlex.split(exporter.export_str("httpie", flow).split(" <<< ")[1]) == [body]

@@ -14,12 +14,14 @@ both with 1009 ("message too big"), and there the handshakes get CLOSE_TIMEOUT t
 from __future__ import annotations
 
 import codecs
+import io
 import itertools
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import wsproto
+import wsproto.connection
 import wsproto.events as ws
 import wsproto.extensions
 import wsproto.frame_protocol
@@ -32,6 +34,7 @@ from proxycore.context import Context
 from proxycore.flow import Error
 from proxycore.http import HTTPFlow
 from proxycore.layer import CommandGenerator, Layer
+from proxycore.net import websocket_frames
 from proxycore.options import parse_size
 from proxycore.websocket import Opcode, WebSocketData, WebSocketMessage
 
@@ -74,9 +77,12 @@ class _Side:
         self.conn = conn
         self.ws = ws_conn
         self.from_client = from_client
-        self.frame: list[bytes] = []  # pieces of the frame being received
-        self.fragments: list[bytes] = []  # whole frames of the message being received
-        self.size = 0  # bytes of the message being received (after decompression)
+        # The message being received: its bytes (a BytesIO grows in place and hands out
+        # its content without a copy), the sizes of its finished frames, and the bytes of
+        # the frame under way (all after decompression).
+        self.message = io.BytesIO()
+        self.frames: list[int] = []
+        self.frame_size = 0
         self.close_sent = False
         self.close_received = False
         self.gone = False
@@ -157,6 +163,8 @@ class WebsocketLayer(Layer):
         # The wsproto state machines get the negotiated extensions at Start.
         self.client = _Side(context.client, wsproto.Connection(wsproto.ConnectionType.SERVER), from_client=True)
         self.server = _Side(flow.server_conn, wsproto.Connection(wsproto.ConnectionType.CLIENT), from_client=False)
+        # Without permessage-deflate, data frames are written by send_frames, not wsproto.
+        self.deflate = False
         self.ended = False
         # Set once a message was too big: messages still arriving are dropped unread.
         self.close_timer: commands.RequestWakeup | None = None
@@ -168,6 +176,7 @@ class WebsocketLayer(Layer):
             for name in unknown:
                 yield commands.Log(f"Ignoring unknown WebSocket extension {name!r}.", "info")
             self.client.ws = _ws_connection(wsproto.ConnectionType.SERVER, deflate)
+            self.deflate = bool(deflate)
             self.server.ws = _ws_connection(wsproto.ConnectionType.CLIENT, deflate)
             yield WebsocketStartHook(self.flow)
         elif isinstance(event, events.DataReceived):
@@ -204,17 +213,18 @@ class WebsocketLayer(Layer):
             if isinstance(event, ws.Message):
                 if self.close_timer is not None:
                     continue
-                # wsproto hands out frames in pieces as bytes arrive: rebuild whole frames.
-                piece = event.data.encode() if isinstance(event.data, str) else bytes(event.data)
-                side.frame.append(piece)
-                side.size += len(piece)
+                # wsproto hands out frames in pieces as bytes arrive: collect the message
+                # and remember where its frames end.
+                piece = event.data.encode() if isinstance(event.data, str) else event.data
+                side.message.write(piece)
+                side.frame_size += len(piece)
                 limit = parse_size(self.context.options.websocket_message_size_limit)
-                if limit and side.size > limit:
+                if limit and side.message.tell() > limit:
                     yield from self.message_too_big(side, limit)
                     return
                 if event.frame_finished:
-                    side.fragments.append(b"".join(side.frame))
-                    side.frame = []
+                    side.frames.append(side.frame_size)
+                    side.frame_size = 0
                 if event.message_finished:
                     yield from self.message_complete(side, isinstance(event, ws.TextMessage))
             elif isinstance(event, ws.Ping):
@@ -231,7 +241,7 @@ class WebsocketLayer(Layer):
         than hold it all in memory (it is only relayed once complete).  The TCP connections
         end with the close handshakes, or after CLOSE_TIMEOUT: cutting them at once could
         reset the connection of a peer still sending and lose our close frame."""
-        side.frame, side.fragments, side.size = [], [], 0
+        side.message, side.frames, side.frame_size = io.BytesIO(), [], 0
         websocket = self.flow.websocket
         assert websocket is not None
         message = f"WebSocket message from the {_who(side)} exceeds websocket_message_size_limit ({limit} bytes)."
@@ -246,9 +256,8 @@ class WebsocketLayer(Layer):
         yield self.close_timer
 
     def message_complete(self, side: _Side, is_text: bool) -> CommandGenerator:
-        raw, side.fragments = side.fragments, []
-        side.size = 0
-        content = b"".join(raw)
+        content, frames = side.message.getvalue(), side.frames
+        side.message, side.frames, side.frame_size = io.BytesIO(), [], 0
         message = WebSocketMessage(Opcode.TEXT if is_text else Opcode.BINARY, side.from_client, content)
         assert self.flow.websocket is not None
         self.flow.websocket.messages.append(message)
@@ -256,19 +265,27 @@ class WebsocketLayer(Layer):
         if message.dropped:
             return
         other = self._other(side)
-        if message.content == content:
-            chunks = raw  # untouched: keep the sender's frame boundaries
+        if message.content is content or message.content == content:
+            sizes = frames  # untouched: keep the sender's frame boundaries
         else:
-            body = message.content
-            chunks = [body[i : i + FRAGMENT_SIZE] for i in range(0, len(body), FRAGMENT_SIZE)] or [b""]
-        yield from self.send_message(other, message.is_text, chunks)
+            content = message.content
+            sizes = [FRAGMENT_SIZE] * (len(content) // FRAGMENT_SIZE)
+            if len(content) % FRAGMENT_SIZE or not content:
+                sizes.append(len(content) % FRAGMENT_SIZE)
+        yield from self.send_message(other, message.is_text, content, sizes)
 
-    def send_message(self, side: _Side, is_text: bool, chunks: list[bytes]) -> CommandGenerator:
+    def send_message(self, side: _Side, is_text: bool, content: bytes, sizes: list[int]) -> CommandGenerator:
+        """Send ``content`` as frames of ``sizes`` bytes (which add up to its length)."""
+        if not self.deflate:
+            yield from self.send_frames(side, is_text, content, sizes)
+            return
+        chunks, start = [], 0
+        for size in sizes:
+            chunks.append(content[start : start + size])
+            start += size
         if is_text:
             # Frame boundaries may split a UTF-8 sequence; wsproto wants str per frame, so
             # decode incrementally and carry incomplete bytes into the next frame.
-            import codecs
-
             decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
             for i, chunk in enumerate(chunks):
                 last = i == len(chunks) - 1
@@ -278,6 +295,24 @@ class WebsocketLayer(Layer):
             for i, chunk in enumerate(chunks):
                 last = i == len(chunks) - 1
                 yield from self.send(side, ws.BytesMessage(data=chunk, message_finished=last))
+
+    def send_frames(self, side: _Side, is_text: bool, content: bytes, sizes: list[int]) -> CommandGenerator:
+        """Data frames written here rather than by wsproto, which copies a payload several
+        times over (see proxycore.net.websocket_frames). Without extensions, wsproto keeps
+        no state about data frames we send: only whether the connection is still open."""
+        if side.gone or side.close_sent:
+            return
+        if side.ws.state is not wsproto.connection.ConnectionState.OPEN:
+            yield commands.Log(f"WebSocket: cannot send to {_who(side)}: connection is {side.ws.state.name}", "debug")
+            return
+        view, start = memoryview(content), 0
+        opcode = websocket_frames.OPCODE_TEXT if is_text else websocket_frames.OPCODE_BINARY
+        for i, size in enumerate(sizes):
+            fin = i == len(sizes) - 1
+            masked = not side.from_client  # we are the client of the server
+            for piece in websocket_frames.frame_pieces(opcode, fin, view[start : start + size], masked):
+                yield commands.SendData(side.conn, piece)
+            opcode, start = websocket_frames.OPCODE_CONTINUATION, start + size
 
     def send(self, side: _Side, event: ws.Event) -> CommandGenerator:
         if side.gone or side.close_sent:
@@ -303,7 +338,7 @@ class WebsocketLayer(Layer):
         if message.dropped:
             return
         target = self.server if message.from_client else self.client
-        yield from self.send_message(target, message.is_text, [message.content])
+        yield from self.send_message(target, message.is_text, message.content, [len(message.content)])
 
     # closing ----------------------------------------------------------------------------
 
