@@ -85,6 +85,7 @@ BAD_HEADS = {
     "lower-case version": b"GET http://example.com/ http/1.1\r\n\r\n",
     "non-ASCII digit in the version": b"GET http://example.com/ HTTP/\xd9\xa1.1\r\n\r\n",
     "leading bare CR": b"\rGET http://example.com/ HTTP/1.1\r\n\r\n",
+    "two Host headers": b"GET http://a.example/x HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n",
 }
 
 

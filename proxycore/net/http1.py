@@ -157,6 +157,8 @@ def parse_request_head(head: bytes) -> Request:
         raise ProtocolError(f"bad HTTP request target: {target[:100]!r}")
     if not _VERSION.fullmatch(version):
         raise ProtocolError(f"bad HTTP version: {version[:40]!r}")
+    if sum(1 for name, _ in fields if name.lower() == b"host") > 1:
+        raise ProtocolError("more than one Host header")  # RFC 9112 3.2: which one routes?
     scheme = authority = path = b""
     host, port = "", 0
     if method.upper() == b"CONNECT":
