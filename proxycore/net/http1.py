@@ -283,6 +283,14 @@ def response_body_size(request_method: str, response: Response) -> int:
     Known codings before a final ``chunked`` (``gzip, chunked``) are chunked; known
     codings without ``chunked`` run until the server closes; ``chunked`` anywhere but
     last, twice, or an unknown coding is an error."""
+    headers = response.headers
+    # Checked even where there is no body: a bad value is a broken (or hostile) server.
+    codings = transfer_codings(headers)
+    size = _content_length(headers)
+    if codings is not None:
+        *first, last = codings
+        if last not in _KNOWN_CODINGS | {"chunked"} or any(c not in _KNOWN_CODINGS for c in first):
+            raise ProtocolError(f"unsupported Transfer-Encoding in response: {', '.join(codings)[:60]}")
     status = response.status_code
     if (
         request_method.upper() == "HEAD"
@@ -291,16 +299,10 @@ def response_body_size(request_method: str, response: Response) -> int:
         or (request_method.upper() == "CONNECT" and 200 <= status < 300)
     ):
         return 0
-    headers = response.headers
-    codings = transfer_codings(headers)
     if codings is not None:
-        *first, last = codings
-        if last not in _KNOWN_CODINGS | {"chunked"} or any(c not in _KNOWN_CODINGS for c in first):
-            raise ProtocolError(f"unsupported Transfer-Encoding in response: {', '.join(codings)[:60]}")
-        if "content-length" in headers:
+        if size is not None:
             raise ProtocolError("response has both Transfer-Encoding and Content-Length")
-        return CHUNKED if last == "chunked" else UNTIL_EOF
-    size = _content_length(headers)
+        return CHUNKED if codings[-1] == "chunked" else UNTIL_EOF
     return UNTIL_EOF if size is None else size
 
 
