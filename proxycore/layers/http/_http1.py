@@ -436,6 +436,8 @@ class Http1Client(Http1Connection):
             if self.state == "passthrough":
                 yield ReceiveHttp(ResponseData(self.stream_id, event.data))
                 return
+            if self.state == "done":
+                return  # failed or closing: nothing more is read
             self.buf += event.data
             yield from self._read()
         elif isinstance(event, events.ConnectionClosed):
