@@ -134,3 +134,34 @@ def test_addon_setting_a_host_idna_refuses_gets_502(tmp_path):
     finally:
         assert p.stop() == 0
     assert "Traceback" not in p.stderr(), p.stderr()
+
+
+def test_pipelined_flood_behind_a_slow_request_is_not_buffered(proxy):
+    """A client pipelines 40 MB behind a request whose origin never answers: the proxy stops
+    reading it (head_size_limit bounds what it holds) instead of buffering it all."""
+    from tests.test_e2e_limits import peak_rss_mb
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
+    port = listener.getsockname()[1]
+    before = peak_rss_mb(proxy)
+    request = b"GET http://127.0.0.1:%d/slow HTTP/1.1\r\nHost: x\r\n\r\n" % port
+    filler = b"GET http://127.0.0.1:%d/next HTTP/1.1\r\nHost: x\r\nX-Pad: %s\r\n\r\n" % (port, b"p" * 900)
+    sent = 0
+    with socket.create_connection(("127.0.0.1", proxy.port)) as sock:
+        sock.settimeout(0.5)
+        sock.sendall(request)
+        deadline = time.monotonic() + 8
+        block = filler * 64
+        try:
+            while sent < 40_000_000 and time.monotonic() < deadline:
+                sent += sock.send(block)
+        except (TimeoutError, BlockingIOError):
+            pass  # the proxy stopped reading: the kernel buffers are full
+        grown = peak_rss_mb(proxy) - before
+    listener.close()
+    for conn in accepted:
+        conn.close()
+    assert sent < 40_000_000, "the proxy read everything"
+    assert grown < 20, f"proxy RSS grew by {grown:.1f} MiB for {sent / 1e6:.1f} MB pipelined"
