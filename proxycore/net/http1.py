@@ -21,6 +21,8 @@ _VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
 _STATUS = re.compile(rb"[0-9]{3}")
 # Control characters other than HTAB: never part of a field value or reason phrase.
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f]")
+# The same in a whole head, where CR and LF end lines (and are checked apart).
+_BAD_HEAD_BYTE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 # A request target is visible characters (raw bytes >= 0x80 tolerated, as by mitmproxy).
 _BAD_TARGET = re.compile(rb"[\x00-\x20\x7f]")
 # The first blank line ends a head, as in h11: lines end with LF, optionally after CR.
@@ -59,32 +61,55 @@ def _field(line: bytes, what: str) -> tuple[bytes, bytes]:
     return name, value
 
 
-def _split_head(head: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
-    """First line and fields of a head (with or without its final blank line).
-
-    Lines end in CRLF, or all in bare LF (lenient as mitmproxy and h11: that cannot
-    change framing). A bare LF in a CRLF head, any bare CR and any NUL are errors:
-    other parsers on the path would split such a head differently (request smuggling).
-    """
-    if b"\x00" in head:
-        raise ProtocolError("NUL byte in message head")
-    crlf = b"\r\n" in head
-    lines = head.split(b"\r\n" if crlf else b"\n")
-    for _ in range(2):  # the blank line that ends the head
-        if lines and not lines[-1]:
-            lines.pop()
-    for line in lines:
+def _bare_line_break(head: bytes) -> None:
+    """Say where a head mixes line endings (only called once that is known)."""
+    for line in head.split(b"\r\n") if b"\r\n" in head else head.split(b"\n"):
         if b"\r" in line:
             raise ProtocolError(f"bare CR in message head: {line[:80]!r}")
         if b"\n" in line:
             raise ProtocolError(f"bare LF in a CRLF message head: {line[:80]!r}")
+    raise ProtocolError("bare CR or LF in message head")  # pragma: no cover - unreachable
+
+
+def _parsed_headers(fields: list[tuple[bytes, bytes]]) -> Headers:
+    """Headers from fields ``_field`` has checked (stricter than the model's own check)."""
+    headers = Headers()
+    headers.fields = fields
+    return headers
+
+
+def _split_head(head: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """First line and fields of a head (with or without its final blank line).
+
+    Lines end in CRLF, or all in bare LF (lenient as mitmproxy and h11: that cannot
+    change framing). A bare LF in a CRLF head, any bare CR, NUL or other control
+    character but HTAB are errors: other parsers on the path would split such a head
+    differently (request smuggling). Checked on the whole head at once, which is much
+    cheaper than line by line.
+    """
+    bad = _BAD_HEAD_BYTE.search(head)
+    if bad:
+        line = head[head.rfind(b"\n", 0, bad.start()) + 1 :].split(b"\n", 1)[0]
+        what = "NUL byte" if bad.group() == b"\x00" else "control character"
+        raise ProtocolError(f"{what} in message head: {line[:80]!r}")
+    crlf = head.count(b"\r\n")
+    cr = head.count(b"\r")
+    if (crlf and (cr != crlf or head.count(b"\n") != crlf)) or (not crlf and cr):
+        _bare_line_break(head)
+    if b"\n " in head or b"\n\t" in head:
+        raise ProtocolError("obsolete line folding (obs-fold) is not allowed")
+    lines = head.split(b"\r\n" if crlf else b"\n")
+    for _ in range(2):  # the blank line that ends the head
+        if lines and not lines[-1]:
+            lines.pop()
     if not lines or not lines[0]:
         raise ProtocolError("empty start line")
     fields = []
     for line in lines[1:]:
-        if not line:
-            raise ProtocolError("empty line inside message head")
-        fields.append(_field(line, "header"))
+        name, sep, value = line.partition(b":")
+        if not sep or not _TOKEN.fullmatch(name):
+            raise ProtocolError(f"invalid header line: {line[:80]!r}")
+        fields.append((name, value.strip(b" \t")))
     return lines[0], fields
 
 
@@ -93,13 +118,14 @@ def _check_host(host: str, authority: bytes) -> None:
     if host.isascii():
         if not _HOST_CHARS.fullmatch(host):
             raise ProtocolError(f"invalid host in authority: {authority!r}")
-    elif any(not c.isprintable() or c.isspace() or c in "/\\@:?#[]%" for c in host):
+        labels = host.split(".")
+        if labels[-1] == "" and len(labels) > 1:
+            labels.pop()  # a trailing dot: the root
+        if all(0 < len(label) < 64 for label in labels):
+            return  # all the IDNA codec would check in an ASCII name, without its cost
+        raise ProtocolError(f"invalid host name (empty or long label) in authority: {authority!r}")
+    if any(not c.isprintable() or c.isspace() or c in "/\\@:?#[]%" for c in host):
         raise ProtocolError(f"invalid host in authority: {authority!r}")
-    try:
-        ipaddress.ip_address(host)
-        return
-    except ValueError:
-        pass
     try:
         host.encode("idna")
     except UnicodeError:
@@ -157,7 +183,7 @@ def parse_request_head(head: bytes) -> Request:
         raise ProtocolError(f"bad HTTP request target: {target[:100]!r}")
     if not _VERSION.fullmatch(version):
         raise ProtocolError(f"bad HTTP version: {version[:40]!r}")
-    if sum(1 for name, _ in fields if name.lower() == b"host") > 1:
+    if len(fields) > 1 and head.lower().count(b"\nhost:") > 1:
         raise ProtocolError("more than one Host header")  # RFC 9112 3.2: which one routes?
     scheme = authority = path = b""
     host, port = "", 0
@@ -187,7 +213,7 @@ def parse_request_head(head: bytes) -> Request:
         authority=authority,
         path=path,
         http_version=version,
-        headers=Headers(fields),
+        headers=_parsed_headers(fields),
         content=None,
         trailers=None,
         timestamp_start=0.0,
@@ -203,13 +229,11 @@ def parse_response_head(head: bytes) -> Response:
         raise ProtocolError(f"bad HTTP response line: {first[:100]!r}")
     if not _STATUS.fullmatch(status):
         raise ProtocolError(f"bad HTTP status code: {status[:40]!r}")
-    if _BAD_VALUE.search(reason):
-        raise ProtocolError(f"control character in reason phrase: {reason[:40]!r}")
     return Response(
         http_version=version,
         status_code=int(status),
         reason=reason,
-        headers=Headers(fields),
+        headers=_parsed_headers(fields),
         content=None,
         trailers=None,
         timestamp_start=0.0,
