@@ -60,3 +60,17 @@ def test_server_trailers_with_line_breaks_fail_the_exchange():
         got = pump.client_responses()[sid]
         assert got["status"] == b"502" and got["trailers"] is None, value
         assert b"partial" not in got["body"]
+
+
+def test_server_headers_with_line_breaks_fail_the_exchange():
+    pump = H2Pump(validate_inbound_headers=False)
+    pump.server = h2_peer(client_side=False, lax=True)
+    sid = pump.request("/r")
+    (server_sid,) = pump.server_requests()
+    pump.server.send_headers(server_sid, [(b":status", b"200"), (b"set-cookie", b"a=1\r\nX-Injected: 1")])
+    pump.server.send_data(server_sid, b"body")
+    pump.pump_peers()
+    got = pump.client_responses()[sid]
+    assert got["status"] == b"502"
+    resets = [e for e in pump.server_events if isinstance(e, h2.events.StreamReset)]
+    assert [e.error_code for e in resets] == [h2.errors.ErrorCodes.PROTOCOL_ERROR]
