@@ -15,6 +15,7 @@ The number of examples follows the hypothesis profile (tests/conftest.py).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import h11
@@ -40,6 +41,10 @@ from proxycore.net import http1
 from proxycore.testing import make_context
 
 HEAD_LIMIT = 65536
+# For long runs (HYPOTHESIS_PROFILE=thorough): a file that gets "examples checked" every
+# 1,000 examples, so a run stopped early still tells how far it got without a failure.
+PROGRESS_FILE = os.environ.get("ORACLE_PROGRESS_FILE")
+_checked = 0
 
 
 @dataclass
@@ -197,6 +202,11 @@ def documented_difference(theirs: Outcome, data: bytes, response: bool) -> bool:
 
 
 def check(ours: Outcome, theirs: Outcome, data: bytes, response: bool = False) -> None:
+    global _checked
+    _checked += 1
+    if PROGRESS_FILE and _checked % 1000 == 0:
+        with open(PROGRESS_FILE, "w") as f:
+            f.write(f"{_checked} examples checked\n")
     if ours.kind == "ok":
         if theirs.kind == "error":
             assert documented_difference(theirs, data, response), (
