@@ -16,7 +16,8 @@ MAX_CHUNK_LINE = 4096
 # Bytes of trailer fields after the last chunk (a head has head_size_limit instead).
 MAX_TRAILER_SIZE = 64 * 1024
 
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TOKEN_TEXT = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_TOKEN = re.compile(_TOKEN_TEXT)
 _VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
 _STATUS = re.compile(rb"[0-9]{3}")
 # Control characters other than HTAB: never part of a field value or reason phrase.
@@ -33,7 +34,6 @@ _PORT = re.compile(r"[0-9]{1,5}")
 # An ASCII host name: letters, digits and the unreserved/sub-delims a reg-name may hold.
 _HOST_CHARS = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=]+")
 _QUOTED = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
-_TOKEN_TEXT = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 # chunk-size [chunk-ext] OWS: hex digits only (no 0x, no _, no sign), extensions as
 # RFC 9112 7.1.1 names them, nothing else.
 _CHUNK_LINE = re.compile(
@@ -49,7 +49,7 @@ class ProtocolError(ValueError):
 
 
 def _field(line: bytes, what: str) -> tuple[bytes, bytes]:
-    """One ``name: value`` line of a head or trailer section, checked strictly."""
+    """One ``name: value`` line of a trailer section, checked strictly."""
     if line[:1] in (b" ", b"\t"):
         raise ProtocolError("obsolete line folding (obs-fold) is not allowed")
     name, sep, value = line.partition(b":")
@@ -72,7 +72,7 @@ def _bare_line_break(head: bytes) -> None:
 
 
 def _parsed_headers(fields: list[tuple[bytes, bytes]]) -> Headers:
-    """Headers from fields ``_field`` has checked (stricter than the model's own check)."""
+    """Headers from fields ``_split_head`` has checked (stricter than the model's own check)."""
     headers = Headers()
     headers.fields = fields
     return headers
