@@ -4,6 +4,8 @@ and authority the proxy refuses, at the layer level, and that nothing reaches th
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from proxycore import commands, events
 from proxycore.connection import ConnectionState
@@ -420,3 +422,32 @@ def test_model_refuses_line_breaks_and_nul(bad):
             pytest.fail(f"setter {i} accepted {bad!r}")
     wire = http1.assemble_request_head(request) + http1.assemble_response_head(response)
     assert bad.encode() not in wire
+
+
+# Properties -----------------------------------------------------------------------------------
+
+VALID_HEAD = [
+    b"POST http://example.com/upload?x=1 HTTP/1.1",
+    b"Host: example.com",
+    b"Content-Length: 5",
+    b"X-Forwarded-For: 10.0.0.1, 10.0.0.2",
+    b"Cookie: a=1; b=2",
+]
+
+
+@given(st.integers(1, len(VALID_HEAD) - 1), st.integers(0, 100), st.sampled_from([b"\r", b"\n", b"\x00", b"\x0b"]),
+       st.booleans())
+def test_any_line_break_or_nul_inside_a_line_is_refused(line_no, at, bad, response):
+    lines = list(VALID_HEAD)
+    if response:
+        lines[0] = b"HTTP/1.1 200 OK"
+    line = lines[line_no]
+    at = 1 + at % (len(line) - 1)  # strictly inside the line
+    lines[line_no] = line[:at] + bad + line[at:]
+    head = b"\r\n".join(lines) + b"\r\n\r\n"
+    parse = http1.parse_response_head if response else http1.parse_request_head
+    with pytest.raises(http1.ProtocolError):
+        parse(head)
+    # And through the layer: nothing reaches a server.
+    if not response:
+        assert_rejected(head + b"hello")
