@@ -451,3 +451,35 @@ def test_any_line_break_or_nul_inside_a_line_is_refused(line_no, at, bad, respon
     # And through the layer: nothing reaches a server.
     if not response:
         assert_rejected(head + b"hello")
+
+
+def test_tunnel_resumes_reading_what_was_paused_before_it_opened():
+    """Over 64 KiB sent right behind a CONNECT pause the client; once the tunnel is up it
+    is read again (and what came early goes into the tunnel)."""
+    from proxycore.connection import Server
+    from proxycore.http import HTTPFlow
+    from proxycore.layer import NextLayer, NextLayerHook
+    from proxycore.layers.http._hooks import HttpConnectedHook, HttpConnectHook
+    from proxycore.testing import Placeholder, reply
+
+    tctx = make_context()
+    nl = Placeholder(NextLayer)
+    server = Placeholder(Server)
+    flow = Placeholder(HTTPFlow)
+    early = b"x" * 100_000
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(tctx.client, b"CONNECT example.com:80 HTTP/1.1\r\n\r\n")
+        << HttpConnectHook(flow)
+        >> events.DataReceived(tctx.client, early)
+        << commands.PauseReading(tctx.client)
+        >> reply(to=HttpConnectHook)
+        << commands.OpenConnection(server)
+        >> reply(None)
+        << HttpConnectedHook(flow)
+        >> reply()
+        << commands.SendData(tctx.client, b"HTTP/1.1 200 Connection established\r\n\r\n")
+        << NextLayerHook(nl)
+        << commands.ResumeReading(tctx.client)
+    )
+    assert nl().data_client() == early

@@ -370,6 +370,7 @@ class Http1Server(Http1Connection):
             self.state = "passthrough"
             if self.buf:
                 yield ReceiveHttp(RequestData(self.stream_id, self._take(len(self.buf))))
+            yield from self._pipeline_backpressure()  # a tunnel reads on, whatever came early
 
     def _response_done(self) -> CommandGenerator:
         request, response = self.request, self.response
