@@ -81,6 +81,18 @@ def _s(value: bytes) -> str:
     return value.decode("utf-8", "surrogateescape")
 
 
+_LINE_BREAK_OR_NUL = re.compile(rb"[\r\n\x00]")
+
+
+def _wire(value: str | bytes, what: str) -> bytes:
+    """``value`` as bytes for a message head. CR, LF or NUL in it would split the head
+    differently for the next hop (header or request injection), so they are refused."""
+    data = _b(value)
+    if _LINE_BREAK_OR_NUL.search(data):
+        raise ValueError(f"{what} must not contain CR, LF or NUL: {data[:60]!r}")
+    return data
+
+
 class Headers:
     """Ordered, case-insensitive multi-dict of header fields, stored as (bytes, bytes).
 
@@ -92,11 +104,18 @@ class Headers:
     __slots__ = ("_fields",)
 
     def __init__(self, fields: Iterable[tuple[bytes | str, bytes | str]] = (), **headers: str | bytes) -> None:
-        named = tuple((name.replace("_", "-").encode(), _b(value)) for name, value in headers.items())
+        named = tuple(
+            (_wire(name.replace("_", "-"), "header name"), _wire(value, "header value"))
+            for name, value in headers.items()
+        )
         # As mitmproxy: a header given by keyword replaces fields of that name.
         replaced = {name.lower() for name, _ in named}
         self._fields: tuple[tuple[bytes, bytes], ...] = (
-            *((_b(k), _b(v)) for k, v in fields if not replaced or _b(k).lower() not in replaced),
+            *(
+                (_wire(k, "header name"), _wire(v, "header value"))
+                for k, v in fields
+                if not replaced or _b(k).lower() not in replaced
+            ),
             *named,
         )
 
@@ -108,7 +127,7 @@ class Headers:
 
     @fields.setter
     def fields(self, value: Iterable[tuple[bytes, bytes]]) -> None:
-        self._fields = tuple(value)
+        self._fields = tuple((_wire(k, "header name"), _wire(v, "header value")) for k, v in value)
 
     # mapping protocol
     def __getitem__(self, name: str | bytes) -> str:
@@ -118,19 +137,20 @@ class Headers:
         return ", ".join(values)
 
     def __setitem__(self, name: str | bytes, value: str | bytes) -> None:
-        key = _b(name)
+        key = _wire(name, "header name")
+        value = _wire(value, "header value")
         lower = key.lower()
         new: list[tuple[bytes, bytes]] = []
         placed = False
         for k, v in self.fields:
             if k.lower() == lower:
                 if not placed:
-                    new.append((k, _b(value)))
+                    new.append((k, value))
                     placed = True
             else:
                 new.append((k, v))
         if not placed:
-            new.append((key, _b(value)))
+            new.append((key, value))
         self.fields = new
 
     def __delitem__(self, name: str | bytes) -> None:
@@ -189,9 +209,9 @@ class Headers:
         return [_s(v) for k, v in self.fields if k.lower() == lower]
 
     def set_all(self, name: str | bytes, values: Iterable[str | bytes]) -> None:
-        key = _b(name)
+        key = _wire(name, "header name")
         lower = key.lower()
-        new_values = [_b(v) for v in values]
+        new_values = [_wire(v, "header value") for v in values]
         result: list[tuple[bytes, bytes]] = []
         inserted = False
         for k, v in self.fields:
@@ -206,11 +226,11 @@ class Headers:
         self.fields = result
 
     def add(self, name: str | bytes, value: str | bytes) -> None:
-        self._fields = (*self._fields, (_b(name), _b(value)))
+        self._fields = (*self._fields, (_wire(name, "header name"), _wire(value, "header value")))
 
     def insert(self, index: int, name: str | bytes, value: str | bytes) -> None:
         fields = list(self._fields)
-        fields.insert(index, (_b(name), _b(value)))
+        fields.insert(index, (_wire(name, "header name"), _wire(value, "header value")))
         self._fields = tuple(fields)
 
     def clear(self) -> None:
@@ -490,7 +510,7 @@ class Message:
 
     @http_version.setter
     def http_version(self, value: str | bytes) -> None:
-        self.data.http_version = _b(value)
+        self.data.http_version = _wire(value, "HTTP version")
 
     @property
     def is_http10(self) -> bool:
@@ -692,11 +712,11 @@ class Request(Message):
         d = self.data = _MessageData()
         d.host = host.decode("idna") if isinstance(host, bytes) else host
         d.port = port
-        d.method = _b(method)
-        d.scheme = _b(scheme)
-        d.authority = _b(authority)
-        d.path = _b(path)
-        d.http_version = _b(http_version)
+        d.method = _wire(method, "method")
+        d.scheme = _wire(scheme, "scheme")
+        d.authority = _wire(authority, "authority")
+        d.path = _wire(path, "path")
+        d.http_version = _wire(http_version, "HTTP version")
         d.headers = _as_headers(headers)
         d.content = content
         d.trailers = None if trailers is None else _as_headers(trailers)
@@ -764,7 +784,7 @@ class Request(Message):
 
     @method.setter
     def method(self, value: str | bytes) -> None:
-        self.data.method = _b(value)
+        self.data.method = _wire(value, "method")
 
     @property
     def scheme(self) -> str:
@@ -772,7 +792,7 @@ class Request(Message):
 
     @scheme.setter
     def scheme(self, value: str | bytes) -> None:
-        self.data.scheme = _b(value)
+        self.data.scheme = _wire(value, "scheme")
 
     @property
     def authority(self) -> str:
@@ -788,7 +808,7 @@ class Request(Message):
                 value = value.encode("idna")
             except UnicodeError:
                 value = _b(value)
-        self.data.authority = _b(value)
+        self.data.authority = _wire(value, "authority")
 
     @property
     def path(self) -> str:
@@ -796,7 +816,7 @@ class Request(Message):
 
     @path.setter
     def path(self, value: str | bytes) -> None:
-        self.data.path = _b(value)
+        self.data.path = _wire(value, "path")
 
     @property
     def host(self) -> str:
@@ -806,6 +826,8 @@ class Request(Message):
     def host(self, value: str | bytes) -> None:
         if isinstance(value, bytes):
             value = value.decode("idna")  # b"xn--..." is the ASCII form of a Unicode name
+        if value is not None:  # None: no host (mitmproxy allows it, e.g. for OPTIONS *)
+            _wire(value, "host")
         self.data.host = value
         self._update_host_references()
 
@@ -862,6 +884,7 @@ class Request(Message):
     def url(self, value: str | bytes) -> None:
         if isinstance(value, bytes):
             value = value.decode("utf-8", "surrogateescape")
+        _wire(value, "URL")  # urlsplit would silently drop CR, LF and tabs
         parts = urllib.parse.urlsplit(value)
         if not parts.scheme or not parts.hostname:
             raise ValueError(f"invalid URL: {value!r}")
@@ -1054,7 +1077,7 @@ class Response(Message):
         d = self.data = _MessageData()
         d.http_version = _b(http_version)
         d.status_code = status_code
-        d.reason = _b(reason)
+        d.reason = _wire(reason, "reason")
         d.headers = _as_headers(headers)
         d.content = content
         d.trailers = None if trailers is None else _as_headers(trailers)
@@ -1099,7 +1122,9 @@ class Response(Message):
 
     @reason.setter
     def reason(self, value: str | bytes) -> None:
-        self.data.reason = value if isinstance(value, bytes) else value.encode("iso-8859-1", "replace")
+        self.data.reason = _wire(
+            value if isinstance(value, bytes) else value.encode("iso-8859-1", "replace"), "reason"
+        )
 
     def _get_cookies(self) -> list[tuple[str, tuple[str | None, CookieAttrs]]]:
         """(name, (value, attributes)) per cookie set, parsed as mitmproxy does."""

@@ -118,11 +118,15 @@ class Options(OptManager):
         add("save_stream_filter", str | None, None, "Filter which flows are written to file.")
         add("http_connect_send_host_header", bool, True,
             "Include host header with CONNECT requests. Enabled by default.")
+        add("head_size_limit", str | None, "64k",
+            "Largest HTTP/1 message head: a larger request head gets 431, a larger response "
+            "head 502; also how much pipelined data is buffered (0 = no limit; proxycore only).")
         self.changed.append(self._check_sizes)
         if kwargs:
             self.update(**kwargs)
 
     def _check_sizes(self, updated: set[str]) -> None:
-        for name in ("stream_large_bodies", "body_size_limit", "body_buffer_limit", "websocket_message_size_limit"):
+        for name in ("stream_large_bodies", "body_size_limit", "body_buffer_limit", "websocket_message_size_limit",
+                     "head_size_limit"):
             if name in updated:
                 parse_size(getattr(self, name))

@@ -392,8 +392,8 @@ class ConnectionHandler:
                 transport, _ = await asyncio.get_running_loop().create_connection(
                     lambda: protocol, host, port
                 )
-            except OSError as e:
-                server.error = _error_text(e)
+            except (OSError, ValueError) as e:  # ValueError: a host name IDNA refuses (set by an addon)
+                server.error = _error_text(e) if isinstance(e, OSError) else f"invalid host: {e}"
                 await self._run_hook(ServerConnectErrorHook(data))
                 self.feed(events.OpenConnectionCompleted(command, server.error))
                 return

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ssl
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from OpenSSL import SSL
 
@@ -17,6 +17,7 @@ from proxycore.net.tls import (
     parse_client_hello,
     starts_like_tls,
 )
+from tests.hypothesis_budget import at_least
 
 # --- hello sources -----------------------------------------------------------
 
@@ -368,7 +369,7 @@ def test_starts_like_tls() -> None:
 # --- properties ------------------------------------------------------------------
 
 
-@settings(max_examples=1000)
+@at_least(1000)
 @given(st.binary(max_size=1000))
 def test_arbitrary_bytes_give_a_hello_none_or_value_error(data: bytes) -> None:
     try:
@@ -378,7 +379,7 @@ def test_arbitrary_bytes_give_a_hello_none_or_value_error(data: bytes) -> None:
     assert result is None or isinstance(result, ClientHello)
 
 
-@settings(max_examples=500)
+@at_least(500)
 @given(st.binary(max_size=400), st.sampled_from([b"\x01", b"\x03\x03", b""]))
 def test_arbitrary_bytes_behind_plausible_headers(data: bytes, prefix: bytes) -> None:
     body = prefix + data
@@ -390,7 +391,7 @@ def test_arbitrary_bytes_behind_plausible_headers(data: bytes, prefix: bytes) ->
     assert result is None or isinstance(result, ClientHello)
 
 
-@settings(max_examples=500)
+@at_least(500)
 @given(st.data())
 def test_mutated_real_hello_gives_a_hello_none_or_value_error(data: st.DataObject) -> None:
     hello = bytearray(PY_HELLO)

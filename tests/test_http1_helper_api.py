@@ -40,7 +40,8 @@ def test_response_lines():
 
 
 def test_folded_header_lines_join_the_previous_field():
-    assert _read_headers([b"A: 1\r\n", b" more\r\n"]).fields == ((b"A", b"1\r\n more"),)
+    # mitmproxy keeps the line break (b"1\r\n more"); our model refuses CR/LF in values
+    assert _read_headers([b"A: 1\r\n", b" more\r\n"]).fields == ((b"A", b"1 more"),)
     with pytest.raises(ValueError):
         _read_headers([b" orphan\r\n"])
 

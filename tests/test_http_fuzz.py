@@ -1,6 +1,6 @@
 """Properties of the HTTP/1 layers: arbitrary input never raises, chunking never matters."""
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from proxycore import commands, events
@@ -8,6 +8,7 @@ from proxycore.connection import ConnectionState, Server
 from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.layers.http._hooks import HttpErrorHook, HttpResponseHook
 from proxycore.testing import make_context, run_events
+from tests.hypothesis_budget import at_least
 
 REQUESTS = [
     b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n",
@@ -90,7 +91,7 @@ def summary(tctx, issued):
     return flows, client_bytes, server_bytes
 
 
-@settings(max_examples=200)
+@at_least(200)
 @given(
     st.sampled_from(REQUESTS),
     st.sampled_from(RESPONSES),

@@ -6,47 +6,140 @@ and nothing here knows about connections or flows beyond the model classes.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 
 from proxycore.http import Headers, Request, Response
 
 MAX_CHUNK_LINE = 4096
+# Bytes of trailer fields after the last chunk (a head has head_size_limit instead).
+MAX_TRAILER_SIZE = 64 * 1024
 
-_TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_VERSION = re.compile(rb"^HTTP/\d\.\d$")
+_TOKEN_TEXT = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_TOKEN = re.compile(_TOKEN_TEXT)
+_VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
+_STATUS = re.compile(rb"[0-9]{3}")
+# Control characters other than HTAB: never part of a field value or reason phrase.
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f]")
+# The same in a whole head, where CR and LF end lines (and are checked apart).
+_BAD_HEAD_BYTE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# A request target is visible characters (raw bytes >= 0x80 tolerated, as by mitmproxy).
+_BAD_TARGET = re.compile(rb"[\x00-\x20\x7f]")
+# The first blank line ends a head, as in h11: lines end with LF, optionally after CR.
+_HEAD_END = re.compile(rb"\n\r?\n")
+_LEADING_BLANK_LINES = re.compile(rb"(?:\r?\n)+")
+_DIGITS = re.compile(r"[0-9]{1,18}")
+_PORT = re.compile(r"[0-9]{1,5}")
+# An ASCII host name: letters, digits and the unreserved/sub-delims a reg-name may hold.
+_HOST_CHARS = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=]+")
+_QUOTED = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
+# chunk-size [chunk-ext] OWS: hex digits only (no 0x, no _, no sign), extensions as
+# RFC 9112 7.1.1 names them, nothing else.
+_CHUNK_LINE = re.compile(
+    rb"([0-9A-Fa-f]{1,16})((?:;[ \t]*%s(?:[ \t]*=[ \t]*(?:%s|%s))?[ \t]*)*)"
+    % (_TOKEN_TEXT, _TOKEN_TEXT, _QUOTED)
+)
+# Transfer codings a response may name before its final "chunked".
+_KNOWN_CODINGS = frozenset({"gzip", "x-gzip", "deflate", "compress", "x-compress"})
 
 
 class ProtocolError(ValueError):
     """The peer sent something that is not HTTP/1; the message says what."""
 
 
+def _field(line: bytes, what: str) -> tuple[bytes, bytes]:
+    """One ``name: value`` line of a trailer section, checked strictly."""
+    if line[:1] in (b" ", b"\t"):
+        raise ProtocolError("obsolete line folding (obs-fold) is not allowed")
+    name, sep, value = line.partition(b":")
+    if not sep or not _TOKEN.fullmatch(name):
+        raise ProtocolError(f"invalid {what} line: {line[:80]!r}")
+    value = value.strip(b" \t")
+    if _BAD_VALUE.search(value):
+        raise ProtocolError(f"control character in {what} value: {line[:80]!r}")
+    return name, value
+
+
+def _bare_line_break(head: bytes) -> None:
+    """Say where a head mixes line endings (only called once that is known)."""
+    for line in head.split(b"\r\n") if b"\r\n" in head else head.split(b"\n"):
+        if b"\r" in line:
+            raise ProtocolError(f"bare CR in message head: {line[:80]!r}")
+        if b"\n" in line:
+            raise ProtocolError(f"bare LF in a CRLF message head: {line[:80]!r}")
+    raise ProtocolError("bare CR or LF in message head")  # pragma: no cover - unreachable
+
+
+def _parsed_headers(fields: list[tuple[bytes, bytes]]) -> Headers:
+    """Headers from fields ``_split_head`` has checked (stricter than the model's own check)."""
+    headers = Headers()
+    headers.fields = fields
+    return headers
+
+
 def _split_head(head: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
-    lines = head.split(b"\r\n")
-    # Tolerate bare LF line endings, as most servers do.
-    if len(lines) == 1 and b"\n" in head:
-        lines = head.split(b"\n")
-    first, rest = lines[0], lines[1:]
-    fields: list[tuple[bytes, bytes]] = []
-    for line in rest:
-        if not line:
-            continue
-        if line[0] in b" \t":
-            raise ProtocolError("obsolete header line folding is not allowed")
+    """First line and fields of a head (with or without its final blank line).
+
+    Lines end in CRLF, or all in bare LF (lenient as mitmproxy and h11: that cannot
+    change framing). A bare LF in a CRLF head, any bare CR, NUL or other control
+    character but HTAB are errors: other parsers on the path would split such a head
+    differently (request smuggling). Checked on the whole head at once, which is much
+    cheaper than line by line.
+    """
+    bad = _BAD_HEAD_BYTE.search(head)
+    if bad:
+        line = head[head.rfind(b"\n", 0, bad.start()) + 1 :].split(b"\n", 1)[0]
+        what = "NUL byte" if bad.group() == b"\x00" else "control character"
+        raise ProtocolError(f"{what} in message head: {line[:80]!r}")
+    crlf = head.count(b"\r\n")
+    cr = head.count(b"\r")
+    if (crlf and (cr != crlf or head.count(b"\n") != crlf)) or (not crlf and cr):
+        _bare_line_break(head)
+    if b"\n " in head or b"\n\t" in head:
+        raise ProtocolError("obsolete line folding (obs-fold) is not allowed")
+    lines = head.split(b"\r\n" if crlf else b"\n")
+    for _ in range(2):  # the blank line that ends the head
+        if lines and not lines[-1]:
+            lines.pop()
+    if not lines or not lines[0]:
+        raise ProtocolError("empty start line")
+    fields = []
+    for line in lines[1:]:
         name, sep, value = line.partition(b":")
-        if not sep or not _TOKEN.match(name):
+        if not sep or not _TOKEN.fullmatch(name):
             raise ProtocolError(f"invalid header line: {line[:80]!r}")
         fields.append((name, value.strip(b" \t")))
-    return first, fields
+    return lines[0], fields
+
+
+def _check_host(host: str, authority: bytes) -> None:
+    """A host must be something we can connect to: an IP literal or a name IDNA accepts."""
+    if host.isascii():
+        if not _HOST_CHARS.fullmatch(host):
+            raise ProtocolError(f"invalid host in authority: {authority!r}")
+        labels = host.split(".")
+        if labels[-1] == "" and len(labels) > 1:
+            labels.pop()  # a trailing dot: the root
+        if all(0 < len(label) < 64 for label in labels):
+            return  # all the IDNA codec would check in an ASCII name, without its cost
+        raise ProtocolError(f"invalid host name (empty or long label) in authority: {authority!r}")
+    if any(not c.isprintable() or c.isspace() or c in "/\\@:?#[]%" for c in host):
+        raise ProtocolError(f"invalid host in authority: {authority!r}")
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        raise ProtocolError(f"invalid host name (IDNA) in authority: {authority!r}") from None
 
 
 def parse_authority(authority: bytes, default_port: int | None) -> tuple[str, int]:
-    """Split ``host[:port]`` (IPv6 in brackets) into host and port."""
+    """Split ``host[:port]`` (IPv6 in brackets) into host and port; ProtocolError if either
+    is not something a connection can be made to."""
     try:
         text = authority.decode("ascii" if authority.isascii() else "utf-8")
     except UnicodeError:
         raise ProtocolError(f"invalid authority: {authority!r}") from None
-    host, port_str = text, ""
+    host, port_str = text, None
     if text.startswith("["):
         end = text.find("]")
         if end == -1:
@@ -56,18 +149,24 @@ def parse_authority(authority: bytes, default_port: int | None) -> tuple[str, in
             if not rest.startswith(":"):
                 raise ProtocolError(f"invalid authority: {authority!r}")
             port_str = rest[1:]
-    elif ":" in text:
-        host, _, port_str = text.rpartition(":")
-    if port_str:
-        if not port_str.isdigit() or not 0 < int(port_str) < 65536:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ProtocolError(f"invalid IPv6 address in authority: {authority!r}") from None
+    else:
+        if ":" in text:
+            host, _, port_str = text.rpartition(":")
+        if not host:
+            raise ProtocolError(f"invalid host in authority: {authority!r}")
+        _check_host(host, authority)
+    if port_str:  # "host:" has the default port, as an empty port in a URI does
+        if not _PORT.fullmatch(port_str) or not 0 < int(port_str) < 65536:
             raise ProtocolError(f"invalid port in authority: {authority!r}")
         port = int(port_str)
     elif default_port is None:
         raise ProtocolError(f"missing port in authority: {authority!r}")
     else:
         port = default_port
-    if not host or any(c in host for c in " /\\@"):
-        raise ProtocolError(f"invalid host in authority: {authority!r}")
     return host.lower(), port
 
 
@@ -78,10 +177,14 @@ def parse_request_head(head: bytes) -> Request:
     if len(parts) != 3:
         raise ProtocolError(f"bad HTTP request line: {first[:100]!r}")
     method, target, version = parts
-    if not _TOKEN.match(method):
+    if not _TOKEN.fullmatch(method):
         raise ProtocolError(f"bad HTTP request method: {method[:40]!r}")
-    if not _VERSION.match(version):
+    if not target or _BAD_TARGET.search(target):
+        raise ProtocolError(f"bad HTTP request target: {target[:100]!r}")
+    if not _VERSION.fullmatch(version):
         raise ProtocolError(f"bad HTTP version: {version[:40]!r}")
+    if len(fields) > 1 and head.lower().count(b"\nhost:") > 1:
+        raise ProtocolError("more than one Host header")  # RFC 9112 3.2: which one routes?
     scheme = authority = path = b""
     host, port = "", 0
     if method.upper() == b"CONNECT":
@@ -110,7 +213,7 @@ def parse_request_head(head: bytes) -> Request:
         authority=authority,
         path=path,
         http_version=version,
-        headers=Headers(fields),
+        headers=_parsed_headers(fields),
         content=None,
         trailers=None,
         timestamp_start=0.0,
@@ -122,15 +225,15 @@ def parse_response_head(head: bytes) -> Response:
     first, fields = _split_head(head)
     version, _, rest = first.partition(b" ")
     status, _, reason = rest.partition(b" ")
-    if not _VERSION.match(version):
+    if not _VERSION.fullmatch(version):
         raise ProtocolError(f"bad HTTP response line: {first[:100]!r}")
-    if len(status) != 3 or not status.isdigit():
+    if not _STATUS.fullmatch(status):
         raise ProtocolError(f"bad HTTP status code: {status[:40]!r}")
     return Response(
         http_version=version,
         status_code=int(status),
         reason=reason,
-        headers=Headers(fields),
+        headers=_parsed_headers(fields),
         content=None,
         trailers=None,
         timestamp_start=0.0,
@@ -145,36 +248,51 @@ CHUNKED = -2
 
 
 def _content_length(headers: Headers) -> int | None:
+    """The Content-Length, if any: ASCII digits only; repeated values must all agree."""
     values = headers.get_all("content-length")
     if not values:
         return None
-    sizes = {v.strip() for value in values for v in value.split(",")}
+    sizes = {v.strip(" \t") for value in values for v in value.split(",")}
     if len(sizes) != 1:
         raise ProtocolError("conflicting Content-Length headers")
     (size,) = sizes
-    if not size.isdigit():
+    if not _DIGITS.fullmatch(size):
         raise ProtocolError(f"invalid Content-Length: {size[:40]!r}")
     return int(size)
 
 
-def _is_chunked(headers: Headers, what: str) -> bool | None:
-    """None when there is no Transfer-Encoding, True for chunked, else an error."""
-    te = headers.get_all("transfer-encoding")
-    if not te:
+def transfer_codings(headers: Headers) -> list[str] | None:
+    """The transfer codings named by Transfer-Encoding (lower case), None without it;
+    ProtocolError for an empty element or one that is not a plain token."""
+    values = headers.get_all("transfer-encoding")
+    if not values:
         return None
-    codings = [c.strip().lower() for v in te for c in v.split(",") if c.strip()]
-    if codings == ["chunked"]:
-        return True
-    if what == "response" and codings and codings[-1] != "chunked":
-        return False
-    raise ProtocolError(f"unsupported Transfer-Encoding in {what}: {', '.join(te)}")
+    codings = []
+    for value in values:
+        for item in value.split(","):
+            coding = item.strip(" \t").lower()
+            if not coding.isascii() or not _TOKEN.fullmatch(coding.encode()):
+                raise ProtocolError(f"invalid Transfer-Encoding: {value[:60]!r}")
+            codings.append(coding)
+    return codings
+
+
+def is_chunked(headers: Headers) -> bool:
+    """Whether a message we send is framed by chunks: ``chunked`` is its final coding."""
+    values = headers.get_all("transfer-encoding")
+    return bool(values) and values[-1].rsplit(",", 1)[-1].strip(" \t").lower() == "chunked"
 
 
 def request_body_size(request: Request) -> int:
-    """Bytes of body that follow a request head: a size, or CHUNKED."""
+    """Bytes of body that follow a request head: a size, or CHUNKED.
+
+    A proxy must not guess here (RFC 9112 6.3): a request is chunked only when
+    Transfer-Encoding is exactly ``chunked``, and never also has a Content-Length."""
     headers = request.headers
-    chunked = _is_chunked(headers, "request")
-    if chunked is not None:
+    codings = transfer_codings(headers)
+    if codings is not None:
+        if codings != ["chunked"]:
+            raise ProtocolError(f"unsupported Transfer-Encoding in request: {', '.join(codings)[:60]}")
         if "content-length" in headers:
             raise ProtocolError("request has both Transfer-Encoding and Content-Length")
         if request.http_version != "HTTP/1.1":
@@ -184,7 +302,19 @@ def request_body_size(request: Request) -> int:
 
 
 def response_body_size(request_method: str, response: Response) -> int:
-    """Bytes of body after a response head: a size, CHUNKED or UNTIL_EOF (RFC 9112 §6.3)."""
+    """Bytes of body after a response head: a size, CHUNKED or UNTIL_EOF (RFC 9112 6.3).
+
+    Known codings before a final ``chunked`` (``gzip, chunked``) are chunked; known
+    codings without ``chunked`` run until the server closes; ``chunked`` anywhere but
+    last, twice, or an unknown coding is an error."""
+    headers = response.headers
+    # Checked even where there is no body: a bad value is a broken (or hostile) server.
+    codings = transfer_codings(headers)
+    size = _content_length(headers)
+    if codings is not None:
+        *first, last = codings
+        if last not in _KNOWN_CODINGS | {"chunked"} or any(c not in _KNOWN_CODINGS for c in first):
+            raise ProtocolError(f"unsupported Transfer-Encoding in response: {', '.join(codings)[:60]}")
     status = response.status_code
     if (
         request_method.upper() == "HEAD"
@@ -193,15 +323,10 @@ def response_body_size(request_method: str, response: Response) -> int:
         or (request_method.upper() == "CONNECT" and 200 <= status < 300)
     ):
         return 0
-    headers = response.headers
-    chunked = _is_chunked(headers, "response")
-    if chunked is True:
-        if "content-length" in headers:
+    if codings is not None:
+        if size is not None:
             raise ProtocolError("response has both Transfer-Encoding and Content-Length")
-        return CHUNKED
-    if chunked is False:
-        return UNTIL_EOF
-    size = _content_length(headers)
+        return CHUNKED if codings[-1] == "chunked" else UNTIL_EOF
     return UNTIL_EOF if size is None else size
 
 
@@ -227,6 +352,7 @@ class BodyReader:
         self._state = "size"
         self._buf = b""
         self._trailers: list[tuple[bytes, bytes]] = []
+        self._trailer_size = 0
 
     def feed(self, data: bytes) -> tuple[list[BodyData | BodyEnd], bytes]:
         out: list[BodyData | BodyEnd] = []
@@ -273,25 +399,31 @@ class BodyReader:
                 if self.remaining == 0:
                     self._state = "crlf"
                 continue
+            if self._state == "crlf":  # exactly CRLF after chunk data
+                end = buf[pos : pos + 2]
+                if end != b"\r\n"[: len(end)]:
+                    raise ProtocolError("missing CRLF after chunk data")
+                if len(end) < 2:
+                    break
+                pos += 2
+                self._state = "size"
+                continue
             end = buf.find(b"\n", pos)
             if end == -1:
                 if len(buf) - pos > MAX_CHUNK_LINE:
                     raise ProtocolError("chunk header line too long")
                 break
-            line = buf[pos:end].rstrip(b"\r")
+            if end == pos or buf[end - 1] != 0x0D:  # 0x0D: CR
+                raise ProtocolError("chunk line not ended by CRLF")
+            line = buf[pos : end - 1]
             pos = end + 1
-            if self._state == "crlf":
-                if line:
-                    raise ProtocolError("missing CRLF after chunk data")
-                self._state = "size"
-            elif self._state == "size":
-                size_text = line.split(b";", 1)[0].strip()
-                try:
-                    if not size_text or size_text.startswith((b"-", b"+", b"0x", b"0X")):
-                        raise ValueError
-                    size = int(size_text, 16)
-                except ValueError:
-                    raise ProtocolError(f"invalid chunk size: {line[:40]!r}") from None
+            if self._state == "size":
+                if len(line) > MAX_CHUNK_LINE:
+                    raise ProtocolError("chunk header line too long")
+                match = _CHUNK_LINE.fullmatch(line.rstrip(b" \t"))
+                if match is None:
+                    raise ProtocolError(f"invalid chunk size line: {line[:40]!r}")
+                size = int(match.group(1), 16)
                 if size == 0:
                     self._state = "trailer"
                 else:
@@ -303,10 +435,12 @@ class BodyReader:
                     trailers = Headers(self._trailers) if self._trailers else None
                     out.append(BodyEnd(trailers))
                     break
-                name, sep, value = line.partition(b":")
-                if not sep or not _TOKEN.match(name):
-                    raise ProtocolError(f"invalid trailer line: {line[:80]!r}")
-                self._trailers.append((name, value.strip(b" \t")))
+                self._trailer_size += len(line) + 2
+                if self._trailer_size > MAX_TRAILER_SIZE:
+                    raise ProtocolError("trailer section too large")
+                if b"\r" in line or b"\x00" in line:
+                    raise ProtocolError(f"bare CR or NUL in trailer line: {line[:80]!r}")
+                self._trailers.append(_field(line, "trailer"))
         rest = buf[pos:]
         if self.done:
             return out, rest
@@ -378,11 +512,23 @@ def connection_close(http_version: str, headers: Headers) -> bool:
     return "keep-alive" not in tokens
 
 
-def find_head_end(buffer: bytes, start: int = 0) -> int:
-    """Index just past the blank line ending a head, or -1 if it's not complete yet."""
-    idx = buffer.find(b"\r\n\r\n", start)
-    if idx != -1:
-        lf = buffer.find(b"\n\n", start, idx)
-        return lf + 2 if lf != -1 else idx + 4
-    idx = buffer.find(b"\n\n", start)
-    return idx + 2 if idx != -1 else -1
+def find_head_end(buffer: bytes | bytearray, start: int = 0) -> int:
+    """Index just past the first blank line (LF, optional CR, LF), which ends a head,
+    or -1 if there is none at or after ``start`` yet.
+
+    To scan each byte once while a head arrives, pass ``head_scan_start(len(old))``
+    of the buffer searched last time."""
+    match = _HEAD_END.search(buffer, start)
+    return match.end() if match else -1
+
+
+def head_scan_start(searched: int) -> int:
+    """Where to resume the search for a head's end in a buffer that had ``searched``
+    bytes without one: the end may begin in its last two bytes."""
+    return max(0, searched - 2)
+
+
+def leading_blank_lines(buffer: bytes | bytearray) -> int:
+    """Bytes of empty lines before a request line, which a server ignores (RFC 9112 2.2)."""
+    match = _LEADING_BLANK_LINES.match(buffer)
+    return match.end() if match else 0

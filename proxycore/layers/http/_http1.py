@@ -35,8 +35,8 @@ from proxycore.layers.http._events import (
 )
 from proxycore.net import http1
 from proxycore.net.http1 import BodyData, BodyReader, ProtocolError
+from proxycore.options import parse_size
 
-MAX_HEAD_SIZE = 256 * 1024
 # How long a client may go on uploading after an error page answered its unfinished request.
 LINGER_SECONDS = 30
 
@@ -66,13 +66,30 @@ class Http1Connection(Layer):
         super().__init__(context)
         self.conn = conn
         self.stream_id = None
-        self.buf = b""
+        # Received, not yet parsed. A bytearray: appending to it costs what is appended.
+        self.buf = bytearray()
+        self.head_scanned = 0  # bytes at the start of buf known to hold no head end
         self.body_reader: BodyReader | None = None
         self.request: Request | None = None
         self.response: Response | None = None
         # How outgoing message bodies are framed: "length", "chunked", "none" or "eof".
         self.send_framing = "length"
         self.pending_trailers: Headers | None = None
+
+    def head_size_limit(self) -> int | None:
+        return parse_size(self.context.options.head_size_limit) or None
+
+    def _find_head_end(self) -> int:
+        """Where the head at the start of buf ends, or -1; each byte is searched once."""
+        end = http1.find_head_end(self.buf, http1.head_scan_start(self.head_scanned))
+        self.head_scanned = 0 if end != -1 else len(self.buf)
+        return end
+
+    def _take(self, end: int) -> bytes:
+        """Remove and return the first ``end`` bytes of buf."""
+        data = bytes(self.buf[:end])
+        del self.buf[:end]
+        return data
 
     def _send_body(self, data: bytes) -> CommandGenerator:
         if not data or self.send_framing == "none":
@@ -91,7 +108,7 @@ class Http1Connection(Layer):
 def _outgoing_framing(headers: Headers, bodiless: bool) -> str:
     if bodiless:
         return "none"
-    if "chunked" in headers.get("transfer-encoding", "").lower():
+    if http1.is_chunked(headers):
         return "chunked"
     if "content-length" in headers:
         return "length"
@@ -137,6 +154,7 @@ class Http1Server(Http1Connection):
         self.head_timer: commands.RequestTimeout | None = None
         self.head_timer_idle = False
         self.linger_timer: commands.RequestWakeup | None = None
+        self.reading_paused = False  # PauseReading sent for pipelined data
 
     def _arm_head_timer(self, idle: bool) -> None:
         """Wait for the next request head: keepalive_timeout for its first byte after a
@@ -172,10 +190,11 @@ class Http1Server(Http1Connection):
             if self.state == "passthrough":
                 yield ReceiveHttp(RequestData(self.stream_id, event.data))
                 return
-            if self.state == "discard":
-                return
+            if self.state in ("discard", "done", "errored"):
+                return  # answered (or failing): nothing more is read
             self.buf += event.data
             yield from self._read()
+            yield from self._pipeline_backpressure()
         elif isinstance(event, events.ConnectionClosed):
             yield from self._client_closed()
         elif isinstance(event, HttpEvent):
@@ -202,18 +221,36 @@ class Http1Server(Http1Connection):
             else:
                 return
 
+    def _pipeline_backpressure(self) -> CommandGenerator:
+        """Stop reading the client while more than head_size_limit bytes of what it
+        pipelined wait behind the request in progress; read again once they are taken."""
+        limit = self.head_size_limit()
+        over = self.state == "wait" and limit is not None and len(self.buf) > limit
+        if over and not self.reading_paused:
+            self.reading_paused = True
+            yield commands.PauseReading(self.conn)
+        elif not over and self.reading_paused and self.state != "done":
+            self.reading_paused = False
+            yield commands.ResumeReading(self.conn)
+
     def _read_head(self) -> CommandGenerator:
-        buf = self.buf.lstrip(b"\r\n")  # stray CRLFs between requests are allowed
-        end = http1.find_head_end(buf)
+        blank = http1.leading_blank_lines(self.buf)  # empty lines before a request are allowed
+        if blank:
+            del self.buf[:blank]
+            self.head_scanned = max(0, self.head_scanned - blank)
+        end = self._find_head_end()
+        limit = self.head_size_limit()
         if end == -1:
-            self.buf = buf
-            if len(buf) > MAX_HEAD_SIZE:
-                yield from self._bad_request("request head too large", 431)
-            elif buf and self.head_timer_idle:
+            if limit is not None and len(self.buf) > limit:
+                yield from self._bad_request(f"request head larger than {limit} bytes", 431)
+            elif self.buf and self.head_timer_idle:
                 self._arm_head_timer(idle=False)  # a head has begun: time it
             return False
+        if limit is not None and end > limit:
+            yield from self._bad_request(f"request head larger than {limit} bytes", 431)
+            return False
         self._publish_head_timer(None)
-        head, self.buf = buf[:end], buf[end:]
+        head = self._take(end)
         try:
             request = http1.parse_request_head(head)
             size = http1.request_body_size(request)
@@ -238,7 +275,8 @@ class Http1Server(Http1Connection):
         assert self.body_reader is not None and self.stream_id is not None
         stream_id = self.stream_id
         try:
-            parts, self.buf = self.body_reader.feed(self.buf)
+            parts, rest = self.body_reader.feed(self._take(len(self.buf)))
+            self.buf[:0] = rest
         except ProtocolError as e:
             self.state = "errored"
             yield ReceiveHttp(RequestProtocolError(stream_id, f"Bad request body: {e}"))
@@ -340,8 +378,8 @@ class Http1Server(Http1Connection):
         if response.status_code == 101 or (method == "CONNECT" and 200 <= response.status_code < 300):
             self.state = "passthrough"
             if self.buf:
-                data, self.buf = self.buf, b""
-                yield ReceiveHttp(RequestData(self.stream_id, data))
+                yield ReceiveHttp(RequestData(self.stream_id, self._take(len(self.buf))))
+            yield from self._pipeline_backpressure()  # a tunnel reads on, whatever came early
 
     def _response_done(self) -> CommandGenerator:
         request, response = self.request, self.response
@@ -366,6 +404,7 @@ class Http1Server(Http1Connection):
         self._arm_head_timer(idle=not self.buf.lstrip(b"\r\n"))
         if self.buf:
             yield from self._read()
+        yield from self._pipeline_backpressure()
 
     def _send_error(self, event: ResponseProtocolError) -> CommandGenerator:
         if self.state in ("done", "discard"):
@@ -408,6 +447,8 @@ class Http1Client(Http1Connection):
             if self.state == "passthrough":
                 yield ReceiveHttp(ResponseData(self.stream_id, event.data))
                 return
+            if self.state == "done":
+                return  # failed or closing: nothing more is read
             self.buf += event.data
             yield from self._read()
         elif isinstance(event, events.ConnectionClosed):
@@ -455,12 +496,14 @@ class Http1Client(Http1Connection):
     def _read(self) -> CommandGenerator:
         while self.buf:
             if self.state == "wait":
-                end = http1.find_head_end(self.buf)
-                if end == -1:
-                    if len(self.buf) > MAX_HEAD_SIZE:
-                        yield from self._fail("response head too large")
+                end = self._find_head_end()
+                limit = self.head_size_limit()
+                if limit is not None and (end > limit or (end == -1 and len(self.buf) > limit)):
+                    yield from self._fail(f"Bad response from server: head larger than {limit} bytes")
                     return
-                head, self.buf = self.buf[:end], self.buf[end:]
+                if end == -1:
+                    return
+                head = self._take(end)
                 if not (yield from self._read_head(head)):
                     return
             elif self.state == "read_body":
@@ -471,7 +514,7 @@ class Http1Client(Http1Connection):
                 yield commands.Log(
                     f"server sent unexpected data: {self.buf[:40]!r}", logging.DEBUG
                 )
-                self.buf = b""
+                self.buf = bytearray()
                 self.state = "done"
                 yield commands.CloseConnection(self.conn)
                 return
@@ -495,8 +538,7 @@ class Http1Client(Http1Connection):
         if response.status_code == 101:
             self.state = "passthrough"
             if self.buf:
-                data, self.buf = self.buf, b""
-                yield ReceiveHttp(ResponseData(self.stream_id, data))
+                yield ReceiveHttp(ResponseData(self.stream_id, self._take(len(self.buf))))
             return False
         if size == 0:
             yield from self._response_complete()
@@ -508,7 +550,8 @@ class Http1Client(Http1Connection):
     def _read_body(self) -> CommandGenerator:
         assert self.body_reader is not None and self.stream_id is not None
         try:
-            parts, self.buf = self.body_reader.feed(self.buf)
+            parts, rest = self.body_reader.feed(self._take(len(self.buf)))
+            self.buf[:0] = rest
         except ProtocolError as e:
             yield from self._fail(f"Bad response body: {e}")
             return
@@ -570,7 +613,7 @@ class Http1Client(Http1Connection):
     def _fail(self, message: str) -> CommandGenerator:
         stream_id = self.stream_id
         self.state = "done"
-        self.buf = b""
+        self.buf = bytearray()
         yield commands.CloseConnection(self.conn)
         if stream_id is not None:
             yield ReceiveHttp(ResponseProtocolError(stream_id, message))

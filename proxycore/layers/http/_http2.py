@@ -323,7 +323,12 @@ class Http2Connection(Layer):
         elif isinstance(event, h2.events.StreamEnded):
             yield from self.stream_ended(event.stream_id)
         elif isinstance(event, h2.events.TrailersReceived):
-            yield from self.trailers_received(event.stream_id, Headers(event.headers))
+            try:
+                trailers = Headers(event.headers)
+            except ValueError as e:  # CR, LF or NUL, when h2 does not validate inbound headers
+                yield from self.reject_stream(event.stream_id, f"Invalid HTTP/2 trailers: {e}")
+                return
+            yield from self.trailers_received(event.stream_id, trailers)
             if event.stream_ended:
                 yield from self.stream_ended(event.stream_id)
         elif isinstance(event, h2.events.StreamReset):
@@ -442,6 +447,16 @@ class Http2Connection(Layer):
     def stream_reset(self, h2_id: int, code: int) -> CommandGenerator:
         raise NotImplementedError
         yield  # pragma: no cover
+
+    def reject_stream(self, h2_id: int, message: str) -> CommandGenerator:
+        """The peer sent what the flow model refuses: reset that stream (PROTOCOL_ERROR)
+        and fail its exchange; the connection and its other streams go on."""
+        try:
+            self.h2_conn.reset_stream(h2_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+        except h2.exceptions.StreamClosedError:
+            pass
+        yield commands.Log(f"{message} (from {self._who()}, stream {h2_id})", "info")
+        yield from self.stream_failed(h2_id, message)
 
     def stream_failed(self, h2_id: int, message: str) -> CommandGenerator:
         raise NotImplementedError
@@ -601,6 +616,17 @@ class Http2Server(Http2Connection):
 
     def stream_failed(self, h2_id: int, message: str) -> CommandGenerator:
         yield ReceiveHttp(RequestProtocolError(h2_id, message, ErrorCode.CLIENT_DISCONNECTED))
+
+    def reject_stream(self, h2_id: int, message: str) -> CommandGenerator:
+        known = h2_id in self.streams
+        self.stream_over(h2_id)
+        try:
+            self.h2_conn.reset_stream(h2_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+        except h2.exceptions.StreamClosedError:
+            pass
+        yield commands.Log(f"{message} (from client, stream {h2_id})", "info")
+        if known:
+            yield ReceiveHttp(RequestProtocolError(h2_id, message, ErrorCode.GENERIC_CLIENT_ERROR))
 
     def send(self, event: HttpEvent) -> CommandGenerator:
         h2_id = event.stream_id

@@ -77,14 +77,15 @@ def expected_http_body_size(request: Request, response: Response | None = None) 
 
 
 def _read_headers(lines: Iterable[bytes]) -> Headers:
-    """Header lines (CRLF optional) into Headers; a folded line continues the previous field."""
+    """Header lines (CRLF optional) into Headers; a folded line continues the previous field,
+    joined with one space (RFC 9112 5.2): the flow model refuses CR/LF inside a value."""
     fields: list[tuple[bytes, bytes]] = []
     for line in lines:
         if line[:1] in (b" ", b"\t"):
             if not fields:
                 raise ValueError("a continued header line without a header before it")
             name, value = fields[-1]
-            fields[-1] = (name, value + b"\r\n " + line.strip())
+            fields[-1] = (name, value + b" " + line.strip())
             continue
         name, sep, value = line.partition(b":")
         if not sep or not name.strip():
