@@ -60,6 +60,7 @@ class H2Pump:
         self.hold_connects = hold_connects
         self.held_connects: list[commands.OpenConnection] = []
         self.wakeups: list[commands.RequestWakeup] = []
+        self.timeouts: list[commands.RequestTimeout] = []
         self.closed: set[str] = set()
         self.client_events: list[h2.events.Event] = []
         self.server_events: list[h2.events.Event] = []
@@ -91,6 +92,8 @@ class H2Pump:
                         self.held.append(command)
                     else:
                         queue.append(events.HookCompleted(command))
+                elif isinstance(command, commands.RequestTimeout):
+                    self.timeouts.append(command)  # kept apart, as Playbook(timeouts=False) does
                 elif isinstance(command, commands.RequestWakeup):
                     self.wakeups.append(command)
                 elif isinstance(command, commands.CloseConnection):

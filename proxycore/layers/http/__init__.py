@@ -27,6 +27,7 @@ from proxycore.layers.http._commands import (
 )
 from proxycore.layers.http._events import (
     BodyBackpressure,
+    DiscardRequestBody,
     ErrorCode,
     HttpEvent,
     RequestData,
@@ -51,7 +52,7 @@ from proxycore.layers.http._hooks import (
     HttpResponseHeadersHook,
     HttpResponseHook,
 )
-from proxycore.layers.http._http1 import Http1Client, Http1Server, make_error_response
+from proxycore.layers.http._http1 import Http1Client, Http1Server, hold_limit, make_error_response
 from proxycore.layers.http._http2 import Http2Client, Http2Server
 from proxycore.layers.http._upstream_proxy import HttpUpstreamTunnel
 from proxycore.mode_specs import ReverseMode, UpstreamMode
@@ -133,13 +134,18 @@ class HttpStream(Layer):
             return
         if not event.end_stream and self._declared_over_stream_limit(request.headers):
             request.stream = True
+        body_follows = not event.end_stream
+        if body_follows:
+            yield from self.hold_request_body(True)
         yield HttpRequestHeadersHook(self.flow)
         if self._killed:
             yield from self.kill()
             return
-        if self.flow.response is not None and not event.end_stream:
+        if self.flow.response is not None and body_follows:
             yield from self.answer_before_body()
             return
+        if body_follows:
+            yield from self.hold_request_body(False)
         if request.headers.get("expect", "").lower() == "100-continue":
             del request.headers["expect"]
             if not event.end_stream:
@@ -155,7 +161,9 @@ class HttpStream(Layer):
         """An addon answered at requestheaders time (proxyauth's 407): reply now, unread body.
 
         Neither 100 Continue nor the body is waited for, so a client cannot make us buffer
-        an upload nobody wants; an HTTP/1 client connection ends after the answer."""
+        an upload nobody wants; an HTTP/1 client connection ends after the answer, an
+        HTTP/2 stream is reset with NO_ERROR once the answer is out."""
+        yield SendHttp(DiscardRequestBody(self.stream_id), self.context.client)
         request = self.flow.request
         request.headers.pop("expect", None)
         request.timestamp_end = time.time()
@@ -165,6 +173,12 @@ class HttpStream(Layer):
             yield from self.kill()
             return
         yield from self.send_addon_response()
+
+    def hold_request_body(self, paused: bool) -> CommandGenerator:
+        """While a hook holds the request (an addon, an intercept), its body would pile up
+        here: the client connection is asked to hold it back (HTTP/2: no more window for
+        the stream; HTTP/1: no more reading once body_buffer_limit bytes came meanwhile)."""
+        yield SendHttp(BodyBackpressure(self.stream_id, request=True, paused=paused), self.context.client)
 
     def _prepare_request(self) -> str | None:
         """Fill in the destination; an error message if the request cannot be routed."""
@@ -213,11 +227,11 @@ class HttpStream(Layer):
     def start_request_stream(self, end_stream: bool) -> CommandGenerator:
         """Open the server connection now and forward the body as it arrives."""
         self._handle_event = self.state_stream_request
-        # While the connection opens the body can only queue up here: an HTTP/2 client is
-        # asked to pause meanwhile (this layer has no way to pause an HTTP/1 client).
-        yield SendHttp(BodyBackpressure(self.stream_id, request=True, paused=True), self.context.client)
+        # While the connection opens the body can only queue up here: the client is asked
+        # to hold it back meanwhile.
+        yield from self.hold_request_body(True)
         connected = yield from self.connect_to_server()
-        yield SendHttp(BodyBackpressure(self.stream_id, request=True, paused=False), self.context.client)
+        yield from self.hold_request_body(False)
         if not connected:
             return
         yield SendHttp(RequestHeaders(self.stream_id, self.flow.request, end_stream), self.server_conn)
@@ -514,9 +528,7 @@ class HttpStream(Layer):
     def _stream_threshold(self) -> int | None:
         """Above this many buffered bytes a body is streamed: stream_large_bodies (mitmproxy's
         option) or body_buffer_limit (ours, on by default), whichever is lower."""
-        options = self.context.options
-        limits = [parse_size(options.stream_large_bodies), parse_size(options.body_buffer_limit) or None]
-        return min((x for x in limits if x is not None), default=None)
+        return hold_limit(self.context.options)
 
     def _over_size_limit(self, size: int | None) -> bool:
         limit = parse_size(self.context.options.body_size_limit)
@@ -833,19 +845,20 @@ class HttpLayer(Layer):
         yield from self.event_to_child(stream, event)
 
     def relay_backpressure(self, event: BodyBackpressure) -> CommandGenerator:
-        """To the connection the body comes from, when that one speaks HTTP/2 (an HTTP/1
-        peer is slowed down by the driver, which stops reading while a write buffer is full)."""
+        """To the connection the body comes from: the client's (HTTP/1 or HTTP/2), or an
+        HTTP/2 server's (an HTTP/1 server is slowed down by the driver, which stops reading
+        while a write buffer is full)."""
         stream = self.streams.get(event.stream_id)
         if stream is None:
             return
         if event.request:
             source = self.context.client
-            multiplexed = isinstance(self.connections.get(source), Http2Server)
+            listens = isinstance(self.connections.get(source), (Http2Server, Http1Server))
         else:
             source = stream.server_conn
             client = self.http_clients.get(source) if source is not None else None
-            multiplexed = client is not None and isinstance(client.child_layer, Http2Client)
-        target = self.connections.get(source) if multiplexed and source is not None else None
+            listens = client is not None and isinstance(client.child_layer, Http2Client)
+        target = self.connections.get(source) if listens and source is not None else None
         if target is not None:
             yield from self.event_to_child(target, event)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import logging
 import time
+from typing import Any
 
 from proxycore import commands, events
 from proxycore.connection import Connection
@@ -19,6 +20,8 @@ from proxycore.http import Headers, Request, Response, _hostport
 from proxycore.layer import CommandGenerator, Layer
 from proxycore.layers.http._commands import ReceiveHttp
 from proxycore.layers.http._events import (
+    BodyBackpressure,
+    DiscardRequestBody,
     ErrorCode,
     HttpEvent,
     RequestData,
@@ -33,8 +36,10 @@ from proxycore.layers.http._events import (
     ResponseProtocolError,
     ResponseTrailers,
 )
+from proxycore.layers.http._head_timer import HeadTimer
 from proxycore.net import http1
 from proxycore.net.http1 import BodyData, BodyReader, ProtocolError
+from proxycore.options import parse_size
 
 MAX_HEAD_SIZE = 256 * 1024
 # How long a client may go on uploading after an error page answered its unfinished request.
@@ -88,6 +93,13 @@ class Http1Connection(Layer):
         self.pending_trailers = None
 
 
+def hold_limit(options: Any) -> int | None:
+    """Bytes of a body the proxy holds before it streams it: the lower of
+    stream_large_bodies and body_buffer_limit (None: no limit)."""
+    limits = [parse_size(options.stream_large_bodies), parse_size(options.body_buffer_limit) or None]
+    return min((x for x in limits if x is not None), default=None)
+
+
 def _outgoing_framing(headers: Headers, bodiless: bool) -> str:
     if bodiless:
         return "none"
@@ -134,21 +146,22 @@ class Http1Server(Http1Connection):
         self.request_done = False
         self.client_closed = False
         # The timeout for the next request head; outdated once replaced or the head is in.
-        self.head_timer: commands.RequestTimeout | None = None
-        self.head_timer_idle = False
+        self.head_timer = HeadTimer(context.options)
+        # A hook holds the request (BodyBackpressure): body bytes handed on meanwhile, and
+        # whether we asked the driver to stop reading the client because of them.
+        self.body_held = False
+        self.held_bytes = 0
+        self.reading_paused = False
+        self.body_discarded = False  # answered before the body: the rest is parsed, not passed on
 
     def _arm_head_timer(self, idle: bool) -> CommandGenerator:
         """Wait for the next request head: keepalive_timeout for its first byte after a
         response (idle), request_head_timeout for all of it (slowloris)."""
-        options = self.context.options
-        delay = options.keepalive_timeout if idle else options.request_head_timeout
-        self.head_timer, self.head_timer_idle = None, idle
-        if delay:
-            self.head_timer = commands.RequestTimeout(delay)
-            yield self.head_timer
+        timer = self.head_timer.arm(idle)
+        if timer is not None:
+            yield timer
 
     def _head_timed_out(self) -> CommandGenerator:
-        assert self.head_timer is not None
         delay = self.head_timer.delay
         self.state = "done"
         if self.buf.strip():
@@ -173,7 +186,7 @@ class Http1Server(Http1Connection):
         elif isinstance(event, HttpEvent):
             yield from self._send(event)
         elif isinstance(event, events.Wakeup):
-            if event.command is self.head_timer:
+            if self.head_timer.fired(event):
                 if self.state == "read_headers":
                     yield from self._head_timed_out()
             elif self.state == "discard":  # the client kept sending for too long after our answer
@@ -200,10 +213,10 @@ class Http1Server(Http1Connection):
             self.buf = buf
             if len(buf) > MAX_HEAD_SIZE:
                 yield from self._bad_request("request head too large", 431)
-            elif buf and self.head_timer_idle:
+            elif buf and self.head_timer.idle:
                 yield from self._arm_head_timer(idle=False)  # a head has begun: time it
             return False
-        self.head_timer = None
+        self.head_timer.disarm()
         head, self.buf = buf[:end], buf[end:]
         try:
             request = http1.parse_request_head(head)
@@ -216,6 +229,7 @@ class Http1Server(Http1Connection):
         self.next_stream_id += 2
         self.request, self.response = request, None
         self.request_done = size == 0
+        self.body_discarded = False
         yield ReceiveHttp(RequestHeaders(self.stream_id, request, end_stream=size == 0))
         if size == 0:
             self.state = "wait"
@@ -236,7 +250,12 @@ class Http1Server(Http1Connection):
             return False
         for part in parts:
             if isinstance(part, BodyData):
+                if self.body_discarded:
+                    continue
+                held = self.body_held  # (handing the data on may start or end a hold)
                 yield ReceiveHttp(RequestData(stream_id, part.data))
+                if held and self.body_held:
+                    yield from self._count_held(len(part.data))
             else:
                 self.request_done = True
                 if self.state == "read_body":
@@ -245,6 +264,21 @@ class Http1Server(Http1Connection):
                     yield ReceiveHttp(RequestTrailers(stream_id, part.trailers))
                 yield ReceiveHttp(RequestEndOfMessage(stream_id))
         return self.state not in ("read_body", "errored")
+
+    def _count_held(self, size: int) -> CommandGenerator:
+        """Body bytes that can only queue up while their request is held: past the size at
+        which the body would be streamed, stop reading the client until the hold ends."""
+        self.held_bytes += size
+        limit = hold_limit(self.context.options)
+        if limit is not None and self.held_bytes > limit and not self.reading_paused:
+            self.reading_paused = True
+            yield commands.PauseReading(self.conn)
+
+    def _hold_body(self, paused: bool) -> CommandGenerator:
+        self.body_held, self.held_bytes = paused, 0
+        if not paused and self.reading_paused:
+            self.reading_paused = False
+            yield commands.ResumeReading(self.conn)
 
     def _bad_request(self, reason: str, status: int) -> CommandGenerator:
         """Garbage before any flow exists: answer with an error page and hang up."""
@@ -284,6 +318,13 @@ class Http1Server(Http1Connection):
     def _send(self, event: HttpEvent) -> CommandGenerator:
         if isinstance(event, ResponseHeaders):
             yield from self._send_headers(event)
+        elif isinstance(event, BodyBackpressure):
+            if event.request and event.stream_id == self.stream_id:
+                yield from self._hold_body(event.paused)
+        elif isinstance(event, DiscardRequestBody):
+            if event.stream_id == self.stream_id and self.state == "read_body":
+                self.body_discarded = True
+            yield from self._hold_body(False)
         elif isinstance(event, ResponseData):
             if self.state != "passthrough":
                 yield from self._send_body(event.data)
@@ -354,6 +395,7 @@ class Http1Server(Http1Connection):
         self.state = "read_headers"
         self.request = self.response = None
         self.body_reader = None
+        yield from self._hold_body(False)
         yield from self._arm_head_timer(idle=not self.buf.lstrip(b"\r\n"))
         if self.buf:
             yield from self._read()
@@ -376,6 +418,7 @@ class Http1Server(Http1Connection):
         connection and could destroy the answer before the client reads it, so only send
         FIN and drop what still arrives until the client hangs up (or LINGER_SECONDS)."""
         self.state = "discard"
+        yield from self._hold_body(False)
         yield commands.CloseConnection(self.conn, half_close=True)
         yield commands.RequestWakeup(LINGER_SECONDS)
 

@@ -1,0 +1,44 @@
+"""The timer for a client's next request head, shared by the HTTP/1 and HTTP/2 server layers.
+
+A layer has no clock. It asks for a RequestTimeout and, when the Wakeup comes back,
+acts only if that is still the timer it armed last: re-arming or disarming outdates
+the old one, so a timer that was not needed any more fires into nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from proxycore import commands, events
+
+
+class HeadTimer:
+    """Either ``keepalive_timeout`` (idle: waiting for a request to begin) or
+    ``request_head_timeout`` (a head has begun, or nothing came yet since connecting)."""
+
+    def __init__(self, options: Any) -> None:
+        self.options = options
+        self.command: commands.RequestTimeout | None = None
+        self.idle = False
+
+    def arm(self, idle: bool) -> commands.RequestTimeout | None:
+        """Start the wait anew; the command to yield, or None if that timeout is off."""
+        delay = self.options.keepalive_timeout if idle else self.options.request_head_timeout
+        self.idle = idle
+        self.command = commands.RequestTimeout(delay) if delay else None
+        return self.command
+
+    def disarm(self) -> None:
+        self.command = None
+
+    @property
+    def running(self) -> bool:
+        return self.command is not None
+
+    @property
+    def delay(self) -> float:
+        return self.command.delay if self.command is not None else 0
+
+    def fired(self, event: events.Event) -> bool:
+        """Is ``event`` the Wakeup of the timer armed last?"""
+        return isinstance(event, events.Wakeup) and self.command is not None and event.command is self.command
