@@ -165,12 +165,24 @@ class UploadResult:
     status: int = 0
     body: bytes = b""
     seconds: float = 0.0
+    reset_code: int | None = None  # RST_STREAM from the proxy
 
 
-def h2_upload(proxy_port: int, host: str, port: int, path: str, size: int, give_up_after: float = 120) -> UploadResult:
+def h2_upload(
+    proxy_port: int,
+    host: str,
+    port: int,
+    path: str,
+    size: int,
+    give_up_after: float = 120,
+    result: UploadResult | None = None,
+    read_answer_first: bool = True,
+) -> UploadResult:
     """POST ``size`` bytes on a fresh connection as fast as the windows allow; stops (and says
-    how far it got) when no credit came for ``give_up_after`` seconds."""
-    result = UploadResult()
+    how far it got) when no credit came for ``give_up_after`` seconds. Pass ``result`` to
+    watch its progress from another thread. ``read_answer_first=False``: a complete answer
+    does not stop the upload, only a reset does (RFC 9113 section 8.1)."""
+    result = result if result is not None else UploadResult()
     tls = open_h2_tunnel(proxy_port, host, port)
     conn = h2_client()
     stream_id = conn.get_next_available_stream_id()
@@ -203,7 +215,12 @@ def h2_upload(proxy_port: int, host: str, port: int, path: str, size: int, give_
                 elif isinstance(event, h2.events.DataReceived):
                     result.body += event.data
                     conn.acknowledge_received_data(event.flow_controlled_length, stream_id)
-                elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset, h2.events.ConnectionTerminated)):
+                elif isinstance(event, h2.events.StreamEnded):
+                    ended = ended or read_answer_first
+                elif isinstance(event, h2.events.StreamReset):
+                    result.reset_code = event.error_code
+                    ended = True
+                elif isinstance(event, h2.events.ConnectionTerminated):
                     ended = True
             tls.sendall(conn.data_to_send())
     finally:
