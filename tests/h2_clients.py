@@ -46,18 +46,22 @@ class AttackResult:
     errors: list[str] = field(default_factory=list)
 
 
-def open_h2_tunnel(proxy_port: int, host: str, port: int, timeout: float = 10) -> ssl.SSLSocket:
-    """A TLS socket speaking h2 (ALPN) through the proxy's CONNECT tunnel; certificates unchecked."""
+def open_h2_tunnel(
+    proxy_port: int, host: str, port: int, timeout: float = 10, tunnel: bool = True
+) -> ssl.SSLSocket:
+    """A TLS socket speaking h2 (ALPN) through the proxy's CONNECT tunnel; certificates
+    unchecked. ``tunnel=False``: TLS right away, for a reverse proxy."""
     sock = socket.create_connection(("127.0.0.1", proxy_port), timeout=timeout)
-    sock.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise ConnectionError("proxy closed the CONNECT tunnel")
-        head += chunk
-    if not head.startswith(b"HTTP/1.1 200"):
-        raise ConnectionError(f"CONNECT refused: {head[:100]!r}")
+    if tunnel:
+        sock.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise ConnectionError("proxy closed the CONNECT tunnel")
+            head += chunk
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise ConnectionError(f"CONNECT refused: {head[:100]!r}")
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -182,13 +186,14 @@ def h2_upload(
     give_up_after: float = 120,
     result: UploadResult | None = None,
     read_answer_first: bool = True,
+    tunnel: bool = True,
 ) -> UploadResult:
     """POST ``size`` bytes on a fresh connection as fast as the windows allow; stops (and says
     how far it got) when no credit came for ``give_up_after`` seconds. Pass ``result`` to
     watch its progress from another thread. ``read_answer_first=False``: a complete answer
     does not stop the upload, only a reset does (RFC 9113 section 8.1)."""
     result = result if result is not None else UploadResult()
-    tls = open_h2_tunnel(proxy_port, host, port)
+    tls = open_h2_tunnel(proxy_port, host, port, tunnel=tunnel)
     conn = h2_client()
     stream_id = conn.get_next_available_stream_id()
     conn.send_headers(stream_id, [*request_headers(host, port, path, "POST"), (b"content-length", b"%d" % size)])

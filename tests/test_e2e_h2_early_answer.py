@@ -94,6 +94,21 @@ def test_h2_answer_before_a_500_mb_upload_is_quick_and_costs_no_memory(proxy, or
     assert h2_get(proxy.port, "localhost", port, "/after")[0] == 200
 
 
+def test_proxyauth_answers_an_h2_upload_at_once_in_reverse_mode(tmp_path, origin):
+    """The real proxyauth addon: a reverse proxy with credentials answers 401 before the body."""
+    port, seen = origin
+    proxy = Proxy(["-k", "--mode", f"reverse:https://localhost:{port}", "--proxyauth", "user:pass"], tmp_path)
+    try:
+        result = h2_upload(proxy.port, "localhost", port, "/protected", 500 * MIB, give_up_after=10,
+                           read_answer_first=False, tunnel=False)
+    finally:
+        assert proxy.stop() == 0
+    assert result.status == 401 and result.reset_code == 0, result
+    assert result.seconds < 2 and result.sent < 4 * MIB, result
+    assert "/protected" not in seen
+    assert "Traceback" not in proxy.stderr(), proxy.stderr()
+
+
 def test_h2_upload_held_by_a_hook_is_bounded_by_the_stream_window(proxy, origin):
     port, _seen = origin
     size = 64 * MIB
