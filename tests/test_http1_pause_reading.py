@@ -139,3 +139,34 @@ def test_a_body_complete_before_the_answer_keeps_the_connection(tctx):
         >> events.DataReceived(tctx.client, b"GET http://example.com/next HTTP/1.1\r\nHost: example.com\r\n\r\n")
         << HttpRequestHeadersHook(Placeholder(HTTPFlow))
     )
+
+
+# The same for a response held in its responseheaders hook, toward an HTTP/1 server ---------
+
+
+def test_a_held_response_stops_reading_the_server_past_body_buffer_limit(tctx):
+    flow = Placeholder(HTTPFlow)
+    server = Placeholder(Server)
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(tctx.client, b"GET http://example.com/big HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        << HttpRequestHeadersHook(flow)
+        >> reply()
+        << HttpRequestHook(flow)
+        >> reply()
+        << commands.OpenConnection(server)
+        >> reply(None)
+        << commands.SendData(server, b"GET /big HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\n")
+        << HttpResponseHeadersHook(flow)  # held
+        >> events.DataReceived(server, b"0123456789")
+        >> events.DataReceived(server, b"abcdef")
+        << commands.PauseReading(server)
+        >> reply(to=HttpResponseHeadersHook)
+        << commands.ResumeReading(server)
+        # Over the limit: the response streams, as it would unheld.
+        << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\n0123456789abcdef")
+        >> events.DataReceived(server, b"ghijklmnopqrst")
+        << commands.SendData(tctx.client, b"ghijklmnopqrst")
+        << HttpResponseHook(flow)
+    )

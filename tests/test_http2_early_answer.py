@@ -169,3 +169,27 @@ def test_a_request_without_body_is_not_held():
     pump.request("/get")
     (request,) = pump.server_requests().values()
     assert request["path"] == b"/get" and request["ended"]
+
+
+def test_a_response_held_in_responseheaders_gets_no_more_than_its_stream_window():
+    pump = H2Pump(http2_stream_window=WINDOW, http2_connection_window=4 * WINDOW)
+    sid = pump.request("/download")
+    (server_sid,) = pump.server_requests()
+    pump.hold_hooks = True
+    pump.server.send_headers(server_sid, [(b":status", b"200")])
+    pump.pump_peers()
+    assert pump.hooks[-1] == "responseheaders"
+    sent = 0
+    while sent < 4 * WINDOW and (
+        room := min(pump.server.local_flow_control_window(server_sid), pump.server.max_outbound_frame_size)
+    ):
+        pump.server.send_data(server_sid, b"d" * room)
+        sent += room
+        pump.pump_peers()
+    assert sent == WINDOW  # the proxy gave nothing back while the hook held the response
+    pump.release_hooks()
+    assert pump.server.local_flow_control_window(server_sid) > 0  # credit again
+    pump.server.end_stream(server_sid)
+    pump.pump_peers()
+    got = pump.client_responses()[sid]
+    assert got["body"] == b"d" * WINDOW and got["ended"]

@@ -180,6 +180,10 @@ class HttpStream(Layer):
         the stream; HTTP/1: no more reading once body_buffer_limit bytes came meanwhile)."""
         yield SendHttp(BodyBackpressure(self.stream_id, request=True, paused=paused), self.context.client)
 
+    def hold_response_body(self, paused: bool) -> CommandGenerator:
+        """The same for a response held in its responseheaders hook, toward its server."""
+        yield SendHttp(BodyBackpressure(self.stream_id, request=False, paused=paused), self.server_conn)
+
     def _prepare_request(self) -> str | None:
         """Fill in the destination; an error message if the request cannot be routed."""
         request = self.flow.request
@@ -393,7 +397,12 @@ class HttpStream(Layer):
             return
         if not event.end_stream and self._declared_over_stream_limit(response.headers):
             response.stream = True
+        body_follows = not event.end_stream and self.server_conn is not None
+        if body_follows:
+            yield from self.hold_response_body(True)
         yield HttpResponseHeadersHook(self.flow)
+        if body_follows:
+            yield from self.hold_response_body(False)
         if self._killed:
             yield from self.kill()
             return
@@ -845,9 +854,7 @@ class HttpLayer(Layer):
         yield from self.event_to_child(stream, event)
 
     def relay_backpressure(self, event: BodyBackpressure) -> CommandGenerator:
-        """To the connection the body comes from: the client's (HTTP/1 or HTTP/2), or an
-        HTTP/2 server's (an HTTP/1 server is slowed down by the driver, which stops reading
-        while a write buffer is full)."""
+        """To the connection the body comes from: the client's or the server's."""
         stream = self.streams.get(event.stream_id)
         if stream is None:
             return
@@ -857,7 +864,7 @@ class HttpLayer(Layer):
         else:
             source = stream.server_conn
             client = self.http_clients.get(source) if source is not None else None
-            listens = client is not None and isinstance(client.child_layer, Http2Client)
+            listens = client is not None and isinstance(client.child_layer, (Http2Client, Http1Client))
         target = self.connections.get(source) if listens and source is not None else None
         if target is not None:
             yield from self.event_to_child(target, event)

@@ -78,6 +78,26 @@ class Http1Connection(Layer):
         # How outgoing message bodies are framed: "length", "chunked", "none" or "eof".
         self.send_framing = "length"
         self.pending_trailers: Headers | None = None
+        # A hook holds the message whose body we read (BodyBackpressure): body bytes handed
+        # on meanwhile, and whether we asked the driver to stop reading because of them.
+        self.body_held = False
+        self.held_bytes = 0
+        self.reading_paused = False
+
+    def _count_held(self, size: int) -> CommandGenerator:
+        """Body bytes that can only queue up while their message is held: past the size at
+        which the body would be streamed, stop reading the peer until the hold ends."""
+        self.held_bytes += size
+        limit = hold_limit(self.context.options)
+        if limit is not None and self.held_bytes > limit and not self.reading_paused:
+            self.reading_paused = True
+            yield commands.PauseReading(self.conn)
+
+    def _hold_body(self, paused: bool) -> CommandGenerator:
+        self.body_held, self.held_bytes = paused, 0
+        if not paused and self.reading_paused:
+            self.reading_paused = False
+            yield commands.ResumeReading(self.conn)
 
     def _send_body(self, data: bytes) -> CommandGenerator:
         if not data or self.send_framing == "none":
@@ -147,11 +167,6 @@ class Http1Server(Http1Connection):
         self.client_closed = False
         # The timeout for the next request head; outdated once replaced or the head is in.
         self.head_timer = HeadTimer(context.options)
-        # A hook holds the request (BodyBackpressure): body bytes handed on meanwhile, and
-        # whether we asked the driver to stop reading the client because of them.
-        self.body_held = False
-        self.held_bytes = 0
-        self.reading_paused = False
         self.body_discarded = False  # answered before the body: the rest is parsed, not passed on
 
     def _arm_head_timer(self, idle: bool) -> CommandGenerator:
@@ -264,21 +279,6 @@ class Http1Server(Http1Connection):
                     yield ReceiveHttp(RequestTrailers(stream_id, part.trailers))
                 yield ReceiveHttp(RequestEndOfMessage(stream_id))
         return self.state not in ("read_body", "errored")
-
-    def _count_held(self, size: int) -> CommandGenerator:
-        """Body bytes that can only queue up while their request is held: past the size at
-        which the body would be streamed, stop reading the client until the hold ends."""
-        self.held_bytes += size
-        limit = hold_limit(self.context.options)
-        if limit is not None and self.held_bytes > limit and not self.reading_paused:
-            self.reading_paused = True
-            yield commands.PauseReading(self.conn)
-
-    def _hold_body(self, paused: bool) -> CommandGenerator:
-        self.body_held, self.held_bytes = paused, 0
-        if not paused and self.reading_paused:
-            self.reading_paused = False
-            yield commands.ResumeReading(self.conn)
 
     def _bad_request(self, reason: str, status: int) -> CommandGenerator:
         """Garbage before any flow exists: answer with an error page and hang up."""
@@ -484,6 +484,9 @@ class Http1Client(Http1Connection):
             # The client went away or the request was killed: this connection is unusable.
             self.state = "done"
             yield commands.CloseConnection(self.conn)
+        elif isinstance(event, BodyBackpressure):
+            if not event.request and event.stream_id == self.stream_id:
+                yield from self._hold_body(event.paused)
 
     def _read(self) -> CommandGenerator:
         while self.buf:
@@ -552,7 +555,10 @@ class Http1Client(Http1Connection):
         assert stream_id is not None
         for part in parts:
             if isinstance(part, BodyData):
+                held = self.body_held  # (handing the data on may start or end a hold)
                 yield ReceiveHttp(ResponseData(stream_id, part.data))
+                if held and self.body_held:
+                    yield from self._count_held(len(part.data))
             else:
                 if part.trailers:
                     yield ReceiveHttp(ResponseTrailers(stream_id, part.trailers))
@@ -567,6 +573,7 @@ class Http1Client(Http1Connection):
             or http1.connection_close(request.http_version, request.headers)
             or http1.connection_close(response.http_version, response.headers)
         )
+        yield from self._hold_body(False)
         # Decide before telling the stream, which may immediately ask for a connection again.
         if close:
             self.state = "done"
