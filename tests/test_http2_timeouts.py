@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import h2.errors
 import h2.events
+import h2.exceptions
 import hyperframe.frame
 import pytest
+from hypothesis import event, example, given, settings
+from hypothesis import strategies as st
 
 from proxycore import commands, events
 from proxycore.connection import Server
@@ -184,3 +187,67 @@ def test_timeouts_can_be_turned_off():
     sid, headers, _ = header_block_in_two(pump)
     pump.feed(events.DataReceived(pump.context.client, headers))
     assert pump.timeouts == []
+
+
+# Any order of requests, cut frames and timers: no exception, and a timer that fires
+# while a head is incomplete or the connection idle ends the connection. -------------------
+
+OPS = st.lists(
+    st.sampled_from(["get", "post", "data", "end", "cut", "rest", "fire-oldest", "fire-newest", "release", "respond"]),
+    max_size=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(OPS)
+@example(["get", "release", "respond", "fire-newest"])  # idle
+@example(["get", "cut", "fire-newest"])  # a head cut short with a stream open
+def test_requests_cut_frames_and_timers_in_any_order_never_raise(ops):
+    pump = H2Pump(hold_hooks=True, request_head_timeout=5, keepalive_timeout=9)
+    timers = pump.timeouts
+    open_posts: list[int] = []
+    responded: set[int] = set()
+    rest = b""
+    for op in ops:
+        if "client" in pump.closed:
+            break
+        if op in ("get", "post", "cut"):
+            sid = pump.client.get_next_available_stream_id()
+            pump.client.send_headers(sid, get(f"/{op}"), end_stream=op != "post")
+            data = pump.client.data_to_send()
+            if op == "cut":
+                headers, rest = split_header_block(data)
+                data = headers[: len(headers) - 3]
+                rest = headers[len(headers) - 3 :] + rest
+            elif op == "post":
+                open_posts.append(sid)
+            pump.feed(events.DataReceived(pump.context.client, data))
+        elif op == "rest" and rest:
+            pump.feed(events.DataReceived(pump.context.client, rest))
+            rest = b""
+        elif op in ("data", "end") and open_posts and not rest:
+            sid = open_posts[0] if op == "data" else open_posts.pop(0)
+            try:
+                pump.client.send_data(sid, b"x" * 100, end_stream=op == "end")
+            except h2.exceptions.ProtocolError:
+                continue  # the proxy reset or refused it meanwhile
+            pump.pump_peers()
+        elif op.startswith("fire") and timers:
+            timer = timers.pop(0 if op == "fire-oldest" else -1)
+            server_layer = pump.layer.connections[pump.context.client]
+            live = server_layer.head_timer.command is timer
+            pump.feed(events.Wakeup(timer))
+            if live:
+                event(f"live {'idle' if server_layer.head_timer.idle else 'head'} timer fired")
+                assert "client" in pump.closed and goaways(pump)
+        elif op == "release":
+            pump.release_hooks()
+            pump.hold_hooks = True
+        elif op == "respond":
+            for server_sid, request in pump.server_requests().items():
+                if request["ended"] and server_sid not in responded:
+                    responded.add(server_sid)
+                    pump.hold_hooks = False
+                    pump.respond(server_sid, b"ok")
+                    pump.release_hooks()
+                    pump.hold_hooks = True
