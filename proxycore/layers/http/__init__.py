@@ -134,17 +134,17 @@ class HttpStream(Layer):
             return
         if not event.end_stream and self._declared_over_stream_limit(request.headers):
             request.stream = True
-        body_follows = not event.end_stream
-        if body_follows:
+        held = not event.end_stream and self._may_outgrow_buffer(request.headers)
+        if held:
             yield from self.hold_request_body(True)
         yield HttpRequestHeadersHook(self.flow)
         if self._killed:
             yield from self.kill()
             return
-        if self.flow.response is not None and body_follows:
+        if self.flow.response is not None and not event.end_stream:
             yield from self.answer_before_body()
             return
-        if body_follows:
+        if held:
             yield from self.hold_request_body(False)
         if request.headers.get("expect", "").lower() == "100-continue":
             del request.headers["expect"]
@@ -173,6 +173,13 @@ class HttpStream(Layer):
             yield from self.kill()
             return
         yield from self.send_addon_response()
+
+    def _may_outgrow_buffer(self, headers: Headers) -> bool:
+        """Could more of this body arrive during a hook than we would buffer anyway? Not if
+        it declares a size within the limit, or there is no limit (as in mitmproxy)."""
+        limit = self._stream_threshold()
+        size = _declared_size(headers)
+        return limit is not None and (size is None or size > limit)
 
     def hold_request_body(self, paused: bool) -> CommandGenerator:
         """While a hook holds the request (an addon, an intercept), its body would pile up
@@ -397,11 +404,11 @@ class HttpStream(Layer):
             return
         if not event.end_stream and self._declared_over_stream_limit(response.headers):
             response.stream = True
-        body_follows = not event.end_stream and self.server_conn is not None
-        if body_follows:
+        held = not event.end_stream and self.server_conn is not None and self._may_outgrow_buffer(response.headers)
+        if held:
             yield from self.hold_response_body(True)
         yield HttpResponseHeadersHook(self.flow)
-        if body_follows:
+        if held:
             yield from self.hold_response_body(False)
         if self._killed:
             yield from self.kill()

@@ -41,4 +41,4 @@ class HeadTimer:
 
     def fired(self, event: events.Event) -> bool:
         """Is ``event`` the Wakeup of the timer armed last?"""
-        return isinstance(event, events.Wakeup) and self.command is not None and event.command is self.command
+        return self.command is not None and isinstance(event, events.Wakeup) and event.command is self.command

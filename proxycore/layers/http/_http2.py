@@ -546,14 +546,17 @@ class Http2Server(Http2Connection):
         else:
             yield from super()._handle_event(event)
             if isinstance(event, events.Start):
-                timer = self.head_timer.arm(idle=False)
-                if timer is not None:
-                    yield timer
+                armed = self.head_timer.arm(idle=False)
             elif isinstance(event, (events.DataReceived, HttpEvent)):
-                yield from self.update_head_timer()
+                armed = self.update_head_timer()
+            else:
+                armed = None
+            if armed is not None:
+                yield armed
 
-    def update_head_timer(self) -> CommandGenerator:
-        """After anything happened on the connection: which wait, if any, is timed now."""
+    def update_head_timer(self) -> commands.RequestTimeout | None:
+        """After anything happened on the connection: which wait, if any, is timed now
+        (a new timer to ask for, or None)."""
         timer = self.head_timer
         buffer = self.h2_conn.incoming_buffer
         assert isinstance(buffer, BoundedFrameBuffer)
@@ -563,17 +566,14 @@ class Http2Server(Http2Connection):
             # A request head has begun; while it is incomplete the whole connection waits
             # for it (nothing but CONTINUATION may come), so it is timed with streams open too.
             if not timer.running or timer.idle:
-                armed = timer.arm(idle=False)
-                if armed is not None:
-                    yield armed
+                return timer.arm(idle=False)
         elif not self.first_stream_seen:
             pass  # the timer armed on start runs until the first request head is in
         elif self.streams or self.h2_conn.pending:
             timer.disarm()  # exchanges in progress: tcp_timeout watches those
         elif not (timer.running and timer.idle):
-            armed = timer.arm(idle=True)
-            if armed is not None:
-                yield armed
+            return timer.arm(idle=True)
+        return None
 
     def head_timed_out(self) -> CommandGenerator:
         delay, idle = self.head_timer.delay, self.head_timer.idle
