@@ -207,3 +207,32 @@ def test_a_response_held_in_responseheaders_gets_no_more_than_its_stream_window(
     pump.pump_peers()
     got = pump.client_responses()[sid]
     assert got["body"] == b"d" * WINDOW and got["ended"]
+
+
+def test_an_http1_server_is_not_read_while_a_slow_h2_client_holds_its_response_back():
+    """The client grants no window: past a stream window queued for it, and then past
+    body_buffer_limit more, the HTTP/1 server is not read until the client catches up."""
+    pump = H2Pump(server_h2=False, http2_stream_window=WINDOW, body_buffer_limit="100k")
+    pump.client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: WINDOW})
+    pump.pump_peers()
+    sid = pump.request("/download")
+    size = 2_000_000
+    pump.feed(events.DataReceived(pump.server_conn, b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size))
+    sent = 0
+    while "server" not in pump.paused and sent < size:
+        pump.feed(events.DataReceived(pump.server_conn, b"s" * 10_000))
+        sent += 10_000
+    # The client's window (64 KiB) went out, a stream window queued, then 100 KB more.
+    assert "server" in pump.paused and sent < 4 * WINDOW + 100_000, sent
+    # The client reads: the queue drains and the server is read again.
+    got = 0
+    for _ in range(100):
+        if "server" not in pump.paused:
+            break
+        for e in pump.client_events:
+            if isinstance(e, h2.events.DataReceived):
+                got += len(e.data)
+                pump.client.acknowledge_received_data(e.flow_controlled_length, sid)
+        pump.client_events.clear()
+        pump.pump_peers()
+    assert "server" not in pump.paused and got > WINDOW
