@@ -560,6 +560,8 @@ class Http2Server(Http2Connection):
         timer = self.head_timer
         buffer = self.h2_conn.incoming_buffer
         assert isinstance(buffer, BoundedFrameBuffer)
+        if self.streams and timer.command is None and not buffer.partial_frame and not buffer._headers_buffer:
+            return None  # the usual case while exchanges run: nothing to time
         if self.closed:
             timer.disarm()
         elif buffer.header_block_pending or (timer.idle and buffer.partial_frame):
