@@ -170,3 +170,24 @@ def test_a_held_response_stops_reading_the_server_past_body_buffer_limit(tctx):
         << commands.SendData(tctx.client, b"ghijklmnopqrst")
         << HttpResponseHook(flow)
     )
+
+
+def test_pausing_a_server_behind_an_upstream_proxy_pauses_the_connection_to_the_proxy():
+    from proxycore.layer import Layer
+    from proxycore.layers.http._upstream_proxy import HttpUpstreamTunnel
+
+    class Holder(Layer):
+        def _handle_event(self, event):
+            if isinstance(event, events.DataReceived):
+                yield commands.PauseReading(self.context.server)
+                yield commands.ResumeReading(self.context.server)
+
+    context = make_context()
+    context.server = Server(address=("example.com", 80), via=("http", ("proxy.example", 8080)))
+    tunnel = HttpUpstreamTunnel.make(context, send_connect=False, child=Holder(context))
+    assert (
+        Playbook(tunnel)
+        >> events.DataReceived(context.client, b"x")
+        << commands.PauseReading(tunnel.tunnel_conn)
+        << commands.ResumeReading(tunnel.tunnel_conn)
+    )
