@@ -86,7 +86,7 @@ def test_h2_answer_before_a_500_mb_upload_is_quick_and_costs_no_memory(proxy, or
                        read_answer_first=False)
     assert result.status == 407 and result.body == b"authenticate first", result
     assert result.reset_code == 0  # RST_STREAM(NO_ERROR) after the answer
-    assert result.seconds < 2, result.seconds
+    assert result.seconds < 5, result.seconds  # 0.01 s measured; 36 s before
     # The client could send about a stream window before the RST_STREAM came.
     assert result.sent < 4 * MIB, result.sent
     assert rss_kib(proxy.proc.pid) - before < 10_000
@@ -104,7 +104,7 @@ def test_proxyauth_answers_an_h2_upload_at_once_in_reverse_mode(tmp_path, origin
     finally:
         assert proxy.stop() == 0
     assert result.status == 401 and result.reset_code == 0, result
-    assert result.seconds < 2 and result.sent < 4 * MIB, result
+    assert result.seconds < 5 and result.sent < 4 * MIB, result
     assert "/protected" not in seen
     assert "Traceback" not in proxy.stderr(), proxy.stderr()
 
