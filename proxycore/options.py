@@ -80,16 +80,16 @@ class Options(OptManager):
         add("rawtcp", bool, True, "Enable/disable raw TCP connections.")
         add("tcp_timeout", int, 600, "Close idle TCP connections after this many seconds.", check=in_range(0))
         add("request_head_timeout", int, 30,
-            "Seconds a client has to send a complete HTTP/1 request head, from connecting "
-            "or from its first byte (0 = no limit; proxycore only).",
+            "Seconds a client has to send a complete HTTP/1 request head (or HTTP/2 header "
+            "block), from connecting or from its first byte (0 = no limit; proxycore only).",
             check=in_range(0))
         add("max_connections", int, 10000,
             "Most client connections open at once; beyond it new ones wait to be accepted. "
             "Also kept below half the file-descriptor limit (0 = only that; proxycore only).",
             check=in_range(0))
         add("keepalive_timeout", int, 120,
-            "Close an HTTP/1 client connection idle between requests after this many seconds "
-            "(0 = only tcp_timeout; proxycore only).",
+            "Close an HTTP/1 or HTTP/2 client connection idle between requests after this many "
+            "seconds (0 = only tcp_timeout; proxycore only).",
             check=in_range(0))
         add("stream_large_bodies", str | None, None,
             "Stream data to the client if the body exceeds this size (e.g. 3m, 1k).")

@@ -9,6 +9,10 @@
 Run by hand against a proxy and origin started here, to measure the attack:
 
     .venv/bin/python -m tests.h2_clients [STREAMS] [proxy options...]
+
+or answers before the body and held uploads (docs/hardening.md, HTTP/2):
+
+    .venv/bin/python -m tests.h2_clients early-answer [proxy options...]
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import h2.config
 import h2.connection
@@ -41,18 +46,22 @@ class AttackResult:
     errors: list[str] = field(default_factory=list)
 
 
-def open_h2_tunnel(proxy_port: int, host: str, port: int, timeout: float = 10) -> ssl.SSLSocket:
-    """A TLS socket speaking h2 (ALPN) through the proxy's CONNECT tunnel; certificates unchecked."""
+def open_h2_tunnel(
+    proxy_port: int, host: str, port: int, timeout: float = 10, tunnel: bool = True
+) -> ssl.SSLSocket:
+    """A TLS socket speaking h2 (ALPN) through the proxy's CONNECT tunnel; certificates
+    unchecked. ``tunnel=False``: TLS right away, for a reverse proxy."""
     sock = socket.create_connection(("127.0.0.1", proxy_port), timeout=timeout)
-    sock.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise ConnectionError("proxy closed the CONNECT tunnel")
-        head += chunk
-    if not head.startswith(b"HTTP/1.1 200"):
-        raise ConnectionError(f"CONNECT refused: {head[:100]!r}")
+    if tunnel:
+        sock.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise ConnectionError("proxy closed the CONNECT tunnel")
+            head += chunk
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise ConnectionError(f"CONNECT refused: {head[:100]!r}")
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -165,13 +174,26 @@ class UploadResult:
     status: int = 0
     body: bytes = b""
     seconds: float = 0.0
+    reset_code: int | None = None  # RST_STREAM from the proxy
 
 
-def h2_upload(proxy_port: int, host: str, port: int, path: str, size: int, give_up_after: float = 120) -> UploadResult:
+def h2_upload(
+    proxy_port: int,
+    host: str,
+    port: int,
+    path: str,
+    size: int,
+    give_up_after: float = 120,
+    result: UploadResult | None = None,
+    read_answer_first: bool = True,
+    tunnel: bool = True,
+) -> UploadResult:
     """POST ``size`` bytes on a fresh connection as fast as the windows allow; stops (and says
-    how far it got) when no credit came for ``give_up_after`` seconds."""
-    result = UploadResult()
-    tls = open_h2_tunnel(proxy_port, host, port)
+    how far it got) when no credit came for ``give_up_after`` seconds. Pass ``result`` to
+    watch its progress from another thread. ``read_answer_first=False``: a complete answer
+    does not stop the upload, only a reset does (RFC 9113 section 8.1)."""
+    result = result if result is not None else UploadResult()
+    tls = open_h2_tunnel(proxy_port, host, port, tunnel=tunnel)
     conn = h2_client()
     stream_id = conn.get_next_available_stream_id()
     conn.send_headers(stream_id, [*request_headers(host, port, path, "POST"), (b"content-length", b"%d" % size)])
@@ -203,7 +225,12 @@ def h2_upload(proxy_port: int, host: str, port: int, path: str, size: int, give_
                 elif isinstance(event, h2.events.DataReceived):
                     result.body += event.data
                     conn.acknowledge_received_data(event.flow_controlled_length, stream_id)
-                elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset, h2.events.ConnectionTerminated)):
+                elif isinstance(event, h2.events.StreamEnded):
+                    ended = ended or read_answer_first
+                elif isinstance(event, h2.events.StreamReset):
+                    result.reset_code = event.error_code
+                    ended = True
+                elif isinstance(event, h2.events.ConnectionTerminated):
                     ended = True
             tls.sendall(conn.data_to_send())
     finally:
@@ -220,10 +247,82 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
     return 0
 
 
+def measure_early_answer(extra: list[str]) -> None:
+    """A 500 MB upload answered with 407 at requestheaders (the client uploads until told to
+    stop), and a 64 MB upload held 3 s in requestheaders: what the client got to send."""
+    from tests.e2e_servers import start_h2
+    from tests.test_e2e import Proxy
+    from tests.test_e2e_h2_early_answer import GATE, HOLD_SECONDS
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _loop, origin = start_h2(Path(tmp))
+        script = Path(tmp) / "gate.py"
+        script.write_text(GATE)
+        proxy = Proxy(["-k", "-q", "-s", str(script), *extra], Path(tmp))
+        try:
+            h2_get(proxy.port, "localhost", origin, "/warmup")
+            before = rss_kib(proxy.proc.pid)
+            r = h2_upload(proxy.port, "localhost", origin, "/auth/x", 500 * 2**20, give_up_after=30, read_answer_first=False)
+            print(f"407: status {r.status}, reset {r.reset_code}, client sent {r.sent / 2**20:.1f} MiB "
+                  f"in {r.seconds:.2f} s, proxy RSS +{(rss_kib(proxy.proc.pid) - before) / 1024:.1f} MiB")
+            before = rss_kib(proxy.proc.pid)
+            progress = UploadResult()
+            thread = threading.Thread(
+                target=h2_upload, args=(proxy.port, "localhost", origin, "/sink/held", 64 * 2**20),
+                kwargs={"result": progress},
+            )
+            thread.start()
+            time.sleep(HOLD_SECONDS - 1)
+            held, grown = progress.sent, rss_kib(proxy.proc.pid) - before
+            thread.join(120)
+            print(f"held {HOLD_SECONDS} s: client sent {held / 2**20:.1f} MiB during the hold, proxy RSS "
+                  f"+{grown / 1024:.1f} MiB; then status {progress.status} after {progress.seconds:.2f} s")
+            held, grown, status = http1_held_upload(proxy, 256 * 2**20, HOLD_SECONDS - 1)
+            print(f"HTTP/1 held {HOLD_SECONDS} s: client sent {held / 2**20:.1f} MiB during the hold, "
+                  f"proxy RSS +{grown / 1024:.1f} MiB; then {status!r}")
+        finally:
+            proxy.stop()
+
+
+def http1_held_upload(proxy: Any, size: int, after: float) -> tuple[int, int, bytes]:
+    """POST ``size`` bytes over HTTP/1 to a sink origin (path /held): how many bytes the client
+    got out and how much the proxy's RSS grew in the first ``after`` seconds, and the status line."""
+    from tests.test_e2e_h2_early_answer import http1_sink, read_head
+
+    sink = http1_sink()
+    before = rss_kib(proxy.proc.pid)
+    sock = socket.create_connection(("127.0.0.1", proxy.port))
+    sock.sendall(b"POST http://127.0.0.1:%d/held HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Length: %d\r\n\r\n"
+                 % (sink, sink, size))
+    sock.setblocking(False)
+    chunk = b"z" * 2**20
+    sent, start = 0, time.monotonic()
+    held: tuple[int, int] | None = None
+    while sent < size:
+        if held is None and time.monotonic() - start > after:
+            held = sent, rss_kib(proxy.proc.pid) - before
+        if select.select([], [sock], [], 0.1)[1]:
+            try:
+                sent += sock.send(chunk[: size - sent])
+            except BlockingIOError:
+                pass
+        if time.monotonic() - start > 120:
+            raise TimeoutError(f"upload stuck at {sent} bytes")
+    if held is None:  # all of it went out before the time was up
+        held = sent, rss_kib(proxy.proc.pid) - before
+    sock.setblocking(True)
+    answer = read_head(sock)
+    sock.close()
+    return held[0], held[1], answer.split(b"\r\n", 1)[0]
+
+
 def main() -> None:
     from tests.e2e_servers import start_h2
     from tests.test_e2e import Proxy
 
+    if sys.argv[1:2] == ["early-answer"]:
+        measure_early_answer(sys.argv[2:])
+        return
     streams = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
     extra = sys.argv[2:]
     with tempfile.TemporaryDirectory() as tmp:

@@ -60,7 +60,9 @@ class H2Pump:
         self.hold_connects = hold_connects
         self.held_connects: list[commands.OpenConnection] = []
         self.wakeups: list[commands.RequestWakeup] = []
+        self.timeouts: list[commands.RequestTimeout] = []
         self.closed: set[str] = set()
+        self.paused: set[str] = set()  # connections the layer asked the driver not to read
         self.client_events: list[h2.events.Event] = []
         self.server_events: list[h2.events.Event] = []
         self.feed(events.Start())
@@ -91,10 +93,16 @@ class H2Pump:
                         self.held.append(command)
                     else:
                         queue.append(events.HookCompleted(command))
+                elif isinstance(command, commands.RequestTimeout):
+                    self.timeouts.append(command)  # kept apart, as Playbook(timeouts=False) does
                 elif isinstance(command, commands.RequestWakeup):
                     self.wakeups.append(command)
                 elif isinstance(command, commands.CloseConnection):
                     self.closed.add("client" if command.connection is self.context.client else "server")
+                elif isinstance(command, commands.PauseReading):
+                    self.paused.add("client" if command.connection is self.context.client else "server")
+                elif isinstance(command, commands.ResumeReading):
+                    self.paused.discard("client" if command.connection is self.context.client else "server")
             self.pump_peers()
 
     def release_connects(self) -> None:

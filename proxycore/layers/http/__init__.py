@@ -27,6 +27,7 @@ from proxycore.layers.http._commands import (
 )
 from proxycore.layers.http._events import (
     BodyBackpressure,
+    DiscardRequestBody,
     ErrorCode,
     HttpEvent,
     RequestData,
@@ -51,7 +52,7 @@ from proxycore.layers.http._hooks import (
     HttpResponseHeadersHook,
     HttpResponseHook,
 )
-from proxycore.layers.http._http1 import Http1Client, Http1Server, make_error_response
+from proxycore.layers.http._http1 import Http1Client, Http1Server, hold_limit, make_error_response
 from proxycore.layers.http._http2 import Http2Client, Http2Server
 from proxycore.layers.http._upstream_proxy import HttpUpstreamTunnel
 from proxycore.mode_specs import ReverseMode, UpstreamMode
@@ -135,6 +136,9 @@ class HttpStream(Layer):
             return
         if not event.end_stream and self._declared_over_stream_limit(request.headers):
             request.stream = True
+        held = not event.end_stream and self._may_outgrow_buffer(request.headers)
+        if held:
+            yield from self.hold_request_body(True)
         yield HttpRequestHeadersHook(self.flow)
         if self._killed:
             yield from self.kill()
@@ -142,6 +146,8 @@ class HttpStream(Layer):
         if self.flow.response is not None and not event.end_stream:
             yield from self.answer_before_body()
             return
+        if held:
+            yield from self.hold_request_body(False)
         if request.headers.get("expect", "").lower() == "100-continue":
             del request.headers["expect"]
             if not event.end_stream:
@@ -157,7 +163,9 @@ class HttpStream(Layer):
         """An addon answered at requestheaders time (proxyauth's 407): reply now, unread body.
 
         Neither 100 Continue nor the body is waited for, so a client cannot make us buffer
-        an upload nobody wants; an HTTP/1 client connection ends after the answer."""
+        an upload nobody wants; an HTTP/1 client connection ends after the answer, an
+        HTTP/2 stream is reset with NO_ERROR once the answer is out."""
+        yield SendHttp(DiscardRequestBody(self.stream_id), self.context.client)
         request = self.flow.request
         request.headers.pop("expect", None)
         request.timestamp_end = time.time()
@@ -167,6 +175,23 @@ class HttpStream(Layer):
             yield from self.kill()
             return
         yield from self.send_addon_response()
+
+    def _may_outgrow_buffer(self, headers: Headers) -> bool:
+        """Could more of this body arrive during a hook than we would buffer anyway? Not if
+        it declares a size within the limit, or there is no limit (as in mitmproxy)."""
+        limit = self._stream_threshold()
+        size = _declared_size(headers)
+        return limit is not None and (size is None or size > limit)
+
+    def hold_request_body(self, paused: bool) -> CommandGenerator:
+        """While a hook holds the request (an addon, an intercept), its body would pile up
+        here: the client connection is asked to hold it back (HTTP/2: no more window for
+        the stream; HTTP/1: no more reading once body_buffer_limit bytes came meanwhile)."""
+        yield SendHttp(BodyBackpressure(self.stream_id, request=True, paused=paused), self.context.client)
+
+    def hold_response_body(self, paused: bool) -> CommandGenerator:
+        """The same for a response held in its responseheaders hook, toward its server."""
+        yield SendHttp(BodyBackpressure(self.stream_id, request=False, paused=paused), self.server_conn)
 
     def _prepare_request(self) -> str | None:
         """Fill in the destination; an error message if the request cannot be routed."""
@@ -215,11 +240,11 @@ class HttpStream(Layer):
     def start_request_stream(self, end_stream: bool) -> CommandGenerator:
         """Open the server connection now and forward the body as it arrives."""
         self._handle_event = self.state_stream_request
-        # While the connection opens the body can only queue up here: an HTTP/2 client is
-        # asked to pause meanwhile (this layer has no way to pause an HTTP/1 client).
-        yield SendHttp(BodyBackpressure(self.stream_id, request=True, paused=True), self.context.client)
+        # While the connection opens the body can only queue up here: the client is asked
+        # to hold it back meanwhile.
+        yield from self.hold_request_body(True)
         connected = yield from self.connect_to_server()
-        yield SendHttp(BodyBackpressure(self.stream_id, request=True, paused=False), self.context.client)
+        yield from self.hold_request_body(False)
         if not connected:
             return
         yield SendHttp(RequestHeaders(self.stream_id, self.flow.request, end_stream), self.server_conn)
@@ -396,7 +421,12 @@ class HttpStream(Layer):
             return
         if not event.end_stream and self._declared_over_stream_limit(response.headers):
             response.stream = True
+        held = not event.end_stream and self.server_conn is not None and self._may_outgrow_buffer(response.headers)
+        if held:
+            yield from self.hold_response_body(True)
         yield HttpResponseHeadersHook(self.flow)
+        if held:
+            yield from self.hold_response_body(False)
         if self._killed:
             yield from self.kill()
             return
@@ -536,9 +566,7 @@ class HttpStream(Layer):
     def _stream_threshold(self) -> int | None:
         """Above this many buffered bytes a body is streamed: stream_large_bodies (mitmproxy's
         option) or body_buffer_limit (ours, on by default), whichever is lower."""
-        options = self.context.options
-        limits = [parse_size(options.stream_large_bodies), parse_size(options.body_buffer_limit) or None]
-        return min((x for x in limits if x is not None), default=None)
+        return hold_limit(self.context.options)
 
     def _over_size_limit(self, size: int | None) -> bool:
         limit = parse_size(self.context.options.body_size_limit)
@@ -890,19 +918,18 @@ class HttpLayer(Layer):
         yield from self.event_to_child(stream, event)
 
     def relay_backpressure(self, event: BodyBackpressure) -> CommandGenerator:
-        """To the connection the body comes from, when that one speaks HTTP/2 (an HTTP/1
-        peer is slowed down by the driver, which stops reading while a write buffer is full)."""
+        """To the connection the body comes from: the client's or the server's."""
         stream = self.streams.get(event.stream_id)
         if stream is None:
             return
         if event.request:
             source = self.context.client
-            multiplexed = isinstance(self.connections.get(source), Http2Server)
+            listens = isinstance(self.connections.get(source), (Http2Server, Http1Server))
         else:
             source = stream.server_conn
             client = self.http_clients.get(source) if source is not None else None
-            multiplexed = client is not None and isinstance(client.child_layer, Http2Client)
-        target = self.connections.get(source) if multiplexed and source is not None else None
+            listens = client is not None and isinstance(client.child_layer, (Http2Client, Http1Client))
+        target = self.connections.get(source) if listens and source is not None else None
         if target is not None:
             yield from self.event_to_child(target, event)
 

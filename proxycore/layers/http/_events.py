@@ -115,11 +115,20 @@ class ResponseProtocolError(HttpEvent):
 
 @dataclass(slots=True)
 class BodyBackpressure(HttpEvent):
-    """From the connection a body is sent out on to the one it comes in on (HTTP/2 only).
+    """To the connection a body comes in on: hold it back (``paused``) or go on.
 
-    ``paused``: more of the body is queued for the peer than a stream window, so the
-    receiving side stops granting flow-control credit for it until a second event with
-    ``paused=False`` says the queue has drained. ``request`` tells which body it is."""
+    Sent by the HTTP/2 connection the body goes out on when more of it is queued for the
+    peer than a stream window, and by a stream while a hook holds its request (or it waits
+    for a server connection). An HTTP/2 source stops granting flow-control credit for the
+    stream; an HTTP/1 client stops being read once ``body_buffer_limit`` bytes arrived
+    meanwhile. ``paused=False`` lifts it. ``request`` tells which body it is."""
 
     request: bool
     paused: bool
+
+
+@dataclass(slots=True)
+class DiscardRequestBody(HttpEvent):
+    """From a stream to the client connection: the request was answered before its body
+    was complete (proxyauth's 407). What is left of the body is dropped where it arrives,
+    never handed on or buffered; the connection layer keeps its framing and flow control."""

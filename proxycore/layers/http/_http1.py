@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import logging
 import time
+from typing import Any
 
 from proxycore import commands, events
 from proxycore.connection import Connection
@@ -19,6 +20,8 @@ from proxycore.http import Headers, Request, Response, _hostport
 from proxycore.layer import CommandGenerator, Layer
 from proxycore.layers.http._commands import ReceiveHttp
 from proxycore.layers.http._events import (
+    BodyBackpressure,
+    DiscardRequestBody,
     ErrorCode,
     HttpEvent,
     RequestData,
@@ -33,6 +36,7 @@ from proxycore.layers.http._events import (
     ResponseProtocolError,
     ResponseTrailers,
 )
+from proxycore.layers.http._head_timer import HeadTimer
 from proxycore.net import http1
 from proxycore.net.http1 import BodyData, BodyReader, ProtocolError
 from proxycore.options import parse_size
@@ -75,6 +79,42 @@ class Http1Connection(Layer):
         # How outgoing message bodies are framed: "length", "chunked", "none" or "eof".
         self.send_framing = "length"
         self.pending_trailers: Headers | None = None
+        # A hook holds the message whose body we read (BodyBackpressure): body bytes handed
+        # on meanwhile, and whether we asked the driver to stop reading because of them.
+        self.body_held = False
+        self.held_bytes = 0
+        self.reading_paused = False
+        # Why reading may be paused: a held body past its limit, pipelined data (server only).
+        self.hold_pausing = False
+        self.pipeline_pausing = False
+
+    def _count_held(self, size: int) -> CommandGenerator:
+        """Body bytes that can only queue up while their message is held: past the size at
+        which the body would be streamed, stop reading the peer until the hold ends."""
+        self.held_bytes += size
+        limit = hold_limit(self.context.options)
+        if limit is not None and self.held_bytes > limit:
+            self.hold_pausing = True
+            yield from self._apply_reading()
+
+    def _hold_body(self, paused: bool) -> CommandGenerator:
+        self.body_held, self.held_bytes = paused, 0
+        if not paused:
+            self.hold_pausing = False
+            yield from self._apply_reading()
+
+    def _apply_reading(self) -> CommandGenerator:
+        """One PauseReading/ResumeReading state for the peer, whatever the reasons."""
+        pause = self.hold_pausing or self.pipeline_pausing
+        if pause and not self.reading_paused:
+            self.reading_paused = True
+            yield commands.PauseReading(self.conn)
+        elif not pause and self.reading_paused and self._may_resume():
+            self.reading_paused = False
+            yield commands.ResumeReading(self.conn)
+
+    def _may_resume(self) -> bool:
+        return True
 
     def head_size_limit(self) -> int | None:
         return parse_size(self.context.options.head_size_limit) or None
@@ -103,6 +143,13 @@ class Http1Connection(Layer):
         if self.send_framing == "chunked":
             yield commands.SendData(self.conn, http1.last_chunk(self.pending_trailers))
         self.pending_trailers = None
+
+
+def hold_limit(options: Any) -> int | None:
+    """Bytes of a body the proxy holds before it streams it: the lower of
+    stream_large_bodies and body_buffer_limit (None: no limit)."""
+    limits = [parse_size(options.stream_large_bodies), parse_size(options.body_buffer_limit) or None]
+    return min((x for x in limits if x is not None), default=None)
 
 
 def _outgoing_framing(headers: Headers, bodiless: bool) -> str:
@@ -151,10 +198,10 @@ class Http1Server(Http1Connection):
         self.request_done = False
         self.client_closed = False
         # The timeout for the next request head; outdated once replaced or the head is in.
-        self.head_timer: commands.RequestTimeout | None = None
-        self.head_timer_idle = False
+        # Published on the client connection for the driver to arm (see _arm_head_timer).
+        self.head_timer = HeadTimer(context.options, publish_on=self.conn)
         self.linger_timer: commands.RequestWakeup | None = None
-        self.reading_paused = False  # PauseReading sent for pipelined data
+        self.body_discarded = False  # answered before the body: the rest is parsed, not passed on
 
     def _arm_head_timer(self, idle: bool) -> None:
         """Wait for the next request head: keepalive_timeout for its first byte after a
@@ -164,17 +211,9 @@ class Http1Server(Http1Connection):
         being yielded: the driver arms it and feeds its Wakeup back. Layer playbooks (ours
         and mitmproxy's) then see only the protocol's own commands, as in mitmproxy,
         whose layers have no such timer; ``Playbook(timeouts=True)`` shows it."""
-        options = self.context.options
-        delay = options.keepalive_timeout if idle else options.request_head_timeout
-        self.head_timer_idle = idle
-        self._publish_head_timer(commands.RequestTimeout(delay) if delay else None)
-
-    def _publish_head_timer(self, timer: commands.RequestTimeout | None) -> None:
-        self.head_timer = timer
-        self.conn.head_timer = timer  # type: ignore[attr-defined]  # read by the driver
+        self.head_timer.arm(idle)
 
     def _head_timed_out(self) -> CommandGenerator:
-        assert self.head_timer is not None
         delay = self.head_timer.delay
         self.state = "done"
         if self.buf.strip():
@@ -200,7 +239,7 @@ class Http1Server(Http1Connection):
         elif isinstance(event, HttpEvent):
             yield from self._send(event)
         elif isinstance(event, events.Wakeup):
-            if event.command is self.head_timer:
+            if self.head_timer.fired(event):
                 if self.state == "read_headers":
                     yield from self._head_timed_out()
             elif self.state == "discard" and event.command is self.linger_timer:
@@ -225,13 +264,11 @@ class Http1Server(Http1Connection):
         """Stop reading the client while more than head_size_limit bytes of what it
         pipelined wait behind the request in progress; read again once they are taken."""
         limit = self.head_size_limit()
-        over = self.state == "wait" and limit is not None and len(self.buf) > limit
-        if over and not self.reading_paused:
-            self.reading_paused = True
-            yield commands.PauseReading(self.conn)
-        elif not over and self.reading_paused and self.state != "done":
-            self.reading_paused = False
-            yield commands.ResumeReading(self.conn)
+        self.pipeline_pausing = self.state == "wait" and limit is not None and len(self.buf) > limit
+        yield from self._apply_reading()
+
+    def _may_resume(self) -> bool:
+        return self.state != "done"
 
     def _read_head(self) -> CommandGenerator:
         blank = http1.leading_blank_lines(self.buf)  # empty lines before a request are allowed
@@ -243,13 +280,13 @@ class Http1Server(Http1Connection):
         if end == -1:
             if limit is not None and len(self.buf) > limit:
                 yield from self._bad_request(f"request head larger than {limit} bytes", 431)
-            elif self.buf and self.head_timer_idle:
+            elif self.buf and self.head_timer.idle:
                 self._arm_head_timer(idle=False)  # a head has begun: time it
             return False
         if limit is not None and end > limit:
             yield from self._bad_request(f"request head larger than {limit} bytes", 431)
             return False
-        self._publish_head_timer(None)
+        self.head_timer.disarm()
         head = self._take(end)
         try:
             request = http1.parse_request_head(head)
@@ -262,6 +299,7 @@ class Http1Server(Http1Connection):
         self.next_stream_id += 2
         self.request, self.response = request, None
         self.request_done = size == 0
+        self.body_discarded = False
         yield ReceiveHttp(RequestHeaders(self.stream_id, request, end_stream=size == 0))
         if size == 0:
             self.state = "wait"
@@ -283,7 +321,12 @@ class Http1Server(Http1Connection):
             return False
         for part in parts:
             if isinstance(part, BodyData):
+                if self.body_discarded:
+                    continue
+                held = self.body_held  # (handing the data on may start or end a hold)
                 yield ReceiveHttp(RequestData(stream_id, part.data))
+                if held and self.body_held:
+                    yield from self._count_held(len(part.data))
             else:
                 self.request_done = True
                 if self.state == "read_body":
@@ -331,6 +374,13 @@ class Http1Server(Http1Connection):
     def _send(self, event: HttpEvent) -> CommandGenerator:
         if isinstance(event, ResponseHeaders):
             yield from self._send_headers(event)
+        elif isinstance(event, BodyBackpressure):
+            if event.request and event.stream_id == self.stream_id:
+                yield from self._hold_body(event.paused)
+        elif isinstance(event, DiscardRequestBody):
+            if event.stream_id == self.stream_id and self.state == "read_body":
+                self.body_discarded = True
+            yield from self._hold_body(False)
         elif isinstance(event, ResponseData):
             if self.state != "passthrough":
                 yield from self._send_body(event.data)
@@ -401,6 +451,7 @@ class Http1Server(Http1Connection):
         self.state = "read_headers"
         self.request = self.response = None
         self.body_reader = None
+        yield from self._hold_body(False)
         self._arm_head_timer(idle=not self.buf.lstrip(b"\r\n"))
         if self.buf:
             yield from self._read()
@@ -424,6 +475,7 @@ class Http1Server(Http1Connection):
         connection and could destroy the answer before the client reads it, so only send
         FIN and drop what still arrives until the client hangs up (or LINGER_SECONDS)."""
         self.state = "discard"
+        yield from self._hold_body(False)
         yield commands.CloseConnection(self.conn, half_close=True)
         self.linger_timer = commands.RequestWakeup(LINGER_SECONDS)
         yield self.linger_timer
@@ -492,6 +544,9 @@ class Http1Client(Http1Connection):
             # The client went away or the request was killed: this connection is unusable.
             self.state = "done"
             yield commands.CloseConnection(self.conn)
+        elif isinstance(event, BodyBackpressure):
+            if not event.request and event.stream_id == self.stream_id:
+                yield from self._hold_body(event.paused)
 
     def _read(self) -> CommandGenerator:
         while self.buf:
@@ -562,7 +617,10 @@ class Http1Client(Http1Connection):
         assert stream_id is not None
         for part in parts:
             if isinstance(part, BodyData):
+                held = self.body_held  # (handing the data on may start or end a hold)
                 yield ReceiveHttp(ResponseData(stream_id, part.data))
+                if held and self.body_held:
+                    yield from self._count_held(len(part.data))
             else:
                 if part.trailers:
                     yield ReceiveHttp(ResponseTrailers(stream_id, part.trailers))
@@ -577,6 +635,7 @@ class Http1Client(Http1Connection):
             or http1.connection_close(request.http_version, request.headers)
             or http1.connection_close(response.http_version, response.headers)
         )
+        yield from self._hold_body(False)
         # Decide before telling the stream, which may immediately ask for a connection again.
         if close:
             self.state = "done"

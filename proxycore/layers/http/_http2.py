@@ -35,6 +35,7 @@ import h2.events
 import h2.exceptions
 import h2.frame_buffer
 import h2.settings
+import hyperframe.frame
 
 from proxycore import commands, events
 from proxycore.connection import Connection
@@ -44,6 +45,7 @@ from proxycore.layer import CommandGenerator, Layer
 from proxycore.layers.http._commands import ReceiveHttp
 from proxycore.layers.http._events import (
     BodyBackpressure,
+    DiscardRequestBody,
     ErrorCode,
     HttpEvent,
     RequestData,
@@ -57,6 +59,7 @@ from proxycore.layers.http._events import (
     ResponseProtocolError,
     ResponseTrailers,
 )
+from proxycore.layers.http._head_timer import HeadTimer
 from proxycore.layers.http._reset_window import ResetWindow
 
 MAX_FRAME_SIZE = 2**17
@@ -93,6 +96,19 @@ class BoundedFrameBuffer(h2.frame_buffer.FrameBuffer):
         super().__init__(server=server)
         self.max_block = 2 * max_header_list_size
 
+    @property
+    def header_block_pending(self) -> bool:
+        """A header block has begun and is not complete: HEADERS without END_HEADERS and
+        no final CONTINUATION yet, or a HEADERS/CONTINUATION frame only partly received."""
+        if self._headers_buffer:
+            return True
+        return len(self._data) > 3 and self._data[3] in (0x1, 0x9)
+
+    @property
+    def partial_frame(self) -> bool:
+        """Bytes of a frame (or of the preface) that is not complete yet."""
+        return bool(self._data)
+
     def _update_header_buffer(self, f: Any) -> Any:
         frame = super()._update_header_buffer(f)
         if self._headers_buffer and sum(len(x.data) for x in self._headers_buffer) > self.max_block:
@@ -127,6 +143,7 @@ class BufferedH2Connection(h2.connection.H2Connection):
         self.pending: dict[int, collections.deque[tuple[bytes, bool]]] = {}
         self.pending_size: dict[int, int] = {}
         self.pending_trailers: dict[int, list[tuple[bytes, bytes]]] = {}
+        self.reset_after_sending: set[int] = set()  # RST_STREAM(NO_ERROR) once all is out
 
     def initiate(self) -> None:
         self.initiate_connection()
@@ -137,6 +154,29 @@ class BufferedH2Connection(h2.connection.H2Connection):
         # on its own instead (RFC 9113 section 5.1.2), so h2's check is lifted.
         self.local_settings.max_concurrent_streams = 2**31 - 1
         self.local_settings.acknowledge()
+
+    def acknowledge_connection_only(self, size: int) -> None:
+        """Give ``size`` received bytes back to the connection window, not to their stream's:
+        for data that is dropped, so that its stream stalls but its siblings do not."""
+        increment = self._inbound_flow_control_window_manager.process_bytes(size)
+        if increment:
+            frame = hyperframe.frame.WindowUpdateFrame(0)
+            frame.window_increment = increment
+            self._prepare_for_sending([frame])
+
+    def reset_when_sent(self, stream_id: int) -> None:
+        """The response is complete but the peer is still sending: once what we queued for
+        the stream has gone out, ask it to stop with RST_STREAM(NO_ERROR) (RFC 9113 8.1)."""
+        if self.pending.get(stream_id) or stream_id in self.pending_trailers:
+            self.reset_after_sending.add(stream_id)
+        else:
+            self.reset_quietly(stream_id)
+
+    def reset_quietly(self, stream_id: int) -> None:
+        try:
+            self.reset_stream(stream_id, h2.errors.ErrorCodes.NO_ERROR)
+        except h2.exceptions.StreamClosedError:
+            pass  # the peer finished or reset it meanwhile
 
     def send_data_buffered(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         queue = self.pending.get(stream_id)
@@ -189,6 +229,9 @@ class BufferedH2Connection(h2.connection.H2Connection):
         trailers = self.pending_trailers.pop(stream_id, None)
         if trailers is not None:
             self.send_headers(stream_id, trailers, end_stream=True)
+        if stream_id in self.reset_after_sending:
+            self.reset_after_sending.discard(stream_id)
+            self.reset_quietly(stream_id)
 
     def flush_all(self) -> None:
         for stream_id in list(self.pending):
@@ -201,6 +244,7 @@ class BufferedH2Connection(h2.connection.H2Connection):
         self.pending.pop(stream_id, None)
         self.pending_size.pop(stream_id, None)
         self.pending_trailers.pop(stream_id, None)
+        self.reset_after_sending.discard(stream_id)
 
 
 def _split_pseudo(headers: list[tuple[bytes, bytes]]) -> tuple[dict[bytes, bytes], Headers]:
@@ -314,6 +358,10 @@ class Http2Connection(Layer):
         if isinstance(event, h2.events.DataReceived):
             if event.stream_id in self.held:
                 self.held[event.stream_id] += event.flow_controlled_length
+            elif self.streams.get(event.stream_id, "discard") == "discard":
+                # Nobody reads this stream any more: its data is dropped below, and only
+                # the connection gets the credit back.
+                self.h2_conn.acknowledge_connection_only(event.flow_controlled_length)
             else:
                 self.h2_conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             if event.data:
@@ -492,6 +540,10 @@ class Http2Server(Http2Connection):
         )
         self.reset_tick: commands.RequestWakeup | None = None
         self.linger: commands.RequestWakeup | None = None
+        # request_head_timeout from the start until the first stream and for every header
+        # block that has begun; keepalive_timeout while no stream is open.
+        self.head_timer = HeadTimer(options)
+        self.first_stream_seen = False
 
     def _handle_event(self, event: events.Event) -> CommandGenerator:
         if isinstance(event, events.Wakeup) and event.command is self.reset_tick:
@@ -504,8 +556,52 @@ class Http2Server(Http2Connection):
         ):
             self.linger = None
             yield commands.CloseConnection(self.conn)
+        elif self.head_timer.fired(event):
+            yield from self.head_timed_out()
         else:
             yield from super()._handle_event(event)
+            if isinstance(event, events.Start):
+                armed = self.head_timer.arm(idle=False)
+            elif isinstance(event, (events.DataReceived, HttpEvent)):
+                armed = self.update_head_timer()
+            else:
+                armed = None
+            if armed is not None:
+                yield armed
+
+    def update_head_timer(self) -> commands.RequestTimeout | None:
+        """After anything happened on the connection: which wait, if any, is timed now
+        (a new timer to ask for, or None)."""
+        timer = self.head_timer
+        buffer = self.h2_conn.incoming_buffer
+        assert isinstance(buffer, BoundedFrameBuffer)
+        if self.streams and timer.command is None and not buffer.partial_frame and not buffer._headers_buffer:
+            return None  # the usual case while exchanges run: nothing to time
+        if self.closed:
+            timer.disarm()
+        elif buffer.header_block_pending or (timer.idle and buffer.partial_frame):
+            # A request head has begun; while it is incomplete the whole connection waits
+            # for it (nothing but CONTINUATION may come), so it is timed with streams open too.
+            if not timer.running or timer.idle:
+                return timer.arm(idle=False)
+        elif not self.first_stream_seen:
+            pass  # the timer armed on start runs until the first request head is in
+        elif self.streams or self.h2_conn.pending:
+            timer.disarm()  # exchanges in progress: tcp_timeout watches those
+        elif not (timer.running and timer.idle):
+            return timer.arm(idle=True)
+        return None
+
+    def head_timed_out(self) -> CommandGenerator:
+        delay, idle = self.head_timer.delay, self.head_timer.idle
+        if idle:
+            message = f"closing HTTP/2 client connection idle for {delay:g} s"
+            yield commands.Log(message, "debug")
+            yield from self.goaway(h2.errors.ErrorCodes.NO_ERROR, b"idle", message)
+        else:
+            message = f"HTTP/2 client did not complete a request head within {delay:g} s"
+            yield commands.Log(message, "info")
+            yield from self.goaway(h2.errors.ErrorCodes.NO_ERROR, b"request head timeout", message)
 
     def arm_reset_tick(self) -> CommandGenerator:
         """Keep the reset window sliding while it holds any reset."""
@@ -515,6 +611,9 @@ class Http2Server(Http2Connection):
 
     def headers_received(self, event: Any) -> CommandGenerator:
         h2_id = event.stream_id
+        # This head is in: its timer is done with (a next block gets its own).
+        self.first_stream_seen = True
+        self.head_timer.disarm()
         if len(self.streams) >= self.max_streams_in:
             # Over the limit we advertised (or sent before our SETTINGS arrived): only this
             # stream fails, and the client may retry it later (RFC 9113 section 5.1.2).
@@ -582,9 +681,12 @@ class Http2Server(Http2Connection):
             yield ReceiveHttp(RequestTrailers(h2_id, trailers))
 
     def stream_ended(self, h2_id: int) -> CommandGenerator:
-        if self.streams.get(h2_id) == "body":
+        state = self.streams.get(h2_id)
+        if state == "body":
             self.streams[h2_id] = "done"
             yield ReceiveHttp(RequestEndOfMessage(h2_id))
+        elif state == "discard":
+            self.streams[h2_id] = "done"  # the whole body is in (and dropped): no reset needed
 
     def stream_reset(self, h2_id: int, code: int) -> CommandGenerator:
         known = h2_id in self.streams
@@ -606,7 +708,15 @@ class Http2Server(Http2Connection):
             "(rapid reset): closing the connection."
         )
         yield commands.Log(message, "warn")
-        self.h2_conn.close_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, b"too many stream resets")
+        yield from self.goaway(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, b"too many stream resets", message)
+
+    def goaway(self, code: int, debug: bytes, message: str) -> CommandGenerator:
+        """Tell the client we are done (GOAWAY), fail what is still open, then hang up."""
+        self.head_timer.disarm()
+        try:
+            self.h2_conn.close_connection(code, debug)
+        except h2.exceptions.ProtocolError:
+            pass  # h2 considers the connection closed already
         yield from self.flush()
         yield from self.fail_streams(message)
         # FIN after the GOAWAY; what the client still sends is dropped unread until it hangs up.
@@ -648,13 +758,28 @@ class Http2Server(Http2Connection):
         elif isinstance(event, ResponseEndOfMessage):
             if h2_id not in self.ended_locally:
                 conn.end_stream_buffered(h2_id)
+            if self.streams.get(h2_id) in ("body", "discard"):
+                conn.reset_when_sent(h2_id)  # answered before the client finished its upload
             self.ended_locally.discard(h2_id)
             self.stream_over(h2_id)
             self.headers_sent.discard(h2_id)
         elif isinstance(event, ResponseProtocolError):
             yield from self.send_error(h2_id, event)
+        elif isinstance(event, DiscardRequestBody):
+            self.discard(h2_id)
         return
         yield
+
+    def discard(self, h2_id: int) -> None:
+        """The request was answered before its body: drop the rest of the body as it comes,
+        crediting only the connection window (the stream is reset after the answer)."""
+        if self.streams.get(h2_id) != "body":
+            return
+        self.streams[h2_id] = "discard"
+        self.backpressured.discard(h2_id)
+        held = self.held.pop(h2_id, 0)
+        if held:
+            self.h2_conn.acknowledge_connection_only(held)
 
     def send_error(self, h2_id: int, event: ResponseProtocolError) -> CommandGenerator:
         status = event.code.http_status_code()
@@ -666,9 +791,9 @@ class Http2Server(Http2Connection):
                 fields = [(b":status", b"%d" % status), *_plain_fields(page.headers)]
                 self.h2_conn.send_headers(h2_id, fields)
                 self.h2_conn.send_data_buffered(h2_id, page.raw_content or b"", end_stream=True)
-                if self.streams.get(h2_id) == "body" and not self.h2_conn.pending.get(h2_id):
+                if self.streams.get(h2_id) in ("body", "discard"):
                     # The client is still sending a body nobody will read (RFC 9113 section 8.1).
-                    self.h2_conn.reset_stream(h2_id, h2.errors.ErrorCodes.NO_ERROR)
+                    self.h2_conn.reset_when_sent(h2_id)
             else:
                 code = h2.errors.ErrorCodes.INTERNAL_ERROR  # a killed flow too, as mitmproxy
                 self.h2_conn.forget(h2_id)

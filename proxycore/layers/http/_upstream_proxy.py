@@ -111,6 +111,8 @@ class HttpUpstreamTunnel(Layer):
                 self.state = "closed"
             if self.tunnel_conn.state is not ConnectionState.CLOSED:
                 yield commands.CloseConnection(self.tunnel_conn, command.half_close)
+        elif isinstance(command, (commands.PauseReading, commands.ResumeReading)):
+            yield type(command)(self.tunnel_conn)  # only the real connection can be paused
         else:
             yield command
 

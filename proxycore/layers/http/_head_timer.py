@@ -1,0 +1,53 @@
+"""The timer for a client's next request head, shared by the HTTP/1 and HTTP/2 server layers.
+
+A layer has no clock. It asks for a RequestTimeout and, when the Wakeup comes back,
+acts only if that is still the timer it armed last: re-arming or disarming outdates
+the old one, so a timer that was not needed any more fires into nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from proxycore import commands, events
+
+
+class HeadTimer:
+    """Either ``keepalive_timeout`` (idle: waiting for a request to begin) or
+    ``request_head_timeout`` (a head has begun, or nothing came yet since connecting)."""
+
+    def __init__(self, options: Any, publish_on: Any = None) -> None:
+        """With ``publish_on`` (a connection), the timer is set as its ``head_timer``
+        attribute for the driver to arm, instead of being yielded (see Http1Server)."""
+        self.options = options
+        self.publish_on = publish_on
+        self.command: commands.RequestTimeout | None = None
+        self.idle = False
+
+    def arm(self, idle: bool) -> commands.RequestTimeout | None:
+        """Start the wait anew; the command to yield (None if that timeout is off, or if
+        the timer is published on a connection)."""
+        delay = self.options.keepalive_timeout if idle else self.options.request_head_timeout
+        self.idle = idle
+        self._set(commands.RequestTimeout(delay) if delay else None)
+        return None if self.publish_on is not None else self.command
+
+    def disarm(self) -> None:
+        self._set(None)
+
+    def _set(self, command: commands.RequestTimeout | None) -> None:
+        self.command = command
+        if self.publish_on is not None:
+            self.publish_on.head_timer = command  # read by the driver
+
+    @property
+    def running(self) -> bool:
+        return self.command is not None
+
+    @property
+    def delay(self) -> float:
+        return self.command.delay if self.command is not None else 0
+
+    def fired(self, event: events.Event) -> bool:
+        """Is ``event`` the Wakeup of the timer armed last?"""
+        return self.command is not None and isinstance(event, events.Wakeup) and event.command is self.command
