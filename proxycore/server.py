@@ -40,6 +40,10 @@ logger = logging.getLogger("proxycore.proxy")
 
 READ_SIZE = 65536
 WRITE_HIGH_WATER = 256 * 1024
+# Writes larger than this go to the transport in pieces of WRITE_PIECE bytes (memoryview
+# slices), only while its buffer is below WRITE_HIGH_WATER: asyncio copies what a send
+# leaves over, so one 64 MiB write would otherwise cost two more copies of the body.
+WRITE_PIECE = 256 * 1024
 MAX_CONNECTIONS_PER_ADDRESS = 5
 LISTEN_BACKLOG = 1024
 # File descriptors kept for everything but client connections (listeners, logs, flow files).
@@ -68,6 +72,9 @@ class _ConnectionProtocol(asyncio.Protocol):
         self.closed = asyncio.Event()
         self.read_while_full = 0  # bytes read from this peer while we could not write to it
         self.adopt: Callable[[_ConnectionProtocol], None] | None = None
+        # Large writes not yet handed to the transport, and what to do once they are.
+        self.pending: collections.deque[memoryview] = collections.deque()
+        self.after_pending: str | None = None  # "close" or "eof"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -83,7 +90,48 @@ class _ConnectionProtocol(asyncio.Protocol):
         self.handler.read_closed(self.connection, None)
         return True  # keep our writing side open: the layers decide when to close it
 
+    def write(self, data: bytes) -> None:
+        """Write ``data``; a large one (or any behind one) waits here until the transport has room."""
+        transport = self.transport
+        assert transport is not None
+        if not self.pending and len(data) <= WRITE_PIECE:
+            transport.write(data)
+            return
+        self.pending.append(memoryview(data).cast("B"))
+        self.flush()
+
+    def flush(self) -> None:
+        """Hand pending data to the transport, one piece at a time, up to its high-water mark."""
+        transport = self.transport
+        pending = self.pending
+        while pending and transport is not None and not transport.is_closing():
+            if transport.get_write_buffer_size() > WRITE_HIGH_WATER:
+                return  # pause_writing was called: resume_writing goes on
+            view = pending[0]
+            if len(view) > WRITE_PIECE:
+                pending[0] = view[WRITE_PIECE:]
+                view = view[:WRITE_PIECE]
+            else:
+                pending.popleft()
+            transport.write(view)
+        pending.clear()
+        after, self.after_pending = self.after_pending, None
+        if transport is not None and after == "close":
+            transport.close()
+        elif transport is not None and after == "eof" and not transport.is_closing():
+            try:
+                transport.write_eof()
+            except OSError:
+                pass
+
+    def close_when_written(self, after: str) -> None:
+        """Close (or half-close, ``eof``) once pending data is out; at once if there is none."""
+        if self.after_pending != "close":
+            self.after_pending = after
+        self.flush()
+
     def connection_lost(self, exc: Exception | None) -> None:
+        self.pending.clear()
         self.closed.set()
         if not hasattr(self, "handler"):
             return  # refused before any handler adopted it (transparent mode failure)
@@ -95,7 +143,9 @@ class _ConnectionProtocol(asyncio.Protocol):
         self.handler.writable(self, False)
 
     def resume_writing(self) -> None:
-        self.handler.writable(self, True)
+        self.flush()
+        if self.transport is not None and self.transport.get_write_buffer_size() <= WRITE_HIGH_WATER:
+            self.handler.writable(self, True)
 
 
 def _same_address(a: tuple[str, int], b: Any) -> bool:
@@ -284,7 +334,7 @@ class ConnectionHandler:
         if isinstance(command, commands.SendData):
             protocol = self.protocols.get(command.connection)
             if protocol is not None and command.connection.state & ConnectionState.CAN_WRITE:
-                protocol.transport.write(command.data)  # type: ignore[union-attr]
+                protocol.write(command.data)
                 if command.connection is self.client:
                     self._client_silent = False  # a server-first protocol: the client may wait
         elif isinstance(command, commands.StartHook):
@@ -394,6 +444,9 @@ class ConnectionHandler:
             return
         connection.state &= ~ConnectionState.CAN_WRITE
         transport = protocol.transport
+        if protocol.pending:
+            protocol.close_when_written("eof")
+            transport = None
         try:
             if transport is not None and transport.can_write_eof():
                 transport.write_eof()
@@ -409,7 +462,7 @@ class ConnectionHandler:
         if protocol is not None:
             self._full_writers.discard(protocol)
             if protocol.transport is not None:
-                protocol.transport.close()
+                protocol.close_when_written("close")
             else:
                 protocol.closed.set()
         if connection is self.client:
