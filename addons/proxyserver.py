@@ -115,11 +115,11 @@ class Proxyserver:
         await self.update_servers(initial=True)
 
     def _wanted(self) -> list[ListenerKey]:
-        from proxycore import ctx
+        from proxycore import ctx, workers
 
         options = ctx.options
-        if not options.server:
-            return []
+        if not options.server or workers.serves_elsewhere(options):
+            return []  # (with --workers, the worker processes listen)
         keys = []
         for mode in parse_modes(options.mode):
             port = mode.listen_port(options.listen_port)

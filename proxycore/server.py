@@ -53,6 +53,9 @@ FD_LIMIT_TARGET = 65536
 # Seconds without accepting after the process ran out of file descriptors.
 ACCEPT_PAUSE = 1.0
 OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+# Set in worker processes (--workers): their listeners share the port, the kernel spreads
+# new connections over them.
+REUSE_PORT = False
 
 LayerFactory = Callable[[Context], Layer]
 
@@ -575,6 +578,8 @@ def _bind(host: str, port: int) -> list[socket.socket]:
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if REUSE_PORT:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             if port == 0 and len(sockets) > 1:  # the other family: the port the first one got
