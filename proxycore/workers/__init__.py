@@ -7,8 +7,10 @@ the primary over one Unix socket; a message is a 4-byte length and a ``marshal``
 tuple (flows travel as their ``get_state()``, plain data that marshal handles fast).
 
 Worker to primary: ``("hello", index, pid)``, ``("flow", hook, live, state)``.
-Primary to worker: ``("options", {name: value})``, ``("hooks", [names])`` (the flow hooks
-the primary wants to hear about), ``("resume", flow_id, state)``, ``("kill", flow_id)``.
+Worker to primary, instead of a flow when only ``-w`` needs it: ``("record", tnetstring)``.
+Primary to worker: ``("options", {name: value})``, ``("hooks", [names], [record names])``
+(the flow hooks the primary wants to hear about, and those of them it only appends to its
+flow file), ``("resume", flow_id, state)``, ``("kill", flow_id)``.
 """
 
 from __future__ import annotations
@@ -66,6 +68,18 @@ async def receive(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
         return marshal.loads(await reader.readexactly(length))
     except (asyncio.IncompleteReadError, ConnectionError):
         return None
+
+
+def encode_record(flow: Any) -> bytes:
+    """The ``record`` message: the flow as the ``-w`` file stores it."""
+    from proxycore.io import tnetstring
+
+    state = flow.get_state()
+    try:
+        return encode(("record", tnetstring.dumps(state)))
+    except ValueError:
+        state["metadata"] = {}
+        return encode(("record", tnetstring.dumps(state)))
 
 
 def encode_flow(hook: str, flow: Any) -> bytes:

@@ -29,6 +29,7 @@ class PrimaryLink:
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self.writer = writer
         self.wanted: frozenset[str] = frozenset()
+        self.records: frozenset[str] = frozenset()  # hooks sent as flow-file records
         self.flows: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
 
     def __getattr__(self, name: str) -> Any:
@@ -37,10 +38,15 @@ class PrimaryLink:
         raise AttributeError(name)
 
     async def _forward(self, hook: str, flow: Any) -> None:
-        self.flows[flow.id] = flow
         if self.writer.is_closing():
             return
-        self.writer.write(workers.encode_flow(hook, flow))
+        if hook in self.records:
+            if hook == "response" and flow.websocket is not None:
+                return  # saved at websocket_end, as the Save addon does
+            self.writer.write(workers.encode_record(flow))
+        else:
+            self.flows[flow.id] = flow
+            self.writer.write(workers.encode_flow(hook, flow))
         if self.writer.transport.get_write_buffer_size():
             await self.writer.drain()  # the flow reaches the primary before its client hears more
 
@@ -53,6 +59,7 @@ class PrimaryLink:
                 logger.error(f"worker cannot apply the primary's options: {e}")
         elif kind == "hooks":
             self.wanted = frozenset(message[1]) & frozenset(workers.FORWARDABLE)
+            self.records = frozenset(message[2])
             master.addons.refresh_hooks()
         elif kind == "resume":
             flow = self.flows.get(message[1])

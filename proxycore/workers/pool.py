@@ -75,7 +75,7 @@ class WorkerPool:
         self._server: asyncio.AbstractServer | None = None
         self._keepers: list[asyncio.Task[None]] = []
         self._stopping = False
-        self._hooks: list[str] = []
+        self._hooks: tuple[list[str], list[str]] = ([], [])
         self.respawns = 0
 
     # lifecycle ------------------------------------------------------------------------
@@ -154,18 +154,42 @@ class WorkerPool:
         options = ctx.options
         return {name: value for name, value in options.items() if options.has_changed(name) and _forwarded(name)}
 
-    def _wanted_hooks(self) -> list[str]:
+    def _wanted_hooks(self) -> tuple[list[str], list[str]]:
+        """The hooks observers implement, and those of them to send as finished flow-file
+        records: when the only observer is an unfiltered ``-w`` (proxydump -q -w), the
+        primary does not need flow objects at all, only the bytes to append."""
         from proxycore import ctx
 
         addons = ctx.master.addons
-        return [name for name in workers.FORWARDABLE if any(_is_observer(a) for a, _ in addons.handlers(name))]
+        observers: set[Any] = set()
+        hooks = []
+        for name in workers.FORWARDABLE:
+            found = [a for a, _ in addons.handlers(name) if _is_observer(a)]
+            if found:
+                hooks.append(name)
+                observers.update(found)
+        save = self._save()
+        records = save is not None and observers == {save} and save.filter is None
+        return hooks, (hooks if records else [])
+
+    def _save(self) -> Any:
+        from proxycore import ctx
+
+        save = ctx.master.addons.get("save")
+        return save if save is not None and type(save).__name__ == "Save" else None
 
     def _send_hooks(self) -> None:
         hooks = self._wanted_hooks()
         if hooks != self._hooks:
             self._hooks = hooks
             for worker in self.workers.values():
-                worker.send(("hooks", hooks))
+                worker.send(("hooks", *hooks))
+
+    def _write_record(self, data: bytes) -> None:
+        save = self._save()
+        if save is not None and save.writer is not None and save.file is not None:
+            save.writer.fo.write(data)
+            save.file.flush()
 
     # the channel -----------------------------------------------------------------------
 
@@ -178,11 +202,13 @@ class WorkerPool:
         self.workers[worker.index] = worker
         self._hooks = self._wanted_hooks()
         worker.send(("options", self._snapshot()))
-        worker.send(("hooks", self._hooks))
+        worker.send(("hooks", *self._hooks))
         try:
             while (message := await workers.receive(reader)) is not None:
                 if message[0] == "flow":
                     await self._deliver(worker, message[1], message[2], message[3])
+                elif message[0] == "record":
+                    self._write_record(message[1])
         finally:
             if self.workers.get(worker.index) is worker:
                 del self.workers[worker.index]
