@@ -29,6 +29,7 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="needs SO_REUSEPORT"),
     pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed"),
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/PID/task/PID/children"),
 ]
 
 PID_SCRIPT = """\
@@ -230,5 +231,19 @@ def test_kill_through_a_worker(tmp_path, upstream, script):
         assert pw.stop() == 0
 
 
-if sys.platform != "linux":  # /proc/PID/task/PID/children
-    pytestmark.append(pytest.mark.skip(reason="Linux only"))
+
+def test_replay_from_the_web_api(tmp_path, upstream, script):
+    """A replay started in the primary (web API) runs there and is shown like any flow."""
+    pw = ProxyWeb(tmp_path, "--workers", "2", "-s", script, "--set", f"web_password={TOKEN}")
+    try:
+        assert get(pw.port, upstream, "/get?replay=me")[0] == 200
+        flow = wait_for(lambda: [f for f in request(pw.web_port, "GET", "/flows").json() if f.get("response")],
+                        what="the flow")[0]
+        assert request(pw.web_port, "POST", f"/flows/{flow['id']}/replay").status == 200
+        replayed = wait_for(lambda: [f for f in request(pw.web_port, "GET", "/flows").json()
+                                     if f["id"] == flow["id"] and f.get("is_replay") == "request"
+                                     and f.get("response")], what="the replayed response")[0]
+        assert replayed["response"]["status_code"] == 200
+    finally:
+        assert pw.stop() == 0
+    assert "Traceback" not in pw.stderr(), pw.stderr()
