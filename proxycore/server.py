@@ -77,19 +77,32 @@ class _ConnectionProtocol(asyncio.Protocol):
         self.adopt: Callable[[_ConnectionProtocol], None] | None = None
         # Large writes not yet handed to the transport, and what to do once they are.
         self.pending: collections.deque[memoryview] = collections.deque()
+        # Whether we want to read.  uvloop starts reading after connection_made even if it
+        # paused there, so what arrives meanwhile waits here (and the EOF after it).
+        self.reading = True
+        self.held: list[bytes] = []
+        self.held_eof = False
         self.after_pending: str | None = None  # "close" or "eof"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Duck-typed: uvloop's transports have asyncio.Transport's methods but are no subclass.
+        self.transport = transport  # type: ignore[assignment]
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         if self.adopt is not None:
             self.adopt(self)
 
     def data_received(self, data: bytes) -> None:
+        if not self.reading:
+            self.held.append(data)
+            if self.transport is not None:
+                self.transport.pause_reading()
+            return
         self.handler.data_received(self.connection, data)
 
     def eof_received(self) -> bool:
+        if not self.reading:
+            self.held_eof = True
+            return True
         self.handler.read_closed(self.connection, None)
         return True  # keep our writing side open: the layers decide when to close it
 
@@ -132,6 +145,22 @@ class _ConnectionProtocol(asyncio.Protocol):
         if self.after_pending != "close":
             self.after_pending = after
         self.flush()
+
+    def set_reading(self, reading: bool) -> None:
+        transport = self.transport
+        if transport is None or reading == self.reading:
+            return
+        self.reading = reading
+        if not reading:
+            transport.pause_reading()
+            return
+        while self.held and self.reading:
+            self.handler.data_received(self.connection, self.held.pop(0))
+        if self.reading and self.held_eof:
+            self.held_eof = False
+            self.handler.read_closed(self.connection, None)
+        elif self.reading and not transport.is_closing():
+            transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.pending.clear()
@@ -215,7 +244,7 @@ class ConnectionHandler:
         protocol.connection = self.client
         self.protocols[self.client] = protocol
         assert protocol.transport is not None
-        protocol.transport.pause_reading()  # nothing reaches the layers before Start
+        protocol.set_reading(False)  # nothing reaches the layers before Start
 
     # lifecycle -------------------------------------------------------------
 
@@ -294,7 +323,7 @@ class ConnectionHandler:
 
     def _update_reading(self) -> None:
         others_full = bool(self._full_writers)
-        for protocol in self.protocols.values():
+        for protocol in list(self.protocols.values()):  # delivering held data may change it
             transport = protocol.transport
             if transport is None or transport.is_closing():
                 continue
@@ -304,10 +333,7 @@ class ConnectionHandler:
                 pause = protocol.read_while_full > WRITE_HIGH_WATER
             else:
                 pause = others_full
-            if pause and transport.is_reading():
-                transport.pause_reading()
-            elif not pause and not transport.is_reading():
-                transport.resume_reading()
+            protocol.set_reading(not pause)
 
     # feeding events ------------------------------------------------------------
 
@@ -432,7 +458,7 @@ class ConnectionHandler:
             server.sockname = transport.get_extra_info("sockname")[:2]
             server.state = ConnectionState.OPEN
             self.protocols[server] = protocol
-            transport.pause_reading()  # the layers learn about the connection first
+            protocol.set_reading(False)  # the layers learn about the connection first
             await self._run_hook(ServerConnectedHook(data))
             self.feed(events.OpenConnectionCompleted(command, None))
             if self.protocols.get(server) is protocol:

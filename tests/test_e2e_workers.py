@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
 import sys
@@ -28,7 +27,6 @@ from tests.webapi import TOKEN, put_json, request
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="needs SO_REUSEPORT"),
-    pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed"),
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/PID/task/PID/children"),
 ]
 

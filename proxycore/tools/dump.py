@@ -307,9 +307,9 @@ def main(argv: Sequence[str] | None = None, tool: Tool | None = None) -> int:
     # Until the event loop takes over, make SIGTERM behave like Ctrl-C: a quiet exit.
     signal.signal(signal.SIGTERM, terminate)
     try:
-        import asyncio
+        from proxycore import eventloop
 
-        return asyncio.run(_run(args, tool))
+        return eventloop.run(_run(args, tool))
     except (KeyboardInterrupt, _Terminated):
         return 0
     finally:

@@ -1,9 +1,9 @@
 """``python -m proxycore.workers CHANNEL INDEX``: one worker process (started by the primary)."""
 
-import asyncio
 import sys
 
+from proxycore import eventloop
 from proxycore.workers.child import run
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(run(sys.argv[1], int(sys.argv[2]))))
+    sys.exit(eventloop.run(run(sys.argv[1], int(sys.argv[2]))))
