@@ -153,7 +153,9 @@ def test_killed_worker_is_replaced_and_no_finished_flow_lost(tmp_path, upstream,
         stop.set()
         for client in clients:
             client.join(30)
-        assert proxy.stop() == 0
+        status = proxy.stop()
+        print(f"answered {len(answered)}, failed {len(failed)}; proxy stderr:\n{proxy.stderr()}")  # shown on failure
+        assert status == 0
     saved = saved_paths(out)
     assert len(saved) == len(set(saved)), "a flow recorded twice"
     missing = set(answered) - set(saved)

@@ -48,7 +48,10 @@ class PrimaryLink:
             self.flows[flow.id] = flow
             self.writer.write(workers.encode_flow(hook, flow))
         if self.writer.transport.get_write_buffer_size():
-            await self.writer.drain()  # the flow reaches the primary before its client hears more
+            # The flow must be with the primary (in its socket) before the client hears
+            # more: a worker killed after answering then loses no finished flow.  The
+            # channel's high-water mark is 0, so drain() waits until nothing is buffered.
+            await self.writer.drain()
 
     def handle(self, master: Any, message: tuple[Any, ...]) -> None:
         kind = message[0]
@@ -99,6 +102,7 @@ async def run(channel: str, index: int) -> int:
     termlog = TermLog(manage_root_level=True)
     install_mitmproxy_alias()
     reader, writer = await asyncio.open_unix_connection(channel)
+    writer.transport.set_write_buffer_limits(high=0)
     writer.write(workers.encode(("hello", index, os.getpid())))
     first = await workers.receive(reader)
     if first is None or first[0] != "options":
