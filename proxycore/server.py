@@ -44,6 +44,9 @@ WRITE_HIGH_WATER = 256 * 1024
 # slices), only while its buffer is below WRITE_HIGH_WATER: asyncio copies what a send
 # leaves over, so one 64 MiB write would otherwise cost two more copies of the body.
 WRITE_PIECE = 256 * 1024
+# What the layers write to one peer while handling one event goes out as one write when it
+# adds up to at most this (a response head and a small body: one send instead of two).
+COALESCE_LIMIT = 64 * 1024
 MAX_CONNECTIONS_PER_ADDRESS = 5
 LISTEN_BACKLOG = 1024
 # File descriptors kept for everything but client connections (listeners, logs, flow files).
@@ -223,6 +226,7 @@ class ConnectionHandler:
         self.protocols: dict[Connection, _ConnectionProtocol] = {}
         self._queue: collections.deque[events.Event] = collections.deque()
         self._processing = False
+        self._unsent: dict[_ConnectionProtocol, list[bytes]] = {}  # SendData of this feed()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._hook_tasks: set[asyncio.Task[Any]] = set()
         self._semaphores: dict[Any, asyncio.Semaphore] = {}
@@ -344,7 +348,10 @@ class ConnectionHandler:
             return
         self._processing = True
         try:
-            while self._queue:
+            while self._queue or self._unsent:
+                if not self._queue:
+                    self._flush_unsent()  # may raise events (a paused peer's held bytes)
+                    continue
                 current = self._queue.popleft()
                 try:
                     for command in self.layer.handle_event(current):
@@ -359,11 +366,34 @@ class ConnectionHandler:
         finally:
             self._processing = False
 
+    def _flush_unsent(self, only: _ConnectionProtocol | None = None) -> None:
+        """Write what the layers sent, joined per peer when small (see COALESCE_LIMIT)."""
+        if only is not None:
+            chunks = self._unsent.pop(only, None)
+            batches = [(only, chunks)] if chunks else []
+        else:
+            batches = list(self._unsent.items())
+            self._unsent.clear()
+        for protocol, chunks in batches:
+            if protocol.transport is None or protocol.transport.is_closing():
+                continue  # the peer is gone (connection_lost)
+            if len(chunks) == 1:
+                protocol.write(chunks[0])
+            elif sum(map(len, chunks)) <= COALESCE_LIMIT:
+                protocol.write(b"".join(chunks))
+            else:
+                for chunk in chunks:
+                    protocol.write(chunk)
+
     def _execute(self, command: commands.Command) -> None:
         if isinstance(command, commands.SendData):
             protocol = self.protocols.get(command.connection)
             if protocol is not None and command.connection.state & ConnectionState.CAN_WRITE:
-                protocol.write(command.data)
+                unsent = self._unsent.get(protocol)
+                if unsent is None:
+                    self._unsent[protocol] = [command.data]
+                else:
+                    unsent.append(command.data)
                 if command.connection is self.client:
                     self._client_silent = False  # a server-first protocol: the client may wait
         elif isinstance(command, commands.StartHook):
@@ -472,6 +502,7 @@ class ConnectionHandler:
         if protocol is None or not connection.state & ConnectionState.CAN_WRITE:
             return
         connection.state &= ~ConnectionState.CAN_WRITE
+        self._flush_unsent(protocol)
         transport = protocol.transport
         if protocol.pending:
             protocol.close_when_written("eof")
@@ -490,6 +521,7 @@ class ConnectionHandler:
         protocol = self.protocols.pop(connection, None)
         if protocol is not None:
             self._full_writers.discard(protocol)
+            self._flush_unsent(protocol)
             if protocol.transport is not None:
                 protocol.close_when_written("close")
             else:
