@@ -77,6 +77,7 @@ class WorkerPool:
         self._stopping = False
         self._hooks: tuple[list[str], list[str]] = ([], [])
         self.respawns = 0
+        self._flush_pending = False
 
     # lifecycle ------------------------------------------------------------------------
 
@@ -186,10 +187,19 @@ class WorkerPool:
                 worker.send(("hooks", *hooks))
 
     def _write_record(self, data: bytes) -> None:
+        """Append a record; the file is flushed once the records that arrived together are
+        written (one write() for a burst rather than one per flow)."""
         save = self._save()
         if save is not None and save.writer is not None and save.file is not None:
             save.writer.fo.write(data)
-            save.file.flush()
+            if not self._flush_pending:
+                self._flush_pending = True
+                asyncio.get_running_loop().call_soon(self._flush_records, save.file)
+
+    def _flush_records(self, file: Any) -> None:
+        self._flush_pending = False
+        if not file.closed:
+            file.flush()
 
     # the channel -----------------------------------------------------------------------
 
