@@ -96,22 +96,25 @@ def wait_for(predicate, timeout: float = 15, what: str = "condition"):
 def test_two_workers_serve_and_every_flow_is_recorded_once(tmp_path, upstream, script):
     out = tmp_path / "flows.mitm"
     pw = ProxyWeb(tmp_path, "--workers", "2", "-s", script, "-w", str(out), "--set", f"web_password={TOKEN}")
+    sent: list[str] = []
     try:
         pids = set()
-        for i in range(40):
-            status, headers, _ = get(pw.port, upstream, f"/get?n={i}")
+        deadline = time.monotonic() + 20
+        # The port answers once the first worker listens: go on until both have served.
+        while len(sent) < 40 or len(pids) < 2:
+            assert time.monotonic() < deadline, f"only {pids} served"
+            sent.append(f"/get?n={len(sent)}")
+            status, headers, _ = get(pw.port, upstream, sent[-1])
             assert status == 200
             pids.add(int(headers["x-worker-pid"]))
-        assert pw.proc.pid not in pids and len(pids) == 2, pids
-        assert pids == worker_pids(pw)
-        flows = wait_for(lambda: len(listed := request(pw.web_port, "GET", "/flows").json()) >= 40 and listed,
-                         what="40 flows in GET /flows")
-        paths = sorted(f["request"]["path"] for f in flows)
-        assert paths == sorted(f"/get?n={i}" for i in range(40))
-        assert len({f["id"] for f in flows}) == 40
+        assert pw.proc.pid not in pids and pids == worker_pids(pw)
+        flows = wait_for(lambda: len(listed := request(pw.web_port, "GET", "/flows").json()) >= len(sent) and listed,
+                         what="every flow in GET /flows")
+        assert sorted(f["request"]["path"] for f in flows) == sorted(sent)
+        assert len({f["id"] for f in flows}) == len(sent)
     finally:
         assert pw.stop() == 0
-    assert sorted(saved_paths(out)) == sorted(f"/get?n={i}" for i in range(40))
+    assert sorted(saved_paths(out)) == sorted(sent)
     assert "Traceback" not in pw.stderr(), pw.stderr()
 
 
