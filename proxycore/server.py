@@ -43,7 +43,7 @@ WRITE_HIGH_WATER = 256 * 1024
 # Writes larger than this go to the transport in pieces of WRITE_PIECE bytes (memoryview
 # slices), only while its buffer is below WRITE_HIGH_WATER: asyncio copies what a send
 # leaves over, so one 64 MiB write would otherwise cost two more copies of the body.
-WRITE_PIECE = 256 * 1024
+WRITE_PIECE = 1024 * 1024  # a 1 MiB body still goes out in one write
 # What the layers write to one peer while handling one event goes out as one write when it
 # adds up to at most this (a response head and a small body: one send instead of two).
 COALESCE_LIMIT = 64 * 1024
