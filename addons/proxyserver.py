@@ -225,6 +225,10 @@ class Proxyserver:
                 if handler.client is client:
                     handler.feed(event)
                     return
+        remote = getattr(event.flow, "inject_remote", None)  # a flow of a worker process (--workers)
+        if remote is not None and event.flow.live:
+            remote(event)
+            return
         raise CommandError("Flow is not from a live connection.")
 
     @command.command("inject.websocket")

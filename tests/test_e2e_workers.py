@@ -6,6 +6,7 @@ A script adds ``X-Worker-Pid`` to every response, which tells which process serv
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -31,6 +32,7 @@ pytestmark = [
 ]
 
 PID_SCRIPT = """\
+import json
 import os
 
 
@@ -250,3 +252,36 @@ def test_replay_from_the_web_api(tmp_path, upstream, script):
     finally:
         assert pw.stop() == 0
     assert "Traceback" not in pw.stderr(), pw.stderr()
+
+
+def test_inject_into_a_tcp_flow_of_a_worker(tmp_path):
+    """inject.tcp called in the primary (web API) reaches the worker carrying the flow."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def echo() -> None:
+        conn, _ = server.accept()
+        with conn:
+            while data := conn.recv(65536):
+                conn.sendall(data)
+
+    threading.Thread(target=echo, daemon=True).start()
+    port = server.getsockname()[1]
+    pw = ProxyWeb(tmp_path, "--workers", "2", "--tcp-hosts", "^127\\.0\\.0\\.1:", "--set", f"web_password={TOKEN}")
+    try:
+        with socket.create_connection(("127.0.0.1", pw.port), timeout=10) as client:
+            client.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\n" % port)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += client.recv(4096)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            client.sendall(b"ping;")
+            assert client.recv(100) == b"ping;"
+            flow = wait_for(lambda: [f for f in request(pw.web_port, "GET", "/flows").json() if f["type"] == "tcp"],
+                            what="the TCP flow")[0]
+            body = json.dumps({"arguments": [f"@{flow['id']}", "true", "welcome;"]})
+            r = request(pw.web_port, "POST", "/commands/inject.tcp", body, {"Content-Type": "application/json"})
+            assert r.status == 200, r.body
+            assert client.recv(100) == b"welcome;"
+    finally:
+        server.close()
+        assert pw.stop() == 0

@@ -10,7 +10,8 @@ Worker to primary: ``("hello", index, pid)``, ``("flow", hook, live, state)``.
 Worker to primary, instead of a flow when only ``-w`` needs it: ``("record", tnetstring)``.
 Primary to worker: ``("options", {name: value})``, ``("hooks", [names], [record names])``
 (the flow hooks the primary wants to hear about, and those of them it only appends to its
-flow file), ``("resume", flow_id, state)``, ``("kill", flow_id)``.
+flow file), ``("resume", flow_id, state)``, ``("kill", flow_id)``,
+``("inject", flow_id, "tcp" | "websocket", from_client, content, opcode)``.
 """
 
 from __future__ import annotations

@@ -73,6 +73,29 @@ class PrimaryLink:
             flow = self.flows.get(message[1])
             if flow is not None and flow.killable:
                 flow.kill()
+        elif kind == "inject":
+            _inject(master, self.flows.get(message[1]), *message[2:])
+
+
+def _inject(master: Any, flow: Any, kind: str, from_client: bool, content: bytes, opcode: int) -> None:
+    """A message the primary's user injected into a live TCP or WebSocket flow of ours."""
+    from proxycore.events import MessageInjected
+    from proxycore.exceptions import CommandError
+
+    if flow is None:
+        return
+    if kind == "tcp":
+        from proxycore.tcp import TCPMessage
+
+        message: Any = TCPMessage(from_client, content)
+    else:
+        from proxycore.websocket import Opcode, WebSocketMessage
+
+        message = WebSocketMessage(Opcode(opcode), from_client, content)
+    try:
+        master.addons.get("proxyserver").inject_event(MessageInjected(flow, message))
+    except CommandError as e:
+        logger.info(f"cannot inject into {flow!r}: {e}")
 
 
 def _apply_edits(flow: Any, state: dict[str, Any]) -> None:

@@ -273,8 +273,15 @@ class WorkerPool:
             kill(flow)
             worker.send(("kill", flow.id))
 
+        def inject_remote(event: Any) -> None:
+            message = event.message
+            opcode = int(getattr(message, "type", 0))
+            kind = "tcp" if flow.type == "tcp" else "websocket"
+            worker.send(("inject", flow.id, kind, message.from_client, message.content, opcode))
+
         flow.resume = resume_remote  # type: ignore[method-assign]
         flow.kill = kill_remote  # type: ignore[method-assign]
+        flow.inject_remote = inject_remote  # type: ignore[attr-defined]  # see Proxyserver.inject_event
 
 
 def _free_port(host: str) -> int:
