@@ -122,6 +122,8 @@ async def run(channel: str, index: int) -> int:
     server.REUSE_PORT = True
     for name in ("asyncio", "hpack", "h2", "tornado"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    if index > 0:  # "listening at ..." once (worker 0), not once per worker; failures still show
+        logging.getLogger("proxycore.proxyserver").setLevel(logging.WARNING)
     termlog = TermLog(manage_root_level=True)
     install_mitmproxy_alias()
     reader, writer = await asyncio.open_unix_connection(channel)
