@@ -59,11 +59,14 @@ lint: install
 # Needs root for apt (setup.sh installs nginx, wrk, go, curl if missing); results land in
 # $$BENCH_WORK (default /tmp/proxybench).  bench/systems.txt refers to this checkout as
 # $$PROXYCORE_ROOT, which bash expands when bench.py starts the proxy.
+# compileall: with PYTHONDONTWRITEBYTECODE set, every proxy start would compile the sources
+# again (~0.5 s of the start time; mitmdump's site-packages are compiled at install).
 bench: install
+	"$(VPY)" -m compileall -q proxycore addons api >/dev/null
 	"$(BENCH)/setup.sh" --venvs
 	"$(BENCH)/origin.sh" start
 	PROXYCORE_ROOT="$(ROOT)" python3 "$(BENCH)/bench.py" matrix --rounds 2 \
-	  --only direct,mitm-q,proxycore "$(BENCH_SYSTEMS)"
+	  --only direct,mitm-q,proxypy,proxycore --results-md "$(BENCH)/RESULTS.md" "$(BENCH_SYSTEMS)"
 
 # HTTP/2 (bench.py's clients speak HTTP/1.1 only): bench/h2load.go through each proxy.
 bench-h2: install

@@ -33,6 +33,7 @@ def default_addons() -> list[Any]:
     from proxycore.addons.stickycookie import StickyCookie
     from proxycore.addons.tlsconfig import TlsConfig
     from proxycore.addons.upstream_auth import UpstreamAuth
+    from proxycore.workers.pool import WorkerPool
 
     return [
         Core(),
@@ -61,4 +62,5 @@ def default_addons() -> list[Any]:
         UpstreamAuth(),
         ReadFile(),
         Intercept(),
+        WorkerPool(),
     ]

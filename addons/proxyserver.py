@@ -115,11 +115,11 @@ class Proxyserver:
         await self.update_servers(initial=True)
 
     def _wanted(self) -> list[ListenerKey]:
-        from proxycore import ctx
+        from proxycore import ctx, workers
 
         options = ctx.options
-        if not options.server:
-            return []
+        if not options.server or workers.serves_elsewhere(options):
+            return []  # (with --workers, the worker processes listen)
         keys = []
         for mode in parse_modes(options.mode):
             port = mode.listen_port(options.listen_port)
@@ -225,6 +225,10 @@ class Proxyserver:
                 if handler.client is client:
                     handler.feed(event)
                     return
+        remote = getattr(event.flow, "inject_remote", None)  # a flow of a worker process (--workers)
+        if remote is not None and event.flow.live:
+            remote(event)
+            return
         raise CommandError("Flow is not from a live connection.")
 
     @command.command("inject.websocket")

@@ -25,6 +25,11 @@ def parse_size(value: str | None) -> int | None:
     return int(number) * factor
 
 
+def _check_workers(value: str) -> None:
+    if value != "auto" and not (value.isdigit() and int(value) >= 1):
+        raise ValueError("a number of processes (1 or more) or auto")
+
+
 class Options(OptManager):
     """All options the core engine reads; addons declare theirs in ``load``."""
 
@@ -121,6 +126,11 @@ class Options(OptManager):
         add("head_size_limit", str | None, "64k",
             "Largest HTTP/1 message head: a larger request head gets 431, a larger response "
             "head 502; also how much pipelined data is buffered (0 = no limit; proxycore only).")
+        add("workers", str, "1",
+            "Worker processes that accept proxy connections on the same port and run the "
+            "layers and addons; the primary keeps the flow view, -w and output. A number "
+            "or auto (one per core); 1 = everything in this process (proxycore only).",
+            check=_check_workers)
         self.changed.append(self._check_sizes)
         if kwargs:
             self.update(**kwargs)

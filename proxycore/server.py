@@ -40,6 +40,13 @@ logger = logging.getLogger("proxycore.proxy")
 
 READ_SIZE = 65536
 WRITE_HIGH_WATER = 256 * 1024
+# Writes larger than this go to the transport in pieces of WRITE_PIECE bytes (memoryview
+# slices), only while its buffer is below WRITE_HIGH_WATER: asyncio copies what a send
+# leaves over, so one 64 MiB write would otherwise cost two more copies of the body.
+WRITE_PIECE = 1024 * 1024  # a 1 MiB body still goes out in one write
+# What the layers write to one peer while handling one event goes out as one write when it
+# adds up to at most this (a response head and a small body: one send instead of two).
+COALESCE_LIMIT = 64 * 1024
 MAX_CONNECTIONS_PER_ADDRESS = 5
 LISTEN_BACKLOG = 1024
 # File descriptors kept for everything but client connections (listeners, logs, flow files).
@@ -49,6 +56,9 @@ FD_LIMIT_TARGET = 65536
 # Seconds without accepting after the process ran out of file descriptors.
 ACCEPT_PAUSE = 1.0
 OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+# Set in worker processes (--workers): their listeners share the port, the kernel spreads
+# new connections over them.
+REUSE_PORT = False
 
 LayerFactory = Callable[[Context], Layer]
 
@@ -68,22 +78,95 @@ class _ConnectionProtocol(asyncio.Protocol):
         self.closed = asyncio.Event()
         self.read_while_full = 0  # bytes read from this peer while we could not write to it
         self.adopt: Callable[[_ConnectionProtocol], None] | None = None
+        # Large writes not yet handed to the transport, and what to do once they are.
+        self.pending: collections.deque[memoryview] = collections.deque()
+        # Whether we want to read.  uvloop starts reading after connection_made even if it
+        # paused there, so what arrives meanwhile waits here (and the EOF after it).
+        self.reading = True
+        self.held: list[bytes] = []
+        self.held_eof = False
+        self.after_pending: str | None = None  # "close" or "eof"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Duck-typed: uvloop's transports have asyncio.Transport's methods but are no subclass.
+        self.transport = transport  # type: ignore[assignment]
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         if self.adopt is not None:
             self.adopt(self)
 
     def data_received(self, data: bytes) -> None:
+        if not self.reading:
+            self.held.append(data)
+            if self.transport is not None:
+                self.transport.pause_reading()
+            return
         self.handler.data_received(self.connection, data)
 
     def eof_received(self) -> bool:
+        if not self.reading:
+            self.held_eof = True
+            return True
         self.handler.read_closed(self.connection, None)
         return True  # keep our writing side open: the layers decide when to close it
 
+    def write(self, data: bytes) -> None:
+        """Write ``data``; a large one (or any behind one) waits here until the transport has room."""
+        transport = self.transport
+        assert transport is not None
+        if not self.pending and len(data) <= WRITE_PIECE:
+            transport.write(data)
+            return
+        self.pending.append(memoryview(data).cast("B"))
+        self.flush()
+
+    def flush(self) -> None:
+        """Hand pending data to the transport, one piece at a time, up to its high-water mark."""
+        transport = self.transport
+        pending = self.pending
+        while pending and transport is not None and not transport.is_closing():
+            if transport.get_write_buffer_size() > WRITE_HIGH_WATER:
+                return  # pause_writing was called: resume_writing goes on
+            view = pending[0]
+            if len(view) > WRITE_PIECE:
+                pending[0] = view[WRITE_PIECE:]
+                view = view[:WRITE_PIECE]
+            else:
+                pending.popleft()
+            transport.write(view)
+        pending.clear()
+        after, self.after_pending = self.after_pending, None
+        if transport is not None and after == "close":
+            transport.close()
+        elif transport is not None and after == "eof" and not transport.is_closing():
+            try:
+                transport.write_eof()
+            except OSError:
+                pass
+
+    def close_when_written(self, after: str) -> None:
+        """Close (or half-close, ``eof``) once pending data is out; at once if there is none."""
+        if self.after_pending != "close":
+            self.after_pending = after
+        self.flush()
+
+    def set_reading(self, reading: bool) -> None:
+        transport = self.transport
+        if transport is None or reading == self.reading:
+            return
+        self.reading = reading
+        if not reading:
+            transport.pause_reading()
+            return
+        while self.held and self.reading:
+            self.handler.data_received(self.connection, self.held.pop(0))
+        if self.reading and self.held_eof:
+            self.held_eof = False
+            self.handler.read_closed(self.connection, None)
+        elif self.reading and not transport.is_closing():
+            transport.resume_reading()
+
     def connection_lost(self, exc: Exception | None) -> None:
+        self.pending.clear()
         self.closed.set()
         if not hasattr(self, "handler"):
             return  # refused before any handler adopted it (transparent mode failure)
@@ -95,7 +178,9 @@ class _ConnectionProtocol(asyncio.Protocol):
         self.handler.writable(self, False)
 
     def resume_writing(self) -> None:
-        self.handler.writable(self, True)
+        self.flush()
+        if self.transport is not None and self.transport.get_write_buffer_size() <= WRITE_HIGH_WATER:
+            self.handler.writable(self, True)
 
 
 def _same_address(a: tuple[str, int], b: Any) -> bool:
@@ -141,6 +226,7 @@ class ConnectionHandler:
         self.protocols: dict[Connection, _ConnectionProtocol] = {}
         self._queue: collections.deque[events.Event] = collections.deque()
         self._processing = False
+        self._unsent: dict[_ConnectionProtocol, list[bytes]] = {}  # SendData of this feed()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._hook_tasks: set[asyncio.Task[Any]] = set()
         self._semaphores: dict[Any, asyncio.Semaphore] = {}
@@ -164,7 +250,7 @@ class ConnectionHandler:
         protocol.connection = self.client
         self.protocols[self.client] = protocol
         assert protocol.transport is not None
-        protocol.transport.pause_reading()  # nothing reaches the layers before Start
+        protocol.set_reading(False)  # nothing reaches the layers before Start
 
     # lifecycle -------------------------------------------------------------
 
@@ -248,7 +334,7 @@ class ConnectionHandler:
 
     def _update_reading(self) -> None:
         others_full = bool(self._full_writers)
-        for protocol in self.protocols.values():
+        for protocol in list(self.protocols.values()):  # delivering held data may change it
             transport = protocol.transport
             if transport is None or transport.is_closing():
                 continue
@@ -258,10 +344,7 @@ class ConnectionHandler:
                 pause = protocol.read_while_full > WRITE_HIGH_WATER
             else:
                 pause = others_full
-            if pause and transport.is_reading():
-                transport.pause_reading()
-            elif not pause and not transport.is_reading():
-                transport.resume_reading()
+            protocol.set_reading(not pause)
 
     # feeding events ------------------------------------------------------------
 
@@ -272,7 +355,10 @@ class ConnectionHandler:
             return
         self._processing = True
         try:
-            while self._queue:
+            while self._queue or self._unsent:
+                if not self._queue:
+                    self._flush_unsent()  # may raise events (a paused peer's held bytes)
+                    continue
                 current = self._queue.popleft()
                 try:
                     for command in self.layer.handle_event(current):
@@ -307,11 +393,34 @@ class ConnectionHandler:
         if getattr(self.client, "head_timer", None) is timer:
             self.feed(events.Wakeup(timer))
 
+    def _flush_unsent(self, only: _ConnectionProtocol | None = None) -> None:
+        """Write what the layers sent, joined per peer when small (see COALESCE_LIMIT)."""
+        if only is not None:
+            chunks = self._unsent.pop(only, None)
+            batches = [(only, chunks)] if chunks else []
+        else:
+            batches = list(self._unsent.items())
+            self._unsent.clear()
+        for protocol, chunks in batches:
+            if protocol.transport is None or protocol.transport.is_closing():
+                continue  # the peer is gone (connection_lost)
+            if len(chunks) == 1:
+                protocol.write(chunks[0])
+            elif sum(map(len, chunks)) <= COALESCE_LIMIT:
+                protocol.write(b"".join(chunks))
+            else:
+                for chunk in chunks:
+                    protocol.write(chunk)
+
     def _execute(self, command: commands.Command) -> None:
         if isinstance(command, commands.SendData):
             protocol = self.protocols.get(command.connection)
             if protocol is not None and command.connection.state & ConnectionState.CAN_WRITE:
-                protocol.transport.write(command.data)  # type: ignore[union-attr]
+                unsent = self._unsent.get(protocol)
+                if unsent is None:
+                    self._unsent[protocol] = [command.data]
+                else:
+                    unsent.append(command.data)
                 if command.connection is self.client:
                     self._client_silent = False  # a server-first protocol: the client may wait
         elif isinstance(command, commands.StartHook):
@@ -406,7 +515,7 @@ class ConnectionHandler:
             server.sockname = transport.get_extra_info("sockname")[:2]
             server.state = ConnectionState.OPEN
             self.protocols[server] = protocol
-            transport.pause_reading()  # the layers learn about the connection first
+            protocol.set_reading(False)  # the layers learn about the connection first
             await self._run_hook(ServerConnectedHook(data))
             self.feed(events.OpenConnectionCompleted(command, None))
             if self.protocols.get(server) is protocol:
@@ -420,7 +529,11 @@ class ConnectionHandler:
         if protocol is None or not connection.state & ConnectionState.CAN_WRITE:
             return
         connection.state &= ~ConnectionState.CAN_WRITE
+        self._flush_unsent(protocol)
         transport = protocol.transport
+        if protocol.pending:
+            protocol.close_when_written("eof")
+            transport = None
         try:
             if transport is not None and transport.can_write_eof():
                 transport.write_eof()
@@ -435,8 +548,9 @@ class ConnectionHandler:
         protocol = self.protocols.pop(connection, None)
         if protocol is not None:
             self._full_writers.discard(protocol)
+            self._flush_unsent(protocol)
             if protocol.transport is not None:
-                protocol.transport.close()
+                protocol.close_when_written("close")
             else:
                 protocol.closed.set()
         if connection is self.client:
@@ -549,6 +663,8 @@ def _bind(host: str, port: int) -> list[socket.socket]:
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if REUSE_PORT:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             if port == 0 and len(sockets) > 1:  # the other family: the port the first one got

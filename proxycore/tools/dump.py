@@ -138,6 +138,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--listen-host", dest="listen_host", metavar="HOST", help="Address to bind the proxy to.")
     group.add_argument("-p", "--listen-port", dest="listen_port", type=port, metavar="PORT", help="Proxy service port.")
     group.add_argument(
+        "--workers", dest="workers", metavar="N",
+        help="Worker processes serving the proxy port (a number or auto; default 1: this process).",
+    )
+    group.add_argument(
         "--ignore-hosts", dest="ignore_hosts", action="append", metavar="HOST",
         help="Pass matching hosts through untouched (regex on host:port); repeatable.",
     )
@@ -245,6 +249,7 @@ def flag_options(args: argparse.Namespace, extra: Sequence[str] = ()) -> dict[st
         "server_replay",
         "server_replay_extra",
         "proxyauth",
+        "workers",
         "stickycookie",
         "stickyauth",
         *(flag[2:].replace("-", "_") for _, _, flag, _ in _PATTERN_FLAGS),
@@ -302,9 +307,9 @@ def main(argv: Sequence[str] | None = None, tool: Tool | None = None) -> int:
     # Until the event loop takes over, make SIGTERM behave like Ctrl-C: a quiet exit.
     signal.signal(signal.SIGTERM, terminate)
     try:
-        import asyncio
+        from proxycore import eventloop
 
-        return asyncio.run(_run(args, tool))
+        return eventloop.run(_run(args, tool))
     except (KeyboardInterrupt, _Terminated):
         return 0
     finally:

@@ -18,6 +18,7 @@ from proxycore.context import Context
 from proxycore.flow import Error
 from proxycore.http import Headers, HTTPFlow, Response, _hostport
 from proxycore.layer import CommandGenerator, Layer, NextLayer
+from proxycore.layers.http._body import BodyBuffer
 from proxycore.layers.http._commands import (
     DropStream,
     GetHttpConnection,
@@ -91,8 +92,8 @@ class HttpStream(Layer):
         super().__init__(context)
         self.stream_id = stream_id
         self.mode = mode
-        self.request_body: list[bytes] = []
-        self.response_body: list[bytes] = []
+        self.request_body = BodyBuffer()
+        self.response_body = BodyBuffer()
         # Bytes buffered so far, for body_size_limit and the streaming threshold.
         self.request_body_size = 0
         self.response_body_size = 0
@@ -249,8 +250,7 @@ class HttpStream(Layer):
             return
         yield SendHttp(RequestHeaders(self.stream_id, self.flow.request, end_stream), self.server_conn)
         if self.request_body:
-            body, self.request_body = b"".join(self.request_body), []
-            yield from self.stream_request_chunk(body)
+            yield from self.stream_request_chunk(self.request_body.take())
 
     def state_consume_request(self, event: events.Event) -> CommandGenerator:
         if isinstance(event, RequestData):
@@ -270,8 +270,7 @@ class HttpStream(Layer):
         elif isinstance(event, RequestEndOfMessage):
             self.request_complete = True
             request = self.flow.request
-            request.data.content = b"".join(self.request_body)
-            self.request_body = []
+            request.data.content = self.request_body.take()
             request.timestamp_end = time.time()
             yield HttpRequestHook(self.flow)
             if self._killed:
@@ -444,8 +443,7 @@ class HttpStream(Layer):
         self.response_headers_sent = True
         yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
         if self.response_body:
-            body, self.response_body = b"".join(self.response_body), []
-            yield from self.stream_response_chunk(body)
+            yield from self.stream_response_chunk(self.response_body.take())
 
     def receive_response_data(self, data: bytes) -> CommandGenerator:
         if self.response_headers_sent:
@@ -493,8 +491,7 @@ class HttpStream(Layer):
             yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
             yield from self.finish()
             return
-        response.data.content = b"".join(self.response_body)
-        self.response_body = []
+        response.data.content = self.response_body.take()
         yield from self.send_response()
 
     def send_response(self) -> CommandGenerator:
@@ -579,7 +576,8 @@ class HttpStream(Layer):
         read, after the headers hook, so addons see the flow; the upstream side is dropped."""
         what, code = ("Request", ErrorCode.REQUEST_TOO_LARGE) if request else ("Response", ErrorCode.RESPONSE_TOO_LARGE)
         message = f"{what} body exceeds mitmproxy's body_size_limit."
-        self.request_body, self.response_body = [], []
+        self.request_body.clear()
+        self.response_body.clear()
         if headers_hook:
             yield HttpRequestHeadersHook(self.flow) if request else HttpResponseHeadersHook(self.flow)
             if self._killed:

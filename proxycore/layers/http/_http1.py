@@ -41,6 +41,8 @@ from proxycore.net import http1
 from proxycore.net.http1 import BodyData, BodyReader, ProtocolError
 from proxycore.options import parse_size
 
+# Body chunks above this size are framed with separate writes instead of being copied into one.
+CHUNK_COPY_LIMIT = 64 * 1024
 # How long a client may go on uploading after an error page answered its unfinished request.
 LINGER_SECONDS = 30
 
@@ -135,7 +137,12 @@ class Http1Connection(Layer):
         if not data or self.send_framing == "none":
             return
         if self.send_framing == "chunked":
-            yield commands.SendData(self.conn, http1.chunk(data))
+            if len(data) > CHUNK_COPY_LIMIT:  # frame a large body without copying it
+                yield commands.SendData(self.conn, b"%x\r\n" % len(data))
+                yield commands.SendData(self.conn, data)
+                yield commands.SendData(self.conn, b"\r\n")
+            else:
+                yield commands.SendData(self.conn, http1.chunk(data))
         else:
             yield commands.SendData(self.conn, data)
 

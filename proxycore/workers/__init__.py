@@ -1,0 +1,94 @@
+"""Several processes for one proxy (``--workers N``): what primary and workers share.
+
+Worker processes accept on the proxy's port (SO_REUSEPORT) and run the layers and the
+addons for their connections.  The primary process keeps what must exist once: the
+flow view and web API, the ``-w`` writer and proxydump's output.  Each worker talks to
+the primary over one Unix socket; a message is a 4-byte length and a ``marshal``-ed
+tuple (flows travel as their ``get_state()``, plain data that marshal handles fast).
+
+Worker to primary: ``("hello", index, pid)``, ``("flow", hook, live, state)``.
+Worker to primary, instead of a flow when only ``-w`` needs it: ``("record", tnetstring)``.
+Primary to worker: ``("options", {name: value})``, ``("hooks", [names], [record names])``
+(the flow hooks the primary wants to hear about, and those of them it only appends to its
+flow file), ``("resume", flow_id, state)``, ``("kill", flow_id)``,
+``("inject", flow_id, "tcp" | "websocket", from_client, content, opcode)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import marshal
+import os
+import struct
+from typing import Any
+
+# Set in a worker process: its proxy listeners bind with SO_REUSEPORT, and it never
+# starts workers of its own.
+IN_WORKER = False
+
+_LENGTH = struct.Struct("!I")
+MAX_MESSAGE = 1 << 31  # a flow with a buffered body may be large, but not unbounded
+
+# Flow hooks a worker can forward, and the hook that introduces a flow of each type.
+FORWARDABLE = (
+    "requestheaders", "request", "responseheaders", "response", "error", "http_connect",
+    "http_connect_error", "websocket_start", "websocket_message", "websocket_end",
+    "tcp_start", "tcp_message", "tcp_end", "tcp_error",
+)
+FIRST_HOOK = {"http": "requestheaders", "tcp": "tcp_start"}
+# Hooks after which the worker is done with the flow (unless it is intercepted).
+LAST_HOOKS = frozenset({"response", "error", "http_connect_error", "websocket_end", "tcp_end", "tcp_error"})
+
+
+def worker_count(value: str) -> int:
+    """The ``workers`` option as a number of processes (``auto``: the cores we may use)."""
+    if value == "auto":
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # not on Linux
+            return os.cpu_count() or 1
+    return max(1, int(value))
+
+
+def serves_elsewhere(options: Any) -> bool:
+    """True in a primary whose workers do the serving (its own listeners stay closed)."""
+    return not IN_WORKER and worker_count(getattr(options, "workers", "1")) > 1
+
+
+def encode(message: tuple[Any, ...]) -> bytes:
+    data = marshal.dumps(message)
+    return _LENGTH.pack(len(data)) + data
+
+
+async def receive(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
+    """The next message, or None once the peer is gone."""
+    try:
+        (length,) = _LENGTH.unpack(await reader.readexactly(4))
+        if length > MAX_MESSAGE:
+            raise ValueError(f"channel message of {length} bytes")
+        return marshal.loads(await reader.readexactly(length))
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None
+
+
+def encode_record(flow: Any) -> bytes:
+    """The ``record`` message: the flow as the ``-w`` file stores it."""
+    from proxycore.io import tnetstring
+
+    state = flow.get_state()
+    try:
+        return encode(("record", tnetstring.dumps(state)))
+    except ValueError:
+        state["metadata"] = {}
+        return encode(("record", tnetstring.dumps(state)))
+
+
+def encode_flow(hook: str, flow: Any) -> bytes:
+    """The ``flow`` message for ``hook``.  Metadata a script filled with objects marshal
+    cannot carry is left out rather than failing the flow."""
+    state = flow.get_state()
+    try:
+        return encode(("flow", hook, flow.live, state))
+    except ValueError:
+        state["metadata"] = {}
+        return encode(("flow", hook, flow.live, state))

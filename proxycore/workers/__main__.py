@@ -1,0 +1,9 @@
+"""``python -m proxycore.workers CHANNEL INDEX``: one worker process (started by the primary)."""
+
+import sys
+
+from proxycore import eventloop
+from proxycore.workers.child import run
+
+if __name__ == "__main__":
+    sys.exit(eventloop.run(run(sys.argv[1], int(sys.argv[2]))))

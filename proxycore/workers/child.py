@@ -1,0 +1,160 @@
+"""A worker process: the default addons and scripts, listeners on the shared port, and
+PrimaryLink, which reports flows to the primary and carries out its resume/kill.
+
+Started by the primary as ``python -m proxycore.workers CHANNEL INDEX``; it takes its
+options from the primary's first message and exits when the channel closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import weakref
+from typing import Any
+
+from proxycore import workers
+from proxycore.exceptions import OptionsError
+
+logger = logging.getLogger("proxycore.workers")
+
+
+class PrimaryLink:
+    """The last addon of a worker: sends each flow hook the primary asked for.
+
+    Its hook methods exist only for those hooks (``__getattr__``), so a hook the primary
+    does not want stays one the driver can skip without a task."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.wanted: frozenset[str] = frozenset()
+        self.records: frozenset[str] = frozenset()  # hooks sent as flow-file records
+        self.flows: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self.__dict__.get("wanted", ()):
+            return lambda flow: self._forward(name, flow)
+        raise AttributeError(name)
+
+    async def _forward(self, hook: str, flow: Any) -> None:
+        if self.writer.is_closing():
+            return
+        if hook in self.records:
+            if hook == "response" and flow.websocket is not None:
+                return  # saved at websocket_end, as the Save addon does
+            self.writer.write(workers.encode_record(flow))
+        else:
+            self.flows[flow.id] = flow
+            self.writer.write(workers.encode_flow(hook, flow))
+        if self.writer.transport.get_write_buffer_size():
+            # The flow must be with the primary (in its socket) before the client hears
+            # more: a worker killed after answering then loses no finished flow.  The
+            # channel's high-water mark is 0, so drain() waits until nothing is buffered.
+            await self.writer.drain()
+
+    def handle(self, master: Any, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "options":
+            try:
+                master.options.update_known(**message[1])
+            except OptionsError as e:
+                logger.error(f"worker cannot apply the primary's options: {e}")
+        elif kind == "hooks":
+            self.wanted = frozenset(message[1]) & frozenset(workers.FORWARDABLE)
+            self.records = frozenset(message[2])
+            master.addons.refresh_hooks()
+        elif kind == "resume":
+            flow = self.flows.get(message[1])
+            if flow is not None:
+                _apply_edits(flow, message[2])
+                flow.resume()
+        elif kind == "kill":
+            flow = self.flows.get(message[1])
+            if flow is not None and flow.killable:
+                flow.kill()
+        elif kind == "inject":
+            _inject(master, self.flows.get(message[1]), *message[2:])
+
+
+def _inject(master: Any, flow: Any, kind: str, from_client: bool, content: bytes, opcode: int) -> None:
+    """A message the primary's user injected into a live TCP or WebSocket flow of ours."""
+    from proxycore.events import MessageInjected
+    from proxycore.exceptions import CommandError
+
+    if flow is None:
+        return
+    if kind == "tcp":
+        from proxycore.tcp import TCPMessage
+
+        message: Any = TCPMessage(from_client, content)
+    else:
+        from proxycore.websocket import Opcode, WebSocketMessage
+
+        message = WebSocketMessage(Opcode(opcode), from_client, content)
+    try:
+        master.addons.get("proxyserver").inject_event(MessageInjected(flow, message))
+    except CommandError as e:
+        logger.info(f"cannot inject into {flow!r}: {e}")
+
+
+def _apply_edits(flow: Any, state: dict[str, Any]) -> None:
+    """What the primary's user changed while the flow was intercepted: request, response,
+    mark and comment (never the connections, which the worker's driver owns)."""
+    for part in ("request", "response"):
+        message = getattr(flow, part, None)
+        wanted = state.get(part)
+        if message is not None and wanted and message.get_state() != wanted:
+            message.set_state(wanted)
+    flow.marked = state.get("marked", flow.marked)
+    flow.comment = state.get("comment", flow.comment)
+
+
+async def run(channel: str, index: int) -> int:
+    from proxycore import server
+    from proxycore.addons import default_addons
+    from proxycore.addons.termlog import TermLog
+    from proxycore.compat import install_mitmproxy_alias
+    from proxycore.master import Master
+    from proxycore.options import Options
+
+    workers.IN_WORKER = True
+    server.REUSE_PORT = True
+    for name in ("asyncio", "hpack", "h2", "tornado"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if index > 0:  # "listening at ..." once (worker 0), not once per worker; failures still show
+        logging.getLogger("proxycore.proxyserver").setLevel(logging.WARNING)
+    termlog = TermLog(manage_root_level=True)
+    install_mitmproxy_alias()
+    reader, writer = await asyncio.open_unix_connection(channel)
+    writer.transport.set_write_buffer_limits(high=0)
+    writer.write(workers.encode(("hello", index, os.getpid())))
+    first = await workers.receive(reader)
+    if first is None or first[0] != "options":
+        return 1
+    opts = Options()
+    master = Master(opts)
+    link = PrimaryLink(writer)
+    master.addons.add(termlog, *default_addons(), link)
+    try:
+        opts.update_defer(**first[1])
+    except OptionsError as e:
+        logger.error(f"worker {index}: {e}")
+        return 1
+
+    async def listen() -> None:
+        while (message := await workers.receive(reader)) is not None:
+            link.handle(master, message)
+        master.shutdown()  # the primary is gone
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, master.shutdown)
+    listening = loop.create_task(listen())
+    try:
+        await master.run()
+    finally:
+        listening.cancel()
+        writer.close()
+        termlog.uninstall()
+    return 0

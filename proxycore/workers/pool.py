@@ -1,0 +1,290 @@
+"""WorkerPool: the primary's side of ``--workers N``.
+
+It starts the worker processes, replaces one that dies, passes every option change on
+to all of them, and feeds the flows they report to the addons that must see each flow
+exactly once: the observers (view, ``-w`` writer, HAR writer, proxydump's output).  Other
+addons (scripts, intercept, replay…) already ran in the worker and are not run again.
+A flow delivered here gets ``resume``/``kill`` that reach the worker owning it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import weakref
+from typing import Any
+
+from proxycore import workers
+from proxycore.flow import Flow
+
+logger = logging.getLogger("proxycore.workers")
+
+# Addons (by class name) that the flows of workers are delivered to.
+OBSERVERS = frozenset({"View", "Save", "SaveHar", "Dumper"})
+# Options that only mean something in the primary.
+PRIMARY_ONLY = frozenset({
+    "workers", "save_stream_file", "save_stream_filter", "hardump", "rfile", "readfile_filter",
+    "client_replay", "keepserving",
+})
+# A worker that dies sooner than this after its start is restarted with a growing delay.
+QUICK_EXIT = 2.0
+STOP_TIMEOUT = 5.0
+
+
+def _forwarded(name: str) -> bool:
+    return name not in PRIMARY_ONLY and not name.startswith("web_")
+
+
+def _is_observer(addon: Any) -> bool:
+    return type(addon).__name__ in OBSERVERS
+
+
+def _flow_classes() -> dict[str, type[Flow]]:
+    from proxycore.http import HTTPFlow
+    from proxycore.tcp import TCPFlow
+
+    return {"http": HTTPFlow, "tcp": TCPFlow}
+
+
+class _Worker:
+    """One connected worker: its channel and the process behind it."""
+
+    def __init__(self, index: int, pid: int, writer: asyncio.StreamWriter) -> None:
+        self.index = index
+        self.pid = pid
+        self.writer = writer
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(workers.encode(message))
+
+
+class WorkerPool:
+    def __init__(self) -> None:
+        self.workers: dict[int, _Worker] = {}
+        self.processes: dict[int, asyncio.subprocess.Process] = {}
+        self.flows: weakref.WeakValueDictionary[str, Flow] = weakref.WeakValueDictionary()
+        self._channel_dir: str | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._keepers: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._hooks: tuple[list[str], list[str]] = ([], [])
+        self.respawns = 0
+        self._flush_pending = False
+
+    # lifecycle ------------------------------------------------------------------------
+
+    async def running(self) -> None:
+        from proxycore import ctx
+
+        options = ctx.options
+        if not workers.serves_elsewhere(options) or not options.server:
+            return
+        count = workers.worker_count(options.workers)
+        if options.listen_port == 0:  # every worker must bind the same port: choose it here
+            options.update(listen_port=_free_port(options.listen_host))
+        self._channel_dir = tempfile.mkdtemp(prefix="proxycore-workers-")
+        path = os.path.join(self._channel_dir, "channel")
+        self._server = await asyncio.start_unix_server(self._serve_worker, path)
+        self._keepers = [asyncio.create_task(self._keep(i, path)) for i in range(count)]
+        logger.info(f"Starting {count} worker processes.")
+
+    async def done(self) -> None:
+        self._stopping = True
+        for task in self._keepers:
+            task.cancel()
+        for process in self.processes.values():
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        if self._server is not None:
+            self._server.close()
+        for worker in self.workers.values():
+            worker.writer.close()
+        if self._channel_dir:
+            shutil.rmtree(self._channel_dir, ignore_errors=True)
+
+    async def _keep(self, index: int, path: str) -> None:
+        """Run worker ``index``; when it exits (and we are not stopping), start another."""
+        loop = asyncio.get_running_loop()
+        delay = 0.0
+        while not self._stopping:
+            started = loop.time()
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "proxycore.workers", path, str(index), stdin=asyncio.subprocess.DEVNULL
+            )
+            self.processes[index] = process
+            status = await process.wait()
+            if self._stopping:
+                return
+            how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
+            logger.error(f"Worker {index} (pid {process.pid}) {how}; starting a new one.")
+            self.respawns += 1
+            delay = min(max(delay * 2, 0.25), 10.0) if loop.time() - started < QUICK_EXIT else 0.0
+            await asyncio.sleep(delay)
+
+    # options ---------------------------------------------------------------------------
+
+    def configure(self, updated: set[str]) -> None:
+        from proxycore import ctx
+
+        if not self.workers:
+            return
+        values = {name: getattr(ctx.options, name) for name in updated if _forwarded(name)}
+        for worker in self.workers.values():
+            if values:
+                worker.send(("options", values))
+        # Observers may have switched hooks on or off: look once the hook index is rebuilt.
+        asyncio.get_running_loop().call_soon(self._send_hooks)
+
+    def _snapshot(self) -> dict[str, Any]:
+        from proxycore import ctx
+
+        options = ctx.options
+        return {name: value for name, value in options.items() if options.has_changed(name) and _forwarded(name)}
+
+    def _wanted_hooks(self) -> tuple[list[str], list[str]]:
+        """The hooks observers implement, and those of them to send as finished flow-file
+        records: when the only observer is an unfiltered ``-w`` (proxydump -q -w), the
+        primary does not need flow objects at all, only the bytes to append."""
+        from proxycore import ctx
+
+        addons = ctx.master.addons
+        observers: set[Any] = set()
+        hooks = []
+        for name in workers.FORWARDABLE:
+            found = [a for a, _ in addons.handlers(name) if _is_observer(a)]
+            if found:
+                hooks.append(name)
+                observers.update(found)
+        save = self._save()
+        records = save is not None and observers == {save} and save.filter is None
+        return hooks, (hooks if records else [])
+
+    def _save(self) -> Any:
+        from proxycore import ctx
+
+        save = ctx.master.addons.get("save")
+        return save if save is not None and type(save).__name__ == "Save" else None
+
+    def _send_hooks(self) -> None:
+        hooks = self._wanted_hooks()
+        if hooks != self._hooks:
+            self._hooks = hooks
+            for worker in self.workers.values():
+                worker.send(("hooks", *hooks))
+
+    def _write_record(self, data: bytes) -> None:
+        """Append a record; the file is flushed once the records that arrived together are
+        written (one write() for a burst rather than one per flow)."""
+        save = self._save()
+        if save is not None and save.writer is not None and save.file is not None:
+            save.writer.fo.write(data)
+            if not self._flush_pending:
+                self._flush_pending = True
+                asyncio.get_running_loop().call_soon(self._flush_records, save.file)
+
+    def _flush_records(self, file: Any) -> None:
+        self._flush_pending = False
+        if not file.closed:
+            file.flush()
+
+    # the channel -----------------------------------------------------------------------
+
+    async def _serve_worker(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hello = await workers.receive(reader)
+        if hello is None or hello[0] != "hello":
+            writer.close()
+            return
+        worker = _Worker(hello[1], hello[2], writer)
+        self.workers[worker.index] = worker
+        self._hooks = self._wanted_hooks()
+        worker.send(("options", self._snapshot()))
+        worker.send(("hooks", *self._hooks))
+        try:
+            while (message := await workers.receive(reader)) is not None:
+                if message[0] == "flow":
+                    await self._deliver(worker, message[1], message[2], message[3])
+                elif message[0] == "record":
+                    self._write_record(message[1])
+        finally:
+            if self.workers.get(worker.index) is worker:
+                del self.workers[worker.index]
+            writer.close()
+
+    async def _deliver(self, worker: _Worker, hook: str, live: bool, state: dict[str, Any]) -> None:
+        flow = self.flows.get(state["id"])
+        first = flow is None
+        if flow is None:
+            cls = _flow_classes().get(state.get("type", ""))
+            if cls is None:
+                return
+            flow = cls.from_state(state)
+            self._attach(flow, worker)
+            self.flows[flow.id] = flow
+        else:
+            flow.set_state(state)
+        flow.live = live and (hook not in workers.LAST_HOOKS or flow.intercepted)
+        introduce = workers.FIRST_HOOK.get(flow.type)
+        if first and introduce and introduce != hook:
+            await self._notify(introduce, flow)
+        await self._notify(hook, flow)
+
+    async def _notify(self, hook: str, flow: Flow) -> None:
+        """Run ``hook`` and then ``update`` on the observers, as the driver would."""
+        from proxycore import ctx
+
+        addons = ctx.master.addons
+        for name, args in ((hook, (flow,)), ("update", ([flow],))):
+            for addon, handler in addons.handlers(name):
+                if not _is_observer(addon):
+                    continue
+                try:
+                    result = handler(*args)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception as e:
+                    addons._report(addon, name, e)
+
+    def _attach(self, flow: Flow, worker: _Worker) -> None:
+        """Give ``flow`` a resume and a kill that act in the worker running it."""
+        kill = type(flow).kill
+
+        def resume_remote() -> None:
+            if flow.intercepted:
+                flow.intercepted = False
+                state = flow.get_state()
+                state["metadata"] = {}
+                worker.send(("resume", flow.id, state))
+
+        def kill_remote() -> None:
+            kill(flow)
+            worker.send(("kill", flow.id))
+
+        def inject_remote(event: Any) -> None:
+            message = event.message
+            opcode = int(getattr(message, "type", 0))
+            kind = "tcp" if flow.type == "tcp" else "websocket"
+            worker.send(("inject", flow.id, kind, message.from_client, message.content, opcode))
+
+        flow.resume = resume_remote  # type: ignore[method-assign]
+        flow.kill = kill_remote  # type: ignore[method-assign]
+        flow.inject_remote = inject_remote  # type: ignore[attr-defined]  # see Proxyserver.inject_event
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host or "", 0))
+        return s.getsockname()[1]
