@@ -1,0 +1,146 @@
+"""The flow stores: round trips, queries, filter push-down and retention, per backend."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from proxycore import flowfilter
+from proxycore.io import FlowReader
+from proxycore.store import MemoryStore, StoreError, open_store
+from proxycore.store import sqlfilter
+from proxycore.store.sqlite import SQLiteStore
+from proxycore.test import tflow
+
+CORPUS = pathlib.Path(__file__).parent / "data" / "corpus-all.mitm"
+
+
+def corpus_flows() -> list:
+    with open(CORPUS, "rb") as f:
+        return list(FlowReader(f).stream())
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request, tmp_path):
+    s = MemoryStore() if request.param == "memory" else SQLiteStore(str(tmp_path / "s.db"))
+    yield s
+    s.close()
+
+
+def test_corpus_round_trips_through_sqlite_with_equal_state(tmp_path):
+    flows = corpus_flows()
+    path = str(tmp_path / "c.db")
+    s = SQLiteStore(path)
+    s.put(flows)
+    s.close()
+    again = SQLiteStore(path)
+    assert again.count() == len(flows)
+    for flow in flows:
+        assert again.get(flow.id).get_state() == flow.get_state()
+    # arrival order is kept, whatever the timestamps say
+    assert list(again.ids(order="time")) == [f.id for f in sorted(flows, key=lambda f: f.timestamp_created)]
+    again.close()
+
+
+def test_replacing_a_flow_keeps_its_place_and_takes_the_new_state(store):
+    a, b = tflow.tflow(resp=True), tflow.tflow(resp=True)
+    b.timestamp_created = a.timestamp_created  # same key: arrival decides
+    store.put([a, b])
+    a.comment = "changed"
+    a.response.content = b"new body"
+    store.put([a])
+    assert [f.id for f in store.query()] == [a.id, b.id]
+    got = store.get(a.id)
+    assert got.comment == "changed" and got.response.content == b"new body"
+
+
+def test_delete_clear_and_stats(store):
+    flows = [tflow.tflow(resp=True) for _ in range(5)]
+    flows[1].marked = ":default:"
+    store.put(flows)
+    store.delete([flows[0].id])
+    assert store.count() == 4 and store.get(flows[0].id) is None
+    assert store.stats().marked == 1
+    assert sorted(store.clear(keep_marked=True)) == sorted(f.id for f in flows[2:])
+    assert [f.id for f in store.query()] == [flows[1].id]
+    store.clear()
+    assert store.count() == 0
+
+
+def test_paging_and_order(store):
+    flows = [tflow.tflow(resp=True) for _ in range(10)]
+    for i, f in enumerate(flows):
+        f.timestamp_created = 1000 + i
+        f.request.path = f"/{9 - i}"
+    store.put(flows)
+    assert [f.id for f in store.query(offset=2, limit=3)] == [f.id for f in flows[2:5]]
+    assert [f.id for f in store.query(reverse=True, limit=2)] == [flows[9].id, flows[8].id]
+    assert [f.id for f in store.query(order="url", limit=1)] == [flows[9].id]
+
+
+def test_retention_removes_oldest_unmarked_first(store):
+    flows = [tflow.tflow(resp=True) for _ in range(6)]
+    for i, f in enumerate(flows):
+        f.timestamp_created = 1000 + i
+    flows[0].marked = ":default:"
+    store.put(flows)
+    assert store.retention(max_flows=4) == [flows[1].id, flows[2].id]
+    assert store.retention(max_age=10, now=1014) == [flows[3].id]  # ts < 1004
+    assert store.count() == 3 and store.get(flows[0].id) is not None
+    size = len(flows[5].response.content) + len(flows[5].request.content)
+    removed = store.retention(max_bytes=size + 1)
+    assert flows[0].id not in removed and store.count() <= 3
+
+
+FILTERS = [
+    "~d example.com", "~d EXAMPLE", "!~d example.com", "~c 200", "~c 404 | ~c 500", "!~c 200",
+    "~m POST", "~m get", "~u /path", "~u .", "~marked", "!~marked", "~comment x", "~http",
+    "~tcp", "~websocket", "~e", "~q", "~s", "~replay", "~b foo", "~h content-type",
+    "~d example.com & ~c 500", "~d example.com & !~b foo", "~src 127", "~dst :22",
+    "~t json", "~a", "~u ^http", "(~tcp | ~c 200) & !~e", "~marker r", "~all",
+]
+
+
+@pytest.mark.parametrize("expr", FILTERS)
+def test_sql_filters_select_what_the_filter_matches(tmp_path, expr):
+    flows = corpus_flows() + [tflow.tflow(resp=True), tflow.tflow(err=True), tflow.ttcpflow()]
+    flows[0].marked = "r"
+    flows[1].comment = "xyz"
+    flows[2].is_replay = "request"
+    s = SQLiteStore(str(tmp_path / "f.db"))
+    s.put(flows)
+    flt = flowfilter.parse(expr)
+    expected = sorted(f.id for f in flows if flt(f))
+    assert sorted(f.id for f in s.query(flt)) == expected
+    assert s.count(flt) == len(expected)
+    s.close()
+
+
+def test_translation_pushes_down_what_sql_decides():
+    d = sqlfilter.Dialect()
+    cond = sqlfilter.translate(flowfilter.parse("~d example.com & ~c 500"), d)
+    assert cond.exact and "LIKE" in cond.sql and "status" in cond.sql
+    assert not sqlfilter.translate(flowfilter.parse("~b foo"), d).exact
+    partial = sqlfilter.translate(flowfilter.parse("~c 500 & ~b foo"), d)
+    assert not partial.exact and "status" in partial.sql  # narrowed, then checked in Python
+    pg = sqlfilter.PostgresDialect()
+    assert not sqlfilter.translate(flowfilter.parse("~u ^http"), pg).exact
+
+
+def test_newer_schema_is_refused(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "new.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(StoreError, match="newer proxycore"):
+        open_store(str(path))
+
+
+def test_not_a_database_is_refused(tmp_path):
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError):
+        open_store(str(path))
