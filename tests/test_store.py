@@ -8,8 +8,7 @@ import pytest
 
 from proxycore import flowfilter
 from proxycore.io import FlowReader
-from proxycore.store import MemoryStore, StoreError, open_store
-from proxycore.store import sqlfilter
+from proxycore.store import MemoryStore, StoreError, open_store, sqlfilter
 from proxycore.store.sqlite import SQLiteStore
 from proxycore.test import tflow
 

@@ -132,14 +132,21 @@ def record_of(flow: Flow, instance: str = "") -> Record:
     request = getattr(flow, "request", None)
     response = getattr(flow, "response", None)
     is_http = flow.type == "http" and request is not None
+    if is_http:
+        method, url = request.method, request.pretty_url
+    else:  # the view's sort keys for other flows (filters test the type first)
+        from proxycore.addons.termlog import format_address
+
+        address = getattr(flow.server_conn, "address", None)
+        method, url = flow.type.upper(), format_address(address) if address else ""
     return Record(
         id=flow.id,
         type=flow.type,
         ts=flow.timestamp_created,
-        method=request.method if is_http else None,
+        method=method,
         host=request.host if is_http else None,
         pretty_host=request.pretty_host if is_http else None,
-        url=request.pretty_url if is_http else None,
+        url=url,
         status=response.status_code if is_http and response is not None else None,
         response=response is not None,
         websocket=getattr(flow, "websocket", None) is not None,

@@ -31,6 +31,8 @@ REGEX_COLUMNS: dict[str, tuple[str, ...]] = {
     "marker": ("marked",),
     "comment": ("comment",),
 }
+# Operators that look at an HTTP request (other flows keep sort keys in these columns).
+HTTP_ONLY = frozenset({"d", "u", "m"})
 # Argument-less operators -> SQL (exact).
 PREDICATES: dict[str, str] = {
     "all": "1=1",
@@ -58,6 +60,16 @@ class Condition:
 
 
 TRUE = Condition("1=1", [], True)
+
+
+class IdSet:
+    """A filter matching the flows whose id is in a set (``@id,id`` flow specs)."""
+
+    def __init__(self, ids: Any) -> None:
+        self.ids = frozenset(ids)
+
+    def __call__(self, flow: Any) -> bool:
+        return flow.id in self.ids
 
 
 def like_of(expr: str) -> tuple[str, bool] | None:
@@ -118,6 +130,8 @@ def _regex(predicate: flowfilter.RegexPredicate, dialect: Dialect) -> Condition:
     folds = bool(predicate.regex.flags & re.IGNORECASE)
     parts: list[Condition] = []
     for column in columns:
+        if predicate.code in HTTP_ONLY:
+            column = f"(CASE WHEN type = 'http' THEN {column} END)"
         if like is not None:
             # LIKE folds ASCII case as the filter does: the filter's own answer for a plain
             # word, else a cheap superset that the regex (where the database runs one, only
@@ -155,6 +169,11 @@ def translate(flt: Any, dialect: Dialect) -> Condition:
     """``flt`` (a parsed filter, a plain callable or None) as a WHERE condition."""
     if flt is None or flt is flowfilter.match_all:
         return TRUE
+    if isinstance(flt, IdSet):
+        if not flt.ids:
+            return Condition("1=0", [], True)
+        marks = ", ".join([dialect.placeholder] * len(flt.ids))
+        return Condition(f"id IN ({marks})", sorted(flt.ids), True)
     if isinstance(flt, flowfilter.And):
         parts = [translate(f, dialect) for f in flt.filters]
         decided = [p for p in parts if p.sql != "1=1" or p.exact]
