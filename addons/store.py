@@ -181,7 +181,9 @@ class StoreAddon:
     # commands ------------------------------------------------------------------------
 
     def _view(self) -> Any:
-        view = ctx.master.addons.get("view") or self._own_view
+        view = ctx.master.addons.get("view")
+        if view is None:  # not "or": an empty view is falsy
+            view = self._own_view
         if view is None:
             raise CommandError("No flow store: set the store option (e.g. --set store=flows.db).")
         return view

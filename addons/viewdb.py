@@ -346,6 +346,10 @@ class DBView:
             self._timer.cancel()
             self._timer = None
         if self.db is not None:
+            # Connections close after their flow's last hook (timestamp_end): write what
+            # memory holds once more, so a restart shows the flows as they ended.
+            for flow in [*self._pinned.values(), *self._cache.values()]:
+                self._dirty[flow.id] = flow
             self.sync()
             self.db.flush()
 
