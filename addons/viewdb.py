@@ -26,6 +26,7 @@ from proxycore.store.base import FlowStore, record_of
 logger = logging.getLogger("proxycore.view")
 
 SYNC_INTERVAL = 0.2
+SYNC_BATCH = 2000  # changed flows that are written at once, without waiting for the timer
 _FLOW_OVERHEAD = 4096  # bytes a cached flow's objects take besides its bodies (estimate)
 
 
@@ -170,6 +171,8 @@ class DBView:
 
     def _mark_dirty(self, flow: Flow) -> None:
         self._dirty[flow.id] = flow
+        if len(self._dirty) >= SYNC_BATCH:  # a burst (a flow file loading) that never yields
+            self.sync()
         if self._timer is None:
             try:
                 loop = asyncio.get_running_loop()

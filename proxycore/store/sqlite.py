@@ -56,6 +56,7 @@ _UPSERT = (
     + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c != "id")
 )
 _STOP = object()
+MAX_QUEUED = 32  # write batches waiting for the disk before writers wait (bounded memory)
 
 
 def _row(record: Record) -> tuple[Any, ...]:
@@ -161,6 +162,8 @@ class SQLiteStore(FlowStore):
 
     def _submit(self, op: Any) -> None:
         with self._done:
+            while self._queued >= MAX_QUEUED and self._thread.is_alive():
+                self._done.wait()
             self._queued += 1
         self._queue.put(op)
 
