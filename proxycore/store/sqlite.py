@@ -1,43 +1,19 @@
-"""The SQLite backend: one file, WAL journal, writes committed by a thread of their own.
+"""The SQLite backend: one file, WAL journal (see :mod:`proxycore.store.sql` for the rest).
 
-The event loop never waits for the disk on a write: ``put``/``delete`` hand rows to
-the writer thread, which commits whatever has queued up in one transaction.  Reads
-run on the caller's thread through a second connection, after waiting for the
-writes queued before them (so a read sees every earlier write).  WAL with
-``synchronous=NORMAL`` means a killed process loses nothing committed, and the file
-is never left half-written.
+WAL with ``synchronous=NORMAL``: a killed process loses nothing committed, and the
+file is never left half-written.  Regex filters run in SQL through ``pc_regexp``,
+which calls the filter's own compiled pattern.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import queue
 import sqlite3
-import threading
-from collections.abc import Iterable, Iterator
-from typing import Any
 
-from proxycore.flow import Flow
 from proxycore.store import sqlfilter
-from proxycore.store.base import (
-    ORDER_COLUMNS,
-    SCHEMA_VERSION,
-    FlowStore,
-    Record,
-    Stats,
-    StoreError,
-    flow_of,
-    record_of,
-)
+from proxycore.store.base import SCHEMA_VERSION, StoreError
+from proxycore.store.sql import SQLStore
 
-logger = logging.getLogger("proxycore.store")
-
-COLUMNS = (
-    "id", "instance", "type", "ts", "method", "host", "pretty_host", "url", "status",
-    "response", "websocket", "error", "marked", "comment", "replay", "src", "dst", "size",
-    "nbytes", "state",
-)
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS flows (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, instance TEXT NOT NULL,
@@ -50,22 +26,6 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS bodies (
         id TEXT NOT NULL, part TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (id, part))""",
 ]
-_UPSERT = (
-    f"INSERT INTO flows ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
-    f"ON CONFLICT(id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c != "id")
-)
-_STOP = object()
-MAX_QUEUED = 32  # write batches waiting for the disk before writers wait (bounded memory)
-
-
-def _row(record: Record) -> tuple[Any, ...]:
-    return (
-        record.id, record.instance, record.type, record.ts, record.method, record.host,
-        record.pretty_host, record.url, record.status, int(record.response),
-        int(record.websocket), int(record.error), record.marked, record.comment,
-        record.replay, record.src, record.dst, record.size, record.nbytes, record.state,
-    )
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -90,264 +50,25 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
         conn.execute("COMMIT")
 
 
-class SQLiteStore(FlowStore):
+class SQLiteStore(SQLStore):
     backend = "sqlite"
+    begin = "BEGIN IMMEDIATE"
 
     def __init__(self, path: str, instance: str = "") -> None:
-        self.location = self.path = path
-        self.instance = instance
-        self.dialect = sqlfilter.Dialect()
         try:
-            self._reader = _connect(path)
-            _migrate(self._reader, path)
+            reader = _connect(path)
+            _migrate(reader, path)
             writer = _connect(path)
         except sqlite3.DatabaseError as e:
             raise StoreError(f"cannot open store {path}: {e}") from None
-        self._reader.create_function("pc_regexp", 2, self._regexp, deterministic=True)
-        self._read_lock = threading.RLock()
-        self._queue: queue.Queue[Any] = queue.Queue()
-        self._queued = 0  # operations handed to the writer and not yet committed
-        self._done = threading.Condition()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._write_loop, args=(writer,), name="proxycore-store", daemon=True)
-        self._thread.start()
-
-    # writing (writer thread) --------------------------------------------------------
-
-    def _write_loop(self, conn: sqlite3.Connection) -> None:
-        while True:
-            ops = [self._queue.get()]
-            while True:
-                try:
-                    ops.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            taken = len(ops)
-            stop = any(op is _STOP for op in ops)
-            ops = [op for op in ops if op is not _STOP]
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                for op in ops:
-                    self._apply(conn, op)
-                conn.execute("COMMIT")
-            except BaseException as e:  # a broken disk: report on the next read, keep going
-                logger.error(f"Flow store {self.path}: write failed: {e}")
-                self._error = e
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
-            with self._done:
-                self._queued -= taken
-                self._done.notify_all()
-            if stop:
-                conn.close()
-                return
-
-    def _apply(self, conn: sqlite3.Connection, op: tuple[str, Any]) -> None:
-        kind, arg = op
-        if kind == "put":
-            conn.executemany(_UPSERT, [_row(r) for r in arg])
-            for record in arg:
-                conn.execute("DELETE FROM bodies WHERE id = ?", (record.id,))
-                conn.executemany(
-                    "INSERT INTO bodies (id, part, data) VALUES (?, ?, ?)",
-                    [(record.id, part, data) for part, data in record.bodies.items()],
-                )
-        elif kind == "delete":
-            conn.executemany("DELETE FROM flows WHERE id = ?", [(i,) for i in arg])
-            conn.executemany("DELETE FROM bodies WHERE id = ?", [(i,) for i in arg])
-        elif kind == "sql":
-            conn.execute(arg)
-
-    def _submit(self, op: Any) -> None:
-        with self._done:
-            while self._queued >= MAX_QUEUED and self._thread.is_alive():
-                self._done.wait()
-            self._queued += 1
-        self._queue.put(op)
-
-    def put(self, flows: Iterable[Flow]) -> None:
-        self.put_records([record_of(f, self.instance) for f in flows])
-
-    def put_records(self, records: list[Record]) -> None:
-        if records:
-            self._submit(("put", records))
-
-    def delete(self, flow_ids: Iterable[str]) -> None:
-        ids = list(flow_ids)
-        if ids:
-            self._submit(("delete", ids))
-
-    def flush(self) -> None:
-        with self._done:
-            while self._queued:
-                self._done.wait()
-
-    # reading (caller's thread) --------------------------------------------------------
-
-    def _regexp(self, key: int, value: Any) -> int:
-        if value is None:
-            return 0
-        pattern = self.dialect.patterns.get(key)
-        if pattern is None:
-            return 0
-        if isinstance(pattern.pattern, bytes):
-            value = value.encode("utf-8", "surrogateescape")
-        return int(pattern.search(value) is not None)
-
-    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
-        self.flush()
-        with self._read_lock:
-            return self._reader.execute(sql, tuple(params)).fetchall()
-
-    def _bodies(self, flow_id: str) -> dict[str, bytes]:
-        with self._read_lock:
-            rows = self._reader.execute("SELECT part, data FROM bodies WHERE id = ?", (flow_id,))
-            return {part: data for part, data in rows}
-
-    def get(self, flow_id: str) -> Flow | None:
-        rows = self._rows("SELECT state FROM flows WHERE id = ?", (flow_id,))
-        if not rows:
-            return None
-        return flow_of(rows[0][0], self._bodies(flow_id))
-
-    def has(self, flow_id: str) -> bool:
-        return bool(self._rows("SELECT 1 FROM flows WHERE id = ?", (flow_id,)))
-
-    def _where(self, flt: Any) -> sqlfilter.Condition:
-        return sqlfilter.translate(flt, self.dialect)
-
-    def count(self, flt: Any = None) -> int:
-        cond = self._where(flt)
-        if cond.exact:
-            return self._rows(f"SELECT COUNT(*) FROM flows WHERE {cond.sql}", cond.params)[0][0]
-        return sum(1 for _ in self.query(flt))
-
-    def _order(self, order: str, reverse: bool) -> str:
-        column = ORDER_COLUMNS.get(order, "ts")
-        direction = "DESC" if reverse else "ASC"
-        return f"{column} {direction}, seq {direction}"
-
-    def _stream(self, sql: str, params: list[Any]) -> Iterator[tuple[Any, ...]]:
-        self.flush()
-        with self._read_lock:
-            cursor = self._reader.execute(sql, params)
-        while True:
-            with self._read_lock:
-                rows = cursor.fetchmany(256)
-            if not rows:
-                return
-            yield from rows
-
-    def query(
-        self, flt: Any = None, order: str = "time", reverse: bool = False,
-        offset: int = 0, limit: int | None = None,
-    ) -> Iterator[Flow]:
-        cond = self._where(flt)
-        sql = f"SELECT id, state FROM flows WHERE {cond.sql} ORDER BY {self._order(order, reverse)}"
-        params = list(cond.params)
-        if cond.exact:
-            sql += " LIMIT ? OFFSET ?"
-            params += [-1 if limit is None else limit, offset]
-            for flow_id, state in self._stream(sql, params):
-                yield flow_of(state, self._bodies(flow_id))
-            return
-        skipped = produced = 0
-        for flow_id, state in self._stream(sql, params):
-            if limit is not None and produced >= limit:
-                return
-            flow = flow_of(state, self._bodies(flow_id))
-            if not flt(flow):
-                continue
-            if skipped < offset:
-                skipped += 1
-                continue
-            produced += 1
-            yield flow
-
-    def ids(self, flt: Any = None, order: str = "time", reverse: bool = False) -> Iterator[str]:
-        cond = self._where(flt)
-        if not cond.exact:
-            yield from super().ids(flt, order, reverse)
-            return
-        sql = f"SELECT id FROM flows WHERE {cond.sql} ORDER BY {self._order(order, reverse)}"
-        for (flow_id,) in self._stream(sql, list(cond.params)):
-            yield flow_id
-
-    def position(self, flow_id: str, flt: Any, order: str, reverse: bool) -> int | None:
-        """Where ``flow_id`` is among the flows ``flt`` selects in that order (None: not there)."""
-        for i, other in enumerate(self.ids(flt, order, reverse)):
-            if other == flow_id:
-                return i
-        return None
-
-    def clear(self, keep_marked: bool = False) -> list[str]:
-        where = "marked = ''" if keep_marked else "1=1"
-        ids = [r[0] for r in self._rows(f"SELECT id FROM flows WHERE {where}")]
-        if keep_marked:
-            self.delete(ids)
-        else:
-            self._submit(("sql", "DELETE FROM flows"))
-            self._submit(("sql", "DELETE FROM bodies"))
-        self.flush()
-        return ids
-
-    def retention(
-        self, max_flows: int = 0, max_bytes: int = 0, max_age: float = 0, now: float | None = None
-    ) -> list[str]:
-        doomed: list[str] = []
-        if max_age:
-            cutoff = (now or self.now()) - max_age
-            doomed += [r[0] for r in self._rows(
-                "SELECT id FROM flows WHERE marked = '' AND ts < ? ORDER BY seq", (cutoff,))]
-        if max_flows:
-            total = self._rows("SELECT COUNT(*) FROM flows")[0][0] - len(doomed)
-            if total > max_flows:
-                rows = self._rows(
-                    "SELECT id FROM flows WHERE marked = '' ORDER BY seq LIMIT ?",
-                    (total - max_flows + len(doomed),),
-                )
-                seen = set(doomed)
-                doomed += [r[0] for r in rows if r[0] not in seen]
-        if max_bytes:
-            seen = set(doomed)
-            total = self._rows("SELECT COALESCE(SUM(nbytes), 0) FROM flows")[0][0]
-            total -= sum(r[0] for r in self._rows(
-                "SELECT nbytes FROM flows WHERE id IN (SELECT value FROM json_each(?))",
-                (_json_list(doomed),))) if doomed else 0
-            if total > max_bytes:
-                for flow_id, nbytes in self._stream(
-                    "SELECT id, nbytes FROM flows WHERE marked = '' ORDER BY seq", []
-                ):
-                    if total <= max_bytes:
-                        break
-                    if flow_id not in seen:
-                        doomed.append(flow_id)
-                        total -= nbytes
-        if doomed:
-            self.delete(doomed)
-            self.flush()
-        return doomed
-
-    def stats(self) -> Stats:
-        flows, nbytes, marked = self._rows(
-            "SELECT COUNT(*), COALESCE(SUM(nbytes), 0), COALESCE(SUM(marked <> ''), 0) FROM flows"
-        )[0]
-        return Stats(flows, nbytes, marked, self.backend, self.path)
+        super().__init__(path, instance, reader, writer, sqlfilter.Dialect())
+        reader.create_function("pc_regexp", 2, self._regexp, deterministic=True)
 
     def vacuum(self) -> None:
         self.flush()
         with self._read_lock:
             self._reader.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._reader.execute("VACUUM")
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._submit(_STOP)
-            self._thread.join()
-        with self._read_lock:
-            self._reader.close()
 
     def remove_files(self) -> None:
         """Delete the database and its WAL files (a per-run store at exit)."""
@@ -356,9 +77,3 @@ class SQLiteStore(FlowStore):
                 os.remove(self.path + suffix)
             except FileNotFoundError:
                 pass
-
-
-def _json_list(items: list[str]) -> str:
-    import json
-
-    return json.dumps(items)
