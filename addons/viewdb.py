@@ -71,6 +71,8 @@ class DBView:
         self._dirty: dict[str, Flow] = {}
         self._db_len = 0
         self._timer: asyncio.TimerHandle | None = None
+        self._high_water = 0  # shared stores: last change seen, highest row seen
+        self._foreign_seq = 0
 
     # switching stores ----------------------------------------------------------------
 
@@ -95,8 +97,45 @@ class DBView:
                     store, "put_records"
                 ) else store.put(moving)
         self._db_recount()
+        self._watch(store)
         self.sig_view_refresh.send()
         self.sig_store_refresh.send()
+
+    # flows other instances write to a shared store ------------------------------------
+
+    def _watch(self, store: Any) -> None:
+        if store is None or not hasattr(store, "watch"):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop, nothing to deliver changes to (tests of the view alone)
+        self._high_water = store.high_water()
+        self._foreign_seq = store.max_seq()
+        store.watch(lambda: loop.call_soon_threadsafe(self.foreign_changed, store))
+
+    def foreign_changed(self, store: Any) -> None:
+        """Another instance wrote flows: show the new ones, update the others."""
+        if store is not self.db:
+            return  # a notice for a store we left
+        self.sync()
+        self._high_water, rows = store.changes(self._high_water)
+        seen = self._foreign_seq
+        for seq, flow in rows:
+            self._foreign_seq = max(self._foreign_seq, seq)
+            known = self._known(flow.id)
+            was_shown = self._shown.get(flow.id, seq <= seen) if known is not None else seq <= seen
+            if known is not None:
+                self._forget(flow.id)  # the other instance's copy is the current one
+            shown = self._passes(flow)  # type: ignore[attr-defined]
+            if shown and not was_shown:
+                self._db_len += 1
+                self.sig_view_add.send(flow)
+            elif was_shown and not shown:
+                self._db_len = max(0, self._db_len - 1)
+                self.sig_view_remove.send(flow, -1)
+            elif shown:
+                self.sig_view_update.send(flow)
 
     def _db_reset(self) -> None:
         self._cache.clear()

@@ -20,9 +20,26 @@ def corpus_flows() -> list:
         return list(FlowReader(f).stream())
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+def make_store(kind, request, tmp_path):
+    if kind == "memory":
+        return MemoryStore()
+    if kind == "sqlite":
+        return SQLiteStore(str(tmp_path / "s.db"))
+    from proxycore.store.postgres import PostgresStore
+
+    return PostgresStore(request.getfixturevalue("postgres_url"), "test:1")
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store(request, tmp_path):
-    s = MemoryStore() if request.param == "memory" else SQLiteStore(str(tmp_path / "s.db"))
+    s = make_store(request.param, request, tmp_path)
+    yield s
+    s.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_store(request, tmp_path):
+    s = make_store(request.param, request, tmp_path)
     yield s
     s.close()
 
@@ -33,7 +50,20 @@ def test_corpus_round_trips_through_sqlite_with_equal_state(tmp_path):
     s = SQLiteStore(path)
     s.put(flows)
     s.close()
-    again = SQLiteStore(path)
+    check_corpus(SQLiteStore(path), flows)
+
+
+def test_corpus_round_trips_through_postgres_with_equal_state(postgres_url):
+    from proxycore.store.postgres import PostgresStore
+
+    flows = corpus_flows()
+    s = PostgresStore(postgres_url, "a:1")
+    s.put(flows)
+    s.close()
+    check_corpus(PostgresStore(postgres_url, "b:2"), flows)
+
+
+def check_corpus(again, flows):
     assert again.count() == len(flows)
     for flow in flows:
         assert again.get(flow.id).get_state() == flow.get_state()
@@ -101,19 +131,17 @@ FILTERS = [
 ]
 
 
-@pytest.mark.parametrize("expr", FILTERS)
-def test_sql_filters_select_what_the_filter_matches(tmp_path, expr):
+def test_sql_filters_select_what_the_filter_matches(db_store):
     flows = corpus_flows() + [tflow.tflow(resp=True), tflow.tflow(err=True), tflow.ttcpflow()]
     flows[0].marked = "r"
     flows[1].comment = "xyz"
     flows[2].is_replay = "request"
-    s = SQLiteStore(str(tmp_path / "f.db"))
-    s.put(flows)
-    flt = flowfilter.parse(expr)
-    expected = sorted(f.id for f in flows if flt(f))
-    assert sorted(f.id for f in s.query(flt)) == expected
-    assert s.count(flt) == len(expected)
-    s.close()
+    db_store.put(flows)
+    for expr in FILTERS:
+        flt = flowfilter.parse(expr)
+        expected = sorted(f.id for f in flows if flt(f))
+        assert sorted(f.id for f in db_store.query(flt)) == expected, expr
+        assert db_store.count(flt) == len(expected), expr
 
 
 def test_translation_pushes_down_what_sql_decides():

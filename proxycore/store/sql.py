@@ -56,6 +56,7 @@ class SQLStore(FlowStore):
 
     placeholder = "?"
     begin = "BEGIN"
+    unlimited = "LIMIT -1"  # what lets OFFSET stand alone
     upsert = _UPSERT
 
     def __init__(self, location: str, instance: str, reader: Any, writer: Any, dialect: sqlfilter.Dialect) -> None:
@@ -219,8 +220,12 @@ class SQLStore(FlowStore):
         sql = f"SELECT id, state FROM flows WHERE {cond.sql} ORDER BY {self._order(order, reverse)}"
         params = list(cond.params)
         if cond.exact:
-            sql += " LIMIT ? OFFSET ?"
-            params += [-1 if limit is None else limit, offset]
+            if limit is not None:
+                sql += " LIMIT ? OFFSET ?"
+                params += [limit, offset]
+            elif offset:
+                sql += f" {self.unlimited} OFFSET ?"
+                params.append(offset)
             for flow_id, state in self._stream(sql, params):
                 yield flow_of(bytes(state), self._bodies(flow_id))
             return
