@@ -14,6 +14,9 @@ measures with real HTTP and WebSocket clients on 127.0.0.1:
 * the search box: ``flows/updateFilter`` with that filter over the whole store, until
   its ``flows/filterUpdate`` (every matching id) arrives;
 * the proxyweb process's peak RSS (VmHWM) and RSS at the end.
+
+``--mitmweb PATH/TO/mitmweb`` instead loads the same file into mitmweb (12.3.1) and
+reports only its peak RSS once every flow is in its view (mitmweb keeps them in memory).
 """
 
 from __future__ import annotations
@@ -91,6 +94,51 @@ def stored(port: int, count: int) -> bool:
     return len(json.loads(body)) == 1
 
 
+def view_length(port: int) -> int:
+    """``view.properties.length`` through the command API (both tools have it)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    try:
+        conn.request(
+            "POST", "/commands/view.properties.length", body=json.dumps({"arguments": []}),
+            headers={
+                "Authorization": f"Bearer {PASSWORD}", "Content-Type": "application/json",
+                "Cookie": "_mitmproxy_xsrf=x", "X-XSRFToken": "x",
+            },
+        )
+        response = conn.getresponse()
+        body = response.read()
+        assert response.status == 200, (response.status, body[:200])
+        return int(json.loads(body)["value"])
+    finally:
+        conn.close()
+
+
+def run_mitmweb(mitmweb: str, flowfile: Path, count: int, tmp: str) -> None:
+    web_port = free_port()
+    cmd = [
+        mitmweb, "--no-web-open-browser", "--listen-host", "127.0.0.1", "-p", str(free_port()),
+        "--web-port", str(web_port), "--set", f"confdir={tmp}/mconf",
+        "--set", f"web_password={PASSWORD}", "-r", str(flowfile),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(Path(tmp) / "merr", "wb"))
+    try:
+        t0 = time.perf_counter()
+        while True:
+            time.sleep(2)
+            assert proc.poll() is None, (Path(tmp) / "merr").read_text()
+            try:
+                if view_length(web_port) >= count:
+                    break
+            except (OSError, AssertionError):
+                continue
+        print(f"mitmweb loaded {count} flows in {time.perf_counter() - t0:.0f} s", flush=True)
+        mem = proc_status(proc.pid)
+        print(f"mitmweb peak RSS {mem['VmHWM']} MiB, RSS now {mem['VmRSS']} MiB", flush=True)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(120)
+
+
 def proc_status(pid: int) -> dict[str, int]:
     values = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -121,6 +169,7 @@ def main() -> int:
     parser.add_argument("--flows", type=int, default=1_000_000)
     parser.add_argument("--body", type=int, default=0, help="response body bytes per flow")
     parser.add_argument("--store", default="", help="store option ('' = proxyweb's per-run SQLite)")
+    parser.add_argument("--mitmweb", help="measure this mitmweb instead of proxyweb")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="store-bench-") as tmp:
@@ -129,6 +178,9 @@ def main() -> int:
         matching = write_flows(flowfile, args.flows, args.body)
         print(f"wrote {args.flows} flows ({flowfile.stat().st_size / 2**20:.0f} MiB) in "
               f"{time.perf_counter() - t0:.0f} s; {matching} match {FILTER!r}", flush=True)
+        if args.mitmweb:
+            run_mitmweb(args.mitmweb, flowfile, args.flows, tmp)
+            return 0
         web_port = free_port()
         cmd = [
             sys.executable, "-m", "proxycore.tools.web", "--no-web-open-browser",
