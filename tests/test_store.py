@@ -171,3 +171,62 @@ def test_not_a_database_is_refused(tmp_path):
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError):
         open_store(str(path))
+
+
+# Property: for any expression over the operators SQL decides (and some it does not),
+# the rows the SQLite store selects are exactly the flows the filter matches.
+ATOMS = [
+    "~d example", "~d example.com", "~d '^example\\.com$'", "~u /path", "~u .", "~m GET",
+    "~m '^P'", "~c 200", "~c 404", "~marked", "~marker r", "~comment xy", "~http", "~tcp",
+    "~websocket", "~e", "~q", "~s", "~replay", "~replayq", "~src 127", "~dst :22",
+    "~b foo", "~h host", "~t json", "~all", "example",
+]
+
+
+def _expressions():
+    from hypothesis import strategies as st
+
+    atom = st.sampled_from(ATOMS)
+
+    def extend(inner):
+        return st.one_of(
+            inner.map(lambda e: f"!{e}"),
+            st.tuples(inner, inner).map(lambda p: f"({p[0]} & {p[1]})"),
+            st.tuples(inner, inner).map(lambda p: f"({p[0]} | {p[1]})"),
+        )
+
+    return st.recursive(atom, extend, max_leaves=6)
+
+
+_PROPERTY_STORE: dict[str, object] = {}
+
+
+def _property_store(tmp_dir: pathlib.Path):
+    if "store" not in _PROPERTY_STORE:
+        flows = corpus_flows() + [tflow.tflow(resp=True), tflow.tflow(err=True), tflow.ttcpflow()]
+        flows[0].marked = "r"
+        flows[1].comment = "xyz"
+        flows[2].is_replay = "request"
+        store = SQLiteStore(str(tmp_dir / "property.db"))
+        store.put(flows)
+        _PROPERTY_STORE.update(store=store, flows=flows)
+    return _PROPERTY_STORE["store"], _PROPERTY_STORE["flows"]
+
+
+def test_property_sql_selection_equals_the_filter(tmp_path_factory):
+    from hypothesis import given
+
+    store, flows = _property_store(tmp_path_factory.mktemp("property"))
+
+    @given(_expressions())
+    def check(expr):
+        flt = flowfilter.parse(expr)
+        expected = [f.id for f in sorted(flows, key=lambda f: f.timestamp_created) if flt(f)]
+        assert list(store.ids(flt)) == expected
+        assert store.count(flt) == len(expected)
+
+    try:
+        check()
+    finally:
+        store.close()
+        _PROPERTY_STORE.clear()
