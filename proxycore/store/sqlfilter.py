@@ -193,7 +193,13 @@ def translate(flt: Any, dialect: Dialect) -> Condition:
             return Condition("1=1", [], False)  # NOT of a superset says nothing
         return Condition(f"NOT ({inner.sql})", inner.params, True)
     if isinstance(flt, flowfilter.IntPredicate) and flt.code == "c":
-        return Condition(f"(type = 'http' AND COALESCE(status, -1) = {dialect.placeholder})", [flt.num], True)
+        # IS NOT NULL instead of COALESCE: "status = ?" can use the index, and NOT of it
+        # still matches flows without a response (FALSE, not NULL, for them).
+        return Condition(
+            f"(type = 'http' AND status IS NOT NULL AND status = {dialect.placeholder})",
+            [flt.num],
+            True,
+        )
     if isinstance(flt, flowfilter.RegexPredicate):
         return _regex(flt, dialect)
     if isinstance(flt, flowfilter.Predicate) and flt.code in PREDICATES:
