@@ -42,6 +42,23 @@ def parse_age(value: str) -> float:
     return int(found.group(1)) * _AGE_UNITS[found.group(2)] if found else 0
 
 
+def check_spec(spec: str) -> None:
+    """Refuse at start what cannot open later: a missing directory, psycopg not installed."""
+    if not spec or spec == "memory":
+        return
+    if spec.startswith(("postgresql://", "postgres://")):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise OptionsError(
+                "store: postgresql:// needs psycopg 3 (pip install 'proxycore[postgres]')"
+            ) from None
+        return
+    parent = os.path.dirname(os.path.abspath(os.path.expanduser(spec)))
+    if not os.path.isdir(parent):
+        raise OptionsError(f"store: cannot create {spec}: no directory {parent}")
+
+
 class StoreAddon:
     """See the module docstring.  ``per_run_default``: proxyweb's default store."""
 
@@ -101,6 +118,8 @@ class StoreAddon:
             for view in self._views():
                 view.cache_limit = memory
                 view.retention_limits = (opts.store_max_flows, max_bytes, max_age)
+        if "store" in updated and not self.started:
+            check_spec(opts.store)
         if self.started and updated & {"store", "store_instance"}:
             self._open()
 

@@ -80,3 +80,11 @@ def test_live_flows_stay_in_memory_whatever_the_limit(tmp_path) -> None:
     assert view._pinned == {}
     view.close_store()
     view.db.close()
+
+
+def test_a_store_path_in_a_missing_directory_is_refused_at_start(tmp_path) -> None:
+    view, store = View(), StoreAddon()
+    with taddons.context(view, store) as tctx:
+        with pytest.raises(OptionsError, match="no directory"):
+            tctx.configure(store, store=str(tmp_path / "nope" / "x.db"))
+        tctx.configure(store, store=str(tmp_path / "x.db"))  # fine: created when it opens
