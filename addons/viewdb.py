@@ -27,6 +27,7 @@ logger = logging.getLogger("proxycore.view")
 
 SYNC_INTERVAL = 0.2
 SYNC_BATCH = 2000  # changed flows that are written at once, without waiting for the timer
+SYNC_BYTES = 8 * 1024 * 1024  # ... or changed body bytes (a burst of big flows stays small)
 _FLOW_OVERHEAD = 6144  # bytes a cached flow's objects take besides its bodies (3.5k measured for a
 # small flow read back from a store; real flows carry more headers)
 
@@ -70,6 +71,7 @@ class DBView:
         self._shown: dict[str, bool] = {}  # of every flow in _cache or _pinned
         self._keys: dict[str, Any] = {}  # their sort keys when last seen
         self._dirty: dict[str, Flow] = {}
+        self._dirty_bytes = 0
         self._db_len = 0
         self._timer: asyncio.TimerHandle | None = None
         self._high_water = 0  # shared stores: last change seen, highest row seen
@@ -210,9 +212,11 @@ class DBView:
     # writing ------------------------------------------------------------------------
 
     def _mark_dirty(self, flow: Flow) -> None:
+        if flow.id not in self._dirty:
+            self._dirty_bytes += _body_bytes(flow)
         self._dirty[flow.id] = flow
-        if len(self._dirty) >= SYNC_BATCH:  # a burst (a flow file loading) that never yields
-            self.sync()
+        if len(self._dirty) >= SYNC_BATCH or self._dirty_bytes >= SYNC_BYTES:
+            self.sync()  # a burst (a flow file loading) that never yields to the timer
         if self._timer is None:
             try:
                 loop = asyncio.get_running_loop()
@@ -231,6 +235,7 @@ class DBView:
         if self.db is None or not self._dirty:
             return
         dirty, self._dirty = self._dirty, {}
+        self._dirty_bytes = 0
         records = [record_of(f, self.instance) for f in dirty.values()]
         put_records = getattr(self.db, "put_records", None)
         if put_records is not None:

@@ -40,6 +40,7 @@ _UPSERT = (
 )
 _STOP = object()
 MAX_QUEUED = 32  # write batches waiting for the disk before writers wait (bounded memory)
+MAX_QUEUED_BYTES = 32 * 1024 * 1024  # ... or bytes of flows in them
 
 
 def _row(record: Record) -> tuple[Any, ...]:
@@ -67,6 +68,7 @@ class SQLStore(FlowStore):
         self._read_lock = threading.RLock()
         self._queue: queue.Queue[Any] = queue.Queue()
         self._queued = 0  # operations handed to the writer and not yet committed
+        self._queued_bytes = 0  # bytes of flows in them
         self._done = threading.Condition()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._write_loop, args=(writer,), name="proxycore-store", daemon=True)
@@ -84,7 +86,8 @@ class SQLStore(FlowStore):
                     break
             taken = len(ops)
             stop = any(op is _STOP for op in ops)
-            ops = [op for op in ops if op is not _STOP]
+            sizes = sum(op[1] for op in ops if op is not _STOP)
+            ops = [op[0] for op in ops if op is not _STOP]
             try:
                 conn.execute(self.begin)
                 for op in ops:
@@ -100,6 +103,7 @@ class SQLStore(FlowStore):
                     pass
             with self._done:
                 self._queued -= taken
+                self._queued_bytes -= sizes
                 self._done.notify_all()
             if stop:
                 conn.close()
@@ -131,19 +135,22 @@ class SQLStore(FlowStore):
         elif kind == "sql":
             conn.execute(arg)
 
-    def _submit(self, op: Any) -> None:
+    def _submit(self, op: Any, size: int = 0) -> None:
         with self._done:
-            while self._queued >= MAX_QUEUED and self._thread.is_alive():
+            while self._queued and self._thread.is_alive() and (
+                self._queued >= MAX_QUEUED or self._queued_bytes + size > MAX_QUEUED_BYTES
+            ):
                 self._done.wait()
             self._queued += 1
-        self._queue.put(op)
+            self._queued_bytes += size
+        self._queue.put((op, size) if op is not _STOP else op)
 
     def put(self, flows: Iterable[Flow]) -> None:
         self.put_records([record_of(f, self.instance) for f in flows])
 
     def put_records(self, records: list[Record]) -> None:
         if records:
-            self._submit(("put", records))
+            self._submit(("put", records), sum(r.nbytes for r in records))
 
     def delete(self, flow_ids: Iterable[str]) -> None:
         ids = list(flow_ids)
