@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -27,6 +28,7 @@ logger = logging.getLogger("proxycore.view")
 
 SYNC_INTERVAL = 0.2
 SYNC_BATCH = 2000  # changed flows that are written at once, without waiting for the timer
+RETENTION_INTERVAL = 1.0  # seconds between retention checks while flows change
 SYNC_BYTES = 8 * 1024 * 1024  # ... or changed body bytes (a burst of big flows stays small)
 _FLOW_OVERHEAD = 6144  # bytes a cached flow's objects take besides its bodies (3.5k measured for a
 # small flow read back from a store; real flows carry more headers)
@@ -72,6 +74,7 @@ class DBView:
         self._keys: dict[str, Any] = {}  # their sort keys when last seen
         self._dirty: dict[str, Flow] = {}
         self._dirty_bytes = 0
+        self._last_retention = 0.0
         self._db_len = 0
         self._timer: asyncio.TimerHandle | None = None
         self._high_water = 0  # shared stores: last change seen, highest row seen
@@ -228,7 +231,13 @@ class DBView:
     def _tick(self) -> None:
         self._timer = None
         self.sync()
-        self.apply_retention()
+        now = time.monotonic()
+        wait = self._last_retention + RETENTION_INTERVAL - now
+        if wait <= 0:  # it counts rows: not every tick
+            self._last_retention = now
+            self.apply_retention()
+        elif any(self.retention_limits) and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(wait, self._tick)  # check later
 
     def sync(self) -> None:
         """Hand every changed flow to the store, and let finished flows be evicted."""
