@@ -31,10 +31,12 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from proxycore import ctx, flowfilter
+from proxycore.addons.viewdb import DBView
 from proxycore.command import command
 from proxycore.exceptions import CommandError
 from proxycore.flow import Flow
 from proxycore.signals import Signal
+from proxycore.store.sqlfilter import IdSet
 
 from .view_focus import Focus, Settings, _Order
 
@@ -97,10 +99,12 @@ class OrderKeySize(_Order):
     key = _size_key
 
 
-class View(Sequence[Flow]):
-    """Addon holding the flows; see the module docstring."""
+class View(DBView, Sequence[Flow]):
+    """Addon holding the flows; see the module docstring.  With a database store
+    (``use_store``) the flows live there and the ``_db_*`` methods of DBView run."""
 
     def __init__(self) -> None:
+        self._db_init()
         self._store: dict[str, Flow] = {}
         self._arrival: dict[str, int] = {}  # flow id -> store insertion number (tie breaker)
         self._counter = itertools.count()
@@ -147,6 +151,8 @@ class View(Sequence[Flow]):
     # sequence protocol: the view in display order ---------------------------------
 
     def __len__(self) -> int:
+        if self.db is not None:
+            return self._db_len
         return len(self._flows)
 
     def _index(self, position: int) -> int:
@@ -159,33 +165,62 @@ class View(Sequence[Flow]):
         return size - 1 - position if self.order_reversed else position
 
     def __getitem__(self, position: int) -> Flow:  # type: ignore[override]
+        if self.db is not None:
+            size = len(self)
+            if position < 0:
+                position += size
+            if not 0 <= position < size:
+                raise IndexError("view index out of range")
+            for flow in self._db_iter(offset=position, limit=1):
+                return flow
+            raise IndexError("view index out of range")
         return self._flows[self._index(position)]
 
     def __iter__(self) -> Iterator[Flow]:
+        if self.db is not None:
+            return self._db_iter()
         return iter(self._flows[::-1] if self.order_reversed else list(self._flows))
 
     def __contains__(self, flow: object) -> bool:
+        if self.db is not None:
+            return isinstance(flow, Flow) and self._db_contains(flow)
         return isinstance(flow, Flow) and flow.id in self._entry_of
 
     def index(self, flow: Flow, start: int = 0, stop: int | None = None) -> int:  # type: ignore[override]
+        if self.db is not None:
+            return self._db_index(flow)
         position = self._position(flow)
         if position is None:
             raise ValueError(f"{flow!r} is not in the view")
         return len(self._flows) - 1 - position if self.order_reversed else position
 
     def store_count(self) -> int:
+        if self.db is not None:
+            self.sync()
+            return self.db.count()
         return len(self._store)
 
     def get_by_id(self, flow_id: str) -> Flow | None:
         """A flow of the store (shown or not), or None."""
+        if self.db is not None:
+            return self._db_get(flow_id)
         return self._store.get(flow_id)
+
+    def _all_flows(self) -> list[Flow]:
+        if self.db is not None:
+            self.sync()
+            return [self._loaded(f) for f in self.db.query()]
+        return list(self._store.values())
 
     @property
     def store(self) -> list[Flow]:
         """Every flow, in arrival order."""
-        return list(self._store.values())
+        return self._all_flows()
 
     # the sorted list -------------------------------------------------------------
+
+    def _order_key(self, flow: Flow) -> Any:
+        return _KEYS[self.order](flow)
 
     def _entry(self, flow: Flow) -> tuple[Any, int]:
         return (_KEYS[self.order](flow), self._arrival[flow.id])
@@ -236,13 +271,25 @@ class View(Sequence[Flow]):
             self._entry_of[flow.id] = entry
 
     def _refilter(self) -> None:
-        self._rebuild()
+        if self.db is not None:
+            self._shown.clear()
+            for flow in [*self._pinned.values(), *self._cache.values()]:
+                self._shown[flow.id] = self._passes(flow)
+            self._db_recount()
+        else:
+            self._rebuild()
         self.sig_view_refresh.send()
 
     # changing the store ----------------------------------------------------------
 
     def add(self, flows: Sequence[Flow]) -> None:
         """Add new flows to the store; ones whose id is already there are ignored."""
+        if self.db is not None:
+            self._db_add(flows)
+            return
+        self._add_memory(flows)
+
+    def _add_memory(self, flows: Sequence[Flow]) -> None:
         for flow in flows:
             if flow.id in self._store:
                 continue
@@ -257,6 +304,9 @@ class View(Sequence[Flow]):
 
         This is also the ``update`` hook, which runs after every flow hook.
         """
+        if self.db is not None:
+            self._db_update(flows)
+            return
         for flow in flows:
             if flow.id not in self._store:
                 continue
@@ -278,6 +328,14 @@ class View(Sequence[Flow]):
 
     def remove(self, flows: Sequence[Flow]) -> None:
         """Drop flows from store and view, killing live ones first."""
+        if self.db is not None:
+            self._db_remove(flows)
+        else:
+            self._remove_memory(flows)
+        if len(flows) > 1:
+            logger.info(f"Removed {len(flows)} flows")
+
+    def _remove_memory(self, flows: Sequence[Flow]) -> None:
         for flow in flows:
             if flow.id not in self._store:
                 continue
@@ -289,8 +347,6 @@ class View(Sequence[Flow]):
             del self._store[flow.id]
             del self._arrival[flow.id]
             self.sig_store_remove.send(flow)
-        if len(flows) > 1:
-            logger.info(f"Removed {len(flows)} flows")
 
     def set_filter(self, flt: Callable[[Flow], bool] | None) -> None:
         self.filter = flt or flowfilter.match_all
@@ -301,7 +357,8 @@ class View(Sequence[Flow]):
         if name not in _KEYS:
             raise CommandError(f"Unknown flow order: {name}")
         self.order = name
-        self._rebuild()
+        if self.db is None:
+            self._rebuild()
 
     def set_reversed(self, value: bool) -> None:
         self.order_reversed = value
@@ -349,6 +406,8 @@ class View(Sequence[Flow]):
     @command("view.clear")
     def clear(self) -> None:
         """Clear both the store and the view."""
+        if self.db is not None:
+            self._db_clear(keep_marked=False)
         self._store.clear()
         self._arrival.clear()
         self._entries, self._flows, self._entry_of = [], [], {}
@@ -358,6 +417,8 @@ class View(Sequence[Flow]):
     @command("view.clear_unmarked")
     def clear_not_marked(self) -> None:
         """Clear the flows that are not marked."""
+        if self.db is not None:
+            self._db_clear(keep_marked=True)
         for flow in list(self._store.values()):
             if not flow.marked:
                 del self._store[flow.id]
@@ -417,24 +478,33 @@ class View(Sequence[Flow]):
         or a filter expression matched against every stored flow.
         """
         if flow_spec == "@all":
-            return list(self._store.values())
+            return self._all_flows()
         if flow_spec == "@focus":
             return [self.focus.flow] if self.focus.flow is not None else []
         if flow_spec == "@shown":
             return list(self)
         if flow_spec == "@hidden":
-            return [f for f in self._store.values() if f.id not in self._entry_of]
+            return [f for f in self._all_flows() if f not in self]
         if flow_spec == "@marked":
-            return [f for f in self._store.values() if f.marked]
+            return self._select(flowfilter.parse("~marked"))
         if flow_spec == "@unmarked":
-            return [f for f in self._store.values() if not f.marked]
+            return self._select(flowfilter.parse("!~marked"))
         if _ID_LIST.match(flow_spec):
+            if self.db is not None:
+                return self._select(IdSet(flow_spec[1:].split(",")))
             ids = set(flow_spec[1:].split(","))
             return [f for f in self._store.values() if f.id in ids]
         try:
             flt = flowfilter.parse(flow_spec)
         except flowfilter.FilterError as e:
             raise CommandError(str(e)) from e
+        return self._select(flt)
+
+    def _select(self, flt: Callable[[Flow], bool]) -> list[Flow]:
+        """Every stored flow ``flt`` matches, in arrival order."""
+        if self.db is not None:
+            self.sync()
+            return [self._loaded(f) for f in self.db.query(flt)]
         return [f for f in self._store.values() if flt(f)]
 
     @command("view.flows.create")

@@ -66,7 +66,11 @@ class Focus:
             self.flow = self.view[0]
         elif self._flow not in self.view:
             # hidden by a new filter: the flow that now stands where it would be
-            self.index = min(self.view._bisect(self._flow), len(self.view) - 1)
+            try:
+                where = self.view._bisect(self._flow)
+            except KeyError:  # a database-backed view keeps no order in memory to bisect
+                where = 0
+            self.index = min(where, len(self.view) - 1)
 
 
 class Settings(MutableMapping[Flow, dict[str, Any]]):

@@ -259,14 +259,20 @@ class FlowJsonCache:
     on a refresh (a flow may have changed while it was hidden).
     """
 
+    DB_LIMIT = 10000  # entries kept when the view's flows live in a database store
+
     def __init__(self) -> None:
         self._text: dict[str, str] = {}
+        self._view: Any = None
 
     def text(self, flow: Flow) -> str:
         text = self._text.get(flow.id)
         if text is None:
             # Tornado's JSON for handlers: ASCII only, "</" escaped.
-            text = self._text[flow.id] = json.dumps(flow_to_json(flow)).replace("</", "<\\/")
+            text = json.dumps(flow_to_json(flow)).replace("</", "<\\/")
+            if len(self._text) >= self.DB_LIMIT and getattr(self._view, "db", None) is not None:
+                del self._text[next(iter(self._text))]  # bounded memory: drop the oldest entry
+            self._text[flow.id] = text
         return text
 
     def forget(self, flow: Flow, *args: Any) -> None:
@@ -286,6 +292,7 @@ class FlowJsonCache:
         ]
         signals.wire(pairs, on)
         self.clear()
+        self._view = view if on else None
 
 
 def logentry_to_json(entry: Any) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 # HYPOTHESIS_PROFILE picks how hard the property tests try:
@@ -12,3 +13,20 @@ settings.register_profile(
     "thorough", max_examples=100_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """URL of a PostgreSQL server started for this test session (tests/pg_server.py)."""
+    from tests.pg_server import server
+
+    with server() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh database on the session's PostgreSQL server."""
+    from tests.pg_server import new_database
+
+    return new_database(postgres_server)

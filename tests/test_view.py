@@ -33,12 +33,20 @@ class Recorder:
         return events
 
 
-@pytest.fixture
-def master() -> Master:
+@pytest.fixture(params=["memory", "sqlite"])
+def master(request: Any, tmp_path: Any) -> Any:
+    """Every view test runs on flows in memory and on flows in a SQLite store."""
     master = Master(Options())
     master.view = View()
     master.addons.add(master.view)
-    return master
+    if request.param == "sqlite":
+        from proxycore.store.sqlite import SQLiteStore
+
+        master.view.use_store(SQLiteStore(str(tmp_path / "view.db")))
+    yield master
+    if master.view.db is not None:
+        master.view.close_store()
+        master.view.db.close()
 
 
 @pytest.fixture

@@ -407,11 +407,13 @@ def make_master(opts: Any, termlog: Any, errorcheck: Any) -> Any:
     NextLayer, ...), then Dumper, KeepServing, and the startup error check last of all."""
     from proxycore.addons.dumper import Dumper
     from proxycore.addons.keepserving import KeepServing
+    from proxycore.addons.store import StoreAddon
     from proxycore.master import Master
 
     master = Master(opts)
     errorcheck.master = master
     master.addons.add(termlog)
+    master.addons.add(StoreAddon())  # no store unless --set store=...
     master.addons.add(*_default_addons())
     master.addons.add(Dumper(), KeepServing(), errorcheck)
     return master

@@ -39,6 +39,7 @@ def make_master(opts: Any, termlog: Any, errorcheck: Any) -> Any:
     from proxycore.addons import default_addons
     from proxycore.addons.command_history import CommandHistory
     from proxycore.addons.eventstore import EventStore
+    from proxycore.addons.store import StoreAddon
     from proxycore.addons.view import View
     from proxycore.api.auth import WebAuth
     from proxycore.api.webaddon import WebAddon
@@ -48,6 +49,7 @@ def make_master(opts: Any, termlog: Any, errorcheck: Any) -> Any:
     errorcheck.master = master
     master.view = View()
     master.addons.add(termlog)
+    master.addons.add(StoreAddon(per_run_default=True))  # opens its store before -r loads flows
     master.addons.add(*default_addons())
     master.addons.add(CommandHistory(), master.view, EventStore(), WebAuth(), WebAddon())
     master.addons.add(errorcheck)

@@ -1,0 +1,429 @@
+"""The view's flows kept in a database store instead of memory (``store`` option).
+
+Memory holds only what changes or was just looked at: flows still live (the proxy
+is changing them, and a UI edit must reach the object the proxy holds), flows
+changed since the last write, and a least-recently-used cache of full flows bounded
+by ``store_memory`` bytes.  Everything else -- the order, the filter, the count,
+paging -- is a store query.  Changes are written in batches, at most
+``SYNC_INTERVAL`` seconds after they happen, by one timer on the event loop; the
+store's writer thread does the disk work.
+
+:class:`proxycore.addons.view.View` calls these methods when ``self.db`` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from proxycore import flowfilter
+from proxycore.flow import Flow
+from proxycore.store.base import FlowStore, record_of
+
+logger = logging.getLogger("proxycore.view")
+
+SYNC_INTERVAL = 0.2
+SYNC_BATCH = 2000  # changed flows that are written at once, without waiting for the timer
+RETENTION_INTERVAL = 1.0  # seconds between retention checks while flows change
+SYNC_BYTES = 8 * 1024 * 1024  # ... or changed body bytes (a burst of big flows stays small)
+_FLOW_OVERHEAD = 6144  # bytes a cached flow's objects take besides its bodies (3.5k measured for a
+# small flow read back from a store; real flows carry more headers)
+
+
+class Removed:
+    """Stands for a flow that left the store without being loaded (retention): signals
+    carry a flow, and their receivers only read its id."""
+
+    def __init__(self, flow_id: str) -> None:
+        self.id = flow_id
+        self.marked = ""
+
+    def __repr__(self) -> str:
+        return f"<Removed {self.id[:8]}>"
+
+
+class DBView:
+    """Mixin of View: the database-backed half.  See the module docstring."""
+
+    db: FlowStore | None
+    filter: Any
+    show_marked: bool
+    order: str
+    order_reversed: bool
+    sig_view_add: Any
+    sig_view_update: Any
+    sig_view_remove: Any
+    sig_view_refresh: Any
+    sig_store_remove: Any
+    sig_store_refresh: Any
+
+    def _db_init(self) -> None:
+        self.db = None
+        self.cache_limit = 128 * 1024 * 1024
+        self.retention_limits: tuple[int, int, float] = (0, 0, 0.0)
+        self.instance = ""
+        self._cache: collections.OrderedDict[str, Flow] = collections.OrderedDict()
+        self._cache_size: dict[str, int] = {}
+        self._cache_total = 0
+        self._pinned: dict[str, Flow] = {}
+        self._shown: dict[str, bool] = {}  # of every flow in _cache or _pinned
+        self._keys: dict[str, Any] = {}  # their sort keys when last seen
+        self._dirty: dict[str, Flow] = {}
+        self._dirty_bytes = 0
+        self._last_retention = 0.0
+        self._db_len = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._high_water = 0  # shared stores: last change seen, highest row seen
+        self._foreign_seq = 0
+
+    # switching stores ----------------------------------------------------------------
+
+    def use_store(self, store: FlowStore | None) -> None:
+        """Keep flows in ``store`` from now on (None: in memory); flows so far move along."""
+        old = self.db
+        if old is not None:
+            self.sync()
+            moving = list(old.query())
+            self._db_reset()
+        else:
+            moving = list(self._store.values())  # type: ignore[attr-defined]
+            self._store.clear()  # type: ignore[attr-defined]
+            self._arrival.clear()  # type: ignore[attr-defined]
+            self._entries, self._flows, self._entry_of = [], [], {}  # type: ignore[attr-defined]
+        self.db = store
+        if moving:
+            if store is None:
+                self._add_memory(moving)  # type: ignore[attr-defined]
+            else:
+                store.put_records([record_of(f, self.instance) for f in moving]) if hasattr(
+                    store, "put_records"
+                ) else store.put(moving)
+        self._db_recount()
+        self._watch(store)
+        self.sig_view_refresh.send()
+        self.sig_store_refresh.send()
+
+    # flows other instances write to a shared store ------------------------------------
+
+    def _watch(self, store: Any) -> None:
+        if store is None or not hasattr(store, "watch"):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop, nothing to deliver changes to (tests of the view alone)
+        self._high_water = store.high_water()
+        self._foreign_seq = store.max_seq()
+        store.watch(lambda: loop.call_soon_threadsafe(self.foreign_changed, store))
+
+    def foreign_changed(self, store: Any) -> None:
+        """Another instance wrote flows: show the new ones, update the others."""
+        if store is not self.db:
+            return  # a notice for a store we left
+        self.sync()
+        self._high_water, rows = store.changes(self._high_water)
+        seen = self._foreign_seq
+        for seq, flow in rows:
+            self._foreign_seq = max(self._foreign_seq, seq)
+            known = self._known(flow.id)
+            was_shown = self._shown.get(flow.id, seq <= seen) if known is not None else seq <= seen
+            if known is not None:
+                self._forget(flow.id)  # the other instance's copy is the current one
+            shown = self._passes(flow)  # type: ignore[attr-defined]
+            if shown and not was_shown:
+                self._db_len += 1
+                self.sig_view_add.send(flow)
+            elif was_shown and not shown:
+                self._db_len = max(0, self._db_len - 1)
+                self.sig_view_remove.send(flow, -1)
+            elif shown:
+                self.sig_view_update.send(flow)
+
+    def _db_reset(self) -> None:
+        self._cache.clear()
+        self._cache_size.clear()
+        self._cache_total = 0
+        self._pinned.clear()
+        self._shown.clear()
+        self._keys.clear()
+        self._dirty.clear()
+
+    # the query every read uses -------------------------------------------------------
+
+    def query_filter(self) -> Any:
+        """The view's filter and the marked-only toggle as one filter (None: everything)."""
+        flt = None if self.filter is flowfilter.match_all else self.filter
+        if self.show_marked:
+            marked = flowfilter.parse("~marked")
+            return marked if flt is None else _both(flt, marked)
+        return flt
+
+    def _db_recount(self) -> None:
+        self._db_len = self.db.count(self.query_filter()) if self.db is not None else 0
+
+    # memory: pinned live flows, cached full flows ---------------------------------------
+
+    def _known(self, flow_id: str) -> Flow | None:
+        return self._pinned.get(flow_id) or self._cache.get(flow_id)
+
+    def _hold(self, flow: Flow, shown: bool) -> Flow:
+        """Keep ``flow`` in memory (pinned while live, else in the cache); the object to use."""
+        self._shown[flow.id] = shown
+        self._keys[flow.id] = self._order_key(flow)  # type: ignore[attr-defined]
+        if flow.live:
+            self._uncache(flow.id)
+            self._pinned[flow.id] = flow
+            return flow
+        self._pinned.pop(flow.id, None)
+        if flow.id in self._cache:
+            self._cache.move_to_end(flow.id)
+            self._cache_total -= self._cache_size[flow.id]
+        size = _FLOW_OVERHEAD + _body_bytes(flow)
+        self._cache[flow.id] = flow
+        self._cache_size[flow.id] = size
+        self._cache_total += size
+        while self._cache_total > self.cache_limit and len(self._cache) > 1:
+            old_id, old = next(iter(self._cache.items()))
+            if old_id in self._dirty:  # write it before letting it go
+                self.sync()
+            self._uncache(old_id)
+            self._shown.pop(old_id, None)
+            self._keys.pop(old_id, None)
+        return flow
+
+    def _uncache(self, flow_id: str) -> None:
+        if flow_id in self._cache:
+            del self._cache[flow_id]
+            self._cache_total -= self._cache_size.pop(flow_id)
+
+    def _forget(self, flow_id: str) -> None:
+        self._uncache(flow_id)
+        self._pinned.pop(flow_id, None)
+        self._shown.pop(flow_id, None)
+        self._keys.pop(flow_id, None)
+        self._dirty.pop(flow_id, None)
+
+    def _loaded(self, flow: Flow) -> Flow:
+        """A flow read from the store: the object in memory if there is one.  Others are
+        not cached (a walk over a million flows must not churn the cache)."""
+        return self._known(flow.id) or flow
+
+    # writing ------------------------------------------------------------------------
+
+    def _mark_dirty(self, flow: Flow) -> None:
+        if flow.id not in self._dirty:
+            self._dirty_bytes += _body_bytes(flow)
+        self._dirty[flow.id] = flow
+        if len(self._dirty) >= SYNC_BATCH or self._dirty_bytes >= SYNC_BYTES:
+            self.sync()  # a burst (a flow file loading) that never yields to the timer
+        if self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.sync()
+                return
+            self._timer = loop.call_later(SYNC_INTERVAL, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        self.sync()
+        now = time.monotonic()
+        wait = self._last_retention + RETENTION_INTERVAL - now
+        if wait <= 0:  # it counts rows: not every tick
+            self._last_retention = now
+            self.apply_retention()
+        elif any(self.retention_limits) and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(wait, self._tick)  # check later
+
+    def sync(self) -> None:
+        """Hand every changed flow to the store, and let finished flows be evicted."""
+        if self.db is None or not self._dirty:
+            return
+        dirty, self._dirty = self._dirty, {}
+        self._dirty_bytes = 0
+        records = [record_of(f, self.instance) for f in dirty.values()]
+        put_records = getattr(self.db, "put_records", None)
+        if put_records is not None:
+            put_records(records)
+        else:
+            self.db.put(dirty.values())
+        for flow in dirty.values():
+            if not flow.live and flow.id in self._pinned:
+                self._hold(flow, self._shown.get(flow.id, False))
+
+    def apply_retention(self) -> None:
+        """Drop the oldest unmarked flows over the store_max_* limits; tell the UI."""
+        max_flows, max_bytes, max_age = self.retention_limits
+        if self.db is None or not (max_flows or max_bytes or max_age):
+            return
+        self.sync()
+        for flow_id in self.db.retention(max_flows, max_bytes, max_age):
+            flow = self._known(flow_id) or Removed(flow_id)
+            shown = self._shown.get(flow_id, True)
+            self._forget(flow_id)
+            if shown:
+                self._db_len = max(0, self._db_len - 1)
+                self.sig_view_remove.send(flow, -1)
+            self.sig_store_remove.send(flow)
+
+    # the View operations ---------------------------------------------------------------
+
+    def _db_add(self, flows: Sequence[Flow]) -> None:
+        for flow in flows:
+            if self._known(flow.id) is not None or flow.id in self._dirty:
+                continue
+            shown = self._passes(flow)  # type: ignore[attr-defined]
+            self._hold(flow, shown)
+            self._mark_dirty(flow)
+            if shown:
+                self._db_len += 1
+                self.sig_view_add.send(flow)
+
+    def _db_update(self, flows: Sequence[Flow]) -> None:
+        for flow in flows:
+            known = self._known(flow.id)
+            if known is None:
+                if flow.id in self._dirty:
+                    known = flow
+                elif self.db is not None and self.db.has(flow.id):
+                    known = flow
+                    self._shown[flow.id] = self._passes(self.db.get(flow.id))  # type: ignore[attr-defined]
+                else:
+                    continue  # removed from the store: stays removed
+            was_shown = self._shown.get(flow.id, False)
+            old_key = self._keys.get(flow.id)
+            shown = self._passes(flow)  # type: ignore[attr-defined]
+            self._hold(flow, shown)
+            self._mark_dirty(flow)
+            if shown and not was_shown:
+                self._db_len += 1
+                self.sig_view_add.send(flow)
+            elif was_shown and not shown:
+                self._db_len = max(0, self._db_len - 1)
+                self.sig_view_remove.send(flow, -1)
+            elif shown and old_key is not None and old_key != self._keys[flow.id]:
+                self.sig_view_refresh.send()  # it moved, as the memory view says
+            elif shown:
+                self.sig_view_update.send(flow)
+
+    def _db_remove(self, flows: Sequence[Flow]) -> None:
+        assert self.db is not None
+        self.sync()
+        for flow in flows:
+            known = self._known(flow.id) is not None
+            if not known and not self.db.has(flow.id):
+                continue
+            if flow.killable:
+                flow.kill()
+            shown = self._shown.get(flow.id) if known else self._passes(flow)  # type: ignore[attr-defined]
+            self._forget(flow.id)
+            self.db.delete([flow.id])
+            if shown:
+                self._db_len = max(0, self._db_len - 1)
+                self.sig_view_remove.send(flow, -1)
+            self.sig_store_remove.send(flow)
+
+    def _db_clear(self, keep_marked: bool) -> None:
+        assert self.db is not None
+        self.sync()
+        self.db.clear(keep_marked=keep_marked)
+        for flow_id in list(self._shown):
+            flow = self._known(flow_id)
+            if not keep_marked or flow is None or not flow.marked:
+                self._forget(flow_id)
+        self._db_recount()
+
+    def _db_iter(self, flt: Any = None, offset: int = 0, limit: int | None = None) -> Iterator[Flow]:
+        assert self.db is not None
+        self.sync()
+        query = self.query_filter()
+        if flt is not None:
+            query = flt if query is None else _both(query, flt)
+        for flow in self.db.query(query, self.order, self.order_reversed, offset, limit):
+            yield self._loaded(flow)
+
+    def _db_get(self, flow_id: str) -> Flow | None:
+        known = self._known(flow_id) or self._dirty.get(flow_id)
+        if known is not None:
+            return known
+        assert self.db is not None
+        self.sync()
+        flow = self.db.get(flow_id)
+        if flow is None:
+            return None
+        return self._hold(flow, self._passes(flow))  # type: ignore[attr-defined]
+
+    def _db_contains(self, flow: Flow) -> bool:
+        if flow.id in self._shown:
+            return self._shown[flow.id]
+        return self._db_get(flow.id) is not None and self._passes(flow)  # type: ignore[attr-defined]
+
+    def _db_index(self, flow: Flow) -> int:
+        assert self.db is not None
+        self.sync()
+        query = self.query_filter()
+        for i, flow_id in enumerate(self.db.ids(query, self.order, self.order_reversed)):
+            if flow_id == flow.id:
+                return i
+        raise ValueError(f"{flow!r} is not in the view")
+
+    def matching_ids(self, flt: Any) -> Iterator[str]:
+        """Ids of the shown flows ``flt`` also matches, in view order."""
+        if self.db is None:
+            for flow in self:  # type: ignore[attr-defined]
+                if flt(flow):
+                    yield flow.id
+            return
+        self.sync()
+        yield from self.db.ids(_both(self.query_filter(), flt), self.order, self.order_reversed)
+
+    def page(self, offset: int = 0, limit: int | None = None, flt: Any = None) -> Iterator[Flow]:
+        """Shown flows (that ``flt`` also matches) from ``offset``, at most ``limit`` of them."""
+        if self.db is not None:
+            yield from self._db_iter(flt, offset, limit)
+            return
+        skipped = produced = 0
+        for flow in self:  # type: ignore[attr-defined]
+            if limit is not None and produced >= limit:
+                return
+            if flt is not None and not flt(flow):
+                continue
+            if skipped < offset:
+                skipped += 1
+                continue
+            produced += 1
+            yield flow
+
+    def close_store(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.db is not None:
+            # Connections close after their flow's last hook (timestamp_end): write what
+            # memory holds once more, so a restart shows the flows as they ended.
+            for flow in [*self._pinned.values(), *self._cache.values()]:
+                self._dirty[flow.id] = flow
+            self.sync()
+            self.db.flush()
+
+
+def _both(a: Any, b: Any) -> Any:
+    if a is None:
+        return b
+    if isinstance(a, flowfilter.Filter) and isinstance(b, flowfilter.Filter):
+        return flowfilter.And([a, b])
+    return lambda flow: a(flow) and b(flow)
+
+
+def _body_bytes(flow: Flow) -> int:
+    size = 0
+    for part in ("request", "response"):
+        message = getattr(flow, part, None)
+        raw = getattr(message, "raw_content", None)
+        if raw:
+            size += len(raw)
+    return size

@@ -1,0 +1,247 @@
+"""The FlowStore interface, and how a flow becomes a stored record.
+
+A store keeps flows by id in arrival order and answers the questions the view, the
+web API and the store commands ask: one flow, a page of flows in an order, how many
+match a filter, which are oldest (retention).  Backends (memory, SQLite, PostgreSQL)
+differ in where the flows live, not in what they answer.
+
+A record is the flow's state (``flow.get_state()``) serialised with ``marshal``
+with the request and response bodies taken out (they live apart, so a row stays
+small), plus the columns a query can test without unpacking the state.
+"""
+
+from __future__ import annotations
+
+import marshal
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from proxycore.flow import Flow
+
+SCHEMA_VERSION = 1
+ORDER_COLUMNS = {"time": "ts", "method": "method", "url": "url", "size": "size"}
+BODY_PARTS = ("request", "response")
+
+
+class StoreError(Exception):
+    """A store that cannot be opened or used (bad path, newer schema, server gone)."""
+
+
+@dataclass
+class Record:
+    """One flow as a store row: query columns, the packed state, and its bodies."""
+
+    id: str
+    type: str
+    ts: float
+    method: str | None
+    host: str | None
+    pretty_host: str | None
+    url: str | None
+    status: int | None
+    response: bool
+    websocket: bool
+    error: bool
+    marked: str
+    comment: str
+    replay: str | None
+    src: str | None
+    dst: str | None
+    size: int
+    state: bytes
+    bodies: dict[str, bytes] = field(default_factory=dict)
+    instance: str = ""
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.state) + sum(len(b) for b in self.bodies.values())
+
+
+def _address(address: Any) -> str | None:
+    return f"{address[0]}:{address[1]}" if address else None
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with anything marshal cannot write replaced by its repr (metadata may hold objects)."""
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(v) for v in value)
+    if value is None or isinstance(value, str | bytes | int | float | bool):
+        return value
+    return repr(value)
+
+
+def pack_state(state: dict[str, Any]) -> tuple[bytes, dict[str, bytes]]:
+    """State -> (marshal bytes without bodies, {part: body})."""
+    state = dict(state)
+    bodies: dict[str, bytes] = {}
+    for part in BODY_PARTS:
+        message = state.get(part)
+        if isinstance(message, dict) and message.get("content"):
+            bodies[part] = message["content"]
+            state[part] = {**message, "content": None}
+    state["_store_bodies"] = list(bodies)
+    try:
+        data = marshal.dumps(state)
+    except ValueError:
+        data = marshal.dumps(_plain(state))
+    return data, bodies
+
+
+def unpack_state(data: bytes, bodies: dict[str, bytes]) -> dict[str, Any]:
+    state = marshal.loads(data)
+    for part in state.pop("_store_bodies", ()):
+        message = state.get(part)
+        if isinstance(message, dict):
+            message["content"] = bodies.get(part, b"")
+    return state
+
+
+def flow_from_state(state: dict[str, Any]) -> Flow:
+    from proxycore.http import HTTPFlow
+    from proxycore.tcp import TCPFlow
+
+    classes: dict[str, type[Flow]] = {"http": HTTPFlow, "tcp": TCPFlow}
+    cls = classes.get(state.get("type", ""))
+    if cls is None:
+        raise StoreError(f"stored flow of unknown type {state.get('type')!r}")
+    return cls.from_state(state)
+
+
+def flow_size(flow: Flow) -> int:
+    """The view's ``size`` order key: body bytes (and WebSocket/TCP message bytes)."""
+    size = 0
+    for message in (getattr(flow, "request", None), getattr(flow, "response", None)):
+        raw = getattr(message, "raw_content", None)
+        if raw:
+            size += len(raw)
+    for message in getattr(flow, "messages", None) or []:
+        size += len(message.content)
+    websocket = getattr(flow, "websocket", None)
+    for message in getattr(websocket, "messages", None) or []:
+        size += len(message.content)
+    return size
+
+
+def record_of(flow: Flow, instance: str = "") -> Record:
+    """Snapshot ``flow`` now (the proxy goes on changing it) as a Record."""
+    data, bodies = pack_state(flow.get_state())
+    request = getattr(flow, "request", None)
+    response = getattr(flow, "response", None)
+    is_http = flow.type == "http" and request is not None
+    if is_http:
+        method, url = request.method, request.pretty_url
+    else:  # the view's sort keys for other flows (filters test the type first)
+        from proxycore.addons.termlog import format_address
+
+        address = getattr(flow.server_conn, "address", None)
+        method, url = flow.type.upper(), format_address(address) if address else ""
+    return Record(
+        id=flow.id,
+        type=flow.type,
+        ts=flow.timestamp_created,
+        method=method,
+        host=request.host if is_http else None,
+        pretty_host=request.pretty_host if is_http else None,
+        url=url,
+        status=response.status_code if is_http and response is not None else None,
+        response=response is not None,
+        websocket=getattr(flow, "websocket", None) is not None,
+        error=flow.error is not None,
+        marked=flow.marked or "",
+        comment=flow.comment or "",
+        replay=flow.is_replay,
+        src=_address(getattr(flow.client_conn, "peername", None)),
+        dst=_address(getattr(flow.server_conn, "address", None)),
+        size=flow_size(flow),
+        state=data,
+        bodies=bodies,
+        instance=instance,
+    )
+
+
+def flow_of(record_state: bytes, bodies: dict[str, bytes]) -> Flow:
+    return flow_from_state(unpack_state(record_state, bodies))
+
+
+@dataclass
+class Stats:
+    flows: int
+    bytes: int
+    marked: int
+    backend: str
+    location: str
+
+    def text(self) -> str:
+        return (
+            f"{self.backend} store {self.location}: {self.flows} flows, "
+            f"{self.bytes} bytes, {self.marked} marked"
+        )
+
+
+class FlowStore:
+    """What every backend provides.  Flows go in as Flow objects and come out as new
+    Flow objects (except in the memory backend, which keeps the objects).
+
+    ``query`` parameters: ``flt`` a parsed filter (or None for all), ``order`` one of
+    ``ORDER_COLUMNS``, ``reverse``, ``offset`` and ``limit`` in that order.
+    """
+
+    backend = "?"
+    location = ""
+    persistent = True
+
+    def put(self, flows: Iterable[Flow]) -> None:
+        """Add or replace flows (a flow keeps its arrival position when replaced)."""
+        raise NotImplementedError
+
+    def get(self, flow_id: str) -> Flow | None:
+        raise NotImplementedError
+
+    def has(self, flow_id: str) -> bool:
+        return self.get(flow_id) is not None
+
+    def delete(self, flow_ids: Iterable[str]) -> None:
+        raise NotImplementedError
+
+    def clear(self, keep_marked: bool = False) -> list[str]:
+        """Delete every flow (or every unmarked one); the ids deleted."""
+        raise NotImplementedError
+
+    def count(self, flt: Any = None) -> int:
+        raise NotImplementedError
+
+    def query(
+        self, flt: Any = None, order: str = "time", reverse: bool = False,
+        offset: int = 0, limit: int | None = None,
+    ) -> Iterator[Flow]:
+        raise NotImplementedError
+
+    def ids(self, flt: Any = None, order: str = "time", reverse: bool = False) -> Iterator[str]:
+        for flow in self.query(flt, order, reverse):
+            yield flow.id
+
+    def flush(self) -> None:
+        """Make every write so far durable and visible to queries."""
+
+    def retention(
+        self, max_flows: int = 0, max_bytes: int = 0, max_age: float = 0, now: float | None = None
+    ) -> list[str]:
+        """Delete the oldest unmarked flows over the limits (0: no limit); the ids deleted."""
+        raise NotImplementedError
+
+    def stats(self) -> Stats:
+        raise NotImplementedError
+
+    def vacuum(self) -> None:
+        """Give freed space back (no-op where there is none to give)."""
+
+    def close(self) -> None:
+        """Flush and release the backend."""
+
+    @staticmethod
+    def now() -> float:
+        return time.time()
