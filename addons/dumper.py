@@ -45,6 +45,8 @@ FLOW_HOOKS = (
     "websocket_end",
     "tcp_message",
     "tcp_error",
+    "udp_message",
+    "udp_error",
 )
 
 _FG = {
@@ -384,6 +386,9 @@ class Dumper:
         server = format_address(flow.server_conn.address)
         line = f"Error in {flow.type.upper()} connection to {server}: {flow.error}"
         self._write([self.style(line, fg="red")])
+
+    _on_udp_message = _on_tcp_message
+    _on_udp_error = _on_tcp_error
 
 
 def _message_type(message: Any) -> str:

@@ -27,6 +27,7 @@ def hook_sequence(flow: Flow) -> list[Any]:
     )
     from proxycore.layers.tcp import TcpEndHook, TcpErrorHook, TcpMessageHook, TcpStartHook
     from proxycore.tcp import TCPFlow
+    from proxycore.udp import UDPFlow
 
     if isinstance(flow, HTTPFlow):
         hooks: list[Any] = [HttpRequestHeadersHook(flow), HttpRequestHook(flow)]
@@ -52,6 +53,14 @@ def hook_sequence(flow: Flow) -> list[Any]:
         hooks = [TcpStartHook(flow)]
         hooks += [_Append(flow.messages, m, TcpMessageHook(flow)) for m in messages]
         hooks.append(TcpErrorHook(flow) if flow.error is not None else TcpEndHook(flow))
+        return hooks
+    if isinstance(flow, UDPFlow):
+        from proxycore.layers.udp import UdpEndHook, UdpErrorHook, UdpMessageHook, UdpStartHook
+
+        messages, flow.messages = flow.messages, []
+        hooks = [UdpStartHook(flow)]
+        hooks += [_Append(flow.messages, m, UdpMessageHook(flow)) for m in messages]
+        hooks.append(UdpErrorHook(flow) if flow.error is not None else UdpEndHook(flow))
         return hooks
     return []
 

@@ -45,6 +45,11 @@ class Options(OptManager):
             "Ignore host and forward all traffic without processing it (regex on host:port).")
         add("allow_hosts", Sequence[str], [], "Opposite of ignore_hosts: only intercept matching hosts.")
         add("tcp_hosts", Sequence[str], [], "Generic TCP SSL proxy mode for matching hosts (regex).")
+        add("udp_hosts", Sequence[str], [],
+            "Relay UDP to matching hosts (regex) as plain UDP flows, without detecting the protocol.")
+        add("show_ignored_hosts", bool, False,
+            "Record flows of ignored hosts (ignore_hosts/allow_hosts) too: their bytes are relayed "
+            "untouched but kept in memory as TCP/UDP flows.")
         add("confdir", str, "~/.proxycore", "Location of the default proxycore configuration files.")
         add("ssl_insecure", bool, False, "Do not verify upstream server SSL/TLS certificates.")
         add("upstream_cert", bool, True, "Connect to upstream server to look up certificate details.")

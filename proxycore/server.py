@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from proxycore import commands, events, platform
-from proxycore.connection import Client, Connection, ConnectionState, Server
+from proxycore.connection import Client, Connection, ConnectionState, Server, TransportProtocol
 from proxycore.context import Context
 from proxycore.flow import Flow
 from proxycore.layer import Layer
@@ -362,9 +362,14 @@ class ConnectionHandler:
             host, port = server.address
             protocol = _ConnectionProtocol(self, server)
             try:
-                transport, _ = await asyncio.get_running_loop().create_connection(
-                    lambda: protocol, host, port
-                )
+                if server.transport_protocol == TransportProtocol.UDP:
+                    from proxycore.server_udp import open_datagram
+
+                    transport = await open_datagram(protocol, host, port)
+                else:
+                    transport, _ = await asyncio.get_running_loop().create_connection(
+                        lambda: protocol, host, port
+                    )
             except OSError as e:
                 server.error = _error_text(e)
                 await self._run_hook(ServerConnectErrorHook(data))
@@ -436,13 +441,17 @@ class ConnectionHandler:
             logger.debug(f"closing client connection silent for {timeout} s", extra=self._log_extra)
             self.close_all()
 
+    def _idle_timeout(self) -> int:
+        """Seconds of silence after which the connection is closed (0: never)."""
+        return getattr(self.options, "tcp_timeout", 600)
+
     def _arm_watchdog(self) -> None:
-        timeout = getattr(self.options, "tcp_timeout", 600)
+        timeout = self._idle_timeout()
         if timeout:
             self._watchdog = asyncio.get_running_loop().call_later(timeout, self._check_idle)
 
     def _check_idle(self) -> None:
-        timeout = self.options.tcp_timeout
+        timeout = self._idle_timeout()
         idle = time.monotonic() - self._last_activity
         if self._pending_hooks or idle < timeout:
             self._watchdog = asyncio.get_running_loop().call_later(

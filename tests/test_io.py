@@ -751,7 +751,7 @@ def test_lenient_where_mitmproxy_is() -> None:
     assert flow.request.host == "example.org"
 
 
-def test_udp_and_dns_flows_are_reported_or_skipped() -> None:
+def test_udp_flows_are_read_and_dns_flows_reported_or_skipped() -> None:
     tcp_state = tnetstring.loads(write_all([make_tcp_flow()]))
     udp_state = dict(tcp_state, type="udp")
     dns_state = {k: v for k, v in tcp_state.items() if k != "messages"}
@@ -760,14 +760,15 @@ def test_udp_and_dns_flows_are_reported_or_skipped() -> None:
     data += write_all([make_tcp_flow()])
 
     delivered, error = read_until_error(data)
-    assert len(delivered) == 1
-    assert error is not None and "UDP flow" in str(error) and "skip_unsupported" in str(error)
-    assert error.offset == record_offsets(data)[1]
+    assert [f.type for f in delivered] == ["http", "udp"]
+    assert delivered[1].messages[0].content == tcp_state["messages"][0][1]
+    assert error is not None and "DNS flow" in str(error) and "skip_unsupported" in str(error)
+    assert error.offset == record_offsets(data)[2]
 
     reader = FlowReader(io.BytesIO(data), skip_unsupported=True)
-    assert [f.type for f in reader.stream()] == ["http", "tcp"]
+    assert [f.type for f in reader.stream()] == ["http", "udp", "tcp"]
     offsets = record_offsets(data)
-    assert reader.skipped == [(offsets[1], "udp"), (offsets[2], "dns")]
+    assert reader.skipped == [(offsets[2], "dns")]
 
 
 def test_unknown_flow_type() -> None:

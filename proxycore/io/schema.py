@@ -305,6 +305,7 @@ _FLOW = {
 TYPE_FIELDS: dict[str, dict[str, Any]] = {
     "http": {"request": _request, "response": _opt_response, "websocket": _websocket},
     "tcp": {"messages": _list_of(_tcp_message)},
+    "udp": {"messages": _list_of(_tcp_message)},
 }
 
 
