@@ -15,6 +15,7 @@ def default_addons() -> list[Any]:
     from proxycore.addons.comment import Comment
     from proxycore.addons.core import Core
     from proxycore.addons.cut import Cut
+    from proxycore.addons.dns_resolver import DnsResolver
     from proxycore.addons.export import Export
     from proxycore.addons.intercept import Intercept
     from proxycore.addons.maplocal import MapLocal
@@ -47,6 +48,7 @@ def default_addons() -> list[Any]:
         ProxyAuth(),
         Proxyserver(),
         ScriptLoader(),
+        DnsResolver(),
         NextLayer(),
         ServerPlayback(),
         MapRemote(),

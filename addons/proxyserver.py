@@ -25,8 +25,8 @@ from proxycore.server import LayerFactory, ProxyListener
 logger = logging.getLogger("proxycore.proxyserver")
 
 # The schemes a reverse proxy serves; QUIC, HTTP/3 and DTLS are not implemented.
-REVERSE_SCHEMES = ("http", "https", "tls", "tcp", "udp")
-SUPPORTED_MODES = ("regular", "upstream", "reverse", "transparent", "socks5")
+REVERSE_SCHEMES = ("http", "https", "tls", "tcp", "udp", "dns")
+SUPPORTED_MODES = ("regular", "upstream", "reverse", "transparent", "socks5", "dns")
 
 
 def top_layer(mode: ProxyMode) -> LayerFactory:

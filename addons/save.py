@@ -83,6 +83,12 @@ class Save:
     def udp_error(self, flow: Any) -> None:
         self.save(flow)
 
+    def dns_response(self, flow: Any) -> None:
+        self.save(flow)
+
+    def dns_error(self, flow: Any) -> None:
+        self.save(flow)
+
     @command("save.file")
     def save_file(self, flows: Sequence[Flow], path: types.Path) -> None:
         """Save flows to a flow file; a path starting with + appends instead of overwriting."""

@@ -168,7 +168,7 @@ def make_master(**options: object) -> Master:
     [
         (["foo"], "Invalid proxy mode specification: foo (unknown mode)"),
         (["regular", "upstream:ftp://x"], "Invalid proxy mode specification: upstream:ftp://x (Invalid server scheme: ftp)"),
-        (["dns"], "Invalid proxy mode specification: dns (dns mode is not supported by proxycore)"),
+        (["wireguard"], "Invalid proxy mode specification: wireguard (wireguard mode is not supported by proxycore)"),
         (["reverse:quic://example.com:443"],
          "Invalid proxy mode specification: reverse:quic://example.com:443 "
          "(reverse proxy scheme quic is not supported by proxycore)"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -169,6 +170,10 @@ def test_udp_echo_through_reverse_udp_mode(tmp_path, udp_echo) -> None:
         tmp_path,
     )
     try:
+        deadline = time.monotonic() + 10
+        while f":{udp_port}." not in proxy.stderr():  # the UDP listener may start after the TCP one
+            assert time.monotonic() < deadline, proxy.stderr()
+            time.sleep(0.05)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
             client.settimeout(5)
             replies = []
