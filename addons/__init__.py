@@ -10,6 +10,7 @@ def default_addons() -> list[Any]:
     from proxycore.addons.anticache import AntiCache
     from proxycore.addons.anticomp import AntiComp
     from proxycore.addons.block import Block
+    from proxycore.addons.blocklist import BlockList
     from proxycore.addons.browser import Browser
     from proxycore.addons.clientplayback import ClientPlayback
     from proxycore.addons.comment import Comment
@@ -32,13 +33,16 @@ def default_addons() -> list[Any]:
     from proxycore.addons.serverplayback import ServerPlayback
     from proxycore.addons.stickyauth import StickyAuth
     from proxycore.addons.stickycookie import StickyCookie
+    from proxycore.addons.strip_dns_https_records import StripDnsHttpsRecords
     from proxycore.addons.tlsconfig import TlsConfig
+    from proxycore.addons.update_alt_svc import UpdateAltSvc
     from proxycore.addons.upstream_auth import UpstreamAuth
 
     return [
         Core(),
         Browser(),
         Block(),
+        BlockList(),
         AntiCache(),
         AntiComp(),
         ClientPlayback(),
@@ -49,6 +53,7 @@ def default_addons() -> list[Any]:
         Proxyserver(),
         ScriptLoader(),
         DnsResolver(),
+        StripDnsHttpsRecords(),
         NextLayer(),
         ServerPlayback(),
         MapRemote(),
@@ -61,6 +66,7 @@ def default_addons() -> list[Any]:
         SaveHar(),
         TlsConfig(),
         UpstreamAuth(),
+        UpdateAltSvc(),
         ReadFile(),
         Intercept(),
     ]

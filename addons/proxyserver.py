@@ -124,6 +124,15 @@ class Proxyserver:
                     shown = format_address((host or "0.0.0.0", port))
                     raise OptionsError(f"Cannot spawn multiple servers on the same address: {shown}")
                 seen.add((host, port))
+        if "connect_addr" in updated and options.connect_addr:
+            import ipaddress
+
+            try:
+                ipaddress.ip_address(options.connect_addr)
+            except ValueError:
+                raise OptionsError(
+                    f"Invalid value for connect_addr: {options.connect_addr!r}. Specify a valid IP address."
+                ) from None
         if self._running and updated.intersection(_SERVER_OPTIONS):
             self.update_task = asyncio.get_running_loop().create_task(self.update_servers())
 

@@ -34,6 +34,7 @@ from proxycore import ctx, flowfilter
 from proxycore.command import command
 from proxycore.exceptions import CommandError
 from proxycore.flow import Flow
+from proxycore.hooks import UpdateHook
 from proxycore.signals import Signal
 
 logger = logging.getLogger("proxycore.view")
@@ -102,6 +103,16 @@ class View(Sequence[Flow]):
         self.sig_store_remove = Signal()
         self.sig_store_refresh = Signal()
 
+        # The focused flow (console-style navigation, ``@focus``) and per-flow settings.
+        self.focus_flow: Flow | None = None
+        self.focus_follow = False
+        self.settings: dict[str, dict[str, str]] = {}
+        self.sig_view_add.connect(self._focus_added)
+        self.sig_view_remove.connect(self._focus_removed)
+        self.sig_view_refresh.connect(self._focus_refreshed)
+        self.sig_store_remove.connect(lambda flow: self.settings.pop(flow.id, None))
+        self.sig_store_refresh.connect(self._settings_refreshed)
+
     # options -----------------------------------------------------------------
 
     def load(self, loader: Any) -> None:
@@ -118,6 +129,8 @@ class View(Sequence[Flow]):
             self.set_order(opts.view_order)
         if "view_order_reversed" in updated:
             self.set_reversed(opts.view_order_reversed)
+        if "console_focus_follow" in updated:
+            self.focus_follow = opts.console_focus_follow
 
     # sequence protocol: the view in display order ---------------------------------
 
@@ -384,6 +397,8 @@ class View(Sequence[Flow]):
         """
         if flow_spec == "@all":
             return list(self._store.values())
+        if flow_spec == "@focus":
+            return [self.focus_flow] if self.focus_flow is not None and self.focus_flow.id in self._store else []
         if flow_spec == "@shown":
             return list(self)
         if flow_spec == "@hidden":
@@ -432,6 +447,84 @@ class View(Sequence[Flow]):
             logger.error(f"Cannot read {path}: {e.strerror or e}")
         except FlowReadException as e:
             logger.error(str(e))
+
+    # focus ------------------------------------------------------------------------
+
+    def _focus_added(self, flow: Flow) -> None:
+        if self.focus_flow is None or self.focus_follow:
+            self.focus_flow = flow
+
+    def _focus_removed(self, flow: Flow, index: int) -> None:
+        if not self._flows:
+            self.focus_flow = None
+        elif flow is self.focus_flow:
+            self.focus_flow = self._flows[min(index, len(self._flows) - 1)]
+
+    def _focus_refreshed(self) -> None:
+        if not self._flows:
+            self.focus_flow = None
+        elif self.focus_flow is None or self.focus_flow.id not in self._entry_of:
+            self.focus_flow = self._flows[0]
+
+    def _settings_refreshed(self) -> None:
+        for flow_id in [i for i in self.settings if i not in self._store]:
+            del self.settings[flow_id]
+
+    @property
+    def focus_index(self) -> int | None:
+        if self.focus_flow is None or self.focus_flow.id not in self._entry_of:
+            return None
+        return self.index(self.focus_flow)
+
+    @command("view.focus.go")
+    def focus_go(self, offset: int) -> None:
+        """Focus the flow at ``offset`` in the view (negative: from the end; clamped)."""
+        if not self._flows:
+            return
+        if offset < 0:
+            offset += len(self._flows)
+        self.focus_flow = self[max(0, min(offset, len(self._flows) - 1))]
+
+    @command("view.focus.next")
+    def focus_next(self) -> None:
+        """Focus the next flow in the view, if there is one."""
+        index = self.focus_index
+        if index is not None and self.inbounds(index + 1):
+            self.focus_flow = self[index + 1]
+
+    @command("view.focus.prev")
+    def focus_prev(self) -> None:
+        """Focus the previous flow in the view, if there is one."""
+        index = self.focus_index
+        if index is not None and self.inbounds(index - 1):
+            self.focus_flow = self[index - 1]
+
+    # per-flow settings ------------------------------------------------------------
+
+    def _settings_of(self, flow: Flow) -> dict[str, str]:
+        if flow.id not in self._store:
+            raise CommandError(f"Flow {flow.id} is not in the view's store.")
+        return self.settings.setdefault(flow.id, {})
+
+    @command("view.settings.getval")
+    def getvalue(self, flow: Flow, key: str, default: str) -> str:
+        """A flow's setting ``key`` (``default`` if unset)."""
+        return self._settings_of(flow).get(key, default)
+
+    @command("view.settings.setval.toggle")
+    def setvalue_toggle(self, flows: Sequence[Flow], key: str) -> None:
+        """Flip a setting between the strings "true" and "false" (unset counts as false)."""
+        for flow in flows:
+            settings = self._settings_of(flow)
+            settings[key] = "false" if settings.get(key, "false") == "true" else "true"
+        ctx.master.addons.trigger(UpdateHook(list(flows)))
+
+    @command("view.settings.setval")
+    def setvalue(self, flows: Sequence[Flow], key: str, value: str) -> None:
+        """Set a setting of the given flows."""
+        for flow in flows:
+            self._settings_of(flow)[key] = value
+        ctx.master.addons.trigger(UpdateHook(list(flows)))
 
     @command("view.properties.length")
     def get_length(self) -> int:

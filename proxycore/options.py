@@ -123,6 +123,11 @@ class Options(OptManager):
         add("save_stream_filter", str | None, None, "Filter which flows are written to file.")
         add("http_connect_send_host_header", bool, True,
             "Include host header with CONNECT requests. Enabled by default.")
+        add("normalize_outbound_headers", bool, True,
+            "Lowercase header names of HTTP/2 messages before sending them (HTTP/2 forbids uppercase), "
+            "with a warning; off sends them as they are.")
+        add("connect_addr", str | None, None,
+            "Local IP address to connect to upstream servers from (default: the OS chooses).")
         self.changed.append(self._check_sizes)
         if kwargs:
             self.update(**kwargs)

@@ -362,13 +362,15 @@ class ConnectionHandler:
             host, port = server.address
             protocol = _ConnectionProtocol(self, server)
             try:
+                source = getattr(self.options, "connect_addr", None)
+                local_addr = (source, 0) if source else None
                 if server.transport_protocol == TransportProtocol.UDP:
                     from proxycore.server_udp import open_datagram
 
-                    transport = await open_datagram(protocol, host, port)
+                    transport = await open_datagram(protocol, host, port, local_addr)
                 else:
                     transport, _ = await asyncio.get_running_loop().create_connection(
-                        lambda: protocol, host, port
+                        lambda: protocol, host, port, local_addr=local_addr
                     )
             except OSError as e:
                 server.error = _error_text(e)

@@ -315,10 +315,12 @@ class _ConnectedTransport(asyncio.Transport):
         return self._transport.get_extra_info(name, default)
 
 
-async def open_datagram(protocol: _server._ConnectionProtocol, host: str, port: int) -> asyncio.Transport:
+async def open_datagram(
+    protocol: _server._ConnectionProtocol, host: str, port: int, local_addr: tuple[str, int] | None = None
+) -> asyncio.Transport:
     """Connect a UDP socket to ``(host, port)``; the transport ``protocol`` was made with."""
     _, adapter = await asyncio.get_running_loop().create_datagram_endpoint(
-        lambda: _ServerDatagram(protocol), remote_addr=(host, port)
+        lambda: _ServerDatagram(protocol), remote_addr=(host, port), local_addr=local_addr
     )
     assert adapter.wrapper is not None
     return adapter.wrapper
