@@ -38,6 +38,8 @@ from proxycore.layers.http._events import (
 from proxycore.layers.http._hooks import HttpErrorHook, HttpResponseHook
 from proxycore.mode_specs import ProxyMode, UpstreamMode
 from proxycore.server import ConnectionHandler
+from proxycore.tcp import TCPFlow
+from proxycore.udp import UDPFlow
 
 logger = logging.getLogger("proxycore.clientplayback")
 
@@ -159,8 +161,8 @@ class ReplayHandler(ConnectionHandler):
 
 class ClientPlayback:
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[HTTPFlow] = asyncio.Queue()
-        self.inflight: list[HTTPFlow] = []
+        self.queue: asyncio.Queue[Flow] = asyncio.Queue()
+        self.inflight: list[Flow] = []
         self.playback_task: asyncio.Task[None] | None = None
         self.replay_tasks: set[asyncio.Task[None]] = set()
 
@@ -170,6 +172,11 @@ class ClientPlayback:
             "client_replay_concurrency", int, 1,
             "Concurrency limit on in-flight client replay requests. "
             "Currently the only valid values are 1 and -1 (no limit).",
+        )
+        loader.add_option(
+            "client_replay_timing", bool, False,
+            "Replaying TCP and UDP flows: keep the recorded pauses between the client's messages "
+            "(each at most 10 s) instead of sending them one after the other (proxycore only).",
         )
 
     def configure(self, updated: set[str]) -> None:
@@ -200,9 +207,15 @@ class ClientPlayback:
             else:
                 await self.replay(flow)
 
-    async def replay(self, flow: HTTPFlow) -> None:
+    async def replay(self, flow: Flow) -> None:
         try:
-            await ReplayHandler(ctx.master, flow).replay()
+            if isinstance(flow, (TCPFlow, UDPFlow)):
+                from proxycore.addons.streamreplay import StreamReplayHandler
+
+                await StreamReplayHandler(ctx.master, flow, ctx.options.client_replay_timing).replay()
+            else:
+                assert isinstance(flow, HTTPFlow)
+                await ReplayHandler(ctx.master, flow).replay()
         except Exception:
             logger.exception("Client replay has crashed!")
         finally:
@@ -215,8 +228,12 @@ class ClientPlayback:
             return "Can't replay live flow."
         if flow.intercepted:
             return "Can't replay intercepted flow."
+        if isinstance(flow, (TCPFlow, UDPFlow)):
+            if not flow.server_conn.address:
+                return "Can't replay a flow without a server address."
+            return None
         if not isinstance(flow, HTTPFlow):
-            return "Can only replay HTTP flows."
+            return "Can only replay HTTP, TCP and UDP flows."
         if flow.request is None:
             return "Can't replay flow with missing request."
         if flow.request.raw_content is None:
@@ -255,7 +272,10 @@ class ClientPlayback:
             if problem:
                 logger.warning(problem)
                 continue
-            assert isinstance(flow, HTTPFlow)
+            if not isinstance(flow, HTTPFlow):
+                # TCP/UDP: the replay is recorded as a new flow; this one stays as it is.
+                self.queue.put_nowait(flow)  # type: ignore[arg-type]
+                continue
             flow.backup()
             flow.is_replay = "request"
             flow.response = None
