@@ -44,6 +44,11 @@ class BlockList:
     def __init__(self) -> None:
         self.items: list[BlockSpec] = []
 
+    @property
+    def hooks_active(self) -> bool:
+        """No rules, no request hook: nothing to pay per request."""
+        return bool(self.items)
+
     def load(self, loader: Any) -> None:
         loader.add_option(
             "block_list", Sequence[str], [],

@@ -19,6 +19,22 @@ def update_alt_svc_header(header: str, port: int) -> str:
 
 
 class UpdateAltSvc:
+    def __init__(self) -> None:
+        self.active = False
+
+    @property
+    def hooks_active(self) -> bool:
+        """Only with a reverse proxy listener and the header not kept: no cost otherwise."""
+        return self.active
+
+    def configure(self, updated: set[str]) -> None:
+        from proxycore import ctx
+
+        if updated & {"mode", "keep_alt_svc_header"}:
+            self.active = not ctx.options.keep_alt_svc_header and any(
+                spec.split(":", 1)[0].split("@", 1)[0].lower() == "reverse" for spec in ctx.options.mode
+            )
+
     def load(self, loader: Any) -> None:
         loader.add_option(
             "keep_alt_svc_header", bool, False,

@@ -354,3 +354,22 @@ def test_content_view_names_equal_mitmweb_but_for_documented_ones() -> None:
     assert set(view_names()) <= set(CATALOGUE["contentViews"])
 
 
+
+
+def test_new_addons_cost_nothing_per_request_unless_configured() -> None:
+    from proxycore.addons import default_addons
+    from proxycore.master import Master
+    from proxycore.options import Options
+
+    master = Master(Options())
+    master.addons.add(*default_addons())
+
+    def handling(hook: str) -> list[str]:
+        return [type(a).__name__ for a, _ in master.addons.handlers(hook)]
+
+    for hook in ("request", "requestheaders", "responseheaders", "response", "tcp_message", "udp_message"):
+        assert handling(hook) == [], hook
+    master.options.update(block_list=["/~d x/404"], mode=["reverse:http://127.0.0.1:1"])
+    assert handling("request") == ["BlockList"] and handling("responseheaders") == ["UpdateAltSvc"]
+    master.options.update(keep_alt_svc_header=True, block_list=[])
+    assert handling("request") == [] and handling("responseheaders") == []
