@@ -24,6 +24,7 @@ def default_addons() -> list[Any]:
     from proxycore.addons.modifybody import ModifyBody
     from proxycore.addons.modifyheaders import ModifyHeaders
     from proxycore.addons.next_layer import NextLayer
+    from proxycore.addons.onboarding import Onboarding
     from proxycore.addons.proxyauth import ProxyAuth
     from proxycore.addons.proxyserver import Proxyserver
     from proxycore.addons.readfile import ReadFile
@@ -49,6 +50,7 @@ def default_addons() -> list[Any]:
         Comment(),
         Cut(),
         Export(),
+        Onboarding(),
         ProxyAuth(),
         Proxyserver(),
         ScriptLoader(),

@@ -322,10 +322,20 @@ class ConnectionHandler:
     # hooks ---------------------------------------------------------------------
 
     def _hook_is_trivial(self, hook: commands.StartHook) -> bool:
-        """No addon implements it and no flow is intercepted: answer without a task."""
-        if self.master.addons.has_handlers(hook.name):
+        """No addon implements it (or every handler's ``gate`` says this one is not for it)
+        and no flow is intercepted: answer without a task."""
+        if self.master.addons.has_handlers(hook.name) and not self._all_gated_off(hook):
             return False
         return not any(isinstance(a, Flow) and a.intercepted for a in hook.args())
+
+    def _all_gated_off(self, hook: commands.StartHook) -> bool:
+        """A handler may carry a cheap synchronous ``gate(*args) -> bool`` (e.g. "is this
+        request for my host?"), so that an addon interested in few flows costs no task."""
+        for _, handler in self.master.addons.handlers(hook.name):
+            gate = getattr(handler, "gate", None)
+            if gate is None or gate(*hook.args()):
+                return False
+        return True
 
     async def _hook_task(self, hook: commands.StartHook) -> None:
         self._pending_hooks += 1

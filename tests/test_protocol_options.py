@@ -298,8 +298,6 @@ MISSING_OPTIONS = {
     "emudhra_old": "as emudhra",
     "http3": "no HTTP/3 or QUIC yet",
     "protobuf_definitions": "no protobuf view yet",
-    "onboarding": "no onboarding app yet",
-    "onboarding_host": "no onboarding app yet",
     "web_static_viewer": "the static viewer export is not implemented",
 }
 # Options proxycore adds (limits and hardening; web API extras).
@@ -367,9 +365,41 @@ def test_new_addons_cost_nothing_per_request_unless_configured() -> None:
     def handling(hook: str) -> list[str]:
         return [type(a).__name__ for a, _ in master.addons.handlers(hook)]
 
-    for hook in ("request", "requestheaders", "responseheaders", "response", "tcp_message", "udp_message"):
+    for hook in ("requestheaders", "responseheaders", "response", "tcp_message", "udp_message"):
         assert handling(hook) == [], hook
+    # The onboarding app's request hook is gated by host: no hook task for other requests.
+    assert handling("request") == ["Onboarding"]
+    from proxycore.connection import Client
+    from proxycore.layers.http._hooks import HttpRequestHook
+    from proxycore.server import ConnectionHandler
+
+    handler = ConnectionHandler(master, Client(peername=("127.0.0.1", 1)), lambda context: None)  # type: ignore[arg-type,return-value]
+    assert handler._hook_is_trivial(HttpRequestHook(tflow("http://example.com/")))
+    assert not handler._hook_is_trivial(HttpRequestHook(tflow("http://mitm.it/")))
     master.options.update(block_list=["/~d x/404"], mode=["reverse:http://127.0.0.1:1"])
-    assert handling("request") == ["BlockList"] and handling("responseheaders") == ["UpdateAltSvc"]
-    master.options.update(keep_alt_svc_header=True, block_list=[])
+    assert handling("request") == ["BlockList", "Onboarding"] and handling("responseheaders") == ["UpdateAltSvc"]
+    assert not handler._hook_is_trivial(HttpRequestHook(tflow("http://example.com/")))
+    master.options.update(keep_alt_svc_header=True, block_list=[], onboarding=False)
     assert handling("request") == [] and handling("responseheaders") == []
+
+
+@pytest.mark.e2e
+def test_onboarding_app_serves_the_ca_certificate(tmp_path) -> None:
+    import subprocess
+
+    from tests.test_e2e import Proxy
+
+    proxy = Proxy([], tmp_path)
+    try:
+        def curl(url: str) -> subprocess.CompletedProcess[bytes]:
+            return subprocess.run(["curl", "-sS", "-i", "-x", proxy.url, url], capture_output=True, timeout=30)
+
+        page = curl("http://mitm.it/").stdout
+        assert page.startswith(b"HTTP/1.1 200") and b'href="/cert/pem"' in page
+        pem = curl("http://mitm.it/cert/pem").stdout
+        head, _, body = pem.partition(b"\r\n\r\n")
+        assert b"attachment; filename=proxycore-ca-cert.pem" in head
+        assert body == (Path(proxy.confdir) / "proxycore-ca-cert.pem").read_bytes()
+        assert curl("http://mitm.it/nope").stdout.startswith(b"HTTP/1.1 404")
+    finally:
+        assert proxy.stop() == 0
