@@ -124,7 +124,8 @@ def test_tcp_flow_replayed_as_a_new_flow(tmp_path, tcp_echo) -> None:
     assert replayed.is_replay == "request" and not replayed.live and replayed.error is None
     assert [m.content for m in replayed.messages if m.from_client] == [b"one", b"two"]
     answers = b"".join(m.content for m in replayed.messages if not m.from_client)
-    assert answers == b"echo: oneecho: two" or answers == b"echo: one" + b"echo: two"
+    # the server may read both messages in one go (TCP keeps no message boundaries)
+    assert answers in (b"echo: oneecho: two", b"echo: onetwo")
     assert recorded.get_state() == before  # the recorded flow is untouched
     with saved.open("rb") as f:
         (from_file,) = list(FlowReader(f).stream())
