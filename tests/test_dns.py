@@ -469,3 +469,27 @@ def test_web_json_of_dns_and_udp_flows() -> None:
     udp = UDPFlow(tctx.client, tctx.server)
     udp.messages = [UDPMessage(True, b"abc", 5.0)]
     assert flow_to_json(udp)["messages_meta"] == {"contentLength": 3, "count": 1, "timestamp_last": 5.0}
+
+
+@pytest.mark.e2e
+def test_web_state_lists_the_dns_server_and_dns_flows(tmp_path) -> None:
+    from tests.test_web_api import get
+    from tests.webapi import running
+
+    with running(tmp_path, mode=["regular", "dns@0"]) as server:
+        deadline = time.monotonic() + 10
+        while True:
+            servers = get(server, "/state").json()["servers"]
+            if servers.get("dns@0", {}).get("is_running"):
+                break
+            assert time.monotonic() < deadline, servers
+            time.sleep(0.05)
+        dns_server = servers["dns@0"]
+        assert dns_server["type"] == "dns" and dns_server["description"] == "DNS server"
+        (address,) = {tuple(a) for a in dns_server["listen_addrs"]}
+        answer = ask(address[1], query_message("localhost", 21))  # UDP, the port TCP got too
+        assert answer.answers
+        server.wait_for_flows(1)
+        (flow,) = [f for f in get(server, "/flows").json() if f["type"] == "dns"]
+        assert flow["request"]["questions"][0]["name"] == "localhost"
+        assert flow["response"]["response_code"] == "NOERROR"
