@@ -32,6 +32,9 @@ class UDPMessage:
         from_client, content, timestamp = state
         return cls(from_client, content, timestamp)
 
+    def copy(self) -> UDPMessage:
+        return UDPMessage.from_state(self.get_state())
+
 
 class UDPFlow(Flow):
     """Stored as mitmproxy stores it: the common flow fields plus ``messages``."""

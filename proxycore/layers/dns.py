@@ -107,6 +107,10 @@ class DNSLayer(Layer):
             del buffer[: 2 + size]
         return messages
 
+    def unpack_message(self, data: bytes, from_client: bool) -> list[DNSMessage]:
+        """mitmproxy's name: the messages in ``data`` from the client or the server."""
+        return self.unpack(self.context.client if from_client else self.context.server, data)
+
     def query(self, message: DNSMessage) -> CommandGenerator:
         flow = self.flows.pop(message.id, None)
         if flow is None:

@@ -7,6 +7,8 @@ can neither loop nor make a name expensive to read.
 
 from __future__ import annotations
 
+import struct
+
 from proxycore.net.dns import types
 
 MAX_NAME = 255
@@ -14,8 +16,9 @@ MAX_LABEL = 63
 _POINTER = 0xC0
 
 
-class DnsFormatError(ValueError):
-    """Malformed DNS data (a ValueError, so callers need to catch only that)."""
+class DnsFormatError(ValueError, struct.error):
+    """Malformed DNS data: a ValueError, so callers need to catch only that; also a
+    ``struct.error``, which is what mitmproxy raises and its users catch."""
 
 
 def _decode_label(raw: bytes) -> str:
