@@ -33,9 +33,10 @@ MAX_DATAGRAM = 65535
 class _PeerTransport(asyncio.Transport):
     """One peer of a listening UDP socket, as a transport: writes are ``sendto`` that peer."""
 
-    def __init__(self, listener: DatagramListener, peer: tuple[str, int]) -> None:
+    def __init__(self, listener: DatagramListener, peer: tuple[str, int], socket_transport: Any) -> None:
         super().__init__()
         self._listener = listener
+        self._socket = socket_transport  # the listening socket this peer talks to
         self._peer = peer
         self._closing = False
         self._reading = True
@@ -51,8 +52,8 @@ class _PeerTransport(asyncio.Transport):
             self._queue.append(data)
 
     def write(self, data: bytes) -> None:  # type: ignore[override]
-        transport = self._listener.transport
-        if not self._closing and transport is not None and data:
+        transport = self._socket
+        if not self._closing and not transport.is_closing() and data:
             transport.sendto(data, self._peer)
 
     def close(self) -> None:
@@ -90,16 +91,19 @@ class _PeerTransport(asyncio.Transport):
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "peername":
             return self._peer
-        transport = self._listener.transport
-        return transport.get_extra_info(name, default) if transport is not None else default
+        return self._socket.get_extra_info(name, default)
 
 
 class _ListenSocket(asyncio.DatagramProtocol):
     def __init__(self, listener: DatagramListener) -> None:
         self.listener = listener
+        self.transport: Any = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
-        self.listener.received(data, addr)
+        self.listener.received(data, addr, self.transport)
 
     def error_received(self, exc: Exception) -> None:
         logger.debug(f"UDP listener: {exc}")
@@ -122,58 +126,68 @@ class UdpConnectionHandler(_server.ConnectionHandler):
 
 
 class DatagramListener:
-    """A bound UDP socket serving one proxy mode; the ProxyListener of datagrams."""
+    """Bound UDP sockets (IPv4 and IPv6 when listening everywhere) serving one proxy mode:
+    the ProxyListener of datagrams."""
 
     def __init__(self, master: Any, make_layer: _server.LayerFactory, mode: ProxyMode | str) -> None:
         self.master = master
         self.make_layer = make_layer
         self.mode = mode if isinstance(mode, ProxyMode) else ProxyMode.parse(mode)
-        self.transport: asyncio.DatagramTransport | None = None
+        self.transports: list[Any] = []
         self.peers: dict[tuple[str, int], _PeerTransport] = {}
         self.handlers: dict[asyncio.Task[None], _server.ConnectionHandler] = {}
         self.last_exception: Exception | None = None
 
     async def start(self, host: str, port: int) -> None:
+        """Bind ``host`` (all interfaces, IPv4 and IPv6, if empty) on ``port``."""
         loop = asyncio.get_running_loop()
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
+        sockets: list[socket.socket] = []
         try:
-            sock.bind((host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
-        except OSError as e:
-            sock.close()
-            reason = (e.strerror or str(e)).lower()
-            raise OSError(e.errno, f"error while attempting to bind on address {(host, port)!r}: {reason}") from None
-        transport, _ = await loop.create_datagram_endpoint(lambda: _ListenSocket(self), sock=sock)
-        self.transport = transport
+            for family, kind, proto, _, address in dict.fromkeys(infos):
+                sock = socket.socket(family, kind, proto)
+                sockets.append(sock)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                if port == 0 and len(sockets) > 1:  # the other family: the port the first one got
+                    address = (address[0], sockets[0].getsockname()[1], *address[2:])
+                try:
+                    sock.bind(address)
+                except OSError as e:
+                    reason = (e.strerror or str(e)).lower()
+                    raise OSError(e.errno, f"error while attempting to bind on address {address!r}: {reason}") from None
+        except OSError:
+            for sock in sockets:
+                sock.close()
+            raise
+        for sock in sockets:
+            transport, _ = await loop.create_datagram_endpoint(lambda: _ListenSocket(self), sock=sock)
+            self.transports.append(transport)
 
     @property
     def is_running(self) -> bool:
-        return self.transport is not None
+        return bool(self.transports)
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
-        if self.transport is None:
-            return []
-        return [self.transport.get_extra_info("sockname")[:2]]
+        return [t.get_extra_info("sockname")[:2] for t in self.transports]
 
     def to_json(self) -> dict[str, Any]:
         return _server.ProxyListener.to_json(self)  # type: ignore[arg-type]
 
-    def received(self, data: bytes, peer: tuple[str, int]) -> None:
+    def received(self, data: bytes, peer: tuple[str, int], socket_transport: Any) -> None:
         peer = tuple(peer[:2])  # type: ignore[assignment]
         transport = self.peers.get(peer)
         if transport is None:
             limit = _server.connection_limit(getattr(self.master.options, "max_connections", 0))
             if len(self.peers) >= limit:
                 return  # at the limit: drop, as a full socket buffer would
-            transport = self._new_peer(peer)
-            if transport is None:
-                return
+            transport = self._new_peer(peer, socket_transport)
         transport.deliver(data)
 
-    def _new_peer(self, peer: tuple[str, int]) -> _PeerTransport | None:
-        transport = _PeerTransport(self, peer)
-        sockname = self.addresses[0] if self.addresses else None
+    def _new_peer(self, peer: tuple[str, int], socket_transport: Any) -> _PeerTransport:
+        transport = _PeerTransport(self, peer, socket_transport)
+        sockname = tuple(socket_transport.get_extra_info("sockname")[:2])
         client = Client(
             peername=peer,
             sockname=sockname,
@@ -202,7 +216,7 @@ class DatagramListener:
             logger.error("internal error", exc_info=task.exception())
 
     async def stop(self) -> None:
-        if self.transport is None:
+        if not self.transports:
             return
         for handler in list(self.handlers.values()):
             handler.close_all()
@@ -210,8 +224,9 @@ class DatagramListener:
             await asyncio.wait(list(self.handlers), timeout=5)
         for task in list(self.handlers):
             task.cancel()
-        self.transport.close()
-        self.transport = None
+        for transport in self.transports:
+            transport.close()
+        self.transports = []
 
 
 class DualListener:

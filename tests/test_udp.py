@@ -195,3 +195,47 @@ def test_udp_echo_through_reverse_udp_mode(tmp_path, udp_echo) -> None:
     ]
     assert flow.client_conn.transport_protocol == "udp" and flow.server_conn.transport_protocol == "udp"
     assert flow.client_conn.proxy_mode.full_spec == f"reverse:udp://127.0.0.1:{udp_echo}@{udp_port}"
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback")
+def test_listening_everywhere_serves_ipv4_and_ipv6(udp_echo) -> None:
+    import asyncio
+
+    from proxycore.addons import default_addons
+    from proxycore.layers.modes import ReverseProxy
+    from proxycore.master import Master
+    from proxycore.options import Options
+    from proxycore.server_udp import DatagramListener
+
+    async def main() -> list[bytes]:
+        master = Master(Options())
+        master.addons.add(*default_addons())
+        master.options.update(server=False)
+        listener = DatagramListener(master, ReverseProxy, f"reverse:udp://127.0.0.1:{udp_echo}")
+        await listener.start("", 0)
+        try:
+            families = {len(a) for a in listener.addresses}
+            assert len(listener.addresses) == 2, families
+            port = listener.addresses[0][1]
+            loop = asyncio.get_running_loop()
+            replies = []
+            for host, family in (("127.0.0.1", socket.AF_INET), ("::1", socket.AF_INET6)):
+                with socket.socket(family, socket.SOCK_DGRAM) as client:
+                    client.setblocking(False)
+                    await loop.sock_sendto(client, b"hi " + host.encode(), (host, port))
+                    replies.append(await asyncio.wait_for(loop.sock_recv(client, 100), 5))
+            return replies
+        finally:
+            await listener.stop()
+
+    assert asyncio.run(main()) == [b"echo: hi 127.0.0.1", b"echo: hi ::1"]
