@@ -493,3 +493,12 @@ def test_web_state_lists_the_dns_server_and_dns_flows(tmp_path) -> None:
         (flow,) = [f for f in get(server, "/flows").json() if f["type"] == "dns"]
         assert flow["request"]["questions"][0]["name"] == "localhost"
         assert flow["response"]["response_code"] == "NOERROR"
+
+
+def test_malformed_record_data_gets_its_pointers_written_out() -> None:
+    question = domain_names.pack("example.com") + struct.pack("!HH", types.CNAME, 1)
+    cname = b"\x99bad\xc0\x0c"  # 0x99 is no label length: the data does not fit the CNAME layout
+    answer = b"\xc0\x0c" + struct.pack("!HHIH", types.CNAME, 1, 30, len(cname)) + cname
+    (record,) = DNSMessage.unpack(_header(1) + question + answer).answers
+    assert record.data == b"\x99bad" + domain_names.pack("example.com")  # as mitmproxy reads it
+    assert record.to_json()["data"].endswith("(invalid CNAME data)")

@@ -152,8 +152,29 @@ def decompress_record_data(buffer: bytes, start: int, end: int, record_type: int
                 out += buffer[position : position + part]
                 position += part
             if position > end:
-                return raw
+                return _expand_pointers(buffer, start, end)
     except ValueError:
-        return raw
+        return _expand_pointers(buffer, start, end)
     out += buffer[position:end]
+    return bytes(out)
+
+
+def _expand_pointers(buffer: bytes, start: int, end: int) -> bytes:
+    """Record data that does not fit its type's layout: write out every compression pointer
+    in it that leads to a valid name, keeping the other bytes (what mitmproxy does for such
+    data, so both show the same bytes)."""
+    out = bytearray()
+    position = start
+    while position < end:
+        byte = buffer[position]
+        if byte & _POINTER == _POINTER and position + 1 < end:
+            try:
+                name, size = unpack_from(buffer, position)
+                out += pack(name)
+                position += size
+                continue
+            except ValueError:
+                pass
+        out.append(byte)
+        position += 1
     return bytes(out)
