@@ -10,11 +10,13 @@ def default_addons() -> list[Any]:
     from proxycore.addons.anticache import AntiCache
     from proxycore.addons.anticomp import AntiComp
     from proxycore.addons.block import Block
+    from proxycore.addons.blocklist import BlockList
     from proxycore.addons.browser import Browser
     from proxycore.addons.clientplayback import ClientPlayback
     from proxycore.addons.comment import Comment
     from proxycore.addons.core import Core
     from proxycore.addons.cut import Cut
+    from proxycore.addons.dns_resolver import DnsResolver
     from proxycore.addons.export import Export
     from proxycore.addons.intercept import Intercept
     from proxycore.addons.maplocal import MapLocal
@@ -22,6 +24,7 @@ def default_addons() -> list[Any]:
     from proxycore.addons.modifybody import ModifyBody
     from proxycore.addons.modifyheaders import ModifyHeaders
     from proxycore.addons.next_layer import NextLayer
+    from proxycore.addons.onboarding import Onboarding
     from proxycore.addons.proxyauth import ProxyAuth
     from proxycore.addons.proxyserver import Proxyserver
     from proxycore.addons.readfile import ReadFile
@@ -31,7 +34,9 @@ def default_addons() -> list[Any]:
     from proxycore.addons.serverplayback import ServerPlayback
     from proxycore.addons.stickyauth import StickyAuth
     from proxycore.addons.stickycookie import StickyCookie
+    from proxycore.addons.strip_dns_https_records import StripDnsHttpsRecords
     from proxycore.addons.tlsconfig import TlsConfig
+    from proxycore.addons.update_alt_svc import UpdateAltSvc
     from proxycore.addons.upstream_auth import UpstreamAuth
     from proxycore.workers.pool import WorkerPool
 
@@ -39,15 +44,19 @@ def default_addons() -> list[Any]:
         Core(),
         Browser(),
         Block(),
+        BlockList(),
         AntiCache(),
         AntiComp(),
         ClientPlayback(),
         Comment(),
         Cut(),
         Export(),
+        Onboarding(),
         ProxyAuth(),
         Proxyserver(),
         ScriptLoader(),
+        DnsResolver(),
+        StripDnsHttpsRecords(),
         NextLayer(),
         ServerPlayback(),
         MapRemote(),
@@ -60,6 +69,7 @@ def default_addons() -> list[Any]:
         SaveHar(),
         TlsConfig(),
         UpstreamAuth(),
+        UpdateAltSvc(),
         ReadFile(),
         Intercept(),
         WorkerPool(),

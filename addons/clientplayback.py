@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from proxycore import command, ctx, events, hooks
+from proxycore import command, commands, ctx, events, hooks
 from proxycore.addons.termlog import ALERT
 from proxycore.connection import Client, ConnectionState, Server
 from proxycore.context import Context
@@ -34,26 +34,96 @@ from proxycore.layers.http._events import (
     RequestEndOfMessage,
     RequestHeaders,
     RequestTrailers,
+    ResponseData,
+    ResponseHeaders,
 )
 from proxycore.layers.http._hooks import HttpErrorHook, HttpResponseHook
 from proxycore.mode_specs import ProxyMode, UpstreamMode
 from proxycore.server import ConnectionHandler
+from proxycore.tcp import TCPFlow
+from proxycore.udp import UDPFlow
 
 logger = logging.getLogger("proxycore.clientplayback")
 
 STREAM_ID = 1
 
 
+# WebSocket replay: seconds without a frame from the server after our last message (and
+# after our close) before we go on; and the longest recorded pause kept with client_replay_timing.
+WEBSOCKET_QUIET = 1.0
+MAX_GAP = 10.0
+
+
 class ReplayClient(Layer):
-    """Stands where Http1Server would: "receives" the recorded request, drops the answer."""
+    """Stands where Http1Server would: "receives" the recorded request, drops the answer.
+
+    For a WebSocket flow it goes on after the 101: it sends the recorded client messages as
+    masked frames (one after the other, or with their pauses when client_replay_timing is
+    on), then, once the server has been quiet for a second, a close (1000), and finally
+    hangs up if the server has not."""
 
     def __init__(self, context: Context, flow: HTTPFlow) -> None:
         super().__init__(context)
         self.flow = flow
+        self.messages = [m for m in flow.websocket.messages if m.from_client] if flow.websocket else []
+        self.timing = bool(getattr(context.options, "client_replay_timing", False))
+        self.frames: Any = None
+        self.timer: commands.RequestWakeup | None = None
+        self.stage = ""
+        self.previous: float | None = None
 
     def _handle_event(self, event: events.Event) -> CommandGenerator:
-        if not isinstance(event, events.Start):
-            return  # the response (or error page) would go to the client: there is none
+        if isinstance(event, events.Start):
+            yield from self.send_request()
+        elif isinstance(event, ResponseHeaders):
+            if event.response.status_code == 101 and self.flow.websocket is not None:
+                import wsproto.frame_protocol
+
+                self.frames = wsproto.frame_protocol.FrameProtocol(client=True, extensions=[])
+                self.stage = "sending"
+                yield from self.wait(0)
+        elif isinstance(event, ResponseData) and self.stage in ("quiet", "closing"):
+            yield from self.wait(WEBSOCKET_QUIET)  # the server still talks: listen longer
+        elif isinstance(event, events.Wakeup) and event.command is self.timer:
+            yield from self.tick()
+        # Anything else would go to the client: there is none.
+
+    def wait(self, delay: float) -> CommandGenerator:
+        self.timer = commands.RequestWakeup(delay)
+        yield self.timer
+
+    def tick(self) -> CommandGenerator:
+        if self.stage == "sending":
+            if not self.messages:
+                self.stage = "quiet"
+                yield from self.wait(WEBSOCKET_QUIET)
+                return
+            message = self.messages[0]
+            if self.timing and self.previous is not None:
+                gap = min(max(message.timestamp - self.previous, 0.0), MAX_GAP)
+                self.previous = message.timestamp
+                if gap > 0:
+                    yield from self.wait(gap)
+                    return
+            self.previous = message.timestamp
+            self.messages.pop(0)
+            payload: Any = message.content
+            if message.is_text:
+                payload = message.content.decode("utf-8", "surrogateescape")
+            yield ReceiveHttp(RequestData(STREAM_ID, self.frames.send_data(payload, fin=True)))
+            yield from self.wait(0)
+        elif self.stage == "quiet":
+            import wsproto.frame_protocol
+
+            self.stage = "closing"
+            close = self.frames.close(wsproto.frame_protocol.CloseReason.NORMAL_CLOSURE, "")
+            yield ReceiveHttp(RequestData(STREAM_ID, close))
+            yield from self.wait(WEBSOCKET_QUIET)
+        elif self.stage == "closing":
+            self.stage = "done"
+            yield ReceiveHttp(RequestEndOfMessage(STREAM_ID))
+
+    def send_request(self) -> CommandGenerator:
         request = self.flow.request
         request.timestamp_start = request.timestamp_end = time.time()
         content = request.raw_content
@@ -107,6 +177,15 @@ def _upstream_proxy() -> UpstreamMode | None:
     return mode if isinstance(mode, UpstreamMode) else None
 
 
+def _end_hooks() -> tuple[type, ...]:
+    from proxycore.layers.websocket import WebsocketEndHook
+
+    return (HttpResponseHook, HttpErrorHook, WebsocketEndHook)
+
+
+_END_HOOKS = _end_hooks()
+
+
 class ReplayHandler(ConnectionHandler):
     """A connection handler with no client socket; done once the flow's last hook ran."""
 
@@ -140,13 +219,17 @@ class ReplayHandler(ConnectionHandler):
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def _hook_is_trivial(self, hook: Any) -> bool:
-        # The response/error hook always gets a task: its end is how we know the replay is over.
-        return not isinstance(hook, (HttpResponseHook, HttpErrorHook)) and super()._hook_is_trivial(hook)
+        # The response/error hook (for a WebSocket, its end) always gets a task: its end is
+        # how we know the replay is over.
+        return not isinstance(hook, _END_HOOKS) and super()._hook_is_trivial(hook)
 
     async def _hook_task(self, hook: Any) -> None:
         await super()._hook_task(hook)
-        if isinstance(hook, (HttpResponseHook, HttpErrorHook)) and hook.flow is self.flow:
-            self.finished.set()
+        if not isinstance(hook, _END_HOOKS) or hook.flow is not self.flow:
+            return
+        if isinstance(hook, HttpResponseHook) and self.flow.websocket is not None:
+            return  # switched to WebSocket: the replay goes on until websocket_end
+        self.finished.set()
 
     def close_all(self) -> None:
         # Upstream connections that are still readable are reported closed first, so a
@@ -159,8 +242,8 @@ class ReplayHandler(ConnectionHandler):
 
 class ClientPlayback:
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[HTTPFlow] = asyncio.Queue()
-        self.inflight: list[HTTPFlow] = []
+        self.queue: asyncio.Queue[Flow] = asyncio.Queue()
+        self.inflight: list[Flow] = []
         self.playback_task: asyncio.Task[None] | None = None
         self.replay_tasks: set[asyncio.Task[None]] = set()
 
@@ -170,6 +253,11 @@ class ClientPlayback:
             "client_replay_concurrency", int, 1,
             "Concurrency limit on in-flight client replay requests. "
             "Currently the only valid values are 1 and -1 (no limit).",
+        )
+        loader.add_option(
+            "client_replay_timing", bool, False,
+            "Replaying WebSocket, TCP and UDP flows: keep the recorded pauses between the client's messages "
+            "(each at most 10 s) instead of sending them one after the other (proxycore only).",
         )
 
     def configure(self, updated: set[str]) -> None:
@@ -200,9 +288,15 @@ class ClientPlayback:
             else:
                 await self.replay(flow)
 
-    async def replay(self, flow: HTTPFlow) -> None:
+    async def replay(self, flow: Flow) -> None:
         try:
-            await ReplayHandler(ctx.master, flow).replay()
+            if isinstance(flow, (TCPFlow, UDPFlow)):
+                from proxycore.addons.streamreplay import StreamReplayHandler
+
+                await StreamReplayHandler(ctx.master, flow, ctx.options.client_replay_timing).replay()
+            else:
+                assert isinstance(flow, HTTPFlow)
+                await ReplayHandler(ctx.master, flow).replay()
         except Exception:
             logger.exception("Client replay has crashed!")
         finally:
@@ -215,14 +309,16 @@ class ClientPlayback:
             return "Can't replay live flow."
         if flow.intercepted:
             return "Can't replay intercepted flow."
+        if isinstance(flow, (TCPFlow, UDPFlow)):
+            if not flow.server_conn.address:
+                return "Can't replay a flow without a server address."
+            return None
         if not isinstance(flow, HTTPFlow):
-            return "Can only replay HTTP flows."
+            return "Can only replay HTTP, TCP and UDP flows."
         if flow.request is None:
             return "Can't replay flow with missing request."
         if flow.request.raw_content is None:
             return "Can't replay flow with missing content."
-        if flow.websocket is not None:
-            return "Can't replay WebSocket flows."
         if flow.request.method.upper() == "CONNECT":
             return "Can't replay CONNECT requests."
         return None
@@ -255,7 +351,10 @@ class ClientPlayback:
             if problem:
                 logger.warning(problem)
                 continue
-            assert isinstance(flow, HTTPFlow)
+            if not isinstance(flow, HTTPFlow):
+                # TCP/UDP: the replay is recorded as a new flow; this one stays as it is.
+                self.queue.put_nowait(flow)  # type: ignore[arg-type]
+                continue
             flow.backup()
             flow.is_replay = "request"
             flow.response = None

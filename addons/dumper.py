@@ -45,6 +45,10 @@ FLOW_HOOKS = (
     "websocket_end",
     "tcp_message",
     "tcp_error",
+    "udp_message",
+    "udp_error",
+    "dns_response",
+    "dns_error",
 )
 
 _FG = {
@@ -384,6 +388,39 @@ class Dumper:
         server = format_address(flow.server_conn.address)
         line = f"Error in {flow.type.upper()} connection to {server}: {flow.error}"
         self._write([self.style(line, fg="red")])
+
+    _on_udp_message = _on_tcp_message
+    _on_udp_error = _on_tcp_error
+
+    # ------------------------------------------------------------ DNS
+    def _dns_query_line(self, flow: Any) -> str:
+        """``client: DNS QUERY (A) name``, the type green for A, magenta for AAAA, else red."""
+        from proxycore.net.dns import op_codes, types
+
+        request = flow.request
+        question = request.questions[0] if request.questions else None
+        kind = types.to_str(question.type) if question else "-"
+        colour = {"A": "green", "AAAA": "magenta"}.get(kind, "red")
+        what = self.style(f"DNS {op_codes.to_str(request.op_code)} ({kind})", fg=colour)
+        name = self.style(escape_control(question.name) if question else "", bold=True)
+        return f"{self._client(flow)}: {what} {name}"
+
+    def _on_dns_response(self, flow: Any) -> None:
+        if flow.response is None or (self.filter is not None and not self.filter(flow)):
+            return
+        from proxycore.net.dns import response_codes
+
+        if flow.response.answers:
+            answer = ", ".join(self.style(str(a), fg="bright_blue") for a in flow.response.answers)
+        else:
+            answer = self.style(response_codes.to_str(flow.response.response_code), fg="red")
+        self._write([self._dns_query_line(flow), f"{self.style(' <<', bold=True)} {answer}"])
+
+    def _on_dns_error(self, flow: Any) -> None:
+        if flow.error is None or (self.filter is not None and not self.filter(flow)):
+            return
+        message = self.style(f" << {escape_control(flow.error.msg)}", fg="red", bold=True)
+        self._write([self._dns_query_line(flow), message])
 
 
 def _message_type(message: Any) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from proxycore.connection import TransportProtocol
 from proxycore.exceptions import OptionsError
 from proxycore.layer import Layer
 from proxycore.layer import NextLayer as NextLayerData
@@ -12,6 +13,7 @@ from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.layers.modes import HttpProxy, HttpUpstreamProxy, ReverseProxy
 from proxycore.layers.tcp import TCPLayer
 from proxycore.layers.tls import ClientTLSLayer, ServerTLSLayer
+from proxycore.layers.udp import UDPLayer
 from proxycore.mode_specs import ReverseMode
 from proxycore.net.tls import parse_client_hello
 
@@ -34,15 +36,17 @@ class NextLayer:
         self._ignore: list[re.Pattern[str]] = []
         self._allow: list[re.Pattern[str]] = []
         self._tcp: list[re.Pattern[str]] = []
+        self._udp: list[re.Pattern[str]] = []
 
     def configure(self, updated: set[str]) -> None:
         from proxycore import ctx
 
         options = ctx.options
-        if "ignore_hosts" in updated or "allow_hosts" in updated or "tcp_hosts" in updated:
+        if updated & {"ignore_hosts", "allow_hosts", "tcp_hosts", "udp_hosts"}:
             self._ignore = _compile("ignore_hosts", options.ignore_hosts)
             self._allow = _compile("allow_hosts", options.allow_hosts)
             self._tcp = _compile("tcp_hosts", options.tcp_hosts)
+            self._udp = _compile("udp_hosts", getattr(options, "udp_hosts", []))
 
     def next_layer(self, nextlayer: NextLayerData) -> None:
         if nextlayer.layer is None:
@@ -59,6 +63,8 @@ class NextLayer:
                 return _stack(ClientTLSLayer(context), HttpLayer(context, mode))
             return HttpLayer(context, mode)
         hosts = _host_candidates(nextlayer)
+        if context.client.transport_protocol == TransportProtocol.UDP:
+            return self._decide_udp(nextlayer, hosts)
         is_tls = looks_like_tls(client_data) and not isinstance(parent, ClientTLSLayer)
         if is_tls and (self._ignore or self._allow):
             try:
@@ -73,7 +79,7 @@ class NextLayer:
                 port = address[1] if address else 443
                 hosts = [f"{hello.sni}:{port}", hello.sni, *hosts]
         if self._ignored(hosts):
-            return TCPLayer(context, ignore=True)
+            return TCPLayer(context, ignore=not context.options.show_ignored_hosts)
         if isinstance(parent, ReverseProxy) and len(context.layers) == 1:
             return _reverse_proxy_stack(nextlayer)
         server_data = nextlayer.data_server()
@@ -92,6 +98,23 @@ class NextLayer:
         if not context.options.rawtcp:
             return HttpLayer(context, HTTPMode.transparent)  # no raw TCP: treat it as (bad) HTTP
         return TCPLayer(context)
+
+    def _decide_udp(self, nextlayer: NextLayerData, hosts: list[str]) -> Layer:
+        """Datagrams: raw UDP unless the mode or the port says DNS (no DTLS/QUIC yet)."""
+        context = nextlayer.context
+        if self._ignored(hosts):
+            return UDPLayer(context, ignore=not context.options.show_ignored_hosts)
+        if any(p.search(h) for p in self._udp for h in hosts):
+            return UDPLayer(context)
+        spec = context.client.proxy_mode
+        if isinstance(spec, ReverseMode) and spec.scheme == "udp":
+            return UDPLayer(context)
+        address = context.server.address
+        if (isinstance(spec, ReverseMode) and spec.scheme == "dns") or (address and address[1] in (53, 5353)):
+            from proxycore.layers.dns import DNSLayer
+
+            return DNSLayer(context)
+        return UDPLayer(context)
 
     def _ignored(self, hosts: Sequence[str]) -> bool:
         if self._ignore and any(p.search(h) for p in self._ignore for h in hosts):
@@ -125,6 +148,10 @@ def _reverse_proxy_stack(nextlayer: NextLayerData) -> Layer | None:
         layers.append(ClientTLSLayer(context))
     if spec.scheme in ("http", "https"):
         layers.append(HttpLayer(context, HTTPMode.transparent))
+    elif spec.scheme == "dns":
+        from proxycore.layers.dns import DNSLayer
+
+        layers.append(DNSLayer(context))
     else:
         layers.append(TCPLayer(context))
     return _stack(*layers)

@@ -24,8 +24,9 @@ from proxycore.server import LayerFactory, ProxyListener
 
 logger = logging.getLogger("proxycore.proxyserver")
 
-# The schemes a reverse proxy serves over TCP; the UDP/QUIC/DNS ones are not implemented.
-REVERSE_SCHEMES = ("http", "https", "tls", "tcp")
+# The schemes a reverse proxy serves; QUIC, HTTP/3 and DTLS are not implemented.
+REVERSE_SCHEMES = ("http", "https", "tls", "tcp", "udp", "dns")
+SUPPORTED_MODES = ("regular", "upstream", "reverse", "transparent", "socks5", "dns")
 
 
 def top_layer(mode: ProxyMode) -> LayerFactory:
@@ -39,7 +40,23 @@ def top_layer(mode: ProxyMode) -> LayerFactory:
         "transparent": modes.TransparentProxy,
         "socks5": modes.Socks5Proxy,
     }
+    if mode.type_name == "dns":
+        from proxycore.layers.dns import DNSLayer
+
+        return DNSLayer
     return factories[mode.type_name]
+
+
+def make_listener(master: Any, mode: ProxyMode) -> Any:
+    """A TCP listener, a UDP one, or both on one port, as the mode's transport says.
+    A reverse proxy to https:// stays TCP only (its UDP half would be HTTP/3)."""
+    from proxycore.server_udp import DatagramListener, DualListener
+
+    transport = mode.transport_protocol
+    if isinstance(mode, ReverseMode) and mode.scheme not in ("udp", "dns"):
+        transport = "tcp"
+    cls = {"tcp": ProxyListener, "udp": DatagramListener, "both": DualListener}[transport]
+    return cls(master, top_layer(mode), mode)
 
 
 def parse_modes(specs: Sequence[str]) -> list[ProxyMode]:
@@ -55,7 +72,7 @@ def parse_modes(specs: Sequence[str]) -> list[ProxyMode]:
         if isinstance(mode, ReverseMode) and mode.scheme not in REVERSE_SCHEMES:
             problem = f"reverse proxy scheme {mode.scheme} is not supported by proxycore"
             raise OptionsError(f"Invalid proxy mode specification: {spec} ({problem})")
-        if mode.type_name not in ("regular", "upstream", "reverse", "transparent", "socks5"):
+        if mode.type_name not in SUPPORTED_MODES:
             problem = f"{mode.type_name} mode is not supported by proxycore"
             raise OptionsError(f"Invalid proxy mode specification: {spec} ({problem})")
         if mode.type_name == "transparent" and platform.original_addr is None:
@@ -107,6 +124,15 @@ class Proxyserver:
                     shown = format_address((host or "0.0.0.0", port))
                     raise OptionsError(f"Cannot spawn multiple servers on the same address: {shown}")
                 seen.add((host, port))
+        if "connect_addr" in updated and options.connect_addr:
+            import ipaddress
+
+            try:
+                ipaddress.ip_address(options.connect_addr)
+            except ValueError:
+                raise OptionsError(
+                    f"Invalid value for connect_addr: {options.connect_addr!r}. Specify a valid IP address."
+                ) from None
         if self._running and updated.intersection(_SERVER_OPTIONS):
             self.update_task = asyncio.get_running_loop().create_task(self.update_servers())
 
@@ -148,7 +174,7 @@ class Proxyserver:
             started: dict[ListenerKey, ProxyListener] = {}
             error = None
             for key in missing:
-                listener = ProxyListener(ctx.master, top_layer(key[0]), key[0])
+                listener = make_listener(ctx.master, key[0])
                 self._keys[listener] = key
                 error = await self._start_listener(listener, key)
                 if error is not None and not initial:
@@ -253,6 +279,17 @@ class Proxyserver:
         if not isinstance(flow, TCPFlow):
             raise CommandError("Not a TCP flow.")
         self.inject_event(MessageInjected(flow, TCPMessage(not to_client, message)))
+
+    @command.command("inject.udp")
+    def inject_udp(self, flow: Flow, to_client: bool, message: bytes) -> None:
+        """Send a datagram to the client or the server of a live UDP flow."""
+        from proxycore.exceptions import CommandError
+        from proxycore.layers.udp import UdpMessageInjected
+        from proxycore.udp import UDPFlow, UDPMessage
+
+        if not isinstance(flow, UDPFlow):
+            raise CommandError("Not a UDP flow.")
+        self.inject_event(UdpMessageInjected(flow, UDPMessage(not to_client, message)))
 
     @command.command("proxyserver.active_connections")
     def active_connections(self) -> int:

@@ -17,6 +17,7 @@ logger = logging.getLogger("proxycore.readfile")
 
 def hook_sequence(flow: Flow) -> list[Any]:
     """The hooks a live flow of this kind would have gone through, in order."""
+    from proxycore.dns import DNSFlow
     from proxycore.http import HTTPFlow
     from proxycore.layers.http._hooks import (
         HttpErrorHook,
@@ -27,6 +28,7 @@ def hook_sequence(flow: Flow) -> list[Any]:
     )
     from proxycore.layers.tcp import TcpEndHook, TcpErrorHook, TcpMessageHook, TcpStartHook
     from proxycore.tcp import TCPFlow
+    from proxycore.udp import UDPFlow
 
     if isinstance(flow, HTTPFlow):
         hooks: list[Any] = [HttpRequestHeadersHook(flow), HttpRequestHook(flow)]
@@ -52,6 +54,23 @@ def hook_sequence(flow: Flow) -> list[Any]:
         hooks = [TcpStartHook(flow)]
         hooks += [_Append(flow.messages, m, TcpMessageHook(flow)) for m in messages]
         hooks.append(TcpErrorHook(flow) if flow.error is not None else TcpEndHook(flow))
+        return hooks
+    if isinstance(flow, DNSFlow):
+        from proxycore.layers.dns import DnsErrorHook, DnsRequestHook, DnsResponseHook
+
+        hooks = [DnsRequestHook(flow)]
+        if flow.response is not None:
+            hooks.append(DnsResponseHook(flow))
+        if flow.error is not None:
+            hooks.append(DnsErrorHook(flow))
+        return hooks
+    if isinstance(flow, UDPFlow):
+        from proxycore.layers.udp import UdpEndHook, UdpErrorHook, UdpMessageHook, UdpStartHook
+
+        messages, flow.messages = flow.messages, []
+        hooks = [UdpStartHook(flow)]
+        hooks += [_Append(flow.messages, m, UdpMessageHook(flow)) for m in messages]
+        hooks.append(UdpErrorHook(flow) if flow.error is not None else UdpEndHook(flow))
         return hooks
     return []
 

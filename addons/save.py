@@ -77,6 +77,18 @@ class Save:
     def tcp_error(self, flow: Any) -> None:
         self.save(flow)
 
+    def udp_end(self, flow: Any) -> None:
+        self.save(flow)
+
+    def udp_error(self, flow: Any) -> None:
+        self.save(flow)
+
+    def dns_response(self, flow: Any) -> None:
+        self.save(flow)
+
+    def dns_error(self, flow: Any) -> None:
+        self.save(flow)
+
     @command("save.file")
     def save_file(self, flows: Sequence[Flow], path: types.Path) -> None:
         """Save flows to a flow file; a path starting with + appends instead of overwriting."""

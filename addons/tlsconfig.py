@@ -114,10 +114,30 @@ class TlsConfig:
         add("ciphers_server", str | None, None, "OpenSSL cipher list toward servers.")
         add("add_upstream_certs_to_client_chain", bool, False,
             "Add the upstream server's certificates to the chain we present to clients.")
+        add("tls_version_client_max", str, "UNBOUNDED", "Maximum TLS version toward clients.",
+            choices=list(_TLS_VERSIONS))
+        add("tls_version_server_max", str, "UNBOUNDED", "Maximum TLS version toward servers.",
+            choices=list(_TLS_VERSIONS))
+        add("tls_ecdh_curve_client", str | None, None,
+            "Elliptic curve for ECDHE toward clients, by OpenSSL name (e.g. prime256v1, secp384r1).")
+        add("tls_ecdh_curve_server", str | None, None,
+            "Elliptic curve for ECDHE toward servers, by OpenSSL name (e.g. prime256v1, secp384r1).")
+        add("request_client_cert", bool, False,
+            "Ask clients for a certificate (TLS CertificateRequest); any certificate is accepted "
+            "and kept in client_conn.certificate_list. Combine with client_certs to pass one on.")
+        add("cert_passphrase", str | None, None,
+            "Passphrase of the encrypted private keys in --certs files (visible in the process list "
+            "when given on the command line).")
 
     def configure(self, updated: set[str]) -> None:
         opts = ctx.options
-        if updated & {"confdir", "certs", "key_size"} or self.certstore is None:
+        for name in ("tls_ecdh_curve_client", "tls_ecdh_curve_server"):
+            if name in updated and getattr(opts, name) is not None:
+                try:
+                    ecdh_curve(getattr(opts, name))
+                except ValueError as e:
+                    raise OptionsError(f"{name}: {e}") from None
+        if updated & {"confdir", "certs", "key_size", "cert_passphrase"} or self.certstore is None:
             from proxycore.certs import CertStore
 
             confdir = os.path.expanduser(opts.confdir)
@@ -138,7 +158,8 @@ class TlsConfig:
                 if not os.path.isfile(path):
                     raise OptionsError(f"Certificate file does not exist: {path}")
                 try:
-                    store.add_cert_file(domain, path)
+                    passphrase = opts.cert_passphrase.encode() if opts.cert_passphrase else None
+                    store.add_cert_file(domain, path, passphrase)
                 except (OSError, ValueError) as e:
                     raise OptionsError(f"Invalid certificate file {path}: {e}") from e
             self.certstore = store
@@ -150,12 +171,15 @@ class TlsConfig:
             "client_certs",
             "ciphers_server",
             "tls_version_server_min",
+            "tls_version_server_max",
+            "tls_ecdh_curve_server",
         }:
             self._server_contexts.clear()
             client_certs = opts.client_certs
             if client_certs and not os.path.exists(os.path.expanduser(client_certs)):
                 raise OptionsError(f"Client certificate path does not exist: {client_certs}")
-        if updated & {"ciphers_client", "tls_version_client_min"}:
+        if updated & {"ciphers_client", "tls_version_client_min", "tls_version_client_max",
+                      "tls_ecdh_curve_client", "request_client_cert"}:
             self._client_contexts.clear()
 
     # hooks -------------------------------------------------------------------------
@@ -240,12 +264,20 @@ class TlsConfig:
             entry.cert.fingerprint(),
             tuple(c.fingerprint() for c in (*entry.chain_certs, *chain_extra)),
             opts.tls_version_client_min,
+            opts.tls_version_client_max,
             opts.ciphers_client,
+            opts.tls_ecdh_curve_client,
+            opts.request_client_cert,
         )
         cached = self._client_contexts.get(key)
         if cached is not None:
             return cached
-        context = _new_context(opts.tls_version_client_min, opts.ciphers_client)
+        context = _new_context(
+            opts.tls_version_client_min, opts.ciphers_client, opts.tls_version_client_max, opts.tls_ecdh_curve_client
+        )
+        if opts.request_client_cert:
+            # Any certificate will do: we only want to see (and record) what the client has.
+            context.set_verify(SSL.VERIFY_PEER, lambda _conn, _cert, _errno, _depth, _ok: True)
         context.use_certificate(entry.cert.to_cryptography())
         context.use_privatekey(entry.privatekey)
         for extra in (*entry.chain_certs, *chain_extra):
@@ -264,7 +296,9 @@ class TlsConfig:
         if cached is not None:
             return cached
         opts = ctx.options
-        context = _new_context(opts.tls_version_server_min, opts.ciphers_server)
+        context = _new_context(
+            opts.tls_version_server_min, opts.ciphers_server, opts.tls_version_server_max, opts.tls_ecdh_curve_server
+        )
         if verify:
             context.set_verify(SSL.VERIFY_PEER, lambda _conn, _cert, _errno, _depth, ok: bool(ok))
             ca_file = opts.ssl_verify_upstream_trusted_ca
@@ -297,10 +331,31 @@ class TlsConfig:
         return candidate if os.path.isfile(candidate) else None
 
 
-def _new_context(min_version: str, ciphers: str | None) -> SSL.Context:
-    """What both sides share: the version floor, the cipher list and key logging."""
+def ecdh_curve(name: str) -> Any:
+    """The curve called ``name`` (OpenSSL's names, e.g. prime256v1); ValueError if unknown."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    curves: dict[str, Any] = {
+        "prime192v1": ec.SECP192R1, "prime256v1": ec.SECP256R1, "secp192r1": ec.SECP192R1,
+        "secp224r1": ec.SECP224R1, "secp256r1": ec.SECP256R1, "secp256k1": ec.SECP256K1,
+        "secp384r1": ec.SECP384R1, "secp521r1": ec.SECP521R1, "brainpoolP256r1": ec.BrainpoolP256R1,
+        "brainpoolP384r1": ec.BrainpoolP384R1, "brainpoolP512r1": ec.BrainpoolP512R1,
+    }
+    try:
+        return curves[name]()
+    except KeyError:
+        raise ValueError(f"unknown elliptic curve {name!r} (known: {', '.join(sorted(curves))})") from None
+
+
+def _new_context(
+    min_version: str, ciphers: str | None, max_version: str = "UNBOUNDED", curve: str | None = None
+) -> SSL.Context:
+    """What both sides share: the version range, the cipher list, the ECDHE curve, key logging."""
     context = SSL.Context(SSL.TLS_METHOD)
     context.set_min_proto_version(_TLS_VERSIONS[min_version])
+    context.set_max_proto_version(_TLS_VERSIONS[max_version])
+    if curve:
+        context.set_tmp_ecdh(ecdh_curve(curve))
     if ciphers:
         context.set_cipher_list(ciphers.encode())
     keylog = _keylog_callback()

@@ -35,6 +35,7 @@ from proxycore.addons.viewdb import DBView
 from proxycore.command import command
 from proxycore.exceptions import CommandError
 from proxycore.flow import Flow
+from proxycore.hooks import UpdateHook
 from proxycore.signals import Signal
 from proxycore.store.sqlfilter import IdSet
 
@@ -590,6 +591,7 @@ class View(DBView, Sequence[Flow]):
         """Set a per-flow setting on each flow."""
         for flow in flows:
             self.settings[flow][key] = value
+        ctx.master.addons.trigger(UpdateHook(list(flows)))
 
     @command("view.settings.setval.toggle")
     def setvalue_toggle(self, flows: Sequence[Flow], key: str) -> None:
@@ -597,6 +599,7 @@ class View(DBView, Sequence[Flow]):
         for flow in flows:
             values = self.settings[flow]
             values[key] = "false" if values.get(key) == "true" else "true"
+        ctx.master.addons.trigger(UpdateHook(list(flows)))
 
     @command("view.properties.inbounds")
     def inbounds(self, index: int) -> bool:

@@ -35,6 +35,10 @@ def render(flow: Flow, part: str, view_name: str, max_lines: int | None) -> Any:
     """The JSON for ``/flows/<id>/<part>/content/<view_name>.json``."""
     if view_name.lower() == "auto":
         view_name = "auto"
+    elif contentviews.get(view_name) is None:
+        # mitmweb silently shows the best view instead; a client asking for a view it
+        # expects (a protobuf view, say) should learn that it is not there.
+        raise NoContent(f"Unknown content view: {view_name}")
     if part == "messages":
         websocket = getattr(flow, "websocket", None)
         if websocket is not None:

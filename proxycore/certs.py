@@ -556,6 +556,8 @@ class CertStore:
             chain, chain_file = [cert], None
         try:
             key = _load_private_key(raw, passphrase)
+        except TypeError as e:  # an encrypted key and no passphrase
+            raise ValueError(f"{e} (see cert_passphrase)") from None
         except ValueError as e:
             if not _same_public_key(cert.public_key(), self.default_privatekey.public_key()):
                 raise ValueError(f"no usable private key in {path}: {e}") from e

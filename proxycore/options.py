@@ -50,6 +50,11 @@ class Options(OptManager):
             "Ignore host and forward all traffic without processing it (regex on host:port).")
         add("allow_hosts", Sequence[str], [], "Opposite of ignore_hosts: only intercept matching hosts.")
         add("tcp_hosts", Sequence[str], [], "Generic TCP SSL proxy mode for matching hosts (regex).")
+        add("udp_hosts", Sequence[str], [],
+            "Relay UDP to matching hosts (regex) as plain UDP flows, without detecting the protocol.")
+        add("show_ignored_hosts", bool, False,
+            "Record flows of ignored hosts (ignore_hosts/allow_hosts) too: their bytes are relayed "
+            "untouched but kept in memory as TCP/UDP flows.")
         add("confdir", str, "~/.proxycore", "Location of the default proxycore configuration files.")
         add("ssl_insecure", bool, False, "Do not verify upstream server SSL/TLS certificates.")
         add("upstream_cert", bool, True, "Connect to upstream server to look up certificate details.")
@@ -131,6 +136,11 @@ class Options(OptManager):
             "layers and addons; the primary keeps the flow view, -w and output. A number "
             "or auto (one per core); 1 = everything in this process (proxycore only).",
             check=_check_workers)
+        add("normalize_outbound_headers", bool, True,
+            "Lowercase header names of HTTP/2 messages before sending them (HTTP/2 forbids uppercase), "
+            "with a warning; off sends them as they are.")
+        add("connect_addr", str | None, None,
+            "Local IP address to connect to upstream servers from (default: the OS chooses).")
         self.changed.append(self._check_sizes)
         if kwargs:
             self.update(**kwargs)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from proxycore import commands, events, platform
-from proxycore.connection import Client, Connection, ConnectionState, Server
+from proxycore.connection import Client, Connection, ConnectionState, Server, TransportProtocol
 from proxycore.context import Context
 from proxycore.flow import Flow
 from proxycore.layer import Layer
@@ -406,7 +406,10 @@ class ConnectionHandler:
                 continue  # the peer is gone (connection_lost)
             if len(chunks) == 1:
                 protocol.write(chunks[0])
-            elif sum(map(len, chunks)) <= COALESCE_LIMIT:
+            elif (
+                protocol.connection.transport_protocol != TransportProtocol.UDP  # datagrams stay apart
+                and sum(map(len, chunks)) <= COALESCE_LIMIT
+            ):
                 protocol.write(b"".join(chunks))
             else:
                 for chunk in chunks:
@@ -458,10 +461,20 @@ class ConnectionHandler:
     # hooks ---------------------------------------------------------------------
 
     def _hook_is_trivial(self, hook: commands.StartHook) -> bool:
-        """No addon implements it and no flow is intercepted: answer without a task."""
-        if self.master.addons.has_handlers(hook.name):
+        """No addon implements it (or every handler's ``gate`` says this one is not for it)
+        and no flow is intercepted: answer without a task."""
+        if self.master.addons.has_handlers(hook.name) and not self._all_gated_off(hook):
             return False
         return not any(isinstance(a, Flow) and a.intercepted for a in hook.args())
+
+    def _all_gated_off(self, hook: commands.StartHook) -> bool:
+        """A handler may carry a cheap synchronous ``gate(*args) -> bool`` (e.g. "is this
+        request for my host?"), so that an addon interested in few flows costs no task."""
+        for _, handler in self.master.addons.handlers(hook.name):
+            gate = getattr(handler, "gate", None)
+            if gate is None or gate(*hook.args()):
+                return False
+        return True
 
     async def _hook_task(self, hook: commands.StartHook) -> None:
         self._pending_hooks += 1
@@ -498,9 +511,16 @@ class ConnectionHandler:
             host, port = server.address
             protocol = _ConnectionProtocol(self, server)
             try:
-                transport, _ = await asyncio.get_running_loop().create_connection(
-                    lambda: protocol, host, port
-                )
+                source = getattr(self.options, "connect_addr", None)
+                local_addr = (source, 0) if source else None
+                if server.transport_protocol == TransportProtocol.UDP:
+                    from proxycore.server_udp import open_datagram
+
+                    transport = await open_datagram(protocol, host, port, local_addr)
+                else:
+                    transport, _ = await asyncio.get_running_loop().create_connection(
+                        lambda: protocol, host, port, local_addr=local_addr
+                    )
             except (OSError, ValueError) as e:  # ValueError: a host name IDNA refuses (set by an addon)
                 server.error = _error_text(e) if isinstance(e, OSError) else f"invalid host: {e}"
                 await self._run_hook(ServerConnectErrorHook(data))
@@ -577,13 +597,17 @@ class ConnectionHandler:
             logger.debug(f"closing client connection silent for {timeout} s", extra=self._log_extra)
             self.close_all()
 
+    def _idle_timeout(self) -> int:
+        """Seconds of silence after which the connection is closed (0: never)."""
+        return getattr(self.options, "tcp_timeout", 600)
+
     def _arm_watchdog(self) -> None:
-        timeout = getattr(self.options, "tcp_timeout", 600)
+        timeout = self._idle_timeout()
         if timeout:
             self._watchdog = asyncio.get_running_loop().call_later(timeout, self._check_idle)
 
     def _check_idle(self) -> None:
-        timeout = self.options.tcp_timeout
+        timeout = self._idle_timeout()
         idle = time.monotonic() - self._last_activity
         if self._pending_hooks or idle < timeout:
             self._watchdog = asyncio.get_running_loop().call_later(

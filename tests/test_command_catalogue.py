@@ -20,8 +20,8 @@ from proxycore.master import Master
 CATALOGUE = json.loads((Path(__file__).parent / "data" / "corpus-all.webextra.json").read_text())["GET /commands"]
 
 # Commands other parts provide: the web UI's view, history and event store (proxyweb),
-# save.har (HAR export). inject.udp is not supported (no UDP proxying yet).
-ELSEWHERE = ("view.", "commands.history.", "eventstore.", "save.har", "inject.udp")
+# save.har (HAR export).
+ELSEWHERE = ("view.", "commands.history.", "eventstore.", "save.har")
 
 
 def ours() -> dict[str, Command]:

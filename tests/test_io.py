@@ -751,23 +751,27 @@ def test_lenient_where_mitmproxy_is() -> None:
     assert flow.request.host == "example.org"
 
 
-def test_udp_and_dns_flows_are_reported_or_skipped() -> None:
+def test_udp_and_dns_flows_are_read() -> None:
+    from proxycore.dns import DNSFlow, DNSMessage, Question
+
     tcp_state = tnetstring.loads(write_all([make_tcp_flow()]))
     udp_state = dict(tcp_state, type="udp")
-    dns_state = {k: v for k, v in tcp_state.items() if k != "messages"}
-    dns_state.update(type="dns", request={}, response=None)
-    data = write_all([make_http_flow()]) + tnetstring.dumps(udp_state) + tnetstring.dumps(dns_state)
-    data += write_all([make_tcp_flow()])
+    dns_flow = DNSFlow(make_tcp_flow().client_conn, make_tcp_flow().server_conn)
+    dns_flow.request = DNSMessage(7, True, 0, False, False, True, False, 0, 0, [Question("a.example", 1, 1)], [], [], [])
+    data = write_all([make_http_flow()]) + tnetstring.dumps(udp_state) + write_all([dns_flow, make_tcp_flow()])
 
-    delivered, error = read_until_error(data)
-    assert len(delivered) == 1
-    assert error is not None and "UDP flow" in str(error) and "skip_unsupported" in str(error)
-    assert error.offset == record_offsets(data)[1]
+    flows = read_all(data)
+    assert [f.type for f in flows] == ["http", "udp", "dns", "tcp"]
+    assert flows[1].messages[0].content == tcp_state["messages"][0][1]
+    assert flows[2].request == dns_flow.request and flows[2].response is None
 
-    reader = FlowReader(io.BytesIO(data), skip_unsupported=True)
-    assert [f.type for f in reader.stream()] == ["http", "tcp"]
-    offsets = record_offsets(data)
-    assert reader.skipped == [(offsets[1], "udp"), (offsets[2], "dns")]
+
+def test_malformed_dns_flow_is_reported() -> None:
+    state = dict(tnetstring.loads(write_all([make_tcp_flow()])), type="dns")
+    del state["messages"]
+    state.update(request={"id": 1}, response=None)
+    with pytest.raises(FlowReadException, match="request"):
+        read_all(tnetstring.dumps(state))
 
 
 def test_unknown_flow_type() -> None:

@@ -123,3 +123,42 @@ def test_filters_select_the_same_flows_as_mitmproxy(mitm_python):
         flt = flowfilter.parse(expression)
         ours = [i for i, f in enumerate(flows) if flt(f)]
         assert ours == theirs[expression], expression
+
+
+def _udp_and_dns_flows() -> list:
+    """A UDP flow and a DNS flow (with a compressed-name answer) as proxycore records them."""
+    import ipaddress
+
+    from proxycore.connection import Client, Server, TransportProtocol
+    from proxycore.dns import DNSFlow, DNSMessage, Question, ResourceRecord
+    from proxycore.udp import UDPFlow, UDPMessage
+
+    client = Client(peername=("127.0.0.1", 50000), sockname=("127.0.0.1", 5353),
+                    transport_protocol=TransportProtocol.UDP, proxy_mode="dns@5353")
+    server = Server(address=("127.0.0.1", 53), transport_protocol=TransportProtocol.UDP)
+    dns_flow = DNSFlow(client, server)
+    dns_flow.request = DNSMessage(
+        77, True, 0, False, False, True, False, 0, 0, [Question("example.com", 1, 1)], [], [], [], 1700000000.0
+    )
+    dns_flow.response = dns_flow.request.succeed([
+        ResourceRecord.CNAME("example.com", "www.example.com"),
+        ResourceRecord.A("www.example.com", ipaddress.IPv4Address("192.0.2.1")),
+    ])
+    udp_flow = UDPFlow(client, server)
+    udp_flow.messages = [UDPMessage(True, b"ping", 1700000001.0), UDPMessage(False, b"\x00pong", 1700000002.0)]
+    return [dns_flow, udp_flow]
+
+
+@pytest.mark.parametrize("filters", [["~dns", "~udp", "~q", "~s", "~u example", "~b pong", "~bs 192"]])
+def test_mitmproxy_reads_our_udp_and_dns_flows(mitm_python, tmp_path, filters):
+    flows = _udp_and_dns_flows()
+    out = tmp_path / "udp-dns.mitm"
+    with out.open("wb") as f:
+        writer = FlowWriter(f)
+        for flow in flows:
+            writer.add(flow)
+    result = mitmproxy_reads(mitm_python, out, filters)
+    assert result["states"] == [plain(f.get_state()) for f in flows]
+    for expression in filters:
+        flt = flowfilter.parse(expression)
+        assert [i for i, f in enumerate(flows) if flt(f)] == result["matches"][expression], expression

@@ -336,7 +336,8 @@ def test_helpers_make_fresh_objects():
     assert isinstance(a.request, http.Request) and a.response.status_code == 200
     ws = tflow.twebsocketflow(err=True)
     assert ws.websocket.close_code == 1006 and len(ws.websocket.messages) == 3
-    assert [type(f).__name__ for f in tflow.tflows()] == ["HTTPFlow"] * 3 + ["TCPFlow"] * 2
+    kinds = ["HTTPFlow"] * 3 + ["TCPFlow"] * 2 + ["UDPFlow"] * 2 + ["DNSFlow"] * 3
+    assert [type(f).__name__ for f in tflow.tflows()] == kinds
     with pytest.raises(TypeError):
         tflow.tflow(resp="yes")
 

@@ -168,10 +168,10 @@ def make_master(**options: object) -> Master:
     [
         (["foo"], "Invalid proxy mode specification: foo (unknown mode)"),
         (["regular", "upstream:ftp://x"], "Invalid proxy mode specification: upstream:ftp://x (Invalid server scheme: ftp)"),
-        (["dns"], "Invalid proxy mode specification: dns (dns mode is not supported by proxycore)"),
-        (["reverse:udp://example.com:53"],
-         "Invalid proxy mode specification: reverse:udp://example.com:53 "
-         "(reverse proxy scheme udp is not supported by proxycore)"),
+        (["wireguard"], "Invalid proxy mode specification: wireguard (wireguard mode is not supported by proxycore)"),
+        (["reverse:quic://example.com:443"],
+         "Invalid proxy mode specification: reverse:quic://example.com:443 "
+         "(reverse proxy scheme quic is not supported by proxycore)"),
         (["regular@8090", "socks5@8090"], "Cannot spawn multiple servers on the same address: *:8090"),
     ],
 )

@@ -325,11 +325,39 @@ def test_delete_duplicate_resume_kill(server: WebServer) -> None:
 
 def test_replay_refuses_what_cannot_be_replayed(server: WebServer) -> None:
     tcp = tcp_flow()
+    tcp.server_conn.address = None  # TCP flows replay (beyond mitmweb), but not without a server
     add(server, tcp)
     r = post(server, f"/flows/{tcp.id}/replay")
     assert r.status == 200  # mitmweb answers 200 and only logs why
     events = get(server, "/events").json()
-    assert any("Can only replay HTTP flows." in e["message"] for e in events), events
+    assert any("Can't replay a flow without a server address." in e["message"] for e in events), events
+
+
+def test_tcp_replay_adds_the_replayed_flow(server: WebServer) -> None:
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def echo() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            while data := conn.recv(65535):
+                conn.sendall(data.upper())
+
+    threading.Thread(target=echo, daemon=True).start()
+    tcp = tcp_flow()
+    tcp.server_conn.address = listener.getsockname()
+    add(server, tcp)
+    before = len(get(server, "/flows").json())
+    assert post(server, f"/flows/{tcp.id}/replay").status == 200
+    server.wait_for_flows(before + 1)
+    flows = get(server, "/flows").json()
+    (replayed,) = [f for f in flows if f["id"] != tcp.id and f["is_replay"] == "request"]
+    assert replayed["type"] == "tcp"
+    listener.close()
 
 
 def test_content_data_download_and_upload(server: WebServer) -> None:

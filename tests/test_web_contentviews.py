@@ -73,7 +73,9 @@ def test_text_and_line_limit(server: WebServer) -> None:
 def test_unknown_and_encoded_view_names(server: WebServer) -> None:
     flow = http_flow(response=True, resp_body=b"<a>b</a>", resp_headers={"content-type": "text/xml"})
     add(server, flow)
-    assert get(server, f"/flows/{flow.id}/response/content/no-such-view.json").status == 200
+    unknown = get(server, f"/flows/{flow.id}/response/content/no-such-view.json")
+    assert (unknown.status, unknown.text) == (400, "Unknown content view: no-such-view")  # mitmweb: 200, auto
+    assert get(server, f"/flows/{flow.id}/response/content/ZIP%20Archive.json").status == 200
     assert get(server, f"/flows/{flow.id}/response/content/xml%2Fhtml.json").status == 200
     assert get(server, f"/flows/{flow.id}/response/content/hex%20dump.json").status == 200
     assert get(server, f"/flows/{flow.id}/response/content/socket.io.json").status == 404  # as mitmweb

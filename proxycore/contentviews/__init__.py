@@ -26,15 +26,20 @@ from proxycore.contentviews.api import (
     SyntaxHighlight,
 )
 from proxycore.contentviews.css import css
+from proxycore.contentviews.dns_view import dns
 from proxycore.contentviews.forms import multipart, query, urlencoded
 from proxycore.contentviews.graphql import graphql
 from proxycore.contentviews.hexdump import hex_dump, hex_stream
 from proxycore.contentviews.image import image
 from proxycore.contentviews.javascript import javascript
 from proxycore.contentviews.json_view import json_view
+from proxycore.contentviews.mqtt import mqtt
+from proxycore.contentviews.msgpack_view import msgpack
 from proxycore.contentviews.raw import raw
 from proxycore.contentviews.registry import ContentviewRegistry
+from proxycore.contentviews.socketio import socket_io
 from proxycore.contentviews.xml_html import xml_html
+from proxycore.contentviews.zip_view import zip_archive
 from proxycore.http import Message as HTTPMessage
 from proxycore.http import parse_content_type
 from proxycore.textutils import escape_control
@@ -67,8 +72,8 @@ class ContentviewResult:
 
 
 registry = ContentviewRegistry()
-for _view in (css, graphql, hex_dump, hex_stream, image, javascript, json_view, multipart, query, raw,
-              urlencoded, xml_html):
+for _view in (css, dns, graphql, hex_dump, hex_stream, image, javascript, json_view, mqtt, msgpack, multipart,
+              query, raw, socket_io, urlencoded, xml_html, zip_archive):
     registry.register(_view)
 
 
@@ -116,7 +121,9 @@ def get_data(message: Any) -> tuple[bytes | None, str]:
 
 
 def make_metadata(message: Any, flow: Any) -> Metadata:
+    from proxycore.dns import DNSMessage
     from proxycore.tcp import TCPMessage
+    from proxycore.udp import UDPMessage
     from proxycore.websocket import WebSocketMessage
 
     metadata = Metadata(flow=flow)
@@ -132,6 +139,10 @@ def make_metadata(message: Any, flow: Any) -> Metadata:
             metadata.content_type = f"{parsed[0]}/{parsed[1]}"
     elif isinstance(message, TCPMessage):
         metadata.tcp_message = message
+    elif isinstance(message, UDPMessage):
+        metadata.udp_message = message
+    elif isinstance(message, DNSMessage):
+        metadata.dns_message = message
     elif isinstance(message, WebSocketMessage):
         metadata.websocket_message = message
     return metadata

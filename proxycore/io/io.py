@@ -17,14 +17,16 @@ from proxycore.flow import Flow
 from proxycore.io import compat, har, schema, tnetstring
 
 #: flow types mitmproxy writes that proxycore has no model for (yet)
-UNSUPPORTED_TYPES = frozenset({"udp", "dns"})
+UNSUPPORTED_TYPES: frozenset[str] = frozenset()
 
 
 def _flow_classes() -> dict[str, type[Flow]]:
+    from proxycore.dns import DNSFlow
     from proxycore.http import HTTPFlow
     from proxycore.tcp import TCPFlow
+    from proxycore.udp import UDPFlow
 
-    return {"http": HTTPFlow, "tcp": TCPFlow}
+    return {"http": HTTPFlow, "tcp": TCPFlow, "udp": UDPFlow, "dns": DNSFlow}
 
 
 class _CountingReader:

@@ -286,6 +286,35 @@ def _opt_response(where: str, v: Any) -> None:
         _fields(where, v, _RESPONSE)
 
 
+_DNS_QUESTION = {"name": _str, "type": _int, "class_": _int}
+_DNS_RECORD = {"name": _str, "type": _int, "class_": _int, "ttl": _int, "data": _bytes}
+_DNS_MESSAGE = {
+    "id": _int,
+    "query": _bool,
+    "op_code": _int,
+    "authoritative_answer": _bool,
+    "truncation": _bool,
+    "recursion_desired": _bool,
+    "recursion_available": _bool,
+    "reserved": _int,
+    "response_code": _int,
+    "questions": _list_of(lambda where, v: _fields(where, v, _DNS_QUESTION)),
+    "answers": _list_of(lambda where, v: _fields(where, v, _DNS_RECORD)),
+    "authorities": _list_of(lambda where, v: _fields(where, v, _DNS_RECORD)),
+    "additionals": _list_of(lambda where, v: _fields(where, v, _DNS_RECORD)),
+    "timestamp": _opt_num,
+}
+
+
+def _dns_message(where: str, v: Any) -> None:
+    _fields(where, v, _DNS_MESSAGE)
+
+
+def _opt_dns_message(where: str, v: Any) -> None:
+    if v is not None:
+        _dns_message(where, v)
+
+
 _FLOW = {
     "version": _int,
     "type": _str,
@@ -305,6 +334,8 @@ _FLOW = {
 TYPE_FIELDS: dict[str, dict[str, Any]] = {
     "http": {"request": _request, "response": _opt_response, "websocket": _websocket},
     "tcp": {"messages": _list_of(_tcp_message)},
+    "udp": {"messages": _list_of(_tcp_message)},
+    "dns": {"request": _dns_message, "response": _opt_dns_message},
 }
 
 

@@ -89,6 +89,7 @@ class ReverseProxy(DestinationKnown):
         assert isinstance(spec, ReverseMode), spec
         server = self.context.server
         server.address = spec.address
+        server.transport_protocol = self.context.client.transport_protocol  # UDP stays UDP
         if spec.scheme in ("https", "tls", "http3", "quic", "dtls"):
             if not self.context.options.keep_host_header:
                 server.sni = spec.address[0]

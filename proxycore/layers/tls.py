@@ -300,7 +300,13 @@ class TLSLayer(Layer):
         conn.alpn = self.tls.get_alpn_proto_negotiated() or b""
         conn.cipher = self.tls.get_cipher_name()
         conn.tls_version = self.tls.get_protocol_version_name()
-        chain = self.tls.get_peer_cert_chain()
+        chain = list(self.tls.get_peer_cert_chain() or [])
+        if conn is self.context.client:
+            # Toward a client we are the TLS server, and OpenSSL's peer chain leaves out the
+            # peer's own certificate there (request_client_cert): put it first.
+            leaf = self.tls.get_peer_certificate()
+            if leaf is not None:
+                chain.insert(0, leaf)
         if chain:
             conn.certificate_list = [_to_cert(c) for c in chain]
 

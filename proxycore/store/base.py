@@ -101,11 +101,9 @@ def unpack_state(data: bytes, bodies: dict[str, bytes]) -> dict[str, Any]:
 
 
 def flow_from_state(state: dict[str, Any]) -> Flow:
-    from proxycore.http import HTTPFlow
-    from proxycore.tcp import TCPFlow
+    from proxycore.io.io import _flow_classes  # the flow types flow files hold
 
-    classes: dict[str, type[Flow]] = {"http": HTTPFlow, "tcp": TCPFlow}
-    cls = classes.get(state.get("type", ""))
+    cls = _flow_classes().get(state.get("type", ""))
     if cls is None:
         raise StoreError(f"stored flow of unknown type {state.get('type')!r}")
     return cls.from_state(state)

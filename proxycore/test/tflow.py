@@ -9,10 +9,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from proxycore import flow, http, tcp, websocket
-from proxycore.connection import Client, ConnectionState, Server
+from proxycore import dns, flow, http, tcp, udp, websocket
+from proxycore.connection import Client, ConnectionState, Server, TransportProtocol
 from proxycore.mode_specs import ProxyMode
-from proxycore.test.tutils import treq, tresp
+from proxycore.test.tutils import tdnsreq, tdnsresp, treq, tresp
 from proxycore.websocket import Opcode
 
 __all__ = [
@@ -24,6 +24,8 @@ __all__ = [
     "tflows",
     "tserver_conn",
     "ttcpflow",
+    "tudpflow",
+    "tdnsflow",
     "twebsocket",
     "twebsocketflow",
     "treq",
@@ -124,6 +126,46 @@ def ttcpflow(client_conn: Any = True, server_conn: Any = True, messages: Any = T
     return f
 
 
+def tudpflow(client_conn: Any = True, server_conn: Any = True, messages: Any = True, err: Any = None) -> udp.UDPFlow:
+    """A UDP flow with "hello" from the client and "it's me" from the server."""
+    client, server = _conns(client_conn, server_conn)
+    if messages is True:
+        messages = [udp.UDPMessage(True, b"hello", 946681204.2), udp.UDPMessage(False, b"it's me", 946681204.5)]
+    f = udp.UDPFlow(client, server)
+    f.timestamp_created = client.timestamp_start
+    f.messages = messages
+    f.error = terr() if err is True else err
+    f.live = True
+    return f
+
+
+def tdnsflow(
+    *,
+    client_conn: Client | None = None,
+    server_conn: Server | None = None,
+    req: dns.DNSMessage | None = None,
+    resp: bool | dns.DNSMessage = False,
+    err: bool | flow.Error = False,
+    live: bool = True,
+) -> dns.DNSFlow:
+    """A DNS flow from a ``dns`` mode client over UDP: tdnsreq, optionally answered or failed."""
+    if client_conn is None:
+        client_conn = tclient_conn()
+        client_conn.proxy_mode = ProxyMode.parse("dns")
+        client_conn.transport_protocol = TransportProtocol.UDP
+    if server_conn is None:
+        server_conn = tserver_conn()
+        server_conn.transport_protocol = TransportProtocol.UDP
+    request = req if req is not None else tdnsreq()
+    f = dns.DNSFlow(client_conn, server_conn)
+    f.timestamp_created = request.timestamp or 946681200
+    f.request = request
+    f.response = (tdnsresp() if resp is True else resp) or None
+    f.error = (terr() if err is True else err) or None
+    f.live = live
+    return f
+
+
 def twebsocket(messages: bool = True) -> websocket.WebSocketData:
     """A WebSocket closed normally (1000) by the server, with three messages."""
     data = websocket.WebSocketData()
@@ -180,5 +222,9 @@ def tdummyflow(client_conn: Any = True, server_conn: Any = True, err: Any = None
 
 
 def tflows() -> list[flow.Flow]:
-    """One flow of each kind proxycore has (mitmproxy's list also holds UDP and DNS flows)."""
-    return [tflow(resp=True), tflow(err=True), tflow(ws=True), ttcpflow(), ttcpflow(err=True)]
+    """One flow of each kind, as mitmproxy's list has them."""
+    return [
+        tflow(resp=True), tflow(err=True), tflow(ws=True), ttcpflow(), ttcpflow(err=True),
+        tudpflow(), tudpflow(err=True), tdnsflow(resp=True), tdnsflow(req=tdnsreq(questions=[])),
+        tdnsflow(err=True),
+    ]

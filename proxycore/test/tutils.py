@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxycore import http
+from proxycore import dns, http
 
 # Fixed timestamps (2000-01-01) so that tests comparing flows or dumps are reproducible.
 T_REQUEST = 946681200
@@ -44,3 +44,38 @@ def tresp(**kwargs: Any) -> http.Response:
     }
     fields.update(kwargs)
     return http.Response(**fields)
+
+
+def _dns_message(query: bool, answers: list[Any], kwargs: dict[str, Any]) -> dns.DNSMessage:
+    fields: dict[str, Any] = {
+        "timestamp": 946681200 if query else 946681201,
+        "id": 42,
+        "query": query,
+        "op_code": dns.op_codes.QUERY,
+        "authoritative_answer": False,
+        "truncation": False,
+        "recursion_desired": True,
+        "recursion_available": not query,
+        "reserved": 0,
+        "response_code": dns.response_codes.NOERROR,
+        "questions": [dns.Question("dns.google", dns.types.A, dns.classes.IN)],
+        "answers": answers,
+        "authorities": [],
+        "additionals": [],
+    }
+    fields.update(kwargs)
+    return dns.DNSMessage(**fields)
+
+
+def tdnsreq(**kwargs: Any) -> dns.DNSMessage:
+    """A query for dns.google (A), id 42; keyword arguments replace fields."""
+    return _dns_message(True, [], kwargs)
+
+
+def tdnsresp(**kwargs: Any) -> dns.DNSMessage:
+    """The answer to tdnsreq: 8.8.8.8 and 8.8.4.4, TTL 32."""
+    answers = [
+        dns.ResourceRecord("dns.google", dns.types.A, dns.classes.IN, 32, bytes([8, 8, 8, 8])),
+        dns.ResourceRecord("dns.google", dns.types.A, dns.classes.IN, 32, bytes([8, 8, 4, 4])),
+    ]
+    return _dns_message(False, answers, kwargs)

@@ -276,6 +276,26 @@ def _plain_fields(headers: Headers) -> list[tuple[bytes, bytes]]:
     return out
 
 
+def _outbound_fields(message: Any, options: Any) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
+    """The header fields to send for ``message`` and the names that had to be lowercased.
+
+    A message that came in over HTTP/2 keeps its fields as they are (an addon's uppercase
+    name included) unless ``normalize_outbound_headers``; one from HTTP/1 is always
+    translated (lowercase names, no connection-specific headers)."""
+    if not message.is_http2:
+        return _plain_fields(message.headers), []
+    if not getattr(options, "normalize_outbound_headers", True):
+        return list(message.headers.fields), []
+    changed = [name for name, _ in message.headers.fields if not name.islower() and name.lower() != name]
+    return _plain_fields(message.headers), changed
+
+
+def _lowercased_log(names: list[bytes]) -> CommandGenerator:
+    for name in names:
+        yield commands.Log(f"HTTP/2 header name {name.decode(errors='replace')!r} sent lowercase "
+                           "(HTTP/2 does not allow uppercase names).", "warn")
+
+
 class Http2Connection(Layer):
     """What both sides share: the h2 state machine and turning its events into HTTP events."""
 
@@ -745,7 +765,9 @@ class Http2Server(Http2Connection):
             response = event.response
             if response.status_code < 200:
                 return  # no interim responses toward HTTP/2 clients (100-continue is implied)
-            fields = [(b":status", b"%d" % response.status_code), *_plain_fields(response.headers)]
+            plain, lowered = _outbound_fields(response, self.context.options)
+            yield from _lowercased_log(lowered)
+            fields = [(b":status", b"%d" % response.status_code), *plain]
             conn.send_headers(h2_id, fields, end_stream=event.end_stream)
             self.headers_sent.add(h2_id)
             if event.end_stream:
@@ -859,7 +881,7 @@ class Http2Client(Http2Connection):
             if self.open_streams >= self.max_streams:
                 self.queued[our_id] = [event]
                 return
-            self.open_stream(event)
+            yield from _lowercased_log(self.open_stream(event))
         elif our_id in self.queued:
             if isinstance(event, RequestProtocolError):
                 del self.queued[our_id]  # cancelled while waiting for a free stream: never sent
@@ -881,7 +903,8 @@ class Http2Client(Http2Connection):
             self.queued_paused.add(our_id)
             yield ReceiveHttp(BodyBackpressure(our_id, request=True, paused=True))
 
-    def open_stream(self, event: RequestHeaders) -> None:
+    def open_stream(self, event: RequestHeaders) -> list[bytes]:
+        """Send the request head on a new stream; returns the header names it lowercased."""
         h2_id = self.h2_conn.get_next_available_stream_id()
         self.our_to_h2[event.stream_id] = h2_id
         self.h2_to_our[h2_id] = event.stream_id
@@ -896,11 +919,13 @@ class Http2Client(Http2Connection):
             (b":scheme", request.data.scheme or b"https"),
             (b":authority", authority),
             (b":path", request.data.path or b"/"),
-            *_plain_fields(request.headers),
         ]
+        plain, lowered = _outbound_fields(request, self.context.options)
+        fields += plain
         self.h2_conn.send_headers(h2_id, fields, end_stream=event.end_stream)
         if event.end_stream:
             self.ended_locally.add(h2_id)
+        return lowered
 
     def send_on_stream(self, h2_id: int, event: HttpEvent) -> CommandGenerator:
         conn = self.h2_conn
@@ -1009,7 +1034,7 @@ class Http2Client(Http2Connection):
             our_id, pending = self.queued.popitem(last=False)
             first = pending[0]
             assert isinstance(first, RequestHeaders)
-            self.open_stream(first)
+            yield from _lowercased_log(self.open_stream(first))
             h2_id = self.our_to_h2[our_id]
             for event in pending[1:]:
                 yield from self.send_on_stream(h2_id, event)

@@ -1,0 +1,1 @@
+"""DNS wire format pieces: code tables, domain names, HTTPS (SVCB) records."""
