@@ -310,6 +310,11 @@ class WebsocketLayer(Layer):
         for i, size in enumerate(sizes):
             fin = i == len(sizes) - 1
             masked = not side.from_client  # we are the client of the server
+            if not masked and size == len(content):
+                # one unmasked frame of the whole message: its bytes as they are, no copy
+                yield commands.SendData(side.conn, websocket_frames.frame_header(opcode, fin, size, None))
+                yield commands.SendData(side.conn, content)
+                break
             for piece in websocket_frames.frame_pieces(opcode, fin, view[start : start + size], masked):
                 yield commands.SendData(side.conn, piece)
             opcode, start = websocket_frames.OPCODE_CONTINUATION, start + size
