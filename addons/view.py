@@ -37,6 +37,7 @@ from proxycore.exceptions import CommandError
 from proxycore.flow import Flow
 from proxycore.hooks import UpdateHook
 from proxycore.signals import Signal
+from proxycore.store.base import flow_size as _size_key
 from proxycore.store.sqlfilter import IdSet
 
 from .view_focus import Focus, Settings, _Order
@@ -63,17 +64,6 @@ def _url_key(flow: Flow) -> str:
 
     address = flow.server_conn.address if flow.server_conn else None
     return format_address(address) if address else ""
-
-
-def _size_key(flow: Flow) -> int:
-    size = 0
-    for message in (getattr(flow, "request", None), getattr(flow, "response", None)):
-        raw = getattr(message, "raw_content", None)
-        if raw:
-            size += len(raw)
-    for message in getattr(flow, "messages", None) or []:
-        size += len(message.content)
-    return size
 
 
 _KEYS: dict[str, Callable[[Flow], Any]] = {
