@@ -292,11 +292,17 @@ def _upstream_answer(data: bytes, asked: list[str]) -> bytes:
 def upstream_dns() -> Iterator[tuple[int, list[str]]]:
     """A name server on 127.0.0.1 (UDP and TCP, one port) answering every A query with
     192.0.2.77 and a TXT query with "upstream"; returns its port and the names asked for."""
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.bind(("127.0.0.1", 0))
+    for _ in range(50):  # a free UDP port may be taken for TCP: try another
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind(("127.0.0.1", 0))
+        tcp = socket.socket()
+        try:
+            tcp.bind(("127.0.0.1", udp.getsockname()[1]))
+            break
+        except OSError:
+            udp.close()
+            tcp.close()
     udp.settimeout(0.2)
-    tcp = socket.socket()
-    tcp.bind(("127.0.0.1", udp.getsockname()[1]))
     tcp.listen(8)
     tcp.settimeout(0.2)
     asked: list[str] = []

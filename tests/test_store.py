@@ -230,3 +230,21 @@ def test_property_sql_selection_equals_the_filter(tmp_path_factory):
     finally:
         store.close()
         _PROPERTY_STORE.clear()
+
+
+def test_enum_values_in_state_are_stored_as_plain_values() -> None:
+    """Metadata or connection state holding enums (IntEnum, str enums) must not stop the
+    writer: marshal refuses subclasses of int and str (it once stopped every later write)."""
+    import enum
+    import marshal
+
+    from proxycore.store.base import pack_state
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    class Kind(enum.StrEnum):
+        TEXT = "text"
+
+    data, _ = pack_state({"type": "http", "metadata": {"level": Level.HIGH, "kinds": (Kind.TEXT,)}})
+    assert marshal.loads(data)["metadata"] == {"level": 3, "kinds": ("text",)}

@@ -68,9 +68,15 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {_plain(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return type(value)(_plain(v) for v in value)
-    if value is None or isinstance(value, str | bytes | int | float | bool):
+        return (list if isinstance(value, list) else tuple)(_plain(v) for v in value)
+    if value is None or type(value) in (str, bytes, int, float, bool):
         return value
+    # subclasses (an IntEnum, a str enum, a namedtuple above) are not marshallable as such
+    if isinstance(value, str):
+        return str.__str__(value)  # the text itself, not an enum's "Class.NAME"
+    for plain_type in (bool, int, float, bytes):
+        if isinstance(value, plain_type):
+            return plain_type(value)
     return repr(value)
 
 
