@@ -20,9 +20,9 @@ import sys
 from typing import IO, Any
 
 from proxycore import contentviews
-from proxycore.addons.termlog import format_address
 from proxycore.http import status_reason as standard_reason
 from proxycore.textutils import cut_after_lines, escape_bytes, escape_control
+from proxycore.utils.human import format_address, pretty_size
 
 CONTENT_VIEW_LINES_CUTOFF = 512
 
@@ -60,20 +60,6 @@ _FG = {
     "cyan": "36",
     "bright_blue": "94",
 }
-
-def pretty_size(size: int) -> str:
-    """Byte counts as mitmdump prints them: ``13b``, ``1.2k``, ``340k``, ``12.0m`` (<= 5 chars)."""
-    if size < 1024:
-        return f"{size}b"
-    value = float(size)
-    for unit in ("k", "m", "g", "t"):
-        value /= 1024
-        if value < 99.95:
-            return f"{value:.1f}{unit}"
-        if value < 1024 or unit == "t":
-            return f"{value:.0f}{unit}"
-    raise AssertionError("unreachable")
-
 
 def indent(n: int, text: str) -> str:
     pad = " " * n

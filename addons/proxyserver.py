@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from proxycore import command
-from proxycore.addons.termlog import format_address
 from proxycore.exceptions import OptionsError
 from proxycore.flow import Flow
 from proxycore.http import HTTPFlow
 from proxycore.mode_specs import ProxyMode, ReverseMode
 from proxycore.server import LayerFactory, ProxyListener
+from proxycore.utils.human import format_address
 
 logger = logging.getLogger("proxycore.proxyserver")
 

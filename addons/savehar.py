@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from proxycore import ctx, flowfilter, types
-from proxycore.addons.dumper import pretty_size
 from proxycore.addons.termlog import ALERT
 from proxycore.command import command
 from proxycore.exceptions import CommandError
 from proxycore.flow import Flow
 from proxycore.io import har
+from proxycore.utils.human import pretty_size
 
 logger = logging.getLogger("proxycore.savehar")
 

@@ -14,6 +14,8 @@ import sys
 import time
 from typing import IO, Any
 
+from proxycore.utils.human import format_address
+
 # Same order and names as mitmproxy's LogLevels.
 LOG_LEVELS = ["error", "warn", "info", "alert", "debug"]
 
@@ -39,28 +41,6 @@ def level_number(name: str) -> int:
         return _LEVEL_NUMBERS[name.lower()]
     except KeyError:
         raise ValueError(f"unknown log level {name!r} (one of {', '.join(LOG_LEVELS)})") from None
-
-
-def format_address(address: Any) -> str:
-    """``host:port`` as mitmdump prints addresses: IPv6 in brackets, IPv4-mapped IPv6 as
-    IPv4, an unspecified host as ``*``.  Called per flow, so plain IPv4 skips ipaddress."""
-    if address is None:
-        return "<no address>"
-    host, port = address[0], address[1]
-    if ":" not in host:
-        return f"*:{port}" if host == "0.0.0.0" else f"{host}:{port}"
-    import ipaddress
-
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return f"{host}:{port}"
-    if ip.is_unspecified:
-        return f"*:{port}"
-    mapped = getattr(ip, "ipv4_mapped", None)
-    if mapped is not None:
-        return f"{mapped}:{port}"
-    return f"[{ip}]:{port}"
 
 
 class TermLogHandler(logging.Handler):

@@ -60,7 +60,7 @@ def _url_key(flow: Flow) -> str:
     request = getattr(flow, "request", None)
     if request is not None and hasattr(request, "url"):
         return request.url
-    from proxycore.addons.termlog import format_address
+    from proxycore.utils.human import format_address
 
     address = flow.server_conn.address if flow.server_conn else None
     return format_address(address) if address else ""

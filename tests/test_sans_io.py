@@ -31,3 +31,28 @@ def test_kernel_modules_are_sans_io_too():
     root = pathlib.Path(proxycore.layers.__file__).parent.parent
     for name in ("layer.py", "events.py", "commands.py", "context.py", "testing.py", "net/http1.py"):
         assert not imported_modules(root / name) & FORBIDDEN, name
+
+
+def full_imports(path: pathlib.Path) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_layers_do_not_reach_addons_the_api_or_the_driver():
+    """Layers get what they need through events, commands and the context, never from the
+    addons, the web API, the driver or the global ctx (a lazy import inside a function counts)."""
+    root = pathlib.Path(proxycore.layers.__file__).parent
+    outside = ("proxycore.addons", "proxycore.api", "proxycore.server", "proxycore.ctx")
+    offenders = {
+        str(f.relative_to(root)): sorted(
+            m for m in full_imports(f) if m in outside or m.startswith(tuple(o + "." for o in outside))
+        )
+        for f in sorted(root.rglob("*.py"))
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}

@@ -139,7 +139,7 @@ def record_of(flow: Flow, instance: str = "") -> Record:
     if is_http:
         method, url = request.method, request.pretty_url
     else:  # the view's sort keys for other flows (filters test the type first)
-        from proxycore.addons.termlog import format_address
+        from proxycore.utils.human import format_address
 
         address = getattr(flow.server_conn, "address", None)
         method, url = flow.type.upper(), format_address(address) if address else ""

@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from proxycore.addons.dumper import pretty_size  # noqa: F401 - re-exported for scripts
-from proxycore.addons.termlog import format_address as _format_address
 from proxycore.exceptions import OptionsError
 from proxycore.options import parse_size as _parse_option_size
 
@@ -43,6 +41,37 @@ def format_timestamp_with_milli(s: float) -> str:
 
 
 def format_address(address: Any) -> str:
-    """"host:port" with IPv6 in brackets and "*" for an unspecified host."""
-    return _format_address(address)
+    """``host:port`` as mitmdump prints addresses: IPv6 in brackets, IPv4-mapped IPv6 as
+    IPv4, an unspecified host as ``*``.  Called per flow, so plain IPv4 skips ipaddress."""
+    if address is None:
+        return "<no address>"
+    host, port = address[0], address[1]
+    if ":" not in host:
+        return f"*:{port}" if host == "0.0.0.0" else f"{host}:{port}"
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return f"{host}:{port}"
+    if ip.is_unspecified:
+        return f"*:{port}"
+    mapped = getattr(ip, "ipv4_mapped", None)
+    if mapped is not None:
+        return f"{mapped}:{port}"
+    return f"[{ip}]:{port}"
+
+
+def pretty_size(size: int) -> str:
+    """Byte counts as mitmdump prints them: ``13b``, ``1.2k``, ``340k``, ``12.0m`` (<= 5 chars)."""
+    if size < 1024:
+        return f"{size}b"
+    value = float(size)
+    for unit in ("k", "m", "g", "t"):
+        value /= 1024
+        if value < 99.95:
+            return f"{value:.1f}{unit}"
+        if value < 1024 or unit == "t":
+            return f"{value:.0f}{unit}"
+    raise AssertionError("unreachable")
 

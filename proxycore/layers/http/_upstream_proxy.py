@@ -214,6 +214,6 @@ class HttpUpstreamTunnel(Layer):
 
     @property
     def proxy_name(self) -> str:
-        from proxycore.addons.termlog import format_address
+        from proxycore.utils.human import format_address
 
         return format_address(self.tunnel_conn.address)
