@@ -151,13 +151,13 @@ class Headers:
                 new.append((k, v))
         if not placed:
             new.append((key, value))
-        self.fields = new
+        self._fields = tuple(new)  # every pair already checked: no second pass
 
     def __delitem__(self, name: str | bytes) -> None:
         lower = _b(name).lower()
-        before = len(self.fields)
-        self.fields = [(k, v) for k, v in self.fields if k.lower() != lower]
-        if len(self.fields) == before:
+        before = len(self._fields)
+        self._fields = tuple((k, v) for k, v in self._fields if k.lower() != lower)
+        if len(self._fields) == before:
             raise KeyError(name)
 
     def __contains__(self, name: object) -> bool:
@@ -223,7 +223,7 @@ class Headers:
                 result.append((k, v))
         if not inserted:
             result.extend((key, nv) for nv in new_values)
-        self.fields = result
+        self._fields = tuple(result)
 
     def add(self, name: str | bytes, value: str | bytes) -> None:
         self._fields = (*self._fields, (_wire(name, "header name"), _wire(value, "header value")))
