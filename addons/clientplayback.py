@@ -18,15 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from proxycore import command, commands, ctx, events, hooks
+from proxycore import command, ctx, hooks
 from proxycore.addons.termlog import ALERT
 from proxycore.connection import Client, ConnectionState, Server
-from proxycore.context import Context
 from proxycore.exceptions import CommandError, OptionsError
 from proxycore.flow import Flow
 from proxycore.http import HTTPFlow
 from proxycore.io import read_flows_for
-from proxycore.layer import CommandGenerator, Layer
 from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.layers.http._commands import ReceiveHttp
 from proxycore.layers.http._events import (
@@ -38,8 +36,11 @@ from proxycore.layers.http._events import (
     ResponseHeaders,
 )
 from proxycore.layers.http._hooks import HttpErrorHook, HttpResponseHook
-from proxycore.mode_specs import ProxyMode, UpstreamMode
-from proxycore.server import ConnectionHandler
+from proxycore.proxy import commands, events
+from proxycore.proxy.context import Context
+from proxycore.proxy.layer import CommandGenerator, Layer
+from proxycore.proxy.mode_specs import ProxyMode, UpstreamMode
+from proxycore.proxy.server import ConnectionHandler
 from proxycore.tcp import TCPFlow
 from proxycore.udp import UDPFlow
 

@@ -17,13 +17,14 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from proxycore import clipboard, types
+from proxycore import types
 from proxycore.addons.termlog import ALERT
 from proxycore.certs import Cert
 from proxycore.command import command
 from proxycore.exceptions import CommandError
 from proxycore.flow import Flow
 from proxycore.http import HTTPFlow
+from proxycore.utils import clipboard
 
 logger = logging.getLogger("proxycore.cut")
 

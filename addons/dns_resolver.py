@@ -21,8 +21,8 @@ from typing import Any
 from proxycore.dns import DNSFlow, DNSMessage, ResourceRecord
 from proxycore.exceptions import OptionsError
 from proxycore.flow import Error
-from proxycore.mode_specs import DnsMode
 from proxycore.net.dns import classes, op_codes, response_codes, types
+from proxycore.proxy.mode_specs import DnsMode
 
 logger = logging.getLogger("proxycore.dns_resolver")
 

@@ -21,8 +21,8 @@ from typing import IO, Any
 
 from proxycore import contentviews
 from proxycore.http import status_reason as standard_reason
-from proxycore.textutils import cut_after_lines, escape_bytes, escape_control
 from proxycore.utils.human import format_address, pretty_size
+from proxycore.utils.textutils import cut_after_lines, escape_bytes, escape_control
 
 CONTENT_VIEW_LINES_CUTOFF = 512
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from proxycore.addons.termlog import ALERT, TermLogHandler
 from proxycore.command import command
-from proxycore.signals import Signal
+from proxycore.utils.signals import Signal
 
 # logging level -> the level names mitmproxy's log entries and the web UI use
 _LEVEL_NAMES = {

@@ -14,12 +14,13 @@ import logging
 import shlex
 from collections.abc import Callable, Sequence
 
-from proxycore import clipboard, ctx, types
+from proxycore import ctx, types
 from proxycore.command import command
 from proxycore.exceptions import CommandError
 from proxycore.flow import Flow
 from proxycore.http import HTTPFlow, Message, Request, Response
 from proxycore.net.http1 import _header_block
+from proxycore.utils import clipboard
 
 logger = logging.getLogger("proxycore.export")
 

@@ -21,7 +21,14 @@ from typing import NamedTuple
 from proxycore import __version__, ctx
 from proxycore.flowfilter import Filter
 from proxycore.http import HTTPFlow, Response
-from proxycore.spec import RuleAddon, SpecError, check_regex, matching, parse_option, parse_spec
+from proxycore.utils.spec import (
+    RuleAddon,
+    SpecError,
+    check_regex,
+    matching,
+    parse_option,
+    parse_spec,
+)
 
 logger = logging.getLogger("proxycore.maplocal")
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from proxycore import ctx
 from proxycore.http import HTTPFlow
-from proxycore.spec import RuleAddon, Spec, check_regex, matching, parse_option, parse_spec
+from proxycore.utils.spec import RuleAddon, Spec, check_regex, matching, parse_option, parse_spec
 
 logger = logging.getLogger("proxycore.mapremote")
 

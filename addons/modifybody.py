@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from proxycore import ctx
 from proxycore.addons.modifyheaders import read_replacement
 from proxycore.http import HTTPFlow, Message
-from proxycore.spec import ModifySpec, RuleAddon, matching, parse_modify_spec, parse_option
+from proxycore.utils.spec import ModifySpec, RuleAddon, matching, parse_modify_spec, parse_option
 
 logger = logging.getLogger("proxycore.modifybody")
 

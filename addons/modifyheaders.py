@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from proxycore import ctx
 from proxycore.http import Headers, HTTPFlow
-from proxycore.spec import (
+from proxycore.utils.spec import (
     ModifySpec,
     RuleAddon,
     SpecError,

@@ -7,15 +7,15 @@ from collections.abc import Sequence
 
 from proxycore.connection import TransportProtocol
 from proxycore.exceptions import OptionsError
-from proxycore.layer import Layer
-from proxycore.layer import NextLayer as NextLayerData
 from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.layers.modes import HttpProxy, HttpUpstreamProxy, ReverseProxy
 from proxycore.layers.tcp import TCPLayer
 from proxycore.layers.tls import ClientTLSLayer, ServerTLSLayer
 from proxycore.layers.udp import UDPLayer
-from proxycore.mode_specs import ReverseMode
 from proxycore.net.tls import parse_client_hello
+from proxycore.proxy.layer import Layer
+from proxycore.proxy.layer import NextLayer as NextLayerData
+from proxycore.proxy.mode_specs import ReverseMode
 
 _HTTP_METHOD = re.compile(rb"^[A-Za-z]{1,16} \S")
 

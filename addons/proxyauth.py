@@ -22,8 +22,8 @@ from typing import Any
 from proxycore import ctx
 from proxycore.connection import Client
 from proxycore.exceptions import OptionsError
-from proxycore.htpasswd import HtpasswdError, HtpasswdFile
 from proxycore.http import HTTPFlow, Response, reason_phrase
+from proxycore.utils.htpasswd import HtpasswdError, HtpasswdFile
 
 logger = logging.getLogger("proxycore.proxyauth")
 

@@ -18,8 +18,8 @@ from proxycore import command
 from proxycore.exceptions import OptionsError
 from proxycore.flow import Flow
 from proxycore.http import HTTPFlow
-from proxycore.mode_specs import ProxyMode, ReverseMode
-from proxycore.server import LayerFactory, ProxyListener
+from proxycore.proxy.mode_specs import ProxyMode, ReverseMode
+from proxycore.proxy.server import LayerFactory, ProxyListener
 from proxycore.utils.human import format_address
 
 logger = logging.getLogger("proxycore.proxyserver")
@@ -50,7 +50,7 @@ def top_layer(mode: ProxyMode) -> LayerFactory:
 def make_listener(master: Any, mode: ProxyMode) -> Any:
     """A TCP listener, a UDP one, or both on one port, as the mode's transport says.
     A reverse proxy to https:// stays TCP only (its UDP half would be HTTP/3)."""
-    from proxycore.server_udp import DatagramListener, DualListener
+    from proxycore.proxy.server_udp import DatagramListener, DualListener
 
     transport = mode.transport_protocol
     if isinstance(mode, ReverseMode) and mode.scheme not in ("udp", "dns"):
@@ -260,8 +260,8 @@ class Proxyserver:
     @command.command("inject.websocket")
     def inject_websocket(self, flow: Flow, to_client: bool, message: bytes, is_text: bool = True) -> None:
         """Send a WebSocket message to the client or the server of a live flow."""
-        from proxycore.events import MessageInjected
         from proxycore.exceptions import CommandError
+        from proxycore.proxy.events import MessageInjected
         from proxycore.websocket import Opcode, WebSocketMessage
 
         if not isinstance(flow, HTTPFlow) or flow.websocket is None:
@@ -272,8 +272,8 @@ class Proxyserver:
     @command.command("inject.tcp")
     def inject_tcp(self, flow: Flow, to_client: bool, message: bytes) -> None:
         """Send bytes to the client or the server of a live TCP flow."""
-        from proxycore.events import MessageInjected
         from proxycore.exceptions import CommandError
+        from proxycore.proxy.events import MessageInjected
         from proxycore.tcp import TCPFlow, TCPMessage
 
         if not isinstance(flow, TCPFlow):

@@ -16,14 +16,14 @@ import asyncio
 import uuid
 from typing import Any
 
-from proxycore import commands, events
 from proxycore.connection import Client, ConnectionState, Server, TransportProtocol
-from proxycore.context import Context
 from proxycore.flow import Flow
-from proxycore.layer import CommandGenerator, Layer
 from proxycore.layers.tcp import TcpEndHook, TcpErrorHook, TCPLayer, TcpStartHook
 from proxycore.layers.udp import UdpEndHook, UdpErrorHook, UDPLayer, UdpStartHook
-from proxycore.server import ConnectionHandler
+from proxycore.proxy import commands, events
+from proxycore.proxy.context import Context
+from proxycore.proxy.layer import CommandGenerator, Layer
+from proxycore.proxy.server import ConnectionHandler
 from proxycore.tcp import TCPFlow
 from proxycore.udp import UDPFlow
 

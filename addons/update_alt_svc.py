@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from proxycore.http import HTTPFlow
-from proxycore.mode_specs import ReverseMode
+from proxycore.proxy.mode_specs import ReverseMode
 
 # An alternative's authority: optional host, then a port.
 _AUTHORITY = re.compile(r"[a-zA-Z0-9.-]*:\d{1,5}")

@@ -12,7 +12,7 @@ import base64
 
 from proxycore.exceptions import OptionsError
 from proxycore.http import HTTPFlow
-from proxycore.mode_specs import ReverseMode, UpstreamMode
+from proxycore.proxy.mode_specs import ReverseMode, UpstreamMode
 
 
 def parse_upstream_auth(auth: str) -> bytes:

@@ -36,9 +36,9 @@ from proxycore.command import command
 from proxycore.exceptions import CommandError
 from proxycore.flow import Flow
 from proxycore.hooks import UpdateHook
-from proxycore.signals import Signal
 from proxycore.store.base import flow_size as _size_key
 from proxycore.store.sqlfilter import IdSet
+from proxycore.utils.signals import Signal
 
 from .view_focus import Focus, Settings, _Order
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from proxycore.flow import Flow
-from proxycore.signals import Signal
+from proxycore.utils.signals import Signal
 
 if TYPE_CHECKING:
     from proxycore.addons.view import View

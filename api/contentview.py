@@ -6,7 +6,7 @@ from typing import Any
 
 from proxycore import contentviews
 from proxycore.flow import Flow
-from proxycore.textutils import cut_after_lines
+from proxycore.utils.textutils import cut_after_lines
 
 
 class NoContent(Exception):

@@ -17,9 +17,9 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from proxycore import signals
 from proxycore.flow import Flow
 from proxycore.optmanager import OptManager, _type_name
+from proxycore.utils import signals
 
 # Flow markers as the UI shows them.  mitmproxy looks names up in GitHub's emoji list;
 # this table has the markers its web UI offers and common ones scripts use.  Unknown

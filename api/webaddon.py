@@ -10,10 +10,11 @@ import webbrowser
 from collections.abc import Sequence
 from typing import Any
 
-from proxycore import ctx, signals
+from proxycore import ctx
 from proxycore.exceptions import OptionsError
 from proxycore.options import parse_size
 from proxycore.optmanager import PORT, in_range
+from proxycore.utils import signals
 
 logger = logging.getLogger("proxycore.web")
 

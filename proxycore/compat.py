@@ -25,24 +25,11 @@ logger = logging.getLogger("proxycore.compat")
 #: rest of the name carries over (``mitmproxy.addons.block`` -> ``proxycore.addons.block``).
 ALIASES: dict[str, str] = {
     "mitmproxy": "proxycore",
-    # mitmproxy.proxy.* (the sans-io core) is at proxycore's top level today
-    "mitmproxy.proxy": "proxycore",
+    # proxycore's module paths mirror mitmproxy's; the exceptions are listed here.
+    # The design card keeps the layers at proxycore/layers (mitmproxy: proxy/layers).
     "mitmproxy.proxy.layers": "proxycore.layers",
-    "mitmproxy.proxy.commands": "proxycore.commands",
-    "mitmproxy.proxy.events": "proxycore.events",
-    "mitmproxy.proxy.layer": "proxycore.layer",
-    "mitmproxy.proxy.context": "proxycore.context",
-    "mitmproxy.proxy.mode_specs": "proxycore.mode_specs",
-    "mitmproxy.proxy.server_hooks": "proxycore.server_hooks",
-    "mitmproxy.proxy.server": "proxycore.server",
-    # net
-    "mitmproxy.net.http.cookies": "proxycore.cookies",
-    "mitmproxy.net.encoding": "proxycore.encoding",
+    # mitmproxy's TLS wire helpers (SSL contexts) live in proxycore.net.tls_contexts.
     "mitmproxy.net.tls": "proxycore.net.tls_contexts",
-    # utils that proxycore keeps at its top level
-    "mitmproxy.utils.spec": "proxycore.spec",
-    "mitmproxy.utils.htpasswd": "proxycore.htpasswd",
-    "mitmproxy.utils.signals": "proxycore.signals",
 }
 
 ALIAS_ROOT = "mitmproxy"

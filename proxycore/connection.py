@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from proxycore.mode_specs import ProxyMode
+from proxycore.proxy.mode_specs import ProxyMode
 
 Address = tuple[str, int]
 

@@ -36,11 +36,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from proxycore import saferegex
 from proxycore.exceptions import OptionsError
 from proxycore.flow import Flow
 from proxycore.http import HTTPFlow, Message
 from proxycore.tcp import TCPFlow
+from proxycore.utils import saferegex
 
 __all__ = [
     "And",
@@ -237,7 +237,7 @@ class RegexPredicate(Predicate):
 
     ``expr`` is the regex as written (after unquoting), ``regex`` the compiled
     pattern (a bytes pattern for body, header, method and content-type tests), run by
-    :mod:`proxycore.saferegex` so that no pattern can backtrack for minutes.
+    :mod:`proxycore.utils.saferegex` so that no pattern can backtrack for minutes.
     """
 
     def __init__(self, operator: _Operator, expr: str, regex: saferegex.Pattern) -> None:

@@ -2,7 +2,7 @@
 
 Every hook is a small dataclass; its fields are the arguments handed to an
 addon's method of the same ``name``.  Hooks that layers start are also
-blocking commands (see :class:`proxycore.commands.StartHook`); lifecycle
+blocking commands (see :class:`proxycore.proxy.commands.StartHook`); lifecycle
 hooks such as ``configure`` are only ever dispatched by the master.
 """
 

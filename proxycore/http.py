@@ -17,12 +17,12 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Self
 
-from proxycore import encoding
 from proxycore.connection import Client, Server
 from proxycore.flow import Flow
+from proxycore.net import encoding
 
 if TYPE_CHECKING:
-    from proxycore.cookies import CookieAttrs
+    from proxycore.net.http.cookies import CookieAttrs
     from proxycore.websocket import WebSocketData
 
 _REASON_OVERRIDES = {
@@ -951,7 +951,7 @@ class Request(Message):
         self._set_query(list(value.items()) if isinstance(value, Mapping) else list(value))
 
     def _get_cookies(self) -> list[tuple[str, str]]:
-        from proxycore.cookies import parse_cookie_header
+        from proxycore.net.http.cookies import parse_cookie_header
 
         return [pair for header in self.headers.get_all("cookie") for pair in parse_cookie_header(header)]
 
@@ -1128,7 +1128,7 @@ class Response(Message):
 
     def _get_cookies(self) -> list[tuple[str, tuple[str | None, CookieAttrs]]]:
         """(name, (value, attributes)) per cookie set, parsed as mitmproxy does."""
-        from proxycore.cookies import parse_set_cookie_headers
+        from proxycore.net.http.cookies import parse_set_cookie_headers
 
         headers = self.headers.get_all("set-cookie")
         return [(name, (value, attrs)) for name, value, attrs in parse_set_cookie_headers(headers)]
@@ -1162,7 +1162,7 @@ class Response(Message):
                 except (TypeError, ValueError):
                     continue
                 self.headers[header] = formatdate(stamp, usegmt=True)
-        from proxycore import cookies as cookie_module  # looked up at call time: tests patch it
+        from proxycore.net.http import cookies as cookie_module
 
         cookies = self.headers.get_all("set-cookie")
         if cookies:

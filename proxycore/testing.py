@@ -31,11 +31,11 @@ import re
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from proxycore import commands, events
-from proxycore.commands import Command, StartHook
 from proxycore.connection import Client, Connection, ConnectionState, Server
-from proxycore.context import Context
-from proxycore.layer import Layer
+from proxycore.proxy import commands, events
+from proxycore.proxy.commands import Command, StartHook
+from proxycore.proxy.context import Context
+from proxycore.proxy.layer import Layer
 
 T = TypeVar("T")
 

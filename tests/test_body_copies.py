@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxycore import commands
 from proxycore.layers.http._body import BodyBuffer
 from proxycore.layers.http._http1 import CHUNK_COPY_LIMIT, Http1Connection
 from proxycore.net import http1
+from proxycore.proxy import commands
 from proxycore.testing import make_context
 
 

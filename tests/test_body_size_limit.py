@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from proxycore import commands, events
 from proxycore.exceptions import OptionsError
 from proxycore.http import HTTPFlow
 from proxycore.layers.http import HttpLayer, HTTPMode
@@ -19,6 +18,7 @@ from proxycore.layers.http._hooks import (
 )
 from proxycore.layers.http._http1 import LINGER_SECONDS
 from proxycore.options import Options
+from proxycore.proxy import commands, events
 from proxycore.testing import BytesMatching, Placeholder, Playbook, make_context, reply
 from tests.test_http1_layer import auto, get_flow_playbook, open_and_send
 from tests.test_http2_layer import H2Pump

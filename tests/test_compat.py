@@ -33,7 +33,7 @@ def test_target_name_longest_prefix_wins():
     assert target_name("mitmproxy.http") == "proxycore.http"
     assert target_name("mitmproxy.proxy.layers.http") == "proxycore.layers.http"
     assert target_name("mitmproxy.addons.block") == "proxycore.addons.block"
-    assert target_name("mitmproxy.utils.spec") == "proxycore.spec"
+    assert target_name("mitmproxy.utils.spec") == "proxycore.utils.spec"
     with pytest.raises(ValueError):
         target_name("mitmproxyx")
 
@@ -64,7 +64,7 @@ def test_imports_give_proxycore_module_objects():
         assert layers_http is proxycore.layers.http
         assert block is proxycore.addons.block
         assert ctx is proxycore.ctx
-        assert spec is sys.modules["proxycore.spec"]
+        assert spec is sys.modules["proxycore.utils.spec"]
         assert isinstance(tflow.tflow(resp=True), proxycore.http.HTTPFlow)
         assert http.HTTPFlow is proxycore.http.HTTPFlow
         assert sum(1 for f in sys.meta_path if type(f).__name__ == "MitmproxyAlias") == 1

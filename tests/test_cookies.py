@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxycore.cookies import CookieAttrs, parse_cookie_header, parse_set_cookie_header
+from proxycore.net.http.cookies import CookieAttrs, parse_cookie_header, parse_set_cookie_header
 
 # (header, what mitmproxy.net.http.cookies.parse_set_cookie_header returns)
 SET_COOKIE = [

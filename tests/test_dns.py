@@ -16,7 +16,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxycore import commands, events
 from proxycore.connection import Server, TransportProtocol
 from proxycore.dns import DNSFlow, DnsFormatError, DNSMessage, Question, ResourceRecord
 from proxycore.io import FlowReader
@@ -28,6 +27,7 @@ from proxycore.layers.dns import (
     pack_message,
 )
 from proxycore.net.dns import domain_names, https_records, response_codes, types
+from proxycore.proxy import commands, events
 from proxycore.testing import Placeholder, Playbook, make_context, reply
 from tests.e2e_servers import free_port
 from tests.test_e2e import Proxy

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from proxycore.server import _ConnectionProtocol
+from proxycore.proxy.server import _ConnectionProtocol
 
 
 class Transport:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxycore.htpasswd import HtpasswdError, HtpasswdFile, check_hash, md5_crypt, sha_crypt
+from proxycore.utils.htpasswd import HtpasswdError, HtpasswdFile, check_hash, md5_crypt, sha_crypt
 
 PASSWORD = "pässw0rd:x"  # non-ASCII and a colon: both are legal in passwords
 # Written by htpasswd 2.4 (apache2-utils) for PASSWORD with the flag named first.

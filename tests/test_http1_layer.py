@@ -2,10 +2,8 @@
 
 import pytest
 
-from proxycore import commands, events
 from proxycore.connection import ConnectionState, Server
 from proxycore.http import HTTPFlow, Response
-from proxycore.layer import NextLayer, NextLayerHook
 from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.layers.http._hooks import (
     HttpConnectedHook,
@@ -17,6 +15,8 @@ from proxycore.layers.http._hooks import (
     HttpResponseHook,
 )
 from proxycore.layers.tcp import TCPLayer
+from proxycore.proxy import commands, events
+from proxycore.proxy.layer import NextLayer, NextLayerHook
 from proxycore.testing import BytesMatching, Placeholder, Playbook, make_context, reply
 
 

@@ -22,7 +22,6 @@ import h11
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from proxycore import commands, events
 from proxycore.layers.http._commands import ReceiveHttp
 from proxycore.layers.http._events import (
     RequestData,
@@ -38,6 +37,7 @@ from proxycore.layers.http._events import (
 )
 from proxycore.layers.http._http1 import Http1Client, Http1Server
 from proxycore.net import http1
+from proxycore.proxy import commands, events
 from proxycore.testing import make_context
 
 HEAD_LIMIT = 65536

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from proxycore import commands, events
 from proxycore.connection import Server
 from proxycore.http import HTTPFlow, Response
 from proxycore.layers.http import HttpLayer, HTTPMode
@@ -17,6 +16,7 @@ from proxycore.layers.http._hooks import (
     HttpResponseHook,
 )
 from proxycore.layers.http._http1 import LINGER_SECONDS
+from proxycore.proxy import commands, events
 from proxycore.testing import BytesMatching, Placeholder, Playbook, make_context, reply
 
 HEAD = b"POST http://example.com/up HTTP/1.1\r\nHost: example.com\r\nContent-Length: 30\r\n\r\n"
@@ -173,8 +173,8 @@ def test_a_held_response_stops_reading_the_server_past_body_buffer_limit(tctx):
 
 
 def test_pausing_a_server_behind_an_upstream_proxy_pauses_the_connection_to_the_proxy():
-    from proxycore.layer import Layer
     from proxycore.layers.http._upstream_proxy import HttpUpstreamTunnel
+    from proxycore.proxy.layer import Layer
 
     class Holder(Layer):
         def _handle_event(self, event):

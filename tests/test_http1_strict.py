@@ -7,12 +7,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxycore import commands, events
 from proxycore.connection import ConnectionState
 from proxycore.http import Headers, Request, Response
 from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.layers.http._hooks import HttpResponseHook
 from proxycore.net import http1
+from proxycore.proxy import commands, events
 from proxycore.testing import BytesMatching, Playbook, make_context, run_events
 
 ORIGIN = b"http://example.com"
@@ -458,8 +458,8 @@ def test_tunnel_resumes_reading_what_was_paused_before_it_opened():
     is read again (and what came early goes into the tunnel)."""
     from proxycore.connection import Server
     from proxycore.http import HTTPFlow
-    from proxycore.layer import NextLayer, NextLayerHook
     from proxycore.layers.http._hooks import HttpConnectedHook, HttpConnectHook
+    from proxycore.proxy.layer import NextLayer, NextLayerHook
     from proxycore.testing import Placeholder, reply
 
     tctx = make_context()

@@ -7,8 +7,8 @@ import h2.errors
 import h2.events
 import h2.settings
 
-from proxycore import events
 from proxycore.http import HTTPFlow, Response
+from proxycore.proxy import events
 from tests.test_http2_layer import H2Pump
 
 NO_ERROR = h2.errors.ErrorCodes.NO_ERROR

@@ -10,9 +10,9 @@ import h2.settings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxycore import commands, events
 from proxycore.connection import ConnectionState, Server
 from proxycore.layers.http import HttpLayer, HTTPMode
+from proxycore.proxy import commands, events
 from proxycore.testing import make_context
 
 

@@ -10,9 +10,9 @@ import h2.errors
 import h2.events
 import hyperframe.frame
 
-from proxycore import commands, events
 from proxycore.layers.http._http2 import GOAWAY_LINGER_SECONDS
 from proxycore.layers.http._reset_window import SLICES, ResetWindow
+from proxycore.proxy import commands, events
 from tests.test_http2_layer import H2Pump
 
 ENHANCE_YOUR_CALM = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
-from proxycore import commands, events
 from proxycore.connection import Server
 from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.layers.http._http2 import GOAWAY_LINGER_SECONDS
+from proxycore.proxy import commands, events
 from proxycore.testing import Placeholder, Playbook, make_context, reply
 from tests.test_http2_layer import H2Pump, h2_peer
 

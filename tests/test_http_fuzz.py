@@ -3,10 +3,10 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxycore import commands, events
 from proxycore.connection import ConnectionState, Server
 from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.layers.http._hooks import HttpErrorHook, HttpResponseHook
+from proxycore.proxy import commands, events
 from proxycore.testing import make_context, run_events
 from tests.hypothesis_budget import at_least
 

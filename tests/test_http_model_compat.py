@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxycore import cookies
-from proxycore.net.http import multipart
+from proxycore.net.http import cookies, multipart
 from proxycore.test.tutils import treq, tresp
 
 

@@ -6,7 +6,7 @@
 - a 101 (WebSocket handshake) response is complete with its head: it has a ``timestamp_end``.
 """
 
-from proxycore import commands, events, http
+from proxycore import http
 from proxycore.connection import Server
 from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.layers.http._hooks import (
@@ -16,6 +16,7 @@ from proxycore.layers.http._hooks import (
     HttpResponseHook,
 )
 from proxycore.layers.websocket import WebsocketStartHook
+from proxycore.proxy import commands, events
 from proxycore.testing import Placeholder, Playbook, make_context, reply
 
 

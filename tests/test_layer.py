@@ -1,10 +1,10 @@
 """The Layer base: blocking commands pause only the issuing layer, replies match by identity."""
 
-from proxycore import commands, events
-from proxycore.commands import StartHook, hook_dataclass
 from proxycore.connection import Client, ConnectionState
-from proxycore.context import Context
-from proxycore.layer import Layer, NextLayer, NextLayerHook
+from proxycore.proxy import commands, events
+from proxycore.proxy.commands import StartHook, hook_dataclass
+from proxycore.proxy.context import Context
+from proxycore.proxy.layer import Layer, NextLayer, NextLayerHook
 from proxycore.testing import Playbook, reply
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import wsproto.events as ws
 
-from proxycore import commands, events
 from proxycore.addons.proxyauth import make_auth_required_response
 from proxycore.connection import Server
 from proxycore.http import HTTPFlow
@@ -19,6 +18,7 @@ from proxycore.layers.http._hooks import (
 )
 from proxycore.layers.http._http1 import LINGER_SECONDS
 from proxycore.layers.websocket import CLOSE_TIMEOUT
+from proxycore.proxy import commands, events
 from proxycore.testing import BytesMatching, Placeholder, Playbook, make_context, reply
 from tests.test_http1_layer import get_flow_playbook
 from tests.test_websocket_layer import DEFLATE, Relay, messages

@@ -316,7 +316,7 @@ def test_proxyserver_servers_and_load():
 
 
 def test_vars_of_slotted_events_and_reply_table():
-    from proxycore import commands, events
+    from proxycore.proxy import commands, events
 
     event = events.DataReceived(tflow.tclient_conn(), b"x")
     assert vars(event) == {"connection": event.connection, "data": b"x"}
@@ -364,7 +364,7 @@ def test_str_of_a_filter_is_mitmproxys_description(expr, words):
 
 
 def test_response_cookies_have_cookie_attrs():
-    from proxycore.cookies import CookieAttrs
+    from proxycore.net.http.cookies import CookieAttrs
 
     response = tutils.tresp()
     response.headers = http.Headers(

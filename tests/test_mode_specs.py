@@ -1,4 +1,4 @@
-"""Mode specs (proxycore.mode_specs) and the Proxyserver addon that turns them into listeners."""
+"""Mode specs (proxycore.proxy.mode_specs) and the Proxyserver addon that turns them into listeners."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from proxycore.addons import default_addons
 from proxycore.connection import Client
 from proxycore.exceptions import OptionsError
 from proxycore.master import Master
-from proxycore.mode_specs import (
+from proxycore.options import Options
+from proxycore.proxy.mode_specs import (
     ProxyMode,
     RegularMode,
     ReverseMode,
@@ -22,7 +23,6 @@ from proxycore.mode_specs import (
     is_valid_host,
     parse_server_spec,
 )
-from proxycore.options import Options
 from tests.e2e_servers import free_port
 
 
@@ -255,7 +255,7 @@ def test_port_in_use_is_logged_with_a_hint(caplog):
 
 def test_requests_to_the_proxy_itself_are_refused():
     from proxycore.connection import Server
-    from proxycore.server_hooks import ServerConnectionHookData
+    from proxycore.proxy.server_hooks import ServerConnectionHookData
 
     async def scenario() -> list[str | None]:
         port = free_port()

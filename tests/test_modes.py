@@ -7,13 +7,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxycore import commands, events
 from proxycore.addons.next_layer import NextLayer as NextLayerAddon
 from proxycore.addons.upstream_auth import UpstreamAuth, parse_upstream_auth
 from proxycore.connection import Server
 from proxycore.exceptions import OptionsError
 from proxycore.http import HTTPFlow
-from proxycore.layer import NextLayer, NextLayerHook
 from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.layers.http._hooks import (
     HttpConnectedHook,
@@ -29,7 +27,9 @@ from proxycore.layers.http._upstream_proxy import HttpUpstreamTunnel, connect_au
 from proxycore.layers.modes import HttpUpstreamProxy, ReverseProxy, TransparentProxy
 from proxycore.layers.tcp import TCPLayer, TcpMessageHook, TcpStartHook
 from proxycore.layers.tls import ClientTLSLayer, ServerTLSLayer
-from proxycore.mode_specs import ProxyMode
+from proxycore.proxy import commands, events
+from proxycore.proxy.layer import NextLayer, NextLayerHook
+from proxycore.proxy.mode_specs import ProxyMode
 from proxycore.tcp import TCPFlow
 from proxycore.testing import BytesMatching, Placeholder, Playbook, make_context, reply, run_events
 from tests.test_http_fuzz import split

@@ -377,7 +377,7 @@ def test_new_addons_cost_nothing_per_request_unless_configured() -> None:
     assert handling("request") == ["Onboarding"]
     from proxycore.connection import Client
     from proxycore.layers.http._hooks import HttpRequestHook
-    from proxycore.server import ConnectionHandler
+    from proxycore.proxy.server import ConnectionHandler
 
     handler = ConnectionHandler(master, Client(peername=("127.0.0.1", 1)), lambda context: None)  # type: ignore[arg-type,return-value]
     assert handler._hook_is_trivial(HttpRequestHook(tflow("http://example.com/")))

@@ -1,4 +1,4 @@
-"""proxycore.saferegex: filter regexes run in linear time, or are refused when they could not."""
+"""proxycore.utils.saferegex: filter regexes run in linear time, or are refused when they could not."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxycore import saferegex
 from proxycore.flowfilter import FilterError, parse
+from proxycore.utils import saferegex
 from tests.test_flowfilter import http_flow
 
 

@@ -29,7 +29,7 @@ def test_no_layer_module_imports_io():
 
 def test_kernel_modules_are_sans_io_too():
     root = pathlib.Path(proxycore.layers.__file__).parent.parent
-    for name in ("layer.py", "events.py", "commands.py", "context.py", "testing.py", "net/http1.py"):
+    for name in ("proxy/layer.py", "proxy/events.py", "proxy/commands.py", "proxy/context.py", "testing.py", "net/http1.py"):
         assert not imported_modules(root / name) & FORBIDDEN, name
 
 
@@ -48,7 +48,7 @@ def test_layers_do_not_reach_addons_the_api_or_the_driver():
     """Layers get what they need through events, commands and the context, never from the
     addons, the web API, the driver or the global ctx (a lazy import inside a function counts)."""
     root = pathlib.Path(proxycore.layers.__file__).parent
-    outside = ("proxycore.addons", "proxycore.api", "proxycore.server", "proxycore.ctx")
+    outside = ("proxycore.addons", "proxycore.api", "proxycore.proxy.server", "proxycore.ctx")
     offenders = {
         str(f.relative_to(root)): sorted(
             m for m in full_imports(f) if m in outside or m.startswith(tuple(o + "." for o in outside))

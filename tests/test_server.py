@@ -1,4 +1,4 @@
-"""The driver (proxycore.server) with real sockets on 127.0.0.1, in-process.
+"""The driver (proxycore.proxy.server) with real sockets on 127.0.0.1, in-process.
 
 Each test runs its own event loop with a Master, a ProxyListener and plain
 asyncio peers, so connection lifetimes, hook concurrency, backpressure and
@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from proxycore import events
 from proxycore.addons.next_layer import NextLayer
-from proxycore.context import Context
-from proxycore.layer import CommandGenerator, Layer
 from proxycore.layers.modes import HttpProxy
 from proxycore.layers.tcp import TCPLayer
 from proxycore.master import Master
-from proxycore.server import ProxyListener
+from proxycore.proxy import events
+from proxycore.proxy.context import Context
+from proxycore.proxy.layer import CommandGenerator, Layer
+from proxycore.proxy.server import ProxyListener
 
 pytestmark = pytest.mark.e2e
 

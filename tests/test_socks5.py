@@ -6,14 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxycore import commands, events
-from proxycore.layer import NextLayer, NextLayerHook
 from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.layers.http._hooks import HttpRequestHeadersHook
 from proxycore.layers.modes import Socks5AuthData, Socks5AuthHook, Socks5Proxy
 from proxycore.layers.tcp import TCPLayer
-from proxycore.mode_specs import ProxyMode
 from proxycore.net import socks5
+from proxycore.proxy import commands, events
+from proxycore.proxy.layer import NextLayer, NextLayerHook
+from proxycore.proxy.mode_specs import ProxyMode
 from proxycore.testing import Placeholder, Playbook, make_context, reply, run_events
 from tests.test_http_fuzz import split
 

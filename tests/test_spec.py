@@ -1,4 +1,4 @@
-"""The shared ``[/flow-filter]/subject/replacement`` parser (proxycore.spec)."""
+"""The shared ``[/flow-filter]/subject/replacement`` parser (proxycore.utils.spec)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from proxycore import flowfilter
 from proxycore.addons.maplocal import parse_map_local_spec
 from proxycore.addons.mapremote import parse_map_remote_spec
 from proxycore.exceptions import OptionsError
-from proxycore.spec import (
+from proxycore.utils.spec import (
     SpecError,
     check_regex,
     format_spec,

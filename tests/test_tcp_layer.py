@@ -1,6 +1,5 @@
 """Playbook tests of the raw TCP layer."""
 
-from proxycore import commands, events
 from proxycore.connection import Server
 from proxycore.layers.tcp import (
     TcpEndHook,
@@ -10,6 +9,7 @@ from proxycore.layers.tcp import (
     TcpMessageInjected,
     TcpStartHook,
 )
+from proxycore.proxy import commands, events
 from proxycore.tcp import TCPFlow, TCPMessage
 from proxycore.testing import Placeholder, Playbook, make_context, reply
 

@@ -15,13 +15,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxycore import commands, events
 from proxycore.addons.tlsconfig import TlsConfig
 from proxycore.connection import ConnectionState, Server
-from proxycore.layer import CommandGenerator, Layer
 from proxycore.layers.tcp import TCPLayer
 from proxycore.layers.tls import ClientTLSLayer, ServerTLSLayer
 from proxycore.master import Master
+from proxycore.proxy import commands, events
+from proxycore.proxy.layer import CommandGenerator, Layer
 from proxycore.testing import make_context
 from tests.e2e_servers import make_self_signed
 

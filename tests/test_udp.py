@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from proxycore import commands, events
 from proxycore.connection import Server, TransportProtocol
 from proxycore.io import FlowReader
 from proxycore.layers.udp import (
@@ -20,6 +19,7 @@ from proxycore.layers.udp import (
     UdpMessageInjected,
     UdpStartHook,
 )
+from proxycore.proxy import commands, events
 from proxycore.testing import Placeholder, Playbook, make_context, reply
 from proxycore.udp import UDPFlow, UDPMessage
 from tests.e2e_servers import free_port
@@ -215,7 +215,7 @@ def test_listening_everywhere_serves_ipv4_and_ipv6(udp_echo) -> None:
     from proxycore.layers.modes import ReverseProxy
     from proxycore.master import Master
     from proxycore.options import Options
-    from proxycore.server_udp import DatagramListener
+    from proxycore.proxy.server_udp import DatagramListener
 
     async def main() -> list[bytes]:
         master = Master(Options())

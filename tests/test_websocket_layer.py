@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from wsproto.extensions import PerMessageDeflate
 
-from proxycore import commands, events
 from proxycore.connection import ConnectionState, Server
 from proxycore.http import HTTPFlow, Request, Response
 from proxycore.layers.websocket import FRAGMENT_SIZE, Fragmentizer, WebsocketLayer
+from proxycore.proxy import commands, events
 from proxycore.testing import make_context
 from proxycore.websocket import Opcode, WebSocketMessage
 

@@ -42,7 +42,7 @@ from proxycore.contentviews.xml_html import xml_html
 from proxycore.contentviews.zip_view import zip_archive
 from proxycore.http import Message as HTTPMessage
 from proxycore.http import parse_content_type
-from proxycore.textutils import escape_control
+from proxycore.utils.textutils import escape_control
 
 __all__ = [
     "Contentview",

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from proxycore.contentviews import yamlout
 from proxycore.contentviews.api import Contentview, Metadata
 from proxycore.http import Request, parse_content_type
-from proxycore.textutils import escape_bytes
+from proxycore.utils.textutils import escape_bytes
 
 
 def merge_repeated(pairs: Iterable[tuple[str, str]]) -> dict[str, str | list[str]]:

@@ -15,9 +15,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from proxycore import encoding
 from proxycore.connection import Client, Server
-from proxycore.cookies import parse_set_cookie_headers
 from proxycore.http import (
     Headers,
     HTTPFlow,
@@ -26,7 +24,9 @@ from proxycore.http import (
     infer_content_encoding,
     status_reason,
 )
-from proxycore.textutils import is_mostly_binary
+from proxycore.net import encoding
+from proxycore.net.http.cookies import parse_set_cookie_headers
+from proxycore.utils.textutils import is_mostly_binary
 
 HAR_READ_ERROR = "Unable to read HAR file. Please provide a valid HAR file"
 

@@ -12,14 +12,14 @@ import collections
 import struct
 import time
 
-from proxycore import commands, events
-from proxycore.commands import StartHook, hook_dataclass
 from proxycore.connection import Connection, TransportProtocol
-from proxycore.context import Context
 from proxycore.dns import DNSFlow, DNSMessage
 from proxycore.flow import Error
-from proxycore.layer import CommandGenerator, Layer
 from proxycore.net.dns import response_codes
+from proxycore.proxy import commands, events
+from proxycore.proxy.commands import StartHook, hook_dataclass
+from proxycore.proxy.context import Context
+from proxycore.proxy.layer import CommandGenerator, Layer
 
 #: Flows of one connection kept for matching answers; older ones are forgotten first.
 MAX_OPEN_FLOWS = 1024

@@ -14,13 +14,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from proxycore import commands, events
-from proxycore.commands import StartHook, hook_dataclass
 from proxycore.connection import Client
-from proxycore.context import Context
-from proxycore.layer import CommandGenerator, Layer, NextLayer
-from proxycore.mode_specs import ReverseMode
 from proxycore.net import socks5
+from proxycore.proxy import commands, events
+from proxycore.proxy.commands import StartHook, hook_dataclass
+from proxycore.proxy.context import Context
+from proxycore.proxy.layer import CommandGenerator, Layer, NextLayer
+from proxycore.proxy.mode_specs import ReverseMode
 
 
 class HttpProxy(Layer):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from proxycore import commands, events
-from proxycore.commands import StartHook, hook_dataclass
 from proxycore.connection import Connection
-from proxycore.context import Context
 from proxycore.flow import Error
-from proxycore.layer import CommandGenerator, Layer
+from proxycore.proxy import commands, events
+from proxycore.proxy.commands import StartHook, hook_dataclass
+from proxycore.proxy.context import Context
+from proxycore.proxy.layer import CommandGenerator, Layer
 from proxycore.tcp import TCPFlow, TCPMessage
 
 

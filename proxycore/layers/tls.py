@@ -23,12 +23,12 @@ from typing import Any
 
 from OpenSSL import SSL
 
-from proxycore import commands, events
-from proxycore.commands import StartHook, hook_dataclass
 from proxycore.connection import Connection, ConnectionState, Server
-from proxycore.context import Context
-from proxycore.layer import CommandGenerator, Layer, NextLayer
 from proxycore.net import tls as tls_parse
+from proxycore.proxy import commands, events
+from proxycore.proxy.commands import StartHook, hook_dataclass
+from proxycore.proxy.context import Context
+from proxycore.proxy.layer import CommandGenerator, Layer, NextLayer
 
 READ_CHUNK = 65536  # plaintext per SSL_read call (a TLS record is at most 16 KiB)
 

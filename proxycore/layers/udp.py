@@ -5,11 +5,11 @@ closes an idle client after its timeout, or a server that refused our datagrams)
 
 from __future__ import annotations
 
-from proxycore import commands, events
-from proxycore.commands import StartHook, hook_dataclass
-from proxycore.context import Context
 from proxycore.flow import Error
-from proxycore.layer import CommandGenerator, Layer
+from proxycore.proxy import commands, events
+from proxycore.proxy.commands import StartHook, hook_dataclass
+from proxycore.proxy.context import Context
+from proxycore.proxy.layer import CommandGenerator, Layer
 from proxycore.udp import UDPFlow, UDPMessage
 
 

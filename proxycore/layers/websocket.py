@@ -27,15 +27,15 @@ import wsproto.extensions
 import wsproto.frame_protocol
 import wsproto.utilities
 
-from proxycore import commands, events
-from proxycore.commands import StartHook, hook_dataclass
 from proxycore.connection import Connection
-from proxycore.context import Context
 from proxycore.flow import Error
 from proxycore.http import HTTPFlow
-from proxycore.layer import CommandGenerator, Layer
 from proxycore.net import websocket_frames
 from proxycore.options import parse_size
+from proxycore.proxy import commands, events
+from proxycore.proxy.commands import StartHook, hook_dataclass
+from proxycore.proxy.context import Context
+from proxycore.proxy.layer import CommandGenerator, Layer
 from proxycore.websocket import Opcode, WebSocketData, WebSocketMessage
 
 # A changed message is sent in fragments of this size (mitmproxy uses about 4 KB).

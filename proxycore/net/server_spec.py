@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from proxycore.mode_specs import parse_server_spec
+from proxycore.proxy.mode_specs import parse_server_spec
 
 ServerSpec = tuple[str, tuple[str, int]]
 

@@ -12,7 +12,7 @@ import proxycore.layers.http
 import proxycore.layers.tcp
 import proxycore.layers.tls
 import proxycore.layers.websocket
-import proxycore.server_hooks  # noqa: F401
+import proxycore.proxy.server_hooks  # noqa: F401
 from proxycore import hooks
 
 # Lifecycle hooks run outside the event loop's flow handling; threading them gains nothing.

@@ -11,7 +11,7 @@ from typing import Any
 
 from proxycore import dns, flow, http, tcp, udp, websocket
 from proxycore.connection import Client, ConnectionState, Server, TransportProtocol
-from proxycore.mode_specs import ProxyMode
+from proxycore.proxy.mode_specs import ProxyMode
 from proxycore.test.tutils import tdnsreq, tdnsresp, treq, tresp
 from proxycore.websocket import Opcode
 

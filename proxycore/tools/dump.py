@@ -307,7 +307,7 @@ def main(argv: Sequence[str] | None = None, tool: Tool | None = None) -> int:
     # Until the event loop takes over, make SIGTERM behave like Ctrl-C: a quiet exit.
     signal.signal(signal.SIGTERM, terminate)
     try:
-        from proxycore import eventloop
+        from proxycore.utils import eventloop
 
         return eventloop.run(_run(args, tool))
     except (KeyboardInterrupt, _Terminated):

@@ -5,8 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import overload
 
-from proxycore.textutils import cut_after_lines, escape_bytes, escape_control, is_mostly_binary
 from proxycore.types import escaped_to_bytes
+from proxycore.utils.textutils import (
+    cut_after_lines,
+    escape_bytes,
+    escape_control,
+    is_mostly_binary,
+)
 
 # One escaped form per byte value, computed once.
 _ESCAPED = [escape_bytes(bytes([b])) for b in range(256)]

@@ -2,7 +2,7 @@
 
 import sys
 
-from proxycore import eventloop
+from proxycore.utils import eventloop
 from proxycore.workers.child import run
 
 if __name__ == "__main__":

@@ -79,8 +79,8 @@ class PrimaryLink:
 
 def _inject(master: Any, flow: Any, kind: str, from_client: bool, content: bytes, opcode: int) -> None:
     """A message the primary's user injected into a live TCP or WebSocket flow of ours."""
-    from proxycore.events import MessageInjected
     from proxycore.exceptions import CommandError
+    from proxycore.proxy.events import MessageInjected
 
     if flow is None:
         return
@@ -111,12 +111,12 @@ def _apply_edits(flow: Any, state: dict[str, Any]) -> None:
 
 
 async def run(channel: str, index: int) -> int:
-    from proxycore import server
     from proxycore.addons import default_addons
     from proxycore.addons.termlog import TermLog
     from proxycore.compat import install_mitmproxy_alias
     from proxycore.master import Master
     from proxycore.options import Options
+    from proxycore.proxy import server
 
     workers.IN_WORKER = True
     server.REUSE_PORT = True

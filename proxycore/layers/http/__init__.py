@@ -12,12 +12,9 @@ from __future__ import annotations
 import enum
 import time
 
-from proxycore import commands, events
 from proxycore.connection import Connection, Server
-from proxycore.context import Context
 from proxycore.flow import Error
 from proxycore.http import Headers, HTTPFlow, Response, _hostport
-from proxycore.layer import CommandGenerator, Layer, NextLayer
 from proxycore.layers.http._body import BodyBuffer
 from proxycore.layers.http._commands import (
     DropStream,
@@ -56,9 +53,12 @@ from proxycore.layers.http._hooks import (
 from proxycore.layers.http._http1 import Http1Client, Http1Server, hold_limit, make_error_response
 from proxycore.layers.http._http2 import Http2Client, Http2Server
 from proxycore.layers.http._upstream_proxy import HttpUpstreamTunnel
-from proxycore.mode_specs import ReverseMode, UpstreamMode
 from proxycore.net.http1 import ProtocolError, parse_authority
 from proxycore.options import parse_size
+from proxycore.proxy import commands, events
+from proxycore.proxy.context import Context
+from proxycore.proxy.layer import CommandGenerator, Layer, NextLayer
+from proxycore.proxy.mode_specs import ReverseMode, UpstreamMode
 
 __all__ = [
     "HTTPMode",

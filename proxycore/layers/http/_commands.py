@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxycore.commands import Command
 from proxycore.connection import Address, Connection, Server
 from proxycore.layers.http._events import HttpEvent
+from proxycore.proxy.commands import Command
 
 
 class ReceiveHttp(Command):

@@ -10,8 +10,8 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from proxycore.events import Event
 from proxycore.http import Headers, Request, Response
+from proxycore.proxy.events import Event
 
 
 class ErrorCode(enum.Enum):

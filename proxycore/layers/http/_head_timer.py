@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxycore import commands, events
+from proxycore.proxy import commands, events
 
 
 class HeadTimer:

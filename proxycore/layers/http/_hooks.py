@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from proxycore.commands import StartHook, hook_dataclass
 from proxycore.http import HTTPFlow
+from proxycore.proxy.commands import StartHook, hook_dataclass
 
 
 @hook_dataclass

@@ -13,11 +13,8 @@ import logging
 import time
 from typing import Any
 
-from proxycore import commands, events
 from proxycore.connection import Connection
-from proxycore.context import Context
 from proxycore.http import Headers, Request, Response, _hostport
-from proxycore.layer import CommandGenerator, Layer
 from proxycore.layers.http._commands import ReceiveHttp
 from proxycore.layers.http._events import (
     BodyBackpressure,
@@ -40,6 +37,9 @@ from proxycore.layers.http._head_timer import HeadTimer
 from proxycore.net import http1
 from proxycore.net.http1 import BodyData, BodyReader, ProtocolError
 from proxycore.options import parse_size
+from proxycore.proxy import commands, events
+from proxycore.proxy.context import Context
+from proxycore.proxy.layer import CommandGenerator, Layer
 
 # Body chunks above this size are framed with separate writes instead of being copied into one.
 CHUNK_COPY_LIMIT = 64 * 1024

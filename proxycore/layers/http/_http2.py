@@ -37,11 +37,8 @@ import h2.frame_buffer
 import h2.settings
 import hyperframe.frame
 
-from proxycore import commands, events
 from proxycore.connection import Connection
-from proxycore.context import Context
 from proxycore.http import Headers, Request, Response, reason_phrase
-from proxycore.layer import CommandGenerator, Layer
 from proxycore.layers.http._commands import ReceiveHttp
 from proxycore.layers.http._events import (
     BodyBackpressure,
@@ -61,6 +58,9 @@ from proxycore.layers.http._events import (
 )
 from proxycore.layers.http._head_timer import HeadTimer
 from proxycore.layers.http._reset_window import ResetWindow
+from proxycore.proxy import commands, events
+from proxycore.proxy.context import Context
+from proxycore.proxy.layer import CommandGenerator, Layer
 
 MAX_FRAME_SIZE = 2**17
 PROVISIONAL_MAX_CONCURRENT_STREAMS = 10

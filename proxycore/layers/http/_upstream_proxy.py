@@ -16,13 +16,13 @@ import ipaddress
 import logging
 import time
 
-from proxycore import commands, events
 from proxycore.connection import ConnectionState, Server
-from proxycore.context import Context
 from proxycore.http import Headers, HTTPFlow, Request
-from proxycore.layer import CommandGenerator, Layer, NextLayer
 from proxycore.layers.http._hooks import HttpConnectUpstreamHook
 from proxycore.net import http1
+from proxycore.proxy import commands, events
+from proxycore.proxy.context import Context
+from proxycore.proxy.layer import CommandGenerator, Layer, NextLayer
 
 MAX_RESPONSE_HEAD = 64 * 1024  # an upstream proxy's answer to CONNECT is a few hundred bytes
 

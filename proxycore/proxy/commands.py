@@ -1,7 +1,7 @@
 """Commands: what a layer asks the driver (or its parent layer) to do.
 
 A command whose ``blocking`` is True suspends the layer that yielded it until
-the matching :class:`~proxycore.events.CommandCompleted` arrives.  When the
+the matching :class:`~proxycore.proxy.events.CommandCompleted` arrives.  When the
 command passes up through parent layers it carries the issuing layer in
 ``blocking`` instead of True, so that only that one layer pauses.
 """

@@ -16,10 +16,10 @@ import logging
 import socket
 from typing import Any
 
-from proxycore import events
-from proxycore import server as _server
 from proxycore.connection import Client, ConnectionState, TransportProtocol
-from proxycore.mode_specs import ProxyMode
+from proxycore.proxy import events
+from proxycore.proxy import server as _server
+from proxycore.proxy.mode_specs import ProxyMode
 
 logger = logging.getLogger("proxycore.proxy")
 

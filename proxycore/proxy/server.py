@@ -20,13 +20,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from proxycore import commands, events, platform
+from proxycore import platform
 from proxycore.connection import Client, Connection, ConnectionState, Server, TransportProtocol
-from proxycore.context import Context
 from proxycore.flow import Flow
-from proxycore.layer import Layer
-from proxycore.mode_specs import ProxyMode, TransparentMode
-from proxycore.server_hooks import (
+from proxycore.proxy import commands, events
+from proxycore.proxy.context import Context
+from proxycore.proxy.layer import Layer
+from proxycore.proxy.mode_specs import ProxyMode, TransparentMode
+from proxycore.proxy.server_hooks import (
     ClientConnectedHook,
     ClientDisconnectedHook,
     ServerConnectedHook,
@@ -514,7 +515,7 @@ class ConnectionHandler:
                 source = getattr(self.options, "connect_addr", None)
                 local_addr = (source, 0) if source else None
                 if server.transport_protocol == TransportProtocol.UDP:
-                    from proxycore.server_udp import open_datagram
+                    from proxycore.proxy.server_udp import open_datagram
 
                     transport = await open_datagram(protocol, host, port, local_addr)
                 else:

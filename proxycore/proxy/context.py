@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from proxycore.connection import Client, Server
 
 if TYPE_CHECKING:
-    from proxycore.layer import Layer
+    from proxycore.proxy.layer import Layer
 
 
 class Context:

@@ -15,10 +15,10 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from proxycore import commands, events
-from proxycore.commands import Command, StartHook, hook_dataclass
 from proxycore.connection import Connection
-from proxycore.context import Context
+from proxycore.proxy import commands, events
+from proxycore.proxy.commands import Command, StartHook, hook_dataclass
+from proxycore.proxy.context import Context
 
 T = TypeVar("T")
 #: A layer's event handler: yields commands, gets replies, returns a T (usually None).

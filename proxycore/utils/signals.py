@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-logger = logging.getLogger("proxycore.signals")
+logger = logging.getLogger("proxycore.utils.signals")
 
 
 class Signal:

@@ -6,8 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from proxycore import commands
 from proxycore.connection import Connection
+from proxycore.proxy import commands
 
 
 class Event:

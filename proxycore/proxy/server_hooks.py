@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from proxycore.commands import StartHook, hook_dataclass
 from proxycore.connection import Client, Server
+from proxycore.proxy.commands import StartHook, hook_dataclass
 
 
 @hook_dataclass
