@@ -40,7 +40,7 @@ class WebServer:
             "web_port": 0,
             "web_open_browser": False,
             "web_password": TOKEN,
-            "web_fetch_frontend": False,  # never the network; tests/test_web_frontend.py covers it
+            "web_fetch_frontend": False,  # never the network; tests/api/test_web_frontend.py covers it
             "listen_host": "127.0.0.1",
             "listen_port": 0,
             "confdir": str(tmp / "conf"),
@@ -70,7 +70,7 @@ class WebServer:
 
     @property
     def url(self) -> str:
-        """The proxy's URL (what tests.test_e2e.curl passes to curl -x)."""
+        """The proxy's URL (what tests.e2e.test_e2e.curl passes to curl -x)."""
         return f"http://127.0.0.1:{self.proxy_port}"
 
     def add(self, *flows: Any) -> None:

@@ -17,10 +17,10 @@ from proxycore import http
 from proxycore.addons.savehar import SaveHar
 from proxycore.io import FlowReader, FlowReadException, har
 from proxycore.master import Master
+from tests.cli.test_flowfiles_cli import CORPUS, proxydump
 from tests.data.dumptext import fold_long_strings
-from tests.test_flowfiles_cli import CORPUS, proxydump
 
-HAR_DATA = Path(__file__).parent / "data" / "har"
+HAR_DATA = Path(__file__).parents[1] / "data" / "har"
 BROWSER_HAR = HAR_DATA / "browser.har"
 
 

@@ -266,7 +266,7 @@ def test_tcp_messages_wait_for_resume(tmp_path):
 def test_the_documented_example_holds_and_releases(tmp_path, origin):
     import re
 
-    doc = (Path(__file__).parent.parent / "docs" / "replay.md").read_text()
+    doc = (Path(__file__).parents[2] / "docs" / "replay.md").read_text()
     (source,) = re.findall(r"```python\n(# release\.py.*?)```", doc, re.S)
     script = tmp_path / "release.py"
     script.write_text(source)

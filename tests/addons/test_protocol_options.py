@@ -27,7 +27,7 @@ from proxycore.net.dns import https_records
 from proxycore.test import tflow as mtflow
 from tests.addon_utils import load, tflow, tresponse
 
-CATALOGUE = json.loads((Path(__file__).parent / "data" / "mitmweb-12.3.1-catalogue.json").read_text())
+CATALOGUE = json.loads((Path(__file__).parents[1] / "data" / "mitmweb-12.3.1-catalogue.json").read_text())
 
 # block_list ---------------------------------------------------------------------------
 
@@ -135,7 +135,7 @@ def test_connect_addr_must_be_an_ip() -> None:
 
 @pytest.mark.e2e
 def test_connect_addr_is_the_source_of_upstream_connections(tmp_path) -> None:
-    from tests.test_e2e import Proxy
+    from tests.e2e.test_e2e import Proxy
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -353,7 +353,7 @@ def test_content_view_names_equal_mitmweb_but_for_documented_ones() -> None:
     from proxycore.api.contentview import view_names
 
     assert sorted(set(CATALOGUE["contentViews"]) - set(view_names())) == ["grpc", "http/3 frames", "protobuf", "wbxml"]
-    from tests.test_protocol_views import builtin_view_names
+    from tests.contentviews.test_protocol_views import builtin_view_names
 
     assert builtin_view_names() <= set(CATALOGUE["contentViews"])
 
@@ -393,7 +393,7 @@ def test_new_addons_cost_nothing_per_request_unless_configured() -> None:
 def test_onboarding_app_serves_the_ca_certificate(tmp_path) -> None:
     import subprocess
 
-    from tests.test_e2e import Proxy
+    from tests.e2e.test_e2e import Proxy
 
     proxy = Proxy([], tmp_path)
     try:

@@ -14,7 +14,7 @@ from proxycore.connection import Client, Server, TransportProtocol
 from proxycore.io import FlowReader
 from proxycore.tcp import TCPFlow, TCPMessage
 from proxycore.udp import UDPFlow, UDPMessage
-from tests.test_clientplayback import Harness, run
+from tests.addons.test_clientplayback import Harness, run
 
 pytestmark = pytest.mark.e2e
 

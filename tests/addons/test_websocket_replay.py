@@ -12,7 +12,7 @@ from websockets.asyncio.server import serve
 from proxycore.connection import Client, Server
 from proxycore.http import HTTPFlow, Request, Response
 from proxycore.websocket import Opcode, WebSocketData, WebSocketMessage
-from tests.test_clientplayback import Harness, run
+from tests.addons.test_clientplayback import Harness, run
 
 pytestmark = pytest.mark.e2e
 

@@ -113,7 +113,7 @@ class Attack:
         """Start the proxy under attack (proxyweb with ``web``) and the canary through it."""
         assert not self.proxies, "one proxy per attack"
         if web:
-            from tests.test_web_e2e import ProxyWeb
+            from tests.api.test_web_e2e import ProxyWeb
             from tests.webapi import TOKEN
 
             proxy: Proxy = ProxyWeb(self.tmp_path, "--set", f"web_password={TOKEN}", *args)

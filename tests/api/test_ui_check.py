@@ -27,16 +27,16 @@ import pytest
 from websockets.sync.server import ServerConnection, serve
 
 from proxycore.api import frontend
+from tests.api.test_web_e2e import CORPUS, ProxyWeb
 from tests.downloads import pinned_wheel
 from tests.e2e_servers import start_http
 from tests.package_index import serve_index
-from tests.test_web_e2e import CORPUS, ProxyWeb
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"
-SCRIPT = Path(__file__).parent / "ui" / "ui_check.mjs"
+SCRIPT = Path(__file__).parents[1] / "ui" / "ui_check.mjs"
 SHOTS = CACHE / "ui-shots"
 CHECKS = ["page-load", "flow-list", "flow-detail", "other-flow-views", "filter", "live-update",
           "options-dialog", "no-js-errors"]

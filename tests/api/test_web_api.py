@@ -12,10 +12,10 @@ import pytest
 
 from proxycore.flow import Error
 from proxycore.io import FlowReader
-from tests.test_flowfilter import http_flow, tcp_flow, ws_flow
+from tests.model.test_flowfilter import http_flow, tcp_flow, ws_flow
 from tests.webapi import TOKEN, WebServer, put_json, request, running
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 CORPUS = DATA / "corpus-all.mitm"
 
 

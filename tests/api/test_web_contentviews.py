@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from proxycore.websocket import Opcode, WebSocketMessage
-from tests.test_flowfilter import http_flow, tcp_flow, ws_flow
+from tests.model.test_flowfilter import http_flow, tcp_flow, ws_flow
 from tests.webapi import WebServer, request, running
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 KEYS = ["text", "view_name", "syntax_highlight", "description"]
 
 

@@ -16,15 +16,15 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.test_e2e import Proxy, curl
 from tests.e2e_servers import free_port, start_http
-from tests.test_e2e import Proxy, curl
 from tests.webapi import WebServer, request, running, ws_connect, ws_recv, ws_until
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (.ci/run installs it)"),
 ]
-CORPUS = Path(__file__).parent / "data" / "corpus-all.mitm"
+CORPUS = Path(__file__).parents[1] / "data" / "corpus-all.mitm"
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,7 @@ class ProxyWeb(Proxy):
     """The proxyweb command, with the web API on a free port; ``url`` is the printed one.
 
     The first-use download of the front end is off unless ``fetch_frontend`` (then it comes
-    from the index in ``PIP_INDEX_URL``, see tests/test_web_frontend.py).
+    from the index in ``PIP_INDEX_URL``, see tests/api/test_web_frontend.py).
     """
 
     def __init__(self, tmp: Path, *args: str, fetch_frontend: bool = False) -> None:
@@ -292,7 +292,7 @@ def test_websocket_flow_updates_per_message(server: WebServer) -> None:
     from websockets.asyncio.client import connect
     from websockets.asyncio.server import serve
 
-    from tests.test_e2e_websocket import echo
+    from tests.e2e.test_e2e_websocket import echo
 
     async def session() -> None:
         async with serve(echo, "127.0.0.1", 0) as origin:
@@ -325,7 +325,7 @@ def test_raw_tcp_flow_appears(server: WebServer) -> None:
     """Non-HTTP bytes after CONNECT become a TCP flow: added at tcp_start, updated per message."""
     import asyncio
 
-    from tests.test_intercept import _echo
+    from tests.addons.test_intercept import _echo
 
     async def session() -> None:
         origin = await asyncio.start_server(_echo, "127.0.0.1", 0)

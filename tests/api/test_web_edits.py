@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_flowfilter import http_flow
+from tests.model.test_flowfilter import http_flow
 from tests.webapi import WebServer, put_json, running
 
 

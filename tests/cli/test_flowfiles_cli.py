@@ -12,10 +12,10 @@ import pytest
 
 from proxycore.io import FlowReader
 from tests.data.dumptext import fold_long_bodies
+from tests.e2e.test_e2e import Proxy
 from tests.e2e_servers import start_http
-from tests.test_e2e import Proxy
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 CORPUS = DATA / "corpus-all.mitm"
 
 

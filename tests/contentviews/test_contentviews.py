@@ -18,7 +18,7 @@ from proxycore.contentviews.xml_html import format_xml, tokenize
 from proxycore.tcp import TCPMessage
 from proxycore.websocket import WebSocketMessage
 
-GOLDEN = Path(__file__).parent / "data" / "contentviews"
+GOLDEN = Path(__file__).parents[1] / "data" / "contentviews"
 VIEWS = json.loads((GOLDEN / "views.json").read_text())
 YAML_CASES = json.loads((GOLDEN / "yaml.json").read_text())
 

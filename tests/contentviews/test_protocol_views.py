@@ -21,7 +21,7 @@ from proxycore.tcp import TCPMessage
 from proxycore.test import tflow
 from proxycore.websocket import Opcode, WebSocketMessage
 
-GOLDEN = json.loads((Path(__file__).parent / "data" / "contentviews" / "protocol_views.json").read_text())
+GOLDEN = json.loads((Path(__file__).parents[1] / "data" / "contentviews" / "protocol_views.json").read_text())
 
 # mitmproxy 12.3.1 cuts two bytes off every DNS message it finds in an HTTP body (the TCP
 # length prefix), so it cannot show a DNS-over-HTTPS body; proxycore parses the body whole.
@@ -88,7 +88,7 @@ def builtin_view_names() -> set[str]:
 
 
 def test_view_names_equal_mitmweb_but_for_the_rust_views() -> None:
-    catalogue = json.loads((Path(__file__).parent / "data" / "mitmweb-12.3.1-catalogue.json").read_text())
+    catalogue = json.loads((Path(__file__).parents[1] / "data" / "mitmweb-12.3.1-catalogue.json").read_text())
     missing = sorted(set(catalogue["contentViews"]) - set(contentviews.view_names()))
     # left to do: protobuf/gRPC (mitmproxy_rs), HTTP/3 frames (needs HTTP/3), WBXML
     assert missing == ["grpc", "http/3 frames", "protobuf", "wbxml"]

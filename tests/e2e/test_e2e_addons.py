@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.test_cli import run
+from tests.e2e.test_e2e import Proxy
 from tests.e2e_servers import RecordingHandler, free_port, start_http
-from tests.test_cli import run
-from tests.test_e2e import Proxy
 
 pytestmark = [
     pytest.mark.e2e,
@@ -268,6 +268,6 @@ def test_help_lists_the_addon_flags():
     ],
 )
 def test_bad_flags_exit_with_one_line(args, needle):
-    from tests.test_cli import assert_clean_failure
+    from tests.cli.test_cli import assert_clean_failure
 
     assert_clean_failure(run("-p", "0", *args), "proxydump: error:", needle)

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from proxycore.io import FlowReader
+from tests.e2e.test_e2e import Proxy, curl
 from tests.e2e_servers import start_http
-from tests.test_e2e import Proxy, curl
 
 pytestmark = [
     pytest.mark.e2e,

@@ -17,6 +17,7 @@ import h2.events
 import hyperframe.frame
 import pytest
 
+from tests.e2e.test_e2e import Proxy
 from tests.e2e_servers import start_h2
 from tests.h2_clients import (
     UploadResult,
@@ -28,7 +29,6 @@ from tests.h2_clients import (
     request_headers,
     rss_kib,
 )
-from tests.test_e2e import Proxy
 
 pytestmark = pytest.mark.e2e
 

@@ -20,15 +20,15 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 
+from tests.e2e.test_e2e import Proxy
 from tests.e2e_servers import start_http
-from tests.test_e2e import Proxy
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (.ci/run installs it)"),
 ]
 
-SCRIPTS = Path(__file__).parent / "data" / "mitmproxy_scripts"
+SCRIPTS = Path(__file__).parents[1] / "data" / "mitmproxy_scripts"
 
 
 class PongHandler(socketserver.BaseRequestHandler):
@@ -173,7 +173,7 @@ def test_wsgi_and_asgi_apps(proxy):
 
 
 def test_option_validation_in_a_script_refuses_bad_value(tmp_path):
-    from tests.test_cli import run
+    from tests.cli.test_cli import run
 
     r = run("-n", "-s", str(SCRIPTS / "http_surface.py"), "--set", "greeting=forbidden")
     assert r.returncode == 1

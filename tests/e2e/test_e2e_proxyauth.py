@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.test_cli import assert_clean_failure, run
+from tests.e2e.test_e2e import Proxy
 from tests.e2e_servers import RecordingHandler as Recording
 from tests.e2e_servers import start_http
-from tests.test_cli import assert_clean_failure, run
-from tests.test_e2e import Proxy
-from tests.test_htpasswd import KNOWN, PASSWORD
+from tests.model.test_htpasswd import KNOWN, PASSWORD
 
 pytestmark = [
     pytest.mark.e2e,
@@ -341,7 +341,7 @@ def test_malformed_htpasswd_exits_with_one_line(tmp_path):
 
 
 def test_flows_read_from_a_file_are_not_challenged(tmp_path):
-    corpus = str(Path(__file__).parent / "data" / "corpus-all.mitm")
+    corpus = str(Path(__file__).parents[1] / "data" / "corpus-all.mitm")
     plain = run("-n", "-r", corpus, "--set", f"confdir={tmp_path}")
     with_auth = run("-n", "-r", corpus, "--set", f"confdir={tmp_path}", "--proxyauth", "a:b")
     assert plain.returncode == with_auth.returncode == 0

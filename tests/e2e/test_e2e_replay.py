@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from proxycore.io import FlowReader, FlowWriter
+from tests.addons.test_clientplayback import tflow
+from tests.cli.test_flowfiles_cli import proxydump
+from tests.e2e.test_e2e import Proxy
 from tests.e2e_servers import free_port, start_h2, start_http
-from tests.test_clientplayback import tflow
-from tests.test_e2e import Proxy
-from tests.test_flowfiles_cli import proxydump
 
 pytestmark = [
     pytest.mark.e2e,

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from proxycore.io import FlowReader
+from tests.api.test_web_e2e import ProxyWeb
+from tests.e2e.test_e2e import Proxy
 from tests.e2e_servers import start_http
-from tests.test_e2e import Proxy
-from tests.test_web_e2e import ProxyWeb
 from tests.webapi import TOKEN, put_json, request
 
 pytestmark = [

@@ -17,7 +17,7 @@ from proxycore.addons import default_addons
 from proxycore.command import Command, typename
 from proxycore.master import Master
 
-CATALOGUE = json.loads((Path(__file__).parent / "data" / "corpus-all.webextra.json").read_text())["GET /commands"]
+CATALOGUE = json.loads((Path(__file__).parents[1] / "data" / "corpus-all.webextra.json").read_text())["GET /commands"]
 
 # Commands other parts provide: the web UI's view, history and event store (proxyweb),
 # save.har (HAR export).

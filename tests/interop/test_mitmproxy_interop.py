@@ -17,10 +17,10 @@ from proxycore import flowfilter
 from proxycore.io import FlowReader, FlowWriter
 from tests.downloads import announce, pinned_wheel
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 MITM_VENV = ROOT / ".cache" / "mitmproxy-11.0.2"
 MITM_WHEEL = "mitmproxy-11.0.2-py3-none-any.whl"
-CORPUS = Path(__file__).parent / "data" / "corpus-all.mitm"
+CORPUS = Path(__file__).parents[1] / "data" / "corpus-all.mitm"
 
 # Runs inside mitmproxy's venv: read flows and print their state (and filter matches) as JSON.
 READER = r"""

@@ -1,6 +1,6 @@
 """Behaviour and API that mitmproxy scripts and addon tests rely on (issue 13, points 2-4).
 
-Imported from proxycore's own paths here; tests/test_compat.py checks the mitmproxy alias.
+Imported from proxycore's own paths here; tests/interop/test_compat.py checks the mitmproxy alias.
 """
 
 from __future__ import annotations

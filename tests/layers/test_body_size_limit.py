@@ -1,7 +1,7 @@
 """body_size_limit: bodies over the limit fail the flow with 413 (request) or 502 (response).
 
 Layer tests with HTTP/1 and HTTP/2 peers (no sockets); the end-to-end check with curl is in
-tests/test_e2e_replay.py.
+tests/e2e/test_e2e_replay.py.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from proxycore.layers.http._http1 import LINGER_SECONDS
 from proxycore.options import Options
 from proxycore.proxy import commands, events
 from proxycore.testing import BytesMatching, Placeholder, Playbook, make_context, reply
-from tests.test_http1_layer import auto, get_flow_playbook, open_and_send
-from tests.test_http2_layer import H2Pump
+from tests.layers.test_http1_layer import auto, get_flow_playbook, open_and_send
+from tests.layers.test_http2_layer import H2Pump
 
 REQUEST_MESSAGE = "Request body exceeds mitmproxy's body_size_limit."
 RESPONSE_MESSAGE = "Response body exceeds mitmproxy's body_size_limit."

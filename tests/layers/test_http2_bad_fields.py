@@ -6,7 +6,7 @@ from __future__ import annotations
 import h2.errors
 import h2.events
 
-from tests.test_http2_layer import H2Pump, h2_peer
+from tests.layers.test_http2_layer import H2Pump, h2_peer
 
 BAD_VALUES = [b"a\r\nInjected: 1", b"a\nb", b"a\x00b", b"a\rb"]
 

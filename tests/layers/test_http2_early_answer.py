@@ -9,7 +9,7 @@ import h2.settings
 
 from proxycore.http import HTTPFlow, Response
 from proxycore.proxy import events
-from tests.test_http2_layer import H2Pump
+from tests.layers.test_http2_layer import H2Pump
 
 NO_ERROR = h2.errors.ErrorCodes.NO_ERROR
 WINDOW = 65535  # the smallest windows HTTP/2 allows: stream and connection

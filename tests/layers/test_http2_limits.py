@@ -13,7 +13,7 @@ import hyperframe.frame
 from proxycore.layers.http._http2 import GOAWAY_LINGER_SECONDS
 from proxycore.layers.http._reset_window import SLICES, ResetWindow
 from proxycore.proxy import commands, events
-from tests.test_http2_layer import H2Pump
+from tests.layers.test_http2_layer import H2Pump
 
 ENHANCE_YOUR_CALM = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
 REFUSED_STREAM = h2.errors.ErrorCodes.REFUSED_STREAM

@@ -17,7 +17,7 @@ from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.layers.http._http2 import GOAWAY_LINGER_SECONDS
 from proxycore.proxy import commands, events
 from proxycore.testing import Placeholder, Playbook, make_context, reply
-from tests.test_http2_layer import H2Pump, h2_peer
+from tests.layers.test_http2_layer import H2Pump, h2_peer
 
 NO_ERROR = h2.errors.ErrorCodes.NO_ERROR
 

@@ -20,8 +20,8 @@ from proxycore.layers.http._http1 import LINGER_SECONDS
 from proxycore.layers.websocket import CLOSE_TIMEOUT
 from proxycore.proxy import commands, events
 from proxycore.testing import BytesMatching, Placeholder, Playbook, make_context, reply
-from tests.test_http1_layer import get_flow_playbook
-from tests.test_websocket_layer import DEFLATE, Relay, messages
+from tests.layers.test_http1_layer import get_flow_playbook
+from tests.layers.test_websocket_layer import DEFLATE, Relay, messages
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from proxycore.proxy.layer import NextLayer, NextLayerHook
 from proxycore.proxy.mode_specs import ProxyMode
 from proxycore.tcp import TCPFlow
 from proxycore.testing import BytesMatching, Placeholder, Playbook, make_context, reply, run_events
-from tests.test_http_fuzz import split
+from tests.layers.test_http_fuzz import split
 
 TLS_HELLO_START = b"\x16\x03\x01\x00\x05hello"
 

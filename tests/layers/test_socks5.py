@@ -15,7 +15,7 @@ from proxycore.proxy import commands, events
 from proxycore.proxy.layer import NextLayer, NextLayerHook
 from proxycore.proxy.mode_specs import ProxyMode
 from proxycore.testing import Placeholder, Playbook, make_context, reply, run_events
-from tests.test_http_fuzz import split
+from tests.layers.test_http_fuzz import split
 
 GREETING = b"\x05\x01\x00"
 GREETING_AUTH = b"\x05\x02\x00\x02"

@@ -29,7 +29,7 @@ def names(master: Master, hook: str) -> list[str]:
 def test_default_proxy_runs_no_addon_per_request(master: Master) -> None:
     """With default options every per-request hook is answered without an addon call (the
     onboarding app's request hook has a gate, checked by the driver before any task: see
-    tests/test_protocol_options.py)."""
+    tests/addons/test_protocol_options.py)."""
     assert {hook: names(master, hook) for hook in PER_REQUEST_HOOKS} == {
         "requestheaders": [],
         "request": ["Onboarding"],

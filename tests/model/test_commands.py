@@ -22,7 +22,7 @@ from proxycore.flow import Flow
 from proxycore.http import HTTPFlow
 from proxycore.io import FlowReader
 from proxycore.master import Master
-from tests.test_flowfilter import http_flow, tcp_flow, ws_flow
+from tests.model.test_flowfilter import http_flow, tcp_flow, ws_flow
 
 
 class Flows:
@@ -598,7 +598,7 @@ def test_flow_view_types_are_http_flows() -> None:
 
 
 def test_docs_example_runs(master: Master, tmp_path: pathlib.Path) -> None:
-    doc = (pathlib.Path(__file__).parent.parent / "docs" / "commands.md").read_text()
+    doc = (pathlib.Path(__file__).parents[2] / "docs" / "commands.md").read_text()
     source = doc.split("```python\n", 1)[1].split("```", 1)[0].replace("/tmp/", f"{tmp_path}/")
     namespace: dict[str, Any] = {}
     exec(compile(source, "commands.md", "exec"), namespace)

@@ -34,7 +34,7 @@ from proxycore.websocket import WebSocketData, WebSocketMessage
 
 # Flow files written by mitmdump 11 (tests/data/README.md), each next to the JSON of what
 # mitmproxy's own reader makes of it: one file per scenario, and all of them concatenated.
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 ALL = DATA / "corpus-all.mitm"
 CORPUS_FILES = [*sorted((DATA / "corpus").glob("*.mitm")), ALL]
 

@@ -29,8 +29,8 @@ from proxycore.layers.dns import (
 from proxycore.net.dns import domain_names, https_records, response_codes, types
 from proxycore.proxy import commands, events
 from proxycore.testing import Placeholder, Playbook, make_context, reply
+from tests.e2e.test_e2e import Proxy
 from tests.e2e_servers import free_port
-from tests.test_e2e import Proxy
 
 # ---------------------------------------------------------------------------- strategies
 
@@ -479,7 +479,7 @@ def test_web_json_of_dns_and_udp_flows() -> None:
 
 @pytest.mark.e2e
 def test_web_state_lists_the_dns_server_and_dns_flows(tmp_path) -> None:
-    from tests.test_web_api import get
+    from tests.api.test_web_api import get
     from tests.webapi import running
 
     with running(tmp_path, mode=["regular", "dns@0"]) as server:

@@ -299,7 +299,7 @@ def test_socks5_mode_spec_type():
     ],
 )
 def test_proxydump_rejects_bad_modes_with_one_line(args, message):
-    from tests.test_cli import run
+    from tests.cli.test_cli import run
 
     r = run(*args)
     assert r.returncode == 1
@@ -309,7 +309,7 @@ def test_proxydump_rejects_bad_modes_with_one_line(args, message):
 
 def test_proxydump_starts_every_mode_given(tmp_path):
     """-m and --set mode= both work; each listener announces itself as mitmdump does."""
-    from tests.test_cli import start, wait_listening
+    from tests.cli.test_cli import start, wait_listening
 
     regular, socks, reverse = free_port(), free_port(), free_port()
     proc = start(

@@ -11,7 +11,7 @@ import pytest
 from proxycore.addons.script import ScriptLoader
 from proxycore.master import Master
 
-DOC = pathlib.Path(__file__).parent.parent / "docs" / "addons.md"
+DOC = pathlib.Path(__file__).parents[2] / "docs" / "addons.md"
 EXAMPLES = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
 
 

@@ -18,7 +18,7 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # repository directory -> installed package path (see package-dir in pyproject.toml)
 PACKAGE_DIRS = {"proxycore": "proxycore", "api": "proxycore/api", "addons": "proxycore/addons"}
 BUILD_INPUTS = ["pyproject.toml", "setup.py", "README.md", *PACKAGE_DIRS]

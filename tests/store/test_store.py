@@ -12,7 +12,7 @@ from proxycore.store import MemoryStore, StoreError, open_store, sqlfilter
 from proxycore.store.sqlite import SQLiteStore
 from proxycore.test import tflow
 
-CORPUS = pathlib.Path(__file__).parent / "data" / "corpus-all.mitm"
+CORPUS = pathlib.Path(__file__).parents[1] / "data" / "corpus-all.mitm"
 
 
 def corpus_flows() -> list:

@@ -17,9 +17,9 @@ import pytest
 
 from proxycore.store.sqlite import SQLiteStore
 from proxycore.test import tflow
+from tests.api.test_web_e2e import ProxyWeb
+from tests.e2e.test_e2e import Proxy, curl
 from tests.e2e_servers import start_http
-from tests.test_e2e import Proxy, curl
-from tests.test_web_e2e import ProxyWeb
 from tests.webapi import request, running, ws_connect, ws_until
 
 pytestmark = [

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.test_e2e import Proxy, curl
 from tests.e2e_servers import start_http
-from tests.test_e2e import Proxy, curl
 from tests.webapi import request, running, ws_connect, ws_recv
 
 pytestmark = [
