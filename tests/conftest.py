@@ -30,3 +30,42 @@ def postgres_url(postgres_server):
     from tests.pg_server import new_database
 
     return new_database(postgres_server)
+
+
+# --------------------------------------------------------------------------- markers
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/e2e/ and tests/adversarial/, and every test on the PostgreSQL
+    server (a process, reached over libpq where the e2e guard cannot see it), is e2e."""
+    for item in items:
+        parts = item.path.relative_to(item.config.rootpath).parts
+        uses = getattr(item, "fixturenames", ())
+        if parts[:2] in (("tests", "e2e"), ("tests", "adversarial")) or "postgres_server" in uses:
+            item.add_marker(pytest.mark.e2e)
+
+
+def _guarded(item: pytest.Item, phase: str):
+    """Run one phase of a test not marked e2e under tests/e2e_guard.py's watch.
+
+    Teardown is not watched: the last test of a session tears down the session's fixtures
+    (the PostgreSQL server), whatever test that is."""
+    if item.get_closest_marker("e2e") is not None:
+        return (yield)
+    from tests.e2e_guard import complaint, watch
+
+    with watch() as seen:
+        result = yield
+    if seen:
+        pytest.fail(complaint(phase, seen), pytrace=False)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    return (yield from _guarded(item, "setup"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    return (yield from _guarded(item, "call"))

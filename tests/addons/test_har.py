@@ -147,6 +147,7 @@ def test_save_har_command_and_zhar(tmp_path):
     assert json.loads((tmp_path / "none.har").read_text())["log"]["entries"] == []
 
 
+@pytest.mark.e2e
 def test_hardump_writes_at_exit_with_the_save_filter(tmp_path):
     out = tmp_path / "dump.har"
     r = proxydump("-n", "-q", "-r", str(CORPUS), "--set", f"hardump={out}", "~m POST")
@@ -158,6 +159,7 @@ def test_hardump_writes_at_exit_with_the_save_filter(tmp_path):
     assert len(json.loads(r.stdout)["log"]["entries"]) == 15
 
 
+@pytest.mark.e2e
 def test_proxydump_reads_har_files(tmp_path):
     r = proxydump("-n", "-r", str(BROWSER_HAR))
     assert r.returncode == 0, r.stderr

@@ -12,6 +12,9 @@ import pytest
 from proxycore.exceptions import OptionsError
 from proxycore.options import Options
 
+# real sockets on 127.0.0.1 or a real process: see tests/e2e_guard.py
+pytestmark = pytest.mark.e2e
+
 SCRIPT = textwrap.dedent(
     """
     import logging

@@ -82,6 +82,7 @@ def server(tmp_path: Path):
         yield s
 
 
+@pytest.mark.e2e
 def test_web_api_refuses_port_out_of_range_and_keeps_listener(server: WebServer) -> None:
     port = server.proxy_port
     r = put_json(server.port, "/options", {"listen_port": 70000})
@@ -90,6 +91,7 @@ def test_web_api_refuses_port_out_of_range_and_keeps_listener(server: WebServer)
     assert server.master.options.listen_port == 0
 
 
+@pytest.mark.e2e
 def test_port_in_use_is_a_400_and_the_old_listener_keeps_serving(server: WebServer) -> None:
     port = server.proxy_port
     with busy_port() as taken:
@@ -101,6 +103,7 @@ def test_port_in_use_is_a_400_and_the_old_listener_keeps_serving(server: WebServ
     assert request(server.port, "GET", "/state").json()["servers"]["regular"]["is_running"] is True
 
 
+@pytest.mark.e2e
 def test_listener_moves_to_a_free_port(server: WebServer) -> None:
     old = server.proxy_port
     with socket.socket() as probe:
@@ -112,6 +115,7 @@ def test_listener_moves_to_a_free_port(server: WebServer) -> None:
     assert not _connects(old)
 
 
+@pytest.mark.e2e
 def test_set_command_with_port_in_use_reverts_and_logs(server: WebServer) -> None:
     port = server.proxy_port
     with busy_port() as taken:
@@ -127,6 +131,7 @@ def test_set_command_with_port_in_use_reverts_and_logs(server: WebServer) -> Non
     assert "failed to listen" in server.log.getvalue()
 
 
+@pytest.mark.e2e
 def test_bad_host_regex_is_a_400_not_an_addon_crash(server: WebServer) -> None:
     r = put_json(server.port, "/options", {"ignore_hosts": ["["]})
     assert r.status == 400 and "Invalid regular expression in ignore_hosts: '['" in r.text
@@ -134,6 +139,7 @@ def test_bad_host_regex_is_a_400_not_an_addon_crash(server: WebServer) -> None:
     assert "Traceback" not in server.log.getvalue()
 
 
+@pytest.mark.e2e
 def test_mode_change_on_the_same_address_swaps_listeners(server: WebServer) -> None:
     port = server.proxy_port
     r = put_json(server.port, "/options", {"mode": [f"socks5@127.0.0.1:{port}", "regular@127.0.0.1:0"]})

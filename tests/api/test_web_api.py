@@ -15,6 +15,9 @@ from proxycore.io import FlowReader
 from tests.model.test_flowfilter import http_flow, tcp_flow, ws_flow
 from tests.webapi import TOKEN, WebServer, put_json, request, running
 
+# real sockets on 127.0.0.1 or a real process: see tests/e2e_guard.py
+pytestmark = pytest.mark.e2e
+
 DATA = Path(__file__).parents[1] / "data"
 CORPUS = DATA / "corpus-all.mitm"
 

@@ -11,6 +11,9 @@ import pytest
 from tests.model.test_flowfilter import http_flow
 from tests.webapi import WebServer, put_json, running
 
+# real sockets on 127.0.0.1 or a real process: see tests/e2e_guard.py
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[WebServer]:

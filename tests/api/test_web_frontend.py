@@ -44,6 +44,7 @@ def test_real_wheel_is_the_pinned_one(real_wheel: bytes) -> None:
     assert hashlib.sha256(real_wheel).hexdigest() == frontend.WHEEL_SHA256
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("json_pages", [False, True], ids=["html-index", "json-index"])
 def test_first_use_fetches_only_the_front_end_then_reuses_it(tmp_path: Path, index: Index, json_pages: bool) -> None:
     index.json_pages = json_pages
@@ -61,6 +62,7 @@ def test_first_use_fetches_only_the_front_end_then_reuses_it(tmp_path: Path, ind
     assert [p.name for p in target.parent.iterdir()] == [frontend.VERSION]  # no staging left over
 
 
+@pytest.mark.e2e
 def test_a_wheel_with_another_sha256_is_refused(tmp_path: Path, index: Index) -> None:
     tampered = bytearray(index.wheel)
     tampered[len(tampered) // 2] ^= 1
@@ -70,12 +72,14 @@ def test_a_wheel_with_another_sha256_is_refused(tmp_path: Path, index: Index) ->
     assert not (tmp_path / "conf" / "web" / frontend.VERSION).exists()
 
 
+@pytest.mark.e2e
 def test_an_index_without_the_release_is_a_clear_error(tmp_path: Path, index: Index) -> None:
     index.listed = False
     with pytest.raises(frontend.FrontendUnavailable, match=f"does not list {re.escape(frontend.WHEEL)}"):
         fetch(tmp_path, index)
 
 
+@pytest.mark.e2e
 def test_an_unreachable_index_is_a_clear_error(tmp_path: Path) -> None:
     offline = f"http://127.0.0.1:{free_port()}/simple"
     with pytest.raises(frontend.FrontendUnavailable, match="cannot reach the package index at http://127.0.0.1"):

@@ -14,6 +14,9 @@ from websockets.exceptions import ConnectionClosedError
 from tests.model.test_flowfilter import http_flow, tcp_flow
 from tests.webapi import WebServer, put_json, request, running, ws_connect, ws_recv
 
+# real sockets on 127.0.0.1 or a real process: see tests/e2e_guard.py
+pytestmark = pytest.mark.e2e
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),

@@ -11,6 +11,9 @@ import pytest
 from api.gate import host_allowed, host_name
 from tests.webapi import TOKEN, WebServer, request, running
 
+# real sockets on 127.0.0.1 or a real process: see tests/e2e_guard.py
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[WebServer]:

@@ -12,6 +12,9 @@ import pytest
 
 from tests.webapi import WebServer, request, running
 
+# real sockets on 127.0.0.1 or a real process: see tests/e2e_guard.py
+pytestmark = pytest.mark.e2e
+
 PNG = bytes.fromhex("89504e470d0a1a0a")
 
 

@@ -13,6 +13,9 @@ from hypothesis import strategies as st
 
 from tests.webapi import WebServer, request, running
 
+# real sockets on 127.0.0.1 or a real process: see tests/e2e_guard.py
+pytestmark = pytest.mark.e2e
+
 APP_JS = b"console.log('front end')"
 
 

@@ -25,6 +25,9 @@ from tests.webapi import (
     ws_until,
 )
 
+# real sockets on 127.0.0.1 or a real process: see tests/e2e_guard.py
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[WebServer]:

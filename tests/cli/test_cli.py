@@ -14,6 +14,9 @@ import pytest
 
 from tests.e2e_servers import free_port
 
+# real sockets on 127.0.0.1 or a real process: see tests/e2e_guard.py
+pytestmark = pytest.mark.e2e
+
 TIMEOUT = 30
 
 

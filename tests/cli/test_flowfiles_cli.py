@@ -15,6 +15,9 @@ from tests.data.dumptext import fold_long_bodies
 from tests.e2e.test_e2e import Proxy
 from tests.e2e_servers import start_http
 
+# real sockets on 127.0.0.1 or a real process: see tests/e2e_guard.py
+pytestmark = pytest.mark.e2e
+
 DATA = Path(__file__).parents[1] / "data"
 CORPUS = DATA / "corpus-all.mitm"
 

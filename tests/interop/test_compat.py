@@ -45,6 +45,7 @@ def test_every_alias_target_exists():
         assert importlib.import_module(target), name
 
 
+@pytest.mark.e2e
 def test_imports_give_proxycore_module_objects():
     result = run_python(
         """
@@ -75,6 +76,7 @@ def test_imports_give_proxycore_module_objects():
     assert result.stdout.strip() == "ok"
 
 
+@pytest.mark.e2e
 def test_unknown_module_names_what_is_missing():
     result = run_python(
         """
@@ -92,6 +94,7 @@ def test_unknown_module_names_what_is_missing():
     assert "mitmproxy.nosuchthing" in message and "proxycore has no equivalent" in message
 
 
+@pytest.mark.e2e
 def test_without_the_alias_mitmproxy_is_not_importable():
     """Guards the other tests: the venv must not hold the real mitmproxy."""
     result = run_python("import mitmproxy")
@@ -99,6 +102,7 @@ def test_without_the_alias_mitmproxy_is_not_importable():
     assert "No module named 'mitmproxy'" in result.stderr
 
 
+@pytest.mark.e2e
 def test_real_mitmproxy_installed_is_shadowed_and_logged_once(tmp_path):
     fake = tmp_path / "site" / "mitmproxy"
     fake.mkdir(parents=True)
@@ -200,6 +204,7 @@ def test_user_addon_test_runs_with_the_pytest_plugin(tmp_path):
     assert "3 passed" in result.stdout
 
 
+@pytest.mark.e2e
 def test_user_addon_test_fails_without_the_plugin(tmp_path):
     (tmp_path / "test_user_addon.py").write_text(USER_ADDON_TEST)
     result = subprocess.run(
@@ -226,6 +231,7 @@ def test_console_marker_rendering_and_console_options_load_without_a_console():
         assert tctx.options.console_layout == "vertical" and tctx.options.console_focus_follow
 
 
+@pytest.mark.e2e
 def test_mitmproxy_http1_and_console_paths_resolve():
     result = run_python(
         "from proxycore.compat import install_mitmproxy_alias; install_mitmproxy_alias()\n"

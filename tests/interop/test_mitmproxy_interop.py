@@ -17,6 +17,9 @@ from proxycore import flowfilter
 from proxycore.io import FlowReader, FlowWriter
 from tests.downloads import announce, pinned_wheel
 
+# real sockets on 127.0.0.1 or a real process: see tests/e2e_guard.py
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).parents[2]
 MITM_VENV = ROOT / ".cache" / "mitmproxy-11.0.2"
 MITM_WHEEL = "mitmproxy-11.0.2-py3-none-any.whl"

@@ -461,6 +461,7 @@ def fake_clipboard(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, *, f
     return out
 
 
+@pytest.mark.e2e
 def test_clip_commands(master: Master, flows: Flows, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = fake_clipboard(tmp_path, monkeypatch)
     post = flows.flows[1]
@@ -480,6 +481,7 @@ def test_clip_without_a_tool_is_a_clear_error(master: Master, flows: Flows, monk
         master.commands.execute("cut.clip @all request.method")
 
 
+@pytest.mark.e2e
 def test_clip_tool_failure(master: Master, flows: Flows, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_clipboard(tmp_path, monkeypatch, fails=True)
     with pytest.raises(CommandError, match="xclip failed: Error: cannot open display"):
@@ -639,6 +641,7 @@ def wait_for(path: pathlib.Path) -> str:
     return path.read_text()
 
 
+@pytest.mark.e2e
 def test_browser_start(master: Master, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     chromium = fake_browser(tmp_path, monkeypatch, "chromium")
     firefox = fake_browser(tmp_path, monkeypatch, "firefox")

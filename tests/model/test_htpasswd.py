@@ -138,6 +138,7 @@ def test_md5_and_sha1_reject_other_passwords(password):
             assert not check_hash(password, KNOWN[flags])
 
 
+@pytest.mark.e2e
 @has_htpasswd
 @pytest.mark.parametrize("flags", ["-m", "-B", "-s", "-2", "-5", "-5 -r 2000"])
 def test_files_written_by_htpasswd(tmp_path, flags):

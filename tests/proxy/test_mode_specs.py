@@ -189,6 +189,7 @@ def test_same_port_for_all_modes_is_refused_too():
         master.options.update(mode=["regular", "socks5"], listen_host="127.0.0.1", listen_port=8081)
 
 
+@pytest.mark.e2e
 def test_listeners_start_log_and_follow_the_mode_option(caplog):
     caplog.set_level(logging.INFO)
     p1, p2, p3 = free_port(), free_port(), free_port()
@@ -229,6 +230,7 @@ def test_listeners_start_log_and_follow_the_mode_option(caplog):
     assert f"HTTP(S) proxy (upstream mode) listening at 127.0.0.1:{p2}." in messages
 
 
+@pytest.mark.e2e
 def test_port_in_use_is_logged_with_a_hint(caplog):
     import socket
 
@@ -253,6 +255,7 @@ def test_port_in_use_is_logged_with_a_hint(caplog):
     assert errors[0].endswith(f"Try specifying a different port by using `--mode socks5@{port + 2}`.")
 
 
+@pytest.mark.e2e
 def test_requests_to_the_proxy_itself_are_refused():
     from proxycore.connection import Server
     from proxycore.proxy.server_hooks import ServerConnectionHookData
@@ -298,6 +301,7 @@ def test_socks5_mode_spec_type():
         (["--set", "upstream_auth=nocolon"], "proxydump: error: Invalid upstream auth specification: nocolon"),
     ],
 )
+@pytest.mark.e2e
 def test_proxydump_rejects_bad_modes_with_one_line(args, message):
     from tests.cli.test_cli import run
 
@@ -307,6 +311,7 @@ def test_proxydump_rejects_bad_modes_with_one_line(args, message):
     assert r.stdout == ""
 
 
+@pytest.mark.e2e
 def test_proxydump_starts_every_mode_given(tmp_path):
     """-m and --set mode= both work; each listener announces itself as mitmdump does."""
     from tests.cli.test_cli import start, wait_listening

@@ -30,14 +30,18 @@ def make_store(kind, request, tmp_path):
     return PostgresStore(request.getfixturevalue("postgres_url"), "test:1")
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+# PostgreSQL is a real server process: those cases are e2e (tests/e2e_guard.py).
+POSTGRES = pytest.param("postgres", marks=pytest.mark.e2e)
+
+
+@pytest.fixture(params=["memory", "sqlite", POSTGRES])
 def store(request, tmp_path):
     s = make_store(request.param, request, tmp_path)
     yield s
     s.close()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", POSTGRES])
 def db_store(request, tmp_path):
     s = make_store(request.param, request, tmp_path)
     yield s
