@@ -4,6 +4,7 @@
 #   make run       start proxyweb: proxy on 8080, web UI on 127.0.0.1:8081; flags: make run ARGS='-v'
 #                  (the first run fetches mitmproxy's web front end into ~/.proxycore/web/)
 #   make test      the test suite (the first run downloads what docs/testing.md lists into .cache/)
+#   make test-fast the tests that start no process and open no socket (-m "not e2e"; docs/testing.md)
 #   make test-adversarial  only the attack battery (tests/adversarial, docs/adversarial.md)
 #   make lint      ruff
 #   make bench     benchmark against mitmdump (see bench/README.md)
@@ -48,6 +49,10 @@ run: install
 
 test: install
 	"$(VENV)/bin/pytest" -q
+
+.PHONY: test-fast
+test-fast: install
+	"$(VENV)/bin/pytest" -q -m "not e2e"
 
 .PHONY: test-adversarial
 test-adversarial: install

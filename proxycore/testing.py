@@ -46,6 +46,7 @@ __all__ = [
     "BytesMatching",
     "make_context",
     "run_events",
+    "Pump",
     "header_names",
     "header_values",
     "headers",
@@ -458,3 +459,82 @@ def chunkings(data: bytes, max_chunks: int = 10) -> Any:
         return [data[a:b] for a, b in itertools.pairwise(edges)]
 
     return st.lists(st.integers(0, len(data)), max_size=max_chunks).map(cut)
+
+
+class Pump:
+    """Runs a layer against in-memory peers, answering what it asks as the driver would.
+
+    Where a Playbook states the exact command sequence, a Pump lets real protocol peers
+    (h2, ``ssl`` memory BIOs, wsproto) talk to the layer and the test looks at what they
+    received. ``feed(event)`` hands an event to the layer and keeps answering until the
+    layer asks for nothing more: connections open at once (``on_open``), hooks complete
+    (``on_hook``), bytes go to ``on_send`` (by default into ``sent["client"]`` or
+    ``sent["server"]``); closes, pauses, logs and timers are recorded. A subclass puts its
+    peers behind ``on_send`` and feeds what they answer from ``after_event``, which runs
+    after each event the layer handled.
+    """
+
+    def __init__(self, layer: Layer, start: bool = True) -> None:
+        self.layer = layer
+        self.context = layer.context
+        self.sent: dict[str, bytearray] = {"client": bytearray(), "server": bytearray()}
+        self.hooks: list[str] = []
+        self.logs: list[str] = []
+        self.closed: set[str] = set()
+        self.paused: set[str] = set()  # the sides the layer asked the driver not to read
+        self.wakeups: list[commands.RequestWakeup] = []
+        self.timeouts: list[commands.RequestTimeout] = []
+        if start:
+            self.feed(events.Start())
+
+    def side(self, connection: Connection) -> str:
+        """``"client"`` for the context's client connection, else ``"server"``."""
+        return "client" if connection is self.context.client else "server"
+
+    def feed(self, event: events.Event) -> None:
+        queue = [event]
+        while queue:
+            for command in self.layer.handle_event(queue.pop(0)):
+                answer = self.execute(command)
+                if answer is not None:
+                    queue.append(answer)
+            self.after_event()
+
+    def execute(self, command: Command) -> events.Event | None:
+        """Carry out one command; return the event that completes it, if it is answered now."""
+        if isinstance(command, commands.SendData):
+            self.on_send(command)
+        elif isinstance(command, commands.OpenConnection):
+            return self.on_open(command)
+        elif isinstance(command, StartHook):
+            self.hooks.append(command.name)
+            return self.on_hook(command)
+        elif isinstance(command, commands.CloseConnection):
+            self.closed.add(self.side(command.connection))
+        elif isinstance(command, commands.PauseReading):
+            self.paused.add(self.side(command.connection))
+        elif isinstance(command, commands.ResumeReading):
+            self.paused.discard(self.side(command.connection))
+        elif isinstance(command, commands.Log):
+            self.logs.append(command.message)
+        elif isinstance(command, commands.RequestTimeout):
+            self.timeouts.append(command)
+        elif isinstance(command, commands.RequestWakeup):
+            self.wakeups.append(command)
+        return None
+
+    def on_send(self, command: commands.SendData) -> None:
+        self.sent[self.side(command.connection)] += command.data
+
+    def on_open(self, command: commands.OpenConnection) -> events.Event | None:
+        """Connect at once; return None instead to hold the connection back."""
+        command.connection.state = ConnectionState.OPEN
+        command.connection.timestamp_start = 1.0
+        return events.OpenConnectionCompleted(command, None)
+
+    def on_hook(self, command: StartHook) -> events.Event | None:
+        """Complete the hook at once; return None instead to hold it (an addon taking time)."""
+        return events.HookCompleted(command)
+
+    def after_event(self) -> None:
+        """Called after each event the layer handled: feed what the peers have to send."""

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from proxycore.connection import ConnectionState, Server
 from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.proxy import commands, events
-from proxycore.testing import make_context
+from proxycore.testing import Pump, make_context
 
 
 def h2_peer(client_side: bool, window: int | None = None, lax: bool = False) -> h2.connection.H2Connection:
@@ -31,7 +31,7 @@ def h2_peer(client_side: bool, window: int | None = None, lax: bool = False) -> 
     return conn
 
 
-class H2Pump:
+class H2Pump(Pump):
     """Runs an HttpLayer(transparent) for an h2 client; the server is an h2 (or HTTP/1) peer."""
 
     def __init__(
@@ -45,65 +45,46 @@ class H2Pump:
     ) -> None:
         """``hold_hooks``: hooks wait in ``held`` until ``release_hooks`` (an addon taking its
         time); ``hold_connects``: connections open only on ``release_connects``."""
-        self.context = make_context()
-        self.context.options.update(**options)
-        self.context.client.alpn = b"h2"
-        self.context.server = Server(address=("example.com", 80))
-        self.layer = HttpLayer(self.context, HTTPMode.transparent)
+        context = make_context()
+        context.options.update(**options)
+        context.client.alpn = b"h2"
+        context.server = Server(address=("example.com", 80))
         self.client = h2_peer(client_side=True, lax=lax_client)
         self.server = h2_peer(client_side=False, window=server_window) if server_h2 else None
         self.server_h2 = server_h2
-        self.to_server_raw = b""
-        self.hooks: list[str] = []
         self.hold_hooks = hold_hooks
         self.held: list[commands.StartHook] = []
         self.hold_connects = hold_connects
         self.held_connects: list[commands.OpenConnection] = []
-        self.wakeups: list[commands.RequestWakeup] = []
-        self.timeouts: list[commands.RequestTimeout] = []
-        self.closed: set[str] = set()
-        self.paused: set[str] = set()  # connections the layer asked the driver not to read
         self.client_events: list[h2.events.Event] = []
         self.server_events: list[h2.events.Event] = []
-        self.feed(events.Start())
-        self.pump_peers()  # the client preface and SETTINGS
+        super().__init__(HttpLayer(context, HTTPMode.transparent))  # Start, then the client preface
 
-    def feed(self, event: events.Event) -> None:
-        queue = [event]
-        while queue:
-            current = queue.pop(0)
-            for command in self.layer.handle_event(current):
-                if isinstance(command, commands.SendData):
-                    if command.connection is self.context.client:
-                        self.client_events += self.client.receive_data(command.data)
-                    elif self.server is not None:
-                        self.server_events += self.server.receive_data(command.data)
-                    else:
-                        self.to_server_raw += command.data
-                elif isinstance(command, commands.OpenConnection) and self.hold_connects:
-                    self.held_connects.append(command)
-                elif isinstance(command, commands.OpenConnection):
-                    command.connection.state = ConnectionState.OPEN
-                    command.connection.timestamp_start = 1.0
-                    command.connection.alpn = b"h2" if self.server_h2 else b""
-                    queue.append(events.OpenConnectionCompleted(command, None))
-                elif isinstance(command, commands.StartHook):
-                    self.hooks.append(command.name)
-                    if self.hold_hooks:
-                        self.held.append(command)
-                    else:
-                        queue.append(events.HookCompleted(command))
-                elif isinstance(command, commands.RequestTimeout):
-                    self.timeouts.append(command)  # kept apart, as Playbook(timeouts=False) does
-                elif isinstance(command, commands.RequestWakeup):
-                    self.wakeups.append(command)
-                elif isinstance(command, commands.CloseConnection):
-                    self.closed.add("client" if command.connection is self.context.client else "server")
-                elif isinstance(command, commands.PauseReading):
-                    self.paused.add("client" if command.connection is self.context.client else "server")
-                elif isinstance(command, commands.ResumeReading):
-                    self.paused.discard("client" if command.connection is self.context.client else "server")
-            self.pump_peers()
+    @property
+    def to_server_raw(self) -> bytes:
+        """What an HTTP/1 server (``server_h2=False``) received."""
+        return bytes(self.sent["server"])
+
+    def on_send(self, command: commands.SendData) -> None:
+        if command.connection is self.context.client:
+            self.client_events += self.client.receive_data(command.data)
+        elif self.server is not None:
+            self.server_events += self.server.receive_data(command.data)
+        else:
+            super().on_send(command)
+
+    def on_open(self, command: commands.OpenConnection) -> events.Event | None:
+        if self.hold_connects:
+            self.held_connects.append(command)
+            return None
+        command.connection.alpn = b"h2" if self.server_h2 else b""
+        return super().on_open(command)
+
+    def on_hook(self, command: commands.StartHook) -> events.Event | None:
+        if self.hold_hooks:
+            self.held.append(command)
+            return None
+        return super().on_hook(command)
 
     def release_connects(self) -> None:
         self.hold_connects = False
@@ -118,6 +99,9 @@ class H2Pump:
         self.hold_hooks = False
         while self.held:
             self.feed(events.HookCompleted(self.held.pop(0)))
+
+    def after_event(self) -> None:
+        self.pump_peers()
 
     def pump_peers(self) -> None:
         data = self.client.data_to_send()

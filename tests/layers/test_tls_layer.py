@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from proxycore import testing
 from proxycore.addons.tlsconfig import TlsConfig
 from proxycore.connection import ConnectionState, Server
 from proxycore.layers.tcp import TCPLayer
@@ -62,51 +63,28 @@ class OpenAndGreet(Layer):
             self.received += event.data
 
 
-class Pump:
+class Pump(testing.Pump):
     """Runs a layer with real hooks (TlsConfig) and ssl peers on the other end of each connection."""
 
     def __init__(self, layer: Layer, master: Master) -> None:
-        self.layer = layer
         self.master = master
-        self.context = layer.context
-        self.to_client = bytearray()
-        self.to_server = bytearray()
-        self.hooks: list[str] = []
-        self.logs: list[str] = []
-        self.closed: set[str] = set()
         self.hook_handler: Callable[[commands.StartHook], None] | None = None
-        self.feed(events.Start())
+        super().__init__(layer)
 
-    def feed(self, event: events.Event) -> None:
-        queue = [event]
-        while queue:
-            current = queue.pop(0)
-            for command in self.layer.handle_event(current):
-                reply = self.execute(command)
-                if reply is not None:
-                    queue.append(reply)
+    @property
+    def to_client(self) -> bytearray:
+        return self.sent["client"]
 
-    def execute(self, command: commands.Command) -> events.Event | None:
-        if isinstance(command, commands.SendData):
-            target = self.to_client if command.connection is self.context.client else self.to_server
-            target += command.data
-        elif isinstance(command, commands.OpenConnection):
-            command.connection.state = ConnectionState.OPEN
-            command.connection.timestamp_start = 1.0
-            return events.OpenConnectionCompleted(command, None)
-        elif isinstance(command, commands.CloseConnection):
-            who = "client" if command.connection is self.context.client else "server"
-            self.closed.add(who)
-        elif isinstance(command, commands.Log):
-            self.logs.append(command.message)
-        elif isinstance(command, commands.StartHook):
-            self.hooks.append(command.name)
-            if self.hook_handler is not None:
-                self.hook_handler(command)
-            for _addon, handler in self.master.addons.handlers(command.name):
-                handler(*command.args())
-            return events.HookCompleted(command)
-        return None
+    @property
+    def to_server(self) -> bytearray:
+        return self.sent["server"]
+
+    def on_hook(self, command: commands.StartHook) -> events.Event | None:
+        if self.hook_handler is not None:
+            self.hook_handler(command)
+        for _addon, handler in self.master.addons.handlers(command.name):
+            handler(*command.args())
+        return super().on_hook(command)
 
     def client_sends(self, data: bytes) -> None:
         self.feed(events.DataReceived(self.context.client, data))

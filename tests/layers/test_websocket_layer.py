@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from wsproto.extensions import PerMessageDeflate
 
+from proxycore import testing
 from proxycore.connection import ConnectionState, Server
 from proxycore.http import HTTPFlow, Request, Response
 from proxycore.layers.websocket import FRAGMENT_SIZE, Fragmentizer, WebsocketLayer
@@ -30,13 +31,11 @@ def make_flow(extensions: str | None = None) -> tuple[HTTPFlow, object]:
     return flow, context
 
 
-class Relay:
+class Relay(testing.Pump):
     """Runs a WebsocketLayer between a wsproto client and a wsproto server."""
 
     def __init__(self, extensions: str | None = None, on_message=None) -> None:
         self.flow, context = make_flow(extensions)
-        self.context = context
-        self.layer = WebsocketLayer(context, self.flow)
         exts_c = [PerMessageDeflate()] if extensions else []
         exts_s = [PerMessageDeflate()] if extensions else []
         if extensions:
@@ -44,26 +43,17 @@ class Relay:
             exts_s[0].finalize(extensions)
         self.client = wsproto.Connection(wsproto.ConnectionType.CLIENT, extensions=exts_c)
         self.server = wsproto.Connection(wsproto.ConnectionType.SERVER, extensions=exts_s)
-        self.hooks: list[str] = []
-        self.closed: set[str] = set()
         self.on_message = on_message
-        self.feed(events.Start())
+        super().__init__(WebsocketLayer(context, self.flow))
 
-    def feed(self, event: events.Event) -> None:
-        queue = [event]
-        while queue:
-            current = queue.pop(0)
-            for command in self.layer.handle_event(current):
-                if isinstance(command, commands.SendData):
-                    peer = self.client if command.connection is self.context.client else self.server
-                    peer.receive_data(command.data)
-                elif isinstance(command, commands.CloseConnection):
-                    self.closed.add("client" if command.connection is self.context.client else "server")
-                elif isinstance(command, commands.StartHook):
-                    self.hooks.append(command.name)
-                    if command.name == "websocket_message" and self.on_message:
-                        self.on_message(self.flow.websocket.messages[-1])
-                    queue.append(events.HookCompleted(command))
+    def on_send(self, command: commands.SendData) -> None:
+        peer = self.client if command.connection is self.context.client else self.server
+        peer.receive_data(command.data)
+
+    def on_hook(self, command: commands.StartHook) -> events.Event | None:
+        if command.name == "websocket_message" and self.on_message:
+            self.on_message(self.flow.websocket.messages[-1])
+        return super().on_hook(command)
 
     def from_client(self, *evs: ws.Event, split: int | None = None) -> None:
         data = b"".join(self.client.send(e) for e in evs)
