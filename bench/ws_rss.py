@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from websockets.asyncio.client import connect  # noqa: E402
 from websockets.asyncio.server import serve  # noqa: E402
 
-from tests.e2e.test_e2e import Proxy  # noqa: E402
+from tests.processes import Proxy  # noqa: E402
 
 
 def peak_mib(pid: int) -> int:

@@ -1,4 +1,5 @@
 import os
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -13,6 +14,10 @@ settings.register_profile(
     "thorough", max_examples=100_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
+
+# The adversarial battery's table is printed by the process that reports, which under
+# pytest-xdist loads no conftest below this one.
+pytest_plugins = ("tests.adversarial.summary",)
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +35,29 @@ def postgres_url(postgres_server):
     from tests.pg_server import new_database
 
     return new_database(postgres_server)
+
+
+# --------------------------------------------------------------------------- origins
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[int]:
+    """The port of an HTTP/1.1 origin on 127.0.0.1 (tests/e2e_servers.py), one per module."""
+    from tests.e2e_servers import start_http
+
+    server, port = start_http()
+    yield port
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def tls_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """The same origin over HTTPS (a self-signed certificate), one per module."""
+    from tests.e2e_servers import start_http
+
+    server, port = start_http(tmp_path_factory.mktemp("tls"))
+    yield port
+    server.shutdown()
 
 
 # --------------------------------------------------------------------------- markers

@@ -250,9 +250,9 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
 def measure_early_answer(extra: list[str]) -> None:
     """A 500 MB upload answered with 407 at requestheaders (the client uploads until told to
     stop), and a 64 MB upload held 3 s in requestheaders: what the client got to send."""
-    from tests.e2e.test_e2e import Proxy
     from tests.e2e.test_e2e_h2_early_answer import GATE, HOLD_SECONDS
     from tests.e2e_servers import start_h2
+    from tests.processes import Proxy
 
     with tempfile.TemporaryDirectory() as tmp:
         _loop, origin = start_h2(Path(tmp))
@@ -317,8 +317,8 @@ def http1_held_upload(proxy: Any, size: int, after: float) -> tuple[int, int, by
 
 
 def main() -> None:
-    from tests.e2e.test_e2e import Proxy
     from tests.e2e_servers import start_h2
+    from tests.processes import Proxy
 
     if sys.argv[1:2] == ["early-answer"]:
         measure_early_answer(sys.argv[2:])

@@ -70,7 +70,7 @@ class WebServer:
 
     @property
     def url(self) -> str:
-        """The proxy's URL (what tests.e2e.test_e2e.curl passes to curl -x)."""
+        """The proxy's URL (what tests.processes.curl passes to curl -x)."""
         return f"http://127.0.0.1:{self.proxy_port}"
 
     def add(self, *flows: Any) -> None:

@@ -135,7 +135,7 @@ def test_connect_addr_must_be_an_ip() -> None:
 
 @pytest.mark.e2e
 def test_connect_addr_is_the_source_of_upstream_connections(tmp_path) -> None:
-    from tests.e2e.test_e2e import Proxy
+    from tests.processes import Proxy
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -393,7 +393,7 @@ def test_new_addons_cost_nothing_per_request_unless_configured() -> None:
 def test_onboarding_app_serves_the_ca_certificate(tmp_path) -> None:
     import subprocess
 
-    from tests.e2e.test_e2e import Proxy
+    from tests.processes import Proxy
 
     proxy = Proxy([], tmp_path)
     try:

@@ -126,8 +126,8 @@ def test_script_reloads_when_its_file_changes(tmp_path):
     import time
     import urllib.request
 
-    from tests.e2e.test_e2e import Proxy
     from tests.e2e_servers import start_http
+    from tests.processes import Proxy
 
     script = tmp_path / "version.py"
     script.write_text("def response(flow):\n    flow.response.headers['x-version'] = '1'\n")

@@ -10,7 +10,6 @@ end of the run and to ``.cache/adversarial-summary.jsonl`` (see docs/adversarial
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +18,6 @@ from typing import Any
 import pytest
 
 from tests.adversarial.harness import Canary, CanaryOrigin, Proxy, cpu_seconds, peak_rss_mib
-
-ROOT = Path(__file__).resolve().parents[2]
-SUMMARY = ROOT / ".cache" / "adversarial-summary.jsonl"
 
 # Peak RSS (VmHWM, MiB) each attack may cost the proxy process, start-up included: an
 # idle proxydump peaks at about 50 MiB, proxyweb at about 60 MiB. The keys are the test
@@ -63,7 +59,7 @@ LIMITS: dict[str, int] = {
     "websocket_large_message_relayed[to client]": 160,
 }
 
-ROWS: list[dict[str, Any]] = []
+ROWS: list[dict[str, Any]] = []  # this process's attacks; summary.py builds the table
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -82,7 +78,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     if report.when == "call":
         item.stash[_CALL_REPORT] = report
+    if report.when == "teardown":
+        # The row travels with the report: under pytest-xdist the table is printed by the
+        # controlling process, which runs no test itself.
+        name = item.name.removeprefix("test_")
+        report.user_properties += [("adversarial_row", r) for r in ROWS if r["attack"] == name]
     return report
+
 
 
 _CALL_REPORT = pytest.StashKey[pytest.TestReport]()
@@ -113,7 +115,7 @@ class Attack:
         """Start the proxy under attack (proxyweb with ``web``) and the canary through it."""
         assert not self.proxies, "one proxy per attack"
         if web:
-            from tests.api.test_web_e2e import ProxyWeb
+            from tests.processes import ProxyWeb
             from tests.webapi import TOKEN
 
             proxy: Proxy = ProxyWeb(self.tmp_path, "--set", f"web_password={TOKEN}", *args)
@@ -189,31 +191,3 @@ def attack(request: pytest.FixtureRequest, tmp_path: Path, canary_origin: Canary
     current = Attack(name, limit, tmp_path, canary_origin)
     yield current
     current.close(request.node.stash.get(_CALL_REPORT, None))
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not ROWS:
-        return
-    write = terminalreporter.write_line
-    terminalreporter.section("adversarial battery")
-    write(f"{'attack':<46} {'outcome':<70} {'canary':>9} {'peak RSS':>13} {'cpu':>5} {'s':>5}")
-    for row in ROWS:
-        rss = "-" if row["peak_rss_mib"] is None else f"{row['peak_rss_mib']:.0f}"
-        canary = f"{row['canary_failures']}/{row['canary_requests']}"
-        mark = "" if row["passed"] else "  FAILED"
-        if not row["passed"]:
-            write(f"  {row['outcome']}")
-        cpu = "-" if row["proxy_cpu_s"] is None else f"{row['proxy_cpu_s']:.1f}"
-        write(f"{row['attack']:<46} {row['outcome'][:70]:<70} {canary:>9} {rss:>6}/{row['limit_mib']:<4} MiB "
-              f"{cpu:>5} {row['seconds']:>5}{mark}")
-    write(f"(canary: failed/sent requests; peak RSS/bound; cpu: the proxy's CPU seconds; s: wall seconds. "
-          f"Rows in {SUMMARY.relative_to(ROOT)})")
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    if not ROWS:
-        return
-    SUMMARY.parent.mkdir(exist_ok=True)
-    with SUMMARY.open("w") as f:
-        for row in ROWS:
-            f.write(json.dumps(row) + "\n")

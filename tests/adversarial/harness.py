@@ -2,7 +2,7 @@
 what reaches them, a canary client, and the proxy's peak memory.
 
 The proxy is ``python -m proxycore`` (proxydump) or ``proxycore.tools.web`` (proxyweb) in
-a subprocess (tests.e2e.test_e2e.Proxy); the origins are threads of the test process on
+a subprocess (tests.processes.Proxy); the origins are threads of the test process on
 127.0.0.1 port 0.
 """
 
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.test_e2e import Proxy
 from tests.e2e_servers import start_http
+from tests.processes import Proxy
 
 ROOT = Path(__file__).resolve().parents[2]
 

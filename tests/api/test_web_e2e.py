@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_e2e import Proxy, curl
-from tests.e2e_servers import free_port, start_http
+from tests.e2e_servers import free_port
+from tests.processes import ProxyWeb, curl
 from tests.webapi import WebServer, request, running, ws_connect, ws_recv, ws_until
 
 pytestmark = [
@@ -25,13 +25,6 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (.ci/run installs it)"),
 ]
 CORPUS = Path(__file__).parents[1] / "data" / "corpus-all.mitm"
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[int]:
-    server, port = start_http()
-    yield port
-    server.shutdown()
 
 
 @pytest.fixture
@@ -89,26 +82,6 @@ def test_thousand_flows_none_lost(server: WebServer, upstream: int) -> None:
 
 
 # the proxyweb command ----------------------------------------------------------------
-
-
-class ProxyWeb(Proxy):
-    """The proxyweb command, with the web API on a free port; ``url`` is the printed one.
-
-    The first-use download of the front end is off unless ``fetch_frontend`` (then it comes
-    from the index in ``PIP_INDEX_URL``, see tests/api/test_web_frontend.py).
-    """
-
-    def __init__(self, tmp: Path, *args: str, fetch_frontend: bool = False) -> None:
-        self.web_port = free_port()
-        fetch = ["--set", f"web_fetch_frontend={str(fetch_frontend).lower()}"]
-        super().__init__(["--no-web-open-browser", "--web-port", str(self.web_port), *fetch, *args], tmp,
-                         module="proxycore.tools.web")
-        deadline = time.monotonic() + 20
-        while not (found := re.search(r"Web server listening at (\S+)", self.stderr())):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"proxyweb did not start:\n{self.stderr()}")
-            time.sleep(0.05)
-        self.web_url = found.group(1)
 
 
 def test_proxyweb_serves_a_flow_file_and_live_traffic(tmp_path: Path, upstream: int) -> None:

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from proxycore.api import frontend
-from tests.api.test_web_e2e import ProxyWeb
 from tests.downloads import pinned_wheel
 from tests.e2e_servers import free_port
 from tests.package_index import Index, serve_index
+from tests.processes import ProxyWeb
 from tests.webapi import request
 
 

@@ -12,8 +12,8 @@ import pytest
 
 from proxycore.io import FlowReader
 from tests.data.dumptext import fold_long_bodies
-from tests.e2e.test_e2e import Proxy
 from tests.e2e_servers import start_http
+from tests.processes import Proxy
 
 # real sockets on 127.0.0.1 or a real process: see tests/e2e_guard.py
 pytestmark = pytest.mark.e2e

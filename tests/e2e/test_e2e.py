@@ -5,97 +5,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.e2e_servers import free_port, start_http
+from tests.e2e_servers import free_port
+from tests.processes import Proxy, curl
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (.ci/run installs it)"),
 ]
-
-
-class Proxy:
-    def __init__(self, args: list[str], tmp: Path, module: str = "proxycore") -> None:
-        """Run ``python -m module`` (proxydump; proxyweb is ``proxycore.tools.web``)."""
-        self.port = free_port()
-        self.confdir = tmp / "conf"  # never the user's ~/.proxycore
-        self.stdout_path = tmp / f"proxy-{self.port}.out"
-        self.stderr_path = tmp / f"proxy-{self.port}.err"
-        self.proc = subprocess.Popen(
-            [
-                sys.executable, "-m", module, "--listen-host", "127.0.0.1", "-p", str(self.port),
-                "--set", f"confdir={self.confdir}", *args,
-            ],
-            stdout=self.stdout_path.open("wb"),
-            stderr=self.stderr_path.open("wb"),
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"proxy exited early:\n{self.stderr()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError(f"proxy did not start listening:\n{self.stderr()}")
-
-    @property
-    def ca(self) -> str:
-        return str(self.confdir / "proxycore-ca-cert.pem")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stdout(self) -> str:
-        return self.stdout_path.read_text(errors="replace")
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def wait_output(self, needle: str, timeout: float = 5) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            out = self.stdout()
-            if needle in out:
-                return out
-            time.sleep(0.05)
-        raise AssertionError(f"{needle!r} not in proxy output:\n{self.stdout()}\n{self.stderr()}")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[int]:
-    server, port = start_http()
-    yield port
-    server.shutdown()
-
-
-@pytest.fixture(scope="module")
-def tls_upstream(tmp_path_factory) -> Iterator[int]:
-    server, port = start_http(tmp_path_factory.mktemp("tls"))
-    yield port
-    server.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -104,14 +27,6 @@ def proxy(tmp_path_factory) -> Iterator[Proxy]:
     yield p
     assert p.stop() == 0
     assert "Traceback" not in p.stderr(), p.stderr()
-
-
-def curl(proxy: Proxy, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        ["curl", "-sS", "--max-time", "15", "-x", proxy.url, *args],
-        capture_output=True,
-        timeout=timeout,
-    )
 
 
 def test_get(proxy, upstream):

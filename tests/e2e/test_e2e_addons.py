@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.cli.test_cli import run
-from tests.e2e.test_e2e import Proxy
 from tests.e2e_servers import RecordingHandler, free_port, start_http
+from tests.processes import Proxy
 
 pytestmark = [
     pytest.mark.e2e,

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import socket
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_e2e import Proxy
-from tests.e2e_servers import start_http
+from tests.processes import Proxy
 
 pytestmark = [
     pytest.mark.e2e,
@@ -24,13 +22,6 @@ pytestmark = [
 
 MiB = 1 << 20
 BODY = 64 * MiB
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[int]:
-    server, port = start_http()
-    yield port
-    server.shutdown()
 
 
 def kb(pid: int, field: str) -> int:

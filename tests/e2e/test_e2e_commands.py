@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 from proxycore.io import FlowReader
-from tests.e2e.test_e2e import Proxy, curl
-from tests.e2e_servers import start_http
+from tests.processes import Proxy, curl
 
 pytestmark = [
     pytest.mark.e2e,
@@ -43,13 +42,6 @@ def response(flow):
                   "+" + os.path.join(OUT, "cuts.csv"))
     flow.response.headers["x-commands-ran"] = str(n)
 '''
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[int]:
-    server, port = start_http()
-    yield port
-    server.shutdown()
 
 
 @pytest.fixture(scope="module")

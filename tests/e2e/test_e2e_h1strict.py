@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.test_e2e import Proxy
 from tests.e2e_servers import RecordingHandler, start_http
+from tests.processes import Proxy
 
 pytestmark = [pytest.mark.e2e]
 

@@ -17,7 +17,6 @@ import h2.events
 import hyperframe.frame
 import pytest
 
-from tests.e2e.test_e2e import Proxy
 from tests.e2e_servers import start_h2
 from tests.h2_clients import (
     UploadResult,
@@ -29,6 +28,7 @@ from tests.h2_clients import (
     request_headers,
     rss_kib,
 )
+from tests.processes import Proxy
 
 pytestmark = pytest.mark.e2e
 

@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from tests.e2e.test_e2e import Proxy
 from tests.e2e_servers import start_h2
 from tests.h2_clients import h2_get, h2_upload, rapid_reset, rss_kib
+from tests.processes import Proxy
 
 pytestmark = pytest.mark.e2e
 

@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from tests.e2e.test_e2e import Proxy
 from tests.e2e_servers import start_h2, start_http
+from tests.processes import Proxy
 
 pytestmark = pytest.mark.e2e
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from tests.e2e.test_e2e import Proxy
 from tests.e2e_servers import start_http
+from tests.processes import Proxy
 
 pytestmark = [pytest.mark.e2e]
 
@@ -40,13 +40,6 @@ def connect_tunnel(proxy: Proxy, host: str, port: int, timeout: float = 10) -> s
 
 
 # TLS certificate cache ------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tls_upstream(tmp_path_factory) -> Iterator[int]:
-    server, port = start_http(tmp_path_factory.mktemp("tls"))
-    yield port
-    server.shutdown()
 
 
 def test_many_snis_through_one_origin_each_get_their_own_certificate(tmp_path, tls_upstream):

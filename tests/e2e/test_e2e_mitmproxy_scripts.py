@@ -20,8 +20,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 
-from tests.e2e.test_e2e import Proxy
 from tests.e2e_servers import start_http
+from tests.processes import Proxy
 
 pytestmark = [
     pytest.mark.e2e,

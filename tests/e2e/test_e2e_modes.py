@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_e2e import Proxy
 from tests.e2e_servers import free_port, start_h2, start_http
+from tests.processes import Proxy
 
 pytestmark = [
     pytest.mark.e2e,

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from tests.cli.test_cli import assert_clean_failure, run
-from tests.e2e.test_e2e import Proxy
 from tests.e2e_servers import RecordingHandler as Recording
 from tests.e2e_servers import start_http
 from tests.model.test_htpasswd import KNOWN, PASSWORD
+from tests.processes import Proxy
 
 pytestmark = [
     pytest.mark.e2e,

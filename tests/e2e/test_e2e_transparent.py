@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_e2e import Proxy
 from tests.e2e_servers import start_http
+from tests.processes import Proxy
 
 pytestmark = [
     pytest.mark.e2e,

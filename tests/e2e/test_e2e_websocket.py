@@ -12,8 +12,8 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 
-from tests.e2e.test_e2e import Proxy
 from tests.e2e_servers import make_self_signed
+from tests.processes import Proxy
 
 pytestmark = pytest.mark.e2e
 

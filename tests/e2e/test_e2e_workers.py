@@ -14,15 +14,12 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from proxycore.io import FlowReader
-from tests.api.test_web_e2e import ProxyWeb
-from tests.e2e.test_e2e import Proxy
-from tests.e2e_servers import start_http
+from tests.processes import Proxy, ProxyWeb
 from tests.webapi import TOKEN, put_json, request
 
 pytestmark = [
@@ -39,13 +36,6 @@ import os
 def response(flow):
     flow.response.headers["X-Worker-Pid"] = str(os.getpid())
 """
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[int]:
-    server, port = start_http()
-    yield port
-    server.shutdown()
 
 
 @pytest.fixture

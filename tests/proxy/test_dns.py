@@ -29,8 +29,8 @@ from proxycore.layers.dns import (
 from proxycore.net.dns import domain_names, https_records, response_codes, types
 from proxycore.proxy import commands, events
 from proxycore.testing import Placeholder, Playbook, make_context, reply
-from tests.e2e.test_e2e import Proxy
 from tests.e2e_servers import free_port
+from tests.processes import Proxy
 
 # ---------------------------------------------------------------------------- strategies
 

@@ -22,8 +22,8 @@ from proxycore.layers.udp import (
 from proxycore.proxy import commands, events
 from proxycore.testing import Placeholder, Playbook, make_context, reply
 from proxycore.udp import UDPFlow, UDPMessage
-from tests.e2e.test_e2e import Proxy
 from tests.e2e_servers import free_port
+from tests.processes import Proxy
 
 
 def udp_context():

@@ -17,22 +17,13 @@ import pytest
 
 from proxycore.store.sqlite import SQLiteStore
 from proxycore.test import tflow
-from tests.api.test_web_e2e import ProxyWeb
-from tests.e2e.test_e2e import Proxy, curl
-from tests.e2e_servers import start_http
+from tests.processes import Proxy, ProxyWeb, curl
 from tests.webapi import request, running, ws_connect, ws_until
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (.ci/run installs it)"),
 ]
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Any:
-    server, port = start_http()
-    yield port
-    server.shutdown()
 
 
 def _listing(port: int, query: str = "") -> list[dict[str, Any]]:

@@ -9,21 +9,13 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_e2e import Proxy, curl
-from tests.e2e_servers import start_http
+from tests.processes import Proxy, curl
 from tests.webapi import request, running, ws_connect, ws_recv
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (.ci/run installs it)"),
 ]
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Any:
-    server, port = start_http()
-    yield port
-    server.shutdown()
 
 
 def test_two_instances_and_a_proxyweb_share_one_database(

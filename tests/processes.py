@@ -1,0 +1,105 @@
+"""The proxy as a real process for e2e tests: proxydump (``Proxy``), proxyweb (``ProxyWeb``)
+and curl through it. Shared by tests/e2e, tests/api, tests/store, tests/adversarial and the
+e2e tests elsewhere; the origins they talk to are in tests/e2e_servers.py."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.e2e_servers import free_port
+
+
+class Proxy:
+    def __init__(self, args: list[str], tmp: Path, module: str = "proxycore") -> None:
+        """Run ``python -m module`` (proxydump; proxyweb is ``proxycore.tools.web``)."""
+        self.port = free_port()
+        self.confdir = tmp / "conf"  # never the user's ~/.proxycore
+        self.stdout_path = tmp / f"proxy-{self.port}.out"
+        self.stderr_path = tmp / f"proxy-{self.port}.err"
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", module, "--listen-host", "127.0.0.1", "-p", str(self.port),
+                "--set", f"confdir={self.confdir}", *args,
+            ],
+            stdout=self.stdout_path.open("wb"),
+            stderr=self.stderr_path.open("wb"),
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"proxy exited early:\n{self.stderr()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"proxy did not start listening:\n{self.stderr()}")
+
+    @property
+    def ca(self) -> str:
+        return str(self.confdir / "proxycore-ca-cert.pem")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def wait_output(self, needle: str, timeout: float = 5) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = self.stdout()
+            if needle in out:
+                return out
+            time.sleep(0.05)
+        raise AssertionError(f"{needle!r} not in proxy output:\n{self.stdout()}\n{self.stderr()}")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+class ProxyWeb(Proxy):
+    """The proxyweb command, with the web API on a free port; ``url`` is the printed one.
+
+    The first-use download of the front end is off unless ``fetch_frontend`` (then it comes
+    from the index in ``PIP_INDEX_URL``, see tests/api/test_web_frontend.py).
+    """
+
+    def __init__(self, tmp: Path, *args: str, fetch_frontend: bool = False) -> None:
+        self.web_port = free_port()
+        fetch = ["--set", f"web_fetch_frontend={str(fetch_frontend).lower()}"]
+        super().__init__(["--no-web-open-browser", "--web-port", str(self.web_port), *fetch, *args], tmp,
+                         module="proxycore.tools.web")
+        deadline = time.monotonic() + 20
+        while not (found := re.search(r"Web server listening at (\S+)", self.stderr())):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"proxyweb did not start:\n{self.stderr()}")
+            time.sleep(0.05)
+        self.web_url = found.group(1)
+
+
+def curl(proxy: Proxy, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        ["curl", "-sS", "--max-time", "15", "-x", proxy.url, *args],
+        capture_output=True,
+        timeout=timeout,
+    )
