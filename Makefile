@@ -3,7 +3,7 @@
 #   make install   create .venv (Python >= 3.11) and install proxycore[dev] into it
 #   make run       start proxyweb: proxy on 8080, web UI on 127.0.0.1:8081; flags: make run ARGS='-v'
 #                  (the first run fetches mitmproxy's web front end into ~/.proxycore/web/)
-#   make test      the test suite (the first run downloads what docs/testing.md lists into .cache/)
+#   make test      the test suite, 2 workers (the first run downloads what docs/testing.md lists into .cache/)
 #   make test-fast the tests that start no process and open no socket (-m "not e2e"; docs/testing.md)
 #   make test-adversarial  only the attack battery (tests/adversarial, docs/adversarial.md)
 #   make lint      ruff
@@ -47,12 +47,16 @@ install: $(STAMP)
 run: install
 	"$(VENV)/bin/proxyweb" $(ARGS)
 
+# pytest-xdist: WORKERS processes (2, CI's cores); each test file stays on one worker, so a
+# module's proxy process and origins start once (docs/testing.md).
+WORKERS ?= 2
+
 test: install
-	"$(VENV)/bin/pytest" -q
+	"$(VENV)/bin/pytest" -q -n $(WORKERS) --dist loadfile
 
 .PHONY: test-fast
 test-fast: install
-	"$(VENV)/bin/pytest" -q -m "not e2e"
+	"$(VENV)/bin/pytest" -q -m "not e2e" -n $(WORKERS)
 
 .PHONY: test-adversarial
 test-adversarial: install
