@@ -116,7 +116,7 @@ from hypothesis import example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from proxycore.http import HTTPFlow, Request, Response  # noqa: E402
-from tests.model.test_flowfilter import http_flow  # noqa: E402
+from tests.flows import http_flow  # noqa: E402
 
 header_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12)
 header_values = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF, blacklist_characters="\x7f"), max_size=20)
@@ -167,7 +167,7 @@ def test_curl_words_give_back_the_request(exporter: Export, body: str, headers: 
 @settings(max_examples=200, deadline=None)
 @given(spec=st.text(max_size=40), which=st.sampled_from(["http", "ws", "tcp", "undecodable"]))
 def test_cut_raises_only_command_errors(spec: str, which: str) -> None:
-    from tests.model.test_flowfilter import tcp_flow, ws_flow
+    from tests.flows import tcp_flow, ws_flow
 
     def undecodable() -> HTTPFlow:
         flow = http_flow()

@@ -13,7 +13,7 @@ from proxycore.exceptions import CommandError, OptionsError
 from proxycore.io import FlowWriter
 from proxycore.master import Master
 from proxycore.options import Options
-from tests.model.test_flowfilter import http_flow, tcp_flow
+from tests.flows import http_flow, tcp_flow
 
 
 class Recorder:

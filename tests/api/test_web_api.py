@@ -12,7 +12,7 @@ import pytest
 
 from proxycore.flow import Error
 from proxycore.io import FlowReader
-from tests.model.test_flowfilter import http_flow, tcp_flow, ws_flow
+from tests.flows import http_flow, tcp_flow, ws_flow
 from tests.webapi import TOKEN, WebServer, put_json, request, running
 
 # real sockets on 127.0.0.1 or a real process: see tests/e2e_guard.py

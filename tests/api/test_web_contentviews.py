@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from proxycore.websocket import Opcode, WebSocketMessage
-from tests.model.test_flowfilter import http_flow, tcp_flow, ws_flow
+from tests.flows import http_flow, tcp_flow, ws_flow
 from tests.webapi import WebServer, request, running
 
 # real sockets on 127.0.0.1 or a real process: see tests/e2e_guard.py

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.model.test_flowfilter import http_flow
+from tests.flows import http_flow
 from tests.webapi import WebServer, put_json, running
 
 # real sockets on 127.0.0.1 or a real process: see tests/e2e_guard.py

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosedError
 
-from tests.model.test_flowfilter import http_flow, tcp_flow
+from tests.flows import http_flow, tcp_flow
 from tests.webapi import WebServer, put_json, request, running, ws_connect, ws_recv
 
 # real sockets on 127.0.0.1 or a real process: see tests/e2e_guard.py

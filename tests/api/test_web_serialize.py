@@ -14,7 +14,7 @@ from proxycore.api.serialize import (
 )
 from proxycore.flow import Flow
 from proxycore.options import Options
-from tests.model.test_flowfilter import http_flow
+from tests.flows import http_flow
 
 
 def test_markers() -> None:

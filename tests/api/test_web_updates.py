@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
-from tests.model.test_flowfilter import http_flow
+from tests.flows import http_flow
 from tests.webapi import (
     TOKEN,
     WebServer,

@@ -22,7 +22,7 @@ from proxycore.flow import Flow
 from proxycore.http import HTTPFlow
 from proxycore.io import FlowReader
 from proxycore.master import Master
-from tests.model.test_flowfilter import http_flow, tcp_flow, ws_flow
+from tests.flows import http_flow, tcp_flow, ws_flow
 
 
 class Flows:

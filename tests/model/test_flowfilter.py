@@ -13,51 +13,12 @@ from proxycore import flowfilter
 from proxycore.connection import Client, Server
 from proxycore.flow import Error, Flow
 from proxycore.flowfilter import FilterError, match, parse
-from proxycore.http import HTTPFlow, Request, Response
-from proxycore.tcp import TCPFlow, TCPMessage
-from proxycore.websocket import Opcode, WebSocketData, WebSocketMessage
+from proxycore.http import HTTPFlow
+from proxycore.tcp import TCPMessage
+from tests.flows import http_flow, tcp_flow, ws_flow
 
 # ---------------------------------------------------------------------------
 # flow builders
-
-
-def http_flow(
-    *,
-    response: bool = False,
-    error: bool = False,
-    url: str = "http://address:22/path",
-    method: str = "GET",
-    req_body: bytes = b"content",
-    req_headers: dict[str, str] | None = None,
-    resp_body: bytes = b"message",
-    resp_headers: dict[str, str] | None = None,
-    status: int = 200,
-) -> HTTPFlow:
-    flow = HTTPFlow(Client(peername=("127.0.0.1", 22)), Server(address=("address", 22)))
-    flow.request = Request.make(method, url, req_body, req_headers or {"header": "qvalue"})
-    if response:
-        flow.response = Response.make(
-            status, resp_body, resp_headers or {"header-response": "svalue"}
-        )
-    if error:
-        flow.error = Error("error")
-    return flow
-
-
-def ws_flow() -> HTTPFlow:
-    flow = http_flow(response=True, status=101)
-    flow.websocket = WebSocketData()
-    flow.websocket.messages = [
-        WebSocketMessage(Opcode.TEXT, True, b"hello from client"),
-        WebSocketMessage(Opcode.BINARY, False, b"\x00binary from server"),
-    ]
-    return flow
-
-
-def tcp_flow() -> TCPFlow:
-    flow = TCPFlow(Client(peername=("10.0.0.1", 5000)), Server(address=("tcp.example", 7)))
-    flow.messages = [TCPMessage(True, b"ping request"), TCPMessage(False, b"pong reply")]
-    return flow
 
 
 class FakeFlow(Flow):

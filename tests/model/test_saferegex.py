@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from proxycore.flowfilter import FilterError, parse
 from proxycore.utils import saferegex
-from tests.model.test_flowfilter import http_flow
+from tests.flows import http_flow
 
 
 def test_catastrophic_pattern_runs_in_linear_time() -> None:
