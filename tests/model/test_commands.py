@@ -219,12 +219,19 @@ def test_lexer() -> None:
     assert command.quote("it's \"x\"") == '"it\'s \\x22x\\x22"'
 
 
-@given(st.text())
-def test_execute_raises_only_command_errors(text: str) -> None:
+@pytest.fixture(scope="module")
+def full_master() -> Master:
+    """One master with every default addon for all examples (building it per example cost
+    ~50 ms each); the examples then also run against whatever state earlier ones left."""
     m = Master()
     m.addons.add(*default_addons())
+    return m
+
+
+@given(st.text())
+def test_execute_raises_only_command_errors(full_master: Master, text: str) -> None:
     try:
-        m.commands.execute(text)
+        full_master.commands.execute(text)
     except CommandError:
         pass
 
