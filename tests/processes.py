@@ -4,16 +4,41 @@ e2e tests elsewhere; the origins they talk to are in tests/e2e_servers.py."""
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from tests.e2e_servers import free_port
+
+
+@functools.cache
+def _session_ca() -> Path:
+    """One CA file set per test process, made on first use and removed at exit."""
+    from proxycore.certs import CertStore
+
+    folder = Path(tempfile.mkdtemp(prefix="proxycore-test-ca-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    CertStore.create_store(folder / "conf", "proxycore")
+    return folder / "conf"
+
+
+def seed_ca(confdir: Path) -> None:
+    """Give a new confdir the test process's CA, as a second start of the proxy would find it.
+
+    Creating a CA costs an RSA key (60 ms of CPU on average, up to 170 ms) at every proxy
+    start in a fresh confdir; no test through a proxy process is about that creation
+    (tests/model/test_certs.py is), so they share one. Private files keep their 0600."""
+    if not confdir.exists():
+        shutil.copytree(_session_ca(), confdir)
 
 
 class Proxy:
@@ -21,6 +46,7 @@ class Proxy:
         """Run ``python -m module`` (proxydump; proxyweb is ``proxycore.tools.web``)."""
         self.port = free_port()
         self.confdir = tmp / "conf"  # never the user's ~/.proxycore
+        seed_ca(self.confdir)
         self.stdout_path = tmp / f"proxy-{self.port}.out"
         self.stderr_path = tmp / f"proxy-{self.port}.err"
         self.proc = subprocess.Popen(

@@ -21,6 +21,7 @@ from proxycore.addons.termlog import TermLog
 from proxycore.options import Options
 from proxycore.tools import web
 from proxycore.tools.errorcheck import StartupErrorCheck
+from tests.processes import seed_ca
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 XSRF = "testxsrf1"
@@ -46,6 +47,7 @@ class WebServer:
             "confdir": str(tmp / "conf"),
         }
         settings.update(options)
+        seed_ca(Path(settings["confdir"]))  # tests/processes.py: one CA per test process
         opts.update(**settings)
         self.view = self.master.view
         self.web = self.master.addons.get("web")
