@@ -129,3 +129,40 @@ def curl(proxy: Proxy, *args: str, timeout: float = 20) -> subprocess.CompletedP
         capture_output=True,
         timeout=timeout,
     )
+
+
+def proxydump(
+    *args: str, stdin: bytes | None = None, cwd: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m proxycore ARGS`` to its end: exit status, stdout and stderr as text."""
+    result = subprocess.run(
+        [sys.executable, "-m", "proxycore", *args], capture_output=True, input=stdin, cwd=cwd, timeout=timeout
+    )
+    return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(), result.stderr.decode())
+
+
+def assert_clean_failure(r: subprocess.CompletedProcess[str], *needles: str) -> None:
+    """Non-zero exit, no traceback, and the error named on one stderr line."""
+    assert r.returncode != 0, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr, r.stderr
+    lines = [line for line in r.stderr.splitlines() if all(n in line for n in needles)]
+    assert len(lines) == 1, r.stderr
+
+
+def start_proxydump(*args: str) -> subprocess.Popen[bytes]:
+    """``python -m proxycore ARGS`` left running, stdout and stderr piped (see ``Proxy``)."""
+    return subprocess.Popen([sys.executable, "-m", "proxycore", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_listening(proc: subprocess.Popen[bytes], port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            assert proc.stderr is not None
+            raise AssertionError(f"exited early with {proc.returncode}: {proc.stderr.read()!r}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise AssertionError("proxy did not start listening")

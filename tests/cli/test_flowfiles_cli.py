@@ -13,25 +13,13 @@ import pytest
 from proxycore.io import FlowReader
 from tests.data.dumptext import fold_long_bodies
 from tests.e2e_servers import start_http
-from tests.processes import Proxy
+from tests.processes import Proxy, proxydump
 
 # real sockets on 127.0.0.1 or a real process: see tests/e2e_guard.py
 pytestmark = pytest.mark.e2e
 
 DATA = Path(__file__).parents[1] / "data"
 CORPUS = DATA / "corpus-all.mitm"
-
-
-def proxydump(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "proxycore", *args],
-        capture_output=True,
-        input=stdin,
-        timeout=60,
-    )
-    return subprocess.CompletedProcess(
-        result.args, result.returncode, result.stdout.decode(), result.stderr.decode()
-    )
 
 
 def without_log_times(text: str) -> str:

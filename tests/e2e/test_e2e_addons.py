@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_cli import run
 from tests.e2e_servers import RecordingHandler, free_port, start_http
-from tests.processes import Proxy
+from tests.processes import Proxy, proxydump
 
 pytestmark = [
     pytest.mark.e2e,
@@ -249,7 +248,7 @@ def test_block(tmp_path, upstream, refuse):
 
 
 def test_help_lists_the_addon_flags():
-    out = run("--help").stdout
+    out = proxydump("--help").stdout
     for flag in ("--proxyauth", "--anticache", "--anticomp", "--stickycookie", "--stickyauth",
                  "--map-remote", "--map-local", "--modify-body", "--modify-headers", "-H PATTERN", "-B PATTERN",
                  "-M PATTERN"):
@@ -268,6 +267,6 @@ def test_help_lists_the_addon_flags():
     ],
 )
 def test_bad_flags_exit_with_one_line(args, needle):
-    from tests.cli.test_cli import assert_clean_failure
+    from tests.processes import assert_clean_failure
 
-    assert_clean_failure(run("-p", "0", *args), "proxydump: error:", needle)
+    assert_clean_failure(proxydump("-p", "0", *args), "proxydump: error:", needle)

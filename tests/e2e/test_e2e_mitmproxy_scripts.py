@@ -173,8 +173,8 @@ def test_wsgi_and_asgi_apps(proxy):
 
 
 def test_option_validation_in_a_script_refuses_bad_value(tmp_path):
-    from tests.cli.test_cli import run
+    from tests.processes import proxydump
 
-    r = run("-n", "-s", str(SCRIPTS / "http_surface.py"), "--set", "greeting=forbidden")
+    r = proxydump("-n", "-s", str(SCRIPTS / "http_surface.py"), "--set", "greeting=forbidden")
     assert r.returncode == 1
     assert "greeting may not be 'forbidden'" in r.stderr

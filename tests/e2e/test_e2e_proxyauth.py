@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_cli import assert_clean_failure, run
 from tests.e2e_servers import RecordingHandler as Recording
 from tests.e2e_servers import start_http
 from tests.model.test_htpasswd import KNOWN, PASSWORD
-from tests.processes import Proxy
+from tests.processes import Proxy, assert_clean_failure, proxydump
 
 pytestmark = [
     pytest.mark.e2e,
@@ -329,21 +328,21 @@ def test_htpasswd_users(htpasswd_proxy, upstream):
     ],
 )
 def test_bad_proxyauth_exits_with_one_line(value, needle):
-    r = run("-p", "0", "--proxyauth", value)
+    r = proxydump("-p", "0", "--proxyauth", value)
     assert_clean_failure(r, "proxydump: error:", needle)
 
 
 def test_malformed_htpasswd_exits_with_one_line(tmp_path):
     path = tmp_path / "users"
     path.write_text("alice:plain-text-password\n")
-    r = run("-p", "0", "--proxyauth", f"@{path}")
+    r = proxydump("-p", "0", "--proxyauth", f"@{path}")
     assert_clean_failure(r, "proxydump: error:", "unsupported hash for user 'alice'")
 
 
 def test_flows_read_from_a_file_are_not_challenged(tmp_path):
     corpus = str(Path(__file__).parents[1] / "data" / "corpus-all.mitm")
-    plain = run("-n", "-r", corpus, "--set", f"confdir={tmp_path}")
-    with_auth = run("-n", "-r", corpus, "--set", f"confdir={tmp_path}", "--proxyauth", "a:b")
+    plain = proxydump("-n", "-r", corpus, "--set", f"confdir={tmp_path}")
+    with_auth = proxydump("-n", "-r", corpus, "--set", f"confdir={tmp_path}", "--proxyauth", "a:b")
     assert plain.returncode == with_auth.returncode == 0
     assert " << 200 " in plain.stdout
     assert with_auth.stdout == plain.stdout

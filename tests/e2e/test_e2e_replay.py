@@ -15,9 +15,8 @@ import pytest
 
 from proxycore.io import FlowReader, FlowWriter
 from tests.addons.test_clientplayback import tflow
-from tests.cli.test_flowfiles_cli import proxydump
 from tests.e2e_servers import free_port, start_h2, start_http
-from tests.processes import Proxy
+from tests.processes import Proxy, proxydump
 
 pytestmark = [
     pytest.mark.e2e,

@@ -303,9 +303,9 @@ def test_socks5_mode_spec_type():
 )
 @pytest.mark.e2e
 def test_proxydump_rejects_bad_modes_with_one_line(args, message):
-    from tests.cli.test_cli import run
+    from tests.processes import proxydump
 
-    r = run(*args)
+    r = proxydump(*args)
     assert r.returncode == 1
     assert r.stderr.strip() == message
     assert r.stdout == ""
@@ -314,10 +314,10 @@ def test_proxydump_rejects_bad_modes_with_one_line(args, message):
 @pytest.mark.e2e
 def test_proxydump_starts_every_mode_given(tmp_path):
     """-m and --set mode= both work; each listener announces itself as mitmdump does."""
-    from tests.cli.test_cli import start, wait_listening
+    from tests.processes import start_proxydump, wait_listening
 
     regular, socks, reverse = free_port(), free_port(), free_port()
-    proc = start(
+    proc = start_proxydump(
         "--listen-host", "127.0.0.1", "--set", f"confdir={tmp_path}",
         "-m", f"regular@{regular}", "--mode", f"socks5@{socks}",
         "--mode", f"reverse:http://example.com@{reverse}", "--upstream-auth", "u:p",
