@@ -25,6 +25,7 @@ from proxycore.proxy import commands, events
 from proxycore.proxy.layer import CommandGenerator, Layer
 from proxycore.testing import make_context
 from tests.e2e_servers import make_self_signed
+from tests.processes import seed_ca
 
 
 class Echo(Layer):
@@ -131,6 +132,7 @@ class Peer:
 
 @pytest.fixture
 def master(tmp_path: Path) -> Master:
+    seed_ca(tmp_path / "conf")  # the test process's CA: no RSA key per test
     m = Master()
     m.options.update(confdir=str(tmp_path / "conf"))
     m.addons.add(TlsConfig())
