@@ -1,6 +1,6 @@
 # proxycore developer tasks.  `make run` and `make test` are all a newcomer needs.
 #
-#   make install   create .venv (Python >= 3.11) and install proxycore[dev] into it
+#   make install   create .venv (Python >= 3.11) and install proxycore[dev,parallel] into it
 #   make run       start proxyweb: proxy on 8080, web UI on 127.0.0.1:8081; flags: make run ARGS='-v'
 #                  (the first run fetches mitmproxy's web front end into ~/.proxycore/web/)
 #   make test      the test suite, 2 workers (the first run downloads what docs/testing.md lists into .cache/)
@@ -39,7 +39,7 @@ $(VPY):
 	"$(PYTHON)" -m venv "$(VENV)"
 
 $(STAMP): pyproject.toml | $(VPY)
-	"$(VPY)" -m pip install -q --disable-pip-version-check -e '.[dev]'
+	"$(VPY)" -m pip install -q --disable-pip-version-check -e '.[dev,parallel]'
 	touch "$@"
 
 install: $(STAMP)
