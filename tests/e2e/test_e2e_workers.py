@@ -14,11 +14,13 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from proxycore.io import FlowReader
+from tests.e2e_servers import start_http
 from tests.processes import Proxy, ProxyWeb
 from tests.webapi import TOKEN, put_json, request
 
@@ -36,6 +38,14 @@ import os
 def response(flow):
     flow.response.headers["X-Worker-Pid"] = str(os.getpid())
 """
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[int]:
+    """As tests/conftest.py's; defined here too because tests/speed imports it from this module."""
+    server, port = start_http()
+    yield port
+    server.shutdown()
 
 
 @pytest.fixture
