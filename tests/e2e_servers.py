@@ -9,6 +9,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -287,3 +288,51 @@ def start_h2(tls_dir: Path, seen: list[str] | None = None) -> tuple[Any, int]:
     threading.Thread(target=serve, daemon=True).start()
     started.wait(10)
     return state["loop"], state["port"]
+
+
+class Origin:
+    """A raw HTTP/1 origin on 127.0.0.1:0 that answers every request with ``head`` and then
+    ``body_size`` bytes (None: without end), and notes when each connection is gone."""
+
+    def __init__(self, head: bytes, body_size: int | None) -> None:
+        self.head, self.body_size = head, body_size
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.closed_at: list[float] = []
+        self.sent: list[int] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        conn.settimeout(30)
+        sent = 0
+        chunk = b"x" * 65536
+        try:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                head += data
+            conn.sendall(self.head)
+            while self.body_size is None or sent < self.body_size:
+                part = chunk if self.body_size is None else chunk[: self.body_size - sent]
+                conn.sendall(part)
+                sent += len(part)
+            time.sleep(30)  # leave closing to the proxy
+        except OSError:
+            pass
+        finally:
+            self.sent.append(sent)
+            self.closed_at.append(time.monotonic())
+            conn.close()
+
+    def close(self) -> None:
+        self.listener.close()

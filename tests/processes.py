@@ -166,3 +166,23 @@ def wait_listening(proc: subprocess.Popen[bytes], port: int, timeout: float = 20
         except OSError:
             time.sleep(0.02)
     raise AssertionError("proxy did not start listening")
+
+
+def connect_tunnel(proxy: Proxy, host: str, port: int, timeout: float = 10) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=timeout)
+    sock.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        assert chunk, f"proxy closed during CONNECT: {head!r}"
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 200"), head
+    return sock
+
+
+def peak_rss_mb(proxy: Proxy) -> float:
+    """The proxy process's peak resident set size (VmHWM), in MiB."""
+    for line in Path(f"/proc/{proxy.proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM in /proc status")

@@ -7,7 +7,7 @@ import socket
 import time
 
 from tests.adversarial.harness import RecordingOrigin, read_head, status_of
-from tests.e2e.test_e2e_limits import Origin
+from tests.e2e_servers import Origin
 
 
 def test_client_fin_during_an_endless_response(attack):

@@ -12,9 +12,9 @@ import pytest
 from cryptography import x509
 
 from tests.adversarial.harness import run_client
-from tests.e2e.test_e2e_limits import connect_tunnel
 from tests.e2e_servers import start_h2, start_http
 from tests.h2_clients import h2_get
+from tests.processes import connect_tunnel
 
 ENHANCE_YOUR_CALM = 0xB
 

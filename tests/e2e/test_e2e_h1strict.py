@@ -139,7 +139,7 @@ def test_addon_setting_a_host_idna_refuses_gets_502(tmp_path):
 def test_pipelined_flood_behind_a_slow_request_is_not_buffered(proxy):
     """A client pipelines 40 MB behind a request whose origin never answers: the proxy stops
     reading it (head_size_limit bounds what it holds) instead of buffering it all."""
-    from tests.e2e.test_e2e_limits import peak_rss_mb
+    from tests.processes import peak_rss_mb
 
     listener = socket.create_server(("127.0.0.1", 0))
     accepted: list[socket.socket] = []

@@ -19,24 +19,12 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from tests.e2e_servers import start_http
-from tests.processes import Proxy
+from tests.e2e_servers import Origin, start_http
+from tests.processes import Proxy, connect_tunnel, peak_rss_mb
 
 pytestmark = [pytest.mark.e2e]
 
 needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-
-
-def connect_tunnel(proxy: Proxy, host: str, port: int, timeout: float = 10) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=timeout)
-    sock.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        assert chunk, f"proxy closed during CONNECT: {head!r}"
-        head += chunk
-    assert head.startswith(b"HTTP/1.1 200"), head
-    return sock
 
 
 # TLS certificate cache ------------------------------------------------------------------
@@ -68,63 +56,7 @@ def test_many_snis_through_one_origin_each_get_their_own_certificate(tmp_path, t
 # Helpers for the HTTP items ------------------------------------------------------------------
 
 
-def peak_rss_mb(proxy: Proxy) -> float:
-    """The proxy process's peak resident set size (VmHWM), in MiB."""
-    for line in Path(f"/proc/{proxy.proc.pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM in /proc status")
-
-
 needs_proc = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
-
-
-class Origin:
-    """A raw HTTP/1 origin on 127.0.0.1:0 that answers every request with ``head`` and then
-    ``body_size`` bytes (None: without end), and notes when each connection is gone."""
-
-    def __init__(self, head: bytes, body_size: int | None) -> None:
-        self.head, self.body_size = head, body_size
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.closed_at: list[float] = []
-        self.sent: list[int] = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn: socket.socket) -> None:
-        conn.settimeout(30)
-        sent = 0
-        chunk = b"x" * 65536
-        try:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                data = conn.recv(4096)
-                if not data:
-                    return
-                head += data
-            conn.sendall(self.head)
-            while self.body_size is None or sent < self.body_size:
-                part = chunk if self.body_size is None else chunk[: self.body_size - sent]
-                conn.sendall(part)
-                sent += len(part)
-            time.sleep(30)  # leave closing to the proxy
-        except OSError:
-            pass
-        finally:
-            self.sent.append(sent)
-            self.closed_at.append(time.monotonic())
-            conn.close()
-
-    def close(self) -> None:
-        self.listener.close()
 
 
 def read_head(sock: socket.socket) -> tuple[bytes, bytes]:
