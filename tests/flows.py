@@ -4,11 +4,16 @@ web API. Addon tests that need a live flow as the proxy builds it use tests/addo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from proxycore.connection import Client, Server
 from proxycore.flow import Error
 from proxycore.http import HTTPFlow, Request, Response
 from proxycore.tcp import TCPFlow, TCPMessage
 from proxycore.websocket import Opcode, WebSocketData, WebSocketMessage
+
+# Every kind of flow as real mitmdump wrote them (tests/data/README.md says how).
+CORPUS = Path(__file__).parent / "data" / "corpus-all.mitm"
 
 
 def http_flow(

@@ -17,8 +17,8 @@ from proxycore import http
 from proxycore.addons.savehar import SaveHar
 from proxycore.io import FlowReader, FlowReadException, har
 from proxycore.master import Master
-from tests.cli.test_flowfiles_cli import CORPUS
 from tests.data.dumptext import fold_long_strings
+from tests.flows import CORPUS
 from tests.processes import proxydump
 
 HAR_DATA = Path(__file__).parents[1] / "data" / "har"

@@ -27,9 +27,9 @@ import pytest
 from websockets.sync.server import ServerConnection, serve
 
 from proxycore.api import frontend
-from tests.api.test_web_e2e import CORPUS
 from tests.downloads import pinned_wheel
 from tests.e2e_servers import start_http
+from tests.flows import CORPUS
 from tests.package_index import serve_index
 from tests.processes import ProxyWeb
 
