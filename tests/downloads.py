@@ -7,6 +7,7 @@ again; a download whose sha256 is not the pinned one fails the test that needs i
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def pinned_wheel(filename: str, config: pytest.Config) -> Path:
     digest = hashlib.sha256(data).hexdigest()
     assert digest == sha256, f"{filename} from {url} has sha256 {digest}, not the pinned {sha256}"
     CACHE.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".part")
+    partial = path.with_name(f"{path.name}.{os.getpid()}.part")  # two workers may fetch it at once
     partial.write_bytes(data)
     partial.replace(path)
     return path

@@ -5,6 +5,7 @@ selects the same flows as mitmproxy's."""
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import subprocess
@@ -74,15 +75,18 @@ def plain(value: object) -> object:
 def mitm_python(request: pytest.FixtureRequest) -> Path:
     """mitmproxy 11.0.2 in its own venv: the sha256-pinned wheel, its dependencies from the index."""
     python = MITM_VENV / "bin" / "python"
-    if not python.exists():
-        wheel = pinned_wheel(MITM_WHEEL, request.config)
-        announce(request.config, f"tests: installing {wheel.name} and its dependencies into {MITM_VENV} (once)")
-        subprocess.run([sys.executable, "-m", "venv", str(MITM_VENV)], check=True, timeout=300)
-        subprocess.run(
-            [str(MITM_VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", str(wheel)],
-            check=True,
-            timeout=900,
-        )
+    MITM_VENV.parent.mkdir(parents=True, exist_ok=True)
+    with open(MITM_VENV.with_name(MITM_VENV.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another pytest-xdist worker may be building it now
+        if not python.exists():
+            wheel = pinned_wheel(MITM_WHEEL, request.config)
+            announce(request.config, f"tests: installing {wheel.name} and its dependencies into {MITM_VENV} (once)")
+            subprocess.run([sys.executable, "-m", "venv", str(MITM_VENV)], check=True, timeout=300)
+            subprocess.run(
+                [str(MITM_VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", str(wheel)],
+                check=True,
+                timeout=900,
+            )
     return python
 
 
