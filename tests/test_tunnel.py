@@ -1,0 +1,197 @@
+"""Playbook tests of TunnelLayer itself, through a toy tunnel protocol.
+
+The toy: the tunnel sends b"HELLO" on the outer connection and is open once the
+peer answers b"OK" (anything else refuses it); data for the inner connection
+travels with a b"|" prefix.  TLS and the upstream-proxy tunnel have their own
+tests; these pin down the open/wait/answer machine they share.
+"""
+
+from __future__ import annotations
+
+from proxycore.connection import ConnectionState, Server
+from proxycore.proxy import commands, events
+from proxycore.proxy.layer import CommandGenerator, Layer
+from proxycore.proxy.tunnel import CLOSED, ESTABLISHING, INACTIVE, OPEN, TunnelLayer
+from proxycore.testing import Playbook, make_context, reply
+
+
+class Toy(TunnelLayer):
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, events.DataReceived) and event.connection is self.tunnel_conn:
+            if self.state == ESTABLISHING:
+                self.state = OPEN if event.data == b"OK" else CLOSED
+                yield from self.finish(None if self.state == OPEN else f"refused: {event.data!r}")
+            elif self.state == OPEN:
+                yield from self.event_to_child(events.DataReceived(self.conn, event.data[1:]))
+        else:
+            yield from self.event_to_child(event)
+
+    def establish(self) -> CommandGenerator:
+        yield commands.SendData(self.tunnel_conn, b"HELLO")
+
+    def send_data(self, command: commands.SendData) -> CommandGenerator:
+        yield commands.SendData(self.tunnel_conn, b"|" + command.data)
+
+
+class Opener(Layer):
+    """Opens ``context.server`` on Start (and again on each b"again" from the client), sends
+    b"hi" once it is open, and keeps the answers it got."""
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self.answers: list[str | None] = []
+        self.events: list[events.Event] = []
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        self.events.append(event)
+        if isinstance(event, events.Start) or (
+            isinstance(event, events.DataReceived) and event.data == b"again"
+        ):
+            err = yield commands.OpenConnection(self.context.server)
+            self.answers.append(err)
+            if err is None:
+                yield commands.SendData(self.context.server, b"hi")
+
+
+def toy(connected_outer: bool = False) -> tuple[Toy, Opener, Server]:
+    tctx = make_context()
+    tctx.server = Server(address=("origin.test", 80))
+    outer = Server(address=("tunnel.test", 3128))
+    if connected_outer:
+        outer.state = ConnectionState.OPEN
+    child = Opener(tctx)
+    return Toy(tctx, outer, tctx.server, child), child, outer
+
+
+def test_open_waits_for_the_handshake_then_data_goes_through_the_tunnel():
+    layer, child, outer = toy()
+    assert (
+        Playbook(layer)
+        << commands.OpenConnection(outer)
+        >> reply(None)
+        << commands.SendData(outer, b"HELLO")
+        >> events.DataReceived(outer, b"OK")
+        << commands.SendData(outer, b"|hi")
+        >> events.DataReceived(outer, b"|back")
+    )
+    assert child.answers == [None]
+    assert isinstance(child.events[-1], events.DataReceived) and child.events[-1].data == b"back"
+    assert repr(layer) == "Toy(open)"
+
+
+def test_a_second_open_on_an_open_tunnel_is_answered_at_once():
+    layer, child, outer = toy()
+    assert (
+        Playbook(layer)
+        << commands.OpenConnection(outer)
+        >> reply(None)
+        << commands.SendData(outer, b"HELLO")
+        >> events.DataReceived(outer, b"OK")
+        << commands.SendData(outer, b"|hi")
+        >> events.DataReceived(layer.context.client, b"again")
+        << commands.SendData(outer, b"|hi")
+    )
+    assert child.answers == [None, None]
+
+
+def test_outer_connection_fails_then_every_open_fails_without_a_new_attempt():
+    layer, child, outer = toy()
+    assert (
+        Playbook(layer)
+        << commands.OpenConnection(outer)
+        >> reply("connection refused")
+        >> events.DataReceived(layer.context.client, b"again")
+    )
+    assert child.answers == ["connection refused", "Connection closed."]
+    assert layer.state == CLOSED
+
+
+def test_refused_handshake_answers_the_waiting_open_with_the_error():
+    layer, child, outer = toy()
+    assert (
+        Playbook(layer)
+        << commands.OpenConnection(outer)
+        >> reply(None)
+        << commands.SendData(outer, b"HELLO")
+        >> events.DataReceived(outer, b"NO")
+    )
+    assert child.answers == ["refused: b'NO'"]
+
+
+def test_an_outer_connection_already_open_is_not_opened_again():
+    layer, child, outer = toy(connected_outer=True)
+    assert Playbook(layer) << commands.SendData(outer, b"HELLO") >> events.DataReceived(outer, b"OK") << (
+        commands.SendData(outer, b"|hi")
+    )
+    assert child.answers == [None]
+
+
+class TwoOpeners(Layer):
+    """Two streams in one child (like HTTP/2): each asks for the server, neither blocks the other."""
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self.answers: list[OpenAnswer] = []
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, events.Start):
+            for _ in range(2):
+                command = commands.OpenConnection(self.context.server)
+                command.blocking = False  # the stream waits, the layer does not
+                yield command
+        elif isinstance(event, events.OpenConnectionCompleted):
+            self.answers.append(OpenAnswer(event.command, event.reply))
+
+
+class OpenAnswer:
+    def __init__(self, command: commands.Command, err: str | None) -> None:
+        self.command, self.err = command, err
+
+
+def test_opens_that_arrive_while_establishing_are_all_answered_once():
+    tctx = make_context()
+    tctx.server = Server(address=("origin.test", 80))
+    outer = Server(address=("tunnel.test", 3128))
+    child = TwoOpeners(tctx)
+    layer = Toy(tctx, outer, tctx.server, child)
+    assert (
+        Playbook(layer)
+        << commands.OpenConnection(outer)
+        >> reply(None)
+        << commands.SendData(outer, b"HELLO")
+        >> events.DataReceived(outer, b"OK")
+    )
+    assert [a.err for a in child.answers] == [None, None]
+    assert child.answers[0].command is not child.answers[1].command
+    assert layer.waiting == []
+
+
+def test_establish_now_holds_the_childs_events_until_the_tunnel_is_up():
+    class EagerToy(Toy):
+        def _handle_event(self, event: events.Event) -> CommandGenerator:
+            if isinstance(event, events.Start):
+                yield from self.establish_now(event)
+            elif self.held_events is not None and not (
+                isinstance(event, events.ConnectionEvent) and event.connection is self.tunnel_conn
+            ):
+                self.held_events.append(event)
+            else:
+                yield from super()._handle_event(event)
+
+    tctx = make_context()
+    tctx.server = Server(address=("origin.test", 80))
+    outer = tctx.server
+    outer.state = ConnectionState.OPEN
+    child = Opener(tctx)
+    layer = EagerToy(tctx, outer, tctx.server, child)
+    assert layer.state == INACTIVE
+    assert (
+        Playbook(layer)
+        << commands.SendData(outer, b"HELLO")
+        >> events.DataReceived(tctx.client, b"early")
+        >> events.DataReceived(outer, b"OK")
+        << commands.SendData(outer, b"|hi")
+    )
+    # The child started only after the handshake, and then saw the held client data.
+    assert [type(e).__name__ for e in child.events] == ["Start", "DataReceived"]
+    assert child.answers == [None]
