@@ -40,7 +40,6 @@ class Layer:
     context: Context
     _paused: _Paused | None
     _paused_event_queue: collections.deque[events.Event]
-    debug: str | None = None
 
     def __init__(self, context: Context) -> None:
         self.context = context

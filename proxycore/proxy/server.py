@@ -17,7 +17,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from proxycore import platform
@@ -215,6 +215,16 @@ def _error_text(e: OSError) -> str:
     return str(e) or type(e).__name__
 
 
+TRACE_LIMIT = 300  # characters of an event or command a proxy_debug line shows
+
+
+def _short(item: object) -> str:
+    text = repr(item)
+    if len(text) <= TRACE_LIMIT:
+        return text
+    return f"{text[:TRACE_LIMIT]}... ({len(text)} characters)"
+
+
 class ConnectionHandler:
     """Drives the layer stack of one client connection.
 
@@ -387,6 +397,7 @@ class ConnectionHandler:
         if self._processing:
             return
         self._processing = True
+        trace = getattr(self.options, "proxy_debug", False)
         try:
             while self._queue or self._unsent:
                 if not self._queue:
@@ -394,7 +405,8 @@ class ConnectionHandler:
                     continue
                 current = self._queue.popleft()
                 try:
-                    for command in self.layer.handle_event(current):
+                    issued = self._traced(current) if trace else self.layer.handle_event(current)
+                    for command in issued:
                         self._execute(command)
                 except Exception:
                     logger.exception(
@@ -406,6 +418,20 @@ class ConnectionHandler:
             self._sync_head_timer()
         finally:
             self._processing = False
+
+    def _traced(self, event: events.Event) -> Iterator[commands.Command]:
+        """``proxy_debug``: the layers' work on ``event`` with one debug line per event in
+        and per command out, each naming a layer (the issuing one for a blocking command,
+        else the deepest of the connection's stack) and, through the record, the connection."""
+        logger.debug(f"[{self.layer!r}] >> {_short(event)}", extra=self._log_extra)
+        for command in self.layer.handle_event(event):
+            origin = command.blocking if isinstance(command.blocking, Layer) else self._deepest_layer()
+            logger.debug(f"[{origin!r}] << {_short(command)}", extra=self._log_extra)
+            yield command
+
+    def _deepest_layer(self) -> Layer:
+        layers = self.context.layers
+        return layers[-1] if layers else self.layer
 
     def _sync_head_timer(self) -> None:
         """Arm the timer the HTTP/1 layer published on the client, once per new timer (the
