@@ -123,7 +123,6 @@ class NextLayer(Layer):
         self.layer = None
         self.events = []
         self._ask_on_start = ask_on_start
-        self._asking = False
 
     def __repr__(self) -> str:
         return f"NextLayer:{self.layer!r}"
