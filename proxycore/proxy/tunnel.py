@@ -55,30 +55,30 @@ class TunnelLayer(Layer):
 
     # What subclasses provide ---------------------------------------------------------
 
-    def establish(self) -> CommandGenerator:
+    def establish(self) -> CommandGenerator[None]:
         """Run the handshake over the (connected) outer connection; call ``finish`` when done,
         now or from a later event.  The default has no handshake: the tunnel is up at once."""
         yield from self.finish(None)
 
-    def open_failed(self, err: str) -> CommandGenerator:
+    def open_failed(self, err: str) -> CommandGenerator[None]:
         """The outer connection could not be opened."""
         self.state = CLOSED
         yield from self.finish(err)
 
-    def send_data(self, command: commands.SendData) -> CommandGenerator:
+    def send_data(self, command: commands.SendData) -> CommandGenerator[None]:
         """The child writes to ``conn``; the default writes to the outer connection as is."""
         yield commands.SendData(self.tunnel_conn, command.data)
 
-    def send_close(self, command: commands.CloseConnection) -> CommandGenerator:
+    def send_close(self, command: commands.CloseConnection) -> CommandGenerator[None]:
         yield command
 
-    def other_command(self, command: commands.ConnectionCommand) -> CommandGenerator:
+    def other_command(self, command: commands.ConnectionCommand) -> CommandGenerator[None]:
         """Any other command for ``conn`` (PauseReading, ResumeReading...)."""
         yield command
 
     # The state machine -----------------------------------------------------------------
 
-    def event_to_child(self, event: events.Event) -> CommandGenerator:
+    def event_to_child(self, event: events.Event) -> CommandGenerator[None]:
         """Pass ``event`` to the child; its commands for ``conn`` go through the tunnel."""
         for command in self.child_layer.handle_event(event):
             if isinstance(command, commands.ConnectionCommand) and command.connection is self.conn:
@@ -86,7 +86,7 @@ class TunnelLayer(Layer):
             else:
                 yield command
 
-    def command_from_child(self, command: commands.ConnectionCommand) -> CommandGenerator:
+    def command_from_child(self, command: commands.ConnectionCommand) -> CommandGenerator[None]:
         if isinstance(command, commands.OpenConnection):
             yield from self.child_opens(command)
         elif isinstance(command, commands.SendData):
@@ -96,7 +96,7 @@ class TunnelLayer(Layer):
         else:
             yield from self.other_command(command)
 
-    def child_opens(self, command: commands.OpenConnection) -> CommandGenerator:
+    def child_opens(self, command: commands.OpenConnection) -> CommandGenerator[None]:
         if self.state == OPEN:
             yield from self.event_to_child(events.OpenConnectionCompleted(command, None))
             return
@@ -116,14 +116,14 @@ class TunnelLayer(Layer):
                 return
         yield from self.establish()
 
-    def establish_now(self, first_event: events.Event) -> CommandGenerator:
+    def establish_now(self, first_event: events.Event) -> CommandGenerator[None]:
         """Build the tunnel before anyone asked (the outer connection is already open):
         ``first_event`` and every event for the child until ``finish`` are held."""
         self.held_events = [first_event]
         self.state = ESTABLISHING
         yield from self.establish()
 
-    def finish(self, err: str | None) -> CommandGenerator:
+    def finish(self, err: str | None) -> CommandGenerator[None]:
         """The handshake ended: answer the waiting opens, then replay held events.  The
         subclass has set ``state`` (OPEN or CLOSED) before."""
         answered, self.waiting = self.waiting, []

@@ -44,6 +44,9 @@ class HttpUpstreamTunnel(TunnelLayer):
 
     The open/wait/answer bookkeeping is :class:`TunnelLayer`'s; this class speaks CONNECT."""
 
+    conn: Server
+    tunnel_conn: Server
+
     def __init__(
         self, context: Context, tunnel_conn: Server, send_connect: bool, child: Layer | None = None
     ) -> None:
