@@ -264,6 +264,9 @@ class ConnectionHandler:
         # The HTTP/1 request-head timer the layers publish on the client (client.head_timer).
         self._head_timer: tuple[commands.RequestTimeout, asyncio.TimerHandle] | None = None
         self._log_extra = {"client": client.peername if log_as is None else log_as}
+        # Read once per connection, as mitmproxy reads it once per layer: a switch applies to
+        # connections that start after it, and feed() pays no option lookup.
+        self._trace = bool(getattr(self.options, "proxy_debug", False))
 
     def adopt_client(self, protocol: _ConnectionProtocol) -> None:
         """Take over the accepted client socket; reading waits until ``run`` starts the layers."""
@@ -397,7 +400,7 @@ class ConnectionHandler:
         if self._processing:
             return
         self._processing = True
-        trace = getattr(self.options, "proxy_debug", False)
+        trace = self._trace
         try:
             while self._queue or self._unsent:
                 if not self._queue:
