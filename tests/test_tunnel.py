@@ -195,3 +195,17 @@ def test_establish_now_holds_the_childs_events_until_the_tunnel_is_up():
     # The child started only after the handshake, and then saw the held client data.
     assert [type(e).__name__ for e in child.events] == ["Start", "DataReceived"]
     assert child.answers == [None]
+
+
+def test_the_base_is_sans_io_like_the_layers_it_serves():
+    import ast
+    from pathlib import Path
+
+    import proxycore.proxy.tunnel as tunnel
+
+    tree = ast.parse(Path(tunnel.__file__).read_text())
+    imported = {alias.name for n in ast.walk(tree) if isinstance(n, ast.Import) for alias in n.names}
+    imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    forbidden = ("asyncio", "socket", "selectors", "ssl", "threading", "proxycore.addons", "proxycore.api",
+                 "proxycore.proxy.server", "proxycore.ctx")
+    assert not [m for m in imported if m.startswith(forbidden)]
