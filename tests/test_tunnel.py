@@ -8,11 +8,15 @@ tests; these pin down the open/wait/answer machine they share.
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from proxycore.connection import ConnectionState, Server
 from proxycore.proxy import commands, events
 from proxycore.proxy.layer import CommandGenerator, Layer
 from proxycore.proxy.tunnel import CLOSED, ESTABLISHING, INACTIVE, OPEN, TunnelLayer
 from proxycore.testing import Playbook, make_context, reply
+from tests.hypothesis_budget import at_least
 
 
 class Toy(TunnelLayer):
@@ -209,3 +213,84 @@ def test_the_base_is_sans_io_like_the_layers_it_serves():
     forbidden = ("asyncio", "socket", "selectors", "ssl", "threading", "proxycore.addons", "proxycore.api",
                  "proxycore.proxy.server", "proxycore.ctx")
     assert not [m for m in imported if m.startswith(forbidden)]
+
+
+# Any order of opens, handshake answers, data and closes ----------------------------------
+
+
+class ClosingToy(Toy):
+    """The toy, plus: the outer connection closing while establishing fails the tunnel."""
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if (
+            isinstance(event, events.ConnectionClosed)
+            and event.connection is self.tunnel_conn
+            and self.state == ESTABLISHING
+        ):
+            self.state = CLOSED
+            yield from self.finish("closed while establishing")
+        else:
+            yield from super()._handle_event(event)
+
+
+class ManyOpeners(Layer):
+    """Opens ``context.server`` without blocking on every b"open" from the client."""
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self.issued: list[commands.OpenConnection] = []
+        self.answers: list[tuple[commands.Command, str | None]] = []
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, events.DataReceived) and event.data == b"open":
+            command = commands.OpenConnection(self.context.server)
+            command.blocking = False
+            self.issued.append(command)
+            yield command
+        elif isinstance(event, events.OpenConnectionCompleted):
+            self.answers.append((event.command, event.reply))
+
+
+STEPS = st.lists(
+    st.sampled_from(["open", "OK", "NO", "|data", "outer-closed"]), max_size=12
+)
+
+
+@at_least(200, deadline=None)
+@given(steps=STEPS, outer_fails=st.booleans())
+def test_every_open_is_answered_at_most_once_and_none_is_forgotten(steps: list[str], outer_fails: bool) -> None:
+    tctx = make_context()
+    tctx.server = Server(address=("origin.test", 80))
+    outer = Server(address=("tunnel.test", 3128))
+    child = ManyOpeners(tctx)
+    layer = ClosingToy(tctx, outer, tctx.server, child)
+    queue: list[events.Event] = [events.Start()]
+    for step in steps:
+        if step == "open":
+            queue.append(events.DataReceived(tctx.client, b"open"))
+        elif step == "outer-closed":
+            queue.append(events.ConnectionClosed(outer))
+        else:
+            queue.append(events.DataReceived(outer, step.encode()))
+    while queue:
+        event = queue.pop(0)
+        if isinstance(event, events.ConnectionClosed):
+            event.connection.state &= ~ConnectionState.CAN_READ
+        for command in layer.handle_event(event):
+            if isinstance(command, commands.OpenConnection) and command.connection is outer:
+                if outer_fails:
+                    queue.insert(0, events.OpenConnectionCompleted(command, "refused"))
+                else:
+                    outer.state = ConnectionState.OPEN
+                    queue.insert(0, events.OpenConnectionCompleted(command, None))
+    answered = [command for command, _ in child.answers]
+    assert len(answered) == len({id(c) for c in answered})  # nobody is answered twice
+    assert {id(c) for c in answered} <= {id(c) for c in child.issued}
+    if layer.state in (OPEN, CLOSED):
+        # The tunnel's fate is known: every open the child issued has its answer.
+        assert len(answered) == len(child.issued)
+        assert layer.waiting == []
+    else:
+        assert len(answered) + len(layer.waiting) == len(child.issued)
+    if layer.state == OPEN:
+        assert all(err is None for _, err in child.answers)
