@@ -184,11 +184,13 @@ def _end_hooks() -> tuple[type, ...]:
     return (HttpResponseHook, HttpErrorHook, WebsocketEndHook)
 
 
-_END_HOOKS = _end_hooks()
-
-
 class ReplayHandler(ConnectionHandler):
-    """A connection handler with no client socket; done once the flow's last hook ran."""
+    """A connection handler with no client socket; done once the flow's last hook ran.
+
+    The response/error hook (for a WebSocket, its end) is watched: it always gets a task,
+    and its end is how we know the replay is over."""
+
+    watched_hooks = _end_hooks()
 
     def __init__(self, master: Any, flow: HTTPFlow) -> None:
         # A copy of the recorded client (its TLS details, ALPN offers and SNI shape the
@@ -196,37 +198,15 @@ class ReplayHandler(ConnectionHandler):
         client = Client.from_state(flow.client_conn.get_state())
         client.id = str(uuid.uuid4())
         client.state = ConnectionState.OPEN
-        super().__init__(master, client, replay_stack(flow))
+        super().__init__(master, client, replay_stack(flow), log_as="replay")
         self.flow = flow
         self.finished = asyncio.Event()
-        self._log_extra = {"client": "replay"}
 
     async def replay(self) -> None:
-        self._arm_watchdog()
-        self.feed(events.Start())
-        waiters = [
-            asyncio.ensure_future(self.finished.wait()),
-            asyncio.ensure_future(self._client_done.wait()),  # the layers gave up (crash, timeout)
-        ]
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:  # also when cancelled (shutdown): no socket is left behind
-            for waiter in waiters:
-                waiter.cancel()
-            self.close_all()
-            if self._watchdog is not None:
-                self._watchdog.cancel()
-        # Hooks still running (e.g. server_disconnected) finish before the next replay starts.
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.run_detached(self.finished)
 
-    def _hook_is_trivial(self, hook: Any) -> bool:
-        # The response/error hook (for a WebSocket, its end) always gets a task: its end is
-        # how we know the replay is over.
-        return not isinstance(hook, _END_HOOKS) and super()._hook_is_trivial(hook)
-
-    async def _hook_task(self, hook: Any) -> None:
-        await super()._hook_task(hook)
-        if not isinstance(hook, _END_HOOKS) or hook.flow is not self.flow:
+    def hook_finished(self, hook: Any) -> None:
+        if hook.flow is not self.flow:
             return
         if isinstance(hook, HttpResponseHook) and self.flow.websocket is not None:
             return  # switched to WebSocket: the replay goes on until websocket_end

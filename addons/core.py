@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from proxycore import ctx, http, markers, optmanager, types
+from proxycore import ctx, http, optmanager, types
 from proxycore.addons.termlog import ALERT
 from proxycore.command import argument, command
 from proxycore.exceptions import CommandError, OptionsError
 from proxycore.flow import Flow
 from proxycore.hooks import UpdateHook
+from proxycore.utils.emoji import MARKERS
 
 
 class Core:
@@ -206,7 +207,7 @@ class Core:
     @command("flow.mark")
     def mark(self, flows: Sequence[Flow], marker: types.Marker = ":default:") -> None:  # type: ignore[assignment]
         """Mark flows with a marker name such as :red_circle: (an empty marker unmarks)."""
-        if marker and marker not in markers.MARKERS:
+        if marker and marker not in MARKERS:
             raise CommandError("invalid marker value")
 
         for flow in flows:

@@ -35,8 +35,8 @@ The display detail level for flows in proxydump: 0 (quiet) to 4 (very verbose).
   4: 3 + nothing is truncated
 """
 
-# Hooks the dumper prints on; they exist on the instance only while flow_detail > 0,
-# so an addon manager that indexes handlers never calls the dumper in quiet mode.
+# Hooks the dumper prints on; with flow_detail 0 its ``hooks_active`` is false and the
+# addon manager calls none of them.
 FLOW_HOOKS = (
     "response",
     "error",
@@ -81,7 +81,6 @@ class Dumper:
         self.cutoff = CONTENT_VIEW_LINES_CUTOFF
         self.default_view = "auto"
         self._url_limit: int | None = None
-        self._set_hooks(True)
 
     # ------------------------------------------------------------ options
     def load(self, loader: Any) -> None:
@@ -113,15 +112,15 @@ class Dumper:
             self.default_view = opts.dumper_default_contentview
 
     def set_flow_detail(self, detail: int) -> None:
+        """Outside ``configure`` (which rebuilds the hook index anyway), follow with
+        ``addons.refresh_hooks()`` for a switch to or from 0 to take effect."""
         self.flow_detail = detail
-        self._set_hooks(detail != 0)  # like mitmdump, only 0 is silent
 
-    def _set_hooks(self, enabled: bool) -> None:
-        for name in FLOW_HOOKS:
-            if enabled:
-                setattr(self, name, getattr(self, "_on_" + name))
-            else:
-                self.__dict__.pop(name, None)
+    @property
+    def hooks_active(self) -> bool:
+        """Like mitmdump, only flow_detail 0 is silent; then the addon manager leaves the
+        dumper out of every flow hook, so quiet mode costs nothing per flow."""
+        return self.flow_detail != 0
 
     # ------------------------------------------------------------ styling
     def style(
@@ -318,15 +317,15 @@ class Dumper:
     def echo_flow(self, flow: Any) -> None:
         self._write(self.flow_lines(flow))
 
-    def _on_response(self, flow: Any) -> None:
+    def response(self, flow: Any) -> None:
         if self.filter is None or self.filter(flow):
             self._write(self.flow_lines(flow))
 
-    _on_error = _on_response
-    _on_http_connect_error = _on_response
+    error = response
+    http_connect_error = response
 
     # ------------------------------------------------------------ WebSocket and TCP
-    def _on_websocket_message(self, flow: Any) -> None:
+    def websocket_message(self, flow: Any) -> None:
         if self.filter is not None and not self.filter(flow):
             return
         message = flow.websocket.messages[-1]
@@ -341,7 +340,7 @@ class Dumper:
             self._body(lines, message, flow)
         self._write(lines)
 
-    def _on_websocket_end(self, flow: Any) -> None:
+    def websocket_end(self, flow: Any) -> None:
         if self.filter is not None and not self.filter(flow):
             return
         ws = flow.websocket
@@ -355,7 +354,7 @@ class Dumper:
             )
         self._write([line])
 
-    def _on_tcp_message(self, flow: Any) -> None:
+    def tcp_message(self, flow: Any) -> None:
         if self.filter is not None and not self.filter(flow):
             return
         message = flow.messages[-1]
@@ -368,15 +367,15 @@ class Dumper:
             self._body(lines, message, flow)
         self._write(lines)
 
-    def _on_tcp_error(self, flow: Any) -> None:
+    def tcp_error(self, flow: Any) -> None:
         if self.filter is not None and not self.filter(flow):
             return
         server = format_address(flow.server_conn.address)
         line = f"Error in {flow.type.upper()} connection to {server}: {flow.error}"
         self._write([self.style(line, fg="red")])
 
-    _on_udp_message = _on_tcp_message
-    _on_udp_error = _on_tcp_error
+    udp_message = tcp_message
+    udp_error = tcp_error
 
     # ------------------------------------------------------------ DNS
     def _dns_query_line(self, flow: Any) -> str:
@@ -391,7 +390,7 @@ class Dumper:
         name = self.style(escape_control(question.name) if question else "", bold=True)
         return f"{self._client(flow)}: {what} {name}"
 
-    def _on_dns_response(self, flow: Any) -> None:
+    def dns_response(self, flow: Any) -> None:
         if flow.response is None or (self.filter is not None and not self.filter(flow)):
             return
         from proxycore.net.dns import response_codes
@@ -402,7 +401,7 @@ class Dumper:
             answer = self.style(response_codes.to_str(flow.response.response_code), fg="red")
         self._write([self._dns_query_line(flow), f"{self.style(' <<', bold=True)} {answer}"])
 
-    def _on_dns_error(self, flow: Any) -> None:
+    def dns_error(self, flow: Any) -> None:
         if flow.error is None or (self.filter is not None and not self.filter(flow)):
             return
         message = self.style(f" << {escape_control(flow.error.msg)}", fg="red", bold=True)

@@ -110,6 +110,8 @@ class StreamReplayClient(Layer):
 class StreamReplayHandler(ConnectionHandler):
     """Runs one TCP/UDP replay with no client socket; done when the new flow has ended."""
 
+    watched_hooks = END_HOOKS
+
     def __init__(self, master: Any, recorded: TCPFlow | UDPFlow, timing: bool) -> None:
         client = Client.from_state(recorded.client_conn.get_state())
         client.id = str(uuid.uuid4())
@@ -123,30 +125,13 @@ class StreamReplayHandler(ConnectionHandler):
             )
             return StreamReplayClient(context, recorded, timing)
 
-        super().__init__(master, client, make)
+        super().__init__(master, client, make, log_as="replay")
         self.finished = asyncio.Event()
-        self._log_extra = {"client": "replay"}
 
     async def replay(self) -> Flow | None:
-        self._arm_watchdog()
-        self.feed(events.Start())
-        waiters = [asyncio.ensure_future(self.finished.wait()), asyncio.ensure_future(self._client_done.wait())]
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-            self.close_all()
-            if self._watchdog is not None:
-                self._watchdog.cancel()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.run_detached(self.finished)
         layer = self.layer
         return layer.replayed if isinstance(layer, StreamReplayClient) else None
 
-    def _hook_is_trivial(self, hook: Any) -> bool:
-        return not isinstance(hook, END_HOOKS) and super()._hook_is_trivial(hook)
-
-    async def _hook_task(self, hook: Any) -> None:
-        await super()._hook_task(hook)
-        if isinstance(hook, END_HOOKS):
-            self.finished.set()
+    def hook_finished(self, hook: Any) -> None:
+        self.finished.set()

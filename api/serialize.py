@@ -20,57 +20,7 @@ from typing import Any
 from proxycore.flow import Flow
 from proxycore.optmanager import OptManager, _type_name
 from proxycore.utils import signals
-
-# Flow markers as the UI shows them.  mitmproxy looks names up in GitHub's emoji list;
-# this table has the markers its web UI offers and common ones scripts use.  Unknown
-# names show as a red circle, like mitmproxy's fallback.
-MARKERS: dict[str, str] = {
-    ":default:": "\u25cf",
-    ":red_circle:": "\U0001f534",
-    ":orange_circle:": "\U0001f7e0",
-    ":yellow_circle:": "\U0001f7e1",
-    ":green_circle:": "\U0001f7e2",
-    ":large_blue_circle:": "\U0001f535",
-    ":blue_circle:": "\U0001f535",
-    ":purple_circle:": "\U0001f7e3",
-    ":brown_circle:": "\U0001f7e4",
-    ":black_circle:": "\u26ab",
-    ":white_circle:": "\u26aa",
-    ":red_square:": "\U0001f7e5",
-    ":orange_square:": "\U0001f7e7",
-    ":yellow_square:": "\U0001f7e8",
-    ":green_square:": "\U0001f7e9",
-    ":blue_square:": "\U0001f7e6",
-    ":purple_square:": "\U0001f7ea",
-    ":brown_square:": "\U0001f7eb",
-    ":heart:": "\u2764",
-    ":star:": "\u2b50",
-    ":warning:": "\u26a0",
-    ":x:": "\u274c",
-    ":heavy_check_mark:": "\u2714",
-    ":white_check_mark:": "\u2705",
-    ":exclamation:": "\u2757",
-    ":question:": "\u2753",
-    ":fire:": "\U0001f525",
-    ":bug:": "\U0001f41b",
-    ":lock:": "\U0001f512",
-    ":eyes:": "\U0001f440",
-    ":+1:": "\U0001f44d",
-    ":-1:": "\U0001f44e",
-    ":bookmark:": "\U0001f516",
-    ":pushpin:": "\U0001f4cc",
-}
-RED_CIRCLE = MARKERS[":red_circle:"]
-
-
-def marker_char(marked: str) -> str:
-    """What the UI shows for a flow's ``marked`` value ('' when unmarked)."""
-    if not marked:
-        return ""
-    if len(marked) == 1 and marked.isascii() and marked.isalnum():
-        return marked  # single letters and digits are markers of their own
-    return MARKERS.get(marked, RED_CIRCLE)
-
+from proxycore.utils.emoji import marker_char
 
 # Certificates are immutable and shared by many flows; reading one for display is slow.
 # Keyed by identity (hashing a Cert computes its fingerprint), dropped when it dies.

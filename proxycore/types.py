@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from proxycore import flow as flowmod
 from proxycore.exceptions import CommandError
-from proxycore.markers import MARKERS
+from proxycore.utils.emoji import MARKERS
 
 if TYPE_CHECKING:
     from proxycore.command import CommandManager

@@ -28,8 +28,10 @@ from proxycore.net import tls as tls_parse
 from proxycore.proxy import commands, events
 from proxycore.proxy.commands import StartHook, hook_dataclass
 from proxycore.proxy.context import Context
-from proxycore.proxy.layer import CommandGenerator, Layer, NextLayer
+from proxycore.proxy.layer import CommandGenerator, Layer
+from proxycore.proxy.tunnel import CLOSED, ESTABLISHING, INACTIVE, OPEN, TunnelLayer
 
+PASSTHROUGH = "passthrough"  # not intercepted: bytes pass both ways untouched
 READ_CHUNK = 65536  # plaintext per SSL_read call (a TLS record is at most 16 KiB)
 
 
@@ -147,24 +149,19 @@ def describe_ssl_error(e: SSL.Error) -> str:
 # The layers ---------------------------------------------------------------------------
 
 
-class TLSLayer(Layer):
-    """Encrypts and decrypts one connection for its child layer."""
+class TLSLayer(TunnelLayer):
+    """Encrypts and decrypts one connection for its child layer.
 
-    conn: Connection
+    A tunnel whose outer and inner connection are the same object: ciphertext and
+    plaintext share the socket.  ``state`` is the tunnel's, plus PASSTHROUGH."""
+
     tls: SSL.Connection | None
-    child_layer: Layer
 
     def __init__(self, context: Context, conn: Connection, child: Layer | None = None) -> None:
-        super().__init__(context)
-        self.conn = conn
+        super().__init__(context, conn, conn, child)
         self.tls = None
-        self.state = "inactive"  # inactive, handshaking, open, closed, passthrough
-        self.child_layer = child if child is not None else NextLayer(context)
         self._close_forwarded = False
         conn.tls = True
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.state})"
 
     # ciphertext and plaintext plumbing ------------------------------------------
 
@@ -183,24 +180,20 @@ class TLSLayer(Layer):
         if out:
             yield commands.SendData(self.conn, out[0] if len(out) == 1 else b"".join(out))
 
-    def event_to_child(self, event: events.Event) -> CommandGenerator:
-        for command in self.child_layer.handle_event(event):
-            if isinstance(command, commands.ConnectionCommand) and command.connection is self.conn:
-                if self.state == "passthrough":
-                    yield command
-                elif isinstance(command, commands.SendData):
-                    yield from self.send_plaintext(command.data)
-                elif isinstance(command, commands.OpenConnection):
-                    yield from self.child_opens(command)
-                elif isinstance(command, commands.CloseConnection):
-                    yield from self.close(command)
-                else:
-                    yield command
-            else:
-                yield command
+    def command_from_child(self, command: commands.ConnectionCommand) -> CommandGenerator:
+        if self.state == PASSTHROUGH:
+            yield command
+        else:
+            yield from super().command_from_child(command)
+
+    def send_data(self, command: commands.SendData) -> CommandGenerator:
+        yield from self.send_plaintext(command.data)
+
+    def send_close(self, command: commands.CloseConnection) -> CommandGenerator:
+        yield from self.close(command)
 
     def send_plaintext(self, data: bytes) -> CommandGenerator:
-        if self.state != "open" or self.tls is None:
+        if self.state != OPEN or self.tls is None:
             return  # nothing can be sent on a connection whose handshake failed or closed
         try:
             self.tls.sendall(data)
@@ -209,22 +202,22 @@ class TLSLayer(Layer):
         yield from self.flush()
 
     def close(self, command: commands.CloseConnection) -> CommandGenerator:
-        if self.state == "open" and self.tls is not None and not command.half_close:
+        if self.state == OPEN and self.tls is not None and not command.half_close:
             try:
                 self.tls.shutdown()  # close_notify, so the peer knows the data is complete
             except SSL.Error:
                 pass
             yield from self.flush()
         if not command.half_close:
-            self.state = "closed"
+            self.state = CLOSED
         yield command
 
     def receive_ciphertext(self, data: bytes) -> CommandGenerator:
         assert self.tls is not None
         self.tls.bio_write(data)
-        if self.state == "handshaking":
+        if self.state == ESTABLISHING:
             yield from self.continue_handshake()
-        if self.state == "open":
+        if self.state == OPEN:
             yield from self.read_plaintext()
 
     def read_plaintext(self) -> CommandGenerator:
@@ -273,7 +266,7 @@ class TLSLayer(Layer):
             self.tls.set_connect_state()
         else:
             self.tls.set_accept_state()
-        self.state = "handshaking"
+        self.state = ESTABLISHING
         self.tls_data = data
 
     def continue_handshake(self) -> CommandGenerator:
@@ -289,7 +282,7 @@ class TLSLayer(Layer):
             return
         # Our last flight (Finished) is sent by handshake_done, after the established hook, as
         # mitmproxy does: an addon sees the connection before the peer can use it.
-        self.state = "open"
+        self.state = OPEN
         self.record_connection_details()
         yield from self.handshake_done()
 
@@ -321,30 +314,23 @@ class TLSLayer(Layer):
         raise NotImplementedError
         yield  # pragma: no cover
 
-    def child_opens(self, command: commands.OpenConnection) -> CommandGenerator:
-        yield command
-
 
 class ServerTLSLayer(TLSLayer):
     """TLS toward the server: handshakes when the connection is opened (or at once, if open)."""
 
     def __init__(self, context: Context, child: Layer | None = None) -> None:
         super().__init__(context, context.server, child)
-        self.waiting_child: commands.OpenConnection | None = None
-        # Events for a child that starts only after the handshake we began on Start.
-        self.held_events: list[events.Event] | None = None
 
     def _handle_event(self, event: events.Event) -> CommandGenerator:
         if isinstance(event, events.Start):
             if (
                 self.conn.connected
-                and self.state == "inactive"
+                and self.state == INACTIVE
                 and not isinstance(self.child_layer, ClientTLSLayer)
             ):
                 # Opened before us (eager connect) and nobody will ask: secure it now. The
                 # child starts once that is done, so it never writes into a handshake.
-                self.held_events = [event]
-                yield from self.handshake()
+                yield from self.establish_now(event)
             else:
                 yield from self.event_to_child(event)
         elif self.held_events is not None and not (
@@ -352,48 +338,30 @@ class ServerTLSLayer(TLSLayer):
         ):
             self.held_events.append(event)
         elif isinstance(event, events.ConnectionEvent) and event.connection is self.conn:
-            if self.state == "passthrough" or self.state == "inactive":
+            if self.state == PASSTHROUGH or self.tls is None:
+                # Not ours (yet, or ever: the handshake never started).
                 yield from self.event_to_child(event)
             elif isinstance(event, events.DataReceived):
                 yield from self.receive_ciphertext(event.data)
             elif isinstance(event, events.ConnectionClosed):
-                if self.state == "handshaking":
+                if self.state == ESTABLISHING:
                     yield from self.handshake_failed("Server closed the connection during the TLS handshake.")
                 else:
-                    if self.state == "open":
+                    if self.state == OPEN:
                         yield from self.read_plaintext()
                     yield from self.forward_close()
         else:
             yield from self.event_to_child(event)
 
-    def child_opens(self, command: commands.OpenConnection) -> CommandGenerator:
-        if self.state == "open":
-            yield from self.event_to_child(events.OpenConnectionCompleted(command, None))
-            return
-        if self.state == "closed" or self.conn.error:
-            yield from self.event_to_child(
-                events.OpenConnectionCompleted(command, self.conn.error or "connection closed")
-            )
-            return
-        self.waiting_child = command
-        if self.state == "handshaking":
-            return  # answered when the running handshake ends
-        if not self.conn.connected:
-            err = yield commands.OpenConnection(self.conn)
-            if err:
-                yield from self.answer_child(err)
-                return
-        yield from self.handshake()
-
-    def handshake(self) -> CommandGenerator:
+    def establish(self) -> CommandGenerator:
         yield from self.start_handshake(TlsStartServerHook, connect=True)
-        if self.state == "handshaking":
+        if self.state == ESTABLISHING:
             yield from self.continue_handshake()
 
     def handshake_done(self) -> CommandGenerator:
         yield TlsEstablishedServerHook(self.tls_data)
         yield from self.flush()
-        yield from self.answer_child(None)
+        yield from self.finish(None)
 
     def explain_failure(self, e: SSL.Error) -> str:
         assert self.tls is not None
@@ -404,19 +372,11 @@ class ServerTLSLayer(TLSLayer):
 
     def handshake_failed(self, message: str) -> CommandGenerator:
         self.conn.error = message
-        self.state = "closed"
+        self.state = CLOSED
         yield commands.Log(f"Server TLS handshake failed with {_who(self.conn)}: {message}", logging.WARNING)
         yield TlsFailedServerHook(getattr(self, "tls_data", TlsData(self.conn, self.context)))
         yield commands.CloseConnection(self.conn)
-        yield from self.answer_child(message)
-
-    def answer_child(self, err: str | None) -> CommandGenerator:
-        command, self.waiting_child = self.waiting_child, None
-        if command is not None:
-            yield from self.event_to_child(events.OpenConnectionCompleted(command, err))
-        held, self.held_events = self.held_events, None
-        for event in held or ():
-            yield from self.event_to_child(event)
+        yield from self.finish(message)
 
 
 class ClientTLSLayer(TLSLayer):
@@ -431,24 +391,24 @@ class ClientTLSLayer(TLSLayer):
         if isinstance(event, events.Start):
             return  # the child starts once the handshake is done
         if isinstance(event, events.ConnectionEvent) and event.connection is self.conn:
-            if self.state == "passthrough":
+            if self.state == PASSTHROUGH:
                 yield from self.event_to_child(event)
             elif isinstance(event, events.DataReceived):
-                if self.state == "inactive":
+                if self.state == INACTIVE:
                     yield from self.receive_hello(event.data)
-                elif self.state in ("handshaking", "open"):
+                elif self.state in (ESTABLISHING, OPEN):
                     yield from self.receive_ciphertext(event.data)
             elif isinstance(event, events.ConnectionClosed):
-                if self.state == "closed" and not self.child_started:
+                if self.state == CLOSED and not self.child_started:
                     return  # failed already (e.g. it left while our hooks ran)
-                if self.state in ("inactive", "handshaking"):
-                    if self.state == "handshaking":
+                if self.state in (INACTIVE, ESTABLISHING):
+                    if self.state == ESTABLISHING:
                         yield from self.handshake_failed("The client disconnected during the handshake.")
                     else:
                         yield commands.CloseConnection(self.conn)
-                        self.state = "closed"
+                        self.state = CLOSED
                 else:
-                    if self.state == "open":
+                    if self.state == OPEN:
                         yield from self.read_plaintext()
                     yield from self.forward_close()
         elif self.child_started:
@@ -462,7 +422,7 @@ class ClientTLSLayer(TLSLayer):
         except ValueError as e:
             yield commands.Log(f"Client sent an invalid TLS ClientHello: {e}", logging.INFO)
             yield commands.CloseConnection(self.conn)
-            self.state = "closed"
+            self.state = CLOSED
             return
         if hello is None:
             return
@@ -482,12 +442,12 @@ class ClientTLSLayer(TLSLayer):
                     logging.DEBUG,
                 )
         yield from self.start_handshake(TlsStartClientHook, connect=False)
-        if self.state != "handshaking":
+        if self.state != ESTABLISHING:
             return
         if not self.conn.state & ConnectionState.CAN_READ:
             # It hung up while the hooks ran: nothing to answer (mitmproxy sends nothing either).
             self.conn.error = "The client disconnected during the handshake."
-            self.state = "closed"
+            self.state = CLOSED
             yield TlsFailedClientHook(self.tls_data)
             yield commands.CloseConnection(self.conn)
             return
@@ -495,19 +455,19 @@ class ClientTLSLayer(TLSLayer):
         self.tls.bio_write(bytes(self.hello_buffer))
         self.hello_buffer.clear()
         yield from self.continue_handshake()
-        if self.state == "open":
+        if self.state == OPEN:
             yield from self.read_plaintext()
 
     def pass_through(self) -> CommandGenerator:
         """Not intercepted after all: this layer and a ServerTLS parent step aside."""
         from proxycore.layers.tcp import TCPLayer
 
-        self.state = "passthrough"
+        self.state = PASSTHROUGH
         self.conn.tls = False
         index = self.context.layers.index(self) if self in self.context.layers else 0
         parent = self.context.layers[index - 1] if index > 0 else None
-        if isinstance(parent, ServerTLSLayer) and parent.state == "inactive":
-            parent.state = "passthrough"
+        if isinstance(parent, ServerTLSLayer) and parent.state == INACTIVE:
+            parent.state = PASSTHROUGH
             parent.conn.tls = False
         self.child_layer = TCPLayer(self.context, ignore=True)
         self.child_started = True
@@ -523,7 +483,7 @@ class ClientTLSLayer(TLSLayer):
 
     def handshake_failed(self, message: str) -> CommandGenerator:
         self.conn.error = message
-        self.state = "closed"
+        self.state = CLOSED
         where = self.conn.sni or _server_name(self.context.server) or "this host"
         yield commands.Log(
             f"Client TLS handshake failed: {message} If this happens for every connection to "

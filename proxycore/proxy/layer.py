@@ -40,7 +40,6 @@ class Layer:
     context: Context
     _paused: _Paused | None
     _paused_event_queue: collections.deque[events.Event]
-    debug: str | None = None
 
     def __init__(self, context: Context) -> None:
         self.context = context
@@ -124,7 +123,6 @@ class NextLayer(Layer):
         self.layer = None
         self.events = []
         self._ask_on_start = ask_on_start
-        self._asking = False
 
     def __repr__(self) -> str:
         return f"NextLayer:{self.layer!r}"

@@ -17,7 +17,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from proxycore import platform
@@ -215,10 +215,30 @@ def _error_text(e: OSError) -> str:
     return str(e) or type(e).__name__
 
 
-class ConnectionHandler:
-    """Drives the layer stack of one client connection."""
+TRACE_LIMIT = 300  # characters of an event or command a proxy_debug line shows
 
-    def __init__(self, master: Any, client: Client, make_layer: LayerFactory) -> None:
+
+def _short(item: object) -> str:
+    text = repr(item)
+    if len(text) <= TRACE_LIMIT:
+        return text
+    return f"{text[:TRACE_LIMIT]}... ({len(text)} characters)"
+
+
+class ConnectionHandler:
+    """Drives the layer stack of one client connection.
+
+    Subclasses that have no client socket (client and stream replay) use the public seam
+    only: ``log_as``, ``watched_hooks`` with :meth:`hook_finished`, :meth:`run_detached`,
+    and ``read_closed``/``close_all``.  Everything starting with ``_`` is the driver's own
+    (tests/test_driver_seam.py checks that addons keep out of it)."""
+
+    watched_hooks: tuple[type[commands.StartHook], ...] = ()
+    """Hooks that always run as a task, even with no addon for them, and after which
+    :meth:`hook_finished` is called: how a replay learns that its flow is over."""
+
+    def __init__(self, master: Any, client: Client, make_layer: LayerFactory, log_as: Any = None) -> None:
+        """``log_as`` names the connection in log records (default: the client's address)."""
         self.master = master
         self.options = master.options
         self.client = client
@@ -243,7 +263,10 @@ class ConnectionHandler:
         self._wakeups: dict[commands.RequestWakeup, asyncio.TimerHandle] = {}
         # The HTTP/1 request-head timer the layers publish on the client (client.head_timer).
         self._head_timer: tuple[commands.RequestTimeout, asyncio.TimerHandle] | None = None
-        self._log_extra = {"client": client.peername}
+        self._log_extra = {"client": client.peername if log_as is None else log_as}
+        # Read once per connection, as mitmproxy reads it once per layer: a switch applies to
+        # connections that start after it, and feed() pays no option lookup.
+        self._trace = bool(getattr(self.options, "proxy_debug", False))
 
     def adopt_client(self, protocol: _ConnectionProtocol) -> None:
         """Take over the accepted client socket; reading waits until ``run`` starts the layers."""
@@ -291,6 +314,28 @@ class ConnectionHandler:
         for connection in list(self.protocols):
             self._close(connection)
         self._client_done.set()
+
+    async def run_detached(self, done: asyncio.Event) -> None:
+        """Drive the layers of a handler without a client socket (a replay) until ``done``
+        is set or the layers give up (a crash, the idle timeout); then close every
+        connection and wait for the hooks still running, so that they all reach addons
+        before the caller goes on (e.g. to the next replay)."""
+        self._arm_watchdog()
+        self.feed(events.Start())
+        waiters = [asyncio.ensure_future(done.wait()), asyncio.ensure_future(self._client_done.wait())]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when cancelled (shutdown): no socket is left behind
+            for waiter in waiters:
+                waiter.cancel()
+            self.close_all()
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def hook_finished(self, hook: commands.StartHook) -> None:
+        """Called after a hook of ``watched_hooks`` ran (all addons, and any interception
+        resumed) and its completion went back to the layers.  Override; the default does nothing."""
 
     # socket events -------------------------------------------------------------
 
@@ -355,6 +400,7 @@ class ConnectionHandler:
         if self._processing:
             return
         self._processing = True
+        trace = self._trace
         try:
             while self._queue or self._unsent:
                 if not self._queue:
@@ -362,7 +408,8 @@ class ConnectionHandler:
                     continue
                 current = self._queue.popleft()
                 try:
-                    for command in self.layer.handle_event(current):
+                    issued = self._traced(current) if trace else self.layer.handle_event(current)
+                    for command in issued:
                         self._execute(command)
                 except Exception:
                     logger.exception(
@@ -374,6 +421,20 @@ class ConnectionHandler:
             self._sync_head_timer()
         finally:
             self._processing = False
+
+    def _traced(self, event: events.Event) -> Iterator[commands.Command]:
+        """``proxy_debug``: the layers' work on ``event`` with one debug line per event in
+        and per command out, each naming a layer (the issuing one for a blocking command,
+        else the deepest of the connection's stack) and, through the record, the connection."""
+        logger.debug(f"[{self.layer!r}] >> {_short(event)}", extra=self._log_extra)
+        for command in self.layer.handle_event(event):
+            origin = command.blocking if isinstance(command.blocking, Layer) else self._deepest_layer()
+            logger.debug(f"[{origin!r}] << {_short(command)}", extra=self._log_extra)
+            yield command
+
+    def _deepest_layer(self) -> Layer:
+        layers = self.context.layers
+        return layers[-1] if layers else self.layer
 
     def _sync_head_timer(self) -> None:
         """Arm the timer the HTTP/1 layer published on the client, once per new timer (the
@@ -462,8 +523,10 @@ class ConnectionHandler:
     # hooks ---------------------------------------------------------------------
 
     def _hook_is_trivial(self, hook: commands.StartHook) -> bool:
-        """No addon implements it (or every handler's ``gate`` says this one is not for it)
-        and no flow is intercepted: answer without a task."""
+        """No addon implements it (or every handler's ``gate`` says this one is not for it),
+        no flow is intercepted and the handler does not watch it: answer without a task."""
+        if self.watched_hooks and isinstance(hook, self.watched_hooks):
+            return False
         if self.master.addons.has_handlers(hook.name) and not self._all_gated_off(hook):
             return False
         return not any(isinstance(a, Flow) and a.intercepted for a in hook.args())
@@ -488,6 +551,8 @@ class ConnectionHandler:
             self._pending_hooks -= 1
             self._last_activity = time.monotonic()
         self.feed(events.HookCompleted(hook))
+        if self.watched_hooks and isinstance(hook, self.watched_hooks):
+            self.hook_finished(hook)
 
     async def _run_hook(self, hook: commands.StartHook) -> None:
         if self.master.addons.has_handlers(hook.name):

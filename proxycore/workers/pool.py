@@ -76,7 +76,6 @@ class WorkerPool:
         self._keepers: list[asyncio.Task[None]] = []
         self._stopping = False
         self._hooks: tuple[list[str], list[str]] = ([], [])
-        self.respawns = 0
         self._flush_pending = False
 
     # lifecycle ------------------------------------------------------------------------
@@ -131,7 +130,6 @@ class WorkerPool:
                 return
             how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
             logger.error(f"Worker {index} (pid {process.pid}) {how}; starting a new one.")
-            self.respawns += 1
             delay = min(max(delay * 2, 0.25), 10.0) if loop.time() - started < QUICK_EXIT else 0.0
             await asyncio.sleep(delay)
 

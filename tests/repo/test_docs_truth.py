@@ -1,4 +1,4 @@
-"""Docs that are true: every repository path README.md and docs/*.md cite exists, and the
+"""Docs that are true: every repository path README.md, docs/*.md (and every other .md) cite exists, and the
 test suite's downloads docs/testing.md lists are the pinned ones.
 
 A path is a `code span` or a link target that is relative and slash-separated, like
@@ -16,7 +16,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# README.md, docs/*.md and every other Markdown file of the tree (bench/, tests/data/...).
+SKIP_DIRS = {".venv", ".git", ".cache", "node_modules", "build", "dist"}
+DOCS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *sorted(
+        p
+        for p in ROOT.rglob("*.md")
+        if p.parent not in (ROOT, ROOT / "docs") and not SKIP_DIRS & set(p.relative_to(ROOT).parts)
+        and not any(part.endswith(".egg-info") for part in p.relative_to(ROOT).parts)
+    ),
+]
 CODE_SPAN = re.compile(r"`([^`\n]+)`")
 LINK_TARGET = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
 PATH = re.compile(r"(?:\./)?[\w.-]+(?:/[\w.-]+)*/?")

@@ -62,10 +62,3 @@ class DropStream(Command):
 
     def __init__(self, stream_id: int) -> None:
         self.stream_id = stream_id
-
-
-class TakeOverClient(Command):
-    """After CONNECT/101 a stream becomes the owner of the client connection's traffic."""
-
-    def __init__(self, stream_id: int) -> None:
-        self.stream_id = stream_id

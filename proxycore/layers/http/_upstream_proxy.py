@@ -22,7 +22,8 @@ from proxycore.layers.http._hooks import HttpConnectUpstreamHook
 from proxycore.net import http1
 from proxycore.proxy import commands, events
 from proxycore.proxy.context import Context
-from proxycore.proxy.layer import CommandGenerator, Layer, NextLayer
+from proxycore.proxy.layer import CommandGenerator, Layer
+from proxycore.proxy.tunnel import CLOSED, ESTABLISHING, OPEN, TunnelLayer
 
 MAX_RESPONSE_HEAD = 64 * 1024  # an upstream proxy's answer to CONNECT is a few hundred bytes
 
@@ -38,23 +39,20 @@ def connect_authority(address: tuple[str, int]) -> bytes:
     return encoded + b":%d" % port
 
 
-class HttpUpstreamTunnel(Layer):
-    """Carries the server connection ``context.server`` over a connection to its ``via`` proxy."""
+class HttpUpstreamTunnel(TunnelLayer):
+    """Carries the server connection ``context.server`` over a connection to its ``via`` proxy.
+
+    The open/wait/answer bookkeeping is :class:`TunnelLayer`'s; this class speaks CONNECT."""
+
+    conn: Server
+    tunnel_conn: Server
 
     def __init__(
         self, context: Context, tunnel_conn: Server, send_connect: bool, child: Layer | None = None
     ) -> None:
-        super().__init__(context)
-        self.conn = context.server
-        self.tunnel_conn = tunnel_conn
+        super().__init__(context, tunnel_conn, context.server, child)
         self.send_connect = send_connect
-        self.child_layer = child if child is not None else NextLayer(context)
-        self.state = "inactive"  # inactive, connecting, open, closed
-        self.waiting: commands.OpenConnection | None = None
         self.buf = b""
-
-    def __repr__(self) -> str:
-        return f"HttpUpstreamTunnel({self.state})"
 
     @classmethod
     def make(cls, context: Context, send_connect: bool, child: Layer | None = None) -> Layer:
@@ -76,64 +74,47 @@ class HttpUpstreamTunnel(Layer):
     def _handle_event(self, event: events.Event) -> CommandGenerator:
         if isinstance(event, events.ConnectionEvent) and event.connection is self.tunnel_conn:
             if isinstance(event, events.DataReceived):
-                if self.state == "connecting":
+                if self.state == ESTABLISHING:
                     yield from self.receive_connect_response(event.data)
-                elif self.state == "open":
+                elif self.state == OPEN:
                     yield from self.event_to_child(events.DataReceived(self.conn, event.data))
             elif isinstance(event, events.ConnectionClosed):
-                if self.state == "connecting":
+                if self.state == ESTABLISHING:
                     yield from self.tunnel_failed("Upstream proxy closed the connection.")
-                elif self.state == "open":
+                elif self.state == OPEN:
                     self.conn.state &= ~ConnectionState.CAN_READ
                     yield from self.event_to_child(events.ConnectionClosed(self.conn))
         else:
             yield from self.event_to_child(event)
 
-    def event_to_child(self, event: events.Event) -> CommandGenerator:
-        for command in self.child_layer.handle_event(event):
-            if isinstance(command, commands.ConnectionCommand) and command.connection is self.conn:
-                yield from self.translate(command)
-            else:
-                yield command
+    # the child's commands for the origin, carried over the proxy connection -----------
 
-    def translate(self, command: commands.ConnectionCommand) -> CommandGenerator:
-        if isinstance(command, commands.SendData):
-            if self.state == "open":
-                yield commands.SendData(self.tunnel_conn, command.data)
-        elif isinstance(command, commands.OpenConnection):
-            yield from self.open(command)
-        elif isinstance(command, commands.CloseConnection):
-            if command.half_close:
-                self.conn.state &= ~ConnectionState.CAN_WRITE
-            else:
-                self.conn.state = ConnectionState.CLOSED
-                self.conn.timestamp_end = time.time()
-                self.state = "closed"
-            if self.tunnel_conn.state is not ConnectionState.CLOSED:
-                yield commands.CloseConnection(self.tunnel_conn, command.half_close)
-        elif isinstance(command, (commands.PauseReading, commands.ResumeReading)):
+    def send_data(self, command: commands.SendData) -> CommandGenerator:
+        if self.state == OPEN:
+            yield commands.SendData(self.tunnel_conn, command.data)
+
+    def send_close(self, command: commands.CloseConnection) -> CommandGenerator:
+        if command.half_close:
+            self.conn.state &= ~ConnectionState.CAN_WRITE
+        else:
+            self.conn.state = ConnectionState.CLOSED
+            self.conn.timestamp_end = time.time()
+            self.state = CLOSED
+        if self.tunnel_conn.state is not ConnectionState.CLOSED:
+            yield commands.CloseConnection(self.tunnel_conn, command.half_close)
+
+    def other_command(self, command: commands.ConnectionCommand) -> CommandGenerator:
+        if isinstance(command, (commands.PauseReading, commands.ResumeReading)):
             yield type(command)(self.tunnel_conn)  # only the real connection can be paused
         else:
             yield command
 
     # establishing ---------------------------------------------------------------------
 
-    def open(self, command: commands.OpenConnection) -> CommandGenerator:
-        if self.state == "open":
-            yield from self.event_to_child(events.OpenConnectionCompleted(command, None))
-            return
-        if self.state == "closed":
-            err = self.conn.error or "Connection closed."
-            yield from self.event_to_child(events.OpenConnectionCompleted(command, err))
-            return
-        self.waiting = command
-        if self.state == "connecting":
-            return  # answered when the running attempt ends
-        self.state = "connecting"
-        err = yield commands.OpenConnection(self.tunnel_conn)
-        if err:
-            yield from self.tunnel_failed(f"upstream proxy {self.proxy_name}: {err}")
-            return
+    def open_failed(self, err: str) -> CommandGenerator:
+        yield from self.tunnel_failed(f"upstream proxy {self.proxy_name}: {err}")
+
+    def establish(self) -> CommandGenerator:
         if not self.send_connect:
             yield from self.tunnel_open()
             return
@@ -192,25 +173,20 @@ class HttpUpstreamTunnel(Layer):
             yield from self.event_to_child(events.DataReceived(self.conn, rest))
 
     def tunnel_open(self) -> CommandGenerator:
-        self.state = "open"
+        self.state = OPEN
         self.conn.state = ConnectionState.OPEN
         self.conn.timestamp_start = self.conn.timestamp_tcp_setup = time.time()
         self.conn.peername = self.tunnel_conn.peername
         self.conn.sockname = self.tunnel_conn.sockname
-        yield from self.answer_child(None)
+        yield from self.finish(None)
 
     def tunnel_failed(self, err: str) -> CommandGenerator:
-        self.state = "closed"
+        self.state = CLOSED
         self.conn.error = err
         self.conn.state = ConnectionState.CLOSED
         if self.tunnel_conn.state is not ConnectionState.CLOSED:
             yield commands.CloseConnection(self.tunnel_conn)
-        yield from self.answer_child(err)
-
-    def answer_child(self, err: str | None) -> CommandGenerator:
-        command, self.waiting = self.waiting, None
-        if command is not None:
-            yield from self.event_to_child(events.OpenConnectionCompleted(command, err))
+        yield from self.finish(err)
 
     @property
     def proxy_name(self) -> str:

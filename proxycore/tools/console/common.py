@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from proxycore.markers import MARKERS
+from proxycore.utils.emoji import MARKERS
 
 SYMBOL_MARK = MARKERS[":default:"]
 
