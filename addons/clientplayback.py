@@ -73,7 +73,7 @@ class ReplayClient(Layer):
         self.stage = ""
         self.previous: float | None = None
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.Start):
             yield from self.send_request()
         elif isinstance(event, ResponseHeaders):
@@ -89,11 +89,11 @@ class ReplayClient(Layer):
             yield from self.tick()
         # Anything else would go to the client: there is none.
 
-    def wait(self, delay: float) -> CommandGenerator:
+    def wait(self, delay: float) -> CommandGenerator[None]:
         self.timer = commands.RequestWakeup(delay)
         yield self.timer
 
-    def tick(self) -> CommandGenerator:
+    def tick(self) -> CommandGenerator[None]:
         if self.stage == "sending":
             if not self.messages:
                 self.stage = "quiet"
@@ -124,7 +124,7 @@ class ReplayClient(Layer):
             self.stage = "done"
             yield ReceiveHttp(RequestEndOfMessage(STREAM_ID))
 
-    def send_request(self) -> CommandGenerator:
+    def send_request(self) -> CommandGenerator[None]:
         request = self.flow.request
         request.timestamp_start = request.timestamp_end = time.time()
         content = request.raw_content

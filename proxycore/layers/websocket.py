@@ -169,7 +169,7 @@ class WebsocketLayer(Layer):
         # Set once a message was too big: messages still arriving are dropped unread.
         self.close_timer: commands.RequestWakeup | None = None
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.Start):
             header = self.flow.response.headers.get("sec-websocket-extensions") if self.flow.response else None
             deflate, unknown = _extensions(header)
@@ -205,7 +205,7 @@ class WebsocketLayer(Layer):
 
     # receiving ------------------------------------------------------------------
 
-    def receive(self, side: _Side, data: bytes) -> CommandGenerator:
+    def receive(self, side: _Side, data: bytes) -> CommandGenerator[None]:
         if self.ended:
             return
         side.ws.receive_data(data)
@@ -236,7 +236,7 @@ class WebsocketLayer(Layer):
             elif isinstance(event, ws.CloseConnection):
                 yield from self.close_received(side, event)
 
-    def message_too_big(self, side: _Side, limit: int) -> CommandGenerator:
+    def message_too_big(self, side: _Side, limit: int) -> CommandGenerator[None]:
         """A message over websocket_message_size_limit: close both sides with 1009 rather
         than hold it all in memory (it is only relayed once complete).  The TCP connections
         end with the close handshakes, or after CLOSE_TIMEOUT: cutting them at once could
@@ -255,7 +255,7 @@ class WebsocketLayer(Layer):
         self.close_timer = commands.RequestWakeup(CLOSE_TIMEOUT)
         yield self.close_timer
 
-    def message_complete(self, side: _Side, is_text: bool) -> CommandGenerator:
+    def message_complete(self, side: _Side, is_text: bool) -> CommandGenerator[None]:
         content, frames = side.message.getvalue(), side.frames
         side.message, side.frames, side.frame_size = io.BytesIO(), [], 0
         message = WebSocketMessage(Opcode.TEXT if is_text else Opcode.BINARY, side.from_client, content)
@@ -274,7 +274,7 @@ class WebsocketLayer(Layer):
                 sizes.append(len(content) % FRAGMENT_SIZE)
         yield from self.send_message(other, message.is_text, content, sizes)
 
-    def send_message(self, side: _Side, is_text: bool, content: bytes, sizes: list[int]) -> CommandGenerator:
+    def send_message(self, side: _Side, is_text: bool, content: bytes, sizes: list[int]) -> CommandGenerator[None]:
         """Send ``content`` as frames of ``sizes`` bytes (which add up to its length)."""
         if not self.deflate:
             yield from self.send_frames(side, is_text, content, sizes)
@@ -296,7 +296,7 @@ class WebsocketLayer(Layer):
                 last = i == len(chunks) - 1
                 yield from self.send(side, ws.BytesMessage(data=chunk, message_finished=last))
 
-    def send_frames(self, side: _Side, is_text: bool, content: bytes, sizes: list[int]) -> CommandGenerator:
+    def send_frames(self, side: _Side, is_text: bool, content: bytes, sizes: list[int]) -> CommandGenerator[None]:
         """Data frames written here rather than by wsproto, which copies a payload several
         times over (see proxycore.net.websocket_frames). Without extensions, wsproto keeps
         no state about data frames we send: only whether the connection is still open."""
@@ -319,7 +319,7 @@ class WebsocketLayer(Layer):
                 yield commands.SendData(side.conn, piece)
             opcode, start = websocket_frames.OPCODE_CONTINUATION, start + size
 
-    def send(self, side: _Side, event: ws.Event) -> CommandGenerator:
+    def send(self, side: _Side, event: ws.Event) -> CommandGenerator[None]:
         if side.gone or side.close_sent:
             return
         try:
@@ -334,7 +334,7 @@ class WebsocketLayer(Layer):
 
     # injection ----------------------------------------------------------------------
 
-    def inject(self, message: WebSocketMessage) -> CommandGenerator:
+    def inject(self, message: WebSocketMessage) -> CommandGenerator[None]:
         """Send an addon's message to one side, after the websocket_message hook (as mitmproxy)."""
         assert self.flow.websocket is not None
         message.injected = True
@@ -347,7 +347,7 @@ class WebsocketLayer(Layer):
 
     # closing ----------------------------------------------------------------------------
 
-    def close_received(self, side: _Side, event: ws.CloseConnection) -> CommandGenerator:
+    def close_received(self, side: _Side, event: ws.CloseConnection) -> CommandGenerator[None]:
         side.close_received = True
         websocket = self.flow.websocket
         assert websocket is not None
@@ -374,7 +374,7 @@ class WebsocketLayer(Layer):
                 target.gone = True
         yield from self.end()
 
-    def peer_gone(self, side: _Side) -> CommandGenerator:
+    def peer_gone(self, side: _Side) -> CommandGenerator[None]:
         """The TCP connection of one side ended: an abnormal close unless the handshake finished."""
         if side.gone:
             return  # we closed it ourselves
@@ -396,7 +396,7 @@ class WebsocketLayer(Layer):
             other.gone = True
         yield from self.end()
 
-    def end(self) -> CommandGenerator:
+    def end(self) -> CommandGenerator[None]:
         if self.ended:
             return
         self.ended = True

@@ -33,7 +33,7 @@ class SendHttp(Command):
 class GetHttpConnection(Command):
     """Ask for a (possibly reused) upstream connection; replied with (conn, None) or (None, err)."""
 
-    blocking: Any = True
+    blocking = True
 
     def __init__(self, address: Address, tls: bool, via: Any = None) -> None:
         self.address = address
