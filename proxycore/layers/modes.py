@@ -58,11 +58,11 @@ class DestinationKnown(Layer):
             return self.child_layer.handle_event(event)
         return super().handle_event(event)
 
-    def finish_start(self) -> CommandGenerator[None]:
+    def finish_start(self) -> CommandGenerator[str | None]:
         """Open the server (eager strategy), then start the child; returns an error or None."""
         server = self.context.server
         if self.context.options.connection_strategy == "eager" and server.address:
-            err = yield commands.OpenConnection(server)
+            err: str | None = yield commands.OpenConnection(server)
             if err:
                 host, port = server.address[0], server.address[1]
                 yield commands.Log(f"Cannot connect to {host}:{port}: {err}", logging.INFO)

@@ -123,7 +123,7 @@ class Fragmentizer:
         self.sizes = [len(f) for f in fragments]
         self.is_text = is_text
 
-    def __call__(self, content: bytes) -> Iterator[ws.Message]:
+    def __call__(self, content: bytes) -> Iterator[ws.TextMessage | ws.BytesMessage]:
         if len(content) == sum(self.sizes) and self.sizes:
             cuts = list(itertools.accumulate(self.sizes))
             chunks = [content[a:b] for a, b in zip([0, *cuts[:-1]], cuts, strict=True)]

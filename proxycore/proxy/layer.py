@@ -89,7 +89,7 @@ class Layer:
             event = self._paused_event_queue.popleft()
             yield from self._run(self._handle_event(event), None)
 
-    def _run(self, generator: CommandGenerator, send: Any) -> CommandGenerator[None]:
+    def _run(self, generator: CommandGenerator[Any], send: Any) -> CommandGenerator[None]:
         """Drive ``generator``, passing its commands up until it blocks or ends."""
         try:
             command = generator.send(send)

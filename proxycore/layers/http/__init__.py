@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Callable, Iterable
 
 from proxycore.connection import Connection, Server
 from proxycore.flow import Error
@@ -286,6 +287,7 @@ class HttpStream(Layer):
 
     def send_addon_response(self) -> CommandGenerator[None]:
         """An addon answered: pretend the response came in, without a server."""
+        assert self.flow.response is not None
         self.flow.response.timestamp_start = self.flow.response.timestamp_start or time.time()
         yield HttpResponseHeadersHook(self.flow)
         if self._killed:
@@ -303,7 +305,7 @@ class HttpStream(Layer):
             # and only then does the request end upstream (trailers included).
             stream = self.flow.request.stream
             if callable(stream):
-                tail = stream(b"")
+                tail = _modified(stream, b"")
                 if tail:
                     self._keep_streamed("request", tail)
                     yield SendHttp(RequestData(self.stream_id, tail), self.server_conn)
@@ -326,7 +328,7 @@ class HttpStream(Layer):
     def stream_request_chunk(self, data: bytes) -> CommandGenerator[None]:
         stream = self.flow.request.stream
         if callable(stream):
-            data = stream(data) or b""
+            data = _modified(stream, data)
         if data:
             self._keep_streamed("request", data)
             yield SendHttp(RequestData(self.stream_id, data), self.server_conn)
@@ -343,13 +345,13 @@ class HttpStream(Layer):
                 message.data.content = b"".join(self.streamed[which])
             self.streamed[which] = []
 
-    def connect_to_server(self) -> CommandGenerator[None]:
+    def connect_to_server(self) -> CommandGenerator[bool]:
         """Get an upstream connection for the request; False (after failing the flow) if none,
         or if the client cancelled the request meanwhile (its error is handled next)."""
         request = self.flow.request
         if self._client_cancelled():
             return False
-        reply = yield GetHttpConnection(
+        reply: tuple[Server | None, str | None] = yield GetHttpConnection(
             (request.host, request.port), request.scheme == "https", self.context.server.via
         )
         connection, err = reply
@@ -359,6 +361,7 @@ class HttpStream(Layer):
             return False
         if self._client_cancelled():
             return False
+        assert connection is not None  # no error: the reply names the connection
         self.server_conn = connection
         self.flow.server_conn = connection
         return True
@@ -393,6 +396,7 @@ class HttpStream(Layer):
         elif isinstance(event, ResponseData):
             yield from self.receive_response_data(event.data)
         elif isinstance(event, ResponseTrailers):
+            assert self.flow.response is not None
             self.flow.response.trailers = event.trailers  # a streamed response sends them after its hook
         elif isinstance(event, ResponseEndOfMessage):
             yield from self.receive_response_end()
@@ -440,6 +444,7 @@ class HttpStream(Layer):
             yield from self.start_response_stream()
 
     def start_response_stream(self) -> CommandGenerator[None]:
+        assert self.flow.response is not None
         self.response_headers_sent = True
         yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
         if self.response_body:
@@ -457,24 +462,27 @@ class HttpStream(Layer):
             return
         limit = self._stream_threshold()
         if limit is not None and size > limit:
+            assert self.flow.response is not None
             self.flow.response.stream = True
             yield from self.start_response_stream()
 
     def stream_response_chunk(self, data: bytes) -> CommandGenerator[None]:
+        assert self.flow.response is not None
         stream = self.flow.response.stream
         if callable(stream):
-            data = stream(data) or b""
+            data = _modified(stream, data)
         if data:
             self._keep_streamed("response", data)
             yield SendHttp(ResponseData(self.stream_id, data), self.context.client)
 
     def receive_response_end(self) -> CommandGenerator[None]:
         response = self.flow.response
+        assert response is not None
         response.timestamp_end = time.time()
         if self.response_headers_sent:
             stream = response.stream
             if callable(stream):
-                tail = stream(b"")
+                tail = _modified(stream, b"")
                 if tail:
                     self._keep_streamed("response", tail)
                     yield SendHttp(ResponseData(self.stream_id, tail), self.context.client)
@@ -502,6 +510,7 @@ class HttpStream(Layer):
             yield from self.kill()
             return
         response = self.flow.response
+        assert response is not None
         content = response.raw_content
         self.response_headers_sent = True
         yield SendHttp(ResponseHeaders(self.stream_id, response, not content), self.context.client)
@@ -656,6 +665,7 @@ class HttpStream(Layer):
 
     def send_response_as_is(self) -> CommandGenerator[None]:
         response = self.flow.response
+        assert response is not None
         yield SendHttp(ResponseHeaders(self.stream_id, response, False), self.context.client)
         if response.raw_content:
             yield SendHttp(ResponseData(self.stream_id, response.raw_content), self.context.client)
@@ -671,11 +681,13 @@ class HttpStream(Layer):
         if hook is not None:
             yield hook
         self.flow.live = False
+        assert self.flow.response is not None
         yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
 
     def upgrade_to_passthrough(self) -> CommandGenerator[None]:
         """A 101 response: WebSocket frames (or raw bytes) flow on both connections now."""
         response = self.flow.response
+        assert response is not None and self.server_conn is not None
         if response.raw_content is None:
             response.data.content = b""  # a 101 has no body: what follows is the new protocol
         if response.timestamp_end is None:
@@ -697,7 +709,7 @@ class HttpStream(Layer):
             self.child_layer = TCPLayer(context)  # a TCP flow with its hooks, as mitmproxy
         else:
             # Nothing may relay what follows the 101: the client gets it, then the end.
-            yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
+            yield SendHttp(ResponseHeaders(self.stream_id, response, False), self.context.client)
             self.flow.live = False
             yield commands.Log(
                 "A 101 response was passed on, but neither the websocket nor the rawtcp option "
@@ -708,12 +720,12 @@ class HttpStream(Layer):
             return
         self.upgraded = True
         self._goto(self.state_passthrough)
-        yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
+        yield SendHttp(ResponseHeaders(self.stream_id, response, False), self.context.client)
         if self.flow.websocket is None:
             self.flow.live = False
         yield from self.from_upgraded_child(self.child_layer.handle_event(events.Start()))
 
-    def from_upgraded_child(self, commands_: CommandGenerator) -> CommandGenerator[None]:
+    def from_upgraded_child(self, commands_: CommandGenerator[None]) -> CommandGenerator[None]:
         """After an upgrade both connections belong to HTTP/1 layers (maybe below TLS):
         raw bytes and closes are handed to them as HTTP events."""
         for command in commands_:
@@ -758,6 +770,17 @@ class HttpStream(Layer):
             yield from self.from_upgraded_child(self.child_layer.handle_event(event))
         else:
             yield from self.child_layer.handle_event(event)
+
+
+def _modified(modifier: Callable[[bytes], bytes | Iterable[bytes]], data: bytes) -> bytes:
+    """What a stream modifier makes of a chunk: bytes, or (as mitmproxy allows) an
+    iterable of bytes, joined; nothing counts as no bytes."""
+    out = modifier(data) or b""
+    if isinstance(out, bytes):
+        return out
+    if isinstance(out, (bytearray, memoryview)):
+        return bytes(out)
+    return b"".join(out)
 
 
 def is_websocket_handshake(flow: HTTPFlow) -> bool:
@@ -887,7 +910,7 @@ class HttpLayer(Layer):
                 if isinstance(command.event, BodyBackpressure):
                     yield from self.relay_backpressure(command.event)
                     continue
-                target = self.connections.get(command.connection)
+                target = self.connections.get(command.connection) if command.connection else None
                 if target is not None:
                     yield from self.event_to_child(target, command.event)
             elif isinstance(command, GetHttpConnection):
@@ -906,6 +929,7 @@ class HttpLayer(Layer):
         if isinstance(event, BodyBackpressure):
             yield from self.relay_backpressure(event)
             return
+        stream: HttpStream | None
         if isinstance(event, RequestHeaders):
             stream = HttpStream(self.context.fork(), event.stream_id, self.mode)
             self.streams[event.stream_id] = stream
@@ -920,6 +944,7 @@ class HttpLayer(Layer):
         stream = self.streams.get(event.stream_id)
         if stream is None:
             return
+        source: Connection | None
         if event.request:
             source = self.context.client
             listens = isinstance(self.connections.get(source), (Http2Server, Http1Server))

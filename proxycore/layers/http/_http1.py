@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import logging
 import time
-from typing import Any
 
 from proxycore.connection import Connection
 from proxycore.http import Headers, Request, Response, _hostport
@@ -35,8 +34,8 @@ from proxycore.layers.http._events import (
 )
 from proxycore.layers.http._head_timer import HeadTimer
 from proxycore.net import http1
-from proxycore.net.http1 import BodyData, BodyReader, ProtocolError
-from proxycore.options import parse_size
+from proxycore.net.http1 import BodyData, BodyEnd, BodyReader, ProtocolError
+from proxycore.options import Options, parse_size
 from proxycore.proxy import commands, events
 from proxycore.proxy.context import Context
 from proxycore.proxy.layer import CommandGenerator, Layer
@@ -152,7 +151,7 @@ class Http1Connection(Layer):
         self.pending_trailers = None
 
 
-def hold_limit(options: Any) -> int | None:
+def hold_limit(options: Options) -> int | None:
     """Bytes of a body the proxy holds before it streams it: the lower of
     stream_large_bodies and body_buffer_limit (None: no limit)."""
     limits = [parse_size(options.stream_large_bodies), parse_size(options.body_buffer_limit) or None]
@@ -226,7 +225,7 @@ class Http1Server(Http1Connection):
         if self.buf.strip():
             yield commands.Log(f"client did not complete its request head within {delay} s", logging.INFO)
             page = make_error_response(408, f"No complete request head within {delay} seconds.")
-            yield commands.SendData(self.conn, http1.assemble_response_head(page) + page.raw_content)
+            yield commands.SendData(self.conn, http1.assemble_response_head(page) + (page.raw_content or b""))
         else:
             yield commands.Log(f"closing client connection idle for {delay} s", logging.DEBUG)
         yield commands.CloseConnection(self.conn)
@@ -234,6 +233,7 @@ class Http1Server(Http1Connection):
     def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.DataReceived):
             if self.state == "passthrough":
+                assert self.stream_id is not None
                 yield ReceiveHttp(RequestData(self.stream_id, event.data))
                 return
             if self.state in ("discard", "done", "errored"):
@@ -277,7 +277,7 @@ class Http1Server(Http1Connection):
     def _may_resume(self) -> bool:
         return self.state != "done"
 
-    def _read_head(self) -> CommandGenerator[None]:
+    def _read_head(self) -> CommandGenerator[bool]:
         blank = http1.leading_blank_lines(self.buf)  # empty lines before a request are allowed
         if blank:
             del self.buf[:blank]
@@ -316,7 +316,7 @@ class Http1Server(Http1Connection):
             self.state = "read_body"
         return True
 
-    def _read_body(self) -> CommandGenerator[None]:
+    def _read_body(self) -> CommandGenerator[bool]:
         assert self.body_reader is not None and self.stream_id is not None
         stream_id = self.stream_id
         try:
@@ -347,7 +347,7 @@ class Http1Server(Http1Connection):
         """Garbage before any flow exists: answer with an error page and hang up."""
         yield commands.Log(f"client sent an invalid request: {reason}", logging.INFO)
         response = make_error_response(status, f"Bad request: {reason}")
-        yield commands.SendData(self.conn, http1.assemble_response_head(response) + response.raw_content)
+        yield commands.SendData(self.conn, http1.assemble_response_head(response) + (response.raw_content or b""))
         yield commands.CloseConnection(self.conn)
         self.state = "done"
 
@@ -355,6 +355,7 @@ class Http1Server(Http1Connection):
         self.client_closed = True
         state = self.state
         if state == "passthrough":
+            assert self.stream_id is not None
             yield ReceiveHttp(RequestEndOfMessage(self.stream_id))
         elif state == "read_body":
             assert self.body_reader is not None and self.stream_id is not None
@@ -376,6 +377,7 @@ class Http1Server(Http1Connection):
         elif state == "wait":
             # The stream decides: a half-close right after the request still gets the
             # response; a FIN while the response is arriving means the client is gone.
+            assert self.stream_id is not None
             yield ReceiveHttp(RequestHalfClosed(self.stream_id))
 
     def _send(self, event: HttpEvent) -> CommandGenerator[None]:
@@ -435,6 +437,7 @@ class Http1Server(Http1Connection):
         if response.status_code == 101 or (method == "CONNECT" and 200 <= response.status_code < 300):
             self.state = "passthrough"
             if self.buf:
+                assert self.stream_id is not None
                 yield ReceiveHttp(RequestData(self.stream_id, self._take(len(self.buf))))
             yield from self._pipeline_backpressure()  # a tunnel reads on, whatever came early
 
@@ -470,7 +473,7 @@ class Http1Server(Http1Connection):
         status = event.code.http_status_code()
         if self.response is None and status is not None and self.state != "passthrough":
             page = make_error_response(status, event.message)
-            yield commands.SendData(self.conn, http1.assemble_response_head(page) + page.raw_content)
+            yield commands.SendData(self.conn, http1.assemble_response_head(page) + (page.raw_content or b""))
             if self.state == "read_body":
                 yield from self._discard_rest()  # e.g. a body over body_size_limit
                 return
@@ -504,6 +507,7 @@ class Http1Client(Http1Connection):
     def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.DataReceived):
             if self.state == "passthrough":
+                assert self.stream_id is not None
                 yield ReceiveHttp(ResponseData(self.stream_id, event.data))
                 return
             if self.state == "done":
@@ -583,7 +587,7 @@ class Http1Client(Http1Connection):
             else:
                 return
 
-    def _read_head(self, head: bytes) -> CommandGenerator[None]:
+    def _read_head(self, head: bytes) -> CommandGenerator[bool]:
         assert self.request is not None and self.stream_id is not None
         try:
             response = http1.parse_response_head(head)
@@ -619,7 +623,7 @@ class Http1Client(Http1Connection):
             return
         yield from self._body_parts(parts)
 
-    def _body_parts(self, parts: list) -> CommandGenerator[None]:
+    def _body_parts(self, parts: list[BodyData | BodyEnd]) -> CommandGenerator[None]:
         stream_id = self.stream_id
         assert stream_id is not None
         for part in parts:
@@ -657,6 +661,7 @@ class Http1Client(Http1Connection):
     def _server_closed(self) -> CommandGenerator[None]:
         state = self.state
         if state == "passthrough":
+            assert self.stream_id is not None
             yield ReceiveHttp(ResponseEndOfMessage(self.stream_id))
             return
         if state == "read_body":

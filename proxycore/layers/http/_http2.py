@@ -539,8 +539,10 @@ class Http2Connection(Layer):
         yield  # pragma: no cover
 
 
-def _error_name(code: int) -> str:
+def _error_name(code: int | None) -> str:
     try:
+        if code is None:  # h2 leaves it unset for a GOAWAY it could not read
+            raise ValueError
         return h2.errors.ErrorCodes(code).name
     except ValueError:
         return f"error code {code}"
