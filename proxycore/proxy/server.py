@@ -18,7 +18,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from proxycore import platform
 from proxycore.connection import Client, Connection, ConnectionState, Server, TransportProtocol
@@ -90,8 +90,9 @@ class _ConnectionProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Duck-typed: uvloop's transports have asyncio.Transport's methods but are no subclass.
-        self.transport = transport  # type: ignore[assignment]
-        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        stream = cast(asyncio.Transport, transport)
+        self.transport = stream
+        stream.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         if self.adopt is not None:
             self.adopt(self)
 
@@ -203,7 +204,8 @@ def _same_address(a: tuple[str, int], b: Any) -> bool:
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _error_text(e: OSError) -> str:
@@ -802,7 +804,7 @@ class ProxyListener:
     def addresses(self) -> list[tuple[str, int]]:
         return [s.getsockname()[:2] for s in self.sockets]
 
-    def _new_connection(self) -> asyncio.Protocol:
+    def _new_connection(self) -> _ConnectionProtocol:
         protocol = _ConnectionProtocol(None, None)
         protocol.adopt = self._start_handler
         return protocol
@@ -813,8 +815,8 @@ class ProxyListener:
         peername = transport.get_extra_info("peername")
         sockname = transport.get_extra_info("sockname")
         client = Client(
-            peername=tuple(peername[:2]) if peername else None,  # type: ignore[arg-type]
-            sockname=tuple(sockname[:2]) if sockname else None,  # type: ignore[arg-type]
+            peername=tuple(peername[:2]) if peername else None,
+            sockname=tuple(sockname[:2]) if sockname else None,
             state=ConnectionState.OPEN,
             proxy_mode=self.mode,
         )

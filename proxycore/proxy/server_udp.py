@@ -102,7 +102,7 @@ class _ListenSocket(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.listener.received(data, addr, self.transport)
 
     def error_received(self, exc: Exception) -> None:
