@@ -354,7 +354,7 @@ class ClientPlayback:
                 continue
             if not isinstance(flow, HTTPFlow):
                 # TCP/UDP: the replay is recorded as a new flow; this one stays as it is.
-                self.queue.put_nowait(flow)  # type: ignore[arg-type]
+                self.queue.put_nowait(flow)
                 continue
             flow.backup()
             flow.is_replay = "request"

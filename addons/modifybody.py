@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 
 from proxycore import ctx
+from proxycore.addonmanager import Loader
 from proxycore.addons.modifyheaders import read_replacement
 from proxycore.http import HTTPFlow, Message
 from proxycore.utils.spec import ModifySpec, RuleAddon, matching, parse_modify_spec, parse_option
@@ -24,7 +25,7 @@ def parse_modify_body_spec(option: str) -> ModifySpec:
 
 
 class ModifyBody(RuleAddon[ModifySpec]):
-    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+    def load(self, loader: Loader) -> None:
         loader.add_option(
             "modify_body", Sequence[str], [],
             'Replacement pattern of the form "[/flow-filter]/regex/[@]replacement", where the '

@@ -16,6 +16,7 @@ from collections import defaultdict
 from http import cookiejar
 
 from proxycore import ctx, flowfilter
+from proxycore.addonmanager import Loader
 from proxycore.http import HTTPFlow
 
 Origin = tuple[str, int, str]
@@ -55,7 +56,7 @@ class StickyCookie:
         self.jar: defaultdict[Origin, dict[str, str]] = defaultdict(dict)
         self.flt: flowfilter.Filter | None = None
 
-    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+    def load(self, loader: Loader) -> None:
         loader.add_option(
             "stickycookie", str | None, None, "Set sticky cookie filter. Matched against requests."
         )

@@ -402,8 +402,8 @@ def _select_alpn(conn: SSL.Connection, offers: list[bytes]) -> bytes:
 
 def _check_hostname(conn: SSL.Connection, host: str) -> None:
     """Make OpenSSL check the certificate against ``host`` (a DNS name or an IP address)."""
-    lib = SSL._lib  # type: ignore[attr-defined]
-    param = lib.SSL_get0_param(conn._ssl)  # type: ignore[attr-defined]
+    lib = SSL._lib
+    param = lib.SSL_get0_param(conn._ssl)
     # As browsers do: no partial wildcards (f*.example.com), never fall back to the CN.
     lib.X509_VERIFY_PARAM_set_hostflags(
         param,

@@ -177,7 +177,7 @@ class View(DBView, Sequence[Flow]):
             return isinstance(flow, Flow) and self._db_contains(flow)
         return isinstance(flow, Flow) and flow.id in self._entry_of
 
-    def index(self, flow: Flow, start: int = 0, stop: int | None = None) -> int:  # type: ignore[override]
+    def index(self, flow: Flow, start: int = 0, stop: int | None = None) -> int:
         if self.db is not None:
             return self._db_index(flow)
         position = self._position(flow)

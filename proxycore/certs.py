@@ -88,7 +88,7 @@ class AltNames(list[str]):
             return list(other) == self.general_names
         return super().__eq__(other)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
 
 class Cert:
@@ -368,7 +368,7 @@ def dummy_cert(
             crl_issuer=None,
         )
         builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
-    return Cert(builder.sign(privkey, _signature_hash(privkey)))  # type: ignore[arg-type]
+    return Cert(builder.sign(privkey, _signature_hash(privkey)))
 
 
 # -- the store ----------------------------------------------------------------------------

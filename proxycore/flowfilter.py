@@ -169,7 +169,7 @@ class _Junction(Filter):
     def __init__(self, filters: Sequence[Filter]) -> None:
         flat: list[Filter] = []
         for f in filters:
-            flat.extend(f.filters if type(f) is type(self) else [f])  # type: ignore[attr-defined]
+            flat.extend(f.filters if type(f) is type(self) else [f])
         self.filters: list[Filter] = flat
 
     def render(self) -> str:

@@ -15,9 +15,14 @@ are ASCII-only, and ``$`` does not match before a final newline.
 from __future__ import annotations
 
 import re
-import re._constants as sre_constants
-import re._parser as sre_parser
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # typeshed knows these modules only by their old, deprecated names
+    import sre_constants
+    import sre_parse as sre_parser
+else:
+    import re._constants as sre_constants
+    import re._parser as sre_parser
 
 try:
     import re2
