@@ -145,23 +145,23 @@ def raw_response(flow: Flow) -> bytes:
 
 def raw(flow: Flow, separator: bytes = b"\r\n\r\n") -> bytes:
     """Request and response (and WebSocket messages); just one of them if the other is missing."""
-    http_flow = isinstance(flow, HTTPFlow)
-    has_request = http_flow and flow.request is not None and flow.request.raw_content is not None
-    has_response = http_flow and flow.response is not None and flow.response.raw_content is not None
-    if has_request and has_response:
-        parts = [raw_request(flow), raw_response(flow)]
-        if flow.websocket is not None:  # type: ignore[attr-defined]
-            parts.append(
-                b"\n".join(
-                    (b"[OUTGOING] " if m.from_client else b"[INCOMING] ") + m.content
-                    for m in flow.websocket.messages  # type: ignore[attr-defined]
+    if isinstance(flow, HTTPFlow):
+        has_request = flow.request is not None and flow.request.raw_content is not None
+        has_response = flow.response is not None and flow.response.raw_content is not None
+        if has_request and has_response:
+            parts = [raw_request(flow), raw_response(flow)]
+            if flow.websocket is not None:
+                parts.append(
+                    b"\n".join(
+                        (b"[OUTGOING] " if m.from_client else b"[INCOMING] ") + m.content
+                        for m in flow.websocket.messages
+                    )
                 )
-            )
-        return separator.join(parts)
-    if has_request:
-        return raw_request(flow)
-    if has_response:
-        return raw_response(flow)
+            return separator.join(parts)
+        if has_request:
+            return raw_request(flow)
+        if has_response:
+            return raw_response(flow)
     raise CommandError("Can't export flow with no request or response.")
 
 

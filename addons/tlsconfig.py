@@ -381,7 +381,7 @@ def _is_secure_web_proxy(context: Any) -> bool:
     return len(layers) >= 2 and isinstance(layers[0], HttpProxy) and isinstance(layers[1], ClientTLSLayer)
 
 
-def _select_alpn(conn: SSL.Connection, offers: list[bytes]) -> bytes:
+def _select_alpn(conn: SSL.Connection, offers: list[bytes]) -> bytes | SSL._NoOverlappingProtocols:
     """The client's ALPN choice: mirror the server's where known, else the first one we speak."""
     choice: _AlpnChoice | None = conn.get_app_data()
     context = choice.context if choice is not None else None

@@ -14,7 +14,7 @@ import pathlib
 import textwrap
 import typing
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from proxycore.flow import Flow
@@ -85,7 +85,10 @@ def cert_to_json(certificates: Sequence[Any]) -> dict[str, Any] | None:
     key = id(cert)
     entry = _cert_json.get(key)
     if entry is None or entry[0]() is not cert:
-        ref = weakref.ref(cert, lambda _, key=key: _cert_json.pop(key, None))
+        def forget(_: object, key: int = key) -> None:
+            _cert_json.pop(key, None)
+
+        ref = weakref.ref(cert, forget)
         entry = _cert_json[key] = (ref, _cert_fields(cert))
     return entry[1]
 
@@ -282,7 +285,7 @@ class FlowJsonCache:
         self._text.clear()
 
     def connect(self, view: Any, on: bool = True) -> None:
-        pairs = [
+        pairs: list[tuple[signals.Signal, Callable[..., Any]]] = [
             (view.sig_view_add, self.forget),
             (view.sig_view_update, self.forget),
             (view.sig_view_remove, self.forget),

@@ -616,12 +616,12 @@ class CertStore:
         Lookup order follows mitmproxy: the CN and each SAN in their wildcard forms,
         then ``*``, then the exact ``(cn, sans)`` pair. Misses are generated and cached.
         """
-        sans = tuple(_name_text(n) for n in sans)  # text, or mitmproxy's GeneralName objects
+        names = tuple(_name_text(n) for n in sans)  # text, or mitmproxy's GeneralName objects
         if self.custom:
-            entry = self._custom_match(commonname, sans)
+            entry = self._custom_match(commonname, names)
             if entry is not None:
                 return entry
-        key = (commonname, sans)
+        key = (commonname, names)
         entry = self.generated.get(key)
         if entry is not None:
             return entry
@@ -629,7 +629,7 @@ class CertStore:
             self.default_privatekey,
             self.default_ca.to_cryptography(),
             commonname,
-            sans,
+            names,
             organization,
             crl_url,
         )

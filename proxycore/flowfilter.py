@@ -454,7 +454,9 @@ def _url(regex: re.Pattern[str], flow: Flow) -> bool:
     if _is_dns(flow):
         request = getattr(flow, "request", None)
         questions = getattr(request, "questions", None)
-        return bool(questions) and regex.search(str(questions[0].name)) is not None
+        if not questions:
+            return False
+        return regex.search(str(questions[0].name)) is not None
     return False
 
 

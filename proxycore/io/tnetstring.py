@@ -299,7 +299,7 @@ def _parse_fast(buf: bytes, pos: int, depth: int) -> tuple[Any, int]:
         return _fast_scalar(buf[start:end], tag), end + 1
     if depth >= _FAST_MAX_DEPTH:
         raise _NotFast
-    items = []
+    items: list[Any] = []
     append = items.append
     cursor = start
     while cursor < end:

@@ -92,7 +92,9 @@ def _re2_compile(pattern: str | bytes, flags: int) -> Any | None:
 
 def has_nested_repetition(pattern: str | bytes, flags: int = 0) -> bool:
     """Whether a variable repetition sits inside another repetition (``(a+)+``, ``(a|b*)*``)."""
-    return _nested(sre_parser.parse(pattern, flags).data, inside_repeat=False)
+    # typeshed declares str only; re's parser reads bytes patterns just as well
+    tree = sre_parser.parse(pattern, flags)  # type: ignore[arg-type]
+    return _nested(tree.data, inside_repeat=False)
 
 
 def _nested(items: list[tuple[Any, Any]], inside_repeat: bool) -> bool:
