@@ -68,6 +68,10 @@ class ModifyBody(RuleAddon[ModifySpec]):
                 return
             if content is None:  # streamed: nothing kept to modify
                 return
-            modified = re.sub(rule.subject, lambda _, r=replacement: r, content, flags=re.DOTALL)
+
+            def insert(_: re.Match[bytes], r: bytes = replacement) -> bytes:
+                return r  # a function, so that backslashes in the replacement stay literal
+
+            modified = re.sub(rule.subject, insert, content, flags=re.DOTALL)
             if modified != content:  # unchanged bodies keep their original encoding bytes
                 message.content = modified
