@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from proxycore import command, ctx, hooks
 from proxycore.addons.termlog import ALERT
@@ -43,6 +43,9 @@ from proxycore.proxy.mode_specs import ProxyMode, UpstreamMode
 from proxycore.proxy.server import ConnectionHandler
 from proxycore.tcp import TCPFlow
 from proxycore.udp import UDPFlow
+
+if TYPE_CHECKING:
+    from proxycore.layers.websocket import WebsocketEndHook
 
 logger = logging.getLogger("proxycore.clientplayback")
 
@@ -178,7 +181,7 @@ def _upstream_proxy() -> UpstreamMode | None:
     return mode if isinstance(mode, UpstreamMode) else None
 
 
-def _end_hooks() -> tuple[type, ...]:
+def _end_hooks() -> tuple[type[HttpResponseHook], type[HttpErrorHook], type[WebsocketEndHook]]:
     from proxycore.layers.websocket import WebsocketEndHook
 
     return (HttpResponseHook, HttpErrorHook, WebsocketEndHook)

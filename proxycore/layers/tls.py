@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from OpenSSL import SSL
@@ -123,14 +123,15 @@ _VERIFY_ERRORS = {
 def verify_error(conn: SSL.Connection) -> str | None:
     """OpenSSL's certificate verification result for ``conn``, None if it passed."""
     try:
-        lib, ffi = SSL._lib, SSL._ffi  # type: ignore[attr-defined]
-        code = lib.SSL_get_verify_result(conn._ssl)  # type: ignore[attr-defined]
+        lib, ffi = SSL._lib, SSL._ffi
+        code = lib.SSL_get_verify_result(conn._ssl)
     except AttributeError:
         return None
     if code == 0:
         return None
     try:
-        return ffi.string(lib.X509_verify_cert_error_string(code)).decode()
+        text: str = ffi.string(lib.X509_verify_cert_error_string(code)).decode()
+        return text
     except Exception:
         return _VERIFY_ERRORS.get(code, f"verification error {code}")
 
@@ -168,7 +169,7 @@ class TLSLayer(Layer):
 
     # ciphertext and plaintext plumbing ------------------------------------------
 
-    def flush(self) -> CommandGenerator:
+    def flush(self) -> CommandGenerator[None]:
         """Send whatever OpenSSL has written into the outgoing BIO."""
         assert self.tls is not None
         out = []
@@ -183,7 +184,7 @@ class TLSLayer(Layer):
         if out:
             yield commands.SendData(self.conn, out[0] if len(out) == 1 else b"".join(out))
 
-    def event_to_child(self, event: events.Event) -> CommandGenerator:
+    def event_to_child(self, event: events.Event) -> CommandGenerator[None]:
         for command in self.child_layer.handle_event(event):
             if isinstance(command, commands.ConnectionCommand) and command.connection is self.conn:
                 if self.state == "passthrough":
@@ -199,7 +200,7 @@ class TLSLayer(Layer):
             else:
                 yield command
 
-    def send_plaintext(self, data: bytes) -> CommandGenerator:
+    def send_plaintext(self, data: bytes) -> CommandGenerator[None]:
         if self.state != "open" or self.tls is None:
             return  # nothing can be sent on a connection whose handshake failed or closed
         try:
@@ -208,7 +209,7 @@ class TLSLayer(Layer):
             yield commands.Log(f"TLS error while sending to {_who(self.conn)}: {describe_ssl_error(e)}", logging.DEBUG)
         yield from self.flush()
 
-    def close(self, command: commands.CloseConnection) -> CommandGenerator:
+    def close(self, command: commands.CloseConnection) -> CommandGenerator[None]:
         if self.state == "open" and self.tls is not None and not command.half_close:
             try:
                 self.tls.shutdown()  # close_notify, so the peer knows the data is complete
@@ -219,7 +220,7 @@ class TLSLayer(Layer):
             self.state = "closed"
         yield command
 
-    def receive_ciphertext(self, data: bytes) -> CommandGenerator:
+    def receive_ciphertext(self, data: bytes) -> CommandGenerator[None]:
         assert self.tls is not None
         self.tls.bio_write(data)
         if self.state == "handshaking":
@@ -227,7 +228,7 @@ class TLSLayer(Layer):
         if self.state == "open":
             yield from self.read_plaintext()
 
-    def read_plaintext(self) -> CommandGenerator:
+    def read_plaintext(self) -> CommandGenerator[None]:
         assert self.tls is not None
         chunks = []
         peer_closed = False
@@ -252,14 +253,14 @@ class TLSLayer(Layer):
         if peer_closed:
             yield from self.forward_close()
 
-    def forward_close(self) -> CommandGenerator:
+    def forward_close(self) -> CommandGenerator[None]:
         if not self._close_forwarded:
             self._close_forwarded = True
             yield from self.event_to_child(events.ConnectionClosed(self.conn))
 
     # handshake --------------------------------------------------------------------
 
-    def start_handshake(self, start_hook: type[StartHook], connect: bool) -> CommandGenerator:
+    def start_handshake(self, start_hook: Callable[[TlsData], StartHook], connect: bool) -> CommandGenerator[None]:
         """Ask addons for an SSL connection object, then send the first flight."""
         data = TlsData(self.conn, self.context)
         yield start_hook(data)
@@ -276,7 +277,7 @@ class TLSLayer(Layer):
         self.state = "handshaking"
         self.tls_data = data
 
-    def continue_handshake(self) -> CommandGenerator:
+    def continue_handshake(self) -> CommandGenerator[None]:
         assert self.tls is not None
         try:
             self.tls.do_handshake()
@@ -313,15 +314,15 @@ class TLSLayer(Layer):
     def explain_failure(self, e: SSL.Error) -> str:
         return describe_ssl_error(e)
 
-    def handshake_failed(self, message: str) -> CommandGenerator:
+    def handshake_failed(self, message: str) -> CommandGenerator[None]:
         raise NotImplementedError
         yield  # pragma: no cover
 
-    def handshake_done(self) -> CommandGenerator:
+    def handshake_done(self) -> CommandGenerator[None]:
         raise NotImplementedError
         yield  # pragma: no cover
 
-    def child_opens(self, command: commands.OpenConnection) -> CommandGenerator:
+    def child_opens(self, command: commands.OpenConnection) -> CommandGenerator[None]:
         yield command
 
 
@@ -334,7 +335,7 @@ class ServerTLSLayer(TLSLayer):
         # Events for a child that starts only after the handshake we began on Start.
         self.held_events: list[events.Event] | None = None
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.Start):
             if (
                 self.conn.connected
@@ -366,7 +367,7 @@ class ServerTLSLayer(TLSLayer):
         else:
             yield from self.event_to_child(event)
 
-    def child_opens(self, command: commands.OpenConnection) -> CommandGenerator:
+    def child_opens(self, command: commands.OpenConnection) -> CommandGenerator[None]:
         if self.state == "open":
             yield from self.event_to_child(events.OpenConnectionCompleted(command, None))
             return
@@ -379,18 +380,19 @@ class ServerTLSLayer(TLSLayer):
         if self.state == "handshaking":
             return  # answered when the running handshake ends
         if not self.conn.connected:
+            assert isinstance(self.conn, Server)  # only a server side waits for an open
             err = yield commands.OpenConnection(self.conn)
             if err:
                 yield from self.answer_child(err)
                 return
         yield from self.handshake()
 
-    def handshake(self) -> CommandGenerator:
+    def handshake(self) -> CommandGenerator[None]:
         yield from self.start_handshake(TlsStartServerHook, connect=True)
         if self.state == "handshaking":
             yield from self.continue_handshake()
 
-    def handshake_done(self) -> CommandGenerator:
+    def handshake_done(self) -> CommandGenerator[None]:
         yield TlsEstablishedServerHook(self.tls_data)
         yield from self.flush()
         yield from self.answer_child(None)
@@ -402,7 +404,7 @@ class ServerTLSLayer(TLSLayer):
             return f"Certificate verify failed: {problem}"
         return f"TLS handshake failed: {describe_ssl_error(e)}"
 
-    def handshake_failed(self, message: str) -> CommandGenerator:
+    def handshake_failed(self, message: str) -> CommandGenerator[None]:
         self.conn.error = message
         self.state = "closed"
         yield commands.Log(f"Server TLS handshake failed with {_who(self.conn)}: {message}", logging.WARNING)
@@ -410,7 +412,7 @@ class ServerTLSLayer(TLSLayer):
         yield commands.CloseConnection(self.conn)
         yield from self.answer_child(message)
 
-    def answer_child(self, err: str | None) -> CommandGenerator:
+    def answer_child(self, err: str | None) -> CommandGenerator[None]:
         command, self.waiting_child = self.waiting_child, None
         if command is not None:
             yield from self.event_to_child(events.OpenConnectionCompleted(command, err))
@@ -427,7 +429,7 @@ class ClientTLSLayer(TLSLayer):
         self.hello_buffer = bytearray()
         self.child_started = False
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.Start):
             return  # the child starts once the handshake is done
         if isinstance(event, events.ConnectionEvent) and event.connection is self.conn:
@@ -455,7 +457,7 @@ class ClientTLSLayer(TLSLayer):
             yield from self.event_to_child(event)
         # Before the handshake (or after it failed) the child has not started: nothing for it.
 
-    def receive_hello(self, data: bytes) -> CommandGenerator:
+    def receive_hello(self, data: bytes) -> CommandGenerator[None]:
         self.hello_buffer += data
         try:
             hello = tls_parse.parse_client_hello(bytes(self.hello_buffer))
@@ -498,7 +500,7 @@ class ClientTLSLayer(TLSLayer):
         if self.state == "open":
             yield from self.read_plaintext()
 
-    def pass_through(self) -> CommandGenerator:
+    def pass_through(self) -> CommandGenerator[None]:
         """Not intercepted after all: this layer and a ServerTLS parent step aside."""
         from proxycore.layers.tcp import TCPLayer
 
@@ -515,13 +517,13 @@ class ClientTLSLayer(TLSLayer):
         data, self.hello_buffer = bytes(self.hello_buffer), bytearray()
         yield from self.event_to_child(events.DataReceived(self.conn, data))
 
-    def handshake_done(self) -> CommandGenerator:
+    def handshake_done(self) -> CommandGenerator[None]:
         yield TlsEstablishedClientHook(self.tls_data)
         yield from self.flush()
         self.child_started = True
         yield from self.event_to_child(events.Start())
 
-    def handshake_failed(self, message: str) -> CommandGenerator:
+    def handshake_failed(self, message: str) -> CommandGenerator[None]:
         self.conn.error = message
         self.state = "closed"
         where = self.conn.sni or _server_name(self.context.server) or "this host"

@@ -245,7 +245,7 @@ class ConnectionHandler:
         self._wakeups: dict[commands.RequestWakeup, asyncio.TimerHandle] = {}
         # The HTTP/1 request-head timer the layers publish on the client (client.head_timer).
         self._head_timer: tuple[commands.RequestTimeout, asyncio.TimerHandle] | None = None
-        self._log_extra = {"client": client.peername}
+        self._log_extra: dict[str, Any] = {"client": client.peername}
 
     def adopt_client(self, protocol: _ConnectionProtocol) -> None:
         """Take over the accepted client socket; reading waits until ``run`` starts the layers."""

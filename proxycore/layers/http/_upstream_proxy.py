@@ -61,7 +61,7 @@ class HttpUpstreamTunnel(Layer):
         """The stack that reaches ``context.server`` through its proxy: TLS first for https proxies."""
         assert context.server.via is not None
         scheme, address = context.server.via
-        proxy = Server(address=tuple(address))  # type: ignore[arg-type]
+        proxy = Server(address=tuple(address))
         tunnel = cls(context, proxy, send_connect, child)
         if scheme != "https":
             return tunnel
@@ -73,7 +73,7 @@ class HttpUpstreamTunnel(Layer):
         tls_context.server = proxy  # the TLS hooks then see the proxy as their server
         return ServerTLSLayer(tls_context, tunnel)
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.ConnectionEvent) and event.connection is self.tunnel_conn:
             if isinstance(event, events.DataReceived):
                 if self.state == "connecting":
@@ -89,14 +89,14 @@ class HttpUpstreamTunnel(Layer):
         else:
             yield from self.event_to_child(event)
 
-    def event_to_child(self, event: events.Event) -> CommandGenerator:
+    def event_to_child(self, event: events.Event) -> CommandGenerator[None]:
         for command in self.child_layer.handle_event(event):
             if isinstance(command, commands.ConnectionCommand) and command.connection is self.conn:
                 yield from self.translate(command)
             else:
                 yield command
 
-    def translate(self, command: commands.ConnectionCommand) -> CommandGenerator:
+    def translate(self, command: commands.ConnectionCommand) -> CommandGenerator[None]:
         if isinstance(command, commands.SendData):
             if self.state == "open":
                 yield commands.SendData(self.tunnel_conn, command.data)
@@ -118,7 +118,7 @@ class HttpUpstreamTunnel(Layer):
 
     # establishing ---------------------------------------------------------------------
 
-    def open(self, command: commands.OpenConnection) -> CommandGenerator:
+    def open(self, command: commands.OpenConnection) -> CommandGenerator[None]:
         if self.state == "open":
             yield from self.event_to_child(events.OpenConnectionCompleted(command, None))
             return
@@ -165,7 +165,7 @@ class HttpUpstreamTunnel(Layer):
         )
         return flow
 
-    def receive_connect_response(self, data: bytes) -> CommandGenerator:
+    def receive_connect_response(self, data: bytes) -> CommandGenerator[None]:
         self.buf += data
         end = http1.find_head_end(self.buf)
         if end == -1:
@@ -191,7 +191,7 @@ class HttpUpstreamTunnel(Layer):
         if rest:
             yield from self.event_to_child(events.DataReceived(self.conn, rest))
 
-    def tunnel_open(self) -> CommandGenerator:
+    def tunnel_open(self) -> CommandGenerator[None]:
         self.state = "open"
         self.conn.state = ConnectionState.OPEN
         self.conn.timestamp_start = self.conn.timestamp_tcp_setup = time.time()
@@ -199,7 +199,7 @@ class HttpUpstreamTunnel(Layer):
         self.conn.sockname = self.tunnel_conn.sockname
         yield from self.answer_child(None)
 
-    def tunnel_failed(self, err: str) -> CommandGenerator:
+    def tunnel_failed(self, err: str) -> CommandGenerator[None]:
         self.state = "closed"
         self.conn.error = err
         self.conn.state = ConnectionState.CLOSED
@@ -207,7 +207,7 @@ class HttpUpstreamTunnel(Layer):
             yield commands.CloseConnection(self.tunnel_conn)
         yield from self.answer_child(err)
 
-    def answer_child(self, err: str | None) -> CommandGenerator:
+    def answer_child(self, err: str | None) -> CommandGenerator[None]:
         command, self.waiting = self.waiting, None
         if command is not None:
             yield from self.event_to_child(events.OpenConnectionCompleted(command, err))
