@@ -18,7 +18,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from proxycore import platform
 from proxycore.connection import Client, Connection, ConnectionState, Server, TransportProtocol
@@ -710,6 +710,31 @@ def _bind(host: str, port: int) -> list[socket.socket]:
     return sockets
 
 
+class Listening(Protocol):
+    """What the web API reads of a listener (TCP, UDP or both on one port)."""
+
+    mode: ProxyMode
+    last_exception: Exception | None
+
+    @property
+    def is_running(self) -> bool: ...
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]: ...
+
+
+def listener_json(listener: Listening) -> dict[str, Any]:
+    """What mitmproxy's web API shows for a server (``/state`` -> ``servers``)."""
+    return {
+        "type": listener.mode.type_name,
+        "description": listener.mode.description,
+        "full_spec": listener.mode.full_spec,
+        "is_running": listener.is_running,
+        "last_exception": str(listener.last_exception) if listener.last_exception else None,
+        "listen_addrs": listener.addresses,
+    }
+
+
 class ProxyListener:
     """Listening sockets that hand each connection to a ConnectionHandler.
 
@@ -790,15 +815,7 @@ class ProxyListener:
         return bool(self.sockets)
 
     def to_json(self) -> dict[str, Any]:
-        """What mitmproxy's web API shows for a server (``/state`` -> ``servers``)."""
-        return {
-            "type": self.mode.type_name,
-            "description": self.mode.description,
-            "full_spec": self.mode.full_spec,
-            "is_running": self.is_running,
-            "last_exception": str(self.last_exception) if self.last_exception else None,
-            "listen_addrs": self.addresses,
-        }
+        return listener_json(self)
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
