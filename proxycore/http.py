@@ -269,7 +269,7 @@ class Headers:
 
     @classmethod
     def from_state(cls, state: Iterable[tuple[bytes | str, bytes | str]]) -> Headers:
-        return cls(tuple(pair) for pair in state)  # type: ignore[misc]
+        return cls((name, value) for name, value in state)
 
 
 def _as_headers(value: Headers | Mapping[str, str] | Iterable[tuple[Any, Any]] | None) -> Headers:
@@ -1245,6 +1245,7 @@ class HTTPFlow(Flow):
 
     def __init__(self, client_conn: Client, server_conn: Server, live: bool = False) -> None:
         super().__init__(client_conn, server_conn, live)
+        # set right after construction; typed as always there, as in mitmproxy
         self.request = None  # type: ignore[assignment]
         self.response = None
         self.websocket: WebSocketData | None = None

@@ -96,7 +96,7 @@ class FlowReader:
             number += 1
             where = f"flow #{number} (the record at byte offset {start})"
             try:
-                raw = tnetstring.read_raw(reader)  # type: ignore[arg-type]
+                raw = tnetstring.read_raw(reader)
                 if raw is None:
                     return
                 state = tnetstring.loads(raw)
