@@ -155,7 +155,7 @@ class View(DBView, Sequence[Flow]):
             raise IndexError("view index out of range")
         return size - 1 - position if self.order_reversed else position
 
-    def __getitem__(self, position: int) -> Flow:  # type: ignore[override]
+    def __getitem__(self, position: int) -> Flow:  # type: ignore[override]  # positions, no slices
         if self.db is not None:
             size = len(self)
             if position < 0:

@@ -17,7 +17,11 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from proxycore.dns import DNSFlow
 from proxycore.flow import Flow
+from proxycore.http import HTTPFlow
+from proxycore.tcp import TCPFlow
+from proxycore.udp import UDPFlow
 from proxycore.optmanager import OptManager, _type_name
 from proxycore.utils import signals
 
@@ -228,12 +232,12 @@ def flow_to_json(flow: Flow) -> dict[str, Any]:
     }
     if flow.error:
         data["error"] = flow.error.get_state()
-    if flow.type == "http":
-        data["request"] = _request(flow.request)  # type: ignore[attr-defined]
-        response = flow.response  # type: ignore[attr-defined]
+    if isinstance(flow, HTTPFlow):
+        data["request"] = _request(flow.request)
+        response = flow.response
         if response is not None:
             data["response"] = _response(response)
-        websocket = flow.websocket  # type: ignore[attr-defined]
+        websocket = flow.websocket
         if websocket is not None:
             data["websocket"] = {
                 "messages_meta": _messages_meta(websocket.messages),
@@ -242,13 +246,12 @@ def flow_to_json(flow: Flow) -> dict[str, Any]:
                 "close_reason": websocket.close_reason,
                 "timestamp_end": websocket.timestamp_end,
             }
-    elif flow.type in ("tcp", "udp"):
-        data["messages_meta"] = _messages_meta(flow.messages)  # type: ignore[attr-defined]
-    elif flow.type == "dns":
-        request, response = flow.request, flow.response  # type: ignore[attr-defined]
-        data["request"] = request.to_json()
-        if response is not None:
-            data["response"] = response.to_json()
+    elif isinstance(flow, TCPFlow | UDPFlow):
+        data["messages_meta"] = _messages_meta(flow.messages)
+    elif isinstance(flow, DNSFlow):
+        data["request"] = flow.request.to_json()
+        if flow.response is not None:
+            data["response"] = flow.response.to_json()
     return data
 
 

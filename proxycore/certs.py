@@ -309,9 +309,9 @@ def _authority_key_id(cacert: x509.Certificate) -> x509.AuthorityKeyIdentifier:
     try:
         ski = cacert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     except x509.ExtensionNotFound:
+        key = cacert.public_key()
         # A CA's key signs, so it is one of the issuer key types; cryptography types a
         # certificate's key more widely (X25519, ML-KEM ...).
-        key = cacert.public_key()
         return x509.AuthorityKeyIdentifier.from_issuer_public_key(key)  # type: ignore[arg-type]
     return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
 
