@@ -54,3 +54,19 @@ def test_mypy_is_pinned_and_strict_for_kernel_and_layers() -> None:
     assert strict and "proxycore.proxy.*" in strict[0]["module"]
     for flag in ("disallow_untyped_defs", "disallow_any_generics", "warn_return_any", "strict_equality"):
         assert strict[0][flag] is True, flag
+
+
+def _type_text(typespec: object) -> str:
+    if isinstance(typespec, type):
+        return typespec.__name__
+    return repr(typespec).replace("collections.abc.", "")
+
+
+def test_options_annotations_match_their_declarations() -> None:
+    """Options lists each core option's type for mypy; a new option or a changed type must
+    be listed too (a missing one would silently read as Any)."""
+    from proxycore.options import Options
+
+    declared = {name: _type_text(o.typespec) for name, o in Options()._options.items()}
+    annotated = dict(Options.__annotations__)
+    assert annotated == declared
