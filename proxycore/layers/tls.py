@@ -122,10 +122,11 @@ _VERIFY_ERRORS = {
 
 def verify_error(conn: SSL.Connection) -> str | None:
     """OpenSSL's certificate verification result for ``conn``, None if it passed."""
-    try:
-        lib, ffi = SSL._lib, SSL._ffi
+    try:  # pyOpenSSL's private cffi bindings: no public call gives the result code
+        from OpenSSL._util import ffi, lib
+
         code = lib.SSL_get_verify_result(conn._ssl)
-    except AttributeError:
+    except (ImportError, AttributeError):
         return None
     if code == 0:
         return None

@@ -73,7 +73,7 @@ class WebsocketEndHook(StartHook):
 class _Side:
     """One peer: its connection, its wsproto state machine, and the message being reassembled."""
 
-    def __init__(self, conn: Connection, ws_conn: wsproto.Connection, from_client: bool) -> None:
+    def __init__(self, conn: Connection, ws_conn: wsproto.connection.Connection, from_client: bool) -> None:
         self.conn = conn
         self.ws = ws_conn
         self.from_client = from_client
@@ -102,13 +102,13 @@ def _extensions(header: str | None) -> tuple[list[str], list[str]]:
     return deflate, unknown
 
 
-def _ws_connection(kind: wsproto.ConnectionType, deflate: list[str]) -> wsproto.Connection:
+def _ws_connection(kind: wsproto.ConnectionType, deflate: list[str]) -> wsproto.connection.Connection:
     extensions: list[wsproto.extensions.Extension] = []
     for params in deflate[:1]:
         extension = wsproto.extensions.PerMessageDeflate()
         extension.finalize(params)
         extensions.append(extension)
-    return wsproto.Connection(kind, extensions=extensions)
+    return wsproto.connection.Connection(kind, extensions=extensions)
 
 
 class Fragmentizer:
@@ -141,7 +141,7 @@ class Fragmentizer:
                 yield ws.BytesMessage(data=chunk, message_finished=last)
 
 
-class WebsocketConnection(wsproto.Connection):
+class WebsocketConnection(wsproto.connection.Connection):
     """A wsproto connection that knows its proxycore connection (mitmproxy's helper type)."""
 
     def __init__(self, *args: Any, conn: Connection, **kwargs: Any) -> None:
@@ -161,8 +161,8 @@ class WebsocketLayer(Layer):
         if flow.websocket is None:
             flow.websocket = WebSocketData()
         # The wsproto state machines get the negotiated extensions at Start.
-        self.client = _Side(context.client, wsproto.Connection(wsproto.ConnectionType.SERVER), from_client=True)
-        self.server = _Side(flow.server_conn, wsproto.Connection(wsproto.ConnectionType.CLIENT), from_client=False)
+        self.client = _Side(context.client, wsproto.connection.Connection(wsproto.ConnectionType.SERVER), from_client=True)
+        self.server = _Side(flow.server_conn, wsproto.connection.Connection(wsproto.ConnectionType.CLIENT), from_client=False)
         # Without permessage-deflate, data frames are written by send_frames, not wsproto.
         self.deflate = False
         self.ended = False
