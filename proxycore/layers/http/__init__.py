@@ -910,7 +910,7 @@ class HttpLayer(Layer):
                 if isinstance(command.event, BodyBackpressure):
                     yield from self.relay_backpressure(command.event)
                     continue
-                target = self.connections.get(command.connection) if command.connection else None
+                target = None if command.connection is None else self.connections.get(command.connection)
                 if target is not None:
                     yield from self.event_to_child(target, command.event)
             elif isinstance(command, GetHttpConnection):
