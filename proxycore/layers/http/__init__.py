@@ -697,6 +697,8 @@ class HttpStream(Layer):
         if self._killed:
             yield from self.kill()
             return
+        response = self.flow.response  # the hook may have replaced it
+        assert response is not None
         context = self.context.fork()
         context.server = self.server_conn
         if self.flow.websocket is not None:
