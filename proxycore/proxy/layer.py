@@ -65,7 +65,7 @@ class Layer:
         self.__dict__["_handle_event"] = state
 
     def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
-        """Override this (or rebind it per state) with a generator of commands."""
+        """Override this with a generator of commands (a state machine moves on with _goto)."""
         raise NotImplementedError
         yield  # pragma: no cover
 
