@@ -20,9 +20,9 @@ from typing import Any
 from proxycore.dns import DNSFlow
 from proxycore.flow import Flow
 from proxycore.http import HTTPFlow
+from proxycore.optmanager import OptManager, _type_name
 from proxycore.tcp import TCPFlow
 from proxycore.udp import UDPFlow
-from proxycore.optmanager import OptManager, _type_name
 from proxycore.utils import signals
 
 # Flow markers as the UI shows them.  mitmproxy looks names up in GitHub's emoji list;
