@@ -6,7 +6,7 @@
 #   make test      the test suite, 2 workers (the first run downloads what docs/testing.md lists into .cache/)
 #   make test-fast the tests that start no process and open no socket (-m "not e2e"; docs/testing.md)
 #   make test-adversarial  only the attack battery (tests/adversarial, docs/adversarial.md)
-#   make lint      ruff
+#   make lint      ruff and mypy (tools/typecheck.py; docs/testing.md, "Type checking")
 #   make bench     benchmark against mitmdump (see bench/README.md)
 #   make bench-h2  HTTP/2 through the proxy next to mitmdump (bench/h2bench.py; after make bench set up)
 #   make conformance  mitmproxy's own unit tests, unmodified, against proxycore (conformance/run.sh)
@@ -66,8 +66,12 @@ test-fast: install
 test-adversarial: install
 	"$(VENV)/bin/pytest" -q -m adversarial tests/adversarial
 
+# Both run even when the first fails, so one pass shows every finding; either fails the target.
 lint: install
-	"$(VENV)/bin/ruff" check .
+	status=0; \
+	"$(VENV)/bin/ruff" check . || status=1; \
+	"$(VPY)" tools/typecheck.py || status=1; \
+	exit $$status
 
 # Needs root for apt (setup.sh installs nginx, wrk, go, curl if missing); results land in
 # $$BENCH_WORK (default /tmp/proxybench).  bench/systems.txt refers to this checkout as

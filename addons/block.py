@@ -11,6 +11,7 @@ import ipaddress
 import logging
 
 from proxycore import ctx
+from proxycore.addonmanager import Loader
 from proxycore.addons.proxyauth import proxy_mode_name
 from proxycore.connection import Client
 
@@ -18,7 +19,7 @@ logger = logging.getLogger("proxycore.block")
 
 
 class Block:
-    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+    def load(self, loader: Loader) -> None:
         loader.add_option("block_global", bool, True, "Block connections from public IP addresses.")
         loader.add_option(
             "block_private", bool, False,

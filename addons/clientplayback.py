@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from proxycore import command, ctx, hooks
 from proxycore.addons.termlog import ALERT
@@ -43,6 +43,9 @@ from proxycore.proxy.mode_specs import ProxyMode, UpstreamMode
 from proxycore.proxy.server import ConnectionHandler
 from proxycore.tcp import TCPFlow
 from proxycore.udp import UDPFlow
+
+if TYPE_CHECKING:
+    from proxycore.layers.websocket import WebsocketEndHook
 
 logger = logging.getLogger("proxycore.clientplayback")
 
@@ -73,7 +76,7 @@ class ReplayClient(Layer):
         self.stage = ""
         self.previous: float | None = None
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.Start):
             yield from self.send_request()
         elif isinstance(event, ResponseHeaders):
@@ -89,11 +92,11 @@ class ReplayClient(Layer):
             yield from self.tick()
         # Anything else would go to the client: there is none.
 
-    def wait(self, delay: float) -> CommandGenerator:
+    def wait(self, delay: float) -> CommandGenerator[None]:
         self.timer = commands.RequestWakeup(delay)
         yield self.timer
 
-    def tick(self) -> CommandGenerator:
+    def tick(self) -> CommandGenerator[None]:
         if self.stage == "sending":
             if not self.messages:
                 self.stage = "quiet"
@@ -124,7 +127,7 @@ class ReplayClient(Layer):
             self.stage = "done"
             yield ReceiveHttp(RequestEndOfMessage(STREAM_ID))
 
-    def send_request(self) -> CommandGenerator:
+    def send_request(self) -> CommandGenerator[None]:
         request = self.flow.request
         request.timestamp_start = request.timestamp_end = time.time()
         content = request.raw_content
@@ -178,7 +181,7 @@ def _upstream_proxy() -> UpstreamMode | None:
     return mode if isinstance(mode, UpstreamMode) else None
 
 
-def _end_hooks() -> tuple[type, ...]:
+def _end_hooks() -> tuple[type[HttpResponseHook], type[HttpErrorHook], type[WebsocketEndHook]]:
     from proxycore.layers.websocket import WebsocketEndHook
 
     return (HttpResponseHook, HttpErrorHook, WebsocketEndHook)
@@ -334,7 +337,7 @@ class ClientPlayback:
                 continue
             if not isinstance(flow, HTTPFlow):
                 # TCP/UDP: the replay is recorded as a new flow; this one stays as it is.
-                self.queue.put_nowait(flow)  # type: ignore[arg-type]
+                self.queue.put_nowait(flow)
                 continue
             flow.backup()
             flow.is_replay = "request"

@@ -205,6 +205,7 @@ class Core:
         _updated(killed)
 
     @command("flow.mark")
+    # the catalogue reads the Marker annotation; the default stays a plain str on purpose
     def mark(self, flows: Sequence[Flow], marker: types.Marker = ":default:") -> None:  # type: ignore[assignment]
         """Mark flows with a marker name such as :red_circle: (an empty marker unmarks)."""
         if marker and marker not in MARKERS:

@@ -101,6 +101,7 @@ class Cut:
         (an attribute path such as request.method, response.header[Content-Type] or
         server_conn.address.host). Bodies are bytes, everything else text.
         """
+        # types.Data names the result for the command catalogue; the value is a plain list
         return [[extract(c, flow) for c in cuts] for flow in flows]  # type: ignore[return-value]
 
     @command("cut.save")

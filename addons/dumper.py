@@ -175,9 +175,9 @@ class Dumper:
         except ValueError:
             pass
         is_tty = False
-        if columns <= 0:
+        if columns <= 0 and sys.__stdout__ is not None:  # None: no stdout at all
             try:
-                fd = sys.__stdout__.fileno()  # type: ignore[union-attr]
+                fd = sys.__stdout__.fileno()
                 is_tty = os.isatty(fd)
                 columns = os.get_terminal_size(fd).columns
             except (AttributeError, ValueError, OSError):

@@ -13,8 +13,10 @@ import codecs
 import logging
 import shlex
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from proxycore import ctx, types
+from proxycore.addonmanager import Loader
 from proxycore.command import command
 from proxycore.exceptions import CommandError
 from proxycore.flow import Flow
@@ -23,27 +25,28 @@ from proxycore.net.http1 import _header_block
 from proxycore.utils import clipboard
 
 logger = logging.getLogger("proxycore.export")
+M = TypeVar("M", Request, Response)
 
 
-def _decoded_copy(message: Message) -> Message:
+def _decoded_copy(message: M) -> M:
     """A copy of a request or response with its Content-Encoding removed (if it can be)."""
-    duplicate = type(message).from_state(message.get_state())  # type: ignore[attr-defined]
+    duplicate = type(message).from_state(message.get_state())
     duplicate.decode(strict=False)
     return duplicate
 
 
 def _request(flow: Flow) -> Request:
     request = getattr(flow, "request", None)
-    if request is None:
+    if not isinstance(request, Request):  # none, or a DNS message
         raise CommandError("Can't export flow with no request.")
-    return _decoded_copy(request)  # type: ignore[return-value]
+    return _decoded_copy(request)
 
 
 def _response(flow: Flow) -> Response:
     response = getattr(flow, "response", None)
-    if response is None:
+    if not isinstance(response, Response):  # none, or a DNS message
         raise CommandError("Can't export flow with no response.")
-    return _decoded_copy(response)  # type: ignore[return-value]
+    return _decoded_copy(response)
 
 
 def _drop_redundant_headers(request: Request) -> None:
@@ -145,23 +148,23 @@ def raw_response(flow: Flow) -> bytes:
 
 def raw(flow: Flow, separator: bytes = b"\r\n\r\n") -> bytes:
     """Request and response (and WebSocket messages); just one of them if the other is missing."""
-    http_flow = isinstance(flow, HTTPFlow)
-    has_request = http_flow and flow.request is not None and flow.request.raw_content is not None
-    has_response = http_flow and flow.response is not None and flow.response.raw_content is not None
-    if has_request and has_response:
-        parts = [raw_request(flow), raw_response(flow)]
-        if flow.websocket is not None:  # type: ignore[attr-defined]
-            parts.append(
-                b"\n".join(
-                    (b"[OUTGOING] " if m.from_client else b"[INCOMING] ") + m.content
-                    for m in flow.websocket.messages  # type: ignore[attr-defined]
+    if isinstance(flow, HTTPFlow):
+        has_request = flow.request is not None and flow.request.raw_content is not None
+        has_response = flow.response is not None and flow.response.raw_content is not None
+        if has_request and has_response:
+            parts = [raw_request(flow), raw_response(flow)]
+            if flow.websocket is not None:
+                parts.append(
+                    b"\n".join(
+                        (b"[OUTGOING] " if m.from_client else b"[INCOMING] ") + m.content
+                        for m in flow.websocket.messages
+                    )
                 )
-            )
-        return separator.join(parts)
-    if has_request:
-        return raw_request(flow)
-    if has_response:
-        return raw_response(flow)
+            return separator.join(parts)
+        if has_request:
+            return raw_request(flow)
+        if has_response:
+            return raw_response(flow)
     raise CommandError("Can't export flow with no request or response.")
 
 
@@ -187,8 +190,8 @@ def _export(format: str, flow: Flow) -> str | bytes:
 
 
 class Export:
-    def load(self, loader: object) -> None:
-        loader.add_option(  # type: ignore[attr-defined]
+    def load(self, loader: Loader) -> None:
+        loader.add_option(
             "export_preserve_original_ip",
             bool,
             False,

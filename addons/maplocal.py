@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
 from proxycore import __version__, ctx
+from proxycore.addonmanager import Loader
 from proxycore.flowfilter import Filter
 from proxycore.http import HTTPFlow, Response
 from proxycore.utils.spec import (
@@ -88,7 +89,7 @@ def _is_file(path: Path) -> bool:
 
 
 class MapLocal(RuleAddon[MapLocalSpec]):
-    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+    def load(self, loader: Loader) -> None:
         loader.add_option(
             "map_local", Sequence[str], [],
             "Map remote resources to a local file using a pattern of the form "

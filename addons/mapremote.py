@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 
 from proxycore import ctx
+from proxycore.addonmanager import Loader
 from proxycore.http import HTTPFlow
 from proxycore.utils.spec import RuleAddon, Spec, check_regex, matching, parse_option, parse_spec
 
@@ -25,7 +26,7 @@ def parse_map_remote_spec(option: str) -> Spec:
 
 
 class MapRemote(RuleAddon[Spec]):
-    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+    def load(self, loader: Loader) -> None:
         loader.add_option(
             "map_remote", Sequence[str], [],
             "Map remote resources to another remote URL using a pattern of the form "

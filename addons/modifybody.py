@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 
 from proxycore import ctx
+from proxycore.addonmanager import Loader
 from proxycore.addons.modifyheaders import read_replacement
 from proxycore.http import HTTPFlow, Message
 from proxycore.utils.spec import ModifySpec, RuleAddon, matching, parse_modify_spec, parse_option
@@ -24,7 +25,7 @@ def parse_modify_body_spec(option: str) -> ModifySpec:
 
 
 class ModifyBody(RuleAddon[ModifySpec]):
-    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+    def load(self, loader: Loader) -> None:
         loader.add_option(
             "modify_body", Sequence[str], [],
             'Replacement pattern of the form "[/flow-filter]/regex/[@]replacement", where the '
@@ -67,6 +68,10 @@ class ModifyBody(RuleAddon[ModifySpec]):
                 return
             if content is None:  # streamed: nothing kept to modify
                 return
-            modified = re.sub(rule.subject, lambda _, r=replacement: r, content, flags=re.DOTALL)
+
+            def insert(_: re.Match[bytes], r: bytes = replacement) -> bytes:
+                return r  # a function, so that backslashes in the replacement stay literal
+
+            modified = re.sub(rule.subject, insert, content, flags=re.DOTALL)
             if modified != content:  # unchanged bodies keep their original encoding bytes
                 message.content = modified

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 
 from proxycore import ctx
+from proxycore.addonmanager import Loader
 from proxycore.http import Headers, HTTPFlow
 from proxycore.utils.spec import (
     ModifySpec,
@@ -42,7 +43,7 @@ def read_replacement(rule: ModifySpec) -> bytes | None:
 
 
 class ModifyHeaders(RuleAddon[ModifySpec]):
-    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+    def load(self, loader: Loader) -> None:
         loader.add_option(
             "modify_headers", Sequence[str], [],
             'Header modify pattern of the form "[/flow-filter]/header-name/[@]header-value", where '

@@ -127,7 +127,7 @@ class NextLayer:
 def _stack(*layers: Layer) -> Layer:
     """Chain layers created top-down (so each one's context lists its parents) and return the top."""
     for parent, child in zip(layers, layers[1:], strict=False):
-        parent.child_layer = child  # type: ignore[attr-defined]
+        parent.child_layer = child  # type: ignore[attr-defined]  # all but the last take a child
     return layers[0]
 
 

@@ -51,7 +51,7 @@ class Onboarding:
         def request(flow: HTTPFlow) -> None:
             self.serve(flow)
 
-        request.gate = self._wants  # type: ignore[attr-defined]
+        request.gate = self._wants  # type: ignore[attr-defined]  # read by the addon manager
         self.request = request
 
     @property

@@ -50,9 +50,9 @@ def hook_sequence(flow: Flow) -> list[Any]:
             hooks.append(HttpErrorHook(flow))
         return hooks
     if isinstance(flow, TCPFlow):
-        messages, flow.messages = flow.messages, []
+        tcp_messages, flow.messages = flow.messages, []
         hooks = [TcpStartHook(flow)]
-        hooks += [_Append(flow.messages, m, TcpMessageHook(flow)) for m in messages]
+        hooks += [_Append(flow.messages, m, TcpMessageHook(flow)) for m in tcp_messages]
         hooks.append(TcpErrorHook(flow) if flow.error is not None else TcpEndHook(flow))
         return hooks
     if isinstance(flow, DNSFlow):
@@ -67,9 +67,9 @@ def hook_sequence(flow: Flow) -> list[Any]:
     if isinstance(flow, UDPFlow):
         from proxycore.layers.udp import UdpEndHook, UdpErrorHook, UdpMessageHook, UdpStartHook
 
-        messages, flow.messages = flow.messages, []
+        udp_messages, flow.messages = flow.messages, []
         hooks = [UdpStartHook(flow)]
-        hooks += [_Append(flow.messages, m, UdpMessageHook(flow)) for m in messages]
+        hooks += [_Append(flow.messages, m, UdpMessageHook(flow)) for m in udp_messages]
         hooks.append(UdpErrorHook(flow) if flow.error is not None else UdpEndHook(flow))
         return hooks
     return []

@@ -4,6 +4,7 @@ to later requests to that host that match the filter and carry none."""
 from __future__ import annotations
 
 from proxycore import ctx, flowfilter
+from proxycore.addonmanager import Loader
 from proxycore.http import HTTPFlow
 
 
@@ -17,7 +18,7 @@ class StickyAuth:
         self.flt: flowfilter.Filter | None = None
         self.hosts: dict[str, str] = {}
 
-    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+    def load(self, loader: Loader) -> None:
         loader.add_option(
             "stickyauth", str | None, None, "Set sticky auth filter. Matched against requests."
         )

@@ -16,30 +16,33 @@ from collections import defaultdict
 from http import cookiejar
 
 from proxycore import ctx, flowfilter
+from proxycore.addonmanager import Loader
 from proxycore.http import HTTPFlow
 
 Origin = tuple[str, int, str]
 
 
-def jar_key(attrs: dict[str, str], flow: HTTPFlow) -> Origin:
+def jar_key(attrs: dict[str, str | None], flow: HTTPFlow) -> Origin:
     return (attrs.get("domain") or flow.request.host, flow.request.port, attrs.get("path") or "/")
 
 
 def domain_match(host: str, domain: str) -> bool:
-    return cookiejar.domain_match(host, domain) or cookiejar.domain_match(host, domain.strip("."))
+    # domain_match is in http.cookiejar but undocumented, so typeshed leaves it out
+    match = cookiejar.domain_match  # type: ignore[attr-defined]
+    return bool(match(host, domain) or match(host, domain.strip(".")))
 
 
-def is_expired(attrs: dict[str, str], now: float | None = None) -> bool:
+def is_expired(attrs: dict[str, str | None], now: float | None = None) -> bool:
     """Expires wins over Max-Age when both are present, as in mitmproxy."""
     now = time.time() if now is None else now
     if "expires" in attrs:
-        parsed = email.utils.parsedate_tz(attrs["expires"])
+        parsed = email.utils.parsedate_tz(attrs["expires"] or "")
         if parsed:
             return email.utils.mktime_tz(parsed) <= now
         return False
     if "max-age" in attrs:
         try:
-            return int(attrs["max-age"]) <= 0
+            return int(attrs["max-age"] or "") <= 0  # a bare "Max-Age" is no age
         except ValueError:
             return False
     return False
@@ -52,10 +55,10 @@ class StickyCookie:
         return self.flt is not None
 
     def __init__(self) -> None:
-        self.jar: defaultdict[Origin, dict[str, str]] = defaultdict(dict)
+        self.jar: defaultdict[Origin, dict[str, str | None]] = defaultdict(dict)
         self.flt: flowfilter.Filter | None = None
 
-    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+    def load(self, loader: Loader) -> None:
         loader.add_option(
             "stickycookie", str | None, None, "Set sticky cookie filter. Matched against requests."
         )
@@ -85,7 +88,7 @@ class StickyCookie:
         if self.flt is None or not self.flt(flow):
             return
         request = flow.request
-        cookies: list[tuple[str, str]] = []
+        cookies: list[tuple[str, str | None]] = []
         for (domain, port, path), values in self.jar.items():
             if domain_match(request.host, domain) and request.port == port and request.path.startswith(path):
                 cookies.extend(values.items())

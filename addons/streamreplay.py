@@ -49,7 +49,7 @@ class StreamReplayClient(Layer):
         self.stage = "sending"  # then "quiet" (all sent), "closing" (our side closed)
         self.replayed: Flow | None = None
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.Wakeup) and event.command is self.timer:
             yield from self.tick()
             return
@@ -65,20 +65,20 @@ class StreamReplayClient(Layer):
         if isinstance(event, events.Start):
             yield from self.wait(0)
 
-    def pass_down(self, event: events.Event) -> CommandGenerator:
+    def pass_down(self, event: events.Event) -> CommandGenerator[None]:
         for command in self.child.handle_event(event):
             if isinstance(command, (TcpStartHook, UdpStartHook)):
                 command.flow.is_replay = "request"
                 self.replayed = command.flow
             yield command
 
-    def wait(self, delay: float) -> CommandGenerator:
+    def wait(self, delay: float) -> CommandGenerator[None]:
         if self.stage == "done":
             return
         self.timer = commands.RequestWakeup(delay)
         yield self.timer
 
-    def tick(self) -> CommandGenerator:
+    def tick(self) -> CommandGenerator[None]:
         if self.stage == "sending":
             if not self.pending:
                 self.stage = "quiet"

@@ -84,9 +84,11 @@ class TermLogHandler(logging.Handler):
     def _with_exception(self, message: str, record: logging.LogRecord) -> str:
         """One line per exception unless debugging: users of the CLI should never see a
         traceback for a broken script or a busy port, but developers can ask for it with -v."""
+        exc_info = record.exc_info
+        assert exc_info is not None and exc_info[1] is not None  # format() checked both
         if self.full_tracebacks:
-            return f"{message}\n{_FORMATTER.formatException(record.exc_info)}"  # type: ignore[arg-type]
-        exc = record.exc_info[1]  # type: ignore[index]
+            return f"{message}\n{_FORMATTER.formatException(exc_info)}"
+        exc = exc_info[1]
         text = f"{message}: {type(exc).__name__}: {exc}"
         if not isinstance(exc, SyntaxError):  # SyntaxError's text already names file and line
             tb = exc.__traceback__

@@ -381,7 +381,7 @@ def _is_secure_web_proxy(context: Any) -> bool:
     return len(layers) >= 2 and isinstance(layers[0], HttpProxy) and isinstance(layers[1], ClientTLSLayer)
 
 
-def _select_alpn(conn: SSL.Connection, offers: list[bytes]) -> bytes:
+def _select_alpn(conn: SSL.Connection, offers: list[bytes]) -> bytes | SSL._NoOverlappingProtocols:
     """The client's ALPN choice: mirror the server's where known, else the first one we speak."""
     choice: _AlpnChoice | None = conn.get_app_data()
     context = choice.context if choice is not None else None
@@ -402,8 +402,8 @@ def _select_alpn(conn: SSL.Connection, offers: list[bytes]) -> bytes:
 
 def _check_hostname(conn: SSL.Connection, host: str) -> None:
     """Make OpenSSL check the certificate against ``host`` (a DNS name or an IP address)."""
-    lib = SSL._lib  # type: ignore[attr-defined]
-    param = lib.SSL_get0_param(conn._ssl)  # type: ignore[attr-defined]
+    lib = SSL._lib
+    param = lib.SSL_get0_param(conn._ssl)
     # As browsers do: no partial wildcards (f*.example.com), never fall back to the CN.
     lib.X509_VERIFY_PARAM_set_hostflags(
         param,

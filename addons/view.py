@@ -155,7 +155,7 @@ class View(DBView, Sequence[Flow]):
             raise IndexError("view index out of range")
         return size - 1 - position if self.order_reversed else position
 
-    def __getitem__(self, position: int) -> Flow:  # type: ignore[override]
+    def __getitem__(self, position: int) -> Flow:  # type: ignore[override]  # positions, no slices
         if self.db is not None:
             size = len(self)
             if position < 0:
@@ -177,7 +177,7 @@ class View(DBView, Sequence[Flow]):
             return isinstance(flow, Flow) and self._db_contains(flow)
         return isinstance(flow, Flow) and flow.id in self._entry_of
 
-    def index(self, flow: Flow, start: int = 0, stop: int | None = None) -> int:  # type: ignore[override]
+    def index(self, flow: Flow, start: int = 0, stop: int | None = None) -> int:
         if self.db is not None:
             return self._db_index(flow)
         position = self._position(flow)

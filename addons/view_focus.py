@@ -6,7 +6,7 @@ selection, so nothing here changes what the view shows."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from proxycore.flow import Flow
 from proxycore.utils.signals import Signal
@@ -109,7 +109,7 @@ class Settings(MutableMapping[Flow, dict[str, Any]]):
 class _Order:
     """The sort key of one ``view_order`` value, as an object (mitmproxy's OrderKey)."""
 
-    key: Callable[[Flow], Any]
+    key: ClassVar[Callable[[Flow], Any]]
 
     def __init__(self, view: View) -> None:
         self.view = view

@@ -18,11 +18,14 @@ import collections
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from proxycore import flowfilter
 from proxycore.flow import Flow
 from proxycore.store.base import FlowStore, record_of
+
+if TYPE_CHECKING:
+    from proxycore.store.postgres import PostgresStore
 
 logger = logging.getLogger("proxycore.view")
 
@@ -60,6 +63,22 @@ class DBView:
     sig_view_refresh: Any
     sig_store_remove: Any
     sig_store_refresh: Any
+    # View's in-memory half, which use_store empties when flows move to a store
+    _store: dict[str, Flow]
+    _arrival: dict[str, int]
+    _entries: list[tuple[Any, int]]
+    _flows: list[Flow]
+    _entry_of: dict[str, tuple[Any, int]]
+
+    if TYPE_CHECKING:  # View's, for the database half to call
+
+        def _passes(self, flow: Flow) -> bool: ...
+
+        def _add_memory(self, flows: Sequence[Flow]) -> None: ...
+
+        def _order_key(self, flow: Flow) -> Any: ...
+
+        def __iter__(self) -> Iterator[Flow]: ...
 
     def _db_init(self) -> None:
         self.db = None
@@ -90,14 +109,14 @@ class DBView:
             moving = list(old.query())
             self._db_reset()
         else:
-            moving = list(self._store.values())  # type: ignore[attr-defined]
-            self._store.clear()  # type: ignore[attr-defined]
-            self._arrival.clear()  # type: ignore[attr-defined]
-            self._entries, self._flows, self._entry_of = [], [], {}  # type: ignore[attr-defined]
+            moving = list(self._store.values())
+            self._store.clear()
+            self._arrival.clear()
+            self._entries, self._flows, self._entry_of = [], [], {}
         self.db = store
         if moving:
             if store is None:
-                self._add_memory(moving)  # type: ignore[attr-defined]
+                self._add_memory(moving)
             else:
                 store.put_records([record_of(f, self.instance) for f in moving]) if hasattr(
                     store, "put_records"
@@ -120,7 +139,7 @@ class DBView:
         self._foreign_seq = store.max_seq()
         store.watch(lambda: loop.call_soon_threadsafe(self.foreign_changed, store))
 
-    def foreign_changed(self, store: Any) -> None:
+    def foreign_changed(self, store: PostgresStore) -> None:
         """Another instance wrote flows: show the new ones, update the others."""
         if store is not self.db:
             return  # a notice for a store we left
@@ -133,7 +152,7 @@ class DBView:
             was_shown = self._shown.get(flow.id, seq <= seen) if known is not None else seq <= seen
             if known is not None:
                 self._forget(flow.id)  # the other instance's copy is the current one
-            shown = self._passes(flow)  # type: ignore[attr-defined]
+            shown = self._passes(flow)
             if shown and not was_shown:
                 self._db_len += 1
                 self.sig_view_add.send(flow)
@@ -173,7 +192,7 @@ class DBView:
     def _hold(self, flow: Flow, shown: bool) -> Flow:
         """Keep ``flow`` in memory (pinned while live, else in the cache); the object to use."""
         self._shown[flow.id] = shown
-        self._keys[flow.id] = self._order_key(flow)  # type: ignore[attr-defined]
+        self._keys[flow.id] = self._order_key(flow)
         if flow.live:
             self._uncache(flow.id)
             self._pinned[flow.id] = flow
@@ -276,7 +295,7 @@ class DBView:
         for flow in flows:
             if self._known(flow.id) is not None or flow.id in self._dirty:
                 continue
-            shown = self._passes(flow)  # type: ignore[attr-defined]
+            shown = self._passes(flow)
             self._hold(flow, shown)
             self._mark_dirty(flow)
             if shown:
@@ -291,12 +310,13 @@ class DBView:
                     known = flow
                 elif self.db is not None and self.db.has(flow.id):
                     known = flow
-                    self._shown[flow.id] = self._passes(self.db.get(flow.id))  # type: ignore[attr-defined]
+                    stored = self.db.get(flow.id)  # None if another instance just deleted it
+                    self._shown[flow.id] = stored is not None and self._passes(stored)
                 else:
                     continue  # removed from the store: stays removed
             was_shown = self._shown.get(flow.id, False)
             old_key = self._keys.get(flow.id)
-            shown = self._passes(flow)  # type: ignore[attr-defined]
+            shown = self._passes(flow)
             self._hold(flow, shown)
             self._mark_dirty(flow)
             if shown and not was_shown:
@@ -319,7 +339,7 @@ class DBView:
                 continue
             if flow.killable:
                 flow.kill()
-            shown = self._shown.get(flow.id) if known else self._passes(flow)  # type: ignore[attr-defined]
+            shown = self._shown.get(flow.id) if known else self._passes(flow)
             self._forget(flow.id)
             self.db.delete([flow.id])
             if shown:
@@ -355,12 +375,12 @@ class DBView:
         flow = self.db.get(flow_id)
         if flow is None:
             return None
-        return self._hold(flow, self._passes(flow))  # type: ignore[attr-defined]
+        return self._hold(flow, self._passes(flow))
 
     def _db_contains(self, flow: Flow) -> bool:
         if flow.id in self._shown:
             return self._shown[flow.id]
-        return self._db_get(flow.id) is not None and self._passes(flow)  # type: ignore[attr-defined]
+        return self._db_get(flow.id) is not None and self._passes(flow)
 
     def _db_index(self, flow: Flow) -> int:
         assert self.db is not None
@@ -374,7 +394,7 @@ class DBView:
     def matching_ids(self, flt: Any) -> Iterator[str]:
         """Ids of the shown flows ``flt`` also matches, in view order."""
         if self.db is None:
-            for flow in self:  # type: ignore[attr-defined]
+            for flow in self:
                 if flt(flow):
                     yield flow.id
             return
@@ -387,7 +407,7 @@ class DBView:
             yield from self._db_iter(flt, offset, limit)
             return
         skipped = produced = 0
-        for flow in self:  # type: ignore[attr-defined]
+        for flow in self:
             if limit is not None and produced >= limit:
                 return
             if flt is not None and not flt(flow):

@@ -425,7 +425,8 @@ class FlowContent(RequestHandler):
             if found:
                 filename = found.group(1)
         if not filename:
-            filename = flow.request.path.split("?")[0].split("/")[-1]  # type: ignore[attr-defined]
+            assert isinstance(flow, HTTPFlow)  # _message answered 400 for any other flow
+            filename = flow.request.path.split("?")[0].split("/")[-1]
         filename = re.sub(r'[^-\w" .()]', "", filename)
         self.set_header("Content-Disposition", f"attachment; filename={filename}")
         self.set_header("Content-Type", "application/text")

@@ -6,6 +6,8 @@ from typing import Any
 
 from proxycore import contentviews
 from proxycore.flow import Flow
+from proxycore.tcp import TCPFlow
+from proxycore.udp import UDPFlow
 from proxycore.utils.textutils import cut_after_lines
 
 
@@ -43,8 +45,8 @@ def render(flow: Flow, part: str, view_name: str, max_lines: int | None) -> Any:
         websocket = getattr(flow, "websocket", None)
         if websocket is not None:
             messages = websocket.messages
-        elif flow.type in ("tcp", "udp"):
-            messages = flow.messages  # type: ignore[attr-defined]
+        elif isinstance(flow, TCPFlow | UDPFlow):
+            messages = flow.messages
         else:
             raise NoContent("This flow has no messages.")
         result = []

@@ -14,11 +14,15 @@ import pathlib
 import textwrap
 import typing
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from proxycore.dns import DNSFlow
 from proxycore.flow import Flow
+from proxycore.http import HTTPFlow
 from proxycore.optmanager import OptManager, _type_name
+from proxycore.tcp import TCPFlow
+from proxycore.udp import UDPFlow
 from proxycore.utils import signals
 from proxycore.utils.emoji import marker_char
 
@@ -35,7 +39,10 @@ def cert_to_json(certificates: Sequence[Any]) -> dict[str, Any] | None:
     key = id(cert)
     entry = _cert_json.get(key)
     if entry is None or entry[0]() is not cert:
-        ref = weakref.ref(cert, lambda _, key=key: _cert_json.pop(key, None))
+        def forget(_: object, key: int = key) -> None:
+            _cert_json.pop(key, None)
+
+        ref = weakref.ref(cert, forget)
         entry = _cert_json[key] = (ref, _cert_fields(cert))
     return entry[1]
 
@@ -175,12 +182,12 @@ def flow_to_json(flow: Flow) -> dict[str, Any]:
     }
     if flow.error:
         data["error"] = flow.error.get_state()
-    if flow.type == "http":
-        data["request"] = _request(flow.request)  # type: ignore[attr-defined]
-        response = flow.response  # type: ignore[attr-defined]
+    if isinstance(flow, HTTPFlow):
+        data["request"] = _request(flow.request)
+        response = flow.response
         if response is not None:
             data["response"] = _response(response)
-        websocket = flow.websocket  # type: ignore[attr-defined]
+        websocket = flow.websocket
         if websocket is not None:
             data["websocket"] = {
                 "messages_meta": _messages_meta(websocket.messages),
@@ -189,13 +196,12 @@ def flow_to_json(flow: Flow) -> dict[str, Any]:
                 "close_reason": websocket.close_reason,
                 "timestamp_end": websocket.timestamp_end,
             }
-    elif flow.type in ("tcp", "udp"):
-        data["messages_meta"] = _messages_meta(flow.messages)  # type: ignore[attr-defined]
-    elif flow.type == "dns":
-        request, response = flow.request, flow.response  # type: ignore[attr-defined]
-        data["request"] = request.to_json()
-        if response is not None:
-            data["response"] = response.to_json()
+    elif isinstance(flow, TCPFlow | UDPFlow):
+        data["messages_meta"] = _messages_meta(flow.messages)
+    elif isinstance(flow, DNSFlow):
+        data["request"] = flow.request.to_json()
+        if flow.response is not None:
+            data["response"] = flow.response.to_json()
     return data
 
 
@@ -232,7 +238,7 @@ class FlowJsonCache:
         self._text.clear()
 
     def connect(self, view: Any, on: bool = True) -> None:
-        pairs = [
+        pairs: list[tuple[signals.Signal, Callable[..., Any]]] = [
             (view.sig_view_add, self.forget),
             (view.sig_view_update, self.forget),
             (view.sig_view_remove, self.forget),

@@ -88,7 +88,7 @@ class AltNames(list[str]):
             return list(other) == self.general_names
         return super().__eq__(other)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
 
 class Cert:
@@ -309,7 +309,10 @@ def _authority_key_id(cacert: x509.Certificate) -> x509.AuthorityKeyIdentifier:
     try:
         ski = cacert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     except x509.ExtensionNotFound:
-        return x509.AuthorityKeyIdentifier.from_issuer_public_key(cacert.public_key())  # type: ignore[arg-type]
+        key = cacert.public_key()
+        # A CA's key signs, so it is one of the issuer key types; cryptography types a
+        # certificate's key more widely (X25519, ML-KEM ...).
+        return x509.AuthorityKeyIdentifier.from_issuer_public_key(key)  # type: ignore[arg-type]
     return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
 
 
@@ -368,7 +371,7 @@ def dummy_cert(
             crl_issuer=None,
         )
         builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
-    return Cert(builder.sign(privkey, _signature_hash(privkey)))  # type: ignore[arg-type]
+    return Cert(builder.sign(privkey, _signature_hash(privkey)))
 
 
 # -- the store ----------------------------------------------------------------------------
@@ -616,12 +619,12 @@ class CertStore:
         Lookup order follows mitmproxy: the CN and each SAN in their wildcard forms,
         then ``*``, then the exact ``(cn, sans)`` pair. Misses are generated and cached.
         """
-        sans = tuple(_name_text(n) for n in sans)  # text, or mitmproxy's GeneralName objects
+        names = tuple(_name_text(n) for n in sans)  # text, or mitmproxy's GeneralName objects
         if self.custom:
-            entry = self._custom_match(commonname, sans)
+            entry = self._custom_match(commonname, names)
             if entry is not None:
                 return entry
-        key = (commonname, sans)
+        key = (commonname, names)
         entry = self.generated.get(key)
         if entry is not None:
             return entry
@@ -629,7 +632,7 @@ class CertStore:
             self.default_privatekey,
             self.default_ca.to_cryptography(),
             commonname,
-            sans,
+            names,
             organization,
             crl_url,
         )

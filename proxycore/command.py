@@ -43,6 +43,7 @@ def command(name: str | None = None) -> Callable[[Callable[..., Any]], Callable[
                 raise CommandError(f"command argument mismatch: {e.args[0]}") from None
             return func(*args, **kwargs)
 
+        # a function may carry attributes; typeshed's Callable declares none
         wrapper.command_name = name or func.__name__.replace("_", ".")  # type: ignore[attr-defined]
         return wrapper
 

@@ -119,7 +119,7 @@ def _address(value: Any) -> Address | None:
     if value is None:
         return None
     # IPv6 peernames may carry (host, port, flowinfo, scope_id); keep them all.
-    return tuple(value)  # type: ignore[return-value]
+    return tuple(value)
 
 
 def _cert_state(cert: Any) -> Any:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from proxycore.connection import Client, Server
 from proxycore.flow import Flow
@@ -35,9 +35,12 @@ _RECORD = struct.Struct("!HHIH")
 class _State:
     """get_state/set_state/from_state over a dataclass's fields (nested lists of records too)."""
 
+    if TYPE_CHECKING:  # only dataclasses derive from it
+        __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
     def get_state(self) -> dict[str, Any]:
         state = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+        for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, list):
                 value = [v.get_state() for v in value]

@@ -169,7 +169,7 @@ class _Junction(Filter):
     def __init__(self, filters: Sequence[Filter]) -> None:
         flat: list[Filter] = []
         for f in filters:
-            flat.extend(f.filters if type(f) is type(self) else [f])  # type: ignore[attr-defined]
+            flat.extend(f.filters if type(f) is type(self) else [f])
         self.filters: list[Filter] = flat
 
     def render(self) -> str:
@@ -454,7 +454,9 @@ def _url(regex: re.Pattern[str], flow: Flow) -> bool:
     if _is_dns(flow):
         request = getattr(flow, "request", None)
         questions = getattr(request, "questions", None)
-        return bool(questions) and regex.search(str(questions[0].name)) is not None
+        if not questions:
+            return False
+        return regex.search(str(questions[0].name)) is not None
     return False
 
 

@@ -14,8 +14,8 @@ import json
 import re
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Self
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 from proxycore.connection import Client, Server
 from proxycore.flow import Flow
@@ -47,6 +47,9 @@ _MITMPROXY_REASONS = {
     507: "Insufficient Storage Space",
 }
 _STATUS_REASONS: dict[int, str] | None = None
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def status_reason(code: int) -> str:
@@ -266,7 +269,7 @@ class Headers:
 
     @classmethod
     def from_state(cls, state: Iterable[tuple[bytes | str, bytes | str]]) -> Headers:
-        return cls(tuple(pair) for pair in state)  # type: ignore[misc]
+        return cls((name, value) for name, value in state)
 
 
 def _as_headers(value: Headers | Mapping[str, str] | Iterable[tuple[Any, Any]] | None) -> Headers:
@@ -279,7 +282,7 @@ def _as_headers(value: Headers | Mapping[str, str] | Iterable[tuple[Any, Any]] |
     return Headers(value)
 
 
-class MultiDictView:
+class MultiDictView(Generic[K, V]):
     """A live, editable multi-dict over a list of (str, str) pairs kept elsewhere.
 
     Used for query strings, cookies and forms: every change is written back
@@ -288,26 +291,26 @@ class MultiDictView:
 
     def __init__(
         self,
-        getter: Callable[[], list[tuple[str, str]]],
-        setter: Callable[[list[tuple[str, str]]], None],
+        getter: Callable[[], list[tuple[K, V]]],
+        setter: Callable[[list[tuple[K, V]]], None],
     ) -> None:
         self._getter = getter
         self._setter = setter
 
     @property
-    def fields(self) -> tuple[tuple[str, str], ...]:
+    def fields(self) -> tuple[tuple[K, V], ...]:
         return tuple(self._getter())
 
-    def __getitem__(self, key: str) -> str:
+    def __getitem__(self, key: K) -> V:
         for k, v in self._getter():
             if k == key:
                 return v
         raise KeyError(key)
 
-    def __setitem__(self, key: str, value: str) -> None:
+    def __setitem__(self, key: K, value: V) -> None:
         self.set_all(key, [value])
 
-    def __delitem__(self, key: str) -> None:
+    def __delitem__(self, key: K) -> None:
         if key not in self:
             raise KeyError(key)
         self._setter([(k, v) for k, v in self._getter() if k != key])
@@ -315,8 +318,8 @@ class MultiDictView:
     def __contains__(self, key: object) -> bool:
         return any(k == key for k, _ in self._getter())
 
-    def __iter__(self) -> Iterator[str]:
-        seen: list[str] = []
+    def __iter__(self) -> Iterator[K]:
+        seen: list[K] = []
         for k, _ in self._getter():
             if k not in seen:
                 seen.append(k)
@@ -335,18 +338,18 @@ class MultiDictView:
     def __repr__(self) -> str:
         return f"MultiDictView{list(self._getter())!r}"
 
-    def get(self, key: str, default: Any = None) -> Any:
+    def get(self, key: K, default: Any = None) -> Any:
         try:
             return self[key]
         except KeyError:
             return default
 
-    def get_all(self, key: str) -> list[str]:
+    def get_all(self, key: K) -> list[V]:
         return [v for k, v in self._getter() if k == key]
 
-    def set_all(self, key: str, values: list[str]) -> None:
+    def set_all(self, key: K, values: Sequence[V]) -> None:
         pairs = self._getter()
-        result: list[tuple[str, str]] = []
+        result: list[tuple[K, V]] = []
         inserted = False
         for k, v in pairs:
             if k == key:
@@ -359,73 +362,94 @@ class MultiDictView:
             result.extend((key, nv) for nv in values)
         self._setter(result)
 
-    def add(self, key: str, value: str) -> None:
+    def add(self, key: K, value: V) -> None:
         self._setter([*self._getter(), (key, value)])
 
-    def keys(self) -> list[str]:
+    def keys(self) -> list[K]:
         return list(self)
 
-    def values(self) -> list[str]:
+    def values(self) -> list[V]:
         return [self[k] for k in self]
 
-    def items(self, multi: bool = False) -> list[tuple[str, str]]:
+    def items(self, multi: bool = False) -> list[tuple[K, V]]:
         if multi:
             return list(self._getter())
         return [(k, self[k]) for k in self]
 
-    def update(self, other: Mapping[str, str]) -> None:
+    def update(self, other: Mapping[K, V]) -> None:
         for k, v in other.items():
             self[k] = v
 
 
-class _BytesMultiDictView(MultiDictView):
+class _BytesMultiDictView(MultiDictView[bytes, bytes]):
     """``multipart_form``: bytes keys and values as in mitmproxy; str keys are looked up as UTF-8."""
 
-    def __getitem__(self, key: Any) -> Any:
+    def __getitem__(self, key: str | bytes) -> bytes:
         return super().__getitem__(_b(key))
 
-    def __delitem__(self, key: Any) -> None:
+    def __delitem__(self, key: str | bytes) -> None:
         super().__delitem__(_b(key))
 
     def __contains__(self, key: object) -> bool:
         return super().__contains__(_b(key) if isinstance(key, str) else key)
 
-    def get_all(self, key: Any) -> list[Any]:
+    def get_all(self, key: str | bytes) -> list[bytes]:
         return super().get_all(_b(key))
 
-    def set_all(self, key: Any, values: list[Any]) -> None:
+    def set_all(self, key: str | bytes, values: Sequence[str | bytes]) -> None:
         super().set_all(_b(key), [_b(v) for v in values])
 
-    def add(self, key: Any, value: Any) -> None:
+    def add(self, key: str | bytes, value: str | bytes) -> None:
         super().add(_b(key), _b(value))
 
 
-class _MessageData:
-    """Raw fields of a request or response, as they appear on the wire."""
+class MessageData:
+    """Raw fields requests and responses share, as they appear on the wire."""
 
-    __slots__ = (
-        "http_version",
-        "headers",
-        "content",
-        "trailers",
-        "timestamp_start",
-        "timestamp_end",
-        "host",
-        "port",
-        "method",
-        "scheme",
-        "authority",
-        "path",
-        "status_code",
-        "reason",
-    )
+    __slots__ = ("http_version", "headers", "content", "trailers", "timestamp_start", "timestamp_end")
+
+    http_version: bytes
+    headers: Headers
+    content: bytes | None
+    trailers: Headers | None
+    timestamp_start: float
+    timestamp_end: float | None
+
+    def _fields(self) -> Iterator[str]:
+        for cls in type(self).__mro__:
+            yield from getattr(cls, "__slots__", ())
 
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, _MessageData):
+        if not isinstance(other, MessageData):
             return NotImplemented
-        return all(getattr(self, n, None) == getattr(other, n, None) for n in self.__slots__)
+        return type(self) is type(other) and all(
+            getattr(self, n, None) == getattr(other, n, None) for n in self._fields()
+        )
 
-    __hash__ = None  # type: ignore[assignment] - mutable
+    # mutable, so not hashable (typeshed declares object.__hash__ as a method)
+    __hash__ = None  # type: ignore[assignment]
+
+
+class RequestData(MessageData):
+    """A request's raw fields: where it goes (host, port) and its request line."""
+
+    __slots__ = ("host", "port", "method", "scheme", "authority", "path")
+
+    host: str
+    port: int
+    method: bytes
+    scheme: bytes
+    authority: bytes
+    path: bytes
+
+
+class ResponseData(MessageData):
+    """A response's raw fields: its status line."""
+
+    __slots__ = ("status_code", "reason")
+
+    status_code: int
+    reason: bytes
 
 
 _CHARSET = re.compile(r";\s*charset\s*=\s*([^\s;]+)", re.IGNORECASE)
@@ -497,7 +521,7 @@ def infer_content_encoding(content_type: str, content: bytes = b"") -> str:
 class Message:
     """What requests and responses share: version, headers, body, trailers, timestamps."""
 
-    data: _MessageData
+    data: MessageData
     stream: bool | Callable[[bytes], bytes | Iterable[bytes]] = False
 
     def copy(self) -> Self:
@@ -694,6 +718,8 @@ def _hostport(scheme: str, host: str | None, port: int) -> str:
 class Request(Message):
     """An HTTP request; ``host``/``port`` say where it goes, the Host header what it asks for."""
 
+    data: RequestData
+
     def __init__(
         self,
         host: str,
@@ -709,7 +735,7 @@ class Request(Message):
         timestamp_start: float,
         timestamp_end: float | None,
     ) -> None:
-        d = self.data = _MessageData()
+        self.data = d = RequestData()
         d.host = host.decode("idna") if isinstance(host, bytes) else host
         d.port = port
         d.method = _wire(method, "method")
@@ -870,15 +896,15 @@ class Request(Message):
             self.headers["Host"] = value
 
     @property
+    def _url_path(self) -> str:
+        # ``OPTIONS * HTTP/1.1`` asks about the server itself: its URL has no path
+        return "" if self.data.path == b"*" else self.path
+
+    @property
     def url(self) -> str:
         if self.data.method.upper() == b"CONNECT" or not self.data.scheme:
             return self.authority or f"{self.host}:{self.port}"
         return f"{self.scheme}://{_hostport(self.scheme, self.host, self.port)}{self._url_path}"
-
-    @property
-    def _url_path(self) -> str:
-        # ``OPTIONS * HTTP/1.1`` asks about the server itself: its URL has no path
-        return "" if self.data.path == b"*" else self.path
 
     @url.setter
     def url(self, value: str | bytes) -> None:
@@ -943,7 +969,7 @@ class Request(Message):
         self.path = f"{base}?{query}" if query else base
 
     @property
-    def query(self) -> MultiDictView:
+    def query(self) -> MultiDictView[str, str]:
         return MultiDictView(self._get_query, self._set_query)
 
     @query.setter
@@ -962,7 +988,7 @@ class Request(Message):
             self.headers.pop("cookie", None)
 
     @property
-    def cookies(self) -> MultiDictView:
+    def cookies(self) -> MultiDictView[str, str]:
         return MultiDictView(self._get_cookies, self._set_cookies)
 
     @cookies.setter
@@ -980,7 +1006,7 @@ class Request(Message):
         self.set_content(urllib.parse.urlencode(pairs).encode())
 
     @property
-    def urlencoded_form(self) -> MultiDictView:
+    def urlencoded_form(self) -> MultiDictView[str, str]:
         return MultiDictView(self._get_urlencoded_form, self._set_urlencoded_form)
 
     @urlencoded_form.setter
@@ -998,7 +1024,7 @@ class Request(Message):
         except ValueError:
             return []
 
-    def _set_multipart_form(self, pairs: list[tuple[bytes | str, bytes | str]]) -> None:
+    def _set_multipart_form(self, pairs: Sequence[tuple[bytes | str, bytes | str]]) -> None:
         from proxycore.net.http import multipart
 
         content_type = "multipart/form-data; boundary=proxycore-boundary"
@@ -1006,8 +1032,8 @@ class Request(Message):
         self.set_content(multipart.encode_multipart(content_type, [(_b(k), _b(v)) for k, v in pairs]))
 
     @property
-    def multipart_form(self) -> MultiDictView:
-        return _BytesMultiDictView(self._get_multipart_form, self._set_multipart_form)  # type: ignore[arg-type]
+    def multipart_form(self) -> MultiDictView[bytes, bytes]:
+        return _BytesMultiDictView(self._get_multipart_form, self._set_multipart_form)
 
     @multipart_form.setter
     def multipart_form(self, value: Iterable[tuple[Any, Any]] | Mapping[Any, Any]) -> None:
@@ -1063,6 +1089,8 @@ class Request(Message):
 class Response(Message):
     """An HTTP response."""
 
+    data: ResponseData
+
     def __init__(
         self,
         http_version: bytes | str,
@@ -1074,7 +1102,7 @@ class Response(Message):
         timestamp_start: float,
         timestamp_end: float | None,
     ) -> None:
-        d = self.data = _MessageData()
+        self.data = d = ResponseData()
         d.http_version = _b(http_version)
         d.status_code = status_code
         d.reason = _wire(reason, "reason")
@@ -1142,8 +1170,8 @@ class Response(Message):
         self.headers.set_all("set-cookie", values)
 
     @property
-    def cookies(self) -> MultiDictView:
-        return MultiDictView(self._get_cookies, self._set_cookies)  # type: ignore[arg-type]
+    def cookies(self) -> MultiDictView[str, tuple[str | None, CookieAttrs]]:
+        return MultiDictView(self._get_cookies, self._set_cookies)
 
     @cookies.setter
     def cookies(self, value: Iterable[tuple[str, Any]] | Mapping[str, Any]) -> None:
@@ -1217,6 +1245,7 @@ class HTTPFlow(Flow):
 
     def __init__(self, client_conn: Client, server_conn: Server, live: bool = False) -> None:
         super().__init__(client_conn, server_conn, live)
+        # set right after construction; typed as always there, as in mitmproxy
         self.request = None  # type: ignore[assignment]
         self.response = None
         self.websocket: WebSocketData | None = None

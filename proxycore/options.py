@@ -33,6 +33,67 @@ def _check_workers(value: str) -> None:
 class Options(OptManager):
     """All options the core engine reads; addons declare theirs in ``load``."""
 
+    # The types of the options declared below, for mypy: reading one goes through
+    # OptManager.__getattr__ (no class attributes are made); tests/test_typing_policy.py
+    # keeps this list equal to the declarations. Addon options read as Any.
+    server: bool
+    mode: Sequence[str]
+    listen_host: str
+    listen_port: int | None
+    connection_strategy: str
+    ignore_hosts: Sequence[str]
+    allow_hosts: Sequence[str]
+    tcp_hosts: Sequence[str]
+    udp_hosts: Sequence[str]
+    show_ignored_hosts: bool
+    confdir: str
+    ssl_insecure: bool
+    upstream_cert: bool
+    key_size: int
+    certs: Sequence[str]
+    http2_max_concurrent_streams: int
+    http2_max_header_list_size: int
+    http2_stream_window: int
+    http2_connection_window: int
+    http2_max_resets: int
+    http2_reset_window: int
+    http2: bool
+    http2_ping_keepalive: int
+    websocket: bool
+    websocket_message_size_limit: str | None
+    rawtcp: bool
+    tcp_timeout: int
+    request_head_timeout: int
+    max_connections: int
+    keepalive_timeout: int
+    stream_large_bodies: str | None
+    body_size_limit: str | None
+    body_buffer_limit: str | None
+    store_streamed_bodies: bool
+    keep_host_header: bool
+    validate_inbound_headers: bool
+    showhost: bool
+    anticache: bool
+    anticomp: bool
+    proxyauth: str | None
+    upstream_auth: str | None
+    scripts: Sequence[str]
+    rfile: str | None
+    save_stream_file: str | None
+    intercept: str | None
+    keepserving: bool
+    proxy_debug: bool
+    content_view_lines_cutoff: int
+    server_replay: Sequence[str]
+    client_replay: Sequence[str]
+    readfile_filter: str | None
+    save_stream_filter: str | None
+    http_connect_send_host_header: bool
+    head_size_limit: str | None
+    workers: str
+    normalize_outbound_headers: bool
+    connect_addr: str | None
+
     def __init__(self, **kwargs: object) -> None:
         super().__init__()
         add = self.add_option

@@ -59,32 +59,31 @@ __all__ = [
 class Placeholder(Generic[T]):
     """Matches any object of type ``cls`` the first time, then only that same object."""
 
-    def __init__(self, cls: type[T] = object) -> None:  # type: ignore[assignment]
+    def __init__(self, cls: type[T] = object) -> None:  # type: ignore[assignment]  # object: any
         self._cls = cls
-        self._obj: T | None = None
-        self._set = False
+        self._found: list[T] = []  # the captured object, once there is one (it may be None)
 
     def __call__(self) -> T:
         """The captured object (raises if nothing was captured yet)."""
-        if not self._set:
+        if not self._found:
             raise AssertionError(f"Placeholder({self._cls.__name__}) was never matched")
-        return self._obj  # type: ignore[return-value]
+        return self._found[0]
 
     def setdefault(self, value: T) -> T:
-        if not self._set:
-            self._obj, self._set = value, True
-        return self._obj  # type: ignore[return-value]
+        if not self._found:
+            self._found.append(value)
+        return self._found[0]
 
     def matches(self, value: Any) -> bool:
-        if not self._set:
+        if not self._found:
             if not isinstance(value, self._cls):
                 return False
-            self._obj, self._set = value, True
+            self._found.append(value)
             return True
-        return _same(self._obj, value)
+        return _same(self._found[0], value)
 
     def __repr__(self) -> str:
-        return f"Placeholder:{self._obj!r}" if self._set else f"Placeholder({self._cls.__name__})"
+        return f"Placeholder:{self._found[0]!r}" if self._found else f"Placeholder({self._cls.__name__})"
 
     def __getattr__(self, item: str) -> Any:
         # Lets tests write flow().request, but also flow.request once captured.

@@ -151,7 +151,7 @@ def escaped_to_bytes(text: str) -> bytes:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # "\\8" stays as it is
-            return codecs.escape_decode(text.encode("utf-8", "surrogateescape"))[0]  # type: ignore[attr-defined]
+            return codecs.escape_decode(text.encode("utf-8", "surrogateescape"))[0]
     except ValueError as e:
         raise ValueError(f"Invalid escape sequence: {e}") from e
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from typing import Any
 
 from proxycore.contentviews.exiftags import TAG_NAMES
 
@@ -31,7 +32,7 @@ class _Reader:
         self.pos += n
         return chunk
 
-    def unpack(self, fmt: str) -> tuple[int, ...]:
+    def unpack(self, fmt: str) -> tuple[Any, ...]:
         return struct.unpack(fmt, self.read(struct.calcsize(fmt)))
 
     def u8(self) -> int:

@@ -140,7 +140,9 @@ def make_har(flows: Iterable[Any]) -> tuple[dict[str, Any], int]:
 
 
 def _ms(later: float | None, earlier: float | None) -> float:
-    return 1000 * (later - earlier)  # type: ignore[operator]
+    if later is None or earlier is None:
+        raise TypeError("a timestamp is missing")  # as the subtraction would
+    return 1000 * (later - earlier)
 
 
 def _timings(flow: HTTPFlow, servers_seen: set[str]) -> dict[str, float]:

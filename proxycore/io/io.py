@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from proxycore.exceptions import FlowReadException, ProxycoreError  # noqa: F401 - FlowReadException re-exported
 from proxycore.flow import Flow
@@ -96,7 +96,7 @@ class FlowReader:
             number += 1
             where = f"flow #{number} (the record at byte offset {start})"
             try:
-                raw = tnetstring.read_raw(reader)  # type: ignore[arg-type]
+                raw = tnetstring.read_raw(reader)
                 if raw is None:
                     return
                 state = tnetstring.loads(raw)
@@ -161,7 +161,7 @@ def _describe_damage(error: ValueError, start: int, number: int) -> str:
 class FlowWriter:
     """Appends flows to a binary file object, in the format mitmproxy reads."""
 
-    def __init__(self, fo: BinaryIO) -> None:
+    def __init__(self, fo: IO[bytes]) -> None:
         self.fo = fo
 
     def add(self, flow: Flow) -> None:
@@ -175,7 +175,7 @@ class FilteredFlowWriter:
     expression) or None to write everything.
     """
 
-    def __init__(self, fo: BinaryIO, flt: Callable[[Flow], Any] | None) -> None:
+    def __init__(self, fo: IO[bytes], flt: Callable[[Flow], Any] | None) -> None:
         if flt is not None and not callable(flt):
             raise TypeError(f"flt must be callable or None, not {type(flt).__name__}")
         self.fo = fo

@@ -29,7 +29,7 @@ used, and its ``offset`` tells where in the input the problem is.
 from __future__ import annotations
 
 import re
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 __all__ = ["TnetstringError", "dump", "dumps", "load", "loads", "pop", "read_raw"]
 
@@ -62,6 +62,12 @@ class TnetstringError(ValueError):
 
 # --------------------------------------------------------------------------- writing
 
+
+
+class Readable(Protocol):
+    """What the readers need of a file: ``read(n)`` (a binary file, or a wrapper of one)."""
+
+    def read(self, n: int, /) -> bytes: ...
 
 def dumps(value: Any) -> bytes:
     """Encode ``value`` (None, bool, int, float, bytes, str, list, tuple, dict)."""
@@ -299,7 +305,7 @@ def _parse_fast(buf: bytes, pos: int, depth: int) -> tuple[Any, int]:
         return _fast_scalar(buf[start:end], tag), end + 1
     if depth >= _FAST_MAX_DEPTH:
         raise _NotFast
-    items = []
+    items: list[Any] = []
     append = items.append
     cursor = start
     while cursor < end:
@@ -390,7 +396,7 @@ def _parse(buf: bytes, pos: int, limit: int) -> tuple[Any, int]:
 # --------------------------------------------------------------------------- files
 
 
-def _read_exactly(file: BinaryIO, n: int) -> bytes:
+def _read_exactly(file: Readable, n: int) -> bytes:
     if n <= _READ_CHUNK:
         first = file.read(n)
         if len(first) == n or not first:
@@ -409,7 +415,7 @@ def _read_exactly(file: BinaryIO, n: int) -> bytes:
     return b"".join(chunks)
 
 
-def read_raw(file: BinaryIO) -> bytes | None:
+def read_raw(file: Readable) -> bytes | None:
     """Read the bytes of exactly one value from ``file`` without decoding it.
 
     Returns None at a clean end of file (nothing at all left to read).  A

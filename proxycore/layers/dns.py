@@ -66,7 +66,7 @@ class DNSLayer(Layer):
         if not context.server.connected and context.server.timestamp_start is None:
             context.server.transport_protocol = context.client.transport_protocol
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.DataReceived):
             from_client = event.connection == self.context.client
             try:
@@ -75,7 +75,7 @@ class DNSLayer(Layer):
                 yield commands.Log(f"{'client' if from_client else 'server'} sent an invalid DNS message: {e}")
                 yield commands.CloseConnection(event.connection)
                 if from_client:
-                    self._handle_event = self.state_done  # type: ignore[method-assign]
+                    self._goto(self.state_done)
                 return
             for message in messages:
                 if from_client:
@@ -85,7 +85,7 @@ class DNSLayer(Layer):
         elif isinstance(event, events.ConnectionClosed):
             yield from self.closed(event.connection)
 
-    def state_done(self, event: events.Event) -> CommandGenerator:
+    def state_done(self, event: events.Event) -> CommandGenerator[None]:
         return
         yield
 
@@ -111,7 +111,7 @@ class DNSLayer(Layer):
         """mitmproxy's name: the messages in ``data`` from the client or the server."""
         return self.unpack(self.context.client if from_client else self.context.server, data)
 
-    def query(self, message: DNSMessage) -> CommandGenerator:
+    def query(self, message: DNSMessage) -> CommandGenerator[None]:
         flow = self.flows.pop(message.id, None)
         if flow is None:
             flow = DNSFlow(self.context.client, self.context.server, live=True)
@@ -138,7 +138,7 @@ class DNSLayer(Layer):
                 return
         yield commands.SendData(server, pack_message(flow.request, server.transport_protocol))
 
-    def answer(self, message: DNSMessage, flow: DNSFlow | None = None) -> CommandGenerator:
+    def answer(self, message: DNSMessage, flow: DNSFlow | None = None) -> CommandGenerator[None]:
         if flow is None:
             flow = self.flows.get(message.id)
             if flow is None:
@@ -151,19 +151,19 @@ class DNSLayer(Layer):
                 self.context.client, pack_message(flow.response, self.context.client.transport_protocol)
             )
 
-    def fail(self, flow: DNSFlow, reason: str) -> CommandGenerator:
+    def fail(self, flow: DNSFlow, reason: str) -> CommandGenerator[None]:
         flow.error = Error(reason)
         yield DnsErrorHook(flow)
         servfail = flow.request.fail(response_codes.SERVFAIL)
         yield commands.SendData(self.context.client, pack_message(servfail, self.context.client.transport_protocol))
 
-    def closed(self, connection: Connection) -> CommandGenerator:
+    def closed(self, connection: Connection) -> CommandGenerator[None]:
         client = self.context.client
         if connection == client:
             if self.context.server.connected:
                 yield commands.CloseConnection(self.context.server)
             yield commands.CloseConnection(client)
-            self._handle_event = self.state_done  # type: ignore[method-assign]
+            self._goto(self.state_done)
             for flow in self.flows.values():
                 flow.live = False
             return

@@ -30,11 +30,11 @@ class HttpProxy(Layer):
         super().__init__(context)
         self.child_layer = NextLayer(self.context)
 
-    def handle_event(self, event: events.Event) -> CommandGenerator:
+    def handle_event(self, event: events.Event) -> CommandGenerator[None]:
         # Never blocks itself, so the child's generator can be handed up unwrapped.
         return self.child_layer.handle_event(event)
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         return self.child_layer.handle_event(event)
 
 
@@ -53,28 +53,28 @@ class DestinationKnown(Layer):
         self.child_layer = NextLayer(self.context)
         self.delegating = False
 
-    def handle_event(self, event: events.Event) -> CommandGenerator:
+    def handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if self.delegating:
             return self.child_layer.handle_event(event)
         return super().handle_event(event)
 
-    def finish_start(self) -> CommandGenerator:
+    def finish_start(self) -> CommandGenerator[str | None]:
         """Open the server (eager strategy), then start the child; returns an error or None."""
         server = self.context.server
         if self.context.options.connection_strategy == "eager" and server.address:
-            err = yield commands.OpenConnection(server)
+            err: str | None = yield commands.OpenConnection(server)
             if err:
                 host, port = server.address[0], server.address[1]
                 yield commands.Log(f"Cannot connect to {host}:{port}: {err}", logging.INFO)
-                self._handle_event = self.state_done  # type: ignore[method-assign]
+                self._goto(self.state_done)
                 return err
         # From now on (events queued meanwhile included) everything belongs to the child.
         self.delegating = True
-        self._handle_event = self.child_layer.handle_event  # type: ignore[method-assign]
+        self._goto(self.child_layer.handle_event)
         yield from self.child_layer.handle_event(events.Start())
         return None
 
-    def state_done(self, event: events.Event) -> CommandGenerator:
+    def state_done(self, event: events.Event) -> CommandGenerator[None]:
         return
         yield
 
@@ -82,7 +82,7 @@ class DestinationKnown(Layer):
 class ReverseProxy(DestinationKnown):
     """Every connection goes to the reverse proxy's fixed target."""
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if not isinstance(event, events.Start):
             return
         spec = self.context.client.proxy_mode
@@ -101,7 +101,7 @@ class ReverseProxy(DestinationKnown):
 class TransparentProxy(DestinationKnown):
     """The OS redirected the connection to us; the driver set ``server.address`` to where it was going."""
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if not isinstance(event, events.Start):
             return
         assert self.context.server.address, "transparent mode needs the original destination"
@@ -142,7 +142,7 @@ class Socks5Proxy(DestinationKnown):
         self.buf = b""
         self.step = self.step_greeting
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.DataReceived) and event.connection is self.context.client:
             self.buf += event.data
             try:
@@ -156,17 +156,17 @@ class Socks5Proxy(DestinationKnown):
                     f"Client closed connection before completing SOCKS5 handshake: {self.buf!r}"
                 )
             yield commands.CloseConnection(self.context.client)
-            self._handle_event = self.state_done  # type: ignore[method-assign]
+            self._goto(self.state_done)
 
-    def fail(self, message: str, answer: bytes = b"") -> CommandGenerator:
+    def fail(self, message: str, answer: bytes = b"") -> CommandGenerator[None]:
         """Send ``answer`` (if any), close, and log why."""
         if answer:
             yield commands.SendData(self.context.client, answer)
         yield commands.CloseConnection(self.context.client)
         yield commands.Log(message, logging.INFO)
-        self._handle_event = self.state_done  # type: ignore[method-assign]
+        self._goto(self.state_done)
 
-    def step_greeting(self) -> CommandGenerator:
+    def step_greeting(self) -> CommandGenerator[None]:
         parsed = socks5.parse_greeting(self.buf)
         if parsed is None:
             return
@@ -186,7 +186,7 @@ class Socks5Proxy(DestinationKnown):
         self.step = next_step
         yield from self.step()
 
-    def step_auth(self) -> CommandGenerator:
+    def step_auth(self) -> CommandGenerator[None]:
         parsed = socks5.parse_credentials(self.buf)
         if parsed is None:
             return
@@ -202,7 +202,7 @@ class Socks5Proxy(DestinationKnown):
         self.step = self.step_connect
         yield from self.step()
 
-    def step_connect(self) -> CommandGenerator:
+    def step_connect(self) -> CommandGenerator[None]:
         parsed = socks5.parse_request(self.buf)
         if parsed is None:
             return

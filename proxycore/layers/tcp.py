@@ -48,7 +48,7 @@ class TCPLayer(Layer):
         self.flow = None
         self.read_closed: set[str] = set()
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.Start):
             yield from self.start()
         elif isinstance(event, events.DataReceived):
@@ -63,7 +63,7 @@ class TCPLayer(Layer):
             yield TcpMessageHook(self.flow)
             yield from self.send(not message.from_client, message.content)
 
-    def start(self) -> CommandGenerator:
+    def start(self) -> CommandGenerator[None]:
         client, server = self.context.client, self.context.server
         if not self.ignore:
             self.flow = TCPFlow(client, server, live=True)
@@ -76,18 +76,18 @@ class TCPLayer(Layer):
                     self.flow.live = False
                     yield TcpErrorHook(self.flow)
                 yield commands.CloseConnection(client)
-                self._handle_event = self.state_done
+                self._goto(self.state_done)
                 return
-        self._handle_event = self.state_relay
+        self._goto(self.state_relay)
 
-    def state_relay(self, event: events.Event) -> CommandGenerator:
+    def state_relay(self, event: events.Event) -> CommandGenerator[None]:
         yield from TCPLayer._handle_event(self, event)
 
-    def state_done(self, event: events.Event) -> CommandGenerator:
+    def state_done(self, event: events.Event) -> CommandGenerator[None]:
         return
         yield
 
-    def relay(self, connection: Connection, data: bytes) -> CommandGenerator:
+    def relay(self, connection: Connection, data: bytes) -> CommandGenerator[None]:
         from_client = connection == self.context.client
         if self.flow is not None:
             message = TCPMessage(from_client, data)
@@ -96,12 +96,12 @@ class TCPLayer(Layer):
             data = message.content
         yield from self.send(not from_client, data)
 
-    def send(self, to_client: bool, data: bytes) -> CommandGenerator:
+    def send(self, to_client: bool, data: bytes) -> CommandGenerator[None]:
         if data:
             target = self.context.client if to_client else self.context.server
             yield commands.SendData(target, data)
 
-    def side_closed(self, connection: Connection) -> CommandGenerator:
+    def side_closed(self, connection: Connection) -> CommandGenerator[None]:
         is_client = connection == self.context.client
         self.read_closed.add("client" if is_client else "server")
         other = self.context.server if is_client else self.context.client
@@ -109,7 +109,7 @@ class TCPLayer(Layer):
             # We half-closed `connection` when `other` ended: with its FIN in, it is closed
             # both ways (the driver drops its socket); only `other` is left to close.
             yield commands.CloseConnection(other)
-            self._handle_event = self.state_done
+            self._goto(self.state_done)
             if self.flow is not None:
                 self.flow.live = False
                 yield TcpEndHook(self.flow)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from OpenSSL import SSL
@@ -124,15 +124,17 @@ _VERIFY_ERRORS = {
 
 def verify_error(conn: SSL.Connection) -> str | None:
     """OpenSSL's certificate verification result for ``conn``, None if it passed."""
-    try:
-        lib, ffi = SSL._lib, SSL._ffi  # type: ignore[attr-defined]
-        code = lib.SSL_get_verify_result(conn._ssl)  # type: ignore[attr-defined]
-    except AttributeError:
+    try:  # pyOpenSSL's private cffi bindings: no public call gives the result code
+        from OpenSSL._util import ffi, lib
+
+        code = lib.SSL_get_verify_result(conn._ssl)
+    except (ImportError, AttributeError):
         return None
     if code == 0:
         return None
     try:
-        return ffi.string(lib.X509_verify_cert_error_string(code)).decode()
+        text: str = ffi.string(lib.X509_verify_cert_error_string(code)).decode()
+        return text
     except Exception:
         return _VERIFY_ERRORS.get(code, f"verification error {code}")
 
@@ -165,7 +167,7 @@ class TLSLayer(TunnelLayer):
 
     # ciphertext and plaintext plumbing ------------------------------------------
 
-    def flush(self) -> CommandGenerator:
+    def flush(self) -> CommandGenerator[None]:
         """Send whatever OpenSSL has written into the outgoing BIO."""
         assert self.tls is not None
         out = []
@@ -180,19 +182,19 @@ class TLSLayer(TunnelLayer):
         if out:
             yield commands.SendData(self.conn, out[0] if len(out) == 1 else b"".join(out))
 
-    def command_from_child(self, command: commands.ConnectionCommand) -> CommandGenerator:
+    def command_from_child(self, command: commands.ConnectionCommand) -> CommandGenerator[None]:
         if self.state == PASSTHROUGH:
             yield command
         else:
             yield from super().command_from_child(command)
 
-    def send_data(self, command: commands.SendData) -> CommandGenerator:
+    def send_data(self, command: commands.SendData) -> CommandGenerator[None]:
         yield from self.send_plaintext(command.data)
 
-    def send_close(self, command: commands.CloseConnection) -> CommandGenerator:
+    def send_close(self, command: commands.CloseConnection) -> CommandGenerator[None]:
         yield from self.close(command)
 
-    def send_plaintext(self, data: bytes) -> CommandGenerator:
+    def send_plaintext(self, data: bytes) -> CommandGenerator[None]:
         if self.state != OPEN or self.tls is None:
             return  # nothing can be sent on a connection whose handshake failed or closed
         try:
@@ -201,7 +203,7 @@ class TLSLayer(TunnelLayer):
             yield commands.Log(f"TLS error while sending to {_who(self.conn)}: {describe_ssl_error(e)}", logging.DEBUG)
         yield from self.flush()
 
-    def close(self, command: commands.CloseConnection) -> CommandGenerator:
+    def close(self, command: commands.CloseConnection) -> CommandGenerator[None]:
         if self.state == OPEN and self.tls is not None and not command.half_close:
             try:
                 self.tls.shutdown()  # close_notify, so the peer knows the data is complete
@@ -212,7 +214,7 @@ class TLSLayer(TunnelLayer):
             self.state = CLOSED
         yield command
 
-    def receive_ciphertext(self, data: bytes) -> CommandGenerator:
+    def receive_ciphertext(self, data: bytes) -> CommandGenerator[None]:
         assert self.tls is not None
         self.tls.bio_write(data)
         if self.state == ESTABLISHING:
@@ -220,7 +222,7 @@ class TLSLayer(TunnelLayer):
         if self.state == OPEN:
             yield from self.read_plaintext()
 
-    def read_plaintext(self) -> CommandGenerator:
+    def read_plaintext(self) -> CommandGenerator[None]:
         assert self.tls is not None
         chunks = []
         peer_closed = False
@@ -245,14 +247,14 @@ class TLSLayer(TunnelLayer):
         if peer_closed:
             yield from self.forward_close()
 
-    def forward_close(self) -> CommandGenerator:
+    def forward_close(self) -> CommandGenerator[None]:
         if not self._close_forwarded:
             self._close_forwarded = True
             yield from self.event_to_child(events.ConnectionClosed(self.conn))
 
     # handshake --------------------------------------------------------------------
 
-    def start_handshake(self, start_hook: type[StartHook], connect: bool) -> CommandGenerator:
+    def start_handshake(self, start_hook: Callable[[TlsData], StartHook], connect: bool) -> CommandGenerator[None]:
         """Ask addons for an SSL connection object, then send the first flight."""
         data = TlsData(self.conn, self.context)
         yield start_hook(data)
@@ -269,7 +271,7 @@ class TLSLayer(TunnelLayer):
         self.state = ESTABLISHING
         self.tls_data = data
 
-    def continue_handshake(self) -> CommandGenerator:
+    def continue_handshake(self) -> CommandGenerator[None]:
         assert self.tls is not None
         try:
             self.tls.do_handshake()
@@ -306,11 +308,11 @@ class TLSLayer(TunnelLayer):
     def explain_failure(self, e: SSL.Error) -> str:
         return describe_ssl_error(e)
 
-    def handshake_failed(self, message: str) -> CommandGenerator:
+    def handshake_failed(self, message: str) -> CommandGenerator[None]:
         raise NotImplementedError
         yield  # pragma: no cover
 
-    def handshake_done(self) -> CommandGenerator:
+    def handshake_done(self) -> CommandGenerator[None]:
         raise NotImplementedError
         yield  # pragma: no cover
 
@@ -321,7 +323,7 @@ class ServerTLSLayer(TLSLayer):
     def __init__(self, context: Context, child: Layer | None = None) -> None:
         super().__init__(context, context.server, child)
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.Start):
             if (
                 self.conn.connected
@@ -353,12 +355,12 @@ class ServerTLSLayer(TLSLayer):
         else:
             yield from self.event_to_child(event)
 
-    def establish(self) -> CommandGenerator:
+    def establish(self) -> CommandGenerator[None]:
         yield from self.start_handshake(TlsStartServerHook, connect=True)
         if self.state == ESTABLISHING:
             yield from self.continue_handshake()
 
-    def handshake_done(self) -> CommandGenerator:
+    def handshake_done(self) -> CommandGenerator[None]:
         yield TlsEstablishedServerHook(self.tls_data)
         yield from self.flush()
         yield from self.finish(None)
@@ -370,7 +372,7 @@ class ServerTLSLayer(TLSLayer):
             return f"Certificate verify failed: {problem}"
         return f"TLS handshake failed: {describe_ssl_error(e)}"
 
-    def handshake_failed(self, message: str) -> CommandGenerator:
+    def handshake_failed(self, message: str) -> CommandGenerator[None]:
         self.conn.error = message
         self.state = CLOSED
         yield commands.Log(f"Server TLS handshake failed with {_who(self.conn)}: {message}", logging.WARNING)
@@ -387,7 +389,7 @@ class ClientTLSLayer(TLSLayer):
         self.hello_buffer = bytearray()
         self.child_started = False
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.Start):
             return  # the child starts once the handshake is done
         if isinstance(event, events.ConnectionEvent) and event.connection is self.conn:
@@ -415,7 +417,7 @@ class ClientTLSLayer(TLSLayer):
             yield from self.event_to_child(event)
         # Before the handshake (or after it failed) the child has not started: nothing for it.
 
-    def receive_hello(self, data: bytes) -> CommandGenerator:
+    def receive_hello(self, data: bytes) -> CommandGenerator[None]:
         self.hello_buffer += data
         try:
             hello = tls_parse.parse_client_hello(bytes(self.hello_buffer))
@@ -458,7 +460,7 @@ class ClientTLSLayer(TLSLayer):
         if self.state == OPEN:
             yield from self.read_plaintext()
 
-    def pass_through(self) -> CommandGenerator:
+    def pass_through(self) -> CommandGenerator[None]:
         """Not intercepted after all: this layer and a ServerTLS parent step aside."""
         from proxycore.layers.tcp import TCPLayer
 
@@ -475,13 +477,13 @@ class ClientTLSLayer(TLSLayer):
         data, self.hello_buffer = bytes(self.hello_buffer), bytearray()
         yield from self.event_to_child(events.DataReceived(self.conn, data))
 
-    def handshake_done(self) -> CommandGenerator:
+    def handshake_done(self) -> CommandGenerator[None]:
         yield TlsEstablishedClientHook(self.tls_data)
         yield from self.flush()
         self.child_started = True
         yield from self.event_to_child(events.Start())
 
-    def handshake_failed(self, message: str) -> CommandGenerator:
+    def handshake_failed(self, message: str) -> CommandGenerator[None]:
         self.conn.error = message
         self.state = CLOSED
         where = self.conn.sni or _server_name(self.context.server) or "this host"

@@ -58,7 +58,7 @@ class UDPLayer(Layer):
         super().__init__(context)
         self.flow = None if ignore else UDPFlow(context.client, context.server, live=True)
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if not isinstance(event, events.Start):
             return
         if self.flow is not None:
@@ -72,11 +72,11 @@ class UDPLayer(Layer):
                     self.flow.live = False
                     yield UdpErrorHook(self.flow)
                 yield commands.CloseConnection(self.context.client)
-                self._handle_event = self.state_done  # type: ignore[method-assign]
+                self._goto(self.state_done)
                 return
-        self._handle_event = self.state_relay  # type: ignore[method-assign]
+        self._goto(self.state_relay)
 
-    def state_relay(self, event: events.Event) -> CommandGenerator:
+    def state_relay(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.MessageInjected):
             if event.flow is not self.flow:
                 return
@@ -96,7 +96,7 @@ class UDPLayer(Layer):
         elif isinstance(event, events.ConnectionClosed):
             from_client = event.connection == self.context.client
             other = self.context.server if from_client else self.context.client
-            self._handle_event = self.state_done  # type: ignore[method-assign]
+            self._goto(self.state_done)
             yield commands.CloseConnection(other)
             if self.flow is not None:
                 self.flow.live = False
@@ -106,6 +106,6 @@ class UDPLayer(Layer):
                 else:
                     yield UdpEndHook(self.flow)
 
-    def state_done(self, event: events.Event) -> CommandGenerator:
+    def state_done(self, event: events.Event) -> CommandGenerator[None]:
         return
         yield

@@ -73,7 +73,7 @@ class WebsocketEndHook(StartHook):
 class _Side:
     """One peer: its connection, its wsproto state machine, and the message being reassembled."""
 
-    def __init__(self, conn: Connection, ws_conn: wsproto.Connection, from_client: bool) -> None:
+    def __init__(self, conn: Connection, ws_conn: wsproto.connection.Connection, from_client: bool) -> None:
         self.conn = conn
         self.ws = ws_conn
         self.from_client = from_client
@@ -102,13 +102,13 @@ def _extensions(header: str | None) -> tuple[list[str], list[str]]:
     return deflate, unknown
 
 
-def _ws_connection(kind: wsproto.ConnectionType, deflate: list[str]) -> wsproto.Connection:
+def _ws_connection(kind: wsproto.ConnectionType, deflate: list[str]) -> wsproto.connection.Connection:
     extensions: list[wsproto.extensions.Extension] = []
     for params in deflate[:1]:
         extension = wsproto.extensions.PerMessageDeflate()
         extension.finalize(params)
         extensions.append(extension)
-    return wsproto.Connection(kind, extensions=extensions)
+    return wsproto.connection.Connection(kind, extensions=extensions)
 
 
 class Fragmentizer:
@@ -123,7 +123,7 @@ class Fragmentizer:
         self.sizes = [len(f) for f in fragments]
         self.is_text = is_text
 
-    def __call__(self, content: bytes) -> Iterator[ws.Message]:
+    def __call__(self, content: bytes) -> Iterator[ws.TextMessage | ws.BytesMessage]:
         if len(content) == sum(self.sizes) and self.sizes:
             cuts = list(itertools.accumulate(self.sizes))
             chunks = [content[a:b] for a, b in zip([0, *cuts[:-1]], cuts, strict=True)]
@@ -141,7 +141,7 @@ class Fragmentizer:
                 yield ws.BytesMessage(data=chunk, message_finished=last)
 
 
-class WebsocketConnection(wsproto.Connection):
+class WebsocketConnection(wsproto.connection.Connection):
     """A wsproto connection that knows its proxycore connection (mitmproxy's helper type)."""
 
     def __init__(self, *args: Any, conn: Connection, **kwargs: Any) -> None:
@@ -161,15 +161,15 @@ class WebsocketLayer(Layer):
         if flow.websocket is None:
             flow.websocket = WebSocketData()
         # The wsproto state machines get the negotiated extensions at Start.
-        self.client = _Side(context.client, wsproto.Connection(wsproto.ConnectionType.SERVER), from_client=True)
-        self.server = _Side(flow.server_conn, wsproto.Connection(wsproto.ConnectionType.CLIENT), from_client=False)
+        self.client = _Side(context.client, wsproto.connection.Connection(wsproto.ConnectionType.SERVER), from_client=True)
+        self.server = _Side(flow.server_conn, wsproto.connection.Connection(wsproto.ConnectionType.CLIENT), from_client=False)
         # Without permessage-deflate, data frames are written by send_frames, not wsproto.
         self.deflate = False
         self.ended = False
         # Set once a message was too big: messages still arriving are dropped unread.
         self.close_timer: commands.RequestWakeup | None = None
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.Start):
             header = self.flow.response.headers.get("sec-websocket-extensions") if self.flow.response else None
             deflate, unknown = _extensions(header)
@@ -205,7 +205,7 @@ class WebsocketLayer(Layer):
 
     # receiving ------------------------------------------------------------------
 
-    def receive(self, side: _Side, data: bytes) -> CommandGenerator:
+    def receive(self, side: _Side, data: bytes) -> CommandGenerator[None]:
         if self.ended:
             return
         side.ws.receive_data(data)
@@ -236,7 +236,7 @@ class WebsocketLayer(Layer):
             elif isinstance(event, ws.CloseConnection):
                 yield from self.close_received(side, event)
 
-    def message_too_big(self, side: _Side, limit: int) -> CommandGenerator:
+    def message_too_big(self, side: _Side, limit: int) -> CommandGenerator[None]:
         """A message over websocket_message_size_limit: close both sides with 1009 rather
         than hold it all in memory (it is only relayed once complete).  The TCP connections
         end with the close handshakes, or after CLOSE_TIMEOUT: cutting them at once could
@@ -255,7 +255,7 @@ class WebsocketLayer(Layer):
         self.close_timer = commands.RequestWakeup(CLOSE_TIMEOUT)
         yield self.close_timer
 
-    def message_complete(self, side: _Side, is_text: bool) -> CommandGenerator:
+    def message_complete(self, side: _Side, is_text: bool) -> CommandGenerator[None]:
         content, frames = side.message.getvalue(), side.frames
         side.message, side.frames, side.frame_size = io.BytesIO(), [], 0
         message = WebSocketMessage(Opcode.TEXT if is_text else Opcode.BINARY, side.from_client, content)
@@ -274,7 +274,7 @@ class WebsocketLayer(Layer):
                 sizes.append(len(content) % FRAGMENT_SIZE)
         yield from self.send_message(other, message.is_text, content, sizes)
 
-    def send_message(self, side: _Side, is_text: bool, content: bytes, sizes: list[int]) -> CommandGenerator:
+    def send_message(self, side: _Side, is_text: bool, content: bytes, sizes: list[int]) -> CommandGenerator[None]:
         """Send ``content`` as frames of ``sizes`` bytes (which add up to its length)."""
         if not self.deflate:
             yield from self.send_frames(side, is_text, content, sizes)
@@ -296,7 +296,7 @@ class WebsocketLayer(Layer):
                 last = i == len(chunks) - 1
                 yield from self.send(side, ws.BytesMessage(data=chunk, message_finished=last))
 
-    def send_frames(self, side: _Side, is_text: bool, content: bytes, sizes: list[int]) -> CommandGenerator:
+    def send_frames(self, side: _Side, is_text: bool, content: bytes, sizes: list[int]) -> CommandGenerator[None]:
         """Data frames written here rather than by wsproto, which copies a payload several
         times over (see proxycore.net.websocket_frames). Without extensions, wsproto keeps
         no state about data frames we send: only whether the connection is still open."""
@@ -319,7 +319,7 @@ class WebsocketLayer(Layer):
                 yield commands.SendData(side.conn, piece)
             opcode, start = websocket_frames.OPCODE_CONTINUATION, start + size
 
-    def send(self, side: _Side, event: ws.Event) -> CommandGenerator:
+    def send(self, side: _Side, event: ws.Event) -> CommandGenerator[None]:
         if side.gone or side.close_sent:
             return
         try:
@@ -334,7 +334,7 @@ class WebsocketLayer(Layer):
 
     # injection ----------------------------------------------------------------------
 
-    def inject(self, message: WebSocketMessage) -> CommandGenerator:
+    def inject(self, message: WebSocketMessage) -> CommandGenerator[None]:
         """Send an addon's message to one side, after the websocket_message hook (as mitmproxy)."""
         assert self.flow.websocket is not None
         message.injected = True
@@ -347,7 +347,7 @@ class WebsocketLayer(Layer):
 
     # closing ----------------------------------------------------------------------------
 
-    def close_received(self, side: _Side, event: ws.CloseConnection) -> CommandGenerator:
+    def close_received(self, side: _Side, event: ws.CloseConnection) -> CommandGenerator[None]:
         side.close_received = True
         websocket = self.flow.websocket
         assert websocket is not None
@@ -374,7 +374,7 @@ class WebsocketLayer(Layer):
                 target.gone = True
         yield from self.end()
 
-    def peer_gone(self, side: _Side) -> CommandGenerator:
+    def peer_gone(self, side: _Side) -> CommandGenerator[None]:
         """The TCP connection of one side ended: an abnormal close unless the handshake finished."""
         if side.gone:
             return  # we closed it ourselves
@@ -396,7 +396,7 @@ class WebsocketLayer(Layer):
             other.gone = True
         yield from self.end()
 
-    def end(self) -> CommandGenerator:
+    def end(self) -> CommandGenerator[None]:
         if self.ended:
             return
         self.ended = True

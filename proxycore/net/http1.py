@@ -400,10 +400,10 @@ class BodyReader:
                     self._state = "crlf"
                 continue
             if self._state == "crlf":  # exactly CRLF after chunk data
-                end = buf[pos : pos + 2]
-                if end != b"\r\n"[: len(end)]:
+                crlf = buf[pos : pos + 2]
+                if crlf != b"\r\n"[: len(crlf)]:
                     raise ProtocolError("missing CRLF after chunk data")
-                if len(end) < 2:
+                if len(crlf) < 2:
                     break
                 pos += 2
                 self._state = "size"

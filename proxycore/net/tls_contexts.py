@@ -40,7 +40,19 @@ class Verify(Enum):
 DEFAULT_MIN_VERSION = Version.TLS1_2
 DEFAULT_MAX_VERSION = Version.UNBOUNDED
 
-_CURVES = {cls.name: cls for cls in vars(ec).values() if isinstance(cls, type) and isinstance(getattr(cls, "name", None), str)}
+
+
+def _curve_classes() -> dict[str, type]:
+    """cryptography's curve classes by their OpenSSL name (``secp256r1`` ...)."""
+    found: dict[str, type] = {}
+    for cls in vars(ec).values():
+        name = getattr(cls, "name", None)
+        if isinstance(cls, type) and isinstance(name, str):
+            found[name] = cls
+    return found
+
+
+_CURVES = _curve_classes()
 
 
 def is_supported_version(version: Version) -> bool:

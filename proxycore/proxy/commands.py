@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar, dataclass_transform
 
 from proxycore.connection import Connection, Server
 from proxycore.hooks import Hook
+
+if TYPE_CHECKING:
+    from proxycore.proxy.layer import Layer
 
 
 class Command:
     """Base class of everything a layer can ask for."""
 
-    blocking: ClassVar[Any] = False
+    #: False, True (blocks), or once passed up, the layer that blocks on it
+    blocking: bool | Layer = False
 
     def __repr__(self) -> str:
         fields = ", ".join(
@@ -61,7 +65,7 @@ class OpenConnection(ConnectionCommand):
     """Connect to ``connection.address``; replied with OpenConnectionCompleted."""
 
     connection: Server
-    blocking: Any = True
+    blocking = True
 
     def __init__(self, connection: Server) -> None:
         self.connection = connection
@@ -92,7 +96,7 @@ class CloseTcpConnection(CloseConnection):
 class StartHook(Command, Hook):
     """Run an addon hook.  Subclasses are dataclasses whose fields are the hook's arguments."""
 
-    blocking: Any = True
+    blocking = True
 
     def __post_init__(self) -> None:
         self.blocking = True
@@ -123,7 +127,11 @@ class Log(Command):
         return f"Log({self.message!r}, {logging.getLevelName(self.level).lower()})"
 
 
-def hook_dataclass(cls: type) -> type:
+H = TypeVar("H")
+
+
+@dataclass_transform(eq_default=False)
+def hook_dataclass(cls: type[H]) -> type[H]:
     """Decorator for StartHook subclasses: a dataclass that keeps identity equality.
 
     Commands are matched to their replies by identity, so field-based __eq__

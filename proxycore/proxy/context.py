@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from proxycore.connection import Client, Server
 
 if TYPE_CHECKING:
+    from proxycore.options import Options
     from proxycore.proxy.layer import Layer
 
 
@@ -20,11 +21,16 @@ class Context:
 
     __slots__ = ("client", "server", "options", "layers")
 
-    def __init__(self, client: Client, options: Any) -> None:
+    client: Client
+    server: Server
+    options: Options
+    layers: list[Layer]
+
+    def __init__(self, client: Client, options: Options) -> None:
         self.client = client
         self.options = options
         self.server = Server(address=None)
-        self.layers: list[Layer] = []
+        self.layers = []
 
     def fork(self) -> Context:
         forked = object.__new__(Context)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from proxycore.connection import Connection
 from proxycore.proxy import commands
@@ -14,12 +14,14 @@ class Event:
     """Base class of everything a layer can be told."""
 
     __slots__ = ()
+    if TYPE_CHECKING:  # every event class is a dataclass
+        __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
     @property
-    def __dict__(self) -> dict[str, Any]:  # type: ignore[override]
+    def __dict__(self) -> dict[str, Any]:  # type: ignore[override]  # a view, not the storage
         """The fields by name, as ``vars(event)`` gives them for mitmproxy's unslotted events
         (its Playbook test helper compares events that way)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 @dataclass(slots=True)

@@ -11,7 +11,7 @@ while it waits, and a sibling layer (another HTTP stream) is never held up.
 from __future__ import annotations
 
 import collections
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -19,6 +19,7 @@ from proxycore.connection import Connection
 from proxycore.proxy import commands, events
 from proxycore.proxy.commands import Command, StartHook, hook_dataclass
 from proxycore.proxy.context import Context
+from proxycore.proxy.events import Event
 
 T = TypeVar("T")
 #: A layer's event handler: yields commands, gets replies, returns a T (usually None).
@@ -31,7 +32,7 @@ class _Paused:
     """A layer suspended on a blocking command: the command and the generator to resume."""
 
     command: Command
-    generator: CommandGenerator
+    generator: CommandGenerator[Any]
 
 
 class Layer:
@@ -54,18 +55,26 @@ class Layer:
             state = ""
         return f"{type(self).__name__}({state})" if state else type(self).__name__
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
-        """Override this (or rebind it per state) with a generator of commands."""
+    def _goto(self, state: Callable[[events.Event], CommandGenerator[None]]) -> None:
+        """Handle the next events with ``state``: how a layer's state machine moves on.
+
+        The handler shadows the ``_handle_event`` method on this instance (mypy forbids
+        assigning to a method, so the one place that does it is here, typed).
+        """
+        self.__dict__["_handle_event"] = state
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
+        """Override this with a generator of commands (a state machine moves on with _goto)."""
         raise NotImplementedError
         yield  # pragma: no cover
 
-    def handle_event(self, event: events.Event) -> CommandGenerator:
+    def handle_event(self, event: events.Event) -> CommandGenerator[None]:
         # A plain function returning a generator: one frame less per layer per event.
         if self._paused is not None:
             return self._handle_while_paused(event)
         return self._run(self._handle_event(event), None)
 
-    def _handle_while_paused(self, event: events.Event) -> CommandGenerator:
+    def _handle_while_paused(self, event: events.Event) -> CommandGenerator[None]:
         paused = self._paused
         if isinstance(event, events.CommandCompleted) and paused is not None and event.command is paused.command:
             self._paused = None
@@ -74,12 +83,12 @@ class Layer:
         else:
             self._paused_event_queue.append(event)
 
-    def _drain_queue(self) -> CommandGenerator:
+    def _drain_queue(self) -> CommandGenerator[None]:
         while self._paused is None and self._paused_event_queue:
             event = self._paused_event_queue.popleft()
             yield from self._run(self._handle_event(event), None)
 
-    def _run(self, generator: CommandGenerator, send: Any) -> CommandGenerator:
+    def _run(self, generator: CommandGenerator[Any], send: Any) -> CommandGenerator[None]:
         """Drive ``generator``, passing its commands up until it blocks or ends."""
         try:
             command = generator.send(send)
@@ -115,7 +124,7 @@ class NextLayer(Layer):
     """
 
     layer: Layer | None
-    events: list[events.Event]
+    events: list[Event]
 
     def __init__(self, context: Context, ask_on_start: bool = False) -> None:
         super().__init__(context)
@@ -127,14 +136,14 @@ class NextLayer(Layer):
     def __repr__(self) -> str:
         return f"NextLayer:{self.layer!r}"
 
-    def handle_event(self, event: events.Event) -> CommandGenerator:
+    def handle_event(self, event: Event) -> CommandGenerator[None]:
         # While our own hook is pending, its reply (and queued events) go through
         # the base class; after that everything belongs to the chosen layer.
         if self.layer is not None and self._paused is None:
             return self.layer.handle_event(event)
         return super().handle_event(event)
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: Event) -> CommandGenerator[None]:
         if self.layer is not None:
             yield from self.layer.handle_event(event)
             return
@@ -151,7 +160,7 @@ class NextLayer(Layer):
         if isinstance(event, (events.DataReceived, events.Start, events.ConnectionClosed)):
             yield from self._ask()
 
-    def _ask(self) -> CommandGenerator:
+    def _ask(self) -> CommandGenerator[None]:
         yield NextLayerHook(self)
         if self.layer is not None:
             buffered, self.events = self.events, []

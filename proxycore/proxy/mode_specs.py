@@ -17,12 +17,12 @@ import dataclasses
 import ipaddress
 import re
 from functools import cache
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeGuard, get_args
 
 ServerScheme = Literal["http", "https", "http3", "tls", "dtls", "tcp", "udp", "dns", "quic"]
 TransportProtocol = Literal["tcp", "udp", "both"]
 
-SERVER_SCHEMES = ("http", "https", "http3", "tls", "dtls", "tcp", "udp", "dns", "quic")
+SERVER_SCHEMES: tuple[ServerScheme, ...] = get_args(ServerScheme)
 _DEFAULT_SERVER_PORTS = {"http": 80, "https": 443, "http3": 443, "quic": 443, "dns": 53}
 
 _SERVER_SPEC = re.compile(
@@ -55,7 +55,7 @@ def parse_server_spec(spec: str, default_scheme: str) -> tuple[ServerScheme, tup
     if not match:
         raise ValueError(f"Invalid server specification: {spec}")
     scheme = match.group("scheme") or default_scheme
-    if scheme not in SERVER_SCHEMES:
+    if not _is_server_scheme(scheme):
         raise ValueError(f"Invalid server scheme: {scheme}")
     host = match.group("host")
     if host.startswith("[") and host.endswith("]"):
@@ -70,7 +70,11 @@ def parse_server_spec(spec: str, default_scheme: str) -> tuple[ServerScheme, tup
         raise ValueError("Port specification missing.")
     if not 0 <= port <= 65535:
         raise ValueError(f"Invalid port: {port}")
-    return scheme, (host, port)  # type: ignore[return-value]
+    return scheme, (host, port)
+
+
+def _is_server_scheme(scheme: str) -> TypeGuard[ServerScheme]:
+    return scheme in SERVER_SCHEMES
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
@@ -203,15 +207,15 @@ class ReverseMode(ProxyMode):
         object.__setattr__(self, "address", address)
 
     @property
-    def description(self) -> str:  # type: ignore[override]
+    def description(self) -> str:  # type: ignore[override]  # per instance here, a class constant elsewhere
         return f"reverse proxy to {self.data}"
 
     @property
-    def default_port(self) -> int | None:  # type: ignore[override]
+    def default_port(self) -> int | None:  # type: ignore[override]  # as description
         return 53 if self.scheme == "dns" else 8080
 
     @property
-    def transport_protocol(self) -> TransportProtocol:  # type: ignore[override]
+    def transport_protocol(self) -> TransportProtocol:  # type: ignore[override]  # as description
         if self.scheme in ("http3", "dtls", "udp", "quic"):
             return "udp"
         if self.scheme in ("dns", "https"):

@@ -18,7 +18,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol, cast
 
 from proxycore import platform
 from proxycore.connection import Client, Connection, ConnectionState, Server, TransportProtocol
@@ -90,8 +90,9 @@ class _ConnectionProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Duck-typed: uvloop's transports have asyncio.Transport's methods but are no subclass.
-        self.transport = transport  # type: ignore[assignment]
-        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        stream = cast(asyncio.Transport, transport)
+        self.transport = stream
+        stream.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         if self.adopt is not None:
             self.adopt(self)
 
@@ -203,7 +204,8 @@ def _same_address(a: tuple[str, int], b: Any) -> bool:
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _error_text(e: OSError) -> str:
@@ -263,7 +265,7 @@ class ConnectionHandler:
         self._wakeups: dict[commands.RequestWakeup, asyncio.TimerHandle] = {}
         # The HTTP/1 request-head timer the layers publish on the client (client.head_timer).
         self._head_timer: tuple[commands.RequestTimeout, asyncio.TimerHandle] | None = None
-        self._log_extra = {"client": client.peername if log_as is None else log_as}
+        self._log_extra: dict[str, Any] = {"client": client.peername if log_as is None else log_as}
         # Read once per connection, as mitmproxy reads it once per layer: a switch applies to
         # connections that start after it, and feed() pays no option lookup.
         self._trace = bool(getattr(self.options, "proxy_debug", False))
@@ -773,6 +775,31 @@ def _bind(host: str, port: int) -> list[socket.socket]:
     return sockets
 
 
+class Listening(Protocol):
+    """What the web API reads of a listener (TCP, UDP or both on one port)."""
+
+    mode: ProxyMode
+    last_exception: Exception | None
+
+    @property
+    def is_running(self) -> bool: ...
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]: ...
+
+
+def listener_json(listener: Listening) -> dict[str, Any]:
+    """What mitmproxy's web API shows for a server (``/state`` -> ``servers``)."""
+    return {
+        "type": listener.mode.type_name,
+        "description": listener.mode.description,
+        "full_spec": listener.mode.full_spec,
+        "is_running": listener.is_running,
+        "last_exception": str(listener.last_exception) if listener.last_exception else None,
+        "listen_addrs": listener.addresses,
+    }
+
+
 class ProxyListener:
     """Listening sockets that hand each connection to a ConnectionHandler.
 
@@ -853,21 +880,13 @@ class ProxyListener:
         return bool(self.sockets)
 
     def to_json(self) -> dict[str, Any]:
-        """What mitmproxy's web API shows for a server (``/state`` -> ``servers``)."""
-        return {
-            "type": self.mode.type_name,
-            "description": self.mode.description,
-            "full_spec": self.mode.full_spec,
-            "is_running": self.is_running,
-            "last_exception": str(self.last_exception) if self.last_exception else None,
-            "listen_addrs": self.addresses,
-        }
+        return listener_json(self)
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
         return [s.getsockname()[:2] for s in self.sockets]
 
-    def _new_connection(self) -> asyncio.Protocol:
+    def _new_connection(self) -> _ConnectionProtocol:
         protocol = _ConnectionProtocol(None, None)
         protocol.adopt = self._start_handler
         return protocol
@@ -878,8 +897,8 @@ class ProxyListener:
         peername = transport.get_extra_info("peername")
         sockname = transport.get_extra_info("sockname")
         client = Client(
-            peername=tuple(peername[:2]) if peername else None,  # type: ignore[arg-type]
-            sockname=tuple(sockname[:2]) if sockname else None,  # type: ignore[arg-type]
+            peername=tuple(peername[:2]) if peername else None,
+            sockname=tuple(sockname[:2]) if sockname else None,
             state=ConnectionState.OPEN,
             proxy_mode=self.mode,
         )

@@ -14,7 +14,7 @@ import asyncio
 import collections
 import logging
 import socket
-from typing import Any
+from typing import Any, cast
 
 from proxycore.connection import Client, ConnectionState, TransportProtocol
 from proxycore.proxy import events
@@ -51,7 +51,7 @@ class _PeerTransport(asyncio.Transport):
         elif len(self._queue) < QUEUE_LIMIT:
             self._queue.append(data)
 
-    def write(self, data: bytes) -> None:  # type: ignore[override]
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         transport = self._socket
         if not self._closing and not transport.is_closing() and data:
             transport.sendto(data, self._peer)
@@ -102,7 +102,7 @@ class _ListenSocket(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.listener.received(data, addr, self.transport)
 
     def error_received(self, exc: Exception) -> None:
@@ -173,10 +173,10 @@ class DatagramListener:
         return [t.get_extra_info("sockname")[:2] for t in self.transports]
 
     def to_json(self) -> dict[str, Any]:
-        return _server.ProxyListener.to_json(self)  # type: ignore[arg-type]
+        return _server.listener_json(self)
 
     def received(self, data: bytes, peer: tuple[str, int], socket_transport: Any) -> None:
-        peer = tuple(peer[:2])  # type: ignore[assignment]
+        peer = (peer[0], peer[1])  # IPv6 addresses come with flow info and scope id
         transport = self.peers.get(peer)
         if transport is None:
             limit = _server.connection_limit(getattr(self.master.options, "max_connections", 0))
@@ -259,7 +259,7 @@ class DualListener:
         return {**self.tcp.handlers, **self.udp.handlers}
 
     def to_json(self) -> dict[str, Any]:
-        return _server.ProxyListener.to_json(self)  # type: ignore[arg-type]
+        return _server.listener_json(self)
 
     async def stop(self) -> None:
         await self.udp.stop()
@@ -274,7 +274,8 @@ class _ServerDatagram(asyncio.DatagramProtocol):
         self.wrapper: _ConnectedTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.wrapper = _ConnectedTransport(transport)  # type: ignore[arg-type]
+        # Duck-typed: uvloop's transports have asyncio's methods but are no subclass.
+        self.wrapper = _ConnectedTransport(cast(asyncio.DatagramTransport, transport))
         self.protocol.connection_made(self.wrapper)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
@@ -301,7 +302,7 @@ class _ConnectedTransport(asyncio.Transport):
         self._transport = transport
         self._reading = True
 
-    def write(self, data: bytes) -> None:  # type: ignore[override]
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         if data and not self._transport.is_closing():
             self._transport.sendto(data)
 

@@ -74,9 +74,14 @@ def _plain(value: Any) -> Any:
     # subclasses (an IntEnum, a str enum, a namedtuple above) are not marshallable as such
     if isinstance(value, str):
         return str.__str__(value)  # the text itself, not an enum's "Class.NAME"
-    for plain_type in (bool, int, float, bytes):
-        if isinstance(value, plain_type):
-            return plain_type(value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, bytes):
+        return bytes(value)
     return repr(value)
 
 
@@ -135,9 +140,9 @@ def record_of(flow: Flow, instance: str = "") -> Record:
     data, bodies = pack_state(flow.get_state())
     request = getattr(flow, "request", None)
     response = getattr(flow, "response", None)
-    is_http = flow.type == "http" and request is not None
-    if is_http:
-        method, url = request.method, request.pretty_url
+    http_request = request if flow.type == "http" and request is not None else None
+    if http_request is not None:
+        method, url = http_request.method, http_request.pretty_url
     else:  # the view's sort keys for other flows (filters test the type first)
         from proxycore.utils.human import format_address
 
@@ -148,10 +153,10 @@ def record_of(flow: Flow, instance: str = "") -> Record:
         type=flow.type,
         ts=flow.timestamp_created,
         method=method,
-        host=request.host if is_http else None,
-        pretty_host=request.pretty_host if is_http else None,
+        host=http_request.host if http_request is not None else None,
+        pretty_host=http_request.pretty_host if http_request is not None else None,
         url=url,
-        status=response.status_code if is_http and response is not None else None,
+        status=response.status_code if http_request is not None and response is not None else None,
         response=response is not None,
         websocket=getattr(flow, "websocket", None) is not None,
         error=flow.error is not None,

@@ -38,11 +38,10 @@ class context:  # noqa: N801 - mitmproxy's name
     def __enter__(self) -> context:
         return self
 
-    def __exit__(self, *exc: object) -> bool:
+    def __exit__(self, *exc: object) -> None:
         loop = self.master.event_loop
         if self.owns_loop and loop is not None and not loop.is_closed():
             loop.close()
-        return False
 
     async def cycle(self, addon: Any, f: Any) -> None:
         """Run ``f`` through every hook its kind of flow goes through; stop if it gets intercepted."""

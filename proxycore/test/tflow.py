@@ -119,7 +119,7 @@ def ttcpflow(client_conn: Any = True, server_conn: Any = True, messages: Any = T
             tcp.TCPMessage(False, b"it's me", 946681204.5),
         ]
     f = tcp.TCPFlow(client, server)
-    f.timestamp_created = client.timestamp_start
+    f.timestamp_created = client.timestamp_start or f.timestamp_created
     f.messages = messages
     f.error = terr() if err is True else err
     f.live = True
@@ -132,7 +132,7 @@ def tudpflow(client_conn: Any = True, server_conn: Any = True, messages: Any = T
     if messages is True:
         messages = [udp.UDPMessage(True, b"hello", 946681204.2), udp.UDPMessage(False, b"it's me", 946681204.5)]
     f = udp.UDPFlow(client, server)
-    f.timestamp_created = client.timestamp_start
+    f.timestamp_created = client.timestamp_start or f.timestamp_created
     f.messages = messages
     f.error = terr() if err is True else err
     f.live = True

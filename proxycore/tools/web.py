@@ -45,7 +45,12 @@ def make_master(opts: Any, termlog: Any, errorcheck: Any) -> Any:
     from proxycore.api.webaddon import WebAddon
     from proxycore.master import Master
 
-    master = Master(opts)
+    class WebMaster(Master):
+        """mitmweb's master: ``view`` holds the flows the UI shows (scripts read it)."""
+
+        view: View
+
+    master = WebMaster(opts)
     errorcheck.master = master
     master.view = View()
     master.addons.add(termlog)

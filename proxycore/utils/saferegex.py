@@ -15,9 +15,14 @@ are ASCII-only, and ``$`` does not match before a final newline.
 from __future__ import annotations
 
 import re
-import re._constants as sre_constants
-import re._parser as sre_parser
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # typeshed knows these modules only by their old, deprecated names
+    import sre_constants
+    import sre_parse as sre_parser
+else:
+    import re._constants as sre_constants
+    import re._parser as sre_parser
 
 try:
     import re2
@@ -87,7 +92,9 @@ def _re2_compile(pattern: str | bytes, flags: int) -> Any | None:
 
 def has_nested_repetition(pattern: str | bytes, flags: int = 0) -> bool:
     """Whether a variable repetition sits inside another repetition (``(a+)+``, ``(a|b*)*``)."""
-    return _nested(sre_parser.parse(pattern, flags).data, inside_repeat=False)
+    # typeshed declares str only; re's parser reads bytes patterns just as well
+    tree = sre_parser.parse(pattern, flags)  # type: ignore[arg-type]
+    return _nested(tree.data, inside_repeat=False)
 
 
 def _nested(items: list[tuple[Any, Any]], inside_repeat: bool) -> bool:

@@ -38,7 +38,8 @@ class Spec(NamedTuple):
 
 
 class _Rule(Protocol):
-    matches: flowfilter.Filter
+    @property  # read-only, so that NamedTuple rules qualify
+    def matches(self) -> flowfilter.Filter: ...
 
 
 T = TypeVar("T")

@@ -277,8 +277,9 @@ class WorkerPool:
             kind = "tcp" if flow.type == "tcp" else "websocket"
             worker.send(("inject", flow.id, kind, message.from_client, message.content, opcode))
 
+        # a worker's flow is controlled in its worker: these instances forward the calls
         flow.resume = resume_remote  # type: ignore[method-assign]
-        flow.kill = kill_remote  # type: ignore[method-assign]
+        flow.kill = kill_remote  # type: ignore[method-assign]  # as resume
         flow.inject_remote = inject_remote  # type: ignore[attr-defined]  # see Proxyserver.inject_event
 
 

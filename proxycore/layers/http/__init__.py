@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Callable, Iterable
 
 from proxycore.connection import Connection, Server
 from proxycore.flow import Error
@@ -106,7 +107,7 @@ class HttpStream(Layer):
         self.response_headers_sent = False
         self.response_hook_done = False
         self.error_hook_done = False
-        self._handle_event = self.state_start
+        self._goto(self.state_start)
 
     def __repr__(self) -> str:
         return f"HttpStream(id={self.stream_id}, {self._handle_event.__name__})"
@@ -117,7 +118,7 @@ class HttpStream(Layer):
 
     # Request side -----------------------------------------------------------
 
-    def state_start(self, event: events.Event) -> CommandGenerator:
+    def state_start(self, event: events.Event) -> CommandGenerator[None]:
         assert isinstance(event, RequestHeaders), event
         request = event.request
         self.flow = HTTPFlow(self.context.client, self.context.server, live=True)
@@ -155,12 +156,12 @@ class HttpStream(Layer):
                 continue_ = Response.make(100)
                 del continue_.headers["content-length"]
                 yield SendHttp(ResponseHeaders(self.stream_id, continue_), self.context.client)
-        self._handle_event = self.state_consume_request
+        self._goto(self.state_consume_request)
         # An addon that already answered (e.g. proxyauth's 407) must not be bypassed by streaming.
         if request.stream and self.flow.response is None:
             yield from self.start_request_stream(event.end_stream)
 
-    def answer_before_body(self) -> CommandGenerator:
+    def answer_before_body(self) -> CommandGenerator[None]:
         """An addon answered at requestheaders time (proxyauth's 407): reply now, unread body.
 
         Neither 100 Continue nor the body is waited for, so a client cannot make us buffer
@@ -170,7 +171,7 @@ class HttpStream(Layer):
         request = self.flow.request
         request.headers.pop("expect", None)
         request.timestamp_end = time.time()
-        self._handle_event = self.state_consume_request
+        self._goto(self.state_consume_request)
         yield HttpRequestHook(self.flow)
         if self._killed:
             yield from self.kill()
@@ -184,13 +185,13 @@ class HttpStream(Layer):
         size = _declared_size(headers)
         return limit is not None and (size is None or size > limit)
 
-    def hold_request_body(self, paused: bool) -> CommandGenerator:
+    def hold_request_body(self, paused: bool) -> CommandGenerator[None]:
         """While a hook holds the request (an addon, an intercept), its body would pile up
         here: the client connection is asked to hold it back (HTTP/2: no more window for
         the stream; HTTP/1: no more reading once body_buffer_limit bytes came meanwhile)."""
         yield SendHttp(BodyBackpressure(self.stream_id, request=True, paused=paused), self.context.client)
 
-    def hold_response_body(self, paused: bool) -> CommandGenerator:
+    def hold_response_body(self, paused: bool) -> CommandGenerator[None]:
         """The same for a response held in its responseheaders hook, toward its server."""
         yield SendHttp(BodyBackpressure(self.stream_id, request=False, paused=paused), self.server_conn)
 
@@ -238,9 +239,9 @@ class HttpStream(Layer):
         size = _declared_size(headers)
         return limit is not None and size is not None and size > limit
 
-    def start_request_stream(self, end_stream: bool) -> CommandGenerator:
+    def start_request_stream(self, end_stream: bool) -> CommandGenerator[None]:
         """Open the server connection now and forward the body as it arrives."""
-        self._handle_event = self.state_stream_request
+        self._goto(self.state_stream_request)
         # While the connection opens the body can only queue up here: the client is asked
         # to hold it back meanwhile.
         yield from self.hold_request_body(True)
@@ -252,7 +253,7 @@ class HttpStream(Layer):
         if self.request_body:
             yield from self.stream_request_chunk(self.request_body.take())
 
-    def state_consume_request(self, event: events.Event) -> CommandGenerator:
+    def state_consume_request(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, RequestData):
             self.request_body.append(event.data)
             self.request_body_size += len(event.data)
@@ -284,8 +285,9 @@ class HttpStream(Layer):
         else:
             yield from self.handle_response_side(event)
 
-    def send_addon_response(self) -> CommandGenerator:
+    def send_addon_response(self) -> CommandGenerator[None]:
         """An addon answered: pretend the response came in, without a server."""
+        assert self.flow.response is not None
         self.flow.response.timestamp_start = self.flow.response.timestamp_start or time.time()
         yield HttpResponseHeadersHook(self.flow)
         if self._killed:
@@ -293,7 +295,7 @@ class HttpStream(Layer):
             return
         yield from self.send_response()
 
-    def state_stream_request(self, event: events.Event) -> CommandGenerator:
+    def state_stream_request(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, RequestData):
             yield from self.stream_request_chunk(event.data)
         elif isinstance(event, RequestTrailers):
@@ -303,14 +305,14 @@ class HttpStream(Layer):
             # and only then does the request end upstream (trailers included).
             stream = self.flow.request.stream
             if callable(stream):
-                tail = stream(b"")
+                tail = _modified(stream, b"")
                 if tail:
                     self._keep_streamed("request", tail)
                     yield SendHttp(RequestData(self.stream_id, tail), self.server_conn)
             self._store_streamed("request")
             self.request_complete = True
             self.flow.request.timestamp_end = time.time()
-            self._handle_event = self.state_wait_for_response
+            self._goto(self.state_wait_for_response)
             yield HttpRequestHook(self.flow)
             if self._killed:
                 yield from self.kill()
@@ -323,10 +325,10 @@ class HttpStream(Layer):
         else:
             yield from self.handle_response_side(event)
 
-    def stream_request_chunk(self, data: bytes) -> CommandGenerator:
+    def stream_request_chunk(self, data: bytes) -> CommandGenerator[None]:
         stream = self.flow.request.stream
         if callable(stream):
-            data = stream(data) or b""
+            data = _modified(stream, data)
         if data:
             self._keep_streamed("request", data)
             yield SendHttp(RequestData(self.stream_id, data), self.server_conn)
@@ -343,13 +345,13 @@ class HttpStream(Layer):
                 message.data.content = b"".join(self.streamed[which])
             self.streamed[which] = []
 
-    def connect_to_server(self) -> CommandGenerator:
+    def connect_to_server(self) -> CommandGenerator[bool]:
         """Get an upstream connection for the request; False (after failing the flow) if none,
         or if the client cancelled the request meanwhile (its error is handled next)."""
         request = self.flow.request
         if self._client_cancelled():
             return False
-        reply = yield GetHttpConnection(
+        reply: tuple[Server | None, str | None] = yield GetHttpConnection(
             (request.host, request.port), request.scheme == "https", self.context.server.via
         )
         connection, err = reply
@@ -359,6 +361,7 @@ class HttpStream(Layer):
             return False
         if self._client_cancelled():
             return False
+        assert connection is not None  # no error: the reply names the connection
         self.server_conn = connection
         self.flow.server_conn = connection
         return True
@@ -369,8 +372,8 @@ class HttpStream(Layer):
         and nothing of the request may reach the server any more."""
         return any(isinstance(e, RequestProtocolError) for e in self._paused_event_queue)
 
-    def send_request_to_server(self) -> CommandGenerator:
-        self._handle_event = self.state_wait_for_response
+    def send_request_to_server(self) -> CommandGenerator[None]:
+        self._goto(self.state_wait_for_response)
         if not (yield from self.connect_to_server()):
             return
         request = self.flow.request
@@ -384,15 +387,16 @@ class HttpStream(Layer):
 
     # Response side ----------------------------------------------------------
 
-    def state_wait_for_response(self, event: events.Event) -> CommandGenerator:
+    def state_wait_for_response(self, event: events.Event) -> CommandGenerator[None]:
         yield from self.handle_response_side(event)
 
-    def handle_response_side(self, event: events.Event) -> CommandGenerator:
+    def handle_response_side(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, ResponseHeaders):
             yield from self.receive_response_headers(event)
         elif isinstance(event, ResponseData):
             yield from self.receive_response_data(event.data)
         elif isinstance(event, ResponseTrailers):
+            assert self.flow.response is not None
             self.flow.response.trailers = event.trailers  # a streamed response sends them after its hook
         elif isinstance(event, ResponseEndOfMessage):
             yield from self.receive_response_end()
@@ -410,7 +414,7 @@ class HttpStream(Layer):
         elif isinstance(event, (RequestData, RequestEndOfMessage)):
             pass  # the client's body after an early response: nothing left to do with it
 
-    def receive_response_headers(self, event: ResponseHeaders) -> CommandGenerator:
+    def receive_response_headers(self, event: ResponseHeaders) -> CommandGenerator[None]:
         response = event.response
         self.flow.response = response
         if response.timestamp_start is None or not response.timestamp_start:
@@ -439,13 +443,14 @@ class HttpStream(Layer):
         if response.stream:
             yield from self.start_response_stream()
 
-    def start_response_stream(self) -> CommandGenerator:
+    def start_response_stream(self) -> CommandGenerator[None]:
+        assert self.flow.response is not None
         self.response_headers_sent = True
         yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
         if self.response_body:
             yield from self.stream_response_chunk(self.response_body.take())
 
-    def receive_response_data(self, data: bytes) -> CommandGenerator:
+    def receive_response_data(self, data: bytes) -> CommandGenerator[None]:
         if self.response_headers_sent:
             yield from self.stream_response_chunk(data)
             return
@@ -457,24 +462,27 @@ class HttpStream(Layer):
             return
         limit = self._stream_threshold()
         if limit is not None and size > limit:
+            assert self.flow.response is not None
             self.flow.response.stream = True
             yield from self.start_response_stream()
 
-    def stream_response_chunk(self, data: bytes) -> CommandGenerator:
+    def stream_response_chunk(self, data: bytes) -> CommandGenerator[None]:
+        assert self.flow.response is not None
         stream = self.flow.response.stream
         if callable(stream):
-            data = stream(data) or b""
+            data = _modified(stream, data)
         if data:
             self._keep_streamed("response", data)
             yield SendHttp(ResponseData(self.stream_id, data), self.context.client)
 
-    def receive_response_end(self) -> CommandGenerator:
+    def receive_response_end(self) -> CommandGenerator[None]:
         response = self.flow.response
+        assert response is not None
         response.timestamp_end = time.time()
         if self.response_headers_sent:
             stream = response.stream
             if callable(stream):
-                tail = stream(b"")
+                tail = _modified(stream, b"")
                 if tail:
                     self._keep_streamed("response", tail)
                     yield SendHttp(ResponseData(self.stream_id, tail), self.context.client)
@@ -494,7 +502,7 @@ class HttpStream(Layer):
         response.data.content = self.response_body.take()
         yield from self.send_response()
 
-    def send_response(self) -> CommandGenerator:
+    def send_response(self) -> CommandGenerator[None]:
         """Run the response hook on a complete response and write it to the client."""
         self.response_hook_done = True
         yield HttpResponseHook(self.flow)
@@ -502,6 +510,7 @@ class HttpStream(Layer):
             yield from self.kill()
             return
         response = self.flow.response
+        assert response is not None
         content = response.raw_content
         self.response_headers_sent = True
         yield SendHttp(ResponseHeaders(self.stream_id, response, not content), self.context.client)
@@ -512,26 +521,26 @@ class HttpStream(Layer):
         yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
         yield from self.finish()
 
-    def finish(self) -> CommandGenerator:
+    def finish(self) -> CommandGenerator[None]:
         self.flow.live = False
-        self._handle_event = self.state_done
+        self._goto(self.state_done)
         yield DropStream(self.stream_id)
 
-    def state_done(self, event: events.Event) -> CommandGenerator:
+    def state_done(self, event: events.Event) -> CommandGenerator[None]:
         # Late body bytes of a request that was answered early, or a disconnect: ignore.
         return
         yield
 
     # Errors -----------------------------------------------------------------
 
-    def fire_error_hook(self, message: str) -> CommandGenerator:
+    def fire_error_hook(self, message: str) -> CommandGenerator[None]:
         if self.flow.error is None:
             self.flow.error = Error(message)
         if not self.response_hook_done and not self.error_hook_done:
             self.error_hook_done = True
             yield HttpErrorHook(self.flow)
 
-    def fail_request(self, message: str, code: ErrorCode) -> CommandGenerator:
+    def fail_request(self, message: str, code: ErrorCode) -> CommandGenerator[None]:
         """The request can't be routed: answer with an error page before any hook ran.
 
         No hook fires, as in mitmproxy: addons never see a request without a destination."""
@@ -540,7 +549,7 @@ class HttpStream(Layer):
         yield SendHttp(ResponseProtocolError(self.stream_id, message, code), self.context.client)
         yield from self.finish()
 
-    def fail_response(self, message: str, code: ErrorCode) -> CommandGenerator:
+    def fail_response(self, message: str, code: ErrorCode) -> CommandGenerator[None]:
         """The server side failed: error page (or close if headers went out), then done."""
         yield from self.fire_error_hook(message)
         if self._killed:  # in the error hook: no error page, as mitmproxy
@@ -550,7 +559,7 @@ class HttpStream(Layer):
             yield SendHttp(RequestProtocolError(self.stream_id, message, code), self.server_conn)
         yield from self.finish()
 
-    def client_error(self, event: RequestProtocolError) -> CommandGenerator:
+    def client_error(self, event: RequestProtocolError) -> CommandGenerator[None]:
         message = event.message
         if event.code is ErrorCode.CLIENT_DISCONNECTED:
             message = "Client disconnected."
@@ -569,7 +578,7 @@ class HttpStream(Layer):
         limit = parse_size(self.context.options.body_size_limit)
         return limit is not None and size is not None and size > limit
 
-    def body_too_large(self, request: bool, headers_hook: bool) -> CommandGenerator:
+    def body_too_large(self, request: bool, headers_hook: bool) -> CommandGenerator[None]:
         """A body over body_size_limit: 413 (request) or 502 (response) and the flow fails.
 
         As in mitmproxy, a size known from Content-Length fails the flow before its body is
@@ -589,7 +598,7 @@ class HttpStream(Layer):
             yield SendHttp(RequestProtocolError(self.stream_id, message, code), self.server_conn)
         yield from self.finish()
 
-    def kill(self, error_hook: bool = True) -> CommandGenerator:
+    def kill(self, error_hook: bool = True) -> CommandGenerator[None]:
         """An addon killed the flow: reset the client without an answer (as mitmproxy, a
         CONNECT killed in its hook fires no error hook)."""
         if error_hook:
@@ -606,7 +615,7 @@ class HttpStream(Layer):
 
     # CONNECT and upgrades: the stream becomes a tunnel to a child layer --------
 
-    def handle_connect(self) -> CommandGenerator:
+    def handle_connect(self) -> CommandGenerator[None]:
         request = self.flow.request
         yield HttpConnectHook(self.flow)
         if self._killed:
@@ -654,28 +663,31 @@ class HttpStream(Layer):
                 timestamp_end=time.time(),
             )
 
-    def send_response_as_is(self) -> CommandGenerator:
+    def send_response_as_is(self) -> CommandGenerator[None]:
         response = self.flow.response
+        assert response is not None
         yield SendHttp(ResponseHeaders(self.stream_id, response, False), self.context.client)
         if response.raw_content:
             yield SendHttp(ResponseData(self.stream_id, response.raw_content), self.context.client)
         yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
         yield from self.finish()
 
-    def start_tunnel(self, hook: commands.StartHook | None, child: Layer | None = None) -> CommandGenerator:
+    def start_tunnel(self, hook: commands.StartHook | None, child: Layer | None = None) -> CommandGenerator[None]:
         """Hand the connection to ``child`` (a NextLayer by default): set up the child before
         any byte can reach it."""
         self.child_layer = child if child is not None else NextLayer(self.context)
-        self._handle_event = self.state_passthrough
+        self._goto(self.state_passthrough)
         yield from self.child_layer.handle_event(events.Start())
         if hook is not None:
             yield hook
         self.flow.live = False
+        assert self.flow.response is not None
         yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
 
-    def upgrade_to_passthrough(self) -> CommandGenerator:
+    def upgrade_to_passthrough(self) -> CommandGenerator[None]:
         """A 101 response: WebSocket frames (or raw bytes) flow on both connections now."""
         response = self.flow.response
+        assert response is not None and self.server_conn is not None
         if response.raw_content is None:
             response.data.content = b""  # a 101 has no body: what follows is the new protocol
         if response.timestamp_end is None:
@@ -685,6 +697,8 @@ class HttpStream(Layer):
         if self._killed:
             yield from self.kill()
             return
+        response = self.flow.response  # the hook may have replaced it
+        assert response is not None
         context = self.context.fork()
         context.server = self.server_conn
         if self.flow.websocket is not None:
@@ -697,7 +711,7 @@ class HttpStream(Layer):
             self.child_layer = TCPLayer(context)  # a TCP flow with its hooks, as mitmproxy
         else:
             # Nothing may relay what follows the 101: the client gets it, then the end.
-            yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
+            yield SendHttp(ResponseHeaders(self.stream_id, response, False), self.context.client)
             self.flow.live = False
             yield commands.Log(
                 "A 101 response was passed on, but neither the websocket nor the rawtcp option "
@@ -707,13 +721,13 @@ class HttpStream(Layer):
             yield commands.CloseConnection(self.context.client)
             return
         self.upgraded = True
-        self._handle_event = self.state_passthrough
-        yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
+        self._goto(self.state_passthrough)
+        yield SendHttp(ResponseHeaders(self.stream_id, response, False), self.context.client)
         if self.flow.websocket is None:
             self.flow.live = False
         yield from self.from_upgraded_child(self.child_layer.handle_event(events.Start()))
 
-    def from_upgraded_child(self, commands_: CommandGenerator) -> CommandGenerator:
+    def from_upgraded_child(self, commands_: CommandGenerator[None]) -> CommandGenerator[None]:
         """After an upgrade both connections belong to HTTP/1 layers (maybe below TLS):
         raw bytes and closes are handed to them as HTTP events."""
         for command in commands_:
@@ -737,7 +751,7 @@ class HttpStream(Layer):
             else:
                 yield command
 
-    def state_passthrough(self, event: events.Event) -> CommandGenerator:
+    def state_passthrough(self, event: events.Event) -> CommandGenerator[None]:
         assert self.child_layer is not None
         client = self.context.client
         if isinstance(event, RequestData):
@@ -758,6 +772,17 @@ class HttpStream(Layer):
             yield from self.from_upgraded_child(self.child_layer.handle_event(event))
         else:
             yield from self.child_layer.handle_event(event)
+
+
+def _modified(modifier: Callable[[bytes], bytes | Iterable[bytes]], data: bytes) -> bytes:
+    """What a stream modifier makes of a chunk: bytes, or (as mitmproxy allows) an
+    iterable of bytes, joined; nothing counts as no bytes."""
+    out = modifier(data) or b""
+    if isinstance(out, bytes):
+        return out
+    if isinstance(out, (bytearray, memoryview)):
+        return bytes(out)
+    return b"".join(out)
 
 
 def is_websocket_handshake(flow: HTTPFlow) -> bool:
@@ -793,7 +818,7 @@ class HttpClient(Layer):
     def reusable(self) -> bool:
         return self.child_layer is not None and self.child_layer.reusable
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.Start):
             err = None
             if not self.context.server.connected:
@@ -804,12 +829,12 @@ class HttpClient(Layer):
                 else:
                     self.child_layer = Http1Client(self.context, self.absolute_form)
                 yield from self.child_layer.handle_event(events.Start())
-            self._handle_event = self.state_open
+            self._goto(self.state_open)
             yield RegisterHttpConnection(self.context.server, err)
         else:
             yield from self.state_open(event)
 
-    def state_open(self, event: events.Event) -> CommandGenerator:
+    def state_open(self, event: events.Event) -> CommandGenerator[None]:
         if self.child_layer is not None:
             yield from self.child_layer.handle_event(event)
 
@@ -830,7 +855,7 @@ class HttpLayer(Layer):
     def __repr__(self) -> str:
         return f"HttpLayer({self.mode.name}, streams={len(self.streams)})"
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.Start):
             if self.mode is HTTPMode.upstream:
                 proxy_mode = self.context.client.proxy_mode
@@ -866,7 +891,7 @@ class HttpLayer(Layer):
                 if stream.child_layer is not None:
                     yield from self.event_to_child(stream, event)
 
-    def unsourced_wakeup(self, event: events.Wakeup) -> CommandGenerator:
+    def unsourced_wakeup(self, event: events.Wakeup) -> CommandGenerator[None]:
         """A timer no layer yielded: the client's request-head timer, which the driver arms
         (see Http1Server._arm_head_timer). Its owner is the client's connection layer here
         or, inside a CONNECT tunnel, one further down; the others ignore it."""
@@ -877,7 +902,7 @@ class HttpLayer(Layer):
             if stream.child_layer is not None:
                 yield from self.event_to_child(stream, event)
 
-    def event_to_child(self, child: Layer, event: events.Event) -> CommandGenerator:
+    def event_to_child(self, child: Layer, event: events.Event) -> CommandGenerator[None]:
         for command in child.handle_event(event):
             if command.blocking or isinstance(command, commands.RequestWakeup):
                 self.command_sources[command] = child
@@ -887,7 +912,7 @@ class HttpLayer(Layer):
                 if isinstance(command.event, BodyBackpressure):
                     yield from self.relay_backpressure(command.event)
                     continue
-                target = self.connections.get(command.connection)
+                target = None if command.connection is None else self.connections.get(command.connection)
                 if target is not None:
                     yield from self.event_to_child(target, command.event)
             elif isinstance(command, GetHttpConnection):
@@ -902,10 +927,11 @@ class HttpLayer(Layer):
             else:
                 yield command
 
-    def receive_http(self, event: HttpEvent) -> CommandGenerator:
+    def receive_http(self, event: HttpEvent) -> CommandGenerator[None]:
         if isinstance(event, BodyBackpressure):
             yield from self.relay_backpressure(event)
             return
+        stream: HttpStream | None
         if isinstance(event, RequestHeaders):
             stream = HttpStream(self.context.fork(), event.stream_id, self.mode)
             self.streams[event.stream_id] = stream
@@ -915,11 +941,12 @@ class HttpLayer(Layer):
                 return
         yield from self.event_to_child(stream, event)
 
-    def relay_backpressure(self, event: BodyBackpressure) -> CommandGenerator:
+    def relay_backpressure(self, event: BodyBackpressure) -> CommandGenerator[None]:
         """To the connection the body comes from: the client's or the server's."""
         stream = self.streams.get(event.stream_id)
         if stream is None:
             return
+        source: Connection | None
         if event.request:
             source = self.context.client
             listens = isinstance(self.connections.get(source), (Http2Server, Http1Server))
@@ -931,7 +958,7 @@ class HttpLayer(Layer):
         if target is not None:
             yield from self.event_to_child(target, event)
 
-    def get_connection(self, command: GetHttpConnection) -> CommandGenerator:
+    def get_connection(self, command: GetHttpConnection) -> CommandGenerator[None]:
         for connection in self.connections:
             if not isinstance(connection, Server) or not command.connection_spec_matches(connection):
                 continue
@@ -978,7 +1005,7 @@ class HttpLayer(Layer):
         self.waiting_for_connection[server] = [command]
         yield from self.event_to_child(top, events.Start())
 
-    def register_connection(self, command: RegisterHttpConnection) -> CommandGenerator:
+    def register_connection(self, command: RegisterHttpConnection) -> CommandGenerator[None]:
         waiting = self.waiting_for_connection.pop(command.connection, [])
         if command.err:
             self.connections.pop(command.connection, None)
@@ -999,6 +1026,6 @@ class HttpLayer(Layer):
         for get in others:
             yield from self.get_connection(get)
 
-    def reply(self, command: GetHttpConnection, reply: object) -> CommandGenerator:
+    def reply(self, command: GetHttpConnection, reply: object) -> CommandGenerator[None]:
         child = self.command_sources.pop(command)
         yield from self.event_to_child(child, events.CommandCompleted(command, reply))

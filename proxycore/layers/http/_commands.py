@@ -20,9 +20,12 @@ class ReceiveHttp(Command):
 
 
 class SendHttp(Command):
-    """A stream wants ``event`` written to ``connection`` by its connection layer."""
+    """A stream wants ``event`` written to ``connection`` by its connection layer.
 
-    def __init__(self, event: HttpEvent, connection: Connection) -> None:
+    ``connection`` is None when a stream has no server connection (yet): the event is
+    dropped, as it would be for a connection that is gone."""
+
+    def __init__(self, event: HttpEvent, connection: Connection | None) -> None:
         self.event = event
         self.connection = connection
 
@@ -33,7 +36,7 @@ class SendHttp(Command):
 class GetHttpConnection(Command):
     """Ask for a (possibly reused) upstream connection; replied with (conn, None) or (None, err)."""
 
-    blocking: Any = True
+    blocking = True
 
     def __init__(self, address: Address, tls: bool, via: Any = None) -> None:
         self.address = address

@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import logging
 import time
-from typing import Any
 
 from proxycore.connection import Connection
 from proxycore.http import Headers, Request, Response, _hostport
@@ -35,8 +34,8 @@ from proxycore.layers.http._events import (
 )
 from proxycore.layers.http._head_timer import HeadTimer
 from proxycore.net import http1
-from proxycore.net.http1 import BodyData, BodyReader, ProtocolError
-from proxycore.options import parse_size
+from proxycore.net.http1 import BodyData, BodyEnd, BodyReader, ProtocolError
+from proxycore.options import Options, parse_size
 from proxycore.proxy import commands, events
 from proxycore.proxy.context import Context
 from proxycore.proxy.layer import CommandGenerator, Layer
@@ -90,7 +89,7 @@ class Http1Connection(Layer):
         self.hold_pausing = False
         self.pipeline_pausing = False
 
-    def _count_held(self, size: int) -> CommandGenerator:
+    def _count_held(self, size: int) -> CommandGenerator[None]:
         """Body bytes that can only queue up while their message is held: past the size at
         which the body would be streamed, stop reading the peer until the hold ends."""
         self.held_bytes += size
@@ -99,13 +98,13 @@ class Http1Connection(Layer):
             self.hold_pausing = True
             yield from self._apply_reading()
 
-    def _hold_body(self, paused: bool) -> CommandGenerator:
+    def _hold_body(self, paused: bool) -> CommandGenerator[None]:
         self.body_held, self.held_bytes = paused, 0
         if not paused:
             self.hold_pausing = False
             yield from self._apply_reading()
 
-    def _apply_reading(self) -> CommandGenerator:
+    def _apply_reading(self) -> CommandGenerator[None]:
         """One PauseReading/ResumeReading state for the peer, whatever the reasons."""
         pause = self.hold_pausing or self.pipeline_pausing
         if pause and not self.reading_paused:
@@ -133,7 +132,7 @@ class Http1Connection(Layer):
         del self.buf[:end]
         return data
 
-    def _send_body(self, data: bytes) -> CommandGenerator:
+    def _send_body(self, data: bytes) -> CommandGenerator[None]:
         if not data or self.send_framing == "none":
             return
         if self.send_framing == "chunked":
@@ -146,13 +145,13 @@ class Http1Connection(Layer):
         else:
             yield commands.SendData(self.conn, data)
 
-    def _send_end(self) -> CommandGenerator:
+    def _send_end(self) -> CommandGenerator[None]:
         if self.send_framing == "chunked":
             yield commands.SendData(self.conn, http1.last_chunk(self.pending_trailers))
         self.pending_trailers = None
 
 
-def hold_limit(options: Any) -> int | None:
+def hold_limit(options: Options) -> int | None:
     """Bytes of a body the proxy holds before it streams it: the lower of
     stream_large_bodies and body_buffer_limit (None: no limit)."""
     limits = [parse_size(options.stream_large_bodies), parse_size(options.body_buffer_limit) or None]
@@ -220,20 +219,21 @@ class Http1Server(Http1Connection):
         whose layers have no such timer; ``Playbook(timeouts=True)`` shows it."""
         self.head_timer.arm(idle)
 
-    def _head_timed_out(self) -> CommandGenerator:
+    def _head_timed_out(self) -> CommandGenerator[None]:
         delay = self.head_timer.delay
         self.state = "done"
         if self.buf.strip():
             yield commands.Log(f"client did not complete its request head within {delay} s", logging.INFO)
             page = make_error_response(408, f"No complete request head within {delay} seconds.")
-            yield commands.SendData(self.conn, http1.assemble_response_head(page) + page.raw_content)
+            yield commands.SendData(self.conn, http1.assemble_response_head(page) + (page.raw_content or b""))
         else:
             yield commands.Log(f"closing client connection idle for {delay} s", logging.DEBUG)
         yield commands.CloseConnection(self.conn)
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.DataReceived):
             if self.state == "passthrough":
+                assert self.stream_id is not None
                 yield ReceiveHttp(RequestData(self.stream_id, event.data))
                 return
             if self.state in ("discard", "done", "errored"):
@@ -256,7 +256,7 @@ class Http1Server(Http1Connection):
         elif isinstance(event, events.Start):
             self._arm_head_timer(idle=False)
 
-    def _read(self) -> CommandGenerator:
+    def _read(self) -> CommandGenerator[None]:
         while True:
             if self.state == "read_headers":
                 if not (yield from self._read_head()):
@@ -267,7 +267,7 @@ class Http1Server(Http1Connection):
             else:
                 return
 
-    def _pipeline_backpressure(self) -> CommandGenerator:
+    def _pipeline_backpressure(self) -> CommandGenerator[None]:
         """Stop reading the client while more than head_size_limit bytes of what it
         pipelined wait behind the request in progress; read again once they are taken."""
         limit = self.head_size_limit()
@@ -277,7 +277,7 @@ class Http1Server(Http1Connection):
     def _may_resume(self) -> bool:
         return self.state != "done"
 
-    def _read_head(self) -> CommandGenerator:
+    def _read_head(self) -> CommandGenerator[bool]:
         blank = http1.leading_blank_lines(self.buf)  # empty lines before a request are allowed
         if blank:
             del self.buf[:blank]
@@ -316,7 +316,7 @@ class Http1Server(Http1Connection):
             self.state = "read_body"
         return True
 
-    def _read_body(self) -> CommandGenerator:
+    def _read_body(self) -> CommandGenerator[bool]:
         assert self.body_reader is not None and self.stream_id is not None
         stream_id = self.stream_id
         try:
@@ -343,18 +343,19 @@ class Http1Server(Http1Connection):
                 yield ReceiveHttp(RequestEndOfMessage(stream_id))
         return self.state not in ("read_body", "errored")
 
-    def _bad_request(self, reason: str, status: int) -> CommandGenerator:
+    def _bad_request(self, reason: str, status: int) -> CommandGenerator[None]:
         """Garbage before any flow exists: answer with an error page and hang up."""
         yield commands.Log(f"client sent an invalid request: {reason}", logging.INFO)
         response = make_error_response(status, f"Bad request: {reason}")
-        yield commands.SendData(self.conn, http1.assemble_response_head(response) + response.raw_content)
+        yield commands.SendData(self.conn, http1.assemble_response_head(response) + (response.raw_content or b""))
         yield commands.CloseConnection(self.conn)
         self.state = "done"
 
-    def _client_closed(self) -> CommandGenerator:
+    def _client_closed(self) -> CommandGenerator[None]:
         self.client_closed = True
         state = self.state
         if state == "passthrough":
+            assert self.stream_id is not None
             yield ReceiveHttp(RequestEndOfMessage(self.stream_id))
         elif state == "read_body":
             assert self.body_reader is not None and self.stream_id is not None
@@ -376,9 +377,10 @@ class Http1Server(Http1Connection):
         elif state == "wait":
             # The stream decides: a half-close right after the request still gets the
             # response; a FIN while the response is arriving means the client is gone.
+            assert self.stream_id is not None
             yield ReceiveHttp(RequestHalfClosed(self.stream_id))
 
-    def _send(self, event: HttpEvent) -> CommandGenerator:
+    def _send(self, event: HttpEvent) -> CommandGenerator[None]:
         if isinstance(event, ResponseHeaders):
             yield from self._send_headers(event)
         elif isinstance(event, BodyBackpressure):
@@ -404,7 +406,7 @@ class Http1Server(Http1Connection):
         elif isinstance(event, ResponseProtocolError):
             yield from self._send_error(event)
 
-    def _send_headers(self, event: ResponseHeaders) -> CommandGenerator:
+    def _send_headers(self, event: ResponseHeaders) -> CommandGenerator[None]:
         response = event.response
         if response.status_code < 200 and response.status_code != 101:
             yield commands.SendData(self.conn, http1.assemble_response_head(response))
@@ -435,10 +437,11 @@ class Http1Server(Http1Connection):
         if response.status_code == 101 or (method == "CONNECT" and 200 <= response.status_code < 300):
             self.state = "passthrough"
             if self.buf:
+                assert self.stream_id is not None
                 yield ReceiveHttp(RequestData(self.stream_id, self._take(len(self.buf))))
             yield from self._pipeline_backpressure()  # a tunnel reads on, whatever came early
 
-    def _response_done(self) -> CommandGenerator:
+    def _response_done(self) -> CommandGenerator[None]:
         request, response = self.request, self.response
         assert request is not None and response is not None
         close = (
@@ -464,20 +467,20 @@ class Http1Server(Http1Connection):
             yield from self._read()
         yield from self._pipeline_backpressure()
 
-    def _send_error(self, event: ResponseProtocolError) -> CommandGenerator:
+    def _send_error(self, event: ResponseProtocolError) -> CommandGenerator[None]:
         if self.state in ("done", "discard"):
             return  # already hung up
         status = event.code.http_status_code()
         if self.response is None and status is not None and self.state != "passthrough":
             page = make_error_response(status, event.message)
-            yield commands.SendData(self.conn, http1.assemble_response_head(page) + page.raw_content)
+            yield commands.SendData(self.conn, http1.assemble_response_head(page) + (page.raw_content or b""))
             if self.state == "read_body":
                 yield from self._discard_rest()  # e.g. a body over body_size_limit
                 return
         self.state = "done"
         yield commands.CloseConnection(self.conn)
 
-    def _discard_rest(self) -> CommandGenerator:
+    def _discard_rest(self) -> CommandGenerator[None]:
         """Answered while the client is still uploading. Closing now would reset the
         connection and could destroy the answer before the client reads it, so only send
         FIN and drop what still arrives until the client hangs up (or LINGER_SECONDS)."""
@@ -501,9 +504,10 @@ class Http1Client(Http1Connection):
     def reusable(self) -> bool:
         return self.state == "idle" and self.conn.connected
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.DataReceived):
             if self.state == "passthrough":
+                assert self.stream_id is not None
                 yield ReceiveHttp(ResponseData(self.stream_id, event.data))
                 return
             if self.state == "done":
@@ -517,7 +521,7 @@ class Http1Client(Http1Connection):
         elif isinstance(event, events.Start):
             return
 
-    def _send(self, event: HttpEvent) -> CommandGenerator:
+    def _send(self, event: HttpEvent) -> CommandGenerator[None]:
         if isinstance(event, RequestHeaders):
             request = event.request
             self.stream_id = event.stream_id
@@ -555,7 +559,7 @@ class Http1Client(Http1Connection):
             if not event.request and event.stream_id == self.stream_id:
                 yield from self._hold_body(event.paused)
 
-    def _read(self) -> CommandGenerator:
+    def _read(self) -> CommandGenerator[None]:
         while self.buf:
             if self.state == "wait":
                 end = self._find_head_end()
@@ -583,7 +587,7 @@ class Http1Client(Http1Connection):
             else:
                 return
 
-    def _read_head(self, head: bytes) -> CommandGenerator:
+    def _read_head(self, head: bytes) -> CommandGenerator[bool]:
         assert self.request is not None and self.stream_id is not None
         try:
             response = http1.parse_response_head(head)
@@ -609,7 +613,7 @@ class Http1Client(Http1Connection):
             self.state = "read_body"
         return True
 
-    def _read_body(self) -> CommandGenerator:
+    def _read_body(self) -> CommandGenerator[None]:
         assert self.body_reader is not None and self.stream_id is not None
         try:
             parts, rest = self.body_reader.feed(self._take(len(self.buf)))
@@ -619,7 +623,7 @@ class Http1Client(Http1Connection):
             return
         yield from self._body_parts(parts)
 
-    def _body_parts(self, parts: list) -> CommandGenerator:
+    def _body_parts(self, parts: list[BodyData | BodyEnd]) -> CommandGenerator[None]:
         stream_id = self.stream_id
         assert stream_id is not None
         for part in parts:
@@ -633,7 +637,7 @@ class Http1Client(Http1Connection):
                     yield ReceiveHttp(ResponseTrailers(stream_id, part.trailers))
                 yield from self._response_complete()
 
-    def _response_complete(self) -> CommandGenerator:
+    def _response_complete(self) -> CommandGenerator[None]:
         request, response = self.request, self.response
         assert request is not None and response is not None and self.stream_id is not None
         stream_id = self.stream_id
@@ -654,9 +658,10 @@ class Http1Client(Http1Connection):
             self.body_reader = None
         yield ReceiveHttp(ResponseEndOfMessage(stream_id))
 
-    def _server_closed(self) -> CommandGenerator:
+    def _server_closed(self) -> CommandGenerator[None]:
         state = self.state
         if state == "passthrough":
+            assert self.stream_id is not None
             yield ReceiveHttp(ResponseEndOfMessage(self.stream_id))
             return
         if state == "read_body":
@@ -676,7 +681,7 @@ class Http1Client(Http1Connection):
         self.state = "done"
         yield commands.CloseConnection(self.conn)
 
-    def _fail(self, message: str) -> CommandGenerator:
+    def _fail(self, message: str) -> CommandGenerator[None]:
         stream_id = self.stream_id
         self.state = "done"
         self.buf = bytearray()

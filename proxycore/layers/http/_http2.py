@@ -290,7 +290,7 @@ def _outbound_fields(message: Any, options: Any) -> tuple[list[tuple[bytes, byte
     return _plain_fields(message.headers), changed
 
 
-def _lowercased_log(names: list[bytes]) -> CommandGenerator:
+def _lowercased_log(names: list[bytes]) -> CommandGenerator[None]:
     for name in names:
         yield commands.Log(f"HTTP/2 header name {name.decode(errors='replace')!r} sent lowercase "
                            "(HTTP/2 does not allow uppercase names).", "warn")
@@ -327,12 +327,12 @@ class Http2Connection(Layer):
         self.ended_locally: set[int] = set()  # streams we have sent END_STREAM on
         self.closed = False
 
-    def flush(self) -> CommandGenerator:
+    def flush(self) -> CommandGenerator[None]:
         data = self.h2_conn.data_to_send()
         if data:
             yield commands.SendData(self.conn, data)
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.Start):
             self.h2_conn.initiate()
             yield from self.flush()
@@ -353,7 +353,7 @@ class Http2Connection(Layer):
                 yield commands.Log(f"HTTP/2: cannot send on stream: {e}", "debug")
             yield from self.flush()
 
-    def receive(self, data: bytes) -> CommandGenerator:
+    def receive(self, data: bytes) -> CommandGenerator[None]:
         if self.closed:
             return
         try:
@@ -374,7 +374,7 @@ class Http2Connection(Layer):
             yield from self.handle_h2_event(h2_event)
         yield from self.flush()
 
-    def handle_h2_event(self, event: h2.events.Event) -> CommandGenerator:
+    def handle_h2_event(self, event: h2.events.Event) -> CommandGenerator[None]:
         if isinstance(event, h2.events.DataReceived):
             if event.stream_id in self.held:
                 self.held[event.stream_id] += event.flow_controlled_length
@@ -450,7 +450,7 @@ class Http2Connection(Layer):
         if size and not self.closed:
             self.h2_conn.acknowledge_received_data(size, h2_id)
 
-    def check_backpressure(self, h2_id: int) -> CommandGenerator:
+    def check_backpressure(self, h2_id: int) -> CommandGenerator[None]:
         """After this stream's outgoing queue grew or shrank: pause or resume its source."""
         our_id = self.our_id_of(h2_id)
         if our_id is None:
@@ -464,7 +464,7 @@ class Http2Connection(Layer):
             self.backpressured.discard(h2_id)
             yield ReceiveHttp(BodyBackpressure(our_id, request=self.client_side, paused=False))
 
-    def check_all_backpressure(self) -> CommandGenerator:
+    def check_all_backpressure(self) -> CommandGenerator[None]:
         for h2_id in list(self.backpressured):
             yield from self.check_backpressure(h2_id)
 
@@ -480,13 +480,13 @@ class Http2Connection(Layer):
     def our_id_of(self, h2_id: int) -> int | None:
         return h2_id
 
-    def fail_all(self, message: str, peer_closed: bool = False, last_stream_id: int | None = None) -> CommandGenerator:
+    def fail_all(self, message: str, peer_closed: bool = False, last_stream_id: int | None = None) -> CommandGenerator[None]:
         """The connection is over: every exchange still open on it fails."""
         if not self.closed:
             yield from self.fail_streams(message)
             yield commands.CloseConnection(self.conn)
 
-    def fail_streams(self, message: str) -> CommandGenerator:
+    def fail_streams(self, message: str) -> CommandGenerator[None]:
         self.closed = True
         # Streams at or below a GOAWAY's last_stream_id could still finish, but we close
         # the connection now, so every open exchange fails with the reason (also one
@@ -496,27 +496,27 @@ class Http2Connection(Layer):
             yield from self.stream_failed(h2_id, message)
 
     # hooks for the two sides
-    def headers_received(self, event: Any) -> CommandGenerator:
+    def headers_received(self, event: Any) -> CommandGenerator[None]:
         raise NotImplementedError
         yield  # pragma: no cover
 
-    def data_received(self, h2_id: int, data: bytes) -> CommandGenerator:
+    def data_received(self, h2_id: int, data: bytes) -> CommandGenerator[None]:
         raise NotImplementedError
         yield  # pragma: no cover
 
-    def trailers_received(self, h2_id: int, trailers: Headers) -> CommandGenerator:
+    def trailers_received(self, h2_id: int, trailers: Headers) -> CommandGenerator[None]:
         raise NotImplementedError
         yield  # pragma: no cover
 
-    def stream_ended(self, h2_id: int) -> CommandGenerator:
+    def stream_ended(self, h2_id: int) -> CommandGenerator[None]:
         raise NotImplementedError
         yield  # pragma: no cover
 
-    def stream_reset(self, h2_id: int, code: int) -> CommandGenerator:
+    def stream_reset(self, h2_id: int, code: int) -> CommandGenerator[None]:
         raise NotImplementedError
         yield  # pragma: no cover
 
-    def reject_stream(self, h2_id: int, message: str) -> CommandGenerator:
+    def reject_stream(self, h2_id: int, message: str) -> CommandGenerator[None]:
         """The peer sent what the flow model refuses: reset that stream (PROTOCOL_ERROR)
         and fail its exchange; the connection and its other streams go on."""
         try:
@@ -526,21 +526,23 @@ class Http2Connection(Layer):
         yield commands.Log(f"{message} (from {self._who()}, stream {h2_id})", "info")
         yield from self.stream_failed(h2_id, message)
 
-    def stream_failed(self, h2_id: int, message: str) -> CommandGenerator:
+    def stream_failed(self, h2_id: int, message: str) -> CommandGenerator[None]:
         raise NotImplementedError
         yield  # pragma: no cover
 
-    def settings_changed(self) -> CommandGenerator:
+    def settings_changed(self) -> CommandGenerator[None]:
         return
         yield
 
-    def send(self, event: HttpEvent) -> CommandGenerator:
+    def send(self, event: HttpEvent) -> CommandGenerator[None]:
         raise NotImplementedError
         yield  # pragma: no cover
 
 
-def _error_name(code: int) -> str:
+def _error_name(code: int | None) -> str:
     try:
+        if code is None:  # h2 leaves it unset for a GOAWAY it could not read
+            raise ValueError
         return h2.errors.ErrorCodes(code).name
     except ValueError:
         return f"error code {code}"
@@ -565,7 +567,7 @@ class Http2Server(Http2Connection):
         self.head_timer = HeadTimer(options)
         self.first_stream_seen = False
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.Wakeup) and event.command is self.reset_tick:
             self.reset_tick = None
             self.resets.tick()
@@ -612,7 +614,7 @@ class Http2Server(Http2Connection):
             return timer.arm(idle=True)
         return None
 
-    def head_timed_out(self) -> CommandGenerator:
+    def head_timed_out(self) -> CommandGenerator[None]:
         delay, idle = self.head_timer.delay, self.head_timer.idle
         if idle:
             message = f"closing HTTP/2 client connection idle for {delay:g} s"
@@ -623,13 +625,13 @@ class Http2Server(Http2Connection):
             yield commands.Log(message, "info")
             yield from self.goaway(h2.errors.ErrorCodes.NO_ERROR, b"request head timeout", message)
 
-    def arm_reset_tick(self) -> CommandGenerator:
+    def arm_reset_tick(self) -> CommandGenerator[None]:
         """Keep the reset window sliding while it holds any reset."""
         if self.resets.enabled and self.resets.counting and self.reset_tick is None and not self.closed:
             self.reset_tick = commands.RequestWakeup(self.resets.tick_interval)
             yield self.reset_tick
 
-    def headers_received(self, event: Any) -> CommandGenerator:
+    def headers_received(self, event: Any) -> CommandGenerator[None]:
         h2_id = event.stream_id
         # This head is in: its timer is done with (a next block gets its own).
         self.first_stream_seen = True
@@ -692,15 +694,15 @@ class Http2Server(Http2Connection):
         )
         return request
 
-    def data_received(self, h2_id: int, data: bytes) -> CommandGenerator:
+    def data_received(self, h2_id: int, data: bytes) -> CommandGenerator[None]:
         if self.streams.get(h2_id) == "body":
             yield ReceiveHttp(RequestData(h2_id, data))
 
-    def trailers_received(self, h2_id: int, trailers: Headers) -> CommandGenerator:
+    def trailers_received(self, h2_id: int, trailers: Headers) -> CommandGenerator[None]:
         if self.streams.get(h2_id) == "body":
             yield ReceiveHttp(RequestTrailers(h2_id, trailers))
 
-    def stream_ended(self, h2_id: int) -> CommandGenerator:
+    def stream_ended(self, h2_id: int) -> CommandGenerator[None]:
         state = self.streams.get(h2_id)
         if state == "body":
             self.streams[h2_id] = "done"
@@ -708,7 +710,7 @@ class Http2Server(Http2Connection):
         elif state == "discard":
             self.streams[h2_id] = "done"  # the whole body is in (and dropped): no reset needed
 
-    def stream_reset(self, h2_id: int, code: int) -> CommandGenerator:
+    def stream_reset(self, h2_id: int, code: int) -> CommandGenerator[None]:
         known = h2_id in self.streams
         self.stream_over(h2_id)
         if known:
@@ -722,7 +724,7 @@ class Http2Server(Http2Connection):
         else:
             yield from self.arm_reset_tick()
 
-    def too_many_resets(self) -> CommandGenerator:
+    def too_many_resets(self) -> CommandGenerator[None]:
         message = (
             f"HTTP/2 client reset more than {self.resets.limit} streams within {self.resets.window:g} s "
             "(rapid reset): closing the connection."
@@ -730,7 +732,7 @@ class Http2Server(Http2Connection):
         yield commands.Log(message, "warn")
         yield from self.goaway(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, b"too many stream resets", message)
 
-    def goaway(self, code: int, debug: bytes, message: str) -> CommandGenerator:
+    def goaway(self, code: int, debug: bytes, message: str) -> CommandGenerator[None]:
         """Tell the client we are done (GOAWAY), fail what is still open, then hang up."""
         self.head_timer.disarm()
         try:
@@ -744,10 +746,10 @@ class Http2Server(Http2Connection):
         self.linger = commands.RequestWakeup(GOAWAY_LINGER_SECONDS)
         yield self.linger
 
-    def stream_failed(self, h2_id: int, message: str) -> CommandGenerator:
+    def stream_failed(self, h2_id: int, message: str) -> CommandGenerator[None]:
         yield ReceiveHttp(RequestProtocolError(h2_id, message, ErrorCode.CLIENT_DISCONNECTED))
 
-    def reject_stream(self, h2_id: int, message: str) -> CommandGenerator:
+    def reject_stream(self, h2_id: int, message: str) -> CommandGenerator[None]:
         known = h2_id in self.streams
         self.stream_over(h2_id)
         try:
@@ -758,7 +760,7 @@ class Http2Server(Http2Connection):
         if known:
             yield ReceiveHttp(RequestProtocolError(h2_id, message, ErrorCode.GENERIC_CLIENT_ERROR))
 
-    def send(self, event: HttpEvent) -> CommandGenerator:
+    def send(self, event: HttpEvent) -> CommandGenerator[None]:
         h2_id = event.stream_id
         conn = self.h2_conn
         if isinstance(event, ResponseHeaders):
@@ -803,7 +805,7 @@ class Http2Server(Http2Connection):
         if held:
             self.h2_conn.acknowledge_connection_only(held)
 
-    def send_error(self, h2_id: int, event: ResponseProtocolError) -> CommandGenerator:
+    def send_error(self, h2_id: int, event: ResponseProtocolError) -> CommandGenerator[None]:
         status = event.code.http_status_code()
         try:
             if h2_id not in self.headers_sent and status is not None:
@@ -848,7 +850,7 @@ class Http2Client(Http2Connection):
     def reusable(self) -> bool:
         return not self.closed and self.conn.connected
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         yield from super()._handle_event(event)
         if isinstance(event, events.Start):
             yield from self.arm_keepalive()
@@ -864,7 +866,7 @@ class Http2Client(Http2Connection):
     def keepalive_interval(self) -> float:
         return float(getattr(self.context.options, "http2_ping_keepalive", 0) or 0)
 
-    def arm_keepalive(self) -> CommandGenerator:
+    def arm_keepalive(self) -> CommandGenerator[None]:
         if self.keepalive_interval() > 0:
             yield commands.RequestWakeup(self.keepalive_interval())
 
@@ -875,7 +877,7 @@ class Http2Client(Http2Connection):
             return PROVISIONAL_MAX_CONCURRENT_STREAMS * 10
         return value
 
-    def send(self, event: HttpEvent) -> CommandGenerator:
+    def send(self, event: HttpEvent) -> CommandGenerator[None]:
         our_id = event.stream_id
         if isinstance(event, RequestHeaders) and our_id not in self.our_to_h2:
             if self.open_streams >= self.max_streams:
@@ -895,7 +897,7 @@ class Http2Client(Http2Connection):
         return
         yield
 
-    def hold_back_queued(self, our_id: int) -> CommandGenerator:
+    def hold_back_queued(self, our_id: int) -> CommandGenerator[None]:
         """A request waiting for a free stream keeps its body here: past a stream window of
         it, its client is asked to pause, as for a stream whose data waits for a window."""
         size = sum(len(e.data) for e in self.queued[our_id] if isinstance(e, RequestData))
@@ -927,7 +929,7 @@ class Http2Client(Http2Connection):
             self.ended_locally.add(h2_id)
         return lowered
 
-    def send_on_stream(self, h2_id: int, event: HttpEvent) -> CommandGenerator:
+    def send_on_stream(self, h2_id: int, event: HttpEvent) -> CommandGenerator[None]:
         conn = self.h2_conn
         if isinstance(event, RequestData):
             conn.send_data_buffered(h2_id, event.data)
@@ -948,7 +950,7 @@ class Http2Client(Http2Connection):
         return
         yield
 
-    def headers_received(self, event: Any) -> CommandGenerator:
+    def headers_received(self, event: Any) -> CommandGenerator[None]:
         h2_id = event.stream_id
         our_id = self.h2_to_our.get(h2_id)
         if our_id is None:
@@ -976,35 +978,35 @@ class Http2Client(Http2Connection):
         if ended:
             yield from self.stream_ended(h2_id)
 
-    def data_received(self, h2_id: int, data: bytes) -> CommandGenerator:
+    def data_received(self, h2_id: int, data: bytes) -> CommandGenerator[None]:
         our_id = self.h2_to_our.get(h2_id)
         if our_id is not None and self.streams.get(h2_id) == "body":
             yield ReceiveHttp(ResponseData(our_id, data))
 
-    def trailers_received(self, h2_id: int, trailers: Headers) -> CommandGenerator:
+    def trailers_received(self, h2_id: int, trailers: Headers) -> CommandGenerator[None]:
         our_id = self.h2_to_our.get(h2_id)
         if our_id is not None and self.streams.get(h2_id) == "body":
             yield ReceiveHttp(ResponseTrailers(our_id, trailers))
 
-    def stream_ended(self, h2_id: int) -> CommandGenerator:
+    def stream_ended(self, h2_id: int) -> CommandGenerator[None]:
         our_id = self.h2_to_our.get(h2_id)
         if our_id is not None and self.streams.get(h2_id) == "body":
             self.streams[h2_id] = "done"
             yield ReceiveHttp(ResponseEndOfMessage(our_id))
             yield from self.stream_done(h2_id)
 
-    def stream_reset(self, h2_id: int, code: int) -> CommandGenerator:
+    def stream_reset(self, h2_id: int, code: int) -> CommandGenerator[None]:
         if self.streams.get(h2_id) not in (None, "done"):
             yield from self.stream_failed(h2_id, f"Stream reset by server ({_error_name(code)}).")
 
-    def stream_failed(self, h2_id: int, message: str) -> CommandGenerator:
+    def stream_failed(self, h2_id: int, message: str) -> CommandGenerator[None]:
         our_id = self.h2_to_our.get(h2_id)
         self.streams[h2_id] = "done"
         if our_id is not None:
             yield ReceiveHttp(ResponseProtocolError(our_id, message, ErrorCode.GENERIC_SERVER_ERROR))
         yield from self.stream_done(h2_id)
 
-    def fail_all(self, message: str, peer_closed: bool = False, last_stream_id: int | None = None) -> CommandGenerator:
+    def fail_all(self, message: str, peer_closed: bool = False, last_stream_id: int | None = None) -> CommandGenerator[None]:
         queued, self.queued = self.queued, collections.OrderedDict()
         self.queued_paused.clear()
         for our_id in queued:
@@ -1017,7 +1019,7 @@ class Http2Client(Http2Connection):
     def our_id_of(self, h2_id: int) -> int | None:
         return self.h2_to_our.get(h2_id)
 
-    def stream_done(self, h2_id: int) -> CommandGenerator:
+    def stream_done(self, h2_id: int) -> CommandGenerator[None]:
         self.stream_over(h2_id)
         our_id = self.h2_to_our.pop(h2_id, None)
         if our_id is not None:
@@ -1026,10 +1028,10 @@ class Http2Client(Http2Connection):
         self.ended_locally.discard(h2_id)
         yield from self.start_queued()
 
-    def settings_changed(self) -> CommandGenerator:
+    def settings_changed(self) -> CommandGenerator[None]:
         yield from self.start_queued()
 
-    def start_queued(self) -> CommandGenerator:
+    def start_queued(self) -> CommandGenerator[None]:
         while self.queued and self.open_streams < self.max_streams and not self.closed:
             our_id, pending = self.queued.popitem(last=False)
             first = pending[0]

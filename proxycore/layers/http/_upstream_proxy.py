@@ -59,7 +59,7 @@ class HttpUpstreamTunnel(TunnelLayer):
         """The stack that reaches ``context.server`` through its proxy: TLS first for https proxies."""
         assert context.server.via is not None
         scheme, address = context.server.via
-        proxy = Server(address=tuple(address))  # type: ignore[arg-type]
+        proxy = Server(address=tuple(address))
         tunnel = cls(context, proxy, send_connect, child)
         if scheme != "https":
             return tunnel
@@ -71,7 +71,7 @@ class HttpUpstreamTunnel(TunnelLayer):
         tls_context.server = proxy  # the TLS hooks then see the proxy as their server
         return ServerTLSLayer(tls_context, tunnel)
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.ConnectionEvent) and event.connection is self.tunnel_conn:
             if isinstance(event, events.DataReceived):
                 if self.state == ESTABLISHING:
@@ -89,11 +89,11 @@ class HttpUpstreamTunnel(TunnelLayer):
 
     # the child's commands for the origin, carried over the proxy connection -----------
 
-    def send_data(self, command: commands.SendData) -> CommandGenerator:
+    def send_data(self, command: commands.SendData) -> CommandGenerator[None]:
         if self.state == OPEN:
             yield commands.SendData(self.tunnel_conn, command.data)
 
-    def send_close(self, command: commands.CloseConnection) -> CommandGenerator:
+    def send_close(self, command: commands.CloseConnection) -> CommandGenerator[None]:
         if command.half_close:
             self.conn.state &= ~ConnectionState.CAN_WRITE
         else:
@@ -103,7 +103,7 @@ class HttpUpstreamTunnel(TunnelLayer):
         if self.tunnel_conn.state is not ConnectionState.CLOSED:
             yield commands.CloseConnection(self.tunnel_conn, command.half_close)
 
-    def other_command(self, command: commands.ConnectionCommand) -> CommandGenerator:
+    def other_command(self, command: commands.ConnectionCommand) -> CommandGenerator[None]:
         if isinstance(command, (commands.PauseReading, commands.ResumeReading)):
             yield type(command)(self.tunnel_conn)  # only the real connection can be paused
         else:
@@ -111,10 +111,10 @@ class HttpUpstreamTunnel(TunnelLayer):
 
     # establishing ---------------------------------------------------------------------
 
-    def open_failed(self, err: str) -> CommandGenerator:
+    def open_failed(self, err: str) -> CommandGenerator[None]:
         yield from self.tunnel_failed(f"upstream proxy {self.proxy_name}: {err}")
 
-    def establish(self) -> CommandGenerator:
+    def establish(self) -> CommandGenerator[None]:
         if not self.send_connect:
             yield from self.tunnel_open()
             return
@@ -146,7 +146,7 @@ class HttpUpstreamTunnel(TunnelLayer):
         )
         return flow
 
-    def receive_connect_response(self, data: bytes) -> CommandGenerator:
+    def receive_connect_response(self, data: bytes) -> CommandGenerator[None]:
         self.buf += data
         end = http1.find_head_end(self.buf)
         if end == -1:
@@ -172,7 +172,7 @@ class HttpUpstreamTunnel(TunnelLayer):
         if rest:
             yield from self.event_to_child(events.DataReceived(self.conn, rest))
 
-    def tunnel_open(self) -> CommandGenerator:
+    def tunnel_open(self) -> CommandGenerator[None]:
         self.state = OPEN
         self.conn.state = ConnectionState.OPEN
         self.conn.timestamp_start = self.conn.timestamp_tcp_setup = time.time()
@@ -180,7 +180,7 @@ class HttpUpstreamTunnel(TunnelLayer):
         self.conn.sockname = self.tunnel_conn.sockname
         yield from self.finish(None)
 
-    def tunnel_failed(self, err: str) -> CommandGenerator:
+    def tunnel_failed(self, err: str) -> CommandGenerator[None]:
         self.state = CLOSED
         self.conn.error = err
         self.conn.state = ConnectionState.CLOSED

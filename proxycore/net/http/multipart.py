@@ -19,10 +19,10 @@ def decode_multipart(content_type: str | None, content: bytes) -> list[tuple[byt
     fields: list[tuple[bytes, bytes]] = []
     for part in content.split(boundary)[1:]:
         # Heads end with a blank line; some clients write bare LF line ends.
-        match = _BLANK_LINE.search(part)
-        name = _NAME.search(part[: match.start()]) if match else None
-        if match and name:
-            body = part[match.end() :]
+        blank = _BLANK_LINE.search(part)
+        name = _NAME.search(part[: blank.start()]) if blank else None
+        if blank and name:
+            body = part[blank.end() :]
             body = body[:-2] if body.endswith(b"\r\n") else body[:-1] if body.endswith(b"\n") else body
             fields.append((name.group(1), body))
     return fields

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from proxycore.http import Headers, Request, Response
+from proxycore.http import Headers, Request, RequestData, Response
 from proxycore.net import http1
 
 
-def _assemble_request_line(data: object) -> bytes:
+def _assemble_request_line(data: RequestData) -> bytes:
     """``METHOD target VERSION`` of a request's data: authority form for CONNECT, absolute
     form when the request has scheme and authority, else origin form."""
     method, scheme, authority, path, version = (
-        data.method, data.scheme, data.authority, data.path, data.http_version,  # type: ignore[attr-defined]
+        data.method, data.scheme, data.authority, data.path, data.http_version,
     )
     if method.upper() == b"CONNECT":
         target = authority
@@ -27,8 +27,8 @@ def _fields(headers: Headers) -> bytes:
     return b"".join(b"%s: %s\r\n" % (k, v) for k, v in headers.fields)
 
 
-def _assemble_request_headers(data: object) -> bytes:
-    return _fields(data.headers)  # type: ignore[attr-defined]
+def _assemble_request_headers(data: RequestData) -> bytes:
+    return _fields(data.headers)
 
 
 def _assemble_response_headers(response: Response) -> bytes:
