@@ -103,6 +103,10 @@ class H2Pump:
                     self.paused.add("client" if command.connection is self.context.client else "server")
                 elif isinstance(command, commands.ResumeReading):
                     self.paused.discard("client" if command.connection is self.context.client else "server")
+            # The head/idle timer is published on the client for the driver, not yielded.
+            timer = getattr(self.context.client, "head_timer", None)
+            if isinstance(timer, commands.RequestTimeout) and not any(t is timer for t in self.timeouts):
+                self.timeouts.append(timer)
             self.pump_peers()
 
     def release_connects(self) -> None:

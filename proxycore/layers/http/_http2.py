@@ -561,8 +561,9 @@ class Http2Server(Http2Connection):
         self.reset_tick: commands.RequestWakeup | None = None
         self.linger: commands.RequestWakeup | None = None
         # request_head_timeout from the start until the first stream and for every header
-        # block that has begun; keepalive_timeout while no stream is open.
-        self.head_timer = HeadTimer(options)
+        # block that has begun; keepalive_timeout while no stream is open. Published on the
+        # client connection for the driver to arm, as HTTP/1's: the layer yields no timer.
+        self.head_timer = HeadTimer(options, publish_on=context.client)
         self.first_stream_seen = False
 
     def _handle_event(self, event: events.Event) -> CommandGenerator:
@@ -581,36 +582,31 @@ class Http2Server(Http2Connection):
         else:
             yield from super()._handle_event(event)
             if isinstance(event, events.Start):
-                armed = self.head_timer.arm(idle=False)
+                self.head_timer.arm(idle=False)
             elif isinstance(event, (events.DataReceived, HttpEvent)):
-                armed = self.update_head_timer()
-            else:
-                armed = None
-            if armed is not None:
-                yield armed
+                self.update_head_timer()
 
-    def update_head_timer(self) -> commands.RequestTimeout | None:
+    def update_head_timer(self) -> None:
         """After anything happened on the connection: which wait, if any, is timed now
-        (a new timer to ask for, or None)."""
+        (the timer is published on the client connection, see HeadTimer)."""
         timer = self.head_timer
         buffer = self.h2_conn.incoming_buffer
         assert isinstance(buffer, BoundedFrameBuffer)
         if self.streams and timer.command is None and not buffer.partial_frame and not buffer._headers_buffer:
-            return None  # the usual case while exchanges run: nothing to time
+            return  # the usual case while exchanges run: nothing to time
         if self.closed:
             timer.disarm()
         elif buffer.header_block_pending or (timer.idle and buffer.partial_frame):
             # A request head has begun; while it is incomplete the whole connection waits
             # for it (nothing but CONTINUATION may come), so it is timed with streams open too.
             if not timer.running or timer.idle:
-                return timer.arm(idle=False)
+                timer.arm(idle=False)
         elif not self.first_stream_seen:
             pass  # the timer armed on start runs until the first request head is in
         elif self.streams or self.h2_conn.pending:
             timer.disarm()  # exchanges in progress: tcp_timeout watches those
         elif not (timer.running and timer.idle):
-            return timer.arm(idle=True)
-        return None
+            timer.arm(idle=True)
 
     def head_timed_out(self) -> CommandGenerator:
         delay, idle = self.head_timer.delay, self.head_timer.idle
