@@ -558,7 +558,6 @@ class Http2Server(Http2Connection):
         self.resets = ResetWindow(
             int(getattr(options, "http2_max_resets", 200)), float(getattr(options, "http2_reset_window", 30))
         )
-        self.reset_tick: commands.RequestWakeup | None = None
         self.linger: commands.RequestWakeup | None = None
         # request_head_timeout from the start until the first stream and for every header
         # block that has begun; keepalive_timeout while no stream is open. Published on the
@@ -567,11 +566,7 @@ class Http2Server(Http2Connection):
         self.first_stream_seen = False
 
     def _handle_event(self, event: events.Event) -> CommandGenerator:
-        if isinstance(event, events.Wakeup) and event.command is self.reset_tick:
-            self.reset_tick = None
-            self.resets.tick()
-            yield from self.arm_reset_tick()
-        elif self.linger is not None and (
+        if self.linger is not None and (
             (isinstance(event, events.Wakeup) and event.command is self.linger)
             or (isinstance(event, events.ConnectionClosed) and event.connection is self.conn)
         ):
@@ -618,12 +613,6 @@ class Http2Server(Http2Connection):
             message = f"HTTP/2 client did not complete a request head within {delay:g} s"
             yield commands.Log(message, "info")
             yield from self.goaway(h2.errors.ErrorCodes.NO_ERROR, b"request head timeout", message)
-
-    def arm_reset_tick(self) -> CommandGenerator:
-        """Keep the reset window sliding while it holds any reset."""
-        if self.resets.enabled and self.resets.counting and self.reset_tick is None and not self.closed:
-            self.reset_tick = commands.RequestWakeup(self.resets.tick_interval)
-            yield self.reset_tick
 
     def headers_received(self, event: Any) -> CommandGenerator:
         h2_id = event.stream_id
@@ -715,8 +704,6 @@ class Http2Server(Http2Connection):
         # a stream opened and cancelled at once costs us far more than it costs the client.
         if self.resets.add():
             yield from self.too_many_resets()
-        else:
-            yield from self.arm_reset_tick()
 
     def too_many_resets(self) -> CommandGenerator:
         message = (
