@@ -552,11 +552,12 @@ class HttpStream(Layer):
 
     def client_error(self, event: RequestProtocolError) -> CommandGenerator:
         message = event.message
-        if event.code is ErrorCode.CLIENT_DISCONNECTED:
-            message = "Client disconnected."
-        yield from self.fire_error_hook(message)
+        if event.code is ErrorCode.CLIENT_DISCONNECTED and not self.flow.request.is_http2:
+            message = "Client disconnected."  # HTTP/2 says which: stream reset or connection closed
+        # The server side is dropped before the error hook runs, as in mitmproxy.
         if self.server_conn is not None:
             yield SendHttp(RequestProtocolError(self.stream_id, message, event.code), self.server_conn)
+        yield from self.fire_error_hook(message)
         yield SendHttp(ResponseProtocolError(self.stream_id, event.message, event.code), self.context.client)
         yield from self.finish()
 

@@ -483,8 +483,9 @@ class Http2Connection(Layer):
     def fail_all(self, message: str, peer_closed: bool = False, last_stream_id: int | None = None) -> CommandGenerator:
         """The connection is over: every exchange still open on it fails."""
         if not self.closed:
+            self.closed = True
+            yield commands.CloseConnection(self.conn)  # first, then the exchanges fail (as mitmproxy)
             yield from self.fail_streams(message)
-            yield commands.CloseConnection(self.conn)
 
     def fail_streams(self, message: str) -> CommandGenerator:
         self.closed = True
@@ -698,7 +699,7 @@ class Http2Server(Http2Connection):
         self.stream_over(h2_id)
         if known:
             yield ReceiveHttp(
-                RequestProtocolError(h2_id, f"Stream reset by client ({_error_name(code)}).", ErrorCode.CLIENT_DISCONNECTED)
+                RequestProtocolError(h2_id, f"HTTP/2 stream reset by the client ({_error_name(code)}).", ErrorCode.CLIENT_DISCONNECTED)
             )
         # Every RST_STREAM from the client counts, as in the servers' fixes for rapid reset:
         # a stream opened and cancelled at once costs us far more than it costs the client.
@@ -726,6 +727,11 @@ class Http2Server(Http2Connection):
         yield commands.CloseConnection(self.conn, half_close=True)
         self.linger = commands.RequestWakeup(GOAWAY_LINGER_SECONDS)
         yield self.linger
+
+    def fail_all(self, message: str, peer_closed: bool = False, last_stream_id: int | None = None) -> CommandGenerator:
+        if peer_closed:
+            message = "Client disconnected: peer closed connection."  # the phrase addons match on
+        yield from super().fail_all(message, peer_closed, last_stream_id)
 
     def stream_failed(self, h2_id: int, message: str) -> CommandGenerator:
         yield ReceiveHttp(RequestProtocolError(h2_id, message, ErrorCode.CLIENT_DISCONNECTED))
