@@ -210,11 +210,20 @@ class BufferedH2Connection(h2.connection.H2Connection):
             data, end_stream = queue[0]
             view = memoryview(data)  # slicing a view copies nothing; big bodies go out in many frames
             pos = 0
+            frame = self.max_outbound_frame_size
             while True:
                 window = self.local_flow_control_window(stream_id)
-                size = min(len(view) - pos, window, self.max_outbound_frame_size)
+                # Frames end at multiples of the frame size from the chunk's start (where a
+                # window cut it short, the rest of that frame goes alone), as mitmproxy's do.
+                size = min(len(view) - pos, window, frame - pos % frame)
                 if pos < len(view) and size <= 0:
-                    queue[0] = (bytes(view[pos:]), end_stream)
+                    rest = bytes(view[pos:])
+                    partial = pos % frame
+                    if partial and len(rest) > frame - partial:
+                        queue[0] = (rest[frame - partial :], end_stream)
+                        queue.appendleft((rest[: frame - partial], False))
+                    else:
+                        queue[0] = (rest, end_stream)
                     return  # wait for WINDOW_UPDATE
                 last = pos + size >= len(view)
                 self.send_data(stream_id, view[pos : pos + size], end_stream=end_stream and last)
