@@ -94,7 +94,7 @@ class Http1Connection(Layer):
         """Body bytes that can only queue up while their message is held: past the size at
         which the body would be streamed, stop reading the peer until the hold ends."""
         self.held_bytes += size
-        limit = hold_limit(self.context.options)
+        limit = pause_limit(self.context.options)
         if limit is not None and self.held_bytes > limit:
             self.hold_pausing = True
             yield from self._apply_reading()
@@ -156,6 +156,19 @@ def hold_limit(options: Any) -> int | None:
     """Bytes of a body the proxy holds before it streams it: the lower of
     stream_large_bodies and body_buffer_limit (None: no limit)."""
     limits = [parse_size(options.stream_large_bodies), parse_size(options.body_buffer_limit) or None]
+    return min((x for x in limits if x is not None), default=None)
+
+
+# A small stream_large_bodies (mitmproxy's tests use 0 and 3) streams the body once the
+# hook returns; reading stops during the hook only past this much, so that a few bytes
+# do not cost a PauseReading/ResumeReading pair. body_buffer_limit still applies exactly.
+PAUSE_FLOOR = 2**16
+
+
+def pause_limit(options: Any) -> int | None:
+    """Body bytes read for a message a hook holds before reading its peer stops."""
+    stream = parse_size(options.stream_large_bodies)
+    limits = [None if stream is None else max(stream, PAUSE_FLOOR), parse_size(options.body_buffer_limit) or None]
     return min((x for x in limits if x is not None), default=None)
 
 
