@@ -105,6 +105,7 @@ class HttpStream(Layer):
         self.request_complete = False
         self.response_headers_sent = False
         self.response_hook_done = False
+        self.response_complete = False  # sent to the client in full (the upload may go on)
         self.error_hook_done = False
         self._handle_event = self.state_start
 
@@ -318,6 +319,8 @@ class HttpStream(Layer):
             if self.flow.request.trailers:
                 yield SendHttp(RequestTrailers(self.stream_id, self.flow.request.trailers), self.server_conn)
             yield SendHttp(RequestEndOfMessage(self.stream_id), self.server_conn)
+            if self.response_complete:
+                yield from self.finish()  # the server answered early; now the upload is over too
         elif isinstance(event, RequestProtocolError):
             yield from self.client_error(event)
         else:
@@ -489,7 +492,7 @@ class HttpStream(Layer):
             if response.trailers:
                 yield SendHttp(ResponseTrailers(self.stream_id, response.trailers), self.context.client)
             yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
-            yield from self.finish()
+            yield from self.response_finished()
             return
         response.data.content = self.response_body.take()
         yield from self.send_response()
@@ -510,6 +513,15 @@ class HttpStream(Layer):
         if response.trailers:
             yield SendHttp(ResponseTrailers(self.stream_id, response.trailers), self.context.client)
         yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
+        yield from self.response_finished()
+
+    def response_finished(self) -> CommandGenerator:
+        """The response is out. A server may answer before a streamed upload is over (RFC
+        9110 section 15.5.14): as mitmproxy, the upload is still relayed to the end, unless
+        the server closes the connection."""
+        self.response_complete = True
+        if self._handle_event == self.state_stream_request:
+            return
         yield from self.finish()
 
     def finish(self) -> CommandGenerator:

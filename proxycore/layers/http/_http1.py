@@ -222,6 +222,7 @@ class Http1Server(Http1Connection):
         self.head_timer = HeadTimer(context.options, publish_on=self.conn)
         self.linger_timer: commands.RequestWakeup | None = None
         self.body_discarded = False  # answered before the body: the rest is parsed, not passed on
+        self.answered_early = False  # response sent while the body is still relayed to the server
 
     def _arm_head_timer(self, idle: bool) -> None:
         """Wait for the next request head: keepalive_timeout for its first byte after a
@@ -320,6 +321,7 @@ class Http1Server(Http1Connection):
         self.request, self.response = request, None
         self.request_done = size == 0
         self.body_discarded = False
+        self.answered_early = False
         yield ReceiveHttp(RequestHeaders(self.stream_id, request, end_stream=size == 0))
         if size == 0:
             self.state = "wait"
@@ -354,6 +356,10 @@ class Http1Server(Http1Connection):
                 if part.trailers:
                     yield ReceiveHttp(RequestTrailers(stream_id, part.trailers))
                 yield ReceiveHttp(RequestEndOfMessage(stream_id))
+                if self.answered_early and self.state == "wait":
+                    self.answered_early = False
+                    yield from self._response_done()  # reads on itself
+                    return False
         return self.state not in ("read_body", "errored")
 
     def _bad_request(self, reason: str, status: int) -> CommandGenerator:
@@ -454,6 +460,11 @@ class Http1Server(Http1Connection):
     def _response_done(self) -> CommandGenerator:
         request, response = self.request, self.response
         assert request is not None and response is not None
+        if self.state == "read_body" and not self.request_done and not self.body_discarded and not self.client_closed:
+            # An early answer while the body is streamed to the server: it is read and
+            # relayed to its end, then the connection goes on (or closes) as usual.
+            self.answered_early = True
+            return
         close = (
             self.client_closed
             or not self.request_done
@@ -509,6 +520,7 @@ class Http1Client(Http1Connection):
         self.state = "idle"
         self.response_size = 0
         self.absolute_form = absolute_form  # talking to an upstream proxy: full URLs
+        self.request_sent = True  # the request in progress has gone out to its end
 
     @property
     def reusable(self) -> bool:
@@ -536,6 +548,7 @@ class Http1Client(Http1Connection):
             self.stream_id = event.stream_id
             self.request, self.response = request, None
             self.state = "wait"
+            self.request_sent = False
             bodiless = event.end_stream and "content-length" not in request.headers
             framing = _outgoing_framing(request.headers, bodiless)
             # A request body must be delimited: an unknown length is sent chunked.
@@ -560,10 +573,16 @@ class Http1Client(Http1Connection):
                 yield commands.CloseConnection(self.conn, half_close=True)
             else:
                 yield from self._send_end()
+                self.request_sent = True
+                if self.state == "sending":  # answered early; now the request is out too
+                    self.state = "idle"
+                    self.request = None
+                    self.body_reader = None
         elif isinstance(event, RequestProtocolError):
             # The client went away or the request was killed: this connection is unusable.
-            self.state = "done"
-            yield commands.CloseConnection(self.conn)
+            if self.state != "done":  # (closed already if the server side failed first)
+                self.state = "done"
+                yield commands.CloseConnection(self.conn)
         elif isinstance(event, BodyBackpressure):
             if not event.request and event.stream_id == self.stream_id:
                 yield from self._hold_body(event.paused)
@@ -661,6 +680,9 @@ class Http1Client(Http1Connection):
             self.state = "done"
             if self.conn.connected or self.response_size != http1.UNTIL_EOF:
                 yield commands.CloseConnection(self.conn)
+        elif not self.request_sent:
+            self.state = "sending"  # an early answer: not reusable until the request is out
+            self.response = None
         else:
             self.state = "idle"
             self.request = self.response = None
@@ -685,6 +707,9 @@ class Http1Client(Http1Connection):
             return
         if state == "wait":
             yield from self._fail("Server disconnected without sending a response.")
+            return
+        if state == "sending":
+            yield from self._fail("Server closed the connection before the request was sent in full.")
             return
         self.state = "done"
         yield commands.CloseConnection(self.conn)

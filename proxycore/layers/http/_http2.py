@@ -564,6 +564,7 @@ class Http2Server(Http2Connection):
     def __init__(self, context: Context) -> None:
         super().__init__(context, context.client)
         self.headers_sent: set[int] = set()
+        self.answered: set[int] = set()  # response sent in full, upload still relayed
         options = context.options
         self.resets = ResetWindow(
             int(getattr(options, "http2_max_resets", 200)), float(getattr(options, "http2_reset_window", 30))
@@ -700,6 +701,9 @@ class Http2Server(Http2Connection):
         if state == "body":
             self.streams[h2_id] = "done"
             yield ReceiveHttp(RequestEndOfMessage(h2_id))
+            if h2_id in self.answered:
+                self.answered.discard(h2_id)
+                self.stream_over(h2_id)
         elif state == "discard":
             self.streams[h2_id] = "done"  # the whole body is in (and dropped): no reset needed
 
@@ -778,11 +782,16 @@ class Http2Server(Http2Connection):
         elif isinstance(event, ResponseEndOfMessage):
             if h2_id not in self.ended_locally:
                 conn.end_stream_buffered(h2_id)
-            if self.streams.get(h2_id) in ("body", "discard"):
-                conn.reset_when_sent(h2_id)  # answered before the client finished its upload
             self.ended_locally.discard(h2_id)
-            self.stream_over(h2_id)
             self.headers_sent.discard(h2_id)
+            if self.streams.get(h2_id) == "body":
+                # Answered while the upload is streamed to the server: it is relayed to its
+                # end, as mitmproxy does (the stream is over once the client ends it).
+                self.answered.add(h2_id)
+                return
+            if self.streams.get(h2_id) == "discard":
+                conn.reset_when_sent(h2_id)  # answered before the client finished its upload
+            self.stream_over(h2_id)
         elif isinstance(event, ResponseProtocolError):
             yield from self.send_error(h2_id, event)
         elif isinstance(event, DiscardRequestBody):
@@ -801,7 +810,17 @@ class Http2Server(Http2Connection):
         if held:
             self.h2_conn.acknowledge_connection_only(held)
 
+    def stream_over(self, h2_id: int) -> None:
+        self.answered.discard(h2_id)
+        super().stream_over(h2_id)
+
     def send_error(self, h2_id: int, event: ResponseProtocolError) -> CommandGenerator:
+        if h2_id in self.answered:
+            # Answered already, and now the upload cannot go on (the server left): ask the
+            # client to stop sending once the answer is out.
+            self.h2_conn.reset_when_sent(h2_id)
+            self.stream_over(h2_id)
+            return
         status = event.code.http_status_code()
         try:
             if h2_id not in self.headers_sent and status is not None:
@@ -936,6 +955,8 @@ class Http2Client(Http2Connection):
             if h2_id not in self.ended_locally:
                 self.ended_locally.add(h2_id)
                 conn.end_stream_buffered(h2_id)
+            if self.streams.get(h2_id) == "done":  # the response came in full before
+                yield from self.stream_done(h2_id)
         elif isinstance(event, RequestProtocolError):
             conn.forget(h2_id)
             try:
@@ -989,7 +1010,9 @@ class Http2Client(Http2Connection):
         if our_id is not None and self.streams.get(h2_id) == "body":
             self.streams[h2_id] = "done"
             yield ReceiveHttp(ResponseEndOfMessage(our_id))
-            yield from self.stream_done(h2_id)
+            if h2_id in self.ended_locally:
+                yield from self.stream_done(h2_id)
+            # else: answered early; the stream stays ours until the upload is out
 
     def stream_reset(self, h2_id: int, code: int) -> CommandGenerator:
         if self.streams.get(h2_id) not in (None, "done"):
