@@ -736,7 +736,7 @@ class Request(Message):
         content: bytes | str = b"",
         headers: Headers | Mapping[str, str] | Iterable[tuple[Any, Any]] = (),
     ) -> Request:
-        """A complete HTTP/1.1 request for ``url`` (for replays and addons)."""
+        """An HTTP/1.1 request for ``url`` (for replays and addons), made as mitmproxy makes it."""
         parts = urllib.parse.urlsplit(url)
         scheme = parts.scheme or "http"
         if not parts.hostname:
@@ -759,12 +759,11 @@ class Request(Message):
             time.time(),
             time.time(),
         )
-        if "host" not in request.headers:
-            request.headers.insert(0, "Host", _hostport(scheme, parts.hostname, port))
+        # As mitmproxy's: no Host header is added, and the body always gets its
+        # Content-Length (0 included).
         if isinstance(content, str):
             content = content.encode()
-        if content or "content-length" in request.headers:
-            request.content = content
+        request.content = content
         return request
 
     @property
