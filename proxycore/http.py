@@ -845,7 +845,7 @@ class Request(Message):
         """Keep Host header and authority pointing where host/port now point."""
         hostport = _hostport(self.scheme or "http", self.data.host, self.data.port)
         if self.data.authority:
-            self.data.authority = _b(hostport)
+            self.authority = hostport  # IDNA-encoded, as the wire wants it
         if "host" in self.headers:
             self.headers["Host"] = hostport
 

@@ -592,3 +592,17 @@ def get_client_hello(data: bytes) -> bytes | None:
 def parse_client_hello(data: bytes) -> tls_parse.ClientHello | None:
     """The parsed ClientHello from the client's first records, None while incomplete."""
     return tls_parse.parse_client_hello(data)
+
+
+class MockTLSLayer(Layer):
+    """A stand-in for ServerTLSLayer in layer tests: no TLS at all, so the child's bytes go
+    out and come in as they are. Tests swap it in with
+    ``monkeypatch.setattr(tls, "ServerTLSLayer", tls.MockTLSLayer)`` (mitmproxy's name)."""
+
+    def __init__(self, context: Context, child: Layer | None = None) -> None:
+        super().__init__(context)
+        self.child_layer = child
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if self.child_layer is not None:
+            yield from self.child_layer.handle_event(event)
