@@ -330,13 +330,26 @@ def test_garbage_request_gives_400(tctx, garbage):
     )
 
 
-def test_origin_form_to_regular_proxy_is_rejected(tctx):
+def test_origin_form_to_regular_proxy_goes_where_the_host_header_says(tctx):
+    """As in mitmproxy (a Host naming the proxy itself is refused by proxyserver when connecting)."""
+    server = Placeholder(Server)
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular), hooks=False)
+        >> events.DataReceived(tctx.client, b"GET / HTTP/1.1\r\nHost: example.com:8000\r\n\r\n")
+        << commands.OpenConnection(server)
+        >> reply(None)
+        << commands.SendData(server, b"GET / HTTP/1.1\r\nHost: example.com:8000\r\n\r\n")
+    )
+    assert server().address == ("example.com", 8000)
+
+
+def test_origin_form_without_host_header_is_rejected(tctx):
     """Answered with 400 and one log line; no hook sees a request that has no destination."""
     assert (
         Playbook(HttpLayer(tctx, HTTPMode.regular), logs=True)
-        >> events.DataReceived(tctx.client, b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        >> events.DataReceived(tctx.client, b"GET / HTTP/1.1\r\n\r\n")
         << commands.Log(Placeholder(str), "info")
-        << commands.SendData(tctx.client, BytesMatching(rb"^HTTP/1.1 400 .*origin form"))
+        << commands.SendData(tctx.client, BytesMatching(rb"^HTTP/1.1 400 .*no host header"))
         << commands.CloseConnection(tctx.client)
     )
 

@@ -211,25 +211,32 @@ class HttpStream(Layer):
                     if not self.context.options.keep_host_header:
                         request.host_header = _hostport(request.scheme, *address)
             else:
-                if not request.scheme:
-                    request.scheme = "https" if self.context.client.tls else "http"
-                host_header = request.host_header
-                if not host_header:
-                    return "HTTP request has no Host header, destination unknown."
-                try:
-                    default = 443 if request.scheme == "https" else 80
-                    request.host, request.port = parse_authority(host_header.encode(), default)
-                except ProtocolError as e:
-                    return str(e)
+                return self._destination_from_host_header()
             return None
-        if not request.scheme or not request.host:
-            return (
-                "Invalid HTTP request form (expected authority or absolute form, got "
-                f"origin form {request.path!r}). Is this a request to the proxy itself?"
-            )
+        if not request.host:
+            # Origin form to a regular proxy: the Host header names the destination, as in
+            # mitmproxy (a Host naming the proxy itself is refused when connecting).
+            problem = self._destination_from_host_header()
+            if problem:
+                return problem
         if self.mode is HTTPMode.regular and (request.is_http11 or request.is_http10):
             # As mitmproxy: an HTTP/1 absolute-form target is kept as scheme + host only.
             request.authority = ""
+        return None
+
+    def _destination_from_host_header(self) -> str | None:
+        request = self.flow.request
+        if not request.scheme:
+            request.scheme = "https" if self.context.client.tls else "http"
+        host_header = request.host_header
+        if not host_header:
+            return "HTTP request has no host header, destination unknown."
+        try:
+            default = 443 if request.scheme == "https" else 80
+            # Not the host/port setters: the Host header stays as the client sent it.
+            request.data.host, request.data.port = parse_authority(host_header.encode(), default)
+        except ProtocolError as e:
+            return str(e)
         return None
 
     def _declared_over_stream_limit(self, headers: Headers) -> bool:
