@@ -24,6 +24,7 @@ from proxycore.layers.http._commands import (
     SendHttp,
 )
 from proxycore.layers.http._events import (
+    CLIENT_GONE,
     BodyBackpressure,
     DiscardRequestBody,
     ErrorCode,
@@ -415,7 +416,7 @@ class HttpStream(Layer):
             # server's response is arriving, the client is gone (as mitmproxy sees it): stop
             # downloading, maybe without end, for nobody.
             if self.server_conn is not None and self.flow.response is not None:
-                gone = RequestProtocolError(self.stream_id, "Client disconnected.", ErrorCode.CLIENT_DISCONNECTED)
+                gone = RequestProtocolError(self.stream_id, CLIENT_GONE, ErrorCode.CLIENT_DISCONNECTED)
                 yield from self.client_error(gone)
         elif isinstance(event, (RequestData, RequestEndOfMessage)):
             pass  # the client's body after an early response: nothing left to do with it
@@ -572,7 +573,7 @@ class HttpStream(Layer):
     def client_error(self, event: RequestProtocolError) -> CommandGenerator:
         message = event.message
         if event.code is ErrorCode.CLIENT_DISCONNECTED and not self.flow.request.is_http2:
-            message = "Client disconnected."  # HTTP/2 says which: stream reset or connection closed
+            message = CLIENT_GONE  # HTTP/2 says which: stream reset or connection closed
         # The server side is dropped before the error hook runs, as in mitmproxy.
         if self.server_conn is not None:
             yield SendHttp(RequestProtocolError(self.stream_id, message, event.code), self.server_conn)

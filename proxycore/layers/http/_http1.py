@@ -378,6 +378,7 @@ class Http1Server(Http1Connection):
         elif state == "read_body":
             assert self.body_reader is not None and self.stream_id is not None
             self.state = "done"
+            yield commands.CloseConnection(self.conn)  # first, then the stream fails (as mitmproxy)
             yield ReceiveHttp(
                 RequestProtocolError(
                     self.stream_id,
@@ -385,7 +386,6 @@ class Http1Server(Http1Connection):
                     ErrorCode.CLIENT_DISCONNECTED,
                 )
             )
-            yield commands.CloseConnection(self.conn)
         elif state in ("read_headers", "done", "errored", "discard"):
             # Idle keep-alive connection (or half a request head): nothing to answer.
             if state == "read_headers" and self.buf.strip():

@@ -41,6 +41,7 @@ from proxycore.connection import Connection
 from proxycore.http import Headers, Request, Response, reason_phrase
 from proxycore.layers.http._commands import ReceiveHttp
 from proxycore.layers.http._events import (
+    CLIENT_GONE,
     BodyBackpressure,
     DiscardRequestBody,
     ErrorCode,
@@ -743,7 +744,7 @@ class Http2Server(Http2Connection):
 
     def fail_all(self, message: str, peer_closed: bool = False, last_stream_id: int | None = None) -> CommandGenerator:
         if peer_closed:
-            message = "Client disconnected: peer closed connection."  # the phrase addons match on
+            message = CLIENT_GONE
         yield from super().fail_all(message, peer_closed, last_stream_id)
 
     def stream_failed(self, h2_id: int, message: str) -> CommandGenerator:
