@@ -56,3 +56,39 @@ def test_mock_tls_layer_lets_a_layer_test_reach_an_https_server_in_cleartext(tct
         << commands.SendData(server, b"GET / HTTP/1.1\r\nHost: secure.example\r\n\r\n")
     )
     assert server().address == ("secure.example", 443)
+
+
+def test_http2_upstream_keepalive_is_armed_before_the_preface_and_pings_with_zeros():
+    import h2.events
+
+    from proxycore.connection import ConnectionState
+    from proxycore.layers.http._http2 import Http2Client
+    from tests.test_http2_layer import h2_peer
+
+    context = make_context()
+    context.options.update(http2_ping_keepalive=58)
+    context.server = Server(address=("example.com", 443), state=ConnectionState.OPEN)
+    layer = Http2Client(context)
+    start = list(layer.handle_event(events.Start()))
+    assert isinstance(start[0], commands.RequestWakeup) and isinstance(start[1], commands.SendData)
+    layer.last_activity -= 60  # wall-clock time, as mitmproxy's tests move it
+    out = list(layer.handle_event(events.Wakeup(start[0])))
+    received = h2_peer(client_side=False).receive_data(b"".join(c.data for c in start + out if isinstance(c, commands.SendData)))
+    (ping,) = [e for e in received if isinstance(e, h2.events.PingReceived)]
+    assert ping.ping_data == b"00000000"
+
+
+def test_an_empty_http2_data_frame_of_a_streamed_upload_is_relayed():
+    import h2.events
+
+    from tests.test_http2_layer import H2Pump
+
+    pump = H2Pump()
+    pump.context.options.update(stream_large_bodies="0")
+    sid = pump.request("/up", body=b"abc", end=False)
+    (server_sid,) = pump.server_requests()
+    before = sum(1 for e in pump.server_events if isinstance(e, h2.events.DataReceived))
+    pump.client.send_data(sid, b"")
+    pump.pump_peers()
+    empty = [e for e in pump.server_events if isinstance(e, h2.events.DataReceived)][before:]
+    assert [e.data for e in empty] == [b""]

@@ -336,9 +336,10 @@ class HttpStream(Layer):
 
     def stream_request_chunk(self, data: bytes) -> CommandGenerator:
         stream = self.flow.request.stream
+        empty = not data  # an empty HTTP/2 DATA frame is relayed as one
         if callable(stream):
             data = stream(data) or b""
-        if data:
+        if data or empty:
             self._keep_streamed("request", data)
             yield SendHttp(RequestData(self.stream_id, data), self.server_conn)
 
@@ -473,9 +474,10 @@ class HttpStream(Layer):
 
     def stream_response_chunk(self, data: bytes) -> CommandGenerator:
         stream = self.flow.response.stream
+        empty = not data  # an empty HTTP/2 DATA frame is relayed as one
         if callable(stream):
             data = stream(data) or b""
-        if data:
+        if data or empty:
             self._keep_streamed("response", data)
             yield SendHttp(ResponseData(self.stream_id, data), self.context.client)
 

@@ -394,7 +394,9 @@ class Http2Connection(Layer):
                 self.h2_conn.acknowledge_connection_only(event.flow_controlled_length)
             else:
                 self.h2_conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-            if event.data:
+            if event.data or not event.stream_ended:
+                # An empty DATA frame is passed on too (as mitmproxy); one that only ends the
+                # stream is the end, below.
                 yield from self.data_received(event.stream_id, event.data)
             if event.stream_ended:
                 yield from self.stream_ended(event.stream_id)
@@ -860,24 +862,25 @@ class Http2Client(Http2Connection):
         self.queued: collections.OrderedDict[int, list[HttpEvent]] = collections.OrderedDict()
         self.queued_paused: set[int] = set()  # queued requests whose client was asked to pause
         self.open_streams = 0
-        self.last_activity = time.monotonic()
+        self.last_activity = time.time()
 
     @property
     def reusable(self) -> bool:
         return not self.closed and self.conn.connected
 
     def _handle_event(self, event: events.Event) -> CommandGenerator:
-        yield from super()._handle_event(event)
         if isinstance(event, events.Start):
-            yield from self.arm_keepalive()
-        elif isinstance(event, events.Wakeup) and not self.closed:
+            yield from self.arm_keepalive()  # before the preface, as mitmproxy's layer
+        yield from super()._handle_event(event)
+        if isinstance(event, events.Wakeup) and not self.closed:
             # Idle upstream connections get a PING so middleboxes and servers keep them open.
-            if time.monotonic() - self.last_activity >= self.keepalive_interval() * 0.9:
-                self.h2_conn.ping(b"prxycore")
+            # (Wall-clock time, as mitmproxy's: its tests move time.time forward.)
+            if time.time() - self.last_activity >= self.keepalive_interval() * 0.9:
+                self.h2_conn.ping(b"0" * 8)
                 yield from self.flush()
             yield from self.arm_keepalive()
         elif isinstance(event, (events.DataReceived, HttpEvent)):
-            self.last_activity = time.monotonic()
+            self.last_activity = time.time()
 
     def keepalive_interval(self) -> float:
         return float(getattr(self.context.options, "http2_ping_keepalive", 0) or 0)
