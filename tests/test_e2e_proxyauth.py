@@ -325,7 +325,7 @@ def test_htpasswd_users(htpasswd_proxy, upstream):
     [
         ("@/no/such/file", "Could not open htpasswd file: /no/such/file"),
         ("justaword", "Invalid proxyauth specification"),
-        ("ldap:localhost:cn=x:pw:dc=example", "not supported"),
+        ("ldap:localhost:cn=x:pw", "Invalid LDAP specification"),
     ],
 )
 def test_bad_proxyauth_exits_with_one_line(value, needle):
