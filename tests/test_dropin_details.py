@@ -92,3 +92,37 @@ def test_an_empty_http2_data_frame_of_a_streamed_upload_is_relayed():
     pump.pump_peers()
     empty = [e for e in pump.server_events if isinstance(e, h2.events.DataReceived)][before:]
     assert [e.data for e in empty] == [b""]
+
+
+def test_certstore_static_helpers(tmp_path):
+    import os
+
+    from cryptography.hazmat.primitives.asymmetric import dh
+
+    from proxycore.certs import CertStore
+
+    path = tmp_path / "dhparam.pem"
+    params = CertStore.load_dhparam(path)
+    assert isinstance(params, dh.DHParameters) and params.parameter_numbers().p.bit_length() == 2048
+    assert CertStore.load_dhparam(path).parameter_numbers() == params.parameter_numbers()  # read, not rewritten
+    with CertStore.umask_secret(), open(tmp_path / "secret", "wb"):
+        pass
+    assert os.stat(tmp_path / "secret").st_mode & 0o77 == 0
+
+
+def test_an_encrypted_key_without_passphrase_is_a_type_and_value_error(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from proxycore.certs import CertStore, PassphraseMissing
+
+    store = CertStore.from_store(tmp_path / "ca", "proxycore", 2048)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    leaf = store.get_cert("example.com", []).cert
+    pem = leaf.to_pem() + key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"pw")
+    )
+    (tmp_path / "leaf.pem").write_bytes(pem)
+    with pytest.raises(PassphraseMissing) as raised:
+        store.add_cert_file("example.com", tmp_path / "leaf.pem", None)
+    assert isinstance(raised.value, TypeError) and isinstance(raised.value, ValueError)
