@@ -427,6 +427,27 @@ class _MessageData:
 
     __hash__ = None  # type: ignore[assignment] - mutable
 
+    def get_state(self) -> dict[str, Any]:
+        """The fields that are set, headers and trailers as their (name, value) pairs."""
+        state: dict[str, Any] = {}
+        for name in self.__slots__:
+            if hasattr(self, name):
+                value = getattr(self, name)
+                state[name] = value.fields if isinstance(value, Headers) else value
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            if name in ("headers", "trailers") and value is not None:
+                value = Headers(value)
+            setattr(self, name, value)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> _MessageData:
+        data = cls()
+        data.set_state(state)
+        return data
+
 
 _CHARSET = re.compile(r";\s*charset\s*=\s*([^\s;]+)", re.IGNORECASE)
 
@@ -1085,8 +1106,13 @@ class Response(Message):
         self.stream = False
 
     def __repr__(self) -> str:
-        size = len(self.data.content) if self.data.content is not None else "?"
-        return f"Response({self.status_code} {self.reason}, {size} bytes)"
+        """mitmproxy's form: ``Response(200, text/html, 1.2k)`` or ``Response(204, no content)``."""
+        from proxycore.utils.human import pretty_size
+
+        content = self.data.content
+        if not content:
+            return f"Response({self.status_code}, no content)"
+        return f"Response({self.status_code}, {self.headers.get('content-type', 'unknown content type')}, {pretty_size(len(content))})"
 
     @classmethod
     def make(

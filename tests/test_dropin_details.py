@@ -126,3 +126,16 @@ def test_an_encrypted_key_without_passphrase_is_a_type_and_value_error(tmp_path)
     with pytest.raises(PassphraseMissing) as raised:
         store.add_cert_file("example.com", tmp_path / "leaf.pem", None)
     assert isinstance(raised.value, TypeError) and isinstance(raised.value, ValueError)
+
+
+def test_response_repr_and_message_data_state_as_mitmproxys():
+    from proxycore.http import Headers, Response
+    from proxycore.test.tutils import tresp
+
+    response = Response.make(200, b"x" * 2048, {"Content-Type": "text/html"})
+    assert repr(response) == "Response(200, text/html, 2.0k)"
+    assert repr(Response.make(204)) == "Response(204, no content)"
+    data = tresp(timestamp_start=42, timestamp_end=42).data
+    data.trailers = Headers([(b"x-t", b"1")])
+    copy = tresp().data.from_state(data.get_state())
+    assert copy == data and copy.trailers is not data.trailers
