@@ -139,3 +139,14 @@ def test_response_repr_and_message_data_state_as_mitmproxys():
     data.trailers = Headers([(b"x-t", b"1")])
     copy = tresp().data.from_state(data.get_state())
     assert copy == data and copy.trailers is not data.trailers
+
+
+def test_view_orders_dns_flows_by_operation_name_and_answer_size():
+    from addons import view
+    from proxycore.test import tflow
+
+    flow = tflow.tdnsflow(resp=True)
+    v = view.View()
+    assert view.OrderRequestMethod(v).generate(flow) == "QUERY"
+    assert view.OrderRequestURL(v).generate(flow) == flow.request.questions[0].name
+    assert view.OrderKeySize(v).generate(flow) == flow.response.size > 0
