@@ -150,3 +150,21 @@ def test_view_orders_dns_flows_by_operation_name_and_answer_size():
     assert view.OrderRequestMethod(v).generate(flow) == "QUERY"
     assert view.OrderRequestURL(v).generate(flow) == flow.request.questions[0].name
     assert view.OrderKeySize(v).generate(flow) == flow.response.size > 0
+
+
+def test_streaming_a_request_without_body_still_runs_its_request_hook_first(tctx):
+    flow = Placeholder(HTTPFlow)
+    server = Placeholder(Server)
+
+    def stream(f: HTTPFlow) -> None:
+        f.request.stream = True
+
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(tctx.client, b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        << HttpRequestHeadersHook(flow)
+        >> reply(side_effect=stream)
+        << HttpRequestHook(flow)
+        >> reply()
+        << commands.OpenConnection(server)
+    )

@@ -159,7 +159,9 @@ class HttpStream(Layer):
                 yield SendHttp(ResponseHeaders(self.stream_id, continue_), self.context.client)
         self._handle_event = self.state_consume_request
         # An addon that already answered (e.g. proxyauth's 407) must not be bypassed by streaming.
-        if request.stream and self.flow.response is None:
+        # A request without a body is complete already: nothing to stream, its request hook
+        # runs before the server is contacted (as in mitmproxy).
+        if request.stream and self.flow.response is None and not event.end_stream:
             yield from self.start_request_stream(event.end_stream)
 
     def answer_before_body(self) -> CommandGenerator:
