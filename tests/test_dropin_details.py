@@ -168,3 +168,21 @@ def test_streaming_a_request_without_body_still_runs_its_request_hook_first(tctx
         >> reply()
         << commands.OpenConnection(server)
     )
+
+
+def test_a_server_gone_mid_response_names_the_closed_connection(tctx):
+    from proxycore.testing import BytesMatching
+
+    server = Placeholder(Server)
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular), hooks=False)
+        >> events.DataReceived(tctx.client, b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        << commands.OpenConnection(server)
+        >> reply(None)
+        << commands.SendData(server, b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nabc")
+        >> events.ConnectionClosed(server)
+        << commands.CloseConnection(server)
+        << commands.SendData(tctx.client, BytesMatching(b"502 Bad Gateway.+peer closed connection"))
+        << commands.CloseConnection(tctx.client)
+    )

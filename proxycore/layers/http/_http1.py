@@ -699,7 +699,7 @@ class Http1Client(Http1Connection):
             try:
                 parts = self.body_reader.eof()
             except ProtocolError:
-                yield from self._fail("Server closed the connection before the response was complete.")
+                yield from self._fail("Server disconnected before the response was complete (peer closed connection).")
                 return
             self.state = "done"
             yield commands.CloseConnection(self.conn)
