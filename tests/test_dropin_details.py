@@ -186,3 +186,22 @@ def test_a_server_gone_mid_response_names_the_closed_connection(tctx):
         << commands.SendData(tctx.client, BytesMatching(b"502 Bad Gateway.+peer closed connection"))
         << commands.CloseConnection(tctx.client)
     )
+
+
+def test_http2_trailers_behind_data_waiting_for_the_clients_window_end_the_stream():
+    import h2.settings
+
+    from tests.test_http2_layer import H2Pump
+
+    pump = H2Pump()
+    pump.client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 10})
+    pump.pump_peers()
+    sid = pump.request("/slow-reader")
+    (server_sid,) = pump.server_requests()
+    pump.respond(server_sid, b"x" * 100, trailers=[(b"x-checksum", b"abc")])
+    for _ in range(30):  # the client reads (acknowledges) a little at a time
+        got = pump.client_responses()[sid]
+        pump.pump_peers()
+        if got.get("ended"):
+            break
+    assert got["body"] == b"x" * 100 and got["trailers"] == [(b"x-checksum", b"abc")] and got["ended"]

@@ -198,10 +198,10 @@ class BufferedH2Connection(h2.connection.H2Connection):
             self.send_headers(stream_id, trailers, end_stream=True)
 
     def end_stream_buffered(self, stream_id: int) -> None:
-        if self.pending.get(stream_id):
+        if stream_id in self.pending_trailers:
+            pass  # the trailers, sent once the data is out, end the stream
+        elif self.pending.get(stream_id):
             self.send_data_buffered(stream_id, b"", end_stream=True)
-        elif stream_id in self.pending_trailers:
-            pass  # the trailers end the stream
         else:
             self.end_stream(stream_id)
 
