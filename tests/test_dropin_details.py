@@ -205,3 +205,17 @@ def test_http2_trailers_behind_data_waiting_for_the_clients_window_end_the_strea
         if got.get("ended"):
             break
     assert got["body"] == b"x" * 100 and got["trailers"] == [(b"x-checksum", b"abc")] and got["ended"]
+
+
+def test_http2_server_asking_for_http1_is_passed_on_as_that_reset():
+    import h2.errors
+
+    from tests.test_http2_layer import H2Pump
+
+    pump = H2Pump()
+    sid = pump.request("/needs-http1")
+    (server_sid,) = pump.server_requests()
+    pump.server.reset_stream(server_sid, h2.errors.ErrorCodes.HTTP_1_1_REQUIRED)
+    pump.pump_peers()
+    assert pump.client_responses()[sid] == {"reset": h2.errors.ErrorCodes.HTTP_1_1_REQUIRED}
+    assert "error" in pump.hooks

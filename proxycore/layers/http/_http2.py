@@ -302,8 +302,9 @@ def _outbound_fields(message: Any, options: Any) -> tuple[list[tuple[bytes, byte
 
 def _lowercased_log(names: list[bytes]) -> CommandGenerator:
     for name in names:
+        # info, not warn: mitmproxy lowercases silently, and nothing goes wrong for the peer.
         yield commands.Log(f"HTTP/2 header name {name.decode(errors='replace')!r} sent lowercase "
-                           "(HTTP/2 does not allow uppercase names).", "warn")
+                           "(HTTP/2 does not allow uppercase names).", "info")
 
 
 class Http2Connection(Layer):
@@ -825,6 +826,8 @@ class Http2Server(Http2Connection):
             self.stream_over(h2_id)
             return
         status = event.code.http_status_code()
+        if event.code is ErrorCode.HTTP_1_1_REQUIRED:
+            status = None  # a reset with that code tells the client to retry over HTTP/1.1
         try:
             if h2_id not in self.headers_sent and status is not None:
                 from proxycore.layers.http._http1 import make_error_response
@@ -838,6 +841,8 @@ class Http2Server(Http2Connection):
                     self.h2_conn.reset_when_sent(h2_id)
             else:
                 code = h2.errors.ErrorCodes.INTERNAL_ERROR  # a killed flow too, as mitmproxy
+                if event.code is ErrorCode.HTTP_1_1_REQUIRED:
+                    code = h2.errors.ErrorCodes.HTTP_1_1_REQUIRED
                 self.h2_conn.forget(h2_id)
                 self.h2_conn.reset_stream(h2_id, code)
         except h2.exceptions.StreamClosedError:
@@ -935,11 +940,11 @@ class Http2Client(Http2Connection):
         authority = request.data.authority or request.headers.get("host", "").encode() or (
             request.host.encode() if request.port in (80, 443) else b"%s:%d" % (request.host.encode(), request.port)
         )
-        fields = [
+        fields = [  # in mitmproxy's order
             (b":method", request.data.method),
             (b":scheme", request.data.scheme or b"https"),
-            (b":authority", authority),
             (b":path", request.data.path or b"/"),
+            (b":authority", authority),
         ]
         plain, lowered = _outbound_fields(request, self.context.options)
         fields += plain
@@ -1019,8 +1024,18 @@ class Http2Client(Http2Connection):
             # else: answered early; the stream stays ours until the upload is out
 
     def stream_reset(self, h2_id: int, code: int) -> CommandGenerator:
-        if self.streams.get(h2_id) not in (None, "done"):
-            yield from self.stream_failed(h2_id, f"Stream reset by server ({_error_name(code)}).")
+        if self.streams.get(h2_id) in (None, "done"):
+            return
+        message = f"Stream reset by server ({_error_name(code)})."
+        if code == h2.errors.ErrorCodes.HTTP_1_1_REQUIRED:
+            # Passed on as such to an HTTP/2 client, which then retries over HTTP/1.1.
+            our_id = self.h2_to_our.get(h2_id)
+            self.streams[h2_id] = "done"
+            if our_id is not None:
+                yield ReceiveHttp(ResponseProtocolError(our_id, message, ErrorCode.HTTP_1_1_REQUIRED))
+            yield from self.stream_done(h2_id)
+            return
+        yield from self.stream_failed(h2_id, message)
 
     def stream_failed(self, h2_id: int, message: str) -> CommandGenerator:
         our_id = self.h2_to_our.get(h2_id)
