@@ -219,3 +219,24 @@ def test_http2_server_asking_for_http1_is_passed_on_as_that_reset():
     pump.pump_peers()
     assert pump.client_responses()[sid] == {"reset": h2.errors.ErrorCodes.HTTP_1_1_REQUIRED}
     assert "error" in pump.hooks
+
+
+def test_the_servers_fin_after_we_closed_asks_for_nothing_more(tctx):
+    from proxycore.layers.http import (
+        Http1Client,
+        RequestEndOfMessage,
+        RequestHeaders,
+        RequestProtocolError,
+    )
+
+    tctx.server = Server(address=("example.com", 80))
+    request = Request.make("GET", "http://example.com/")
+    assert (
+        Playbook(Http1Client(tctx))
+        >> RequestHeaders(1, request, True)
+        << commands.SendData(tctx.server, b"GET / HTTP/1.1\r\ncontent-length: 0\r\n\r\n")
+        >> RequestEndOfMessage(1)
+        >> RequestProtocolError(1, "cancelled")
+        << commands.CloseConnection(tctx.server)
+        >> events.ConnectionClosed(tctx.server)
+    )

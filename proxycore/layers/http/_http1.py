@@ -691,6 +691,8 @@ class Http1Client(Http1Connection):
 
     def _server_closed(self) -> CommandGenerator:
         state = self.state
+        if state == "done":
+            return  # we closed it already (and said so): the server's FIN needs nothing more
         if state == "passthrough":
             yield ReceiveHttp(ResponseEndOfMessage(self.stream_id))
             return
