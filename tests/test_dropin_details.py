@@ -240,3 +240,31 @@ def test_the_servers_fin_after_we_closed_asks_for_nothing_more(tctx):
         << commands.CloseConnection(tctx.server)
         >> events.ConnectionClosed(tctx.server)
     )
+
+
+def test_a_client_gone_during_the_connect_hook_gets_no_tunnel(tctx):
+    from proxycore.layers.http._hooks import HttpConnectHook
+
+    flow = Placeholder(HTTPFlow)
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(tctx.client, b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+        << HttpConnectHook(flow)
+        >> events.ConnectionClosed(tctx.client)
+        << commands.CloseConnection(tctx.client)
+        >> reply(to=HttpConnectHook)
+    )
+    assert flow().error is not None and not flow().live
+
+
+def test_blank_lines_after_a_connect_head_are_not_tunnel_data(tctx):
+    from proxycore.proxy.layer import NextLayerHook
+
+    tctx.options.connection_strategy = "lazy"
+    playbook = Playbook(HttpLayer(tctx, HTTPMode.regular), hooks=False)
+    assert (
+        playbook
+        >> events.DataReceived(tctx.client, b"CONNECT example.com:80 HTTP/1.1\r\nHost: example.com:80\r\n\r\n\r\n")
+        << commands.SendData(tctx.client, b"HTTP/1.1 200 Connection established\r\n\r\n")
+    )
+    assert not any(isinstance(c, NextLayerHook) for c in playbook.issued)  # nothing for the tunnel yet

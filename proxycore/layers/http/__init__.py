@@ -634,6 +634,11 @@ class HttpStream(Layer):
     def handle_connect(self) -> CommandGenerator:
         request = self.flow.request
         yield HttpConnectHook(self.flow)
+        if self._client_cancelled():
+            # The client left during the hook: nothing to connect, no error hook (as mitmproxy).
+            self.flow.error = Error(CLIENT_GONE)
+            yield from self.finish()
+            return
         if self._killed:
             yield from self.kill(error_hook=False)
             return

@@ -17,6 +17,7 @@ from proxycore.connection import Connection
 from proxycore.http import Headers, Request, Response, _hostport
 from proxycore.layers.http._commands import ReceiveHttp
 from proxycore.layers.http._events import (
+    CLIENT_GONE,
     BodyBackpressure,
     DiscardRequestBody,
     ErrorCode,
@@ -392,6 +393,11 @@ class Http1Server(Http1Connection):
                 yield commands.Log("client closed the connection mid-request", logging.DEBUG)
             self.state = "done"
             yield commands.CloseConnection(self.conn)
+        elif state == "wait" and self.request is not None and self.request.method == "CONNECT":
+            # A client that stops writing before its tunnel exists cannot use it: gone.
+            self.state = "done"
+            yield commands.CloseConnection(self.conn)
+            yield ReceiveHttp(RequestProtocolError(self.stream_id, CLIENT_GONE, ErrorCode.CLIENT_DISCONNECTED))
         elif state == "wait":
             # The stream decides: a half-close right after the request still gets the
             # response; a FIN while the response is arriving means the client is gone.
@@ -453,6 +459,9 @@ class Http1Server(Http1Connection):
         yield commands.SendData(self.conn, http1.assemble_response_head(response))
         if response.status_code == 101 or (method == "CONNECT" and 200 <= response.status_code < 300):
             self.state = "passthrough"
+            if method == "CONNECT":
+                # Blank lines after a CONNECT head belong to it, not to the tunnel (as mitmproxy).
+                del self.buf[: http1.leading_blank_lines(self.buf)]
             if self.buf:
                 yield ReceiveHttp(RequestData(self.stream_id, self._take(len(self.buf))))
             yield from self._pipeline_backpressure()  # a tunnel reads on, whatever came early
