@@ -268,3 +268,16 @@ def test_blank_lines_after_a_connect_head_are_not_tunnel_data(tctx):
         << commands.SendData(tctx.client, b"HTTP/1.1 200 Connection established\r\n\r\n")
     )
     assert not any(isinstance(c, NextLayerHook) for c in playbook.issued)  # nothing for the tunnel yet
+
+
+def test_a_failed_connection_to_the_clients_own_target_is_the_answer(tctx):
+    from proxycore.testing import BytesMatching
+
+    tctx.server.address = ("example.com", 443)
+    tctx.server.error = "tls verify failed"
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.transparent), hooks=False)
+        >> events.DataReceived(tctx.client, b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        << commands.SendData(tctx.client, BytesMatching(b"502 Bad Gateway.+tls verify failed"))
+        << commands.CloseConnection(tctx.client)
+    )

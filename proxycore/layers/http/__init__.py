@@ -981,6 +981,11 @@ class HttpLayer(Layer):
             and server not in self.connections
             and (server.connected or server.timestamp_start is None)
         )
+        if reuse_context and server.error and not server.connected:
+            # The connection the client's own (transparent/CONNECT) target got failed already,
+            # e.g. its TLS handshake: that failure is the answer, as in mitmproxy.
+            yield from self.reply(command, (None, server.error))
+            return
         context = self.context.fork()
         top: Layer
         if reuse_context:
