@@ -281,3 +281,31 @@ def test_a_failed_connection_to_the_clients_own_target_is_the_answer(tctx):
         << commands.SendData(tctx.client, BytesMatching(b"502 Bad Gateway.+tls verify failed"))
         << commands.CloseConnection(tctx.client)
     )
+
+
+def test_http1_server_starts_a_tunnel_when_the_connect_answer_has_ended(tctx):
+    from proxycore.http import Response
+    from proxycore.layers.http import (
+        Http1Server,
+        ReceiveHttp,
+        RequestData,
+        RequestHeaders,
+        ResponseEndOfMessage,
+        ResponseHeaders,
+    )
+
+    headers = Placeholder(RequestHeaders)
+    assert (
+        Playbook(Http1Server(tctx))
+        >> events.DataReceived(tctx.client, b"CONNECT example.com:443 HTTP/1.1\r\n\r\nearly bytes")
+        << ReceiveHttp(headers)  # no end of message: the request goes on as the tunnel
+        >> ResponseHeaders(1, Response.make(200))
+        << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+        >> ResponseEndOfMessage(1)
+        << ReceiveHttp(RequestData(1, b"early bytes"))
+        >> events.DataReceived(tctx.client, b"more")
+        << ReceiveHttp(RequestData(1, b"more"))
+        >> ResponseEndOfMessage(1)  # now: the tunnel's server side ended
+        << commands.CloseConnection(tctx.client, half_close=True)
+    )
+    assert headers().request.method == "CONNECT"

@@ -633,6 +633,7 @@ class HttpStream(Layer):
 
     def handle_connect(self) -> CommandGenerator:
         request = self.flow.request
+        self.request_complete = True  # a CONNECT has no body; no end event comes for it
         yield HttpConnectHook(self.flow)
         if self._client_cancelled():
             # The client left during the hook: nothing to connect, no error hook (as mitmproxy).
@@ -702,6 +703,7 @@ class HttpStream(Layer):
             yield hook
         self.flow.live = False
         yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
+        yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)  # the tunnel begins
 
     def upgrade_to_passthrough(self) -> CommandGenerator:
         """A 101 response: WebSocket frames (or raw bytes) flow on both connections now."""
@@ -739,6 +741,7 @@ class HttpStream(Layer):
         self.upgraded = True
         self._handle_event = self.state_passthrough
         yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
+        yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)  # the new protocol begins
         if self.flow.websocket is None:
             self.flow.live = False
         yield from self.from_upgraded_child(self.child_layer.handle_event(events.Start()))
@@ -774,7 +777,7 @@ class HttpStream(Layer):
             event = events.DataReceived(client, event.data)
         elif isinstance(event, RequestEndOfMessage):
             if not self.request_complete:
-                # The end of the CONNECT request itself, queued while its hooks ran.
+                # The end of the upgraded request itself, queued while its hooks ran.
                 self.request_complete = True
                 return
             event = events.ConnectionClosed(client)

@@ -224,6 +224,7 @@ class Http1Server(Http1Connection):
         self.linger_timer: commands.RequestWakeup | None = None
         self.body_discarded = False  # answered before the body: the rest is parsed, not passed on
         self.answered_early = False  # response sent while the body is still relayed to the server
+        self.switching = False  # a 2xx to CONNECT or a 101 was sent; passthrough once it ends
 
     def _arm_head_timer(self, idle: bool) -> None:
         """Wait for the next request head: keepalive_timeout for its first byte after a
@@ -326,7 +327,8 @@ class Http1Server(Http1Connection):
         yield ReceiveHttp(RequestHeaders(self.stream_id, request, end_stream=size == 0))
         if size == 0:
             self.state = "wait"
-            yield ReceiveHttp(RequestEndOfMessage(self.stream_id))
+            if request.method != "CONNECT":  # a CONNECT request goes on as its tunnel (as mitmproxy)
+                yield ReceiveHttp(RequestEndOfMessage(self.stream_id))
         else:
             self.body_reader = BodyReader(size)
             self.state = "read_body"
@@ -421,6 +423,9 @@ class Http1Server(Http1Connection):
         elif isinstance(event, ResponseTrailers):
             self.pending_trailers = event.trailers
         elif isinstance(event, ResponseEndOfMessage):
+            if self.switching:
+                yield from self._start_passthrough()
+                return
             if self.state == "passthrough":
                 yield commands.CloseConnection(self.conn, half_close=True)
                 return
@@ -458,13 +463,20 @@ class Http1Server(Http1Connection):
         self.send_framing = _outgoing_framing(response.headers, bodiless)
         yield commands.SendData(self.conn, http1.assemble_response_head(response))
         if response.status_code == 101 or (method == "CONNECT" and 200 <= response.status_code < 300):
-            self.state = "passthrough"
-            if method == "CONNECT":
-                # Blank lines after a CONNECT head belong to it, not to the tunnel (as mitmproxy).
-                del self.buf[: http1.leading_blank_lines(self.buf)]
-            if self.buf:
-                yield ReceiveHttp(RequestData(self.stream_id, self._take(len(self.buf))))
-            yield from self._pipeline_backpressure()  # a tunnel reads on, whatever came early
+            # The tunnel begins once this (bodiless) response has ended: see _start_passthrough.
+            self.switching = True
+
+    def _start_passthrough(self) -> CommandGenerator:
+        """After a 2xx to CONNECT or a 101 has ended, both ways carry the new protocol's bytes."""
+        self.switching = False
+        self.state = "passthrough"
+        assert self.request is not None
+        if self.request.method == "CONNECT":
+            # Blank lines after a CONNECT head belong to it, not to the tunnel (as mitmproxy).
+            del self.buf[: http1.leading_blank_lines(self.buf)]
+        if self.buf:
+            yield ReceiveHttp(RequestData(self.stream_id, self._take(len(self.buf))))
+        yield from self._pipeline_backpressure()  # a tunnel reads on, whatever came early
 
     def _response_done(self) -> CommandGenerator:
         request, response = self.request, self.response
