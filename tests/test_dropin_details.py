@@ -309,3 +309,15 @@ def test_http1_server_starts_a_tunnel_when_the_connect_answer_has_ended(tctx):
         << commands.CloseConnection(tctx.client, half_close=True)
     )
     assert headers().request.method == "CONNECT"
+
+
+def test_a_connect_to_a_transparent_or_reverse_proxy_is_refused(tctx):
+    from proxycore.testing import BytesMatching
+
+    tctx.server.address = ("example.com", 80)
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.transparent), hooks=False)
+        >> events.DataReceived(tctx.client, b"CONNECT other.example:443 HTTP/1.1\r\nHost: other.example:443\r\n\r\n")
+        << commands.SendData(tctx.client, BytesMatching(b"400 Bad Request.+not running in regular or upstream mode"))
+        << commands.CloseConnection(tctx.client)
+    )

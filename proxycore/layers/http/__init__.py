@@ -127,7 +127,16 @@ class HttpStream(Layer):
         if event.replay_flow is not None:
             self.flow = event.replay_flow
             self.flow.live = True
-        if request.method.upper() == "CONNECT" and self.mode is not HTTPMode.transparent:
+        if request.method.upper() == "CONNECT":
+            if self.mode is HTTPMode.transparent:
+                # Inside a tunnel, or to a reverse/transparent proxy: there is nothing to CONNECT
+                # to (a forwarded CONNECT would end up as a tunnel nobody relays), as mitmproxy.
+                yield from self.fail_request(
+                    "proxycore received an HTTP CONNECT request even though it is not running "
+                    "in regular or upstream mode.",
+                    ErrorCode.GENERIC_CLIENT_ERROR,
+                )
+                return
             yield from self.handle_connect()
             return
         problem = self._prepare_request()
