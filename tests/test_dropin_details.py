@@ -321,3 +321,28 @@ def test_a_connect_to_a_transparent_or_reverse_proxy_is_refused(tctx):
         << commands.SendData(tctx.client, BytesMatching(b"400 Bad Request.+not running in regular or upstream mode"))
         << commands.CloseConnection(tctx.client)
     )
+
+
+def test_http1_client_ends_a_101_before_passing_on_the_new_protocol(tctx):
+    from proxycore.layers.http import (
+        Http1Client,
+        ReceiveHttp,
+        RequestEndOfMessage,
+        RequestHeaders,
+        ResponseData,
+        ResponseEndOfMessage,
+        ResponseHeaders,
+    )
+
+    tctx.server = Server(address=("example.com", 80))
+    request = Request.make("GET", "http://example.com/ws", headers={"Connection": "Upgrade", "Upgrade": "websocket"})
+    assert (
+        Playbook(Http1Client(tctx))
+        >> RequestHeaders(1, request, True)
+        << commands.SendData(tctx.server, Placeholder(bytes))
+        >> RequestEndOfMessage(1)
+        >> events.DataReceived(tctx.server, b"HTTP/1.1 101 Switching Protocols\r\n\r\nhello")
+        << ReceiveHttp(Placeholder(ResponseHeaders))
+        << ReceiveHttp(ResponseEndOfMessage(1))
+        << ReceiveHttp(ResponseData(1, b"hello"))
+    )

@@ -102,6 +102,7 @@ class HttpStream(Layer):
         self.streamed: dict[str, list[bytes]] = {"request": [], "response": []}
         self.child_layer = None
         self.upgraded = False  # a 101 turned this stream into a WebSocket/raw relay
+        self.upgrade_response_ended = False  # the server's end of the 101 head came
         self.server_conn: Server | None = None
         self.request_complete = False
         self.response_headers_sent = False
@@ -746,6 +747,7 @@ class HttpStream(Layer):
                 "warn",
             )
             yield commands.CloseConnection(self.context.client)
+            yield from self.finish()  # nothing of the server's side is relayed any more
             return
         self.upgraded = True
         self._handle_event = self.state_passthrough
@@ -793,6 +795,10 @@ class HttpStream(Layer):
         elif isinstance(event, ResponseData) and self.server_conn is not None:
             event = events.DataReceived(self.server_conn, event.data)
         elif isinstance(event, ResponseEndOfMessage) and self.server_conn is not None:
+            if not self.upgrade_response_ended:
+                # The end of the 101 itself, queued while its hooks ran.
+                self.upgrade_response_ended = True
+                return
             event = events.ConnectionClosed(self.server_conn)
         elif isinstance(event, HttpEvent):
             return

@@ -652,6 +652,8 @@ class Http1Client(Http1Connection):
         yield ReceiveHttp(ResponseHeaders(self.stream_id, response, end_stream=size == 0))
         if response.status_code == 101:
             self.state = "passthrough"
+            # The 101 itself is complete; what follows is the new protocol (as mitmproxy).
+            yield ReceiveHttp(ResponseEndOfMessage(self.stream_id))
             if self.buf:
                 yield ReceiveHttp(ResponseData(self.stream_id, self._take(len(self.buf))))
             return False
