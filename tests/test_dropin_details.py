@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxycore.connection import Server
+from proxycore.connection import ConnectionState, Server
 from proxycore.http import HTTPFlow, Request
 from proxycore.layers import tls
 from proxycore.layers.http import HttpLayer, HTTPMode
@@ -346,3 +346,21 @@ def test_http1_client_ends_a_101_before_passing_on_the_new_protocol(tctx):
         << ReceiveHttp(ResponseEndOfMessage(1))
         << ReceiveHttp(ResponseData(1, b"hello"))
     )
+
+
+def test_an_open_http2_server_connection_that_speaks_first_gets_its_layer_at_once(tctx):
+    import h2.events
+
+    from tests.test_http2_layer import h2_peer
+
+    tctx.server.address = ("example.com", 443)
+    tctx.server.state = ConnectionState.OPEN
+    tctx.server.alpn = b"h2"
+    server_peer = h2_peer(client_side=False)
+    layer = HttpLayer(tctx, HTTPMode.transparent)
+    out = list(layer.handle_event(events.Start()))
+    out += layer.handle_event(events.DataReceived(tctx.server, server_peer.data_to_send()))  # its SETTINGS
+    sent = b"".join(c.data for c in out if isinstance(c, commands.SendData) and c.connection is tctx.server)
+    received = server_peer.receive_data(sent)
+    assert any(isinstance(e, h2.events.RemoteSettingsChanged) for e in received)  # our preface
+    assert any(isinstance(e, h2.events.SettingsAcknowledged) for e in received)  # its SETTINGS acked

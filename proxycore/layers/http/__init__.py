@@ -907,6 +907,16 @@ class HttpLayer(Layer):
                 # The server connection opened before us (transparent mode), not used yet,
                 # was closed by the server: close our side too.
                 yield commands.CloseConnection(event.connection)
+            elif isinstance(event, events.DataReceived) and event.connection is self.context.server:
+                # The server connection opened before us speaks first (an HTTP/2 server's
+                # SETTINGS): its layer starts now, and the first request will use it.
+                context = self.context.fork()
+                context.server = self.context.server
+                client_layer = HttpClient(context)
+                self.connections[self.context.server] = client_layer
+                self.http_clients[self.context.server] = client_layer
+                yield from self.event_to_child(client_layer, events.Start())
+                yield from self.event_to_child(client_layer, event)
         elif isinstance(event, events.MessageInjected):
             # The flow may be the stream's own (WebSocket) or one inside its tunnel (TCP
             # after CONNECT): every tunnel gets to see it, the owner picks it up.
