@@ -87,6 +87,14 @@ def _name_text(name: str | x509.GeneralName) -> str:
     return name if isinstance(name, str) else str(name.value)
 
 
+def _general_name(text: str) -> x509.GeneralName:
+    """A SAN given as text as a GeneralName: an IP address, else a DNS name."""
+    try:
+        return x509.IPAddress(ipaddress.ip_address(text))
+    except ValueError:
+        return x509.DNSName(text)
+
+
 class AltNames(list[str]):
     """Subject alternative names as text (proxycore's form) that also compare equal to, and
     contain, cryptography's GeneralName objects (what mitmproxy's Cert.altnames returns)."""
@@ -454,6 +462,9 @@ def _write(path: Path, data: bytes, private: bool) -> None:
 class CertStore:
     """The CA plus a FIFO cache of generated leaves; ``--certs`` files take precedence."""
 
+    # Generated leaves kept: CACHE_SIZE unless set for this store (mitmproxy's name).
+    STORE_CAP: int | None = None
+
     def __init__(
         self,
         default_privatekey: PrivateKey,
@@ -671,6 +682,12 @@ class CertStore:
             cert, self.default_privatekey, self.default_chain_file, self.default_chain_certs
         )
         self.generated[key] = entry
-        while len(self.generated) > CACHE_SIZE:
+        cap = CACHE_SIZE if self.STORE_CAP is None else self.STORE_CAP
+        while len(self.generated) > cap:
             self.generated.popitem(last=False)
         return entry
+
+    @property
+    def certs(self) -> dict[tuple[str | None, x509.GeneralNames], CertStoreEntry]:
+        """The generated leaves keyed as mitmproxy keys them: (common name, GeneralNames)."""
+        return {(cn, x509.GeneralNames([_general_name(n) for n in sans])): e for (cn, sans), e in self.generated.items()}

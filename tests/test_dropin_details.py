@@ -364,3 +364,17 @@ def test_an_open_http2_server_connection_that_speaks_first_gets_its_layer_at_onc
     received = server_peer.receive_data(sent)
     assert any(isinstance(e, h2.events.RemoteSettingsChanged) for e in received)  # our preface
     assert any(isinstance(e, h2.events.SettingsAcknowledged) for e in received)  # its SETTINGS acked
+
+
+def test_certstore_cache_under_mitmproxys_names(tmp_path):
+    from cryptography import x509
+
+    from proxycore.certs import CertStore
+
+    store = CertStore.from_store(tmp_path / "ca", "proxycore", 2048)
+    store.STORE_CAP = 2
+    for name in ("one.example", "two.example", "three.example"):
+        store.get_cert(name, [name, "10.0.0.1"])
+    keys = list(store.certs)
+    assert [cn for cn, _ in keys] == ["two.example", "three.example"]  # FIFO, capped
+    assert keys[0][1] == x509.GeneralNames([x509.DNSName("two.example"), x509.IPAddress(__import__("ipaddress").ip_address("10.0.0.1"))])
