@@ -80,6 +80,9 @@ def _name_pairs(name: x509.Name) -> list[tuple[str, str]]:
     return [(attr.rfc4514_attribute_name, str(attr.value)) for attr in name]
 
 
+_name_to_keyval = _name_pairs  # mitmproxy's name (its tests call it)
+
+
 def _name_text(name: str | x509.GeneralName) -> str:
     """A SAN as text: the name, or the IP address; strings stay as they are."""
     if isinstance(name, x509.DNSName | x509.IPAddress):

@@ -378,3 +378,16 @@ def test_certstore_cache_under_mitmproxys_names(tmp_path):
     keys = list(store.certs)
     assert [cn for cn, _ in keys] == ["two.example", "three.example"]  # FIFO, capped
     assert keys[0][1] == x509.GeneralNames([x509.DNSName("two.example"), x509.IPAddress(__import__("ipaddress").ip_address("10.0.0.1"))])
+
+
+def test_name_pairs_of_multi_valued_rdns_under_mitmproxys_name():
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    from proxycore import certs
+
+    rdn = x509.RelativeDistinguishedName(
+        [x509.NameAttribute(NameOID.COMMON_NAME, "Multi"), x509.NameAttribute(NameOID.TITLE, "T")]
+    )
+    name = x509.Name([rdn, x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "O1")])])
+    assert certs._name_to_keyval(name) == [("CN", "Multi"), ("2.5.4.12", "T"), ("O", "O1")]
