@@ -391,3 +391,30 @@ def test_name_pairs_of_multi_valued_rdns_under_mitmproxys_name():
     )
     name = x509.Name([rdn, x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "O1")])])
     assert certs._name_to_keyval(name) == [("CN", "Multi"), ("2.5.4.12", "T"), ("O", "O1")]
+
+
+def test_http1_client_relays_the_tunnel_after_a_2xx_to_connect(tctx):
+    from proxycore.layers.http import (
+        Http1Client,
+        ReceiveHttp,
+        RequestData,
+        RequestEndOfMessage,
+        RequestHeaders,
+        ResponseData,
+        ResponseHeaders,
+    )
+
+    tctx.server = Server(address=("proxy.example", 8080))
+    request = Request.make("CONNECT", "http://example.com:443")
+    request.authority = "example.com:443"
+    assert (
+        Playbook(Http1Client(tctx))
+        >> RequestHeaders(1, request, True)
+        << commands.SendData(tctx.server, b"CONNECT example.com:443 HTTP/1.1\r\ncontent-length: 0\r\n\r\n")
+        >> RequestEndOfMessage(1)
+        >> events.DataReceived(tctx.server, b"HTTP/1.1 200 OK\r\n\r\ntunnel bytes")
+        << ReceiveHttp(Placeholder(ResponseHeaders))
+        << ReceiveHttp(ResponseData(1, b"tunnel bytes"))
+        >> RequestData(1, b"more")
+        << commands.SendData(tctx.server, b"more")
+    )

@@ -650,10 +650,13 @@ class Http1Client(Http1Connection):
         self.response = response
         self.response_size = size
         yield ReceiveHttp(ResponseHeaders(self.stream_id, response, end_stream=size == 0))
-        if response.status_code == 101:
+        tunnel = self.request.method == "CONNECT" and 200 <= response.status_code < 300
+        if response.status_code == 101 or tunnel:
             self.state = "passthrough"
-            # The 101 itself is complete; what follows is the new protocol (as mitmproxy).
-            yield ReceiveHttp(ResponseEndOfMessage(self.stream_id))
+            if response.status_code == 101:
+                # The 101 itself is complete; what follows is the new protocol (as mitmproxy).
+                # (A 2xx to a CONNECT goes on as the tunnel, without an end.)
+                yield ReceiveHttp(ResponseEndOfMessage(self.stream_id))
             if self.buf:
                 yield ReceiveHttp(ResponseData(self.stream_id, self._take(len(self.buf))))
             return False
