@@ -418,3 +418,46 @@ def test_http1_client_relays_the_tunnel_after_a_2xx_to_connect(tctx):
         >> RequestData(1, b"more")
         << commands.SendData(tctx.server, b"more")
     )
+
+
+def test_a_changed_via_on_a_live_upstream_connection_opens_a_connection_through_the_new_proxy(tctx):
+    from proxycore.layers.http._hooks import (
+        HttpRequestHeadersHook,
+        HttpResponseHeadersHook,
+        HttpResponseHook,
+    )
+
+    # Inside a CONNECT tunnel of upstream mode: the context's server goes through "proxy".
+    tctx.server = Server(address=("example.com", 80), via=("http", ("proxy", 8080)))
+    flow1, flow2 = Placeholder(HTTPFlow), Placeholder(HTTPFlow)
+    first, second = Placeholder(Server), Placeholder(Server)
+
+    def other_proxy(f: HTTPFlow) -> None:
+        f.server_conn.via = ("http", ("other-proxy", 1234))
+
+    request = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.transparent))
+        >> events.DataReceived(tctx.client, request)
+        << HttpRequestHeadersHook(flow1)
+        >> reply()
+        << HttpRequestHook(flow1)
+        >> reply()
+        << commands.OpenConnection(first)
+        >> reply(None)
+        << commands.SendData(first, request)
+        >> events.DataReceived(first, b"HTTP/1.1 204 No Content\r\n\r\n")
+        << HttpResponseHeadersHook(flow1)
+        >> reply()
+        << HttpResponseHook(flow1)
+        >> reply()
+        << commands.SendData(tctx.client, b"HTTP/1.1 204 No Content\r\n\r\n")
+        >> events.DataReceived(tctx.client, request)
+        << HttpRequestHeadersHook(flow2)
+        >> reply()
+        << HttpRequestHook(flow2)
+        >> reply(side_effect=other_proxy)
+        << commands.OpenConnection(second)
+    )
+    assert first() is tctx.server and second() is not first()
+    assert second().address == ("other-proxy", 1234)

@@ -874,6 +874,9 @@ class HttpLayer(Layer):
         self.waiting_for_connection: dict[Connection, list[GetHttpConnection]] = {}
         # The HttpClient of each server connection (under a ServerTLSLayer for https).
         self.http_clients: dict[Connection, HttpClient] = {}
+        # The upstream proxy each server connection was opened through: an addon may change
+        # flow.server_conn.via on a live connection object to pick another for later requests.
+        self.opened_via: dict[Connection, object] = {}
 
     def __repr__(self) -> str:
         return f"HttpLayer({self.mode.name}, streams={len(self.streams)})"
@@ -993,6 +996,8 @@ class HttpLayer(Layer):
         for connection in self.connections:
             if not isinstance(connection, Server) or not command.connection_spec_matches(connection):
                 continue
+            if self.opened_via.get(connection, connection.via) != command.via:
+                continue
             if connection in self.waiting_for_connection:
                 self.waiting_for_connection[connection].append(command)
                 return
@@ -1004,7 +1009,7 @@ class HttpLayer(Layer):
         server = self.context.server
         reuse_context = (
             server.address == command.address
-            and server.via == command.via
+            and self.opened_via.get(server, server.via) == command.via
             and server.tls == command.tls
             and server not in self.connections
             and (server.connected or server.timestamp_start is None)
@@ -1037,6 +1042,7 @@ class HttpLayer(Layer):
             if command.via:
                 top = HttpUpstreamTunnel.make(context, send_connect, top)
         self.connections[server] = top
+        self.opened_via[server] = command.via
         self.http_clients[server] = client_layer
         self.waiting_for_connection[server] = [command]
         yield from self.event_to_child(top, events.Start())
