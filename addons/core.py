@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 
 from proxycore import ctx, http, optmanager, types
@@ -21,6 +22,18 @@ class Core:
     log = logging.getLogger("proxycore.core")
     FLOW_SET_ATTRIBUTES = ("host", "status_code", "method", "path", "url", "reason")
     ENCODINGS = ("gzip", "deflate", "br", "zstd")
+
+    def configure(self, updated: set[str]) -> None:
+        """Checks of option combinations that mitmproxy's Core makes."""
+        opts = ctx.options
+        if updated & {"add_upstream_certs_to_client_chain", "upstream_cert"}:
+            if opts.add_upstream_certs_to_client_chain and not opts.upstream_cert:
+                raise OptionsError(
+                    "add_upstream_certs_to_client_chain requires the upstream_cert option to be enabled."
+                )
+        if "client_certs" in updated and opts.client_certs:
+            if not os.path.exists(os.path.expanduser(opts.client_certs)):
+                raise OptionsError(f"Client certificate path does not exist: {opts.client_certs}")
 
     @command("set")
     def set(self, option: str, *value: str) -> None:

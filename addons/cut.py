@@ -137,7 +137,8 @@ class Cut:
         try:
             clipboard.copy(out.getvalue())
         except clipboard.ClipboardError as e:
-            raise CommandError(str(e)) from e
+            logger.error(str(e))  # logged, not raised, as mitmproxy's clip commands do
+            return
         if len(cuts) == 1 and len(flows) == 1:
             logger.log(ALERT, "Clipped single cut.")
         else:

@@ -223,7 +223,8 @@ class Export:
         try:
             clipboard.copy(text)
         except clipboard.ClipboardError as e:
-            raise CommandError(str(e)) from e
+            logger.error(str(e))  # logged, not raised, as mitmproxy's clip commands do
+            return
 
     @command("export")
     def export_str(self, format: str, f: Flow) -> str:

@@ -13,9 +13,10 @@ import base64
 import binascii
 import hmac
 import logging
+import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +46,26 @@ class ProxyAuth:
         if "proxyauth" in updated:
             self.validator = make_validator(ctx.options.proxyauth)
 
-    async def socks5_auth(self, data: Any) -> None:
+    # Hooks answer at once when the check is cheap (any, user:pass, credentials an htpasswd
+    # check proved right lately); only a real hash check is awaited, in a worker thread.
+    # So mitmproxy's synchronous calls (``authenticate_http(flow)``) work as they do there.
+
+    def socks5_auth(self, data: Any) -> Awaitable[None] | None:
         """SOCKS5 username/password sub-negotiation: set ``data.valid`` for good credentials."""
         validator = self.validator
         if validator is None:
-            return
-        if await validator.check(data.username, data.password):
+            return None
+        if not validator.quick(data.username, data.password):
+            return self._socks5_later(data)
+        self._socks5_verdict(data, validator(data.username, data.password))
+        return None
+
+    async def _socks5_later(self, data: Any) -> None:
+        assert self.validator is not None
+        self._socks5_verdict(data, await self.validator.check(data.username, data.password))
+
+    def _socks5_verdict(self, data: Any, valid: bool) -> None:
+        if valid:
             data.valid = True
             self.authenticated[data.client_conn] = (data.username, data.password)
         else:
@@ -59,27 +74,62 @@ class ProxyAuth:
                 f"from {_peer(data.client_conn)}."
             )
 
-    async def http_connect(self, flow: HTTPFlow) -> None:
-        if self.validator is not None and flow.live and await self.authenticate_http(flow):
-            self.authenticated[flow.client_conn] = flow.metadata["proxyauth"]
-
-    async def requestheaders(self, flow: HTTPFlow) -> None:
+    def http_connect(self, flow: HTTPFlow) -> Awaitable[bool] | None:
         if self.validator is None or not flow.live:
-            return  # flows read from a file never reach the network
+            return None
+        return self._authenticate(flow, remember=True)
+
+    def requestheaders(self, flow: HTTPFlow) -> Awaitable[bool] | None:
+        if self.validator is None or not flow.live:
+            return None  # flows read from a file never reach the network
         if flow.client_conn in self.authenticated:
             flow.metadata["proxyauth"] = self.authenticated[flow.client_conn]
-        elif not flow.is_replay:
-            await self.authenticate_http(flow)
+            return None
+        if flow.is_replay:
+            return None
+        return self._authenticate(flow, remember=False)
 
-    async def authenticate_http(self, flow: HTTPFlow) -> bool:
-        """Check the flow's credentials: strip the header if they are good, else answer 401/407."""
+    def authenticate_http(self, flow: HTTPFlow) -> bool:
+        """Check the flow's credentials: strip the header if they are good, else answer
+        401/407. (Synchronous, as mitmproxy's; the hooks await slow checks instead.)"""
+        assert self.validator is not None
+        header, values, credentials = self._http_credentials(flow)
+        valid = credentials is not None and self.validator(*credentials)
+        return self._http_verdict(flow, header, values, credentials, valid)
+
+    def _authenticate(self, flow: HTTPFlow, remember: bool) -> Awaitable[bool] | None:
         validator = self.validator
         assert validator is not None
-        is_proxy = is_http_proxy(flow)
-        header = "Proxy-Authorization" if is_proxy else "Authorization"
+        header, values, credentials = self._http_credentials(flow)
+        if credentials is not None and not validator.quick(*credentials):
+            return self._authenticate_later(flow, remember, header, values, credentials)
+        valid = credentials is not None and validator(*credentials)
+        if self._http_verdict(flow, header, values, credentials, valid) and remember:
+            self.authenticated[flow.client_conn] = flow.metadata["proxyauth"]
+        return None
+
+    async def _authenticate_later(
+        self, flow: HTTPFlow, remember: bool, header: str, values: list[str], credentials: tuple[str, str]
+    ) -> bool:
+        assert self.validator is not None
+        valid = await self.validator.check(*credentials)
+        ok = self._http_verdict(flow, header, values, credentials, valid)
+        if ok and remember:
+            self.authenticated[flow.client_conn] = flow.metadata["proxyauth"]
+        return ok
+
+    @staticmethod
+    def _http_credentials(flow: HTTPFlow) -> tuple[str, list[str], tuple[str, str] | None]:
+        header = http_auth_header(is_http_proxy(flow))
         values = flow.request.headers.get_all(header)
         credentials = parse_basic_auth(values[0]) if len(values) == 1 else None
-        if credentials is not None and await validator.check(*credentials):
+        return header, values, credentials
+
+    @staticmethod
+    def _http_verdict(
+        flow: HTTPFlow, header: str, values: list[str], credentials: tuple[str, str] | None, valid: bool
+    ) -> bool:
+        if credentials is not None and valid:
             flow.metadata["proxyauth"] = credentials
             del flow.request.headers[header]
             return True
@@ -91,7 +141,7 @@ class ProxyAuth:
             logger.warning(
                 f"Authentication failed for user {credentials[0]!r} from {_peer(flow.client_conn)}."
             )
-        flow.response = make_auth_required_response(is_proxy)
+        flow.response = make_auth_required_response(header == "Proxy-Authorization")
         return False
 
 
@@ -101,8 +151,15 @@ class Validator:
     def __call__(self, username: str, password: str) -> bool:
         raise NotImplementedError
 
+    def quick(self, username: str, password: str) -> bool:
+        """Whether calling the validator for these credentials is cheap enough to do on
+        the event loop."""
+        return True
+
     async def check(self, username: str, password: str) -> bool:
-        return self(username, password)
+        if self.quick(username, password):
+            return self(username, password)
+        return await asyncio.to_thread(self, username, password)
 
 
 class AcceptAll(Validator):
@@ -148,11 +205,8 @@ class Htpasswd(Validator):
             username, password, self.htpasswd.check_password(username, password)
         )
 
-    async def check(self, username: str, password: str) -> bool:
-        if self._remembered(username, password):
-            return True
-        valid = await asyncio.to_thread(self.htpasswd.check_password, username, password)
-        return self._remember(username, password, valid)
+    def quick(self, username: str, password: str) -> bool:
+        return (username, password) in self._verified
 
     def _remembered(self, username: str, password: str) -> bool:
         key = (username, password)
@@ -169,6 +223,76 @@ class Htpasswd(Validator):
         return valid
 
 
+class Ldap(Validator):
+    """Users of an LDAP directory:
+    ``ldap[s]:host[:port]:bind-dn:bind-password:subtree[?search_filter_key=attribute]``.
+
+    The proxy binds as ``bind-dn``, looks the user up under ``subtree`` by ``attribute``
+    (``cn`` unless given), then binds as the entry found with the password the client
+    sent. Every check is a network round trip, so it runs in a worker thread. Needs the
+    ldap3 package (``pip install 'proxycore[ldap]'``).
+    """
+
+    def __init__(self, spec: str) -> None:
+        parts = spec.split(":")
+        invalid = OptionsError(
+            f"Invalid LDAP specification {spec!r}: expected "
+            "ldap[s]:host[:port]:bind-dn:bind-password:subtree[?search_filter_key=attribute]."
+        )
+        if parts[0] not in ("ldap", "ldaps") or len(parts) not in (5, 6):
+            raise invalid
+        port: int | None = None
+        if len(parts) == 6:
+            if not parts[2].isdigit():
+                raise invalid
+            port = int(parts.pop(2))
+        scheme, host, bind_dn, bind_password, subtree = parts
+        subtree, _, query = subtree.partition("?")
+        self.filter_key = "cn"
+        if query:
+            name, _, value = query.partition("=")
+            if name != "search_filter_key" or not value:
+                raise invalid
+            self.filter_key = value
+        if not host or not bind_dn or not subtree:
+            raise invalid
+        try:
+            import ldap3
+        except ImportError:
+            raise OptionsError("LDAP proxy authentication needs the ldap3 package (pip install ldap3).") from None
+        self.ldap3 = ldap3
+        self.subtree = subtree
+        self.lock = threading.Lock()  # one bound connection, used by one check at a time
+        try:
+            self.server = ldap3.Server(host, port=port, use_ssl=scheme == "ldaps")
+            self.conn = ldap3.Connection(self.server, bind_dn, bind_password, auto_bind=True)
+        except Exception as e:  # ldap3 raises many kinds (socket, bind, TLS)
+            raise OptionsError(f"Cannot bind to the LDAP server {host}: {e}") from None
+
+    def make_search_filter(self, username: str) -> str:
+        """The search filter for ``username``, its special characters escaped (RFC 4515)."""
+        escaped = "".join(f"\\{ord(c):02x}" if c in "\\*()\0" else c for c in username)
+        return f"({self.filter_key}={escaped})"
+
+    def quick(self, username: str, password: str) -> bool:
+        return not username or not password  # only a refusal is decided without the server
+
+    def __call__(self, username: str, password: str) -> bool:
+        if not username or not password:
+            return False  # an empty password would be an anonymous bind: always "valid"
+        with self.lock:
+            self.conn.search(self.subtree, self.make_search_filter(username))
+            found = self.conn.response
+            if not found:
+                return False
+            user_dn = found[0]["dn"]
+        try:
+            return bool(self.ldap3.Connection(self.server, user_dn, password, auto_bind=True))
+        except Exception as e:  # a wrong password is a bind error
+            logger.debug(f"LDAP bind as {user_dn!r} failed: {e}")
+            return False
+
+
 def make_validator(spec: str | None) -> Validator | None:
     """The credential check for a ``proxyauth`` value; OptionsError if it cannot be used."""
     if not spec:
@@ -177,8 +301,8 @@ def make_validator(spec: str | None) -> Validator | None:
         return AcceptAll()
     if spec.startswith("@"):
         return Htpasswd(spec[1:])
-    if spec.startswith(("ldap:", "ldaps:")):
-        raise OptionsError("LDAP proxy authentication (proxyauth=ldap:...) is not supported.")
+    if spec.startswith("ldap"):  # (as in mitmproxy, a user name starting with "ldap" is taken for LDAP)
+        return Ldap(spec)
     if ":" in spec:
         return SingleUser(spec)
     raise OptionsError(

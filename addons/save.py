@@ -1,11 +1,20 @@
-"""Writes finished flows to a file as they complete (``-w FILE``, ``+FILE`` appends),
-and the ``save.file`` command that writes chosen flows at once."""
+"""Writes flows to a file as they complete (``-w FILE``, ``+FILE`` appends), and the
+``save.file`` command that writes chosen flows at once.
+
+The stream file name may hold ``strftime`` codes (``flows-%Y-%m-%d.mitm``): the file is
+rotated when the name changes, as in mitmproxy. A flow counts from its first hook
+(request, tcp_start, ...) and is written when it ends; flows still open when the file is
+closed are written as they are then, so nothing seen is lost.
+"""
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import IO, Any
 
 from proxycore import ctx, flowfilter, types
@@ -18,18 +27,31 @@ from proxycore.io import FilteredFlowWriter, FlowWriter
 logger = logging.getLogger("proxycore.save")
 
 
+def _open_target(spec: str) -> tuple[str, str]:
+    """The path and mode for ``spec`` (``+path`` appends)."""
+    mode = "ab" if spec.startswith("+") else "wb"
+    return os.path.expanduser(spec.removeprefix("+")), mode
+
+
 class Save:
     """mitmdump's stream-to-file: each flow is written once, when it is over."""
-    @property
-    def hooks_active(self) -> bool:
-        """Only while streaming to a file."""
-        return self.writer is not None
-
 
     def __init__(self) -> None:
         self.file: IO[bytes] | None = None
         self.writer: FilteredFlowWriter | None = None
         self.filter: flowfilter.Filter | None = None
+        self.current_path: str | None = None
+        self.active_flows: set[Any] = set()  # begun, not written yet
+
+    @property
+    def hooks_active(self) -> bool:
+        """Only while streaming to a file."""
+        return self.writer is not None
+
+    @property
+    def filt(self) -> flowfilter.Filter | None:
+        """mitmproxy's name for ``filter``."""
+        return self.filter
 
     def configure(self, updated: set[str]) -> None:
         opts = ctx.options
@@ -38,62 +60,98 @@ class Save:
             if self.writer is not None:
                 self.writer.flt = self.filter
         if "save_stream_file" in updated:
-            self.close()
-            path = opts.save_stream_file
-            if path:
-                mode = "ab" if path.startswith("+") else "wb"
-                path = os.path.expanduser(path.removeprefix("+"))
+            if opts.save_stream_file:
                 try:
-                    self.file = open(path, mode)  # noqa: SIM115 - open until done or reconfigured
+                    self.maybe_rotate_to_new_file()
                 except OSError as e:
-                    raise OptionsError(f"Cannot open {path} for writing: {e.strerror}") from e
-                self.writer = FilteredFlowWriter(self.file, self.filter)
+                    raise OptionsError(f"Cannot open {opts.save_stream_file} for writing: {e}") from e
+            else:
+                self.done()
 
-    @property
-    def filt(self) -> flowfilter.Filter | None:
-        """mitmproxy's name for ``filter``."""
-        return self.filter
+    def _expanded_path(self) -> tuple[str, str]:
+        spec = ctx.options.save_stream_file
+        path, mode = _open_target(spec)
+        return datetime.datetime.now().strftime(path), mode
 
-    def save(self, flow: Any) -> None:
+    def maybe_rotate_to_new_file(self) -> None:
+        """Open the stream file, or a new one if its (strftime-expanded) name changed.
+        Flows begun in the old file are written to the new one when they end."""
+        path, mode = self._expanded_path()
+        if path == self.current_path and self.writer is not None:
+            return
+        if self.file is not None:
+            self.file.close()
+        self.file = self.writer = None
+        target = Path(path)
+        if target.parent != Path("."):
+            target.parent.mkdir(parents=True, exist_ok=True)
+        self.file = target.open(mode)
+        self.writer = FilteredFlowWriter(self.file, self.filter)
+        self.current_path = path
+
+    def _begin(self, flow: Any) -> None:
         if self.writer is not None:
-            self.writer.add(flow)
-            assert self.file is not None
-            self.file.flush()
+            self.active_flows.add(flow)
 
-    # An HTTP flow is saved at its end: response, error, or the end of its WebSocket.
+    def _write(self, flow: Any) -> None:
+        """Write a finished flow. A failing disk ends the process, as mitmdump does: a
+        capture that silently loses flows would be worse."""
+        if self.writer is not None:
+            try:
+                self.maybe_rotate_to_new_file()
+                assert self.writer is not None and self.file is not None
+                self.writer.add(flow)
+                self.file.flush()
+            except OSError as e:
+                print(f"Error while writing to {self.current_path}: {e}", file=sys.stderr)
+                sys.exit(1)
+        self.active_flows.discard(flow)
+
+    # A flow begins with its first hook and is written at its end.
+    def request(self, flow: Any) -> None:
+        self._begin(flow)
+
     def response(self, flow: Any) -> None:
         if flow.websocket is None:
-            self.save(flow)
+            self._write(flow)
 
     def error(self, flow: Any) -> None:
-        self.save(flow)
+        self._write(flow)
 
     def websocket_end(self, flow: Any) -> None:
-        self.save(flow)
+        self._write(flow)
+
+    def tcp_start(self, flow: Any) -> None:
+        self._begin(flow)
 
     def tcp_end(self, flow: Any) -> None:
-        self.save(flow)
+        self._write(flow)
 
     def tcp_error(self, flow: Any) -> None:
-        self.save(flow)
+        self._write(flow)
+
+    def udp_start(self, flow: Any) -> None:
+        self._begin(flow)
 
     def udp_end(self, flow: Any) -> None:
-        self.save(flow)
+        self._write(flow)
 
     def udp_error(self, flow: Any) -> None:
-        self.save(flow)
+        self._write(flow)
+
+    def dns_request(self, flow: Any) -> None:
+        self._begin(flow)
 
     def dns_response(self, flow: Any) -> None:
-        self.save(flow)
+        self._write(flow)
 
     def dns_error(self, flow: Any) -> None:
-        self.save(flow)
+        self._write(flow)
 
     @command("save.file")
-    def save_file(self, flows: Sequence[Flow], path: types.Path) -> None:
+    def save(self, flows: Sequence[Flow], path: types.Path) -> None:
         """Save flows to a flow file; a path starting with + appends instead of overwriting."""
-        mode = "ab" if path.startswith("+") else "wb"
-        target = os.path.expanduser(path.removeprefix("+"))
+        target, mode = _open_target(path)
         try:
             with open(target, mode) as fp:
                 writer = FlowWriter(fp)
@@ -107,10 +165,16 @@ class Save:
             logger.log(ALERT, f"Saved {len(flows)} flows.")
 
     def close(self) -> None:
+        """Close the stream file; the flows still open are written as they are now."""
+        if self.writer is not None:
+            for flow in list(self.active_flows):
+                self.writer.add(flow)
+        self.active_flows.clear()
         if self.file is not None:
             self.file.close()
         self.file = None
         self.writer = None
+        self.current_path = None
 
     def done(self) -> None:
         self.close()

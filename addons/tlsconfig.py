@@ -107,13 +107,8 @@ class TlsConfig:
             "Path to a PEM file of CAs trusted for upstream servers (instead of certifi's).")
         add("ssl_verify_upstream_trusted_confdir", str | None, None,
             "Directory of c_rehash'ed CA certificates trusted for upstream servers.")
-        add("client_certs", str | None, None,
-            "Client certificate (PEM with key) or a directory of <host>.pem files, "
-            "presented to upstream servers.")
         add("ciphers_client", str | None, None, "OpenSSL cipher list toward clients.")
         add("ciphers_server", str | None, None, "OpenSSL cipher list toward servers.")
-        add("add_upstream_certs_to_client_chain", bool, False,
-            "Add the upstream server's certificates to the chain we present to clients.")
         add("tls_version_client_max", str, "UNBOUNDED", "Maximum TLS version toward clients.",
             choices=list(_TLS_VERSIONS))
         add("tls_version_server_max", str, "UNBOUNDED", "Maximum TLS version toward servers.",

@@ -53,6 +53,10 @@ def _method_key(flow: Flow) -> str:
     request = getattr(flow, "request", None)
     if request is not None and hasattr(request, "method"):
         return request.method
+    if request is not None and hasattr(request, "op_code"):  # DNS: the operation, as mitmproxy
+        from proxycore.net.dns import op_codes
+
+        return op_codes.to_str(request.op_code)
     return flow.type.upper()
 
 
@@ -60,6 +64,9 @@ def _url_key(flow: Flow) -> str:
     request = getattr(flow, "request", None)
     if request is not None and hasattr(request, "url"):
         return request.url
+    questions = getattr(request, "questions", None)
+    if questions:  # DNS: the name asked for, as mitmproxy
+        return questions[0].name
     from proxycore.utils.human import format_address
 
     address = flow.server_conn.address if flow.server_conn else None

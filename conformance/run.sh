@@ -4,7 +4,8 @@
 # repository: its test files are fetched at run time, pinned to one commit.
 #
 #   conformance/run.sh                  # all files of conformance/targets.txt
-#   conformance/run.sh test/mitmproxy/test_http.py ...   # some of them
+#   conformance/run.sh test/mitmproxy/test_http.py ...   # some of them (one file is cheap;
+#                                                         # results of the others are kept)
 #
 # MITM_SRC  a mitmproxy checkout or export to use instead of downloading (should be MITM_COMMIT)
 # PY312     a python >= 3.12 (mitmproxy's conftest needs asyncio.eager_task_factory)
@@ -43,8 +44,13 @@ cp -r "$SRC/test" "$RUN/"
 printf '[pytest]\nasyncio_mode = auto\n' > "$RUN/pytest.ini"   # as mitmproxy's pyproject sets it
 
 OUT=$WORK/results
-rm -rf "$OUT"; mkdir -p "$OUT"
-if [ $# -gt 0 ]; then targets=("$@"); else mapfile -t targets < <(grep -v '^\s*$' "$ROOT/conformance/targets.txt"); fi
+if [ $# -gt 0 ]; then
+  targets=("$@")  # a subset: the other files' results from earlier runs are kept
+  mkdir -p "$OUT"
+else
+  mapfile -t targets < <(grep -v '^\s*$' "$ROOT/conformance/targets.txt")
+  rm -rf "$OUT"; mkdir -p "$OUT"
+fi
 for f in "${targets[@]}"; do
   name=$(echo "$f" | sed 's#^test/mitmproxy/##; s#/#__#g; s#\.py$##')
   ( cd "$RUN" && timeout 900 "$VENV/bin/python" -m pytest -q -p no:cacheprovider -p proxycore.compat \

@@ -52,6 +52,23 @@ MAX_CN_LENGTH = 64
 # Generated leaves kept in memory; the oldest is dropped first (read at call time).
 CACHE_SIZE = 100
 
+# The RFC 7919 "ffdhe2048" group, for TLS contexts that want DH parameters from a file
+# (CertStore.load_dhparam writes it where none exists yet).
+FFDHE2048_PEM = b"""-----BEGIN DH PARAMETERS-----
+MIIBCAKCAQEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz
++8yTnc4kmz75fS/jY2MMddj2gbICrsRhetPfHtXV/WVhJDP1H18GbtCFY2VVPe0a
+87VXE15/V8k1mE8McODmi3fipona8+/och3xWKE2rec1MKzKT0g6eXq8CrGCsyT7
+YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W7edjcrsZCwenyO4KbXCeAvzhzffi
+7MA0BM0oNC9hkXL+nOmFg/+OTxIy7vKBg8P+OxtMb61zO7X8vC7CIAXFjvGDfRaD
+ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
+-----END DH PARAMETERS-----
+"""
+
+
+class PassphraseMissing(TypeError, ValueError):
+    """An encrypted private key and no passphrase. A TypeError, as the cryptography
+    library (and so mitmproxy) raises it, and a ValueError, as proxycore did before."""
+
 PrivateKey = CertificateIssuerPrivateKeyTypes
 
 
@@ -63,11 +80,22 @@ def _name_pairs(name: x509.Name) -> list[tuple[str, str]]:
     return [(attr.rfc4514_attribute_name, str(attr.value)) for attr in name]
 
 
+_name_to_keyval = _name_pairs  # mitmproxy's name (its tests call it)
+
+
 def _name_text(name: str | x509.GeneralName) -> str:
     """A SAN as text: the name, or the IP address; strings stay as they are."""
     if isinstance(name, x509.DNSName | x509.IPAddress):
         return str(name.value)
     return name if isinstance(name, str) else str(name.value)
+
+
+def _general_name(text: str) -> x509.GeneralName:
+    """A SAN given as text as a GeneralName: an IP address, else a DNS name."""
+    try:
+        return x509.IPAddress(ipaddress.ip_address(text))
+    except ValueError:
+        return x509.DNSName(text)
 
 
 class AltNames(list[str]):
@@ -440,6 +468,9 @@ def _write(path: Path, data: bytes, private: bool) -> None:
 class CertStore:
     """The CA plus a FIFO cache of generated leaves; ``--certs`` files take precedence."""
 
+    # Generated leaves kept: CACHE_SIZE unless set for this store (mitmproxy's name).
+    STORE_CAP: int | None = None
+
     def __init__(
         self,
         default_privatekey: PrivateKey,
@@ -460,6 +491,23 @@ class CertStore:
         self.generated: collections.OrderedDict[
             tuple[str | None, tuple[str, ...]], CertStoreEntry
         ] = collections.OrderedDict()
+
+    # mitmproxy's static helpers ------------------------------------------------------------
+
+    @staticmethod
+    def umask_secret() -> contextlib.AbstractContextManager[None]:
+        """Files created inside are readable by their owner only (umask |= 077)."""
+        return _private_umask()
+
+    @staticmethod
+    def load_dhparam(path: Path | str) -> Any:
+        """The DH parameters in ``path`` (written there first, RFC 7919 ffdhe2048, if missing)."""
+        from cryptography.hazmat.primitives.serialization import load_pem_parameters
+
+        path = Path(path)
+        if not path.exists():
+            path.write_bytes(FFDHE2048_PEM)
+        return load_pem_parameters(path.read_bytes())
 
     # the CA on disk -----------------------------------------------------------------------
 
@@ -560,7 +608,7 @@ class CertStore:
         try:
             key = _load_private_key(raw, passphrase)
         except TypeError as e:  # an encrypted key and no passphrase
-            raise ValueError(f"{e} (see cert_passphrase)") from None
+            raise PassphraseMissing(f"{e} (see cert_passphrase)") from None
         except ValueError as e:
             if not _same_public_key(cert.public_key(), self.default_privatekey.public_key()):
                 raise ValueError(f"no usable private key in {path}: {e}") from e
@@ -640,6 +688,12 @@ class CertStore:
             cert, self.default_privatekey, self.default_chain_file, self.default_chain_certs
         )
         self.generated[key] = entry
-        while len(self.generated) > CACHE_SIZE:
+        cap = CACHE_SIZE if self.STORE_CAP is None else self.STORE_CAP
+        while len(self.generated) > cap:
             self.generated.popitem(last=False)
         return entry
+
+    @property
+    def certs(self) -> dict[tuple[str | None, x509.GeneralNames], CertStoreEntry]:
+        """The generated leaves keyed as mitmproxy keys them: (common name, GeneralNames)."""
+        return {(cn, x509.GeneralNames([_general_name(n) for n in sans])): e for (cn, sans), e in self.generated.items()}

@@ -266,6 +266,33 @@ class IntPredicate(Predicate):
         return f"~{self.operator.code} {self.num}"
 
 
+# mitmproxy has a class per operator (FHeadRequest for ~hq, ...), which scripts and tests
+# check with isinstance: each operator's filters are made as a subclass of that name.
+_MITMPROXY_CLASS_NAMES = {
+    "e": "FErr", "marked": "FMarked", "http": "FHTTP", "websocket": "FWebSocket", "tcp": "FTCP",
+    "udp": "FUDP", "dns": "FDNS", "q": "FReq", "s": "FResp", "all": "FAll", "a": "FAsset",
+    "t": "FContentType", "tq": "FContentTypeRequest", "ts": "FContentTypeResponse",
+    "h": "FHead", "hq": "FHeadRequest", "hs": "FHeadResponse",
+    "b": "FBod", "bq": "FBodRequest", "bs": "FBodResponse", "m": "FMethod", "d": "FDomain",
+    "u": "FUrl", "src": "FSrc", "dst": "FDst", "replay": "FReplay", "replayq": "FReplayClient",
+    "replays": "FReplayServer", "meta": "FMeta", "marker": "FMarker", "comment": "FComment",
+    "c": "FCode",
+}
+_CLASSES_BY_CODE: dict[str, type[Predicate]] = {}
+
+
+def _predicate_class(code: str, base: type[Predicate]) -> type[Predicate]:
+    """The class filters of operator ``code`` are made as (mitmproxy's name, or ``base``)."""
+    cls = _CLASSES_BY_CODE.get(code)
+    if cls is None:
+        name = _MITMPROXY_CLASS_NAMES.get(code)
+        if name is None:
+            return base
+        cls = _CLASSES_BY_CODE[code] = type(name, (base,), {"__doc__": f"Filters of ``~{code}``."})
+        globals()[name] = cls
+    return cls
+
+
 def quote(text: str) -> str:
     """``text`` as a filter argument: unquoted when that reads back the same, else quoted."""
     if text and text[0] not in "!&|" and not any(c in _WORD_STOP for c in text):
@@ -850,8 +877,8 @@ class _Parser:
                 num = int(token.arg)
             except ValueError as e:  # more digits than int() converts
                 raise self.error(f"bad integer: {e}", token.arg_pos) from None
-            return IntPredicate(op, num)
-        return Predicate(op)
+            return _predicate_class(op.code, IntPredicate)(op, num)  # type: ignore[call-arg]
+        return _predicate_class(op.code, Predicate)(op)
 
     def regex(self, op: _Operator, expr: str, pos: int, quoted: bool) -> Filter:
         flags = op.flags | _ignore_case()
@@ -867,7 +894,7 @@ class _Parser:
             raise self.error(f"regular expression {expr!r} refused: {e}", pos) from None
         except Exception as e:  # unencodable text, overflowing repeats, deep nesting...
             raise self.error(f"invalid regular expression {expr!r}: {e}", pos) from None
-        return RegexPredicate(op, expr, compiled)
+        return _predicate_class(op.code, RegexPredicate)(op, expr, compiled)  # type: ignore[call-arg]
 
 
 def parse(expr: str) -> Filter:
@@ -901,6 +928,9 @@ def match(flt: str | Filter | Callable[[Flow], bool] | None, flow: Flow) -> bool
 
 
 match_all: Filter = parse("~all")
+# Every operator's class exists from the start (``from mitmproxy.flowfilter import FUrl``).
+for _op in _OPERATOR_LIST:
+    _predicate_class(_op.code, {"": Predicate, "regex": RegexPredicate, "int": IntPredicate}[_op.arg])
 
 
 # mitmproxy's names: scripts annotate with TFilter; FAnd/FOr/FNot are its junction classes.

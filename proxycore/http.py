@@ -451,6 +451,27 @@ class ResponseData(MessageData):
     status_code: int
     reason: bytes
 
+    def get_state(self) -> dict[str, Any]:
+        """The fields that are set, headers and trailers as their (name, value) pairs."""
+        state: dict[str, Any] = {}
+        for name in self.__slots__:
+            if hasattr(self, name):
+                value = getattr(self, name)
+                state[name] = value.fields if isinstance(value, Headers) else value
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            if name in ("headers", "trailers") and value is not None:
+                value = Headers(value)
+            setattr(self, name, value)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> _MessageData:
+        data = cls()
+        data.set_state(state)
+        return data
+
 
 _CHARSET = re.compile(r";\s*charset\s*=\s*([^\s;]+)", re.IGNORECASE)
 
@@ -762,7 +783,7 @@ class Request(Message):
         content: bytes | str = b"",
         headers: Headers | Mapping[str, str] | Iterable[tuple[Any, Any]] = (),
     ) -> Request:
-        """A complete HTTP/1.1 request for ``url`` (for replays and addons)."""
+        """An HTTP/1.1 request for ``url`` (for replays and addons), made as mitmproxy makes it."""
         parts = urllib.parse.urlsplit(url)
         scheme = parts.scheme or "http"
         if not parts.hostname:
@@ -785,12 +806,11 @@ class Request(Message):
             time.time(),
             time.time(),
         )
-        if "host" not in request.headers:
-            request.headers.insert(0, "Host", _hostport(scheme, parts.hostname, port))
+        # As mitmproxy's: no Host header is added, and the body always gets its
+        # Content-Length (0 included).
         if isinstance(content, str):
             content = content.encode()
-        if content or "content-length" in request.headers:
-            request.content = content
+        request.content = content
         return request
 
     @property
@@ -872,7 +892,7 @@ class Request(Message):
         """Keep Host header and authority pointing where host/port now point."""
         hostport = _hostport(self.scheme or "http", self.data.host, self.data.port)
         if self.data.authority:
-            self.data.authority = _b(hostport)
+            self.authority = hostport  # IDNA-encoded, as the wire wants it
         if "host" in self.headers:
             self.headers["Host"] = hostport
 
@@ -1114,8 +1134,13 @@ class Response(Message):
         self.stream = False
 
     def __repr__(self) -> str:
-        size = len(self.data.content) if self.data.content is not None else "?"
-        return f"Response({self.status_code} {self.reason}, {size} bytes)"
+        """mitmproxy's form: ``Response(200, text/html, 1.2k)`` or ``Response(204, no content)``."""
+        from proxycore.utils.human import pretty_size
+
+        content = self.data.content
+        if not content:
+            return f"Response({self.status_code}, no content)"
+        return f"Response({self.status_code}, {self.headers.get('content-type', 'unknown content type')}, {pretty_size(len(content))})"
 
     @classmethod
     def make(

@@ -202,6 +202,13 @@ class Options(OptManager):
             "with a warning; off sends them as they are.")
         add("connect_addr", str | None, None,
             "Local IP address to connect to upstream servers from (default: the OS chooses).")
+        # Core options in mitmproxy (Core checks them), used by the TLS addon.
+        add("client_certs", str | None, None,
+            "Client certificate (PEM with key) or a directory of <host>.pem files, "
+            "presented to upstream servers.")
+        add("add_upstream_certs_to_client_chain", bool, False,
+            "Add the upstream server's certificates to the chain we present to clients "
+            "(needs upstream_cert).")
         self.changed.append(self._check_sizes)
         if kwargs:
             self.update(**kwargs)

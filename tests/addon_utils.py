@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Any
 
 from proxycore.connection import Client, Server
@@ -21,6 +22,9 @@ def tflow(
 ) -> HTTPFlow:
     """A live HTTP flow as the proxy would build it (Host header first, then ``headers``)."""
     request = Request.make(method, url, content)
+    if not content:
+        del request.headers["content-length"]  # a bodiless request, as clients send one
+    request.headers.insert(0, "Host", urllib.parse.urlsplit(url).netloc)
     for name, value in headers:
         request.headers.add(name, value)
     if client is None:

@@ -35,21 +35,24 @@ Implemented: every step from version 7 up to 21, i.e.
 20→21 TLS version ``"QUIC"`` renamed ``"QUICv1"``
 ====  ======================================================================
 
-Not implemented: versions 4-6 and the tuple versions of mitmproxy < 4
-(``(0, 11)`` ... ``(3, 0)``, partly with bytes dict keys).  Such records are
-rejected with a message saying so; loading them once in mitmproxy and saving
-again produces a file this reader accepts.
+Older files, mitmproxy 0.18 to 3.0 (versions ``(0, 18)`` ... ``(3, 0)``, partly
+with bytes dict keys) and 4 to 6, go through ``OLD_STEPS`` first: str keys and
+texts (0.18, 0.19), bare address tuples (2.0), ``mitmcert``/``tls_version``
+(3.0), connection ids (5), ``ssl_*`` → ``tls_*`` (6), ``tls_extensions`` (7).
+Versions before 0.18 are rejected with a message saying so; loading them once in
+mitmproxy and saving again produces a file this reader accepts.
 """
 
 from __future__ import annotations
 
 import copy
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from proxycore.flow import FLOW_FORMAT_VERSION
 
-#: Oldest format version :class:`Migrator` can upgrade.
+#: Oldest format version :class:`Migrator` upgrades (from 7 on numbered; 0.18 to 6 via OLD_STEPS).
 OLDEST_SUPPORTED_VERSION = 7
 
 State = dict[str, Any]
@@ -90,6 +93,98 @@ def _conns(state: State) -> list[State]:
     if isinstance(via, dict):
         found.append(via)
     return found
+
+
+def _text(value: Any) -> Any:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
+def _str_keys(obj: Any) -> Any:
+    """Python 2 era files (mitmproxy < 1.0) may have bytes dict keys: all become str."""
+    if isinstance(obj, dict):
+        return {_text(k): _str_keys(v) for k, v in obj.items()}
+    return obj
+
+
+def _py3_state(state: dict[Any, Any]) -> State:
+    state = _str_keys(state)
+    for key in ("type", "id"):
+        if key in state:
+            state[key] = _text(state[key])
+    request = state.get("request")
+    if request and "first_line_format" in request:
+        request["first_line_format"] = _text(request["first_line_format"])
+    error = state.get("error")
+    if error and "msg" in error:
+        error["msg"] = _text(error["msg"])
+    return state
+
+
+def _server_conns(state: State) -> list[State]:
+    """server_conn and, if present, the upstream-proxy connection in ``via``."""
+    via = state["server_conn"].get("via")
+    return [state["server_conn"], via] if via else [state["server_conn"]]
+
+
+def _v0_18_to_v0_19(state: dict[Any, Any], _m: Migrator) -> State:
+    state = _py3_state(state)
+    state["request"].pop("stickyauth", None)
+    state["request"].pop("stickycookie", None)
+    client = state["client_conn"]
+    client.update(sni=None, alpn_proto_negotiated=None, cipher_name=None, tls_version=None)
+    for conn in _server_conns(state):
+        conn["alpn_proto_negotiated"] = None
+    state["mode"] = "regular"
+    state["metadata"] = {}
+    return state
+
+
+def _v0_19_to_v1_0(state: dict[Any, Any], _m: Migrator) -> State:
+    return _py3_state(state)
+
+
+def _v1_0_to_v2_0(state: State, _m: Migrator) -> State:
+    # Addresses were {"address": (host, port)}; from 2.0 on the tuple itself.
+    state["client_conn"]["address"] = state["client_conn"]["address"]["address"]
+    for conn in _server_conns(state):
+        for key in ("address", "source_address", "ip_address"):
+            if conn.get(key):
+                conn[key] = conn[key]["address"]
+    return state
+
+
+def _v2_0_to_v3_0(state: State, _m: Migrator) -> State:
+    state["client_conn"]["mitmcert"] = None
+    for conn in _server_conns(state):
+        conn["tls_version"] = None
+    return state
+
+
+def _v3_0_to_v4(state: State, _m: Migrator) -> State:
+    return state  # only the numbering changed
+
+
+def _v4_to_v5(state: State, m: Migrator) -> State:
+    # Connections get ids; the records of one connection (same start, same address) share it.
+    client = state["client_conn"]
+    key = ("client", client["timestamp_start"], *client["address"])
+    client["id"] = m.connection_ids.setdefault(key, str(uuid.uuid4()))
+    for conn in _server_conns(state):
+        key = ("server", conn["timestamp_start"], *(conn.get("source_address") or ()))
+        conn["id"] = m.connection_ids.setdefault(key, str(uuid.uuid4()))
+    return state
+
+
+def _v5_to_v6(state: State, _m: Migrator) -> State:
+    for conn in [state["client_conn"], *_server_conns(state)]:
+        conn["tls_established"] = conn.pop("ssl_established")
+        conn["timestamp_tls_setup"] = conn.pop("timestamp_ssl_setup")
+    return state
+
+
+def _v6_to_v7(state: State, _m: Migrator) -> State:
+    state["client_conn"]["tls_extensions"] = None
+    return state
 
 
 def _v7_to_v8(state: State, _m: Migrator) -> State:
@@ -331,6 +426,19 @@ STEPS: dict[int, Step] = {
 }
 
 
+#: mitmproxy 0.18 to 3.0 numbered the format by release: from-version -> (step, next version)
+OLD_STEPS: dict[int | tuple[int, ...], tuple[Step, int | tuple[int, ...]]] = {
+    (0, 18): (_v0_18_to_v0_19, (0, 19)),
+    (0, 19): (_v0_19_to_v1_0, (1, 0)),
+    (1, 0): (_v1_0_to_v2_0, (2, 0)),
+    (2, 0): (_v2_0_to_v3_0, (3, 0)),
+    (3, 0): (_v3_0_to_v4, 4),
+    4: (_v4_to_v5, 5),
+    5: (_v5_to_v6, 6),
+    6: (_v6_to_v7, 7),
+}
+
+
 class Migrator:
     """Upgrades the records of one file; keeps what a step needs across records.
 
@@ -340,6 +448,7 @@ class Migrator:
 
     def __init__(self) -> None:
         self.websocket_handshakes: dict[str, State] = {}
+        self.connection_ids: dict[tuple[Any, ...], str] = {}  # 4 -> 5
 
     def migrate(self, state: dict[Any, Any]) -> State:
         """Return ``state`` upgraded to :data:`FLOW_FORMAT_VERSION` (may modify it).
@@ -351,10 +460,15 @@ class Migrator:
             version = _version_of(state)
             if version == FLOW_FORMAT_VERSION:
                 return state
+            if version in OLD_STEPS:
+                step, following = OLD_STEPS[version]
+                state = step(state, self)
+                state["version"] = following
+                continue
             if isinstance(version, tuple) or version < OLDEST_SUPPORTED_VERSION:
                 raise FlowVersionError(
                     f"flow format version {_show(version)} is too old for "
-                    f"proxycore, which upgrades versions {OLDEST_SUPPORTED_VERSION} to "
+                    f"proxycore, which upgrades versions 0.18 to "
                     f"{FLOW_FORMAT_VERSION}; open and save the file with mitmproxy first"
                 )
             if version > FLOW_FORMAT_VERSION:

@@ -551,6 +551,64 @@ def get_client_hello(data: bytes) -> bytes | None:
     return bytes([tls_parse.CLIENT_HELLO]) + len(body).to_bytes(3, "big") + body
 
 
+DTLS_RECORD_HEADER = 13  # type, version, epoch, sequence number (6), length
+DTLS_HANDSHAKE_HEADER = 12  # type, length (3), message sequence (2), fragment offset (3), length (3)
+
+
+def dtls_handshake_record_contents(data: bytes) -> Iterator[bytes]:
+    """The contents of the complete DTLS handshake records at the start of ``data``;
+    ValueError for anything else (a record of another kind, an empty one)."""
+    offset = 0
+    while len(data) - offset >= DTLS_RECORD_HEADER:
+        if data[offset] != 0x16 or data[offset + 1] != 0xFE:
+            raise ValueError(f"Expected DTLS record, got {data[offset:offset + 3]!r}")
+        length = int.from_bytes(data[offset + 11 : offset + 13], "big")
+        if length == 0:
+            raise ValueError("Record must not be empty")
+        end = offset + DTLS_RECORD_HEADER + length
+        if end > len(data):
+            return
+        yield data[offset + DTLS_RECORD_HEADER : end]
+        offset = end
+
+
+def get_dtls_client_hello(data: bytes) -> bytes | None:
+    """The DTLS ClientHello handshake message (with its 12-byte header) from the client's
+    first records, or None while it is incomplete."""
+    message = b""
+    for content in dtls_handshake_record_contents(data):
+        message += content
+        if len(message) >= DTLS_HANDSHAKE_HEADER:
+            size = DTLS_HANDSHAKE_HEADER + int.from_bytes(message[1:4], "big")
+            if len(message) >= size:
+                return message[:size]
+    return None
+
+
+def dtls_parse_client_hello(data: bytes) -> tls_parse.ClientHello | None:
+    """The parsed DTLS ClientHello from the client's first records, None while incomplete."""
+    message = get_dtls_client_hello(data)
+    if message is None:
+        return None
+    hello = tls_parse.ClientHello(message[DTLS_HANDSHAKE_HEADER:], dtls=True)
+    _ = hello.sni, hello.alpn_protocols  # malformed extensions fail here, not later
+    return hello
+
+
 def parse_client_hello(data: bytes) -> tls_parse.ClientHello | None:
     """The parsed ClientHello from the client's first records, None while incomplete."""
     return tls_parse.parse_client_hello(data)
+
+
+class MockTLSLayer(Layer):
+    """A stand-in for ServerTLSLayer in layer tests: no TLS at all, so the child's bytes go
+    out and come in as they are. Tests swap it in with
+    ``monkeypatch.setattr(tls, "ServerTLSLayer", tls.MockTLSLayer)`` (mitmproxy's name)."""
+
+    def __init__(self, context: Context, child: Layer | None = None) -> None:
+        super().__init__(context)
+        self.child_layer = child
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if self.child_layer is not None:
+            yield from self.child_layer.handle_event(event)

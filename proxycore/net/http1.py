@@ -132,6 +132,17 @@ def _check_host(host: str, authority: bytes) -> None:
         raise ProtocolError(f"invalid host name (IDNA) in authority: {authority!r}") from None
 
 
+def _idna_to_unicode(host: str) -> str:
+    """``xn--`` labels name a Unicode host; the flow keeps it so, as mitmproxy's does (the
+    wire keeps the ASCII form: Host header and request line are not rewritten)."""
+    if "xn--" not in host.lower():
+        return host
+    try:
+        return host.encode("ascii").decode("idna")
+    except UnicodeError:
+        return host
+
+
 def parse_authority(authority: bytes, default_port: int | None) -> tuple[str, int]:
     """Split ``host[:port]`` (IPv6 in brackets) into host and port; ProtocolError if either
     is not something a connection can be made to."""
@@ -159,6 +170,7 @@ def parse_authority(authority: bytes, default_port: int | None) -> tuple[str, in
         if not host:
             raise ProtocolError(f"invalid host in authority: {authority!r}")
         _check_host(host, authority)
+        host = _idna_to_unicode(host)
     if port_str:  # "host:" has the default port, as an empty port in a URI does
         if not _PORT.fullmatch(port_str) or not 0 < int(port_str) < 65536:
             raise ProtocolError(f"invalid port in authority: {authority!r}")

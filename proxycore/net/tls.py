@@ -15,6 +15,7 @@ Wire formats: RFC 8446 section 5.1 (records), 4.1.2 (ClientHello), 4.2
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 RECORD_HEADER = 5
 HANDSHAKE_HEADER = 4
@@ -115,9 +116,12 @@ class _Reader:
         return self.end - self.pos
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(init=False)
 class ClientHello:
-    """The fields of a ClientHello, named as in mitmproxy's ``ClientHello``."""
+    """The fields of a ClientHello, named as in mitmproxy's ``ClientHello``.
+
+    Made as mitmproxy makes it, ``ClientHello(message_body, dtls=False)`` (ValueError if
+    the body is malformed), or from its fields by keyword."""
 
     legacy_version: tuple[int, int]
     random: bytes
@@ -126,6 +130,13 @@ class ClientHello:
     compression_methods: bytes
     extensions: list[tuple[int, bytes]]
     body: bytes = dataclasses.field(repr=False)
+
+    def __init__(self, raw_client_hello: bytes | None = None, dtls: bool = False, **fields: Any) -> None:
+        if raw_client_hello is not None:
+            fields = dataclasses.asdict(parse_hello_body(raw_client_hello, dtls))
+        for name in ("legacy_version", "random", "session_id", "cipher_suites", "compression_methods",
+                     "extensions", "body"):
+            setattr(self, name, fields[name])
 
     def _extension(self, ext_type: int) -> bytes | None:
         for t, ext_data in self.extensions:
@@ -146,27 +157,29 @@ class ClientHello:
         return [] if ext_data is None else _parse_alpn(ext_data)
 
     def raw_bytes(self, wrap_in_record: bool = True) -> bytes:
-        """The hello as a handshake message, by default inside a TLS record.
+        """The hello inside a TLS record (its handshake header included); with
+        ``wrap_in_record=False`` the message body alone, as mitmproxy returns it.
 
         This is what gets replayed into a fresh TLS server connection once the
         proxy has decided to intercept. A message larger than a plaintext record
         may hold (2^14 bytes, never seen in practice) is split over several
         records, since a single oversized record would be refused by OpenSSL.
         """
-        message = bytes([CLIENT_HELLO]) + len(self.body).to_bytes(3, "big") + self.body
         if not wrap_in_record:
-            return message
-        # Record version 3.1 is what clients put on their first flight (RFC 8446 5.1).
+            return self.body
+        message = bytes([CLIENT_HELLO]) + len(self.body).to_bytes(3, "big") + self.body
+        # Record version 3.3, as mitmproxy writes it (any 3.x is accepted on a first flight).
         return b"".join(
-            bytes([HANDSHAKE, 3, 1])
+            bytes([HANDSHAKE, 3, 3])
             + len(message[i : i + MAX_PLAIN_RECORD]).to_bytes(2, "big")
             + message[i : i + MAX_PLAIN_RECORD]
             for i in range(0, len(message), MAX_PLAIN_RECORD)
         )
 
 
-def parse_hello_body(body: bytes) -> ClientHello:
-    """Parse a ClientHello message body (without the handshake header).
+def parse_hello_body(body: bytes, dtls: bool = False) -> ClientHello:
+    """Parse a ClientHello message body (without the handshake header); ``dtls``: a DTLS
+    hello, which has a cookie after the session id (RFC 6347 4.2.1).
 
     Structure errors are ``ValueError``, as are the things a TLS server would
     refuse anyway and that could make the proxy and the server disagree about
@@ -178,6 +191,8 @@ def parse_hello_body(body: bytes) -> ClientHello:
     session_id = r.vector(1)
     if len(session_id) > 32:
         raise ValueError(f"session id of {len(session_id)} bytes is too long")
+    if dtls:
+        r.vector(1)  # the cookie: nothing the proxy decides on
     suites = r.vector(2)
     if len(suites) % 2:
         raise ValueError("odd cipher suite list length")

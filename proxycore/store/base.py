@@ -122,6 +122,9 @@ def flow_from_state(state: dict[str, Any]) -> Flow:
 
 def flow_size(flow: Flow) -> int:
     """The view's ``size`` order key: body bytes (and WebSocket/TCP message bytes)."""
+    if flow.type == "dns":  # the answer's record data, as mitmproxy's view counts it
+        response = getattr(flow, "response", None)
+        return response.size if response is not None else 0
     size = 0
     for message in (getattr(flow, "request", None), getattr(flow, "response", None)):
         raw = getattr(message, "raw_content", None)

@@ -3,6 +3,7 @@
 No Python package is needed: the usual command-line tools are tried in turn
 (wl-copy on Wayland, xclip or xsel on X11, pbcopy on macOS, clip.exe on
 Windows and WSL). Without one, ``copy`` raises ClipboardError saying what to install.
+If the pyperclip package is installed (mitmproxy's way), it is used instead.
 """
 
 from __future__ import annotations
@@ -42,6 +43,16 @@ def find_tool() -> list[str] | None:
 
 def copy(text: str) -> None:
     """Put ``text`` on the clipboard (UTF-8)."""
+    try:
+        import pyperclip
+    except ImportError:
+        pyperclip = None
+    if pyperclip is not None:
+        try:
+            pyperclip.copy(text)
+        except pyperclip.PyperclipException as e:
+            raise ClipboardError(str(e)) from e
+        return
     tool = find_tool()
     if tool is None:
         raise ClipboardError(

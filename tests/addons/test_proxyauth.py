@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -38,9 +39,11 @@ class Socks5AuthData:
     valid: bool = False
 
 
-def run(hook_call):
-    """Hooks of this addon are coroutines: run one to completion."""
-    return asyncio.run(hook_call)
+def run(result):
+    """A hook answers at once, or returns an awaitable when the check is slow: run that."""
+    if inspect.isawaitable(result):
+        return asyncio.run(result)
+    return result
 
 
 @pytest.fixture
@@ -83,8 +86,10 @@ def test_single_user_password_may_contain_colons():
     [
         ("nocolon", "Invalid proxyauth specification 'nocolon'"),
         (":secret", "username is empty"),
-        ("ldap:localhost:cn=admin:pw:dc=example", "LDAP proxy authentication"),
-        ("ldaps:localhost:cn=admin:pw:dc=example", "not supported"),
+        ("ldap:localhost:cn=admin:pw", "Invalid LDAP specification"),
+        ("ldaps:localhost:port:cn=admin:pw:dc=example", "Invalid LDAP specification"),
+        ("ldap:localhost:cn=admin:pw:dc=example?other=1", "Invalid LDAP specification"),
+        ("ldapx:localhost:cn=admin:pw:dc=example", "Invalid LDAP specification"),
     ],
 )
 def test_bad_specs(spec, message):
@@ -396,3 +401,92 @@ def test_socks5_without_proxyauth_leaves_data_alone():
     data = Socks5AuthData(Client(), "a", "b")
     run(addon.socks5_auth(data))
     assert not data.valid
+
+
+# cheap checks answer at once; slow ones are awaited off the loop ------------------------
+
+
+def test_cheap_checks_answer_at_once_as_mitmproxys_synchronous_calls_expect(auth):
+    flow = tflow()
+    assert auth.requestheaders(flow) is None  # no awaitable: decided already
+    assert flow.response.status_code == 407
+    ok = tflow(headers=(("Proxy-Authorization", GOOD),))
+    assert auth.authenticate_http(ok) is True and ok.response is None
+
+
+def test_an_htpasswd_hash_is_awaited_once_then_answered_at_once(tmp_path):
+    path = tmp_path / "users"
+    path.write_text(SHA1_HTPASSWD)
+    addon = ProxyAuth()
+    load(addon, proxyauth=f"@{path}")
+    first = tflow(headers=(("Proxy-Authorization", GOOD),))
+    pending = addon.requestheaders(first)
+    assert inspect.isawaitable(pending)  # a hash to compute: in a worker thread
+    assert run(pending) is True and first.response is None
+    again = tflow(headers=(("Proxy-Authorization", GOOD),))
+    assert addon.requestheaders(again) is None and again.response is None  # remembered
+
+
+# LDAP, against a stand-in for the ldap3 package ---------------------------------------------
+
+
+class FakeLdap3:
+    """The two ldap3 classes the validator uses; binds succeed for DNs in ``passwords``."""
+
+    def __init__(self) -> None:
+        self.passwords = {"cn=admin,dc=example": "adminpw", "cn=alice,ou=people,dc=example": "secret"}
+        self.searches: list[tuple[str, str]] = []
+        fake = self
+
+        class Server:
+            def __init__(self, host, port=None, use_ssl=False):
+                self.host, self.port, self.use_ssl = host, port, use_ssl
+
+        class Connection:
+            def __init__(self, server, user, password, auto_bind=False):
+                if fake.passwords.get(user) != password:
+                    raise RuntimeError("invalidCredentials")
+                self.response: list[dict] = []
+
+            def search(self, base, search_filter):
+                fake.searches.append((base, search_filter))
+                self.response = [{"dn": "cn=alice,ou=people,dc=example"}] if search_filter == "(cn=alice)" else []
+
+        self.Server, self.Connection = Server, Connection
+
+
+@pytest.fixture
+def fake_ldap3(monkeypatch):
+    import sys
+
+    fake = FakeLdap3()
+    monkeypatch.setitem(sys.modules, "ldap3", fake)
+    return fake
+
+
+def test_ldap_binds_as_the_user_found(fake_ldap3):
+    check = make_validator("ldaps:ldap.example:636:cn=admin,dc=example:adminpw:ou=people,dc=example")
+    assert check.server.use_ssl and check.server.port == 636
+    assert check("alice", "secret")
+    assert not check("alice", "wrong")
+    assert not check("bob", "secret")
+    assert not check("alice", "")  # never an anonymous bind
+    assert fake_ldap3.searches[0] == ("ou=people,dc=example", "(cn=alice)")
+
+
+def test_ldap_escapes_the_username_and_takes_another_attribute(fake_ldap3):
+    check = make_validator("ldap:ldap.example:cn=admin,dc=example:adminpw:dc=example?search_filter_key=uid")
+    assert check.make_search_filter("*)(x=\\") == "(uid=\\2a\\29\\28x=\\5c)"
+
+
+def test_ldap_bad_admin_credentials_are_an_option_error(fake_ldap3):
+    with pytest.raises(OptionsError, match="Cannot bind"):
+        make_validator("ldap:ldap.example:cn=admin,dc=example:nope:dc=example")
+
+
+def test_ldap_checks_run_off_the_loop(fake_ldap3):
+    addon = ProxyAuth()
+    load(addon, proxyauth="ldap:ldap.example:cn=admin,dc=example:adminpw:ou=people,dc=example")
+    flow = tflow(headers=(("Proxy-Authorization", GOOD),))
+    pending = addon.requestheaders(flow)
+    assert inspect.isawaitable(pending) and run(pending) is True

@@ -101,6 +101,10 @@ class H2Pump(Pump):
             self.feed(events.HookCompleted(self.held.pop(0)))
 
     def after_event(self) -> None:
+        # The head/idle timer is published on the client for the driver, not yielded.
+        timer = getattr(self.context.client, "head_timer", None)
+        if isinstance(timer, commands.RequestTimeout) and not any(t is timer for t in self.timeouts):
+            self.timeouts.append(timer)
         self.pump_peers()
 
     def pump_peers(self) -> None:

@@ -100,26 +100,41 @@ def test_the_rest_of_a_burst_is_ignored_once_the_limit_is_hit():
     assert pump.server_requests() == {}
 
 
+class FakeClock:
+    """The reset window's clock, moved on by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def with_fake_clock(pump: H2Pump) -> FakeClock:
+    clock = FakeClock()
+    resets = pump.layer.connections[pump.context.client].resets
+    resets.clock = clock
+    resets.current = resets._slice_now()
+    return clock
+
+
 def test_resets_spread_over_time_are_fine():
     pump = H2Pump(http2_max_resets=5, http2_reset_window=10)
+    clock = with_fake_clock(pump)
     for round_ in range(4):
         open_and_reset(pump, 5, start=5 * round_)
         assert goaway(pump) is None
-        # A whole window passes: the layer's own Wakeups slide the old resets out.
-        for _ in range(SLICES):
-            wakeup = pump.wakeups.pop(0)
-            assert wakeup.delay == 1.0
-            pump.feed(events.Wakeup(wakeup))
-        assert not pump.wakeups  # nothing left to count: no more wakeups are asked for
+        clock.now += 10  # a whole window passes: the old resets slide out
+    assert not pump.wakeups  # the window needs no timer
     open_and_reset(pump, 6, start=100)
     assert goaway(pump).error_code == ENHANCE_YOUR_CALM
 
 
 def test_resets_within_one_window_add_up():
     pump = H2Pump(http2_max_resets=5, http2_reset_window=10)
+    clock = with_fake_clock(pump)
     open_and_reset(pump, 3)
-    for _ in range(SLICES - 1):  # nine tenths of the window: the three are still counted
-        pump.feed(events.Wakeup(pump.wakeups.pop(0)))
+    clock.now += 9  # nine tenths of the window: the three are still counted
     open_and_reset(pump, 3, start=3)
     assert goaway(pump).error_code == ENHANCE_YOUR_CALM
 
@@ -138,6 +153,18 @@ def test_reset_window_counts_by_slices():
     for _ in range(SLICES):
         window.tick()
     assert not window.counting and not window.add()
+
+
+def test_reset_window_forgets_slices_by_the_clock():
+    now = [0.0]
+    window = ResetWindow(limit=3, window=5, clock=lambda: now[0])
+    assert [window.add() for _ in range(3)] == [False, False, False]
+    now[0] = 4.4  # still inside the window
+    assert window.add() is True
+    now[0] = 5.1  # the first three have left it; the fourth (at 4.4) is still in
+    assert window.total == 4 and window.add() is False and window.total == 2
+    now[0] = 100.0
+    assert window.add() is False and window.total == 1
 
 
 def test_streams_advertised_and_refused_over_the_limit():

@@ -9,6 +9,7 @@ from proxycore.addons.proxyauth import make_auth_required_response
 from proxycore.connection import Server
 from proxycore.http import HTTPFlow
 from proxycore.layers.http import HttpLayer, HTTPMode
+from proxycore.layers.http._events import CLIENT_GONE
 from proxycore.layers.http._hooks import (
     HttpErrorHook,
     HttpRequestHeadersHook,
@@ -16,7 +17,7 @@ from proxycore.layers.http._hooks import (
     HttpResponseHeadersHook,
     HttpResponseHook,
 )
-from proxycore.layers.http._http1 import LINGER_SECONDS
+from proxycore.layers.http._http1 import LINGER_SECONDS, PAUSE_FLOOR
 from proxycore.layers.websocket import CLOSE_TIMEOUT
 from proxycore.proxy import commands, events
 from proxycore.testing import BytesMatching, Placeholder, Playbook, make_context, reply
@@ -115,14 +116,14 @@ def test_client_fin_while_a_buffered_response_arrives_closes_the_server(tctx):
         >> reply()
         >> events.DataReceived(server, b"x" * 1000)
         >> events.ConnectionClosed(tctx.client)
+        << commands.CloseConnection(server)  # dropped before the error hook, as in mitmproxy
         << HttpErrorHook(flow)
         >> reply()
-        << commands.CloseConnection(server)
         << commands.CloseConnection(tctx.client)
         # Whatever the server still had in flight goes nowhere.
         >> events.DataReceived(server, b"x" * 1000)
     )
-    assert flow().error.msg == "Client disconnected."
+    assert flow().error.msg == CLIENT_GONE
 
 
 def test_client_fin_while_a_streamed_response_arrives_closes_the_server(tctx):
@@ -139,12 +140,12 @@ def test_client_fin_while_a_streamed_response_arrives_closes_the_server(tctx):
         >> events.DataReceived(server, b"3\r\nabc\r\n")
         << commands.SendData(tctx.client, b"3\r\nabc\r\n")
         >> events.ConnectionClosed(tctx.client)
+        << commands.CloseConnection(server)  # dropped before the error hook, as in mitmproxy
         << HttpErrorHook(flow)
         >> reply()
-        << commands.CloseConnection(server)
         << commands.CloseConnection(tctx.client)
     )
-    assert flow().error.msg == "Client disconnected."
+    assert flow().error.msg == CLIENT_GONE
 
 
 def test_client_half_close_before_the_response_head_still_gets_the_response(tctx):
@@ -224,7 +225,7 @@ def test_body_buffer_limit_can_be_turned_off(tctx, off):
     assert not flow().response.stream
 
 
-def test_the_lower_of_stream_large_bodies_and_body_buffer_limit_wins(tctx):
+def test_a_small_stream_large_bodies_streams_without_pausing_for_a_few_bytes(tctx):
     tctx.options.update(body_buffer_limit="1m", stream_large_bodies="5")
     playbook, flow, server = request_sent(tctx)
     assert playbook
@@ -232,13 +233,27 @@ def test_the_lower_of_stream_large_bodies_and_body_buffer_limit_wins(tctx):
     assert (
         playbook
         >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n01234567")
-        # The body came while the responseheaders hook was pending: over 5 bytes of it, the
-        # server is not read until the hook returns (at once, here).
-        << commands.PauseReading(server)
-        << commands.ResumeReading(server)
+        # The body came while the responseheaders hook was pending: past 5 bytes it is
+        # streamed, but the server is only paused past PAUSE_FLOOR (as mitmproxy's playbooks expect).
         << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n01234567")
     )
     assert flow().response.stream is True
+
+
+def test_stream_large_bodies_pauses_a_held_body_past_the_floor(tctx):
+    tctx.options.update(body_buffer_limit="1m", stream_large_bodies="5")
+    playbook, flow, server = request_sent(tctx)
+    assert playbook
+    playbook.hooks = False
+    body = b"x" * (PAUSE_FLOOR + 1)
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+    assert (
+        playbook
+        >> events.DataReceived(server, head + body)
+        << commands.PauseReading(server)
+        << commands.ResumeReading(server)
+        << commands.SendData(tctx.client, head + body)
+    )
 
 
 # request_head_timeout and keepalive_timeout ---------------------------------------------------

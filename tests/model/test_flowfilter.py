@@ -187,7 +187,7 @@ def test_headers():
     no("~hs qvalue", f)
     yes("~h HEADER", f)
     yes(r"~h '^header-response: svalue\\r$'", f)  # MULTILINE, CRLF after every line
-    yes("~hq ^host:", f)
+    yes("~hq ^content-length:", f)  # MULTILINE: a later line matches ^ too
     no("~hs anything", http_flow())
     no("~h header", tcp_flow())
 
@@ -381,7 +381,9 @@ def test_precedence_semantics():
 def test_tree_shape():
     f = parse("~q ~s | ~e")
     assert isinstance(f, flowfilter.And)
-    assert [type(x) for x in f.filters] == [flowfilter.Predicate, flowfilter.Or]
+    assert [type(x) for x in f.filters] == [flowfilter.FReq, flowfilter.Or]  # mitmproxy's class name
+    assert isinstance(f.filters[0], flowfilter.Predicate)
+    assert isinstance(parse("~hq x"), flowfilter.FHeadRequest) and isinstance(parse("~u x"), flowfilter.FUrl)
     assert f.filters[0].code == "q"
     n = parse("!~q")
     assert isinstance(n, flowfilter.Not) and n.filter.code == "q"

@@ -25,6 +25,7 @@ from proxycore.layers.http._commands import (
     SendHttp,
 )
 from proxycore.layers.http._events import (
+    CLIENT_GONE,
     BodyBackpressure,
     DiscardRequestBody,
     ErrorCode,
@@ -102,10 +103,12 @@ class HttpStream(Layer):
         self.streamed: dict[str, list[bytes]] = {"request": [], "response": []}
         self.child_layer = None
         self.upgraded = False  # a 101 turned this stream into a WebSocket/raw relay
+        self.upgrade_response_ended = False  # the server's end of the 101 head came
         self.server_conn: Server | None = None
         self.request_complete = False
         self.response_headers_sent = False
         self.response_hook_done = False
+        self.response_complete = False  # sent to the client in full (the upload may go on)
         self.error_hook_done = False
         self._goto(self.state_start)
 
@@ -126,7 +129,16 @@ class HttpStream(Layer):
         if event.replay_flow is not None:
             self.flow = event.replay_flow
             self.flow.live = True
-        if request.method.upper() == "CONNECT" and self.mode is not HTTPMode.transparent:
+        if request.method.upper() == "CONNECT":
+            if self.mode is HTTPMode.transparent:
+                # Inside a tunnel, or to a reverse/transparent proxy: there is nothing to CONNECT
+                # to (a forwarded CONNECT would end up as a tunnel nobody relays), as mitmproxy.
+                yield from self.fail_request(
+                    "proxycore received an HTTP CONNECT request even though it is not running "
+                    "in regular or upstream mode.",
+                    ErrorCode.GENERIC_CLIENT_ERROR,
+                )
+                return
             yield from self.handle_connect()
             return
         problem = self._prepare_request()
@@ -158,7 +170,9 @@ class HttpStream(Layer):
                 yield SendHttp(ResponseHeaders(self.stream_id, continue_), self.context.client)
         self._goto(self.state_consume_request)
         # An addon that already answered (e.g. proxyauth's 407) must not be bypassed by streaming.
-        if request.stream and self.flow.response is None:
+        # A request without a body is complete already: nothing to stream, its request hook
+        # runs before the server is contacted (as in mitmproxy).
+        if request.stream and self.flow.response is None and not event.end_stream:
             yield from self.start_request_stream(event.end_stream)
 
     def answer_before_body(self) -> CommandGenerator[None]:
@@ -211,25 +225,32 @@ class HttpStream(Layer):
                     if not self.context.options.keep_host_header:
                         request.host_header = _hostport(request.scheme, *address)
             else:
-                if not request.scheme:
-                    request.scheme = "https" if self.context.client.tls else "http"
-                host_header = request.host_header
-                if not host_header:
-                    return "HTTP request has no Host header, destination unknown."
-                try:
-                    default = 443 if request.scheme == "https" else 80
-                    request.host, request.port = parse_authority(host_header.encode(), default)
-                except ProtocolError as e:
-                    return str(e)
+                return self._destination_from_host_header()
             return None
-        if not request.scheme or not request.host:
-            return (
-                "Invalid HTTP request form (expected authority or absolute form, got "
-                f"origin form {request.path!r}). Is this a request to the proxy itself?"
-            )
+        if not request.host:
+            # Origin form to a regular proxy: the Host header names the destination, as in
+            # mitmproxy (a Host naming the proxy itself is refused when connecting).
+            problem = self._destination_from_host_header()
+            if problem:
+                return problem
         if self.mode is HTTPMode.regular and (request.is_http11 or request.is_http10):
             # As mitmproxy: an HTTP/1 absolute-form target is kept as scheme + host only.
             request.authority = ""
+        return None
+
+    def _destination_from_host_header(self) -> str | None:
+        request = self.flow.request
+        if not request.scheme:
+            request.scheme = "https" if self.context.client.tls else "http"
+        host_header = request.host_header
+        if not host_header:
+            return "HTTP request has no host header, destination unknown."
+        try:
+            default = 443 if request.scheme == "https" else 80
+            # Not the host/port setters: the Host header stays as the client sent it.
+            request.data.host, request.data.port = parse_authority(host_header.encode(), default)
+        except ProtocolError as e:
+            return str(e)
         return None
 
     def _declared_over_stream_limit(self, headers: Headers) -> bool:
@@ -320,6 +341,8 @@ class HttpStream(Layer):
             if self.flow.request.trailers:
                 yield SendHttp(RequestTrailers(self.stream_id, self.flow.request.trailers), self.server_conn)
             yield SendHttp(RequestEndOfMessage(self.stream_id), self.server_conn)
+            if self.response_complete:
+                yield from self.finish()  # the server answered early; now the upload is over too
         elif isinstance(event, RequestProtocolError):
             yield from self.client_error(event)
         else:
@@ -327,9 +350,10 @@ class HttpStream(Layer):
 
     def stream_request_chunk(self, data: bytes) -> CommandGenerator[None]:
         stream = self.flow.request.stream
+        empty = not data  # an empty HTTP/2 DATA frame is relayed as one
         if callable(stream):
             data = _modified(stream, data)
-        if data:
+        if data or empty:
             self._keep_streamed("request", data)
             yield SendHttp(RequestData(self.stream_id, data), self.server_conn)
 
@@ -409,7 +433,7 @@ class HttpStream(Layer):
             # server's response is arriving, the client is gone (as mitmproxy sees it): stop
             # downloading, maybe without end, for nobody.
             if self.server_conn is not None and self.flow.response is not None:
-                gone = RequestProtocolError(self.stream_id, "Client disconnected.", ErrorCode.CLIENT_DISCONNECTED)
+                gone = RequestProtocolError(self.stream_id, CLIENT_GONE, ErrorCode.CLIENT_DISCONNECTED)
                 yield from self.client_error(gone)
         elif isinstance(event, (RequestData, RequestEndOfMessage)):
             pass  # the client's body after an early response: nothing left to do with it
@@ -469,9 +493,10 @@ class HttpStream(Layer):
     def stream_response_chunk(self, data: bytes) -> CommandGenerator[None]:
         assert self.flow.response is not None
         stream = self.flow.response.stream
+        empty = not data  # an empty HTTP/2 DATA frame is relayed as one
         if callable(stream):
             data = _modified(stream, data)
-        if data:
+        if data or empty:
             self._keep_streamed("response", data)
             yield SendHttp(ResponseData(self.stream_id, data), self.context.client)
 
@@ -497,7 +522,7 @@ class HttpStream(Layer):
             if response.trailers:
                 yield SendHttp(ResponseTrailers(self.stream_id, response.trailers), self.context.client)
             yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
-            yield from self.finish()
+            yield from self.response_finished()
             return
         response.data.content = self.response_body.take()
         yield from self.send_response()
@@ -519,6 +544,15 @@ class HttpStream(Layer):
         if response.trailers:
             yield SendHttp(ResponseTrailers(self.stream_id, response.trailers), self.context.client)
         yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
+        yield from self.response_finished()
+
+    def response_finished(self) -> CommandGenerator:
+        """The response is out. A server may answer before a streamed upload is over (RFC
+        9110 section 15.5.14): as mitmproxy, the upload is still relayed to the end, unless
+        the server closes the connection."""
+        self.response_complete = True
+        if self._handle_event == self.state_stream_request:
+            return
         yield from self.finish()
 
     def finish(self) -> CommandGenerator[None]:
@@ -561,11 +595,12 @@ class HttpStream(Layer):
 
     def client_error(self, event: RequestProtocolError) -> CommandGenerator[None]:
         message = event.message
-        if event.code is ErrorCode.CLIENT_DISCONNECTED:
-            message = "Client disconnected."
-        yield from self.fire_error_hook(message)
+        if event.code is ErrorCode.CLIENT_DISCONNECTED and not self.flow.request.is_http2:
+            message = CLIENT_GONE  # HTTP/2 says which: stream reset or connection closed
+        # The server side is dropped before the error hook runs, as in mitmproxy.
         if self.server_conn is not None:
             yield SendHttp(RequestProtocolError(self.stream_id, message, event.code), self.server_conn)
+        yield from self.fire_error_hook(message)
         yield SendHttp(ResponseProtocolError(self.stream_id, event.message, event.code), self.context.client)
         yield from self.finish()
 
@@ -617,7 +652,13 @@ class HttpStream(Layer):
 
     def handle_connect(self) -> CommandGenerator[None]:
         request = self.flow.request
+        self.request_complete = True  # a CONNECT has no body; no end event comes for it
         yield HttpConnectHook(self.flow)
+        if self._client_cancelled():
+            # The client left during the hook: nothing to connect, no error hook (as mitmproxy).
+            self.flow.error = Error(CLIENT_GONE)
+            yield from self.finish()
+            return
         if self._killed:
             yield from self.kill(error_hook=False)
             return
@@ -683,6 +724,7 @@ class HttpStream(Layer):
         self.flow.live = False
         assert self.flow.response is not None
         yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
+        yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)  # the tunnel begins
 
     def upgrade_to_passthrough(self) -> CommandGenerator[None]:
         """A 101 response: WebSocket frames (or raw bytes) flow on both connections now."""
@@ -719,10 +761,12 @@ class HttpStream(Layer):
                 "warn",
             )
             yield commands.CloseConnection(self.context.client)
+            yield from self.finish()  # nothing of the server's side is relayed any more
             return
         self.upgraded = True
         self._goto(self.state_passthrough)
         yield SendHttp(ResponseHeaders(self.stream_id, response, False), self.context.client)
+        yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)  # the new protocol begins
         if self.flow.websocket is None:
             self.flow.live = False
         yield from self.from_upgraded_child(self.child_layer.handle_event(events.Start()))
@@ -758,13 +802,17 @@ class HttpStream(Layer):
             event = events.DataReceived(client, event.data)
         elif isinstance(event, RequestEndOfMessage):
             if not self.request_complete:
-                # The end of the CONNECT request itself, queued while its hooks ran.
+                # The end of the upgraded request itself, queued while its hooks ran.
                 self.request_complete = True
                 return
             event = events.ConnectionClosed(client)
         elif isinstance(event, ResponseData) and self.server_conn is not None:
             event = events.DataReceived(self.server_conn, event.data)
         elif isinstance(event, ResponseEndOfMessage) and self.server_conn is not None:
+            if not self.upgrade_response_ended:
+                # The end of the 101 itself, queued while its hooks ran.
+                self.upgrade_response_ended = True
+                return
             event = events.ConnectionClosed(self.server_conn)
         elif isinstance(event, HttpEvent):
             return
@@ -851,6 +899,9 @@ class HttpLayer(Layer):
         self.waiting_for_connection: dict[Connection, list[GetHttpConnection]] = {}
         # The HttpClient of each server connection (under a ServerTLSLayer for https).
         self.http_clients: dict[Connection, HttpClient] = {}
+        # The upstream proxy each server connection was opened through: an addon may change
+        # flow.server_conn.via on a live connection object to pick another for later requests.
+        self.opened_via: dict[Connection, object] = {}
 
     def __repr__(self) -> str:
         return f"HttpLayer({self.mode.name}, streams={len(self.streams)})"
@@ -884,6 +935,16 @@ class HttpLayer(Layer):
                 # The server connection opened before us (transparent mode), not used yet,
                 # was closed by the server: close our side too.
                 yield commands.CloseConnection(event.connection)
+            elif isinstance(event, events.DataReceived) and event.connection is self.context.server:
+                # The server connection opened before us speaks first (an HTTP/2 server's
+                # SETTINGS): its layer starts now, and the first request will use it.
+                context = self.context.fork()
+                context.server = self.context.server
+                client_layer = HttpClient(context)
+                self.connections[self.context.server] = client_layer
+                self.http_clients[self.context.server] = client_layer
+                yield from self.event_to_child(client_layer, events.Start())
+                yield from self.event_to_child(client_layer, event)
         elif isinstance(event, events.MessageInjected):
             # The flow may be the stream's own (WebSocket) or one inside its tunnel (TCP
             # after CONNECT): every tunnel gets to see it, the owner picks it up.
@@ -962,6 +1023,8 @@ class HttpLayer(Layer):
         for connection in self.connections:
             if not isinstance(connection, Server) or not command.connection_spec_matches(connection):
                 continue
+            if self.opened_via.get(connection, connection.via) != command.via:
+                continue
             if connection in self.waiting_for_connection:
                 self.waiting_for_connection[connection].append(command)
                 return
@@ -973,11 +1036,16 @@ class HttpLayer(Layer):
         server = self.context.server
         reuse_context = (
             server.address == command.address
-            and server.via == command.via
+            and self.opened_via.get(server, server.via) == command.via
             and server.tls == command.tls
             and server not in self.connections
             and (server.connected or server.timestamp_start is None)
         )
+        if reuse_context and server.error and not server.connected:
+            # The connection the client's own (transparent/CONNECT) target got failed already,
+            # e.g. its TLS handshake: that failure is the answer, as in mitmproxy.
+            yield from self.reply(command, (None, server.error))
+            return
         context = self.context.fork()
         top: Layer
         if reuse_context:
@@ -1001,6 +1069,7 @@ class HttpLayer(Layer):
             if command.via:
                 top = HttpUpstreamTunnel.make(context, send_connect, top)
         self.connections[server] = top
+        self.opened_via[server] = command.via
         self.http_clients[server] = client_layer
         self.waiting_for_connection[server] = [command]
         yield from self.event_to_child(top, events.Start())

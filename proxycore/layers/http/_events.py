@@ -36,6 +36,10 @@ class ErrorCode(enum.Enum):
         return _STATUS.get(self)
 
 
+# The flow error when the client hung up (HTTP/1, or a whole HTTP/2 connection); the last
+# words are the phrase mitmproxy's error says, which addons may look for.
+CLIENT_GONE = "Client disconnected: peer closed connection."
+
 _STATUS = {
     ErrorCode.GENERIC_CLIENT_ERROR: 400,
     ErrorCode.REQUEST_VALIDATION_FAILED: 400,

@@ -16,6 +16,7 @@ from proxycore.connection import Connection
 from proxycore.http import Headers, Request, Response, _hostport
 from proxycore.layers.http._commands import ReceiveHttp
 from proxycore.layers.http._events import (
+    CLIENT_GONE,
     BodyBackpressure,
     DiscardRequestBody,
     ErrorCode,
@@ -93,7 +94,7 @@ class Http1Connection(Layer):
         """Body bytes that can only queue up while their message is held: past the size at
         which the body would be streamed, stop reading the peer until the hold ends."""
         self.held_bytes += size
-        limit = hold_limit(self.context.options)
+        limit = pause_limit(self.context.options)
         if limit is not None and self.held_bytes > limit:
             self.hold_pausing = True
             yield from self._apply_reading()
@@ -158,6 +159,19 @@ def hold_limit(options: Options) -> int | None:
     return min((x for x in limits if x is not None), default=None)
 
 
+# A small stream_large_bodies (mitmproxy's tests use 0 and 3) streams the body once the
+# hook returns; reading stops during the hook only past this much, so that a few bytes
+# do not cost a PauseReading/ResumeReading pair. body_buffer_limit still applies exactly.
+PAUSE_FLOOR = 2**16
+
+
+def pause_limit(options: Any) -> int | None:
+    """Body bytes read for a message a hook holds before reading its peer stops."""
+    stream = parse_size(options.stream_large_bodies)
+    limits = [None if stream is None else max(stream, PAUSE_FLOOR), parse_size(options.body_buffer_limit) or None]
+    return min((x for x in limits if x is not None), default=None)
+
+
 def _outgoing_framing(headers: Headers, bodiless: bool) -> str:
     if bodiless:
         return "none"
@@ -208,6 +222,8 @@ class Http1Server(Http1Connection):
         self.head_timer = HeadTimer(context.options, publish_on=self.conn)
         self.linger_timer: commands.RequestWakeup | None = None
         self.body_discarded = False  # answered before the body: the rest is parsed, not passed on
+        self.answered_early = False  # response sent while the body is still relayed to the server
+        self.switching = False  # a 2xx to CONNECT or a 101 was sent; passthrough once it ends
 
     def _arm_head_timer(self, idle: bool) -> None:
         """Wait for the next request head: keepalive_timeout for its first byte after a
@@ -307,10 +323,12 @@ class Http1Server(Http1Connection):
         self.request, self.response = request, None
         self.request_done = size == 0
         self.body_discarded = False
+        self.answered_early = False
         yield ReceiveHttp(RequestHeaders(self.stream_id, request, end_stream=size == 0))
         if size == 0:
             self.state = "wait"
-            yield ReceiveHttp(RequestEndOfMessage(self.stream_id))
+            if request.method != "CONNECT":  # a CONNECT request goes on as its tunnel (as mitmproxy)
+                yield ReceiveHttp(RequestEndOfMessage(self.stream_id))
         else:
             self.body_reader = BodyReader(size)
             self.state = "read_body"
@@ -341,6 +359,10 @@ class Http1Server(Http1Connection):
                 if part.trailers:
                     yield ReceiveHttp(RequestTrailers(stream_id, part.trailers))
                 yield ReceiveHttp(RequestEndOfMessage(stream_id))
+                if self.answered_early and self.state == "wait":
+                    self.answered_early = False
+                    yield from self._response_done()  # reads on itself
+                    return False
         return self.state not in ("read_body", "errored")
 
     def _bad_request(self, reason: str, status: int) -> CommandGenerator[None]:
@@ -360,6 +382,7 @@ class Http1Server(Http1Connection):
         elif state == "read_body":
             assert self.body_reader is not None and self.stream_id is not None
             self.state = "done"
+            yield commands.CloseConnection(self.conn)  # first, then the stream fails (as mitmproxy)
             yield ReceiveHttp(
                 RequestProtocolError(
                     self.stream_id,
@@ -367,13 +390,17 @@ class Http1Server(Http1Connection):
                     ErrorCode.CLIENT_DISCONNECTED,
                 )
             )
-            yield commands.CloseConnection(self.conn)
         elif state in ("read_headers", "done", "errored", "discard"):
             # Idle keep-alive connection (or half a request head): nothing to answer.
             if state == "read_headers" and self.buf.strip():
                 yield commands.Log("client closed the connection mid-request", logging.DEBUG)
             self.state = "done"
             yield commands.CloseConnection(self.conn)
+        elif state == "wait" and self.request is not None and self.request.method == "CONNECT":
+            # A client that stops writing before its tunnel exists cannot use it: gone.
+            self.state = "done"
+            yield commands.CloseConnection(self.conn)
+            yield ReceiveHttp(RequestProtocolError(self.stream_id, CLIENT_GONE, ErrorCode.CLIENT_DISCONNECTED))
         elif state == "wait":
             # The stream decides: a half-close right after the request still gets the
             # response; a FIN while the response is arriving means the client is gone.
@@ -398,6 +425,9 @@ class Http1Server(Http1Connection):
         elif isinstance(event, ResponseTrailers):
             self.pending_trailers = event.trailers
         elif isinstance(event, ResponseEndOfMessage):
+            if self.switching:
+                yield from self._start_passthrough()
+                return
             if self.state == "passthrough":
                 yield commands.CloseConnection(self.conn, half_close=True)
                 return
@@ -435,15 +465,29 @@ class Http1Server(Http1Connection):
         self.send_framing = _outgoing_framing(response.headers, bodiless)
         yield commands.SendData(self.conn, http1.assemble_response_head(response))
         if response.status_code == 101 or (method == "CONNECT" and 200 <= response.status_code < 300):
-            self.state = "passthrough"
-            if self.buf:
-                assert self.stream_id is not None
-                yield ReceiveHttp(RequestData(self.stream_id, self._take(len(self.buf))))
-            yield from self._pipeline_backpressure()  # a tunnel reads on, whatever came early
+            # The tunnel begins once this (bodiless) response has ended: see _start_passthrough.
+            self.switching = True
+
+    def _start_passthrough(self) -> CommandGenerator[None]:
+        """After a 2xx to CONNECT or a 101 has ended, both ways carry the new protocol's bytes."""
+        self.switching = False
+        self.state = "passthrough"
+        assert self.request is not None
+        if self.request.method == "CONNECT":
+            # Blank lines after a CONNECT head belong to it, not to the tunnel (as mitmproxy).
+            del self.buf[: http1.leading_blank_lines(self.buf)]
+        if self.buf:
+            yield ReceiveHttp(RequestData(self.stream_id, self._take(len(self.buf))))
+        yield from self._pipeline_backpressure()  # a tunnel reads on, whatever came early
 
     def _response_done(self) -> CommandGenerator[None]:
         request, response = self.request, self.response
         assert request is not None and response is not None
+        if self.state == "read_body" and not self.request_done and not self.body_discarded and not self.client_closed:
+            # An early answer while the body is streamed to the server: it is read and
+            # relayed to its end, then the connection goes on (or closes) as usual.
+            self.answered_early = True
+            return
         close = (
             self.client_closed
             or not self.request_done
@@ -499,6 +543,7 @@ class Http1Client(Http1Connection):
         self.state = "idle"
         self.response_size = 0
         self.absolute_form = absolute_form  # talking to an upstream proxy: full URLs
+        self.request_sent = True  # the request in progress has gone out to its end
 
     @property
     def reusable(self) -> bool:
@@ -527,6 +572,7 @@ class Http1Client(Http1Connection):
             self.stream_id = event.stream_id
             self.request, self.response = request, None
             self.state = "wait"
+            self.request_sent = False
             bodiless = event.end_stream and "content-length" not in request.headers
             framing = _outgoing_framing(request.headers, bodiless)
             # A request body must be delimited: an unknown length is sent chunked.
@@ -551,10 +597,16 @@ class Http1Client(Http1Connection):
                 yield commands.CloseConnection(self.conn, half_close=True)
             else:
                 yield from self._send_end()
+                self.request_sent = True
+                if self.state == "sending":  # answered early; now the request is out too
+                    self.state = "idle"
+                    self.request = None
+                    self.body_reader = None
         elif isinstance(event, RequestProtocolError):
             # The client went away or the request was killed: this connection is unusable.
-            self.state = "done"
-            yield commands.CloseConnection(self.conn)
+            if self.state != "done":  # (closed already if the server side failed first)
+                self.state = "done"
+                yield commands.CloseConnection(self.conn)
         elif isinstance(event, BodyBackpressure):
             if not event.request and event.stream_id == self.stream_id:
                 yield from self._hold_body(event.paused)
@@ -601,8 +653,13 @@ class Http1Client(Http1Connection):
         self.response = response
         self.response_size = size
         yield ReceiveHttp(ResponseHeaders(self.stream_id, response, end_stream=size == 0))
-        if response.status_code == 101:
+        tunnel = self.request.method == "CONNECT" and 200 <= response.status_code < 300
+        if response.status_code == 101 or tunnel:
             self.state = "passthrough"
+            if response.status_code == 101:
+                # The 101 itself is complete; what follows is the new protocol (as mitmproxy).
+                # (A 2xx to a CONNECT goes on as the tunnel, without an end.)
+                yield ReceiveHttp(ResponseEndOfMessage(self.stream_id))
             if self.buf:
                 yield ReceiveHttp(ResponseData(self.stream_id, self._take(len(self.buf))))
             return False
@@ -652,6 +709,9 @@ class Http1Client(Http1Connection):
             self.state = "done"
             if self.conn.connected or self.response_size != http1.UNTIL_EOF:
                 yield commands.CloseConnection(self.conn)
+        elif not self.request_sent:
+            self.state = "sending"  # an early answer: not reusable until the request is out
+            self.response = None
         else:
             self.state = "idle"
             self.request = self.response = None
@@ -660,6 +720,8 @@ class Http1Client(Http1Connection):
 
     def _server_closed(self) -> CommandGenerator[None]:
         state = self.state
+        if state == "done":
+            return  # we closed it already (and said so): the server's FIN needs nothing more
         if state == "passthrough":
             assert self.stream_id is not None
             yield ReceiveHttp(ResponseEndOfMessage(self.stream_id))
@@ -669,7 +731,7 @@ class Http1Client(Http1Connection):
             try:
                 parts = self.body_reader.eof()
             except ProtocolError:
-                yield from self._fail("Server closed the connection before the response was complete.")
+                yield from self._fail("Server disconnected before the response was complete (peer closed connection).")
                 return
             self.state = "done"
             yield commands.CloseConnection(self.conn)
@@ -677,6 +739,9 @@ class Http1Client(Http1Connection):
             return
         if state == "wait":
             yield from self._fail("Server disconnected without sending a response.")
+            return
+        if state == "sending":
+            yield from self._fail("Server closed the connection before the request was sent in full.")
             return
         self.state = "done"
         yield commands.CloseConnection(self.conn)

@@ -41,6 +41,7 @@ from proxycore.connection import Connection
 from proxycore.http import Headers, Request, Response, reason_phrase
 from proxycore.layers.http._commands import ReceiveHttp
 from proxycore.layers.http._events import (
+    CLIENT_GONE,
     BodyBackpressure,
     DiscardRequestBody,
     ErrorCode,
@@ -197,10 +198,10 @@ class BufferedH2Connection(h2.connection.H2Connection):
             self.send_headers(stream_id, trailers, end_stream=True)
 
     def end_stream_buffered(self, stream_id: int) -> None:
-        if self.pending.get(stream_id):
+        if stream_id in self.pending_trailers:
+            pass  # the trailers, sent once the data is out, end the stream
+        elif self.pending.get(stream_id):
             self.send_data_buffered(stream_id, b"", end_stream=True)
-        elif stream_id in self.pending_trailers:
-            pass  # the trailers end the stream
         else:
             self.end_stream(stream_id)
 
@@ -210,11 +211,20 @@ class BufferedH2Connection(h2.connection.H2Connection):
             data, end_stream = queue[0]
             view = memoryview(data)  # slicing a view copies nothing; big bodies go out in many frames
             pos = 0
+            frame = self.max_outbound_frame_size
             while True:
                 window = self.local_flow_control_window(stream_id)
-                size = min(len(view) - pos, window, self.max_outbound_frame_size)
+                # Frames end at multiples of the frame size from the chunk's start (where a
+                # window cut it short, the rest of that frame goes alone), as mitmproxy's do.
+                size = min(len(view) - pos, window, frame - pos % frame)
                 if pos < len(view) and size <= 0:
-                    queue[0] = (bytes(view[pos:]), end_stream)
+                    rest = bytes(view[pos:])
+                    partial = pos % frame
+                    if partial and len(rest) > frame - partial:
+                        queue[0] = (rest[frame - partial :], end_stream)
+                        queue.appendleft((rest[: frame - partial], False))
+                    else:
+                        queue[0] = (rest, end_stream)
                     return  # wait for WINDOW_UPDATE
                 last = pos + size >= len(view)
                 self.send_data(stream_id, view[pos : pos + size], end_stream=end_stream and last)
@@ -292,8 +302,9 @@ def _outbound_fields(message: Any, options: Any) -> tuple[list[tuple[bytes, byte
 
 def _lowercased_log(names: list[bytes]) -> CommandGenerator[None]:
     for name in names:
+        # info, not warn: mitmproxy lowercases silently, and nothing goes wrong for the peer.
         yield commands.Log(f"HTTP/2 header name {name.decode(errors='replace')!r} sent lowercase "
-                           "(HTTP/2 does not allow uppercase names).", "warn")
+                           "(HTTP/2 does not allow uppercase names).", "info")
 
 
 class Http2Connection(Layer):
@@ -384,7 +395,9 @@ class Http2Connection(Layer):
                 self.h2_conn.acknowledge_connection_only(event.flow_controlled_length)
             else:
                 self.h2_conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-            if event.data:
+            if event.data or not event.stream_ended:
+                # An empty DATA frame is passed on too (as mitmproxy); one that only ends the
+                # stream is the end, below.
                 yield from self.data_received(event.stream_id, event.data)
             if event.stream_ended:
                 yield from self.stream_ended(event.stream_id)
@@ -483,8 +496,9 @@ class Http2Connection(Layer):
     def fail_all(self, message: str, peer_closed: bool = False, last_stream_id: int | None = None) -> CommandGenerator[None]:
         """The connection is over: every exchange still open on it fails."""
         if not self.closed:
+            self.closed = True
+            yield commands.CloseConnection(self.conn)  # first, then the exchanges fail (as mitmproxy)
             yield from self.fail_streams(message)
-            yield commands.CloseConnection(self.conn)
 
     def fail_streams(self, message: str) -> CommandGenerator[None]:
         self.closed = True
@@ -556,23 +570,20 @@ class Http2Server(Http2Connection):
     def __init__(self, context: Context) -> None:
         super().__init__(context, context.client)
         self.headers_sent: set[int] = set()
+        self.answered: set[int] = set()  # response sent in full, upload still relayed
         options = context.options
         self.resets = ResetWindow(
             int(getattr(options, "http2_max_resets", 200)), float(getattr(options, "http2_reset_window", 30))
         )
-        self.reset_tick: commands.RequestWakeup | None = None
         self.linger: commands.RequestWakeup | None = None
         # request_head_timeout from the start until the first stream and for every header
-        # block that has begun; keepalive_timeout while no stream is open.
-        self.head_timer = HeadTimer(options)
+        # block that has begun; keepalive_timeout while no stream is open. Published on the
+        # client connection for the driver to arm, as HTTP/1's: the layer yields no timer.
+        self.head_timer = HeadTimer(options, publish_on=context.client)
         self.first_stream_seen = False
 
     def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
-        if isinstance(event, events.Wakeup) and event.command is self.reset_tick:
-            self.reset_tick = None
-            self.resets.tick()
-            yield from self.arm_reset_tick()
-        elif self.linger is not None and (
+        if self.linger is not None and (
             (isinstance(event, events.Wakeup) and event.command is self.linger)
             or (isinstance(event, events.ConnectionClosed) and event.connection is self.conn)
         ):
@@ -583,36 +594,31 @@ class Http2Server(Http2Connection):
         else:
             yield from super()._handle_event(event)
             if isinstance(event, events.Start):
-                armed = self.head_timer.arm(idle=False)
+                self.head_timer.arm(idle=False)
             elif isinstance(event, (events.DataReceived, HttpEvent)):
-                armed = self.update_head_timer()
-            else:
-                armed = None
-            if armed is not None:
-                yield armed
+                self.update_head_timer()
 
-    def update_head_timer(self) -> commands.RequestTimeout | None:
+    def update_head_timer(self) -> None:
         """After anything happened on the connection: which wait, if any, is timed now
-        (a new timer to ask for, or None)."""
+        (the timer is published on the client connection, see HeadTimer)."""
         timer = self.head_timer
         buffer = self.h2_conn.incoming_buffer
         assert isinstance(buffer, BoundedFrameBuffer)
         if self.streams and timer.command is None and not buffer.partial_frame and not buffer._headers_buffer:
-            return None  # the usual case while exchanges run: nothing to time
+            return  # the usual case while exchanges run: nothing to time
         if self.closed:
             timer.disarm()
         elif buffer.header_block_pending or (timer.idle and buffer.partial_frame):
             # A request head has begun; while it is incomplete the whole connection waits
             # for it (nothing but CONTINUATION may come), so it is timed with streams open too.
             if not timer.running or timer.idle:
-                return timer.arm(idle=False)
+                timer.arm(idle=False)
         elif not self.first_stream_seen:
             pass  # the timer armed on start runs until the first request head is in
         elif self.streams or self.h2_conn.pending:
             timer.disarm()  # exchanges in progress: tcp_timeout watches those
         elif not (timer.running and timer.idle):
-            return timer.arm(idle=True)
-        return None
+            timer.arm(idle=True)
 
     def head_timed_out(self) -> CommandGenerator[None]:
         delay, idle = self.head_timer.delay, self.head_timer.idle
@@ -624,12 +630,6 @@ class Http2Server(Http2Connection):
             message = f"HTTP/2 client did not complete a request head within {delay:g} s"
             yield commands.Log(message, "info")
             yield from self.goaway(h2.errors.ErrorCodes.NO_ERROR, b"request head timeout", message)
-
-    def arm_reset_tick(self) -> CommandGenerator[None]:
-        """Keep the reset window sliding while it holds any reset."""
-        if self.resets.enabled and self.resets.counting and self.reset_tick is None and not self.closed:
-            self.reset_tick = commands.RequestWakeup(self.resets.tick_interval)
-            yield self.reset_tick
 
     def headers_received(self, event: Any) -> CommandGenerator[None]:
         h2_id = event.stream_id
@@ -707,6 +707,9 @@ class Http2Server(Http2Connection):
         if state == "body":
             self.streams[h2_id] = "done"
             yield ReceiveHttp(RequestEndOfMessage(h2_id))
+            if h2_id in self.answered:
+                self.answered.discard(h2_id)
+                self.stream_over(h2_id)
         elif state == "discard":
             self.streams[h2_id] = "done"  # the whole body is in (and dropped): no reset needed
 
@@ -715,14 +718,12 @@ class Http2Server(Http2Connection):
         self.stream_over(h2_id)
         if known:
             yield ReceiveHttp(
-                RequestProtocolError(h2_id, f"Stream reset by client ({_error_name(code)}).", ErrorCode.CLIENT_DISCONNECTED)
+                RequestProtocolError(h2_id, f"HTTP/2 stream reset by the client ({_error_name(code)}).", ErrorCode.CLIENT_DISCONNECTED)
             )
         # Every RST_STREAM from the client counts, as in the servers' fixes for rapid reset:
         # a stream opened and cancelled at once costs us far more than it costs the client.
         if self.resets.add():
             yield from self.too_many_resets()
-        else:
-            yield from self.arm_reset_tick()
 
     def too_many_resets(self) -> CommandGenerator[None]:
         message = (
@@ -745,6 +746,11 @@ class Http2Server(Http2Connection):
         yield commands.CloseConnection(self.conn, half_close=True)
         self.linger = commands.RequestWakeup(GOAWAY_LINGER_SECONDS)
         yield self.linger
+
+    def fail_all(self, message: str, peer_closed: bool = False, last_stream_id: int | None = None) -> CommandGenerator[None]:
+        if peer_closed:
+            message = CLIENT_GONE
+        yield from super().fail_all(message, peer_closed, last_stream_id)
 
     def stream_failed(self, h2_id: int, message: str) -> CommandGenerator[None]:
         yield ReceiveHttp(RequestProtocolError(h2_id, message, ErrorCode.CLIENT_DISCONNECTED))
@@ -782,11 +788,16 @@ class Http2Server(Http2Connection):
         elif isinstance(event, ResponseEndOfMessage):
             if h2_id not in self.ended_locally:
                 conn.end_stream_buffered(h2_id)
-            if self.streams.get(h2_id) in ("body", "discard"):
-                conn.reset_when_sent(h2_id)  # answered before the client finished its upload
             self.ended_locally.discard(h2_id)
-            self.stream_over(h2_id)
             self.headers_sent.discard(h2_id)
+            if self.streams.get(h2_id) == "body":
+                # Answered while the upload is streamed to the server: it is relayed to its
+                # end, as mitmproxy does (the stream is over once the client ends it).
+                self.answered.add(h2_id)
+                return
+            if self.streams.get(h2_id) == "discard":
+                conn.reset_when_sent(h2_id)  # answered before the client finished its upload
+            self.stream_over(h2_id)
         elif isinstance(event, ResponseProtocolError):
             yield from self.send_error(h2_id, event)
         elif isinstance(event, DiscardRequestBody):
@@ -805,8 +816,20 @@ class Http2Server(Http2Connection):
         if held:
             self.h2_conn.acknowledge_connection_only(held)
 
+    def stream_over(self, h2_id: int) -> None:
+        self.answered.discard(h2_id)
+        super().stream_over(h2_id)
+
     def send_error(self, h2_id: int, event: ResponseProtocolError) -> CommandGenerator[None]:
+        if h2_id in self.answered:
+            # Answered already, and now the upload cannot go on (the server left): ask the
+            # client to stop sending once the answer is out.
+            self.h2_conn.reset_when_sent(h2_id)
+            self.stream_over(h2_id)
+            return
         status = event.code.http_status_code()
+        if event.code is ErrorCode.HTTP_1_1_REQUIRED:
+            status = None  # a reset with that code tells the client to retry over HTTP/1.1
         try:
             if h2_id not in self.headers_sent and status is not None:
                 from proxycore.layers.http._http1 import make_error_response
@@ -820,6 +843,8 @@ class Http2Server(Http2Connection):
                     self.h2_conn.reset_when_sent(h2_id)
             else:
                 code = h2.errors.ErrorCodes.INTERNAL_ERROR  # a killed flow too, as mitmproxy
+                if event.code is ErrorCode.HTTP_1_1_REQUIRED:
+                    code = h2.errors.ErrorCodes.HTTP_1_1_REQUIRED
                 self.h2_conn.forget(h2_id)
                 self.h2_conn.reset_stream(h2_id, code)
         except h2.exceptions.StreamClosedError:
@@ -844,24 +869,25 @@ class Http2Client(Http2Connection):
         self.queued: collections.OrderedDict[int, list[HttpEvent]] = collections.OrderedDict()
         self.queued_paused: set[int] = set()  # queued requests whose client was asked to pause
         self.open_streams = 0
-        self.last_activity = time.monotonic()
+        self.last_activity = time.time()
 
     @property
     def reusable(self) -> bool:
         return not self.closed and self.conn.connected
 
     def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
-        yield from super()._handle_event(event)
         if isinstance(event, events.Start):
-            yield from self.arm_keepalive()
-        elif isinstance(event, events.Wakeup) and not self.closed:
+            yield from self.arm_keepalive()  # before the preface, as mitmproxy's layer
+        yield from super()._handle_event(event)
+        if isinstance(event, events.Wakeup) and not self.closed:
             # Idle upstream connections get a PING so middleboxes and servers keep them open.
-            if time.monotonic() - self.last_activity >= self.keepalive_interval() * 0.9:
-                self.h2_conn.ping(b"prxycore")
+            # (Wall-clock time, as mitmproxy's: its tests move time.time forward.)
+            if time.time() - self.last_activity >= self.keepalive_interval() * 0.9:
+                self.h2_conn.ping(b"0" * 8)
                 yield from self.flush()
             yield from self.arm_keepalive()
         elif isinstance(event, (events.DataReceived, HttpEvent)):
-            self.last_activity = time.monotonic()
+            self.last_activity = time.time()
 
     def keepalive_interval(self) -> float:
         return float(getattr(self.context.options, "http2_ping_keepalive", 0) or 0)
@@ -916,11 +942,11 @@ class Http2Client(Http2Connection):
         authority = request.data.authority or request.headers.get("host", "").encode() or (
             request.host.encode() if request.port in (80, 443) else b"%s:%d" % (request.host.encode(), request.port)
         )
-        fields = [
+        fields = [  # in mitmproxy's order
             (b":method", request.data.method),
             (b":scheme", request.data.scheme or b"https"),
-            (b":authority", authority),
             (b":path", request.data.path or b"/"),
+            (b":authority", authority),
         ]
         plain, lowered = _outbound_fields(request, self.context.options)
         fields += plain
@@ -940,6 +966,8 @@ class Http2Client(Http2Connection):
             if h2_id not in self.ended_locally:
                 self.ended_locally.add(h2_id)
                 conn.end_stream_buffered(h2_id)
+            if self.streams.get(h2_id) == "done":  # the response came in full before
+                yield from self.stream_done(h2_id)
         elif isinstance(event, RequestProtocolError):
             conn.forget(h2_id)
             try:
@@ -993,11 +1021,23 @@ class Http2Client(Http2Connection):
         if our_id is not None and self.streams.get(h2_id) == "body":
             self.streams[h2_id] = "done"
             yield ReceiveHttp(ResponseEndOfMessage(our_id))
-            yield from self.stream_done(h2_id)
+            if h2_id in self.ended_locally:
+                yield from self.stream_done(h2_id)
+            # else: answered early; the stream stays ours until the upload is out
 
     def stream_reset(self, h2_id: int, code: int) -> CommandGenerator[None]:
-        if self.streams.get(h2_id) not in (None, "done"):
-            yield from self.stream_failed(h2_id, f"Stream reset by server ({_error_name(code)}).")
+        if self.streams.get(h2_id) in (None, "done"):
+            return
+        message = f"Stream reset by server ({_error_name(code)})."
+        if code == h2.errors.ErrorCodes.HTTP_1_1_REQUIRED:
+            # Passed on as such to an HTTP/2 client, which then retries over HTTP/1.1.
+            our_id = self.h2_to_our.get(h2_id)
+            self.streams[h2_id] = "done"
+            if our_id is not None:
+                yield ReceiveHttp(ResponseProtocolError(our_id, message, ErrorCode.HTTP_1_1_REQUIRED))
+            yield from self.stream_done(h2_id)
+            return
+        yield from self.stream_failed(h2_id, message)
 
     def stream_failed(self, h2_id: int, message: str) -> CommandGenerator[None]:
         our_id = self.h2_to_our.get(h2_id)

@@ -1,0 +1,90 @@
+"""The save addon's stream file (``save_stream_file``, mitmdump -w): flows are written when
+they end, open flows when the file closes, and a strftime name rotates the file."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import pytest
+
+from addons.save import Save
+from proxycore.exceptions import OptionsError
+from proxycore.io import FlowReader
+from proxycore.test import taddons, tflow
+
+
+def read(path: Path) -> list:
+    with open(path, "rb") as f:
+        return list(FlowReader(f).stream())
+
+
+def test_a_flow_is_written_when_it_ends_and_an_open_one_when_the_file_closes(tmp_path):
+    save = Save()
+    path = tmp_path / "out.mitm"
+    with taddons.context(save) as tctx:
+        tctx.configure(save, save_stream_file=str(path))
+        done, open_ = tflow.tflow(resp=True), tflow.tflow()
+        save.request(done)
+        save.request(open_)
+        save.response(done)
+        assert [f.id for f in read(path)] == [done.id]
+        tctx.configure(save, save_stream_file=None)
+        assert [f.id for f in read(path)] == [done.id, open_.id]
+        assert read(path)[1].response is None
+        save.response(open_)  # no file any more: nothing happens
+        assert len(read(path)) == 2
+
+
+def test_a_strftime_name_rotates_and_open_flows_go_to_the_new_file(tmp_path, monkeypatch):
+    days = iter(["2026-12-05", "2026-12-06"])
+    day = next(days)
+
+    class Clock(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[override]
+            return datetime.datetime.fromisoformat(day)
+
+    monkeypatch.setattr(datetime, "datetime", Clock)
+    save = Save()
+    with taddons.context(save) as tctx:
+        tctx.configure(save, save_stream_file=str(tmp_path / "flows-%Y-%m-%d.mitm"))
+        first, second = tflow.tflow(resp=True), tflow.tflow(resp=True)
+        save.request(first)
+        save.request(second)
+        save.response(first)
+        day = next(days)
+        save.response(second)  # the name changed: a new file
+        save.done()
+    assert [f.id for f in read(tmp_path / "flows-2026-12-05.mitm")] == [first.id]
+    assert [f.id for f in read(tmp_path / "flows-2026-12-06.mitm")] == [second.id]
+
+
+def test_append_and_unwritable_targets(tmp_path):
+    save = Save()
+    path = tmp_path / "out.mitm"
+    with taddons.context(save) as tctx:
+        for _ in range(2):
+            tctx.configure(save, save_stream_file="+" + str(path))
+            flow = tflow.tflow(resp=True)
+            save.request(flow)
+            save.response(flow)
+            tctx.configure(save, save_stream_file=None)
+        assert len(read(path)) == 2
+        with pytest.raises(OptionsError):
+            tctx.configure(save, save_stream_file=str(tmp_path))  # a directory
+
+
+def test_tcp_and_websocket_flows_are_written_at_their_end(tmp_path):
+    save = Save()
+    path = tmp_path / "out.mitm"
+    with taddons.context(save) as tctx:
+        tctx.configure(save, save_stream_file=str(path))
+        tcp, ws = tflow.ttcpflow(), tflow.twebsocketflow()
+        save.tcp_start(tcp)
+        save.request(ws)
+        save.response(ws)  # the handshake: the WebSocket flow is not over yet
+        assert read(path) == []
+        save.tcp_end(tcp)
+        save.websocket_end(ws)
+        assert [f.id for f in read(path)] == [tcp.id, ws.id]
