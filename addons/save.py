@@ -70,6 +70,7 @@ class Save:
 
     def _expanded_path(self) -> tuple[str, str]:
         spec = ctx.options.save_stream_file
+        assert spec is not None  # only asked while a file is configured
         path, mode = _open_target(spec)
         return datetime.datetime.now().strftime(path), mode
 

@@ -90,14 +90,6 @@ def _name_text(name: str | x509.GeneralName) -> str:
     return name if isinstance(name, str) else str(name.value)
 
 
-def _general_name(text: str) -> x509.GeneralName:
-    """A SAN given as text as a GeneralName: an IP address, else a DNS name."""
-    try:
-        return x509.IPAddress(ipaddress.ip_address(text))
-    except ValueError:
-        return x509.DNSName(text)
-
-
 class AltNames(list[str]):
     """Subject alternative names as text (proxycore's form) that also compare equal to, and
     contain, cryptography's GeneralName objects (what mitmproxy's Cert.altnames returns)."""

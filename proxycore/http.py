@@ -429,6 +429,27 @@ class MessageData:
     # mutable, so not hashable (typeshed declares object.__hash__ as a method)
     __hash__ = None  # type: ignore[assignment]
 
+    def get_state(self) -> dict[str, Any]:
+        """The fields that are set, headers and trailers as their (name, value) pairs."""
+        state: dict[str, Any] = {}
+        for name in self._fields():
+            if hasattr(self, name):
+                value = getattr(self, name)
+                state[name] = value.fields if isinstance(value, Headers) else value
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            if name in ("headers", "trailers") and value is not None:
+                value = Headers(value)
+            setattr(self, name, value)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Self:
+        data = cls()
+        data.set_state(state)
+        return data
+
 
 class RequestData(MessageData):
     """A request's raw fields: where it goes (host, port) and its request line."""
@@ -450,27 +471,6 @@ class ResponseData(MessageData):
 
     status_code: int
     reason: bytes
-
-    def get_state(self) -> dict[str, Any]:
-        """The fields that are set, headers and trailers as their (name, value) pairs."""
-        state: dict[str, Any] = {}
-        for name in self.__slots__:
-            if hasattr(self, name):
-                value = getattr(self, name)
-                state[name] = value.fields if isinstance(value, Headers) else value
-        return state
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        for name, value in state.items():
-            if name in ("headers", "trailers") and value is not None:
-                value = Headers(value)
-            setattr(self, name, value)
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> _MessageData:
-        data = cls()
-        data.set_state(state)
-        return data
 
 
 _CHARSET = re.compile(r";\s*charset\s*=\s*([^\s;]+)", re.IGNORECASE)

@@ -609,6 +609,6 @@ class MockTLSLayer(Layer):
         super().__init__(context)
         self.child_layer = child
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if self.child_layer is not None:
             yield from self.child_layer.handle_event(event)

@@ -546,7 +546,7 @@ class HttpStream(Layer):
         yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
         yield from self.response_finished()
 
-    def response_finished(self) -> CommandGenerator:
+    def response_finished(self) -> CommandGenerator[None]:
         """The response is out. A server may answer before a streamed upload is over (RFC
         9110 section 15.5.14): as mitmproxy, the upload is still relayed to the end, unless
         the server closes the connection."""

@@ -165,7 +165,7 @@ def hold_limit(options: Options) -> int | None:
 PAUSE_FLOOR = 2**16
 
 
-def pause_limit(options: Any) -> int | None:
+def pause_limit(options: Options) -> int | None:
     """Body bytes read for a message a hook holds before reading its peer stops."""
     stream = parse_size(options.stream_large_bodies)
     limits = [None if stream is None else max(stream, PAUSE_FLOOR), parse_size(options.body_buffer_limit) or None]
@@ -400,6 +400,7 @@ class Http1Server(Http1Connection):
             # A client that stops writing before its tunnel exists cannot use it: gone.
             self.state = "done"
             yield commands.CloseConnection(self.conn)
+            assert self.stream_id is not None
             yield ReceiveHttp(RequestProtocolError(self.stream_id, CLIENT_GONE, ErrorCode.CLIENT_DISCONNECTED))
         elif state == "wait":
             # The stream decides: a half-close right after the request still gets the
@@ -477,6 +478,7 @@ class Http1Server(Http1Connection):
             # Blank lines after a CONNECT head belong to it, not to the tunnel (as mitmproxy).
             del self.buf[: http1.leading_blank_lines(self.buf)]
         if self.buf:
+            assert self.stream_id is not None
             yield ReceiveHttp(RequestData(self.stream_id, self._take(len(self.buf))))
         yield from self._pipeline_backpressure()  # a tunnel reads on, whatever came early
 
