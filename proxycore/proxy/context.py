@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from proxycore.connection import Client, Server
@@ -18,13 +19,16 @@ class Context:
     the client and options.
     """
 
-    __slots__ = ("client", "server", "options", "layers")
+    __slots__ = ("client", "server", "options", "layers", "instant_hook")
 
     def __init__(self, client: Client, options: Any) -> None:
         self.client = client
         self.options = options
         self.server = Server(address=None)
         self.layers: list[Layer] = []
+        # Set by the driver: whether a hook would be answered at once (no addon listens, no
+        # flow intercepted); layers then go on without pausing for it (see Layer._run).
+        self.instant_hook: Callable[[Any], bool] | None = None
 
     def fork(self) -> Context:
         forked = object.__new__(Context)
@@ -32,6 +36,7 @@ class Context:
         forked.options = self.options
         forked.server = self.server
         forked.layers = list(self.layers)
+        forked.instant_hook = self.instant_hook
         return forked
 
     def __repr__(self) -> str:

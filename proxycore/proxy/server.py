@@ -223,6 +223,7 @@ class ConnectionHandler:
         self.options = master.options
         self.client = client
         self.context = Context(client, self.options)
+        self.context.instant_hook = self._hook_is_trivial
         self.layer = make_layer(self.context)
         self.protocols: dict[Connection, _ConnectionProtocol] = {}
         self._queue: collections.deque[events.Event] = collections.deque()
