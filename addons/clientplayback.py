@@ -224,8 +224,11 @@ class ReplayHandler(ConnectionHandler):
         # how we know the replay is over.
         return not isinstance(hook, _END_HOOKS) and super()._hook_is_trivial(hook)
 
-    async def _hook_task(self, hook: Any) -> None:
-        await super()._hook_task(hook)
+    def _instant_hook(self, hook: Any) -> bool:
+        return not isinstance(hook, _END_HOOKS) and super()._instant_hook(hook)
+
+    async def _hook_task(self, hook: Any, ran: bool = False, rest: Any = None) -> None:
+        await super()._hook_task(hook, ran, rest)
         if not isinstance(hook, _END_HOOKS) or hook.flow is not self.flow:
             return
         if isinstance(hook, HttpResponseHook) and self.flow.websocket is not None:

@@ -146,7 +146,12 @@ class StreamReplayHandler(ConnectionHandler):
     def _hook_is_trivial(self, hook: Any) -> bool:
         return not isinstance(hook, END_HOOKS) and super()._hook_is_trivial(hook)
 
-    async def _hook_task(self, hook: Any) -> None:
-        await super()._hook_task(hook)
+    def _instant_hook(self, hook: Any) -> bool:
+        # Every hook goes up to us: StreamReplayClient marks the flow of the start hook it
+        # sees pass, and the end hooks tell us the replay is over.
+        return False
+
+    async def _hook_task(self, hook: Any, ran: bool = False, rest: Any = None) -> None:
+        await super()._hook_task(hook, ran, rest)
         if isinstance(hook, END_HOOKS):
             self.finished.set()

@@ -223,7 +223,7 @@ class ConnectionHandler:
         self.options = master.options
         self.client = client
         self.context = Context(client, self.options)
-        self.context.instant_hook = self._hook_is_trivial
+        self.context.instant_hook = self._instant_hook
         self.layer = make_layer(self.context)
         self.protocols: dict[Connection, _ConnectionProtocol] = {}
         self._queue: collections.deque[events.Event] = collections.deque()
@@ -231,6 +231,7 @@ class ConnectionHandler:
         self._unsent: dict[_ConnectionProtocol, list[bytes]] = {}  # SendData of this feed()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._hook_tasks: set[asyncio.Task[Any]] = set()
+        self._hooks_started: set[commands.StartHook] = set()  # by _instant_hook, not done yet
         self._semaphores: dict[Any, asyncio.Semaphore] = {}
         self._client_done = asyncio.Event()
         self._full_writers: set[_ConnectionProtocol] = set()
@@ -429,7 +430,9 @@ class ConnectionHandler:
                 if command.connection is self.client:
                     self._client_silent = False  # a server-first protocol: the client may wait
         elif isinstance(command, commands.StartHook):
-            if self._hook_is_trivial(command):
+            if command in self._hooks_started:
+                self._hooks_started.discard(command)  # its task answers it
+            elif self._hook_is_trivial(command):
                 self._queue.append(events.HookCompleted(command))
             else:
                 self._hook_tasks.add(self._spawn(self._hook_task(command)))
@@ -462,6 +465,25 @@ class ConnectionHandler:
 
     # hooks ---------------------------------------------------------------------
 
+    def _instant_hook(self, hook: commands.StartHook) -> bool:
+        """Asked by the layers before they pause for a hook (context.instant_hook): True if
+        the hook is done already, so the layer goes on without waiting for our reply.
+
+        That is the case when nobody listens, and when every handler is a plain function
+        that returned (they run here and now, without a task) and left no flow intercepted.
+        Otherwise what remains runs in a task that answers the hook when the layer yields it."""
+        if self._hook_is_trivial(hook):
+            return True
+        addons = self.master.addons
+        if not addons.has_handlers(hook.name) or self._all_gated_off(hook):
+            return False  # an intercepted flow: _execute starts the task that waits for it
+        rest = addons.handle_now(hook)
+        if rest is None and not any(isinstance(a, Flow) and a.intercepted for a in hook.args()):
+            return True
+        self._hooks_started.add(hook)
+        self._hook_tasks.add(self._spawn(self._hook_task(hook, ran=True, rest=rest)))
+        return False
+
     def _hook_is_trivial(self, hook: commands.StartHook) -> bool:
         """No addon implements it (or every handler's ``gate`` says this one is not for it)
         and no flow is intercepted: answer without a task."""
@@ -478,10 +500,15 @@ class ConnectionHandler:
                 return False
         return True
 
-    async def _hook_task(self, hook: commands.StartHook) -> None:
+    async def _hook_task(self, hook: commands.StartHook, ran: bool = False, rest: Any = None) -> None:
+        """Run the hook (or, when ``ran``, what handle_now left of it), wait while a flow is
+        intercepted, then answer the layer."""
         self._pending_hooks += 1
         try:
-            await self.master.addons.handle_lifecycle(hook)
+            if not ran:
+                await self.master.addons.handle_lifecycle(hook)
+            elif rest is not None:
+                await rest
             for arg in hook.args():
                 if isinstance(arg, Flow) and arg.intercepted:
                     await arg.wait_for_resume()
