@@ -60,6 +60,12 @@ OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 # Set in worker processes (--workers): their listeners share the port, the kernel spreads
 # new connections over them.
 REUSE_PORT = False
+# Set in worker processes: listening sockets the primary bound and handed down, by the
+# (host, port) they serve, so that all workers take connections from one queue; and the
+# question asked before each accept: how long to leave a waiting connection to the other
+# workers (see proxycore/workers/balance.py).
+SHARED_SOCKETS: dict[tuple[str, int], list[socket.socket]] = {}
+ACCEPT_GATE: Callable[[], float] | None = None
 
 LayerFactory = Callable[[Context], Layer]
 
@@ -656,6 +662,12 @@ class _ClientSlots:
     def __init__(self) -> None:
         self.count = 0
         self._waiters: list[asyncio.Future[None]] = []
+        self.publish: Callable[[int], None] | None = None  # told every new count (workers)
+
+    def taken(self) -> None:
+        self.count += 1
+        if self.publish is not None:
+            self.publish(self.count)
 
     def full(self, limit: int) -> bool:
         return self.count >= limit
@@ -668,6 +680,8 @@ class _ClientSlots:
 
     def release(self) -> None:
         self.count -= 1
+        if self.publish is not None:
+            self.publish(self.count)
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():
@@ -709,6 +723,9 @@ def raise_fd_limit() -> None:
 
 def _bind(host: str, port: int) -> list[socket.socket]:
     """Listening sockets for ``host`` (all interfaces if empty), IPv4 and IPv6 on one port."""
+    shared = SHARED_SOCKETS.get((host, port))
+    if shared:
+        return [_nonblocking_copy(sock) for sock in shared]
     infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     sockets: list[socket.socket] = []
     try:
@@ -734,6 +751,54 @@ def _bind(host: str, port: int) -> list[socket.socket]:
             sock.close()
         raise
     return sockets
+
+
+def _set_once(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _accept(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> socket.socket:
+    """The next connection; in a worker, once ACCEPT_GATE lets us take it."""
+    gate = ACCEPT_GATE
+    if gate is None:
+        conn, _ = await loop.sock_accept(sock)
+        return conn
+    while True:
+        ready = loop.create_future()
+        loop.add_reader(sock.fileno(), _set_once, ready)
+        try:
+            await ready
+        finally:
+            loop.remove_reader(sock.fileno())
+        delay = gate()
+        if delay:
+            await asyncio.sleep(delay)  # a less busy worker may take it meanwhile
+        try:
+            conn, _ = sock.accept()
+        except (BlockingIOError, InterruptedError):
+            continue  # another worker took it
+        conn.setblocking(False)
+        return conn
+
+
+def _nonblocking_copy(sock: socket.socket) -> socket.socket:
+    """A second descriptor of a shared listening socket.  Not ``sock.dup()``: that sets the
+    copy's timeout, which switches the one open file, shared with the other workers, to
+    blocking for a moment (and a worker's accept() could then hang its event loop)."""
+    copy = socket.socket(fileno=os.dup(sock.fileno()))
+    copy.setblocking(False)
+    return copy
+
+
+def bind_shared(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets for worker processes to share (the primary binds them)."""
+    global REUSE_PORT
+    reuse, REUSE_PORT = REUSE_PORT, True  # workers may still bind further ones themselves
+    try:
+        return _bind(host, port)
+    finally:
+        REUSE_PORT = reuse
 
 
 class ProxyListener:
@@ -777,7 +842,7 @@ class ProxyListener:
                 )
                 await _client_slots.wait_for_room(limit)
             try:
-                conn, _ = await loop.sock_accept(sock)
+                conn = await _accept(loop, sock)
             except OSError as e:
                 if e.errno not in OUT_OF_RESOURCES:
                     if sock.fileno() == -1:
@@ -795,7 +860,7 @@ class ProxyListener:
             if out_of_fds:
                 out_of_fds = False
                 logger.info("Accepting connections again.")
-            _client_slots.count += 1
+            _client_slots.taken()
             task = loop.create_task(self._serve(conn))
             self._serving.add(task)
             task.add_done_callback(self._serving.discard)
