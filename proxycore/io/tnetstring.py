@@ -135,6 +135,11 @@ def _encode_items(values: Iterable[Any]) -> bytes:
                 add(b"%d:%b#" % (len(digits), digits))
             elif value is None:
                 add(b"0:~")
+            elif kind is float:
+                text = repr(value).encode("ascii")
+                add(b"%d:%b^" % (len(text), text))
+            elif kind is bool:
+                add(b"4:true!" if value else b"5:false!")
             elif kind is dict:
                 add(_encode_dict(value))
             elif kind is list:
