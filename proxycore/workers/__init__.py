@@ -72,17 +72,12 @@ async def receive(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
         return None
 
 
-async def messages(reader: asyncio.StreamReader, linger: float = 0.0) -> AsyncIterator[tuple[Any, ...]]:
+async def messages(reader: asyncio.StreamReader) -> AsyncIterator[tuple[Any, ...]]:
     """Every message until the peer is gone, parsed from whatever arrived together: one
     read per burst instead of two awaited reads per message (the primary gets a record
-    per flow from each worker).  With ``linger``, wait that long after each burst so that
-    the next one is bigger: a worker only needs its message to be in the socket (which
-    holds a few hundred records), not read, and a wakeup per record cost the primary
-    about as much CPU as a worker spends on the whole request."""
+    per flow from each worker)."""
     buffer = bytearray()
     while True:
-        if linger and not buffer:
-            await asyncio.sleep(linger)
         try:
             data = await reader.read(1 << 20)
         except ConnectionError:

@@ -36,8 +36,6 @@ PRIMARY_ONLY = frozenset({
 # A worker that dies sooner than this after its start is restarted with a growing delay.
 QUICK_EXIT = 2.0
 STOP_TIMEOUT = 5.0
-# Seconds the primary lets a worker's messages gather before it reads them (see messages()).
-CHANNEL_LINGER = 0.005
 
 
 def _forwarded(name: str) -> bool:
@@ -267,7 +265,7 @@ class WorkerPool:
         worker.send(("options", self._snapshot()))
         worker.send(("hooks", *self._hooks))
         try:
-            async for message in workers.messages(reader, CHANNEL_LINGER):
+            async for message in workers.messages(reader):
                 if message[0] == "flow":
                     await self._deliver(worker, message[1], message[2], message[3])
                 elif message[0] == "record":
