@@ -80,6 +80,31 @@ def serve(argv: list[str]) -> int:
     return dump.main(argv)
 
 
+def tree_cpu(root: int) -> dict[int, int]:
+    """CPU clock ticks (user + system) of ``root`` and every process below it, by pid."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        ticks[int(entry)] = int(fields[11]) + int(fields[12])
+    tree = {root}
+    changed = True
+    while changed:
+        changed = False
+        for pid, parent in parents.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                changed = True
+    return {pid: ticks[pid] for pid in tree if pid in ticks}
+
+
 def wait_port(port: int, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -155,7 +180,9 @@ def main() -> int:
             if args.warmup:
                 wrk(port, origin_port, args.conns, args.warmup, args.client_cpu)
             os.kill(proxy.pid, signal.SIGUSR1)
+            ticks_before = tree_cpu(proxy.pid)
             result = wrk(port, origin_port, args.conns, args.seconds, args.client_cpu)
+            ticks_after = tree_cpu(proxy.pid)
             os.kill(proxy.pid, signal.SIGUSR2)
             for _ in range(200):
                 if os.path.exists(out) and os.path.getsize(out):
@@ -172,6 +199,15 @@ def main() -> int:
             "errors": errors,
             "req_per_s": round(requests / (result["duration_us"] / 1e6)),
             "cpu_us_per_request": round(cpu_ns / requests / 1000, 2),
+            # Every process of the proxy (primary and workers), from /proc in clock ticks.
+            "tree_cpu_us_per_request": round((
+                sum(ticks_after.values()) - sum(ticks_before.get(p, 0) for p in ticks_after)
+            ) * 1e6 / os.sysconf("SC_CLK_TCK") / requests, 1),
+            "cpu_pct_by_process": [
+                round((ticks_after[p] - ticks_before.get(p, 0)) * 100 / os.sysconf("SC_CLK_TCK")
+                      / (result["duration_us"] / 1e6))
+                for p in sorted(ticks_after)
+            ],
             "profiled": bool(args.profile),
             "load": os.getloadavg()[0],
         }
