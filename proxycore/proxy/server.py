@@ -478,13 +478,13 @@ class ConnectionHandler:
         That is the case when nobody listens, and when every handler is a plain function
         that returned (they run here and now, without a task) and left no flow intercepted.
         Otherwise what remains runs in a task that answers the hook when the layer yields it."""
-        if self._hook_is_trivial(hook):
-            return True
         addons = self.master.addons
-        if not addons.has_handlers(hook.name) or self._all_gated_off(hook):
-            return False  # an intercepted flow: _execute starts the task that waits for it
+        if not addons.handlers(hook.name) or self._all_gated_off(hook):
+            # Nobody listens; unless a flow is intercepted (then _execute starts the task
+            # that waits for its resume), it is done.
+            return not _intercepted(hook)
         rest = addons.handle_now(hook)
-        if rest is None and not any(isinstance(a, Flow) and a.intercepted for a in hook.args()):
+        if rest is None and not _intercepted(hook):
             return True
         self._hooks_started.add(hook)
         self._hook_tasks.add(self._spawn(self._hook_task(hook, ran=True, rest=rest)))
@@ -495,7 +495,7 @@ class ConnectionHandler:
         and no flow is intercepted: answer without a task."""
         if self.master.addons.has_handlers(hook.name) and not self._all_gated_off(hook):
             return False
-        return not any(isinstance(a, Flow) and a.intercepted for a in hook.args())
+        return not _intercepted(hook)
 
     def _all_gated_off(self, hook: commands.StartHook) -> bool:
         """A handler may carry a cheap synchronous ``gate(*args) -> bool`` (e.g. "is this
@@ -751,6 +751,11 @@ def _bind(host: str, port: int) -> list[socket.socket]:
             sock.close()
         raise
     return sockets
+
+
+def _intercepted(hook: commands.StartHook) -> bool:
+    """Whether a flow the hook is about is intercepted."""
+    return any(isinstance(a, Flow) and a.intercepted for a in hook.args())
 
 
 def _set_once(future: asyncio.Future[None]) -> None:
