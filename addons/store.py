@@ -71,6 +71,12 @@ class StoreAddon:
         self.started = False
         self._own_view: Any = None
 
+    @property
+    def hooks_active(self) -> bool:
+        """Flow hooks only matter while we feed our own view (proxydump with a store): without
+        one, proxydump's flows cost no hook task here."""
+        return self._own_view is not None
+
     def load(self, loader: Any) -> None:
         loader.add_option(
             "store", str, "",
@@ -156,6 +162,7 @@ class StoreAddon:
 
             self._own_view = View()
             self.configure({"store_memory"})
+            ctx.master.addons.refresh_hooks()  # hooks_active changed
         target = view if view is not None else self._own_view
         if target is not None:
             target.instance = self.instance()

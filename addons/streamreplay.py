@@ -110,7 +110,9 @@ class StreamReplayClient(Layer):
 class StreamReplayHandler(ConnectionHandler):
     """Runs one TCP/UDP replay with no client socket; done when the new flow has ended."""
 
-    watched_hooks = END_HOOKS
+    # The start hooks too: StreamReplayClient sees them pass (to learn the new flow) only
+    # when they are not answered instantly.
+    watched_hooks = (TcpStartHook, UdpStartHook, *END_HOOKS)
 
     def __init__(self, master: Any, recorded: TCPFlow | UDPFlow, timing: bool) -> None:
         client = Client.from_state(recorded.client_conn.get_state())
@@ -134,4 +136,5 @@ class StreamReplayHandler(ConnectionHandler):
         return layer.replayed if isinstance(layer, StreamReplayClient) else None
 
     def hook_finished(self, hook: Any) -> None:
-        self.finished.set()
+        if isinstance(hook, END_HOOKS):
+            self.finished.set()

@@ -234,6 +234,54 @@ class AddonManager:
             if flows:
                 await self.trigger_event(hooks.UpdateHook(flows))
 
+    def handle_now(self, hook: hooks.Hook) -> Any:
+        """``handle_lifecycle`` without a task, for the driver: the handlers run at once.
+
+        None when every handler (and ``update``'s) returned without an awaitable; otherwise
+        a coroutine that awaits the first awaitable and runs the handlers after it, to be
+        awaited by the caller.  Most handlers are plain functions, and a task per hook
+        costs more than the handlers of the built-in addons."""
+        args = hook.args()
+        rest = self._run_now(hook.name, self.handlers(hook.name), args)
+        flows = None
+        if self.has_handlers("update"):
+            from proxycore.flow import Flow
+
+            flows = [a for a in args if isinstance(a, Flow)]
+        if rest is not None:
+            return self._finish(hook.name, rest, flows)
+        if not flows:
+            return None
+        rest = self._run_now("update", self.handlers("update"), [flows])
+        return None if rest is None else self._finish("update", rest, None)
+
+    def _run_now(self, name: str, handlers: list[tuple[Any, Callable[..., Any]]], args: Any) -> Any:
+        """Call ``handlers`` in order until one returns an awaitable; what is left, if any."""
+        for i, (addon, handler) in enumerate(handlers):
+            try:
+                result = handler(*args)
+            except AddonHalt:
+                return None
+            except Exception as e:
+                self._report(addon, name, e)
+                continue
+            if inspect.isawaitable(result):
+                return (addon, result, handlers[i + 1 :], args)
+        return None
+
+    async def _finish(self, name: str, rest: Any, flows: list[Any] | None) -> None:
+        while rest is not None:
+            addon, awaitable, handlers, args = rest
+            try:
+                await awaitable
+            except AddonHalt:
+                break
+            except Exception as e:
+                self._report(addon, name, e)
+            rest = self._run_now(name, handlers, args)
+        if flows:
+            await self.trigger_event(hooks.UpdateHook(flows))
+
     def _options_changed(self, updated: set[str]) -> None:
         for addon in _traverse(self.chain):
             self._call_sync(addon, "configure", updated)

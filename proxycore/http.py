@@ -85,6 +85,9 @@ def _s(value: bytes) -> str:
 
 
 _LINE_BREAK_OR_NUL = re.compile(rb"[\r\n\x00]")
+# Header names as looked up (str or bytes) -> their lower-case bytes; bounded (see _values).
+_LOWER_KEYS: dict[str | bytes, bytes] = {}
+_NO_VALUES: list[bytes] = []
 
 
 def _wire(value: str | bytes, what: str) -> bytes:
@@ -104,7 +107,7 @@ class Headers:
     fields that must stay separate, such as Set-Cookie.
     """
 
-    __slots__ = ("_fields",)
+    __slots__ = ("_fields", "_index")
 
     def __init__(self, fields: Iterable[tuple[bytes | str, bytes | str]] = (), **headers: str | bytes) -> None:
         named = tuple(
@@ -121,6 +124,39 @@ class Headers:
             ),
             *named,
         )
+        self._index: tuple[tuple[tuple[bytes, bytes], ...], dict[bytes, list[bytes]]] | None = None
+
+    @classmethod
+    def _checked(cls, fields: Iterable[tuple[bytes, bytes]]) -> Headers:
+        """Headers from (bytes, bytes) pairs a parser has already checked more strictly than
+        ``_wire`` would (the HTTP/1 head parser): no second check per field."""
+        headers = cls.__new__(cls)
+        headers._fields = tuple(fields)
+        headers._index = None
+        return headers
+
+    def _values(self, name: str | bytes) -> list[bytes]:
+        """The raw values of ``name``, from an index by lower-case name. The index belongs to
+        one fields tuple (compared by identity), so every way of changing the fields, which
+        always assigns a new tuple, leaves it behind without bookkeeping."""
+        index = self._index
+        fields = self._fields
+        if index is None or index[0] is not fields:
+            table: dict[bytes, list[bytes]] = {}
+            for k, v in fields:
+                key = k.lower()
+                values = table.get(key)
+                if values is None:
+                    table[key] = [v]
+                else:
+                    values.append(v)
+            index = self._index = (fields, table)
+        lower = _LOWER_KEYS.get(name)
+        if lower is None:
+            lower = _b(name).lower()
+            if len(_LOWER_KEYS) < 512:
+                _LOWER_KEYS[name] = lower
+        return index[1].get(lower, _NO_VALUES)
 
     @property
     def fields(self) -> tuple[tuple[bytes, bytes], ...]:
@@ -134,10 +170,12 @@ class Headers:
 
     # mapping protocol
     def __getitem__(self, name: str | bytes) -> str:
-        values = self.get_all(name)
+        values = self._values(name)
         if not values:
             raise KeyError(name)
-        return ", ".join(values)
+        if len(values) == 1:
+            return values[0].decode("utf-8", "surrogateescape")
+        return ", ".join(_s(v) for v in values)
 
     def __setitem__(self, name: str | bytes, value: str | bytes) -> None:
         key = _wire(name, "header name")
@@ -166,8 +204,7 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, (str, bytes)):
             return False
-        lower = _b(name).lower()
-        return any(k.lower() == lower for k, _ in self.fields)
+        return bool(self._values(name))
 
     def __iter__(self) -> Iterator[str]:
         seen: set[bytes] = set()
@@ -193,8 +230,12 @@ class Headers:
         return b"".join(b"%s: %s\r\n" % (k, v) for k, v in self._fields)
 
     def get(self, name: str | bytes, default: Any = None) -> Any:
-        values = self.get_all(name)
-        return ", ".join(values) if values else default
+        values = self._values(name)
+        if not values:
+            return default
+        if len(values) == 1:
+            return values[0].decode("utf-8", "surrogateescape")
+        return ", ".join(_s(v) for v in values)
 
     def keys(self) -> list[str]:
         return list(self)
@@ -208,8 +249,7 @@ class Headers:
         return [(k, self[k]) for k in self]
 
     def get_all(self, name: str | bytes) -> list[str]:
-        lower = _b(name).lower()
-        return [_s(v) for k, v in self.fields if k.lower() == lower]
+        return [_s(v) for v in self._values(name)]
 
     def set_all(self, name: str | bytes, values: Iterable[str | bytes]) -> None:
         key = _wire(name, "header name")

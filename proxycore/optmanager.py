@@ -27,6 +27,9 @@ class _Option:
         return copy.copy(self.value) if isinstance(self.value, list) else self.value
 
 
+_NO_OPTIONS: dict[str, _Option] = {}
+
+
 def _type_name(typespec: Any) -> str:
     inner = _optional_inner(typespec)
     if inner is not None:
@@ -138,10 +141,12 @@ class OptManager:
     # access ------------------------------------------------------------------
 
     def __getattr__(self, name: str) -> Any:
-        options = self.__dict__.get("_options", {})
-        if name in options:
-            return options[name].current()
-        raise AttributeError(f"No such option: {name}")
+        # _Option.current() inlined: the HTTP layers read a few options for every request.
+        options = self.__dict__.get("_options", _NO_OPTIONS)
+        if name not in options:
+            raise AttributeError(f"No such option: {name}")
+        value = options[name].value
+        return copy.copy(value) if isinstance(value, list) else value
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name.startswith("_") or name == "changed":

@@ -73,9 +73,7 @@ def _bare_line_break(head: bytes) -> None:
 
 def _parsed_headers(fields: list[tuple[bytes, bytes]]) -> Headers:
     """Headers from fields ``_split_head`` has checked (stricter than the model's own check)."""
-    headers = Headers()
-    headers.fields = fields
-    return headers
+    return Headers._checked(fields)
 
 
 def _split_head(head: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:

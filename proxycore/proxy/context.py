@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from proxycore.connection import Client, Server
 
@@ -19,7 +20,7 @@ class Context:
     the client and options.
     """
 
-    __slots__ = ("client", "server", "options", "layers")
+    __slots__ = ("client", "server", "options", "layers", "instant_hook")
 
     client: Client
     server: Server
@@ -30,7 +31,10 @@ class Context:
         self.client = client
         self.options = options
         self.server = Server(address=None)
-        self.layers = []
+        self.layers: list[Layer] = []
+        # Set by the driver: whether a hook would be answered at once (no addon listens, no
+        # flow intercepted); layers then go on without pausing for it (see Layer._run).
+        self.instant_hook: Callable[[Any], bool] | None = None
 
     def fork(self) -> Context:
         forked = object.__new__(Context)
@@ -38,6 +42,7 @@ class Context:
         forked.options = self.options
         forked.server = self.server
         forked.layers = list(self.layers)
+        forked.instant_hook = self.instant_hook
         return forked
 
     def __repr__(self) -> str:

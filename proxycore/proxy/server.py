@@ -60,6 +60,12 @@ OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 # Set in worker processes (--workers): their listeners share the port, the kernel spreads
 # new connections over them.
 REUSE_PORT = False
+# Set in worker processes: listening sockets the primary bound and handed down, by the
+# (host, port) they serve, so that all workers take connections from one queue; and the
+# question asked before each accept: how long to leave a waiting connection to the other
+# workers (see proxycore/workers/balance.py).
+SHARED_SOCKETS: dict[tuple[str, int], list[socket.socket]] = {}
+ACCEPT_GATE: Callable[[], float] | None = None
 
 LayerFactory = Callable[[Context], Layer]
 
@@ -245,6 +251,7 @@ class ConnectionHandler:
         self.options = master.options
         self.client = client
         self.context = Context(client, self.options)
+        self.context.instant_hook = self._instant_hook
         self.layer = make_layer(self.context)
         self.protocols: dict[Connection, _ConnectionProtocol] = {}
         self._queue: collections.deque[events.Event] = collections.deque()
@@ -252,6 +259,7 @@ class ConnectionHandler:
         self._unsent: dict[_ConnectionProtocol, list[bytes]] = {}  # SendData of this feed()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._hook_tasks: set[asyncio.Task[Any]] = set()
+        self._hooks_started: set[commands.StartHook] = set()  # by _instant_hook, not done yet
         self._semaphores: dict[Any, asyncio.Semaphore] = {}
         self._client_done = asyncio.Event()
         self._full_writers: set[_ConnectionProtocol] = set()
@@ -491,7 +499,9 @@ class ConnectionHandler:
                 if command.connection is self.client:
                     self._client_silent = False  # a server-first protocol: the client may wait
         elif isinstance(command, commands.StartHook):
-            if self._hook_is_trivial(command):
+            if command in self._hooks_started:
+                self._hooks_started.discard(command)  # its task answers it
+            elif self._hook_is_trivial(command):
                 self._queue.append(events.HookCompleted(command))
             else:
                 self._hook_tasks.add(self._spawn(self._hook_task(command)))
@@ -524,6 +534,28 @@ class ConnectionHandler:
 
     # hooks ---------------------------------------------------------------------
 
+    def _instant_hook(self, hook: commands.StartHook) -> bool:
+        """Asked by the layers before they pause for a hook (context.instant_hook): True if
+        the hook is done already, so the layer goes on without waiting for our reply.
+
+        That is the case when nobody listens, and when every handler is a plain function
+        that returned (they run here and now, without a task) and left no flow intercepted.
+        Otherwise what remains runs in a task that answers the hook when the layer yields it.
+        Watched hooks are never instant: they go the task path that ends in hook_finished."""
+        if self.watched_hooks and isinstance(hook, self.watched_hooks):
+            return False
+        addons = self.master.addons
+        if not addons.handlers(hook.name) or self._all_gated_off(hook):
+            # Nobody listens; unless a flow is intercepted (then _execute starts the task
+            # that waits for its resume), it is done.
+            return not _intercepted(hook)
+        rest = addons.handle_now(hook)
+        if rest is None and not _intercepted(hook):
+            return True
+        self._hooks_started.add(hook)
+        self._hook_tasks.add(self._spawn(self._hook_task(hook, ran=True, rest=rest)))
+        return False
+
     def _hook_is_trivial(self, hook: commands.StartHook) -> bool:
         """No addon implements it (or every handler's ``gate`` says this one is not for it),
         no flow is intercepted and the handler does not watch it: answer without a task."""
@@ -531,7 +563,7 @@ class ConnectionHandler:
             return False
         if self.master.addons.has_handlers(hook.name) and not self._all_gated_off(hook):
             return False
-        return not any(isinstance(a, Flow) and a.intercepted for a in hook.args())
+        return not _intercepted(hook)
 
     def _all_gated_off(self, hook: commands.StartHook) -> bool:
         """A handler may carry a cheap synchronous ``gate(*args) -> bool`` (e.g. "is this
@@ -542,10 +574,15 @@ class ConnectionHandler:
                 return False
         return True
 
-    async def _hook_task(self, hook: commands.StartHook) -> None:
+    async def _hook_task(self, hook: commands.StartHook, ran: bool = False, rest: Any = None) -> None:
+        """Run the hook (or, when ``ran``, what handle_now left of it), wait while a flow is
+        intercepted, then answer the layer."""
         self._pending_hooks += 1
         try:
-            await self.master.addons.handle_lifecycle(hook)
+            if not ran:
+                await self.master.addons.handle_lifecycle(hook)
+            elif rest is not None:
+                await rest
             for arg in hook.args():
                 if isinstance(arg, Flow) and arg.intercepted:
                     await arg.wait_for_resume()
@@ -695,6 +732,12 @@ class _ClientSlots:
     def __init__(self) -> None:
         self.count = 0
         self._waiters: list[asyncio.Future[None]] = []
+        self.publish: Callable[[int], None] | None = None  # told every new count (workers)
+
+    def taken(self) -> None:
+        self.count += 1
+        if self.publish is not None:
+            self.publish(self.count)
 
     def full(self, limit: int) -> bool:
         return self.count >= limit
@@ -707,6 +750,8 @@ class _ClientSlots:
 
     def release(self) -> None:
         self.count -= 1
+        if self.publish is not None:
+            self.publish(self.count)
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():
@@ -748,6 +793,9 @@ def raise_fd_limit() -> None:
 
 def _bind(host: str, port: int) -> list[socket.socket]:
     """Listening sockets for ``host`` (all interfaces if empty), IPv4 and IPv6 on one port."""
+    shared = SHARED_SOCKETS.get((host, port))
+    if shared:
+        return [_nonblocking_copy(sock) for sock in shared]
     infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     sockets: list[socket.socket] = []
     try:
@@ -798,6 +846,57 @@ def listener_json(listener: Listening) -> dict[str, Any]:
         "last_exception": str(listener.last_exception) if listener.last_exception else None,
         "listen_addrs": listener.addresses,
     }
+def _intercepted(hook: commands.StartHook) -> bool:
+    """Whether a flow the hook is about is intercepted."""
+    return any(isinstance(a, Flow) and a.intercepted for a in hook.args())
+
+
+def _set_once(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _accept(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> socket.socket:
+    """The next connection; in a worker, once ACCEPT_GATE lets us take it."""
+    gate = ACCEPT_GATE
+    if gate is None:
+        conn, _ = await loop.sock_accept(sock)
+        return conn
+    while True:
+        ready = loop.create_future()
+        loop.add_reader(sock.fileno(), _set_once, ready)
+        try:
+            await ready
+        finally:
+            loop.remove_reader(sock.fileno())
+        delay = gate()
+        if delay:
+            await asyncio.sleep(delay)  # a less busy worker may take it meanwhile
+        try:
+            conn, _ = sock.accept()
+        except (BlockingIOError, InterruptedError):
+            continue  # another worker took it
+        conn.setblocking(False)
+        return conn
+
+
+def _nonblocking_copy(sock: socket.socket) -> socket.socket:
+    """A second descriptor of a shared listening socket.  Not ``sock.dup()``: that sets the
+    copy's timeout, which switches the one open file, shared with the other workers, to
+    blocking for a moment (and a worker's accept() could then hang its event loop)."""
+    copy = socket.socket(fileno=os.dup(sock.fileno()))
+    copy.setblocking(False)
+    return copy
+
+
+def bind_shared(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets for worker processes to share (the primary binds them)."""
+    global REUSE_PORT
+    reuse, REUSE_PORT = REUSE_PORT, True  # workers may still bind further ones themselves
+    try:
+        return _bind(host, port)
+    finally:
+        REUSE_PORT = reuse
 
 
 class ProxyListener:
@@ -841,7 +940,7 @@ class ProxyListener:
                 )
                 await _client_slots.wait_for_room(limit)
             try:
-                conn, _ = await loop.sock_accept(sock)
+                conn = await _accept(loop, sock)
             except OSError as e:
                 if e.errno not in OUT_OF_RESOURCES:
                     if sock.fileno() == -1:
@@ -859,7 +958,7 @@ class ProxyListener:
             if out_of_fds:
                 out_of_fds = False
                 logger.info("Accepting connections again.")
-            _client_slots.count += 1
+            _client_slots.taken()
             task = loop.create_task(self._serve(conn))
             self._serving.add(task)
             task.add_done_callback(self._serving.discard)

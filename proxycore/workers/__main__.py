@@ -1,4 +1,4 @@
-"""``python -m proxycore.workers CHANNEL INDEX``: one worker process (started by the primary)."""
+"""``python -m proxycore.workers CHANNEL INDEX [SHARED]``: one worker process (started by the primary)."""
 
 import sys
 
@@ -6,4 +6,4 @@ from proxycore.utils import eventloop
 from proxycore.workers.child import run
 
 if __name__ == "__main__":
-    sys.exit(eventloop.run(run(sys.argv[1], int(sys.argv[2]))))
+    sys.exit(eventloop.run(run(sys.argv[1], int(sys.argv[2]), *sys.argv[3:4])))

@@ -37,12 +37,14 @@ class PrimaryLink:
             return lambda flow: self._forward(name, flow)
         raise AttributeError(name)
 
-    async def _forward(self, hook: str, flow: Any) -> None:
+    def _forward(self, hook: str, flow: Any) -> Any:
+        """A plain function (so the driver runs it without a task) that returns the drain
+        to await only when the channel did not take the message at once."""
         if self.writer.is_closing():
-            return
+            return None
         if hook in self.records:
             if hook == "response" and flow.websocket is not None:
-                return  # saved at websocket_end, as the Save addon does
+                return None  # saved at websocket_end, as the Save addon does
             self.writer.write(workers.encode_record(flow))
         else:
             self.flows[flow.id] = flow
@@ -51,7 +53,8 @@ class PrimaryLink:
             # The flow must be with the primary (in its socket) before the client hears
             # more: a worker killed after answering then loses no finished flow.  The
             # channel's high-water mark is 0, so drain() waits until nothing is buffered.
-            await self.writer.drain()
+            return self.writer.drain()
+        return None
 
     def handle(self, master: Any, message: tuple[Any, ...]) -> None:
         kind = message[0]
@@ -110,7 +113,29 @@ def _apply_edits(flow: Any, state: dict[str, Any]) -> None:
     flow.comment = state.get("comment", flow.comment)
 
 
-async def run(channel: str, index: int) -> int:
+def _share(index: int, spec: str) -> None:
+    """Take the listening sockets the primary handed down, and balance accepts with the
+    other workers through the shared counts (see proxycore/workers/balance.py)."""
+    import json
+    import socket
+
+    from proxycore.proxy import server
+    from proxycore.workers.balance import Counts
+
+    shared = json.loads(spec)
+    for host, port, fds in shared["listeners"]:
+        sockets = [socket.socket(fileno=fd) for fd in fds]  # (leaves the descriptor's flags alone)
+        for sock in sockets:
+            sock.setblocking(False)
+        server.SHARED_SOCKETS[(host, port)] = sockets
+    if shared["counts"]:
+        counts = Counts(shared["counts"], int(os.stat(shared["counts"]).st_size) // 8)
+        counts.set(index, 0)
+        server._client_slots.publish = lambda n: counts.set(index, n)
+        server.ACCEPT_GATE = lambda: counts.hold_back(index)
+
+
+async def run(channel: str, index: int, shared: str = "") -> int:
     from proxycore.addons import default_addons
     from proxycore.addons.termlog import TermLog
     from proxycore.compat import install_mitmproxy_alias
@@ -120,6 +145,8 @@ async def run(channel: str, index: int) -> int:
 
     workers.IN_WORKER = True
     server.REUSE_PORT = True
+    if shared:
+        _share(index, shared)
     for name in ("asyncio", "hpack", "h2", "tornado"):
         logging.getLogger(name).setLevel(logging.WARNING)
     if index > 0:  # "listening at ..." once (worker 0), not once per worker; failures still show

@@ -77,6 +77,10 @@ class WorkerPool:
         self._stopping = False
         self._hooks: tuple[list[str], list[str]] = ([], [])
         self._flush_pending = False
+        # Listening sockets bound here and handed to every worker, and the shared
+        # connection counts (proxycore/workers/balance.py).
+        self._shared: list[tuple[str, int, list[socket.socket]]] = []
+        self._counts: Any = None
 
     # lifecycle ------------------------------------------------------------------------
 
@@ -92,11 +96,52 @@ class WorkerPool:
         self._channel_dir = tempfile.mkdtemp(prefix="proxycore-workers-")
         path = os.path.join(self._channel_dir, "channel")
         self._server = await asyncio.start_unix_server(self._serve_worker, path)
+        self._share_listeners(options)
+        from proxycore.workers.balance import Counts
+
+        self._counts = Counts(os.path.join(self._channel_dir, "counts"), count, create=True)
         self._keepers = [asyncio.create_task(self._keep(i, path)) for i in range(count)]
         logger.info(f"Starting {count} worker processes.")
 
+    def _share_listeners(self, options: Any) -> None:
+        """Bind the TCP listeners of the modes here, for the workers to share one accept
+        queue (a listener that fails is left to the workers, which report why)."""
+        from proxycore.proxy import server
+
+        self._close_shared()
+        for mode in _modes(options):
+            if mode.transport_protocol != "tcp":
+                continue
+            host = mode.listen_host(options.listen_host).strip("[]")
+            port = mode.listen_port(options.listen_port)
+            if port is None:
+                continue
+            try:
+                sockets = server.bind_shared(host, port)
+            except OSError:
+                continue
+            self._shared.append((host, port, sockets))
+
+    def _close_shared(self) -> None:
+        for _, _, sockets in self._shared:
+            for sock in sockets:
+                sock.close()
+        self._shared = []
+
+    def _worker_args(self) -> tuple[list[str], list[int]]:
+        """The extra argument of ``python -m proxycore.workers`` and the descriptors it names."""
+        import json
+
+        listeners: list[tuple[str, int, list[int]]] = [
+            (host, port, [s.fileno() for s in sockets]) for host, port, sockets in self._shared
+        ]
+        fds = [fd for _, _, fds_ in listeners for fd in fds_]
+        counts = self._counts.path if self._counts is not None else ""
+        return [json.dumps({"listeners": listeners, "counts": counts})], fds
+
     async def done(self) -> None:
         self._stopping = True
+        self._close_shared()
         for task in self._keepers:
             task.cancel()
         for process in self.processes.values():
@@ -121,11 +166,17 @@ class WorkerPool:
         delay = 0.0
         while not self._stopping:
             started = loop.time()
+            extra, fds = self._worker_args()
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "proxycore.workers", path, str(index), stdin=asyncio.subprocess.DEVNULL
+                sys.executable, "-m", "proxycore.workers", path, str(index), *extra,
+                stdin=asyncio.subprocess.DEVNULL, pass_fds=fds,
             )
             self.processes[index] = process
             status = await process.wait()
+            if self._counts is not None:
+                from proxycore.workers.balance import ABSENT
+
+                self._counts.set(index, ABSENT)  # nobody waits for a worker that is gone
             if self._stopping:
                 return
             how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
@@ -138,6 +189,8 @@ class WorkerPool:
     def configure(self, updated: set[str]) -> None:
         from proxycore import ctx
 
+        if updated & {"mode", "listen_host", "listen_port", "server"}:
+            self._close_shared()  # the workers bind the new listeners themselves
         if not self.workers:
             return
         values = {name: getattr(ctx.options, name) for name in updated if _forwarded(name)}
@@ -212,7 +265,7 @@ class WorkerPool:
         worker.send(("options", self._snapshot()))
         worker.send(("hooks", *self._hooks))
         try:
-            while (message := await workers.receive(reader)) is not None:
+            async for message in workers.messages(reader):
                 if message[0] == "flow":
                     await self._deliver(worker, message[1], message[2], message[3])
                 elif message[0] == "record":
@@ -281,6 +334,15 @@ class WorkerPool:
         flow.resume = resume_remote  # type: ignore[method-assign]
         flow.kill = kill_remote  # type: ignore[method-assign]  # as resume
         flow.inject_remote = inject_remote  # type: ignore[attr-defined]  # see Proxyserver.inject_event
+
+
+def _modes(options: Any) -> list[Any]:
+    from proxycore.addons.proxyserver import parse_modes
+
+    try:
+        return parse_modes(options.mode)
+    except ValueError:
+        return []
 
 
 def _free_port(host: str) -> int:

@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""CPU time and Python calls per proxied request, for deciding speed changes on a busy machine.
+
+Wall-clock req/s on a shared 2-core machine swings by tens of percent from run to run; the
+proxy's own CPU time per request and its function calls per request do not.  This starts a
+tiny origin (100 B responses, keep-alive), runs ``python -m proxycore`` (with the arguments
+after ``--``) pinned to one core, loads it with wrk through the proxy for a while, and reads
+the proxy's CPU time (its own ``process_time``, read in the proxy process around the window) and,
+with ``--profile``, the calls per request (cProfile, switched on only for the window).
+
+    bench/percall.py                                  # us/request, 16 connections, 5 s
+    bench/percall.py --profile /tmp/p.prof --top 25   # + calls/request and the hottest functions
+    bench/percall.py -- --workers 2                   # any proxycore arguments after --
+
+Needs wrk (bench/setup.sh installs it).  Prints one JSON line per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+ORIGIN = r"""
+import asyncio, sys
+BODY = b"x" * 100
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n" + BODY
+class Origin(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+        self.buffer = b""
+    def data_received(self, data):
+        self.buffer += data
+        n = self.buffer.count(b"\r\n\r\n")
+        if n:
+            self.buffer = self.buffer[self.buffer.rfind(b"\r\n\r\n") + 4:]
+            self.transport.write(RESPONSE * n)
+async def main():
+    server = await asyncio.get_running_loop().create_server(Origin, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.Event().wait()
+asyncio.run(main())
+"""
+
+
+def serve(argv: list[str]) -> int:
+    """Run proxydump in this process; SIGUSR1 opens the measured window, SIGUSR2 closes it."""
+    import cProfile
+
+    from proxycore.tools import dump
+
+    out = os.environ["PERCALL_OUT"]
+    profile_path = os.environ.get("PERCALL_PROFILE")
+    profiler = cProfile.Profile() if profile_path else None
+    start: dict[str, int] = {}
+
+    def begin(*_: object) -> None:
+        start["cpu"] = time.process_time_ns()
+        if profiler is not None:
+            profiler.enable()
+
+    def end(*_: object) -> None:
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile_path)
+        with open(out, "w") as f:
+            json.dump({"cpu_ns": time.process_time_ns() - start["cpu"]}, f)
+
+    signal.signal(signal.SIGUSR1, begin)
+    signal.signal(signal.SIGUSR2, end)
+    return dump.main(argv)
+
+
+def tree_cpu(root: int) -> dict[int, int]:
+    """CPU clock ticks (user + system) of ``root`` and every process below it, by pid."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        ticks[int(entry)] = int(fields[11]) + int(fields[12])
+    tree = {root}
+    changed = True
+    while changed:
+        changed = False
+        for pid, parent in parents.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                changed = True
+    return {pid: ticks[pid] for pid in tree if pid in ticks}
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wrk(port: int, origin: int, conns: int, seconds: float, cpu: str) -> dict:
+    env = dict(os.environ, BENCH_TARGET=f"http://127.0.0.1:{origin}/small")
+    argv = ["taskset", "-c", cpu, "wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", "--timeout", "10s",
+            "-s", os.path.join(HERE, "proxy.lua"), f"http://127.0.0.1:{port}/"]
+    text = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout
+    for line in text.splitlines():
+        if line.startswith("WRKJSON "):
+            return json.loads(line[8:])
+    raise RuntimeError("wrk printed no summary:\n" + text)
+
+
+def profile_summary(path: str, requests: int, top: int) -> dict:
+    import pstats
+
+    stats = pstats.Stats(path)
+    calls = sum(s[1] for s in stats.stats.values())  # type: ignore[attr-defined]
+    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)  # type: ignore[attr-defined]
+    hottest = []
+    for (file, line, name), (_, ncalls, tottime, _cum, _) in rows[:top]:
+        short = file.replace(ROOT + "/", "")
+        hottest.append(f"{ncalls / requests:7.2f}/req {tottime / requests * 1e6:7.2f} us  {short}:{line}({name})")
+    return {"calls_per_request": round(calls / requests, 1), "hottest_by_own_time": hottest}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--conns", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--profile", metavar="FILE", help="also count calls (cProfile) into FILE")
+    parser.add_argument("--top", type=int, default=0, help="with --profile: print the N hottest functions")
+    parser.add_argument("--proxy-cpu", default="1", help="taskset cpu list for the proxy")
+    parser.add_argument("--client-cpu", default="0", help="taskset cpu list for wrk and the origin")
+    parser.add_argument("--python", default=os.path.join(ROOT, ".venv", "bin", "python"))
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("proxy_args", nargs="*", help="extra proxycore arguments (after --)")
+    args = parser.parse_args()
+    if args.serve:
+        return serve(args.proxy_args)
+
+    origin = subprocess.Popen(["taskset", "-c", args.client_cpu, args.python, "-c", ORIGIN],
+                              stdout=subprocess.PIPE, text=True)
+    proxy = None
+    try:
+        origin_port = int(origin.stdout.readline())  # type: ignore[union-attr]
+        port = free_port()
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "out.json")
+            env = dict(os.environ, PERCALL_OUT=out)
+            if args.profile:
+                env["PERCALL_PROFILE"] = os.path.abspath(args.profile)
+            argv = ["taskset", "-c", args.proxy_cpu, args.python, os.path.abspath(__file__), "--serve", "--",
+                    "-q", "--listen-host", "127.0.0.1", "--listen-port", str(port), *args.proxy_args]
+            proxy = subprocess.Popen(argv, env=env)
+            wait_port(port)
+            if args.warmup:
+                wrk(port, origin_port, args.conns, args.warmup, args.client_cpu)
+            os.kill(proxy.pid, signal.SIGUSR1)
+            ticks_before = tree_cpu(proxy.pid)
+            result = wrk(port, origin_port, args.conns, args.seconds, args.client_cpu)
+            ticks_after = tree_cpu(proxy.pid)
+            os.kill(proxy.pid, signal.SIGUSR2)
+            for _ in range(200):
+                if os.path.exists(out) and os.path.getsize(out):
+                    break
+                time.sleep(0.05)
+            with open(out) as f:
+                cpu_ns = json.load(f)["cpu_ns"]
+        requests = result["requests"]
+        errors = sum(v for k, v in result.items() if k.startswith("err_"))
+        report = {
+            "args": args.proxy_args,
+            "conns": args.conns,
+            "requests": requests,
+            "errors": errors,
+            "req_per_s": round(requests / (result["duration_us"] / 1e6)),
+            "cpu_us_per_request": round(cpu_ns / requests / 1000, 2),
+            # Every process of the proxy (primary and workers), from /proc in clock ticks.
+            "tree_cpu_us_per_request": round((
+                sum(ticks_after.values()) - sum(ticks_before.get(p, 0) for p in ticks_after)
+            ) * 1e6 / os.sysconf("SC_CLK_TCK") / requests, 1),
+            "cpu_pct_by_process": [
+                round((ticks_after[p] - ticks_before.get(p, 0)) * 100 / os.sysconf("SC_CLK_TCK")
+                      / (result["duration_us"] / 1e6))
+                for p in sorted(ticks_after)
+            ],
+            "profiled": bool(args.profile),
+            "load": os.getloadavg()[0],
+        }
+        if args.profile:
+            report.update(profile_summary(args.profile, requests, args.top))
+        hottest = report.pop("hottest_by_own_time", [])
+        print(json.dumps(report))
+        for line in hottest:
+            print("  " + line)
+        return 0
+    finally:
+        for p in (proxy, origin):
+            if p is not None and p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
