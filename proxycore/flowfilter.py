@@ -877,7 +877,7 @@ class _Parser:
                 num = int(token.arg)
             except ValueError as e:  # more digits than int() converts
                 raise self.error(f"bad integer: {e}", token.arg_pos) from None
-            return _predicate_class(op.code, IntPredicate)(op, num)  # type: ignore[call-arg]
+            return _predicate_class(op.code, IntPredicate)(op, num)  # type: ignore[call-arg]  # the class _predicate_class makes takes the operand
         return _predicate_class(op.code, Predicate)(op)
 
     def regex(self, op: _Operator, expr: str, pos: int, quoted: bool) -> Filter:
@@ -894,7 +894,7 @@ class _Parser:
             raise self.error(f"regular expression {expr!r} refused: {e}", pos) from None
         except Exception as e:  # unencodable text, overflowing repeats, deep nesting...
             raise self.error(f"invalid regular expression {expr!r}: {e}", pos) from None
-        return _predicate_class(op.code, RegexPredicate)(op, expr, compiled)  # type: ignore[call-arg]
+        return _predicate_class(op.code, RegexPredicate)(op, expr, compiled)  # type: ignore[call-arg]  # as above: the made class takes the pattern
 
 
 def parse(expr: str) -> Filter:

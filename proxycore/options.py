@@ -93,6 +93,8 @@ class Options(OptManager):
     workers: str
     normalize_outbound_headers: bool
     connect_addr: str | None
+    client_certs: str | None
+    add_upstream_certs_to_client_chain: bool
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__()
