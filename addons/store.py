@@ -118,6 +118,7 @@ class StoreAddon:
             for view in self._views():
                 view.cache_limit = memory
                 view.retention_limits = (opts.store_max_flows, max_bytes, max_age)
+                view.retention_soon()
         if "store" in updated and not self.started:
             check_spec(opts.store)
         if self.started and updated & {"store", "store_instance"}:

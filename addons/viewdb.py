@@ -239,6 +239,17 @@ class DBView:
         elif any(self.retention_limits) and self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(wait, self._tick)  # check later
 
+    def retention_soon(self) -> None:
+        """Check the store_max_* limits shortly (now, without an event loop)."""
+        if self._timer is not None or not any(self.retention_limits):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.apply_retention()
+            return
+        self._timer = loop.call_later(SYNC_INTERVAL, self._tick)
+
     def sync(self) -> None:
         """Hand every changed flow to the store, and let finished flows be evicted."""
         if self.db is None or not self._dirty:
@@ -258,7 +269,10 @@ class DBView:
     def apply_retention(self) -> None:
         """Drop the oldest unmarked flows over the store_max_* limits; tell the UI."""
         max_flows, max_bytes, max_age = self.retention_limits
-        if self.db is None or not (max_flows or max_bytes or max_age):
+        if not (max_flows or max_bytes or max_age):
+            return
+        if self.db is None:
+            self._memory_retention()  # type: ignore[attr-defined]
             return
         self.sync()
         for flow_id in self.db.retention(max_flows, max_bytes, max_age):

@@ -171,6 +171,41 @@ def flow_of(record_state: bytes, bodies: dict[str, bytes]) -> Flow:
     return flow_from_state(unpack_state(record_state, bodies))
 
 
+def oldest_over_limits(
+    flows: Iterable[Flow], max_flows: int = 0, max_bytes: int = 0, max_age: float = 0,
+    now: float | None = None,
+) -> list[str]:
+    """Ids of the flows retention drops from ``flows`` (given oldest first): the unmarked
+    ones older than ``max_age``, then the oldest unmarked until at most ``max_flows`` and
+    ``max_bytes`` (by :func:`flow_size`) remain.  0 means no limit."""
+    everything = list(flows)
+    unmarked = [f for f in everything if not f.marked]
+    doomed: list[str] = []
+    if max_age:
+        cutoff = (now or time.time()) - max_age
+        doomed += [f.id for f in unmarked if f.timestamp_created < cutoff]
+    chosen = set(doomed)
+    if max_flows and len(everything) - len(doomed) > max_flows:
+        excess = len(everything) - len(doomed) - max_flows
+        for flow in unmarked:
+            if excess <= 0:
+                break
+            if flow.id not in chosen:
+                doomed.append(flow.id)
+                chosen.add(flow.id)
+                excess -= 1
+    if max_bytes:
+        total = sum(flow_size(f) for f in everything if f.id not in chosen)
+        for flow in unmarked:
+            if total <= max_bytes:
+                break
+            if flow.id not in chosen:
+                doomed.append(flow.id)
+                chosen.add(flow.id)
+                total -= flow_size(flow)
+    return doomed
+
+
 @dataclass
 class Stats:
     flows: int
