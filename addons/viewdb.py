@@ -29,6 +29,7 @@ logger = logging.getLogger("proxycore.view")
 SYNC_INTERVAL = 0.2
 SYNC_BATCH = 2000  # changed flows that are written at once, without waiting for the timer
 RETENTION_INTERVAL = 1.0  # seconds between retention checks while flows change
+RANKED_REMOVALS = 1000  # retention removing more flows at once resets the UI's list instead
 SYNC_BYTES = 8 * 1024 * 1024  # ... or changed body bytes (a burst of big flows stays small)
 _FLOW_OVERHEAD = 6144  # bytes a cached flow's objects take besides its bodies (3.5k measured for a
 # small flow read back from a store; real flows carry more headers)
@@ -139,9 +140,21 @@ class DBView:
                 self.sig_view_add.send(flow)
             elif was_shown and not shown:
                 self._db_len = max(0, self._db_len - 1)
-                self.sig_view_remove.send(flow, -1)
+                self.sig_view_remove.send(flow, self._index_of(flow.id))
             elif shown:
                 self.sig_view_update.send(flow)
+
+    def _index_of(self, flow_id: str) -> int:
+        """Where ``flow_id`` stands in the view as stored: the index ``sig_view_remove``
+        carries (ascending order, as mitmproxy's view gives it; -1 if it is not stored)."""
+        assert self.db is not None
+        key = self.db.sort_key(flow_id, self.order)  # type: ignore[attr-defined]  # before this change
+        self.sync()
+        if key is None:
+            key = self.db.sort_key(flow_id, self.order)  # type: ignore[attr-defined]
+        if key is None:
+            return -1
+        return self.db.rank(key, self.query_filter(), self.order, flow_id)  # type: ignore[attr-defined]
 
     def _db_reset(self) -> None:
         self._cache.clear()
@@ -275,14 +288,30 @@ class DBView:
             self._memory_retention()  # type: ignore[attr-defined]
             return
         self.sync()
-        for flow_id in self.db.retention(max_flows, max_bytes, max_age):
+        doomed = self.db.over_limits(max_flows, max_bytes, max_age)
+        if not doomed:
+            return
+        query = self.query_filter()
+        ranked: list[tuple[int, str]] = []
+        if len(doomed) <= RANKED_REMOVALS:
+            for flow_id in doomed:
+                key = self.db.sort_key(flow_id, self.order, query)  # type: ignore[attr-defined]
+                if key is not None:
+                    ranked.append((self.db.rank(key, query, self.order), flow_id))  # type: ignore[attr-defined]
+        ranked.sort()
+        self.db.delete(doomed)
+        self.db.flush()
+        # Sent front to back, each index is where the flow stood once the ones before it left.
+        for i, (rank, flow_id) in enumerate(ranked):
+            self._db_len = max(0, self._db_len - 1)
+            self.sig_view_remove.send(self._known(flow_id) or Removed(flow_id), rank - i)
+        for flow_id in doomed:
             flow = self._known(flow_id) or Removed(flow_id)
-            shown = self._shown.get(flow_id, True)
             self._forget(flow_id)
-            if shown:
-                self._db_len = max(0, self._db_len - 1)
-                self.sig_view_remove.send(flow, -1)
             self.sig_store_remove.send(flow)
+        if len(doomed) > RANKED_REMOVALS:  # too many to place one by one: the UI refetches
+            self._db_recount()
+            self.sig_view_refresh.send()
 
     # the View operations ---------------------------------------------------------------
 
@@ -311,6 +340,7 @@ class DBView:
             was_shown = self._shown.get(flow.id, False)
             old_key = self._keys.get(flow.id)
             shown = self._passes(flow)  # type: ignore[attr-defined]
+            index = self._index_of(flow.id) if was_shown and not shown else -1
             self._hold(flow, shown)
             self._mark_dirty(flow)
             if shown and not was_shown:
@@ -318,7 +348,7 @@ class DBView:
                 self.sig_view_add.send(flow)
             elif was_shown and not shown:
                 self._db_len = max(0, self._db_len - 1)
-                self.sig_view_remove.send(flow, -1)
+                self.sig_view_remove.send(flow, index)
             elif shown and old_key is not None and old_key != self._keys[flow.id]:
                 self.sig_view_refresh.send()  # it moved, as the memory view says
             elif shown:
@@ -334,11 +364,12 @@ class DBView:
             if flow.killable:
                 flow.kill()
             shown = self._shown.get(flow.id) if known else self._passes(flow)  # type: ignore[attr-defined]
+            index = self._index_of(flow.id) if shown else -1
             self._forget(flow.id)
             self.db.delete([flow.id])
             if shown:
                 self._db_len = max(0, self._db_len - 1)
-                self.sig_view_remove.send(flow, -1)
+                self.sig_view_remove.send(flow, index)
             self.sig_store_remove.send(flow)
 
     def _db_clear(self, keep_marked: bool) -> None:

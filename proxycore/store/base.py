@@ -266,11 +266,21 @@ class FlowStore:
     def flush(self) -> None:
         """Make every write so far durable and visible to queries."""
 
+    def over_limits(
+        self, max_flows: int = 0, max_bytes: int = 0, max_age: float = 0, now: float | None = None
+    ) -> list[str]:
+        """Ids of the oldest unmarked flows over the limits (0: no limit), oldest first."""
+        raise NotImplementedError
+
     def retention(
         self, max_flows: int = 0, max_bytes: int = 0, max_age: float = 0, now: float | None = None
     ) -> list[str]:
-        """Delete the oldest unmarked flows over the limits (0: no limit); the ids deleted."""
-        raise NotImplementedError
+        """Delete the flows :meth:`over_limits` names; the ids deleted."""
+        doomed = self.over_limits(max_flows, max_bytes, max_age, now)
+        if doomed:
+            self.delete(doomed)
+            self.flush()
+        return doomed
 
     def stats(self) -> Stats:
         raise NotImplementedError

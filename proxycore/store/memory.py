@@ -64,12 +64,10 @@ class MemoryStore(FlowStore):
         end = None if limit is None else offset + limit
         yield from flows[offset:end]
 
-    def retention(
+    def over_limits(
         self, max_flows: int = 0, max_bytes: int = 0, max_age: float = 0, now: float | None = None
     ) -> list[str]:
-        doomed = oldest_over_limits(self._flows.values(), max_flows, max_bytes, max_age, now)
-        self.delete(doomed)
-        return doomed
+        return oldest_over_limits(self._flows.values(), max_flows, max_bytes, max_age, now)
 
     def stats(self) -> Stats:
         flows = list(self._flows.values())

@@ -265,6 +265,35 @@ class SQLStore(FlowStore):
                 return i
         return None
 
+    def sort_key(self, flow_id: str, order: str, flt: Any = None) -> tuple[Any, int] | None:
+        """``flow_id``'s place in ``order`` as (column value, seq), if ``flt`` selects it."""
+        column = ORDER_COLUMNS.get(order, "ts")
+        cond = self._where(flt)
+        rows = self._rows(
+            f"SELECT {column}, seq, state FROM flows WHERE id = ? AND ({cond.sql})",
+            [flow_id, *cond.params],
+        )
+        if not rows:
+            return None
+        value, seq, state = rows[0]
+        if not cond.exact and not flt(flow_of(bytes(state), self._bodies(flow_id))):
+            return None
+        return (value, seq)
+
+    def rank(self, key: tuple[Any, int], flt: Any, order: str, exclude: str = "") -> int:
+        """How many flows ``flt`` selects sort before ``key`` in ascending ``order``
+        (the index the view's signals carry, as mitmproxy's view gives it)."""
+        column = ORDER_COLUMNS.get(order, "ts")
+        cond = self._where(flt)
+        where = f"({cond.sql}) AND ({column} < ? OR ({column} = ? AND seq < ?)) AND id <> ?"
+        params = [*cond.params, key[0], key[0], key[1], exclude]
+        if cond.exact:
+            return self._rows(f"SELECT COUNT(*) FROM flows WHERE {where}", params)[0][0]
+        return sum(
+            1 for flow_id, state in self._stream(f"SELECT id, state FROM flows WHERE {where}", params)
+            if flt(flow_of(bytes(state), self._bodies(flow_id)))
+        )
+
     def clear(self, keep_marked: bool = False) -> list[str]:
         where = "marked = ''" if keep_marked else "1=1"
         ids = [r[0] for r in self._rows(f"SELECT id FROM flows WHERE {where}")]
@@ -276,7 +305,7 @@ class SQLStore(FlowStore):
         self.flush()
         return ids
 
-    def retention(
+    def over_limits(
         self, max_flows: int = 0, max_bytes: int = 0, max_age: float = 0, now: float | None = None
     ) -> list[str]:
         doomed: list[str] = []
@@ -309,9 +338,6 @@ class SQLStore(FlowStore):
                     total -= nbytes
                 elif not unseen:
                     break
-        if doomed:
-            self.delete(doomed)
-            self.flush()
         return doomed
 
     def stats(self) -> Stats:
