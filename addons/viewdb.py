@@ -126,7 +126,16 @@ class DBView:
         if store is not self.db:
             return  # a notice for a store we left
         self.sync()
-        self._high_water, rows = store.changes(self._high_water)
+        since = self._high_water
+        high, rows = store.changes(since)
+        removed_high, removed, cleared = store.removals(since, self.query_filter(), self.order)
+        self._high_water = max(high, removed_high)
+        if cleared:  # another instance cleared flows wholesale: start over from the store
+            self._db_reset()
+            self._db_recount()
+            self.sig_view_refresh.send()
+            self.sig_store_refresh.send()
+            return
         seen = self._foreign_seq
         for seq, flow in rows:
             self._foreign_seq = max(self._foreign_seq, seq)
@@ -143,6 +152,31 @@ class DBView:
                 self.sig_view_remove.send(flow, self._index_of(flow.id))
             elif shown:
                 self.sig_view_update.send(flow)
+        self._foreign_removed(removed)
+
+    def _foreign_removed(self, removed: list[tuple[str, str, tuple[Any, int], bool]]) -> None:
+        """Flows another instance removed (retention, delete, clear): gone from this view too."""
+        assert self.db is not None
+        shown_ones = []
+        for flow_id, instance, key, selected in removed:
+            known = self._known(flow_id)
+            if known is not None:
+                shown = self._shown.get(flow_id, False)
+            else:  # announced if this instance wrote it, or it was there when we last looked
+                shown = selected and (instance == self.instance or key[1] <= self._foreign_seq)
+            flow = known or Removed(flow_id)
+            self._forget(flow_id)
+            if shown:
+                shown_ones.append((key, flow))
+            else:
+                self.sig_store_remove.send(flow)
+        # Front to back: the rank among the flows left is where each stood as the ones before it left.
+        shown_ones.sort(key=lambda pair: pair[0])
+        query = self.query_filter()
+        for key, flow in shown_ones:
+            self._db_len = max(0, self._db_len - 1)
+            self.sig_view_remove.send(flow, self.db.rank(key, query, self.order))  # type: ignore[attr-defined]
+            self.sig_store_remove.send(flow)
 
     def _index_of(self, flow_id: str) -> int:
         """Where ``flow_id`` stands in the view as stored: the index ``sig_view_remove``

@@ -232,6 +232,7 @@ class FlowStore:
     backend = "?"
     location = ""
     persistent = True
+    scope = "fleet"  # a store of one instance: its retention and clear act on every flow
 
     def put(self, flows: Iterable[Flow]) -> None:
         """Add or replace flows (a flow keeps its arrival position when replaced)."""

@@ -149,6 +149,9 @@ class SQLStore(FlowStore):
         self.put_records([record_of(f, self.instance) for f in flows])
 
     def put_records(self, records: list[Record]) -> None:
+        if self.instance:  # rows carry the name of the store's instance, whoever made the record
+            for record in records:
+                record.instance = self.instance
         if records:
             self._submit(("put", records), sum(r.nbytes for r in records))
 
@@ -305,30 +308,35 @@ class SQLStore(FlowStore):
         self.flush()
         return ids
 
+    def _mine(self) -> tuple[str, list[Any]]:
+        """The condition (`` AND ...``) limiting retention to this instance's rows ("" for all)."""
+        return "", []
+
     def over_limits(
         self, max_flows: int = 0, max_bytes: int = 0, max_age: float = 0, now: float | None = None
     ) -> list[str]:
         doomed: list[str] = []
+        mine, own = self._mine()
         if max_age:
             cutoff = (now or self.now()) - max_age
             doomed += [r[0] for r in self._rows(
-                "SELECT id FROM flows WHERE marked = '' AND ts < ? ORDER BY seq", (cutoff,))]
+                f"SELECT id FROM flows WHERE marked = '' AND ts < ?{mine} ORDER BY seq", (cutoff, *own))]
         if max_flows:
-            total = self._rows("SELECT COUNT(*) FROM flows")[0][0] - len(doomed)
+            total = self._rows(f"SELECT COUNT(*) FROM flows WHERE 1=1{mine}", own)[0][0] - len(doomed)
             if total > max_flows:
                 rows = self._rows(
-                    "SELECT id FROM flows WHERE marked = '' ORDER BY seq LIMIT ?",
-                    (total - max_flows + len(doomed),),
+                    f"SELECT id FROM flows WHERE marked = ''{mine} ORDER BY seq LIMIT ?",
+                    (*own, total - max_flows + len(doomed)),
                 )
                 seen = set(doomed)
                 doomed += [r[0] for r in rows if r[0] not in seen]
         if max_bytes:
             seen = set(doomed)
             unseen = len(seen)
-            total = self._rows("SELECT COALESCE(SUM(nbytes), 0) FROM flows")[0][0]
+            total = self._rows(f"SELECT COALESCE(SUM(nbytes), 0) FROM flows WHERE 1=1{mine}", own)[0][0]
             # Oldest first: flows already chosen above come early in this walk too.
             for flow_id, nbytes in self._stream(
-                "SELECT id, nbytes FROM flows WHERE marked = '' ORDER BY seq", []
+                f"SELECT id, nbytes FROM flows WHERE marked = ''{mine} ORDER BY seq", own
             ):
                 if flow_id in seen:
                     total -= nbytes

@@ -1,0 +1,142 @@
+"""A fleet on one real PostgreSQL: retention and view.clear per instance (store_scope=instance)
+or over every instance's flows (fleet), and removals reaching every viewer live."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from proxycore.addons.view import View
+from proxycore.test import tflow
+from tests.test_store_index import Model
+
+pytestmark = pytest.mark.e2e
+
+
+def _view(url: str, name: str) -> View:
+    from proxycore.store.postgres import PostgresStore
+
+    view = View()
+    view.instance = name
+    view.use_store(PostgresStore(url, name))  # on the loop: it listens for the others
+    return view
+
+
+def _flows(n: int, first: float) -> list[Any]:
+    flows = []
+    for i in range(n):
+        f = tflow.tflow(resp=True)
+        f.live = False
+        f.timestamp_created = first + 2 * i  # a's and b's flows interleave in time
+        flows.append(f)
+    return flows
+
+
+async def _until(check: Callable[[], bool], what: str) -> None:
+    for _ in range(500):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _close(*views: View) -> None:
+    for view in views:
+        view.close_store()
+        view.db.close()
+
+
+def test_retention_per_instance_or_fleet_and_removals_reach_every_viewer(postgres_url: str) -> None:
+    async def main() -> None:
+        a, b, viewer = (_view(postgres_url, n) for n in ("a", "b", "viewer"))
+        try:
+            from_a, from_b = _flows(5, 1000), _flows(5, 1001)
+            a.add(from_a)
+            b.add(from_b)
+            await _until(lambda: len(viewer) == 10, "both instances' flows in the viewer")
+            model = Model(viewer)
+            refreshed: list[bool] = []
+            viewer.sig_view_refresh.connect(lambda: refreshed.append(True))
+
+            a.retention_limits = (3, 0, 0)  # scope "instance": a's own flows only
+            a.apply_retention()
+            assert [f.id for f in a.db.query()] == [f.id for f in sorted(from_a[2:] + from_b, key=lambda f: f.timestamp_created)]
+            await _until(lambda: len(viewer) == 8, "a's removals in the viewer")
+            assert model.ids == model.ascending() == [f.id for f in a.db.query()]
+            assert not refreshed  # flow by flow, each with its index (Model checks them)
+
+            b.db.scope = "fleet"
+            b.retention_limits = (6, 0, 0)  # the two oldest of the whole fleet: from_b[0], from_b[1]
+            b.apply_retention()
+            await _until(lambda: len(viewer) == 6, "b's fleet-wide removals in the viewer")
+            await _until(lambda: len(a) == 6, "b's fleet-wide removals in a")
+            assert {f.id for f in viewer} == {f.id for f in from_a[2:] + from_b[2:]}
+            assert model.ids == model.ascending()
+        finally:
+            _close(a, b, viewer)
+
+    asyncio.run(main())
+
+
+def test_clear_hides_in_one_viewer_per_instance_and_empties_every_viewer_fleet_wide(postgres_url: str) -> None:
+    async def main() -> None:
+        a, b, viewer = (_view(postgres_url, n) for n in ("a", "b", "viewer"))
+        try:
+            a.add(_flows(3, 1000))
+            b.add(_flows(3, 1001))
+            await _until(lambda: len(viewer) == 6 and len(a) == 6 and len(b) == 6, "six flows everywhere")
+
+            viewer.clear()  # scope "instance": the viewer's list empties, the fleet's flows stay
+            assert len(viewer) == 0 and viewer.store_count() == 0
+            await asyncio.sleep(0.3)
+            assert len(a) == 6 and a.db.count() == 6
+            later = _flows(1, 2000)
+            b.add(later)  # new flows show up in the cleared viewer again
+            await _until(lambda: [f.id for f in viewer] == [later[0].id], "b's new flow in the viewer")
+
+            b.clear()  # scope "instance": b deletes its own flows; a and the viewer drop them
+            await _until(lambda: len(a) == 3 and len(viewer) == 0, "b's clear elsewhere")
+            assert len(b) == 0 and b.store_count() == 0
+
+            a.db.scope = "fleet"
+            b.add(_flows(2, 3000))
+            await _until(lambda: len(a) == 5 and len(viewer) == 2, "b's new flows")
+            a.clear()  # fleet: every instance's flows go, from every viewer
+            await _until(lambda: len(viewer) == 0 and len(b) == 0, "a's fleet-wide clear elsewhere")
+            assert a.db.count() == 0
+        finally:
+            _close(a, b, viewer)
+
+    asyncio.run(main())
+
+
+def test_a_schema_1_database_is_migrated_and_keeps_its_flows(postgres_url: str) -> None:
+    import psycopg
+
+    from proxycore.store.base import record_of
+    from proxycore.store.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresStore
+    from proxycore.store.sql import COLUMNS, _row
+
+    kept, removed = tflow.tflow(resp=True), tflow.tflow(resp=True)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:  # a database proxycore wrote at schema 1
+        conn.execute("CREATE TABLE proxycore_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO proxycore_meta VALUES ('schema', '1')")
+        for flow in (kept, removed):
+            conn.execute(
+                f"INSERT INTO flows ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})",
+                _row(record_of(flow, "old")),
+            )
+    store = PostgresStore(postgres_url, "a")
+    store.delete([removed.id])
+    assert [f.id for f in store.query()] == [kept.id]
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT value FROM proxycore_meta").fetchone()[0] == str(SCHEMA_VERSION)
+        assert conn.execute("SELECT id, instance, removed_by FROM flow_removals").fetchall() == [
+            (removed.id, "old", "a")
+        ]
+    store.close()
