@@ -127,8 +127,9 @@ class DBView:
             return  # a notice for a store we left
         self.sync()
         since = self._high_water
-        high, rows = store.changes(since)
-        removed_high, removed, cleared = store.removals(since, self.query_filter(), self.order)
+        with store.snapshot():
+            high, rows = store.changes(since)
+            removed_high, removed, cleared = store.removals(since, self.query_filter(), self.order)
         self._high_water = max(high, removed_high)
         if cleared:  # another instance cleared flows wholesale: start over from the store
             self._db_reset()

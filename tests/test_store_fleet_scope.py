@@ -55,7 +55,8 @@ def test_retention_per_instance_or_fleet_and_removals_reach_every_viewer(postgre
         try:
             from_a, from_b = _flows(5, 1000), _flows(5, 1001)
             a.add(from_a)
-            b.add(from_b)
+            await _until(lambda: len(viewer) == 5, "a's flows in the viewer")
+            b.add(from_b)  # stored after a's: "oldest" is the order flows reached the store
             await _until(lambda: len(viewer) == 10, "both instances' flows in the viewer")
             model = Model(viewer)
             refreshed: list[bool] = []
@@ -69,11 +70,11 @@ def test_retention_per_instance_or_fleet_and_removals_reach_every_viewer(postgre
             assert not refreshed  # flow by flow, each with its index (Model checks them)
 
             b.db.scope = "fleet"
-            b.retention_limits = (6, 0, 0)  # the two oldest of the whole fleet: from_b[0], from_b[1]
+            b.retention_limits = (6, 0, 0)  # the two oldest of the whole fleet: a's, stored first
             b.apply_retention()
             await _until(lambda: len(viewer) == 6, "b's fleet-wide removals in the viewer")
             await _until(lambda: len(a) == 6, "b's fleet-wide removals in a")
-            assert {f.id for f in viewer} == {f.id for f in from_a[2:] + from_b[2:]}
+            assert {f.id for f in viewer} == {f.id for f in from_a[4:] + from_b}
             assert model.ids == model.ascending()
         finally:
             _close(a, b, viewer)

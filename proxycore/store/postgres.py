@@ -10,10 +10,11 @@ under an advisory lock so that instances starting together do not race.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from proxycore.flow import Flow
@@ -25,6 +26,7 @@ logger = logging.getLogger("proxycore.store")
 
 CHANNEL = "proxycore_flows"
 _LOCK_KEY = 0x70726F78  # advisory lock id for schema changes ("prox")
+_WRITE_KEY = 0x70726F79  # ... held by each write transaction (see _began)
 META = "CREATE TABLE IF NOT EXISTS proxycore_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 # The columns a removal keeps of the row it removed (what filters and the view's order read).
 REMOVAL_COLUMNS = ("seq", *COLUMNS, "changed")
@@ -162,6 +164,11 @@ class PostgresStore(SQLStore):
         else:
             super()._apply(conn, op)
 
+    def _began(self, conn: Any) -> None:
+        # The fleet's write transactions take their change numbers one transaction at a time,
+        # so they commit in number order: a viewer that saw number N has seen every lower one.
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_KEY,))
+
     def _written(self, conn: Any, ops: list[Any]) -> None:
         if any(op[0] in ("put", "delete", "clear") for op in ops):
             conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self.instance))
@@ -231,6 +238,18 @@ class PostgresStore(SQLStore):
         )
         result = [(seq, flow_of(bytes(state), self._bodies(flow_id))) for seq, flow_id, state, _ in rows]
         return (max((r[3] for r in rows), default=since), result)
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads in the block see one state of the database (``changes`` and ``removals``
+        of the same look agree on what has been committed)."""
+        self.flush()
+        with self._read_lock:
+            self._reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                yield
+            finally:
+                self._reader.execute("COMMIT")
 
     def removals(
         self, since: int, flt: Any, order: str

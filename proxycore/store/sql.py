@@ -90,6 +90,7 @@ class SQLStore(FlowStore):
             ops = [op[0] for op in ops if op is not _STOP]
             try:
                 conn.execute(self.begin)
+                self._began(conn)
                 for op in ops:
                     self._apply(conn, op)
                 self._written(conn, ops)
@@ -115,6 +116,9 @@ class SQLStore(FlowStore):
     def _many(self, conn: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
         if rows:
             conn.cursor().executemany(self._sql(sql), rows)
+
+    def _began(self, conn: Any) -> None:
+        """Called first in each write transaction (PostgreSQL orders the fleet's writers)."""
 
     def _written(self, conn: Any, ops: list[Any]) -> None:
         """Called in the write transaction, after the operations (PostgreSQL notifies)."""
