@@ -11,6 +11,7 @@ under an advisory lock so that instances starting together do not race.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import threading
 import time
@@ -131,6 +132,41 @@ class PostgresStore(SQLStore):
         self._watching = False
         self._hidden: list[tuple[int, bool]] = []  # (up to seq, marked ones stay) per view.clear
         self._pruned = 0.0
+        self._idle: list[Any] = []  # connections for server-side cursors, not in use
+        self._pool_lock = threading.Lock()
+        self._cursor_names = itertools.count()
+        self._closed = False
+
+    # reading: long results stream through a server-side cursor ------------------------
+
+    fetch_size = 500  # rows a streaming read asks the server for at a time
+    IDLE_STREAMS = 4  # connections kept open for the next streaming read
+
+    def _stream(self, sql: str, params: list[Any]) -> Iterator[tuple[Any, ...]]:
+        """Rows of ``sql`` ``fetch_size`` at a time from a named cursor on a connection of
+        its own (a filter over millions of rows never holds more than one batch here)."""
+        self.flush()
+        conn = self._take()
+        try:
+            with conn.transaction(), conn.cursor(name=f"proxycore_{next(self._cursor_names)}") as cursor:
+                cursor.execute(self._sql(sql), params)
+                while rows := cursor.fetchmany(self.fetch_size):
+                    yield from rows
+        finally:
+            self._give_back(conn)
+
+    def _take(self) -> Any:
+        with self._pool_lock:
+            if self._idle:
+                return self._idle.pop()
+        return _psycopg().connect(self.url, autocommit=True)
+
+    def _give_back(self, conn: Any) -> None:
+        with self._pool_lock:
+            if not self._closed and not conn.closed and len(self._idle) < self.IDLE_STREAMS:
+                self._idle.append(conn)
+                return
+        conn.close()
 
     # writing: removals leave a trace other viewers read -------------------------------
 
@@ -299,6 +335,11 @@ class PostgresStore(SQLStore):
         self._watcher.start()
 
     def close(self) -> None:
+        with self._pool_lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
         self._watching = False
         if self._watcher is not None:
             self._watcher.join(5)
