@@ -417,13 +417,15 @@ class DBView:
                 self._forget(flow_id)
         self._db_recount()
 
-    def _db_iter(self, flt: Any = None, offset: int = 0, limit: int | None = None) -> Iterator[Flow]:
+    def _db_iter(
+        self, flt: Any = None, offset: int = 0, limit: int | None = None, bodies: bool = True
+    ) -> Iterator[Flow]:
         assert self.db is not None
         self.sync()
         query = self.query_filter()
         if flt is not None:
             query = flt if query is None else _both(query, flt)
-        for flow in self.db.query(query, self.order, self.order_reversed, offset, limit):
+        for flow in self.db.query(query, self.order, self.order_reversed, offset, limit, bodies):
             yield self._loaded(flow)
 
     def _db_get(self, flow_id: str) -> Flow | None:
@@ -461,10 +463,14 @@ class DBView:
         self.sync()
         yield from self.db.ids(_both(self.query_filter(), flt), self.order, self.order_reversed)
 
-    def page(self, offset: int = 0, limit: int | None = None, flt: Any = None) -> Iterator[Flow]:
-        """Shown flows (that ``flt`` also matches) from ``offset``, at most ``limit`` of them."""
+    def page(
+        self, offset: int = 0, limit: int | None = None, flt: Any = None, bodies: bool = True
+    ) -> Iterator[Flow]:
+        """Shown flows (that ``flt`` also matches) from ``offset``, at most ``limit`` of them.
+        ``bodies=False``: for a list only (a database store may leave bodies unread, see
+        :data:`proxycore.store.base.STORED_BODIES`)."""
         if self.db is not None:
-            yield from self._db_iter(flt, offset, limit)
+            yield from self._db_iter(flt, offset, limit, bodies)
             return
         skipped = produced = 0
         for flow in self:  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ from typing import Any
 
 from proxycore.flow import Flow
 from proxycore.optmanager import OptManager, _type_name
+from proxycore.store.base import STORED_BODIES
 from proxycore.utils import signals
 
 # Flow markers as the UI shows them.  mitmproxy looks names up in GitHub's emoji list;
@@ -147,7 +148,8 @@ _hashes: weakref.WeakKeyDictionary[Any, tuple[bytes, str]] = weakref.WeakKeyDict
 def _content_meta(message: Any) -> tuple[int | None, str | None]:
     raw = message.raw_content
     if raw is None:
-        return None, None
+        # read for a list without its body: length and hash as stored
+        return STORED_BODIES.get(message, (None, None))
     cached = _hashes.get(message)
     if cached is None or cached[0] is not raw:
         cached = (raw, hashlib.sha256(raw).hexdigest())

@@ -119,7 +119,7 @@ def test_a_schema_1_database_is_migrated_and_keeps_its_flows(postgres_url: str) 
 
     from proxycore.store.base import record_of
     from proxycore.store.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresStore
-    from proxycore.store.sql import COLUMNS, _row
+    from proxycore.store.sql import BODY_COLUMNS, COLUMNS, _row
 
     kept, removed = tflow.tflow(resp=True), tflow.tflow(resp=True)
     with psycopg.connect(postgres_url, autocommit=True) as conn:  # a database proxycore wrote at schema 1
@@ -127,14 +127,19 @@ def test_a_schema_1_database_is_migrated_and_keeps_its_flows(postgres_url: str) 
         for statement in MIGRATIONS[0]:
             conn.execute(statement)
         conn.execute("INSERT INTO proxycore_meta VALUES ('schema', '1')")
+        v1 = [c for c in COLUMNS if c not in BODY_COLUMNS]  # the body columns came with schema 3
         for flow in (kept, removed):
             conn.execute(
-                f"INSERT INTO flows ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})",
-                _row(record_of(flow, "old")),
+                f"INSERT INTO flows ({', '.join(v1)}) VALUES ({', '.join(['%s'] * len(v1))})",
+                _row(record_of(flow, "old"))[: len(v1)],
             )
+            for part, body in record_of(flow).bodies.items():
+                conn.execute("INSERT INTO bodies VALUES (%s, %s, %s)", (flow.id, part, body))
     store = PostgresStore(postgres_url, "a")
     store.delete([removed.id])
     assert [f.id for f in store.query()] == [kept.id]
+    listed = next(store.query(bodies=False))  # no stored hash yet: read with its bodies
+    assert listed.response.raw_content == kept.response.raw_content
     with psycopg.connect(postgres_url) as conn:
         assert conn.execute("SELECT value FROM proxycore_meta").fetchone()[0] == str(SCHEMA_VERSION)
         assert conn.execute("SELECT id, instance, removed_by FROM flow_removals").fetchall() == [

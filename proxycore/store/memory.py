@@ -56,7 +56,7 @@ class MemoryStore(FlowStore):
 
     def query(
         self, flt: Any = None, order: str = "time", reverse: bool = False,
-        offset: int = 0, limit: int | None = None,
+        offset: int = 0, limit: int | None = None, bodies: bool = True,
     ) -> Iterator[Flow]:
         key = _order_key(order)
         flows = [f for f in self._flows.values() if flt is None or flt(f)]

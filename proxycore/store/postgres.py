@@ -21,7 +21,7 @@ from typing import Any
 from proxycore.flow import Flow
 from proxycore.store import sqlfilter
 from proxycore.store.base import ORDER_COLUMNS, StoreError, flow_of
-from proxycore.store.sql import COLUMNS, SQLStore
+from proxycore.store.sql import BODY_COLUMNS, COLUMNS, SQLStore
 
 logger = logging.getLogger("proxycore.store")
 
@@ -30,7 +30,7 @@ _LOCK_KEY = 0x70726F78  # advisory lock id for schema changes ("prox")
 _WRITE_KEY = 0x70726F79  # ... held by each write transaction (see _began)
 META = "CREATE TABLE IF NOT EXISTS proxycore_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 # The columns a removal keeps of the row it removed (what filters and the view's order read).
-REMOVAL_COLUMNS = ("seq", *COLUMNS, "changed")
+REMOVAL_COLUMNS = ("seq", *(c for c in COLUMNS if c not in BODY_COLUMNS), "changed")
 # MIGRATIONS[n] takes a database from schema n to n + 1.
 MIGRATIONS: list[list[str]] = [[
     "CREATE SEQUENCE IF NOT EXISTS flow_changes",
@@ -58,6 +58,10 @@ MIGRATIONS: list[list[str]] = [[
         removed BIGINT NOT NULL DEFAULT nextval('flow_changes'), removed_by TEXT NOT NULL,
         of_instance TEXT, upto BIGINT NOT NULL, keep_marked BOOLEAN NOT NULL,
         removed_at DOUBLE PRECISION NOT NULL)""",
+], [
+    # 3: each body's length and SHA-256, so that the flow list reads no bodies
+    "ALTER TABLE flows ADD COLUMN request_size BIGINT, ADD COLUMN request_hash TEXT, "
+    "ADD COLUMN response_size BIGINT, ADD COLUMN response_hash TEXT",
 ]]
 SCHEMA_VERSION = len(MIGRATIONS)
 REMOVALS_KEPT = 600.0  # seconds a removal stays readable for viewers that have not looked yet

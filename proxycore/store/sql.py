@@ -23,15 +23,17 @@ from proxycore.store.base import (
     Record,
     Stats,
     flow_of,
+    listed_flow,
     record_of,
 )
 
 logger = logging.getLogger("proxycore.store")
 
+BODY_COLUMNS = ("request_size", "request_hash", "response_size", "response_hash")  # schema 3
 COLUMNS = (
     "id", "instance", "type", "ts", "method", "host", "pretty_host", "url", "status",
     "response", "websocket", "error", "marked", "comment", "replay", "src", "dst", "size",
-    "nbytes", "state",
+    "nbytes", "state", *BODY_COLUMNS,
 )
 _UPSERT = (
     f"INSERT INTO flows ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
@@ -49,7 +51,17 @@ def _row(record: Record) -> tuple[Any, ...]:
         record.pretty_host, record.url, record.status, int(record.response),
         int(record.websocket), int(record.error), record.marked, record.comment,
         record.replay, record.src, record.dst, record.size, record.nbytes, record.state,
+        *record.body_meta.get("request", (None, None)), *record.body_meta.get("response", (None, None)),
     )
+
+
+def _body_meta(columns: list[Any]) -> dict[str, tuple[int, str]]:
+    """BODY_COLUMNS values -> {part: (length, hash)} for the parts that have them."""
+    meta = {}
+    for part, (size, digest) in zip(("request", "response"), (columns[:2], columns[2:]), strict=True):
+        if digest is not None:
+            meta[part] = (size, digest)
+    return meta
 
 
 class SQLStore(FlowStore):
@@ -228,21 +240,24 @@ class SQLStore(FlowStore):
 
     def query(
         self, flt: Any = None, order: str = "time", reverse: bool = False,
-        offset: int = 0, limit: int | None = None,
+        offset: int = 0, limit: int | None = None, bodies: bool = True,
     ) -> Iterator[Flow]:
         cond = self._where(flt)
-        sql = f"SELECT id, state FROM flows WHERE {cond.sql} ORDER BY {self._order(order, reverse)}"
+        order_by = self._order(order, reverse)
         params = list(cond.params)
         if cond.exact:
+            sql = f"SELECT id, state, {', '.join(BODY_COLUMNS)} FROM flows WHERE {cond.sql} ORDER BY {order_by}"
             if limit is not None:
                 sql += " LIMIT ? OFFSET ?"
                 params += [limit, offset]
             elif offset:
                 sql += f" {self.unlimited} OFFSET ?"
                 params.append(offset)
-            for flow_id, state in self._stream(sql, params):
-                yield flow_of(bytes(state), self._bodies(flow_id))
+            for flow_id, state, *meta in self._stream(sql, params):
+                flow = None if bodies else listed_flow(bytes(state), _body_meta(meta))
+                yield flow or flow_of(bytes(state), self._bodies(flow_id))
             return
+        sql = f"SELECT id, state FROM flows WHERE {cond.sql} ORDER BY {order_by}"
         skipped = produced = 0
         for flow_id, state in self._stream(sql, params):
             if limit is not None and produced >= limit:
