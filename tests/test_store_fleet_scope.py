@@ -4,7 +4,10 @@ or over every instance's flows (fleet), and removals reaching every viewer live.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -146,3 +149,44 @@ def test_a_schema_1_database_is_migrated_and_keeps_its_flows(postgres_url: str) 
             (removed.id, "old", "a")
         ]
     store.close()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (.ci/run installs it)")
+def test_a_proxys_retention_reaches_a_proxyweb_live(tmp_path: Path, postgres_url: str) -> None:
+    """Two proxydump processes and a proxyweb on one database: a keeps its last two flows
+    (store_scope=instance), b keeps all; the proxyweb drops a's old flows as they go."""
+    from tests.e2e_servers import start_http
+    from tests.test_e2e import Proxy, curl
+    from tests.webapi import request, running, ws_connect, ws_recv
+
+    server, upstream = start_http()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    store = ["--set", f"store={postgres_url}"]
+    a = Proxy(["-q", *store, "--set", "store_instance=a", "--set", "store_max_flows=2"], tmp_path / "a")
+    b = Proxy(["-q", *store, "--set", "store_instance=b"], tmp_path / "b")
+    try:
+        with running(tmp_path, store=postgres_url, store_instance="viewer") as web, ws_connect(web.port) as ws:
+            paths = {"a": [f"/get?a={i}" for i in range(5)], "b": ["/get?b=0", "/get?b=1"]}
+            for name, proxy in (("b", b), ("a", a)):
+                for path in paths[name]:
+                    assert curl(proxy, f"http://127.0.0.1:{upstream}{path}").returncode == 0
+            added: dict[str, str] = {}
+            removed: set[str] = set()
+            deadline = time.monotonic() + 30
+            kept = sorted(paths["b"] + paths["a"][3:])
+            # until what the UI shows is what a and b keep (a flow the viewer never saw
+            # before a removed it sends neither add nor remove)
+            while sorted(p for i, p in added.items() if i not in removed) != kept:
+                assert time.monotonic() < deadline, (added, removed)
+                message = ws_recv(ws, timeout=30)
+                if message["type"] == "flows/add":
+                    added[message["payload"]["flow"]["id"]] = message["payload"]["flow"]["request"]["path"]
+                elif message["type"] == "flows/remove":
+                    removed.add(message["payload"])
+            assert removed and {added[i] for i in removed} <= set(paths["a"][:3])
+            listed = [f["request"]["path"] for f in request(web.port, "GET", "/flows").json()]
+            assert listed == paths["b"] + paths["a"][3:]
+    finally:
+        assert a.stop() == 0 and b.stop() == 0
+        server.shutdown()
