@@ -149,8 +149,9 @@ class DBView:
                 self._db_len += 1
                 self.sig_view_add.send(flow)
             elif was_shown and not shown:
+                index = self._index_of(flow.id)
                 self._db_len = max(0, self._db_len - 1)
-                self.sig_view_remove.send(flow, self._index_of(flow.id))
+                self.sig_view_remove.send(flow, index)
             elif shown:
                 self.sig_view_update.send(flow)
         self._foreign_removed(removed)
@@ -189,7 +190,7 @@ class DBView:
             key = self.db.sort_key(flow_id, self.order)  # type: ignore[attr-defined]
         if key is None:
             return -1
-        return self.db.rank(key, self.query_filter(), self.order, flow_id)  # type: ignore[attr-defined]
+        return self.db.rank(key, self.query_filter(), self.order, flow_id, self._db_len)  # type: ignore[attr-defined]
 
     def _db_reset(self) -> None:
         self._cache.clear()

@@ -70,18 +70,30 @@ def test_removal_index_is_the_flows_position(kind, order, reverse, expr, tmp_pat
     model = Model(view)
     assert len(model.ids) > 6
     shown = [view.get_by_id(i) for i in model.ids]
-    view.remove([shown[3], shown[0]])  # a flow the UI deletes
-    if expr:  # a flow that stops matching the filter
-        changed = view.get_by_id(model.ids[2])
-        changed.response.status_code = 404
-        view.update([changed])
+    view.remove([shown[3], shown[0], shown[-2]])  # flows the UI deletes
+    if expr:  # flows that stop matching the filter
+        for changed in (view.get_by_id(model.ids[2]), view.get_by_id(model.ids[-1])):
+            changed.response.status_code = 404
+            view.update([changed])
     view.retention_limits = (8, 0, 0)  # the oldest unmarked go, wherever they are shown
     view.apply_retention()
     assert view.store_count() == 8
+    assert len(model.ids) == len(view)
     assert model.ids == model.ascending()
     if view.db is not None:
         view.close_store()
         view.db.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+@pytest.mark.parametrize("order", ["time", "url"])
+@pytest.mark.parametrize(("reverse", "expr"), [(False, "~c 500"), (True, "")])
+def test_removal_index_counted_from_either_end(kind, order, reverse, expr, tmp_path, request, monkeypatch) -> None:
+    """Counts stop after RANK_CAP rows and count from the other end (flows near the end)."""
+    from proxycore.store.sql import SQLStore
+
+    monkeypatch.setattr(SQLStore, "RANK_CAP", 2)
+    test_removal_index_is_the_flows_position(kind, order, reverse, expr, tmp_path, request)
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])

@@ -302,15 +302,31 @@ class SQLStore(FlowStore):
             return None
         return (value, seq)
 
-    def rank(self, key: tuple[Any, int], flt: Any, order: str, exclude: str = "") -> int:
+    RANK_CAP = 5000  # rows a capped count walks before trying the other side
+
+    def rank(
+        self, key: tuple[Any, int], flt: Any, order: str, exclude: str = "", total: int | None = None
+    ) -> int:
         """How many flows ``flt`` selects sort before ``key`` in ascending ``order``
-        (the index the view's signals carry, as mitmproxy's view gives it)."""
+        (the index the view's signals carry, as mitmproxy's view gives it).  With ``total``
+        (how many it selects, the flow at ``key`` included) a flow near the end is counted
+        from there: the flows that change are mostly the newest of millions."""
         column = ORDER_COLUMNS.get(order, "ts")
         cond = self._where(flt)
-        where = f"({cond.sql}) AND ({column} < ? OR ({column} = ? AND seq < ?)) AND id <> ?"
+        before = f"({cond.sql}) AND ({column} < ? OR ({column} = ? AND seq < ?)) AND id <> ?"
         params = [*cond.params, key[0], key[0], key[1], exclude]
         if cond.exact:
-            return self._rows(f"SELECT COUNT(*) FROM flows WHERE {where}", params)[0][0]
+            capped = "SELECT COUNT(*) FROM (SELECT 1 FROM flows WHERE {} LIMIT ?) AS capped"
+            found = self._rows(capped.format(before), [*params, self.RANK_CAP])[0][0]
+            if found < self.RANK_CAP:
+                return found
+            if total is not None:
+                after = f"({cond.sql}) AND ({column} > ? OR ({column} = ? AND seq > ?)) AND id <> ?"
+                later = self._rows(capped.format(after), [*params, self.RANK_CAP])[0][0]
+                if later < self.RANK_CAP:
+                    return max(0, total - 1 - later)
+            return self._rows(f"SELECT COUNT(*) FROM flows WHERE {before}", params)[0][0]
+        where = before
         return sum(
             1 for flow_id, state in self._stream(f"SELECT id, state FROM flows WHERE {where}", params)
             if flt(flow_of(bytes(state), self._bodies(flow_id)))
