@@ -190,3 +190,29 @@ def test_a_proxys_retention_reaches_a_proxyweb_live(tmp_path: Path, postgres_url
     finally:
         assert a.stop() == 0 and b.stop() == 0
         server.shutdown()
+
+
+def test_clear_unmarked_per_instance_keeps_every_marked_flow(postgres_url: str) -> None:
+    from proxycore.store.postgres import PostgresStore
+
+    a, viewer = PostgresStore(postgres_url, "a"), PostgresStore(postgres_url, "viewer")
+    try:
+        theirs, mine = _flows(3, 1000), _flows(2, 1001)
+        theirs[1].marked = ":default:"
+        mine[0].marked = ":default:"
+        a.put(theirs)
+        viewer.put(mine)
+        a.flush()
+        viewer.clear(keep_marked=True)
+        assert {f.id for f in viewer.query()} == {theirs[1].id, mine[0].id}
+        assert viewer.count() == 2 and viewer.has(mine[0].id) and not viewer.has(mine[1].id)
+        assert a.count() == 4  # a's flows all stay for everyone else
+        later = _flows(1, 2000)
+        a.put(later)
+        a.flush()
+        assert [f.id for f in viewer.query(order="time")][-1] == later[0].id
+        viewer.clear()
+        assert viewer.count() == 0 and a.count() == 5 - 1  # the viewer's own marked one went too
+    finally:
+        a.close()
+        viewer.close()
