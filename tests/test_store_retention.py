@@ -90,3 +90,29 @@ def test_store_memory_retention_tells_the_ui(tmp_path: Path) -> None:
         listed = request(server.port, "GET", "/flows").json()
         assert [f["id"] for f in listed] == [flows[0].id] + [f.id for f in flows[4:]]
         assert server.call(lambda: server.view.db) is None  # mitmweb's way: flows in memory
+
+
+def test_database_retention_of_many_flows_at_once_resets_the_list(tmp_path: Path, monkeypatch: Any) -> None:
+    from proxycore.addons import viewdb
+    from proxycore.store.sqlite import SQLiteStore
+
+    monkeypatch.setattr(viewdb, "RANKED_REMOVALS", 2)
+    view = View()
+    view.use_store(SQLiteStore(str(tmp_path / "r.db")))
+    flows = _flows(6)
+    view.add(flows)
+    removed = _removals(view)
+    refreshed: list[bool] = []
+    gone: list[str] = []
+    view.sig_view_refresh.connect(lambda: refreshed.append(True))
+    view.sig_store_remove.connect(lambda flow: gone.append(flow.id))
+    view.retention_limits = (3, 0, 0)
+    view.apply_retention()
+    assert removed == [] and refreshed == [True]  # three at once: more than 2 to place
+    assert gone == [f.id for f in flows[:3]]
+    assert len(view) == 3 and [f.id for f in view] == [f.id for f in flows[3:]]
+    view.retention_limits = (2, 0, 0)
+    view.apply_retention()
+    assert removed == [(flows[3].id, 0)]  # one: placed
+    view.close_store()
+    view.db.close()
