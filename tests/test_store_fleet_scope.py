@@ -216,3 +216,28 @@ def test_clear_unmarked_per_instance_keeps_every_marked_flow(postgres_url: str) 
     finally:
         a.close()
         viewer.close()
+
+
+def test_a_viewer_starting_later_ignores_earlier_removals(postgres_url: str) -> None:
+    async def main() -> None:
+        a = _view(postgres_url, "a")
+        try:
+            flows = _flows(4, 1000)
+            a.add(flows)
+            a.sync()
+            a.remove(flows[:2])  # removals on record, newer than any row, before the viewer starts
+            a.db.flush()
+            viewer = _view(postgres_url, "viewer")
+            events: list[str] = []
+            viewer.sig_view_remove.connect(lambda flow, index: events.append("remove"))
+            viewer.sig_view_refresh.connect(lambda: events.append("refresh"))
+            assert len(viewer) == 2
+            later = _flows(1, 4000)
+            a.add(later)  # a change after the viewer started: it looks, and sees only that
+            await _until(lambda: len(viewer) == 3, "a's new flow")
+            assert events == [] and len(viewer) == 3
+            _close(viewer)
+        finally:
+            _close(a)
+
+    asyncio.run(main())

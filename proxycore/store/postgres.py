@@ -262,7 +262,12 @@ class PostgresStore(SQLStore):
     # other instances' changes ---------------------------------------------------------
 
     def high_water(self) -> int:
-        return self._rows("SELECT COALESCE(MAX(changed), 0) FROM flows")[0][0]
+        """The newest change number (rows, removals, clears): where a new viewer starts."""
+        return self._rows(
+            "SELECT GREATEST((SELECT COALESCE(MAX(changed), 0) FROM flows), "
+            "(SELECT COALESCE(MAX(removed), 0) FROM flow_removals), "
+            "(SELECT COALESCE(MAX(removed), 0) FROM flow_clears))"
+        )[0][0]
 
     def max_seq(self) -> int:
         return self._rows("SELECT COALESCE(MAX(seq), 0) FROM flows")[0][0]
