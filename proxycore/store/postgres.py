@@ -64,7 +64,7 @@ MIGRATIONS: list[list[str]] = [[
     "ADD COLUMN response_size BIGINT, ADD COLUMN response_hash TEXT",
 ]]
 SCHEMA_VERSION = len(MIGRATIONS)
-REMOVALS_KEPT = 600.0  # seconds a removal stays readable for viewers that have not looked yet
+REMOVALS_KEPT = 120.0  # seconds a removal stays readable (viewers look within a second of the NOTIFY)
 _UPSERT = (
     f"INSERT INTO flows ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
     f"ON CONFLICT (id) DO UPDATE SET "
