@@ -116,3 +116,18 @@ def test_database_retention_of_many_flows_at_once_resets_the_list(tmp_path: Path
     assert removed == [(flows[3].id, 0)]  # one: placed
     view.close_store()
     view.db.close()
+
+
+def test_store_scope_option_reaches_the_open_store(tmp_path: Path) -> None:
+    from proxycore.exceptions import OptionsError
+
+    view, store = View(), StoreAddon()
+    with taddons.context(view, store) as tctx:
+        tctx.configure(store, store=str(tmp_path / "s.db"))
+        store.running()
+        assert store.backend is not None and store.backend.scope == "instance"
+        tctx.configure(store, store_scope="fleet")
+        assert store.backend.scope == "fleet"
+        with pytest.raises(OptionsError):
+            tctx.configure(store, store_scope="everything")
+        store.done()
