@@ -107,6 +107,13 @@ class StoreAddon:
             "store_instance", str, "",
             "Name this instance's flows carry in a shared store (default: hostname:listen_port).",
         )
+        loader.add_option(
+            "store_scope", str, "instance",
+            "In a shared (PostgreSQL) store, what retention and view.clear act on: 'instance' "
+            "(this instance's flows; a clear hides the others' from this view only) or 'fleet' "
+            "(every instance's flows, removed from every viewer).",
+            choices=["instance", "fleet"],
+        )
 
     # configuration -------------------------------------------------------------------
 
@@ -124,10 +131,13 @@ class StoreAddon:
             for view in self._views():
                 view.cache_limit = memory
                 view.retention_limits = (opts.store_max_flows, max_bytes, max_age)
+                view.retention_soon()
         if "store" in updated and not self.started:
             check_spec(opts.store)
         if self.started and updated & {"store", "store_instance"}:
             self._open()
+        elif "store_scope" in updated and self.backend is not None:
+            self.backend.scope = opts.store_scope
 
     def _views(self) -> list[Any]:
         views = [v for v in (ctx.master.addons.get("view"), self._own_view) if v is not None]
@@ -156,6 +166,8 @@ class StoreAddon:
             new = open_store(spec, self.instance()) if spec else None
         except StoreError as e:
             raise OptionsError(str(e)) from None
+        if new is not None:
+            new.scope = ctx.options.store_scope
         view = ctx.master.addons.get("view")
         if view is None and new is not None and new.persistent and self._own_view is None:
             from proxycore.addons.view import View

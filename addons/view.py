@@ -37,6 +37,7 @@ from proxycore.exceptions import CommandError
 from proxycore.flow import Flow
 from proxycore.hooks import UpdateHook
 from proxycore.store.base import flow_size as _size_key
+from proxycore.store.base import oldest_over_limits
 from proxycore.store.sqlfilter import IdSet
 from proxycore.utils.signals import Signal
 
@@ -296,6 +297,7 @@ class View(DBView, Sequence[Flow]):
             if self._passes(flow):
                 self._insert(flow)
                 self.sig_view_add.send(flow)
+        self.retention_soon()
 
     def update(self, flows: Sequence[Flow]) -> None:
         """A flow changed: show, move or hide it as the filter and order now say.
@@ -323,6 +325,7 @@ class View(DBView, Sequence[Flow]):
                 self.sig_view_refresh.send()
             else:
                 self.sig_view_update.send(flow)
+        self.retention_soon()
 
     def remove(self, flows: Sequence[Flow]) -> None:
         """Drop flows from store and view, killing live ones first."""
@@ -333,11 +336,17 @@ class View(DBView, Sequence[Flow]):
         if len(flows) > 1:
             logger.info(f"Removed {len(flows)} flows")
 
-    def _remove_memory(self, flows: Sequence[Flow]) -> None:
+    def _memory_retention(self) -> None:
+        """store=memory: drop the oldest unmarked flows over the store_max_* limits (not
+        killed: a live flow that old is only forgotten, as a database store forgets it)."""
+        doomed = oldest_over_limits(self._store.values(), *self.retention_limits)
+        self._remove_memory([self._store[i] for i in doomed], kill=False)
+
+    def _remove_memory(self, flows: Sequence[Flow], kill: bool = True) -> None:
         for flow in flows:
             if flow.id not in self._store:
                 continue
-            if flow.killable:
+            if kill and flow.killable:
                 flow.kill()
             index = self._delete(flow)
             if index is not None:

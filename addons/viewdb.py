@@ -32,6 +32,7 @@ logger = logging.getLogger("proxycore.view")
 SYNC_INTERVAL = 0.2
 SYNC_BATCH = 2000  # changed flows that are written at once, without waiting for the timer
 RETENTION_INTERVAL = 1.0  # seconds between retention checks while flows change
+RANKED_REMOVALS = 1000  # retention removing more flows at once resets the UI's list instead
 SYNC_BYTES = 8 * 1024 * 1024  # ... or changed body bytes (a burst of big flows stays small)
 _FLOW_OVERHEAD = 6144  # bytes a cached flow's objects take besides its bodies (3.5k measured for a
 # small flow read back from a store; real flows carry more headers)
@@ -144,7 +145,17 @@ class DBView:
         if store is not self.db:
             return  # a notice for a store we left
         self.sync()
-        self._high_water, rows = store.changes(self._high_water)
+        since = self._high_water
+        with store.snapshot():
+            high, rows = store.changes(since)
+            removed_high, removed, cleared = store.removals(since, self.query_filter(), self.order)
+        self._high_water = max(high, removed_high)
+        if cleared:  # another instance cleared flows wholesale: start over from the store
+            self._db_reset()
+            self._db_recount()
+            self.sig_view_refresh.send()
+            self.sig_store_refresh.send()
+            return
         seen = self._foreign_seq
         for seq, flow in rows:
             self._foreign_seq = max(self._foreign_seq, seq)
@@ -157,10 +168,48 @@ class DBView:
                 self._db_len += 1
                 self.sig_view_add.send(flow)
             elif was_shown and not shown:
+                index = self._index_of(flow.id)
                 self._db_len = max(0, self._db_len - 1)
-                self.sig_view_remove.send(flow, -1)
+                self.sig_view_remove.send(flow, index)
             elif shown:
                 self.sig_view_update.send(flow)
+        self._foreign_removed(removed)
+
+    def _foreign_removed(self, removed: list[tuple[str, str, tuple[Any, int], bool]]) -> None:
+        """Flows another instance removed (retention, delete, clear): gone from this view too."""
+        assert self.db is not None
+        shown_ones = []
+        for flow_id, instance, key, selected in removed:
+            known = self._known(flow_id)
+            if known is not None:
+                shown = self._shown.get(flow_id, False)
+            else:  # announced if this instance wrote it, or it was there when we last looked
+                shown = selected and (instance == self.instance or key[1] <= self._foreign_seq)
+            flow = known or Removed(flow_id)
+            self._forget(flow_id)
+            if shown:
+                shown_ones.append((key, flow))
+            else:
+                self.sig_store_remove.send(flow)
+        # Front to back: the rank among the flows left is where each stood as the ones before it left.
+        shown_ones.sort(key=lambda pair: pair[0])
+        query = self.query_filter()
+        for key, flow in shown_ones:
+            self._db_len = max(0, self._db_len - 1)
+            self.sig_view_remove.send(flow, self.db.rank(key, query, self.order))  # type: ignore[attr-defined]
+            self.sig_store_remove.send(flow)
+
+    def _index_of(self, flow_id: str) -> int:
+        """Where ``flow_id`` stands in the view as stored: the index ``sig_view_remove``
+        carries (ascending order, as mitmproxy's view gives it; -1 if it is not stored)."""
+        assert self.db is not None
+        key = self.db.sort_key(flow_id, self.order)  # type: ignore[attr-defined]  # before this change
+        self.sync()
+        if key is None:
+            key = self.db.sort_key(flow_id, self.order)  # type: ignore[attr-defined]
+        if key is None:
+            return -1
+        return self.db.rank(key, self.query_filter(), self.order, flow_id, self._db_len)  # type: ignore[attr-defined]
 
     def _db_reset(self) -> None:
         self._cache.clear()
@@ -258,6 +307,17 @@ class DBView:
         elif any(self.retention_limits) and self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(wait, self._tick)  # check later
 
+    def retention_soon(self) -> None:
+        """Check the store_max_* limits shortly (now, without an event loop)."""
+        if self._timer is not None or not any(self.retention_limits):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.apply_retention()
+            return
+        self._timer = loop.call_later(SYNC_INTERVAL, self._tick)
+
     def sync(self) -> None:
         """Hand every changed flow to the store, and let finished flows be evicted."""
         if self.db is None or not self._dirty:
@@ -277,17 +337,36 @@ class DBView:
     def apply_retention(self) -> None:
         """Drop the oldest unmarked flows over the store_max_* limits; tell the UI."""
         max_flows, max_bytes, max_age = self.retention_limits
-        if self.db is None or not (max_flows or max_bytes or max_age):
+        if not (max_flows or max_bytes or max_age):
+            return
+        if self.db is None:
+            self._memory_retention()  # type: ignore[attr-defined]
             return
         self.sync()
-        for flow_id in self.db.retention(max_flows, max_bytes, max_age):
+        doomed = self.db.over_limits(max_flows, max_bytes, max_age)
+        if not doomed:
+            return
+        query = self.query_filter()
+        ranked: list[tuple[int, str]] = []
+        if len(doomed) <= RANKED_REMOVALS:
+            for flow_id in doomed:
+                key = self.db.sort_key(flow_id, self.order, query)  # type: ignore[attr-defined]
+                if key is not None:
+                    ranked.append((self.db.rank(key, query, self.order), flow_id))  # type: ignore[attr-defined]
+        ranked.sort()
+        self.db.delete(doomed)
+        self.db.flush()
+        # Sent front to back, each index is where the flow stood once the ones before it left.
+        for i, (rank, flow_id) in enumerate(ranked):
+            self._db_len = max(0, self._db_len - 1)
+            self.sig_view_remove.send(self._known(flow_id) or Removed(flow_id), rank - i)
+        for flow_id in doomed:
             flow = self._known(flow_id) or Removed(flow_id)
-            shown = self._shown.get(flow_id, True)
             self._forget(flow_id)
-            if shown:
-                self._db_len = max(0, self._db_len - 1)
-                self.sig_view_remove.send(flow, -1)
             self.sig_store_remove.send(flow)
+        if len(doomed) > RANKED_REMOVALS:  # too many to place one by one: the UI refetches
+            self._db_recount()
+            self.sig_view_refresh.send()
 
     # the View operations ---------------------------------------------------------------
 
@@ -317,6 +396,7 @@ class DBView:
             was_shown = self._shown.get(flow.id, False)
             old_key = self._keys.get(flow.id)
             shown = self._passes(flow)
+            index = self._index_of(flow.id) if was_shown and not shown else -1
             self._hold(flow, shown)
             self._mark_dirty(flow)
             if shown and not was_shown:
@@ -324,7 +404,7 @@ class DBView:
                 self.sig_view_add.send(flow)
             elif was_shown and not shown:
                 self._db_len = max(0, self._db_len - 1)
-                self.sig_view_remove.send(flow, -1)
+                self.sig_view_remove.send(flow, index)
             elif shown and old_key is not None and old_key != self._keys[flow.id]:
                 self.sig_view_refresh.send()  # it moved, as the memory view says
             elif shown:
@@ -340,11 +420,12 @@ class DBView:
             if flow.killable:
                 flow.kill()
             shown = self._shown.get(flow.id) if known else self._passes(flow)
+            index = self._index_of(flow.id) if shown else -1
             self._forget(flow.id)
             self.db.delete([flow.id])
             if shown:
                 self._db_len = max(0, self._db_len - 1)
-                self.sig_view_remove.send(flow, -1)
+                self.sig_view_remove.send(flow, index)
             self.sig_store_remove.send(flow)
 
     def _db_clear(self, keep_marked: bool) -> None:
@@ -357,13 +438,15 @@ class DBView:
                 self._forget(flow_id)
         self._db_recount()
 
-    def _db_iter(self, flt: Any = None, offset: int = 0, limit: int | None = None) -> Iterator[Flow]:
+    def _db_iter(
+        self, flt: Any = None, offset: int = 0, limit: int | None = None, bodies: bool = True
+    ) -> Iterator[Flow]:
         assert self.db is not None
         self.sync()
         query = self.query_filter()
         if flt is not None:
             query = flt if query is None else _both(query, flt)
-        for flow in self.db.query(query, self.order, self.order_reversed, offset, limit):
+        for flow in self.db.query(query, self.order, self.order_reversed, offset, limit, bodies):
             yield self._loaded(flow)
 
     def _db_get(self, flow_id: str) -> Flow | None:
@@ -401,10 +484,14 @@ class DBView:
         self.sync()
         yield from self.db.ids(_both(self.query_filter(), flt), self.order, self.order_reversed)
 
-    def page(self, offset: int = 0, limit: int | None = None, flt: Any = None) -> Iterator[Flow]:
-        """Shown flows (that ``flt`` also matches) from ``offset``, at most ``limit`` of them."""
+    def page(
+        self, offset: int = 0, limit: int | None = None, flt: Any = None, bodies: bool = True
+    ) -> Iterator[Flow]:
+        """Shown flows (that ``flt`` also matches) from ``offset``, at most ``limit`` of them.
+        ``bodies=False``: for a list only (a database store may leave bodies unread, see
+        :data:`proxycore.store.base.STORED_BODIES`)."""
         if self.db is not None:
-            yield from self._db_iter(flt, offset, limit)
+            yield from self._db_iter(flt, offset, limit, bodies)
             return
         skipped = produced = 0
         for flow in self:

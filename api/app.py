@@ -182,7 +182,7 @@ class Flows(RequestHandler):
             return
         parts: list[str] = []
         first = True
-        for flow in self.view.page(offset, limit, flt):
+        for flow in self.view.page(offset, limit, flt, bodies=False):  # the list reads no bodies
             parts.append(cache.text(flow))
             if len(parts) >= self.CHUNK:
                 self.write(("[" if first else ", ") + ", ".join(parts))

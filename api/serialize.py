@@ -7,7 +7,6 @@ never sent, only their length and SHA-256.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import pathlib
@@ -21,6 +20,7 @@ from proxycore.dns import DNSFlow
 from proxycore.flow import Flow
 from proxycore.http import HTTPFlow
 from proxycore.optmanager import OptManager, _type_name
+from proxycore.store.base import STORED_BODIES, body_digest
 from proxycore.tcp import TCPFlow
 from proxycore.udp import UDPFlow
 from proxycore.utils import signals
@@ -96,23 +96,13 @@ def _connection(conn: Any, server: bool) -> dict[str, Any]:
     return data
 
 
-# message -> (the body it had, that body's SHA-256): /flows is fetched again and again,
-# bodies rarely change, and hashing megabyte bodies each time would dominate it.
-_hashes: weakref.WeakKeyDictionary[Any, tuple[bytes, str]] = weakref.WeakKeyDictionary()
-
-
 def _content_meta(message: Any) -> tuple[int | None, str | None]:
     raw = message.raw_content
     if raw is None:
-        return None, None
-    cached = _hashes.get(message)
-    if cached is None or cached[0] is not raw:
-        cached = (raw, hashlib.sha256(raw).hexdigest())
-        try:
-            _hashes[message] = cached
-        except TypeError:  # a message type that cannot be weakly referenced
-            pass
-    return len(raw), cached[1]
+        # read for a list without its body: length and hash as stored
+        return STORED_BODIES.get(message, (None, None))
+    # cached per message: /flows is fetched again and again, and the store hashed it already
+    return len(raw), body_digest(message, raw)
 
 
 def _messages_meta(messages: Sequence[Any]) -> dict[str, Any]:

@@ -12,15 +12,16 @@ small), plus the columns a query can test without unpacking the state.
 
 from __future__ import annotations
 
+import hashlib
 import marshal
 import time
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from proxycore.flow import Flow
 
-SCHEMA_VERSION = 1
 ORDER_COLUMNS = {"time": "ts", "method": "method", "url": "url", "size": "size"}
 BODY_PARTS = ("request", "response")
 
@@ -53,6 +54,8 @@ class Record:
     state: bytes
     bodies: dict[str, bytes] = field(default_factory=dict)
     instance: str = ""
+    # (length, SHA-256 hex) of each body, what the flow list shows without reading them
+    body_meta: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     @property
     def nbytes(self) -> int:
@@ -111,6 +114,46 @@ def unpack_state(data: bytes, bodies: dict[str, bytes]) -> dict[str, Any]:
     return state
 
 
+# message -> (the body it had, its SHA-256): a flow is written again after each change, and
+# its request body would be hashed again every time.
+_digests: weakref.WeakKeyDictionary[Any, tuple[bytes, str]] = weakref.WeakKeyDictionary()
+
+# message of a flow read for the list without its bodies -> (length, SHA-256) of the body
+# left in the store (the web API's contentLength and contentHash)
+STORED_BODIES: weakref.WeakKeyDictionary[Any, tuple[int, str]] = weakref.WeakKeyDictionary()
+
+
+def body_digest(message: Any, body: bytes) -> str:
+    cached = _digests.get(message)
+    if cached is None or cached[0] is not body:
+        cached = (body, hashlib.sha256(body).hexdigest())
+        try:
+            _digests[message] = cached
+        except TypeError:  # not weakly referenceable
+            pass
+    return cached[1]
+
+
+def listed_flow(data: bytes, meta: dict[str, tuple[int, str]]) -> Flow | None:
+    """The flow without its bodies, each body's message noted in STORED_BODIES with ``meta``;
+    None when that is not possible (a body without meta: a row from before schema 2; a flow
+    with a backup, whose ``modified()`` compares bodies)."""
+    state = marshal.loads(data)
+    parts = state.pop("_store_bodies", ())
+    if state.get("backup") is not None or any(part not in meta for part in parts):
+        return None
+    for part in parts:
+        message = state.get(part)
+        if isinstance(message, dict):
+            message["content"] = None
+    flow = flow_from_state(state)
+    for part in parts:
+        message = getattr(flow, part, None)
+        if message is not None:
+            STORED_BODIES[message] = meta[part]
+    return flow
+
+
 def flow_from_state(state: dict[str, Any]) -> Flow:
     from proxycore.io.io import _flow_classes  # the flow types flow files hold
 
@@ -141,6 +184,9 @@ def flow_size(flow: Flow) -> int:
 def record_of(flow: Flow, instance: str = "") -> Record:
     """Snapshot ``flow`` now (the proxy goes on changing it) as a Record."""
     data, bodies = pack_state(flow.get_state())
+    body_meta = {
+        part: (len(body), body_digest(getattr(flow, part), body)) for part, body in bodies.items()
+    }
     request = getattr(flow, "request", None)
     response = getattr(flow, "response", None)
     http_request = request if flow.type == "http" and request is not None else None
@@ -172,11 +218,47 @@ def record_of(flow: Flow, instance: str = "") -> Record:
         state=data,
         bodies=bodies,
         instance=instance,
+        body_meta=body_meta,
     )
 
 
 def flow_of(record_state: bytes, bodies: dict[str, bytes]) -> Flow:
     return flow_from_state(unpack_state(record_state, bodies))
+
+
+def oldest_over_limits(
+    flows: Iterable[Flow], max_flows: int = 0, max_bytes: int = 0, max_age: float = 0,
+    now: float | None = None,
+) -> list[str]:
+    """Ids of the flows retention drops from ``flows`` (given oldest first): the unmarked
+    ones older than ``max_age``, then the oldest unmarked until at most ``max_flows`` and
+    ``max_bytes`` (by :func:`flow_size`) remain.  0 means no limit."""
+    everything = list(flows)
+    unmarked = [f for f in everything if not f.marked]
+    doomed: list[str] = []
+    if max_age:
+        cutoff = (now or time.time()) - max_age
+        doomed += [f.id for f in unmarked if f.timestamp_created < cutoff]
+    chosen = set(doomed)
+    if max_flows and len(everything) - len(doomed) > max_flows:
+        excess = len(everything) - len(doomed) - max_flows
+        for flow in unmarked:
+            if excess <= 0:
+                break
+            if flow.id not in chosen:
+                doomed.append(flow.id)
+                chosen.add(flow.id)
+                excess -= 1
+    if max_bytes:
+        total = sum(flow_size(f) for f in everything if f.id not in chosen)
+        for flow in unmarked:
+            if total <= max_bytes:
+                break
+            if flow.id not in chosen:
+                doomed.append(flow.id)
+                chosen.add(flow.id)
+                total -= flow_size(flow)
+    return doomed
 
 
 @dataclass
@@ -205,6 +287,7 @@ class FlowStore:
     backend = "?"
     location = ""
     persistent = True
+    scope = "fleet"  # a store of one instance: its retention and clear act on every flow
 
     def put(self, flows: Iterable[Flow]) -> None:
         """Add or replace flows (a flow keeps its arrival position when replaced)."""
@@ -228,8 +311,10 @@ class FlowStore:
 
     def query(
         self, flt: Any = None, order: str = "time", reverse: bool = False,
-        offset: int = 0, limit: int | None = None,
+        offset: int = 0, limit: int | None = None, bodies: bool = True,
     ) -> Iterator[Flow]:
+        """``bodies=False``: flows for the list only -- a database store may leave bodies
+        in the store (content None, length and hash in STORED_BODIES)."""
         raise NotImplementedError
 
     def ids(self, flt: Any = None, order: str = "time", reverse: bool = False) -> Iterator[str]:
@@ -239,11 +324,21 @@ class FlowStore:
     def flush(self) -> None:
         """Make every write so far durable and visible to queries."""
 
+    def over_limits(
+        self, max_flows: int = 0, max_bytes: int = 0, max_age: float = 0, now: float | None = None
+    ) -> list[str]:
+        """Ids of the oldest unmarked flows over the limits (0: no limit), oldest first."""
+        raise NotImplementedError
+
     def retention(
         self, max_flows: int = 0, max_bytes: int = 0, max_age: float = 0, now: float | None = None
     ) -> list[str]:
-        """Delete the oldest unmarked flows over the limits (0: no limit); the ids deleted."""
-        raise NotImplementedError
+        """Delete the flows :meth:`over_limits` names; the ids deleted."""
+        doomed = self.over_limits(max_flows, max_bytes, max_age, now)
+        if doomed:
+            self.delete(doomed)
+            self.flush()
+        return doomed
 
     def stats(self) -> Stats:
         raise NotImplementedError

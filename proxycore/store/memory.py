@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from proxycore.flow import Flow
-from proxycore.store.base import FlowStore, Stats, flow_size
+from proxycore.store.base import FlowStore, Stats, flow_size, oldest_over_limits
 
 
 def _order_key(order: str) -> Any:
@@ -56,7 +56,7 @@ class MemoryStore(FlowStore):
 
     def query(
         self, flt: Any = None, order: str = "time", reverse: bool = False,
-        offset: int = 0, limit: int | None = None,
+        offset: int = 0, limit: int | None = None, bodies: bool = True,
     ) -> Iterator[Flow]:
         key = _order_key(order)
         flows = [f for f in self._flows.values() if flt is None or flt(f)]
@@ -64,34 +64,10 @@ class MemoryStore(FlowStore):
         end = None if limit is None else offset + limit
         yield from flows[offset:end]
 
-    def retention(
+    def over_limits(
         self, max_flows: int = 0, max_bytes: int = 0, max_age: float = 0, now: float | None = None
     ) -> list[str]:
-        doomed: list[str] = []
-        unmarked = [f for f in self._flows.values() if not f.marked]  # arrival order
-        if max_age:
-            cutoff = (now or self.now()) - max_age
-            doomed += [f.id for f in unmarked if f.timestamp_created < cutoff]
-        if max_flows and len(self._flows) - len(doomed) > max_flows:
-            excess = len(self._flows) - len(doomed) - max_flows
-            chosen = set(doomed)
-            for flow in unmarked:
-                if excess <= 0:
-                    break
-                if flow.id not in chosen:
-                    doomed.append(flow.id)
-                    excess -= 1
-        if max_bytes:
-            chosen = set(doomed)
-            total = sum(flow_size(f) for f in self._flows.values() if f.id not in chosen)
-            for flow in unmarked:
-                if total <= max_bytes:
-                    break
-                if flow.id not in chosen:
-                    doomed.append(flow.id)
-                    total -= flow_size(flow)
-        self.delete(doomed)
-        return doomed
+        return oldest_over_limits(self._flows.values(), max_flows, max_bytes, max_age, now)
 
     def stats(self) -> Stats:
         flows = list(self._flows.values())

@@ -23,15 +23,17 @@ from proxycore.store.base import (
     Record,
     Stats,
     flow_of,
+    listed_flow,
     record_of,
 )
 
 logger = logging.getLogger("proxycore.store")
 
+BODY_COLUMNS = ("request_size", "request_hash", "response_size", "response_hash")  # schema 3
 COLUMNS = (
     "id", "instance", "type", "ts", "method", "host", "pretty_host", "url", "status",
     "response", "websocket", "error", "marked", "comment", "replay", "src", "dst", "size",
-    "nbytes", "state",
+    "nbytes", "state", *BODY_COLUMNS,
 )
 _UPSERT = (
     f"INSERT INTO flows ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
@@ -49,7 +51,17 @@ def _row(record: Record) -> tuple[Any, ...]:
         record.pretty_host, record.url, record.status, int(record.response),
         int(record.websocket), int(record.error), record.marked, record.comment,
         record.replay, record.src, record.dst, record.size, record.nbytes, record.state,
+        *record.body_meta.get("request", (None, None)), *record.body_meta.get("response", (None, None)),
     )
+
+
+def _body_meta(columns: list[Any]) -> dict[str, tuple[int, str]]:
+    """BODY_COLUMNS values -> {part: (length, hash)} for the parts that have them."""
+    meta = {}
+    for part, (size, digest) in zip(("request", "response"), (columns[:2], columns[2:]), strict=True):
+        if digest is not None:
+            meta[part] = (size, digest)
+    return meta
 
 
 class SQLStore(FlowStore):
@@ -90,6 +102,7 @@ class SQLStore(FlowStore):
             ops = [op[0] for op in ops if op is not _STOP]
             try:
                 conn.execute(self.begin)
+                self._began(conn)
                 for op in ops:
                     self._apply(conn, op)
                 self._written(conn, ops)
@@ -115,6 +128,9 @@ class SQLStore(FlowStore):
     def _many(self, conn: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
         if rows:
             conn.cursor().executemany(self._sql(sql), rows)
+
+    def _began(self, conn: Any) -> None:
+        """Called first in each write transaction (PostgreSQL orders the fleet's writers)."""
 
     def _written(self, conn: Any, ops: list[Any]) -> None:
         """Called in the write transaction, after the operations (PostgreSQL notifies)."""
@@ -149,6 +165,9 @@ class SQLStore(FlowStore):
         self.put_records([record_of(f, self.instance) for f in flows])
 
     def put_records(self, records: list[Record]) -> None:
+        if self.instance:  # rows carry the name of the store's instance, whoever made the record
+            for record in records:
+                record.instance = self.instance
         if records:
             self._submit(("put", records), sum(r.nbytes for r in records))
 
@@ -221,21 +240,24 @@ class SQLStore(FlowStore):
 
     def query(
         self, flt: Any = None, order: str = "time", reverse: bool = False,
-        offset: int = 0, limit: int | None = None,
+        offset: int = 0, limit: int | None = None, bodies: bool = True,
     ) -> Iterator[Flow]:
         cond = self._where(flt)
-        sql = f"SELECT id, state FROM flows WHERE {cond.sql} ORDER BY {self._order(order, reverse)}"
+        order_by = self._order(order, reverse)
         params = list(cond.params)
         if cond.exact:
+            sql = f"SELECT id, state, {', '.join(BODY_COLUMNS)} FROM flows WHERE {cond.sql} ORDER BY {order_by}"
             if limit is not None:
                 sql += " LIMIT ? OFFSET ?"
                 params += [limit, offset]
             elif offset:
                 sql += f" {self.unlimited} OFFSET ?"
                 params.append(offset)
-            for flow_id, state in self._stream(sql, params):
-                yield flow_of(bytes(state), self._bodies(flow_id))
+            for flow_id, state, *meta in self._stream(sql, params):
+                flow = None if bodies else listed_flow(bytes(state), _body_meta(meta))
+                yield flow or flow_of(bytes(state), self._bodies(flow_id))
             return
+        sql = f"SELECT id, state FROM flows WHERE {cond.sql} ORDER BY {order_by}"
         skipped = produced = 0
         for flow_id, state in self._stream(sql, params):
             if limit is not None and produced >= limit:
@@ -265,6 +287,51 @@ class SQLStore(FlowStore):
                 return i
         return None
 
+    def sort_key(self, flow_id: str, order: str, flt: Any = None) -> tuple[Any, int] | None:
+        """``flow_id``'s place in ``order`` as (column value, seq), if ``flt`` selects it."""
+        column = ORDER_COLUMNS.get(order, "ts")
+        cond = self._where(flt)
+        rows = self._rows(
+            f"SELECT {column}, seq, state FROM flows WHERE id = ? AND ({cond.sql})",
+            [flow_id, *cond.params],
+        )
+        if not rows:
+            return None
+        value, seq, state = rows[0]
+        if not cond.exact and not flt(flow_of(bytes(state), self._bodies(flow_id))):
+            return None
+        return (value, seq)
+
+    RANK_CAP = 5000  # rows a capped count walks before trying the other side
+
+    def rank(
+        self, key: tuple[Any, int], flt: Any, order: str, exclude: str = "", total: int | None = None
+    ) -> int:
+        """How many flows ``flt`` selects sort before ``key`` in ascending ``order``
+        (the index the view's signals carry, as mitmproxy's view gives it).  With ``total``
+        (how many it selects, the flow at ``key`` included) a flow near the end is counted
+        from there: the flows that change are mostly the newest of millions."""
+        column = ORDER_COLUMNS.get(order, "ts")
+        cond = self._where(flt)
+        before = f"({cond.sql}) AND ({column} < ? OR ({column} = ? AND seq < ?)) AND id <> ?"
+        params = [*cond.params, key[0], key[0], key[1], exclude]
+        if cond.exact:
+            capped = "SELECT COUNT(*) FROM (SELECT 1 FROM flows WHERE {} LIMIT ?) AS capped"
+            found = self._rows(capped.format(before), [*params, self.RANK_CAP])[0][0]
+            if found < self.RANK_CAP:
+                return found
+            if total is not None:
+                after = f"({cond.sql}) AND ({column} > ? OR ({column} = ? AND seq > ?)) AND id <> ?"
+                later = self._rows(capped.format(after), [*params, self.RANK_CAP])[0][0]
+                if later < self.RANK_CAP:
+                    return max(0, total - 1 - later)
+            return self._rows(f"SELECT COUNT(*) FROM flows WHERE {before}", params)[0][0]
+        where = before
+        return sum(
+            1 for flow_id, state in self._stream(f"SELECT id, state FROM flows WHERE {where}", params)
+            if flt(flow_of(bytes(state), self._bodies(flow_id)))
+        )
+
     def clear(self, keep_marked: bool = False) -> list[str]:
         where = "marked = ''" if keep_marked else "1=1"
         ids = [r[0] for r in self._rows(f"SELECT id FROM flows WHERE {where}")]
@@ -276,30 +343,35 @@ class SQLStore(FlowStore):
         self.flush()
         return ids
 
-    def retention(
+    def _mine(self) -> tuple[str, list[Any]]:
+        """The condition (`` AND ...``) limiting retention to this instance's rows ("" for all)."""
+        return "", []
+
+    def over_limits(
         self, max_flows: int = 0, max_bytes: int = 0, max_age: float = 0, now: float | None = None
     ) -> list[str]:
         doomed: list[str] = []
+        mine, own = self._mine()
         if max_age:
             cutoff = (now or self.now()) - max_age
             doomed += [r[0] for r in self._rows(
-                "SELECT id FROM flows WHERE marked = '' AND ts < ? ORDER BY seq", (cutoff,))]
+                f"SELECT id FROM flows WHERE marked = '' AND ts < ?{mine} ORDER BY seq", (cutoff, *own))]
         if max_flows:
-            total = self._rows("SELECT COUNT(*) FROM flows")[0][0] - len(doomed)
+            total = self._rows(f"SELECT COUNT(*) FROM flows WHERE 1=1{mine}", own)[0][0] - len(doomed)
             if total > max_flows:
                 rows = self._rows(
-                    "SELECT id FROM flows WHERE marked = '' ORDER BY seq LIMIT ?",
-                    (total - max_flows + len(doomed),),
+                    f"SELECT id FROM flows WHERE marked = ''{mine} ORDER BY seq LIMIT ?",
+                    (*own, total - max_flows + len(doomed)),
                 )
                 seen = set(doomed)
                 doomed += [r[0] for r in rows if r[0] not in seen]
         if max_bytes:
             seen = set(doomed)
             unseen = len(seen)
-            total = self._rows("SELECT COALESCE(SUM(nbytes), 0) FROM flows")[0][0]
+            total = self._rows(f"SELECT COALESCE(SUM(nbytes), 0) FROM flows WHERE 1=1{mine}", own)[0][0]
             # Oldest first: flows already chosen above come early in this walk too.
             for flow_id, nbytes in self._stream(
-                "SELECT id, nbytes FROM flows WHERE marked = '' ORDER BY seq", []
+                f"SELECT id, nbytes FROM flows WHERE marked = ''{mine} ORDER BY seq", own
             ):
                 if flow_id in seen:
                     total -= nbytes
@@ -309,9 +381,6 @@ class SQLStore(FlowStore):
                     total -= nbytes
                 elif not unseen:
                     break
-        if doomed:
-            self.delete(doomed)
-            self.flush()
         return doomed
 
     def stats(self) -> Stats:

@@ -11,10 +11,11 @@ import os
 import sqlite3
 
 from proxycore.store import sqlfilter
-from proxycore.store.base import SCHEMA_VERSION, StoreError
+from proxycore.store.base import StoreError
 from proxycore.store.sql import SQLStore
 
-SCHEMA = [
+# MIGRATIONS[n] takes a file from schema n to n + 1 (PRAGMA user_version says which it is at).
+MIGRATIONS: list[list[str]] = [[
     """CREATE TABLE IF NOT EXISTS flows (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, instance TEXT NOT NULL,
         type TEXT NOT NULL, ts REAL NOT NULL, method TEXT, host TEXT, pretty_host TEXT,
@@ -25,7 +26,17 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS flows_status ON flows (status)",
     """CREATE TABLE IF NOT EXISTS bodies (
         id TEXT NOT NULL, part TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (id, part))""",
-]
+], [
+    # 2: nothing here (PostgreSQL's schema 2 keeps removals for other viewers); the same
+    # numbers on both backends keep the history readable
+], [
+    # 3: each body's length and SHA-256, so that the flow list reads no bodies
+    "ALTER TABLE flows ADD COLUMN request_size INTEGER",
+    "ALTER TABLE flows ADD COLUMN request_hash TEXT",
+    "ALTER TABLE flows ADD COLUMN response_size INTEGER",
+    "ALTER TABLE flows ADD COLUMN response_hash TEXT",
+]]
+SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -44,8 +55,10 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
         )
     if version < SCHEMA_VERSION:
         conn.execute("BEGIN IMMEDIATE")
-        for statement in SCHEMA:
-            conn.execute(statement)
+        version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have migrated
+        for migration in MIGRATIONS[version:]:
+            for statement in migration:
+                conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
 

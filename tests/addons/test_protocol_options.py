@@ -310,6 +310,7 @@ EXTRA_OPTIONS = {
     "store", "store_instance", "store_keep", "store_max_age", "store_max_bytes", "store_max_flows",
     "store_memory",
 }
+EXTRA_OPTIONS |= {"store_scope"}  # the flow store's fleet scope (issue 16)
 # proxycore's own commands (the flow store's), not in mitmweb's list.
 EXTRA_COMMANDS = {"store.export", "store.import", "store.stats", "store.vacuum"}
 
