@@ -196,7 +196,7 @@ class DBView:
         query = self.query_filter()
         for key, flow in shown_ones:
             self._db_len = max(0, self._db_len - 1)
-            self.sig_view_remove.send(flow, self.db.rank(key, query, self.order))  # type: ignore[attr-defined]
+            self.sig_view_remove.send(flow, self.db.rank(key, query, self.order))  # type: ignore[attr-defined]  # SQL stores only: rank/sort_key
             self.sig_store_remove.send(flow)
 
     def _index_of(self, flow_id: str) -> int:
@@ -206,10 +206,10 @@ class DBView:
         key = self.db.sort_key(flow_id, self.order)  # type: ignore[attr-defined]  # before this change
         self.sync()
         if key is None:
-            key = self.db.sort_key(flow_id, self.order)  # type: ignore[attr-defined]
+            key = self.db.sort_key(flow_id, self.order)  # type: ignore[attr-defined]  # SQL stores only: rank/sort_key
         if key is None:
             return -1
-        return self.db.rank(key, self.query_filter(), self.order, flow_id, self._db_len)  # type: ignore[attr-defined]
+        return self.db.rank(key, self.query_filter(), self.order, flow_id, self._db_len)  # type: ignore[attr-defined]  # SQL stores only: rank/sort_key
 
     def _db_reset(self) -> None:
         self._cache.clear()
@@ -340,7 +340,7 @@ class DBView:
         if not (max_flows or max_bytes or max_age):
             return
         if self.db is None:
-            self._memory_retention()  # type: ignore[attr-defined]
+            self._memory_retention()  # type: ignore[attr-defined]  # the in-memory view's method (mixin)
             return
         self.sync()
         doomed = self.db.over_limits(max_flows, max_bytes, max_age)
@@ -350,9 +350,9 @@ class DBView:
         ranked: list[tuple[int, str]] = []
         if len(doomed) <= RANKED_REMOVALS:
             for flow_id in doomed:
-                key = self.db.sort_key(flow_id, self.order, query)  # type: ignore[attr-defined]
+                key = self.db.sort_key(flow_id, self.order, query)  # type: ignore[attr-defined]  # SQL stores only: rank/sort_key
                 if key is not None:
-                    ranked.append((self.db.rank(key, query, self.order), flow_id))  # type: ignore[attr-defined]
+                    ranked.append((self.db.rank(key, query, self.order), flow_id))  # type: ignore[attr-defined]  # SQL stores only: rank/sort_key
         ranked.sort()
         self.db.delete(doomed)
         self.db.flush()
