@@ -100,7 +100,7 @@ class NextLayer:
         return TCPLayer(context)
 
     def _decide_udp(self, nextlayer: NextLayerData, hosts: list[str]) -> Layer:
-        """Datagrams: raw UDP unless the mode or the port says DNS (no DTLS/QUIC yet)."""
+        """Datagrams: raw UDP unless the mode says HTTP/3 or the mode or port says DNS."""
         context = nextlayer.context
         if self._ignored(hosts):
             return UDPLayer(context, ignore=not context.options.show_ignored_hosts)
@@ -109,6 +109,10 @@ class NextLayer:
         spec = context.client.proxy_mode
         if isinstance(spec, ReverseMode) and spec.scheme == "udp":
             return UDPLayer(context)
+        if isinstance(spec, ReverseMode) and spec.scheme in ("http3", "https") and context.options.http3:
+            # HTTP/3 from the client (its UDP port exists for nothing else); toward the target
+            # the scheme decides (https: TLS over TCP).
+            return HttpLayer(context, HTTPMode.transparent)
         address = context.server.address
         if (isinstance(spec, ReverseMode) and spec.scheme == "dns") or (address and address[1] in (53, 5353)):
             from proxycore.layers.dns import DNSLayer

@@ -24,8 +24,8 @@ from proxycore.utils.human import format_address
 
 logger = logging.getLogger("proxycore.proxyserver")
 
-# The schemes a reverse proxy serves; QUIC, HTTP/3 and DTLS are not implemented.
-REVERSE_SCHEMES = ("http", "https", "tls", "tcp", "udp", "dns")
+# The schemes a reverse proxy serves; raw QUIC and DTLS are not implemented.
+REVERSE_SCHEMES = ("http", "https", "tls", "tcp", "udp", "dns", "http3")
 SUPPORTED_MODES = ("regular", "upstream", "reverse", "transparent", "socks5", "dns")
 
 
@@ -49,11 +49,14 @@ def top_layer(mode: ProxyMode) -> LayerFactory:
 
 def make_listener(master: Any, mode: ProxyMode) -> Any:
     """A TCP listener, a UDP one, or both on one port, as the mode's transport says.
-    A reverse proxy to https:// stays TCP only (its UDP half would be HTTP/3)."""
+    A reverse proxy to https:// has its UDP half (for HTTP/3 clients) only while the
+    ``http3`` option is on."""
     from proxycore.proxy.server_udp import DatagramListener, DualListener
 
     transport = mode.transport_protocol
-    if isinstance(mode, ReverseMode) and mode.scheme not in ("udp", "dns"):
+    if isinstance(mode, ReverseMode) and mode.scheme == "https":
+        transport = "both" if getattr(master.options, "http3", True) else "tcp"
+    elif isinstance(mode, ReverseMode) and mode.scheme not in ("udp", "dns", "http3"):
         transport = "tcp"
     cls = {"tcp": ProxyListener, "udp": DatagramListener, "both": DualListener}[transport]
     return cls(master, top_layer(mode), mode)

@@ -296,7 +296,6 @@ def test_view_focus_and_settings() -> None:
 MISSING_OPTIONS = {
     "emudhra": "signing with a leaked third-party CA key is not something proxycore ships",
     "emudhra_old": "as emudhra",
-    "http3": "no HTTP/3 or QUIC yet",
     "protobuf_definitions": "no protobuf view yet",
     "web_static_viewer": "the static viewer export is not implemented",
 }

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import enum
 import time
+from typing import TYPE_CHECKING
 
-from proxycore.connection import Connection, Server
+from proxycore.connection import Connection, Server, TransportProtocol
 from proxycore.flow import Error
 from proxycore.http import Headers, HTTPFlow, Response, _hostport
 from proxycore.layers.http._body import BodyBuffer
@@ -60,6 +61,9 @@ from proxycore.proxy.context import Context
 from proxycore.proxy.layer import CommandGenerator, Layer, NextLayer
 from proxycore.proxy.mode_specs import ReverseMode, UpstreamMode
 
+if TYPE_CHECKING:
+    from proxycore.layers.http._http3 import Http3Client
+
 __all__ = [
     "HTTPMode",
     "HttpLayer",
@@ -86,7 +90,7 @@ class HttpStream(Layer):
     """One request/response exchange, from request head to the end of the response."""
 
     flow: HTTPFlow
-    child_layer: Layer | None
+    child_layer: Http1Client | Http2Client | Http3Client | None
 
     def __init__(self, context: Context, stream_id: int, mode: HTTPMode) -> None:
         super().__init__(context)
@@ -782,7 +786,7 @@ class HttpClient(Layer):
     ``absolute_form``: the connection goes to an upstream proxy without a CONNECT
     tunnel, so HTTP/1 request lines carry the full URL."""
 
-    child_layer: Http1Client | Http2Client | None
+    child_layer: Http1Client | Http2Client | Http3Client | None
 
     def __init__(self, context: Context, absolute_form: bool = False) -> None:
         super().__init__(context)
@@ -799,7 +803,11 @@ class HttpClient(Layer):
             if not self.context.server.connected:
                 err = yield commands.OpenConnection(self.context.server)
             if not err:
-                if self.context.server.alpn == b"h2":
+                if self.context.server.transport_protocol == TransportProtocol.UDP:
+                    from proxycore.layers.http._http3 import Http3Client
+
+                    self.child_layer = Http3Client(self.context)
+                elif self.context.server.alpn == b"h2":
                     self.child_layer = Http2Client(self.context)
                 else:
                     self.child_layer = Http1Client(self.context, self.absolute_form)
@@ -839,7 +847,11 @@ class HttpLayer(Layer):
             # A client layer set beforehand (client replay's stand-in for a client) is kept.
             client_layer = self.connections.get(self.context.client)
             if client_layer is None:
-                if self.context.client.alpn == b"h2":
+                if self.context.client.transport_protocol == TransportProtocol.UDP:
+                    from proxycore.layers.http._http3 import Http3Server
+
+                    client_layer = Http3Server(self.context.fork())
+                elif self.context.client.alpn == b"h2":
                     client_layer = Http2Server(self.context.fork())
                 else:
                     client_layer = Http1Server(self.context.fork())
@@ -962,11 +974,16 @@ class HttpLayer(Layer):
             top = client_layer = HttpClient(context)
         else:
             server = Server(address=command.address, via=command.via)
+            if command.address == self.context.server.address and not command.via:
+                # Another connection to the context's server (reverse mode): same transport.
+                server.transport_protocol = self.context.server.transport_protocol
             context.server = server
             # Plain HTTP in upstream mode goes to the proxy as is; anything else is tunneled.
             send_connect = command.tls or self.mode is not HTTPMode.upstream
             top = client_layer = HttpClient(context, absolute_form=bool(command.via) and not send_connect)
-            if command.tls:
+            if command.tls and server.transport_protocol == TransportProtocol.UDP:
+                server.sni = self.context.server.sni or command.address[0]  # QUIC: Http3Client's TLS
+            elif command.tls:
                 from proxycore.layers.tls import ServerTLSLayer
 
                 server.sni = command.address[0] if command.address else None
@@ -987,7 +1004,9 @@ class HttpLayer(Layer):
                 yield from self.reply(get, (None, command.err))
             return
         client = self.http_clients.get(command.connection)
-        multiplexed = client is not None and isinstance(client.child_layer, Http2Client)
+        multiplexed = client is not None and (
+            isinstance(client.child_layer, Http2Client) or type(client.child_layer).__name__ == "Http3Client"
+        )
         if multiplexed or not waiting:
             for get in waiting:
                 yield from self.reply(get, (command.connection, None))

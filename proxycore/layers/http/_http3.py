@@ -1,0 +1,566 @@
+"""HTTP/3 connection layers on aioquic: Http3Server faces a QUIC client, Http3Client a server.
+
+They play the part Http2Server/Http2Client play for HTTP/2: request and response
+streams become the HTTP layer's events (``RequestHeaders``, ``ResponseData`` ...), so
+HttpStream, its hooks and flows are the same whatever the client and server speak. Each
+layer owns its QUIC connection (an aioquic ``QuicConnection`` driven through
+``QuicEndpoint``) and the ``H3Connection`` on top of it:
+
+- Http3Server reads the ClientHello out of the client's first Initial packets, so that the
+  ``quic_start_client`` hook (the TlsConfig addon) can pick the certificate for its SNI,
+  then answers the handshake itself. Request stream ids are the client's.
+- Http3Client fires ``quic_start_server`` for verification settings, connects, and maps
+  our stream ids onto the server's. Requests sent before the handshake is done wait in
+  aioquic until it is.
+- A QUIC stream reset fails its exchange; a closed QUIC connection fails them all.
+
+aioquic keeps what a peer is slow to read (its windows are 1 MiB per stream by default);
+there is no BodyBackpressure toward the other side yet.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from proxycore.connection import Connection
+from proxycore.http import Headers, Response, reason_phrase
+from proxycore.layers.http._commands import ReceiveHttp
+from proxycore.layers.http._events import (
+    DiscardRequestBody,
+    ErrorCode,
+    HttpEvent,
+    RequestData,
+    RequestEndOfMessage,
+    RequestHeaders,
+    RequestProtocolError,
+    RequestTrailers,
+    ResponseData,
+    ResponseEndOfMessage,
+    ResponseHeaders,
+    ResponseProtocolError,
+    ResponseTrailers,
+)
+from proxycore.layers.http._http2 import Http2Server, _outbound_fields, _plain_fields, _split_pseudo
+from proxycore.layers.quic import (
+    MAX_HELLO_DATAGRAMS,
+    QuicEndpoint,
+    QuicStartClientHook,
+    QuicStartServerHook,
+    QuicTlsData,
+    QuicTlsSettings,
+    read_client_hello,
+    starts_like_quic,
+)
+from proxycore.proxy import commands, events
+from proxycore.proxy.context import Context
+from proxycore.proxy.layer import CommandGenerator, Layer
+
+# HTTP/3 error codes (RFC 9114 section 8.1).
+H3_NO_ERROR = 0x100
+H3_INTERNAL_ERROR = 0x102
+H3_REQUEST_CANCELLED = 0x10C
+HTTP_VERSION = b"HTTP/3"
+
+
+def _configuration(is_client: bool, settings: QuicTlsSettings, server_name: str | None) -> Any:
+    from aioquic.quic.configuration import QuicConfiguration
+
+    config = QuicConfiguration(
+        is_client=is_client,
+        alpn_protocols=settings.alpn_protocols or ["h3"],
+        server_name=server_name,
+    )
+    if settings.cipher_suites:
+        config.cipher_suites = settings.cipher_suites
+    if is_client:
+        if settings.verify_mode is not None:
+            config.verify_mode = settings.verify_mode
+        config.cafile = settings.ca_file
+        config.capath = settings.ca_path
+        if settings.certificate is not None:  # a client certificate for the server
+            config.certificate = settings.certificate
+            config.private_key = settings.certificate_private_key
+            config.certificate_chain = list(settings.certificate_chain)
+    else:
+        config.certificate = settings.certificate
+        config.private_key = settings.certificate_private_key
+        config.certificate_chain = list(settings.certificate_chain)
+    return config
+
+
+class Http3Connection(Layer):
+    """What both sides share: the QUIC endpoint, the H3 state machine and their events."""
+
+    conn: Connection
+    endpoint: QuicEndpoint | None
+    h3: Any
+
+    def __init__(self, context: Context, conn: Connection, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(context)
+        self.conn = conn
+        self.clock = clock
+        self.endpoint = None
+        self.h3 = None
+        self.closed = False
+        # Our stream states: "headers" (waiting for a head), "body", "done".
+        self.streams: dict[int, str] = {}
+
+    @property
+    def side(self) -> str:
+        return "client" if self.conn is self.context.client else "server"
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if self.endpoint is not None and self.endpoint.timer_fired(event):
+            yield from self.process()
+        elif isinstance(event, events.DataReceived) and event.connection is self.conn:
+            yield from self.datagram(event.data)
+        elif isinstance(event, events.ConnectionClosed) and event.connection is self.conn:
+            yield from self.peer_gone()
+        elif isinstance(event, HttpEvent):
+            if self.closed or self.endpoint is None:
+                yield from self.refuse(event)
+            else:
+                yield from self.send(event)
+                yield from self.process()
+        elif isinstance(event, events.Start):
+            yield from self.start()
+
+    def start(self) -> CommandGenerator:
+        return
+        yield
+
+    def datagram(self, data: bytes) -> CommandGenerator:
+        if self.endpoint is not None and not self.closed:
+            self.endpoint.receive(data)
+            yield from self.process()
+
+    def process(self) -> CommandGenerator:
+        """Hand aioquic's events to H3 and on, then send what is due."""
+        from aioquic.quic import events as quic_events
+
+        assert self.endpoint is not None
+        for quic_event in self.endpoint.events():
+            if isinstance(quic_event, quic_events.HandshakeCompleted):
+                yield from self.handshake_done(quic_event)
+            elif isinstance(quic_event, quic_events.ConnectionTerminated):
+                yield from self.terminated(quic_event)
+                continue
+            elif isinstance(quic_event, (quic_events.StreamReset, quic_events.StopSendingReceived)):
+                yield from self.stream_reset(quic_event.stream_id, quic_event.error_code)
+            if self.h3 is not None and not self.closed:
+                for h3_event in self.h3.handle_event(quic_event):
+                    yield from self.h3_event(h3_event)
+        yield from self.endpoint.flush()
+
+    def handshake_done(self, event: Any) -> CommandGenerator:
+        self.conn.alpn = (event.alpn_protocol or "").encode() or None
+        self.conn.tls_version = "QUICv1"
+        self.conn.timestamp_tls_setup = time.time()
+        return
+        yield
+
+    def h3_event(self, event: Any) -> CommandGenerator:
+        from aioquic.h3 import events as h3_events
+
+        stream_id = event.stream_id
+        if isinstance(event, h3_events.HeadersReceived):
+            if self.streams.get(stream_id) == "body":
+                yield from self.trailers_received(stream_id, Headers(list(event.headers)))
+            else:
+                yield from self.headers_received(stream_id, event.headers, event.stream_ended)
+                return  # the end of a bodiless message is part of its head
+        elif isinstance(event, h3_events.DataReceived):
+            if event.data and self.streams.get(stream_id) == "body":
+                yield from self.data_received(stream_id, event.data)
+        else:
+            return  # datagrams and WebTransport are not proxied
+        if event.stream_ended and self.streams.get(stream_id) == "body":
+            self.streams[stream_id] = "done"
+            yield from self.stream_ended(stream_id)
+
+    def terminated(self, event: Any) -> CommandGenerator:
+        if self.closed:
+            return
+        self.closed = True
+        reason = event.reason_phrase or f"error code {event.error_code:#x}"
+        message = f"QUIC connection closed by {self.side}: {reason}"
+        if event.error_code:
+            self.conn.error = self.conn.error or reason
+        yield commands.Log(message, "debug")
+        yield from self.fail_all(message)
+        yield commands.CloseConnection(self.conn)
+
+    def peer_gone(self) -> CommandGenerator:
+        """The driver ended the connection (idle UDP peer, shutdown) or the socket failed."""
+        if not self.closed:
+            self.closed = True
+            if self.endpoint is not None:
+                self.endpoint.quic.close(error_code=0, reason_phrase="proxy closing")
+                yield from self.endpoint.flush()
+            yield from self.fail_all(f"QUIC connection to the {self.side} closed.")
+        yield commands.CloseConnection(self.conn)
+
+    def refuse(self, event: HttpEvent) -> CommandGenerator:
+        return
+        yield
+
+    def send(self, event: HttpEvent) -> CommandGenerator:
+        raise NotImplementedError
+        yield
+
+    def fail_all(self, message: str) -> CommandGenerator:
+        raise NotImplementedError
+        yield
+
+    def headers_received(self, stream_id: int, headers: list[tuple[bytes, bytes]], ended: bool) -> CommandGenerator:
+        raise NotImplementedError
+        yield
+
+    def data_received(self, stream_id: int, data: bytes) -> CommandGenerator:
+        raise NotImplementedError
+        yield
+
+    def trailers_received(self, stream_id: int, trailers: Headers) -> CommandGenerator:
+        raise NotImplementedError
+        yield
+
+    def stream_ended(self, stream_id: int) -> CommandGenerator:
+        raise NotImplementedError
+        yield
+
+    def stream_reset(self, stream_id: int, code: int) -> CommandGenerator:
+        raise NotImplementedError
+        yield
+
+    def _quietly(self, action: Callable[[], Any]) -> bool:
+        """Run an H3/QUIC send; False if the stream or connection cannot take it any more
+        (aioquic refuses writes on reset or finished streams with these errors)."""
+        from aioquic.h3.connection import ProtocolError
+        from aioquic.h3.exceptions import H3Error
+
+        try:
+            action()
+        except (H3Error, ProtocolError, ValueError, AssertionError):
+            return False
+        return True
+
+
+class Http3Server(Http3Connection):
+    """Client-facing HTTP/3 (see module docstring)."""
+
+    def __init__(self, context: Context, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(context, context.client, clock)
+        context.client.tls = True
+        self.hello_datagrams: list[bytes] = []
+        self.headers_sent: set[int] = set()
+
+    def datagram(self, data: bytes) -> CommandGenerator:
+        if self.endpoint is not None or self.closed:
+            yield from super().datagram(data)
+            return
+        if not self.hello_datagrams and not starts_like_quic(data):
+            # Late packets of a connection that is gone, or not QUIC at all: nobody to answer.
+            self.closed = True
+            yield commands.Log("Client sent a datagram that does not start a QUIC connection.", "debug")
+            yield commands.CloseConnection(self.conn)
+            return
+        self.hello_datagrams.append(data)
+        try:
+            info = read_client_hello(self.hello_datagrams)
+        except ValueError as e:
+            info, problem = None, str(e)
+        else:
+            problem = "" if info is not None or len(self.hello_datagrams) < MAX_HELLO_DATAGRAMS else (
+                "QUIC ClientHello incomplete after too many datagrams"
+            )
+        if problem:
+            self.closed = True
+            yield commands.Log(f"Client QUIC handshake failed: {problem}", "info")
+            yield commands.CloseConnection(self.conn)
+            return
+        if info is None:
+            return
+        yield from self.accept(info)
+
+    def accept(self, info: Any) -> CommandGenerator:
+        from aioquic.h3.connection import H3Connection
+        from aioquic.quic.connection import QuicConnection
+
+        client = self.conn
+        client.sni = info.client_hello.sni
+        client.alpn_offers = list(info.client_hello.alpn_protocols)
+        data = QuicTlsData(client, self.context)
+        yield QuicStartClientHook(data)
+        if data.settings is None:
+            self.closed = True
+            client.error = "No QUIC TLS settings were provided by any addon (quic_start_client)."
+            yield commands.Log(f"Client QUIC handshake failed: {client.error}", "warn")
+            yield commands.CloseConnection(client)
+            return
+        config = _configuration(False, data.settings, None)
+        quic = QuicConnection(configuration=config, original_destination_connection_id=info.destination_cid)
+        self.endpoint = QuicEndpoint(client, quic, self.clock)
+        self.h3 = H3Connection(quic)
+        datagrams, self.hello_datagrams = self.hello_datagrams, []
+        for datagram in datagrams:
+            self.endpoint.receive(datagram)
+        yield from self.process()
+
+    def headers_received(self, stream_id: int, headers: list[tuple[bytes, bytes]], ended: bool) -> CommandGenerator:
+        if stream_id in self.streams:
+            return  # a second head after the body ended: nothing to do with it
+        try:
+            request = Http2Server.make_request(headers)
+        except ValueError as e:
+            yield commands.Log(f"Invalid HTTP/3 request headers: {e}", "info")
+            self._quietly(lambda: self.endpoint.quic.reset_stream(stream_id, H3_INTERNAL_ERROR))  # type: ignore[union-attr]
+            return
+        request.data.http_version = HTTP_VERSION
+        self.streams[stream_id] = "done" if ended else "body"
+        yield ReceiveHttp(RequestHeaders(stream_id, request, ended))
+        if ended:
+            yield ReceiveHttp(RequestEndOfMessage(stream_id))
+
+    def data_received(self, stream_id: int, data: bytes) -> CommandGenerator:
+        yield ReceiveHttp(RequestData(stream_id, data))
+
+    def trailers_received(self, stream_id: int, trailers: Headers) -> CommandGenerator:
+        yield ReceiveHttp(RequestTrailers(stream_id, trailers))
+
+    def stream_ended(self, stream_id: int) -> CommandGenerator:
+        yield ReceiveHttp(RequestEndOfMessage(stream_id))
+
+    def stream_reset(self, stream_id: int, code: int) -> CommandGenerator:
+        state = self.streams.pop(stream_id, None)
+        self.headers_sent.discard(stream_id)
+        if state is not None:
+            message = f"Stream reset by client (error code {code:#x})."
+            yield ReceiveHttp(RequestProtocolError(stream_id, message, ErrorCode.CLIENT_DISCONNECTED))
+
+    def fail_all(self, message: str) -> CommandGenerator:
+        open_streams, self.streams = self.streams, {}
+        for stream_id in open_streams:
+            yield ReceiveHttp(RequestProtocolError(stream_id, message, ErrorCode.CLIENT_DISCONNECTED))
+
+    def send(self, event: HttpEvent) -> CommandGenerator:
+        h3, stream_id = self.h3, event.stream_id
+        if isinstance(event, ResponseHeaders):
+            response = event.response
+            if response.status_code < 200:
+                return  # no interim responses toward HTTP/3 clients
+            fields, _ = _outbound_fields(response, self.context.options)
+            head = [(b":status", b"%d" % response.status_code), *fields]
+            if self._quietly(lambda: h3.send_headers(stream_id, head, end_stream=event.end_stream)):
+                self.headers_sent.add(stream_id)
+            if event.end_stream:
+                self.stream_over(stream_id)
+        elif isinstance(event, ResponseData):
+            self._quietly(lambda: h3.send_data(stream_id, event.data, end_stream=False))
+        elif isinstance(event, ResponseTrailers):
+            trailers = _plain_fields(event.trailers)
+            if self._quietly(lambda: h3.send_headers(stream_id, trailers, end_stream=True)):
+                self.stream_over(stream_id)
+        elif isinstance(event, ResponseEndOfMessage):
+            if stream_id in self.headers_sent:
+                self._quietly(lambda: h3.send_data(stream_id, b"", end_stream=True))
+            self.stream_over(stream_id)
+        elif isinstance(event, ResponseProtocolError):
+            yield from self.send_error(stream_id, event)
+        elif isinstance(event, DiscardRequestBody):
+            pass  # aioquic credits flow control as it delivers: dropping the rest costs nothing
+        return
+        yield
+
+    def stream_over(self, stream_id: int) -> None:
+        """Our side of the exchange is complete; a request still uploading is stopped."""
+        if self.streams.pop(stream_id, None) == "body":
+            self._quietly(lambda: self.endpoint.quic.stop_stream(stream_id, H3_NO_ERROR))  # type: ignore[union-attr]
+        self.headers_sent.discard(stream_id)
+
+    def send_error(self, stream_id: int, event: ResponseProtocolError) -> CommandGenerator:
+        status = event.code.http_status_code()
+        h3 = self.h3
+        if stream_id not in self.headers_sent and status is not None:
+            from proxycore.layers.http._http1 import make_error_response
+
+            page = make_error_response(status, event.message)
+            head = [(b":status", b"%d" % status), *_plain_fields(page.headers)]
+            self._quietly(lambda: h3.send_headers(stream_id, head))
+            self._quietly(lambda: h3.send_data(stream_id, page.raw_content or b"", end_stream=True))
+        else:
+            self._quietly(lambda: self.endpoint.quic.reset_stream(stream_id, H3_INTERNAL_ERROR))  # type: ignore[union-attr]
+        self.stream_over(stream_id)
+        return
+        yield
+
+
+class Http3Client(Http3Connection):
+    """Server-facing HTTP/3: our stream ids are mapped onto QUIC request streams."""
+
+    def __init__(self, context: Context, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(context, context.server, clock)
+        context.server.tls = True
+        self.our_to_quic: dict[int, int] = {}
+        self.quic_to_our: dict[int, int] = {}
+        self.ended_locally: set[int] = set()  # request streams we have finished sending on
+        self.handshake_complete = False
+
+    @property
+    def reusable(self) -> bool:
+        return not self.closed and self.conn.connected
+
+    def start(self) -> CommandGenerator:
+        from aioquic.h3.connection import H3Connection
+        from aioquic.quic.connection import QuicConnection
+
+        server = self.conn
+        if server.sni is None and server.address:
+            server.sni = self.context.client.sni or server.address[0]
+        server.alpn_offers = [b"h3"]
+        data = QuicTlsData(server, self.context)
+        yield QuicStartServerHook(data)
+        if data.settings is None:
+            self.closed = True
+            server.error = "No QUIC TLS settings were provided by any addon (quic_start_server)."
+            yield commands.Log(f"Server QUIC handshake failed: {server.error}", "warn")
+            yield commands.CloseConnection(server)
+            return
+        config = _configuration(True, data.settings, server.sni)
+        quic = QuicConnection(configuration=config)
+        self.endpoint = QuicEndpoint(server, quic, self.clock)
+        self.h3 = H3Connection(quic)
+        address = server.peername or server.address
+        quic.connect(address, self.clock())
+        yield from self.process()
+
+    def handshake_done(self, event: Any) -> CommandGenerator:
+        self.handshake_complete = True
+        yield from super().handshake_done(event)
+
+    def terminated(self, event: Any) -> CommandGenerator:
+        if not self.handshake_complete and not self.closed:
+            reason = event.reason_phrase or f"error code {event.error_code:#x}"
+            self.conn.error = f"QUIC handshake with the server failed: {reason}"
+            yield commands.Log(f"Server QUIC handshake failed: {reason}", "info")
+        yield from super().terminated(event)
+
+    def refuse(self, event: HttpEvent) -> CommandGenerator:
+        if isinstance(event, RequestHeaders):
+            message = self.conn.error or "QUIC connection to the server is closed."
+            yield ReceiveHttp(ResponseProtocolError(event.stream_id, message, ErrorCode.CONNECT_FAILED))
+
+    def send(self, event: HttpEvent) -> CommandGenerator:
+        h3, our_id = self.h3, event.stream_id
+        if isinstance(event, RequestHeaders):
+            yield from self.open_stream(event)
+            return
+        stream_id = self.our_to_quic.get(our_id)
+        if stream_id is None:
+            return
+        if isinstance(event, RequestData):
+            self._quietly(lambda: h3.send_data(stream_id, event.data, end_stream=False))
+        elif isinstance(event, RequestTrailers):
+            self.ended_locally.add(stream_id)
+            self._quietly(lambda: h3.send_headers(stream_id, _plain_fields(event.trailers), end_stream=True))
+        elif isinstance(event, RequestEndOfMessage):
+            if stream_id not in self.ended_locally:
+                self.ended_locally.add(stream_id)
+                self._quietly(lambda: h3.send_data(stream_id, b"", end_stream=True))
+        elif isinstance(event, RequestProtocolError):
+            self._quietly(lambda: self.endpoint.quic.reset_stream(stream_id, H3_REQUEST_CANCELLED))  # type: ignore[union-attr]
+            self.forget(stream_id)
+
+    def open_stream(self, event: RequestHeaders) -> CommandGenerator:
+        assert self.endpoint is not None
+        stream_id = self.endpoint.quic.get_next_available_stream_id()
+        request = event.request
+        authority = request.data.authority or request.headers.get("host", "").encode() or (
+            request.host.encode() if request.port == 443 else b"%s:%d" % (request.host.encode(), request.port)
+        )
+        fields, _ = _outbound_fields(request, self.context.options)
+        head = [
+            (b":method", request.data.method),
+            (b":scheme", b"https"),
+            (b":authority", authority),
+            (b":path", request.data.path or b"/"),
+            *fields,
+        ]
+        if not self._quietly(lambda: self.h3.send_headers(stream_id, head, end_stream=event.end_stream)):
+            yield ReceiveHttp(ResponseProtocolError(event.stream_id, "Cannot open an HTTP/3 stream.", ErrorCode.GENERIC_SERVER_ERROR))
+            return
+        self.our_to_quic[event.stream_id] = stream_id
+        self.quic_to_our[stream_id] = event.stream_id
+        self.streams[stream_id] = "headers"
+        if event.end_stream:
+            self.ended_locally.add(stream_id)
+
+    def forget(self, stream_id: int) -> None:
+        self.streams.pop(stream_id, None)
+        self.ended_locally.discard(stream_id)
+        our_id = self.quic_to_our.pop(stream_id, None)
+        if our_id is not None:
+            self.our_to_quic.pop(our_id, None)
+
+    def headers_received(self, stream_id: int, headers: list[tuple[bytes, bytes]], ended: bool) -> CommandGenerator:
+        our_id = self.quic_to_our.get(stream_id)
+        if our_id is None or self.streams.get(stream_id) != "headers":
+            return
+        try:
+            pseudo, fields = _split_pseudo(list(headers))
+            status = int(pseudo[b":status"])
+        except (KeyError, ValueError) as e:
+            self._quietly(lambda: self.endpoint.quic.reset_stream(stream_id, H3_INTERNAL_ERROR))  # type: ignore[union-attr]
+            self.forget(stream_id)
+            yield ReceiveHttp(ResponseProtocolError(our_id, f"Invalid HTTP/3 response headers: {e}"))
+            return
+        if status < 200:
+            return  # interim responses are not passed on
+        response = Response(
+            http_version=HTTP_VERSION,
+            status_code=status,
+            reason=reason_phrase(status).encode(),
+            headers=fields,
+            content=None,
+            trailers=None,
+            timestamp_start=time.time(),
+            timestamp_end=None,
+        )
+        self.streams[stream_id] = "body"
+        yield ReceiveHttp(ResponseHeaders(our_id, response, ended))
+        if ended:
+            self.forget(stream_id)
+            yield ReceiveHttp(ResponseEndOfMessage(our_id))
+
+    def data_received(self, stream_id: int, data: bytes) -> CommandGenerator:
+        our_id = self.quic_to_our.get(stream_id)
+        if our_id is not None:
+            yield ReceiveHttp(ResponseData(our_id, data))
+
+    def trailers_received(self, stream_id: int, trailers: Headers) -> CommandGenerator:
+        our_id = self.quic_to_our.get(stream_id)
+        if our_id is not None:
+            yield ReceiveHttp(ResponseTrailers(our_id, trailers))
+
+    def stream_ended(self, stream_id: int) -> CommandGenerator:
+        our_id = self.quic_to_our.get(stream_id)
+        self.forget(stream_id)
+        if our_id is not None:
+            yield ReceiveHttp(ResponseEndOfMessage(our_id))
+
+    def stream_reset(self, stream_id: int, code: int) -> CommandGenerator:
+        our_id = self.quic_to_our.get(stream_id)
+        if our_id is None:
+            return
+        self.forget(stream_id)
+        message = f"Stream reset by server (error code {code:#x})."
+        yield ReceiveHttp(ResponseProtocolError(our_id, message, ErrorCode.GENERIC_SERVER_ERROR))
+
+    def fail_all(self, message: str) -> CommandGenerator:
+        waiting = list(self.quic_to_our.values())
+        self.streams.clear()
+        self.quic_to_our.clear()
+        self.our_to_quic.clear()
+        for our_id in waiting:
+            yield ReceiveHttp(ResponseProtocolError(our_id, message, ErrorCode.GENERIC_SERVER_ERROR))
