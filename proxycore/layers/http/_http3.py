@@ -242,7 +242,7 @@ class Http3Connection(Layer):
 
         try:
             action()
-        except (H3Error, ProtocolError, ValueError, AssertionError):
+        except (H3Error, ProtocolError, ValueError, AssertionError, RuntimeError):
             return False
         return True
 

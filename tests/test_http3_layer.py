@@ -1,0 +1,427 @@
+"""The HTTP/3 layers without sockets: aioquic peers in memory talk to the HTTP layer.
+
+QUIC packets are encrypted, so most tests here do not script bytes: ``Pump`` feeds the
+layer's datagrams to a real aioquic client (and, toward servers, a real aioquic HTTP/3
+server or an HTTP/1 responder) in memory, answers hooks as addons would, and runs
+everything on a fake clock. The Playbook tests cover the steps that are deterministic
+(what happens before any handshake). ``read_client_hello`` gets hypothesis properties.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aioquic.h3.connection import H3_ALPN, H3Connection
+from aioquic.h3.events import DataReceived as H3Data
+from aioquic.h3.events import HeadersReceived
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+from aioquic.quic.events import ConnectionTerminated
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proxycore.connection import ConnectionState, Server, TransportProtocol
+from proxycore.http import HTTPFlow
+from proxycore.layers.http import HttpLayer, HTTPMode
+from proxycore.layers.http._hooks import HttpRequestHeadersHook
+from proxycore.layers.quic import (
+    QuicStartClientHook,
+    QuicStartServerHook,
+    QuicTlsData,
+    QuicTlsSettings,
+    read_client_hello,
+)
+from proxycore.proxy import commands, events
+from proxycore.proxy.commands import StartHook
+from proxycore.testing import Placeholder, Playbook, make_context, reply
+from tests.e2e_servers import make_self_signed
+
+CLIENT_ADDR = ("127.0.0.1", 50000)
+SERVER_ADDR = ("192.0.2.1", 443)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, Path]:
+    directory = tmp_path_factory.mktemp("h3cert")
+    cert_path, key_path = make_self_signed(directory, cn="example.com", names=("example.com",))
+    certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+    return certificate, key, cert_path
+
+
+def quic_client(clock: Clock, cafile: Path | None, server_name: str = "example.com") -> QuicConnection:
+    config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, server_name=server_name)
+    if cafile is None:
+        config.verify_mode = ssl.CERT_NONE
+    else:
+        config.load_verify_locations(str(cafile))
+    quic = QuicConnection(configuration=config)
+    quic.connect(SERVER_ADDR, clock())
+    return quic
+
+
+def h3_context(clock: Clock) -> Any:
+    tctx = make_context()
+    tctx.client.transport_protocol = TransportProtocol.UDP
+    tctx.client.peername = CLIENT_ADDR
+    tctx.server = Server(address=SERVER_ADDR, transport_protocol=TransportProtocol.UDP)
+    tctx.server.tls = True
+    return tctx
+
+
+def http3_layer(tctx: Any, clock: Clock) -> HttpLayer:
+    """An HttpLayer whose HTTP/3 layers use the fake clock."""
+    import proxycore.layers.http._http3 as h3mod
+
+    layer = HttpLayer(tctx, HTTPMode.transparent)
+    server_layer = h3mod.Http3Server(tctx.fork(), clock)
+    layer.connections[tctx.client] = server_layer
+    return layer
+
+
+class Pump:
+    """Runs an HttpLayer against in-memory peers until nothing moves any more."""
+
+    def __init__(self, layer: HttpLayer, clock: Clock, client: QuicConnection, cert: Any, origin: Any = None) -> None:
+        self.layer = layer
+        self.clock = clock
+        self.client = client
+        self.client_h3 = H3Connection(client)
+        self.cert = cert
+        self.origin = origin  # an Origin below, or None
+        self.commands: list[commands.Command] = []
+        self.hooks: list[str] = []
+        self.wakeups: list[tuple[float, commands.RequestWakeup]] = []
+        self.responses: dict[int, dict[str, Any]] = {}
+        self.client_events: list[Any] = []
+        self.flows: list[HTTPFlow] = []
+        self.queue: list[events.Event] = [events.Start()]
+        self.client_flush()
+
+    def client_flush(self) -> None:
+        for data, _ in self.client.datagrams_to_send(self.clock()):
+            self.queue.append(events.DataReceived(self.layer.context.client, data))
+
+    def run(self, rounds: int = 500) -> None:
+        """Until nothing moves for a while; when idle, time passes in small steps (aioquic
+        paces its sending, so some datagrams only leave once the clock moved on)."""
+        idle = 0
+        for _ in range(rounds):
+            if not self.queue:
+                self.client_flush()
+                if self.origin is not None:
+                    self.queue.extend(self.origin.flush())
+            if not self.queue:
+                idle += 1
+                if idle > 10:
+                    return
+                self.clock.now += 0.02
+                due = [w for w in self.wakeups if w[0] <= self.clock.now]
+                self.wakeups = [w for w in self.wakeups if w[0] > self.clock.now]
+                self.queue.extend(events.Wakeup(w) for _, w in due)
+                continue
+            idle = 0
+            event = self.queue.pop(0)
+            if isinstance(event, events.ConnectionClosed):
+                event.connection.state &= ~ConnectionState.CAN_READ
+            for command in self.layer.handle_event(event):
+                self.commands.append(command)
+                self.carry_out(command)
+        raise AssertionError("the exchange did not settle")
+
+    def carry_out(self, command: commands.Command) -> None:
+        tctx = self.layer.context
+        if isinstance(command, commands.SendData):
+            if command.connection is tctx.client:
+                self.client.receive_datagram(command.data, SERVER_ADDR, self.clock())
+                for quic_event in iter(self.client.next_event, None):
+                    self.client_events.append(quic_event)
+                    for h3_event in self.client_h3.handle_event(quic_event):
+                        self.client_h3_event(h3_event)
+            elif self.origin is not None:
+                self.origin.receive(command.data)
+        elif isinstance(command, commands.RequestWakeup):
+            self.wakeups.append((self.clock.now + command.delay, command))
+        elif isinstance(command, commands.OpenConnection):
+            command.connection.state = ConnectionState.OPEN
+            command.connection.peername = SERVER_ADDR
+            command.connection.timestamp_start = self.clock()
+            self.queue.insert(0, events.OpenConnectionCompleted(command, None))
+        elif isinstance(command, commands.CloseConnection):
+            command.connection.state = ConnectionState.CLOSED
+        elif isinstance(command, StartHook):
+            self.hooks.append(command.name)
+            self.answer_hook(command)
+            self.queue.insert(0, events.HookCompleted(command))
+
+    def answer_hook(self, hook: StartHook) -> None:
+        certificate, key, cert_path = self.cert
+        if isinstance(hook, QuicStartClientHook):
+            hook.data.settings = QuicTlsSettings(certificate=certificate, certificate_private_key=key)
+        elif isinstance(hook, QuicStartServerHook):
+            hook.data.settings = QuicTlsSettings(verify_mode=ssl.CERT_REQUIRED, ca_file=str(cert_path))
+        elif isinstance(hook, HttpRequestHeadersHook):
+            self.flows.append(hook.flow)
+
+    def client_h3_event(self, event: Any) -> None:
+        response = self.responses.setdefault(event.stream_id, {"headers": [], "body": b"", "ended": False})
+        if isinstance(event, HeadersReceived):
+            response["headers"] += event.headers
+        elif isinstance(event, H3Data):
+            response["body"] += event.data
+        if getattr(event, "stream_ended", False):
+            response["ended"] = True
+
+    def request(self, method: bytes, path: bytes, body: bytes = b"", end: bool = True) -> int:
+        stream_id = self.client.get_next_available_stream_id()
+        head = [(b":method", method), (b":scheme", b"https"), (b":authority", b"example.com"), (b":path", path)]
+        self.client_h3.send_headers(stream_id, head, end_stream=end and not body)
+        if body:
+            self.client_h3.send_data(stream_id, body, end_stream=end)
+        return stream_id
+
+    def fire_wakeups(self) -> None:
+        pending, self.wakeups = self.wakeups, []
+        self.queue.extend(events.Wakeup(w) for _, w in pending)
+
+
+class H3Origin:
+    """An aioquic HTTP/3 server in memory that answers every request with its path."""
+
+    def __init__(self, pump_clock: Clock, cert: Any, server: Server) -> None:
+        certificate, key, _ = cert
+        config = QuicConfiguration(is_client=False, alpn_protocols=H3_ALPN)
+        config.certificate, config.private_key = certificate, key
+        self.config = config
+        self.clock = pump_clock
+        self.server = server
+        self.quic: QuicConnection | None = None
+        self.h3: H3Connection | None = None
+        self.requests: dict[int, dict[str, Any]] = {}
+
+    def receive(self, data: bytes) -> None:
+        if self.quic is None:
+            from aioquic.buffer import Buffer
+            from aioquic.quic.packet import pull_quic_header
+
+            header = pull_quic_header(Buffer(data=data), host_cid_length=8)
+            self.quic = QuicConnection(configuration=self.config, original_destination_connection_id=header.destination_cid)
+            self.h3 = H3Connection(self.quic)
+        assert self.h3 is not None
+        self.quic.receive_datagram(data, CLIENT_ADDR, self.clock())
+        for quic_event in iter(self.quic.next_event, None):
+            for h3_event in self.h3.handle_event(quic_event):
+                request = self.requests.setdefault(h3_event.stream_id, {"headers": [], "body": b""})
+                if isinstance(h3_event, HeadersReceived):
+                    request["headers"] += h3_event.headers
+                elif isinstance(h3_event, H3Data):
+                    request["body"] += h3_event.data
+                if getattr(h3_event, "stream_ended", False):
+                    path = dict(request["headers"])[b":path"]
+                    self.h3.send_headers(h3_event.stream_id, [(b":status", b"200"), (b"x-origin", b"h3")])
+                    self.h3.send_data(h3_event.stream_id, b"you asked for " + path + b" " + request["body"], end_stream=True)
+
+    def flush(self) -> list[events.Event]:
+        if self.quic is None:
+            return []
+        return [events.DataReceived(self.server, d) for d, _ in self.quic.datagrams_to_send(self.clock())]
+
+
+class H1Origin:
+    """Answers each HTTP/1 request head it is sent with a fixed response."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.received = b""
+        self.out: list[events.Event] = []
+
+    def receive(self, data: bytes) -> None:
+        self.received += data
+        if b"\r\n\r\n" in data:
+            body = b"plain old HTTP/1.1"
+            self.out.append(events.DataReceived(
+                self.server, b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)))
+
+    def flush(self) -> list[events.Event]:
+        out, self.out = self.out, []
+        return out
+
+
+# Playbook tests: before the handshake ---------------------------------------------------------
+
+
+def test_a_datagram_that_is_not_quic_closes_the_client_quietly() -> None:
+    clock = Clock()
+    tctx = h3_context(clock)
+    assert (
+        Playbook(http3_layer(tctx, clock), logs=True)
+        >> events.DataReceived(tctx.client, b"\x00hello, not QUIC")
+        << commands.Log("Client sent a datagram that does not start a QUIC connection.", "debug")
+        << commands.CloseConnection(tctx.client)
+    )
+
+
+def test_quic_start_client_sees_sni_and_alpn_and_no_settings_means_no_handshake() -> None:
+    clock = Clock()
+    tctx = h3_context(clock)
+    client = quic_client(clock, None, server_name="h3.example")
+    initial = [d for d, _ in client.datagrams_to_send(clock())]
+    data = Placeholder(QuicTlsData)
+    playbook = Playbook(http3_layer(tctx, clock), logs=True)
+    for datagram in initial[:-1]:
+        playbook >> events.DataReceived(tctx.client, datagram)
+    assert (
+        playbook
+        >> events.DataReceived(tctx.client, initial[-1])
+        << QuicStartClientHook(data)
+        >> reply()
+        << commands.Log(
+            "Client QUIC handshake failed: No QUIC TLS settings were provided by any addon (quic_start_client).", "warn"
+        )
+        << commands.CloseConnection(tctx.client)
+    )
+    assert tctx.client.sni == "h3.example"
+    assert tctx.client.alpn_offers == [b"h3"]
+    assert data().conn is tctx.client and data().settings is None
+
+
+# Full exchanges with in-memory peers ----------------------------------------------------------
+
+
+def test_http3_client_to_http3_server(cert: Any) -> None:
+    clock = Clock()
+    tctx = h3_context(clock)
+    origin = H3Origin(clock, cert, tctx.server)
+    pump = Pump(http3_layer(tctx, clock), clock, quic_client(clock, cert[2]), cert, origin)
+    pump.run()
+    assert tctx.client.alpn == b"h3" and tctx.client.tls_version == "QUICv1"
+    first = pump.request(b"GET", b"/one")
+    second = pump.request(b"POST", b"/two", b"payload")
+    pump.run()
+    assert pump.hooks[:1] == ["quic_start_client"]
+    assert "quic_start_server" in pump.hooks
+    assert pump.responses[first]["ended"] and pump.responses[second]["ended"]
+    assert pump.responses[first]["body"] == b"you asked for /one "
+    assert pump.responses[second]["body"] == b"you asked for /two payload"
+    assert (b"x-origin", b"h3") in pump.responses[first]["headers"]
+    assert sorted(f.request.path for f in pump.flows) == ["/one", "/two"]
+    for flow in pump.flows:
+        assert flow.request.http_version == "HTTP/3"
+        assert flow.response is not None and flow.response.http_version == "HTTP/3"
+        assert flow.server_conn.alpn == b"h3"
+    assert pump.hooks.count("response") == 2
+
+
+def test_http3_client_to_http1_server(cert: Any) -> None:
+    clock = Clock()
+    tctx = h3_context(clock)
+    tctx.server.transport_protocol = TransportProtocol.TCP
+    tctx.server.tls = False
+    origin = H1Origin(tctx.server)
+    pump = Pump(http3_layer(tctx, clock), clock, quic_client(clock, cert[2]), cert, origin)
+    pump.run()
+    stream = pump.request(b"GET", b"/h1")
+    pump.run()
+    assert origin.received.startswith(b"GET /h1 HTTP/1.1\r\n")
+    assert b"host: example.com" in origin.received.lower()
+    assert pump.responses[stream]["body"] == b"plain old HTTP/1.1"
+    assert (b":status", b"200") in pump.responses[stream]["headers"]
+    flow = pump.flows[0]
+    assert flow.request.http_version == "HTTP/3" and flow.response.http_version == "HTTP/1.1"
+
+
+def test_the_quic_timer_runs_on_wakeups_and_idle_connections_end(cert: Any) -> None:
+    clock = Clock()
+    tctx = h3_context(clock)
+    pump = Pump(http3_layer(tctx, clock), clock, quic_client(clock, cert[2]), cert)
+    pump.run()
+    assert pump.wakeups, "the QUIC layer asked for no timer"
+    assert all(w.delay >= 0 for _, w in pump.wakeups)
+    clock.now += 120  # past aioquic's idle timeout (60 s): the client stays silent
+    pump.fire_wakeups()
+    pump.run()
+    assert any(isinstance(c, commands.CloseConnection) and c.connection is tctx.client for c in pump.commands)
+    assert tctx.client.state == ConnectionState.CLOSED
+
+
+def test_a_stream_reset_by_the_client_fails_its_flow(cert: Any) -> None:
+    clock = Clock()
+    tctx = h3_context(clock)
+    tctx.server.transport_protocol = TransportProtocol.TCP
+    tctx.server.tls = False
+    origin = H1Origin(tctx.server)
+    origin.receive = lambda data: None  # type: ignore[method-assign]  # never answers
+    pump = Pump(http3_layer(tctx, clock), clock, quic_client(clock, cert[2]), cert, origin)
+    pump.run()
+    stream = pump.request(b"POST", b"/slow", b"part", end=False)
+    pump.run()
+    assert pump.hooks[-1] == "requestheaders"
+    pump.client.reset_stream(stream, 0x10C)
+    pump.run()
+    flow = pump.flows[0]
+    assert flow.error is not None and flow.error.msg == "Client disconnected."
+    assert pump.hooks[-1] == "error"
+
+
+def test_closing_the_client_connection_ends_quic_and_its_flows(cert: Any) -> None:
+    clock = Clock()
+    tctx = h3_context(clock)
+    pump = Pump(http3_layer(tctx, clock), clock, quic_client(clock, cert[2]), cert)
+    pump.run()
+    pump.queue.append(events.ConnectionClosed(tctx.client))
+    pump.run()
+    assert tctx.client.state == ConnectionState.CLOSED
+    clock.now += 10  # the client's draining period ends: it reports why the connection closed
+    pump.client.handle_timer(clock.now)
+    ended = [e for e in iter(pump.client.next_event, None) if isinstance(e, ConnectionTerminated)]
+    assert [(e.error_code, e.reason_phrase) for e in ended] == [(0, "proxy closing")]
+
+
+# read_client_hello --------------------------------------------------------------------------------
+
+
+def test_read_client_hello_from_aioquic_initials() -> None:
+    clock = Clock()
+    client = quic_client(clock, None, server_name="hello.example")
+    datagrams = [d for d, _ in client.datagrams_to_send(clock())]
+    info = read_client_hello(datagrams)
+    assert info is not None
+    assert info.client_hello.sni == "hello.example"
+    assert info.client_hello.alpn_protocols == [b"h3"]
+    assert info.version == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=1500))
+def test_read_client_hello_only_ever_raises_value_error(data: bytes) -> None:
+    try:
+        read_client_hello([data])
+    except ValueError:
+        pass
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_damaged_initial_packets_are_refused_not_crashed_on(data: st.DataObject) -> None:
+    clock = Clock()
+    datagram = bytearray([d for d, _ in quic_client(clock, None).datagrams_to_send(clock())][0])
+    for _ in range(data.draw(st.integers(1, 4))):
+        position = data.draw(st.integers(0, len(datagram) - 1))
+        datagram[position] ^= data.draw(st.integers(1, 255))
+    try:
+        read_client_hello([bytes(datagram)])
+    except ValueError:
+        pass
