@@ -111,7 +111,9 @@ class NextLayer:
             return UDPLayer(context)
         if isinstance(spec, ReverseMode) and spec.scheme in ("http3", "https") and context.options.http3:
             # HTTP/3 from the client (its UDP port exists for nothing else); toward the target
-            # the scheme decides (https: TLS over TCP).
+            # the scheme decides (https: TLS over TCP, whatever HTTP version it offers).
+            if spec.scheme == "https":
+                return _stack(ServerTLSLayer(context), HttpLayer(context, HTTPMode.transparent))
             return HttpLayer(context, HTTPMode.transparent)
         address = context.server.address
         if (isinstance(spec, ReverseMode) and spec.scheme == "dns") or (address and address[1] in (53, 5353)):

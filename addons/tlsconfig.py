@@ -227,6 +227,8 @@ class TlsConfig:
         supported = supported_http_alpns()
         # An addon may have chosen the offers already (server.alpn_offers); else the client's.
         wanted = server.alpn_offers or client.alpn_offers
+        if not server.alpn_offers and client.transport_protocol == "udp":
+            wanted = list(supported)  # an HTTP/3 client: any HTTP version we speak, over TCP
         offers = [p for p in wanted if p not in HTTP_ALPNS or p in supported]
         if wanted and not offers:
             offers = [b"http/1.1"]  # the client only offered protocols we cannot speak

@@ -1,0 +1,183 @@
+"""HTTP/3 end to end: aioquic's own client and server, proxydump/proxyweb in between, real UDP
+sockets on 127.0.0.1.
+
+- ``reverse:http3://`` to an aioquic HTTP/3 origin: requests on one QUIC connection, the
+  certificate the client sees (for its SNI, signed by the proxycore CA), Alt-Svc rewritten,
+  proxydump's output, the ``-w`` file (read back by us and by mitmproxy 11), GET /flows.
+- An HTTP/3 client on the UDP half of ``reverse:https://`` in front of an HTTP/1.1 origin:
+  translated both ways; TCP clients on the same port keep working.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from proxycore.io import FlowReader
+from tests.e2e_servers import free_port, start_http
+from tests.h3_peers import H3Origin, h3_request, h3_requests
+from tests.test_mitmproxy_interop import mitm_python, mitmproxy_reads, plain  # noqa: F401 - fixture
+from tests.webapi import TOKEN, request
+
+pytestmark = pytest.mark.e2e
+
+
+class Proxy:
+    """proxydump (or proxyweb) with the given modes; waits until every listener is up."""
+
+    def __init__(self, tmp: Path, modes: list[str], *args: str, module: str = "proxycore") -> None:
+        self.confdir = tmp / "conf"
+        self.out = tmp / f"out-{time.monotonic_ns()}.txt"
+        self.err = tmp / f"err-{time.monotonic_ns()}.txt"
+        mode_args = [a for m in modes for a in ("-m", m)]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", module, "--listen-host", "127.0.0.1", "--set", f"confdir={self.confdir}",
+             *mode_args, *args],
+            stdout=self.out.open("wb"), stderr=self.err.open("wb"),
+        )
+        deadline = time.monotonic() + 20
+        while self.stderr().count("listening at") < len(modes):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"proxy did not start:\n{self.stderr()}")
+            time.sleep(0.05)
+
+    @property
+    def ca(self) -> str:
+        return str(self.confdir / "proxycore-ca-cert.pem")
+
+    def stdout(self) -> str:
+        return self.out.read_text(errors="replace")
+
+    def stderr(self) -> str:
+        return self.err.read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        assert "Traceback" not in self.stderr(), self.stderr()
+
+
+@pytest.fixture(scope="module")
+def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[H3Origin]:
+    server = H3Origin(tmp_path_factory.mktemp("h3-origin"))
+    yield server
+    server.close()
+
+
+def test_reverse_http3_to_an_http3_origin(tmp_path: Path, origin: H3Origin, mitm_python: Path) -> None:  # noqa: F811
+    port = free_port()
+    saved = tmp_path / "h3.mitm"
+    proxy = Proxy(tmp_path, [f"reverse:http3://127.0.0.1:{origin.port}@{port}"],
+                  "--set", f"ssl_verify_upstream_trusted_ca={origin.cert}", "-w", str(saved))
+    try:
+        get, post = h3_requests(
+            port, [("GET", "/hello?x=1", b""), ("POST", "/upload", b"h3 body")],
+            server_name="example.com", cafile=proxy.ca,
+        )
+        # The certificate the client verified: for its SNI, issued by the proxycore CA.
+        leaf = get.peer_certificate
+        names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.DNSName
+        )
+        assert "example.com" in names
+        ca = x509.load_pem_x509_certificate(Path(proxy.ca).read_bytes())
+        assert leaf.issuer == ca.subject
+        assert get.alpn == "h3"
+        assert get.status == 200 and post.status == 200
+        assert b'"path": "/hello?x=1"' in get.body
+        assert b'"body": "h3 body"' in post.body and b'"method": "POST"' in post.body
+        # The origin advertised its own port; the client is pointed back at the proxy.
+        assert get.headers["alt-svc"] == f'h3=":{port}"; ma=60'
+        # A wrong CA fails the client's handshake: the check above is a real one.
+        with pytest.raises(Exception):  # noqa: B017 - aioquic raises its own alert types
+            h3_request(port, server_name="example.com", cafile=str(origin.cert), timeout=5)
+        out = _wait_for(proxy.stdout, "POST https://127.0.0.1")
+        assert re.search(rf"GET https://127\.0\.0\.1:{origin.port}/hello\?x=1 HTTP/3", out), out
+        assert "<< HTTP/3 200 OK" in out, out
+    finally:
+        proxy.stop()
+    with saved.open("rb") as f:
+        flows = list(FlowReader(f).stream())
+    assert sorted(f.request.path for f in flows) == ["/hello?x=1", "/upload"]
+    for flow in flows:
+        assert flow.request.http_version == "HTTP/3" and flow.response.http_version == "HTTP/3"
+        assert flow.client_conn.tls_version == "QUICv1" and flow.client_conn.sni == "example.com"
+        assert flow.server_conn.alpn == b"h3" and flow.server_conn.transport_protocol == "udp"
+    theirs = mitmproxy_reads(mitm_python, saved)["states"]
+    assert [plain(f.get_state()) for f in flows] == theirs
+
+
+def test_http3_client_to_an_http1_origin_through_reverse_https(tmp_path: Path) -> None:
+    server, origin_port = start_http(tmp_path)
+    port = free_port()
+    proxy = Proxy(tmp_path, [f"reverse:https://127.0.0.1:{origin_port}@{port}"], "--set", "ssl_insecure=true")
+    try:
+        answer = h3_request(port, "POST", "/post", b"from h3", server_name="localhost", cafile=proxy.ca)
+        assert answer.status == 200 and answer.alpn == "h3"
+        assert b'"body": "from h3"' in answer.body and b'"path": "/post"' in answer.body
+        assert answer.headers["content-type"] == "application/json"
+        out = _wait_for(proxy.stdout, "<< HTTP/1.1 200 OK")
+        assert "POST https://127.0.0.1" in out and "/post HTTP/3" in out, out
+        # The TCP half of the same port still serves TLS and plain clients.
+        r = subprocess.run(["curl", "-sSk", "--max-time", "10", f"https://127.0.0.1:{port}/get"],
+                           capture_output=True, timeout=20)
+        assert r.returncode == 0 and b'"path": "/get"' in r.stdout, r.stderr
+    finally:
+        proxy.stop()
+        server.shutdown()
+
+
+def test_http3_flows_in_the_web_api(tmp_path: Path, origin: H3Origin) -> None:
+    web_port, port = free_port(), free_port()
+    proxy = Proxy(tmp_path, [f"reverse:http3://127.0.0.1:{origin.port}@{port}"],
+                  "--set", "ssl_insecure=true", "--no-web-open-browser", "--web-port", str(web_port),
+                  "--set", "web_fetch_frontend=false", "--set", f"web_password={TOKEN}", module="proxycore.tools.web")
+    try:
+        _wait_for(proxy.stderr, "Web server listening at")
+        answer = h3_request(port, "GET", "/web", server_name="example.com", cafile=proxy.ca)
+        assert answer.status == 200
+        deadline = time.monotonic() + 10
+        while not (flows := request(web_port, "GET", "/flows").json()):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        (flow,) = flows
+        assert flow["request"]["http_version"] == "HTTP/3" and flow["request"]["path"] == "/web"
+        assert flow["response"]["http_version"] == "HTTP/3" and flow["response"]["status_code"] == 200
+        assert flow["client_conn"]["tls_version"] == "QUICv1"
+        assert flow["server_conn"]["alpn"] == "h3"
+    finally:
+        proxy.stop()
+
+
+def test_a_stray_datagram_does_not_hurt_the_listener(tmp_path: Path, origin: H3Origin) -> None:
+    port = free_port()
+    proxy = Proxy(tmp_path, [f"reverse:http3://127.0.0.1:{origin.port}@{port}"], "--set", "ssl_insecure=true")
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"\xc0\x00\x00\x00\x01garbage that claims to be QUIC", ("127.0.0.1", port))
+            s.sendto(b"not QUIC at all", ("127.0.0.1", port))
+        assert h3_request(port, "GET", "/after", server_name="example.com", cafile=proxy.ca).status == 200
+    finally:
+        proxy.stop()
+
+
+def _wait_for(read: object, needle: str, timeout: float = 10) -> str:
+    deadline = time.monotonic() + timeout
+    while needle not in (text := read()):  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{needle!r} not in:\n{text}")
+        time.sleep(0.05)
+    return text
