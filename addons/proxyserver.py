@@ -59,7 +59,18 @@ def make_listener(master: Any, mode: ProxyMode) -> Any:
     elif isinstance(mode, ReverseMode) and mode.scheme not in ("udp", "dns", "http3"):
         transport = "tcp"
     cls = {"tcp": ProxyListener, "udp": DatagramListener, "both": DualListener}[transport]
+    if isinstance(mode, ReverseMode) and mode.scheme in ("https", "http3") and transport != "tcp":
+        preload_http3()
     return cls(master, top_layer(mode), mode)
+
+
+def preload_http3() -> None:
+    """aioquic costs about 0.1 s to import: pay it when a listener that serves HTTP/3
+    starts, not while the first QUIC client waits (and never for proxies without one)."""
+    import aioquic.h3.connection  # noqa: F401
+    import aioquic.quic.connection  # noqa: F401
+
+    import proxycore.layers.http._http3  # noqa: F401
 
 
 def parse_modes(specs: Sequence[str]) -> list[ProxyMode]:

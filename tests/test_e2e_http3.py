@@ -181,3 +181,28 @@ def _wait_for(read: object, needle: str, timeout: float = 10) -> str:
             raise AssertionError(f"{needle!r} not in:\n{text}")
         time.sleep(0.05)
     return text
+
+
+LAZY_CHECK = """
+import sys
+from proxycore.addons import default_addons
+from proxycore.addons.proxyserver import make_listener
+from proxycore.master import Master
+from proxycore.options import Options
+from proxycore.proxy.mode_specs import ProxyMode
+
+master = Master(Options())
+master.addons.add(*default_addons())
+for spec in ("regular", "reverse:http://example.com", "socks5", "dns", "reverse:udp://example.com:53"):
+    make_listener(master, ProxyMode.parse(spec))
+before = sorted(m for m in sys.modules if m.startswith("aioquic"))
+make_listener(master, ProxyMode.parse("reverse:http3://example.com"))
+after = any(m.startswith("aioquic") for m in sys.modules)
+print(before, after)
+"""
+
+
+def test_aioquic_is_imported_only_for_http3_listeners() -> None:
+    r = subprocess.run([sys.executable, "-c", LAZY_CHECK], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["[]", "True"], r.stdout
