@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import proxycore.layers.quic as quic_module
 from proxycore.connection import ConnectionState, Server, TransportProtocol
 from proxycore.http import HTTPFlow
 from proxycore.layers.http import HttpLayer, HTTPMode
@@ -83,13 +84,17 @@ def h3_context(clock: Clock) -> Any:
 
 
 def http3_layer(tctx: Any, clock: Clock) -> HttpLayer:
-    """An HttpLayer whose HTTP/3 layers use the fake clock."""
-    import proxycore.layers.http._http3 as h3mod
+    """The HTTP layer as next_layer makes it for a QUIC client (``clock`` is installed)."""
+    assert quic_module.clock is clock
+    return HttpLayer(tctx, HTTPMode.transparent)
 
-    layer = HttpLayer(tctx, HTTPMode.transparent)
-    server_layer = h3mod.Http3Server(tctx.fork(), clock)
-    layer.connections[tctx.client] = server_layer
-    return layer
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """Every QUIC connection in the test runs on this fake clock."""
+    fake = Clock()
+    monkeypatch.setattr(quic_module, "clock", fake)
+    return fake
 
 
 class Pump:
@@ -102,6 +107,7 @@ class Pump:
         self.client_h3 = H3Connection(client)
         self.cert = cert
         self.origin = origin  # an Origin below, or None
+        self.server_ca: Path | None = None  # what quic_start_server trusts (default: the origin's cert)
         self.commands: list[commands.Command] = []
         self.hooks: list[str] = []
         self.wakeups: list[tuple[float, commands.RequestWakeup]] = []
@@ -122,8 +128,8 @@ class Pump:
         for _ in range(rounds):
             if not self.queue:
                 self.client_flush()
-                if self.origin is not None:
-                    self.queue.extend(self.origin.flush())
+                if self.origin is not None and self.origin.server.state != ConnectionState.CLOSED:
+                    self.queue.extend(self.origin.flush())  # a closed socket hears no more
             if not self.queue:
                 idle += 1
                 if idle > 10:
@@ -172,7 +178,8 @@ class Pump:
         if isinstance(hook, QuicStartClientHook):
             hook.data.settings = QuicTlsSettings(certificate=certificate, certificate_private_key=key)
         elif isinstance(hook, QuicStartServerHook):
-            hook.data.settings = QuicTlsSettings(verify_mode=ssl.CERT_REQUIRED, ca_file=str(cert_path))
+            ca = self.server_ca or cert_path
+            hook.data.settings = QuicTlsSettings(verify_mode=ssl.CERT_REQUIRED, ca_file=str(ca))
         elif isinstance(hook, HttpRequestHeadersHook):
             self.flows.append(hook.flow)
 
@@ -263,8 +270,7 @@ class H1Origin:
 # Playbook tests: before the handshake ---------------------------------------------------------
 
 
-def test_a_datagram_that_is_not_quic_closes_the_client_quietly() -> None:
-    clock = Clock()
+def test_a_datagram_that_is_not_quic_closes_the_client_quietly(clock: Clock) -> None:
     tctx = h3_context(clock)
     assert (
         Playbook(http3_layer(tctx, clock), logs=True)
@@ -274,8 +280,7 @@ def test_a_datagram_that_is_not_quic_closes_the_client_quietly() -> None:
     )
 
 
-def test_quic_start_client_sees_sni_and_alpn_and_no_settings_means_no_handshake() -> None:
-    clock = Clock()
+def test_quic_start_client_sees_sni_and_alpn_and_no_settings_means_no_handshake(clock: Clock) -> None:
     tctx = h3_context(clock)
     client = quic_client(clock, None, server_name="h3.example")
     initial = [d for d, _ in client.datagrams_to_send(clock())]
@@ -301,8 +306,7 @@ def test_quic_start_client_sees_sni_and_alpn_and_no_settings_means_no_handshake(
 # Full exchanges with in-memory peers ----------------------------------------------------------
 
 
-def test_http3_client_to_http3_server(cert: Any) -> None:
-    clock = Clock()
+def test_http3_client_to_http3_server(cert: Any, clock: Clock) -> None:
     tctx = h3_context(clock)
     origin = H3Origin(clock, cert, tctx.server)
     pump = Pump(http3_layer(tctx, clock), clock, quic_client(clock, cert[2]), cert, origin)
@@ -323,10 +327,27 @@ def test_http3_client_to_http3_server(cert: Any) -> None:
         assert flow.response is not None and flow.response.http_version == "HTTP/3"
         assert flow.server_conn.alpn == b"h3"
     assert pump.hooks.count("response") == 2
+    assert "tls_established_client" in pump.hooks and "tls_established_server" in pump.hooks
+    assert pump.flows[0].server_conn.certificate_list[0].cn == "example.com"
+    assert pump.flows[0].client_conn.cipher and pump.flows[0].server_conn.tls_version == "QUICv1"
 
 
-def test_http3_client_to_http1_server(cert: Any) -> None:
-    clock = Clock()
+def test_a_server_that_fails_verification_fails_the_requests(cert: Any, tmp_path: Path, clock: Clock) -> None:
+    other_ca, _ = make_self_signed(tmp_path, cn="someone-else", names=("example.com",))
+    tctx = h3_context(clock)
+    origin = H3Origin(clock, cert, tctx.server)
+    pump = Pump(http3_layer(tctx, clock), clock, quic_client(clock, cert[2]), cert, origin)
+    pump.server_ca = other_ca
+    pump.run()
+    stream = pump.request(b"GET", b"/nope")
+    pump.run()
+    assert "tls_failed_server" in pump.hooks
+    assert (b":status", b"502") in pump.responses[stream]["headers"]
+    assert b"QUIC handshake with the server failed" in pump.responses[stream]["body"]
+    assert pump.flows[0].error is not None
+
+
+def test_http3_client_to_http1_server(cert: Any, clock: Clock) -> None:
     tctx = h3_context(clock)
     tctx.server.transport_protocol = TransportProtocol.TCP
     tctx.server.tls = False
@@ -343,8 +364,7 @@ def test_http3_client_to_http1_server(cert: Any) -> None:
     assert flow.request.http_version == "HTTP/3" and flow.response.http_version == "HTTP/1.1"
 
 
-def test_the_quic_timer_runs_on_wakeups_and_idle_connections_end(cert: Any) -> None:
-    clock = Clock()
+def test_the_quic_timer_runs_on_wakeups_and_idle_connections_end(cert: Any, clock: Clock) -> None:
     tctx = h3_context(clock)
     pump = Pump(http3_layer(tctx, clock), clock, quic_client(clock, cert[2]), cert)
     pump.run()
@@ -357,8 +377,7 @@ def test_the_quic_timer_runs_on_wakeups_and_idle_connections_end(cert: Any) -> N
     assert tctx.client.state == ConnectionState.CLOSED
 
 
-def test_a_stream_reset_by_the_client_fails_its_flow(cert: Any) -> None:
-    clock = Clock()
+def test_a_stream_reset_by_the_client_fails_its_flow(cert: Any, clock: Clock) -> None:
     tctx = h3_context(clock)
     tctx.server.transport_protocol = TransportProtocol.TCP
     tctx.server.tls = False
@@ -376,8 +395,7 @@ def test_a_stream_reset_by_the_client_fails_its_flow(cert: Any) -> None:
     assert pump.hooks[-1] == "error"
 
 
-def test_closing_the_client_connection_ends_quic_and_its_flows(cert: Any) -> None:
-    clock = Clock()
+def test_closing_the_client_connection_ends_quic_and_its_flows(cert: Any, clock: Clock) -> None:
     tctx = h3_context(clock)
     pump = Pump(http3_layer(tctx, clock), clock, quic_client(clock, cert[2]), cert)
     pump.run()
@@ -416,7 +434,7 @@ def test_read_client_hello_only_ever_raises_value_error(data: bytes) -> None:
 @settings(max_examples=100, deadline=None)
 @given(st.data())
 def test_damaged_initial_packets_are_refused_not_crashed_on(data: st.DataObject) -> None:
-    clock = Clock()
+    clock = Clock()  # only for the client: the reader needs no time
     datagram = bytearray([d for d, _ in quic_client(clock, None).datagrams_to_send(clock())][0])
     for _ in range(data.draw(st.integers(1, 4))):
         position = data.draw(st.integers(0, len(datagram) - 1))

@@ -4,8 +4,9 @@ packets, and the glue between an aioquic connection and the layer protocol.
 aioquic's ``QuicConnection`` is sans-io: it takes datagrams and the current time and hands
 back datagrams, events and the time of its next timer. :class:`QuicEndpoint` turns those
 into commands (``SendData`` per datagram, ``RequestWakeup`` for the timer) so that a layer
-never touches a socket or sleeps. The time a layer gives aioquic comes from the
-endpoint's ``clock`` (monotonic seconds), which tests replace with a fake one.
+never touches a socket or sleeps. The time given to aioquic is read from this module's
+``clock`` (monotonic seconds) at the moment of each call, in one place, so that tests can
+replace it with a fake clock for every QUIC connection at once.
 
 aioquic is imported here only; nothing imports this module unless a QUIC connection is
 actually seen, so a proxy that never meets QUIC never loads it (see docs/modes.md).
@@ -32,6 +33,9 @@ MAX_HELLO_DATAGRAMS = 8
 H3_ALPNS = (b"h3", b"h3-29", b"h3-32")
 QUIC_V1 = 0x00000001
 QUIC_V2 = 0x6B3343CF
+
+#: Where QUIC connections get the time (seconds, any epoch, never going back).
+clock: Callable[[], float] = time.monotonic
 
 # aioquic logs every state change of every connection at INFO and DEBUG: in the proxy's
 # event log that would drown the flows (proxydump -v shows INFO).
@@ -208,23 +212,26 @@ class QuicEndpoint:
     itself), so one armed wakeup is enough and later ones are only asked for when the
     deadline moves closer."""
 
-    def __init__(self, conn: Connection, quic: Any, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, conn: Connection, quic: Any) -> None:
         self.conn = conn
         self.quic = quic
-        self.clock = clock
         self.wakeup: commands.RequestWakeup | None = None
         self.wakeup_at: float | None = None
 
+    @staticmethod
+    def now() -> float:
+        return clock()
+
     def receive(self, data: bytes) -> None:
         peer = self.conn.peername or ("0.0.0.0", 0)
-        self.quic.receive_datagram(data, peer, self.clock())
+        self.quic.receive_datagram(data, peer, clock())
 
     def timer_fired(self, event: events.Event) -> bool:
         """Is ``event`` our wakeup? Then aioquic has handled its timer."""
         if self.wakeup is None or not isinstance(event, events.Wakeup) or event.command is not self.wakeup:
             return False
         self.wakeup = self.wakeup_at = None
-        self.quic.handle_timer(self.clock())
+        self.quic.handle_timer(clock())
         return True
 
     def events(self) -> Iterator[Any]:
@@ -232,7 +239,7 @@ class QuicEndpoint:
             yield event
 
     def flush(self) -> Iterator[commands.Command]:
-        now = self.clock()
+        now = clock()
         for data, _ in self.quic.datagrams_to_send(now):
             yield commands.SendData(self.conn, data)
         deadline = self.quic.get_timer()

@@ -53,6 +53,12 @@ from proxycore.layers.quic import (
     read_client_hello,
     starts_like_quic,
 )
+from proxycore.layers.tls import (
+    TlsEstablishedClientHook,
+    TlsEstablishedServerHook,
+    TlsFailedClientHook,
+    TlsFailedServerHook,
+)
 from proxycore.proxy import commands, events
 from proxycore.proxy.context import Context
 from proxycore.proxy.layer import CommandGenerator, Layer
@@ -97,13 +103,14 @@ class Http3Connection(Layer):
     endpoint: QuicEndpoint | None
     h3: Any
 
-    def __init__(self, context: Context, conn: Connection, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, context: Context, conn: Connection) -> None:
         super().__init__(context)
         self.conn = conn
-        self.clock = clock
         self.endpoint = None
         self.h3 = None
         self.closed = False
+        self.handshake_complete = False
+        self.tls_data: QuicTlsData | None = None  # the quic_start_* hook's data, for tls_* hooks
         # Our stream states: "headers" (waiting for a head), "body", "done".
         self.streams: dict[int, str] = {}
 
@@ -155,11 +162,24 @@ class Http3Connection(Layer):
         yield from self.endpoint.flush()
 
     def handshake_done(self, event: Any) -> CommandGenerator:
-        self.conn.alpn = (event.alpn_protocol or "").encode() or None
-        self.conn.tls_version = "QUICv1"
-        self.conn.timestamp_tls_setup = time.time()
-        return
-        yield
+        """Record what the handshake settled on the connection, as the TLS layers do."""
+        self.handshake_complete = True
+        conn = self.conn
+        conn.alpn = (event.alpn_protocol or "").encode() or None
+        conn.tls_version = "QUICv1"
+        conn.timestamp_tls_setup = time.time()
+        tls = getattr(self.endpoint.quic, "tls", None) if self.endpoint is not None else None
+        suite = getattr(getattr(tls, "key_schedule", None), "cipher_suite", None)
+        if suite is not None:
+            conn.cipher = suite.name
+        peer = getattr(tls, "_peer_certificate", None)
+        if peer is not None and self.side == "server":
+            from proxycore.certs import Cert
+
+            chain = getattr(tls, "_peer_certificate_chain", None) or []
+            conn.certificate_list = [Cert(c) for c in (peer, *chain)]
+        if self.tls_data is not None:
+            yield (TlsEstablishedClientHook if self.side == "client" else TlsEstablishedServerHook)(self.tls_data)
 
     def h3_event(self, event: Any) -> CommandGenerator:
         from aioquic.h3 import events as h3_events
@@ -186,9 +206,16 @@ class Http3Connection(Layer):
         self.closed = True
         reason = event.reason_phrase or f"error code {event.error_code:#x}"
         message = f"QUIC connection closed by {self.side}: {reason}"
-        if event.error_code:
-            self.conn.error = self.conn.error or reason
-        yield commands.Log(message, "debug")
+        if not self.handshake_complete:
+            self.conn.error = f"QUIC handshake with the {self.side} failed: {reason}"
+            message = self.conn.error
+            yield commands.Log(message, "info")
+            if self.tls_data is not None:
+                yield (TlsFailedClientHook if self.side == "client" else TlsFailedServerHook)(self.tls_data)
+        else:
+            if event.error_code:
+                self.conn.error = self.conn.error or reason
+            yield commands.Log(message, "debug")
         yield from self.fail_all(message)
         yield commands.CloseConnection(self.conn)
 
@@ -250,8 +277,8 @@ class Http3Connection(Layer):
 class Http3Server(Http3Connection):
     """Client-facing HTTP/3 (see module docstring)."""
 
-    def __init__(self, context: Context, clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(context, context.client, clock)
+    def __init__(self, context: Context) -> None:
+        super().__init__(context, context.client)
         context.client.tls = True
         self.hello_datagrams: list[bytes] = []
         self.headers_sent: set[int] = set()
@@ -291,7 +318,7 @@ class Http3Server(Http3Connection):
         client = self.conn
         client.sni = info.client_hello.sni
         client.alpn_offers = list(info.client_hello.alpn_protocols)
-        data = QuicTlsData(client, self.context)
+        data = self.tls_data = QuicTlsData(client, self.context)
         yield QuicStartClientHook(data)
         if data.settings is None:
             self.closed = True
@@ -301,7 +328,7 @@ class Http3Server(Http3Connection):
             return
         config = _configuration(False, data.settings, None)
         quic = QuicConnection(configuration=config, original_destination_connection_id=info.destination_cid)
-        self.endpoint = QuicEndpoint(client, quic, self.clock)
+        self.endpoint = QuicEndpoint(client, quic)
         self.h3 = H3Connection(quic)
         datagrams, self.hello_datagrams = self.hello_datagrams, []
         for datagram in datagrams:
@@ -399,13 +426,12 @@ class Http3Server(Http3Connection):
 class Http3Client(Http3Connection):
     """Server-facing HTTP/3: our stream ids are mapped onto QUIC request streams."""
 
-    def __init__(self, context: Context, clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(context, context.server, clock)
+    def __init__(self, context: Context) -> None:
+        super().__init__(context, context.server)
         context.server.tls = True
         self.our_to_quic: dict[int, int] = {}
         self.quic_to_our: dict[int, int] = {}
         self.ended_locally: set[int] = set()  # request streams we have finished sending on
-        self.handshake_complete = False
 
     @property
     def reusable(self) -> bool:
@@ -419,7 +445,7 @@ class Http3Client(Http3Connection):
         if server.sni is None and server.address:
             server.sni = self.context.client.sni or server.address[0]
         server.alpn_offers = [b"h3"]
-        data = QuicTlsData(server, self.context)
+        data = self.tls_data = QuicTlsData(server, self.context)
         yield QuicStartServerHook(data)
         if data.settings is None:
             self.closed = True
@@ -429,23 +455,30 @@ class Http3Client(Http3Connection):
             return
         config = _configuration(True, data.settings, server.sni)
         quic = QuicConnection(configuration=config)
-        self.endpoint = QuicEndpoint(server, quic, self.clock)
+        self.endpoint = QuicEndpoint(server, quic)
         self.h3 = H3Connection(quic)
         address = server.peername or server.address
-        quic.connect(address, self.clock())
+        quic.connect(address, self.endpoint.now())
         yield from self.process()
 
-    def handshake_done(self, event: Any) -> CommandGenerator:
-        self.handshake_complete = True
-        yield from super().handshake_done(event)
-
     def terminated(self, event: Any) -> CommandGenerator:
-        if not self.handshake_complete and not self.closed:
-            reason = event.reason_phrase or f"error code {event.error_code:#x}"
-            self.conn.error = f"QUIC handshake with the server failed: {reason}"
-            yield commands.Log(f"Server QUIC handshake failed: {reason}", "info")
-        yield from super().terminated(event)
-
+        if self.closed:
+            return
+        self.closed = True
+        reason = event.reason_phrase or f"error code {event.error_code:#x}"
+        message = f"QUIC connection closed by {self.side}: {reason}"
+        if not self.handshake_complete:
+            self.conn.error = f"QUIC handshake with the {self.side} failed: {reason}"
+            message = self.conn.error
+            yield commands.Log(message, "info")
+            if self.tls_data is not None:
+                yield (TlsFailedClientHook if self.side == "client" else TlsFailedServerHook)(self.tls_data)
+        else:
+            if event.error_code:
+                self.conn.error = self.conn.error or reason
+            yield commands.Log(message, "debug")
+        yield from self.fail_all(message)
+        yield commands.CloseConnection(self.conn)
     def refuse(self, event: HttpEvent) -> CommandGenerator:
         if isinstance(event, RequestHeaders):
             message = self.conn.error or "QUIC connection to the server is closed."
