@@ -108,6 +108,8 @@ class Pump:
         self.cert = cert
         self.origin = origin  # an Origin below, or None
         self.server_ca: Path | None = None  # what quic_start_server trusts (default: the origin's cert)
+        self.client_reads = True  # False: datagrams to the client wait in ``withheld``
+        self.withheld: list[bytes] = []
         self.commands: list[commands.Command] = []
         self.hooks: list[str] = []
         self.wakeups: list[tuple[float, commands.RequestWakeup]] = []
@@ -121,7 +123,7 @@ class Pump:
         for data, _ in self.client.datagrams_to_send(self.clock()):
             self.queue.append(events.DataReceived(self.layer.context.client, data))
 
-    def run(self, rounds: int = 500) -> None:
+    def run(self, rounds: int = 500, settle: bool = True) -> None:
         """Until nothing moves for a while; when idle, time passes in small steps (aioquic
         paces its sending, so some datagrams only leave once the clock moved on)."""
         idle = 0
@@ -146,12 +148,15 @@ class Pump:
             for command in self.layer.handle_event(event):
                 self.commands.append(command)
                 self.carry_out(command)
-        raise AssertionError("the exchange did not settle")
+        if settle:
+            raise AssertionError("the exchange did not settle")
 
     def carry_out(self, command: commands.Command) -> None:
         tctx = self.layer.context
         if isinstance(command, commands.SendData):
-            if command.connection is tctx.client:
+            if command.connection is tctx.client and not self.client_reads:
+                self.withheld.append(command.data)
+            elif command.connection is tctx.client:
                 self.client.receive_datagram(command.data, SERVER_ADDR, self.clock())
                 for quic_event in iter(self.client.next_event, None):
                     self.client_events.append(quic_event)
@@ -362,6 +367,65 @@ def test_http3_client_to_http1_server(cert: Any, clock: Clock) -> None:
     assert (b":status", b"200") in pump.responses[stream]["headers"]
     flow = pump.flows[0]
     assert flow.request.http_version == "HTTP/3" and flow.response.http_version == "HTTP/1.1"
+
+
+class SlowOrigin(H1Origin):
+    """Answers with a 4 MiB body: half at once, a quarter at each ``more()``."""
+
+    SIZE = 4 * 2**20
+
+    def receive(self, data: bytes) -> None:
+        self.received += data
+        if b"\r\n\r\n" in data:
+            head = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % self.SIZE
+            self.out.append(events.DataReceived(self.server, head + b"a" * (self.SIZE // 2)))
+
+    def more(self) -> None:
+        self.out.append(events.DataReceived(self.server, b"b" * (self.SIZE // 4)))
+
+
+@pytest.mark.parametrize("limit", [2**20, 2**40])
+def test_a_slow_http3_client_pauses_the_server_it_streams_from(
+    cert: Any, clock: Clock, limit: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import proxycore.layers.http._http3 as http3
+
+    monkeypatch.setattr(http3, "SEND_BUFFER_LIMIT", limit)
+    tctx = h3_context(clock)
+    tctx.options.update(stream_large_bodies="64k")
+    tctx.server.transport_protocol = TransportProtocol.TCP
+    tctx.server.tls = False
+    origin = SlowOrigin(tctx.server)
+    pump = Pump(http3_layer(tctx, clock), clock, quic_client(clock, cert[2]), cert, origin)
+    pump.run()
+    stream = pump.request(b"GET", b"/big")
+    pump.client_reads = False  # the client stops acknowledging what we send
+    pump.run(settle=False)
+    origin.more()
+    pump.run(settle=False)
+    # (The HTTP layer also holds the server briefly while the response hooks run.)
+    if limit > SlowOrigin.SIZE:  # without the limit nothing stops the server
+        assert reading(pump, tctx.server) != "paused"
+        return
+    assert reading(pump, tctx.server) == "paused"
+    pump.client_reads = True
+    for datagram in pump.withheld:
+        pump.client.receive_datagram(datagram, SERVER_ADDR, clock())
+    pump.withheld.clear()
+    pump.run(rounds=5000, settle=False)
+    assert reading(pump, tctx.server) == "resumed"
+    origin.more()
+    pump.run(rounds=5000)
+    assert pump.responses[stream]["ended"]
+    assert pump.responses[stream]["body"] == b"a" * (SlowOrigin.SIZE // 2) + b"b" * (SlowOrigin.SIZE // 2)
+
+
+def reading(pump: Pump, conn: Any) -> str | None:
+    """The last reading switch the layers asked for on ``conn``."""
+    for command in reversed(pump.commands):
+        if isinstance(command, (commands.PauseReading, commands.ResumeReading)) and command.connection is conn:
+            return "paused" if isinstance(command, commands.PauseReading) else "resumed"
+    return None
 
 
 def test_the_quic_timer_runs_on_wakeups_and_idle_connections_end(cert: Any, clock: Clock) -> None:

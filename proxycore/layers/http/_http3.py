@@ -14,8 +14,12 @@ layer owns its QUIC connection (an aioquic ``QuicConnection`` driven through
   aioquic until it is.
 - A QUIC stream reset fails its exchange; a closed QUIC connection fails them all.
 
-aioquic keeps what a peer is slow to read (its windows are 1 MiB per stream by default);
-there is no BodyBackpressure toward the other side yet.
+Memory: what a peer sends us is bounded by the QUIC windows we grant (aioquic's defaults,
+1 MiB per stream and per connection, extended as it hands data on), and while the other
+side cannot take it the driver stops reading the UDP peer, whose excess datagrams are
+dropped (QUIC resends them later). What we send to a peer waits in aioquic until the peer
+acknowledges it: past ``SEND_BUFFER_LIMIT`` bytes on a stream the body's source is told to
+pause (``BodyBackpressure``), and to go on once half of it has been acknowledged.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from proxycore.connection import Connection
 from proxycore.http import Headers, Response, reason_phrase
 from proxycore.layers.http._commands import ReceiveHttp
 from proxycore.layers.http._events import (
+    BodyBackpressure,
     DiscardRequestBody,
     ErrorCode,
     HttpEvent,
@@ -68,6 +73,8 @@ H3_NO_ERROR = 0x100
 H3_INTERNAL_ERROR = 0x102
 H3_REQUEST_CANCELLED = 0x10C
 HTTP_VERSION = b"HTTP/3"
+#: Unacknowledged bytes one stream may hold in aioquic before the body's source pauses.
+SEND_BUFFER_LIMIT = 2**20
 
 
 def _configuration(is_client: bool, settings: QuicTlsSettings, server_name: str | None) -> Any:
@@ -111,6 +118,8 @@ class Http3Connection(Layer):
         self.closed = False
         self.handshake_complete = False
         self.tls_data: QuicTlsData | None = None  # the quic_start_* hook's data, for tls_* hooks
+        # Our stream ids whose body source we paused: their QUIC stream id.
+        self.send_paused: dict[int, int] = {}
         # Our stream states: "headers" (waiting for a head), "body", "done".
         self.streams: dict[int, str] = {}
 
@@ -160,6 +169,29 @@ class Http3Connection(Layer):
                 for h3_event in self.h3.handle_event(quic_event):
                     yield from self.h3_event(h3_event)
         yield from self.endpoint.flush()
+        if self.send_paused:
+            yield from self.release_backpressure()
+
+    def unacknowledged(self, stream_id: int) -> int:
+        """Bytes written to a QUIC stream that the peer has not acknowledged yet (aioquic
+        keeps them for resending; it has no public accessor for the amount)."""
+        assert self.endpoint is not None
+        stream = self.endpoint.quic._streams.get(stream_id)
+        if stream is None:
+            return 0
+        sender = stream.sender
+        return int(sender._buffer_stop - sender._buffer_start)
+
+    def check_backpressure(self, our_id: int, stream_id: int) -> CommandGenerator:
+        if our_id not in self.send_paused and self.unacknowledged(stream_id) > SEND_BUFFER_LIMIT:
+            self.send_paused[our_id] = stream_id
+            yield ReceiveHttp(BodyBackpressure(our_id, request=self.side == "server", paused=True))
+
+    def release_backpressure(self) -> CommandGenerator:
+        for our_id, stream_id in list(self.send_paused.items()):
+            if self.closed or self.unacknowledged(stream_id) <= SEND_BUFFER_LIMIT // 2:
+                del self.send_paused[our_id]
+                yield ReceiveHttp(BodyBackpressure(our_id, request=self.side == "server", paused=False))
 
     def handshake_done(self, event: Any) -> CommandGenerator:
         """Record what the handshake settled on the connection, as the TLS layers do."""
@@ -384,7 +416,8 @@ class Http3Server(Http3Connection):
             if event.end_stream:
                 self.stream_over(stream_id)
         elif isinstance(event, ResponseData):
-            self._quietly(lambda: h3.send_data(stream_id, event.data, end_stream=False))
+            if self._quietly(lambda: h3.send_data(stream_id, event.data, end_stream=False)):
+                yield from self.check_backpressure(stream_id, stream_id)
         elif isinstance(event, ResponseTrailers):
             trailers = _plain_fields(event.trailers)
             if self._quietly(lambda: h3.send_headers(stream_id, trailers, end_stream=True)):
@@ -493,7 +526,8 @@ class Http3Client(Http3Connection):
         if stream_id is None:
             return
         if isinstance(event, RequestData):
-            self._quietly(lambda: h3.send_data(stream_id, event.data, end_stream=False))
+            if self._quietly(lambda: h3.send_data(stream_id, event.data, end_stream=False)):
+                yield from self.check_backpressure(our_id, stream_id)
         elif isinstance(event, RequestTrailers):
             self.ended_locally.add(stream_id)
             self._quietly(lambda: h3.send_headers(stream_id, _plain_fields(event.trailers), end_stream=True))
