@@ -507,3 +507,44 @@ def test_damaged_initial_packets_are_refused_not_crashed_on(data: st.DataObject)
         read_client_hello([bytes(datagram)])
     except ValueError:
         pass
+
+
+# Bad input from an HTTP/3 client ------------------------------------------------------------
+
+_field_bytes = st.binary(min_size=0, max_size=20)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    head=st.lists(st.tuples(_field_bytes, _field_bytes), max_size=6),
+    pseudo=st.lists(st.sampled_from([b":method", b":path", b":scheme", b":authority", b":status", b":bogus"]), max_size=5),
+    junk=st.lists(st.binary(min_size=1, max_size=200), max_size=3),
+)
+def test_any_request_head_or_junk_leaves_the_layer_standing(
+    cert: Any, head: list[tuple[bytes, bytes]], pseudo: list[bytes], junk: list[bytes]
+) -> None:
+    clock = Clock()
+    original = quic_module.clock
+    quic_module.clock = clock
+    try:
+        tctx = h3_context(clock)
+        tctx.server.transport_protocol = TransportProtocol.TCP
+        tctx.server.tls = False
+        origin = H1Origin(tctx.server)
+        pump = Pump(http3_layer(tctx, clock), clock, quic_client(clock, cert[2]), cert, origin)
+        pump.run()
+        stream = pump.client.get_next_available_stream_id()
+        fields = [(name, b"x") for name in pseudo] + head
+        try:
+            pump.client_h3.send_headers(stream, fields, end_stream=True)
+        except Exception:
+            return  # aioquic's client refuses to encode it: nothing reaches us
+        for data in junk:
+            pump.queue.append(events.DataReceived(tctx.client, data))
+        pump.run()  # no exception may escape the layers
+        good = pump.request(b"GET", b"/still-alive")
+        pump.run()
+        if tctx.client.state == ConnectionState.OPEN:
+            assert pump.responses[good]["body"] == b"plain old HTTP/1.1"
+    finally:
+        quic_module.clock = original
