@@ -206,3 +206,31 @@ def test_aioquic_is_imported_only_for_http3_listeners() -> None:
     r = subprocess.run([sys.executable, "-c", LAZY_CHECK], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["[]", "True"], r.stdout
+
+
+TO_HTTP3 = '''
+def request(flow):
+    if flow.request.path.startswith("/via-h3"):
+        flow.request.scheme = "https"
+        flow.server_conn.transport_protocol = "udp"
+'''
+
+
+def test_regular_mode_client_to_an_http3_server_chosen_by_an_addon(tmp_path: Path, origin: H3Origin) -> None:
+    """As with mitmproxy, an addon that sets flow.server_conn.transport_protocol to "udp" has
+    the request sent over HTTP/3; curl speaks HTTP/1.1 to the proxy."""
+    script = tmp_path / "to_h3.py"
+    script.write_text(TO_HTTP3)
+    port = free_port()
+    proxy = Proxy(tmp_path, [f"regular@{port}"], "-s", str(script),
+                  "--set", f"ssl_verify_upstream_trusted_ca={origin.cert}")
+    try:
+        r = subprocess.run(["curl", "-sS", "--max-time", "10", "-x", f"http://127.0.0.1:{port}",
+                            "-d", "from curl", f"http://localhost:{origin.port}/via-h3/x"],
+                           capture_output=True, timeout=20)
+        assert r.returncode == 0, r.stderr
+        assert b'"path": "/via-h3/x"' in r.stdout and b'"body": "from curl"' in r.stdout, r.stdout
+        out = _wait_for(proxy.stdout, "<< HTTP/3 200 OK")
+        assert f"POST https://localhost:{origin.port}/via-h3/x" in out, out
+    finally:
+        proxy.stop()

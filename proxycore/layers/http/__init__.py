@@ -353,9 +353,11 @@ class HttpStream(Layer):
         request = self.flow.request
         if self._client_cancelled():
             return False
-        reply = yield GetHttpConnection(
-            (request.host, request.port), request.scheme == "https", self.context.server.via
-        )
+        tls = request.scheme == "https"
+        # HTTP/3 upstream when the flow's server connection says UDP (reverse:http3://, or
+        # an addon that set flow.server_conn.transport_protocol, as with mitmproxy).
+        transport = self.flow.server_conn.transport_protocol if tls else TransportProtocol.TCP
+        reply = yield GetHttpConnection((request.host, request.port), tls, self.context.server.via, transport)
         connection, err = reply
         if err:
             message = f"Cannot connect to {request.host}:{request.port}: {err}"
@@ -960,6 +962,7 @@ class HttpLayer(Layer):
             server.address == command.address
             and server.via == command.via
             and server.tls == command.tls
+            and server.transport_protocol == command.transport_protocol
             and server not in self.connections
             and (server.connected or server.timestamp_start is None)
         )
@@ -974,15 +977,14 @@ class HttpLayer(Layer):
             top = client_layer = HttpClient(context)
         else:
             server = Server(address=command.address, via=command.via)
-            if command.address == self.context.server.address and not command.via:
-                # Another connection to the context's server (reverse mode): same transport.
-                server.transport_protocol = self.context.server.transport_protocol
+            if command.transport_protocol == TransportProtocol.UDP and command.tls and not command.via:
+                server.transport_protocol = TransportProtocol.UDP  # HTTP/3: Http3Client's QUIC
             context.server = server
             # Plain HTTP in upstream mode goes to the proxy as is; anything else is tunneled.
             send_connect = command.tls or self.mode is not HTTPMode.upstream
             top = client_layer = HttpClient(context, absolute_form=bool(command.via) and not send_connect)
             if command.tls and server.transport_protocol == TransportProtocol.UDP:
-                server.sni = self.context.server.sni or command.address[0]  # QUIC: Http3Client's TLS
+                server.sni = command.address[0]  # QUIC: Http3Client does the TLS
             elif command.tls:
                 from proxycore.layers.tls import ServerTLSLayer
 
