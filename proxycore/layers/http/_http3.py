@@ -494,24 +494,6 @@ class Http3Client(Http3Connection):
         quic.connect(address, self.endpoint.now())
         yield from self.process()
 
-    def terminated(self, event: Any) -> CommandGenerator:
-        if self.closed:
-            return
-        self.closed = True
-        reason = event.reason_phrase or f"error code {event.error_code:#x}"
-        message = f"QUIC connection closed by {self.side}: {reason}"
-        if not self.handshake_complete:
-            self.conn.error = f"QUIC handshake with the {self.side} failed: {reason}"
-            message = self.conn.error
-            yield commands.Log(message, "info")
-            if self.tls_data is not None:
-                yield (TlsFailedClientHook if self.side == "client" else TlsFailedServerHook)(self.tls_data)
-        else:
-            if event.error_code:
-                self.conn.error = self.conn.error or reason
-            yield commands.Log(message, "debug")
-        yield from self.fail_all(message)
-        yield commands.CloseConnection(self.conn)
     def refuse(self, event: HttpEvent) -> CommandGenerator:
         if isinstance(event, RequestHeaders):
             message = self.conn.error or "QUIC connection to the server is closed."
