@@ -249,3 +249,81 @@ class QuicEndpoint:
             self.wakeup_at = deadline
             self.wakeup = commands.RequestWakeup(max(0.0, deadline - now))
             yield self.wakeup
+
+
+# The two handshakes -----------------------------------------------------------------------
+
+
+def configuration(is_client: bool, settings: QuicTlsSettings, server_name: str | None) -> Any:
+    from aioquic.quic.configuration import QuicConfiguration
+
+    config = QuicConfiguration(
+        is_client=is_client,
+        alpn_protocols=settings.alpn_protocols or ["h3"],
+        server_name=server_name,
+    )
+    if settings.cipher_suites:
+        config.cipher_suites = settings.cipher_suites
+    if is_client:
+        if settings.verify_mode is not None:
+            config.verify_mode = settings.verify_mode
+        config.cafile = settings.ca_file
+        config.capath = settings.ca_path
+        if settings.certificate is not None:  # a client certificate for the server
+            config.certificate = settings.certificate
+            config.private_key = settings.certificate_private_key
+            config.certificate_chain = list(settings.certificate_chain)
+    else:
+        config.certificate = settings.certificate
+        config.private_key = settings.certificate_private_key
+        config.certificate_chain = list(settings.certificate_chain)
+    return config
+
+
+def start_client_side(context: Any, info: InitialInfo, datagrams: list[bytes]) -> Iterator[Any]:
+    """Answer a client's QUIC handshake (we are its server) with what ``quic_start_client``
+    decides; the datagrams read so far go in at once. Returns the endpoint and the hook's
+    data, or None after closing the client (no settings)."""
+    from aioquic.quic.connection import QuicConnection
+
+    client = context.client
+    client.sni = info.client_hello.sni
+    client.alpn_offers = list(info.client_hello.alpn_protocols)
+    data = QuicTlsData(client, context)
+    yield QuicStartClientHook(data)
+    if data.settings is None:
+        client.error = "No QUIC TLS settings were provided by any addon (quic_start_client)."
+        yield commands.Log(f"Client QUIC handshake failed: {client.error}", "warn")
+        yield commands.CloseConnection(client)
+        return None
+    quic = QuicConnection(
+        configuration=configuration(False, data.settings, None),
+        original_destination_connection_id=info.destination_cid,
+    )
+    endpoint = QuicEndpoint(client, quic)
+    for datagram in datagrams:
+        endpoint.receive(datagram)
+    return endpoint, data
+
+
+def start_server_side(context: Any, alpn_offers: list[bytes]) -> Iterator[Any]:
+    """Begin a QUIC handshake with the context's server (we are its client) with what
+    ``quic_start_server`` decides. Returns the endpoint and the hook's data, or None after
+    closing the server connection (no settings)."""
+    from aioquic.quic.connection import QuicConnection
+
+    server = context.server
+    if server.sni is None and server.address:
+        server.sni = context.client.sni or server.address[0]
+    server.alpn_offers = list(alpn_offers)
+    data = QuicTlsData(server, context)
+    yield QuicStartServerHook(data)
+    if data.settings is None:
+        server.error = "No QUIC TLS settings were provided by any addon (quic_start_server)."
+        yield commands.Log(f"Server QUIC handshake failed: {server.error}", "warn")
+        yield commands.CloseConnection(server)
+        return None
+    quic = QuicConnection(configuration=configuration(True, data.settings, server.sni))
+    endpoint = QuicEndpoint(server, quic)
+    quic.connect(server.peername or server.address, endpoint.now())
+    return endpoint, data

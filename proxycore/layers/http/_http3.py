@@ -51,11 +51,10 @@ from proxycore.layers.http._http2 import Http2Server, _outbound_fields, _plain_f
 from proxycore.layers.quic import (
     MAX_HELLO_DATAGRAMS,
     QuicEndpoint,
-    QuicStartClientHook,
-    QuicStartServerHook,
     QuicTlsData,
-    QuicTlsSettings,
     read_client_hello,
+    start_client_side,
+    start_server_side,
     starts_like_quic,
 )
 from proxycore.layers.tls import (
@@ -75,32 +74,6 @@ H3_REQUEST_CANCELLED = 0x10C
 HTTP_VERSION = b"HTTP/3"
 #: Unacknowledged bytes one stream may hold in aioquic before the body's source pauses.
 SEND_BUFFER_LIMIT = 2**20
-
-
-def _configuration(is_client: bool, settings: QuicTlsSettings, server_name: str | None) -> Any:
-    from aioquic.quic.configuration import QuicConfiguration
-
-    config = QuicConfiguration(
-        is_client=is_client,
-        alpn_protocols=settings.alpn_protocols or ["h3"],
-        server_name=server_name,
-    )
-    if settings.cipher_suites:
-        config.cipher_suites = settings.cipher_suites
-    if is_client:
-        if settings.verify_mode is not None:
-            config.verify_mode = settings.verify_mode
-        config.cafile = settings.ca_file
-        config.capath = settings.ca_path
-        if settings.certificate is not None:  # a client certificate for the server
-            config.certificate = settings.certificate
-            config.private_key = settings.certificate_private_key
-            config.certificate_chain = list(settings.certificate_chain)
-    else:
-        config.certificate = settings.certificate
-        config.private_key = settings.certificate_private_key
-        config.certificate_chain = list(settings.certificate_chain)
-    return config
 
 
 class Http3Connection(Layer):
@@ -345,26 +318,14 @@ class Http3Server(Http3Connection):
 
     def accept(self, info: Any) -> CommandGenerator:
         from aioquic.h3.connection import H3Connection
-        from aioquic.quic.connection import QuicConnection
 
-        client = self.conn
-        client.sni = info.client_hello.sni
-        client.alpn_offers = list(info.client_hello.alpn_protocols)
-        data = self.tls_data = QuicTlsData(client, self.context)
-        yield QuicStartClientHook(data)
-        if data.settings is None:
-            self.closed = True
-            client.error = "No QUIC TLS settings were provided by any addon (quic_start_client)."
-            yield commands.Log(f"Client QUIC handshake failed: {client.error}", "warn")
-            yield commands.CloseConnection(client)
-            return
-        config = _configuration(False, data.settings, None)
-        quic = QuicConnection(configuration=config, original_destination_connection_id=info.destination_cid)
-        self.endpoint = QuicEndpoint(client, quic)
-        self.h3 = H3Connection(quic)
         datagrams, self.hello_datagrams = self.hello_datagrams, []
-        for datagram in datagrams:
-            self.endpoint.receive(datagram)
+        started = yield from start_client_side(self.context, info, datagrams)
+        if started is None:
+            self.closed = True
+            return
+        self.endpoint, self.tls_data = started
+        self.h3 = H3Connection(self.endpoint.quic)
         yield from self.process()
 
     def headers_received(self, stream_id: int, headers: list[tuple[bytes, bytes]], ended: bool) -> CommandGenerator:
@@ -472,26 +433,13 @@ class Http3Client(Http3Connection):
 
     def start(self) -> CommandGenerator:
         from aioquic.h3.connection import H3Connection
-        from aioquic.quic.connection import QuicConnection
 
-        server = self.conn
-        if server.sni is None and server.address:
-            server.sni = self.context.client.sni or server.address[0]
-        server.alpn_offers = [b"h3"]
-        data = self.tls_data = QuicTlsData(server, self.context)
-        yield QuicStartServerHook(data)
-        if data.settings is None:
+        started = yield from start_server_side(self.context, [b"h3"])
+        if started is None:
             self.closed = True
-            server.error = "No QUIC TLS settings were provided by any addon (quic_start_server)."
-            yield commands.Log(f"Server QUIC handshake failed: {server.error}", "warn")
-            yield commands.CloseConnection(server)
             return
-        config = _configuration(True, data.settings, server.sni)
-        quic = QuicConnection(configuration=config)
-        self.endpoint = QuicEndpoint(server, quic)
-        self.h3 = H3Connection(quic)
-        address = server.peername or server.address
-        quic.connect(address, self.endpoint.now())
+        self.endpoint, self.tls_data = started
+        self.h3 = H3Connection(self.endpoint.quic)
         yield from self.process()
 
     def refuse(self, event: HttpEvent) -> CommandGenerator:
