@@ -120,6 +120,10 @@ class NextLayer:
             return UDPLayer(context)
         if isinstance(spec, ReverseMode) and spec.scheme == "udp":
             return UDPLayer(context)
+        if isinstance(spec, ReverseMode) and spec.scheme == "quic":
+            from proxycore.layers.quic_raw import RawQuicLayer
+
+            return RawQuicLayer(context)
         if h3_hello:
             # QUIC to a server that speaks HTTP/3 (wherever a mode delivers UDP with its
             # destination): HTTP/3 on both sides, as mitmproxy intercepts it.

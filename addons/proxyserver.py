@@ -24,8 +24,8 @@ from proxycore.utils.human import format_address
 
 logger = logging.getLogger("proxycore.proxyserver")
 
-# The schemes a reverse proxy serves; raw QUIC and DTLS are not implemented.
-REVERSE_SCHEMES = ("http", "https", "tls", "tcp", "udp", "dns", "http3")
+# The schemes a reverse proxy serves; DTLS is not implemented.
+REVERSE_SCHEMES = ("http", "https", "tls", "tcp", "udp", "dns", "http3", "quic")
 SUPPORTED_MODES = ("regular", "upstream", "reverse", "transparent", "socks5", "dns")
 
 
@@ -56,10 +56,10 @@ def make_listener(master: Any, mode: ProxyMode) -> Any:
     transport = mode.transport_protocol
     if isinstance(mode, ReverseMode) and mode.scheme == "https":
         transport = "both" if getattr(master.options, "http3", True) else "tcp"
-    elif isinstance(mode, ReverseMode) and mode.scheme not in ("udp", "dns", "http3"):
+    elif isinstance(mode, ReverseMode) and mode.scheme not in ("udp", "dns", "http3", "quic"):
         transport = "tcp"
     cls = {"tcp": ProxyListener, "udp": DatagramListener, "both": DualListener}[transport]
-    if isinstance(mode, ReverseMode) and mode.scheme in ("https", "http3") and transport != "tcp":
+    if isinstance(mode, ReverseMode) and mode.scheme in ("https", "http3", "quic") and transport != "tcp":
         preload_http3()
     return cls(master, top_layer(mode), mode)
 

@@ -243,7 +243,11 @@ class TlsConfig:
         from proxycore.layers.quic import H3_ALPNS, QuicTlsSettings
 
         entry = self.leaf_for(data.context)
-        offers = [p.decode() for p in data.context.client.alpn_offers if p in H3_ALPNS]
+        server = data.context.server
+        if server.transport_protocol == "udp" and server.alpn and server.alpn not in H3_ALPNS:
+            offers = [server.alpn.decode()]  # raw QUIC: what the server chose with us
+        else:
+            offers = [p.decode() for p in data.context.client.alpn_offers if p in H3_ALPNS]
         data.settings = QuicTlsSettings(
             alpn_protocols=offers or ["h3"],
             certificate=entry.cert.to_cryptography(),

@@ -197,3 +197,76 @@ def h3_requests(
     """Several concurrent requests on one HTTP/3 connection."""
     coro = _h3_requests(port, requests, server_name, cafile, headers or [])
     return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+# Raw QUIC (no HTTP/3): an echo service with ALPN "echo" ----------------------------------------
+
+ECHO_ALPN = ["echo"]
+
+
+class _EchoProtocol(QuicConnectionProtocol):
+    """Answers each stream, once the client finished it, with what it sent in upper case."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.received: dict[int, bytes] = {}
+
+    def quic_event_received(self, event: QuicEvent) -> None:
+        from aioquic.quic.events import StreamDataReceived
+
+        if isinstance(event, StreamDataReceived):
+            self.received[event.stream_id] = self.received.get(event.stream_id, b"") + event.data
+            if event.end_stream:
+                self._quic.send_stream_data(event.stream_id, self.received.pop(event.stream_id).upper(), end_stream=True)
+                self.transmit()
+
+
+class QuicEchoServer(H3Origin):
+    """The echo service in a background thread, on a free UDP port of 127.0.0.1."""
+
+    def _run(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        config = QuicConfiguration(is_client=False, alpn_protocols=ECHO_ALPN)
+        config.load_cert_chain(self.cert, self.key)
+        self._server = self.loop.run_until_complete(
+            serve("127.0.0.1", 0, configuration=config, create_protocol=_EchoProtocol)
+        )
+        self.port = self._server._transport.get_extra_info("sockname")[1]
+        ready.set()
+        self.loop.run_forever()
+
+
+class _EchoClient(QuicConnectionProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.answers: dict[int, bytes] = {}
+        self.waiters: dict[int, asyncio.Future[bytes]] = {}
+
+    def quic_event_received(self, event: QuicEvent) -> None:
+        from aioquic.quic.events import StreamDataReceived
+
+        if isinstance(event, StreamDataReceived):
+            self.answers[event.stream_id] = self.answers.get(event.stream_id, b"") + event.data
+            if event.end_stream and event.stream_id in self.waiters:
+                self.waiters.pop(event.stream_id).set_result(self.answers.pop(event.stream_id))
+
+    async def ask(self, message: bytes) -> bytes:
+        stream_id = self._quic.get_next_available_stream_id()
+        waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.waiters[stream_id] = waiter
+        self._quic.send_stream_data(stream_id, message, end_stream=True)
+        self.transmit()
+        return await waiter
+
+
+def quic_echo(port: int, messages: list[bytes], *, server_name: str, cafile: str, timeout: float = 15) -> list[bytes]:
+    """Each message on its own stream of one QUIC connection; the answers in order."""
+
+    async def run() -> list[bytes]:
+        config = QuicConfiguration(is_client=True, alpn_protocols=ECHO_ALPN, server_name=server_name)
+        config.load_verify_locations(cafile)
+        async with connect("127.0.0.1", port, configuration=config, create_protocol=_EchoClient) as client:
+            assert isinstance(client, _EchoClient)
+            return list(await asyncio.gather(*(client.ask(m) for m in messages)))
+
+    return asyncio.run(asyncio.wait_for(run(), timeout))

@@ -234,3 +234,30 @@ def test_regular_mode_client_to_an_http3_server_chosen_by_an_addon(tmp_path: Pat
         assert f"POST https://localhost:{origin.port}/via-h3/x" in out, out
     finally:
         proxy.stop()
+
+
+def test_reverse_quic_relays_each_stream_as_a_tcp_flow(tmp_path: Path) -> None:
+    from proxycore.tcp import TCPFlow
+    from tests.h3_peers import QuicEchoServer, quic_echo
+
+    (tmp_path / "echo").mkdir()
+    echo = QuicEchoServer(tmp_path / "echo")
+    port = free_port()
+    saved = tmp_path / "quic.mitm"
+    proxy = Proxy(tmp_path, [f"reverse:quic://127.0.0.1:{echo.port}@{port}"],
+                  "--set", f"ssl_verify_upstream_trusted_ca={echo.cert}", "-w", str(saved))
+    try:
+        answers = quic_echo(port, [b"first stream", b"second one", b"x" * 100_000],
+                            server_name="echo.example", cafile=proxy.ca)
+        assert answers == [b"FIRST STREAM", b"SECOND ONE", b"X" * 100_000]
+    finally:
+        proxy.stop()
+        echo.close()
+    with saved.open("rb") as f:
+        flows = list(FlowReader(f).stream())
+    assert len(flows) == 3 and all(isinstance(f, TCPFlow) for f in flows)
+    sent = sorted(b"".join(m.content for m in f.messages if m.from_client) for f in flows)
+    assert sent == sorted([b"first stream", b"second one", b"x" * 100_000])
+    for flow in flows:
+        assert flow.client_conn.alpn == b"echo" and flow.client_conn.sni == "echo.example"
+        assert flow.server_conn.alpn == b"echo"
