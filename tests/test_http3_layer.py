@@ -54,13 +54,17 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, Path]:
-    directory = tmp_path_factory.mktemp("h3cert")
+def make_cert(directory: Path) -> tuple[Any, Any, Path]:
+    """A self-signed certificate for example.com: (certificate, key, path of the PEM)."""
     cert_path, key_path = make_self_signed(directory, cn="example.com", names=("example.com",))
     certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
     key = serialization.load_pem_private_key(key_path.read_bytes(), None)
     return certificate, key, cert_path
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, Path]:
+    return make_cert(tmp_path_factory.mktemp("h3cert"))
 
 
 def quic_client(clock: Clock, cafile: Path | None, server_name: str = "example.com") -> QuicConnection:

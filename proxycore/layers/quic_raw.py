@@ -67,6 +67,7 @@ class RawQuicLayer(Layer):
             stream = self.command_sources.pop(event.command, None)
             if stream is not None:
                 yield from self.to_stream(stream, event)
+                yield from self.flush()  # what the stream wrote once its hook was done
             elif isinstance(event, events.Wakeup):
                 for endpoint in (self.client_side, self.server_side):
                     if endpoint is not None and endpoint.timer_fired(event):
@@ -140,6 +141,9 @@ class RawQuicLayer(Layer):
                         who = "client" if from_client else "server"
                         yield from self.shut_down(event.error_code, event.reason_phrase or f"closed by {who}")
                         return
+        yield from self.flush()
+
+    def flush(self) -> CommandGenerator:
         for endpoint in (self.server_side, self.client_side):
             if endpoint is not None:
                 yield from endpoint.flush()
@@ -178,6 +182,7 @@ class RawQuicLayer(Layer):
             state=ConnectionState.OPEN,
         )
         context.client, context.server = vclient, vserver
+        self.open_on_other_side(stream_id)
         stream = self.streams[stream_id] = _Stream(TCPLayer(context), vclient, vserver)
         started = list(self.to_stream(stream, events.Start()))
         if stream_id & 0x2:
@@ -186,6 +191,17 @@ class RawQuicLayer(Layer):
             silent.state &= ~ConnectionState.CAN_READ
             started += self.to_stream(stream, events.ConnectionClosed(silent))
         return stream, started
+
+    def open_on_other_side(self, stream_id: int) -> None:
+        """QUIC endpoints open their streams in id order (aioquic takes a skipped id for one
+        already closed): open this one, and any lower one of its kind not seen yet, on the
+        connection where we are the opener."""
+        other = self.server_side if stream_id & 0x1 == 0 else self.client_side
+        if other is None:
+            return
+        unidirectional = bool(stream_id & 0x2)
+        while (next_id := other.quic.get_next_available_stream_id(unidirectional)) <= stream_id:
+            _quietly(lambda n=next_id: other.quic.send_stream_data(n, b"", False))
 
     def stream_data(self, from_client: bool, stream_id: int, data: bytes, end: bool) -> CommandGenerator:
         stream, started = self.stream(stream_id)
