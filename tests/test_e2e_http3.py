@@ -261,3 +261,22 @@ def test_reverse_quic_relays_each_stream_as_a_tcp_flow(tmp_path: Path) -> None:
     for flow in flows:
         assert flow.client_conn.alpn == b"echo" and flow.client_conn.sni == "echo.example"
         assert flow.server_conn.alpn == b"echo"
+
+
+def test_http3_client_to_an_http2_origin_through_reverse_https(tmp_path: Path) -> None:
+    from tests.e2e_servers import start_h2
+
+    _loop, origin_port = start_h2(tmp_path)  # a daemon thread, as in test_e2e_http2
+    port = free_port()
+    proxy = Proxy(tmp_path, [f"reverse:https://127.0.0.1:{origin_port}@{port}"], "--set", "ssl_insecure=true")
+    try:
+        answers = h3_requests(port, [("GET", "/one", b""), ("POST", "/two", b"h3 to h2"), ("GET", "/size/300000", b"")],
+                              server_name="localhost", cafile=proxy.ca)
+        assert [a.status for a in answers] == [200, 200, 200]
+        assert b'"protocol": "h2"' in answers[0].body and b'"path": "/one"' in answers[0].body
+        assert b'"body": "h3 to h2"' in answers[1].body
+        assert answers[2].body == b"x" * 300000
+        out = _wait_for(proxy.stdout, "/size/300000 HTTP/3")
+        assert "<< HTTP/2.0 200 OK" in _wait_for(proxy.stdout, "<< HTTP/2.0 200 OK"), out
+    finally:
+        proxy.stop()
