@@ -73,3 +73,22 @@ def test_an_incomplete_client_hello_waits_and_ignore_hosts_sees_the_sni() -> Non
     assert isinstance(layer, UDPLayer)
     layer, _ = decide(datagrams, ignore_hosts=[r"\.example$"])
     assert isinstance(layer, UDPLayer) and layer.flow is None  # ignored: relayed, not recorded
+
+
+def test_the_http3_option_decides_whether_reverse_https_listens_on_udp() -> None:
+    from proxycore.addons import default_addons
+    from proxycore.addons.proxyserver import make_listener
+    from proxycore.master import Master
+    from proxycore.options import Options
+    from proxycore.proxy.server import ProxyListener
+    from proxycore.proxy.server_udp import DatagramListener, DualListener
+
+    master = Master(Options())
+    master.addons.add(*default_addons())
+    https, http3, quic = (ProxyMode.parse(f"reverse:{s}://example.com") for s in ("https", "http3", "quic"))
+    assert type(make_listener(master, https)) is DualListener
+    assert type(make_listener(master, http3)) is DatagramListener
+    assert type(make_listener(master, quic)) is DatagramListener
+    assert type(make_listener(master, ProxyMode.parse("reverse:http://example.com"))) is ProxyListener
+    master.options.update(http3=False)
+    assert type(make_listener(master, https)) is ProxyListener
