@@ -552,3 +552,24 @@ def test_any_request_head_or_junk_leaves_the_layer_standing(
             assert pump.responses[good]["body"] == b"plain old HTTP/1.1"
     finally:
         quic_module.clock = original
+
+
+def test_a_long_wait_for_the_server_keeps_the_client_connection_alive(cert: Any, clock: Clock) -> None:
+    http3 = quic_module  # KEEPALIVE_SECONDS
+    tctx = h3_context(clock)
+    tctx.server.transport_protocol = TransportProtocol.TCP
+    tctx.server.tls = False
+    origin = H1Origin(tctx.server)
+    origin.receive = lambda data: None  # type: ignore[method-assign]  # a server that thinks long
+    pump = Pump(http3_layer(tctx, clock), clock, quic_client(clock, cert[2]), cert, origin)
+    pump.run()
+    assert not any(w.delay == http3.KEEPALIVE_SECONDS for _, w in pump.wakeups)  # nothing open: no PINGs
+    pump.request(b"GET", b"/long-poll")
+    pump.run()
+    keepalive = [w for _, w in pump.wakeups if w.delay == http3.KEEPALIVE_SECONDS]
+    assert len(keepalive) == 1
+    sent = sum(isinstance(c, commands.SendData) and c.connection is tctx.client for c in pump.commands)
+    clock.now += http3.KEEPALIVE_SECONDS
+    pump.run()  # the wakeup is due: a PING goes out, and the next one is asked for
+    assert sum(isinstance(c, commands.SendData) and c.connection is tctx.client for c in pump.commands) > sent
+    assert [w for _, w in pump.wakeups if w.delay == http3.KEEPALIVE_SECONDS]

@@ -161,8 +161,13 @@ def test_resets_and_the_end_of_the_connection_are_passed_on(fake_clock: Clock, t
     clock = fake_clock
     pump = RawPump(clock, tls)
     pump.run()
+    assert not any(isinstance(c, commands.RequestWakeup) and c.delay == quic_module.KEEPALIVE_SECONDS
+                   for c in pump.commands)
     pump.client.send_stream_data(0, b"half", end_stream=False)
     pump.run()
+    # An open stream: the client is pinged now and then (see KEEPALIVE_SECONDS).
+    assert any(isinstance(c, commands.RequestWakeup) and c.delay == quic_module.KEEPALIVE_SECONDS
+               for c in pump.commands)
     pump.client.reset_stream(0, 0x77)
     pump.run()
     assert [(e.stream_id, e.error_code) for e in pump.server_events if isinstance(e, StreamReset)] == [(0, 0x77)]

@@ -34,6 +34,10 @@ H3_ALPNS = (b"h3", b"h3-29", b"h3-32")
 QUIC_V1 = 0x00000001
 QUIC_V2 = 0x6B3343CF
 
+#: While exchanges are open, a QUIC PING to the client this often: its acknowledgement keeps
+#: the UDP peer from looking idle to the driver (UDP_IDLE_TIMEOUT, 20 s) during a long wait
+#: for a server.
+KEEPALIVE_SECONDS = 10.0
 #: Where QUIC connections get the time (seconds, any epoch, never going back).
 clock: Callable[[], float] = time.monotonic
 

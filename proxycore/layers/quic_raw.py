@@ -21,6 +21,7 @@ from typing import Any
 
 from proxycore.connection import Client, ConnectionState, Server, TransportProtocol
 from proxycore.layers.quic import (
+    KEEPALIVE_SECONDS,
     MAX_HELLO_DATAGRAMS,
     InitialInfo,
     QuicEndpoint,
@@ -59,6 +60,7 @@ class RawQuicLayer(Layer):
         self.streams: dict[int, _Stream] = {}
         self.command_sources: dict[commands.Command, _Stream] = {}
         self.closed = False
+        self.keepalive: commands.RequestWakeup | None = None
 
     def _handle_event(self, event: events.Event) -> CommandGenerator:
         if isinstance(event, events.Start) or self.closed and not isinstance(event, events.CommandCompleted):
@@ -68,6 +70,11 @@ class RawQuicLayer(Layer):
             if stream is not None:
                 yield from self.to_stream(stream, event)
                 yield from self.flush()  # what the stream wrote once its hook was done
+            elif isinstance(event, events.Wakeup) and event.command is self.keepalive:
+                self.keepalive = None
+                if self.client_side is not None and self.open_streams():
+                    self.client_side.quic.send_ping(0)  # see KEEPALIVE_SECONDS
+                    yield from self.process()
             elif isinstance(event, events.Wakeup):
                 for endpoint in (self.client_side, self.server_side):
                     if endpoint is not None and endpoint.timer_fired(event):
@@ -142,6 +149,12 @@ class RawQuicLayer(Layer):
                         yield from self.shut_down(event.error_code, event.reason_phrase or f"closed by {who}")
                         return
         yield from self.flush()
+        if self.keepalive is None and not self.closed and self.open_streams():
+            self.keepalive = commands.RequestWakeup(KEEPALIVE_SECONDS)
+            yield self.keepalive
+
+    def open_streams(self) -> bool:
+        return any(s.layer.flow is not None and s.layer.flow.live for s in self.streams.values())
 
     def flush(self) -> CommandGenerator:
         for endpoint in (self.server_side, self.client_side):

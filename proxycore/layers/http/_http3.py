@@ -49,6 +49,7 @@ from proxycore.layers.http._events import (
 )
 from proxycore.layers.http._http2 import Http2Server, _outbound_fields, _plain_fields, _split_pseudo
 from proxycore.layers.quic import (
+    KEEPALIVE_SECONDS,
     MAX_HELLO_DATAGRAMS,
     QuicEndpoint,
     QuicTlsData,
@@ -287,6 +288,22 @@ class Http3Server(Http3Connection):
         context.client.tls = True
         self.hello_datagrams: list[bytes] = []
         self.headers_sent: set[int] = set()
+        self.keepalive: commands.RequestWakeup | None = None
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if self.keepalive is not None and isinstance(event, events.Wakeup) and event.command is self.keepalive:
+            self.keepalive = None
+            if self.streams and not self.closed and self.endpoint is not None:
+                self.endpoint.quic.send_ping(0)
+                yield from self.process()
+            return
+        yield from super()._handle_event(event)
+
+    def process(self) -> CommandGenerator:
+        yield from super().process()
+        if self.streams and self.keepalive is None and not self.closed:
+            self.keepalive = commands.RequestWakeup(KEEPALIVE_SECONDS)
+            yield self.keepalive
 
     def datagram(self, data: bytes) -> CommandGenerator:
         if self.endpoint is not None or self.closed:
