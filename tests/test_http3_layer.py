@@ -573,3 +573,43 @@ def test_a_long_wait_for_the_server_keeps_the_client_connection_alive(cert: Any,
     pump.run()  # the wakeup is due: a PING goes out, and the next one is asked for
     assert sum(isinstance(c, commands.SendData) and c.connection is tctx.client for c in pump.commands) > sent
     assert [w for _, w in pump.wakeups if w.delay == http3.KEEPALIVE_SECONDS]
+
+
+class TrailerOrigin(H3Origin):
+    """Answers with a body and trailers, and remembers the request's trailers."""
+
+    def receive(self, data: bytes) -> None:
+        if self.quic is None:
+            super().receive(data)  # sets up the connection (and answers nothing yet)
+            return
+        assert self.h3 is not None
+        self.quic.receive_datagram(data, CLIENT_ADDR, self.clock())
+        for quic_event in iter(self.quic.next_event, None):
+            for h3_event in self.h3.handle_event(quic_event):
+                request = self.requests.setdefault(h3_event.stream_id, {"headers": [], "body": b""})
+                if isinstance(h3_event, HeadersReceived):
+                    request["headers"].append(list(h3_event.headers))
+                elif isinstance(h3_event, H3Data):
+                    request["body"] += h3_event.data
+                if getattr(h3_event, "stream_ended", False):
+                    self.h3.send_headers(h3_event.stream_id, [(b":status", b"200")])
+                    self.h3.send_data(h3_event.stream_id, b"body", end_stream=False)
+                    self.h3.send_headers(h3_event.stream_id, [(b"x-checksum", b"abc")], end_stream=True)
+
+
+def test_trailers_pass_both_ways_between_http3_peers(cert: Any, clock: Clock) -> None:
+    tctx = h3_context(clock)
+    origin = TrailerOrigin(clock, cert, tctx.server)
+    pump = Pump(http3_layer(tctx, clock), clock, quic_client(clock, cert[2]), cert, origin)
+    pump.run()
+    stream = pump.request(b"POST", b"/t", b"data", end=False)
+    pump.client_h3.send_headers(stream, [(b"x-request-trailer", b"1")], end_stream=True)
+    pump.run()
+    (request,) = origin.requests.values()
+    assert request["body"] == b"data"
+    assert request["headers"][-1] == [(b"x-request-trailer", b"1")]
+    assert pump.responses[stream]["body"] == b"body"
+    assert pump.responses[stream]["headers"][-1] == (b"x-checksum", b"abc")
+    flow = pump.flows[0]
+    assert flow.request.trailers["x-request-trailer"] == "1"
+    assert flow.response.trailers["x-checksum"] == "abc"
