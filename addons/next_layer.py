@@ -120,10 +120,14 @@ class NextLayer:
             return UDPLayer(context)
         if isinstance(spec, ReverseMode) and spec.scheme == "udp":
             return UDPLayer(context)
+        # QUIC toward a QUIC server starts with tls_clienthello (QuicClientHelloLayer), which
+        # may still turn the connection into an untouched UDP relay.
+        from proxycore.layers.quic import QuicClientHelloLayer
+
         if isinstance(spec, ReverseMode) and spec.scheme == "quic":
             from proxycore.layers.quic_raw import RawQuicLayer
 
-            return RawQuicLayer(context)
+            return _stack(QuicClientHelloLayer(context), RawQuicLayer(context))
         if h3_hello:
             # QUIC to a server that speaks HTTP/3 (wherever a mode delivers UDP with its
             # destination): HTTP/3 on both sides, as mitmproxy intercepts it.
@@ -131,13 +135,13 @@ class NextLayer:
             context.server.tls = True
             if context.server.sni is None:
                 context.server.sni = h3_hello.sni
-            return HttpLayer(context, HTTPMode.transparent)
+            return _stack(QuicClientHelloLayer(context), HttpLayer(context, HTTPMode.transparent))
         if isinstance(spec, ReverseMode) and spec.scheme in ("http3", "https") and context.options.http3:
             # HTTP/3 from the client (its UDP port exists for nothing else); toward the target
             # the scheme decides (https: TLS over TCP, whatever HTTP version it offers).
             if spec.scheme == "https":
                 return _stack(ServerTLSLayer(context), HttpLayer(context, HTTPMode.transparent))
-            return HttpLayer(context, HTTPMode.transparent)
+            return _stack(QuicClientHelloLayer(context), HttpLayer(context, HTTPMode.transparent))
         address = context.server.address
         if (isinstance(spec, ReverseMode) and spec.scheme == "dns") or (address and address[1] in (53, 5353)):
             from proxycore.layers.dns import DNSLayer

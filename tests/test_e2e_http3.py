@@ -280,3 +280,31 @@ def test_http3_client_to_an_http2_origin_through_reverse_https(tmp_path: Path) -
         assert "<< HTTP/2.0 200 OK" in _wait_for(proxy.stdout, "<< HTTP/2.0 200 OK"), out
     finally:
         proxy.stop()
+
+
+BYPASS = '''
+def tls_clienthello(data):
+    if data.client_hello.sni == "bypass.example":
+        data.ignore_connection = True
+'''
+
+
+def test_tls_clienthello_can_pass_a_quic_connection_through_untouched(tmp_path: Path) -> None:
+    (tmp_path / "origin").mkdir()
+    origin = H3Origin(tmp_path / "origin", names=("bypass.example", "127.0.0.1"))
+    script = tmp_path / "bypass.py"
+    script.write_text(BYPASS)
+    port = free_port()
+    proxy = Proxy(tmp_path, [f"reverse:http3://127.0.0.1:{origin.port}@{port}"], "-s", str(script),
+                  "--set", f"ssl_verify_upstream_trusted_ca={origin.cert}")
+    try:
+        # Passed through: the client completes its handshake with the origin itself.
+        direct = h3_request(port, "GET", "/bypassed", server_name="bypass.example", cafile=str(origin.cert))
+        assert direct.status == 200 and direct.peer_certificate.issuer.rfc4514_string() == "CN=h3-origin"
+        intercepted = h3_request(port, "GET", "/seen", server_name="intercepted.example", cafile=proxy.ca)
+        assert intercepted.status == 200
+        out = _wait_for(proxy.stdout, "/seen HTTP/3")
+        assert "/bypassed" not in out, out
+    finally:
+        proxy.stop()
+        origin.close()

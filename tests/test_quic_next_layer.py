@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import re
 import ssl
+from typing import Any
 
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
 from proxycore.addons.next_layer import NextLayer as NextLayerAddon
-from proxycore.connection import TransportProtocol
+from proxycore.connection import ConnectionState, TransportProtocol
 from proxycore.layers.http import HttpLayer
+from proxycore.layers.quic import QuicClientHelloLayer
+from proxycore.layers.tls import ClientHelloData, TlsClienthelloHook
 from proxycore.layers.udp import UDPLayer
-from proxycore.proxy import events
-from proxycore.proxy.layer import NextLayer
+from proxycore.proxy import commands, events
+from proxycore.proxy.layer import Layer, NextLayer
 from proxycore.proxy.mode_specs import ProxyMode
-from proxycore.testing import make_context
+from proxycore.testing import Placeholder, Playbook, make_context, reply
 
 
 def initial_datagrams(alpn: list[str], sni: str = "quic.example") -> list[bytes]:
@@ -42,9 +45,17 @@ def decide(datagrams: list[bytes], **options: object):
     return addon.decide(nextlayer), tctx
 
 
+def stack(layer: object) -> list[type]:
+    chosen = []
+    while layer is not None:
+        chosen.append(type(layer))
+        layer = getattr(layer, "child_layer", None)
+    return chosen
+
+
 def test_an_http3_client_gets_http3_on_both_sides() -> None:
     layer, tctx = decide(initial_datagrams(["h3"]))
-    assert isinstance(layer, HttpLayer)
+    assert stack(layer) == [QuicClientHelloLayer, HttpLayer]
     assert tctx.server.transport_protocol == TransportProtocol.UDP and tctx.server.tls
     assert tctx.server.sni == "quic.example"
 
@@ -67,7 +78,7 @@ def test_an_incomplete_client_hello_waits_and_ignore_hosts_sees_the_sni() -> Non
     layer, _ = decide(datagrams[:1])
     assert layer is None  # the rest of the hello is still to come
     layer, _ = decide(datagrams)
-    assert isinstance(layer, HttpLayer)
+    assert stack(layer) == [QuicClientHelloLayer, HttpLayer]
     # The same Initial cut short cannot be decrypted: that is not QUIC we can read.
     layer, _ = decide([datagrams[0][:200]])
     assert isinstance(layer, UDPLayer)
@@ -92,3 +103,63 @@ def test_the_http3_option_decides_whether_reverse_https_listens_on_udp() -> None
     assert type(make_listener(master, ProxyMode.parse("reverse:http://example.com"))) is ProxyListener
     master.options.update(http3=False)
     assert type(make_listener(master, https)) is ProxyListener
+
+
+# tls_clienthello for QUIC --------------------------------------------------------------------
+
+
+class Recorder(Layer):
+    """A child layer that only remembers what it was given."""
+
+    def __init__(self, context: Any) -> None:
+        super().__init__(context)
+        self.seen: list[events.Event] = []
+
+    def _handle_event(self, event: events.Event) -> Any:
+        self.seen.append(event)
+        return
+        yield
+
+
+def hello_context() -> Any:
+    tctx = make_context()
+    tctx.client.transport_protocol = TransportProtocol.UDP
+    tctx.server.address = ("192.0.2.1", 443)
+    tctx.server.transport_protocol = TransportProtocol.UDP
+    tctx.server.state = ConnectionState.OPEN
+    tctx.server.timestamp_start = 1.0
+    return tctx
+
+
+def test_tls_clienthello_sees_a_quic_client_hello_then_the_child_gets_everything() -> None:
+    tctx = hello_context()
+    child = Recorder(tctx)
+    datagrams = initial_datagrams(["h3", *(f"proto-{i:03d}-{'x' * 40}" for i in range(40))], sni="h.example")
+    data = Placeholder(ClientHelloData)
+    playbook = Playbook(QuicClientHelloLayer(tctx, child))
+    for datagram in datagrams[:-1]:
+        playbook >> events.DataReceived(tctx.client, datagram)  # not the whole hello yet
+    assert playbook >> events.DataReceived(tctx.client, datagrams[-1]) << TlsClienthelloHook(data) >> reply()
+    assert data().client_hello.sni == "h.example" and tctx.client.sni == "h.example"
+    assert [type(e) for e in child.seen] == [events.Start] + [events.DataReceived] * len(datagrams)
+
+
+def test_ignore_connection_relays_the_quic_datagrams_untouched() -> None:
+    tctx = hello_context()
+    datagrams = initial_datagrams(["h3"])
+    assert (
+        Playbook(QuicClientHelloLayer(tctx, Recorder(tctx)))
+        >> events.DataReceived(tctx.client, datagrams[0])
+        << TlsClienthelloHook(Placeholder(ClientHelloData))
+        >> reply(side_effect=lambda data: setattr(data, "ignore_connection", True))
+        << commands.SendData(tctx.server, datagrams[0])
+        >> events.DataReceived(tctx.server, b"answer")
+        << commands.SendData(tctx.client, b"answer")
+    )
+
+
+def test_datagrams_that_are_no_quic_start_go_to_the_child_without_a_hook() -> None:
+    tctx = hello_context()
+    child = Recorder(tctx)
+    assert Playbook(QuicClientHelloLayer(tctx, child)) >> events.DataReceived(tctx.client, b"junk")
+    assert [type(e) for e in child.seen] == [events.Start, events.DataReceived]

@@ -25,6 +25,8 @@ from proxycore.layers.tls import TlsData
 from proxycore.net import tls as tls_parse
 from proxycore.proxy import commands, events
 from proxycore.proxy.commands import StartHook, hook_dataclass
+from proxycore.proxy.context import Context
+from proxycore.proxy.layer import CommandGenerator, Layer
 
 #: Datagrams held per client while its ClientHello is incomplete (a post-quantum key share
 #: spreads a hello over two or three Initial packets; more than this is not a client).
@@ -331,3 +333,60 @@ def start_server_side(context: Any, alpn_offers: list[bytes]) -> Iterator[Any]:
     endpoint = QuicEndpoint(server, quic)
     quic.connect(server.peername or server.address, endpoint.now())
     return endpoint, data
+
+
+# tls_clienthello for QUIC ----------------------------------------------------------------
+
+
+class QuicClientHelloLayer(Layer):
+    """Holds a QUIC client's first datagrams until its ClientHello is complete, fires
+    ``tls_clienthello`` (as mitmproxy does for QUIC), then hands everything to its child
+    (the HTTP/3 or raw QUIC stack), or, if an addon set ``ignore_connection``, relays the
+    datagrams untouched to the server instead.
+
+    Datagrams that are not a readable QUIC start go to the child as they are: it closes
+    the client with the reason."""
+
+    def __init__(self, context: Context, child_layer: Layer | None = None) -> None:
+        super().__init__(context)
+        self.child_layer = child_layer
+        self.held: list[events.Event] = []
+        self.decided = False
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        assert self.child_layer is not None
+        if self.decided:
+            yield from self.child_layer.handle_event(event)
+            return
+        self.held.append(event)
+        if not (isinstance(event, events.DataReceived) and event.connection is self.context.client):
+            if isinstance(event, events.ConnectionClosed):
+                yield from self.decide(None)
+            return
+        datagrams = [e.data for e in self.held if isinstance(e, events.DataReceived) and e.connection is self.context.client]
+        try:
+            info = read_client_hello(datagrams) if starts_like_quic(datagrams[0]) else None
+        except ValueError:
+            info = None
+        else:
+            if info is None and starts_like_quic(datagrams[0]) and len(datagrams) < MAX_HELLO_DATAGRAMS:
+                return  # more of the hello is on its way
+        yield from self.decide(info)
+
+    def decide(self, info: InitialInfo | None) -> CommandGenerator:
+        from proxycore.layers.tls import ClientHelloData, TlsClienthelloHook
+
+        if info is not None:
+            self.context.client.sni = info.client_hello.sni
+            self.context.client.alpn_offers = list(info.client_hello.alpn_protocols)
+            data = ClientHelloData(self.context, info.client_hello)
+            yield TlsClienthelloHook(data)
+            if data.ignore_connection:
+                from proxycore.layers.udp import UDPLayer
+
+                show = bool(getattr(self.context.options, "show_ignored_hosts", False))
+                self.child_layer = UDPLayer(self.context, ignore=not show)
+        self.decided = True
+        held, self.held = self.held, []
+        for event in held:
+            yield from self.child_layer.handle_event(event)  # type: ignore[union-attr]
