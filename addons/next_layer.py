@@ -124,6 +124,14 @@ class NextLayer:
         # may still turn the connection into an untouched UDP relay.
         from proxycore.layers.quic import QuicClientHelloLayer
 
+        if not context.options.http3:
+            from proxycore.layers.quic import starts_like_quic
+
+            if isinstance(spec, ReverseMode) and spec.scheme in ("quic", "http3") or starts_like_quic(
+                nextlayer.data_client()
+            ):
+                # QUIC is off: its datagrams are swallowed, so clients fall back to TCP.
+                return QuicClientHelloLayer(context, UDPLayer(context, ignore=True))
         if isinstance(spec, ReverseMode) and spec.scheme == "quic":
             from proxycore.layers.quic_raw import RawQuicLayer
 
@@ -136,7 +144,7 @@ class NextLayer:
             if context.server.sni is None:
                 context.server.sni = h3_hello.sni
             return _stack(QuicClientHelloLayer(context), HttpLayer(context, HTTPMode.transparent))
-        if isinstance(spec, ReverseMode) and spec.scheme in ("http3", "https") and context.options.http3:
+        if isinstance(spec, ReverseMode) and spec.scheme in ("http3", "https"):
             # HTTP/3 from the client (its UDP port exists for nothing else); toward the target
             # the scheme decides (https: TLS over TCP, whatever HTTP version it offers).
             if spec.scheme == "https":

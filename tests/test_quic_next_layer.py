@@ -67,8 +67,6 @@ def test_quic_that_is_not_http3_and_other_datagrams_are_relayed_as_udp() -> None
     assert isinstance(layer, UDPLayer)
     layer, _ = decide([b"plain datagram"])
     assert isinstance(layer, UDPLayer)
-    layer, _ = decide(initial_datagrams(["h3"]), http3=False)
-    assert isinstance(layer, UDPLayer)
 
 
 def test_an_incomplete_client_hello_waits_and_ignore_hosts_sees_the_sni() -> None:
@@ -163,3 +161,18 @@ def test_datagrams_that_are_no_quic_start_go_to_the_child_without_a_hook() -> No
     child = Recorder(tctx)
     assert Playbook(QuicClientHelloLayer(tctx, child)) >> events.DataReceived(tctx.client, b"junk")
     assert [type(e) for e in child.seen] == [events.Start, events.DataReceived]
+
+
+def test_with_http3_off_quic_is_swallowed() -> None:
+    layer, _ = decide(initial_datagrams(["h3"]), http3=False)
+    assert stack(layer) == [QuicClientHelloLayer, UDPLayer]
+    layer, _ = decide([b"plain datagram"], http3=False)
+    assert stack(layer) == [UDPLayer]  # not QUIC: relayed as before
+    tctx = hello_context()
+    tctx.options.update(http3=False)
+    assert (
+        Playbook(QuicClientHelloLayer(tctx, UDPLayer(tctx, ignore=True)), logs=True)
+        >> events.DataReceived(tctx.client, initial_datagrams(["h3"])[0])
+        << commands.Log("Swallowing QUIC handshake because HTTP/3 is disabled.", "debug")
+        >> events.DataReceived(tctx.client, b"more")
+    )

@@ -342,7 +342,8 @@ class QuicClientHelloLayer(Layer):
     """Holds a QUIC client's first datagrams until its ClientHello is complete, fires
     ``tls_clienthello`` (as mitmproxy does for QUIC), then hands everything to its child
     (the HTTP/3 or raw QUIC stack), or, if an addon set ``ignore_connection``, relays the
-    datagrams untouched to the server instead.
+    datagrams untouched to the server instead. With the ``http3`` option off it drops
+    every datagram, as mitmproxy does, so that the client falls back to TCP.
 
     Datagrams that are not a readable QUIC start go to the child as they are: it closes
     the client with the reason."""
@@ -358,6 +359,11 @@ class QuicClientHelloLayer(Layer):
         if self.decided:
             yield from self.child_layer.handle_event(event)
             return
+        if not getattr(self.context.options, "http3", True):
+            if isinstance(event, events.DataReceived) and not self.held:
+                self.held.append(event)
+                yield commands.Log("Swallowing QUIC handshake because HTTP/3 is disabled.", "debug")
+            return  # the client gives up on QUIC and uses TCP
         self.held.append(event)
         if not (isinstance(event, events.DataReceived) and event.connection is self.context.client):
             if isinstance(event, events.ConnectionClosed):
