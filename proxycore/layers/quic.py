@@ -286,7 +286,9 @@ def configuration(is_client: bool, settings: QuicTlsSettings, server_name: str |
     return config
 
 
-def start_client_side(context: Any, info: InitialInfo, datagrams: list[bytes]) -> Iterator[Any]:
+def start_client_side(
+    context: Context, info: InitialInfo, datagrams: list[bytes]
+) -> CommandGenerator[tuple[QuicEndpoint, QuicTlsData] | None]:
     """Answer a client's QUIC handshake (we are its server) with what ``quic_start_client``
     decides; the datagrams read so far go in at once. Returns the endpoint and the hook's
     data, or None after closing the client (no settings)."""
@@ -312,7 +314,9 @@ def start_client_side(context: Any, info: InitialInfo, datagrams: list[bytes]) -
     return endpoint, data
 
 
-def start_server_side(context: Any, alpn_offers: list[bytes]) -> Iterator[Any]:
+def start_server_side(
+    context: Context, alpn_offers: list[bytes]
+) -> CommandGenerator[tuple[QuicEndpoint, QuicTlsData] | None]:
     """Begin a QUIC handshake with the context's server (we are its client) with what
     ``quic_start_server`` decides. Returns the endpoint and the hook's data, or None after
     closing the server connection (no settings)."""
@@ -354,7 +358,7 @@ class QuicClientHelloLayer(Layer):
         self.held: list[events.Event] = []
         self.decided = False
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         assert self.child_layer is not None
         if self.decided:
             yield from self.child_layer.handle_event(event)
@@ -379,7 +383,7 @@ class QuicClientHelloLayer(Layer):
                 return  # more of the hello is on its way
         yield from self.decide(info)
 
-    def decide(self, info: InitialInfo | None) -> CommandGenerator:
+    def decide(self, info: InitialInfo | None) -> CommandGenerator[None]:
         from proxycore.layers.tls import ClientHelloData, TlsClienthelloHook
 
         if info is not None:
@@ -393,6 +397,8 @@ class QuicClientHelloLayer(Layer):
                 show = bool(getattr(self.context.options, "show_ignored_hosts", False))
                 self.child_layer = UDPLayer(self.context, ignore=not show)
         self.decided = True
+        child = self.child_layer
+        assert child is not None
         held, self.held = self.held, []
         for event in held:
-            yield from self.child_layer.handle_event(event)  # type: ignore[union-attr]
+            yield from child.handle_event(event)

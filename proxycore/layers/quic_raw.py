@@ -62,7 +62,7 @@ class RawQuicLayer(Layer):
         self.closed = False
         self.keepalive: commands.RequestWakeup | None = None
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.Start) or self.closed and not isinstance(event, events.CommandCompleted):
             return
         if isinstance(event, events.CommandCompleted):
@@ -94,7 +94,7 @@ class RawQuicLayer(Layer):
         elif isinstance(event, events.ConnectionClosed):
             yield from self.shut_down(0, f"{'client' if event.connection is self.context.client else 'server'} gone")
 
-    def read_hello(self, data: bytes) -> CommandGenerator:
+    def read_hello(self, data: bytes) -> CommandGenerator[None]:
         if not self.hello and not starts_like_quic(data):
             yield from self.give_up("Client sent a datagram that does not start a QUIC connection.")
             return
@@ -117,7 +117,7 @@ class RawQuicLayer(Layer):
         self.server_side, self.server_data = started
         yield from self.process()
 
-    def give_up(self, message: str) -> CommandGenerator:
+    def give_up(self, message: str) -> CommandGenerator[None]:
         self.closed = True
         if message:
             yield commands.Log(message, "info")
@@ -125,7 +125,7 @@ class RawQuicLayer(Layer):
         if self.context.server.connected:
             yield commands.CloseConnection(self.context.server)
 
-    def process(self) -> CommandGenerator:
+    def process(self) -> CommandGenerator[None]:
         """Both connections' events in turn, until neither has any; then send what is due."""
         from aioquic.quic import events as quic_events
 
@@ -156,12 +156,12 @@ class RawQuicLayer(Layer):
     def open_streams(self) -> bool:
         return any(s.layer.flow is not None and s.layer.flow.live for s in self.streams.values())
 
-    def flush(self) -> CommandGenerator:
+    def flush(self) -> CommandGenerator[None]:
         for endpoint in (self.server_side, self.client_side):
             if endpoint is not None:
                 yield from endpoint.flush()
 
-    def handshake_done(self, endpoint: QuicEndpoint, event: Any) -> CommandGenerator:
+    def handshake_done(self, endpoint: QuicEndpoint, event: Any) -> CommandGenerator[None]:
         import time
 
         conn = endpoint.conn
@@ -216,7 +216,7 @@ class RawQuicLayer(Layer):
         while (next_id := other.quic.get_next_available_stream_id(unidirectional)) <= stream_id:
             _quietly(lambda n=next_id: other.quic.send_stream_data(n, b"", False))
 
-    def stream_data(self, from_client: bool, stream_id: int, data: bytes, end: bool) -> CommandGenerator:
+    def stream_data(self, from_client: bool, stream_id: int, data: bytes, end: bool) -> CommandGenerator[None]:
         stream, started = self.stream(stream_id)
         yield from started
         conn = stream.client if from_client else stream.server
@@ -226,7 +226,7 @@ class RawQuicLayer(Layer):
             conn.state &= ~ConnectionState.CAN_READ
             yield from self.to_stream(stream, events.ConnectionClosed(conn))
 
-    def stream_reset(self, from_client: bool, stream_id: int, code: int) -> CommandGenerator:
+    def stream_reset(self, from_client: bool, stream_id: int, code: int) -> CommandGenerator[None]:
         stream = self.streams.get(stream_id)
         other = self.server_side if from_client else self.client_side
         if other is not None:
@@ -237,7 +237,7 @@ class RawQuicLayer(Layer):
             conn.state &= ~ConnectionState.CAN_READ
             yield from self.to_stream(stream, events.ConnectionClosed(conn))
 
-    def to_stream(self, stream: _Stream, event: events.Event) -> CommandGenerator:
+    def to_stream(self, stream: _Stream, event: events.Event) -> CommandGenerator[None]:
         """Feed a stream's TCPLayer; its writes and closes become QUIC stream operations."""
         stream_id = next(i for i, s in self.streams.items() if s is stream)
         for command in stream.layer.handle_event(event):
@@ -260,7 +260,7 @@ class RawQuicLayer(Layer):
             else:
                 yield command
 
-    def shut_down(self, code: int, reason: str) -> CommandGenerator:
+    def shut_down(self, code: int, reason: str) -> CommandGenerator[None]:
         """One side ended: end the other with the same code and reason, and every stream."""
         if self.closed:
             return

@@ -90,7 +90,7 @@ class HttpStream(Layer):
     """One request/response exchange, from request head to the end of the response."""
 
     flow: HTTPFlow
-    child_layer: Http1Client | Http2Client | Http3Client | None
+    child_layer: Layer | None
 
     def __init__(self, context: Context, stream_id: int, mode: HTTPMode) -> None:
         super().__init__(context)

@@ -101,7 +101,7 @@ class Http3Connection(Layer):
     def side(self) -> str:
         return "client" if self.conn is self.context.client else "server"
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if self.endpoint is not None and self.endpoint.timer_fired(event):
             yield from self.process()
         elif isinstance(event, events.DataReceived) and event.connection is self.conn:
@@ -117,16 +117,16 @@ class Http3Connection(Layer):
         elif isinstance(event, events.Start):
             yield from self.start()
 
-    def start(self) -> CommandGenerator:
+    def start(self) -> CommandGenerator[None]:
         return
         yield
 
-    def datagram(self, data: bytes) -> CommandGenerator:
+    def datagram(self, data: bytes) -> CommandGenerator[None]:
         if self.endpoint is not None and not self.closed:
             self.endpoint.receive(data)
             yield from self.process()
 
-    def process(self) -> CommandGenerator:
+    def process(self) -> CommandGenerator[None]:
         """Hand aioquic's events to H3 and on, then send what is due."""
         from aioquic.quic import events as quic_events
 
@@ -156,18 +156,18 @@ class Http3Connection(Layer):
         sender = stream.sender
         return int(sender._buffer_stop - sender._buffer_start)
 
-    def check_backpressure(self, our_id: int, stream_id: int) -> CommandGenerator:
+    def check_backpressure(self, our_id: int, stream_id: int) -> CommandGenerator[None]:
         if our_id not in self.send_paused and self.unacknowledged(stream_id) > SEND_BUFFER_LIMIT:
             self.send_paused[our_id] = stream_id
             yield ReceiveHttp(BodyBackpressure(our_id, request=self.side == "server", paused=True))
 
-    def release_backpressure(self) -> CommandGenerator:
+    def release_backpressure(self) -> CommandGenerator[None]:
         for our_id, stream_id in list(self.send_paused.items()):
             if self.closed or self.unacknowledged(stream_id) <= SEND_BUFFER_LIMIT // 2:
                 del self.send_paused[our_id]
                 yield ReceiveHttp(BodyBackpressure(our_id, request=self.side == "server", paused=False))
 
-    def handshake_done(self, event: Any) -> CommandGenerator:
+    def handshake_done(self, event: Any) -> CommandGenerator[None]:
         """Record what the handshake settled on the connection, as the TLS layers do."""
         self.handshake_complete = True
         conn = self.conn
@@ -187,7 +187,7 @@ class Http3Connection(Layer):
         if self.tls_data is not None:
             yield (TlsEstablishedClientHook if self.side == "client" else TlsEstablishedServerHook)(self.tls_data)
 
-    def h3_event(self, event: Any) -> CommandGenerator:
+    def h3_event(self, event: Any) -> CommandGenerator[None]:
         from aioquic.h3 import events as h3_events
 
         stream_id = event.stream_id
@@ -206,7 +206,7 @@ class Http3Connection(Layer):
             self.streams[stream_id] = "done"
             yield from self.stream_ended(stream_id)
 
-    def terminated(self, event: Any) -> CommandGenerator:
+    def terminated(self, event: Any) -> CommandGenerator[None]:
         if self.closed:
             return
         self.closed = True
@@ -225,7 +225,7 @@ class Http3Connection(Layer):
         yield from self.fail_all(message)
         yield commands.CloseConnection(self.conn)
 
-    def peer_gone(self) -> CommandGenerator:
+    def peer_gone(self) -> CommandGenerator[None]:
         """The driver ended the connection (idle UDP peer, shutdown) or the socket failed."""
         if not self.closed:
             self.closed = True
@@ -235,37 +235,49 @@ class Http3Connection(Layer):
             yield from self.fail_all(f"QUIC connection to the {self.side} closed.")
         yield commands.CloseConnection(self.conn)
 
-    def refuse(self, event: HttpEvent) -> CommandGenerator:
+    def refuse(self, event: HttpEvent) -> CommandGenerator[None]:
         return
         yield
 
-    def send(self, event: HttpEvent) -> CommandGenerator:
+    def send(self, event: HttpEvent) -> CommandGenerator[None]:
         raise NotImplementedError
         yield
 
-    def fail_all(self, message: str) -> CommandGenerator:
+    def fail_all(self, message: str) -> CommandGenerator[None]:
         raise NotImplementedError
         yield
 
-    def headers_received(self, stream_id: int, headers: list[tuple[bytes, bytes]], ended: bool) -> CommandGenerator:
+    def headers_received(self, stream_id: int, headers: list[tuple[bytes, bytes]], ended: bool) -> CommandGenerator[None]:
         raise NotImplementedError
         yield
 
-    def data_received(self, stream_id: int, data: bytes) -> CommandGenerator:
+    def data_received(self, stream_id: int, data: bytes) -> CommandGenerator[None]:
         raise NotImplementedError
         yield
 
-    def trailers_received(self, stream_id: int, trailers: Headers) -> CommandGenerator:
+    def trailers_received(self, stream_id: int, trailers: Headers) -> CommandGenerator[None]:
         raise NotImplementedError
         yield
 
-    def stream_ended(self, stream_id: int) -> CommandGenerator:
+    def stream_ended(self, stream_id: int) -> CommandGenerator[None]:
         raise NotImplementedError
         yield
 
-    def stream_reset(self, stream_id: int, code: int) -> CommandGenerator:
+    def stream_reset(self, stream_id: int, code: int) -> CommandGenerator[None]:
         raise NotImplementedError
         yield
+
+    def reset_stream(self, stream_id: int, code: int) -> None:
+        """Abort our sending on a stream (RESET_STREAM)."""
+        endpoint = self.endpoint
+        if endpoint is not None:
+            self._quietly(lambda: endpoint.quic.reset_stream(stream_id, code))
+
+    def stop_stream(self, stream_id: int, code: int) -> None:
+        """Ask the peer to stop sending on a stream (STOP_SENDING)."""
+        endpoint = self.endpoint
+        if endpoint is not None:
+            self._quietly(lambda: endpoint.quic.stop_stream(stream_id, code))
 
     def _quietly(self, action: Callable[[], Any]) -> bool:
         """Run an H3/QUIC send; False if the stream or connection cannot take it any more
@@ -290,7 +302,7 @@ class Http3Server(Http3Connection):
         self.headers_sent: set[int] = set()
         self.keepalive: commands.RequestWakeup | None = None
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator:
+    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if self.keepalive is not None and isinstance(event, events.Wakeup) and event.command is self.keepalive:
             self.keepalive = None
             if self.streams and not self.closed and self.endpoint is not None:
@@ -299,13 +311,13 @@ class Http3Server(Http3Connection):
             return
         yield from super()._handle_event(event)
 
-    def process(self) -> CommandGenerator:
+    def process(self) -> CommandGenerator[None]:
         yield from super().process()
         if self.streams and self.keepalive is None and not self.closed:
             self.keepalive = commands.RequestWakeup(KEEPALIVE_SECONDS)
             yield self.keepalive
 
-    def datagram(self, data: bytes) -> CommandGenerator:
+    def datagram(self, data: bytes) -> CommandGenerator[None]:
         if self.endpoint is not None or self.closed:
             yield from super().datagram(data)
             return
@@ -333,7 +345,7 @@ class Http3Server(Http3Connection):
             return
         yield from self.accept(info)
 
-    def accept(self, info: Any) -> CommandGenerator:
+    def accept(self, info: Any) -> CommandGenerator[None]:
         from aioquic.h3.connection import H3Connection
 
         datagrams, self.hello_datagrams = self.hello_datagrams, []
@@ -345,14 +357,14 @@ class Http3Server(Http3Connection):
         self.h3 = H3Connection(self.endpoint.quic)
         yield from self.process()
 
-    def headers_received(self, stream_id: int, headers: list[tuple[bytes, bytes]], ended: bool) -> CommandGenerator:
+    def headers_received(self, stream_id: int, headers: list[tuple[bytes, bytes]], ended: bool) -> CommandGenerator[None]:
         if stream_id in self.streams:
             return  # a second head after the body ended: nothing to do with it
         try:
             request = Http2Server.make_request(headers)
         except ValueError as e:
             yield commands.Log(f"Invalid HTTP/3 request headers: {e}", "info")
-            self._quietly(lambda: self.endpoint.quic.reset_stream(stream_id, H3_INTERNAL_ERROR))  # type: ignore[union-attr]
+            self.reset_stream(stream_id, H3_INTERNAL_ERROR)
             return
         request.data.http_version = HTTP_VERSION
         self.streams[stream_id] = "done" if ended else "body"
@@ -360,28 +372,28 @@ class Http3Server(Http3Connection):
         if ended:
             yield ReceiveHttp(RequestEndOfMessage(stream_id))
 
-    def data_received(self, stream_id: int, data: bytes) -> CommandGenerator:
+    def data_received(self, stream_id: int, data: bytes) -> CommandGenerator[None]:
         yield ReceiveHttp(RequestData(stream_id, data))
 
-    def trailers_received(self, stream_id: int, trailers: Headers) -> CommandGenerator:
+    def trailers_received(self, stream_id: int, trailers: Headers) -> CommandGenerator[None]:
         yield ReceiveHttp(RequestTrailers(stream_id, trailers))
 
-    def stream_ended(self, stream_id: int) -> CommandGenerator:
+    def stream_ended(self, stream_id: int) -> CommandGenerator[None]:
         yield ReceiveHttp(RequestEndOfMessage(stream_id))
 
-    def stream_reset(self, stream_id: int, code: int) -> CommandGenerator:
+    def stream_reset(self, stream_id: int, code: int) -> CommandGenerator[None]:
         state = self.streams.pop(stream_id, None)
         self.headers_sent.discard(stream_id)
         if state is not None:
             message = f"Stream reset by client (error code {code:#x})."
             yield ReceiveHttp(RequestProtocolError(stream_id, message, ErrorCode.CLIENT_DISCONNECTED))
 
-    def fail_all(self, message: str) -> CommandGenerator:
+    def fail_all(self, message: str) -> CommandGenerator[None]:
         open_streams, self.streams = self.streams, {}
         for stream_id in open_streams:
             yield ReceiveHttp(RequestProtocolError(stream_id, message, ErrorCode.CLIENT_DISCONNECTED))
 
-    def send(self, event: HttpEvent) -> CommandGenerator:
+    def send(self, event: HttpEvent) -> CommandGenerator[None]:
         h3, stream_id = self.h3, event.stream_id
         if isinstance(event, ResponseHeaders):
             response = event.response
@@ -414,10 +426,10 @@ class Http3Server(Http3Connection):
     def stream_over(self, stream_id: int) -> None:
         """Our side of the exchange is complete; a request still uploading is stopped."""
         if self.streams.pop(stream_id, None) == "body":
-            self._quietly(lambda: self.endpoint.quic.stop_stream(stream_id, H3_NO_ERROR))  # type: ignore[union-attr]
+            self.stop_stream(stream_id, H3_NO_ERROR)
         self.headers_sent.discard(stream_id)
 
-    def send_error(self, stream_id: int, event: ResponseProtocolError) -> CommandGenerator:
+    def send_error(self, stream_id: int, event: ResponseProtocolError) -> CommandGenerator[None]:
         status = event.code.http_status_code()
         h3 = self.h3
         if stream_id not in self.headers_sent and status is not None:
@@ -428,7 +440,7 @@ class Http3Server(Http3Connection):
             self._quietly(lambda: h3.send_headers(stream_id, head))
             self._quietly(lambda: h3.send_data(stream_id, page.raw_content or b"", end_stream=True))
         else:
-            self._quietly(lambda: self.endpoint.quic.reset_stream(stream_id, H3_INTERNAL_ERROR))  # type: ignore[union-attr]
+            self.reset_stream(stream_id, H3_INTERNAL_ERROR)
         self.stream_over(stream_id)
         return
         yield
@@ -448,7 +460,7 @@ class Http3Client(Http3Connection):
     def reusable(self) -> bool:
         return not self.closed and self.conn.connected
 
-    def start(self) -> CommandGenerator:
+    def start(self) -> CommandGenerator[None]:
         from aioquic.h3.connection import H3Connection
 
         started = yield from start_server_side(self.context, [b"h3"])
@@ -459,12 +471,12 @@ class Http3Client(Http3Connection):
         self.h3 = H3Connection(self.endpoint.quic)
         yield from self.process()
 
-    def refuse(self, event: HttpEvent) -> CommandGenerator:
+    def refuse(self, event: HttpEvent) -> CommandGenerator[None]:
         if isinstance(event, RequestHeaders):
             message = self.conn.error or "QUIC connection to the server is closed."
             yield ReceiveHttp(ResponseProtocolError(event.stream_id, message, ErrorCode.CONNECT_FAILED))
 
-    def send(self, event: HttpEvent) -> CommandGenerator:
+    def send(self, event: HttpEvent) -> CommandGenerator[None]:
         h3, our_id = self.h3, event.stream_id
         if isinstance(event, RequestHeaders):
             yield from self.open_stream(event)
@@ -483,10 +495,10 @@ class Http3Client(Http3Connection):
                 self.ended_locally.add(stream_id)
                 self._quietly(lambda: h3.send_data(stream_id, b"", end_stream=True))
         elif isinstance(event, RequestProtocolError):
-            self._quietly(lambda: self.endpoint.quic.reset_stream(stream_id, H3_REQUEST_CANCELLED))  # type: ignore[union-attr]
+            self.reset_stream(stream_id, H3_REQUEST_CANCELLED)
             self.forget(stream_id)
 
-    def open_stream(self, event: RequestHeaders) -> CommandGenerator:
+    def open_stream(self, event: RequestHeaders) -> CommandGenerator[None]:
         assert self.endpoint is not None
         stream_id = self.endpoint.quic.get_next_available_stream_id()
         request = event.request
@@ -517,7 +529,7 @@ class Http3Client(Http3Connection):
         if our_id is not None:
             self.our_to_quic.pop(our_id, None)
 
-    def headers_received(self, stream_id: int, headers: list[tuple[bytes, bytes]], ended: bool) -> CommandGenerator:
+    def headers_received(self, stream_id: int, headers: list[tuple[bytes, bytes]], ended: bool) -> CommandGenerator[None]:
         our_id = self.quic_to_our.get(stream_id)
         if our_id is None or self.streams.get(stream_id) != "headers":
             return
@@ -525,7 +537,7 @@ class Http3Client(Http3Connection):
             pseudo, fields = _split_pseudo(list(headers))
             status = int(pseudo[b":status"])
         except (KeyError, ValueError) as e:
-            self._quietly(lambda: self.endpoint.quic.reset_stream(stream_id, H3_INTERNAL_ERROR))  # type: ignore[union-attr]
+            self.reset_stream(stream_id, H3_INTERNAL_ERROR)
             self.forget(stream_id)
             yield ReceiveHttp(ResponseProtocolError(our_id, f"Invalid HTTP/3 response headers: {e}"))
             return
@@ -547,23 +559,23 @@ class Http3Client(Http3Connection):
             self.forget(stream_id)
             yield ReceiveHttp(ResponseEndOfMessage(our_id))
 
-    def data_received(self, stream_id: int, data: bytes) -> CommandGenerator:
+    def data_received(self, stream_id: int, data: bytes) -> CommandGenerator[None]:
         our_id = self.quic_to_our.get(stream_id)
         if our_id is not None:
             yield ReceiveHttp(ResponseData(our_id, data))
 
-    def trailers_received(self, stream_id: int, trailers: Headers) -> CommandGenerator:
+    def trailers_received(self, stream_id: int, trailers: Headers) -> CommandGenerator[None]:
         our_id = self.quic_to_our.get(stream_id)
         if our_id is not None:
             yield ReceiveHttp(ResponseTrailers(our_id, trailers))
 
-    def stream_ended(self, stream_id: int) -> CommandGenerator:
+    def stream_ended(self, stream_id: int) -> CommandGenerator[None]:
         our_id = self.quic_to_our.get(stream_id)
         self.forget(stream_id)
         if our_id is not None:
             yield ReceiveHttp(ResponseEndOfMessage(our_id))
 
-    def stream_reset(self, stream_id: int, code: int) -> CommandGenerator:
+    def stream_reset(self, stream_id: int, code: int) -> CommandGenerator[None]:
         our_id = self.quic_to_our.get(stream_id)
         if our_id is None:
             return
@@ -571,7 +583,7 @@ class Http3Client(Http3Connection):
         message = f"Stream reset by server (error code {code:#x})."
         yield ReceiveHttp(ResponseProtocolError(our_id, message, ErrorCode.GENERIC_SERVER_ERROR))
 
-    def fail_all(self, message: str) -> CommandGenerator:
+    def fail_all(self, message: str) -> CommandGenerator[None]:
         waiting = list(self.quic_to_our.values())
         self.streams.clear()
         self.quic_to_our.clear()
