@@ -308,3 +308,29 @@ def test_tls_clienthello_can_pass_a_quic_connection_through_untouched(tmp_path: 
     finally:
         proxy.stop()
         origin.close()
+
+
+def test_http3_through_reverse_quic_shows_its_frames(tmp_path: Path, origin: H3Origin) -> None:
+    """HTTP/3 relayed as raw QUIC: each stream a TCP flow, readable with the HTTP/3 Frames view."""
+    from proxycore import contentviews
+
+    port = free_port()
+    saved = tmp_path / "raw-h3.mitm"
+    proxy = Proxy(tmp_path, [f"reverse:quic://127.0.0.1:{origin.port}@{port}"],
+                  "--set", f"ssl_verify_upstream_trusted_ca={origin.cert}", "-w", str(saved))
+    try:
+        answer = h3_request(port, "GET", "/raw", server_name="localhost", cafile=proxy.ca)
+        assert answer.status == 200 and answer.alpn == "h3" and b'"path": "/raw"' in answer.body
+    finally:
+        proxy.stop()
+    with saved.open("rb") as f:
+        flows = list(FlowReader(f).stream())
+    request_streams = [f for f in flows if f.metadata["quic_stream_id_client"] == 0]
+    assert len(request_streams) == 1 and not request_streams[0].metadata["quic_is_unidirectional"]
+    stream = request_streams[0]
+    first = next(m for m in stream.messages if m.from_client)
+    result = contentviews.prettify_message(first, stream)
+    assert result.view_name == "HTTP/3 Frames"
+    assert "HEADERS Frame\n:method: GET" in result.text and ":path: /raw" in result.text
+    control = [f for f in flows if f.metadata["quic_is_unidirectional"] and f.messages]
+    assert any(contentviews.prettify_message(f.messages[0], f).text.startswith("Control Stream") for f in control)

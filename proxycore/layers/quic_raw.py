@@ -197,7 +197,15 @@ class RawQuicLayer(Layer):
         context.client, context.server = vclient, vserver
         self.open_on_other_side(stream_id)
         stream = self.streams[stream_id] = _Stream(TCPLayer(context), vclient, vserver)
-        started = list(self.to_stream(stream, events.Start()))
+        started = list(self.to_stream(stream, events.Start()))  # the flow exists, its hook waits
+        if stream.layer.flow is not None:
+            # mitmproxy's keys: the HTTP/3 frames view and the dumper read them.
+            stream.layer.flow.metadata.update(
+                quic_is_unidirectional=bool(stream_id & 0x2),
+                quic_initiator="client" if stream_id & 0x1 == 0 else "server",
+                quic_stream_id_client=stream_id,
+                quic_stream_id_server=stream_id,
+            )
         if stream_id & 0x2:
             # Unidirectional: the side that did not open it never sends on it.
             silent = vserver if stream_id & 0x1 == 0 else vclient
