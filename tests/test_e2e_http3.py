@@ -250,6 +250,8 @@ def test_reverse_quic_relays_each_stream_as_a_tcp_flow(tmp_path: Path) -> None:
         answers = quic_echo(port, [b"first stream", b"second one", b"x" * 100_000],
                             server_name="echo.example", cafile=proxy.ca)
         assert answers == [b"FIRST STREAM", b"SECOND ONE", b"X" * 100_000]
+        out = _wait_for(proxy.stdout, "<- quic stream 0 <- mitmproxy <- quic stream 0 <- 127.0.0.1")
+        assert "-> quic stream 4 -> mitmproxy -> quic stream 4 -> 127.0.0.1" in out, out
     finally:
         proxy.stop()
         echo.close()
