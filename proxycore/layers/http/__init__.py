@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import enum
 import time
-from typing import TYPE_CHECKING
 
 from proxycore.connection import Connection, Server, TransportProtocol
 from proxycore.flow import Error
@@ -53,6 +52,7 @@ from proxycore.layers.http._hooks import (
 )
 from proxycore.layers.http._http1 import Http1Client, Http1Server, hold_limit, make_error_response
 from proxycore.layers.http._http2 import Http2Client, Http2Server
+from proxycore.layers.http._http3 import Http3Client, Http3Server  # aioquic only once QUIC is seen
 from proxycore.layers.http._upstream_proxy import HttpUpstreamTunnel
 from proxycore.net.http1 import ProtocolError, parse_authority
 from proxycore.options import parse_size
@@ -60,9 +60,6 @@ from proxycore.proxy import commands, events
 from proxycore.proxy.context import Context
 from proxycore.proxy.layer import CommandGenerator, Layer, NextLayer
 from proxycore.proxy.mode_specs import ReverseMode, UpstreamMode
-
-if TYPE_CHECKING:
-    from proxycore.layers.http._http3 import Http3Client
 
 __all__ = [
     "HTTPMode",
@@ -806,8 +803,6 @@ class HttpClient(Layer):
                 err = yield commands.OpenConnection(self.context.server)
             if not err:
                 if self.context.server.transport_protocol == TransportProtocol.UDP:
-                    from proxycore.layers.http._http3 import Http3Client
-
                     self.child_layer = Http3Client(self.context)
                 elif self.context.server.alpn == b"h2":
                     self.child_layer = Http2Client(self.context)
@@ -850,8 +845,6 @@ class HttpLayer(Layer):
             client_layer = self.connections.get(self.context.client)
             if client_layer is None:
                 if self.context.client.transport_protocol == TransportProtocol.UDP:
-                    from proxycore.layers.http._http3 import Http3Server
-
                     client_layer = Http3Server(self.context.fork())
                 elif self.context.client.alpn == b"h2":
                     client_layer = Http2Server(self.context.fork())
@@ -1006,9 +999,7 @@ class HttpLayer(Layer):
                 yield from self.reply(get, (None, command.err))
             return
         client = self.http_clients.get(command.connection)
-        multiplexed = client is not None and (
-            isinstance(client.child_layer, Http2Client) or type(client.child_layer).__name__ == "Http3Client"
-        )
+        multiplexed = client is not None and isinstance(client.child_layer, (Http2Client, Http3Client))
         if multiplexed or not waiting:
             for get in waiting:
                 yield from self.reply(get, (command.connection, None))
