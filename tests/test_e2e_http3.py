@@ -336,3 +336,22 @@ def test_http3_through_reverse_quic_shows_its_frames(tmp_path: Path, origin: H3O
     assert "HEADERS Frame\n:method: GET" in result.text and ":path: /raw" in result.text
     control = [f for f in flows if f.metadata["quic_is_unidirectional"] and f.messages]
     assert any(contentviews.prettify_message(f.messages[0], f).text.startswith("Control Stream") for f in control)
+
+
+def test_client_replay_of_an_http3_flow_speaks_http3_again(tmp_path: Path, origin: H3Origin) -> None:
+    port = free_port()
+    saved = tmp_path / "to-replay.mitm"
+    proxy = Proxy(tmp_path, [f"reverse:http3://127.0.0.1:{origin.port}@{port}"],
+                  "--set", f"ssl_verify_upstream_trusted_ca={origin.cert}", "-w", str(saved))
+    try:
+        assert h3_request(port, "GET", "/replay-me", server_name="localhost", cafile=proxy.ca).status == 200
+    finally:
+        proxy.stop()
+    replay = subprocess.run(
+        [sys.executable, "-m", "proxycore", "-n", "-C", str(saved), "--set", f"confdir={tmp_path / 'conf'}",
+         "--set", f"ssl_verify_upstream_trusted_ca={origin.cert}"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert replay.returncode == 0, replay.stderr
+    assert f"[replay]: GET https://127.0.0.1:{origin.port}/replay-me HTTP/3" in replay.stdout, replay.stdout
+    assert "<< HTTP/3 200 OK" in replay.stdout, replay.stdout
