@@ -113,6 +113,9 @@ class RawPump:
             command.connection.state = ConnectionState.CLOSED
         elif isinstance(command, commands.RequestWakeup):
             self.wakeups.append((self.clock.now + command.delay, command))
+        elif isinstance(command, commands.OpenConnection):
+            command.connection.state = ConnectionState.OPEN
+            self.queue.insert(0, events.OpenConnectionCompleted(command, None))
         elif isinstance(command, StartHook):
             self.hooks.append(command)
             if isinstance(command, QuicStartClientHook):
@@ -191,3 +194,14 @@ def test_a_datagram_that_is_not_quic_ends_it(fake_clock: Clock) -> None:
         << commands.CloseConnection(tctx.client)
         << commands.CloseConnection(tctx.server)
     )
+
+
+def test_with_the_lazy_strategy_the_server_socket_is_opened_first(fake_clock: Clock, tls: Any) -> None:
+    pump = RawPump(fake_clock, tls)
+    pump.tctx.server.state = ConnectionState.CLOSED  # ReverseProxy left it to us
+    pump.run()
+    opened = [c for c in pump.commands if isinstance(c, commands.OpenConnection)]
+    assert [c.connection for c in opened] == [pump.tctx.server]
+    first_to_server = next(c for c in pump.commands if isinstance(c, commands.SendData) and c.connection is pump.tctx.server)
+    assert pump.commands.index(opened[0]) < pump.commands.index(first_to_server)
+    assert pump.tctx.client.alpn == b"echo"

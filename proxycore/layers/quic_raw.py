@@ -110,6 +110,12 @@ class RawQuicLayer(Layer):
             return
         self.context.client.sni = self.info.client_hello.sni
         self.context.client.alpn_offers = list(self.info.client_hello.alpn_protocols)
+        server = self.context.server
+        if not server.connected:  # connection_strategy=lazy: the socket is ours to open
+            err = yield commands.OpenConnection(server)
+            if err:
+                yield from self.give_up(f"Cannot connect to {server.address}: {err}")
+                return
         started = yield from start_server_side(self.context, self.context.client.alpn_offers)
         if started is None:
             yield from self.give_up("")
