@@ -355,3 +355,14 @@ def test_client_replay_of_an_http3_flow_speaks_http3_again(tmp_path: Path, origi
     assert replay.returncode == 0, replay.stderr
     assert f"[replay]: GET https://127.0.0.1:{origin.port}/replay-me HTTP/3" in replay.stdout, replay.stdout
     assert "<< HTTP/3 200 OK" in replay.stdout, replay.stdout
+
+
+def test_an_http3_server_that_is_not_there_is_a_502(tmp_path: Path) -> None:
+    port, nobody = free_port(), free_port()
+    proxy = Proxy(tmp_path, [f"reverse:http3://127.0.0.1:{nobody}@{port}"], "--set", "ssl_insecure=true")
+    try:
+        answer = h3_request(port, "GET", "/x", server_name="localhost", cafile=proxy.ca)
+        assert answer.status == 502
+        assert b"QUIC connection to the server closed: Connection refused" in answer.body
+    finally:
+        proxy.stop()

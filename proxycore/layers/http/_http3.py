@@ -232,7 +232,8 @@ class Http3Connection(Layer):
             if self.endpoint is not None:
                 self.endpoint.quic.close(error_code=0, reason_phrase="proxy closing")
                 yield from self.endpoint.flush()
-            yield from self.fail_all(f"QUIC connection to the {self.side} closed.")
+            why = f": {self.conn.error}" if self.conn.error else "."
+            yield from self.fail_all(f"QUIC connection to the {self.side} closed{why}")
         yield commands.CloseConnection(self.conn)
 
     def refuse(self, event: HttpEvent) -> CommandGenerator[None]:
