@@ -1,4 +1,10 @@
-"""Real HTTP/3 peers for end-to-end tests, both on aioquic's own asyncio API.
+"""HTTP/3 and QUIC peers for tests, on aioquic's own API.
+
+For the sans-io tests (no sockets): ``Clock`` (a fake clock to install as
+``proxycore.layers.quic.clock``), ``make_cert`` (a certificate for example.com, as aioquic
+takes it), and the addresses the in-memory peers pretend to have.
+
+For end-to-end tests, real peers on 127.0.0.1:
 
 - ``H3Origin``: an HTTP/3 server on a free UDP port of 127.0.0.1, run in a thread with its
   own event loop. Every request is answered 200 with a JSON echo of method, path, headers
@@ -25,6 +31,30 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import ConnectionTerminated, QuicEvent
 
 from tests.e2e_servers import make_self_signed
+
+CLIENT_ADDR = ("127.0.0.1", 50000)
+SERVER_ADDR = ("192.0.2.1", 443)
+
+
+class Clock:
+    """Seconds that only move when a test says so (``clock.now += 1``)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_cert(directory: Path) -> tuple[Any, Any, Path]:
+    """A self-signed certificate for example.com: (certificate, key, path of the PEM)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    cert_path, key_path = make_self_signed(directory, cn="example.com", names=("example.com",))
+    certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+    return certificate, key, cert_path
 
 
 class _OriginProtocol(QuicConnectionProtocol):

@@ -20,8 +20,6 @@ from aioquic.h3.events import HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import ConnectionTerminated
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -41,25 +39,7 @@ from proxycore.proxy import commands, events
 from proxycore.proxy.commands import StartHook
 from proxycore.testing import Placeholder, Playbook, make_context, reply
 from tests.e2e_servers import make_self_signed
-
-CLIENT_ADDR = ("127.0.0.1", 50000)
-SERVER_ADDR = ("192.0.2.1", 443)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def make_cert(directory: Path) -> tuple[Any, Any, Path]:
-    """A self-signed certificate for example.com: (certificate, key, path of the PEM)."""
-    cert_path, key_path = make_self_signed(directory, cn="example.com", names=("example.com",))
-    certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    key = serialization.load_pem_private_key(key_path.read_bytes(), None)
-    return certificate, key, cert_path
+from tests.h3_peers import CLIENT_ADDR, SERVER_ADDR, Clock, make_cert
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from proxycore.layers.tcp import TcpEndHook, TcpStartHook
 from proxycore.proxy import commands, events
 from proxycore.proxy.commands import StartHook
 from proxycore.testing import Playbook, make_context
-from tests.test_http3_layer import CLIENT_ADDR, SERVER_ADDR, Clock, make_cert
+from tests.h3_peers import CLIENT_ADDR, SERVER_ADDR, Clock, make_cert
 
 ALPN = ["echo"]
 
