@@ -176,3 +176,28 @@ def test_with_http3_off_quic_is_swallowed() -> None:
         << commands.Log("Swallowing QUIC handshake because HTTP/3 is disabled.", "debug")
         >> events.DataReceived(tctx.client, b"more")
     )
+
+
+def test_mitmproxy_names_for_quic_scripts() -> None:
+    import importlib
+    import sys
+
+    from proxycore.compat import install_mitmproxy_alias, uninstall_mitmproxy_alias
+
+    install_mitmproxy_alias()
+    try:
+        mquic = importlib.import_module("mitmproxy.proxy.layers.quic")
+    finally:
+        uninstall_mitmproxy_alias()
+        for name in [n for n in sys.modules if n == "mitmproxy" or n.startswith("mitmproxy.")]:
+            del sys.modules[name]
+
+    assert mquic.QuicTlsData is __import__("proxycore.layers.quic", fromlist=["x"]).QuicTlsData
+    from proxycore.layers.quic_raw import RawQuicLayer
+
+    assert mquic.RawQuicLayer is RawQuicLayer
+    hello = mquic.quic_parse_client_hello_from_datagrams(initial_datagrams(["h3"], sni="m.example"))
+    assert hello is not None and hello.sni == "m.example"
+    assert mquic.error_code_to_str(0x10C) == "H3_REQUEST_CANCELLED"
+    assert mquic.error_code_to_str(0x0) == "H3_NO_ERROR" or mquic.error_code_to_str(0x0) == "NO_ERROR"
+    assert mquic.error_code_to_str(0x7777) == "unknown error (0x7777)"

@@ -402,3 +402,35 @@ class QuicClientHelloLayer(Layer):
         held, self.held = self.held, []
         for event in held:
             yield from child.handle_event(event)
+
+
+# mitmproxy's names in this module -----------------------------------------------------------
+
+
+def quic_parse_client_hello_from_datagrams(datagrams: list[bytes]) -> tls_parse.ClientHello | None:
+    """mitmproxy's helper: the ClientHello in a client's first datagrams, None while it is
+    incomplete, ValueError if they are not a QUIC Initial we can read."""
+    info = read_client_hello(datagrams)
+    return None if info is None else info.client_hello
+
+
+def error_code_to_str(error_code: int) -> str:
+    """A QUIC or HTTP/3 error code by name (``H3_REQUEST_CANCELLED``), else in hex."""
+    from aioquic.h3.connection import ErrorCode as H3ErrorCode
+    from aioquic.quic.packet import QuicErrorCode
+
+    for codes in (H3ErrorCode, QuicErrorCode):
+        try:
+            return codes(error_code).name
+        except ValueError:
+            continue
+    return f"unknown error (0x{error_code:x})"
+
+
+def __getattr__(name: str) -> Any:
+    """``RawQuicLayer`` lives in its own module (it imports this one)."""
+    if name == "RawQuicLayer":
+        from proxycore.layers.quic_raw import RawQuicLayer
+
+        return RawQuicLayer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
