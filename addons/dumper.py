@@ -359,8 +359,12 @@ class Dumper:
             return
         message = flow.messages[-1]
         arrow = "->" if message.from_client else "<-"
+        kind = flow.type
+        if flow.client_conn.tls_version == "QUICv1":  # a stream of reverse:quic://, as mitmdump shows it
+            kind = (f"quic stream {flow.metadata.get('quic_stream_id_client', '')} {arrow} mitmproxy {arrow} "
+                    f"quic stream {flow.metadata.get('quic_stream_id_server', '')}")
         lines = [
-            f"{format_address(flow.client_conn.peername)} {arrow} {flow.type} {arrow} "
+            f"{format_address(flow.client_conn.peername)} {arrow} {kind} {arrow} "
             f"{format_address(flow.server_conn.address)}"
         ]
         if self.flow_detail >= 3:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from proxycore.connection import TransportProtocol
 from proxycore.exceptions import OptionsError
@@ -13,6 +14,7 @@ from proxycore.layers.tcp import TCPLayer
 from proxycore.layers.tls import ClientTLSLayer, ServerTLSLayer
 from proxycore.layers.udp import UDPLayer
 from proxycore.net.tls import parse_client_hello
+from proxycore.proxy import events
 from proxycore.proxy.layer import Layer
 from proxycore.proxy.layer import NextLayer as NextLayerData
 from proxycore.proxy.mode_specs import ReverseMode
@@ -99,16 +101,55 @@ class NextLayer:
             return HttpLayer(context, HTTPMode.transparent)  # no raw TCP: treat it as (bad) HTTP
         return TCPLayer(context)
 
-    def _decide_udp(self, nextlayer: NextLayerData, hosts: list[str]) -> Layer:
-        """Datagrams: raw UDP unless the mode or the port says DNS (no DTLS/QUIC yet)."""
+    def _decide_udp(self, nextlayer: NextLayerData, hosts: list[str]) -> Layer | None:
+        """Datagrams: raw UDP unless the mode or the client's ClientHello says HTTP/3, or the
+        mode or port says DNS."""
         context = nextlayer.context
+        spec = context.client.proxy_mode
+        h3_hello = None
+        if context.options.http3 and not isinstance(spec, ReverseMode):
+            h3_hello = _quic_client_hello(nextlayer)
+            if h3_hello is None:
+                return None  # a QUIC Initial whose ClientHello is not complete yet
+            if h3_hello is not False and h3_hello.sni:
+                hosts = [f"{h3_hello.sni}:{context.server.address[1] if context.server.address else 443}",
+                         h3_hello.sni, *hosts]
         if self._ignored(hosts):
             return UDPLayer(context, ignore=not context.options.show_ignored_hosts)
         if any(p.search(h) for p in self._udp for h in hosts):
             return UDPLayer(context)
-        spec = context.client.proxy_mode
         if isinstance(spec, ReverseMode) and spec.scheme == "udp":
             return UDPLayer(context)
+        # QUIC toward a QUIC server starts with tls_clienthello (QuicClientHelloLayer), which
+        # may still turn the connection into an untouched UDP relay.
+        from proxycore.layers.quic import QuicClientHelloLayer
+
+        if not context.options.http3:
+            from proxycore.layers.quic import starts_like_quic
+
+            if isinstance(spec, ReverseMode) and spec.scheme in ("quic", "http3") or starts_like_quic(
+                nextlayer.data_client()
+            ):
+                # QUIC is off: its datagrams are swallowed, so clients fall back to TCP.
+                return QuicClientHelloLayer(context, UDPLayer(context, ignore=True))
+        if isinstance(spec, ReverseMode) and spec.scheme == "quic":
+            from proxycore.layers.quic_raw import RawQuicLayer
+
+            return _stack(QuicClientHelloLayer(context), RawQuicLayer(context))
+        if h3_hello:
+            # QUIC to a server that speaks HTTP/3 (wherever a mode delivers UDP with its
+            # destination): HTTP/3 on both sides, as mitmproxy intercepts it.
+            context.server.transport_protocol = TransportProtocol.UDP
+            context.server.tls = True
+            if context.server.sni is None:
+                context.server.sni = h3_hello.sni
+            return _stack(QuicClientHelloLayer(context), HttpLayer(context, HTTPMode.transparent))
+        if isinstance(spec, ReverseMode) and spec.scheme in ("http3", "https"):
+            # HTTP/3 from the client (its UDP port exists for nothing else); toward the target
+            # the scheme decides (https: TLS over TCP, whatever HTTP version it offers).
+            if spec.scheme == "https":
+                return _stack(ServerTLSLayer(context), HttpLayer(context, HTTPMode.transparent))
+            return _stack(QuicClientHelloLayer(context), HttpLayer(context, HTTPMode.transparent))
         address = context.server.address
         if (isinstance(spec, ReverseMode) and spec.scheme == "dns") or (address and address[1] in (53, 5353)):
             from proxycore.layers.dns import DNSLayer
@@ -122,6 +163,31 @@ class NextLayer:
         if self._allow and not any(p.search(h) for p in self._allow for h in hosts):
             return True
         return False
+
+
+def _quic_client_hello(nextlayer: NextLayerData) -> Any:
+    """The ClientHello of a QUIC client that offers HTTP/3; None while it is incomplete;
+    False when the datagrams are not such a QUIC start (relay them as UDP)."""
+    from proxycore.layers.quic import (
+        H3_ALPNS,
+        MAX_HELLO_DATAGRAMS,
+        read_client_hello,
+        starts_like_quic,
+    )
+
+    client = nextlayer.context.client
+    datagrams = [e.data for e in nextlayer.events if isinstance(e, events.DataReceived) and e.connection is client]
+    if not datagrams or not starts_like_quic(datagrams[0]):
+        return False
+    try:
+        info = read_client_hello(datagrams)
+    except ValueError:
+        return False
+    if info is None:
+        return None if len(datagrams) < MAX_HELLO_DATAGRAMS else False
+    if not any(p in H3_ALPNS for p in info.client_hello.alpn_protocols):
+        return False  # QUIC, but not HTTP/3 (DNS over QUIC, ...): relayed as UDP
+    return info.client_hello
 
 
 def _stack(*layers: Layer) -> Layer:

@@ -24,8 +24,8 @@ from proxycore.utils.human import format_address
 
 logger = logging.getLogger("proxycore.proxyserver")
 
-# The schemes a reverse proxy serves; QUIC, HTTP/3 and DTLS are not implemented.
-REVERSE_SCHEMES = ("http", "https", "tls", "tcp", "udp", "dns")
+# The schemes a reverse proxy serves; DTLS is not implemented.
+REVERSE_SCHEMES = ("http", "https", "tls", "tcp", "udp", "dns", "http3", "quic")
 SUPPORTED_MODES = ("regular", "upstream", "reverse", "transparent", "socks5", "dns")
 
 
@@ -49,14 +49,28 @@ def top_layer(mode: ProxyMode) -> LayerFactory:
 
 def make_listener(master: Any, mode: ProxyMode) -> Any:
     """A TCP listener, a UDP one, or both on one port, as the mode's transport says.
-    A reverse proxy to https:// stays TCP only (its UDP half would be HTTP/3)."""
+    A reverse proxy to https:// has its UDP half (for HTTP/3 clients) only while the
+    ``http3`` option is on."""
     from proxycore.proxy.server_udp import DatagramListener, DualListener
 
     transport = mode.transport_protocol
-    if isinstance(mode, ReverseMode) and mode.scheme not in ("udp", "dns"):
+    if isinstance(mode, ReverseMode) and mode.scheme == "https":
+        transport = "both" if getattr(master.options, "http3", True) else "tcp"
+    elif isinstance(mode, ReverseMode) and mode.scheme not in ("udp", "dns", "http3", "quic"):
         transport = "tcp"
     cls = {"tcp": ProxyListener, "udp": DatagramListener, "both": DualListener}[transport]
+    if isinstance(mode, ReverseMode) and mode.scheme in ("https", "http3", "quic") and transport != "tcp":
+        preload_http3()
     return cls(master, top_layer(mode), mode)
+
+
+def preload_http3() -> None:
+    """aioquic costs about 0.1 s to import: pay it when a listener that serves HTTP/3
+    starts, not while the first QUIC client waits (and never for proxies without one)."""
+    import aioquic.h3.connection  # noqa: F401
+    import aioquic.quic.connection  # noqa: F401
+
+    import proxycore.layers.http._http3  # noqa: F401
 
 
 def parse_modes(specs: Sequence[str]) -> list[ProxyMode]:

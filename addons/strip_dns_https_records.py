@@ -2,7 +2,8 @@
 
 A client given ECH keys encrypts its real ClientHello, so the proxy could not learn the
 server name to make a certificate for; a client told a server speaks h3 may go around the
-proxy over QUIC, which proxycore does not intercept."""
+proxy over QUIC, which proxycore intercepts only in reverse mode (so h3 is taken out whatever
+the ``http3`` option says; mitmproxy keeps it while ``http3`` is on)."""
 
 from __future__ import annotations
 

@@ -222,12 +222,59 @@ class TlsConfig:
         supported = supported_http_alpns()
         # An addon may have chosen the offers already (server.alpn_offers); else the client's.
         wanted = server.alpn_offers or client.alpn_offers
+        if not server.alpn_offers and client.transport_protocol == "udp":
+            wanted = list(supported)  # an HTTP/3 client: any HTTP version we speak, over TCP
         offers = [p for p in wanted if p not in HTTP_ALPNS or p in supported]
         if wanted and not offers:
             offers = [b"http/1.1"]  # the client only offered protocols we cannot speak
         if offers:
             conn.set_alpn_protos(offers)
         data.ssl_conn = conn
+
+    def quic_start_client(self, data: Any) -> None:
+        """QUIC toward a client: the same leaf as for TLS, for the SNI read from its Initial."""
+        if data.settings is not None:
+            return
+        from proxycore.layers.quic import H3_ALPNS, QuicTlsSettings
+
+        entry = self.leaf_for(data.context)
+        server = data.context.server
+        if server.transport_protocol == "udp" and server.alpn and server.alpn not in H3_ALPNS:
+            offers = [server.alpn.decode()]  # raw QUIC: what the server chose with us
+        else:
+            offers = [p.decode() for p in data.context.client.alpn_offers if p in H3_ALPNS]
+        data.settings = QuicTlsSettings(
+            alpn_protocols=offers or ["h3"],
+            certificate=entry.cert.to_cryptography(),
+            certificate_chain=[c.to_cryptography() for c in entry.chain_certs],
+            certificate_private_key=entry.privatekey,
+        )
+
+    def quic_start_server(self, data: Any) -> None:
+        """QUIC toward a server: verified as TLS servers are (certifi's roots unless
+        ssl_insecure or the ssl_verify_upstream_trusted_* options say otherwise)."""
+        if data.settings is not None:
+            return
+        import ssl
+
+        from proxycore.layers.quic import QuicTlsSettings
+
+        opts = ctx.options
+        verify = not opts.ssl_insecure
+        ca_file = opts.ssl_verify_upstream_trusted_ca
+        ca_path = opts.ssl_verify_upstream_trusted_confdir
+        if verify and not ca_file and not ca_path:
+            import certifi
+
+            ca_file = certifi.where()
+        server = data.context.server
+        offers = [p.decode() for p in server.alpn_offers] or ["h3"]
+        data.settings = QuicTlsSettings(
+            alpn_protocols=offers,
+            verify_mode=ssl.CERT_REQUIRED if verify else ssl.CERT_NONE,
+            ca_file=os.path.expanduser(ca_file) if ca_file else None,
+            ca_path=os.path.expanduser(ca_path) if ca_path else None,
+        )
 
     # certificates ---------------------------------------------------------------
 

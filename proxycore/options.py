@@ -146,6 +146,8 @@ class Options(OptManager):
         add("http2", bool, True, "Enable/disable HTTP/2 support.")
         add("http2_ping_keepalive", int, 58, "Send a PING frame on idle HTTP/2 connections (seconds, 0 = off).",
             check=in_range(0))
+        add("http3", bool, True, "Enable/disable support for QUIC and HTTP/3. Enabled by default; when off, "
+            "QUIC handshakes are swallowed (clients fall back to TCP) and reverse:https:// binds no UDP port.")
         add("websocket", bool, True, "Enable/disable WebSocket support.")
         add("websocket_message_size_limit", str | None, "32m",
             "Close a WebSocket (code 1009 to both sides) when a message exceeds this size "

@@ -198,3 +198,9 @@ def prettify_message(
             )
     result.text = escape_control(result.text)
     return result
+
+
+# HTTP/3 frames in raw QUIC streams (reverse:quic://); registered here, after the others.
+from proxycore.contentviews.http3_frames import http3_frames  # noqa: E402
+
+registry.register(http3_frames)

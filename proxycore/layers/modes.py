@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from proxycore.connection import Client
+from proxycore.connection import Client, TransportProtocol
 from proxycore.net import socks5
 from proxycore.proxy import commands, events
 from proxycore.proxy.commands import StartHook, hook_dataclass
@@ -89,7 +89,13 @@ class ReverseProxy(DestinationKnown):
         assert isinstance(spec, ReverseMode), spec
         server = self.context.server
         server.address = spec.address
-        server.transport_protocol = self.context.client.transport_protocol  # UDP stays UDP
+        if spec.scheme in ("http3", "quic"):
+            server.transport_protocol = TransportProtocol.UDP
+            server.tls = True  # QUIC always is; the HTTP/3 client layer does its handshake
+        elif spec.scheme in ("http", "https", "tls", "tcp"):
+            server.transport_protocol = TransportProtocol.TCP  # also for an HTTP/3 client
+        else:
+            server.transport_protocol = self.context.client.transport_protocol  # UDP stays UDP
         if spec.scheme in ("https", "tls", "http3", "quic", "dtls"):
             if not self.context.options.keep_host_header:
                 server.sni = spec.address[0]

@@ -9,6 +9,7 @@ from typing import Any
 
 # Importing these registers every hook in hooks.all_hooks (mitmproxy's check needs them all).
 import proxycore.layers.http
+import proxycore.layers.quic
 import proxycore.layers.tcp
 import proxycore.layers.tls
 import proxycore.layers.websocket

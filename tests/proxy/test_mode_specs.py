@@ -169,9 +169,9 @@ def make_master(**options: object) -> Master:
         (["foo"], "Invalid proxy mode specification: foo (unknown mode)"),
         (["regular", "upstream:ftp://x"], "Invalid proxy mode specification: upstream:ftp://x (Invalid server scheme: ftp)"),
         (["wireguard"], "Invalid proxy mode specification: wireguard (wireguard mode is not supported by proxycore)"),
-        (["reverse:quic://example.com:443"],
-         "Invalid proxy mode specification: reverse:quic://example.com:443 "
-         "(reverse proxy scheme quic is not supported by proxycore)"),
+        (["reverse:dtls://example.com:443"],
+         "Invalid proxy mode specification: reverse:dtls://example.com:443 "
+         "(reverse proxy scheme dtls is not supported by proxycore)"),
         (["regular@8090", "socks5@8090"], "Cannot spawn multiple servers on the same address: *:8090"),
     ],
 )

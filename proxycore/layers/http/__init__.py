@@ -13,7 +13,7 @@ import enum
 import time
 from collections.abc import Callable, Iterable
 
-from proxycore.connection import Connection, Server
+from proxycore.connection import Connection, Server, TransportProtocol
 from proxycore.flow import Error
 from proxycore.http import Headers, HTTPFlow, Response, _hostport
 from proxycore.layers.http._body import BodyBuffer
@@ -54,6 +54,7 @@ from proxycore.layers.http._hooks import (
 )
 from proxycore.layers.http._http1 import Http1Client, Http1Server, hold_limit, make_error_response
 from proxycore.layers.http._http2 import Http2Client, Http2Server
+from proxycore.layers.http._http3 import Http3Client, Http3Server  # aioquic only once QUIC is seen
 from proxycore.layers.http._upstream_proxy import HttpUpstreamTunnel
 from proxycore.net.http1 import ProtocolError, parse_authority
 from proxycore.options import parse_size
@@ -375,8 +376,12 @@ class HttpStream(Layer):
         request = self.flow.request
         if self._client_cancelled():
             return False
+        tls = request.scheme == "https"
+        # HTTP/3 upstream when the flow's server connection says UDP (reverse:http3://, or
+        # an addon that set flow.server_conn.transport_protocol, as with mitmproxy).
+        transport = self.flow.server_conn.transport_protocol if tls else TransportProtocol.TCP
         reply: tuple[Server | None, str | None] = yield GetHttpConnection(
-            (request.host, request.port), request.scheme == "https", self.context.server.via
+            (request.host, request.port), tls, self.context.server.via, transport
         )
         connection, err = reply
         if err:
@@ -855,7 +860,7 @@ class HttpClient(Layer):
     ``absolute_form``: the connection goes to an upstream proxy without a CONNECT
     tunnel, so HTTP/1 request lines carry the full URL."""
 
-    child_layer: Http1Client | Http2Client | None
+    child_layer: Http1Client | Http2Client | Http3Client | None
 
     def __init__(self, context: Context, absolute_form: bool = False) -> None:
         super().__init__(context)
@@ -872,7 +877,9 @@ class HttpClient(Layer):
             if not self.context.server.connected:
                 err = yield commands.OpenConnection(self.context.server)
             if not err:
-                if self.context.server.alpn == b"h2":
+                if self.context.server.transport_protocol == TransportProtocol.UDP:
+                    self.child_layer = Http3Client(self.context)
+                elif self.context.server.alpn == b"h2":
                     self.child_layer = Http2Client(self.context)
                 else:
                     self.child_layer = Http1Client(self.context, self.absolute_form)
@@ -915,7 +922,9 @@ class HttpLayer(Layer):
             # A client layer set beforehand (client replay's stand-in for a client) is kept.
             client_layer = self.connections.get(self.context.client)
             if client_layer is None:
-                if self.context.client.alpn == b"h2":
+                if self.context.client.transport_protocol == TransportProtocol.UDP:
+                    client_layer = Http3Server(self.context.fork())
+                elif self.context.client.alpn == b"h2":
                     client_layer = Http2Server(self.context.fork())
                 else:
                     client_layer = Http1Server(self.context.fork())
@@ -1038,6 +1047,7 @@ class HttpLayer(Layer):
             server.address == command.address
             and self.opened_via.get(server, server.via) == command.via
             and server.tls == command.tls
+            and server.transport_protocol == command.transport_protocol
             and server not in self.connections
             and (server.connected or server.timestamp_start is None)
         )
@@ -1057,11 +1067,15 @@ class HttpLayer(Layer):
             top = client_layer = HttpClient(context)
         else:
             server = Server(address=command.address, via=command.via)
+            if command.transport_protocol == TransportProtocol.UDP and command.tls and not command.via:
+                server.transport_protocol = TransportProtocol.UDP  # HTTP/3: Http3Client's QUIC
             context.server = server
             # Plain HTTP in upstream mode goes to the proxy as is; anything else is tunneled.
             send_connect = command.tls or self.mode is not HTTPMode.upstream
             top = client_layer = HttpClient(context, absolute_form=bool(command.via) and not send_connect)
-            if command.tls:
+            if command.tls and server.transport_protocol == TransportProtocol.UDP:
+                server.sni = command.address[0]  # QUIC: Http3Client does the TLS
+            elif command.tls:
                 from proxycore.layers.tls import ServerTLSLayer
 
                 server.sni = command.address[0] if command.address else None
@@ -1083,7 +1097,7 @@ class HttpLayer(Layer):
                 yield from self.reply(get, (None, command.err))
             return
         client = self.http_clients.get(command.connection)
-        multiplexed = client is not None and isinstance(client.child_layer, Http2Client)
+        multiplexed = client is not None and isinstance(client.child_layer, (Http2Client, Http3Client))
         if multiplexed or not waiting:
             for get in waiting:
                 yield from self.reply(get, (command.connection, None))

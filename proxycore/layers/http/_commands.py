@@ -38,10 +38,12 @@ class GetHttpConnection(Command):
 
     blocking = True
 
-    def __init__(self, address: Address, tls: bool, via: Any = None) -> None:
+    def __init__(self, address: Address, tls: bool, via: Any = None, transport_protocol: str = "tcp") -> None:
         self.address = address
         self.tls = tls
         self.via = via
+        # "udp" (with tls): HTTP/3 over QUIC, e.g. set by an addon on flow.server_conn.
+        self.transport_protocol = transport_protocol
         self.blocking = True
 
     def connection_spec_matches(self, connection: Server) -> bool:
@@ -49,6 +51,7 @@ class GetHttpConnection(Command):
             connection.address == self.address
             and connection.tls == self.tls
             and connection.via == self.via
+            and connection.transport_protocol == self.transport_protocol
         )
 
 
