@@ -27,6 +27,8 @@ logger = logging.getLogger("proxycore.proxyserver")
 # The schemes a reverse proxy serves; QUIC, HTTP/3 and DTLS are not implemented.
 REVERSE_SCHEMES = ("http", "https", "tls", "tcp", "udp", "dns")
 SUPPORTED_MODES = ("regular", "upstream", "reverse", "transparent", "socks5", "dns")
+# Modes whose packets come through mitmproxy-rs (proxycore.proxy.server_rs).
+RS_MODES = ("wireguard", "tun", "local")
 
 
 def top_layer(mode: ProxyMode) -> LayerFactory:
@@ -44,6 +46,8 @@ def top_layer(mode: ProxyMode) -> LayerFactory:
         from proxycore.layers.dns import DNSLayer
 
         return DNSLayer
+    if mode.type_name in RS_MODES:
+        return modes.TransparentProxy  # the tunnel tells each stream's destination
     return factories[mode.type_name]
 
 
@@ -52,6 +56,10 @@ def make_listener(master: Any, mode: ProxyMode) -> Any:
     A reverse proxy to https:// stays TCP only (its UDP half would be HTTP/3)."""
     from proxycore.proxy.server_udp import DatagramListener, DualListener
 
+    if mode.type_name in RS_MODES:
+        from proxycore.proxy.server_rs import LISTENERS
+
+        return LISTENERS[type(mode)](master, top_layer(mode), mode)
     transport = mode.transport_protocol
     if isinstance(mode, ReverseMode) and mode.scheme not in ("udp", "dns"):
         transport = "tcp"
@@ -72,7 +80,7 @@ def parse_modes(specs: Sequence[str]) -> list[ProxyMode]:
         if isinstance(mode, ReverseMode) and mode.scheme not in REVERSE_SCHEMES:
             problem = f"reverse proxy scheme {mode.scheme} is not supported by proxycore"
             raise OptionsError(f"Invalid proxy mode specification: {spec} ({problem})")
-        if mode.type_name not in SUPPORTED_MODES:
+        if mode.type_name not in SUPPORTED_MODES + RS_MODES:
             problem = f"{mode.type_name} mode is not supported by proxycore"
             raise OptionsError(f"Invalid proxy mode specification: {spec} ({problem})")
         if mode.type_name == "transparent" and platform.original_addr is None:
@@ -114,16 +122,18 @@ class Proxyserver:
         options = ctx.options
         if "mode" in updated or "server" in updated or "listen_host" in updated or "listen_port" in updated:
             modes = parse_modes(options.mode)
-            seen: set[tuple[str, int]] = set()
+            seen: set[tuple[str, int, str]] = set()
             for mode in modes:
                 host = mode.listen_host(options.listen_host)
                 port = mode.listen_port(options.listen_port)
-                if not port:
-                    continue  # port 0: each listener gets its own free port
-                if (host, port) in seen:
-                    shown = format_address((host or "0.0.0.0", port))
-                    raise OptionsError(f"Cannot spawn multiple servers on the same address: {shown}")
-                seen.add((host, port))
+                if not port or mode.type_name in ("tun", "local"):
+                    continue  # port 0: each listener gets its own free port; tun/local bind none
+                # As mitmproxy: a TCP and a UDP listener may share a port (regular and wireguard).
+                for transport in ("tcp", "udp") if mode.transport_protocol == "both" else (mode.transport_protocol,):
+                    if (host, port, transport) in seen:
+                        shown = format_address((host or "0.0.0.0", port))
+                        raise OptionsError(f"Cannot spawn multiple servers on the same address: {shown}")
+                    seen.add((host, port, transport))
         if "connect_addr" in updated and options.connect_addr:
             import ipaddress
 
@@ -148,8 +158,7 @@ class Proxyserver:
             return []  # (with --workers, the worker processes listen)
         keys = []
         for mode in parse_modes(options.mode):
-            port = mode.listen_port(options.listen_port)
-            assert port is not None
+            port = mode.listen_port(options.listen_port) or 0  # None: tun and local bind no port
             keys.append((mode, mode.listen_host(options.listen_host), port))
         return keys
 
@@ -213,8 +222,15 @@ class Proxyserver:
                 message += f"\nTry specifying a different port by using `--mode {mode.full_spec}@{port + 2}`."
             logger.error(message)
             return message
+        except (RuntimeError, ValueError, NotImplementedError) as e:  # mitmproxy-rs modes
+            listener.last_exception = e
+            logger.error(str(e))
+            return str(e)
         listener.last_exception = None
-        logger.info(f"{mode.description} listening at {_addresses(listener)}.")
+        if listener.addresses:
+            logger.info(f"{mode.description} listening at {_addresses(listener)}.")
+        else:  # tun, local: no address of their own
+            logger.info(f"{mode.description} started.")
         return None
 
     async def _stop_listener(self, listener: ProxyListener) -> None:
@@ -222,7 +238,8 @@ class Proxyserver:
             return
         addresses = _addresses(listener)
         await listener.stop()
-        logger.info(f"{listener.mode.description} at {addresses} stopped.")
+        where = f" at {addresses}" if addresses else ""
+        logger.info(f"{listener.mode.description}{where} stopped.")
 
     def server_connect(self, data: Any) -> None:
         """Refuse to connect to one of our own listeners (a request to the proxy itself)."""
