@@ -141,6 +141,8 @@ class Options(OptManager):
             "with a warning; off sends them as they are.")
         add("connect_addr", str | None, None,
             "Local IP address to connect to upstream servers from (default: the OS chooses).")
+        add("protobuf_definitions", str | None, None,
+            "Path to a .proto file that's used to resolve Protobuf field names when pretty-printing.")
         self.changed.append(self._check_sizes)
         if kwargs:
             self.update(**kwargs)

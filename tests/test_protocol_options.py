@@ -297,7 +297,6 @@ MISSING_OPTIONS = {
     "emudhra": "signing with a leaked third-party CA key is not something proxycore ships",
     "emudhra_old": "as emudhra",
     "http3": "no HTTP/3 or QUIC yet",
-    "protobuf_definitions": "no protobuf view yet",
     "web_static_viewer": "the static viewer export is not implemented",
 }
 # Options proxycore adds (limits and hardening; web API extras).
@@ -352,7 +351,7 @@ def test_shared_options_have_mitmweb_types_defaults_and_choices() -> None:
 def test_content_view_names_equal_mitmweb_but_for_documented_ones() -> None:
     from proxycore.api.contentview import view_names
 
-    assert sorted(set(CATALOGUE["contentViews"]) - set(view_names())) == ["grpc", "http/3 frames", "protobuf", "wbxml"]
+    assert sorted(set(CATALOGUE["contentViews"]) - set(view_names())) == ["http/3 frames", "wbxml"]
     from tests.test_protocol_views import builtin_view_names
 
     assert builtin_view_names() <= set(CATALOGUE["contentViews"])

@@ -29,12 +29,14 @@ from proxycore.contentviews.css import css
 from proxycore.contentviews.dns_view import dns
 from proxycore.contentviews.forms import multipart, query, urlencoded
 from proxycore.contentviews.graphql import graphql
+from proxycore.contentviews.grpc_view import grpc
 from proxycore.contentviews.hexdump import hex_dump, hex_stream
 from proxycore.contentviews.image import image
 from proxycore.contentviews.javascript import javascript
 from proxycore.contentviews.json_view import json_view
 from proxycore.contentviews.mqtt import mqtt
 from proxycore.contentviews.msgpack_view import msgpack
+from proxycore.contentviews.protobuf_view import protobuf
 from proxycore.contentviews.raw import raw
 from proxycore.contentviews.registry import ContentviewRegistry
 from proxycore.contentviews.socketio import socket_io
@@ -74,6 +76,8 @@ class ContentviewResult:
 registry = ContentviewRegistry()
 for _view in (css, dns, graphql, hex_dump, hex_stream, image, javascript, json_view, mqtt, msgpack, multipart,
               query, raw, socket_io, urlencoded, xml_html, zip_archive):
+    registry.register(_view)
+for _view in (protobuf, grpc):  # mitmproxy 12 has these from mitmproxy-rs; ours are Python
     registry.register(_view)
 
 
