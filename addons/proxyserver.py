@@ -224,8 +224,9 @@ class Proxyserver:
             return message
         except (RuntimeError, ValueError, NotImplementedError) as e:  # mitmproxy-rs modes
             listener.last_exception = e
-            logger.error(str(e))
-            return str(e)
+            message = str(e).split("\n\nStack backtrace:")[0]  # mitmproxy-rs appends one
+            logger.error(message)
+            return message
         listener.last_exception = None
         if listener.addresses:
             logger.info(f"{mode.description} listening at {_addresses(listener)}.")
