@@ -406,3 +406,21 @@ def test_tun_mode_proxies_what_is_routed_into_the_device(tun_setup):
     flow = next(f for f in flows if f["type"] == "http" and f["request"]["path"] == "/get?via=tun")
     assert flow["client_conn"]["peername"][0] == "10.0.0.1"
     assert flow["response"]["status_code"] == 200
+
+
+def test_junk_to_the_wireguard_port_leaves_the_tunnel_working(setup):
+    net, proxy, _ = setup
+    import random
+
+    entry = next(s for s in proxy.api("/state")["servers"].values() if s["type"] == "wireguard")  # type: ignore[union-attr]
+    port = entry["listen_addrs"][0][1]
+    rng = random.Random(5)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for i in range(200):
+            # random bytes, and fake handshake/transport messages (types 1..4, as WireGuard frames them)
+            head = bytes([rng.randint(1, 4), 0, 0, 0]) if i % 2 else b""
+            s.sendto(head + rng.randbytes(rng.choice([0, 1, 31, 148, 92, 1400])), (net.host_ip, port))
+    r = net.curl(f"http://{net.origin}/get?after=junk")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["path"] == "/get?after=junk"
+    assert proxy.proc.poll() is None

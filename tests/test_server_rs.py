@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -177,5 +178,26 @@ def test_adapter_ends_a_udp_flow_on_an_empty_read():
         await asyncio.sleep(0.01)
         assert rec.events == [b"datagram", "lost"]
         assert transport.is_closing()
+
+    asyncio.run(scenario())
+
+
+def test_tunnelled_streams_over_max_connections_are_closed_at_once():
+    from proxycore.proxy import server as driver
+    from proxycore.proxy import server_rs
+    from proxycore.proxy.mode_specs import ProxyMode
+
+    master = SimpleNamespace(options=SimpleNamespace(max_connections=3))
+    listener = server_rs.WireGuardListener(master, lambda context: None, ProxyMode.parse("wireguard"))
+
+    async def scenario() -> None:
+        stream = MemoryStream()
+        saved = driver._client_slots.count
+        driver._client_slots.count = 3
+        try:
+            await listener.handle_stream(stream)
+        finally:
+            driver._client_slots.count = saved
+        assert stream.closed and not listener.handlers
 
     asyncio.run(scenario())

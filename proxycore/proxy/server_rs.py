@@ -219,7 +219,22 @@ class RustListener:
             logger.debug(f"{self.mode.description}: {e!r} while closing")
 
     async def handle_stream(self, stream: Any) -> None:
-        """One tunnelled TCP connection or UDP flow: run it through the layers."""
+        """One tunnelled TCP connection or UDP flow: run it through the layers.
+
+        They count against ``max_connections`` with the other listeners' clients; over it a
+        new one is closed at once (the tunnel has accepted it already: it cannot wait)."""
+        slots = _server._client_slots
+        if slots.full(_server.connection_limit(getattr(self.master.options, "max_connections", 0))):
+            logger.warning(f"{slots.count} client connections open (see max_connections): tunnelled one refused")
+            stream.close()
+            return
+        slots.count += 1
+        try:
+            await self._serve(stream)
+        finally:
+            slots.release()
+
+    async def _serve(self, stream: Any) -> None:
         udp = _extra(stream, "transport_protocol") == "udp"
         peername = _extra(stream, "peername")
         sockname = _extra(stream, "sockname")
