@@ -90,8 +90,8 @@ def builtin_view_names() -> set[str]:
 def test_view_names_equal_mitmweb_but_for_the_rust_views() -> None:
     catalogue = json.loads((Path(__file__).parent / "data" / "mitmweb-12.3.1-catalogue.json").read_text())
     missing = sorted(set(catalogue["contentViews"]) - set(contentviews.view_names()))
-    # left to do: HTTP/3 frames (needs HTTP/3), WBXML
-    assert missing == ["http/3 frames", "wbxml"]
+    # left to do: HTTP/3 frames (needs HTTP/3)
+    assert missing == ["http/3 frames"]
     assert builtin_view_names() <= set(catalogue["contentViews"])
 
 

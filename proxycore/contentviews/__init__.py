@@ -40,6 +40,7 @@ from proxycore.contentviews.protobuf_view import protobuf
 from proxycore.contentviews.raw import raw
 from proxycore.contentviews.registry import ContentviewRegistry
 from proxycore.contentviews.socketio import socket_io
+from proxycore.contentviews.wbxml_view import wbxml
 from proxycore.contentviews.xml_html import xml_html
 from proxycore.contentviews.zip_view import zip_archive
 from proxycore.http import Message as HTTPMessage
@@ -77,7 +78,7 @@ registry = ContentviewRegistry()
 for _view in (css, dns, graphql, hex_dump, hex_stream, image, javascript, json_view, mqtt, msgpack, multipart,
               query, raw, socket_io, urlencoded, xml_html, zip_archive):
     registry.register(_view)
-for _view in (protobuf, grpc):  # mitmproxy 12 has these from mitmproxy-rs; ours are Python
+for _view in (protobuf, grpc, wbxml):  # mitmproxy 12 has the first two from mitmproxy-rs
     registry.register(_view)
 
 
