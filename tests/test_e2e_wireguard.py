@@ -30,8 +30,11 @@ from pathlib import Path
 
 import pytest
 
+from proxycore.io import FlowWriter
 from tests.e2e_servers import free_port, start_http
 from tests.test_e2e import Proxy
+from tests.test_mitmproxy_interop import mitm_python as mitm_python  # a fixture
+from tests.test_mitmproxy_interop import mitmproxy_reads, plain
 from tests.webapi import request
 
 pytestmark = [
@@ -289,19 +292,37 @@ def test_https_through_the_tunnel_is_intercepted(setup):
 
 def test_udp_through_the_tunnel_is_a_udp_flow(setup):
     net, proxy, _ = setup
-    script = (
-        "import socket,sys\n"
-        "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(10)\n"
-        f"for m in (b'one',b'two'):\n"
-        f"    s.sendto(m,('{net.origin}',{UDP_ECHO_PORT}));sys.stdout.write(s.recv(100).decode()+'\\n')\n"
-    )
-    r = net.exec(sys.executable, "-c", script)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.decode().split() == ["echo:one", "echo:two"]
+    assert _udp_echo_through(net, [b"one", b"two"]) == ["echo:one", "echo:two"]
     flows = _flows(proxy, "echo:two")
     udp = [f for f in flows if f["type"] == "udp"]
     assert udp, flows
     assert udp[-1]["server_conn"]["peername"] == [net.origin, UDP_ECHO_PORT]
+
+
+def _udp_echo_through(net: Network, messages: list[bytes]) -> list[str]:
+    """Datagrams from the client namespace to the UDP echo server; the answers."""
+    script = (
+        "import socket,sys\n"
+        "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(10)\n"
+        f"for m in {messages!r}:\n"
+        f"    s.sendto(m,('{net.origin}',{UDP_ECHO_PORT}));sys.stdout.write(s.recv(100).decode()+'\\n')\n"
+    )
+    r = net.exec(sys.executable, "-c", script)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.decode().split()
+
+
+def _dns_through(net: Network, name: str) -> bytes:
+    """An A query for ``name`` to the tunnel's DNS server 10.0.0.53; the raw answer."""
+    script = (
+        "import socket,sys\n"
+        "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(10)\n"
+        f"s.sendto({_dns_query(name)!r},('10.0.0.53',53))\n"
+        "sys.stdout.buffer.write(s.recv(512))\n"
+    )
+    r = net.exec(sys.executable, "-c", script)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
 
 
 def _dns_query(name: str) -> bytes:
@@ -313,15 +334,7 @@ def _dns_query(name: str) -> bytes:
 def test_dns_to_the_tunnel_resolver_is_answered_by_the_proxy(setup):
     """The client config names 10.0.0.53 as DNS server: the proxy answers A lookups itself."""
     net, proxy, _ = setup
-    script = (
-        "import socket,sys\n"
-        "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(10)\n"
-        f"s.sendto({_dns_query('localhost')!r},('10.0.0.53',53))\n"
-        "sys.stdout.buffer.write(s.recv(512))\n"
-    )
-    r = net.exec(sys.executable, "-c", script)
-    assert r.returncode == 0, r.stderr
-    answer = r.stdout
+    answer = _dns_through(net, "localhost")
     assert answer[:2] == b"\x42\x42" and answer[3] & 0x0F == 0  # our id, NOERROR
     assert struct.unpack("!H", answer[6:8])[0] >= 1  # at least one answer
     assert answer.endswith(socket.inet_aton("127.0.0.1"))
@@ -329,8 +342,10 @@ def test_dns_to_the_tunnel_resolver_is_answered_by_the_proxy(setup):
     assert any(f["type"] == "dns" for f in flows)
 
 
-def test_flows_are_written_to_the_flow_file(setup):
+def test_flows_are_written_to_the_flow_file_and_mitmproxy_reads_it(setup, mitm_python):
     net, proxy, tmp = setup
+    assert _udp_echo_through(net, [b"file"]) == ["echo:file"]
+    assert _dns_through(net, "localhost")
     r = net.curl(f"http://{net.origin}/get?to=file")
     assert r.returncode == 0, r.stderr
     _flows(proxy, "/get?to=file")
@@ -347,6 +362,16 @@ def test_flows_are_written_to_the_flow_file(setup):
     assert "/get?to=file" in paths
     flow = flows[paths.index("/get?to=file")]
     assert flow.client_conn.proxy_mode.type_name == "wireguard"
+    # (UDP flows are written when they end, 20 s after their last datagram: not waited for here)
+    assert {f.type for f in flows} >= {"http", "dns"}
+    # mitmproxy 11 reads the same file to the same states
+    snapshot = tmp / "snapshot.mitm"
+    with snapshot.open("wb") as f:
+        writer = FlowWriter(f)
+        for fl in flows:
+            writer.add(fl)
+    theirs = mitmproxy_reads(mitm_python, snapshot)["states"]
+    assert theirs == [plain(fl.get_state()) for fl in flows]
 
 
 # TUN mode ----------------------------------------------------------------------------------
