@@ -449,3 +449,44 @@ def test_junk_to_the_wireguard_port_leaves_the_tunnel_working(setup):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["path"] == "/get?after=junk"
     assert proxy.proc.poll() is None
+
+
+def test_proxydump_prints_the_tunnelled_flows(tmp_path):
+    """proxydump (not proxyweb): the client config in its log, the flows in its output."""
+    reason = _why_not()
+    if reason:
+        pytest.skip(reason)
+    net = Network(tag=(os.getpid() + 2) % 10000)
+    servers, sockets = [], []
+    proxy = None
+    try:
+        try:
+            net.build()
+        except RuntimeError as e:
+            pytest.skip(f"cannot set up the namespace: {e}")
+        servers.append(start_http(host=net.origin, port=80)[0])
+        sockets.append(_udp_echo(net.origin))
+        proxy = Proxy(["--mode", "regular", "--mode", f"wireguard@{net.host_ip}:{_free_udp_port(net.host_ip)}"],
+                      tmp_path)
+        deadline = time.monotonic() + 10
+        while not (found := re.search(r"(\[Interface\].*?Endpoint = \S+)", proxy.stdout() + proxy.stderr(), re.S)):
+            assert time.monotonic() < deadline, proxy.stderr()
+            time.sleep(0.05)
+        assert json.loads((tmp_path / "conf" / "wireguard.conf").read_text())["client_key"] in found.group(1)
+        net.start_client(found.group(1), tmp_path)
+        r = net.curl(f"http://{net.origin}/dump?via=wg")
+        assert r.returncode == 0, r.stderr
+        assert _udp_echo_through(net, [b"dump"]) == ["echo:dump"]
+        proxy.wait_output("10.0.0.1:")  # the client's tunnel address leads each line
+        proxy.wait_output(f"GET http://{net.origin}/dump?via=wg")
+        proxy.wait_output(f"-> udp -> {net.origin}:{UDP_ECHO_PORT}")
+    finally:
+        net.teardown()
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+        for sock in sockets:
+            sock.close()
+        if proxy is not None:
+            assert proxy.stop() == 0
+            assert "Traceback" not in proxy.stderr(), proxy.stderr()
