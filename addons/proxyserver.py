@@ -134,6 +134,8 @@ class Proxyserver:
                         shown = format_address((host or "0.0.0.0", port))
                         raise OptionsError(f"Cannot spawn multiple servers on the same address: {shown}")
                     seen.add((host, port, transport))
+        if updated & {"mode", "workers"}:
+            _check_rs_modes_without_workers(options)
         if "connect_addr" in updated and options.connect_addr:
             import ipaddress
 
@@ -328,6 +330,22 @@ class Proxyserver:
         listeners, self.listeners = self.listeners, []
         for listener in listeners:
             await listener.stop()
+
+
+def _check_rs_modes_without_workers(options: Any) -> None:
+    """A WireGuard server, TUN device or redirector lives in one process: each worker would
+    start its own on the same port or device."""
+    from proxycore import workers
+
+    try:
+        count = workers.worker_count(getattr(options, "workers", "1"))
+    except ValueError:
+        return  # the workers option reports its own error
+    if count > 1:
+        for spec in options.mode:
+            name = spec.partition("@")[0].partition(":")[0].lower()
+            if name in RS_MODES:
+                raise OptionsError(f"{name} mode cannot be combined with workers (set workers=1)")
 
 
 def _blocks(listener: ProxyListener, wanted: list[ListenerKey]) -> bool:

@@ -201,3 +201,13 @@ def test_tunnelled_streams_over_max_connections_are_closed_at_once():
         assert stream.closed and not listener.handlers
 
     asyncio.run(scenario())
+
+
+def test_tunnel_modes_are_refused_with_workers():
+    master = make_master()
+    master.options.update(workers="2")
+    with pytest.raises(OptionsError, match="wireguard mode cannot be combined with workers"):
+        master.options.update(mode=["regular", "wireguard"])
+    master.options.update(workers="1", mode=["regular", "tun"])
+    with pytest.raises(OptionsError, match="tun mode cannot be combined with workers"):
+        master.options.update(workers="3")
