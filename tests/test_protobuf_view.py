@@ -157,3 +157,37 @@ def test_views_are_picked_by_content_type_and_use_the_option(tmp_path):
     request.headers["content-type"] = "application/x-protobuf"
     request.raw_content = b"\x08\x96\x01"
     assert contentviews.prettify_message(request, flow).view_name == "Protobuf"
+
+
+_PROTO_WORDS = st.sampled_from([
+    "syntax", "=", '"proto3"', ";", "package", "a.b", "message", "M", "N", "{", "}", "enum", "E", "int32",
+    "string", "repeated", "optional", "map", "<", ">", ",", "x", "1", "2", "0x10", "-1", "oneof", "service",
+    "rpc", "(", ")", "returns", "stream", "[", "]", "option", "reserved", "import", '"f.proto"', "//c\n",
+    "/* c */", ".M", "M.N", "'q'", "3.5",
+])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PROTO_WORDS, max_size=40))
+def test_proto_reader_raises_only_value_errors(tmp_path_factory, words):
+    path = tmp_path_factory.mktemp("proto") / "p.proto"
+    path.write_text(" ".join(words))
+    try:
+        schema = proto_schema.load(path)
+    except ValueError:
+        return
+    proto_schema.find_message(schema, "/a.b.S/M", True)
+
+
+def test_deeply_nested_definitions_are_an_error_not_a_crash(tmp_path):
+    path = tmp_path / "deep.proto"
+    path.write_text("message M { " * 5000 + "}" * 5000)
+    with pytest.raises(ValueError, match="nested too deeply"):
+        proto_schema.load(path)
+
+
+def test_an_rpc_naming_an_enum_finds_no_message(tmp_path):
+    path = tmp_path / "e.proto"
+    path.write_text("enum E { A = 0; } service S { rpc M (E) returns (E); }")
+    assert proto_schema.find_message(proto_schema.load(path), "/S/M", True) is None
+    assert protobuf.prettify(b"\x08\x01", Metadata(protobuf_definitions=path)) == "1: 1  # !sint: -1\n"

@@ -280,6 +280,8 @@ def load(path: Path) -> Schema:
             schema.files.append(parser.parse())
         except (ValueError, IndexError) as e:
             raise ValueError(f"{file}: {e}") from None
+        except RecursionError:
+            raise ValueError(f"{file}: messages nested too deeply") from None
         parsers.append(parser)
     for parser in parsers:  # after all files: a type may come from another one
         for scope, owner, attribute in parser.unresolved:
@@ -321,7 +323,7 @@ def find_message(schema: Schema, path: str | None, is_request: bool) -> Message 
                 continue
             for method_def in file.services.get(service, []):
                 if method_def.name == method:
-                    return schema.messages[method_def.input_type if is_request else method_def.output_type]
+                    return schema.messages.get(method_def.input_type if is_request else method_def.output_type)
             for name in file.messages:
                 if name.rpartition(".")[2] == method:
                     return schema.messages[name]
@@ -330,7 +332,7 @@ def find_message(schema: Schema, path: str | None, is_request: bool) -> Message 
     first = schema.files[0]
     for methods in first.services.values():
         if methods:
-            return schema.messages[methods[0].input_type if is_request else methods[0].output_type]
+            return schema.messages.get(methods[0].input_type if is_request else methods[0].output_type)
     if first.messages:
         return schema.messages[first.messages[0]]
     return None
