@@ -490,3 +490,15 @@ def test_proxydump_prints_the_tunnelled_flows(tmp_path):
         if proxy is not None:
             assert proxy.stop() == 0
             assert "Traceback" not in proxy.stderr(), proxy.stderr()
+
+
+def test_many_parallel_connections_through_the_tunnel(setup):
+    net, proxy, _ = setup
+    urls = [f"http://{net.origin}/get?parallel={i}" for i in range(100)]
+    r = net.exec("curl", "-sS", "--max-time", "60", "--parallel", "--parallel-max", "50",
+                 *[arg for url in urls for arg in ("-o", "/dev/null", "-w", "%{http_code}\\n", url)])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().split() == ["200"] * 100
+    big = net.curl(f"http://{net.origin}/big/5000000", "-o", "/dev/null", "-w", "%{size_download}")
+    assert big.stdout == b"5000000"
+    assert proxy.proc.poll() is None

@@ -211,3 +211,22 @@ def test_tunnel_modes_are_refused_with_workers():
     master.options.update(workers="1", mode=["regular", "tun"])
     with pytest.raises(OptionsError, match="tun mode cannot be combined with workers"):
         master.options.update(workers="3")
+
+
+def test_the_command_skips_interpreter_finalization_after_mitmproxy_rs_ran():
+    """A mitmproxy-rs thread calling into Python during finalization crashed proxydump at
+    exit now and then (SIGSEGV); after its servers ran, the command ends with os._exit."""
+    code = (
+        "import atexit, sys\n"
+        "sys.argv = ['proxydump', '--version']\n"
+        "atexit.register(lambda: print('finalized'))\n"
+        "from proxycore.proxy import server_rs\n"
+        "from proxycore.tools.dump import main\n"
+        "server_rs.servers_started = {flag}\n"
+        "sys.exit(main())\n"
+    )
+    for flag, finalized in (("True", False), ("False", True)):
+        r = subprocess.run([sys.executable, "-c", code.format(flag=flag)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith("proxycore: ")
+        assert ("finalized" in r.stdout) is finalized

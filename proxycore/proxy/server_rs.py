@@ -28,6 +28,10 @@ from proxycore.proxy.server_udp import UdpConnectionHandler
 
 logger = logging.getLogger("proxycore.proxy")
 
+# Set once a mitmproxy-rs server ran in this process: proxydump then ends without the
+# interpreter's finalization (see proxycore.tools.dump._end_now_if_rust_ran).
+servers_started = False
+
 READ_SIZE = _server.READ_SIZE
 # What we let mitmproxy-rs buffer for one stream before the driver hears "pause writing".
 WRITE_HIGH_WATER = _server.WRITE_HIGH_WATER
@@ -42,6 +46,8 @@ def load_rs() -> Any:
             f"this mode needs the mitmproxy-rs package ({e}); install it with "
             "`pip install mitmproxy-rs` (see docs/modes.md)"
         ) from None
+    global servers_started
+    servers_started = True
     return mitmproxy_rs
 
 
@@ -70,10 +76,15 @@ class _StreamTransport(asyncio.Transport):
 
     async def _read_loop(self) -> None:
         error: Exception | None = None
+        stream = self._stream
         try:
-            while not self._closing:
+            while True:
                 await self._reading.wait()
-                data = await self._stream.read(READ_SIZE)
+                if self._closing:
+                    break
+                data = await stream.read(READ_SIZE)
+                if self._closing:
+                    break  # closed while reading: what came late is dropped
                 if not data:
                     if not self._udp:
                         self._protocol.eof_received()
@@ -92,6 +103,10 @@ class _StreamTransport(asyncio.Transport):
         self._lost = True
         self._closing = True
         self._protocol.connection_lost(error)
+        # Let go of the Rust object now: left to the garbage collector (the handler and its
+        # protocol reference each other), it may be freed during interpreter shutdown, after
+        # mitmproxy-rs's runtime is gone, which crashed the process at exit now and then.
+        self._stream = _GONE
 
     # writing ------------------------------------------------------------------
 
@@ -162,8 +177,15 @@ class _StreamTransport(asyncio.Transport):
             self._stream.close()
         except Exception:
             pass
-        self._reader.cancel()
+        # The reader is not cancelled but left to see the stream end: a read that mitmproxy-rs
+        # completes after the interpreter began to shut down crashed the process (its thread
+        # takes the GIL then).  RustListener.stop() waits for the readers.
+        self._reading.set()
         asyncio.get_running_loop().call_soon(self._connection_lost, None)
+
+    @property
+    def reader(self) -> asyncio.Task[None]:
+        return self._reader
 
     def is_closing(self) -> bool:
         return self._closing
@@ -175,10 +197,38 @@ class _StreamTransport(asyncio.Transport):
             return default
 
 
+class _GoneStream:
+    """Stands in for a stream we closed: everything is a no-op, reads see the end."""
+
+    async def read(self, n: int) -> bytes:
+        return b""
+
+    async def drain(self) -> None:
+        pass
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def write_eof(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+
+_GONE = _GoneStream()
+
+
 class RustListener:
     """One mode served by mitmproxy-rs; the interface of ``ProxyListener`` (``start``,
     ``stop``, ``addresses``, ``handlers``, ``to_json``) so the Proxyserver addon and the
     web API treat it like any listener."""
+
+    # Whether stop() waits for mitmproxy-rs to report the server closed.
+    wait_closed = True
 
     def __init__(self, master: Any, make_layer: _server.LayerFactory, mode: ProxyMode) -> None:
         self.master = master
@@ -187,6 +237,7 @@ class RustListener:
         self.handlers: dict[asyncio.Task[None], _server.ConnectionHandler] = {}
         self.last_exception: Exception | None = None
         self._server: Any = None
+        self._readers: set[asyncio.Task[None]] = set()  # of the tunnelled streams
 
     @property
     def is_running(self) -> bool:
@@ -213,6 +264,13 @@ class RustListener:
         for task in list(self.handlers):
             task.cancel()
         server.close()
+        # Every read mitmproxy-rs still owes us must finish while the interpreter runs.
+        if self._readers:
+            await asyncio.wait(list(self._readers), timeout=2)
+        for reader in list(self._readers):
+            reader.cancel()
+        if not self.wait_closed:
+            return
         try:
             await asyncio.wait_for(server.wait_closed(), 5)
         except Exception as e:  # already gone, or stuck: we are done with it either way
@@ -257,7 +315,10 @@ class RustListener:
         handler.context.server.transport_protocol = client.transport_protocol  # UDP stays UDP
         protocol = _server._ConnectionProtocol(None, None)
         protocol.adopt = handler.adopt_client
-        protocol.connection_made(_StreamTransport(stream, protocol, udp))
+        transport = _StreamTransport(stream, protocol, udp)
+        self._readers.add(transport.reader)
+        transport.reader.add_done_callback(self._readers.discard)
+        protocol.connection_made(transport)
         task = asyncio.current_task()
         assert task is not None
         self.handlers[task] = handler
@@ -275,6 +336,9 @@ class WireGuardListener(RustListener):
 
     server_key: str = ""
     client_key: str = ""
+    # Awaiting the WireGuard server's wait_closed() made the process crash (SIGSEGV) at exit
+    # now and then with mitmproxy-rs 0.10 (2 of 8 runs here); mitmproxy does not await it either.
+    wait_closed = False
 
     async def start(self, host: str, port: int) -> None:
         rs = load_rs()
