@@ -22,7 +22,7 @@ from proxycore.dns import DNSFlow, DNSMessage, ResourceRecord
 from proxycore.exceptions import OptionsError
 from proxycore.flow import Error
 from proxycore.net.dns import classes, op_codes, response_codes, types
-from proxycore.proxy.mode_specs import DnsMode
+from proxycore.proxy.mode_specs import DnsMode, WireGuardMode
 
 logger = logging.getLogger("proxycore.dns_resolver")
 
@@ -129,7 +129,10 @@ class DnsResolver:
     async def dns_request(self, flow: DNSFlow) -> None:
         from proxycore import ctx
 
-        if not isinstance(flow.client_conn.proxy_mode, DnsMode):
+        mode = flow.client_conn.proxy_mode
+        # WireGuard clients are told to use 10.0.0.53 (the client config): answered here.
+        wireguard_dns = isinstance(mode, WireGuardMode) and flow.server_conn.address == ("10.0.0.53", 53)
+        if not isinstance(mode, DnsMode) and not wireguard_dns:
             return
         if not flow.live or flow.response is not None or flow.error is not None:
             return

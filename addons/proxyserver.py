@@ -27,6 +27,8 @@ logger = logging.getLogger("proxycore.proxyserver")
 # The schemes a reverse proxy serves; DTLS is not implemented.
 REVERSE_SCHEMES = ("http", "https", "tls", "tcp", "udp", "dns", "http3", "quic")
 SUPPORTED_MODES = ("regular", "upstream", "reverse", "transparent", "socks5", "dns")
+# Modes whose packets come through mitmproxy-rs (proxycore.proxy.server_rs).
+RS_MODES = ("wireguard", "tun", "local")
 
 
 def top_layer(mode: ProxyMode) -> LayerFactory:
@@ -44,6 +46,8 @@ def top_layer(mode: ProxyMode) -> LayerFactory:
         from proxycore.layers.dns import DNSLayer
 
         return DNSLayer
+    if mode.type_name in RS_MODES:
+        return modes.TransparentProxy  # the tunnel tells each stream's destination
     return factories[mode.type_name]
 
 
@@ -53,6 +57,10 @@ def make_listener(master: Any, mode: ProxyMode) -> Any:
     ``http3`` option is on."""
     from proxycore.proxy.server_udp import DatagramListener, DualListener
 
+    if mode.type_name in RS_MODES:
+        from proxycore.proxy.server_rs import LISTENERS
+
+        return LISTENERS[type(mode)](master, top_layer(mode), mode)
     transport = mode.transport_protocol
     if isinstance(mode, ReverseMode) and mode.scheme == "https":
         transport = "both" if getattr(master.options, "http3", True) else "tcp"
@@ -86,7 +94,7 @@ def parse_modes(specs: Sequence[str]) -> list[ProxyMode]:
         if isinstance(mode, ReverseMode) and mode.scheme not in REVERSE_SCHEMES:
             problem = f"reverse proxy scheme {mode.scheme} is not supported by proxycore"
             raise OptionsError(f"Invalid proxy mode specification: {spec} ({problem})")
-        if mode.type_name not in SUPPORTED_MODES:
+        if mode.type_name not in SUPPORTED_MODES + RS_MODES:
             problem = f"{mode.type_name} mode is not supported by proxycore"
             raise OptionsError(f"Invalid proxy mode specification: {spec} ({problem})")
         if mode.type_name == "transparent" and platform.original_addr is None:
@@ -128,16 +136,20 @@ class Proxyserver:
         options = ctx.options
         if "mode" in updated or "server" in updated or "listen_host" in updated or "listen_port" in updated:
             modes = parse_modes(options.mode)
-            seen: set[tuple[str, int]] = set()
+            seen: set[tuple[str, int, str]] = set()
             for mode in modes:
                 host = mode.listen_host(options.listen_host)
                 port = mode.listen_port(options.listen_port)
-                if not port:
-                    continue  # port 0: each listener gets its own free port
-                if (host, port) in seen:
-                    shown = format_address((host or "0.0.0.0", port))
-                    raise OptionsError(f"Cannot spawn multiple servers on the same address: {shown}")
-                seen.add((host, port))
+                if not port or mode.type_name in ("tun", "local"):
+                    continue  # port 0: each listener gets its own free port; tun/local bind none
+                # As mitmproxy: a TCP and a UDP listener may share a port (regular and wireguard).
+                for transport in ("tcp", "udp") if mode.transport_protocol == "both" else (mode.transport_protocol,):
+                    if (host, port, transport) in seen:
+                        shown = format_address((host or "0.0.0.0", port))
+                        raise OptionsError(f"Cannot spawn multiple servers on the same address: {shown}")
+                    seen.add((host, port, transport))
+        if updated & {"mode", "workers"}:
+            _check_rs_modes_without_workers(options)
         if "connect_addr" in updated and options.connect_addr:
             import ipaddress
 
@@ -162,8 +174,7 @@ class Proxyserver:
             return []  # (with --workers, the worker processes listen)
         keys = []
         for mode in parse_modes(options.mode):
-            port = mode.listen_port(options.listen_port)
-            assert port is not None
+            port = mode.listen_port(options.listen_port) or 0  # None: tun and local bind no port
             keys.append((mode, mode.listen_host(options.listen_host), port))
         return keys
 
@@ -227,8 +238,16 @@ class Proxyserver:
                 message += f"\nTry specifying a different port by using `--mode {mode.full_spec}@{port + 2}`."
             logger.error(message)
             return message
+        except (RuntimeError, ValueError, NotImplementedError) as e:  # mitmproxy-rs modes
+            listener.last_exception = e
+            message = str(e).split("\n\nStack backtrace:")[0]  # mitmproxy-rs appends one
+            logger.error(message)
+            return message
         listener.last_exception = None
-        logger.info(f"{mode.description} listening at {_addresses(listener)}.")
+        if listener.addresses:
+            logger.info(f"{mode.description} listening at {_addresses(listener)}.")
+        else:  # tun, local: no address of their own
+            logger.info(f"{mode.description} started.")
         return None
 
     async def _stop_listener(self, listener: ProxyListener) -> None:
@@ -236,7 +255,8 @@ class Proxyserver:
             return
         addresses = _addresses(listener)
         await listener.stop()
-        logger.info(f"{listener.mode.description} at {addresses} stopped.")
+        where = f" at {addresses}" if addresses else ""
+        logger.info(f"{listener.mode.description}{where} stopped.")
 
     def server_connect(self, data: Any) -> None:
         """Refuse to connect to one of our own listeners (a request to the proxy itself)."""
@@ -324,6 +344,22 @@ class Proxyserver:
         listeners, self.listeners = self.listeners, []
         for listener in listeners:
             await listener.stop()
+
+
+def _check_rs_modes_without_workers(options: Any) -> None:
+    """A WireGuard server, TUN device or redirector lives in one process: each worker would
+    start its own on the same port or device."""
+    from proxycore import workers
+
+    try:
+        count = workers.worker_count(getattr(options, "workers", "1"))
+    except ValueError:
+        return  # the workers option reports its own error
+    if count > 1:
+        for spec in options.mode:
+            name = spec.partition("@")[0].partition(":")[0].lower()
+            if name in RS_MODES:
+                raise OptionsError(f"{name} mode cannot be combined with workers (set workers=1)")
 
 
 def _blocks(listener: ProxyListener, wanted: list[ListenerKey]) -> bool:

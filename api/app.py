@@ -529,11 +529,22 @@ def servers_json(master: Any) -> dict[str, Any]:
             "type": mode.type_name,
             "description": mode.description,
             "full_spec": mode.full_spec,
-            "is_running": bool(addresses),
+            "is_running": bool(addresses) or bool(getattr(listener, "is_running", False)),
             "last_exception": str(error) if error else None,
             "listen_addrs": addresses,
         }
+        if hasattr(listener, "tun_name") or hasattr(listener, "client_conf"):
+            # the WireGuard (wireguard_conf) and TUN (tun_name) extras of mitmweb's entries
+            extras = listener.to_json()
+            result[mode.full_spec].update({k: v for k, v in extras.items() if k not in ("listen_addrs",)})
     return result
+
+
+def _local_mode_unavailable() -> str | None:
+    """mitmweb's ``localModeUnavailable``: why the Capture tab cannot offer local capture."""
+    from proxycore.proxy.server_rs import local_unavailable_reason
+
+    return local_unavailable_reason()
 
 
 class State(RequestHandler):
@@ -546,7 +557,7 @@ class State(RequestHandler):
                 "contentViews": contentview.view_names(),
                 "servers": servers_json(self.master),
                 "platform": sys.platform,
-                "localModeUnavailable": "Local capture mode is not supported by proxycore.",
+                "localModeUnavailable": _local_mode_unavailable(),
             }
         )
 

@@ -95,6 +95,8 @@ class Options(OptManager):
     connect_addr: str | None
     client_certs: str | None
     add_upstream_certs_to_client_chain: bool
+    http3: bool
+    protobuf_definitions: str | None
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__()
@@ -213,6 +215,8 @@ class Options(OptManager):
         add("add_upstream_certs_to_client_chain", bool, False,
             "Add the upstream server's certificates to the chain we present to clients "
             "(needs upstream_cert).")
+        add("protobuf_definitions", str | None, None,
+            "Path to a .proto file that's used to resolve Protobuf field names when pretty-printing.")
         self.changed.append(self._check_sizes)
         if kwargs:
             self.update(**kwargs)

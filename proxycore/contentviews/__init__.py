@@ -29,15 +29,18 @@ from proxycore.contentviews.css import css
 from proxycore.contentviews.dns_view import dns
 from proxycore.contentviews.forms import multipart, query, urlencoded
 from proxycore.contentviews.graphql import graphql
+from proxycore.contentviews.grpc_view import grpc
 from proxycore.contentviews.hexdump import hex_dump, hex_stream
 from proxycore.contentviews.image import image
 from proxycore.contentviews.javascript import javascript
 from proxycore.contentviews.json_view import json_view
 from proxycore.contentviews.mqtt import mqtt
 from proxycore.contentviews.msgpack_view import msgpack
+from proxycore.contentviews.protobuf_view import protobuf
 from proxycore.contentviews.raw import raw
 from proxycore.contentviews.registry import ContentviewRegistry
 from proxycore.contentviews.socketio import socket_io
+from proxycore.contentviews.wbxml_view import wbxml
 from proxycore.contentviews.xml_html import xml_html
 from proxycore.contentviews.zip_view import zip_archive
 from proxycore.http import Message as HTTPMessage
@@ -74,6 +77,8 @@ class ContentviewResult:
 registry = ContentviewRegistry()
 for _view in (css, dns, graphql, hex_dump, hex_stream, image, javascript, json_view, mqtt, msgpack, multipart,
               query, raw, socket_io, urlencoded, xml_html, zip_archive):
+    registry.register(_view)
+for _view in (protobuf, grpc, wbxml):  # mitmproxy 12 has the first two from mitmproxy-rs
     registry.register(_view)
 
 

@@ -15,7 +15,13 @@ from typing import Any
 from proxycore.contentviews.yamlout import _analyze, _double_quote_safe, _escape, _style
 
 
+class Verbatim(str):
+    """A value already written as YAML (a tagged value, a number with a comment): as is."""
+
+
 def scalar(value: Any, key: bool = False) -> str:
+    if isinstance(value, Verbatim):
+        return str(value)
     if value is None:
         return "null"
     if value is True:

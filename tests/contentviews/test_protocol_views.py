@@ -90,8 +90,7 @@ def builtin_view_names() -> set[str]:
 def test_view_names_equal_mitmweb_but_for_the_rust_views() -> None:
     catalogue = json.loads((Path(__file__).parents[1] / "data" / "mitmweb-12.3.1-catalogue.json").read_text())
     missing = sorted(set(catalogue["contentViews"]) - set(contentviews.view_names()))
-    # left to do: protobuf/gRPC (mitmproxy_rs), WBXML
-    assert missing == ["grpc", "protobuf", "wbxml"]
+    assert missing == []
     assert builtin_view_names() <= set(catalogue["contentViews"])
 
 

@@ -168,7 +168,7 @@ def make_master(**options: object) -> Master:
     [
         (["foo"], "Invalid proxy mode specification: foo (unknown mode)"),
         (["regular", "upstream:ftp://x"], "Invalid proxy mode specification: upstream:ftp://x (Invalid server scheme: ftp)"),
-        (["wireguard"], "Invalid proxy mode specification: wireguard (wireguard mode is not supported by proxycore)"),
+        (["dns@8091", "wireguard@8091"], "Cannot spawn multiple servers on the same address: *:8091"),  # both UDP
         (["reverse:dtls://example.com:443"],
          "Invalid proxy mode specification: reverse:dtls://example.com:443 "
          "(reverse proxy scheme dtls is not supported by proxycore)"),
