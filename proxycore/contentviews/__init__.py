@@ -76,9 +76,8 @@ class ContentviewResult:
 
 registry = ContentviewRegistry()
 for _view in (css, dns, graphql, hex_dump, hex_stream, image, javascript, json_view, mqtt, msgpack, multipart,
-              query, raw, socket_io, urlencoded, xml_html, zip_archive):
-    registry.register(_view)
-for _view in (protobuf, grpc, wbxml):  # mitmproxy 12 has the first two from mitmproxy-rs
+              query, raw, socket_io, urlencoded, xml_html, zip_archive,
+              protobuf, grpc, wbxml):  # mitmproxy 12 has protobuf and grpc from mitmproxy-rs
     registry.register(_view)
 
 

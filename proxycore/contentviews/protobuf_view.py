@@ -55,6 +55,7 @@ def wire_fields(data: bytes) -> list[tuple[int, int, Any]]:
         number, wire_type = key >> 3, key & 7
         if number == 0 or number >= 1 << 29:
             raise ValueError(f"invalid field number {number}")
+        value: int | bytes
         if wire_type == 0:
             value, position = _varint(data, position)
         elif wire_type in (1, 5):

@@ -9,6 +9,7 @@ the end of the data is an error, not a hang, and strings are decoded as UTF-8.
 
 from __future__ import annotations
 
+from typing import Any
 from xml.dom import DOMException, minidom
 
 from proxycore.contentviews.api import Contentview, Metadata
@@ -81,7 +82,8 @@ def _to_xml(data: bytes) -> str:
     if reader.mb_uint32() != 0:
         raise ValueError("WBXML data contains a string table")
     document = minidom.Document()
-    node: minidom.Node = document
+    # Any: minidom's stubs type appendChild per node kind; here it is the document or an element.
+    node: Any = document
     page = depth = 0
     while reader.more():
         token = reader.byte()

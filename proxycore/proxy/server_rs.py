@@ -110,7 +110,7 @@ class _StreamTransport(asyncio.Transport):
 
     # writing ------------------------------------------------------------------
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:  # type: ignore[override]
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._closing or not data:
             return
         try:
@@ -302,8 +302,8 @@ class RustListener:
         destination = _extra(stream, "remote_endpoint") or sockname
         logger.debug(f"tunnelled {'UDP' if udp else 'TCP'} stream {peername} -> {destination}")
         client = Client(
-            peername=tuple(peername[:2]) if peername else None,  # type: ignore[arg-type]
-            sockname=tuple(destination[:2]) if destination else None,  # type: ignore[arg-type]
+            peername=tuple(peername[:2]) if peername else None,
+            sockname=tuple(destination[:2]) if destination else None,
             state=ConnectionState.OPEN,
             proxy_mode=self.mode,
             transport_protocol=TransportProtocol.UDP if udp else TransportProtocol.TCP,
@@ -311,7 +311,7 @@ class RustListener:
         handler_cls = UdpConnectionHandler if udp else _server.ConnectionHandler
         handler = handler_cls(self.master, client, self.make_layer)
         if destination:
-            handler.context.server.address = tuple(destination[:2])  # type: ignore[assignment]
+            handler.context.server.address = tuple(destination[:2])
         handler.context.server.transport_protocol = client.transport_protocol  # UDP stays UDP
         protocol = _server._ConnectionProtocol(None, None)
         protocol.adopt = handler.adopt_client
@@ -390,7 +390,7 @@ class WireGuardListener(RustListener):
     def addresses(self) -> list[tuple[str, int]]:
         if self._server is None:
             return []
-        return [tuple(s.getsockname()[:2]) for s in self._server.servers]  # type: ignore[misc]
+        return [tuple(s.getsockname()[:2]) for s in self._server.servers]
 
     def client_conf(self) -> str | None:
         """The configuration a WireGuard client imports (mitmweb shows it with a QR code)."""
@@ -510,7 +510,8 @@ def _free_udp_port(host: str) -> int:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM) as s:
         s.bind((host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _local_ip() -> str:
@@ -521,7 +522,8 @@ def _local_ip() -> str:
         try:
             with socket.socket(family, socket.SOCK_DGRAM) as s:
                 s.connect((probe, 9))  # a UDP connect only picks a route
-                return s.getsockname()[0]
+                address: str = s.getsockname()[0]
+                return address
         except OSError:
             continue
     return "127.0.0.1"

@@ -349,7 +349,6 @@ def test_shared_options_have_mitmweb_types_defaults_and_choices() -> None:
 
 
 def test_content_view_names_equal_mitmweb_but_for_documented_ones() -> None:
-    from proxycore.api.contentview import view_names
 
     from tests.test_protocol_views import builtin_view_names
 
