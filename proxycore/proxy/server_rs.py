@@ -248,7 +248,7 @@ class RustListener:
         return []
 
     def to_json(self) -> dict[str, Any]:
-        return _server.ProxyListener.to_json(self)  # type: ignore[arg-type]
+        return _server.ProxyListener.to_json(self)  # type: ignore[arg-type]  # the same fields, read the same way (duck typing)
 
     async def start(self, host: str, port: int) -> None:
         raise NotImplementedError

@@ -324,14 +324,18 @@ class Http1Server(Http1Connection):
         self.request_done = size == 0
         self.body_discarded = False
         self.answered_early = False
-        yield ReceiveHttp(RequestHeaders(self.stream_id, request, end_stream=size == 0))
+        stream_id = self.stream_id
+        # The state is set before the head goes up: with hooks answered at once, the answer
+        # (proxyauth's 407, say) can come back down to us while RequestHeaders is handled.
         if size == 0:
             self.state = "wait"
-            if request.method != "CONNECT":  # a CONNECT request goes on as its tunnel (as mitmproxy)
-                yield ReceiveHttp(RequestEndOfMessage(self.stream_id))
         else:
             self.body_reader = BodyReader(size)
             self.state = "read_body"
+        yield ReceiveHttp(RequestHeaders(stream_id, request, end_stream=size == 0))
+        # A CONNECT request goes on as its tunnel (as mitmproxy): no end of message.
+        if size == 0 and request.method != "CONNECT" and self.stream_id == stream_id and self.request is request:
+            yield ReceiveHttp(RequestEndOfMessage(stream_id))
         return True
 
     def _read_body(self) -> CommandGenerator[bool]:

@@ -317,6 +317,7 @@ class Http2Connection(Layer):
     def __init__(self, context: Context, conn: Connection) -> None:
         super().__init__(context)
         self.conn = conn
+        self.cancelled: set[int] = set()  # streams opened and reset in the batch being read
         options = context.options
         validate = bool(getattr(options, "validate_inbound_headers", True))
         self.max_streams_in = int(getattr(options, "http2_max_concurrent_streams", 100))
@@ -379,11 +380,38 @@ class Http2Connection(Layer):
             yield commands.Log(f"HTTP/2 protocol error from {self._who()}: {e}", "info")
             yield from self.fail_all(f"HTTP/2 protocol error: {e}")
             return
+        self.cancelled = self.cancelled_in(h2_events)
+        if self.cancelled:
+            h2_events = self.reset_first(h2_events)
         for h2_event in h2_events:
             if self.closed:
                 break  # e.g. GOAWAY for too many resets: the rest of the batch is not looked at
             yield from self.handle_h2_event(h2_event)
+        self.cancelled = set()
         yield from self.flush()
+
+    def cancelled_in(self, h2_events: list[h2.events.Event]) -> set[int]:
+        """Streams opened and reset within this batch; see Http2Server."""
+        return set()
+
+    def reset_first(self, h2_events: list[h2.events.Event]) -> list[h2.events.Event]:
+        """The batch with each cancelled stream's reset right after its head: its request
+        fails before it is complete (so it is never forwarded); its data, end and trailers
+        are dropped (the connection window still gets the data's credit)."""
+        resets = {
+            e.stream_id: e for e in h2_events
+            if isinstance(e, h2.events.StreamReset) and e.stream_id in self.cancelled
+        }
+        ordered: list[h2.events.Event] = []
+        for event in h2_events:
+            stream_id = getattr(event, "stream_id", None)
+            if stream_id not in self.cancelled:
+                ordered.append(event)
+            elif isinstance(event, h2.events.RequestReceived):
+                ordered += [event, resets[stream_id]]
+            elif isinstance(event, h2.events.DataReceived):
+                self.h2_conn.acknowledge_connection_only(event.flow_controlled_length)
+        return ordered
 
     def handle_h2_event(self, event: h2.events.Event) -> CommandGenerator[None]:
         if isinstance(event, h2.events.DataReceived):
@@ -651,7 +679,7 @@ class Http2Server(Http2Connection):
             self.h2_conn.reset_stream(h2_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
             yield commands.Log(f"Invalid HTTP/2 request headers: {e}", "info")
             return
-        ended = bool(event.stream_ended)
+        ended = bool(event.stream_ended) and h2_id not in self.cancelled  # see reset_first
         self.streams[h2_id] = "done" if ended else "body"
         yield ReceiveHttp(RequestHeaders(h2_id, request, ended))
         if ended:
@@ -712,6 +740,16 @@ class Http2Server(Http2Connection):
                 self.stream_over(h2_id)
         elif state == "discard":
             self.streams[h2_id] = "done"  # the whole body is in (and dropped): no reset needed
+
+    def cancelled_in(self, h2_events: list[h2.events.Event]) -> set[int]:
+        """Streams the client opened and reset within one read (rapid reset): their reset
+        is handled right after their head, so they fail before reaching the origin, and
+        every reset counts.  Hooks that no addon listens to are answered at once, so
+        nothing else would stop such a request before its reset is looked at."""
+        opened = {e.stream_id for e in h2_events if isinstance(e, h2.events.RequestReceived)}
+        if not opened:
+            return opened
+        return {e.stream_id for e in h2_events if isinstance(e, h2.events.StreamReset)} & opened
 
     def stream_reset(self, h2_id: int, code: int) -> CommandGenerator[None]:
         known = h2_id in self.streams
