@@ -106,7 +106,12 @@ class Save:
             except OSError as e:
                 print(f"Error while writing to {self.current_path}: {e}", file=sys.stderr)
                 sys.exit(1)
-        self.active_flows.discard(flow)
+        if flow in self.active_flows:
+            self.active_flows.discard(flow)
+        elif self.active_flows:
+            # The same flow as another object (with --workers, each hook's flow is a fresh
+            # copy from the worker): the id says it is done.
+            self.active_flows = {f for f in self.active_flows if f.id != flow.id}
 
     # A flow begins with its first hook and is written at its end.
     def request(self, flow: Any) -> None:

@@ -222,7 +222,13 @@ class WorkerPool:
                 observers.update(found)
         save = self._save()
         records = save is not None and observers == {save} and save.filter is None
-        return hooks, (hooks if records else [])
+        if not records:
+            return hooks, []
+        # Only a flow's last hook makes a record, and then nothing else is sent: Save also
+        # listens to the first hooks (to write flows still open when its file closes), and
+        # a copy of every flow would be appended for them.
+        last = [h for h in hooks if h in workers.LAST_HOOKS]
+        return last, last
 
     def _save(self) -> Any:
         from proxycore import ctx
