@@ -1,5 +1,5 @@
 """WireGuard mode next to mitmdump's: a real WireGuard client (wireguard-go in a network
-namespace, as in tests/test_e2e_wireguard.py) fetching from an origin through each proxy.
+namespace, as in tests/e2e/test_e2e_wireguard.py) fetching from an origin through each proxy.
 
     sudo .venv/bin/python bench/wireguard_bench.py [--mitmdump PATH] [--rounds 3]
 
@@ -24,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.e2e.test_e2e_wireguard import Network, _free_udp_port, _why_not  # noqa: E402
 from tests.e2e_servers import start_http  # noqa: E402
-from tests.test_e2e_wireguard import Network, _free_udp_port, _why_not  # noqa: E402
 
 BIG = 50_000_000
 

@@ -34,7 +34,7 @@ class Options(OptManager):
     """All options the core engine reads; addons declare theirs in ``load``."""
 
     # The types of the options declared below, for mypy: reading one goes through
-    # OptManager.__getattr__ (no class attributes are made); tests/test_typing_policy.py
+    # OptManager.__getattr__ (no class attributes are made); tests/repo/test_typing_policy.py
     # keeps this list equal to the declarations. Addon options read as Any.
     server: bool
     mode: Sequence[str]

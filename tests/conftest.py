@@ -1,6 +1,5 @@
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -85,11 +84,7 @@ def _guarded(item: pytest.Item, phase: str):
 
     with watch() as seen:
         result = yield
-    if seen and item.path.parent == Path(__file__).parent:
-        # Transitional: a test file still in tests/ itself (a branch from before the folders)
-        # is warned about, not failed; in a folder the guard is strict.
-        item.warn(pytest.PytestWarning(complaint(phase, seen)))
-    elif seen:
+    if seen:
         pytest.fail(complaint(phase, seen), pytrace=False)
     return result
 

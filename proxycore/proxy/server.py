@@ -239,7 +239,7 @@ class ConnectionHandler:
     Subclasses that have no client socket (client and stream replay) use the public seam
     only: ``log_as``, ``watched_hooks`` with :meth:`hook_finished`, :meth:`run_detached`,
     and ``read_closed``/``close_all``.  Everything starting with ``_`` is the driver's own
-    (tests/test_driver_seam.py checks that addons keep out of it)."""
+    (tests/proxy/test_driver_seam.py checks that addons keep out of it)."""
 
     watched_hooks: tuple[type[commands.StartHook], ...] = ()
     """Hooks that always run as a task, even with no addon for them, and after which

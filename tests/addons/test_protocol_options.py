@@ -350,7 +350,7 @@ def test_shared_options_have_mitmweb_types_defaults_and_choices() -> None:
 
 def test_content_view_names_equal_mitmweb_but_for_documented_ones() -> None:
 
-    from tests.test_protocol_views import builtin_view_names
+    from tests.contentviews.test_protocol_views import builtin_view_names
 
     assert builtin_view_names() <= set(CATALOGUE["contentViews"])
 

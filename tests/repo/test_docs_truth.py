@@ -64,7 +64,7 @@ def test_the_extraction_finds_paths_and_skips_the_rest() -> None:
 def test_every_cited_path_exists(doc: Path) -> None:
     missing = sorted(
         p for p in cited_paths(doc.read_text())
-        if not (ROOT / p).exists() and not (doc.parent / p).exists() and not moved_test_file(p)
+        if not (ROOT / p).exists() and not (doc.parent / p).exists()
     )
     assert missing == [], f"{doc.name} cites paths that do not exist: {missing}"
 
@@ -81,18 +81,3 @@ def test_testing_md_lists_every_pinned_download() -> None:
     text = (ROOT / "docs" / "testing.md").read_text()
     for filename, sha256 in PINNED.items():
         assert f"`{filename}`" in text and sha256 in text, filename
-
-
-def moved_test_file(path: str) -> bool:
-    """Transitional, like the module finder in tests/__init__.py: ``tests/test_x.py`` cited by
-    docs written before the test files moved into folders counts while exactly one folder of
-    tests/ holds a ``test_x.py``. Remove once the branches from before the move are merged."""
-    parts = path.split("/")
-    if len(parts) != 2 or parts[0] != "tests" or not parts[1].startswith("test_"):
-        return False
-    return len([p for p in (ROOT / "tests").glob(f"*/{parts[1]}") if p.parent.name != "adversarial"]) == 1
-
-
-def test_a_moved_test_file_is_found_in_its_folder() -> None:
-    assert moved_test_file("tests/test_e2e.py") and not moved_test_file("tests/test_nothing_here.py")
-    assert not moved_test_file("tests/e2e/test_nothing.py") and not moved_test_file("docs/test_e2e.py")

@@ -7,8 +7,8 @@ import urllib.request
 
 import pytest
 
+from tests.e2e.test_e2e import Proxy
 from tests.e2e_servers import start_http
-from tests.test_e2e import Proxy
 
 pytestmark = pytest.mark.e2e
 

@@ -13,8 +13,8 @@ import time
 import pytest
 
 from proxycore.workers.balance import ABSENT, HOLD_BACK, Counts
-from tests.test_e2e import Proxy
-from tests.test_e2e_workers import PID_SCRIPT, upstream, wait_for, worker_pids  # noqa: F401
+from tests.e2e.test_e2e import Proxy
+from tests.e2e.test_e2e_workers import PID_SCRIPT, upstream, wait_for, worker_pids  # noqa: F401
 
 pytestmark = [
     pytest.mark.e2e,

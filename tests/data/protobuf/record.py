@@ -1,5 +1,5 @@
 """Records what mitmproxy-rs 0.12's Protobuf and gRPC views (those of mitmproxy 12) print
-for a set of bodies, into goldens.json; tests/test_protobuf_view.py compares ours with it.
+for a set of bodies, into goldens.json; tests/contentviews/test_protobuf_view.py compares ours with it.
 
 The bodies are built here: hand-made messages for shop.proto, and seeded random ones
 (random field numbers, wire types and values, nested messages, text, bytes).  Needs

@@ -1,5 +1,5 @@
 """Records what mitmproxy's WBXML view prints for a set of bodies into goldens.json, which
-tests/test_wbxml_view.py compares ours with.  Run with mitmproxy's source on the path:
+tests/contentviews/test_wbxml_view.py compares ours with.  Run with mitmproxy's source on the path:
 
     PYTHONPATH=/path/to/mitmproxy-source python3 tests/data/wbxml/record.py
 

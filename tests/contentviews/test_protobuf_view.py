@@ -19,7 +19,7 @@ from proxycore.contentviews.api import Metadata
 from proxycore.contentviews.grpc_view import grpc
 from proxycore.contentviews.protobuf_view import protobuf
 
-DATA = Path(__file__).parent / "data" / "protobuf"
+DATA = Path(__file__).parents[1] / "data" / "protobuf"
 GOLDENS = json.loads((DATA / "goldens.json").read_text())
 
 

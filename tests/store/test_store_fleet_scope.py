@@ -14,7 +14,7 @@ import pytest
 
 from proxycore.addons.view import View
 from proxycore.test import tflow
-from tests.test_store_index import Model
+from tests.store.test_store_index import Model
 
 pytestmark = pytest.mark.e2e
 
@@ -155,8 +155,8 @@ def test_a_schema_1_database_is_migrated_and_keeps_its_flows(postgres_url: str) 
 def test_a_proxys_retention_reaches_a_proxyweb_live(tmp_path: Path, postgres_url: str) -> None:
     """Two proxydump processes and a proxyweb on one database: a keeps its last two flows
     (store_scope=instance), b keeps all; the proxyweb drops a's old flows as they go."""
+    from tests.e2e.test_e2e import Proxy, curl
     from tests.e2e_servers import start_http
-    from tests.test_e2e import Proxy, curl
     from tests.webapi import request, running, ws_connect, ws_recv
 
     server, upstream = start_http()

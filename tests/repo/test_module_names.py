@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ["proxycore", "addons", "api", "tools"]
 
 #: (package, name, look-alike) pairs allowed in one package, each with the reason.

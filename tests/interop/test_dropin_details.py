@@ -63,7 +63,7 @@ def test_http2_upstream_keepalive_is_armed_before_the_preface_and_pings_with_zer
 
     from proxycore.connection import ConnectionState
     from proxycore.layers.http._http2 import Http2Client
-    from tests.test_http2_layer import h2_peer
+    from tests.layers.test_http2_layer import h2_peer
 
     context = make_context()
     context.options.update(http2_ping_keepalive=58)
@@ -81,7 +81,7 @@ def test_http2_upstream_keepalive_is_armed_before_the_preface_and_pings_with_zer
 def test_an_empty_http2_data_frame_of_a_streamed_upload_is_relayed():
     import h2.events
 
-    from tests.test_http2_layer import H2Pump
+    from tests.layers.test_http2_layer import H2Pump
 
     pump = H2Pump()
     pump.context.options.update(stream_large_bodies="0")
@@ -191,7 +191,7 @@ def test_a_server_gone_mid_response_names_the_closed_connection(tctx):
 def test_http2_trailers_behind_data_waiting_for_the_clients_window_end_the_stream():
     import h2.settings
 
-    from tests.test_http2_layer import H2Pump
+    from tests.layers.test_http2_layer import H2Pump
 
     pump = H2Pump()
     pump.client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 10})
@@ -210,7 +210,7 @@ def test_http2_trailers_behind_data_waiting_for_the_clients_window_end_the_strea
 def test_http2_server_asking_for_http1_is_passed_on_as_that_reset():
     import h2.errors
 
-    from tests.test_http2_layer import H2Pump
+    from tests.layers.test_http2_layer import H2Pump
 
     pump = H2Pump()
     sid = pump.request("/needs-http1")
@@ -351,7 +351,7 @@ def test_http1_client_ends_a_101_before_passing_on_the_new_protocol(tctx):
 def test_an_open_http2_server_connection_that_speaks_first_gets_its_layer_at_once(tctx):
     import h2.events
 
-    from tests.test_http2_layer import h2_peer
+    from tests.layers.test_http2_layer import h2_peer
 
     tctx.server.address = ("example.com", 443)
     tctx.server.state = ConnectionState.OPEN

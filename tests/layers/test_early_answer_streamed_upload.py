@@ -22,7 +22,7 @@ from proxycore.layers.http._hooks import (
 )
 from proxycore.proxy import commands, events
 from proxycore.testing import Placeholder, Playbook, make_context, reply
-from tests.test_http2_layer import H2Pump
+from tests.layers.test_http2_layer import H2Pump
 
 
 @pytest.fixture

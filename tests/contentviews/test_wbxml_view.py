@@ -15,7 +15,7 @@ from proxycore import contentviews, http
 from proxycore.contentviews.api import Metadata
 from proxycore.contentviews.wbxml_view import MAX_DEPTH, wbxml
 
-GOLDENS = json.loads((Path(__file__).parent / "data" / "wbxml" / "goldens.json").read_text())
+GOLDENS = json.loads((Path(__file__).parents[1] / "data" / "wbxml" / "goldens.json").read_text())
 HEADER = b"\x03\x01\x6a\x00"
 
 

@@ -25,7 +25,7 @@ from cryptography import x509
 from proxycore.io import FlowReader
 from tests.e2e_servers import free_port, start_http
 from tests.h3_peers import H3Origin, h3_request, h3_requests
-from tests.test_mitmproxy_interop import mitm_python, mitmproxy_reads, plain  # noqa: F401 - fixture
+from tests.interop.test_mitmproxy_interop import mitm_python, mitmproxy_reads, plain  # noqa: F401 - fixture
 from tests.webapi import TOKEN, request
 
 pytestmark = pytest.mark.e2e

@@ -13,7 +13,7 @@ from proxycore.addons.dumper import FLOW_HOOKS, Dumper
 from proxycore.master import Master
 from proxycore.options import Options
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def handling(master: Master, hook: str) -> list[str]:

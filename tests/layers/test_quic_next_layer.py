@@ -1,5 +1,5 @@
 """next_layer for datagrams that start a QUIC connection, in modes that deliver UDP with its
-destination (the reverse modes have their own stacks, see tests/test_e2e_http3.py)."""
+destination (the reverse modes have their own stacks, see tests/e2e/test_e2e_http3.py)."""
 
 from __future__ import annotations
 

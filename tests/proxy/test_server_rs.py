@@ -1,6 +1,6 @@
 """The mitmproxy-rs modes (wireguard, tun, local) apart from real tunnels: lazy import,
 option checks, start-up errors, and the stream adapter against an in-memory stream.
-The tunnels themselves are tested in tests/test_e2e_wireguard.py."""
+The tunnels themselves are tested in tests/e2e/test_e2e_wireguard.py."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from proxycore.exceptions import OptionsError
-from tests.test_mode_specs import make_master
+from tests.proxy.test_mode_specs import make_master
 
 
+@pytest.mark.e2e  # starts a Python process
 def test_proxy_starts_without_loading_mitmproxy_rs():
     code = (
         "import sys\n"
@@ -213,6 +214,7 @@ def test_tunnel_modes_are_refused_with_workers():
         master.options.update(workers="3")
 
 
+@pytest.mark.e2e  # starts a Python process
 def test_the_command_skips_interpreter_finalization_after_mitmproxy_rs_ran():
     """A mitmproxy-rs thread calling into Python during finalization crashed proxydump at
     exit now and then (SIGSEGV); after its servers ran, the command ends with os._exit."""

@@ -31,10 +31,10 @@ from pathlib import Path
 import pytest
 
 from proxycore.io import FlowWriter
+from tests.e2e.test_e2e import Proxy
 from tests.e2e_servers import free_port, start_http
-from tests.test_e2e import Proxy
-from tests.test_mitmproxy_interop import mitm_python as mitm_python  # a fixture
-from tests.test_mitmproxy_interop import mitmproxy_reads, plain
+from tests.interop.test_mitmproxy_interop import mitm_python as mitm_python  # a fixture
+from tests.interop.test_mitmproxy_interop import mitmproxy_reads, plain
 from tests.webapi import request
 
 pytestmark = [

@@ -1,5 +1,5 @@
 """Runtime dependencies are the ones the package imports: h11 serves only as the test
-oracle of HTTP/1 framing (tests/test_http1_oracle.py), so it is a ``dev`` extra."""
+oracle of HTTP/1 framing (tests/layers/test_http1_oracle.py), so it is a ``dev`` extra."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import ast
 import tomllib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def imported_top_names(folder: Path) -> set[str]:

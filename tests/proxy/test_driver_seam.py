@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DRIVER = ROOT / "proxycore" / "proxy" / "server.py"
 USERS = [ROOT / "addons", ROOT / "api"]
 

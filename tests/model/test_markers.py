@@ -16,7 +16,7 @@ from proxycore import types
 from proxycore.tools.console.common import render_marker
 from proxycore.utils.emoji import MARKERS, UNKNOWN_MARKER, emoji, marker_char
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # The Mark menu of mitmproxy's web front end (the names it sends to flow.mark), and
 # the marker the "m" key and `flow.mark` without an argument set.
@@ -45,7 +45,7 @@ def test_every_marker_the_ui_offers_resolves(name: str) -> None:
 def test_flow_mark_accepts_every_ui_marker(name: str) -> None:
     from proxycore.addons import default_addons
     from proxycore.master import Master
-    from tests.test_flowfilter import http_flow
+    from tests.model.test_flowfilter import http_flow
 
     master = Master()
     master.addons.add(*default_addons())
