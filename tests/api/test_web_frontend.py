@@ -40,6 +40,7 @@ def fetch(tmp_path: Path, index: Index) -> tuple[Path, list[str]]:
     return frontend.ensure(str(tmp_path / "conf"), said.append, index=index.url), said
 
 
+@pytest.mark.e2e  # its fixture downloads the wheel (once)
 def test_real_wheel_is_the_pinned_one(real_wheel: bytes) -> None:
     assert hashlib.sha256(real_wheel).hexdigest() == frontend.WHEEL_SHA256
 

@@ -13,6 +13,9 @@ from proxycore.addons.view import View
 from proxycore.store.sqlite import SQLiteStore
 from proxycore.test import tflow
 
+# The PostgreSQL cases start a server (a process): e2e.
+POSTGRES = pytest.param("postgres", marks=pytest.mark.e2e)
+
 
 def _flows() -> list[Any]:
     flows = []
@@ -56,7 +59,7 @@ class Model:
         del self.ids[index]
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite", "postgres"])
+@pytest.mark.parametrize("kind", ["memory", "sqlite", POSTGRES])
 @pytest.mark.parametrize("order", ["time", "url", "size"])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("expr", ["", "~c 500", "~c 500 & ~b xx"])  # the last one is checked in Python
@@ -85,7 +88,7 @@ def test_removal_index_is_the_flows_position(kind, order, reverse, expr, tmp_pat
         view.db.close()
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+@pytest.mark.parametrize("kind", ["sqlite", POSTGRES])
 @pytest.mark.parametrize("order", ["time", "url"])
 @pytest.mark.parametrize(("reverse", "expr"), [(False, "~c 500"), (True, "")])
 def test_removal_index_counted_from_either_end(kind, order, reverse, expr, tmp_path, request, monkeypatch) -> None:
