@@ -31,7 +31,7 @@ def _flows() -> list[Any]:
     return flows
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.e2e)])  # postgres: a server process
 def store(request: Any, tmp_path: Any) -> Any:
     if request.param == "sqlite":
         s = SQLiteStore(str(tmp_path / "l.db"))
