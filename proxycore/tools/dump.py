@@ -8,6 +8,8 @@ arguments are known to be valid.
 from __future__ import annotations
 
 import argparse
+import inspect
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -329,11 +331,19 @@ def _main(argv: Sequence[str] | None, tool: Tool | None) -> int:
 
     # Until the event loop takes over, make SIGTERM behave like Ctrl-C: a quiet exit.
     signal.signal(signal.SIGTERM, terminate)
+    main_coroutine = _run(args, tool)
     try:
         from proxycore.utils import eventloop
 
-        return eventloop.run(_run(args, tool))
+        return eventloop.run(main_coroutine)
     except (KeyboardInterrupt, _Terminated):
+        if inspect.getcoroutinestate(main_coroutine) == inspect.CORO_CREATED:
+            # Stopped before the loop ran us (asyncio.run half set up): nothing to clean up,
+            # and a half-made loop would print its own complaint when collected.
+            main_coroutine.close()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
         return 0
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
