@@ -11,7 +11,7 @@ from proxycore.exceptions import OptionsError
 from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.layers.modes import HttpProxy, HttpUpstreamProxy, ReverseProxy
 from proxycore.layers.tcp import TCPLayer
-from proxycore.layers.tls import ClientTLSLayer, ServerTLSLayer
+from proxycore.layers.tls import HTTP_ALPNS, ClientTLSLayer, ServerTLSLayer
 from proxycore.layers.udp import UDPLayer
 from proxycore.net.tls import parse_client_hello
 from proxycore.proxy import events
@@ -85,13 +85,18 @@ class NextLayer:
         if isinstance(parent, ReverseProxy) and len(context.layers) == 1:
             return _reverse_proxy_stack(nextlayer)
         server_data = nextlayer.data_server()
+        if context.client.alpn in HTTP_ALPNS and not is_tls and not self._tcp_host(hosts):
+            # The TLS handshake agreed on HTTP: decide now. Waiting for bytes would let an
+            # HTTP/2 server's SETTINGS, sent as soon as its handshake ends, arrive before the
+            # client's preface and pass for a server-speaks-first protocol.
+            return HttpLayer(context, HTTPMode.transparent)
         if server_data and not client_data:
             return TCPLayer(context)  # the server speaks first: not HTTP
         if not client_data:
             return None
         if is_tls:
             return _stack(ServerTLSLayer(context), ClientTLSLayer(context))
-        if any(p.search(h) for p in self._tcp for h in hosts):
+        if self._tcp_host(hosts):
             return TCPLayer(context)
         if looks_like_http(client_data):
             return HttpLayer(context, HTTPMode.transparent)
@@ -163,6 +168,10 @@ class NextLayer:
         if self._allow and not any(p.search(h) for p in self._allow for h in hosts):
             return True
         return False
+
+    def _tcp_host(self, hosts: Sequence[str]) -> bool:
+        """A ``tcp_hosts`` pattern names the destination: relay raw TCP."""
+        return any(p.search(h) for p in self._tcp for h in hosts)
 
 
 def _quic_client_hello(nextlayer: NextLayerData) -> Any:

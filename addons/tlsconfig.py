@@ -28,11 +28,9 @@ from OpenSSL import SSL
 
 from proxycore import ctx
 from proxycore.exceptions import OptionsError
-from proxycore.layers.tls import ClientHelloData, TlsData
+from proxycore.layers.tls import HTTP_ALPNS, ClientHelloData, TlsData
 
 logger = logging.getLogger("proxycore.tls")
-
-HTTP_ALPNS = (b"h2", b"http/1.1", b"http/1.0", b"http/0.9")
 
 
 def supported_http_alpns() -> tuple[bytes, ...]:

@@ -33,6 +33,8 @@ from proxycore.proxy.tunnel import CLOSED, ESTABLISHING, INACTIVE, OPEN, TunnelL
 
 PASSTHROUGH = "passthrough"  # not intercepted: bytes pass both ways untouched
 READ_CHUNK = 65536  # plaintext per SSL_read call (a TLS record is at most 16 KiB)
+# ALPN protocol names that mean HTTP (mitmproxy.proxy.layers.tls.HTTP_ALPNS).
+HTTP_ALPNS = (b"h2", b"http/1.1", b"http/1.0", b"http/0.9")
 
 
 # Hook data and hooks -------------------------------------------------------------

@@ -527,6 +527,29 @@ def test_transparent_tls_gets_both_tls_layers():
     assert isinstance(layer, ServerTLSLayer) and isinstance(layer.child_layer, ClientTLSLayer)
 
 
+@pytest.mark.parametrize("alpn", [b"h2", b"http/1.1"])
+def test_an_http_alpn_decides_http_before_any_bytes(alpn):
+    """Inside intercepted TLS, an HTTP/2 server sends SETTINGS as soon as its handshake ends;
+    when those bytes come before the client's preface, the agreed ALPN still says HTTP (a
+    server speaking first would otherwise make the connection a raw TCP relay)."""
+    tctx = mode_context("transparent")
+    tctx.server.address = ("10.0.0.7", 443)
+    tctx.client.alpn = alpn
+    nextlayer = NextLayer(tctx)
+    nextlayer.events.append(events.DataReceived(tctx.server, b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"))
+    layer = NextLayerAddon().decide(nextlayer)
+    assert isinstance(layer, HttpLayer) and layer.mode == HTTPMode.transparent
+
+
+def test_a_non_http_alpn_with_the_server_speaking_first_is_tcp():
+    tctx = mode_context("transparent")
+    tctx.server.address = ("10.0.0.7", 993)
+    tctx.client.alpn = b"imap"
+    nextlayer = NextLayer(tctx)
+    nextlayer.events.append(events.DataReceived(tctx.server, b"* OK IMAP4rev1 ready\r\n"))
+    assert isinstance(NextLayerAddon().decide(nextlayer), TCPLayer)
+
+
 def test_transparent_unreachable_destination_closes_the_client():
     tctx = mode_context("transparent")
     tctx.server.address = ("10.0.0.7", 80)
