@@ -475,6 +475,38 @@ def local_unavailable_reason() -> str | None:
     return reason
 
 
+def active_executables() -> list[dict[str, Any]]:
+    """The programs the local mode's Capture tab offers, as mitmweb's ``/processes`` lists
+    them; empty where mitmproxy-rs cannot list processes (its Linux listing came with 0.11,
+    so not with the 0.10 that Python 3.11 gets) or is not installed."""
+    try:
+        from mitmproxy_rs import process_info
+
+        processes = process_info.active_executables()
+    except (ImportError, NotImplementedError):
+        return []
+    return [
+        {
+            "is_visible": p.is_visible,
+            "executable": str(p.executable),
+            "is_system": p.is_system,
+            "display_name": p.display_name,
+        }
+        for p in processes
+    ]
+
+
+def executable_icon(path: str) -> bytes | None:
+    """The program's icon as PNG, or None where mitmproxy-rs has none (Linux, a bad path)."""
+    try:
+        from mitmproxy_rs import process_info
+
+        icon: bytes = process_info.executable_icon(path)
+    except Exception:  # mitmproxy-rs raises NotImplementedError, OSError or its own errors
+        return None
+    return icon
+
+
 def _extra(stream: Any, name: str) -> Any:
     """``stream.get_extra_info(name)`` or None: some mitmproxy-rs versions raise KeyError
     for a name they do not know even when given a default."""
