@@ -97,3 +97,12 @@ def pytest_runtest_setup(item: pytest.Item):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     return (yield from _guarded(item, "call"))
+
+
+@pytest.fixture(scope="session")
+def mitmproxy_pythons(request: pytest.FixtureRequest) -> dict[str, object]:
+    """Real mitmproxy 11.0.2 and 12.3.1, each in its venv under .cache/ (tests/real_mitmproxy.py):
+    version -> interpreter, for reading back the flow files a test wrote."""
+    from tests.real_mitmproxy import VERSIONS, mitmproxy_python
+
+    return {version: mitmproxy_python(version, request.config) for version in VERSIONS}
