@@ -508,8 +508,8 @@ def _mount_type(path: str) -> str | None:
 
 def active_executables() -> list[dict[str, Any]]:
     """The programs the local mode's Capture tab offers, as mitmweb's ``/processes`` lists
-    them; empty where mitmproxy-rs cannot list processes (its Linux listing came with 0.11,
-    so not with the 0.10 that Python 3.11 gets) or is not installed."""
+    them; empty where mitmproxy-rs cannot list processes (0.10, which Python 3.11 gets,
+    lists them on Windows and macOS only) or is not installed."""
     try:
         from mitmproxy_rs import process_info
 

@@ -12,33 +12,39 @@ from pathlib import Path
 import pytest
 
 from tests.addons.test_protocol_options import EXTRA_COMMANDS, EXTRA_OPTIONS, MISSING_OPTIONS
-from tests.webapi import WebServer, request, running
+from tests.processes import ProxyWeb
+from tests.webapi import request
 
-pytestmark = pytest.mark.e2e  # a web server on 127.0.0.1
+pytestmark = pytest.mark.e2e  # proxyweb as a process
+
+PASSWORD = "catalogue"
 
 CATALOGUE = json.loads((Path(__file__).parents[1] / "data" / "mitmweb-12.3.1-catalogue.json").read_text())
 DOCS = (Path(__file__).parents[2] / "docs" / "web.md").read_text()
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
-    with running(tmp_path_factory.mktemp("catalogue")) as s:
-        yield s
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyWeb]:
+    """The proxyweb command: a process of its own, so that no view or option another test
+    registered in this one is listed."""
+    proxy = ProxyWeb(tmp_path_factory.mktemp("catalogue"), "--set", f"web_password={PASSWORD}")
+    yield proxy
+    assert proxy.stop() == 0
 
 
-def get_json(server: WebServer, path: str) -> object:
-    r = request(server.port, "GET", path)
+def get_json(server: ProxyWeb, path: str) -> object:
+    r = request(server.web_port, "GET", path, headers={"Authorization": f"Bearer {PASSWORD}"}, auth=False)
     assert r.status == 200, r
     return r.json()
 
 
-def test_state_lists_mitmwebs_content_views_in_its_order(server: WebServer) -> None:
+def test_state_lists_mitmwebs_content_views_in_its_order(server: ProxyWeb) -> None:
     state = get_json(server, "/state")
     assert isinstance(state, dict)
     assert state["contentViews"] == CATALOGUE["contentViews"]
 
 
-def test_options_are_mitmwebs_but_for_the_documented_ones(server: WebServer) -> None:
+def test_options_are_mitmwebs_but_for_the_documented_ones(server: ProxyWeb) -> None:
     options = get_json(server, "/options")
     assert isinstance(options, dict)
     ours, theirs = set(options), set(CATALOGUE["options"])
@@ -50,7 +56,7 @@ def test_options_are_mitmwebs_but_for_the_documented_ones(server: WebServer) -> 
         assert f"`{name}`" in DOCS, name
 
 
-def test_commands_are_mitmwebs_but_for_the_documented_ones(server: WebServer) -> None:
+def test_commands_are_mitmwebs_but_for_the_documented_ones(server: ProxyWeb) -> None:
     commands = get_json(server, "/commands")
     assert isinstance(commands, dict)
     ours, theirs = set(commands), set(CATALOGUE["commands"])
