@@ -63,14 +63,22 @@ def tls_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 # --------------------------------------------------------------------------- markers
 
 
+# Fixtures that may build a venv under .cache/ on first use (pip installs: a minute or more
+# on a machine whose pip cache is empty), longer than the default per-test timeout.
+VENV_FIXTURES = {"mitmproxy_pythons", "mitm_python", "py312_python"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Everything under tests/e2e/ and tests/adversarial/, and every test on the PostgreSQL
-    server (a process, reached over libpq where the e2e guard cannot see it), is e2e."""
+    server (a process, reached over libpq where the e2e guard cannot see it), is e2e. A test
+    whose fixture may build a venv gets 15 minutes instead of the default timeout."""
     for item in items:
         parts = item.path.relative_to(item.config.rootpath).parts
         uses = getattr(item, "fixturenames", ())
         if parts[:2] in (("tests", "e2e"), ("tests", "adversarial")) or "postgres_server" in uses:
             item.add_marker(pytest.mark.e2e)
+        if VENV_FIXTURES & set(uses) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(900))
 
 
 def _guarded(item: pytest.Item, phase: str):

@@ -56,7 +56,7 @@ def _wrapper() -> tuple[str, ...]:
 
 
 @pytest.fixture(scope="module")
-def python(request: pytest.FixtureRequest) -> str:
+def py312_python(request: pytest.FixtureRequest) -> str:
     reason = _why_not()
     if reason:
         pytest.skip(reason)
@@ -103,11 +103,11 @@ def _stop(proxy: Proxy) -> None:
     assert "Traceback" not in proxy.stdout() + proxy.stderr()
 
 
-def test_proxydump_captures_a_local_program(tmp_path: Path, python: str, origin: int, client: Path,
+def test_proxydump_captures_a_local_program(tmp_path: Path, py312_python: str, origin: int, client: Path,
                                             mitmproxy_pythons: dict[str, Path]) -> None:
     saved = tmp_path / "local.mitm"
     proxy = Proxy(["--mode", "regular", "--mode", f"local:{client.name}", "-w", str(saved)], tmp_path,
-                  python=python, wrapper=_wrapper())
+                  python=py312_python, wrapper=_wrapper())
     try:
         body = _captured(proxy, client, f"http://127.0.0.1:{origin}/get?via=local",
                          lambda path: f"GET http://127.0.0.1:{origin}/{path}" in proxy.stdout())
@@ -122,10 +122,10 @@ def test_proxydump_captures_a_local_program(tmp_path: Path, python: str, origin:
     assert flow.client_conn.proxy_mode.type_name == "local"
 
 
-def test_proxyweb_shows_the_captured_flow_the_mode_and_the_processes(tmp_path: Path, python: str, origin: int,
+def test_proxyweb_shows_the_captured_flow_the_mode_and_the_processes(tmp_path: Path, py312_python: str, origin: int,
                                                                       client: Path) -> None:
     proxy = ProxyWeb(tmp_path, "--mode", "regular", "--mode", f"local:{client.name}",
-                     "--set", f"web_password={PASSWORD}", python=python, wrapper=_wrapper())
+                     "--set", f"web_password={PASSWORD}", python=py312_python, wrapper=_wrapper())
 
     def api(path: str) -> object:
         r = request(proxy.web_port, "GET", path, headers={"Authorization": f"Bearer {PASSWORD}"}, auth=False)
@@ -151,13 +151,14 @@ def test_proxyweb_shows_the_captured_flow_the_mode_and_the_processes(tmp_path: P
         processes = api("/processes")
         assert isinstance(processes, list)
         executables = {p["executable"] for p in processes}
-        assert os.path.realpath(python) in executables, sorted(executables)
+        assert os.path.realpath(py312_python) in executables, sorted(executables)
         assert set(processes[0]) == {"is_visible", "executable", "is_system", "display_name"}
     finally:
         _stop(proxy)
 
 
-def test_without_cgroup_v2_at_its_place_the_mode_fails_saying_why(tmp_path: Path, python: str) -> None:
+def test_without_cgroup_v2_at_its_place_the_mode_fails_saying_why(tmp_path: Path, py312_python: str) -> None:
+    python = py312_python
     if _mount_type("/sys/fs/cgroup") == "cgroup2":
         pytest.skip("this host has cgroup v2 at /sys/fs/cgroup: local capture works without help")
     r = subprocess.run([python, "-m", "proxycore", "--listen-host", "127.0.0.1", "-p", "0",
