@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from proxycore.connection import Server, TransportProtocol
+from proxycore.connection import ConnectionState, Server, TransportProtocol
 from proxycore.layers.udp import (
     UdpEndHook,
     UdpErrorHook,
@@ -279,3 +279,53 @@ def test_udp_flows_in_the_web_api(tmp_path, udp_echo) -> None:
     finally:
         assert proxy.stop() == 0
     assert "Traceback" not in proxy.stderr(), proxy.stderr()
+
+
+@pytest.mark.e2e
+def test_a_udp_flow_is_written_when_it_goes_idle_as_mitmdump_writes_it(tmp_path, udp_echo, monkeypatch) -> None:
+    """-w writes a UDP flow at udp_end, which comes after UDP_IDLE_TIMEOUT seconds without a
+    datagram (20, mitmproxy's UDP_TIMEOUT; shortened here), not before; the proxy is still
+    running then."""
+    import asyncio
+
+    from proxycore.addons import default_addons
+    from proxycore.io import FlowReader
+    from proxycore.layers.modes import ReverseProxy
+    from proxycore.master import Master
+    from proxycore.options import Options
+    from proxycore.proxy import server_udp
+
+    monkeypatch.setattr(server_udp, "UDP_IDLE_TIMEOUT", 1)
+    saved = tmp_path / "idle.mitm"
+
+    def written() -> list[object]:
+        with saved.open("rb") as f:
+            return list(FlowReader(f).stream())
+
+    async def main() -> tuple[list[object], list[object]]:
+        master = Master(Options())
+        master.addons.add(*default_addons())
+        master.options.update(server=False, save_stream_file=str(saved))
+        listener = server_udp.DatagramListener(master, ReverseProxy, f"reverse:udp://127.0.0.1:{udp_echo}")
+        await listener.start("127.0.0.1", 0)
+        try:
+            loop = asyncio.get_running_loop()
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+                client.setblocking(False)
+                await loop.sock_sendto(client, b"idle soon", listener.addresses[0])
+                assert await asyncio.wait_for(loop.sock_recv(client, 100), 5) == b"echo: idle soon"
+                before = written()
+                deadline = loop.time() + 10
+                while not (after := written()):
+                    assert loop.time() < deadline
+                    await asyncio.sleep(0.05)
+            return before, after
+        finally:
+            await listener.stop()
+            master.addons.get("save").done()
+
+    before, after = asyncio.run(main())
+    assert before == []
+    (flow,) = after
+    assert [m.content for m in flow.messages] == [b"idle soon", b"echo: idle soon"]
+    assert flow.client_conn.state == ConnectionState.CLOSED  # ended by the idle timeout
