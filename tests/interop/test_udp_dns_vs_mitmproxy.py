@@ -1,16 +1,21 @@
-"""UDP and DNS flows in GET /flows as real mitmweb 12.3.1 shows them: the same datagrams and
-the same DNS query through mitmweb and through proxyweb, and the flow JSON compared field
-by field (every key and the type of every value; the DNS questions and answers and the UDP
-message counts by value)."""
+"""UDP and DNS flows as real mitmproxy 12.3.1 shows them, on the same traffic (two datagrams
+through reverse:udp, an A query through dns mode):
+
+- GET /flows of mitmweb and of proxyweb, field by field (every key and the type of every
+  value; the DNS questions and answers and the UDP message counts by value);
+- the flow lines mitmdump and proxydump print.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import struct
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -138,3 +143,40 @@ def test_udp_and_dns_flows_look_as_in_mitmweb(tmp_path: Path, udp_echo: int,
             assert our_dns[part][key] == their_dns[part][key], (part, key)
     assert our_udp["messages_meta"]["count"] == their_udp["messages_meta"]["count"] == 4
     assert our_udp["messages_meta"]["contentLength"] == their_udp["messages_meta"]["contentLength"]
+
+
+def _flow_lines(text: str) -> list[str]:
+    """The flow lines of a dump's output (not its log lines), addresses without ports."""
+    lines = [line for line in text.splitlines() if line and not line.startswith("[")]
+    return [re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:N", line) for line in lines]
+
+
+def test_proxydump_prints_udp_and_dns_flows_as_mitmdump(tmp_path: Path, udp_echo: int,
+                                                         mitmproxy_pythons: dict[str, Path]) -> None:
+    outputs = []
+    mitmdump = str(mitmproxy_pythons["12.3.1"].parent / "mitmdump")
+    for command in ([mitmdump], [sys.executable, "-m", "proxycore"]):
+        udp_port, dns_port = free_port(), free_port()
+        confdir = tmp_path / f"conf-{len(outputs)}"
+        seed_ca(confdir)
+        out = tmp_path / f"out-{len(outputs)}.txt"
+        proc = subprocess.Popen(
+            [*command, "--set", f"confdir={confdir}", "--listen-host", "127.0.0.1",
+             "-m", f"reverse:udp://127.0.0.1:{udp_echo}@{udp_port}", "-m", f"dns@{dns_port}"],
+            stdout=out.open("wb"), stderr=subprocess.STDOUT,
+            env={**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            _wait_listening(out, (udp_port, dns_port), proc)
+            _traffic(udp_port, dns_port)
+            deadline = time.monotonic() + 10
+            while "DNS QUERY" not in out.read_text() or out.read_text().count("udp <-") < 2:
+                assert time.monotonic() < deadline, out.read_text()
+                time.sleep(0.05)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(20)
+        outputs.append(_flow_lines(out.read_text()))
+    theirs, ours = outputs
+    assert ours == theirs
+    assert "127.0.0.1:N: DNS QUERY (A) localhost" in ours and "127.0.0.1:N -> udp -> 127.0.0.1:N" in ours
