@@ -107,8 +107,8 @@ class NextLayer:
         return TCPLayer(context)
 
     def _decide_udp(self, nextlayer: NextLayerData, hosts: list[str]) -> Layer | None:
-        """Datagrams: raw UDP unless the mode or the client's ClientHello says HTTP/3, or the
-        mode or port says DNS."""
+        """Datagrams, in mitmproxy's order: ignored hosts, the reverse scheme, QUIC,
+        ``udp_hosts``, DNS by port; raw UDP otherwise."""
         context = nextlayer.context
         spec = context.client.proxy_mode
         h3_hello = None
@@ -121,8 +121,6 @@ class NextLayer:
                          h3_hello.sni, *hosts]
         if self._ignored(hosts):
             return UDPLayer(context, ignore=not context.options.show_ignored_hosts)
-        if any(p.search(h) for p in self._udp for h in hosts):
-            return UDPLayer(context)
         if isinstance(spec, ReverseMode) and spec.scheme == "udp":
             return UDPLayer(context)
         # QUIC toward a QUIC server starts with tls_clienthello (QuicClientHelloLayer), which
@@ -155,8 +153,15 @@ class NextLayer:
             if spec.scheme == "https":
                 return _stack(ServerTLSLayer(context), HttpLayer(context, HTTPMode.transparent))
             return _stack(QuicClientHelloLayer(context), HttpLayer(context, HTTPMode.transparent))
+        if isinstance(spec, ReverseMode) and spec.scheme == "dns":
+            from proxycore.layers.dns import DNSLayer
+
+            return DNSLayer(context)
+        # As in mitmproxy, udp_hosts applies where no reverse scheme or QUIC decided.
+        if any(p.search(h) for p in self._udp for h in hosts):
+            return UDPLayer(context)
         address = context.server.address
-        if (isinstance(spec, ReverseMode) and spec.scheme == "dns") or (address and address[1] in (53, 5353)):
+        if address and address[1] in (53, 5353):
             from proxycore.layers.dns import DNSLayer
 
             return DNSLayer(context)

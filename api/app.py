@@ -563,17 +563,27 @@ class State(RequestHandler):
 
 
 class ProcessList(RequestHandler):
+    """The Capture tab's program list for local mode (empty where the OS cannot be asked)."""
+
     def get(self) -> None:
-        self.write([])  # local capture mode is not supported, so there is nothing to pick
+        from proxycore.proxy.server_rs import active_executables
+
+        self.write(active_executables())
 
 
 class ProcessImage(RequestHandler):
+    """A program's icon; a transparent pixel where there is none, as mitmweb sends."""
+
     def get(self) -> None:
-        if not self.get_query_argument("path", None):
+        from proxycore.proxy.server_rs import executable_icon
+
+        path = self.get_query_argument("path", None)
+        if not path:
             raise APIError(400, "Missing 'path' parameter.")
         self.set_header("Content-Type", "image/png")
+        self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Cache-Control", "max-age=604800")
-        self.write(TRANSPARENT_PNG)
+        self.write(executable_icon(path) or TRANSPARENT_PNG)
 
 
 class StaticFiles(tornado.web.StaticFileHandler):

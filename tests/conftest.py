@@ -63,14 +63,22 @@ def tls_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 # --------------------------------------------------------------------------- markers
 
 
+# Fixtures that may build a venv under .cache/ on first use (pip installs: a minute or more
+# on a machine whose pip cache is empty), longer than the default per-test timeout.
+VENV_FIXTURES = {"mitmproxy_pythons", "mitm_python", "py312_python"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Everything under tests/e2e/ and tests/adversarial/, and every test on the PostgreSQL
-    server (a process, reached over libpq where the e2e guard cannot see it), is e2e."""
+    server (a process, reached over libpq where the e2e guard cannot see it), is e2e. A test
+    whose fixture may build a venv gets 15 minutes instead of the default timeout."""
     for item in items:
         parts = item.path.relative_to(item.config.rootpath).parts
         uses = getattr(item, "fixturenames", ())
         if parts[:2] in (("tests", "e2e"), ("tests", "adversarial")) or "postgres_server" in uses:
             item.add_marker(pytest.mark.e2e)
+        if VENV_FIXTURES & set(uses) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(900))
 
 
 def _guarded(item: pytest.Item, phase: str):
@@ -97,3 +105,12 @@ def pytest_runtest_setup(item: pytest.Item):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     return (yield from _guarded(item, "call"))
+
+
+@pytest.fixture(scope="session")
+def mitmproxy_pythons(request: pytest.FixtureRequest) -> dict[str, object]:
+    """Real mitmproxy 11.0.2 and 12.3.1, each in its venv under .cache/ (tests/real_mitmproxy.py):
+    version -> interpreter, for reading back the flow files a test wrote."""
+    from tests.real_mitmproxy import VERSIONS, mitmproxy_python
+
+    return {version: mitmproxy_python(version, request.config) for version in VERSIONS}

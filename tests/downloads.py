@@ -20,9 +20,10 @@ CACHE = ROOT / ".cache" / "downloads"
 
 # filename -> sha256 (the same values PyPI publishes for these files)
 PINNED = {
-    # the web front end proxyweb fetches on first use (tests/api/test_web_frontend.py, the browser check)
+    # the web front end proxyweb fetches on first use (tests/api/test_web_frontend.py, the browser check);
+    # also real mitmproxy 12.3.1 reading our flow files (tests/real_mitmproxy.py)
     frontend.WHEEL: frontend.WHEEL_SHA256,
-    # real mitmproxy 11.0.2 for the flow-file interop tests (tests/interop/test_mitmproxy_interop.py)
+    # real mitmproxy 11.0.2 for the flow-file interop tests (tests/real_mitmproxy.py)
     "mitmproxy-11.0.2-py3-none-any.whl": "95db7b57b21320a0c76e59e1d6644daaa431291cdf89419608301424651199b4",
 }
 

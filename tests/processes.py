@@ -42,8 +42,12 @@ def seed_ca(confdir: Path) -> None:
 
 
 class Proxy:
-    def __init__(self, args: list[str], tmp: Path, module: str = "proxycore") -> None:
-        """Run ``python -m module`` (proxydump; proxyweb is ``proxycore.tools.web``)."""
+    def __init__(
+        self, args: list[str], tmp: Path, module: str = "proxycore", python: str = sys.executable,
+        wrapper: tuple[str, ...] = (),
+    ) -> None:
+        """Run ``python -m module`` (proxydump; proxyweb is ``proxycore.tools.web``), as the
+        last arguments of ``wrapper`` if one is given."""
         self.port = free_port()
         self.confdir = tmp / "conf"  # never the user's ~/.proxycore
         seed_ca(self.confdir)
@@ -51,7 +55,7 @@ class Proxy:
         self.stderr_path = tmp / f"proxy-{self.port}.err"
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", module, "--listen-host", "127.0.0.1", "-p", str(self.port),
+                *wrapper, python, "-m", module, "--listen-host", "127.0.0.1", "-p", str(self.port),
                 "--set", f"confdir={self.confdir}", *args,
             ],
             stdout=self.stdout_path.open("wb"),
@@ -110,11 +114,14 @@ class ProxyWeb(Proxy):
     from the index in ``PIP_INDEX_URL``, see tests/api/test_web_frontend.py).
     """
 
-    def __init__(self, tmp: Path, *args: str, fetch_frontend: bool = False) -> None:
+    def __init__(
+        self, tmp: Path, *args: str, fetch_frontend: bool = False, python: str = sys.executable,
+        wrapper: tuple[str, ...] = (),
+    ) -> None:
         self.web_port = free_port()
         fetch = ["--set", f"web_fetch_frontend={str(fetch_frontend).lower()}"]
         super().__init__(["--no-web-open-browser", "--web-port", str(self.web_port), *fetch, *args], tmp,
-                         module="proxycore.tools.web")
+                         module="proxycore.tools.web", python=python, wrapper=wrapper)
         deadline = time.monotonic() + 20
         while not (found := re.search(r"Web server listening at (\S+)", self.stderr())):
             if self.proc.poll() is not None or time.monotonic() > deadline:

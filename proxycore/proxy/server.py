@@ -635,7 +635,9 @@ class ConnectionHandler:
                 transport.close()
                 return
             now = time.time()
-            server.timestamp_start = server.timestamp_tcp_setup = now
+            server.timestamp_start = now
+            if server.transport_protocol == TransportProtocol.TCP:
+                server.timestamp_tcp_setup = now  # as in mitmproxy, which leaves it unset for UDP
             server.peername = transport.get_extra_info("peername")[:2]
             server.sockname = transport.get_extra_info("sockname")[:2]
             server.state = ConnectionState.OPEN

@@ -18,6 +18,8 @@ import asyncio
 import json
 import logging
 import os
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -467,12 +469,73 @@ def local_unavailable_reason() -> str | None:
         return "Local capture mode needs the mitmproxy-rs package (see docs/modes.md)."
     reason = _unavailable(mitmproxy_rs.local.LocalRedirector)
     if reason is None and not hasattr(mitmproxy_rs.local.LocalRedirector, "unavailable_reason"):
-        import sys
-
         if sys.platform not in ("win32", "darwin"):
             # mitmproxy-rs before 0.11 has no Linux redirector (mitmproxy-linux came with 0.11).
             return "OS proxy mode is only available on Windows and macOS"  # mitmproxy-rs 0.10's words
+    if reason is None and sys.platform.startswith("linux"):
+        reason = _linux_redirector_problem()
     return reason
+
+
+def _linux_redirector_problem() -> str | None:
+    """What stops mitmproxy-rs's Linux redirector that it does not check before starting: it
+    is started through sudo, and it attaches its eBPF program to the cgroup v2 root it
+    expects at /sys/fs/cgroup (without these it logs an error and captures nothing)."""
+    if shutil.which("sudo") is None:
+        return "Local capture on Linux starts mitmproxy-rs's redirector through sudo, which is not installed."
+    if _mount_type("/sys/fs/cgroup") != "cgroup2":
+        return (
+            "Local capture on Linux needs the cgroup v2 hierarchy mounted at /sys/fs/cgroup (mitmproxy-rs's "
+            "redirector attaches its eBPF program there), and this system has cgroup v1 there "
+            "(see docs/modes.md, \"local\")."
+        )
+    return None
+
+
+def _mount_type(path: str) -> str | None:
+    """The file system type mounted at ``path`` (the last mount there wins), from /proc/self/mounts."""
+    found = None
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 2 and fields[1] == path:
+                    found = fields[2]
+    except OSError:
+        return None
+    return found
+
+
+def active_executables() -> list[dict[str, Any]]:
+    """The programs the local mode's Capture tab offers, as mitmweb's ``/processes`` lists
+    them; empty where mitmproxy-rs cannot list processes (0.10, which Python 3.11 gets,
+    lists them on Windows and macOS only) or is not installed."""
+    try:
+        from mitmproxy_rs import process_info
+
+        processes = process_info.active_executables()
+    except (ImportError, NotImplementedError):
+        return []
+    return [
+        {
+            "is_visible": p.is_visible,
+            "executable": str(p.executable),
+            "is_system": p.is_system,
+            "display_name": p.display_name,
+        }
+        for p in processes
+    ]
+
+
+def executable_icon(path: str) -> bytes | None:
+    """The program's icon as PNG, or None where mitmproxy-rs has none (Linux, a bad path)."""
+    try:
+        from mitmproxy_rs import process_info
+
+        icon: bytes = process_info.executable_icon(path)
+    except Exception:  # mitmproxy-rs raises NotImplementedError, OSError or its own errors
+        return None
+    return icon
 
 
 def _extra(stream: Any, name: str) -> Any:

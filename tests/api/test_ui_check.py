@@ -40,7 +40,7 @@ CACHE = ROOT / ".cache"
 SCRIPT = Path(__file__).parents[1] / "ui" / "ui_check.mjs"
 SHOTS = CACHE / "ui-shots"
 CHECKS = ["page-load", "flow-list", "flow-detail", "other-flow-views", "filter", "live-update",
-          "options-dialog", "no-js-errors"]
+          "options-dialog", "capture-tab", "no-js-errors"]
 # one WebSocket session through the proxy: argv = ws URL, proxy URL
 WS_CLIENT = (
     "import sys\n"

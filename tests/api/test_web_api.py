@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -506,11 +508,26 @@ def test_filter_help_processes_and_icons(server: WebServer) -> None:
     rows = get(server, "/filter-help").json()["commands"]
     assert ["~q", rows[[r[0] for r in rows].index("~q")][1]] in rows
     assert [r[0] for r in rows[-4:]] == ["!", "&", "|", "(...)"]
-    assert get(server, "/processes").json() == []
+    processes = get(server, "/processes").json()
+    if _can_list_processes():
+        assert os.path.realpath(sys.executable) in [p["executable"] for p in processes]
+    else:
+        assert processes == []
     r = get(server, "/executable-icon")
     assert (r.status, r.text) == (400, "Missing 'path' parameter.")
     r = get(server, "/executable-icon?path=/bin/sh")
     assert r.headers["Content-Type"] == "image/png" and r.body.startswith(b"\x89PNG")
+
+
+def _can_list_processes() -> bool:
+    """mitmproxy-rs 0.10 (what Python 3.11 gets) lists processes on Windows and macOS only."""
+    from mitmproxy_rs import process_info
+
+    try:
+        process_info.active_executables()
+    except NotImplementedError:
+        return False
+    return True
 
 
 def test_errors_never_stop_the_server(server: WebServer) -> None:
@@ -616,3 +633,32 @@ def test_flow_list_is_fresh_after_every_kind_of_change(server: WebServer) -> Non
     post(server, f"/flows/{post_flow.id}/revert")
     post(server, "/clear")
     assert listed() == {}
+
+
+class _FakeProcess:
+    """What mitmproxy-rs's ``process_info.Process`` offers."""
+
+    def __init__(self, executable: str, display_name: str, is_visible: bool, is_system: bool) -> None:
+        self.executable = Path(executable)
+        self.display_name, self.is_visible, self.is_system = display_name, is_visible, is_system
+
+
+def test_process_list_has_mitmwebs_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mitmproxy_rs import process_info
+
+    from proxycore.proxy.server_rs import active_executables, executable_icon
+
+    monkeypatch.setattr(process_info, "active_executables", lambda: [_FakeProcess("/usr/bin/curl", "curl", True, False)])
+    assert active_executables() == [
+        {"is_visible": True, "executable": "/usr/bin/curl", "is_system": False, "display_name": "curl"}
+    ]
+
+    def no_listing() -> list[object]:
+        raise NotImplementedError("active_executables is only available on Windows")
+
+    monkeypatch.setattr(process_info, "active_executables", no_listing)
+    assert active_executables() == []
+    monkeypatch.setattr(process_info, "executable_icon", lambda path: b"\x89PNG icon of " + path.encode())
+    assert executable_icon("/x") == b"\x89PNG icon of /x"
+    monkeypatch.setattr(process_info, "executable_icon", lambda path: no_listing())
+    assert executable_icon("/x") is None

@@ -33,8 +33,7 @@ import pytest
 from proxycore.io import FlowWriter
 from tests.e2e.test_e2e import Proxy
 from tests.e2e_servers import free_port, start_http
-from tests.interop.test_mitmproxy_interop import mitm_python as mitm_python  # a fixture
-from tests.interop.test_mitmproxy_interop import mitmproxy_reads, plain
+from tests.real_mitmproxy import assert_mitmproxy_reads_back
 from tests.webapi import request
 
 pytestmark = [
@@ -173,13 +172,15 @@ class ProxyWeb(Proxy):
 
 
 UDP_ECHO_PORT = 9999
+# A UDP echo on the DNS port: only udp_hosts keeps its datagrams from being read as DNS.
+UDP_HOSTS_PORT = 53
 
 
-def _udp_echo(host: str) -> socket.socket:
+def _udp_echo(host: str, port: int = UDP_ECHO_PORT) -> socket.socket:
     import threading
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((host, UDP_ECHO_PORT))
+    sock.bind((host, port))
 
     def serve() -> None:
         while True:
@@ -210,9 +211,11 @@ def setup(tmp_path_factory) -> Iterator[tuple[Network, ProxyWeb, Path]]:
         servers.append(start_http(host=net.origin, port=80)[0])
         servers.append(start_http(tmp, host=net.origin, port=443, names=("origin.test", net.origin))[0])
         sockets.append(_udp_echo(net.origin))
+        sockets.append(_udp_echo(net.origin, UDP_HOSTS_PORT))
         wg_port = _free_udp_port(net.host_ip)
         conf_file = tmp / "wg" / "keys.json"  # the spec names the key file (created on start)
         proxy = ProxyWeb(tmp, "--mode", "regular", "--mode", f"wireguard:{conf_file}@{net.host_ip}:{wg_port}",
+                         "--set", f"udp_hosts={_udp_hosts(net)}",
                          "--set", f"ssl_verify_upstream_trusted_ca={tmp / 'upstream.crt'}",
                          "--set", f"save_stream_file={tmp / 'flows.mitm'}")
         deadline = time.monotonic() + 10
@@ -299,13 +302,26 @@ def test_udp_through_the_tunnel_is_a_udp_flow(setup):
     assert udp[-1]["server_conn"]["peername"] == [net.origin, UDP_ECHO_PORT]
 
 
-def _udp_echo_through(net: Network, messages: list[bytes]) -> list[str]:
+def _udp_hosts(net: Network) -> str:
+    return re.escape(f"{net.origin}:{UDP_HOSTS_PORT}")
+
+
+def test_udp_hosts_relay_datagrams_to_the_dns_port_as_a_udp_flow(setup):
+    net, proxy, _ = setup
+    assert _udp_echo_through(net, [b"not-dns"], UDP_HOSTS_PORT) == ["echo:not-dns"]
+    flows = _flows(proxy, f'["{net.origin}", {UDP_HOSTS_PORT}]')
+    udp = [f for f in flows if f["type"] == "udp" and f["server_conn"]["peername"] == [net.origin, UDP_HOSTS_PORT]]
+    assert udp, flows
+    assert udp[-1]["messages_meta"]["count"] == 2
+
+
+def _udp_echo_through(net: Network, messages: list[bytes], port: int = UDP_ECHO_PORT) -> list[str]:
     """Datagrams from the client namespace to the UDP echo server; the answers."""
     script = (
         "import socket,sys\n"
         "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(10)\n"
         f"for m in {messages!r}:\n"
-        f"    s.sendto(m,('{net.origin}',{UDP_ECHO_PORT}));sys.stdout.write(s.recv(100).decode()+'\\n')\n"
+        f"    s.sendto(m,('{net.origin}',{port}));sys.stdout.write(s.recv(100).decode()+'\\n')\n"
     )
     r = net.exec(sys.executable, "-c", script)
     assert r.returncode == 0, r.stderr
@@ -342,7 +358,7 @@ def test_dns_to_the_tunnel_resolver_is_answered_by_the_proxy(setup):
     assert any(f["type"] == "dns" for f in flows)
 
 
-def test_flows_are_written_to_the_flow_file_and_mitmproxy_reads_it(setup, mitm_python):
+def test_flows_are_written_to_the_flow_file_and_mitmproxy_reads_it(setup, mitmproxy_pythons):
     net, proxy, tmp = setup
     assert _udp_echo_through(net, [b"file"]) == ["echo:file"]
     assert _dns_through(net, "localhost")
@@ -362,16 +378,16 @@ def test_flows_are_written_to_the_flow_file_and_mitmproxy_reads_it(setup, mitm_p
     assert "/get?to=file" in paths
     flow = flows[paths.index("/get?to=file")]
     assert flow.client_conn.proxy_mode.type_name == "wireguard"
-    # (UDP flows are written when they end, 20 s after their last datagram: not waited for here)
+    # (UDP flows are written when they end, 20 s after their last datagram, or at exit: see
+    # test_proxydump_prints_the_tunnelled_flows_and_writes_them_all_by_exit)
     assert {f.type for f in flows} >= {"http", "dns"}
-    # mitmproxy 11 reads the same file to the same states
+    # mitmproxy 11 and 12 read what the file holds so far to the same states
     snapshot = tmp / "snapshot.mitm"
     with snapshot.open("wb") as f:
         writer = FlowWriter(f)
         for fl in flows:
             writer.add(fl)
-    theirs = mitmproxy_reads(mitm_python, snapshot)["states"]
-    assert theirs == [plain(fl.get_state()) for fl in flows]
+    assert_mitmproxy_reads_back(mitmproxy_pythons, snapshot)
 
 
 # TUN mode ----------------------------------------------------------------------------------
@@ -451,14 +467,18 @@ def test_junk_to_the_wireguard_port_leaves_the_tunnel_working(setup):
     assert proxy.proc.poll() is None
 
 
-def test_proxydump_prints_the_tunnelled_flows(tmp_path):
-    """proxydump (not proxyweb): the client config in its log, the flows in its output."""
+def test_proxydump_prints_the_tunnelled_flows_and_writes_them_all_by_exit(tmp_path, mitmproxy_pythons):
+    """proxydump (not proxyweb): the client config in its log, the HTTP, UDP (one of them
+    through udp_hosts) and DNS flows in its output, and all of them in the -w file once it
+    exits: the UDP flows are still open then (they end 20 s after their last datagram), and
+    are written at exit as mitmdump writes them."""
     reason = _why_not()
     if reason:
         pytest.skip(reason)
     net = Network(tag=(os.getpid() + 2) % 10000)
     servers, sockets = [], []
     proxy = None
+    saved = tmp_path / "wg.mitm"
     try:
         try:
             net.build()
@@ -466,8 +486,9 @@ def test_proxydump_prints_the_tunnelled_flows(tmp_path):
             pytest.skip(f"cannot set up the namespace: {e}")
         servers.append(start_http(host=net.origin, port=80)[0])
         sockets.append(_udp_echo(net.origin))
-        proxy = Proxy(["--mode", "regular", "--mode", f"wireguard@{net.host_ip}:{_free_udp_port(net.host_ip)}"],
-                      tmp_path)
+        sockets.append(_udp_echo(net.origin, UDP_HOSTS_PORT))
+        proxy = Proxy(["--mode", "regular", "--mode", f"wireguard@{net.host_ip}:{_free_udp_port(net.host_ip)}",
+                       "--set", f"udp_hosts={_udp_hosts(net)}", "-w", str(saved)], tmp_path)
         deadline = time.monotonic() + 10
         while not (found := re.search(r"(\[Interface\].*?Endpoint = \S+)", proxy.stdout() + proxy.stderr(), re.S)):
             assert time.monotonic() < deadline, proxy.stderr()
@@ -477,9 +498,13 @@ def test_proxydump_prints_the_tunnelled_flows(tmp_path):
         r = net.curl(f"http://{net.origin}/dump?via=wg")
         assert r.returncode == 0, r.stderr
         assert _udp_echo_through(net, [b"dump"]) == ["echo:dump"]
+        assert _udp_echo_through(net, [b"via-udp-hosts"], UDP_HOSTS_PORT) == ["echo:via-udp-hosts"]
+        assert _dns_through(net, "localhost").endswith(socket.inet_aton("127.0.0.1"))
         proxy.wait_output("10.0.0.1:")  # the client's tunnel address leads each line
         proxy.wait_output(f"GET http://{net.origin}/dump?via=wg")
         proxy.wait_output(f"-> udp -> {net.origin}:{UDP_ECHO_PORT}")
+        proxy.wait_output(f"-> udp -> {net.origin}:{UDP_HOSTS_PORT}")
+        proxy.wait_output("DNS QUERY (A) localhost")
     finally:
         net.teardown()
         for server in servers:
@@ -490,6 +515,12 @@ def test_proxydump_prints_the_tunnelled_flows(tmp_path):
         if proxy is not None:
             assert proxy.stop() == 0
             assert "Traceback" not in proxy.stderr(), proxy.stderr()
+    flows = assert_mitmproxy_reads_back(mitmproxy_pythons, saved)  # mitmproxy 11 and 12 read the same
+    udp = {f.server_conn.address[1]: f for f in flows if f.type == "udp"}
+    assert set(udp) == {UDP_ECHO_PORT, UDP_HOSTS_PORT}
+    assert [m.content for m in udp[UDP_HOSTS_PORT].messages] == [b"via-udp-hosts", b"echo:via-udp-hosts"]
+    assert any(f.type == "http" and f.request.path == "/dump?via=wg" for f in flows)
+    assert any(f.type == "dns" and f.request.questions[0].name == "localhost" for f in flows)
 
 
 def test_many_parallel_connections_through_the_tunnel(setup):

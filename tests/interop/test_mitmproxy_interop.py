@@ -1,53 +1,21 @@
-"""Interop with real mitmproxy 11.0.2 (installed into .cache/ on first run, see docs/testing.md):
+"""Interop with real mitmproxy 11.0.2 and 12.3.1 (installed into .cache/ on first run, see docs/testing.md):
 files we write are read back by mitmproxy with equal state, and the filter language
 selects the same flows as mitmproxy's."""
 
 from __future__ import annotations
 
-import base64
-import fcntl
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from proxycore import flowfilter
 from proxycore.io import FlowReader, FlowWriter
-from tests.downloads import announce, pinned_wheel
+from tests.real_mitmproxy import mitmproxy_python, mitmproxy_reads, plain
 
 # real sockets on 127.0.0.1 or a real process: see tests/e2e_guard.py
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).parents[2]
-MITM_VENV = ROOT / ".cache" / "mitmproxy-11.0.2"
-MITM_WHEEL = "mitmproxy-11.0.2-py3-none-any.whl"
 CORPUS = Path(__file__).parents[1] / "data" / "corpus-all.mitm"
-
-# Runs inside mitmproxy's venv: read flows and print their state (and filter matches) as JSON.
-READER = r"""
-import base64, json, sys
-from mitmproxy import flowfilter, io
-
-def plain(value):
-    if isinstance(value, bytes):
-        return {"b64": base64.b64encode(value).decode()}
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value
-
-with open(sys.argv[1], "rb") as f:
-    flows = list(io.FlowReader(f).stream())
-expressions = json.loads(sys.argv[2])
-print(json.dumps({
-    "states": [plain(f.get_state()) for f in flows],
-    "matches": {e: [i for i, f in enumerate(flows) if flowfilter.parse(e)(f)] for e in expressions},
-}))
-"""
 
 # Case-neutral expressions: mitmproxy 11 matches headers and bodies case-sensitively, 12.x (which
 # proxycore follows) ignores case unless MITMPROXY_CASE_SENSITIVE_FILTERS=1.
@@ -61,44 +29,10 @@ FILTERS = [
 ]
 
 
-def plain(value: object) -> object:
-    if isinstance(value, bytes):
-        return {"b64": base64.b64encode(value).decode()}
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value
-
-
 @pytest.fixture(scope="module")
 def mitm_python(request: pytest.FixtureRequest) -> Path:
-    """mitmproxy 11.0.2 in its own venv: the sha256-pinned wheel, its dependencies from the index."""
-    python = MITM_VENV / "bin" / "python"
-    MITM_VENV.parent.mkdir(parents=True, exist_ok=True)
-    with open(MITM_VENV.with_name(MITM_VENV.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another pytest-xdist worker may be building it now
-        if not python.exists():
-            wheel = pinned_wheel(MITM_WHEEL, request.config)
-            announce(request.config, f"tests: installing {wheel.name} and its dependencies into {MITM_VENV} (once)")
-            subprocess.run([sys.executable, "-m", "venv", str(MITM_VENV)], check=True, timeout=300)
-            subprocess.run(
-                [str(MITM_VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", str(wheel)],
-                check=True,
-                timeout=900,
-            )
-    return python
-
-
-def mitmproxy_reads(python: Path, path: Path, expressions: list[str] = ()) -> dict:
-    r = subprocess.run(
-        [str(python), "-c", READER, str(path), json.dumps(list(expressions))],
-        capture_output=True,
-        timeout=300,
-        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
-    )
-    assert r.returncode == 0, r.stderr.decode()
-    return json.loads(r.stdout)
+    """mitmproxy 11.0.2 in its own venv (tests/real_mitmproxy.py)."""
+    return mitmproxy_python("11.0.2", request.config)
 
 
 def corpus_flows() -> list:
@@ -106,7 +40,8 @@ def corpus_flows() -> list:
         return list(FlowReader(f).stream())
 
 
-def test_mitmproxy_reads_our_files_with_equal_state(mitm_python, tmp_path):
+@pytest.mark.parametrize("version", ["11.0.2", "12.3.1"])
+def test_mitmproxy_reads_our_files_with_equal_state(mitmproxy_pythons, version, tmp_path):
     flows = corpus_flows()
     for flow in flows:  # touch things we write ourselves, not just copy
         flow.comment = "written by proxycore"
@@ -116,16 +51,17 @@ def test_mitmproxy_reads_our_files_with_equal_state(mitm_python, tmp_path):
         writer = FlowWriter(f)
         for flow in flows:
             writer.add(flow)
-    theirs = mitmproxy_reads(mitm_python, out)["states"]
+    theirs = mitmproxy_reads(mitmproxy_pythons[version], out)["states"]
     ours = [plain(f.get_state()) for f in flows]
     assert len(theirs) == len(ours)
     for mine, read in zip(ours, theirs, strict=True):
         assert read == mine
 
 
-def test_filters_select_the_same_flows_as_mitmproxy(mitm_python):
+@pytest.mark.parametrize("version", ["11.0.2", "12.3.1"])
+def test_filters_select_the_same_flows_as_mitmproxy(mitmproxy_pythons, version):
     flows = corpus_flows()
-    theirs = mitmproxy_reads(mitm_python, CORPUS, FILTERS)["matches"]
+    theirs = mitmproxy_reads(mitmproxy_pythons[version], CORPUS, FILTERS)["matches"]
     for expression in FILTERS:
         flt = flowfilter.parse(expression)
         ours = [i for i, f in enumerate(flows) if flt(f)]
@@ -156,15 +92,16 @@ def _udp_and_dns_flows() -> list:
     return [dns_flow, udp_flow]
 
 
-@pytest.mark.parametrize("filters", [["~dns", "~udp", "~q", "~s", "~u example", "~b pong", "~bs 192"]])
-def test_mitmproxy_reads_our_udp_and_dns_flows(mitm_python, tmp_path, filters):
+@pytest.mark.parametrize("version", ["11.0.2", "12.3.1"])
+def test_mitmproxy_reads_our_udp_and_dns_flows(mitmproxy_pythons, version, tmp_path):
+    filters = ["~dns", "~udp", "~q", "~s", "~u example", "~b pong", "~bs 192"]
     flows = _udp_and_dns_flows()
     out = tmp_path / "udp-dns.mitm"
     with out.open("wb") as f:
         writer = FlowWriter(f)
         for flow in flows:
             writer.add(flow)
-    result = mitmproxy_reads(mitm_python, out, filters)
+    result = mitmproxy_reads(mitmproxy_pythons[version], out, filters)
     assert result["states"] == [plain(f.get_state()) for f in flows]
     for expression in filters:
         flt = flowfilter.parse(expression)

@@ -201,3 +201,28 @@ def test_mitmproxy_names_for_quic_scripts() -> None:
     assert mquic.error_code_to_str(0x10C) == "H3_REQUEST_CANCELLED"
     assert mquic.error_code_to_str(0x0) == "H3_NO_ERROR" or mquic.error_code_to_str(0x0) == "NO_ERROR"
     assert mquic.error_code_to_str(0x7777) == "unknown error (0x7777)"
+
+
+def _decide_udp(mode: str, port: int, datagram: bytes, udp_hosts: list[str]) -> Layer | None:
+    tctx = make_context()
+    tctx.client.proxy_mode = ProxyMode.parse(mode)
+    tctx.client.transport_protocol = TransportProtocol.UDP
+    tctx.server.address = ("192.0.2.53", port)
+    tctx.server.transport_protocol = TransportProtocol.UDP
+    nextlayer = NextLayer(tctx)
+    nextlayer.events.append(events.DataReceived(tctx.client, datagram))
+    addon = NextLayerAddon()
+    addon._udp = [re.compile(p) for p in udp_hosts]
+    return addon.decide(nextlayer)
+
+
+def test_udp_hosts_relay_datagrams_to_a_dns_port_as_udp_where_no_scheme_decides() -> None:
+    """mitmproxy's order: a reverse scheme and QUIC come first, then udp_hosts, then DNS by port."""
+    from proxycore.layers.dns import DNSLayer
+
+    assert isinstance(_decide_udp("transparent", 53, b"game data", []), DNSLayer)
+    assert isinstance(_decide_udp("transparent", 53, b"game data", [r"192\.0\.2\.53:53"]), UDPLayer)
+    assert isinstance(_decide_udp("transparent", 53, b"game data", ["other.example"]), DNSLayer)
+    assert isinstance(_decide_udp("reverse:dns://192.0.2.53:53", 53, b"q", [r"192\.0\.2\.53"]), DNSLayer)
+    h3 = _decide_udp("transparent", 443, initial_datagrams(["h3"])[0], [r"192\.0\.2\.53"])
+    assert stack(h3) == [QuicClientHelloLayer, HttpLayer]

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from proxycore.connection import Server, TransportProtocol
-from proxycore.io import FlowReader
+from proxycore.connection import ConnectionState, Server, TransportProtocol
 from proxycore.layers.udp import (
     UdpEndHook,
     UdpErrorHook,
@@ -24,6 +23,7 @@ from proxycore.testing import Placeholder, Playbook, make_context, reply
 from proxycore.udp import UDPFlow, UDPMessage
 from tests.e2e_servers import free_port
 from tests.processes import Proxy
+from tests.real_mitmproxy import assert_mitmproxy_reads_back
 
 
 def udp_context():
@@ -161,7 +161,7 @@ def udp_echo() -> Iterator[int]:
 
 
 @pytest.mark.e2e
-def test_udp_echo_through_reverse_udp_mode(tmp_path, udp_echo) -> None:
+def test_udp_echo_through_reverse_udp_mode(tmp_path, udp_echo, mitmproxy_pythons) -> None:
     udp_port = free_port()
     flows = tmp_path / "flows.mitm"
     proxy = Proxy(
@@ -186,8 +186,9 @@ def test_udp_echo_through_reverse_udp_mode(tmp_path, udp_echo) -> None:
     finally:
         assert proxy.stop() == 0
     assert "Traceback" not in proxy.stderr(), proxy.stderr()
-    with flows.open("rb") as f:
-        (flow,) = list(FlowReader(f).stream())
+    # Written at exit (the flow is still open: it would end 20 s after its last datagram),
+    # and mitmproxy 11 and 12 read it to the same state.
+    (flow,) = assert_mitmproxy_reads_back(mitmproxy_pythons, flows)
     assert isinstance(flow, UDPFlow)
     assert [(m.from_client, m.content) for m in flow.messages] == [
         (True, b"one"), (False, b"echo: one"), (True, b"two"), (False, b"echo: two"),
@@ -239,3 +240,92 @@ def test_listening_everywhere_serves_ipv4_and_ipv6(udp_echo) -> None:
             await listener.stop()
 
     assert asyncio.run(main()) == [b"echo: hi 127.0.0.1", b"echo: hi ::1"]
+
+
+@pytest.mark.e2e
+def test_udp_flows_in_the_web_api(tmp_path, udp_echo) -> None:
+    """proxyweb lists a live UDP flow in GET /flows with mitmweb's fields, its messages
+    counted as they pass."""
+    from tests.processes import ProxyWeb
+    from tests.webapi import request
+
+    udp_port = free_port()
+    proxy = ProxyWeb(tmp_path, "--mode", "regular", "--mode", f"reverse:udp://127.0.0.1:{udp_echo}@{udp_port}",
+                     "--set", "web_password=udp-web")
+
+    def flows() -> list[dict]:
+        r = request(proxy.web_port, "GET", "/flows", headers={"Authorization": "Bearer udp-web"}, auth=False)
+        assert r.status == 200, r
+        return [f for f in r.json() if f["type"] == "udp"]
+
+    try:
+        deadline = time.monotonic() + 10
+        while f":{udp_port}." not in proxy.stderr():
+            assert time.monotonic() < deadline, proxy.stderr()
+            time.sleep(0.05)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.settimeout(5)
+            for word in (b"web one", b"web two"):
+                client.sendto(word, ("127.0.0.1", udp_port))
+                assert client.recvfrom(65535)[0] == b"echo: " + word
+        deadline = time.monotonic() + 10
+        while not (found := flows()) or found[0]["messages_meta"]["count"] < 4:
+            assert time.monotonic() < deadline, found
+            time.sleep(0.05)
+        (flow,) = found
+        assert flow["messages_meta"]["contentLength"] == len(b"web oneecho: web oneweb twoecho: web two")
+        assert flow["server_conn"]["peername"] == ["127.0.0.1", udp_echo]
+        assert flow["client_conn"]["timestamp_end"] is None  # open until 20 s without datagrams
+    finally:
+        assert proxy.stop() == 0
+    assert "Traceback" not in proxy.stderr(), proxy.stderr()
+
+
+@pytest.mark.e2e
+def test_a_udp_flow_is_written_when_it_goes_idle_as_mitmdump_writes_it(tmp_path, udp_echo, monkeypatch) -> None:
+    """-w writes a UDP flow at udp_end, which comes after UDP_IDLE_TIMEOUT seconds without a
+    datagram (20, mitmproxy's UDP_TIMEOUT; shortened here), not before; the proxy is still
+    running then."""
+    import asyncio
+
+    from proxycore.addons import default_addons
+    from proxycore.io import FlowReader
+    from proxycore.layers.modes import ReverseProxy
+    from proxycore.master import Master
+    from proxycore.options import Options
+    from proxycore.proxy import server_udp
+
+    monkeypatch.setattr(server_udp, "UDP_IDLE_TIMEOUT", 1)
+    saved = tmp_path / "idle.mitm"
+
+    def written() -> list[object]:
+        with saved.open("rb") as f:
+            return list(FlowReader(f).stream())
+
+    async def main() -> tuple[list[object], list[object]]:
+        master = Master(Options())
+        master.addons.add(*default_addons())
+        master.options.update(server=False, save_stream_file=str(saved))
+        listener = server_udp.DatagramListener(master, ReverseProxy, f"reverse:udp://127.0.0.1:{udp_echo}")
+        await listener.start("127.0.0.1", 0)
+        try:
+            loop = asyncio.get_running_loop()
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+                client.setblocking(False)
+                await loop.sock_sendto(client, b"idle soon", listener.addresses[0])
+                assert await asyncio.wait_for(loop.sock_recv(client, 100), 5) == b"echo: idle soon"
+                before = written()
+                deadline = loop.time() + 10
+                while not (after := written()):
+                    assert loop.time() < deadline
+                    await asyncio.sleep(0.05)
+            return before, after
+        finally:
+            await listener.stop()
+            master.addons.get("save").done()
+
+    before, after = asyncio.run(main())
+    assert before == []
+    (flow,) = after
+    assert [m.content for m in flow.messages] == [b"idle soon", b"echo: idle soon"]
+    assert flow.client_conn.state == ConnectionState.CLOSED  # ended by the idle timeout
