@@ -36,6 +36,7 @@ from proxycore.proxy.server_hooks import (
     ServerConnectionHookData,
     ServerDisconnectedHook,
 )
+from proxycore.utils.human import format_address
 
 logger = logging.getLogger("proxycore.proxy")
 
@@ -223,6 +224,21 @@ def _error_text(e: OSError) -> str:
     return str(e) or type(e).__name__
 
 
+def _log_info(message: str, extra: dict[str, Any]) -> None:
+    """One connection event in the log (as mitmdump shows them), at no cost with -q."""
+    if logger.isEnabledFor(logging.INFO):
+        logger.info(message, extra=extra)
+
+
+def _server_where(server: Server) -> str:
+    """``host:port``, with the peer's IP in brackets when the address was a name."""
+    assert server.address is not None
+    where = format_address(server.address)
+    if server.peername and server.peername[0] != server.address[0]:
+        where += f" ({format_address(server.peername)})"
+    return where
+
+
 TRACE_LIMIT = 300  # characters of an event or command a proxy_debug line shows
 
 
@@ -294,6 +310,7 @@ class ConnectionHandler:
         silence = None
         if head_timeout:
             silence = asyncio.get_running_loop().call_later(head_timeout, self._check_silent, head_timeout)
+        _log_info("client connect", self._log_extra)
         await self._run_hook(ClientConnectedHook(self.client))
         if self.client.error:
             logger.info(f"client refused: {self.client.error}", extra=self._log_extra)
@@ -318,6 +335,7 @@ class ConnectionHandler:
         for task in list(self._tasks):
             if task not in self._hook_tasks:
                 task.cancel()
+        _log_info("client disconnect", self._log_extra)
         await self._run_hook(ClientDisconnectedHook(self.client))
 
     def close_all(self) -> None:
@@ -607,6 +625,10 @@ class ConnectionHandler:
         data = ServerConnectionHookData(server, self.client)
         await self._run_hook(ServerConnectHook(data))
         if server.error:
+            _log_info(
+                f"server connection to {format_address(server.address)} killed before connect: {server.error}",
+                self._log_extra,
+            )
             self.feed(events.OpenConnectionCompleted(command, server.error))
             return
         semaphore = self._semaphores.setdefault(
@@ -628,6 +650,7 @@ class ConnectionHandler:
                     )
             except (OSError, ValueError) as e:  # ValueError: a host name IDNA refuses (set by an addon)
                 server.error = _error_text(e) if isinstance(e, OSError) else f"invalid host: {e}"
+                _log_info(f"error establishing server connection: {server.error}", self._log_extra)
                 await self._run_hook(ServerConnectErrorHook(data))
                 self.feed(events.OpenConnectionCompleted(command, server.error))
                 return
@@ -643,13 +666,19 @@ class ConnectionHandler:
             server.state = ConnectionState.OPEN
             self.protocols[server] = protocol
             protocol.set_reading(False)  # the layers learn about the connection first
+            where = _server_where(server)
+            _log_info(f"server connect {where}", self._log_extra)
             await self._run_hook(ServerConnectedHook(data))
             self.feed(events.OpenConnectionCompleted(command, None))
             if self.protocols.get(server) is protocol:
                 self._update_reading()
-            # Linger until the connection is gone on both sides.
-            await protocol.closed.wait()
-            await self._run_hook(ServerDisconnectedHook(data))
+            # Linger until the connection is gone on both sides. The task is cancelled when
+            # the client's side ends first: the server still gets its disconnect line and hook.
+            try:
+                await protocol.closed.wait()
+            finally:
+                _log_info(f"server disconnect {where}", self._log_extra)
+                await self._run_hook(ServerDisconnectedHook(data))
 
     def _half_close(self, connection: Connection) -> None:
         protocol = self.protocols.get(connection)
