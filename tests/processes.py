@@ -193,3 +193,12 @@ def peak_rss_mb(proxy: Proxy) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise AssertionError("no VmHWM in /proc status")
+
+
+_CONNECTION_LINE = re.compile(r"\] (client|server) (connect|disconnect)\b")
+
+
+def lines_besides_connections(log: str) -> list[str]:
+    """The lines of a proxy's output without each connection's own connect/disconnect lines
+    (one per event at the default level): what a test that bounds log noise counts."""
+    return [line for line in log.splitlines() if not _CONNECTION_LINE.search(line)]

@@ -7,7 +7,6 @@ origin servers on 127.0.0.1.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import socket
 import ssl
@@ -21,7 +20,7 @@ import pytest
 from cryptography import x509
 
 from tests.e2e_servers import Origin, start_http
-from tests.processes import Proxy, connect_tunnel, peak_rss_mb
+from tests.processes import Proxy, connect_tunnel, lines_besides_connections, peak_rss_mb
 
 pytestmark = [pytest.mark.e2e]
 
@@ -357,9 +356,7 @@ def test_out_of_file_descriptors_logs_one_line_and_recovers(tmp_path, monkeypatc
     log = proxy.stdout() + proxy.stderr()
     assert "Traceback" not in log and "socket.accept() out of system resource" not in log
     assert log.count("Cannot accept connections") <= 2, log[-3000:]
-    # Besides the flows and each connection's own connect/disconnect lines, little is said.
-    connection_lines = re.compile(r"\] (client|server) (connect|disconnect)\b")
-    other = [line for line in log.splitlines() if not connection_lines.search(line)]
+    other = lines_besides_connections(log)  # flows and little else
     assert len(other) < 400, f"{len(other)} log lines"
 
 
