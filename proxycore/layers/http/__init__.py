@@ -866,10 +866,19 @@ class HttpClient(Layer):
         super().__init__(context)
         self.child_layer = None
         self.absolute_form = absolute_form
+        self.opened = False  # Start handled: the connection layer takes every event
 
     @property
     def reusable(self) -> bool:
         return self.child_layer is not None and self.child_layer.reusable
+
+    def handle_event(self, event: events.Event) -> CommandGenerator[None]:
+        # Once open, every event is the connection layer's: handed to it directly, without
+        # our _run and state generators in between.
+        child = self.child_layer
+        if self.opened and child is not None and self._paused is None:
+            return child.handle_event(event)
+        return super().handle_event(event)
 
     def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.Start):
@@ -885,6 +894,7 @@ class HttpClient(Layer):
                     self.child_layer = Http1Client(self.context, self.absolute_form)
                 yield from self.child_layer.handle_event(events.Start())
             self._goto(self.state_open)
+            self.opened = True
             yield RegisterHttpConnection(self.context.server, err)
         else:
             yield from self.state_open(event)
@@ -972,8 +982,27 @@ class HttpLayer(Layer):
             if stream.child_layer is not None:
                 yield from self.event_to_child(stream, event)
 
+    def handle_event(self, event: events.Event) -> CommandGenerator[None]:
+        # The HttpLayer never yields a blocking command of its own (a child's carries the
+        # child in ``blocking``, see Layer._run), so it never pauses: its generator goes up
+        # without the _run wrapper, one generator level less for every command.
+        return self._handle_event(event)
+
     def event_to_child(self, child: Layer, event: events.Event) -> CommandGenerator[None]:
         for command in child.handle_event(event):
+            # The commands of every request by exact type first, without the chain of
+            # isinstance checks below (subclasses of them take the general path).
+            if type(command) is commands.SendData:
+                yield command
+                continue
+            if type(command) is ReceiveHttp:
+                yield from self.receive_http(command.event)
+                continue
+            if type(command) is SendHttp and type(command.event) is not BodyBackpressure:
+                target = None if command.connection is None else self.connections.get(command.connection)
+                if target is not None:
+                    yield from self.event_to_child(target, command.event)
+                continue
             if command.blocking or isinstance(command, commands.RequestWakeup):
                 self.command_sources[command] = child
             if isinstance(command, ReceiveHttp):

@@ -90,6 +90,12 @@ class Http1Connection(Layer):
         self.hold_pausing = False
         self.pipeline_pausing = False
 
+    def handle_event(self, event: events.Event) -> CommandGenerator[None]:
+        # An HTTP/1 connection layer never yields a blocking command, so it never pauses:
+        # its handler's generator goes up as is, without the _run wrapper (one generator
+        # level less for every command of every request).
+        return self._handle_event(event)
+
     def _count_held(self, size: int) -> CommandGenerator[None]:
         """Body bytes that can only queue up while their message is held: past the size at
         which the body would be streamed, stop reading the peer until the hold ends."""
