@@ -52,12 +52,11 @@ from proxycore.layers.http._hooks import (
     HttpResponseHeadersHook,
     HttpResponseHook,
 )
-from proxycore.layers.http._http1 import Http1Client, Http1Server, hold_limit, make_error_response
+from proxycore.layers.http._http1 import Http1Client, Http1Server, make_error_response, size_limits
 from proxycore.layers.http._http2 import Http2Client, Http2Server
 from proxycore.layers.http._http3 import Http3Client, Http3Server  # aioquic only once QUIC is seen
 from proxycore.layers.http._upstream_proxy import HttpUpstreamTunnel
 from proxycore.net.http1 import ProtocolError, parse_authority
-from proxycore.options import parse_size
 from proxycore.proxy import commands, events
 from proxycore.proxy.context import Context
 from proxycore.proxy.layer import CommandGenerator, Layer, NextLayer
@@ -257,7 +256,7 @@ class HttpStream(Layer):
     def _declared_over_stream_limit(self, headers: Headers) -> bool:
         """A Content-Length above stream_large_bodies: the message streams, and the headers
         hook already sees ``stream = True`` (mitmproxy's order; addons may switch it off)."""
-        limit = parse_size(self.context.options.stream_large_bodies)
+        limit = size_limits(self.context.options).stream
         size = _declared_size(headers)
         return limit is not None and size is not None and size > limit
 
@@ -612,10 +611,10 @@ class HttpStream(Layer):
     def _stream_threshold(self) -> int | None:
         """Above this many buffered bytes a body is streamed: stream_large_bodies (mitmproxy's
         option) or body_buffer_limit (ours, on by default), whichever is lower."""
-        return hold_limit(self.context.options)
+        return size_limits(self.context.options).hold
 
     def _over_size_limit(self, size: int | None) -> bool:
-        limit = parse_size(self.context.options.body_size_limit)
+        limit = size_limits(self.context.options).body
         return limit is not None and size is not None and size > limit
 
     def body_too_large(self, request: bool, headers_hook: bool) -> CommandGenerator[None]:
