@@ -1,7 +1,8 @@
 """The HTTP/1 fast paths of the layer stack issue the same commands as the general path (issue 15).
 
 HttpLayer, HttpClient (once open) and the HTTP/1 connection layers hand their generators up
-without Layer's ``_run`` wrapper, because they never pause themselves.  Here one scripted
+without Layer's ``_run`` wrapper, because they never pause themselves; a stream that can reuse
+an open connection takes it without the GetHttpConnection round trip.  Here one scripted
 conversation runs twice, once as shipped and once with every such shortcut replaced by
 ``Layer.handle_event``; the commands that reach the driver, and the flows the hooks saw,
 must be the same.
@@ -130,6 +131,8 @@ def converse(instant_hooks: bool, cuts: list[int] = ()) -> list[Any]:  # type: i
 def general_path(monkeypatch: pytest.MonkeyPatch) -> None:
     for cls, name in SHORTCUTS:
         monkeypatch.setattr(cls, name, Layer.handle_event)
+    # A stream asks for its connection with GetHttpConnection and waits for the reply.
+    monkeypatch.setattr(HttpLayer, "reusable_connection", lambda self, command: None)
 
 
 @pytest.mark.parametrize("instant_hooks", [True, False])

@@ -110,6 +110,9 @@ class HttpStream(Layer):
         self.response_hook_done = False
         self.response_complete = False  # sent to the client in full (the upload may go on)
         self.error_hook_done = False
+        # Set by the HttpLayer: the open connection it would give a GetHttpConnection at once,
+        # if there is one; asked first, so that reusing a connection costs no round trip.
+        self.reusable_connection: Callable[[GetHttpConnection], Server | None] | None = None
         self._goto(self.state_start)
 
     def __repr__(self) -> str:
@@ -379,10 +382,15 @@ class HttpStream(Layer):
         # HTTP/3 upstream when the flow's server connection says UDP (reverse:http3://, or
         # an addon that set flow.server_conn.transport_protocol, as with mitmproxy).
         transport = self.flow.server_conn.transport_protocol if tls else TransportProtocol.TCP
-        reply: tuple[Server | None, str | None] = yield GetHttpConnection(
-            (request.host, request.port), tls, self.context.server.via, transport
-        )
-        connection, err = reply
+        get = GetHttpConnection((request.host, request.port), tls, self.context.server.via, transport)
+        reusable = self.reusable_connection(get) if self.reusable_connection is not None else None
+        connection: Server | None
+        err: str | None
+        if reusable is not None:
+            connection, err = reusable, None
+        else:
+            reply: tuple[Server | None, str | None] = yield get
+            connection, err = reply
         if err:
             message = f"Cannot connect to {request.host}:{request.port}: {err}"
             yield from self.fail_response(message, ErrorCode.CONNECT_FAILED)
@@ -1032,6 +1040,7 @@ class HttpLayer(Layer):
         stream: HttpStream | None
         if isinstance(event, RequestHeaders):
             stream = HttpStream(self.context.fork(), event.stream_id, self.mode)
+            stream.reusable_connection = self.reusable_connection
             self.streams[event.stream_id] = stream
         else:
             stream = self.streams.get(event.stream_id)
@@ -1056,19 +1065,36 @@ class HttpLayer(Layer):
         if target is not None:
             yield from self.event_to_child(target, event)
 
-    def get_connection(self, command: GetHttpConnection) -> CommandGenerator[None]:
+    def _existing_connection(self, command: GetHttpConnection) -> tuple[Server, bool] | None:
+        """The connection ``command`` gets without opening one: (connection, True) if it is
+        open and free, (connection, False) if it is still opening (the command waits)."""
         for connection in self.connections:
             if not isinstance(connection, Server) or not command.connection_spec_matches(connection):
                 continue
             if self.opened_via.get(connection, connection.via) != command.via:
                 continue
             if connection in self.waiting_for_connection:
-                self.waiting_for_connection[connection].append(command)
-                return
+                return connection, False
             client = self.http_clients.get(connection)
             if client is not None and client.reusable:
+                return connection, True
+        return None
+
+    def reusable_connection(self, command: GetHttpConnection) -> Server | None:
+        """The open connection get_connection would reply with at once, if any (see
+        HttpStream.reusable_connection): the answer without the command's round trip."""
+        existing = self._existing_connection(command)
+        return existing[0] if existing is not None and existing[1] else None
+
+    def get_connection(self, command: GetHttpConnection) -> CommandGenerator[None]:
+        existing = self._existing_connection(command)
+        if existing is not None:
+            connection, free = existing
+            if free:
                 yield from self.reply(command, (connection, None))
-                return
+            else:
+                self.waiting_for_connection[connection].append(command)
+            return
         # Inside a CONNECT tunnel the context's server is the one the client asked for.
         server = self.context.server
         reuse_context = (
