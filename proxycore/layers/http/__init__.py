@@ -424,9 +424,6 @@ class HttpStream(Layer):
     # Response side ----------------------------------------------------------
 
     def state_wait_for_response(self, event: events.Event) -> CommandGenerator[None]:
-        yield from self.handle_response_side(event)
-
-    def handle_response_side(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, ResponseHeaders):
             yield from self.receive_response_headers(event)
         elif isinstance(event, ResponseData):
@@ -449,6 +446,9 @@ class HttpStream(Layer):
                 yield from self.client_error(gone)
         elif isinstance(event, (RequestData, RequestEndOfMessage)):
             pass  # the client's body after an early response: nothing left to do with it
+
+    # What the other states do with the events of the response side.
+    handle_response_side = state_wait_for_response
 
     def receive_response_headers(self, event: ResponseHeaders) -> CommandGenerator[None]:
         response = event.response
@@ -998,7 +998,12 @@ class HttpLayer(Layer):
     def handle_event(self, event: events.Event) -> CommandGenerator[None]:
         # The HttpLayer never yields a blocking command of its own (a child's carries the
         # child in ``blocking``, see Layer._run), so it never pauses: its generator goes up
-        # without the _run wrapper, one generator level less for every command.
+        # without the _run wrapper, one generator level less for every command. Bytes for
+        # a known connection go straight to its layer (what _handle_event would do).
+        if type(event) is events.DataReceived:
+            child = self.connections.get(event.connection)
+            if child is not None:
+                return self.event_to_child(child, event)
         return self._handle_event(event)
 
     def event_to_child(self, child: Layer, event: events.Event) -> CommandGenerator[None]:
@@ -1009,7 +1014,13 @@ class HttpLayer(Layer):
                 yield command
                 continue
             if type(command) is ReceiveHttp:
-                yield from self.receive_http(command.event)
+                # An event of a stream that exists goes to it here, not through receive_http.
+                http_event = command.event
+                stream = self.streams.get(http_event.stream_id)
+                if stream is not None and not isinstance(http_event, (RequestHeaders, BodyBackpressure)):
+                    yield from self.event_to_child(stream, http_event)
+                else:
+                    yield from self.receive_http(http_event)
                 continue
             if type(command) is SendHttp and type(command.event) is not BodyBackpressure:
                 target = None if command.connection is None else self.connections.get(command.connection)

@@ -94,8 +94,15 @@ class Http1Connection(Layer):
     def handle_event(self, event: events.Event) -> CommandGenerator[None]:
         # An HTTP/1 connection layer never yields a blocking command, so it never pauses:
         # its handler's generator goes up as is, without the _run wrapper (one generator
-        # level less for every command of every request).
+        # level less for every command of every request). An HTTP event to send goes
+        # straight to _send, as _handle_event would pass it.
+        if isinstance(event, HttpEvent):
+            return self._send(event)
         return self._handle_event(event)
+
+    def _send(self, event: HttpEvent) -> CommandGenerator[None]:
+        raise NotImplementedError
+        yield  # pragma: no cover
 
     def _count_held(self, size: int) -> CommandGenerator[None]:
         """Body bytes that can only queue up while their message is held: past the size at
