@@ -148,12 +148,13 @@ class HttpStream(Layer):
         if problem:
             yield from self.fail_request(problem, ErrorCode.DESTINATION_UNKNOWN)
             return
-        if not event.end_stream and self._over_size_limit(_declared_size(request.headers)):
+        declared = None if event.end_stream else _declared_size(request.headers)
+        if not event.end_stream and self._over_size_limit(declared):
             yield from self.body_too_large(request=True, headers_hook=True)
             return
-        if not event.end_stream and self._declared_over_stream_limit(request.headers):
+        if not event.end_stream and self._declared_over_stream_limit(declared):
             request.stream = True
-        held = not event.end_stream and self._may_outgrow_buffer(request.headers)
+        held = not event.end_stream and self._may_outgrow_buffer(declared)
         if held:
             yield from self.hold_request_body(True)
         yield HttpRequestHeadersHook(self.flow)
@@ -195,11 +196,10 @@ class HttpStream(Layer):
             return
         yield from self.send_addon_response()
 
-    def _may_outgrow_buffer(self, headers: Headers) -> bool:
-        """Could more of this body arrive during a hook than we would buffer anyway? Not if
-        it declares a size within the limit, or there is no limit (as in mitmproxy)."""
+    def _may_outgrow_buffer(self, size: int | None) -> bool:
+        """Could more of a body declaring ``size`` (None: unknown) arrive during a hook than we
+        would buffer anyway? Not if within the limit, or there is no limit (as in mitmproxy)."""
         limit = self._stream_threshold()
-        size = _declared_size(headers)
         return limit is not None and (size is None or size > limit)
 
     def hold_request_body(self, paused: bool) -> CommandGenerator[None]:
@@ -256,11 +256,10 @@ class HttpStream(Layer):
             return str(e)
         return None
 
-    def _declared_over_stream_limit(self, headers: Headers) -> bool:
-        """A Content-Length above stream_large_bodies: the message streams, and the headers
-        hook already sees ``stream = True`` (mitmproxy's order; addons may switch it off)."""
+    def _declared_over_stream_limit(self, size: int | None) -> bool:
+        """A Content-Length ``size`` above stream_large_bodies: the message streams, and the
+        headers hook already sees ``stream = True`` (mitmproxy's order; addons may switch it off)."""
         limit = size_limits(self.context.options).stream
-        size = _declared_size(headers)
         return limit is not None and size is not None and size > limit
 
     def start_request_stream(self, end_stream: bool) -> CommandGenerator[None]:
@@ -455,12 +454,13 @@ class HttpStream(Layer):
         self.flow.response = response
         if response.timestamp_start is None or not response.timestamp_start:
             response.timestamp_start = time.time()
-        if not event.end_stream and self._over_size_limit(_declared_size(response.headers)):
+        declared = None if event.end_stream else _declared_size(response.headers)
+        if not event.end_stream and self._over_size_limit(declared):
             yield from self.body_too_large(request=False, headers_hook=True)
             return
-        if not event.end_stream and self._declared_over_stream_limit(response.headers):
+        if not event.end_stream and self._declared_over_stream_limit(declared):
             response.stream = True
-        held = not event.end_stream and self.server_conn is not None and self._may_outgrow_buffer(response.headers)
+        held = not event.end_stream and self.server_conn is not None and self._may_outgrow_buffer(declared)
         if held:
             yield from self.hold_response_body(True)
         yield HttpResponseHeadersHook(self.flow)
