@@ -97,6 +97,7 @@ class DBView:
         self._last_retention = 0.0
         self._db_len = 0
         self._timer: asyncio.TimerHandle | None = None
+        self._age_timer: asyncio.TimerHandle | None = None
         self._high_water = 0  # shared stores: last change seen, highest row seen
         self._foreign_seq = 0
 
@@ -124,6 +125,7 @@ class DBView:
                 ) else store.put(moving)
         self._db_recount()
         self._watch(store)
+        self._age_soon()  # a named session may hold flows already past store_max_age
         self.sig_view_refresh.send()
         self.sig_store_refresh.send()
 
@@ -306,6 +308,7 @@ class DBView:
             self.apply_retention()
         elif any(self.retention_limits) and self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(wait, self._tick)  # check later
+        self._age_soon()
 
     def retention_soon(self) -> None:
         """Check the store_max_* limits shortly (now, without an event loop)."""
@@ -317,6 +320,22 @@ class DBView:
             self.apply_retention()
             return
         self._timer = loop.call_later(SYNC_INTERVAL, self._tick)
+
+    def _age_soon(self) -> None:
+        """With store_max_age, look again in a second: flows age while no traffic comes to
+        trigger a check, and the UI should see them go when they do."""
+        if self._age_timer is not None or not self.retention_limits[2]:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop: the next change or configure looks
+        self._age_timer = loop.call_later(RETENTION_INTERVAL, self._age_tick)
+
+    def _age_tick(self) -> None:
+        self._age_timer = None
+        self.apply_retention(age_only=True)
+        self._age_soon()
 
     def sync(self) -> None:
         """Hand every changed flow to the store, and let finished flows be evicted."""
@@ -334,13 +353,16 @@ class DBView:
             if not flow.live and flow.id in self._pinned:
                 self._hold(flow, self._shown.get(flow.id, False))
 
-    def apply_retention(self) -> None:
-        """Drop the oldest unmarked flows over the store_max_* limits; tell the UI."""
+    def apply_retention(self, age_only: bool = False) -> None:
+        """Drop the oldest unmarked flows over the store_max_* limits; tell the UI.
+        ``age_only``: store_max_age alone (the once-a-second check that counts no rows)."""
         max_flows, max_bytes, max_age = self.retention_limits
+        if age_only:
+            max_flows = max_bytes = 0
         if not (max_flows or max_bytes or max_age):
             return
         if self.db is None:
-            self._memory_retention()  # type: ignore[attr-defined]  # the in-memory view's method (mixin)
+            self._memory_retention((max_flows, max_bytes, max_age))  # type: ignore[attr-defined]  # the in-memory view's method (mixin)
             return
         self.sync()
         doomed = self.db.over_limits(max_flows, max_bytes, max_age)
@@ -506,9 +528,10 @@ class DBView:
             yield flow
 
     def close_store(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for timer in (self._timer, self._age_timer):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._age_timer = None
         if self.db is not None:
             # Connections close after their flow's last hook (timestamp_end): write what
             # memory holds once more, so a restart shows the flows as they ended.
