@@ -368,14 +368,10 @@ class DBView:
         doomed = self.db.over_limits(max_flows, max_bytes, max_age)
         if not doomed:
             return
-        query = self.query_filter()
         ranked: list[tuple[int, str]] = []
         if len(doomed) <= RANKED_REMOVALS:
-            for flow_id in doomed:
-                key = self.db.sort_key(flow_id, self.order, query)  # type: ignore[attr-defined]  # SQL stores only: rank/sort_key
-                if key is not None:
-                    ranked.append((self.db.rank(key, query, self.order), flow_id))  # type: ignore[attr-defined]  # SQL stores only: rank/sort_key
-        ranked.sort()
+            ranks = self.db.ranks_of(doomed, self.query_filter(), self.order)  # type: ignore[attr-defined]  # SQL stores only
+            ranked = sorted((rank, flow_id) for flow_id, rank in ranks.items())
         self.db.delete(doomed)
         self.db.flush()
         # Sent front to back, each index is where the flow stood once the ones before it left.
