@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from proxycore import flowfilter
 from proxycore.flow import Flow
-from proxycore.store.base import FlowStore, record_of
+from proxycore.store.base import FlowStore, past_deadline, record_of
 
 if TYPE_CHECKING:
     from proxycore.store.postgres import PostgresStore
@@ -492,15 +492,17 @@ class DBView:
                 return i
         raise ValueError(f"{flow!r} is not in the view")
 
-    def matching_ids(self, flt: Any) -> Iterator[str]:
-        """Ids of the shown flows ``flt`` also matches, in view order."""
+    def matching_ids(self, flt: Any, deadline: float | None = None) -> Iterator[str]:
+        """Ids of the shown flows ``flt`` also matches, in view order; TimeoutError once
+        ``deadline`` (time.monotonic()) has passed, matches or not."""
         if self.db is None:
             for flow in self:
+                past_deadline(deadline)
                 if flt(flow):
                     yield flow.id
             return
         self.sync()
-        yield from self.db.ids(_both(self.query_filter(), flt), self.order, self.order_reversed)
+        yield from self.db.ids(_both(self.query_filter(), flt), self.order, self.order_reversed, deadline)
 
     def page(
         self, offset: int = 0, limit: int | None = None, flt: Any = None, bodies: bool = True

@@ -24,6 +24,7 @@ from proxycore.store.base import (
     Stats,
     flow_of,
     listed_flow,
+    past_deadline,
     record_of,
 )
 
@@ -238,12 +239,16 @@ class SQLStore(FlowStore):
                 return
             yield from rows
 
-    def _checked(self, flt: Any, sql: str, params: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
+    def _checked(
+        self, flt: Any, sql: str, params: Iterable[Any], deadline: float | None = None
+    ) -> Iterator[tuple[Any, ...]]:
         """The rows of ``sql`` (a SELECT of id, state, ...) that ``flt`` matches, run in Python
         over the streamed rows: memory stays bounded whatever the store holds.  Bodies are
-        read only for a filter that looks at them (a body operator)."""
+        read only for a filter that looks at them (a body operator).  See ``past_deadline``."""
         wants_bodies = sqlfilter.needs_bodies(flt)
-        for row in self._stream(sql, list(params)):
+        for n, row in enumerate(self._stream(sql, list(params))):
+            if n % 256 == 0:
+                past_deadline(deadline)
             bodies = self._bodies(row[0]) if wants_bodies else {}
             if flt(flow_of(bytes(row[1]), bodies)):
                 yield row
@@ -281,15 +286,19 @@ class SQLStore(FlowStore):
             if limit is not None and produced >= limit:
                 return
 
-    def ids(self, flt: Any = None, order: str = "time", reverse: bool = False) -> Iterator[str]:
+    def ids(
+        self, flt: Any = None, order: str = "time", reverse: bool = False, deadline: float | None = None
+    ) -> Iterator[str]:
         cond = self._where(flt)
         if not cond.exact:
             sql = f"SELECT id, state FROM flows WHERE {cond.sql} ORDER BY {self._order(order, reverse)}"
-            for row in self._checked(flt, sql, cond.params):
+            for row in self._checked(flt, sql, cond.params, deadline):
                 yield row[0]
             return
         sql = f"SELECT id FROM flows WHERE {cond.sql} ORDER BY {self._order(order, reverse)}"
-        for (flow_id,) in self._stream(sql, list(cond.params)):
+        for n, (flow_id,) in enumerate(self._stream(sql, list(cond.params))):
+            if n % 256 == 0:
+                past_deadline(deadline)
             yield flow_id
 
     def position(self, flow_id: str, flt: Any, order: str, reverse: bool) -> int | None:

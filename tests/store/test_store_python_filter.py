@@ -111,3 +111,40 @@ def test_removal_indexes_of_many_flows_come_from_one_walk(store: Any, monkeypatc
     monkeypatch.setattr(sql, "flow_of", lambda *a: (checked.append(1), real(*a))[1])
     assert store.ranks_of(doomed, flt, "url") == expected
     assert len(checked) <= len(flows) + len(doomed)  # one walk (and each flow's own row once)
+
+
+def test_a_walk_without_matches_stops_at_its_deadline(store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The search box's time budget holds while nothing matches: the walk itself gives up
+    (before, only a match looked at the clock, so a rare filter held the event loop)."""
+    import time
+
+    flows = _flows(1500)
+    store.put(flows)
+    store.flush()
+    checked: list[int] = []
+    real = sql.flow_of
+
+    def slow(*args: Any) -> Any:
+        checked.append(1)
+        time.sleep(0.001)
+        return real(*args)
+
+    monkeypatch.setattr(sql, "flow_of", slow)
+    with pytest.raises(TimeoutError):
+        list(store.ids(flowfilter.parse("~bq nowhere"), deadline=time.monotonic() + 0.1))
+    assert 0 < len(checked) < len(flows)
+    checked.clear()
+    assert list(store.ids(flowfilter.parse("~hq t1 & ~bq nowhere"), deadline=time.monotonic() + 60)) == []
+    assert len(checked) == len(flows)
+
+
+def test_the_memory_view_search_stops_at_its_deadline() -> None:
+    import time
+
+    from proxycore.addons.view import View
+
+    view = View()
+    view.add(_flows(10))
+    with pytest.raises(TimeoutError):
+        list(view.matching_ids(flowfilter.parse("~bq nowhere"), deadline=time.monotonic()))
+    assert len(list(view.matching_ids(flowfilter.parse("~bq needle"), deadline=time.monotonic() + 60))) == 3
