@@ -208,7 +208,7 @@ class View(DBView, Sequence[Flow]):
     def _all_flows(self) -> list[Flow]:
         if self.db is not None:
             self.sync()
-            return [self._loaded(f) for f in self.db.query()]
+            return [self.loaded(f) for f in self.db.query()]
         return list(self._store.values())
 
     @property
@@ -511,7 +511,7 @@ class View(DBView, Sequence[Flow]):
         """Every stored flow ``flt`` matches, in arrival order."""
         if self.db is not None:
             self.sync()
-            return [self._loaded(f) for f in self.db.query(flt)]
+            return [self.loaded(f) for f in self.db.query(flt)]
         return [f for f in self._store.values() if flt(f)]
 
     @command("view.flows.create")

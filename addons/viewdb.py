@@ -277,7 +277,7 @@ class DBView:
         self._keys.pop(flow_id, None)
         self._dirty.pop(flow_id, None)
 
-    def _loaded(self, flow: Flow) -> Flow:
+    def loaded(self, flow: Flow) -> Flow:
         """A flow read from the store: the object in memory if there is one.  Others are
         not cached (a walk over a million flows must not churn the cache)."""
         return self._known(flow.id) or flow
@@ -459,13 +459,25 @@ class DBView:
     def _db_iter(
         self, flt: Any = None, offset: int = 0, limit: int | None = None, bodies: bool = True
     ) -> Iterator[Flow]:
-        assert self.db is not None
+        rows = self.stored_page(offset, limit, flt, bodies)
+        assert rows is not None
+        for flow in rows:
+            yield self.loaded(flow)
+
+    def stored_page(
+        self, offset: int = 0, limit: int | None = None, flt: Any = None, bodies: bool = True
+    ) -> Iterator[Flow] | None:
+        """:meth:`page` as the database store reads it, for a reader on another thread (a
+        filter checked in Python may walk millions of rows; the event loop must not wait for
+        that): changes are written first, and each flow goes through :meth:`loaded` on the
+        event loop.  None without a database store."""
+        if self.db is None:
+            return None
         self.sync()
         query = self.query_filter()
         if flt is not None:
             query = flt if query is None else _both(query, flt)
-        for flow in self.db.query(query, self.order, self.order_reversed, offset, limit, bodies):
-            yield self._loaded(flow)
+        return self.db.query(query, self.order, self.order_reversed, offset, limit, bodies)
 
     def _db_get(self, flow_id: str) -> Flow | None:
         known = self._known(flow_id) or self._dirty.get(flow_id)

@@ -148,3 +148,36 @@ def test_the_memory_view_search_stops_at_its_deadline() -> None:
     with pytest.raises(TimeoutError):
         list(view.matching_ids(flowfilter.parse("~bq nowhere"), deadline=time.monotonic()))
     assert len(list(view.matching_ids(flowfilter.parse("~bq needle"), deadline=time.monotonic() + 60))) == 3
+
+
+@pytest.mark.e2e
+def test_a_long_python_checked_listing_does_not_stall_the_web_server(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GET /flows?filter=... walks the store on a thread: other requests answer meanwhile."""
+    import threading
+    import time
+
+    from tests.webapi import request, running
+
+    with running(tmp_path) as server:  # proxyweb's default: a per-run SQLite store
+        flows = _flows(600)
+        server.add(*flows)
+        real = sql.flow_of
+
+        def slow(*args: Any) -> Any:
+            time.sleep(0.005)  # 600 rows: a 3 s walk
+            return real(*args)
+
+        monkeypatch.setattr(sql, "flow_of", slow)
+        listing: list[Any] = []
+        walker = threading.Thread(
+            target=lambda: listing.append(request(server.port, "GET", "/flows?filter=~bq%20needle&limit=1000"))
+        )
+        walker.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        assert request(server.port, "GET", "/flows?limit=1").status == 200
+        answered = time.monotonic() - started
+        still_walking = walker.is_alive()
+        walker.join(30)
+        assert still_walking and answered < 1.0, answered
+        assert [f["id"] for f in listing[0].json()] == [f.id for f in flows if b"needle" in f.request.content]
