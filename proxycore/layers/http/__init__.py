@@ -315,6 +315,17 @@ class HttpStream(Layer):
         if self._killed:
             yield from self.kill()
             return
+        if (
+            self.flow.websocket_playback is not None
+            and is_websocket_handshake(self.flow)
+            and self.context.options.websocket
+        ):
+            # Server playback of a WebSocket: the recorded conversation answers the client.
+            from proxycore.websocket import WebSocketData
+
+            self.flow.websocket = WebSocketData()
+            yield from self.upgrade_to_passthrough()
+            return
         yield from self.send_response()
 
     def state_stream_request(self, event: events.Event) -> CommandGenerator[None]:
@@ -682,7 +693,8 @@ class HttpStream(Layer):
                 HttpUpstreamTunnel.make(self.context, True, NextLayer(self.context)),
             )
             return
-        if self.context.options.connection_strategy == "eager":
+        if self.context.options.connection_strategy == "eager" and self.flow.response is None:
+            # An addon that answered the CONNECT (server playback) needs no server: as mitmproxy.
             err = yield commands.OpenConnection(self.context.server)
             if err:
                 message = f"Cannot connect to {request.host}:{request.port}: {err}"
@@ -734,7 +746,8 @@ class HttpStream(Layer):
     def upgrade_to_passthrough(self) -> CommandGenerator[None]:
         """A 101 response: WebSocket frames (or raw bytes) flow on both connections now."""
         response = self.flow.response
-        assert response is not None and self.server_conn is not None
+        playback = self.flow.websocket_playback
+        assert response is not None and (self.server_conn is not None or playback is not None)
         if response.raw_content is None:
             response.data.content = b""  # a 101 has no body: what follows is the new protocol
         if response.timestamp_end is None:
@@ -747,8 +760,14 @@ class HttpStream(Layer):
         response = self.flow.response  # the hook may have replaced it
         assert response is not None
         context = self.context.fork()
-        context.server = self.server_conn
-        if self.flow.websocket is not None:
+        if self.server_conn is not None:
+            context.server = self.server_conn
+        if self.server_conn is None and playback is not None and self.flow.websocket is not None:
+            from proxycore.layers.playback import WebsocketPlaybackLayer
+
+            timing = bool(getattr(self.context.options, "server_replay_timing", False))
+            self.child_layer = WebsocketPlaybackLayer(context, self.flow, playback, timing)
+        elif self.server_conn is not None and self.flow.websocket is not None:
             from proxycore.layers.websocket import WebsocketLayer
 
             self.child_layer = WebsocketLayer(context, self.flow)
