@@ -41,7 +41,7 @@ def _ws_server(ws: ServerConnection) -> None:
         ws.send(message.upper() if isinstance(message, str) else message[::-1])
 
 
-def _tcp_server(listener: socket.socket, done: threading.Event) -> None:
+def _tcp_server(listener: socket.socket, done: threading.Event, banner: bytes) -> None:
     while not done.is_set():
         try:
             conn, _ = listener.accept()
@@ -50,6 +50,8 @@ def _tcp_server(listener: socket.socket, done: threading.Event) -> None:
         except OSError:
             return
         with conn:
+            if banner:
+                conn.sendall(banner)
             while data := conn.recv(65535):
                 conn.sendall(b"echo: " + data)
 
@@ -76,10 +78,11 @@ def _ws_conversation(url: str) -> list[object]:
     return got
 
 
-def _tcp_conversation(sock: socket.socket) -> bytes:
+def _tcp_conversation(sock: socket.socket, banner: bytes = b"") -> bytes:
     received = b""
-    for word, expected in ((b"one", b"echo: one"), (b"two", b"echo: two")):
-        sock.sendall(word)
+    for word, expected in ((b"", banner), (b"one", b"echo: one"), (b"two", b"echo: two")):
+        if word:
+            sock.sendall(word)
         while len(received) < len(expected) or not received.endswith(expected):
             chunk = sock.recv(100)
             assert chunk, received
@@ -92,44 +95,54 @@ def _tcp_conversation(sock: socket.socket) -> bytes:
 
 WS_EXPECTED = ["welcome", "GRÜSS", b"\x02\x01", (4001, "done")]
 TCP_EXPECTED = b"echo: oneecho: two"
+BANNER = b"220 ready\r\n"
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
-    """The flow file of one WebSocket and one TCP conversation, and the ports of their
-    servers, which are gone once this returns."""
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int, int]:
+    """The flow file of one WebSocket and two TCP conversations (the server of the second
+    speaks first), and the ports of their servers, which are gone once this returns."""
     tmp = tmp_path_factory.mktemp("record")
     saved = tmp / "recorded.mitm"
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
     done = threading.Event()
-    tcp_thread = threading.Thread(target=_tcp_server, args=(listener, done), daemon=True)
-    tcp_thread.start()
-    tcp_echo = listener.getsockname()[1]
+    listeners, threads = [], []
+    for banner in (b"", BANNER):
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.settimeout(0.2)
+        threads.append(threading.Thread(target=_tcp_server, args=(listener, done, banner), daemon=True))
+        threads[-1].start()
+        listeners.append(listener)
+    tcp_echo, banner_echo = (listener.getsockname()[1] for listener in listeners)
     with serve(_ws_server, "127.0.0.1", 0) as server:
         ws_thread = threading.Thread(target=server.serve_forever, daemon=True)
         ws_thread.start()
         ws_echo = server.socket.getsockname()[1]
-        tcp_port, ws_port = free_port(), free_port()
+        tcp_port, ws_port, banner_port = free_port(), free_port(), free_port()
         proxy = Proxy(["--mode", "regular", "--mode", f"reverse:tcp://127.0.0.1:{tcp_echo}@{tcp_port}",
+                       "--mode", f"reverse:tcp://127.0.0.1:{banner_echo}@{banner_port}",
                        "--mode", f"reverse:http://127.0.0.1:{ws_echo}@{ws_port}", "-w", str(saved)], tmp)
         try:
-            _wait_listening(proxy, tcp_port, ws_port)
+            _wait_listening(proxy, tcp_port, ws_port, banner_port)
             assert _ws_conversation(f"ws://127.0.0.1:{ws_port}/chat") == WS_EXPECTED
-            with socket.create_connection(("127.0.0.1", tcp_port), timeout=10) as s:
-                assert _tcp_conversation(s) == TCP_EXPECTED
-            proxy.wait_output("<- tcp <-")
+            for port, banner in ((tcp_port, b""), (banner_port, BANNER)):
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                    assert _tcp_conversation(s, banner) == banner + TCP_EXPECTED
+            deadline = time.monotonic() + 10
+            while proxy.stdout().count("<- tcp <-") < 2:
+                assert time.monotonic() < deadline, proxy.stdout()
+                time.sleep(0.05)
         finally:
             assert proxy.stop() == 0
         server.shutdown()
         ws_thread.join()
     done.set()
-    tcp_thread.join()
-    listener.close()
+    for thread, listener in zip(threads, listeners, strict=True):
+        thread.join()
+        listener.close()
     with saved.open("rb") as f:
         flows = list(FlowReader(f).stream())
-    assert sorted(type(f).__name__ for f in flows) == ["HTTPFlow", "TCPFlow"]
-    return saved, ws_echo, tcp_echo
+    assert sorted(type(f).__name__ for f in flows) == ["HTTPFlow", "TCPFlow", "TCPFlow"]
+    return saved, ws_echo, tcp_echo, banner_echo
 
 
 def _refused(port: int) -> None:
@@ -138,9 +151,9 @@ def _refused(port: int) -> None:
 
 
 def test_proxydump_plays_back_websocket_and_tcp_conversations(
-    tmp_path: Path, recorded: tuple[Path, int, int]
+    tmp_path: Path, recorded: tuple[Path, int, int, int]
 ) -> None:
-    saved, ws_echo, tcp_echo = recorded
+    saved, ws_echo, tcp_echo, _ = recorded
     _refused(ws_echo)
     _refused(tcp_echo)
     played = tmp_path / "played.mitm"
@@ -163,7 +176,7 @@ def test_proxydump_plays_back_websocket_and_tcp_conversations(
     with played.open("rb") as f:
         flows = list(FlowReader(f).stream())
     (ws_flow,) = [f for f in flows if isinstance(f, HTTPFlow)]
-    (tcp_flow,) = [f for f in flows if isinstance(f, TCPFlow)]
+    (tcp_flow,) = [f for f in flows if isinstance(f, TCPFlow)]  # the other recording is not asked for
     assert ws_flow.is_replay == "response" and ws_flow.response.status_code == 101
     assert [(m.from_client, m.content) for m in ws_flow.websocket.messages] == [
         (False, b"welcome"), (True, "grüß".encode()), (False, "GRÜSS".encode()), (True, b"\x01\x02"),
@@ -176,11 +189,12 @@ def test_proxydump_plays_back_websocket_and_tcp_conversations(
 
 
 def test_replay_server_command_from_the_web_api_answers_a_connect_with_eager_connections(
-    tmp_path: Path, recorded: tuple[Path, int, int]
+    tmp_path: Path, recorded: tuple[Path, int, int, int]
 ) -> None:
-    """Regular mode, eager strategy (the default): a CONNECT to the recorded TCP server is
-    answered without trying the server; the flow shows up in GET /flows."""
-    saved, _, tcp_echo = recorded
+    """Regular mode, eager strategy (the default): a CONNECT to a recorded TCP server is
+    answered without trying the server, whose banner comes right after the 200 (before the
+    client said anything); the flow shows up in GET /flows."""
+    saved, _, _, tcp_echo = recorded
     _refused(tcp_echo)
     proxy = ProxyWeb(tmp_path, "-r", str(saved), "--set", f"web_password={PASSWORD}")
     auth = {"Authorization": f"Bearer {PASSWORD}"}
@@ -192,7 +206,7 @@ def test_replay_server_command_from_the_web_api_answers_a_connect_with_eager_con
 
     try:
         deadline = time.monotonic() + 10
-        while len(flows()) < 2:
+        while len(flows()) < 3:
             assert time.monotonic() < deadline, flows()
             time.sleep(0.05)
         r = request(proxy.web_port, "POST", "/commands/replay.server", json.dumps({"arguments": ["@all"]}),
@@ -206,13 +220,13 @@ def test_replay_server_command_from_the_web_api_answers_a_connect_with_eager_con
                 assert chunk, head
                 head += chunk
             assert head.startswith(b"HTTP/1.1 200"), head
-            assert _tcp_conversation(s) == TCP_EXPECTED
+            assert _tcp_conversation(s, BANNER) == BANNER + TCP_EXPECTED
         deadline = time.monotonic() + 10
         while not (played := [f for f in flows() if f["type"] == "tcp" and f["is_replay"] == "response"
                               and f["client_conn"]["timestamp_end"]]):
             assert time.monotonic() < deadline, flows()
             time.sleep(0.1)
-        assert played[0]["messages_meta"]["count"] == 4
+        assert played[0]["messages_meta"]["count"] == 5
         assert played[0]["server_conn"]["timestamp_start"] is None  # never connected
     finally:
         assert proxy.stop() == 0

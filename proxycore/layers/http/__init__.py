@@ -693,7 +693,8 @@ class HttpStream(Layer):
                 HttpUpstreamTunnel.make(self.context, True, NextLayer(self.context)),
             )
             return
-        if self.context.options.connection_strategy == "eager" and self.flow.response is None:
+        answered = self.flow.response is not None
+        if self.context.options.connection_strategy == "eager" and not answered:
             # An addon that answered the CONNECT (server playback) needs no server: as mitmproxy.
             err = yield commands.OpenConnection(self.context.server)
             if err:
@@ -704,6 +705,13 @@ class HttpStream(Layer):
                 yield from self.send_response_as_is()
                 return
         self.set_connect_response()
+        if answered:
+            # No server data will ever help decide what a tunnel an addon answered carries: its
+            # layer is chosen as soon as the 200 is out (server playback of a server that
+            # speaks first sends its first bytes then).
+            yield from self.start_tunnel(HttpConnectedHook(self.flow), NextLayer(self.context, ask_on_start=True),
+                                         child_first=False)
+            return
         yield from self.start_tunnel(HttpConnectedHook(self.flow))
 
     def set_connect_response(self) -> None:
@@ -730,18 +738,24 @@ class HttpStream(Layer):
         yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
         yield from self.finish()
 
-    def start_tunnel(self, hook: commands.StartHook | None, child: Layer | None = None) -> CommandGenerator[None]:
+    def start_tunnel(
+        self, hook: commands.StartHook | None, child: Layer | None = None, child_first: bool = True
+    ) -> CommandGenerator[None]:
         """Hand the connection to ``child`` (a NextLayer by default): set up the child before
-        any byte can reach it."""
+        any byte can reach it; after the response when not ``child_first`` (a child that
+        may send at once; client bytes wait meanwhile, as the hook blocks this layer)."""
         self.child_layer = child if child is not None else NextLayer(self.context)
         self._goto(self.state_passthrough)
-        yield from self.child_layer.handle_event(events.Start())
+        if child_first:
+            yield from self.child_layer.handle_event(events.Start())
         if hook is not None:
             yield hook
         self.flow.live = False
         assert self.flow.response is not None
         yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
         yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)  # the tunnel begins
+        if not child_first:
+            yield from self.child_layer.handle_event(events.Start())
 
     def upgrade_to_passthrough(self) -> CommandGenerator[None]:
         """A 101 response: WebSocket frames (or raw bytes) flow on both connections now."""
