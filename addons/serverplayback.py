@@ -288,15 +288,12 @@ class ServerPlayback:
         """A CONNECT to a recorded TCP server is answered here: no eager upstream connection."""
         if flow.response is not None or not self.tcpmap:
             return
-        request = flow.request
-        for tls in (False, True):
-            # With TLS the key is the SNI, not known yet: any TCP recording on the port of that
-            # host name may follow.
-            if (request.host, request.port, tls) in self.tcpmap:
-                flow.response = Response.make(200)
-                flow.response.reason = "Connection established"
-                flow.response.headers.clear()
-                return
+        target = (flow.request.host, flow.request.port)
+        # With TLS the recording's key is the SNI, not known yet: its address counts here.
+        if any(f.server_conn.address == target for flows in self.tcpmap.values() for f in flows):
+            flow.response = Response.make(200)
+            flow.response.reason = "Connection established"
+            flow.response.headers.clear()
 
     def next_layer(self, nextlayer: NextLayer) -> None:
         """Where a TCP relay was chosen (or nothing yet, for a server that speaks first) toward
@@ -310,9 +307,10 @@ class ServerPlayback:
         address = context.server.address
         if address is None:
             return
-        parent = context.layers[-1] if context.layers else None
-        tls = isinstance(parent, ClientTLSLayer)
-        host = (context.client.sni or address[0]) if tls else address[0]
+        # The layer chosen already is in context.layers, after the one it goes under.
+        parents = [each for each in context.layers if each is not layer]
+        tls = bool(parents) and isinstance(parents[-1], ClientTLSLayer)
+        host = (context.server.sni or context.client.sni or address[0]) if tls else address[0]
         key = (host, address[1], tls)
         recorded = self._take_tcp(key, take=False)
         if recorded is None:
@@ -322,4 +320,6 @@ class ServerPlayback:
             if nextlayer.data_client() or not server_first:
                 return  # the default choice decides whether this is raw TCP at all
         self._take_tcp(key, take=True)
+        if layer is not None:
+            context.layers.remove(layer)
         nextlayer.layer = TcpPlaybackLayer(context, recorded, bool(ctx.options.server_replay_timing))

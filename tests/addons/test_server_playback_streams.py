@@ -12,6 +12,7 @@ from proxycore.http import HTTPFlow, Request, Response
 from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.layers.playback import TcpPlaybackLayer
 from proxycore.layers.tcp import TCPLayer
+from proxycore.layers.tls import ClientTLSLayer
 from proxycore.master import Master
 from proxycore.options import Options
 from proxycore.proxy import events
@@ -116,3 +117,23 @@ def test_stop_forgets_tcp_recordings():
     master, addon = playback(tcp_recorded())
     master.commands.call("replay.server.stop")
     assert master.commands.call("replay.server.count") == 0 and not addon.hooks_active
+
+
+def test_inside_tls_the_sni_picks_the_recording():
+    tls_recorded = tcp_recorded()
+    tls_recorded.server_conn.tls, tls_recorded.server_conn.sni = True, "chat.example"
+    _master, addon = playback(tls_recorded, server_replay_reuse=True)
+
+    def inside_tls(sni: str) -> Any:
+        context = make_context()
+        context.server = Server(address=("10.0.0.1", 7))
+        context.client.sni = sni
+        ClientTLSLayer(context)  # the stack so far: decrypted data from the client
+        nextlayer = NextLayer(context)
+        nextlayer.layer = TCPLayer(context)
+        addon.next_layer(nextlayer)
+        return nextlayer.layer
+
+    assert isinstance(inside_tls("chat.example"), TcpPlaybackLayer)
+    assert type(inside_tls("other.example")) is TCPLayer
+    assert type(ask(addon, ("10.0.0.1", 7), TCPLayer).layer) is TCPLayer  # not without TLS

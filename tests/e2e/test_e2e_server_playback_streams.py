@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from websockets.sync.server import ServerConnection, serve
 from proxycore.http import HTTPFlow
 from proxycore.io import FlowReader
 from proxycore.tcp import TCPFlow
-from tests.e2e_servers import free_port
+from tests.e2e_servers import free_port, make_self_signed
 from tests.processes import Proxy, ProxyWeb
 from tests.webapi import request
 
@@ -231,3 +232,81 @@ def test_replay_server_command_from_the_web_api_answers_a_connect_with_eager_con
     finally:
         assert proxy.stop() == 0
     assert "Traceback" not in proxy.stderr(), proxy.stderr()
+
+
+def _tls_conversation(proxy: Proxy, port: int, wait_eof: bool) -> bytes:
+    """CONNECT to 127.0.0.1:port through ``proxy``, then TLS (SNI localhost) and the echo talk."""
+    context = ssl.create_default_context(cafile=proxy.ca)
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as raw:
+        raw.sendall(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = raw.recv(1)
+            assert chunk, head
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 200"), head
+        with context.wrap_socket(raw, server_hostname="localhost") as s:
+            received = b""
+            for word in (b"one", b"two"):
+                s.sendall(word)
+                while not received.endswith(b"echo: " + word):
+                    chunk = s.recv(100)
+                    assert chunk, received
+                    received += chunk
+            if wait_eof:  # the playback closes its side once the recording is over
+                while chunk := s.recv(100):
+                    received += chunk
+            return received
+
+
+def test_a_tls_tcp_conversation_is_played_back_by_sni(tmp_path: Path) -> None:
+    """Recorded through a CONNECT tunnel with TLS intercepted (SNI localhost), played back the
+    same way (eager strategy) with the server gone."""
+    saved, played = tmp_path / "tls.mitm", tmp_path / "played.mitm"
+    cert, key = make_self_signed(tmp_path)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    done = threading.Event()
+
+    def serve_tls() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(10)
+            with server_context.wrap_socket(conn, server_side=True) as tls:
+                while data := tls.recv(65535):
+                    tls.sendall(b"echo: " + data)
+
+    thread = threading.Thread(target=serve_tls, daemon=True)
+    thread.start()
+    tls_echo = listener.getsockname()[1]
+    (tmp_path / "record").mkdir()
+    proxy = Proxy(["-k", "-w", str(saved)], tmp_path / "record")
+    try:
+        assert _tls_conversation(proxy, tls_echo, wait_eof=False) == TCP_EXPECTED
+        proxy.wait_output("<- tcp <-")
+    finally:
+        assert proxy.stop() == 0
+        done.set()
+        thread.join()
+        listener.close()
+    _refused(tls_echo)
+    (tmp_path / "play").mkdir()
+    proxy = Proxy(["-S", str(saved), "--keepserving", "-w", str(played)], tmp_path / "play")
+    try:
+        assert _tls_conversation(proxy, tls_echo, wait_eof=True) == TCP_EXPECTED
+        proxy.wait_output("<- tcp <-")
+    finally:
+        assert proxy.stop() == 0
+    assert "Traceback" not in proxy.stdout() + proxy.stderr()
+    with played.open("rb") as f:
+        (flow,) = [f for f in FlowReader(f).stream() if isinstance(f, TCPFlow)]
+    assert flow.is_replay == "response" and flow.error is None
+    assert flow.client_conn.sni == "localhost" and flow.client_conn.tls_established
+    assert b"".join(m.content for m in flow.messages if not m.from_client) == TCP_EXPECTED
