@@ -160,7 +160,8 @@ class WebsocketPlaybackLayer(WebsocketLayer):
         self.server.gone = True  # there is no server: nothing is ever sent to it
         closed_by_server = recorded.closed_by_client is False and recorded.close_code is not None
         close_at = (recorded.timestamp_end or time.time()) if closed_by_server else None
-        messages = [m for m in recorded.messages if not m.injected]
+        # Messages an addon injected or dropped were never part of the peers' conversation.
+        messages = [m for m in recorded.messages if not m.injected and not m.dropped]
         self.player = Player(script(messages, close_at, "messages"), timing)
         self.recorded = recorded
 

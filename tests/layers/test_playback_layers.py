@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import wsproto
 import wsproto.events as ws
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from proxycore import testing
 from proxycore.connection import Server
@@ -180,6 +182,16 @@ def test_websocket_playback_of_a_client_closed_recording_waits_for_the_client():
     assert c.flow.websocket.closed_by_client is True and c.hooks[-1] == "websocket_end"
 
 
+def test_websocket_playback_leaves_out_injected_and_dropped_messages():
+    recorded = ws_recording(None, None, (True, "a", 2.0), (False, "A", 2.1), (False, "injected", 2.2),
+                            (True, "dropped", 2.3), (False, "B", 2.4))
+    recorded.messages[2].injected = True
+    recorded.messages[3].dropped = True  # the server never saw it: B answered "a" too
+    c = Client(recorded)
+    c.send(ws.TextMessage("a"))
+    assert c.got() == ["A", "B"]
+
+
 def test_websocket_playback_timing_uses_wakeups():
     recorded = ws_recording(None, None, (True, "a", 2.0), (False, "A", 2.5))
     c = Client(recorded, timing=True)
@@ -187,3 +199,37 @@ def test_websocket_playback_timing_uses_wakeups():
     assert c.got() == [] and [w.delay for w in c.wakeups] == [0.5]
     c.feed(events.Wakeup(c.wakeups[0]))
     assert c.got() == ["A"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(st.booleans(), st.binary(min_size=1, max_size=8)), max_size=10),
+    st.lists(st.integers(min_value=1, max_value=9), min_size=1, max_size=5),
+)
+def test_tcp_playback_sends_each_server_chunk_once_the_bytes_before_it_came(recording, cuts):
+    """However the client cuts its bytes, the client gets exactly the recorded server bytes
+    that followed what it has sent so far, in order, and nothing ever goes to a server."""
+    tctx = make_context()
+    tctx.server = Server(address=("example.com", 7))
+    recorded = tcp_recording(*((c, data, float(i)) for i, (c, data) in enumerate(recording)))
+    pump = testing.Pump(TcpPlaybackLayer(tctx, recorded, timing=False))
+
+    def expected(sent: int) -> bytes:
+        out, seen = b"", 0
+        for from_client, data in recording:
+            if from_client:
+                seen += len(data)
+            elif seen <= sent:
+                out += data
+        return out
+
+    client_bytes = b"".join(data for c, data in recording if c)
+    sent, i = 0, 0
+    assert bytes(pump.sent["client"]) == expected(0)
+    while sent < len(client_bytes):
+        chunk = client_bytes[sent : sent + cuts[i % len(cuts)]]
+        pump.feed(events.DataReceived(tctx.client, chunk))
+        sent, i = sent + len(chunk), i + 1
+        assert bytes(pump.sent["client"]) == expected(sent)
+    assert bytes(pump.sent["client"]) == b"".join(data for c, data in recording if not c)
+    assert not pump.sent["server"]
