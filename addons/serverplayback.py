@@ -12,8 +12,8 @@ Beyond mitmproxy, recorded WebSocket and TCP conversations are played back too. 
 WebSocket handshake gets the recorded 101 and then the recorded server messages, each once
 the client has sent what preceded it (proxycore.layers.playback). A TCP flow answers the
 next connection to its server's address (SNI for TLS): ``next_layer`` puts a playback layer
-where a TCP relay was chosen, and a CONNECT to that address is answered here so that the
-eager strategy opens no upstream connection for it.
+where a TCP relay was chosen. A CONNECT to the address of a TCP or WebSocket recording is
+answered here so that the eager strategy opens no upstream connection for it.
 """
 
 from __future__ import annotations
@@ -285,12 +285,19 @@ class ServerPlayback:
         return recorded
 
     def http_connect(self, flow: HTTPFlow) -> None:
-        """A CONNECT to a recorded TCP server is answered here: no eager upstream connection."""
-        if flow.response is not None or not self.tcpmap:
+        """A CONNECT to a recorded TCP or WebSocket server is answered here: no eager upstream
+        connection (a request inside that has no recording connects when it is forwarded)."""
+        if flow.response is not None:
             return
         target = (flow.request.host, flow.request.port)
-        # With TLS the recording's key is the SNI, not known yet: its address counts here.
-        if any(f.server_conn.address == target for flows in self.tcpmap.values() for f in flows):
+        # With TLS a TCP recording's key is the SNI, not known yet: its address counts here.
+        tcp = any(f.server_conn.address == target for flows in self.tcpmap.values() for f in flows)
+        websocket = any(
+            f.websocket is not None and (f.request.host, f.request.port) == target
+            for flows in self.flowmap.values()
+            for f in flows
+        )
+        if tcp or websocket:
             flow.response = Response.make(200)
             flow.response.reason = "Connection established"
             flow.response.headers.clear()

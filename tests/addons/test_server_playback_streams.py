@@ -103,14 +103,17 @@ def test_other_choices_stand():
     assert isinstance(ask(server_first, ("10.0.0.1", 7)).layer, TcpPlaybackLayer)
 
 
-def test_a_connect_to_a_recorded_tcp_server_is_answered_without_the_server():
-    _master, addon = playback(tcp_recorded())
-    for port, answered in ((7, True), (9, False)):
+def test_a_connect_to_a_recorded_tcp_or_websocket_server_is_answered_without_the_server():
+    plain_http = ws_recorded()
+    plain_http.request.port, plain_http.websocket = 81, None
+    _master, addon = playback(tcp_recorded(), ws_recorded(), plain_http)
+    for host, port, answered in (("10.0.0.1", 7, True), ("10.0.0.1", 9, False), ("example.com", 80, True),
+                                 ("example.com", 81, False)):
         flow = HTTPFlow(Client(), Server(address=None), live=True)
-        flow.request = Request.make("CONNECT", f"http://10.0.0.1:{port}/")
-        flow.request.authority = f"10.0.0.1:{port}"
+        flow.request = Request.make("CONNECT", f"http://{host}:{port}/")
+        flow.request.authority = f"{host}:{port}"
         addon.http_connect(flow)
-        assert (flow.response is not None and flow.response.status_code == 200) is answered
+        assert (flow.response is not None and flow.response.status_code == 200) is answered, (host, port)
 
 
 def test_stop_forgets_tcp_recordings():

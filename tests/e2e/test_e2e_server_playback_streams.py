@@ -64,9 +64,9 @@ def _wait_listening(proxy: Proxy, *ports: int) -> None:
         time.sleep(0.05)
 
 
-def _ws_conversation(url: str) -> list[object]:
+def _ws_conversation(url: str, proxy: str | None = None) -> list[object]:
     got: list[object] = []
-    with connect(url, proxy=None, open_timeout=10) as ws:
+    with connect(url, proxy=proxy, open_timeout=10) as ws:
         got.append(ws.recv(timeout=10))
         ws.send("grüß")
         got.append(ws.recv(timeout=10))
@@ -194,9 +194,11 @@ def test_replay_server_command_from_the_web_api_answers_a_connect_with_eager_con
 ) -> None:
     """Regular mode, eager strategy (the default): a CONNECT to a recorded TCP server is
     answered without trying the server, whose banner comes right after the 200 (before the
-    client said anything); the flow shows up in GET /flows."""
-    saved, _, _, tcp_echo = recorded
+    client said anything); so is the CONNECT of a WebSocket client that uses the proxy. The
+    flows show up in GET /flows."""
+    saved, ws_echo, _, tcp_echo = recorded
     _refused(tcp_echo)
+    _refused(ws_echo)
     proxy = ProxyWeb(tmp_path, "-r", str(saved), "--set", f"web_password={PASSWORD}")
     auth = {"Authorization": f"Bearer {PASSWORD}"}
 
@@ -222,13 +224,24 @@ def test_replay_server_command_from_the_web_api_answers_a_connect_with_eager_con
                 head += chunk
             assert head.startswith(b"HTTP/1.1 200"), head
             assert _tcp_conversation(s, BANNER) == BANNER + TCP_EXPECTED
+        # websockets CONNECTs through an HTTP proxy, then sends its handshake in the tunnel.
+        assert _ws_conversation(f"ws://127.0.0.1:{ws_echo}/chat", proxy=proxy.url) == WS_EXPECTED
         deadline = time.monotonic() + 10
-        while not (played := [f for f in flows() if f["type"] == "tcp" and f["is_replay"] == "response"
-                              and f["client_conn"]["timestamp_end"]]):
-            assert time.monotonic() < deadline, flows()
+        while True:
+            now = flows()
+            played = [f for f in now if f["type"] == "tcp" and f["is_replay"] == "response"
+                      and f["client_conn"]["timestamp_end"]]
+            ws_played = [f for f in now if f["type"] == "http" and f["is_replay"] == "response"
+                         and f["request"]["method"] == "GET" and f.get("websocket", {}).get("timestamp_end")]
+            if played and ws_played:
+                break
+            assert time.monotonic() < deadline, now
             time.sleep(0.1)
         assert played[0]["messages_meta"]["count"] == 5
         assert played[0]["server_conn"]["timestamp_start"] is None  # never connected
+        (ws_played,) = ws_played
+        assert ws_played["response"]["status_code"] == 101
+        assert ws_played["websocket"]["close_code"] == 4001
     finally:
         assert proxy.stop() == 0
     assert "Traceback" not in proxy.stderr(), proxy.stderr()
