@@ -1339,6 +1339,9 @@ class HTTPFlow(Flow):
         self.request = None  # type: ignore[assignment]
         self.response = None
         self.websocket: WebSocketData | None = None
+        # Server playback: the recorded conversation that answers this flow's WebSocket
+        # (set with a recorded 101 response by an addon; never saved).
+        self.websocket_playback: WebSocketData | None = None
 
     def __repr__(self) -> str:
         return f"<HTTPFlow {self.request!r} -> {self.response!r}>"

@@ -316,6 +316,17 @@ class HttpStream(Layer):
         if self._killed:
             yield from self.kill()
             return
+        if (
+            self.flow.websocket_playback is not None
+            and is_websocket_handshake(self.flow)
+            and self.context.options.websocket
+        ):
+            # Server playback of a WebSocket: the recorded conversation answers the client.
+            from proxycore.websocket import WebSocketData
+
+            self.flow.websocket = WebSocketData()
+            yield from self.upgrade_to_passthrough()
+            return
         yield from self.send_response()
 
     def state_stream_request(self, event: events.Event) -> CommandGenerator[None]:
@@ -695,7 +706,9 @@ class HttpStream(Layer):
                 HttpUpstreamTunnel.make(self.context, True, NextLayer(self.context)),
             )
             return
-        if self.context.options.connection_strategy == "eager":
+        answered = self.flow.response is not None
+        if self.context.options.connection_strategy == "eager" and not answered:
+            # An addon that answered the CONNECT (server playback) needs no server: as mitmproxy.
             err = yield commands.OpenConnection(self.context.server)
             if err:
                 message = f"Cannot connect to {request.host}:{request.port}: {err}"
@@ -705,6 +718,13 @@ class HttpStream(Layer):
                 yield from self.send_response_as_is()
                 return
         self.set_connect_response()
+        if answered:
+            # No server data will ever help decide what a tunnel an addon answered carries: its
+            # layer is chosen as soon as the 200 is out (server playback of a server that
+            # speaks first sends its first bytes then).
+            yield from self.start_tunnel(HttpConnectedHook(self.flow), NextLayer(self.context, ask_on_start=True),
+                                         child_first=False)
+            return
         yield from self.start_tunnel(HttpConnectedHook(self.flow))
 
     def set_connect_response(self) -> None:
@@ -731,23 +751,30 @@ class HttpStream(Layer):
         yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
         yield from self.finish()
 
-    def start_tunnel(self, hook: commands.StartHook | None, child: Layer | None = None) -> CommandGenerator[None]:
+    def start_tunnel(
+        self, hook: commands.StartHook | None, child: Layer | None = None, child_first: bool = True
+    ) -> CommandGenerator[None]:
         """Hand the connection to ``child`` (a NextLayer by default): set up the child before
-        any byte can reach it."""
+        any byte can reach it; after the response when not ``child_first`` (a child that
+        may send at once; client bytes wait meanwhile, as the hook blocks this layer)."""
         self.child_layer = child if child is not None else NextLayer(self.context)
         self._goto(self.state_passthrough)
-        yield from self.child_layer.handle_event(events.Start())
+        if child_first:
+            yield from self.child_layer.handle_event(events.Start())
         if hook is not None:
             yield hook
         self.flow.live = False
         assert self.flow.response is not None
         yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
         yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)  # the tunnel begins
+        if not child_first:
+            yield from self.child_layer.handle_event(events.Start())
 
     def upgrade_to_passthrough(self) -> CommandGenerator[None]:
         """A 101 response: WebSocket frames (or raw bytes) flow on both connections now."""
         response = self.flow.response
-        assert response is not None and self.server_conn is not None
+        playback = self.flow.websocket_playback
+        assert response is not None and (self.server_conn is not None or playback is not None)
         if response.raw_content is None:
             response.data.content = b""  # a 101 has no body: what follows is the new protocol
         if response.timestamp_end is None:
@@ -760,8 +787,14 @@ class HttpStream(Layer):
         response = self.flow.response  # the hook may have replaced it
         assert response is not None
         context = self.context.fork()
-        context.server = self.server_conn
-        if self.flow.websocket is not None:
+        if self.server_conn is not None:
+            context.server = self.server_conn
+        if self.server_conn is None and playback is not None and self.flow.websocket is not None:
+            from proxycore.layers.playback import WebsocketPlaybackLayer
+
+            timing = bool(getattr(self.context.options, "server_replay_timing", False))
+            self.child_layer = WebsocketPlaybackLayer(context, self.flow, playback, timing)
+        elif self.server_conn is not None and self.flow.websocket is not None:
             from proxycore.layers.websocket import WebsocketLayer
 
             self.child_layer = WebsocketLayer(context, self.flow)
