@@ -905,7 +905,10 @@ def listener_json(listener: Listening) -> dict[str, Any]:
     }
 def _intercepted(hook: commands.StartHook) -> bool:
     """Whether a flow the hook is about is intercepted."""
-    return any(isinstance(a, Flow) and a.intercepted for a in hook.args())
+    for arg in hook.args():  # a loop, not any() over a generator: asked for every hook
+        if isinstance(arg, Flow) and arg.intercepted:
+            return True
+    return False
 
 
 def _set_once(future: asyncio.Future[None]) -> None:

@@ -143,8 +143,14 @@ class Http1Connection(Layer):
 
     def _take(self, end: int) -> bytes:
         """Remove and return the first ``end`` bytes of buf."""
-        data = bytes(self.buf[:end])
-        del self.buf[:end]
+        buf = self.buf
+        if end >= len(buf):  # all of it (a body chunk, usually): one copy, not two
+            data = bytes(buf)
+            buf.clear()
+            return data
+        with memoryview(buf) as view:  # bytes(buf[:end]) would copy twice
+            data = bytes(view[:end])
+        del buf[:end]
         return data
 
     def _send_body(self, data: bytes) -> CommandGenerator[None]:
