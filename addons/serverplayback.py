@@ -7,10 +7,19 @@ the same key gets a copy of the recorded response without any upstream connectio
 marked ``is_replay == "response"``. Recorded responses are used once, in file order,
 unless ``server_replay_reuse`` is set. Requests with no match follow
 ``server_replay_extra``: forward them, kill them, or answer with an empty 204/400/404/500.
+
+Beyond mitmproxy, recorded WebSocket and TCP conversations are played back too. A matching
+WebSocket handshake gets the recorded 101 and then the recorded server messages, each once
+the client has sent what preceded it (proxycore.layers.playback). A TCP flow answers the
+next connection to its server's address (SNI for TLS): ``next_layer`` puts a playback layer
+where a TCP relay was chosen. A CONNECT to the address of a TCP or WebSocket recording is
+answered here so that the eager strategy opens no upstream connection for it.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import urllib.parse
 from collections.abc import Hashable, Sequence
@@ -22,6 +31,11 @@ from proxycore.exceptions import CommandError, OptionsError
 from proxycore.flow import Flow
 from proxycore.http import HTTPFlow, Request, Response
 from proxycore.io import read_flows_for
+from proxycore.layers.playback import TcpPlaybackLayer
+from proxycore.layers.tcp import TCPLayer
+from proxycore.layers.tls import ClientTLSLayer
+from proxycore.proxy.layer import NextLayer
+from proxycore.tcp import TCPFlow
 
 logger = logging.getLogger("proxycore.serverplayback")
 
@@ -63,6 +77,25 @@ def request_key(request: Request, options: Any) -> Hashable:
     return tuple(key)
 
 
+#: A TCP recording's key: server host (the SNI with TLS), port, and whether TLS was used.
+TcpKey = tuple[str, int, bool]
+
+
+def tcp_key(flow: TCPFlow) -> TcpKey | None:
+    server = flow.server_conn
+    if server.address is None:
+        return None
+    host = server.sni if server.tls and server.sni else server.address[0]
+    return (host, server.address[1], bool(server.tls))
+
+
+def websocket_accept(key: str) -> str:
+    """The Sec-WebSocket-Accept answering this client's key (RFC 6455, 4.2.2): a recorded
+    101 carries the one for the recorded client's key, which a live client would refuse."""
+    digest = hashlib.sha1((key.strip() + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
+    return base64.b64encode(digest).decode()
+
+
 def _text(value: str | bytes) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else value
 
@@ -70,11 +103,12 @@ def _text(value: str | bytes) -> str:
 class ServerPlayback:
     def __init__(self) -> None:
         self.flowmap: dict[Hashable, list[HTTPFlow]] = {}
+        self.tcpmap: dict[TcpKey, list[TCPFlow]] = {}
 
     @property
     def hooks_active(self) -> bool:
         """Only with recorded flows loaded (commands that load them refresh the hook index)."""
-        return bool(self.flowmap)
+        return bool(self.flowmap or self.tcpmap)
 
     def load(self, loader: Any) -> None:
         # ``server_replay`` itself is one of the engine's options.
@@ -95,6 +129,11 @@ class ServerPlayback:
             "replayed several times.",
         )
         loader.add_option("server_replay_nopop", bool, False, "Deprecated alias for `server_replay_reuse`.")
+        loader.add_option(
+            "server_replay_timing", bool, False,
+            "Play recorded WebSocket and TCP server messages back with their recorded pauses "
+            "(each at most 10 s) instead of at once.",
+        )
         loader.add_option(
             "server_replay_refresh", bool, True,
             "Refresh server replay responses: shift date, expires and last-modified headers "
@@ -137,7 +176,8 @@ class ServerPlayback:
         if "server_replay" in updated and opts.server_replay:
             self.load_flows(read_flows_for("server replay", opts.server_replay, OptionsError))
         elif updated & KEY_OPTIONS:
-            self.load_flows([f for flows in self.flowmap.values() for f in flows])
+            tcp = [f for flows in self.tcpmap.values() for f in flows]
+            self.load_flows([f for flows in self.flowmap.values() for f in flows] + tcp)
 
     # commands ---------------------------------------------------------------------
 
@@ -145,6 +185,7 @@ class ServerPlayback:
     def load_flows(self, flows: Sequence[Flow]) -> None:
         """Replay server responses from these flows (replacing the ones loaded before)."""
         self.flowmap = {}
+        self.tcpmap = {}
         self.add_flows(flows)
 
     @command.command("replay.server.add")
@@ -153,6 +194,8 @@ class ServerPlayback:
         for flow in flows:
             if isinstance(flow, HTTPFlow):
                 self.flowmap.setdefault(request_key(flow.request, ctx.options), []).append(flow)
+            elif isinstance(flow, TCPFlow) and (key := tcp_key(flow)) is not None:
+                self.tcpmap.setdefault(key, []).append(flow)
         ctx.master.addons.refresh_hooks()
         ctx.master.addons.trigger(hooks.UpdateHook([]))
 
@@ -165,13 +208,14 @@ class ServerPlayback:
     def clear(self) -> None:
         """Stop server replay."""
         self.flowmap = {}
+        self.tcpmap = {}
         ctx.master.addons.refresh_hooks()
         ctx.master.addons.trigger(hooks.UpdateHook([]))
 
     @command.command("replay.server.count")
     def count(self) -> int:
         """Number of recorded flows still waiting to be replayed."""
-        return sum(len(flows) for flows in self.flowmap.values())
+        return sum(len(flows) for flows in self.flowmap.values()) + sum(len(f) for f in self.tcpmap.values())
 
     # matching ---------------------------------------------------------------------
 
@@ -208,6 +252,11 @@ class ServerPlayback:
                 response.refresh()
             flow.response = response
             flow.is_replay = "response"
+            if recorded.websocket is not None:
+                flow.websocket_playback = recorded.websocket  # the HTTP layer plays it after the 101
+                key = flow.request.headers.get("sec-websocket-key")
+                if key is not None and "sec-websocket-accept" in response.headers:
+                    response.headers["sec-websocket-accept"] = websocket_accept(key)
             return
         opts = ctx.options
         if opts.server_replay_kill_extra or opts.server_replay_extra == "kill":
@@ -220,3 +269,64 @@ class ServerPlayback:
             )
             flow.response = Response.make(int(opts.server_replay_extra))
             flow.is_replay = "response"
+
+    # TCP ------------------------------------------------------------------------------
+
+    def _take_tcp(self, key: TcpKey, take: bool) -> TCPFlow | None:
+        """The recorded TCP flow for ``key`` (taken off the list when ``take``, unless reused)."""
+        candidates = self.tcpmap.get(key)
+        if not candidates:
+            return None
+        recorded = candidates[0]
+        if take and not (ctx.options.server_replay_reuse or ctx.options.server_replay_nopop):
+            candidates.pop(0)
+            if not candidates:
+                del self.tcpmap[key]
+        return recorded
+
+    def http_connect(self, flow: HTTPFlow) -> None:
+        """A CONNECT to a recorded TCP or WebSocket server is answered here: no eager upstream
+        connection (a request inside that has no recording connects when it is forwarded)."""
+        if flow.response is not None:
+            return
+        target = (flow.request.host, flow.request.port)
+        # With TLS a TCP recording's key is the SNI, not known yet: its address counts here.
+        tcp = any(f.server_conn.address == target for flows in self.tcpmap.values() for f in flows)
+        websocket = any(
+            f.websocket is not None and (f.request.host, f.request.port) == target
+            for flows in self.flowmap.values()
+            for f in flows
+        )
+        if tcp or websocket:
+            flow.response = Response.make(200)
+            flow.response.reason = "Connection established"
+            flow.response.headers.clear()
+
+    def next_layer(self, nextlayer: NextLayer) -> None:
+        """Where a TCP relay was chosen (or nothing yet, for a server that speaks first) toward
+        a recorded TCP server, the recording answers instead."""
+        if not self.tcpmap:
+            return
+        layer = nextlayer.layer
+        if layer is not None and not (isinstance(layer, TCPLayer) and not layer.ignore):
+            return
+        context = nextlayer.context
+        address = context.server.address
+        if address is None:
+            return
+        # The layer chosen already is in context.layers, after the one it goes under.
+        parents = [each for each in context.layers if each is not layer]
+        tls = bool(parents) and isinstance(parents[-1], ClientTLSLayer)
+        host = (context.server.sni or context.client.sni or address[0]) if tls else address[0]
+        key = (host, address[1], tls)
+        recorded = self._take_tcp(key, take=False)
+        if recorded is None:
+            return
+        if layer is None:
+            server_first = bool(recorded.messages) and not recorded.messages[0].from_client
+            if nextlayer.data_client() or not server_first:
+                return  # the default choice decides whether this is raw TCP at all
+        self._take_tcp(key, take=True)
+        if layer is not None:
+            context.layers.remove(layer)
+        nextlayer.layer = TcpPlaybackLayer(context, recorded, bool(ctx.options.server_replay_timing))

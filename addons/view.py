@@ -208,7 +208,7 @@ class View(DBView, Sequence[Flow]):
     def _all_flows(self) -> list[Flow]:
         if self.db is not None:
             self.sync()
-            return [self._loaded(f) for f in self.db.query()]
+            return [self.loaded(f) for f in self.db.query()]
         return list(self._store.values())
 
     @property
@@ -336,10 +336,10 @@ class View(DBView, Sequence[Flow]):
         if len(flows) > 1:
             logger.info(f"Removed {len(flows)} flows")
 
-    def _memory_retention(self) -> None:
-        """store=memory: drop the oldest unmarked flows over the store_max_* limits (not
+    def _memory_retention(self, limits: tuple[int, int, float]) -> None:
+        """store=memory: drop the oldest unmarked flows over ``limits`` (store_max_*; not
         killed: a live flow that old is only forgotten, as a database store forgets it)."""
-        doomed = oldest_over_limits(self._store.values(), *self.retention_limits)
+        doomed = oldest_over_limits(self._store.values(), *limits)
         self._remove_memory([self._store[i] for i in doomed], kill=False)
 
     def _remove_memory(self, flows: Sequence[Flow], kill: bool = True) -> None:
@@ -511,7 +511,7 @@ class View(DBView, Sequence[Flow]):
         """Every stored flow ``flt`` matches, in arrival order."""
         if self.db is not None:
             self.sync()
-            return [self._loaded(f) for f in self.db.query(flt)]
+            return [self.loaded(f) for f in self.db.query(flt)]
         return [f for f in self._store.values() if flt(f)]
 
     @command("view.flows.create")

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from proxycore import flowfilter
 from proxycore.flow import Flow
-from proxycore.store.base import FlowStore, record_of
+from proxycore.store.base import FlowStore, past_deadline, record_of
 
 if TYPE_CHECKING:
     from proxycore.store.postgres import PostgresStore
@@ -97,6 +97,7 @@ class DBView:
         self._last_retention = 0.0
         self._db_len = 0
         self._timer: asyncio.TimerHandle | None = None
+        self._age_timer: asyncio.TimerHandle | None = None
         self._high_water = 0  # shared stores: last change seen, highest row seen
         self._foreign_seq = 0
 
@@ -124,6 +125,7 @@ class DBView:
                 ) else store.put(moving)
         self._db_recount()
         self._watch(store)
+        self._age_soon()  # a named session may hold flows already past store_max_age
         self.sig_view_refresh.send()
         self.sig_store_refresh.send()
 
@@ -275,7 +277,7 @@ class DBView:
         self._keys.pop(flow_id, None)
         self._dirty.pop(flow_id, None)
 
-    def _loaded(self, flow: Flow) -> Flow:
+    def loaded(self, flow: Flow) -> Flow:
         """A flow read from the store: the object in memory if there is one.  Others are
         not cached (a walk over a million flows must not churn the cache)."""
         return self._known(flow.id) or flow
@@ -306,6 +308,7 @@ class DBView:
             self.apply_retention()
         elif any(self.retention_limits) and self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(wait, self._tick)  # check later
+        self._age_soon()
 
     def retention_soon(self) -> None:
         """Check the store_max_* limits shortly (now, without an event loop)."""
@@ -317,6 +320,22 @@ class DBView:
             self.apply_retention()
             return
         self._timer = loop.call_later(SYNC_INTERVAL, self._tick)
+
+    def _age_soon(self) -> None:
+        """With store_max_age, look again in a second: flows age while no traffic comes to
+        trigger a check, and the UI should see them go when they do."""
+        if self._age_timer is not None or not self.retention_limits[2]:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop: the next change or configure looks
+        self._age_timer = loop.call_later(RETENTION_INTERVAL, self._age_tick)
+
+    def _age_tick(self) -> None:
+        self._age_timer = None
+        self.apply_retention(age_only=True)
+        self._age_soon()
 
     def sync(self) -> None:
         """Hand every changed flow to the store, and let finished flows be evicted."""
@@ -334,26 +353,25 @@ class DBView:
             if not flow.live and flow.id in self._pinned:
                 self._hold(flow, self._shown.get(flow.id, False))
 
-    def apply_retention(self) -> None:
-        """Drop the oldest unmarked flows over the store_max_* limits; tell the UI."""
+    def apply_retention(self, age_only: bool = False) -> None:
+        """Drop the oldest unmarked flows over the store_max_* limits; tell the UI.
+        ``age_only``: store_max_age alone (the once-a-second check that counts no rows)."""
         max_flows, max_bytes, max_age = self.retention_limits
+        if age_only:
+            max_flows = max_bytes = 0
         if not (max_flows or max_bytes or max_age):
             return
         if self.db is None:
-            self._memory_retention()  # type: ignore[attr-defined]  # the in-memory view's method (mixin)
+            self._memory_retention((max_flows, max_bytes, max_age))  # type: ignore[attr-defined]  # the in-memory view's method (mixin)
             return
         self.sync()
         doomed = self.db.over_limits(max_flows, max_bytes, max_age)
         if not doomed:
             return
-        query = self.query_filter()
         ranked: list[tuple[int, str]] = []
         if len(doomed) <= RANKED_REMOVALS:
-            for flow_id in doomed:
-                key = self.db.sort_key(flow_id, self.order, query)  # type: ignore[attr-defined]  # SQL stores only: rank/sort_key
-                if key is not None:
-                    ranked.append((self.db.rank(key, query, self.order), flow_id))  # type: ignore[attr-defined]  # SQL stores only: rank/sort_key
-        ranked.sort()
+            ranks = self.db.ranks_of(doomed, self.query_filter(), self.order)  # type: ignore[attr-defined]  # SQL stores only
+            ranked = sorted((rank, flow_id) for flow_id, rank in ranks.items())
         self.db.delete(doomed)
         self.db.flush()
         # Sent front to back, each index is where the flow stood once the ones before it left.
@@ -441,13 +459,25 @@ class DBView:
     def _db_iter(
         self, flt: Any = None, offset: int = 0, limit: int | None = None, bodies: bool = True
     ) -> Iterator[Flow]:
-        assert self.db is not None
+        rows = self.stored_page(offset, limit, flt, bodies)
+        assert rows is not None
+        for flow in rows:
+            yield self.loaded(flow)
+
+    def stored_page(
+        self, offset: int = 0, limit: int | None = None, flt: Any = None, bodies: bool = True
+    ) -> Iterator[Flow] | None:
+        """:meth:`page` as the database store reads it, for a reader on another thread (a
+        filter checked in Python may walk millions of rows; the event loop must not wait for
+        that): changes are written first, and each flow goes through :meth:`loaded` on the
+        event loop.  None without a database store."""
+        if self.db is None:
+            return None
         self.sync()
         query = self.query_filter()
         if flt is not None:
             query = flt if query is None else _both(query, flt)
-        for flow in self.db.query(query, self.order, self.order_reversed, offset, limit, bodies):
-            yield self._loaded(flow)
+        return self.db.query(query, self.order, self.order_reversed, offset, limit, bodies)
 
     def _db_get(self, flow_id: str) -> Flow | None:
         known = self._known(flow_id) or self._dirty.get(flow_id)
@@ -474,15 +504,17 @@ class DBView:
                 return i
         raise ValueError(f"{flow!r} is not in the view")
 
-    def matching_ids(self, flt: Any) -> Iterator[str]:
-        """Ids of the shown flows ``flt`` also matches, in view order."""
+    def matching_ids(self, flt: Any, deadline: float | None = None) -> Iterator[str]:
+        """Ids of the shown flows ``flt`` also matches, in view order; TimeoutError once
+        ``deadline`` (time.monotonic()) has passed, matches or not."""
         if self.db is None:
             for flow in self:
+                past_deadline(deadline)
                 if flt(flow):
                     yield flow.id
             return
         self.sync()
-        yield from self.db.ids(_both(self.query_filter(), flt), self.order, self.order_reversed)
+        yield from self.db.ids(_both(self.query_filter(), flt), self.order, self.order_reversed, deadline)
 
     def page(
         self, offset: int = 0, limit: int | None = None, flt: Any = None, bodies: bool = True
@@ -506,9 +538,10 @@ class DBView:
             yield flow
 
     def close_store(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for timer in (self._timer, self._age_timer):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._age_timer = None
         if self.db is not None:
             # Connections close after their flow's last hook (timestamp_end): write what
             # memory holds once more, so a restart shows the flows as they ended.

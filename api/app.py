@@ -8,6 +8,7 @@ tell the view (``view.update``), whose signals reach WebSocket clients through
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import mimetypes
@@ -15,7 +16,7 @@ import os
 import re
 import secrets
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from io import BytesIO
 from typing import Any
 
@@ -180,15 +181,30 @@ class Flows(RequestHandler):
         if offset == 0 and limit is None and flt is None and self.view.db is None:
             self.write("[" + ", ".join(cache.text(f) for f in self.view) + "]")
             return
-        parts: list[str] = []
+        # The list reads no bodies.  A database store is read on a thread, a chunk at a time:
+        # a filter checked in Python may walk millions of rows before a match, and the proxy
+        # must not stall meanwhile.
+        stored = self.view.stored_page(offset, limit, flt, bodies=False)
+        flows = self.view.page(offset, limit, flt, bodies=False) if stored is None else stored
+        loop = asyncio.get_running_loop()
         first = True
-        for flow in self.view.page(offset, limit, flt, bodies=False):  # the list reads no bodies
-            parts.append(cache.text(flow))
-            if len(parts) >= self.CHUNK:
-                self.write(("[" if first else ", ") + ", ".join(parts))
-                first, parts = False, []
-                await self.flush()
-        self.write(("[" if first else ", " if parts else "") + ", ".join(parts) + "]")
+        while True:
+            if stored is None:
+                chunk = list(itertools.islice(flows, self.CHUNK))
+            else:
+                chunk = await loop.run_in_executor(None, _take, flows, self.CHUNK)
+            if not chunk:
+                break
+            view = self.view
+            parts = [cache.text(flow if stored is None else view.loaded(flow)) for flow in chunk]
+            self.write(("[" if first else ", ") + ", ".join(parts))
+            first = False
+            await self.flush()
+        self.write("[]" if first else "]")
+
+
+def _take(flows: Iterator[Flow], count: int) -> list[Flow]:
+    return list(itertools.islice(flows, count))
 
 
 class DumpFlows(RequestHandler):

@@ -196,13 +196,13 @@ class ClientConnection(AuthMixin, tornado.websocket.WebSocketHandler):
     def _matching_ids(self, flt: Callable[[Flow], bool], budget: float) -> list[str]:
         """Ids of the flows ``flt`` matches; TooSlow once ``budget`` seconds are spent."""
         deadline = time.monotonic() + budget
-        ids = []
-        # A database store decides what it can in SQL (view.matching_ids).
-        for flow_id in self.application.view.matching_ids(flt):
-            ids.append(flow_id)
-            if time.monotonic() >= deadline:
-                raise TooSlow()
-        if time.monotonic() >= deadline:  # SQL or Python took the whole budget without a match
+        # A database store decides what it can in SQL (view.matching_ids); the deadline also
+        # stops a walk that finds no match, which would otherwise hold the event loop.
+        try:
+            ids = list(self.application.view.matching_ids(flt, deadline))
+        except TimeoutError:
+            raise TooSlow() from None
+        if time.monotonic() >= deadline:  # SQL took the whole budget
             raise TooSlow()
         return ids
 

@@ -811,6 +811,21 @@ class Request(Message):
         d.timestamp_end = timestamp_end
         self.stream = False
 
+    @classmethod
+    def _parsed(
+        cls, host: str, port: int, method: bytes, scheme: bytes, authority: bytes, path: bytes,
+        http_version: bytes, headers: Headers,
+    ) -> Request:
+        """A request from a head the HTTP/1 parser has checked more strictly than ``_wire``
+        would (no CR, LF or NUL anywhere in it): no second check of each field."""
+        request = cls.__new__(cls)
+        request.data = d = RequestData()
+        d.host, d.port, d.method, d.scheme, d.authority, d.path = host, port, method, scheme, authority, path
+        d.http_version, d.headers, d.content, d.trailers = http_version, headers, None, None
+        d.timestamp_start, d.timestamp_end = 0.0, None
+        request.stream = False
+        return request
+
     def __repr__(self) -> str:
         where = f"{self.host}:{self.port}" if self.host else ""
         return f"Request({self.method} {where}{self.path})"
@@ -1173,6 +1188,16 @@ class Response(Message):
         d.timestamp_end = timestamp_end
         self.stream = False
 
+    @classmethod
+    def _parsed(cls, http_version: bytes, status_code: int, reason: bytes, headers: Headers) -> Response:
+        """A response from a head the HTTP/1 parser has checked (see Request._parsed)."""
+        response = cls.__new__(cls)
+        response.data = d = ResponseData()
+        d.http_version, d.status_code, d.reason, d.headers = http_version, status_code, reason, headers
+        d.content, d.trailers, d.timestamp_start, d.timestamp_end = None, None, 0.0, None
+        response.stream = False
+        return response
+
     def __repr__(self) -> str:
         """mitmproxy's form: ``Response(200, text/html, 1.2k)`` or ``Response(204, no content)``."""
         from proxycore.utils.human import pretty_size
@@ -1314,6 +1339,9 @@ class HTTPFlow(Flow):
         self.request = None  # type: ignore[assignment]
         self.response = None
         self.websocket: WebSocketData | None = None
+        # Server playback: the recorded conversation that answers this flow's WebSocket
+        # (set with a recorded 101 response by an addon; never saved).
+        self.websocket_playback: WebSocketData | None = None
 
     def __repr__(self) -> str:
         return f"<HTTPFlow {self.request!r} -> {self.response!r}>"

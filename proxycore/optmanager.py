@@ -8,9 +8,11 @@ import pathlib
 import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from proxycore.exceptions import OptionsError
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -113,6 +115,7 @@ class OptManager:
         object.__setattr__(self, "_deferred", {})
         object.__setattr__(self, "changed", [])  # callables taking the set of changed names
         object.__setattr__(self, "_subscribers", [])
+        object.__setattr__(self, "_derived", {})  # see derived()
 
     # declaration -------------------------------------------------------------
 
@@ -129,6 +132,7 @@ class OptManager:
         non-None value before any listener sees it and raises ValueError to refuse it."""
         if name in self._options:
             raise ValueError(f"Option {name} already exists")
+        self._derived.clear()
         default = check_value(name, typespec, default)
         self._options[name] = _Option(name, typespec, default, help, choices, copy.copy(default), check)
         if name in self._deferred:
@@ -147,6 +151,17 @@ class OptManager:
             raise AttributeError(f"No such option: {name}")
         value = options[name].value
         return copy.copy(value) if isinstance(value, list) else value
+
+    def derived(self, func: Callable[[Any], T]) -> T:
+        """``func(self)``, computed again only after the options changed: for what the
+        layers derive from options on every request (size limits), without reading and
+        parsing each option again."""
+        cache = self._derived
+        try:
+            value: T = cache[func]
+        except KeyError:
+            value = cache[func] = func(self)
+        return value
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name.startswith("_") or name == "changed":
@@ -213,12 +228,14 @@ class OptManager:
         previous = {k: self._options[k].value for k in new_values}
         for name, value in new_values.items():
             self._options[name].value = value
+        self._derived.clear()
         if changed:
             try:
                 self._notify(changed)
             except OptionsError:
                 for name, value in previous.items():
                     self._options[name].value = value
+                self._derived.clear()
                 raise
         return unknown
 

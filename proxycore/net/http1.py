@@ -215,20 +215,8 @@ def parse_request_head(head: bytes) -> Request:
             path = b"/" + path
         path = path or b"/"
         host, port = parse_authority(authority, 443 if scheme == b"https" else 80)
-    return Request(
-        host=host,
-        port=port,
-        method=method,
-        scheme=scheme,
-        authority=authority,
-        path=path,
-        http_version=version,
-        headers=_parsed_headers(fields),
-        content=None,
-        trailers=None,
-        timestamp_start=0.0,
-        timestamp_end=None,
-    )
+    # Every part was checked above (and by _split_head): the model's own checks are skipped.
+    return Request._parsed(host, port, method, scheme, authority, path, version, _parsed_headers(fields))
 
 
 def parse_response_head(head: bytes) -> Response:
@@ -239,16 +227,7 @@ def parse_response_head(head: bytes) -> Response:
         raise ProtocolError(f"bad HTTP response line: {first[:100]!r}")
     if not _STATUS.fullmatch(status):
         raise ProtocolError(f"bad HTTP status code: {status[:40]!r}")
-    return Response(
-        http_version=version,
-        status_code=int(status),
-        reason=reason,
-        headers=_parsed_headers(fields),
-        content=None,
-        trailers=None,
-        timestamp_start=0.0,
-        timestamp_end=None,
-    )
+    return Response._parsed(version, int(status), reason, _parsed_headers(fields))
 
 
 # Body framing ---------------------------------------------------------------
@@ -514,6 +493,8 @@ def last_chunk(trailers: Headers | None) -> bytes:
 
 def connection_close(http_version: str, headers: Headers) -> bool:
     """Whether a message asks to close the connection after it."""
+    if "connection" not in headers:  # the usual case, without building the token set
+        return http_version != "HTTP/1.1"
     tokens = {t.strip().lower() for v in headers.get_all("connection") for t in v.split(",")}
     if "close" in tokens:
         return True

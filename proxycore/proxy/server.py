@@ -50,6 +50,8 @@ WRITE_PIECE = 1024 * 1024  # a 1 MiB body still goes out in one write
 # adds up to at most this (a response head and a small body: one send instead of two).
 COALESCE_LIMIT = 64 * 1024
 MAX_CONNECTIONS_PER_ADDRESS = 5
+# A head timer whose loop timer fires at most this early (the loop's clock resolution) is due.
+HEAD_TIMER_SLACK = 0.001
 LISTEN_BACKLOG = 1024
 # File descriptors kept for everything but client connections (listeners, logs, flow files).
 FD_RESERVE = 64
@@ -288,7 +290,10 @@ class ConnectionHandler:
         # timeout does not keep the handler (and its flows) alive after the client left.
         self._wakeups: dict[commands.RequestWakeup, asyncio.TimerHandle] = {}
         # The HTTP/1 request-head timer the layers publish on the client (client.head_timer).
-        self._head_timer: tuple[commands.RequestTimeout, asyncio.TimerHandle] | None = None
+        # The timer in force and when it is due; one loop timer serves them all (see
+        # _sync_head_timer), so a keep-alive request does not cost a call_later and a cancel.
+        self._head_timer: tuple[commands.RequestTimeout, float] | None = None
+        self._head_timer_handle: asyncio.TimerHandle | None = None
         self._log_extra: dict[str, Any] = {"client": client.peername if log_as is None else log_as}
         # Read once per connection, as mitmproxy reads it once per layer: a switch applies to
         # connections that start after it, and feed() pays no option lookup.
@@ -326,9 +331,10 @@ class ConnectionHandler:
         for timer in self._wakeups.values():
             timer.cancel()
         self._wakeups.clear()
-        if self._head_timer is not None:
-            self._head_timer[1].cancel()
-            self._head_timer = None
+        self._head_timer = None
+        if self._head_timer_handle is not None:
+            self._head_timer_handle.cancel()
+            self._head_timer_handle = None
         self.close_all()
         # Connection tasks end with their sockets; hook tasks run to the end, so the last
         # hooks (websocket_end, tcp_end, error...) reach addons even when the client left first.
@@ -466,19 +472,38 @@ class ConnectionHandler:
 
     def _sync_head_timer(self) -> None:
         """Arm the timer the HTTP/1 layer published on the client, once per new timer (the
-        layer does not yield it as a command: see Http1Server._arm_head_timer)."""
+        layer does not yield it as a command: see Http1Server._arm_head_timer).
+
+        Every keep-alive request replaces the timer (disarmed with the head, armed idle
+        after the response). The loop timer is only moved when the new one is due earlier:
+        one due later is re-armed for the rest of its time when the loop timer fires."""
         timer = getattr(self.client, "head_timer", None)
         current = self._head_timer
         if current is not None and current[0] is timer:
             return
-        if current is not None:
-            current[1].cancel()
-            self._head_timer = None
-        if isinstance(timer, commands.RequestTimeout) and not self._client_done.is_set():
-            handle = asyncio.get_running_loop().call_later(timer.delay, self._head_timer_fired, timer)
-            self._head_timer = (timer, handle)
+        if not isinstance(timer, commands.RequestTimeout) or self._client_done.is_set():
+            self._head_timer = None  # the loop timer, if any, fires into nothing
+            return
+        loop = asyncio.get_running_loop()
+        due = loop.time() + timer.delay
+        self._head_timer = (timer, due)
+        handle = self._head_timer_handle
+        if handle is not None and handle.when() <= due:
+            return
+        if handle is not None:
+            handle.cancel()
+        self._head_timer_handle = loop.call_at(due, self._head_timer_fired)
 
-    def _head_timer_fired(self, timer: commands.RequestTimeout) -> None:
+    def _head_timer_fired(self) -> None:
+        self._head_timer_handle = None
+        current = self._head_timer
+        if current is None:
+            return
+        timer, due = current
+        loop = asyncio.get_running_loop()
+        if loop.time() < due - HEAD_TIMER_SLACK:
+            self._head_timer_handle = loop.call_at(due, self._head_timer_fired)  # a later timer
+            return
         self._head_timer = None
         if getattr(self.client, "head_timer", None) is timer:
             self.feed(events.Wakeup(timer))
@@ -508,7 +533,8 @@ class ConnectionHandler:
     def _execute(self, command: commands.Command) -> None:
         if isinstance(command, commands.SendData):
             protocol = self.protocols.get(command.connection)
-            if protocol is not None and command.connection.state & ConnectionState.CAN_WRITE:
+            state = command.connection.state  # (identity tests: Flag's & runs Python code)
+            if protocol is not None and (state is ConnectionState.OPEN or state is ConnectionState.CAN_WRITE):
                 unsent = self._unsent.get(protocol)
                 if unsent is None:
                     self._unsent[protocol] = [command.data]
@@ -879,7 +905,10 @@ def listener_json(listener: Listening) -> dict[str, Any]:
     }
 def _intercepted(hook: commands.StartHook) -> bool:
     """Whether a flow the hook is about is intercepted."""
-    return any(isinstance(a, Flow) and a.intercepted for a in hook.args())
+    for arg in hook.args():  # a loop, not any() over a generator: asked for every hook
+        if isinstance(arg, Flow) and arg.intercepted:
+            return True
+    return False
 
 
 def _set_once(future: asyncio.Future[None]) -> None:

@@ -226,6 +226,12 @@ def flow_of(record_state: bytes, bodies: dict[str, bytes]) -> Flow:
     return flow_from_state(unpack_state(record_state, bodies))
 
 
+def past_deadline(deadline: float | None) -> None:
+    """Raise TimeoutError once ``deadline`` (a time.monotonic() value, None: never) has passed."""
+    if deadline is not None and time.monotonic() >= deadline:
+        raise TimeoutError("the filter took longer than its time budget")
+
+
 def oldest_over_limits(
     flows: Iterable[Flow], max_flows: int = 0, max_bytes: int = 0, max_age: float = 0,
     now: float | None = None,
@@ -317,8 +323,13 @@ class FlowStore:
         in the store (content None, length and hash in STORED_BODIES)."""
         raise NotImplementedError
 
-    def ids(self, flt: Any = None, order: str = "time", reverse: bool = False) -> Iterator[str]:
+    def ids(
+        self, flt: Any = None, order: str = "time", reverse: bool = False, deadline: float | None = None
+    ) -> Iterator[str]:
+        """Ids in order; past ``deadline`` (time.monotonic()) a TimeoutError, even while no
+        flow matches (a search over millions must not hold the event loop for minutes)."""
         for flow in self.query(flt, order, reverse):
+            past_deadline(deadline)
             yield flow.id
 
     def flush(self) -> None:

@@ -24,6 +24,7 @@ from proxycore.store.base import (
     Stats,
     flow_of,
     listed_flow,
+    past_deadline,
     record_of,
 )
 
@@ -219,7 +220,7 @@ class SQLStore(FlowStore):
         cond = self._where(flt)
         if cond.exact:
             return self._rows(f"SELECT COUNT(*) FROM flows WHERE {cond.sql}", cond.params)[0][0]
-        return sum(1 for _ in self.query(flt))
+        return sum(1 for _ in self._checked(flt, f"SELECT id, state FROM flows WHERE {cond.sql}", cond.params))
 
     def _order(self, order: str, reverse: bool) -> str:
         column = ORDER_COLUMNS.get(order, "ts")
@@ -237,6 +238,20 @@ class SQLStore(FlowStore):
             if not rows:
                 return
             yield from rows
+
+    def _checked(
+        self, flt: Any, sql: str, params: Iterable[Any], deadline: float | None = None
+    ) -> Iterator[tuple[Any, ...]]:
+        """The rows of ``sql`` (a SELECT of id, state, ...) that ``flt`` matches, run in Python
+        over the streamed rows: memory stays bounded whatever the store holds.  Bodies are
+        read only for a filter that looks at them (a body operator).  See ``past_deadline``."""
+        wants_bodies = sqlfilter.needs_bodies(flt)
+        for n, row in enumerate(self._stream(sql, list(params))):
+            if n % 256 == 0:
+                past_deadline(deadline)
+            bodies = self._bodies(row[0]) if wants_bodies else {}
+            if flt(flow_of(bytes(row[1]), bodies)):
+                yield row
 
     def query(
         self, flt: Any = None, order: str = "time", reverse: bool = False,
@@ -257,27 +272,33 @@ class SQLStore(FlowStore):
                 flow = None if bodies else listed_flow(bytes(state), _body_meta(meta))
                 yield flow or flow_of(bytes(state), self._bodies(flow_id))
             return
-        sql = f"SELECT id, state FROM flows WHERE {cond.sql} ORDER BY {order_by}"
+        if limit == 0:
+            return
+        sql = f"SELECT id, state, {', '.join(BODY_COLUMNS)} FROM flows WHERE {cond.sql} ORDER BY {order_by}"
         skipped = produced = 0
-        for flow_id, state in self._stream(sql, params):
-            if limit is not None and produced >= limit:
-                return
-            flow = flow_of(bytes(state), self._bodies(flow_id))
-            if not flt(flow):
-                continue
+        for flow_id, state, *meta in self._checked(flt, sql, params):
             if skipped < offset:
                 skipped += 1
                 continue
+            flow = None if bodies else listed_flow(bytes(state), _body_meta(meta))
+            yield flow or flow_of(bytes(state), self._bodies(flow_id))
             produced += 1
-            yield flow
+            if limit is not None and produced >= limit:
+                return
 
-    def ids(self, flt: Any = None, order: str = "time", reverse: bool = False) -> Iterator[str]:
+    def ids(
+        self, flt: Any = None, order: str = "time", reverse: bool = False, deadline: float | None = None
+    ) -> Iterator[str]:
         cond = self._where(flt)
         if not cond.exact:
-            yield from super().ids(flt, order, reverse)
+            sql = f"SELECT id, state FROM flows WHERE {cond.sql} ORDER BY {self._order(order, reverse)}"
+            for row in self._checked(flt, sql, cond.params, deadline):
+                yield row[0]
             return
         sql = f"SELECT id FROM flows WHERE {cond.sql} ORDER BY {self._order(order, reverse)}"
-        for (flow_id,) in self._stream(sql, list(cond.params)):
+        for n, (flow_id,) in enumerate(self._stream(sql, list(cond.params))):
+            if n % 256 == 0:
+                past_deadline(deadline)
             yield flow_id
 
     def position(self, flow_id: str, flt: Any, order: str, reverse: bool) -> int | None:
@@ -326,11 +347,24 @@ class SQLStore(FlowStore):
                 if later < self.RANK_CAP:
                     return max(0, total - 1 - later)
             return self._rows(f"SELECT COUNT(*) FROM flows WHERE {before}", params)[0][0]
-        where = before
-        return sum(
-            1 for flow_id, state in self._stream(f"SELECT id, state FROM flows WHERE {where}", params)
-            if flt(flow_of(bytes(state), self._bodies(flow_id)))
-        )
+        return sum(1 for _ in self._checked(flt, f"SELECT id, state FROM flows WHERE {before}", params))
+
+    def ranks_of(self, flow_ids: Iterable[str], flt: Any, order: str) -> dict[str, int]:
+        """:meth:`rank` of each of ``flow_ids`` that ``flt`` selects (the others left out).
+        When Python checks the filter, one walk in order places them all: a walk per flow
+        would read the store again for each of a thousand removals."""
+        keys = {i: k for i in flow_ids if (k := self.sort_key(i, order, flt)) is not None}
+        cond = self._where(flt)
+        if cond.exact or len(keys) < 2:
+            return {i: self.rank(k, flt, order) for i, k in keys.items()}
+        found: dict[str, int] = {}
+        sql = f"SELECT id, state FROM flows WHERE {cond.sql} ORDER BY {self._order(order, False)}"
+        for index, row in enumerate(self._checked(flt, sql, cond.params)):
+            if row[0] in keys:
+                found[row[0]] = index
+                if len(found) == len(keys):
+                    break
+        return found
 
     def clear(self, keep_marked: bool = False) -> list[str]:
         where = "marked = ''" if keep_marked else "1=1"

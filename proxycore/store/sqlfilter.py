@@ -50,6 +50,8 @@ PREDICATES: dict[str, str] = {
     "replays": "COALESCE(replay, '') = 'response'",
 }
 _SPECIAL = set("\\.^$*+?{}[]|()")
+# Operators that read message bodies: the only ones a row must be read with its bodies for.
+BODY_CODES = frozenset({"b", "bq", "bs"})
 
 
 @dataclass
@@ -205,3 +207,17 @@ def translate(flt: Any, dialect: Dialect) -> Condition:
     if isinstance(flt, flowfilter.Predicate) and flt.code in PREDICATES:
         return Condition(PREDICATES[flt.code], [], True)
     return Condition("1=1", [], False)
+
+
+def needs_bodies(flt: Any) -> bool:
+    """Whether running ``flt`` in Python needs the flows' bodies (read from the bodies table,
+    a query per row): only the body operators do; a plain callable might."""
+    if flt is None or flt is flowfilter.match_all or isinstance(flt, IdSet):
+        return False
+    if isinstance(flt, flowfilter.And | flowfilter.Or):
+        return any(needs_bodies(f) for f in flt.filters)
+    if isinstance(flt, flowfilter.Not):
+        return needs_bodies(flt.filter)
+    if isinstance(flt, flowfilter.Predicate):
+        return flt.code in BODY_CODES
+    return True

@@ -303,6 +303,7 @@ EXTRA_OPTIONS = {
     "body_buffer_limit", "http2_connection_window", "http2_max_concurrent_streams", "http2_max_header_list_size",
     "http2_max_resets", "http2_reset_window", "http2_stream_window", "keepalive_timeout", "keepserving",
     "max_connections", "request_head_timeout", "websocket_message_size_limit", "client_replay_timing",
+    "server_replay_timing",
     "web_allowed_hosts", "web_fetch_frontend", "web_filter_time_budget", "web_max_body_size", "web_static",
     "web_updates_max_queue", "web_updates_max_queue_bytes", "head_size_limit", "workers",
     "store", "store_instance", "store_keep", "store_max_age", "store_max_bytes", "store_max_flows",

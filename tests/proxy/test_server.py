@@ -352,3 +352,39 @@ def test_a_client_that_never_says_anything_is_closed_after_request_head_timeout(
         await listener.stop()
 
     run(main())
+
+
+async def _idle_close_after(head_timeout: int, keepalive: int) -> tuple[float, bool]:
+    """One keep-alive GET through the proxy right after connecting, then silence: seconds
+    until the proxy closes the connection, and whether it was still open at half of that."""
+    origin, origin_port = await serve(http_origin)
+    master = http_master()
+    master.options.update(request_head_timeout=head_timeout, keepalive_timeout=keepalive)
+    listener, port = await proxy(master, HttpProxy)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    url = f"http://127.0.0.1:{origin_port}/x"
+    writer.write(f"GET {url} HTTP/1.1\r\nHost: 127.0.0.1:{origin_port}\r\n\r\n".encode())
+    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n/x"), 5)
+    answered = time.monotonic()
+    await asyncio.sleep(keepalive / 2)
+    open_at_half = not reader.at_eof()
+    assert await asyncio.wait_for(reader.read(), 10) == b""
+    took = time.monotonic() - answered
+    writer.close()
+    await listener.stop()
+    origin.close()
+    return took, open_at_half
+
+
+def test_keepalive_timeout_due_after_the_earlier_head_timer():
+    """The driver keeps one loop timer for the head timers and re-arms it when it fires
+    early: the idle timer that replaced the first request's (shorter) one still counts."""
+    took, open_at_half = run(_idle_close_after(head_timeout=1, keepalive=2))
+    assert open_at_half
+    assert 1.8 < took < 3.5
+
+
+def test_keepalive_timeout_due_before_the_earlier_head_timer():
+    """An idle timer due before the loop timer moves it earlier."""
+    took, _ = run(_idle_close_after(head_timeout=4, keepalive=1))
+    assert 0.8 < took < 2.5

@@ -121,11 +121,14 @@ def test_retention_removes_oldest_unmarked_and_tells_the_ui(tmp_path: Path) -> N
         flows[0].marked = ":default:"
         with ws_connect(server.port) as ws:
             server.add(*flows)
+            added = time.monotonic()
             removed = set()
             while len(removed) < 3:
                 message, _ = ws_until(ws, "flows/remove")
                 removed.add(message["payload"])
+            took = time.monotonic() - added
         assert removed == {f.id for f in flows[1:4]}
+        assert took < 2.0, took  # written within 0.2 s, retention checked within the second
         assert [f["id"] for f in _listing(server.port)] == [flows[0].id] + [f.id for f in flows[4:]]
 
 

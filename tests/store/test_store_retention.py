@@ -131,3 +131,54 @@ def test_store_scope_option_reaches_the_open_store(tmp_path: Path) -> None:
         with pytest.raises(OptionsError):
             tctx.configure(store, store_scope="everything")
         store.done()
+
+
+def test_flows_past_max_age_go_within_a_second_with_no_traffic(tmp_path: Path) -> None:
+    """Nothing arrives after the flows: the once-a-second age check still removes them."""
+    import asyncio
+
+    from proxycore.store.sqlite import SQLiteStore
+
+    async def main(view: View) -> list[tuple[str, float]]:
+        gone: list[tuple[str, float]] = []
+        view.sig_store_remove.connect(lambda flow: gone.append((flow.id, time.time())))
+        view.retention_limits = (0, 0, 1.0)
+        view.add(flows)
+        for _ in range(40):
+            await asyncio.sleep(0.1)
+            if len(gone) == len(flows):
+                break
+        view.close_store()
+        return gone
+
+    for store in (None, SQLiteStore(str(tmp_path / "age.db"))):
+        view = View()
+        view.use_store(store)
+        flows = _flows(3, start=time.time())
+        gone = asyncio.run(main(view))
+        assert {i for i, _ in gone} == {f.id for f in flows}
+        # each goes at most one check (a second) after it passed the age, plus scheduling slack
+        assert all(at - f.timestamp_created - 1.0 < 1.8 for f, (_, at) in zip(flows, gone, strict=True))
+        if store is not None:
+            store.close()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("store", ["", "memory"])
+def test_aged_flows_reach_the_ui_over_updates_promptly(tmp_path: Path, store: str) -> None:
+    """store_max_age over the real /updates WebSocket: every client gets flows/remove for a
+    flow about a second after it passes the age, with no other traffic to trigger a look."""
+    with running(tmp_path, store=store, store_max_age="2") as server, ws_connect(server.port) as ws:
+        flows = _flows(4, start=time.time())
+        flows[3].marked = ":default:"  # marked flows stay
+        server.add(*flows)
+        due = max(f.timestamp_created for f in flows[:3]) + 2
+        removed: set[str] = set()
+        while len(removed) < 3:
+            message, _ = ws_until(ws, "flows/remove", timeout=10)
+            removed.add(message["payload"])
+        late = time.time() - due
+        assert removed == {f.id for f in flows[:3]}
+        assert late < 2.0, late
+        listed = request(server.port, "GET", "/flows").json()
+        assert [f["id"] for f in listed] == [flows[3].id]

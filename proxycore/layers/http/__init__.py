@@ -52,12 +52,11 @@ from proxycore.layers.http._hooks import (
     HttpResponseHeadersHook,
     HttpResponseHook,
 )
-from proxycore.layers.http._http1 import Http1Client, Http1Server, hold_limit, make_error_response
+from proxycore.layers.http._http1 import Http1Client, Http1Server, make_error_response, size_limits
 from proxycore.layers.http._http2 import Http2Client, Http2Server
 from proxycore.layers.http._http3 import Http3Client, Http3Server  # aioquic only once QUIC is seen
 from proxycore.layers.http._upstream_proxy import HttpUpstreamTunnel
 from proxycore.net.http1 import ProtocolError, parse_authority
-from proxycore.options import parse_size
 from proxycore.proxy import commands, events
 from proxycore.proxy.context import Context
 from proxycore.proxy.layer import CommandGenerator, Layer, NextLayer
@@ -111,6 +110,9 @@ class HttpStream(Layer):
         self.response_hook_done = False
         self.response_complete = False  # sent to the client in full (the upload may go on)
         self.error_hook_done = False
+        # Set by the HttpLayer: the open connection it would give a GetHttpConnection at once,
+        # if there is one; asked first, so that reusing a connection costs no round trip.
+        self.reusable_connection: Callable[[GetHttpConnection], Server | None] | None = None
         self._goto(self.state_start)
 
     def __repr__(self) -> str:
@@ -146,12 +148,13 @@ class HttpStream(Layer):
         if problem:
             yield from self.fail_request(problem, ErrorCode.DESTINATION_UNKNOWN)
             return
-        if not event.end_stream and self._over_size_limit(_declared_size(request.headers)):
+        declared = None if event.end_stream else _declared_size(request.headers)
+        if not event.end_stream and self._over_size_limit(declared):
             yield from self.body_too_large(request=True, headers_hook=True)
             return
-        if not event.end_stream and self._declared_over_stream_limit(request.headers):
+        if not event.end_stream and self._declared_over_stream_limit(declared):
             request.stream = True
-        held = not event.end_stream and self._may_outgrow_buffer(request.headers)
+        held = not event.end_stream and self._may_outgrow_buffer(declared)
         if held:
             yield from self.hold_request_body(True)
         yield HttpRequestHeadersHook(self.flow)
@@ -193,11 +196,10 @@ class HttpStream(Layer):
             return
         yield from self.send_addon_response()
 
-    def _may_outgrow_buffer(self, headers: Headers) -> bool:
-        """Could more of this body arrive during a hook than we would buffer anyway? Not if
-        it declares a size within the limit, or there is no limit (as in mitmproxy)."""
+    def _may_outgrow_buffer(self, size: int | None) -> bool:
+        """Could more of a body declaring ``size`` (None: unknown) arrive during a hook than we
+        would buffer anyway? Not if within the limit, or there is no limit (as in mitmproxy)."""
         limit = self._stream_threshold()
-        size = _declared_size(headers)
         return limit is not None and (size is None or size > limit)
 
     def hold_request_body(self, paused: bool) -> CommandGenerator[None]:
@@ -254,11 +256,10 @@ class HttpStream(Layer):
             return str(e)
         return None
 
-    def _declared_over_stream_limit(self, headers: Headers) -> bool:
-        """A Content-Length above stream_large_bodies: the message streams, and the headers
-        hook already sees ``stream = True`` (mitmproxy's order; addons may switch it off)."""
-        limit = parse_size(self.context.options.stream_large_bodies)
-        size = _declared_size(headers)
+    def _declared_over_stream_limit(self, size: int | None) -> bool:
+        """A Content-Length ``size`` above stream_large_bodies: the message streams, and the
+        headers hook already sees ``stream = True`` (mitmproxy's order; addons may switch it off)."""
+        limit = size_limits(self.context.options).stream
         return limit is not None and size is not None and size > limit
 
     def start_request_stream(self, end_stream: bool) -> CommandGenerator[None]:
@@ -314,6 +315,17 @@ class HttpStream(Layer):
         yield HttpResponseHeadersHook(self.flow)
         if self._killed:
             yield from self.kill()
+            return
+        if (
+            self.flow.websocket_playback is not None
+            and is_websocket_handshake(self.flow)
+            and self.context.options.websocket
+        ):
+            # Server playback of a WebSocket: the recorded conversation answers the client.
+            from proxycore.websocket import WebSocketData
+
+            self.flow.websocket = WebSocketData()
+            yield from self.upgrade_to_passthrough()
             return
         yield from self.send_response()
 
@@ -380,10 +392,15 @@ class HttpStream(Layer):
         # HTTP/3 upstream when the flow's server connection says UDP (reverse:http3://, or
         # an addon that set flow.server_conn.transport_protocol, as with mitmproxy).
         transport = self.flow.server_conn.transport_protocol if tls else TransportProtocol.TCP
-        reply: tuple[Server | None, str | None] = yield GetHttpConnection(
-            (request.host, request.port), tls, self.context.server.via, transport
-        )
-        connection, err = reply
+        get = GetHttpConnection((request.host, request.port), tls, self.context.server.via, transport)
+        reusable = self.reusable_connection(get) if self.reusable_connection is not None else None
+        connection: Server | None
+        err: str | None
+        if reusable is not None:
+            connection, err = reusable, None
+        else:
+            reply: tuple[Server | None, str | None] = yield get
+            connection, err = reply
         if err:
             message = f"Cannot connect to {request.host}:{request.port}: {err}"
             yield from self.fail_response(message, ErrorCode.CONNECT_FAILED)
@@ -417,9 +434,6 @@ class HttpStream(Layer):
     # Response side ----------------------------------------------------------
 
     def state_wait_for_response(self, event: events.Event) -> CommandGenerator[None]:
-        yield from self.handle_response_side(event)
-
-    def handle_response_side(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, ResponseHeaders):
             yield from self.receive_response_headers(event)
         elif isinstance(event, ResponseData):
@@ -443,17 +457,21 @@ class HttpStream(Layer):
         elif isinstance(event, (RequestData, RequestEndOfMessage)):
             pass  # the client's body after an early response: nothing left to do with it
 
+    # What the other states do with the events of the response side.
+    handle_response_side = state_wait_for_response
+
     def receive_response_headers(self, event: ResponseHeaders) -> CommandGenerator[None]:
         response = event.response
         self.flow.response = response
         if response.timestamp_start is None or not response.timestamp_start:
             response.timestamp_start = time.time()
-        if not event.end_stream and self._over_size_limit(_declared_size(response.headers)):
+        declared = None if event.end_stream else _declared_size(response.headers)
+        if not event.end_stream and self._over_size_limit(declared):
             yield from self.body_too_large(request=False, headers_hook=True)
             return
-        if not event.end_stream and self._declared_over_stream_limit(response.headers):
+        if not event.end_stream and self._declared_over_stream_limit(declared):
             response.stream = True
-        held = not event.end_stream and self.server_conn is not None and self._may_outgrow_buffer(response.headers)
+        held = not event.end_stream and self.server_conn is not None and self._may_outgrow_buffer(declared)
         if held:
             yield from self.hold_response_body(True)
         yield HttpResponseHeadersHook(self.flow)
@@ -562,10 +580,16 @@ class HttpStream(Layer):
 
     def finish(self) -> CommandGenerator[None]:
         self.flow.live = False
+        # A finished stream refers to itself no more (state_done is static, and its context's
+        # stack forgets it), so refcounting frees it and its flow at once: a reference cycle
+        # per request left ~30 objects to the cyclic garbage collector.
         self._goto(self.state_done)
+        if self in self.context.layers:
+            self.context.layers.remove(self)
         yield DropStream(self.stream_id)
 
-    def state_done(self, event: events.Event) -> CommandGenerator[None]:
+    @staticmethod
+    def state_done(event: events.Event) -> CommandGenerator[None]:
         # Late body bytes of a request that was answered early, or a disconnect: ignore.
         return
         yield
@@ -612,10 +636,10 @@ class HttpStream(Layer):
     def _stream_threshold(self) -> int | None:
         """Above this many buffered bytes a body is streamed: stream_large_bodies (mitmproxy's
         option) or body_buffer_limit (ours, on by default), whichever is lower."""
-        return hold_limit(self.context.options)
+        return size_limits(self.context.options).hold
 
     def _over_size_limit(self, size: int | None) -> bool:
-        limit = parse_size(self.context.options.body_size_limit)
+        limit = size_limits(self.context.options).body
         return limit is not None and size is not None and size > limit
 
     def body_too_large(self, request: bool, headers_hook: bool) -> CommandGenerator[None]:
@@ -682,7 +706,9 @@ class HttpStream(Layer):
                 HttpUpstreamTunnel.make(self.context, True, NextLayer(self.context)),
             )
             return
-        if self.context.options.connection_strategy == "eager":
+        answered = self.flow.response is not None
+        if self.context.options.connection_strategy == "eager" and not answered:
+            # An addon that answered the CONNECT (server playback) needs no server: as mitmproxy.
             err = yield commands.OpenConnection(self.context.server)
             if err:
                 message = f"Cannot connect to {request.host}:{request.port}: {err}"
@@ -692,6 +718,13 @@ class HttpStream(Layer):
                 yield from self.send_response_as_is()
                 return
         self.set_connect_response()
+        if answered:
+            # No server data will ever help decide what a tunnel an addon answered carries: its
+            # layer is chosen as soon as the 200 is out (server playback of a server that
+            # speaks first sends its first bytes then).
+            yield from self.start_tunnel(HttpConnectedHook(self.flow), NextLayer(self.context, ask_on_start=True),
+                                         child_first=False)
+            return
         yield from self.start_tunnel(HttpConnectedHook(self.flow))
 
     def set_connect_response(self) -> None:
@@ -718,23 +751,30 @@ class HttpStream(Layer):
         yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
         yield from self.finish()
 
-    def start_tunnel(self, hook: commands.StartHook | None, child: Layer | None = None) -> CommandGenerator[None]:
+    def start_tunnel(
+        self, hook: commands.StartHook | None, child: Layer | None = None, child_first: bool = True
+    ) -> CommandGenerator[None]:
         """Hand the connection to ``child`` (a NextLayer by default): set up the child before
-        any byte can reach it."""
+        any byte can reach it; after the response when not ``child_first`` (a child that
+        may send at once; client bytes wait meanwhile, as the hook blocks this layer)."""
         self.child_layer = child if child is not None else NextLayer(self.context)
         self._goto(self.state_passthrough)
-        yield from self.child_layer.handle_event(events.Start())
+        if child_first:
+            yield from self.child_layer.handle_event(events.Start())
         if hook is not None:
             yield hook
         self.flow.live = False
         assert self.flow.response is not None
         yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
         yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)  # the tunnel begins
+        if not child_first:
+            yield from self.child_layer.handle_event(events.Start())
 
     def upgrade_to_passthrough(self) -> CommandGenerator[None]:
         """A 101 response: WebSocket frames (or raw bytes) flow on both connections now."""
         response = self.flow.response
-        assert response is not None and self.server_conn is not None
+        playback = self.flow.websocket_playback
+        assert response is not None and (self.server_conn is not None or playback is not None)
         if response.raw_content is None:
             response.data.content = b""  # a 101 has no body: what follows is the new protocol
         if response.timestamp_end is None:
@@ -747,8 +787,14 @@ class HttpStream(Layer):
         response = self.flow.response  # the hook may have replaced it
         assert response is not None
         context = self.context.fork()
-        context.server = self.server_conn
-        if self.flow.websocket is not None:
+        if self.server_conn is not None:
+            context.server = self.server_conn
+        if self.server_conn is None and playback is not None and self.flow.websocket is not None:
+            from proxycore.layers.playback import WebsocketPlaybackLayer
+
+            timing = bool(getattr(self.context.options, "server_replay_timing", False))
+            self.child_layer = WebsocketPlaybackLayer(context, self.flow, playback, timing)
+        elif self.server_conn is not None and self.flow.websocket is not None:
             from proxycore.layers.websocket import WebsocketLayer
 
             self.child_layer = WebsocketLayer(context, self.flow)
@@ -866,10 +912,19 @@ class HttpClient(Layer):
         super().__init__(context)
         self.child_layer = None
         self.absolute_form = absolute_form
+        self.opened = False  # Start handled: the connection layer takes every event
 
     @property
     def reusable(self) -> bool:
         return self.child_layer is not None and self.child_layer.reusable
+
+    def handle_event(self, event: events.Event) -> CommandGenerator[None]:
+        # Once open, every event is the connection layer's: handed to it directly, without
+        # our _run and state generators in between.
+        child = self.child_layer
+        if self.opened and child is not None and self._paused is None:
+            return child.handle_event(event)
+        return super().handle_event(event)
 
     def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.Start):
@@ -885,6 +940,7 @@ class HttpClient(Layer):
                     self.child_layer = Http1Client(self.context, self.absolute_form)
                 yield from self.child_layer.handle_event(events.Start())
             self._goto(self.state_open)
+            self.opened = True
             yield RegisterHttpConnection(self.context.server, err)
         else:
             yield from self.state_open(event)
@@ -972,8 +1028,38 @@ class HttpLayer(Layer):
             if stream.child_layer is not None:
                 yield from self.event_to_child(stream, event)
 
+    def handle_event(self, event: events.Event) -> CommandGenerator[None]:
+        # The HttpLayer never yields a blocking command of its own (a child's carries the
+        # child in ``blocking``, see Layer._run), so it never pauses: its generator goes up
+        # without the _run wrapper, one generator level less for every command. Bytes for
+        # a known connection go straight to its layer (what _handle_event would do).
+        if type(event) is events.DataReceived:
+            child = self.connections.get(event.connection)
+            if child is not None:
+                return self.event_to_child(child, event)
+        return self._handle_event(event)
+
     def event_to_child(self, child: Layer, event: events.Event) -> CommandGenerator[None]:
         for command in child.handle_event(event):
+            # The commands of every request by exact type first, without the chain of
+            # isinstance checks below (subclasses of them take the general path).
+            if type(command) is commands.SendData:
+                yield command
+                continue
+            if type(command) is ReceiveHttp:
+                # An event of a stream that exists goes to it here, not through receive_http.
+                http_event = command.event
+                stream = self.streams.get(http_event.stream_id)
+                if stream is not None and not isinstance(http_event, (RequestHeaders, BodyBackpressure)):
+                    yield from self.event_to_child(stream, http_event)
+                else:
+                    yield from self.receive_http(http_event)
+                continue
+            if type(command) is SendHttp and type(command.event) is not BodyBackpressure:
+                target = None if command.connection is None else self.connections.get(command.connection)
+                if target is not None:
+                    yield from self.event_to_child(target, command.event)
+                continue
             if command.blocking or isinstance(command, commands.RequestWakeup):
                 self.command_sources[command] = child
             if isinstance(command, ReceiveHttp):
@@ -1004,6 +1090,7 @@ class HttpLayer(Layer):
         stream: HttpStream | None
         if isinstance(event, RequestHeaders):
             stream = HttpStream(self.context.fork(), event.stream_id, self.mode)
+            stream.reusable_connection = self.reusable_connection
             self.streams[event.stream_id] = stream
         else:
             stream = self.streams.get(event.stream_id)
@@ -1028,19 +1115,36 @@ class HttpLayer(Layer):
         if target is not None:
             yield from self.event_to_child(target, event)
 
-    def get_connection(self, command: GetHttpConnection) -> CommandGenerator[None]:
+    def _existing_connection(self, command: GetHttpConnection) -> tuple[Server, bool] | None:
+        """The connection ``command`` gets without opening one: (connection, True) if it is
+        open and free, (connection, False) if it is still opening (the command waits)."""
         for connection in self.connections:
             if not isinstance(connection, Server) or not command.connection_spec_matches(connection):
                 continue
             if self.opened_via.get(connection, connection.via) != command.via:
                 continue
             if connection in self.waiting_for_connection:
-                self.waiting_for_connection[connection].append(command)
-                return
+                return connection, False
             client = self.http_clients.get(connection)
             if client is not None and client.reusable:
+                return connection, True
+        return None
+
+    def reusable_connection(self, command: GetHttpConnection) -> Server | None:
+        """The open connection get_connection would reply with at once, if any (see
+        HttpStream.reusable_connection): the answer without the command's round trip."""
+        existing = self._existing_connection(command)
+        return existing[0] if existing is not None and existing[1] else None
+
+    def get_connection(self, command: GetHttpConnection) -> CommandGenerator[None]:
+        existing = self._existing_connection(command)
+        if existing is not None:
+            connection, free = existing
+            if free:
                 yield from self.reply(command, (connection, None))
-                return
+            else:
+                self.waiting_for_connection[connection].append(command)
+            return
         # Inside a CONNECT tunnel the context's server is the one the client asked for.
         server = self.context.server
         reuse_context = (

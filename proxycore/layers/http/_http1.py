@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import logging
 import time
+from dataclasses import dataclass
 
 from proxycore.connection import Connection
 from proxycore.http import Headers, Request, Response, _hostport
@@ -90,11 +91,24 @@ class Http1Connection(Layer):
         self.hold_pausing = False
         self.pipeline_pausing = False
 
+    def handle_event(self, event: events.Event) -> CommandGenerator[None]:
+        # An HTTP/1 connection layer never yields a blocking command, so it never pauses:
+        # its handler's generator goes up as is, without the _run wrapper (one generator
+        # level less for every command of every request). An HTTP event to send goes
+        # straight to _send, as _handle_event would pass it.
+        if isinstance(event, HttpEvent):
+            return self._send(event)
+        return self._handle_event(event)
+
+    def _send(self, event: HttpEvent) -> CommandGenerator[None]:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
     def _count_held(self, size: int) -> CommandGenerator[None]:
         """Body bytes that can only queue up while their message is held: past the size at
         which the body would be streamed, stop reading the peer until the hold ends."""
         self.held_bytes += size
-        limit = pause_limit(self.context.options)
+        limit = size_limits(self.context.options).pause
         if limit is not None and self.held_bytes > limit:
             self.hold_pausing = True
             yield from self._apply_reading()
@@ -119,7 +133,7 @@ class Http1Connection(Layer):
         return True
 
     def head_size_limit(self) -> int | None:
-        return parse_size(self.context.options.head_size_limit) or None
+        return size_limits(self.context.options).head
 
     def _find_head_end(self) -> int:
         """Where the head at the start of buf ends, or -1; each byte is searched once."""
@@ -129,8 +143,14 @@ class Http1Connection(Layer):
 
     def _take(self, end: int) -> bytes:
         """Remove and return the first ``end`` bytes of buf."""
-        data = bytes(self.buf[:end])
-        del self.buf[:end]
+        buf = self.buf
+        if end >= len(buf):  # all of it (a body chunk, usually): one copy, not two
+            data = bytes(buf)
+            buf.clear()
+            return data
+        with memoryview(buf) as view:  # bytes(buf[:end]) would copy twice
+            data = bytes(view[:end])
+        del buf[:end]
         return data
 
     def _send_body(self, data: bytes) -> CommandGenerator[None]:
@@ -150,6 +170,34 @@ class Http1Connection(Layer):
         if self.send_framing == "chunked":
             yield commands.SendData(self.conn, http1.last_chunk(self.pending_trailers))
         self.pending_trailers = None
+
+
+@dataclass(frozen=True, slots=True)
+class SizeLimits:
+    """The size options the HTTP layers consult on every request, parsed (None: no limit)."""
+
+    head: int | None  # head_size_limit
+    body: int | None  # body_size_limit
+    stream: int | None  # stream_large_bodies
+    hold: int | None  # see hold_limit
+    pause: int | None  # see pause_limit
+
+
+def _size_limits(options: Options) -> SizeLimits:
+    return SizeLimits(
+        head=parse_size(options.head_size_limit) or None,
+        body=parse_size(options.body_size_limit),
+        stream=parse_size(options.stream_large_bodies),
+        hold=hold_limit(options),
+        pause=pause_limit(options),
+    )
+
+
+def size_limits(options: Options) -> SizeLimits:
+    """The limits of the options in force: parsed once per change of the options, not a
+    few times per request."""
+    derived = getattr(options, "derived", None)  # any options object will do, more slowly
+    return derived(_size_limits) if derived is not None else _size_limits(options)
 
 
 def hold_limit(options: Options) -> int | None:

@@ -1,0 +1,158 @@
+"""The HTTP/1 fast paths of the layer stack issue the same commands as the general path (issue 15).
+
+HttpLayer, HttpClient (once open) and the HTTP/1 connection layers hand their generators up
+without Layer's ``_run`` wrapper, because they never pause themselves; a stream that can reuse
+an open connection takes it without the GetHttpConnection round trip.  Here one scripted
+conversation runs twice, once as shipped and once with every such shortcut replaced by
+``Layer.handle_event``; the commands that reach the driver, and the flows the hooks saw,
+must be the same.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proxycore.connection import ConnectionState, Server
+from proxycore.layers.http import HttpClient, HttpLayer, HTTPMode
+from proxycore.layers.http._http1 import Http1Connection
+from proxycore.layers.modes import HttpProxy
+from proxycore.proxy import commands, events
+from proxycore.proxy.layer import Layer, NextLayerHook
+from proxycore.testing import make_context
+
+GET = b"GET http://example.com/a HTTP/1.1\r\nHost: example.com\r\n\r\n"
+POST = b"POST http://example.com/b HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\n\r\nhello"
+CHUNKED_POST = (
+    b"POST http://example.com/c HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"3\r\nabc\r\n0\r\n\r\n"
+)
+CLOSE_GET = b"GET http://example.com/d HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n"
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"
+CHUNKED_OK = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nwxyz\r\n0\r\n\r\n"
+NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+
+# (what the client sends, what the server answers), one exchange after the other.
+CONVERSATION = [(GET, OK), (POST, CHUNKED_OK), (CHUNKED_POST, NOT_FOUND), (GET, OK), (CLOSE_GET, OK)]
+
+SHORTCUTS = [(HttpLayer, "handle_event"), (HttpClient, "handle_event"), (Http1Connection, "handle_event")]
+
+
+class Driver:
+    """Feeds the stack as the real driver does (one event queue, replies queued after the
+    commands that caused them) and records what reaches it, with connections by role."""
+
+    def __init__(self, instant_hooks: bool) -> None:
+        self.context = make_context()
+        self.context.client.state = ConnectionState.OPEN
+        if instant_hooks:
+            self.context.instant_hook = self.instant_hook
+        self.layer = HttpProxy(self.context)
+        self.queue: collections.deque[events.Event] = collections.deque()
+        self.trace: list[Any] = []
+        self.server: Server | None = None
+        self.feed(events.Start())
+
+    def instant_hook(self, hook: commands.StartHook) -> bool:
+        """As the driver when no addon listens: every hook but next_layer is done at once."""
+        if isinstance(hook, NextLayerHook):
+            return False
+        self.record_hook(hook)
+        return True
+
+    def record_hook(self, hook: commands.StartHook) -> None:
+        flow = hook.args()[0]
+        request, response = flow.request, flow.response
+        self.trace.append((
+            hook.name,
+            request.method,
+            request.url,
+            request.raw_content,
+            None if response is None else (response.status_code, response.raw_content),
+            flow.error and flow.error.msg,
+        ))
+
+    def role(self, connection: object) -> str:
+        return "client" if connection is self.context.client else "server"
+
+    def feed(self, event: events.Event) -> None:
+        self.queue.append(event)
+        while self.queue:
+            for command in self.layer.handle_event(self.queue.popleft()):
+                self.execute(command)
+
+    def execute(self, command: commands.Command) -> None:
+        if isinstance(command, commands.SendData):
+            self.trace.append(("send", self.role(command.connection), command.data))
+        elif isinstance(command, NextLayerHook):
+            command.data.layer = HttpLayer(command.data.context, HTTPMode.regular)
+            self.queue.append(events.HookCompleted(command))
+        elif isinstance(command, commands.StartHook):
+            self.record_hook(command)
+            self.queue.append(events.HookCompleted(command))
+        elif isinstance(command, commands.OpenConnection):
+            self.trace.append(("open", command.connection.address))
+            command.connection.state = ConnectionState.OPEN
+            self.server = command.connection
+            self.queue.append(events.OpenConnectionCompleted(command, None))
+        elif isinstance(command, commands.CloseConnection):
+            self.trace.append(("close", self.role(command.connection), command.half_close))
+        elif isinstance(command, commands.Log):
+            self.trace.append(("log", command.message))
+        else:
+            self.trace.append((type(command).__name__,))
+
+
+def _pieces(data: bytes, cuts: list[int]) -> Iterator[bytes]:
+    """``data`` split at the given offsets (taken modulo its length)."""
+    points = sorted({c % len(data) for c in cuts} - {0})
+    start = 0
+    for point in [*points, len(data)]:
+        yield data[start:point]
+        start = point
+
+
+def converse(instant_hooks: bool, cuts: list[int] = ()) -> list[Any]:  # type: ignore[assignment]
+    driver = Driver(instant_hooks)
+    for request, response in CONVERSATION:
+        for piece in _pieces(request, list(cuts)):
+            driver.feed(events.DataReceived(driver.context.client, piece))
+        assert driver.server is not None
+        for piece in _pieces(response, list(cuts)):
+            driver.feed(events.DataReceived(driver.server, piece))
+    return driver.trace
+
+
+def general_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    for cls, name in SHORTCUTS:
+        monkeypatch.setattr(cls, name, Layer.handle_event)
+    # A stream asks for its connection with GetHttpConnection and waits for the reply.
+    monkeypatch.setattr(HttpLayer, "reusable_connection", lambda self, command: None)
+
+
+@pytest.mark.parametrize("instant_hooks", [True, False])
+def test_fast_and_general_path_issue_the_same_commands(monkeypatch: pytest.MonkeyPatch, instant_hooks: bool) -> None:
+    fast = converse(instant_hooks)
+    assert ("send", "client", b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n") in fast
+    assert [t[0] for t in fast].count("response") == len(CONVERSATION)
+    assert [t for t in fast if t[0] == "open"] == [("open", ("example.com", 80))]  # kept alive
+    assert fast[-1] == ("close", "client", False)
+    with monkeypatch.context() as m:
+        general_path(m)
+        general = converse(instant_hooks)
+    assert fast == general
+
+
+@settings(max_examples=30, deadline=None)
+@given(instant_hooks=st.booleans(), cuts=st.lists(st.integers(min_value=1, max_value=200), max_size=4))
+def test_fast_and_general_path_agree_however_the_bytes_arrive(instant_hooks: bool, cuts: list[int]) -> None:
+    fast = converse(instant_hooks, cuts)
+    with pytest.MonkeyPatch.context() as m:
+        general_path(m)
+        general = converse(instant_hooks, cuts)
+    assert fast == general
