@@ -28,6 +28,9 @@ _BAD_HEAD_BYTE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _BAD_TARGET = re.compile(rb"[\x00-\x20\x7f]")
 # The first blank line ends a head, as in h11: lines end with LF, optionally after CR.
 _HEAD_END = re.compile(rb"\n\r?\n")
+# One header field line: name, and value without surrounding blanks (CR and control bytes
+# are checked on the whole head before; in a CRLF head every CR ends a line).
+_FIELD_LINE = re.compile(rb"^(%s):[ \t]*(.*?)[ \t]*\r?$" % _TOKEN_TEXT, re.MULTILINE)
 _LEADING_BLANK_LINES = re.compile(rb"(?:\r?\n)+")
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _PORT = re.compile(r"[0-9]{1,5}")
@@ -96,19 +99,25 @@ def _split_head(head: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
         _bare_line_break(head)
     if b"\n " in head or b"\n\t" in head:
         raise ProtocolError("obsolete line folding (obs-fold) is not allowed")
-    lines = head.split(b"\r\n" if crlf else b"\n")
+    sep = b"\r\n" if crlf else b"\n"
+    end = len(head)
     for _ in range(2):  # the blank line that ends the head
-        if lines and not lines[-1]:
-            lines.pop()
-    if not lines or not lines[0]:
+        if head.endswith(sep, 0, end):
+            end -= len(sep)
+    first, found, rest = head[:end].partition(sep)
+    if not first:
         raise ProtocolError("empty start line")
-    fields = []
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        if not sep or not _TOKEN.fullmatch(name):
-            raise ProtocolError(f"invalid header line: {line[:80]!r}")
-        fields.append((name, value.strip(b" \t")))
-    return lines[0], fields
+    if not found:
+        return first, []
+    # All field lines at once: one match per valid line (anchored at its start), so a
+    # line that is not ``token ":" value`` leaves the count short.
+    fields = _FIELD_LINE.findall(rest)
+    if len(fields) != rest.count(sep) + 1:
+        for line in rest.split(sep):
+            if not _FIELD_LINE.fullmatch(line):
+                raise ProtocolError(f"invalid header line: {line[:80]!r}")
+        raise ProtocolError("invalid header section")  # pragma: no cover - a line fails above
+    return first, fields
 
 
 def _check_host(host: str, authority: bytes) -> None:
@@ -141,9 +150,26 @@ def _idna_to_unicode(host: str) -> str:
         return host
 
 
+# Authorities parsed lately: clients name the same few hosts again and again, and checking
+# one costs about as much as the rest of a request line. Bounded: cleared when full.
+_AUTHORITIES: dict[tuple[bytes, int | None], tuple[str, int]] = {}
+_AUTHORITIES_MAX = 1024
+
+
 def parse_authority(authority: bytes, default_port: int | None) -> tuple[str, int]:
     """Split ``host[:port]`` (IPv6 in brackets) into host and port; ProtocolError if either
     is not something a connection can be made to."""
+    key = (authority, default_port)
+    parsed = _AUTHORITIES.get(key)
+    if parsed is None:
+        parsed = _parse_authority(authority, default_port)
+        if len(_AUTHORITIES) >= _AUTHORITIES_MAX:
+            _AUTHORITIES.clear()
+        _AUTHORITIES[key] = parsed
+    return parsed
+
+
+def _parse_authority(authority: bytes, default_port: int | None) -> tuple[str, int]:
     try:
         text = authority.decode("ascii" if authority.isascii() else "utf-8")
     except UnicodeError:
@@ -207,9 +233,11 @@ def parse_request_head(head: bytes) -> Request:
         if not sep or scheme.lower() not in (b"http", b"https"):
             raise ProtocolError(f"bad HTTP request target: {target[:100]!r}")
         scheme = scheme.lower()
-        slash = rest.find(b"/")
-        query = rest.find(b"?")
-        cut = min(i for i in (slash, query, len(rest)) if i != -1)
+        cut = len(rest)
+        for mark in (b"/", b"?"):
+            found = rest.find(mark, 0, cut)
+            if found != -1:
+                cut = found
         authority, path = rest[:cut], rest[cut:]
         if path.startswith(b"?"):
             path = b"/" + path

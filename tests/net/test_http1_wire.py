@@ -176,3 +176,50 @@ def test_request_head_roundtrip(method, path, headers):
     ) + b"\r\n"
     r = http1.parse_request_head(raw)
     assert http1.assemble_origin_request_head(r) == raw
+
+
+def test_header_lines_split_at_once_report_the_first_bad_line():
+    """The field lines are matched all at once; one bad line among good ones is still
+    found and named (not skipped), whatever its position and the line ending."""
+    for sep in (b"\r\n", b"\n"):
+        good = [b"A: 1", b"B:2  ", b"C:\t x y \t"]
+        for position in range(len(good) + 1):
+            for bad in (b"bad line", b"x y: z", b"N : v", b"", b"N@me: v"):
+                lines = [b"GET / HTTP/1.1", *good[:position], bad, *good[position:]]
+                with pytest.raises(ProtocolError, match="invalid header line"):
+                    http1._split_head(sep.join(lines) + sep + sep)
+        first, fields = http1._split_head(sep.join([b"GET / HTTP/1.1", *good]) + sep + sep)
+        assert first == b"GET / HTTP/1.1"
+        assert fields == [(b"A", b"1"), (b"B", b"2"), (b"C", b"x y")]
+
+
+@given(st.lists(st.tuples(st.from_regex(rb"\A[A-Za-z0-9!#$%&'*+.^_`|~-]{1,8}\Z"),
+                          st.binary(max_size=12).filter(lambda v: b"\r" not in v and b"\n" not in v))))
+def test_header_fields_as_split_line_by_line(fields):
+    """Property: the fields are those a line-by-line split gives (values stripped of blanks)."""
+    head = b"GET / HTTP/1.1\r\n" + b"".join(b"%s: %s\r\n" % field for field in fields) + b"\r\n"
+    try:
+        _, parsed = http1._split_head(head)
+    except ProtocolError:
+        assert any(http1._BAD_HEAD_BYTE.search(value) for _, value in fields)
+        return
+    assert parsed == [(name, value.strip(b" \t")) for name, value in fields]
+
+
+def test_authorities_are_parsed_once_and_errors_every_time():
+    http1._AUTHORITIES.clear()
+    assert http1.parse_authority(b"Example.com:8080", 80) == ("example.com", 8080)
+    assert http1._AUTHORITIES == {(b"Example.com:8080", 80): ("example.com", 8080)}
+    assert http1.parse_authority(b"Example.com:8080", 80) == ("example.com", 8080)
+    assert http1.parse_authority(b"example.com", 443) == ("example.com", 443)
+    for _ in range(2):  # a refused authority is checked (and refused) again
+        with pytest.raises(ProtocolError):
+            http1.parse_authority(b"example.com:99999", 80)
+    assert len(http1._AUTHORITIES) == 2
+
+
+def test_authority_cache_is_bounded():
+    http1._AUTHORITIES.clear()
+    for i in range(http1._AUTHORITIES_MAX + 10):
+        assert http1.parse_authority(b"h%d.example" % i, 80) == (f"h{i}.example", 80)
+    assert len(http1._AUTHORITIES) <= http1._AUTHORITIES_MAX
