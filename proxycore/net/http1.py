@@ -30,7 +30,7 @@ _BAD_TARGET = re.compile(rb"[\x00-\x20\x7f]")
 _HEAD_END = re.compile(rb"\n\r?\n")
 # One header field line: name, and value without surrounding blanks (CR and control bytes
 # are checked on the whole head before; in a CRLF head every CR ends a line).
-_FIELD_LINE = re.compile(rb"^(%s):[ \t]*(.*?)[ \t]*\r?$" % _TOKEN_TEXT, re.MULTILINE)
+_FIELD_LINE = re.compile(rb"^(%s):[ \t]*((?:[^\r\n]*[^\r\n \t])?)[ \t]*\r?$" % _TOKEN_TEXT, re.MULTILINE)
 _LEADING_BLANK_LINES = re.compile(rb"(?:\r?\n)+")
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _PORT = re.compile(r"[0-9]{1,5}")
