@@ -249,7 +249,8 @@ class Headers:
         return [(k, self[k]) for k in self]
 
     def get_all(self, name: str | bytes) -> list[str]:
-        return [_s(v) for v in self._values(name)]
+        values = self._values(name)
+        return [_s(v) for v in values] if values else []
 
     def set_all(self, name: str | bytes, values: Iterable[str | bytes]) -> None:
         key = _wire(name, "header name")

@@ -416,7 +416,8 @@ class HttpStream(Layer):
         """The client gave up on the request (an HTTP/2 RST_STREAM, a disconnect) while we
         waited for a hook or a connection: its error is queued for after the current step,
         and nothing of the request may reach the server any more."""
-        return any(isinstance(e, RequestProtocolError) for e in self._paused_event_queue)
+        queue = self._paused_event_queue
+        return bool(queue) and any(isinstance(e, RequestProtocolError) for e in queue)
 
     def send_request_to_server(self) -> CommandGenerator[None]:
         self._goto(self.state_wait_for_response)

@@ -117,7 +117,8 @@ class Http1Connection(Layer):
         self.body_held, self.held_bytes = paused, 0
         if not paused:
             self.hold_pausing = False
-            yield from self._apply_reading()
+            if self.reading_paused:  # (as after every message: then nothing to resume)
+                yield from self._apply_reading()
 
     def _apply_reading(self) -> CommandGenerator[None]:
         """One PauseReading/ResumeReading state for the peer, whatever the reasons."""
@@ -334,15 +335,20 @@ class Http1Server(Http1Connection):
     def _pipeline_backpressure(self) -> CommandGenerator[None]:
         """Stop reading the client while more than head_size_limit bytes of what it
         pipelined wait behind the request in progress; read again once they are taken."""
-        limit = self.head_size_limit()
-        self.pipeline_pausing = self.state == "wait" and limit is not None and len(self.buf) > limit
-        yield from self._apply_reading()
+        if self.state == "wait" and self.buf:
+            limit = self.head_size_limit()
+            self.pipeline_pausing = limit is not None and len(self.buf) > limit
+        else:
+            self.pipeline_pausing = False
+        if self.pipeline_pausing != self.reading_paused:  # (usually both False: nothing to do)
+            yield from self._apply_reading()
 
     def _may_resume(self) -> bool:
         return self.state != "done"
 
     def _read_head(self) -> CommandGenerator[bool]:
-        blank = http1.leading_blank_lines(self.buf)  # empty lines before a request are allowed
+        # Empty lines before a request are allowed.
+        blank = http1.leading_blank_lines(self.buf) if self.buf[:1] in (b"\r", b"\n") else 0
         if blank:
             del self.buf[:blank]
             self.head_scanned = max(0, self.head_scanned - blank)
