@@ -238,7 +238,7 @@ class HttpStream(Layer):
                 return problem
         if self.mode is HTTPMode.regular and (request.is_http11 or request.is_http10):
             # As mitmproxy: an HTTP/1 absolute-form target is kept as scheme + host only.
-            request.authority = ""
+            request.data.authority = b""  # (what the setter makes of "", without its checks)
         return None
 
     def _destination_from_host_header(self) -> str | None:

@@ -12,6 +12,10 @@ from typing import Any
 from proxycore.proxy import commands, events
 
 
+def _delays(options: Any) -> tuple[float, float]:
+    return options.keepalive_timeout, options.request_head_timeout
+
+
 class HeadTimer:
     """Either ``keepalive_timeout`` (idle: waiting for a request to begin) or
     ``request_head_timeout`` (a head has begun, or nothing came yet since connecting)."""
@@ -27,7 +31,10 @@ class HeadTimer:
     def arm(self, idle: bool) -> commands.RequestTimeout | None:
         """Start the wait anew; the command to yield (None if that timeout is off, or if
         the timer is published on a connection)."""
-        delay = self.options.keepalive_timeout if idle else self.options.request_head_timeout
+        # Read for every request: from the options' cache of derived values, if they have one.
+        derived = getattr(self.options, "derived", None)
+        keepalive, head = derived(_delays) if derived is not None else _delays(self.options)
+        delay = keepalive if idle else head
         self.idle = idle
         self._set(commands.RequestTimeout(delay) if delay else None)
         return None if self.publish_on is not None else self.command
