@@ -79,6 +79,11 @@ def _parsed_headers(fields: list[tuple[bytes, bytes]]) -> Headers:
     return Headers._checked(fields)
 
 
+def _no_obs_fold(head: bytes) -> None:
+    if b"\n " in head or b"\n\t" in head:
+        raise ProtocolError("obsolete line folding (obs-fold) is not allowed")
+
+
 def _split_head(head: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
     """First line and fields of a head (with or without its final blank line).
 
@@ -97,8 +102,6 @@ def _split_head(head: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
     cr = head.count(b"\r")
     if (crlf and (cr != crlf or head.count(b"\n") != crlf)) or (not crlf and cr):
         _bare_line_break(head)
-    if b"\n " in head or b"\n\t" in head:
-        raise ProtocolError("obsolete line folding (obs-fold) is not allowed")
     sep = b"\r\n" if crlf else b"\n"
     end = len(head)
     for _ in range(2):  # the blank line that ends the head
@@ -106,13 +109,15 @@ def _split_head(head: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
             end -= len(sep)
     first, found, rest = head[:end].partition(sep)
     if not first:
+        _no_obs_fold(head)
         raise ProtocolError("empty start line")
     if not found:
         return first, []
     # All field lines at once: one match per valid line (anchored at its start), so a
-    # line that is not ``token ":" value`` leaves the count short.
+    # line that is not ``token ":" value`` (a folded one, say) leaves the count short.
     fields = _FIELD_LINE.findall(rest)
     if len(fields) != rest.count(sep) + 1:
+        _no_obs_fold(head)
         for line in rest.split(sep):
             if not _FIELD_LINE.fullmatch(line):
                 raise ProtocolError(f"invalid header line: {line[:80]!r}")

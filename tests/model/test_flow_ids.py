@@ -2,6 +2,8 @@
 
 import uuid
 
+import pytest
+
 from proxycore.connection import Client, Server
 from proxycore.flow import Flow, new_id
 
@@ -19,3 +21,21 @@ def test_flows_and_their_copies_get_new_ids():
     flow = Flow(Client(), Server())
     assert uuid.UUID(flow.id).version == 4
     assert flow.copy().id != flow.id
+
+
+@pytest.mark.e2e  # (it forks)
+def test_a_forked_child_makes_other_ids_than_its_parent():
+    import os
+
+    new_id()  # the parent has random bytes left over, which the child must not reuse
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, new_id().encode())
+        os._exit(0)
+    os.close(write)
+    child_id = os.read(read, 100).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert uuid.UUID(child_id).version == 4
+    assert child_id != new_id()
