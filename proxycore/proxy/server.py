@@ -251,6 +251,36 @@ def _short(item: object) -> str:
     return f"{text[:TRACE_LIMIT]}... ({len(text)} characters)"
 
 
+class _PassWriter:
+    """Writes, at the end of each event-loop pass, what the layers of every handler sent in it.
+
+    A send to a peer that sleeps in its event loop wakes it (on loopback the sender pays for
+    that wakeup). Sends spread over a pass, between the layers' work on each connection, wake
+    the peer once per send; sends bunched after the work find it awake. Within a pass
+    nothing waits: the writes go out before the loop polls for more to read."""
+
+    def __init__(self) -> None:
+        self._handlers: list[ConnectionHandler] = []
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop a run is scheduled on
+
+    def add(self, handler: ConnectionHandler) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # fed outside a loop (a synchronous caller): write now
+            handler.flush_writes()
+            return
+        if self._loop is not loop:  # none scheduled on this loop (or an old loop's, never run)
+            self._loop = loop
+            self._handlers = []
+            loop.call_soon(self._run)
+        self._handlers.append(handler)
+
+    def _run(self) -> None:
+        handlers, self._handlers, self._loop = self._handlers, [], None
+        for handler in handlers:
+            handler.flush_writes()
+
+
 class ConnectionHandler:
     """Drives the layer stack of one client connection.
 
@@ -429,14 +459,27 @@ class ConnectionHandler:
     # feeding events ------------------------------------------------------------
 
     def feed(self, event: events.Event) -> None:
-        """Run ``event`` through the layers; events raised meanwhile wait their turn."""
+        """Run ``event`` through the layers; events raised meanwhile wait their turn.
+
+        What the layers send goes out at the end of this loop pass (see _PassWriter)."""
         self._queue.append(event)
         if self._processing:
             return
+        self._process(flush=False)
+        if self._unsent:
+            _pass_writer.add(self)
+
+    def flush_writes(self) -> None:
+        """Write what the layers sent (called by _PassWriter once per loop pass)."""
+        if self._unsent and not self._processing:
+            self._process(flush=True)
+
+    def _process(self, flush: bool) -> None:
+        """Run the queued events; with ``flush``, also write what they send, until both are done."""
         self._processing = True
         trace = self._trace
         try:
-            while self._queue or self._unsent:
+            while self._queue or (flush and self._unsent):
                 if not self._queue:
                     self._flush_unsent()  # may raise events (a paused peer's held bytes)
                     continue
@@ -816,6 +859,7 @@ class _ClientSlots:
 
 
 _client_slots = _ClientSlots()
+_pass_writer = _PassWriter()
 
 
 def connection_limit(max_connections: int) -> int:
