@@ -471,7 +471,14 @@ class ConnectionHandler:
 
     def flush_writes(self) -> None:
         """Write what the layers sent (called by _PassWriter once per loop pass)."""
-        if self._unsent and not self._processing:
+        if not self._unsent or self._processing:
+            return
+        self._processing = True  # events a write raises (a paused peer's held bytes) wait
+        try:
+            self._flush_unsent()
+        finally:
+            self._processing = False
+        if self._queue:
             self._process(flush=True)
 
     def _process(self, flush: bool) -> None:
@@ -632,12 +639,14 @@ class ConnectionHandler:
         if self.watched_hooks and isinstance(hook, self.watched_hooks):
             return False
         addons = self.master.addons
-        if not addons.handlers(hook.name) or self._all_gated_off(hook):
+        handlers = addons.handlers(hook.name)
+        args = hook.args()
+        if not handlers or _all_gated_off(handlers, args):
             # Nobody listens; unless a flow is intercepted (then _execute starts the task
             # that waits for its resume), it is done.
-            return not _intercepted(hook)
+            return not _intercepted(args)
         rest = addons.handle_now(hook)
-        if rest is None and not _intercepted(hook):
+        if rest is None and not _intercepted(args):
             return True
         self._hooks_started.add(hook)
         self._hook_tasks.add(self._spawn(self._hook_task(hook, ran=True, rest=rest)))
@@ -648,18 +657,11 @@ class ConnectionHandler:
         no flow is intercepted and the handler does not watch it: answer without a task."""
         if self.watched_hooks and isinstance(hook, self.watched_hooks):
             return False
-        if self.master.addons.has_handlers(hook.name) and not self._all_gated_off(hook):
+        handlers = self.master.addons.handlers(hook.name)
+        args = hook.args()
+        if handlers and not _all_gated_off(handlers, args):
             return False
-        return not _intercepted(hook)
-
-    def _all_gated_off(self, hook: commands.StartHook) -> bool:
-        """A handler may carry a cheap synchronous ``gate(*args) -> bool`` (e.g. "is this
-        request for my host?"), so that an addon interested in few flows costs no task."""
-        for _, handler in self.master.addons.handlers(hook.name):
-            gate = getattr(handler, "gate", None)
-            if gate is None or gate(*hook.args()):
-                return False
-        return True
+        return not _intercepted(args)
 
     async def _hook_task(self, hook: commands.StartHook, ran: bool = False, rest: Any = None) -> None:
         """Run the hook (or, when ``ran``, what handle_now left of it), wait while a flow is
@@ -947,12 +949,22 @@ def listener_json(listener: Listening) -> dict[str, Any]:
         "last_exception": str(listener.last_exception) if listener.last_exception else None,
         "listen_addrs": listener.addresses,
     }
-def _intercepted(hook: commands.StartHook) -> bool:
-    """Whether a flow the hook is about is intercepted."""
-    for arg in hook.args():  # a loop, not any() over a generator: asked for every hook
+def _intercepted(args: list[Any]) -> bool:
+    """Whether a flow among a hook's arguments is intercepted."""
+    for arg in args:  # a loop, not any() over a generator: asked for every hook
         if isinstance(arg, Flow) and arg.intercepted:
             return True
     return False
+
+
+def _all_gated_off(handlers: list[tuple[Any, Callable[..., Any]]], args: list[Any]) -> bool:
+    """A handler may carry a cheap synchronous ``gate(*args) -> bool`` (e.g. "is this
+    request for my host?"), so that an addon interested in few flows costs no task."""
+    for _, handler in handlers:
+        gate = getattr(handler, "gate", None)
+        if gate is None or gate(*args):
+            return False
+    return True
 
 
 def _set_once(future: asyncio.Future[None]) -> None:
