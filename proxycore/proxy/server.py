@@ -251,6 +251,36 @@ def _short(item: object) -> str:
     return f"{text[:TRACE_LIMIT]}... ({len(text)} characters)"
 
 
+class _PassWriter:
+    """Writes, at the end of each event-loop pass, what the layers of every handler sent in it.
+
+    A send to a peer that sleeps in its event loop wakes it (on loopback the sender pays for
+    that wakeup). Sends spread over a pass, between the layers' work on each connection, wake
+    the peer once per send; sends bunched after the work find it awake. Within a pass
+    nothing waits: the writes go out before the loop polls for more to read."""
+
+    def __init__(self) -> None:
+        self._handlers: list[ConnectionHandler] = []
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop a run is scheduled on
+
+    def add(self, handler: ConnectionHandler) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # fed outside a loop (a synchronous caller): write now
+            handler.flush_writes()
+            return
+        if self._loop is not loop:  # none scheduled on this loop (or an old loop's, never run)
+            self._loop = loop
+            self._handlers = []
+            loop.call_soon(self._run)
+        self._handlers.append(handler)
+
+    def _run(self) -> None:
+        handlers, self._handlers, self._loop = self._handlers, [], None
+        for handler in handlers:
+            handler.flush_writes()
+
+
 class ConnectionHandler:
     """Drives the layer stack of one client connection.
 
@@ -429,14 +459,34 @@ class ConnectionHandler:
     # feeding events ------------------------------------------------------------
 
     def feed(self, event: events.Event) -> None:
-        """Run ``event`` through the layers; events raised meanwhile wait their turn."""
+        """Run ``event`` through the layers; events raised meanwhile wait their turn.
+
+        What the layers send goes out at the end of this loop pass (see _PassWriter)."""
         self._queue.append(event)
         if self._processing:
             return
+        self._process(flush=False)
+        if self._unsent:
+            _pass_writer.add(self)
+
+    def flush_writes(self) -> None:
+        """Write what the layers sent (called by _PassWriter once per loop pass)."""
+        if not self._unsent or self._processing:
+            return
+        self._processing = True  # events a write raises (a paused peer's held bytes) wait
+        try:
+            self._flush_unsent()
+        finally:
+            self._processing = False
+        if self._queue:
+            self._process(flush=True)
+
+    def _process(self, flush: bool) -> None:
+        """Run the queued events; with ``flush``, also write what they send, until both are done."""
         self._processing = True
         trace = self._trace
         try:
-            while self._queue or self._unsent:
+            while self._queue or (flush and self._unsent):
                 if not self._queue:
                     self._flush_unsent()  # may raise events (a paused peer's held bytes)
                     continue
@@ -589,12 +639,14 @@ class ConnectionHandler:
         if self.watched_hooks and isinstance(hook, self.watched_hooks):
             return False
         addons = self.master.addons
-        if not addons.handlers(hook.name) or self._all_gated_off(hook):
+        handlers = addons.handlers(hook.name)
+        args = hook.args()
+        if not handlers or _all_gated_off(handlers, args):
             # Nobody listens; unless a flow is intercepted (then _execute starts the task
             # that waits for its resume), it is done.
-            return not _intercepted(hook)
+            return not _intercepted(args)
         rest = addons.handle_now(hook)
-        if rest is None and not _intercepted(hook):
+        if rest is None and not _intercepted(args):
             return True
         self._hooks_started.add(hook)
         self._hook_tasks.add(self._spawn(self._hook_task(hook, ran=True, rest=rest)))
@@ -605,18 +657,11 @@ class ConnectionHandler:
         no flow is intercepted and the handler does not watch it: answer without a task."""
         if self.watched_hooks and isinstance(hook, self.watched_hooks):
             return False
-        if self.master.addons.has_handlers(hook.name) and not self._all_gated_off(hook):
+        handlers = self.master.addons.handlers(hook.name)
+        args = hook.args()
+        if handlers and not _all_gated_off(handlers, args):
             return False
-        return not _intercepted(hook)
-
-    def _all_gated_off(self, hook: commands.StartHook) -> bool:
-        """A handler may carry a cheap synchronous ``gate(*args) -> bool`` (e.g. "is this
-        request for my host?"), so that an addon interested in few flows costs no task."""
-        for _, handler in self.master.addons.handlers(hook.name):
-            gate = getattr(handler, "gate", None)
-            if gate is None or gate(*hook.args()):
-                return False
-        return True
+        return not _intercepted(args)
 
     async def _hook_task(self, hook: commands.StartHook, ran: bool = False, rest: Any = None) -> None:
         """Run the hook (or, when ``ran``, what handle_now left of it), wait while a flow is
@@ -816,6 +861,7 @@ class _ClientSlots:
 
 
 _client_slots = _ClientSlots()
+_pass_writer = _PassWriter()
 
 
 def connection_limit(max_connections: int) -> int:
@@ -903,12 +949,22 @@ def listener_json(listener: Listening) -> dict[str, Any]:
         "last_exception": str(listener.last_exception) if listener.last_exception else None,
         "listen_addrs": listener.addresses,
     }
-def _intercepted(hook: commands.StartHook) -> bool:
-    """Whether a flow the hook is about is intercepted."""
-    for arg in hook.args():  # a loop, not any() over a generator: asked for every hook
+def _intercepted(args: list[Any]) -> bool:
+    """Whether a flow among a hook's arguments is intercepted."""
+    for arg in args:  # a loop, not any() over a generator: asked for every hook
         if isinstance(arg, Flow) and arg.intercepted:
             return True
     return False
+
+
+def _all_gated_off(handlers: list[tuple[Any, Callable[..., Any]]], args: list[Any]) -> bool:
+    """A handler may carry a cheap synchronous ``gate(*args) -> bool`` (e.g. "is this
+    request for my host?"), so that an addon interested in few flows costs no task."""
+    for _, handler in handlers:
+        gate = getattr(handler, "gate", None)
+        if gate is None or gate(*args):
+            return False
+    return True
 
 
 def _set_once(future: asyncio.Future[None]) -> None:

@@ -76,6 +76,7 @@ def test_switching_is_idempotent():
     assert transport.calls == ["pause"]
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(importlib.util.find_spec("uvloop") is None, reason="uvloop is not installed (opt-in)")
 def test_a_request_through_the_proxy_on_uvloop():
     code = (

@@ -1,0 +1,86 @@
+"""What the layers send goes out once per event-loop pass (_PassWriter), in order, and never
+later than the pass: a close or half-close writes what is pending first. In memory: fake
+transports stand in for sockets."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from proxycore.connection import Client, ConnectionState
+from proxycore.master import Master
+from proxycore.options import Options
+from proxycore.proxy import commands, events
+from proxycore.proxy.layer import CommandGenerator, Layer
+from proxycore.proxy.server import ConnectionHandler, _ConnectionProtocol
+
+
+class Echo(Layer):
+    """Sends back what it reads, in two pieces; ``bye`` closes after the echo."""
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, events.DataReceived):
+            yield commands.SendData(event.connection, b"<")
+            yield commands.SendData(event.connection, event.data)
+            if event.data == b"bye":
+                yield commands.CloseConnection(event.connection)
+
+
+class Transport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: Any) -> None:
+        self.writes.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+def handler() -> tuple[ConnectionHandler, Transport]:
+    client = Client(peername=("127.0.0.1", 1), sockname=("127.0.0.1", 2), state=ConnectionState.OPEN)
+    connection_handler = ConnectionHandler(Master(Options()), client, Echo)
+    protocol = _ConnectionProtocol(connection_handler, client)
+    transport = Transport()
+    protocol.transport = transport  # type: ignore[assignment]
+    connection_handler.protocols[client] = protocol
+    return connection_handler, transport
+
+
+def test_sends_of_one_pass_go_out_together_after_it():
+    async def main() -> None:
+        first, first_transport = handler()
+        second, second_transport = handler()
+        first.data_received(first.client, b"a")
+        second.data_received(second.client, b"b")
+        first.data_received(first.client, b"c")
+        assert first_transport.writes == [] and second_transport.writes == []  # not yet
+        await asyncio.sleep(0)  # the next pass
+        assert first_transport.writes == [b"<a<c"]  # one write per peer, in order
+        assert second_transport.writes == [b"<b"]
+
+    asyncio.run(main())
+
+
+def test_a_close_writes_what_is_pending_first():
+    async def main() -> None:
+        connection_handler, transport = handler()
+        connection_handler.data_received(connection_handler.client, b"bye")
+        assert transport.writes == [b"<bye"] and transport.closed  # not after the pass
+        await asyncio.sleep(0)
+        assert transport.writes == [b"<bye"]
+
+    asyncio.run(main())
+
+
+def test_outside_an_event_loop_sends_go_out_at_once():
+    connection_handler, transport = handler()
+    connection_handler.data_received(connection_handler.client, b"a")
+    assert transport.writes == [b"<a"]
