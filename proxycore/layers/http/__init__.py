@@ -149,6 +149,7 @@ class HttpStream(Layer):
             yield from self.fail_request(problem, ErrorCode.DESTINATION_UNKNOWN)
             return
         declared = None if event.end_stream else _declared_size(request.headers)
+        self.request_body.expect(declared)
         if not event.end_stream and self._over_size_limit(declared):
             yield from self.body_too_large(request=True, headers_hook=True)
             return
@@ -467,6 +468,7 @@ class HttpStream(Layer):
         if response.timestamp_start is None or not response.timestamp_start:
             response.timestamp_start = time.time()
         declared = None if event.end_stream else _declared_size(response.headers)
+        self.response_body.expect(declared)
         if not event.end_stream and self._over_size_limit(declared):
             yield from self.body_too_large(request=False, headers_hook=True)
             return

@@ -303,8 +303,12 @@ class Http1Server(Http1Connection):
                 return
             if self.state in ("discard", "done", "errored"):
                 return  # answered (or failing): nothing more is read
-            self.buf += event.data
-            yield from self._read()
+            if self.state == "read_body" and not self.buf:
+                if (yield from self._read_body(event.data)):  # (no copy into buf and out)
+                    yield from self._read()
+            else:
+                self.buf += event.data
+                yield from self._read()
             yield from self._pipeline_backpressure()
         elif isinstance(event, events.ConnectionClosed):
             yield from self._client_closed()
@@ -392,11 +396,12 @@ class Http1Server(Http1Connection):
             yield ReceiveHttp(RequestEndOfMessage(stream_id))
         return True
 
-    def _read_body(self) -> CommandGenerator[bool]:
+    def _read_body(self, data: bytes | None = None) -> CommandGenerator[bool]:
+        """Feed ``data`` (default: all of buf) to the body reader; True once the body ended."""
         assert self.body_reader is not None and self.stream_id is not None
         stream_id = self.stream_id
         try:
-            parts, rest = self.body_reader.feed(self._take(len(self.buf)))
+            parts, rest = self.body_reader.feed(self._take(len(self.buf)) if data is None else data)
             self.buf[:0] = rest
         except ProtocolError as e:
             self.state = "errored"
@@ -617,7 +622,10 @@ class Http1Client(Http1Connection):
                 return
             if self.state == "done":
                 return  # failed or closing: nothing more is read
-            self.buf += event.data
+            if self.state == "read_body" and not self.buf:
+                yield from self._read_body(event.data)  # (no copy into buf and out)
+            else:
+                self.buf += event.data
             yield from self._read()
         elif isinstance(event, events.ConnectionClosed):
             yield from self._server_closed()
@@ -730,10 +738,11 @@ class Http1Client(Http1Connection):
             self.state = "read_body"
         return True
 
-    def _read_body(self) -> CommandGenerator[None]:
+    def _read_body(self, data: bytes | None = None) -> CommandGenerator[None]:
+        """Feed ``data`` (default: all of buf) to the body reader and hand on what it gives."""
         assert self.body_reader is not None and self.stream_id is not None
         try:
-            parts, rest = self.body_reader.feed(self._take(len(self.buf)))
+            parts, rest = self.body_reader.feed(self._take(len(self.buf)) if data is None else data)
             self.buf[:0] = rest
         except ProtocolError as e:
             yield from self._fail(f"Bad response body: {e}")
