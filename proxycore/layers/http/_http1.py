@@ -352,7 +352,7 @@ class Http1Server(Http1Connection):
 
     def _read_head(self) -> CommandGenerator[bool]:
         # Empty lines before a request are allowed.
-        blank = http1.leading_blank_lines(self.buf) if self.buf[:1] in (b"\r", b"\n") else 0
+        blank = http1.leading_blank_lines(self.buf) if self.buf.startswith((b"\r", b"\n")) else 0
         if blank:
             del self.buf[:blank]
             self.head_scanned = max(0, self.head_scanned - blank)
