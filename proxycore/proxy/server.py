@@ -407,11 +407,12 @@ class ConnectionHandler:
         self._last_activity = time.monotonic()
         if connection is self.client:
             self._client_silent = False
-        protocol = self.protocols.get(connection)
-        if protocol is not None and protocol in self._full_writers:
-            protocol.read_while_full += len(data)
-            if protocol.read_while_full > WRITE_HIGH_WATER:
-                self._update_reading()
+        if self._full_writers:  # (a Connection's hash is Python code: skip it when nothing is full)
+            protocol = self.protocols.get(connection)
+            if protocol is not None and protocol in self._full_writers:
+                protocol.read_while_full += len(data)
+                if protocol.read_while_full > WRITE_HIGH_WATER:
+                    self._update_reading()
         self.feed(events.DataReceived(connection, data))
 
     def read_closed(self, connection: Connection, exc: Exception | None) -> None:
