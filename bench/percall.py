@@ -11,8 +11,14 @@ with ``--profile``, the calls per request (cProfile, switched on only for the wi
     bench/percall.py                                  # us/request, 16 connections, 5 s
     bench/percall.py --profile /tmp/p.prof --top 25   # + calls/request and the hottest functions
     bench/percall.py -- --workers 2                   # any proxycore arguments after --
+    bench/percall.py --https                          # CONNECT + TLS both sides, keep-alive
+    bench/percall.py --https --close                  # a new connection + 2 handshakes per request
 
-Needs wrk (bench/setup.sh installs it).  Prints one JSON line per run.
+Needs wrk (bench/setup.sh installs it).  ``--https`` loads with proxyload (bench/proxyload.go,
+built into $BENCH_WORK/bin) against nginx's https origin on 127.0.0.1:18443 (start it with
+``bench/origin.sh start``) and passes ``--set ssl_insecure=true`` to the proxy.  ``--close``
+sends ``Connection: close`` (a new client and server connection per request).  Prints one
+JSON line per run.
 """
 
 from __future__ import annotations
@@ -122,8 +128,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wrk(port: int, origin: int, conns: int, seconds: float, cpu: str) -> dict:
+HTTPS_ORIGIN = "https://127.0.0.1:18443/small"  # nginx from bench/origin.sh (100 B)
+
+
+def proxyload(port: int, conns: int, seconds: float, cpu: str, close: bool) -> dict:
+    """CONNECT + TLS load (bench/proxyload.go), in wrk's summary keys that main() reads."""
+    sys.path.insert(0, HERE)
+    from bench import proxyload_path  # builds the binary if missing
+
+    argv = ["taskset", "-c", cpu, proxyload_path(), "-c", str(conns), "-d", f"{seconds:g}s", "-t", "20s",
+            "-x", f"127.0.0.1:{port}", *(["-close"] if close else []), HTTPS_ORIGIN]
+    text = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    r = json.loads(text.strip().splitlines()[-1])
+    return {"requests": r["requests"] - r["non2xx"], "duration_us": r["duration_s"] * 1e6,
+            "err_proxyload": r["errors"] + r["non2xx"], "connects": r["connects"],
+            "first_error": r["first_error"][:200]}
+
+
+def wrk(port: int, origin: int, conns: int, seconds: float, cpu: str, close: bool = False) -> dict:
     env = dict(os.environ, BENCH_TARGET=f"http://127.0.0.1:{origin}/small")
+    if close:
+        env["BENCH_CLOSE"] = "1"
     argv = ["taskset", "-c", cpu, "wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", "--timeout", "10s",
             "-s", os.path.join(HERE, "proxy.lua"), f"http://127.0.0.1:{port}/"]
     text = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout
@@ -155,6 +180,8 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=0, help="with --profile: print the N hottest functions")
     parser.add_argument("--proxy-cpu", default="1", help="taskset cpu list for the proxy")
     parser.add_argument("--client-cpu", default="0", help="taskset cpu list for wrk and the origin")
+    parser.add_argument("--https", action="store_true", help="CONNECT + TLS with proxyload to nginx :18443")
+    parser.add_argument("--close", action="store_true", help="Connection: close: a new connection per request")
     parser.add_argument("--python", default=os.path.join(ROOT, ".venv", "bin", "python"))
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("proxy_args", nargs="*", help="extra proxycore arguments (after --)")
@@ -173,15 +200,22 @@ def main() -> int:
             env = dict(os.environ, PERCALL_OUT=out)
             if args.profile:
                 env["PERCALL_PROFILE"] = os.path.abspath(args.profile)
+            extra = ["--set", "ssl_insecure=true"] if args.https else []
             argv = ["taskset", "-c", args.proxy_cpu, args.python, os.path.abspath(__file__), "--serve", "--",
-                    "-q", "--listen-host", "127.0.0.1", "--listen-port", str(port), *args.proxy_args]
+                    "-q", "--listen-host", "127.0.0.1", "--listen-port", str(port), *extra, *args.proxy_args]
             proxy = subprocess.Popen(argv, env=env)
             wait_port(port)
+
+            def load(seconds: float) -> dict:
+                if args.https:
+                    return proxyload(port, args.conns, seconds, args.client_cpu, args.close)
+                return wrk(port, origin_port, args.conns, seconds, args.client_cpu, args.close)
+
             if args.warmup:
-                wrk(port, origin_port, args.conns, args.warmup, args.client_cpu)
+                load(args.warmup)
             os.kill(proxy.pid, signal.SIGUSR1)
             ticks_before = tree_cpu(proxy.pid)
-            result = wrk(port, origin_port, args.conns, args.seconds, args.client_cpu)
+            result = load(args.seconds)
             ticks_after = tree_cpu(proxy.pid)
             os.kill(proxy.pid, signal.SIGUSR2)
             for _ in range(200):
@@ -192,8 +226,11 @@ def main() -> int:
                 cpu_ns = json.load(f)["cpu_ns"]
         requests = result["requests"]
         errors = sum(v for k, v in result.items() if k.startswith("err_"))
+        if errors and "first_error" in result:
+            print("first error:", result["first_error"], file=sys.stderr)
         report = {
             "args": args.proxy_args,
+            "scenario": ("https" if args.https else "http") + ("_close" if args.close else "_ka"),
             "conns": args.conns,
             "requests": requests,
             "errors": errors,

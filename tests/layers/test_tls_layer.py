@@ -19,7 +19,7 @@ from proxycore import testing
 from proxycore.addons.tlsconfig import TlsConfig
 from proxycore.connection import ConnectionState, Server
 from proxycore.layers.tcp import TCPLayer
-from proxycore.layers.tls import ClientTLSLayer, ServerTLSLayer
+from proxycore.layers.tls import READ_CHUNK, ClientTLSLayer, ServerTLSLayer
 from proxycore.master import Master
 from proxycore.proxy import commands, events
 from proxycore.proxy.layer import CommandGenerator, Layer
@@ -521,3 +521,20 @@ def test_mitmproxy_clienthello_helpers_work_on_records():
     for bad in (b"GET / HTTP/1.1\r\n", b"\x16\x03\x01\x00\x00"):
         with pytest.raises(ValueError):
             next(handshake_record_contents(bad))
+
+
+@pytest.mark.parametrize("size", [10, READ_CHUNK - 100, READ_CHUNK, 3 * READ_CHUNK + 7])
+def test_flush_sends_everything_the_bio_holds(master, size):
+    """flush stops at the first short BIO read: ciphertext of any size still goes out whole,
+    including flights that fill the read size exactly or several times."""
+    layer, _child = client_tls(master)
+    pump = Pump(layer, master)
+    peer = Peer(client_ssl_context(master), False, "example.com")
+    exchange(pump, peer)
+    assert peer.done, peer.error
+    payload = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    peer.obj.write(payload)
+    pump.client_sends(peer.outgoing.read())
+    peer.step(bytes(pump.to_client))
+    pump.to_client.clear()
+    assert peer.read() == b"echo:" + payload

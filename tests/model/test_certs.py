@@ -608,3 +608,14 @@ def test_a_broken_chain_after_the_leaf_is_a_warning_and_the_leaf_is_used(store, 
     assert "Failed to read certificate chain" in caplog.text
     custom = store.get_cert("chain.example", [])
     assert custom.cert == entry.cert and custom.chain_certs == [entry.cert] and custom.chain_file is None
+
+
+def test_fingerprint_follows_set_state(store: CertStore):
+    """The fingerprint is kept once computed; loading other state must not keep the old one."""
+    a = store.get_cert("fp-a.example", ["fp-a.example"]).cert
+    b = store.get_cert("fp-b.example", ["fp-b.example"]).cert
+    cert = Cert(a.to_cryptography())
+    assert cert.fingerprint() == a.to_cryptography().fingerprint(hashes.SHA256())
+    cert.set_state(b.get_state())
+    assert cert.fingerprint() == b.to_cryptography().fingerprint(hashes.SHA256())
+    assert cert == b and cert != a
