@@ -111,10 +111,10 @@ def test_client_fin_while_a_buffered_response_arrives_closes_the_server(tctx):
     playbook, flow, server = request_sent(tctx)
     assert (
         playbook
-        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n")
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
         << HttpResponseHeadersHook(flow)
         >> reply()
-        >> events.DataReceived(server, b"x" * 1000)
+        >> events.DataReceived(server, b"3e8\r\n" + b"x" * 1000 + b"\r\n")
         >> events.ConnectionClosed(tctx.client)
         << commands.CloseConnection(server)  # dropped before the error hook, as in mitmproxy
         << HttpErrorHook(flow)
@@ -172,11 +172,39 @@ def test_response_over_body_buffer_limit_is_streamed(tctx):
     playbook, flow, server = request_sent(tctx)
     assert (
         playbook
-        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\n0123456789")
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n")
         << HttpResponseHeadersHook(flow)
         >> reply()
-        >> events.DataReceived(server, b"abcdefghij")  # 20 bytes buffered: over the cap
-        << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\n0123456789abcdefghij")
+        >> events.DataReceived(server, b"a\r\nabcdefghij\r\n")  # 20 bytes buffered: over the cap
+        << commands.SendData(
+            tctx.client, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n14\r\n0123456789abcdefghij\r\n"
+        )
+        >> events.DataReceived(server, b"a\r\nABCDEFGHIJ\r\n0\r\n\r\n")
+        << commands.SendData(tctx.client, b"a\r\nABCDEFGHIJ\r\n")
+        << HttpResponseHook(flow)
+        >> reply()
+        << commands.SendData(tctx.client, b"0\r\n\r\n")
+    )
+    assert flow().response.stream is True
+
+
+def test_response_declared_over_body_buffer_limit_streams_from_the_start(tctx):
+    """A Content-Length above the cap streams at once, as with stream_large_bodies: the
+    headers hook sees ``stream = True`` and nothing is buffered first."""
+    tctx.options.update(body_buffer_limit="10")
+    playbook, flow, server = request_sent(tctx)
+
+    def sees_stream(flow: HTTPFlow) -> None:
+        assert flow.response.stream is True
+
+    assert (
+        playbook
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\n0123456789")
+        << HttpResponseHeadersHook(flow)
+        >> reply(side_effect=sees_stream)
+        << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\n0123456789")
+        >> events.DataReceived(server, b"abcdefghij")
+        << commands.SendData(tctx.client, b"abcdefghij")
         >> events.DataReceived(server, b"ABCDEFGHIJ")
         << commands.SendData(tctx.client, b"ABCDEFGHIJ")
         << HttpResponseHook(flow)
@@ -192,16 +220,49 @@ def test_request_over_body_buffer_limit_is_streamed(tctx):
     assert (
         Playbook(HttpLayer(tctx, HTTPMode.regular))
         >> events.DataReceived(
-            tctx.client, b"POST http://example.com/ HTTP/1.1\r\nHost: example.com\r\nContent-Length: 25\r\n\r\n"
+            tctx.client,
+            b"POST http://example.com/ HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n",
         )
         << HttpRequestHeadersHook(flow)
         >> reply()
-        >> events.DataReceived(tctx.client, b"0123456789abcdef")
+        >> events.DataReceived(tctx.client, b"10\r\n0123456789abcdef\r\n")  # 16 bytes: over the cap
         << commands.OpenConnection(server)
         >> reply(None)
         << commands.SendData(
-            server, b"POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 25\r\n\r\n0123456789abcdef"
+            server,
+            b"POST / HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n",
         )
+        >> events.DataReceived(tctx.client, b"9\r\nghijklmno\r\n0\r\n\r\n")
+        << commands.SendData(server, b"9\r\nghijklmno\r\n")
+        << HttpRequestHook(flow)
+        >> reply()
+        << commands.SendData(server, b"0\r\n\r\n")
+    )
+    assert flow().request.stream is True
+
+
+def test_request_declared_over_body_buffer_limit_streams_from_the_start(tctx):
+    """A Content-Length above the cap: the server connection opens after the headers hook,
+    which sees ``stream = True``, and the body goes on as it comes."""
+    tctx.options.update(body_buffer_limit="10")
+    flow = Placeholder(HTTPFlow)
+    server = Placeholder(Server)
+
+    def sees_stream(flow: HTTPFlow) -> None:
+        assert flow.request.stream is True
+
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(
+            tctx.client, b"POST http://example.com/ HTTP/1.1\r\nHost: example.com\r\nContent-Length: 25\r\n\r\n"
+        )
+        << HttpRequestHeadersHook(flow)
+        >> reply(side_effect=sees_stream)
+        << commands.OpenConnection(server)
+        >> reply(None)
+        << commands.SendData(server, b"POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 25\r\n\r\n")
+        >> events.DataReceived(tctx.client, b"0123456789abcdef")
+        << commands.SendData(server, b"0123456789abcdef")
         >> events.DataReceived(tctx.client, b"ghijklmno")
         << commands.SendData(server, b"ghijklmno")
         << HttpRequestHook(flow)

@@ -258,9 +258,11 @@ class HttpStream(Layer):
         return None
 
     def _declared_over_stream_limit(self, size: int | None) -> bool:
-        """A Content-Length ``size`` above stream_large_bodies: the message streams, and the
-        headers hook already sees ``stream = True`` (mitmproxy's order; addons may switch it off)."""
-        limit = size_limits(self.context.options).stream
+        """A Content-Length ``size`` above stream_large_bodies or body_buffer_limit: the
+        message streams, and the headers hook already sees ``stream = True`` (mitmproxy's
+        order; addons may switch it off). Buffering up to body_buffer_limit first would
+        only delay the body and cost a copy of that much of it."""
+        limit = self._stream_threshold()
         return limit is not None and size is not None and size > limit
 
     def start_request_stream(self, end_stream: bool) -> CommandGenerator[None]:
