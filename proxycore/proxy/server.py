@@ -160,6 +160,14 @@ class _ConnectionProtocol(asyncio.Protocol):
             self.after_pending = after
         self.flush()
 
+    def hold(self) -> None:
+        """Deliver nothing until ``set_reading(True)``, without pausing the transport.
+
+        For the moment between a connection's start and the layers hearing of it: nothing
+        usually arrives then, so pausing and resuming would only cost two epoll_ctl calls.
+        What does arrive is held, and only then is the transport paused (data_received)."""
+        self.reading = False
+
     def set_reading(self, reading: bool) -> None:
         transport = self.transport
         if transport is None or reading == self.reading:
@@ -335,7 +343,7 @@ class ConnectionHandler:
         protocol.connection = self.client
         self.protocols[self.client] = protocol
         assert protocol.transport is not None
-        protocol.set_reading(False)  # nothing reaches the layers before Start
+        protocol.hold()  # nothing reaches the layers before Start
 
     # lifecycle -------------------------------------------------------------
 
@@ -407,11 +415,12 @@ class ConnectionHandler:
         self._last_activity = time.monotonic()
         if connection is self.client:
             self._client_silent = False
-        protocol = self.protocols.get(connection)
-        if protocol is not None and protocol in self._full_writers:
-            protocol.read_while_full += len(data)
-            if protocol.read_while_full > WRITE_HIGH_WATER:
-                self._update_reading()
+        if self._full_writers:  # (a Connection's hash is Python code: skip it when nothing is full)
+            protocol = self.protocols.get(connection)
+            if protocol is not None and protocol in self._full_writers:
+                protocol.read_while_full += len(data)
+                if protocol.read_while_full > WRITE_HIGH_WATER:
+                    self._update_reading()
         self.feed(events.DataReceived(connection, data))
 
     def read_closed(self, connection: Connection, exc: Exception | None) -> None:
@@ -736,7 +745,7 @@ class ConnectionHandler:
             server.sockname = transport.get_extra_info("sockname")[:2]
             server.state = ConnectionState.OPEN
             self.protocols[server] = protocol
-            protocol.set_reading(False)  # the layers learn about the connection first
+            protocol.hold()  # the layers learn about the connection first
             where = _server_where(server)
             _log_info(f"server connect {where}", self._log_extra)
             await self._run_hook(ServerConnectedHook(data))
