@@ -985,7 +985,12 @@ async def _accept(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> socke
     """The next connection; in a worker, once ACCEPT_GATE lets us take it."""
     gate = ACCEPT_GATE
     if gate is None:
-        conn, _ = await loop.sock_accept(sock)
+        try:  # one already waiting needs no reader (uvloop's sock_accept always adds one)
+            conn, _ = sock.accept()
+        except (BlockingIOError, InterruptedError):
+            conn, _ = await loop.sock_accept(sock)
+            return conn
+        conn.setblocking(False)
         return conn
     while True:
         ready = loop.create_future()
