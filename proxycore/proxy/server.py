@@ -1041,6 +1041,7 @@ class ProxyListener:
         self.make_layer = make_layer
         self.mode = mode if isinstance(mode, ProxyMode) else ProxyMode.parse(mode)
         self.sockets: list[socket.socket] = []
+        self._addresses: tuple[list[socket.socket], list[tuple[str, int]]] = ([], [])
         self._accept_tasks: list[asyncio.Task[None]] = []
         self._serving: set[asyncio.Task[None]] = set()  # strong references, as asyncio asks
         self.handlers: dict[asyncio.Task[None], ConnectionHandler] = {}
@@ -1113,7 +1114,13 @@ class ProxyListener:
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
-        return [s.getsockname()[:2] for s in self.sockets]
+        """Read from the sockets once per set of sockets: a bound socket keeps its address,
+        and every server connection asks (proxyserver refuses connections to ourselves)."""
+        sockets, addresses = self._addresses
+        if sockets is not self.sockets:
+            addresses = [s.getsockname()[:2] for s in self.sockets]
+            self._addresses = (self.sockets, addresses)
+        return list(addresses)
 
     def _new_connection(self) -> _ConnectionProtocol:
         protocol = _ConnectionProtocol(None, None)
