@@ -711,9 +711,9 @@ class ConnectionHandler:
             )
             self.feed(events.OpenConnectionCompleted(command, server.error))
             return
-        semaphore = self._semaphores.setdefault(
-            server.address, asyncio.Semaphore(MAX_CONNECTIONS_PER_ADDRESS)
-        )
+        semaphore = self._semaphores.get(server.address)
+        if semaphore is None:  # (not setdefault: that would build a Semaphore every time)
+            semaphore = self._semaphores[server.address] = asyncio.Semaphore(MAX_CONNECTIONS_PER_ADDRESS)
         async with semaphore:
             host, port = server.address
             protocol = _ConnectionProtocol(self, server)
