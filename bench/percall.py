@@ -40,6 +40,7 @@ ORIGIN = r"""
 import asyncio, sys
 BODY = b"x" * 100
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n" + BODY
+CLOSING = RESPONSE.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1)
 class Origin(asyncio.Protocol):
     def connection_made(self, transport):
         self.transport = transport
@@ -47,7 +48,10 @@ class Origin(asyncio.Protocol):
     def data_received(self, data):
         self.buffer += data
         n = self.buffer.count(b"\r\n\r\n")
-        if n:
+        if n and b"connection: close" in self.buffer.lower():  # BENCH_CLOSE=1: answer once, close
+            self.transport.write(CLOSING)
+            self.transport.close()
+        elif n:
             self.buffer = self.buffer[self.buffer.rfind(b"\r\n\r\n") + 4:]
             self.transport.write(RESPONSE * n)
 async def main():

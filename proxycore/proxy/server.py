@@ -160,6 +160,14 @@ class _ConnectionProtocol(asyncio.Protocol):
             self.after_pending = after
         self.flush()
 
+    def hold(self) -> None:
+        """Deliver nothing until ``set_reading(True)``, without pausing the transport.
+
+        For the moment between a connection's start and the layers hearing of it: nothing
+        usually arrives then, so pausing and resuming would only cost two epoll_ctl calls.
+        What does arrive is held, and only then is the transport paused (data_received)."""
+        self.reading = False
+
     def set_reading(self, reading: bool) -> None:
         transport = self.transport
         if transport is None or reading == self.reading:
@@ -335,7 +343,7 @@ class ConnectionHandler:
         protocol.connection = self.client
         self.protocols[self.client] = protocol
         assert protocol.transport is not None
-        protocol.set_reading(False)  # nothing reaches the layers before Start
+        protocol.hold()  # nothing reaches the layers before Start
 
     # lifecycle -------------------------------------------------------------
 
@@ -703,9 +711,9 @@ class ConnectionHandler:
             )
             self.feed(events.OpenConnectionCompleted(command, server.error))
             return
-        semaphore = self._semaphores.setdefault(
-            server.address, asyncio.Semaphore(MAX_CONNECTIONS_PER_ADDRESS)
-        )
+        semaphore = self._semaphores.get(server.address)
+        if semaphore is None:  # (not setdefault: that would build a Semaphore every time)
+            semaphore = self._semaphores[server.address] = asyncio.Semaphore(MAX_CONNECTIONS_PER_ADDRESS)
         async with semaphore:
             host, port = server.address
             protocol = _ConnectionProtocol(self, server)
@@ -737,7 +745,7 @@ class ConnectionHandler:
             server.sockname = transport.get_extra_info("sockname")[:2]
             server.state = ConnectionState.OPEN
             self.protocols[server] = protocol
-            protocol.set_reading(False)  # the layers learn about the connection first
+            protocol.hold()  # the layers learn about the connection first
             where = _server_where(server)
             _log_info(f"server connect {where}", self._log_extra)
             await self._run_hook(ServerConnectedHook(data))
@@ -977,7 +985,12 @@ async def _accept(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> socke
     """The next connection; in a worker, once ACCEPT_GATE lets us take it."""
     gate = ACCEPT_GATE
     if gate is None:
-        conn, _ = await loop.sock_accept(sock)
+        try:  # one already waiting needs no reader (uvloop's sock_accept always adds one)
+            conn, _ = sock.accept()
+        except (BlockingIOError, InterruptedError):
+            conn, _ = await loop.sock_accept(sock)
+            return conn
+        conn.setblocking(False)
         return conn
     while True:
         ready = loop.create_future()
@@ -1028,6 +1041,7 @@ class ProxyListener:
         self.make_layer = make_layer
         self.mode = mode if isinstance(mode, ProxyMode) else ProxyMode.parse(mode)
         self.sockets: list[socket.socket] = []
+        self._addresses: tuple[list[socket.socket], list[tuple[str, int]]] = ([], [])
         self._accept_tasks: list[asyncio.Task[None]] = []
         self._serving: set[asyncio.Task[None]] = set()  # strong references, as asyncio asks
         self.handlers: dict[asyncio.Task[None], ConnectionHandler] = {}
@@ -1100,7 +1114,13 @@ class ProxyListener:
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
-        return [s.getsockname()[:2] for s in self.sockets]
+        """Read from the sockets once per set of sockets: a bound socket keeps its address,
+        and every server connection asks (proxyserver refuses connections to ourselves)."""
+        sockets, addresses = self._addresses
+        if sockets is not self.sockets:
+            addresses = [s.getsockname()[:2] for s in self.sockets]
+            self._addresses = (self.sockets, addresses)
+        return list(addresses)
 
     def _new_connection(self) -> _ConnectionProtocol:
         protocol = _ConnectionProtocol(None, None)

@@ -102,6 +102,16 @@ def test_block_defaults_and_log(caplog):
     assert "Client connection from 1.1.1.1 killed by block_global option." in caplog.text
 
 
+def test_block_decides_on_the_options_of_the_moment_for_a_known_address():
+    """The address's kind is cached per host; the verdict follows the current options."""
+    for block_private, error in ((False, None), (True, "Connection killed by block_private."), (False, None)):
+        addon = Block()
+        load(addon, block_private=block_private)
+        client = Client(peername=("10.9.8.7", 1))
+        addon.client_connected(client)
+        assert client.error == error
+
+
 def test_block_local_mode_and_odd_peers():
     addon = Block()
     load(addon, block_private=True)

@@ -388,3 +388,23 @@ def test_keepalive_timeout_due_before_the_earlier_head_timer():
     """An idle timer due before the loop timer moves it earlier."""
     took, _ = run(_idle_close_after(head_timeout=4, keepalive=1))
     assert 0.8 < took < 2.5
+
+
+def test_listener_addresses_follow_its_sockets():
+    """addresses are read once per set of sockets, and a restart on another port shows the new one."""
+
+    async def scenario() -> None:
+        listener = ProxyListener(Master(), tcp_to(1))
+        assert listener.addresses == []
+        await listener.start("127.0.0.1", 0)
+        first = listener.addresses
+        assert first == [listener.sockets[0].getsockname()[:2]]
+        first.append(("changed", 0))  # a copy: the caller cannot change the listener's
+        assert listener.addresses == first[:1]
+        await listener.stop()
+        assert listener.addresses == []
+        await listener.start("127.0.0.1", 0)
+        assert listener.addresses == [listener.sockets[0].getsockname()[:2]]
+        await listener.stop()
+
+    run(scenario())
