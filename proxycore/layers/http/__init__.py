@@ -52,7 +52,13 @@ from proxycore.layers.http._hooks import (
     HttpResponseHeadersHook,
     HttpResponseHook,
 )
-from proxycore.layers.http._http1 import Http1Client, Http1Server, make_error_response, size_limits
+from proxycore.layers.http._http1 import (
+    Http1Client,
+    Http1Server,
+    SizeLimits,
+    make_error_response,
+    size_limits,
+)
 from proxycore.layers.http._http2 import Http2Client, Http2Server
 from proxycore.layers.http._http3 import Http3Client, Http3Server  # aioquic only once QUIC is seen
 from proxycore.layers.http._upstream_proxy import HttpUpstreamTunnel
@@ -148,14 +154,17 @@ class HttpStream(Layer):
         if problem:
             yield from self.fail_request(problem, ErrorCode.DESTINATION_UNKNOWN)
             return
-        declared = None if event.end_stream else _declared_size(request.headers)
-        self.request_body.expect(declared)
-        if not event.end_stream and self._over_size_limit(declared):
-            yield from self.body_too_large(request=True, headers_hook=True)
-            return
-        if not event.end_stream and self._declared_over_stream_limit(declared):
-            request.stream = True
-        held = not event.end_stream and self._may_outgrow_buffer(declared)
+        held = False
+        if not event.end_stream:
+            limits = size_limits(self.context.options)
+            declared = _declared_size(request.headers)
+            self.request_body.expect(declared)
+            if self._over_size_limit(declared, limits):
+                yield from self.body_too_large(request=True, headers_hook=True)
+                return
+            if self._declared_over_stream_limit(declared, limits):
+                request.stream = True
+            held = self._may_outgrow_buffer(declared, limits)
         if held:
             yield from self.hold_request_body(True)
         yield HttpRequestHeadersHook(self.flow)
@@ -197,10 +206,11 @@ class HttpStream(Layer):
             return
         yield from self.send_addon_response()
 
-    def _may_outgrow_buffer(self, size: int | None) -> bool:
+    @staticmethod
+    def _may_outgrow_buffer(size: int | None, limits: SizeLimits) -> bool:
         """Could more of a body declaring ``size`` (None: unknown) arrive during a hook than we
         would buffer anyway? Not if within the limit, or there is no limit (as in mitmproxy)."""
-        limit = self._stream_threshold()
+        limit = limits.hold
         return limit is not None and (size is None or size > limit)
 
     def hold_request_body(self, paused: bool) -> CommandGenerator[None]:
@@ -257,12 +267,13 @@ class HttpStream(Layer):
             return str(e)
         return None
 
-    def _declared_over_stream_limit(self, size: int | None) -> bool:
+    @staticmethod
+    def _declared_over_stream_limit(size: int | None, limits: SizeLimits) -> bool:
         """A Content-Length ``size`` above stream_large_bodies or body_buffer_limit: the
         message streams, and the headers hook already sees ``stream = True`` (mitmproxy's
         order; addons may switch it off). Buffering up to body_buffer_limit first would
         only delay the body and cost a copy of that much of it."""
-        limit = self._stream_threshold()
+        limit = limits.hold
         return limit is not None and size is not None and size > limit
 
     def start_request_stream(self, end_stream: bool) -> CommandGenerator[None]:
@@ -284,10 +295,11 @@ class HttpStream(Layer):
             self.request_body.append(event.data)
             self.request_body_size += len(event.data)
             size = self.request_body_size
-            if self._over_size_limit(size):
+            limits = size_limits(self.context.options)
+            if self._over_size_limit(size, limits):
                 yield from self.body_too_large(request=True, headers_hook=False)
                 return
-            limit = self._stream_threshold()
+            limit = limits.hold  # the streaming threshold
             answered = self.flow.response is not None
             if limit is not None and not answered and size > limit:
                 self.flow.request.stream = True
@@ -469,14 +481,17 @@ class HttpStream(Layer):
         self.flow.response = response
         if response.timestamp_start is None or not response.timestamp_start:
             response.timestamp_start = time.time()
-        declared = None if event.end_stream else _declared_size(response.headers)
-        self.response_body.expect(declared)
-        if not event.end_stream and self._over_size_limit(declared):
-            yield from self.body_too_large(request=False, headers_hook=True)
-            return
-        if not event.end_stream and self._declared_over_stream_limit(declared):
-            response.stream = True
-        held = not event.end_stream and self.server_conn is not None and self._may_outgrow_buffer(declared)
+        held = False
+        if not event.end_stream:
+            limits = size_limits(self.context.options)
+            declared = _declared_size(response.headers)
+            self.response_body.expect(declared)
+            if self._over_size_limit(declared, limits):
+                yield from self.body_too_large(request=False, headers_hook=True)
+                return
+            if self._declared_over_stream_limit(declared, limits):
+                response.stream = True
+            held = self.server_conn is not None and self._may_outgrow_buffer(declared, limits)
         if held:
             yield from self.hold_response_body(True)
         yield HttpResponseHeadersHook(self.flow)
@@ -509,10 +524,11 @@ class HttpStream(Layer):
         self.response_body.append(data)
         self.response_body_size += len(data)
         size = self.response_body_size
-        if self._over_size_limit(size):
+        limits = size_limits(self.context.options)
+        if self._over_size_limit(size, limits):
             yield from self.body_too_large(request=False, headers_hook=False)
             return
-        limit = self._stream_threshold()
+        limit = limits.hold  # the streaming threshold
         if limit is not None and size > limit:
             assert self.flow.response is not None
             self.flow.response.stream = True
@@ -638,13 +654,9 @@ class HttpStream(Layer):
         yield SendHttp(ResponseProtocolError(self.stream_id, event.message, event.code), self.context.client)
         yield from self.finish()
 
-    def _stream_threshold(self) -> int | None:
-        """Above this many buffered bytes a body is streamed: stream_large_bodies (mitmproxy's
-        option) or body_buffer_limit (ours, on by default), whichever is lower."""
-        return size_limits(self.context.options).hold
-
-    def _over_size_limit(self, size: int | None) -> bool:
-        limit = size_limits(self.context.options).body
+    def _over_size_limit(self, size: int | None, limits: SizeLimits | None = None) -> bool:
+        """Is ``size`` above body_size_limit? ``limits``: those already looked up by the caller."""
+        limit = (limits or size_limits(self.context.options)).body
         return limit is not None and size is not None and size > limit
 
     def body_too_large(self, request: bool, headers_hook: bool) -> CommandGenerator[None]:
