@@ -75,12 +75,7 @@ def measure(scenario: str, args: argparse.Namespace) -> dict:
             size = load(scenario, port, args.seconds, args.client_cpu)
             wall = time.perf_counter() - start
             os.kill(proxy.pid, signal.SIGUSR2)
-            for _ in range(200):
-                if os.path.exists(out) and os.path.getsize(out):
-                    break
-                time.sleep(0.05)
-            with open(out) as f:
-                cpu_s = json.load(f)["cpu_ns"] / 1e9
+            cpu_s = percall.window_cpu_ns(out) / 1e9
         finally:
             proxy.terminate()
             proxy.wait(10)

@@ -175,6 +175,16 @@ def profile_summary(path: str, requests: int, top: int) -> dict:
     return {"calls_per_request": round(calls / requests, 1), "hottest_by_own_time": hottest}
 
 
+def window_cpu_ns(out: str) -> int:
+    """The proxy's CPU time in the measured window, from the file it writes after SIGUSR2."""
+    for _ in range(200):
+        if os.path.exists(out) and os.path.getsize(out):
+            break
+        time.sleep(0.05)
+    with open(out) as f:
+        return json.load(f)["cpu_ns"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--conns", type=int, default=16)
@@ -222,12 +232,7 @@ def main() -> int:
             result = load(args.seconds)
             ticks_after = tree_cpu(proxy.pid)
             os.kill(proxy.pid, signal.SIGUSR2)
-            for _ in range(200):
-                if os.path.exists(out) and os.path.getsize(out):
-                    break
-                time.sleep(0.05)
-            with open(out) as f:
-                cpu_ns = json.load(f)["cpu_ns"]
+            cpu_ns = window_cpu_ns(out)
         requests = result["requests"]
         errors = sum(v for k, v in result.items() if k.startswith("err_"))
         if errors and "first_error" in result:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 
 from proxycore.connection import Connection, Server, TransportProtocol
 from proxycore.flow import Error
-from proxycore.http import Headers, HTTPFlow, Response, _hostport
+from proxycore.http import Headers, HTTPFlow, Request, Response, _hostport
 from proxycore.layers.http._body import BodyBuffer
 from proxycore.layers.http._commands import (
     DropStream,
@@ -156,15 +156,10 @@ class HttpStream(Layer):
             return
         held = False
         if not event.end_stream:
-            limits = size_limits(self.context.options)
-            declared = _declared_size(request.headers)
-            self.request_body.expect(declared)
-            if self._over_size_limit(declared, limits):
+            too_large, held = self._declared_body(request, self.request_body)
+            if too_large:
                 yield from self.body_too_large(request=True, headers_hook=True)
                 return
-            if self._declared_over_stream_limit(declared, limits):
-                request.stream = True
-            held = self._may_outgrow_buffer(declared, limits)
         if held:
             yield from self.hold_request_body(True)
         yield HttpRequestHeadersHook(self.flow)
@@ -205,6 +200,20 @@ class HttpStream(Layer):
             yield from self.kill()
             return
         yield from self.send_addon_response()
+
+    def _declared_body(self, message: Request | Response, body: BodyBuffer) -> tuple[bool, bool]:
+        """What a head's declared body size decides before its headers hook: whether it is
+        over body_size_limit, and whether reading must pause during the hook (more could
+        arrive than we would buffer); it also marks ``message.stream`` when the size is over
+        the streaming threshold and makes room in ``body`` for a buffered one."""
+        limits = size_limits(self.context.options)
+        declared = _declared_size(message.headers)
+        body.expect(declared)
+        if self._over_size_limit(declared, limits):
+            return True, False
+        if self._declared_over_stream_limit(declared, limits):
+            message.stream = True
+        return False, self._may_outgrow_buffer(declared, limits)
 
     @staticmethod
     def _may_outgrow_buffer(size: int | None, limits: SizeLimits) -> bool:
@@ -483,15 +492,11 @@ class HttpStream(Layer):
             response.timestamp_start = time.time()
         held = False
         if not event.end_stream:
-            limits = size_limits(self.context.options)
-            declared = _declared_size(response.headers)
-            self.response_body.expect(declared)
-            if self._over_size_limit(declared, limits):
+            too_large, held = self._declared_body(response, self.response_body)
+            if too_large:
                 yield from self.body_too_large(request=False, headers_hook=True)
                 return
-            if self._declared_over_stream_limit(declared, limits):
-                response.stream = True
-            held = self.server_conn is not None and self._may_outgrow_buffer(declared, limits)
+            held = held and self.server_conn is not None
         if held:
             yield from self.hold_response_body(True)
         yield HttpResponseHeadersHook(self.flow)
