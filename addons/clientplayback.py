@@ -193,9 +193,9 @@ class ReplayHandler(ConnectionHandler):
     The response/error hook (for a WebSocket, its end) is watched: it always gets a task,
     and its end is how we know the replay is over."""
 
-    watched_hooks = _end_hooks()
-
     def __init__(self, master: Any, flow: HTTPFlow) -> None:
+        # Here rather than on the class: the WebSocket layer is imported by the first replay.
+        self.watched_hooks = _end_hooks()
         # A copy of the recorded client (its TLS details, ALPN offers and SNI shape the
         # upstream handshake), so the flow's own client_conn stays as recorded.
         client = Client.from_state(flow.client_conn.get_state())

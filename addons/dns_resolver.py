@@ -16,13 +16,14 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from proxycore.dns import DNSFlow, DNSMessage, ResourceRecord
 from proxycore.exceptions import OptionsError
 from proxycore.flow import Error
-from proxycore.net.dns import classes, op_codes, response_codes, types
 from proxycore.proxy.mode_specs import DnsMode, WireGuardMode
+
+if TYPE_CHECKING:  # DNS flows exist only once a DNS layer imported these
+    from proxycore.dns import DNSFlow, DNSMessage
 
 logger = logging.getLogger("proxycore.dns_resolver")
 
@@ -128,6 +129,7 @@ class DnsResolver:
 
     async def dns_request(self, flow: DNSFlow) -> None:
         from proxycore import ctx
+        from proxycore.net.dns import classes, op_codes, types
 
         mode = flow.client_conn.proxy_mode
         # WireGuard clients are told to use 10.0.0.53 (the client config): answered here.
@@ -162,11 +164,15 @@ class DnsResolver:
 
 
 def _of_family(addresses: list[str], record_type: int) -> list[str]:
+    from proxycore.net.dns import types
+
     version = 4 if record_type == types.A else 6
     return [a for a in addresses if ipaddress.ip_address(a).version == version]
 
 
 def _answer(request: DNSMessage, addresses: list[str]) -> DNSMessage:
+    from proxycore.dns import ResourceRecord
+
     question = request.question
     assert question is not None
     return request.succeed([
@@ -177,6 +183,8 @@ def _answer(request: DNSMessage, addresses: list[str]) -> DNSMessage:
 
 
 async def _system_lookup(request: DNSMessage) -> DNSMessage:
+    from proxycore.net.dns import response_codes, types
+
     question = request.question
     assert question is not None
     family = socket.AF_INET if question.type == types.A else socket.AF_INET6

@@ -31,9 +31,7 @@ from proxycore.exceptions import CommandError, OptionsError
 from proxycore.flow import Flow
 from proxycore.http import HTTPFlow, Request, Response
 from proxycore.io import read_flows_for
-from proxycore.layers.playback import TcpPlaybackLayer
 from proxycore.layers.tcp import TCPLayer
-from proxycore.layers.tls import ClientTLSLayer
 from proxycore.proxy.layer import NextLayer
 from proxycore.tcp import TCPFlow
 
@@ -307,6 +305,10 @@ class ServerPlayback:
         a recorded TCP server, the recording answers instead."""
         if not self.tcpmap:
             return
+        # Imported with the first recorded TCP flow: playback brings the WebSocket layer.
+        from proxycore.layers.playback import TcpPlaybackLayer
+        from proxycore.layers.tls import ClientTLSLayer
+
         layer = nextlayer.layer
         if layer is not None and not (isinstance(layer, TCPLayer) and not layer.ignore):
             return

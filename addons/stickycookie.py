@@ -13,7 +13,6 @@ from __future__ import annotations
 import email.utils
 import time
 from collections import defaultdict
-from http import cookiejar
 
 from proxycore import ctx, flowfilter
 from proxycore.addonmanager import Loader
@@ -27,6 +26,8 @@ def jar_key(attrs: dict[str, str | None], flow: HTTPFlow) -> Origin:
 
 
 def domain_match(host: str, domain: str) -> bool:
+    from http import cookiejar  # with urllib.request and http.client: only once a cookie is stuck
+
     # domain_match is in http.cookiejar but undocumented, so typeshed leaves it out
     match = cookiejar.domain_match  # type: ignore[attr-defined]
     return bool(match(host, domain) or match(host, domain.strip(".")))

@@ -7,10 +7,10 @@ the ``http3`` option says; mitmproxy keeps it while ``http3`` is on)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from proxycore.dns import DNSFlow
-from proxycore.net.dns import types
+if TYPE_CHECKING:  # DNS flows exist only once a DNS layer imported it
+    from proxycore.dns import DNSFlow
 
 
 class StripDnsHttpsRecords:
@@ -23,6 +23,7 @@ class StripDnsHttpsRecords:
 
     def dns_response(self, flow: DNSFlow) -> None:
         from proxycore import ctx
+        from proxycore.net.dns import types
 
         if flow.response is None:
             return

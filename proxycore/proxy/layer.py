@@ -13,7 +13,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from proxycore.connection import Connection
 from proxycore.proxy import commands, events
@@ -41,6 +41,9 @@ class Layer:
     context: Context
     _paused: _Paused | None
     _paused_event_queue: collections.deque[events.Event]
+    # Whether the HTTP layer hands this layer the BodyBackpressure events of its connection
+    # (the HTTP/1 and HTTP/2 connection layers pause reading their peer; others have none).
+    relays_backpressure: ClassVar[bool] = False
 
     def __init__(self, context: Context) -> None:
         self.context = context

@@ -14,6 +14,7 @@ are ASCII-only, and ``$`` does not match before a final newline.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +25,16 @@ else:
     import re._constants as sre_constants
     import re._parser as sre_parser
 
-try:
-    import re2
-except ImportError:  # pragma: no cover - google-re2 is a dependency; kept optional for odd platforms
-    re2 = None
+
+@functools.cache
+def _re2() -> Any | None:
+    """RE2, imported with the first pattern: it maps ~2.5 MB (libstdc++ and its own library)
+    that a proxy without filters never uses."""
+    try:
+        import re2
+    except ImportError:  # pragma: no cover - google-re2 is a dependency; kept optional for odd platforms
+        return None
+    return re2
 
 
 class Pattern:
@@ -72,6 +79,7 @@ def compile(pattern: str | bytes, flags: int = 0) -> Pattern:
 
 
 def _re2_compile(pattern: str | bytes, flags: int) -> Any | None:
+    re2 = _re2()
     if re2 is None or flags & ~_SUPPORTED_FLAGS:
         return None
     options = re2.Options()

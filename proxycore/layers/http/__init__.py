@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from proxycore.connection import Connection, Server, TransportProtocol
 from proxycore.flow import Error
@@ -59,14 +60,20 @@ from proxycore.layers.http._http1 import (
     make_error_response,
     size_limits,
 )
-from proxycore.layers.http._http2 import Http2Client, Http2Server
-from proxycore.layers.http._http3 import Http3Client, Http3Server  # aioquic only once QUIC is seen
 from proxycore.layers.http._upstream_proxy import HttpUpstreamTunnel
 from proxycore.net.http1 import ProtocolError, parse_authority
 from proxycore.proxy import commands, events
 from proxycore.proxy.context import Context
 from proxycore.proxy.layer import CommandGenerator, Layer, NextLayer
 from proxycore.proxy.mode_specs import ReverseMode, UpstreamMode
+
+if TYPE_CHECKING:
+    # HTTP/2 (h2) and HTTP/3 (QUIC, TLS) are imported when a connection first speaks them:
+    # a proxy that only ever sees HTTP/1 starts faster and smaller without them.
+    from proxycore.layers.http._http2 import Http2Client
+    from proxycore.layers.http._http2 import Http2Server as Http2Server
+    from proxycore.layers.http._http3 import Http3Client
+    from proxycore.layers.http._http3 import Http3Server as Http3Server
 
 __all__ = [
     "HTTPMode",
@@ -955,8 +962,12 @@ class HttpClient(Layer):
                 err = yield commands.OpenConnection(self.context.server)
             if not err:
                 if self.context.server.transport_protocol == TransportProtocol.UDP:
+                    from proxycore.layers.http._http3 import Http3Client
+
                     self.child_layer = Http3Client(self.context)
                 elif self.context.server.alpn == b"h2":
+                    from proxycore.layers.http._http2 import Http2Client
+
                     self.child_layer = Http2Client(self.context)
                 else:
                     self.child_layer = Http1Client(self.context, self.absolute_form)
@@ -1001,8 +1012,12 @@ class HttpLayer(Layer):
             client_layer = self.connections.get(self.context.client)
             if client_layer is None:
                 if self.context.client.transport_protocol == TransportProtocol.UDP:
+                    from proxycore.layers.http._http3 import Http3Server
+
                     client_layer = Http3Server(self.context.fork())
                 elif self.context.client.alpn == b"h2":
+                    from proxycore.layers.http._http2 import Http2Server
+
                     client_layer = Http2Server(self.context.fork())
                 else:
                     client_layer = Http1Server(self.context.fork())
@@ -1128,11 +1143,13 @@ class HttpLayer(Layer):
         source: Connection | None
         if event.request:
             source = self.context.client
-            listens = isinstance(self.connections.get(source), (Http2Server, Http1Server))
+            layer = self.connections.get(source)
+            listens = layer is not None and layer.relays_backpressure
         else:
             source = stream.server_conn
             client = self.http_clients.get(source) if source is not None else None
-            listens = client is not None and isinstance(client.child_layer, (Http2Client, Http1Client))
+            child = client.child_layer if client is not None else None
+            listens = child is not None and child.relays_backpressure
         target = self.connections.get(source) if listens and source is not None else None
         if target is not None:
             yield from self.event_to_child(target, event)
@@ -1223,7 +1240,8 @@ class HttpLayer(Layer):
                 yield from self.reply(get, (None, command.err))
             return
         client = self.http_clients.get(command.connection)
-        multiplexed = client is not None and isinstance(client.child_layer, (Http2Client, Http3Client))
+        child = client.child_layer if client is not None else None
+        multiplexed = child is not None and child.multiplexed
         if multiplexed or not waiting:
             for get in waiting:
                 yield from self.reply(get, (command.connection, None))
@@ -1238,3 +1256,16 @@ class HttpLayer(Layer):
     def reply(self, command: GetHttpConnection, reply: object) -> CommandGenerator[None]:
         child = self.command_sources.pop(command)
         yield from self.event_to_child(child, events.CommandCompleted(command, reply))
+
+
+def __getattr__(name: str) -> Any:
+    """``Http2Server`` & co. stay importable from here, loaded on first access."""
+    if name in ("Http2Client", "Http2Server"):
+        from proxycore.layers.http import _http2
+
+        return getattr(_http2, name)
+    if name in ("Http3Client", "Http3Server"):
+        from proxycore.layers.http import _http3
+
+        return getattr(_http3, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,6 +12,7 @@ import html
 import logging
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 from proxycore.connection import Connection
 from proxycore.http import Headers, Request, Response, _hostport
@@ -68,6 +69,8 @@ class Http1Connection(Layer):
 
     conn: Connection
     stream_id: int | None
+    relays_backpressure = True
+    multiplexed: ClassVar[bool] = False  # one exchange at a time
 
     def __init__(self, context: Context, conn: Connection) -> None:
         super().__init__(context)

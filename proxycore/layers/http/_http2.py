@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import collections
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import h2.config
 import h2.connection
@@ -313,6 +313,8 @@ class Http2Connection(Layer):
     conn: Connection
     h2_conn: BufferedH2Connection
     client_side: bool
+    relays_backpressure = True
+    multiplexed: ClassVar[bool] = True
 
     def __init__(self, context: Context, conn: Connection) -> None:
         super().__init__(context)

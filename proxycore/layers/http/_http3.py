@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from proxycore.connection import Connection
 from proxycore.http import Headers, Response, reason_phrase
@@ -83,6 +83,7 @@ class Http3Connection(Layer):
     conn: Connection
     endpoint: QuicEndpoint | None
     h3: Any
+    multiplexed: ClassVar[bool] = True
 
     def __init__(self, context: Context, conn: Connection) -> None:
         super().__init__(context)

@@ -1,0 +1,77 @@
+"""Protocol and feature modules are imported when first needed, not at start (issue 15: idle
+memory and start time): a proxydump that has answered plain HTTP/1 requests has not loaded
+HTTP/2, HTTP/3/QUIC, WebSocket, DNS, RE2 or the cookie jar, and the same process then
+speaks HTTP/2 once a client asks for it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+
+import pytest
+
+from tests.e2e_servers import start_h2, start_http
+from tests.processes import Proxy
+
+pytestmark = pytest.mark.e2e
+
+# Each costs memory (0.5-2.5 MB) or start time that a proxy without that protocol never uses.
+LAZY = (
+    "h2",
+    "hpack",
+    "hyperframe",
+    "wsproto",
+    "h11",
+    "aioquic",
+    "proxycore.layers.http._http2",
+    "proxycore.layers.http._http3",
+    "proxycore.layers.quic",
+    "proxycore.layers.websocket",
+    "proxycore.layers.playback",
+    "proxycore.dns",
+    "re2",
+    "http.cookiejar",
+)
+
+# Answers each response with the lazily imported modules loaded so far.
+PROBE = f'''
+import sys
+
+LAZY = {LAZY!r}
+
+
+def response(flow):
+    flow.response.headers["x-loaded"] = ",".join(m for m in LAZY if m in sys.modules) or "-"
+'''
+
+
+def test_http1_proxy_loads_no_other_protocol_then_h2_on_demand(tmp_path) -> None:
+    server, port = start_http()
+    (tmp_path / "h2").mkdir()
+    _loop, h2_port = start_h2(tmp_path / "h2")
+    probe = tmp_path / "probe.py"
+    probe.write_text(PROBE)
+    proxy = Proxy(["-q", "-k", "-s", str(probe)], tmp_path)
+    try:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy.url}))
+        for _ in range(2):
+            with opener.open(f"http://127.0.0.1:{port}/x", timeout=10) as response:
+                assert response.status == 200
+                assert response.headers["x-loaded"] == "-"
+        # The first HTTP/2 client: h2 is imported then, and the exchange works.
+        r = subprocess.run(
+            ["curl", "-sS", "--max-time", "30", "--cacert", proxy.ca, "-x", proxy.url, "--http2",
+             "--suppress-connect-headers", "-D", "-", f"https://localhost:{h2_port}/hello"],
+            capture_output=True, timeout=60,
+        )
+        assert r.returncode == 0, r.stderr
+        head, _, body = r.stdout.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/2 200")
+        loaded = [line for line in head.split(b"\r\n") if line.startswith(b"x-loaded:")]
+        assert loaded and b"proxycore.layers.http._http2" in loaded[0] and b"h2" in loaded[0]
+        assert json.loads(body)["protocol"] == "h2"
+    finally:
+        assert proxy.stop() == 0
+        server.shutdown()
+    assert "Traceback" not in proxy.stderr(), proxy.stderr()
