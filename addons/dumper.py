@@ -19,7 +19,6 @@ import os
 import sys
 from typing import IO, Any
 
-from proxycore import contentviews
 from proxycore.http import status_reason as standard_reason
 from proxycore.utils.human import format_address, pretty_size
 from proxycore.utils.textutils import cut_after_lines, escape_bytes, escape_control
@@ -61,6 +60,17 @@ _FG = {
     "bright_blue": "94",
 }
 
+# The choices of dumper_default_contentview: "auto" and the built-in views, sorted, as
+# contentviews.registry.available_views() lists them before any script adds one. Written out
+# so that a proxy which never shows a body does not import the content views
+# (tests/addons/test_dumper_lazy.py keeps the two equal).
+BUILTIN_VIEWS = (
+    "auto", "dns", "graphql", "grpc", "hex dump", "hex stream", "http/3 frames", "image",
+    "javascript", "json", "mqtt", "msgpack", "multipart form", "protobuf", "query", "raw",
+    "socket.io", "url-encoded", "viewcss", "wbxml", "xml/html", "zip archive",
+)
+
+
 def indent(n: int, text: str) -> str:
     pad = " " * n
     return "\n".join(pad + line for line in str(text).strip().splitlines())
@@ -91,7 +101,7 @@ class Dumper:
             str,
             "auto",
             "The default content view mode.",
-            choices=contentviews.registry.available_views(),
+            choices=BUILTIN_VIEWS,
         )
 
     def configure(self, updated: set[str]) -> None:
@@ -218,6 +228,8 @@ class Dumper:
         At level 3 the text is cut after ``content_view_lines_cutoff`` lines and marked
         "(cut off)".  (mitmdump 12.3.1 prints the marker but then the uncut text; proxydump
         cuts, as the option's help promises.)"""
+        from proxycore import contentviews  # 50 modules: loaded by the first body shown
+
         pretty = contentviews.prettify_message(message, flow, self.default_view)
         text = pretty.text
         shown = cut_after_lines(text, self.cutoff) if self.flow_detail == 3 else text
