@@ -1,7 +1,7 @@
 """Protocol and feature modules are imported when first needed, not at start (issue 15: idle
 memory and start time): a proxydump that has answered plain HTTP/1 requests has not loaded
-HTTP/2, HTTP/3/QUIC, WebSocket, DNS, RE2, the cookie jar or the content views, and the same process then
-speaks HTTP/2 once a client asks for it."""
+HTTP/2, HTTP/3/QUIC, WebSocket, DNS, RE2, the cookie jar or the content views, and the same
+process then speaks HTTP/2 once a client asks for it."""
 
 from __future__ import annotations
 
