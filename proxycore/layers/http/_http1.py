@@ -113,12 +113,15 @@ class Http1Connection(Layer):
             self.hold_pausing = True
             yield from self._apply_reading()
 
-    def _hold_body(self, paused: bool) -> CommandGenerator[None]:
+    def _hold_body(self, paused: bool) -> bool:
+        """Start or end a hold; True if reading must be decided again (then the caller
+        yields from _apply_reading). A plain function: after every message it ends a hold
+        that usually never began, and a generator for that would yield nothing."""
         self.body_held, self.held_bytes = paused, 0
-        if not paused:
-            self.hold_pausing = False
-            if self.reading_paused:  # (as after every message: then nothing to resume)
-                yield from self._apply_reading()
+        if paused:
+            return False
+        self.hold_pausing = False
+        return self.reading_paused
 
     def _apply_reading(self) -> CommandGenerator[None]:
         """One PauseReading/ResumeReading state for the peer, whatever the reasons."""
@@ -167,10 +170,11 @@ class Http1Connection(Layer):
         else:
             yield commands.SendData(self.conn, data)
 
-    def _send_end(self) -> CommandGenerator[None]:
-        if self.send_framing == "chunked":
-            yield commands.SendData(self.conn, http1.last_chunk(self.pending_trailers))
-        self.pending_trailers = None
+    def _end_bytes(self) -> bytes | None:
+        """What ends an outgoing body on the wire: the last chunk (with trailers) when
+        chunked, else nothing (None), as is usual: no generator that yields nothing."""
+        trailers, self.pending_trailers = self.pending_trailers, None
+        return http1.last_chunk(trailers) if self.send_framing == "chunked" else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,7 +313,8 @@ class Http1Server(Http1Connection):
             else:
                 self.buf += event.data
                 yield from self._read()
-            yield from self._pipeline_backpressure()
+            if self._pipeline_backpressure():
+                yield from self._apply_reading()
         elif isinstance(event, events.ConnectionClosed):
             yield from self._client_closed()
         elif isinstance(event, HttpEvent):
@@ -336,16 +341,17 @@ class Http1Server(Http1Connection):
             else:
                 return
 
-    def _pipeline_backpressure(self) -> CommandGenerator[None]:
+    def _pipeline_backpressure(self) -> bool:
         """Stop reading the client while more than head_size_limit bytes of what it
-        pipelined wait behind the request in progress; read again once they are taken."""
+        pipelined wait behind the request in progress; read again once they are taken.
+        True if reading must be decided again (then the caller yields from _apply_reading);
+        usually it need not, so this is no generator."""
         if self.state == "wait" and self.buf:
             limit = self.head_size_limit()
             self.pipeline_pausing = limit is not None and len(self.buf) > limit
         else:
             self.pipeline_pausing = False
-        if self.pipeline_pausing != self.reading_paused:  # (usually both False: nothing to do)
-            yield from self._apply_reading()
+        return self.pipeline_pausing != self.reading_paused
 
     def _may_resume(self) -> bool:
         return self.state != "done"
@@ -476,11 +482,13 @@ class Http1Server(Http1Connection):
             yield from self._send_headers(event)
         elif isinstance(event, BodyBackpressure):
             if event.request and event.stream_id == self.stream_id:
-                yield from self._hold_body(event.paused)
+                if self._hold_body(event.paused):
+                    yield from self._apply_reading()
         elif isinstance(event, DiscardRequestBody):
             if event.stream_id == self.stream_id and self.state == "read_body":
                 self.body_discarded = True
-            yield from self._hold_body(False)
+            if self._hold_body(False):
+                yield from self._apply_reading()
         elif isinstance(event, ResponseData):
             if self.state != "passthrough":
                 yield from self._send_body(event.data)
@@ -495,7 +503,9 @@ class Http1Server(Http1Connection):
             if self.state == "passthrough":
                 yield commands.CloseConnection(self.conn, half_close=True)
                 return
-            yield from self._send_end()
+            end = self._end_bytes()
+            if end is not None:
+                yield commands.SendData(self.conn, end)
             yield from self._response_done()
         elif isinstance(event, ResponseProtocolError):
             yield from self._send_error(event)
@@ -543,7 +553,8 @@ class Http1Server(Http1Connection):
         if self.buf:
             assert self.stream_id is not None
             yield ReceiveHttp(RequestData(self.stream_id, self._take(len(self.buf))))
-        yield from self._pipeline_backpressure()  # a tunnel reads on, whatever came early
+        if self._pipeline_backpressure():  # a tunnel reads on, whatever came early
+            yield from self._apply_reading()
 
     def _response_done(self) -> CommandGenerator[None]:
         request, response = self.request, self.response
@@ -570,11 +581,13 @@ class Http1Server(Http1Connection):
         self.state = "read_headers"
         self.request = self.response = None
         self.body_reader = None
-        yield from self._hold_body(False)
+        if self._hold_body(False):
+            yield from self._apply_reading()
         self._arm_head_timer(idle=not self.buf.lstrip(b"\r\n"))
         if self.buf:
             yield from self._read()
-        yield from self._pipeline_backpressure()
+        if self._pipeline_backpressure():
+            yield from self._apply_reading()
 
     def _send_error(self, event: ResponseProtocolError) -> CommandGenerator[None]:
         if self.state in ("done", "discard"):
@@ -594,7 +607,8 @@ class Http1Server(Http1Connection):
         connection and could destroy the answer before the client reads it, so only send
         FIN and drop what still arrives until the client hangs up (or LINGER_SECONDS)."""
         self.state = "discard"
-        yield from self._hold_body(False)
+        if self._hold_body(False):
+            yield from self._apply_reading()
         yield commands.CloseConnection(self.conn, half_close=True)
         self.linger_timer = commands.RequestWakeup(LINGER_SECONDS)
         yield self.linger_timer
@@ -664,7 +678,9 @@ class Http1Client(Http1Connection):
             if self.state == "passthrough":
                 yield commands.CloseConnection(self.conn, half_close=True)
             else:
-                yield from self._send_end()
+                end = self._end_bytes()
+                if end is not None:
+                    yield commands.SendData(self.conn, end)
                 self.request_sent = True
                 if self.state == "sending":  # answered early; now the request is out too
                     self.state = "idle"
@@ -677,7 +693,8 @@ class Http1Client(Http1Connection):
                 yield commands.CloseConnection(self.conn)
         elif isinstance(event, BodyBackpressure):
             if not event.request and event.stream_id == self.stream_id:
-                yield from self._hold_body(event.paused)
+                if self._hold_body(event.paused):
+                    yield from self._apply_reading()
 
     def _read(self) -> CommandGenerator[None]:
         while self.buf:
@@ -772,7 +789,8 @@ class Http1Client(Http1Connection):
             or http1.connection_close(request.http_version, request.headers)
             or http1.connection_close(response.http_version, response.headers)
         )
-        yield from self._hold_body(False)
+        if self._hold_body(False):
+            yield from self._apply_reading()
         # Decide before telling the stream, which may immediately ask for a connection again.
         if close:
             self.state = "done"
