@@ -11,7 +11,9 @@ from __future__ import annotations
 import html
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from proxycore.connection import Connection
 from proxycore.http import Headers, Request, Response, _hostport
@@ -68,6 +70,12 @@ class Http1Connection(Layer):
 
     conn: Connection
     stream_id: int | None
+    state: str  # each direction has its own states; both have "passthrough" (a tunnel)
+    #: The handlers of the HTTP events sent on every request, by exact event type (each
+    #: subclass fills in its own): handle_event calls them directly, without _send's chain
+    #: of isinstance checks and its generator in between. Other events (and subclasses of
+    #: these) go through _send.
+    _senders: ClassVar[dict[type, Callable[[Any, Any], CommandGenerator[None]]]] = {}
 
     def __init__(self, context: Context, conn: Connection) -> None:
         super().__init__(context)
@@ -95,7 +103,10 @@ class Http1Connection(Layer):
         # An HTTP/1 connection layer never yields a blocking command, so it never pauses:
         # its handler's generator goes up as is, without the _run wrapper (one generator
         # level less for every command of every request). An HTTP event to send goes
-        # straight to _send, as _handle_event would pass it.
+        # straight to its handler, as _handle_event would pass it.
+        sender = self._senders.get(type(event))
+        if sender is not None:
+            return sender(self, event)
         if isinstance(event, HttpEvent):
             return self._send(event)
         return self._handle_event(event)
@@ -157,7 +168,12 @@ class Http1Connection(Layer):
         del buf[:end]
         return data
 
-    def _send_body(self, data: bytes) -> CommandGenerator[None]:
+    def _send_data(self, event: RequestData | ResponseData) -> CommandGenerator[None]:
+        """A body chunk, framed as ``send_framing`` says; in a tunnel, as it is."""
+        data = event.data
+        if self.state == "passthrough":
+            yield commands.SendData(self.conn, data)
+            return
         if not data or self.send_framing == "none":
             return
         if self.send_framing == "chunked":
@@ -490,25 +506,25 @@ class Http1Server(Http1Connection):
             if self._hold_body(False):
                 yield from self._apply_reading()
         elif isinstance(event, ResponseData):
-            if self.state != "passthrough":
-                yield from self._send_body(event.data)
-            else:
-                yield commands.SendData(self.conn, event.data)
+            yield from self._send_data(event)
         elif isinstance(event, ResponseTrailers):
             self.pending_trailers = event.trailers
         elif isinstance(event, ResponseEndOfMessage):
-            if self.switching:
-                yield from self._start_passthrough()
-                return
-            if self.state == "passthrough":
-                yield commands.CloseConnection(self.conn, half_close=True)
-                return
-            end = self._end_bytes()
-            if end is not None:
-                yield commands.SendData(self.conn, end)
-            yield from self._response_done()
+            yield from self._send_end_of_message(event)
         elif isinstance(event, ResponseProtocolError):
             yield from self._send_error(event)
+
+    def _send_end_of_message(self, event: ResponseEndOfMessage) -> CommandGenerator[None]:
+        if self.switching:
+            yield from self._start_passthrough()
+            return
+        if self.state == "passthrough":
+            yield commands.CloseConnection(self.conn, half_close=True)
+            return
+        end = self._end_bytes()
+        if end is not None:
+            yield commands.SendData(self.conn, end)
+        yield from self._response_done()
 
     def _send_headers(self, event: ResponseHeaders) -> CommandGenerator[None]:
         response = event.response
@@ -650,42 +666,13 @@ class Http1Client(Http1Connection):
 
     def _send(self, event: HttpEvent) -> CommandGenerator[None]:
         if isinstance(event, RequestHeaders):
-            request = event.request
-            self.stream_id = event.stream_id
-            self.request, self.response = request, None
-            self.state = "wait"
-            self.request_sent = False
-            bodiless = event.end_stream and "content-length" not in request.headers
-            framing = _outgoing_framing(request.headers, bodiless)
-            # A request body must be delimited: an unknown length is sent chunked.
-            if framing == "eof":
-                request.headers["transfer-encoding"] = "chunked"
-                framing = "chunked"
-            self.send_framing = framing
-            if self.absolute_form:
-                head = http1.assemble_request_head(_with_authority(_as_http1(request)))
-            else:
-                head = http1.assemble_origin_request_head(_as_http1(request))
-            yield commands.SendData(self.conn, head)
+            yield from self._send_headers(event)
         elif isinstance(event, RequestData):
-            if self.state == "passthrough":
-                yield commands.SendData(self.conn, event.data)
-            else:
-                yield from self._send_body(event.data)
+            yield from self._send_data(event)
         elif isinstance(event, RequestTrailers):
             self.pending_trailers = event.trailers
         elif isinstance(event, RequestEndOfMessage):
-            if self.state == "passthrough":
-                yield commands.CloseConnection(self.conn, half_close=True)
-            else:
-                end = self._end_bytes()
-                if end is not None:
-                    yield commands.SendData(self.conn, end)
-                self.request_sent = True
-                if self.state == "sending":  # answered early; now the request is out too
-                    self.state = "idle"
-                    self.request = None
-                    self.body_reader = None
+            yield from self._send_end_of_message(event)
         elif isinstance(event, RequestProtocolError):
             # The client went away or the request was killed: this connection is unusable.
             if self.state != "done":  # (closed already if the server side failed first)
@@ -695,6 +682,38 @@ class Http1Client(Http1Connection):
             if not event.request and event.stream_id == self.stream_id:
                 if self._hold_body(event.paused):
                     yield from self._apply_reading()
+
+    def _send_headers(self, event: RequestHeaders) -> CommandGenerator[None]:
+        request = event.request
+        self.stream_id = event.stream_id
+        self.request, self.response = request, None
+        self.state = "wait"
+        self.request_sent = False
+        bodiless = event.end_stream and "content-length" not in request.headers
+        framing = _outgoing_framing(request.headers, bodiless)
+        # A request body must be delimited: an unknown length is sent chunked.
+        if framing == "eof":
+            request.headers["transfer-encoding"] = "chunked"
+            framing = "chunked"
+        self.send_framing = framing
+        if self.absolute_form:
+            head = http1.assemble_request_head(_with_authority(_as_http1(request)))
+        else:
+            head = http1.assemble_origin_request_head(_as_http1(request))
+        yield commands.SendData(self.conn, head)
+
+    def _send_end_of_message(self, event: RequestEndOfMessage) -> CommandGenerator[None]:
+        if self.state == "passthrough":
+            yield commands.CloseConnection(self.conn, half_close=True)
+            return
+        end = self._end_bytes()
+        if end is not None:
+            yield commands.SendData(self.conn, end)
+        self.request_sent = True
+        if self.state == "sending":  # answered early; now the request is out too
+            self.state = "idle"
+            self.request = None
+            self.body_reader = None
 
     def _read(self) -> CommandGenerator[None]:
         while self.buf:
@@ -840,3 +859,15 @@ class Http1Client(Http1Connection):
         yield commands.CloseConnection(self.conn)
         if stream_id is not None:
             yield ReceiveHttp(ResponseProtocolError(stream_id, message))
+
+
+Http1Server._senders = {
+    ResponseHeaders: Http1Server._send_headers,
+    ResponseData: Http1Server._send_data,
+    ResponseEndOfMessage: Http1Server._send_end_of_message,
+}
+Http1Client._senders = {
+    RequestHeaders: Http1Client._send_headers,
+    RequestData: Http1Client._send_data,
+    RequestEndOfMessage: Http1Client._send_end_of_message,
+}
