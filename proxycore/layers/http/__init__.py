@@ -459,6 +459,17 @@ class HttpStream(Layer):
     # Response side ----------------------------------------------------------
 
     def state_wait_for_response(self, event: events.Event) -> CommandGenerator[None]:
+        # The three events of every response go to their handler by exact type: no chain of
+        # isinstance checks, and no generator of this state between the handler and _run.
+        if type(event) is ResponseHeaders:
+            return self.receive_response_headers(event)
+        if type(event) is ResponseData:
+            return self.receive_response_data(event.data)
+        if type(event) is ResponseEndOfMessage:
+            return self.receive_response_end()
+        return self._response_side_event(event)
+
+    def _response_side_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, ResponseHeaders):
             yield from self.receive_response_headers(event)
         elif isinstance(event, ResponseData):
