@@ -138,7 +138,7 @@ class HttpStream(Layer):
         if event.replay_flow is not None:
             self.flow = event.replay_flow
             self.flow.live = True
-        if request.method.upper() == "CONNECT":
+        if request.data.method.upper() == b"CONNECT":
             if self.mode is HTTPMode.transparent:
                 # Inside a tunnel, or to a reverse/transparent proxy: there is nothing to CONNECT
                 # to (a forwarded CONNECT would end up as a tunnel nobody relays), as mitmproxy.

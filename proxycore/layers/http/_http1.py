@@ -414,7 +414,7 @@ class Http1Server(Http1Connection):
             self.state = "read_body"
         yield ReceiveHttp(RequestHeaders(stream_id, request, end_stream=size == 0))
         # A CONNECT request goes on as its tunnel (as mitmproxy): no end of message.
-        if size == 0 and request.method != "CONNECT" and self.stream_id == stream_id and self.request is request:
+        if size == 0 and request.data.method != b"CONNECT" and self.stream_id == stream_id and self.request is request:
             yield ReceiveHttp(RequestEndOfMessage(stream_id))
         return True
 
@@ -528,17 +528,15 @@ class Http1Server(Http1Connection):
 
     def _send_headers(self, event: ResponseHeaders) -> CommandGenerator[None]:
         response = event.response
-        if response.status_code < 200 and response.status_code != 101:
+        status = response.status_code
+        if status < 200 and status != 101:
             yield commands.SendData(self.conn, http1.assemble_response_head(response))
             return
         assert self.request is not None
         self.response = response
-        method = self.request.method.upper()
-        bodiless = (
-            method == "HEAD"
-            or response.status_code in (204, 304)
-            or (method == "CONNECT" and 200 <= response.status_code < 300)
-        )
+        method = self.request.data.method.upper()  # (bytes: no decoding per response)
+        tunnel = method == b"CONNECT" and 200 <= status < 300
+        bodiless = method == b"HEAD" or status in (204, 304) or tunnel
         headers = response.headers
         if (
             not bodiless
@@ -554,7 +552,7 @@ class Http1Server(Http1Connection):
                 headers["transfer-encoding"] = "chunked"
         self.send_framing = _outgoing_framing(response.headers, bodiless)
         yield commands.SendData(self.conn, http1.assemble_response_head(response))
-        if response.status_code == 101 or (method == "CONNECT" and 200 <= response.status_code < 300):
+        if status == 101 or tunnel:
             # The tunnel begins once this (bodiless) response has ended: see _start_passthrough.
             self.switching = True
 
@@ -745,22 +743,24 @@ class Http1Client(Http1Connection):
 
     def _read_head(self, head: bytes) -> CommandGenerator[bool]:
         assert self.request is not None and self.stream_id is not None
+        method = self.request.method
         try:
             response = http1.parse_response_head(head)
-            size = http1.response_body_size(self.request.method, response)
+            size = http1.response_body_size(method, response)
         except ProtocolError as e:
             yield from self._fail(f"Bad response from server: {e}")
             return False
-        if response.status_code < 200 and response.status_code != 101:
+        status = response.status_code
+        if status < 200 and status != 101:
             return True  # interim response (100, 103…): not forwarded, the final one follows
         response.timestamp_start = time.time()
         self.response = response
         self.response_size = size
         yield ReceiveHttp(ResponseHeaders(self.stream_id, response, end_stream=size == 0))
-        tunnel = self.request.method == "CONNECT" and 200 <= response.status_code < 300
-        if response.status_code == 101 or tunnel:
+        tunnel = method == "CONNECT" and 200 <= status < 300
+        if status == 101 or tunnel:
             self.state = "passthrough"
-            if response.status_code == 101:
+            if status == 101:
                 # The 101 itself is complete; what follows is the new protocol (as mitmproxy).
                 # (A 2xx to a CONNECT goes on as the tunnel, without an end.)
                 yield ReceiveHttp(ResponseEndOfMessage(self.stream_id))
