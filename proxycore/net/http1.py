@@ -529,9 +529,10 @@ def last_chunk(trailers: Headers | None) -> bytes:
 
 def connection_close(http_version: str, headers: Headers) -> bool:
     """Whether a message asks to close the connection after it."""
-    if "connection" not in headers:  # the usual case, without building the token set
+    value = headers.get("connection")  # (repeated fields joined with ", ")
+    if value is None:  # the usual case, without building the token set
         return http_version != "HTTP/1.1"
-    tokens = {t.strip().lower() for v in headers.get_all("connection") for t in v.split(",")}
+    tokens = {t.strip().lower() for t in value.split(",")}
     if "close" in tokens:
         return True
     if http_version == "HTTP/1.1":

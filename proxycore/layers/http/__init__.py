@@ -1093,6 +1093,9 @@ class HttpLayer(Layer):
                 if target is not None:
                     yield from self.event_to_child(target, command.event)
                 continue
+            if type(command) is DropStream:  # (the end of every request)
+                self.streams.pop(command.stream_id, None)
+                continue
             if command.blocking or isinstance(command, commands.RequestWakeup):
                 self.command_sources[command] = child
             if isinstance(command, ReceiveHttp):
