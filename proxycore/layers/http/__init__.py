@@ -94,7 +94,23 @@ class HttpStream(Layer):
     """One request/response exchange, from request head to the end of the response."""
 
     flow: HTTPFlow
-    child_layer: Layer | None
+    # A stream is made for every request: what starts out the same for all of them is a
+    # class attribute until a stream sets its own, not a dozen assignments per request.
+    child_layer: Layer | None = None
+    # Bytes buffered so far, for body_size_limit and the streaming threshold.
+    request_body_size = 0
+    response_body_size = 0
+    upgraded = False  # a 101 turned this stream into a WebSocket/raw relay
+    upgrade_response_ended = False  # the server's end of the 101 head came
+    server_conn: Server | None = None
+    request_complete = False
+    response_headers_sent = False
+    response_hook_done = False
+    response_complete = False  # sent to the client in full (the upload may go on)
+    error_hook_done = False
+    # Set by the HttpLayer: the open connection it would give a GetHttpConnection at once,
+    # if there is one; asked first, so that reusing a connection costs no round trip.
+    reusable_connection: Callable[[GetHttpConnection], Server | None] | None = None
 
     def __init__(self, context: Context, stream_id: int, mode: HTTPMode) -> None:
         super().__init__(context)
@@ -102,23 +118,9 @@ class HttpStream(Layer):
         self.mode = mode
         self.request_body = BodyBuffer()
         self.response_body = BodyBuffer()
-        # Bytes buffered so far, for body_size_limit and the streaming threshold.
-        self.request_body_size = 0
-        self.response_body_size = 0
-        # What was streamed on (after the stream modifier), kept when store_streamed_bodies is on.
-        self.streamed: dict[str, list[bytes]] = {"request": [], "response": []}
-        self.child_layer = None
-        self.upgraded = False  # a 101 turned this stream into a WebSocket/raw relay
-        self.upgrade_response_ended = False  # the server's end of the 101 head came
-        self.server_conn: Server | None = None
-        self.request_complete = False
-        self.response_headers_sent = False
-        self.response_hook_done = False
-        self.response_complete = False  # sent to the client in full (the upload may go on)
-        self.error_hook_done = False
-        # Set by the HttpLayer: the open connection it would give a GetHttpConnection at once,
-        # if there is one; asked first, so that reusing a connection costs no round trip.
-        self.reusable_connection: Callable[[GetHttpConnection], Server | None] | None = None
+        # What was streamed on (after the stream modifier), kept when store_streamed_bodies is
+        # on: "request"/"response" -> chunks, made on first use.
+        self.streamed: dict[str, list[bytes]] = {}
         self._goto(self.state_start)
 
     def __repr__(self) -> str:
@@ -396,15 +398,15 @@ class HttpStream(Layer):
 
     def _keep_streamed(self, which: str, data: bytes) -> None:
         if self.context.options.store_streamed_bodies:
-            self.streamed[which].append(data)
+            self.streamed.setdefault(which, []).append(data)
 
     def _store_streamed(self, which: str) -> None:
         """With store_streamed_bodies, the flow gets the body as it was sent on."""
         if self.context.options.store_streamed_bodies:
             message = self.flow.request if which == "request" else self.flow.response
             if message is not None:
-                message.data.content = b"".join(self.streamed[which])
-            self.streamed[which] = []
+                message.data.content = b"".join(self.streamed.get(which, ()))
+            self.streamed.pop(which, None)
 
     def connect_to_server(self) -> CommandGenerator[bool]:
         """Get an upstream connection for the request; False (after failing the flow) if none,
