@@ -584,7 +584,8 @@ class HttpStream(Layer):
             if response.trailers:
                 yield SendHttp(ResponseTrailers(self.stream_id, response.trailers), self.context.client)
             yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
-            yield from self.response_finished()
+            if self.response_finished():
+                yield from self.finish()
             return
         response.data.content = self.response_body.take()
         yield from self.send_response()
@@ -606,16 +607,16 @@ class HttpStream(Layer):
         if response.trailers:
             yield SendHttp(ResponseTrailers(self.stream_id, response.trailers), self.context.client)
         yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
-        yield from self.response_finished()
+        if self.response_finished():
+            yield from self.finish()
 
-    def response_finished(self) -> CommandGenerator[None]:
-        """The response is out. A server may answer before a streamed upload is over (RFC
-        9110 section 15.5.14): as mitmproxy, the upload is still relayed to the end, unless
-        the server closes the connection."""
+    def response_finished(self) -> bool:
+        """The response is out; whether the stream is done (then the caller finishes it). A
+        server may answer before a streamed upload is over (RFC 9110 section 15.5.14): as
+        mitmproxy, the upload is still relayed to the end, unless the server closes the
+        connection."""
         self.response_complete = True
-        if self._handle_event == self.state_stream_request:
-            return
-        yield from self.finish()
+        return self._handle_event != self.state_stream_request
 
     def finish(self) -> CommandGenerator[None]:
         self.flow.live = False
