@@ -997,7 +997,7 @@ class HttpLayer(Layer):
         self.command_sources: dict[commands.Command, Layer] = {}
         self.waiting_for_connection: dict[Connection, list[GetHttpConnection]] = {}
         # The HttpClient of each server connection (under a ServerTLSLayer for https).
-        self.http_clients: dict[Connection, HttpClient] = {}
+        self.http_clients: dict[Server, HttpClient] = {}
         # The upstream proxy each server connection was opened through: an addon may change
         # flow.server_conn.via on a live connection object to pick another for later requests.
         self.opened_via: dict[Connection, object] = {}
@@ -1157,15 +1157,16 @@ class HttpLayer(Layer):
     def _existing_connection(self, command: GetHttpConnection) -> tuple[Server, bool] | None:
         """The connection ``command`` gets without opening one: (connection, True) if it is
         open and free, (connection, False) if it is still opening (the command waits)."""
-        for connection in self.connections:
-            if not isinstance(connection, Server) or not command.connection_spec_matches(connection):
+        # (Every server connection of ours has its HttpClient here: no walk over the client's
+        # entry and no lookup of the HttpClient, both per request.)
+        for connection, client in self.http_clients.items():
+            if not command.connection_spec_matches(connection):
                 continue
             if self.opened_via.get(connection, connection.via) != command.via:
                 continue
             if connection in self.waiting_for_connection:
                 return connection, False
-            client = self.http_clients.get(connection)
-            if client is not None and client.reusable:
+            if client.reusable:
                 return connection, True
         return None
 
