@@ -563,32 +563,37 @@ class HttpStream(Layer):
             yield SendHttp(ResponseData(self.stream_id, data), self.context.client)
 
     def receive_response_end(self) -> CommandGenerator[None]:
+        """The response is complete: what to do, as a generator. A plain function: a
+        buffered response goes on as send_response's generator, without one of its own in
+        between (every command of the response passes each generator level)."""
         response = self.flow.response
         assert response is not None
         response.timestamp_end = time.time()
         if self.response_headers_sent:
-            stream = response.stream
-            if callable(stream):
-                tail = _modified(stream, b"")
-                if tail:
-                    self._keep_streamed("response", tail)
-                    yield SendHttp(ResponseData(self.stream_id, tail), self.context.client)
-            self._store_streamed("response")
-            # As mitmproxy: the response hook runs before the response ends at the client,
-            # so it may still set trailers.
-            self.response_hook_done = True
-            yield HttpResponseHook(self.flow)
-            if self._killed:
-                yield from self.kill()
-                return
-            if response.trailers:
-                yield SendHttp(ResponseTrailers(self.stream_id, response.trailers), self.context.client)
-            yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
-            if self.response_finished():
-                yield from self.finish()
-            return
+            return self._end_streamed_response(response)
         response.data.content = self.response_body.take()
-        yield from self.send_response()
+        return self.send_response()
+
+    def _end_streamed_response(self, response: Response) -> CommandGenerator[None]:
+        stream = response.stream
+        if callable(stream):
+            tail = _modified(stream, b"")
+            if tail:
+                self._keep_streamed("response", tail)
+                yield SendHttp(ResponseData(self.stream_id, tail), self.context.client)
+        self._store_streamed("response")
+        # As mitmproxy: the response hook runs before the response ends at the client,
+        # so it may still set trailers.
+        self.response_hook_done = True
+        yield HttpResponseHook(self.flow)
+        if self._killed:
+            yield from self.kill()
+            return
+        if response.trailers:
+            yield SendHttp(ResponseTrailers(self.stream_id, response.trailers), self.context.client)
+        yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
+        if self.response_finished():
+            yield from self.finish()
 
     def send_response(self) -> CommandGenerator[None]:
         """Run the response hook on a complete response and write it to the client."""

@@ -775,15 +775,16 @@ class Http1Client(Http1Connection):
         return True
 
     def _read_body(self, data: bytes | None = None) -> CommandGenerator[None]:
-        """Feed ``data`` (default: all of buf) to the body reader and hand on what it gives."""
+        """Feed ``data`` (default: all of buf) to the body reader; what to hand on, as a
+        generator. A plain function: no generator level of its own between the response's
+        events (and all that the stream then sends) and the driver."""
         assert self.body_reader is not None and self.stream_id is not None
         try:
             parts, rest = self.body_reader.feed(self._take(len(self.buf)) if data is None else data)
             self.buf[:0] = rest
         except ProtocolError as e:
-            yield from self._fail(f"Bad response body: {e}")
-            return
-        yield from self._body_parts(parts)
+            return self._fail(f"Bad response body: {e}")
+        return self._body_parts(parts)
 
     def _body_parts(self, parts: list[BodyData | BodyEnd]) -> CommandGenerator[None]:
         stream_id = self.stream_id
