@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 
-# The version (4) and variant (RFC 4122) bits of a random UUID, as a 128-bit number.
-_UUID4_CLEAR = ~(0xF000 << 64 | 0xC000 << 48)
-_UUID4_SET = 0x4000 << 64 | 0x8000 << 48
+# A random hex digit -> the RFC 4122 variant digit (binary 10xx) that keeps its two low bits.
+_VARIANT_DIGIT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 class _RandomBlock:
@@ -36,6 +35,5 @@ def new_id() -> str:
     """A random UUID as text, what ``str(uuid.uuid4())`` gives, without building a UUID
     object: a flow is made for every request (and three connection ids per connection),
     and that object cost more than the flow."""
-    number = int.from_bytes(_RANDOM.take(16), "big") & _UUID4_CLEAR | _UUID4_SET
-    h = f"{number:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = _RANDOM.take(16).hex()  # (the version and variant digits replaced as text: no 128-bit int)
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT_DIGIT[h[16]]}{h[17:20]}-{h[20:]}"
