@@ -10,11 +10,11 @@ from __future__ import annotations
 import dataclasses
 import enum
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from proxycore.proxy.mode_specs import ProxyMode
+from proxycore.utils.ids import new_id
 
 Address = tuple[str, int]
 
@@ -53,7 +53,7 @@ class Connection:
     timestamp_start: float | None = None
     timestamp_end: float | None = None
     timestamp_tls_setup: float | None = None
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = field(default_factory=new_id)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Connection) and self.id == other.id

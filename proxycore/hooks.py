@@ -26,6 +26,8 @@ class Hook:
         names = _ARG_NAMES.get(cls)
         if names is None:  # dataclasses.fields() is slow; this runs for every hook
             names = _ARG_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+        if len(names) == 1:  # every HTTP hook (the flow): no comprehension for one item
+            return [getattr(self, names[0])]
         return [getattr(self, name) for name in names]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -954,7 +954,7 @@ class Request(Message):
 
     @property
     def host_header(self) -> str | None:
-        if self.is_http2 or self.is_http3:
+        if self.data.http_version in (b"HTTP/2.0", b"HTTP/3"):  # (is_http2 or is_http3)
             return self.authority or self.headers.get("host")
         return self.headers.get("host") or self.authority or None
 

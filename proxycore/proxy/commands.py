@@ -96,10 +96,9 @@ class CloseTcpConnection(CloseConnection):
 class StartHook(Command, Hook):
     """Run an addon hook.  Subclasses are dataclasses whose fields are the hook's arguments."""
 
+    # The class attribute is what a new hook reads (no __post_init__ per hook: four per
+    # request); Layer._run sets the instance's own when it pauses on it.
     blocking = True
-
-    def __post_init__(self) -> None:
-        self.blocking = True
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(repr(a) for a in self.args())})"

@@ -60,7 +60,8 @@ def test_body_buffer_clear():
 
 
 def _sent(layer: Http1Connection, data: bytes) -> list[bytes]:
-    return [c.data for c in layer._send_body(data) if isinstance(c, commands.SendData)]
+    layer.state = "wait"  # (not a tunnel: framed)
+    return [c.data for c in layer._send_data(ResponseData(1, data)) if isinstance(c, commands.SendData)]
 
 
 def test_large_chunk_is_framed_around_the_body_object():
@@ -149,3 +150,19 @@ def test_request_body_chunks_pass_through_the_server_layer_uncopied():
     assert _received_data(layer, chunk)[0] is chunk
     assert _received_data(layer, b"q" * 50_000) == [b"q" * 50_000]
     assert layer.state == "wait" and not layer.buf
+
+
+def test_a_subclass_of_a_sent_event_takes_the_general_path():
+    """HTTP events to send are dispatched by exact type (Http1Connection._senders); an
+    instance of a subclass goes through _send and is framed the same."""
+
+    class MyData(ResponseData):
+        pass
+
+    layer = Http1Server(make_context())
+    layer.state, layer.send_framing = "wait", "chunked"
+    assert type(layer)._senders.get(MyData) is None
+    sent = [c.data for c in layer.handle_event(MyData(1, b"hello")) if isinstance(c, commands.SendData)]
+    assert sent == [http1.chunk(b"hello")]
+    direct = [c.data for c in layer.handle_event(ResponseData(1, b"hello")) if isinstance(c, commands.SendData)]
+    assert direct == sent

@@ -1,4 +1,4 @@
-"""Flow ids: random UUIDs (version 4) as text, made without uuid.UUID objects."""
+"""Flow and connection ids: random UUIDs (version 4) as text, made without uuid.UUID objects."""
 
 import uuid
 
@@ -21,6 +21,18 @@ def test_flows_and_their_copies_get_new_ids():
     flow = Flow(Client(), Server())
     assert uuid.UUID(flow.id).version == 4
     assert flow.copy().id != flow.id
+
+
+def test_connection_ids_are_uuid4_text_from_the_same_helper(monkeypatch):
+    ids = [Client().id, Server().id, Client().id]
+    assert len(set(ids)) == 3
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    from proxycore.utils import ids as id_helper
+
+    monkeypatch.setattr(id_helper._RANDOM, "take", lambda size: bytes(size))  # the pooled bytes
+    assert Server().id == "00000000-0000-4000-8000-000000000000"
 
 
 @pytest.mark.e2e  # (it forks)

@@ -67,6 +67,10 @@ def test_connection_close_by_header_and_version():
     assert http1.connection_close(b"HTTP/1.0", Headers())
     assert not http1.connection_close("HTTP/1.0", Headers(connection="Keep-Alive"))
     assert http1.connection_close("HTTP/1.1", Headers(connection="upgrade, close"))
+    assert not http1.connection_close("HTTP/1.1", Headers(connection="keep-alive"))
+    # Repeated Connection fields count together, whichever carries the token.
+    assert http1.connection_close("HTTP/1.1", Headers([(b"Connection", b"keep-alive"), (b"Connection", b" Close")]))
+    assert not http1.connection_close("HTTP/1.0", Headers([(b"Connection", b"upgrade"), (b"connection", b"keep-alive")]))
 
 
 def test_headers_fields_is_a_tuple_and_bytes_end_each_line():

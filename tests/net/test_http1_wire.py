@@ -53,6 +53,26 @@ def test_parse_response():
     assert http1.parse_response_head(b"HTTP/1.1 200\r\n\r\n").reason == ""
 
 
+@pytest.mark.parametrize(
+    "head",
+    [b"HTTP/1.1 20 OK\r\n\r\n", b"HTTP/1.1 2000 OK\r\n\r\n", b"HTTP/1.1 2x0 OK\r\n\r\n",
+     b"HTTP/1.1 +20 OK\r\n\r\n", b"HTTP/1.1 \xd9\xa200 OK\r\n\r\n", b"HTTP/1.x 200 OK\r\n\r\n",
+     b"HTTPS/1.1 200 OK\r\n\r\n"],
+)
+def test_parse_response_errors(head):
+    with pytest.raises(ProtocolError):
+        http1.parse_response_head(head)
+
+
+def test_common_methods_and_versions_are_what_the_patterns_accept():
+    """The parsers take these from a set before asking the regex: they must match it."""
+    assert all(http1._TOKEN.fullmatch(m) for m in http1._COMMON_METHODS)
+    assert all(http1._VERSION.fullmatch(v) for v in http1._COMMON_VERSIONS)
+    for method in (b"PROPFIND", b"get"):  # others still go by the pattern
+        assert http1.parse_request_head(method + b" / HTTP/1.1\r\n\r\n").data.method == method
+    assert http1.parse_response_head(b"HTTP/2.0 200 OK\r\n\r\n").data.http_version == b"HTTP/2.0"
+
+
 def req(head: bytes) -> Request:
     return http1.parse_request_head(head)
 

@@ -101,7 +101,23 @@ class HttpStream(Layer):
     """One request/response exchange, from request head to the end of the response."""
 
     flow: HTTPFlow
-    child_layer: Layer | None
+    # A stream is made for every request: what starts out the same for all of them is a
+    # class attribute until a stream sets its own, not a dozen assignments per request.
+    child_layer: Layer | None = None
+    # Bytes buffered so far, for body_size_limit and the streaming threshold.
+    request_body_size = 0
+    response_body_size = 0
+    upgraded = False  # a 101 turned this stream into a WebSocket/raw relay
+    upgrade_response_ended = False  # the server's end of the 101 head came
+    server_conn: Server | None = None
+    request_complete = False
+    response_headers_sent = False
+    response_hook_done = False
+    response_complete = False  # sent to the client in full (the upload may go on)
+    error_hook_done = False
+    # Set by the HttpLayer: the open connection it would give a GetHttpConnection at once,
+    # if there is one; asked first, so that reusing a connection costs no round trip.
+    reusable_connection: Callable[[GetHttpConnection], Server | None] | None = None
 
     def __init__(self, context: Context, stream_id: int, mode: HTTPMode) -> None:
         super().__init__(context)
@@ -109,23 +125,9 @@ class HttpStream(Layer):
         self.mode = mode
         self.request_body = BodyBuffer()
         self.response_body = BodyBuffer()
-        # Bytes buffered so far, for body_size_limit and the streaming threshold.
-        self.request_body_size = 0
-        self.response_body_size = 0
-        # What was streamed on (after the stream modifier), kept when store_streamed_bodies is on.
-        self.streamed: dict[str, list[bytes]] = {"request": [], "response": []}
-        self.child_layer = None
-        self.upgraded = False  # a 101 turned this stream into a WebSocket/raw relay
-        self.upgrade_response_ended = False  # the server's end of the 101 head came
-        self.server_conn: Server | None = None
-        self.request_complete = False
-        self.response_headers_sent = False
-        self.response_hook_done = False
-        self.response_complete = False  # sent to the client in full (the upload may go on)
-        self.error_hook_done = False
-        # Set by the HttpLayer: the open connection it would give a GetHttpConnection at once,
-        # if there is one; asked first, so that reusing a connection costs no round trip.
-        self.reusable_connection: Callable[[GetHttpConnection], Server | None] | None = None
+        # What was streamed on (after the stream modifier), kept when store_streamed_bodies is
+        # on: "request"/"response" -> chunks, made on first use.
+        self.streamed: dict[str, list[bytes]] = {}
         self._goto(self.state_start)
 
     def __repr__(self) -> str:
@@ -145,7 +147,7 @@ class HttpStream(Layer):
         if event.replay_flow is not None:
             self.flow = event.replay_flow
             self.flow.live = True
-        if request.method.upper() == "CONNECT":
+        if request.data.method.upper() == b"CONNECT":
             if self.mode is HTTPMode.transparent:
                 # Inside a tunnel, or to a reverse/transparent proxy: there is nothing to CONNECT
                 # to (a forwarded CONNECT would end up as a tunnel nobody relays), as mitmproxy.
@@ -403,15 +405,15 @@ class HttpStream(Layer):
 
     def _keep_streamed(self, which: str, data: bytes) -> None:
         if self.context.options.store_streamed_bodies:
-            self.streamed[which].append(data)
+            self.streamed.setdefault(which, []).append(data)
 
     def _store_streamed(self, which: str) -> None:
         """With store_streamed_bodies, the flow gets the body as it was sent on."""
         if self.context.options.store_streamed_bodies:
             message = self.flow.request if which == "request" else self.flow.response
             if message is not None:
-                message.data.content = b"".join(self.streamed[which])
-            self.streamed[which] = []
+                message.data.content = b"".join(self.streamed.get(which, ()))
+            self.streamed.pop(which, None)
 
     def connect_to_server(self) -> CommandGenerator[bool]:
         """Get an upstream connection for the request; False (after failing the flow) if none,
@@ -466,6 +468,17 @@ class HttpStream(Layer):
     # Response side ----------------------------------------------------------
 
     def state_wait_for_response(self, event: events.Event) -> CommandGenerator[None]:
+        # The three events of every response go to their handler by exact type: no chain of
+        # isinstance checks, and no generator of this state between the handler and _run.
+        if type(event) is ResponseHeaders:
+            return self.receive_response_headers(event)
+        if type(event) is ResponseData:
+            return self.receive_response_data(event.data)
+        if type(event) is ResponseEndOfMessage:
+            return self.receive_response_end()
+        return self._response_side_event(event)
+
+    def _response_side_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, ResponseHeaders):
             yield from self.receive_response_headers(event)
         elif isinstance(event, ResponseData):
@@ -557,31 +570,37 @@ class HttpStream(Layer):
             yield SendHttp(ResponseData(self.stream_id, data), self.context.client)
 
     def receive_response_end(self) -> CommandGenerator[None]:
+        """The response is complete: what to do, as a generator. A plain function: a
+        buffered response goes on as send_response's generator, without one of its own in
+        between (every command of the response passes each generator level)."""
         response = self.flow.response
         assert response is not None
         response.timestamp_end = time.time()
         if self.response_headers_sent:
-            stream = response.stream
-            if callable(stream):
-                tail = _modified(stream, b"")
-                if tail:
-                    self._keep_streamed("response", tail)
-                    yield SendHttp(ResponseData(self.stream_id, tail), self.context.client)
-            self._store_streamed("response")
-            # As mitmproxy: the response hook runs before the response ends at the client,
-            # so it may still set trailers.
-            self.response_hook_done = True
-            yield HttpResponseHook(self.flow)
-            if self._killed:
-                yield from self.kill()
-                return
-            if response.trailers:
-                yield SendHttp(ResponseTrailers(self.stream_id, response.trailers), self.context.client)
-            yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
-            yield from self.response_finished()
-            return
+            return self._end_streamed_response(response)
         response.data.content = self.response_body.take()
-        yield from self.send_response()
+        return self.send_response()
+
+    def _end_streamed_response(self, response: Response) -> CommandGenerator[None]:
+        stream = response.stream
+        if callable(stream):
+            tail = _modified(stream, b"")
+            if tail:
+                self._keep_streamed("response", tail)
+                yield SendHttp(ResponseData(self.stream_id, tail), self.context.client)
+        self._store_streamed("response")
+        # As mitmproxy: the response hook runs before the response ends at the client,
+        # so it may still set trailers.
+        self.response_hook_done = True
+        yield HttpResponseHook(self.flow)
+        if self._killed:
+            yield from self.kill()
+            return
+        if response.trailers:
+            yield SendHttp(ResponseTrailers(self.stream_id, response.trailers), self.context.client)
+        yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
+        if self.response_finished():
+            yield from self.finish()
 
     def send_response(self) -> CommandGenerator[None]:
         """Run the response hook on a complete response and write it to the client."""
@@ -600,16 +619,16 @@ class HttpStream(Layer):
         if response.trailers:
             yield SendHttp(ResponseTrailers(self.stream_id, response.trailers), self.context.client)
         yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
-        yield from self.response_finished()
+        if self.response_finished():
+            yield from self.finish()
 
-    def response_finished(self) -> CommandGenerator[None]:
-        """The response is out. A server may answer before a streamed upload is over (RFC
-        9110 section 15.5.14): as mitmproxy, the upload is still relayed to the end, unless
-        the server closes the connection."""
+    def response_finished(self) -> bool:
+        """The response is out; whether the stream is done (then the caller finishes it). A
+        server may answer before a streamed upload is over (RFC 9110 section 15.5.14): as
+        mitmproxy, the upload is still relayed to the end, unless the server closes the
+        connection."""
         self.response_complete = True
-        if self._handle_event == self.state_stream_request:
-            return
-        yield from self.finish()
+        return self._handle_event != self.state_stream_request
 
     def finish(self) -> CommandGenerator[None]:
         self.flow.live = False
@@ -994,7 +1013,7 @@ class HttpLayer(Layer):
         self.command_sources: dict[commands.Command, Layer] = {}
         self.waiting_for_connection: dict[Connection, list[GetHttpConnection]] = {}
         # The HttpClient of each server connection (under a ServerTLSLayer for https).
-        self.http_clients: dict[Connection, HttpClient] = {}
+        self.http_clients: dict[Server, HttpClient] = {}
         # The upstream proxy each server connection was opened through: an addon may change
         # flow.server_conn.via on a live connection object to pick another for later requests.
         self.opened_via: dict[Connection, object] = {}
@@ -1097,6 +1116,9 @@ class HttpLayer(Layer):
                 if target is not None:
                     yield from self.event_to_child(target, command.event)
                 continue
+            if type(command) is DropStream:  # (the end of every request)
+                self.streams.pop(command.stream_id, None)
+                continue
             if command.blocking or isinstance(command, commands.RequestWakeup):
                 self.command_sources[command] = child
             if isinstance(command, ReceiveHttp):
@@ -1157,15 +1179,16 @@ class HttpLayer(Layer):
     def _existing_connection(self, command: GetHttpConnection) -> tuple[Server, bool] | None:
         """The connection ``command`` gets without opening one: (connection, True) if it is
         open and free, (connection, False) if it is still opening (the command waits)."""
-        for connection in self.connections:
-            if not isinstance(connection, Server) or not command.connection_spec_matches(connection):
+        # (Every server connection of ours has its HttpClient here: no walk over the client's
+        # entry and no lookup of the HttpClient, both per request.)
+        for connection, client in self.http_clients.items():
+            if not command.connection_spec_matches(connection):
                 continue
             if self.opened_via.get(connection, connection.via) != command.via:
                 continue
             if connection in self.waiting_for_connection:
                 return connection, False
-            client = self.http_clients.get(connection)
-            if client is not None and client.reusable:
+            if client.reusable:
                 return connection, True
         return None
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import html
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from proxycore.connection import Connection
 from proxycore.http import Headers, Request, Response, _hostport
@@ -71,6 +72,12 @@ class Http1Connection(Layer):
     stream_id: int | None
     relays_backpressure = True
     multiplexed: ClassVar[bool] = False  # one exchange at a time
+    state: str  # each direction has its own states; both have "passthrough" (a tunnel)
+    #: The handlers of the HTTP events sent on every request, by exact event type (each
+    #: subclass fills in its own): handle_event calls them directly, without _send's chain
+    #: of isinstance checks and its generator in between. Other events (and subclasses of
+    #: these) go through _send.
+    _senders: ClassVar[dict[type, Callable[[Any, Any], CommandGenerator[None]]]] = {}
 
     def __init__(self, context: Context, conn: Connection) -> None:
         super().__init__(context)
@@ -98,7 +105,10 @@ class Http1Connection(Layer):
         # An HTTP/1 connection layer never yields a blocking command, so it never pauses:
         # its handler's generator goes up as is, without the _run wrapper (one generator
         # level less for every command of every request). An HTTP event to send goes
-        # straight to _send, as _handle_event would pass it.
+        # straight to its handler, as _handle_event would pass it.
+        sender = self._senders.get(type(event))
+        if sender is not None:
+            return sender(self, event)
         if isinstance(event, HttpEvent):
             return self._send(event)
         return self._handle_event(event)
@@ -116,12 +126,15 @@ class Http1Connection(Layer):
             self.hold_pausing = True
             yield from self._apply_reading()
 
-    def _hold_body(self, paused: bool) -> CommandGenerator[None]:
+    def _hold_body(self, paused: bool) -> bool:
+        """Start or end a hold; True if reading must be decided again (then the caller
+        yields from _apply_reading). A plain function: after every message it ends a hold
+        that usually never began, and a generator for that would yield nothing."""
         self.body_held, self.held_bytes = paused, 0
-        if not paused:
-            self.hold_pausing = False
-            if self.reading_paused:  # (as after every message: then nothing to resume)
-                yield from self._apply_reading()
+        if paused:
+            return False
+        self.hold_pausing = False
+        return self.reading_paused
 
     def _apply_reading(self) -> CommandGenerator[None]:
         """One PauseReading/ResumeReading state for the peer, whatever the reasons."""
@@ -157,7 +170,12 @@ class Http1Connection(Layer):
         del buf[:end]
         return data
 
-    def _send_body(self, data: bytes) -> CommandGenerator[None]:
+    def _send_data(self, event: RequestData | ResponseData) -> CommandGenerator[None]:
+        """A body chunk, framed as ``send_framing`` says; in a tunnel, as it is."""
+        data = event.data
+        if self.state == "passthrough":
+            yield commands.SendData(self.conn, data)
+            return
         if not data or self.send_framing == "none":
             return
         if self.send_framing == "chunked":
@@ -170,10 +188,11 @@ class Http1Connection(Layer):
         else:
             yield commands.SendData(self.conn, data)
 
-    def _send_end(self) -> CommandGenerator[None]:
-        if self.send_framing == "chunked":
-            yield commands.SendData(self.conn, http1.last_chunk(self.pending_trailers))
-        self.pending_trailers = None
+    def _end_bytes(self) -> bytes | None:
+        """What ends an outgoing body on the wire: the last chunk (with trailers) when
+        chunked, else nothing (None), as is usual: no generator that yields nothing."""
+        trailers, self.pending_trailers = self.pending_trailers, None
+        return http1.last_chunk(trailers) if self.send_framing == "chunked" else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,7 +331,8 @@ class Http1Server(Http1Connection):
             else:
                 self.buf += event.data
                 yield from self._read()
-            yield from self._pipeline_backpressure()
+            if self._pipeline_backpressure():
+                yield from self._apply_reading()
         elif isinstance(event, events.ConnectionClosed):
             yield from self._client_closed()
         elif isinstance(event, HttpEvent):
@@ -339,16 +359,17 @@ class Http1Server(Http1Connection):
             else:
                 return
 
-    def _pipeline_backpressure(self) -> CommandGenerator[None]:
+    def _pipeline_backpressure(self) -> bool:
         """Stop reading the client while more than head_size_limit bytes of what it
-        pipelined wait behind the request in progress; read again once they are taken."""
+        pipelined wait behind the request in progress; read again once they are taken.
+        True if reading must be decided again (then the caller yields from _apply_reading);
+        usually it need not, so this is no generator."""
         if self.state == "wait" and self.buf:
             limit = self.head_size_limit()
             self.pipeline_pausing = limit is not None and len(self.buf) > limit
         else:
             self.pipeline_pausing = False
-        if self.pipeline_pausing != self.reading_paused:  # (usually both False: nothing to do)
-            yield from self._apply_reading()
+        return self.pipeline_pausing != self.reading_paused
 
     def _may_resume(self) -> bool:
         return self.state != "done"
@@ -395,7 +416,7 @@ class Http1Server(Http1Connection):
             self.state = "read_body"
         yield ReceiveHttp(RequestHeaders(stream_id, request, end_stream=size == 0))
         # A CONNECT request goes on as its tunnel (as mitmproxy): no end of message.
-        if size == 0 and request.method != "CONNECT" and self.stream_id == stream_id and self.request is request:
+        if size == 0 and request.data.method != b"CONNECT" and self.stream_id == stream_id and self.request is request:
             yield ReceiveHttp(RequestEndOfMessage(stream_id))
         return True
 
@@ -479,43 +500,45 @@ class Http1Server(Http1Connection):
             yield from self._send_headers(event)
         elif isinstance(event, BodyBackpressure):
             if event.request and event.stream_id == self.stream_id:
-                yield from self._hold_body(event.paused)
+                if self._hold_body(event.paused):
+                    yield from self._apply_reading()
         elif isinstance(event, DiscardRequestBody):
             if event.stream_id == self.stream_id and self.state == "read_body":
                 self.body_discarded = True
-            yield from self._hold_body(False)
+            if self._hold_body(False):
+                yield from self._apply_reading()
         elif isinstance(event, ResponseData):
-            if self.state != "passthrough":
-                yield from self._send_body(event.data)
-            else:
-                yield commands.SendData(self.conn, event.data)
+            yield from self._send_data(event)
         elif isinstance(event, ResponseTrailers):
             self.pending_trailers = event.trailers
         elif isinstance(event, ResponseEndOfMessage):
-            if self.switching:
-                yield from self._start_passthrough()
-                return
-            if self.state == "passthrough":
-                yield commands.CloseConnection(self.conn, half_close=True)
-                return
-            yield from self._send_end()
-            yield from self._response_done()
+            yield from self._send_end_of_message(event)
         elif isinstance(event, ResponseProtocolError):
             yield from self._send_error(event)
 
+    def _send_end_of_message(self, event: ResponseEndOfMessage) -> CommandGenerator[None]:
+        if self.switching:
+            yield from self._start_passthrough()
+            return
+        if self.state == "passthrough":
+            yield commands.CloseConnection(self.conn, half_close=True)
+            return
+        end = self._end_bytes()
+        if end is not None:
+            yield commands.SendData(self.conn, end)
+        yield from self._response_done()
+
     def _send_headers(self, event: ResponseHeaders) -> CommandGenerator[None]:
         response = event.response
-        if response.status_code < 200 and response.status_code != 101:
+        status = response.status_code
+        if status < 200 and status != 101:
             yield commands.SendData(self.conn, http1.assemble_response_head(response))
             return
         assert self.request is not None
         self.response = response
-        method = self.request.method.upper()
-        bodiless = (
-            method == "HEAD"
-            or response.status_code in (204, 304)
-            or (method == "CONNECT" and 200 <= response.status_code < 300)
-        )
+        method = self.request.data.method.upper()  # (bytes: no decoding per response)
+        tunnel = method == b"CONNECT" and 200 <= status < 300
+        bodiless = method == b"HEAD" or status in (204, 304) or tunnel
         headers = response.headers
         if (
             not bodiless
@@ -531,7 +554,7 @@ class Http1Server(Http1Connection):
                 headers["transfer-encoding"] = "chunked"
         self.send_framing = _outgoing_framing(response.headers, bodiless)
         yield commands.SendData(self.conn, http1.assemble_response_head(response))
-        if response.status_code == 101 or (method == "CONNECT" and 200 <= response.status_code < 300):
+        if status == 101 or tunnel:
             # The tunnel begins once this (bodiless) response has ended: see _start_passthrough.
             self.switching = True
 
@@ -546,7 +569,8 @@ class Http1Server(Http1Connection):
         if self.buf:
             assert self.stream_id is not None
             yield ReceiveHttp(RequestData(self.stream_id, self._take(len(self.buf))))
-        yield from self._pipeline_backpressure()  # a tunnel reads on, whatever came early
+        if self._pipeline_backpressure():  # a tunnel reads on, whatever came early
+            yield from self._apply_reading()
 
     def _response_done(self) -> CommandGenerator[None]:
         request, response = self.request, self.response
@@ -573,11 +597,13 @@ class Http1Server(Http1Connection):
         self.state = "read_headers"
         self.request = self.response = None
         self.body_reader = None
-        yield from self._hold_body(False)
+        if self._hold_body(False):
+            yield from self._apply_reading()
         self._arm_head_timer(idle=not self.buf.lstrip(b"\r\n"))
         if self.buf:
             yield from self._read()
-        yield from self._pipeline_backpressure()
+        if self._pipeline_backpressure():
+            yield from self._apply_reading()
 
     def _send_error(self, event: ResponseProtocolError) -> CommandGenerator[None]:
         if self.state in ("done", "discard"):
@@ -597,7 +623,8 @@ class Http1Server(Http1Connection):
         connection and could destroy the answer before the client reads it, so only send
         FIN and drop what still arrives until the client hangs up (or LINGER_SECONDS)."""
         self.state = "discard"
-        yield from self._hold_body(False)
+        if self._hold_body(False):
+            yield from self._apply_reading()
         yield commands.CloseConnection(self.conn, half_close=True)
         self.linger_timer = commands.RequestWakeup(LINGER_SECONDS)
         yield self.linger_timer
@@ -639,40 +666,13 @@ class Http1Client(Http1Connection):
 
     def _send(self, event: HttpEvent) -> CommandGenerator[None]:
         if isinstance(event, RequestHeaders):
-            request = event.request
-            self.stream_id = event.stream_id
-            self.request, self.response = request, None
-            self.state = "wait"
-            self.request_sent = False
-            bodiless = event.end_stream and "content-length" not in request.headers
-            framing = _outgoing_framing(request.headers, bodiless)
-            # A request body must be delimited: an unknown length is sent chunked.
-            if framing == "eof":
-                request.headers["transfer-encoding"] = "chunked"
-                framing = "chunked"
-            self.send_framing = framing
-            if self.absolute_form:
-                head = http1.assemble_request_head(_with_authority(_as_http1(request)))
-            else:
-                head = http1.assemble_origin_request_head(_as_http1(request))
-            yield commands.SendData(self.conn, head)
+            yield from self._send_headers(event)
         elif isinstance(event, RequestData):
-            if self.state == "passthrough":
-                yield commands.SendData(self.conn, event.data)
-            else:
-                yield from self._send_body(event.data)
+            yield from self._send_data(event)
         elif isinstance(event, RequestTrailers):
             self.pending_trailers = event.trailers
         elif isinstance(event, RequestEndOfMessage):
-            if self.state == "passthrough":
-                yield commands.CloseConnection(self.conn, half_close=True)
-            else:
-                yield from self._send_end()
-                self.request_sent = True
-                if self.state == "sending":  # answered early; now the request is out too
-                    self.state = "idle"
-                    self.request = None
-                    self.body_reader = None
+            yield from self._send_end_of_message(event)
         elif isinstance(event, RequestProtocolError):
             # The client went away or the request was killed: this connection is unusable.
             if self.state != "done":  # (closed already if the server side failed first)
@@ -680,7 +680,40 @@ class Http1Client(Http1Connection):
                 yield commands.CloseConnection(self.conn)
         elif isinstance(event, BodyBackpressure):
             if not event.request and event.stream_id == self.stream_id:
-                yield from self._hold_body(event.paused)
+                if self._hold_body(event.paused):
+                    yield from self._apply_reading()
+
+    def _send_headers(self, event: RequestHeaders) -> CommandGenerator[None]:
+        request = event.request
+        self.stream_id = event.stream_id
+        self.request, self.response = request, None
+        self.state = "wait"
+        self.request_sent = False
+        bodiless = event.end_stream and "content-length" not in request.headers
+        framing = _outgoing_framing(request.headers, bodiless)
+        # A request body must be delimited: an unknown length is sent chunked.
+        if framing == "eof":
+            request.headers["transfer-encoding"] = "chunked"
+            framing = "chunked"
+        self.send_framing = framing
+        if self.absolute_form:
+            head = http1.assemble_request_head(_with_authority(_as_http1(request)))
+        else:
+            head = http1.assemble_origin_request_head(_as_http1(request))
+        yield commands.SendData(self.conn, head)
+
+    def _send_end_of_message(self, event: RequestEndOfMessage) -> CommandGenerator[None]:
+        if self.state == "passthrough":
+            yield commands.CloseConnection(self.conn, half_close=True)
+            return
+        end = self._end_bytes()
+        if end is not None:
+            yield commands.SendData(self.conn, end)
+        self.request_sent = True
+        if self.state == "sending":  # answered early; now the request is out too
+            self.state = "idle"
+            self.request = None
+            self.body_reader = None
 
     def _read(self) -> CommandGenerator[None]:
         while self.buf:
@@ -712,22 +745,24 @@ class Http1Client(Http1Connection):
 
     def _read_head(self, head: bytes) -> CommandGenerator[bool]:
         assert self.request is not None and self.stream_id is not None
+        method = self.request.method
         try:
             response = http1.parse_response_head(head)
-            size = http1.response_body_size(self.request.method, response)
+            size = http1.response_body_size(method, response)
         except ProtocolError as e:
             yield from self._fail(f"Bad response from server: {e}")
             return False
-        if response.status_code < 200 and response.status_code != 101:
+        status = response.status_code
+        if status < 200 and status != 101:
             return True  # interim response (100, 103…): not forwarded, the final one follows
         response.timestamp_start = time.time()
         self.response = response
         self.response_size = size
         yield ReceiveHttp(ResponseHeaders(self.stream_id, response, end_stream=size == 0))
-        tunnel = self.request.method == "CONNECT" and 200 <= response.status_code < 300
-        if response.status_code == 101 or tunnel:
+        tunnel = method == "CONNECT" and 200 <= status < 300
+        if status == 101 or tunnel:
             self.state = "passthrough"
-            if response.status_code == 101:
+            if status == 101:
                 # The 101 itself is complete; what follows is the new protocol (as mitmproxy).
                 # (A 2xx to a CONNECT goes on as the tunnel, without an end.)
                 yield ReceiveHttp(ResponseEndOfMessage(self.stream_id))
@@ -742,15 +777,16 @@ class Http1Client(Http1Connection):
         return True
 
     def _read_body(self, data: bytes | None = None) -> CommandGenerator[None]:
-        """Feed ``data`` (default: all of buf) to the body reader and hand on what it gives."""
+        """Feed ``data`` (default: all of buf) to the body reader; what to hand on, as a
+        generator. A plain function: no generator level of its own between the response's
+        events (and all that the stream then sends) and the driver."""
         assert self.body_reader is not None and self.stream_id is not None
         try:
             parts, rest = self.body_reader.feed(self._take(len(self.buf)) if data is None else data)
             self.buf[:0] = rest
         except ProtocolError as e:
-            yield from self._fail(f"Bad response body: {e}")
-            return
-        yield from self._body_parts(parts)
+            return self._fail(f"Bad response body: {e}")
+        return self._body_parts(parts)
 
     def _body_parts(self, parts: list[BodyData | BodyEnd]) -> CommandGenerator[None]:
         stream_id = self.stream_id
@@ -775,7 +811,8 @@ class Http1Client(Http1Connection):
             or http1.connection_close(request.http_version, request.headers)
             or http1.connection_close(response.http_version, response.headers)
         )
-        yield from self._hold_body(False)
+        if self._hold_body(False):
+            yield from self._apply_reading()
         # Decide before telling the stream, which may immediately ask for a connection again.
         if close:
             self.state = "done"
@@ -825,3 +862,15 @@ class Http1Client(Http1Connection):
         yield commands.CloseConnection(self.conn)
         if stream_id is not None:
             yield ReceiveHttp(ResponseProtocolError(stream_id, message))
+
+
+Http1Server._senders = {
+    ResponseHeaders: Http1Server._send_headers,
+    ResponseData: Http1Server._send_data,
+    ResponseEndOfMessage: Http1Server._send_end_of_message,
+}
+Http1Client._senders = {
+    RequestHeaders: Http1Client._send_headers,
+    RequestData: Http1Client._send_data,
+    RequestEndOfMessage: Http1Client._send_end_of_message,
+}
