@@ -172,22 +172,25 @@ class TLSLayer(TunnelLayer):
     def flush(self) -> CommandGenerator[None]:
         """Send whatever OpenSSL has written into the outgoing BIO.
 
-        A memory BIO hands out all it holds up to the size asked for, so a short read
-        means it is empty: no further call (and no WantReadError raised as the end marker,
-        which costs about 2 us in pyOpenSSL) for the usual one-record flush."""
+        The BIO says how much it holds, so that is read in one call; nothing is read when it
+        is empty (pyOpenSSL marks an empty BIO with a WantReadError, about 2 us)."""
         assert self.tls is not None
-        out = []
-        while True:
-            try:
-                chunk = self.tls.bio_read(READ_CHUNK)
-            except SSL.WantReadError:
-                break
-            if chunk:
-                out.append(chunk)
-            if len(chunk) < READ_CHUNK:
-                break
-        if out:
-            yield commands.SendData(self.conn, out[0] if len(out) == 1 else b"".join(out))
+        waiting = _bio_pending(self.tls, outgoing=True)
+        if waiting is None:  # bindings without the query: read until a short read
+            out = []
+            while True:
+                try:
+                    chunk = self.tls.bio_read(READ_CHUNK)
+                except SSL.WantReadError:
+                    break
+                if chunk:
+                    out.append(chunk)
+                if len(chunk) < READ_CHUNK:
+                    break
+            if out:
+                yield commands.SendData(self.conn, out[0] if len(out) == 1 else b"".join(out))
+        elif waiting:
+            yield commands.SendData(self.conn, self.tls.bio_read(waiting))
 
     def command_from_child(self, command: commands.ConnectionCommand) -> CommandGenerator[None]:
         if self.state == PASSTHROUGH:
@@ -248,6 +251,8 @@ class TLSLayer(TunnelLayer):
             if not chunk:
                 break
             chunks.append(chunk)
+            if not self.tls.pending() and _bio_pending(self.tls, outgoing=False) == 0:
+                break  # all ciphertext decrypted: another read would only raise WantReadError
         yield from self.flush()  # e.g. key updates or session tickets
         if chunks:
             yield from self.event_to_child(events.DataReceived(self.conn, b"".join(chunks)))
@@ -505,6 +510,26 @@ class ClientTLSLayer(TLSLayer):
 
     def explain_failure(self, e: SSL.Error) -> str:
         return f"{describe_ssl_error(e)}."
+
+
+def _bio_pending(tls: SSL.Connection, outgoing: bool) -> int | None:
+    """Bytes waiting in a memory BIO of ``tls``: the outgoing one (ciphertext to send) or the
+    incoming one (ciphertext not yet decrypted); None if the bindings cannot tell.
+
+    pyOpenSSL has no public query for this; ``BIO_get_mem_data`` (a memory BIO's length)
+    is in its cffi bindings, as ``SSL_get_verify_result`` is for :func:`verify_error`."""
+    bio = getattr(tls, "_from_ssl" if outgoing else "_into_ssl", None)
+    if bio is None or _get_mem_data is None:
+        return None
+    return int(_get_mem_data(bio, _NULL))
+
+
+try:  # see _bio_pending
+    _get_mem_data: Callable[[Any, Any], int] | None = SSL._lib.BIO_get_mem_data
+    _NULL: Any = SSL._ffi.NULL
+except AttributeError:  # pragma: no cover - other bindings
+    _get_mem_data = None
+    _NULL = None
 
 
 def _who(conn: Connection) -> str:

@@ -524,7 +524,7 @@ def test_mitmproxy_clienthello_helpers_work_on_records():
 
 
 @pytest.mark.parametrize("size", [10, READ_CHUNK - 100, READ_CHUNK, 3 * READ_CHUNK + 7])
-def test_flush_sends_everything_the_bio_holds(master, size):
+def test_flush_sends_everything_the_bio_holds(master, size, bio_query):
     """flush stops at the first short BIO read: ciphertext of any size still goes out whole,
     including flights that fill the read size exactly or several times."""
     layer, _child = client_tls(master)
@@ -538,3 +538,63 @@ def test_flush_sends_everything_the_bio_holds(master, size):
     peer.step(bytes(pump.to_client))
     pump.to_client.clear()
     assert peer.read() == b"echo:" + payload
+
+
+@pytest.fixture(params=["bio-query", "no-bio-query"])
+def bio_query(request, monkeypatch):
+    """Run with pyOpenSSL's BIO length query and without it (bindings that lack it)."""
+    from proxycore.layers import tls as tls_module
+
+    if request.param == "no-bio-query":
+        monkeypatch.setattr(tls_module, "_get_mem_data", None)
+    return request.param
+
+
+def test_bio_pending_counts_both_directions(master):
+    from OpenSSL import SSL
+
+    from proxycore.layers.tls import _bio_pending
+
+    conn = SSL.Connection(SSL.Context(SSL.TLS_METHOD), None)
+    conn.set_connect_state()
+    assert _bio_pending(conn, outgoing=True) == 0 and _bio_pending(conn, outgoing=False) == 0
+    with pytest.raises(SSL.WantReadError):
+        conn.do_handshake()
+    hello = _bio_pending(conn, outgoing=True)
+    assert hello and hello > 100
+    conn.bio_write(b"\x16\x03")
+    assert _bio_pending(conn, outgoing=False) == 2
+    assert len(conn.bio_read(65536)) == hello and _bio_pending(conn, outgoing=True) == 0
+
+
+def test_several_records_and_close_notify_in_one_feed(master, bio_query):
+    """The read loop stops early only once no ciphertext is left: every record of one feed
+    reaches the child as one chunk, and a close_notify behind them closes."""
+    layer, child = client_tls(master)
+    pump = Pump(layer, master)
+    peer = Peer(client_ssl_context(master), False, "example.com")
+    exchange(pump, peer)
+    assert peer.done, peer.error
+    for part in (b"one;", b"two;", b"x" * 40000):  # the last one spans three records
+        peer.obj.write(part)
+    with pytest.raises(ssl.SSLWantReadError):
+        peer.obj.unwrap()
+    pump.client_sends(peer.outgoing.read())
+    peer.step(bytes(pump.to_client))
+    pump.to_client.clear()
+    assert peer.read() == b"echo:one;two;" + b"x" * 40000
+    assert child.closed
+
+
+def test_a_record_split_over_two_feeds(master, bio_query):
+    layer, _child = client_tls(master)
+    pump = Pump(layer, master)
+    peer = Peer(client_ssl_context(master), False, "example.com")
+    exchange(pump, peer)
+    peer.obj.write(b"hello")
+    ciphertext = peer.outgoing.read()
+    pump.client_sends(ciphertext[:7])
+    assert not pump.to_client
+    pump.client_sends(ciphertext[7:])
+    peer.step(bytes(pump.to_client))
+    assert peer.read() == b"echo:hello"
