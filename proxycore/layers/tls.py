@@ -33,6 +33,7 @@ from proxycore.proxy.tunnel import CLOSED, ESTABLISHING, INACTIVE, OPEN, TunnelL
 
 PASSTHROUGH = "passthrough"  # not intercepted: bytes pass both ways untouched
 READ_CHUNK = 65536  # plaintext per SSL_read call (a TLS record is at most 16 KiB)
+MERGE_LIMIT = 16384  # consecutive sends are joined up to one record's plaintext
 # ALPN protocol names that mean HTTP (mitmproxy.proxy.layers.tls.HTTP_ALPNS).
 HTTP_ALPNS = (b"h2", b"http/1.1", b"http/1.0", b"http/0.9")
 
@@ -191,6 +192,30 @@ class TLSLayer(TunnelLayer):
                 yield commands.SendData(self.conn, out[0] if len(out) == 1 else b"".join(out))
         elif waiting:
             yield commands.SendData(self.conn, self.tls.bio_read(waiting))
+
+    def event_to_child(self, event: events.Event) -> CommandGenerator[None]:
+        """Pass ``event`` to the child, encrypting what it sends on our connection.
+
+        Consecutive small sends (an HTTP/1 head and then its body) are encrypted together:
+        one SSL_write, one record and one ciphertext send instead of one each. Any other
+        command first sends what is held, so everything the child does keeps its order."""
+        held = b""
+        for command in self.child_layer.handle_event(event):
+            if type(command) is commands.SendData and command.connection is self.conn and self.state == OPEN:
+                if held and len(held) + len(command.data) > MERGE_LIMIT:
+                    yield from self.send_plaintext(held)
+                    held = b""
+                held = held + command.data if held else command.data
+                continue
+            if held:
+                yield from self.send_plaintext(held)
+                held = b""
+            if isinstance(command, commands.ConnectionCommand) and command.connection is self.conn:
+                yield from self.command_from_child(command)
+            else:
+                yield command
+        if held:
+            yield from self.send_plaintext(held)
 
     def command_from_child(self, command: commands.ConnectionCommand) -> CommandGenerator[None]:
         if self.state == PASSTHROUGH:

@@ -598,3 +598,52 @@ def test_a_record_split_over_two_feeds(master, bio_query):
     pump.client_sends(ciphertext[7:])
     peer.step(bytes(pump.to_client))
     assert peer.read() == b"echo:hello"
+
+
+class Burst(Layer):
+    """Child layer: answers a client chunk with several sends and a log line in between."""
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, events.DataReceived) and event.connection is self.context.client:
+            client = self.context.client
+            yield commands.SendData(client, b"head;")
+            yield commands.SendData(client, b"body;")
+            yield commands.Log("between")
+            yield commands.SendData(client, b"tail;")
+            yield commands.SendData(client, b"x" * 40000)
+
+
+def application_records(ciphertext: bytes) -> int:
+    count, pos = 0, 0
+    while pos + 5 <= len(ciphertext):
+        count += ciphertext[pos] == 0x17
+        pos += 5 + int.from_bytes(ciphertext[pos + 3 : pos + 5], "big")
+    return count
+
+
+def test_consecutive_small_sends_become_one_record_in_order(master):
+    """A head and its body go out as one record; a command in between (here a log line)
+    first gets what came before it, and a large send is not copied into a smaller one."""
+    layer, _ = client_tls(master)
+    layer.child_layer = Burst(layer.context)
+    order: list[tuple[str, int]] = []
+
+    class Recording(Pump):
+        def execute(self, command):
+            if isinstance(command, commands.SendData):
+                order.append(("send", application_records(command.data)))
+            elif isinstance(command, commands.Log) and command.message == "between":
+                order.append(("log", 0))
+            return super().execute(command)
+
+    pump = Recording(layer, master)
+    peer = Peer(client_ssl_context(master), False, "example.com")
+    exchange(pump, peer)
+    order.clear()
+    peer.obj.write(b"go")
+    pump.client_sends(peer.outgoing.read())
+    # head+body: one record; then the log; then "tail;" alone (40000 bytes would pass
+    # MERGE_LIMIT) and the 40000 bytes in three records of at most 16 KiB.
+    assert order == [("send", 1), ("log", 0), ("send", 1), ("send", 3)]
+    peer.step(bytes(pump.to_client))
+    assert peer.read() == b"head;body;tail;" + b"x" * 40000
