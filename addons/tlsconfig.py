@@ -27,8 +27,10 @@ from typing import Any
 from OpenSSL import SSL
 
 from proxycore import ctx
+from proxycore.connection import Server
 from proxycore.exceptions import OptionsError
 from proxycore.layers.tls import HTTP_ALPNS, ClientHelloData, TlsData
+from proxycore.proxy.server_hooks import ServerConnectionHookData
 
 logger = logging.getLogger("proxycore.tls")
 
@@ -89,11 +91,22 @@ def _keylog_callback() -> _KeyLog | None:
     return _keylog
 
 
+SESSION_CACHE_SIZE = 1000
+"""Servers (address, SNI, ALPN offers, verification) whose last TLS session is kept."""
+
+
 class TlsConfig:
     def __init__(self) -> None:
         self.certstore: Any = None
         self._client_contexts: dict[Any, SSL.Context] = {}
         self._server_contexts: dict[Any, SSL.Context] = {}
+        # TLS session resumption toward servers, as browsers do: a new connection offers the
+        # session of the last one made for exactly the same server, name, ALPN offers and
+        # verification settings, and skips the certificate exchange and its verification
+        # (which the session carries over). Sessions are taken when a connection ends, since
+        # TLS 1.3 servers send their tickets after the handshake.
+        self._sessions: dict[tuple[Any, ...], SSL.Session] = {}
+        self._session_owners: dict[Server, tuple[tuple[Any, ...], SSL.Connection]] = {}
 
     def load(self, loader: Any) -> None:
         add = loader.add_option
@@ -168,6 +181,7 @@ class TlsConfig:
             "tls_ecdh_curve_server",
         }:
             self._server_contexts.clear()
+            self._sessions.clear()  # made under the old verification settings
             client_certs = opts.client_certs
             if client_certs and not os.path.exists(os.path.expanduser(client_certs)):
                 raise OptionsError(f"Client certificate path does not exist: {client_certs}")
@@ -227,7 +241,31 @@ class TlsConfig:
             offers = [b"http/1.1"]  # the client only offered protocols we cannot speak
         if offers:
             conn.set_alpn_protos(offers)
+        key = (server.address, host, tuple(offers), verify, client_cert)
+        session = self._sessions.get(key)
+        if session is not None:
+            conn.set_session(session)
+        if len(self._session_owners) >= SESSION_CACHE_SIZE:  # a driver that never says
+            del self._session_owners[next(iter(self._session_owners))]  # server_disconnected
+        self._session_owners[server] = (key, conn)
         data.ssl_conn = conn
+
+    def server_disconnected(self, data: ServerConnectionHookData) -> None:
+        """Keep the session of a connection we made, for the next one to the same server.
+
+        OpenSSL itself declines to offer a session whose connection it saw end badly, or
+        one a TLS 1.3 server sent no ticket for: the next handshake is then a full one."""
+        owner = self._session_owners.pop(data.server, None)
+        if owner is None or not data.server.tls_established:
+            return
+        key, conn = owner
+        session = conn.get_session()
+        if session is None:
+            return
+        self._sessions.pop(key, None)  # re-inserted last: the oldest server goes first
+        self._sessions[key] = session
+        if len(self._sessions) > SESSION_CACHE_SIZE:
+            del self._sessions[next(iter(self._sessions))]
 
     def quic_start_client(self, data: Any) -> None:
         """QUIC toward a client: the same leaf as for TLS, for the SNI read from its Initial."""

@@ -524,7 +524,7 @@ def test_mitmproxy_clienthello_helpers_work_on_records():
 
 
 @pytest.mark.parametrize("size", [10, READ_CHUNK - 100, READ_CHUNK, 3 * READ_CHUNK + 7])
-def test_flush_sends_everything_the_bio_holds(master, size):
+def test_flush_sends_everything_the_bio_holds(master, size, bio_query):
     """flush stops at the first short BIO read: ciphertext of any size still goes out whole,
     including flights that fill the read size exactly or several times."""
     layer, _child = client_tls(master)
@@ -538,3 +538,130 @@ def test_flush_sends_everything_the_bio_holds(master, size):
     peer.step(bytes(pump.to_client))
     pump.to_client.clear()
     assert peer.read() == b"echo:" + payload
+
+
+@pytest.fixture(params=["bio-query", "no-bio-query"])
+def bio_query(request, monkeypatch):
+    """Run with pyOpenSSL's BIO length query and without it (bindings that lack it)."""
+    from proxycore.layers import tls as tls_module
+
+    if request.param == "no-bio-query":
+        monkeypatch.setattr(tls_module, "_raw", None)
+    return request.param
+
+
+def test_bio_pending_counts_both_directions(master):
+    from OpenSSL import SSL
+
+    from proxycore.layers.tls import _bio_pending
+
+    conn = SSL.Connection(SSL.Context(SSL.TLS_METHOD), None)
+    conn.set_connect_state()
+    assert _bio_pending(conn, outgoing=True) == 0 and _bio_pending(conn, outgoing=False) == 0
+    with pytest.raises(SSL.WantReadError):
+        conn.do_handshake()
+    hello = _bio_pending(conn, outgoing=True)
+    assert hello and hello > 100
+    conn.bio_write(b"\x16\x03")
+    assert _bio_pending(conn, outgoing=False) == 2
+    assert len(conn.bio_read(65536)) == hello and _bio_pending(conn, outgoing=True) == 0
+
+
+def test_several_records_and_close_notify_in_one_feed(master, bio_query):
+    """The read loop stops early only once no ciphertext is left: every record of one feed
+    reaches the child as one chunk, and a close_notify behind them closes."""
+    layer, child = client_tls(master)
+    pump = Pump(layer, master)
+    peer = Peer(client_ssl_context(master), False, "example.com")
+    exchange(pump, peer)
+    assert peer.done, peer.error
+    for part in (b"one;", b"two;", b"x" * 40000):  # the last one spans three records
+        peer.obj.write(part)
+    with pytest.raises(ssl.SSLWantReadError):
+        peer.obj.unwrap()
+    pump.client_sends(peer.outgoing.read())
+    peer.step(bytes(pump.to_client))
+    pump.to_client.clear()
+    assert peer.read() == b"echo:one;two;" + b"x" * 40000
+    assert child.closed
+
+
+def test_a_record_split_over_two_feeds(master, bio_query):
+    layer, _child = client_tls(master)
+    pump = Pump(layer, master)
+    peer = Peer(client_ssl_context(master), False, "example.com")
+    exchange(pump, peer)
+    peer.obj.write(b"hello")
+    ciphertext = peer.outgoing.read()
+    pump.client_sends(ciphertext[:7])
+    assert not pump.to_client
+    pump.client_sends(ciphertext[7:])
+    peer.step(bytes(pump.to_client))
+    assert peer.read() == b"echo:hello"
+
+
+class Burst(Layer):
+    """Child layer: answers a client chunk with several sends and a log line in between."""
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, events.DataReceived) and event.connection is self.context.client:
+            client = self.context.client
+            yield commands.SendData(client, b"head;")
+            yield commands.SendData(client, b"body;")
+            yield commands.Log("between")
+            yield commands.SendData(client, b"tail;")
+            yield commands.SendData(client, b"x" * 40000)
+
+
+def application_records(ciphertext: bytes) -> int:
+    count, pos = 0, 0
+    while pos + 5 <= len(ciphertext):
+        count += ciphertext[pos] == 0x17
+        pos += 5 + int.from_bytes(ciphertext[pos + 3 : pos + 5], "big")
+    return count
+
+
+def test_consecutive_small_sends_become_one_record_in_order(master):
+    """A head and its body go out as one record; a command in between (here a log line)
+    first gets what came before it, and a large send is not copied into a smaller one."""
+    layer, _ = client_tls(master)
+    layer.child_layer = Burst(layer.context)
+    order: list[tuple[str, int]] = []
+
+    class Recording(Pump):
+        def execute(self, command):
+            if isinstance(command, commands.SendData):
+                order.append(("send", application_records(command.data)))
+            elif isinstance(command, commands.Log) and command.message == "between":
+                order.append(("log", 0))
+            return super().execute(command)
+
+    pump = Recording(layer, master)
+    peer = Peer(client_ssl_context(master), False, "example.com")
+    exchange(pump, peer)
+    order.clear()
+    peer.obj.write(b"go")
+    pump.client_sends(peer.outgoing.read())
+    # head+body: one record; then the log; then "tail;" alone (40000 bytes would pass
+    # MERGE_LIMIT) and the 40000 bytes in three records of at most 16 KiB.
+    assert order == [("send", 1), ("log", 0), ("send", 1), ("send", 3)]
+    peer.step(bytes(pump.to_client))
+    assert peer.read() == b"head;body;tail;" + b"x" * 40000
+
+
+@pytest.mark.parametrize("cut", [1, 5, 100, 16000, 16421, 16500, 30000, -50, -1])
+def test_records_cut_anywhere_are_all_delivered(master, bio_query, cut):
+    """However the ciphertext of several full records is cut, everything reaches the child
+    once the rest arrives: OpenSSL may have half read a record from the first part, whose
+    plaintext is then larger than the ciphertext of the second."""
+    layer, _child = client_tls(master)
+    pump = Pump(layer, master)
+    peer = Peer(client_ssl_context(master), False, "example.com")
+    exchange(pump, peer)
+    payload = bytes(range(256)) * 160  # 40960 bytes: three records
+    peer.obj.write(payload)
+    ciphertext = peer.outgoing.read()
+    pump.client_sends(ciphertext[:cut])
+    pump.client_sends(ciphertext[cut:])
+    peer.step(bytes(pump.to_client))
+    assert peer.read().replace(b"echo:", b"") == payload

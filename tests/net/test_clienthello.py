@@ -321,6 +321,8 @@ MALFORMED_BODIES = [
     hello_body(alpn_ext(b"h2") + alpn_ext(b"h2")),  # duplicate extension
     hello_body(b"\x00"),  # half an extension type
     hello_body(b"\x00\x2b\x00"),
+    hello_body(alpn_ext(b"h2") + b"\x00\x2b\x00"),  # a type and half a length after a good one
+    hello_body(alpn_ext(b"h2") + b"\x00\x2b\x00\x05\x01"),  # data shorter than its length
     hello_body(b"", trailer=b"\x00"),  # bytes after the extensions block
     hello_body(b"", session_id=b"\x00" * 33),
     b"\x03\x03" + b"\x00" * 33 + b"\x00\x03\x13\x01\x00" + b"\x01\x00",  # odd suites
