@@ -88,6 +88,10 @@ def port(text: str) -> int:
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags every proxycore tool shares (proxydump, proxyweb), as mitmproxy's tools do."""
+    parser.epilog = (
+        "The event loop is uvloop's where uvloop is installed (every platform but Windows), else "
+        "asyncio's; set PROXYCORE_EVENT_LOOP=asyncio to run on asyncio's loop anyway (--version names it)."
+    )
     parser.add_argument("--version", action="store_true", help="show version information and exit")
     parser.add_argument(
         "--options", action="store_true", help="show all options with their defaults and help, then exit"
@@ -266,12 +270,14 @@ def version_text() -> str:
     import platform
 
     from proxycore import __version__
+    from proxycore.utils import eventloop
 
     return "\n".join(
         (
             f"proxycore: {__version__}",
             f"Python:    {platform.python_version()}",
             f"Platform:  {platform.platform()}",
+            f"Event loop: {eventloop.describe()}",
         )
     )
 
