@@ -417,7 +417,7 @@ async def _run(args: argparse.Namespace, tool: Tool) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, master.shutdown)
         try:
-            await master.run()
+            await master.run(freeze_heap=True)
         except OSError as e:  # a listener that cannot bind, if the server raises instead of logging
             error(str(e), tool.prog)
             return 1

@@ -30,13 +30,18 @@ pytestmark = pytest.mark.e2e
 
 LOOPS = ["uvloop", "asyncio"]
 
-# A script addon that writes which loop the proxy process really runs on.
+# A script addon that writes which loop the proxy process really runs on, and how many
+# objects the start-up left frozen (Master.run(freeze_heap=True)) when a request comes.
 REPORT_SCRIPT = """
-import asyncio, os
+import asyncio, gc, os
 
 def running():
     with open(os.environ["LOOP_REPORT"], "w") as f:
         f.write(type(asyncio.get_running_loop()).__module__)
+
+def request(flow):
+    with open(os.environ["LOOP_REPORT"] + ".frozen", "w") as f:
+        f.write(str(gc.get_freeze_count()))
 """
 
 
@@ -111,6 +116,15 @@ def _wait_for(path: Path, timeout: float = 10) -> str:
 def test_the_proxy_runs_on_the_loop_asked_for(proxy: LoopProxy):
     module = _wait_for(proxy.report)
     assert module.split(".")[0] == proxy.loop, module
+
+
+def test_the_start_up_heap_is_frozen_before_the_first_request(proxy: LoopProxy, upstream: int):
+    """A full collection walks only what the proxy made since it started (master.py)."""
+    conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+    conn.request("GET", f"http://127.0.0.1:{upstream}/get")
+    assert conn.getresponse().status == 200
+    conn.close()
+    assert int(_wait_for(Path(f"{proxy.report}.frozen"))) > 10_000
 
 
 def test_keep_alive_requests_share_one_client_connection(proxy: LoopProxy, upstream: int):
