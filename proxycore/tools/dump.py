@@ -337,6 +337,9 @@ def _main(argv: Sequence[str] | None, tool: Tool | None) -> int:
 
     # Until the event loop takes over, make SIGTERM behave like Ctrl-C: a quiet exit.
     signal.signal(signal.SIGTERM, terminate)
+    from proxycore.utils import malloc
+
+    malloc.tune()  # before the proxy allocates its first body buffer
     main_coroutine = _run(args, tool)
     try:
         from proxycore.utils import eventloop
