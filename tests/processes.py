@@ -44,10 +44,10 @@ def seed_ca(confdir: Path) -> None:
 class Proxy:
     def __init__(
         self, args: list[str], tmp: Path, module: str = "proxycore", python: str = sys.executable,
-        wrapper: tuple[str, ...] = (),
+        wrapper: tuple[str, ...] = (), env: dict[str, str] | None = None,
     ) -> None:
         """Run ``python -m module`` (proxydump; proxyweb is ``proxycore.tools.web``), as the
-        last arguments of ``wrapper`` if one is given."""
+        last arguments of ``wrapper`` if one is given; ``env`` adds environment variables."""
         self.port = free_port()
         self.confdir = tmp / "conf"  # never the user's ~/.proxycore
         seed_ca(self.confdir)
@@ -60,7 +60,7 @@ class Proxy:
             ],
             stdout=self.stdout_path.open("wb"),
             stderr=self.stderr_path.open("wb"),
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

@@ -313,6 +313,7 @@ class ConnectionHandler:
         self._queue: collections.deque[events.Event] = collections.deque()
         self._processing = False
         self._unsent: dict[_ConnectionProtocol, list[bytes]] = {}  # SendData of this feed()
+        self._unsent_size = 0  # bytes in _unsent
         self._tasks: set[asyncio.Task[Any]] = set()
         self._hook_tasks: set[asyncio.Task[Any]] = set()
         self._hooks_started: set[commands.StartHook] = set()  # by _instant_hook, not done yet
@@ -475,7 +476,12 @@ class ConnectionHandler:
         if self._processing:
             return
         self._process(flush=False)
-        if self._unsent:
+        if self._unsent_size > WRITE_HIGH_WATER:
+            # A body in flight: write it now, so that a full peer pauses our reading before
+            # the loop delivers more (uvloop reads a socket up to 32 times in one pass, and
+            # 8 MB held here until the pass ended). Batching only helps small sends.
+            self.flush_writes()
+        elif self._unsent:
             _pass_writer.add(self)
 
     def flush_writes(self) -> None:
@@ -572,9 +578,11 @@ class ConnectionHandler:
         if only is not None:
             chunks = self._unsent.pop(only, None)
             batches = [(only, chunks)] if chunks else []
+            self._unsent_size -= sum(map(len, chunks)) if chunks else 0
         else:
             batches = list(self._unsent.items())
             self._unsent.clear()
+            self._unsent_size = 0
         for protocol, chunks in batches:
             if protocol.transport is None or protocol.transport.is_closing():
                 continue  # the peer is gone (connection_lost)
@@ -599,6 +607,7 @@ class ConnectionHandler:
                     self._unsent[protocol] = [command.data]
                 else:
                     unsent.append(command.data)
+                self._unsent_size += len(command.data)
                 if command.connection is self.client:
                     self._client_silent = False  # a server-first protocol: the client may wait
         elif isinstance(command, commands.StartHook):

@@ -88,6 +88,10 @@ def port(text: str) -> int:
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags every proxycore tool shares (proxydump, proxyweb), as mitmproxy's tools do."""
+    parser.epilog = (
+        "The event loop is uvloop's where uvloop is installed (every platform but Windows), else "
+        "asyncio's; set PROXYCORE_EVENT_LOOP=asyncio to run on asyncio's loop anyway (--version names it)."
+    )
     parser.add_argument("--version", action="store_true", help="show version information and exit")
     parser.add_argument(
         "--options", action="store_true", help="show all options with their defaults and help, then exit"
@@ -266,12 +270,14 @@ def version_text() -> str:
     import platform
 
     from proxycore import __version__
+    from proxycore.utils import eventloop
 
     return "\n".join(
         (
             f"proxycore: {__version__}",
             f"Python:    {platform.python_version()}",
             f"Platform:  {platform.platform()}",
+            f"Event loop: {eventloop.describe()}",
         )
     )
 
@@ -331,6 +337,9 @@ def _main(argv: Sequence[str] | None, tool: Tool | None) -> int:
 
     # Until the event loop takes over, make SIGTERM behave like Ctrl-C: a quiet exit.
     signal.signal(signal.SIGTERM, terminate)
+    from proxycore.utils import malloc
+
+    malloc.tune()  # before the proxy allocates its first body buffer
     main_coroutine = _run(args, tool)
     try:
         from proxycore.utils import eventloop
@@ -411,7 +420,7 @@ async def _run(args: argparse.Namespace, tool: Tool) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, master.shutdown)
         try:
-            await master.run()
+            await master.run(freeze_heap=True)
         except OSError as e:  # a listener that cannot bind, if the server raises instead of logging
             error(str(e), tool.prog)
             return 1

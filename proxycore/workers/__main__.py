@@ -2,8 +2,9 @@
 
 import sys
 
-from proxycore.utils import eventloop
+from proxycore.utils import eventloop, malloc
 from proxycore.workers.child import run
 
 if __name__ == "__main__":
+    malloc.tune()
     sys.exit(eventloop.run(run(sys.argv[1], int(sys.argv[2]), *sys.argv[3:4])))

@@ -179,7 +179,7 @@ async def run(channel: str, index: int, shared: str = "") -> int:
         loop.add_signal_handler(sig, master.shutdown)
     listening = loop.create_task(listen())
     try:
-        await master.run()
+        await master.run(freeze_heap=True)
     finally:
         listening.cancel()
         writer.close()

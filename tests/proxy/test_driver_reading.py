@@ -3,11 +3,6 @@ does so right after connection_made) wait, in order, until reading is switched o
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import subprocess
-import sys
-
 import pytest
 
 from proxycore.proxy.server import _ConnectionProtocol
@@ -114,26 +109,3 @@ def test_switching_is_idempotent():
     protocol.set_reading(False)
     protocol.set_reading(False)
     assert transport.calls == ["pause"]
-
-
-@pytest.mark.e2e
-@pytest.mark.skipif(importlib.util.find_spec("uvloop") is None, reason="uvloop is not installed (opt-in)")
-def test_a_request_through_the_proxy_on_uvloop():
-    code = (
-        "import socket, threading, http.server, subprocess, sys, time\n"
-        "srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), http.server.SimpleHTTPRequestHandler)\n"
-        "threading.Thread(target=srv.serve_forever, daemon=True).start()\n"
-        "s = socket.socket(); s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]; s.close()\n"
-        "p = subprocess.Popen([sys.executable, '-m', 'proxycore', '-q', '--listen-host', '127.0.0.1', '-p', str(port)])\n"
-        "try:\n"
-        "    for _ in range(100):\n"
-        "        try: c = socket.create_connection(('127.0.0.1', port)); break\n"
-        "        except OSError: time.sleep(0.05)\n"
-        "    c.sendall(b'GET http://127.0.0.1:%d/ HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' % srv.server_address[1])\n"
-        "    c.settimeout(10); print(c.recv(100)[:12].decode())\n"
-        "finally:\n"
-        "    p.terminate(); p.wait()\n"
-    )
-    env = {**os.environ, "PROXYCORE_EVENT_LOOP": "uvloop"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
-    assert out.stdout.startswith(("HTTP/1.0 200", "HTTP/1.1 200")), out.stdout + out.stderr

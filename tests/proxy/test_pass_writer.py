@@ -84,3 +84,22 @@ def test_outside_an_event_loop_sends_go_out_at_once():
     connection_handler, transport = handler()
     connection_handler.data_received(connection_handler.client, b"a")
     assert transport.writes == [b"<a"]
+
+
+def test_more_than_the_high_water_mark_goes_out_before_the_pass_ends():
+    """A body in flight is written at once, so that a full peer pauses our reading before
+    the loop delivers more (uvloop reads one socket up to 32 times in a pass)."""
+    from proxycore.proxy.server import WRITE_HIGH_WATER
+
+    async def main() -> None:
+        connection_handler, transport = handler()
+        small = b"s" * (WRITE_HIGH_WATER // 2)
+        connection_handler.data_received(connection_handler.client, small)
+        assert transport.writes == []  # below the mark: waits for the end of the pass
+        large = b"l" * WRITE_HIGH_WATER
+        connection_handler.data_received(connection_handler.client, large)
+        assert transport.writes == [b"<", small, b"<", large]  # now, in order
+        await asyncio.sleep(0)
+        assert transport.writes == [b"<", small, b"<", large]  # nothing written twice
+
+    asyncio.run(main())
