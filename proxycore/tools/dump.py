@@ -337,19 +337,19 @@ def _main(argv: Sequence[str] | None, tool: Tool | None) -> int:
 
     # Until the event loop takes over, make SIGTERM behave like Ctrl-C: a quiet exit.
     signal.signal(signal.SIGTERM, terminate)
-    from proxycore.utils import malloc
+    main_coroutine = None
+    try:  # everything after the handler is inside: a SIGTERM may land on any line
+        from proxycore.utils import eventloop, malloc
 
-    malloc.tune()  # before the proxy allocates its first body buffer
-    main_coroutine = _run(args, tool)
-    try:
-        from proxycore.utils import eventloop
-
+        malloc.tune()  # before the proxy allocates its first body buffer
+        main_coroutine = _run(args, tool)
         return eventloop.run(main_coroutine)
     except (KeyboardInterrupt, _Terminated):
-        if inspect.getcoroutinestate(main_coroutine) == inspect.CORO_CREATED:
+        if main_coroutine is None or inspect.getcoroutinestate(main_coroutine) == inspect.CORO_CREATED:
             # Stopped before the loop ran us (asyncio.run half set up): nothing to clean up,
             # and a half-made loop would print its own complaint when collected.
-            main_coroutine.close()
+            if main_coroutine is not None:
+                main_coroutine.close()
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(0)
