@@ -34,6 +34,7 @@ from proxycore.proxy.tunnel import CLOSED, ESTABLISHING, INACTIVE, OPEN, TunnelL
 PASSTHROUGH = "passthrough"  # not intercepted: bytes pass both ways untouched
 READ_CHUNK = 65536  # plaintext per SSL_read call (a TLS record is at most 16 KiB)
 MERGE_LIMIT = 16384  # consecutive sends are joined up to one record's plaintext
+MAX_RECORD_PLAINTEXT = 16384  # TLS: 2^14 bytes of plaintext per record at most
 # ALPN protocol names that mean HTTP (mitmproxy.proxy.layers.tls.HTTP_ALPNS).
 HTTP_ALPNS = (b"h2", b"http/1.1", b"http/1.0", b"http/0.9")
 
@@ -191,7 +192,7 @@ class TLSLayer(TunnelLayer):
             if out:
                 yield commands.SendData(self.conn, out[0] if len(out) == 1 else b"".join(out))
         elif waiting:
-            yield commands.SendData(self.conn, self.tls.bio_read(waiting))
+            yield commands.SendData(self.conn, _read_outgoing(self.tls, waiting))
 
     def event_to_child(self, event: events.Event) -> CommandGenerator[None]:
         """Pass ``event`` to the child, encrypting what it sends on our connection.
@@ -259,28 +260,15 @@ class TLSLayer(TunnelLayer):
 
     def read_plaintext(self) -> CommandGenerator[None]:
         assert self.tls is not None
-        chunks = []
-        peer_closed = False
-        while True:
-            try:
-                chunk = self.tls.recv(READ_CHUNK)
-            except SSL.WantReadError:
-                break
-            except SSL.ZeroReturnError:
-                peer_closed = True
-                break
-            except SSL.Error as e:
-                yield commands.Log(f"TLS error from {_who(self.conn)}: {describe_ssl_error(e)}", logging.INFO)
-                peer_closed = True
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-            if not self.tls.pending() and _bio_pending(self.tls, outgoing=False) == 0:
-                break  # all ciphertext decrypted: another read would only raise WantReadError
+        got = _recv_waiting(self.tls)
+        data, error = got if got is not None else _recv_records(self.tls)
+        peer_closed = error is not None and not isinstance(error, SSL.WantReadError)
+        if peer_closed and not isinstance(error, SSL.ZeroReturnError):
+            assert error is not None
+            yield commands.Log(f"TLS error from {_who(self.conn)}: {describe_ssl_error(error)}", logging.INFO)
         yield from self.flush()  # e.g. key updates or session tickets
-        if chunks:
-            yield from self.event_to_child(events.DataReceived(self.conn, b"".join(chunks)))
+        if data:
+            yield from self.event_to_child(events.DataReceived(self.conn, data))
         if peer_closed:
             yield from self.forward_close()
 
@@ -542,19 +530,97 @@ def _bio_pending(tls: SSL.Connection, outgoing: bool) -> int | None:
     incoming one (ciphertext not yet decrypted); None if the bindings cannot tell.
 
     pyOpenSSL has no public query for this; ``BIO_get_mem_data`` (a memory BIO's length)
-    is in its cffi bindings, as ``SSL_get_verify_result`` is for :func:`verify_error`."""
-    bio = getattr(tls, "_from_ssl" if outgoing else "_into_ssl", None)
-    if bio is None or _get_mem_data is None:
+    is in its cffi bindings (:class:`_RawBindings`)."""
+    if _raw is None:
         return None
-    return int(_get_mem_data(bio, _NULL))
+    return int(_raw.lib.BIO_get_mem_data(tls._from_ssl if outgoing else tls._into_ssl, _raw.ffi.NULL))
 
 
-try:  # see _bio_pending
-    _get_mem_data: Callable[[Any, Any], int] | None = SSL._lib.BIO_get_mem_data
-    _NULL: Any = SSL._ffi.NULL
+def _read_outgoing(tls: SSL.Connection, size: int) -> bytes:
+    """The ``size`` bytes waiting in the outgoing BIO, copied once.
+
+    pyOpenSSL's bio_read reads into a temporary buffer and copies that into bytes; a body's
+    ciphertext (megabytes) paid both copies plus, read in pieces, a join."""
+    if _raw is None:
+        return tls.bio_read(size)
+    buf = _raw.alloc("char[]", size)
+    got = _raw.lib.BIO_read(tls._from_ssl, buf, size)  # a memory BIO hands out all it holds
+    data: bytes = _raw.ffi.buffer(buf, max(got, 0))[:]
+    return data
+
+
+def _recv_waiting(tls: SSL.Connection) -> tuple[bytes, SSL.Error | None] | None:
+    """Decrypt all the ciphertext in the incoming BIO: (plaintext, the error that ended the
+    reading, if any: WantReadError for a partial record, ZeroReturnError for close_notify);
+    None if the bindings cannot.
+
+    pyOpenSSL's recv gives one record (at most 16 KiB) per call through a temporary buffer
+    copied into bytes, and then the records were joined: 64 calls and three copies per MiB
+    of body. Here SSL_read decrypts every record into one buffer, copied into bytes once.
+    The buffer holds the ciphertext waiting (plaintext is never longer than its records)
+    plus one record, for the one OpenSSL may have half read already; should that not do,
+    another buffer follows."""
+    if _raw is None:
+        return None
+    lib, ssl, bio = _raw.lib, tls._ssl, tls._into_ssl
+    pieces: list[bytes] = []
+    error: SSL.Error | None = None
+    more = True
+    while more:
+        room = lib.BIO_get_mem_data(bio, _raw.ffi.NULL) + lib.SSL_pending(ssl) + MAX_RECORD_PLAINTEXT
+        buf = _raw.alloc("char[]", room)
+        total = 0
+        while total < room:
+            n = lib.SSL_read(ssl, buf + total, room - total)
+            if n <= 0:
+                try:  # pyOpenSSL's mapping of SSL_get_error (and of callback errors) to exceptions
+                    tls._raise_ssl_error(ssl, n)
+                except SSL.Error as e:
+                    error = e
+                more = False
+                break
+            total += n
+            if not lib.SSL_pending(ssl) and not lib.BIO_get_mem_data(bio, _raw.ffi.NULL):
+                more = False  # all decrypted: another read would only raise WantReadError
+                break
+        pieces.append(_raw.ffi.buffer(buf, total)[:])
+    return (pieces[0] if len(pieces) == 1 else b"".join(pieces)), error
+
+
+def _recv_records(tls: SSL.Connection) -> tuple[bytes, SSL.Error | None]:
+    """:func:`_recv_waiting` through pyOpenSSL's public calls, one record at a time."""
+    chunks = []
+    error: SSL.Error | None = None
+    while True:
+        try:
+            chunk = tls.recv(READ_CHUNK)
+        except SSL.Error as e:
+            error = e
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+        if not tls.pending() and _bio_pending(tls, outgoing=False) == 0:
+            break  # all ciphertext decrypted: another read would only raise WantReadError
+    return b"".join(chunks), error
+
+
+class _RawBindings:
+    """pyOpenSSL's cffi bindings, for what its public API lacks: a memory BIO's length and
+    reads without an extra copy. Absent (None) if pyOpenSSL ever stops exposing them."""
+
+    def __init__(self) -> None:
+        self.lib: Any = SSL._lib
+        self.ffi: Any = SSL._ffi
+        for name in ("BIO_get_mem_data", "BIO_read", "SSL_read", "SSL_pending"):
+            getattr(self.lib, name)
+        self.alloc: Any = self.ffi.new_allocator(should_clear_after_alloc=False)
+
+
+try:
+    _raw: _RawBindings | None = _RawBindings()
 except AttributeError:  # pragma: no cover - other bindings
-    _get_mem_data = None
-    _NULL = None
+    _raw = None
 
 
 def _who(conn: Connection) -> str:
