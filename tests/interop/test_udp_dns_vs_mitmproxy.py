@@ -16,7 +16,6 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e_servers import free_port
+from tests.e2e_servers import free_port, udp_echo_server
 from tests.processes import ProxyWeb, seed_ca
 from tests.webapi import request
 
@@ -35,27 +34,8 @@ PASSWORD = "udp-dns-json"
 
 @pytest.fixture(scope="module")
 def udp_echo() -> Iterator[int]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.2)
-    done = threading.Event()
-
-    def serve() -> None:
-        while not done.is_set():
-            try:
-                data, peer = sock.recvfrom(65535)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            sock.sendto(b"echo: " + data, peer)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield sock.getsockname()[1]
-    done.set()
-    thread.join()
-    sock.close()
+    with udp_echo_server() as port:
+        yield port
 
 
 def _traffic(udp_port: int, dns_port: int) -> None:

@@ -15,7 +15,6 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from proxycore.utils import eventloop
-from tests.e2e_servers import free_port
+from tests.e2e_servers import free_port, udp_echo_server
 from tests.processes import Proxy
 
 pytestmark = pytest.mark.e2e
@@ -54,28 +53,8 @@ def _require(loop: str) -> None:
 
 @pytest.fixture(scope="module")
 def udp_echo() -> Iterator[int]:
-    """A UDP origin on 127.0.0.1 answering ``echo: <datagram>``."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.2)
-    done = threading.Event()
-
-    def serve() -> None:
-        while not done.is_set():
-            try:
-                data, peer = sock.recvfrom(65535)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            sock.sendto(b"echo: " + data, peer)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield sock.getsockname()[1]
-    done.set()
-    thread.join()
-    sock.close()
+    with udp_echo_server() as port:
+        yield port
 
 
 class LoopProxy(Proxy):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -21,7 +20,7 @@ from proxycore.layers.udp import (
 from proxycore.proxy import commands, events
 from proxycore.testing import Placeholder, Playbook, make_context, reply
 from proxycore.udp import UDPFlow, UDPMessage
-from tests.e2e_servers import free_port
+from tests.e2e_servers import free_port, udp_echo_server
 from tests.processes import Proxy
 from tests.real_mitmproxy import assert_mitmproxy_reads_back
 
@@ -136,28 +135,8 @@ def test_state_round_trip_as_mitmproxy_shapes_it() -> None:
 
 @pytest.fixture
 def udp_echo() -> Iterator[int]:
-    """A UDP echo server on 127.0.0.1 answering ``echo: <datagram>``."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.2)
-    done = threading.Event()
-
-    def serve() -> None:
-        while not done.is_set():
-            try:
-                data, peer = sock.recvfrom(65535)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            sock.sendto(b"echo: " + data, peer)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield sock.getsockname()[1]
-    done.set()
-    thread.join()
-    sock.close()
+    with udp_echo_server() as port:
+        yield port
 
 
 @pytest.mark.e2e
