@@ -2,8 +2,8 @@
 """Start time and idle memory of the proxy: how long until it first answers, and what it
 holds when it does.
 
-Self-contained (no nginx): an origin thread in this process answers every request with
-100 bytes.  Each round starts a fresh proxy, sends one proxied GET every 5 ms until one
+Self-contained (no nginx): an origin thread in this process (body_rss.py's) answers every
+request with 100 bytes.  Each round starts a fresh proxy, sends one proxied GET every 5 ms until one
 answers 200, and records the wall time to that answer (``ready_ms``, as `bench.py startup`
 measures it), the proxy's own CPU time by then (``cpu_ms``: the figure that holds on a busy
 machine), and after one more request its VmRSS/VmHWM and the split of its resident pages
@@ -32,48 +32,11 @@ import threading
 import time
 from pathlib import Path
 
+from body_rss import serve_origin  # answers each GET with as many bytes as its path says
+
+from bench import proxied_ok
+
 ROOT = Path(__file__).resolve().parent.parent
-BODY = b"x" * 100
-
-
-def serve_origin(listener: socket.socket) -> None:
-    while True:
-        try:
-            conn, _ = listener.accept()
-        except OSError:
-            return
-        threading.Thread(target=_answer, args=(conn,), daemon=True).start()
-
-
-def _answer(conn: socket.socket) -> None:
-    with conn:
-        buf = b""
-        while True:
-            while b"\r\n\r\n" not in buf:
-                data = conn.recv(65536)
-                if not data:
-                    return
-                buf += data
-            _, _, buf = buf.partition(b"\r\n\r\n")
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BODY) + BODY)
-
-
-def proxied_ok(port: int, origin: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-            s.sendall(
-                b"GET http://127.0.0.1:%d/ HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n"
-                % (origin, origin)
-            )
-            data = b""
-            while b"\r\n" not in data:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-            return data.startswith(b"HTTP/1.1 200")
-    except OSError:
-        return False
 
 
 def cpu_ms(pid: int) -> float:
@@ -112,14 +75,14 @@ def one_round(command: str, port: int, origin: int, timeout: float = 30.0) -> tu
         stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True,
     )
     try:
-        while not proxied_ok(port, origin):
+        while not proxied_ok(port, f"127.0.0.1:{origin}", "/100"):
             if proc.poll() is not None:
                 raise SystemExit(f"proxy exited with {proc.returncode}: {command}")
             if time.perf_counter() - t0 > timeout:
                 raise SystemExit(f"proxy did not answer within {timeout}s: {command}")
             time.sleep(0.005)
         row = {"ready_ms": (time.perf_counter() - t0) * 1000, "cpu_ms": cpu_ms(proc.pid)}
-        proxied_ok(port, origin)
+        proxied_ok(port, f"127.0.0.1:{origin}", "/100")
         time.sleep(0.2)
         row.update(status_kb(proc.pid))
         return row, proc
