@@ -15,6 +15,7 @@ from proxycore.io import FlowReader
 from proxycore.tcp import TCPFlow, TCPMessage
 from proxycore.udp import UDPFlow, UDPMessage
 from tests.addons.test_clientplayback import Harness, run
+from tests.e2e_servers import udp_echo_server
 
 pytestmark = pytest.mark.e2e
 
@@ -74,27 +75,8 @@ def tcp_echo() -> Iterator[int]:
 
 @pytest.fixture
 def udp_echo() -> Iterator[int]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.2)
-    done = threading.Event()
-
-    def serve() -> None:
-        while not done.is_set():
-            try:
-                data, peer = sock.recvfrom(65535)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            sock.sendto(b"echo: " + data, peer)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield sock.getsockname()[1]
-    done.set()
-    thread.join()
-    sock.close()
+    with udp_echo_server() as port:
+        yield port
 
 
 def recorded_tcp(port: int) -> TCPFlow:
