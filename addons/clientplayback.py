@@ -24,7 +24,6 @@ from proxycore.connection import Client, ConnectionState, Server
 from proxycore.exceptions import CommandError, OptionsError
 from proxycore.flow import Flow
 from proxycore.http import HTTPFlow
-from proxycore.io import read_flows_for
 from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.layers.http._commands import ReceiveHttp
 from proxycore.layers.http._events import (
@@ -248,6 +247,8 @@ class ClientPlayback:
         if "client_replay_concurrency" in updated and ctx.options.client_replay_concurrency not in (1, -1):
             raise OptionsError("Currently the only valid client_replay_concurrency values are -1 and 1.")
         if "client_replay" in updated and ctx.options.client_replay:
+            from proxycore.io import read_flows_for  # here, not at start (issue 15: ~0.7 MB)
+
             self.start_replay(read_flows_for("client replay", ctx.options.client_replay, OptionsError))
 
     def running(self) -> None:
@@ -350,4 +351,6 @@ class ClientPlayback:
     @command.command("replay.client.file")
     def load_file(self, path: Path) -> None:
         """Queue the flows of a file for replay."""
+        from proxycore.io import read_flows_for  # here, not at start (issue 15: ~0.7 MB)
+
         self.start_replay(read_flows_for("client replay", [path], CommandError))

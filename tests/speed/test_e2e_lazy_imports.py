@@ -35,6 +35,9 @@ LAZY = (
     "re2",
     "http.cookiejar",
     "proxycore.contentviews",
+    "proxycore.io",  # flow files: read or written only with -r/-w/replay options or commands
+    "brotli",  # Content-Encoding br and zstd: decoded or encoded on demand only
+    "zstandard",
     # TLS: the CA is checked at start without these and parsed at the first interception.
     "cryptography",
     "OpenSSL",
