@@ -239,6 +239,22 @@ class TlsConfig:
     def certstore(self, store: Any) -> None:
         self._certstore = store
 
+    def _ca_loaded(self, context: Any) -> bool:
+        """Parse the CA at its first use. False if it cannot be (the file changed since start,
+        or is corrupt inside in a way the check at start cannot see): the error is logged
+        once and each interception fails with it as the client's error."""
+        if self._certstore is not None or self._ca_source is None:
+            return True
+        if self._ca_error is None:
+            try:
+                self._certstore = self._load_ca()
+                return True
+            except (OSError, ValueError, TypeError) as e:
+                self._ca_error = f"Cannot load the CA in {self._ca_source[0]}: {e}"
+                logger.error(self._ca_error)
+        context.client.error = self._ca_error
+        return False
+
     def _load_ca(self) -> CertStore:
         from proxycore.certs import CertStore
 
@@ -260,16 +276,9 @@ class TlsConfig:
         from OpenSSL import SSL
 
         context = data.context
-        try:
-            entry = self.leaf_for(context)
-        except (OSError, ValueError, TypeError) as e:
-            # The CA file changed since start, or is corrupt inside in a way the check at
-            # start cannot see: one error in the log, and each interception fails saying why.
-            if self._ca_error is None:
-                self._ca_error = f"Cannot load the CA in {self._ca_source and self._ca_source[0]}: {e}"
-                logger.error(self._ca_error)
-            context.client.error = self._ca_error
+        if not self._ca_loaded(context):
             return
+        entry = self.leaf_for(context)
         chain_extra: tuple[Any, ...] = ()
         if ctx.options.add_upstream_certs_to_client_chain:
             chain_extra = tuple(context.server.certificate_list)
@@ -345,6 +354,8 @@ class TlsConfig:
             return
         from proxycore.layers.quic import H3_ALPNS, QuicTlsSettings
 
+        if not self._ca_loaded(data.context):
+            return
         entry = self.leaf_for(data.context)
         server = data.context.server
         if server.transport_protocol == "udp" and server.alpn and server.alpn not in H3_ALPNS:

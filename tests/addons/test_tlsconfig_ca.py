@@ -16,6 +16,7 @@ import pytest
 
 from proxycore.addons.tlsconfig import TlsConfig
 from proxycore.exceptions import OptionsError
+from proxycore.layers.quic import QuicTlsData
 from proxycore.layers.tls import TlsData
 from proxycore.proxy.context import Context
 from proxycore.test.tflow import tclient_conn
@@ -63,16 +64,21 @@ def test_an_expired_ca_warns_once_at_start(tmp_path: Path, caplog) -> None:
     assert not [r for r in caplog.records if "expired" in r.getMessage()]
 
 
-def test_a_ca_key_cryptography_refuses_fails_each_interception_logged_once(tmp_path: Path, caplog) -> None:
-    conf = tmp_path / "conf"
+def write_bogus_key_ca(conf: Path) -> None:
+    """A CA file whose key is well framed for the check at start (version, n, e, ... as
+    INTEGERs) but no RSA key cryptography loads."""
     seed_ca(conf)
     pem = (conf / "proxycore-ca.pem").read_bytes()
     cert = pem[pem.index(b"-----BEGIN CERTIFICATE-----"):]
-    # Well framed for the check at start (version, n, e, ... as INTEGERs) but no RSA key.
     bogus = b"\x30\x1b" + b"\x02\x01\x00" * 9
     (conf / "proxycore-ca.pem").write_bytes(
         b"-----BEGIN RSA PRIVATE KEY-----\n" + base64.b64encode(bogus) + b"\n-----END RSA PRIVATE KEY-----\n" + cert
     )
+
+
+def test_a_ca_key_cryptography_refuses_fails_each_interception_logged_once(tmp_path: Path, caplog) -> None:
+    conf = tmp_path / "conf"
+    write_bogus_key_ca(conf)
     addon = TlsConfig()
     master = load(addon, confdir=str(conf))
     with caplog.at_level(logging.ERROR, logger="proxycore.tls"):
@@ -81,6 +87,18 @@ def test_a_ca_key_cryptography_refuses_fails_each_interception_logged_once(tmp_p
         assert data.ssl_conn is None
         assert data.context.client.error.startswith(f"Cannot load the CA in {conf}: ")
     assert [r.getMessage() for r in caplog.records] == [first.context.client.error]
+
+
+def test_quic_fails_the_same_way(tmp_path: Path) -> None:
+    conf = tmp_path / "conf"
+    write_bogus_key_ca(conf)
+    addon = TlsConfig()
+    master = load(addon, confdir=str(conf))
+    context = Context(tclient_conn(), master.options)
+    data = QuicTlsData(context.client, context)
+    addon.quic_start_client(data)
+    assert data.settings is None
+    assert context.client.error.startswith(f"Cannot load the CA in {conf}: ")
 
 
 def test_custom_certs_parse_the_ca_at_start(tmp_path: Path) -> None:
