@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -197,6 +196,8 @@ class ReplayHandler(ConnectionHandler):
         self.watched_hooks = _end_hooks()
         # A copy of the recorded client (its TLS details, ALPN offers and SNI shape the
         # upstream handshake), so the flow's own client_conn stays as recorded.
+        import uuid  # here, not at start: uuid imports platform (~0.3 MB, issue 15)
+
         client = Client.from_state(flow.client_conn.get_state())
         client.id = str(uuid.uuid4())
         client.state = ConnectionState.OPEN

@@ -115,13 +115,17 @@ def _time(cert: bytes, pos: int) -> tuple[datetime.datetime, int]:
         raise ValueError("malformed certificate (no validity period)")
     start, end = _der_element(cert, pos, tag)
     text = cert[start:end].decode("ascii", "replace")
+    # RFC 5280: UTCTime is YYMMDDHHMMSSZ (YY >= 50 is 19YY), GeneralizedTime YYYYMMDDHHMMSSZ.
+    # Read by hand: strptime would import _strptime, calendar and locale at every start.
+    digits = text[:-1]
+    if not (text.endswith("Z") and digits.isdigit() and len(digits) == (12 if tag == _UTC_TIME else 14)):
+        raise ValueError(f"malformed certificate (validity {text!r})")
+    if tag == _UTC_TIME:
+        year = int(digits[:2])
+        digits = str(year + (1900 if year >= 50 else 2000)) + digits[2:]
+    month, day, hour, minute, second = (int(digits[i:i + 2]) for i in range(4, 14, 2))
     try:
-        if tag == _UTC_TIME:  # YYMMDDHHMMSSZ; RFC 5280: YY >= 50 is 19YY
-            when = datetime.datetime.strptime(text, "%y%m%d%H%M%SZ")
-            if when.year >= 2050:
-                when = when.replace(year=when.year - 100)
-        else:
-            when = datetime.datetime.strptime(text, "%Y%m%d%H%M%SZ")
+        when = datetime.datetime(int(digits[:4]), month, day, hour, minute, second, tzinfo=datetime.UTC)
     except ValueError:
         raise ValueError(f"malformed certificate (validity {text!r})") from None
-    return when.replace(tzinfo=datetime.UTC), end
+    return when, end

@@ -22,12 +22,13 @@ NOW = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 
 
 def ca_pem(key, not_after: datetime.datetime, fmt=serialization.PrivateFormat.TraditionalOpenSSL,
-           encryption: serialization.KeySerializationEncryption | None = None) -> bytes:
+           encryption: serialization.KeySerializationEncryption | None = None,
+           not_before: datetime.datetime | None = None) -> bytes:
     name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "pemcheck")])
     cert = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - datetime.timedelta(days=10)).not_valid_after(not_after)
+        .not_valid_before(not_before or NOW - datetime.timedelta(days=10)).not_valid_after(not_after)
         .sign(key, hashes.SHA256())
     )
     encryption = encryption or serialization.NoEncryption()
@@ -58,10 +59,12 @@ def test_accepts_what_cryptography_loads_and_reads_the_same_expiry(tmp_path: Pat
     CertStore.from_files(path)  # and cryptography agrees the file is usable
 
 
-def test_an_expired_ca_passes_with_its_past_expiry(tmp_path: Path, rsa_key) -> None:
+@pytest.mark.parametrize("expired", [NOW - datetime.timedelta(days=3),
+                                     datetime.datetime(1999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC)])
+def test_an_expired_ca_passes_with_its_past_expiry(tmp_path: Path, rsa_key, expired) -> None:
     path = tmp_path / "ca.pem"
-    path.write_bytes(ca_pem(rsa_key, NOW - datetime.timedelta(days=3)))
-    assert check_ca_file(path).notafter == NOW - datetime.timedelta(days=3)
+    path.write_bytes(ca_pem(rsa_key, expired, not_before=expired - datetime.timedelta(days=30)))
+    assert check_ca_file(path).notafter == expired == Cert.from_pem(path.read_bytes()).notafter
 
 
 def broken_files(good: bytes) -> dict[str, bytes]:

@@ -38,6 +38,12 @@ LAZY = (
     "proxycore.io",  # flow files: read or written only with -r/-w/replay options or commands
     "brotli",  # Content-Encoding br and zstd: decoded or encoded on demand only
     "zstandard",
+    # Standard library modules of features a plain proxy does not use (0.1-1.2 MB each):
+    "importlib.abc",  # proxycore.compat's finder (its base classes pull importlib.resources)
+    "uuid",  # client replay
+    "email.utils",  # stickycookie
+    "tempfile",  # the browser addon, worker start
+    "_strptime",  # the CA check reads its dates by hand
     # TLS: the CA is checked at start without these and parsed at the first interception.
     "cryptography",
     "OpenSSL",
