@@ -10,13 +10,16 @@ from __future__ import annotations
 import logging
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from proxycore import ctx
 from proxycore.addons.termlog import ALERT
 from proxycore.command import command
+
+if TYPE_CHECKING:
+    import tempfile
 
 logger = logging.getLogger("proxycore.browser")
 
@@ -126,6 +129,8 @@ class Browser:
         if cmd is None:
             logger.log(ALERT, f"Could not find {name}; start a browser with this proxy's settings instead.")
             return
+        import tempfile  # only when a browser is started (issue 15: start-up imports)
+
         profile = tempfile.TemporaryDirectory(prefix="proxycore-browser-")
         self.profiles.append(profile)
         self.browsers.append(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +23,6 @@ from proxycore.connection import Client, ConnectionState, Server
 from proxycore.exceptions import CommandError, OptionsError
 from proxycore.flow import Flow
 from proxycore.http import HTTPFlow
-from proxycore.io import read_flows_for
 from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.layers.http._commands import ReceiveHttp
 from proxycore.layers.http._events import (
@@ -198,6 +196,8 @@ class ReplayHandler(ConnectionHandler):
         self.watched_hooks = _end_hooks()
         # A copy of the recorded client (its TLS details, ALPN offers and SNI shape the
         # upstream handshake), so the flow's own client_conn stays as recorded.
+        import uuid  # here, not at start: uuid imports platform (~0.3 MB, issue 15)
+
         client = Client.from_state(flow.client_conn.get_state())
         client.id = str(uuid.uuid4())
         client.state = ConnectionState.OPEN
@@ -248,6 +248,8 @@ class ClientPlayback:
         if "client_replay_concurrency" in updated and ctx.options.client_replay_concurrency not in (1, -1):
             raise OptionsError("Currently the only valid client_replay_concurrency values are -1 and 1.")
         if "client_replay" in updated and ctx.options.client_replay:
+            from proxycore.io import read_flows_for  # here, not at start (issue 15: ~0.7 MB)
+
             self.start_replay(read_flows_for("client replay", ctx.options.client_replay, OptionsError))
 
     def running(self) -> None:
@@ -350,4 +352,6 @@ class ClientPlayback:
     @command.command("replay.client.file")
     def load_file(self, path: Path) -> None:
         """Queue the flows of a file for replay."""
+        from proxycore.io import read_flows_for  # here, not at start (issue 15: ~0.7 MB)
+
         self.start_replay(read_flows_for("client replay", [path], CommandError))

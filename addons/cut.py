@@ -19,7 +19,6 @@ from typing import Any
 
 from proxycore import types
 from proxycore.addons.termlog import ALERT
-from proxycore.certs import Cert
 from proxycore.command import command
 from proxycore.exceptions import CommandError
 from proxycore.flow import Flow
@@ -74,6 +73,10 @@ def extract(cut: str, flow: Flow) -> str | bytes:
                 return value
             if isinstance(value, bool):
                 return "true" if value else "false"
+            # Imported here: cryptography costs ~10 MB, and a proxy that never cuts a
+            # certificate field should not load it at start.
+            from proxycore.certs import Cert
+
             if isinstance(value, Cert):
                 return value.to_pem().decode("ascii")
             if isinstance(value, list) and value and isinstance(value[0], Cert):

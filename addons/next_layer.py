@@ -11,7 +11,6 @@ from proxycore.exceptions import OptionsError
 from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.layers.modes import HttpProxy, HttpUpstreamProxy, ReverseProxy
 from proxycore.layers.tcp import TCPLayer
-from proxycore.layers.tls import HTTP_ALPNS, ClientTLSLayer, ServerTLSLayer
 from proxycore.layers.udp import UDPLayer
 from proxycore.net.tls import parse_client_hello
 from proxycore.proxy import events
@@ -62,12 +61,14 @@ class NextLayer:
             mode = HTTPMode.upstream if isinstance(parent, HttpUpstreamProxy) else HTTPMode.regular
             if looks_like_tls(client_data):
                 # TLS straight to the proxy port: a "secure web proxy" client.
+                from proxycore.layers.tls import ClientTLSLayer
+
                 return _stack(ClientTLSLayer(context), HttpLayer(context, mode))
             return HttpLayer(context, mode)
         hosts = _host_candidates(nextlayer)
         if context.client.transport_protocol == TransportProtocol.UDP:
             return self._decide_udp(nextlayer, hosts)
-        is_tls = looks_like_tls(client_data) and not isinstance(parent, ClientTLSLayer)
+        is_tls = looks_like_tls(client_data) and not _is_client_tls(parent)
         if is_tls and (self._ignore or self._allow):
             try:
                 hello = parse_client_hello(client_data)
@@ -85,7 +86,7 @@ class NextLayer:
         if isinstance(parent, ReverseProxy) and len(context.layers) == 1:
             return _reverse_proxy_stack(nextlayer)
         server_data = nextlayer.data_server()
-        if context.client.alpn in HTTP_ALPNS and not is_tls and not self._tcp_host(hosts):
+        if _http_alpn(context.client.alpn) and not is_tls and not self._tcp_host(hosts):
             # The TLS handshake agreed on HTTP: decide now. Waiting for bytes would let an
             # HTTP/2 server's SETTINGS, sent as soon as its handshake ends, arrive before the
             # client's preface and pass for a server-speaks-first protocol.
@@ -95,6 +96,8 @@ class NextLayer:
         if not client_data:
             return None
         if is_tls:
+            from proxycore.layers.tls import ClientTLSLayer, ServerTLSLayer
+
             return _stack(ServerTLSLayer(context), ClientTLSLayer(context))
         if self._tcp_host(hosts):
             return TCPLayer(context)
@@ -151,6 +154,8 @@ class NextLayer:
             # HTTP/3 from the client (its UDP port exists for nothing else); toward the target
             # the scheme decides (https: TLS over TCP, whatever HTTP version it offers).
             if spec.scheme == "https":
+                from proxycore.layers.tls import ServerTLSLayer
+
                 return _stack(ServerTLSLayer(context), HttpLayer(context, HTTPMode.transparent))
             return _stack(QuicClientHelloLayer(context), HttpLayer(context, HTTPMode.transparent))
         if isinstance(spec, ReverseMode) and spec.scheme == "dns":
@@ -204,6 +209,26 @@ def _quic_client_hello(nextlayer: NextLayerData) -> Any:
     return info.client_hello
 
 
+# proxycore.layers.tls is imported where a TLS layer is first made, not at start: it loads
+# pyOpenSSL and cryptography (~11 MB resident), which a proxy for plain HTTP never uses.
+
+
+def _is_client_tls(layer: Layer | None) -> bool:
+    """Whether ``layer`` is a ClientTLSLayer (asked only of data that looks like TLS)."""
+    from proxycore.layers.tls import ClientTLSLayer
+
+    return isinstance(layer, ClientTLSLayer)
+
+
+def _http_alpn(alpn: bytes | None) -> bool:
+    """Whether the client's TLS handshake agreed on HTTP (no ALPN without TLS)."""
+    if alpn is None:
+        return False
+    from proxycore.layers.tls import HTTP_ALPNS
+
+    return alpn in HTTP_ALPNS
+
+
 def _stack(*layers: Layer) -> Layer:
     """Chain layers created top-down (so each one's context lists its parents) and return the top."""
     for parent, child in zip(layers, layers[1:], strict=False):
@@ -223,8 +248,12 @@ def _reverse_proxy_stack(nextlayer: NextLayerData) -> Layer | None:
     client_tls = looks_like_tls(client_data)
     layers: list[Layer] = []
     if spec.scheme in ("https", "tls"):
+        from proxycore.layers.tls import ServerTLSLayer
+
         layers.append(ServerTLSLayer(context))
     if client_tls:
+        from proxycore.layers.tls import ClientTLSLayer
+
         layers.append(ClientTLSLayer(context))
     if spec.scheme in ("http", "https"):
         layers.append(HttpLayer(context, HTTPMode.transparent))

@@ -10,7 +10,6 @@ from typing import Any
 from proxycore import command, ctx, flowfilter
 from proxycore.exceptions import OptionsError
 from proxycore.flow import Flow
-from proxycore.io import FlowReader, FlowReadException
 
 logger = logging.getLogger("proxycore.readfile")
 
@@ -106,6 +105,8 @@ class ReadFile:
         path = ctx.options.rfile
         if not path:
             return
+        from proxycore.io import FlowReadException  # only with a file to read (issue 15: ~0.7 MB)
+
         master = ctx.master
         self._reading = True
         try:
@@ -135,6 +136,8 @@ class ReadFile:
         return count
 
     async def _load_stream(self, stream: Any) -> int:
+        from proxycore.io import FlowReader
+
         count = 0
         for flow in FlowReader(stream).stream():
             if self.filter is not None and not self.filter(flow):

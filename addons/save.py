@@ -15,14 +15,16 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from proxycore import ctx, flowfilter, types
 from proxycore.addons.termlog import ALERT
 from proxycore.command import command
 from proxycore.exceptions import CommandError, OptionsError
 from proxycore.flow import Flow
-from proxycore.io import FilteredFlowWriter, FlowWriter
+
+if TYPE_CHECKING:
+    from proxycore.io import FilteredFlowWriter
 
 logger = logging.getLogger("proxycore.save")
 
@@ -86,6 +88,9 @@ class Save:
         target = Path(path)
         if target.parent != Path("."):
             target.parent.mkdir(parents=True, exist_ok=True)
+        # Imported with the first save_stream_file, not at start (issue 15: ~0.7 MB).
+        from proxycore.io import FilteredFlowWriter
+
         self.file = target.open(mode)
         self.writer = FilteredFlowWriter(self.file, self.filter)
         self.current_path = path
@@ -157,6 +162,8 @@ class Save:
     @command("save.file")
     def save(self, flows: Sequence[Flow], path: types.Path) -> None:
         """Save flows to a flow file; a path starting with + appends instead of overwriting."""
+        from proxycore.io import FlowWriter
+
         target, mode = _open_target(path)
         try:
             with open(target, mode) as fp:

@@ -19,7 +19,6 @@ from proxycore.addons.termlog import ALERT
 from proxycore.command import command
 from proxycore.exceptions import CommandError
 from proxycore.flow import Flow
-from proxycore.io import har
 from proxycore.utils.human import pretty_size
 
 logger = logging.getLogger("proxycore.savehar")
@@ -65,6 +64,8 @@ class SaveHar:
 
     @staticmethod
     def _har_bytes(flows: Sequence[Flow]) -> bytes:
+        from proxycore.io import har  # only when saving one (issue 15: ~0.7 MB at start otherwise)
+
         text, skipped = har.dumps(flows)
         if skipped:
             logger.info(f"Skipped {skipped} flows that weren't HTTP flows.")

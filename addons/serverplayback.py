@@ -30,7 +30,6 @@ from proxycore import command, ctx, hooks
 from proxycore.exceptions import CommandError, OptionsError
 from proxycore.flow import Flow
 from proxycore.http import HTTPFlow, Request, Response
-from proxycore.io import read_flows_for
 from proxycore.layers.tcp import TCPLayer
 from proxycore.proxy.layer import NextLayer
 from proxycore.tcp import TCPFlow
@@ -172,6 +171,8 @@ class ServerPlayback:
         if "server_replay_nopop" in updated and opts.server_replay_nopop:
             logger.warning("server_replay_nopop is deprecated, use server_replay_reuse instead.")
         if "server_replay" in updated and opts.server_replay:
+            from proxycore.io import read_flows_for  # here, not at start (issue 15: ~0.7 MB)
+
             self.load_flows(read_flows_for("server replay", opts.server_replay, OptionsError))
         elif updated & KEY_OPTIONS:
             tcp = [f for flows in self.tcpmap.values() for f in flows]
@@ -200,6 +201,8 @@ class ServerPlayback:
     @command.command("replay.server.file")
     def load_file(self, path: Path) -> None:
         """Replay server responses from the flows in a file."""
+        from proxycore.io import read_flows_for  # here, not at start (issue 15: ~0.7 MB)
+
         self.load_flows(read_flows_for("server replay", [path], CommandError))
 
     @command.command("replay.server.stop")

@@ -10,7 +10,6 @@ Expired cookies (Expires in the past, Max-Age <= 0) are removed from the jar.
 
 from __future__ import annotations
 
-import email.utils
 import time
 from collections import defaultdict
 
@@ -37,6 +36,8 @@ def is_expired(attrs: dict[str, str | None], now: float | None = None) -> bool:
     """Expires wins over Max-Age when both are present, as in mitmproxy."""
     now = time.time() if now is None else now
     if "expires" in attrs:
+        import email.utils  # only with stickycookie on, not at every start (~0.6 MB, issue 15)
+
         parsed = email.utils.parsedate_tz(attrs["expires"] or "")
         if parsed:
             return email.utils.mktime_tz(parsed) <= now

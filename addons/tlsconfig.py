@@ -15,22 +15,34 @@ This addon answers the TLS layers' hooks the way mitmproxy's does:
 SSL contexts are cached: building one (loading certifi's bundle in particular)
 costs far more than a handshake.  The client-side cache is keyed by the
 certificate fingerprints and options that shape a context.
+
+pyOpenSSL and cryptography (~11 MB resident, ~40 ms to import) are imported at the first
+TLS interception, not at start: a proxy for plain HTTP never needs them.  The CA files are
+still created at start if missing, and an unreadable or malformed CA file is still an
+error at start (``proxycore.utils.pemcheck`` checks it without cryptography); the CA is
+parsed when the first leaf is made.
 """
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import logging
 import os
-from typing import Any
-
-from OpenSSL import SSL
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from proxycore import ctx
 from proxycore.connection import Server
 from proxycore.exceptions import OptionsError
-from proxycore.layers.tls import HTTP_ALPNS, ClientHelloData, TlsData
 from proxycore.proxy.server_hooks import ServerConnectionHookData
+from proxycore.utils.pemcheck import EXPIRED_CA_WARNING, check_ca_file
+
+if TYPE_CHECKING:
+    from OpenSSL import SSL
+
+    from proxycore.certs import CertStore
+    from proxycore.layers.tls import ClientHelloData, TlsData
 
 logger = logging.getLogger("proxycore.tls")
 
@@ -42,13 +54,14 @@ def supported_http_alpns() -> tuple[bytes, ...]:
     return (b"h2", b"http/1.1", b"http/1.0")
 CA_BASENAME = "proxycore"
 
+# Option value -> the name of pyOpenSSL's constant (read when a context is made).
 _TLS_VERSIONS = {
-    "UNBOUNDED": 0,
-    "SSL3": SSL.SSL3_VERSION,
-    "TLS1": SSL.TLS1_VERSION,
-    "TLS1_1": SSL.TLS1_1_VERSION,
-    "TLS1_2": SSL.TLS1_2_VERSION,
-    "TLS1_3": SSL.TLS1_3_VERSION,
+    "UNBOUNDED": None,
+    "SSL3": "SSL3_VERSION",
+    "TLS1": "TLS1_VERSION",
+    "TLS1_1": "TLS1_1_VERSION",
+    "TLS1_2": "TLS1_2_VERSION",
+    "TLS1_3": "TLS1_3_VERSION",
 }
 
 
@@ -97,7 +110,10 @@ SESSION_CACHE_SIZE = 1000
 
 class TlsConfig:
     def __init__(self) -> None:
-        self.certstore: Any = None
+        self._certstore: CertStore | None = None
+        # Where the CA is parsed from at the first interception: (confdir, basename, key size).
+        self._ca_source: tuple[str, str, int] | None = None
+        self._ca_error: str | None = None
         self._client_contexts: dict[Any, SSL.Context] = {}
         self._server_contexts: dict[Any, SSL.Context] = {}
         # TLS session resumption toward servers, as browsers do: a new connection offers the
@@ -143,33 +159,10 @@ class TlsConfig:
                     ecdh_curve(getattr(opts, name))
                 except ValueError as e:
                     raise OptionsError(f"{name}: {e}") from None
-        if updated & {"confdir", "certs", "key_size", "cert_passphrase"} or self.certstore is None:
-            from proxycore.certs import CertStore
-
-            confdir = os.path.expanduser(opts.confdir)
-            basename = CA_BASENAME
-            if not os.path.exists(os.path.join(confdir, f"{CA_BASENAME}-ca.pem")) and os.path.exists(
-                os.path.join(confdir, "mitmproxy-ca.pem")
-            ):
-                basename = "mitmproxy"  # a mitmproxy confdir: keep using the CA clients already trust
-            try:
-                store = CertStore.from_store(confdir, basename, opts.key_size)
-            except (OSError, ValueError) as e:
-                raise OptionsError(f"Cannot load or create the CA in {confdir}: {e}") from e
-            for spec in opts.certs:
-                domain, sep, path = spec.partition("=")
-                if not sep:
-                    domain, path = "*", spec
-                path = os.path.expanduser(path)
-                if not os.path.isfile(path):
-                    raise OptionsError(f"Certificate file does not exist: {path}")
-                try:
-                    passphrase = opts.cert_passphrase.encode() if opts.cert_passphrase else None
-                    store.add_cert_file(domain, path, passphrase)
-                except (OSError, ValueError) as e:
-                    raise OptionsError(f"Invalid certificate file {path}: {e}") from e
-            self.certstore = store
-            self._client_contexts.clear()
+        if updated & {"confdir", "certs", "key_size", "cert_passphrase"} or (
+            self._certstore is None and self._ca_source is None
+        ):
+            self._configure_ca()
         if updated & {
             "ssl_insecure",
             "ssl_verify_upstream_trusted_ca",
@@ -189,6 +182,86 @@ class TlsConfig:
                       "tls_ecdh_curve_client", "request_client_cert"}:
             self._client_contexts.clear()
 
+    def _configure_ca(self) -> None:
+        """Create the CA files if missing and check the CA file (without cryptography); the
+        CA itself is parsed at the first interception, or now if ``--certs`` files must be
+        added to its store."""
+        opts = ctx.options
+        confdir = os.path.expanduser(opts.confdir)
+        basename = CA_BASENAME
+        if not os.path.exists(os.path.join(confdir, f"{CA_BASENAME}-ca.pem")) and os.path.exists(
+            os.path.join(confdir, "mitmproxy-ca.pem")
+        ):
+            basename = "mitmproxy"  # a mitmproxy confdir: keep using the CA clients already trust
+        ca_file = Path(confdir) / f"{basename}-ca.pem"
+        try:
+            if not ca_file.exists():
+                from proxycore.certs import CertStore
+
+                CertStore.create_store(confdir, basename, opts.key_size)
+            info = check_ca_file(ca_file)
+        except (OSError, ValueError) as e:
+            raise OptionsError(f"Cannot load or create the CA in {confdir}: {e}") from e
+        if info.notafter < datetime.datetime.now(datetime.UTC):
+            logger.warning(EXPIRED_CA_WARNING, ca_file, info.notafter.date().isoformat())
+        self._certstore = None
+        self._ca_source = (confdir, basename, opts.key_size)
+        self._ca_error = None
+        self._client_contexts.clear()
+        if not opts.certs:
+            return
+        try:
+            store = self._load_ca()
+        except (OSError, ValueError) as e:
+            raise OptionsError(f"Cannot load or create the CA in {confdir}: {e}") from e
+        for spec in opts.certs:
+            domain, sep, path = spec.partition("=")
+            if not sep:
+                domain, path = "*", spec
+            path = os.path.expanduser(path)
+            if not os.path.isfile(path):
+                raise OptionsError(f"Certificate file does not exist: {path}")
+            try:
+                passphrase = opts.cert_passphrase.encode() if opts.cert_passphrase else None
+                store.add_cert_file(domain, path, passphrase)
+            except (OSError, ValueError) as e:
+                raise OptionsError(f"Invalid certificate file {path}: {e}") from e
+        self._certstore = store
+
+    @property
+    def certstore(self) -> Any:
+        """The CA and its leaves (mitmproxy's attribute), parsed at the first use."""
+        if self._certstore is None and self._ca_source is not None:
+            self._certstore = self._load_ca()
+        return self._certstore
+
+    @certstore.setter
+    def certstore(self, store: Any) -> None:
+        self._certstore = store
+
+    def _ca_loaded(self, context: Any) -> bool:
+        """Parse the CA at its first use. False if it cannot be (the file changed since start,
+        or is corrupt inside in a way the check at start cannot see): the error is logged
+        once and each interception fails with it as the client's error."""
+        if self._certstore is not None or self._ca_source is None:
+            return True
+        if self._ca_error is None:
+            try:
+                self._certstore = self._load_ca()
+                return True
+            except (OSError, ValueError, TypeError) as e:
+                self._ca_error = f"Cannot load the CA in {self._ca_source[0]}: {e}"
+                logger.error(self._ca_error)
+        context.client.error = self._ca_error
+        return False
+
+    def _load_ca(self) -> CertStore:
+        from proxycore.certs import CertStore
+
+        assert self._ca_source is not None
+        confdir, basename, key_size = self._ca_source
+        return CertStore.from_store(confdir, basename, key_size, warn_expired=False)
+
     # hooks -------------------------------------------------------------------------
 
     def tls_clienthello(self, data: ClientHelloData) -> None:
@@ -200,7 +273,11 @@ class TlsConfig:
     def tls_start_client(self, data: TlsData) -> None:
         if data.ssl_conn is not None:
             return  # another addon already decided
+        from OpenSSL import SSL
+
         context = data.context
+        if not self._ca_loaded(context):
+            return
         entry = self.leaf_for(context)
         chain_extra: tuple[Any, ...] = ()
         if ctx.options.add_upstream_certs_to_client_chain:
@@ -213,6 +290,10 @@ class TlsConfig:
     def tls_start_server(self, data: TlsData) -> None:
         if data.ssl_conn is not None:
             return
+        from OpenSSL import SSL
+
+        from proxycore.layers.tls import HTTP_ALPNS
+
         client, server = data.context.client, data.context.server
         opts = ctx.options
         if server.sni is None:
@@ -273,6 +354,8 @@ class TlsConfig:
             return
         from proxycore.layers.quic import H3_ALPNS, QuicTlsSettings
 
+        if not self._ca_loaded(data.context):
+            return
         entry = self.leaf_for(data.context)
         server = data.context.server
         if server.transport_protocol == "udp" and server.alpn and server.alpn not in H3_ALPNS:
@@ -350,6 +433,8 @@ class TlsConfig:
         cached = self._client_contexts.get(key)
         if cached is not None:
             return cached
+        from OpenSSL import SSL
+
         context = _new_context(
             opts.tls_version_client_min, opts.ciphers_client, opts.tls_version_client_max, opts.tls_ecdh_curve_client
         )
@@ -373,6 +458,8 @@ class TlsConfig:
         cached = self._server_contexts.get(key)
         if cached is not None:
             return cached
+        from OpenSSL import SSL
+
         opts = ctx.options
         context = _new_context(
             opts.tls_version_server_min, opts.ciphers_server, opts.tls_version_server_max, opts.tls_ecdh_curve_server
@@ -429,9 +516,11 @@ def _new_context(
     min_version: str, ciphers: str | None, max_version: str = "UNBOUNDED", curve: str | None = None
 ) -> SSL.Context:
     """What both sides share: the version range, the cipher list, the ECDHE curve, key logging."""
+    from OpenSSL import SSL
+
     context = SSL.Context(SSL.TLS_METHOD)
-    context.set_min_proto_version(_TLS_VERSIONS[min_version])
-    context.set_max_proto_version(_TLS_VERSIONS[max_version])
+    context.set_min_proto_version(_tls_version(SSL, min_version))
+    context.set_max_proto_version(_tls_version(SSL, max_version))
     if curve:
         context.set_tmp_ecdh(ecdh_curve(curve))
     if ciphers:
@@ -440,6 +529,12 @@ def _new_context(
     if keylog is not None:
         context.set_keylog_callback(keylog)
     return context
+
+
+def _tls_version(ssl_module: Any, option: str) -> int:
+    """pyOpenSSL's constant for a tls_version_* option value (0: no bound)."""
+    name = _TLS_VERSIONS[option]
+    return getattr(ssl_module, name) if name else 0
 
 
 class _AlpnChoice:
@@ -461,6 +556,8 @@ def _is_secure_web_proxy(context: Any) -> bool:
 
 def _select_alpn(conn: SSL.Connection, offers: list[bytes]) -> bytes | SSL._NoOverlappingProtocols:
     """The client's ALPN choice: mirror the server's where known, else the first one we speak."""
+    from OpenSSL import SSL
+
     choice: _AlpnChoice | None = conn.get_app_data()
     context = choice.context if choice is not None else None
     if context is not None and _is_secure_web_proxy(context):
@@ -480,6 +577,8 @@ def _select_alpn(conn: SSL.Connection, offers: list[bytes]) -> bytes | SSL._NoOv
 
 def _check_hostname(conn: SSL.Connection, host: str) -> None:
     """Make OpenSSL check the certificate against ``host`` (a DNS name or an IP address)."""
+    from OpenSSL import SSL
+
     lib = SSL._lib
     param = lib.SSL_get0_param(conn._ssl)
     # As browsers do: no partial wildcards (f*.example.com), never fall back to the CN.

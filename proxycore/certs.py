@@ -35,6 +35,8 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from proxycore.utils.pemcheck import EXPIRED_CA_WARNING
+
 if TYPE_CHECKING:
     from OpenSSL import crypto
 
@@ -515,17 +517,26 @@ class CertStore:
         basename: str = "proxycore",
         key_size: int = 2048,
         passphrase: bytes | None = None,
+        *,
+        warn_expired: bool = True,
     ) -> CertStore:
-        """Load ``{basename}-ca.pem`` from ``path``, creating the CA file set on first start."""
+        """Load ``{basename}-ca.pem`` from ``path``, creating the CA file set on first start.
+
+        ``warn_expired=False``: the caller has already warned about an expired CA."""
         path = Path(path)
         ca_file = path / f"{basename}-ca.pem"
         if not ca_file.exists():
             cls.create_store(path, basename, key_size)
-        return cls.from_files(ca_file, passphrase=passphrase)
+        return cls.from_files(ca_file, passphrase=passphrase, warn_expired=warn_expired)
 
     @classmethod
     def from_files(
-        cls, ca_file: Path | str, dhparam_file: Path | str | None = None, passphrase: bytes | None = None
+        cls,
+        ca_file: Path | str,
+        dhparam_file: Path | str | None = None,
+        passphrase: bytes | None = None,
+        *,
+        warn_expired: bool = True,
     ) -> CertStore:
         """A store from a PEM file holding the CA key, the CA certificate and optional chain.
 
@@ -536,13 +547,8 @@ class CertStore:
         key = _load_private_key(raw, passphrase)
         certs = x509.load_pem_x509_certificates(raw)  # raises ValueError when there is none
         ca = Cert(certs[0])
-        if ca.has_expired():
-            logger.warning(
-                "The CA certificate in %s expired on %s; clients will reject intercepted "
-                "connections. Move the file away to have a new CA created.",
-                ca_file,
-                ca.notafter.date().isoformat(),
-            )
+        if ca.has_expired() and warn_expired:
+            logger.warning(EXPIRED_CA_WARNING, ca_file, ca.notafter.date().isoformat())
         store = cls(key, ca, ca_file if len(certs) > 1 else None)
         store.dhparams = Path(dhparam_file) if dhparam_file else None
         return store

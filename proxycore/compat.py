@@ -12,12 +12,19 @@ conftest.py is imported, so tests written with ``from mitmproxy.test import tflo
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import logging
 import sys
 import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+# The finder and loader only implement the import protocols: importlib.abc (their base
+# classes) imports importlib.resources, tempfile and more, ~1 MB that every start would pay.
+if TYPE_CHECKING:
+    from importlib.abc import Loader as _LoaderBase
+    from importlib.abc import MetaPathFinder as _FinderBase
+else:
+    _LoaderBase = _FinderBase = object
 
 logger = logging.getLogger("proxycore.compat")
 
@@ -45,7 +52,7 @@ def target_name(fullname: str) -> str:
     raise ValueError(f"{fullname} is not a mitmproxy module name")
 
 
-class _ExistingModule(importlib.abc.Loader):
+class _ExistingModule(_LoaderBase):
     """Hands the import system an already imported proxycore module."""
 
     def __init__(self, module: types.ModuleType) -> None:
@@ -58,7 +65,7 @@ class _ExistingModule(importlib.abc.Loader):
         pass  # already executed under its proxycore name
 
 
-class MitmproxyAlias(importlib.abc.MetaPathFinder):
+class MitmproxyAlias(_FinderBase):
     """Resolves ``mitmproxy`` and ``mitmproxy.*`` through :data:`ALIASES`."""
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:

@@ -17,7 +17,6 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 import weakref
 from typing import Any
 
@@ -93,6 +92,8 @@ class WorkerPool:
         count = workers.worker_count(options.workers)
         if options.listen_port == 0:  # every worker must bind the same port: choose it here
             options.update(listen_port=_free_port(options.listen_host))
+        import tempfile  # only when workers start, not in every proxy (issue 15: start-up imports)
+
         self._channel_dir = tempfile.mkdtemp(prefix="proxycore-workers-")
         path = os.path.join(self._channel_dir, "channel")
         self._server = await asyncio.start_unix_server(self._serve_worker, path)
