@@ -590,14 +590,14 @@ class ConnectionHandler:
         """Write what the layers sent, joined per peer when small (see COALESCE_LIMIT)."""
         if only is not None:
             chunks = self._unsent.pop(only, None)
-            batches = [(only, chunks)] if chunks else []
+            batches = {only: chunks} if chunks else {}
             self._unsent_size -= sum(map(len, chunks)) if chunks else 0
         else:
-            batches = list(self._unsent.items())
-            self._unsent.clear()
+            batches, self._unsent = self._unsent, {}  # (a write may add to the new one)
             self._unsent_size = 0
-        for protocol, chunks in batches:
-            if protocol.transport is None or protocol.transport.is_closing():
+        for protocol, chunks in batches.items():
+            transport = protocol.transport
+            if transport is None or transport.is_closing():
                 continue  # the peer is gone (connection_lost)
             if len(chunks) == 1:
                 protocol.write(chunks[0])
