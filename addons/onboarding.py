@@ -74,8 +74,18 @@ class Onboarding:
         self.confdir = ctx.options.confdir
 
     def _wants(self, flow: HTTPFlow) -> bool:
+        """Whether the request is for the app's host (``pretty_host``, as mitmproxy compares).
+
+        Asked for every request: ``pretty_host`` is cut from the Host header (or authority)
+        when there is one, so a header that does not contain our host rules it out at the
+        cost of a substring test instead of the parsing."""
         request = flow.request
-        return request is not None and request.pretty_host == self.host
+        if request is None:
+            return False
+        hostport = request.host_header
+        if hostport and self.host not in hostport:
+            return False
+        return request.pretty_host == self.host
 
     def serve(self, flow: HTTPFlow) -> None:
         """The request hook (see __init__): answer requests for the app's host."""

@@ -12,7 +12,17 @@ import dataclasses
 from typing import Any, ClassVar
 
 all_hooks: dict[str, type[Hook]] = {}
-_ARG_NAMES: dict[type, tuple[str, ...]] = {}
+#: The argument names (dataclass fields) of each hook class, filled by arg_names().
+ARG_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def arg_names(cls: type) -> tuple[str, ...]:
+    """The names of a hook class's arguments, in order (``dataclasses.fields`` is slow;
+    this is asked for every hook)."""
+    names = ARG_NAMES.get(cls)
+    if names is None:
+        names = ARG_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
 
 
 @dataclasses.dataclass(eq=False)
@@ -22,10 +32,7 @@ class Hook:
     name: ClassVar[str]
 
     def args(self) -> list[Any]:
-        cls = type(self)
-        names = _ARG_NAMES.get(cls)
-        if names is None:  # dataclasses.fields() is slow; this runs for every hook
-            names = _ARG_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+        names = ARG_NAMES.get(type(self)) or arg_names(type(self))
         if len(names) == 1:  # every HTTP hook (the flow): no comprehension for one item
             return [getattr(self, names[0])]
         return [getattr(self, name) for name in names]

@@ -954,9 +954,10 @@ class Request(Message):
 
     @property
     def host_header(self) -> str | None:
-        if self.data.http_version in (b"HTTP/2.0", b"HTTP/3"):  # (is_http2 or is_http3)
-            return self.authority or self.headers.get("host")
-        return self.headers.get("host") or self.authority or None
+        data = self.data  # (asked per request by the onboarding addon's gate)
+        if data.http_version in (b"HTTP/2.0", b"HTTP/3"):  # (is_http2 or is_http3)
+            return self.authority or data.headers.get("host")
+        return data.headers.get("host") or self.authority or None
 
     @host_header.setter
     def host_header(self, value: str | None) -> None:

@@ -23,6 +23,7 @@ from typing import Any, Protocol, cast
 from proxycore import platform
 from proxycore.connection import Client, Connection, ConnectionState, Server, TransportProtocol
 from proxycore.flow import Flow
+from proxycore.hooks import ARG_NAMES, arg_names
 from proxycore.proxy import commands, events
 from proxycore.proxy.context import Context
 from proxycore.proxy.layer import Layer
@@ -271,10 +272,10 @@ class _PassWriter:
         self._handlers: list[ConnectionHandler] = []
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop a run is scheduled on
 
-    def add(self, handler: ConnectionHandler) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # fed outside a loop (a synchronous caller): write now
+    def add(self, handler: ConnectionHandler, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Write ``handler``'s sends at the end of this pass of ``loop`` (None: outside any
+        loop, a synchronous caller: write now)."""
+        if loop is None:
             handler.flush_writes()
             return
         if self._loop is not loop:  # none scheduled on this loop (or an old loop's, never run)
@@ -337,6 +338,17 @@ class ConnectionHandler:
         # Read once per connection, as mitmproxy reads it once per layer: a switch applies to
         # connections that start after it, and feed() pays no option lookup.
         self._trace = bool(getattr(self.options, "proxy_debug", False))
+        # The loop this handler runs on, once known: asking asyncio for it costs a getpid()
+        # system call each time (its check for a fork), and a request asked up to three times.
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The running loop, remembered as this handler's; None outside a loop."""
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        return self._loop
 
     def adopt_client(self, protocol: _ConnectionProtocol) -> None:
         """Take over the accepted client socket; reading waits until ``run`` starts the layers."""
@@ -349,6 +361,7 @@ class ConnectionHandler:
     # lifecycle -------------------------------------------------------------
 
     async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._arm_watchdog()
         head_timeout = getattr(self.options, "request_head_timeout", 0)
         silence = None
@@ -393,6 +406,7 @@ class ConnectionHandler:
         is set or the layers give up (a crash, the idle timeout); then close every
         connection and wait for the hooks still running, so that they all reach addons
         before the caller goes on (e.g. to the next replay)."""
+        self._loop = asyncio.get_running_loop()
         self._arm_watchdog()
         self.feed(events.Start())
         waiters = [asyncio.ensure_future(done.wait()), asyncio.ensure_future(self._client_done.wait())]
@@ -482,7 +496,7 @@ class ConnectionHandler:
             # 8 MB held here until the pass ended). Batching only helps small sends.
             self.flush_writes()
         elif self._unsent:
-            _pass_writer.add(self)
+            _pass_writer.add(self, self._loop or self._running_loop())
 
     def flush_writes(self) -> None:
         """Write what the layers sent (called by _PassWriter once per loop pass)."""
@@ -549,7 +563,7 @@ class ConnectionHandler:
         if not isinstance(timer, commands.RequestTimeout) or self._client_done.is_set():
             self._head_timer = None  # the loop timer, if any, fires into nothing
             return
-        loop = asyncio.get_running_loop()
+        loop = self._loop or asyncio.get_running_loop()
         due = loop.time() + timer.delay
         self._head_timer = (timer, due)
         handle = self._head_timer_handle
@@ -565,7 +579,7 @@ class ConnectionHandler:
         if current is None:
             return
         timer, due = current
-        loop = asyncio.get_running_loop()
+        loop = self._loop or asyncio.get_running_loop()
         if loop.time() < due - HEAD_TIMER_SLACK:
             self._head_timer_handle = loop.call_at(due, self._head_timer_fired)  # a later timer
             return
@@ -577,14 +591,14 @@ class ConnectionHandler:
         """Write what the layers sent, joined per peer when small (see COALESCE_LIMIT)."""
         if only is not None:
             chunks = self._unsent.pop(only, None)
-            batches = [(only, chunks)] if chunks else []
+            batches = {only: chunks} if chunks else {}
             self._unsent_size -= sum(map(len, chunks)) if chunks else 0
         else:
-            batches = list(self._unsent.items())
-            self._unsent.clear()
+            batches, self._unsent = self._unsent, {}  # (a write may add to the new one)
             self._unsent_size = 0
-        for protocol, chunks in batches:
-            if protocol.transport is None or protocol.transport.is_closing():
+        for protocol, chunks in batches.items():
+            transport = protocol.transport
+            if transport is None or transport.is_closing():
                 continue  # the peer is gone (connection_lost)
             if len(chunks) == 1:
                 protocol.write(chunks[0])
@@ -658,10 +672,17 @@ class ConnectionHandler:
             return False
         addons = self.master.addons
         handlers = addons.handlers(hook.name)
+        if not handlers:
+            # Nobody listens (three of a request's four HTTP hooks in proxydump -q); unless
+            # a flow is intercepted (then _execute starts the task that waits for its
+            # resume), it is done. The arguments are read in place, without the list.
+            for name in ARG_NAMES.get(type(hook)) or arg_names(type(hook)):
+                arg = getattr(hook, name)
+                if isinstance(arg, Flow) and arg.intercepted:
+                    return False
+            return True
         args = hook.args()
-        if not handlers or _all_gated_off(handlers, args):
-            # Nobody listens; unless a flow is intercepted (then _execute starts the task
-            # that waits for its resume), it is done.
+        if _all_gated_off(handlers, args):
             return not _intercepted(args)
         rest = addons.handle_now(hook)
         if rest is None and not _intercepted(args):

@@ -387,6 +387,33 @@ def test_new_addons_cost_nothing_per_request_unless_configured() -> None:
     assert handling("request") == [] and handling("responseheaders") == []
 
 
+@pytest.mark.parametrize(
+    "url, host_header, wanted",
+    [
+        ("http://mitm.it/", None, True),  # no Host header: the URL's host
+        ("http://example.com/", "mitm.it", True),  # the Host header decides (pretty_host)
+        ("http://example.com/", "mitm.it:8080", True),
+        ("http://mitm.it/", "example.com", False),
+        ("http://example.com/", "mitm.it.example.com", False),  # contains the host, is not it
+        ("http://example.com/", "mitm.it:1:2", False),  # two colons: pretty_host is all of it
+        ("http://example.com/", "[mitm.it]:80", True),
+        ("http://example.com/", "", False),  # an empty Host header: the URL's host
+    ],
+)
+def test_onboarding_gate_is_pretty_host_equality(url: str, host_header: str | None, wanted: bool) -> None:
+    """The request hook's gate (asked for every request) says what ``pretty_host ==
+    onboarding_host`` says, whatever shortcut it takes."""
+    from addons.onboarding import Onboarding
+
+    onboarding = Onboarding()
+    load(onboarding)
+    flow = tflow(url)
+    flow.request.headers.pop("host", None)
+    if host_header is not None:
+        flow.request.headers["Host"] = host_header
+    assert onboarding._wants(flow) is (flow.request.pretty_host == "mitm.it") is wanted
+
+
 @pytest.mark.e2e
 def test_onboarding_app_serves_the_ca_certificate(tmp_path) -> None:
     import subprocess
