@@ -35,6 +35,15 @@ _HEAD_END = re.compile(rb"\n\r?\n")
 # are checked on the whole head before; in a CRLF head every CR ends a line).
 _FIELD_LINE = re.compile(rb"^(%s):[ \t]*((?:[^\r\n]*[^\r\n \t])?)[ \t]*\r?$" % _TOKEN_TEXT, re.MULTILINE)
 _LEADING_BLANK_LINES = re.compile(rb"(?:\r?\n)+")
+# The usual head, all in CRLF, read in one pass per part: a start line, then field lines
+# whose every byte is allowed (no control byte but HTAB, no CR or LF inside a line, a
+# token at the start of each line: no obs-fold), each ending in CRLF. A head these do not
+# cover wholly goes to _split_head, which accepts the same heads and says what is wrong.
+_REQUEST_LINE = re.compile(rb"(%s) ([\x21-\x7e\x80-\xff]+) (HTTP/[0-9]\.[0-9])\r\n" % _TOKEN_TEXT)
+_STATUS_LINE = re.compile(rb"(HTTP/[0-9]\.[0-9]) ([0-9]{3})(?: ([\t\x20-\xff]*))?\r\n")
+_CRLF_FIELD_LINE = re.compile(
+    rb"^(%s):[ \t]*((?:[\t\x20-\xff]*[\x21-\xff])?)[ \t]*\r\n" % _TOKEN_TEXT, re.MULTILINE
+)
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _PORT = re.compile(r"[0-9]{1,5}")
 # An ASCII host name: letters, digits and the unreserved/sub-delims a reg-name may hold.
@@ -75,11 +84,6 @@ def _bare_line_break(head: bytes) -> None:
         if b"\n" in line:
             raise ProtocolError(f"bare LF in a CRLF message head: {line[:80]!r}")
     raise ProtocolError("bare CR or LF in message head")  # pragma: no cover - unreachable
-
-
-def _parsed_headers(fields: list[tuple[bytes, bytes]]) -> Headers:
-    """Headers from fields ``_split_head`` has checked (stricter than the model's own check)."""
-    return Headers._checked(fields)
 
 
 def _no_obs_fold(head: bytes) -> None:
@@ -216,6 +220,19 @@ def _parse_authority(authority: bytes, default_port: int | None) -> tuple[str, i
 
 def parse_request_head(head: bytes) -> Request:
     """Parse a request head (without the final blank line) into a Request without content."""
+    line = _REQUEST_LINE.match(head)
+    if line is not None and head.endswith(b"\r\n\r\n"):
+        # The usual CRLF head: each field line matched once, anchored at its start, and
+        # a line that is not one (or a bare LF) leaves the count of LFs ahead.
+        fields = _CRLF_FIELD_LINE.findall(head, line.end())
+        if len(fields) + 2 == head.count(b"\n"):
+            method, target, version = line.groups()
+            return _request(head, method, target, version, fields)
+    return _parse_any_request_head(head)
+
+
+def _parse_any_request_head(head: bytes) -> Request:
+    """What parse_request_head does with every head: CRLF or bare LF, and says what is wrong."""
     first, fields = _split_head(head)
     parts = first.split(b" ")
     if len(parts) != 3:
@@ -227,6 +244,11 @@ def parse_request_head(head: bytes) -> Request:
         raise ProtocolError(f"bad HTTP request target: {target[:100]!r}")
     if version not in _COMMON_VERSIONS and not _VERSION.fullmatch(version):
         raise ProtocolError(f"bad HTTP version: {version[:40]!r}")
+    return _request(head, method, target, version, fields)
+
+
+def _request(head: bytes, method: bytes, target: bytes, version: bytes, fields: list[tuple[bytes, bytes]]) -> Request:
+    """The Request of a head whose request line and fields are checked."""
     if len(fields) > 1 and head.lower().count(b"\nhost:") > 1:
         raise ProtocolError("more than one Host header")  # RFC 9112 3.2: which one routes?
     scheme = authority = path = b""
@@ -251,11 +273,23 @@ def parse_request_head(head: bytes) -> Request:
             path = b"/" + path
         path = path or b"/"
         host, port = parse_authority(authority, 443 if scheme == b"https" else 80)
-    # Every part was checked above (and by _split_head): the model's own checks are skipped.
-    return Request._parsed(host, port, method, scheme, authority, path, version, _parsed_headers(fields))
+    # Every part was checked (and the fields more strictly than the model would): the
+    # model's own checks are skipped.
+    return Request._parsed(host, port, method, scheme, authority, path, version, Headers._checked(fields))
 
 
 def parse_response_head(head: bytes) -> Response:
+    line = _STATUS_LINE.match(head)
+    if line is not None and head.endswith(b"\r\n\r\n"):
+        fields = _CRLF_FIELD_LINE.findall(head, line.end())  # (as in parse_request_head)
+        if len(fields) + 2 == head.count(b"\n"):
+            version, status, reason = line.groups()
+            return Response._parsed(version, int(status), reason or b"", Headers._checked(fields))
+    return _parse_any_response_head(head)
+
+
+def _parse_any_response_head(head: bytes) -> Response:
+    """What parse_response_head does with every head (see _parse_any_request_head)."""
     first, fields = _split_head(head)
     version, _, rest = first.partition(b" ")
     status, _, reason = rest.partition(b" ")
@@ -263,7 +297,7 @@ def parse_response_head(head: bytes) -> Response:
         raise ProtocolError(f"bad HTTP response line: {first[:100]!r}")
     if not (len(status) == 3 and status.isdigit()):  # three ASCII digits (bytes.isdigit)
         raise ProtocolError(f"bad HTTP status code: {status[:40]!r}")
-    return Response._parsed(version, int(status), reason, _parsed_headers(fields))
+    return Response._parsed(version, int(status), reason, Headers._checked(fields))
 
 
 # Body framing ---------------------------------------------------------------
