@@ -308,10 +308,12 @@ CHUNKED = -2
 
 def _content_length(headers: Headers) -> int | None:
     """The Content-Length, if any: ASCII digits only; repeated values must all agree."""
-    values = headers.get_all("content-length")
-    if not values:
+    value = headers.get("content-length")  # (repeated fields joined with ", ")
+    if value is None:
         return None
-    sizes = {v.strip(" \t") for value in values for v in value.split(",")}
+    if len(value) <= 18 and value.isdigit() and value.isascii():
+        return int(value)  # the usual single plain value, without the set below
+    sizes = {v.strip(" \t") for v in value.split(",")}
     if len(sizes) != 1:
         raise ProtocolError("conflicting Content-Length headers")
     (size,) = sizes
@@ -347,7 +349,7 @@ def request_body_size(request: Request) -> int:
 
     A proxy must not guess here (RFC 9112 6.3): a request is chunked only when
     Transfer-Encoding is exactly ``chunked``, and never also has a Content-Length."""
-    headers = request.headers
+    headers = request.data.headers
     codings = transfer_codings(headers)
     if codings is not None:
         if codings != ["chunked"]:
@@ -366,7 +368,7 @@ def response_body_size(request_method: str, response: Response) -> int:
     Known codings before a final ``chunked`` (``gzip, chunked``) are chunked; known
     codings without ``chunked`` run until the server closes; ``chunked`` anywhere but
     last, twice, or an unknown coding is an error."""
-    headers = response.headers
+    headers = response.data.headers
     # Checked even where there is no body: a bad value is a broken (or hostile) server.
     codings = transfer_codings(headers)
     size = _content_length(headers)
@@ -374,13 +376,9 @@ def response_body_size(request_method: str, response: Response) -> int:
         *first, last = codings
         if last not in _KNOWN_CODINGS | {"chunked"} or any(c not in _KNOWN_CODINGS for c in first):
             raise ProtocolError(f"unsupported Transfer-Encoding in response: {', '.join(codings)[:60]}")
-    status = response.status_code
-    if (
-        request_method.upper() == "HEAD"
-        or 100 <= status < 200
-        or status in (204, 304)
-        or (request_method.upper() == "CONNECT" and 200 <= status < 300)
-    ):
+    status = response.data.status_code
+    method = request_method.upper()
+    if method == "HEAD" or 100 <= status < 200 or status in (204, 304) or (method == "CONNECT" and 200 <= status < 300):
         return 0
     if codings is not None:
         if size is not None:
@@ -527,24 +525,21 @@ def assemble_request_head(request: Request) -> bytes:
 
 def assemble_origin_request_head(request: Request) -> bytes:
     """The head we send to an origin server: always origin-form (or authority for CONNECT)."""
-    method = request.data.method
-    target = request.data.authority if method.upper() == b"CONNECT" else request.data.path or b"/"
-    version = request.data.http_version
-    if not version.startswith(b"HTTP/1"):
+    data = request.data
+    method = data.method
+    target = data.authority if method.upper() == b"CONNECT" else data.path or b"/"
+    version = data.http_version
+    if version not in _COMMON_VERSIONS and not version.startswith(b"HTTP/1"):
         version = b"HTTP/1.1"
-    return b"%s %s %s\r\n%s\r\n" % (method, target, version, _header_block(request.headers))
+    return b"%s %s %s\r\n%s\r\n" % (method, target, version, _header_block(data.headers))
 
 
 def assemble_response_head(response: Response) -> bytes:
-    version = response.data.http_version
-    if not version.startswith(b"HTTP/1"):
+    data = response.data
+    version = data.http_version
+    if version not in _COMMON_VERSIONS and not version.startswith(b"HTTP/1"):
         version = b"HTTP/1.1"
-    return b"%s %d %s\r\n%s\r\n" % (
-        version,
-        response.status_code,
-        response.data.reason,
-        _header_block(response.headers),
-    )
+    return b"%s %d %s\r\n%s\r\n" % (version, data.status_code, data.reason, _header_block(data.headers))
 
 
 def _header_block(headers: Headers) -> bytes:
@@ -566,13 +561,24 @@ def last_chunk(trailers: Headers | None) -> bytes:
 
 def connection_close(http_version: str, headers: Headers) -> bool:
     """Whether a message asks to close the connection after it."""
-    value = headers.get("connection")  # (repeated fields joined with ", ")
-    if value is None:  # the usual case, without building the token set
-        return http_version != "HTTP/1.1"
-    tokens = {t.strip().lower() for t in value.split(",")}
+    return _closes(http_version == "HTTP/1.1", headers.get("connection"))
+
+
+def message_closes(message: Request | Response) -> bool:
+    """connection_close of a message as it stands (its version compared undecoded)."""
+    data = message.data
+    return _closes(data.http_version == b"HTTP/1.1", data.headers.get("connection"))
+
+
+def _closes(http11: bool, connection: str | None) -> bool:
+    """Whether a message of HTTP/1.1 (or not) with this Connection value (repeated fields
+    joined with ", ", or None) asks to close the connection after it."""
+    if connection is None:  # the usual case, without building the token set
+        return not http11
+    tokens = {t.strip().lower() for t in connection.split(",")}
     if "close" in tokens:
         return True
-    if http_version == "HTTP/1.1":
+    if http11:
         return False
     return "keep-alive" not in tokens
 
