@@ -260,18 +260,16 @@ def _request(head: bytes, method: bytes, target: bytes, version: bytes, fields: 
         path = target
     else:
         scheme, sep, rest = target.partition(b"://")
-        if not sep or scheme.lower() not in (b"http", b"https"):
-            raise ProtocolError(f"bad HTTP request target: {target[:100]!r}")
         scheme = scheme.lower()
-        cut = len(rest)
-        for mark in (b"/", b"?"):
-            found = rest.find(mark, 0, cut)
-            if found != -1:
-                cut = found
-        authority, path = rest[:cut], rest[cut:]
-        if path.startswith(b"?"):
-            path = b"/" + path
-        path = path or b"/"
+        if not sep or scheme not in (b"http", b"https"):
+            raise ProtocolError(f"bad HTTP request target: {target[:100]!r}")
+        # The authority ends at the first "/" or "?"; a path that is only a query gets "/".
+        authority, slash, path = rest.partition(b"/")
+        if b"?" in authority:
+            authority, _, query = authority.partition(b"?")
+            path = b"/?" + query + slash + path
+        else:
+            path = slash + path or b"/"
         host, port = parse_authority(authority, 443 if scheme == b"https" else 80)
     # Every part was checked (and the fields more strictly than the model would): the
     # model's own checks are skipped.

@@ -20,6 +20,23 @@ def test_parse_absolute_form_without_path():
     assert (r.scheme, r.port, r.path) == ("https", 443, "/?x")
 
 
+@pytest.mark.parametrize(
+    "target, authority, path",
+    [
+        (b"http://h", b"h", b"/"),
+        (b"http://h/", b"h", b"/"),
+        (b"http://h/a?b", b"h", b"/a?b"),
+        (b"http://h?x/y", b"h", b"/?x/y"),
+        (b"http://h?", b"h", b"/?"),
+        (b"http://h:81/a/b?c/d?e", b"h:81", b"/a/b?c/d?e"),
+        (b"HTTPS://[::1]:8443?q", b"[::1]:8443", b"/?q"),
+    ],
+)
+def test_absolute_form_splits_at_the_first_slash_or_question_mark(target: bytes, authority: bytes, path: bytes):
+    r = http1.parse_request_head(b"GET %s HTTP/1.1\r\n\r\n" % target)
+    assert (r.data.authority, r.data.path, r.data.scheme) == (authority, path, target.split(b":")[0].lower())
+
+
 def test_parse_connect_and_ipv6():
     r = http1.parse_request_head(b"CONNECT [::1]:443 HTTP/1.1\r\n\r\n")
     assert (r.host, r.port, r.authority) == ("::1", 443, "[::1]:443")

@@ -1188,8 +1188,8 @@ class HttpLayer(Layer):
                 continue
             if self.opened_via.get(connection, connection.via) != command.via:
                 continue
-            if connection in self.waiting_for_connection:
-                return connection, False
+            if self.waiting_for_connection and connection in self.waiting_for_connection:
+                return connection, False  # (usually none waits: no hash of the connection)
             if client.reusable:
                 return connection, True
         return None

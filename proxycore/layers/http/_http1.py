@@ -154,7 +154,8 @@ class Http1Connection(Layer):
 
     def _find_head_end(self) -> int:
         """Where the head at the start of buf ends, or -1; each byte is searched once."""
-        end = http1.find_head_end(self.buf, http1.head_scan_start(self.head_scanned))
+        scanned = self.head_scanned
+        end = http1.find_head_end(self.buf, http1.head_scan_start(scanned) if scanned else 0)
         self.head_scanned = 0 if end != -1 else len(self.buf)
         return end
 
