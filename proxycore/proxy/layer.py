@@ -62,9 +62,11 @@ class Layer:
         """Handle the next events with ``state``: how a layer's state machine moves on.
 
         The handler shadows the ``_handle_event`` method on this instance (mypy forbids
-        assigning to a method, so the one place that does it is here, typed).
+        assigning to a method, so the one place that does it is here, typed). Set with
+        setattr, not through ``self.__dict__``: asking for that makes CPython build the
+        instance's dict, which makes every later attribute access of the layer slower.
         """
-        self.__dict__["_handle_event"] = state
+        setattr(self, "_handle_event", state)  # noqa: B010 (see above)
 
     def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         """Override this with a generator of commands (a state machine moves on with _goto)."""
