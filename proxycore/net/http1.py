@@ -35,6 +35,15 @@ _HEAD_END = re.compile(rb"\n\r?\n")
 # are checked on the whole head before; in a CRLF head every CR ends a line).
 _FIELD_LINE = re.compile(rb"^(%s):[ \t]*((?:[^\r\n]*[^\r\n \t])?)[ \t]*\r?$" % _TOKEN_TEXT, re.MULTILINE)
 _LEADING_BLANK_LINES = re.compile(rb"(?:\r?\n)+")
+# The usual head, all in CRLF, read in one pass per part: a start line, then field lines
+# whose every byte is allowed (no control byte but HTAB, no CR or LF inside a line, a
+# token at the start of each line: no obs-fold), each ending in CRLF. A head these do not
+# cover wholly goes to _split_head, which accepts the same heads and says what is wrong.
+_REQUEST_LINE = re.compile(rb"(%s) ([\x21-\x7e\x80-\xff]+) (HTTP/[0-9]\.[0-9])\r\n" % _TOKEN_TEXT)
+_STATUS_LINE = re.compile(rb"(HTTP/[0-9]\.[0-9]) ([0-9]{3})(?: ([\t\x20-\xff]*))?\r\n")
+_CRLF_FIELD_LINE = re.compile(
+    rb"^(%s):[ \t]*((?:[\t\x20-\xff]*[\x21-\xff])?)[ \t]*\r\n" % _TOKEN_TEXT, re.MULTILINE
+)
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _PORT = re.compile(r"[0-9]{1,5}")
 # An ASCII host name: letters, digits and the unreserved/sub-delims a reg-name may hold.
@@ -75,11 +84,6 @@ def _bare_line_break(head: bytes) -> None:
         if b"\n" in line:
             raise ProtocolError(f"bare LF in a CRLF message head: {line[:80]!r}")
     raise ProtocolError("bare CR or LF in message head")  # pragma: no cover - unreachable
-
-
-def _parsed_headers(fields: list[tuple[bytes, bytes]]) -> Headers:
-    """Headers from fields ``_split_head`` has checked (stricter than the model's own check)."""
-    return Headers._checked(fields)
 
 
 def _no_obs_fold(head: bytes) -> None:
@@ -216,6 +220,19 @@ def _parse_authority(authority: bytes, default_port: int | None) -> tuple[str, i
 
 def parse_request_head(head: bytes) -> Request:
     """Parse a request head (without the final blank line) into a Request without content."""
+    line = _REQUEST_LINE.match(head)
+    if line is not None and head.endswith(b"\r\n\r\n"):
+        # The usual CRLF head: each field line matched once, anchored at its start, and
+        # a line that is not one (or a bare LF) leaves the count of LFs ahead.
+        fields = _CRLF_FIELD_LINE.findall(head, line.end())
+        if len(fields) + 2 == head.count(b"\n"):
+            method, target, version = line.groups()
+            return _request(head, method, target, version, fields)
+    return _parse_any_request_head(head)
+
+
+def _parse_any_request_head(head: bytes) -> Request:
+    """What parse_request_head does with every head: CRLF or bare LF, and says what is wrong."""
     first, fields = _split_head(head)
     parts = first.split(b" ")
     if len(parts) != 3:
@@ -227,6 +244,11 @@ def parse_request_head(head: bytes) -> Request:
         raise ProtocolError(f"bad HTTP request target: {target[:100]!r}")
     if version not in _COMMON_VERSIONS and not _VERSION.fullmatch(version):
         raise ProtocolError(f"bad HTTP version: {version[:40]!r}")
+    return _request(head, method, target, version, fields)
+
+
+def _request(head: bytes, method: bytes, target: bytes, version: bytes, fields: list[tuple[bytes, bytes]]) -> Request:
+    """The Request of a head whose request line and fields are checked."""
     if len(fields) > 1 and head.lower().count(b"\nhost:") > 1:
         raise ProtocolError("more than one Host header")  # RFC 9112 3.2: which one routes?
     scheme = authority = path = b""
@@ -238,24 +260,34 @@ def parse_request_head(head: bytes) -> Request:
         path = target
     else:
         scheme, sep, rest = target.partition(b"://")
-        if not sep or scheme.lower() not in (b"http", b"https"):
-            raise ProtocolError(f"bad HTTP request target: {target[:100]!r}")
         scheme = scheme.lower()
-        cut = len(rest)
-        for mark in (b"/", b"?"):
-            found = rest.find(mark, 0, cut)
-            if found != -1:
-                cut = found
-        authority, path = rest[:cut], rest[cut:]
-        if path.startswith(b"?"):
-            path = b"/" + path
-        path = path or b"/"
+        if not sep or scheme not in (b"http", b"https"):
+            raise ProtocolError(f"bad HTTP request target: {target[:100]!r}")
+        # The authority ends at the first "/" or "?"; a path that is only a query gets "/".
+        authority, slash, path = rest.partition(b"/")
+        if b"?" in authority:
+            authority, _, query = authority.partition(b"?")
+            path = b"/?" + query + slash + path
+        else:
+            path = slash + path or b"/"
         host, port = parse_authority(authority, 443 if scheme == b"https" else 80)
-    # Every part was checked above (and by _split_head): the model's own checks are skipped.
-    return Request._parsed(host, port, method, scheme, authority, path, version, _parsed_headers(fields))
+    # Every part was checked (and the fields more strictly than the model would): the
+    # model's own checks are skipped.
+    return Request._parsed(host, port, method, scheme, authority, path, version, Headers._checked(fields))
 
 
 def parse_response_head(head: bytes) -> Response:
+    line = _STATUS_LINE.match(head)
+    if line is not None and head.endswith(b"\r\n\r\n"):
+        fields = _CRLF_FIELD_LINE.findall(head, line.end())  # (as in parse_request_head)
+        if len(fields) + 2 == head.count(b"\n"):
+            version, status, reason = line.groups()
+            return Response._parsed(version, int(status), reason or b"", Headers._checked(fields))
+    return _parse_any_response_head(head)
+
+
+def _parse_any_response_head(head: bytes) -> Response:
+    """What parse_response_head does with every head (see _parse_any_request_head)."""
     first, fields = _split_head(head)
     version, _, rest = first.partition(b" ")
     status, _, reason = rest.partition(b" ")
@@ -263,7 +295,7 @@ def parse_response_head(head: bytes) -> Response:
         raise ProtocolError(f"bad HTTP response line: {first[:100]!r}")
     if not (len(status) == 3 and status.isdigit()):  # three ASCII digits (bytes.isdigit)
         raise ProtocolError(f"bad HTTP status code: {status[:40]!r}")
-    return Response._parsed(version, int(status), reason, _parsed_headers(fields))
+    return Response._parsed(version, int(status), reason, Headers._checked(fields))
 
 
 # Body framing ---------------------------------------------------------------
@@ -274,10 +306,12 @@ CHUNKED = -2
 
 def _content_length(headers: Headers) -> int | None:
     """The Content-Length, if any: ASCII digits only; repeated values must all agree."""
-    values = headers.get_all("content-length")
-    if not values:
+    value = headers.get("content-length")  # (repeated fields joined with ", ")
+    if value is None:
         return None
-    sizes = {v.strip(" \t") for value in values for v in value.split(",")}
+    if len(value) <= 18 and value.isdigit() and value.isascii():
+        return int(value)  # the usual single plain value, without the set below
+    sizes = {v.strip(" \t") for v in value.split(",")}
     if len(sizes) != 1:
         raise ProtocolError("conflicting Content-Length headers")
     (size,) = sizes
@@ -313,7 +347,7 @@ def request_body_size(request: Request) -> int:
 
     A proxy must not guess here (RFC 9112 6.3): a request is chunked only when
     Transfer-Encoding is exactly ``chunked``, and never also has a Content-Length."""
-    headers = request.headers
+    headers = request.data.headers
     codings = transfer_codings(headers)
     if codings is not None:
         if codings != ["chunked"]:
@@ -332,7 +366,7 @@ def response_body_size(request_method: str, response: Response) -> int:
     Known codings before a final ``chunked`` (``gzip, chunked``) are chunked; known
     codings without ``chunked`` run until the server closes; ``chunked`` anywhere but
     last, twice, or an unknown coding is an error."""
-    headers = response.headers
+    headers = response.data.headers
     # Checked even where there is no body: a bad value is a broken (or hostile) server.
     codings = transfer_codings(headers)
     size = _content_length(headers)
@@ -340,13 +374,9 @@ def response_body_size(request_method: str, response: Response) -> int:
         *first, last = codings
         if last not in _KNOWN_CODINGS | {"chunked"} or any(c not in _KNOWN_CODINGS for c in first):
             raise ProtocolError(f"unsupported Transfer-Encoding in response: {', '.join(codings)[:60]}")
-    status = response.status_code
-    if (
-        request_method.upper() == "HEAD"
-        or 100 <= status < 200
-        or status in (204, 304)
-        or (request_method.upper() == "CONNECT" and 200 <= status < 300)
-    ):
+    status = response.data.status_code
+    method = request_method.upper()
+    if method == "HEAD" or 100 <= status < 200 or status in (204, 304) or (method == "CONNECT" and 200 <= status < 300):
         return 0
     if codings is not None:
         if size is not None:
@@ -493,24 +523,21 @@ def assemble_request_head(request: Request) -> bytes:
 
 def assemble_origin_request_head(request: Request) -> bytes:
     """The head we send to an origin server: always origin-form (or authority for CONNECT)."""
-    method = request.data.method
-    target = request.data.authority if method.upper() == b"CONNECT" else request.data.path or b"/"
-    version = request.data.http_version
-    if not version.startswith(b"HTTP/1"):
+    data = request.data
+    method = data.method
+    target = data.authority if method.upper() == b"CONNECT" else data.path or b"/"
+    version = data.http_version
+    if version not in _COMMON_VERSIONS and not version.startswith(b"HTTP/1"):
         version = b"HTTP/1.1"
-    return b"%s %s %s\r\n%s\r\n" % (method, target, version, _header_block(request.headers))
+    return b"%s %s %s\r\n%s\r\n" % (method, target, version, _header_block(data.headers))
 
 
 def assemble_response_head(response: Response) -> bytes:
-    version = response.data.http_version
-    if not version.startswith(b"HTTP/1"):
+    data = response.data
+    version = data.http_version
+    if version not in _COMMON_VERSIONS and not version.startswith(b"HTTP/1"):
         version = b"HTTP/1.1"
-    return b"%s %d %s\r\n%s\r\n" % (
-        version,
-        response.status_code,
-        response.data.reason,
-        _header_block(response.headers),
-    )
+    return b"%s %d %s\r\n%s\r\n" % (version, data.status_code, data.reason, _header_block(data.headers))
 
 
 def _header_block(headers: Headers) -> bytes:
@@ -532,13 +559,24 @@ def last_chunk(trailers: Headers | None) -> bytes:
 
 def connection_close(http_version: str, headers: Headers) -> bool:
     """Whether a message asks to close the connection after it."""
-    value = headers.get("connection")  # (repeated fields joined with ", ")
-    if value is None:  # the usual case, without building the token set
-        return http_version != "HTTP/1.1"
-    tokens = {t.strip().lower() for t in value.split(",")}
+    return _closes(http_version == "HTTP/1.1", headers.get("connection"))
+
+
+def message_closes(message: Request | Response) -> bool:
+    """connection_close of a message as it stands (its version compared undecoded)."""
+    data = message.data
+    return _closes(data.http_version == b"HTTP/1.1", data.headers.get("connection"))
+
+
+def _closes(http11: bool, connection: str | None) -> bool:
+    """Whether a message of HTTP/1.1 (or not) with this Connection value (repeated fields
+    joined with ", ", or None) asks to close the connection after it."""
+    if connection is None:  # the usual case, without building the token set
+        return not http11
+    tokens = {t.strip().lower() for t in connection.split(",")}
     if "close" in tokens:
         return True
-    if http_version == "HTTP/1.1":
+    if http11:
         return False
     return "keep-alive" not in tokens
 

@@ -62,9 +62,11 @@ class Layer:
         """Handle the next events with ``state``: how a layer's state machine moves on.
 
         The handler shadows the ``_handle_event`` method on this instance (mypy forbids
-        assigning to a method, so the one place that does it is here, typed).
+        assigning to a method, so the one place that does it is here, typed). Set with
+        setattr, not through ``self.__dict__``: asking for that makes CPython build the
+        instance's dict, which makes every later attribute access of the layer slower.
         """
-        self.__dict__["_handle_event"] = state
+        setattr(self, "_handle_event", state)  # noqa: B010 (see above)
 
     def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         """Override this with a generator of commands (a state machine moves on with _goto)."""
@@ -92,31 +94,33 @@ class Layer:
             yield from self._run(self._handle_event(event), None)
 
     def _run(self, generator: CommandGenerator[Any], send: Any) -> CommandGenerator[None]:
-        """Drive ``generator``, passing its commands up until it blocks or ends."""
-        try:
-            command = generator.send(send)
-        except StopIteration:
-            return
-        while True:
+        """Drive ``generator``, passing its commands up until it blocks or ends.
+
+        Steps with ``next(generator, None)`` where there is nothing to send (a command is
+        never None): an ending generator then raises no StopIteration, which costs about
+        as much as the rest of a step, once per event a layer handles."""
+        if send is None:
+            command = next(generator, None)
+        else:
+            try:
+                command = generator.send(send)
+            except StopIteration:
+                return
+        while command is not None:
             if command.blocking is True:
                 instant = self.context.instant_hook
                 if instant is not None and isinstance(command, StartHook) and instant(command):
-                    # Nobody listens: the hook is done already. Going on here saves the
-                    # round trip of its reply through every layer above us.
-                    try:
-                        command = generator.send(None)
-                    except StopIteration:
-                        return
+                    # Nobody listens: the hook is done already (its reply would be None).
+                    # Going on here saves the round trip of its reply through every layer
+                    # above us.
+                    command = next(generator, None)
                     continue
                 command.blocking = self
                 self._paused = _Paused(command, generator)
                 yield command
                 return
             yield command
-            try:
-                command = next(generator)
-            except StopIteration:
-                return
+            command = next(generator, None)
 
 
 @hook_dataclass

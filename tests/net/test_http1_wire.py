@@ -20,6 +20,23 @@ def test_parse_absolute_form_without_path():
     assert (r.scheme, r.port, r.path) == ("https", 443, "/?x")
 
 
+@pytest.mark.parametrize(
+    "target, authority, path",
+    [
+        (b"http://h", b"h", b"/"),
+        (b"http://h/", b"h", b"/"),
+        (b"http://h/a?b", b"h", b"/a?b"),
+        (b"http://h?x/y", b"h", b"/?x/y"),
+        (b"http://h?", b"h", b"/?"),
+        (b"http://h:81/a/b?c/d?e", b"h:81", b"/a/b?c/d?e"),
+        (b"HTTPS://[::1]:8443?q", b"[::1]:8443", b"/?q"),
+    ],
+)
+def test_absolute_form_splits_at_the_first_slash_or_question_mark(target: bytes, authority: bytes, path: bytes):
+    r = http1.parse_request_head(b"GET %s HTTP/1.1\r\n\r\n" % target)
+    assert (r.data.authority, r.data.path, r.data.scheme) == (authority, path, target.split(b":")[0].lower())
+
+
 def test_parse_connect_and_ipv6():
     r = http1.parse_request_head(b"CONNECT [::1]:443 HTTP/1.1\r\n\r\n")
     assert (r.host, r.port, r.authority) == ("::1", 443, "[::1]:443")
@@ -106,6 +123,45 @@ def test_response_body_size():
     assert http1.response_body_size("GET", resp(b"HTTP/1.1 101 X\r\n\r\n")) == 0
     assert http1.response_body_size("GET", resp(b"HTTP/1.1 200 X\r\n\r\n")) == http1.UNTIL_EOF
     assert http1.response_body_size("GET", resp(b"HTTP/1.1 200 X\r\nTransfer-Encoding: gzip\r\n\r\n")) == http1.UNTIL_EOF
+
+
+@pytest.mark.parametrize(
+    "field, size",
+    [
+        (b"Content-Length: 100", 100),
+        (b"Content-Length: 000", 0),
+        (b"Content-Length: 999999999999999999", 999999999999999999),
+        (b"Content-Length: 5\r\nContent-Length: 5", 5),
+        (b"Content-Length: 5,5", 5),
+        (b"Content-Length: 1000000000000000000", ProtocolError),  # 19 digits
+        (b"Content-Length: \xd9\xa1", ProtocolError),  # a digit, but not an ASCII one
+        (b"Content-Length: +5", ProtocolError),
+        (b"Content-Length: 5 5", ProtocolError),
+        (b"Content-Length:", ProtocolError),
+        (b"Content-Length: 5\r\nContent-Length: 6", ProtocolError),
+        (b"Content-Length: 5\r\nContent-Length:", ProtocolError),
+    ],
+)
+def test_content_length_values(field: bytes, size: int | type) -> None:
+    """A single plain value is read without the general check: the same outcome."""
+    for message, body_size in [
+        (req(b"POST / HTTP/1.1\r\n%s\r\n\r\n" % field), http1.request_body_size),
+        (resp(b"HTTP/1.1 200 OK\r\n%s\r\n\r\n" % field), lambda r: http1.response_body_size("GET", r)),
+    ]:
+        if size is ProtocolError:
+            with pytest.raises(ProtocolError):
+                body_size(message)
+        else:
+            assert body_size(message) == size
+
+
+@pytest.mark.parametrize("version", [b"HTTP/1.1", b"HTTP/1.0"])
+@pytest.mark.parametrize("fields", [b"", b"Connection: close\r\n", b"Connection: keep-alive\r\n", b"Connection: a, Close\r\n"])
+def test_message_closes_as_connection_close(version: bytes, fields: bytes) -> None:
+    for message in [req(b"GET / %s\r\n%s\r\n" % (version, fields)), resp(b"%s 200 OK\r\n%s\r\n" % (version, fields))]:
+        expected = http1.connection_close(message.http_version, message.headers)
+        assert http1.message_closes(message) is expected
+        assert expected is (version == b"HTTP/1.0" and b"keep-alive" not in fields or b"lose" in fields)
 
 
 def read_all(reader: BodyReader, chunks: list[bytes]) -> tuple[bytes, Headers | None, bytes, bool]:

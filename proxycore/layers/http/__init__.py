@@ -180,7 +180,7 @@ class HttpStream(Layer):
             return
         if held:
             yield from self.hold_request_body(False)
-        if request.headers.get("expect", "").lower() == "100-continue":
+        if request.data.headers.get("expect", "").lower() == "100-continue":
             del request.headers["expect"]
             if not event.end_stream:
                 continue_ = Response.make(100)
@@ -259,13 +259,13 @@ class HttpStream(Layer):
             else:
                 return self._destination_from_host_header()
             return None
-        if not request.host:
+        if not request.data.host:
             # Origin form to a regular proxy: the Host header names the destination, as in
             # mitmproxy (a Host naming the proxy itself is refused when connecting).
             problem = self._destination_from_host_header()
             if problem:
                 return problem
-        if self.mode is HTTPMode.regular and (request.is_http11 or request.is_http10):
+        if self.mode is HTTPMode.regular and request.data.http_version in (b"HTTP/1.1", b"HTTP/1.0"):
             # As mitmproxy: an HTTP/1 absolute-form target is kept as scheme + host only.
             request.data.authority = b""  # (what the setter makes of "", without its checks)
         return None
@@ -328,7 +328,7 @@ class HttpStream(Layer):
             self.request_complete = True
             request = self.flow.request
             request.data.content = self.request_body.take()
-            request.timestamp_end = time.time()
+            request.data.timestamp_end = time.time()
             yield HttpRequestHook(self.flow)
             if self._killed:
                 yield from self.kill()
@@ -421,11 +421,11 @@ class HttpStream(Layer):
         request = self.flow.request
         if self._client_cancelled():
             return False
-        tls = request.scheme == "https"
+        tls = request.data.scheme == b"https"
         # HTTP/3 upstream when the flow's server connection says UDP (reverse:http3://, or
         # an addon that set flow.server_conn.transport_protocol, as with mitmproxy).
         transport = self.flow.server_conn.transport_protocol if tls else TransportProtocol.TCP
-        get = GetHttpConnection((request.host, request.port), tls, self.context.server.via, transport)
+        get = GetHttpConnection((request.data.host, request.data.port), tls, self.context.server.via, transport)
         reusable = self.reusable_connection(get) if self.reusable_connection is not None else None
         connection: Server | None
         err: str | None
@@ -457,12 +457,13 @@ class HttpStream(Layer):
         if not (yield from self.connect_to_server()):
             return
         request = self.flow.request
-        content = request.raw_content or b""
+        content = request.data.content or b""
         yield SendHttp(RequestHeaders(self.stream_id, request, not content), self.server_conn)
         if content:
             yield SendHttp(RequestData(self.stream_id, content), self.server_conn)
-        if request.trailers:
-            yield SendHttp(RequestTrailers(self.stream_id, request.trailers), self.server_conn)
+        trailers = request.data.trailers
+        if trailers:
+            yield SendHttp(RequestTrailers(self.stream_id, trailers), self.server_conn)
         yield SendHttp(RequestEndOfMessage(self.stream_id), self.server_conn)
 
     # Response side ----------------------------------------------------------
@@ -508,8 +509,8 @@ class HttpStream(Layer):
     def receive_response_headers(self, event: ResponseHeaders) -> CommandGenerator[None]:
         response = event.response
         self.flow.response = response
-        if response.timestamp_start is None or not response.timestamp_start:
-            response.timestamp_start = time.time()
+        if not response.data.timestamp_start:  # (None or 0: not set by the connection layer)
+            response.data.timestamp_start = time.time()
         held = False
         if not event.end_stream:
             too_large, held = self._declared_body(response, self.response_body)
@@ -575,7 +576,7 @@ class HttpStream(Layer):
         between (every command of the response passes each generator level)."""
         response = self.flow.response
         assert response is not None
-        response.timestamp_end = time.time()
+        response.data.timestamp_end = time.time()
         if self.response_headers_sent:
             return self._end_streamed_response(response)
         response.data.content = self.response_body.take()
@@ -611,13 +612,14 @@ class HttpStream(Layer):
             return
         response = self.flow.response
         assert response is not None
-        content = response.raw_content
+        content = response.data.content
         self.response_headers_sent = True
         yield SendHttp(ResponseHeaders(self.stream_id, response, not content), self.context.client)
         if content:
             yield SendHttp(ResponseData(self.stream_id, content), self.context.client)
-        if response.trailers:
-            yield SendHttp(ResponseTrailers(self.stream_id, response.trailers), self.context.client)
+        trailers = response.data.trailers
+        if trailers:
+            yield SendHttp(ResponseTrailers(self.stream_id, trailers), self.context.client)
         yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
         if self.response_finished():
             yield from self.finish()
@@ -1186,8 +1188,8 @@ class HttpLayer(Layer):
                 continue
             if self.opened_via.get(connection, connection.via) != command.via:
                 continue
-            if connection in self.waiting_for_connection:
-                return connection, False
+            if self.waiting_for_connection and connection in self.waiting_for_connection:
+                return connection, False  # (usually none waits: no hash of the connection)
             if client.reusable:
                 return connection, True
         return None

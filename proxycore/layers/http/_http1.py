@@ -154,7 +154,8 @@ class Http1Connection(Layer):
 
     def _find_head_end(self) -> int:
         """Where the head at the start of buf ends, or -1; each byte is searched once."""
-        end = http1.find_head_end(self.buf, http1.head_scan_start(self.head_scanned))
+        scanned = self.head_scanned
+        end = http1.find_head_end(self.buf, http1.head_scan_start(scanned) if scanned else 0)
         self.head_scanned = 0 if end != -1 else len(self.buf)
         return end
 
@@ -399,7 +400,7 @@ class Http1Server(Http1Connection):
         except ProtocolError as e:
             yield from self._bad_request(str(e), 400)
             return False
-        request.timestamp_start = time.time()
+        request.data.timestamp_start = time.time()
         self.stream_id = self.next_stream_id
         self.next_stream_id += 2
         self.request, self.response = request, None
@@ -530,7 +531,7 @@ class Http1Server(Http1Connection):
 
     def _send_headers(self, event: ResponseHeaders) -> CommandGenerator[None]:
         response = event.response
-        status = response.status_code
+        status = response.data.status_code
         if status < 200 and status != 101:
             yield commands.SendData(self.conn, http1.assemble_response_head(response))
             return
@@ -539,7 +540,7 @@ class Http1Server(Http1Connection):
         method = self.request.data.method.upper()  # (bytes: no decoding per response)
         tunnel = method == b"CONNECT" and 200 <= status < 300
         bodiless = method == b"HEAD" or status in (204, 304) or tunnel
-        headers = response.headers
+        headers = response.data.headers
         if (
             not bodiless
             and not (response.is_http10 or response.is_http11)
@@ -552,7 +553,7 @@ class Http1Server(Http1Connection):
                 headers["content-length"] = str(len(response.raw_content))
             elif self.request.is_http11:
                 headers["transfer-encoding"] = "chunked"
-        self.send_framing = _outgoing_framing(response.headers, bodiless)
+        self.send_framing = _outgoing_framing(response.data.headers, bodiless)
         yield commands.SendData(self.conn, http1.assemble_response_head(response))
         if status == 101 or tunnel:
             # The tunnel begins once this (bodiless) response has ended: see _start_passthrough.
@@ -584,8 +585,8 @@ class Http1Server(Http1Connection):
             self.client_closed
             or not self.request_done
             or self.send_framing == "eof"
-            or http1.connection_close(request.http_version, request.headers)
-            or http1.connection_close(response.http_version, response.headers)
+            or http1.message_closes(request)
+            or http1.message_closes(response)
         )
         if close and self.state == "read_body" and not self.client_closed:
             yield from self._discard_rest()  # answered before the body (proxyauth's 407)
@@ -689,8 +690,9 @@ class Http1Client(Http1Connection):
         self.request, self.response = request, None
         self.state = "wait"
         self.request_sent = False
-        bodiless = event.end_stream and "content-length" not in request.headers
-        framing = _outgoing_framing(request.headers, bodiless)
+        headers = request.data.headers
+        bodiless = event.end_stream and "content-length" not in headers
+        framing = _outgoing_framing(headers, bodiless)
         # A request body must be delimited: an unknown length is sent chunked.
         if framing == "eof":
             request.headers["transfer-encoding"] = "chunked"
@@ -752,10 +754,10 @@ class Http1Client(Http1Connection):
         except ProtocolError as e:
             yield from self._fail(f"Bad response from server: {e}")
             return False
-        status = response.status_code
+        status = response.data.status_code
         if status < 200 and status != 101:
             return True  # interim response (100, 103…): not forwarded, the final one follows
-        response.timestamp_start = time.time()
+        response.data.timestamp_start = time.time()
         self.response = response
         self.response_size = size
         yield ReceiveHttp(ResponseHeaders(self.stream_id, response, end_stream=size == 0))
@@ -808,8 +810,8 @@ class Http1Client(Http1Connection):
         stream_id = self.stream_id
         close = (
             self.response_size == http1.UNTIL_EOF
-            or http1.connection_close(request.http_version, request.headers)
-            or http1.connection_close(response.http_version, response.headers)
+            or http1.message_closes(request)
+            or http1.message_closes(response)
         )
         if self._hold_body(False):
             yield from self._apply_reading()
