@@ -77,6 +77,7 @@ def serve(argv: list[str]) -> int:
     gc_runs = [0, 0, 0]
     gc_ns = [0, 0, 0]
     gc_started = [0]
+    gc_longest = [0]
 
     def on_gc(phase: str, info: dict[str, int]) -> None:
         if "cpu" not in start:
@@ -84,8 +85,10 @@ def serve(argv: list[str]) -> int:
         if phase == "start":
             gc_started[0] = time.thread_time_ns()
         else:
+            took = time.thread_time_ns() - gc_started[0]
             gc_runs[info["generation"]] += 1
-            gc_ns[info["generation"]] += time.thread_time_ns() - gc_started[0]
+            gc_ns[info["generation"]] += took
+            gc_longest[0] = max(gc_longest[0], took)
 
     if os.environ.get("PERCALL_GC_THRESHOLD"):  # e.g. "7000,10,10": try other thresholds
         gc.set_threshold(*(int(n) for n in os.environ["PERCALL_GC_THRESHOLD"].split(",")))
@@ -102,7 +105,7 @@ def serve(argv: list[str]) -> int:
             profiler.dump_stats(profile_path)
         with open(out, "w") as f:
             json.dump({"cpu_ns": time.process_time_ns() - start["cpu"], "gc_runs": gc_runs, "gc_ns": gc_ns,
-                       "gc_threshold": gc.get_threshold(), "rss_kb": _status_kb("VmRSS"),
+                       "gc_threshold": gc.get_threshold(), "gc_longest_ns": gc_longest[0], "rss_kb": _status_kb("VmRSS"),
                        "hwm_kb": _status_kb("VmHWM")}, f)
 
     signal.signal(signal.SIGUSR1, begin)
@@ -287,7 +290,9 @@ def main() -> int:
             # Cyclic collections per generation per 10k requests, and their CPU us per request.
             "gc_per_10k": [round(n * 10000 / requests, 1) for n in stats["gc_runs"]],
             "gc_us_per_request": [round(ns / requests / 1000, 2) for ns in stats["gc_ns"]],
+            "gc_longest_us": round(stats["gc_longest_ns"] / 1000),
             "gc_threshold": stats["gc_threshold"],
+            "lat_p99_us": result.get("lat_p99_us"),
             "rss_mb": round(stats["rss_kb"] / 1024, 1),
             "hwm_mb": round(stats["hwm_kb"] / 1024, 1),
             "profiled": bool(args.profile),
