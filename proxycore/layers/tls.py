@@ -25,6 +25,8 @@ from OpenSSL import SSL
 
 from proxycore.connection import Connection, ConnectionState, Server
 from proxycore.net import tls as tls_parse
+from proxycore.net.tls_bio import READ_CHUNK as READ_CHUNK  # re-exported for older imports
+from proxycore.net.tls_bio import PublicPipe, RawPipe, describe_ssl_error, pipe_for
 from proxycore.proxy import commands, events
 from proxycore.proxy.commands import StartHook, hook_dataclass
 from proxycore.proxy.context import Context
@@ -32,9 +34,7 @@ from proxycore.proxy.layer import CommandGenerator, Layer
 from proxycore.proxy.tunnel import CLOSED, ESTABLISHING, INACTIVE, OPEN, TunnelLayer
 
 PASSTHROUGH = "passthrough"  # not intercepted: bytes pass both ways untouched
-READ_CHUNK = 65536  # plaintext per SSL_read call (a TLS record is at most 16 KiB)
 MERGE_LIMIT = 16384  # consecutive sends are joined up to one record's plaintext
-MAX_RECORD_PLAINTEXT = 16384  # TLS: 2^14 bytes of plaintext per record at most
 # ALPN protocol names that mean HTTP (mitmproxy.proxy.layers.tls.HTTP_ALPNS).
 HTTP_ALPNS = (b"h2", b"http/1.1", b"http/1.0", b"http/0.9")
 
@@ -143,15 +143,6 @@ def verify_error(conn: SSL.Connection) -> str | None:
         return _VERIFY_ERRORS.get(code, f"verification error {code}")
 
 
-def describe_ssl_error(e: SSL.Error) -> str:
-    """``SSL.Error`` carries a list of (lib, func, reason) tuples; keep the reasons."""
-    parts = []
-    for item in e.args[0] if e.args and isinstance(e.args[0], list) else []:
-        if isinstance(item, tuple) and item:
-            parts.append(str(item[-1]))
-    return ", ".join(parts) or str(e) or type(e).__name__
-
-
 # The layers ---------------------------------------------------------------------------
 
 
@@ -162,37 +153,24 @@ class TLSLayer(TunnelLayer):
     plaintext share the socket.  ``state`` is the tunnel's, plus PASSTHROUGH."""
 
     tls: SSL.Connection | None
+    pipe: RawPipe | PublicPipe | None
+    """Moves bytes through ``tls``'s memory BIOs (:mod:`proxycore.net.tls_bio`)."""
 
     def __init__(self, context: Context, conn: Connection, child: Layer | None = None) -> None:
         super().__init__(context, conn, conn, child)
         self.tls = None
+        self.pipe = None
         self._close_forwarded = False
         conn.tls = True
 
     # ciphertext and plaintext plumbing ------------------------------------------
 
     def flush(self) -> CommandGenerator[None]:
-        """Send whatever OpenSSL has written into the outgoing BIO.
-
-        The BIO says how much it holds, so that is read in one call; nothing is read when it
-        is empty (pyOpenSSL marks an empty BIO with a WantReadError, about 2 us)."""
-        assert self.tls is not None
-        waiting = _bio_pending(self.tls, outgoing=True)
-        if waiting is None:  # bindings without the query: read until a short read
-            out = []
-            while True:
-                try:
-                    chunk = self.tls.bio_read(READ_CHUNK)
-                except SSL.WantReadError:
-                    break
-                if chunk:
-                    out.append(chunk)
-                if len(chunk) < READ_CHUNK:
-                    break
-            if out:
-                yield commands.SendData(self.conn, out[0] if len(out) == 1 else b"".join(out))
-        elif waiting:
-            yield commands.SendData(self.conn, _read_outgoing(self.tls, waiting))
+        """Send whatever OpenSSL has written into the outgoing BIO (nothing if it is empty)."""
+        assert self.pipe is not None
+        data = self.pipe.take()
+        if data:
+            yield commands.SendData(self.conn, data)
 
     def event_to_child(self, event: events.Event) -> CommandGenerator[None]:
         """Pass ``event`` to the child, encrypting what it sends on our connection.
@@ -231,10 +209,10 @@ class TLSLayer(TunnelLayer):
         yield from self.close(command)
 
     def send_plaintext(self, data: bytes) -> CommandGenerator[None]:
-        if self.state != OPEN or self.tls is None:
+        if self.state != OPEN or self.pipe is None:
             return  # nothing can be sent on a connection whose handshake failed or closed
         try:
-            self.tls.sendall(data)
+            self.pipe.write(data)
         except SSL.Error as e:
             yield commands.Log(f"TLS error while sending to {_who(self.conn)}: {describe_ssl_error(e)}", logging.DEBUG)
         yield from self.flush()
@@ -251,17 +229,16 @@ class TLSLayer(TunnelLayer):
         yield command
 
     def receive_ciphertext(self, data: bytes) -> CommandGenerator[None]:
-        assert self.tls is not None
-        self.tls.bio_write(data)
+        assert self.pipe is not None
+        self.pipe.feed(data)
         if self.state == ESTABLISHING:
             yield from self.continue_handshake()
         if self.state == OPEN:
             yield from self.read_plaintext()
 
     def read_plaintext(self) -> CommandGenerator[None]:
-        assert self.tls is not None
-        got = _recv_waiting(self.tls)
-        data, end = got if got is not None else _recv_records(self.tls)
+        assert self.pipe is not None
+        data, end = self.pipe.read()
         peer_closed = end is not None
         if end:
             yield commands.Log(f"TLS error from {_who(self.conn)}: {end}", logging.INFO)
@@ -288,6 +265,7 @@ class TLSLayer(TunnelLayer):
             )
             return
         self.tls = data.ssl_conn
+        self.pipe = pipe_for(self.tls)
         if connect:
             self.tls.set_connect_state()
         else:
@@ -477,8 +455,8 @@ class ClientTLSLayer(TLSLayer):
             yield TlsFailedClientHook(self.tls_data)
             yield commands.CloseConnection(self.conn)
             return
-        assert self.tls is not None
-        self.tls.bio_write(bytes(self.hello_buffer))
+        assert self.pipe is not None
+        self.pipe.feed(bytes(self.hello_buffer))
         self.hello_buffer.clear()
         yield from self.continue_handshake()
         if self.state == OPEN:
@@ -522,118 +500,6 @@ class ClientTLSLayer(TLSLayer):
 
     def explain_failure(self, e: SSL.Error) -> str:
         return f"{describe_ssl_error(e)}."
-
-
-def _bio_pending(tls: SSL.Connection, outgoing: bool) -> int | None:
-    """Bytes waiting in a memory BIO of ``tls``: the outgoing one (ciphertext to send) or the
-    incoming one (ciphertext not yet decrypted); None if the bindings cannot tell.
-
-    pyOpenSSL has no public query for this; ``BIO_get_mem_data`` (a memory BIO's length)
-    is in its cffi bindings (:class:`_RawBindings`)."""
-    if _raw is None:
-        return None
-    return int(_raw.lib.BIO_get_mem_data(tls._from_ssl if outgoing else tls._into_ssl, _raw.ffi.NULL))
-
-
-def _read_outgoing(tls: SSL.Connection, size: int) -> bytes:
-    """The ``size`` bytes waiting in the outgoing BIO, copied once.
-
-    pyOpenSSL's bio_read reads into a temporary buffer and copies that into bytes; a body's
-    ciphertext (megabytes) paid both copies plus, read in pieces, a join."""
-    if _raw is None:
-        return tls.bio_read(size)
-    buf = _raw.alloc("char[]", size)
-    got = _raw.lib.BIO_read(tls._from_ssl, buf, size)  # a memory BIO hands out all it holds
-    data: bytes = _raw.ffi.buffer(buf, max(got, 0))[:]
-    return data
-
-
-def _recv_waiting(tls: SSL.Connection) -> tuple[bytes, str | None] | None:
-    """Decrypt all the ciphertext in the incoming BIO: (plaintext, how the peer ended the
-    connection if it did, see :func:`_read_end`); None if the bindings cannot.
-
-    pyOpenSSL's recv gives one record (at most 16 KiB) per call through a temporary buffer
-    copied into bytes, and then the records were joined: 64 calls and three copies per MiB
-    of body. Here SSL_read decrypts every record into one buffer, copied into bytes once.
-    The buffer holds the ciphertext waiting (plaintext is never longer than its records)
-    plus one record, for the one OpenSSL may have half read already; should that not do,
-    another buffer follows."""
-    if _raw is None:
-        return None
-    lib, ssl, bio = _raw.lib, tls._ssl, tls._into_ssl
-    pieces: list[bytes] = []
-    end: str | None = None
-    more = True
-    while more:
-        room = lib.BIO_get_mem_data(bio, _raw.ffi.NULL) + lib.SSL_pending(ssl) + MAX_RECORD_PLAINTEXT
-        buf = _raw.alloc("char[]", room)
-        total = 0
-        while total < room:
-            n = lib.SSL_read(ssl, buf + total, room - total)
-            if n <= 0:
-                try:  # pyOpenSSL's mapping of SSL_get_error (and of callback errors) to exceptions
-                    tls._raise_ssl_error(ssl, n)
-                except SSL.Error as e:
-                    end = _read_end(e)
-                more = False
-                break
-            total += n
-            if not lib.SSL_pending(ssl) and not lib.BIO_get_mem_data(bio, _raw.ffi.NULL):
-                more = False  # all decrypted: another read would only raise WantReadError
-                break
-        pieces.append(_raw.ffi.buffer(buf, total)[:])
-    return (pieces[0] if len(pieces) == 1 else b"".join(pieces)), end
-
-
-def _recv_records(tls: SSL.Connection) -> tuple[bytes, str | None]:
-    """:func:`_recv_waiting` through pyOpenSSL's public calls, one record at a time."""
-    chunks = []
-    end: str | None = None
-    while True:
-        try:
-            chunk = tls.recv(READ_CHUNK)
-        except SSL.Error as e:
-            end = _read_end(e)
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-        if not tls.pending() and _bio_pending(tls, outgoing=False) == 0:
-            break  # all ciphertext decrypted: another read would only raise WantReadError
-    return b"".join(chunks), end
-
-
-def _read_end(e: SSL.Error) -> str | None:
-    """What an error that stopped the reading means: None if the peer is still there (a
-    partial record), "" for its close_notify, else the error's description.
-
-    Only this summary leaves the ``except`` block: the exception's traceback references the
-    reading function's frame, and kept in one of its own variables would make a reference
-    cycle that held that frame's plaintext and buffers until the cyclic garbage collector
-    ran (a 128 MiB HTTP/2 upload over TLS peaked ~50 MB higher)."""
-    if isinstance(e, SSL.WantReadError):
-        return None
-    if isinstance(e, SSL.ZeroReturnError):
-        return ""
-    return describe_ssl_error(e)
-
-
-class _RawBindings:
-    """pyOpenSSL's cffi bindings, for what its public API lacks: a memory BIO's length and
-    reads without an extra copy. Absent (None) if pyOpenSSL ever stops exposing them."""
-
-    def __init__(self) -> None:
-        self.lib: Any = SSL._lib
-        self.ffi: Any = SSL._ffi
-        for name in ("BIO_get_mem_data", "BIO_read", "SSL_read", "SSL_pending"):
-            getattr(self.lib, name)
-        self.alloc: Any = self.ffi.new_allocator(should_clear_after_alloc=False)
-
-
-try:
-    _raw: _RawBindings | None = _RawBindings()
-except AttributeError:  # pragma: no cover - other bindings
-    _raw = None
 
 
 def _who(conn: Connection) -> str:

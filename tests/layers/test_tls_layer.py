@@ -544,29 +544,12 @@ def test_flush_sends_everything_the_bio_holds(master, size, bio_query):
 
 @pytest.fixture(params=["bio-query", "no-bio-query"])
 def bio_query(request, monkeypatch):
-    """Run with pyOpenSSL's BIO length query and without it (bindings that lack it)."""
-    from proxycore.layers import tls as tls_module
+    """Run with pyOpenSSL's cffi bindings (RawPipe) and without them (PublicPipe)."""
+    from proxycore.net import tls_bio
 
     if request.param == "no-bio-query":
-        monkeypatch.setattr(tls_module, "_raw", None)
+        monkeypatch.setattr(tls_bio, "bindings", None)
     return request.param
-
-
-def test_bio_pending_counts_both_directions(master):
-    from OpenSSL import SSL
-
-    from proxycore.layers.tls import _bio_pending
-
-    conn = SSL.Connection(SSL.Context(SSL.TLS_METHOD), None)
-    conn.set_connect_state()
-    assert _bio_pending(conn, outgoing=True) == 0 and _bio_pending(conn, outgoing=False) == 0
-    with pytest.raises(SSL.WantReadError):
-        conn.do_handshake()
-    hello = _bio_pending(conn, outgoing=True)
-    assert hello and hello > 100
-    conn.bio_write(b"\x16\x03")
-    assert _bio_pending(conn, outgoing=False) == 2
-    assert len(conn.bio_read(65536)) == hello and _bio_pending(conn, outgoing=True) == 0
 
 
 def test_several_records_and_close_notify_in_one_feed(master, bio_query):
