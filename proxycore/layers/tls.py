@@ -365,7 +365,18 @@ class ServerTLSLayer(TLSLayer):
     def handshake_done(self) -> CommandGenerator[None]:
         yield TlsEstablishedServerHook(self.tls_data)
         yield from self.flush()
+        client_tls = self.client_tls_above()
+        if client_tls is not None:
+            client_tls.server_opened(self)
         yield from self.finish(None)
+
+    def client_tls_above(self) -> ClientTLSLayer | None:
+        """The TLS layer of our client, if we were opened below it (an HTTP layer inside an
+        intercepted tunnel): the one that learns first that the client is gone."""
+        for layer in reversed(self.context.layers):
+            if isinstance(layer, ClientTLSLayer):
+                return layer
+        return None
 
     def explain_failure(self, e: SSL.Error) -> str:
         assert self.tls is not None
@@ -390,6 +401,27 @@ class ClientTLSLayer(TLSLayer):
         super().__init__(context, context.client, child)
         self.hello_buffer = bytearray()
         self.child_started = False
+        self.server_layers: list[ServerTLSLayer] = []
+        """The open TLS connections toward servers below us (see :meth:`close_servers`)."""
+
+    def server_opened(self, layer: ServerTLSLayer) -> None:
+        self.server_layers = [known for known in self.server_layers if known.state == OPEN]
+        self.server_layers.append(layer)
+
+    def send_close(self, command: commands.CloseConnection) -> CommandGenerator[None]:
+        if not command.half_close:
+            yield from self.close_servers()
+        yield from self.close(command)
+
+    def close_servers(self) -> CommandGenerator[None]:
+        """The client connection closes, and with it (the driver closes them next) every
+        server connection opened for it: TLS toward them ends with our close_notify first.
+        OpenSSL refuses to resume the session of a connection freed without one, so a
+        keep-alive client that left cost the next connection to that server its resumption."""
+        servers, self.server_layers = self.server_layers, []
+        for layer in servers:
+            if layer.state == OPEN and layer.conn.state & ConnectionState.CAN_WRITE:
+                yield from layer.close(commands.CloseConnection(layer.conn))
 
     def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.Start):

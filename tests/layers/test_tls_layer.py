@@ -676,3 +676,60 @@ def test_reading_leaves_no_frame_to_the_cyclic_collector(master, bio_query):
     pump.client_sends(ciphertext[-100:])
     peer.step(bytes(pump.to_client))
     assert peer.read().replace(b"echo:", b"") == b"x" * 40000
+
+
+
+class GreetThenHangUp(OpenAndGreet):
+    """Below a ServerTLSLayer below a ClientTLSLayer: opens the server, and closes the client
+    (or half-closes it) when it says b"bye", as the HTTP layer does for a client that leaves."""
+
+    half_close = False
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, events.DataReceived) and event.connection is self.context.client:
+            if event.data == b"bye":
+                yield commands.CloseConnection(self.context.client, half_close=self.half_close)
+            return
+        yield from super()._handle_event(event)
+
+
+@pytest.mark.parametrize("half_close", [False, True])
+def test_a_client_that_leaves_closes_tls_toward_its_servers_first(master, upstream_cert, half_close):
+    """The driver drops every server connection once the client is closed: the client's TLS
+    layer first ends TLS toward the servers opened below it with close_notify (OpenSSL keeps
+    the session of such a connection only). A half close of the client closes nothing."""
+    master.options.update(ssl_insecure=True)
+    context = make_context(master.options)
+    context.server = Server(address=("upstream.test", 443))
+    client_layer = ClientTLSLayer(context)
+    server_layer = ServerTLSLayer(context)
+    child = GreetThenHangUp(context)
+    child.half_close = half_close
+    client_layer.child_layer, server_layer.child_layer = server_layer, child
+    order: list[str] = []
+
+    class Recording(Pump):
+        def execute(self, command):
+            if isinstance(command, (commands.SendData, commands.CloseConnection)):
+                order.append(f"{type(command).__name__}:{self.side(command.connection)}")
+            return super().execute(command)
+
+    pump = Recording(client_layer, master)
+    client = Peer(client_ssl_context(master), False, "example.com")
+    exchange(pump, client)
+    server = server_peer(upstream_cert)
+    server_exchange(pump, server)
+    assert client.done and server.done and child.open_error is None
+    assert server.read() == b"hi"
+    assert client_layer.server_layers == [server_layer]
+    order.clear()
+    client.obj.write(b"bye")
+    pump.client_sends(client.outgoing.read())
+    if half_close:
+        assert order == ["CloseConnection:client"] and client_layer.server_layers == [server_layer]
+        return
+    # close_notify to the server and its close, then our close_notify to the client.
+    assert order == ["SendData:server", "CloseConnection:server", "SendData:client", "CloseConnection:client"]
+    server.incoming.write(bytes(pump.to_server))
+    assert server.obj.read() == b""  # a close_notify, not a record of data
+    server.obj.unwrap()  # completes (no SSLWantReadError): the server has our close_notify
