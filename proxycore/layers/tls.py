@@ -16,6 +16,7 @@ only then answers the child, so layers below see an already-secured server.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -172,14 +173,39 @@ class TLSLayer(TunnelLayer):
         if data:
             yield commands.SendData(self.conn, data)
 
+    def handle_event(self, event: events.Event) -> CommandGenerator[None]:
+        """Most events (bytes of an established connection, and everything that only passes
+        through to the child) skip ``Layer._run``, whose only job is to pause this layer on
+        a blocking command of its own: none comes from them until the child sends a command
+        for our connection, and from there on :meth:`child_commands` goes under ``_run``.
+        One generator level less per layer for every command of a request."""
+        if self._paused is None and self.held_events is None:
+            if type(event) is events.DataReceived and event.connection is self.conn:
+                if self.state == OPEN and self.pipe is not None:
+                    return self.receive_open(event.data)
+            elif self.relays(event):
+                return self.child_commands(self.child_layer.handle_event(event), under_run=False)
+        return super().handle_event(event)
+
+    def relays(self, event: events.Event) -> bool:
+        """Whether ``event`` only passes through to the (started) child."""
+        return False
+
     def event_to_child(self, event: events.Event) -> CommandGenerator[None]:
-        """Pass ``event`` to the child, encrypting what it sends on our connection.
+        """Pass ``event`` to the child, encrypting what it sends on our connection."""
+        return self.child_commands(self.child_layer.handle_event(event), under_run=True)
+
+    def child_commands(self, child: Iterator[commands.Command], under_run: bool) -> CommandGenerator[None]:
+        """The child's commands, those for our connection translated (encrypted...).
 
         Consecutive small sends (an HTTP/1 head and then its body) are encrypted together:
         one SSL_write, one record and one ciphertext send instead of one each. Any other
-        command first sends what is held, so everything the child does keeps its order."""
+        command first sends what is held, so everything the child does keeps its order.
+        Without ``_run`` around us (``under_run`` false), the first command for our
+        connection other than a send of an established one, which may make us block (an
+        open, a handshake's hooks), and all after it go on under ``_run``."""
         held = b""
-        for command in self.child_layer.handle_event(event):
+        for command in child:
             if type(command) is commands.SendData and command.connection is self.conn and self.state == OPEN:
                 if held and len(held) + len(command.data) > MERGE_LIMIT:
                     yield from self.send_plaintext(held)
@@ -190,6 +216,9 @@ class TLSLayer(TunnelLayer):
                 yield from self.send_plaintext(held)
                 held = b""
             if isinstance(command, commands.ConnectionCommand) and command.connection is self.conn:
+                if not under_run:
+                    yield from self._run(self.child_commands(itertools.chain((command,), child), True), None)
+                    return
                 yield from self.command_from_child(command)
             else:
                 yield command
@@ -236,9 +265,30 @@ class TLSLayer(TunnelLayer):
         if self.state == OPEN:
             yield from self.read_plaintext()
 
+    def receive_open(self, data: bytes) -> CommandGenerator[None]:
+        """:meth:`receive_ciphertext` of an established connection, without ``_run`` (see
+        :meth:`handle_event`) unless the peer ended it."""
+        assert self.pipe is not None
+        self.pipe.feed(data)
+        plaintext, end = self.pipe.read()
+        if end is not None:
+            yield from self._run(self.deliver(plaintext, end), None)
+            return
+        out = self.pipe.take()  # e.g. key updates or session tickets
+        if out:
+            yield commands.SendData(self.conn, out)
+        if plaintext:
+            yield from self.child_commands(
+                self.child_layer.handle_event(events.DataReceived(self.conn, plaintext)), under_run=False
+            )
+
     def read_plaintext(self) -> CommandGenerator[None]:
         assert self.pipe is not None
         data, end = self.pipe.read()
+        yield from self.deliver(data, end)
+
+    def deliver(self, data: bytes, end: str | None) -> CommandGenerator[None]:
+        """Plaintext read to the child, then the peer's close if ``end`` is not None."""
         peer_closed = end is not None
         if end:
             yield commands.Log(f"TLS error from {_who(self.conn)}: {end}", logging.INFO)
@@ -357,6 +407,11 @@ class ServerTLSLayer(TLSLayer):
         else:
             yield from self.event_to_child(event)
 
+    def relays(self, event: events.Event) -> bool:
+        return not (
+            isinstance(event, events.ConnectionEvent) and event.connection is self.conn
+        ) and not isinstance(event, events.Start)
+
     def establish(self) -> CommandGenerator[None]:
         yield from self.start_handshake(TlsStartServerHook, connect=True)
         if self.state == ESTABLISHING:
@@ -403,6 +458,11 @@ class ClientTLSLayer(TLSLayer):
         self.child_started = False
         self.server_layers: list[ServerTLSLayer] = []
         """The open TLS connections toward servers below us (see :meth:`close_servers`)."""
+
+    def relays(self, event: events.Event) -> bool:
+        return self.child_started and not (
+            isinstance(event, events.ConnectionEvent) and event.connection is self.conn
+        ) and not isinstance(event, events.Start)
 
     def server_opened(self, layer: ServerTLSLayer) -> None:
         self.server_layers = [known for known in self.server_layers if known.state == OPEN]

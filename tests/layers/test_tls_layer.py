@@ -733,3 +733,49 @@ def test_a_client_that_leaves_closes_tls_toward_its_servers_first(master, upstre
     server.incoming.write(bytes(pump.to_server))
     assert server.obj.read() == b""  # a close_notify, not a record of data
     server.obj.unwrap()  # completes (no SSLWantReadError): the server has our close_notify
+
+
+class OpenOnRequest(Layer):
+    """Below an inactive ServerTLSLayer: opens the server when the client (plaintext here)
+    says b"open", greets it, and notes every client chunk in order."""
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self.seen: list[bytes] = []
+        self.open_error: str | None = "not answered"
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, events.DataReceived) and event.connection is self.context.client:
+            self.seen.append(event.data)
+            if event.data == b"open":
+                self.open_error = yield commands.OpenConnection(self.context.server)
+                yield commands.SendData(self.context.server, b"hi")
+                self.seen.append(b"opened")
+
+
+def test_a_relayed_event_whose_child_opens_our_connection_pauses_us(master, upstream_cert):
+    """Events that only pass through skip Layer._run; a child command for our connection
+    (here an open, which blocks on the handshake's hooks) puts the rest under _run again:
+    we pause, later events wait in order, and the child goes on once TLS is up."""
+    master.options.update(ssl_insecure=True)
+    context = make_context(master.options)
+    context.server = Server(address=("upstream.test", 443))
+    layer = ServerTLSLayer(context)
+    child = layer.child_layer = OpenOnRequest(context)
+    held: list[commands.OpenConnection] = []
+
+    class Holding(Pump):
+        def on_open(self, command):
+            held.append(command)  # the driver connects later
+            return None
+
+    pump = Holding(layer, master)
+    pump.client_sends(b"open")
+    assert held and layer._paused is not None and child.seen == [b"open"]
+    pump.client_sends(b"later")  # waits: the layer is paused
+    assert child.seen == [b"open"]
+    context.server.state = ConnectionState.OPEN
+    pump.feed(events.OpenConnectionCompleted(held[0], None))
+    server_exchange(pump, server_peer(upstream_cert))
+    assert child.open_error is None
+    assert child.seen == [b"open", b"opened", b"later"]
