@@ -221,9 +221,20 @@ class TLSLayer(TunnelLayer):
                     return
                 yield from self.command_from_child(command)
             else:
+                if type(command) is commands.CloseConnection and command.connection is self.context.client:
+                    if not command.half_close:
+                        yield from self.close_before_client()
                 yield command
         if held:
             yield from self.send_plaintext(held)
+
+    def close_before_client(self) -> CommandGenerator[None]:
+        """The client connection closes for good, and with it (the driver closes them right
+        after) every server connection: end TLS toward ours with close_notify first. OpenSSL
+        refuses to resume the session of a connection freed without one, so a keep-alive
+        client that left cost the next connection to that server its resumption."""
+        if self.state == OPEN and self.conn is not self.context.client and self.conn.state & ConnectionState.CAN_WRITE:
+            yield from self.close(commands.CloseConnection(self.conn))
 
     def command_from_child(self, command: commands.ConnectionCommand) -> CommandGenerator[None]:
         if self.state == PASSTHROUGH:
@@ -426,9 +437,11 @@ class ServerTLSLayer(TLSLayer):
         yield from self.finish(None)
 
     def client_tls_above(self) -> ClientTLSLayer | None:
-        """The TLS layer of our client, if we were opened below it (an HTTP layer inside an
-        intercepted tunnel): the one that learns first that the client is gone."""
-        for layer in reversed(self.context.layers):
+        """The TLS layer of our client if it is above us (the HTTP layer of an intercepted
+        tunnel opened us for a new server): the client's close does not pass through us then,
+        so that layer closes us (:meth:`ClientTLSLayer.close_servers`)."""
+        layers = self.context.layers
+        for layer in reversed(layers[: layers.index(self)] if self in layers else layers):
             if isinstance(layer, ClientTLSLayer):
                 return layer
         return None
@@ -474,14 +487,12 @@ class ClientTLSLayer(TLSLayer):
         yield from self.close(command)
 
     def close_servers(self) -> CommandGenerator[None]:
-        """The client connection closes, and with it (the driver closes them next) every
-        server connection opened for it: TLS toward them ends with our close_notify first.
-        OpenSSL refuses to resume the session of a connection freed without one, so a
-        keep-alive client that left cost the next connection to that server its resumption."""
+        """Our child closes the client: close_notify to the servers of the TLS layers below
+        our child (see :meth:`TLSLayer.close_before_client`, which a TLS layer above us
+        runs itself when the close passes through it)."""
         servers, self.server_layers = self.server_layers, []
         for layer in servers:
-            if layer.state == OPEN and layer.conn.state & ConnectionState.CAN_WRITE:
-                yield from layer.close(commands.CloseConnection(layer.conn))
+            yield from layer.close_before_client()
 
     def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.Start):

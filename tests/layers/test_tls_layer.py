@@ -680,8 +680,8 @@ def test_reading_leaves_no_frame_to_the_cyclic_collector(master, bio_query):
 
 
 class GreetThenHangUp(OpenAndGreet):
-    """Below a ServerTLSLayer below a ClientTLSLayer: opens the server, and closes the client
-    (or half-closes it) when it says b"bye", as the HTTP layer does for a client that leaves."""
+    """Opens the server, and closes the client (or half-closes it) when it says b"bye", as
+    the HTTP layer does for a client that leaves."""
 
     half_close = False
 
@@ -693,19 +693,48 @@ class GreetThenHangUp(OpenAndGreet):
         yield from super()._handle_event(event)
 
 
+class ServerBeside(Layer):
+    """What an HTTP layer inside an intercepted tunnel does for a new server: a
+    ServerTLSLayer of its own beside the client's side, which the client's close does not
+    pass through. Client bytes go to GreetThenHangUp's client handling, the rest below."""
+
+    def __init__(self, context, half_close: bool) -> None:
+        super().__init__(context)
+        forked = context.fork()
+        self.server_side = ServerTLSLayer(forked)
+        self.server_side.child_layer = OpenAndGreet(forked)
+        self.hang_up = GreetThenHangUp(context)
+        self.hang_up.half_close = half_close
+        self.context.layers.remove(self.hang_up)
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, events.ConnectionEvent) and event.connection is self.context.client:
+            yield from self.hang_up.handle_event(event)
+        else:
+            yield from self.server_side.handle_event(event)
+
+
 @pytest.mark.parametrize("half_close", [False, True])
-def test_a_client_that_leaves_closes_tls_toward_its_servers_first(master, upstream_cert, half_close):
-    """The driver drops every server connection once the client is closed: the client's TLS
-    layer first ends TLS toward the servers opened below it with close_notify (OpenSSL keeps
-    the session of such a connection only). A half close of the client closes nothing."""
-    master.options.update(ssl_insecure=True)
+@pytest.mark.parametrize("server_tls_is", ["above", "beside"])
+def test_a_client_that_leaves_closes_tls_toward_its_servers_first(master, upstream_cert, server_tls_is, half_close):
+    """The driver drops every server connection once the client is closed: TLS toward them
+    ends with close_notify first (OpenSSL keeps the session of such a connection only),
+    whether the server's TLS layer is above the client's (a CONNECT target, which the HTTP
+    layer reuses) or beside it, below the HTTP layer (a new server). A half close of the
+    client closes nothing."""
+    master.options.update(ssl_insecure=True, connection_strategy="lazy")
     context = make_context(master.options)
     context.server = Server(address=("upstream.test", 443))
-    client_layer = ClientTLSLayer(context)
-    server_layer = ServerTLSLayer(context)
-    child = GreetThenHangUp(context)
-    child.half_close = half_close
-    client_layer.child_layer, server_layer.child_layer = server_layer, child
+    if server_tls_is == "above":
+        top = server_layer = ServerTLSLayer(context)
+        client_layer = ClientTLSLayer(context)
+        child = GreetThenHangUp(context)
+        child.half_close = half_close
+        server_layer.child_layer, client_layer.child_layer = client_layer, child
+    else:
+        top = client_layer = ClientTLSLayer(context)
+        beside = client_layer.child_layer = ServerBeside(context, half_close)
+        server_layer = beside.server_side
     order: list[str] = []
 
     class Recording(Pump):
@@ -714,24 +743,29 @@ def test_a_client_that_leaves_closes_tls_toward_its_servers_first(master, upstre
                 order.append(f"{type(command).__name__}:{self.side(command.connection)}")
             return super().execute(command)
 
-    pump = Recording(client_layer, master)
+    pump = Recording(top, master)
     client = Peer(client_ssl_context(master), False, "example.com")
     exchange(pump, client)
     server = server_peer(upstream_cert)
     server_exchange(pump, server)
-    assert client.done and server.done and child.open_error is None
+    assert client.done and server.done, (client.error, server.error)
     assert server.read() == b"hi"
-    assert client_layer.server_layers == [server_layer]
+    assert client_layer.server_layers == ([server_layer] if server_tls_is == "beside" else [])
     order.clear()
     client.obj.write(b"bye")
     pump.client_sends(client.outgoing.read())
     if half_close:
-        assert order == ["CloseConnection:client"] and client_layer.server_layers == [server_layer]
+        assert order == ["CloseConnection:client"] and server_layer.state == "open"
         return
-    # close_notify to the server and its close, then our close_notify to the client.
-    assert order == ["SendData:server", "CloseConnection:server", "SendData:client", "CloseConnection:client"]
+    # close_notify to the server and its close before the client's close (our close_notify
+    # to the client is sent by its layer, which is below the server's or above it).
+    server_part = ["SendData:server", "CloseConnection:server"]
+    if server_tls_is == "above":
+        assert order == ["SendData:client", *server_part, "CloseConnection:client"]
+    else:
+        assert order == [*server_part, "SendData:client", "CloseConnection:client"]
     server.incoming.write(bytes(pump.to_server))
-    assert server.obj.read() == b""  # a close_notify, not a record of data
+    assert server.read() == b""  # a close_notify, not a record of data
     server.obj.unwrap()  # completes (no SSLWantReadError): the server has our close_notify
 
 
