@@ -255,7 +255,9 @@ class TLSLayer(TunnelLayer):
             self.pipe.write(data)
         except SSL.Error as e:
             yield commands.Log(f"TLS error while sending to {_who(self.conn)}: {describe_ssl_error(e)}", logging.DEBUG)
-        yield from self.flush()
+        out = self.pipe.take()  # flush(), without a generator per send
+        if out:
+            yield commands.SendData(self.conn, out)
 
     def close(self, command: commands.CloseConnection) -> CommandGenerator[None]:
         if self.state == OPEN and self.tls is not None and not command.half_close:
