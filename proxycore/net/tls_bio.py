@@ -13,12 +13,14 @@ for bindings without those functions. :func:`pipe_for` picks one; both are teste
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from OpenSSL import SSL
 
 READ_CHUNK = 65536  # ciphertext per public bio_read / plaintext per public recv
 MAX_RECORD_PLAINTEXT = 16384  # TLS: 2^14 bytes of plaintext per record at most
+SCRATCH_SIZE = 65536 + MAX_RECORD_PLAINTEXT  # reads up to a 64 KiB feed use the thread's buffer
 
 
 def describe_ssl_error(e: SSL.Error) -> str:
@@ -99,7 +101,8 @@ class RawPipe:
         self.tls = tls
         self.lib = bindings.lib
         self.alloc = bindings.alloc
-        self.buffer = bindings.ffi.buffer
+        self.scratch = bindings.scratch
+        self.unpack = bindings.ffi.unpack  # char[] -> bytes, one copy
         self.from_buffer = bindings.ffi.from_buffer
         self.null = bindings.ffi.NULL
         self.ssl = tls._ssl
@@ -112,7 +115,9 @@ class RawPipe:
             raise SSL.Error("BIO_write into a memory BIO failed")  # only without memory
 
     def read(self) -> tuple[bytes, str | None]:
-        """Every waiting record decrypted into one buffer, copied into bytes once.
+        """Every waiting record decrypted into one buffer, copied into bytes once: the
+        thread's scratch buffer, reused (allocating ~16 KiB for a read of a 100 B record cost
+        about as much as its SSL_read), or a new one for a larger feed.
 
         The buffer holds the ciphertext waiting (plaintext is never longer than its
         records) plus one record, for the one OpenSSL may have half read already; should
@@ -124,7 +129,7 @@ class RawPipe:
         more = True
         while more:
             room = lib.BIO_get_mem_data(bio, null) + lib.SSL_pending(ssl) + MAX_RECORD_PLAINTEXT
-            buf = self.alloc("char[]", room)
+            buf = self.scratch.buf if room <= SCRATCH_SIZE else self.alloc("char[]", room)
             total = 0
             while total < room:
                 n = lib.SSL_read(ssl, buf + total, room - total)
@@ -139,7 +144,7 @@ class RawPipe:
                 if not lib.SSL_pending(ssl) and not lib.BIO_get_mem_data(bio, null):
                     more = False
                     break
-            pieces.append(self.buffer(buf, total)[:])
+            pieces.append(self.unpack(buf, total))
         return (pieces[0] if len(pieces) == 1 else b"".join(pieces)), end
 
     def write(self, plaintext: bytes) -> None:
@@ -160,7 +165,7 @@ class RawPipe:
             return b""
         buf = self.alloc("char[]", size)
         got = self.lib.BIO_read(self.from_ssl, buf, size)  # a memory BIO hands out all it holds
-        data: bytes = self.buffer(buf, max(got, 0))[:]
+        data: bytes = self.unpack(buf, max(got, 0))
         return data
 
 
@@ -174,6 +179,15 @@ class _Bindings:
             getattr(self.lib, name)
         SSL.Connection._raise_ssl_error  # noqa: B018 - present, or AttributeError
         self.alloc: Any = self.ffi.new_allocator(should_clear_after_alloc=False)
+        self.scratch = _Scratch(self.alloc)
+
+
+class _Scratch(threading.local):
+    """A reading buffer per thread: the bytes read are copied out before ``read`` returns,
+    and nothing else runs in that thread meanwhile."""
+
+    def __init__(self, alloc: Any) -> None:
+        self.buf: Any = alloc("char[]", SCRATCH_SIZE)
 
 
 try:

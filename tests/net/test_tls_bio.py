@@ -119,3 +119,29 @@ def test_pipe_for_prefers_the_raw_pipe(cert, monkeypatch):
     assert isinstance(tls_bio.pipe_for(conn), tls_bio.RawPipe)
     monkeypatch.setattr(tls_bio, "bindings", None)
     assert isinstance(tls_bio.pipe_for(conn), tls_bio.PublicPipe)
+
+
+def test_threads_read_through_their_own_scratch_buffers(cert):
+    """RawPipe reads into a per-thread scratch buffer: pipes read in several threads at
+    once each get their own bytes."""
+    import threading
+
+    errors: list[str] = []
+
+    def talk(tag: bytes) -> None:
+        c, s = pair(cert, lambda conn: tls_bio.RawPipe(conn, tls_bio.bindings))
+        for i in range(300):
+            message = tag * (1 + i % 50)
+            c.write(message)
+            s.feed(c.take())
+            got, _ = s.read()
+            if got != message:
+                errors.append(f"{tag!r}: {got[:20]!r}")
+                return
+
+    threads = [threading.Thread(target=talk, args=(bytes([65 + n]),)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
