@@ -163,7 +163,7 @@ class RawPipe:
         size = self.lib.BIO_get_mem_data(self.from_ssl, self.null)
         if not size:
             return b""
-        buf = self.alloc("char[]", size)
+        buf = self.scratch.buf if size <= SCRATCH_SIZE else self.alloc("char[]", size)
         got = self.lib.BIO_read(self.from_ssl, buf, size)  # a memory BIO hands out all it holds
         data: bytes = self.unpack(buf, max(got, 0))
         return data
@@ -183,7 +183,7 @@ class _Bindings:
 
 
 class _Scratch(threading.local):
-    """A reading buffer per thread: the bytes read are copied out before ``read`` returns,
+    """A buffer per thread for read and take: the bytes are copied out before they return,
     and nothing else runs in that thread meanwhile."""
 
     def __init__(self, alloc: Any) -> None:
