@@ -16,6 +16,7 @@ only then answers the child, so layers below see an already-secured server.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +26,8 @@ from OpenSSL import SSL
 
 from proxycore.connection import Connection, ConnectionState, Server
 from proxycore.net import tls as tls_parse
+from proxycore.net.tls_bio import READ_CHUNK as READ_CHUNK  # re-exported for older imports
+from proxycore.net.tls_bio import PublicPipe, RawPipe, describe_ssl_error, pipe_for
 from proxycore.proxy import commands, events
 from proxycore.proxy.commands import StartHook, hook_dataclass
 from proxycore.proxy.context import Context
@@ -32,9 +35,7 @@ from proxycore.proxy.layer import CommandGenerator, Layer
 from proxycore.proxy.tunnel import CLOSED, ESTABLISHING, INACTIVE, OPEN, TunnelLayer
 
 PASSTHROUGH = "passthrough"  # not intercepted: bytes pass both ways untouched
-READ_CHUNK = 65536  # plaintext per SSL_read call (a TLS record is at most 16 KiB)
 MERGE_LIMIT = 16384  # consecutive sends are joined up to one record's plaintext
-MAX_RECORD_PLAINTEXT = 16384  # TLS: 2^14 bytes of plaintext per record at most
 # ALPN protocol names that mean HTTP (mitmproxy.proxy.layers.tls.HTTP_ALPNS).
 HTTP_ALPNS = (b"h2", b"http/1.1", b"http/1.0", b"http/0.9")
 
@@ -143,15 +144,6 @@ def verify_error(conn: SSL.Connection) -> str | None:
         return _VERIFY_ERRORS.get(code, f"verification error {code}")
 
 
-def describe_ssl_error(e: SSL.Error) -> str:
-    """``SSL.Error`` carries a list of (lib, func, reason) tuples; keep the reasons."""
-    parts = []
-    for item in e.args[0] if e.args and isinstance(e.args[0], list) else []:
-        if isinstance(item, tuple) and item:
-            parts.append(str(item[-1]))
-    return ", ".join(parts) or str(e) or type(e).__name__
-
-
 # The layers ---------------------------------------------------------------------------
 
 
@@ -162,46 +154,58 @@ class TLSLayer(TunnelLayer):
     plaintext share the socket.  ``state`` is the tunnel's, plus PASSTHROUGH."""
 
     tls: SSL.Connection | None
+    pipe: RawPipe | PublicPipe | None
+    """Moves bytes through ``tls``'s memory BIOs (:mod:`proxycore.net.tls_bio`)."""
 
     def __init__(self, context: Context, conn: Connection, child: Layer | None = None) -> None:
         super().__init__(context, conn, conn, child)
         self.tls = None
+        self.pipe = None
         self._close_forwarded = False
         conn.tls = True
 
     # ciphertext and plaintext plumbing ------------------------------------------
 
     def flush(self) -> CommandGenerator[None]:
-        """Send whatever OpenSSL has written into the outgoing BIO.
+        """Send whatever OpenSSL has written into the outgoing BIO (nothing if it is empty)."""
+        assert self.pipe is not None
+        data = self.pipe.take()
+        if data:
+            yield commands.SendData(self.conn, data)
 
-        The BIO says how much it holds, so that is read in one call; nothing is read when it
-        is empty (pyOpenSSL marks an empty BIO with a WantReadError, about 2 us)."""
-        assert self.tls is not None
-        waiting = _bio_pending(self.tls, outgoing=True)
-        if waiting is None:  # bindings without the query: read until a short read
-            out = []
-            while True:
-                try:
-                    chunk = self.tls.bio_read(READ_CHUNK)
-                except SSL.WantReadError:
-                    break
-                if chunk:
-                    out.append(chunk)
-                if len(chunk) < READ_CHUNK:
-                    break
-            if out:
-                yield commands.SendData(self.conn, out[0] if len(out) == 1 else b"".join(out))
-        elif waiting:
-            yield commands.SendData(self.conn, _read_outgoing(self.tls, waiting))
+    def handle_event(self, event: events.Event) -> CommandGenerator[None]:
+        """Most events (bytes of an established connection, and everything that only passes
+        through to the child) skip ``Layer._run``, whose only job is to pause this layer on
+        a blocking command of its own: none comes from them until the child sends a command
+        for our connection, and from there on :meth:`child_commands` goes under ``_run``.
+        One generator level less per layer for every command of a request."""
+        if self._paused is None and self.held_events is None:
+            if type(event) is events.DataReceived and event.connection is self.conn:
+                if self.state == OPEN and self.pipe is not None:
+                    return self.receive_open(event.data)
+            elif self.relays(event):
+                return self.child_commands(self.child_layer.handle_event(event), under_run=False)
+        return super().handle_event(event)
+
+    def relays(self, event: events.Event) -> bool:
+        """Whether ``event`` only passes through to the (started) child."""
+        return False
 
     def event_to_child(self, event: events.Event) -> CommandGenerator[None]:
-        """Pass ``event`` to the child, encrypting what it sends on our connection.
+        """Pass ``event`` to the child, encrypting what it sends on our connection."""
+        return self.child_commands(self.child_layer.handle_event(event), under_run=True)
+
+    def child_commands(self, child: Iterator[commands.Command], under_run: bool) -> CommandGenerator[None]:
+        """The child's commands, those for our connection translated (encrypted...).
 
         Consecutive small sends (an HTTP/1 head and then its body) are encrypted together:
         one SSL_write, one record and one ciphertext send instead of one each. Any other
-        command first sends what is held, so everything the child does keeps its order."""
+        command first sends what is held, so everything the child does keeps its order.
+        Without ``_run`` around us (``under_run`` false), the first command for our
+        connection other than a send of an established one, which may make us block (an
+        open, a handshake's hooks), and all after it go on under ``_run``."""
         held = b""
-        for command in self.child_layer.handle_event(event):
+        for command in child:
             if type(command) is commands.SendData and command.connection is self.conn and self.state == OPEN:
                 if held and len(held) + len(command.data) > MERGE_LIMIT:
                     yield from self.send_plaintext(held)
@@ -212,11 +216,25 @@ class TLSLayer(TunnelLayer):
                 yield from self.send_plaintext(held)
                 held = b""
             if isinstance(command, commands.ConnectionCommand) and command.connection is self.conn:
+                if not under_run:
+                    yield from self._run(self.child_commands(itertools.chain((command,), child), True), None)
+                    return
                 yield from self.command_from_child(command)
             else:
+                if type(command) is commands.CloseConnection and command.connection is self.context.client:
+                    if not command.half_close:
+                        yield from self.close_before_client()
                 yield command
         if held:
             yield from self.send_plaintext(held)
+
+    def close_before_client(self) -> CommandGenerator[None]:
+        """The client connection closes for good, and with it (the driver closes them right
+        after) every server connection: end TLS toward ours with close_notify first. OpenSSL
+        refuses to resume the session of a connection freed without one, so a keep-alive
+        client that left cost the next connection to that server its resumption."""
+        if self.state == OPEN and self.conn is not self.context.client and self.conn.state & ConnectionState.CAN_WRITE:
+            yield from self.close(commands.CloseConnection(self.conn))
 
     def command_from_child(self, command: commands.ConnectionCommand) -> CommandGenerator[None]:
         if self.state == PASSTHROUGH:
@@ -231,13 +249,15 @@ class TLSLayer(TunnelLayer):
         yield from self.close(command)
 
     def send_plaintext(self, data: bytes) -> CommandGenerator[None]:
-        if self.state != OPEN or self.tls is None:
+        if self.state != OPEN or self.pipe is None:
             return  # nothing can be sent on a connection whose handshake failed or closed
         try:
-            self.tls.sendall(data)
+            self.pipe.write(data)
         except SSL.Error as e:
             yield commands.Log(f"TLS error while sending to {_who(self.conn)}: {describe_ssl_error(e)}", logging.DEBUG)
-        yield from self.flush()
+        out = self.pipe.take()  # flush(), without a generator per send
+        if out:
+            yield commands.SendData(self.conn, out)
 
     def close(self, command: commands.CloseConnection) -> CommandGenerator[None]:
         if self.state == OPEN and self.tls is not None and not command.half_close:
@@ -251,17 +271,37 @@ class TLSLayer(TunnelLayer):
         yield command
 
     def receive_ciphertext(self, data: bytes) -> CommandGenerator[None]:
-        assert self.tls is not None
-        self.tls.bio_write(data)
+        assert self.pipe is not None
+        self.pipe.feed(data)
         if self.state == ESTABLISHING:
             yield from self.continue_handshake()
         if self.state == OPEN:
             yield from self.read_plaintext()
 
+    def receive_open(self, data: bytes) -> CommandGenerator[None]:
+        """:meth:`receive_ciphertext` of an established connection, without ``_run`` (see
+        :meth:`handle_event`) unless the peer ended it."""
+        assert self.pipe is not None
+        self.pipe.feed(data)
+        plaintext, end = self.pipe.read()
+        if end is not None:
+            yield from self._run(self.deliver(plaintext, end), None)
+            return
+        out = self.pipe.take()  # e.g. key updates or session tickets
+        if out:
+            yield commands.SendData(self.conn, out)
+        if plaintext:
+            yield from self.child_commands(
+                self.child_layer.handle_event(events.DataReceived(self.conn, plaintext)), under_run=False
+            )
+
     def read_plaintext(self) -> CommandGenerator[None]:
-        assert self.tls is not None
-        got = _recv_waiting(self.tls)
-        data, end = got if got is not None else _recv_records(self.tls)
+        assert self.pipe is not None
+        data, end = self.pipe.read()
+        yield from self.deliver(data, end)
+
+    def deliver(self, data: bytes, end: str | None) -> CommandGenerator[None]:
+        """Plaintext read to the child, then the peer's close if ``end`` is not None."""
         peer_closed = end is not None
         if end:
             yield commands.Log(f"TLS error from {_who(self.conn)}: {end}", logging.INFO)
@@ -288,6 +328,7 @@ class TLSLayer(TunnelLayer):
             )
             return
         self.tls = data.ssl_conn
+        self.pipe = pipe_for(self.tls)
         if connect:
             self.tls.set_connect_state()
         else:
@@ -379,6 +420,11 @@ class ServerTLSLayer(TLSLayer):
         else:
             yield from self.event_to_child(event)
 
+    def relays(self, event: events.Event) -> bool:
+        return not (
+            isinstance(event, events.ConnectionEvent) and event.connection is self.conn
+        ) and not isinstance(event, events.Start)
+
     def establish(self) -> CommandGenerator[None]:
         yield from self.start_handshake(TlsStartServerHook, connect=True)
         if self.state == ESTABLISHING:
@@ -387,7 +433,20 @@ class ServerTLSLayer(TLSLayer):
     def handshake_done(self) -> CommandGenerator[None]:
         yield TlsEstablishedServerHook(self.tls_data)
         yield from self.flush()
+        client_tls = self.client_tls_above()
+        if client_tls is not None:
+            client_tls.server_opened(self)
         yield from self.finish(None)
+
+    def client_tls_above(self) -> ClientTLSLayer | None:
+        """The TLS layer of our client if it is above us (the HTTP layer of an intercepted
+        tunnel opened us for a new server): the client's close does not pass through us then,
+        so that layer closes us (:meth:`ClientTLSLayer.close_servers`)."""
+        layers = self.context.layers
+        for layer in reversed(layers[: layers.index(self)] if self in layers else layers):
+            if isinstance(layer, ClientTLSLayer):
+                return layer
+        return None
 
     def explain_failure(self, e: SSL.Error) -> str:
         assert self.tls is not None
@@ -412,6 +471,30 @@ class ClientTLSLayer(TLSLayer):
         super().__init__(context, context.client, child)
         self.hello_buffer = bytearray()
         self.child_started = False
+        self.server_layers: list[ServerTLSLayer] = []
+        """The open TLS connections toward servers below us (see :meth:`close_servers`)."""
+
+    def relays(self, event: events.Event) -> bool:
+        return self.child_started and not (
+            isinstance(event, events.ConnectionEvent) and event.connection is self.conn
+        ) and not isinstance(event, events.Start)
+
+    def server_opened(self, layer: ServerTLSLayer) -> None:
+        self.server_layers = [known for known in self.server_layers if known.state == OPEN]
+        self.server_layers.append(layer)
+
+    def send_close(self, command: commands.CloseConnection) -> CommandGenerator[None]:
+        if not command.half_close:
+            yield from self.close_servers()
+        yield from self.close(command)
+
+    def close_servers(self) -> CommandGenerator[None]:
+        """Our child closes the client: close_notify to the servers of the TLS layers below
+        our child (see :meth:`TLSLayer.close_before_client`, which a TLS layer above us
+        runs itself when the close passes through it)."""
+        servers, self.server_layers = self.server_layers, []
+        for layer in servers:
+            yield from layer.close_before_client()
 
     def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.Start):
@@ -477,8 +560,8 @@ class ClientTLSLayer(TLSLayer):
             yield TlsFailedClientHook(self.tls_data)
             yield commands.CloseConnection(self.conn)
             return
-        assert self.tls is not None
-        self.tls.bio_write(bytes(self.hello_buffer))
+        assert self.pipe is not None
+        self.pipe.feed(bytes(self.hello_buffer))
         self.hello_buffer.clear()
         yield from self.continue_handshake()
         if self.state == OPEN:
@@ -522,118 +605,6 @@ class ClientTLSLayer(TLSLayer):
 
     def explain_failure(self, e: SSL.Error) -> str:
         return f"{describe_ssl_error(e)}."
-
-
-def _bio_pending(tls: SSL.Connection, outgoing: bool) -> int | None:
-    """Bytes waiting in a memory BIO of ``tls``: the outgoing one (ciphertext to send) or the
-    incoming one (ciphertext not yet decrypted); None if the bindings cannot tell.
-
-    pyOpenSSL has no public query for this; ``BIO_get_mem_data`` (a memory BIO's length)
-    is in its cffi bindings (:class:`_RawBindings`)."""
-    if _raw is None:
-        return None
-    return int(_raw.lib.BIO_get_mem_data(tls._from_ssl if outgoing else tls._into_ssl, _raw.ffi.NULL))
-
-
-def _read_outgoing(tls: SSL.Connection, size: int) -> bytes:
-    """The ``size`` bytes waiting in the outgoing BIO, copied once.
-
-    pyOpenSSL's bio_read reads into a temporary buffer and copies that into bytes; a body's
-    ciphertext (megabytes) paid both copies plus, read in pieces, a join."""
-    if _raw is None:
-        return tls.bio_read(size)
-    buf = _raw.alloc("char[]", size)
-    got = _raw.lib.BIO_read(tls._from_ssl, buf, size)  # a memory BIO hands out all it holds
-    data: bytes = _raw.ffi.buffer(buf, max(got, 0))[:]
-    return data
-
-
-def _recv_waiting(tls: SSL.Connection) -> tuple[bytes, str | None] | None:
-    """Decrypt all the ciphertext in the incoming BIO: (plaintext, how the peer ended the
-    connection if it did, see :func:`_read_end`); None if the bindings cannot.
-
-    pyOpenSSL's recv gives one record (at most 16 KiB) per call through a temporary buffer
-    copied into bytes, and then the records were joined: 64 calls and three copies per MiB
-    of body. Here SSL_read decrypts every record into one buffer, copied into bytes once.
-    The buffer holds the ciphertext waiting (plaintext is never longer than its records)
-    plus one record, for the one OpenSSL may have half read already; should that not do,
-    another buffer follows."""
-    if _raw is None:
-        return None
-    lib, ssl, bio = _raw.lib, tls._ssl, tls._into_ssl
-    pieces: list[bytes] = []
-    end: str | None = None
-    more = True
-    while more:
-        room = lib.BIO_get_mem_data(bio, _raw.ffi.NULL) + lib.SSL_pending(ssl) + MAX_RECORD_PLAINTEXT
-        buf = _raw.alloc("char[]", room)
-        total = 0
-        while total < room:
-            n = lib.SSL_read(ssl, buf + total, room - total)
-            if n <= 0:
-                try:  # pyOpenSSL's mapping of SSL_get_error (and of callback errors) to exceptions
-                    tls._raise_ssl_error(ssl, n)
-                except SSL.Error as e:
-                    end = _read_end(e)
-                more = False
-                break
-            total += n
-            if not lib.SSL_pending(ssl) and not lib.BIO_get_mem_data(bio, _raw.ffi.NULL):
-                more = False  # all decrypted: another read would only raise WantReadError
-                break
-        pieces.append(_raw.ffi.buffer(buf, total)[:])
-    return (pieces[0] if len(pieces) == 1 else b"".join(pieces)), end
-
-
-def _recv_records(tls: SSL.Connection) -> tuple[bytes, str | None]:
-    """:func:`_recv_waiting` through pyOpenSSL's public calls, one record at a time."""
-    chunks = []
-    end: str | None = None
-    while True:
-        try:
-            chunk = tls.recv(READ_CHUNK)
-        except SSL.Error as e:
-            end = _read_end(e)
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-        if not tls.pending() and _bio_pending(tls, outgoing=False) == 0:
-            break  # all ciphertext decrypted: another read would only raise WantReadError
-    return b"".join(chunks), end
-
-
-def _read_end(e: SSL.Error) -> str | None:
-    """What an error that stopped the reading means: None if the peer is still there (a
-    partial record), "" for its close_notify, else the error's description.
-
-    Only this summary leaves the ``except`` block: the exception's traceback references the
-    reading function's frame, and kept in one of its own variables would make a reference
-    cycle that held that frame's plaintext and buffers until the cyclic garbage collector
-    ran (a 128 MiB HTTP/2 upload over TLS peaked ~50 MB higher)."""
-    if isinstance(e, SSL.WantReadError):
-        return None
-    if isinstance(e, SSL.ZeroReturnError):
-        return ""
-    return describe_ssl_error(e)
-
-
-class _RawBindings:
-    """pyOpenSSL's cffi bindings, for what its public API lacks: a memory BIO's length and
-    reads without an extra copy. Absent (None) if pyOpenSSL ever stops exposing them."""
-
-    def __init__(self) -> None:
-        self.lib: Any = SSL._lib
-        self.ffi: Any = SSL._ffi
-        for name in ("BIO_get_mem_data", "BIO_read", "SSL_read", "SSL_pending"):
-            getattr(self.lib, name)
-        self.alloc: Any = self.ffi.new_allocator(should_clear_after_alloc=False)
-
-
-try:
-    _raw: _RawBindings | None = _RawBindings()
-except AttributeError:  # pragma: no cover - other bindings
-    _raw = None
 
 
 def _who(conn: Connection) -> str:

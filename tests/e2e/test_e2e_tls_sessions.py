@@ -43,8 +43,7 @@ def test_later_connections_to_the_same_server_resume_their_session(tmp_path: Pat
         hosts = ["127.0.0.1", "127.0.0.1", "127.0.0.1", "localhost", "localhost"]
         for done, host in enumerate(hosts, 1):
             # Connection: close: the server ends the connection and the proxy answers with its
-            # close_notify. (A server connection the driver drops when the client leaves ends
-            # without one, and OpenSSL then refuses its session: see docs/architecture.md.)
+            # close_notify (for a client that just leaves, see the next test).
             r = curl(proxy, "--cacert", proxy.ca, "-H", "Connection: close", f"https://{host}:{upstream}/get")
             assert r.returncode == 0, r.stderr
             # The session is kept once the proxy has closed that server connection.
@@ -58,3 +57,22 @@ def test_later_connections_to_the_same_server_resume_their_session(tmp_path: Pat
     resumed = [reused for _host, reused in ResumptionHandler.seen]
     # A new name (localhost) starts with a full handshake: sessions are kept per server name.
     assert resumed == [False, True, True, False, True], ResumptionHandler.seen
+
+
+def test_a_keep_alive_client_that_left_leaves_a_resumable_session(tmp_path: Path, upstream: int) -> None:
+    """No Connection: close: the server connection is still open when the client leaves, and
+    the proxy ends TLS toward it with close_notify before dropping it (OpenSSL refuses to
+    resume the session of a connection freed without one)."""
+    proxy = Proxy(["--set", "ssl_insecure=true"], tmp_path)
+    try:
+        for done in range(1, 4):
+            r = curl(proxy, "--cacert", proxy.ca, f"https://127.0.0.1:{upstream}/get")
+            assert r.returncode == 0, r.stderr
+            deadline = time.monotonic() + 5
+            while proxy.stderr().count("server disconnect") < done and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.2)  # the line is logged before the server_disconnected hook runs
+    finally:
+        assert proxy.stop() == 0
+    assert "Traceback" not in proxy.stderr(), proxy.stderr()
+    assert [reused for _host, reused in ResumptionHandler.seen] == [False, True, True], ResumptionHandler.seen

@@ -544,29 +544,12 @@ def test_flush_sends_everything_the_bio_holds(master, size, bio_query):
 
 @pytest.fixture(params=["bio-query", "no-bio-query"])
 def bio_query(request, monkeypatch):
-    """Run with pyOpenSSL's BIO length query and without it (bindings that lack it)."""
-    from proxycore.layers import tls as tls_module
+    """Run with pyOpenSSL's cffi bindings (RawPipe) and without them (PublicPipe)."""
+    from proxycore.net import tls_bio
 
     if request.param == "no-bio-query":
-        monkeypatch.setattr(tls_module, "_raw", None)
+        monkeypatch.setattr(tls_bio, "bindings", None)
     return request.param
-
-
-def test_bio_pending_counts_both_directions(master):
-    from OpenSSL import SSL
-
-    from proxycore.layers.tls import _bio_pending
-
-    conn = SSL.Connection(SSL.Context(SSL.TLS_METHOD), None)
-    conn.set_connect_state()
-    assert _bio_pending(conn, outgoing=True) == 0 and _bio_pending(conn, outgoing=False) == 0
-    with pytest.raises(SSL.WantReadError):
-        conn.do_handshake()
-    hello = _bio_pending(conn, outgoing=True)
-    assert hello and hello > 100
-    conn.bio_write(b"\x16\x03")
-    assert _bio_pending(conn, outgoing=False) == 2
-    assert len(conn.bio_read(65536)) == hello and _bio_pending(conn, outgoing=True) == 0
 
 
 def test_several_records_and_close_notify_in_one_feed(master, bio_query):
@@ -693,3 +676,140 @@ def test_reading_leaves_no_frame_to_the_cyclic_collector(master, bio_query):
     pump.client_sends(ciphertext[-100:])
     peer.step(bytes(pump.to_client))
     assert peer.read().replace(b"echo:", b"") == b"x" * 40000
+
+
+
+class GreetThenHangUp(OpenAndGreet):
+    """Opens the server, and closes the client (or half-closes it) when it says b"bye", as
+    the HTTP layer does for a client that leaves."""
+
+    half_close = False
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, events.DataReceived) and event.connection is self.context.client:
+            if event.data == b"bye":
+                yield commands.CloseConnection(self.context.client, half_close=self.half_close)
+            return
+        yield from super()._handle_event(event)
+
+
+class ServerBeside(Layer):
+    """What an HTTP layer inside an intercepted tunnel does for a new server: a
+    ServerTLSLayer of its own beside the client's side, which the client's close does not
+    pass through. Client bytes go to GreetThenHangUp's client handling, the rest below."""
+
+    def __init__(self, context, half_close: bool) -> None:
+        super().__init__(context)
+        forked = context.fork()
+        self.server_side = ServerTLSLayer(forked)
+        self.server_side.child_layer = OpenAndGreet(forked)
+        self.hang_up = GreetThenHangUp(context)
+        self.hang_up.half_close = half_close
+        self.context.layers.remove(self.hang_up)
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, events.ConnectionEvent) and event.connection is self.context.client:
+            yield from self.hang_up.handle_event(event)
+        else:
+            yield from self.server_side.handle_event(event)
+
+
+@pytest.mark.parametrize("half_close", [False, True])
+@pytest.mark.parametrize("server_tls_is", ["above", "beside"])
+def test_a_client_that_leaves_closes_tls_toward_its_servers_first(master, upstream_cert, server_tls_is, half_close):
+    """The driver drops every server connection once the client is closed: TLS toward them
+    ends with close_notify first (OpenSSL keeps the session of such a connection only),
+    whether the server's TLS layer is above the client's (a CONNECT target, which the HTTP
+    layer reuses) or beside it, below the HTTP layer (a new server). A half close of the
+    client closes nothing."""
+    master.options.update(ssl_insecure=True, connection_strategy="lazy")
+    context = make_context(master.options)
+    context.server = Server(address=("upstream.test", 443))
+    if server_tls_is == "above":
+        top = server_layer = ServerTLSLayer(context)
+        client_layer = ClientTLSLayer(context)
+        child = GreetThenHangUp(context)
+        child.half_close = half_close
+        server_layer.child_layer, client_layer.child_layer = client_layer, child
+    else:
+        top = client_layer = ClientTLSLayer(context)
+        beside = client_layer.child_layer = ServerBeside(context, half_close)
+        server_layer = beside.server_side
+    order: list[str] = []
+
+    class Recording(Pump):
+        def execute(self, command):
+            if isinstance(command, (commands.SendData, commands.CloseConnection)):
+                order.append(f"{type(command).__name__}:{self.side(command.connection)}")
+            return super().execute(command)
+
+    pump = Recording(top, master)
+    client = Peer(client_ssl_context(master), False, "example.com")
+    exchange(pump, client)
+    server = server_peer(upstream_cert)
+    server_exchange(pump, server)
+    assert client.done and server.done, (client.error, server.error)
+    assert server.read() == b"hi"
+    assert client_layer.server_layers == ([server_layer] if server_tls_is == "beside" else [])
+    order.clear()
+    client.obj.write(b"bye")
+    pump.client_sends(client.outgoing.read())
+    if half_close:
+        assert order == ["CloseConnection:client"] and server_layer.state == "open"
+        return
+    # close_notify to the server and its close before the client's close (our close_notify
+    # to the client is sent by its layer, which is below the server's or above it).
+    server_part = ["SendData:server", "CloseConnection:server"]
+    if server_tls_is == "above":
+        assert order == ["SendData:client", *server_part, "CloseConnection:client"]
+    else:
+        assert order == [*server_part, "SendData:client", "CloseConnection:client"]
+    server.incoming.write(bytes(pump.to_server))
+    assert server.read() == b""  # a close_notify, not a record of data
+    server.obj.unwrap()  # completes (no SSLWantReadError): the server has our close_notify
+
+
+class OpenOnRequest(Layer):
+    """Below an inactive ServerTLSLayer: opens the server when the client (plaintext here)
+    says b"open", greets it, and notes every client chunk in order."""
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self.seen: list[bytes] = []
+        self.open_error: str | None = "not answered"
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, events.DataReceived) and event.connection is self.context.client:
+            self.seen.append(event.data)
+            if event.data == b"open":
+                self.open_error = yield commands.OpenConnection(self.context.server)
+                yield commands.SendData(self.context.server, b"hi")
+                self.seen.append(b"opened")
+
+
+def test_a_relayed_event_whose_child_opens_our_connection_pauses_us(master, upstream_cert):
+    """Events that only pass through skip Layer._run; a child command for our connection
+    (here an open, which blocks on the handshake's hooks) puts the rest under _run again:
+    we pause, later events wait in order, and the child goes on once TLS is up."""
+    master.options.update(ssl_insecure=True)
+    context = make_context(master.options)
+    context.server = Server(address=("upstream.test", 443))
+    layer = ServerTLSLayer(context)
+    child = layer.child_layer = OpenOnRequest(context)
+    held: list[commands.OpenConnection] = []
+
+    class Holding(Pump):
+        def on_open(self, command):
+            held.append(command)  # the driver connects later
+            return None
+
+    pump = Holding(layer, master)
+    pump.client_sends(b"open")
+    assert held and layer._paused is not None and child.seen == [b"open"]
+    pump.client_sends(b"later")  # waits: the layer is paused
+    assert child.seen == [b"open"]
+    context.server.state = ConnectionState.OPEN
+    pump.feed(events.OpenConnectionCompleted(held[0], None))
+    server_exchange(pump, server_peer(upstream_cert))
+    assert child.open_error is None
+    assert child.seen == [b"open", b"opened", b"later"]
