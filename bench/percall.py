@@ -24,6 +24,7 @@ JSON line per run.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -72,6 +73,26 @@ def serve(argv: list[str]) -> int:
     profile_path = os.environ.get("PERCALL_PROFILE")
     profiler = cProfile.Profile() if profile_path else None
     start: dict[str, int] = {}
+    # The cyclic collector in the window: collections and their CPU time per generation.
+    gc_runs = [0, 0, 0]
+    gc_ns = [0, 0, 0]
+    gc_started = [0]
+    gc_longest = [0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if "cpu" not in start:
+            return
+        if phase == "start":
+            gc_started[0] = time.thread_time_ns()
+        else:
+            took = time.thread_time_ns() - gc_started[0]
+            gc_runs[info["generation"]] += 1
+            gc_ns[info["generation"]] += took
+            gc_longest[0] = max(gc_longest[0], took)
+
+    if os.environ.get("PERCALL_GC_THRESHOLD"):  # e.g. "7000,10,10": try other thresholds
+        gc.set_threshold(*(int(n) for n in os.environ["PERCALL_GC_THRESHOLD"].split(",")))
+    gc.callbacks.append(on_gc)
 
     def begin(*_: object) -> None:
         start["cpu"] = time.process_time_ns()
@@ -83,7 +104,9 @@ def serve(argv: list[str]) -> int:
             profiler.disable()
             profiler.dump_stats(profile_path)
         with open(out, "w") as f:
-            json.dump({"cpu_ns": time.process_time_ns() - start["cpu"]}, f)
+            json.dump({"cpu_ns": time.process_time_ns() - start["cpu"], "gc_runs": gc_runs, "gc_ns": gc_ns,
+                       "gc_threshold": gc.get_threshold(), "gc_longest_ns": gc_longest[0], "rss_kb": _status_kb("VmRSS"),
+                       "hwm_kb": _status_kb("VmHWM")}, f)
 
     signal.signal(signal.SIGUSR1, begin)
     signal.signal(signal.SIGUSR2, end)
@@ -175,14 +198,23 @@ def profile_summary(path: str, requests: int, top: int) -> dict:
     return {"calls_per_request": round(calls / requests, 1), "hottest_by_own_time": hottest}
 
 
-def window_cpu_ns(out: str) -> int:
-    """The proxy's CPU time in the measured window, from the file it writes after SIGUSR2."""
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def window_stats(out: str) -> dict:
+    """The proxy's CPU time in the measured window (and its collector runs, RSS), from the
+    file it writes after SIGUSR2."""
     for _ in range(200):
         if os.path.exists(out) and os.path.getsize(out):
             break
         time.sleep(0.05)
     with open(out) as f:
-        return json.load(f)["cpu_ns"]
+        return json.load(f)
 
 
 def main() -> int:
@@ -232,7 +264,8 @@ def main() -> int:
             result = load(args.seconds)
             ticks_after = tree_cpu(proxy.pid)
             os.kill(proxy.pid, signal.SIGUSR2)
-            cpu_ns = window_cpu_ns(out)
+            stats = window_stats(out)
+            cpu_ns = stats["cpu_ns"]
         requests = result["requests"]
         errors = sum(v for k, v in result.items() if k.startswith("err_"))
         if errors and "first_error" in result:
@@ -254,6 +287,14 @@ def main() -> int:
                       / (result["duration_us"] / 1e6))
                 for p in sorted(ticks_after)
             ],
+            # Cyclic collections per generation per 10k requests, and their CPU us per request.
+            "gc_per_10k": [round(n * 10000 / requests, 1) for n in stats["gc_runs"]],
+            "gc_us_per_request": [round(ns / requests / 1000, 2) for ns in stats["gc_ns"]],
+            "gc_longest_us": round(stats["gc_longest_ns"] / 1000),
+            "gc_threshold": stats["gc_threshold"],
+            "lat_p99_us": result.get("lat_p99_us"),
+            "rss_mb": round(stats["rss_kb"] / 1024, 1),
+            "hwm_mb": round(stats["hwm_kb"] / 1024, 1),
             "profiled": bool(args.profile),
             "load": os.getloadavg()[0],
         }

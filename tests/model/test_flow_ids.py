@@ -31,8 +31,21 @@ def test_connection_ids_are_uuid4_text_from_the_same_helper(monkeypatch):
         assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
     from proxycore.utils import ids as id_helper
 
-    monkeypatch.setattr(id_helper._RANDOM, "take", lambda size: bytes(size))  # the pooled bytes
+    monkeypatch.setattr(id_helper, "_random_bytes", lambda size: b"\xff" * size)  # the pooled bytes
+    monkeypatch.setattr(id_helper._POOL, "ids", [])
+    assert Server().id == "ffffffff-ffff-4fff-bfff-ffffffffffff"
+    monkeypatch.setattr(id_helper, "_random_bytes", lambda size: bytes(size))
+    monkeypatch.setattr(id_helper._POOL, "ids", [])
     assert Server().id == "00000000-0000-4000-8000-000000000000"
+
+
+def test_ids_of_one_batch_are_all_different_and_a_batch_is_used_up_before_the_next():
+    from proxycore.utils import ids as id_helper
+
+    id_helper._POOL.drop()
+    batch = [new_id() for _ in range(id_helper._BATCH)]
+    assert len(set(batch)) == id_helper._BATCH and id_helper._POOL.ids == []
+    assert new_id() not in batch and len(id_helper._POOL.ids) == id_helper._BATCH - 1
 
 
 @pytest.mark.e2e  # (it forks)

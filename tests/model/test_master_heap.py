@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import gc
 
-from proxycore.master import Master
+from proxycore.master import YOUNG_COLLECTION_THRESHOLD, Master
+
+young_thresholds: list[int] = []  # gc's first threshold, seen just after the running hooks
 
 
 class Recorder:
@@ -20,9 +22,12 @@ class Recorder:
 def run_once(freeze_heap: bool) -> tuple[int | None, int]:
     """Freeze counts seen by a running hook and by the loop just after it."""
     gc.unfreeze()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(700, *thresholds[1:])
     master = Master()
     recorder = Recorder()
     master.addons.add(recorder)
+    young_thresholds.clear()
 
     async def main() -> int:
         task = asyncio.create_task(master.run(freeze_heap=freeze_heap))
@@ -30,6 +35,7 @@ def run_once(freeze_heap: bool) -> tuple[int | None, int]:
             await asyncio.sleep(0)
         await asyncio.sleep(0)
         after = gc.get_freeze_count()
+        young_thresholds.append(gc.get_threshold()[0])
         master.shutdown()
         await task
         return after
@@ -39,6 +45,7 @@ def run_once(freeze_heap: bool) -> tuple[int | None, int]:
         return recorder.frozen_at_running, after
     finally:
         gc.unfreeze()  # the rest of this test process collects as usual
+        gc.set_threshold(*thresholds)
 
 
 def test_the_heap_is_frozen_once_every_running_hook_ran():
@@ -49,3 +56,10 @@ def test_the_heap_is_frozen_once_every_running_hook_ran():
 
 def test_without_the_flag_nothing_is_frozen():
     assert run_once(freeze_heap=False) == (0, 0)
+
+
+def test_the_tools_collect_young_objects_less_often_after_the_start():
+    run_once(freeze_heap=True)
+    assert young_thresholds == [YOUNG_COLLECTION_THRESHOLD] and YOUNG_COLLECTION_THRESHOLD > 700
+    run_once(freeze_heap=False)
+    assert young_thresholds == [700]  # tests and embedders keep the interpreter's own setting

@@ -1,0 +1,94 @@
+"""Instructions (and simulated cache misses) per proxied request of proxydump, under cachegrind.
+
+Counts that hold on a busy machine, where CPU time does not: proxydump -q from this
+checkout runs under ``valgrind --tool=cachegrind`` while one client sends N sequential
+keep-alive GETs through it to percall's 100 B origin; two runs (N and 3N requests) are
+subtracted, so the start and the shutdown cancel out.
+
+    bench/cgproxy.py                 # instructions per request (-n 1000: 1000 vs 3000)
+    bench/cgproxy.py --cache-sim     # + I1/D1/last-level misses per request (slower)
+    bench/cgproxy.py --root /work/main   # another checkout, for an A/B
+
+Compare with ``bench/layerbench.py`` under cachegrind for the layers alone
+(docs/architecture.md, "Per-request cost (issue 15)").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+import percall  # noqa: E402
+
+COUNTERS = ("I refs", "I1 misses", "D1 misses", "LL misses")
+
+
+def run(requests: int, cache_sim: bool, root: str) -> dict[str, int]:
+    """cachegrind's totals for one proxydump process that proxied ``requests`` requests."""
+    python = os.path.join(root, ".venv", "bin", "python")
+    origin = subprocess.Popen([python, "-c", percall.ORIGIN], stdout=subprocess.PIPE, text=True)
+    try:
+        origin_port = int(origin.stdout.readline())  # type: ignore[union-attr]
+        port = percall.free_port()
+        proxy = subprocess.Popen(
+            ["valgrind", "--tool=cachegrind", f"--cache-sim={'yes' if cache_sim else 'no'}",
+             "--cachegrind-out-file=/dev/null", python, "-m", "proxycore", "-q",
+             "--listen-host", "127.0.0.1", "--listen-port", str(port)],
+            cwd=root, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        percall.wait_port(port, timeout=180)
+        request = (
+            f"GET http://127.0.0.1:{origin_port}/ HTTP/1.1\r\nHost: 127.0.0.1:{origin_port}\r\n\r\n"
+        )
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            for _ in range(requests):
+                client.sendall(request.encode())
+                answer = b""
+                while b"\r\n\r\n" not in answer or len(answer.split(b"\r\n\r\n", 1)[1]) < 100:
+                    answer += client.recv(65536)
+        proxy.send_signal(signal.SIGINT)
+        report = proxy.communicate(timeout=180)[1]
+    finally:
+        origin.kill()
+    totals = {}
+    for name in COUNTERS:
+        pattern = name.replace(" ", r"\s+")  # cachegrind aligns the names: "I   refs:"
+        match = re.search(rf"{pattern}:\s+([\d,]+)", report)
+        if match:
+            totals[name] = int(match.group(1).replace(",", ""))
+    return totals
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "-n", type=int, default=1000, help="requests of the short run (the long one makes 3n)"
+    )
+    parser.add_argument(
+        "--cache-sim", action="store_true", help="also simulate the caches (I1, D1, LL misses)"
+    )
+    parser.add_argument(
+        "--root", default=ROOT, help="the checkout to run (with its .venv), e.g. main's"
+    )
+    args = parser.parse_args()
+    short = run(args.n, args.cache_sim, args.root)
+    long = run(3 * args.n, args.cache_sim, args.root)
+    for name in COUNTERS:
+        if name in short and name in long:
+            print(f"{name:10} {(long[name] - short[name]) / (2 * args.n):10.1f} per request")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
