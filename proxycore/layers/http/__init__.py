@@ -1077,7 +1077,7 @@ class HttpLayer(Layer):
 
     def unsourced_wakeup(self, event: events.Wakeup) -> CommandGenerator[None]:
         """A timer no layer yielded: the client's request-head timer, which the driver arms
-        (see Http1Server._arm_head_timer). Its owner is the client's connection layer here
+        (see Http1Server.head_timer). Its owner is the client's connection layer here
         or, inside a CONNECT tunnel, one further down; the others ignore it."""
         client_layer = self.connections.get(self.context.client)
         if client_layer is not None:

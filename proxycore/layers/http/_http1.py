@@ -289,23 +289,18 @@ class Http1Server(Http1Connection):
         self.next_stream_id = 1
         self.request_done = False
         self.client_closed = False
-        # The timeout for the next request head; outdated once replaced or the head is in.
-        # Published on the client connection for the driver to arm (see _arm_head_timer).
+        # The timeout for the next request head, armed with ``head_timer.arm(idle)``:
+        # keepalive_timeout for its first byte after a response (idle), request_head_timeout
+        # for all of it (slowloris); outdated once replaced or the head is in. It is published
+        # on the client connection (``client.head_timer``) instead of being yielded: the
+        # driver arms it and feeds its Wakeup back. Layer playbooks (ours and mitmproxy's)
+        # then see only the protocol's own commands, as in mitmproxy, whose layers have no
+        # such timer; ``Playbook(timeouts=True)`` shows it.
         self.head_timer = HeadTimer(context.options, publish_on=self.conn)
         self.linger_timer: commands.RequestWakeup | None = None
         self.body_discarded = False  # answered before the body: the rest is parsed, not passed on
         self.answered_early = False  # response sent while the body is still relayed to the server
         self.switching = False  # a 2xx to CONNECT or a 101 was sent; passthrough once it ends
-
-    def _arm_head_timer(self, idle: bool) -> None:
-        """Wait for the next request head: keepalive_timeout for its first byte after a
-        response (idle), request_head_timeout for all of it (slowloris).
-
-        The timer is published on the client connection (``client.head_timer``) instead of
-        being yielded: the driver arms it and feeds its Wakeup back. Layer playbooks (ours
-        and mitmproxy's) then see only the protocol's own commands, as in mitmproxy,
-        whose layers have no such timer; ``Playbook(timeouts=True)`` shows it."""
-        self.head_timer.arm(idle)
 
     def _head_timed_out(self) -> CommandGenerator[None]:
         delay = self.head_timer.delay
@@ -347,7 +342,7 @@ class Http1Server(Http1Connection):
                 self.state = "done"
                 yield commands.CloseConnection(self.conn)
         elif isinstance(event, events.Start):
-            self._arm_head_timer(idle=False)
+            self.head_timer.arm(idle=False)
 
     def _read(self) -> CommandGenerator[None]:
         while True:
@@ -387,7 +382,7 @@ class Http1Server(Http1Connection):
             if limit is not None and len(self.buf) > limit:
                 yield from self._bad_request(f"request head larger than {limit} bytes", 431)
             elif self.buf and self.head_timer.idle:
-                self._arm_head_timer(idle=False)  # a head has begun: time it
+                self.head_timer.arm(idle=False)  # a head has begun: time it
             return False
         if limit is not None and end > limit:
             yield from self._bad_request(f"request head larger than {limit} bytes", 431)
@@ -600,7 +595,7 @@ class Http1Server(Http1Connection):
         self.body_reader = None
         if self._hold_body(False):
             yield from self._apply_reading()
-        self._arm_head_timer(idle=not self.buf.lstrip(b"\r\n"))
+        self.head_timer.arm(idle=not self.buf.lstrip(b"\r\n"))
         if self.buf:
             yield from self._read()
         if self._pipeline_backpressure():
