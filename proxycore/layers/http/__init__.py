@@ -1109,7 +1109,12 @@ class HttpLayer(Layer):
                 continue
             if type(command) is ReceiveHttp:
                 # An event of a stream that exists goes to it here, not through receive_http.
+                # A new request's stream is made here too: no receive_http generator between
+                # the driver and every command of the request's handling.
                 http_event = command.event
+                if type(http_event) is RequestHeaders:
+                    yield from self.event_to_child(self._new_stream(http_event), http_event)
+                    continue
                 stream = self.streams.get(http_event.stream_id)
                 if stream is not None and not isinstance(http_event, (RequestHeaders, BodyBackpressure)):
                     yield from self.event_to_child(stream, http_event)
@@ -1153,14 +1158,19 @@ class HttpLayer(Layer):
             return
         stream: HttpStream | None
         if isinstance(event, RequestHeaders):
-            stream = HttpStream(self.context.fork(), event.stream_id, self.mode)
-            stream.reusable_connection = self.reusable_connection
-            self.streams[event.stream_id] = stream
+            stream = self._new_stream(event)
         else:
             stream = self.streams.get(event.stream_id)
             if stream is None:
                 return
         yield from self.event_to_child(stream, event)
+
+    def _new_stream(self, event: RequestHeaders) -> HttpStream:
+        """The stream of a new request (one with the same id is replaced, as before)."""
+        stream = HttpStream(self.context.fork(), event.stream_id, self.mode)
+        stream.reusable_connection = self.reusable_connection
+        self.streams[event.stream_id] = stream
+        return stream
 
     def relay_backpressure(self, event: BodyBackpressure) -> CommandGenerator[None]:
         """To the connection the body comes from: the client's or the server's."""
