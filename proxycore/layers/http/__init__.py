@@ -529,7 +529,7 @@ class HttpStream(Layer):
         if self.flow.error is not None and self._killed:
             yield from self.kill()
             return
-        if response.status_code == 101:
+        if response.data.status_code == 101:
             if is_websocket_handshake(self.flow) and self.context.options.websocket:
                 from proxycore.websocket import WebSocketData
 

@@ -538,7 +538,7 @@ class Http1Server(Http1Connection):
         headers = response.data.headers
         if (
             not bodiless
-            and not (response.is_http10 or response.is_http11)
+            and response.data.http_version not in (b"HTTP/1.1", b"HTTP/1.0")  # (no property calls)
             and "content-length" not in headers
             and "transfer-encoding" not in headers
         ):
