@@ -654,3 +654,33 @@ def test_an_unused_server_connection_closed_by_the_server_is_closed(tctx):
         >> events.ConnectionClosed(tctx.server)
         << commands.CloseConnection(tctx.server)
     )
+
+
+@pytest.mark.parametrize("method", [b"connect", b"Connect"])
+def test_server_side_reads_a_method_set_in_lower_case_in_upper_case(tctx, method):
+    """Http1Client reads the request's method without the Request.method property, in
+    upper case as that gives it: a 2xx to a CONNECT written "connect" is still a tunnel."""
+    from proxycore.http import Request
+    from proxycore.layers.http._commands import ReceiveHttp
+    from proxycore.layers.http._events import (
+        RequestEndOfMessage,
+        RequestHeaders,
+        ResponseData,
+        ResponseHeaders,
+    )
+    from proxycore.layers.http._http1 import Http1Client
+
+    tctx.server = Server(address=("example.com", 443))
+    request = Request.make("CONNECT", "http://example.com:443/")
+    request.data.method = method
+    headers = Placeholder(ResponseHeaders)
+    assert (
+        Playbook(Http1Client(tctx))
+        >> RequestHeaders(1, request, True)
+        << commands.SendData(tctx.server, Placeholder(bytes))
+        >> RequestEndOfMessage(1)
+        >> events.DataReceived(tctx.server, b"HTTP/1.1 200 OK\r\n\r\nhello")
+        << ReceiveHttp(headers)
+        << ReceiveHttp(ResponseData(1, b"hello"))  # the tunnel's first bytes, no end of message
+    )
+    assert headers().end_stream

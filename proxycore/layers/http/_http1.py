@@ -742,7 +742,8 @@ class Http1Client(Http1Connection):
 
     def _read_head(self, head: bytes) -> CommandGenerator[bool]:
         assert self.request is not None and self.stream_id is not None
-        method = self.request.method
+        # What Request.method gives (text, upper case), without its two Python calls.
+        method = self.request.data.method.decode("utf-8", "surrogateescape").upper()
         try:
             response = http1.parse_response_head(head)
             size = http1.response_body_size(method, response)
