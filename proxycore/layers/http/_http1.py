@@ -149,9 +149,6 @@ class Http1Connection(Layer):
     def _may_resume(self) -> bool:
         return True
 
-    def head_size_limit(self) -> int | None:
-        return size_limits(self.context.options).head
-
     def _find_head_end(self) -> int:
         """Where the head at the start of buf ends, or -1; each byte is searched once."""
         scanned = self.head_scanned
@@ -361,7 +358,7 @@ class Http1Server(Http1Connection):
         True if reading must be decided again (then the caller yields from _apply_reading);
         usually it need not, so this is no generator."""
         if self.state == "wait" and self.buf:
-            limit = self.head_size_limit()
+            limit = size_limits(self.context.options).head
             self.pipeline_pausing = limit is not None and len(self.buf) > limit
         else:
             self.pipeline_pausing = False
@@ -377,7 +374,7 @@ class Http1Server(Http1Connection):
             del self.buf[:blank]
             self.head_scanned = max(0, self.head_scanned - blank)
         end = self._find_head_end()
-        limit = self.head_size_limit()
+        limit = size_limits(self.context.options).head
         if end == -1:
             if limit is not None and len(self.buf) > limit:
                 yield from self._bad_request(f"request head larger than {limit} bytes", 431)
@@ -716,7 +713,7 @@ class Http1Client(Http1Connection):
         while self.buf:
             if self.state == "wait":
                 end = self._find_head_end()
-                limit = self.head_size_limit()
+                limit = size_limits(self.context.options).head
                 if limit is not None and (end > limit or (end == -1 and len(self.buf) > limit)):
                     yield from self._fail(f"Bad response from server: head larger than {limit} bytes")
                     return
