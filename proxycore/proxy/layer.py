@@ -40,7 +40,9 @@ class Layer:
 
     context: Context
     _paused: _Paused | None
-    _paused_event_queue: collections.deque[events.Event]
+    # Events that came while paused, in order: () until the first one (a layer is made for
+    # every request, and most never queue anything: no deque to make and free for them).
+    _paused_event_queue: collections.deque[events.Event] | tuple[()]
     # Whether the HTTP layer hands this layer the BodyBackpressure events of its connection
     # (the HTTP/1 and HTTP/2 connection layers pause reading their peer; others have none).
     relays_backpressure: ClassVar[bool] = False
@@ -49,7 +51,7 @@ class Layer:
         self.context = context
         self.context.layers.append(self)
         self._paused = None
-        self._paused_event_queue = collections.deque()
+        self._paused_event_queue = ()
 
     def __repr__(self) -> str:
         state = getattr(self._handle_event, "__name__", "")
@@ -86,11 +88,16 @@ class Layer:
             yield from self._run(paused.generator, event.reply)
             yield from self._drain_queue()
         else:
-            self._paused_event_queue.append(event)
+            queue = self._paused_event_queue
+            if not isinstance(queue, collections.deque):
+                queue = self._paused_event_queue = collections.deque()
+            queue.append(event)
 
     def _drain_queue(self) -> CommandGenerator[None]:
         while self._paused is None and self._paused_event_queue:
-            event = self._paused_event_queue.popleft()
+            queue = self._paused_event_queue
+            assert isinstance(queue, collections.deque)  # (not empty: made by the first event)
+            event = queue.popleft()
             yield from self._run(self._handle_event(event), None)
 
     def _run(self, generator: CommandGenerator[Any], send: Any) -> CommandGenerator[None]:

@@ -551,7 +551,7 @@ class ConnectionHandler:
 
     def _sync_head_timer(self) -> None:
         """Arm the timer the HTTP/1 layer published on the client, once per new timer (the
-        layer does not yield it as a command: see Http1Server._arm_head_timer).
+        layer does not yield it as a command: see Http1Server.head_timer).
 
         Every keep-alive request replaces the timer (disarmed with the head, armed idle
         after the response). The loop timer is only moved when the new one is due earlier:

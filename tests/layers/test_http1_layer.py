@@ -654,3 +654,67 @@ def test_an_unused_server_connection_closed_by_the_server_is_closed(tctx):
         >> events.ConnectionClosed(tctx.server)
         << commands.CloseConnection(tctx.server)
     )
+
+
+@pytest.mark.parametrize("method", [b"connect", b"Connect"])
+def test_server_side_reads_a_method_set_in_lower_case_in_upper_case(tctx, method):
+    """Http1Client reads the request's method without the Request.method property, in
+    upper case as that gives it: a 2xx to a CONNECT written "connect" is still a tunnel."""
+    from proxycore.http import Request
+    from proxycore.layers.http._commands import ReceiveHttp
+    from proxycore.layers.http._events import (
+        RequestEndOfMessage,
+        RequestHeaders,
+        ResponseData,
+        ResponseHeaders,
+    )
+    from proxycore.layers.http._http1 import Http1Client
+
+    tctx.server = Server(address=("example.com", 443))
+    request = Request.make("CONNECT", "http://example.com:443/")
+    request.data.method = method
+    headers = Placeholder(ResponseHeaders)
+    assert (
+        Playbook(Http1Client(tctx))
+        >> RequestHeaders(1, request, True)
+        << commands.SendData(tctx.server, Placeholder(bytes))
+        >> RequestEndOfMessage(1)
+        >> events.DataReceived(tctx.server, b"HTTP/1.1 200 OK\r\n\r\nhello")
+        << ReceiveHttp(headers)
+        << ReceiveHttp(ResponseData(1, b"hello"))  # the tunnel's first bytes, no end of message
+    )
+    assert headers().end_stream
+
+
+def test_a_changed_head_size_limit_holds_from_the_next_head_on(tctx):
+    """The layers read head_size_limit for every head (from the options' derived cache):
+    a change between two exchanges of one connection applies to the next response head."""
+    request = b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n"
+    pb, server = open_and_send(auto(tctx), tctx, request, b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Pad: " + b"p" * 100 + b"\r\n\r\n"
+    assert pb >> events.DataReceived(server, response) << commands.SendData(tctx.client, response)
+    tctx.options.update(head_size_limit="100")
+    assert (
+        pb
+        >> events.DataReceived(tctx.client, request)
+        << commands.SendData(server, b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        >> events.DataReceived(server, response)  # 125 bytes: too large now
+        << commands.CloseConnection(server)
+        << commands.SendData(tctx.client, BytesMatching(b"HTTP/1.1 502 .*head larger than 100 bytes.*"))
+        << commands.CloseConnection(tctx.client)
+    )
+
+
+def test_a_changed_head_size_limit_holds_for_the_clients_next_head(tctx):
+    """As above, for the next request head of a kept-alive client connection."""
+    request = b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n"  # 55 bytes
+    pb, server = open_and_send(auto(tctx), tctx, request, b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+    response = b"HTTP/1.1 204 No Content\r\n\r\n"
+    assert pb >> events.DataReceived(server, response) << commands.SendData(tctx.client, response)
+    tctx.options.update(head_size_limit="40")
+    assert (
+        pb
+        >> events.DataReceived(tctx.client, request)
+        << commands.SendData(tctx.client, BytesMatching(b"HTTP/1.1 431 .*"))
+        << commands.CloseConnection(tctx.client)
+    )

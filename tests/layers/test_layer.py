@@ -127,3 +127,21 @@ def test_next_layer_client_closes_before_decision():
         >> events.ConnectionClosed(ctx.client)
         << commands.CloseConnection(ctx.client)
     )
+
+
+def test_events_queued_while_paused_go_on_in_order_and_a_layer_that_never_paused_has_no_queue():
+    """The queue is made by the first event that must wait (a layer per request that never
+    waits makes none); every event queued after it is handled in order."""
+    ctx = make_context()
+    layer = AskingLayer(ctx)
+    assert layer._paused_event_queue == ()
+    (hook_a,) = layer.handle_event(events.DataReceived(ctx.client, b"a"))
+    assert list(layer.handle_event(events.DataReceived(ctx.client, b"b"))) == []
+    assert list(layer.handle_event(events.DataReceived(ctx.client, b"c"))) == []
+    assert len(layer._paused_event_queue) == 2
+    out = list(layer.handle_event(events.HookCompleted(hook_a)))
+    assert [c.data for c in out] == [b"echo:a", b"b"]  # then b's hook pauses again, c still waits
+    out = list(layer.handle_event(events.HookCompleted(out[1])))
+    assert [c.data for c in out] == [b"echo:b", b"c"]
+    out = list(layer.handle_event(events.HookCompleted(out[1])))
+    assert [c.data for c in out] == [b"echo:c"] and not layer._paused_event_queue

@@ -135,6 +135,8 @@ class HttpStream(Layer):
 
     @property
     def _killed(self) -> bool:
+        # (Callers ask ``flow.error is not None`` first: no property call for a flow that
+        # has no error, four times per request.)
         return self.flow.error is not None and self.flow.error.msg == Error.KILLED_MESSAGE
 
     # Request side -----------------------------------------------------------
@@ -172,7 +174,7 @@ class HttpStream(Layer):
         if held:
             yield from self.hold_request_body(True)
         yield HttpRequestHeadersHook(self.flow)
-        if self._killed:
+        if self.flow.error is not None and self._killed:
             yield from self.kill()
             return
         if self.flow.response is not None and not event.end_stream:
@@ -205,7 +207,7 @@ class HttpStream(Layer):
         request.timestamp_end = time.time()
         self._goto(self.state_consume_request)
         yield HttpRequestHook(self.flow)
-        if self._killed:
+        if self.flow.error is not None and self._killed:
             yield from self.kill()
             return
         yield from self.send_addon_response()
@@ -216,7 +218,7 @@ class HttpStream(Layer):
         arrive than we would buffer); it also marks ``message.stream`` when the size is over
         the streaming threshold and makes room in ``body`` for a buffered one."""
         limits = size_limits(self.context.options)
-        declared = _declared_size(message.headers)
+        declared = _declared_size(message.data.headers)
         body.expect(declared)
         if self._over_size_limit(declared, limits):
             return True, False
@@ -330,7 +332,7 @@ class HttpStream(Layer):
             request.data.content = self.request_body.take()
             request.data.timestamp_end = time.time()
             yield HttpRequestHook(self.flow)
-            if self._killed:
+            if self.flow.error is not None and self._killed:
                 yield from self.kill()
             elif self.flow.response is not None:
                 yield from self.send_addon_response()
@@ -346,7 +348,7 @@ class HttpStream(Layer):
         assert self.flow.response is not None
         self.flow.response.timestamp_start = self.flow.response.timestamp_start or time.time()
         yield HttpResponseHeadersHook(self.flow)
-        if self._killed:
+        if self.flow.error is not None and self._killed:
             yield from self.kill()
             return
         if (
@@ -381,7 +383,7 @@ class HttpStream(Layer):
             self.flow.request.timestamp_end = time.time()
             self._goto(self.state_wait_for_response)
             yield HttpRequestHook(self.flow)
-            if self._killed:
+            if self.flow.error is not None and self._killed:
                 yield from self.kill()
                 return
             if self.flow.request.trailers:
@@ -419,7 +421,7 @@ class HttpStream(Layer):
         """Get an upstream connection for the request; False (after failing the flow) if none,
         or if the client cancelled the request meanwhile (its error is handled next)."""
         request = self.flow.request
-        if self._client_cancelled():
+        if self._paused_event_queue and self._client_cancelled():
             return False
         tls = request.data.scheme == b"https"
         # HTTP/3 upstream when the flow's server connection says UDP (reverse:http3://, or
@@ -438,7 +440,7 @@ class HttpStream(Layer):
             message = f"Cannot connect to {request.host}:{request.port}: {err}"
             yield from self.fail_response(message, ErrorCode.CONNECT_FAILED)
             return False
-        if self._client_cancelled():
+        if self._paused_event_queue and self._client_cancelled():
             return False
         assert connection is not None  # no error: the reply names the connection
         self.server_conn = connection
@@ -449,6 +451,7 @@ class HttpStream(Layer):
         """The client gave up on the request (an HTTP/2 RST_STREAM, a disconnect) while we
         waited for a hook or a connection: its error is queued for after the current step,
         and nothing of the request may reach the server any more."""
+        # (Callers ask whether the queue has anything first: usually it is empty.)
         queue = self._paused_event_queue
         return bool(queue) and any(isinstance(e, RequestProtocolError) for e in queue)
 
@@ -523,10 +526,10 @@ class HttpStream(Layer):
         yield HttpResponseHeadersHook(self.flow)
         if held:
             yield from self.hold_response_body(False)
-        if self._killed:
+        if self.flow.error is not None and self._killed:
             yield from self.kill()
             return
-        if response.status_code == 101:
+        if response.data.status_code == 101:
             if is_websocket_handshake(self.flow) and self.context.options.websocket:
                 from proxycore.websocket import WebSocketData
 
@@ -594,7 +597,7 @@ class HttpStream(Layer):
         # so it may still set trailers.
         self.response_hook_done = True
         yield HttpResponseHook(self.flow)
-        if self._killed:
+        if self.flow.error is not None and self._killed:
             yield from self.kill()
             return
         if response.trailers:
@@ -607,7 +610,7 @@ class HttpStream(Layer):
         """Run the response hook on a complete response and write it to the client."""
         self.response_hook_done = True
         yield HttpResponseHook(self.flow)
-        if self._killed:
+        if self.flow.error is not None and self._killed:
             yield from self.kill()
             return
         response = self.flow.response
@@ -669,7 +672,7 @@ class HttpStream(Layer):
     def fail_response(self, message: str, code: ErrorCode) -> CommandGenerator[None]:
         """The server side failed: error page (or close if headers went out), then done."""
         yield from self.fire_error_hook(message)
-        if self._killed:  # in the error hook: no error page, as mitmproxy
+        if self.flow.error is not None and self._killed:  # in the error hook: no error page, as mitmproxy
             message, code = "killed", ErrorCode.KILL
         yield SendHttp(ResponseProtocolError(self.stream_id, message, code), self.context.client)
         if self.server_conn is not None and not self.request_complete:
@@ -703,7 +706,7 @@ class HttpStream(Layer):
         self.response_body.clear()
         if headers_hook:
             yield HttpRequestHeadersHook(self.flow) if request else HttpResponseHeadersHook(self.flow)
-            if self._killed:
+            if self.flow.error is not None and self._killed:
                 yield from self.kill()
                 return
         yield from self.fire_error_hook(message)
@@ -733,12 +736,12 @@ class HttpStream(Layer):
         request = self.flow.request
         self.request_complete = True  # a CONNECT has no body; no end event comes for it
         yield HttpConnectHook(self.flow)
-        if self._client_cancelled():
+        if self._paused_event_queue and self._client_cancelled():
             # The client left during the hook: nothing to connect, no error hook (as mitmproxy).
             self.flow.error = Error(CLIENT_GONE)
             yield from self.finish()
             return
-        if self._killed:
+        if self.flow.error is not None and self._killed:
             yield from self.kill(error_hook=False)
             return
         if self.flow.response is not None and not 200 <= self.flow.response.status_code < 300:
@@ -831,7 +834,7 @@ class HttpStream(Layer):
             response.timestamp_end = response.timestamp_start  # complete with its head, as in mitmproxy
         self.response_hook_done = True
         yield HttpResponseHook(self.flow)
-        if self._killed:
+        if self.flow.error is not None and self._killed:
             yield from self.kill()
             return
         response = self.flow.response  # the hook may have replaced it
@@ -1077,7 +1080,7 @@ class HttpLayer(Layer):
 
     def unsourced_wakeup(self, event: events.Wakeup) -> CommandGenerator[None]:
         """A timer no layer yielded: the client's request-head timer, which the driver arms
-        (see Http1Server._arm_head_timer). Its owner is the client's connection layer here
+        (see Http1Server.head_timer). Its owner is the client's connection layer here
         or, inside a CONNECT tunnel, one further down; the others ignore it."""
         client_layer = self.connections.get(self.context.client)
         if client_layer is not None:
@@ -1106,7 +1109,12 @@ class HttpLayer(Layer):
                 continue
             if type(command) is ReceiveHttp:
                 # An event of a stream that exists goes to it here, not through receive_http.
+                # A new request's stream is made here too: no receive_http generator between
+                # the driver and every command of the request's handling.
                 http_event = command.event
+                if type(http_event) is RequestHeaders:
+                    yield from self.event_to_child(self._new_stream(http_event), http_event)
+                    continue
                 stream = self.streams.get(http_event.stream_id)
                 if stream is not None and not isinstance(http_event, (RequestHeaders, BodyBackpressure)):
                     yield from self.event_to_child(stream, http_event)
@@ -1150,14 +1158,19 @@ class HttpLayer(Layer):
             return
         stream: HttpStream | None
         if isinstance(event, RequestHeaders):
-            stream = HttpStream(self.context.fork(), event.stream_id, self.mode)
-            stream.reusable_connection = self.reusable_connection
-            self.streams[event.stream_id] = stream
+            stream = self._new_stream(event)
         else:
             stream = self.streams.get(event.stream_id)
             if stream is None:
                 return
         yield from self.event_to_child(stream, event)
+
+    def _new_stream(self, event: RequestHeaders) -> HttpStream:
+        """The stream of a new request (one with the same id is replaced, as before)."""
+        stream = HttpStream(self.context.fork(), event.stream_id, self.mode)
+        stream.reusable_connection = self.reusable_connection
+        self.streams[event.stream_id] = stream
+        return stream
 
     def relay_backpressure(self, event: BodyBackpressure) -> CommandGenerator[None]:
         """To the connection the body comes from: the client's or the server's."""

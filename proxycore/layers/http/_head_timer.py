@@ -36,16 +36,17 @@ class HeadTimer:
         keepalive, head = derived(_delays) if derived is not None else _delays(self.options)
         delay = keepalive if idle else head
         self.idle = idle
-        self._set(commands.RequestTimeout(delay) if delay else None)
-        return None if self.publish_on is not None else self.command
+        command = self.command = commands.RequestTimeout(delay) if delay else None
+        if self.publish_on is None:
+            return command
+        self.publish_on.head_timer = command  # read by the driver
+        return None
 
     def disarm(self) -> None:
-        self._set(None)
-
-    def _set(self, command: commands.RequestTimeout | None) -> None:
-        self.command = command
+        # (Once per request: the publishing is written out here and in arm, not a call.)
+        self.command = None
         if self.publish_on is not None:
-            self.publish_on.head_timer = command  # read by the driver
+            self.publish_on.head_timer = None
 
     @property
     def running(self) -> bool:

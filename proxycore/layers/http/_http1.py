@@ -149,9 +149,6 @@ class Http1Connection(Layer):
     def _may_resume(self) -> bool:
         return True
 
-    def head_size_limit(self) -> int | None:
-        return size_limits(self.context.options).head
-
     def _find_head_end(self) -> int:
         """Where the head at the start of buf ends, or -1; each byte is searched once."""
         scanned = self.head_scanned
@@ -258,7 +255,7 @@ def _as_http1(request: Request) -> Request:
     """An HTTP/2 request as HTTP/1 wants it on the wire: Host from :authority, one Cookie header.
 
     The flow keeps the request as the client sent it; only a copy is changed."""
-    if request.is_http10 or request.is_http11:
+    if request.data.http_version in (b"HTTP/1.1", b"HTTP/1.0"):  # (no property calls per request)
         return request
     wire = Request.from_state(request.get_state())
     headers = wire.headers
@@ -289,23 +286,18 @@ class Http1Server(Http1Connection):
         self.next_stream_id = 1
         self.request_done = False
         self.client_closed = False
-        # The timeout for the next request head; outdated once replaced or the head is in.
-        # Published on the client connection for the driver to arm (see _arm_head_timer).
+        # The timeout for the next request head, armed with ``head_timer.arm(idle)``:
+        # keepalive_timeout for its first byte after a response (idle), request_head_timeout
+        # for all of it (slowloris); outdated once replaced or the head is in. It is published
+        # on the client connection (``client.head_timer``) instead of being yielded: the
+        # driver arms it and feeds its Wakeup back. Layer playbooks (ours and mitmproxy's)
+        # then see only the protocol's own commands, as in mitmproxy, whose layers have no
+        # such timer; ``Playbook(timeouts=True)`` shows it.
         self.head_timer = HeadTimer(context.options, publish_on=self.conn)
         self.linger_timer: commands.RequestWakeup | None = None
         self.body_discarded = False  # answered before the body: the rest is parsed, not passed on
         self.answered_early = False  # response sent while the body is still relayed to the server
         self.switching = False  # a 2xx to CONNECT or a 101 was sent; passthrough once it ends
-
-    def _arm_head_timer(self, idle: bool) -> None:
-        """Wait for the next request head: keepalive_timeout for its first byte after a
-        response (idle), request_head_timeout for all of it (slowloris).
-
-        The timer is published on the client connection (``client.head_timer``) instead of
-        being yielded: the driver arms it and feeds its Wakeup back. Layer playbooks (ours
-        and mitmproxy's) then see only the protocol's own commands, as in mitmproxy,
-        whose layers have no such timer; ``Playbook(timeouts=True)`` shows it."""
-        self.head_timer.arm(idle)
 
     def _head_timed_out(self) -> CommandGenerator[None]:
         delay = self.head_timer.delay
@@ -347,7 +339,7 @@ class Http1Server(Http1Connection):
                 self.state = "done"
                 yield commands.CloseConnection(self.conn)
         elif isinstance(event, events.Start):
-            self._arm_head_timer(idle=False)
+            self.head_timer.arm(idle=False)
 
     def _read(self) -> CommandGenerator[None]:
         while True:
@@ -366,7 +358,7 @@ class Http1Server(Http1Connection):
         True if reading must be decided again (then the caller yields from _apply_reading);
         usually it need not, so this is no generator."""
         if self.state == "wait" and self.buf:
-            limit = self.head_size_limit()
+            limit = size_limits(self.context.options).head
             self.pipeline_pausing = limit is not None and len(self.buf) > limit
         else:
             self.pipeline_pausing = False
@@ -382,12 +374,12 @@ class Http1Server(Http1Connection):
             del self.buf[:blank]
             self.head_scanned = max(0, self.head_scanned - blank)
         end = self._find_head_end()
-        limit = self.head_size_limit()
+        limit = size_limits(self.context.options).head
         if end == -1:
             if limit is not None and len(self.buf) > limit:
                 yield from self._bad_request(f"request head larger than {limit} bytes", 431)
             elif self.buf and self.head_timer.idle:
-                self._arm_head_timer(idle=False)  # a head has begun: time it
+                self.head_timer.arm(idle=False)  # a head has begun: time it
             return False
         if limit is not None and end > limit:
             yield from self._bad_request(f"request head larger than {limit} bytes", 431)
@@ -543,7 +535,7 @@ class Http1Server(Http1Connection):
         headers = response.data.headers
         if (
             not bodiless
-            and not (response.is_http10 or response.is_http11)
+            and response.data.http_version not in (b"HTTP/1.1", b"HTTP/1.0")  # (no property calls)
             and "content-length" not in headers
             and "transfer-encoding" not in headers
         ):
@@ -600,7 +592,7 @@ class Http1Server(Http1Connection):
         self.body_reader = None
         if self._hold_body(False):
             yield from self._apply_reading()
-        self._arm_head_timer(idle=not self.buf.lstrip(b"\r\n"))
+        self.head_timer.arm(idle=not self.buf.lstrip(b"\r\n"))
         if self.buf:
             yield from self._read()
         if self._pipeline_backpressure():
@@ -721,7 +713,7 @@ class Http1Client(Http1Connection):
         while self.buf:
             if self.state == "wait":
                 end = self._find_head_end()
-                limit = self.head_size_limit()
+                limit = size_limits(self.context.options).head
                 if limit is not None and (end > limit or (end == -1 and len(self.buf) > limit)):
                     yield from self._fail(f"Bad response from server: head larger than {limit} bytes")
                     return
@@ -747,7 +739,8 @@ class Http1Client(Http1Connection):
 
     def _read_head(self, head: bytes) -> CommandGenerator[bool]:
         assert self.request is not None and self.stream_id is not None
-        method = self.request.method
+        # What Request.method gives (text, upper case), without its two Python calls.
+        method = self.request.data.method.decode("utf-8", "surrogateescape").upper()
         try:
             response = http1.parse_response_head(head)
             size = http1.response_body_size(method, response)
