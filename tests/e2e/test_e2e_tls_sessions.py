@@ -37,6 +37,14 @@ def upstream(tmp_path: Path) -> Iterator[int]:
     server.shutdown()
 
 
+def _wait_for_server_disconnects(proxy: Proxy, count: int) -> None:
+    """Until the proxy has logged ``count`` server disconnects (at most 5 s)."""
+    deadline = time.monotonic() + 5
+    while proxy.stderr().count("server disconnect") < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)  # the line is logged before the server_disconnected hook runs
+
+
 def test_later_connections_to_the_same_server_resume_their_session(tmp_path: Path, upstream: int) -> None:
     proxy = Proxy(["--set", "ssl_insecure=true"], tmp_path)
     try:
@@ -47,10 +55,7 @@ def test_later_connections_to_the_same_server_resume_their_session(tmp_path: Pat
             r = curl(proxy, "--cacert", proxy.ca, "-H", "Connection: close", f"https://{host}:{upstream}/get")
             assert r.returncode == 0, r.stderr
             # The session is kept once the proxy has closed that server connection.
-            deadline = time.monotonic() + 5
-            while proxy.stderr().count("server disconnect") < done and time.monotonic() < deadline:
-                time.sleep(0.02)
-            time.sleep(0.2)  # the line is logged before the server_disconnected hook runs
+            _wait_for_server_disconnects(proxy, done)
     finally:
         assert proxy.stop() == 0
     assert "Traceback" not in proxy.stderr(), proxy.stderr()
@@ -68,10 +73,7 @@ def test_a_keep_alive_client_that_left_leaves_a_resumable_session(tmp_path: Path
         for done in range(1, 4):
             r = curl(proxy, "--cacert", proxy.ca, f"https://127.0.0.1:{upstream}/get")
             assert r.returncode == 0, r.stderr
-            deadline = time.monotonic() + 5
-            while proxy.stderr().count("server disconnect") < done and time.monotonic() < deadline:
-                time.sleep(0.02)
-            time.sleep(0.2)  # the line is logged before the server_disconnected hook runs
+            _wait_for_server_disconnects(proxy, done)
     finally:
         assert proxy.stop() == 0
     assert "Traceback" not in proxy.stderr(), proxy.stderr()
