@@ -111,8 +111,9 @@ SESSION_CACHE_SIZE = 1000
 class TlsConfig:
     def __init__(self) -> None:
         self._certstore: CertStore | None = None
-        # Where the CA is parsed from at the first interception: (confdir, basename, key size).
-        self._ca_source: tuple[str, str, int] | None = None
+        # What the CA is parsed from at the first interception: (confdir, CA file, the bytes
+        # checked at start), so the CA in use is the one checked even if the file changes.
+        self._ca_source: tuple[str, Path, bytes] | None = None
         self._ca_error: str | None = None
         self._client_contexts: dict[Any, SSL.Context] = {}
         self._server_contexts: dict[Any, SSL.Context] = {}
@@ -205,7 +206,7 @@ class TlsConfig:
         if info.notafter < datetime.datetime.now(datetime.UTC):
             logger.warning(EXPIRED_CA_WARNING, ca_file, info.notafter.date().isoformat())
         self._certstore = None
-        self._ca_source = (confdir, basename, opts.key_size)
+        self._ca_source = (confdir, ca_file, info.raw)
         self._ca_error = None
         self._client_contexts.clear()
         if not opts.certs:
@@ -240,8 +241,8 @@ class TlsConfig:
         self._certstore = store
 
     def _ca_loaded(self, context: Any) -> bool:
-        """Parse the CA at its first use. False if it cannot be (the file changed since start,
-        or is corrupt inside in a way the check at start cannot see): the error is logged
+        """Parse the CA at its first use (the file's contents as checked at start). False if it
+        cannot be (corrupt inside in a way the check at start cannot see): the error is logged
         once and each interception fails with it as the client's error."""
         if self._certstore is not None or self._ca_source is None:
             return True
@@ -259,8 +260,8 @@ class TlsConfig:
         from proxycore.certs import CertStore
 
         assert self._ca_source is not None
-        confdir, basename, key_size = self._ca_source
-        return CertStore.from_store(confdir, basename, key_size, warn_expired=False)
+        _confdir, ca_file, raw = self._ca_source
+        return CertStore.from_pem(raw, ca_file, warn_expired=False)
 
     # hooks -------------------------------------------------------------------------
 

@@ -543,7 +543,19 @@ class CertStore:
         ``dhparam_file`` (mitmproxy's second argument) is kept as ``dhparams`` for contexts
         built with proxycore.net.tls_contexts; proxycore's own contexts use ECDHE only."""
         ca_file = Path(ca_file)
-        raw = ca_file.read_bytes()
+        return cls.from_pem(ca_file.read_bytes(), ca_file, dhparam_file, passphrase, warn_expired=warn_expired)
+
+    @classmethod
+    def from_pem(
+        cls,
+        raw: bytes,
+        ca_file: Path,
+        dhparam_file: Path | str | None = None,
+        passphrase: bytes | None = None,
+        *,
+        warn_expired: bool = True,
+    ) -> CertStore:
+        """``from_files`` with the file's contents already read (``ca_file`` names it)."""
         key = _load_private_key(raw, passphrase)
         certs = x509.load_pem_x509_certificates(raw)  # raises ValueError when there is none
         ca = Cert(certs[0])

@@ -36,9 +36,11 @@ EXPIRED_CA_WARNING = (
 
 @dataclass(frozen=True)
 class CaFileInfo:
-    """What start-up needs to know about a CA file that passed the check."""
+    """What start-up needs to know about a CA file that passed the check: its expiry, and
+    the bytes checked (the CA parsed later is this one, whatever happens to the file)."""
 
     notafter: datetime.datetime
+    raw: bytes
 
 
 def check_ca_file(path: Path) -> CaFileInfo:
@@ -64,7 +66,7 @@ def check_ca_file(path: Path) -> CaFileInfo:
             raise ValueError("no PEM certificate found")
         for body in certs:
             _der_element(_pem_body(body), 0, _SEQUENCE, whole=True)
-        return CaFileInfo(notafter=_notafter(_pem_body(certs[0])))
+        return CaFileInfo(notafter=_notafter(_pem_body(certs[0])), raw=raw)
     except ValueError as e:
         raise ValueError(f"{path.name}: {e}") from None
 

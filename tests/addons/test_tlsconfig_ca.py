@@ -108,3 +108,22 @@ def test_custom_certs_parse_the_ca_at_start(tmp_path: Path) -> None:
     addon = TlsConfig()
     load(addon, confdir=str(tmp_path / "conf"), certs=[f"custom.test={custom}"])
     assert addon._certstore is not None and "custom.test" in addon._certstore.custom
+
+
+@pytest.mark.parametrize("change", ["removed", "replaced"])
+def test_the_ca_in_use_is_the_one_checked_at_start_whatever_happens_to_the_file(tmp_path: Path, change: str) -> None:
+    """Clients trust the CA of the start (onboarding served it): a CA file removed or
+    replaced before the first interception neither makes a new CA nor swaps it."""
+    conf = tmp_path / "conf"
+    addon = TlsConfig()
+    master = load(addon, confdir=str(conf))
+    at_start = (conf / "proxycore-ca-cert.pem").read_bytes()
+    for path in conf.iterdir():
+        path.unlink()
+    if change == "replaced":
+        seed_ca(tmp_path / "other")
+        (conf / "proxycore-ca.pem").write_bytes((tmp_path / "other" / "proxycore-ca.pem").read_bytes())
+    data = start_client(addon, master)
+    assert data.ssl_conn is not None
+    assert addon.certstore.ca_pem() == at_start
+    assert {p.name for p in conf.iterdir()} == (set() if change == "removed" else {"proxycore-ca.pem"})
