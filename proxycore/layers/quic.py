@@ -300,7 +300,8 @@ def start_client_side(
     data = QuicTlsData(client, context)
     yield QuicStartClientHook(data)
     if data.settings is None:
-        client.error = "No QUIC TLS settings were provided by any addon (quic_start_client)."
+        # An addon may have said why (e.g. the CA could not be loaded): keep its reason.
+        client.error = client.error or "No QUIC TLS settings were provided by any addon (quic_start_client)."
         yield commands.Log(f"Client QUIC handshake failed: {client.error}", "warn")
         yield commands.CloseConnection(client)
         return None
