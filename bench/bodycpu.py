@@ -75,7 +75,7 @@ def measure(scenario: str, args: argparse.Namespace) -> dict:
             size = load(scenario, port, args.seconds, args.client_cpu)
             wall = time.perf_counter() - start
             os.kill(proxy.pid, signal.SIGUSR2)
-            cpu_s = percall.window_cpu_ns(out) / 1e9
+            cpu_s = percall.window_stats(out)["cpu_ns"] / 1e9
         finally:
             proxy.terminate()
             proxy.wait(10)
