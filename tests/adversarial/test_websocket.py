@@ -14,6 +14,18 @@ from websockets.exceptions import ConnectionClosed
 MESSAGE = 64 * 1024 * 1024
 
 
+async def close_client(ws) -> None:
+    """Close the test's client. CPython 3.11's selector transport, once a close has drained
+    its write buffer, has dropped its loop without counting the connection as lost, and the
+    abort() websockets then calls raises AttributeError: the connection is closed all the
+    same (a fault of the client's interpreter, not of the proxy)."""
+    try:
+        await ws.close()
+    except AttributeError as e:
+        if "call_soon" not in str(e):
+            raise
+
+
 async def send_through(
     proxy_url: str, fragmented: bool, download: bool = False
 ) -> tuple[int | None, list[int], int | None, bytes | None]:
@@ -35,18 +47,20 @@ async def send_through(
     async with serve(handler, "127.0.0.1", 0, max_size=None, compression=None) as server:
         port = server.sockets[0].getsockname()[1]
         answer = None
-        async with connect(f"ws://127.0.0.1:{port}/", proxy=proxy_url, max_size=None, compression=None,
-                           open_timeout=10, close_timeout=10) as ws:
-            payload = b"go" if download else b"w" * MESSAGE
-            try:
-                if fragmented:
-                    await ws.send([payload[i : i + (1 << 20)] for i in range(0, MESSAGE, 1 << 20)])
-                else:
-                    await ws.send(payload)
-                del payload
-                answer = await asyncio.wait_for(ws.recv(), 30)
-            except ConnectionClosed:
-                pass
+        ws = await connect(f"ws://127.0.0.1:{port}/", proxy=proxy_url, max_size=None, compression=None,
+                           open_timeout=10, close_timeout=10)
+        payload = b"go" if download else b"w" * MESSAGE
+        try:
+            if fragmented:
+                await ws.send([payload[i : i + (1 << 20)] for i in range(0, MESSAGE, 1 << 20)])
+            else:
+                await ws.send(payload)
+            del payload
+            answer = await asyncio.wait_for(ws.recv(), 30)
+        except ConnectionClosed:
+            pass
+        finally:
+            await close_client(ws)
         client_close = ws.close_code
         for _ in range(100):
             if server_close:
