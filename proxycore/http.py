@@ -85,7 +85,7 @@ def _s(value: bytes) -> str:
 
 
 _LINE_BREAK_OR_NUL = re.compile(rb"[\r\n\x00]")
-# Header names as looked up (str or bytes) -> their lower-case bytes; bounded (see _values).
+# Header names as looked up (str or bytes) -> their lower-case bytes; bounded (see _lower_key).
 _LOWER_KEYS: dict[str | bytes, bytes] = {}
 _NO_VALUES: list[bytes] = []
 
@@ -146,7 +146,8 @@ class Headers:
     def _table(self) -> dict[bytes, list[bytes]]:
         """The raw values by lower-case name. The index belongs to one fields tuple
         (compared by identity), so every way of changing the fields, which always assigns
-        a new tuple, leaves it behind without bookkeeping."""
+        a new tuple, leaves it behind without bookkeeping. The lookups (get, [], ``in``,
+        get_all) each check it inline: the framing code reads a dozen fields per request."""
         fields = self._fields
         table: dict[bytes, list[bytes]] = {}
         for k, v in fields:
@@ -158,13 +159,6 @@ class Headers:
                 values.append(v)
         self._index = (fields, table)
         return table
-
-    def _values(self, name: str | bytes) -> list[bytes]:
-        """The raw values of ``name`` (see _table); get, [] and ``in`` do the same inline,
-        as they are read several times per message by the framing code."""
-        index = self._index
-        table = index[1] if index is not None and index[0] is self._fields else self._table()
-        return table.get(_LOWER_KEYS.get(name) or _lower_key(name), _NO_VALUES)
 
     @property
     def fields(self) -> tuple[tuple[bytes, bytes], ...]:
@@ -263,8 +257,12 @@ class Headers:
         return [(k, self[k]) for k in self]
 
     def get_all(self, name: str | bytes) -> list[str]:
-        values = self._values(name)
-        return [_s(v) for v in values] if values else []
+        index = self._index
+        table = index[1] if index is not None and index[0] is self._fields else self._table()
+        values = table.get(_LOWER_KEYS.get(name) or _lower_key(name))
+        if values is None:  # (Transfer-Encoding, read twice per message, is mostly absent)
+            return []
+        return [v.decode("utf-8", "surrogateescape") for v in values]
 
     def set_all(self, name: str | bytes, values: Iterable[str | bytes]) -> None:
         key = _wire(name, "header name")
