@@ -64,10 +64,18 @@ class RequestHeaders(HttpEvent):
     replay_flow: Any = None
 
 
+# ResponseHeaders.declared_size when the connection layer did not read Content-Length.
+NOT_READ = -1
+
+
 @dataclass(slots=True)
 class ResponseHeaders(HttpEvent):
     response: Response
     end_stream: bool = False
+    # The body size the head's Content-Length declares (None: none), as the connection
+    # layer read it to frame the body (HTTP/1), so that the stream does not read the field
+    # again before the headers hook; NOT_READ: the stream reads it from the headers.
+    declared_size: int | None = NOT_READ
 
 
 @dataclass(slots=True)

@@ -753,7 +753,9 @@ class Http1Client(Http1Connection):
         response.data.timestamp_start = time.time()
         self.response = response
         self.response_size = size
-        yield ReceiveHttp(ResponseHeaders(self.stream_id, response, end_stream=size == 0))
+        # size >= 0 is the Content-Length (or 0 without a body); CHUNKED/UNTIL_EOF declare none.
+        declared = size if size >= 0 else None
+        yield ReceiveHttp(ResponseHeaders(self.stream_id, response, size == 0, declared))
         tunnel = method == "CONNECT" and 200 <= status < 300
         if status == 101 or tunnel:
             self.state = "passthrough"
