@@ -168,7 +168,7 @@ class HttpStream(Layer):
             return
         held = False
         if not event.end_stream:
-            too_large, held = self._declared_body(request, self.request_body)
+            too_large, held = self._declared_body(request, self.request_body, event.declared_size)
             if too_large:
                 yield from self.body_too_large(request=True, headers_hook=True)
                 return

@@ -57,15 +57,18 @@ class HttpEvent(Event):
     stream_id: int
 
 
+# RequestHeaders/ResponseHeaders.declared_size when the connection layer did not read
+# Content-Length.
+NOT_READ = -1
+
+
 @dataclass(slots=True)
 class RequestHeaders(HttpEvent):
     request: Request
     end_stream: bool
     replay_flow: Any = None
-
-
-# ResponseHeaders.declared_size when the connection layer did not read Content-Length.
-NOT_READ = -1
+    # As ResponseHeaders.declared_size.
+    declared_size: int | None = NOT_READ
 
 
 @dataclass(slots=True)

@@ -407,7 +407,8 @@ class Http1Server(Http1Connection):
         else:
             self.body_reader = BodyReader(size)
             self.state = "read_body"
-        yield ReceiveHttp(RequestHeaders(stream_id, request, end_stream=size == 0))
+        # size >= 0 is the Content-Length (or 0 without one); CHUNKED declares none.
+        yield ReceiveHttp(RequestHeaders(stream_id, request, size == 0, None, size if size >= 0 else None))
         # A CONNECT request goes on as its tunnel (as mitmproxy): no end of message.
         if size == 0 and request.data.method != b"CONNECT" and self.stream_id == stream_id and self.request is request:
             yield ReceiveHttp(RequestEndOfMessage(stream_id))
