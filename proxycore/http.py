@@ -85,9 +85,17 @@ def _s(value: bytes) -> str:
 
 
 _LINE_BREAK_OR_NUL = re.compile(rb"[\r\n\x00]")
-# Header names as looked up (str or bytes) -> their lower-case bytes; bounded (see _values).
+# Header names as looked up (str or bytes) -> their lower-case bytes; bounded (see _lower_key).
 _LOWER_KEYS: dict[str | bytes, bytes] = {}
 _NO_VALUES: list[bytes] = []
+
+
+def _lower_key(name: str | bytes) -> bytes:
+    """The lower-case bytes of a header name, remembered for the next lookup of it."""
+    lower = _b(name).lower()
+    if len(_LOWER_KEYS) < 512:
+        _LOWER_KEYS[name] = lower
+    return lower
 
 
 def _wire(value: str | bytes, what: str) -> bytes:
@@ -135,28 +143,22 @@ class Headers:
         headers._index = None
         return headers
 
-    def _values(self, name: str | bytes) -> list[bytes]:
-        """The raw values of ``name``, from an index by lower-case name. The index belongs to
-        one fields tuple (compared by identity), so every way of changing the fields, which
-        always assigns a new tuple, leaves it behind without bookkeeping."""
-        index = self._index
+    def _table(self) -> dict[bytes, list[bytes]]:
+        """The raw values by lower-case name. The index belongs to one fields tuple
+        (compared by identity), so every way of changing the fields, which always assigns
+        a new tuple, leaves it behind without bookkeeping. The lookups (get, [], ``in``,
+        get_all) each check it inline: the framing code reads a dozen fields per request."""
         fields = self._fields
-        if index is None or index[0] is not fields:
-            table: dict[bytes, list[bytes]] = {}
-            for k, v in fields:
-                key = k.lower()
-                values = table.get(key)
-                if values is None:
-                    table[key] = [v]
-                else:
-                    values.append(v)
-            index = self._index = (fields, table)
-        lower = _LOWER_KEYS.get(name)
-        if lower is None:
-            lower = _b(name).lower()
-            if len(_LOWER_KEYS) < 512:
-                _LOWER_KEYS[name] = lower
-        return index[1].get(lower, _NO_VALUES)
+        table: dict[bytes, list[bytes]] = {}
+        for k, v in fields:
+            key = k.lower()
+            values = table.get(key)
+            if values is None:
+                table[key] = [v]
+            else:
+                values.append(v)
+        self._index = (fields, table)
+        return table
 
     @property
     def fields(self) -> tuple[tuple[bytes, bytes], ...]:
@@ -170,8 +172,10 @@ class Headers:
 
     # mapping protocol
     def __getitem__(self, name: str | bytes) -> str:
-        values = self._values(name)
-        if not values:
+        index = self._index
+        table = index[1] if index is not None and index[0] is self._fields else self._table()
+        values = table.get(_LOWER_KEYS.get(name) or _lower_key(name))
+        if values is None:
             raise KeyError(name)
         if len(values) == 1:
             return values[0].decode("utf-8", "surrogateescape")
@@ -204,7 +208,9 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, (str, bytes)):
             return False
-        return bool(self._values(name))
+        index = self._index
+        table = index[1] if index is not None and index[0] is self._fields else self._table()
+        return (_LOWER_KEYS.get(name) or _lower_key(name)) in table
 
     def __iter__(self) -> Iterator[str]:
         seen: set[bytes] = set()
@@ -230,8 +236,10 @@ class Headers:
         return b"".join(b"%s: %s\r\n" % (k, v) for k, v in self._fields)
 
     def get(self, name: str | bytes, default: Any = None) -> Any:
-        values = self._values(name)
-        if not values:
+        index = self._index
+        table = index[1] if index is not None and index[0] is self._fields else self._table()
+        values = table.get(_LOWER_KEYS.get(name) or _lower_key(name))
+        if values is None:
             return default
         if len(values) == 1:
             return values[0].decode("utf-8", "surrogateescape")
@@ -249,8 +257,12 @@ class Headers:
         return [(k, self[k]) for k in self]
 
     def get_all(self, name: str | bytes) -> list[str]:
-        values = self._values(name)
-        return [_s(v) for v in values] if values else []
+        index = self._index
+        table = index[1] if index is not None and index[0] is self._fields else self._table()
+        values = table.get(_LOWER_KEYS.get(name) or _lower_key(name))
+        if values is None:  # (Transfer-Encoding, read twice per message, is mostly absent)
+            return []
+        return [v.decode("utf-8", "surrogateescape") for v in values]
 
     def set_all(self, name: str | bytes, values: Iterable[str | bytes]) -> None:
         key = _wire(name, "header name")

@@ -38,21 +38,23 @@ def page(status: int, message: str) -> BytesMatching:
     return BytesMatching(rb"HTTP/1.1 %d .*\r\n\r\n.*%s" % (status, message.replace("'", "&#x27;").encode()))
 
 
-def post_over_the_limit(tctx, flow):
+def post_over_the_limit(tctx, flow, length=b"11"):
     """A POST announcing 11 bytes (over the fixture's limit of 10), up to its requestheaders hook."""
     return (
         Playbook(HttpLayer(tctx, HTTPMode.regular))
         >> events.DataReceived(
-            tctx.client, b"POST http://example.com/ HTTP/1.1\r\nContent-Length: 11\r\n\r\n"
+            tctx.client, b"POST http://example.com/ HTTP/1.1\r\nContent-Length: %s\r\n\r\n" % length
         )
         << HttpRequestHeadersHook(flow)
     )
 
 
-def test_request_with_content_length_over_the_limit_gets_413_before_its_body(tctx):
+# "11, 11": the size the HTTP/1 layer frames the body by (RequestHeaders.declared_size).
+@pytest.mark.parametrize("length", [b"11", b"11, 11"])
+def test_request_with_content_length_over_the_limit_gets_413_before_its_body(tctx, length):
     flow = Placeholder(HTTPFlow)
     assert (
-        post_over_the_limit(tctx, flow)
+        post_over_the_limit(tctx, flow, length)
         >> reply()
         << HttpErrorHook(flow)
         >> reply()
@@ -113,13 +115,16 @@ def test_chunked_request_fails_once_the_buffered_body_passes_the_limit(tctx):
     assert flow().request.raw_content is None
 
 
-def test_response_with_content_length_over_the_limit_gets_502(tctx):
+# "11, 11": repeated agreeing fields, the size the HTTP/1 layer frames the body by and
+# passes on to the stream (ResponseHeaders.declared_size), so it too fails before the body.
+@pytest.mark.parametrize("length", [b"11", b"11, 11"])
+def test_response_with_content_length_over_the_limit_gets_502(tctx, length):
     playbook, flow, server = get_flow_playbook(
         tctx, b"GET http://example.com/ HTTP/1.1\r\n\r\n", b"GET / HTTP/1.1\r\n\r\n"
     )
     assert (
         playbook
-        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello")
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: %s\r\n\r\nhello" % length)
         << HttpResponseHeadersHook(flow)
         >> reply()
         << HttpErrorHook(flow)

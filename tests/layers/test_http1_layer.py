@@ -718,3 +718,34 @@ def test_a_changed_head_size_limit_holds_for_the_clients_next_head(tctx):
         << commands.SendData(tctx.client, BytesMatching(b"HTTP/1.1 431 .*"))
         << commands.CloseConnection(tctx.client)
     )
+
+
+@pytest.mark.parametrize(
+    "head, declared",
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", 5),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", 5),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", None),
+        (b"HTTP/1.1 200 OK\r\n\r\n", None),  # until the server closes
+        (b"HTTP/1.1 204 No Content\r\n\r\n", 0),
+    ],
+)
+def test_the_client_side_passes_on_the_declared_response_size(tctx, head, declared):
+    """Http1Client reads Content-Length to frame the body and gives it to the stream with
+    the head, which then does not read the field again before the headers hook."""
+    from proxycore.http import Request
+    from proxycore.layers.http._commands import ReceiveHttp
+    from proxycore.layers.http._events import RequestEndOfMessage, RequestHeaders, ResponseHeaders
+    from proxycore.layers.http._http1 import Http1Client
+
+    tctx.server = Server(address=("example.com", 80))
+    playbook = (
+        Playbook(Http1Client(tctx))
+        >> RequestHeaders(1, Request.make("GET", "http://example.com/"), True)
+        << commands.SendData(tctx.server, Placeholder(bytes))
+        >> RequestEndOfMessage(1)
+        >> events.DataReceived(tctx.server, head)
+    )
+    bool(playbook)  # feeds the events (what follows the head depends on its framing)
+    (sent,) = [c.event for c in playbook.actual if isinstance(c, ReceiveHttp) and isinstance(c.event, ResponseHeaders)]
+    assert sent.declared_size == declared

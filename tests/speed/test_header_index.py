@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -60,6 +61,11 @@ def test_lookups_follow_every_change(changes: list[tuple[str, str, str]]) -> Non
             assert headers.get_all(probe) == expected
             assert (probe in headers) == bool(expected)
             assert headers.get(probe) == (", ".join(expected) if expected else None)
+            if expected:
+                assert headers[probe] == ", ".join(expected)
+            else:
+                with pytest.raises(KeyError):
+                    headers[probe]
 
 
 def test_parsed_heads_are_indexed_like_built_ones() -> None:
@@ -72,3 +78,11 @@ def test_parsed_heads_are_indexed_like_built_ones() -> None:
     assert "content-length" not in request.headers
     request.headers["x-a"] = "3"
     assert request.headers.get_all("X-A") == ["3"]
+
+
+def test_membership_of_a_name_that_is_no_header_name() -> None:
+    """``in`` answers False for what cannot name a field, as mitmproxy's does."""
+    headers = Headers([(b"Host", b"a.example")])
+    assert 1 not in headers
+    assert None not in headers
+    assert "Host" in headers and b"HOST" in headers

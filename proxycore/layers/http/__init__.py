@@ -27,6 +27,7 @@ from proxycore.layers.http._commands import (
 )
 from proxycore.layers.http._events import (
     CLIENT_GONE,
+    NOT_READ,
     BodyBackpressure,
     DiscardRequestBody,
     ErrorCode,
@@ -167,7 +168,7 @@ class HttpStream(Layer):
             return
         held = False
         if not event.end_stream:
-            too_large, held = self._declared_body(request, self.request_body)
+            too_large, held = self._declared_body(request, self.request_body, event.declared_size)
             if too_large:
                 yield from self.body_too_large(request=True, headers_hook=True)
                 return
@@ -212,13 +213,17 @@ class HttpStream(Layer):
             return
         yield from self.send_addon_response()
 
-    def _declared_body(self, message: Request | Response, body: BodyBuffer) -> tuple[bool, bool]:
+    def _declared_body(
+        self, message: Request | Response, body: BodyBuffer, declared: int | None = NOT_READ
+    ) -> tuple[bool, bool]:
         """What a head's declared body size decides before its headers hook: whether it is
         over body_size_limit, and whether reading must pause during the hook (more could
         arrive than we would buffer); it also marks ``message.stream`` when the size is over
-        the streaming threshold and makes room in ``body`` for a buffered one."""
+        the streaming threshold and makes room in ``body`` for a buffered one. ``declared``:
+        the size as the connection layer read it, NOT_READ to read Content-Length here."""
         limits = size_limits(self.context.options)
-        declared = _declared_size(message.data.headers)
+        if declared == NOT_READ:
+            declared = _declared_size(message.data.headers)
         body.expect(declared)
         if self._over_size_limit(declared, limits):
             return True, False
@@ -516,7 +521,7 @@ class HttpStream(Layer):
             response.data.timestamp_start = time.time()
         held = False
         if not event.end_stream:
-            too_large, held = self._declared_body(response, self.response_body)
+            too_large, held = self._declared_body(response, self.response_body, event.declared_size)
             if too_large:
                 yield from self.body_too_large(request=False, headers_hook=True)
                 return

@@ -57,17 +57,28 @@ class HttpEvent(Event):
     stream_id: int
 
 
+# RequestHeaders/ResponseHeaders.declared_size when the connection layer did not read
+# Content-Length.
+NOT_READ = -1
+
+
 @dataclass(slots=True)
 class RequestHeaders(HttpEvent):
     request: Request
     end_stream: bool
     replay_flow: Any = None
+    # As ResponseHeaders.declared_size.
+    declared_size: int | None = NOT_READ
 
 
 @dataclass(slots=True)
 class ResponseHeaders(HttpEvent):
     response: Response
     end_stream: bool = False
+    # The body size the head's Content-Length declares (None: none), as the connection
+    # layer read it to frame the body (HTTP/1), so that the stream does not read the field
+    # again before the headers hook; NOT_READ: the stream reads it from the headers.
+    declared_size: int | None = NOT_READ
 
 
 @dataclass(slots=True)

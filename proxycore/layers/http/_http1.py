@@ -407,7 +407,8 @@ class Http1Server(Http1Connection):
         else:
             self.body_reader = BodyReader(size)
             self.state = "read_body"
-        yield ReceiveHttp(RequestHeaders(stream_id, request, end_stream=size == 0))
+        # size >= 0 is the Content-Length (or 0 without one); CHUNKED declares none.
+        yield ReceiveHttp(RequestHeaders(stream_id, request, size == 0, None, size if size >= 0 else None))
         # A CONNECT request goes on as its tunnel (as mitmproxy): no end of message.
         if size == 0 and request.data.method != b"CONNECT" and self.stream_id == stream_id and self.request is request:
             yield ReceiveHttp(RequestEndOfMessage(stream_id))
@@ -753,7 +754,9 @@ class Http1Client(Http1Connection):
         response.data.timestamp_start = time.time()
         self.response = response
         self.response_size = size
-        yield ReceiveHttp(ResponseHeaders(self.stream_id, response, end_stream=size == 0))
+        # size >= 0 is the Content-Length (or 0 without a body); CHUNKED/UNTIL_EOF declare none.
+        declared = size if size >= 0 else None
+        yield ReceiveHttp(ResponseHeaders(self.stream_id, response, size == 0, declared))
         tunnel = method == "CONNECT" and 200 <= status < 300
         if status == 101 or tunnel:
             self.state = "passthrough"
