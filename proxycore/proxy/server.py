@@ -60,6 +60,9 @@ FD_RESERVE = 64
 FD_LIMIT_TARGET = 65536
 # Seconds without accepting after the process ran out of file descriptors.
 ACCEPT_PAUSE = 1.0
+# At most one "connection limit reached" warning per listener in this many seconds: under a
+# sustained overload every close lets one waiting client in and the limit is hit again.
+LIMIT_WARNING_INTERVAL = 10.0
 OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 # Set in worker processes (--workers): their listeners share the port, the kernel spreads
 # new connections over them.
@@ -1092,13 +1095,16 @@ class ProxyListener:
     async def _accept_loop(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         out_of_fds = False
+        warned_full_at = -LIMIT_WARNING_INTERVAL
         while True:
             limit = connection_limit(getattr(self.master.options, "max_connections", 0))
             if _client_slots.full(limit):
-                logger.warning(
-                    f"{_client_slots.count} client connections open (limit {limit}, see "
-                    "max_connections): new connections wait until some close."
-                )
+                if loop.time() - warned_full_at >= LIMIT_WARNING_INTERVAL:
+                    warned_full_at = loop.time()
+                    logger.warning(
+                        f"{_client_slots.count} client connections open (limit {limit}, see "
+                        "max_connections): new connections wait until some close."
+                    )
                 await _client_slots.wait_for_room(limit)
             try:
                 conn = await _accept(loop, sock)

@@ -311,7 +311,9 @@ def test_over_the_connection_limit_clients_wait_and_are_served_later(tmp_path, m
         assert proxy.stop() == 0
     log = proxy.stdout() + proxy.stderr()
     assert "Traceback" not in log
-    assert 1 <= log.count("new connections wait until some close") <= 3
+    # Each close let a waiting client in and the limit was hit again: one warning, not one
+    # per refill (at most one per LIMIT_WARNING_INTERVAL).
+    assert log.count("new connections wait until some close") == 1
 
 
 def open_fds(proxy: Proxy) -> int:
