@@ -269,17 +269,24 @@ def test_a_datagram_that_is_not_quic_closes_the_client_quietly(clock: Clock) -> 
     )
 
 
-def test_quic_start_client_sees_sni_and_alpn_and_no_settings_means_no_handshake(clock: Clock) -> None:
+def quic_hello_but_its_last_datagram(clock: Clock) -> tuple[Any, Playbook, bytes]:
+    """An HTTP/3 layer fed a client's Initial datagrams but the last (returned), which makes
+    the layer ask quic_start_client."""
     tctx = h3_context(clock)
     client = quic_client(clock, None, server_name="h3.example")
     initial = [d for d, _ in client.datagrams_to_send(clock())]
-    data = Placeholder(QuicTlsData)
     playbook = Playbook(http3_layer(tctx, clock), logs=True)
     for datagram in initial[:-1]:
         playbook >> events.DataReceived(tctx.client, datagram)
+    return tctx, playbook, initial[-1]
+
+
+def test_quic_start_client_sees_sni_and_alpn_and_no_settings_means_no_handshake(clock: Clock) -> None:
+    tctx, playbook, last = quic_hello_but_its_last_datagram(clock)
+    data = Placeholder(QuicTlsData)
     assert (
         playbook
-        >> events.DataReceived(tctx.client, initial[-1])
+        >> events.DataReceived(tctx.client, last)
         << QuicStartClientHook(data)
         >> reply()
         << commands.Log(
@@ -292,24 +299,18 @@ def test_quic_start_client_sees_sni_and_alpn_and_no_settings_means_no_handshake(
     assert data().conn is tctx.client and data().settings is None
 
 
-
 def test_an_addon_that_says_why_it_gave_no_settings_is_heard(clock: Clock) -> None:
     """The reason an addon put on the client (tlsconfig: the CA could not be loaded) is the
     one logged and kept, not the generic one."""
-    tctx = h3_context(clock)
-    client = quic_client(clock, None, server_name="h3.example")
-    initial = [d for d, _ in client.datagrams_to_send(clock())]
+    tctx, playbook, last = quic_hello_but_its_last_datagram(clock)
     data = Placeholder(QuicTlsData)
-    playbook = Playbook(http3_layer(tctx, clock), logs=True)
-    for datagram in initial[:-1]:
-        playbook >> events.DataReceived(tctx.client, datagram)
 
     def the_ca_is_broken(hook_data: QuicTlsData) -> None:
         hook_data.conn.error = "Cannot load the CA in /conf: bad key"
 
     assert (
         playbook
-        >> events.DataReceived(tctx.client, initial[-1])
+        >> events.DataReceived(tctx.client, last)
         << QuicStartClientHook(data)
         >> reply(side_effect=the_ca_is_broken)
         << commands.Log("Client QUIC handshake failed: Cannot load the CA in /conf: bad key", "warn")
