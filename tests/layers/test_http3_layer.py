@@ -20,7 +20,7 @@ from aioquic.h3.events import HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import ConnectionTerminated
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import proxycore.layers.quic as quic_module
@@ -154,6 +154,10 @@ class Pump:
             command.connection.state = ConnectionState.OPEN
             command.connection.peername = SERVER_ADDR
             command.connection.timestamp_start = self.clock()
+            if isinstance(self.origin, H1Origin):
+                # HTTP/1 servers get one request per connection from an HTTP/3 client (as in
+                # mitmproxy): the origin answers on the newest one.
+                self.origin.server = command.connection
             self.queue.insert(0, events.OpenConnectionCompleted(command, None))
         elif isinstance(command, commands.CloseConnection):
             command.connection.state = ConnectionState.CLOSED
@@ -379,6 +383,26 @@ def test_http3_client_to_http1_server(cert: Any, clock: Clock) -> None:
     assert flow.request.http_version == "HTTP/3" and flow.response.http_version == "HTTP/1.1"
 
 
+def test_each_http3_request_gets_its_own_http1_server_connection(cert: Any, clock: Clock) -> None:
+    """As mitmproxy: an HTTP/1 server connection carries one request of an HTTP/3 client
+    (the driver's per-server limits then manage the concurrency), then it is closed."""
+    tctx = h3_context(clock)
+    tctx.server.transport_protocol = TransportProtocol.TCP
+    tctx.server.tls = False
+    origin = H1Origin(tctx.server)
+    pump = Pump(http3_layer(tctx, clock), clock, quic_client(clock, cert[2]), cert, origin)
+    pump.run()
+    first = pump.request(b"GET", b"/one")
+    pump.run()
+    second = pump.request(b"GET", b"/two")
+    pump.run()
+    assert pump.responses[first]["body"] == pump.responses[second]["body"] == b"plain old HTTP/1.1"
+    opened = [c.connection for c in pump.commands if isinstance(c, commands.OpenConnection)]
+    closed = [c.connection for c in pump.commands if isinstance(c, commands.CloseConnection)]
+    assert len(opened) == 2 and opened[0] is not opened[1]
+    assert opened[0] in closed
+
+
 class SlowOrigin(H1Origin):
     """Answers with a 4 MiB body: half at once, a quarter at each ``more()``."""
 
@@ -524,6 +548,8 @@ def test_damaged_initial_packets_are_refused_not_crashed_on(data: st.DataObject)
 _field_bytes = st.binary(min_size=0, max_size=20)
 
 
+# A well-formed head goes to the origin and is answered: the next request is on a new connection.
+@example(head=[], pseudo=[b":method", b":path", b":scheme", b":authority"], junk=[])
 @settings(max_examples=30, deadline=None)
 @given(
     head=st.lists(st.tuples(_field_bytes, _field_bytes), max_size=6),
