@@ -256,6 +256,14 @@ class Headers:
             return [(_s(k), _s(v)) for k, v in self.fields]
         return [(k, self[k]) for k in self]
 
+    def get_raw(self, lower_name: bytes) -> list[bytes] | None:
+        """The values of a field as on the wire, by its lower-case name as bytes (None:
+        absent; the list is the index's own, not to be changed). For the framing code,
+        which reads a few fields of every message: no name conversion, no decoding."""
+        index = self._index
+        table = index[1] if index is not None and index[0] is self._fields else self._table()
+        return table.get(lower_name)
+
     def get_all(self, name: str | bytes) -> list[str]:
         index = self._index
         table = index[1] if index is not None and index[0] is self._fields else self._table()

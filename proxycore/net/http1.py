@@ -306,11 +306,12 @@ CHUNKED = -2
 
 def _content_length(headers: Headers) -> int | None:
     """The Content-Length, if any: ASCII digits only; repeated values must all agree."""
-    value = headers.get("content-length")  # (repeated fields joined with ", ")
-    if value is None:
+    values = headers.get_raw(b"content-length")
+    if values is None:
         return None
-    if len(value) <= 18 and value.isdigit() and value.isascii():
-        return int(value)  # the usual single plain value, without the set below
+    if len(values) == 1 and len(values[0]) <= 18 and values[0].isdigit():  # (bytes: ASCII digits)
+        return int(values[0])  # the usual single plain value, without the set below
+    value = ", ".join(_text(v) for v in values)  # (as headers.get joins repeated fields)
     sizes = {v.strip(" \t") for v in value.split(",")}
     if len(sizes) != 1:
         raise ProtocolError("conflicting Content-Length headers")
@@ -320,14 +321,18 @@ def _content_length(headers: Headers) -> int | None:
     return int(size)
 
 
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", "surrogateescape")  # (as Headers gives field values)
+
+
 def transfer_codings(headers: Headers) -> list[str] | None:
     """The transfer codings named by Transfer-Encoding (lower case), None without it;
     ProtocolError for an empty element or one that is not a plain token."""
-    values = headers.get_all("transfer-encoding")
-    if not values:
+    raw = headers.get_raw(b"transfer-encoding")
+    if not raw:
         return None
     codings = []
-    for value in values:
+    for value in map(_text, raw):
         for item in value.split(","):
             coding = item.strip(" \t").lower()
             if not coding.isascii() or not _TOKEN.fullmatch(coding.encode()):
@@ -338,8 +343,10 @@ def transfer_codings(headers: Headers) -> list[str] | None:
 
 def is_chunked(headers: Headers) -> bool:
     """Whether a message we send is framed by chunks: ``chunked`` is its final coding."""
-    values = headers.get_all("transfer-encoding")
-    return bool(values) and values[-1].rsplit(",", 1)[-1].strip(" \t").lower() == "chunked"
+    values = headers.get_raw(b"transfer-encoding")
+    if not values:
+        return False
+    return values[-1].rsplit(b",", 1)[-1].strip(b" \t").lower() == b"chunked"
 
 
 def request_body_size(request: Request) -> int:
@@ -352,7 +359,7 @@ def request_body_size(request: Request) -> int:
     if codings is not None:
         if codings != ["chunked"]:
             raise ProtocolError(f"unsupported Transfer-Encoding in request: {', '.join(codings)[:60]}")
-        if "content-length" in headers:
+        if headers.get_raw(b"content-length") is not None:
             raise ProtocolError("request has both Transfer-Encoding and Content-Length")
         if request.http_version != "HTTP/1.1":
             raise ProtocolError("Transfer-Encoding is only allowed in HTTP/1.1")
@@ -565,7 +572,10 @@ def connection_close(http_version: str, headers: Headers) -> bool:
 def message_closes(message: Request | Response) -> bool:
     """connection_close of a message as it stands (its version compared undecoded)."""
     data = message.data
-    return _closes(data.http_version == b"HTTP/1.1", data.headers.get("connection"))
+    values = data.headers.get_raw(b"connection")
+    if values is None:  # the usual case: nothing to decode
+        return data.http_version != b"HTTP/1.1"
+    return _closes(data.http_version == b"HTTP/1.1", ", ".join(map(_text, values)))
 
 
 def _closes(http11: bool, connection: str | None) -> bool:

@@ -749,3 +749,23 @@ def test_the_client_side_passes_on_the_declared_response_size(tctx, head, declar
     bool(playbook)  # feeds the events (what follows the head depends on its framing)
     (sent,) = [c.event for c in playbook.actual if isinstance(c, ReceiveHttp) and isinstance(c.event, ResponseHeaders)]
     assert sent.declared_size == declared
+
+
+def test_the_connection_lookup_by_identity_forgets_a_connection_the_layer_drops(tctx):
+    """HttpLayer._layer_of answers the client's and the last server's layer by identity:
+    an answer it remembers must end with the ``connections`` entry it came from."""
+    from proxycore.layers.http._commands import RegisterHttpConnection
+
+    layer = HttpLayer(tctx, HTTPMode.regular)
+    pb, server = open_and_send_checked(
+        Playbook(layer, hooks=False),
+        tctx,
+        b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    )
+    assert layer._layer_of(tctx.client) is layer.connections[tctx.client]
+    http_client = layer.connections[server()]
+    assert layer._layer_of(server()) is http_client  # now remembered
+    list(layer.register_connection(RegisterHttpConnection(server(), "gone")))
+    assert server() not in layer.connections
+    assert layer._layer_of(server()) is None

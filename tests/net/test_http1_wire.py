@@ -156,7 +156,16 @@ def test_content_length_values(field: bytes, size: int | type) -> None:
 
 
 @pytest.mark.parametrize("version", [b"HTTP/1.1", b"HTTP/1.0"])
-@pytest.mark.parametrize("fields", [b"", b"Connection: close\r\n", b"Connection: keep-alive\r\n", b"Connection: a, Close\r\n"])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        b"",
+        b"Connection: close\r\n",
+        b"Connection: keep-alive\r\n",
+        b"Connection: a, Close\r\n",
+        b"Connection: keep-alive\r\nconnection: Close\r\n",  # repeated fields count together
+    ],
+)
 def test_message_closes_as_connection_close(version: bytes, fields: bytes) -> None:
     for message in [req(b"GET / %s\r\n%s\r\n" % (version, fields)), resp(b"%s 200 OK\r\n%s\r\n" % (version, fields))]:
         expected = http1.connection_close(message.http_version, message.headers)
@@ -299,3 +308,18 @@ def test_authority_cache_is_bounded():
     for i in range(http1._AUTHORITIES_MAX + 10):
         assert http1.parse_authority(b"h%d.example" % i, 80) == (f"h{i}.example", 80)
     assert len(http1._AUTHORITIES) <= http1._AUTHORITIES_MAX
+
+
+@pytest.mark.parametrize(
+    "fields, chunked",
+    [
+        (b"", False),
+        (b"Transfer-Encoding: chunked\r\n", True),
+        (b"Transfer-Encoding: gzip, Chunked \r\n", True),
+        (b"Transfer-Encoding: chunked, gzip\r\n", False),
+        (b"Transfer-Encoding: gzip\r\ntransfer-encoding: chunked\r\n", True),
+        (b"Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n", False),
+    ],
+)
+def test_is_chunked_reads_the_final_coding(fields: bytes, chunked: bool) -> None:
+    assert http1.is_chunked(resp(b"HTTP/1.1 200 OK\r\n%s\r\n" % fields).headers) is chunked

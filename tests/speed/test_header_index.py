@@ -61,6 +61,9 @@ def test_lookups_follow_every_change(changes: list[tuple[str, str, str]]) -> Non
             assert headers.get_all(probe) == expected
             assert (probe in headers) == bool(expected)
             assert headers.get(probe) == (", ".join(expected) if expected else None)
+            lower = text.encode("utf-8", "surrogateescape").lower()
+            raw = headers.get_raw(lower)  # (the framing code's lookup: raw values, no decoding)
+            assert raw == ([v.encode("utf-8", "surrogateescape") for v in expected] if expected else None)
             if expected:
                 assert headers[probe] == ", ".join(expected)
             else:

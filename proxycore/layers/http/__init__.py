@@ -183,7 +183,8 @@ class HttpStream(Layer):
             return
         if held:
             yield from self.hold_request_body(False)
-        if request.data.headers.get("expect", "").lower() == "100-continue":
+        expect = request.data.headers.get_raw(b"expect")  # (usually absent: no decoding)
+        if expect is not None and request.headers.get("expect", "").lower() == "100-continue":
             del request.headers["expect"]
             if not event.end_stream:
                 continue_ = Response.make(100)
@@ -958,6 +959,9 @@ def is_websocket_handshake(flow: HTTPFlow) -> bool:
     )
 
 
+OPENED_VIA_UNKNOWN = object()
+
+
 class HttpClient(Layer):
     """The server-facing stack entry: opens the connection, then speaks HTTP/1 on it.
 
@@ -965,6 +969,10 @@ class HttpClient(Layer):
     tunnel, so HTTP/1 request lines carry the full URL."""
 
     child_layer: Http1Client | Http2Client | Http3Client | None
+    # The upstream proxy the HttpLayer opened the connection through (HttpLayer.opened_via,
+    # here without a dict lookup by connection per request); OPENED_VIA_UNKNOWN for a
+    # connection opened by others, which counts as opened through its ``via`` of now.
+    opened_via: object = OPENED_VIA_UNKNOWN
 
     def __init__(self, context: Context, absolute_form: bool = False) -> None:
         super().__init__(context)
@@ -1027,9 +1035,30 @@ class HttpLayer(Layer):
         # The upstream proxy each server connection was opened through: an addon may change
         # flow.server_conn.via on a live connection object to pick another for later requests.
         self.opened_via: dict[Connection, object] = {}
+        # The layers of the client connection and of the server connection asked for last,
+        # known by identity (see _layer_of); the server's is forgotten whenever this layer
+        # changes ``connections``. (The client's entry is set before Start, if by others.)
+        self._client_layer: Layer | None = None
+        self._server_memo: tuple[Connection, Layer] | None = None
 
     def __repr__(self) -> str:
         return f"HttpLayer({self.mode.name}, streams={len(self.streams)})"
+
+    def _layer_of(self, connection: Connection | None) -> Layer | None:
+        """``connections.get(connection)``, for the client and a keep-alive server without
+        Connection.__hash__ (a Python method: ~1k instructions per dict lookup, and the
+        layers of a request's two connections are asked for about eight times)."""
+        if connection is self.context.client and self._client_layer is not None:
+            return self._client_layer
+        memo = self._server_memo
+        if memo is not None and memo[0] is connection:
+            return memo[1]
+        if connection is None:
+            return None
+        layer = self.connections.get(connection)
+        if layer is not None:
+            self._server_memo = (connection, layer)
+        return layer
 
     def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.Start):
@@ -1051,6 +1080,7 @@ class HttpLayer(Layer):
                 else:
                     client_layer = Http1Server(self.context.fork())
                 self.connections[self.context.client] = client_layer
+            self._client_layer = client_layer
             yield from self.event_to_child(client_layer, event)
         elif isinstance(event, events.CommandCompleted):
             child = self.command_sources.pop(event.command, None)
@@ -1073,6 +1103,7 @@ class HttpLayer(Layer):
                 context.server = self.context.server
                 client_layer = HttpClient(context)
                 self.connections[self.context.server] = client_layer
+                self._server_memo = None
                 self.http_clients[self.context.server] = client_layer
                 yield from self.event_to_child(client_layer, events.Start())
                 yield from self.event_to_child(client_layer, event)
@@ -1100,7 +1131,7 @@ class HttpLayer(Layer):
         # without the _run wrapper, one generator level less for every command. Bytes for
         # a known connection go straight to its layer (what _handle_event would do).
         if type(event) is events.DataReceived:
-            child = self.connections.get(event.connection)
+            child = self._layer_of(event.connection)
             if child is not None:
                 return self.event_to_child(child, event)
         return self._handle_event(event)
@@ -1127,7 +1158,7 @@ class HttpLayer(Layer):
                     yield from self.receive_http(http_event)
                 continue
             if type(command) is SendHttp and type(command.event) is not BodyBackpressure:
-                target = None if command.connection is None else self.connections.get(command.connection)
+                target = self._layer_of(command.connection)
                 if target is not None:
                     yield from self.event_to_child(target, command.event)
                 continue
@@ -1153,6 +1184,7 @@ class HttpLayer(Layer):
                 self.streams.pop(command.stream_id, None)
             elif isinstance(command, commands.OpenConnection):
                 self.connections[command.connection] = child
+                self._server_memo = None
                 yield command
             else:
                 yield command
@@ -1204,7 +1236,8 @@ class HttpLayer(Layer):
         for connection, client in self.http_clients.items():
             if not command.connection_spec_matches(connection):
                 continue
-            if self.opened_via.get(connection, connection.via) != command.via:
+            via = client.opened_via
+            if (connection.via if via is OPENED_VIA_UNKNOWN else via) != command.via:
                 continue
             if self.waiting_for_connection and connection in self.waiting_for_connection:
                 return connection, False  # (usually none waits: no hash of the connection)
@@ -1269,7 +1302,9 @@ class HttpLayer(Layer):
             if command.via:
                 top = HttpUpstreamTunnel.make(context, send_connect, top)
         self.connections[server] = top
+        self._server_memo = None
         self.opened_via[server] = command.via
+        client_layer.opened_via = command.via
         self.http_clients[server] = client_layer
         self.waiting_for_connection[server] = [command]
         yield from self.event_to_child(top, events.Start())
@@ -1278,6 +1313,7 @@ class HttpLayer(Layer):
         waiting = self.waiting_for_connection.pop(command.connection, [])
         if command.err:
             self.connections.pop(command.connection, None)
+            self._server_memo = None
             self.http_clients.pop(command.connection, None)
             for get in waiting:
                 yield from self.reply(get, (None, command.err))

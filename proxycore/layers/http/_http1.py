@@ -216,9 +216,14 @@ def _size_limits(options: Options) -> SizeLimits:
 
 def size_limits(options: Options) -> SizeLimits:
     """The limits of the options in force: parsed once per change of the options, not a
-    few times per request."""
-    derived = getattr(options, "derived", None)  # any options object will do, more slowly
-    return derived(_size_limits) if derived is not None else _size_limits(options)
+    few times per request (OptManager.derived; its cache is read here without the call,
+    a few times per request)."""
+    try:
+        limits: SizeLimits = options._derived[_size_limits]
+        return limits
+    except (AttributeError, KeyError):
+        derived = getattr(options, "derived", None)  # any options object will do, more slowly
+        return derived(_size_limits) if derived is not None else _size_limits(options)
 
 
 def hold_limit(options: Options) -> int | None:
@@ -246,7 +251,7 @@ def _outgoing_framing(headers: Headers, bodiless: bool) -> str:
         return "none"
     if http1.is_chunked(headers):
         return "chunked"
-    if "content-length" in headers:
+    if headers.get_raw(b"content-length") is not None:
         return "length"
     return "eof"
 
@@ -684,7 +689,7 @@ class Http1Client(Http1Connection):
         self.state = "wait"
         self.request_sent = False
         headers = request.data.headers
-        bodiless = event.end_stream and "content-length" not in headers
+        bodiless = event.end_stream and headers.get_raw(b"content-length") is None
         framing = _outgoing_framing(headers, bodiless)
         # A request body must be delimited: an unknown length is sent chunked.
         if framing == "eof":
