@@ -19,6 +19,7 @@ from proxycore.flow import Error
 from proxycore.http import Headers, HTTPFlow, Request, Response, _hostport
 from proxycore.layers.http._body import BodyBuffer
 from proxycore.layers.http._commands import (
+    NOTHING,
     DropStream,
     GetHttpConnection,
     ReceiveHttp,
@@ -133,6 +134,14 @@ class HttpStream(Layer):
 
     def __repr__(self) -> str:
         return f"HttpStream(id={self.stream_id}, {self._handle_event.__name__})"
+
+    def handle_event(self, event: events.Event) -> CommandGenerator[None]:
+        # As Layer.handle_event; a handler with nothing to yield (a buffered response's body
+        # chunk) returns NOTHING, which needs no _run generator around it.
+        if self._paused is not None:
+            return self._handle_while_paused(event)
+        handler = self._handle_event(event)
+        return NOTHING if handler is NOTHING else self._run(handler, None)
 
     @property
     def _killed(self) -> bool:
@@ -553,21 +562,22 @@ class HttpStream(Layer):
             yield from self.stream_response_chunk(self.response_body.take())
 
     def receive_response_data(self, data: bytes) -> CommandGenerator[None]:
+        """A body chunk of the response: relayed, or buffered (then usually NOTHING to do:
+        a plain function, no generator per chunk for that)."""
         if self.response_headers_sent:
-            yield from self.stream_response_chunk(data)
-            return
+            return self.stream_response_chunk(data)
         self.response_body.append(data)
         self.response_body_size += len(data)
         size = self.response_body_size
         limits = size_limits(self.context.options)
         if self._over_size_limit(size, limits):
-            yield from self.body_too_large(request=False, headers_hook=False)
-            return
+            return self.body_too_large(request=False, headers_hook=False)
         limit = limits.hold  # the streaming threshold
         if limit is not None and size > limit:
             assert self.flow.response is not None
             self.flow.response.stream = True
-            yield from self.start_response_stream()
+            return self.start_response_stream()
+        return NOTHING
 
     def stream_response_chunk(self, data: bytes) -> CommandGenerator[None]:
         assert self.flow.response is not None
@@ -1137,7 +1147,15 @@ class HttpLayer(Layer):
         return self._handle_event(event)
 
     def event_to_child(self, child: Layer, event: events.Event) -> CommandGenerator[None]:
-        for command in child.handle_event(event):
+        """``child``'s commands for ``event``, routed (see _routed)."""
+        return self._routed(child, child.handle_event(event))
+
+    def _routed(self, child: Layer, commands_: CommandGenerator[None]) -> CommandGenerator[None]:
+        """What ``child`` yields, routed: HTTP events to the stream or connection layer they
+        are for, replies remembered for ``child``, the rest up to the driver. (The events of
+        every request are handed on in here, where a handler that has nothing to yield
+        (NOTHING) costs no routing generator.)"""
+        for command in commands_:
             # The commands of every request by exact type first, without the chain of
             # isinstance checks below (subclasses of them take the general path).
             if type(command) is commands.SendData:
@@ -1149,18 +1167,23 @@ class HttpLayer(Layer):
                 # the driver and every command of the request's handling.
                 http_event = command.event
                 if type(http_event) is RequestHeaders:
-                    yield from self.event_to_child(self._new_stream(http_event), http_event)
+                    new = self._new_stream(http_event)
+                    yield from self._routed(new, new.handle_event(http_event))
                     continue
                 stream = self.streams.get(http_event.stream_id)
                 if stream is not None and not isinstance(http_event, (RequestHeaders, BodyBackpressure)):
-                    yield from self.event_to_child(stream, http_event)
+                    stream_commands = stream.handle_event(http_event)
+                    if stream_commands is not NOTHING:
+                        yield from self._routed(stream, stream_commands)
                 else:
                     yield from self.receive_http(http_event)
                 continue
             if type(command) is SendHttp and type(command.event) is not BodyBackpressure:
                 target = self._layer_of(command.connection)
                 if target is not None:
-                    yield from self.event_to_child(target, command.event)
+                    sent = target.handle_event(command.event)
+                    if sent is not NOTHING:
+                        yield from self._routed(target, sent)
                 continue
             if type(command) is DropStream:  # (the end of every request)
                 self.streams.pop(command.stream_id, None)

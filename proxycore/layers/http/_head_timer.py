@@ -31,9 +31,14 @@ class HeadTimer:
     def arm(self, idle: bool) -> commands.RequestTimeout | None:
         """Start the wait anew; the command to yield (None if that timeout is off, or if
         the timer is published on a connection)."""
-        # Read for every request: from the options' cache of derived values, if they have one.
-        derived = getattr(self.options, "derived", None)
-        keepalive, head = derived(_delays) if derived is not None else _delays(self.options)
+        # Read for every request: from the options' cache of derived values (OptManager.derived,
+        # read without its call), if they have one.
+        try:
+            delays: tuple[float, float] = self.options._derived[_delays]
+        except (AttributeError, KeyError):
+            derived = getattr(self.options, "derived", None)
+            delays = derived(_delays) if derived is not None else _delays(self.options)
+        keepalive, head = delays
         delay = keepalive if idle else head
         self.idle = idle
         command = self.command = commands.RequestTimeout(delay) if delay else None

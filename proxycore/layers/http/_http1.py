@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from proxycore.connection import Connection
 from proxycore.http import Headers, Request, Response, _hostport
-from proxycore.layers.http._commands import ReceiveHttp
+from proxycore.layers.http._commands import NOTHING, ReceiveHttp
 from proxycore.layers.http._events import (
     CLIENT_GONE,
     BodyBackpressure,
@@ -244,6 +244,11 @@ def pause_limit(options: Options) -> int | None:
     stream = parse_size(options.stream_large_bodies)
     limits = [None if stream is None else max(stream, PAUSE_FLOOR), parse_size(options.body_buffer_limit) or None]
     return min((x for x in limits if x is not None), default=None)
+
+
+def _yielding(*commands_: commands.Command) -> CommandGenerator[None]:
+    """A handler's few commands, decided already, as its generator."""
+    yield from commands_
 
 
 def _outgoing_framing(headers: Headers, bodiless: bool) -> str:
@@ -516,15 +521,19 @@ class Http1Server(Http1Connection):
             yield from self._send_error(event)
 
     def _send_end_of_message(self, event: ResponseEndOfMessage) -> CommandGenerator[None]:
+        """The response ends. A plain function: on a keep-alive connection, a response
+        without a last chunk usually leaves NOTHING to send (see _response_done)."""
         if self.switching:
-            yield from self._start_passthrough()
-            return
+            return self._start_passthrough()
         if self.state == "passthrough":
-            yield commands.CloseConnection(self.conn, half_close=True)
-            return
+            return _yielding(commands.CloseConnection(self.conn, half_close=True))
         end = self._end_bytes()
-        if end is not None:
-            yield commands.SendData(self.conn, end)
+        if end is None:
+            return self._response_done()
+        return self._last_bytes_then_done(end)
+
+    def _last_bytes_then_done(self, end: bytes) -> CommandGenerator[None]:
+        yield commands.SendData(self.conn, end)
         yield from self._response_done()
 
     def _send_headers(self, event: ResponseHeaders) -> CommandGenerator[None]:
@@ -572,13 +581,15 @@ class Http1Server(Http1Connection):
             yield from self._apply_reading()
 
     def _response_done(self) -> CommandGenerator[None]:
+        """The response is out: close, or get ready for the next request. A plain function:
+        a keep-alive connection with nothing waiting to be read or resumed has NOTHING to do."""
         request, response = self.request, self.response
         assert request is not None and response is not None
         if self.state == "read_body" and not self.request_done and not self.body_discarded and not self.client_closed:
             # An early answer while the body is streamed to the server: it is read and
             # relayed to its end, then the connection goes on (or closes) as usual.
             self.answered_early = True
-            return
+            return NOTHING
         close = (
             self.client_closed
             or not self.request_done
@@ -587,18 +598,25 @@ class Http1Server(Http1Connection):
             or http1.message_closes(response)
         )
         if close and self.state == "read_body" and not self.client_closed:
-            yield from self._discard_rest()  # answered before the body (proxyauth's 407)
-            return
+            return self._discard_rest()  # answered before the body (proxyauth's 407)
         if close:
             self.state = "done"
-            yield commands.CloseConnection(self.conn)
-            return
+            return _yielding(commands.CloseConnection(self.conn))
         self.state = "read_headers"
         self.request = self.response = None
         self.body_reader = None
-        if self._hold_body(False):
-            yield from self._apply_reading()
+        resume = self._hold_body(False)
         self.head_timer.arm(idle=not self.buf.lstrip(b"\r\n"))
+        if resume or self.buf or self.reading_paused:
+            return self._read_on(resume)
+        self.pipeline_pausing = False  # (what _pipeline_backpressure finds: nothing waits)
+        return NOTHING
+
+    def _read_on(self, resume: bool) -> CommandGenerator[None]:
+        """After a response: reading resumed if a hold ended (``resume``), what the client
+        sent meanwhile read, and reading paused again if too much of it waits."""
+        if resume:
+            yield from self._apply_reading()
         if self.buf:
             yield from self._read()
         if self._pipeline_backpressure():
@@ -703,17 +721,17 @@ class Http1Client(Http1Connection):
         yield commands.SendData(self.conn, head)
 
     def _send_end_of_message(self, event: RequestEndOfMessage) -> CommandGenerator[None]:
+        """The request ends: the last chunk if chunked, else usually NOTHING to send (a
+        plain function, no generator for that)."""
         if self.state == "passthrough":
-            yield commands.CloseConnection(self.conn, half_close=True)
-            return
+            return _yielding(commands.CloseConnection(self.conn, half_close=True))
         end = self._end_bytes()
-        if end is not None:
-            yield commands.SendData(self.conn, end)
         self.request_sent = True
         if self.state == "sending":  # answered early; now the request is out too
             self.state = "idle"
             self.request = None
             self.body_reader = None
+        return NOTHING if end is None else _yielding(commands.SendData(self.conn, end))
 
     def _read(self) -> CommandGenerator[None]:
         while self.buf:
