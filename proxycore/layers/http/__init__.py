@@ -326,6 +326,26 @@ class HttpStream(Layer):
             yield from self.stream_request_chunk(self.request_body.take())
 
     def state_consume_request(self, event: events.Event) -> CommandGenerator[None]:
+        # The end of every request goes to its handler by exact type, without a generator of
+        # this state in between (as state_wait_for_response does).
+        if type(event) is RequestEndOfMessage:
+            return self.receive_request_end()
+        return self._consume_request_event(event)
+
+    def receive_request_end(self) -> CommandGenerator[None]:
+        self.request_complete = True
+        request = self.flow.request
+        request.data.content = self.request_body.take()
+        request.data.timestamp_end = time.time()
+        yield HttpRequestHook(self.flow)
+        if self.flow.error is not None and self._killed:
+            yield from self.kill()
+        elif self.flow.response is not None:
+            yield from self.send_addon_response()
+        else:
+            yield from self.send_request_to_server()
+
+    def _consume_request_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, RequestData):
             self.request_body.append(event.data)
             self.request_body_size += len(event.data)
@@ -342,17 +362,7 @@ class HttpStream(Layer):
         elif isinstance(event, RequestTrailers):
             self.flow.request.trailers = event.trailers
         elif isinstance(event, RequestEndOfMessage):
-            self.request_complete = True
-            request = self.flow.request
-            request.data.content = self.request_body.take()
-            request.data.timestamp_end = time.time()
-            yield HttpRequestHook(self.flow)
-            if self.flow.error is not None and self._killed:
-                yield from self.kill()
-            elif self.flow.response is not None:
-                yield from self.send_addon_response()
-            else:
-                yield from self.send_request_to_server()
+            yield from self.receive_request_end()
         elif isinstance(event, RequestProtocolError):
             yield from self.client_error(event)
         else:
@@ -405,7 +415,7 @@ class HttpStream(Layer):
                 yield SendHttp(RequestTrailers(self.stream_id, self.flow.request.trailers), self.server_conn)
             yield SendHttp(RequestEndOfMessage(self.stream_id), self.server_conn)
             if self.response_complete:
-                yield from self.finish()  # the server answered early; now the upload is over too
+                yield self.finish()  # the server answered early; now the upload is over too
         elif isinstance(event, RequestProtocolError):
             yield from self.client_error(event)
         else:
@@ -620,7 +630,7 @@ class HttpStream(Layer):
             yield SendHttp(ResponseTrailers(self.stream_id, response.trailers), self.context.client)
         yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
         if self.response_finished():
-            yield from self.finish()
+            yield self.finish()
 
     def send_response(self) -> CommandGenerator[None]:
         """Run the response hook on a complete response and write it to the client."""
@@ -641,7 +651,7 @@ class HttpStream(Layer):
             yield SendHttp(ResponseTrailers(self.stream_id, trailers), self.context.client)
         yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
         if self.response_finished():
-            yield from self.finish()
+            yield self.finish()
 
     def response_finished(self) -> bool:
         """The response is out; whether the stream is done (then the caller finishes it). A
@@ -651,7 +661,9 @@ class HttpStream(Layer):
         self.response_complete = True
         return self._handle_event != self.state_stream_request
 
-    def finish(self) -> CommandGenerator[None]:
+    def finish(self) -> DropStream:
+        """The stream is done: the command that tells the HttpLayer, to yield (a plain
+        function, not a generator level of its own at the end of every request)."""
         self.flow.live = False
         # A finished stream refers to itself no more (state_done is static, and its context's
         # stack forgets it), so refcounting frees it and its flow at once: a reference cycle
@@ -659,7 +671,7 @@ class HttpStream(Layer):
         self._goto(self.state_done)
         if self in self.context.layers:
             self.context.layers.remove(self)
-        yield DropStream(self.stream_id)
+        return DropStream(self.stream_id)
 
     @staticmethod
     def state_done(event: events.Event) -> CommandGenerator[None]:
@@ -683,7 +695,7 @@ class HttpStream(Layer):
         yield commands.Log(message, "info")
         self.flow.error = Error(message)
         yield SendHttp(ResponseProtocolError(self.stream_id, message, code), self.context.client)
-        yield from self.finish()
+        yield self.finish()
 
     def fail_response(self, message: str, code: ErrorCode) -> CommandGenerator[None]:
         """The server side failed: error page (or close if headers went out), then done."""
@@ -693,7 +705,7 @@ class HttpStream(Layer):
         yield SendHttp(ResponseProtocolError(self.stream_id, message, code), self.context.client)
         if self.server_conn is not None and not self.request_complete:
             yield SendHttp(RequestProtocolError(self.stream_id, message, code), self.server_conn)
-        yield from self.finish()
+        yield self.finish()
 
     def client_error(self, event: RequestProtocolError) -> CommandGenerator[None]:
         message = event.message
@@ -704,7 +716,7 @@ class HttpStream(Layer):
             yield SendHttp(RequestProtocolError(self.stream_id, message, event.code), self.server_conn)
         yield from self.fire_error_hook(message)
         yield SendHttp(ResponseProtocolError(self.stream_id, event.message, event.code), self.context.client)
-        yield from self.finish()
+        yield self.finish()
 
     def _over_size_limit(self, size: int | None, limits: SizeLimits | None = None) -> bool:
         """Is ``size`` above body_size_limit? ``limits``: those already looked up by the caller."""
@@ -729,7 +741,7 @@ class HttpStream(Layer):
         yield SendHttp(ResponseProtocolError(self.stream_id, message, code), self.context.client)
         if self.server_conn is not None:
             yield SendHttp(RequestProtocolError(self.stream_id, message, code), self.server_conn)
-        yield from self.finish()
+        yield self.finish()
 
     def kill(self, error_hook: bool = True) -> CommandGenerator[None]:
         """An addon killed the flow: reset the client without an answer (as mitmproxy, a
@@ -744,7 +756,7 @@ class HttpStream(Layer):
             # Over HTTP/2 only this stream ends: its server connection, perhaps mid-response,
             # must end too so that it is never reused.
             yield SendHttp(RequestProtocolError(self.stream_id, "killed", ErrorCode.KILL), self.server_conn)
-        yield from self.finish()
+        yield self.finish()
 
     # CONNECT and upgrades: the stream becomes a tunnel to a child layer --------
 
@@ -755,7 +767,7 @@ class HttpStream(Layer):
         if self._paused_event_queue and self._client_cancelled():
             # The client left during the hook: nothing to connect, no error hook (as mitmproxy).
             self.flow.error = Error(CLIENT_GONE)
-            yield from self.finish()
+            yield self.finish()
             return
         if self.flow.error is not None and self._killed:
             yield from self.kill(error_hook=False)
@@ -818,7 +830,7 @@ class HttpStream(Layer):
         if response.raw_content:
             yield SendHttp(ResponseData(self.stream_id, response.raw_content), self.context.client)
         yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
-        yield from self.finish()
+        yield self.finish()
 
     def start_tunnel(
         self, hook: commands.StartHook | None, child: Layer | None = None, child_first: bool = True
@@ -881,7 +893,7 @@ class HttpStream(Layer):
                 "warn",
             )
             yield commands.CloseConnection(self.context.client)
-            yield from self.finish()  # nothing of the server's side is relayed any more
+            yield self.finish()  # nothing of the server's side is relayed any more
             return
         self.upgraded = True
         self._goto(self.state_passthrough)

@@ -321,6 +321,14 @@ class Http1Server(Http1Connection):
         yield commands.CloseConnection(self.conn)
 
     def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
+        # The bytes of a request head go to _read directly: no generator of this handler
+        # in between (a plain function; every other event goes to _event).
+        if type(event) is events.DataReceived and self.state == "read_headers":
+            self.buf += event.data
+            return self._read()
+        return self._event(event)
+
+    def _event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.DataReceived):
             if self.state == "passthrough":
                 assert self.stream_id is not None
@@ -331,11 +339,11 @@ class Http1Server(Http1Connection):
             if self.state == "read_body" and not self.buf:
                 if (yield from self._read_body(event.data)):  # (no copy into buf and out)
                     yield from self._read()
+                elif self._pipeline_backpressure():
+                    yield from self._apply_reading()
             else:
                 self.buf += event.data
                 yield from self._read()
-            if self._pipeline_backpressure():
-                yield from self._apply_reading()
         elif isinstance(event, events.ConnectionClosed):
             yield from self._client_closed()
         elif isinstance(event, HttpEvent):
@@ -352,15 +360,19 @@ class Http1Server(Http1Connection):
             self.head_timer.arm(idle=False)
 
     def _read(self) -> CommandGenerator[None]:
+        """Read the requests in buf, as far as the state allows; then stop or resume reading
+        the client for what is left waiting (see _pipeline_backpressure)."""
         while True:
             if self.state == "read_headers":
                 if not (yield from self._read_head()):
-                    return
+                    break
             elif self.state == "read_body":
                 if not (yield from self._read_body()):
-                    return
+                    break
             else:
-                return
+                break
+        if self._pipeline_backpressure():
+            yield from self._apply_reading()
 
     def _pipeline_backpressure(self) -> bool:
         """Stop reading the client while more than head_size_limit bytes of what it
@@ -618,8 +630,8 @@ class Http1Server(Http1Connection):
         if resume:
             yield from self._apply_reading()
         if self.buf:
-            yield from self._read()
-        if self._pipeline_backpressure():
+            yield from self._read()  # (which decides about reading at its end)
+        elif self._pipeline_backpressure():
             yield from self._apply_reading()
 
     def _send_error(self, event: ResponseProtocolError) -> CommandGenerator[None]:
@@ -662,6 +674,14 @@ class Http1Client(Http1Connection):
         return self.state == "idle" and self.conn.connected
 
     def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
+        # The bytes of a response head go to _read directly: no generator of this handler
+        # in between (a plain function; every other event goes to _event).
+        if type(event) is events.DataReceived and self.state == "wait":
+            self.buf += event.data
+            return self._read()
+        return self._event(event)
+
+    def _event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.DataReceived):
             if self.state == "passthrough":
                 assert self.stream_id is not None
