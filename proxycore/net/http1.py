@@ -397,9 +397,13 @@ class BodyData:
     data: bytes
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class BodyEnd:
     trailers: Headers | None = None
+
+
+# The end of a body without trailers (every Content-Length body): one object for all.
+_END = BodyEnd()
 
 
 class BodyReader:
@@ -431,7 +435,7 @@ class BodyReader:
                 out.append(BodyData(take))
             if self.remaining == 0:
                 self.done = True
-                out.append(BodyEnd())
+                out.append(_END)
             return out, data[len(take) :]
         return self._feed_chunked(data, out)
 
@@ -441,7 +445,7 @@ class BodyReader:
             return []
         if self.size == UNTIL_EOF:
             self.done = True
-            return [BodyEnd()]
+            return [_END]
         raise ProtocolError("connection closed before the end of the message body")
 
     def _feed_chunked(

@@ -1155,7 +1155,7 @@ class HttpLayer(Layer):
         if type(event) is events.DataReceived:
             child = self._layer_of(event.connection)
             if child is not None:
-                return self.event_to_child(child, event)
+                return self._routed(child, child.handle_event(event))
         return self._handle_event(event)
 
     def event_to_child(self, child: Layer, event: events.Event) -> CommandGenerator[None]:
