@@ -769,3 +769,22 @@ def test_the_connection_lookup_by_identity_forgets_a_connection_the_layer_drops(
     list(layer.register_connection(RegisterHttpConnection(server(), "gone")))
     assert server() not in layer.connections
     assert layer._layer_of(server()) is None
+
+
+@pytest.mark.parametrize("split", [None, 3, 40])
+def test_a_response_body_whole_in_the_buffer_or_in_parts_reads_the_same(tctx, split):
+    """A Content-Length body that came with its head is handed on without a body reader:
+    what follows it is still the server's unexpected data, and a body in parts is the same."""
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+    pb, server = open_and_send(
+        auto(tctx),
+        tctx,
+        b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    )
+    if split is None:
+        pb = pb >> events.DataReceived(server, response + b"EXTRA") << commands.CloseConnection(server)
+    else:
+        pb = pb >> events.DataReceived(server, response[:split]) >> events.DataReceived(server, response[split:])
+    assert pb << commands.SendData(tctx.client, response)
+    assert tctx.client.state is ConnectionState.OPEN

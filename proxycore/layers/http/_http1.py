@@ -812,6 +812,11 @@ class Http1Client(Http1Connection):
             return False
         if size == 0:
             yield from self._response_complete()
+        elif 0 < size <= len(self.buf):
+            # The whole Content-Length body is here already (a small response, usually):
+            # handed on as the body reader would, without one.
+            self.state = "read_body"
+            yield from self._body_parts([BodyData(self._take(size)), http1.BODY_END])
         else:
             self.body_reader = BodyReader(size)
             self.state = "read_body"
