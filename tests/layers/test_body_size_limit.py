@@ -259,3 +259,33 @@ def test_h2_response_over_the_limit_gets_502_and_the_upstream_stream_is_reset():
     resets = [e for e in pump.server_events if type(e).__name__ == "StreamReset"]
     assert [e.stream_id for e in resets] == [server_sid]
     assert pump.hooks[-2:] == ["responseheaders", "error"]
+
+
+@pytest.mark.parametrize("declared", [None, 0, 5, 8, 10, 11, 100])
+@pytest.mark.parametrize("body_limit", [None, "10"])
+@pytest.mark.parametrize("stream_large", [None, "5"])
+@pytest.mark.parametrize("buffer_limit", ["0", "8"])
+def test_what_a_declared_size_decides_before_the_headers_hook(declared, body_limit, stream_large, buffer_limit):
+    """HttpStream._declared_body against the rules it states: too large above body_size_limit;
+    above the streaming threshold (the lower of stream_large_bodies and body_buffer_limit)
+    the message streams and the hook holds the body; an unknown size is held if there is
+    such a threshold; otherwise nothing."""
+    from proxycore.http import Response
+    from proxycore.layers.http import HttpStream
+    from proxycore.layers.http._body import BodyBuffer
+    from proxycore.layers.http._http1 import size_limits
+
+    tctx = make_context()
+    tctx.options.update(body_size_limit=body_limit, stream_large_bodies=stream_large, body_buffer_limit=buffer_limit)
+    limits = size_limits(tctx.options)
+    stream = HttpStream(tctx, 1, HTTPMode.regular)
+    message = Response.make(200)
+    too_large, held = stream._declared_body(message, BodyBuffer(), declared)
+    over = limits.body is not None and declared is not None and declared > limits.body
+    hold = limits.hold
+    assert too_large is over
+    if over:
+        assert not held and not message.stream
+        return
+    assert message.stream is (hold is not None and declared is not None and declared > hold)
+    assert held is (hold is not None and (declared is None or declared > hold))

@@ -235,18 +235,22 @@ class HttpStream(Layer):
         if declared == NOT_READ:
             declared = _declared_size(message.data.headers)
         body.expect(declared)
-        if self._over_size_limit(declared, limits):
-            return True, False
-        if self._declared_over_stream_limit(declared, limits):
+        # (Decided inline, not by a predicate call each: this runs for every message.)
+        if declared is not None and limits.body is not None and declared > limits.body:
+            return True, False  # over body_size_limit
+        hold = limits.hold  # the streaming threshold
+        if hold is None:
+            return False, False  # no limit: nothing streams, no hold (as in mitmproxy)
+        if declared is None:
+            return False, True  # unknown size: more could arrive during the hook than we buffer
+        if declared > hold:
+            # Above stream_large_bodies or body_buffer_limit: the message streams, and the
+            # headers hook already sees ``stream = True`` (mitmproxy's order; addons may
+            # switch it off). Buffering up to body_buffer_limit first would only delay the
+            # body and cost a copy of that much of it.
             message.stream = True
-        return False, self._may_outgrow_buffer(declared, limits)
-
-    @staticmethod
-    def _may_outgrow_buffer(size: int | None, limits: SizeLimits) -> bool:
-        """Could more of a body declaring ``size`` (None: unknown) arrive during a hook than we
-        would buffer anyway? Not if within the limit, or there is no limit (as in mitmproxy)."""
-        limit = limits.hold
-        return limit is not None and (size is None or size > limit)
+            return False, True
+        return False, False
 
     def hold_request_body(self, paused: bool) -> CommandGenerator[None]:
         """While a hook holds the request (an addon, an intercept), its body would pile up
@@ -302,14 +306,6 @@ class HttpStream(Layer):
             return str(e)
         return None
 
-    @staticmethod
-    def _declared_over_stream_limit(size: int | None, limits: SizeLimits) -> bool:
-        """A Content-Length ``size`` above stream_large_bodies or body_buffer_limit: the
-        message streams, and the headers hook already sees ``stream = True`` (mitmproxy's
-        order; addons may switch it off). Buffering up to body_buffer_limit first would
-        only delay the body and cost a copy of that much of it."""
-        limit = limits.hold
-        return limit is not None and size is not None and size > limit
 
     def start_request_stream(self, end_stream: bool) -> CommandGenerator[None]:
         """Open the server connection now and forward the body as it arrives."""
@@ -580,7 +576,7 @@ class HttpStream(Layer):
         self.response_body_size += len(data)
         size = self.response_body_size
         limits = size_limits(self.context.options)
-        if self._over_size_limit(size, limits):
+        if limits.body is not None and size > limits.body:  # (_over_size_limit, inline)
             return self.body_too_large(request=False, headers_hook=False)
         limit = limits.hold  # the streaming threshold
         if limit is not None and size > limit:
