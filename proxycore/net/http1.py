@@ -403,7 +403,7 @@ class BodyEnd:
 
 
 # The end of a body without trailers (every Content-Length body): one object for all.
-BODY_END = BodyEnd()
+_END = BodyEnd()
 
 
 class BodyReader:
@@ -435,7 +435,7 @@ class BodyReader:
                 out.append(BodyData(take))
             if self.remaining == 0:
                 self.done = True
-                out.append(BODY_END)
+                out.append(_END)
             return out, data[len(take) :]
         return self._feed_chunked(data, out)
 
@@ -445,7 +445,7 @@ class BodyReader:
             return []
         if self.size == UNTIL_EOF:
             self.done = True
-            return [BODY_END]
+            return [_END]
         raise ProtocolError("connection closed before the end of the message body")
 
     def _feed_chunked(

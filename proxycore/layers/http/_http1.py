@@ -814,9 +814,14 @@ class Http1Client(Http1Connection):
             yield from self._response_complete()
         elif 0 < size <= len(self.buf):
             # The whole Content-Length body is here already (a small response, usually):
-            # handed on as the body reader would, without one.
+            # handed on as _body_parts hands on what the body reader gives, without either.
             self.state = "read_body"
-            yield from self._body_parts([BodyData(self._take(size)), http1.BODY_END])
+            data = self._take(size)
+            held = self.body_held  # (handing the data on may start or end a hold)
+            yield ReceiveHttp(ResponseData(self.stream_id, data))
+            if held and self.body_held:
+                yield from self._count_held(len(data))
+            yield from self._response_complete()
         else:
             self.body_reader = BodyReader(size)
             self.state = "read_body"
