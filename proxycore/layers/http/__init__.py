@@ -1187,7 +1187,12 @@ class HttpLayer(Layer):
                     yield from self.receive_http(http_event)
                 continue
             if type(command) is SendHttp and type(command.event) is not BodyBackpressure:
-                target = self._layer_of(command.connection)
+                connection = command.connection  # (the client's layer without a call to _layer_of)
+                client_layer = self._client_layer
+                if connection is self.context.client and client_layer is not None:
+                    target: Layer | None = client_layer
+                else:
+                    target = self._layer_of(connection)
                 if target is not None:
                     sent = target.handle_event(command.event)
                     if sent is not NOTHING:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from proxycore.connection import Connection
+from proxycore.connection import Connection, ConnectionState
 from proxycore.http import Headers, Request, Response, _hostport
 from proxycore.layers.http._commands import NOTHING, ReceiveHttp
 from proxycore.layers.http._events import (
@@ -671,7 +671,8 @@ class Http1Client(Http1Connection):
 
     @property
     def reusable(self) -> bool:
-        return self.state == "idle" and self.conn.connected
+        # (conn.connected without its property call: asked for every request)
+        return self.state == "idle" and self.conn.state is ConnectionState.OPEN
 
     def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         # The bytes of a response head go to _read directly: no generator of this handler
