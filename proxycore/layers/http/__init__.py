@@ -10,6 +10,7 @@ connection or stream id, and routes command replies to whichever child asked.
 from __future__ import annotations
 
 import enum
+import itertools
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -1158,7 +1159,7 @@ class HttpLayer(Layer):
         """``child``'s commands for ``event``, routed (see _routed)."""
         return self._routed(child, child.handle_event(event))
 
-    def _routed(self, child: Layer, commands_: CommandGenerator[None]) -> CommandGenerator[None]:
+    def _routed(self, child: Layer, commands_: Iterable[commands.Command]) -> CommandGenerator[None]:
         """What ``child`` yields, routed: HTTP events to the stream or connection layer they
         are for, replies remembered for ``child``, the rest up to the driver. (The events of
         every request are handed on in here, where a handler that has nothing to yield
@@ -1195,8 +1196,17 @@ class HttpLayer(Layer):
                     target = self._layer_of(connection)
                 if target is not None:
                     sent = target.handle_event(command.event)
-                    if sent is not NOTHING:
-                        yield from self._routed(target, sent)
+                    if sent is NOTHING:
+                        continue
+                    # What a connection layer yields for an HTTP event is bytes to send, mostly:
+                    # they go up from here. From its first other command on, all of the rest is
+                    # routed as its own (no routing generator for the usual head or body).
+                    for out in sent:
+                        if type(out) is commands.SendData:
+                            yield out
+                        else:
+                            yield from self._routed(target, itertools.chain((out,), sent))
+                            break
                 continue
             if type(command) is DropStream:  # (the end of every request)
                 self.streams.pop(command.stream_id, None)
