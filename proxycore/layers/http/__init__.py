@@ -1150,7 +1150,10 @@ class HttpLayer(Layer):
         # without the _run wrapper, one generator level less for every command. Bytes for
         # a known connection go straight to its layer (what _handle_event would do).
         if type(event) is events.DataReceived:
-            child = self._layer_of(event.connection)
+            connection = event.connection  # (the client's layer without a call to _layer_of)
+            child = self._client_layer
+            if connection is not self.context.client or child is None:
+                child = self._layer_of(connection)
             if child is not None:
                 return self._routed(child, child.handle_event(event))
         return self._handle_event(event)
