@@ -307,7 +307,6 @@ class HttpStream(Layer):
             return str(e)
         return None
 
-
     def start_request_stream(self, end_stream: bool) -> CommandGenerator[None]:
         """Open the server connection now and forward the body as it arrives."""
         self._goto(self.state_stream_request)
