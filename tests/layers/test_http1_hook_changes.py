@@ -263,3 +263,23 @@ def test_a_body_changed_in_the_response_hook_gets_its_content_length():
         << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nchanged!")
     )
     assert _keeps_serving(pb, tctx, server)
+
+
+def test_trailers_set_on_a_response_framed_by_length_are_dropped_not_kept_for_the_next():
+    tctx = make_context()
+
+    def trailers(flow):
+        flow.response.trailers = Headers([(b"X-Trailer", b"1")])
+
+    pb, flow, server = _response(tctx, response_effect=trailers)
+    assert pb << commands.SendData(tctx.client, OK)  # no chunks: no place for trailers
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"
+    assert (
+        _keeps_serving(pb, tctx, server)
+        >> events.DataReceived(server, chunked)
+        << HttpResponseHeadersHook(Placeholder(HTTPFlow))
+        >> reply()
+        << HttpResponseHook(Placeholder(HTTPFlow))
+        >> reply()
+        << commands.SendData(tctx.client, chunked)  # the last chunk without the earlier trailers
+    )

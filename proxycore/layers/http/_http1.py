@@ -188,7 +188,8 @@ class Http1Connection(Layer):
 
     def _end_bytes(self) -> bytes | None:
         """What ends an outgoing body on the wire: the last chunk (with trailers) when
-        chunked, else nothing (None), as is usual: no generator that yields nothing."""
+        chunked, else nothing (None), as is usual: no generator that yields nothing. (The
+        callers ask only when chunked or trailers are pending: nothing to do otherwise.)"""
         trailers, self.pending_trailers = self.pending_trailers, None
         return http1.last_chunk(trailers) if self.send_framing == "chunked" else None
 
@@ -539,7 +540,8 @@ class Http1Server(Http1Connection):
             return self._start_passthrough()
         if self.state == "passthrough":
             return _yielding(commands.CloseConnection(self.conn, half_close=True))
-        end = self._end_bytes()
+        ends = self.send_framing == "chunked" or self.pending_trailers is not None
+        end = self._end_bytes() if ends else None
         if end is None:
             return self._response_done()
         return self._last_bytes_then_done(end)
@@ -746,7 +748,8 @@ class Http1Client(Http1Connection):
         plain function, no generator for that)."""
         if self.state == "passthrough":
             return _yielding(commands.CloseConnection(self.conn, half_close=True))
-        end = self._end_bytes()
+        ends = self.send_framing == "chunked" or self.pending_trailers is not None
+        end = self._end_bytes() if ends else None
         self.request_sent = True
         if self.state == "sending":  # answered early; now the request is out too
             self.state = "idle"
