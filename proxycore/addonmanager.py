@@ -72,7 +72,10 @@ class AddonManager:
         self.master = master
         self.chain: list[Any] = []
         self.lookup: dict[str, Any] = {}
-        self._handlers: dict[str, list[tuple[Any, Callable[..., Any]]]] = {}
+        # Hook name -> handlers(name), filled on first use and emptied when the chain or
+        # an addon's hooks_active may have changed. Public for the driver, which asks it
+        # for every hook a request raises: a dict lookup costs less than the call.
+        self.hook_index: dict[str, list[tuple[Any, Callable[..., Any]]]] = {}
         master.options.changed.append(self._options_changed)
 
     # chain management ----------------------------------------------------------
@@ -133,7 +136,7 @@ class AddonManager:
 
     def _rebuild_index(self) -> None:
         """Forget the hook index; it is rebuilt one hook name at a time, on first use."""
-        self._handlers = {}
+        self.hook_index = {}
 
     def handlers(self, name: str) -> list[tuple[Any, Callable[..., Any]]]:
         """(addon, bound method) for every addon implementing hook ``name``, in chain order.
@@ -143,7 +146,7 @@ class AddonManager:
         options then costs nothing per request, and a hook nobody wants is answered by the
         driver without a task.
         """
-        found = self._handlers.get(name)
+        found = self.hook_index.get(name)
         if found is None:
             found = []
             lifecycle = name in LIFECYCLE_HOOKS
@@ -153,7 +156,7 @@ class AddonManager:
                 handler = getattr(addon, name, None)
                 if handler is not None and callable(handler):
                     found.append((addon, handler))
-            self._handlers[name] = found
+            self.hook_index[name] = found
         return found
 
     def has_handlers(self, name: str) -> bool:

@@ -604,7 +604,11 @@ class ConnectionHandler:
             if transport is None or transport.is_closing():
                 continue  # the peer is gone (connection_lost)
             if len(chunks) == 1:
-                protocol.write(chunks[0])
+                chunk = chunks[0]
+                if not protocol.pending and len(chunk) <= WRITE_PIECE:
+                    transport.write(chunk)  # protocol.write's common case, without its call
+                else:
+                    protocol.write(chunk)
             elif (
                 protocol.connection.transport_protocol != TransportProtocol.UDP  # datagrams stay apart
                 and sum(map(len, chunks)) <= COALESCE_LIMIT
@@ -674,7 +678,9 @@ class ConnectionHandler:
         if self.watched_hooks and isinstance(hook, self.watched_hooks):
             return False
         addons = self.master.addons
-        handlers = addons.handlers(hook.name)
+        handlers = addons.hook_index.get(hook.name)
+        if handlers is None:
+            handlers = addons.handlers(hook.name)
         if not handlers:
             # Nobody listens (three of a request's four HTTP hooks in proxydump -q); unless
             # a flow is intercepted (then _execute starts the task that waits for its

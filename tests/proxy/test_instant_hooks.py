@@ -71,3 +71,16 @@ def test_plain_handlers_run_at_once(make: Any) -> None:
 
 def test_a_hook_without_a_flow_is_instant() -> None:
     assert handler()._instant_hook(TwoArgsHook("x", "not a flow")) is True  # type: ignore[arg-type]
+
+
+def test_an_addon_added_later_hears_hooks_the_index_had_as_unheard() -> None:
+    """The driver reads the addon manager's hook index directly: an addon added after a
+    hook went unheard (an index entry of no handlers) must still get the next one."""
+    connection_handler = handler()
+    flow = tflow()
+    assert connection_handler._instant_hook(OneArgHook(flow)) is True
+    assert connection_handler.master.addons.hook_index["one_arg_for_test"] == []
+    listener = Listener()
+    connection_handler.master.addons.add(listener)
+    assert connection_handler._instant_hook(OneArgHook(flow)) is True  # ran at once
+    assert listener.seen == ["one"]

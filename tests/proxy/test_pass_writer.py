@@ -12,7 +12,12 @@ from proxycore.master import Master
 from proxycore.options import Options
 from proxycore.proxy import commands, events
 from proxycore.proxy.layer import CommandGenerator, Layer
-from proxycore.proxy.server import ConnectionHandler, _ConnectionProtocol
+from proxycore.proxy.server import (
+    WRITE_HIGH_WATER,
+    WRITE_PIECE,
+    ConnectionHandler,
+    _ConnectionProtocol,
+)
 
 
 class Echo(Layer):
@@ -101,5 +106,48 @@ def test_more_than_the_high_water_mark_goes_out_before_the_pass_ends():
         assert transport.writes == [b"<", small, b"<", large]  # now, in order
         await asyncio.sleep(0)
         assert transport.writes == [b"<", small, b"<", large]  # nothing written twice
+
+    asyncio.run(main())
+
+
+class Relay(Layer):
+    """Sends back what it reads, as one SendData."""
+
+    def _handle_event(self, event: events.Event) -> CommandGenerator:
+        if isinstance(event, events.DataReceived):
+            yield commands.SendData(event.connection, event.data)
+
+
+class FullTransport(Transport):
+    """A transport whose buffer is above the high-water mark until ``drain``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.buffered = WRITE_HIGH_WATER + 1
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+
+def test_a_small_send_waits_behind_pending_data():
+    """The pass writes a lone small send straight to the transport only when nothing of the
+    peer is pending: else it would overtake the pieces a full buffer holds back."""
+
+    async def main() -> None:
+        client = Client(peername=("127.0.0.1", 1), sockname=("127.0.0.1", 2), state=ConnectionState.OPEN)
+        connection_handler = ConnectionHandler(Master(Options()), client, Relay)
+        protocol = _ConnectionProtocol(connection_handler, client)
+        transport = FullTransport()
+        protocol.transport = transport  # type: ignore[assignment]
+        connection_handler.protocols[client] = protocol
+        big = b"b" * (WRITE_PIECE + 1)
+        protocol.write(big)  # the buffer is full: all of it waits
+        assert transport.writes == [] and protocol.pending
+        connection_handler.data_received(client, b"small")
+        await asyncio.sleep(0)  # the pass
+        assert transport.writes == []  # behind the big one
+        transport.buffered = 0
+        protocol.flush()  # as resume_writing does
+        assert b"".join(transport.writes) == big + b"small"
 
     asyncio.run(main())
