@@ -4,14 +4,16 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.hypothesis_budget import EVERYDAY
+
 # HYPOTHESIS_PROFILE picks how hard the property tests try:
-#   fast (default): 50 random examples per property (more where a test asks for at_least(n));
+#   fast (default): 50 random examples per property (more where a test asks for budget(n));
 #   ci (.ci/run): the same 50, derived from each test's name, so a landing is judged on a
 #   run anyone can repeat (random exploration is for `make test` and the deeper profiles);
 #   deep: 5,000; thorough: 100,000 per property and no deadline, for a one-off run of the
 #   parser properties (docs/testing.md says how).
-settings.register_profile("fast", max_examples=50, deadline=None)
-settings.register_profile("ci", max_examples=50, deadline=None, derandomize=True)
+settings.register_profile("fast", max_examples=EVERYDAY, deadline=None)
+settings.register_profile("ci", max_examples=EVERYDAY, deadline=None, derandomize=True)
 settings.register_profile("deep", max_examples=5000, deadline=None)
 settings.register_profile(
     "thorough", max_examples=100_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]

@@ -6,9 +6,15 @@ from typing import Any
 
 from hypothesis import settings
 
+# Examples per property in the everyday profiles (fast, ci); the deeper ones try more.
+EVERYDAY = 50
 
-def at_least(examples: int, **kwargs: Any) -> settings:
-    """Settings with ``examples`` examples, or the profile's count if that is larger: a cheap,
-    important property runs more often than the CI default, and never less than asked for
-    by a deeper profile (``HYPOTHESIS_PROFILE=thorough``)."""
-    return settings(max_examples=max(examples, settings.default.max_examples), **kwargs)
+
+def budget(examples: int, **kwargs: Any) -> settings:
+    """Settings with ``examples`` examples in everyday runs (more than the default for a
+    cheap, important property; fewer for one whose examples are expensive), and the
+    profile's count in a deeper profile (``deep``, ``thorough``) if that is larger.  A bare
+    ``@budget(n)`` would pin n under every profile: ``HYPOTHESIS_PROFILE=deep``
+    would not search that property any deeper."""
+    profile = settings.default.max_examples
+    return settings(max_examples=examples if profile <= EVERYDAY else max(examples, profile), **kwargs)

@@ -20,6 +20,7 @@ from proxycore.addons.export import Export
 from proxycore.exceptions import CommandError
 from proxycore.io import FlowReader
 from proxycore.master import Master
+from tests.hypothesis_budget import budget
 
 DATA = Path(__file__).parents[1] / "data"
 GOLDEN = json.loads((DATA / "commands" / "export-12.3.1.json").read_text())
@@ -112,7 +113,7 @@ def test_cut_matches_mitmproxy(flow_id: str, kind: str, spec: str) -> None:
 
 # properties ---------------------------------------------------------------------------
 
-from hypothesis import example, given, settings  # noqa: E402
+from hypothesis import example, given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from proxycore.http import HTTPFlow, Request, Response  # noqa: E402
@@ -122,7 +123,7 @@ header_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_s
 header_values = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF, blacklist_characters="\x7f"), max_size=20)
 
 
-@settings(max_examples=200, deadline=None)
+@budget(200, deadline=None)
 @given(
     method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]),
     body=st.binary(max_size=64) | st.text(max_size=64).map(str.encode),
@@ -143,7 +144,7 @@ def test_export_raises_only_command_errors(exporter: Export, method: str, body: 
         text.encode("utf-8")  # never lone surrogates
 
 
-@settings(max_examples=200, deadline=None)
+@budget(200, deadline=None)
 @given(
     body=st.text(alphabet=st.characters(min_codepoint=32, blacklist_categories=["Cs"]), min_size=1, max_size=64),
     headers=st.lists(st.tuples(header_names, header_values), max_size=5),
@@ -164,7 +165,7 @@ def test_curl_words_give_back_the_request(exporter: Export, body: str, headers: 
     assert words[words.index("-X") + 1] == "POST" and words[-3] == flow.request.pretty_url
 
 
-@settings(max_examples=200, deadline=None)
+@budget(200, deadline=None)
 @given(spec=st.text(max_size=40), which=st.sampled_from(["http", "ws", "tcp", "undecodable"]))
 def test_cut_raises_only_command_errors(spec: str, which: str) -> None:
     from tests.flows import tcp_flow, ws_flow

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from proxycore import http
@@ -19,6 +19,7 @@ from proxycore.io import FlowReader, FlowReadException, har
 from proxycore.master import Master
 from tests.data.dumptext import fold_long_strings
 from tests.flows import CORPUS
+from tests.hypothesis_budget import budget
 from tests.processes import proxydump
 
 HAR_DATA = Path(__file__).parents[1] / "data" / "har"
@@ -179,7 +180,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=200)
+@budget(200)
 @given(st.lists(json_values, max_size=3), st.booleans())
 def test_reader_raises_only_its_own_error_on_any_json(entries, take_real_entry):
     document = json.loads(BROWSER_HAR.read_text())

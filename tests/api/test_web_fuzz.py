@@ -7,11 +7,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosedError
 
 from tests.flows import http_flow, tcp_flow
+from tests.hypothesis_budget import budget
 from tests.webapi import WebServer, put_json, request, running, ws_connect, ws_recv
 
 # real sockets on 127.0.0.1 or a real process: see tests/e2e_guard.py
@@ -42,7 +43,7 @@ SAFE_OPTIONS = [
     "intercept", "web_columns", "web_theme", "content_view_lines_cutoff", "ignore_hosts", "no_such_option",
 ]
 option_updates = st.dictionaries(st.sampled_from(SAFE_OPTIONS), json_values | st.sampled_from(["~q", "~m (", "size"]), max_size=3)
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = budget(150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,7 @@ def test_arbitrary_bodies(server: WebServer, body: bytes, content_type: str) -> 
     server.call(lambda: (server.view.clear(), server.view.add(server.flows)))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@budget(40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     message=st.one_of(
         st.text(max_size=60),

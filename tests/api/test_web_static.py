@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
+from tests.hypothesis_budget import budget
 from tests.webapi import WebServer, request, running
 
 # real sockets on 127.0.0.1 or a real process: see tests/e2e_guard.py
@@ -72,7 +73,7 @@ segments = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@budget(300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(parts=st.lists(segments, min_size=1, max_size=5), prefix=st.sampled_from(["/static/", "/"]))
 def test_fuzzed_static_paths_never_fail(server: WebServer, parts: list[str], prefix: str) -> None:
     path = prefix + "/".join(parts)

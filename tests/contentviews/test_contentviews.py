@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from proxycore import contentviews, http
@@ -17,6 +17,7 @@ from proxycore.contentviews.hexdump import _address_digits, hex_stream, hexdump
 from proxycore.contentviews.xml_html import format_xml, tokenize
 from proxycore.tcp import TCPMessage
 from proxycore.websocket import WebSocketMessage
+from tests.hypothesis_budget import budget
 
 GOLDEN = Path(__file__).parents[1] / "data" / "contentviews"
 VIEWS = json.loads((GOLDEN / "views.json").read_text())
@@ -152,7 +153,7 @@ def test_hex_stream_reencodes_to_the_same_bytes(data):
     assert hex_stream.reencode(hex_stream.prettify(data, contentviews.Metadata()) + "\n", contentviews.Metadata()) == data
 
 
-@settings(max_examples=300)
+@budget(300)
 @given(
     st.binary(max_size=400),
     st.sampled_from(["", "application/json", "text/html", "text/xml", "text/css", "application/javascript",

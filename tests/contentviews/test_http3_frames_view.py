@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pylsqpack
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from proxycore import contentviews
 from proxycore.contentviews.http3_frames import http3_frames, read_varint
 from proxycore.tcp import TCPMessage
 from proxycore.test import tflow
+from tests.hypothesis_budget import budget
 
 
 def varint(value: int) -> bytes:
@@ -63,7 +64,7 @@ def test_only_h3_streams_get_the_view_by_default() -> None:
     assert http3_frames.render_priority(b"x", contentviews.make_metadata(plain.messages[0], plain)) == 0
 
 
-@settings(max_examples=200, deadline=None)
+@budget(200, deadline=None)
 @given(st.lists(st.tuples(st.booleans(), st.binary(max_size=40)), min_size=1, max_size=6), st.booleans())
 def test_any_stream_bytes_give_text_or_a_value_error(messages: list[tuple[bool, bytes]], uni: bool) -> None:
     flow = h3_stream_flow(messages, unidirectional=uni)

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from proxycore import contentviews
@@ -18,6 +18,7 @@ from proxycore.contentviews import proto_schema
 from proxycore.contentviews.api import Metadata
 from proxycore.contentviews.grpc_view import grpc
 from proxycore.contentviews.protobuf_view import protobuf
+from tests.hypothesis_budget import budget
 
 DATA = Path(__file__).parents[1] / "data" / "protobuf"
 GOLDENS = json.loads((DATA / "goldens.json").read_text())
@@ -54,7 +55,7 @@ def test_output_equals_mitmproxy_rs(case):
 # beyond the goldens ---------------------------------------------------------------------------
 
 
-@settings(max_examples=300, deadline=None)
+@budget(300, deadline=None)
 @given(st.binary(max_size=300), st.sampled_from(["protobuf", "grpc"]))
 def test_arbitrary_bytes_give_text_or_a_value_error(data, name):
     view = {"protobuf": protobuf, "grpc": grpc}[name]
@@ -167,7 +168,7 @@ _PROTO_WORDS = st.sampled_from([
 ])
 
 
-@settings(max_examples=400, deadline=None)
+@budget(400, deadline=None)
 @given(st.lists(_PROTO_WORDS, max_size=40))
 def test_proto_reader_raises_only_value_errors(tmp_path_factory, words):
     path = tmp_path_factory.mktemp("proto") / "p.proto"

@@ -10,7 +10,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from proxycore import contentviews, http
@@ -20,6 +20,7 @@ from proxycore.contentviews.msgpack_view import decode
 from proxycore.tcp import TCPMessage
 from proxycore.test import tflow
 from proxycore.websocket import Opcode, WebSocketMessage
+from tests.hypothesis_budget import budget
 
 GOLDEN = json.loads((Path(__file__).parents[1] / "data" / "contentviews" / "protocol_views.json").read_text())
 
@@ -94,7 +95,7 @@ def test_view_names_equal_mitmweb_but_for_the_rust_views() -> None:
     assert builtin_view_names() <= set(catalogue["contentViews"])
 
 
-@settings(max_examples=300)
+@budget(300)
 @given(st.binary(max_size=200), st.sampled_from(["dns", "zip archive", "msgpack", "socket.io", "mqtt"]))
 def test_views_raise_only_value_errors(data: bytes, name: str) -> None:
     view = contentviews.get(name)

@@ -8,12 +8,13 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from proxycore import contentviews, http
 from proxycore.contentviews.api import Metadata
 from proxycore.contentviews.wbxml_view import MAX_DEPTH, wbxml
+from tests.hypothesis_budget import budget
 
 GOLDENS = json.loads((Path(__file__).parents[1] / "data" / "wbxml" / "goldens.json").read_text())
 HEADER = b"\x03\x01\x6a\x00"
@@ -37,7 +38,7 @@ def test_output_equals_mitmproxy(case):
     assert got == expected
 
 
-@settings(max_examples=300, deadline=None)
+@budget(300, deadline=None)
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_give_text_or_a_value_error(data):
     for body in (data, HEADER + data, HEADER + b"\x45" + data):

@@ -7,13 +7,14 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.settings
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from proxycore.connection import ConnectionState, Server
 from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.proxy import commands, events
 from proxycore.testing import Pump, make_context
+from tests.hypothesis_budget import budget
 
 
 def h2_peer(client_side: bool, window: int | None = None, lax: bool = False) -> h2.connection.H2Connection:
@@ -306,7 +307,7 @@ def test_h2_client_to_http1_server():
     assert got["status"] == b"200" and got["body"] == b"hi"
 
 
-@settings(max_examples=100, deadline=None)
+@budget(100, deadline=None)
 @given(st.binary(max_size=500), st.integers(min_value=1, max_value=64))
 def test_arbitrary_client_bytes_never_raise(data, step):
     context = make_context()
@@ -320,7 +321,7 @@ def test_arbitrary_client_bytes_never_raise(data, step):
                 break
 
 
-@settings(max_examples=30, deadline=None)
+@budget(30, deadline=None)
 @given(st.lists(st.binary(min_size=0, max_size=3000), min_size=1, max_size=6), st.integers(min_value=100, max_value=5000))
 def test_bodies_arrive_intact_under_random_windows(bodies, window):
     pump = H2Pump(server_window=window)

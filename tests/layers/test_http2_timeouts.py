@@ -9,7 +9,7 @@ import h2.events
 import h2.exceptions
 import hyperframe.frame
 import pytest
-from hypothesis import event, example, given, settings
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from proxycore.connection import Server
@@ -17,6 +17,7 @@ from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.layers.http._http2 import GOAWAY_LINGER_SECONDS
 from proxycore.proxy import commands, events
 from proxycore.testing import Placeholder, Playbook, make_context, reply
+from tests.hypothesis_budget import budget
 from tests.layers.test_http2_layer import H2Pump, h2_peer
 
 NO_ERROR = h2.errors.ErrorCodes.NO_ERROR
@@ -198,7 +199,7 @@ OPS = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@budget(300, deadline=None)
 @given(OPS)
 @example(["get", "release", "respond", "fire-newest"])  # idle
 @example(["get", "cut", "fire-newest"])  # a head cut short with a stream open

@@ -20,7 +20,7 @@ from aioquic.h3.events import HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import ConnectionTerminated
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import proxycore.layers.quic as quic_module
@@ -40,6 +40,7 @@ from proxycore.proxy.commands import StartHook
 from proxycore.testing import Placeholder, Playbook, make_context, reply
 from tests.e2e_servers import make_self_signed
 from tests.h3_peers import CLIENT_ADDR, SERVER_ADDR, Clock, make_cert
+from tests.hypothesis_budget import budget
 
 
 @pytest.fixture(scope="module")
@@ -520,7 +521,7 @@ def test_read_client_hello_from_aioquic_initials() -> None:
     assert info.version == 1
 
 
-@settings(max_examples=200, deadline=None)
+@budget(200, deadline=None)
 @given(st.binary(max_size=1500))
 def test_read_client_hello_only_ever_raises_value_error(data: bytes) -> None:
     try:
@@ -529,7 +530,7 @@ def test_read_client_hello_only_ever_raises_value_error(data: bytes) -> None:
         pass
 
 
-@settings(max_examples=100, deadline=None)
+@budget(100, deadline=None)
 @given(st.data())
 def test_damaged_initial_packets_are_refused_not_crashed_on(data: st.DataObject) -> None:
     clock = Clock()  # only for the client: the reader needs no time
@@ -550,7 +551,7 @@ _field_bytes = st.binary(min_size=0, max_size=20)
 
 # A well-formed head goes to the origin and is answered: the next request is on a new connection.
 @example(head=[], pseudo=[b":method", b":path", b":scheme", b":authority"], junk=[])
-@settings(max_examples=30, deadline=None)
+@budget(30, deadline=None)
 @given(
     head=st.lists(st.tuples(_field_bytes, _field_bytes), max_size=6),
     pseudo=st.lists(st.sampled_from([b":method", b":path", b":scheme", b":authority", b":status", b":bogus"]), max_size=5),

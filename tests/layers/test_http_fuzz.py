@@ -8,7 +8,7 @@ from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.layers.http._hooks import HttpErrorHook, HttpResponseHook
 from proxycore.proxy import commands, events
 from proxycore.testing import make_context, run_events
-from tests.hypothesis_budget import at_least
+from tests.hypothesis_budget import budget
 
 REQUESTS = [
     b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n",
@@ -91,7 +91,7 @@ def summary(tctx, issued):
     return flows, client_bytes, server_bytes
 
 
-@at_least(200)
+@budget(200)
 @given(
     st.sampled_from(REQUESTS),
     st.sampled_from(RESPONSES),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import wsproto
 import wsproto.events as ws
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from proxycore import testing
@@ -17,6 +17,7 @@ from proxycore.proxy import commands, events
 from proxycore.tcp import TCPFlow, TCPMessage
 from proxycore.testing import Placeholder, Playbook, make_context, reply
 from proxycore.websocket import Opcode, WebSocketData, WebSocketMessage
+from tests.hypothesis_budget import budget
 
 
 def tcp_recording(*messages: tuple[bool, bytes, float]) -> TCPFlow:
@@ -201,7 +202,7 @@ def test_websocket_playback_timing_uses_wakeups():
     assert c.got() == ["A"]
 
 
-@settings(max_examples=100, deadline=None)
+@budget(100, deadline=None)
 @given(
     st.lists(st.tuples(st.booleans(), st.binary(min_size=1, max_size=8)), max_size=10),
     st.lists(st.integers(min_value=1, max_value=9), min_size=1, max_size=5),

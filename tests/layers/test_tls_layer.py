@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from proxycore import testing
@@ -27,6 +27,7 @@ from proxycore.proxy import commands, events
 from proxycore.proxy.layer import CommandGenerator, Layer
 from proxycore.testing import make_context
 from tests.e2e_servers import make_self_signed
+from tests.hypothesis_budget import budget
 from tests.processes import seed_ca
 
 
@@ -294,7 +295,7 @@ def test_clienthello_hook_can_ignore_the_connection(master):
     assert not layer.context.client.tls
 
 
-@settings(max_examples=25, deadline=None)
+@budget(25, deadline=None)
 @given(cuts=st.lists(st.integers(min_value=1, max_value=400), max_size=8))
 def test_handshake_survives_any_chunking(cuts, tmp_path_factory):
     master = Master()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import wsproto
 import wsproto.events as ws
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from wsproto.extensions import PerMessageDeflate
 
@@ -15,6 +15,7 @@ from proxycore.layers.websocket import FRAGMENT_SIZE, Fragmentizer, WebsocketLay
 from proxycore.proxy import commands, events
 from proxycore.testing import make_context
 from proxycore.websocket import Opcode, WebSocketMessage
+from tests.hypothesis_budget import budget
 
 DEFLATE = "permessage-deflate"
 
@@ -221,7 +222,7 @@ def test_unknown_extensions_are_logged_and_ignored():
     assert logs == ["Ignoring unknown WebSocket extension 'x-funky'."]
 
 
-@settings(max_examples=100, deadline=None)
+@budget(100, deadline=None)
 @given(st.binary(max_size=400), st.integers(min_value=1, max_value=50))
 def test_arbitrary_bytes_never_raise(data, step):
     relay = Relay()
@@ -230,7 +231,7 @@ def test_arbitrary_bytes_never_raise(data, step):
         relay.feed(events.DataReceived(relay.context.server, data[i : i + step]))
 
 
-@settings(max_examples=50, deadline=None)
+@budget(50, deadline=None)
 @given(
     st.lists(st.one_of(st.text(max_size=300), st.binary(max_size=300)), max_size=12),
     st.integers(min_value=1, max_value=97),

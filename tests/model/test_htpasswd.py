@@ -8,10 +8,11 @@ import subprocess
 import warnings
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from proxycore.utils.htpasswd import HtpasswdError, HtpasswdFile, check_hash, md5_crypt, sha_crypt
+from tests.hypothesis_budget import budget
 
 PASSWORD = "pässw0rd:x"  # non-ASCII and a colon: both are legal in passwords
 # Written by htpasswd 2.4 (apache2-utils) for PASSWORD with the flag named first.
@@ -76,7 +77,7 @@ salts = st.text(alphabet="./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop
 
 
 @pytest.mark.skipif(_system_crypt() is None, reason="no crypt module in this Python")
-@settings(max_examples=30)
+@budget(30)
 @given(st.text(st.characters(min_codepoint=1, max_codepoint=0x2FF), max_size=30), salts, st.sampled_from(["$1$", "$5$", "$6$"]))
 def test_agrees_with_the_c_library(password, salt, magic):
     expected = _system_crypt()(password, magic + salt)

@@ -6,12 +6,13 @@ import re
 import time
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from proxycore.flowfilter import FilterError, parse
 from proxycore.utils import saferegex
 from tests.flows import http_flow
+from tests.hypothesis_budget import budget
 
 
 def test_catastrophic_pattern_runs_in_linear_time() -> None:
@@ -100,7 +101,7 @@ _patterns = st.lists(st.tuples(_atoms, _quantifiers), min_size=1, max_size=6).ma
 _flag_sets = st.sampled_from([0, re.IGNORECASE, re.DOTALL, re.MULTILINE, re.IGNORECASE | re.DOTALL])
 
 
-@settings(max_examples=300, deadline=None)
+@budget(300, deadline=None)
 @given(_patterns, _flag_sets, st.text("abAB\nx", max_size=12), st.booleans())
 def test_same_answers_as_re_on_the_common_subset(pattern: str, flags: int, subject: str, binary: bool) -> None:
     if binary:
@@ -113,7 +114,7 @@ def test_same_answers_as_re_on_the_common_subset(pattern: str, flags: int, subje
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # re's notes on [a--b] and friends
-@settings(max_examples=300, deadline=None)
+@budget(300, deadline=None)
 @given(st.text(alphabet=st.sampled_from("a()[]{}*+?|\\^$.1,-:=!<>P#bdswZ"), max_size=16))
 def test_any_text_compiles_or_raises_the_documented_errors(pattern: str) -> None:
     try:

@@ -17,7 +17,7 @@ from proxycore.net.tls import (
     parse_client_hello,
     starts_like_tls,
 )
-from tests.hypothesis_budget import at_least
+from tests.hypothesis_budget import budget
 
 # --- hello sources -----------------------------------------------------------
 
@@ -371,7 +371,7 @@ def test_starts_like_tls() -> None:
 # --- properties ------------------------------------------------------------------
 
 
-@at_least(1000)
+@budget(1000)
 @given(st.binary(max_size=1000))
 def test_arbitrary_bytes_give_a_hello_none_or_value_error(data: bytes) -> None:
     try:
@@ -381,7 +381,7 @@ def test_arbitrary_bytes_give_a_hello_none_or_value_error(data: bytes) -> None:
     assert result is None or isinstance(result, ClientHello)
 
 
-@at_least(500)
+@budget(500)
 @given(st.binary(max_size=400), st.sampled_from([b"\x01", b"\x03\x03", b""]))
 def test_arbitrary_bytes_behind_plausible_headers(data: bytes, prefix: bytes) -> None:
     body = prefix + data
@@ -393,7 +393,7 @@ def test_arbitrary_bytes_behind_plausible_headers(data: bytes, prefix: bytes) ->
     assert result is None or isinstance(result, ClientHello)
 
 
-@at_least(500)
+@budget(500)
 @given(st.data())
 def test_mutated_real_hello_gives_a_hello_none_or_value_error(data: st.DataObject) -> None:
     hello = bytearray(PY_HELLO)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from proxycore.connection import Server, TransportProtocol
@@ -29,6 +29,7 @@ from proxycore.net.dns import domain_names, https_records, response_codes, types
 from proxycore.proxy import commands, events
 from proxycore.testing import Placeholder, Playbook, make_context, reply
 from tests.e2e_servers import free_port
+from tests.hypothesis_budget import budget
 from tests.processes import Proxy
 from tests.real_mitmproxy import assert_mitmproxy_reads_back
 
@@ -65,7 +66,7 @@ def test_state_and_json_round_trip(message: DNSMessage) -> None:
     assert again.packed[:2] == message.packed[:2] and again.questions == message.questions
 
 
-@settings(max_examples=300)
+@budget(300)
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_raise_only_value_error(data: bytes) -> None:
     try:
@@ -74,7 +75,7 @@ def test_arbitrary_bytes_raise_only_value_error(data: bytes) -> None:
         pass
 
 
-@settings(max_examples=300)
+@budget(300)
 @given(messages, st.data())
 def test_damaged_messages_raise_only_value_error(message: DNSMessage, data: st.DataObject) -> None:
     packed = bytearray(message.packed)

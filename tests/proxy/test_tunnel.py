@@ -16,7 +16,7 @@ from proxycore.proxy import commands, events
 from proxycore.proxy.layer import CommandGenerator, Layer
 from proxycore.proxy.tunnel import CLOSED, ESTABLISHING, INACTIVE, OPEN, TunnelLayer
 from proxycore.testing import Playbook, make_context, reply
-from tests.hypothesis_budget import at_least
+from tests.hypothesis_budget import budget
 
 
 class Toy(TunnelLayer):
@@ -256,7 +256,7 @@ STEPS = st.lists(
 )
 
 
-@at_least(200, deadline=None)
+@budget(200, deadline=None)
 @given(steps=STEPS, outer_fails=st.booleans())
 def test_every_open_is_answered_at_most_once_and_none_is_forgotten(steps: list[str], outer_fails: bool) -> None:
     tctx = make_context()

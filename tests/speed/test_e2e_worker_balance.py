@@ -8,11 +8,11 @@ from __future__ import annotations
 import collections
 import socket
 import sys
-import time
+from pathlib import Path
 
 import pytest
 
-from proxycore.workers.balance import ABSENT, HOLD_BACK, Counts
+from proxycore.workers.balance import ABSENT, HOLD_BACK, SLOT, Counts
 from tests.e2e.test_e2e import Proxy
 from tests.e2e.test_e2e_workers import PID_SCRIPT, upstream, wait_for, worker_pids  # noqa: F401
 
@@ -52,22 +52,48 @@ def keep_alive_get(sock: socket.socket, port: int) -> str:
     return fields["x-worker-pid"]
 
 
+def one_request(port: int, upstream: int) -> str:  # noqa: F811
+    """The X-Worker-Pid of one request on a connection of its own."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        return keep_alive_get(sock, upstream)
+
+
+def shared_counts(pid: int) -> str:
+    """The counts file the primary ``pid`` shares with its workers (it maps it): one
+    8-byte count of open client connections per worker (proxycore/workers/balance.py)."""
+    maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    paths = {line.split()[-1] for line in maps if line.endswith("/counts") and "proxycore-workers-" in line}
+    assert len(paths) == 1, paths
+    return paths.pop()
+
+
 def test_sixteen_connections_split_evenly(tmp_path, upstream) -> None:  # noqa: F811
     script = tmp_path / "pid.py"
     script.write_text(PID_SCRIPT)
     proxy = Proxy(["-q", "--workers", "2", "-s", str(script)], tmp_path)
     try:
         wait_for(lambda: len(worker_pids(proxy)) == 2, what="two workers")
-        time.sleep(1.5)  # both listening
+        # Both accepting: one connection at a time until each worker has answered one (a
+        # fixed 1.5 s was too short for a worker starting on a loaded machine: 2/14).
+        answered: set[str] = set()
+        wait_for(lambda: answered.add(one_request(proxy.port, upstream)) or len(answered) == 2, 60, "both workers")
+        counts = Path(shared_counts(proxy.proc.pid))
         for _ in range(3):
-            socks = [socket.create_connection(("127.0.0.1", proxy.port), timeout=10) for _ in range(16)]
+            # the closed connections have left the counts
+            wait_for(lambda: counts.read_bytes() == bytes(2 * SLOT), what="no connection counted")
+            # One connection at a time, each answered (so counted) before the next opens: a
+            # burst of 16 left each accept to whichever worker the loaded machine ran within
+            # HOLD_BACK (15/1 once at load 7).
+            socks: list[socket.socket] = []
+            split: collections.Counter[str] = collections.Counter()
             try:
-                split = collections.Counter(keep_alive_get(s, upstream) for s in socks)
+                for _ in range(16):
+                    socks.append(socket.create_connection(("127.0.0.1", proxy.port), timeout=10))
+                    split[keep_alive_get(socks[-1], upstream)] += 1
             finally:
                 for s in socks:
                     s.close()
             assert len(split) == 2 and max(split.values()) <= 9, split
-            time.sleep(0.5)  # the closed connections leave the counts
     finally:
         assert proxy.stop() == 0
     assert "Traceback" not in proxy.stderr(), proxy.stderr()

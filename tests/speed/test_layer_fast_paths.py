@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from proxycore.connection import ConnectionState, Server
@@ -25,6 +25,7 @@ from proxycore.layers.modes import HttpProxy
 from proxycore.proxy import commands, events
 from proxycore.proxy.layer import Layer, NextLayerHook
 from proxycore.testing import make_context
+from tests.hypothesis_budget import budget
 
 GET = b"GET http://example.com/a HTTP/1.1\r\nHost: example.com\r\n\r\n"
 POST = b"POST http://example.com/b HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\n\r\nhello"
@@ -148,7 +149,7 @@ def test_fast_and_general_path_issue_the_same_commands(monkeypatch: pytest.Monke
     assert fast == general
 
 
-@settings(max_examples=30, deadline=None)
+@budget(30, deadline=None)
 @given(instant_hooks=st.booleans(), cuts=st.lists(st.integers(min_value=1, max_value=200), max_size=4))
 def test_fast_and_general_path_agree_however_the_bytes_arrive(instant_hooks: bool, cuts: list[int]) -> None:
     fast = converse(instant_hooks, cuts)

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from proxycore.io import tnetstring
-from tests.hypothesis_budget import at_least
+from tests.hypothesis_budget import budget
 
 
 def reference(value) -> bytes:
@@ -43,7 +43,7 @@ values = st.recursive(
 )
 
 
-@at_least(300)
+@budget(300)
 @given(values)
 def test_same_bytes_as_a_plain_recursive_encoder(value) -> None:
     assert tnetstring.dumps(value) == reference(value)

@@ -154,7 +154,6 @@ def test_the_memory_view_search_stops_at_its_deadline() -> None:
 def test_a_long_python_checked_listing_does_not_stall_the_web_server(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """GET /flows?filter=... walks the store on a thread: other requests answer meanwhile."""
     import threading
-    import time
 
     from tests.webapi import request, running
 
@@ -162,9 +161,16 @@ def test_a_long_python_checked_listing_does_not_stall_the_web_server(tmp_path: A
         flows = _flows(600)
         server.add(*flows)
         real = sql.flow_of
+        # The walk holds at its first row until the other request has been answered: a
+        # walk on the event loop would hold the loop too, and the hold would time out.
+        # (It was a 3 s walk and "answered within 1 s", which a loaded machine missed.)
+        walking, answered = threading.Event(), threading.Event()
+        held: list[bool] = []
 
         def slow(*args: Any) -> Any:
-            time.sleep(0.005)  # 600 rows: a 3 s walk
+            if not walking.is_set():
+                walking.set()
+                held.append(answered.wait(15))
             return real(*args)
 
         monkeypatch.setattr(sql, "flow_of", slow)
@@ -173,11 +179,9 @@ def test_a_long_python_checked_listing_does_not_stall_the_web_server(tmp_path: A
             target=lambda: listing.append(request(server.port, "GET", "/flows?filter=~bq%20needle&limit=1000"))
         )
         walker.start()
-        time.sleep(0.3)
-        started = time.monotonic()
+        assert walking.wait(30), "the filtered listing never started its walk"
         assert request(server.port, "GET", "/flows?limit=1").status == 200
-        answered = time.monotonic() - started
-        still_walking = walker.is_alive()
+        answered.set()
         walker.join(30)
-        assert still_walking and answered < 1.0, answered
+        assert held == [True], "the other request was answered only after the walk"
         assert [f["id"] for f in listing[0].json()] == [f.id for f in flows if b"needle" in f.request.content]
