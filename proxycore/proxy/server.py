@@ -314,6 +314,10 @@ class ConnectionHandler:
         self.context.instant_hook = self._instant_hook
         self.layer = make_layer(self.context)
         self.protocols: dict[Connection, _ConnectionProtocol] = {}
+        # id(connection) -> its protocol, for SendData: looking a Connection up in
+        # ``protocols`` runs its Python ``__hash__``, twice per request. Filled from
+        # ``protocols`` on a miss, emptied whenever the driver adds or removes a protocol.
+        self._send_targets: dict[int, _ConnectionProtocol] = {}
         self._queue: collections.deque[events.Event] = collections.deque()
         self._processing = False
         self._unsent: dict[_ConnectionProtocol, list[bytes]] = {}  # SendData of this feed()
@@ -323,6 +327,7 @@ class ConnectionHandler:
         self._hooks_started: set[commands.StartHook] = set()  # by _instant_hook, not done yet
         self._semaphores: dict[Any, asyncio.Semaphore] = {}
         self._client_done = asyncio.Event()
+        self._client_gone = False  # _client_done.is_set() without its Python call
         self._full_writers: set[_ConnectionProtocol] = set()
         self._paused_by_layers: set[Connection] = set()  # PauseReading without ResumeReading yet
         self._pending_hooks = 0
@@ -358,6 +363,7 @@ class ConnectionHandler:
         protocol.handler = self
         protocol.connection = self.client
         self.protocols[self.client] = protocol
+        self._send_targets.clear()
         assert protocol.transport is not None
         protocol.hold()  # nothing reaches the layers before Start
 
@@ -402,6 +408,7 @@ class ConnectionHandler:
     def close_all(self) -> None:
         for connection in list(self.protocols):
             self._close(connection)
+        self._client_gone = True
         self._client_done.set()
 
     async def run_detached(self, done: asyncio.Event) -> None:
@@ -439,7 +446,9 @@ class ConnectionHandler:
                 protocol.read_while_full += len(data)
                 if protocol.read_while_full > WRITE_HIGH_WATER:
                     self._update_reading()
-        self.feed(events.DataReceived(connection, data))
+        self._queue.append(events.DataReceived(connection, data))  # feed(), without its call
+        if not self._processing:
+            self._process(flush=False)
 
     def read_closed(self, connection: Connection, exc: Exception | None) -> None:
         """EOF or a lost connection: the layers hear about it once."""
@@ -490,53 +499,108 @@ class ConnectionHandler:
 
         What the layers send goes out at the end of this loop pass (see _PassWriter)."""
         self._queue.append(event)
-        if self._processing:
-            return
-        self._process(flush=False)
-        if self._unsent_size > WRITE_HIGH_WATER:
-            # A body in flight: write it now, so that a full peer pauses our reading before
-            # the loop delivers more (uvloop reads a socket up to 32 times in one pass, and
-            # 8 MB held here until the pass ended). Batching only helps small sends.
-            self.flush_writes()
-        elif self._unsent:
-            _pass_writer.add(self, self._loop or self._running_loop())
+        if not self._processing:
+            self._process(flush=False)
 
     def flush_writes(self) -> None:
         """Write what the layers sent (called by _PassWriter once per loop pass)."""
         if not self._unsent or self._processing:
             return
+        batches, self._unsent = self._unsent, {}  # (a write may add to the new one)
+        self._unsent_size = 0
         self._processing = True  # events a write raises (a paused peer's held bytes) wait
         try:
-            self._flush_unsent()
+            for protocol, chunks in batches.items():
+                transport = protocol.transport
+                if (  # _write's usual case, without its call: one small send, nothing pending
+                    len(chunks) == 1
+                    and transport is not None
+                    and not protocol.pending
+                    and len(chunks[0]) <= WRITE_PIECE
+                    and not transport.is_closing()
+                ):
+                    transport.write(chunks[0])
+                else:
+                    self._write(protocol, chunks)
         finally:
             self._processing = False
         if self._queue:
             self._process(flush=True)
 
     def _process(self, flush: bool) -> None:
-        """Run the queued events; with ``flush``, also write what they send, until both are done."""
+        """Run the queued events; with ``flush``, also write what they send, until both are
+        done. Without, what they send goes out at the end of this loop pass (_PassWriter).
+
+        The per-event work of the driver is written out here rather than in calls (a Python
+        call costs ~1k instructions, and a keep-alive request is two socket reads)."""
         self._processing = True
         trace = self._trace
+        queue = self._queue
+        targets = self._send_targets
+        OPEN = ConnectionState.OPEN
         try:
-            while self._queue or (flush and self._unsent):
-                if not self._queue:
+            while queue or (flush and self._unsent):
+                if not queue:
                     self._flush_unsent()  # may raise events (a paused peer's held bytes)
                     continue
-                current = self._queue.popleft()
+                current = queue.popleft()
                 try:
                     issued = self._traced(current) if trace else self.layer.handle_event(current)
                     for command in issued:
-                        self._execute(command)
+                        if not isinstance(command, commands.SendData):
+                            self._execute(command)
+                            continue
+                        # Sending: a request's most frequent command, so not in _execute.
+                        connection = command.connection
+                        protocol = targets.get(id(connection))
+                        if protocol is None or protocol.connection is not connection:
+                            protocol = self.protocols.get(connection)
+                            if protocol is not None:
+                                targets[id(connection)] = protocol
+                        state = connection.state  # (identity tests: Flag's & runs Python code)
+                        if protocol is None or not (state is OPEN or state is ConnectionState.CAN_WRITE):
+                            continue  # nowhere to send it: the peer is gone or closed for writing
+                        data = command.data
+                        unsent = self._unsent.get(protocol)
+                        if unsent is None:
+                            self._unsent[protocol] = [data]
+                        else:
+                            unsent.append(data)
+                        self._unsent_size += len(data)
+                        if connection is self.client:
+                            self._client_silent = False  # a server-first protocol: the client may wait
                 except Exception:
                     logger.exception(
                         f"proxycore has crashed handling {current!r}; closing this connection",
                         extra=self._log_extra,
                     )
-                    self._queue.clear()
+                    queue.clear()
                     self.close_all()
-            self._sync_head_timer()
+            # The request-head timer the HTTP/1 layer published on the client: disarmed by
+            # a head, re-armed by each response (see _arm_head_timer).
+            timer = getattr(self.client, "head_timer", None)
+            if timer is None:
+                self._head_timer = None  # the loop timer, if any, fires into nothing
+            else:
+                current_timer = self._head_timer
+                if current_timer is None or current_timer[0] is not timer:
+                    self._arm_head_timer(timer)
         finally:
             self._processing = False
+        if flush:
+            return  # all written
+        if self._unsent_size > WRITE_HIGH_WATER:
+            # A body in flight: write it now, so that a full peer pauses our reading before
+            # the loop delivers more (uvloop reads a socket up to 32 times in one pass, and
+            # 8 MB held here until the pass ended). Batching only helps small sends.
+            self.flush_writes()
+        elif self._unsent:
+            loop = self._loop or self._running_loop()
+            writer = _pass_writer
+            if loop is not None and writer._loop is loop:
+                writer._handlers.append(self)  # add()'s common case: a run is due this pass
+            else:
+                writer.add(self, loop)
 
     def _traced(self, event: events.Event) -> Iterator[commands.Command]:
         """``proxy_debug``: the layers' work on ``event`` with one debug line per event in
@@ -552,18 +616,14 @@ class ConnectionHandler:
         layers = self.context.layers
         return layers[-1] if layers else self.layer
 
-    def _sync_head_timer(self) -> None:
-        """Arm the timer the HTTP/1 layer published on the client, once per new timer (the
-        layer does not yield it as a command: see Http1Server.head_timer).
+    def _arm_head_timer(self, timer: Any) -> None:
+        """Arm a new timer the HTTP/1 layer published on the client (the layer does not
+        yield it as a command: see Http1Server.head_timer).
 
         Every keep-alive request replaces the timer (disarmed with the head, armed idle
         after the response). The loop timer is only moved when the new one is due earlier:
         one due later is re-armed for the rest of its time when the loop timer fires."""
-        timer = getattr(self.client, "head_timer", None)
-        current = self._head_timer
-        if current is not None and current[0] is timer:
-            return
-        if not isinstance(timer, commands.RequestTimeout) or self._client_done.is_set():
+        if not isinstance(timer, commands.RequestTimeout) or self._client_gone:
             self._head_timer = None  # the loop timer, if any, fires into nothing
             return
         loop = self._loop or asyncio.get_running_loop()
@@ -600,38 +660,31 @@ class ConnectionHandler:
             batches, self._unsent = self._unsent, {}  # (a write may add to the new one)
             self._unsent_size = 0
         for protocol, chunks in batches.items():
-            transport = protocol.transport
-            if transport is None or transport.is_closing():
-                continue  # the peer is gone (connection_lost)
-            if len(chunks) == 1:
-                chunk = chunks[0]
-                if not protocol.pending and len(chunk) <= WRITE_PIECE:
-                    transport.write(chunk)  # protocol.write's common case, without its call
-                else:
-                    protocol.write(chunk)
-            elif (
-                protocol.connection.transport_protocol != TransportProtocol.UDP  # datagrams stay apart
-                and sum(map(len, chunks)) <= COALESCE_LIMIT
-            ):
-                protocol.write(b"".join(chunks))
+            self._write(protocol, chunks)
+
+    def _write(self, protocol: _ConnectionProtocol, chunks: list[bytes]) -> None:
+        """Write what the layers sent to one peer, joined when small (see COALESCE_LIMIT)."""
+        transport = protocol.transport
+        if transport is None or transport.is_closing():
+            return  # the peer is gone (connection_lost)
+        if len(chunks) == 1:
+            chunk = chunks[0]
+            if not protocol.pending and len(chunk) <= WRITE_PIECE:
+                transport.write(chunk)  # protocol.write's common case, without its call
             else:
-                for chunk in chunks:
-                    protocol.write(chunk)
+                protocol.write(chunk)
+        elif (
+            protocol.connection.transport_protocol != TransportProtocol.UDP  # datagrams stay apart
+            and sum(map(len, chunks)) <= COALESCE_LIMIT
+        ):
+            protocol.write(b"".join(chunks))
+        else:
+            for chunk in chunks:
+                protocol.write(chunk)
 
     def _execute(self, command: commands.Command) -> None:
-        if isinstance(command, commands.SendData):
-            protocol = self.protocols.get(command.connection)
-            state = command.connection.state  # (identity tests: Flag's & runs Python code)
-            if protocol is not None and (state is ConnectionState.OPEN or state is ConnectionState.CAN_WRITE):
-                unsent = self._unsent.get(protocol)
-                if unsent is None:
-                    self._unsent[protocol] = [command.data]
-                else:
-                    unsent.append(command.data)
-                self._unsent_size += len(command.data)
-                if command.connection is self.client:
-                    self._client_silent = False  # a server-first protocol: the client may wait
-        elif isinstance(command, commands.StartHook):
+        """Carry out a command other than SendData (which _process does itself)."""
+        if isinstance(command, commands.StartHook):
             if command in self._hooks_started:
                 self._hooks_started.discard(command)  # its task answers it
             elif self._hook_is_trivial(command):
@@ -654,7 +707,7 @@ class ConnectionHandler:
         elif isinstance(command, commands.Log):
             logger.log(command.level, command.message, extra=self._log_extra)
         elif isinstance(command, commands.RequestWakeup):
-            if not self._client_done.is_set():
+            if not self._client_gone:
                 self._wakeups[command] = asyncio.get_running_loop().call_later(
                     command.delay, self._wake, command
                 )
@@ -690,9 +743,17 @@ class ConnectionHandler:
                 if isinstance(arg, Flow) and arg.intercepted:
                     return False
             return True
-        args = hook.args()
-        if _all_gated_off(handlers, args):
-            return not _intercepted(args)
+        names = ARG_NAMES.get(type(hook)) or arg_names(type(hook))
+        args = [getattr(hook, names[0])] if len(names) == 1 else hook.args()
+        for _, handler in handlers:  # _all_gated_off and _intercepted, without their calls
+            gate = getattr(handler, "gate", None)
+            if gate is None or gate(*args):
+                break
+        else:
+            for arg in args:
+                if isinstance(arg, Flow) and arg.intercepted:
+                    return False
+            return True
         rest = addons.handle_now(hook)
         if rest is None and not _intercepted(args):
             return True
@@ -773,7 +834,7 @@ class ConnectionHandler:
                 await self._run_hook(ServerConnectErrorHook(data))
                 self.feed(events.OpenConnectionCompleted(command, server.error))
                 return
-            if self._client_done.is_set():  # the client left while we were connecting
+            if self._client_gone:  # the client left while we were connecting
                 transport.close()
                 return
             now = time.time()
@@ -784,6 +845,7 @@ class ConnectionHandler:
             server.sockname = transport.get_extra_info("sockname")[:2]
             server.state = ConnectionState.OPEN
             self.protocols[server] = protocol
+            self._send_targets.clear()
             protocol.hold()  # the layers learn about the connection first
             where = _server_where(server)
             _log_info(f"server connect {where}", self._log_extra)
@@ -822,6 +884,7 @@ class ConnectionHandler:
         connection.timestamp_end = connection.timestamp_end or time.time()
         protocol = self.protocols.pop(connection, None)
         if protocol is not None:
+            self._send_targets.clear()
             self._full_writers.discard(protocol)
             self._flush_unsent(protocol)
             if protocol.transport is not None:
@@ -829,6 +892,7 @@ class ConnectionHandler:
             else:
                 protocol.closed.set()
         if connection is self.client:
+            self._client_gone = True
             self._client_done.set()
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
@@ -848,7 +912,7 @@ class ConnectionHandler:
     def _check_silent(self, timeout: int) -> None:
         """request_head_timeout for a client that has not said a word: before its first
         bytes no layer can time a request head (none knows yet what protocol it speaks)."""
-        if self._client_silent and not self._client_done.is_set():
+        if self._client_silent and not self._client_gone:
             logger.debug(f"closing client connection silent for {timeout} s", extra=self._log_extra)
             self.close_all()
 

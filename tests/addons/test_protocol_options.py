@@ -414,6 +414,45 @@ def test_onboarding_gate_is_pretty_host_equality(url: str, host_header: str | No
     assert onboarding._wants(flow) is (flow.request.pretty_host == "mitm.it") is wanted
 
 
+@pytest.mark.parametrize("onboarding_host", ["mitm.it", "m", "[::1]", "h\u00e9te.example", "\udcff", ""])
+@pytest.mark.parametrize(
+    "host_fields",
+    [
+        [],
+        [""],
+        ["mitm.it"],
+        ["mitm.it:8080"],
+        ["mx.example"],  # the same first byte: decided by the full test
+        ["example.com"],  # another first byte: ruled out by the quick test
+        ["[mitm.it]:80"],
+        ["[::1]"],
+        ["[::1]:8080"],
+        ["m"],
+        ["h\u00e9te.example:1"],
+        ["\udcff"],  # a byte that is no UTF-8 (surrogateescape)
+        ["example.com", "mitm.it"],  # two Host fields: the joined text decides
+        ["mitm.it", "example.com"],
+    ],
+)
+@pytest.mark.parametrize("http_version", ["HTTP/1.1", "HTTP/1.0", "HTTP/2.0"])
+def test_onboarding_gate_quick_test_agrees_with_pretty_host(
+    onboarding_host: str, host_fields: list[str], http_version: str
+) -> None:
+    """The gate's quick test by the Host field's first byte (HTTP/1, one field) rules out
+    only requests whose ``pretty_host`` is not the onboarding host, whatever that host is."""
+    from addons.onboarding import Onboarding
+
+    onboarding = Onboarding()
+    load(onboarding)
+    onboarding.host = onboarding_host
+    flow = tflow("http://example.org/")
+    flow.request.http_version = http_version
+    flow.request.headers = Headers(
+        [(b"Host", value.encode("utf-8", "surrogateescape")) for value in host_fields]
+    )
+    assert onboarding._wants(flow) is (flow.request.pretty_host == onboarding_host)
+
+
 @pytest.mark.e2e
 def test_onboarding_app_serves_the_ca_certificate(tmp_path) -> None:
     import subprocess
