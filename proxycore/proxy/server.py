@@ -115,7 +115,19 @@ class _ConnectionProtocol(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.pause_reading()
             return
-        self.handler.data_received(self.connection, data)
+        handler = self.handler
+        if type(handler) is not ConnectionHandler or handler._full_writers:
+            handler.data_received(self.connection, data)  # a subclass's, or with backpressure
+            return
+        # ConnectionHandler.data_received when no peer is full, written out: a call less
+        # per socket read.
+        handler._last_activity = time.monotonic()
+        connection = self.connection
+        if connection is handler.client:
+            handler._client_silent = False
+        handler._queue.append(events.DataReceived(connection, data))
+        if not handler._processing:
+            handler._process(flush=False)
 
     def eof_received(self) -> bool:
         if not self.reading:
@@ -272,23 +284,25 @@ class _PassWriter:
     nothing waits: the writes go out before the loop polls for more to read."""
 
     def __init__(self) -> None:
-        self._handlers: list[ConnectionHandler] = []
-        self._loop: asyncio.AbstractEventLoop | None = None  # the loop a run is scheduled on
+        self.handlers: list[ConnectionHandler] = []  # to write at the end of the pass
+        self.loop: asyncio.AbstractEventLoop | None = None  # the loop a run is scheduled on
 
     def add(self, handler: ConnectionHandler, loop: asyncio.AbstractEventLoop | None) -> None:
         """Write ``handler``'s sends at the end of this pass of ``loop`` (None: outside any
-        loop, a synchronous caller: write now)."""
+        loop, a synchronous caller: write now). (ConnectionHandler._process does the same
+        written out: it adds a handler after every read that sends.)"""
         if loop is None:
             handler.flush_writes()
             return
-        if self._loop is not loop:  # none scheduled on this loop (or an old loop's, never run)
-            self._loop = loop
-            self._handlers = []
-            loop.call_soon(self._run)
-        self._handlers.append(handler)
+        if self.loop is not loop:  # none scheduled on this loop (or an old loop's, never run)
+            self.loop = loop
+            self.handlers = []
+            loop.call_soon(self.run)
+        self.handlers.append(handler)
 
-    def _run(self) -> None:
-        handlers, self._handlers, self._loop = self._handlers, [], None
+    def run(self) -> None:
+        """Write what the handlers added since the run was scheduled sent."""
+        handlers, self.handlers, self.loop = self.handlers, [], None
         for handler in handlers:
             handler.flush_writes()
 
@@ -437,6 +451,8 @@ class ConnectionHandler:
     # socket events -------------------------------------------------------------
 
     def data_received(self, connection: Connection, data: bytes) -> None:
+        """Bytes read from ``connection`` (_ConnectionProtocol.data_received has its usual
+        case written out: change both)."""
         self._last_activity = time.monotonic()
         if connection is self.client:
             self._client_silent = False
@@ -511,15 +527,21 @@ class ConnectionHandler:
         self._processing = True  # events a write raises (a paused peer's held bytes) wait
         try:
             for protocol, chunks in batches.items():
+                # _write's usual cases, without its call: nothing of the peer pending, one
+                # small send or a few (a response's head and body) joined into one.
                 transport = protocol.transport
-                if (  # _write's usual case, without its call: one small send, nothing pending
-                    len(chunks) == 1
-                    and transport is not None
-                    and not protocol.pending
-                    and len(chunks[0]) <= WRITE_PIECE
-                    and not transport.is_closing()
+                if transport is None or protocol.pending or transport.is_closing():
+                    self._write(protocol, chunks)
+                elif len(chunks) == 1:
+                    if len(chunks[0]) <= WRITE_PIECE:
+                        transport.write(chunks[0])
+                    else:
+                        self._write(protocol, chunks)
+                elif (
+                    sum(map(len, chunks)) <= COALESCE_LIMIT  # (<= WRITE_PIECE: no pieces)
+                    and protocol.connection.transport_protocol is not TransportProtocol.UDP
                 ):
-                    transport.write(chunks[0])
+                    transport.write(b"".join(chunks))
                 else:
                     self._write(protocol, chunks)
         finally:
@@ -596,11 +618,16 @@ class ConnectionHandler:
             self.flush_writes()
         elif self._unsent:
             loop = self._loop or self._running_loop()
-            writer = _pass_writer
-            if loop is not None and writer._loop is loop:
-                writer._handlers.append(self)  # add()'s common case: a run is due this pass
-            else:
-                writer.add(self, loop)
+            if loop is None:
+                self.flush_writes()  # outside any loop (a synchronous caller): now
+                return
+            writer = _pass_writer  # _PassWriter.add, without its call
+            if writer.loop is loop:
+                writer.handlers.append(self)
+            else:  # the first handler of this pass: the run is scheduled
+                writer.loop = loop
+                writer.handlers = [self]
+                loop.call_soon(writer.run)
 
     def _traced(self, event: events.Event) -> Iterator[commands.Command]:
         """``proxy_debug``: the layers' work on ``event`` with one debug line per event in

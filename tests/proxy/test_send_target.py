@@ -41,9 +41,19 @@ def make_handler() -> tuple[ConnectionHandler, Server]:
     return handler, server
 
 
-def attach(handler: ConnectionHandler, connection: Connection) -> Transport:
+class PausableTransport(Transport):
+    paused = False
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+
+def attach(handler: ConnectionHandler, connection: Connection, transport: Transport | None = None) -> Transport:
     protocol = _ConnectionProtocol(handler, connection)
-    transport = Transport()
+    transport = transport or Transport()
     protocol.transport = transport  # type: ignore[assignment]
     handler.protocols[connection] = protocol
     return transport
@@ -98,3 +108,20 @@ def test_an_equal_but_other_connection_object_finds_the_protocol_of_its_id() -> 
     handler.layer.server = server  # type: ignore[attr-defined]
     handler.data_received(handler.client, b"c")
     assert transport.writes == [b"a", b"b", b"c"]
+
+
+def test_socket_reads_reach_the_layers_directly_and_count_while_a_peer_is_full() -> None:
+    """_ConnectionProtocol.data_received does ConnectionHandler.data_received's usual case
+    itself; while a peer's buffer is full it leaves the read to the handler, which counts it."""
+    handler, server = make_handler()
+    client_transport = attach(handler, handler.client, PausableTransport())
+    server_transport = attach(handler, server, PausableTransport())
+    client_protocol = handler.protocols[handler.client]
+    handler._client_silent = True
+    client_protocol.data_received(b"q")  # as uvloop calls it
+    assert server_transport.writes == [b"q"] and handler._client_silent is False
+    handler.writable(client_protocol, False)  # the client's buffer is full
+    assert server_transport.paused and not client_transport.paused  # only the full peer is read
+    client_protocol.data_received(b"more")
+    assert client_protocol.read_while_full == 4
+    assert server_transport.writes == [b"q", b"more"]
