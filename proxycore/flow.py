@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import threading
 import time
 from typing import Any, ClassVar
 
@@ -11,6 +12,9 @@ from proxycore.connection import Client, Server
 from proxycore.utils.ids import new_id
 
 FLOW_FORMAT_VERSION = 21
+
+_ID_LOCK = threading.Lock()
+
 
 class Error:
     """Why a flow failed; ``msg`` is shown to users, ``timestamp`` says when."""
@@ -47,20 +51,47 @@ class Flow:
 
     type: ClassVar[str] = "flow"
 
+    # A flow is made for every request: what starts out the same for every flow and is not
+    # read for every request is a class attribute until the flow sets its own (all
+    # immutable), not an assignment per flow. (``error`` and ``intercepted`` are read for
+    # each hook: CPython 3.11 reads a class attribute through an instance more slowly than
+    # the instance's own, which costs more than their assignments.)
+    marked = ""
+    is_replay: str | None = None
+    comment = ""
+    _backup: dict[str, Any] | None = None
+    _resume_event: asyncio.Event | None = None
+    _id: str | None = None  # see id
+
     def __init__(self, client_conn: Client, server_conn: Server, live: bool = False) -> None:
-        self.id = new_id()
         self.client_conn = client_conn
         self.server_conn = server_conn
         self.live = live
         self.error: Error | None = None
         self.intercepted = False
-        self.marked = ""
-        self.is_replay: str | None = None
         self.metadata: dict[str, Any] = {}
-        self.comment = ""
         self.timestamp_created = time.time()
-        self._backup: dict[str, Any] | None = None
-        self._resume_event: asyncio.Event | None = None
+
+    @property
+    def id(self) -> str:
+        """A random UUID4 as text, made when it is first read: most flows of a proxy that
+        keeps none are never asked for it (new_id was a quarter of a flow's cost)."""
+        value = self._id
+        if value is None:
+            with _ID_LOCK:  # two threads reading it first at once get the same id
+                value = self._id
+                if value is None:
+                    value = self._id = new_id()
+        return value
+
+    @id.setter
+    def id(self, value: str) -> None:
+        self._id = value
+
+    def __getstate__(self) -> dict[str, Any]:
+        """For copy and pickle: the id is made first, so that a copy keeps it."""
+        self.id  # noqa: B018 (made on first read)
+        return self.__dict__
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id[:8]}>"
