@@ -355,16 +355,27 @@ def request_body_size(request: Request) -> int:
     A proxy must not guess here (RFC 9112 6.3): a request is chunked only when
     Transfer-Encoding is exactly ``chunked``, and never also has a Content-Length."""
     headers = request.data.headers
+    index = headers._index  # (as Headers.get_raw reads it, without a call)
+    table = index[1] if index is not None and index[0] is headers._fields else headers._table()
+    if b"transfer-encoding" not in table:  # the usual request: only Content-Length, if any
+        lengths = table.get(b"content-length")
+        if lengths is None:
+            return 0
+        if len(lengths) == 1 and len(lengths[0]) <= 18 and lengths[0].isdigit():
+            return int(lengths[0])
+        return _content_length(headers) or 0
     codings = transfer_codings(headers)
-    if codings is not None:
-        if codings != ["chunked"]:
-            raise ProtocolError(f"unsupported Transfer-Encoding in request: {', '.join(codings)[:60]}")
-        if headers.get_raw(b"content-length") is not None:
-            raise ProtocolError("request has both Transfer-Encoding and Content-Length")
-        if request.http_version != "HTTP/1.1":
-            raise ProtocolError("Transfer-Encoding is only allowed in HTTP/1.1")
-        return CHUNKED
-    return _content_length(headers) or 0
+    assert codings is not None
+    if codings != ["chunked"]:
+        raise ProtocolError(f"unsupported Transfer-Encoding in request: {', '.join(codings)[:60]}")
+    if b"content-length" in table:
+        raise ProtocolError("request has both Transfer-Encoding and Content-Length")
+    if request.http_version != "HTTP/1.1":
+        raise ProtocolError("Transfer-Encoding is only allowed in HTTP/1.1")
+    return CHUNKED
+
+
+_RESPONSE_CODINGS = _KNOWN_CODINGS | {"chunked"}
 
 
 def response_body_size(request_method: str, response: Response) -> int:
@@ -373,15 +384,24 @@ def response_body_size(request_method: str, response: Response) -> int:
     Known codings before a final ``chunked`` (``gzip, chunked``) are chunked; known
     codings without ``chunked`` run until the server closes; ``chunked`` anywhere but
     last, twice, or an unknown coding is an error."""
-    headers = response.data.headers
+    data = response.data
+    headers = data.headers
+    index = headers._index  # (as Headers.get_raw reads it, without a call)
+    table = index[1] if index is not None and index[0] is headers._fields else headers._table()
     # Checked even where there is no body: a bad value is a broken (or hostile) server.
-    codings = transfer_codings(headers)
-    size = _content_length(headers)
+    codings = None if b"transfer-encoding" not in table else transfer_codings(headers)
+    lengths = table.get(b"content-length")
+    if lengths is None:
+        size = None
+    elif len(lengths) == 1 and len(lengths[0]) <= 18 and lengths[0].isdigit():
+        size = int(lengths[0])  # the usual single plain value
+    else:
+        size = _content_length(headers)
     if codings is not None:
         *first, last = codings
-        if last not in _KNOWN_CODINGS | {"chunked"} or any(c not in _KNOWN_CODINGS for c in first):
+        if last not in _RESPONSE_CODINGS or any(c not in _KNOWN_CODINGS for c in first):
             raise ProtocolError(f"unsupported Transfer-Encoding in response: {', '.join(codings)[:60]}")
-    status = response.data.status_code
+    status = data.status_code
     method = request_method.upper()
     if method == "HEAD" or 100 <= status < 200 or status in (204, 304) or (method == "CONNECT" and 200 <= status < 300):
         return 0
@@ -390,6 +410,22 @@ def response_body_size(request_method: str, response: Response) -> int:
             raise ProtocolError("response has both Transfer-Encoding and Content-Length")
         return CHUNKED if codings[-1] == "chunked" else UNTIL_EOF
     return UNTIL_EOF if size is None else size
+
+
+def outgoing_framing(headers: Headers, bodiless: bool, ended: bool = False) -> str:
+    """How a message we send delimits its body: "none" (``bodiless``, or ``ended``, a
+    request that ends with its head, without a Content-Length), "chunked" when chunked
+    is its final coding, "length" with a Content-Length, else "eof"."""
+    if bodiless:
+        return "none"
+    index = headers._index  # (as Headers.get_raw reads it, without a call)
+    table = index[1] if index is not None and index[0] is headers._fields else headers._table()
+    if ended and b"content-length" not in table:
+        return "none"
+    codings = table.get(b"transfer-encoding")
+    if codings is not None and codings[-1].rsplit(b",", 1)[-1].strip(b" \t").lower() == b"chunked":
+        return "chunked"
+    return "length" if b"content-length" in table else "eof"
 
 
 @dataclass(slots=True)
@@ -580,6 +616,25 @@ def message_closes(message: Request | Response) -> bool:
     if values is None:  # the usual case: nothing to decode
         return data.http_version != b"HTTP/1.1"
     return _closes(data.http_version == b"HTTP/1.1", ", ".join(map(_text, values)))
+
+
+def exchange_closes(request: Request, response: Response) -> bool:
+    """``message_closes(request) or message_closes(response)`` in one call: asked twice
+    per exchange, where both are HTTP/1.1 without a Connection field as a rule."""
+    asked = request.data
+    headers = asked.headers
+    index = headers._index  # (as Headers.get_raw reads it, without a call)
+    table = index[1] if index is not None and index[0] is headers._fields else headers._table()
+    if b"connection" in table or asked.http_version != b"HTTP/1.1":
+        if message_closes(request):
+            return True
+    answer = response.data
+    headers = answer.headers
+    index = headers._index
+    table = index[1] if index is not None and index[0] is headers._fields else headers._table()
+    if b"connection" in table or answer.http_version != b"HTTP/1.1":
+        return message_closes(response)
+    return False
 
 
 def _closes(http11: bool, connection: str | None) -> bool:

@@ -252,16 +252,6 @@ def _yielding(*commands_: commands.Command) -> CommandGenerator[None]:
     yield from commands_
 
 
-def _outgoing_framing(headers: Headers, bodiless: bool) -> str:
-    if bodiless:
-        return "none"
-    if http1.is_chunked(headers):
-        return "chunked"
-    if headers.get_raw(b"content-length") is not None:
-        return "length"
-    return "eof"
-
-
 def _as_http1(request: Request) -> Request:
     """An HTTP/2 request as HTTP/1 wants it on the wire: Host from :authority, one Cookie header.
 
@@ -574,7 +564,7 @@ class Http1Server(Http1Connection):
                 headers["content-length"] = str(len(response.raw_content))
             elif self.request.is_http11:
                 headers["transfer-encoding"] = "chunked"
-        self.send_framing = _outgoing_framing(response.data.headers, bodiless)
+        self.send_framing = http1.outgoing_framing(response.data.headers, bodiless)
         yield commands.SendData(self.conn, http1.assemble_response_head(response))
         if status == 101 or tunnel:
             # The tunnel begins once this (bodiless) response has ended: see _start_passthrough.
@@ -608,8 +598,7 @@ class Http1Server(Http1Connection):
             self.client_closed
             or not self.request_done
             or self.send_framing == "eof"
-            or http1.message_closes(request)
-            or http1.message_closes(response)
+            or http1.exchange_closes(request, response)
         )
         if close and self.state == "read_body" and not self.client_closed:
             return self._discard_rest()  # answered before the body (proxyauth's 407)
@@ -730,8 +719,7 @@ class Http1Client(Http1Connection):
         self.state = "wait"
         self.request_sent = False
         headers = request.data.headers
-        bodiless = event.end_stream and headers.get_raw(b"content-length") is None
-        framing = _outgoing_framing(headers, bodiless)
+        framing = http1.outgoing_framing(headers, False, event.end_stream)
         # A request body must be delimited: an unknown length is sent chunked.
         if framing == "eof":
             request.headers["transfer-encoding"] = "chunked"
@@ -863,8 +851,7 @@ class Http1Client(Http1Connection):
         stream_id = self.stream_id
         close = (
             self.response_size == http1.UNTIL_EOF
-            or http1.message_closes(request)
-            or http1.message_closes(response)
+            or http1.exchange_closes(request, response)
         )
         if self._hold_body(False):
             yield from self._apply_reading()
