@@ -44,6 +44,12 @@ _STATUS_LINE = re.compile(rb"(HTTP/[0-9]\.[0-9]) ([0-9]{3})(?: ([\t\x20-\xff]*))
 _CRLF_FIELD_LINE = re.compile(
     rb"^(%s):[ \t]*((?:[\t\x20-\xff]*[\x21-\xff])?)[ \t]*\r\n" % _TOKEN_TEXT, re.MULTILINE
 )
+# The same lines in the form Headers.raw_block gives them, ``name: value`` with one space
+# and no blank after the value (as nearly every client and server sends them): tried
+# first, as when every line matches, the head's own bytes serve to send the fields on.
+_CANONICAL_FIELD_LINE = re.compile(
+    rb"^(%s): ((?:[\x21-\xff](?:[\t\x20-\xff]*[\x21-\xff])?)?)\r\n" % _TOKEN_TEXT, re.MULTILINE
+)
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _PORT = re.compile(r"[0-9]{1,5}")
 # An ASCII host name: letters, digits and the unreserved/sub-delims a reg-name may hold.
@@ -224,8 +230,14 @@ def parse_request_head(head: bytes) -> Request:
     if line is not None and head.endswith(b"\r\n\r\n"):
         # The usual CRLF head: each field line matched once, anchored at its start, and
         # a line that is not one (or a bare LF) leaves the count of LFs ahead.
-        fields = _CRLF_FIELD_LINE.findall(head, line.end())
-        if len(fields) + 2 == head.count(b"\n"):
+        start = line.end()
+        lines = head.count(b"\n") - 2
+        fields = _CANONICAL_FIELD_LINE.findall(head, start)
+        if len(fields) == lines:
+            method, target, version = line.groups()
+            return _request(head, method, target, version, fields, head[start:-2])
+        fields = _CRLF_FIELD_LINE.findall(head, start)
+        if len(fields) == lines:
             method, target, version = line.groups()
             return _request(head, method, target, version, fields)
     return _parse_any_request_head(head)
@@ -247,8 +259,12 @@ def _parse_any_request_head(head: bytes) -> Request:
     return _request(head, method, target, version, fields)
 
 
-def _request(head: bytes, method: bytes, target: bytes, version: bytes, fields: list[tuple[bytes, bytes]]) -> Request:
-    """The Request of a head whose request line and fields are checked."""
+def _request(
+    head: bytes, method: bytes, target: bytes, version: bytes, fields: list[tuple[bytes, bytes]],
+    block: bytes | None = None,
+) -> Request:
+    """The Request of a head whose request line and fields are checked (``block``: the
+    fields' lines, if in Headers.raw_block's form)."""
     if len(fields) > 1 and head.lower().count(b"\nhost:") > 1:
         raise ProtocolError("more than one Host header")  # RFC 9112 3.2: which one routes?
     scheme = authority = path = b""
@@ -273,14 +289,20 @@ def _request(head: bytes, method: bytes, target: bytes, version: bytes, fields: 
         host, port = parse_authority(authority, 443 if scheme == b"https" else 80)
     # Every part was checked (and the fields more strictly than the model would): the
     # model's own checks are skipped.
-    return Request._parsed(host, port, method, scheme, authority, path, version, Headers._checked(fields))
+    return Request._parsed(host, port, method, scheme, authority, path, version, Headers._checked(fields, block))
 
 
 def parse_response_head(head: bytes) -> Response:
     line = _STATUS_LINE.match(head)
     if line is not None and head.endswith(b"\r\n\r\n"):
-        fields = _CRLF_FIELD_LINE.findall(head, line.end())  # (as in parse_request_head)
-        if len(fields) + 2 == head.count(b"\n"):
+        start = line.end()  # (as in parse_request_head)
+        lines = head.count(b"\n") - 2
+        fields = _CANONICAL_FIELD_LINE.findall(head, start)
+        if len(fields) == lines:
+            version, status, reason = line.groups()
+            return Response._parsed(version, int(status), reason or b"", Headers._checked(fields, head[start:-2]))
+        fields = _CRLF_FIELD_LINE.findall(head, start)
+        if len(fields) == lines:
             version, status, reason = line.groups()
             return Response._parsed(version, int(status), reason or b"", Headers._checked(fields))
     return _parse_any_response_head(head)
@@ -565,7 +587,7 @@ def assemble_request_head(request: Request) -> bytes:
     version = request.data.http_version
     if not version.startswith(b"HTTP/1"):
         version = b"HTTP/1.1"
-    return b"%s %s %s\r\n%s\r\n" % (method, target, version, _header_block(request.headers))
+    return b"%s %s %s\r\n%s\r\n" % (method, target, version, request.data.headers.raw_block())
 
 
 def assemble_origin_request_head(request: Request) -> bytes:
@@ -576,7 +598,7 @@ def assemble_origin_request_head(request: Request) -> bytes:
     version = data.http_version
     if version not in _COMMON_VERSIONS and not version.startswith(b"HTTP/1"):
         version = b"HTTP/1.1"
-    return b"%s %s %s\r\n%s\r\n" % (method, target, version, _header_block(data.headers))
+    return b"%s %s %s\r\n%s\r\n" % (method, target, version, data.headers.raw_block())
 
 
 def assemble_response_head(response: Response) -> bytes:
@@ -584,14 +606,11 @@ def assemble_response_head(response: Response) -> bytes:
     version = data.http_version
     if version not in _COMMON_VERSIONS and not version.startswith(b"HTTP/1"):
         version = b"HTTP/1.1"
-    return b"%s %d %s\r\n%s\r\n" % (version, data.status_code, data.reason, _header_block(data.headers))
+    return b"%s %d %s\r\n%s\r\n" % (version, data.status_code, data.reason, data.headers.raw_block())
 
 
 def _header_block(headers: Headers) -> bytes:
-    fields = headers.fields
-    if not fields:
-        return b""
-    return b"\r\n".join(map(b": ".join, fields)) + b"\r\n"  # (joined in C, field by field)
+    return headers.raw_block()
 
 
 def chunk(data: bytes) -> bytes:
