@@ -31,6 +31,7 @@ _BAD_HEAD_BYTE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _BAD_TARGET = re.compile(rb"[\x00-\x20\x7f]")
 # The first blank line ends a head, as in h11: lines end with LF, optionally after CR.
 _HEAD_END = re.compile(rb"\n\r?\n")
+HEAD_END = _HEAD_END  # (for the layers, which search with it inline)
 # One header field line: name, and value without surrounding blanks (CR and control bytes
 # are checked on the whole head before; in a CRLF head every CR ends a line).
 _FIELD_LINE = re.compile(rb"^(%s):[ \t]*((?:[^\r\n]*[^\r\n \t])?)[ \t]*\r?$" % _TOKEN_TEXT, re.MULTILINE)

@@ -150,11 +150,15 @@ class Http1Connection(Layer):
         return True
 
     def _find_head_end(self) -> int:
-        """Where the head at the start of buf ends, or -1; each byte is searched once."""
+        """Where the head at the start of buf ends, or -1; each byte is searched once.
+        (http1.find_head_end and head_scan_start written out: once or twice per head.)"""
         scanned = self.head_scanned
-        end = http1.find_head_end(self.buf, http1.head_scan_start(scanned) if scanned else 0)
-        self.head_scanned = 0 if end != -1 else len(self.buf)
-        return end
+        match = http1.HEAD_END.search(self.buf, scanned - 2 if scanned > 2 else 0)
+        if match is None:
+            self.head_scanned = len(self.buf)
+            return -1
+        self.head_scanned = 0
+        return match.end()
 
     def _take(self, end: int) -> bytes:
         """Remove and return the first ``end`` bytes of buf."""
@@ -387,7 +391,10 @@ class Http1Server(Http1Connection):
             del self.buf[:blank]
             self.head_scanned = max(0, self.head_scanned - blank)
         end = self._find_head_end()
-        limit = size_limits(self.context.options).head
+        try:  # (size_limits(...).head without its call, once per head)
+            limit = self.context.options._derived[_size_limits].head
+        except (AttributeError, KeyError):
+            limit = size_limits(self.context.options).head
         if end == -1:
             if limit is not None and len(self.buf) > limit:
                 yield from self._bad_request(f"request head larger than {limit} bytes", 431)
@@ -749,7 +756,10 @@ class Http1Client(Http1Connection):
         while self.buf:
             if self.state == "wait":
                 end = self._find_head_end()
-                limit = size_limits(self.context.options).head
+                try:  # (size_limits(...).head without its call, once per head)
+                    limit = self.context.options._derived[_size_limits].head
+                except (AttributeError, KeyError):
+                    limit = size_limits(self.context.options).head
                 if limit is not None and (end > limit or (end == -1 and len(self.buf) > limit)):
                     yield from self._fail(f"Bad response from server: head larger than {limit} bytes")
                     return
