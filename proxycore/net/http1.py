@@ -266,8 +266,6 @@ def _request(
 ) -> Request:
     """The Request of a head whose request line and fields are checked (``block``: the
     fields' lines, if in Headers.raw_block's form)."""
-    if len(fields) > 1 and head.lower().count(b"\nhost:") > 1:
-        raise ProtocolError("more than one Host header")  # RFC 9112 3.2: which one routes?
     scheme = authority = path = b""
     host, port = "", 0
     if method.upper() == b"CONNECT":
@@ -290,7 +288,12 @@ def _request(
         host, port = parse_authority(authority, 443 if scheme == b"https" else 80)
     # Every part was checked (and the fields more strictly than the model would): the
     # model's own checks are skipped.
-    return Request._parsed(host, port, method, scheme, authority, path, version, Headers._checked(fields, block))
+    headers = Headers._checked(fields, block)
+    if len(fields) > 1:
+        hosts = headers.get_raw(b"host")  # (from the index _checked built)
+        if hosts is not None and len(hosts) > 1:
+            raise ProtocolError("more than one Host header")  # RFC 9112 3.2: which one routes?
+    return Request._parsed(host, port, method, scheme, authority, path, version, headers)
 
 
 def parse_response_head(head: bytes) -> Response:
@@ -407,6 +410,12 @@ def response_body_size(request_method: str, response: Response) -> int:
     Known codings before a final ``chunked`` (``gzip, chunked``) are chunked; known
     codings without ``chunked`` run until the server closes; ``chunked`` anywhere but
     last, twice, or an unknown coding is an error."""
+    return body_size_after(request_method.upper().encode("utf-8", "surrogateescape"), response)
+
+
+def body_size_after(method: bytes, response: Response) -> int:
+    """response_body_size with the request method as the layers hold it: bytes, in upper
+    case already (no decoding per response)."""
     data = response.data
     headers = data.headers
     index = headers._index  # (as Headers.get_raw reads it, without a call)
@@ -425,8 +434,7 @@ def response_body_size(request_method: str, response: Response) -> int:
         if last not in _RESPONSE_CODINGS or any(c not in _KNOWN_CODINGS for c in first):
             raise ProtocolError(f"unsupported Transfer-Encoding in response: {', '.join(codings)[:60]}")
     status = data.status_code
-    method = request_method.upper()
-    if method == "HEAD" or 100 <= status < 200 or status in (204, 304) or (method == "CONNECT" and 200 <= status < 300):
+    if method == b"HEAD" or 100 <= status < 200 or status in (204, 304) or (method == b"CONNECT" and 200 <= status < 300):
         return 0
     if codings is not None:
         if size is not None:

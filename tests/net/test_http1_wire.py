@@ -377,3 +377,22 @@ def test_exchange_closes_is_either_message_closing(
     q = req(b"%s\r\n%s\r\n" % (request_line, request_fields))
     r = resp(b"%s\r\n%s\r\n" % (status_line, response_fields))
     assert http1.exchange_closes(q, r) == (http1.message_closes(q) or http1.message_closes(r))
+
+
+@pytest.mark.parametrize(
+    "fields, refused",
+    [
+        (b"Host: a\r\nX: 1\r\n", False),
+        (b"X: host: b\r\nHost: a\r\n", False),
+        (b"Host: a\r\nhOsT: a\r\n", True),
+        (b"Host: a\r\nX: 1\r\nHOST:b \r\n", True),  # (a line for the general reading path)
+    ],
+)
+@pytest.mark.parametrize("eol", [b"\r\n", b"\n"])
+def test_a_second_host_field_is_refused(fields: bytes, refused: bool, eol: bytes) -> None:
+    head = (b"GET / HTTP/1.1\r\n" + fields + b"\r\n").replace(b"\r\n", eol)
+    if refused:
+        with pytest.raises(ProtocolError, match="more than one Host"):
+            http1.parse_request_head(head)
+    else:
+        assert http1.parse_request_head(head).headers["host"] == "a"

@@ -392,7 +392,8 @@ class Http1Server(Http1Connection):
 
     def _read_head(self) -> CommandGenerator[bool]:
         # Empty lines before a request are allowed.
-        blank = http1.leading_blank_lines(self.buf) if self.buf.startswith((b"\r", b"\n")) else 0
+        buf = self.buf
+        blank = http1.leading_blank_lines(buf) if buf and buf[0] in (13, 10) else 0  # (CR, LF)
         if blank:
             del self.buf[:blank]
             self.head_scanned = max(0, self.head_scanned - blank)
@@ -622,7 +623,7 @@ class Http1Server(Http1Connection):
         self.request = self.response = None
         self.body_reader = None
         resume = self._hold_body(False)
-        self.head_timer.arm(idle=not self.buf.lstrip(b"\r\n"))
+        self.head_timer.arm(idle=not self.buf or not self.buf.lstrip(b"\r\n"))
         if resume or self.buf or self.reading_paused:
             return self._read_on(resume)
         self.pipeline_pausing = False  # (what _pipeline_backpressure finds: nothing waits)
@@ -791,11 +792,10 @@ class Http1Client(Http1Connection):
 
     def _read_head(self, head: bytes) -> CommandGenerator[bool]:
         assert self.request is not None and self.stream_id is not None
-        # What Request.method gives (text, upper case), without its two Python calls.
-        method = self.request.data.method.decode("utf-8", "surrogateescape").upper()
+        method = self.request.data.method.upper()  # (bytes: no decoding per response)
         try:
             response = http1.parse_response_head(head)
-            size = http1.response_body_size(method, response)
+            size = http1.body_size_after(method, response)
         except ProtocolError as e:
             yield from self._fail(f"Bad response from server: {e}")
             return False
@@ -808,7 +808,7 @@ class Http1Client(Http1Connection):
         # size >= 0 is the Content-Length (or 0 without a body); CHUNKED/UNTIL_EOF declare none.
         declared = size if size >= 0 else None
         yield ReceiveHttp(ResponseHeaders(self.stream_id, response, size == 0, declared))
-        tunnel = method == "CONNECT" and 200 <= status < 300
+        tunnel = method == b"CONNECT" and 200 <= status < 300
         if status == 101 or tunnel:
             self.state = "passthrough"
             if status == 101:
