@@ -622,7 +622,9 @@ class Http1Server(Http1Connection):
         self.state = "read_headers"
         self.request = self.response = None
         self.body_reader = None
-        resume = self._hold_body(False)
+        # (_hold_body(False) written out: after every response.)
+        self.body_held, self.held_bytes, self.hold_pausing = False, 0, False
+        resume = self.reading_paused
         self.head_timer.arm(idle=not self.buf or not self.buf.lstrip(b"\r\n"))
         if resume or self.buf or self.reading_paused:
             return self._read_on(resume)
@@ -739,10 +741,12 @@ class Http1Client(Http1Connection):
             request.headers["transfer-encoding"] = "chunked"
             framing = "chunked"
         self.send_framing = framing
+        # (_as_http1's own first test, written out: an HTTP/1 request goes as it is.)
+        wire = request if request.data.http_version in (b"HTTP/1.1", b"HTTP/1.0") else _as_http1(request)
         if self.absolute_form:
-            head = http1.assemble_request_head(_with_authority(_as_http1(request)))
+            head = http1.assemble_request_head(_with_authority(wire))
         else:
-            head = http1.assemble_origin_request_head(_as_http1(request))
+            head = http1.assemble_origin_request_head(wire)
         yield commands.SendData(self.conn, head)
 
     def _send_end_of_message(self, event: RequestEndOfMessage) -> CommandGenerator[None]:
@@ -869,7 +873,9 @@ class Http1Client(Http1Connection):
             self.response_size == http1.UNTIL_EOF
             or http1.exchange_closes(request, response)
         )
-        if self._hold_body(False):
+        # (_hold_body(False) written out: after every response.)
+        self.body_held, self.held_bytes, self.hold_pausing = False, 0, False
+        if self.reading_paused:
             yield from self._apply_reading()
         # Decide before telling the stream, which may immediately ask for a connection again.
         if close:
