@@ -48,6 +48,15 @@ _CRLF_FIELD_LINE = re.compile(
 # The same lines in the form Headers.raw_block gives them, ``name: value`` with one space
 # and no blank after the value (as nearly every client and server sends them): tried
 # first, as when every line matches, the head's own bytes serve to send the fields on.
+# Status lines most responses have, and what _STATUS_LINE makes of them.
+_USUAL_STATUS_LINES: dict[bytes, tuple[bytes, int, bytes]] = {
+    b"%s %d %s\r\n" % (version, status, reason): (version, status, reason)
+    for version in (b"HTTP/1.1", b"HTTP/1.0")
+    for status, reason in (
+        (200, b"OK"), (204, b"No Content"), (206, b"Partial Content"), (301, b"Moved Permanently"),
+        (302, b"Found"), (304, b"Not Modified"), (404, b"Not Found"),
+    )
+}
 _CANONICAL_FIELD_LINE = re.compile(
     rb"^(%s): ((?:[\x21-\xff](?:[\t\x20-\xff]*[\x21-\xff])?)?)\r\n" % _TOKEN_TEXT, re.MULTILINE
 )
@@ -297,18 +306,27 @@ def _request(
 
 
 def parse_response_head(head: bytes) -> Response:
-    line = _STATUS_LINE.match(head)
-    if line is not None and head.endswith(b"\r\n\r\n"):
-        start = line.end()  # (as in parse_request_head)
-        lines = head.count(b"\n") - 2
+    """Parse a response head (without the final blank line) into a Response without content."""
+    # The usual status lines are known by a dict lookup of the first line: less than the
+    # regex match and its groups cost. Any other goes through _STATUS_LINE.
+    start = head.find(b"\n") + 1
+    usual = _USUAL_STATUS_LINES.get(head[:start])
+    if usual is not None:
+        version, status, reason = usual
+    else:
+        line = _STATUS_LINE.match(head)
+        if line is None:
+            return _parse_any_response_head(head)
+        version, status_digits, reason_or_none = line.groups()
+        status, reason = int(status_digits), reason_or_none or b""
+    if head.endswith(b"\r\n\r\n"):
+        lines = head.count(b"\n") - 2  # (the fields as in parse_request_head)
         fields = _CANONICAL_FIELD_LINE.findall(head, start)
         if len(fields) == lines:
-            version, status, reason = line.groups()
-            return Response._parsed(version, int(status), reason or b"", Headers._checked(fields, head[start:-2]))
+            return Response._parsed(version, status, reason, Headers._checked(fields, head[start:-2]))
         fields = _CRLF_FIELD_LINE.findall(head, start)
         if len(fields) == lines:
-            version, status, reason = line.groups()
-            return Response._parsed(version, int(status), reason or b"", Headers._checked(fields))
+            return Response._parsed(version, status, reason, Headers._checked(fields))
     return _parse_any_response_head(head)
 
 
