@@ -152,17 +152,6 @@ class Http1Connection(Layer):
     def _may_resume(self) -> bool:
         return True
 
-    def _find_head_end(self) -> int:
-        """Where the head at the start of buf ends, or -1; each byte is searched once.
-        (http1.find_head_end and head_scan_start written out: once or twice per head.)"""
-        scanned = self.head_scanned
-        match = http1.HEAD_END.search(self.buf, scanned - 2 if scanned > 2 else 0)
-        if match is None:
-            self.head_scanned = len(self.buf)
-            return -1
-        self.head_scanned = 0
-        return match.end()
-
     def _take(self, end: int) -> bytes:
         """Remove and return the first ``end`` bytes of buf."""
         buf = self.buf
@@ -397,7 +386,14 @@ class Http1Server(Http1Connection):
         if blank:
             del self.buf[:blank]
             self.head_scanned = max(0, self.head_scanned - blank)
-        end = self._find_head_end()
+        # Where the head ends, or -1, each byte searched once (http1.find_head_end and
+        # head_scan_start written out here and in Http1Client._read: once per head).
+        scanned = self.head_scanned
+        match = http1.HEAD_END.search(buf, scanned - 2 if scanned > 2 else 0)
+        if match is None:
+            self.head_scanned, end = len(buf), -1
+        else:
+            self.head_scanned, end = 0, match.end()
         try:  # (size_limits(...).head without its call, once per head)
             limit = self.context.options._derived[_size_limits].head
         except (AttributeError, KeyError):
@@ -766,7 +762,13 @@ class Http1Client(Http1Connection):
     def _read(self) -> CommandGenerator[None]:
         while self.buf:
             if self.state == "wait":
-                end = self._find_head_end()
+                buf = self.buf  # (the head's end found as in Http1Server._read_head)
+                scanned = self.head_scanned
+                match = http1.HEAD_END.search(buf, scanned - 2 if scanned > 2 else 0)
+                if match is None:
+                    self.head_scanned, end = len(buf), -1
+                else:
+                    self.head_scanned, end = 0, match.end()
                 try:  # (size_limits(...).head without its call, once per head)
                     limit = self.context.options._derived[_size_limits].head
                 except (AttributeError, KeyError):
