@@ -48,6 +48,9 @@ _CRLF_FIELD_LINE = re.compile(
 # The same lines in the form Headers.raw_block gives them, ``name: value`` with one space
 # and no blank after the value (as nearly every client and server sends them): tried
 # first, as when every line matches, the head's own bytes serve to send the fields on.
+_CANONICAL_FIELD_LINE = re.compile(
+    rb"^(%s): ((?:[\x21-\xff](?:[\t\x20-\xff]*[\x21-\xff])?)?)\r\n" % _TOKEN_TEXT, re.MULTILINE
+)
 # Status lines most responses have, and what _STATUS_LINE makes of them.
 _USUAL_STATUS_LINES: dict[bytes, tuple[bytes, int, bytes]] = {
     b"%s %d %s\r\n" % (version, status, reason): (version, status, reason)
@@ -57,9 +60,6 @@ _USUAL_STATUS_LINES: dict[bytes, tuple[bytes, int, bytes]] = {
         (302, b"Found"), (304, b"Not Modified"), (404, b"Not Found"),
     )
 }
-_CANONICAL_FIELD_LINE = re.compile(
-    rb"^(%s): ((?:[\x21-\xff](?:[\t\x20-\xff]*[\x21-\xff])?)?)\r\n" % _TOKEN_TEXT, re.MULTILINE
-)
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _PORT = re.compile(r"[0-9]{1,5}")
 # An ASCII host name: letters, digits and the unreserved/sub-delims a reg-name may hold.
