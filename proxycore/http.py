@@ -88,6 +88,9 @@ _LINE_BREAK_OR_NUL = re.compile(rb"[\r\n\x00]")
 # Header names as looked up (str or bytes) -> their lower-case bytes; bounded (see _lower_key).
 _LOWER_KEYS: dict[str | bytes, bytes] = {}
 _NO_VALUES: list[bytes] = []
+# Headers' index: the fields tuple it was built from, the raw values by lower-case name,
+# and the fields as bytes when a parser read them in the form Headers.raw_block gives.
+_Index = tuple[tuple[tuple[bytes, bytes], ...], dict[bytes, list[bytes]], bytes | None]
 
 
 def _lower_key(name: str | bytes) -> bytes:
@@ -132,15 +135,26 @@ class Headers:
             ),
             *named,
         )
-        self._index: tuple[tuple[tuple[bytes, bytes], ...], dict[bytes, list[bytes]]] | None = None
+        self._index: _Index | None = None
 
     @classmethod
-    def _checked(cls, fields: Iterable[tuple[bytes, bytes]]) -> Headers:
+    def _checked(cls, fields: Iterable[tuple[bytes, bytes]], block: bytes | None = None) -> Headers:
         """Headers from (bytes, bytes) pairs a parser has already checked more strictly than
-        ``_wire`` would (the HTTP/1 head parser): no second check per field."""
+        ``_wire`` would (the HTTP/1 head parser): no second check per field. Their index is
+        built at once (the framing code reads it next, for every message), and ``block``, if
+        given, is the fields as ``raw_block`` gives them: what the parser read was already in
+        that form, so sending them unchanged costs no serialising."""
         headers = cls.__new__(cls)
-        headers._fields = tuple(fields)
-        headers._index = None
+        headers._fields = checked = tuple(fields)
+        table: dict[bytes, list[bytes]] = {}
+        for k, v in checked:  # (as _table, without its call)
+            key = k.lower()
+            values = table.get(key)
+            if values is None:
+                table[key] = [v]
+            else:
+                values.append(v)
+        headers._index = (checked, table, block)
         return headers
 
     def _table(self) -> dict[bytes, list[bytes]]:
@@ -157,8 +171,21 @@ class Headers:
                 table[key] = [v]
             else:
                 values.append(v)
-        self._index = (fields, table)
+        self._index = (fields, table, None)
         return table
+
+    def raw_block(self) -> bytes:
+        """The fields as a head carries them: a ``name: value`` line each, ending in CRLF
+        (b"" without fields; not the blank line that ends a head). Fields a parser read in
+        exactly this form and that were not changed since (the index belongs to their
+        tuple: see _table) give the bytes it read."""
+        index = self._index
+        if index is not None and index[0] is self._fields and index[2] is not None:
+            return index[2]
+        fields = self._fields
+        if not fields:
+            return b""
+        return b"\r\n".join(map(b": ".join, fields)) + b"\r\n"  # (joined in C, field by field)
 
     @property
     def fields(self) -> tuple[tuple[bytes, bytes], ...]:

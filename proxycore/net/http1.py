@@ -31,6 +31,7 @@ _BAD_HEAD_BYTE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _BAD_TARGET = re.compile(rb"[\x00-\x20\x7f]")
 # The first blank line ends a head, as in h11: lines end with LF, optionally after CR.
 _HEAD_END = re.compile(rb"\n\r?\n")
+HEAD_END = _HEAD_END  # (for the layers, which search with it inline)
 # One header field line: name, and value without surrounding blanks (CR and control bytes
 # are checked on the whole head before; in a CRLF head every CR ends a line).
 _FIELD_LINE = re.compile(rb"^(%s):[ \t]*((?:[^\r\n]*[^\r\n \t])?)[ \t]*\r?$" % _TOKEN_TEXT, re.MULTILINE)
@@ -44,6 +45,21 @@ _STATUS_LINE = re.compile(rb"(HTTP/[0-9]\.[0-9]) ([0-9]{3})(?: ([\t\x20-\xff]*))
 _CRLF_FIELD_LINE = re.compile(
     rb"^(%s):[ \t]*((?:[\t\x20-\xff]*[\x21-\xff])?)[ \t]*\r\n" % _TOKEN_TEXT, re.MULTILINE
 )
+# The same lines in the form Headers.raw_block gives them, ``name: value`` with one space
+# and no blank after the value (as nearly every client and server sends them): tried
+# first, as when every line matches, the head's own bytes serve to send the fields on.
+_CANONICAL_FIELD_LINE = re.compile(
+    rb"^(%s): ((?:[\x21-\xff](?:[\t\x20-\xff]*[\x21-\xff])?)?)\r\n" % _TOKEN_TEXT, re.MULTILINE
+)
+# Status lines most responses have, and what _STATUS_LINE makes of them.
+_USUAL_STATUS_LINES: dict[bytes, tuple[bytes, int, bytes]] = {
+    b"%s %d %s\r\n" % (version, status, reason): (version, status, reason)
+    for version in (b"HTTP/1.1", b"HTTP/1.0")
+    for status, reason in (
+        (200, b"OK"), (204, b"No Content"), (206, b"Partial Content"), (301, b"Moved Permanently"),
+        (302, b"Found"), (304, b"Not Modified"), (404, b"Not Found"),
+    )
+}
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _PORT = re.compile(r"[0-9]{1,5}")
 # An ASCII host name: letters, digits and the unreserved/sub-delims a reg-name may hold.
@@ -224,8 +240,14 @@ def parse_request_head(head: bytes) -> Request:
     if line is not None and head.endswith(b"\r\n\r\n"):
         # The usual CRLF head: each field line matched once, anchored at its start, and
         # a line that is not one (or a bare LF) leaves the count of LFs ahead.
-        fields = _CRLF_FIELD_LINE.findall(head, line.end())
-        if len(fields) + 2 == head.count(b"\n"):
+        start = line.end()
+        lines = head.count(b"\n") - 2
+        fields = _CANONICAL_FIELD_LINE.findall(head, start)
+        if len(fields) == lines:
+            method, target, version = line.groups()
+            return _request(head, method, target, version, fields, head[start:-2])
+        fields = _CRLF_FIELD_LINE.findall(head, start)
+        if len(fields) == lines:
             method, target, version = line.groups()
             return _request(head, method, target, version, fields)
     return _parse_any_request_head(head)
@@ -247,10 +269,12 @@ def _parse_any_request_head(head: bytes) -> Request:
     return _request(head, method, target, version, fields)
 
 
-def _request(head: bytes, method: bytes, target: bytes, version: bytes, fields: list[tuple[bytes, bytes]]) -> Request:
-    """The Request of a head whose request line and fields are checked."""
-    if len(fields) > 1 and head.lower().count(b"\nhost:") > 1:
-        raise ProtocolError("more than one Host header")  # RFC 9112 3.2: which one routes?
+def _request(
+    head: bytes, method: bytes, target: bytes, version: bytes, fields: list[tuple[bytes, bytes]],
+    block: bytes | None = None,
+) -> Request:
+    """The Request of a head whose request line and fields are checked (``block``: the
+    fields' lines, if in Headers.raw_block's form)."""
     scheme = authority = path = b""
     host, port = "", 0
     if method.upper() == b"CONNECT":
@@ -273,16 +297,36 @@ def _request(head: bytes, method: bytes, target: bytes, version: bytes, fields: 
         host, port = parse_authority(authority, 443 if scheme == b"https" else 80)
     # Every part was checked (and the fields more strictly than the model would): the
     # model's own checks are skipped.
-    return Request._parsed(host, port, method, scheme, authority, path, version, Headers._checked(fields))
+    headers = Headers._checked(fields, block)
+    if len(fields) > 1:
+        hosts = headers.get_raw(b"host")  # (from the index _checked built)
+        if hosts is not None and len(hosts) > 1:
+            raise ProtocolError("more than one Host header")  # RFC 9112 3.2: which one routes?
+    return Request._parsed(host, port, method, scheme, authority, path, version, headers)
 
 
 def parse_response_head(head: bytes) -> Response:
-    line = _STATUS_LINE.match(head)
-    if line is not None and head.endswith(b"\r\n\r\n"):
-        fields = _CRLF_FIELD_LINE.findall(head, line.end())  # (as in parse_request_head)
-        if len(fields) + 2 == head.count(b"\n"):
-            version, status, reason = line.groups()
-            return Response._parsed(version, int(status), reason or b"", Headers._checked(fields))
+    """Parse a response head (without the final blank line) into a Response without content."""
+    # The usual status lines are known by a dict lookup of the first line: less than the
+    # regex match and its groups cost. Any other goes through _STATUS_LINE.
+    start = head.find(b"\n") + 1
+    usual = _USUAL_STATUS_LINES.get(head[:start])
+    if usual is not None:
+        version, status, reason = usual
+    else:
+        line = _STATUS_LINE.match(head)
+        if line is None:
+            return _parse_any_response_head(head)
+        version, status_digits, reason_or_none = line.groups()
+        status, reason = int(status_digits), reason_or_none or b""
+    if head.endswith(b"\r\n\r\n"):
+        lines = head.count(b"\n") - 2  # (the fields as in parse_request_head)
+        fields = _CANONICAL_FIELD_LINE.findall(head, start)
+        if len(fields) == lines:
+            return Response._parsed(version, status, reason, Headers._checked(fields, head[start:-2]))
+        fields = _CRLF_FIELD_LINE.findall(head, start)
+        if len(fields) == lines:
+            return Response._parsed(version, status, reason, Headers._checked(fields))
     return _parse_any_response_head(head)
 
 
@@ -355,16 +399,27 @@ def request_body_size(request: Request) -> int:
     A proxy must not guess here (RFC 9112 6.3): a request is chunked only when
     Transfer-Encoding is exactly ``chunked``, and never also has a Content-Length."""
     headers = request.data.headers
+    index = headers._index  # (as Headers.get_raw reads it, without a call)
+    table = index[1] if index is not None and index[0] is headers._fields else headers._table()
+    if b"transfer-encoding" not in table:  # the usual request: only Content-Length, if any
+        lengths = table.get(b"content-length")
+        if lengths is None:
+            return 0
+        if len(lengths) == 1 and len(lengths[0]) <= 18 and lengths[0].isdigit():
+            return int(lengths[0])
+        return _content_length(headers) or 0
     codings = transfer_codings(headers)
-    if codings is not None:
-        if codings != ["chunked"]:
-            raise ProtocolError(f"unsupported Transfer-Encoding in request: {', '.join(codings)[:60]}")
-        if headers.get_raw(b"content-length") is not None:
-            raise ProtocolError("request has both Transfer-Encoding and Content-Length")
-        if request.http_version != "HTTP/1.1":
-            raise ProtocolError("Transfer-Encoding is only allowed in HTTP/1.1")
-        return CHUNKED
-    return _content_length(headers) or 0
+    assert codings is not None
+    if codings != ["chunked"]:
+        raise ProtocolError(f"unsupported Transfer-Encoding in request: {', '.join(codings)[:60]}")
+    if b"content-length" in table:
+        raise ProtocolError("request has both Transfer-Encoding and Content-Length")
+    if request.http_version != "HTTP/1.1":
+        raise ProtocolError("Transfer-Encoding is only allowed in HTTP/1.1")
+    return CHUNKED
+
+
+_RESPONSE_CODINGS = _KNOWN_CODINGS | {"chunked"}
 
 
 def response_body_size(request_method: str, response: Response) -> int:
@@ -373,23 +428,53 @@ def response_body_size(request_method: str, response: Response) -> int:
     Known codings before a final ``chunked`` (``gzip, chunked``) are chunked; known
     codings without ``chunked`` run until the server closes; ``chunked`` anywhere but
     last, twice, or an unknown coding is an error."""
-    headers = response.data.headers
+    return body_size_after(request_method.upper().encode("utf-8", "surrogateescape"), response)
+
+
+def body_size_after(method: bytes, response: Response) -> int:
+    """response_body_size with the request method as the layers hold it: bytes, in upper
+    case already (no decoding per response)."""
+    data = response.data
+    headers = data.headers
+    index = headers._index  # (as Headers.get_raw reads it, without a call)
+    table = index[1] if index is not None and index[0] is headers._fields else headers._table()
     # Checked even where there is no body: a bad value is a broken (or hostile) server.
-    codings = transfer_codings(headers)
-    size = _content_length(headers)
+    codings = None if b"transfer-encoding" not in table else transfer_codings(headers)
+    lengths = table.get(b"content-length")
+    if lengths is None:
+        size = None
+    elif len(lengths) == 1 and len(lengths[0]) <= 18 and lengths[0].isdigit():
+        size = int(lengths[0])  # the usual single plain value
+    else:
+        size = _content_length(headers)
     if codings is not None:
         *first, last = codings
-        if last not in _KNOWN_CODINGS | {"chunked"} or any(c not in _KNOWN_CODINGS for c in first):
+        if last not in _RESPONSE_CODINGS or any(c not in _KNOWN_CODINGS for c in first):
             raise ProtocolError(f"unsupported Transfer-Encoding in response: {', '.join(codings)[:60]}")
-    status = response.data.status_code
-    method = request_method.upper()
-    if method == "HEAD" or 100 <= status < 200 or status in (204, 304) or (method == "CONNECT" and 200 <= status < 300):
+    status = data.status_code
+    if method == b"HEAD" or 100 <= status < 200 or status in (204, 304) or (method == b"CONNECT" and 200 <= status < 300):
         return 0
     if codings is not None:
         if size is not None:
             raise ProtocolError("response has both Transfer-Encoding and Content-Length")
         return CHUNKED if codings[-1] == "chunked" else UNTIL_EOF
     return UNTIL_EOF if size is None else size
+
+
+def outgoing_framing(headers: Headers, bodiless: bool, ended: bool = False) -> str:
+    """How a message we send delimits its body: "none" (``bodiless``, or ``ended``, a
+    request that ends with its head, without a Content-Length), "chunked" when chunked
+    is its final coding, "length" with a Content-Length, else "eof"."""
+    if bodiless:
+        return "none"
+    index = headers._index  # (as Headers.get_raw reads it, without a call)
+    table = index[1] if index is not None and index[0] is headers._fields else headers._table()
+    if ended and b"content-length" not in table:
+        return "none"
+    codings = table.get(b"transfer-encoding")
+    if codings is not None and codings[-1].rsplit(b",", 1)[-1].strip(b" \t").lower() == b"chunked":
+        return "chunked"
+    return "length" if b"content-length" in table else "eof"
 
 
 @dataclass(slots=True)
@@ -529,7 +614,7 @@ def assemble_request_head(request: Request) -> bytes:
     version = request.data.http_version
     if not version.startswith(b"HTTP/1"):
         version = b"HTTP/1.1"
-    return b"%s %s %s\r\n%s\r\n" % (method, target, version, _header_block(request.headers))
+    return b"%s %s %s\r\n%s\r\n" % (method, target, version, request.data.headers.raw_block())
 
 
 def assemble_origin_request_head(request: Request) -> bytes:
@@ -540,7 +625,7 @@ def assemble_origin_request_head(request: Request) -> bytes:
     version = data.http_version
     if version not in _COMMON_VERSIONS and not version.startswith(b"HTTP/1"):
         version = b"HTTP/1.1"
-    return b"%s %s %s\r\n%s\r\n" % (method, target, version, _header_block(data.headers))
+    return b"%s %s %s\r\n%s\r\n" % (method, target, version, data.headers.raw_block())
 
 
 def assemble_response_head(response: Response) -> bytes:
@@ -548,14 +633,11 @@ def assemble_response_head(response: Response) -> bytes:
     version = data.http_version
     if version not in _COMMON_VERSIONS and not version.startswith(b"HTTP/1"):
         version = b"HTTP/1.1"
-    return b"%s %d %s\r\n%s\r\n" % (version, data.status_code, data.reason, _header_block(data.headers))
+    return b"%s %d %s\r\n%s\r\n" % (version, data.status_code, data.reason, data.headers.raw_block())
 
 
 def _header_block(headers: Headers) -> bytes:
-    fields = headers.fields
-    if not fields:
-        return b""
-    return b"\r\n".join(map(b": ".join, fields)) + b"\r\n"  # (joined in C, field by field)
+    return headers.raw_block()
 
 
 def chunk(data: bytes) -> bytes:
@@ -580,6 +662,25 @@ def message_closes(message: Request | Response) -> bool:
     if values is None:  # the usual case: nothing to decode
         return data.http_version != b"HTTP/1.1"
     return _closes(data.http_version == b"HTTP/1.1", ", ".join(map(_text, values)))
+
+
+def exchange_closes(request: Request, response: Response) -> bool:
+    """``message_closes(request) or message_closes(response)`` in one call: asked twice
+    per exchange, where both are HTTP/1.1 without a Connection field as a rule."""
+    asked = request.data
+    headers = asked.headers
+    index = headers._index  # (as Headers.get_raw reads it, without a call)
+    table = index[1] if index is not None and index[0] is headers._fields else headers._table()
+    if b"connection" in table or asked.http_version != b"HTTP/1.1":
+        if message_closes(request):
+            return True
+    answer = response.data
+    headers = answer.headers
+    index = headers._index
+    table = index[1] if index is not None and index[0] is headers._fields else headers._table()
+    if b"connection" in table or answer.http_version != b"HTTP/1.1":
+        return message_closes(response)
+    return False
 
 
 def _closes(http11: bool, connection: str | None) -> bool:

@@ -323,3 +323,76 @@ def test_authority_cache_is_bounded():
 )
 def test_is_chunked_reads_the_final_coding(fields: bytes, chunked: bool) -> None:
     assert http1.is_chunked(resp(b"HTTP/1.1 200 OK\r\n%s\r\n" % fields).headers) is chunked
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        b"",
+        b"Content-Length: 3\r\n",
+        b"Transfer-Encoding: chunked\r\n",
+        b"Transfer-Encoding: gzip, Chunked \r\nContent-Length: 3\r\n",
+        b"Transfer-Encoding: chunked, gzip\r\n",
+        b"Transfer-Encoding: chunked, gzip\r\nContent-Length: 3\r\n",
+    ],
+)
+@pytest.mark.parametrize("bodiless, ended", [(False, False), (True, False), (False, True), (True, True)])
+def test_outgoing_framing_reads_final_coding_and_length(fields: bytes, bodiless: bool, ended: bool) -> None:
+    headers = resp(b"HTTP/1.1 200 OK\r\n%s\r\n" % fields).headers
+    has_length = "content-length" in headers
+    if bodiless or (ended and not has_length):
+        expected = "none"
+    elif http1.is_chunked(headers):
+        expected = "chunked"
+    else:
+        expected = "length" if has_length else "eof"
+    assert http1.outgoing_framing(headers, bodiless, ended) == expected
+
+
+def test_framing_reads_headers_changed_after_a_lookup() -> None:
+    # The framing functions read the Headers index inline: a change (a new fields tuple)
+    # must be seen, as an addon's change between parse and send is.
+    r = resp(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n")
+    assert http1.outgoing_framing(r.headers, False) == "length"
+    r.headers["transfer-encoding"] = "chunked"
+    del r.headers["content-length"]
+    assert http1.outgoing_framing(r.headers, False) == "chunked"
+    assert http1.response_body_size("GET", r) == http1.CHUNKED
+    q = req(b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n")
+    assert http1.request_body_size(q) == 5
+    q.headers["content-length"] = "7"
+    assert http1.request_body_size(q) == 7
+    q.headers["transfer-encoding"] = "chunked"
+    with pytest.raises(ProtocolError, match="both"):
+        http1.request_body_size(q)
+
+
+@pytest.mark.parametrize("request_line", [b"GET / HTTP/1.1", b"GET / HTTP/1.0"])
+@pytest.mark.parametrize("request_fields", [b"", b"Connection: close\r\n", b"Connection: keep-alive\r\n"])
+@pytest.mark.parametrize("status_line", [b"HTTP/1.1 200 OK", b"HTTP/1.0 200 OK"])
+@pytest.mark.parametrize("response_fields", [b"", b"connection: Close\r\n", b"Connection: Keep-Alive\r\n"])
+def test_exchange_closes_is_either_message_closing(
+    request_line: bytes, request_fields: bytes, status_line: bytes, response_fields: bytes
+) -> None:
+    q = req(b"%s\r\n%s\r\n" % (request_line, request_fields))
+    r = resp(b"%s\r\n%s\r\n" % (status_line, response_fields))
+    assert http1.exchange_closes(q, r) == (http1.message_closes(q) or http1.message_closes(r))
+
+
+@pytest.mark.parametrize(
+    "fields, refused",
+    [
+        (b"Host: a\r\nX: 1\r\n", False),
+        (b"X: host: b\r\nHost: a\r\n", False),
+        (b"Host: a\r\nhOsT: a\r\n", True),
+        (b"Host: a\r\nX: 1\r\nHOST:b \r\n", True),  # (a line for the general reading path)
+    ],
+)
+@pytest.mark.parametrize("eol", [b"\r\n", b"\n"])
+def test_a_second_host_field_is_refused(fields: bytes, refused: bool, eol: bytes) -> None:
+    head = (b"GET / HTTP/1.1\r\n" + fields + b"\r\n").replace(b"\r\n", eol)
+    if refused:
+        with pytest.raises(ProtocolError, match="more than one Host"):
+            http1.parse_request_head(head)
+    else:
+        assert http1.parse_request_head(head).headers["host"] == "a"

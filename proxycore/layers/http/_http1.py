@@ -46,6 +46,9 @@ from proxycore.proxy.layer import CommandGenerator, Layer
 
 # Body chunks above this size are framed with separate writes instead of being copied into one.
 CHUNK_COPY_LIMIT = 64 * 1024
+# Up to this many bytes, _take copies through a bytearray slice: the memoryview that saves
+# a copy costs more (~3k instructions, its context manager) than copying them twice.
+SMALL_TAKE = 64 * 1024
 # How long a client may go on uploading after an error page answered its unfinished request.
 LINGER_SECONDS = 30
 
@@ -149,13 +152,6 @@ class Http1Connection(Layer):
     def _may_resume(self) -> bool:
         return True
 
-    def _find_head_end(self) -> int:
-        """Where the head at the start of buf ends, or -1; each byte is searched once."""
-        scanned = self.head_scanned
-        end = http1.find_head_end(self.buf, http1.head_scan_start(scanned) if scanned else 0)
-        self.head_scanned = 0 if end != -1 else len(self.buf)
-        return end
-
     def _take(self, end: int) -> bytes:
         """Remove and return the first ``end`` bytes of buf."""
         buf = self.buf
@@ -163,8 +159,11 @@ class Http1Connection(Layer):
             data = bytes(buf)
             buf.clear()
             return data
-        with memoryview(buf) as view:  # bytes(buf[:end]) would copy twice
-            data = bytes(view[:end])
+        if end <= SMALL_TAKE:  # a head, usually: copying twice costs less than a view
+            data = bytes(buf[:end])
+        else:
+            with memoryview(buf) as view:  # bytes(buf[:end]) would copy twice
+                data = bytes(view[:end])
         del buf[:end]
         return data
 
@@ -250,16 +249,6 @@ def pause_limit(options: Options) -> int | None:
 def _yielding(*commands_: commands.Command) -> CommandGenerator[None]:
     """A handler's few commands, decided already, as its generator."""
     yield from commands_
-
-
-def _outgoing_framing(headers: Headers, bodiless: bool) -> str:
-    if bodiless:
-        return "none"
-    if http1.is_chunked(headers):
-        return "chunked"
-    if headers.get_raw(b"content-length") is not None:
-        return "length"
-    return "eof"
 
 
 def _as_http1(request: Request) -> Request:
@@ -392,12 +381,23 @@ class Http1Server(Http1Connection):
 
     def _read_head(self) -> CommandGenerator[bool]:
         # Empty lines before a request are allowed.
-        blank = http1.leading_blank_lines(self.buf) if self.buf.startswith((b"\r", b"\n")) else 0
+        buf = self.buf
+        blank = http1.leading_blank_lines(buf) if buf and buf[0] in (13, 10) else 0  # (CR, LF)
         if blank:
             del self.buf[:blank]
             self.head_scanned = max(0, self.head_scanned - blank)
-        end = self._find_head_end()
-        limit = size_limits(self.context.options).head
+        # Where the head ends, or -1, each byte searched once (http1.find_head_end and
+        # head_scan_start written out here and in Http1Client._read: once per head).
+        scanned = self.head_scanned
+        match = http1.HEAD_END.search(buf, scanned - 2 if scanned > 2 else 0)
+        if match is None:
+            self.head_scanned, end = len(buf), -1
+        else:
+            self.head_scanned, end = 0, match.end()
+        try:  # (size_limits(...).head without its call, once per head)
+            limit = self.context.options._derived[_size_limits].head
+        except (AttributeError, KeyError):
+            limit = size_limits(self.context.options).head
         if end == -1:
             if limit is not None and len(self.buf) > limit:
                 yield from self._bad_request(f"request head larger than {limit} bytes", 431)
@@ -574,7 +574,7 @@ class Http1Server(Http1Connection):
                 headers["content-length"] = str(len(response.raw_content))
             elif self.request.is_http11:
                 headers["transfer-encoding"] = "chunked"
-        self.send_framing = _outgoing_framing(response.data.headers, bodiless)
+        self.send_framing = http1.outgoing_framing(response.data.headers, bodiless)
         yield commands.SendData(self.conn, http1.assemble_response_head(response))
         if status == 101 or tunnel:
             # The tunnel begins once this (bodiless) response has ended: see _start_passthrough.
@@ -608,8 +608,7 @@ class Http1Server(Http1Connection):
             self.client_closed
             or not self.request_done
             or self.send_framing == "eof"
-            or http1.message_closes(request)
-            or http1.message_closes(response)
+            or http1.exchange_closes(request, response)
         )
         if close and self.state == "read_body" and not self.client_closed:
             return self._discard_rest()  # answered before the body (proxyauth's 407)
@@ -619,8 +618,10 @@ class Http1Server(Http1Connection):
         self.state = "read_headers"
         self.request = self.response = None
         self.body_reader = None
-        resume = self._hold_body(False)
-        self.head_timer.arm(idle=not self.buf.lstrip(b"\r\n"))
+        # (_hold_body(False) written out: after every response.)
+        self.body_held, self.held_bytes, self.hold_pausing = False, 0, False
+        resume = self.reading_paused
+        self.head_timer.arm(idle=not self.buf or not self.buf.lstrip(b"\r\n"))
         if resume or self.buf or self.reading_paused:
             return self._read_on(resume)
         self.pipeline_pausing = False  # (what _pipeline_backpressure finds: nothing waits)
@@ -730,17 +731,18 @@ class Http1Client(Http1Connection):
         self.state = "wait"
         self.request_sent = False
         headers = request.data.headers
-        bodiless = event.end_stream and headers.get_raw(b"content-length") is None
-        framing = _outgoing_framing(headers, bodiless)
+        framing = http1.outgoing_framing(headers, False, event.end_stream)
         # A request body must be delimited: an unknown length is sent chunked.
         if framing == "eof":
             request.headers["transfer-encoding"] = "chunked"
             framing = "chunked"
         self.send_framing = framing
+        # (_as_http1's own first test, written out: an HTTP/1 request goes as it is.)
+        wire = request if request.data.http_version in (b"HTTP/1.1", b"HTTP/1.0") else _as_http1(request)
         if self.absolute_form:
-            head = http1.assemble_request_head(_with_authority(_as_http1(request)))
+            head = http1.assemble_request_head(_with_authority(wire))
         else:
-            head = http1.assemble_origin_request_head(_as_http1(request))
+            head = http1.assemble_origin_request_head(wire)
         yield commands.SendData(self.conn, head)
 
     def _send_end_of_message(self, event: RequestEndOfMessage) -> CommandGenerator[None]:
@@ -760,8 +762,17 @@ class Http1Client(Http1Connection):
     def _read(self) -> CommandGenerator[None]:
         while self.buf:
             if self.state == "wait":
-                end = self._find_head_end()
-                limit = size_limits(self.context.options).head
+                buf = self.buf  # (the head's end found as in Http1Server._read_head)
+                scanned = self.head_scanned
+                match = http1.HEAD_END.search(buf, scanned - 2 if scanned > 2 else 0)
+                if match is None:
+                    self.head_scanned, end = len(buf), -1
+                else:
+                    self.head_scanned, end = 0, match.end()
+                try:  # (size_limits(...).head without its call, once per head)
+                    limit = self.context.options._derived[_size_limits].head
+                except (AttributeError, KeyError):
+                    limit = size_limits(self.context.options).head
                 if limit is not None and (end > limit or (end == -1 and len(self.buf) > limit)):
                     yield from self._fail(f"Bad response from server: head larger than {limit} bytes")
                     return
@@ -787,11 +798,10 @@ class Http1Client(Http1Connection):
 
     def _read_head(self, head: bytes) -> CommandGenerator[bool]:
         assert self.request is not None and self.stream_id is not None
-        # What Request.method gives (text, upper case), without its two Python calls.
-        method = self.request.data.method.decode("utf-8", "surrogateescape").upper()
+        method = self.request.data.method.upper()  # (bytes: no decoding per response)
         try:
             response = http1.parse_response_head(head)
-            size = http1.response_body_size(method, response)
+            size = http1.body_size_after(method, response)
         except ProtocolError as e:
             yield from self._fail(f"Bad response from server: {e}")
             return False
@@ -804,7 +814,7 @@ class Http1Client(Http1Connection):
         # size >= 0 is the Content-Length (or 0 without a body); CHUNKED/UNTIL_EOF declare none.
         declared = size if size >= 0 else None
         yield ReceiveHttp(ResponseHeaders(self.stream_id, response, size == 0, declared))
-        tunnel = method == "CONNECT" and 200 <= status < 300
+        tunnel = method == b"CONNECT" and 200 <= status < 300
         if status == 101 or tunnel:
             self.state = "passthrough"
             if status == 101:
@@ -863,10 +873,11 @@ class Http1Client(Http1Connection):
         stream_id = self.stream_id
         close = (
             self.response_size == http1.UNTIL_EOF
-            or http1.message_closes(request)
-            or http1.message_closes(response)
+            or http1.exchange_closes(request, response)
         )
-        if self._hold_body(False):
+        # (_hold_body(False) written out: after every response.)
+        self.body_held, self.held_bytes, self.hold_pausing = False, 0, False
+        if self.reading_paused:
             yield from self._apply_reading()
         # Decide before telling the stream, which may immediately ask for a connection again.
         if close:
