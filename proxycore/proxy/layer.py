@@ -100,6 +100,12 @@ class Layer:
             event = queue.popleft()
             yield from self._run(self._handle_event(event), None)
 
+    def pause_on(self, command: Command, generator: CommandGenerator[Any]) -> None:
+        """``generator`` yielded the blocking ``command`` outside _run (the HttpLayer runs
+        its streams' handlers itself): wait for its reply as _run would."""
+        command.blocking = self
+        self._paused = _Paused(command, generator)
+
     def _run(self, generator: CommandGenerator[Any], send: Any) -> CommandGenerator[None]:
         """Drive ``generator``, passing its commands up until it blocks or ends.
 

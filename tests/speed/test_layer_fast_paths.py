@@ -5,7 +5,8 @@ without Layer's ``_run`` wrapper, because they never pause themselves; a stream 
 an open connection takes it without the GetHttpConnection round trip.  Here one scripted
 conversation runs twice, once as shipped and once with every such shortcut replaced by
 ``Layer.handle_event``; the commands that reach the driver, and the flows the hooks saw,
-must be the same.
+must be the same.  The HttpLayer also runs a stream's handlers itself, without ``_run``
+(``HttpStream.unwrapped``), pausing the stream for a blocking command as ``_run`` would.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from proxycore.connection import ConnectionState, Server
-from proxycore.layers.http import HttpClient, HttpLayer, HTTPMode
+from proxycore.layers.http import HttpClient, HttpLayer, HTTPMode, HttpStream
 from proxycore.layers.http._http1 import Http1Connection
 from proxycore.layers.modes import HttpProxy
 from proxycore.proxy import commands, events
@@ -134,6 +135,8 @@ def general_path(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(cls, name, Layer.handle_event)
     # A stream asks for its connection with GetHttpConnection and waits for the reply.
     monkeypatch.setattr(HttpLayer, "reusable_connection", lambda self, command: None)
+    # Every stream handler runs inside Layer._run.
+    monkeypatch.setattr(HttpStream, "unwrapped", False)
 
 
 @pytest.mark.parametrize("instant_hooks", [True, False])
@@ -157,3 +160,85 @@ def test_fast_and_general_path_agree_however_the_bytes_arrive(instant_hooks: boo
         general_path(m)
         general = converse(instant_hooks, cuts)
     assert fast == general
+
+
+def test_stream_handlers_run_without_layer_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With instant hooks a keep-alive conversation wraps a stream's handler in _run only to
+    resume the first request after its connection opened; on the general path every
+    stream event goes through it."""
+    wrapped: list[str] = []
+    run = Layer._run
+
+    def counting_run(self: Layer, generator: Any, send: Any) -> Any:
+        wrapped.append(type(self).__name__)
+        return run(self, generator, send)
+
+    monkeypatch.setattr(Layer, "_run", counting_run)
+    converse(instant_hooks=True)
+    assert wrapped.count("HttpStream") == 1  # the reply to the first GetHttpConnection
+    wrapped.clear()
+    with monkeypatch.context() as m:
+        general_path(m)
+        converse(instant_hooks=True)
+    assert wrapped.count("HttpStream") > 3 * len(CONVERSATION)
+
+
+def _held_hooks_conversation() -> tuple[list[Any], list[tuple[str, bool, int]]]:
+    """A POST whose hooks are answered only after more bytes came: the body arrives while
+    the stream waits for its requestheaders hook, the response while it waits for its
+    responseheaders hook. Returns the trace and, at each held hook, (hook, whether the
+    stream is paused on it, how many events it has queued)."""
+    driver = Driver(instant_hooks=False)
+    held: list[commands.StartHook] = []
+    execute = driver.execute
+
+    def holding_execute(command: commands.Command) -> None:
+        if isinstance(command, commands.StartHook) and not isinstance(command, NextLayerHook):
+            driver.record_hook(command)
+            held.append(command)
+        else:
+            execute(command)
+
+    driver.execute = holding_execute  # type: ignore[method-assign]
+    states: list[tuple[str, bool, int]] = []
+
+    def note() -> None:
+        http_layer = driver.layer.child_layer.layer
+        assert isinstance(http_layer, HttpLayer)
+        stream = http_layer.streams[1]
+        paused = stream._paused is not None and stream._paused.command is held[0]
+        states.append((held[0].name, paused, len(stream._paused_event_queue)))
+
+    def release() -> None:
+        while held:
+            hook = held.pop(0)
+            driver.feed(events.HookCompleted(hook))
+
+    head, body = POST.split(b"\r\n\r\n")
+    client = driver.context.client
+    driver.feed(events.DataReceived(client, head + b"\r\n\r\n"))
+    assert [h.name for h in held] == ["requestheaders"]
+    driver.feed(events.DataReceived(client, body))  # queued: the stream waits for its hook
+    note()
+    release()  # requestheaders, then the request hook, then the request goes out
+    assert driver.server is not None
+    head, body = OK.split(b"\r\n\r\n")
+    driver.feed(events.DataReceived(driver.server, head + b"\r\n\r\n"))
+    assert [h.name for h in held] == ["responseheaders"]
+    driver.feed(events.DataReceived(driver.server, body))
+    note()
+    release()
+    return driver.trace, states
+
+
+def test_an_unwrapped_stream_pauses_for_a_hook_as_run_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    fast, fast_states = _held_hooks_conversation()
+    assert fast_states == [("requestheaders", True, 2), ("responseheaders", True, 2)]  # data + end
+    assert ("send", "client", b"abc") in fast
+    assert [t[0] for t in fast if t[0] != "send"] == [
+        "requestheaders", "request", "open", "responseheaders", "response"
+    ]
+    with monkeypatch.context() as m:
+        general_path(m)
+        general, general_states = _held_hooks_conversation()
+    assert (fast, fast_states) == (general, general_states)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import enum
 import itertools
 import time
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Generator, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from proxycore.connection import Connection, Server, TransportProtocol
 from proxycore.flow import Error
@@ -118,6 +118,9 @@ class HttpStream(Layer):
     response_hook_done = False
     response_complete = False  # sent to the client in full (the upload may go on)
     error_hook_done = False
+    # Whether the HttpLayer runs this stream's handlers itself, without Layer._run around
+    # them, while it is not paused (a class attribute for tests of the general path).
+    unwrapped: ClassVar[bool] = True
     # Set by the HttpLayer: the open connection it would give a GetHttpConnection at once,
     # if there is one; asked first, so that reusing a connection costs no round trip.
     reusable_connection: Callable[[GetHttpConnection], Server | None] | None = None
@@ -1179,11 +1182,17 @@ class HttpLayer(Layer):
                 http_event = command.event
                 if type(http_event) is RequestHeaders:
                     new = self._new_stream(http_event)
-                    yield from self._routed(new, new.handle_event(http_event))
+                    # The stream's handler itself, without Layer._run around it: a blocking
+                    # command it yields is paused for below (see "unclaimed").
+                    new_commands = new._handle_event(http_event) if new.unwrapped else new.handle_event(http_event)
+                    yield from self._routed(new, new_commands)
                     continue
                 stream = self.streams.get(http_event.stream_id)
                 if stream is not None and not isinstance(http_event, (RequestHeaders, BodyBackpressure)):
-                    stream_commands = stream.handle_event(http_event)
+                    if stream._paused is None and stream.unwrapped:
+                        stream_commands = stream._handle_event(http_event)  # (as for a new one)
+                    else:
+                        stream_commands = stream.handle_event(http_event)
                     if stream_commands is not NOTHING:
                         yield from self._routed(stream, stream_commands)
                 else:
@@ -1213,6 +1222,19 @@ class HttpLayer(Layer):
             if type(command) is DropStream:  # (the end of every request)
                 self.streams.pop(command.stream_id, None)
                 continue
+            if command.blocking is True:
+                # Unclaimed: a stream's handler yielded it to us without Layer._run around it
+                # (see above), so what _run does is done here. A hook nobody listens to is
+                # done already (its reply would be None): the handler goes on at once.
+                instant = child.context.instant_hook
+                if instant is not None and isinstance(command, commands.StartHook) and instant(command):
+                    continue
+                # Otherwise the stream waits for the reply (which resumes it through _run),
+                # and the command is routed as a claimed one.
+                assert isinstance(commands_, Generator), commands_
+                child.pause_on(command, commands_)
+                yield from self._routed(child, (command,))
+                return
             if command.blocking or isinstance(command, commands.RequestWakeup):
                 self.command_sources[command] = child
             if isinstance(command, ReceiveHttp):
