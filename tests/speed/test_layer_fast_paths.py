@@ -134,7 +134,7 @@ def general_path(monkeypatch: pytest.MonkeyPatch) -> None:
     for cls, name in SHORTCUTS:
         monkeypatch.setattr(cls, name, Layer.handle_event)
     # A stream asks for its connection with GetHttpConnection and waits for the reply.
-    monkeypatch.setattr(HttpLayer, "reusable_connection", lambda self, command: None)
+    monkeypatch.setattr(HttpLayer, "reusable_connection", lambda self, *spec: None)
     # Every stream handler runs inside Layer._run.
     monkeypatch.setattr(HttpStream, "unwrapped", False)
 
@@ -242,3 +242,36 @@ def test_an_unwrapped_stream_pauses_for_a_hook_as_run_does(monkeypatch: pytest.M
         general_path(m)
         general, general_states = _held_hooks_conversation()
     assert (fast, fast_states) == (general, general_states)
+
+
+@pytest.mark.parametrize("state", ["idle", "busy", "waiting"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        (("example.com", 80), False, None, "tcp"),
+        (("example.com", 81), False, None, "tcp"),
+        (("example.org", 80), False, None, "tcp"),
+        (("example.com", 80), True, None, "tcp"),
+        (("example.com", 80), False, ("http", ("proxy", 3128)), "tcp"),
+        (("example.com", 80), False, None, "udp"),
+    ],
+)
+def test_reusable_connection_agrees_with_get_connection(state: str, spec: tuple[Any, ...]) -> None:
+    """HttpLayer.reusable_connection (the stream's shortcut) names a connection exactly when
+    get_connection would reply with it at once: same address, TLS, via and transport, free."""
+    from proxycore.layers.http._commands import GetHttpConnection
+
+    driver = Driver(instant_hooks=True)
+    driver.feed(events.DataReceived(driver.context.client, GET))
+    assert driver.server is not None
+    driver.feed(events.DataReceived(driver.server, OK))
+    http_layer = driver.layer.child_layer.layer
+    assert isinstance(http_layer, HttpLayer)
+    if state == "busy":
+        driver.feed(events.DataReceived(driver.context.client, GET))  # waits for its response
+    elif state == "waiting":
+        http_layer.waiting_for_connection[driver.server] = []
+    existing = http_layer._existing_connection(GetHttpConnection(*spec))
+    reusable = http_layer.reusable_connection(*spec)
+    assert reusable == (existing[0] if existing is not None and existing[1] else None)
+    assert (reusable is not None) == (state == "idle" and spec == (("example.com", 80), False, None, "tcp"))

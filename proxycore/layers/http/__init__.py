@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from proxycore.connection import Connection, Server, TransportProtocol
+from proxycore.connection import Address, Connection, Server, TransportProtocol
 from proxycore.flow import Error
 from proxycore.http import Headers, HTTPFlow, Request, Response, _hostport
 from proxycore.layers.http._body import BodyBuffer
@@ -123,7 +123,7 @@ class HttpStream(Layer):
     unwrapped: ClassVar[bool] = True
     # Set by the HttpLayer: the open connection it would give a GetHttpConnection at once,
     # if there is one; asked first, so that reusing a connection costs no round trip.
-    reusable_connection: Callable[[GetHttpConnection], Server | None] | None = None
+    reusable_connection: Callable[[Address, bool, Any, str], Server | None] | None = None
 
     def __init__(self, context: Context, stream_id: int, mode: HTTPMode) -> None:
         super().__init__(context)
@@ -451,14 +451,15 @@ class HttpStream(Layer):
         # HTTP/3 upstream when the flow's server connection says UDP (reverse:http3://, or
         # an addon that set flow.server_conn.transport_protocol, as with mitmproxy).
         transport = self.flow.server_conn.transport_protocol if tls else TransportProtocol.TCP
-        get = GetHttpConnection((request.data.host, request.data.port), tls, self.context.server.via, transport)
-        reusable = self.reusable_connection(get) if self.reusable_connection is not None else None
+        address = (request.data.host, request.data.port)
+        via = self.context.server.via
+        reusable = self.reusable_connection(address, tls, via, transport) if self.reusable_connection is not None else None
         connection: Server | None
         err: str | None
         if reusable is not None:
             connection, err = reusable, None
         else:
-            reply: tuple[Server | None, str | None] = yield get
+            reply: tuple[Server | None, str | None] = yield GetHttpConnection(address, tls, via, transport)
             connection, err = reply
         if err:
             message = f"Cannot connect to {request.host}:{request.port}: {err}"
@@ -1315,11 +1316,29 @@ class HttpLayer(Layer):
                 return connection, True
         return None
 
-    def reusable_connection(self, command: GetHttpConnection) -> Server | None:
-        """The open connection get_connection would reply with at once, if any (see
-        HttpStream.reusable_connection): the answer without the command's round trip."""
-        existing = self._existing_connection(command)
-        return existing[0] if existing is not None and existing[1] else None
+    def reusable_connection(self, address: Address, tls: bool, via: Any, transport: str) -> Server | None:
+        """The open connection get_connection would reply with at once to a GetHttpConnection
+        of these, if any (see HttpStream.reusable_connection): the answer without the
+        command's round trip. The checks of _existing_connection and connection_spec_matches,
+        inline (asked for every request): no command to make, no call per connection."""
+        waiting = self.waiting_for_connection
+        for connection, client in self.http_clients.items():
+            if (
+                connection.address != address
+                or connection.tls != tls
+                or connection.via != via
+                or connection.transport_protocol != transport
+            ):
+                continue
+            opened_via = client.opened_via
+            if (connection.via if opened_via is OPENED_VIA_UNKNOWN else opened_via) != via:
+                continue
+            if waiting and connection in waiting:
+                return None  # still opening: the command would wait for it
+            child = client.child_layer  # (HttpClient.reusable without its property call)
+            if child is not None and child.reusable:
+                return connection
+        return None
 
     def get_connection(self, command: GetHttpConnection) -> CommandGenerator[None]:
         existing = self._existing_connection(command)
