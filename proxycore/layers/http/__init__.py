@@ -339,10 +339,28 @@ class HttpStream(Layer):
         yield HttpRequestHook(self.flow)
         if self.flow.error is not None and self._killed:
             yield from self.kill()
-        elif self.flow.response is not None:
+            return
+        if self.flow.response is not None:
             yield from self.send_addon_response()
-        else:
-            yield from self.send_request_to_server()
+            return
+        # The request goes to the server (inline: no generator level for it, nor for
+        # connect_to_server when an open connection is free and nothing is queued).
+        self._goto(self.state_wait_for_response)
+        reuse = self.reusable_connection
+        connection = reuse(*self._connection_spec()) if reuse is not None and not self._paused_event_queue else None
+        if connection is not None:
+            self.server_conn = self.flow.server_conn = connection
+        elif not (yield from self.connect_to_server()):
+            return
+        request = self.flow.request
+        content = request.data.content or b""
+        yield SendHttp(RequestHeaders(self.stream_id, request, not content), self.server_conn)
+        if content:
+            yield SendHttp(RequestData(self.stream_id, content), self.server_conn)
+        trailers = request.data.trailers
+        if trailers:
+            yield SendHttp(RequestTrailers(self.stream_id, trailers), self.server_conn)
+        yield SendHttp(RequestEndOfMessage(self.stream_id), self.server_conn)
 
     def _consume_request_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, RequestData):
@@ -447,19 +465,14 @@ class HttpStream(Layer):
         request = self.flow.request
         if self._paused_event_queue and self._client_cancelled():
             return False
-        tls = request.data.scheme == b"https"
-        # HTTP/3 upstream when the flow's server connection says UDP (reverse:http3://, or
-        # an addon that set flow.server_conn.transport_protocol, as with mitmproxy).
-        transport = self.flow.server_conn.transport_protocol if tls else TransportProtocol.TCP
-        address = (request.data.host, request.data.port)
-        via = self.context.server.via
-        reusable = self.reusable_connection(address, tls, via, transport) if self.reusable_connection is not None else None
+        spec = self._connection_spec()
+        reusable = self.reusable_connection(*spec) if self.reusable_connection is not None else None
         connection: Server | None
         err: str | None
         if reusable is not None:
             connection, err = reusable, None
         else:
-            reply: tuple[Server | None, str | None] = yield GetHttpConnection(address, tls, via, transport)
+            reply: tuple[Server | None, str | None] = yield GetHttpConnection(*spec)
             connection, err = reply
         if err:
             message = f"Cannot connect to {request.host}:{request.port}: {err}"
@@ -472,6 +485,15 @@ class HttpStream(Layer):
         self.flow.server_conn = connection
         return True
 
+    def _connection_spec(self) -> tuple[Address, bool, Any, str]:
+        """What the request's server connection must be: address, TLS, via, transport."""
+        data = self.flow.request.data
+        tls = data.scheme == b"https"
+        # HTTP/3 upstream when the flow's server connection says UDP (reverse:http3://, or
+        # an addon that set flow.server_conn.transport_protocol, as with mitmproxy).
+        transport = self.flow.server_conn.transport_protocol if tls else TransportProtocol.TCP
+        return (data.host, data.port), tls, self.context.server.via, transport
+
     def _client_cancelled(self) -> bool:
         """The client gave up on the request (an HTTP/2 RST_STREAM, a disconnect) while we
         waited for a hook or a connection: its error is queued for after the current step,
@@ -479,20 +501,6 @@ class HttpStream(Layer):
         # (Callers ask whether the queue has anything first: usually it is empty.)
         queue = self._paused_event_queue
         return bool(queue) and any(isinstance(e, RequestProtocolError) for e in queue)
-
-    def send_request_to_server(self) -> CommandGenerator[None]:
-        self._goto(self.state_wait_for_response)
-        if not (yield from self.connect_to_server()):
-            return
-        request = self.flow.request
-        content = request.data.content or b""
-        yield SendHttp(RequestHeaders(self.stream_id, request, not content), self.server_conn)
-        if content:
-            yield SendHttp(RequestData(self.stream_id, content), self.server_conn)
-        trailers = request.data.trailers
-        if trailers:
-            yield SendHttp(RequestTrailers(self.stream_id, trailers), self.server_conn)
-        yield SendHttp(RequestEndOfMessage(self.stream_id), self.server_conn)
 
     # Response side ----------------------------------------------------------
 
