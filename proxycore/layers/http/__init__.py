@@ -66,6 +66,7 @@ from proxycore.layers.http._http1 import (
 from proxycore.layers.http._upstream_proxy import HttpUpstreamTunnel
 from proxycore.net.http1 import ProtocolError, parse_authority
 from proxycore.proxy import commands, events
+from proxycore.proxy.commands import SendData
 from proxycore.proxy.context import Context
 from proxycore.proxy.layer import CommandGenerator, Layer, NextLayer
 from proxycore.proxy.mode_specs import ReverseMode, UpstreamMode
@@ -1179,10 +1180,30 @@ class HttpLayer(Layer):
         every request are handed on in here, where a handler that has nothing to yield
         (NOTHING) costs no routing generator.)"""
         for command in commands_:
-            # The commands of every request by exact type first, without the chain of
-            # isinstance checks below (subclasses of them take the general path).
-            if type(command) is commands.SendData:
-                yield command
+            # The commands of every request by exact type first, the most frequent first,
+            # without the chain of isinstance checks below (subclasses of them take the
+            # general path). Per request: five SendHttp, five ReceiveHttp, four hooks, one
+            # DropStream; SendData (of a tunnel, an upgrade) comes here only now and then.
+            if type(command) is SendHttp and type(command.event) is not BodyBackpressure:
+                connection = command.connection  # (the client's layer without a call to _layer_of)
+                client_layer = self._client_layer
+                if connection is self.context.client and client_layer is not None:
+                    target: Layer | None = client_layer
+                else:
+                    target = self._layer_of(connection)
+                if target is not None:
+                    sent = target.handle_event(command.event)
+                    if sent is NOTHING:
+                        continue
+                    # What a connection layer yields for an HTTP event is bytes to send, mostly:
+                    # they go up from here. From its first other command on, all of the rest is
+                    # routed as its own (no routing generator for the usual head or body).
+                    for out in sent:
+                        if type(out) is SendData:
+                            yield out
+                        else:
+                            yield from self._routed(target, itertools.chain((out,), sent))
+                            break
                 continue
             if type(command) is ReceiveHttp:
                 # An event of a stream that exists goes to it here, not through receive_http.
@@ -1207,30 +1228,6 @@ class HttpLayer(Layer):
                 else:
                     yield from self.receive_http(http_event)
                 continue
-            if type(command) is SendHttp and type(command.event) is not BodyBackpressure:
-                connection = command.connection  # (the client's layer without a call to _layer_of)
-                client_layer = self._client_layer
-                if connection is self.context.client and client_layer is not None:
-                    target: Layer | None = client_layer
-                else:
-                    target = self._layer_of(connection)
-                if target is not None:
-                    sent = target.handle_event(command.event)
-                    if sent is NOTHING:
-                        continue
-                    # What a connection layer yields for an HTTP event is bytes to send, mostly:
-                    # they go up from here. From its first other command on, all of the rest is
-                    # routed as its own (no routing generator for the usual head or body).
-                    for out in sent:
-                        if type(out) is commands.SendData:
-                            yield out
-                        else:
-                            yield from self._routed(target, itertools.chain((out,), sent))
-                            break
-                continue
-            if type(command) is DropStream:  # (the end of every request)
-                self.streams.pop(command.stream_id, None)
-                continue
             if command.blocking is True:
                 # Unclaimed: a stream's handler yielded it to us without Layer._run around it
                 # (see above), so what _run does is done here. A hook nobody listens to is
@@ -1244,6 +1241,12 @@ class HttpLayer(Layer):
                 child.pause_on(command, commands_)
                 yield from self._routed(child, (command,))
                 return
+            if type(command) is DropStream:  # (the end of every request)
+                self.streams.pop(command.stream_id, None)
+                continue
+            if type(command) is SendData:
+                yield command
+                continue
             if command.blocking or isinstance(command, commands.RequestWakeup):
                 self.command_sources[command] = child
             if isinstance(command, ReceiveHttp):
