@@ -135,7 +135,7 @@ class HttpStream(Layer):
         # What was streamed on (after the stream modifier), kept when store_streamed_bodies is
         # on: "request"/"response" -> chunks, made on first use.
         self.streamed: dict[str, list[bytes]] = {}
-        self._goto(self.state_start)
+        setattr(self, "_handle_event", self.state_start)  # noqa: B010 (Layer._goto inline: per request)
 
     def __repr__(self) -> str:
         return f"HttpStream(id={self.stream_id}, {self._handle_event.__name__})"
@@ -204,7 +204,7 @@ class HttpStream(Layer):
                 continue_ = Response.make(100)
                 del continue_.headers["content-length"]
                 yield SendHttp(ResponseHeaders(self.stream_id, continue_), self.context.client)
-        self._goto(self.state_consume_request)
+        setattr(self, "_handle_event", self.state_consume_request)  # noqa: B010 (Layer._goto inline: per request)
         # An addon that already answered (e.g. proxyauth's 407) must not be bypassed by streaming.
         # A request without a body is complete already: nothing to stream, its request hook
         # runs before the server is contacted (as in mitmproxy).
@@ -346,7 +346,7 @@ class HttpStream(Layer):
             return
         # The request goes to the server (inline: no generator level for it, nor for
         # connect_to_server when an open connection is free and nothing is queued).
-        self._goto(self.state_wait_for_response)
+        setattr(self, "_handle_event", self.state_wait_for_response)  # noqa: B010 (Layer._goto inline: per request)
         reuse = self.reusable_connection
         connection = reuse(*self._connection_spec()) if reuse is not None and not self._paused_event_queue else None
         if connection is not None:
@@ -677,7 +677,7 @@ class HttpStream(Layer):
         # A finished stream refers to itself no more (state_done is static, and its context's
         # stack forgets it), so refcounting frees it and its flow at once: a reference cycle
         # per request left ~30 objects to the cyclic garbage collector.
-        self._goto(self.state_done)
+        setattr(self, "_handle_event", self.state_done)  # noqa: B010 (Layer._goto inline: per request)
         if self in self.context.layers:
             self.context.layers.remove(self)
         return DropStream(self.stream_id)
@@ -1190,7 +1190,8 @@ class HttpLayer(Layer):
                 if connection is self.context.client and client_layer is not None:
                     target: Layer | None = client_layer
                 else:
-                    target = self._layer_of(connection)
+                    memo = self._server_memo  # (_layer_of's memo of the server's, inline)
+                    target = memo[1] if memo is not None and memo[0] is connection else self._layer_of(connection)
                 if target is not None:
                     sent = target.handle_event(command.event)
                     if sent is NOTHING:
