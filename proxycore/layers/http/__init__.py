@@ -544,6 +544,9 @@ class HttpStream(Layer):
     handle_response_side = state_wait_for_response
 
     def receive_response_headers(self, event: ResponseHeaders) -> CommandGenerator[None]:
+        """A plain function: when the responseheaders hook is done at once and no body is
+        held back meanwhile, what follows it goes on here, usually NOTHING (no generator of
+        this handler and no routing of it for every response)."""
         response = event.response
         self.flow.response = response
         if not response.data.timestamp_start:  # (None or 0: not set by the connection layer)
@@ -552,26 +555,48 @@ class HttpStream(Layer):
         if not event.end_stream:
             too_large, held = self._declared_body(response, self.response_body, event.declared_size)
             if too_large:
-                yield from self.body_too_large(request=False, headers_hook=True)
-                return
+                return self.body_too_large(request=False, headers_hook=True)
             held = held and self.server_conn is not None
+        hook = HttpResponseHeadersHook(self.flow)
+        if held:
+            return self._response_headers_hook(hook, response, True)
+        instant = self.context.instant_hook  # (what _routed would ask: see _paused_for)
+        if instant is None or not instant(hook):
+            return self._paused_for(hook, self._response_headers_hook(hook, response, False))
+        return self._response_headers_hooked(response)
+
+    def _response_headers_hook(self, hook: HttpResponseHeadersHook, response: Response, held: bool) -> CommandGenerator[None]:
         if held:
             yield from self.hold_response_body(True)
-        yield HttpResponseHeadersHook(self.flow)
+        yield hook
         if held:
             yield from self.hold_response_body(False)
+        yield from self._response_headers_hooked(response)
+
+    def _response_headers_hooked(self, response: Response) -> CommandGenerator[None]:
+        """What follows the responseheaders hook (of ``response``, as the connection layer
+        gave it): usually NOTHING."""
         if self.flow.error is not None and self._killed:
-            yield from self.kill()
-            return
+            return self.kill()
         if response.data.status_code == 101:
             if is_websocket_handshake(self.flow) and self.context.options.websocket:
                 from proxycore.websocket import WebSocketData
 
                 self.flow.websocket = WebSocketData()  # before the response hook, as in mitmproxy
-            yield from self.upgrade_to_passthrough()
-            return
+            return self.upgrade_to_passthrough()
         if response.stream:
-            yield from self.start_response_stream()
+            return self.start_response_stream()
+        return NOTHING
+
+    def _paused_for(self, hook: commands.StartHook, handler: CommandGenerator[None]) -> CommandGenerator[None]:
+        """``handler``, whose first command is ``hook``, waiting for the hook's reply: the
+        caller asked context.instant_hook already (the driver then started the hook), so
+        it must not be asked again when yielded. Run up to that yield, the stream pauses
+        on it as Layer._run would, and the hook goes up as one claimed by the stream."""
+        first = next(handler)
+        assert first is hook, first
+        self.pause_on(hook, handler)
+        return _one(hook)
 
     def start_response_stream(self) -> CommandGenerator[None]:
         assert self.flow.response is not None
@@ -961,6 +986,10 @@ class HttpStream(Layer):
             yield from self.from_upgraded_child(self.child_layer.handle_event(event))
         else:
             yield from self.child_layer.handle_event(event)
+
+
+def _one(command: commands.Command) -> CommandGenerator[None]:
+    yield command
 
 
 def _modified(modifier: Callable[[bytes], bytes | Iterable[bytes]], data: bytes) -> bytes:
