@@ -157,6 +157,8 @@ class HttpStream(Layer):
     # Request side -----------------------------------------------------------
 
     def state_start(self, event: events.Event) -> CommandGenerator[None]:
+        """A plain function, as receive_response_headers: a request whose requestheaders
+        hook is done at once goes on here, usually to NOTHING (no generator, no routing)."""
         assert isinstance(event, RequestHeaders), event
         request = event.request
         self.flow = HTTPFlow(self.context.client, self.context.server, live=True)
@@ -168,43 +170,63 @@ class HttpStream(Layer):
             if self.mode is HTTPMode.transparent:
                 # Inside a tunnel, or to a reverse/transparent proxy: there is nothing to CONNECT
                 # to (a forwarded CONNECT would end up as a tunnel nobody relays), as mitmproxy.
-                yield from self.fail_request(
+                return self.fail_request(
                     "proxycore received an HTTP CONNECT request even though it is not running "
                     "in regular or upstream mode.",
                     ErrorCode.GENERIC_CLIENT_ERROR,
                 )
-                return
-            yield from self.handle_connect()
-            return
+            return self.handle_connect()
         problem = self._prepare_request()
         if problem:
-            yield from self.fail_request(problem, ErrorCode.DESTINATION_UNKNOWN)
-            return
+            return self.fail_request(problem, ErrorCode.DESTINATION_UNKNOWN)
         held = False
         if not event.end_stream:
             too_large, held = self._declared_body(request, self.request_body, event.declared_size)
             if too_large:
-                yield from self.body_too_large(request=True, headers_hook=True)
-                return
+                return self.body_too_large(request=True, headers_hook=True)
+        hook = HttpRequestHeadersHook(self.flow)
+        if held:
+            return self._request_headers_hook(hook, event, True)
+        instant = self.context.instant_hook  # (what _routed would ask: see _paused_for)
+        if instant is None or not instant(hook):
+            return self._paused_for(hook, self._request_headers_hook(hook, event, False))
+        return self._request_headers_hooked(event, False)
+
+    def _request_headers_hook(self, hook: HttpRequestHeadersHook, event: RequestHeaders, held: bool) -> CommandGenerator[None]:
         if held:
             yield from self.hold_request_body(True)
-        yield HttpRequestHeadersHook(self.flow)
+        yield hook
+        yield from self._request_headers_hooked(event, held)
+
+    def _request_headers_hooked(self, event: RequestHeaders, held: bool) -> CommandGenerator[None]:
+        """What follows the requestheaders hook: usually NOTHING (a plain function)."""
         if self.flow.error is not None and self._killed:
-            yield from self.kill()
-            return
+            return self.kill()
         if self.flow.response is not None and not event.end_stream:
-            yield from self.answer_before_body()
-            return
+            return self.answer_before_body()
+        request = event.request
+        if held or request.data.headers.get_raw(b"expect") is not None:  # (usually absent: no decoding)
+            return self._request_headers_rest(event, held)
+        setattr(self, "_handle_event", self.state_consume_request)  # noqa: B010 (Layer._goto inline: per request)
+        # (As _request_headers_rest: an addon's answer is not bypassed by streaming.)
+        if request.stream and self.flow.response is None and not event.end_stream:
+            return self.start_request_stream(event.end_stream)
+        return NOTHING
+
+    def _request_headers_rest(self, event: RequestHeaders, held: bool) -> CommandGenerator[None]:
+        """After the requestheaders hook of a request whose body was held or that has an
+        Expect header: the body may come now, and 100 Continue is answered."""
+        request = event.request
         if held:
             yield from self.hold_request_body(False)
-        expect = request.data.headers.get_raw(b"expect")  # (usually absent: no decoding)
+        expect = request.data.headers.get_raw(b"expect")
         if expect is not None and request.headers.get("expect", "").lower() == "100-continue":
             del request.headers["expect"]
             if not event.end_stream:
                 continue_ = Response.make(100)
                 del continue_.headers["content-length"]
                 yield SendHttp(ResponseHeaders(self.stream_id, continue_), self.context.client)
-        setattr(self, "_handle_event", self.state_consume_request)  # noqa: B010 (Layer._goto inline: per request)
+        self._goto(self.state_consume_request)
         # An addon that already answered (e.g. proxyauth's 407) must not be bypassed by streaming.
         # A request without a body is complete already: nothing to stream, its request hook
         # runs before the server is contacted (as in mitmproxy).
@@ -1245,7 +1267,8 @@ class HttpLayer(Layer):
                     # The stream's handler itself, without Layer._run around it: a blocking
                     # command it yields is paused for below (see "unclaimed").
                     new_commands = new._handle_event(http_event) if new.unwrapped else new.handle_event(http_event)
-                    yield from self._routed(new, new_commands)
+                    if new_commands is not NOTHING:
+                        yield from self._routed(new, new_commands)
                     continue
                 stream = self.streams.get(http_event.stream_id)
                 if stream is not None and not isinstance(http_event, (RequestHeaders, BodyBackpressure)):
