@@ -275,3 +275,36 @@ def test_reusable_connection_agrees_with_get_connection(state: str, spec: tuple[
     reusable = http_layer.reusable_connection(*spec)
     assert reusable == (existing[0] if existing is not None and existing[1] else None)
     assert (reusable is not None) == (state == "idle" and spec == (("example.com", 80), False, None, "tcp"))
+
+
+@pytest.mark.parametrize("waits_for", [(), ("requestheaders", "responseheaders"), ("request", "response"), "all"])
+def test_each_hook_is_asked_once_whether_instant_or_not(waits_for: Any) -> None:
+    """The streams ask context.instant_hook themselves for the requestheaders and
+    responseheaders hooks (and the HttpLayer or Layer._run for the others): a hook that is
+    not done at once was started by the driver then, so it must never be asked again; the
+    stream waits for its reply instead. Every hook is asked exactly once, and the
+    conversation is the same whichever hooks wait."""
+    asked: list[commands.StartHook] = []
+
+    def conversation() -> list[Any]:
+        driver = Driver(instant_hooks=True)
+
+        def instant_hook(hook: commands.StartHook) -> bool:
+            if isinstance(hook, NextLayerHook):
+                return False
+            asked.append(hook)
+            if waits_for == "all" or hook.name in waits_for:
+                return False  # the driver's reply (HookCompleted) answers it
+            driver.record_hook(hook)
+            return True
+
+        driver.context.instant_hook = instant_hook
+        for request, response in CONVERSATION:
+            driver.feed(events.DataReceived(driver.context.client, request))
+            assert driver.server is not None
+            driver.feed(events.DataReceived(driver.server, response))
+        return driver.trace
+
+    trace = conversation()
+    assert len(asked) == len({id(h) for h in asked}) == 4 * len(CONVERSATION)
+    assert trace == converse(instant_hooks=True)
