@@ -48,6 +48,7 @@ class Layer:
     relays_backpressure: ClassVar[bool] = False
 
     def __init__(self, context: Context) -> None:
+        # (HttpStream.__init__ repeats these four lines inline: keep them alike.)
         self.context = context
         self.context.layers.append(self)
         self._paused = None

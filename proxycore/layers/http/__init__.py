@@ -119,6 +119,9 @@ class HttpStream(Layer):
     response_hook_done = False
     response_complete = False  # sent to the client in full (the upload may go on)
     error_hook_done = False
+    # What was streamed on (after the stream modifier), kept when store_streamed_bodies is
+    # on: "request"/"response" -> chunks; None until the first chunk.
+    streamed: dict[str, list[bytes]] | None = None
     # Whether the HttpLayer runs this stream's handlers itself, without Layer._run around
     # them, while it is not paused (a class attribute for tests of the general path).
     unwrapped: ClassVar[bool] = True
@@ -127,14 +130,15 @@ class HttpStream(Layer):
     reusable_connection: Callable[[Address, bool, Any, str], Server | None] | None = None
 
     def __init__(self, context: Context, stream_id: int, mode: HTTPMode) -> None:
-        super().__init__(context)
+        # (Layer.__init__ inline: one call less per request.)
+        self.context = context
+        context.layers.append(self)
+        self._paused = None
+        self._paused_event_queue = ()
         self.stream_id = stream_id
         self.mode = mode
         self.request_body = BodyBuffer()
         self.response_body = BodyBuffer()
-        # What was streamed on (after the stream modifier), kept when store_streamed_bodies is
-        # on: "request"/"response" -> chunks, made on first use.
-        self.streamed: dict[str, list[bytes]] = {}
         setattr(self, "_handle_event", self.state_start)  # noqa: B010 (Layer._goto inline: per request)
 
     def __repr__(self) -> str:
@@ -472,15 +476,18 @@ class HttpStream(Layer):
 
     def _keep_streamed(self, which: str, data: bytes) -> None:
         if self.context.options.store_streamed_bodies:
+            if self.streamed is None:
+                self.streamed = {}
             self.streamed.setdefault(which, []).append(data)
 
     def _store_streamed(self, which: str) -> None:
         """With store_streamed_bodies, the flow gets the body as it was sent on."""
         if self.context.options.store_streamed_bodies:
             message = self.flow.request if which == "request" else self.flow.response
+            streamed = self.streamed or {}
             if message is not None:
-                message.data.content = b"".join(self.streamed.get(which, ()))
-            self.streamed.pop(which, None)
+                message.data.content = b"".join(streamed.get(which, ()))
+            streamed.pop(which, None)
 
     def connect_to_server(self) -> CommandGenerator[bool]:
         """Get an upstream connection for the request; False (after failing the flow) if none,
