@@ -308,3 +308,13 @@ def test_each_hook_is_asked_once_whether_instant_or_not(waits_for: Any) -> None:
     trace = conversation()
     assert len(asked) == len({id(h) for h in asked}) == 4 * len(CONVERSATION)
     assert trace == converse(instant_hooks=True)
+
+
+def test_stream_events_known_by_type_are_no_request_heads_or_backpressure() -> None:
+    """_routed hands an event of these exact types to its stream without the isinstance
+    check that keeps RequestHeaders and BodyBackpressure (and their subclasses) away."""
+    from proxycore.layers.http import _STREAM_EVENTS
+    from proxycore.layers.http._events import BodyBackpressure, RequestHeaders
+
+    assert _STREAM_EVENTS
+    assert not any(issubclass(kind, (RequestHeaders, BodyBackpressure)) for kind in _STREAM_EVENTS)

@@ -1017,6 +1017,14 @@ class HttpStream(Layer):
             yield from self.child_layer.handle_event(event)
 
 
+#: The events _routed hands to their stream as they are (known by exact type first: no
+#: isinstance checks against RequestHeaders and BodyBackpressure for them).
+_STREAM_EVENTS = frozenset({
+    RequestData, RequestTrailers, RequestEndOfMessage, RequestProtocolError, RequestHalfClosed,
+    ResponseHeaders, ResponseData, ResponseTrailers, ResponseEndOfMessage, ResponseProtocolError,
+})
+
+
 def _one(command: commands.Command) -> CommandGenerator[None]:
     yield command
 
@@ -1278,7 +1286,9 @@ class HttpLayer(Layer):
                         yield from self._routed(new, new_commands)
                     continue
                 stream = self.streams.get(http_event.stream_id)
-                if stream is not None and not isinstance(http_event, (RequestHeaders, BodyBackpressure)):
+                if stream is not None and (
+                    type(http_event) in _STREAM_EVENTS or not isinstance(http_event, (RequestHeaders, BodyBackpressure))
+                ):
                     if stream._paused is None and stream.unwrapped:
                         stream_commands = stream._handle_event(http_event)  # (as for a new one)
                     else:
