@@ -6,6 +6,11 @@ generator; when it yields a blocking command, ``yield`` evaluates to the reply
 once the matching ``CommandCompleted`` comes back.  Until then every other
 event for this layer is queued, so a layer never sees events out of order
 while it waits, and a sibling layer (another HTTP stream) is never held up.
+
+A hook that nobody waits for is done at once (``context.instant_hook``, asked by ``_run``).
+A layer may ask that itself and go on without yielding the hook; when the answer is no, it
+yields the hook carrying itself in ``blocking``, and waits for it like for any blocking
+command, without the hook being asked again (the driver started it when asked).
 """
 
 from __future__ import annotations
@@ -130,6 +135,12 @@ class Layer:
                     command = next(generator, None)
                     continue
                 command.blocking = self
+                self._paused = _Paused(command, generator)
+                yield command
+                return
+            if command.blocking is self and self._paused is None:
+                # A hook this layer asked context.instant_hook about itself, not done at once
+                # (see HttpStream._asked): it waits for the reply without being asked again.
                 self._paused = _Paused(command, generator)
                 yield command
                 return

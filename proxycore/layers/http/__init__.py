@@ -363,7 +363,10 @@ class HttpStream(Layer):
         request = self.flow.request
         request.data.content = self.request_body.take()
         request.data.timestamp_end = time.time()
-        yield HttpRequestHook(self.flow)
+        hook = HttpRequestHook(self.flow)
+        instant = self.context.instant_hook  # (asked here: no round trip of the hook, see _asked)
+        if instant is None or not instant(hook):
+            yield self._asked(hook)
         if self.flow.error is not None and self._killed:
             yield from self.kill()
             return
@@ -617,6 +620,15 @@ class HttpStream(Layer):
             return self.start_response_stream()
         return NOTHING
 
+    def _asked(self, hook: commands.StartHook) -> commands.StartHook:
+        """``hook``, about which this stream asked context.instant_hook itself and which is
+        not done at once, to yield and wait for: it carries the stream in ``blocking``, so
+        that Layer._run and the HttpLayer pause the stream on it without asking again (the
+        driver started the hook when asked)."""
+        command: commands.Command = hook  # (StartHook's class attribute says bool)
+        command.blocking = self
+        return hook
+
     def _paused_for(self, hook: commands.StartHook, handler: CommandGenerator[None]) -> CommandGenerator[None]:
         """``handler``, whose first command is ``hook``, waiting for the hook's reply: the
         caller asked context.instant_hook already (the driver then started the hook), so
@@ -698,7 +710,10 @@ class HttpStream(Layer):
     def send_response(self) -> CommandGenerator[None]:
         """Run the response hook on a complete response and write it to the client."""
         self.response_hook_done = True
-        yield HttpResponseHook(self.flow)
+        hook = HttpResponseHook(self.flow)
+        instant = self.context.instant_hook  # (as receive_request_end)
+        if instant is None or not instant(hook):
+            yield self._asked(hook)
         if self.flow.error is not None and self._killed:
             yield from self.kill()
             return
@@ -1298,13 +1313,16 @@ class HttpLayer(Layer):
                 else:
                     yield from self.receive_http(http_event)
                 continue
-            if command.blocking is True:
+            blocking = command.blocking
+            if blocking is True or (blocking is child and child._paused is None):
                 # Unclaimed: a stream's handler yielded it to us without Layer._run around it
                 # (see above), so what _run does is done here. A hook nobody listens to is
-                # done already (its reply would be None): the handler goes on at once.
-                instant = child.context.instant_hook
-                if instant is not None and isinstance(command, commands.StartHook) and instant(command):
-                    continue
+                # done already (its reply would be None): the handler goes on at once. (One
+                # that carries the stream was asked about by the stream itself: HttpStream._asked.)
+                if blocking is True:
+                    instant = child.context.instant_hook
+                    if instant is not None and isinstance(command, commands.StartHook) and instant(command):
+                        continue
                 # Otherwise the stream waits for the reply (which resumes it through _run),
                 # and the command is routed as a claimed one.
                 assert isinstance(commands_, Generator), commands_
