@@ -13,7 +13,7 @@ import enum
 import itertools
 import time
 from collections.abc import Callable, Generator, Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from proxycore.connection import Address, Connection, Server, TransportProtocol
 from proxycore.flow import Error
@@ -87,6 +87,9 @@ __all__ = [
     "ErrorCode",
     "make_error_response",
 ]
+
+
+_Hook = TypeVar("_Hook", bound=commands.StartHook)
 
 
 class HTTPMode(enum.Enum):
@@ -191,9 +194,9 @@ class HttpStream(Layer):
         hook = HttpRequestHeadersHook(self.flow)
         if held:
             return self._request_headers_hook(hook, event, True)
-        instant = self.context.instant_hook  # (what _routed would ask: see _paused_for)
+        instant = self.context.instant_hook  # (what _routed would ask: see _asked)
         if instant is None or not instant(hook):
-            return self._paused_for(hook, self._request_headers_hook(hook, event, False))
+            return self._request_headers_hook(self._asked(hook), event, False)
         return self._request_headers_hooked(event, False)
 
     def _request_headers_hook(self, hook: HttpRequestHeadersHook, event: RequestHeaders, held: bool) -> CommandGenerator[None]:
@@ -592,9 +595,9 @@ class HttpStream(Layer):
         hook = HttpResponseHeadersHook(self.flow)
         if held:
             return self._response_headers_hook(hook, response, True)
-        instant = self.context.instant_hook  # (what _routed would ask: see _paused_for)
+        instant = self.context.instant_hook  # (what _routed would ask: see _asked)
         if instant is None or not instant(hook):
-            return self._paused_for(hook, self._response_headers_hook(hook, response, False))
+            return self._response_headers_hook(self._asked(hook), response, False)
         return self._response_headers_hooked(response)
 
     def _response_headers_hook(self, hook: HttpResponseHeadersHook, response: Response, held: bool) -> CommandGenerator[None]:
@@ -620,7 +623,7 @@ class HttpStream(Layer):
             return self.start_response_stream()
         return NOTHING
 
-    def _asked(self, hook: commands.StartHook) -> commands.StartHook:
+    def _asked(self, hook: _Hook) -> _Hook:
         """``hook``, about which this stream asked context.instant_hook itself and which is
         not done at once, to yield and wait for: it carries the stream in ``blocking``, so
         that Layer._run and the HttpLayer pause the stream on it without asking again (the
@@ -628,16 +631,6 @@ class HttpStream(Layer):
         command: commands.Command = hook  # (StartHook's class attribute says bool)
         command.blocking = self
         return hook
-
-    def _paused_for(self, hook: commands.StartHook, handler: CommandGenerator[None]) -> CommandGenerator[None]:
-        """``handler``, whose first command is ``hook``, waiting for the hook's reply: the
-        caller asked context.instant_hook already (the driver then started the hook), so
-        it must not be asked again when yielded. Run up to that yield, the stream pauses
-        on it as Layer._run would, and the hook goes up as one claimed by the stream."""
-        first = next(handler)
-        assert first is hook, first
-        self.pause_on(hook, handler)
-        return _one(hook)
 
     def start_response_stream(self) -> CommandGenerator[None]:
         assert self.flow.response is not None
@@ -1038,10 +1031,6 @@ _STREAM_EVENTS = frozenset({
     RequestData, RequestTrailers, RequestEndOfMessage, RequestProtocolError, RequestHalfClosed,
     ResponseHeaders, ResponseData, ResponseTrailers, ResponseEndOfMessage, ResponseProtocolError,
 })
-
-
-def _one(command: commands.Command) -> CommandGenerator[None]:
-    yield command
 
 
 def _modified(modifier: Callable[[bytes], bytes | Iterable[bytes]], data: bytes) -> bytes:
