@@ -1252,8 +1252,8 @@ class HttpLayer(Layer):
         for command in commands_:
             # The commands of every request by exact type first, the most frequent first,
             # without the chain of isinstance checks below (subclasses of them take the
-            # general path). Per request: five SendHttp, five ReceiveHttp, four hooks, one
-            # DropStream; SendData (of a tunnel, an upgrade) comes here only now and then.
+            # general path). Per request: five SendHttp, five ReceiveHttp, one DropStream; hooks
+            # only when they wait (streams ask instant_hook), SendData now and then (tunnels).
             if type(command) is SendHttp and type(command.event) is not BodyBackpressure:
                 connection = command.connection  # (the client's layer without a call to _layer_of)
                 client_layer = self._client_layer
