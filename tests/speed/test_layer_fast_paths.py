@@ -277,14 +277,20 @@ def test_reusable_connection_agrees_with_get_connection(state: str, spec: tuple[
     assert (reusable is not None) == (state == "idle" and spec == (("example.com", 80), False, None, "tcp"))
 
 
+@pytest.mark.parametrize("general", [False, True])
 @pytest.mark.parametrize("waits_for", [(), ("requestheaders", "responseheaders"), ("request", "response"), "all"])
-def test_each_hook_is_asked_once_whether_instant_or_not(waits_for: Any) -> None:
+def test_each_hook_is_asked_once_whether_instant_or_not(
+    monkeypatch: pytest.MonkeyPatch, waits_for: Any, general: bool
+) -> None:
     """The streams ask context.instant_hook themselves for the requestheaders and
     responseheaders hooks (and the HttpLayer or Layer._run for the others): a hook that is
     not done at once was started by the driver then, so it must never be asked again; the
-    stream waits for its reply instead. Every hook is asked exactly once, and the
-    conversation is the same whichever hooks wait."""
+    stream waits for its reply instead (through Layer._run too, on the general path).
+    Every hook is asked exactly once, and the conversation is the same whichever hooks wait."""
     asked: list[commands.StartHook] = []
+    expected = converse(instant_hooks=True)
+    if general:
+        general_path(monkeypatch)
 
     def conversation() -> list[Any]:
         driver = Driver(instant_hooks=True)
@@ -307,7 +313,7 @@ def test_each_hook_is_asked_once_whether_instant_or_not(waits_for: Any) -> None:
 
     trace = conversation()
     assert len(asked) == len({id(h) for h in asked}) == 4 * len(CONVERSATION)
-    assert trace == converse(instant_hooks=True)
+    assert trace == expected
 
 
 def test_stream_events_known_by_type_are_no_request_heads_or_backpressure() -> None:
@@ -318,3 +324,29 @@ def test_stream_events_known_by_type_are_no_request_heads_or_backpressure() -> N
 
     assert _STREAM_EVENTS
     assert not any(issubclass(kind, (RequestHeaders, BodyBackpressure)) for kind in _STREAM_EVENTS)
+
+
+def test_run_pauses_on_a_hook_the_layer_asked_about_itself() -> None:
+    """A hook carrying the layer that yields it (HttpStream._asked: it asked
+    context.instant_hook itself) pauses that layer in Layer._run without being asked again;
+    events that come meanwhile wait for the reply."""
+    asked: list[commands.StartHook] = []
+
+    class Asking(Layer):
+        def _handle_event(self, event: events.Event) -> Any:
+            if isinstance(event, events.Start):
+                hook = NextLayerHook(self)  # type: ignore[arg-type]
+                hook.blocking = self  # type: ignore[assignment]
+                yield hook
+            yield commands.Log(f"after {type(event).__name__}")
+
+    context = make_context()
+    context.instant_hook = lambda hook: asked.append(hook) or True  # type: ignore[func-returns-value]
+    layer = Asking(context)
+    (hook,) = list(layer.handle_event(events.Start()))
+    assert isinstance(hook, NextLayerHook) and hook.blocking is layer
+    assert layer._paused is not None and layer._paused.command is hook
+    assert list(layer.handle_event(events.DataReceived(context.client, b"x"))) == []  # queued
+    after = [c.message for c in layer.handle_event(events.HookCompleted(hook))]  # type: ignore[attr-defined]
+    assert after == ["after Start", "after DataReceived"]
+    assert asked == []  # never asked: the layer did
