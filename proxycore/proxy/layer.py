@@ -6,6 +6,11 @@ generator; when it yields a blocking command, ``yield`` evaluates to the reply
 once the matching ``CommandCompleted`` comes back.  Until then every other
 event for this layer is queued, so a layer never sees events out of order
 while it waits, and a sibling layer (another HTTP stream) is never held up.
+
+A hook that nobody waits for is done at once (``context.instant_hook``, asked by ``_run``).
+A layer may ask that itself and go on without yielding the hook; when the answer is no, it
+yields the hook carrying itself in ``blocking``, and waits for it like for any blocking
+command, without the hook being asked again (the driver started it when asked).
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ class Layer:
     relays_backpressure: ClassVar[bool] = False
 
     def __init__(self, context: Context) -> None:
+        # (HttpStream.__init__ repeats these four lines inline: keep them alike.)
         self.context = context
         self.context.layers.append(self)
         self._paused = None
@@ -100,6 +106,12 @@ class Layer:
             event = queue.popleft()
             yield from self._run(self._handle_event(event), None)
 
+    def pause_on(self, command: Command, generator: CommandGenerator[Any]) -> None:
+        """``generator`` yielded the blocking ``command`` outside _run (the HttpLayer runs
+        its streams' handlers itself): wait for its reply as _run would."""
+        command.blocking = self
+        self._paused = _Paused(command, generator)
+
     def _run(self, generator: CommandGenerator[Any], send: Any) -> CommandGenerator[None]:
         """Drive ``generator``, passing its commands up until it blocks or ends.
 
@@ -123,6 +135,12 @@ class Layer:
                     command = next(generator, None)
                     continue
                 command.blocking = self
+                self._paused = _Paused(command, generator)
+                yield command
+                return
+            if command.blocking is self and self._paused is None:
+                # A hook this layer asked context.instant_hook about itself, not done at once
+                # (see HttpStream._asked): it waits for the reply without being asked again.
                 self._paused = _Paused(command, generator)
                 yield command
                 return

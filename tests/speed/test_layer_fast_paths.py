@@ -5,7 +5,8 @@ without Layer's ``_run`` wrapper, because they never pause themselves; a stream 
 an open connection takes it without the GetHttpConnection round trip.  Here one scripted
 conversation runs twice, once as shipped and once with every such shortcut replaced by
 ``Layer.handle_event``; the commands that reach the driver, and the flows the hooks saw,
-must be the same.
+must be the same.  The HttpLayer also runs a stream's handlers itself, without ``_run``
+(``HttpStream.unwrapped``), pausing the stream for a blocking command as ``_run`` would.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from proxycore.connection import ConnectionState, Server
-from proxycore.layers.http import HttpClient, HttpLayer, HTTPMode
+from proxycore.layers.http import HttpClient, HttpLayer, HTTPMode, HttpStream
 from proxycore.layers.http._http1 import Http1Connection
 from proxycore.layers.modes import HttpProxy
 from proxycore.proxy import commands, events
@@ -133,7 +134,9 @@ def general_path(monkeypatch: pytest.MonkeyPatch) -> None:
     for cls, name in SHORTCUTS:
         monkeypatch.setattr(cls, name, Layer.handle_event)
     # A stream asks for its connection with GetHttpConnection and waits for the reply.
-    monkeypatch.setattr(HttpLayer, "reusable_connection", lambda self, command: None)
+    monkeypatch.setattr(HttpLayer, "reusable_connection", lambda self, *spec: None)
+    # Every stream handler runs inside Layer._run.
+    monkeypatch.setattr(HttpStream, "unwrapped", False)
 
 
 @pytest.mark.parametrize("instant_hooks", [True, False])
@@ -157,3 +160,193 @@ def test_fast_and_general_path_agree_however_the_bytes_arrive(instant_hooks: boo
         general_path(m)
         general = converse(instant_hooks, cuts)
     assert fast == general
+
+
+def test_stream_handlers_run_without_layer_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With instant hooks a keep-alive conversation wraps a stream's handler in _run only to
+    resume the first request after its connection opened; on the general path every
+    stream event goes through it."""
+    wrapped: list[str] = []
+    run = Layer._run
+
+    def counting_run(self: Layer, generator: Any, send: Any) -> Any:
+        wrapped.append(type(self).__name__)
+        return run(self, generator, send)
+
+    monkeypatch.setattr(Layer, "_run", counting_run)
+    converse(instant_hooks=True)
+    assert wrapped.count("HttpStream") == 1  # the reply to the first GetHttpConnection
+    wrapped.clear()
+    with monkeypatch.context() as m:
+        general_path(m)
+        converse(instant_hooks=True)
+    assert wrapped.count("HttpStream") > 3 * len(CONVERSATION)
+
+
+def _held_hooks_conversation() -> tuple[list[Any], list[tuple[str, bool, int]]]:
+    """A POST whose hooks are answered only after more bytes came: the body arrives while
+    the stream waits for its requestheaders hook, the response while it waits for its
+    responseheaders hook. Returns the trace and, at each held hook, (hook, whether the
+    stream is paused on it, how many events it has queued)."""
+    driver = Driver(instant_hooks=False)
+    held: list[commands.StartHook] = []
+    execute = driver.execute
+
+    def holding_execute(command: commands.Command) -> None:
+        if isinstance(command, commands.StartHook) and not isinstance(command, NextLayerHook):
+            driver.record_hook(command)
+            held.append(command)
+        else:
+            execute(command)
+
+    driver.execute = holding_execute  # type: ignore[method-assign]
+    states: list[tuple[str, bool, int]] = []
+
+    def note() -> None:
+        http_layer = driver.layer.child_layer.layer
+        assert isinstance(http_layer, HttpLayer)
+        stream = http_layer.streams[1]
+        paused = stream._paused is not None and stream._paused.command is held[0]
+        states.append((held[0].name, paused, len(stream._paused_event_queue)))
+
+    def release() -> None:
+        while held:
+            hook = held.pop(0)
+            driver.feed(events.HookCompleted(hook))
+
+    head, body = POST.split(b"\r\n\r\n")
+    client = driver.context.client
+    driver.feed(events.DataReceived(client, head + b"\r\n\r\n"))
+    assert [h.name for h in held] == ["requestheaders"]
+    driver.feed(events.DataReceived(client, body))  # queued: the stream waits for its hook
+    note()
+    release()  # requestheaders, then the request hook, then the request goes out
+    assert driver.server is not None
+    head, body = OK.split(b"\r\n\r\n")
+    driver.feed(events.DataReceived(driver.server, head + b"\r\n\r\n"))
+    assert [h.name for h in held] == ["responseheaders"]
+    driver.feed(events.DataReceived(driver.server, body))
+    note()
+    release()
+    return driver.trace, states
+
+
+def test_an_unwrapped_stream_pauses_for_a_hook_as_run_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    fast, fast_states = _held_hooks_conversation()
+    assert fast_states == [("requestheaders", True, 2), ("responseheaders", True, 2)]  # data + end
+    assert ("send", "client", b"abc") in fast
+    assert [t[0] for t in fast if t[0] != "send"] == [
+        "requestheaders", "request", "open", "responseheaders", "response"
+    ]
+    with monkeypatch.context() as m:
+        general_path(m)
+        general, general_states = _held_hooks_conversation()
+    assert (fast, fast_states) == (general, general_states)
+
+
+@pytest.mark.parametrize("state", ["idle", "busy", "waiting"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        (("example.com", 80), False, None, "tcp"),
+        (("example.com", 81), False, None, "tcp"),
+        (("example.org", 80), False, None, "tcp"),
+        (("example.com", 80), True, None, "tcp"),
+        (("example.com", 80), False, ("http", ("proxy", 3128)), "tcp"),
+        (("example.com", 80), False, None, "udp"),
+    ],
+)
+def test_reusable_connection_agrees_with_get_connection(state: str, spec: tuple[Any, ...]) -> None:
+    """HttpLayer.reusable_connection (the stream's shortcut) names a connection exactly when
+    get_connection would reply with it at once: same address, TLS, via and transport, free."""
+    from proxycore.layers.http._commands import GetHttpConnection
+
+    driver = Driver(instant_hooks=True)
+    driver.feed(events.DataReceived(driver.context.client, GET))
+    assert driver.server is not None
+    driver.feed(events.DataReceived(driver.server, OK))
+    http_layer = driver.layer.child_layer.layer
+    assert isinstance(http_layer, HttpLayer)
+    if state == "busy":
+        driver.feed(events.DataReceived(driver.context.client, GET))  # waits for its response
+    elif state == "waiting":
+        http_layer.waiting_for_connection[driver.server] = []
+    existing = http_layer._existing_connection(GetHttpConnection(*spec))
+    reusable = http_layer.reusable_connection(*spec)
+    assert reusable == (existing[0] if existing is not None and existing[1] else None)
+    assert (reusable is not None) == (state == "idle" and spec == (("example.com", 80), False, None, "tcp"))
+
+
+@pytest.mark.parametrize("general", [False, True])
+@pytest.mark.parametrize("waits_for", [(), ("requestheaders", "responseheaders"), ("request", "response"), "all"])
+def test_each_hook_is_asked_once_whether_instant_or_not(
+    monkeypatch: pytest.MonkeyPatch, waits_for: Any, general: bool
+) -> None:
+    """The streams ask context.instant_hook themselves for the requestheaders and
+    responseheaders hooks (and the HttpLayer or Layer._run for the others): a hook that is
+    not done at once was started by the driver then, so it must never be asked again; the
+    stream waits for its reply instead (through Layer._run too, on the general path).
+    Every hook is asked exactly once, and the conversation is the same whichever hooks wait."""
+    asked: list[commands.StartHook] = []
+    expected = converse(instant_hooks=True)
+    if general:
+        general_path(monkeypatch)
+
+    def conversation() -> list[Any]:
+        driver = Driver(instant_hooks=True)
+
+        def instant_hook(hook: commands.StartHook) -> bool:
+            if isinstance(hook, NextLayerHook):
+                return False
+            asked.append(hook)
+            if waits_for == "all" or hook.name in waits_for:
+                return False  # the driver's reply (HookCompleted) answers it
+            driver.record_hook(hook)
+            return True
+
+        driver.context.instant_hook = instant_hook
+        for request, response in CONVERSATION:
+            driver.feed(events.DataReceived(driver.context.client, request))
+            assert driver.server is not None
+            driver.feed(events.DataReceived(driver.server, response))
+        return driver.trace
+
+    trace = conversation()
+    assert len(asked) == len({id(h) for h in asked}) == 4 * len(CONVERSATION)
+    assert trace == expected
+
+
+def test_stream_events_known_by_type_are_no_request_heads_or_backpressure() -> None:
+    """_routed hands an event of these exact types to its stream without the isinstance
+    check that keeps RequestHeaders and BodyBackpressure (and their subclasses) away."""
+    from proxycore.layers.http import _STREAM_EVENTS
+    from proxycore.layers.http._events import BodyBackpressure, RequestHeaders
+
+    assert _STREAM_EVENTS
+    assert not any(issubclass(kind, (RequestHeaders, BodyBackpressure)) for kind in _STREAM_EVENTS)
+
+
+def test_run_pauses_on_a_hook_the_layer_asked_about_itself() -> None:
+    """A hook carrying the layer that yields it (HttpStream._asked: it asked
+    context.instant_hook itself) pauses that layer in Layer._run without being asked again;
+    events that come meanwhile wait for the reply."""
+    asked: list[commands.StartHook] = []
+
+    class Asking(Layer):
+        def _handle_event(self, event: events.Event) -> Any:
+            if isinstance(event, events.Start):
+                hook = NextLayerHook(self)  # type: ignore[arg-type]
+                hook.blocking = self  # type: ignore[assignment]
+                yield hook
+            yield commands.Log(f"after {type(event).__name__}")
+
+    context = make_context()
+    context.instant_hook = lambda hook: asked.append(hook) or True  # type: ignore[func-returns-value]
+    layer = Asking(context)
+    (hook,) = list(layer.handle_event(events.Start()))
+    assert isinstance(hook, NextLayerHook) and hook.blocking is layer
+    assert layer._paused is not None and layer._paused.command is hook
+    assert list(layer.handle_event(events.DataReceived(context.client, b"x"))) == []  # queued
+    after = [c.message for c in layer.handle_event(events.HookCompleted(hook))]  # type: ignore[attr-defined]
+    assert after == ["after Start", "after DataReceived"]
+    assert asked == []  # never asked: the layer did

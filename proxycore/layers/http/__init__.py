@@ -12,10 +12,10 @@ from __future__ import annotations
 import enum
 import itertools
 import time
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Generator, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from proxycore.connection import Connection, Server, TransportProtocol
+from proxycore.connection import Address, Connection, Server, TransportProtocol
 from proxycore.flow import Error
 from proxycore.http import Headers, HTTPFlow, Request, Response, _hostport
 from proxycore.layers.http._body import BodyBuffer
@@ -66,6 +66,7 @@ from proxycore.layers.http._http1 import (
 from proxycore.layers.http._upstream_proxy import HttpUpstreamTunnel
 from proxycore.net.http1 import ProtocolError, parse_authority
 from proxycore.proxy import commands, events
+from proxycore.proxy.commands import SendData
 from proxycore.proxy.context import Context
 from proxycore.proxy.layer import CommandGenerator, Layer, NextLayer
 from proxycore.proxy.mode_specs import ReverseMode, UpstreamMode
@@ -86,6 +87,9 @@ __all__ = [
     "ErrorCode",
     "make_error_response",
 ]
+
+
+_Hook = TypeVar("_Hook", bound=commands.StartHook)
 
 
 class HTTPMode(enum.Enum):
@@ -118,20 +122,27 @@ class HttpStream(Layer):
     response_hook_done = False
     response_complete = False  # sent to the client in full (the upload may go on)
     error_hook_done = False
+    # What was streamed on (after the stream modifier), kept when store_streamed_bodies is
+    # on: "request"/"response" -> chunks; None until the first chunk.
+    streamed: dict[str, list[bytes]] | None = None
+    # Whether the HttpLayer runs this stream's handlers itself, without Layer._run around
+    # them, while it is not paused (a class attribute for tests of the general path).
+    unwrapped: ClassVar[bool] = True
     # Set by the HttpLayer: the open connection it would give a GetHttpConnection at once,
     # if there is one; asked first, so that reusing a connection costs no round trip.
-    reusable_connection: Callable[[GetHttpConnection], Server | None] | None = None
+    reusable_connection: Callable[[Address, bool, Any, str], Server | None] | None = None
 
     def __init__(self, context: Context, stream_id: int, mode: HTTPMode) -> None:
-        super().__init__(context)
+        # (Layer.__init__ inline: one call less per request.)
+        self.context = context
+        context.layers.append(self)
+        self._paused = None
+        self._paused_event_queue = ()
         self.stream_id = stream_id
         self.mode = mode
         self.request_body = BodyBuffer()
         self.response_body = BodyBuffer()
-        # What was streamed on (after the stream modifier), kept when store_streamed_bodies is
-        # on: "request"/"response" -> chunks, made on first use.
-        self.streamed: dict[str, list[bytes]] = {}
-        self._goto(self.state_start)
+        setattr(self, "_handle_event", self.state_start)  # noqa: B010 (Layer._goto inline: per request)
 
     def __repr__(self) -> str:
         return f"HttpStream(id={self.stream_id}, {self._handle_event.__name__})"
@@ -153,6 +164,8 @@ class HttpStream(Layer):
     # Request side -----------------------------------------------------------
 
     def state_start(self, event: events.Event) -> CommandGenerator[None]:
+        """A plain function, as receive_response_headers: a request whose requestheaders
+        hook is done at once goes on here, usually to NOTHING (no generator, no routing)."""
         assert isinstance(event, RequestHeaders), event
         request = event.request
         self.flow = HTTPFlow(self.context.client, self.context.server, live=True)
@@ -164,36 +177,56 @@ class HttpStream(Layer):
             if self.mode is HTTPMode.transparent:
                 # Inside a tunnel, or to a reverse/transparent proxy: there is nothing to CONNECT
                 # to (a forwarded CONNECT would end up as a tunnel nobody relays), as mitmproxy.
-                yield from self.fail_request(
+                return self.fail_request(
                     "proxycore received an HTTP CONNECT request even though it is not running "
                     "in regular or upstream mode.",
                     ErrorCode.GENERIC_CLIENT_ERROR,
                 )
-                return
-            yield from self.handle_connect()
-            return
+            return self.handle_connect()
         problem = self._prepare_request()
         if problem:
-            yield from self.fail_request(problem, ErrorCode.DESTINATION_UNKNOWN)
-            return
+            return self.fail_request(problem, ErrorCode.DESTINATION_UNKNOWN)
         held = False
         if not event.end_stream:
             too_large, held = self._declared_body(request, self.request_body, event.declared_size)
             if too_large:
-                yield from self.body_too_large(request=True, headers_hook=True)
-                return
+                return self.body_too_large(request=True, headers_hook=True)
+        hook = HttpRequestHeadersHook(self.flow)
+        if held:
+            return self._request_headers_hook(hook, event, True)
+        instant = self.context.instant_hook  # (what _routed would ask: see _asked)
+        if instant is None or not instant(hook):
+            return self._request_headers_hook(self._asked(hook), event, False)
+        return self._request_headers_hooked(event, False)
+
+    def _request_headers_hook(self, hook: HttpRequestHeadersHook, event: RequestHeaders, held: bool) -> CommandGenerator[None]:
         if held:
             yield from self.hold_request_body(True)
-        yield HttpRequestHeadersHook(self.flow)
+        yield hook
+        yield from self._request_headers_hooked(event, held)
+
+    def _request_headers_hooked(self, event: RequestHeaders, held: bool) -> CommandGenerator[None]:
+        """What follows the requestheaders hook: usually NOTHING (a plain function)."""
         if self.flow.error is not None and self._killed:
-            yield from self.kill()
-            return
+            return self.kill()
         if self.flow.response is not None and not event.end_stream:
-            yield from self.answer_before_body()
-            return
+            return self.answer_before_body()
+        request = event.request
+        if held or request.data.headers.get_raw(b"expect") is not None:  # (usually absent: no decoding)
+            return self._request_headers_rest(event, held)
+        setattr(self, "_handle_event", self.state_consume_request)  # noqa: B010 (Layer._goto inline: per request)
+        # (As _request_headers_rest: an addon's answer is not bypassed by streaming.)
+        if request.stream and self.flow.response is None and not event.end_stream:
+            return self.start_request_stream(event.end_stream)
+        return NOTHING
+
+    def _request_headers_rest(self, event: RequestHeaders, held: bool) -> CommandGenerator[None]:
+        """After the requestheaders hook of a request whose body was held or that has an
+        Expect header: the body may come now, and 100 Continue is answered."""
+        request = event.request
         if held:
             yield from self.hold_request_body(False)
-        expect = request.data.headers.get_raw(b"expect")  # (usually absent: no decoding)
+        expect = request.data.headers.get_raw(b"expect")
         if expect is not None and request.headers.get("expect", "").lower() == "100-continue":
             del request.headers["expect"]
             if not event.end_stream:
@@ -333,13 +366,34 @@ class HttpStream(Layer):
         request = self.flow.request
         request.data.content = self.request_body.take()
         request.data.timestamp_end = time.time()
-        yield HttpRequestHook(self.flow)
+        hook = HttpRequestHook(self.flow)
+        instant = self.context.instant_hook  # (asked here: no round trip of the hook, see _asked)
+        if instant is None or not instant(hook):
+            yield self._asked(hook)
         if self.flow.error is not None and self._killed:
             yield from self.kill()
-        elif self.flow.response is not None:
+            return
+        if self.flow.response is not None:
             yield from self.send_addon_response()
-        else:
-            yield from self.send_request_to_server()
+            return
+        # The request goes to the server (inline: no generator level for it, nor for
+        # connect_to_server when an open connection is free and nothing is queued).
+        setattr(self, "_handle_event", self.state_wait_for_response)  # noqa: B010 (Layer._goto inline: per request)
+        reuse = self.reusable_connection
+        connection = reuse(*self._connection_spec()) if reuse is not None and not self._paused_event_queue else None
+        if connection is not None:
+            self.server_conn = self.flow.server_conn = connection
+        elif not (yield from self.connect_to_server()):
+            return
+        request = self.flow.request
+        content = request.data.content or b""
+        yield SendHttp(RequestHeaders(self.stream_id, request, not content), self.server_conn)
+        if content:
+            yield SendHttp(RequestData(self.stream_id, content), self.server_conn)
+        trailers = request.data.trailers
+        if trailers:
+            yield SendHttp(RequestTrailers(self.stream_id, trailers), self.server_conn)
+        yield SendHttp(RequestEndOfMessage(self.stream_id), self.server_conn)
 
     def _consume_request_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, RequestData):
@@ -428,15 +482,18 @@ class HttpStream(Layer):
 
     def _keep_streamed(self, which: str, data: bytes) -> None:
         if self.context.options.store_streamed_bodies:
+            if self.streamed is None:
+                self.streamed = {}
             self.streamed.setdefault(which, []).append(data)
 
     def _store_streamed(self, which: str) -> None:
         """With store_streamed_bodies, the flow gets the body as it was sent on."""
         if self.context.options.store_streamed_bodies:
             message = self.flow.request if which == "request" else self.flow.response
+            streamed = self.streamed or {}
             if message is not None:
-                message.data.content = b"".join(self.streamed.get(which, ()))
-            self.streamed.pop(which, None)
+                message.data.content = b"".join(streamed.get(which, ()))
+            streamed.pop(which, None)
 
     def connect_to_server(self) -> CommandGenerator[bool]:
         """Get an upstream connection for the request; False (after failing the flow) if none,
@@ -444,18 +501,14 @@ class HttpStream(Layer):
         request = self.flow.request
         if self._paused_event_queue and self._client_cancelled():
             return False
-        tls = request.data.scheme == b"https"
-        # HTTP/3 upstream when the flow's server connection says UDP (reverse:http3://, or
-        # an addon that set flow.server_conn.transport_protocol, as with mitmproxy).
-        transport = self.flow.server_conn.transport_protocol if tls else TransportProtocol.TCP
-        get = GetHttpConnection((request.data.host, request.data.port), tls, self.context.server.via, transport)
-        reusable = self.reusable_connection(get) if self.reusable_connection is not None else None
+        spec = self._connection_spec()
+        reusable = self.reusable_connection(*spec) if self.reusable_connection is not None else None
         connection: Server | None
         err: str | None
         if reusable is not None:
             connection, err = reusable, None
         else:
-            reply: tuple[Server | None, str | None] = yield get
+            reply: tuple[Server | None, str | None] = yield GetHttpConnection(*spec)
             connection, err = reply
         if err:
             message = f"Cannot connect to {request.host}:{request.port}: {err}"
@@ -468,6 +521,15 @@ class HttpStream(Layer):
         self.flow.server_conn = connection
         return True
 
+    def _connection_spec(self) -> tuple[Address, bool, Any, str]:
+        """What the request's server connection must be: address, TLS, via, transport."""
+        data = self.flow.request.data
+        tls = data.scheme == b"https"
+        # HTTP/3 upstream when the flow's server connection says UDP (reverse:http3://, or
+        # an addon that set flow.server_conn.transport_protocol, as with mitmproxy).
+        transport = self.flow.server_conn.transport_protocol if tls else TransportProtocol.TCP
+        return (data.host, data.port), tls, self.context.server.via, transport
+
     def _client_cancelled(self) -> bool:
         """The client gave up on the request (an HTTP/2 RST_STREAM, a disconnect) while we
         waited for a hook or a connection: its error is queued for after the current step,
@@ -475,20 +537,6 @@ class HttpStream(Layer):
         # (Callers ask whether the queue has anything first: usually it is empty.)
         queue = self._paused_event_queue
         return bool(queue) and any(isinstance(e, RequestProtocolError) for e in queue)
-
-    def send_request_to_server(self) -> CommandGenerator[None]:
-        self._goto(self.state_wait_for_response)
-        if not (yield from self.connect_to_server()):
-            return
-        request = self.flow.request
-        content = request.data.content or b""
-        yield SendHttp(RequestHeaders(self.stream_id, request, not content), self.server_conn)
-        if content:
-            yield SendHttp(RequestData(self.stream_id, content), self.server_conn)
-        trailers = request.data.trailers
-        if trailers:
-            yield SendHttp(RequestTrailers(self.stream_id, trailers), self.server_conn)
-        yield SendHttp(RequestEndOfMessage(self.stream_id), self.server_conn)
 
     # Response side ----------------------------------------------------------
 
@@ -531,6 +579,9 @@ class HttpStream(Layer):
     handle_response_side = state_wait_for_response
 
     def receive_response_headers(self, event: ResponseHeaders) -> CommandGenerator[None]:
+        """A plain function: when the responseheaders hook is done at once and no body is
+        held back meanwhile, what follows it goes on here, usually NOTHING (no generator of
+        this handler and no routing of it for every response)."""
         response = event.response
         self.flow.response = response
         if not response.data.timestamp_start:  # (None or 0: not set by the connection layer)
@@ -539,26 +590,47 @@ class HttpStream(Layer):
         if not event.end_stream:
             too_large, held = self._declared_body(response, self.response_body, event.declared_size)
             if too_large:
-                yield from self.body_too_large(request=False, headers_hook=True)
-                return
+                return self.body_too_large(request=False, headers_hook=True)
             held = held and self.server_conn is not None
+        hook = HttpResponseHeadersHook(self.flow)
+        if held:
+            return self._response_headers_hook(hook, response, True)
+        instant = self.context.instant_hook  # (what _routed would ask: see _asked)
+        if instant is None or not instant(hook):
+            return self._response_headers_hook(self._asked(hook), response, False)
+        return self._response_headers_hooked(response)
+
+    def _response_headers_hook(self, hook: HttpResponseHeadersHook, response: Response, held: bool) -> CommandGenerator[None]:
         if held:
             yield from self.hold_response_body(True)
-        yield HttpResponseHeadersHook(self.flow)
+        yield hook
         if held:
             yield from self.hold_response_body(False)
+        yield from self._response_headers_hooked(response)
+
+    def _response_headers_hooked(self, response: Response) -> CommandGenerator[None]:
+        """What follows the responseheaders hook (of ``response``, as the connection layer
+        gave it): usually NOTHING."""
         if self.flow.error is not None and self._killed:
-            yield from self.kill()
-            return
+            return self.kill()
         if response.data.status_code == 101:
             if is_websocket_handshake(self.flow) and self.context.options.websocket:
                 from proxycore.websocket import WebSocketData
 
                 self.flow.websocket = WebSocketData()  # before the response hook, as in mitmproxy
-            yield from self.upgrade_to_passthrough()
-            return
+            return self.upgrade_to_passthrough()
         if response.stream:
-            yield from self.start_response_stream()
+            return self.start_response_stream()
+        return NOTHING
+
+    def _asked(self, hook: _Hook) -> _Hook:
+        """``hook``, about which this stream asked context.instant_hook itself and which is
+        not done at once, to yield and wait for: it carries the stream in ``blocking``, so
+        that Layer._run and the HttpLayer pause the stream on it without asking again (the
+        driver started the hook when asked)."""
+        command: commands.Command = hook  # (StartHook's class attribute says bool)
+        command.blocking = self
+        return hook
 
     def start_response_stream(self) -> CommandGenerator[None]:
         assert self.flow.response is not None
@@ -631,7 +703,10 @@ class HttpStream(Layer):
     def send_response(self) -> CommandGenerator[None]:
         """Run the response hook on a complete response and write it to the client."""
         self.response_hook_done = True
-        yield HttpResponseHook(self.flow)
+        hook = HttpResponseHook(self.flow)
+        instant = self.context.instant_hook  # (as receive_request_end)
+        if instant is None or not instant(hook):
+            yield self._asked(hook)
         if self.flow.error is not None and self._killed:
             yield from self.kill()
             return
@@ -664,7 +739,7 @@ class HttpStream(Layer):
         # A finished stream refers to itself no more (state_done is static, and its context's
         # stack forgets it), so refcounting frees it and its flow at once: a reference cycle
         # per request left ~30 objects to the cyclic garbage collector.
-        self._goto(self.state_done)
+        setattr(self, "_handle_event", self.state_done)  # noqa: B010 (Layer._goto inline: per request)
         if self in self.context.layers:
             self.context.layers.remove(self)
         return DropStream(self.stream_id)
@@ -950,6 +1025,14 @@ class HttpStream(Layer):
             yield from self.child_layer.handle_event(event)
 
 
+#: The events _routed hands to their stream as they are (known by exact type first: no
+#: isinstance checks against RequestHeaders and BodyBackpressure for them).
+_STREAM_EVENTS = frozenset({
+    RequestData, RequestTrailers, RequestEndOfMessage, RequestProtocolError, RequestHalfClosed,
+    ResponseHeaders, ResponseData, ResponseTrailers, ResponseEndOfMessage, ResponseProtocolError,
+})
+
+
 def _modified(modifier: Callable[[bytes], bytes | Iterable[bytes]], data: bytes) -> bytes:
     """What a stream modifier makes of a chunk: bytes, or (as mitmproxy allows) an
     iterable of bytes, joined; nothing counts as no bytes."""
@@ -1167,35 +1250,18 @@ class HttpLayer(Layer):
         every request are handed on in here, where a handler that has nothing to yield
         (NOTHING) costs no routing generator.)"""
         for command in commands_:
-            # The commands of every request by exact type first, without the chain of
-            # isinstance checks below (subclasses of them take the general path).
-            if type(command) is commands.SendData:
-                yield command
-                continue
-            if type(command) is ReceiveHttp:
-                # An event of a stream that exists goes to it here, not through receive_http.
-                # A new request's stream is made here too: no receive_http generator between
-                # the driver and every command of the request's handling.
-                http_event = command.event
-                if type(http_event) is RequestHeaders:
-                    new = self._new_stream(http_event)
-                    yield from self._routed(new, new.handle_event(http_event))
-                    continue
-                stream = self.streams.get(http_event.stream_id)
-                if stream is not None and not isinstance(http_event, (RequestHeaders, BodyBackpressure)):
-                    stream_commands = stream.handle_event(http_event)
-                    if stream_commands is not NOTHING:
-                        yield from self._routed(stream, stream_commands)
-                else:
-                    yield from self.receive_http(http_event)
-                continue
+            # The commands of every request by exact type first, the most frequent first,
+            # without the chain of isinstance checks below (subclasses of them take the
+            # general path). Per request: five SendHttp, five ReceiveHttp, one DropStream; hooks
+            # only when they wait (streams ask instant_hook), SendData now and then (tunnels).
             if type(command) is SendHttp and type(command.event) is not BodyBackpressure:
                 connection = command.connection  # (the client's layer without a call to _layer_of)
                 client_layer = self._client_layer
                 if connection is self.context.client and client_layer is not None:
                     target: Layer | None = client_layer
                 else:
-                    target = self._layer_of(connection)
+                    memo = self._server_memo  # (_layer_of's memo of the server's, inline)
+                    target = memo[1] if memo is not None and memo[0] is connection else self._layer_of(connection)
                 if target is not None:
                     sent = target.handle_event(command.event)
                     if sent is NOTHING:
@@ -1204,14 +1270,59 @@ class HttpLayer(Layer):
                     # they go up from here. From its first other command on, all of the rest is
                     # routed as its own (no routing generator for the usual head or body).
                     for out in sent:
-                        if type(out) is commands.SendData:
+                        if type(out) is SendData:
                             yield out
                         else:
                             yield from self._routed(target, itertools.chain((out,), sent))
                             break
                 continue
+            if type(command) is ReceiveHttp:
+                # An event of a stream that exists goes to it here, not through receive_http.
+                # A new request's stream is made here too: no receive_http generator between
+                # the driver and every command of the request's handling.
+                http_event = command.event
+                if type(http_event) is RequestHeaders:
+                    new = self._new_stream(http_event)
+                    # The stream's handler itself, without Layer._run around it: a blocking
+                    # command it yields is paused for below (see "unclaimed").
+                    new_commands = new._handle_event(http_event) if new.unwrapped else new.handle_event(http_event)
+                    if new_commands is not NOTHING:
+                        yield from self._routed(new, new_commands)
+                    continue
+                stream = self.streams.get(http_event.stream_id)
+                if stream is not None and (
+                    type(http_event) in _STREAM_EVENTS or not isinstance(http_event, (RequestHeaders, BodyBackpressure))
+                ):
+                    if stream._paused is None and stream.unwrapped:
+                        stream_commands = stream._handle_event(http_event)  # (as for a new one)
+                    else:
+                        stream_commands = stream.handle_event(http_event)
+                    if stream_commands is not NOTHING:
+                        yield from self._routed(stream, stream_commands)
+                else:
+                    yield from self.receive_http(http_event)
+                continue
+            blocking = command.blocking
+            if blocking is True or (blocking is child and child._paused is None):
+                # Unclaimed: a stream's handler yielded it to us without Layer._run around it
+                # (see above), so what _run does is done here. A hook nobody listens to is
+                # done already (its reply would be None): the handler goes on at once. (One
+                # that carries the stream was asked about by the stream itself: HttpStream._asked.)
+                if blocking is True:
+                    instant = child.context.instant_hook
+                    if instant is not None and isinstance(command, commands.StartHook) and instant(command):
+                        continue
+                # Otherwise the stream waits for the reply (which resumes it through _run),
+                # and the command is routed as a claimed one.
+                assert isinstance(commands_, Generator), commands_
+                child.pause_on(command, commands_)
+                yield from self._routed(child, (command,))
+                return
             if type(command) is DropStream:  # (the end of every request)
                 self.streams.pop(command.stream_id, None)
+                continue
+            if type(command) is SendData:
+                yield command
                 continue
             if command.blocking or isinstance(command, commands.RequestWakeup):
                 self.command_sources[command] = child
@@ -1293,11 +1404,29 @@ class HttpLayer(Layer):
                 return connection, True
         return None
 
-    def reusable_connection(self, command: GetHttpConnection) -> Server | None:
-        """The open connection get_connection would reply with at once, if any (see
-        HttpStream.reusable_connection): the answer without the command's round trip."""
-        existing = self._existing_connection(command)
-        return existing[0] if existing is not None and existing[1] else None
+    def reusable_connection(self, address: Address, tls: bool, via: Any, transport: str) -> Server | None:
+        """The open connection get_connection would reply with at once to a GetHttpConnection
+        of these, if any (see HttpStream.reusable_connection): the answer without the
+        command's round trip. The checks of _existing_connection and connection_spec_matches,
+        inline (asked for every request): no command to make, no call per connection."""
+        waiting = self.waiting_for_connection
+        for connection, client in self.http_clients.items():
+            if (
+                connection.address != address
+                or connection.tls != tls
+                or connection.via != via
+                or connection.transport_protocol != transport
+            ):
+                continue
+            opened_via = client.opened_via
+            if (connection.via if opened_via is OPENED_VIA_UNKNOWN else opened_via) != via:
+                continue
+            if waiting and connection in waiting:
+                return None  # still opening: the command would wait for it
+            child = client.child_layer  # (HttpClient.reusable without its property call)
+            if child is not None and child.reusable:
+                return connection
+        return None
 
     def get_connection(self, command: GetHttpConnection) -> CommandGenerator[None]:
         existing = self._existing_connection(command)
