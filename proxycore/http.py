@@ -1338,7 +1338,8 @@ class HTTPFlow(Flow):
     response: Response | None
 
     def __init__(self, client_conn: Client, server_conn: Server, live: bool = False) -> None:
-        super().__init__(client_conn, server_conn, live)
+        # (Flow's own, not super(): CPython 3.11 makes a super object per call, once per request)
+        Flow.__init__(self, client_conn, server_conn, live)
         # set right after construction; typed as always there, as in mitmproxy
         self.request = None  # type: ignore[assignment]
         self.response = None

@@ -287,7 +287,7 @@ def _request(
     if method.upper() == b"CONNECT":
         authority = target
         host, port = parse_authority(target, None)
-    elif target.startswith(b"/") or target == b"*":
+    elif target[0] == 47 or target == b"*":  # ("/"; a target is never empty)
         path = target
     else:
         if target.startswith(b"http://"):  # the usual absolute form: no split, no lower()
@@ -304,7 +304,9 @@ def _request(
             path = b"/?" + query + slash + path
         else:
             path = slash + path or b"/"
-        host, port = parse_authority(authority, 443 if scheme == b"https" else 80)
+        key = (authority, 443 if scheme == b"https" else 80)
+        known = _AUTHORITIES.get(key)  # (parse_authority's cache read without its call)
+        host, port = known if known is not None else parse_authority(*key)
     # Every part was checked (and the fields more strictly than the model would): the
     # model's own checks are skipped.
     headers = parsed_headers(fields, block)
@@ -635,7 +637,12 @@ def assemble_origin_request_head(request: Request) -> bytes:
     version = data.http_version
     if version not in _COMMON_VERSIONS and not version.startswith(b"HTTP/1"):
         version = b"HTTP/1.1"
-    return b"%s %s %s\r\n%s\r\n" % (method, target, version, data.headers.raw_block())
+    headers = data.headers
+    index = headers._index  # (raw_block written out for fields sent as the parser read them)
+    block = index[2] if index is not None and index[0] is headers._fields else None
+    if block is None:
+        block = headers.raw_block()
+    return b"%s %s %s\r\n%s\r\n" % (method, target, version, block)
 
 
 def assemble_response_head(response: Response) -> bytes:
@@ -643,7 +650,12 @@ def assemble_response_head(response: Response) -> bytes:
     version = data.http_version
     if version not in _COMMON_VERSIONS and not version.startswith(b"HTTP/1"):
         version = b"HTTP/1.1"
-    return b"%s %d %s\r\n%s\r\n" % (version, data.status_code, data.reason, data.headers.raw_block())
+    headers = data.headers
+    index = headers._index  # (raw_block written out, as in assemble_origin_request_head)
+    block = index[2] if index is not None and index[0] is headers._fields else None
+    if block is None:
+        block = headers.raw_block()
+    return b"%s %d %s\r\n%s\r\n" % (version, data.status_code, data.reason, block)
 
 
 def _header_block(headers: Headers) -> bytes:

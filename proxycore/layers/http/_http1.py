@@ -408,7 +408,11 @@ class Http1Server(Http1Connection):
             yield from self._bad_request(f"request head larger than {limit} bytes", 431)
             return False
         self.head_timer.disarm()
-        head = self._take(end)
+        if end == len(buf):  # (_take written out for a head that came alone, as usual)
+            head = bytes(buf)
+            buf.clear()
+        else:
+            head = self._take(end)
         try:
             request = http1.parse_request_head(head)
             size = http1.request_body_size(request)
@@ -778,7 +782,11 @@ class Http1Client(Http1Connection):
                     return
                 if end == -1:
                     return
-                head = self._take(end)
+                if end < len(buf) and end <= SMALL_TAKE:  # (_take written out: a head, its body behind)
+                    head = bytes(buf[:end])
+                    del buf[:end]
+                else:
+                    head = self._take(end)
                 if not (yield from self._read_head(head)):
                     return
             elif self.state == "read_body":
@@ -830,7 +838,12 @@ class Http1Client(Http1Connection):
             # The whole Content-Length body is here already (a small response, usually):
             # handed on as _body_parts hands on what the body reader gives, without either.
             self.state = "read_body"
-            data = self._take(size)
+            buf = self.buf
+            if size == len(buf):  # (_take written out: the body is all that is left, as usual)
+                data = bytes(buf)
+                buf.clear()
+            else:
+                data = self._take(size)
             held = self.body_held  # (handing the data on may start or end a hold)
             yield ReceiveHttp(ResponseData(self.stream_id, data))
             if held and self.body_held:
