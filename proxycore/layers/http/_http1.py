@@ -785,8 +785,58 @@ class Http1Client(Http1Connection):
                     del buf[:end]
                 else:
                     head = self._take(end)
-                if not (yield from self._read_head(head)):
+                # The response's head, read here: no generator level of its own between
+                # the response's events and the driver.
+                assert self.request is not None and self.stream_id is not None
+                method = self.request.data.method.upper()  # (bytes: no decoding per response)
+                try:
+                    response = http1.parse_response_head(head)
+                    size = http1.body_size_after(method, response)
+                except ProtocolError as e:
+                    yield from self._fail(f"Bad response from server: {e}")
                     return
+                status = response.data.status_code
+                if status < 200 and status != 101:
+                    continue  # interim response (100, 103…): not forwarded, the final one follows
+                response.data.timestamp_start = time.time()
+                self.response = response
+                self.response_size = size
+                # size >= 0 is the Content-Length (or 0 without a body); CHUNKED/UNTIL_EOF
+                # declare none.
+                declared = size if size >= 0 else None
+                yield ReceiveHttp(ResponseHeaders(self.stream_id, response, size == 0, declared))
+                tunnel = method == b"CONNECT" and 200 <= status < 300
+                if status == 101 or tunnel:
+                    self.state = "passthrough"
+                    if status == 101:
+                        # The 101 itself is complete; what follows is the new protocol (as
+                        # mitmproxy). (A 2xx to a CONNECT goes on as the tunnel, without an end.)
+                        yield ReceiveHttp(ResponseEndOfMessage(self.stream_id))
+                    if self.buf:
+                        yield ReceiveHttp(ResponseData(self.stream_id, self._take(len(self.buf))))
+                    return
+                if size == 0:
+                    yield from self._response_complete()
+                elif 0 < size <= len(self.buf):
+                    # The whole Content-Length body is here already (a small response,
+                    # usually): handed on as _body_parts hands on what the body reader gives,
+                    # without either.
+                    self.state = "read_body"
+                    buf = self.buf
+                    if size == len(buf):  # (_take written out: the body is all that is left)
+                        data = bytes(buf)
+                        buf.clear()
+                    else:
+                        data = self._take(size)
+                    held = self.body_held  # (handing the data on may start or end a hold)
+                    yield ReceiveHttp(ResponseData(self.stream_id, data))
+                    if held and self.body_held:
+                        yield from self._count_held(len(data))
+                    yield from self._response_complete()
+                else:
+                    self.body_reader = BodyReader(size)
+                    self.state = "read_body"
+                continue
             elif self.state == "read_body":
                 yield from self._read_body()
                 if self.state == "read_body":
@@ -801,56 +851,6 @@ class Http1Client(Http1Connection):
                 return
             else:
                 return
-
-    def _read_head(self, head: bytes) -> CommandGenerator[bool]:
-        assert self.request is not None and self.stream_id is not None
-        method = self.request.data.method.upper()  # (bytes: no decoding per response)
-        try:
-            response = http1.parse_response_head(head)
-            size = http1.body_size_after(method, response)
-        except ProtocolError as e:
-            yield from self._fail(f"Bad response from server: {e}")
-            return False
-        status = response.data.status_code
-        if status < 200 and status != 101:
-            return True  # interim response (100, 103…): not forwarded, the final one follows
-        response.data.timestamp_start = time.time()
-        self.response = response
-        self.response_size = size
-        # size >= 0 is the Content-Length (or 0 without a body); CHUNKED/UNTIL_EOF declare none.
-        declared = size if size >= 0 else None
-        yield ReceiveHttp(ResponseHeaders(self.stream_id, response, size == 0, declared))
-        tunnel = method == b"CONNECT" and 200 <= status < 300
-        if status == 101 or tunnel:
-            self.state = "passthrough"
-            if status == 101:
-                # The 101 itself is complete; what follows is the new protocol (as mitmproxy).
-                # (A 2xx to a CONNECT goes on as the tunnel, without an end.)
-                yield ReceiveHttp(ResponseEndOfMessage(self.stream_id))
-            if self.buf:
-                yield ReceiveHttp(ResponseData(self.stream_id, self._take(len(self.buf))))
-            return False
-        if size == 0:
-            yield from self._response_complete()
-        elif 0 < size <= len(self.buf):
-            # The whole Content-Length body is here already (a small response, usually):
-            # handed on as _body_parts hands on what the body reader gives, without either.
-            self.state = "read_body"
-            buf = self.buf
-            if size == len(buf):  # (_take written out: the body is all that is left, as usual)
-                data = bytes(buf)
-                buf.clear()
-            else:
-                data = self._take(size)
-            held = self.body_held  # (handing the data on may start or end a hold)
-            yield ReceiveHttp(ResponseData(self.stream_id, data))
-            if held and self.body_held:
-                yield from self._count_held(len(data))
-            yield from self._response_complete()
-        else:
-            self.body_reader = BodyReader(size)
-            self.state = "read_body"
-        return True
 
     def _read_body(self, data: bytes | None = None) -> CommandGenerator[None]:
         """Feed ``data`` (default: all of buf) to the body reader; what to hand on, as a
