@@ -137,26 +137,6 @@ class Headers:
         )
         self._index: _Index | None = None
 
-    @classmethod
-    def _checked(cls, fields: Iterable[tuple[bytes, bytes]], block: bytes | None = None) -> Headers:
-        """Headers from (bytes, bytes) pairs a parser has already checked more strictly than
-        ``_wire`` would (the HTTP/1 head parser): no second check per field. Their index is
-        built at once (the framing code reads it next, for every message), and ``block``, if
-        given, is the fields as ``raw_block`` gives them: what the parser read was already in
-        that form, so sending them unchanged costs no serialising."""
-        headers = cls.__new__(cls)
-        headers._fields = checked = tuple(fields)
-        table: dict[bytes, list[bytes]] = {}
-        for k, v in checked:  # (as _table, without its call)
-            key = k.lower()
-            values = table.get(key)
-            if values is None:
-                table[key] = [v]
-            else:
-                values.append(v)
-        headers._index = (checked, table, block)
-        return headers
-
     def _table(self) -> dict[bytes, list[bytes]]:
         """The raw values by lower-case name. The index belongs to one fields tuple
         (compared by identity), so every way of changing the fields, which always assigns
@@ -859,21 +839,6 @@ class Request(Message):
         d.timestamp_end = timestamp_end
         self.stream = False
 
-    @classmethod
-    def _parsed(
-        cls, host: str, port: int, method: bytes, scheme: bytes, authority: bytes, path: bytes,
-        http_version: bytes, headers: Headers,
-    ) -> Request:
-        """A request from a head the HTTP/1 parser has checked more strictly than ``_wire``
-        would (no CR, LF or NUL anywhere in it): no second check of each field."""
-        request = cls.__new__(cls)
-        request.data = d = RequestData()
-        d.host, d.port, d.method, d.scheme, d.authority, d.path = host, port, method, scheme, authority, path
-        d.http_version, d.headers, d.content, d.trailers = http_version, headers, None, None
-        d.timestamp_start, d.timestamp_end = 0.0, None
-        request.stream = False
-        return request
-
     def __repr__(self) -> str:
         where = f"{self.host}:{self.port}" if self.host else ""
         return f"Request({self.method} {where}{self.path})"
@@ -1237,16 +1202,6 @@ class Response(Message):
         d.timestamp_end = timestamp_end
         self.stream = False
 
-    @classmethod
-    def _parsed(cls, http_version: bytes, status_code: int, reason: bytes, headers: Headers) -> Response:
-        """A response from a head the HTTP/1 parser has checked (see Request._parsed)."""
-        response = cls.__new__(cls)
-        response.data = d = ResponseData()
-        d.http_version, d.status_code, d.reason, d.headers = http_version, status_code, reason, headers
-        d.content, d.trailers, d.timestamp_start, d.timestamp_end = None, None, 0.0, None
-        response.stream = False
-        return response
-
     def __repr__(self) -> str:
         """mitmproxy's form: ``Response(200, text/html, 1.2k)`` or ``Response(204, no content)``."""
         from proxycore.utils.human import pretty_size
@@ -1383,7 +1338,8 @@ class HTTPFlow(Flow):
     response: Response | None
 
     def __init__(self, client_conn: Client, server_conn: Server, live: bool = False) -> None:
-        super().__init__(client_conn, server_conn, live)
+        # (Flow's own, not super(): CPython 3.11 makes a super object per call, once per request)
+        Flow.__init__(self, client_conn, server_conn, live)
         # set right after construction; typed as always there, as in mitmproxy
         self.request = None  # type: ignore[assignment]
         self.response = None
@@ -1420,3 +1376,67 @@ class HTTPFlow(Flow):
         else:
             self.websocket = None
         super().set_state(state)
+
+
+# What the HTTP/1 head parser builds (proxycore.net.http1). Module functions, not class
+# methods: CPython 3.11 calls a classmethod through a slower, unspecialised path, and
+# these run for every request and response.
+
+
+def parsed_headers(fields: Iterable[tuple[bytes, bytes]], block: bytes | None = None) -> Headers:
+    """Headers from (bytes, bytes) pairs a parser has already checked more strictly than
+    ``_wire`` would: no second check per field. Their index is built at once (the framing
+    code reads it next, for every message), and ``block``, if given, is the fields as
+    ``raw_block`` gives them: what the parser read was already in that form, so sending
+    them unchanged costs no serialising."""
+    headers = object.__new__(Headers)
+    headers._fields = checked = tuple(fields)
+    table: dict[bytes, list[bytes]] = {}
+    for k, v in checked:  # (as Headers._table, without its call; ``in`` costs less than get())
+        key = k.lower()
+        if key in table:
+            table[key].append(v)
+        else:
+            table[key] = [v]
+    headers._index = (checked, table, block)
+    return headers
+
+
+def parsed_request(
+    host: str, port: int, method: bytes, scheme: bytes, authority: bytes, path: bytes,
+    http_version: bytes, headers: Headers,
+) -> Request:
+    """A request from a head the HTTP/1 parser has checked more strictly than ``_wire``
+    would (no CR, LF or NUL anywhere in it): no second check of each field."""
+    request = object.__new__(Request)
+    request.data = d = object.__new__(RequestData)  # (no __init__ to run)
+    d.host = host
+    d.port = port
+    d.method = method
+    d.scheme = scheme
+    d.authority = authority
+    d.path = path
+    d.http_version = http_version
+    d.headers = headers
+    d.content = None
+    d.trailers = None
+    d.timestamp_start = 0.0
+    d.timestamp_end = None
+    request.stream = False
+    return request
+
+
+def parsed_response(http_version: bytes, status_code: int, reason: bytes, headers: Headers) -> Response:
+    """A response from a head the HTTP/1 parser has checked (see parsed_request)."""
+    response = object.__new__(Response)
+    response.data = d = object.__new__(ResponseData)
+    d.http_version = http_version
+    d.status_code = status_code
+    d.reason = reason
+    d.headers = headers
+    d.content = None
+    d.trailers = None
+    d.timestamp_start = 0.0
+    d.timestamp_end = None
+    response.stream = False
+    return response

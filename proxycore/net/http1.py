@@ -10,7 +10,14 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from proxycore.http import Headers, Request, Response
+from proxycore.http import (
+    Headers,
+    Request,
+    Response,
+    parsed_headers,
+    parsed_request,
+    parsed_response,
+)
 
 MAX_CHUNK_LINE = 4096
 # Bytes of trailer fields after the last chunk (a head has head_size_limit instead).
@@ -280,13 +287,16 @@ def _request(
     if method.upper() == b"CONNECT":
         authority = target
         host, port = parse_authority(target, None)
-    elif target.startswith(b"/") or target == b"*":
+    elif target[0] == 47 or target == b"*":  # ("/"; a target is never empty)
         path = target
     else:
-        scheme, sep, rest = target.partition(b"://")
-        scheme = scheme.lower()
-        if not sep or scheme not in (b"http", b"https"):
-            raise ProtocolError(f"bad HTTP request target: {target[:100]!r}")
+        if target.startswith(b"http://"):  # the usual absolute form: no split, no lower()
+            scheme, rest = b"http", target[7:]
+        else:
+            scheme, sep, rest = target.partition(b"://")
+            scheme = scheme.lower()
+            if not sep or scheme not in (b"http", b"https"):
+                raise ProtocolError(f"bad HTTP request target: {target[:100]!r}")
         # The authority ends at the first "/" or "?"; a path that is only a query gets "/".
         authority, slash, path = rest.partition(b"/")
         if b"?" in authority:
@@ -294,15 +304,17 @@ def _request(
             path = b"/?" + query + slash + path
         else:
             path = slash + path or b"/"
-        host, port = parse_authority(authority, 443 if scheme == b"https" else 80)
+        key = (authority, 443 if scheme == b"https" else 80)
+        known = _AUTHORITIES.get(key)  # (parse_authority's cache read without its call)
+        host, port = known if known is not None else parse_authority(*key)
     # Every part was checked (and the fields more strictly than the model would): the
     # model's own checks are skipped.
-    headers = Headers._checked(fields, block)
+    headers = parsed_headers(fields, block)
     if len(fields) > 1:
-        hosts = headers.get_raw(b"host")  # (from the index _checked built)
+        hosts = headers.get_raw(b"host")  # (from the index parsed_headers built)
         if hosts is not None and len(hosts) > 1:
             raise ProtocolError("more than one Host header")  # RFC 9112 3.2: which one routes?
-    return Request._parsed(host, port, method, scheme, authority, path, version, headers)
+    return parsed_request(host, port, method, scheme, authority, path, version, headers)
 
 
 def parse_response_head(head: bytes) -> Response:
@@ -323,10 +335,10 @@ def parse_response_head(head: bytes) -> Response:
         lines = head.count(b"\n") - 2  # (the fields as in parse_request_head)
         fields = _CANONICAL_FIELD_LINE.findall(head, start)
         if len(fields) == lines:
-            return Response._parsed(version, status, reason, Headers._checked(fields, head[start:-2]))
+            return parsed_response(version, status, reason, parsed_headers(fields, head[start:-2]))
         fields = _CRLF_FIELD_LINE.findall(head, start)
         if len(fields) == lines:
-            return Response._parsed(version, status, reason, Headers._checked(fields))
+            return parsed_response(version, status, reason, parsed_headers(fields))
     return _parse_any_response_head(head)
 
 
@@ -339,7 +351,7 @@ def _parse_any_response_head(head: bytes) -> Response:
         raise ProtocolError(f"bad HTTP response line: {first[:100]!r}")
     if not (len(status) == 3 and status.isdigit()):  # three ASCII digits (bytes.isdigit)
         raise ProtocolError(f"bad HTTP status code: {status[:40]!r}")
-    return Response._parsed(version, int(status), reason, Headers._checked(fields))
+    return parsed_response(version, int(status), reason, parsed_headers(fields))
 
 
 # Body framing ---------------------------------------------------------------
@@ -625,7 +637,12 @@ def assemble_origin_request_head(request: Request) -> bytes:
     version = data.http_version
     if version not in _COMMON_VERSIONS and not version.startswith(b"HTTP/1"):
         version = b"HTTP/1.1"
-    return b"%s %s %s\r\n%s\r\n" % (method, target, version, data.headers.raw_block())
+    headers = data.headers
+    index = headers._index  # (raw_block written out for fields sent as the parser read them)
+    block = index[2] if index is not None and index[0] is headers._fields else None
+    if block is None:
+        block = headers.raw_block()
+    return b"%s %s %s\r\n%s\r\n" % (method, target, version, block)
 
 
 def assemble_response_head(response: Response) -> bytes:
@@ -633,7 +650,12 @@ def assemble_response_head(response: Response) -> bytes:
     version = data.http_version
     if version not in _COMMON_VERSIONS and not version.startswith(b"HTTP/1"):
         version = b"HTTP/1.1"
-    return b"%s %d %s\r\n%s\r\n" % (version, data.status_code, data.reason, data.headers.raw_block())
+    headers = data.headers
+    index = headers._index  # (raw_block written out, as in assemble_origin_request_head)
+    block = index[2] if index is not None and index[0] is headers._fields else None
+    if block is None:
+        block = headers.raw_block()
+    return b"%s %d %s\r\n%s\r\n" % (version, data.status_code, data.reason, block)
 
 
 def _header_block(headers: Headers) -> bytes:

@@ -116,3 +116,30 @@ def test_usual_status_lines_read_as_the_regex_reads_them(line: bytes) -> None:
     for head in (line + b"A: b\r\n\r\n", line + b"A:b \r\n\r\n", line.replace(b"\r\n", b"\n") + b"A: b\n\n",
                  line + b"A: b\n\r\n", line + b" A: b\r\n\r\n", line + b"\r\n"):
         assert _outcome(http1.parse_response_head, head) == _outcome(http1._parse_any_response_head, head)
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        (b"http://a.example/b?c", (b"http", b"a.example", b"/b?c", "a.example", 80)),
+        (b"http://a.example:8080", (b"http", b"a.example:8080", b"/", "a.example", 8080)),
+        (b"http://a.example?q", (b"http", b"a.example", b"/?q", "a.example", 80)),
+        (b"HTTP://A.example/", (b"http", b"A.example", b"/", "a.example", 80)),
+        (b"Http://a.example/", (b"http", b"a.example", b"/", "a.example", 80)),
+        (b"https://a.example/", (b"https", b"a.example", b"/", "a.example", 443)),
+        (b"http://", None),
+        (b"http:/a.example/", None),
+        (b"http://a b/", None),
+        (b"ftp://a.example/", None),
+    ],
+)
+def test_absolute_targets_with_and_without_the_http_shortcut(target: bytes, expected: tuple | None) -> None:
+    """``http://`` in lower case skips the scheme's split and lower(); any other spelling
+    takes the general way: both give the same parts and reject the same targets."""
+    head = b"GET " + target + b" HTTP/1.1\r\nHost: a.example\r\n\r\n"
+    if expected is None:
+        with pytest.raises(ProtocolError):
+            http1.parse_request_head(head)
+        return
+    d = http1.parse_request_head(head).data
+    assert (d.scheme, d.authority, d.path, d.host, d.port) == expected

@@ -354,8 +354,68 @@ class Http1Server(Http1Connection):
         the client for what is left waiting (see _pipeline_backpressure)."""
         while True:
             if self.state == "read_headers":
-                if not (yield from self._read_head()):
+                # A head, read here: no generator level of its own between the request's
+                # two events and the driver. Empty lines before a request are allowed.
+                buf = self.buf
+                blank = http1.leading_blank_lines(buf) if buf and buf[0] in (13, 10) else 0  # (CR, LF)
+                if blank:
+                    del self.buf[:blank]
+                    self.head_scanned = max(0, self.head_scanned - blank)
+                # Where the head ends, or -1, each byte searched once (http1.find_head_end and
+                # head_scan_start written out here and in Http1Client._read: once per head).
+                scanned = self.head_scanned
+                match = http1.HEAD_END.search(buf, scanned - 2 if scanned > 2 else 0)
+                if match is None:
+                    self.head_scanned, end = len(buf), -1
+                else:
+                    self.head_scanned, end = 0, match.end()
+                try:  # (size_limits(...).head without its call, once per head)
+                    limit = self.context.options._derived[_size_limits].head
+                except (AttributeError, KeyError):
+                    limit = size_limits(self.context.options).head
+                if end == -1:
+                    if limit is not None and len(self.buf) > limit:
+                        yield from self._bad_request(f"request head larger than {limit} bytes", 431)
+                    elif self.buf and self.head_timer.idle:
+                        self.head_timer.arm(idle=False)  # a head has begun: time it
                     break
+                if limit is not None and end > limit:
+                    yield from self._bad_request(f"request head larger than {limit} bytes", 431)
+                    break
+                self.head_timer.disarm()
+                if end == len(buf):  # (_take written out for a head that came alone, as usual)
+                    head = bytes(buf)
+                    buf.clear()
+                else:
+                    head = self._take(end)
+                try:
+                    request = http1.parse_request_head(head)
+                    size = http1.request_body_size(request)
+                except ProtocolError as e:
+                    yield from self._bad_request(str(e), 400)
+                    break
+                request.data.timestamp_start = time.time()
+                self.stream_id = self.next_stream_id
+                self.next_stream_id += 2
+                self.request, self.response = request, None
+                self.request_done = size == 0
+                self.body_discarded = False
+                self.answered_early = False
+                stream_id = self.stream_id
+                # The state is set before the head goes up: with hooks answered at once, the
+                # answer (proxyauth's 407, say) can come back down to us while RequestHeaders
+                # is handled.
+                if size == 0:
+                    self.state = "wait"
+                else:
+                    self.body_reader = BodyReader(size)
+                    self.state = "read_body"
+                # size >= 0 is the Content-Length (or 0 without one); CHUNKED declares none.
+                yield ReceiveHttp(RequestHeaders(stream_id, request, size == 0, None, size if size >= 0 else None))
+                # A CONNECT request goes on as its tunnel (as mitmproxy): no end of message.
+                if size == 0 and request.data.method != b"CONNECT" and self.stream_id == stream_id and self.request is request:
+                    yield ReceiveHttp(RequestEndOfMessage(stream_id))
+                continue
             elif self.state == "read_body":
                 if not (yield from self._read_body()):
                     break
@@ -378,64 +438,6 @@ class Http1Server(Http1Connection):
 
     def _may_resume(self) -> bool:
         return self.state != "done"
-
-    def _read_head(self) -> CommandGenerator[bool]:
-        # Empty lines before a request are allowed.
-        buf = self.buf
-        blank = http1.leading_blank_lines(buf) if buf and buf[0] in (13, 10) else 0  # (CR, LF)
-        if blank:
-            del self.buf[:blank]
-            self.head_scanned = max(0, self.head_scanned - blank)
-        # Where the head ends, or -1, each byte searched once (http1.find_head_end and
-        # head_scan_start written out here and in Http1Client._read: once per head).
-        scanned = self.head_scanned
-        match = http1.HEAD_END.search(buf, scanned - 2 if scanned > 2 else 0)
-        if match is None:
-            self.head_scanned, end = len(buf), -1
-        else:
-            self.head_scanned, end = 0, match.end()
-        try:  # (size_limits(...).head without its call, once per head)
-            limit = self.context.options._derived[_size_limits].head
-        except (AttributeError, KeyError):
-            limit = size_limits(self.context.options).head
-        if end == -1:
-            if limit is not None and len(self.buf) > limit:
-                yield from self._bad_request(f"request head larger than {limit} bytes", 431)
-            elif self.buf and self.head_timer.idle:
-                self.head_timer.arm(idle=False)  # a head has begun: time it
-            return False
-        if limit is not None and end > limit:
-            yield from self._bad_request(f"request head larger than {limit} bytes", 431)
-            return False
-        self.head_timer.disarm()
-        head = self._take(end)
-        try:
-            request = http1.parse_request_head(head)
-            size = http1.request_body_size(request)
-        except ProtocolError as e:
-            yield from self._bad_request(str(e), 400)
-            return False
-        request.data.timestamp_start = time.time()
-        self.stream_id = self.next_stream_id
-        self.next_stream_id += 2
-        self.request, self.response = request, None
-        self.request_done = size == 0
-        self.body_discarded = False
-        self.answered_early = False
-        stream_id = self.stream_id
-        # The state is set before the head goes up: with hooks answered at once, the answer
-        # (proxyauth's 407, say) can come back down to us while RequestHeaders is handled.
-        if size == 0:
-            self.state = "wait"
-        else:
-            self.body_reader = BodyReader(size)
-            self.state = "read_body"
-        # size >= 0 is the Content-Length (or 0 without one); CHUNKED declares none.
-        yield ReceiveHttp(RequestHeaders(stream_id, request, size == 0, None, size if size >= 0 else None))
-        # A CONNECT request goes on as its tunnel (as mitmproxy): no end of message.
-        if size == 0 and request.data.method != b"CONNECT" and self.stream_id == stream_id and self.request is request:
-            yield ReceiveHttp(RequestEndOfMessage(stream_id))
-        return True
 
     def _read_body(self, data: bytes | None = None) -> CommandGenerator[bool]:
         """Feed ``data`` (default: all of buf) to the body reader; True once the body ended."""
@@ -762,7 +764,7 @@ class Http1Client(Http1Connection):
     def _read(self) -> CommandGenerator[None]:
         while self.buf:
             if self.state == "wait":
-                buf = self.buf  # (the head's end found as in Http1Server._read_head)
+                buf = self.buf  # (the head's end found as in Http1Server._read)
                 scanned = self.head_scanned
                 match = http1.HEAD_END.search(buf, scanned - 2 if scanned > 2 else 0)
                 if match is None:
@@ -778,9 +780,63 @@ class Http1Client(Http1Connection):
                     return
                 if end == -1:
                     return
-                head = self._take(end)
-                if not (yield from self._read_head(head)):
+                if end < len(buf) and end <= SMALL_TAKE:  # (_take written out: a head, its body behind)
+                    head = bytes(buf[:end])
+                    del buf[:end]
+                else:
+                    head = self._take(end)
+                # The response's head, read here: no generator level of its own between
+                # the response's events and the driver.
+                assert self.request is not None and self.stream_id is not None
+                method = self.request.data.method.upper()  # (bytes: no decoding per response)
+                try:
+                    response = http1.parse_response_head(head)
+                    size = http1.body_size_after(method, response)
+                except ProtocolError as e:
+                    yield from self._fail(f"Bad response from server: {e}")
                     return
+                status = response.data.status_code
+                if status < 200 and status != 101:
+                    continue  # interim response (100, 103…): not forwarded, the final one follows
+                response.data.timestamp_start = time.time()
+                self.response = response
+                self.response_size = size
+                # size >= 0 is the Content-Length (or 0 without a body); CHUNKED/UNTIL_EOF
+                # declare none.
+                declared = size if size >= 0 else None
+                yield ReceiveHttp(ResponseHeaders(self.stream_id, response, size == 0, declared))
+                tunnel = method == b"CONNECT" and 200 <= status < 300
+                if status == 101 or tunnel:
+                    self.state = "passthrough"
+                    if status == 101:
+                        # The 101 itself is complete; what follows is the new protocol (as
+                        # mitmproxy). (A 2xx to a CONNECT goes on as the tunnel, without an end.)
+                        yield ReceiveHttp(ResponseEndOfMessage(self.stream_id))
+                    if self.buf:
+                        yield ReceiveHttp(ResponseData(self.stream_id, self._take(len(self.buf))))
+                    return
+                if size == 0:
+                    yield from self._response_complete()
+                elif 0 < size <= len(self.buf):
+                    # The whole Content-Length body is here already (a small response,
+                    # usually): handed on as _body_parts hands on what the body reader gives,
+                    # without either.
+                    self.state = "read_body"
+                    buf = self.buf
+                    if size == len(buf):  # (_take written out: the body is all that is left)
+                        data = bytes(buf)
+                        buf.clear()
+                    else:
+                        data = self._take(size)
+                    held = self.body_held  # (handing the data on may start or end a hold)
+                    yield ReceiveHttp(ResponseData(self.stream_id, data))
+                    if held and self.body_held:
+                        yield from self._count_held(len(data))
+                    yield from self._response_complete()
+                else:
+                    self.body_reader = BodyReader(size)
+                    self.state = "read_body"
+                continue
             elif self.state == "read_body":
                 yield from self._read_body()
                 if self.state == "read_body":
@@ -795,51 +851,6 @@ class Http1Client(Http1Connection):
                 return
             else:
                 return
-
-    def _read_head(self, head: bytes) -> CommandGenerator[bool]:
-        assert self.request is not None and self.stream_id is not None
-        method = self.request.data.method.upper()  # (bytes: no decoding per response)
-        try:
-            response = http1.parse_response_head(head)
-            size = http1.body_size_after(method, response)
-        except ProtocolError as e:
-            yield from self._fail(f"Bad response from server: {e}")
-            return False
-        status = response.data.status_code
-        if status < 200 and status != 101:
-            return True  # interim response (100, 103…): not forwarded, the final one follows
-        response.data.timestamp_start = time.time()
-        self.response = response
-        self.response_size = size
-        # size >= 0 is the Content-Length (or 0 without a body); CHUNKED/UNTIL_EOF declare none.
-        declared = size if size >= 0 else None
-        yield ReceiveHttp(ResponseHeaders(self.stream_id, response, size == 0, declared))
-        tunnel = method == b"CONNECT" and 200 <= status < 300
-        if status == 101 or tunnel:
-            self.state = "passthrough"
-            if status == 101:
-                # The 101 itself is complete; what follows is the new protocol (as mitmproxy).
-                # (A 2xx to a CONNECT goes on as the tunnel, without an end.)
-                yield ReceiveHttp(ResponseEndOfMessage(self.stream_id))
-            if self.buf:
-                yield ReceiveHttp(ResponseData(self.stream_id, self._take(len(self.buf))))
-            return False
-        if size == 0:
-            yield from self._response_complete()
-        elif 0 < size <= len(self.buf):
-            # The whole Content-Length body is here already (a small response, usually):
-            # handed on as _body_parts hands on what the body reader gives, without either.
-            self.state = "read_body"
-            data = self._take(size)
-            held = self.body_held  # (handing the data on may start or end a hold)
-            yield ReceiveHttp(ResponseData(self.stream_id, data))
-            if held and self.body_held:
-                yield from self._count_held(len(data))
-            yield from self._response_complete()
-        else:
-            self.body_reader = BodyReader(size)
-            self.state = "read_body"
-        return True
 
     def _read_body(self, data: bytes | None = None) -> CommandGenerator[None]:
         """Feed ``data`` (default: all of buf) to the body reader; what to hand on, as a
