@@ -161,3 +161,23 @@ def test_the_hook_memo_follows_the_chain_and_the_options() -> None:
     assert OneArgHook not in addons.hook_plans
     assert connection_handler._instant_hook(OneArgHook(flow)) is True
     assert listener.seen == ["one"]
+
+
+def test_watched_hooks_of_a_subclass_are_never_instant() -> None:
+    """A subclass's class value and one a subclass sets before ``__init__`` (as client
+    replay does) both count; other hooks stay instant."""
+
+    class ByClass(ConnectionHandler):
+        watched_hooks = (OneArgHook,)
+
+    class BeforeInit(ConnectionHandler):
+        def __init__(self, *args: Any) -> None:
+            self.watched_hooks = (OneArgHook,)
+            super().__init__(*args)
+
+    client = Client(peername=("127.0.0.1", 1), sockname=("127.0.0.1", 2), state=ConnectionState.OPEN)
+    for cls in (ByClass, BeforeInit):
+        watching = cls(Master(Options()), client, lambda context: None)  # type: ignore[arg-type,return-value]
+        assert watching._instant_hook(OneArgHook(tflow())) is False
+        assert watching._instant_hook(TwoArgsHook("x", tflow())) is True
+    assert handler()._instant_hook(OneArgHook(tflow())) is True
