@@ -76,6 +76,9 @@ class AddonManager:
         # an addon's hooks_active may have changed. Public for the driver, which asks it
         # for every hook a request raises: a dict lookup costs less than the call.
         self.hook_index: dict[str, list[tuple[Any, Callable[..., Any]]]] = {}
+        # Hook class -> what the driver needs to answer it at once (see hook_plan). Emptied
+        # in place with the index, so that a driver may hold this dict itself.
+        self.hook_plans: dict[type, tuple[str | None, tuple[Callable[..., Any], ...] | None]] = {}
         master.options.changed.append(self._options_changed)
 
     # chain management ----------------------------------------------------------
@@ -137,6 +140,7 @@ class AddonManager:
     def _rebuild_index(self) -> None:
         """Forget the hook index; it is rebuilt one hook name at a time, on first use."""
         self.hook_index = {}
+        self.hook_plans.clear()
 
     def handlers(self, name: str) -> list[tuple[Any, Callable[..., Any]]]:
         """(addon, bound method) for every addon implementing hook ``name``, in chain order.
@@ -158,6 +162,26 @@ class AddonManager:
                     found.append((addon, handler))
             self.hook_index[name] = found
         return found
+
+    def hook_plan(self, cls: type) -> tuple[str | None, tuple[Callable[..., Any], ...] | None]:
+        """For the driver, which asks before every hook whether it can answer it at once:
+        ``(name, gates)``, kept in ``hook_plans`` until the index is rebuilt.
+
+        ``name`` is the field of a one-argument hook (all HTTP hooks: the flow), else
+        None. ``gates`` are the ``gate`` functions of the hook's handlers when every
+        handler has one (empty: nobody listens), else None (the handlers must run)."""
+        plan = self.hook_plans.get(cls)
+        if plan is None:
+            names = hooks.arg_names(cls)
+            gates: tuple[Callable[..., Any], ...] | None = ()
+            for _, handler in self.handlers(cls.name):  # type: ignore[attr-defined]
+                gate = getattr(handler, "gate", None)
+                if gate is None:
+                    gates = None
+                    break
+                gates += (gate,)  # type: ignore[operator]
+            plan = self.hook_plans[cls] = (names[0] if len(names) == 1 else None, gates)
+        return plan
 
     def has_handlers(self, name: str) -> bool:
         return bool(self.handlers(name))

@@ -23,7 +23,6 @@ from typing import Any, Protocol, cast
 from proxycore import platform
 from proxycore.connection import Client, Connection, ConnectionState, Server, TransportProtocol
 from proxycore.flow import Flow
-from proxycore.hooks import ARG_NAMES, arg_names
 from proxycore.proxy import commands, events
 from proxycore.proxy.context import Context
 from proxycore.proxy.layer import Layer
@@ -326,6 +325,9 @@ class ConnectionHandler:
         self.client = client
         self.context = Context(client, self.options)
         self.context.instant_hook = self._instant_hook
+        # The addon manager's memo of what each hook class needs (emptied in place, never
+        # replaced): read by _instant_hook before every hook without going through master.
+        self._hook_plans: dict[type, Any] = master.addons.hook_plans
         self.layer = make_layer(self.context)
         self.protocols: dict[Connection, _ConnectionProtocol] = {}
         # id(connection) -> its protocol, for SendData: looking a Connection up in
@@ -757,31 +759,30 @@ class ConnectionHandler:
         Watched hooks are never instant: they go the task path that ends in hook_finished."""
         if self.watched_hooks and isinstance(hook, self.watched_hooks):
             return False
-        addons = self.master.addons
-        handlers = addons.hook_index.get(hook.name)
-        if handlers is None:
-            handlers = addons.handlers(hook.name)
-        if not handlers:
-            # Nobody listens (three of a request's four HTTP hooks in proxydump -q); unless
-            # a flow is intercepted (then _execute starts the task that waits for its
-            # resume), it is done. The arguments are read in place, without the list.
-            for name in ARG_NAMES.get(type(hook)) or arg_names(type(hook)):
-                arg = getattr(hook, name)
-                if isinstance(arg, Flow) and arg.intercepted:
-                    return False
-            return True
-        names = ARG_NAMES.get(type(hook)) or arg_names(type(hook))
-        args = [getattr(hook, names[0])] if len(names) == 1 else hook.args()
-        for _, handler in handlers:  # _all_gated_off and _intercepted, without their calls
-            gate = getattr(handler, "gate", None)
-            if gate is None or gate(*args):
-                break
+        plan = self._hook_plans.get(hook.__class__)  # (the memo of AddonManager.hook_plan)
+        if plan is None:
+            plan = self.master.addons.hook_plan(hook.__class__)
+        name, gates = plan
+        if name is not None:  # a one-argument hook (every HTTP hook): no list of arguments
+            arg = getattr(hook, name)
+            if gates is not None:
+                for gate in gates:
+                    if gate(arg):
+                        break
+                else:  # nobody listens, or every gate said no (three, four of a request's
+                    # four HTTP hooks in proxydump -q): done unless the flow is intercepted,
+                    # for then _execute starts the task that waits for its resume
+                    return not (isinstance(arg, Flow) and arg.intercepted)
+            args = [arg]
         else:
-            for arg in args:
-                if isinstance(arg, Flow) and arg.intercepted:
-                    return False
-            return True
-        rest = addons.handle_now(hook)
+            args = hook.args()
+            if gates is not None:
+                for gate in gates:
+                    if gate(*args):
+                        break
+                else:
+                    return not _intercepted(args)
+        rest = self.master.addons.handle_now(hook)
         if rest is None and not _intercepted(args):
             return True
         self._hooks_started.add(hook)
