@@ -131,6 +131,9 @@ class HttpStream(Layer):
     # Set by the HttpLayer: the open connection it would give a GetHttpConnection at once,
     # if there is one; asked first, so that reusing a connection costs no round trip.
     reusable_connection: Callable[[Address, bool, Any, str], Server | None] | None = None
+    # Set by the HttpLayer: its streams by id, which ``finish`` leaves (no DropStream
+    # command to make and route at the end of every request).
+    streams: dict[int, HttpStream] | None = None
 
     def __init__(self, context: Context, stream_id: int, mode: HTTPMode) -> None:
         # (Layer.__init__ inline: one call less per request.)
@@ -465,7 +468,7 @@ class HttpStream(Layer):
                 yield SendHttp(RequestTrailers(self.stream_id, self.flow.request.trailers), self.server_conn)
             yield SendHttp(RequestEndOfMessage(self.stream_id), self.server_conn)
             if self.response_complete:
-                yield self.finish()  # the server answered early; now the upload is over too
+                self.finish()  # the server answered early; now the upload is over too
         elif isinstance(event, RequestProtocolError):
             yield from self.client_error(event)
         else:
@@ -698,7 +701,7 @@ class HttpStream(Layer):
             yield SendHttp(ResponseTrailers(self.stream_id, response.trailers), self.context.client)
         yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
         if self.response_finished():
-            yield self.finish()
+            self.finish()
 
     def send_response(self) -> CommandGenerator[None]:
         """Run the response hook on a complete response and write it to the client."""
@@ -722,7 +725,7 @@ class HttpStream(Layer):
             yield SendHttp(ResponseTrailers(self.stream_id, trailers), self.context.client)
         yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
         if self.response_finished():
-            yield self.finish()
+            self.finish()
 
     def response_finished(self) -> bool:
         """The response is out; whether the stream is done (then the caller finishes it). A
@@ -732,9 +735,9 @@ class HttpStream(Layer):
         self.response_complete = True
         return self._handle_event != self.state_stream_request
 
-    def finish(self) -> DropStream:
-        """The stream is done: the command that tells the HttpLayer, to yield (a plain
-        function, not a generator level of its own at the end of every request)."""
+    def finish(self) -> None:
+        """The stream is done: it leaves the HttpLayer's streams (what a DropStream did; a
+        plain function, not a generator level of its own at the end of every request)."""
         self.flow.live = False
         # A finished stream refers to itself no more (state_done is static, and its context's
         # stack forgets it), so refcounting frees it and its flow at once: a reference cycle
@@ -742,7 +745,8 @@ class HttpStream(Layer):
         setattr(self, "_handle_event", self.state_done)  # noqa: B010 (Layer._goto inline: per request)
         if self in self.context.layers:
             self.context.layers.remove(self)
-        return DropStream(self.stream_id)
+        if self.streams is not None:
+            self.streams.pop(self.stream_id, None)
 
     @staticmethod
     def state_done(event: events.Event) -> CommandGenerator[None]:
@@ -766,7 +770,7 @@ class HttpStream(Layer):
         yield commands.Log(message, "info")
         self.flow.error = Error(message)
         yield SendHttp(ResponseProtocolError(self.stream_id, message, code), self.context.client)
-        yield self.finish()
+        self.finish()
 
     def fail_response(self, message: str, code: ErrorCode) -> CommandGenerator[None]:
         """The server side failed: error page (or close if headers went out), then done."""
@@ -776,7 +780,7 @@ class HttpStream(Layer):
         yield SendHttp(ResponseProtocolError(self.stream_id, message, code), self.context.client)
         if self.server_conn is not None and not self.request_complete:
             yield SendHttp(RequestProtocolError(self.stream_id, message, code), self.server_conn)
-        yield self.finish()
+        self.finish()
 
     def client_error(self, event: RequestProtocolError) -> CommandGenerator[None]:
         message = event.message
@@ -787,7 +791,7 @@ class HttpStream(Layer):
             yield SendHttp(RequestProtocolError(self.stream_id, message, event.code), self.server_conn)
         yield from self.fire_error_hook(message)
         yield SendHttp(ResponseProtocolError(self.stream_id, event.message, event.code), self.context.client)
-        yield self.finish()
+        self.finish()
 
     def _over_size_limit(self, size: int | None, limits: SizeLimits | None = None) -> bool:
         """Is ``size`` above body_size_limit? ``limits``: those already looked up by the caller."""
@@ -812,7 +816,7 @@ class HttpStream(Layer):
         yield SendHttp(ResponseProtocolError(self.stream_id, message, code), self.context.client)
         if self.server_conn is not None:
             yield SendHttp(RequestProtocolError(self.stream_id, message, code), self.server_conn)
-        yield self.finish()
+        self.finish()
 
     def kill(self, error_hook: bool = True) -> CommandGenerator[None]:
         """An addon killed the flow: reset the client without an answer (as mitmproxy, a
@@ -827,7 +831,7 @@ class HttpStream(Layer):
             # Over HTTP/2 only this stream ends: its server connection, perhaps mid-response,
             # must end too so that it is never reused.
             yield SendHttp(RequestProtocolError(self.stream_id, "killed", ErrorCode.KILL), self.server_conn)
-        yield self.finish()
+        self.finish()
 
     # CONNECT and upgrades: the stream becomes a tunnel to a child layer --------
 
@@ -838,7 +842,7 @@ class HttpStream(Layer):
         if self._paused_event_queue and self._client_cancelled():
             # The client left during the hook: nothing to connect, no error hook (as mitmproxy).
             self.flow.error = Error(CLIENT_GONE)
-            yield self.finish()
+            self.finish()
             return
         if self.flow.error is not None and self._killed:
             yield from self.kill(error_hook=False)
@@ -901,7 +905,7 @@ class HttpStream(Layer):
         if response.raw_content:
             yield SendHttp(ResponseData(self.stream_id, response.raw_content), self.context.client)
         yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
-        yield self.finish()
+        self.finish()
 
     def start_tunnel(
         self, hook: commands.StartHook | None, child: Layer | None = None, child_first: bool = True
@@ -964,7 +968,7 @@ class HttpStream(Layer):
                 "warn",
             )
             yield commands.CloseConnection(self.context.client)
-            yield self.finish()  # nothing of the server's side is relayed any more
+            self.finish()  # nothing of the server's side is relayed any more
             return
         self.upgraded = True
         self._goto(self.state_passthrough)
@@ -1252,7 +1256,7 @@ class HttpLayer(Layer):
         for command in commands_:
             # The commands of every request by exact type first, the most frequent first,
             # without the chain of isinstance checks below (subclasses of them take the
-            # general path). Per request: five SendHttp, five ReceiveHttp, one DropStream; hooks
+            # general path). Per request: five SendHttp, five ReceiveHttp; hooks
             # only when they wait (streams ask instant_hook), SendData now and then (tunnels).
             if type(command) is SendHttp and type(command.event) is not BodyBackpressure:
                 connection = command.connection  # (the client's layer without a call to _layer_of)
@@ -1318,9 +1322,6 @@ class HttpLayer(Layer):
                 child.pause_on(command, commands_)
                 yield from self._routed(child, (command,))
                 return
-            if type(command) is DropStream:  # (the end of every request)
-                self.streams.pop(command.stream_id, None)
-                continue
             if type(command) is SendData:
                 yield command
                 continue
@@ -1365,6 +1366,7 @@ class HttpLayer(Layer):
         """The stream of a new request (one with the same id is replaced, as before)."""
         stream = HttpStream(self.context.fork(), event.stream_id, self.mode)
         stream.reusable_connection = self.reusable_connection
+        stream.streams = self.streams
         self.streams[event.stream_id] = stream
         return stream
 
