@@ -235,7 +235,7 @@ class HttpStream(Layer):
             if not event.end_stream:
                 continue_ = Response.make(100)
                 del continue_.headers["content-length"]
-                yield SendHttp(ResponseHeaders(self.stream_id, continue_), self.context.client)
+                yield ResponseHeaders(self.stream_id, continue_)
         self._goto(self.state_consume_request)
         # An addon that already answered (e.g. proxyauth's 407) must not be bypassed by streaming.
         # A request without a body is complete already: nothing to stream, its request hook
@@ -249,7 +249,7 @@ class HttpStream(Layer):
         Neither 100 Continue nor the body is waited for, so a client cannot make us buffer
         an upload nobody wants; an HTTP/1 client connection ends after the answer, an
         HTTP/2 stream is reset with NO_ERROR once the answer is out."""
-        yield SendHttp(DiscardRequestBody(self.stream_id), self.context.client)
+        yield DiscardRequestBody(self.stream_id)
         request = self.flow.request
         request.headers.pop("expect", None)
         request.timestamp_end = time.time()
@@ -293,11 +293,11 @@ class HttpStream(Layer):
         """While a hook holds the request (an addon, an intercept), its body would pile up
         here: the client connection is asked to hold it back (HTTP/2: no more window for
         the stream; HTTP/1: no more reading once body_buffer_limit bytes came meanwhile)."""
-        yield SendHttp(BodyBackpressure(self.stream_id, request=True, paused=paused), self.context.client)
+        yield BodyBackpressure(self.stream_id, request=True, paused=paused)
 
     def hold_response_body(self, paused: bool) -> CommandGenerator[None]:
         """The same for a response held in its responseheaders hook, toward its server."""
-        yield SendHttp(BodyBackpressure(self.stream_id, request=False, paused=paused), self.server_conn)
+        yield BodyBackpressure(self.stream_id, request=False, paused=paused)
 
     def _prepare_request(self) -> str | None:
         """Fill in the destination; an error message if the request cannot be routed."""
@@ -353,7 +353,7 @@ class HttpStream(Layer):
         yield from self.hold_request_body(False)
         if not connected:
             return
-        yield SendHttp(RequestHeaders(self.stream_id, self.flow.request, end_stream), self.server_conn)
+        yield RequestHeaders(self.stream_id, self.flow.request, end_stream)
         if self.request_body:
             yield from self.stream_request_chunk(self.request_body.take())
 
@@ -390,13 +390,13 @@ class HttpStream(Layer):
             return
         request = self.flow.request
         content = request.data.content or b""
-        yield SendHttp(RequestHeaders(self.stream_id, request, not content), self.server_conn)
+        yield RequestHeaders(self.stream_id, request, not content)
         if content:
-            yield SendHttp(RequestData(self.stream_id, content), self.server_conn)
+            yield RequestData(self.stream_id, content)
         trailers = request.data.trailers
         if trailers:
-            yield SendHttp(RequestTrailers(self.stream_id, trailers), self.server_conn)
-        yield SendHttp(RequestEndOfMessage(self.stream_id), self.server_conn)
+            yield RequestTrailers(self.stream_id, trailers)
+        yield RequestEndOfMessage(self.stream_id)
 
     def _consume_request_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, RequestData):
@@ -455,7 +455,7 @@ class HttpStream(Layer):
                 tail = _modified(stream, b"")
                 if tail:
                     self._keep_streamed("request", tail)
-                    yield SendHttp(RequestData(self.stream_id, tail), self.server_conn)
+                    yield RequestData(self.stream_id, tail)
             self._store_streamed("request")
             self.request_complete = True
             self.flow.request.timestamp_end = time.time()
@@ -465,8 +465,8 @@ class HttpStream(Layer):
                 yield from self.kill()
                 return
             if self.flow.request.trailers:
-                yield SendHttp(RequestTrailers(self.stream_id, self.flow.request.trailers), self.server_conn)
-            yield SendHttp(RequestEndOfMessage(self.stream_id), self.server_conn)
+                yield RequestTrailers(self.stream_id, self.flow.request.trailers)
+            yield RequestEndOfMessage(self.stream_id)
             if self.response_complete:
                 self.finish()  # the server answered early; now the upload is over too
         elif isinstance(event, RequestProtocolError):
@@ -481,7 +481,7 @@ class HttpStream(Layer):
             data = _modified(stream, data)
         if data or empty:
             self._keep_streamed("request", data)
-            yield SendHttp(RequestData(self.stream_id, data), self.server_conn)
+            yield RequestData(self.stream_id, data)
 
     def _keep_streamed(self, which: str, data: bytes) -> None:
         if self.context.options.store_streamed_bodies:
@@ -638,7 +638,7 @@ class HttpStream(Layer):
     def start_response_stream(self) -> CommandGenerator[None]:
         assert self.flow.response is not None
         self.response_headers_sent = True
-        yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
+        yield ResponseHeaders(self.stream_id, self.flow.response, False)
         if self.response_body:
             yield from self.stream_response_chunk(self.response_body.take())
 
@@ -668,7 +668,7 @@ class HttpStream(Layer):
             data = _modified(stream, data)
         if data or empty:
             self._keep_streamed("response", data)
-            yield SendHttp(ResponseData(self.stream_id, data), self.context.client)
+            yield ResponseData(self.stream_id, data)
 
     def receive_response_end(self) -> CommandGenerator[None]:
         """The response is complete: what to do, as a generator. A plain function: a
@@ -688,7 +688,7 @@ class HttpStream(Layer):
             tail = _modified(stream, b"")
             if tail:
                 self._keep_streamed("response", tail)
-                yield SendHttp(ResponseData(self.stream_id, tail), self.context.client)
+                yield ResponseData(self.stream_id, tail)
         self._store_streamed("response")
         # As mitmproxy: the response hook runs before the response ends at the client,
         # so it may still set trailers.
@@ -698,8 +698,8 @@ class HttpStream(Layer):
             yield from self.kill()
             return
         if response.trailers:
-            yield SendHttp(ResponseTrailers(self.stream_id, response.trailers), self.context.client)
-        yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
+            yield ResponseTrailers(self.stream_id, response.trailers)
+        yield ResponseEndOfMessage(self.stream_id)
         if self.response_finished():
             self.finish()
 
@@ -717,13 +717,13 @@ class HttpStream(Layer):
         assert response is not None
         content = response.data.content
         self.response_headers_sent = True
-        yield SendHttp(ResponseHeaders(self.stream_id, response, not content), self.context.client)
+        yield ResponseHeaders(self.stream_id, response, not content)
         if content:
-            yield SendHttp(ResponseData(self.stream_id, content), self.context.client)
+            yield ResponseData(self.stream_id, content)
         trailers = response.data.trailers
         if trailers:
-            yield SendHttp(ResponseTrailers(self.stream_id, trailers), self.context.client)
-        yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
+            yield ResponseTrailers(self.stream_id, trailers)
+        yield ResponseEndOfMessage(self.stream_id)
         if self.response_finished():
             self.finish()
 
@@ -769,7 +769,7 @@ class HttpStream(Layer):
         No hook fires, as in mitmproxy: addons never see a request without a destination."""
         yield commands.Log(message, "info")
         self.flow.error = Error(message)
-        yield SendHttp(ResponseProtocolError(self.stream_id, message, code), self.context.client)
+        yield ResponseProtocolError(self.stream_id, message, code)
         self.finish()
 
     def fail_response(self, message: str, code: ErrorCode) -> CommandGenerator[None]:
@@ -777,9 +777,9 @@ class HttpStream(Layer):
         yield from self.fire_error_hook(message)
         if self.flow.error is not None and self._killed:  # in the error hook: no error page, as mitmproxy
             message, code = "killed", ErrorCode.KILL
-        yield SendHttp(ResponseProtocolError(self.stream_id, message, code), self.context.client)
+        yield ResponseProtocolError(self.stream_id, message, code)
         if self.server_conn is not None and not self.request_complete:
-            yield SendHttp(RequestProtocolError(self.stream_id, message, code), self.server_conn)
+            yield RequestProtocolError(self.stream_id, message, code)
         self.finish()
 
     def client_error(self, event: RequestProtocolError) -> CommandGenerator[None]:
@@ -788,9 +788,9 @@ class HttpStream(Layer):
             message = CLIENT_GONE  # HTTP/2 says which: stream reset or connection closed
         # The server side is dropped before the error hook runs, as in mitmproxy.
         if self.server_conn is not None:
-            yield SendHttp(RequestProtocolError(self.stream_id, message, event.code), self.server_conn)
+            yield RequestProtocolError(self.stream_id, message, event.code)
         yield from self.fire_error_hook(message)
-        yield SendHttp(ResponseProtocolError(self.stream_id, event.message, event.code), self.context.client)
+        yield ResponseProtocolError(self.stream_id, event.message, event.code)
         self.finish()
 
     def _over_size_limit(self, size: int | None, limits: SizeLimits | None = None) -> bool:
@@ -813,9 +813,9 @@ class HttpStream(Layer):
                 yield from self.kill()
                 return
         yield from self.fire_error_hook(message)
-        yield SendHttp(ResponseProtocolError(self.stream_id, message, code), self.context.client)
+        yield ResponseProtocolError(self.stream_id, message, code)
         if self.server_conn is not None:
-            yield SendHttp(RequestProtocolError(self.stream_id, message, code), self.server_conn)
+            yield RequestProtocolError(self.stream_id, message, code)
         self.finish()
 
     def kill(self, error_hook: bool = True) -> CommandGenerator[None]:
@@ -825,12 +825,12 @@ class HttpStream(Layer):
             yield from self.fire_error_hook(Error.KILLED_MESSAGE)
         elif self.flow.error is None:
             self.flow.error = Error(Error.KILLED_MESSAGE)
-        yield SendHttp(ResponseProtocolError(self.stream_id, "killed", ErrorCode.KILL), self.context.client)
+        yield ResponseProtocolError(self.stream_id, "killed", ErrorCode.KILL)
         if self.server_conn is not None and self.context.client.alpn == b"h2":
             # An HTTP/1 client connection closes here, and its server connections with it.
             # Over HTTP/2 only this stream ends: its server connection, perhaps mid-response,
             # must end too so that it is never reused.
-            yield SendHttp(RequestProtocolError(self.stream_id, "killed", ErrorCode.KILL), self.server_conn)
+            yield RequestProtocolError(self.stream_id, "killed", ErrorCode.KILL)
         self.finish()
 
     # CONNECT and upgrades: the stream becomes a tunnel to a child layer --------
@@ -901,10 +901,10 @@ class HttpStream(Layer):
     def send_response_as_is(self) -> CommandGenerator[None]:
         response = self.flow.response
         assert response is not None
-        yield SendHttp(ResponseHeaders(self.stream_id, response, False), self.context.client)
+        yield ResponseHeaders(self.stream_id, response, False)
         if response.raw_content:
-            yield SendHttp(ResponseData(self.stream_id, response.raw_content), self.context.client)
-        yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
+            yield ResponseData(self.stream_id, response.raw_content)
+        yield ResponseEndOfMessage(self.stream_id)
         self.finish()
 
     def start_tunnel(
@@ -921,8 +921,8 @@ class HttpStream(Layer):
             yield hook
         self.flow.live = False
         assert self.flow.response is not None
-        yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
-        yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)  # the tunnel begins
+        yield ResponseHeaders(self.stream_id, self.flow.response, False)
+        yield ResponseEndOfMessage(self.stream_id)  # the tunnel begins
         if not child_first:
             yield from self.child_layer.handle_event(events.Start())
 
@@ -960,7 +960,7 @@ class HttpStream(Layer):
             self.child_layer = TCPLayer(context)  # a TCP flow with its hooks, as mitmproxy
         else:
             # Nothing may relay what follows the 101: the client gets it, then the end.
-            yield SendHttp(ResponseHeaders(self.stream_id, response, False), self.context.client)
+            yield ResponseHeaders(self.stream_id, response, False)
             self.flow.live = False
             yield commands.Log(
                 "A 101 response was passed on, but neither the websocket nor the rawtcp option "
@@ -972,8 +972,8 @@ class HttpStream(Layer):
             return
         self.upgraded = True
         self._goto(self.state_passthrough)
-        yield SendHttp(ResponseHeaders(self.stream_id, response, False), self.context.client)
-        yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)  # the new protocol begins
+        yield ResponseHeaders(self.stream_id, response, False)
+        yield ResponseEndOfMessage(self.stream_id)  # the new protocol begins
         if self.flow.websocket is None:
             self.flow.live = False
         yield from self.from_upgraded_child(self.child_layer.handle_event(events.Start()))
@@ -984,9 +984,9 @@ class HttpStream(Layer):
         for command in commands_:
             if isinstance(command, commands.SendData):
                 if command.connection is self.context.client:
-                    yield SendHttp(ResponseData(self.stream_id, command.data), self.context.client)
+                    yield ResponseData(self.stream_id, command.data)
                 elif command.connection is self.server_conn:
-                    yield SendHttp(RequestData(self.stream_id, command.data), self.server_conn)
+                    yield RequestData(self.stream_id, command.data)
                 else:
                     yield command
             elif isinstance(command, commands.CloseConnection) and command.connection in (
@@ -994,9 +994,9 @@ class HttpStream(Layer):
                 self.server_conn,
             ):
                 if command.connection is self.context.client:
-                    yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
+                    yield ResponseEndOfMessage(self.stream_id)
                 else:
-                    yield SendHttp(RequestEndOfMessage(self.stream_id), self.server_conn)
+                    yield RequestEndOfMessage(self.stream_id)
                 if not command.half_close:
                     yield command
             else:
@@ -1035,6 +1035,18 @@ _STREAM_EVENTS = frozenset({
     RequestData, RequestTrailers, RequestEndOfMessage, RequestProtocolError, RequestHalfClosed,
     ResponseHeaders, ResponseData, ResponseTrailers, ResponseEndOfMessage, ResponseProtocolError,
 })
+
+# What a stream sends, by exact type: True to the client, False to its server connection.
+_SENT_TO_CLIENT: dict[type, bool] = {
+    ResponseHeaders: True, ResponseData: True, ResponseTrailers: True, ResponseEndOfMessage: True,
+    ResponseProtocolError: True, DiscardRequestBody: True,
+    RequestHeaders: False, RequestData: False, RequestTrailers: False, RequestEndOfMessage: False,
+    RequestProtocolError: False,
+}
+# The general path's (subclasses): these go to the client, the other events to the server.
+_SENT_TO_CLIENT_TYPES = (
+    ResponseHeaders, ResponseData, ResponseTrailers, ResponseEndOfMessage, ResponseProtocolError, DiscardRequestBody,
+)
 
 
 def _modified(modifier: Callable[[bytes], bytes | Iterable[bytes]], data: bytes) -> bytes:
@@ -1256,18 +1268,25 @@ class HttpLayer(Layer):
         for command in commands_:
             # The commands of every request by exact type first, the most frequent first,
             # without the chain of isinstance checks below (subclasses of them take the
-            # general path). Per request: five SendHttp, five ReceiveHttp; hooks
-            # only when they wait (streams ask instant_hook), SendData now and then (tunnels).
-            if type(command) is SendHttp and type(command.event) is not BodyBackpressure:
-                connection = command.connection  # (the client's layer without a call to _layer_of)
+            # general path). Per request: five HTTP events a stream sends, five ReceiveHttp;
+            # hooks only when they wait (streams ask instant_hook), SendData now and then (tunnels).
+            to_client = _SENT_TO_CLIENT.get(type(command))
+            if to_client is not None:
+                # A stream's event to send (what SendHttp carries in the general path): to the
+                # client, or to the stream's server connection, if it has one.
+                event: HttpEvent = command  # type: ignore[assignment]  # (a key of _SENT_TO_CLIENT)
                 client_layer = self._client_layer
-                if connection is self.context.client and client_layer is not None:
+                if to_client and client_layer is not None:
                     target: Layer | None = client_layer
                 else:
+                    if to_client:
+                        connection: Connection | None = self.context.client
+                    else:
+                        connection = child.server_conn if isinstance(child, HttpStream) else None
                     memo = self._server_memo  # (_layer_of's memo of the server's, inline)
                     target = memo[1] if memo is not None and memo[0] is connection else self._layer_of(connection)
                 if target is not None:
-                    sent = target.handle_event(command.event)
+                    sent = target.handle_event(event)
                     if sent is NOTHING:
                         continue
                     # What a connection layer yields for an HTTP event is bytes to send, mostly:
@@ -1329,6 +1348,18 @@ class HttpLayer(Layer):
                 self.command_sources[command] = child
             if isinstance(command, ReceiveHttp):
                 yield from self.receive_http(command.event)
+            elif isinstance(command, HttpEvent):
+                # A stream's event to send, of a type _SENT_TO_CLIENT does not name exactly.
+                if isinstance(command, BodyBackpressure):
+                    yield from self.relay_backpressure(command)
+                    continue
+                if isinstance(command, _SENT_TO_CLIENT_TYPES):
+                    connection = self.context.client
+                else:
+                    connection = child.server_conn if isinstance(child, HttpStream) else None
+                target = None if connection is None else self.connections.get(connection)
+                if target is not None:
+                    yield from self.event_to_child(target, command)
             elif isinstance(command, SendHttp):
                 if isinstance(command.event, BodyBackpressure):
                     yield from self.relay_backpressure(command.event)
