@@ -1260,11 +1260,14 @@ class HttpLayer(Layer):
         """``child``'s commands for ``event``, routed (see _routed)."""
         return self._routed(child, child.handle_event(event))
 
-    def _routed(self, child: Layer, commands_: Iterable[commands.Command]) -> CommandGenerator[None]:
+    def _routed(
+        self, child: Layer, commands_: Iterable[commands.Command], source: Generator[Any, Any, Any] | None = None
+    ) -> CommandGenerator[None]:
         """What ``child`` yields, routed: HTTP events to the stream or connection layer they
         are for, replies remembered for ``child``, the rest up to the driver. (The events of
         every request are handed on in here, where a handler that has nothing to yield
-        (NOTHING) costs no routing generator.)"""
+        (NOTHING) costs no routing generator.) ``source``: the generator ``commands_`` goes on
+        with, when that is a chain after commands taken from it already."""
         for command in commands_:
             # The commands of every request by exact type first, the most frequent first,
             # without the chain of isinstance checks below (subclasses of them take the
@@ -1320,8 +1323,33 @@ class HttpLayer(Layer):
                         stream_commands = stream._handle_event(http_event)  # (as for a new one)
                     else:
                         stream_commands = stream.handle_event(http_event)
-                    if stream_commands is not NOTHING:
-                        yield from self._routed(stream, stream_commands)
+                    if stream_commands is NOTHING:
+                        continue
+                    # The stream's events to send, routed here while that is all it yields
+                    # (as above; no routing generator for them): the usual end of a request
+                    # or response. From its first other command on, the rest goes to _routed.
+                    for sent_event in stream_commands:
+                        to_client = _SENT_TO_CLIENT.get(type(sent_event))
+                        if to_client is None:
+                            yield from self._routed(stream, itertools.chain((sent_event,), stream_commands), stream_commands)
+                            break
+                        if to_client and self._client_layer is not None:
+                            target = self._client_layer
+                        else:
+                            connection = self.context.client if to_client else stream.server_conn
+                            memo = self._server_memo
+                            target = memo[1] if memo is not None and memo[0] is connection else self._layer_of(connection)
+                        if target is None:
+                            continue
+                        sent = target.handle_event(sent_event)  # type: ignore[arg-type]  # (a key of _SENT_TO_CLIENT)
+                        if sent is NOTHING:
+                            continue
+                        for out in sent:
+                            if type(out) is SendData:
+                                yield out
+                            else:
+                                yield from self._routed(target, itertools.chain((out,), sent))
+                                break
                 else:
                     yield from self.receive_http(http_event)
                 continue
@@ -1337,8 +1365,9 @@ class HttpLayer(Layer):
                         continue
                 # Otherwise the stream waits for the reply (which resumes it through _run),
                 # and the command is routed as a claimed one.
-                assert isinstance(commands_, Generator), commands_
-                child.pause_on(command, commands_)
+                paused = commands_ if source is None else source
+                assert isinstance(paused, Generator), paused
+                child.pause_on(command, paused)
                 yield from self._routed(child, (command,))
                 return
             if type(command) is SendData:
