@@ -350,3 +350,42 @@ def test_run_pauses_on_a_hook_the_layer_asked_about_itself() -> None:
     after = [c.message for c in layer.handle_event(events.HookCompleted(hook))]  # type: ignore[attr-defined]
     assert after == ["after Start", "after DataReceived"]
     assert asked == []  # never asked: the layer did
+
+
+def test_events_a_stream_sends_go_where_the_general_path_sends_them() -> None:
+    """_routed sends a stream's HTTP event (no SendHttp around it) by its exact type: a
+    response's events and DiscardRequestBody to the client, a request's to the stream's
+    server; the general path's isinstance check (for subclasses) must agree."""
+    from proxycore.layers.http import _SENT_TO_CLIENT, _SENT_TO_CLIENT_TYPES
+    from proxycore.layers.http._events import BodyBackpressure, DiscardRequestBody, HttpEvent
+
+    assert _SENT_TO_CLIENT[DiscardRequestBody] is True
+    for kind, to_client in _SENT_TO_CLIENT.items():
+        assert issubclass(kind, HttpEvent) and not issubclass(kind, BodyBackpressure)
+        assert to_client == issubclass(kind, _SENT_TO_CLIENT_TYPES)
+        assert to_client == (kind.__name__.startswith("Response") or kind is DiscardRequestBody)
+
+
+def test_a_finished_stream_leaves_the_http_layer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a DropStream command: HttpStream.finish takes the stream out of the
+    HttpLayer's streams itself, after every exchange, on both paths."""
+    for general in (False, True):
+        with monkeypatch.context() as m:
+            if general:
+                general_path(m)
+            made: list[HttpLayer] = []
+            init = HttpLayer.__init__
+
+            def remember(self: HttpLayer, *args: Any, init: Any = init, made: list[HttpLayer] = made) -> None:
+                init(self, *args)
+                made.append(self)
+
+            m.setattr(HttpLayer, "__init__", remember)
+            driver = Driver(instant_hooks=not general)
+            for request, response in CONVERSATION:
+                driver.feed(events.DataReceived(driver.context.client, request))
+                (http_layer,) = made
+                assert list(http_layer.streams) == [next(iter(http_layer.streams))]  # the request's
+                assert driver.server is not None
+                driver.feed(events.DataReceived(driver.server, response))
+                assert http_layer.streams == {}
