@@ -1273,35 +1273,6 @@ class HttpLayer(Layer):
             # without the chain of isinstance checks below (subclasses of them take the
             # general path). Per request: five HTTP events a stream sends, five ReceiveHttp;
             # hooks only when they wait (streams ask instant_hook), SendData now and then (tunnels).
-            to_client = _SENT_TO_CLIENT.get(type(command))
-            if to_client is not None:
-                # A stream's event to send (what SendHttp carries in the general path): to the
-                # client, or to the stream's server connection, if it has one.
-                event: HttpEvent = command  # type: ignore[assignment]  # (a key of _SENT_TO_CLIENT)
-                client_layer = self._client_layer
-                if to_client and client_layer is not None:
-                    target: Layer | None = client_layer
-                else:
-                    if to_client:
-                        connection: Connection | None = self.context.client
-                    else:
-                        connection = child.server_conn if isinstance(child, HttpStream) else None
-                    memo = self._server_memo  # (_layer_of's memo of the server's, inline)
-                    target = memo[1] if memo is not None and memo[0] is connection else self._layer_of(connection)
-                if target is not None:
-                    sent = target.handle_event(event)
-                    if sent is NOTHING:
-                        continue
-                    # What a connection layer yields for an HTTP event is bytes to send, mostly:
-                    # they go up from here. From its first other command on, all of the rest is
-                    # routed as its own (no routing generator for the usual head or body).
-                    for out in sent:
-                        if type(out) is SendData:
-                            yield out
-                        else:
-                            yield from self._routed(target, itertools.chain((out,), sent))
-                            break
-                continue
             if type(command) is ReceiveHttp:
                 # An event of a stream that exists goes to it here, not through receive_http.
                 # A new request's stream is made here too: no receive_http generator between
@@ -1333,10 +1304,11 @@ class HttpLayer(Layer):
                         if to_client is None:
                             yield from self._routed(stream, itertools.chain((sent_event,), stream_commands), stream_commands)
                             break
+                        target: Layer | None
                         if to_client and self._client_layer is not None:
                             target = self._client_layer
                         else:
-                            connection = self.context.client if to_client else stream.server_conn
+                            connection: Connection | None = self.context.client if to_client else stream.server_conn
                             memo = self._server_memo
                             target = memo[1] if memo is not None and memo[0] is connection else self._layer_of(connection)
                         if target is None:
@@ -1352,6 +1324,35 @@ class HttpLayer(Layer):
                                 break
                 else:
                     yield from self.receive_http(http_event)
+                continue
+            to_client = _SENT_TO_CLIENT.get(type(command))
+            if to_client is not None:
+                # A stream's event to send (what SendHttp carries in the general path): to the
+                # client, or to the stream's server connection, if it has one.
+                event: HttpEvent = command  # type: ignore[assignment]  # (a key of _SENT_TO_CLIENT)
+                client_layer = self._client_layer
+                if to_client and client_layer is not None:
+                    target = client_layer
+                else:
+                    if to_client:
+                        connection = self.context.client
+                    else:
+                        connection = child.server_conn if isinstance(child, HttpStream) else None
+                    memo = self._server_memo  # (_layer_of's memo of the server's, inline)
+                    target = memo[1] if memo is not None and memo[0] is connection else self._layer_of(connection)
+                if target is not None:
+                    sent = target.handle_event(event)
+                    if sent is NOTHING:
+                        continue
+                    # What a connection layer yields for an HTTP event is bytes to send, mostly:
+                    # they go up from here. From its first other command on, all of the rest is
+                    # routed as its own (no routing generator for the usual head or body).
+                    for out in sent:
+                        if type(out) is SendData:
+                            yield out
+                        else:
+                            yield from self._routed(target, itertools.chain((out,), sent))
+                            break
                 continue
             blocking = command.blocking
             if blocking is True or (blocking is child and child._paused is None):
