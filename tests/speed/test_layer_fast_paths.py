@@ -389,3 +389,31 @@ def test_a_finished_stream_leaves_the_http_layer(monkeypatch: pytest.MonkeyPatch
                 assert driver.server is not None
                 driver.feed(events.DataReceived(driver.server, response))
                 assert http_layer.streams == {}
+
+
+def test_an_open_servers_events_skip_its_http_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once its HttpClient is open (a pass-through for good), the HttpLayer hands a server's
+    bytes and the events a stream sends it to the connection layer directly (the memo's
+    third item); ``_layer_of`` still answers with the HttpClient."""
+    from proxycore.layers.http._events import BodyBackpressure
+
+    calls: list[type] = []
+    original = HttpClient.handle_event
+
+    def counted(self: HttpClient, event: events.Event) -> Any:
+        calls.append(type(event))
+        return original(self, event)
+
+    monkeypatch.setattr(HttpClient, "handle_event", counted)
+    driver = Driver(instant_hooks=True)
+    (request, response), *rest = CONVERSATION
+    driver.feed(events.DataReceived(driver.context.client, request))
+    assert driver.server is not None
+    driver.feed(events.DataReceived(driver.server, response))
+    assert calls  # opening it, the first request
+    calls.clear()
+    for request, response in rest[:-1]:
+        driver.feed(events.DataReceived(driver.context.client, request))
+        driver.feed(events.DataReceived(driver.server, response))
+    # (BodyBackpressure, around the POSTs' hooks, takes the general path: connections.get.)
+    assert [kind for kind in calls if kind is not BodyBackpressure] == []

@@ -1156,7 +1156,7 @@ class HttpLayer(Layer):
         # known by identity (see _layer_of); the server's is forgotten whenever this layer
         # changes ``connections``. (The client's entry is set before Start, if by others.)
         self._client_layer: Layer | None = None
-        self._server_memo: tuple[Connection, Layer] | None = None
+        self._server_memo: tuple[Connection, Layer, Layer] | None = None
 
     def __repr__(self) -> str:
         return f"HttpLayer({self.mode.name}, streams={len(self.streams)})"
@@ -1164,7 +1164,9 @@ class HttpLayer(Layer):
     def _layer_of(self, connection: Connection | None) -> Layer | None:
         """``connections.get(connection)``, for the client and a keep-alive server without
         Connection.__hash__ (a Python method: ~1k instructions per dict lookup, and the
-        layers of a request's two connections are asked for about eight times)."""
+        layers of a request's two connections are asked for about eight times). The memo's
+        third item is where the routing hands that server's events: for an open HttpClient,
+        its connection layer."""
         if connection is self.context.client and self._client_layer is not None:
             return self._client_layer
         memo = self._server_memo
@@ -1174,7 +1176,12 @@ class HttpLayer(Layer):
             return None
         layer = self.connections.get(connection)
         if layer is not None:
-            self._server_memo = (connection, layer)
+            inner = layer
+            if type(layer) is HttpClient and layer.opened and layer.child_layer is not None and layer._paused is None:
+                # Open, it hands every event to its connection layer (HttpClient.handle_event)
+                # for good: the routing sends this server's events there without its call.
+                inner = layer.child_layer
+            self._server_memo = (connection, layer, inner)
         return layer
 
     def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
@@ -1251,7 +1258,8 @@ class HttpLayer(Layer):
             connection = event.connection  # (the client's layer without a call to _layer_of)
             child = self._client_layer
             if connection is not self.context.client or child is None:
-                child = self._layer_of(connection)
+                memo = self._server_memo  # (a server's: where _layer_of's memo routes it)
+                child = memo[2] if memo is not None and memo[0] is connection else self._layer_of(connection)
             if child is not None:
                 return self._routed(child, child.handle_event(event))
         return self._handle_event(event)
@@ -1310,7 +1318,7 @@ class HttpLayer(Layer):
                         else:
                             connection: Connection | None = self.context.client if to_client else stream.server_conn
                             memo = self._server_memo
-                            target = memo[1] if memo is not None and memo[0] is connection else self._layer_of(connection)
+                            target = memo[2] if memo is not None and memo[0] is connection else self._layer_of(connection)
                         if target is None:
                             continue
                         sent = target.handle_event(sent_event)  # type: ignore[arg-type]  # (a key of _SENT_TO_CLIENT)
@@ -1339,7 +1347,7 @@ class HttpLayer(Layer):
                     else:
                         connection = child.server_conn if isinstance(child, HttpStream) else None
                     memo = self._server_memo  # (_layer_of's memo of the server's, inline)
-                    target = memo[1] if memo is not None and memo[0] is connection else self._layer_of(connection)
+                    target = memo[2] if memo is not None and memo[0] is connection else self._layer_of(connection)
                 if target is not None:
                     sent = target.handle_event(event)
                     if sent is NOTHING:
@@ -1558,6 +1566,7 @@ class HttpLayer(Layer):
             for get in waiting:
                 yield from self.reply(get, (None, command.err))
             return
+        self._server_memo = None  # (now open: see _layer_of)
         client = self.http_clients.get(command.connection)
         child = client.child_layer if client is not None else None
         multiplexed = child is not None and child.multiplexed
