@@ -361,10 +361,12 @@ class HttpStream(Layer):
         # The end of every request goes to its handler by exact type, without a generator of
         # this state in between (as state_wait_for_response does).
         if type(event) is RequestEndOfMessage:
-            return self.receive_request_end()
+            return self.receive_request_end(event)
         return self._consume_request_event(event)
 
-    def receive_request_end(self) -> CommandGenerator[None]:
+    def receive_request_end(self, end: RequestEndOfMessage | None = None) -> CommandGenerator[None]:
+        """``end``: the client's end of the request, if of that exact type: the same event
+        (a stream id, nothing else) goes on to the server, not a new one."""
         self.request_complete = True
         request = self.flow.request
         request.data.content = self.request_body.take()
@@ -396,7 +398,7 @@ class HttpStream(Layer):
         trailers = request.data.trailers
         if trailers:
             yield RequestTrailers(self.stream_id, trailers)
-        yield RequestEndOfMessage(self.stream_id)
+        yield RequestEndOfMessage(self.stream_id) if end is None else end
 
     def _consume_request_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, RequestData):
@@ -551,7 +553,7 @@ class HttpStream(Layer):
         if type(event) is ResponseData:
             return self.receive_response_data(event.data)
         if type(event) is ResponseEndOfMessage:
-            return self.receive_response_end()
+            return self.receive_response_end(event)
         return self._response_side_event(event)
 
     def _response_side_event(self, event: events.Event) -> CommandGenerator[None]:
@@ -670,17 +672,18 @@ class HttpStream(Layer):
             self._keep_streamed("response", data)
             yield ResponseData(self.stream_id, data)
 
-    def receive_response_end(self) -> CommandGenerator[None]:
+    def receive_response_end(self, end: ResponseEndOfMessage | None = None) -> CommandGenerator[None]:
         """The response is complete: what to do, as a generator. A plain function: a
         buffered response goes on as send_response's generator, without one of its own in
-        between (every command of the response passes each generator level)."""
+        between (every command of the response passes each generator level). ``end``: as
+        for receive_request_end."""
         response = self.flow.response
         assert response is not None
         response.data.timestamp_end = time.time()
         if self.response_headers_sent:
             return self._end_streamed_response(response)
         response.data.content = self.response_body.take()
-        return self.send_response()
+        return self.send_response(end)
 
     def _end_streamed_response(self, response: Response) -> CommandGenerator[None]:
         stream = response.stream
@@ -703,8 +706,9 @@ class HttpStream(Layer):
         if self.response_finished():
             self.finish()
 
-    def send_response(self) -> CommandGenerator[None]:
-        """Run the response hook on a complete response and write it to the client."""
+    def send_response(self, end: ResponseEndOfMessage | None = None) -> CommandGenerator[None]:
+        """Run the response hook on a complete response and write it to the client (its end:
+        ``end``, the server's, if given)."""
         self.response_hook_done = True
         hook = HttpResponseHook(self.flow)
         instant = self.context.instant_hook  # (as receive_request_end)
@@ -723,7 +727,7 @@ class HttpStream(Layer):
         trailers = response.data.trailers
         if trailers:
             yield ResponseTrailers(self.stream_id, trailers)
-        yield ResponseEndOfMessage(self.stream_id)
+        yield ResponseEndOfMessage(self.stream_id) if end is None else end
         if self.response_finished():
             self.finish()
 
