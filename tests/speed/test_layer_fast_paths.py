@@ -421,13 +421,13 @@ def test_an_open_servers_events_skip_its_http_client(monkeypatch: pytest.MonkeyP
 
 def test_a_keep_alive_exchange_passes_its_ends_on(monkeypatch: pytest.MonkeyPatch) -> None:
     """The end of a request and of a buffered response that came in goes out as the same
-    event: per exchange one RequestEndOfMessage and one ResponseEndOfMessage are made (by
-    the connection layers that parse them), and the commands stay those of the general path
-    (test_fast_and_general_path_issue_the_same_commands)."""
+    event, and so does a body that came whole in one ResponseData, unchanged: per exchange
+    one of each is made (by the connection layers that parse them), and the commands stay
+    those of the general path (test_fast_and_general_path_issue_the_same_commands)."""
     from proxycore.layers.http import _events
 
     made: collections.Counter[str] = collections.Counter()
-    for kind in (_events.RequestEndOfMessage, _events.ResponseEndOfMessage):
+    for kind in (_events.RequestEndOfMessage, _events.ResponseEndOfMessage, _events.ResponseData):
         init = kind.__init__
 
         def counted(self: Any, *args: Any, init: Any = init, name: str = kind.__name__) -> None:
@@ -440,5 +440,8 @@ def test_a_keep_alive_exchange_passes_its_ends_on(monkeypatch: pytest.MonkeyPatc
         driver.feed(events.DataReceived(driver.context.client, GET))
         assert driver.server is not None
         driver.feed(events.DataReceived(driver.server, OK))
-    assert made == {"RequestEndOfMessage": 3, "ResponseEndOfMessage": 3}
+    assert made == {"RequestEndOfMessage": 3, "ResponseEndOfMessage": 3, "ResponseData": 3}
     assert [t[0] for t in driver.trace].count("response") == 3
+    assert ("send", "client", OK) in driver.trace or any(
+        t[:2] == ("send", "client") and t[2].endswith(b"abc") for t in driver.trace
+    )

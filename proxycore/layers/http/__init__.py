@@ -122,6 +122,9 @@ class HttpStream(Layer):
     response_hook_done = False
     response_complete = False  # sent to the client in full (the upload may go on)
     error_hook_done = False
+    # The last ResponseData that came in: a body that came whole in it, unchanged, goes on
+    # to the client as that event (see send_response).
+    response_chunk: ResponseData | None = None
     # What was streamed on (after the stream modifier), kept when store_streamed_bodies is
     # on: "request"/"response" -> chunks; None until the first chunk.
     streamed: dict[str, list[bytes]] | None = None
@@ -551,6 +554,7 @@ class HttpStream(Layer):
         if type(event) is ResponseHeaders:
             return self.receive_response_headers(event)
         if type(event) is ResponseData:
+            self.response_chunk = event
             return self.receive_response_data(event.data)
         if type(event) is ResponseEndOfMessage:
             return self.receive_response_end(event)
@@ -723,7 +727,8 @@ class HttpStream(Layer):
         self.response_headers_sent = True
         yield ResponseHeaders(self.stream_id, response, not content)
         if content:
-            yield ResponseData(self.stream_id, content)
+            chunk = self.response_chunk
+            yield chunk if chunk is not None and chunk.data is content else ResponseData(self.stream_id, content)
         trailers = response.data.trailers
         if trailers:
             yield ResponseTrailers(self.stream_id, trailers)
