@@ -350,3 +350,98 @@ def test_run_pauses_on_a_hook_the_layer_asked_about_itself() -> None:
     after = [c.message for c in layer.handle_event(events.HookCompleted(hook))]  # type: ignore[attr-defined]
     assert after == ["after Start", "after DataReceived"]
     assert asked == []  # never asked: the layer did
+
+
+def test_events_a_stream_sends_go_where_the_general_path_sends_them() -> None:
+    """_routed sends a stream's HTTP event (no SendHttp around it) by its exact type: a
+    response's events and DiscardRequestBody to the client, a request's to the stream's
+    server; the general path's isinstance check (for subclasses) must agree."""
+    from proxycore.layers.http import _SENT_TO_CLIENT, _SENT_TO_CLIENT_TYPES
+    from proxycore.layers.http._events import BodyBackpressure, DiscardRequestBody, HttpEvent
+
+    assert _SENT_TO_CLIENT[DiscardRequestBody] is True
+    for kind, to_client in _SENT_TO_CLIENT.items():
+        assert issubclass(kind, HttpEvent) and not issubclass(kind, BodyBackpressure)
+        assert to_client == issubclass(kind, _SENT_TO_CLIENT_TYPES)
+        assert to_client == (kind.__name__.startswith("Response") or kind is DiscardRequestBody)
+
+
+def test_a_finished_stream_leaves_the_http_layer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a DropStream command: HttpStream.finish takes the stream out of the
+    HttpLayer's streams itself, after every exchange, on both paths."""
+    for general in (False, True):
+        with monkeypatch.context() as m:
+            if general:
+                general_path(m)
+            made: list[HttpLayer] = []
+            init = HttpLayer.__init__
+
+            def remember(self: HttpLayer, *args: Any, init: Any = init, made: list[HttpLayer] = made) -> None:
+                init(self, *args)
+                made.append(self)
+
+            m.setattr(HttpLayer, "__init__", remember)
+            driver = Driver(instant_hooks=not general)
+            for request, response in CONVERSATION:
+                driver.feed(events.DataReceived(driver.context.client, request))
+                (http_layer,) = made
+                assert list(http_layer.streams) == [next(iter(http_layer.streams))]  # the request's
+                assert driver.server is not None
+                driver.feed(events.DataReceived(driver.server, response))
+                assert http_layer.streams == {}
+
+
+def test_an_open_servers_events_skip_its_http_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once its HttpClient is open (a pass-through for good), the HttpLayer hands a server's
+    bytes and the events a stream sends it to the connection layer directly (the memo's
+    third item); ``_layer_of`` still answers with the HttpClient."""
+    from proxycore.layers.http._events import BodyBackpressure
+
+    calls: list[type] = []
+    original = HttpClient.handle_event
+
+    def counted(self: HttpClient, event: events.Event) -> Any:
+        calls.append(type(event))
+        return original(self, event)
+
+    monkeypatch.setattr(HttpClient, "handle_event", counted)
+    driver = Driver(instant_hooks=True)
+    (request, response), *rest = CONVERSATION
+    driver.feed(events.DataReceived(driver.context.client, request))
+    assert driver.server is not None
+    driver.feed(events.DataReceived(driver.server, response))
+    assert calls  # opening it, the first request
+    calls.clear()
+    for request, response in rest[:-1]:
+        driver.feed(events.DataReceived(driver.context.client, request))
+        driver.feed(events.DataReceived(driver.server, response))
+    # (BodyBackpressure, around the POSTs' hooks, takes the general path: connections.get.)
+    assert [kind for kind in calls if kind is not BodyBackpressure] == []
+
+
+def test_a_keep_alive_exchange_passes_its_ends_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The end of a request and of a buffered response that came in goes out as the same
+    event, and so does a body that came whole in one ResponseData, unchanged: per exchange
+    one of each is made (by the connection layers that parse them), and the commands stay
+    those of the general path (test_fast_and_general_path_issue_the_same_commands)."""
+    from proxycore.layers.http import _events
+
+    made: collections.Counter[str] = collections.Counter()
+    for kind in (_events.RequestEndOfMessage, _events.ResponseEndOfMessage, _events.ResponseData):
+        init = kind.__init__
+
+        def counted(self: Any, *args: Any, init: Any = init, name: str = kind.__name__) -> None:
+            made[name] += 1
+            init(self, *args)
+
+        monkeypatch.setattr(kind, "__init__", counted)
+    driver = Driver(instant_hooks=True)
+    for _ in range(3):
+        driver.feed(events.DataReceived(driver.context.client, GET))
+        assert driver.server is not None
+        driver.feed(events.DataReceived(driver.server, OK))
+    assert made == {"RequestEndOfMessage": 3, "ResponseEndOfMessage": 3, "ResponseData": 3}
+    assert [t[0] for t in driver.trace].count("response") == 3
+    assert ("send", "client", OK) in driver.trace or any(
+        t[:2] == ("send", "client") and t[2].endswith(b"abc") for t in driver.trace
+    )

@@ -122,6 +122,9 @@ class HttpStream(Layer):
     response_hook_done = False
     response_complete = False  # sent to the client in full (the upload may go on)
     error_hook_done = False
+    # The last ResponseData that came in: a body that came whole in it, unchanged, goes on
+    # to the client as that event (see send_response).
+    response_chunk: ResponseData | None = None
     # What was streamed on (after the stream modifier), kept when store_streamed_bodies is
     # on: "request"/"response" -> chunks; None until the first chunk.
     streamed: dict[str, list[bytes]] | None = None
@@ -131,6 +134,9 @@ class HttpStream(Layer):
     # Set by the HttpLayer: the open connection it would give a GetHttpConnection at once,
     # if there is one; asked first, so that reusing a connection costs no round trip.
     reusable_connection: Callable[[Address, bool, Any, str], Server | None] | None = None
+    # Set by the HttpLayer: its streams by id, which ``finish`` leaves (no DropStream
+    # command to make and route at the end of every request).
+    streams: dict[int, HttpStream] | None = None
 
     def __init__(self, context: Context, stream_id: int, mode: HTTPMode) -> None:
         # (Layer.__init__ inline: one call less per request.)
@@ -232,7 +238,7 @@ class HttpStream(Layer):
             if not event.end_stream:
                 continue_ = Response.make(100)
                 del continue_.headers["content-length"]
-                yield SendHttp(ResponseHeaders(self.stream_id, continue_), self.context.client)
+                yield ResponseHeaders(self.stream_id, continue_)
         self._goto(self.state_consume_request)
         # An addon that already answered (e.g. proxyauth's 407) must not be bypassed by streaming.
         # A request without a body is complete already: nothing to stream, its request hook
@@ -246,7 +252,7 @@ class HttpStream(Layer):
         Neither 100 Continue nor the body is waited for, so a client cannot make us buffer
         an upload nobody wants; an HTTP/1 client connection ends after the answer, an
         HTTP/2 stream is reset with NO_ERROR once the answer is out."""
-        yield SendHttp(DiscardRequestBody(self.stream_id), self.context.client)
+        yield DiscardRequestBody(self.stream_id)
         request = self.flow.request
         request.headers.pop("expect", None)
         request.timestamp_end = time.time()
@@ -290,11 +296,11 @@ class HttpStream(Layer):
         """While a hook holds the request (an addon, an intercept), its body would pile up
         here: the client connection is asked to hold it back (HTTP/2: no more window for
         the stream; HTTP/1: no more reading once body_buffer_limit bytes came meanwhile)."""
-        yield SendHttp(BodyBackpressure(self.stream_id, request=True, paused=paused), self.context.client)
+        yield BodyBackpressure(self.stream_id, request=True, paused=paused)
 
     def hold_response_body(self, paused: bool) -> CommandGenerator[None]:
         """The same for a response held in its responseheaders hook, toward its server."""
-        yield SendHttp(BodyBackpressure(self.stream_id, request=False, paused=paused), self.server_conn)
+        yield BodyBackpressure(self.stream_id, request=False, paused=paused)
 
     def _prepare_request(self) -> str | None:
         """Fill in the destination; an error message if the request cannot be routed."""
@@ -350,7 +356,7 @@ class HttpStream(Layer):
         yield from self.hold_request_body(False)
         if not connected:
             return
-        yield SendHttp(RequestHeaders(self.stream_id, self.flow.request, end_stream), self.server_conn)
+        yield RequestHeaders(self.stream_id, self.flow.request, end_stream)
         if self.request_body:
             yield from self.stream_request_chunk(self.request_body.take())
 
@@ -358,10 +364,12 @@ class HttpStream(Layer):
         # The end of every request goes to its handler by exact type, without a generator of
         # this state in between (as state_wait_for_response does).
         if type(event) is RequestEndOfMessage:
-            return self.receive_request_end()
+            return self.receive_request_end(event)
         return self._consume_request_event(event)
 
-    def receive_request_end(self) -> CommandGenerator[None]:
+    def receive_request_end(self, end: RequestEndOfMessage | None = None) -> CommandGenerator[None]:
+        """``end``: the client's end of the request, if of that exact type: the same event
+        (a stream id, nothing else) goes on to the server, not a new one."""
         self.request_complete = True
         request = self.flow.request
         request.data.content = self.request_body.take()
@@ -387,13 +395,13 @@ class HttpStream(Layer):
             return
         request = self.flow.request
         content = request.data.content or b""
-        yield SendHttp(RequestHeaders(self.stream_id, request, not content), self.server_conn)
+        yield RequestHeaders(self.stream_id, request, not content)
         if content:
-            yield SendHttp(RequestData(self.stream_id, content), self.server_conn)
+            yield RequestData(self.stream_id, content)
         trailers = request.data.trailers
         if trailers:
-            yield SendHttp(RequestTrailers(self.stream_id, trailers), self.server_conn)
-        yield SendHttp(RequestEndOfMessage(self.stream_id), self.server_conn)
+            yield RequestTrailers(self.stream_id, trailers)
+        yield RequestEndOfMessage(self.stream_id) if end is None else end
 
     def _consume_request_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, RequestData):
@@ -452,7 +460,7 @@ class HttpStream(Layer):
                 tail = _modified(stream, b"")
                 if tail:
                     self._keep_streamed("request", tail)
-                    yield SendHttp(RequestData(self.stream_id, tail), self.server_conn)
+                    yield RequestData(self.stream_id, tail)
             self._store_streamed("request")
             self.request_complete = True
             self.flow.request.timestamp_end = time.time()
@@ -462,10 +470,10 @@ class HttpStream(Layer):
                 yield from self.kill()
                 return
             if self.flow.request.trailers:
-                yield SendHttp(RequestTrailers(self.stream_id, self.flow.request.trailers), self.server_conn)
-            yield SendHttp(RequestEndOfMessage(self.stream_id), self.server_conn)
+                yield RequestTrailers(self.stream_id, self.flow.request.trailers)
+            yield RequestEndOfMessage(self.stream_id)
             if self.response_complete:
-                yield self.finish()  # the server answered early; now the upload is over too
+                self.finish()  # the server answered early; now the upload is over too
         elif isinstance(event, RequestProtocolError):
             yield from self.client_error(event)
         else:
@@ -478,7 +486,7 @@ class HttpStream(Layer):
             data = _modified(stream, data)
         if data or empty:
             self._keep_streamed("request", data)
-            yield SendHttp(RequestData(self.stream_id, data), self.server_conn)
+            yield RequestData(self.stream_id, data)
 
     def _keep_streamed(self, which: str, data: bytes) -> None:
         if self.context.options.store_streamed_bodies:
@@ -546,9 +554,10 @@ class HttpStream(Layer):
         if type(event) is ResponseHeaders:
             return self.receive_response_headers(event)
         if type(event) is ResponseData:
+            self.response_chunk = event
             return self.receive_response_data(event.data)
         if type(event) is ResponseEndOfMessage:
-            return self.receive_response_end()
+            return self.receive_response_end(event)
         return self._response_side_event(event)
 
     def _response_side_event(self, event: events.Event) -> CommandGenerator[None]:
@@ -635,7 +644,7 @@ class HttpStream(Layer):
     def start_response_stream(self) -> CommandGenerator[None]:
         assert self.flow.response is not None
         self.response_headers_sent = True
-        yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
+        yield ResponseHeaders(self.stream_id, self.flow.response, False)
         if self.response_body:
             yield from self.stream_response_chunk(self.response_body.take())
 
@@ -665,19 +674,20 @@ class HttpStream(Layer):
             data = _modified(stream, data)
         if data or empty:
             self._keep_streamed("response", data)
-            yield SendHttp(ResponseData(self.stream_id, data), self.context.client)
+            yield ResponseData(self.stream_id, data)
 
-    def receive_response_end(self) -> CommandGenerator[None]:
+    def receive_response_end(self, end: ResponseEndOfMessage | None = None) -> CommandGenerator[None]:
         """The response is complete: what to do, as a generator. A plain function: a
         buffered response goes on as send_response's generator, without one of its own in
-        between (every command of the response passes each generator level)."""
+        between (every command of the response passes each generator level). ``end``: as
+        for receive_request_end."""
         response = self.flow.response
         assert response is not None
         response.data.timestamp_end = time.time()
         if self.response_headers_sent:
             return self._end_streamed_response(response)
         response.data.content = self.response_body.take()
-        return self.send_response()
+        return self.send_response(end)
 
     def _end_streamed_response(self, response: Response) -> CommandGenerator[None]:
         stream = response.stream
@@ -685,7 +695,7 @@ class HttpStream(Layer):
             tail = _modified(stream, b"")
             if tail:
                 self._keep_streamed("response", tail)
-                yield SendHttp(ResponseData(self.stream_id, tail), self.context.client)
+                yield ResponseData(self.stream_id, tail)
         self._store_streamed("response")
         # As mitmproxy: the response hook runs before the response ends at the client,
         # so it may still set trailers.
@@ -695,13 +705,14 @@ class HttpStream(Layer):
             yield from self.kill()
             return
         if response.trailers:
-            yield SendHttp(ResponseTrailers(self.stream_id, response.trailers), self.context.client)
-        yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
+            yield ResponseTrailers(self.stream_id, response.trailers)
+        yield ResponseEndOfMessage(self.stream_id)
         if self.response_finished():
-            yield self.finish()
+            self.finish()
 
-    def send_response(self) -> CommandGenerator[None]:
-        """Run the response hook on a complete response and write it to the client."""
+    def send_response(self, end: ResponseEndOfMessage | None = None) -> CommandGenerator[None]:
+        """Run the response hook on a complete response and write it to the client (its end:
+        ``end``, the server's, if given)."""
         self.response_hook_done = True
         hook = HttpResponseHook(self.flow)
         instant = self.context.instant_hook  # (as receive_request_end)
@@ -714,15 +725,16 @@ class HttpStream(Layer):
         assert response is not None
         content = response.data.content
         self.response_headers_sent = True
-        yield SendHttp(ResponseHeaders(self.stream_id, response, not content), self.context.client)
+        yield ResponseHeaders(self.stream_id, response, not content)
         if content:
-            yield SendHttp(ResponseData(self.stream_id, content), self.context.client)
+            chunk = self.response_chunk
+            yield chunk if chunk is not None and chunk.data is content else ResponseData(self.stream_id, content)
         trailers = response.data.trailers
         if trailers:
-            yield SendHttp(ResponseTrailers(self.stream_id, trailers), self.context.client)
-        yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
+            yield ResponseTrailers(self.stream_id, trailers)
+        yield ResponseEndOfMessage(self.stream_id) if end is None else end
         if self.response_finished():
-            yield self.finish()
+            self.finish()
 
     def response_finished(self) -> bool:
         """The response is out; whether the stream is done (then the caller finishes it). A
@@ -732,9 +744,9 @@ class HttpStream(Layer):
         self.response_complete = True
         return self._handle_event != self.state_stream_request
 
-    def finish(self) -> DropStream:
-        """The stream is done: the command that tells the HttpLayer, to yield (a plain
-        function, not a generator level of its own at the end of every request)."""
+    def finish(self) -> None:
+        """The stream is done: it leaves the HttpLayer's streams (what a DropStream did; a
+        plain function, not a generator level of its own at the end of every request)."""
         self.flow.live = False
         # A finished stream refers to itself no more (state_done is static, and its context's
         # stack forgets it), so refcounting frees it and its flow at once: a reference cycle
@@ -742,7 +754,8 @@ class HttpStream(Layer):
         setattr(self, "_handle_event", self.state_done)  # noqa: B010 (Layer._goto inline: per request)
         if self in self.context.layers:
             self.context.layers.remove(self)
-        return DropStream(self.stream_id)
+        if self.streams is not None:
+            self.streams.pop(self.stream_id, None)
 
     @staticmethod
     def state_done(event: events.Event) -> CommandGenerator[None]:
@@ -765,18 +778,18 @@ class HttpStream(Layer):
         No hook fires, as in mitmproxy: addons never see a request without a destination."""
         yield commands.Log(message, "info")
         self.flow.error = Error(message)
-        yield SendHttp(ResponseProtocolError(self.stream_id, message, code), self.context.client)
-        yield self.finish()
+        yield ResponseProtocolError(self.stream_id, message, code)
+        self.finish()
 
     def fail_response(self, message: str, code: ErrorCode) -> CommandGenerator[None]:
         """The server side failed: error page (or close if headers went out), then done."""
         yield from self.fire_error_hook(message)
         if self.flow.error is not None and self._killed:  # in the error hook: no error page, as mitmproxy
             message, code = "killed", ErrorCode.KILL
-        yield SendHttp(ResponseProtocolError(self.stream_id, message, code), self.context.client)
+        yield ResponseProtocolError(self.stream_id, message, code)
         if self.server_conn is not None and not self.request_complete:
-            yield SendHttp(RequestProtocolError(self.stream_id, message, code), self.server_conn)
-        yield self.finish()
+            yield RequestProtocolError(self.stream_id, message, code)
+        self.finish()
 
     def client_error(self, event: RequestProtocolError) -> CommandGenerator[None]:
         message = event.message
@@ -784,10 +797,10 @@ class HttpStream(Layer):
             message = CLIENT_GONE  # HTTP/2 says which: stream reset or connection closed
         # The server side is dropped before the error hook runs, as in mitmproxy.
         if self.server_conn is not None:
-            yield SendHttp(RequestProtocolError(self.stream_id, message, event.code), self.server_conn)
+            yield RequestProtocolError(self.stream_id, message, event.code)
         yield from self.fire_error_hook(message)
-        yield SendHttp(ResponseProtocolError(self.stream_id, event.message, event.code), self.context.client)
-        yield self.finish()
+        yield ResponseProtocolError(self.stream_id, event.message, event.code)
+        self.finish()
 
     def _over_size_limit(self, size: int | None, limits: SizeLimits | None = None) -> bool:
         """Is ``size`` above body_size_limit? ``limits``: those already looked up by the caller."""
@@ -809,10 +822,10 @@ class HttpStream(Layer):
                 yield from self.kill()
                 return
         yield from self.fire_error_hook(message)
-        yield SendHttp(ResponseProtocolError(self.stream_id, message, code), self.context.client)
+        yield ResponseProtocolError(self.stream_id, message, code)
         if self.server_conn is not None:
-            yield SendHttp(RequestProtocolError(self.stream_id, message, code), self.server_conn)
-        yield self.finish()
+            yield RequestProtocolError(self.stream_id, message, code)
+        self.finish()
 
     def kill(self, error_hook: bool = True) -> CommandGenerator[None]:
         """An addon killed the flow: reset the client without an answer (as mitmproxy, a
@@ -821,13 +834,13 @@ class HttpStream(Layer):
             yield from self.fire_error_hook(Error.KILLED_MESSAGE)
         elif self.flow.error is None:
             self.flow.error = Error(Error.KILLED_MESSAGE)
-        yield SendHttp(ResponseProtocolError(self.stream_id, "killed", ErrorCode.KILL), self.context.client)
+        yield ResponseProtocolError(self.stream_id, "killed", ErrorCode.KILL)
         if self.server_conn is not None and self.context.client.alpn == b"h2":
             # An HTTP/1 client connection closes here, and its server connections with it.
             # Over HTTP/2 only this stream ends: its server connection, perhaps mid-response,
             # must end too so that it is never reused.
-            yield SendHttp(RequestProtocolError(self.stream_id, "killed", ErrorCode.KILL), self.server_conn)
-        yield self.finish()
+            yield RequestProtocolError(self.stream_id, "killed", ErrorCode.KILL)
+        self.finish()
 
     # CONNECT and upgrades: the stream becomes a tunnel to a child layer --------
 
@@ -838,7 +851,7 @@ class HttpStream(Layer):
         if self._paused_event_queue and self._client_cancelled():
             # The client left during the hook: nothing to connect, no error hook (as mitmproxy).
             self.flow.error = Error(CLIENT_GONE)
-            yield self.finish()
+            self.finish()
             return
         if self.flow.error is not None and self._killed:
             yield from self.kill(error_hook=False)
@@ -897,11 +910,11 @@ class HttpStream(Layer):
     def send_response_as_is(self) -> CommandGenerator[None]:
         response = self.flow.response
         assert response is not None
-        yield SendHttp(ResponseHeaders(self.stream_id, response, False), self.context.client)
+        yield ResponseHeaders(self.stream_id, response, False)
         if response.raw_content:
-            yield SendHttp(ResponseData(self.stream_id, response.raw_content), self.context.client)
-        yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
-        yield self.finish()
+            yield ResponseData(self.stream_id, response.raw_content)
+        yield ResponseEndOfMessage(self.stream_id)
+        self.finish()
 
     def start_tunnel(
         self, hook: commands.StartHook | None, child: Layer | None = None, child_first: bool = True
@@ -917,8 +930,8 @@ class HttpStream(Layer):
             yield hook
         self.flow.live = False
         assert self.flow.response is not None
-        yield SendHttp(ResponseHeaders(self.stream_id, self.flow.response, False), self.context.client)
-        yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)  # the tunnel begins
+        yield ResponseHeaders(self.stream_id, self.flow.response, False)
+        yield ResponseEndOfMessage(self.stream_id)  # the tunnel begins
         if not child_first:
             yield from self.child_layer.handle_event(events.Start())
 
@@ -956,7 +969,7 @@ class HttpStream(Layer):
             self.child_layer = TCPLayer(context)  # a TCP flow with its hooks, as mitmproxy
         else:
             # Nothing may relay what follows the 101: the client gets it, then the end.
-            yield SendHttp(ResponseHeaders(self.stream_id, response, False), self.context.client)
+            yield ResponseHeaders(self.stream_id, response, False)
             self.flow.live = False
             yield commands.Log(
                 "A 101 response was passed on, but neither the websocket nor the rawtcp option "
@@ -964,12 +977,12 @@ class HttpStream(Layer):
                 "warn",
             )
             yield commands.CloseConnection(self.context.client)
-            yield self.finish()  # nothing of the server's side is relayed any more
+            self.finish()  # nothing of the server's side is relayed any more
             return
         self.upgraded = True
         self._goto(self.state_passthrough)
-        yield SendHttp(ResponseHeaders(self.stream_id, response, False), self.context.client)
-        yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)  # the new protocol begins
+        yield ResponseHeaders(self.stream_id, response, False)
+        yield ResponseEndOfMessage(self.stream_id)  # the new protocol begins
         if self.flow.websocket is None:
             self.flow.live = False
         yield from self.from_upgraded_child(self.child_layer.handle_event(events.Start()))
@@ -980,9 +993,9 @@ class HttpStream(Layer):
         for command in commands_:
             if isinstance(command, commands.SendData):
                 if command.connection is self.context.client:
-                    yield SendHttp(ResponseData(self.stream_id, command.data), self.context.client)
+                    yield ResponseData(self.stream_id, command.data)
                 elif command.connection is self.server_conn:
-                    yield SendHttp(RequestData(self.stream_id, command.data), self.server_conn)
+                    yield RequestData(self.stream_id, command.data)
                 else:
                     yield command
             elif isinstance(command, commands.CloseConnection) and command.connection in (
@@ -990,9 +1003,9 @@ class HttpStream(Layer):
                 self.server_conn,
             ):
                 if command.connection is self.context.client:
-                    yield SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
+                    yield ResponseEndOfMessage(self.stream_id)
                 else:
-                    yield SendHttp(RequestEndOfMessage(self.stream_id), self.server_conn)
+                    yield RequestEndOfMessage(self.stream_id)
                 if not command.half_close:
                     yield command
             else:
@@ -1031,6 +1044,18 @@ _STREAM_EVENTS = frozenset({
     RequestData, RequestTrailers, RequestEndOfMessage, RequestProtocolError, RequestHalfClosed,
     ResponseHeaders, ResponseData, ResponseTrailers, ResponseEndOfMessage, ResponseProtocolError,
 })
+
+# What a stream sends, by exact type: True to the client, False to its server connection.
+_SENT_TO_CLIENT: dict[type, bool] = {
+    ResponseHeaders: True, ResponseData: True, ResponseTrailers: True, ResponseEndOfMessage: True,
+    ResponseProtocolError: True, DiscardRequestBody: True,
+    RequestHeaders: False, RequestData: False, RequestTrailers: False, RequestEndOfMessage: False,
+    RequestProtocolError: False,
+}
+# The general path's (subclasses): these go to the client, the other events to the server.
+_SENT_TO_CLIENT_TYPES = (
+    ResponseHeaders, ResponseData, ResponseTrailers, ResponseEndOfMessage, ResponseProtocolError, DiscardRequestBody,
+)
 
 
 def _modified(modifier: Callable[[bytes], bytes | Iterable[bytes]], data: bytes) -> bytes:
@@ -1140,7 +1165,7 @@ class HttpLayer(Layer):
         # known by identity (see _layer_of); the server's is forgotten whenever this layer
         # changes ``connections``. (The client's entry is set before Start, if by others.)
         self._client_layer: Layer | None = None
-        self._server_memo: tuple[Connection, Layer] | None = None
+        self._server_memo: tuple[Connection, Layer, Layer] | None = None
 
     def __repr__(self) -> str:
         return f"HttpLayer({self.mode.name}, streams={len(self.streams)})"
@@ -1148,7 +1173,9 @@ class HttpLayer(Layer):
     def _layer_of(self, connection: Connection | None) -> Layer | None:
         """``connections.get(connection)``, for the client and a keep-alive server without
         Connection.__hash__ (a Python method: ~1k instructions per dict lookup, and the
-        layers of a request's two connections are asked for about eight times)."""
+        layers of a request's two connections are asked for about eight times). The memo's
+        third item is where the routing hands that server's events: for an open HttpClient,
+        its connection layer."""
         if connection is self.context.client and self._client_layer is not None:
             return self._client_layer
         memo = self._server_memo
@@ -1158,7 +1185,12 @@ class HttpLayer(Layer):
             return None
         layer = self.connections.get(connection)
         if layer is not None:
-            self._server_memo = (connection, layer)
+            inner = layer
+            if type(layer) is HttpClient and layer.opened and layer.child_layer is not None and layer._paused is None:
+                # Open, it hands every event to its connection layer (HttpClient.handle_event)
+                # for good: the routing sends this server's events there without its call.
+                inner = layer.child_layer
+            self._server_memo = (connection, layer, inner)
         return layer
 
     def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
@@ -1235,7 +1267,8 @@ class HttpLayer(Layer):
             connection = event.connection  # (the client's layer without a call to _layer_of)
             child = self._client_layer
             if connection is not self.context.client or child is None:
-                child = self._layer_of(connection)
+                memo = self._server_memo  # (a server's: where _layer_of's memo routes it)
+                child = memo[2] if memo is not None and memo[0] is connection else self._layer_of(connection)
             if child is not None:
                 return self._routed(child, child.handle_event(event))
         return self._handle_event(event)
@@ -1244,38 +1277,19 @@ class HttpLayer(Layer):
         """``child``'s commands for ``event``, routed (see _routed)."""
         return self._routed(child, child.handle_event(event))
 
-    def _routed(self, child: Layer, commands_: Iterable[commands.Command]) -> CommandGenerator[None]:
+    def _routed(
+        self, child: Layer, commands_: Iterable[commands.Command], source: Generator[Any, Any, Any] | None = None
+    ) -> CommandGenerator[None]:
         """What ``child`` yields, routed: HTTP events to the stream or connection layer they
         are for, replies remembered for ``child``, the rest up to the driver. (The events of
         every request are handed on in here, where a handler that has nothing to yield
-        (NOTHING) costs no routing generator.)"""
+        (NOTHING) costs no routing generator.) ``source``: the generator ``commands_`` goes on
+        with, when that is a chain after commands taken from it already."""
         for command in commands_:
             # The commands of every request by exact type first, the most frequent first,
             # without the chain of isinstance checks below (subclasses of them take the
-            # general path). Per request: five SendHttp, five ReceiveHttp, one DropStream; hooks
-            # only when they wait (streams ask instant_hook), SendData now and then (tunnels).
-            if type(command) is SendHttp and type(command.event) is not BodyBackpressure:
-                connection = command.connection  # (the client's layer without a call to _layer_of)
-                client_layer = self._client_layer
-                if connection is self.context.client and client_layer is not None:
-                    target: Layer | None = client_layer
-                else:
-                    memo = self._server_memo  # (_layer_of's memo of the server's, inline)
-                    target = memo[1] if memo is not None and memo[0] is connection else self._layer_of(connection)
-                if target is not None:
-                    sent = target.handle_event(command.event)
-                    if sent is NOTHING:
-                        continue
-                    # What a connection layer yields for an HTTP event is bytes to send, mostly:
-                    # they go up from here. From its first other command on, all of the rest is
-                    # routed as its own (no routing generator for the usual head or body).
-                    for out in sent:
-                        if type(out) is SendData:
-                            yield out
-                        else:
-                            yield from self._routed(target, itertools.chain((out,), sent))
-                            break
-                continue
+            # general path). Per request: five HTTP events a stream sends, five ReceiveHttp;
+            # hooks only when they wait (streams ask instant_hook), SendData now and then (tunnels).
             if type(command) is ReceiveHttp:
                 # An event of a stream that exists goes to it here, not through receive_http.
                 # A new request's stream is made here too: no receive_http generator between
@@ -1297,10 +1311,65 @@ class HttpLayer(Layer):
                         stream_commands = stream._handle_event(http_event)  # (as for a new one)
                     else:
                         stream_commands = stream.handle_event(http_event)
-                    if stream_commands is not NOTHING:
-                        yield from self._routed(stream, stream_commands)
+                    if stream_commands is NOTHING:
+                        continue
+                    # The stream's events to send, routed here while that is all it yields
+                    # (as above; no routing generator for them): the usual end of a request
+                    # or response. From its first other command on, the rest goes to _routed.
+                    for sent_event in stream_commands:
+                        to_client = _SENT_TO_CLIENT.get(type(sent_event))
+                        if to_client is None:
+                            yield from self._routed(stream, itertools.chain((sent_event,), stream_commands), stream_commands)
+                            break
+                        target: Layer | None
+                        if to_client and self._client_layer is not None:
+                            target = self._client_layer
+                        else:
+                            connection: Connection | None = self.context.client if to_client else stream.server_conn
+                            memo = self._server_memo
+                            target = memo[2] if memo is not None and memo[0] is connection else self._layer_of(connection)
+                        if target is None:
+                            continue
+                        sent = target.handle_event(sent_event)  # type: ignore[arg-type]  # (a key of _SENT_TO_CLIENT)
+                        if sent is NOTHING:
+                            continue
+                        for out in sent:
+                            if type(out) is SendData:
+                                yield out
+                            else:
+                                yield from self._routed(target, itertools.chain((out,), sent))
+                                break
                 else:
                     yield from self.receive_http(http_event)
+                continue
+            to_client = _SENT_TO_CLIENT.get(type(command))
+            if to_client is not None:
+                # A stream's event to send (what SendHttp carries in the general path): to the
+                # client, or to the stream's server connection, if it has one.
+                event: HttpEvent = command  # type: ignore[assignment]  # (a key of _SENT_TO_CLIENT)
+                client_layer = self._client_layer
+                if to_client and client_layer is not None:
+                    target = client_layer
+                else:
+                    if to_client:
+                        connection = self.context.client
+                    else:
+                        connection = child.server_conn if isinstance(child, HttpStream) else None
+                    memo = self._server_memo  # (_layer_of's memo of the server's, inline)
+                    target = memo[2] if memo is not None and memo[0] is connection else self._layer_of(connection)
+                if target is not None:
+                    sent = target.handle_event(event)
+                    if sent is NOTHING:
+                        continue
+                    # What a connection layer yields for an HTTP event is bytes to send, mostly:
+                    # they go up from here. From its first other command on, all of the rest is
+                    # routed as its own (no routing generator for the usual head or body).
+                    for out in sent:
+                        if type(out) is SendData:
+                            yield out
+                        else:
+                            yield from self._routed(target, itertools.chain((out,), sent))
+                            break
                 continue
             blocking = command.blocking
             if blocking is True or (blocking is child and child._paused is None):
@@ -1314,13 +1383,11 @@ class HttpLayer(Layer):
                         continue
                 # Otherwise the stream waits for the reply (which resumes it through _run),
                 # and the command is routed as a claimed one.
-                assert isinstance(commands_, Generator), commands_
-                child.pause_on(command, commands_)
+                paused = commands_ if source is None else source
+                assert isinstance(paused, Generator), paused
+                child.pause_on(command, paused)
                 yield from self._routed(child, (command,))
                 return
-            if type(command) is DropStream:  # (the end of every request)
-                self.streams.pop(command.stream_id, None)
-                continue
             if type(command) is SendData:
                 yield command
                 continue
@@ -1328,6 +1395,18 @@ class HttpLayer(Layer):
                 self.command_sources[command] = child
             if isinstance(command, ReceiveHttp):
                 yield from self.receive_http(command.event)
+            elif isinstance(command, HttpEvent):
+                # A stream's event to send, of a type _SENT_TO_CLIENT does not name exactly.
+                if isinstance(command, BodyBackpressure):
+                    yield from self.relay_backpressure(command)
+                    continue
+                if isinstance(command, _SENT_TO_CLIENT_TYPES):
+                    connection = self.context.client
+                else:
+                    connection = child.server_conn if isinstance(child, HttpStream) else None
+                target = None if connection is None else self.connections.get(connection)
+                if target is not None:
+                    yield from self.event_to_child(target, command)
             elif isinstance(command, SendHttp):
                 if isinstance(command.event, BodyBackpressure):
                     yield from self.relay_backpressure(command.event)
@@ -1365,6 +1444,7 @@ class HttpLayer(Layer):
         """The stream of a new request (one with the same id is replaced, as before)."""
         stream = HttpStream(self.context.fork(), event.stream_id, self.mode)
         stream.reusable_connection = self.reusable_connection
+        stream.streams = self.streams
         self.streams[event.stream_id] = stream
         return stream
 
@@ -1495,6 +1575,7 @@ class HttpLayer(Layer):
             for get in waiting:
                 yield from self.reply(get, (None, command.err))
             return
+        self._server_memo = None  # (now open: see _layer_of)
         client = self.http_clients.get(command.connection)
         child = client.child_layer if client is not None else None
         multiplexed = child is not None and child.multiplexed

@@ -34,9 +34,11 @@ class ReceiveHttp(Command):
 
 
 class SendHttp(Command):
-    """A stream wants ``event`` written to ``connection`` by its connection layer.
+    """``event`` to be written to ``connection`` by its connection layer.
 
-    ``connection`` is None when a stream has no server connection (yet): the event is
+    Our streams yield the event itself (an HttpEvent is a command too, routed by its type:
+    no object around it per event); this names the connection explicitly, for the general
+    path. ``connection`` is None when there is no server connection (yet): the event is
     dropped, as it would be for a connection that is gone."""
 
     def __init__(self, event: HttpEvent, connection: Connection | None) -> None:
@@ -78,7 +80,8 @@ class RegisterHttpConnection(Command):
 
 
 class DropStream(Command):
-    """The stream is finished; the HttpLayer forgets it."""
+    """The stream is finished; the HttpLayer forgets it. (Our streams leave the HttpLayer's
+    ``streams`` themselves when they finish: HttpStream.finish.)"""
 
     def __init__(self, stream_id: int) -> None:
         self.stream_id = stream_id

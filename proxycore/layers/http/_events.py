@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from proxycore.http import Headers, Request, Response
+from proxycore.proxy.commands import Command
 from proxycore.proxy.events import Event
 
 
@@ -53,7 +54,12 @@ _STATUS = {
 
 
 @dataclass(slots=True)
-class HttpEvent(Event):
+class HttpEvent(Event, Command):
+    """An event of one stream. A stream yields it as a command too: "send this", to the
+    client for a response's events and DiscardRequestBody, to the stream's server
+    connection for a request's (BodyBackpressure: to where the body comes from). The
+    HttpLayer routes it so, without a SendHttp around it: five fewer objects per request."""
+
     stream_id: int
 
 
