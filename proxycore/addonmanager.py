@@ -163,7 +163,7 @@ class AddonManager:
             self.hook_index[name] = found
         return found
 
-    def hook_plan(self, cls: type) -> tuple[str | None, tuple[Callable[..., Any], ...] | None]:
+    def hook_plan(self, cls: type[hooks.Hook]) -> tuple[str | None, tuple[Callable[..., Any], ...] | None]:
         """For the driver, which asks before every hook whether it can answer it at once:
         ``(name, gates)``, kept in ``hook_plans`` until the index is rebuilt.
 
@@ -173,13 +173,8 @@ class AddonManager:
         plan = self.hook_plans.get(cls)
         if plan is None:
             names = hooks.arg_names(cls)
-            gates: tuple[Callable[..., Any], ...] | None = ()
-            for _, handler in self.handlers(cls.name):  # type: ignore[attr-defined]
-                gate = getattr(handler, "gate", None)
-                if gate is None:
-                    gates = None
-                    break
-                gates += (gate,)  # type: ignore[operator]
+            found = [getattr(handler, "gate", None) for _, handler in self.handlers(cls.name)]
+            gates = None if None in found else tuple(gate for gate in found if gate is not None)
             plan = self.hook_plans[cls] = (names[0] if len(names) == 1 else None, gates)
         return plan
 
