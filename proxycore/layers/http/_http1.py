@@ -152,6 +152,22 @@ class Http1Connection(Layer):
     def _may_resume(self) -> bool:
         return True
 
+    def _head_end(self) -> tuple[int, int | None]:
+        """Where the head at the start of buf ends (-1: not yet), each byte searched once
+        across reads, and the head size limit (read from the options' cache: once per head)."""
+        buf = self.buf
+        scanned = self.head_scanned
+        match = http1.HEAD_END.search(buf, scanned - 2 if scanned > 2 else 0)
+        if match is None:
+            self.head_scanned, end = len(buf), -1
+        else:
+            self.head_scanned, end = 0, match.end()
+        try:
+            limit = self.context.options._derived[_size_limits].head
+        except (AttributeError, KeyError):
+            limit = size_limits(self.context.options).head
+        return end, limit
+
     def _take(self, end: int) -> bytes:
         """Remove and return the first ``end`` bytes of buf."""
         buf = self.buf
@@ -361,18 +377,7 @@ class Http1Server(Http1Connection):
                 if blank:
                     del self.buf[:blank]
                     self.head_scanned = max(0, self.head_scanned - blank)
-                # Where the head ends, or -1, each byte searched once (http1.find_head_end and
-                # head_scan_start written out here and in Http1Client._read: once per head).
-                scanned = self.head_scanned
-                match = http1.HEAD_END.search(buf, scanned - 2 if scanned > 2 else 0)
-                if match is None:
-                    self.head_scanned, end = len(buf), -1
-                else:
-                    self.head_scanned, end = 0, match.end()
-                try:  # (size_limits(...).head without its call, once per head)
-                    limit = self.context.options._derived[_size_limits].head
-                except (AttributeError, KeyError):
-                    limit = size_limits(self.context.options).head
+                end, limit = self._head_end()
                 if end == -1:
                     if limit is not None and len(self.buf) > limit:
                         yield from self._bad_request(f"request head larger than {limit} bytes", 431)
@@ -764,17 +769,8 @@ class Http1Client(Http1Connection):
     def _read(self) -> CommandGenerator[None]:
         while self.buf:
             if self.state == "wait":
-                buf = self.buf  # (the head's end found as in Http1Server._read)
-                scanned = self.head_scanned
-                match = http1.HEAD_END.search(buf, scanned - 2 if scanned > 2 else 0)
-                if match is None:
-                    self.head_scanned, end = len(buf), -1
-                else:
-                    self.head_scanned, end = 0, match.end()
-                try:  # (size_limits(...).head without its call, once per head)
-                    limit = self.context.options._derived[_size_limits].head
-                except (AttributeError, KeyError):
-                    limit = size_limits(self.context.options).head
+                buf = self.buf
+                end, limit = self._head_end()
                 if limit is not None and (end > limit or (end == -1 and len(self.buf) > limit)):
                     yield from self._fail(f"Bad response from server: head larger than {limit} bytes")
                     return
