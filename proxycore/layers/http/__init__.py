@@ -1170,6 +1170,16 @@ class HttpLayer(Layer):
     def __repr__(self) -> str:
         return f"HttpLayer({self.mode.name}, streams={len(self.streams)})"
 
+    def _target_of(self, to_client: bool, server_conn: Connection | None) -> Layer | None:
+        """The connection layer an event a stream sends goes to: the client's, or that of
+        the stream's server connection (the memo of the last server's read first)."""
+        if to_client:
+            if self._client_layer is not None:
+                return self._client_layer
+            return self._layer_of(self.context.client)
+        memo = self._server_memo
+        return memo[2] if memo is not None and memo[0] is server_conn else self._layer_of(server_conn)
+
     def _layer_of(self, connection: Connection | None) -> Layer | None:
         """``connections.get(connection)``, for the client and a keep-alive server without
         Connection.__hash__ (a Python method: ~1k instructions per dict lookup, and the
@@ -1321,13 +1331,7 @@ class HttpLayer(Layer):
                         if to_client is None:
                             yield from self._routed(stream, itertools.chain((sent_event,), stream_commands), stream_commands)
                             break
-                        target: Layer | None
-                        if to_client and self._client_layer is not None:
-                            target = self._client_layer
-                        else:
-                            connection: Connection | None = self.context.client if to_client else stream.server_conn
-                            memo = self._server_memo
-                            target = memo[2] if memo is not None and memo[0] is connection else self._layer_of(connection)
+                        target = self._target_of(to_client, stream.server_conn)
                         if target is None:
                             continue
                         sent = target.handle_event(sent_event)  # type: ignore[arg-type]  # (a key of _SENT_TO_CLIENT)
@@ -1347,16 +1351,7 @@ class HttpLayer(Layer):
                 # A stream's event to send (what SendHttp carries in the general path): to the
                 # client, or to the stream's server connection, if it has one.
                 event: HttpEvent = command  # type: ignore[assignment]  # (a key of _SENT_TO_CLIENT)
-                client_layer = self._client_layer
-                if to_client and client_layer is not None:
-                    target = client_layer
-                else:
-                    if to_client:
-                        connection = self.context.client
-                    else:
-                        connection = child.server_conn if isinstance(child, HttpStream) else None
-                    memo = self._server_memo  # (_layer_of's memo of the server's, inline)
-                    target = memo[2] if memo is not None and memo[0] is connection else self._layer_of(connection)
+                target = self._target_of(to_client, child.server_conn if isinstance(child, HttpStream) else None)
                 if target is not None:
                     sent = target.handle_event(event)
                     if sent is NOTHING:
@@ -1401,7 +1396,7 @@ class HttpLayer(Layer):
                     yield from self.relay_backpressure(command)
                     continue
                 if isinstance(command, _SENT_TO_CLIENT_TYPES):
-                    connection = self.context.client
+                    connection: Connection | None = self.context.client
                 else:
                     connection = child.server_conn if isinstance(child, HttpStream) else None
                 target = None if connection is None else self.connections.get(connection)
