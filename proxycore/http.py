@@ -1402,6 +1402,17 @@ def parsed_headers(fields: Iterable[tuple[bytes, bytes]], block: bytes | None = 
     return headers
 
 
+def indexed_headers(index: _Index) -> Headers:
+    """Headers for the fields an index was built from (by parsed_headers, for a field
+    block read before: see proxycore.net.http1), sharing that index. Neither the fields
+    tuple nor the index is ever changed in place (a change assigns a new tuple, which
+    leaves the index behind), so messages may share both."""
+    headers = object.__new__(Headers)
+    headers._fields = index[0]
+    headers._index = index
+    return headers
+
+
 def parsed_request(
     host: str, port: int, method: bytes, scheme: bytes, authority: bytes, path: bytes,
     http_version: bytes, headers: Headers,

@@ -9,11 +9,14 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from proxycore.http import (
     Headers,
     Request,
     Response,
+    _Index,
+    indexed_headers,
     parsed_headers,
     parsed_request,
     parsed_response,
@@ -241,22 +244,54 @@ def _parse_authority(authority: bytes, default_port: int | None) -> tuple[str, i
     return host.lower(), port
 
 
+# Request lines and field blocks of CRLF heads read lately, by their bytes, with what
+# parse_request_head made of them: a keep-alive client sends the same line and fields
+# again and again, and reading them costs most of a parse. What a head's bytes parse to
+# depends on nothing else, so a head whose start line and fields are both known is the
+# same head as before. Only what parsed is kept (an error is found anew each time); each
+# memo is bounded in entries and key size, and cleared when full.
+_REQUEST_LINES: dict[bytes, tuple[str, int, bytes, bytes, bytes, bytes, bytes]] = {}
+_REQUEST_FIELDS: dict[bytes, _Index] = {}  # (blocks without a second Host field)
+_RESPONSE_FIELDS: dict[bytes, _Index] = {}
+_MEMO_ENTRIES = 256
+_MEMO_KEY_BYTES = 4096
+
+
+def _remember(memo: dict[bytes, Any], key: bytes, value: Any) -> None:
+    """Keep ``value`` for ``key`` in one of the head memos, within their bounds."""
+    if len(key) <= _MEMO_KEY_BYTES:
+        if len(memo) >= _MEMO_ENTRIES:
+            memo.clear()
+        memo[key] = value
+
+
 def parse_request_head(head: bytes) -> Request:
     """Parse a request head (without the final blank line) into a Request without content."""
+    start = head.find(b"\n") + 1
+    known = _REQUEST_LINES.get(head[:start])
+    if known is not None and head.endswith(b"\r\n\r\n"):
+        index = _REQUEST_FIELDS.get(head[start:-2])
+        if index is not None:  # a start line and fields read before, each in a CRLF head
+            host, port, method, scheme, authority, path, version = known
+            return parsed_request(host, port, method, scheme, authority, path, version, indexed_headers(index))
     line = _REQUEST_LINE.match(head)
     if line is not None and head.endswith(b"\r\n\r\n"):
         # The usual CRLF head: each field line matched once, anchored at its start, and
         # a line that is not one (or a bare LF) leaves the count of LFs ahead.
         start = line.end()
         lines = head.count(b"\n") - 2
+        block: bytes | None = head[start:-2]
         fields = _CANONICAL_FIELD_LINE.findall(head, start)
+        if len(fields) != lines:
+            fields = _CRLF_FIELD_LINE.findall(head, start)
+            block = None
         if len(fields) == lines:
             method, target, version = line.groups()
-            return _request(head, method, target, version, fields, head[start:-2])
-        fields = _CRLF_FIELD_LINE.findall(head, start)
-        if len(fields) == lines:
-            method, target, version = line.groups()
-            return _request(head, method, target, version, fields)
+            request = _request(head, method, target, version, fields, block)
+            d = request.data
+            _remember(_REQUEST_LINES, head[:start], (d.host, d.port, method, d.scheme, d.authority, d.path, version))
+            _remember(_REQUEST_FIELDS, head[start:-2], d.headers._index)
+            return request
     return _parse_any_request_head(head)
 
 
@@ -332,13 +367,19 @@ def parse_response_head(head: bytes) -> Response:
         version, status_digits, reason_or_none = line.groups()
         status, reason = int(status_digits), reason_or_none or b""
     if head.endswith(b"\r\n\r\n"):
+        index = _RESPONSE_FIELDS.get(head[start:-2])  # (fields read before: see _REQUEST_LINES)
+        if index is not None:
+            return parsed_response(version, status, reason, indexed_headers(index))
         lines = head.count(b"\n") - 2  # (the fields as in parse_request_head)
+        block: bytes | None = head[start:-2]
         fields = _CANONICAL_FIELD_LINE.findall(head, start)
+        if len(fields) != lines:
+            fields = _CRLF_FIELD_LINE.findall(head, start)
+            block = None
         if len(fields) == lines:
-            return parsed_response(version, status, reason, parsed_headers(fields, head[start:-2]))
-        fields = _CRLF_FIELD_LINE.findall(head, start)
-        if len(fields) == lines:
-            return parsed_response(version, status, reason, parsed_headers(fields))
+            headers = parsed_headers(fields, block)
+            _remember(_RESPONSE_FIELDS, head[start:-2], headers._index)
+            return parsed_response(version, status, reason, headers)
     return _parse_any_response_head(head)
 
 
