@@ -1383,13 +1383,18 @@ class HTTPFlow(Flow):
 # these run for every request and response.
 
 
+# object.__new__ without its two lookups per call: an instance of a class whose __init__
+# the parser's constructors below must not run.
+_new = object.__new__
+
+
 def parsed_headers(fields: Iterable[tuple[bytes, bytes]], block: bytes | None = None) -> Headers:
     """Headers from (bytes, bytes) pairs a parser has already checked more strictly than
     ``_wire`` would: no second check per field. Their index is built at once (the framing
     code reads it next, for every message), and ``block``, if given, is the fields as
     ``raw_block`` gives them: what the parser read was already in that form, so sending
     them unchanged costs no serialising."""
-    headers = object.__new__(Headers)
+    headers = _new(Headers)
     headers._fields = checked = tuple(fields)
     table: dict[bytes, list[bytes]] = {}
     for k, v in checked:  # (as Headers._table, without its call; ``in`` costs less than get())
@@ -1407,7 +1412,7 @@ def indexed_headers(index: _Index) -> Headers:
     block read before: see proxycore.net.http1), sharing that index. Neither the fields
     tuple nor the index is ever changed in place (a change assigns a new tuple, which
     leaves the index behind), so messages may share both."""
-    headers = object.__new__(Headers)
+    headers = _new(Headers)
     headers._fields = index[0]
     headers._index = index
     return headers
@@ -1419,8 +1424,8 @@ def parsed_request(
 ) -> Request:
     """A request from a head the HTTP/1 parser has checked more strictly than ``_wire``
     would (no CR, LF or NUL anywhere in it): no second check of each field."""
-    request = object.__new__(Request)
-    request.data = d = object.__new__(RequestData)  # (no __init__ to run)
+    request = _new(Request)  # (no __init__ to run)
+    request.data = d = RequestData()  # (no __init__ of its own: a class call costs less than _new)
     d.host = host
     d.port = port
     d.method = method
@@ -1439,8 +1444,8 @@ def parsed_request(
 
 def parsed_response(http_version: bytes, status_code: int, reason: bytes, headers: Headers) -> Response:
     """A response from a head the HTTP/1 parser has checked (see parsed_request)."""
-    response = object.__new__(Response)
-    response.data = d = object.__new__(ResponseData)
+    response = _new(Response)
+    response.data = d = ResponseData()
     d.http_version = http_version
     d.status_code = status_code
     d.reason = reason
