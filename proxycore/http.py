@@ -1388,14 +1388,13 @@ class HTTPFlow(Flow):
 _new = object.__new__
 
 
-def parsed_headers(fields: Iterable[tuple[bytes, bytes]], block: bytes | None = None) -> Headers:
-    """Headers from (bytes, bytes) pairs a parser has already checked more strictly than
-    ``_wire`` would: no second check per field. Their index is built at once (the framing
-    code reads it next, for every message), and ``block``, if given, is the fields as
-    ``raw_block`` gives them: what the parser read was already in that form, so sending
-    them unchanged costs no serialising."""
-    headers = _new(Headers)
-    headers._fields = checked = tuple(fields)
+def field_index(fields: Iterable[tuple[bytes, bytes]], block: bytes | None = None) -> _Index:
+    """The index of (bytes, bytes) pairs a parser has already checked more strictly than
+    ``_wire`` would, for Headers it makes (parsed_request, parsed_response): built at once,
+    as the framing code reads it next for every message. ``block``, if given, is the
+    fields as ``raw_block`` gives them: what the parser read was already in that form, so
+    sending them unchanged costs no serialising."""
+    checked = tuple(fields)
     table: dict[bytes, list[bytes]] = {}
     for k, v in checked:  # (as Headers._table, without its call; ``in`` costs less than get())
         key = k.lower()
@@ -1403,36 +1402,26 @@ def parsed_headers(fields: Iterable[tuple[bytes, bytes]], block: bytes | None = 
             table[key].append(v)
         else:
             table[key] = [v]
-    headers._index = (checked, table, block)
-    return headers
+    return (checked, table, block)
 
 
-def indexed_headers(index: _Index) -> Headers:
-    """Headers for the fields an index was built from (by parsed_headers, for a field
-    block read before: see proxycore.net.http1), sharing that index. Neither the fields
-    tuple nor the index is ever changed in place (a change assigns a new tuple, which
-    leaves the index behind), so messages may share both."""
+# A request line as the HTTP/1 parser keeps it: host, port, method, scheme, authority,
+# path and version.
+RequestLine = tuple[str, int, bytes, bytes, bytes, bytes, bytes]
+
+
+def parsed_request(line: RequestLine, index: _Index) -> Request:
+    """A request from a head the HTTP/1 parser has checked more strictly than ``_wire``
+    would (no CR, LF or NUL anywhere in it): no second check of each field. Its Headers
+    have the fields and index of ``index`` (see field_index), which requests may share:
+    neither is ever changed in place (a change assigns a new tuple, which leaves the
+    index behind), so the parser can hand the same to every head with the same fields."""
     headers = _new(Headers)
     headers._fields = index[0]
     headers._index = index
-    return headers
-
-
-def parsed_request(
-    host: str, port: int, method: bytes, scheme: bytes, authority: bytes, path: bytes,
-    http_version: bytes, headers: Headers,
-) -> Request:
-    """A request from a head the HTTP/1 parser has checked more strictly than ``_wire``
-    would (no CR, LF or NUL anywhere in it): no second check of each field."""
     request = _new(Request)  # (no __init__ to run)
     request.data = d = RequestData()  # (no __init__ of its own: a class call costs less than _new)
-    d.host = host
-    d.port = port
-    d.method = method
-    d.scheme = scheme
-    d.authority = authority
-    d.path = path
-    d.http_version = http_version
+    d.host, d.port, d.method, d.scheme, d.authority, d.path, d.http_version = line
     d.headers = headers
     d.content = None
     d.trailers = None
@@ -1442,8 +1431,11 @@ def parsed_request(
     return request
 
 
-def parsed_response(http_version: bytes, status_code: int, reason: bytes, headers: Headers) -> Response:
+def parsed_response(http_version: bytes, status_code: int, reason: bytes, index: _Index) -> Response:
     """A response from a head the HTTP/1 parser has checked (see parsed_request)."""
+    headers = _new(Headers)
+    headers._fields = index[0]
+    headers._index = index
     response = _new(Response)
     response.data = d = ResponseData()
     d.http_version = http_version

@@ -14,10 +14,10 @@ from typing import Any
 from proxycore.http import (
     Headers,
     Request,
+    RequestLine,
     Response,
     _Index,
-    indexed_headers,
-    parsed_headers,
+    field_index,
     parsed_request,
     parsed_response,
 )
@@ -250,7 +250,7 @@ def _parse_authority(authority: bytes, default_port: int | None) -> tuple[str, i
 # depends on nothing else, so a head whose start line and fields are both known is the
 # same head as before. Only what parsed is kept (an error is found anew each time); each
 # memo is bounded in entries and key size, and cleared when full.
-_REQUEST_LINES: dict[bytes, tuple[str, int, bytes, bytes, bytes, bytes, bytes]] = {}
+_REQUEST_LINES: dict[bytes, RequestLine] = {}
 _REQUEST_FIELDS: dict[bytes, _Index] = {}  # (blocks without a second Host field)
 _RESPONSE_FIELDS: dict[bytes, _Index] = {}
 _MEMO_ENTRIES = 256
@@ -272,13 +272,12 @@ def parse_request_head(head: bytes) -> Request:
     if known is not None and head.endswith(b"\r\n\r\n"):
         index = _REQUEST_FIELDS.get(head[start:-2])
         if index is not None:  # a start line and fields read before, each in a CRLF head
-            host, port, method, scheme, authority, path, version = known
-            return parsed_request(host, port, method, scheme, authority, path, version, indexed_headers(index))
-    line = _REQUEST_LINE.match(head)
-    if line is not None and head.endswith(b"\r\n\r\n"):
+            return parsed_request(known, index)
+    match = _REQUEST_LINE.match(head)
+    if match is not None and head.endswith(b"\r\n\r\n"):
         # The usual CRLF head: each field line matched once, anchored at its start, and
         # a line that is not one (or a bare LF) leaves the count of LFs ahead.
-        start = line.end()
+        start = match.end()
         lines = head.count(b"\n") - 2
         block: bytes | None = head[start:-2]
         fields = _CANONICAL_FIELD_LINE.findall(head, start)
@@ -286,12 +285,11 @@ def parse_request_head(head: bytes) -> Request:
             fields = _CRLF_FIELD_LINE.findall(head, start)
             block = None
         if len(fields) == lines:
-            method, target, version = line.groups()
-            request = _request(head, method, target, version, fields, block)
-            d = request.data
-            _remember(_REQUEST_LINES, head[:start], (d.host, d.port, method, d.scheme, d.authority, d.path, version))
-            _remember(_REQUEST_FIELDS, head[start:-2], d.headers._index)
-            return request
+            line = _request_line(*match.groups())
+            index = _request_fields(fields, block)
+            _remember(_REQUEST_LINES, head[:start], line)
+            _remember(_REQUEST_FIELDS, head[start:-2], index)
+            return parsed_request(line, index)
     return _parse_any_request_head(head)
 
 
@@ -308,15 +306,13 @@ def _parse_any_request_head(head: bytes) -> Request:
         raise ProtocolError(f"bad HTTP request target: {target[:100]!r}")
     if version not in _COMMON_VERSIONS and not _VERSION.fullmatch(version):
         raise ProtocolError(f"bad HTTP version: {version[:40]!r}")
-    return _request(head, method, target, version, fields)
+    line = _request_line(method, target, version)
+    return parsed_request(line, _request_fields(fields))
 
 
-def _request(
-    head: bytes, method: bytes, target: bytes, version: bytes, fields: list[tuple[bytes, bytes]],
-    block: bytes | None = None,
-) -> Request:
-    """The Request of a head whose request line and fields are checked (``block``: the
-    fields' lines, if in Headers.raw_block's form)."""
+def _request_line(method: bytes, target: bytes, version: bytes) -> RequestLine:
+    """What parsed_request takes of a checked request line: where the request goes
+    (ProtocolError for a target or authority that is not one), method and version."""
     scheme = authority = path = b""
     host, port = "", 0
     if method.upper() == b"CONNECT":
@@ -342,14 +338,19 @@ def _request(
         key = (authority, 443 if scheme == b"https" else 80)
         known = _AUTHORITIES.get(key)  # (parse_authority's cache read without its call)
         host, port = known if known is not None else parse_authority(*key)
-    # Every part was checked (and the fields more strictly than the model would): the
-    # model's own checks are skipped.
-    headers = parsed_headers(fields, block)
+    return (host, port, method, scheme, authority, path, version)
+
+
+def _request_fields(fields: list[tuple[bytes, bytes]], block: bytes | None = None) -> _Index:
+    """The index of a request's checked fields (``block``: their lines, if in
+    Headers.raw_block's form); ProtocolError for a second Host field."""
+    # Every field was checked more strictly than the model would: its checks are skipped.
+    index = field_index(fields, block)
     if len(fields) > 1:
-        hosts = headers.get_raw(b"host")  # (from the index parsed_headers built)
+        hosts = index[1].get(b"host")
         if hosts is not None and len(hosts) > 1:
             raise ProtocolError("more than one Host header")  # RFC 9112 3.2: which one routes?
-    return parsed_request(host, port, method, scheme, authority, path, version, headers)
+    return index
 
 
 def parse_response_head(head: bytes) -> Response:
@@ -369,7 +370,7 @@ def parse_response_head(head: bytes) -> Response:
     if head.endswith(b"\r\n\r\n"):
         index = _RESPONSE_FIELDS.get(head[start:-2])  # (fields read before: see _REQUEST_LINES)
         if index is not None:
-            return parsed_response(version, status, reason, indexed_headers(index))
+            return parsed_response(version, status, reason, index)
         lines = head.count(b"\n") - 2  # (the fields as in parse_request_head)
         block: bytes | None = head[start:-2]
         fields = _CANONICAL_FIELD_LINE.findall(head, start)
@@ -377,9 +378,9 @@ def parse_response_head(head: bytes) -> Response:
             fields = _CRLF_FIELD_LINE.findall(head, start)
             block = None
         if len(fields) == lines:
-            headers = parsed_headers(fields, block)
-            _remember(_RESPONSE_FIELDS, head[start:-2], headers._index)
-            return parsed_response(version, status, reason, headers)
+            index = field_index(fields, block)
+            _remember(_RESPONSE_FIELDS, head[start:-2], index)
+            return parsed_response(version, status, reason, index)
     return _parse_any_response_head(head)
 
 
@@ -392,7 +393,7 @@ def _parse_any_response_head(head: bytes) -> Response:
         raise ProtocolError(f"bad HTTP response line: {first[:100]!r}")
     if not (len(status) == 3 and status.isdigit()):  # three ASCII digits (bytes.isdigit)
         raise ProtocolError(f"bad HTTP status code: {status[:40]!r}")
-    return parsed_response(version, int(status), reason, parsed_headers(fields))
+    return parsed_response(version, int(status), reason, field_index(fields))
 
 
 # Body framing ---------------------------------------------------------------

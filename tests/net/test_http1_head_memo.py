@@ -108,7 +108,8 @@ def test_a_known_head_is_built_from_the_memos(monkeypatch: pytest.MonkeyPatch) -
         raise AssertionError("parsed again")
 
     monkeypatch.setattr(http1, "_REQUEST_LINE", None)
-    monkeypatch.setattr(http1, "_request", unused)
+    monkeypatch.setattr(http1, "_request_line", unused)
+    monkeypatch.setattr(http1, "_request_fields", unused)
     second = http1.parse_request_head(head)
     assert second is not first and second.data is not first.data
     assert second.data == first.data
