@@ -402,13 +402,20 @@ UNTIL_EOF = -1
 CHUNKED = -2
 
 
+# Single plain Content-Length values read lately, as _content_length reads them: int()
+# of bytes costs more than the rest of the framing decision (bounded as the head memos).
+_LENGTHS: dict[bytes, int] = {}
+
+
 def _content_length(headers: Headers) -> int | None:
     """The Content-Length, if any: ASCII digits only; repeated values must all agree."""
     values = headers.get_raw(b"content-length")
     if values is None:
         return None
     if len(values) == 1 and len(values[0]) <= 18 and values[0].isdigit():  # (bytes: ASCII digits)
-        return int(values[0])  # the usual single plain value, without the set below
+        plain = int(values[0])  # the usual single plain value, without the set below
+        _remember(_LENGTHS, values[0], plain)
+        return plain
     value = ", ".join(_text(v) for v in values)  # (as headers.get joins repeated fields)
     sizes = {v.strip(" \t") for v in value.split(",")}
     if len(sizes) != 1:
@@ -459,9 +466,8 @@ def request_body_size(request: Request) -> int:
         lengths = table.get(b"content-length")
         if lengths is None:
             return 0
-        if len(lengths) == 1 and len(lengths[0]) <= 18 and lengths[0].isdigit():
-            return int(lengths[0])
-        return _content_length(headers) or 0
+        known = _LENGTHS.get(lengths[0]) if len(lengths) == 1 else None
+        return known if known is not None else _content_length(headers) or 0
     codings = transfer_codings(headers)
     assert codings is not None
     if codings != ["chunked"]:
@@ -492,27 +498,30 @@ def body_size_after(method: bytes, response: Response) -> int:
     headers = data.headers
     index = headers._index  # (as Headers.get_raw reads it, without a call)
     table = index[1] if index is not None and index[0] is headers._fields else headers._table()
-    # Checked even where there is no body: a bad value is a broken (or hostile) server.
-    codings = None if b"transfer-encoding" not in table else transfer_codings(headers)
-    lengths = table.get(b"content-length")
-    if lengths is None:
-        size = None
-    elif len(lengths) == 1 and len(lengths[0]) <= 18 and lengths[0].isdigit():
-        size = int(lengths[0])  # the usual single plain value
-    else:
-        size = _content_length(headers)
-    if codings is not None:
-        *first, last = codings
-        if last not in _RESPONSE_CODINGS or any(c not in _KNOWN_CODINGS for c in first):
-            raise ProtocolError(f"unsupported Transfer-Encoding in response: {', '.join(codings)[:60]}")
     status = data.status_code
+    if b"transfer-encoding" not in table:  # the usual response: its Content-Length, if any
+        lengths = table.get(b"content-length")
+        if lengths is None:
+            size = UNTIL_EOF
+        else:
+            known = _LENGTHS.get(lengths[0]) if len(lengths) == 1 else None
+            # (checked even where there is no body, as below; never None: the field is there)
+            size = known if known is not None else _content_length(headers) or 0
+        if method == b"HEAD" or 100 <= status < 200 or status in (204, 304) or (method == b"CONNECT" and 200 <= status < 300):
+            return 0
+        return size
+    # Checked even where there is no body: a bad value is a broken (or hostile) server.
+    codings = transfer_codings(headers)
+    assert codings is not None  # (the field is there)
+    declared = _content_length(headers)
+    *first, last = codings
+    if last not in _RESPONSE_CODINGS or any(c not in _KNOWN_CODINGS for c in first):
+        raise ProtocolError(f"unsupported Transfer-Encoding in response: {', '.join(codings)[:60]}")
     if method == b"HEAD" or 100 <= status < 200 or status in (204, 304) or (method == b"CONNECT" and 200 <= status < 300):
         return 0
-    if codings is not None:
-        if size is not None:
-            raise ProtocolError("response has both Transfer-Encoding and Content-Length")
-        return CHUNKED if codings[-1] == "chunked" else UNTIL_EOF
-    return UNTIL_EOF if size is None else size
+    if declared is not None:
+        raise ProtocolError("response has both Transfer-Encoding and Content-Length")
+    return CHUNKED if last == "chunked" else UNTIL_EOF
 
 
 def outgoing_framing(headers: Headers, bodiless: bool, ended: bool = False) -> str:

@@ -162,3 +162,42 @@ def test_errors_are_not_remembered() -> None:
         with pytest.raises(ProtocolError):
             http1.parse_request_head(head)
     assert not http1._REQUEST_LINES and not http1._REQUEST_FIELDS
+
+
+_length_value = st.one_of(
+    st.integers(0, 10**20).map(lambda n: str(n).encode()),
+    st.lists(st.sampled_from([b"1", b"0", b"9", b" ", b"\t", b",", b"+", b"-", b"x", b"\xd9\xa1", b"1_0"]), max_size=5).map(b"".join),
+)
+
+
+def _framing(values: list[bytes], request: bool) -> object:
+    """What the framing functions make of Content-Length fields with these values."""
+    block = b"".join(b"Content-Length: %s\r\n" % v for v in values)
+    try:
+        if request:
+            return http1.request_body_size(http1.parse_request_head(b"POST / HTTP/1.1\r\n" + block + b"\r\n"))
+        return http1.body_size_after(b"GET", http1.parse_response_head(b"HTTP/1.1 200 OK\r\n" + block + b"\r\n"))
+    except ProtocolError as e:
+        return ("error", str(e))
+
+
+@given(st.lists(st.lists(_length_value, min_size=1, max_size=3), min_size=1, max_size=6), st.booleans())
+@example([[b"5"], [b"5", b"5"], [b"5"], [b"05"], [b"5 "]], True)
+@example([[b"10"], [b"10", b"11"], [b"10"]], False)
+def test_content_lengths_read_alike_whatever_was_read_before(fields: list[list[bytes]], request: bool) -> None:
+    """Each set of Content-Length values read with the memos (``_LENGTHS`` too) empty, then
+    again after all the others: the same size or the same error."""
+    cold = []
+    for values in fields:
+        _clear()
+        http1._LENGTHS.clear()
+        cold.append(_framing(values, request))
+    for _ in range(2):
+        assert [_framing(values, request) for values in fields] == cold
+
+
+def test_length_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http1, "_MEMO_ENTRIES", 4)
+    for n in range(10):
+        assert _framing([b"%d" % n], request=False) == n
+        assert len(http1._LENGTHS) <= 4
