@@ -61,9 +61,10 @@ _CRLF_FIELD_LINE = re.compile(
 _CANONICAL_FIELD_LINE = re.compile(
     rb"^(%s): ((?:[\x21-\xff](?:[\t\x20-\xff]*[\x21-\xff])?)?)\r\n" % _TOKEN_TEXT, re.MULTILINE
 )
-# Status lines most responses have, and what _STATUS_LINE makes of them.
+# Status lines most responses have (up to the LF that ends them, as a head's partition
+# gives them), and what _STATUS_LINE makes of them.
 _USUAL_STATUS_LINES: dict[bytes, tuple[bytes, int, bytes]] = {
-    b"%s %d %s\r\n" % (version, status, reason): (version, status, reason)
+    b"%s %d %s\r" % (version, status, reason): (version, status, reason)
     for version in (b"HTTP/1.1", b"HTTP/1.0")
     for status, reason in (
         (200, b"OK"), (204, b"No Content"), (206, b"Partial Content"), (301, b"Moved Permanently"),
@@ -248,10 +249,13 @@ def _parse_authority(authority: bytes, default_port: int | None) -> tuple[str, i
 # parse_request_head made of them: a keep-alive client sends the same line and fields
 # again and again, and reading them costs most of a parse. What a head's bytes parse to
 # depends on nothing else, so a head whose start line and fields are both known is the
-# same head as before. Only what parsed is kept (an error is found anew each time); each
-# memo is bounded in entries and key size, and cleared when full.
+# same head as before. The keys are what ``head.partition(b"\n")`` gives: the first line
+# up to its LF (so ending in CR) and the rest of the head, its fields and the blank line
+# (``b"\r\n"`` or ending in CRLF CRLF): a head made of a known line and a known rest is a
+# CRLF head. Only what parsed is kept (an error is found anew each time); each memo is
+# bounded in entries and key size, and cleared when full.
 _REQUEST_LINES: dict[bytes, RequestLine] = {}
-_REQUEST_FIELDS: dict[bytes, _Index] = {}  # (blocks without a second Host field)
+_REQUEST_FIELDS: dict[bytes, _Index] = {}  # (fields without a second Host field)
 _RESPONSE_FIELDS: dict[bytes, _Index] = {}
 _MEMO_ENTRIES = 256
 _MEMO_KEY_BYTES = 4096
@@ -267,10 +271,10 @@ def _remember(memo: dict[bytes, Any], key: bytes, value: Any) -> None:
 
 def parse_request_head(head: bytes) -> Request:
     """Parse a request head (without the final blank line) into a Request without content."""
-    start = head.find(b"\n") + 1
-    known = _REQUEST_LINES.get(head[:start])
-    if known is not None and head.endswith(b"\r\n\r\n"):
-        index = _REQUEST_FIELDS.get(head[start:-2])
+    first, _, rest = head.partition(b"\n")
+    known = _REQUEST_LINES.get(first)
+    if known is not None:
+        index = _REQUEST_FIELDS.get(rest)
         if index is not None:  # a start line and fields read before, each in a CRLF head
             return parsed_request(known, index)
     match = _REQUEST_LINE.match(head)
@@ -287,8 +291,8 @@ def parse_request_head(head: bytes) -> Request:
         if len(fields) == lines:
             line = _request_line(*match.groups())
             index = _request_fields(fields, block)
-            _remember(_REQUEST_LINES, head[:start], line)
-            _remember(_REQUEST_FIELDS, head[start:-2], index)
+            _remember(_REQUEST_LINES, first, line)
+            _remember(_REQUEST_FIELDS, rest, index)
             return parsed_request(line, index)
     return _parse_any_request_head(head)
 
@@ -357,8 +361,9 @@ def parse_response_head(head: bytes) -> Response:
     """Parse a response head (without the final blank line) into a Response without content."""
     # The usual status lines are known by a dict lookup of the first line: less than the
     # regex match and its groups cost. Any other goes through _STATUS_LINE.
-    start = head.find(b"\n") + 1
-    usual = _USUAL_STATUS_LINES.get(head[:start])
+    first, _, rest = head.partition(b"\n")
+    start = len(first) + 1
+    usual = _USUAL_STATUS_LINES.get(first)
     if usual is not None:
         version, status, reason = usual
     else:
@@ -367,10 +372,10 @@ def parse_response_head(head: bytes) -> Response:
             return _parse_any_response_head(head)
         version, status_digits, reason_or_none = line.groups()
         status, reason = int(status_digits), reason_or_none or b""
+    index = _RESPONSE_FIELDS.get(rest)  # (fields read before: see _REQUEST_LINES)
+    if index is not None:
+        return parsed_response(version, status, reason, index)
     if head.endswith(b"\r\n\r\n"):
-        index = _RESPONSE_FIELDS.get(head[start:-2])  # (fields read before: see _REQUEST_LINES)
-        if index is not None:
-            return parsed_response(version, status, reason, index)
         lines = head.count(b"\n") - 2  # (the fields as in parse_request_head)
         block: bytes | None = head[start:-2]
         fields = _CANONICAL_FIELD_LINE.findall(head, start)
@@ -379,7 +384,7 @@ def parse_response_head(head: bytes) -> Response:
             block = None
         if len(fields) == lines:
             index = field_index(fields, block)
-            _remember(_RESPONSE_FIELDS, head[start:-2], index)
+            _remember(_RESPONSE_FIELDS, rest, index)
             return parsed_response(version, status, reason, index)
     return _parse_any_response_head(head)
 
