@@ -689,7 +689,8 @@ def assemble_origin_request_head(request: Request) -> bytes:
     """The head we send to an origin server: always origin-form (or authority for CONNECT)."""
     data = request.data
     method = data.method
-    target = data.authority if method.upper() == b"CONNECT" else data.path or b"/"
+    # (only a 7-byte method is CONNECT in any case: the others are not copied by upper())
+    target = data.authority if len(method) == 7 and method.upper() == b"CONNECT" else data.path or b"/"
     version = data.http_version
     if version not in _COMMON_VERSIONS and not version.startswith(b"HTTP/1"):
         version = b"HTTP/1.1"
@@ -698,7 +699,7 @@ def assemble_origin_request_head(request: Request) -> bytes:
     block = index[2] if index is not None and index[0] is headers._fields else None
     if block is None:
         block = headers.raw_block()
-    return b"%s %s %s\r\n%s\r\n" % (method, target, version, block)
+    return b"".join((method, b" ", target, b" ", version, b"\r\n", block, b"\r\n"))  # (less than % costs)
 
 
 def assemble_response_head(response: Response) -> bytes:
