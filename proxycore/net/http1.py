@@ -252,12 +252,14 @@ def _parse_authority(authority: bytes, default_port: int | None) -> tuple[str, i
 # same head as before. The keys are what ``head.partition(b"\n")`` gives: the first line
 # up to its LF (so ending in CR) and the rest of the head, its fields and the blank line
 # (``b"\r\n"`` or ending in CRLF CRLF): a head made of a known line and a known rest is a
-# CRLF head. Only what parsed is kept (an error is found anew each time); each memo is
-# bounded in entries and key size, and cleared when full.
+# CRLF head. A known rest serves with a new line too (and a known line with new fields),
+# so a client asking for other paths with the same fields reads them once. Only what
+# parsed is kept (an error is found anew each time); each memo is bounded in entries and
+# key size, and cleared when full (at most ~2.7 MiB each with the largest keys).
 _REQUEST_LINES: dict[bytes, RequestLine] = {}
 _REQUEST_FIELDS: dict[bytes, _Index] = {}  # (fields without a second Host field)
 _RESPONSE_FIELDS: dict[bytes, _Index] = {}
-_MEMO_ENTRIES = 256
+_MEMO_ENTRIES = 128
 _MEMO_KEY_BYTES = 4096
 
 
@@ -273,27 +275,30 @@ def parse_request_head(head: bytes) -> Request:
     """Parse a request head (without the final blank line) into a Request without content."""
     first, _, rest = head.partition(b"\n")
     known = _REQUEST_LINES.get(first)
-    if known is not None:
-        index = _REQUEST_FIELDS.get(rest)
-        if index is not None:  # a start line and fields read before, each in a CRLF head
-            return parsed_request(known, index)
+    index = _REQUEST_FIELDS.get(rest)
+    if known is not None and index is not None:  # a line and fields read before, each in a CRLF head
+        return parsed_request(known, index)
     match = _REQUEST_LINE.match(head)
     if match is not None and head.endswith(b"\r\n\r\n"):
-        # The usual CRLF head: each field line matched once, anchored at its start, and
-        # a line that is not one (or a bare LF) leaves the count of LFs ahead.
-        start = match.end()
-        lines = head.count(b"\n") - 2
-        block: bytes | None = head[start:-2]
-        fields = _CANONICAL_FIELD_LINE.findall(head, start)
-        if len(fields) != lines:
-            fields = _CRLF_FIELD_LINE.findall(head, start)
-            block = None
-        if len(fields) == lines:
-            line = _request_line(*match.groups())
+        if index is None:
+            # The usual CRLF head: each field line matched once, anchored at its start, and
+            # a line that is not one (or a bare LF) leaves the count of LFs ahead.
+            start = match.end()
+            lines = head.count(b"\n") - 2
+            block: bytes | None = head[start:-2]
+            fields = _CANONICAL_FIELD_LINE.findall(head, start)
+            if len(fields) != lines:
+                fields = _CRLF_FIELD_LINE.findall(head, start)
+                block = None
+            if len(fields) != lines:
+                return _parse_any_request_head(head)
+        if known is None:
+            known = _request_line(*match.groups())
+            _remember(_REQUEST_LINES, first, known)
+        if index is None:  # (after the line's checks, as on the general path)
             index = _request_fields(fields, block)
-            _remember(_REQUEST_LINES, first, line)
             _remember(_REQUEST_FIELDS, rest, index)
-            return parsed_request(line, index)
+        return parsed_request(known, index)
     return _parse_any_request_head(head)
 
 

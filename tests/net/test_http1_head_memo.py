@@ -201,3 +201,21 @@ def test_length_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for n in range(10):
         assert _framing([b"%d" % n], request=False) == n
         assert len(http1._LENGTHS) <= 4
+
+
+def test_known_fields_serve_a_new_line_and_a_known_line_new_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    rest = b"Host: example.com\r\nAccept: */*\r\n\r\n"
+    http1.parse_request_head(b"GET http://example.com/a HTTP/1.1\r\n" + rest)
+    with monkeypatch.context() as patch:
+        patch.setattr(http1, "_CANONICAL_FIELD_LINE", None)  # (the fields are not read again)
+        patch.setattr(http1, "_CRLF_FIELD_LINE", None)
+        request = http1.parse_request_head(b"GET http://example.com/b HTTP/1.1\r\n" + rest)
+        assert (request.data.path, request.headers.fields) == (b"/b", ((b"Host", b"example.com"), (b"Accept", b"*/*")))
+        with pytest.raises(ProtocolError, match="invalid port"):  # a new line is checked as ever
+            http1.parse_request_head(b"GET http://example.com:0/b HTTP/1.1\r\n" + rest)
+    with monkeypatch.context() as patch:
+        patch.setattr(http1, "_request_line", None)  # (the line is not read again)
+        request = http1.parse_request_head(b"GET http://example.com/a HTTP/1.1\r\nX-New: 1\r\n\r\n")
+        assert request.headers.fields == ((b"X-New", b"1"),)
+        with pytest.raises(ProtocolError, match="more than one Host"):
+            http1.parse_request_head(b"GET http://example.com/a HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
