@@ -72,6 +72,12 @@ REUSE_PORT = False
 # workers (see proxycore/workers/balance.py).
 SHARED_SOCKETS: dict[tuple[str, int], list[socket.socket]] = {}
 ACCEPT_GATE: Callable[[], float] | None = None
+# Enum members the per-request path compares with, as module globals: on Python 3.11 every
+# attribute read on an Enum class goes through EnumType.__getattr__'s slot (~600 instructions
+# against ~30 for a global), and a keep-alive request read them three times.
+_OPEN = ConnectionState.OPEN
+_CAN_WRITE = ConnectionState.CAN_WRITE
+_UDP = TransportProtocol.UDP
 
 LayerFactory = Callable[[Context], Layer]
 
@@ -541,7 +547,7 @@ class ConnectionHandler:
                         self._write(protocol, chunks)
                 elif (
                     sum(map(len, chunks)) <= COALESCE_LIMIT  # (<= WRITE_PIECE: no pieces)
-                    and protocol.connection.transport_protocol is not TransportProtocol.UDP
+                    and protocol.connection.transport_protocol is not _UDP
                 ):
                     transport.write(b"".join(chunks))
                 else:
@@ -561,7 +567,6 @@ class ConnectionHandler:
         trace = self._trace
         queue = self._queue
         targets = self._send_targets
-        OPEN = ConnectionState.OPEN
         try:
             while queue or (flush and self._unsent):
                 if not queue:
@@ -582,7 +587,7 @@ class ConnectionHandler:
                             if protocol is not None:
                                 targets[id(connection)] = protocol
                         state = connection.state  # (identity tests: Flag's & runs Python code)
-                        if protocol is None or not (state is OPEN or state is ConnectionState.CAN_WRITE):
+                        if protocol is None or not (state is _OPEN or state is _CAN_WRITE):
                             continue  # nowhere to send it: the peer is gone or closed for writing
                         data = command.data
                         unsent = self._unsent.get(protocol)
