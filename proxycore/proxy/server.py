@@ -132,7 +132,7 @@ class _ConnectionProtocol(asyncio.Protocol):
             handler._client_silent = False
         handler._queue.append(events.DataReceived(connection, data))
         if not handler._processing:
-            handler._process(flush=False)
+            handler._process(False)  # (positional: a keyword argument makes the call unspecialized)
 
     def eof_received(self) -> bool:
         if not self.reading:
@@ -476,7 +476,7 @@ class ConnectionHandler:
                     self._update_reading()
         self._queue.append(events.DataReceived(connection, data))  # feed(), without its call
         if not self._processing:
-            self._process(flush=False)
+            self._process(False)
 
     def read_closed(self, connection: Connection, exc: Exception | None) -> None:
         """EOF or a lost connection: the layers hear about it once."""
@@ -528,7 +528,7 @@ class ConnectionHandler:
         What the layers send goes out at the end of this loop pass (see _PassWriter)."""
         self._queue.append(event)
         if not self._processing:
-            self._process(flush=False)
+            self._process(False)
 
     def flush_writes(self) -> None:
         """Write what the layers sent (called by _PassWriter once per loop pass)."""
@@ -559,7 +559,7 @@ class ConnectionHandler:
         finally:
             self._processing = False
         if self._queue:
-            self._process(flush=True)
+            self._process(True)
 
     def _process(self, flush: bool) -> None:
         """Run the queued events; with ``flush``, also write what they send, until both are
