@@ -535,9 +535,10 @@ class ConnectionHandler:
         if not self._unsent or self._processing:
             return
         batches, self._unsent = self._unsent, {}  # (a write may add to the new one)
-        self._unsent_size = 0
+        size, self._unsent_size = self._unsent_size, 0  # the bytes of all batches
         self._processing = True  # events a write raises (a paused peer's held bytes) wait
         try:
+            alone = len(batches) == 1  # (usually: then its size is known without a sum)
             for protocol, chunks in batches.items():
                 # _write's usual cases, without its call: nothing of the peer pending, one
                 # small send or a few (a response's head and body) joined into one.
@@ -550,7 +551,7 @@ class ConnectionHandler:
                     else:
                         self._write(protocol, chunks)
                 elif (
-                    sum(map(len, chunks)) <= COALESCE_LIMIT  # (<= WRITE_PIECE: no pieces)
+                    (size if alone else sum(map(len, chunks))) <= COALESCE_LIMIT  # (<= WRITE_PIECE)
                     and protocol.connection.transport_protocol is not _UDP
                 ):
                     transport.write(b"".join(chunks))
