@@ -76,6 +76,8 @@ ACCEPT_GATE: Callable[[], float] | None = None
 # attribute read on an Enum class goes through EnumType.__getattr__'s slot (~600 instructions
 # against ~30 for a global), and a keep-alive request read them three times.
 _OPEN = ConnectionState.OPEN
+_DataReceived = events.DataReceived
+_new_object = object.__new__
 _CAN_WRITE = ConnectionState.CAN_WRITE
 _UDP = TransportProtocol.UDP
 
@@ -130,7 +132,12 @@ class _ConnectionProtocol(asyncio.Protocol):
         connection = self.connection
         if connection is handler.client:
             handler._client_silent = False
-        handler._queue.append(events.DataReceived(connection, data))
+        # DataReceived(connection, data) without its Python __init__ frame (~0.5k
+        # instructions; tests/speed/test_driver_events.py checks the two are alike).
+        event = _new_object(_DataReceived)
+        event.connection = connection
+        event.data = data
+        handler._queue.append(event)
         if not handler._processing:
             handler._process(False)  # (positional: a keyword argument makes the call unspecialized)
 
