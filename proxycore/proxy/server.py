@@ -72,6 +72,14 @@ REUSE_PORT = False
 # workers (see proxycore/workers/balance.py).
 SHARED_SOCKETS: dict[tuple[str, int], list[socket.socket]] = {}
 ACCEPT_GATE: Callable[[], float] | None = None
+# Enum members the per-request path compares with, as module globals: on Python 3.11 every
+# attribute read on an Enum class goes through EnumType.__getattr__'s slot (~600 instructions
+# against ~30 for a global), and a keep-alive request read them three times.
+_OPEN = ConnectionState.OPEN
+_DataReceived = events.DataReceived
+_new_object = object.__new__
+_CAN_WRITE = ConnectionState.CAN_WRITE
+_UDP = TransportProtocol.UDP
 
 LayerFactory = Callable[[Context], Layer]
 
@@ -124,9 +132,14 @@ class _ConnectionProtocol(asyncio.Protocol):
         connection = self.connection
         if connection is handler.client:
             handler._client_silent = False
-        handler._queue.append(events.DataReceived(connection, data))
+        # DataReceived(connection, data) without its Python __init__ frame (~0.5k
+        # instructions; tests/speed/test_driver_events.py checks the two are alike).
+        event = _new_object(_DataReceived)
+        event.connection = connection
+        event.data = data
+        handler._queue.append(event)
         if not handler._processing:
-            handler._process(flush=False)
+            handler._process(False)  # (positional: a keyword argument makes the call unspecialized)
 
     def eof_received(self) -> bool:
         if not self.reading:
@@ -325,6 +338,10 @@ class ConnectionHandler:
         self.client = client
         self.context = Context(client, self.options)
         self.context.instant_hook = self._instant_hook
+        # Read before every hook, so the instance's own (a class attribute read through an
+        # instance is not specialized on 3.11: ~0.25k instructions, four hooks a request):
+        # the subclass's class value, or what a subclass set before calling this.
+        self.watched_hooks = self.watched_hooks
         # The addon manager's memo of what each hook class needs (emptied in place, never
         # replaced): read by _instant_hook before every hook without going through master.
         self._hook_plans: dict[type, Any] = master.addons.hook_plans
@@ -466,7 +483,7 @@ class ConnectionHandler:
                     self._update_reading()
         self._queue.append(events.DataReceived(connection, data))  # feed(), without its call
         if not self._processing:
-            self._process(flush=False)
+            self._process(False)
 
     def read_closed(self, connection: Connection, exc: Exception | None) -> None:
         """EOF or a lost connection: the layers hear about it once."""
@@ -518,16 +535,17 @@ class ConnectionHandler:
         What the layers send goes out at the end of this loop pass (see _PassWriter)."""
         self._queue.append(event)
         if not self._processing:
-            self._process(flush=False)
+            self._process(False)
 
     def flush_writes(self) -> None:
         """Write what the layers sent (called by _PassWriter once per loop pass)."""
         if not self._unsent or self._processing:
             return
         batches, self._unsent = self._unsent, {}  # (a write may add to the new one)
-        self._unsent_size = 0
+        size, self._unsent_size = self._unsent_size, 0  # the bytes of all batches
         self._processing = True  # events a write raises (a paused peer's held bytes) wait
         try:
+            alone = len(batches) == 1  # (usually: then its size is known without a sum)
             for protocol, chunks in batches.items():
                 # _write's usual cases, without its call: nothing of the peer pending, one
                 # small send or a few (a response's head and body) joined into one.
@@ -540,8 +558,8 @@ class ConnectionHandler:
                     else:
                         self._write(protocol, chunks)
                 elif (
-                    sum(map(len, chunks)) <= COALESCE_LIMIT  # (<= WRITE_PIECE: no pieces)
-                    and protocol.connection.transport_protocol is not TransportProtocol.UDP
+                    (size if alone else sum(map(len, chunks))) <= COALESCE_LIMIT  # (<= WRITE_PIECE)
+                    and protocol.connection.transport_protocol is not _UDP
                 ):
                     transport.write(b"".join(chunks))
                 else:
@@ -549,7 +567,7 @@ class ConnectionHandler:
         finally:
             self._processing = False
         if self._queue:
-            self._process(flush=True)
+            self._process(True)
 
     def _process(self, flush: bool) -> None:
         """Run the queued events; with ``flush``, also write what they send, until both are
@@ -561,7 +579,6 @@ class ConnectionHandler:
         trace = self._trace
         queue = self._queue
         targets = self._send_targets
-        OPEN = ConnectionState.OPEN
         try:
             while queue or (flush and self._unsent):
                 if not queue:
@@ -582,7 +599,7 @@ class ConnectionHandler:
                             if protocol is not None:
                                 targets[id(connection)] = protocol
                         state = connection.state  # (identity tests: Flag's & runs Python code)
-                        if protocol is None or not (state is OPEN or state is ConnectionState.CAN_WRITE):
+                        if protocol is None or not (state is _OPEN or state is _CAN_WRITE):
                             continue  # nowhere to send it: the peer is gone or closed for writing
                         data = command.data
                         unsent = self._unsent.get(protocol)

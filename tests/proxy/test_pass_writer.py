@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from proxycore.connection import Client, ConnectionState
+from proxycore.connection import Client, ConnectionState, Server
 from proxycore.master import Master
 from proxycore.options import Options
 from proxycore.proxy import commands, events
 from proxycore.proxy.layer import CommandGenerator, Layer
 from proxycore.proxy.server import (
+    COALESCE_LIMIT,
     WRITE_HIGH_WATER,
     WRITE_PIECE,
     ConnectionHandler,
@@ -81,6 +82,36 @@ def test_a_close_writes_what_is_pending_first():
         assert transport.writes == [b"<bye"] and transport.closed  # not after the pass
         await asyncio.sleep(0)
         assert transport.writes == [b"<bye"]
+
+    asyncio.run(main())
+
+
+def test_a_peer_s_sends_are_joined_only_up_to_the_coalesce_limit():
+    """Each peer's sends of a pass are joined when they add up to at most COALESCE_LIMIT,
+    whether the pass wrote to one peer (whose size flush_writes knows) or to several."""
+    big = b"x" * COALESCE_LIMIT  # with the "<" one byte over
+
+    async def main() -> None:
+        alone, alone_transport = handler()
+        alone.data_received(alone.client, big)
+        await asyncio.sleep(0)
+        assert alone_transport.writes == [b"<", big]
+        alone.data_received(alone.client, big[1:])
+        await asyncio.sleep(0)
+        assert alone_transport.writes == [b"<", big, b"<" + big[1:]]  # exactly the limit
+
+        both, client_transport = handler()
+        server = Server(address=("127.0.0.1", 3), state=ConnectionState.OPEN)
+        server_protocol = _ConnectionProtocol(both, server)
+        server_transport = Transport()
+        server_protocol.transport = server_transport  # type: ignore[assignment]
+        both.protocols[server] = server_protocol
+        both.data_received(both.client, b"a")
+        both.data_received(server, big)
+        both.data_received(both.client, b"b")
+        await asyncio.sleep(0)
+        assert client_transport.writes == [b"<a<b"]
+        assert server_transport.writes == [b"<", big]
 
     asyncio.run(main())
 
