@@ -163,17 +163,18 @@ class FlowEncoder:
     """``tnetstring.dumps(flow.get_state())``, with the connections' frames reused.
 
     Every flow of a keep-alive connection carries the same client and server state (a
-    third of a small flow's values), so the frame of each is kept by that state's
-    ``marshal`` form: equal marshal bytes mean equal values of the same types (marshal
-    tells 1, 1.0 and True apart), hence the same frame.  A state marshal cannot write
-    (a subclass, an object in it) is encoded as it is each time.
+    third of a small flow's values), so the last frame of each connection (by its id) is
+    kept with that state's ``marshal`` form, and used again while the form is the same:
+    equal marshal bytes mean equal values of the same types (marshal tells 1, 1.0 and True
+    apart), hence the same frame.  A state marshal cannot write (a subclass, an object in
+    it) or without a str id is encoded as it is each time.
     """
 
-    #: Frames kept at most (one or two per open connection); emptied when full.
+    #: Connections remembered at most; emptied when full.
     MAX_KEPT = 512
 
     def __init__(self) -> None:
-        self._frames: dict[bytes, bytes] = {}
+        self._frames: dict[str, tuple[bytes, bytes]] = {}
 
     def encode(self, flow: Flow) -> bytes:
         state = flow.get_state()
@@ -184,16 +185,20 @@ class FlowEncoder:
         return tnetstring.dumps(state)
 
     def _connection(self, state: dict[str, Any]) -> Any:
+        ident = state.get("id")
+        if type(ident) is not str:
+            return state
         try:
-            key = marshal.dumps(state, 2)  # version 2: no back references, same bytes for equal data
+            form = marshal.dumps(state, 2)  # version 2: no back references, same bytes for equal data
         except ValueError:
             return state
-        frame = self._frames.get(key)
-        if frame is None:
-            frame = tnetstring.dumps(state)
-            if len(self._frames) >= self.MAX_KEPT:
-                self._frames.clear()
-            self._frames[key] = frame
+        last = self._frames.get(ident)
+        if last is not None and last[0] == form:
+            return tnetstring.Encoded(last[1])
+        frame = tnetstring.dumps(state)
+        if len(self._frames) >= self.MAX_KEPT:
+            self._frames.clear()
+        self._frames[ident] = (form, frame)
         return tnetstring.Encoded(frame)
 
 

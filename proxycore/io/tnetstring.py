@@ -28,7 +28,6 @@ used, and its ``offset`` tells where in the input the problem is.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Iterable
 from typing import Any, BinaryIO, Protocol
@@ -114,7 +113,12 @@ def _encode_int(value: int) -> bytes:
 
 
 def _encode_list(value: list[Any] | tuple[Any, ...]) -> bytes:
-    payload = b"".join(_frames(value))
+    if len(value) == 2 and type(value[0]) is bytes and type(value[1]) is bytes:
+        # a header field: two frames without the loop's call (3+ per flow)
+        name, data = value
+        payload = (_known_bytes(name) or _bytes_frame(name)) + (_known_bytes(data) or _bytes_frame(data))
+    else:
+        payload = b"".join(_frames(value))
     return b"%d:%b]" % (len(payload), payload)
 
 
@@ -127,7 +131,11 @@ def _encode_dict(value: dict[Any, Any]) -> bytes:
     if key_frames is None:
         key_frames = _frames_of_keys(keys)
     value_frames = _frames(reversed(value.values()))
-    payload = b"".join(itertools.chain.from_iterable(zip(key_frames, value_frames, strict=True)))
+    # key, value, key, value ... by two slice assignments (a zip chain costs ~3x more)
+    parts = key_frames + value_frames
+    parts[::2] = key_frames
+    parts[1::2] = value_frames
+    payload = b"".join(parts)
     return b"%d:%b}" % (len(payload), payload)
 
 
@@ -145,6 +153,10 @@ _int_frames: dict[int, bytes] = {}
 #: of exact str: keys like 1 and True are equal but framed differently).
 _key_frames: dict[tuple[Any, ...], list[bytes]] = {}
 _KEY_TABLE_SIZE = 512
+# (the tables are emptied in place, never replaced: these stay theirs)
+_known_str = _str_frames.get
+_known_bytes = _bytes_frames.get
+_known_int = _int_frames.get
 
 
 def _frames_of_keys(keys: tuple[Any, ...]) -> list[bytes]:
@@ -193,26 +205,23 @@ def _frames(values: Iterable[Any]) -> list[bytes]:
     when seen before (a flow state has ~170 values, and -w writes one state per flow)."""
     frames: list[bytes] = []
     add = frames.append
-    str_frame = _str_frames.get
-    bytes_frame = _bytes_frames.get
-    int_frame = _int_frames.get
     for value in values:
         kind = type(value)
         if kind is str:
-            add(str_frame(value) or _str_frame(value))
+            add(_known_str(value) or _str_frame(value))
         elif kind is bytes:
-            add(bytes_frame(value) or _bytes_frame(value))
+            add(_known_bytes(value) or _bytes_frame(value))
         elif value is None:
             add(b"0:~")
         elif kind is float:
             text = repr(value).encode()  # (ASCII; the argument-less call is the fast one)
             add(b"%d:%b^" % (len(text), text))
         elif kind is int:
-            add(int_frame(value) or _int_frame(value))
+            add(_known_int(value) or _int_frame(value))
         elif kind is dict:
-            add(_encode_dict(value))
+            add(_encode_dict(value) if value else b"0:}")
         elif kind is list or kind is tuple:
-            add(_encode_list(value))
+            add(_encode_list(value) if value else b"0:]")
         elif kind is bool:
             add(b"4:true!" if value else b"5:false!")
         elif kind is Encoded:
