@@ -177,7 +177,11 @@ class FlowEncoder:
         self._frames: dict[str, tuple[bytes, bytes]] = {}
 
     def encode(self, flow: Flow) -> bytes:
-        state = flow.get_state()
+        return self.encode_state(flow.get_state())
+
+    def encode_state(self, state: dict[str, Any]) -> bytes:
+        """``tnetstring.dumps(state)`` for a flow's state (its connection fields are
+        replaced by their frames)."""
         for name in _CONNECTION_FIELDS:
             connection = state.get(name)
             if type(connection) is dict:

@@ -124,3 +124,19 @@ def test_a_state_marshal_cannot_write_is_encoded_as_it_is():
     flow.client_conn.peername = ("127.0.0.1", Port(8080))
     assert encoder.encode(flow) == general(flow.get_state())
     assert encoder.encode(flow) == tnetstring.dumps(flow.get_state())
+
+
+def test_a_workers_record_is_the_flow_as_the_file_stores_it():
+    import marshal
+
+    from proxycore import workers
+
+    first = tflow(resp=True)
+    second = tflow(resp=True, client_conn=first.client_conn, server_conn=first.server_conn)
+    second.metadata = {"object": object()}  # tnetstring cannot write it: left out
+    for flow in (first, second, first):
+        message = marshal.loads(workers.encode_record(flow)[4:])
+        state = flow.get_state()
+        if flow is second:
+            state["metadata"] = {}
+        assert message == ("record", general(state))
