@@ -8,13 +8,14 @@ any value, whatever was encoded before.
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from proxycore import testing
 from proxycore.io import tnetstring
 from proxycore.io.io import FlowEncoder
 from proxycore.test.tflow import tflow
+from tests.hypothesis_budget import budget
 
 scalars = (
     st.none()
@@ -74,7 +75,7 @@ connection_values = (
 )
 
 
-@settings(max_examples=60, deadline=None)
+@budget(60, deadline=None)
 @given(
     st.data(),
     testing.requests(),
