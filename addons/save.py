@@ -44,6 +44,9 @@ class Save:
         self.filter: flowfilter.Filter | None = None
         self.current_path: str | None = None
         self.active_flows: set[Any] = set()  # begun, not written yet
+        # Whether the file name has strftime codes: only then can it change between flows
+        # (a name without any is the same every time; not asking saves ~10k instructions/flow).
+        self.rotates = False
 
     @property
     def hooks_active(self) -> bool:
@@ -74,6 +77,7 @@ class Save:
         spec = ctx.options.save_stream_file
         assert spec is not None  # only asked while a file is configured
         path, mode = _open_target(spec)
+        self.rotates = "%" in path
         return datetime.datetime.now().strftime(path), mode
 
     def maybe_rotate_to_new_file(self) -> None:
@@ -104,7 +108,8 @@ class Save:
         capture that silently loses flows would be worse."""
         if self.writer is not None:
             try:
-                self.maybe_rotate_to_new_file()
+                if self.rotates:
+                    self.maybe_rotate_to_new_file()
                 assert self.writer is not None and self.file is not None
                 self.writer.add(flow)
                 self.file.flush()

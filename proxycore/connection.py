@@ -70,6 +70,7 @@ class Connection:
         return self.timestamp_tls_setup is not None
 
     def _state_common(self) -> dict[str, Any]:
+        certificates = self.certificate_list
         return {
             "peername": self.peername,
             "sockname": self.sockname,
@@ -77,7 +78,8 @@ class Connection:
             "transport_protocol": str(self.transport_protocol),
             "error": self.error,
             "tls": self.tls,
-            "certificate_list": [_cert_state(c) for c in self.certificate_list],
+            # (no comprehension, a function call in 3.11, for the usual empty list)
+            "certificate_list": [_cert_state(c) for c in certificates] if certificates else [],
             "alpn": self.alpn,
             "alpn_offers": list(self.alpn_offers),
             "cipher": self.cipher,

@@ -99,6 +99,7 @@ class Flow:
     # state -------------------------------------------------------------------
 
     def get_state(self) -> dict[str, Any]:
+        metadata = self.metadata
         return {
             "version": FLOW_FORMAT_VERSION,
             "type": self.type,
@@ -109,7 +110,8 @@ class Flow:
             "intercepted": self.intercepted,
             "is_replay": self.is_replay,
             "marked": self.marked,
-            "metadata": copy.deepcopy(self.metadata),
+            # (most flows have none: an empty dict is copied without deepcopy's machinery)
+            "metadata": copy.deepcopy(metadata) if metadata or type(metadata) is not dict else {},
             "comment": self.comment,
             "timestamp_created": self.timestamp_created,
             "backup": self._backup,

@@ -8,6 +8,7 @@ no flows.
 
 from __future__ import annotations
 
+import marshal
 import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, BinaryIO
@@ -158,14 +159,65 @@ def _describe_damage(error: ValueError, start: int, number: int) -> str:
     )
 
 
+class FlowEncoder:
+    """``tnetstring.dumps(flow.get_state())``, with the connections' frames reused.
+
+    Every flow of a keep-alive connection carries the same client and server state (a
+    third of a small flow's values), so the last frame of each connection (by its id) is
+    kept with that state's ``marshal`` form, and used again while the form is the same:
+    equal marshal bytes mean equal values of the same types (marshal tells 1, 1.0 and True
+    apart), hence the same frame.  A state marshal cannot write (a subclass, an object in
+    it) or without a str id is encoded as it is each time.
+    """
+
+    #: Connections remembered at most; emptied when full.
+    MAX_KEPT = 512
+
+    def __init__(self) -> None:
+        self._frames: dict[str, tuple[bytes, bytes]] = {}
+
+    def encode(self, flow: Flow) -> bytes:
+        return self.encode_state(flow.get_state())
+
+    def encode_state(self, state: dict[str, Any]) -> bytes:
+        """``tnetstring.dumps(state)`` for a flow's state (its connection fields are
+        replaced by their frames)."""
+        for name in _CONNECTION_FIELDS:
+            connection = state.get(name)
+            if type(connection) is dict:
+                state[name] = self._connection(connection)
+        return tnetstring.dumps(state)
+
+    def _connection(self, state: dict[str, Any]) -> Any:
+        ident = state.get("id")
+        if type(ident) is not str:
+            return state
+        try:
+            form = marshal.dumps(state, 2)  # version 2: no back references, same bytes for equal data
+        except ValueError:
+            return state
+        last = self._frames.get(ident)
+        if last is not None and last[0] == form:
+            return tnetstring.Encoded(last[1])
+        frame = tnetstring.dumps(state)
+        if len(self._frames) >= self.MAX_KEPT:
+            self._frames.clear()
+        self._frames[ident] = (form, frame)
+        return tnetstring.Encoded(frame)
+
+
+_CONNECTION_FIELDS = ("client_conn", "server_conn")
+
+
 class FlowWriter:
     """Appends flows to a binary file object, in the format mitmproxy reads."""
 
     def __init__(self, fo: IO[bytes]) -> None:
         self.fo = fo
+        self.encode = FlowEncoder().encode
 
     def add(self, flow: Flow) -> None:
-        self.fo.write(tnetstring.dumps(flow.get_state()))
+        self.fo.write(self.encode(flow))
 
 
 class FilteredFlowWriter:
@@ -180,11 +232,12 @@ class FilteredFlowWriter:
             raise TypeError(f"flt must be callable or None, not {type(flt).__name__}")
         self.fo = fo
         self.flt = flt
+        self.encode = FlowEncoder().encode
 
     def add(self, flow: Flow) -> None:
         if self.flt is not None and not self.flt(flow):
             return
-        self.fo.write(tnetstring.dumps(flow.get_state()))
+        self.fo.write(self.encode(flow))
 
 
 def read_flows_from_paths(

@@ -21,7 +21,10 @@ import marshal
 import os
 import struct
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from proxycore.io.io import FlowEncoder
 
 # Set in a worker process: its proxy listeners bind with SO_REUSEPORT, and it never
 # starts workers of its own.
@@ -100,15 +103,22 @@ async def messages(reader: asyncio.StreamReader) -> AsyncIterator[tuple[Any, ...
 
 
 def encode_record(flow: Any) -> bytes:
-    """The ``record`` message: the flow as the ``-w`` file stores it."""
-    from proxycore.io import tnetstring
+    """The ``record`` message: the flow as the ``-w`` file stores it (by a FlowEncoder kept
+    for the process, which reuses a connection's frame from its previous flow)."""
+    global _record_encoder
+    if _record_encoder is None:
+        from proxycore.io.io import FlowEncoder
 
+        _record_encoder = FlowEncoder()
     state = flow.get_state()
     try:
-        return encode(("record", tnetstring.dumps(state)))
+        return encode(("record", _record_encoder.encode_state(state)))
     except ValueError:
         state["metadata"] = {}
-        return encode(("record", tnetstring.dumps(state)))
+        return encode(("record", _record_encoder.encode_state(state)))
+
+
+_record_encoder: FlowEncoder | None = None
 
 
 def encode_flow(hook: str, flow: Any) -> bytes:

@@ -88,3 +88,19 @@ def test_tcp_and_websocket_flows_are_written_at_their_end(tmp_path):
         save.tcp_end(tcp)
         save.websocket_end(ws)
         assert [f.id for f in read(path)] == [tcp.id, ws.id]
+
+
+def test_a_plain_name_is_not_expanded_again_for_each_flow(tmp_path, monkeypatch):
+    """Only a name with strftime codes can change between flows; a plain one is opened once."""
+    save = Save()
+    with taddons.context(save) as tctx:
+        tctx.configure(save, save_stream_file=str(tmp_path / "plain.mitm"))
+        assert not save.rotates
+        monkeypatch.setattr(save, "maybe_rotate_to_new_file", lambda: pytest.fail("asked again"))
+        flow = tflow.tflow(resp=True)
+        save.request(flow)
+        save.response(flow)
+        monkeypatch.undo()
+        tctx.configure(save, save_stream_file=str(tmp_path / "flows-%Y.mitm"))
+        assert save.rotates
+    assert [f.id for f in read(tmp_path / "plain.mitm")] == [flow.id]
