@@ -164,46 +164,29 @@ class NextLayer(Layer):
     this layer becomes a transparent pass-through.
     """
 
+    layer: Layer | None
     events: list[Event]
 
     def __init__(self, context: Context, ask_on_start: bool = False) -> None:
         super().__init__(context)
         self.context.layers.remove(self)
-        self._layer: Layer | None = None
+        self.layer = None
         self.events = []
         self._ask_on_start = ask_on_start
 
-    @property
-    def layer(self) -> Layer | None:
-        """The layer an addon chose (None: not decided yet)."""
-        return self._layer
-
-    @layer.setter
-    def layer(self, layer: Layer | None) -> None:
-        self._layer = layer
-        try:  # a pass-through to the layer chosen before (see handle_event) is void now
-            del self.handle_event
-        except AttributeError:
-            pass
-
     def __repr__(self) -> str:
-        return f"NextLayer:{self._layer!r}"
+        return f"NextLayer:{self.layer!r}"
 
     def handle_event(self, event: Event) -> CommandGenerator[None]:
         # While our own hook is pending, its reply (and queued events) go through
         # the base class; after that everything belongs to the chosen layer.
-        layer = self._layer
-        if layer is not None and self._paused is None:
-            # Nothing pauses us any more (only our own hook did, and events reach _run
-            # through here): the chosen layer's handle_event stands in for this method on
-            # the instance, one call less per event, until ``layer`` is set again.
-            setattr(self, "handle_event", layer.handle_event)  # noqa: B010 (mypy: a method)
-            return layer.handle_event(event)
+        if self.layer is not None and self._paused is None:
+            return self.layer.handle_event(event)
         return super().handle_event(event)
 
     def _handle_event(self, event: Event) -> CommandGenerator[None]:
-        if self._layer is not None:
-            yield from self._layer.handle_event(event)
+        if self.layer is not None:
+            yield from self.layer.handle_event(event)
             return
         self.events.append(event)
         if isinstance(event, events.Start) and not self._ask_on_start:
