@@ -1200,6 +1200,10 @@ class HttpLayer(Layer):
                 # Open, it hands every event to its connection layer (HttpClient.handle_event)
                 # for good: the routing sends this server's events there without its call.
                 inner = layer.child_layer
+                if type(inner) is Http1Client:
+                    # Its commands reach our _routed directly or through the HttpClient,
+                    # which passes them on as they are.
+                    inner.bare_received = True
             self._server_memo = (connection, layer, inner)
         return layer
 
@@ -1222,6 +1226,7 @@ class HttpLayer(Layer):
                     client_layer = Http2Server(self.context.fork())
                 else:
                     client_layer = Http1Server(self.context.fork())
+                    client_layer.bare_received = True  # (our _routed takes its commands)
                 self.connections[self.context.client] = client_layer
             self._client_layer = client_layer
             yield from self.event_to_child(client_layer, event)
@@ -1295,16 +1300,24 @@ class HttpLayer(Layer):
         every request are handed on in here, where a handler that has nothing to yield
         (NOTHING) costs no routing generator.) ``source``: the generator ``commands_`` goes on
         with, when that is a chain after commands taken from it already."""
+        # An HTTP event that a connection layer (not a stream) yields was received: bare
+        # from our HTTP/1 layers (Http1Connection.bare_received), else in a ReceiveHttp.
+        from_connection = not isinstance(child, HttpStream)
         for command in commands_:
             # The commands of every request by exact type first, the most frequent first,
             # without the chain of isinstance checks below (subclasses of them take the
-            # general path). Per request: five HTTP events a stream sends, five ReceiveHttp;
+            # general path). Per request: five HTTP events a stream sends, five received;
             # hooks only when they wait (streams ask instant_hook), SendData now and then (tunnels).
-            if type(command) is ReceiveHttp:
+            if from_connection and isinstance(command, HttpEvent):
+                http_event: HttpEvent | None = command
+            elif type(command) is ReceiveHttp:
+                http_event = command.event
+            else:
+                http_event = None
+            if http_event is not None:
                 # An event of a stream that exists goes to it here, not through receive_http.
                 # A new request's stream is made here too: no receive_http generator between
                 # the driver and every command of the request's handling.
-                http_event = command.event
                 if type(http_event) is RequestHeaders:
                     new = self._new_stream(http_event)
                     # The stream's handler itself, without Layer._run around it: a blocking
