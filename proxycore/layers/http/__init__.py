@@ -1308,32 +1308,18 @@ class HttpLayer(Layer):
             # without the chain of isinstance checks below (subclasses of them take the
             # general path). Per request: five HTTP events a stream sends, five received;
             # hooks only when they wait (streams ask instant_hook), SendData now and then (tunnels).
-            if from_connection and isinstance(command, HttpEvent):
-                http_event: HttpEvent | None = command
-            elif type(command) is ReceiveHttp:
-                http_event = command.event
-            else:
-                http_event = None
-            if http_event is not None:
-                # An event of a stream that exists goes to it here, not through receive_http.
-                # A new request's stream is made here too: no receive_http generator between
-                # the driver and every command of the request's handling.
-                if type(http_event) is RequestHeaders:
-                    new = self._new_stream(http_event)
-                    # The stream's handler itself, without Layer._run around it: a blocking
-                    # command it yields is paused for below (see "unclaimed").
-                    new_commands = new._handle_event(http_event) if new.unwrapped else new.handle_event(http_event)
-                    if new_commands is not NOTHING:
-                        yield from self._routed(new, new_commands)
-                    continue
-                stream = self.streams.get(http_event.stream_id)
-                if stream is not None and (
-                    type(http_event) in _STREAM_EVENTS or not isinstance(http_event, (RequestHeaders, BodyBackpressure))
-                ):
+            if from_connection or type(command) is ReceiveHttp:
+                received: Any = command.event if type(command) is ReceiveHttp else command  # (an HttpEvent if of these kinds)
+                kind = type(received)
+                if kind in _STREAM_EVENTS:
+                    # An event of a stream that exists goes to it here, not through receive_http.
+                    stream = self.streams.get(received.stream_id)
+                    if stream is None:
+                        continue  # (a stream that is gone: receive_http drops it too)
                     if stream._paused is None and stream.unwrapped:
-                        stream_commands = stream._handle_event(http_event)  # (as for a new one)
+                        stream_commands = stream._handle_event(received)  # (as for a new one, below)
                     else:
-                        stream_commands = stream.handle_event(http_event)
+                        stream_commands = stream.handle_event(received)
                     if stream_commands is NOTHING:
                         continue
                     # The stream's events to send, routed here while that is all it yields
@@ -1356,9 +1342,20 @@ class HttpLayer(Layer):
                             else:
                                 yield from self._routed(target, itertools.chain((out,), sent))
                                 break
-                else:
-                    yield from self.receive_http(http_event)
-                continue
+                    continue
+                if kind is RequestHeaders:
+                    # A new request's stream is made here: no receive_http generator between
+                    # the driver and every command of the request's handling.
+                    new = self._new_stream(received)
+                    # The stream's handler itself, without Layer._run around it: a blocking
+                    # command it yields is paused for below (see "unclaimed").
+                    new_commands = new._handle_event(received) if new.unwrapped else new.handle_event(received)
+                    if new_commands is not NOTHING:
+                        yield from self._routed(new, new_commands)
+                    continue
+                if isinstance(received, HttpEvent):  # (backpressure, subclasses: the general path)
+                    yield from self.receive_http(received)
+                    continue
             to_client = _SENT_TO_CLIENT.get(type(command))
             if to_client is not None:
                 # A stream's event to send (what SendHttp carries in the general path): to the
