@@ -125,6 +125,9 @@ class HttpStream(Layer):
     # The last ResponseData that came in: a body that came whole in it, unchanged, goes on
     # to the client as that event (see send_response).
     response_chunk: ResponseData | None = None
+    # The request's body so far: made for a request that has one (a GET has none, and
+    # its stream no buffer to make and empty).
+    request_body: BodyBuffer | None = None
     # What was streamed on (after the stream modifier), kept when store_streamed_bodies is
     # on: "request"/"response" -> chunks; None until the first chunk.
     streamed: dict[str, list[bytes]] | None = None
@@ -146,7 +149,6 @@ class HttpStream(Layer):
         self._paused_event_queue = ()
         self.stream_id = stream_id
         self.mode = mode
-        self.request_body = BodyBuffer()
         self.response_body = BodyBuffer()
         setattr(self, "_handle_event", self.state_start)  # noqa: B010 (Layer._goto inline: per request)
 
@@ -194,6 +196,7 @@ class HttpStream(Layer):
             return self.fail_request(problem, ErrorCode.DESTINATION_UNKNOWN)
         held = False
         if not event.end_stream:
+            self.request_body = BodyBuffer()
             too_large, held = self._declared_body(request, self.request_body, event.declared_size)
             if too_large:
                 return self.body_too_large(request=True, headers_hook=True)
@@ -357,7 +360,7 @@ class HttpStream(Layer):
         if not connected:
             return
         yield RequestHeaders(self.stream_id, self.flow.request, end_stream)
-        if self.request_body:
+        if self.request_body:  # (None or empty: nothing came yet)
             yield from self.stream_request_chunk(self.request_body.take())
 
     def state_consume_request(self, event: events.Event) -> CommandGenerator[None]:
@@ -372,7 +375,8 @@ class HttpStream(Layer):
         (a stream id, nothing else) goes on to the server, not a new one."""
         self.request_complete = True
         request = self.flow.request
-        request.data.content = self.request_body.take()
+        body = self.request_body
+        request.data.content = b"" if body is None else body.take()
         request.data.timestamp_end = time.time()
         hook = HttpRequestHook(self.flow)
         instant = self.context.instant_hook  # (asked here: no round trip of the hook, see _asked)
@@ -405,6 +409,8 @@ class HttpStream(Layer):
 
     def _consume_request_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, RequestData):
+            if self.request_body is None:  # (a body its head did not announce: HTTP/2)
+                self.request_body = BodyBuffer()
             self.request_body.append(event.data)
             self.request_body_size += len(event.data)
             size = self.request_body_size
@@ -814,7 +820,8 @@ class HttpStream(Layer):
         read, after the headers hook, so addons see the flow; the upstream side is dropped."""
         what, code = ("Request", ErrorCode.REQUEST_TOO_LARGE) if request else ("Response", ErrorCode.RESPONSE_TOO_LARGE)
         message = f"{what} body exceeds mitmproxy's body_size_limit."
-        self.request_body.clear()
+        if self.request_body is not None:
+            self.request_body.clear()
         self.response_body.clear()
         if headers_hook:
             yield HttpRequestHeadersHook(self.flow) if request else HttpResponseHeadersHook(self.flow)
