@@ -125,6 +125,12 @@ class HttpStream(Layer):
     # The last ResponseData that came in: a body that came whole in it, unchanged, goes on
     # to the client as that event (see send_response).
     response_chunk: ResponseData | None = None
+    # The heads that came in: one that still says what a new one would (the same message
+    # object, the same end_stream) goes on as it is, one event less per message (see
+    # receive_request_end, send_response). Connection layers read a head's stream_id,
+    # message and end_stream only (declared_size and replay_flow are for the stream).
+    request_head: RequestHeaders | None = None
+    response_head: ResponseHeaders | None = None
     # The request's body so far: made for a request that has one (a GET has none, and
     # its stream no buffer to make and empty).
     request_body: BodyBuffer | None = None
@@ -176,6 +182,7 @@ class HttpStream(Layer):
         hook is done at once goes on here, usually to NOTHING (no generator, no routing)."""
         assert isinstance(event, RequestHeaders), event
         request = event.request
+        self.request_head = event
         self.flow = HTTPFlow(self.context.client, self.context.server, live=True)
         self.flow.request = request
         if event.replay_flow is not None:
@@ -399,7 +406,11 @@ class HttpStream(Layer):
             return
         request = self.flow.request
         content = request.data.content or b""
-        yield RequestHeaders(self.stream_id, request, not content)
+        head = self.request_head  # (as it came, if the request and its end are still those)
+        if head is not None and head.request is request and head.end_stream is (not content) and type(head) is RequestHeaders:
+            yield head
+        else:
+            yield RequestHeaders(self.stream_id, request, not content)
         if content:
             yield RequestData(self.stream_id, content)
         trailers = request.data.trailers
@@ -599,6 +610,7 @@ class HttpStream(Layer):
         this handler and no routing of it for every response)."""
         response = event.response
         self.flow.response = response
+        self.response_head = event
         if not response.data.timestamp_start:  # (None or 0: not set by the connection layer)
             response.data.timestamp_start = time.time()
         held = False
@@ -731,7 +743,11 @@ class HttpStream(Layer):
         assert response is not None
         content = response.data.content
         self.response_headers_sent = True
-        yield ResponseHeaders(self.stream_id, response, not content)
+        head = self.response_head  # (as receive_request_end)
+        if head is not None and head.response is response and head.end_stream is (not content) and type(head) is ResponseHeaders:
+            yield head
+        else:
+            yield ResponseHeaders(self.stream_id, response, not content)
         if content:
             chunk = self.response_chunk
             yield chunk if chunk is not None and chunk.data is content else ResponseData(self.stream_id, content)
