@@ -441,7 +441,9 @@ class Http1Server(Http1Connection):
                     break
             else:
                 break
-        if self._pipeline_backpressure():
+        # (Nothing waiting, reading not paused for it: nothing to decide, as usual after a
+        # request, without the call.)
+        if (self.buf or self.pipeline_pausing or self.reading_paused) and self._pipeline_backpressure():
             yield from self._apply_reading()
 
     def _pipeline_backpressure(self) -> bool:
