@@ -1353,7 +1353,9 @@ class HttpLayer(Layer):
                         if to_client is None:
                             yield from self._routed(stream, itertools.chain((sent_event,), stream_commands), stream_commands)
                             break
-                        target = self._target_of(to_client, stream.server_conn)
+                        target = self._client_layer if to_client else None  # (_target_of's first answer)
+                        if target is None:
+                            target = self._target_of(to_client, stream.server_conn)
                         if target is None:
                             continue
                         sent = target.handle_event(sent_event)  # type: ignore[arg-type]  # (a key of _SENT_TO_CLIENT)
