@@ -98,6 +98,15 @@ class HTTPMode(enum.Enum):
     upstream = 3  # explicit proxy that forwards to another proxy
 
 
+# The Enum members compared with per request, as module globals: on Python 3.11 reading an
+# attribute of an Enum class goes through EnumType.__getattr__ (~600 instructions, a global ~30).
+_REGULAR = HTTPMode.regular
+_TRANSPARENT = HTTPMode.transparent
+_UPSTREAM = HTTPMode.upstream
+_TCP = TransportProtocol.TCP
+_UDP = TransportProtocol.UDP
+
+
 def _declared_size(headers: Headers) -> int | None:
     """The Content-Length a message announces, if it gives a usable one."""
     value = headers.get("content-length", "").strip()
@@ -189,7 +198,7 @@ class HttpStream(Layer):
             self.flow = event.replay_flow
             self.flow.live = True
         if request.data.method.upper() == b"CONNECT":
-            if self.mode is HTTPMode.transparent:
+            if self.mode is _TRANSPARENT:
                 # Inside a tunnel, or to a reverse/transparent proxy: there is nothing to CONNECT
                 # to (a forwarded CONNECT would end up as a tunnel nobody relays), as mitmproxy.
                 return self.fail_request(
@@ -315,7 +324,7 @@ class HttpStream(Layer):
     def _prepare_request(self) -> str | None:
         """Fill in the destination; an error message if the request cannot be routed."""
         request = self.flow.request
-        if self.mode is HTTPMode.transparent:
+        if self.mode is _TRANSPARENT:
             server = self.context.server
             address = server.address
             if address is not None:
@@ -336,7 +345,7 @@ class HttpStream(Layer):
             problem = self._destination_from_host_header()
             if problem:
                 return problem
-        if self.mode is HTTPMode.regular and request.data.http_version in (b"HTTP/1.1", b"HTTP/1.0"):
+        if self.mode is _REGULAR and request.data.http_version in (b"HTTP/1.1", b"HTTP/1.0"):
             # As mitmproxy: an HTTP/1 absolute-form target is kept as scheme + host only.
             request.data.authority = b""  # (what the setter makes of "", without its checks)
         return None
@@ -552,7 +561,7 @@ class HttpStream(Layer):
         tls = data.scheme == b"https"
         # HTTP/3 upstream when the flow's server connection says UDP (reverse:http3://, or
         # an addon that set flow.server_conn.transport_protocol, as with mitmproxy).
-        transport = self.flow.server_conn.transport_protocol if tls else TransportProtocol.TCP
+        transport = self.flow.server_conn.transport_protocol if tls else _TCP
         return (data.host, data.port), tls, self.context.server.via, transport
 
     def _client_cancelled(self) -> bool:
@@ -886,7 +895,7 @@ class HttpStream(Layer):
             return
         self.context.server = Server(address=(request.host, request.port), via=self.context.server.via)
         self.flow.server_conn = self.context.server
-        if self.mode is HTTPMode.upstream:
+        if self.mode is _UPSTREAM:
             # The upstream proxy is asked to CONNECT once a layer inside opens the server.
             self.set_connect_response()
             yield from self.start_tunnel(
@@ -1147,7 +1156,7 @@ class HttpClient(Layer):
             if not self.context.server.connected:
                 err = yield commands.OpenConnection(self.context.server)
             if not err:
-                if self.context.server.transport_protocol == TransportProtocol.UDP:
+                if self.context.server.transport_protocol == _UDP:
                     from proxycore.layers.http._http3 import Http3Client
 
                     self.child_layer = Http3Client(self.context)
@@ -1232,14 +1241,14 @@ class HttpLayer(Layer):
 
     def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.Start):
-            if self.mode is HTTPMode.upstream:
+            if self.mode is _UPSTREAM:
                 proxy_mode = self.context.client.proxy_mode
                 if isinstance(proxy_mode, UpstreamMode):
                     self.context.server.via = (proxy_mode.scheme, proxy_mode.address)
             # A client layer set beforehand (client replay's stand-in for a client) is kept.
             client_layer = self.connections.get(self.context.client)
             if client_layer is None:
-                if self.context.client.transport_protocol == TransportProtocol.UDP:
+                if self.context.client.transport_protocol == _UDP:
                     from proxycore.layers.http._http3 import Http3Server
 
                     client_layer = Http3Server(self.context.fork())
@@ -1573,13 +1582,13 @@ class HttpLayer(Layer):
             top = client_layer = HttpClient(context)
         else:
             server = Server(address=command.address, via=command.via)
-            if command.transport_protocol == TransportProtocol.UDP and command.tls and not command.via:
-                server.transport_protocol = TransportProtocol.UDP  # HTTP/3: Http3Client's QUIC
+            if command.transport_protocol == _UDP and command.tls and not command.via:
+                server.transport_protocol = _UDP  # HTTP/3: Http3Client's QUIC
             context.server = server
             # Plain HTTP in upstream mode goes to the proxy as is; anything else is tunneled.
-            send_connect = command.tls or self.mode is not HTTPMode.upstream
+            send_connect = command.tls or self.mode is not _UPSTREAM
             top = client_layer = HttpClient(context, absolute_form=bool(command.via) and not send_connect)
-            if command.tls and server.transport_protocol == TransportProtocol.UDP:
+            if command.tls and server.transport_protocol == _UDP:
                 server.sni = command.address[0]  # QUIC: Http3Client does the TLS
             elif command.tls:
                 from proxycore.layers.tls import ServerTLSLayer

@@ -52,6 +52,9 @@ CHUNK_COPY_LIMIT = 64 * 1024
 SMALL_TAKE = 64 * 1024
 # How long a client may go on uploading after an error page answered its unfinished request.
 LINGER_SECONDS = 30
+# ConnectionState.OPEN as a global: an Enum class attribute read costs ~600 instructions on 3.11
+# (EnumType.__getattr__), and `reusable` is asked for every request.
+_OPEN = ConnectionState.OPEN
 
 
 def make_error_response(status_code: int, message: str) -> Response:
@@ -701,7 +704,7 @@ class Http1Client(Http1Connection):
     @property
     def reusable(self) -> bool:
         # (conn.connected without its property call: asked for every request)
-        return self.state == "idle" and self.conn.state is ConnectionState.OPEN
+        return self.state == "idle" and self.conn.state is _OPEN
 
     def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         # The bytes of a response head go to _read directly: no generator of this handler
