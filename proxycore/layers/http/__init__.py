@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import itertools
 import time
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from proxycore.connection import Address, Connection, Server, TransportProtocol
@@ -46,6 +46,7 @@ from proxycore.layers.http._events import (
     ResponseProtocolError,
     ResponseTrailers,
 )
+from proxycore.layers.http._head_timer import _NO_DERIVED, derived_values
 from proxycore.layers.http._hooks import (
     HttpConnectedHook,
     HttpConnectErrorHook,
@@ -60,6 +61,7 @@ from proxycore.layers.http._http1 import (
     Http1Client,
     Http1Server,
     SizeLimits,
+    _size_limits,
     make_error_response,
     size_limits,
 )
@@ -155,6 +157,8 @@ class HttpStream(Layer):
     # Set by the HttpLayer: its streams by id, which ``finish`` leaves (no DropStream
     # command to make and route at the end of every request).
     streams: dict[int, HttpStream] | None = None
+    # Set by the HttpLayer: the options' cache of derived values (see derived_values).
+    derived: Mapping[Any, Any] = _NO_DERIVED
 
     def __init__(self, context: Context, stream_id: int, mode: HTTPMode) -> None:
         # (Layer.__init__ inline: one call less per request.)
@@ -290,7 +294,10 @@ class HttpStream(Layer):
         arrive than we would buffer); it also marks ``message.stream`` when the size is over
         the streaming threshold and makes room in ``body`` for a buffered one. ``declared``:
         the size as the connection layer read it, NOT_READ to read Content-Length here."""
-        limits = size_limits(self.context.options)
+        try:
+            limits: SizeLimits = self.derived[_size_limits]
+        except KeyError:
+            limits = size_limits(self.context.options)
         if declared == NOT_READ:
             declared = _declared_size(message.data.headers)
         body.expect(declared)
@@ -683,7 +690,10 @@ class HttpStream(Layer):
         self.response_body.append(data)
         self.response_body_size += len(data)
         size = self.response_body_size
-        limits = size_limits(self.context.options)
+        try:
+            limits: SizeLimits = self.derived[_size_limits]
+        except KeyError:
+            limits = size_limits(self.context.options)
         if limits.body is not None and size > limits.body:  # (_over_size_limit, inline)
             return self.body_too_large(request=False, headers_hook=False)
         limit = limits.hold  # the streaming threshold
@@ -1184,6 +1194,7 @@ class HttpLayer(Layer):
     def __init__(self, context: Context, mode: HTTPMode) -> None:
         super().__init__(context)
         self.mode = mode
+        self.derived = derived_values(context.options)
         self.streams: dict[int, HttpStream] = {}
         self.connections: dict[Connection, Layer] = {}
         self.command_sources: dict[commands.Command, Layer] = {}
@@ -1484,6 +1495,7 @@ class HttpLayer(Layer):
         stream = HttpStream(self.context.fork(), event.stream_id, self.mode)
         stream.reusable_connection = self.reusable_connection
         stream.streams = self.streams
+        stream.derived = self.derived
         self.streams[event.stream_id] = stream
         return stream
 

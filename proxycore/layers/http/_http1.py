@@ -37,7 +37,7 @@ from proxycore.layers.http._events import (
     ResponseProtocolError,
     ResponseTrailers,
 )
-from proxycore.layers.http._head_timer import HeadTimer
+from proxycore.layers.http._head_timer import HeadTimer, derived_values
 from proxycore.net import http1
 from proxycore.net.http1 import BodyData, BodyEnd, BodyReader, ProtocolError
 from proxycore.options import Options, parse_size
@@ -95,6 +95,7 @@ class Http1Connection(Layer):
     def __init__(self, context: Context, conn: Connection) -> None:
         super().__init__(context)
         self.conn = conn
+        self.derived = derived_values(context.options)
         self.stream_id = None
         # Received, not yet parsed. A bytearray: appending to it costs what is appended.
         self.buf = bytearray()
@@ -178,8 +179,8 @@ class Http1Connection(Layer):
         else:
             self.head_scanned, end = 0, match.end()
         try:
-            limit = self.context.options._derived[_size_limits].head
-        except (AttributeError, KeyError):
+            limit = self.derived[_size_limits].head
+        except KeyError:
             limit = size_limits(self.context.options).head
         return end, limit
 
