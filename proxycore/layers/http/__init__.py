@@ -145,6 +145,12 @@ class HttpStream(Layer):
     # The request's body so far: made for a request that has one (a GET has none, and
     # its stream no buffer to make and empty).
     request_body: BodyBuffer | None = None
+    # A buffered response body: its first chunk as it came (most bodies come whole, in one
+    # ResponseData: no BodyBuffer and its calls for those), then from the second chunk on a
+    # BodyBuffer, with room for the size the head declared (kept until then).
+    response_first: bytes = b""
+    response_body: BodyBuffer | None = None
+    response_declared: int | None = None
     # What was streamed on (after the stream modifier), kept when store_streamed_bodies is
     # on: "request"/"response" -> chunks; None until the first chunk.
     streamed: dict[str, list[bytes]] | None = None
@@ -168,7 +174,6 @@ class HttpStream(Layer):
         self._paused_event_queue = ()
         self.stream_id = stream_id
         self.mode = mode
-        self.response_body = BodyBuffer()
         setattr(self, "_handle_event", self.state_start)  # noqa: B010 (Layer._goto inline: per request)
 
     def __repr__(self) -> str:
@@ -287,20 +292,25 @@ class HttpStream(Layer):
         yield from self.send_addon_response()
 
     def _declared_body(
-        self, message: Request | Response, body: BodyBuffer, declared: int | None = NOT_READ
+        self, message: Request | Response, body: BodyBuffer | None, declared: int | None = NOT_READ
     ) -> tuple[bool, bool]:
         """What a head's declared body size decides before its headers hook: whether it is
         over body_size_limit, and whether reading must pause during the hook (more could
         arrive than we would buffer); it also marks ``message.stream`` when the size is over
         the streaming threshold and makes room in ``body`` for a buffered one. ``declared``:
-        the size as the connection layer read it, NOT_READ to read Content-Length here."""
+        the size as the connection layer read it, NOT_READ to read Content-Length here.
+        ``body`` None: the response's, whose buffer waits for a second chunk (the size is
+        kept in ``response_declared`` until then)."""
         try:
             limits: SizeLimits = self.derived[_size_limits]
         except KeyError:
             limits = size_limits(self.context.options)
         if declared == NOT_READ:
             declared = _declared_size(message.data.headers)
-        body.expect(declared)
+        if body is None:
+            self.response_declared = declared
+        else:
+            body.expect(declared)
         # (Decided inline, not by a predicate call each: this runs for every message.)
         if declared is not None and limits.body is not None and declared > limits.body:
             return True, False  # over body_size_limit
@@ -631,7 +641,7 @@ class HttpStream(Layer):
             response.data.timestamp_start = time.time()
         held = False
         if not event.end_stream:
-            too_large, held = self._declared_body(response, self.response_body, event.declared_size)
+            too_large, held = self._declared_body(response, None, event.declared_size)
             if too_large:
                 return self.body_too_large(request=False, headers_hook=True)
             held = held and self.server_conn is not None
@@ -679,15 +689,21 @@ class HttpStream(Layer):
         assert self.flow.response is not None
         self.response_headers_sent = True
         yield ResponseHeaders(self.stream_id, self.flow.response, False)
-        if self.response_body:
-            yield from self.stream_response_chunk(self.response_body.take())
+        body = self._take_response_body()
+        if body:
+            yield from self.stream_response_chunk(body)
 
     def receive_response_data(self, data: bytes) -> CommandGenerator[None]:
         """A body chunk of the response: relayed, or buffered (then usually NOTHING to do:
         a plain function, no generator per chunk for that)."""
         if self.response_headers_sent:
             return self.stream_response_chunk(data)
-        self.response_body.append(data)
+        if self.response_body is not None:
+            self.response_body.append(data)
+        elif not self.response_first:  # (the first chunk, or none came but empty ones)
+            self.response_first = data if type(data) is bytes else bytes(data)
+        elif data:
+            self._response_buffer().append(data)
         self.response_body_size += len(data)
         size = self.response_body_size
         try:
@@ -702,6 +718,21 @@ class HttpStream(Layer):
             self.flow.response.stream = True
             return self.start_response_stream()
         return NOTHING
+
+    def _response_buffer(self) -> BodyBuffer:
+        """The response body's BodyBuffer, made at its second chunk, holding the first."""
+        body = self.response_body = BodyBuffer()
+        body.expect(self.response_declared)
+        body.append(self.response_first)
+        self.response_first = b""
+        return body
+
+    def _take_response_body(self) -> bytes:
+        """The buffered response body, as BodyBuffer.take: the buffer is empty afterwards."""
+        if self.response_body is not None:
+            return self.response_body.take()
+        body, self.response_first = self.response_first, b""
+        return body
 
     def stream_response_chunk(self, data: bytes) -> CommandGenerator[None]:
         assert self.flow.response is not None
@@ -723,7 +754,7 @@ class HttpStream(Layer):
         response.data.timestamp_end = time.time()
         if self.response_headers_sent:
             return self._end_streamed_response(response)
-        response.data.content = self.response_body.take()
+        response.data.content = self._take_response_body()
         return self.send_response(end)
 
     def _end_streamed_response(self, response: Response) -> CommandGenerator[None]:
@@ -857,7 +888,9 @@ class HttpStream(Layer):
         message = f"{what} body exceeds mitmproxy's body_size_limit."
         if self.request_body is not None:
             self.request_body.clear()
-        self.response_body.clear()
+        if self.response_body is not None:
+            self.response_body.clear()
+        self.response_first = b""
         if headers_hook:
             yield HttpRequestHeadersHook(self.flow) if request else HttpResponseHeadersHook(self.flow)
             if self.flow.error is not None and self._killed:
