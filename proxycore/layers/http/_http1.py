@@ -83,7 +83,9 @@ class Http1Connection(Layer):
     #: The handlers of the HTTP events sent on every request, by exact event type (each
     #: subclass fills in its own): handle_event calls them directly, without _send's chain
     #: of isinstance checks and its generator in between. Other events (and subclasses of
-    #: these) go through _send.
+    #: these) go through _send. DataReceived, the other event of every request, goes to
+    #: _handle_event from here too (without handle_event's isinstance check; these layers
+    #: have no states to _goto, so _handle_event is the class's).
     _senders: ClassVar[dict[type, Callable[[Any, Any], CommandGenerator[None]]]] = {}
     #: Whether a received HTTP event is yielded as it is instead of inside a ReceiveHttp:
     #: set by the HttpLayer whose routing takes this layer's commands directly (it knows a
@@ -966,11 +968,13 @@ class Http1Client(Http1Connection):
 
 
 Http1Server._senders = {
+    events.DataReceived: Http1Server._handle_event,
     ResponseHeaders: Http1Server._send_headers,
     ResponseData: Http1Server._send_data,
     ResponseEndOfMessage: Http1Server._send_end_of_message,
 }
 Http1Client._senders = {
+    events.DataReceived: Http1Client._handle_event,
     RequestHeaders: Http1Client._send_headers,
     RequestData: Http1Client._send_data,
     RequestEndOfMessage: Http1Client._send_end_of_message,
