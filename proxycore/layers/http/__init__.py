@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import itertools
 import time
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from proxycore.connection import Address, Connection, Server, TransportProtocol
@@ -46,6 +46,7 @@ from proxycore.layers.http._events import (
     ResponseProtocolError,
     ResponseTrailers,
 )
+from proxycore.layers.http._head_timer import _NO_DERIVED, derived_values
 from proxycore.layers.http._hooks import (
     HttpConnectedHook,
     HttpConnectErrorHook,
@@ -60,6 +61,7 @@ from proxycore.layers.http._http1 import (
     Http1Client,
     Http1Server,
     SizeLimits,
+    _size_limits,
     make_error_response,
     size_limits,
 )
@@ -98,6 +100,15 @@ class HTTPMode(enum.Enum):
     upstream = 3  # explicit proxy that forwards to another proxy
 
 
+# The Enum members compared with per request, as module globals: on Python 3.11 reading an
+# attribute of an Enum class goes through EnumType.__getattr__ (~600 instructions, a global ~30).
+_REGULAR = HTTPMode.regular
+_TRANSPARENT = HTTPMode.transparent
+_UPSTREAM = HTTPMode.upstream
+_TCP = TransportProtocol.TCP
+_UDP = TransportProtocol.UDP
+
+
 def _declared_size(headers: Headers) -> int | None:
     """The Content-Length a message announces, if it gives a usable one."""
     value = headers.get("content-length", "").strip()
@@ -125,6 +136,21 @@ class HttpStream(Layer):
     # The last ResponseData that came in: a body that came whole in it, unchanged, goes on
     # to the client as that event (see send_response).
     response_chunk: ResponseData | None = None
+    # The heads that came in: one that still says what a new one would (the same message
+    # object, the same end_stream) goes on as it is, one event less per message (see
+    # receive_request_end, send_response). Connection layers read a head's stream_id,
+    # message and end_stream only (declared_size and replay_flow are for the stream).
+    request_head: RequestHeaders | None = None
+    response_head: ResponseHeaders | None = None
+    # The request's body so far: made for a request that has one (a GET has none, and
+    # its stream no buffer to make and empty).
+    request_body: BodyBuffer | None = None
+    # A buffered response body: its first chunk as it came (most bodies come whole, in one
+    # ResponseData: no BodyBuffer and its calls for those), then from the second chunk on a
+    # BodyBuffer, with room for the size the head declared (kept until then).
+    response_first: bytes = b""
+    response_body: BodyBuffer | None = None
+    response_declared: int | None = None
     # What was streamed on (after the stream modifier), kept when store_streamed_bodies is
     # on: "request"/"response" -> chunks; None until the first chunk.
     streamed: dict[str, list[bytes]] | None = None
@@ -137,6 +163,8 @@ class HttpStream(Layer):
     # Set by the HttpLayer: its streams by id, which ``finish`` leaves (no DropStream
     # command to make and route at the end of every request).
     streams: dict[int, HttpStream] | None = None
+    # Set by the HttpLayer: the options' cache of derived values (see derived_values).
+    derived: Mapping[Any, Any] = _NO_DERIVED
 
     def __init__(self, context: Context, stream_id: int, mode: HTTPMode) -> None:
         # (Layer.__init__ inline: one call less per request.)
@@ -146,8 +174,6 @@ class HttpStream(Layer):
         self._paused_event_queue = ()
         self.stream_id = stream_id
         self.mode = mode
-        self.request_body = BodyBuffer()
-        self.response_body = BodyBuffer()
         setattr(self, "_handle_event", self.state_start)  # noqa: B010 (Layer._goto inline: per request)
 
     def __repr__(self) -> str:
@@ -174,13 +200,14 @@ class HttpStream(Layer):
         hook is done at once goes on here, usually to NOTHING (no generator, no routing)."""
         assert isinstance(event, RequestHeaders), event
         request = event.request
+        self.request_head = event
         self.flow = HTTPFlow(self.context.client, self.context.server, live=True)
         self.flow.request = request
         if event.replay_flow is not None:
             self.flow = event.replay_flow
             self.flow.live = True
         if request.data.method.upper() == b"CONNECT":
-            if self.mode is HTTPMode.transparent:
+            if self.mode is _TRANSPARENT:
                 # Inside a tunnel, or to a reverse/transparent proxy: there is nothing to CONNECT
                 # to (a forwarded CONNECT would end up as a tunnel nobody relays), as mitmproxy.
                 return self.fail_request(
@@ -194,6 +221,7 @@ class HttpStream(Layer):
             return self.fail_request(problem, ErrorCode.DESTINATION_UNKNOWN)
         held = False
         if not event.end_stream:
+            self.request_body = BodyBuffer()
             too_large, held = self._declared_body(request, self.request_body, event.declared_size)
             if too_large:
                 return self.body_too_large(request=True, headers_hook=True)
@@ -264,17 +292,25 @@ class HttpStream(Layer):
         yield from self.send_addon_response()
 
     def _declared_body(
-        self, message: Request | Response, body: BodyBuffer, declared: int | None = NOT_READ
+        self, message: Request | Response, body: BodyBuffer | None, declared: int | None = NOT_READ
     ) -> tuple[bool, bool]:
         """What a head's declared body size decides before its headers hook: whether it is
         over body_size_limit, and whether reading must pause during the hook (more could
         arrive than we would buffer); it also marks ``message.stream`` when the size is over
         the streaming threshold and makes room in ``body`` for a buffered one. ``declared``:
-        the size as the connection layer read it, NOT_READ to read Content-Length here."""
-        limits = size_limits(self.context.options)
+        the size as the connection layer read it, NOT_READ to read Content-Length here.
+        ``body`` None: the response's, whose buffer waits for a second chunk (the size is
+        kept in ``response_declared`` until then)."""
+        try:
+            limits: SizeLimits = self.derived[_size_limits]
+        except KeyError:
+            limits = size_limits(self.context.options)
         if declared == NOT_READ:
             declared = _declared_size(message.data.headers)
-        body.expect(declared)
+        if body is None:
+            self.response_declared = declared
+        else:
+            body.expect(declared)
         # (Decided inline, not by a predicate call each: this runs for every message.)
         if declared is not None and limits.body is not None and declared > limits.body:
             return True, False  # over body_size_limit
@@ -305,7 +341,7 @@ class HttpStream(Layer):
     def _prepare_request(self) -> str | None:
         """Fill in the destination; an error message if the request cannot be routed."""
         request = self.flow.request
-        if self.mode is HTTPMode.transparent:
+        if self.mode is _TRANSPARENT:
             server = self.context.server
             address = server.address
             if address is not None:
@@ -326,7 +362,7 @@ class HttpStream(Layer):
             problem = self._destination_from_host_header()
             if problem:
                 return problem
-        if self.mode is HTTPMode.regular and request.data.http_version in (b"HTTP/1.1", b"HTTP/1.0"):
+        if self.mode is _REGULAR and request.data.http_version in (b"HTTP/1.1", b"HTTP/1.0"):
             # As mitmproxy: an HTTP/1 absolute-form target is kept as scheme + host only.
             request.data.authority = b""  # (what the setter makes of "", without its checks)
         return None
@@ -357,7 +393,7 @@ class HttpStream(Layer):
         if not connected:
             return
         yield RequestHeaders(self.stream_id, self.flow.request, end_stream)
-        if self.request_body:
+        if self.request_body:  # (None or empty: nothing came yet)
             yield from self.stream_request_chunk(self.request_body.take())
 
     def state_consume_request(self, event: events.Event) -> CommandGenerator[None]:
@@ -372,7 +408,8 @@ class HttpStream(Layer):
         (a stream id, nothing else) goes on to the server, not a new one."""
         self.request_complete = True
         request = self.flow.request
-        request.data.content = self.request_body.take()
+        body = self.request_body
+        request.data.content = b"" if body is None else body.take()
         request.data.timestamp_end = time.time()
         hook = HttpRequestHook(self.flow)
         instant = self.context.instant_hook  # (asked here: no round trip of the hook, see _asked)
@@ -395,7 +432,11 @@ class HttpStream(Layer):
             return
         request = self.flow.request
         content = request.data.content or b""
-        yield RequestHeaders(self.stream_id, request, not content)
+        head = self.request_head  # (as it came, if the request and its end are still those)
+        if head is not None and head.request is request and head.end_stream is (not content) and type(head) is RequestHeaders:
+            yield head
+        else:
+            yield RequestHeaders(self.stream_id, request, not content)
         if content:
             yield RequestData(self.stream_id, content)
         trailers = request.data.trailers
@@ -405,6 +446,8 @@ class HttpStream(Layer):
 
     def _consume_request_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, RequestData):
+            if self.request_body is None:  # (a body its head did not announce: HTTP/2)
+                self.request_body = BodyBuffer()
             self.request_body.append(event.data)
             self.request_body_size += len(event.data)
             size = self.request_body_size
@@ -535,7 +578,7 @@ class HttpStream(Layer):
         tls = data.scheme == b"https"
         # HTTP/3 upstream when the flow's server connection says UDP (reverse:http3://, or
         # an addon that set flow.server_conn.transport_protocol, as with mitmproxy).
-        transport = self.flow.server_conn.transport_protocol if tls else TransportProtocol.TCP
+        transport = self.flow.server_conn.transport_protocol if tls else _TCP
         return (data.host, data.port), tls, self.context.server.via, transport
 
     def _client_cancelled(self) -> bool:
@@ -593,11 +636,12 @@ class HttpStream(Layer):
         this handler and no routing of it for every response)."""
         response = event.response
         self.flow.response = response
+        self.response_head = event
         if not response.data.timestamp_start:  # (None or 0: not set by the connection layer)
             response.data.timestamp_start = time.time()
         held = False
         if not event.end_stream:
-            too_large, held = self._declared_body(response, self.response_body, event.declared_size)
+            too_large, held = self._declared_body(response, None, event.declared_size)
             if too_large:
                 return self.body_too_large(request=False, headers_hook=True)
             held = held and self.server_conn is not None
@@ -645,18 +689,27 @@ class HttpStream(Layer):
         assert self.flow.response is not None
         self.response_headers_sent = True
         yield ResponseHeaders(self.stream_id, self.flow.response, False)
-        if self.response_body:
-            yield from self.stream_response_chunk(self.response_body.take())
+        body = self._take_response_body()
+        if body:
+            yield from self.stream_response_chunk(body)
 
     def receive_response_data(self, data: bytes) -> CommandGenerator[None]:
         """A body chunk of the response: relayed, or buffered (then usually NOTHING to do:
         a plain function, no generator per chunk for that)."""
         if self.response_headers_sent:
             return self.stream_response_chunk(data)
-        self.response_body.append(data)
+        if self.response_body is not None:
+            self.response_body.append(data)
+        elif not self.response_first:  # (the first chunk, or none came but empty ones)
+            self.response_first = data if type(data) is bytes else bytes(data)
+        elif data:
+            self._response_buffer().append(data)
         self.response_body_size += len(data)
         size = self.response_body_size
-        limits = size_limits(self.context.options)
+        try:
+            limits: SizeLimits = self.derived[_size_limits]
+        except KeyError:
+            limits = size_limits(self.context.options)
         if limits.body is not None and size > limits.body:  # (_over_size_limit, inline)
             return self.body_too_large(request=False, headers_hook=False)
         limit = limits.hold  # the streaming threshold
@@ -665,6 +718,21 @@ class HttpStream(Layer):
             self.flow.response.stream = True
             return self.start_response_stream()
         return NOTHING
+
+    def _response_buffer(self) -> BodyBuffer:
+        """The response body's BodyBuffer, made at its second chunk, holding the first."""
+        body = self.response_body = BodyBuffer()
+        body.expect(self.response_declared)
+        body.append(self.response_first)
+        self.response_first = b""
+        return body
+
+    def _take_response_body(self) -> bytes:
+        """The buffered response body, as BodyBuffer.take: the buffer is empty afterwards."""
+        if self.response_body is not None:
+            return self.response_body.take()
+        body, self.response_first = self.response_first, b""
+        return body
 
     def stream_response_chunk(self, data: bytes) -> CommandGenerator[None]:
         assert self.flow.response is not None
@@ -686,7 +754,7 @@ class HttpStream(Layer):
         response.data.timestamp_end = time.time()
         if self.response_headers_sent:
             return self._end_streamed_response(response)
-        response.data.content = self.response_body.take()
+        response.data.content = self._take_response_body()
         return self.send_response(end)
 
     def _end_streamed_response(self, response: Response) -> CommandGenerator[None]:
@@ -725,7 +793,11 @@ class HttpStream(Layer):
         assert response is not None
         content = response.data.content
         self.response_headers_sent = True
-        yield ResponseHeaders(self.stream_id, response, not content)
+        head = self.response_head  # (as receive_request_end)
+        if head is not None and head.response is response and head.end_stream is (not content) and type(head) is ResponseHeaders:
+            yield head
+        else:
+            yield ResponseHeaders(self.stream_id, response, not content)
         if content:
             chunk = self.response_chunk
             yield chunk if chunk is not None and chunk.data is content else ResponseData(self.stream_id, content)
@@ -814,8 +886,11 @@ class HttpStream(Layer):
         read, after the headers hook, so addons see the flow; the upstream side is dropped."""
         what, code = ("Request", ErrorCode.REQUEST_TOO_LARGE) if request else ("Response", ErrorCode.RESPONSE_TOO_LARGE)
         message = f"{what} body exceeds mitmproxy's body_size_limit."
-        self.request_body.clear()
-        self.response_body.clear()
+        if self.request_body is not None:
+            self.request_body.clear()
+        if self.response_body is not None:
+            self.response_body.clear()
+        self.response_first = b""
         if headers_hook:
             yield HttpRequestHeadersHook(self.flow) if request else HttpResponseHeadersHook(self.flow)
             if self.flow.error is not None and self._killed:
@@ -863,7 +938,7 @@ class HttpStream(Layer):
             return
         self.context.server = Server(address=(request.host, request.port), via=self.context.server.via)
         self.flow.server_conn = self.context.server
-        if self.mode is HTTPMode.upstream:
+        if self.mode is _UPSTREAM:
             # The upstream proxy is asked to CONNECT once a layer inside opens the server.
             self.set_connect_response()
             yield from self.start_tunnel(
@@ -1124,7 +1199,7 @@ class HttpClient(Layer):
             if not self.context.server.connected:
                 err = yield commands.OpenConnection(self.context.server)
             if not err:
-                if self.context.server.transport_protocol == TransportProtocol.UDP:
+                if self.context.server.transport_protocol == _UDP:
                     from proxycore.layers.http._http3 import Http3Client
 
                     self.child_layer = Http3Client(self.context)
@@ -1152,6 +1227,7 @@ class HttpLayer(Layer):
     def __init__(self, context: Context, mode: HTTPMode) -> None:
         super().__init__(context)
         self.mode = mode
+        self.derived = derived_values(context.options)
         self.streams: dict[int, HttpStream] = {}
         self.connections: dict[Connection, Layer] = {}
         self.command_sources: dict[commands.Command, Layer] = {}
@@ -1200,19 +1276,23 @@ class HttpLayer(Layer):
                 # Open, it hands every event to its connection layer (HttpClient.handle_event)
                 # for good: the routing sends this server's events there without its call.
                 inner = layer.child_layer
+                if type(inner) is Http1Client:
+                    # Its commands reach our _routed directly or through the HttpClient,
+                    # which passes them on as they are.
+                    inner.bare_received = True
             self._server_memo = (connection, layer, inner)
         return layer
 
     def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         if isinstance(event, events.Start):
-            if self.mode is HTTPMode.upstream:
+            if self.mode is _UPSTREAM:
                 proxy_mode = self.context.client.proxy_mode
                 if isinstance(proxy_mode, UpstreamMode):
                     self.context.server.via = (proxy_mode.scheme, proxy_mode.address)
             # A client layer set beforehand (client replay's stand-in for a client) is kept.
             client_layer = self.connections.get(self.context.client)
             if client_layer is None:
-                if self.context.client.transport_protocol == TransportProtocol.UDP:
+                if self.context.client.transport_protocol == _UDP:
                     from proxycore.layers.http._http3 import Http3Server
 
                     client_layer = Http3Server(self.context.fork())
@@ -1222,6 +1302,7 @@ class HttpLayer(Layer):
                     client_layer = Http2Server(self.context.fork())
                 else:
                     client_layer = Http1Server(self.context.fork())
+                    client_layer.bare_received = True  # (our _routed takes its commands)
                 self.connections[self.context.client] = client_layer
             self._client_layer = client_layer
             yield from self.event_to_child(client_layer, event)
@@ -1295,32 +1376,26 @@ class HttpLayer(Layer):
         every request are handed on in here, where a handler that has nothing to yield
         (NOTHING) costs no routing generator.) ``source``: the generator ``commands_`` goes on
         with, when that is a chain after commands taken from it already."""
+        # An HTTP event that a connection layer (not a stream) yields was received: bare
+        # from our HTTP/1 layers (Http1Connection.bare_received), else in a ReceiveHttp.
+        from_connection = not isinstance(child, HttpStream)
         for command in commands_:
             # The commands of every request by exact type first, the most frequent first,
             # without the chain of isinstance checks below (subclasses of them take the
-            # general path). Per request: five HTTP events a stream sends, five ReceiveHttp;
+            # general path). Per request: five HTTP events a stream sends, five received;
             # hooks only when they wait (streams ask instant_hook), SendData now and then (tunnels).
-            if type(command) is ReceiveHttp:
-                # An event of a stream that exists goes to it here, not through receive_http.
-                # A new request's stream is made here too: no receive_http generator between
-                # the driver and every command of the request's handling.
-                http_event = command.event
-                if type(http_event) is RequestHeaders:
-                    new = self._new_stream(http_event)
-                    # The stream's handler itself, without Layer._run around it: a blocking
-                    # command it yields is paused for below (see "unclaimed").
-                    new_commands = new._handle_event(http_event) if new.unwrapped else new.handle_event(http_event)
-                    if new_commands is not NOTHING:
-                        yield from self._routed(new, new_commands)
-                    continue
-                stream = self.streams.get(http_event.stream_id)
-                if stream is not None and (
-                    type(http_event) in _STREAM_EVENTS or not isinstance(http_event, (RequestHeaders, BodyBackpressure))
-                ):
+            if from_connection or type(command) is ReceiveHttp:
+                received: Any = command.event if type(command) is ReceiveHttp else command  # (an HttpEvent if of these kinds)
+                kind = type(received)
+                if kind in _STREAM_EVENTS:
+                    # An event of a stream that exists goes to it here, not through receive_http.
+                    stream = self.streams.get(received.stream_id)
+                    if stream is None:
+                        continue  # (a stream that is gone: receive_http drops it too)
                     if stream._paused is None and stream.unwrapped:
-                        stream_commands = stream._handle_event(http_event)  # (as for a new one)
+                        stream_commands = stream._handle_event(received)  # (as for a new one, below)
                     else:
-                        stream_commands = stream.handle_event(http_event)
+                        stream_commands = stream.handle_event(received)
                     if stream_commands is NOTHING:
                         continue
                     # The stream's events to send, routed here while that is all it yields
@@ -1331,7 +1406,9 @@ class HttpLayer(Layer):
                         if to_client is None:
                             yield from self._routed(stream, itertools.chain((sent_event,), stream_commands), stream_commands)
                             break
-                        target = self._target_of(to_client, stream.server_conn)
+                        target = self._client_layer if to_client else None  # (_target_of's first answer)
+                        if target is None:
+                            target = self._target_of(to_client, stream.server_conn)
                         if target is None:
                             continue
                         sent = target.handle_event(sent_event)  # type: ignore[arg-type]  # (a key of _SENT_TO_CLIENT)
@@ -1343,9 +1420,20 @@ class HttpLayer(Layer):
                             else:
                                 yield from self._routed(target, itertools.chain((out,), sent))
                                 break
-                else:
-                    yield from self.receive_http(http_event)
-                continue
+                    continue
+                if kind is RequestHeaders:
+                    # A new request's stream is made here: no receive_http generator between
+                    # the driver and every command of the request's handling.
+                    new = self._new_stream(received)
+                    # The stream's handler itself, without Layer._run around it: a blocking
+                    # command it yields is paused for below (see "unclaimed").
+                    new_commands = new._handle_event(received) if new.unwrapped else new.handle_event(received)
+                    if new_commands is not NOTHING:
+                        yield from self._routed(new, new_commands)
+                    continue
+                if isinstance(received, HttpEvent):  # (backpressure, subclasses: the general path)
+                    yield from self.receive_http(received)
+                    continue
             to_client = _SENT_TO_CLIENT.get(type(command))
             if to_client is not None:
                 # A stream's event to send (what SendHttp carries in the general path): to the
@@ -1440,6 +1528,7 @@ class HttpLayer(Layer):
         stream = HttpStream(self.context.fork(), event.stream_id, self.mode)
         stream.reusable_connection = self.reusable_connection
         stream.streams = self.streams
+        stream.derived = self.derived
         self.streams[event.stream_id] = stream
         return stream
 
@@ -1538,13 +1627,13 @@ class HttpLayer(Layer):
             top = client_layer = HttpClient(context)
         else:
             server = Server(address=command.address, via=command.via)
-            if command.transport_protocol == TransportProtocol.UDP and command.tls and not command.via:
-                server.transport_protocol = TransportProtocol.UDP  # HTTP/3: Http3Client's QUIC
+            if command.transport_protocol == _UDP and command.tls and not command.via:
+                server.transport_protocol = _UDP  # HTTP/3: Http3Client's QUIC
             context.server = server
             # Plain HTTP in upstream mode goes to the proxy as is; anything else is tunneled.
-            send_connect = command.tls or self.mode is not HTTPMode.upstream
+            send_connect = command.tls or self.mode is not _UPSTREAM
             top = client_layer = HttpClient(context, absolute_form=bool(command.via) and not send_connect)
-            if command.tls and server.transport_protocol == TransportProtocol.UDP:
+            if command.tls and server.transport_protocol == _UDP:
                 server.sni = command.address[0]  # QUIC: Http3Client does the TLS
             elif command.tls:
                 from proxycore.layers.tls import ServerTLSLayer

@@ -7,9 +7,25 @@ the old one, so a timer that was not needed any more fires into nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from proxycore.proxy import commands, events
+
+# What derived_values gives for options without OptManager's cache: always empty.
+_NO_DERIVED: Mapping[Any, Any] = MappingProxyType({})
+
+
+def derived_values(options: Any) -> Mapping[Any, Any]:
+    """The dict in which OptManager.derived keeps what it computed, for a layer to hold for
+    its connection's life: reading ``options._derived`` costs a call of OptManager's
+    ``__getattr__`` slot (~300 instructions) a few times per request. The dict is cleared in
+    place whenever an option changes and never replaced, so what is found in it is current
+    (a miss goes through the options, which fill it). Other options objects have none: an
+    empty mapping, so that every read computes anew."""
+    cache = getattr(options, "_derived", None)
+    return cache if isinstance(cache, dict) else _NO_DERIVED
 
 
 def _delays(options: Any) -> tuple[float, float]:
@@ -24,6 +40,7 @@ class HeadTimer:
         """With ``publish_on`` (a connection), the timer is set as its ``head_timer``
         attribute for the driver to arm, instead of being yielded (see Http1Server)."""
         self.options = options
+        self.derived = derived_values(options)  # (held: see derived_values)
         self.publish_on = publish_on
         self.command: commands.RequestTimeout | None = None
         self.idle = False
@@ -34,8 +51,8 @@ class HeadTimer:
         # Read for every request: from the options' cache of derived values (OptManager.derived,
         # read without its call), if they have one.
         try:
-            delays: tuple[float, float] = self.options._derived[_delays]
-        except (AttributeError, KeyError):
+            delays: tuple[float, float] = self.derived[_delays]
+        except KeyError:
             derived = getattr(self.options, "derived", None)
             delays = derived(_delays) if derived is not None else _delays(self.options)
         keepalive, head = delays

@@ -1,7 +1,8 @@
 """HTTP/1 connection layers: Http1Server faces the client, Http1Client faces a server.
 
 They translate bytes into HTTP events (``ReceiveHttp``) and HTTP events into
-bytes (``SendData``).  HTTP/1 has one exchange at a time per connection, so a
+bytes (``SendData``); for the HttpLayer that routes them itself, the events come without
+their ReceiveHttp (``bare_received``).  HTTP/1 has one exchange at a time per connection, so a
 new request is only read once the previous response is complete (bytes sent
 early stay buffered).
 """
@@ -36,7 +37,7 @@ from proxycore.layers.http._events import (
     ResponseProtocolError,
     ResponseTrailers,
 )
-from proxycore.layers.http._head_timer import HeadTimer
+from proxycore.layers.http._head_timer import HeadTimer, derived_values
 from proxycore.net import http1
 from proxycore.net.http1 import BodyData, BodyEnd, BodyReader, ProtocolError
 from proxycore.options import Options, parse_size
@@ -51,6 +52,9 @@ CHUNK_COPY_LIMIT = 64 * 1024
 SMALL_TAKE = 64 * 1024
 # How long a client may go on uploading after an error page answered its unfinished request.
 LINGER_SECONDS = 30
+# ConnectionState.OPEN as a global: an Enum class attribute read costs ~600 instructions on 3.11
+# (EnumType.__getattr__), and `reusable` is asked for every request.
+_OPEN = ConnectionState.OPEN
 
 
 def make_error_response(status_code: int, message: str) -> Response:
@@ -79,12 +83,21 @@ class Http1Connection(Layer):
     #: The handlers of the HTTP events sent on every request, by exact event type (each
     #: subclass fills in its own): handle_event calls them directly, without _send's chain
     #: of isinstance checks and its generator in between. Other events (and subclasses of
-    #: these) go through _send.
+    #: these) go through _send. DataReceived, the other event of every request, goes to
+    #: _handle_event from here too (without handle_event's isinstance check; these layers
+    #: have no states to _goto, so _handle_event is the class's).
     _senders: ClassVar[dict[type, Callable[[Any, Any], CommandGenerator[None]]]] = {}
+    #: Whether a received HTTP event is yielded as it is instead of inside a ReceiveHttp:
+    #: set by the HttpLayer whose routing takes this layer's commands directly (it knows a
+    #: bare HttpEvent from a connection layer, not from a stream, as received). Five objects
+    #: less per request (~2k instructions each); anyone else gets ReceiveHttp, as from
+    #: mitmproxy's layers.
+    bare_received = False
 
     def __init__(self, context: Context, conn: Connection) -> None:
         super().__init__(context)
         self.conn = conn
+        self.derived = derived_values(context.options)
         self.stream_id = None
         # Received, not yet parsed. A bytearray: appending to it costs what is appended.
         self.buf = bytearray()
@@ -119,6 +132,11 @@ class Http1Connection(Layer):
     def _send(self, event: HttpEvent) -> CommandGenerator[None]:
         raise NotImplementedError
         yield  # pragma: no cover
+
+    def _received(self, event: HttpEvent) -> commands.Command:
+        """``event`` as it goes up (see bare_received). The handlers of every request
+        decide this inline, without the call."""
+        return event if self.bare_received else ReceiveHttp(event)
 
     def _count_held(self, size: int) -> CommandGenerator[None]:
         """Body bytes that can only queue up while their message is held: past the size at
@@ -163,8 +181,8 @@ class Http1Connection(Layer):
         else:
             self.head_scanned, end = 0, match.end()
         try:
-            limit = self.context.options._derived[_size_limits].head
-        except (AttributeError, KeyError):
+            limit = self.derived[_size_limits].head
+        except KeyError:
             limit = size_limits(self.context.options).head
         return end, limit
 
@@ -338,7 +356,8 @@ class Http1Server(Http1Connection):
         if isinstance(event, events.DataReceived):
             if self.state == "passthrough":
                 assert self.stream_id is not None
-                yield ReceiveHttp(RequestData(self.stream_id, event.data))
+                received = RequestData(self.stream_id, event.data)
+                yield received if self.bare_received else ReceiveHttp(received)
                 return
             if self.state in ("discard", "done", "errored"):
                 return  # answered (or failing): nothing more is read
@@ -416,17 +435,21 @@ class Http1Server(Http1Connection):
                     self.body_reader = BodyReader(size)
                     self.state = "read_body"
                 # size >= 0 is the Content-Length (or 0 without one); CHUNKED declares none.
-                yield ReceiveHttp(RequestHeaders(stream_id, request, size == 0, None, size if size >= 0 else None))
+                received: HttpEvent = RequestHeaders(stream_id, request, size == 0, None, size if size >= 0 else None)
+                yield received if self.bare_received else ReceiveHttp(received)
                 # A CONNECT request goes on as its tunnel (as mitmproxy): no end of message.
                 if size == 0 and request.data.method != b"CONNECT" and self.stream_id == stream_id and self.request is request:
-                    yield ReceiveHttp(RequestEndOfMessage(stream_id))
+                    received = RequestEndOfMessage(stream_id)
+                    yield received if self.bare_received else ReceiveHttp(received)
                 continue
             elif self.state == "read_body":
                 if not (yield from self._read_body()):
                     break
             else:
                 break
-        if self._pipeline_backpressure():
+        # (Nothing waiting, reading not paused for it: nothing to decide, as usual after a
+        # request, without the call.)
+        if (self.buf or self.pipeline_pausing or self.reading_paused) and self._pipeline_backpressure():
             yield from self._apply_reading()
 
     def _pipeline_backpressure(self) -> bool:
@@ -453,14 +476,15 @@ class Http1Server(Http1Connection):
             self.buf[:0] = rest
         except ProtocolError as e:
             self.state = "errored"
-            yield ReceiveHttp(RequestProtocolError(stream_id, f"Bad request body: {e}"))
+            yield self._received(RequestProtocolError(stream_id, f"Bad request body: {e}"))
             return False
         for part in parts:
             if isinstance(part, BodyData):
                 if self.body_discarded:
                     continue
                 held = self.body_held  # (handing the data on may start or end a hold)
-                yield ReceiveHttp(RequestData(stream_id, part.data))
+                received: HttpEvent = RequestData(stream_id, part.data)
+                yield received if self.bare_received else ReceiveHttp(received)
                 if held and self.body_held:
                     yield from self._count_held(len(part.data))
             else:
@@ -468,8 +492,9 @@ class Http1Server(Http1Connection):
                 if self.state == "read_body":
                     self.state = "wait"
                 if part.trailers:
-                    yield ReceiveHttp(RequestTrailers(stream_id, part.trailers))
-                yield ReceiveHttp(RequestEndOfMessage(stream_id))
+                    yield self._received(RequestTrailers(stream_id, part.trailers))
+                received = RequestEndOfMessage(stream_id)
+                yield received if self.bare_received else ReceiveHttp(received)
                 if self.answered_early and self.state == "wait":
                     self.answered_early = False
                     yield from self._response_done()  # reads on itself
@@ -489,12 +514,12 @@ class Http1Server(Http1Connection):
         state = self.state
         if state == "passthrough":
             assert self.stream_id is not None
-            yield ReceiveHttp(RequestEndOfMessage(self.stream_id))
+            yield self._received(RequestEndOfMessage(self.stream_id))
         elif state == "read_body":
             assert self.body_reader is not None and self.stream_id is not None
             self.state = "done"
             yield commands.CloseConnection(self.conn)  # first, then the stream fails (as mitmproxy)
-            yield ReceiveHttp(
+            yield self._received(
                 RequestProtocolError(
                     self.stream_id,
                     "Client disconnected before the request body was complete.",
@@ -512,12 +537,12 @@ class Http1Server(Http1Connection):
             self.state = "done"
             yield commands.CloseConnection(self.conn)
             assert self.stream_id is not None
-            yield ReceiveHttp(RequestProtocolError(self.stream_id, CLIENT_GONE, ErrorCode.CLIENT_DISCONNECTED))
+            yield self._received(RequestProtocolError(self.stream_id, CLIENT_GONE, ErrorCode.CLIENT_DISCONNECTED))
         elif state == "wait":
             # The stream decides: a half-close right after the request still gets the
             # response; a FIN while the response is arriving means the client is gone.
             assert self.stream_id is not None
-            yield ReceiveHttp(RequestHalfClosed(self.stream_id))
+            yield self._received(RequestHalfClosed(self.stream_id))
 
     def _send(self, event: HttpEvent) -> CommandGenerator[None]:
         if isinstance(event, ResponseHeaders):
@@ -597,7 +622,7 @@ class Http1Server(Http1Connection):
             del self.buf[: http1.leading_blank_lines(self.buf)]
         if self.buf:
             assert self.stream_id is not None
-            yield ReceiveHttp(RequestData(self.stream_id, self._take(len(self.buf))))
+            yield self._received(RequestData(self.stream_id, self._take(len(self.buf))))
         if self._pipeline_backpressure():  # a tunnel reads on, whatever came early
             yield from self._apply_reading()
 
@@ -682,7 +707,7 @@ class Http1Client(Http1Connection):
     @property
     def reusable(self) -> bool:
         # (conn.connected without its property call: asked for every request)
-        return self.state == "idle" and self.conn.state is ConnectionState.OPEN
+        return self.state == "idle" and self.conn.state is _OPEN
 
     def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
         # The bytes of a response head go to _read directly: no generator of this handler
@@ -696,7 +721,8 @@ class Http1Client(Http1Connection):
         if isinstance(event, events.DataReceived):
             if self.state == "passthrough":
                 assert self.stream_id is not None
-                yield ReceiveHttp(ResponseData(self.stream_id, event.data))
+                received = ResponseData(self.stream_id, event.data)
+                yield received if self.bare_received else ReceiveHttp(received)
                 return
             if self.state == "done":
                 return  # failed or closing: nothing more is read
@@ -800,16 +826,17 @@ class Http1Client(Http1Connection):
                 # size >= 0 is the Content-Length (or 0 without a body); CHUNKED/UNTIL_EOF
                 # declare none.
                 declared = size if size >= 0 else None
-                yield ReceiveHttp(ResponseHeaders(self.stream_id, response, size == 0, declared))
+                received: HttpEvent = ResponseHeaders(self.stream_id, response, size == 0, declared)
+                yield received if self.bare_received else ReceiveHttp(received)
                 tunnel = method == b"CONNECT" and 200 <= status < 300
                 if status == 101 or tunnel:
                     self.state = "passthrough"
                     if status == 101:
                         # The 101 itself is complete; what follows is the new protocol (as
                         # mitmproxy). (A 2xx to a CONNECT goes on as the tunnel, without an end.)
-                        yield ReceiveHttp(ResponseEndOfMessage(self.stream_id))
+                        yield self._received(ResponseEndOfMessage(self.stream_id))
                     if self.buf:
-                        yield ReceiveHttp(ResponseData(self.stream_id, self._take(len(self.buf))))
+                        yield self._received(ResponseData(self.stream_id, self._take(len(self.buf))))
                     return
                 if size == 0:
                     yield from self._response_complete()
@@ -825,7 +852,8 @@ class Http1Client(Http1Connection):
                     else:
                         data = self._take(size)
                     held = self.body_held  # (handing the data on may start or end a hold)
-                    yield ReceiveHttp(ResponseData(self.stream_id, data))
+                    received = ResponseData(self.stream_id, data)
+                    yield received if self.bare_received else ReceiveHttp(received)
                     if held and self.body_held:
                         yield from self._count_held(len(data))
                     yield from self._response_complete()
@@ -866,12 +894,13 @@ class Http1Client(Http1Connection):
         for part in parts:
             if isinstance(part, BodyData):
                 held = self.body_held  # (handing the data on may start or end a hold)
-                yield ReceiveHttp(ResponseData(stream_id, part.data))
+                received = ResponseData(stream_id, part.data)
+                yield received if self.bare_received else ReceiveHttp(received)
                 if held and self.body_held:
                     yield from self._count_held(len(part.data))
             else:
                 if part.trailers:
-                    yield ReceiveHttp(ResponseTrailers(stream_id, part.trailers))
+                    yield self._received(ResponseTrailers(stream_id, part.trailers))
                 yield from self._response_complete()
 
     def _response_complete(self) -> CommandGenerator[None]:
@@ -898,7 +927,8 @@ class Http1Client(Http1Connection):
             self.state = "idle"
             self.request = self.response = None
             self.body_reader = None
-        yield ReceiveHttp(ResponseEndOfMessage(stream_id))
+        received = ResponseEndOfMessage(stream_id)
+        yield received if self.bare_received else ReceiveHttp(received)
 
     def _server_closed(self) -> CommandGenerator[None]:
         state = self.state
@@ -906,7 +936,7 @@ class Http1Client(Http1Connection):
             return  # we closed it already (and said so): the server's FIN needs nothing more
         if state == "passthrough":
             assert self.stream_id is not None
-            yield ReceiveHttp(ResponseEndOfMessage(self.stream_id))
+            yield self._received(ResponseEndOfMessage(self.stream_id))
             return
         if state == "read_body":
             assert self.body_reader is not None
@@ -934,15 +964,17 @@ class Http1Client(Http1Connection):
         self.buf = bytearray()
         yield commands.CloseConnection(self.conn)
         if stream_id is not None:
-            yield ReceiveHttp(ResponseProtocolError(stream_id, message))
+            yield self._received(ResponseProtocolError(stream_id, message))
 
 
 Http1Server._senders = {
+    events.DataReceived: Http1Server._handle_event,
     ResponseHeaders: Http1Server._send_headers,
     ResponseData: Http1Server._send_data,
     ResponseEndOfMessage: Http1Server._send_end_of_message,
 }
 Http1Client._senders = {
+    events.DataReceived: Http1Client._handle_event,
     RequestHeaders: Http1Client._send_headers,
     RequestData: Http1Client._send_data,
     RequestEndOfMessage: Http1Client._send_end_of_message,
