@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -32,8 +33,9 @@ import percall  # noqa: E402
 COUNTERS = ("I refs", "I1 misses", "D1 misses", "LL misses")
 
 
-def run(requests: int, cache_sim: bool, root: str) -> dict[str, int]:
-    """cachegrind's totals for one proxydump process that proxied ``requests`` requests."""
+def run(requests: int, cache_sim: bool, root: str, extra: Sequence[str] = ()) -> dict[str, int]:
+    """cachegrind's totals for one proxydump process (given ``extra`` arguments, e.g. ``-w``)
+    that proxied ``requests`` requests."""
     python = os.path.join(root, ".venv", "bin", "python")
     origin = subprocess.Popen([python, "-c", percall.ORIGIN], stdout=subprocess.PIPE, text=True)
     try:
@@ -42,7 +44,7 @@ def run(requests: int, cache_sim: bool, root: str) -> dict[str, int]:
         proxy = subprocess.Popen(
             ["valgrind", "--tool=cachegrind", f"--cache-sim={'yes' if cache_sim else 'no'}",
              "--cachegrind-out-file=/dev/null", python, "-m", "proxycore", "-q",
-             "--listen-host", "127.0.0.1", "--listen-port", str(port)],
+             "--listen-host", "127.0.0.1", "--listen-port", str(port), *extra],
             cwd=root, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         percall.wait_port(port, timeout=180)

@@ -175,28 +175,29 @@ def _str_frame(value: str) -> bytes:
         raise ValueError(f"cannot encode str as UTF-8: {e}") from None
     frame = b"%d:%b;" % (len(encoded), encoded)
     if len(value) <= _FRAME_TABLE_MAX_LENGTH:
-        if len(_str_frames) >= _FRAME_TABLE_SIZE:
-            _str_frames.clear()
-        _str_frames[value] = frame
+        _keep(_str_frames, value, frame)
     return frame
 
 
 def _bytes_frame(value: bytes) -> bytes:
     frame = b"%d:%b," % (len(value), value)
     if len(value) <= _FRAME_TABLE_MAX_LENGTH:
-        if len(_bytes_frames) >= _FRAME_TABLE_SIZE:
-            _bytes_frames.clear()
-        _bytes_frames[value] = frame
+        _keep(_bytes_frames, value, frame)
     return frame
 
 
 def _int_frame(value: int) -> bytes:
     digits = b"%d" % value
     frame = b"%d:%b#" % (len(digits), digits)
-    if len(_int_frames) >= _FRAME_TABLE_SIZE:
-        _int_frames.clear()
-    _int_frames[value] = frame
+    _keep(_int_frames, value, frame)
     return frame
+
+
+def _keep(table: dict[Any, bytes], value: Any, frame: bytes) -> None:
+    """Remember ``frame`` for ``value`` in one of the frame tables, emptied when full."""
+    if len(table) >= _FRAME_TABLE_SIZE:
+        table.clear()
+    table[value] = frame
 
 
 def _frames(values: Iterable[Any]) -> list[bytes]:
