@@ -1410,19 +1410,24 @@ def field_index(fields: Iterable[tuple[bytes, bytes]], block: bytes | None = Non
 RequestLine = tuple[str, int, bytes, bytes, bytes, bytes, bytes]
 
 
+def _indexed_headers(index: _Index) -> Headers:
+    """Headers holding the fields and index of ``index`` as they are (see parsed_request)."""
+    headers = _new(Headers)
+    headers._fields = index[0]
+    headers._index = index
+    return headers
+
+
 def parsed_request(line: RequestLine, index: _Index) -> Request:
     """A request from a head the HTTP/1 parser has checked more strictly than ``_wire``
     would (no CR, LF or NUL anywhere in it): no second check of each field. Its Headers
     have the fields and index of ``index`` (see field_index), which requests may share:
     neither is ever changed in place (a change assigns a new tuple, which leaves the
     index behind), so the parser can hand the same to every head with the same fields."""
-    headers = _new(Headers)
-    headers._fields = index[0]
-    headers._index = index
     request = _new(Request)  # (no __init__ to run)
     request.data = d = RequestData()  # (no __init__ of its own: a class call costs less than _new)
     d.host, d.port, d.method, d.scheme, d.authority, d.path, d.http_version = line
-    d.headers = headers
+    d.headers = _indexed_headers(index)
     d.content = None
     d.trailers = None
     d.timestamp_start = 0.0
@@ -1433,15 +1438,12 @@ def parsed_request(line: RequestLine, index: _Index) -> Request:
 
 def parsed_response(http_version: bytes, status_code: int, reason: bytes, index: _Index) -> Response:
     """A response from a head the HTTP/1 parser has checked (see parsed_request)."""
-    headers = _new(Headers)
-    headers._fields = index[0]
-    headers._index = index
     response = _new(Response)
     response.data = d = ResponseData()
     d.http_version = http_version
     d.status_code = status_code
     d.reason = reason
-    d.headers = headers
+    d.headers = _indexed_headers(index)
     d.content = None
     d.trailers = None
     d.timestamp_start = 0.0
