@@ -8,6 +8,7 @@ subtracted, so the start and the shutdown cancel out.
     bench/cgproxy.py                 # instructions per request (-n 1000: 1000 vs 3000)
     bench/cgproxy.py --cache-sim     # + I1/D1/last-level misses per request (slower)
     bench/cgproxy.py --root /work/main   # another checkout, for an A/B
+    bench/cgproxy.py --flows         # + the same with -w FILE: what writing a flow costs
 
 Compare with ``bench/layerbench.py`` under cachegrind for the layers alone
 (docs/architecture.md, "Per-request cost (issue 15)").
@@ -22,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -83,13 +85,26 @@ def main() -> int:
     parser.add_argument(
         "--root", default=ROOT, help="the checkout to run (with its .venv), e.g. main's"
     )
+    parser.add_argument(
+        "--flows", action="store_true", help="also run with -w FILE and print what writing a flow costs"
+    )
     args = parser.parse_args()
-    short = run(args.n, args.cache_sim, args.root)
-    long = run(3 * args.n, args.cache_sim, args.root)
-    for name in COUNTERS:
-        if name in short and name in long:
-            print(f"{name:10} {(long[name] - short[name]) / (2 * args.n):10.1f} per request")
+    plain = per_request(args.n, args.cache_sim, args.root, [])
+    for name, count in plain.items():
+        print(f"{name:10} {count:10.1f} per request")
+    if args.flows:
+        with tempfile.TemporaryDirectory() as tmp:
+            written = per_request(args.n, args.cache_sim, args.root, ["-w", os.path.join(tmp, "flows")])
+        print(f"with -w    {written['I refs']:10.1f} per request")
+        print(f"-w costs   {written['I refs'] - plain['I refs']:10.1f} per flow")
     return 0
+
+
+def per_request(n: int, cache_sim: bool, root: str, extra: Sequence[str]) -> dict[str, float]:
+    """Each counter per request: the N-request run subtracted from the 3N one."""
+    short = run(n, cache_sim, root, extra)
+    long = run(3 * n, cache_sim, root, extra)
+    return {name: (long[name] - short[name]) / (2 * n) for name in COUNTERS if name in short and name in long}
 
 
 if __name__ == "__main__":
