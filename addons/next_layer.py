@@ -11,8 +11,6 @@ from proxycore.exceptions import OptionsError
 from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.layers.modes import HttpProxy, HttpUpstreamProxy, ReverseProxy
 from proxycore.layers.tcp import TCPLayer
-from proxycore.layers.udp import UDPLayer
-from proxycore.net.tls import parse_client_hello
 from proxycore.proxy import events
 from proxycore.proxy.layer import Layer
 from proxycore.proxy.layer import NextLayer as NextLayerData
@@ -70,6 +68,8 @@ class NextLayer:
             return self._decide_udp(nextlayer, hosts)
         is_tls = looks_like_tls(client_data) and not _is_client_tls(parent)
         if is_tls and (self._ignore or self._allow):
+            from proxycore.net.tls import parse_client_hello  # the first TLS with host rules
+
             try:
                 hello = parse_client_hello(client_data)
             except ValueError:
@@ -112,6 +112,8 @@ class NextLayer:
     def _decide_udp(self, nextlayer: NextLayerData, hosts: list[str]) -> Layer | None:
         """Datagrams, in mitmproxy's order: ignored hosts, the reverse scheme, QUIC,
         ``udp_hosts``, DNS by port; raw UDP otherwise."""
+        from proxycore.layers.udp import UDPLayer  # with the first datagram, not at start
+
         context = nextlayer.context
         spec = context.client.proxy_mode
         h3_hello = None
