@@ -49,6 +49,14 @@ LAZY = (
     "OpenSSL",
     "proxycore.certs",
     "proxycore.layers.tls",
+    # Start time (tests/speed/test_start_imports.py): features no default start uses.
+    "proxycore.flowfilter",
+    "proxycore.store",
+    "proxycore.layers.udp",
+    "hashlib",
+    "csv",
+    "shlex",
+    "mimetypes",
 )
 
 # Answers each response with the lazily imported modules loaded so far.
