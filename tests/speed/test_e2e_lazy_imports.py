@@ -57,6 +57,8 @@ LAZY = (
     "csv",
     "shlex",
     "mimetypes",
+    "ctypes",  # malloc tuning calls mallopt through _ctypes
+    "proxycore.proxy.server_udp",  # UDP listeners: UDP modes only
 )
 
 # Answers each response with the lazily imported modules loaded so far.
