@@ -75,3 +75,12 @@ def test_the_proxydump_module_alone_loads_no_engine() -> None:
     """``proxydump --help`` and ``--version`` answer before the engine is imported."""
     loaded = loaded_after('import sys\nimport proxycore.tools.dump\nprint(" ".join(sys.modules))')
     assert {"asyncio", "dataclasses", "proxycore.http", "proxycore.master", "proxycore.layers"}.isdisjoint(loaded)
+
+
+def test_malloc_tuning_loads_no_ctypes_package() -> None:
+    """mallopt goes through _ctypes: the ctypes package (~6 M instructions) stays out."""
+    loaded = loaded_after(
+        'import sys\nfrom proxycore.utils import malloc\nmalloc.tune()\nprint(" ".join(sys.modules))'
+    )
+    assert "_ctypes" in loaded or not __import__("proxycore.utils.malloc").utils.malloc._glibc()
+    assert "ctypes" not in loaded
