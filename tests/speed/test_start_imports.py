@@ -20,7 +20,6 @@ LAZY_AT_START = (
     "proxycore.store",  # flow stores: only with --set store=... (proxydump)
     "proxycore.utils.htpasswd",  # proxyauth @file
     "proxycore.layers.udp",  # next_layer's first datagram
-    "proxycore.net.tls",  # next_layer's first ClientHello with host rules
     "hashlib",  # OpenSSL digests: proxyauth, WebSocket replay, stores
     "hmac",
     "csv",  # cut commands
@@ -84,3 +83,21 @@ def test_malloc_tuning_loads_no_ctypes_package() -> None:
     )
     assert "_ctypes" in loaded or not __import__("proxycore.utils.malloc").utils.malloc._glibc()
     assert "ctypes" not in loaded
+
+
+
+def test_a_script_importing_mitmproxy_net_leaves_proxycores_tls_parser_in_place() -> None:
+    """proxycore.net.tls stays imported at start (by next_layer): were it lazy, a script's
+    ``from mitmproxy.net import ...`` would bind mitmproxy.net.tls (proxycore.net.tls_contexts)
+    as the ``tls`` attribute of the shared proxycore.net package, and proxycore.layers.tls,
+    imported at the first interception, would take its ClientHello parser from there."""
+    code = BUILD.replace(
+        'print(" ".join(sys.modules))',
+        "from proxycore.compat import install_mitmproxy_alias\n"
+        "install_mitmproxy_alias()\n"
+        "from mitmproxy.net import server_spec\n"
+        "import proxycore.layers.tls\n"
+        'assert proxycore.layers.tls.tls_parse is sys.modules["proxycore.net.tls"]\n'
+        'print(" ".join(sys.modules))',
+    )
+    assert "proxycore.layers.tls" in loaded_after(code)
