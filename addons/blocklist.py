@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from proxycore import flowfilter
 from proxycore.exceptions import OptionsError
 from proxycore.http import HTTPFlow, Response
 
@@ -37,6 +36,8 @@ def parse_spec(option: str) -> BlockSpec:
         raise ValueError(f"Invalid HTTP status code: {status}") from None
     if not 100 <= code <= 999:
         raise ValueError(f"Invalid HTTP status code: {status}")
+    from proxycore import flowfilter
+
     return BlockSpec(flowfilter.parse(pattern), code)
 
 

@@ -12,7 +12,7 @@ from proxycore.command import argument, command
 from proxycore.exceptions import CommandError, OptionsError
 from proxycore.flow import Flow
 from proxycore.hooks import UpdateHook
-from proxycore.utils.emoji import MARKERS
+from proxycore.utils import emoji
 
 
 class Core:
@@ -221,7 +221,7 @@ class Core:
     # the catalogue reads the Marker annotation; the default stays a plain str on purpose
     def mark(self, flows: Sequence[Flow], marker: types.Marker = ":default:") -> None:  # type: ignore[assignment]
         """Mark flows with a marker name such as :red_circle: (an empty marker unmarks)."""
-        if marker and marker not in MARKERS:
+        if marker and marker not in emoji.markers():
             raise CommandError("invalid marker value")
 
         for flow in flows:

@@ -10,7 +10,6 @@ everything else becomes a string (missing or empty values become "").
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
 import os
@@ -92,6 +91,8 @@ def extract_str(cut: str, flow: Flow) -> str:
 
 
 def _csv(flows: Sequence[Flow], cuts: Sequence[str], out: io.TextIOBase | Any) -> None:
+    import csv  # only cut commands with several values write CSV
+
     writer = csv.writer(out)
     for flow in flows:
         writer.writerow([extract_str(c, flow) for c in cuts])

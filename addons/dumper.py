@@ -20,6 +20,7 @@ import sys
 from typing import IO, Any
 
 from proxycore.http import status_reason as standard_reason
+from proxycore.utils import filteroption
 from proxycore.utils.human import format_address, pretty_size
 from proxycore.utils.textutils import cut_after_lines, escape_bytes, escape_control
 
@@ -109,9 +110,7 @@ class Dumper:
 
         opts = ctx.options
         if "dumper_filter" in updated:
-            from proxycore import flowfilter
-
-            self.filter = flowfilter.parse_option(opts.dumper_filter)
+            self.filter = filteroption.parse_option(opts.dumper_filter)
         if "flow_detail" in updated:
             self.set_flow_detail(opts.flow_detail)
         if "showhost" in updated:

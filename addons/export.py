@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import codecs
 import logging
-import shlex
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -58,6 +57,13 @@ def _drop_redundant_headers(request: Request) -> None:
         request.headers.pop(":authority")
 
 
+def _quote(word: str) -> str:
+    """``shlex.quote``; shlex is imported by the first export, not at start."""
+    import shlex
+
+    return shlex.quote(word)
+
+
 def _shell_body(request: Request) -> str:
     """The request body as one shell word; control characters go through printf."""
     try:
@@ -69,8 +75,8 @@ def _shell_body(request: Request) -> str:
         text = "\ufeff" + text
     escaped = "".join(f"\\x{ord(c):02x}" if ord(c) < 32 else c for c in text)
     if escaped != text:
-        return f'"$(printf {shlex.quote(escaped)})"'
-    return shlex.quote(escaped)
+        return f'"$(printf {_quote(escaped)})"'
+    return _quote(escaped)
 
 
 def curl_command(flow: Flow) -> str:
@@ -92,7 +98,7 @@ def curl_command(flow: Flow) -> str:
             args += ["-H", "content-length: 0"]
         args += ["-X", request.method]
     args.append(request.pretty_url)
-    line = " ".join(shlex.quote(a) for a in args)
+    line = " ".join(_quote(a) for a in args)
     if request.content:
         line += f" -d {_shell_body(request)}"
     return line
@@ -103,7 +109,7 @@ def httpie_command(flow: Flow) -> str:
     _drop_redundant_headers(request)
     args = ["http", request.method, request.pretty_url]
     args += [f"{name}: {value}" for name, value in request.headers.items(multi=True)]
-    line = " ".join(shlex.quote(a) for a in args)
+    line = " ".join(_quote(a) for a in args)
     if request.content:
         line += " <<< " + _shell_body(request)
     return line

@@ -8,10 +8,13 @@ ends it instead. Replayed flows are never held.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from proxycore import ctx, flowfilter
+from proxycore import ctx
 from proxycore.exceptions import OptionsError
+
+if TYPE_CHECKING:
+    from proxycore import flowfilter
 
 
 class Intercept:
@@ -32,6 +35,8 @@ class Intercept:
             return
         spec = ctx.options.intercept
         if spec:
+            from proxycore import flowfilter
+
             try:
                 self.filter = flowfilter.parse(spec)
             except flowfilter.FilterError as e:

@@ -11,16 +11,14 @@ candidate file exists. The server is not contacted for mapped requests.
 from __future__ import annotations
 
 import logging
-import mimetypes
 import re
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from proxycore import __version__, ctx
 from proxycore.addonmanager import Loader
-from proxycore.flowfilter import Filter
 from proxycore.http import HTTPFlow, Response
 from proxycore.utils.spec import (
     RuleAddon,
@@ -30,6 +28,9 @@ from proxycore.utils.spec import (
     parse_option,
     parse_spec,
 )
+
+if TYPE_CHECKING:
+    from proxycore.flowfilter import Filter
 
 logger = logging.getLogger("proxycore.maplocal")
 
@@ -120,6 +121,8 @@ class MapLocal(RuleAddon[MapLocalSpec]):
                 logger.warning(f"Could not read file: {e}")
                 continue
             headers = {"Server": f"proxycore {__version__}"}
+            import mimetypes  # its type table is read at the first file served
+
             mimetype = mimetypes.guess_type(local_file.name)[0]
             if mimetype:
                 headers["Content-Type"] = mimetype

@@ -11,7 +11,10 @@ from proxycore.exceptions import OptionsError
 from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.layers.modes import HttpProxy, HttpUpstreamProxy, ReverseProxy
 from proxycore.layers.tcp import TCPLayer
-from proxycore.layers.udp import UDPLayer
+
+# Imported at start on purpose, before any script: the mitmproxy alias binds mitmproxy.net.tls
+# (proxycore.net.tls_contexts) as ``tls`` on the shared proxycore.net package unless
+# proxycore.net.tls is already there, and proxycore.layers.tls then reads that attribute.
 from proxycore.net.tls import parse_client_hello
 from proxycore.proxy import events
 from proxycore.proxy.layer import Layer
@@ -112,6 +115,8 @@ class NextLayer:
     def _decide_udp(self, nextlayer: NextLayerData, hosts: list[str]) -> Layer | None:
         """Datagrams, in mitmproxy's order: ignored hosts, the reverse scheme, QUIC,
         ``udp_hosts``, DNS by port; raw UDP otherwise."""
+        from proxycore.layers.udp import UDPLayer  # with the first datagram, not at start
+
         context = nextlayer.context
         spec = context.client.proxy_mode
         h3_hello = None

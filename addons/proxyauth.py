@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hmac
 import logging
 import threading
 import weakref
@@ -24,7 +23,6 @@ from proxycore import ctx
 from proxycore.connection import Client
 from proxycore.exceptions import OptionsError
 from proxycore.http import HTTPFlow, Response, reason_phrase
-from proxycore.utils.htpasswd import HtpasswdError, HtpasswdFile
 
 logger = logging.getLogger("proxycore.proxyauth")
 
@@ -176,6 +174,8 @@ class SingleUser(Validator):
         self._expected = spec.encode("utf-8", "surrogateescape")
 
     def __call__(self, username: str, password: str) -> bool:
+        import hmac  # hashlib and OpenSSL's digests: only once a client sends credentials
+
         given = f"{username}:{password}".encode("utf-8", "surrogateescape")
         return username == self.username and hmac.compare_digest(given, self._expected)
 
@@ -191,6 +191,8 @@ class Htpasswd(Validator):
     REMEMBERED = 256
 
     def __init__(self, path_text: str) -> None:
+        from proxycore.utils.htpasswd import HtpasswdError, HtpasswdFile
+
         path = Path(path_text).expanduser()
         try:
             self.htpasswd = HtpasswdFile.from_file(path)

@@ -55,8 +55,6 @@ def make_listener(master: Any, mode: ProxyMode) -> Any:
     """A TCP listener, a UDP one, or both on one port, as the mode's transport says.
     A reverse proxy to https:// has its UDP half (for HTTP/3 clients) only while the
     ``http3`` option is on."""
-    from proxycore.proxy.server_udp import DatagramListener, DualListener
-
     if mode.type_name in RS_MODES:
         from proxycore.proxy.server_rs import LISTENERS
 
@@ -66,7 +64,12 @@ def make_listener(master: Any, mode: ProxyMode) -> Any:
         transport = "both" if getattr(master.options, "http3", True) else "tcp"
     elif isinstance(mode, ReverseMode) and mode.scheme not in ("udp", "dns", "http3", "quic"):
         transport = "tcp"
-    cls = {"tcp": ProxyListener, "udp": DatagramListener, "both": DualListener}[transport]
+    if transport == "tcp":
+        cls: Any = ProxyListener
+    else:  # the UDP listeners are imported by the first UDP mode, not at every start
+        from proxycore.proxy.server_udp import DatagramListener, DualListener
+
+        cls = {"udp": DatagramListener, "both": DualListener}[transport]
     if isinstance(mode, ReverseMode) and mode.scheme in ("https", "http3", "quic") and transport != "tcp":
         preload_http3()
     return cls(master, top_layer(mode), mode)

@@ -5,11 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from proxycore import command, ctx, flowfilter
+from proxycore import command, ctx
 from proxycore.exceptions import OptionsError
 from proxycore.flow import Flow
+from proxycore.utils import filteroption
+
+if TYPE_CHECKING:
+    from proxycore import flowfilter
 
 logger = logging.getLogger("proxycore.readfile")
 
@@ -93,7 +97,7 @@ class ReadFile:
     def configure(self, updated: set[str]) -> None:
         opts = ctx.options
         if "readfile_filter" in updated:
-            self.filter = flowfilter.parse_option(opts.readfile_filter)
+            self.filter = filteroption.parse_option(opts.readfile_filter)
         if "rfile" in updated and opts.rfile and opts.rfile != "-":
             path = os.path.expanduser(opts.rfile)
             if os.path.isdir(path):

@@ -17,13 +17,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from proxycore import ctx, flowfilter, types
+from proxycore import ctx, types
 from proxycore.addons.termlog import ALERT
 from proxycore.command import command
 from proxycore.exceptions import CommandError, OptionsError
 from proxycore.flow import Flow
+from proxycore.utils import filteroption
 
 if TYPE_CHECKING:
+    from proxycore import flowfilter
     from proxycore.io import FilteredFlowWriter
 
 logger = logging.getLogger("proxycore.save")
@@ -61,7 +63,7 @@ class Save:
     def configure(self, updated: set[str]) -> None:
         opts = ctx.options
         if "save_stream_filter" in updated:
-            self.filter = flowfilter.parse_option(opts.save_stream_filter)
+            self.filter = filteroption.parse_option(opts.save_stream_filter)
             if self.writer is not None:
                 self.writer.flt = self.filter
         if "save_stream_file" in updated:

@@ -12,14 +12,18 @@ import os
 import sys
 import zlib
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from proxycore import ctx, flowfilter, types
+from proxycore import ctx, types
 from proxycore.addons.termlog import ALERT
 from proxycore.command import command
 from proxycore.exceptions import CommandError
 from proxycore.flow import Flow
+from proxycore.utils import filteroption
 from proxycore.utils.human import pretty_size
+
+if TYPE_CHECKING:
+    from proxycore import flowfilter
 
 logger = logging.getLogger("proxycore.savehar")
 
@@ -45,7 +49,7 @@ class SaveHar:
 
     def configure(self, updated: set[str]) -> None:
         if "save_stream_filter" in updated:
-            self.filter = flowfilter.parse_option(ctx.options.save_stream_filter)
+            self.filter = filteroption.parse_option(ctx.options.save_stream_filter)
         if "hardump" in updated and not ctx.options.hardump:
             self.flows = []
 

@@ -19,7 +19,6 @@ answered here so that the eager strategy opens no upstream connection for it.
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
 import urllib.parse
 from collections.abc import Hashable, Sequence
@@ -89,6 +88,8 @@ def tcp_key(flow: TCPFlow) -> TcpKey | None:
 def websocket_accept(key: str) -> str:
     """The Sec-WebSocket-Accept answering this client's key (RFC 6455, 4.2.2): a recorded
     101 carries the one for the recorded client's key, which a live client would refuse."""
+    import hashlib  # OpenSSL's digests: only once a WebSocket handshake is replayed
+
     digest = hashlib.sha1((key.strip() + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
     return base64.b64encode(digest).decode()
 

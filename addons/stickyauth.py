@@ -3,9 +3,15 @@ to later requests to that host that match the filter and carry none."""
 
 from __future__ import annotations
 
-from proxycore import ctx, flowfilter
+from typing import TYPE_CHECKING
+
+from proxycore import ctx
 from proxycore.addonmanager import Loader
 from proxycore.http import HTTPFlow
+from proxycore.utils import filteroption
+
+if TYPE_CHECKING:
+    from proxycore import flowfilter
 
 
 class StickyAuth:
@@ -25,7 +31,7 @@ class StickyAuth:
 
     def configure(self, updated: set[str]) -> None:
         if "stickyauth" in updated:
-            self.flt = flowfilter.parse_option(ctx.options.stickyauth)
+            self.flt = filteroption.parse_option(ctx.options.stickyauth)
 
     def request(self, flow: HTTPFlow) -> None:
         if self.flt is None:

@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
-from proxycore import ctx, flowfilter
+from proxycore import ctx
 from proxycore.addonmanager import Loader
 from proxycore.http import HTTPFlow
+from proxycore.utils import filteroption
+
+if TYPE_CHECKING:
+    from proxycore import flowfilter
 
 Origin = tuple[str, int, str]
 
@@ -67,7 +72,7 @@ class StickyCookie:
 
     def configure(self, updated: set[str]) -> None:
         if "stickycookie" in updated:
-            self.flt = flowfilter.parse_option(ctx.options.stickycookie)
+            self.flt = filteroption.parse_option(ctx.options.stickycookie)
 
     def response(self, flow: HTTPFlow) -> None:
         if self.flt is None or flow.response is None:

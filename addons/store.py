@@ -19,14 +19,16 @@ import re
 import socket
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from proxycore import ctx, flowfilter, types
+from proxycore import ctx, types
 from proxycore.command import command
 from proxycore.exceptions import CommandError, OptionsError
 from proxycore.flow import Flow
 from proxycore.options import parse_size
-from proxycore.store import FlowStore, StoreError, open_store
+
+if TYPE_CHECKING:
+    from proxycore.store import FlowStore
 
 logger = logging.getLogger("proxycore.store")
 
@@ -162,11 +164,14 @@ class StoreAddon:
     def _open(self) -> None:
         spec = self.spec()
         old = self.backend
-        try:
-            new = open_store(spec, self.instance()) if spec else None
-        except StoreError as e:
-            raise OptionsError(str(e)) from None
-        if new is not None:
+        new = None
+        if spec:  # the store package (hashing, SQL) is imported only for a store
+            from proxycore.store import StoreError, open_store
+
+            try:
+                new = open_store(spec, self.instance())
+            except StoreError as e:
+                raise OptionsError(str(e)) from None
             new.scope = ctx.options.store_scope
         view = ctx.master.addons.get("view")
         if view is None and new is not None and new.persistent and self._own_view is None:
@@ -230,6 +235,7 @@ class StoreAddon:
     def export(self, path: types.Path, *filter_expr: str) -> None:
         """Write the stored flows matching a filter (all without one) to a flow file, or HAR
         when the path ends in .har."""
+        from proxycore import flowfilter
         from proxycore.io import FlowWriter, har
 
         expr = " ".join(filter_expr)

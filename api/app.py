@@ -32,7 +32,6 @@ from proxycore.api.updates import ClientConnection
 from proxycore.exceptions import OptionsError
 from proxycore.flow import Flow
 from proxycore.http import Headers, HTTPFlow
-from proxycore.io import FlowReader, FlowReadException, FlowWriter
 from proxycore.optmanager import check_value
 
 logger = logging.getLogger("proxycore.web")
@@ -218,6 +217,8 @@ class DumpFlows(RequestHandler):
                 match = flowfilter.parse(expressions[0].decode("utf-8", "replace"))
             except ValueError:
                 raise APIError(400, "Invalid filter argument / regex") from None
+        from proxycore.io import FlowWriter  # flow files: imported by the first download
+
         out = BytesIO()
         writer = FlowWriter(out)
         for flow in self.view.page(flt=None if match is flowfilter.match_all else match):
@@ -226,6 +227,7 @@ class DumpFlows(RequestHandler):
 
     async def post(self) -> None:
         from proxycore.addons.readfile import load_flow
+        from proxycore.io import FlowReader, FlowReadException
 
         # Read everything first, so that a broken file leaves the view as it was.
         data = self.filecontents

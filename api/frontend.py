@@ -6,22 +6,17 @@ Those files are not part of this repository: when ``web_static`` is unset, proxy
 one pinned wheel from the index pip uses, refuses it unless its sha256 is the pinned one, and
 keeps only the front end (``index.html``, ``static/`` and mitmproxy's licence) under
 ``<confdir>/web/<version>/``.  Later starts serve that copy without touching the network.
+
+A start with the copy in place runs ``ensure`` only: what fetching needs (urllib.request,
+zipfile, tempfile, html.parser: ~25 M instructions) is imported by the functions that fetch.
 """
 
 from __future__ import annotations
 
-import hashlib
-import html.parser
 import io
-import json
 import os
-import shutil
 import ssl
-import tempfile
-import urllib.error
 import urllib.parse
-import urllib.request
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,6 +62,8 @@ def ensure(confdir: str, announce: Callable[[str], None], index: str | None = No
 
 def fetch_wheel(index: str) -> bytes:
     """The pinned wheel's bytes, found through ``index``'s project page; sha256-checked."""
+    import hashlib
+
     url = wheel_url(index)
     data = download(url)
     digest = hashlib.sha256(data).hexdigest()
@@ -79,6 +76,9 @@ def fetch_wheel(index: str) -> bytes:
 
 def wheel_url(index: str, project: str = "mitmproxy", filename: str = WHEEL) -> str:
     """Where ``index`` keeps ``filename``, from its page for ``project`` (PEP 691 or 503)."""
+    import urllib.error
+    import urllib.request
+
     page_url = f"{index.rstrip('/')}/{project}/"
     request = urllib.request.Request(page_url, headers={"Accept": _ACCEPT})
     try:
@@ -100,6 +100,10 @@ def wheel_url(index: str, project: str = "mitmproxy", filename: str = WHEEL) -> 
 
 def unpack(wheel: bytes, target: Path) -> None:
     """Extract the front end's files into ``target``, whole or not at all."""
+    import shutil
+    import tempfile
+    import zipfile
+
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".fetching-") as tmp:
         staging = Path(tmp) / "web"
@@ -130,6 +134,9 @@ def unpack(wheel: bytes, target: Path) -> None:
 
 
 def download(url: str, limit: int = MAX_WHEEL_SIZE) -> bytes:
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT, context=_tls_context()) as response:
             data = response.read(limit + 1)
@@ -165,33 +172,36 @@ def _reason(e: Exception) -> str:
 
 
 def _json_links(body: bytes) -> list[tuple[str, str]]:
+    import json
+
     files = json.loads(body).get("files", [])
     return [(f["filename"], f["url"]) for f in files if "filename" in f and "url" in f]
 
 
-class _AnchorParser(html.parser.HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.links: list[tuple[str, str]] = []
-        self._href: str | None = None
-        self._text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            self._href = dict(attrs).get("href")
-            self._text = []
-
-    def handle_data(self, data: str) -> None:
-        if self._href is not None:
-            self._text.append(data)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "a" and self._href is not None:
-            self.links.append(("".join(self._text).strip(), self._href))
-            self._href = None
-
-
 def _html_links(text: str) -> list[tuple[str, str]]:
+    import html.parser
+
+    class _AnchorParser(html.parser.HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.links: list[tuple[str, str]] = []
+            self._href: str | None = None
+            self._text: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "a":
+                self._href = dict(attrs).get("href")
+                self._text = []
+
+        def handle_data(self, data: str) -> None:
+            if self._href is not None:
+                self._text.append(data)
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag == "a" and self._href is not None:
+                self.links.append(("".join(self._text).strip(), self._href))
+                self._href = None
+
     parser = _AnchorParser()
     parser.feed(text)
     return parser.links

@@ -10,13 +10,13 @@ from __future__ import annotations
 import inspect
 import json
 import pathlib
+import sys
 import textwrap
 import typing
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from proxycore.dns import DNSFlow
 from proxycore.flow import Flow
 from proxycore.http import HTTPFlow
 from proxycore.optmanager import OptManager, _type_name
@@ -188,7 +188,8 @@ def flow_to_json(flow: Flow) -> dict[str, Any]:
             }
     elif isinstance(flow, TCPFlow | UDPFlow):
         data["messages_meta"] = _messages_meta(flow.messages)
-    elif isinstance(flow, DNSFlow):
+    elif (dns := sys.modules.get("proxycore.dns")) is not None and isinstance(flow, dns.DNSFlow):
+        # (a DNS flow exists only once proxycore.dns is imported: a start does not import it)
         data["request"] = flow.request.to_json()
         if flow.response is not None:
             data["response"] = flow.response.to_json()

@@ -6,7 +6,6 @@ import asyncio
 import errno
 import logging
 import os
-import webbrowser
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,6 +32,8 @@ _BROWSERS = (
 
 
 def open_browser(url: str) -> bool:
+    import webbrowser  # only when a browser is opened (web_open_browser)
+
     for name in _BROWSERS:
         try:
             browser = webbrowser.get(name)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import codecs
 import copy
-import http as _stdlib_http
-import json
 import re
 import time
 import urllib.parse
@@ -47,6 +45,7 @@ _MITMPROXY_REASONS = {
     507: "Insufficient Storage Space",
 }
 _STATUS_REASONS: dict[int, str] | None = None
+_STANDARD_PHRASES: dict[int, str] | None = None
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -57,8 +56,7 @@ def status_reason(code: int) -> str:
     (shown for HTTP/2 and HTTP/3 responses, and used for imported HAR responses)."""
     global _STATUS_REASONS
     if _STATUS_REASONS is None:
-        _STATUS_REASONS = {s.value: s.phrase for s in _stdlib_http.HTTPStatus}
-        _STATUS_REASONS.update(_MITMPROXY_REASONS)
+        _STATUS_REASONS = {**_standard_phrases(), **_MITMPROXY_REASONS}
     return _STATUS_REASONS.get(code, "")
 
 
@@ -66,10 +64,18 @@ def reason_phrase(status_code: int) -> str:
     """Standard reason phrase for a status code ("Unknown" when there is none)."""
     if status_code in _REASON_OVERRIDES:
         return _REASON_OVERRIDES[status_code]
-    try:
-        return _stdlib_http.HTTPStatus(status_code).phrase
-    except ValueError:
-        return "Unknown"
+    return (_STANDARD_PHRASES or _standard_phrases()).get(status_code, "Unknown")
+
+
+def _standard_phrases() -> dict[int, str]:
+    """``http.HTTPStatus``'s phrases, read at the first use: the enum (60 members) is made by
+    importing ``http``, which a start has no other reason to do."""
+    global _STANDARD_PHRASES
+    if _STANDARD_PHRASES is None:
+        import http as _stdlib_http
+
+        _STANDARD_PHRASES = {s.value: s.phrase for s in _stdlib_http.HTTPStatus}
+    return _STANDARD_PHRASES
 
 
 def _b(value: str | bytes) -> bytes:
@@ -753,6 +759,8 @@ class Message:
         content = self.get_content(strict=False)
         if content is None:
             raise TypeError("Message content is not available (streamed or missing).")
+        import json
+
         return json.loads(content, **kwargs)
 
     def decode(self, strict: bool = True) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from proxycore import flow as flowmod
 from proxycore.exceptions import CommandError
-from proxycore.utils.emoji import MARKERS
+from proxycore.utils import emoji
 
 if TYPE_CHECKING:
     from proxycore.command import CommandManager
@@ -90,8 +90,22 @@ class Choice:
 
 
 
-# Markers a command accepts: "true" and "false" (the default marker / none) and every name.
-ALL_MARKERS: list[str] = ["true", "false", *MARKERS]
+# Markers a command accepts: "true" and "false" (the default marker / none) and every name;
+# made with the marker table, at the first use (``__getattr__`` below).
+ALL_MARKERS: list[str]
+
+
+def _all_markers() -> list[str]:
+    value: list[str] | None = globals().get("ALL_MARKERS")
+    if value is None:
+        value = globals()["ALL_MARKERS"] = ["true", "false", *emoji.markers()]
+    return value
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ALL_MARKERS":
+        return _all_markers()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # Cut specifications that completion offers; any attribute path works.
 CUT_PREFIXES: tuple[str, ...] = (
@@ -223,7 +237,7 @@ def _parse_marker(manager: CommandManager, t: Any, s: str) -> str:
         return ":default:"
     if s == "false":
         return ""
-    if s not in MARKERS:
+    if s not in emoji.markers():
         raise ValueError("Invalid choice.")
     return s
 
@@ -263,7 +277,7 @@ _HANDLERS: dict[Any, TypeHandler] = {
     CmdArgs: TypeHandler("arg", lambda m, t, s: s, _of(str)),
     Unknown: TypeHandler("unknown", lambda m, t, s: s, lambda m, t, v: False),
     Space: TypeHandler("space", lambda m, t, s: s, _of(str)),
-    Marker: TypeHandler("marker", _parse_marker, lambda m, t, v: v in ALL_MARKERS),
+    Marker: TypeHandler("marker", _parse_marker, lambda m, t, v: v in _all_markers()),
     CutSpec: TypeHandler("cut[]", lambda m, t, s: s.split(","), lambda m, t, v: _is_str_seq(v)),
     Data: TypeHandler("data[][]", _no_parse, lambda m, t, v: _is_data(v)),
     Choice: TypeHandler("choice", _parse_choice, _choice_valid),

@@ -14,10 +14,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Generic, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeVar
 
-from proxycore import flowfilter
 from proxycore.exceptions import OptionsError
+
+if TYPE_CHECKING:  # imported by parse_spec: a start without patterns never compiles a filter
+    from proxycore import flowfilter
 
 _SIMPLE_ESCAPES = {
     "\\": 0x5C, "'": 0x27, '"': 0x22, "a": 0x07, "b": 0x08, "f": 0x0C,
@@ -85,6 +87,8 @@ def parse_spec(option: str) -> Spec:
     """Split a pattern into (compiled filter, subject, replacement)."""
     if not option:
         raise SpecError("Empty pattern (expected [/flow-filter]/subject/replacement)")
+    from proxycore import flowfilter
+
     sep, rest = option[0], option[1:]
     parts = rest.split(sep, 2)
     if len(parts) == 2:

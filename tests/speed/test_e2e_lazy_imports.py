@@ -49,6 +49,16 @@ LAZY = (
     "OpenSSL",
     "proxycore.certs",
     "proxycore.layers.tls",
+    # Start time (tests/speed/test_start_imports.py): features no default start uses.
+    "proxycore.flowfilter",
+    "proxycore.store",
+    "proxycore.layers.udp",
+    "hashlib",
+    "csv",
+    "shlex",
+    "mimetypes",
+    "ctypes",  # malloc tuning calls mallopt through _ctypes
+    "proxycore.proxy.server_udp",  # UDP listeners: UDP modes only
 )
 
 # Answers each response with the lazily imported modules loaded so far.
