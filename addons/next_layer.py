@@ -11,11 +11,6 @@ from proxycore.exceptions import OptionsError
 from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.layers.modes import HttpProxy, HttpUpstreamProxy, ReverseProxy
 from proxycore.layers.tcp import TCPLayer
-
-# Imported at start on purpose, before any script: the mitmproxy alias binds mitmproxy.net.tls
-# (proxycore.net.tls_contexts) as ``tls`` on the shared proxycore.net package unless
-# proxycore.net.tls is already there, and proxycore.layers.tls then reads that attribute.
-from proxycore.net.tls import parse_client_hello
 from proxycore.proxy import events
 from proxycore.proxy.layer import Layer
 from proxycore.proxy.layer import NextLayer as NextLayerData
@@ -73,6 +68,8 @@ class NextLayer:
             return self._decide_udp(nextlayer, hosts)
         is_tls = looks_like_tls(client_data) and not _is_client_tls(parent)
         if is_tls and (self._ignore or self._allow):
+            from proxycore.net.clienthello import parse_client_hello  # first TLS with host rules
+
             try:
                 hello = parse_client_hello(client_data)
             except ValueError:

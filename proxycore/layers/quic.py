@@ -22,7 +22,7 @@ from typing import Any
 
 from proxycore.connection import Connection
 from proxycore.layers.tls import TlsData
-from proxycore.net import tls as tls_parse
+from proxycore.net import clienthello as tls_parse
 from proxycore.proxy import commands, events
 from proxycore.proxy.commands import StartHook, hook_dataclass
 from proxycore.proxy.context import Context

@@ -25,7 +25,7 @@ from typing import Any
 from OpenSSL import SSL
 
 from proxycore.connection import Connection, ConnectionState, Server
-from proxycore.net import tls as tls_parse
+from proxycore.net import clienthello as tls_parse
 from proxycore.net.tls_bio import READ_CHUNK as READ_CHUNK  # re-exported for older imports
 from proxycore.net.tls_bio import PublicPipe, RawPipe, describe_ssl_error, pipe_for
 from proxycore.proxy import commands, events
@@ -629,7 +629,7 @@ def _to_cert(x509: Any) -> Any:
 
 
 # mitmproxy's module-level ClientHello helpers (code written for mitmproxy imports them from
-# here); the parsing itself is proxycore.net.tls's.
+# here); the parsing itself is proxycore.net.clienthello's.
 
 
 def handshake_record_contents(data: bytes) -> Iterator[bytes]:

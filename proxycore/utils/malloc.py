@@ -11,15 +11,12 @@ back to the kernel when freed, so a large body leaves no lasting RSS behind.
 
 Only the command-line tools call ``tune`` (one proxy per process); a variable of glibc's
 own (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``...) leaves the choice to the user.
-
-mallopt is called through ``_ctypes``, the C half of ctypes: the ``ctypes`` package makes its
-~40 types when imported, ~6 M instructions that every start paid for one call.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
-from collections.abc import Callable
 
 M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
 M_MMAP_THRESHOLD = -3
@@ -34,33 +31,13 @@ def tune() -> bool:
     if any(name.startswith("MALLOC_") and name.endswith("_") for name in os.environ):
         return False  # the user tunes malloc through glibc's own variables
     try:
-        mallopt = _mallopt()
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt.restype = ctypes.c_int
     # Setting either one also stops glibc from moving the thresholds by itself.
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
-
-
-def _mallopt() -> Callable[[int, int], int]:
-    """``int mallopt(int, int)`` of the running process, as ``ctypes.CDLL(None).mallopt`` with
-    c_int arguments and result would be; OSError or AttributeError where it cannot be had."""
-    import _ctypes
-
-    class CInt(_ctypes._SimpleCData):  # what ctypes.c_int is
-        _type_ = "i"
-
-    class CFunction(_ctypes.CFuncPtr):
-        _flags_ = _ctypes.FUNCFLAG_CDECL
-        _restype_ = CInt
-        _argtypes_ = (CInt, CInt)
-
-    class Process:  # a "library" as CFuncPtr((name, library)) reads it: its dlopen() handle
-        # None: the running program, as ctypes.CDLL(None) opens it (typeshed wants a path)
-        _handle = _ctypes.dlopen(None, os.RTLD_LOCAL)  # type: ignore[arg-type]
-
-    # CFuncPtr reads only the library's _handle; typeshed's stub asks for a ctypes.CDLL
-    function: Callable[[int, int], int] = CFunction(("mallopt", Process()))  # type: ignore[arg-type]
-    return function
 
 
 def _glibc() -> bool:

@@ -243,7 +243,7 @@ def test_net_http_helpers():
 def test_tls_module():
     from proxycore import tls
     from proxycore.layers import tls as tls_layer
-    from proxycore.net import tls as net_tls
+    from proxycore.net import clienthello as net_tls
 
     assert tls.ClientHelloData is tls_layer.ClientHelloData and tls.TlsData is tls_layer.TlsData
     assert tls.ClientHello is net_tls.ClientHello

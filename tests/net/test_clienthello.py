@@ -1,4 +1,4 @@
-"""ClientHello parsing (proxycore.net.tls): real hellos from Python's ssl and
+"""ClientHello parsing (proxycore.net.clienthello): real hellos from Python's ssl and
 pyOpenSSL, hand-built hellos and malformed ones, and hypothesis properties for
 chunking, record splitting and arbitrary input."""
 
@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from OpenSSL import SSL
 
-from proxycore.net.tls import (
+from proxycore.net.clienthello import (
     ClientHello,
     get_client_hello,
     parse_client_hello,

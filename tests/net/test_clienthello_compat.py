@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from proxycore.layers import tls
-from proxycore.net.tls import ClientHello
+from proxycore.net.clienthello import ClientHello
 
 
 def vec(data: bytes, size: int) -> bytes:

@@ -60,11 +60,3 @@ def test_buffered_1_mib_responses_do_not_fault_their_buffers_in_each_time(tmp_pa
     finally:
         assert proxy.stop() == 0
     assert per_response < 60, per_response
-
-
-@pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
-def test_mallopt_is_glibcs_with_int_arguments_and_result() -> None:
-    mallopt = malloc._mallopt()
-    assert mallopt(malloc.M_MMAP_THRESHOLD, malloc.MMAP_THRESHOLD) == 1  # glibc: 1 on success
-    result = mallopt(malloc.M_TRIM_THRESHOLD, malloc.TRIM_THRESHOLD)
-    assert type(result) is int and result == 1  # a Python int, as with ctypes.c_int

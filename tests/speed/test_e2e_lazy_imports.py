@@ -57,7 +57,6 @@ LAZY = (
     "csv",
     "shlex",
     "mimetypes",
-    "ctypes",  # malloc tuning calls mallopt through _ctypes
     "proxycore.proxy.server_udp",  # UDP listeners: UDP modes only
 )
 

@@ -20,6 +20,7 @@ LAZY_AT_START = (
     "proxycore.store",  # flow stores: only with --set store=... (proxydump)
     "proxycore.utils.htpasswd",  # proxyauth @file
     "proxycore.layers.udp",  # next_layer's first datagram
+    "proxycore.net.clienthello",  # next_layer's first ClientHello with host rules
     "hashlib",  # OpenSSL digests: proxyauth, WebSocket replay, stores
     "hmac",
     "csv",  # cut commands
@@ -76,28 +77,19 @@ def test_the_proxydump_module_alone_loads_no_engine() -> None:
     assert {"asyncio", "dataclasses", "proxycore.http", "proxycore.master", "proxycore.layers"}.isdisjoint(loaded)
 
 
-def test_malloc_tuning_loads_no_ctypes_package() -> None:
-    """mallopt goes through _ctypes: the ctypes package (~6 M instructions) stays out."""
-    loaded = loaded_after(
-        'import sys\nfrom proxycore.utils import malloc\nmalloc.tune()\nprint(" ".join(sys.modules))'
-    )
-    assert "_ctypes" in loaded or not __import__("proxycore.utils.malloc").utils.malloc._glibc()
-    assert "ctypes" not in loaded
-
-
-
-def test_a_script_importing_mitmproxy_net_leaves_proxycores_tls_parser_in_place() -> None:
-    """proxycore.net.tls stays imported at start (by next_layer): were it lazy, a script's
-    ``from mitmproxy.net import ...`` would bind mitmproxy.net.tls (proxycore.net.tls_contexts)
-    as the ``tls`` attribute of the shared proxycore.net package, and proxycore.layers.tls,
-    imported at the first interception, would take its ClientHello parser from there."""
+def test_a_script_importing_mitmproxy_net_tls_leaves_the_tls_layers_parser_in_place() -> None:
+    """``import mitmproxy.net.tls`` binds proxycore.net.tls_contexts as the ``tls`` attribute of
+    the package both names share; no proxycore module is called ``proxycore.net.tls``, so the TLS
+    layer, imported later, still gets its ClientHello parser."""
     code = BUILD.replace(
         'print(" ".join(sys.modules))',
         "from proxycore.compat import install_mitmproxy_alias\n"
         "install_mitmproxy_alias()\n"
+        "import mitmproxy.net.tls\n"
         "from mitmproxy.net import server_spec\n"
         "import proxycore.layers.tls\n"
-        'assert proxycore.layers.tls.tls_parse is sys.modules["proxycore.net.tls"]\n'
+        'assert mitmproxy.net.tls is sys.modules["proxycore.net.tls_contexts"]\n'
+        'assert proxycore.layers.tls.tls_parse is sys.modules["proxycore.net.clienthello"]\n'
         'print(" ".join(sys.modules))',
     )
     assert "proxycore.layers.tls" in loaded_after(code)
