@@ -279,7 +279,8 @@ def parse_request_head(head: bytes) -> Request:
     if known is not None and index is not None:  # a line and fields read before, each in a CRLF head
         return parsed_request(known, index)
     match = _REQUEST_LINE.match(head)
-    if match is not None and head.endswith(b"\r\n\r\n"):
+    # (a known rest ends in CRLF CRLF, and the line matched ends in CR: no endswith)
+    if match is not None and (index is not None or head.endswith(b"\r\n\r\n")):
         if index is None:
             # The usual CRLF head: each field line matched once, anchored at its start, and
             # a line that is not one (or a bare LF) leaves the count of LFs ahead.
@@ -339,7 +340,9 @@ def _request_line(method: bytes, target: bytes, version: bytes) -> RequestLine:
                 raise ProtocolError(f"bad HTTP request target: {target[:100]!r}")
         # The authority ends at the first "/" or "?"; a path that is only a query gets "/".
         authority, slash, path = rest.partition(b"/")
-        if b"?" in authority:
+        # (count, not ``in``: bytes ``in`` first tries its operand as an int, and making
+        # and dropping that TypeError costs ~1.4k more, once per request line)
+        if authority.count(b"?"):
             authority, _, query = authority.partition(b"?")
             path = b"/?" + query + slash + path
         else:
