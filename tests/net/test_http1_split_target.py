@@ -17,14 +17,53 @@ from proxycore.net import http1
 from proxycore.net.http1 import ProtocolError
 
 # The request line as it was matched before the split: any visible bytes as the target.
-_PLAIN_LINE = re.compile(rb"(%s) ([\x21-\x7e\x80-\xff]+) (HTTP/[0-9]\.[0-9])\r\n" % http1._TOKEN_TEXT)
+_PLAIN_LINE = re.compile(
+    rb"(%s) ([\x21-\x7e\x80-\xff]+) (HTTP/[0-9]\.[0-9])\r\n" % http1._TOKEN_TEXT
+)
 
 _TARGET_PIECES = [
-    b"http://", b"https://", b"HTTP://", b"http:/", b"example.com", b"127.0.0.1", b":8080", b":", b":0",
-    b":99999", b"[::1]", b"[", b"]", b"/", b"/a", b"?", b"?q", b"#", b"@", b"%", b"*", b"xn--bcher-kva",
-    b"\x7f", b"\x80", b"\xe9", b" ", b"..", b"a" * 64,
+    b"http://",
+    b"https://",
+    b"HTTP://",
+    b"http:/",
+    b"example.com",
+    b"127.0.0.1",
+    b":8080",
+    b":",
+    b":0",
+    b":99999",
+    b"[::1]",
+    b"[",
+    b"]",
+    b"/",
+    b"/a",
+    b"?",
+    b"?q",
+    b"#",
+    b"@",
+    b"%",
+    b"*",
+    b"xn--bcher-kva",
+    b"\x7f",
+    b"\x80",
+    b"\xe9",
+    b" ",
+    b"..",
+    b"a" * 64,
 ]
-_METHODS = [b"GET", b"POST", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT", b"get", b"connect", b"FOO"]
+_METHODS = [
+    b"GET",
+    b"POST",
+    b"HEAD",
+    b"PUT",
+    b"DELETE",
+    b"OPTIONS",
+    b"PATCH",
+    b"CONNECT",
+    b"get",
+    b"connect",
+    b"FOO",
+]
 
 
 def _outcome(read: object, *args: object) -> object:
@@ -65,4 +104,12 @@ def test_the_usual_absolute_line_is_split(monkeypatch: pytest.MonkeyPatch) -> No
         raise AssertionError("split again")
 
     monkeypatch.setattr(http1, "_request_line", unused)
-    assert http1._matched_line(match) == ("127.0.0.1", 8080, b"GET", b"http", b"127.0.0.1:8080", b"/a?b", b"HTTP/1.1")
+    assert http1._matched_line(match) == (
+        "127.0.0.1",
+        8080,
+        b"GET",
+        b"http",
+        b"127.0.0.1:8080",
+        b"/a?b",
+        b"HTTP/1.1",
+    )

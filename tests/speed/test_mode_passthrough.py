@@ -26,7 +26,9 @@ def _logged(layer: Layer, event: events.Event) -> list[str]:
     return [c.message for c in layer.handle_event(event) if isinstance(c, commands.Log)]
 
 
-def test_a_chosen_layer_gets_the_events_without_the_next_layer(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_chosen_layer_gets_the_events_without_the_next_layer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     proxy = HttpProxy(make_context())
     client = proxy.context.client
     first, second = Recorder(proxy.context, "first"), Recorder(proxy.context, "second")
@@ -45,7 +47,9 @@ def test_a_chosen_layer_gets_the_events_without_the_next_layer(monkeypatch: pyte
     assert asked == []  # (passed by, while nothing was paused)
 
 
-def test_undecided_or_paused_next_layers_still_handle_the_event(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_undecided_or_paused_next_layers_still_handle_the_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     proxy = HttpProxy(make_context())
     client = proxy.context.client
     asked: list[events.Event] = []
