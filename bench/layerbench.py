@@ -10,6 +10,7 @@ for the whole process (driver, event loop, addons).
 
     bench/layerbench.py                  # CPU us/request (best of 5 rounds of 20,000)
     bench/layerbench.py --profile 25     # + calls/request and the 25 hottest functions
+    bench/layerbench.py --fresh-heads    # every head new, as real traffic (see Driver)
 """
 
 from __future__ import annotations
@@ -35,12 +36,23 @@ from proxycore.proxy.layer import NextLayerHook  # noqa: E402
 
 REQUEST = b"GET http://127.0.0.1:18080/small HTTP/1.1\r\nHost: 127.0.0.1:18080\r\n\r\n"
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n" + b"x" * 100
+# With --fresh-heads: a counter in the path and in a response field, as a browser asks
+# for other paths and an origin's Date changes (the fields of a request and the status
+# line of a response repeat, as they do in real traffic).
+FRESH_REQUEST = b"GET http://127.0.0.1:18080/small/%d HTTP/1.1\r\nHost: 127.0.0.1:18080\r\n\r\n"
+FRESH_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Seq: %010d\r\nContent-Length: 100\r\n\r\n" + b"x" * 100
+)
 
 
 class Driver:
     """Carries out the layers' commands the way the real driver does, minus the sockets."""
 
-    def __init__(self, instant_hooks: bool = True) -> None:
+    def __init__(self, instant_hooks: bool = True, fresh_heads: bool = False) -> None:
+        # Identical heads hit the head memos of proxycore/net/http1.py every time; fresh
+        # ones (a counter in each) miss them, as most of a real client's and server's do.
+        self.fresh_heads = fresh_heads
+        self.sent = 0
         self.options = Options()
         self.client = Client(peername=("127.0.0.1", 50000), sockname=("127.0.0.1", 8080),
                              state=ConnectionState.OPEN)
@@ -66,7 +78,8 @@ class Driver:
             if command.connection is self.client:
                 self.to_client += len(command.data)
             elif command.data.endswith(b"\r\n\r\n"):  # a request head without body: answer it
-                self.queue.append(events.DataReceived(command.connection, RESPONSE))
+                response = FRESH_RESPONSE % self.sent if self.fresh_heads else RESPONSE
+                self.queue.append(events.DataReceived(command.connection, response))
         elif isinstance(command, NextLayerHook):
             command.data.layer = HttpLayer(command.data.context, HTTPMode.regular)
             self.queue.append(events.HookCompleted(command))
@@ -82,8 +95,16 @@ class Driver:
             raise AssertionError(f"unexpected {command!r}")
 
     def requests(self, n: int) -> None:
+        if self.fresh_heads:
+            for _ in range(n):
+                self.sent += 1
+                self.feed(events.DataReceived(self.client, FRESH_REQUEST % self.sent))
+            return
         for _ in range(n):
             self.feed(events.DataReceived(self.client, REQUEST))
+
+    def response_size(self) -> int:
+        return len(FRESH_RESPONSE % self.sent if self.fresh_heads else RESPONSE)
 
 
 def main() -> int:
@@ -92,13 +113,15 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--paused-hooks", action="store_true",
                         help="pause for every hook as if an addon listened (the driver's reply answers it)")
+    parser.add_argument("--fresh-heads", action="store_true",
+                        help="a new request path and response field each time: the head memos miss")
     parser.add_argument("--profile", type=int, metavar="TOP", help="count calls; show the TOP hottest")
     args = parser.parse_args()
-    driver = Driver(instant_hooks=not args.paused_hooks)
+    driver = Driver(instant_hooks=not args.paused_hooks, fresh_heads=args.fresh_heads)
     driver.requests(200)  # warm up: the first request opens the server connection
     before = driver.to_client
     driver.requests(1)
-    assert driver.to_client - before == len(RESPONSE), "the response did not come through"
+    assert driver.to_client - before == driver.response_size(), "the response did not come through"
     best = min(_timed(driver, args.n) for _ in range(args.rounds))
     line = f"layers: {best / args.n / 1000:.2f} CPU us/request (best of {args.rounds} x {args.n})"
     if args.profile is not None:

@@ -201,7 +201,7 @@ class HttpStream(Layer):
         assert isinstance(event, RequestHeaders), event
         request = event.request
         self.request_head = event
-        self.flow = HTTPFlow(self.context.client, self.context.server, live=True)
+        self.flow = HTTPFlow(self.context.client, self.context.server, True)  # (live; positional: a specialised call)
         self.flow.request = request
         if event.replay_flow is not None:
             self.flow = event.replay_flow

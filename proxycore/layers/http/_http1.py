@@ -653,7 +653,7 @@ class Http1Server(Http1Connection):
         # (_hold_body(False) written out: after every response.)
         self.body_held, self.held_bytes, self.hold_pausing = False, 0, False
         resume = self.reading_paused
-        self.head_timer.arm(idle=not self.buf or not self.buf.lstrip(b"\r\n"))
+        self.head_timer.arm(not self.buf or not self.buf.lstrip(b"\r\n"))  # (idle; positional, per request)
         if resume or self.buf or self.reading_paused:
             return self._read_on(resume)
         self.pipeline_pausing = False  # (what _pipeline_backpressure finds: nothing waits)
