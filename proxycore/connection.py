@@ -11,7 +11,8 @@ import dataclasses
 import enum
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from operator import attrgetter
+from typing import Any, ClassVar
 
 from proxycore.proxy.mode_specs import ProxyMode
 from proxycore.utils.ids import new_id
@@ -69,6 +70,20 @@ class Connection:
     def tls_established(self) -> bool:
         return self.timestamp_tls_setup is not None
 
+    #: The attributes (besides the lists) that get_state() reads, as one C call (state_key).
+    _key_values: ClassVar[attrgetter[tuple[Any, ...]]]
+
+    def state_key(self) -> tuple[Any, ...]:
+        """The objects get_state() is made from, but the id. While a connection's key holds
+        the same objects (by identity) as an earlier key for which ``frozen_key`` was true,
+        its get_state() is the same: a flow writer keeps the frame of the state by id and
+        key (proxycore/io/io.py) instead of making and comparing the state for every flow."""
+        key = self._key_values(self)
+        if self.alpn_offers or self.cipher_list or self.certificate_list:
+            # (each list's items after a separator: [a], [] and [], [a] differ)
+            key += (_END, *self.alpn_offers, _END, *self.cipher_list, _END, *self.certificate_list)
+        return key
+
     def _state_common(self) -> dict[str, Any]:
         certificates = self.certificate_list
         return {
@@ -117,6 +132,27 @@ class Connection:
         return self.id
 
 
+_COMMON_KEY = (
+    "peername", "sockname", "transport_protocol", "error", "tls", "alpn", "cipher",
+    "tls_version", "sni", "timestamp_start", "timestamp_end", "timestamp_tls_setup",
+)  # fmt: skip
+_END = object()  # ends each list's items in a state key
+_PLAIN = frozenset({type(None), bool, int, float, str, bytes})
+
+
+def frozen_key(key: tuple[Any, ...]) -> bool:
+    """Whether the objects of a ``state_key`` cannot change: plain values, tuples of them and
+    transport protocols (so the same objects give the same state; a certificate, a list in
+    place of a tuple or any other object can, and is not trusted)."""
+    for value in key:
+        kind = type(value)
+        if kind in _PLAIN or value is _END or kind is TransportProtocol:
+            continue
+        if kind is not tuple or not frozen_key(value):
+            return False
+    return True
+
+
 def _address(value: Any) -> Address | None:
     if value is None:
         return None
@@ -163,6 +199,8 @@ class Client(Connection):
     def address(self, value: Address | None) -> None:
         self.peername = value
 
+    _key_values = attrgetter(*_COMMON_KEY, "mitmcert", "proxy_mode.full_spec")
+
     def get_state(self) -> dict[str, Any]:
         state = self._state_common()
         state["mitmcert"] = _cert_state(self.mitmcert)
@@ -191,6 +229,8 @@ class Server(Connection):
 
     def _describe(self) -> str:
         return f"address={self.address}"
+
+    _key_values = attrgetter(*_COMMON_KEY, "address", "timestamp_tcp_setup", "via")
 
     def get_state(self) -> dict[str, Any]:
         state = self._state_common()

@@ -462,8 +462,8 @@ class DNSFlow(Flow):
     def __repr__(self) -> str:
         return f"<DNSFlow request={getattr(self, 'request', None)!r} response={self.response!r}>"
 
-    def get_state(self) -> dict[str, Any]:
-        state = super().get_state()
+    def state_with(self, client_conn: Any, server_conn: Any) -> dict[str, Any]:
+        state = super().state_with(client_conn, server_conn)
         state["request"] = self.request.get_state()
         state["response"] = self.response.get_state() if self.response else None
         return state

@@ -99,14 +99,19 @@ class Flow:
     # state -------------------------------------------------------------------
 
     def get_state(self) -> dict[str, Any]:
+        return self.state_with(self.client_conn.get_state(), self.server_conn.get_state())
+
+    def state_with(self, client_conn: Any, server_conn: Any) -> dict[str, Any]:
+        """``get_state()`` with the connections' states given: a flow writer passes the
+        frames it kept of them (proxycore/io/io.py). Subclasses add their fields here."""
         metadata = self.metadata
         return {
             "version": FLOW_FORMAT_VERSION,
             "type": self.type,
             "id": self.id,
             "error": self.error.get_state() if self.error else None,
-            "client_conn": self.client_conn.get_state(),
-            "server_conn": self.server_conn.get_state(),
+            "client_conn": client_conn,
+            "server_conn": server_conn,
             "intercepted": self.intercepted,
             "is_replay": self.is_replay,
             "marked": self.marked,

@@ -35,8 +35,8 @@ class TCPFlow(Flow):
         super().__init__(client_conn, server_conn, live)
         self.messages: list[TCPMessage] = []
 
-    def get_state(self) -> dict[str, Any]:
-        state = super().get_state()
+    def state_with(self, client_conn: Any, server_conn: Any) -> dict[str, Any]:
+        state = super().state_with(client_conn, server_conn)
         state["messages"] = [m.get_state() for m in self.messages]
         return state
 

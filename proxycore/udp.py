@@ -48,8 +48,8 @@ class UDPFlow(Flow):
     def __repr__(self) -> str:
         return f"<UDPFlow ({len(self.messages)} messages)>"
 
-    def get_state(self) -> dict[str, Any]:
-        state = super().get_state()
+    def state_with(self, client_conn: Any, server_conn: Any) -> dict[str, Any]:
+        state = super().state_with(client_conn, server_conn)
         state["messages"] = [m.get_state() for m in self.messages]
         return state
 
