@@ -15,6 +15,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 from proxycore.connection import Client, Server
@@ -85,6 +86,7 @@ def _s(value: bytes) -> str:
 
 
 _LINE_BREAK_OR_NUL = re.compile(rb"[\r\n\x00]")
+_TUPLE, _PAIR, _BYTES = {tuple}, {2}, {bytes}  # (what Headers.from_state's fast path wants)
 # Header names as looked up (str or bytes) -> their lower-case bytes; bounded (see _lower_key).
 _LOWER_KEYS: dict[str | bytes, bytes] = {}
 _NO_VALUES: list[bytes] = []
@@ -337,7 +339,17 @@ class Headers:
 
     @classmethod
     def from_state(cls, state: Iterable[tuple[bytes | str, bytes | str]]) -> Headers:
-        return cls((name, value) for name, value in state)
+        fields = tuple(state)
+        # Pairs of bytes (a state from get_state, or from a worker): checked all at once
+        # rather than field by field (the primary of --workers makes four per flow).
+        if cls is Headers and {*map(type, fields)} == _TUPLE and {*map(len, fields)} == _PAIR:
+            flat: list[Any] = [*chain.from_iterable(fields)]
+            if {*map(type, flat)} == _BYTES and not _LINE_BREAK_OR_NUL.search(b"".join(flat)):
+                headers = object.__new__(cls)
+                headers._fields = fields  # type: ignore[assignment]  # pairs of bytes, checked above
+                headers._index = None
+                return headers
+        return cls((name, value) for name, value in fields)
 
 
 def _as_headers(value: Headers | Mapping[str, str] | Iterable[tuple[Any, Any]] | None) -> Headers:
@@ -1170,7 +1182,12 @@ class Request(Message):
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Request:
-        request = cls("", 0, b"", b"", b"", b"", b"HTTP/1.1", Headers(), None, None, 0.0, None)
+        if cls.__init__ is not Request.__init__:  # a subclass with its own: let it run
+            request = cls("", 0, b"", b"", b"", b"", b"HTTP/1.1", Headers(), None, None, 0.0, None)
+        else:  # set_state sets every field: no placeholder values checked and dropped
+            request = object.__new__(cls)
+            request.data = RequestData()
+            request.stream = False
         request.set_state(state)
         return request
 
@@ -1310,7 +1327,12 @@ class Response(Message):
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Response:
-        response = cls(b"HTTP/1.1", 0, b"", Headers(), None, None, 0.0, None)
+        if cls.__init__ is not Response.__init__:  # as Request.from_state
+            response = cls(b"HTTP/1.1", 0, b"", Headers(), None, None, 0.0, None)
+        else:
+            response = object.__new__(cls)
+            response.data = ResponseData()
+            response.stream = False
         response.set_state(state)
         return response
 
@@ -1364,11 +1386,10 @@ class HTTPFlow(Flow):
         state["websocket"] = self.websocket.get_state() if self.websocket is not None else None
         return state
 
-    def set_state(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        request = state.pop("request")
-        response = state.pop("response", None)
-        websocket = state.pop("websocket", None)
+    def set_state_with(self, state: dict[str, Any], client_conn: Client, server_conn: Server) -> None:
+        request = state["request"]
+        response = state.get("response")
+        websocket = state.get("websocket")
         self.request = Request.from_state(request)
         self.response = Response.from_state(response) if response is not None else None
         if websocket is not None:
@@ -1377,7 +1398,7 @@ class HTTPFlow(Flow):
             self.websocket = WebSocketData.from_state(websocket)
         else:
             self.websocket = None
-        super().set_state(state)
+        Flow.set_state_with(self, state, client_conn, server_conn)
 
 
 # What the HTTP/1 head parser builds (proxycore.net.http1). Module functions, not class

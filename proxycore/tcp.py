@@ -40,7 +40,6 @@ class TCPFlow(Flow):
         state["messages"] = [m.get_state() for m in self.messages]
         return state
 
-    def set_state(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        self.messages = [TCPMessage.from_state(m) for m in state.pop("messages", [])]
-        super().set_state(state)
+    def set_state_with(self, state: dict[str, Any], client_conn: Client, server_conn: Server) -> None:
+        self.messages = [TCPMessage.from_state(m) for m in state.get("messages", [])]
+        super().set_state_with(state, client_conn, server_conn)

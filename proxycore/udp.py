@@ -53,7 +53,6 @@ class UDPFlow(Flow):
         state["messages"] = [m.get_state() for m in self.messages]
         return state
 
-    def set_state(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        self.messages = [UDPMessage.from_state(m) for m in state.pop("messages", [])]
-        super().set_state(state)
+    def set_state_with(self, state: dict[str, Any], client_conn: Client, server_conn: Server) -> None:
+        self.messages = [UDPMessage.from_state(m) for m in state.get("messages", [])]
+        super().set_state_with(state, client_conn, server_conn)

@@ -59,6 +59,30 @@ class _Worker:
         self.index = index
         self.pid = pid
         self.writer = writer
+        self.connections = workers.KeptConnections()  # the objects made of its states
+
+    def connections_of(self, state: dict[str, Any]) -> tuple[Any, Any] | None:
+        """The client and server objects of a flow message's state: made of the states it
+        carries (and kept, as the worker keeps them), or those kept for the ids it carries.
+        Every message goes through here, so that both ends keep the same (None: one
+        of them cannot be made)."""
+        from proxycore.connection import Client, Server
+
+        client = self._connection(Client, state.get("client_conn"))
+        server = self._connection(Server, state.get("server_conn"))
+        return None if client is None or server is None else (client, server)
+
+    def _connection(self, cls: Any, value: Any) -> Any:
+        if type(value) is str:
+            return self.connections.kept.get(value)
+        try:
+            connection = cls.from_state(value)
+        except Exception as e:
+            logger.error(f"worker {self.index} sent a connection that cannot be read: {e!r:.200}")
+            connection = None
+        if type(value) is dict and type(value.get("id")) is str:
+            self.connections.keep(value["id"], connection)
+        return connection
 
     def send(self, message: tuple[Any, ...]) -> None:
         if not self.writer.is_closing():
@@ -274,7 +298,9 @@ class WorkerPool:
         try:
             async for message in workers.messages(reader):
                 if message[0] == "flow":
-                    await self._deliver(worker, message[1], message[2], message[3])
+                    connections = worker.connections_of(message[3])
+                    if connections is not None:
+                        await self._deliver(worker, message[1], message[2], message[3], *connections)
                 elif message[0] == "record":
                     self._write_record(message[1])
         finally:
@@ -282,18 +308,20 @@ class WorkerPool:
                 del self.workers[worker.index]
             writer.close()
 
-    async def _deliver(self, worker: _Worker, hook: str, live: bool, state: dict[str, Any]) -> None:
+    async def _deliver(
+        self, worker: _Worker, hook: str, live: bool, state: dict[str, Any], client: Any, server: Any
+    ) -> None:
         flow = self.flows.get(state["id"])
         first = flow is None
         if flow is None:
             cls = _flow_classes().get(state.get("type", ""))
             if cls is None:
                 return
-            flow = cls.from_state(state)
+            flow = cls.from_state_with(state, client, server)
             self._attach(flow, worker)
             self.flows[flow.id] = flow
         else:
-            flow.set_state(state)
+            flow.set_state_with(state, client, server)
         flow.live = live and (hook not in workers.LAST_HOOKS or flow.intercepted)
         introduce = workers.FIRST_HOOK.get(flow.type)
         if first and introduce and introduce != hook:
