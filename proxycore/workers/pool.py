@@ -100,6 +100,7 @@ class WorkerPool:
         self._stopping = False
         self._hooks: tuple[list[str], list[str]] = ([], [])
         self._flush_pending = False
+        self._observer_handlers: dict[str, tuple[list[Any], list[tuple[Any, Any]]]] = {}
         # Listening sockets bound here and handed to every worker, and the shared
         # connection counts (proxycore/workers/balance.py).
         self._shared: list[tuple[str, int, list[socket.socket]]] = []
@@ -334,15 +335,22 @@ class WorkerPool:
 
         addons = ctx.master.addons
         for name, args in ((hook, (flow,)), ("update", ([flow],))):
-            for addon, handler in addons.handlers(name):
-                if not _is_observer(addon):
-                    continue
+            for addon, handler in self._observers(addons, name):
                 try:
                     result = handler(*args)
-                    if inspect.isawaitable(result):
+                    if result is not None and inspect.isawaitable(result):
                         await result
                 except Exception as e:
                     addons._report(addon, name, e)
+
+    def _observers(self, addons: Any, name: str) -> list[tuple[Any, Any]]:
+        """The observers' handlers of hook ``name``, kept while the manager's list of its
+        handlers is the same object (it makes a new one when its index is rebuilt)."""
+        handlers = addons.handlers(name)
+        kept = self._observer_handlers.get(name)
+        if kept is None or kept[0] is not handlers:
+            kept = self._observer_handlers[name] = (handlers, [h for h in handlers if _is_observer(h[0])])
+        return kept[1]
 
     def _attach(self, flow: Flow, worker: _Worker) -> None:
         """Give ``flow`` a resume and a kill that act in the worker running it."""
