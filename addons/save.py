@@ -44,6 +44,9 @@ class Save:
         self.filter: flowfilter.Filter | None = None
         self.current_path: str | None = None
         self.active_flows: set[Any] = set()  # begun, not written yet
+        # (flow, its bytes in the file) while the primary of --workers delivers a flow whose
+        # worker made its record (proxycore/workers/pool.py): written as they are.
+        self.prepared: tuple[Any, bytes] | None = None
         # Whether the file name has strftime codes: only then can it change between flows
         # (a name without any is the same every time; not asking saves ~10k instructions/flow).
         self.rotates = False
@@ -125,7 +128,8 @@ class Save:
                 if self.rotates:
                     self.maybe_rotate_to_new_file()
                 assert self.writer is not None and self.file is not None
-                self.writer.add(flow)
+                prepared = self.prepared
+                self.writer.add(flow, prepared[1] if prepared is not None and prepared[0] is flow else None)
                 self.file.flush()
             except OSError as e:
                 print(f"Error while writing to {self.current_path}: {e}", file=sys.stderr)

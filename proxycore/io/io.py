@@ -263,10 +263,11 @@ class FilteredFlowWriter:
         self.flt = flt
         self.encode = FlowEncoder().encode
 
-    def add(self, flow: Flow) -> None:
+    def add(self, flow: Flow, encoded: bytes | None = None) -> None:
+        """Write ``flow`` (``encoded``: its bytes as made elsewhere, by a worker)."""
         if self.flt is not None and not self.flt(flow):
             return
-        self.fo.write(self.encode(flow))
+        self.fo.write(self.encode(flow) if encoded is None else encoded)
 
 
 def read_flows_from_paths(

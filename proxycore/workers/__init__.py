@@ -9,10 +9,13 @@ tuple (flows travel as their ``get_state()``, plain data that marshal handles fa
 Worker to primary: ``("hello", index, pid)``, ``("flow", hook, live, state)``; in such a
 state a connection the primary was sent before and that is the same since is its id alone
 (``KeptConnections``).
-Worker to primary, instead of a flow when only ``-w`` needs it: ``("record", tnetstring)``.
-Primary to worker: ``("options", {name: value})``, ``("hooks", [names], [record names])``
-(the flow hooks the primary wants to hear about, and those of them it only appends to its
-flow file), ``("resume", flow_id, state)``, ``("kill", flow_id)``,
+Worker to primary, instead of a flow when only ``-w`` needs it: ``("record", tnetstring)``;
+besides the flow when ``-w`` and other observers need it: ``("flow", hook, live, state,
+tnetstring | None)``, the record the primary's ``-w`` writes for that flow.
+Primary to worker: ``("options", {name: value})``, ``("hooks", [names], [record names],
+[names with a record])`` (the flow hooks the primary wants to hear about, those of them it
+only appends to its flow file, and those whose flow it also writes to it),
+``("resume", flow_id, state)``, ``("kill", flow_id)``,
 ``("inject", flow_id, "tcp" | "websocket", from_client, content, opcode)``.
 """
 
@@ -110,17 +113,22 @@ async def messages(reader: asyncio.StreamReader) -> AsyncIterator[tuple[Any, ...
 def encode_record(flow: Any) -> bytes:
     """The ``record`` message: the flow as the ``-w`` file stores it (by a FlowEncoder kept
     for the process, which reuses a connection's frame from its previous flow)."""
+    try:
+        return encode(("record", _encoder().encode(flow)))
+    except ValueError:
+        state = flow.get_state()
+        state["metadata"] = {}
+        return encode(("record", _encoder().encode_state(state)))
+
+
+def _encoder() -> FlowEncoder:
+    """The process's FlowEncoder for records (made on first use: -w is rare)."""
     global _record_encoder
     if _record_encoder is None:
         from proxycore.io.io import FlowEncoder
 
         _record_encoder = FlowEncoder()
-    state = flow.get_state()
-    try:
-        return encode(("record", _record_encoder.encode_state(state)))
-    except ValueError:
-        state["metadata"] = {}
-        return encode(("record", _record_encoder.encode_state(state)))
+    return _record_encoder
 
 
 _record_encoder: FlowEncoder | None = None
@@ -166,9 +174,11 @@ _CONNECTION_FIELDS = ("client_conn", "server_conn")
 _sent_connections = KeptConnections()  # a worker's, for its one channel
 
 
-def encode_flow(hook: str, flow: Any) -> bytes:
+def encode_flow(hook: str, flow: Any, with_record: bool = False) -> bytes:
     """The ``flow`` message for ``hook``.  Metadata a script filled with objects marshal
-    cannot carry is left out rather than failing the flow."""
+    cannot carry is left out rather than failing the flow.  ``with_record``: the flow as the
+    primary's ``-w`` file stores it comes along (None if the file cannot store it), so that
+    the primary does not make the state and its frames for every flow again."""
     from proxycore.flow import Flow
 
     keys: tuple[Any, Any] = (None, None)
@@ -179,10 +189,28 @@ def encode_flow(hook: str, flow: Any) -> bytes:
         keys = (client_key, server_key)
     else:
         state = flow.get_state()
+    message: tuple[Any, ...] = ("flow", hook, flow.live, state)
+    if with_record:
+        message += (_record_of(flow, emptied=False),)
     try:
-        data = encode(("flow", hook, flow.live, state))
+        data = encode(message)
     except ValueError:
         state["metadata"] = {}
-        data = encode(("flow", hook, flow.live, state))
+        if with_record:  # the primary's flow has none either
+            message = (*message[:4], _record_of(flow, emptied=True))
+        data = encode(message)
     _sent_connections.sent(state, keys)  # (only once it is on its way)
     return data
+
+
+def _record_of(flow: Any, emptied: bool) -> bytes | None:
+    """``flow`` as a flow file stores it (``emptied``: without its metadata, as the
+    message carries it); None if it cannot be stored (the primary's -w says why)."""
+    try:
+        if not emptied:
+            return _encoder().encode(flow)
+        state = flow.get_state()
+        state["metadata"] = {}
+        return _encoder().encode_state(state)
+    except ValueError:
+        return None

@@ -98,7 +98,7 @@ class WorkerPool:
         self._server: asyncio.AbstractServer | None = None
         self._keepers: list[asyncio.Task[None]] = []
         self._stopping = False
-        self._hooks: tuple[list[str], list[str]] = ([], [])
+        self._hooks: tuple[list[str], list[str], list[str]] = ([], [], [])
         self._flush_pending = False
         self._observer_handlers: dict[str, tuple[list[Any], list[tuple[Any, Any]]]] = {}
         # Listening sockets bound here and handed to every worker, and the shared
@@ -232,10 +232,12 @@ class WorkerPool:
         options = ctx.options
         return {name: value for name, value in options.items() if options.has_changed(name) and _forwarded(name)}
 
-    def _wanted_hooks(self) -> tuple[list[str], list[str]]:
-        """The hooks observers implement, and those of them to send as finished flow-file
-        records: when the only observer is an unfiltered ``-w`` (proxydump -q -w), the
-        primary does not need flow objects at all, only the bytes to append."""
+    def _wanted_hooks(self) -> tuple[list[str], list[str], list[str]]:
+        """The hooks observers implement, those of them to send as finished flow-file
+        records (when the only observer is an unfiltered ``-w``, proxydump -q -w, the
+        primary does not need flow objects at all, only the bytes to append), and those
+        whose flow comes with its record (``-w`` among other observers: the worker makes
+        the record, as it would have alone, rather than the primary for every worker)."""
         from proxycore import ctx
 
         addons = ctx.master.addons
@@ -249,12 +251,13 @@ class WorkerPool:
         save = self._save()
         records = save is not None and observers == {save} and save.filter is None
         if not records:
-            return hooks, []
+            written = [h for h in hooks if h in workers.LAST_HOOKS and any(a is save for a, _ in addons.handlers(h))]
+            return hooks, [], written
         # Only a flow's last hook makes a record, and then nothing else is sent: Save also
         # listens to the first hooks (to write flows still open when its file closes), and
         # a copy of every flow would be appended for them.
         last = [h for h in hooks if h in workers.LAST_HOOKS]
-        return last, last
+        return last, last, []
 
     def _save(self) -> Any:
         from proxycore import ctx
@@ -301,7 +304,8 @@ class WorkerPool:
                 if message[0] == "flow":
                     connections = worker.connections_of(message[3])
                     if connections is not None:
-                        await self._deliver(worker, message[1], message[2], message[3], *connections)
+                        record = message[4] if len(message) > 4 else None
+                        await self._deliver(worker, message[1], message[2], message[3], *connections, record)
                 elif message[0] == "record":
                     self._write_record(message[1])
         finally:
@@ -310,7 +314,14 @@ class WorkerPool:
             writer.close()
 
     async def _deliver(
-        self, worker: _Worker, hook: str, live: bool, state: dict[str, Any], client: Any, server: Any
+        self,
+        worker: _Worker,
+        hook: str,
+        live: bool,
+        state: dict[str, Any],
+        client: Any,
+        server: Any,
+        record: bytes | None = None,
     ) -> None:
         flow = self.flows.get(state["id"])
         first = flow is None
@@ -327,7 +338,14 @@ class WorkerPool:
         introduce = workers.FIRST_HOOK.get(flow.type)
         if first and introduce and introduce != hook:
             await self._notify(introduce, flow)
-        await self._notify(hook, flow)
+        save = self._save() if record is not None else None
+        if save is not None:
+            save.prepared = (flow, record)  # what its -w writes for this flow, until changed
+        try:
+            await self._notify(hook, flow)
+        finally:
+            if save is not None:
+                save.prepared = None
 
     async def _notify(self, hook: str, flow: Flow) -> None:
         """Run ``hook`` and then ``update`` on the observers, as the driver would."""
@@ -339,9 +357,15 @@ class WorkerPool:
                 try:
                     result = handler(*args)
                     if result is not None and inspect.isawaitable(result):
+                        self._forget_prepared()  # others may change the flow meanwhile
                         await result
                 except Exception as e:
                     addons._report(addon, name, e)
+
+    def _forget_prepared(self) -> None:
+        save = self._save()
+        if save is not None:
+            save.prepared = None
 
     def _observers(self, addons: Any, name: str) -> list[tuple[Any, Any]]:
         """The observers' handlers of hook ``name``, kept while the manager's list of its

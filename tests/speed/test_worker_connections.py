@@ -103,3 +103,50 @@ def test_the_primary_sees_each_connection_as_the_worker_has_it(steps):
         _, copy = channel.send(flow)
         rebuilt = type(flow).from_state(flow.get_state())  # what the primary made before
         assert marshal.dumps(copy.get_state(), 2) == marshal.dumps(rebuilt.get_state(), 2)
+
+
+def test_the_primary_writes_the_workers_record_and_it_is_what_it_would_have_written(tmp_path):
+    """-w among other observers: the record that comes with the last hook's flow is written
+    as it is, and is byte for byte what the primary's flow would give; an observer that
+    awaits (others may change the flow meanwhile) makes Save encode the flow itself."""
+    import asyncio
+
+    from addons.save import Save
+    from proxycore.io.io import FlowEncoder
+    from proxycore.test import taddons
+    from proxycore.workers.pool import WorkerPool
+
+    class View:  # an observer (by class name) that awaits for every second flow
+        def __init__(self):
+            self.seen = []
+
+        def response(self, flow):
+            self.seen.append(flow)
+            return asyncio.sleep(0) if len(self.seen) % 2 == 0 else None
+
+    save, view = Save(), View()
+    path = tmp_path / "out.mitm"
+    channel = Channel()
+    written = []
+    with taddons.context(view, save) as tctx:  # (the view runs first)
+        tctx.configure(save, save_stream_file=str(path))
+        pool = WorkerPool()
+        assert "response" in pool._wanted_hooks()[2]
+        add = save.writer.add
+        save.writer.add = lambda flow, encoded=None: written.append(encoded) or add(flow, encoded)
+        first = tflow(resp=True)
+        flows = [first] + [tflow(resp=True, client_conn=first.client_conn, server_conn=first.server_conn) for _ in range(3)]
+        expected = []
+        for flow in flows:
+            saved, workers._sent_connections = workers._sent_connections, channel.sent
+            try:
+                message = marshal.loads(workers.encode_flow("response", flow, with_record=True)[4:])
+            finally:
+                workers._sent_connections = saved
+            client, server = channel.primary.connections_of(message[3])
+            asyncio.run(pool._deliver(channel.primary, "response", False, message[3], client, server, message[4]))
+            expected.append(FlowEncoder().encode(view.seen[-1]))
+            assert message[4] == expected[-1]
+        save.done()
+    assert [w is not None for w in written] == [True, False, True, False]
+    assert path.read_bytes() == b"".join(expected)
