@@ -76,7 +76,10 @@ def test_headers_from_state_takes_str_and_lists_as_before():
 def test_set_state_with_keeps_the_given_connections_and_from_state_honours_a_set_state():
     flow = tflow(resp=True)
     state = flow.get_state()
-    client, server = Client.from_state(state["client_conn"]), Server.from_state(state["server_conn"])
+    client, server = (
+        Client.from_state(state["client_conn"]),
+        Server.from_state(state["server_conn"]),
+    )
     copy = HTTPFlow.from_state_with(state, client, server)
     assert copy.client_conn is client and copy.server_conn is server
     assert copy.get_state() == state == HTTPFlow.from_state(state).get_state()

@@ -75,7 +75,17 @@ def test_a_message_that_cannot_be_sent_keeps_nothing():
 
 edits = st.lists(
     st.sampled_from(
-        ["port 1", "port True", "end 0.0", "end -0.0", "sni", "alpn in place", "nothing", "peername list", "tls"]
+        [
+            "port 1",
+            "port True",
+            "end 0.0",
+            "end -0.0",
+            "sni",
+            "alpn in place",
+            "nothing",
+            "peername list",
+            "tls",
+        ]
     ),
     max_size=8,
 )
@@ -135,7 +145,10 @@ def test_the_primary_writes_the_workers_record_and_it_is_what_it_would_have_writ
         add = save.writer.add
         save.writer.add = lambda flow, encoded=None: written.append(encoded) or add(flow, encoded)
         first = tflow(resp=True)
-        flows = [first] + [tflow(resp=True, client_conn=first.client_conn, server_conn=first.server_conn) for _ in range(3)]
+        flows = [first] + [
+            tflow(resp=True, client_conn=first.client_conn, server_conn=first.server_conn)
+            for _ in range(3)
+        ]
         expected = []
         for flow in flows:
             saved, workers._sent_connections = workers._sent_connections, channel.sent
@@ -144,7 +157,11 @@ def test_the_primary_writes_the_workers_record_and_it_is_what_it_would_have_writ
             finally:
                 workers._sent_connections = saved
             client, server = channel.primary.connections_of(message[3])
-            asyncio.run(pool._deliver(channel.primary, "response", False, message[3], client, server, message[4]))
+            asyncio.run(
+                pool._deliver(
+                    channel.primary, "response", False, message[3], client, server, message[4]
+                )
+            )
             expected.append(FlowEncoder().encode(view.seen[-1]))
             assert message[4] == expected[-1]
         save.done()
