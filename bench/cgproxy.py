@@ -9,6 +9,9 @@ subtracted, so the start and the shutdown cancel out.
     bench/cgproxy.py --cache-sim     # + I1/D1/last-level misses per request (slower)
     bench/cgproxy.py --root /work/main   # another checkout, for an A/B
     bench/cgproxy.py --flows         # + the same with -w FILE: what writing a flow costs
+    bench/cgproxy.py -- --workers 2 -w FILE   # proxycore arguments after --: with --workers only
+                                     # the primary runs under cachegrind (its cost per flow)
+    bench/cgproxy.py --web -- --workers 2     # proxyweb (view, per-run store, web API)
 
 Compare with ``bench/layerbench.py`` under cachegrind for the layers alone
 (docs/architecture.md, "Per-request cost (issue 15)").
@@ -35,17 +38,21 @@ import percall  # noqa: E402
 COUNTERS = ("I refs", "I1 misses", "D1 misses", "LL misses")
 
 
-def run(requests: int, cache_sim: bool, root: str, extra: Sequence[str] = ()) -> dict[str, int]:
+def run(
+    requests: int, cache_sim: bool, root: str, extra: Sequence[str] = (), web: bool = False
+) -> dict[str, int]:
     """cachegrind's totals for one proxydump process (given ``extra`` arguments, e.g. ``-w``)
-    that proxied ``requests`` requests."""
+    that proxied ``requests`` requests (proxyweb's with ``web``: a free web port, no browser).
+    Child processes (``--workers``) run outside cachegrind."""
     python = os.path.join(root, ".venv", "bin", "python")
     origin = subprocess.Popen([python, "-c", percall.ORIGIN], stdout=subprocess.PIPE, text=True)
     try:
         origin_port = int(origin.stdout.readline())  # type: ignore[union-attr]
         port = percall.free_port()
+        tool = ["proxycore.tools.web", "--web-port", str(percall.free_port()), "--no-web-open-browser"]
         proxy = subprocess.Popen(
             ["valgrind", "--tool=cachegrind", f"--cache-sim={'yes' if cache_sim else 'no'}",
-             "--cachegrind-out-file=/dev/null", python, "-m", "proxycore", "-q",
+             "--cachegrind-out-file=/dev/null", python, "-m", *(tool if web else ["proxycore"]), "-q",
              "--listen-host", "127.0.0.1", "--listen-port", str(port), *extra],
             cwd=root, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
@@ -88,22 +95,26 @@ def main() -> int:
     parser.add_argument(
         "--flows", action="store_true", help="also run with -w FILE and print what writing a flow costs"
     )
+    parser.add_argument("--web", action="store_true", help="run proxyweb instead of proxydump")
+    parser.add_argument("proxy_args", nargs="*", help="extra proxycore arguments (after --)")
     args = parser.parse_args()
-    plain = per_request(args.n, args.cache_sim, args.root, [])
+    plain = per_request(args.n, args.cache_sim, args.root, args.proxy_args, args.web)
     for name, count in plain.items():
         print(f"{name:10} {count:10.1f} per request")
     if args.flows:
         with tempfile.TemporaryDirectory() as tmp:
-            written = per_request(args.n, args.cache_sim, args.root, ["-w", os.path.join(tmp, "flows")])
+            written = per_request(
+                args.n, args.cache_sim, args.root, [*args.proxy_args, "-w", os.path.join(tmp, "flows")], args.web
+            )
         print(f"with -w    {written['I refs']:10.1f} per request")
         print(f"-w costs   {written['I refs'] - plain['I refs']:10.1f} per flow")
     return 0
 
 
-def per_request(n: int, cache_sim: bool, root: str, extra: Sequence[str]) -> dict[str, float]:
+def per_request(n: int, cache_sim: bool, root: str, extra: Sequence[str], web: bool = False) -> dict[str, float]:
     """Each counter per request: the N-request run subtracted from the 3N one."""
-    short = run(n, cache_sim, root, extra)
-    long = run(3 * n, cache_sim, root, extra)
+    short = run(n, cache_sim, root, extra, web)
+    long = run(3 * n, cache_sim, root, extra, web)
     return {name: (long[name] - short[name]) / (2 * n) for name in COUNTERS if name in short and name in long}
 
 

@@ -11,6 +11,7 @@ with ``--profile``, the calls per request (cProfile, switched on only for the wi
     bench/percall.py                                  # us/request, 16 connections, 5 s
     bench/percall.py --profile /tmp/p.prof --top 25   # + calls/request and the hottest functions
     bench/percall.py -- --workers 2                   # any proxycore arguments after --
+    bench/percall.py --web -- --workers 2             # proxyweb (view, per-run store, web API)
     bench/percall.py --https                          # CONNECT + TLS both sides, keep-alive
     bench/percall.py --https --close                  # a new connection + 2 handshakes per request
 
@@ -67,7 +68,7 @@ def serve(argv: list[str]) -> int:
     """Run proxydump in this process; SIGUSR1 opens the measured window, SIGUSR2 closes it."""
     import cProfile
 
-    from proxycore.tools import dump
+    from proxycore.tools import dump, web
 
     out = os.environ["PERCALL_OUT"]
     profile_path = os.environ.get("PERCALL_PROFILE")
@@ -110,6 +111,8 @@ def serve(argv: list[str]) -> int:
 
     signal.signal(signal.SIGUSR1, begin)
     signal.signal(signal.SIGUSR2, end)
+    if os.environ.get("PERCALL_WEB"):
+        return web.main(argv)
     return dump.main(argv)
 
 
@@ -228,6 +231,7 @@ def main() -> int:
     parser.add_argument("--client-cpu", default="0", help="taskset cpu list for wrk and the origin")
     parser.add_argument("--https", action="store_true", help="CONNECT + TLS with proxyload to nginx :18443")
     parser.add_argument("--close", action="store_true", help="Connection: close: a new connection per request")
+    parser.add_argument("--web", action="store_true", help="run proxyweb (a free web port, no browser)")
     parser.add_argument("--python", default=os.path.join(ROOT, ".venv", "bin", "python"))
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("proxy_args", nargs="*", help="extra proxycore arguments (after --)")
@@ -247,6 +251,9 @@ def main() -> int:
             if args.profile:
                 env["PERCALL_PROFILE"] = os.path.abspath(args.profile)
             extra = ["--set", "ssl_insecure=true"] if args.https else []
+            if args.web:
+                env["PERCALL_WEB"] = "1"
+                extra += ["--web-port", str(free_port()), "--no-web-open-browser"]
             argv = ["taskset", "-c", args.proxy_cpu, args.python, os.path.abspath(__file__), "--serve", "--",
                     "-q", "--listen-host", "127.0.0.1", "--listen-port", str(port), *extra, *args.proxy_args]
             proxy = subprocess.Popen(argv, env=env)

@@ -11,7 +11,8 @@ import dataclasses
 import enum
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from operator import attrgetter
+from typing import Any, ClassVar, TypeVar
 
 from proxycore.proxy.mode_specs import ProxyMode
 from proxycore.utils.ids import new_id
@@ -69,6 +70,20 @@ class Connection:
     def tls_established(self) -> bool:
         return self.timestamp_tls_setup is not None
 
+    #: The attributes (besides the lists) that get_state() reads, as one C call (state_key).
+    _key_values: ClassVar[attrgetter[tuple[Any, ...]]]
+
+    def state_key(self) -> tuple[Any, ...]:
+        """The objects get_state() is made from, but the id. While a connection's key holds
+        the same objects (by identity) as an earlier key for which ``frozen_key`` was true,
+        its get_state() is the same: a flow writer keeps the frame of the state by id and
+        key (proxycore/io/io.py) instead of making and comparing the state for every flow."""
+        key = self._key_values(self)
+        if self.alpn_offers or self.cipher_list or self.certificate_list:
+            # (each list's items after a separator: [a], [] and [], [a] differ)
+            key += (_END, *self.alpn_offers, _END, *self.cipher_list, _END, *self.certificate_list)
+        return key
+
     def _state_common(self) -> dict[str, Any]:
         certificates = self.certificate_list
         return {
@@ -105,9 +120,11 @@ class Connection:
         self.timestamp_start = state.get("timestamp_start")
         self.timestamp_end = state.get("timestamp_end")
         self.timestamp_tls_setup = state.get("timestamp_tls_setup")
-        self.transport_protocol = TransportProtocol(state.get("transport_protocol") or "tcp")
+        protocol = state.get("transport_protocol") or "tcp"
+        self.transport_protocol = _PROTOCOLS.get(protocol) or TransportProtocol(protocol)
         self.tls = bool(state.get("tls"))
-        self.certificate_list = [_cert_from_state(c) for c in state.get("certificate_list") or []]
+        certificates = state.get("certificate_list")
+        self.certificate_list = [_cert_from_state(c) for c in certificates] if certificates else []
 
     def __repr__(self) -> str:
         name = type(self).__name__
@@ -115,6 +132,28 @@ class Connection:
 
     def _describe(self) -> str:  # pragma: no cover - overridden
         return self.id
+
+
+_COMMON_KEY = (
+    "peername", "sockname", "transport_protocol", "error", "tls", "alpn", "cipher",
+    "tls_version", "sni", "timestamp_start", "timestamp_end", "timestamp_tls_setup",
+)  # fmt: skip
+_END = object()  # ends each list's items in a state key
+_PROTOCOLS = {p.value: p for p in TransportProtocol}  # (a dict lookup costs less than the enum call)
+_PLAIN = frozenset({type(None), bool, int, float, str, bytes})
+
+
+def frozen_key(key: tuple[Any, ...]) -> bool:
+    """Whether the objects of a ``state_key`` cannot change: plain values, tuples of them and
+    transport protocols (so the same objects give the same state; a certificate, a list in
+    place of a tuple or any other object can, and is not trusted)."""
+    for value in key:
+        kind = type(value)
+        if kind in _PLAIN or value is _END or kind is TransportProtocol:
+            continue
+        if kind is not tuple or not frozen_key(value):
+            return False
+    return True
 
 
 def _address(value: Any) -> Address | None:
@@ -163,6 +202,8 @@ class Client(Connection):
     def address(self, value: Address | None) -> None:
         self.peername = value
 
+    _key_values = attrgetter(*_COMMON_KEY, "mitmcert", "proxy_mode.full_spec")
+
     def get_state(self) -> dict[str, Any]:
         state = self._state_common()
         state["mitmcert"] = _cert_state(self.mitmcert)
@@ -176,9 +217,7 @@ class Client(Connection):
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Client:
-        client = cls()
-        client.set_state(state)
-        return client
+        return _from_state(cls, state)
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
@@ -191,6 +230,8 @@ class Server(Connection):
 
     def _describe(self) -> str:
         return f"address={self.address}"
+
+    _key_values = attrgetter(*_COMMON_KEY, "address", "timestamp_tcp_setup", "via")
 
     def get_state(self) -> dict[str, Any]:
         state = self._state_common()
@@ -207,6 +248,22 @@ class Server(Connection):
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Server:
-        server = cls()
-        server.set_state(state)
-        return server
+        return _from_state(cls, state)
+
+
+_C = TypeVar("_C", Client, Server)
+
+
+def _from_state(cls: type[_C], state: dict[str, Any]) -> _C:
+    """A connection made from its state without ``__init__``: set_state sets every field
+    but ``state`` (the defaults' new id, proxy mode and clock reading were thrown away)."""
+    if cls.__init__ is not _INITS.get(cls):  # a subclass with its own: let it run
+        connection = cls()
+    else:
+        connection = object.__new__(cls)
+        connection.state = ConnectionState.CLOSED
+    connection.set_state(state)
+    return connection
+
+
+_INITS: dict[type, Any] = {Client: Client.__init__, Server: Server.__init__}

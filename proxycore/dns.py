@@ -462,15 +462,14 @@ class DNSFlow(Flow):
     def __repr__(self) -> str:
         return f"<DNSFlow request={getattr(self, 'request', None)!r} response={self.response!r}>"
 
-    def get_state(self) -> dict[str, Any]:
-        state = super().get_state()
+    def state_with(self, client_conn: Any, server_conn: Any) -> dict[str, Any]:
+        state = super().state_with(client_conn, server_conn)
         state["request"] = self.request.get_state()
         state["response"] = self.response.get_state() if self.response else None
         return state
 
-    def set_state(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        self.request = DNSMessage.from_state(state.pop("request"))
-        response = state.pop("response", None)
+    def set_state_with(self, state: dict[str, Any], client_conn: Client, server_conn: Server) -> None:
+        self.request = DNSMessage.from_state(state["request"])
+        response = state.get("response")
         self.response = DNSMessage.from_state(response) if response else None
-        super().set_state(state)
+        super().set_state_with(state, client_conn, server_conn)

@@ -99,14 +99,19 @@ class Flow:
     # state -------------------------------------------------------------------
 
     def get_state(self) -> dict[str, Any]:
+        return self.state_with(self.client_conn.get_state(), self.server_conn.get_state())
+
+    def state_with(self, client_conn: Any, server_conn: Any) -> dict[str, Any]:
+        """``get_state()`` with the connections' states given: a flow writer passes the
+        frames it kept of them (proxycore/io/io.py). Subclasses add their fields here."""
         metadata = self.metadata
         return {
             "version": FLOW_FORMAT_VERSION,
             "type": self.type,
             "id": self.id,
             "error": self.error.get_state() if self.error else None,
-            "client_conn": self.client_conn.get_state(),
-            "server_conn": self.server_conn.get_state(),
+            "client_conn": client_conn,
+            "server_conn": server_conn,
             "intercepted": self.intercepted,
             "is_replay": self.is_replay,
             "marked": self.marked,
@@ -118,26 +123,41 @@ class Flow:
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        state.pop("version", None)
-        state.pop("type", None)
+        self.set_state_with(state, Client.from_state(state["client_conn"]), Server.from_state(state["server_conn"]))
+
+    def set_state_with(self, state: dict[str, Any], client_conn: Client, server_conn: Server) -> None:
+        """``set_state()`` with the connection objects given, its ``client_conn`` and
+        ``server_conn`` not read: the primary of ``--workers`` passes the objects it made from
+        earlier states (proxycore/workers/pool.py). Subclasses read their fields here."""
         self.id = state["id"]
-        self.error = Error.from_state(state["error"]) if state.get("error") else None
-        self.client_conn = Client.from_state(state["client_conn"])
-        self.server_conn = Server.from_state(state["server_conn"])
+        error = state.get("error")
+        self.error = Error.from_state(error) if error else None
+        self.client_conn = client_conn
+        self.server_conn = server_conn
         self.intercepted = state.get("intercepted", False)
         self.is_replay = state.get("is_replay")
         marked = state.get("marked", "")
         self.marked = ":default:" if marked is True else (marked or "")
-        self.metadata = copy.deepcopy(state.get("metadata") or {})
+        metadata = state.get("metadata")
+        # (most flows have none: no deepcopy machinery for nothing)
+        self.metadata = copy.deepcopy(metadata) if metadata else {}
         self.comment = state.get("comment", "")
-        self.timestamp_created = state.get("timestamp_created", time.time())
+        self.timestamp_created = state["timestamp_created"] if "timestamp_created" in state else time.time()
         self._backup = state.get("backup")
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Flow:
-        flow = cls(Client(), Server())
-        flow.set_state(state)
+        if cls.set_state is not Flow.set_state:  # a class that reads its state its own way
+            flow = cls(Client(), Server())
+            flow.set_state(state)
+            return flow
+        return cls.from_state_with(state, Client.from_state(state["client_conn"]), Server.from_state(state["server_conn"]))
+
+    @classmethod
+    def from_state_with(cls, state: dict[str, Any], client_conn: Client, server_conn: Server) -> Flow:
+        """``from_state()`` with the connection objects given (see set_state_with)."""
+        flow = cls(client_conn, server_conn)
+        flow.set_state_with(state, client_conn, server_conn)
         return flow
 
     def copy(self) -> Flow:

@@ -48,12 +48,11 @@ class UDPFlow(Flow):
     def __repr__(self) -> str:
         return f"<UDPFlow ({len(self.messages)} messages)>"
 
-    def get_state(self) -> dict[str, Any]:
-        state = super().get_state()
+    def state_with(self, client_conn: Any, server_conn: Any) -> dict[str, Any]:
+        state = super().state_with(client_conn, server_conn)
         state["messages"] = [m.get_state() for m in self.messages]
         return state
 
-    def set_state(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        self.messages = [UDPMessage.from_state(m) for m in state.pop("messages", [])]
-        super().set_state(state)
+    def set_state_with(self, state: dict[str, Any], client_conn: Client, server_conn: Server) -> None:
+        self.messages = [UDPMessage.from_state(m) for m in state.get("messages", [])]
+        super().set_state_with(state, client_conn, server_conn)

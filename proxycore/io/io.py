@@ -11,8 +11,10 @@ from __future__ import annotations
 import marshal
 import os
 from collections.abc import Callable, Iterable, Iterator
+from operator import is_
 from typing import IO, Any, BinaryIO
 
+from proxycore.connection import frozen_key
 from proxycore.exceptions import FlowReadException, ProxycoreError  # noqa: F401 - FlowReadException re-exported
 from proxycore.flow import Flow
 from proxycore.io import compat, har, schema, tnetstring
@@ -164,10 +166,13 @@ class FlowEncoder:
 
     Every flow of a keep-alive connection carries the same client and server state (a
     third of a small flow's values), so the last frame of each connection (by its id) is
-    kept with that state's ``marshal`` form, and used again while the form is the same:
-    equal marshal bytes mean equal values of the same types (marshal tells 1, 1.0 and True
-    apart), hence the same frame.  A state marshal cannot write (a subclass, an object in
-    it) or without a str id is encoded as it is each time.
+    kept and used again while the state would be the same. Two ways to know that: the
+    connection's ``state_key()`` holds the same objects (by identity) as when the frame was
+    made, and they are values that cannot change (``frozen_key``), so its state is not
+    even made; otherwise (a certificate, a list where a tuple belongs...) the state is made
+    and its ``marshal`` form compared: equal marshal bytes mean equal values of the same
+    types (marshal tells 1, 1.0 and True apart), hence the same frame. A state marshal
+    cannot write (a subclass, an object in it) or without a str id is encoded as it is.
     """
 
     #: Connections remembered at most; emptied when full.
@@ -175,9 +180,32 @@ class FlowEncoder:
 
     def __init__(self) -> None:
         self._frames: dict[str, tuple[bytes, bytes]] = {}
+        self._keyed: dict[Any, tuple[tuple[Any, ...], tnetstring.Encoded]] = {}
 
     def encode(self, flow: Flow) -> bytes:
-        return self.encode_state(flow.get_state())
+        if type(flow).get_state is not _FLOW_GET_STATE:  # a subclass that makes its own state
+            return self.encode_state(flow.get_state())
+        return tnetstring.dumps(flow.state_with(self._kept(flow.client_conn), self._kept(flow.server_conn)))
+
+    def _kept(self, connection: Any) -> Any:
+        """The connection's kept frame while its state_key holds the same objects, else its
+        state (as encode_state takes it)."""
+        state_key = getattr(connection, "state_key", None)
+        if state_key is None:
+            return self._connection(connection.get_state())
+        key = state_key()
+        ident = connection.id
+        kept = self._keyed.get(ident)
+        if kept is not None and len(kept[0]) == len(key) and all(map(is_, kept[0], key)):
+            return kept[1]
+        state = connection.get_state()
+        if type(ident) is not str or not frozen_key(key):
+            return self._connection(state)
+        frame = tnetstring.Encoded(tnetstring.dumps(state))
+        if len(self._keyed) >= self.MAX_KEPT:
+            self._keyed.clear()
+        self._keyed[ident] = (key, frame)
+        return frame
 
     def encode_state(self, state: dict[str, Any]) -> bytes:
         """``tnetstring.dumps(state)`` for a flow's state (its connection fields are
@@ -207,6 +235,7 @@ class FlowEncoder:
 
 
 _CONNECTION_FIELDS = ("client_conn", "server_conn")
+_FLOW_GET_STATE = Flow.get_state
 
 
 class FlowWriter:
@@ -234,10 +263,11 @@ class FilteredFlowWriter:
         self.flt = flt
         self.encode = FlowEncoder().encode
 
-    def add(self, flow: Flow) -> None:
+    def add(self, flow: Flow, encoded: bytes | None = None) -> None:
+        """Write ``flow`` (``encoded``: its bytes as made elsewhere, by a worker)."""
         if self.flt is not None and not self.flt(flow):
             return
-        self.fo.write(self.encode(flow))
+        self.fo.write(self.encode(flow) if encoded is None else encoded)
 
 
 def read_flows_from_paths(

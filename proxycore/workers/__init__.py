@@ -6,11 +6,16 @@ flow view and web API, the ``-w`` writer and proxydump's output.  Each worker ta
 the primary over one Unix socket; a message is a 4-byte length and a ``marshal``-ed
 tuple (flows travel as their ``get_state()``, plain data that marshal handles fast).
 
-Worker to primary: ``("hello", index, pid)``, ``("flow", hook, live, state)``.
-Worker to primary, instead of a flow when only ``-w`` needs it: ``("record", tnetstring)``.
-Primary to worker: ``("options", {name: value})``, ``("hooks", [names], [record names])``
-(the flow hooks the primary wants to hear about, and those of them it only appends to its
-flow file), ``("resume", flow_id, state)``, ``("kill", flow_id)``,
+Worker to primary: ``("hello", index, pid)``, ``("flow", hook, live, state)``; in such a
+state a connection the primary was sent before and that is the same since is its id alone
+(``KeptConnections``).
+Worker to primary, instead of a flow when only ``-w`` needs it: ``("record", tnetstring)``;
+besides the flow when ``-w`` and other observers need it: ``("flow", hook, live, state,
+tnetstring | None)``, the record the primary's ``-w`` writes for that flow.
+Primary to worker: ``("options", {name: value})``, ``("hooks", [names], [record names],
+[names with a record])`` (the flow hooks the primary wants to hear about, those of them it
+only appends to its flow file, and those whose flow it also writes to it),
+``("resume", flow_id, state)``, ``("kill", flow_id)``,
 ``("inject", flow_id, "tcp" | "websocket", from_client, content, opcode)``.
 """
 
@@ -21,7 +26,10 @@ import marshal
 import os
 import struct
 from collections.abc import AsyncIterator
+from operator import is_
 from typing import TYPE_CHECKING, Any
+
+from proxycore.connection import frozen_key
 
 if TYPE_CHECKING:
     from proxycore.io.io import FlowEncoder
@@ -105,28 +113,104 @@ async def messages(reader: asyncio.StreamReader) -> AsyncIterator[tuple[Any, ...
 def encode_record(flow: Any) -> bytes:
     """The ``record`` message: the flow as the ``-w`` file stores it (by a FlowEncoder kept
     for the process, which reuses a connection's frame from its previous flow)."""
+    try:
+        return encode(("record", _encoder().encode(flow)))
+    except ValueError:
+        state = flow.get_state()
+        state["metadata"] = {}
+        return encode(("record", _encoder().encode_state(state)))
+
+
+def _encoder() -> FlowEncoder:
+    """The process's FlowEncoder for records (made on first use: -w is rare)."""
     global _record_encoder
     if _record_encoder is None:
         from proxycore.io.io import FlowEncoder
 
         _record_encoder = FlowEncoder()
-    state = flow.get_state()
-    try:
-        return encode(("record", _record_encoder.encode_state(state)))
-    except ValueError:
-        state["metadata"] = {}
-        return encode(("record", _record_encoder.encode_state(state)))
+    return _record_encoder
 
 
 _record_encoder: FlowEncoder | None = None
 
 
-def encode_flow(hook: str, flow: Any) -> bytes:
+class KeptConnections:
+    """The connections both ends of a channel know, by id: every connection state a
+    ``flow`` message carries in full is kept, by the worker with its ``state_key`` (None when
+    the key is not ``frozen_key``) and by the primary as the object it made of it, emptied
+    at the same size on both ends; so while a connection's key holds the same objects, the
+    worker sends its id instead of its state, and the primary uses the object it has.
+    (The connections of a keep-alive connection's flows are the same, and the primary
+    receives a flow four times: making them anew was a third of its work per flow.)"""
+
+    MAX_KEPT = 1024
+
+    def __init__(self) -> None:
+        self.kept: dict[str, Any] = {}
+
+    def keep(self, ident: str, value: Any) -> None:
+        if len(self.kept) >= self.MAX_KEPT and ident not in self.kept:
+            self.kept.clear()
+        self.kept[ident] = value
+
+    def state(self, connection: Any) -> tuple[Any, Any]:
+        """The worker's side: the connection's id if the primary has its state, else its
+        state and the key to keep once the message is sent (``sent``)."""
+        key = connection.state_key()
+        kept = self.kept.get(connection.id)
+        if kept is not None and len(kept) == len(key) and all(map(is_, kept, key)):
+            return connection.id, None
+        return connection.get_state(), key if frozen_key(key) else None
+
+    def sent(self, state: dict[str, Any], keys: tuple[Any, Any]) -> None:
+        """Keep the connections ``state`` carried in full (as the primary will)."""
+        for name, key in zip(_CONNECTION_FIELDS, keys, strict=True):
+            connection = state.get(name)
+            if type(connection) is dict and type(connection.get("id")) is str:
+                self.keep(connection["id"], key)
+
+
+_CONNECTION_FIELDS = ("client_conn", "server_conn")
+_sent_connections = KeptConnections()  # a worker's, for its one channel
+
+
+def encode_flow(hook: str, flow: Any, with_record: bool = False) -> bytes:
     """The ``flow`` message for ``hook``.  Metadata a script filled with objects marshal
-    cannot carry is left out rather than failing the flow."""
-    state = flow.get_state()
+    cannot carry is left out rather than failing the flow.  ``with_record``: the flow as the
+    primary's ``-w`` file stores it comes along (None if the file cannot store it), so that
+    the primary does not make the state and its frames for every flow again."""
+    from proxycore.flow import Flow
+
+    keys: tuple[Any, Any] = (None, None)
+    if type(flow).get_state is Flow.get_state:  # (a class with its own sends it all)
+        client, client_key = _sent_connections.state(flow.client_conn)
+        server, server_key = _sent_connections.state(flow.server_conn)
+        state = flow.state_with(client, server)
+        keys = (client_key, server_key)
+    else:
+        state = flow.get_state()
+    message: tuple[Any, ...] = ("flow", hook, flow.live, state)
+    if with_record:
+        message += (_record_of(flow, emptied=False),)
     try:
-        return encode(("flow", hook, flow.live, state))
+        data = encode(message)
     except ValueError:
         state["metadata"] = {}
-        return encode(("flow", hook, flow.live, state))
+        if with_record:  # the primary's flow has none either
+            message = (*message[:4], _record_of(flow, emptied=True))
+        data = encode(message)
+    _sent_connections.sent(state, keys)  # (only once it is on its way)
+    return data
+
+
+def _record_of(flow: Any, emptied: bool) -> bytes | None:
+    """``flow`` as a flow file stores it (``emptied``: without its metadata, as the
+    message carries it); None if it cannot be stored (the primary's -w says why)."""
+    try:
+        if not emptied:
+            return _encoder().encode(flow)
+        state = flow.get_state()
+        state["metadata"] = {}
+        return _encoder().encode_state(state)
+    except ValueError:
+        return None

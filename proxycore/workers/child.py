@@ -30,6 +30,7 @@ class PrimaryLink:
         self.writer = writer
         self.wanted: frozenset[str] = frozenset()
         self.records: frozenset[str] = frozenset()  # hooks sent as flow-file records
+        self.with_records: frozenset[str] = frozenset()  # hooks sent with their record
         self.flows: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
 
     def __getattr__(self, name: str) -> Any:
@@ -48,7 +49,9 @@ class PrimaryLink:
             self.writer.write(workers.encode_record(flow))
         else:
             self.flows[flow.id] = flow
-            self.writer.write(workers.encode_flow(hook, flow))
+            # (a response of a WebSocket flow is saved at websocket_end, as in Save)
+            with_record = hook in self.with_records and not (hook == "response" and flow.websocket is not None)
+            self.writer.write(workers.encode_flow(hook, flow, with_record))
         if self.writer.transport.get_write_buffer_size():
             # The flow must be with the primary (in its socket) before the client hears
             # more: a worker killed after answering then loses no finished flow.  The
@@ -66,6 +69,7 @@ class PrimaryLink:
         elif kind == "hooks":
             self.wanted = frozenset(message[1]) & frozenset(workers.FORWARDABLE)
             self.records = frozenset(message[2])
+            self.with_records = frozenset(message[3])
             master.addons.refresh_hooks()
         elif kind == "resume":
             flow = self.flows.get(message[1])

@@ -59,6 +59,30 @@ class _Worker:
         self.index = index
         self.pid = pid
         self.writer = writer
+        self.connections = workers.KeptConnections()  # the objects made of its states
+
+    def connections_of(self, state: dict[str, Any]) -> tuple[Any, Any] | None:
+        """The client and server objects of a flow message's state: made of the states it
+        carries (and kept, as the worker keeps them), or those kept for the ids it carries.
+        Every message goes through here, so that both ends keep the same (None: one
+        of them cannot be made)."""
+        from proxycore.connection import Client, Server
+
+        client = self._connection(Client, state.get("client_conn"))
+        server = self._connection(Server, state.get("server_conn"))
+        return None if client is None or server is None else (client, server)
+
+    def _connection(self, cls: Any, value: Any) -> Any:
+        if type(value) is str:
+            return self.connections.kept.get(value)
+        try:
+            connection = cls.from_state(value)
+        except Exception as e:
+            logger.error(f"worker {self.index} sent a connection that cannot be read: {e!r:.200}")
+            connection = None
+        if type(value) is dict and type(value.get("id")) is str:
+            self.connections.keep(value["id"], connection)
+        return connection
 
     def send(self, message: tuple[Any, ...]) -> None:
         if not self.writer.is_closing():
@@ -74,8 +98,9 @@ class WorkerPool:
         self._server: asyncio.AbstractServer | None = None
         self._keepers: list[asyncio.Task[None]] = []
         self._stopping = False
-        self._hooks: tuple[list[str], list[str]] = ([], [])
+        self._hooks: tuple[list[str], list[str], list[str]] = ([], [], [])
         self._flush_pending = False
+        self._observer_handlers: dict[str, tuple[list[Any], list[tuple[Any, Any]]]] = {}
         # Listening sockets bound here and handed to every worker, and the shared
         # connection counts (proxycore/workers/balance.py).
         self._shared: list[tuple[str, int, list[socket.socket]]] = []
@@ -207,10 +232,12 @@ class WorkerPool:
         options = ctx.options
         return {name: value for name, value in options.items() if options.has_changed(name) and _forwarded(name)}
 
-    def _wanted_hooks(self) -> tuple[list[str], list[str]]:
-        """The hooks observers implement, and those of them to send as finished flow-file
-        records: when the only observer is an unfiltered ``-w`` (proxydump -q -w), the
-        primary does not need flow objects at all, only the bytes to append."""
+    def _wanted_hooks(self) -> tuple[list[str], list[str], list[str]]:
+        """The hooks observers implement, those of them to send as finished flow-file
+        records (when the only observer is an unfiltered ``-w``, proxydump -q -w, the
+        primary does not need flow objects at all, only the bytes to append), and those
+        whose flow comes with its record (``-w`` among other observers: the worker makes
+        the record, as it would have alone, rather than the primary for every worker)."""
         from proxycore import ctx
 
         addons = ctx.master.addons
@@ -224,12 +251,13 @@ class WorkerPool:
         save = self._save()
         records = save is not None and observers == {save} and save.filter is None
         if not records:
-            return hooks, []
+            written = [h for h in hooks if h in workers.LAST_HOOKS and any(a is save for a, _ in addons.handlers(h))]
+            return hooks, [], written
         # Only a flow's last hook makes a record, and then nothing else is sent: Save also
         # listens to the first hooks (to write flows still open when its file closes), and
         # a copy of every flow would be appended for them.
         last = [h for h in hooks if h in workers.LAST_HOOKS]
-        return last, last
+        return last, last, []
 
     def _save(self) -> Any:
         from proxycore import ctx
@@ -274,7 +302,10 @@ class WorkerPool:
         try:
             async for message in workers.messages(reader):
                 if message[0] == "flow":
-                    await self._deliver(worker, message[1], message[2], message[3])
+                    connections = worker.connections_of(message[3])
+                    if connections is not None:
+                        record = message[4] if len(message) > 4 else None
+                        await self._deliver(worker, message[1], message[2], message[3], *connections, record)
                 elif message[0] == "record":
                     self._write_record(message[1])
         finally:
@@ -282,23 +313,39 @@ class WorkerPool:
                 del self.workers[worker.index]
             writer.close()
 
-    async def _deliver(self, worker: _Worker, hook: str, live: bool, state: dict[str, Any]) -> None:
+    async def _deliver(
+        self,
+        worker: _Worker,
+        hook: str,
+        live: bool,
+        state: dict[str, Any],
+        client: Any,
+        server: Any,
+        record: bytes | None = None,
+    ) -> None:
         flow = self.flows.get(state["id"])
         first = flow is None
         if flow is None:
             cls = _flow_classes().get(state.get("type", ""))
             if cls is None:
                 return
-            flow = cls.from_state(state)
+            flow = cls.from_state_with(state, client, server)
             self._attach(flow, worker)
             self.flows[flow.id] = flow
         else:
-            flow.set_state(state)
+            flow.set_state_with(state, client, server)
         flow.live = live and (hook not in workers.LAST_HOOKS or flow.intercepted)
         introduce = workers.FIRST_HOOK.get(flow.type)
         if first and introduce and introduce != hook:
             await self._notify(introduce, flow)
-        await self._notify(hook, flow)
+        save = self._save() if record is not None else None
+        if save is not None:
+            save.prepared = (flow, record)  # what its -w writes for this flow, until changed
+        try:
+            await self._notify(hook, flow)
+        finally:
+            if save is not None:
+                save.prepared = None
 
     async def _notify(self, hook: str, flow: Flow) -> None:
         """Run ``hook`` and then ``update`` on the observers, as the driver would."""
@@ -306,15 +353,28 @@ class WorkerPool:
 
         addons = ctx.master.addons
         for name, args in ((hook, (flow,)), ("update", ([flow],))):
-            for addon, handler in addons.handlers(name):
-                if not _is_observer(addon):
-                    continue
+            for addon, handler in self._observers(addons, name):
                 try:
                     result = handler(*args)
-                    if inspect.isawaitable(result):
+                    if result is not None and inspect.isawaitable(result):
+                        self._forget_prepared()  # others may change the flow meanwhile
                         await result
                 except Exception as e:
                     addons._report(addon, name, e)
+
+    def _forget_prepared(self) -> None:
+        save = self._save()
+        if save is not None:
+            save.prepared = None
+
+    def _observers(self, addons: Any, name: str) -> list[tuple[Any, Any]]:
+        """The observers' handlers of hook ``name``, kept while the manager's list of its
+        handlers is the same object (it makes a new one when its index is rebuilt)."""
+        handlers = addons.handlers(name)
+        kept = self._observer_handlers.get(name)
+        if kept is None or kept[0] is not handlers:
+            kept = self._observer_handlers[name] = (handlers, [h for h in handlers if _is_observer(h[0])])
+        return kept[1]
 
     def _attach(self, flow: Flow, worker: _Worker) -> None:
         """Give ``flow`` a resume and a kill that act in the worker running it."""

@@ -104,3 +104,20 @@ def test_a_plain_name_is_not_expanded_again_for_each_flow(tmp_path, monkeypatch)
         tctx.configure(save, save_stream_file=str(tmp_path / "flows-%Y.mitm"))
         assert save.rotates
     assert [f.id for f in read(tmp_path / "plain.mitm")] == [flow.id]
+
+
+def test_the_request_hook_is_noted_by_its_gate_which_leaves_the_handler_nothing(tmp_path):
+    """The driver calls the gate and, as it says False, not the handler (as for every flow of
+    proxydump -w): the flow is still written when the file closes."""
+    save = Save()
+    path = tmp_path / "out.mitm"
+    with taddons.context(save) as tctx:
+        assert save.request.gate(tflow.tflow()) is False  # no file: nothing noted
+        assert not save.active_flows
+        tctx.configure(save, save_stream_file=str(path))
+        gated, called = tflow.tflow(), tflow.tflow()
+        assert save.request.gate(gated) is False
+        save.request(called)
+        assert save.active_flows == {gated, called}
+        save.done()
+    assert sorted(f.id for f in read(path)) == sorted([gated.id, called.id])

@@ -105,6 +105,112 @@ def test_flow_encoder_matches_the_general_encoder(data, request, response, chang
         assert encoder.encode(flow) == general(flow.get_state())
 
 
+connection_edits = st.sampled_from([
+    "port True", "port 1.0", "timestamp -0.0", "timestamp int", "alpn_offers append",
+    "cipher_list append", "cipher_list item", "peername list", "peername nested list",
+    "peername item", "proxy_mode", "certificate", "same tuple again",
+])  # fmt: skip
+
+
+def _edit(conn, edit):
+    """Change ``conn`` so that its state changes (or, "same tuple again", only its objects)."""
+    host, port = (conn.peername or ("127.0.0.1", 1))[:2]
+    port = port if type(port) is int else 1
+    if edit == "port True":
+        conn.peername = (host, True)
+    elif edit == "port 1.0":
+        conn.peername = (host, float(port))
+    elif edit == "timestamp -0.0":
+        conn.timestamp_end = -0.0 if conn.timestamp_end == 0.0 and str(conn.timestamp_end) == "0.0" else 0.0
+    elif edit == "timestamp int":
+        conn.timestamp_start = int(conn.timestamp_start or 0)
+    elif edit == "alpn_offers append":
+        conn.alpn_offers.append(b"h2")  # in place: the list is the same object
+    elif edit == "cipher_list append":
+        conn.cipher_list.append("AES")
+    elif edit == "cipher_list item" and conn.cipher_list:
+        conn.cipher_list[0] += "x"
+    elif edit == "peername list":
+        conn.peername = [host, port]
+    elif edit == "peername nested list":
+        conn.peername = (host, [port])
+    elif edit == "peername item" and type(conn.peername) is list:
+        conn.peername[1] = 2 if conn.peername[1] == 1 else 1  # in place
+    elif edit == "peername item" and type(conn.peername) is tuple and type(conn.peername[1]) is list:
+        conn.peername[1].append(1)  # in place, inside the tuple
+    elif edit == "proxy_mode" and hasattr(conn, "proxy_mode"):
+        from proxycore.proxy.mode_specs import ProxyMode
+
+        conn.proxy_mode = ProxyMode.parse("upstream:http://example.com:8080")
+    elif edit == "certificate":
+        conn.certificate_list = [b"-----BEGIN CERTIFICATE-----"]
+    elif edit == "same tuple again" and isinstance(conn.peername, tuple):
+        conn.peername = tuple(list(conn.peername))  # equal, another object
+
+
+@budget(60, deadline=None)
+@given(st.data(), st.lists(connection_edits, max_size=6))
+def test_connections_changed_in_place_or_to_equal_values_of_other_types(data, edits):
+    """The identity fast path (state_key) must see every change that alters the state:
+    lists changed in place, 1 -> True -> 1.0, 0.0 -> -0.0, lists inside tuples."""
+    encoder = FlowEncoder()
+    flow = tflow(resp=True)
+    assert encoder.encode(flow) == general(flow.get_state())
+    for edit in edits:
+        conn = data.draw(st.sampled_from([flow.client_conn, flow.server_conn]))
+        _edit(conn, edit)
+        assert encoder.encode(flow) == general(flow.get_state())
+        assert encoder.encode(flow) == general(flow.get_state())
+
+
+def test_lists_changed_in_place_get_a_new_frame():
+    for edits in (
+        ["alpn_offers append", "alpn_offers append"],
+        ["cipher_list append", "cipher_list item"],
+        ["peername list", "peername item"],
+        ["peername nested list", "peername item"],
+    ):
+        encoder = FlowEncoder()
+        flow = tflow(resp=True)
+        for edit in edits:
+            _edit(flow.client_conn, edit)
+            assert encoder.encode(flow) == general(flow.get_state()), edits
+
+
+def test_an_unchanged_connection_is_not_asked_for_its_state(monkeypatch):
+    from proxycore.connection import Client
+
+    encoder = FlowEncoder()
+    first = tflow(resp=True)
+    second = tflow(resp=True, client_conn=first.client_conn, server_conn=first.server_conn)
+    assert encoder.encode(first) == general(first.get_state())
+    asked = []
+    original = Client.get_state
+    monkeypatch.setattr(Client, "get_state", lambda self: asked.append(self) or original(self))
+    assert encoder.encode(second) == general(second.get_state())
+    assert len(asked) == 1  # the general encoder's call only, not the writer's
+    first.client_conn.sni = "other.example"
+    asked.clear()
+    assert encoder.encode(first) == general(first.get_state())
+    assert len(asked) == 2
+
+
+def test_a_flow_class_with_its_own_get_state_is_written_with_it():
+    from proxycore.http import HTTPFlow
+
+    class Tagged(HTTPFlow):
+        def get_state(self):
+            state = super().get_state()
+            state["tag"] = "mine"
+            return state
+
+    flow = tflow(resp=True)
+    tagged = Tagged(flow.client_conn, flow.server_conn)
+    tagged.request, tagged.response = flow.request, flow.response
+    assert FlowEncoder().encode(tagged) == general(tagged.get_state())
+    assert b"3:tag;" in FlowEncoder().encode(tagged)
+
+
 def test_a_port_that_becomes_true_is_not_the_cached_frame():
     encoder = FlowEncoder()
     flow = tflow(resp=True)
