@@ -52,6 +52,7 @@ class Save:
         # Whether the file name has strftime codes: only then can it change between flows
         # (a name without any is the same every time; not asking saves ~10k instructions/flow).
         self.rotates = False
+        self.opened_spec: str | None = None  # the save_stream_file option the open file is for
 
         def request(flow: Any) -> None:
             self._begin(flow)
@@ -97,6 +98,9 @@ class Save:
     def maybe_rotate_to_new_file(self) -> None:
         """Open the stream file, or a new one if its (strftime-expanded) name changed.
         Flows begun in the old file are written to the new one when they end."""
+        spec = ctx.options.save_stream_file
+        if self.writer is not None and not self.rotates and spec == self.opened_spec:
+            return  # a name without strftime codes cannot change (~10k instructions per flow)
         path, mode = self._expanded_path()
         if path == self.current_path and self.writer is not None:
             return
@@ -112,6 +116,7 @@ class Save:
         self.file = target.open(mode)
         self.writer = FilteredFlowWriter(self.file, self.filter)
         self.current_path = path
+        self.opened_spec = spec
 
     def _begin(self, flow: Any) -> None:
         if self.writer is not None:
@@ -127,8 +132,7 @@ class Save:
         capture that silently loses flows would be worse."""
         if self.writer is not None:
             try:
-                if self.rotates:
-                    self.maybe_rotate_to_new_file()
+                self.maybe_rotate_to_new_file()
                 assert self.writer is not None and self.file is not None
                 prepared = self.prepared
                 self.writer.add(flow, prepared[1] if prepared is not None and prepared[0] is flow else None)

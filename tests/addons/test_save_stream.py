@@ -96,14 +96,39 @@ def test_a_plain_name_is_not_expanded_again_for_each_flow(tmp_path, monkeypatch)
     with taddons.context(save) as tctx:
         tctx.configure(save, save_stream_file=str(tmp_path / "plain.mitm"))
         assert not save.rotates
-        monkeypatch.setattr(save, "maybe_rotate_to_new_file", lambda: pytest.fail("asked again"))
+        monkeypatch.setattr(save, "_expanded_path", lambda: pytest.fail("expanded again"))
         flow = tflow.tflow(resp=True)
         save.request(flow)
         save.response(flow)
         monkeypatch.undo()
+        tctx.configure(save, save_stream_file=str(tmp_path / "other.mitm"))  # another plain name
+        second = tflow.tflow(resp=True)
+        save.request(second)
+        save.response(second)
         tctx.configure(save, save_stream_file=str(tmp_path / "flows-%Y.mitm"))
         assert save.rotates
     assert [f.id for f in read(tmp_path / "plain.mitm")] == [flow.id]
+    assert [f.id for f in read(tmp_path / "other.mitm")] == [second.id]
+
+
+@pytest.mark.parametrize("failing", ["maybe_rotate_to_new_file", "flush"])
+def test_a_failing_disk_ends_the_process_with_a_message(tmp_path, monkeypatch, capsys, failing):
+    """As mitmdump: a capture that goes on while losing flows would be worse. mitmproxy's own
+    test makes maybe_rotate_to_new_file raise, so each written flow must still go through it."""
+    save = Save()
+    with taddons.context(save) as tctx:
+        tctx.configure(save, save_stream_file=str(tmp_path / "plain.mitm"))
+
+        def fail(*_: object) -> None:
+            raise OSError("disk full")
+
+        monkeypatch.setattr(save if failing != "flush" else save.file, failing, fail)
+        flow = tflow.tflow(resp=True)
+        save.request(flow)
+        with pytest.raises(SystemExit):
+            save.response(flow)
+        monkeypatch.undo()
+    assert "Error while writing" in capsys.readouterr().err
 
 
 def test_the_request_hook_is_noted_by_its_gate_which_leaves_the_handler_nothing(tmp_path):
