@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Generator
+from typing import Any, TypeVar
 
 from proxycore.connection import Address, Connection, Server
 from proxycore.layers.http._events import HttpEvent
 from proxycore.proxy.commands import Command
 from proxycore.proxy.layer import CommandGenerator
+
+T = TypeVar("T")
+
+#: What the layers inside the HttpLayer yield to it: commands, and bare HTTP events. A
+#: stream yields the event it sends ("send this", by exact type to the client or to its
+#: server connection), an HTTP/1 connection layer with ``bare_received`` the one it read;
+#: the HttpLayer routes them (no SendHttp/ReceiveHttp object per event), and passes only
+#: commands on, so no layer above it and no driver ever sees an event yielded.
+HttpGenerator = Generator[Command | HttpEvent, Any, T]
 
 
 def _ended() -> CommandGenerator[Any]:
