@@ -46,9 +46,9 @@ class ReceiveHttp(Command):
 class SendHttp(Command):
     """``event`` to be written to ``connection`` by its connection layer.
 
-    Our streams yield the event itself (an HttpEvent is a command too, routed by its type:
-    no object around it per event); this names the connection explicitly, for the general
-    path. ``connection`` is None when there is no server connection (yet): the event is
+    Our streams yield the bare event to the HttpLayer instead (see HttpGenerator: routed
+    by its type, no object around it per event); this names the connection explicitly,
+    for the general path. ``connection`` is None when there is no server connection (yet): the event is
     dropped, as it would be for a connection that is gone."""
 
     def __init__(self, event: HttpEvent, connection: Connection | None) -> None:
