@@ -15,13 +15,14 @@ import inspect
 import pytest
 
 import proxycore.layers.http as http_layers
+from proxycore.connection import Server
 from proxycore.http import Response
 from proxycore.layers.http import _events
 from proxycore.layers.http._commands import ReceiveHttp
 from proxycore.layers.http._http1 import Http1Server
 from proxycore.proxy import commands, events
 from proxycore.proxy.commands import Command
-from proxycore.testing import Placeholder, Playbook, make_context
+from proxycore.testing import Placeholder, Playbook, make_context, reply
 
 
 def _event_classes() -> list[type]:
@@ -69,3 +70,22 @@ def test_response_headers_are_fed_to_http1_server():
         >> end
     )
     assert request().request.url == "http://example.com/"
+
+
+def test_the_http_layer_yields_no_event():
+    """The bare events the streams and HTTP/1 layers yield stay inside the HttpLayer: a whole
+    request through it (its hooks waited for and answered, so the general path runs too) yields commands only."""
+    tctx = make_context()
+    server = Placeholder(Server)
+    playbook = Playbook(http_layers.HttpLayer(tctx, http_layers.HTTPMode.regular), hooks=False)
+    assert (
+        playbook
+        >> events.DataReceived(tctx.client, b"POST http://example.com/ HTTP/1.1\r\nHost: example.com\r\nContent-Length: 2\r\n\r\nhi")
+        << commands.OpenConnection(server)
+        >> reply(None)
+        << commands.SendData(server, b"POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 2\r\n\r\nhi")
+        >> events.DataReceived(server, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        << commands.SendData(tctx.client, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    )
+    assert any(isinstance(command, commands.StartHook) for command in playbook.issued)  # (answered by the Playbook)
+    assert all(isinstance(command, Command) and not isinstance(command, events.Event) for command in playbook.issued)
