@@ -265,7 +265,9 @@ class Playbook:
             item = self.expected[step]
             if isinstance(item, reply):
                 item = self.expected[step] = item.to_event(self.issued)
-            if isinstance(item, events.Event):
+            # As mitmproxy's Playbook decides: a Command is expected from the layer, never fed
+            # to it (an event that were a Command too would never reach the layer there).
+            if isinstance(item, events.Event) and not isinstance(item, Command):
                 if len(self.actual) != step:
                     return self._fail()
                 self._feed(item)

@@ -22,12 +22,6 @@ if TYPE_CHECKING:
 class Command:
     """Base class of everything a layer can ask for."""
 
-    # No instance dict of its own: HTTP events (slotted dataclasses) are commands too. (Not
-    # shown to mypy, which would then reject ``command.blocking = layer`` for every command;
-    # the subclasses that are not events have an instance dict.)
-    if not TYPE_CHECKING:
-        __slots__ = ()
-
     #: False, True (blocks), or once passed up, the layer that blocks on it
     blocking: bool | Layer = False
 

@@ -66,13 +66,14 @@ class Layer:
             state = ""
         return f"{type(self).__name__}({state})" if state else type(self).__name__
 
-    def _goto(self, state: Callable[[events.Event], CommandGenerator[None]]) -> None:
+    def _goto(self, state: Callable[[events.Event], Generator[Any, Any, None]]) -> None:
         """Handle the next events with ``state``: how a layer's state machine moves on.
 
         The handler shadows the ``_handle_event`` method on this instance (mypy forbids
         assigning to a method, so the one place that does it is here, typed). Set with
         setattr, not through ``self.__dict__``: asking for that makes CPython build the
         instance's dict, which makes every later attribute access of the layer slower.
+        (A state of a layer inside the HttpLayer yields HTTP events too, hence the wider type.)
         """
         setattr(self, "_handle_event", state)  # noqa: B010 (see above)
 

@@ -23,6 +23,7 @@ from proxycore.layers.http._commands import (
     NOTHING,
     DropStream,
     GetHttpConnection,
+    HttpGenerator,
     ReceiveHttp,
     RegisterHttpConnection,
     SendHttp,
@@ -179,7 +180,7 @@ class HttpStream(Layer):
     def __repr__(self) -> str:
         return f"HttpStream(id={self.stream_id}, {self._handle_event.__name__})"
 
-    def handle_event(self, event: events.Event) -> CommandGenerator[None]:
+    def handle_event(self, event: events.Event) -> HttpGenerator[None]:  # type: ignore[override]  # (yields HTTP events too, only ever to the HttpLayer: see HttpGenerator)
         # As Layer.handle_event; a handler with nothing to yield (a buffered response's body
         # chunk) returns NOTHING, which needs no _run generator around it.
         if self._paused is not None:
@@ -195,7 +196,7 @@ class HttpStream(Layer):
 
     # Request side -----------------------------------------------------------
 
-    def state_start(self, event: events.Event) -> CommandGenerator[None]:
+    def state_start(self, event: events.Event) -> HttpGenerator[None]:
         """A plain function, as receive_response_headers: a request whose requestheaders
         hook is done at once goes on here, usually to NOTHING (no generator, no routing)."""
         assert isinstance(event, RequestHeaders), event
@@ -233,13 +234,13 @@ class HttpStream(Layer):
             return self._request_headers_hook(self._asked(hook), event, False)
         return self._request_headers_hooked(event, False)
 
-    def _request_headers_hook(self, hook: HttpRequestHeadersHook, event: RequestHeaders, held: bool) -> CommandGenerator[None]:
+    def _request_headers_hook(self, hook: HttpRequestHeadersHook, event: RequestHeaders, held: bool) -> HttpGenerator[None]:
         if held:
             yield from self.hold_request_body(True)
         yield hook
         yield from self._request_headers_hooked(event, held)
 
-    def _request_headers_hooked(self, event: RequestHeaders, held: bool) -> CommandGenerator[None]:
+    def _request_headers_hooked(self, event: RequestHeaders, held: bool) -> HttpGenerator[None]:
         """What follows the requestheaders hook: usually NOTHING (a plain function)."""
         if self.flow.error is not None and self._killed:
             return self.kill()
@@ -254,7 +255,7 @@ class HttpStream(Layer):
             return self.start_request_stream(event.end_stream)
         return NOTHING
 
-    def _request_headers_rest(self, event: RequestHeaders, held: bool) -> CommandGenerator[None]:
+    def _request_headers_rest(self, event: RequestHeaders, held: bool) -> HttpGenerator[None]:
         """After the requestheaders hook of a request whose body was held or that has an
         Expect header: the body may come now, and 100 Continue is answered."""
         request = event.request
@@ -274,7 +275,7 @@ class HttpStream(Layer):
         if request.stream and self.flow.response is None and not event.end_stream:
             yield from self.start_request_stream(event.end_stream)
 
-    def answer_before_body(self) -> CommandGenerator[None]:
+    def answer_before_body(self) -> HttpGenerator[None]:
         """An addon answered at requestheaders time (proxyauth's 407): reply now, unread body.
 
         Neither 100 Continue nor the body is waited for, so a client cannot make us buffer
@@ -328,13 +329,13 @@ class HttpStream(Layer):
             return False, True
         return False, False
 
-    def hold_request_body(self, paused: bool) -> CommandGenerator[None]:
+    def hold_request_body(self, paused: bool) -> HttpGenerator[None]:
         """While a hook holds the request (an addon, an intercept), its body would pile up
         here: the client connection is asked to hold it back (HTTP/2: no more window for
         the stream; HTTP/1: no more reading once body_buffer_limit bytes came meanwhile)."""
         yield BodyBackpressure(self.stream_id, request=True, paused=paused)
 
-    def hold_response_body(self, paused: bool) -> CommandGenerator[None]:
+    def hold_response_body(self, paused: bool) -> HttpGenerator[None]:
         """The same for a response held in its responseheaders hook, toward its server."""
         yield BodyBackpressure(self.stream_id, request=False, paused=paused)
 
@@ -382,7 +383,7 @@ class HttpStream(Layer):
             return str(e)
         return None
 
-    def start_request_stream(self, end_stream: bool) -> CommandGenerator[None]:
+    def start_request_stream(self, end_stream: bool) -> HttpGenerator[None]:
         """Open the server connection now and forward the body as it arrives."""
         self._goto(self.state_stream_request)
         # While the connection opens the body can only queue up here: the client is asked
@@ -396,14 +397,14 @@ class HttpStream(Layer):
         if self.request_body:  # (None or empty: nothing came yet)
             yield from self.stream_request_chunk(self.request_body.take())
 
-    def state_consume_request(self, event: events.Event) -> CommandGenerator[None]:
+    def state_consume_request(self, event: events.Event) -> HttpGenerator[None]:
         # The end of every request goes to its handler by exact type, without a generator of
         # this state in between (as state_wait_for_response does).
         if type(event) is RequestEndOfMessage:
             return self.receive_request_end(event)
         return self._consume_request_event(event)
 
-    def receive_request_end(self, end: RequestEndOfMessage | None = None) -> CommandGenerator[None]:
+    def receive_request_end(self, end: RequestEndOfMessage | None = None) -> HttpGenerator[None]:
         """``end``: the client's end of the request, if of that exact type: the same event
         (a stream id, nothing else) goes on to the server, not a new one."""
         self.request_complete = True
@@ -444,7 +445,7 @@ class HttpStream(Layer):
             yield RequestTrailers(self.stream_id, trailers)
         yield RequestEndOfMessage(self.stream_id) if end is None else end
 
-    def _consume_request_event(self, event: events.Event) -> CommandGenerator[None]:
+    def _consume_request_event(self, event: events.Event) -> HttpGenerator[None]:
         if isinstance(event, RequestData):
             if self.request_body is None:  # (a body its head did not announce: HTTP/2)
                 self.request_body = BodyBuffer()
@@ -469,7 +470,7 @@ class HttpStream(Layer):
         else:
             yield from self.handle_response_side(event)
 
-    def send_addon_response(self) -> CommandGenerator[None]:
+    def send_addon_response(self) -> HttpGenerator[None]:
         """An addon answered: pretend the response came in, without a server."""
         assert self.flow.response is not None
         self.flow.response.timestamp_start = self.flow.response.timestamp_start or time.time()
@@ -490,7 +491,7 @@ class HttpStream(Layer):
             return
         yield from self.send_response()
 
-    def state_stream_request(self, event: events.Event) -> CommandGenerator[None]:
+    def state_stream_request(self, event: events.Event) -> HttpGenerator[None]:
         if isinstance(event, RequestData):
             yield from self.stream_request_chunk(event.data)
         elif isinstance(event, RequestTrailers):
@@ -522,7 +523,7 @@ class HttpStream(Layer):
         else:
             yield from self.handle_response_side(event)
 
-    def stream_request_chunk(self, data: bytes) -> CommandGenerator[None]:
+    def stream_request_chunk(self, data: bytes) -> HttpGenerator[None]:
         stream = self.flow.request.stream
         empty = not data  # an empty HTTP/2 DATA frame is relayed as one
         if callable(stream):
@@ -546,7 +547,7 @@ class HttpStream(Layer):
                 message.data.content = b"".join(streamed.get(which, ()))
             streamed.pop(which, None)
 
-    def connect_to_server(self) -> CommandGenerator[bool]:
+    def connect_to_server(self) -> HttpGenerator[bool]:
         """Get an upstream connection for the request; False (after failing the flow) if none,
         or if the client cancelled the request meanwhile (its error is handled next)."""
         request = self.flow.request
@@ -591,7 +592,7 @@ class HttpStream(Layer):
 
     # Response side ----------------------------------------------------------
 
-    def state_wait_for_response(self, event: events.Event) -> CommandGenerator[None]:
+    def state_wait_for_response(self, event: events.Event) -> HttpGenerator[None]:
         # The three events of every response go to their handler by exact type: no chain of
         # isinstance checks, and no generator of this state between the handler and _run.
         if type(event) is ResponseHeaders:
@@ -603,7 +604,7 @@ class HttpStream(Layer):
             return self.receive_response_end(event)
         return self._response_side_event(event)
 
-    def _response_side_event(self, event: events.Event) -> CommandGenerator[None]:
+    def _response_side_event(self, event: events.Event) -> HttpGenerator[None]:
         if isinstance(event, ResponseHeaders):
             yield from self.receive_response_headers(event)
         elif isinstance(event, ResponseData):
@@ -630,7 +631,7 @@ class HttpStream(Layer):
     # What the other states do with the events of the response side.
     handle_response_side = state_wait_for_response
 
-    def receive_response_headers(self, event: ResponseHeaders) -> CommandGenerator[None]:
+    def receive_response_headers(self, event: ResponseHeaders) -> HttpGenerator[None]:
         """A plain function: when the responseheaders hook is done at once and no body is
         held back meanwhile, what follows it goes on here, usually NOTHING (no generator of
         this handler and no routing of it for every response)."""
@@ -653,7 +654,7 @@ class HttpStream(Layer):
             return self._response_headers_hook(self._asked(hook), response, False)
         return self._response_headers_hooked(response)
 
-    def _response_headers_hook(self, hook: HttpResponseHeadersHook, response: Response, held: bool) -> CommandGenerator[None]:
+    def _response_headers_hook(self, hook: HttpResponseHeadersHook, response: Response, held: bool) -> HttpGenerator[None]:
         if held:
             yield from self.hold_response_body(True)
         yield hook
@@ -661,7 +662,7 @@ class HttpStream(Layer):
             yield from self.hold_response_body(False)
         yield from self._response_headers_hooked(response)
 
-    def _response_headers_hooked(self, response: Response) -> CommandGenerator[None]:
+    def _response_headers_hooked(self, response: Response) -> HttpGenerator[None]:
         """What follows the responseheaders hook (of ``response``, as the connection layer
         gave it): usually NOTHING."""
         if self.flow.error is not None and self._killed:
@@ -685,7 +686,7 @@ class HttpStream(Layer):
         command.blocking = self
         return hook
 
-    def start_response_stream(self) -> CommandGenerator[None]:
+    def start_response_stream(self) -> HttpGenerator[None]:
         assert self.flow.response is not None
         self.response_headers_sent = True
         yield ResponseHeaders(self.stream_id, self.flow.response, False)
@@ -693,7 +694,7 @@ class HttpStream(Layer):
         if body:
             yield from self.stream_response_chunk(body)
 
-    def receive_response_data(self, data: bytes) -> CommandGenerator[None]:
+    def receive_response_data(self, data: bytes) -> HttpGenerator[None]:
         """A body chunk of the response: relayed, or buffered (then usually NOTHING to do:
         a plain function, no generator per chunk for that)."""
         if self.response_headers_sent:
@@ -734,7 +735,7 @@ class HttpStream(Layer):
         body, self.response_first = self.response_first, b""
         return body
 
-    def stream_response_chunk(self, data: bytes) -> CommandGenerator[None]:
+    def stream_response_chunk(self, data: bytes) -> HttpGenerator[None]:
         assert self.flow.response is not None
         stream = self.flow.response.stream
         empty = not data  # an empty HTTP/2 DATA frame is relayed as one
@@ -744,7 +745,7 @@ class HttpStream(Layer):
             self._keep_streamed("response", data)
             yield ResponseData(self.stream_id, data)
 
-    def receive_response_end(self, end: ResponseEndOfMessage | None = None) -> CommandGenerator[None]:
+    def receive_response_end(self, end: ResponseEndOfMessage | None = None) -> HttpGenerator[None]:
         """The response is complete: what to do, as a generator. A plain function: a
         buffered response goes on as send_response's generator, without one of its own in
         between (every command of the response passes each generator level). ``end``: as
@@ -757,7 +758,7 @@ class HttpStream(Layer):
         response.data.content = self._take_response_body()
         return self.send_response(end)
 
-    def _end_streamed_response(self, response: Response) -> CommandGenerator[None]:
+    def _end_streamed_response(self, response: Response) -> HttpGenerator[None]:
         stream = response.stream
         if callable(stream):
             tail = _modified(stream, b"")
@@ -778,7 +779,7 @@ class HttpStream(Layer):
         if self.response_finished():
             self.finish()
 
-    def send_response(self, end: ResponseEndOfMessage | None = None) -> CommandGenerator[None]:
+    def send_response(self, end: ResponseEndOfMessage | None = None) -> HttpGenerator[None]:
         """Run the response hook on a complete response and write it to the client (its end:
         ``end``, the server's, if given)."""
         self.response_hook_done = True
@@ -830,21 +831,21 @@ class HttpStream(Layer):
             self.streams.pop(self.stream_id, None)
 
     @staticmethod
-    def state_done(event: events.Event) -> CommandGenerator[None]:
+    def state_done(event: events.Event) -> HttpGenerator[None]:
         # Late body bytes of a request that was answered early, or a disconnect: ignore.
         return
         yield
 
     # Errors -----------------------------------------------------------------
 
-    def fire_error_hook(self, message: str) -> CommandGenerator[None]:
+    def fire_error_hook(self, message: str) -> HttpGenerator[None]:
         if self.flow.error is None:
             self.flow.error = Error(message)
         if not self.response_hook_done and not self.error_hook_done:
             self.error_hook_done = True
             yield HttpErrorHook(self.flow)
 
-    def fail_request(self, message: str, code: ErrorCode) -> CommandGenerator[None]:
+    def fail_request(self, message: str, code: ErrorCode) -> HttpGenerator[None]:
         """The request can't be routed: answer with an error page before any hook ran.
 
         No hook fires, as in mitmproxy: addons never see a request without a destination."""
@@ -853,7 +854,7 @@ class HttpStream(Layer):
         yield ResponseProtocolError(self.stream_id, message, code)
         self.finish()
 
-    def fail_response(self, message: str, code: ErrorCode) -> CommandGenerator[None]:
+    def fail_response(self, message: str, code: ErrorCode) -> HttpGenerator[None]:
         """The server side failed: error page (or close if headers went out), then done."""
         yield from self.fire_error_hook(message)
         if self.flow.error is not None and self._killed:  # in the error hook: no error page, as mitmproxy
@@ -863,7 +864,7 @@ class HttpStream(Layer):
             yield RequestProtocolError(self.stream_id, message, code)
         self.finish()
 
-    def client_error(self, event: RequestProtocolError) -> CommandGenerator[None]:
+    def client_error(self, event: RequestProtocolError) -> HttpGenerator[None]:
         message = event.message
         if event.code is ErrorCode.CLIENT_DISCONNECTED and not self.flow.request.is_http2:
             message = CLIENT_GONE  # HTTP/2 says which: stream reset or connection closed
@@ -879,7 +880,7 @@ class HttpStream(Layer):
         limit = (limits or size_limits(self.context.options)).body
         return limit is not None and size is not None and size > limit
 
-    def body_too_large(self, request: bool, headers_hook: bool) -> CommandGenerator[None]:
+    def body_too_large(self, request: bool, headers_hook: bool) -> HttpGenerator[None]:
         """A body over body_size_limit: 413 (request) or 502 (response) and the flow fails.
 
         As in mitmproxy, a size known from Content-Length fails the flow before its body is
@@ -902,7 +903,7 @@ class HttpStream(Layer):
             yield RequestProtocolError(self.stream_id, message, code)
         self.finish()
 
-    def kill(self, error_hook: bool = True) -> CommandGenerator[None]:
+    def kill(self, error_hook: bool = True) -> HttpGenerator[None]:
         """An addon killed the flow: reset the client without an answer (as mitmproxy, a
         CONNECT killed in its hook fires no error hook)."""
         if error_hook:
@@ -919,7 +920,7 @@ class HttpStream(Layer):
 
     # CONNECT and upgrades: the stream becomes a tunnel to a child layer --------
 
-    def handle_connect(self) -> CommandGenerator[None]:
+    def handle_connect(self) -> HttpGenerator[None]:
         request = self.flow.request
         self.request_complete = True  # a CONNECT has no body; no end event comes for it
         yield HttpConnectHook(self.flow)
@@ -982,7 +983,7 @@ class HttpStream(Layer):
                 timestamp_end=time.time(),
             )
 
-    def send_response_as_is(self) -> CommandGenerator[None]:
+    def send_response_as_is(self) -> HttpGenerator[None]:
         response = self.flow.response
         assert response is not None
         yield ResponseHeaders(self.stream_id, response, False)
@@ -993,7 +994,7 @@ class HttpStream(Layer):
 
     def start_tunnel(
         self, hook: commands.StartHook | None, child: Layer | None = None, child_first: bool = True
-    ) -> CommandGenerator[None]:
+    ) -> HttpGenerator[None]:
         """Hand the connection to ``child`` (a NextLayer by default): set up the child before
         any byte can reach it; after the response when not ``child_first`` (a child that
         may send at once; client bytes wait meanwhile, as the hook blocks this layer)."""
@@ -1010,7 +1011,7 @@ class HttpStream(Layer):
         if not child_first:
             yield from self.child_layer.handle_event(events.Start())
 
-    def upgrade_to_passthrough(self) -> CommandGenerator[None]:
+    def upgrade_to_passthrough(self) -> HttpGenerator[None]:
         """A 101 response: WebSocket frames (or raw bytes) flow on both connections now."""
         response = self.flow.response
         playback = self.flow.websocket_playback
@@ -1062,7 +1063,7 @@ class HttpStream(Layer):
             self.flow.live = False
         yield from self.from_upgraded_child(self.child_layer.handle_event(events.Start()))
 
-    def from_upgraded_child(self, commands_: CommandGenerator[None]) -> CommandGenerator[None]:
+    def from_upgraded_child(self, commands_: HttpGenerator[None]) -> HttpGenerator[None]:
         """After an upgrade both connections belong to HTTP/1 layers (maybe below TLS):
         raw bytes and closes are handed to them as HTTP events."""
         for command in commands_:
@@ -1086,7 +1087,7 @@ class HttpStream(Layer):
             else:
                 yield command
 
-    def state_passthrough(self, event: events.Event) -> CommandGenerator[None]:
+    def state_passthrough(self, event: events.Event) -> HttpGenerator[None]:
         assert self.child_layer is not None
         client = self.context.client
         if isinstance(event, RequestData):
@@ -1185,7 +1186,7 @@ class HttpClient(Layer):
     def reusable(self) -> bool:
         return self.child_layer is not None and self.child_layer.reusable
 
-    def handle_event(self, event: events.Event) -> CommandGenerator[None]:
+    def handle_event(self, event: events.Event) -> HttpGenerator[None]:  # type: ignore[override]  # (yields HTTP events too, only ever to the HttpLayer: see HttpGenerator)
         # Once open, every event is the connection layer's: handed to it directly, without
         # our _run and state generators in between.
         child = self.child_layer
@@ -1193,7 +1194,7 @@ class HttpClient(Layer):
             return child.handle_event(event)
         return super().handle_event(event)
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
+    def _handle_event(self, event: events.Event) -> HttpGenerator[None]:  # type: ignore[override]  # (yields HTTP events too, only ever to the HttpLayer: see HttpGenerator)
         if isinstance(event, events.Start):
             err = None
             if not self.context.server.connected:
@@ -1216,7 +1217,7 @@ class HttpClient(Layer):
         else:
             yield from self.state_open(event)
 
-    def state_open(self, event: events.Event) -> CommandGenerator[None]:
+    def state_open(self, event: events.Event) -> HttpGenerator[None]:
         if self.child_layer is not None:
             yield from self.child_layer.handle_event(event)
 
@@ -1369,7 +1370,7 @@ class HttpLayer(Layer):
         return self._routed(child, child.handle_event(event))
 
     def _routed(
-        self, child: Layer, commands_: Iterable[commands.Command], source: Generator[Any, Any, Any] | None = None
+        self, child: Layer, commands_: Iterable[commands.Command | HttpEvent], source: Generator[Any, Any, Any] | None = None
     ) -> CommandGenerator[None]:
         """What ``child`` yields, routed: HTTP events to the stream or connection layer they
         are for, replies remembered for ``child``, the rest up to the driver. (The events of
@@ -1393,7 +1394,7 @@ class HttpLayer(Layer):
                     if stream is None:
                         continue  # (a stream that is gone: receive_http drops it too)
                     if stream._paused is None and stream.unwrapped:
-                        stream_commands = stream._handle_event(received)  # (as for a new one, below)
+                        stream_commands: HttpGenerator[None] = stream._handle_event(received)  # (as for a new one, below)
                     else:
                         stream_commands = stream.handle_event(received)
                     if stream_commands is NOTHING:
@@ -1454,6 +1455,20 @@ class HttpLayer(Layer):
                             yield from self._routed(target, itertools.chain((out,), sent))
                             break
                 continue
+            if isinstance(command, HttpEvent):
+                # A stream's event to send, of a type _SENT_TO_CLIENT does not name exactly.
+                if isinstance(command, BodyBackpressure):
+                    yield from self.relay_backpressure(command)
+                    continue
+                if isinstance(command, _SENT_TO_CLIENT_TYPES):
+                    connection: Connection | None = self.context.client
+                else:
+                    connection = child.server_conn if isinstance(child, HttpStream) else None
+                target = None if connection is None else self.connections.get(connection)
+                if target is not None:
+                    yield from self.event_to_child(target, command)
+                continue
+            # Only commands from here on: what goes up to the driver.
             blocking = command.blocking
             if blocking is True or (blocking is child and child._paused is None):
                 # Unclaimed: a stream's handler yielded it to us without Layer._run around it
@@ -1478,18 +1493,6 @@ class HttpLayer(Layer):
                 self.command_sources[command] = child
             if isinstance(command, ReceiveHttp):
                 yield from self.receive_http(command.event)
-            elif isinstance(command, HttpEvent):
-                # A stream's event to send, of a type _SENT_TO_CLIENT does not name exactly.
-                if isinstance(command, BodyBackpressure):
-                    yield from self.relay_backpressure(command)
-                    continue
-                if isinstance(command, _SENT_TO_CLIENT_TYPES):
-                    connection: Connection | None = self.context.client
-                else:
-                    connection = child.server_conn if isinstance(child, HttpStream) else None
-                target = None if connection is None else self.connections.get(connection)
-                if target is not None:
-                    yield from self.event_to_child(target, command)
             elif isinstance(command, SendHttp):
                 if isinstance(command.event, BodyBackpressure):
                     yield from self.relay_backpressure(command.event)

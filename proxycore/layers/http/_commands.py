@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Generator
+from typing import Any, TypeVar
 
 from proxycore.connection import Address, Connection, Server
 from proxycore.layers.http._events import HttpEvent
 from proxycore.proxy.commands import Command
 from proxycore.proxy.layer import CommandGenerator
+
+T = TypeVar("T")
+
+#: What the layers inside the HttpLayer yield to it: commands, and bare HTTP events. A
+#: stream yields the event it sends ("send this", by exact type to the client or to its
+#: server connection), an HTTP/1 connection layer with ``bare_received`` the one it read;
+#: the HttpLayer routes them (no SendHttp/ReceiveHttp object per event), and passes only
+#: commands on, so no layer above it and no driver ever sees an event yielded.
+HttpGenerator = Generator[Command | HttpEvent, Any, T]
 
 
 def _ended() -> CommandGenerator[Any]:
@@ -36,9 +46,9 @@ class ReceiveHttp(Command):
 class SendHttp(Command):
     """``event`` to be written to ``connection`` by its connection layer.
 
-    Our streams yield the event itself (an HttpEvent is a command too, routed by its type:
-    no object around it per event); this names the connection explicitly, for the general
-    path. ``connection`` is None when there is no server connection (yet): the event is
+    Our streams yield the bare event to the HttpLayer instead (see HttpGenerator: routed
+    by its type, no object around it per event); this names the connection explicitly,
+    for the general path. ``connection`` is None when there is no server connection (yet): the event is
     dropped, as it would be for a connection that is gone."""
 
     def __init__(self, event: HttpEvent, connection: Connection | None) -> None:

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from proxycore.http import Headers, Request, Response
-from proxycore.proxy.commands import Command
 from proxycore.proxy.events import Event
 
 
@@ -54,11 +53,17 @@ _STATUS = {
 
 
 @dataclass(slots=True)
-class HttpEvent(Event, Command):
-    """An event of one stream. A stream yields it as a command too: "send this", to the
-    client for a response's events and DiscardRequestBody, to the stream's server
-    connection for a request's (BodyBackpressure: to where the body comes from). The
-    HttpLayer routes it so, without a SendHttp around it: five fewer objects per request."""
+class HttpEvent(Event):
+    """An event of one stream: an Event only, never a Command, as in mitmproxy (whose
+    layer-test harness tells what is fed to a layer from what it yields by that class).
+
+    Inside the HttpLayer a stream yields the event it sends as it is, without a SendHttp
+    around it ("send this": a response's events and DiscardRequestBody to the client, a
+    request's to the stream's server connection); the HttpLayer routes it by exact type
+    and nothing above it ever sees one. ``blocking`` is what Layer._run and the routing
+    read of everything a layer yields: such an event never blocks."""
+
+    blocking: ClassVar[bool] = False
 
     stream_id: int
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from proxycore.connection import Connection, ConnectionState
 from proxycore.http import Headers, Request, Response, _hostport
-from proxycore.layers.http._commands import NOTHING, ReceiveHttp
+from proxycore.layers.http._commands import NOTHING, HttpGenerator, ReceiveHttp
 from proxycore.layers.http._events import (
     CLIENT_GONE,
     BodyBackpressure,
@@ -43,7 +43,7 @@ from proxycore.net.http1 import BodyData, BodyEnd, BodyReader, ProtocolError
 from proxycore.options import Options, parse_size
 from proxycore.proxy import commands, events
 from proxycore.proxy.context import Context
-from proxycore.proxy.layer import CommandGenerator, Layer
+from proxycore.proxy.layer import Layer
 
 # Body chunks above this size are framed with separate writes instead of being copied into one.
 CHUNK_COPY_LIMIT = 64 * 1024
@@ -86,7 +86,7 @@ class Http1Connection(Layer):
     #: these) go through _send. DataReceived, the other event of every request, goes to
     #: _handle_event from here too (without handle_event's isinstance check; these layers
     #: have no states to _goto, so _handle_event is the class's).
-    _senders: ClassVar[dict[type, Callable[[Any, Any], CommandGenerator[None]]]] = {}
+    _senders: ClassVar[dict[type, Callable[[Any, Any], HttpGenerator[None]]]] = {}
     #: Whether a received HTTP event is yielded as it is instead of inside a ReceiveHttp:
     #: set by the HttpLayer whose routing takes this layer's commands directly (it knows a
     #: bare HttpEvent from a connection layer, not from a stream, as received). Five objects
@@ -117,7 +117,7 @@ class Http1Connection(Layer):
         self.hold_pausing = False
         self.pipeline_pausing = False
 
-    def handle_event(self, event: events.Event) -> CommandGenerator[None]:
+    def handle_event(self, event: events.Event) -> HttpGenerator[None]:  # type: ignore[override]  # (yields HTTP events too, only ever to the HttpLayer: see HttpGenerator)
         # An HTTP/1 connection layer never yields a blocking command, so it never pauses:
         # its handler's generator goes up as is, without the _run wrapper (one generator
         # level less for every command of every request). An HTTP event to send goes
@@ -129,16 +129,16 @@ class Http1Connection(Layer):
             return self._send(event)
         return self._handle_event(event)
 
-    def _send(self, event: HttpEvent) -> CommandGenerator[None]:
+    def _send(self, event: HttpEvent) -> HttpGenerator[None]:
         raise NotImplementedError
         yield  # pragma: no cover
 
-    def _received(self, event: HttpEvent) -> commands.Command:
+    def _received(self, event: HttpEvent) -> commands.Command | HttpEvent:
         """``event`` as it goes up (see bare_received). The handlers of every request
         decide this inline, without the call."""
         return event if self.bare_received else ReceiveHttp(event)
 
-    def _count_held(self, size: int) -> CommandGenerator[None]:
+    def _count_held(self, size: int) -> HttpGenerator[None]:
         """Body bytes that can only queue up while their message is held: past the size at
         which the body would be streamed, stop reading the peer until the hold ends."""
         self.held_bytes += size
@@ -157,7 +157,7 @@ class Http1Connection(Layer):
         self.hold_pausing = False
         return self.reading_paused
 
-    def _apply_reading(self) -> CommandGenerator[None]:
+    def _apply_reading(self) -> HttpGenerator[None]:
         """One PauseReading/ResumeReading state for the peer, whatever the reasons."""
         pause = self.hold_pausing or self.pipeline_pausing
         if pause and not self.reading_paused:
@@ -201,7 +201,7 @@ class Http1Connection(Layer):
         del buf[:end]
         return data
 
-    def _send_data(self, event: RequestData | ResponseData) -> CommandGenerator[None]:
+    def _send_data(self, event: RequestData | ResponseData) -> HttpGenerator[None]:
         """A body chunk, framed as ``send_framing`` says; in a tunnel, as it is."""
         data = event.data
         if self.state == "passthrough":
@@ -280,7 +280,7 @@ def pause_limit(options: Options) -> int | None:
     return min((x for x in limits if x is not None), default=None)
 
 
-def _yielding(*commands_: commands.Command) -> CommandGenerator[None]:
+def _yielding(*commands_: commands.Command) -> HttpGenerator[None]:
     """A handler's few commands, decided already, as its generator."""
     yield from commands_
 
@@ -333,7 +333,7 @@ class Http1Server(Http1Connection):
         self.answered_early = False  # response sent while the body is still relayed to the server
         self.switching = False  # a 2xx to CONNECT or a 101 was sent; passthrough once it ends
 
-    def _head_timed_out(self) -> CommandGenerator[None]:
+    def _head_timed_out(self) -> HttpGenerator[None]:
         delay = self.head_timer.delay
         self.state = "done"
         if self.buf.strip():
@@ -344,7 +344,7 @@ class Http1Server(Http1Connection):
             yield commands.Log(f"closing client connection idle for {delay} s", logging.DEBUG)
         yield commands.CloseConnection(self.conn)
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
+    def _handle_event(self, event: events.Event) -> HttpGenerator[None]:  # type: ignore[override]  # (yields HTTP events too, only ever to the HttpLayer: see HttpGenerator)
         # The bytes of a request head go to _read directly: no generator of this handler
         # in between (a plain function; every other event goes to _event).
         if type(event) is events.DataReceived and self.state == "read_headers":
@@ -352,7 +352,7 @@ class Http1Server(Http1Connection):
             return self._read()
         return self._event(event)
 
-    def _event(self, event: events.Event) -> CommandGenerator[None]:
+    def _event(self, event: events.Event) -> HttpGenerator[None]:
         if isinstance(event, events.DataReceived):
             if self.state == "passthrough":
                 assert self.stream_id is not None
@@ -384,7 +384,7 @@ class Http1Server(Http1Connection):
         elif isinstance(event, events.Start):
             self.head_timer.arm(idle=False)
 
-    def _read(self) -> CommandGenerator[None]:
+    def _read(self) -> HttpGenerator[None]:
         """Read the requests in buf, as far as the state allows; then stop or resume reading
         the client for what is left waiting (see _pipeline_backpressure)."""
         while True:
@@ -467,7 +467,7 @@ class Http1Server(Http1Connection):
     def _may_resume(self) -> bool:
         return self.state != "done"
 
-    def _read_body(self, data: bytes | None = None) -> CommandGenerator[bool]:
+    def _read_body(self, data: bytes | None = None) -> HttpGenerator[bool]:
         """Feed ``data`` (default: all of buf) to the body reader; True once the body ended."""
         assert self.body_reader is not None and self.stream_id is not None
         stream_id = self.stream_id
@@ -501,7 +501,7 @@ class Http1Server(Http1Connection):
                     return False
         return self.state not in ("read_body", "errored")
 
-    def _bad_request(self, reason: str, status: int) -> CommandGenerator[None]:
+    def _bad_request(self, reason: str, status: int) -> HttpGenerator[None]:
         """Garbage before any flow exists: answer with an error page and hang up."""
         yield commands.Log(f"client sent an invalid request: {reason}", logging.INFO)
         response = make_error_response(status, f"Bad request: {reason}")
@@ -509,7 +509,7 @@ class Http1Server(Http1Connection):
         yield commands.CloseConnection(self.conn)
         self.state = "done"
 
-    def _client_closed(self) -> CommandGenerator[None]:
+    def _client_closed(self) -> HttpGenerator[None]:
         self.client_closed = True
         state = self.state
         if state == "passthrough":
@@ -544,7 +544,7 @@ class Http1Server(Http1Connection):
             assert self.stream_id is not None
             yield self._received(RequestHalfClosed(self.stream_id))
 
-    def _send(self, event: HttpEvent) -> CommandGenerator[None]:
+    def _send(self, event: HttpEvent) -> HttpGenerator[None]:
         if isinstance(event, ResponseHeaders):
             yield from self._send_headers(event)
         elif isinstance(event, BodyBackpressure):
@@ -565,7 +565,7 @@ class Http1Server(Http1Connection):
         elif isinstance(event, ResponseProtocolError):
             yield from self._send_error(event)
 
-    def _send_end_of_message(self, event: ResponseEndOfMessage) -> CommandGenerator[None]:
+    def _send_end_of_message(self, event: ResponseEndOfMessage) -> HttpGenerator[None]:
         """The response ends. A plain function: on a keep-alive connection, a response
         without a last chunk usually leaves NOTHING to send (see _response_done)."""
         if self.switching:
@@ -578,11 +578,11 @@ class Http1Server(Http1Connection):
             return self._response_done()
         return self._last_bytes_then_done(end)
 
-    def _last_bytes_then_done(self, end: bytes) -> CommandGenerator[None]:
+    def _last_bytes_then_done(self, end: bytes) -> HttpGenerator[None]:
         yield commands.SendData(self.conn, end)
         yield from self._response_done()
 
-    def _send_headers(self, event: ResponseHeaders) -> CommandGenerator[None]:
+    def _send_headers(self, event: ResponseHeaders) -> HttpGenerator[None]:
         response = event.response
         status = response.data.status_code
         if status < 200 and status != 101:
@@ -612,7 +612,7 @@ class Http1Server(Http1Connection):
             # The tunnel begins once this (bodiless) response has ended: see _start_passthrough.
             self.switching = True
 
-    def _start_passthrough(self) -> CommandGenerator[None]:
+    def _start_passthrough(self) -> HttpGenerator[None]:
         """After a 2xx to CONNECT or a 101 has ended, both ways carry the new protocol's bytes."""
         self.switching = False
         self.state = "passthrough"
@@ -626,7 +626,7 @@ class Http1Server(Http1Connection):
         if self._pipeline_backpressure():  # a tunnel reads on, whatever came early
             yield from self._apply_reading()
 
-    def _response_done(self) -> CommandGenerator[None]:
+    def _response_done(self) -> HttpGenerator[None]:
         """The response is out: close, or get ready for the next request. A plain function:
         a keep-alive connection with nothing waiting to be read or resumed has NOTHING to do."""
         request, response = self.request, self.response
@@ -659,7 +659,7 @@ class Http1Server(Http1Connection):
         self.pipeline_pausing = False  # (what _pipeline_backpressure finds: nothing waits)
         return NOTHING
 
-    def _read_on(self, resume: bool) -> CommandGenerator[None]:
+    def _read_on(self, resume: bool) -> HttpGenerator[None]:
         """After a response: reading resumed if a hold ended (``resume``), what the client
         sent meanwhile read, and reading paused again if too much of it waits."""
         if resume:
@@ -669,7 +669,7 @@ class Http1Server(Http1Connection):
         elif self._pipeline_backpressure():
             yield from self._apply_reading()
 
-    def _send_error(self, event: ResponseProtocolError) -> CommandGenerator[None]:
+    def _send_error(self, event: ResponseProtocolError) -> HttpGenerator[None]:
         if self.state in ("done", "discard"):
             return  # already hung up
         status = event.code.http_status_code()
@@ -682,7 +682,7 @@ class Http1Server(Http1Connection):
         self.state = "done"
         yield commands.CloseConnection(self.conn)
 
-    def _discard_rest(self) -> CommandGenerator[None]:
+    def _discard_rest(self) -> HttpGenerator[None]:
         """Answered while the client is still uploading. Closing now would reset the
         connection and could destroy the answer before the client reads it, so only send
         FIN and drop what still arrives until the client hangs up (or LINGER_SECONDS)."""
@@ -709,7 +709,7 @@ class Http1Client(Http1Connection):
         # (conn.connected without its property call: asked for every request)
         return self.state == "idle" and self.conn.state is _OPEN
 
-    def _handle_event(self, event: events.Event) -> CommandGenerator[None]:
+    def _handle_event(self, event: events.Event) -> HttpGenerator[None]:  # type: ignore[override]  # (yields HTTP events too, only ever to the HttpLayer: see HttpGenerator)
         # The bytes of a response head go to _read directly: no generator of this handler
         # in between (a plain function; every other event goes to _event).
         if type(event) is events.DataReceived and self.state == "wait":
@@ -717,7 +717,7 @@ class Http1Client(Http1Connection):
             return self._read()
         return self._event(event)
 
-    def _event(self, event: events.Event) -> CommandGenerator[None]:
+    def _event(self, event: events.Event) -> HttpGenerator[None]:
         if isinstance(event, events.DataReceived):
             if self.state == "passthrough":
                 assert self.stream_id is not None
@@ -738,7 +738,7 @@ class Http1Client(Http1Connection):
         elif isinstance(event, events.Start):
             return
 
-    def _send(self, event: HttpEvent) -> CommandGenerator[None]:
+    def _send(self, event: HttpEvent) -> HttpGenerator[None]:
         if isinstance(event, RequestHeaders):
             yield from self._send_headers(event)
         elif isinstance(event, RequestData):
@@ -757,7 +757,7 @@ class Http1Client(Http1Connection):
                 if self._hold_body(event.paused):
                     yield from self._apply_reading()
 
-    def _send_headers(self, event: RequestHeaders) -> CommandGenerator[None]:
+    def _send_headers(self, event: RequestHeaders) -> HttpGenerator[None]:
         request = event.request
         self.stream_id = event.stream_id
         self.request, self.response = request, None
@@ -778,7 +778,7 @@ class Http1Client(Http1Connection):
             head = http1.assemble_origin_request_head(wire)
         yield commands.SendData(self.conn, head)
 
-    def _send_end_of_message(self, event: RequestEndOfMessage) -> CommandGenerator[None]:
+    def _send_end_of_message(self, event: RequestEndOfMessage) -> HttpGenerator[None]:
         """The request ends: the last chunk if chunked, else usually NOTHING to send (a
         plain function, no generator for that)."""
         if self.state == "passthrough":
@@ -792,7 +792,7 @@ class Http1Client(Http1Connection):
             self.body_reader = None
         return NOTHING if end is None else _yielding(commands.SendData(self.conn, end))
 
-    def _read(self) -> CommandGenerator[None]:
+    def _read(self) -> HttpGenerator[None]:
         while self.buf:
             if self.state == "wait":
                 buf = self.buf
@@ -876,7 +876,7 @@ class Http1Client(Http1Connection):
             else:
                 return
 
-    def _read_body(self, data: bytes | None = None) -> CommandGenerator[None]:
+    def _read_body(self, data: bytes | None = None) -> HttpGenerator[None]:
         """Feed ``data`` (default: all of buf) to the body reader; what to hand on, as a
         generator. A plain function: no generator level of its own between the response's
         events (and all that the stream then sends) and the driver."""
@@ -888,7 +888,7 @@ class Http1Client(Http1Connection):
             return self._fail(f"Bad response body: {e}")
         return self._body_parts(parts)
 
-    def _body_parts(self, parts: list[BodyData | BodyEnd]) -> CommandGenerator[None]:
+    def _body_parts(self, parts: list[BodyData | BodyEnd]) -> HttpGenerator[None]:
         stream_id = self.stream_id
         assert stream_id is not None
         for part in parts:
@@ -903,7 +903,7 @@ class Http1Client(Http1Connection):
                     yield self._received(ResponseTrailers(stream_id, part.trailers))
                 yield from self._response_complete()
 
-    def _response_complete(self) -> CommandGenerator[None]:
+    def _response_complete(self) -> HttpGenerator[None]:
         request, response = self.request, self.response
         assert request is not None and response is not None and self.stream_id is not None
         stream_id = self.stream_id
@@ -930,7 +930,7 @@ class Http1Client(Http1Connection):
         received = ResponseEndOfMessage(stream_id)
         yield received if self.bare_received else ReceiveHttp(received)
 
-    def _server_closed(self) -> CommandGenerator[None]:
+    def _server_closed(self) -> HttpGenerator[None]:
         state = self.state
         if state == "done":
             return  # we closed it already (and said so): the server's FIN needs nothing more
@@ -958,7 +958,7 @@ class Http1Client(Http1Connection):
         self.state = "done"
         yield commands.CloseConnection(self.conn)
 
-    def _fail(self, message: str) -> CommandGenerator[None]:
+    def _fail(self, message: str) -> HttpGenerator[None]:
         stream_id = self.stream_id
         self.state = "done"
         self.buf = bytearray()
