@@ -401,6 +401,9 @@ class DBView:
 
     def _db_update(self, flows: Sequence[Flow]) -> None:
         for flow in flows:
+            if self._unchanged_live(flow):
+                self.sig_view_update.send(flow)
+                continue
             known = self._known(flow.id)
             if known is None:
                 if flow.id in self._dirty:
@@ -427,6 +430,22 @@ class DBView:
                 self.sig_view_refresh.send()  # it moved, as the memory view says
             elif shown:
                 self.sig_view_update.send(flow)
+
+    def _unchanged_live(self, flow: Flow) -> bool:
+        """Whether an update of ``flow`` changes nothing but its contents: it is live, held
+        and shown, still passes with the same sort key, and waits for the next write. Each
+        flow hook ends in an update, so this is the common case; the full path would only
+        set what is already set."""
+        flow_id = flow.id
+        return (
+            flow.live
+            and self._timer is not None
+            and self._pinned.get(flow_id) is flow
+            and self._dirty.get(flow_id) is flow
+            and self._shown.get(flow_id) is True
+            and self._passes(flow)
+            and self._keys.get(flow_id) == self._order_key(flow)
+        )
 
     def _db_remove(self, flows: Sequence[Flow]) -> None:
         assert self.db is not None
