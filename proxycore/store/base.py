@@ -123,7 +123,15 @@ _digests: weakref.WeakKeyDictionary[Any, tuple[bytes, str]] = weakref.WeakKeyDic
 STORED_BODIES: weakref.WeakKeyDictionary[Any, tuple[int, str]] = weakref.WeakKeyDictionary()
 
 
+# Bodies shorter than this are hashed each time rather than remembered: a flow is mostly
+# written once, and the weak dictionary's entry costs more than hashing a small body
+# (cachegrind: ~19k instructions against ~9k for SHA-256 of 100 bytes, ~28 a byte).
+DIGEST_MEMO_MIN = 1024
+
+
 def body_digest(message: Any, body: bytes) -> str:
+    if len(body) < DIGEST_MEMO_MIN:
+        return hashlib.sha256(body).hexdigest()
     cached = _digests.get(message)
     if cached is None or cached[0] is not body:
         cached = (body, hashlib.sha256(body).hexdigest())
