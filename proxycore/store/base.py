@@ -88,15 +88,20 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
-def pack_state(state: dict[str, Any]) -> tuple[bytes, dict[str, bytes]]:
-    """State -> (marshal bytes without bodies, {part: body})."""
-    state = dict(state)
+def pack_state(state: dict[str, Any], owned: bool = False) -> tuple[bytes, dict[str, bytes]]:
+    """State -> (marshal bytes without bodies, {part: body}). ``owned``: the state was made
+    for this call (``get_state()``), so its dicts are changed in place instead of copied."""
+    if not owned:
+        state = dict(state)
     bodies: dict[str, bytes] = {}
     for part in BODY_PARTS:
         message = state.get(part)
         if isinstance(message, dict) and message.get("content"):
             bodies[part] = message["content"]
-            state[part] = {**message, "content": None}
+            if owned:
+                message["content"] = None
+            else:
+                state[part] = {**message, "content": None}
     state["_store_bodies"] = list(bodies)
     try:
         data = marshal.dumps(state)
@@ -191,7 +196,7 @@ def flow_size(flow: Flow) -> int:
 
 def record_of(flow: Flow, instance: str = "") -> Record:
     """Snapshot ``flow`` now (the proxy goes on changing it) as a Record."""
-    data, bodies = pack_state(flow.get_state())
+    data, bodies = pack_state(flow.get_state(), owned=True)
     body_meta = {
         part: (len(body), body_digest(getattr(flow, part), body)) for part, body in bodies.items()
     }
