@@ -242,19 +242,20 @@ class DBView:
 
     def _hold(self, flow: Flow, shown: bool) -> Flow:
         """Keep ``flow`` in memory (pinned while live, else in the cache); the object to use."""
-        self._shown[flow.id] = shown
-        self._keys[flow.id] = self._order_key(flow)
+        flow_id = flow.id  # (a property: read once)
+        self._shown[flow_id] = shown
+        self._keys[flow_id] = self._order_key(flow)
         if flow.live:
-            self._uncache(flow.id)
-            self._pinned[flow.id] = flow
+            self._uncache(flow_id)
+            self._pinned[flow_id] = flow
             return flow
-        self._pinned.pop(flow.id, None)
-        if flow.id in self._cache:
-            self._cache.move_to_end(flow.id)
-            self._cache_total -= self._cache_size[flow.id]
+        self._pinned.pop(flow_id, None)
+        if flow_id in self._cache:
+            self._cache.move_to_end(flow_id)
+            self._cache_total -= self._cache_size[flow_id]
         size = _FLOW_OVERHEAD + _body_bytes(flow)
-        self._cache[flow.id] = flow
-        self._cache_size[flow.id] = size
+        self._cache[flow_id] = flow
+        self._cache_size[flow_id] = size
         self._cache_total += size
         while self._cache_total > self.cache_limit and len(self._cache) > 1:
             old_id, old = next(iter(self._cache.items()))
@@ -285,9 +286,10 @@ class DBView:
     # writing ------------------------------------------------------------------------
 
     def _mark_dirty(self, flow: Flow) -> None:
-        if flow.id not in self._dirty:
+        flow_id = flow.id
+        if flow_id not in self._dirty:
             self._dirty_bytes += _body_bytes(flow)
-        self._dirty[flow.id] = flow
+        self._dirty[flow_id] = flow
         if len(self._dirty) >= SYNC_BATCH or self._dirty_bytes >= SYNC_BYTES:
             self.sync()  # a burst (a flow file loading) that never yields to the timer
         if self._timer is None:
@@ -390,7 +392,8 @@ class DBView:
 
     def _db_add(self, flows: Sequence[Flow]) -> None:
         for flow in flows:
-            if self._known(flow.id) is not None or flow.id in self._dirty:
+            flow_id = flow.id
+            if self._known(flow_id) is not None or flow_id in self._dirty:
                 continue
             shown = self._passes(flow)
             self._hold(flow, shown)
@@ -401,20 +404,24 @@ class DBView:
 
     def _db_update(self, flows: Sequence[Flow]) -> None:
         for flow in flows:
-            known = self._known(flow.id)
+            if self._unchanged_live(flow):
+                self.sig_view_update.send(flow)
+                continue
+            flow_id = flow.id
+            known = self._known(flow_id)
             if known is None:
-                if flow.id in self._dirty:
+                if flow_id in self._dirty:
                     known = flow
-                elif self.db is not None and self.db.has(flow.id):
+                elif self.db is not None and self.db.has(flow_id):
                     known = flow
-                    stored = self.db.get(flow.id)  # None if another instance just deleted it
-                    self._shown[flow.id] = stored is not None and self._passes(stored)
+                    stored = self.db.get(flow_id)  # None if another instance just deleted it
+                    self._shown[flow_id] = stored is not None and self._passes(stored)
                 else:
                     continue  # removed from the store: stays removed
-            was_shown = self._shown.get(flow.id, False)
-            old_key = self._keys.get(flow.id)
+            was_shown = self._shown.get(flow_id, False)
+            old_key = self._keys.get(flow_id)
             shown = self._passes(flow)
-            index = self._index_of(flow.id) if was_shown and not shown else -1
+            index = self._index_of(flow_id) if was_shown and not shown else -1
             self._hold(flow, shown)
             self._mark_dirty(flow)
             if shown and not was_shown:
@@ -423,10 +430,26 @@ class DBView:
             elif was_shown and not shown:
                 self._db_len = max(0, self._db_len - 1)
                 self.sig_view_remove.send(flow, index)
-            elif shown and old_key is not None and old_key != self._keys[flow.id]:
+            elif shown and old_key is not None and old_key != self._keys[flow_id]:
                 self.sig_view_refresh.send()  # it moved, as the memory view says
             elif shown:
                 self.sig_view_update.send(flow)
+
+    def _unchanged_live(self, flow: Flow) -> bool:
+        """Whether an update of ``flow`` changes nothing but its contents: it is live, held
+        and shown, still passes with the same sort key, and waits for the next write. Each
+        flow hook ends in an update, so this is the common case; the full path would only
+        set what is already set."""
+        flow_id = flow.id
+        return (
+            flow.live
+            and self._timer is not None
+            and self._pinned.get(flow_id) is flow
+            and self._dirty.get(flow_id) is flow
+            and self._shown.get(flow_id) is True
+            and self._passes(flow)
+            and self._keys.get(flow_id) == self._order_key(flow)
+        )
 
     def _db_remove(self, flows: Sequence[Flow]) -> None:
         assert self.db is not None

@@ -818,6 +818,13 @@ def _default_port(scheme: str) -> int:
     return 443 if scheme == "https" else 80
 
 
+def _host_of(hostport: str) -> str:
+    """The host of a Host header or authority: brackets and port taken off."""
+    if hostport.startswith("["):
+        return hostport[1 : hostport.find("]")]
+    return hostport.rsplit(":", 1)[0] if hostport.count(":") == 1 else hostport
+
+
 def _hostport(scheme: str, host: str | None, port: int) -> str:
     host = host or ""  # mitmproxy allows request.host = None
     host = f"[{host}]" if ":" in host else host
@@ -1035,25 +1042,26 @@ class Request(Message):
         hostport = self.host_header
         if not hostport:
             return self.host
-        if hostport.startswith("["):
-            return hostport[1 : hostport.find("]")]
-        return hostport.rsplit(":", 1)[0] if hostport.count(":") == 1 else hostport
+        return _host_of(hostport)
 
     @property
     def pretty_url(self) -> str:
-        if self.data.method.upper() == b"CONNECT":
+        # (each value read once: the flow store asks this of every flow it writes)
+        data = self.data
+        if data.method.upper() == b"CONNECT":
             return self.url
         hostport = self.host_header
-        if not hostport or not self.data.scheme:
+        if not hostport or not data.scheme:
             return self.url
+        scheme = _s(data.scheme)
         # A Host header without a port means the scheme's default port, as in mitmproxy.
-        pretty_port = _default_port(self.scheme)
+        pretty_port = _default_port(scheme)
         if ":" in hostport.rsplit("]", 1)[-1]:
             try:
                 pretty_port = int(hostport.rsplit(":", 1)[1])
             except ValueError:
                 pass
-        return f"{self.scheme}://{_hostport(self.scheme, self.pretty_host, pretty_port)}{self._url_path}"
+        return f"{scheme}://{_hostport(scheme, _host_of(hostport), pretty_port)}{self._url_path}"
 
     # views ---------------------------------------------------------------------
 

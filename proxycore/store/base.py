@@ -88,15 +88,20 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
-def pack_state(state: dict[str, Any]) -> tuple[bytes, dict[str, bytes]]:
-    """State -> (marshal bytes without bodies, {part: body})."""
-    state = dict(state)
+def pack_state(state: dict[str, Any], owned: bool = False) -> tuple[bytes, dict[str, bytes]]:
+    """State -> (marshal bytes without bodies, {part: body}). ``owned``: the state was made
+    for this call (``get_state()``), so its dicts are changed in place instead of copied."""
+    if not owned:
+        state = dict(state)
     bodies: dict[str, bytes] = {}
     for part in BODY_PARTS:
         message = state.get(part)
         if isinstance(message, dict) and message.get("content"):
             bodies[part] = message["content"]
-            state[part] = {**message, "content": None}
+            if owned:
+                message["content"] = None
+            else:
+                state[part] = {**message, "content": None}
     state["_store_bodies"] = list(bodies)
     try:
         data = marshal.dumps(state)
@@ -123,7 +128,15 @@ _digests: weakref.WeakKeyDictionary[Any, tuple[bytes, str]] = weakref.WeakKeyDic
 STORED_BODIES: weakref.WeakKeyDictionary[Any, tuple[int, str]] = weakref.WeakKeyDictionary()
 
 
+# Bodies shorter than this are hashed each time rather than remembered: a flow is mostly
+# written once, and the weak dictionary's entry costs more than hashing a small body
+# (cachegrind: ~19k instructions against ~9k for SHA-256 of 100 bytes, ~28 a byte).
+DIGEST_MEMO_MIN = 1024
+
+
 def body_digest(message: Any, body: bytes) -> str:
+    if len(body) < DIGEST_MEMO_MIN:
+        return hashlib.sha256(body).hexdigest()
     cached = _digests.get(message)
     if cached is None or cached[0] is not body:
         cached = (body, hashlib.sha256(body).hexdigest())
@@ -183,7 +196,7 @@ def flow_size(flow: Flow) -> int:
 
 def record_of(flow: Flow, instance: str = "") -> Record:
     """Snapshot ``flow`` now (the proxy goes on changing it) as a Record."""
-    data, bodies = pack_state(flow.get_state())
+    data, bodies = pack_state(flow.get_state(), owned=True)
     body_meta = {
         part: (len(body), body_digest(getattr(flow, part), body)) for part, body in bodies.items()
     }
