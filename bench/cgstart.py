@@ -15,50 +15,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import signal
-import socket
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import percall  # noqa: E402
+import cgproxy  # noqa: E402
 
 
 def instructions(root: str, web: bool) -> int:
     """``I refs`` of one proxy process of the checkout ``root`` that answered one GET."""
-    python = os.path.join(root, ".venv", "bin", "python")
-    origin = subprocess.Popen([python, "-c", percall.ORIGIN], stdout=subprocess.PIPE, text=True)
-    try:
-        origin_port = int(origin.stdout.readline())  # type: ignore[union-attr]
-        port = percall.free_port()
-        if web:
-            tool = ["-c", "from proxycore.tools.web import main; main()", "--web-port",
-                    str(percall.free_port()), "--set", "web_open_browser=false"]  # fmt: skip
-        else:
-            tool = ["-m", "proxycore"]
-        proxy = subprocess.Popen(
-            ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-             python, *tool, "-q", "--listen-host", "127.0.0.1", "--listen-port", str(port)],
-            cwd=root, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        percall.wait_port(port, timeout=180)
-        request = f"GET http://127.0.0.1:{origin_port}/ HTTP/1.1\r\nHost: 127.0.0.1:{origin_port}\r\n\r\n"
-        with socket.create_connection(("127.0.0.1", port)) as client:
-            client.sendall(request.encode())
-            answer = b""
-            while b"\r\n\r\n" not in answer or len(answer.split(b"\r\n\r\n", 1)[1]) < 100:
-                answer += client.recv(65536)
-        proxy.send_signal(signal.SIGINT)
-        report = proxy.communicate(timeout=180)[1]
-    finally:
-        origin.kill()
-    match = re.search(r"I\s+refs:\s+([\d,]+)", report)
-    if not match:
-        raise SystemExit(f"no cachegrind total in:\n{report}")
-    return int(match.group(1).replace(",", ""))
+    return cgproxy.run(1, False, root, web=web)["I refs"]
 
 
 def main() -> int:

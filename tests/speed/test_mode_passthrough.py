@@ -26,13 +26,8 @@ def _logged(layer: Layer, event: events.Event) -> list[str]:
     return [c.message for c in layer.handle_event(event) if isinstance(c, commands.Log)]
 
 
-def test_a_chosen_layer_gets_the_events_without_the_next_layer(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    proxy = HttpProxy(make_context())
-    client = proxy.context.client
-    first, second = Recorder(proxy.context, "first"), Recorder(proxy.context, "second")
-    proxy.child_layer.layer = first
+def _asked_of_next_layer(monkeypatch: pytest.MonkeyPatch) -> list[events.Event]:
+    """The events NextLayer.handle_event is called with from now on."""
     asked: list[events.Event] = []
     original = NextLayer.handle_event
 
@@ -41,6 +36,17 @@ def test_a_chosen_layer_gets_the_events_without_the_next_layer(
         return original(self, event)
 
     monkeypatch.setattr(NextLayer, "handle_event", handle_event)
+    return asked
+
+
+def test_a_chosen_layer_gets_the_events_without_the_next_layer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proxy = HttpProxy(make_context())
+    client = proxy.context.client
+    first, second = Recorder(proxy.context, "first"), Recorder(proxy.context, "second")
+    proxy.child_layer.layer = first
+    asked = _asked_of_next_layer(monkeypatch)
     assert _logged(proxy, events.DataReceived(client, b"a")) == ["first DataReceived"]
     proxy.child_layer.layer = second
     assert _logged(proxy, events.DataReceived(client, b"b")) == ["second DataReceived"]
@@ -52,14 +58,7 @@ def test_undecided_or_paused_next_layers_still_handle_the_event(
 ) -> None:
     proxy = HttpProxy(make_context())
     client = proxy.context.client
-    asked: list[events.Event] = []
-    original = NextLayer.handle_event
-
-    def handle_event(self: NextLayer, event: events.Event) -> CommandGenerator[None]:
-        asked.append(event)
-        return original(self, event)
-
-    monkeypatch.setattr(NextLayer, "handle_event", handle_event)
+    asked = _asked_of_next_layer(monkeypatch)
     undecided = events.DataReceived(client, b"a")
     hooks = list(proxy.handle_event(undecided))
     assert asked == [undecided] and hooks and isinstance(hooks[0], commands.StartHook)
