@@ -11,7 +11,7 @@ import dataclasses
 import enum
 import time
 from dataclasses import dataclass, field
-from operator import attrgetter
+from operator import attrgetter, is_
 from typing import Any, ClassVar, TypeVar
 
 from proxycore.proxy.mode_specs import ProxyMode
@@ -141,6 +141,12 @@ _COMMON_KEY = (
 _END = object()  # ends each list's items in a state key
 _PROTOCOLS = {p.value: p for p in TransportProtocol}  # (a dict lookup costs less than the enum call)
 _PLAIN = frozenset({type(None), bool, int, float, str, bytes})
+
+
+def same_objects(kept: tuple[Any, ...], key: tuple[Any, ...]) -> bool:
+    """Whether a ``state_key`` holds the very objects of one kept earlier (identity, not
+    equality: 1, True and 1.0 are equal and give different states)."""
+    return len(kept) == len(key) and all(map(is_, kept, key))
 
 
 def frozen_key(key: tuple[Any, ...]) -> bool:

@@ -11,10 +11,9 @@ from __future__ import annotations
 import marshal
 import os
 from collections.abc import Callable, Iterable, Iterator
-from operator import is_
 from typing import IO, Any, BinaryIO
 
-from proxycore.connection import frozen_key
+from proxycore.connection import frozen_key, same_objects
 from proxycore.exceptions import FlowReadException, ProxycoreError  # noqa: F401 - FlowReadException re-exported
 from proxycore.flow import Flow
 from proxycore.io import compat, har, schema, tnetstring
@@ -196,7 +195,7 @@ class FlowEncoder:
         key = state_key()
         ident = connection.id
         kept = self._keyed.get(ident)
-        if kept is not None and len(kept[0]) == len(key) and all(map(is_, kept[0], key)):
+        if kept is not None and same_objects(kept[0], key):
             return kept[1]
         state = connection.get_state()
         if type(ident) is not str or not frozen_key(key):

@@ -26,10 +26,9 @@ import marshal
 import os
 import struct
 from collections.abc import AsyncIterator
-from operator import is_
 from typing import TYPE_CHECKING, Any
 
-from proxycore.connection import frozen_key
+from proxycore.connection import frozen_key, same_objects
 
 if TYPE_CHECKING:
     from proxycore.io.io import FlowEncoder
@@ -116,9 +115,7 @@ def encode_record(flow: Any) -> bytes:
     try:
         return encode(("record", _encoder().encode(flow)))
     except ValueError:
-        state = flow.get_state()
-        state["metadata"] = {}
-        return encode(("record", _encoder().encode_state(state)))
+        return encode(("record", _record_without_metadata(flow)))
 
 
 def _encoder() -> FlowEncoder:
@@ -158,7 +155,7 @@ class KeptConnections:
         state and the key to keep once the message is sent (``sent``)."""
         key = connection.state_key()
         kept = self.kept.get(connection.id)
-        if kept is not None and len(kept) == len(key) and all(map(is_, kept, key)):
+        if kept is not None and same_objects(kept, key):
             return connection.id, None
         return connection.get_state(), key if frozen_key(key) else None
 
@@ -207,10 +204,14 @@ def _record_of(flow: Any, emptied: bool) -> bytes | None:
     """``flow`` as a flow file stores it (``emptied``: without its metadata, as the
     message carries it); None if it cannot be stored (the primary's -w says why)."""
     try:
-        if not emptied:
-            return _encoder().encode(flow)
-        state = flow.get_state()
-        state["metadata"] = {}
-        return _encoder().encode_state(state)
+        return _record_without_metadata(flow) if emptied else _encoder().encode(flow)
     except ValueError:
         return None
+
+
+def _record_without_metadata(flow: Any) -> bytes:
+    """``flow`` as a flow file stores it, its metadata left out (a script put objects there
+    that neither marshal nor tnetstring can carry)."""
+    state = flow.get_state()
+    state["metadata"] = {}
+    return _encoder().encode_state(state)
