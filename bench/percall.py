@@ -116,8 +116,9 @@ def serve(argv: list[str]) -> int:
     return dump.main(argv)
 
 
-def tree_cpu(root: int) -> dict[int, int]:
-    """CPU clock ticks (user + system) of ``root`` and every process below it, by pid."""
+def tree_cpu(root: int, system_only: bool = False) -> dict[int, int]:
+    """CPU clock ticks (user + system, or system alone) of ``root`` and every process below
+    it, by pid."""
     parents: dict[int, int] = {}
     ticks: dict[int, int] = {}
     for entry in os.listdir("/proc"):
@@ -129,7 +130,7 @@ def tree_cpu(root: int) -> dict[int, int]:
         except OSError:
             continue
         parents[int(entry)] = int(fields[1])
-        ticks[int(entry)] = int(fields[11]) + int(fields[12])
+        ticks[int(entry)] = int(fields[12]) + (0 if system_only else int(fields[11]))
     tree = {root}
     changed = True
     while changed:
@@ -268,8 +269,10 @@ def main() -> int:
                 load(args.warmup)
             os.kill(proxy.pid, signal.SIGUSR1)
             ticks_before = tree_cpu(proxy.pid)
+            system_before = tree_cpu(proxy.pid, system_only=True)
             result = load(args.seconds)
             ticks_after = tree_cpu(proxy.pid)
+            system_after = tree_cpu(proxy.pid, system_only=True)
             os.kill(proxy.pid, signal.SIGUSR2)
             stats = window_stats(out)
             cpu_ns = stats["cpu_ns"]
@@ -293,6 +296,11 @@ def main() -> int:
                 round((ticks_after[p] - ticks_before.get(p, 0)) * 100 / os.sysconf("SC_CLK_TCK")
                       / (result["duration_us"] / 1e6))
                 for p in sorted(ticks_after)
+            ],
+            # Of that, the kernel's share (system time) per request, by process.
+            "sys_us_per_request_by_process": [
+                round((system_after[p] - system_before.get(p, 0)) * 1e6 / os.sysconf("SC_CLK_TCK") / requests, 1)
+                for p in sorted(system_after)
             ],
             # Cyclic collections per generation per 10k requests, and their CPU us per request.
             "gc_per_10k": [round(n * 10000 / requests, 1) for n in stats["gc_runs"]],
