@@ -142,6 +142,19 @@ def tree_cpu(root: int, system_only: bool = False) -> dict[int, int]:
     return {pid: ticks[pid] for pid in tree if pid in ticks}
 
 
+def io_syscalls(pids: object) -> dict[int, tuple[int, int]]:
+    """(read, write) system calls so far of each process (/proc/PID/io's syscr and syscw)."""
+    counts = {}
+    for pid in pids:  # type: ignore[attr-defined]
+        try:
+            with open(f"/proc/{pid}/io") as f:
+                fields = dict(line.split(": ") for line in f.read().splitlines())
+        except OSError:
+            continue
+        counts[pid] = (int(fields["syscr"]), int(fields["syscw"]))
+    return counts
+
+
 def wait_port(port: int, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -270,9 +283,11 @@ def main() -> int:
             os.kill(proxy.pid, signal.SIGUSR1)
             ticks_before = tree_cpu(proxy.pid)
             system_before = tree_cpu(proxy.pid, system_only=True)
+            calls_before = io_syscalls(ticks_before)
             result = load(args.seconds)
             ticks_after = tree_cpu(proxy.pid)
             system_after = tree_cpu(proxy.pid, system_only=True)
+            calls_after = io_syscalls(ticks_after)
             os.kill(proxy.pid, signal.SIGUSR2)
             stats = window_stats(out)
             cpu_ns = stats["cpu_ns"]
@@ -301,6 +316,11 @@ def main() -> int:
             "sys_us_per_request_by_process": [
                 round((system_after[p] - system_before.get(p, 0)) * 1e6 / os.sysconf("SC_CLK_TCK") / requests, 1)
                 for p in sorted(system_after)
+            ],
+            # Read and write system calls per request, by process (/proc/PID/io).
+            "rw_calls_per_request_by_process": [
+                [round((calls_after[p][i] - calls_before.get(p, (0, 0))[i]) / requests, 2) for i in (0, 1)]
+                for p in sorted(calls_after)
             ],
             # Cyclic collections per generation per 10k requests, and their CPU us per request.
             "gc_per_10k": [round(n * 10000 / requests, 1) for n in stats["gc_runs"]],
