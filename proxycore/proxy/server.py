@@ -72,6 +72,10 @@ REUSE_PORT = False
 # workers (see proxycore/workers/balance.py).
 SHARED_SOCKETS: dict[tuple[str, int], list[socket.socket]] = {}
 ACCEPT_GATE: Callable[[], float] | None = None
+# Set in worker processes: called before the driver writes to any peer, so that what a
+# worker holds for the primary (the flows finished in this loop pass) is in the primary's
+# socket before a client hears more (see proxycore/workers/child.py, PrimaryLink).
+BEFORE_WRITES: Callable[[], None] | None = None
 # Enum members the per-request path compares with, as module globals: on Python 3.11 every
 # attribute read on an Enum class goes through EnumType.__getattr__'s slot (~600 instructions
 # against ~30 for a global), and a keep-alive request read them three times.
@@ -287,6 +291,12 @@ def _short(item: object) -> str:
     return f"{text[:TRACE_LIMIT]}... ({len(text)} characters)"
 
 
+class _Writes(Protocol):
+    """What the pass writer flushes: a ConnectionHandler, or a worker's link to its primary."""
+
+    def flush_writes(self) -> None: ...
+
+
 class _PassWriter:
     """Writes, at the end of each event-loop pass, what the layers of every handler sent in it.
 
@@ -296,10 +306,10 @@ class _PassWriter:
     nothing waits: the writes go out before the loop polls for more to read."""
 
     def __init__(self) -> None:
-        self.handlers: list[ConnectionHandler] = []  # to write at the end of the pass
+        self.handlers: list[_Writes] = []  # to write at the end of the pass
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop a run is scheduled on
 
-    def add(self, handler: ConnectionHandler, loop: asyncio.AbstractEventLoop | None) -> None:
+    def add(self, handler: _Writes, loop: asyncio.AbstractEventLoop | None) -> None:
         """Write ``handler``'s sends at the end of this pass of ``loop`` (None: outside any
         loop, a synchronous caller: write now). (ConnectionHandler._process does the same
         written out: it adds a handler after every read that sends.)"""
@@ -541,6 +551,8 @@ class ConnectionHandler:
         """Write what the layers sent (called by _PassWriter once per loop pass)."""
         if not self._unsent or self._processing:
             return
+        if BEFORE_WRITES is not None:
+            BEFORE_WRITES()
         batches, self._unsent = self._unsent, {}  # (a write may add to the new one)
         size, self._unsent_size = self._unsent_size, 0  # the bytes of all batches
         self._processing = True  # events a write raises (a paused peer's held bytes) wait
@@ -698,6 +710,8 @@ class ConnectionHandler:
 
     def _flush_unsent(self, only: _ConnectionProtocol | None = None) -> None:
         """Write what the layers sent, joined per peer when small (see COALESCE_LIMIT)."""
+        if BEFORE_WRITES is not None:
+            BEFORE_WRITES()
         if only is not None:
             chunks = self._unsent.pop(only, None)
             batches = {only: chunks} if chunks else {}

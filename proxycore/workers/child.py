@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import select
 import signal
 import weakref
 from typing import Any
 
 from proxycore import workers
 from proxycore.exceptions import OptionsError
+from proxycore.proxy import server
 
 logger = logging.getLogger("proxycore.workers")
 
@@ -24,40 +26,69 @@ class PrimaryLink:
     """The last addon of a worker: sends each flow hook the primary asked for.
 
     Its hook methods exist only for those hooks (``__getattr__``), so a hook the primary
-    does not want stays one the driver can skip without a task."""
+    does not want stays one the driver can skip without a task.
 
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
+    The messages of one loop pass go out together (``flush``): at the end of the pass, or
+    before the driver writes to any peer (``server.BEFORE_WRITES``), whichever is first.  So
+    a finished flow is in the primary's socket before its client hears more (a worker
+    killed after answering loses no finished flow), and flows that finish in the same pass
+    cost one send and one wakeup of the primary instead of one each."""
+
+    def __init__(self, writer: asyncio.StreamWriter, loop: asyncio.AbstractEventLoop) -> None:
         self.writer = writer
+        self.loop = loop
+        self.fd = writer.transport.get_extra_info("socket").fileno()
         self.wanted: frozenset[str] = frozenset()
         self.records: frozenset[str] = frozenset()  # hooks sent as flow-file records
         self.with_records: frozenset[str] = frozenset()  # hooks sent with their record
         self.flows: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+        self.held: list[bytes] = []  # messages of this pass, not sent yet
 
     def __getattr__(self, name: str) -> Any:
         if name in self.__dict__.get("wanted", ()):
             return lambda flow: self._forward(name, flow)
         raise AttributeError(name)
 
-    def _forward(self, hook: str, flow: Any) -> Any:
-        """A plain function (so the driver runs it without a task) that returns the drain
-        to await only when the channel did not take the message at once."""
+    def _forward(self, hook: str, flow: Any) -> None:
+        """A plain function that returns None: the driver runs it without a task."""
         if self.writer.is_closing():
-            return None
+            return
         if hook in self.records:
             if hook == "response" and flow.websocket is not None:
-                return None  # saved at websocket_end, as the Save addon does
-            self.writer.write(workers.encode_record(flow))
+                return  # saved at websocket_end, as the Save addon does
+            data = workers.encode_record(flow)
         else:
             self.flows[flow.id] = flow
             # (a response of a WebSocket flow is saved at websocket_end, as in Save)
             with_record = hook in self.with_records and not (hook == "response" and flow.websocket is not None)
-            self.writer.write(workers.encode_flow(hook, flow, with_record))
-        if self.writer.transport.get_write_buffer_size():
-            # The flow must be with the primary (in its socket) before the client hears
-            # more: a worker killed after answering then loses no finished flow.  The
-            # channel's high-water mark is 0, so drain() waits until nothing is buffered.
-            return self.writer.drain()
-        return None
+            data = workers.encode_flow(hook, flow, with_record)
+        if not self.held:
+            server.BEFORE_WRITES = self.flush
+            # Flushed at the end of the pass with the driver's writes (first, when this is
+            # the first flow of the pass; else the writes before us call BEFORE_WRITES).
+            server._pass_writer.add(self, self.loop)
+        self.held.append(data)
+
+    def flush(self) -> None:
+        """Send the held messages in one write.  Should the primary be so far behind that
+        its socket cannot take them, the whole worker waits here until it can: nothing else
+        may reach a client first."""
+        held = self.held
+        if not held:
+            return
+        data = held[0] if len(held) == 1 else b"".join(held)
+        held.clear()
+        server.BEFORE_WRITES = None
+        try:
+            sent = os.write(self.fd, data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            return  # the primary is gone (the worker stops when its channel reads EOF)
+        if sent < len(data):
+            _write_all(self.fd, memoryview(data)[sent:])
+
+    flush_writes = flush  # (what the driver's pass writer calls at the end of the pass)
 
     def handle(self, master: Any, message: tuple[Any, ...]) -> None:
         kind = message[0]
@@ -82,6 +113,21 @@ class PrimaryLink:
                 flow.kill()
         elif kind == "inject":
             _inject(master, self.flows.get(message[1]), *message[2:])
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    """Write the rest of a message to the channel's non-blocking socket, waiting while it
+    is full; an error means the primary is gone."""
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    while data:
+        poller.poll(1000)
+        try:
+            data = data[os.write(fd, data) :]
+        except BlockingIOError:
+            continue
+        except OSError:
+            return
 
 
 def _inject(master: Any, flow: Any, kind: str, from_client: bool, content: bytes, opcode: int) -> None:
@@ -145,7 +191,6 @@ async def run(channel: str, index: int, shared: str = "") -> int:
     from proxycore.compat import install_mitmproxy_alias
     from proxycore.master import Master
     from proxycore.options import Options
-    from proxycore.proxy import server
 
     workers.IN_WORKER = True
     server.REUSE_PORT = True
@@ -160,12 +205,13 @@ async def run(channel: str, index: int, shared: str = "") -> int:
     reader, writer = await asyncio.open_unix_connection(channel)
     writer.transport.set_write_buffer_limits(high=0)
     writer.write(workers.encode(("hello", index, os.getpid())))
+    await writer.drain()  # (the high-water mark is 0: all of it; PrimaryLink writes to the socket itself)
     first = await workers.receive(reader)
     if first is None or first[0] != "options":
         return 1
     opts = Options()
     master = Master(opts)
-    link = PrimaryLink(writer)
+    link = PrimaryLink(writer, asyncio.get_running_loop())
     master.addons.add(termlog, *default_addons(), link)
     try:
         opts.update_defer(**first[1])
@@ -185,6 +231,7 @@ async def run(channel: str, index: int, shared: str = "") -> int:
     try:
         await master.run(freeze_heap=True)
     finally:
+        link.flush()
         listening.cancel()
         writer.close()
         termlog.uninstall()
