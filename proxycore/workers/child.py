@@ -21,6 +21,10 @@ from proxycore.proxy import server
 
 logger = logging.getLogger("proxycore.workers")
 
+# A larger message is not held for the end of the pass but written at once, its flow's
+# connection waiting for the channel: a worker waits as a whole only for small messages.
+HOLD_AT_MOST = 64 * 1024
+
 
 class PrimaryLink:
     """The last addon of a worker: sends each flow hook the primary asked for.
@@ -49,30 +53,40 @@ class PrimaryLink:
             return lambda flow: self._forward(name, flow)
         raise AttributeError(name)
 
-    def _forward(self, hook: str, flow: Any) -> None:
-        """A plain function that returns None: the driver runs it without a task."""
+    def _forward(self, hook: str, flow: Any) -> Any:
+        """A plain function (so the driver runs it without a task) that returns the drain
+        to await only for a message that went to the channel at once and is not all out."""
         if self.writer.is_closing():
-            return
+            return None
         if hook in self.records:
             if hook == "response" and flow.websocket is not None:
-                return  # saved at websocket_end, as the Save addon does
+                return None  # saved at websocket_end, as the Save addon does
             data = workers.encode_record(flow)
         else:
             self.flows[flow.id] = flow
             # (a response of a WebSocket flow is saved at websocket_end, as in Save)
             with_record = hook in self.with_records and not (hook == "response" and flow.websocket is not None)
             data = workers.encode_flow(hook, flow, with_record)
+        transport = self.writer.transport
+        if len(data) > HOLD_AT_MOST or transport.get_write_buffer_size():
+            # A large body, or the primary behind: this flow's connection waits until the
+            # message is in the primary's socket, not the whole worker (what is held, older,
+            # goes first; while the transport holds any of these, so does every message).
+            self.flush()
+            self.writer.write(data)
+            return self.writer.drain() if transport.get_write_buffer_size() else None
         if not self.held:
             server.BEFORE_WRITES = self.flush
             # Flushed at the end of the pass with the driver's writes (first, when this is
             # the first flow of the pass; else the writes before us call BEFORE_WRITES).
             server._pass_writer.add(self, self.loop)
         self.held.append(data)
+        return None
 
     def flush(self) -> None:
         """Send the held messages in one write.  Should the primary be so far behind that
-        its socket cannot take them, the whole worker waits here until it can: nothing else
-        may reach a client first."""
+        its socket cannot take them (they are small: see HOLD_AT_MOST), the whole worker
+        waits here until it can: nothing else may reach a client first."""
         held = self.held
         if not held:
             return

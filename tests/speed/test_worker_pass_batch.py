@@ -16,7 +16,7 @@ import pytest
 from proxycore import workers
 from proxycore.proxy import server
 from proxycore.test.tflow import tflow
-from proxycore.workers.child import PrimaryLink
+from proxycore.workers.child import HOLD_AT_MOST, PrimaryLink
 from tests.proxy.test_pass_writer import handler
 
 
@@ -133,5 +133,50 @@ def test_a_gone_primary_does_not_fail_the_flow():
         link.response(tflow(resp=True))
         link.flush()  # EPIPE: dropped (the worker stops when its channel reads EOF)
         assert link.held == [] and server.BEFORE_WRITES is None
+
+    asyncio.run(main())
+
+
+def test_a_large_message_makes_only_its_flow_wait_and_keeps_the_order():
+    """A message above HOLD_AT_MOST goes out at once (what is held first), and its flow
+    waits for the channel (drain) instead of the whole worker; while the channel is behind,
+    a small one goes the same way, behind it."""
+
+    async def main() -> None:
+        link, primary = await _link()
+        link.writer.transport.set_write_buffer_limits(high=0)  # as in run()
+        small, large, after = tflow(resp=True), tflow(resp=True), tflow(resp=True)
+        large.response.content = b"L" * (4 * HOLD_AT_MOST + 1)
+        assert link.response(small) is None and link.held
+        waiting = link.response(large)
+        assert waiting is not None and link.held == []  # the socket pair cannot take it all
+        behind = link.response(after)
+        assert behind is not None and link.held == []
+        got = bytearray()
+
+        async def primary_reads() -> None:
+            while True:
+                try:
+                    data = primary.recv(1 << 16)
+                except BlockingIOError:
+                    await asyncio.sleep(0.001)
+                    continue
+                if not data:
+                    return
+                got.extend(data)
+
+        reading = asyncio.ensure_future(primary_reads())
+        await asyncio.wait_for(waiting, 10)
+        await asyncio.wait_for(behind, 10)
+        link.writer.close()
+        await asyncio.sleep(0.05)
+        reading.cancel()
+        ids = []
+        while got:
+            (length,) = workers._LENGTH.unpack_from(got)
+            record = marshal.loads(bytes(got[4 : 4 + length]))[1]
+            ids.append(next(f.id for f in (small, large, after) if f.id.encode() in record))
+            del got[: 4 + length]
+        assert ids == [small.id, large.id, after.id]
 
     asyncio.run(main())
