@@ -52,10 +52,16 @@ def _is_observer(addon: Any) -> bool:
 
 
 def _flow_classes() -> dict[str, type[Flow]]:
-    from proxycore.http import HTTPFlow
-    from proxycore.tcp import TCPFlow
+    global _classes
+    if _classes is None:
+        from proxycore.http import HTTPFlow
+        from proxycore.tcp import TCPFlow
 
-    return {"http": HTTPFlow, "tcp": TCPFlow}
+        _classes = {"http": HTTPFlow, "tcp": TCPFlow}
+    return _classes
+
+
+_classes: dict[str, type[Flow]] | None = None
 
 
 class _Worker:
@@ -72,10 +78,15 @@ class _Worker:
         carries (and kept, as the worker keeps them), or those kept for the ids it carries.
         Every message goes through here, so that both ends keep the same (None: one
         of them cannot be made)."""
-        from proxycore.connection import Client, Server
+        client = state.get("client_conn")
+        server = state.get("server_conn")
+        if type(client) is str and type(server) is str:  # (mostly: connections kept alive)
+            kept = self.connections.kept
+            client, server = kept.get(client), kept.get(server)
+        else:
+            from proxycore.connection import Client, Server
 
-        client = self._connection(Client, state.get("client_conn"))
-        server = self._connection(Server, state.get("server_conn"))
+            client, server = self._connection(Client, client), self._connection(Server, server)
         return None if client is None or server is None else (client, server)
 
     def _connection(self, cls: Any, value: Any) -> Any:
@@ -106,7 +117,7 @@ class WorkerPool:
         self._stopping = False
         self._hooks: tuple[list[str], list[str], list[str]] = ([], [], [])
         self._flush_pending = False
-        self._observer_calls: dict[str, tuple[list[Any], list[Any], list[_Call]]] = {}
+        self._observer_calls: dict[str, tuple[dict[str, Any], list[_Call]]] = {}
         # Listening sockets bound here and handed to every worker, and the shared
         # connection counts (proxycore/workers/balance.py).
         self._shared: list[tuple[str, int, list[socket.socket]]] = []
@@ -376,17 +387,16 @@ class WorkerPool:
 
     def _calls(self, hook: str) -> list[_Call]:
         """The observers' handlers of ``hook`` and then of ``update``, as the driver runs
-        them; kept while the manager's lists of their handlers are the same objects (it
-        makes new ones when its index is rebuilt)."""
+        them; kept while the manager's hook index is the same object (it makes a new one
+        when the handlers may have changed, and fills it a hook at a time)."""
         addons = ctx.master.addons
-        handlers = addons.handlers(hook)
-        updates = addons.handlers("update")
         kept = self._observer_calls.get(hook)
-        if kept is None or kept[0] is not handlers or kept[1] is not updates:
-            calls = [(a, hook, h, False) for a, h in handlers if _is_observer(a)]
-            calls += [(a, "update", h, True) for a, h in updates if _is_observer(a)]
-            kept = self._observer_calls[hook] = (handlers, updates, calls)
-        return kept[2]
+        if kept is not None and kept[0] is addons.hook_index:
+            return kept[1]
+        calls = [(a, hook, h, False) for a, h in addons.handlers(hook) if _is_observer(a)]
+        calls += [(a, "update", h, True) for a, h in addons.handlers("update") if _is_observer(a)]
+        self._observer_calls[hook] = (addons.hook_index, calls)
+        return calls
 
     def _attach(self, flow: Flow, worker: _Worker) -> None:
         """Give ``flow`` a resume and a kill that act in the worker running it."""

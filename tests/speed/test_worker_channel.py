@@ -192,3 +192,29 @@ def test_a_message_too_large_closes_the_channel_and_a_lost_one_leaves_the_pool(c
             return pool
 
         assert asyncio.run(main()).workers == {}
+
+
+def test_the_observers_called_follow_the_addons_loaded():
+    """The observers' handlers are kept per hook while the manager's hook index is the
+    same: an observer added (or removed) later is called (or not) from then on."""
+
+    class Dumper:  # an observer by its class name; it has no update hook
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def response(self, flow):
+            self.seen.append(flow.id)
+
+    view, dumper = View(), Dumper()
+    with taddons.context(view) as tctx:
+        pool = WorkerPool()
+        assert [c[0] for c in pool._calls("response")] == [view]
+        tctx.master.addons.add(dumper)
+        assert [c[0] for c in pool._calls("response")] == [view, dumper]
+        channel, transport = _Channel(pool), Transport()
+        channel.connection_made(transport)
+        flow = tflow(resp=True)
+        channel.data_received(HELLO + flow_message(flow))
+        assert view.seen == dumper.seen == [flow.id]
+        tctx.master.addons.remove(dumper)
+        assert [c[0] for c in pool._calls("response")] == [view]
