@@ -38,6 +38,14 @@ PRIMARY_ONLY = frozenset({
 # An observer's handler of a hook: (addon, hook name, handler, whether it takes a list of
 # flows, as ``update`` does).
 _Call = tuple[Any, str, Any, bool]
+# Reading a channel pauses this long after a burst that came this soon after the one
+# before: under load the next read then brings many flows at once, not one or two (each
+# read costs the primary a wake-up, a recv() and a write() of the -w file).  The worker's
+# messages wait in the socket meanwhile, where a worker that dies cannot take them along.
+HOLD_OFF = 0.002
+# ... unless the read was this large, or ended inside a message: more is on its way (a flow
+# with a large body must not arrive a read every HOLD_OFF).
+HOLD_OFF_BELOW = 1 << 16
 # A worker that dies sooner than this after its start is restarted with a growing delay.
 QUICK_EXIT = 2.0
 STOP_TIMEOUT = 5.0
@@ -436,12 +444,20 @@ class _Channel(asyncio.Protocol):
         self.worker: _Worker | None = None
         self.partial = bytearray()  # the start of a message the next reads complete
         self.waiting: deque[tuple[Any, ...]] = deque()
-        self.busy = False
+        self.busy = False  # an observer awaits
+        self.held = False  # reading pauses for HOLD_OFF
+        self.last_read = float("-inf")
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # a stream transport (a uvloop one is not an asyncio.Transport)
+        try:
+            self.loop = asyncio.get_running_loop()
+        except RuntimeError:  # (tests that feed a channel by hand)
+            self.loop = None
 
     def data_received(self, data: bytes | bytearray) -> None:
+        size = len(data)
         if self.partial:
             self.partial += data
             data = self.partial
@@ -458,6 +474,28 @@ class _Channel(asyncio.Protocol):
             self.partial += memoryview(data)[offset:]
         if not self.busy:
             self._run()
+        loop = self.loop
+        if loop is not None:
+            now = loop.time()
+            if (
+                now - self.last_read < HOLD_OFF
+                and size < HOLD_OFF_BELOW
+                and not self.partial
+                and not self.held
+                and self.transport is not None
+            ):
+                self.held = True
+                self.transport.pause_reading()
+                loop.call_later(HOLD_OFF, self._release)
+            self.last_read = now
+
+    def _release(self) -> None:
+        self.held = False
+        self._resume_reading()
+
+    def _resume_reading(self) -> None:
+        if not self.busy and not self.held and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.worker is not None:
@@ -503,8 +541,7 @@ class _Channel(asyncio.Protocol):
             await pending
         finally:
             self.busy = False
-            if self.transport is not None and not self.transport.is_closing():
-                self.transport.resume_reading()
+            self._resume_reading()
         self._run()
 
 

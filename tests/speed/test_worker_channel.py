@@ -81,7 +81,7 @@ def run(view, save, path, chunks, awaits=()):
         channel.connection_made(transport)
         for chunk in chunks:
             channel.data_received(chunk)
-            while channel.busy:  # as the transport would: no reads while paused
+            while channel.busy or channel.held:  # as the transport: no reads while paused
                 assert transport.paused
                 await asyncio.sleep(0.005)
         for _ in range(3):
@@ -218,3 +218,36 @@ def test_the_observers_called_follow_the_addons_loaded():
         assert view.seen == dumper.seen == [flow.id]
         tctx.master.addons.remove(dumper)
         assert [c[0] for c in pool._calls("response")] == [view]
+
+
+def test_reads_that_come_close_together_pause_reading_briefly():
+    """Under load a worker's flows come a read at a time: the channel then waits HOLD_OFF
+    before reading again (the messages wait in the socket), unless the read was large or
+    ended inside a message (a flow with a large body is read at full speed)."""
+    from proxycore.workers import pool as pool_module
+
+    with taddons.context(View()):
+
+        async def main():
+            channel, transport = _Channel(WorkerPool()), Transport()
+            channel.connection_made(transport)
+            channel.data_received(HELLO)
+            assert not transport.paused  # the first read: nothing came just before
+            channel.data_received(record(0))
+            assert transport.paused and channel.held
+            await asyncio.sleep(pool_module.HOLD_OFF * 3)
+            assert not transport.paused and not channel.held
+            channel.data_received(record(1))  # long after the read before
+            assert not transport.paused
+            half = record(1)
+            channel.data_received(half[:3])  # soon after, but the rest is on its way
+            assert not transport.paused
+            channel.data_received(half[3:] + record(2) * (pool_module.HOLD_OFF_BELOW // len(half)))
+            assert not transport.paused  # a large read: more may be waiting
+            channel.data_received(record(3))
+            assert transport.paused
+            transport.close()  # a channel closed meanwhile is left alone
+            await asyncio.sleep(pool_module.HOLD_OFF * 3)
+            assert transport.paused and transport.pauses == 2
+
+        asyncio.run(main())
