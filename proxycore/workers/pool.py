@@ -526,7 +526,11 @@ class _Channel(asyncio.Protocol):
                 if records:
                     pool._write_records(records)
                     records = []
-                pending = pool._received(worker, message)
+                try:
+                    pending = pool._received(worker, message)
+                except Exception as e:  # one message the primary cannot read: the next may do
+                    logger.error(f"worker {worker.index} sent a message that cannot be read: {e!r:.200}")
+                    continue
                 if pending is not None:
                     self.busy = True
                     assert self.transport is not None

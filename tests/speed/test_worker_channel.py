@@ -251,3 +251,18 @@ def test_reads_that_come_close_together_pause_reading_briefly():
             assert transport.paused and transport.pauses == 2
 
         asyncio.run(main())
+
+
+def test_a_message_that_cannot_be_read_is_logged_and_the_next_ones_delivered(caplog):
+    view = View()
+    good = tflow(resp=True)
+    with taddons.context(view):
+        channel, transport = _Channel(WorkerPool()), Transport()
+        channel.connection_made(transport)
+        state = tflow(resp=True).get_state()
+        del state["request"]  # (its connections can be read, the flow cannot)
+        broken = workers.encode(("flow", "response", False, state))
+        with caplog.at_level(logging.ERROR, "proxycore.workers"):
+            channel.data_received(HELLO + broken + flow_message(good))
+    assert "sent a message that cannot be read: KeyError('request')" in caplog.text
+    assert view.seen == [good.id] and not transport.closed
