@@ -463,8 +463,8 @@ class _Channel(asyncio.Protocol):
             data = self.partial
         try:
             offset = _parse(data, self.waiting)
-        except ValueError as e:
-            logger.error(f"worker channel closed: {e}")
+        except (ValueError, EOFError, TypeError) as e:  # a length too large, bad marshal data
+            logger.error(f"worker channel closed: {e!r:.200}")
             self.waiting.clear()
             self._close()
             return

@@ -188,6 +188,11 @@ def test_a_message_too_large_closes_the_channel_and_a_lost_one_leaves_the_pool(c
             with caplog.at_level(logging.ERROR, "proxycore.workers"):
                 channel.data_received((workers.MAX_MESSAGE + 1).to_bytes(4, "big") + b"x")
             assert transport.closed and "channel message of" in caplog.text
+            garbled = _Channel(pool), Transport()
+            garbled[0].connection_made(garbled[1])
+            with caplog.at_level(logging.ERROR, "proxycore.workers"):
+                garbled[0].data_received(b"\x00\x00\x00\x02\xff\xff")  # not marshal data
+            assert garbled[1].closed and "bad marshal data" in caplog.text
             channel.connection_lost(None)
             return pool
 
