@@ -70,7 +70,7 @@ def record(n: int) -> bytes:
     return workers.encode(("record", b"record %d;" % n))
 
 
-def run(view, save, path, chunks, awaits=()):
+def run(view, chunks, awaits=()):
     """Feed ``chunks`` to a channel as its reads, let the loop finish; the channel, its
     transport and the pool."""
     view.awaits = set(awaits)
@@ -106,7 +106,7 @@ def test_several_messages_in_one_read_in_order(tmp_path):
     items = [0, 1, flows[0], 2, flows[1], flows[2], 3, 4]
     with taddons.context(view, save) as tctx:
         tctx.configure(save, save_stream_file=str(path))
-        channel, transport, pool = run(view, save, path, [stream(items)])
+        channel, transport, pool = run(view, [stream(items)])
         assert pool.workers[3] is channel.worker and channel.worker.pid == 4242
         assert view.seen == [f.id for f in flows]
         save.done()
@@ -130,7 +130,7 @@ def test_messages_split_anywhere_arrive_whole_and_in_order(tmp_path_factory, cut
     chunks.append(data[at:])
     with taddons.context(view, save) as tctx:
         tctx.configure(save, save_stream_file=str(path))
-        channel, transport, _ = run(view, save, path, chunks, {flows[i].id for i in awaited})
+        channel, transport, _ = run(view, chunks, {flows[i].id for i in awaited})
         assert view.seen == [f.id for f in flows]
         assert not channel.partial and not channel.waiting and not transport.paused
         save.done()
