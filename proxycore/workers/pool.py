@@ -12,15 +12,18 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import marshal
 import os
 import shutil
 import signal
 import socket
 import sys
 import weakref
+from collections import deque
+from collections.abc import Coroutine
 from typing import Any
 
-from proxycore import workers
+from proxycore import ctx, workers
 from proxycore.flow import Flow
 
 logger = logging.getLogger("proxycore.workers")
@@ -32,6 +35,17 @@ PRIMARY_ONLY = frozenset({
     "workers", "save_stream_file", "save_stream_filter", "hardump", "rfile", "readfile_filter",
     "client_replay", "keepserving",
 })
+# An observer's handler of a hook: (addon, hook name, handler, whether it takes a list of
+# flows, as ``update`` does).
+_Call = tuple[Any, str, Any, bool]
+# Reading a channel pauses this long after a burst that came this soon after the one
+# before: under load the next read then brings many flows at once, not one or two (each
+# read costs the primary a wake-up, a recv() and a write() of the -w file).  The worker's
+# messages wait in the socket meanwhile, where a worker that dies cannot take them along.
+HOLD_OFF = 0.002
+# ... unless the read was this large, or ended inside a message: more is on its way (a flow
+# with a large body must not arrive a read every HOLD_OFF).
+HOLD_OFF_BELOW = 1 << 16
 # A worker that dies sooner than this after its start is restarted with a growing delay.
 QUICK_EXIT = 2.0
 STOP_TIMEOUT = 5.0
@@ -46,16 +60,22 @@ def _is_observer(addon: Any) -> bool:
 
 
 def _flow_classes() -> dict[str, type[Flow]]:
-    from proxycore.http import HTTPFlow
-    from proxycore.tcp import TCPFlow
+    global _classes
+    if _classes is None:
+        from proxycore.http import HTTPFlow
+        from proxycore.tcp import TCPFlow
 
-    return {"http": HTTPFlow, "tcp": TCPFlow}
+        _classes = {"http": HTTPFlow, "tcp": TCPFlow}
+    return _classes
+
+
+_classes: dict[str, type[Flow]] | None = None
 
 
 class _Worker:
     """One connected worker: its channel and the process behind it."""
 
-    def __init__(self, index: int, pid: int, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, index: int, pid: int, writer: asyncio.WriteTransport) -> None:
         self.index = index
         self.pid = pid
         self.writer = writer
@@ -66,10 +86,15 @@ class _Worker:
         carries (and kept, as the worker keeps them), or those kept for the ids it carries.
         Every message goes through here, so that both ends keep the same (None: one
         of them cannot be made)."""
-        from proxycore.connection import Client, Server
+        client = state.get("client_conn")
+        server = state.get("server_conn")
+        if type(client) is str and type(server) is str:  # (mostly: connections kept alive)
+            kept = self.connections.kept
+            client, server = kept.get(client), kept.get(server)
+        else:
+            from proxycore.connection import Client, Server
 
-        client = self._connection(Client, state.get("client_conn"))
-        server = self._connection(Server, state.get("server_conn"))
+            client, server = self._connection(Client, client), self._connection(Server, server)
         return None if client is None or server is None else (client, server)
 
     def _connection(self, cls: Any, value: Any) -> Any:
@@ -100,7 +125,7 @@ class WorkerPool:
         self._stopping = False
         self._hooks: tuple[list[str], list[str], list[str]] = ([], [], [])
         self._flush_pending = False
-        self._observer_handlers: dict[str, tuple[list[Any], list[tuple[Any, Any]]]] = {}
+        self._observer_calls: dict[str, tuple[dict[str, Any], list[_Call]]] = {}
         # Listening sockets bound here and handed to every worker, and the shared
         # connection counts (proxycore/workers/balance.py).
         self._shared: list[tuple[str, int, list[socket.socket]]] = []
@@ -109,8 +134,6 @@ class WorkerPool:
     # lifecycle ------------------------------------------------------------------------
 
     async def running(self) -> None:
-        from proxycore import ctx
-
         options = ctx.options
         if not workers.serves_elsewhere(options) or not options.server:
             return
@@ -121,7 +144,8 @@ class WorkerPool:
 
         self._channel_dir = tempfile.mkdtemp(prefix="proxycore-workers-")
         path = os.path.join(self._channel_dir, "channel")
-        self._server = await asyncio.start_unix_server(self._serve_worker, path)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_unix_server(lambda: _Channel(self), path)
         self._share_listeners(options)
         from proxycore.workers.balance import Counts
 
@@ -213,8 +237,6 @@ class WorkerPool:
     # options ---------------------------------------------------------------------------
 
     def configure(self, updated: set[str]) -> None:
-        from proxycore import ctx
-
         if updated & {"mode", "listen_host", "listen_port", "server"}:
             self._close_shared()  # the workers bind the new listeners themselves
         if not self.workers:
@@ -227,8 +249,6 @@ class WorkerPool:
         asyncio.get_running_loop().call_soon(self._send_hooks)
 
     def _snapshot(self) -> dict[str, Any]:
-        from proxycore import ctx
-
         options = ctx.options
         return {name: value for name, value in options.items() if options.has_changed(name) and _forwarded(name)}
 
@@ -238,7 +258,6 @@ class WorkerPool:
         primary does not need flow objects at all, only the bytes to append), and those
         whose flow comes with its record (``-w`` among other observers: the worker makes
         the record, as it would have alone, rather than the primary for every worker)."""
-        from proxycore import ctx
 
         addons = ctx.master.addons
         observers: set[Any] = set()
@@ -260,8 +279,6 @@ class WorkerPool:
         return last, last, []
 
     def _save(self) -> Any:
-        from proxycore import ctx
-
         save = ctx.master.addons.get("save")
         return save if save is not None and type(save).__name__ == "Save" else None
 
@@ -272,12 +289,13 @@ class WorkerPool:
             for worker in self.workers.values():
                 worker.send(("hooks", *hooks))
 
-    def _write_record(self, data: bytes) -> None:
-        """Append a record; the file is flushed once the records that arrived together are
-        written (one write() for a burst rather than one per flow)."""
+    def _write_records(self, records: list[bytes]) -> None:
+        """Append the records that arrived together; the file is flushed once the loop has
+        handled what it read (one write() for a burst, or for the bursts of several
+        workers, rather than one per flow)."""
         save = self._save()
         if save is not None and save.writer is not None and save.file is not None:
-            save.writer.fo.write(data)
+            save.writer.fo.write(records[0] if len(records) == 1 else b"".join(records))
             if not self._flush_pending:
                 self._flush_pending = True
                 asyncio.get_running_loop().call_soon(self._flush_records, save.file)
@@ -289,31 +307,28 @@ class WorkerPool:
 
     # the channel -----------------------------------------------------------------------
 
-    async def _serve_worker(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        hello = await workers.receive(reader)
-        if hello is None or hello[0] != "hello":
-            writer.close()
-            return
-        worker = _Worker(hello[1], hello[2], writer)
+    def _connected(self, hello: tuple[Any, ...], transport: asyncio.WriteTransport) -> _Worker:
+        worker = _Worker(hello[1], hello[2], transport)
         self.workers[worker.index] = worker
         self._hooks = self._wanted_hooks()
         worker.send(("options", self._snapshot()))
         worker.send(("hooks", *self._hooks))
-        try:
-            async for message in workers.messages(reader):
-                if message[0] == "flow":
-                    connections = worker.connections_of(message[3])
-                    if connections is not None:
-                        record = message[4] if len(message) > 4 else None
-                        await self._deliver(worker, message[1], message[2], message[3], *connections, record)
-                elif message[0] == "record":
-                    self._write_record(message[1])
-        finally:
-            if self.workers.get(worker.index) is worker:
-                del self.workers[worker.index]
-            writer.close()
+        return worker
 
-    async def _deliver(
+    def _lost(self, worker: _Worker) -> None:
+        if self.workers.get(worker.index) is worker:
+            del self.workers[worker.index]
+
+    def _received(self, worker: _Worker, message: tuple[Any, ...]) -> Coroutine[Any, Any, None] | None:
+        """Handle a ``flow`` message; what is left to await if an observer awaits."""
+        if message[0] == "flow":
+            connections = worker.connections_of(message[3])
+            if connections is not None:
+                record = message[4] if len(message) > 4 else None
+                return self._deliver(worker, message[1], message[2], message[3], *connections, record)
+        return None
+
+    def _deliver(
         self,
         worker: _Worker,
         hook: str,
@@ -322,59 +337,74 @@ class WorkerPool:
         client: Any,
         server: Any,
         record: bytes | None = None,
-    ) -> None:
+    ) -> Coroutine[Any, Any, None] | None:
+        """Run the observers for the flow of a ``flow`` message; what is left to await if
+        one of them awaits (None when all of them are done)."""
         flow = self.flows.get(state["id"])
         first = flow is None
         if flow is None:
             cls = _flow_classes().get(state.get("type", ""))
             if cls is None:
-                return
+                return None
             flow = cls.from_state_with(state, client, server)
             self._attach(flow, worker)
             self.flows[flow.id] = flow
         else:
             flow.set_state_with(state, client, server)
         flow.live = live and (hook not in workers.LAST_HOOKS or flow.intercepted)
+        calls = self._calls(hook)
+        start = 0  # the hook's own calls, from which Save may write the worker's record
         introduce = workers.FIRST_HOOK.get(flow.type)
         if first and introduce and introduce != hook:
-            await self._notify(introduce, flow)
+            before = self._calls(introduce)
+            start = len(before)
+            calls = before + calls
         save = self._save() if record is not None else None
-        if save is not None:
-            save.prepared = (flow, record)  # what its -w writes for this flow, until changed
-        try:
-            await self._notify(hook, flow)
-        finally:
-            if save is not None:
-                save.prepared = None
-
-    async def _notify(self, hook: str, flow: Flow) -> None:
-        """Run ``hook`` and then ``update`` on the observers, as the driver would."""
-        from proxycore import ctx
-
         addons = ctx.master.addons
-        for name, args in ((hook, (flow,)), ("update", ([flow],))):
-            for addon, handler in self._observers(addons, name):
-                try:
-                    result = handler(*args)
-                    if result is not None and inspect.isawaitable(result):
-                        self._forget_prepared()  # others may change the flow meanwhile
-                        await result
-                except Exception as e:
-                    addons._report(addon, name, e)
-
-    def _forget_prepared(self) -> None:
-        save = self._save()
+        for i, (addon, name, handler, listed) in enumerate(calls):
+            if i == start and save is not None:
+                save.prepared = (flow, record)  # what its -w writes for this flow
+            try:
+                result = handler([flow] if listed else flow)
+            except Exception as e:
+                addons._report(addon, name, e)
+                continue
+            if result is not None and inspect.isawaitable(result):
+                if save is not None:
+                    save.prepared = None  # others may change the flow meanwhile
+                return self._finish(calls, i, result, flow)
         if save is not None:
             save.prepared = None
+        return None
 
-    def _observers(self, addons: Any, name: str) -> list[tuple[Any, Any]]:
-        """The observers' handlers of hook ``name``, kept while the manager's list of its
-        handlers is the same object (it makes a new one when its index is rebuilt)."""
-        handlers = addons.handlers(name)
-        kept = self._observer_handlers.get(name)
-        if kept is None or kept[0] is not handlers:
-            kept = self._observer_handlers[name] = (handlers, [h for h in handlers if _is_observer(h[0])])
-        return kept[1]
+    async def _finish(self, calls: list[_Call], index: int, result: Any, flow: Flow) -> None:
+        """Await the observer at ``index`` of ``calls``, then run those after it."""
+        addons = ctx.master.addons
+        addon, name = calls[index][:2]
+        try:
+            await result
+        except Exception as e:
+            addons._report(addon, name, e)
+        for addon, name, handler, listed in calls[index + 1 :]:
+            try:
+                result = handler([flow] if listed else flow)
+                if result is not None and inspect.isawaitable(result):
+                    await result
+            except Exception as e:
+                addons._report(addon, name, e)
+
+    def _calls(self, hook: str) -> list[_Call]:
+        """The observers' handlers of ``hook`` and then of ``update``, as the driver runs
+        them; kept while the manager's hook index is the same object (it makes a new one
+        when the handlers may have changed, and fills it a hook at a time)."""
+        addons = ctx.master.addons
+        kept = self._observer_calls.get(hook)
+        if kept is not None and kept[0] is addons.hook_index:
+            return kept[1]
+        calls = [(a, hook, h, False) for a, h in addons.handlers(hook) if _is_observer(a)]
+        calls += [(a, "update", h, True) for a, h in addons.handlers("update") if _is_observer(a)]
+        self._observer_calls[hook] = (addons.hook_index, calls)
+        return calls
 
     def _attach(self, flow: Flow, worker: _Worker) -> None:
         """Give ``flow`` a resume and a kill that act in the worker running it."""
@@ -401,6 +431,138 @@ class WorkerPool:
         flow.resume = resume_remote  # type: ignore[method-assign]
         flow.kill = kill_remote  # type: ignore[method-assign]  # as resume
         flow.inject_remote = inject_remote  # type: ignore[attr-defined]  # see Proxyserver.inject_event
+
+
+class _Channel(asyncio.Protocol):
+    """The primary's end of one worker's channel: the messages of what arrived together are
+    parsed and handled right there, in order; no stream reader and no task woken for each
+    burst.  While an observer awaits, reading pauses and later messages wait their turn."""
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.worker: _Worker | None = None
+        self.partial = bytearray()  # the start of a message the next reads complete
+        self.waiting: deque[tuple[Any, ...]] = deque()
+        self.busy = False  # an observer awaits
+        self.held = False  # reading pauses for HOLD_OFF
+        self.last_read = float("-inf")
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # a stream transport (a uvloop one is not an asyncio.Transport)
+        try:
+            self.loop = asyncio.get_running_loop()
+        except RuntimeError:  # (tests that feed a channel by hand)
+            self.loop = None
+
+    def data_received(self, data: bytes | bytearray) -> None:
+        size = len(data)
+        if self.partial:
+            self.partial += data
+            data = self.partial
+        try:
+            offset = _parse(data, self.waiting)
+        except (ValueError, EOFError, TypeError) as e:  # a length too large, bad marshal data
+            logger.error(f"worker channel closed: {e!r:.200}")
+            self.waiting.clear()
+            self._close()
+            return
+        if data is self.partial:
+            del self.partial[:offset]
+        elif offset < len(data):
+            self.partial += memoryview(data)[offset:]
+        if not self.busy:
+            self._run()
+        loop = self.loop
+        if loop is not None:
+            now = loop.time()
+            if (
+                now - self.last_read < HOLD_OFF
+                and size < HOLD_OFF_BELOW
+                and not self.partial
+                and not self.held
+                and self.transport is not None
+            ):
+                self.held = True
+                self.transport.pause_reading()
+                loop.call_later(HOLD_OFF, self._release)
+            self.last_read = now
+
+    def _release(self) -> None:
+        self.held = False
+        self._resume_reading()
+
+    def _resume_reading(self) -> None:
+        if not self.busy and not self.held and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.worker is not None:
+            self.pool._lost(self.worker)
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def _run(self) -> None:
+        """Handle the waiting messages until an observer awaits; a burst's records are
+        appended together, before the next flow (the file keeps their order)."""
+        pool, waiting = self.pool, self.waiting
+        records: list[bytes] = []
+        while waiting:
+            message = waiting.popleft()
+            worker = self.worker
+            if worker is None:
+                if message[0] != "hello":
+                    waiting.clear()
+                    self._close()
+                    return
+                assert self.transport is not None
+                self.worker = pool._connected(message, self.transport)
+            elif message[0] == "record":
+                records.append(message[1])
+            else:
+                if records:
+                    pool._write_records(records)
+                    records = []
+                try:
+                    pending = pool._received(worker, message)
+                except Exception as e:  # one message the primary cannot read: the next may do
+                    logger.error(f"worker {worker.index} sent a message that cannot be read: {e!r:.200}")
+                    continue
+                if pending is not None:
+                    self.busy = True
+                    assert self.transport is not None
+                    self.transport.pause_reading()
+                    asyncio.ensure_future(self._resume_after(pending))
+                    return
+        if records:
+            pool._write_records(records)
+
+    async def _resume_after(self, pending: Coroutine[Any, Any, None]) -> None:
+        try:
+            await pending
+        finally:
+            self.busy = False
+            self._resume_reading()
+        self._run()
+
+
+def _parse(data: bytes | bytearray, into: deque[tuple[Any, ...]]) -> int:
+    """Append the whole messages at the start of ``data`` to ``into``; the length of them."""
+    offset, size = 0, len(data)
+    with memoryview(data) as view:
+        while size - offset >= 4:
+            (length,) = workers._LENGTH.unpack_from(data, offset)
+            if length > workers.MAX_MESSAGE:
+                raise ValueError(f"channel message of {length} bytes")
+            end = offset + 4 + length
+            if end > size:
+                break
+            into.append(marshal.loads(view[offset + 4 : end]))
+            offset = end
+    return offset
 
 
 def _modes(options: Any) -> list[Any]:
