@@ -25,7 +25,6 @@ import asyncio
 import marshal
 import os
 import struct
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from proxycore.connection import frozen_key, same_objects
@@ -80,33 +79,6 @@ async def receive(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
         return marshal.loads(await reader.readexactly(length))
     except (asyncio.IncompleteReadError, ConnectionError):
         return None
-
-
-async def messages(reader: asyncio.StreamReader) -> AsyncIterator[tuple[Any, ...]]:
-    """Every message until the peer is gone, parsed from whatever arrived together: one
-    read per burst instead of two awaited reads per message (the primary gets a record
-    per flow from each worker)."""
-    buffer = bytearray()
-    while True:
-        try:
-            data = await reader.read(1 << 20)
-        except ConnectionError:
-            return
-        if not data:
-            return
-        buffer += data
-        offset = 0
-        while len(buffer) - offset >= 4:
-            (length,) = _LENGTH.unpack_from(buffer, offset)
-            if length > MAX_MESSAGE:
-                raise ValueError(f"channel message of {length} bytes")
-            end = offset + 4 + length
-            if end > len(buffer):
-                break
-            message = marshal.loads(memoryview(buffer)[offset + 4 : end])
-            offset = end
-            yield message
-        del buffer[:offset]
 
 
 def encode_record(flow: Any) -> bytes:
