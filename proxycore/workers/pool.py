@@ -543,10 +543,12 @@ class _Channel(asyncio.Protocol):
     async def _resume_after(self, pending: Coroutine[Any, Any, None]) -> None:
         try:
             await pending
+        except Exception as e:  # (an observer's own failure: the messages behind it still go)
+            logger.error(f"worker channel: an observer failed: {e!r:.200}")
         finally:
             self.busy = False
-            self._resume_reading()
-        self._run()
+        self._run()  # (which may find another observer that awaits)
+        self._resume_reading()
 
 
 def _parse(data: bytes | bytearray, into: deque[tuple[Any, ...]]) -> int:
