@@ -83,7 +83,7 @@ bench: install
 	"$(BENCH)/setup.sh" --venvs
 	"$(BENCH)/origin.sh" start
 	PROXYCORE_ROOT="$(ROOT)" python3 "$(BENCH)/bench.py" matrix --rounds 2 \
-	  --only direct,mitm-q,proxypy,proxycore --results-md "$(BENCH)/RESULTS.md" "$(BENCH_SYSTEMS)"
+	  --only direct,mitm-q,proxypy,proxycore,proxycore-w1-nopin,proxycore-w2-nopin --results-md "$(BENCH)/RESULTS.md" "$(BENCH_SYSTEMS)"
 
 # HTTP/2 (bench.py's clients speak HTTP/1.1 only): bench/h2load.go through each proxy.
 bench-h2: install
