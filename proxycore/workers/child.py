@@ -108,7 +108,7 @@ class PrimaryLink:
         kind = message[0]
         if kind == "options":
             try:
-                master.options.update_known(**message[1])
+                master.options.update_defer(**message[1])  # (a script loaded later declares some)
             except OptionsError as e:
                 logger.error(f"worker cannot apply the primary's options: {e}")
         elif kind == "hooks":
