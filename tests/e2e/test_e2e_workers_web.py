@@ -1,0 +1,136 @@
+"""proxyweb as users drive it, in one process and with ``--workers 2``: /updates events,
+mark, duplicate, delete, export, download and upload of flow files, clear, intercept set
+through PUT /options with resume and kill, and a script's option changed from the web API."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from proxycore.io import FlowReader
+from tests.e2e.test_e2e_workers import get, upstream, wait_for  # noqa: F401  (a fixture)
+from tests.processes import ProxyWeb
+from tests.webapi import TOKEN, put_json, request, ws_connect, ws_recv
+
+pytestmark = pytest.mark.e2e
+
+MODES = [pytest.param([], id="one-process"), pytest.param(["--workers", "2"], id="workers-2")]
+
+SCRIPT = """\
+from mitmproxy import ctx
+
+
+def load(loader):
+    loader.add_option("stamp", str, "first", "what X-Stamp says")
+
+
+def response(flow):
+    flow.response.headers["X-Stamp"] = ctx.options.stamp
+"""
+
+
+@pytest.fixture(params=MODES)
+def web(request, tmp_path: Path) -> Iterator[ProxyWeb]:
+    script = tmp_path / "stamp.py"
+    script.write_text(SCRIPT)
+    pw = ProxyWeb(tmp_path, *request.param, "-s", str(script), "--set", f"web_password={TOKEN}")
+    yield pw
+    assert pw.stop() == 0
+    assert "Traceback" not in pw.stderr(), pw.stderr()
+
+
+def flows(pw: ProxyWeb) -> list[dict[str, Any]]:
+    return request(pw.web_port, "GET", "/flows").json()
+
+
+def command(pw: ProxyWeb, name: str, *arguments: str) -> Any:
+    body = json.dumps({"arguments": list(arguments)})
+    r = request(pw.web_port, "POST", f"/commands/{name}", body, {"Content-Type": "application/json"})
+    assert r.status == 200, r.body
+    return r.json()
+
+
+def test_updates_once_per_flow_then_mark_duplicate_delete_export(web, upstream):  # noqa: F811
+    sent = [f"/get?u={i}" for i in range(4)]
+    with ws_connect(web.web_port) as ws:
+        for path in sent:
+            assert get(web.port, upstream, path)[0] == 200
+        added: list[str] = []
+        complete: set[str] = set()
+        while len(complete) < len(sent):
+            message = ws_recv(ws)
+            if message["type"] == "flows/add":
+                added.append(message["payload"]["flow"]["id"])
+            elif message["type"] == "flows/update" and "response" in message["payload"]["flow"]:
+                complete.add(message["payload"]["flow"]["id"])
+    assert len(added) == len(set(added)) == len(sent) and complete == set(added)
+    listed = flows(web)
+    assert sorted(f["request"]["path"] for f in listed) == sorted(sent)
+    first, second = listed[0]["id"], listed[1]["id"]
+
+    assert put_json(web.web_port, f"/flows/{first}", {"marked": ":star:"}).status == 200
+    copy = request(web.web_port, "POST", f"/flows/{first}/duplicate").text
+    assert request(web.web_port, "DELETE", f"/flows/{second}").status == 200
+    by_id = {f["id"]: f for f in flows(web)}
+    assert by_id[first]["marked"] == "\N{WHITE MEDIUM STAR}" and copy in by_id and second not in by_id
+    assert len(by_id) == len(sent)
+    exported = command(web, "export", "curl", f"@{first}")["value"]
+    assert exported.startswith("curl ") and by_id[first]["request"]["path"] in exported
+
+
+def test_download_clear_and_upload_flow_file(web, upstream):  # noqa: F811
+    sent = [f"/get?d={i}" for i in range(3)]
+    for path in sent:
+        assert get(web.port, upstream, path)[0] == 200
+    wait_for(lambda: len([f for f in flows(web) if f.get("response")]) == len(sent), what="the flows")
+    dump = request(web.web_port, "GET", "/flows/dump")
+    assert dump.status == 200
+    assert sorted(f.request.path for f in FlowReader(io.BytesIO(dump.body)).stream()) == sorted(sent)
+    assert request(web.web_port, "POST", "/clear").status == 200
+    assert flows(web) == []
+    assert request(web.web_port, "POST", "/flows/dump", dump.body).status == 200
+    assert sorted(f["request"]["path"] for f in flows(web)) == sorted(sent)
+
+
+def test_intercept_from_put_options_resume_and_kill(web, upstream):  # noqa: F811
+    assert put_json(web.web_port, "/options", {"intercept": "~q & ~u held"}).status == 200
+    results: dict[str, Any] = {}
+
+    def fetch(path: str) -> None:
+        try:
+            results[path] = get(web.port, upstream, path, 20)
+        except OSError as e:
+            results[path] = e
+
+    clients = [threading.Thread(target=fetch, args=(p,)) for p in ("/get?held=1", "/get?held=2")]
+    for client in clients:
+        client.start()
+    held = wait_for(lambda: len(found := [f for f in flows(web) if f["intercepted"]]) == 2 and found,
+                    what="two intercepted flows")
+    assert get(web.port, upstream, "/get?free=1")[0] == 200  # not matched: not held
+    keep, doom = sorted(held, key=lambda f: f["request"]["path"])
+    assert request(web.web_port, "POST", f"/flows/{keep['id']}/resume").status == 200
+    assert request(web.web_port, "POST", f"/flows/{doom['id']}/kill").status == 200
+    for client in clients:
+        client.join(15)
+    assert results["/get?held=1"][0] == 200
+    assert isinstance(results["/get?held=2"], OSError)
+    shown = wait_for(lambda: {f["request"]["path"]: f for f in flows(web) if not f["intercepted"]
+                              and (f.get("response") or f.get("error"))}, what="both ends")
+    assert shown["/get?held=2"]["error"]["msg"] == "Connection killed."
+
+
+def test_script_option_changed_from_the_web_api(web, upstream):  # noqa: F811
+    assert get(web.port, upstream, "/get?before")[1]["x-stamp"] == "first"
+    assert put_json(web.web_port, "/options", {"stamp": "second"}).status == 200
+
+    def every_answer_changed() -> bool:
+        return all(get(web.port, upstream, f"/get?after={i}")[1]["x-stamp"] == "second" for i in range(8))
+
+    wait_for(every_answer_changed, timeout=10, what="the new option in every process")
