@@ -35,6 +35,7 @@ PRIMARY_ONLY = frozenset({
 # A worker that dies sooner than this after its start is restarted with a growing delay.
 QUICK_EXIT = 2.0
 STOP_TIMEOUT = 5.0
+WORKER_GONE = "Worker process exited."
 
 
 def _forwarded(name: str) -> bool:
@@ -60,6 +61,7 @@ class _Worker:
         self.pid = pid
         self.writer = writer
         self.connections = workers.KeptConnections()  # the objects made of its states
+        self.flows: weakref.WeakValueDictionary[str, Flow] = weakref.WeakValueDictionary()
 
     def connections_of(self, state: dict[str, Any]) -> tuple[Any, Any] | None:
         """The client and server objects of a flow message's state: made of the states it
@@ -312,6 +314,23 @@ class WorkerPool:
             if self.workers.get(worker.index) is worker:
                 del self.workers[worker.index]
             writer.close()
+            if not self._stopping:
+                await self._end_flows_of(worker)
+
+    async def _end_flows_of(self, worker: _Worker) -> None:
+        """A worker that died ran its live flows (an intercepted one, say) to no end: end
+        them here with an error, as a killed connection would, so that none stays
+        intercepted or live for ever in the view and ``-w`` gets them as it gets errors."""
+        from proxycore.flow import Error
+
+        for flow in list(worker.flows.values()):
+            if not flow.live:
+                continue
+            flow.live = False
+            flow.intercepted = False
+            if flow.error is None:
+                flow.error = Error(WORKER_GONE)
+            await self._notify("tcp_error" if flow.type == "tcp" else "error", flow)
 
     async def _deliver(
         self,
@@ -379,6 +398,7 @@ class WorkerPool:
     def _attach(self, flow: Flow, worker: _Worker) -> None:
         """Give ``flow`` a resume and a kill that act in the worker running it."""
         kill = type(flow).kill
+        worker.flows[flow.id] = flow
 
         def resume_remote() -> None:
             if flow.intercepted:

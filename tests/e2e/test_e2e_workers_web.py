@@ -51,7 +51,9 @@ def flows(pw: ProxyWeb) -> list[dict[str, Any]]:
 
 def command(pw: ProxyWeb, name: str, *arguments: str) -> Any:
     body = json.dumps({"arguments": list(arguments)})
-    r = request(pw.web_port, "POST", f"/commands/{name}", body, {"Content-Type": "application/json"})
+    r = request(
+        pw.web_port, "POST", f"/commands/{name}", body, {"Content-Type": "application/json"}
+    )
     assert r.status == 200, r.body
     return r.json()
 
@@ -78,7 +80,9 @@ def test_updates_once_per_flow_then_mark_duplicate_delete_export(web, upstream):
     copy = request(web.web_port, "POST", f"/flows/{first}/duplicate").text
     assert request(web.web_port, "DELETE", f"/flows/{second}").status == 200
     by_id = {f["id"]: f for f in flows(web)}
-    assert by_id[first]["marked"] == "\N{WHITE MEDIUM STAR}" and copy in by_id and second not in by_id
+    assert (
+        by_id[first]["marked"] == "\N{WHITE MEDIUM STAR}" and copy in by_id and second not in by_id
+    )
     assert len(by_id) == len(sent)
     exported = command(web, "export", "curl", f"@{first}")["value"]
     assert exported.startswith("curl ") and by_id[first]["request"]["path"] in exported
@@ -88,10 +92,14 @@ def test_download_clear_and_upload_flow_file(web, upstream):  # noqa: F811
     sent = [f"/get?d={i}" for i in range(3)]
     for path in sent:
         assert get(web.port, upstream, path)[0] == 200
-    wait_for(lambda: len([f for f in flows(web) if f.get("response")]) == len(sent), what="the flows")
+    wait_for(
+        lambda: len([f for f in flows(web) if f.get("response")]) == len(sent), what="the flows"
+    )
     dump = request(web.web_port, "GET", "/flows/dump")
     assert dump.status == 200
-    assert sorted(f.request.path for f in FlowReader(io.BytesIO(dump.body)).stream()) == sorted(sent)
+    assert sorted(f.request.path for f in FlowReader(io.BytesIO(dump.body)).stream()) == sorted(
+        sent
+    )
     assert request(web.web_port, "POST", "/clear").status == 200
     assert flows(web) == []
     assert request(web.web_port, "POST", "/flows/dump", dump.body).status == 200
@@ -111,8 +119,10 @@ def test_intercept_from_put_options_resume_and_kill(web, upstream):  # noqa: F81
     clients = [threading.Thread(target=fetch, args=(p,)) for p in ("/get?held=1", "/get?held=2")]
     for client in clients:
         client.start()
-    held = wait_for(lambda: len(found := [f for f in flows(web) if f["intercepted"]]) == 2 and found,
-                    what="two intercepted flows")
+    held = wait_for(
+        lambda: len(found := [f for f in flows(web) if f["intercepted"]]) == 2 and found,
+        what="two intercepted flows",
+    )
     assert get(web.port, upstream, "/get?free=1")[0] == 200  # not matched: not held
     keep, doom = sorted(held, key=lambda f: f["request"]["path"])
     assert request(web.web_port, "POST", f"/flows/{keep['id']}/resume").status == 200
@@ -121,8 +131,14 @@ def test_intercept_from_put_options_resume_and_kill(web, upstream):  # noqa: F81
         client.join(15)
     assert results["/get?held=1"][0] == 200
     assert isinstance(results["/get?held=2"], OSError)
-    shown = wait_for(lambda: {f["request"]["path"]: f for f in flows(web) if not f["intercepted"]
-                              and (f.get("response") or f.get("error"))}, what="both ends")
+    shown = wait_for(
+        lambda: {
+            f["request"]["path"]: f
+            for f in flows(web)
+            if not f["intercepted"] and (f.get("response") or f.get("error"))
+        },
+        what="both ends",
+    )
     assert shown["/get?held=2"]["error"]["msg"] == "Connection killed."
 
 
@@ -131,6 +147,8 @@ def test_script_option_changed_from_the_web_api(web, upstream):  # noqa: F811
     assert put_json(web.web_port, "/options", {"stamp": "second"}).status == 200
 
     def every_answer_changed() -> bool:
-        return all(get(web.port, upstream, f"/get?after={i}")[1]["x-stamp"] == "second" for i in range(8))
+        return all(
+            get(web.port, upstream, f"/get?after={i}")[1]["x-stamp"] == "second" for i in range(8)
+        )
 
     wait_for(every_answer_changed, timeout=10, what="the new option in every process")
