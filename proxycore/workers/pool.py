@@ -99,6 +99,7 @@ class WorkerPool:
         self._channel_dir: str | None = None
         self._server: asyncio.AbstractServer | None = None
         self._keepers: list[asyncio.Task[None]] = []
+        self._reading: set[asyncio.Task[Any]] = set()  # each worker's channel, until it ends
         self._stopping = False
         self._hooks: tuple[list[str], list[str], list[str]] = ([], [], [])
         self._flush_pending = False
@@ -181,6 +182,8 @@ class WorkerPool:
             except TimeoutError:
                 process.kill()
                 await process.wait()
+        if self._reading:  # what the workers sent before they exited: -w and the view get it
+            await asyncio.wait(self._reading, timeout=STOP_TIMEOUT)
         if self._server is not None:
             self._server.close()
         for worker in self.workers.values():
@@ -297,6 +300,9 @@ class WorkerPool:
             writer.close()
             return
         worker = _Worker(hello[1], hello[2], writer)
+        reading = asyncio.current_task()
+        if reading is not None:
+            self._reading.add(reading)
         self.workers[worker.index] = worker
         self._hooks = self._wanted_hooks()
         worker.send(("options", self._snapshot()))
@@ -316,6 +322,8 @@ class WorkerPool:
             writer.close()
             if not self._stopping:
                 await self._end_flows_of(worker)
+            if reading is not None:
+                self._reading.discard(reading)
 
     async def _end_flows_of(self, worker: _Worker) -> None:
         """A worker that died ran its live flows (an intercepted one, say) to no end: end

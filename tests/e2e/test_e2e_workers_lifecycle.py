@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +98,51 @@ def test_worker_killed_while_holding_an_intercepted_flow(tmp_path, upstream):  #
     finally:
         assert pw.stop() == 0
     assert sorted(saved_paths(out)) == ["/get?after=1", "/get?held=1"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one-process", "workers-2"])
+def test_signal_to_the_primary_under_load(tmp_path, upstream, sig, workers):  # noqa: F811
+    out = tmp_path / "flows.mitm"
+    proxy = Proxy(["-q", *workers, "-w", str(out)], tmp_path)
+    if workers:
+        wait_for(lambda: len(worker_pids(proxy)) == 2, what="two workers")
+    children = worker_pids(proxy)
+    answered: list[str] = []
+    stop = threading.Event()
+
+    def load(name: str) -> None:
+        n = 0
+        while not stop.is_set():
+            path = f"/get?c={name}&n={n}"
+            n += 1
+            try:
+                if get(proxy.port, upstream, path, 5)[0] == 200:
+                    answered.append(path)
+            except OSError:
+                pass  # refused or cut once the proxy stops
+
+    clients = [threading.Thread(target=load, args=(str(i),)) for i in range(3)]
+    for client in clients:
+        client.start()
+    try:
+        wait_for(lambda: len(answered) >= 30, what="load")
+        proxy.proc.send_signal(sig)
+        status = proxy.proc.wait(15)
+    finally:
+        stop.set()
+        for client in clients:
+            client.join(15)
+        proxy.stop()
+    assert status == 0, proxy.stderr()
+    assert "Traceback" not in proxy.stderr(), proxy.stderr()
+    left = [pid for pid in children if Path(f"/proc/{pid}").exists()]
+    assert not left, f"workers left running: {left}"
+    saved = saved_paths(out)
+    assert len(saved) == len(set(saved)), "a flow saved twice"
+    assert set(answered) <= set(saved), (
+        f"{len(set(answered) - set(saved))} answered flows not saved"
+    )
+    with socket.socket() as s:  # the port is free again (as a restarted proxy binds it)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", proxy.port))
