@@ -104,6 +104,12 @@ class PrimaryLink:
 
     flush_writes = flush  # (what the driver's pass writer calls at the end of the pass)
 
+    def send_now(self, data: bytes) -> None:
+        """A message besides the flows (a log line): after what is held, as a large one goes."""
+        if not self.writer.is_closing():
+            self.flush()
+            self.writer.write(data)
+
     def handle(self, master: Any, message: tuple[Any, ...]) -> None:
         kind = message[0]
         if kind == "options":
@@ -116,6 +122,8 @@ class PrimaryLink:
             self.records = frozenset(message[2])
             self.with_records = frozenset(message[3])
             master.addons.refresh_hooks()
+        elif kind == "logs":
+            LogForwarder(self).install()
         elif kind == "resume":
             flow = self.flows.get(message[1])
             if flow is not None:
@@ -142,6 +150,35 @@ def _write_all(fd: int, data: memoryview) -> None:
             continue
         except OSError:
             return
+
+
+class LogForwarder(logging.Handler):
+    """Sends this worker's log lines to the primary for its event log (proxyweb's Events),
+    formatted there as the terminal shows them; the worker's own terminal output stays."""
+
+    def __init__(self, link: PrimaryLink) -> None:
+        from proxycore.addons.termlog import TermLogHandler
+
+        super().__init__(logging.DEBUG)
+        self.link = link
+        self.loop = asyncio.get_running_loop()
+        self.text = TermLogHandler(level=logging.DEBUG)
+        self.text.colour = False
+        self.text.full_tracebacks = True
+
+    def install(self) -> None:
+        logging.getLogger().addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            data = workers.encode(("log", record.levelno, self.text.format(record)))
+        except Exception:
+            self.handleError(record)
+            return
+        try:
+            self.loop.call_soon_threadsafe(self.link.send_now, data)  # (a record may come from a thread)
+        except RuntimeError:  # the loop is closed: the worker is ending
+            pass
 
 
 def _inject(master: Any, flow: Any, kind: str, from_client: bool, content: bytes, opcode: int) -> None:

@@ -307,6 +307,8 @@ class WorkerPool:
         self._hooks = self._wanted_hooks()
         worker.send(("options", self._snapshot()))
         worker.send(("hooks", *self._hooks))
+        if self._event_log() is not None:
+            worker.send(("logs",))
         try:
             async for message in workers.messages(reader):
                 if message[0] == "flow":
@@ -316,6 +318,10 @@ class WorkerPool:
                         await self._deliver(worker, message[1], message[2], message[3], *connections, record)
                 elif message[0] == "record":
                     self._write_record(message[1])
+                elif message[0] == "log":
+                    store = self._event_log()
+                    if store is not None:
+                        store.deliver_line(message[1], message[2])
         finally:
             if self.workers.get(worker.index) is worker:
                 del self.workers[worker.index]
@@ -388,6 +394,12 @@ class WorkerPool:
                         await result
                 except Exception as e:
                     addons._report(addon, name, e)
+
+    def _event_log(self) -> Any:
+        """proxyweb's EventStore, which shows the workers' log lines too (None: none here)."""
+        from proxycore import ctx
+
+        return ctx.master.addons.get("eventstore")
 
     def _forget_prepared(self) -> None:
         save = self._save()

@@ -23,6 +23,8 @@ pytestmark = pytest.mark.e2e
 MODES = [pytest.param([], id="one-process"), pytest.param(["--workers", "2"], id="workers-2")]
 
 SCRIPT = """\
+import logging
+
 from mitmproxy import ctx
 
 
@@ -32,6 +34,7 @@ def load(loader):
 
 def response(flow):
     flow.response.headers["X-Stamp"] = ctx.options.stamp
+    logging.warning("STAMPED %s", flow.request.path)
 """
 
 
@@ -152,3 +155,23 @@ def test_script_option_changed_from_the_web_api(web, upstream):  # noqa: F811
         )
 
     wait_for(every_answer_changed, timeout=10, what="the new option in every process")
+
+
+def test_log_lines_of_scripts_and_connections_in_the_event_log(web, upstream):  # noqa: F811
+    """The Events pane (GET /events) shows what the terminal shows, once, whichever process
+    logged it."""
+    paths = [f"/get?ev={i}" for i in range(4)]
+    for path in paths:
+        assert get(web.port, upstream, path)[0] == 200
+
+    def logged() -> list[str]:
+        return [e["message"] for e in request(web.web_port, "GET", "/events").json()]
+
+    wait_for(
+        lambda: all(any(f"STAMPED {p}" in m for m in logged()) for p in paths),
+        what="the script's lines",
+    )
+    messages = logged()
+    for path in paths:
+        assert sum(m.endswith(f"STAMPED {path}") for m in messages) == 1, messages
+    assert any(m.endswith("client connect") for m in messages), messages
