@@ -110,6 +110,15 @@ class PrimaryLink:
             self.flush()
             self.writer.write(data)
 
+    def stop_all(self, master: Any, stop_here: Any) -> None:
+        """Ask the primary to stop the proxy (with this worker's exit code), then stop."""
+        data = workers.encode(("shutdown", int(master.exit_code or 0)))
+        try:
+            master.event_loop.call_soon_threadsafe(self.send_now, data)  # (may come from a thread)
+        except (AttributeError, RuntimeError):  # not running yet, or the loop is closed
+            pass
+        stop_here()
+
     def handle(self, master: Any, message: tuple[Any, ...]) -> None:
         kind = message[0]
         if kind == "options":
@@ -263,6 +272,11 @@ async def run(channel: str, index: int, shared: str = "") -> int:
     opts = Options()
     master = Master(opts)
     link = PrimaryLink(writer, asyncio.get_running_loop())
+    # A shutdown asked for here (a script's ctx.master.shutdown(), the exit command) stops
+    # the whole proxy, as in one process: the primary hears of it first.  A signal or the
+    # primary's going stop only this worker.
+    stop_here = master.shutdown
+    master.shutdown = lambda: link.stop_all(master, stop_here)  # type: ignore[method-assign]  # this instance only
     master.addons.add(termlog, *default_addons(), link)
     try:
         opts.update_defer(**first[1])
@@ -273,11 +287,11 @@ async def run(channel: str, index: int, shared: str = "") -> int:
     async def listen() -> None:
         while (message := await workers.receive(reader)) is not None:
             link.handle(master, message)
-        master.shutdown()  # the primary is gone
+        stop_here()  # the primary is gone
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, master.shutdown)
+        loop.add_signal_handler(sig, stop_here)
     listening = loop.create_task(listen())
     try:
         await master.run(freeze_heap=True)

@@ -101,6 +101,7 @@ class WorkerPool:
         self._keepers: list[asyncio.Task[None]] = []
         self._reading: set[asyncio.Task[Any]] = set()  # each worker's channel, until it ends
         self._stopping = False
+        self._stop_asked = False  # a worker asked the proxy to stop: it is not replaced
         self._hooks: tuple[list[str], list[str], list[str]] = ([], [], [])
         self._flush_pending = False
         self._observer_handlers: dict[str, tuple[list[Any], list[tuple[Any, Any]]]] = {}
@@ -208,7 +209,7 @@ class WorkerPool:
                 from proxycore.workers.balance import ABSENT
 
                 self._counts.set(index, ABSENT)  # nobody waits for a worker that is gone
-            if self._stopping:
+            if self._stopping or self._stop_asked:
                 return
             how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
             logger.error(f"Worker {index} (pid {process.pid}) {how}; starting a new one.")
@@ -318,6 +319,12 @@ class WorkerPool:
                         await self._deliver(worker, message[1], message[2], message[3], *connections, record)
                 elif message[0] == "record":
                     self._write_record(message[1])
+                elif message[0] == "shutdown":  # a script or command in the worker asked
+                    self._stop_asked = True
+                    from proxycore import ctx
+
+                    ctx.master.exit_code = ctx.master.exit_code or message[1]
+                    ctx.master.shutdown()
                 elif message[0] == "log":
                     store = self._event_log()
                     if store is not None:

@@ -146,3 +146,36 @@ def test_signal_to_the_primary_under_load(tmp_path, upstream, sig, workers):  # 
     with socket.socket() as s:  # the port is free again (as a restarted proxy binds it)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", proxy.port))
+
+
+STOPPER = """\
+from mitmproxy import ctx
+
+
+def response(flow):
+    if flow.request.path.endswith("/stop"):
+        ctx.master.shutdown()
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one-process", "workers-2"])
+def test_a_script_shutdown_stops_the_whole_proxy(tmp_path, upstream, workers):  # noqa: F811
+    """In a worker too: the worker is not replaced, the primary and the others stop as well."""
+    script = tmp_path / "stopper.py"
+    script.write_text(STOPPER)
+    proxy = Proxy(["-q", *workers, "-s", str(script)], tmp_path)
+    try:
+        if workers:
+            wait_for(lambda: len(worker_pids(proxy)) == 2, what="two workers")
+        children = worker_pids(proxy)
+        assert get(proxy.port, upstream, "/get/stop")[0] == 200
+        assert proxy.proc.wait(10) == 0
+    finally:
+        proxy.stop()
+    assert "Traceback" not in proxy.stderr() and "starting a new one" not in proxy.stderr(), (
+        proxy.stderr()
+    )
+    wait_for(
+        lambda: not [pid for pid in children if Path(f"/proc/{pid}").exists()],
+        what="the workers gone",
+    )
