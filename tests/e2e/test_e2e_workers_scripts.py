@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_e2e_workers import get, upstream  # noqa: F401  (a fixture)
+from tests.e2e.test_e2e_workers import get, upstream, wait_for, worker_pids  # noqa: F401  (a fixture)
 from tests.processes import Proxy
 
 pytestmark = pytest.mark.e2e
@@ -95,3 +95,45 @@ def test_module_state_is_per_process(proxy, upstream):  # noqa: F811
         assert counts == list(range(1, len(counts) + 1)), by_pid
     lines = re.findall(r"LOGGED /state", proxy.stderr())
     assert len(lines) == 10
+
+
+COLLECTOR = textwrap.dedent(
+    """
+    import json
+    import os
+
+    paths = []
+
+
+    def response(flow):
+        paths.append(flow.request.path)
+
+
+    def done():
+        with open(os.environ["COLLECT_TO"], "a") as f:
+            f.write(json.dumps({"pid": os.getpid(), "paths": paths}) + "\\n")
+    """
+)
+
+
+def test_done_runs_in_every_process_with_its_own_flows(tmp_path, upstream):  # noqa: F811
+    """The pattern "collect in a hook, write at done" gets one write per process under
+    --workers: the workers' (each with the flows it served) first, the primary's (no flow
+    hooks run there) last. docs/architecture.md tells users to write per process or use -w."""
+    script = tmp_path / "collect.py"
+    script.write_text(COLLECTOR)
+    out = tmp_path / "collected.jsonl"
+    proxy = Proxy(
+        ["-q", "--workers", "2", "-s", str(script)], tmp_path, env={"COLLECT_TO": str(out)}
+    )
+    sent = [f"/get?c={i}" for i in range(8)]
+    try:
+        wait_for(lambda: len(worker_pids(proxy)) == 2, what="two workers")
+        for path in sent:
+            assert get(proxy.port, upstream, path)[0] == 200
+    finally:
+        assert proxy.stop() == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    # (a worker still starting when the proxy stops may write nothing: it served nothing)
+    assert 2 <= len(lines) <= 3 and lines[-1] == {"pid": proxy.proc.pid, "paths": []}, lines
+    assert sorted(p for line in lines for p in line["paths"]) == sorted(sent)
