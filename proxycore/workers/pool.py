@@ -126,16 +126,18 @@ class WorkerPool:
         self._channel_dir = tempfile.mkdtemp(prefix="proxycore-workers-")
         path = os.path.join(self._channel_dir, "channel")
         self._server = await asyncio.start_unix_server(self._serve_worker, path)
-        self._share_listeners(options)
+        if not self._share_listeners(options):
+            return  # logged: the start-up error check ends the proxy, as without workers
         from proxycore.workers.balance import Counts
 
         self._counts = Counts(os.path.join(self._channel_dir, "counts"), count, create=True)
         self._keepers = [asyncio.create_task(self._keep(i, path)) for i in range(count)]
         logger.info(f"Starting {count} worker processes.")
 
-    def _share_listeners(self, options: Any) -> None:
+    def _share_listeners(self, options: Any) -> bool:
         """Bind the TCP listeners of the modes here, for the workers to share one accept
-        queue (a listener that fails is left to the workers, which report why)."""
+        queue; False (and the error logged once, as one process logs it) if one fails."""
+        from proxycore.addons.proxyserver import listen_failure
         from proxycore.proxy import server
 
         self._close_shared()
@@ -148,9 +150,12 @@ class WorkerPool:
                 continue
             try:
                 sockets = server.bind_shared(host, port)
-            except OSError:
-                continue
+            except OSError as e:
+                logger.error(listen_failure(mode, host, port, e))
+                self._close_shared()
+                return False
             self._shared.append((host, port, sockets))
+        return True
 
     def _close_shared(self) -> None:
         for _, _, sockets in self._shared:

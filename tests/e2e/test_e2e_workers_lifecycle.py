@@ -15,7 +15,7 @@ import pytest
 
 from proxycore.workers.pool import WORKER_GONE
 from tests.e2e.test_e2e_workers import get, saved_paths, upstream, wait_for, worker_pids  # noqa: F401
-from tests.processes import Proxy, ProxyWeb, assert_clean_failure, proxydump
+from tests.processes import Proxy, ProxyWeb, assert_clean_failure, proxydump, seed_ca
 from tests.webapi import TOKEN, request
 
 pytestmark = pytest.mark.e2e
@@ -179,3 +179,16 @@ def test_a_script_shutdown_stops_the_whole_proxy(tmp_path, upstream, workers):  
         lambda: not [pid for pid in children if Path(f"/proc/{pid}").exists()],
         what="the workers gone",
     )
+
+
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one-process", "workers-2"])
+def test_port_in_use_is_one_clear_error(tmp_path, workers):
+    seed_ca(tmp_path / "conf")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = proxydump(*workers, "--listen-host", "127.0.0.1", "-p", str(port), "--set", f"confdir={tmp_path / 'conf'}",
+                      timeout=30)  # fmt: skip
+    assert_clean_failure(r, "failed to listen", str(port))
+    assert "Error logged during startup, exiting..." in r.stderr
