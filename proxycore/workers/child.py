@@ -110,6 +110,9 @@ class PrimaryLink:
             self.flush()
             self.writer.write(data)
 
+    def running(self) -> None:
+        _forget_shared()  # (the proxyserver, an addon before this one, has bound its listeners)
+
     def stop_all(self, master: Any, stop_here: Any) -> None:
         """Ask the primary to stop the proxy (with this worker's exit code), then stop."""
         data = workers.encode(("shutdown", int(master.exit_code or 0)))
@@ -221,6 +224,19 @@ def _apply_edits(flow: Any, state: dict[str, Any]) -> None:
             message.set_state(wanted)
     flow.marked = state.get("marked", flow.marked)
     flow.comment = state.get("comment", flow.comment)
+
+
+def _forget_shared() -> None:
+    """Close the listening sockets the primary handed down, once our listeners started (they
+    hold copies of those they use): a port the options no longer name (changed before or
+    after this worker started) must not stay open with nobody accepting.  Listeners bound
+    later bind with SO_REUSEPORT here, as the primary closed its sockets on the change."""
+    from proxycore.proxy import server
+
+    for sockets in server.SHARED_SOCKETS.values():
+        for sock in sockets:
+            sock.close()
+    server.SHARED_SOCKETS.clear()
 
 
 def _share(index: int, spec: str) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from proxycore.io import FlowReader
 from tests.e2e.test_e2e_workers import get, upstream, wait_for  # noqa: F401  (a fixture)
+from tests.e2e_servers import free_port
 from tests.processes import ProxyWeb
 from tests.webapi import TOKEN, put_json, request, ws_connect, ws_recv
 
@@ -175,3 +176,20 @@ def test_log_lines_of_scripts_and_connections_in_the_event_log(web, upstream):  
     for path in paths:
         assert sum(m.endswith(f"STAMPED {path}") for m in messages) == 1, messages
     assert any(m.endswith("client connect") for m in messages), messages
+
+
+def test_listen_port_changed_from_the_web_api(web, upstream):  # noqa: F811
+    """The new port serves; the old one refuses at once (with workers it had stayed open,
+    nobody accepting: clients hung until their timeout)."""
+    new = free_port()
+    assert put_json(web.web_port, "/options", {"listen_port": new}).status == 200
+    wait_for(lambda: _answers(new, upstream), timeout=10, what="the new port serving")
+    with pytest.raises(ConnectionRefusedError):
+        get(web.port, upstream, "/get?old", timeout=3)
+
+
+def _answers(port: int, upstream: int) -> bool:  # noqa: F811
+    try:
+        return get(port, upstream, "/get?new")[0] == 200
+    except OSError:
+        return False
