@@ -62,6 +62,8 @@ class _Worker:
         self.writer = writer
         self.connections = workers.KeptConnections()  # the objects made of its states
         self.flows: weakref.WeakValueDictionary[str, Flow] = weakref.WeakValueDictionary()
+        # its live WebSocket and TCP flows, kept: their messages come one by one ("message")
+        self.streams: dict[str, Flow] = {}
 
     def connections_of(self, state: dict[str, Any]) -> tuple[Any, Any] | None:
         """The client and server objects of a flow message's state: made of the states it
@@ -322,6 +324,8 @@ class WorkerPool:
                     if connections is not None:
                         record = message[4] if len(message) > 4 else None
                         await self._deliver(worker, message[1], message[2], message[3], *connections, record)
+                elif message[0] == "message":
+                    await self._deliver_message(worker, message[1], message[2], message[3])
                 elif message[0] == "record":
                     self._write_record(message[1])
                 elif message[0] == "shutdown":  # a script or command in the worker asked
@@ -380,6 +384,10 @@ class WorkerPool:
         else:
             flow.set_state_with(state, client, server)
         flow.live = live and (hook not in workers.LAST_HOOKS or flow.intercepted)
+        if hook in workers.LAST_HOOKS:
+            worker.streams.pop(flow.id, None)
+        elif flow.type == "tcp" or getattr(flow, "websocket", None) is not None:
+            worker.streams[flow.id] = flow
         introduce = workers.FIRST_HOOK.get(flow.type)
         if first and introduce and introduce != hook:
             await self._notify(introduce, flow)
@@ -391,6 +399,24 @@ class WorkerPool:
         finally:
             if save is not None:
                 save.prepared = None
+
+    async def _deliver_message(self, worker: _Worker, hook: str, flow_id: str, state: list[Any]) -> None:
+        """One more message of a live WebSocket or TCP flow, which the worker sent alone."""
+        flow = worker.streams.get(flow_id)
+        if flow is None:
+            return
+        if flow.type == "tcp":
+            from proxycore.tcp import TCPMessage
+
+            flow.messages.append(TCPMessage.from_state(state))  # type: ignore[attr-defined]  # a TCPFlow
+        else:
+            from proxycore.websocket import WebSocketMessage
+
+            websocket = getattr(flow, "websocket", None)
+            if websocket is None:
+                return
+            websocket.messages.append(WebSocketMessage.from_state(state))
+        await self._notify(hook, flow)
 
     async def _notify(self, hook: str, flow: Flow) -> None:
         """Run ``hook`` and then ``update`` on the observers, as the driver would."""

@@ -164,16 +164,24 @@ def test_tcp_hosts_and_ignore_hosts(tmp_path, proxies, workers):
             "^localhost:",
             "--ignore-hosts",
             "^127\\.0\\.0\\.1:",
+            "-w",
+            str(tmp_path / "tcp.flows"),
         )
         for host in ("localhost", "127.0.0.1"):
             with connect_tunnel(p, host, server_port) as sock:
-                sock.sendall(b"not http at all\r\n")
-                assert sock.recv(100) == b"not http at all\r\n"
+                for i in range(5):  # (one message each way at a time)
+                    sock.sendall(b"not http at all %d\r\n" % i)
+                    assert sock.recv(100) == b"not http at all %d\r\n" % i
         out = p.wait_output("-> tcp ->")
         assert f"localhost:{server_port}" in out
         assert f"127.0.0.1:{server_port}" not in re.sub(
             r"^.*client (dis)?connect.*$", "", out, flags=re.M
         )
+        p.stop()
+        (flow,) = flows_in(tmp_path / "tcp.flows")  # every message once, in order
+        assert [m.content for m in flow.messages] == [
+            b"not http at all %d\r\n" % (i // 2) for i in range(10)
+        ]
     finally:
         server.close()
 
