@@ -93,6 +93,17 @@ class _Worker:
             self.writer.write(workers.encode(message))
 
 
+class SharedListener:
+    """A mode the workers serve, as the web API reports a listener (``servers_json``)."""
+
+    is_running = True
+    last_exception = None
+
+    def __init__(self, mode: Any, addresses: list[tuple[str, int]]) -> None:
+        self.mode = mode
+        self.addresses = addresses
+
+
 class WorkerPool:
     def __init__(self) -> None:
         self.workers: dict[int, _Worker] = {}
@@ -158,6 +169,26 @@ class WorkerPool:
                 return False
             self._shared.append((host, port, sockets))
         return True
+
+    def listeners(self) -> list[SharedListener]:
+        """What the workers serve, for the web API's servers (``api/app.py``: the primary's
+        proxyserver runs no listener): each mode, with the addresses of the sockets this
+        process bound for it, or once the workers bind their own, the address asked for."""
+        from proxycore import ctx
+
+        if not self._keepers or self._stopping:  # (no workers started)
+            return []
+        bound = {(host, port): sockets for host, port, sockets in self._shared}
+        result = []
+        for mode in _modes(ctx.options):
+            host = mode.listen_host(ctx.options.listen_host).strip("[]")
+            port = mode.listen_port(ctx.options.listen_port)
+            if (host, port) in bound:
+                addresses = [s.getsockname()[:2] for s in bound[host, port]]
+            else:  # bound by each worker (after a change): the address asked for
+                addresses = [(host or "0.0.0.0", port)] if port else []
+            result.append(SharedListener(mode, addresses))
+        return result
 
     def _close_shared(self) -> None:
         for _, _, sockets in self._shared:

@@ -240,3 +240,21 @@ def test_long_websocket_session_stays_linear_and_whole(web, tmp_path):
     assert r.status == 200, r
     texts = [m["text"] for m in r.json()]
     assert texts == [f"m{i}" for i in range(count) for _ in range(2)]
+
+
+def test_state_lists_the_servers(web):
+    """GET /state's servers (the Capture tab): the mode and its address, as in one process
+    (with workers the primary's proxyserver runs no listener: it was empty)."""
+
+    def servers() -> dict[str, Any]:
+        return request(web.web_port, "GET", "/state").json()["servers"]
+
+    (regular,) = servers().values()
+    assert regular["full_spec"] == "regular" and regular["is_running"] is True
+    assert regular["listen_addrs"] == [["127.0.0.1", web.port]]
+    new = free_port()
+    assert put_json(web.web_port, "/options", {"listen_port": new}).status == 200
+    wait_for(
+        lambda: servers()["regular"]["listen_addrs"] == [["127.0.0.1", new]],
+        what="the new port in /state",
+    )
