@@ -41,6 +41,9 @@ def default_addons() -> list[Any]:
     from proxycore.workers.pool import WorkerPool
 
     return [
+        # First, so that at exit its done (which stops the workers and takes in the flows
+        # they answered last) runs while Save, the view and proxydump's output are open.
+        WorkerPool(),
         Core(),
         Browser(),
         Block(),
@@ -72,5 +75,4 @@ def default_addons() -> list[Any]:
         UpdateAltSvc(),
         ReadFile(),
         Intercept(),
-        WorkerPool(),
     ]

@@ -46,10 +46,7 @@ class _Handler(TermLogHandler):
         except Exception:
             self.handleError(record)
             return
-        level = _LEVEL_NAMES.get(record.levelno) or (
-            "error" if record.levelno > logging.ERROR else "debug"
-        )
-        self.store.deliver(LogEntry(text, level))
+        self.store.deliver_line(record.levelno, text)
 
 
 class EventStore:
@@ -89,6 +86,12 @@ class EventStore:
         if loop.is_closed():
             return
         loop.call_soon_threadsafe(self._add, entry)
+
+    def deliver_line(self, levelno: int, text: str) -> None:
+        """A formatted log line at logging level ``levelno`` (ours, or a worker's: see
+        proxycore/workers/child.py's LogForwarder)."""
+        level = _LEVEL_NAMES.get(levelno) or ("error" if levelno > logging.ERROR else "debug")
+        self.deliver(LogEntry(text, level))
 
     def _add(self, entry: LogEntry) -> None:
         self.data.append(entry)

@@ -24,6 +24,14 @@ from proxycore.utils.human import format_address
 
 logger = logging.getLogger("proxycore.proxyserver")
 
+
+def listen_failure(mode: ProxyMode, host: str, port: int, e: OSError) -> str:
+    """What to tell a user whose listener cannot bind (the ``--workers`` primary too)."""
+    message = f"{mode.description} failed to listen on {host or '*'}:{port} with {e}"
+    if e.errno == errno.EADDRINUSE and mode.custom_listen_port is None:
+        message += f"\nTry specifying a different port by using `--mode {mode.full_spec}@{port + 2}`."
+    return message
+
 # The schemes a reverse proxy serves; DTLS is not implemented.
 REVERSE_SCHEMES = ("http", "https", "tls", "tcp", "udp", "dns", "http3", "quic")
 SUPPORTED_MODES = ("regular", "upstream", "reverse", "transparent", "socks5", "dns")
@@ -236,9 +244,7 @@ class Proxyserver:
             await listener.start(host.strip("[]"), port)
         except OSError as e:
             listener.last_exception = e
-            message = f"{mode.description} failed to listen on {host or '*'}:{port} with {e}"
-            if e.errno == errno.EADDRINUSE and mode.custom_listen_port is None:
-                message += f"\nTry specifying a different port by using `--mode {mode.full_spec}@{port + 2}`."
+            message = listen_failure(mode, host, port, e)
             logger.error(message)
             return message
         except (RuntimeError, ValueError, NotImplementedError) as e:  # mitmproxy-rs modes

@@ -538,8 +538,12 @@ class SaveOptions(RequestHandler):
 def servers_json(master: Any) -> dict[str, Any]:
     """``{full_spec: server}`` for the proxy listeners (one per ``mode`` entry)."""
     proxyserver = master.addons.get("proxyserver")
+    listeners = getattr(proxyserver, "listeners", [])
+    pool = master.addons.get("workerpool")
+    if not listeners and pool is not None:  # with --workers, the workers' listeners
+        listeners = pool.listeners()
     result = {}
-    for listener in getattr(proxyserver, "listeners", []):
+    for listener in listeners:
         mode = listener.mode
         addresses = [list(a) for a in listener.addresses]
         error = getattr(listener, "last_exception", None)

@@ -245,8 +245,12 @@ class OptManager:
             raise OptionsError(f"Unknown option: {', '.join(sorted(unknown))}")
 
     def update_defer(self, **kwargs: Any) -> None:
-        """Like update, but keep unknown options until an addon declares them."""
-        self._deferred.update(self.update_known(**kwargs))
+        """Like update, but keep unknown options until an addon declares them, even one that
+        the known options' change loads (``scripts`` with a script's own option: a worker's
+        first options, a config file)."""
+        unknown = {k: v for k, v in kwargs.items() if k not in self._options}
+        self._deferred.update(unknown)
+        self.update_known(**{k: v for k, v in kwargs.items() if k not in unknown})
 
     def deferred_names(self) -> list[str]:
         """Options set before any addon declared them (e.g. ``--set`` for a script's option)."""

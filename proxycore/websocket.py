@@ -92,7 +92,9 @@ class WebSocketData:
         return {
             "messages": [m.get_state() for m in self.messages],
             "closed_by_client": self.closed_by_client,
-            "close_code": self.close_code,
+            # (the layer keeps wsproto's CloseReason for known codes: the state is plain data,
+            # which --workers marshals)
+            "close_code": None if self.close_code is None else int(self.close_code),
             "close_reason": self.close_reason,
             "timestamp_end": self.timestamp_end,
         }

@@ -12,7 +12,10 @@ state a connection the primary was sent before and that is the same since is its
 Worker to primary, instead of a flow when only ``-w`` needs it: ``("record", tnetstring)``;
 besides the flow when ``-w`` and other observers need it: ``("flow", hook, live, state,
 tnetstring | None)``, the record the primary's ``-w`` writes for that flow.
-Primary to worker: ``("options", {name: value})``, ``("hooks", [names], [record names],
+Worker to primary, for a message hook of a flow the primary has with all earlier messages:
+``("message", hook, flow_id, message_state)``; ``("log", levelno, text)`` once asked for its
+log lines; ``("shutdown", exit_code)`` when a script or command in the worker stops the proxy.
+Primary to worker: ``("logs",)`` (send your log lines), ``("options", {name: value})``, ``("hooks", [names], [record names],
 [names with a record])`` (the flow hooks the primary wants to hear about, those of them it
 only appends to its flow file, and those whose flow it also writes to it),
 ``("resume", flow_id, state)``, ``("kill", flow_id)``,

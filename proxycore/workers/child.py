@@ -25,6 +25,17 @@ logger = logging.getLogger("proxycore.workers")
 # connection waiting for the channel: a worker waits as a whole only for small messages.
 HOLD_AT_MOST = 64 * 1024
 
+_MESSAGE_HOOKS = frozenset({"websocket_message", "tcp_message"})
+MAX_STREAMS = 10_000
+
+
+def _messages(flow: Any) -> list[Any] | None:
+    """The messages of a TCP flow or of an HTTP flow's WebSocket (None: it has none)."""
+    if flow.type == "tcp":
+        return flow.messages
+    websocket = getattr(flow, "websocket", None)
+    return None if websocket is None else websocket.messages
+
 
 class PrimaryLink:
     """The last addon of a worker: sends each flow hook the primary asked for.
@@ -47,6 +58,8 @@ class PrimaryLink:
         self.with_records: frozenset[str] = frozenset()  # hooks sent with their record
         self.flows: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
         self.held: list[bytes] = []  # messages of this pass, not sent yet
+        # live WebSocket/TCP flows: how many of their messages the primary has
+        self.sent_messages: dict[str, int] = {}
 
     def __getattr__(self, name: str) -> Any:
         if name in self.__dict__.get("wanted", ()):
@@ -63,10 +76,7 @@ class PrimaryLink:
                 return None  # saved at websocket_end, as the Save addon does
             data = workers.encode_record(flow)
         else:
-            self.flows[flow.id] = flow
-            # (a response of a WebSocket flow is saved at websocket_end, as in Save)
-            with_record = hook in self.with_records and not (hook == "response" and flow.websocket is not None)
-            data = workers.encode_flow(hook, flow, with_record)
+            data = self._flow_message(hook, flow)
         transport = self.writer.transport
         if len(data) > HOLD_AT_MOST or transport.get_write_buffer_size():
             # A large body, or the primary behind: this flow's connection waits until the
@@ -104,11 +114,54 @@ class PrimaryLink:
 
     flush_writes = flush  # (what the driver's pass writer calls at the end of the pass)
 
+    def send_now(self, data: bytes) -> None:
+        """A message besides the flows (a log line): after what is held, as a large one goes."""
+        if not self.writer.is_closing():
+            self.flush()
+            self.writer.write(data)
+
+    def _flow_message(self, hook: str, flow: Any) -> bytes:
+        """The flow; for a message hook, the message it added alone when the primary has
+        the flow with all the others (the whole flow each time made a WebSocket or TCP
+        session quadratic: 2,000 round trips took 17 s instead of 1 s)."""
+        messages = _messages(flow)
+        if hook in _MESSAGE_HOOKS and messages and self.sent_messages.get(flow.id) == len(messages) - 1:
+            try:
+                data = workers.encode(("message", hook, flow.id, messages[-1].get_state()))
+            except ValueError:  # (a script's content marshal cannot carry: the flow goes)
+                pass
+            else:
+                self.sent_messages[flow.id] = len(messages)
+                return data
+        self.flows[flow.id] = flow
+        # (a response of a WebSocket flow is saved at websocket_end, as in Save)
+        with_record = hook in self.with_records and not (hook == "response" and flow.websocket is not None)
+        data = workers.encode_flow(hook, flow, with_record)
+        if hook in workers.LAST_HOOKS or messages is None:
+            self.sent_messages.pop(flow.id, None)
+        else:
+            if len(self.sent_messages) >= MAX_STREAMS and flow.id not in self.sent_messages:
+                self.sent_messages.clear()  # (flows sent in full again: bounded, still right)
+            self.sent_messages[flow.id] = len(messages)
+        return data
+
+    def running(self) -> None:
+        _forget_shared()  # (the proxyserver, an addon before this one, has bound its listeners)
+
+    def stop_all(self, master: Any, stop_here: Any) -> None:
+        """Ask the primary to stop the proxy (with this worker's exit code), then stop."""
+        data = workers.encode(("shutdown", int(master.exit_code or 0)))
+        try:
+            master.event_loop.call_soon_threadsafe(self.send_now, data)  # (may come from a thread)
+        except (AttributeError, RuntimeError):  # not running yet, or the loop is closed
+            pass
+        stop_here()
+
     def handle(self, master: Any, message: tuple[Any, ...]) -> None:
         kind = message[0]
         if kind == "options":
             try:
-                master.options.update_known(**message[1])
+                master.options.update_defer(**message[1])  # (a script loaded later declares some)
             except OptionsError as e:
                 logger.error(f"worker cannot apply the primary's options: {e}")
         elif kind == "hooks":
@@ -116,6 +169,8 @@ class PrimaryLink:
             self.records = frozenset(message[2])
             self.with_records = frozenset(message[3])
             master.addons.refresh_hooks()
+        elif kind == "logs":
+            LogForwarder(self).install()
         elif kind == "resume":
             flow = self.flows.get(message[1])
             if flow is not None:
@@ -142,6 +197,35 @@ def _write_all(fd: int, data: memoryview) -> None:
             continue
         except OSError:
             return
+
+
+class LogForwarder(logging.Handler):
+    """Sends this worker's log lines to the primary for its event log (proxyweb's Events),
+    formatted there as the terminal shows them; the worker's own terminal output stays."""
+
+    def __init__(self, link: PrimaryLink) -> None:
+        from proxycore.addons.termlog import TermLogHandler
+
+        super().__init__(logging.DEBUG)
+        self.link = link
+        self.loop = asyncio.get_running_loop()
+        self.text = TermLogHandler(level=logging.DEBUG)
+        self.text.colour = False
+        self.text.full_tracebacks = True
+
+    def install(self) -> None:
+        logging.getLogger().addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            data = workers.encode(("log", record.levelno, self.text.format(record)))
+        except Exception:
+            self.handleError(record)
+            return
+        try:
+            self.loop.call_soon_threadsafe(self.link.send_now, data)  # (a record may come from a thread)
+        except RuntimeError:  # the loop is closed: the worker is ending
+            pass
 
 
 def _inject(master: Any, flow: Any, kind: str, from_client: bool, content: bytes, opcode: int) -> None:
@@ -175,6 +259,19 @@ def _apply_edits(flow: Any, state: dict[str, Any]) -> None:
             message.set_state(wanted)
     flow.marked = state.get("marked", flow.marked)
     flow.comment = state.get("comment", flow.comment)
+
+
+def _forget_shared() -> None:
+    """Close the listening sockets the primary handed down, once our listeners started (they
+    hold copies of those they use): a port the options no longer name (changed before or
+    after this worker started) must not stay open with nobody accepting.  Listeners bound
+    later bind with SO_REUSEPORT here, as the primary closed its sockets on the change."""
+    from proxycore.proxy import server
+
+    for sockets in server.SHARED_SOCKETS.values():
+        for sock in sockets:
+            sock.close()
+    server.SHARED_SOCKETS.clear()
 
 
 def _share(index: int, spec: str) -> None:
@@ -226,6 +323,11 @@ async def run(channel: str, index: int, shared: str = "") -> int:
     opts = Options()
     master = Master(opts)
     link = PrimaryLink(writer, asyncio.get_running_loop())
+    # A shutdown asked for here (a script's ctx.master.shutdown(), the exit command) stops
+    # the whole proxy, as in one process: the primary hears of it first.  A signal or the
+    # primary's going stop only this worker.
+    stop_here = master.shutdown
+    master.shutdown = lambda: link.stop_all(master, stop_here)  # type: ignore[method-assign]  # this instance only
     master.addons.add(termlog, *default_addons(), link)
     try:
         opts.update_defer(**first[1])
@@ -236,11 +338,11 @@ async def run(channel: str, index: int, shared: str = "") -> int:
     async def listen() -> None:
         while (message := await workers.receive(reader)) is not None:
             link.handle(master, message)
-        master.shutdown()  # the primary is gone
+        stop_here()  # the primary is gone
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, master.shutdown)
+        loop.add_signal_handler(sig, stop_here)
     listening = loop.create_task(listen())
     try:
         await master.run(freeze_heap=True)

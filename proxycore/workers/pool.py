@@ -49,6 +49,7 @@ HOLD_OFF_BELOW = 1 << 16
 # A worker that dies sooner than this after its start is restarted with a growing delay.
 QUICK_EXIT = 2.0
 STOP_TIMEOUT = 5.0
+WORKER_GONE = "Worker process exited."
 
 
 def _forwarded(name: str) -> bool:
@@ -80,6 +81,9 @@ class _Worker:
         self.pid = pid
         self.writer = writer
         self.connections = workers.KeptConnections()  # the objects made of its states
+        self.flows: weakref.WeakValueDictionary[str, Flow] = weakref.WeakValueDictionary()
+        # its live WebSocket and TCP flows, kept: their messages come one by one ("message")
+        self.streams: dict[str, Flow] = {}
 
     def connections_of(self, state: dict[str, Any]) -> tuple[Any, Any] | None:
         """The client and server objects of a flow message's state: made of the states it
@@ -114,6 +118,17 @@ class _Worker:
             self.writer.write(workers.encode(message))
 
 
+class SharedListener:
+    """A mode the workers serve, as the web API reports a listener (``servers_json``)."""
+
+    is_running = True
+    last_exception = None
+
+    def __init__(self, mode: Any, addresses: list[tuple[str, int]]) -> None:
+        self.mode = mode
+        self.addresses = addresses
+
+
 class WorkerPool:
     def __init__(self) -> None:
         self.workers: dict[int, _Worker] = {}
@@ -122,7 +137,9 @@ class WorkerPool:
         self._channel_dir: str | None = None
         self._server: asyncio.AbstractServer | None = None
         self._keepers: list[asyncio.Task[None]] = []
+        self._reading: set[asyncio.Future[None]] = set()  # each worker's channel, until it ends
         self._stopping = False
+        self._stop_asked = False  # a worker asked the proxy to stop: it is not replaced
         self._hooks: tuple[list[str], list[str], list[str]] = ([], [], [])
         self._flush_pending = False
         self._observer_calls: dict[str, tuple[dict[str, Any], list[_Call]]] = {}
@@ -146,16 +163,18 @@ class WorkerPool:
         path = os.path.join(self._channel_dir, "channel")
         loop = asyncio.get_running_loop()
         self._server = await loop.create_unix_server(lambda: _Channel(self), path)
-        self._share_listeners(options)
+        if not self._share_listeners(options):
+            return  # logged: the start-up error check ends the proxy, as without workers
         from proxycore.workers.balance import Counts
 
         self._counts = Counts(os.path.join(self._channel_dir, "counts"), count, create=True)
         self._keepers = [asyncio.create_task(self._keep(i, path)) for i in range(count)]
         logger.info(f"Starting {count} worker processes.")
 
-    def _share_listeners(self, options: Any) -> None:
+    def _share_listeners(self, options: Any) -> bool:
         """Bind the TCP listeners of the modes here, for the workers to share one accept
-        queue (a listener that fails is left to the workers, which report why)."""
+        queue; False (and the error logged once, as one process logs it) if one fails."""
+        from proxycore.addons.proxyserver import listen_failure
         from proxycore.proxy import server
 
         self._close_shared()
@@ -168,9 +187,30 @@ class WorkerPool:
                 continue
             try:
                 sockets = server.bind_shared(host, port)
-            except OSError:
-                continue
+            except OSError as e:
+                logger.error(listen_failure(mode, host, port, e))
+                self._close_shared()
+                return False
             self._shared.append((host, port, sockets))
+        return True
+
+    def listeners(self) -> list[SharedListener]:
+        """What the workers serve, for the web API's servers (``api/app.py``: the primary's
+        proxyserver runs no listener): each mode, with the addresses of the sockets this
+        process bound for it, or once the workers bind their own, the address asked for."""
+        if not self._keepers or self._stopping:  # (no workers started)
+            return []
+        bound = {(host, port): sockets for host, port, sockets in self._shared}
+        result = []
+        for mode in _modes(ctx.options):
+            host = mode.listen_host(ctx.options.listen_host).strip("[]")
+            port = mode.listen_port(ctx.options.listen_port)
+            if (host, port) in bound:
+                addresses = [s.getsockname()[:2] for s in bound[host, port]]
+            else:  # bound by each worker (after a change): the address asked for
+                addresses = [(host or "0.0.0.0", port)] if port else []
+            result.append(SharedListener(mode, addresses))
+        return result
 
     def _close_shared(self) -> None:
         for _, _, sockets in self._shared:
@@ -203,6 +243,8 @@ class WorkerPool:
             except TimeoutError:
                 process.kill()
                 await process.wait()
+        if self._reading:  # what the workers sent before they exited: -w and the view get it
+            await asyncio.wait(self._reading, timeout=STOP_TIMEOUT)
         if self._server is not None:
             self._server.close()
         for worker in self.workers.values():
@@ -227,7 +269,7 @@ class WorkerPool:
                 from proxycore.workers.balance import ABSENT
 
                 self._counts.set(index, ABSENT)  # nobody waits for a worker that is gone
-            if self._stopping:
+            if self._stopping or self._stop_asked:
                 return
             how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
             logger.error(f"Worker {index} (pid {process.pid}) {how}; starting a new one.")
@@ -313,20 +355,82 @@ class WorkerPool:
         self._hooks = self._wanted_hooks()
         worker.send(("options", self._snapshot()))
         worker.send(("hooks", *self._hooks))
+        if self._event_log() is not None:
+            worker.send(("logs",))
         return worker
 
-    def _lost(self, worker: _Worker) -> None:
+    def _lost(self, worker: _Worker) -> Coroutine[Any, Any, None] | None:
+        """The worker's channel ended and what it sent was handled; what is left to await
+        (its live flows ended, when it died while the proxy runs on)."""
         if self.workers.get(worker.index) is worker:
             del self.workers[worker.index]
+        return None if self._stopping else self._end_flows_of(worker)
 
     def _received(self, worker: _Worker, message: tuple[Any, ...]) -> Coroutine[Any, Any, None] | None:
-        """Handle a ``flow`` message; what is left to await if an observer awaits."""
-        if message[0] == "flow":
+        """Handle a message other than ``record``; what is left to await if an observer awaits."""
+        kind = message[0]
+        if kind == "flow":
             connections = worker.connections_of(message[3])
             if connections is not None:
                 record = message[4] if len(message) > 4 else None
                 return self._deliver(worker, message[1], message[2], message[3], *connections, record)
+        elif kind == "message":
+            return self._deliver_message(worker, message[1], message[2], message[3])
+        elif kind == "shutdown":  # a script or command in the worker asked
+            self._stop_asked = True
+            ctx.master.exit_code = ctx.master.exit_code or message[1]
+            ctx.master.shutdown()
+        elif kind == "log":
+            store = self._event_log()
+            if store is not None:
+                store.deliver_line(message[1], message[2])
         return None
+
+    async def _end_flows_of(self, worker: _Worker) -> None:
+        """A worker that died ran its live flows (an intercepted one, say) to no end: end
+        them here with an error, as a killed connection would, so that none stays
+        intercepted or live for ever in the view and ``-w`` gets them as it gets errors."""
+        from proxycore.flow import Error
+
+        for flow in list(worker.flows.values()):
+            if not flow.live:
+                continue
+            flow.live = False
+            flow.intercepted = False
+            if flow.error is None:
+                flow.error = Error(WORKER_GONE)
+            pending = self._notify("tcp_error" if flow.type == "tcp" else "error", flow)
+            if pending is not None:
+                await pending
+
+    def _deliver_message(
+        self, worker: _Worker, hook: str, flow_id: str, state: list[Any]
+    ) -> Coroutine[Any, Any, None] | None:
+        """One more message of a live WebSocket or TCP flow, which the worker sent alone."""
+        flow = worker.streams.get(flow_id)
+        if flow is None:
+            return None
+        if flow.type == "tcp":
+            from proxycore.tcp import TCPMessage
+
+            flow.messages.append(TCPMessage.from_state(state))  # type: ignore[attr-defined]  # a TCPFlow
+        else:
+            from proxycore.websocket import WebSocketMessage
+
+            websocket = getattr(flow, "websocket", None)
+            if websocket is None:
+                return None
+            websocket.messages.append(WebSocketMessage.from_state(state))
+        return self._notify(hook, flow)
+
+    def _notify(self, hook: str, flow: Flow) -> Coroutine[Any, Any, None] | None:
+        """Run ``hook`` and then ``update`` on the observers, as the driver would; what is
+        left to await if one of them awaits."""
+        return self._call(self._calls(hook), flow)
+
+    def _event_log(self) -> Any:
+        """proxyweb's EventStore, which shows the workers' log lines too (None: none here)."""
+        return ctx.master.addons.get("eventstore")
 
     def _deliver(
         self,
@@ -352,6 +456,10 @@ class WorkerPool:
         else:
             flow.set_state_with(state, client, server)
         flow.live = live and (hook not in workers.LAST_HOOKS or flow.intercepted)
+        if hook in workers.LAST_HOOKS:
+            worker.streams.pop(flow.id, None)
+        elif flow.type == "tcp" or getattr(flow, "websocket", None) is not None:
+            worker.streams[flow.id] = flow
         calls = self._calls(hook)
         start = 0  # the hook's own calls, from which Save may write the worker's record
         introduce = workers.FIRST_HOOK.get(flow.type)
@@ -359,6 +467,13 @@ class WorkerPool:
             before = self._calls(introduce)
             start = len(before)
             calls = before + calls
+        return self._call(calls, flow, start, record)
+
+    def _call(
+        self, calls: list[_Call], flow: Flow, start: int = 0, record: bytes | None = None
+    ) -> Coroutine[Any, Any, None] | None:
+        """Run ``calls`` on ``flow`` until one awaits: then the rest, to be awaited.  From
+        ``start`` on, Save's -w writes the worker's ``record`` for the flow, if there is one."""
         save = self._save() if record is not None else None
         addons = ctx.master.addons
         for i, (addon, name, handler, listed) in enumerate(calls):
@@ -409,6 +524,7 @@ class WorkerPool:
     def _attach(self, flow: Flow, worker: _Worker) -> None:
         """Give ``flow`` a resume and a kill that act in the worker running it."""
         kill = type(flow).kill
+        worker.flows[flow.id] = flow
 
         def resume_remote() -> None:
             if flow.intercepted:
@@ -448,6 +564,8 @@ class _Channel(asyncio.Protocol):
         self.held = False  # reading pauses for HOLD_OFF
         self.last_read = float("-inf")
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.eof = False  # the worker closed the channel (it exited)
+        self.ended: asyncio.Future[None] | None = None  # done once all it sent was handled
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # a stream transport (a uvloop one is not an asyncio.Transport)
@@ -455,6 +573,9 @@ class _Channel(asyncio.Protocol):
             self.loop = asyncio.get_running_loop()
         except RuntimeError:  # (tests that feed a channel by hand)
             self.loop = None
+        else:
+            self.ended = self.loop.create_future()
+            self.pool._reading.add(self.ended)
 
     def data_received(self, data: bytes | bytearray) -> None:
         size = len(data)
@@ -498,8 +619,29 @@ class _Channel(asyncio.Protocol):
             self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.worker is not None:
-            self.pool._lost(self.worker)
+        self.eof = True
+        if not self.busy:
+            self._end()
+
+    def _end(self) -> None:
+        """The channel is closed and every message it brought handled: the worker is gone."""
+        worker, self.worker = self.worker, None
+        pending = self.pool._lost(worker) if worker is not None else None
+        if pending is not None:
+            asyncio.ensure_future(self._end_after(pending))
+        else:
+            self._ended()
+
+    async def _end_after(self, pending: Coroutine[Any, Any, None]) -> None:
+        try:
+            await pending
+        finally:
+            self._ended()
+
+    def _ended(self) -> None:
+        if self.ended is not None and not self.ended.done():
+            self.ended.set_result(None)
+            self.pool._reading.discard(self.ended)
 
     def _close(self) -> None:
         if self.transport is not None:
@@ -548,7 +690,10 @@ class _Channel(asyncio.Protocol):
         finally:
             self.busy = False
         self._run()  # (which may find another observer that awaits)
-        self._resume_reading()
+        if self.eof and not self.busy:
+            self._end()
+        else:
+            self._resume_reading()
 
 
 def _parse(data: bytes | bytearray, into: deque[tuple[Any, ...]]) -> int:

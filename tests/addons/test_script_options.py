@@ -155,3 +155,18 @@ def test_script_reloads_when_its_file_changes(tmp_path):
     finally:
         assert proxy.stop() == 0
         origin.shutdown()
+
+
+def test_deferred_option_declared_while_the_same_update_runs():
+    """A worker's first options carry ``scripts`` and the script's option together: the
+    script declares it while that update is applied, and must find the value waiting."""
+    opts = Options()
+    opts.add_option("loads_script", bool, False, "declares script_opt when switched on")
+
+    def declare(options: Options, updated: set[str]) -> None:
+        options.add_option("script_opt", str, "default", "the script's own option")
+
+    opts.subscribe(declare, ["loads_script"])
+    opts.update_defer(loads_script=True, script_opt="from the primary")
+    assert opts.script_opt == "from the primary"
+    assert opts.deferred_names() == []

@@ -271,3 +271,49 @@ def test_a_message_that_cannot_be_read_is_logged_and_the_next_ones_delivered(cap
             channel.data_received(HELLO + broken + flow_message(good))
     assert "sent a message that cannot be read: KeyError('request')" in caplog.text
     assert view.seen == [good.id] and not transport.closed
+
+
+class ViewOfErrors(View):
+    """The View observer that also holds the flows it is shown (as the view does: the
+    primary keeps a flow only while someone does) and notes those that end in an error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list = []
+        self.ended: list[tuple[str, str]] = []
+
+    def requestheaders(self, flow):
+        self.held.append(flow)
+
+    def error(self, flow):
+        self.ended.append((flow.id, flow.error.msg))
+
+
+ViewOfErrors.__name__ = "View"  # (the primary picks its observers by class name)
+
+
+def test_a_channel_closed_while_an_observer_awaits_ends_after_the_messages_behind_it():
+    """The worker exits (EOF) while the primary's observer still awaits: the messages it
+    sent before are handled first, then its live flows end with an error, and only then is
+    the channel counted as read to the end (the primary's done waits for that)."""
+    view = ViewOfErrors()
+    flows = [tflow(resp=True) for _ in range(2)]
+    live = tflow()
+    with taddons.context(view):
+
+        async def main():
+            pool = WorkerPool()
+            view.awaits = {flows[0].id}
+            channel, transport = _Channel(pool), Transport()
+            channel.connection_made(transport)
+            opened = workers.encode(("flow", "requestheaders", True, live.get_state()))
+            channel.data_received(HELLO + opened + stream(flows)[len(HELLO) :])
+            assert channel.busy and channel.ended in pool._reading
+            channel.connection_lost(None)
+            assert not channel.ended.done() and pool.workers  # flows[1] is still waiting
+            await asyncio.wait_for(channel.ended, 5)
+            assert view.seen == [f.id for f in flows] and not pool.workers
+            assert view.ended == [(live.id, "Worker process exited.")]
+            assert not pool._reading
+
+        asyncio.run(main())
