@@ -75,6 +75,22 @@ def get(proxy_port: int, upstream: int, path: str, timeout: float = 10) -> tuple
     return status, headers, body
 
 
+def get_in_background(proxy_port: int, upstream: int, path: str, timeout: float) -> tuple[threading.Thread, list[OSError]]:
+    """A GET through the proxy on a thread of its own (for a flow the test holds or kills
+    meanwhile); the started thread and the list that gets the client's error, if any."""
+    errors: list[OSError] = []
+
+    def fetch() -> None:
+        try:
+            get(proxy_port, upstream, path, timeout)
+        except OSError as e:
+            errors.append(e)
+
+    client = threading.Thread(target=fetch)
+    client.start()
+    return client, errors
+
+
 def saved_paths(path: Path) -> list[str]:
     with path.open("rb") as f:
         return [flow.request.path for flow in FlowReader(f).stream()]
@@ -217,16 +233,7 @@ def test_kill_through_a_worker(tmp_path, upstream, script):
     pw = ProxyWeb(tmp_path, "--workers", "2", "-s", script, "--set", f"web_password={TOKEN}",
                   "--set", "intercept=~q")
     try:
-        errors: list[BaseException] = []
-
-        def fetch() -> None:
-            try:
-                get(pw.port, upstream, "/get?doomed=1", 30)
-            except OSError as e:
-                errors.append(e)
-
-        client = threading.Thread(target=fetch)
-        client.start()
+        client, errors = get_in_background(pw.port, upstream, "/get?doomed=1", 30)
         flow = wait_for(lambda: [f for f in request(pw.web_port, "GET", "/flows").json() if f["intercepted"]],
                         what="an intercepted flow")[0]
         assert request(pw.web_port, "POST", f"/flows/{flow['id']}/kill").status == 200

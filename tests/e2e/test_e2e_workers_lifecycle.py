@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 
 from proxycore.workers.pool import WORKER_GONE
-from tests.e2e.test_e2e_workers import get, saved_paths, upstream, wait_for, worker_pids  # noqa: F401
+from tests.e2e.test_e2e_workers import (  # noqa: F401
+    get,
+    get_in_background,
+    saved_paths,
+    upstream,
+    wait_for,
+    worker_pids,
+)
 from tests.processes import Proxy, ProxyWeb, assert_clean_failure, proxydump, seed_ca
 from tests.webapi import TOKEN, request
 
@@ -66,16 +73,7 @@ def test_worker_killed_while_holding_an_intercepted_flow(tmp_path, upstream):  #
         str(out),
     )
     try:
-        errors: list[BaseException] = []
-
-        def fetch() -> None:
-            try:
-                get(pw.port, upstream, "/get?held=1", 20)
-            except OSError as e:
-                errors.append(e)
-
-        client = threading.Thread(target=fetch)
-        client.start()
+        client, errors = get_in_background(pw.port, upstream, "/get?held=1", 20)
         held = wait_for(
             lambda: [f for f in request(pw.web_port, "GET", "/flows").json() if f["intercepted"]],
             what="the intercepted flow",
