@@ -91,6 +91,46 @@ def get_in_background(proxy_port: int, upstream: int, path: str, timeout: float)
     return client, errors
 
 
+class Load:
+    """GETs through the proxy from ``clients`` threads, each on its own numbered paths, until
+    ``stop``: the paths answered 200, those whose connection failed (refused or cut), and
+    the other statuses seen."""
+
+    def __init__(self, proxy_port: int, upstream: int, clients: int, timeout: float = 10) -> None:
+        self.answered: list[str] = []
+        self.failed: list[str] = []
+        self.other_statuses: list[int] = []
+        self._stop = threading.Event()
+        self._args = (proxy_port, upstream, timeout)
+        self._threads = [threading.Thread(target=self._run, args=(str(i),)) for i in range(clients)]
+
+    def start(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def _run(self, name: str) -> None:
+        proxy_port, upstream, timeout = self._args
+        n = 0
+        while not self._stop.is_set():
+            path = f"/get?c={name}&n={n}"
+            n += 1
+            try:
+                status = get(proxy_port, upstream, path, timeout)[0]
+            except OSError:
+                self.failed.append(path)
+                continue
+            if status == 200:
+                self.answered.append(path)
+            else:
+                self.other_statuses.append(status)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+
 def saved_paths(path: Path) -> list[str]:
     with path.open("rb") as f:
         return [flow.request.path for flow in FlowReader(f).stream()]
@@ -139,49 +179,30 @@ def test_two_workers_serve_and_every_flow_is_recorded_once(tmp_path, upstream, s
 def test_killed_worker_is_replaced_and_no_finished_flow_lost(tmp_path, upstream, script):
     out = tmp_path / "flows.mitm"
     proxy = Proxy(["-q", "--workers", "2", "-s", script, "-w", str(out)], tmp_path)
-    answered: list[str] = []
-    failed: list[str] = []
-    stop = threading.Event()
-
-    def load(name: str) -> None:
-        n = 0
-        while not stop.is_set():
-            path = f"/get?c={name}&n={n}"
-            n += 1
-            try:
-                status, _, _ = get(proxy.port, upstream, path)
-            except OSError:
-                failed.append(path)  # a connection the dead worker had accepted
-                continue
-            assert status == 200
-            answered.append(path)
-
-    clients = [threading.Thread(target=load, args=(str(i),)) for i in range(4)]
+    load = Load(proxy.port, upstream, clients=4)
     try:
         wait_for(lambda: len(worker_pids(proxy)) == 2, what="two workers")
-        for client in clients:
-            client.start()
-        wait_for(lambda: len(answered) >= 40, what="load")
+        load.start()
+        wait_for(lambda: len(load.answered) >= 40, what="load")
         victim = min(worker_pids(proxy))
         os.kill(victim, signal.SIGKILL)
         stderr = wait_for(lambda: re.search(rf"Worker \d \(pid {victim}\) was killed by signal 9", proxy.stderr()),
                           what="the replacement log line")
         assert stderr
         wait_for(lambda: len(worker_pids(proxy) - {victim}) == 2, what="a new worker")
-        before = len(answered)
-        wait_for(lambda: len(answered) >= before + 40, what="serving after the kill")
+        before = len(load.answered)
+        wait_for(lambda: len(load.answered) >= before + 40, what="serving after the kill")
     finally:
-        stop.set()
-        for client in clients:
-            client.join(30)
+        load.stop()
         status = proxy.stop()
-        print(f"answered {len(answered)}, failed {len(failed)}; proxy stderr:\n{proxy.stderr()}")  # shown on failure
+        print(f"answered {len(load.answered)}, failed {len(load.failed)}; proxy stderr:\n{proxy.stderr()}")  # shown on failure
         assert status == 0
+    assert not load.other_statuses
     saved = saved_paths(out)
     assert len(saved) == len(set(saved)), "a flow recorded twice"
-    missing = set(answered) - set(saved)
+    missing = set(load.answered) - set(saved)
     assert not missing, f"{len(missing)} answered flows not in -w output"
-    assert len(failed) < 20, failed
+    assert len(load.failed) < 20, load.failed  # connections the dead worker had accepted
 
 
 def test_option_change_reaches_every_worker(tmp_path, upstream, script):

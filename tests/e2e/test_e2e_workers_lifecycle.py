@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import threading
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 
 from proxycore.workers.pool import WORKER_GONE
 from tests.e2e.test_e2e_workers import (  # noqa: F401
+    Load,
     get,
     get_in_background,
     saved_paths,
@@ -106,31 +106,13 @@ def test_signal_to_the_primary_under_load(tmp_path, upstream, sig, workers):  # 
     if workers:
         wait_for(lambda: len(worker_pids(proxy)) == 2, what="two workers")
     children = worker_pids(proxy)
-    answered: list[str] = []
-    stop = threading.Event()
-
-    def load(name: str) -> None:
-        n = 0
-        while not stop.is_set():
-            path = f"/get?c={name}&n={n}"
-            n += 1
-            try:
-                if get(proxy.port, upstream, path, 5)[0] == 200:
-                    answered.append(path)
-            except OSError:
-                pass  # refused or cut once the proxy stops
-
-    clients = [threading.Thread(target=load, args=(str(i),)) for i in range(3)]
-    for client in clients:
-        client.start()
+    load = Load(proxy.port, upstream, clients=3, timeout=5).start()
     try:
-        wait_for(lambda: len(answered) >= 30, what="load")
+        wait_for(lambda: len(load.answered) >= 30, what="load")
         proxy.proc.send_signal(sig)
         status = proxy.proc.wait(15)
     finally:
-        stop.set()
-        for client in clients:
-            client.join(15)
+        load.stop()
         proxy.stop()
     assert status == 0, proxy.stderr()
     assert "Traceback" not in proxy.stderr(), proxy.stderr()
@@ -138,8 +120,8 @@ def test_signal_to_the_primary_under_load(tmp_path, upstream, sig, workers):  # 
     assert not left, f"workers left running: {left}"
     saved = saved_paths(out)
     assert len(saved) == len(set(saved)), "a flow saved twice"
-    assert set(answered) <= set(saved), (
-        f"{len(set(answered) - set(saved))} answered flows not saved"
+    assert set(load.answered) <= set(saved), (
+        f"{len(set(load.answered) - set(saved))} answered flows not saved"
     )
     with socket.socket() as s:  # the port is free again (as a restarted proxy binds it)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
