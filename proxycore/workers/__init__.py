@@ -51,6 +51,15 @@ FORWARDABLE = (
 FIRST_HOOK = {"http": "requestheaders", "tcp": "tcp_start"}
 # Hooks after which the worker is done with the flow (unless it is intercepted).
 LAST_HOOKS = frozenset({"response", "error", "http_connect_error", "websocket_end", "tcp_end", "tcp_error"})
+# Hooks after which the primary keeps a WebSocket or TCP flow (its messages may come alone),
+# and the hooks that end such a flow: the primary asks for those too, or it would keep the
+# flow until its worker exits.
+STREAM_HOOKS = {
+    "websocket_start": ("websocket_end",),
+    "websocket_message": ("websocket_end",),
+    "tcp_start": ("tcp_end", "tcp_error"),
+    "tcp_message": ("tcp_end", "tcp_error"),
+}
 
 
 def worker_count(value: str) -> int:

@@ -299,7 +299,10 @@ class WorkerPool:
         records (when the only observer is an unfiltered ``-w``, proxydump -q -w, the
         primary does not need flow objects at all, only the bytes to append), and those
         whose flow comes with its record (``-w`` among other observers: the worker makes
-        the record, as it would have alone, rather than the primary for every worker)."""
+        the record, as it would have alone, rather than the primary for every worker).
+        The end hooks of a WebSocket or TCP flow come along whenever a hook that makes the
+        primary keep such a flow does (proxydump's output: ``tcp_message`` but no
+        ``tcp_end``), so that it is dropped when it ends."""
 
         addons = ctx.master.addons
         observers: set[Any] = set()
@@ -309,6 +312,8 @@ class WorkerPool:
             if found:
                 hooks.append(name)
                 observers.update(found)
+        ends = {end for name in hooks for end in workers.STREAM_HOOKS.get(name, ())}
+        hooks += [name for name in workers.FORWARDABLE if name in ends and name not in hooks]
         save = self._save()
         records = save is not None and observers == {save} and save.filter is None
         if not records:

@@ -6,16 +6,20 @@ behind them; an observer that awaits holds the later messages back, reading paus
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from addons.dumper import Dumper
 from addons.save import Save
+from addons.view import View as ViewAddon
 from proxycore import workers
 from proxycore.io.io import FlowEncoder
 from proxycore.test import taddons
-from proxycore.test.tflow import tflow
+from proxycore.test.tflow import tflow, ttcpflow, twebsocketflow
 from proxycore.workers.pool import WorkerPool, _Channel
 from tests.hypothesis_budget import budget
 
@@ -317,3 +321,48 @@ def test_a_channel_closed_while_an_observer_awaits_ends_after_the_messages_behin
             assert not pool._reading
 
         asyncio.run(main())
+
+
+SESSIONS = {
+    "tcp": ["tcp_start", "tcp_message", "tcp_message", "tcp_end"],
+    "websocket": [
+        "requestheaders",
+        "request",
+        "responseheaders",
+        "response",
+        "websocket_start",
+        "websocket_message",
+        "websocket_message",
+        "websocket_end",
+    ],
+}
+
+
+def observers_dumper() -> list:
+    return [Dumper(io.StringIO())]
+
+
+def observers_view() -> list:
+    return [ViewAddon()]
+
+
+@pytest.mark.parametrize("observers", [observers_dumper, observers_view])
+def test_closed_websocket_and_tcp_sessions_leave_no_flow_kept(observers):
+    """The primary keeps a live WebSocket or TCP flow for the messages that come alone; it
+    asks for the end hooks too, whatever its observers implement (proxydump's output has
+    ``tcp_message`` but no ``tcp_end``: each closed TCP flow stayed until its worker exited)."""
+    with taddons.context(*observers()):
+        pool = WorkerPool()
+        wanted = set(pool._wanted_hooks()[0])
+        channel, transport = _Channel(pool), Transport()
+        channel.connection_made(transport)
+        channel.data_received(HELLO)
+        for i in range(50):
+            kind = "tcp" if i % 2 else "websocket"
+            flow = ttcpflow() if kind == "tcp" else twebsocketflow()
+            for hook in SESSIONS[kind]:
+                if hook in wanted:
+                    live = hook not in workers.LAST_HOOKS or hook == "response"
+                    channel.data_received(workers.encode(("flow", hook, live, flow.get_state())))
+        assert {"tcp_message", "websocket_message"} <= wanted
+        assert channel.worker.streams == {}
