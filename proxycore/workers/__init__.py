@@ -15,7 +15,8 @@ tnetstring | None)``, the record the primary's ``-w`` writes for that flow.
 Worker to primary, for a message hook of a flow the primary has with all earlier messages:
 ``("message", hook, flow_id, message_state)``; ``("log", levelno, text)`` once asked for its
 log lines; ``("shutdown", exit_code)`` when a script or command in the worker stops the proxy.
-Primary to worker: ``("logs",)`` (send your log lines), ``("options", {name: value})``, ``("hooks", [names], [record names],
+Primary to worker: ``("logs", wanted)`` (whether to send your log lines, those
+written before it too), ``("options", {name: value})``, ``("hooks", [names], [record names],
 [names with a record])`` (the flow hooks the primary wants to hear about, those of them it
 only appends to its flow file, and those whose flow it also writes to it),
 ``("resume", flow_id, state)``, ``("kill", flow_id)``,

@@ -27,6 +27,9 @@ HOLD_AT_MOST = 64 * 1024
 
 _MESSAGE_HOOKS = frozenset({"websocket_message", "tcp_message"})
 MAX_STREAMS = 10_000
+# Log lines kept until the primary says whether it wants them (the first ones: a script's
+# load-time lines, "listening at"); those beyond are counted, not kept.
+MAX_EARLY_LINES = 1000
 
 
 def _messages(flow: Any) -> list[Any] | None:
@@ -60,6 +63,7 @@ class PrimaryLink:
         self.held: list[bytes] = []  # messages of this pass, not sent yet
         # live WebSocket/TCP flows: how many of their messages the primary has
         self.sent_messages: dict[str, int] = {}
+        self.log_forwarder: LogForwarder | None = None  # until the primary says ("logs", wanted)
 
     def __getattr__(self, name: str) -> Any:
         if name in self.__dict__.get("wanted", ()):
@@ -170,7 +174,10 @@ class PrimaryLink:
             self.with_records = frozenset(message[3])
             master.addons.refresh_hooks()
         elif kind == "logs":
-            LogForwarder(self).install()
+            forwarder = self.log_forwarder
+            self.log_forwarder = None
+            if forwarder is not None:
+                forwarder.answered(message[1])
         elif kind == "resume":
             flow = self.flows.get(message[1])
             if flow is not None:
@@ -201,7 +208,11 @@ def _write_all(fd: int, data: memoryview) -> None:
 
 class LogForwarder(logging.Handler):
     """Sends this worker's log lines to the primary for its event log (proxyweb's Events),
-    formatted there as the terminal shows them; the worker's own terminal output stays."""
+    formatted there as the terminal shows them; the worker's own terminal output stays.
+
+    Installed before the scripts load and the listeners bind, it keeps the lines (up to
+    MAX_EARLY_LINES) until the primary says whether it has an event log (``answered``):
+    then they are sent, or dropped with the handler."""
 
     def __init__(self, link: PrimaryLink) -> None:
         from proxycore.addons.termlog import TermLogHandler
@@ -212,15 +223,37 @@ class LogForwarder(logging.Handler):
         self.text = TermLogHandler(level=logging.DEBUG)
         self.text.colour = False
         self.text.full_tracebacks = True
+        self.early: list[bytes] | None = []  # None once the primary answered
+        self.left_out = 0
 
     def install(self) -> None:
         logging.getLogger().addHandler(self)
+
+    def answered(self, wanted: bool) -> None:
+        """The primary's ``("logs", wanted)``: send the lines kept so far and those to come,
+        or none."""
+        early, self.early = self.early or [], None
+        if not wanted:
+            logging.getLogger().removeHandler(self)
+            return
+        if self.left_out:
+            note = f"{self.left_out} more log lines of this worker's start were left out."
+            early.append(workers.encode(("log", logging.WARNING, note)))
+        for data in early:
+            self.link.send_now(data)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             data = workers.encode(("log", record.levelno, self.text.format(record)))
         except Exception:
             self.handleError(record)
+            return
+        early = self.early
+        if early is not None:
+            if len(early) < MAX_EARLY_LINES:
+                early.append(data)
+            else:
+                self.left_out += 1
             return
         try:
             self.loop.call_soon_threadsafe(self.link.send_now, data)  # (a record may come from a thread)
@@ -323,6 +356,8 @@ async def run(channel: str, index: int, shared: str = "") -> int:
     opts = Options()
     master = Master(opts)
     link = PrimaryLink(writer, asyncio.get_running_loop())
+    link.log_forwarder = LogForwarder(link)  # (keeps the lines until the primary answers)
+    link.log_forwarder.install()
     # A shutdown asked for here (a script's ctx.master.shutdown(), the exit command) stops
     # the whole proxy, as in one process: the primary hears of it first.  A signal or the
     # primary's going stop only this worker.

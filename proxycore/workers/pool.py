@@ -360,8 +360,7 @@ class WorkerPool:
         self._hooks = self._wanted_hooks()
         worker.send(("options", self._snapshot()))
         worker.send(("hooks", *self._hooks))
-        if self._event_log() is not None:
-            worker.send(("logs",))
+        worker.send(("logs", self._event_log() is not None))
         return worker
 
     def _lost(self, worker: _Worker) -> Coroutine[Any, Any, None] | None:

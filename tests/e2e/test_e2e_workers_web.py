@@ -20,7 +20,7 @@ from websockets.asyncio.server import serve
 
 from proxycore.io import FlowReader
 from tests.e2e.test_e2e_websocket import echo
-from tests.e2e.test_e2e_workers import get, upstream, wait_for  # noqa: F401  (a fixture)
+from tests.e2e.test_e2e_workers import get, upstream, wait_for, worker_pids  # noqa: F401  (a fixture)
 from tests.e2e_servers import free_port
 from tests.processes import ProxyWeb
 from tests.webapi import TOKEN, put_json, request, ws_connect, ws_recv
@@ -31,12 +31,14 @@ MODES = [pytest.param([], id="one-process"), pytest.param(["--workers", "2"], id
 
 SCRIPT = """\
 import logging
+import os
 
 from mitmproxy import ctx
 
 
 def load(loader):
     loader.add_option("stamp", str, "first", "what X-Stamp says")
+    logging.info("LOADED IN %d", os.getpid())
 
 
 def response(flow):
@@ -182,6 +184,22 @@ def test_log_lines_of_scripts_and_connections_in_the_event_log(web, upstream):  
     for path in paths:
         assert sum(m.endswith(f"STAMPED {path}") for m in messages) == 1, messages
     assert any(m.endswith("client connect") for m in messages), messages
+
+
+def test_start_lines_of_every_process_in_the_event_log(web):
+    """What each process logs as it starts (a script's load, "listening at") is in the event
+    log too: a worker's lines written before it heard that the primary wants them were lost."""
+
+    def logged() -> list[str]:
+        return [e["message"] for e in request(web.web_port, "GET", "/events").json()]
+
+    processes = {web.proc.pid} | worker_pids(web)
+    loaded = wait_for(
+        lambda: len(found := {m for m in logged() if "LOADED IN" in m}) >= len(processes) and found,
+        what="each process's load line",
+    )
+    assert {int(m.rsplit(" ", 1)[1]) for m in loaded} == processes
+    assert sum("proxy listening at" in m for m in logged()) == 1, logged()
 
 
 def test_listen_port_changed_from_the_web_api(web, upstream):  # noqa: F811

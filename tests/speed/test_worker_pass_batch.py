@@ -6,6 +6,7 @@ finished flow. A socket pair stands in for the channel."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import marshal
 import socket
 import threading
@@ -16,7 +17,8 @@ import pytest
 from proxycore import workers
 from proxycore.proxy import server
 from proxycore.test.tflow import tflow
-from proxycore.workers.child import HOLD_AT_MOST, PrimaryLink
+from proxycore.workers import child
+from proxycore.workers.child import HOLD_AT_MOST, LogForwarder, PrimaryLink
 from tests.proxy.test_pass_writer import handler
 
 
@@ -178,5 +180,45 @@ def test_a_large_message_makes_only_its_flow_wait_and_keeps_the_order():
             ids.append(next(f.id for f in (small, large, after) if f.id.encode() in record))
             del got[: 4 + length]
         assert ids == [small.id, large.id, after.id]
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("wanted", [True, False])
+def test_log_lines_before_the_primary_answers_are_kept_bounded_then_sent_or_dropped(
+    monkeypatch, wanted
+):
+    """A worker's first lines (a script's load, "listening at") come before the primary says
+    whether it has an event log: they wait (the first MAX_EARLY_LINES, the rest counted)."""
+    monkeypatch.setattr(child, "MAX_EARLY_LINES", 3)
+    log = logging.getLogger("proxycore.test.early")
+
+    async def main() -> None:
+        link, primary = await _link()
+        forwarder = LogForwarder(link)
+        forwarder.install()
+        try:
+            for i in range(5):
+                log.warning("early %d", i)
+            await asyncio.sleep(0)
+            assert _received(primary) == []
+            forwarder.answered(wanted)
+            log.warning("later")
+            for _ in range(3):
+                await asyncio.sleep(0)
+            texts = [text for _, _, text in _received(primary)]
+            assert (forwarder in logging.getLogger().handlers) == wanted  # (not wanted: removed)
+        finally:
+            logging.getLogger().removeHandler(forwarder)
+        if wanted:
+            assert [t.rsplit("] ", 1)[-1] for t in texts] == [
+                "early 0",
+                "early 1",
+                "early 2",
+                "2 more log lines of this worker's start were left out.",
+                "later",
+            ]
+        else:
+            assert texts == []
 
     asyncio.run(main())
