@@ -14,7 +14,10 @@ besides the flow when ``-w`` and other observers need it: ``("flow", hook, live,
 tnetstring | None)``, the record the primary's ``-w`` writes for that flow.
 Worker to primary, for a message hook of a flow the primary has with all earlier messages:
 ``("message", hook, flow_id, message_state)``; ``("log", levelno, text)`` once asked for its
-log lines; ``("shutdown", exit_code)`` when a script or command in the worker stops the proxy.
+log lines; ``("shutdown", exit_code)`` when a script or command in the worker stops the proxy;
+``("listeners", [(mode spec, [[host, port]...], error | None)], error | None)`` once its
+listeners run and after each change of them the primary sent (the second error: why that
+change failed, the listeners then being the old ones).
 Primary to worker: ``("logs", wanted)`` (whether to send your log lines, those
 written before it too), ``("options", {name: value})``, ``("hooks", [names], [record names],
 [names with a record])`` (the flow hooks the primary wants to hear about, those of them it

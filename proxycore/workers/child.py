@@ -150,7 +150,23 @@ class PrimaryLink:
         return data
 
     def running(self) -> None:
+        from proxycore import ctx
+
         _forget_shared()  # (the proxyserver, an addon before this one, has bound its listeners)
+        self.report_listeners(ctx.master)
+
+    def report_listeners(self, master: Any, update: asyncio.Task[str | None] | None = None) -> None:
+        """Tell the primary what this worker's listeners serve (the web API's servers): each
+        mode's addresses and error, and why ``update`` (a change the primary sent) failed,
+        if it did; the primary binds nothing itself once the listen options changed."""
+        error = None
+        if update is not None:
+            error = "The listeners were not updated." if update.cancelled() else _result(update)
+        listeners = [
+            (li.mode.full_spec, [list(a[:2]) for a in li.addresses], str(li.last_exception or "") or None)
+            for li in getattr(master.addons.get("proxyserver"), "listeners", ())
+        ]
+        self.send_now(workers.encode(("listeners", listeners, error)))
 
     def stop_all(self, master: Any, stop_here: Any) -> None:
         """Ask the primary to stop the proxy (with this worker's exit code), then stop."""
@@ -164,10 +180,15 @@ class PrimaryLink:
     def handle(self, master: Any, message: tuple[Any, ...]) -> None:
         kind = message[0]
         if kind == "options":
+            proxyserver = master.addons.get("proxyserver")
+            before = getattr(proxyserver, "update_task", None)
             try:
                 master.options.update_defer(**message[1])  # (a script loaded later declares some)
             except OptionsError as e:
                 logger.error(f"worker cannot apply the primary's options: {e}")
+            update = getattr(proxyserver, "update_task", None)
+            if update is not None and update is not before:  # the listeners change: report them
+                update.add_done_callback(lambda task: self.report_listeners(master, task))
         elif kind == "hooks":
             self.wanted = frozenset(message[1]) & frozenset(workers.FORWARDABLE)
             self.records = frozenset(message[2])
@@ -189,6 +210,12 @@ class PrimaryLink:
                 flow.kill()
         elif kind == "inject":
             _inject(master, self.flows.get(message[1]), *message[2:])
+
+
+def _result(task: asyncio.Task[str | None]) -> str | None:
+    """The error a listener update returned, or the one it raised."""
+    failure = task.exception()
+    return task.result() if failure is None else repr(failure)
 
 
 def _write_all(fd: int, data: memoryview) -> None:

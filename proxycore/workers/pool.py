@@ -84,6 +84,8 @@ class _Worker:
         self.flows: weakref.WeakValueDictionary[str, Flow] = weakref.WeakValueDictionary()
         # its live WebSocket and TCP flows, kept: their messages come one by one ("message")
         self.streams: dict[str, Flow] = {}
+        # what its listeners serve, as it last reported ("listeners"): None until it does
+        self.listeners: tuple[list[Any], str | None] | None = None
 
     def connections_of(self, state: dict[str, Any]) -> tuple[Any, Any] | None:
         """The client and server objects of a flow message's state: made of the states it
@@ -121,12 +123,14 @@ class _Worker:
 class SharedListener:
     """A mode the workers serve, as the web API reports a listener (``servers_json``)."""
 
-    is_running = True
-    last_exception = None
-
-    def __init__(self, mode: Any, addresses: list[tuple[str, int]]) -> None:
+    def __init__(self, mode: Any, addresses: list[tuple[str, int]], last_exception: str | None = None) -> None:
         self.mode = mode
         self.addresses = addresses
+        self.last_exception = last_exception
+
+    @property
+    def is_running(self) -> bool:
+        return bool(self.addresses)
 
 
 class WorkerPool:
@@ -196,21 +200,32 @@ class WorkerPool:
 
     def listeners(self) -> list[SharedListener]:
         """What the workers serve, for the web API's servers (``api/app.py``: the primary's
-        proxyserver runs no listener): each mode, with the addresses of the sockets this
-        process bound for it, or once the workers bind their own, the address asked for."""
+        proxyserver runs no listener): each mode with the addresses the workers report
+        (after a change of the listen options each binds its own) and the error of one, if
+        any; until the first report, the addresses of the sockets bound here for them."""
         if not self._keepers or self._stopping:  # (no workers started)
             return []
-        bound = {(host, port): sockets for host, port, sockets in self._shared}
-        result = []
-        for mode in _modes(ctx.options):
-            host = mode.listen_host(ctx.options.listen_host).strip("[]")
-            port = mode.listen_port(ctx.options.listen_port)
-            if (host, port) in bound:
-                addresses = [s.getsockname()[:2] for s in bound[host, port]]
-            else:  # bound by each worker (after a change): the address asked for
-                addresses = [(host or "0.0.0.0", port)] if port else []
-            result.append(SharedListener(mode, addresses))
-        return result
+        reports = [self.workers[i].listeners for i in sorted(self.workers)]
+        if not any(reports):
+            bound = {(host, port): sockets for host, port, sockets in self._shared}
+            result = []
+            for mode in _modes(ctx.options):
+                host = mode.listen_host(ctx.options.listen_host).strip("[]")
+                sockets = bound.get((host, mode.listen_port(ctx.options.listen_port)), [])
+                result.append(SharedListener(mode, [s.getsockname()[:2] for s in sockets]))
+            return result
+        merged: dict[str, SharedListener] = {}
+        for report in reports:
+            listeners, failed = report or ([], None)
+            if failed and not listeners:  # (none left: the modes asked for, with the error)
+                listeners = [(mode.full_spec, [], None) for mode in _modes(ctx.options)]
+            for spec, addresses, error in listeners:
+                entry = merged.get(spec)
+                if entry is None:
+                    entry = merged[spec] = SharedListener(_mode(spec), [])
+                entry.addresses += [(a[0], a[1]) for a in addresses if (a[0], a[1]) not in entry.addresses]
+                entry.last_exception = entry.last_exception or failed or error
+        return [entry for entry in merged.values() if entry.mode is not None]
 
     def _close_shared(self) -> None:
         for _, _, sockets in self._shared:
@@ -384,6 +399,8 @@ class WorkerPool:
             self._stop_asked = True
             ctx.master.exit_code = ctx.master.exit_code or message[1]
             ctx.master.shutdown()
+        elif kind == "listeners":
+            worker.listeners = (message[1], message[2])
         elif kind == "log":
             store = self._event_log()
             if store is not None:
@@ -723,6 +740,16 @@ def _modes(options: Any) -> list[Any]:
         return parse_modes(options.mode)
     except ValueError:
         return []
+
+
+def _mode(spec: str) -> Any:
+    """The mode of a spec a worker reports (None if this process cannot read it)."""
+    from proxycore.proxy.mode_specs import ProxyMode
+
+    try:
+        return ProxyMode.parse(spec)
+    except ValueError:
+        return None
 
 
 def _free_port(host: str) -> int:

@@ -20,7 +20,7 @@ from websockets.asyncio.server import serve
 
 from proxycore.io import FlowReader
 from tests.e2e.test_e2e_websocket import echo
-from tests.e2e.test_e2e_workers import get, upstream, wait_for, worker_pids  # noqa: F401  (a fixture)
+from tests.e2e.test_e2e_workers import PID_SCRIPT, get, upstream, wait_for, worker_pids  # noqa: F401  (a fixture)
 from tests.e2e_servers import free_port
 from tests.processes import ProxyWeb
 from tests.webapi import TOKEN, put_json, request, ws_connect, ws_recv
@@ -276,3 +276,43 @@ def test_state_lists_the_servers(web):
         lambda: servers()["regular"]["listen_addrs"] == [["127.0.0.1", new]],
         what="the new port in /state",
     )
+
+
+def test_state_shows_what_the_workers_bound_and_their_errors(tmp_path, upstream):  # noqa: F811
+    """After a change of the listen options each worker binds its own listeners: /state shows
+    what they bound (it showed the address asked for), and why they could not."""
+    script = tmp_path / "pid.py"
+    script.write_text(PID_SCRIPT)
+    pw = ProxyWeb(tmp_path, "--workers", "2", "-s", str(script), "--set", f"web_password={TOKEN}")
+    try:
+        pids: set[str] = set()
+        wait_for(  # (both run their listeners: a change before that is their first options)
+            lambda: (
+                pids.add(get(pw.port, upstream, "/get?up")[1]["x-worker-pid"]) or len(pids) == 2
+            ),
+            what="both workers serving",
+        )
+
+        def regular() -> dict[str, Any]:
+            return request(pw.web_port, "GET", "/state").json()["servers"]["regular"]
+
+        with socket.create_server(("127.0.0.1", 0)) as taken:  # (no SO_REUSEPORT: theirs fail)
+            busy = taken.getsockname()[1]
+            assert put_json(pw.web_port, "/options", {"listen_port": busy}).status == 200
+            shown = wait_for(lambda: (r := regular())["last_exception"] and r, what="the error")
+        assert f"failed to listen on 127.0.0.1:{busy}" in shown["last_exception"]
+        assert shown["listen_addrs"] == [["127.0.0.1", pw.port]] and shown["is_running"]
+        assert _answers(pw.port, upstream)  # the old listeners serve on
+
+        # port 0: each worker binds a free port of its own, and /state lists both
+        assert put_json(pw.web_port, "/options", {"listen_port": 0}).status == 200
+        shown = wait_for(
+            lambda: len((r := regular())["listen_addrs"]) == 2 and r, what="two addresses"
+        )
+        assert shown["last_exception"] is None
+        for host, port in shown["listen_addrs"]:
+            assert host == "127.0.0.1" and port != pw.port
+            wait_for(lambda: _answers(port, upstream), what=f"port {port} serving")  # noqa: B023
+    finally:
+        assert pw.stop() == 0
+    assert "Traceback" not in pw.stderr(), pw.stderr()
