@@ -515,19 +515,21 @@ class Options(RequestHandler):
                 check_value(name, options.typespec(name), value)
             except OptionsError:
                 raise APIError(400, _option_type_error(name, options.typespec(name), value)) from None
-        proxyserver = self.master.addons.get("proxyserver")
-        pending = getattr(proxyserver, "update_task", None)
+        # (with --workers the workers' listeners change: the WorkerPool awaits their answers)
+        updaters = [self.master.addons.get(name) for name in ("proxyserver", "workerpool")]
+        pending = [getattr(updater, "update_task", None) for updater in updaters]
         try:
             options.update(**update)
         except OptionsError as e:
             raise APIError(400, str(e)) from None
         # A listener change is applied in a task: wait for it, so that a port that cannot be
         # bound is this request's error (the old listener keeps serving, the options revert).
-        task = getattr(proxyserver, "update_task", None)
-        if task is not None and task is not pending:
-            error = await task
-            if error:
-                raise APIError(400, error)
+        for updater, before in zip(updaters, pending, strict=True):
+            task = getattr(updater, "update_task", None)
+            if task is not None and task is not before:
+                error = await task
+                if error:
+                    raise APIError(400, error)
 
 
 class SaveOptions(RequestHandler):

@@ -17,7 +17,8 @@ Worker to primary, for a message hook of a flow the primary has with all earlier
 log lines; ``("shutdown", exit_code)`` when a script or command in the worker stops the proxy;
 ``("listeners", [(mode spec, [[host, port]...], error | None)], error | None)`` once its
 listeners run and after each change of them the primary sent (the second error: why that
-change failed, the listeners then being the old ones).
+change failed, the listeners then being the old ones); then ``("listen_update", error |
+None)``, the answer to each ``options`` message that changes ``LISTEN_OPTIONS``.
 Primary to worker: ``("logs", wanted)`` (whether to send your log lines, those
 written before it too), ``("options", {name: value})``, ``("hooks", [names], [record names],
 [names with a record])`` (the flow hooks the primary wants to hear about, those of them it
@@ -55,6 +56,9 @@ FORWARDABLE = (
 FIRST_HOOK = {"http": "requestheaders", "tcp": "tcp_start"}
 # Hooks after which the worker is done with the flow (unless it is intercepted).
 LAST_HOOKS = frozenset({"response", "error", "http_connect_error", "websocket_end", "tcp_end", "tcp_error"})
+# The options that say where the proxy listens: a change of them in the primary is answered
+# by each worker with ("listen_update", error | None) once its listeners follow it.
+LISTEN_OPTIONS = frozenset({"mode", "listen_host", "listen_port", "server"})
 # Hooks after which the primary keeps a WebSocket or TCP flow (its messages may come alone),
 # and the hooks that end such a flow: the primary asks for those too, or it would keep the
 # flow until its worker exits.

@@ -155,10 +155,13 @@ class PrimaryLink:
         _forget_shared()  # (the proxyserver, an addon before this one, has bound its listeners)
         self.report_listeners(ctx.master)
 
-    def report_listeners(self, master: Any, update: asyncio.Task[str | None] | None = None) -> None:
+    def report_listeners(
+        self, master: Any, update: asyncio.Task[str | None] | None = None, answer: bool = False
+    ) -> None:
         """Tell the primary what this worker's listeners serve (the web API's servers): each
         mode's addresses and error, and why ``update`` (a change the primary sent) failed,
-        if it did; the primary binds nothing itself once the listen options changed."""
+        if it did; the primary binds nothing itself once the listen options changed.
+        ``answer``: then answer the primary's change (``listen_update``)."""
         error = None
         if update is not None:
             error = "The listeners were not updated." if update.cancelled() else _result(update)
@@ -167,6 +170,8 @@ class PrimaryLink:
             for li in getattr(master.addons.get("proxyserver"), "listeners", ())
         ]
         self.send_now(workers.encode(("listeners", listeners, error)))
+        if answer:
+            self.send_now(workers.encode(("listen_update", error)))
 
     def stop_all(self, master: Any, stop_here: Any) -> None:
         """Ask the primary to stop the proxy (with this worker's exit code), then stop."""
@@ -182,13 +187,17 @@ class PrimaryLink:
         if kind == "options":
             proxyserver = master.addons.get("proxyserver")
             before = getattr(proxyserver, "update_task", None)
+            failure = None
             try:
                 master.options.update_defer(**message[1])  # (a script loaded later declares some)
             except OptionsError as e:
                 logger.error(f"worker cannot apply the primary's options: {e}")
+                failure = str(e)
             update = getattr(proxyserver, "update_task", None)
             if update is not None and update is not before:  # the listeners change: report them
-                update.add_done_callback(lambda task: self.report_listeners(master, task))
+                update.add_done_callback(lambda task: self.report_listeners(master, task, answer=True))
+            elif message[1].keys() & workers.LISTEN_OPTIONS:  # (not running yet, or refused)
+                self.send_now(workers.encode(("listen_update", failure)))
         elif kind == "hooks":
             self.wanted = frozenset(message[1]) & frozenset(workers.FORWARDABLE)
             self.records = frozenset(message[2])

@@ -49,6 +49,9 @@ HOLD_OFF_BELOW = 1 << 16
 # A worker that dies sooner than this after its start is restarted with a growing delay.
 QUICK_EXIT = 2.0
 STOP_TIMEOUT = 5.0
+# How long a change of the listen options waits for the workers' answers (a worker that
+# does not answer in time counts as one that followed it).
+LISTEN_TIMEOUT = 10.0
 WORKER_GONE = "Worker process exited."
 
 
@@ -86,6 +89,8 @@ class _Worker:
         self.streams: dict[str, Flow] = {}
         # what its listeners serve, as it last reported ("listeners"): None until it does
         self.listeners: tuple[list[Any], str | None] | None = None
+        # the answers ("listen_update") to the changes of the listen options sent, in order
+        self.listen_answers: deque[asyncio.Future[str | None]] = deque()
 
     def connections_of(self, state: dict[str, Any]) -> tuple[Any, Any] | None:
         """The client and server objects of a flow message's state: made of the states it
@@ -151,6 +156,13 @@ class WorkerPool:
         # connection counts (proxycore/workers/balance.py).
         self._shared: list[tuple[str, int, list[socket.socket]]] = []
         self._counts: Any = None
+        # A change of the listen options: its outcome (None, or why the workers could not
+        # follow it; then the options go back, as one process's Proxyserver does), which the
+        # web API awaits; the values the workers serve; the last change that failed.
+        self.update_task: asyncio.Task[str | None] | None = None
+        self._listen_applied: dict[str, Any] = {}
+        self._listen_failure: str | None = None
+        self._reverting = False
 
     # lifecycle ------------------------------------------------------------------------
 
@@ -173,6 +185,7 @@ class WorkerPool:
 
         self._counts = Counts(os.path.join(self._channel_dir, "counts"), count, create=True)
         self._keepers = [asyncio.create_task(self._keep(i, path)) for i in range(count)]
+        self._listen_applied = {name: getattr(options, name) for name in workers.LISTEN_OPTIONS}
         logger.info(f"Starting {count} worker processes.")
 
     def _share_listeners(self, options: Any) -> bool:
@@ -224,7 +237,7 @@ class WorkerPool:
                 if entry is None:
                     entry = merged[spec] = SharedListener(_mode(spec), [])
                 entry.addresses += [(a[0], a[1]) for a in addresses if (a[0], a[1]) not in entry.addresses]
-                entry.last_exception = entry.last_exception or failed or error
+                entry.last_exception = entry.last_exception or failed or error or self._listen_failure
         return [entry for entry in merged.values() if entry.mode is not None]
 
     def _close_shared(self) -> None:
@@ -294,16 +307,43 @@ class WorkerPool:
     # options ---------------------------------------------------------------------------
 
     def configure(self, updated: set[str]) -> None:
-        if updated & {"mode", "listen_host", "listen_port", "server"}:
+        listen = bool(updated & workers.LISTEN_OPTIONS)
+        if listen:
             self._close_shared()  # the workers bind the new listeners themselves
+            if not self._reverting:
+                self._listen_failure = None
         if not self.workers:
             return
         values = {name: getattr(ctx.options, name) for name in updated if _forwarded(name)}
+        answers = []
         for worker in self.workers.values():
             if values:
                 worker.send(("options", values))
+                if listen:
+                    answers.append(asyncio.get_running_loop().create_future())
+                    worker.listen_answers.append(answers[-1])
+        if answers:
+            self.update_task = asyncio.get_running_loop().create_task(self._listen_outcome(answers))
         # Observers may have switched hooks on or off: look once the hook index is rebuilt.
         asyncio.get_running_loop().call_soon(self._send_hooks)
+
+    async def _listen_outcome(self, answers: list[asyncio.Future[str | None]]) -> str | None:
+        """None once every worker follows a change of the listen options; else the first
+        error, the options put back (the workers went back already, as one process does)."""
+        done, _ = await asyncio.wait(answers, timeout=LISTEN_TIMEOUT)
+        errors = [f.result() for f in answers if f in done and f.result()]
+        options = ctx.options
+        if not errors:
+            self._listen_applied = {name: getattr(options, name) for name in workers.LISTEN_OPTIONS}
+            return None
+        self._listen_failure = errors[0]
+        restore = {k: v for k, v in self._listen_applied.items() if getattr(options, k) != v}
+        self._reverting = True
+        try:
+            options.update(**restore)
+        finally:
+            self._reverting = False
+        return errors[0]
 
     def _snapshot(self) -> dict[str, Any]:
         options = ctx.options
@@ -383,6 +423,9 @@ class WorkerPool:
         (its live flows ended, when it died while the proxy runs on)."""
         if self.workers.get(worker.index) is worker:
             del self.workers[worker.index]
+        for answer in worker.listen_answers:  # (a worker that is gone follows no change)
+            if not answer.done():
+                answer.set_result(None)
         return None if self._stopping else self._end_flows_of(worker)
 
     def _received(self, worker: _Worker, message: tuple[Any, ...]) -> Coroutine[Any, Any, None] | None:
@@ -401,6 +444,11 @@ class WorkerPool:
             ctx.master.shutdown()
         elif kind == "listeners":
             worker.listeners = (message[1], message[2])
+        elif kind == "listen_update":
+            if worker.listen_answers:
+                answer = worker.listen_answers.popleft()
+                if not answer.done():
+                    answer.set_result(message[1])
         elif kind == "log":
             store = self._event_log()
             if store is not None:

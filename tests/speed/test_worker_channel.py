@@ -366,3 +366,42 @@ def test_closed_websocket_and_tcp_sessions_leave_no_flow_kept(observers):
                     channel.data_received(workers.encode(("flow", hook, live, flow.get_state())))
         assert {"tcp_message", "websocket_message"} <= wanted
         assert channel.worker.streams == {}
+
+
+def test_a_listen_change_waits_for_every_worker_and_a_refused_one_goes_back():
+    """A change of the listen options is answered by each worker (``listen_update``): its
+    outcome (what PUT /options awaits) is the first error, and then the options go back; a
+    worker that is gone counts as one that followed."""
+
+    async def main() -> None:
+        pool = WorkerPool()
+        with taddons.context(pool) as tctx:
+            tctx.options.update(listen_port=8080)  # (no worker yet: nothing to answer)
+            before = 8080
+            channels = []
+            for index in (1, 2):
+                channel = _Channel(pool)
+                channel.connection_made(Transport())
+                channel.data_received(workers.encode(("hello", index, 100 + index)))
+                channels.append(channel)
+            pool._listen_applied = {n: getattr(tctx.options, n) for n in workers.LISTEN_OPTIONS}
+
+            tctx.configure(pool, listen_port=before + 1)
+            channels[0].data_received(workers.encode(("listen_update", None)))
+            await asyncio.sleep(0.01)
+            assert not pool.update_task.done()  # the other worker has not answered
+            channels[1].data_received(workers.encode(("listen_update", "no such port")))
+            assert await asyncio.wait_for(pool.update_task, 1) == "no such port"
+            assert tctx.options.listen_port == before  # back, as the workers went back
+            assert pool._listen_failure == "no such port"
+            for channel in channels:  # (the options going back are a change they answer too)
+                channel.data_received(workers.encode(("listen_update", None)))
+            assert await asyncio.wait_for(pool.update_task, 1) is None
+
+            tctx.configure(pool, listen_port=before + 2)
+            channels[0].data_received(workers.encode(("listen_update", None)))
+            channels[1].connection_lost(None)
+            assert await asyncio.wait_for(pool.update_task, 1) is None
+            assert tctx.options.listen_port == before + 2 and pool._listen_failure is None
+
+    asyncio.run(main())
