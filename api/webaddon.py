@@ -257,12 +257,14 @@ class WebAddon:
         from proxycore.api.app import servers_json
 
         self._broadcaster.servers_changed(servers_json(ctx.master))
-        proxyserver = ctx.master.addons.get("proxyserver")
-        seen = None
-        # A failed change puts the options back, which schedules one more (empty) update.
-        while proxyserver is not None and proxyserver.update_task not in (None, seen):
-            seen = proxyserver.update_task
-            await asyncio.shield(seen)
+        # (with --workers the WorkerPool's task ends once every worker reported its listeners)
+        for name in ("proxyserver", "workerpool"):
+            updater = ctx.master.addons.get(name)
+            seen = None
+            # A failed change puts the options back, which schedules one more update.
+            while updater is not None and updater.update_task not in (None, seen):
+                seen = updater.update_task
+                await asyncio.shield(seen)
         self._broadcaster.servers_changed(servers_json(ctx.master))
 
     async def done(self) -> None:

@@ -23,7 +23,7 @@ from tests.e2e.test_e2e_websocket import echo
 from tests.e2e.test_e2e_workers import PID_SCRIPT, get, upstream, wait_for, worker_pids  # noqa: F401  (a fixture)
 from tests.e2e_servers import free_port
 from tests.processes import ProxyWeb
-from tests.webapi import TOKEN, put_json, request, ws_connect, ws_recv
+from tests.webapi import TOKEN, put_json, request, ws_connect, ws_recv, ws_until
 
 pytestmark = pytest.mark.e2e
 
@@ -321,12 +321,18 @@ def test_state_shows_what_the_workers_bound_and_their_errors(tmp_path, upstream)
         assert shown["listen_addrs"] == [["127.0.0.1", pw.port]] and shown["is_running"]
         assert _answers(pw.port, upstream)  # the old listeners serve on
 
-        # port 0: each worker binds a free port of its own, and /state lists both
-        assert put_json(pw.web_port, "/options", {"listen_port": 0}).status == 200
+        # port 0: each worker binds a free port of its own, and /state lists both, as the
+        # /updates announcement does once the change settled (it announced the old ones)
+        with ws_connect(pw.web_port) as ws:
+            assert put_json(pw.web_port, "/options", {"listen_port": 0}).status == 200
+            announced: list[Any] = []
+            while len(announced) < 2 or ["127.0.0.1", pw.port] in announced:  # (not old and new)
+                update, _ = ws_until(ws, "state/update")
+                announced = update["payload"]["servers"]["regular"]["listen_addrs"]
         shown = wait_for(
             lambda: len((r := regular())["listen_addrs"]) == 2 and r, what="two addresses"
         )
-        assert shown["last_exception"] is None
+        assert shown["last_exception"] is None and shown["listen_addrs"] == announced
         for host, port in shown["listen_addrs"]:
             assert host == "127.0.0.1" and port != pw.port
             wait_for(lambda: _answers(port, upstream), what=f"port {port} serving")  # noqa: B023
