@@ -81,6 +81,14 @@ def test_reuse_keeps_responses(option):
     assert [answer(addon, live()) for _ in range(3)] == [b"again"] * 3
 
 
+def test_nopop_is_an_error_as_in_mitmdump(caplog):
+    """mitmdump 12 logs an error for server_replay_nopop (so it will not start with it) but a
+    value set later still keeps the responses."""
+    _master, addon = playback(tflow(body=b"again"), server_replay_nopop=True)
+    assert [r.levelname for r in caplog.records if "server_replay_nopop" in r.getMessage()] == ["ERROR"]
+    assert [answer(addon, live()) for _ in range(2)] == [b"again"] * 2
+
+
 def test_flows_without_a_response_are_skipped():
     no_response = tflow()
     no_response.response = None
