@@ -246,6 +246,16 @@ def test_refresh_can_be_turned_off():
     assert flow.response.headers["date"] == recorded.response.headers["date"]
 
 
+def test_refresh_keeps_each_cookie_header_as_recorded():
+    """mitmdump 12.3.1 sends a refreshed ``Set-Cookie`` spelled and placed as recorded."""
+    response = Response.make(200)
+    response.headers.fields = (
+        (b"Set-Cookie", b"a=1; Max-Age=60"), (b"X-Between", b"1"), (b"SET-COOKIE", b"b=2; Path=/")
+    )
+    response.refresh()
+    assert [name for name, _ in response.headers.fields] == [b"Set-Cookie", b"X-Between", b"SET-COOKIE"]
+
+
 def test_unreadable_cookie_expiry_is_dropped():
     response = Response.make(200)
     response.headers["set-cookie"] = "id=1; expires=not a date; HttpOnly"
