@@ -170,7 +170,9 @@ class ServerPlayback:
                 "server_replay_kill_extra is deprecated, use server_replay_extra=kill instead."
             )
         if "server_replay_nopop" in updated and opts.server_replay_nopop:
-            logger.warning("server_replay_nopop is deprecated, use server_replay_reuse instead.")
+            # An error, as in mitmdump 12: given at startup it stops proxydump (exit status 1);
+            # set later (a script, the web API) it still acts as server_replay_reuse.
+            logger.error("server_replay_nopop is now called server_replay_reuse: set that one instead.")
         if "server_replay" in updated and opts.server_replay:
             from proxycore.io import read_flows_for  # here, not at start (issue 15: ~0.7 MB)
 

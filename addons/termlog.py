@@ -2,7 +2,8 @@
 
 Each record becomes one line, ``[HH:MM:SS.mmm] message``, or
 ``[HH:MM:SS.mmm][client address] message`` when the record carries a
-``client`` (the driver logs per-connection events that way).  Errors and
+``client`` (the driver logs per-connection events that way), or
+``[HH:MM:SS.mmm] [replay] message`` for a replay's connection (as mitmdump).  Errors and
 warnings are printed as they are, coloured only when the stream is a terminal.
 The threshold follows the ``termlog_verbosity`` option.
 """
@@ -75,8 +76,11 @@ class TermLogHandler(logging.Handler):
         else:
             stamp = f"[{stamp}]"
         client = getattr(record, "client", None)
+        if isinstance(client, str):
+            # A replay's label: mitmdump puts it in the message ("[time] [replay] server connect").
+            return f"{stamp} [{client}] {message}"
         if client:
-            where = client if isinstance(client, str) else format_address(client)
+            where = format_address(client)
             where = f"\x1b[2;33m[{where}]\x1b[0m" if self.colour else f"[{where}]"
             return f"{stamp}{where} {message}"
         return f"{stamp} {message}"

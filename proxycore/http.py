@@ -52,6 +52,23 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
+def _replace_all(
+    fields: Iterable[tuple[K, V]], same: Callable[[K], bool], key: K, values: Iterable[V]
+) -> tuple[tuple[K, V], ...]:
+    """``set_all`` as mitmproxy does it: each field of that key takes the next new value in
+    its own place and keeps its own spelling (``Set-Cookie`` stays so after a replay's
+    refresh); fields left over go, values left over are appended under ``key``."""
+    pending = list(values)
+    result: list[tuple[K, V]] = []
+    for k, v in fields:
+        if not same(k):
+            result.append((k, v))
+        elif pending:
+            result.append((k, pending.pop(0)))
+    result.extend((key, value) for value in pending)
+    return tuple(result)
+
+
 def status_reason(code: int) -> str:
     """mitmproxy's reason phrase for a status code, "" for codes it does not know
     (shown for HTTP/2 and HTTP/3 responses, and used for imported HAR responses)."""
@@ -291,18 +308,7 @@ class Headers:
         key = _wire(name, "header name")
         lower = key.lower()
         new_values = [_wire(v, "header value") for v in values]
-        result: list[tuple[bytes, bytes]] = []
-        inserted = False
-        for k, v in self.fields:
-            if k.lower() == lower:
-                if not inserted:
-                    result.extend((key, nv) for nv in new_values)
-                    inserted = True
-            else:
-                result.append((k, v))
-        if not inserted:
-            result.extend((key, nv) for nv in new_values)
-        self._fields = tuple(result)
+        self._fields = _replace_all(self.fields, lambda k: k.lower() == lower, key, new_values)
 
     def add(self, name: str | bytes, value: str | bytes) -> None:
         self._fields = (*self._fields, (_wire(name, "header name"), _wire(value, "header value")))
@@ -434,19 +440,7 @@ class MultiDictView(Generic[K, V]):
         return [v for k, v in self._getter() if k == key]
 
     def set_all(self, key: K, values: Sequence[V]) -> None:
-        pairs = self._getter()
-        result: list[tuple[K, V]] = []
-        inserted = False
-        for k, v in pairs:
-            if k == key:
-                if not inserted:
-                    result.extend((key, nv) for nv in values)
-                    inserted = True
-            else:
-                result.append((k, v))
-        if not inserted:
-            result.extend((key, nv) for nv in values)
-        self._setter(result)
+        self._setter(list(_replace_all(self._getter(), lambda k: k == key, key, values)))
 
     def add(self, key: K, value: V) -> None:
         self._setter([*self._getter(), (key, value)])

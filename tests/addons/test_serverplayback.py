@@ -81,6 +81,14 @@ def test_reuse_keeps_responses(option):
     assert [answer(addon, live()) for _ in range(3)] == [b"again"] * 3
 
 
+def test_nopop_is_an_error_as_in_mitmdump(caplog):
+    """mitmdump 12 logs an error for server_replay_nopop (so it will not start with it) but a
+    value set later still keeps the responses."""
+    _master, addon = playback(tflow(body=b"again"), server_replay_nopop=True)
+    assert [r.levelname for r in caplog.records if "server_replay_nopop" in r.getMessage()] == ["ERROR"]
+    assert [answer(addon, live()) for _ in range(2)] == [b"again"] * 2
+
+
 def test_flows_without_a_response_are_skipped():
     no_response = tflow()
     no_response.response = None
@@ -236,6 +244,16 @@ def test_refresh_can_be_turned_off():
     flow = live()
     addon.request(flow)
     assert flow.response.headers["date"] == recorded.response.headers["date"]
+
+
+def test_refresh_keeps_each_cookie_header_as_recorded():
+    """mitmdump 12.3.1 sends a refreshed ``Set-Cookie`` spelled and placed as recorded."""
+    response = Response.make(200)
+    response.headers.fields = (
+        (b"Set-Cookie", b"a=1; Max-Age=60"), (b"X-Between", b"1"), (b"SET-COOKIE", b"b=2; Path=/")
+    )
+    response.refresh()
+    assert [name for name, _ in response.headers.fields] == [b"Set-Cookie", b"X-Between", b"SET-COOKIE"]
 
 
 def test_unreadable_cookie_expiry_is_dropped():

@@ -146,6 +146,15 @@ def test_missing_replay_file_is_one_clear_error(tmp_path, flag, kind):
 # server replay ---------------------------------------------------------------------------
 
 
+def test_server_replay_nopop_at_startup_stops_proxydump(tmp_path):
+    """As mitmdump 12.3.1: the renamed option is an error, and errors at startup are fatal."""
+    flows = write_flows(tmp_path / "flows.mitm", tflow("http://127.0.0.1:9/a"))
+    port = free_port()
+    r = proxydump("-n", "-p", str(port), "-S", str(flows), "--set", "server_replay_nopop=true", timeout=30)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "server_replay_reuse" in r.stderr and "logged during startup" in r.stderr
+
+
 def test_recorded_responses_are_served_without_the_origin(tmp_path):
     server, port = start_http()
     base = f"http://127.0.0.1:{port}"

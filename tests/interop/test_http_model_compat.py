@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from proxycore.http import Headers, Request
 from proxycore.net.http import cookies, multipart
 from proxycore.test.tutils import treq, tresp
 
@@ -53,3 +54,20 @@ def test_refresh_moves_cookie_expiry_and_survives_a_failing_helper(monkeypatch):
 def test_multipart_parts_with_bare_lf_line_ends():
     body = b'--b\nContent-Disposition: form-data; name="x"\n\none\n--b\nContent-Disposition: form-data; name="y"\n\ntwo\n--b--\n'
     assert multipart.decode_multipart("multipart/form-data; boundary=b", body) == [(b"x", b"one"), (b"y", b"two")]
+
+
+def test_set_all_replaces_each_field_in_place_as_mitmproxy():
+    """Each existing field takes the next value where it stands, with its own spelling;
+    surplus fields go, surplus values are appended (mitmproxy's MultiDict.set_all)."""
+    headers = Headers([(b"A", b"1"), (b"Set-Cookie", b"x"), (b"B", b"2"), (b"set-cookie", b"y"), (b"SET-COOKIE", b"z")])
+    headers.set_all("set-cookie", ["p", "q"])
+    assert headers.fields == ((b"A", b"1"), (b"Set-Cookie", b"p"), (b"B", b"2"), (b"set-cookie", b"q"))
+    headers.set_all("set-cookie", ["p", "q", "r"])
+    assert headers.fields[-1] == (b"set-cookie", b"r") and headers.fields[1] == (b"Set-Cookie", b"p")
+    headers.set_all("New", ["1"])
+    assert headers.fields[-1] == (b"New", b"1")
+    request = Request.make("GET", "http://example.com/?a=1&b=2&a=3")
+    request.query.set_all("a", ["x", "y"])
+    assert request.url == "http://example.com/?a=x&b=2&a=y"
+    request.query.set_all("a", ["x"])
+    assert request.url == "http://example.com/?a=x&b=2"

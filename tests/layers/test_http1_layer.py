@@ -8,6 +8,7 @@ from proxycore.layers.http import HttpLayer, HTTPMode
 from proxycore.layers.http._events import CLIENT_GONE
 from proxycore.layers.http._hooks import (
     HttpConnectedHook,
+    HttpConnectErrorHook,
     HttpConnectHook,
     HttpErrorHook,
     HttpRequestHeadersHook,
@@ -535,6 +536,27 @@ def test_connect_to_unreachable_host(tctx):
         << commands.CloseConnection(tctx.client)
     )
     del flow
+
+
+def test_a_refused_eager_connect_is_a_502_not_a_flow_error(tctx):
+    """As mitmproxy: http_connect_error sees the 502 and no error, so mitmdump prints no
+    " << Cannot connect ..." line under it (replaying with -S while the server is down)."""
+    flow = Placeholder(HTTPFlow)
+    server = Placeholder(Server)
+    assert (
+        Playbook(HttpLayer(tctx, HTTPMode.regular))
+        >> events.DataReceived(tctx.client, b"CONNECT example.com:443 HTTP/1.1\r\n\r\n")
+        << HttpConnectHook(flow)
+        >> reply()
+        << commands.OpenConnection(server)
+        >> reply("Connection refused")
+        << HttpConnectErrorHook(flow)
+        >> reply()
+        << commands.SendData(tctx.client, BytesMatching(rb"^HTTP/1.1 502 .*Connection refused"))
+        << commands.CloseConnection(tctx.client)
+    )
+    assert flow().response.status_code == 502
+    assert flow().error is None
 
 
 def test_data_pipelined_after_connect_reaches_the_tunnel(tctx):

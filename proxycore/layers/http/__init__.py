@@ -952,8 +952,9 @@ class HttpStream(Layer):
             # An addon that answered the CONNECT (server playback) needs no server: as mitmproxy.
             err = yield commands.OpenConnection(self.context.server)
             if err:
+                # The 502 is the outcome, not an error of the flow: mitmdump prints no
+                # " << Cannot connect ..." after it and the flow has no error (as mitmproxy).
                 message = f"Cannot connect to {request.host}:{request.port}: {err}"
-                self.flow.error = Error(message)
                 self.flow.response = make_error_response(502, message)
                 yield HttpConnectErrorHook(self.flow)
                 yield from self.send_response_as_is()
