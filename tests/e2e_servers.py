@@ -163,6 +163,29 @@ def make_self_signed(
 
 
 @contextmanager
+def tcp_echo_server() -> Iterator[int]:
+    """A TCP origin on 127.0.0.1 that sends back what each connection sends, one connection
+    at a time; yields its port."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                while data := conn.recv(65536):
+                    conn.sendall(data)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()
+
+
+@contextmanager
 def udp_echo_server() -> Iterator[int]:
     """A UDP origin on 127.0.0.1 answering ``echo: <datagram>``; yields its port."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from proxycore.io import FlowReader
-from tests.e2e_servers import start_http
-from tests.processes import Proxy, ProxyWeb
+from tests.e2e_servers import start_http, tcp_echo_server
+from tests.processes import Proxy, ProxyWeb, connect_tunnel
 from tests.webapi import TOKEN, put_json, request
 
 pytestmark = [
@@ -319,42 +319,20 @@ def test_closed_tcp_flows_are_not_ended_again_when_their_worker_dies(tmp_path):
     """proxydump's output wants tcp_message but not tcp_end: the primary kept every closed TCP
     flow until its worker exited, and then printed each one as ended by "Worker process
     exited." (it now asks for the end hooks too)."""
-    server = socket.create_server(("127.0.0.1", 0))
-
-    def echo() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            with conn:
-                while data := conn.recv(65536):
-                    conn.sendall(data)
-
-    threading.Thread(target=echo, daemon=True).start()
-    port = server.getsockname()[1]
-    proxy = Proxy(["--workers", "2", "--tcp-hosts", "^127\\.0\\.0\\.1:"], tmp_path)
-    try:
-        for i in range(6):
-            with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as client:
-                client.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\n" % port)
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    head += client.recv(4096)
-                client.sendall(b"ping %d;" % i)
-                assert client.recv(100) == b"ping %d;" % i
-        wait_for(lambda: proxy.stdout().count("-> tcp ->") >= 6, what="the six sessions printed")
-        time.sleep(0.5)  # (their ends reach the primary)
-        victims = wait_for(
-            lambda: len(pids := worker_pids(proxy)) == 2 and pids, what="two workers"
-        )
-        for pid in victims:
-            os.kill(pid, signal.SIGKILL)
-        wait_for(
-            lambda: proxy.stderr().count("was killed by signal 9") == 2, what="both deaths logged"
-        )
-        time.sleep(0.5)
-    finally:
-        server.close()
-        proxy.stop()
+    with tcp_echo_server() as port:
+        proxy = Proxy(["--workers", "2", "--tcp-hosts", "^127\\.0\\.0\\.1:"], tmp_path)
+        try:
+            for i in range(6):
+                with connect_tunnel(proxy, "127.0.0.1", port) as client:
+                    client.sendall(b"ping %d;" % i)
+                    assert client.recv(100) == b"ping %d;" % i
+            wait_for(lambda: proxy.stdout().count("-> tcp ->") >= 6, what="the six sessions printed")
+            time.sleep(0.5)  # (their ends reach the primary)
+            victims = wait_for(lambda: len(pids := worker_pids(proxy)) == 2 and pids, what="two workers")
+            for pid in victims:
+                os.kill(pid, signal.SIGKILL)
+            wait_for(lambda: proxy.stderr().count("was killed by signal 9") == 2, what="both deaths logged")
+            time.sleep(0.5)
+        finally:
+            proxy.stop()
     assert "Worker process exited." not in proxy.stdout(), proxy.stdout()

@@ -10,10 +10,8 @@ import http.client
 import json
 import re
 import shutil
-import socket
 import ssl
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from websockets.asyncio.server import serve
 
 from proxycore.io import FlowReader
 from tests.e2e.test_e2e_websocket import echo
-from tests.e2e_servers import start_h2
+from tests.e2e_servers import start_h2, tcp_echo_server
 from tests.processes import Proxy, connect_tunnel, proxydump
 
 pytestmark = [
@@ -141,21 +139,7 @@ def test_websocket_messages_shown_and_saved(tmp_path, proxies, workers):
 
 
 def test_tcp_hosts_and_ignore_hosts(tmp_path, proxies, workers):
-    server = socket.create_server(("127.0.0.1", 0))
-    server_port = server.getsockname()[1]
-
-    def serve_echo() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            with conn:
-                while data := conn.recv(65536):
-                    conn.sendall(data)
-
-    threading.Thread(target=serve_echo, daemon=True).start()
-    try:
+    with tcp_echo_server() as server_port:
         p = start(
             proxies,
             tmp_path,
@@ -182,8 +166,6 @@ def test_tcp_hosts_and_ignore_hosts(tmp_path, proxies, workers):
         assert [m.content for m in flow.messages] == [
             b"not http at all %d\r\n" % (i // 2) for i in range(10)
         ]
-    finally:
-        server.close()
 
 
 def test_streamed_and_64_mib_bodies(tmp_path, proxies, workers, upstream):
