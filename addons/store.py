@@ -196,12 +196,14 @@ class StoreAddon:
         self._open()
 
     def done(self) -> None:
+        per_run = bool(self.per_run_path) and self.backend is not None and self.backend.location == self.per_run_path
+        removed = per_run and not ctx.options.store_keep
         for view in self._views():
-            view.close_store()
+            view.close_store(keep=not removed)
         if self.backend is not None:
             self.backend.close()
-        if self.per_run_path and self.backend is not None and self.backend.location == self.per_run_path:
-            if ctx.options.store_keep:
+        if per_run:
+            if not removed:
                 logger.info(f"Flows kept in {self.per_run_path} (open again with --set store=PATH).")
             else:
                 remove = getattr(self.backend, "remove_files", None)

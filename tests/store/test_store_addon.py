@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from proxycore.addons.store import StoreAddon, parse_age
@@ -88,3 +90,31 @@ def test_a_store_path_in_a_missing_directory_is_refused_at_start(tmp_path) -> No
         with pytest.raises(OptionsError, match="no directory"):
             tctx.configure(store, store=str(tmp_path / "nope" / "x.db"))
         tctx.configure(store, store=str(tmp_path / "x.db"))  # fine: created when it opens
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_exit_rewrites_held_flows_only_into_a_store_that_stays(tmp_path, monkeypatch, keep: bool) -> None:
+    """At exit the view writes every flow it holds again (connections end after a flow's last
+    hook), unless the store is proxyweb's per-run file, deleted right after: then nothing."""
+    view, store = View(), StoreAddon(per_run_default=True)
+    with taddons.context(view, store) as tctx:
+        tctx.configure(store, confdir=str(tmp_path), store_keep=keep)
+        store.running()
+        flow = tflow.tflow(resp=True)
+        flow.live = False
+        view.add([flow])
+        view.sync()
+        flow.client_conn.timestamp_end = 1234.5  # after the flow's last write
+        written: list[str] = []
+        put_records = store.backend.put_records
+        monkeypatch.setattr(
+            store.backend, "put_records", lambda records: (written.extend(r.id for r in records), put_records(records))
+        )
+        path = store.per_run_path
+        store.done()
+    assert written == ([flow.id] if keep else [])
+    assert os.path.exists(path) == keep
+    if keep:
+        kept = SQLiteStore(path)
+        assert kept.get(flow.id).client_conn.timestamp_end == 1234.5
+        kept.close()
