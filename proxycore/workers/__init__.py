@@ -70,6 +70,15 @@ STREAM_HOOKS = {
 }
 
 
+def flow_messages(flow: Any) -> list[Any] | None:
+    """The messages of a TCP flow or of an HTTP flow's WebSocket (None: it has none), which
+    a worker may send one at a time (``message``) and the primary appends."""
+    if flow.type == "tcp":
+        return flow.messages
+    websocket = getattr(flow, "websocket", None)
+    return None if websocket is None else websocket.messages
+
+
 def worker_count(value: str) -> int:
     """The ``workers`` option as a number of processes (``auto``: the cores we may use)."""
     if value == "auto":

@@ -32,14 +32,6 @@ MAX_STREAMS = 10_000
 MAX_EARLY_LINES = 1000
 
 
-def _messages(flow: Any) -> list[Any] | None:
-    """The messages of a TCP flow or of an HTTP flow's WebSocket (None: it has none)."""
-    if flow.type == "tcp":
-        return flow.messages
-    websocket = getattr(flow, "websocket", None)
-    return None if websocket is None else websocket.messages
-
-
 class PrimaryLink:
     """The last addon of a worker: sends each flow hook the primary asked for.
 
@@ -86,8 +78,7 @@ class PrimaryLink:
             # A large body, or the primary behind: this flow's connection waits until the
             # message is in the primary's socket, not the whole worker (what is held, older,
             # goes first; while the transport holds any of these, so does every message).
-            self.flush()
-            self.writer.write(data)
+            self.send_now(data)
             return self.writer.drain() if transport.get_write_buffer_size() else None
         if not self.held:
             server.BEFORE_WRITES = self.flush
@@ -119,7 +110,7 @@ class PrimaryLink:
     flush_writes = flush  # (what the driver's pass writer calls at the end of the pass)
 
     def send_now(self, data: bytes) -> None:
-        """A message besides the flows (a log line): after what is held, as a large one goes."""
+        """Write ``data`` now, after what is held (a large flow message, a log line, a report)."""
         if not self.writer.is_closing():
             self.flush()
             self.writer.write(data)
@@ -128,7 +119,7 @@ class PrimaryLink:
         """The flow; for a message hook, the message it added alone when the primary has
         the flow with all the others (the whole flow each time made a WebSocket or TCP
         session quadratic: 2,000 round trips took 17 s instead of 1 s)."""
-        messages = _messages(flow)
+        messages = workers.flow_messages(flow)
         if hook in _MESSAGE_HOOKS and messages and self.sent_messages.get(flow.id) == len(messages) - 1:
             try:
                 data = workers.encode(("message", hook, flow.id, messages[-1].get_state()))
@@ -335,8 +326,6 @@ def _forget_shared() -> None:
     hold copies of those they use): a port the options no longer name (changed before or
     after this worker started) must not stay open with nobody accepting.  Listeners bound
     later bind with SO_REUSEPORT here, as the primary closed its sockets on the change."""
-    from proxycore.proxy import server
-
     for sockets in server.SHARED_SOCKETS.values():
         for sock in sockets:
             sock.close()

@@ -477,19 +477,17 @@ class WorkerPool:
     ) -> Coroutine[Any, Any, None] | None:
         """One more message of a live WebSocket or TCP flow, which the worker sent alone."""
         flow = worker.streams.get(flow_id)
-        if flow is None:
+        messages = None if flow is None else workers.flow_messages(flow)
+        if flow is None or messages is None:
             return None
         if flow.type == "tcp":
             from proxycore.tcp import TCPMessage
 
-            flow.messages.append(TCPMessage.from_state(state))  # type: ignore[attr-defined]  # a TCPFlow
+            messages.append(TCPMessage.from_state(state))
         else:
             from proxycore.websocket import WebSocketMessage
 
-            websocket = getattr(flow, "websocket", None)
-            if websocket is None:
-                return None
-            websocket.messages.append(WebSocketMessage.from_state(state))
+            messages.append(WebSocketMessage.from_state(state))
         return self._notify(hook, flow)
 
     def _notify(self, hook: str, flow: Flow) -> Coroutine[Any, Any, None] | None:
@@ -563,19 +561,14 @@ class WorkerPool:
 
     async def _finish(self, calls: list[_Call], index: int, result: Any, flow: Flow) -> None:
         """Await the observer at ``index`` of ``calls``, then run those after it."""
-        addons = ctx.master.addons
         addon, name = calls[index][:2]
         try:
             await result
         except Exception as e:
-            addons._report(addon, name, e)
-        for addon, name, handler, listed in calls[index + 1 :]:
-            try:
-                result = handler([flow] if listed else flow)
-                if result is not None and inspect.isawaitable(result):
-                    await result
-            except Exception as e:
-                addons._report(addon, name, e)
+            ctx.master.addons._report(addon, name, e)
+        rest = self._call(calls[index + 1 :], flow)
+        if rest is not None:
+            await rest
 
     def _calls(self, hook: str) -> list[_Call]:
         """The observers' handlers of ``hook`` and then of ``update``, as the driver runs
