@@ -73,15 +73,19 @@ class Connection:
     #: The attributes (besides the lists) that get_state() reads, as one C call (state_key).
     _key_values: ClassVar[attrgetter[tuple[Any, ...]]]
 
-    def state_key(self) -> tuple[Any, ...]:
+    def state_key(self) -> tuple[Any, ...] | None:
         """The objects get_state() is made from, but the id. While a connection's key holds
         the same objects (by identity) as an earlier key for which ``frozen_key`` was true,
         its get_state() is the same: a flow writer keeps the frame of the state by id and
-        key (proxycore/io/io.py) instead of making and comparing the state for every flow."""
+        key (proxycore/io/io.py) instead of making and comparing the state for every flow.
+        None for a connection with a certificate, an object that can change (its key would
+        never be ``frozen_key``: no use making it)."""
+        if self.certificate_list or getattr(self, "mitmcert", None) is not None:
+            return None
         key = self._key_values(self)
-        if self.alpn_offers or self.cipher_list or self.certificate_list:
+        if self.alpn_offers or self.cipher_list:
             # (each list's items after a separator: [a], [] and [], [a] differ)
-            key += (_END, *self.alpn_offers, _END, *self.cipher_list, _END, *self.certificate_list)
+            key += (_END, *self.alpn_offers, _END, *self.cipher_list)
         return key
 
     def _state_common(self) -> dict[str, Any]:

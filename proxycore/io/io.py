@@ -193,6 +193,8 @@ class FlowEncoder:
         if state_key is None:
             return self._connection(connection.get_state())
         key = state_key()
+        if key is None:  # (a connection whose state can change unseen: made every time)
+            return self._connection(connection.get_state())
         ident = connection.id
         kept = self._keyed.get(ident)
         if kept is not None and same_objects(kept[0], key):

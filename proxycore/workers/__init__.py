@@ -155,6 +155,8 @@ class KeptConnections:
         """The worker's side: the connection's id if the primary has its state, else its
         state and the key to keep once the message is sent (``sent``)."""
         key = connection.state_key()
+        if key is None:  # (its state can change unseen: sent in full every time)
+            return connection.get_state(), None
         kept = self.kept.get(connection.id)
         if kept is not None and same_objects(kept, key):
             return connection.id, None
