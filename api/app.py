@@ -516,7 +516,7 @@ class Options(RequestHandler):
             except OptionsError:
                 raise APIError(400, _option_type_error(name, options.typespec(name), value)) from None
         # (with --workers the workers' listeners change: the WorkerPool awaits their answers)
-        updaters = [self.master.addons.get(name) for name in ("proxyserver", "workerpool")]
+        updaters = listener_updaters(self.master)
         pending = [getattr(updater, "update_task", None) for updater in updaters]
         try:
             options.update(**update)
@@ -535,6 +535,13 @@ class Options(RequestHandler):
 class SaveOptions(RequestHandler):
     def post(self) -> None:
         """Accepted and ignored, as in mitmweb (the UI does not use it)."""
+
+
+def listener_updaters(master: Any) -> list[Any]:
+    """The addons that apply a change of the listen options in a task (``update_task``):
+    the proxyserver, and with --workers the WorkerPool, which awaits the workers' answers."""
+    found = (master.addons.get(name) for name in ("proxyserver", "workerpool"))
+    return [addon for addon in found if addon is not None]
 
 
 def servers_json(master: Any) -> dict[str, Any]:

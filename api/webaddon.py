@@ -254,15 +254,14 @@ class WebAddon:
         self._servers_task = asyncio.get_running_loop().create_task(self._report_servers())
 
     async def _report_servers(self) -> None:
-        from proxycore.api.app import servers_json
+        from proxycore.api.app import listener_updaters, servers_json
 
         self._broadcaster.servers_changed(servers_json(ctx.master))
         # (with --workers the WorkerPool's task ends once every worker reported its listeners)
-        for name in ("proxyserver", "workerpool"):
-            updater = ctx.master.addons.get(name)
+        for updater in listener_updaters(ctx.master):
             seen = None
             # A failed change puts the options back, which schedules one more update.
-            while updater is not None and updater.update_task not in (None, seen):
+            while updater.update_task not in (None, seen):
                 seen = updater.update_task
                 await asyncio.shield(seen)
         self._broadcaster.servers_changed(servers_json(ctx.master))
