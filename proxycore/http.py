@@ -357,10 +357,7 @@ class Headers:
         if cls is Headers and {*map(type, fields)} == _TUPLE and {*map(len, fields)} == _PAIR:
             flat: list[Any] = [*chain.from_iterable(fields)]
             if {*map(type, flat)} == _BYTES and not _LINE_BREAK_OR_NUL.search(b"".join(flat)):
-                headers = object.__new__(cls)
-                headers._fields = fields  # type: ignore[assignment]  # pairs of bytes, checked above
-                headers._index = None
-                return headers
+                return _bare_headers(fields, None)
         return cls((name, value) for name, value in fields)
 
 
@@ -1195,7 +1192,7 @@ class Request(Message):
         if cls.__init__ is not Request.__init__:  # a subclass with its own: let it run
             request = cls("", 0, b"", b"", b"", b"", b"HTTP/1.1", Headers(), None, None, 0.0, None)
         else:  # set_state sets every field: no placeholder values checked and dropped
-            request = object.__new__(cls)
+            request = _new(cls)
             request.data = RequestData()
             request.stream = False
         request.set_state(state)
@@ -1340,7 +1337,7 @@ class Response(Message):
         if cls.__init__ is not Response.__init__:  # as Request.from_state
             response = cls(b"HTTP/1.1", 0, b"", Headers(), None, None, 0.0, None)
         else:
-            response = object.__new__(cls)
+            response = _new(cls)
             response.data = ResponseData()
             response.stream = False
         response.set_state(state)
@@ -1443,10 +1440,11 @@ def field_index(fields: Iterable[tuple[bytes, bytes]], block: bytes | None = Non
 RequestLine = tuple[str, int, bytes, bytes, bytes, bytes, bytes]
 
 
-def _indexed_headers(index: _Index) -> Headers:
-    """Headers holding the fields and index of ``index`` as they are (see parsed_request)."""
+def _bare_headers(fields: Any, index: _Index | None) -> Headers:
+    """Headers holding ``fields`` (pairs of bytes its caller checked) and ``index`` as they
+    are: no __init__ checking each field again."""
     headers = _new(Headers)
-    headers._fields = index[0]
+    headers._fields = fields
     headers._index = index
     return headers
 
@@ -1460,7 +1458,7 @@ def parsed_request(line: RequestLine, index: _Index) -> Request:
     request = _new(Request)  # (no __init__ to run)
     request.data = d = RequestData()  # (no __init__ of its own: a class call costs less than _new)
     d.host, d.port, d.method, d.scheme, d.authority, d.path, d.http_version = line
-    d.headers = _indexed_headers(index)
+    d.headers = _bare_headers(index[0], index)
     d.content = None
     d.trailers = None
     d.timestamp_start = 0.0
@@ -1476,7 +1474,7 @@ def parsed_response(http_version: bytes, status_code: int, reason: bytes, index:
     d.http_version = http_version
     d.status_code = status_code
     d.reason = reason
-    d.headers = _indexed_headers(index)
+    d.headers = _bare_headers(index[0], index)
     d.content = None
     d.trailers = None
     d.timestamp_start = 0.0
